@@ -1,0 +1,202 @@
+import { execFileSync } from 'node:child_process';
+import { jest } from '@jest/globals';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main.js';
+import { VERSION } from '../../src/version.js';
+
+/** Runs the CLI in process and captures what it prints. */
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = jest
+    .spyOn(process.stdout, 'write')
+    .mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
+  const e = jest
+    .spyOn(process.stderr, 'write')
+    .mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
+  try {
+    const code = await main(args);
+    return { code, out, err };
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
+}
+
+let dir: string;
+let configFile: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dist-build-cli-'));
+  mkdirSync(join(dir, 'src'));
+  writeFileSync(join(dir, 'src/a.txt'), 'a');
+  writeFileSync(join(dir, 'src/b.txt'), 'b');
+  configFile = join(dir, 'dist-build.yml');
+  writeFileSync(
+    configFile,
+    `version: 1
+workers: {min: 1, max: 3, max-per-worker: 2}
+invocations:
+  gen: {run: 'true', inputs: [src/a.txt], outputs: [out/gen], estimate: 30}
+  lib: {run: 'true', inputs: [src/b.txt], outputs: [out/lib], needs: [gen], estimate: 10}
+  app: {run: 'true', inputs: [src/**], outputs: [out/app], needs: [lib], estimate: 20}
+  docs: {run: 'true', outputs: [out/docs], estimate: 5m}
+  img:
+    docker: {context: src, platforms: [linux/amd64, linux/arm64]}
+    needs: [app]
+    estimate: 40
+`,
+  );
+  writeFileSync(join(dir, 'history.json'), JSON.stringify({ durations: { docs: 1, gen: 2 } }));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('dist-build CLI', () => {
+  it('prints its version and help for every subcommand', async () => {
+    expect((await cli('--version')).out.trim()).toBe(VERSION);
+    const help = await cli('--help');
+    expect(help.code).toBe(0);
+    expect(help.out).toMatch(/plan/);
+    expect(help.out).toMatch(/validate/);
+    for (const sub of ['plan', 'validate']) {
+      const r = await cli(sub, '--help');
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(/--config/);
+    }
+  });
+
+  it('rejects an unknown command or option with exit code 2', async () => {
+    expect((await cli('frobnicate')).code).toBe(2);
+    const r = await cli('plan', '--bogus');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/unknown option '--bogus'/);
+  });
+
+  it('plan --json prints one object with workers, matrix, assignments and estimate', async () => {
+    const r = await cli('plan', '--config', configFile, '--json');
+    expect(r.code).toBe(0);
+    const plan = JSON.parse(r.out);
+    // 6 units, max-per-worker 2 -> clamp(3, 1, 3) = 3 workers.
+    expect(plan.workers).toEqual(['worker-1', 'worker-2', 'worker-3']);
+    expect(plan.matrix).toEqual({ include: plan.workers.map((w: string) => ({ worker: w })) });
+    expect(Object.keys(plan.assignments).sort()).toEqual(
+      ['app', 'docs', 'gen', 'img@linux/amd64', 'img@linux/arm64', 'lib'].sort(),
+    );
+    for (const w of Object.values(plan.assignments)) expect(plan.workers).toContain(w);
+    expect(plan.estimate.makespan).toBeGreaterThanOrEqual(plan.estimate.lowerBound);
+    expect(plan.estimate.lowerBound).toBeGreaterThanOrEqual(300);
+    expect(plan.units.docs.duration).toBe(300);
+    expect(plan.units['img@linux/arm64'].affinityKey).toBe('img@linux/arm64');
+    expect(plan.units.gen.cacheKey).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(plan.units.gen.cacheKey).not.toBe(plan.units.lib.cacheKey);
+  });
+
+  it('plan honours --workers, --worker-ids, --history, --previous and --no-keys', async () => {
+    const four = JSON.parse(
+      (await cli('plan', '-c', configFile, '--workers', '4', '--json', '--no-keys')).out,
+    );
+    expect(four.workers).toHaveLength(4);
+    expect(four.units.gen.cacheKey).toBeUndefined();
+
+    const named = JSON.parse(
+      (
+        await cli(
+          'plan',
+          '-c',
+          configFile,
+          '--worker-ids',
+          'a,b',
+          '--history',
+          join(dir, 'history.json'),
+          '--json',
+        )
+      ).out,
+    );
+    expect(named.workers).toEqual(['a', 'b']);
+    expect(named.units.docs.duration).toBe(1);
+    expect(named.units.gen.duration).toBe(2);
+
+    const prevFile = join(dir, 'prev.json');
+    writeFileSync(prevFile, JSON.stringify(named));
+    const again = JSON.parse(
+      (
+        await cli(
+          'plan',
+          '-c',
+          configFile,
+          '--worker-ids',
+          'a,b,c',
+          '--previous',
+          prevFile,
+          '--history',
+          join(dir, 'history.json'),
+          '--json',
+        )
+      ).out,
+    );
+    const moved = Object.keys(named.assignments).filter(
+      (u) => again.assignments[u] !== named.assignments[u],
+    );
+    expect(moved.length).toBeLessThanOrEqual(3);
+  });
+
+  it('plan prints a readable table by default', async () => {
+    const r = await cli('plan', '-c', configFile);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/WORKER\s+LOAD\s+UNITS/);
+    expect(r.out).toMatch(/img@linux\/arm64/);
+    expect(r.out).toMatch(/estimate: makespan/);
+  });
+
+  it('plan reports bad input with exit code 2 and no stack trace', async () => {
+    const bad = join(dir, 'bad.yml');
+    writeFileSync(bad, 'version: 1\ninvocations:\n  a: {run: x, needs: [b]}\n');
+    const r = await cli('plan', '-c', bad);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${bad}:3:23: invocations.a.needs[0]: unknown invocation "b"`);
+    expect(r.err).not.toMatch(/ at /);
+    expect((await cli('plan', '-c', configFile, '--workers', '0')).err).toMatch(
+      /--workers: expected a whole number/,
+    );
+    expect(
+      (await cli('plan', '-c', configFile, '--workers', '2', '--worker-ids', 'a')).err,
+    ).toMatch(/only one of/);
+    expect((await cli('plan', '-c', configFile, '--history', join(dir, 'nope.json'))).err).toMatch(
+      /nope\.json: cannot read history: ENOENT/,
+    );
+    writeFileSync(join(dir, 'h2.json'), '{"durations": {"a": "fast"}}');
+    expect((await cli('plan', '-c', configFile, '--history', join(dir, 'h2.json'))).err).toMatch(
+      /durations\.a: expected a number of seconds/,
+    );
+  });
+
+  it('validate says ok or lists the problems', async () => {
+    expect((await cli('validate', '-c', configFile)).out).toMatch(/ok \(5 invocations, 6 units\)/);
+    expect((await cli('validate', '-c', join(dir, 'missing.yml'))).code).toBe(2);
+  });
+
+  it('plan fails with both sides named when no worker can take a unit', async () => {
+    const members = join(dir, 'members.json');
+    writeFileSync(
+      members,
+      JSON.stringify([
+        { worker_id: 'x86-1', annotations: { os: 'linux', arch: 'amd64' } },
+        { worker_id: 'x86-2', annotations: { os: 'linux', arch: 'amd64' } },
+      ]),
+    );
+    const r = await cli('plan', '-c', configFile, '--members', members, '--no-keys');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/img@linux\/arm64/);
+    expect(r.err).toMatch(/x86-1/);
+  });
+});
+
+describe('the committed bundle', () => {
+  it('dist/cli.js runs', () => {
+    const out = execFileSync(process.execPath, [join(process.cwd(), 'dist/cli.js'), '--version'], {
+      encoding: 'utf8',
+    });
+    expect(out.trim()).toBe(VERSION);
+  });
+});

@@ -1,0 +1,275 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/config/errors.js';
+import type { ConfigIssue } from '../../src/config/errors.js';
+
+const FILE = '/repo/dist-build.yml';
+
+function issues(text: string): ConfigIssue[] {
+  try {
+    parseConfig(text, FILE);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.issues;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+const ISSUE_EXAMPLE = `version: 1
+workers: {min: 1, max: 16, max-per-worker: 20}
+placement: {balance: 1.15}
+invocations:
+  lib:
+    run: npm run build -w lib
+    inputs: [packages/lib/**, package-lock.json]
+    outputs: [packages/lib/dist]
+  api-image:
+    docker: {context: services/api, file: services/api/Dockerfile, target: runtime, platforms: [linux/amd64, linux/arm64], tags: [ghcr.io/org/api:latest]}
+    needs: [lib]
+    export: true
+`;
+
+describe('parseConfig', () => {
+  it('loads the example from the design issue with defaults filled in', () => {
+    const c = parseConfig(ISSUE_EXAMPLE, FILE);
+    expect(c.root).toBe('/repo');
+    expect(c.workers).toEqual({ min: 1, max: 16, maxPerWorker: 20 });
+    expect(c.placement).toEqual({ balance: 1.15, defaultDuration: 60 });
+    const [lib, api] = c.invocations;
+    expect(lib).toMatchObject({
+      name: 'lib',
+      run: 'npm run build -w lib',
+      inputs: ['packages/lib/**', 'package-lock.json'],
+      outputs: ['packages/lib/dist'],
+      needs: [],
+      export: false,
+      timeout: 3600,
+      labels: [],
+    });
+    expect(api!.docker).toEqual({
+      context: 'services/api',
+      file: 'services/api/Dockerfile',
+      target: 'runtime',
+      platforms: ['linux/amd64', 'linux/arm64'],
+      tags: ['ghcr.io/org/api:latest'],
+      buildArgs: {},
+    });
+    expect(api!.export).toBe(true);
+  });
+
+  it('merges env, converts scalar values to strings and parses durations', () => {
+    const c = parseConfig(
+      `version: 1
+env: {A: one, N: 3}
+placement: {default-duration: 2m}
+invocations:
+  x:
+    run: echo
+    env: {A: two, B: true}
+    timeout: 10m
+    estimate: 1.5h
+  y: {run: echo, docker: null}
+`.replace('  y: {run: echo, docker: null}\n', '  y: {run: echo, timeout: 250ms}\n'),
+      FILE,
+    );
+    expect(c.invocations[0]!.env).toEqual({ A: 'two', N: '3', B: 'true' });
+    expect(c.invocations[0]!.timeout).toBe(600);
+    expect(c.invocations[0]!.estimate).toBe(5400);
+    expect(c.invocations[1]!.timeout).toBe(0.25);
+    expect(c.placement.defaultDuration).toBe(120);
+  });
+
+  it('defaults the Dockerfile to <context>/Dockerfile and normalizes paths', () => {
+    const c = parseConfig(
+      `version: 1\ninvocations:\n  img: {docker: {context: ./svc/api/}, inputs: ['./a/../b/**']}\n`,
+      FILE,
+    );
+    expect(c.invocations[0]!.docker!.file).toBe('svc/api/Dockerfile');
+    expect(c.invocations[0]!.docker!.context).toBe('svc/api');
+    expect(c.invocations[0]!.inputs).toEqual(['b/**']);
+  });
+
+  it('names file, line, column, key path and what was expected for schema errors', () => {
+    const found = issues(`version: 1
+workers: {min: 0, mx: 3}
+invocations:
+  lib:
+    run: 3
+    inputz: []
+    timeout: 10x
+`);
+    expect(found.map((i) => `${i.line}:${i.col} ${i.path}`)).toEqual([
+      '2:16 workers.min',
+      '2:19 workers.mx',
+      '5:10 invocations.lib.run',
+      '6:5 invocations.lib.inputz',
+      '7:14 invocations.lib.timeout',
+    ]);
+    expect(found[0]!.file).toBe(FILE);
+    expect(found[1]!.message).toMatch(
+      /unknown key "mx" \(did you mean "max"\?\); expected one of: min, max, max-per-worker/,
+    );
+    expect(found[2]!.message).toBe('expected string, got number 3');
+    expect(found[3]!.message).toMatch(/did you mean "inputs"/);
+    expect(found[4]!.message).toMatch(
+      /got string "10x"; expected seconds as a number, or a string such as "90s"/,
+    );
+  });
+
+  it('rejects unknown top-level keys and a wrong version', () => {
+    const found = issues('version: 2\ninvocation: {}\n');
+    const text = found.map((i) => `${i.path}: ${i.message}`).join('\n');
+    expect(text).toMatch(/version: expected 1, got number 2/);
+    expect(text).toMatch(/invocation: unknown key "invocation" \(did you mean "invocations"\?\)/);
+    expect(text).toMatch(/missing required key "invocations"/);
+  });
+
+  it('reports YAML syntax errors and duplicate keys with positions', () => {
+    const bad = issues('version: 1\ninvocations:\n  a: {run: x\n');
+    expect(bad[0]!.line).toBeGreaterThan(0);
+    const dup = issues('version: 1\ninvocations:\n  a: {run: x}\n  a: {run: y}\n');
+    expect(dup[0]).toMatchObject({ line: 4 });
+    expect(dup[0]!.message).toMatch(/unique/);
+  });
+
+  it('reports an empty file', () => {
+    expect(issues('')[0]!.message).toMatch(/empty/);
+  });
+
+  it('names missing needs targets with a suggestion, and self-needs', () => {
+    const found = issues(`version: 1
+invocations:
+  api-image: {run: x}
+  lib: {run: x, needs: [api-imag, nothing-like-it]}
+  me: {run: x, needs: [me]}
+`);
+    expect(found.map((i) => [i.line, i.path, i.message])).toEqual([
+      [4, 'invocations.lib.needs[0]', 'unknown invocation "api-imag" (did you mean "api-image"?)'],
+      [4, 'invocations.lib.needs[1]', 'unknown invocation "nothing-like-it"'],
+      [5, 'invocations.me.needs[0]', '"me" cannot need itself'],
+    ]);
+  });
+
+  it('reports needs cycles with the cycle', () => {
+    const found = issues(`version: 1
+invocations:
+  a: {run: x, needs: [c]}
+  b: {run: x, needs: [a]}
+  c: {run: x, needs: [b]}
+  d: {run: x, needs: [a]}
+`);
+    expect(found).toHaveLength(1);
+    expect(found[0]!.message).toBe('needs cycle: a -> c -> b -> a');
+    expect(found[0]).toMatchObject({ line: 3, path: 'invocations.a.needs[0]' });
+  });
+
+  it('rejects names unsafe for cache keys and file names', () => {
+    for (const name of [
+      '"../x"',
+      '"a b"',
+      '".hidden"',
+      '"x/y"',
+      '"-x"',
+      `"${'a'.repeat(65)}"`,
+      '"ä"',
+    ]) {
+      const found = issues(`version: 1\ninvocations:\n  ${name}: {run: x}\n`);
+      expect(found[0]!.message).toMatch(/invalid invocation name/);
+      expect(found[0]!.line).toBe(3);
+    }
+    const clash = issues('version: 1\ninvocations:\n  Lib: {run: x}\n  lib: {run: y}\n');
+    expect(clash[0]!.message).toMatch(/differs from "Lib" only by case/);
+  });
+
+  it('requires exactly one of run and docker', () => {
+    expect(issues('version: 1\ninvocations:\n  a: {inputs: [x]}\n')[0]!.message).toMatch(
+      /expected one of "run" or "docker"/,
+    );
+    expect(
+      issues('version: 1\ninvocations:\n  a: {run: x, docker: {context: .}}\n')[0]!.message,
+    ).toMatch(/cannot both be set/);
+  });
+
+  it('rejects paths that leave the config directory', () => {
+    const found = issues(`version: 1
+invocations:
+  a: {run: x, inputs: [../secret, /etc/passwd, ok/**, '!../x'], outputs: [out/../../up]}
+`);
+    expect(found.map((i) => i.path)).toEqual([
+      'invocations.a.inputs[0]',
+      'invocations.a.inputs[1]',
+      'invocations.a.inputs[3]',
+      'invocations.a.outputs[0]',
+    ]);
+  });
+
+  it('rejects overlapping outputs of different invocations', () => {
+    const found = issues(`version: 1
+invocations:
+  a: {run: x, outputs: [out/a, shared]}
+  b: {run: x, outputs: [out/a/inner]}
+  c: {run: x, outputs: [shared]}
+`);
+    expect(found.map((i) => i.message)).toEqual([
+      'output "out/a/inner" overlaps output "out/a" of invocation "a"',
+      'output "shared" overlaps output "shared" of invocation "a"',
+    ]);
+  });
+
+  it('checks workers.min <= workers.max, platforms and label lists', () => {
+    expect(
+      issues('version: 1\nworkers: {min: 5, max: 2}\ninvocations: {a: {run: x}}\n')[0]!.message,
+    ).toMatch(/larger than max/);
+    expect(issues('version: 1\ninvocations: {a: {run: x, platform: amd64}}\n')[0]!.message).toMatch(
+      /expected a platform os\/arch/,
+    );
+    expect(
+      issues('version: 1\ninvocations: {a: {docker: {context: .}, platform: linux/amd64}}\n')[0]!
+        .message,
+    ).toMatch(/docker.platforms/);
+    expect(
+      issues('version: 1\ninvocations: {a: {run: x, labels: [gpu, gpu]}}\n')[0]!.message,
+    ).toMatch(/unique/);
+  });
+});
+
+describe('loadConfig', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'dist-build-config-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads a file and sets root to its directory', async () => {
+    const file = join(dir, 'dist-build.yml');
+    writeFileSync(file, ISSUE_EXAMPLE);
+    const c = await loadConfig(file);
+    expect(c.root).toBe(dir);
+    expect(c.file).toBe(file);
+  });
+
+  it('names a missing file', async () => {
+    await expect(loadConfig(join(dir, 'nope.yml'))).rejects.toThrow(
+      /nope\.yml: cannot read config: file not found/,
+    );
+  });
+});
+
+describe('env names', () => {
+  it('rejects an invalid environment variable name at its key', () => {
+    const found = issues('version: 1\ninvocations:\n  a:\n    run: x\n    env: {OK: 1, 1BAD: 2}\n');
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({ line: 5, col: 18, path: 'invocations.a.env.1BAD' });
+    expect(found[0]!.message).toMatch(/invalid name "1BAD": expected an environment variable name/);
+  });
+});
+
+describe('defaults', () => {
+  it('uses balance 1.1, 60 s default duration, workers 1..16 by 20', () => {
+    const c = parseConfig('version: 1\ninvocations: {a: {run: x}}\n', FILE);
+    expect(c.placement).toEqual({ balance: 1.1, defaultDuration: 60 });
+    expect(c.workers).toEqual({ min: 1, max: 16, maxPerWorker: 20 });
+  });
+});

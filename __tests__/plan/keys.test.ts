@@ -1,0 +1,319 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Config, InvocationConfig } from '../../src/config/types.js';
+import { FileIndex } from '../../src/plan/file-index.js';
+import {
+  KEY_FORMAT,
+  canonicalJson,
+  computeCacheKeys,
+  dependencyOrder,
+} from '../../src/plan/keys.js';
+import type { Unit } from '../../src/plan/types.js';
+import { expandUnits } from '../../src/plan/units.js';
+import {
+  backdate,
+  cleanupTempDirs,
+  invocation,
+  makeConfig,
+  simpleUnits,
+  tempDir,
+  writeTree,
+} from './helpers.js';
+
+afterAll(cleanupTempDirs);
+
+const TREE = {
+  'package-lock.json': '{"lockfileVersion":3}',
+  'packages/lib/src/index.ts': 'export const x = 1;\n',
+  'packages/lib/src/util.ts': 'export const y = 2;\n',
+  'packages/lib/src/util.test.ts': 'test("y", () => {});\n',
+  'packages/app/src/main.ts': 'import "lib";\n',
+  'packages/app/scripts/build.sh': '#!/bin/sh\ntsc\n',
+  'tools/gen/gen.py': 'print(1)\n',
+  'services/api/Dockerfile': 'FROM node:20\nCOPY . .\n',
+  'services/api/.dockerignore': '*.md\nnode_modules\n',
+  'services/api/server.js': 'listen()\n',
+  'services/api/NOTES.md': 'ignored by .dockerignore\n',
+};
+
+/** lib <- app <- api (docker, 2 platforms); gen is unrelated. */
+function invocations(): InvocationConfig[] {
+  return [
+    invocation('lib', {
+      run: 'npm run build -w lib',
+      inputs: ['packages/lib/**', 'package-lock.json', '!**/*.test.ts'],
+      outputs: ['packages/lib/dist'],
+      env: { NODE_ENV: 'production', CI: 'true' },
+    }),
+    invocation('app', {
+      run: 'npm run build -w app',
+      inputs: ['packages/app/**', 'package-lock.json'],
+      outputs: ['packages/app/dist'],
+      needs: ['lib'],
+    }),
+    invocation('gen', { run: 'python tools/gen/gen.py', inputs: ['tools/**'] }),
+    invocation('api', {
+      docker: {
+        context: 'services/api',
+        platforms: ['linux/amd64', 'linux/arm64'],
+        tags: ['registry/api:latest'],
+        buildArgs: { VERSION: '1' },
+      },
+      needs: ['app'],
+    }),
+  ];
+}
+
+function checkout(files: Record<string, string> = TREE): string {
+  const root = tempDir('dist-build-keys-');
+  writeTree(root, files);
+  fs.chmodSync(path.join(root, 'packages/app/scripts/build.sh'), 0o755);
+  return root;
+}
+
+/** Keys (unit id -> cache key) for a checkout, with a fresh index in a separate cache dir. */
+async function keysOf(
+  root: string,
+  mutate: (invs: InvocationConfig[]) => void = () => {},
+  unitsOf: (c: Config) => Unit[] = expandUnits,
+): Promise<Record<string, string>> {
+  const invs = invocations();
+  mutate(invs);
+  const config = makeConfig(root, invs);
+  const result = await computeCacheKeys(config, unitsOf(config), {
+    cacheDir: path.join(tempDir('dist-build-cache-'), 'index'),
+  });
+  return Object.fromEntries([...result].map(([id, info]) => [id, info.cacheKey]));
+}
+
+describe('computeCacheKeys', () => {
+  let root: string;
+  let base: Record<string, string>;
+  beforeAll(async () => {
+    root = checkout();
+    base = await keysOf(root);
+  });
+
+  it('gives every unit a sha256 key, per platform for docker units', () => {
+    expect(Object.keys(base).sort()).toEqual(
+      ['api@linux/amd64', 'api@linux/arm64', 'app', 'gen', 'lib'].sort(),
+    );
+    for (const k of Object.values(base)) expect(k).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(base['api@linux/amd64']).not.toBe(base['api@linux/arm64']);
+  });
+
+  it('reports file counts, bytes and unmatched patterns', async () => {
+    const config = makeConfig(root, [
+      invocation('lib', { inputs: ['packages/lib/**', '!**/*.test.ts', 'nope/**'] }),
+    ]);
+    const info = (await computeCacheKeys(config, simpleUnits(config))).get('lib')!;
+    expect(info.files).toBe(2);
+    expect(info.bytes).toBe(
+      TREE['packages/lib/src/index.ts'].length + TREE['packages/lib/src/util.ts'].length,
+    );
+    expect(info.unmatched).toEqual(['nope/**']);
+  });
+
+  it('is independent of the checkout location, mtimes and index state', async () => {
+    const other = checkout();
+    backdate(other, 1_234_567_890);
+    expect(await keysOf(other)).toEqual(base);
+    // cold, then warm from the stored index (clock 10 s ahead: the new files are not racy)
+    const config = makeConfig(other, invocations());
+    const units = expandUnits(config);
+    const run = async () => {
+      const index = await FileIndex.open(other, { now: () => Date.now() + 10_000 });
+      const keys = await computeCacheKeys(config, units, { index });
+      await index.save();
+      await index.close();
+      return { keys, stats: index.stats };
+    };
+    const cold = await run();
+    const warm = await run();
+    expect(fs.existsSync(path.join(other, '.dist-build/index'))).toBe(true);
+    expect(cold.stats.hashed).toBeGreaterThan(0);
+    expect(warm.stats.hashed).toBe(0);
+    expect(warm.stats.hits).toBe(cold.stats.hashed);
+    for (const [id, key] of Object.entries(base)) {
+      expect(cold.keys.get(id)!.cacheKey).toBe(key);
+      expect(warm.keys.get(id)!.cacheKey).toBe(key);
+    }
+  });
+
+  it('does not depend on the order files were created in', async () => {
+    const reversed = Object.fromEntries(Object.entries(TREE).reverse());
+    expect(await keysOf(checkout(reversed))).toEqual(base);
+  });
+
+  it('does not change on touch (mtime only)', async () => {
+    const other = checkout();
+    const before = await keysOf(other);
+    const f = path.join(other, 'packages/lib/src/index.ts');
+    fs.utimesSync(f, new Date('2001-01-01'), new Date('2001-01-01'));
+    expect(await keysOf(other)).toEqual(before);
+  });
+
+  it('changes the key of the unit and its dependents on a one-byte change, not of others', async () => {
+    const other = checkout({ ...TREE, 'packages/lib/src/util.ts': 'export const y = 3;\n' });
+    const changed = await keysOf(other);
+    for (const id of ['lib', 'app', 'api@linux/amd64', 'api@linux/arm64']) {
+      expect(changed[id]).not.toBe(base[id]); // directly and transitively
+    }
+    expect(changed.gen).toBe(base.gen);
+  });
+
+  it('changes only the dependent chain when a middle unit changes', async () => {
+    const other = checkout({ ...TREE, 'packages/app/src/main.ts': 'import "lib"; // v2\n' });
+    const changed = await keysOf(other);
+    expect(changed.lib).toBe(base.lib);
+    expect(changed.gen).toBe(base.gen);
+    expect(changed.app).not.toBe(base.app);
+    expect(changed['api@linux/amd64']).not.toBe(base['api@linux/amd64']);
+  });
+
+  it('ignores files excluded by negations and by .dockerignore', async () => {
+    const other = checkout({
+      ...TREE,
+      'packages/lib/src/util.test.ts': 'changed test',
+      'services/api/NOTES.md': 'changed notes',
+    });
+    expect(await keysOf(other)).toEqual(base);
+  });
+
+  it('changes on an executable-bit change', async () => {
+    const other = checkout();
+    fs.chmodSync(path.join(other, 'packages/app/scripts/build.sh'), 0o644);
+    const changed = await keysOf(other);
+    expect(changed.app).not.toBe(base.app);
+    expect(changed.lib).toBe(base.lib);
+  });
+
+  it('changes when a file is added, removed or renamed', async () => {
+    const added = checkout({ ...TREE, 'packages/lib/src/new.ts': '' });
+    expect((await keysOf(added)).lib).not.toBe(base.lib);
+    const { ['packages/lib/src/util.ts']: util, ...rest } = TREE;
+    const removed = checkout(rest);
+    expect((await keysOf(removed)).lib).not.toBe(base.lib);
+    const renamed = checkout({ ...rest, 'packages/lib/src/util2.ts': util });
+    expect((await keysOf(renamed)).lib).not.toBe(base.lib);
+  });
+
+  it('hashes a symlink by its target, without following it', async () => {
+    const a = checkout();
+    fs.symlinkSync('index.ts', path.join(a, 'packages/lib/src/alias.ts'));
+    const b = checkout();
+    fs.symlinkSync('util.ts', path.join(b, 'packages/lib/src/alias.ts'));
+    const ka = await keysOf(a);
+    expect(ka.lib).not.toBe(base.lib);
+    expect((await keysOf(b)).lib).not.toBe(ka.lib);
+  });
+
+  it('changes on env, command, outputs, build args, target and platform changes', async () => {
+    const variants: [string, (invs: InvocationConfig[]) => void, string][] = [
+      ['env value', (i) => (i[0]!.env.NODE_ENV = 'development'), 'lib'],
+      ['env added', (i) => (i[0]!.env.EXTRA = ''), 'lib'],
+      ['command', (i) => (i[0]!.run = 'npm run build -w lib --verbose'), 'lib'],
+      ['outputs', (i) => i[0]!.outputs.push('packages/lib/types'), 'lib'],
+      ['build arg', (i) => (i[3]!.docker!.buildArgs.VERSION = '2'), 'api@linux/amd64'],
+      ['target', (i) => (i[3]!.docker!.target = 'prod'), 'api@linux/amd64'],
+      ['platform', (i) => (i[2]!.platform = 'linux/arm64'), 'gen'],
+      ['Dockerfile', (i) => (i[3]!.docker!.file = 'services/api/server.js'), 'api@linux/amd64'],
+    ];
+    for (const [what, mutate, id] of variants) {
+      const changed = await keysOf(root, mutate);
+      expect([what, changed[id]]).not.toEqual([what, base[id]]);
+    }
+  });
+
+  it('ignores tags, timeout, estimate, labels, export and the order of env/outputs/inputs', async () => {
+    const same = await keysOf(root, (i) => {
+      i[3]!.docker!.tags = ['other:tag'];
+      i[0]!.timeout = 5;
+      i[0]!.estimate = 99;
+      i[0]!.labels = ['gpu'];
+      i[0]!.export = true;
+      i[0]!.env = { CI: 'true', NODE_ENV: 'production' };
+      i[0]!.inputs = ['!**/*.test.ts', 'package-lock.json', 'packages/lib/**'];
+      i[1]!.outputs = ['packages/app/dist', 'packages/app/dist'];
+    });
+    expect(same).toEqual(base);
+  });
+
+  it('uses the docker context (filtered) plus the Dockerfile and extra input globs', async () => {
+    const other = checkout({ ...TREE, 'services/api/server.js': 'listen(8080)\n' });
+    expect((await keysOf(other))['api@linux/arm64']).not.toBe(base['api@linux/arm64']);
+    const withInputs = await keysOf(root, (i) => i[3]!.inputs.push('tools/**'));
+    expect(withInputs['api@linux/arm64']).not.toBe(base['api@linux/arm64']);
+  });
+
+  it('reports a missing docker context or Dockerfile in unmatched, without failing', async () => {
+    const config = makeConfig(root, [
+      invocation('img', { docker: { context: 'services/nope' }, inputs: ['tools/**'] }),
+    ]);
+    const info = (await computeCacheKeys(config, simpleUnits(config))).get('img')!;
+    expect(info.unmatched).toEqual(['services/nope', 'services/nope/Dockerfile']);
+    expect(info.files).toBe(1);
+    expect(info.cacheKey).toMatch(/^sha256:/);
+  });
+
+  it('shares keys of identical definitions (the name is not part of the key)', async () => {
+    const config = makeConfig(root, [
+      invocation('one', { run: 'make', inputs: ['tools/**'] }),
+      invocation('two', { run: 'make', inputs: ['tools/**'] }),
+    ]);
+    const keys = await computeCacheKeys(config, simpleUnits(config));
+    expect(keys.get('one')!.cacheKey).toBe(keys.get('two')!.cacheKey);
+  });
+
+  it('accepts an open index and leaves saving to the caller', async () => {
+    const index = await FileIndex.open(root, { cacheDir: path.join(tempDir(), 'idx') });
+    const config = makeConfig(root, invocations());
+    const keys = await computeCacheKeys(config, expandUnits(config), { index });
+    expect(keys.get('lib')!.cacheKey).toBe(base.lib);
+    expect(index.stats.hashed).toBeGreaterThan(0);
+    await index.close();
+  });
+
+  it('throws on unknown needs, unknown invocations and cycles', async () => {
+    const config = makeConfig(root, [invocation('a'), invocation('b')]);
+    const u = (id: string, needs: string[], inv = id): Unit => ({
+      id,
+      invocation: inv,
+      affinityKey: id,
+      needs,
+      labels: [],
+    });
+    await expect(computeCacheKeys(config, [u('a', ['zzz'])])).rejects.toThrow(/unknown unit "zzz"/);
+    await expect(computeCacheKeys(config, [u('q', [], 'nope')])).rejects.toThrow(
+      /unknown invocation "nope"/,
+    );
+    await expect(computeCacheKeys(config, [u('a', ['b']), u('b', ['a'])])).rejects.toThrow(
+      /cycle: a -> b -> a/,
+    );
+  });
+});
+
+describe('dependencyOrder', () => {
+  it('puts needs first and keeps the given order otherwise', () => {
+    const u = (id: string, needs: string[] = []): Unit => ({
+      id,
+      invocation: id,
+      affinityKey: id,
+      needs,
+      labels: [],
+    });
+    const order = dependencyOrder([u('c', ['b']), u('a'), u('b', ['a']), u('d')]);
+    expect(order.map((x) => x.id)).toEqual(['a', 'b', 'c', 'd']);
+  });
+});
+
+describe('canonicalJson', () => {
+  it('sorts keys, has no whitespace and is independent of insertion order', () => {
+    expect(canonicalJson({ b: [1, 'x'], a: { d: null, c: true } })).toBe(
+      '{"a":{"c":true,"d":null},"b":[1,"x"]}',
+    );
+    expect(canonicalJson({ z: 1, a: 2 })).toBe(canonicalJson({ a: 2, z: 1 }));
+    expect(() => canonicalJson(1.5)).toThrow();
+    expect(KEY_FORMAT).toBe('dist-build/key/v1');
+  });
+});

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// Bundles each entry point into one committed file under dist/ and writes the JSON Schema
+// generated from src/config/schema.ts. `--check` builds into a temporary folder instead and
+// fails when the result differs from what is committed (CI runs it as `npm run check-dist`).
+import { build } from 'esbuild';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const check = process.argv.includes('--check');
+const out = check ? mkdtempSync(join(tmpdir(), 'dist-build-check-')) : root;
+
+// CommonJS dependencies bundled into an ESM file still call require() for Node built-ins.
+const banner = {
+  js: "import { createRequire as __dbCreateRequire } from 'node:module'; const require = __dbCreateRequire(import.meta.url);",
+};
+const entries = [
+  { in: 'src/cli/bin.ts', out: 'dist/cli.js', shebang: true },
+  { in: 'src/action/main.ts', out: 'dist/action.js' },
+  // The library keeps its dependencies external: npm installs them next to it.
+  { in: 'src/index.ts', out: 'dist/index.js', external: true },
+];
+
+try {
+  for (const e of entries) {
+    await build({
+      entryPoints: [join(root, e.in)],
+      outfile: join(out, e.out),
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'esm',
+      legalComments: 'none',
+      logLevel: 'warning',
+      banner: { js: (e.shebang ? '#!/usr/bin/env node\n' : '') + banner.js },
+      ...(e.external ? { packages: 'external' } : {}),
+    });
+  }
+  // The schema is written from its TypeScript source so the two never drift apart.
+  const schemaTmp = join(out, 'schema-build');
+  mkdirSync(schemaTmp, { recursive: true });
+  await build({
+    entryPoints: [join(root, 'src/config/schema.ts')],
+    outfile: join(schemaTmp, 'schema.mjs'),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    logLevel: 'warning',
+  });
+  const { configSchema } = await import(pathToFileURL(join(schemaTmp, 'schema.mjs')).href);
+  mkdirSync(join(out, 'schema'), { recursive: true });
+  writeFileSync(
+    join(out, 'schema/dist-build.schema.json'),
+    JSON.stringify(configSchema, null, 2) + '\n',
+  );
+  rmSync(schemaTmp, { recursive: true, force: true });
+
+  if (check) {
+    const files = [...entries.map((e) => e.out), 'schema/dist-build.schema.json'];
+    const stale = files.filter((f) => {
+      const committed = join(root, f);
+      return !existsSync(committed) || !readFileSync(committed).equals(readFileSync(join(out, f)));
+    });
+    if (stale.length) {
+      console.error(
+        `check-dist: these generated files differ from a fresh build: ${stale.join(', ')}`,
+      );
+      console.error('Run `npm run build` and commit the result.');
+      process.exitCode = 1;
+    } else {
+      console.log(`check-dist: ${files.length} generated files match a fresh build`);
+    }
+  }
+} finally {
+  if (check) rmSync(out, { recursive: true, force: true });
+}

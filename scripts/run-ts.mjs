@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// Runs a TypeScript entry point (benchmarks, scripts) on Node 20, which cannot strip types:
+// esbuild bundles it (dependencies stay external) into node_modules/.cache and imports it.
+import { build } from 'esbuild';
+import { mkdirSync } from 'node:fs';
+import { join, dirname, basename, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const [entry, ...rest] = process.argv.slice(2);
+if (!entry) {
+  console.error('usage: node scripts/run-ts.mjs FILE.ts [ARGS...]');
+  process.exit(2);
+}
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const cache = join(root, 'node_modules/.cache/dist-build-run');
+mkdirSync(cache, { recursive: true });
+const outfile = join(cache, basename(entry).replace(/\.ts$/, '') + '.mjs');
+await build({
+  entryPoints: [resolve(entry)],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  packages: 'external',
+  sourcemap: 'inline',
+  logLevel: 'warning',
+});
+process.argv = [process.argv[0], resolve(entry), ...rest];
+await import(pathToFileURL(outfile).href);

@@ -1,0 +1,499 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve, posix } from 'node:path';
+import AjvModule from 'ajv';
+import type { ErrorObject } from 'ajv';
+import { LineCounter, parseDocument, isMap, isPair, isScalar } from 'yaml';
+import type { Document, Node as YamlNode, YAMLMap } from 'yaml';
+import { configSchema, PATTERN_TEXT } from './schema.js';
+import { ConfigError } from './errors.js';
+import type { ConfigIssue } from './errors.js';
+import { parseDuration } from './duration.js';
+import type { Config, DockerSpec, InvocationConfig } from './types.js';
+
+type Segment = string | number;
+type Raw = Record<string, unknown>;
+
+const Ajv = AjvModule.default;
+let validator: ReturnType<InstanceType<typeof Ajv>['compile']> | undefined;
+function validateSchema(value: unknown): ErrorObject[] {
+  if (!validator) {
+    const ajv = new Ajv({ allErrors: true, allowUnionTypes: true, strict: true });
+    validator = ajv.compile(configSchema);
+  }
+  return validator(value) ? [] : (validator.errors ?? []);
+}
+
+/** Where a problem is: YAML positions for key paths of one parsed document. */
+class Locator {
+  private readonly lines = new LineCounter();
+  readonly doc: Document.Parsed;
+  constructor(
+    readonly file: string,
+    text: string,
+  ) {
+    this.doc = parseDocument(text, {
+      lineCounter: this.lines,
+      prettyErrors: false,
+      uniqueKeys: true,
+    });
+  }
+
+  private pos(offset: number | undefined): { line: number; col: number } {
+    if (offset === undefined) return { line: 0, col: 0 };
+    return this.lines.linePos(offset);
+  }
+
+  /** The value node at `path`, or the deepest existing ancestor. */
+  private node(path: Segment[]): YamlNode | undefined {
+    for (let n = path.length; n >= 0; n--) {
+      const found = n === 0 ? this.doc.contents : this.doc.getIn(path.slice(0, n), true);
+      if (found && typeof found === 'object' && 'range' in (found as object))
+        return found as YamlNode;
+    }
+    return undefined;
+  }
+
+  /** Position of the key `key` inside the map at `path` (for unknown keys), else of the map. */
+  issueAtKey(path: Segment[], key: string, message: string): ConfigIssue {
+    const map = this.node(path);
+    if (map && isMap(map)) {
+      const pair = (map as YAMLMap).items.find(
+        (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === key,
+      );
+      const keyNode = pair?.key as YamlNode | undefined;
+      if (keyNode?.range) return this.issue([...path, key], message, keyNode.range[0]);
+    }
+    return this.issueAt([...path, key], message);
+  }
+
+  issueAt(path: Segment[], message: string): ConfigIssue {
+    return this.issue(path, message, this.node(path)?.range?.[0]);
+  }
+
+  private issue(path: Segment[], message: string, offset: number | undefined): ConfigIssue {
+    return { file: this.file, ...this.pos(offset), path: formatPath(path), message };
+  }
+
+  yamlErrors(): ConfigIssue[] {
+    return this.doc.errors.map((e) => ({
+      file: this.file,
+      ...this.pos(e.pos[0]),
+      path: '',
+      message: e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''),
+    }));
+  }
+}
+
+export function formatPath(path: Segment[]): string {
+  return path
+    .map((s, i) =>
+      typeof s === 'number'
+        ? `[${s}]`
+        : /^[A-Za-z0-9_.-]+$/.test(s)
+          ? `${i ? '.' : ''}${s}`
+          : `[${JSON.stringify(s)}]`,
+    )
+    .join('');
+}
+
+function pointerToPath(pointer: string, value: unknown): Segment[] {
+  if (!pointer) return [];
+  const out: Segment[] = [];
+  let cur: unknown = value;
+  for (const raw of pointer.slice(1).split('/')) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    const key: Segment = Array.isArray(cur) && /^\d+$/.test(seg) ? Number(seg) : seg;
+    out.push(key);
+    cur =
+      cur && typeof cur === 'object' ? (cur as Record<string, unknown>)[String(key)] : undefined;
+  }
+  return out;
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `string ${JSON.stringify(v)}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+function schemaAt(path: Segment[]): Record<string, unknown> | undefined {
+  let s: Record<string, unknown> | undefined = configSchema as unknown as Record<string, unknown>;
+  for (const seg of path) {
+    if (!s) return undefined;
+    const props = s.properties as Record<string, Record<string, unknown>> | undefined;
+    if (typeof seg === 'number') s = s.items as Record<string, unknown> | undefined;
+    else if (props && seg in props) s = props[seg];
+    else
+      s =
+        typeof s.additionalProperties === 'object'
+          ? (s.additionalProperties as Record<string, unknown>)
+          : undefined;
+  }
+  return s;
+}
+
+function describeSchemaError(
+  e: ErrorObject,
+  value: unknown,
+  loc: Locator,
+  data: unknown,
+): ConfigIssue {
+  const path = pointerToPath(e.instancePath, data);
+  const p = e.params as Record<string, unknown>;
+  if (e.propertyName !== undefined) {
+    // An error inside `propertyNames`: the key itself is wrong.
+    const what =
+      e.keyword === 'pattern'
+        ? `: expected ${PATTERN_TEXT[String(p.pattern)] ?? String(p.pattern)}`
+        : '';
+    return loc.issueAtKey(path, e.propertyName, `invalid name "${e.propertyName}"${what}`);
+  }
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = String(p.additionalProperty);
+      const known = Object.keys((schemaAt(path)?.properties as object) ?? {});
+      const hint = known.length ? `; expected one of: ${known.join(', ')}` : '';
+      return loc.issueAtKey(path, key, `unknown key "${key}"${didYouMean(key, known)}${hint}`);
+    }
+    case 'required':
+      return loc.issueAt(path, `missing required key "${String(p.missingProperty)}"`);
+    case 'type':
+      return loc.issueAt(
+        path,
+        `expected ${String(p.type).replace(',', ' or ')}, got ${typeName(value)}`,
+      );
+    case 'const':
+      return loc.issueAt(
+        path,
+        `expected ${JSON.stringify(p.allowedValue)}, got ${typeName(value)}`,
+      );
+    case 'enum':
+      return loc.issueAt(
+        path,
+        `expected one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`,
+      );
+    case 'pattern': {
+      const what = PATTERN_TEXT[String(p.pattern)] ?? `a string matching ${String(p.pattern)}`;
+      return loc.issueAt(path, `got ${typeName(value)}; expected ${what}`);
+    }
+    case 'uniqueItems':
+      return loc.issueAt(
+        path,
+        `items must be unique (items ${String(p.j)} and ${String(p.i)} are equal)`,
+      );
+    case 'minProperties':
+      return loc.issueAt(path, 'expected at least one entry');
+    default:
+      return loc.issueAt(
+        path,
+        `${e.message ?? 'invalid'}${value === undefined ? '' : `, got ${typeName(value)}`}`,
+      );
+  }
+}
+
+/** Names are used in cache keys, file names and matrix ids, so they are kept plain. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function levenshtein(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0]!;
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = d[j]!;
+      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return d[b.length]!;
+}
+
+function didYouMean(word: string, options: string[]): string {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const o of options) {
+    const d = levenshtein(word, o);
+    if (d < bestD) [best, bestD] = [o, d];
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3))
+    ? ` (did you mean "${best}"?)`
+    : '';
+}
+
+/** A path relative to the root that stays inside it, normalized; undefined when it escapes. */
+function cleanRelative(p: string): string | undefined {
+  if (p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p) || p.includes('\\')) return undefined;
+  const n = posix.normalize(p).replace(/\/+$/, '');
+  if (n === '..' || n.startsWith('../')) return undefined;
+  return n === '' ? '.' : n;
+}
+
+function toEnv(raw: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries((raw as Raw | undefined) ?? {})) out[k] = String(v);
+  return out;
+}
+
+/** Finds `needs` cycles; each is returned once as the list of names along it (first = last). */
+function findCycles(needs: Map<string, string[]>): string[][] {
+  const state = new Map<string, 1 | 2>();
+  const stack: string[] = [];
+  const cycles: string[][] = [];
+  const visit = (n: string): void => {
+    state.set(n, 1);
+    stack.push(n);
+    for (const m of needs.get(n) ?? []) {
+      if (!needs.has(m) || m === n) continue; // unknown targets and self-needs are reported apart
+      if (state.get(m) === 1) cycles.push([...stack.slice(stack.indexOf(m)), m]);
+      else if (!state.has(m)) visit(m);
+    }
+    stack.pop();
+    state.set(n, 2);
+  };
+  for (const n of needs.keys()) if (!state.has(n)) visit(n);
+  return cycles;
+}
+
+/** Parses and validates config text; throws ConfigError listing every problem. */
+export function parseConfig(text: string, file: string, display: string = file): Config {
+  const loc = new Locator(display, text);
+  const yamlIssues = loc.yamlErrors();
+  if (yamlIssues.length) throw new ConfigError(yamlIssues);
+  const data = loc.doc.toJS() as unknown;
+  if (data === null || data === undefined) {
+    throw new ConfigError([
+      {
+        file: display,
+        line: 1,
+        col: 1,
+        path: '',
+        message: 'the file is empty; expected a mapping with version and invocations',
+      },
+    ]);
+  }
+  const schemaErrors = validateSchema(data);
+  if (schemaErrors.length) {
+    const seen = new Set<string>();
+    const issues: ConfigIssue[] = [];
+    // A `propertyNames` error only repeats the inner error that names the key.
+    for (const e of schemaErrors.filter((x) => x.keyword !== 'propertyNames')) {
+      const value = pointerToPath(e.instancePath, data).reduce<unknown>(
+        (v, s) => (v && typeof v === 'object' ? (v as Raw)[String(s)] : undefined),
+        data,
+      );
+      const issue = describeSchemaError(e, value, loc, data);
+      const id = `${issue.path}|${issue.message}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      issues.push(issue);
+    }
+    throw new ConfigError(issues);
+  }
+  return buildConfig(data as Raw, resolve(file), loc);
+}
+
+function buildConfig(raw: Raw, file: string, loc: Locator): Config {
+  const issues: ConfigIssue[] = [];
+  const workersRaw = (raw.workers as Raw | undefined) ?? {};
+  const placementRaw = (raw.placement as Raw | undefined) ?? {};
+  const workers = {
+    min: (workersRaw.min as number | undefined) ?? 1,
+    max: (workersRaw.max as number | undefined) ?? 16,
+    maxPerWorker: (workersRaw['max-per-worker'] as number | undefined) ?? 20,
+  };
+  if (workers.min > workers.max) {
+    issues.push(
+      loc.issueAt(['workers', 'min'], `min (${workers.min}) is larger than max (${workers.max})`),
+    );
+  }
+  const globalEnv = toEnv(raw.env);
+  const rawInvocations = raw.invocations as Record<string, Raw>;
+  const names = Object.keys(rawInvocations);
+  const lower = new Map<string, string>();
+  const invocations: InvocationConfig[] = [];
+
+  const duration = (path: Segment[], v: unknown): number | undefined => {
+    if (v === undefined) return undefined;
+    try {
+      return parseDuration(v as number | string);
+    } catch (err) {
+      issues.push(loc.issueAt(path, (err as Error).message));
+      return undefined;
+    }
+  };
+  const relPaths = (path: Segment[], list: unknown, allowNegation: boolean): string[] =>
+    ((list as string[] | undefined) ?? []).flatMap((p, i) => {
+      const neg = allowNegation && p.startsWith('!');
+      const clean = cleanRelative(neg ? p.slice(1) : p);
+      if (clean === undefined) {
+        issues.push(
+          loc.issueAt(
+            [...path, i],
+            `"${p}" must be a relative path inside the config directory (no absolute paths, no "..", "/" separators)`,
+          ),
+        );
+        return [];
+      }
+      return [neg ? `!${clean}` : clean];
+    });
+
+  for (const name of names) {
+    const r = rawInvocations[name]!;
+    const at = (...rest: Segment[]): Segment[] => ['invocations', name, ...rest];
+    if (!NAME_PATTERN.test(name)) {
+      issues.push(
+        loc.issueAtKey(
+          ['invocations'],
+          name,
+          `invalid invocation name "${name}": expected 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit`,
+        ),
+      );
+    }
+    const other = lower.get(name.toLowerCase());
+    if (other !== undefined) {
+      issues.push(
+        loc.issueAtKey(
+          ['invocations'],
+          name,
+          `invocation name "${name}" differs from "${other}" only by case (names become file names)`,
+        ),
+      );
+    }
+    lower.set(name.toLowerCase(), name);
+
+    if ((r.run === undefined) === (r.docker === undefined)) {
+      issues.push(
+        loc.issueAt(
+          at(),
+          r.run === undefined
+            ? 'expected one of "run" or "docker"'
+            : '"run" and "docker" cannot both be set',
+        ),
+      );
+    }
+    let docker: DockerSpec | undefined;
+    if (r.docker) {
+      const d = r.docker as Raw;
+      const context = relPaths(at('docker'), [d.context], false)[0];
+      const dockerfile =
+        d.file === undefined ? undefined : relPaths(at('docker'), [d.file], false)[0];
+      if (context !== undefined) {
+        docker = {
+          context,
+          file: dockerfile ?? posix.join(context, 'Dockerfile'),
+          platforms: (d.platforms as string[] | undefined) ?? [],
+          tags: (d.tags as string[] | undefined) ?? [],
+          buildArgs: toEnv(d['build-args']),
+          ...(d.target === undefined ? {} : { target: d.target as string }),
+        };
+      }
+      if (r.platform !== undefined) {
+        issues.push(
+          loc.issueAt(
+            at('platform'),
+            'docker invocations take their platforms from docker.platforms',
+          ),
+        );
+      }
+    }
+    const needs = (r.needs as string[] | undefined) ?? [];
+    needs.forEach((n, i) => {
+      if (n === name) issues.push(loc.issueAt(at('needs', i), `"${name}" cannot need itself`));
+      else if (!(n in rawInvocations)) {
+        issues.push(
+          loc.issueAt(at('needs', i), `unknown invocation "${n}"${didYouMean(n, names)}`),
+        );
+      }
+    });
+    const inv: InvocationConfig = {
+      name,
+      inputs: relPaths(at('inputs'), r.inputs, true),
+      outputs: relPaths(at('outputs'), r.outputs, false),
+      needs,
+      export: (r.export as boolean | undefined) ?? false,
+      env: { ...globalEnv, ...toEnv(r.env) },
+      labels: (r.labels as string[] | undefined) ?? [],
+      timeout: duration(at('timeout'), r.timeout) ?? 3600,
+    };
+    if (r.run !== undefined) inv.run = r.run as string;
+    if (docker) inv.docker = docker;
+    if (r.platform !== undefined) inv.platform = r.platform as string;
+    const estimate = duration(at('estimate'), r.estimate);
+    if (estimate !== undefined) inv.estimate = estimate;
+    inv.outputs.forEach((o, i) => {
+      if (o === '.')
+        issues.push(
+          loc.issueAt(at('outputs', i), 'an output cannot be the whole config directory'),
+        );
+    });
+    invocations.push(inv);
+  }
+
+  // Two invocations writing the same place would make a result ambiguous.
+  const owners: { path: string; name: string; index: number }[] = [];
+  for (const inv of invocations)
+    inv.outputs.forEach((path, index) => owners.push({ path, name: inv.name, index }));
+  for (let i = 0; i < owners.length; i++) {
+    for (let j = i + 1; j < owners.length; j++) {
+      const [a, b] = [owners[i]!, owners[j]!];
+      if (a.name === b.name) continue;
+      if (a.path === b.path || b.path.startsWith(`${a.path}/`) || a.path.startsWith(`${b.path}/`)) {
+        issues.push(
+          loc.issueAt(
+            ['invocations', b.name, 'outputs', b.index],
+            `output "${b.path}" overlaps output "${a.path}" of invocation "${a.name}"`,
+          ),
+        );
+      }
+    }
+  }
+
+  const cycles = findCycles(new Map(invocations.map((i) => [i.name, i.needs])));
+  for (const cycle of cycles) {
+    const [from, to] = [cycle[0]!, cycle[1]!];
+    const index = rawInvocations[from]!.needs
+      ? (rawInvocations[from]!.needs as string[]).indexOf(to)
+      : 0;
+    issues.push(
+      loc.issueAt(['invocations', from, 'needs', index], `needs cycle: ${cycle.join(' -> ')}`),
+    );
+  }
+
+  if (issues.length) throw new ConfigError(issues);
+  const defaultDuration =
+    placementRaw['default-duration'] === undefined
+      ? 60
+      : parseDuration(placementRaw['default-duration'] as number | string);
+  return {
+    file,
+    root: dirname(file),
+    version: 1,
+    workers,
+    placement: { balance: (placementRaw.balance as number | undefined) ?? 1.1, defaultDuration },
+    env: globalEnv,
+    invocations,
+  };
+}
+
+/** Reads, parses and validates a dist-build.yml file. */
+export async function loadConfig(path: string): Promise<Config> {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'file not found'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : (err as Error).message;
+    throw new ConfigError([
+      { file: path, line: 0, col: 0, path: '', message: `cannot read config: ${why}` },
+    ]);
+  }
+  return parseConfig(text, file, path);
+}

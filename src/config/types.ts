@@ -1,0 +1,77 @@
+/**
+ * The validated, normalized form of a dist-build.yml file. Everything downstream (keys, plan,
+ * cluster) reads these types, never the raw YAML.
+ */
+
+export interface WorkersRule {
+  /** Smallest matrix size. */
+  min: number;
+  /** Largest matrix size. */
+  max: number;
+  /** Invocations one worker is expected to take: matrix size = clamp(ceil(n / maxPerWorker), min, max). */
+  maxPerWorker: number;
+}
+
+export interface PlacementRule {
+  /** Capacity factor c: a worker takes at most c * max(total / workers, longest) seconds of work. */
+  balance: number;
+  /** Expected duration (seconds) of an invocation with neither history nor `estimate`. */
+  defaultDuration: number;
+}
+
+export interface DockerSpec {
+  /** Build context, relative to the config's root. */
+  context: string;
+  /** Dockerfile, relative to the config's root (default: `<context>/Dockerfile`). */
+  file: string;
+  target?: string;
+  /** Target platforms such as `linux/amd64`; each platform is placed as its own unit. */
+  platforms: string[];
+  tags: string[];
+  buildArgs: Record<string, string>;
+}
+
+export interface InvocationConfig {
+  /** Name from the `invocations` map; safe as a cache key part and as a file name. */
+  name: string;
+  /** Shell command (exactly one of `run` and `docker` is set). */
+  run?: string;
+  docker?: DockerSpec;
+  /** Globs (relative to root) whose contents make up the cache key. */
+  inputs: string[];
+  /** Files/dirs (relative to root) saved to the cache and exported. */
+  outputs: string[];
+  /** Names of invocations whose outputs this one needs. */
+  needs: string[];
+  /** A final artifact, exported at the end of a run. */
+  export: boolean;
+  /** Declared environment: the config's `env` merged with the invocation's own. */
+  env: Record<string, string>;
+  /** Platform constraint (`os/arch`), for `run:` invocations that need a given machine. */
+  platform?: string;
+  /** Worker labels that all must be present on the worker that takes this invocation. */
+  labels: string[];
+  /** Seconds before the command is stopped. */
+  timeout: number;
+  /** Expected duration in seconds, a hint used until history exists. */
+  estimate?: number;
+}
+
+export interface StoreConfig {
+  type: string;
+  [option: string]: unknown;
+}
+
+export interface Config {
+  /** Absolute path of the config file. */
+  file: string;
+  /** Absolute path of the directory that input/output paths are relative to (the file's directory). */
+  root: string;
+  version: 1;
+  workers: WorkersRule;
+  placement: PlacementRule;
+  /** Global environment shared by every invocation (already merged into each invocation's env). */
+  env: Record<string, string>;
+  /** Invocations in file order. */
+  invocations: InvocationConfig[];
+}

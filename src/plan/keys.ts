@@ -1,0 +1,252 @@
+/**
+ * Cache keys: what a unit's result IS, as a content hash of its definition, its input files and the
+ * keys of the units it needs. Equal keys mean interchangeable results, on any machine: nothing
+ * machine-specific (absolute paths, mtimes, inodes, file order on disk, the affinity key) goes in.
+ *
+ * Canonical encoding (format `dist-build/key/v1`). The key is
+ *
+ *     "sha256:" + hex(SHA-256(UTF-8(canonical JSON of the document below)))
+ *
+ * where canonical JSON has no whitespace, object members sorted by key (byte order), strings
+ * escaped as `JSON.stringify` does, and only strings, integers, arrays, objects and null:
+ *
+ *     {
+ *       "format":   "dist-build/key/v1",
+ *       "kind":     "run" | "docker",
+ *       "run":      <shell command>                                        (run units only)
+ *       "docker":   { "context":    <context dir, relative to the root>,   (docker units only)
+ *                     "dockerfile": <Dockerfile path relative to the context>,
+ *                     "target":     <target stage> | null,
+ *                     "buildArgs":  [[name, value], ...] sorted by name },
+ *       "platform": <the unit's platform, e.g. "linux/arm64"> | null,
+ *       "env":      [[name, value], ...] sorted by name,
+ *       "outputs":  [path, ...] sorted, duplicates removed,
+ *       "inputs":   [[path, type, sha256-hex], ...] sorted by path (byte order),
+ *                   type "f" = file, "x" = executable file (any x bit), "l" = symlink (the digest
+ *                   is of its target path),
+ *       "needs":    [[unit id, cache key], ...] sorted by unit id
+ *     }
+ *
+ * Left out on purpose, because they do not change what is built: the invocation name (two
+ * identical definitions may share results), docker tags (applied to the finished image), timeout,
+ * estimate, labels, `export` and the affinity key. The full file mode is reduced to the executable
+ * bit (umask differs between machines; git keeps only that bit too).
+ *
+ * Inputs of a docker unit: the build context as BuildKit sends it (see dockerignore.ts) plus the
+ * Dockerfile, plus whatever the invocation's own `inputs` globs match. All paths are relative to
+ * the config root. A unit without `platform` builds for whatever machine runs it; its key does not
+ * say which.
+ */
+import crypto from 'node:crypto';
+import { posix } from 'node:path';
+import type { Config, InvocationConfig } from '../config/types.js';
+import { listDockerContext } from './dockerignore.js';
+import type { FileDigest } from './file-index.js';
+import { FileIndex } from './file-index.js';
+import { DirCache, compareByteOrder, expandInputs, sortByteOrder } from './inputs.js';
+import type { CacheKeyInfo, Unit } from './types.js';
+
+export const KEY_FORMAT = 'dist-build/key/v1';
+
+export interface UnitCacheKey extends CacheKeyInfo {
+  /**
+   * What matched nothing (worth a warning): `inputs` patterns of the unit's invocation and, for
+   * docker units, a docker context directory or Dockerfile that does not exist (as configured).
+   */
+  unmatched: string[];
+}
+
+export interface ComputeCacheKeysOptions {
+  /** An open index to use; the caller saves and closes it. Default: one opened on `cacheDir`. */
+  index?: FileIndex;
+  /** Directory of the file-digest index (default `<root>/.dist-build/index`). */
+  cacheDir?: string;
+}
+
+type Json = string | number | boolean | null | Json[] | { [key: string]: Json } | RawJson;
+
+/**
+ * Already-encoded canonical JSON, spliced in as is. Used for big arrays without objects (such as
+ * the input list), whose `JSON.stringify` output already is canonical, to skip the slow path.
+ */
+class RawJson {
+  constructor(readonly text: string) {}
+}
+
+/** Canonical JSON: no whitespace, object keys sorted by byte order (see the module comment). */
+export function canonicalJson(value: Json): string {
+  if (value instanceof RawJson) return value.text;
+  if (value === null || typeof value === 'boolean') return String(value);
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value))
+      throw new Error(`canonical JSON takes integers only: ${value}`);
+    return String(value);
+  }
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) return '[' + value.map(canonicalJson).join(',') + ']';
+  const keys = Object.keys(value).sort(compareByteOrder);
+  return '{' + keys.map((k) => JSON.stringify(k) + ':' + canonicalJson(value[k]!)).join(',') + '}';
+}
+
+/** `[name, value]` pairs sorted by name (byte order). */
+function sortedPairs(record: Record<string, string>): [string, string][] {
+  return Object.keys(record)
+    .sort(compareByteOrder)
+    .map((k) => [k, record[k]!]);
+}
+
+/** The files a unit's key covers (relative to the root, sorted) and its unmatched patterns. */
+function unitFiles(
+  config: Config,
+  inv: InvocationConfig,
+  dirCache: DirCache,
+): { files: string[]; unmatched: string[] } {
+  const globs = expandInputs(config.root, inv.inputs, { dirCache });
+  if (!inv.docker) return globs;
+  const ctx = listDockerContext(config.root, inv.docker);
+  const all = new Set([...ctx.files, ...globs.files]);
+  return { files: sortByteOrder([...all]), unmatched: [...ctx.missing, ...globs.unmatched] };
+}
+
+/** Unit ids in dependency order (needs first; otherwise in the given order). Throws on cycles. */
+export function dependencyOrder(units: readonly Unit[]): Unit[] {
+  const byId = new Map<string, Unit>();
+  for (const u of units) {
+    if (byId.has(u.id)) throw new Error(`unit "${u.id}" is listed twice`);
+    byId.set(u.id, u);
+  }
+  const state = new Map<string, 'visiting' | 'done'>();
+  const order: Unit[] = [];
+  const visit = (u: Unit, path: string[]): void => {
+    const s = state.get(u.id);
+    if (s === 'done') return;
+    if (s === 'visiting') {
+      const cycle = [...path.slice(path.indexOf(u.id)), u.id];
+      throw new Error(`needs cycle: ${cycle.join(' -> ')}`);
+    }
+    state.set(u.id, 'visiting');
+    for (const n of u.needs) {
+      const dep = byId.get(n);
+      if (!dep) throw new Error(`unit "${u.id}" needs unknown unit "${n}"`);
+      visit(dep, [...path, u.id]);
+    }
+    state.set(u.id, 'done');
+    order.push(u);
+  };
+  for (const u of units) visit(u, []);
+  return order;
+}
+
+/** The canonical key document of one unit (see the module comment). */
+function keyDocument(
+  inv: InvocationConfig,
+  unit: Unit,
+  inputs: readonly FileDigest[],
+  needs: [string, string][],
+): Json {
+  const doc: { [key: string]: Json } = {
+    format: KEY_FORMAT,
+    kind: inv.docker ? 'docker' : 'run',
+    platform: unit.platform ?? null,
+    env: sortedPairs(inv.env),
+    outputs: sortByteOrder([...new Set(inv.outputs)]),
+    // arrays of strings only: JSON.stringify output is canonical
+    inputs: new RawJson(
+      JSON.stringify(
+        inputs.map((f) => [
+          f.path,
+          f.kind === 'symlink' ? 'l' : f.executable ? 'x' : 'f',
+          f.digest,
+        ]),
+      ),
+    ),
+    needs,
+  };
+  if (inv.docker) {
+    const d = inv.docker;
+    const context = normRel(d.context);
+    doc.docker = {
+      context,
+      dockerfile: relativePosix(context, normRel(d.file)),
+      target: d.target ?? null,
+      buildArgs: sortedPairs(d.buildArgs),
+    };
+  } else {
+    doc.run = inv.run ?? '';
+  }
+  return doc;
+}
+
+/** A root-relative path in one spelling: `./a/b/` -> `a/b`, `` -> `.`. */
+function normRel(p: string): string {
+  return posix.normalize(p).replace(/\/+$/, '') || '.';
+}
+
+/** `to` relative to `from`, both normalized, relative to the root with `/` separators. */
+function relativePosix(from: string, to: string): string {
+  const a = from === '.' || from === '' ? [] : from.split('/');
+  const b = to.split('/');
+  let i = 0;
+  while (i < a.length && i < b.length - 1 && a[i] === b[i]) i++;
+  return [...a.slice(i).map(() => '..'), ...b.slice(i)].join('/');
+}
+
+/**
+ * Computes the cache key of every unit (unit id -> key info). Units are processed in dependency
+ * order; every input file is hashed once (through the persistent {@link FileIndex}) even when
+ * several units share it. Throws on unknown invocations or needs and on cycles; an input pattern
+ * that matches nothing, a missing docker context or Dockerfile are only reported in `unmatched`.
+ */
+export async function computeCacheKeys(
+  config: Config,
+  units: Unit[],
+  opts: ComputeCacheKeysOptions = {},
+): Promise<Map<string, UnitCacheKey>> {
+  const invocations = new Map(config.invocations.map((i) => [i.name, i]));
+  const order = dependencyOrder(units);
+  // Reading the stored index (off-thread I/O) overlaps the walk below; open() never rejects.
+  const opening = opts.index
+    ? Promise.resolve(opts.index)
+    : FileIndex.open(config.root, { cacheDir: opts.cacheDir });
+  const dirCache = new DirCache();
+  const filesByInvocation = new Map<string, { files: string[]; unmatched: string[] }>();
+  for (const u of order) {
+    const inv = invocations.get(u.invocation);
+    if (!inv) throw new Error(`unit "${u.id}" belongs to unknown invocation "${u.invocation}"`);
+    if (!filesByInvocation.has(inv.name)) {
+      filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache));
+    }
+  }
+
+  const allPaths = new Set<string>();
+  for (const { files } of filesByInvocation.values()) for (const f of files) allPaths.add(f);
+  const index = await opening;
+  const digests = new Map<string, FileDigest>();
+  try {
+    const list = [...allPaths];
+    const got = await index.getMany(list);
+    list.forEach((p, i) => digests.set(p, got[i]!));
+    if (!opts.index) await index.save();
+  } finally {
+    if (!opts.index) await index.close();
+  }
+
+  const result = new Map<string, UnitCacheKey>();
+  for (const u of order) {
+    const inv = invocations.get(u.invocation)!;
+    const { files, unmatched } = filesByInvocation.get(inv.name)!;
+    const inputs = files.map((f) => digests.get(f)!);
+    const needs: [string, string][] = [...new Set(u.needs)]
+      .sort(compareByteOrder)
+      .map((id) => [id, result.get(id)!.cacheKey]);
+    const doc = canonicalJson(keyDocument(inv, u, inputs, needs));
+    const cacheKey = 'sha256:' + crypto.createHash('sha256').update(doc, 'utf8').digest('hex');
+    result.set(u.id, {
+      cacheKey,
+      files: inputs.length,
+      bytes: inputs.reduce((n, f) => n + f.size, 0),
+      unmatched: [...unmatched],
+    });
+  }
+  return result;
+}
