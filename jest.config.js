@@ -1,14 +1,6 @@
 // Two projects: `unit` (fast, no daemons) and `integration` (starts real processes,
 // registries and daemons; files named *.int.test.ts). `npm test` runs both.
-const transform = {
-  '^.+\\.ts$': [
-    '@swc/jest',
-    {
-      jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
-      module: { type: 'es6' },
-    },
-  ],
-};
+const transform = { '^.+\\.ts$': '<rootDir>/scripts/jest-transform.cjs' };
 const common = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],

@@ -28,8 +28,10 @@ interface Strategy {
   ours: boolean;
 }
 
+/** The config's default balance (src/config/schema.ts). */
+const DEFAULT_BALANCE = 1.1;
 const ours = (balance: number): Strategy => ({
-  name: `ours c=${balance.toFixed(2)}`,
+  name: `ours c=${balance.toFixed(2)}${balance === DEFAULT_BALANCE ? ' (default)' : ''}`,
   ours: true,
   plan: (items, workers, previous) => place({ items, workers, balance, previous }).assignments,
 });
@@ -40,8 +42,8 @@ const baseline = (name: string, assign: Assign): Strategy => ({
 });
 
 const STRATEGIES: Strategy[] = [
+  ours(DEFAULT_BALANCE),
   ours(1.15),
-  ours(1.1),
   baseline('ketama ring (md5, 160 pts)', ketama),
   baseline('rendezvous (no bound)', rendezvous),
   baseline('LPT (no affinity)', lpt),
@@ -182,16 +184,16 @@ console.log(
 const big = makeItems(WORKLOADS[0], 10_000, SEED + 99);
 const bigWorkers = makeWorkers(256);
 const times: number[] = [];
-place({ items: big, workers: bigWorkers, balance: 1.15 });
+place({ items: big, workers: bigWorkers, balance: DEFAULT_BALANCE });
 for (let k = 0; k < 7; k++) {
   const t0 = performance.now();
-  place({ items: big, workers: bigWorkers, balance: 1.15 });
+  place({ items: big, workers: bigWorkers, balance: DEFAULT_BALANCE });
   times.push(performance.now() - t0);
 }
 times.sort((a, b) => a - b);
 const planMs = times[3];
 console.log(
-  `\nplan 10,000 items over 256 workers (c=1.15): median ${planMs.toFixed(1)} ms (min ${times[0].toFixed(1)}, max ${times[6].toFixed(1)})`,
+  `\nplan 10,000 items over 256 workers (c=${DEFAULT_BALANCE.toFixed(2)}): median ${planMs.toFixed(1)} ms (min ${times[0].toFixed(1)}, max ${times[6].toFixed(1)})`,
 );
 
 // Targets.
@@ -209,7 +211,7 @@ for (const r of rows) {
     checks.push(`kept ${pct(r.kept)} >= 90% ${mark(r.kept >= 0.9)}`);
   }
   console.log(
-    `${pad(r.workload, 26)} N=${pad(String(r.n), 4)} ${pad(r.strategy, 12)} ${checks.join('; ')}`,
+    `${pad(r.workload, 26)} N=${pad(String(r.n), 4)} ${pad(r.strategy, 22)} ${checks.join('; ')}`,
   );
 }
 console.log(`plan 10k/256: ${planMs.toFixed(1)} ms < 100 ms ${mark(planMs < 100)}`);

@@ -171,6 +171,18 @@ describe('dist-build CLI', () => {
     );
   });
 
+  it('plan warns about input patterns that match no file', async () => {
+    const file = join(dir, 'warn.yml');
+    writeFileSync(
+      file,
+      'version: 1\ninvocations:\n  a: {run: x, inputs: [src/a.txt, nothing/**]}\n',
+    );
+    const r = await cli('plan', '-c', file, '--json');
+    expect(r.code).toBe(0);
+    expect(r.err).toBe('dist-build: warning: invocations.a: "nothing/**" matches no file\n');
+    expect(JSON.parse(r.out).units.a.cacheKey).toMatch(/^sha256:/);
+  });
+
   it('validate says ok or lists the problems', async () => {
     expect((await cli('validate', '-c', configFile)).out).toMatch(/ok \(5 invocations, 6 units\)/);
     expect((await cli('validate', '-c', join(dir, 'missing.yml'))).code).toBe(2);

@@ -21,6 +21,7 @@ async function plan(): Promise<void> {
     ...(history ? { history: await readHistory(history) } : {}),
     ...(previous ? { previous: await readPrevious(previous) } : {}),
     keys: core.getBooleanInput('keys'),
+    onWarning: (m) => core.warning(m),
   });
   core.setOutput('matrix', JSON.stringify(result.matrix));
   core.setOutput('plan', JSON.stringify(result));

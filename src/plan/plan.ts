@@ -30,8 +30,10 @@ export interface PlanOptions {
   previous?: Pick<PlanJson, 'assignments'>;
   /** Compute cache keys (hashes every input file); default true. */
   keys?: boolean;
-  /** Where the file-digest index lives (default `<root>/.dist-build`). */
+  /** Directory of the file-digest index (default `<root>/.dist-build/index`). */
   cacheDir?: string;
+  /** Told about things worth a warning, such as input patterns that match no file. */
+  onWarning?: (message: string) => void;
 }
 
 export class PlanInputError extends Error {
@@ -81,6 +83,16 @@ export async function planBuild(config: Config, opts: PlanOptions = {}): Promise
     opts.keys === false
       ? undefined
       : await computeCacheKeys(config, units, opts.cacheDir ? { cacheDir: opts.cacheDir } : {});
+  if (keys && opts.onWarning) {
+    const warned = new Set<string>();
+    for (const u of units) {
+      for (const pattern of keys.get(u.id)?.unmatched ?? []) {
+        const message = `invocations.${u.invocation}: "${pattern}" matches no file`;
+        if (!warned.has(message)) opts.onWarning(message);
+        warned.add(message);
+      }
+    }
+  }
   const unitsOut: PlanJson['units'] = {};
   for (const u of units) {
     const cacheKey = keys?.get(u.id)?.cacheKey;

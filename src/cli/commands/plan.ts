@@ -125,6 +125,7 @@ Examples:
         ...(flags.history ? { history: await readHistory(flags.history) } : {}),
         ...(flags.previous ? { previous: await readPrevious(flags.previous) } : {}),
         keys: flags.keys,
+        onWarning: (m) => process.stderr.write(`dist-build: warning: ${m}\n`),
       });
       process.stdout.write(
         flags.json
