@@ -1,8 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FileIndexOptions } from '../../src/plan/file-index.js';
-import { FileIndex, INDEX_FILE } from '../../src/plan/file-index.js';
+import { FileIndex, INDEX_FILE, readDirListing } from '../../src/plan/file-index.js';
 import { cleanupTempDirs, tempDir, writeTree } from './helpers.js';
 
 afterAll(cleanupTempDirs);
@@ -21,7 +22,7 @@ afterEach(async () => {
   for (const s of sessions.splice(0)) await s.close();
 });
 
-async function open(root: string, opts: FileIndexOptions = {}): Promise<Session> {
+async function openIndex(root: string, opts: FileIndexOptions = {}): Promise<Session> {
   const hashed: string[] = [];
   const index = await FileIndex.open(root, {
     now: later,
@@ -31,6 +32,8 @@ async function open(root: string, opts: FileIndexOptions = {}): Promise<Session>
   sessions.push(index);
   return { index, hashed };
 }
+
+const open = openIndex;
 
 /** Waits (without asserting on time) until the file system clock has visibly moved on. */
 function waitForNextTimestampTick(dir: string): void {
@@ -42,6 +45,11 @@ function waitForNextTimestampTick(dir: string): void {
     if (fs.statSync(probe, { bigint: true }).ctimeNs !== first) break;
   }
   fs.rmSync(probe);
+}
+
+/** Sets the mtime of `dirs` (below `root`) to an old time: any later change in them shows. */
+function backdateDirs(root: string, dirs: string[]): void {
+  for (const d of dirs) fs.utimesSync(path.join(root, d), 1_500_000_000, 1_500_000_000);
 }
 
 describe('FileIndex', () => {
@@ -166,6 +174,63 @@ describe('FileIndex', () => {
     expect(warm.hashed).toEqual([]);
   });
 
+  it('treats a damaged binary index or the old JSON format as cold, without throwing', async () => {
+    const cold = await open(root);
+    await cold.index.getMany(['a.txt', 'dir/b.txt']);
+    cold.index.listDir('dir');
+    await cold.index.save();
+    const file = path.join(root, '.dist-build/index', INDEX_FILE);
+    const good = fs.readFileSync(file);
+    const versionBumped = Buffer.from(good);
+    versionBumped.writeUInt32LE(versionBumped.readUInt32LE(4) + 1, 4);
+    const textDamaged = Buffer.from(good);
+    textDamaged[textDamaged.length - 3] = 0xff; // invalid UTF-8 in the directory text
+    const nameChanged = Buffer.from(good); // still valid UTF-8: only the checksum tells
+    nameChanged[nameChanged.length - 3] ^= 0x01;
+    const bad: Buffer[] = [
+      good.subarray(0, good.length - 1), // truncated
+      good.subarray(0, 20), // shorter than the header
+      Buffer.concat([good, Buffer.from([0])]), // trailing garbage
+      versionBumped,
+      textDamaged,
+      nameChanged,
+      crypto.randomBytes(good.length),
+      Buffer.alloc(0),
+      Buffer.from(
+        '{"format":"dist-build/file-index/v1","entries":[["a.txt",5,"1","1","1",33188,"' +
+          sha('alpha') +
+          '",20000]]}',
+      ),
+    ];
+    for (const content of bad) {
+      fs.writeFileSync(file, content);
+      const s = await open(root);
+      expect(s.index.stats.loaded).toBe(false);
+      await s.index.verify();
+      expect(await s.index.getMany(['a.txt', 'dir/b.txt'])).toEqual(
+        await (await open(root, { fresh: true })).index.getMany(['a.txt', 'dir/b.txt']),
+      );
+      expect(s.hashed).toEqual(['a.txt', 'dir/b.txt']);
+      expect(s.index.listDir('dir')).toEqual(readDirListing(path.join(root, 'dir')));
+      expect(s.index.stats.dirReads).toBe(1);
+    }
+    fs.writeFileSync(file, good);
+    const warm = await open(root);
+    expect(warm.index.stats.loaded).toBe(true);
+    await warm.index.getMany(['a.txt', 'dir/b.txt']);
+    expect(warm.hashed).toEqual([]);
+  });
+
+  it('removes an index of the old JSON format when it writes the new one', async () => {
+    const legacy = path.join(root, '.dist-build/index/file-digests.json');
+    fs.mkdirSync(path.dirname(legacy), { recursive: true });
+    fs.writeFileSync(legacy, '{"format":"dist-build/file-index/v1","entries":[]}');
+    const s = await open(root);
+    await s.index.digest('a.txt');
+    expect(await s.index.save()).toBe(true);
+    expect(fs.readdirSync(path.dirname(legacy))).toEqual([INDEX_FILE]);
+  });
+
   it('an index that is a directory (unreadable) or an unwritable cache dir is not an error', async () => {
     const cacheDir = path.join(root, 'cache');
     fs.mkdirSync(path.join(cacheDir, INDEX_FILE), { recursive: true });
@@ -207,5 +272,154 @@ describe('FileIndex', () => {
     );
     const pooled = await open(root, { threads: 1, poolMinFiles: 1 });
     await expect(pooled.index.getMany(['gone.txt'])).rejects.toThrow(/gone\.txt/);
+  });
+});
+
+describe('FileIndex directory listings', () => {
+  let root: string;
+  beforeEach(() => {
+    root = tempDir();
+    writeTree(root, {
+      'a.txt': 'a',
+      'a-b': 'ab',
+      'a/x.txt': 'x',
+      'dir/b.txt': 'b',
+      'dir/sub/c.txt': 'c',
+    });
+    fs.symlinkSync('a.txt', path.join(root, 'link'));
+    try {
+      execFileSync('mkfifo', [path.join(root, 'fifo')]); // not a file: left out of listings
+    } catch {
+      // no mkfifo here
+    }
+    backdateDirs(root, ['.', 'a', 'dir', 'dir/sub']);
+  });
+
+  it('lists names sorted so that a depth-first walk is in path order, with types', () => {
+    const listing = readDirListing(root);
+    // "a-b" < "a.txt" < "a/..." in path order: a directory sorts as "name/"; the fifo is left out
+    expect(listing).toEqual({ names: ['a-b', 'a.txt', 'a', 'dir', 'link'], types: 'ffddl' });
+  });
+
+  it('answers an unchanged directory from the index, with or without verify()', async () => {
+    // (an index inside the root would change the root directory when first written)
+    const cacheDir = path.join(tempDir(), 'index');
+    const open = (opts: FileIndexOptions = {}) => openIndex(root, { cacheDir, ...opts });
+    const cold = await open();
+    const first = cold.index.listDir('dir');
+    expect(cold.index.listDir('')).toEqual(readDirListing(root));
+    expect(cold.index.stats.dirReads).toBe(2);
+    await cold.index.save();
+
+    const warm = await open();
+    expect(warm.index.listDir('dir')).toEqual(first);
+    expect(warm.index.listDir('')).toEqual(readDirListing(root));
+    expect(warm.index.stats).toMatchObject({ dirReads: 0, dirHits: 2 });
+
+    const verified = await open();
+    await verified.index.verify();
+    expect(verified.index.listDir('dir')).toEqual(first);
+    expect(verified.index.stats).toMatchObject({ dirReads: 0, dirHits: 1 });
+    // a directory never listed before is read
+    expect(verified.index.listDir('dir/sub')).toEqual({ names: ['c.txt'], types: 'f' });
+    expect(verified.index.stats.dirReads).toBe(1);
+  });
+
+  for (const [what, change, want] of [
+    [
+      'a file is added',
+      () => fs.writeFileSync(path.join(root, 'dir/new.txt'), 'n'),
+      ['b.txt', 'new.txt', 'sub'],
+    ],
+    ['a file is deleted', () => fs.rmSync(path.join(root, 'dir/b.txt')), ['sub']],
+    [
+      'a file is renamed',
+      () => fs.renameSync(path.join(root, 'dir/b.txt'), path.join(root, 'dir/b2.txt')),
+      ['b2.txt', 'sub'],
+    ],
+    [
+      'a file is replaced by a directory',
+      () => {
+        fs.rmSync(path.join(root, 'dir/b.txt'));
+        fs.mkdirSync(path.join(root, 'dir/b.txt'));
+      },
+      ['b.txt', 'sub'],
+    ],
+  ] as [string, () => void, string[]][]) {
+    it(`re-reads a directory when ${what}`, async () => {
+      for (const verify of [false, true]) {
+        backdateDirs(root, ['dir']);
+        const cold = await open(root);
+        cold.index.listDir('dir');
+        await cold.index.save();
+        change();
+        const warm = await open(root);
+        if (verify) await warm.index.verify();
+        const listing = warm.index.listDir('dir');
+        expect(listing.names).toEqual(want);
+        expect(listing).toEqual(readDirListing(path.join(root, 'dir')));
+        expect(warm.index.stats.dirReads).toBe(1);
+        await warm.index.save();
+        // put things back for the second round
+        fs.rmSync(path.join(root, 'dir'), { recursive: true });
+        writeTree(root, { 'dir/b.txt': 'b', 'dir/sub/c.txt': 'c' });
+      }
+    });
+  }
+
+  it('does not store the listing of a directory changed just before it was read', async () => {
+    fs.writeFileSync(path.join(root, 'dir/new.txt'), 'n'); // dir's mtime is now
+    const cold = await open(root, { now: Date.now, racyMs: 60_000 });
+    cold.index.listDir('dir');
+    await cold.index.save();
+    const again = await open(root, { now: Date.now, racyMs: 60_000 });
+    again.index.listDir('dir');
+    expect(again.index.stats).toMatchObject({ dirReads: 1, dirHits: 0 });
+  });
+
+  it('throws like readdir for a missing directory or a file', () => {
+    return open(root).then(({ index }) => {
+      expect(() => index.listDir('nope')).toThrow(/ENOENT/);
+      expect(() => index.listDir('a.txt')).toThrow(/ENOTDIR/);
+    });
+  });
+});
+
+describe('FileIndex.getMany on many files (lstat shared with the thread pool)', () => {
+  it('notices changed, replaced and deleted files among unchanged ones', async () => {
+    const root = tempDir();
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 700; i++) files[`d${i % 7}/f${i}.txt`] = `file ${i}`;
+    writeTree(root, files);
+    const paths = Object.keys(files).sort();
+    const cold = await open(root, { threads: 0 });
+    const first = await cold.index.getMany(paths);
+    await cold.index.save();
+
+    waitForNextTimestampTick(root);
+    fs.writeFileSync(path.join(root, 'd1/f1.txt'), 'FILE 1'); // same size
+    fs.chmodSync(path.join(root, 'd2/f2.txt'), 0o755);
+    fs.writeFileSync(path.join(root, 'd3/tmp'), 'replaced');
+    fs.renameSync(path.join(root, 'd3/tmp'), path.join(root, 'd3/f3.txt'));
+    fs.rmSync(path.join(root, 'd4/f4.txt'));
+
+    const warm = await open(root, { threads: 0 });
+    await warm.index.verify(); // directories only: no difference for getMany
+    const rest = paths.filter((p) => p !== 'd4/f4.txt');
+    const got = await warm.index.getMany(rest);
+    expect(warm.hashed.sort()).toEqual(['d1/f1.txt', 'd2/f2.txt', 'd3/f3.txt']);
+    expect(warm.index.stats.hits).toBe(rest.length - 3);
+    const byPath = new Map(got.map((d) => [d.path, d]));
+    expect(byPath.get('d1/f1.txt')!.digest).toBe(sha('FILE 1'));
+    expect(byPath.get('d2/f2.txt')!.executable).toBe(true);
+    expect(byPath.get('d3/f3.txt')!.digest).toBe(sha('replaced'));
+    expect(byPath.get('d5/f5.txt')).toEqual(first.find((d) => d.path === 'd5/f5.txt'));
+    await expect(warm.index.getMany(['d4/f4.txt'])).rejects.toThrow(/does not exist/);
+
+    // unsorted requests (no merge with the stored order) give the same answers
+    const again = await open(root, { threads: 0 });
+    await again.index.verify();
+    const shuffled = [...rest].reverse();
+    expect(await again.index.getMany(shuffled)).toEqual(shuffled.map((p) => byPath.get(p)));
   });
 });

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { FileIndex } from '../../src/plan/file-index.js';
 import { DirCache, expandInputs, sortByteOrder } from '../../src/plan/inputs.js';
 import { cleanupTempDirs, tempDir, writeTree } from './helpers.js';
 
@@ -132,6 +133,60 @@ describe('expandInputs', () => {
     expect(expandInputs(root, ['src/**'], { dirCache: cache }).files).toEqual(
       expand('src/**').files,
     );
+  });
+});
+
+describe('expandInputs with directory listings from a FileIndex', () => {
+  const patterns = [
+    ['**'],
+    ['.'],
+    ['packages/lib/**'],
+    ['packages/*'],
+    ['src/*.ts'],
+    ['src/**', '!src/sub'],
+    ['packages/lib/src/**', '!**/*.test.ts'],
+    ['node_modules/**'],
+    ['packages/lib/node_modules'],
+    ['src/link-to-dir/**'],
+    ['src/one.ts', 'src/*.ts', 'src/**'],
+    ['nope/**', 'missing.txt', 'empty'],
+  ];
+
+  it('gives the same results as reading the directories, cold and warm', async () => {
+    const cacheDir = path.join(tempDir(), 'index');
+    for (const round of ['cold', 'warm']) {
+      const index = await FileIndex.open(root, { cacheDir, now: () => Date.now() + 10_000 });
+      const cache = new DirCache(index);
+      for (const p of patterns) {
+        expect({ round, p, r: expandInputs(root, p, { dirCache: cache }) }).toEqual({
+          round,
+          p,
+          r: expandInputs(root, p),
+        });
+      }
+      if (round === 'warm') expect(index.stats.dirReads).toBe(0);
+      await index.save();
+      await index.close();
+    }
+  });
+
+  it('uses the store only for its own root', async () => {
+    const other = tempDir();
+    writeTree(other, { 'x/y.txt': 'y' });
+    const index = await FileIndex.open(other, { cacheDir: path.join(tempDir(), 'index') });
+    expect(expandInputs(root, ['src/**'], { dirCache: new DirCache(index) }).files).toEqual(
+      expand('src/**').files,
+    );
+    expect(index.stats.dirReads).toBe(0);
+    await index.close();
+  });
+
+  it('returns paths in byte order when names share prefixes with "-", "." and "/"', () => {
+    const odd = tempDir();
+    writeTree(odd, { 'a/b': '1', 'a.txt': '2', 'a-b/c': '3', 'a b': '4', ab: '5', 'a/.x': '6' });
+    const want = ['a b', 'a-b/c', 'a.txt', 'a/.x', 'a/b', 'ab'];
+    expect(expandInputs(odd, ['**']).files).toEqual(want);
+    expect(sortByteOrder(want)).toEqual(want);
   });
 });
 

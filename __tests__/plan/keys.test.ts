@@ -140,6 +140,73 @@ describe('computeCacheKeys', () => {
     }
   });
 
+  it('finds added, deleted and renamed files with directory listings from the index', async () => {
+    const other = checkout();
+    const config = makeConfig(other, invocations());
+    const units = expandUnits(config);
+    const cacheDir = path.join(tempDir('dist-build-cache-'), 'index');
+    /** Every directory's mtime set to the past, so that any later change in it shows. */
+    const backdateDirs = (dir = other): void => {
+      fs.utimesSync(dir, 1_500_000_000, 1_500_000_000);
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        if (e.isDirectory()) backdateDirs(path.join(dir, e.name));
+      }
+    };
+    const run = async () => {
+      // clock 10 s ahead: the new files and directories are not racy
+      const index = await FileIndex.open(other, { cacheDir, now: () => Date.now() + 10_000 });
+      const keys = await computeCacheKeys(config, units, { index });
+      await index.save();
+      await index.close();
+      const lib = keys.get('lib')!;
+      return {
+        lib: lib.cacheKey,
+        files: lib.files,
+        app: keys.get('app')!.cacheKey,
+        ...index.stats,
+      };
+    };
+    backdateDirs();
+    const cold = await run();
+    expect(cold.lib).toBe(base.lib);
+    expect(cold.dirReads).toBeGreaterThan(0);
+    const warm = await run();
+    expect(warm).toMatchObject({ lib: base.lib, app: base.app, hashed: 0, dirReads: 0 });
+    expect(warm.dirHits).toBe(cold.dirReads);
+
+    const src = path.join(other, 'packages/lib/src');
+    const changes: [string, () => void, (r: Awaited<ReturnType<typeof run>>) => void][] = [
+      [
+        'add',
+        () => fs.writeFileSync(path.join(src, 'extra.ts'), 'export const z = 0;\n'),
+        (r) => expect(r.files).toBe(cold.files + 1),
+      ],
+      ['delete', () => fs.rmSync(path.join(src, 'extra.ts')), (r) => expect(r.lib).toBe(base.lib)],
+      [
+        'rename',
+        () => fs.renameSync(path.join(src, 'util.ts'), path.join(src, 'util2.ts')),
+        (r) => expect(r.files).toBe(cold.files),
+      ],
+      [
+        'add in a new directory',
+        () => writeTree(other, { 'packages/lib/src/deep/er/x.ts': 'x' }),
+        (r) => expect(r.files).toBe(cold.files + 1),
+      ],
+    ];
+    let before = warm;
+    for (const [what, change, check] of changes) {
+      backdateDirs();
+      await run(); // the listings are stored again (backdating changed the directories)
+      change();
+      const after = await run();
+      expect({ what, changed: after.lib !== before.lib }).toEqual({ what, changed: true });
+      expect(after.app).not.toBe(before.app); // the dependent unit too
+      expect(after.dirReads).toBeGreaterThan(0);
+      check(after);
+      before = after;
+    }
+  });
+
   it('does not depend on the order files were created in', async () => {
     const reversed = Object.fromEntries(Object.entries(TREE).reverse());
     expect(await keysOf(checkout(reversed))).toEqual(base);

@@ -22,12 +22,15 @@
  * returned in `unmatched` so callers can warn. Negations that exclude nothing are not reported.
  *
  * The file system is read synchronously: a walk is a burst of cheap metadata calls, and doing them
- * without the promise machinery is several times faster.
+ * without the promise machinery is several times faster. Directory listings can come from a
+ * persistent store (the {@link FileIndex}, which checks each directory's identity with one
+ * `lstat` instead of reading it again); see {@link DirCache}.
  */
-import type { Dirent } from 'node:fs';
-import { lstatSync, readdirSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import picomatch from 'picomatch';
+import type { DirListing, FileIndex } from './file-index.js';
+import { readDirListing } from './file-index.js';
 
 export interface ExpandResult {
   /** Matched files and symlinks, relative to the root, `/`-separated, sorted by byte order. */
@@ -46,25 +49,41 @@ const SKIPPED_UNLESS_NAMED = ['.git', 'node_modules'];
 /** Directory names never entered. */
 const ALWAYS_SKIPPED = new Set(['.dist-build']);
 
-/** Caches `readdir` results (by absolute path) for the duration of one key computation. */
-export class DirCache {
-  private readonly map = new Map<string, Dirent[]>();
+/** Where directory listings come from when not read directly: {@link FileIndex.listDir}. */
+export type DirListingStore = Pick<FileIndex, 'root' | 'listDir'>;
 
-  read(absDir: string): Dirent[] {
-    let entries = this.map.get(absDir);
-    if (!entries) {
-      entries = readdirSync(absDir, { withFileTypes: true });
-      this.map.set(absDir, entries);
+/**
+ * Caches directory listings (by absolute path) for the duration of one key computation. With a
+ * `store` (for the same root), listings come from it, so that unchanged directories are not read
+ * again across runs.
+ */
+export class DirCache {
+  private readonly map = new Map<string, DirListing>();
+
+  constructor(private readonly store?: DirListingStore) {}
+
+  /** The listing of `rel` (relative to `root`, `''` = the root). */
+  read(root: string, rel: string): DirListing {
+    const key = root + '\0' + rel;
+    let listing = this.map.get(key);
+    if (!listing) {
+      if (this.store && this.store.root === root) listing = this.store.listDir(rel);
+      else listing = readDirListing(rel === '' ? root : join(root, rel));
+      this.map.set(key, listing);
     }
-    return entries;
+    return listing;
   }
 }
+
+const TYPE_DIR = 0x64; // 'd'
+
+const SURROGATE = /[\ud800-\udfff]/;
 
 /** Sorts strings by the byte order of their UTF-8 encoding (= code point order). */
 export function sortByteOrder(list: readonly string[]): string[] {
   // The default sort compares UTF-16 code units, which agrees with UTF-8 byte order unless a
   // string has characters above U+FFFF (surrogates) next to ones in U+E000..U+FFFF.
-  if (!/[\ud800-\udfff]/.test(list.join(''))) return [...list].sort();
+  if (!list.some((s) => SURROGATE.test(s))) return [...list].sort();
   return list
     .map((s) => ({ s, b: Buffer.from(s, 'utf8') }))
     .sort((x, y) => Buffer.compare(x.b, y.b))
@@ -134,14 +153,20 @@ export function expandInputs(
   }
   const excluded = (rel: string): boolean => negatives.some((n) => n.test(rel));
 
-  const found = new Set<string>();
+  // One positive pattern finds every path once: no need for a set.
+  const found: string[] | Set<string> = positives.length === 1 ? [] : new Set<string>();
   const unmatched: string[] = [];
   for (const pat of positives) {
     let hits = 0;
-    const hit = (rel: string): void => {
-      found.add(rel);
-      hits++;
-    };
+    const hit = Array.isArray(found)
+      ? (rel: string): void => {
+          found.push(rel);
+          hits++;
+        }
+      : (rel: string): void => {
+          found.add(rel);
+          hits++;
+        };
     const skipDir = (name: string): boolean =>
       ALWAYS_SKIPPED.has(name) || (SKIPPED_UNLESS_NAMED.includes(name) && !pat.named.has(name));
     // A `.git` FILE (worktree / submodule pointer) holds a machine-specific path: skipped too.
@@ -149,24 +174,27 @@ export function expandInputs(
 
     /** Adds every file below `rel` (a directory). */
     const addAll = (rel: string): void => {
-      const abs = rel === '' ? root : join(root, rel);
-      for (const e of dirs.read(abs)) {
-        const child = rel === '' ? e.name : rel + '/' + e.name;
-        if (e.isDirectory()) {
-          if (!skipDir(e.name)) addAll(child);
-        } else if ((e.isFile() || e.isSymbolicLink()) && !skipFile(e.name)) hit(child);
+      const { names, types } = dirs.read(root, rel);
+      const prefix = rel === '' ? '' : rel + '/';
+      for (let i = 0; i < names.length; i++) {
+        const name = names[i]!;
+        if (types.charCodeAt(i) === TYPE_DIR) {
+          if (!skipDir(name)) addAll(prefix + name);
+        } else if (!skipFile(name)) hit(prefix + name);
       }
     };
     /** Walks below `rel` (a directory), testing every entry against the pattern. */
     const walk = (rel: string): void => {
-      const abs = rel === '' ? root : join(root, rel);
-      for (const e of dirs.read(abs)) {
-        const child = rel === '' ? e.name : rel + '/' + e.name;
-        if (e.isDirectory()) {
-          if (skipDir(e.name)) continue;
+      const { names, types } = dirs.read(root, rel);
+      const prefix = rel === '' ? '' : rel + '/';
+      for (let i = 0; i < names.length; i++) {
+        const name = names[i]!;
+        const child = prefix + name;
+        if (types.charCodeAt(i) === TYPE_DIR) {
+          if (skipDir(name)) continue;
           if (pat.test(child)) addAll(child);
           else walk(child);
-        } else if ((e.isFile() || e.isSymbolicLink()) && !skipFile(e.name) && pat.test(child)) {
+        } else if (!skipFile(name) && pat.test(child)) {
           hit(child);
         }
       }
@@ -183,10 +211,11 @@ export function expandInputs(
     if (hits === 0) unmatched.push(pat.source);
   }
 
-  const files: string[] = [];
-  for (const f of found) {
-    if (negatives.length > 0 && isExcluded(f, excluded)) continue;
-    files.push(f);
+  let files: string[];
+  if (negatives.length === 0) files = Array.isArray(found) ? found : [...found];
+  else {
+    files = [];
+    for (const f of found) if (!isExcluded(f, excluded)) files.push(f);
   }
   return { files: sortByteOrder(files), unmatched };
 }

@@ -204,38 +204,50 @@ export async function computeCacheKeys(
 ): Promise<Map<string, UnitCacheKey>> {
   const invocations = new Map(config.invocations.map((i) => [i.name, i]));
   const order = dependencyOrder(units);
-  // Reading the stored index (off-thread I/O) overlaps the walk below; open() never rejects.
-  const opening = opts.index
-    ? Promise.resolve(opts.index)
-    : FileIndex.open(config.root, { cacheDir: opts.cacheDir });
-  const dirCache = new DirCache();
-  const filesByInvocation = new Map<string, { files: string[]; unmatched: string[] }>();
   for (const u of order) {
-    const inv = invocations.get(u.invocation);
-    if (!inv) throw new Error(`unit "${u.id}" belongs to unknown invocation "${u.invocation}"`);
-    if (!filesByInvocation.has(inv.name)) {
-      filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache));
+    if (!invocations.has(u.invocation)) {
+      throw new Error(`unit "${u.id}" belongs to unknown invocation "${u.invocation}"`);
     }
   }
-
-  const allPaths = new Set<string>();
-  for (const { files } of filesByInvocation.values()) for (const f of files) allPaths.add(f);
-  const index = await opening;
-  const digests = new Map<string, FileDigest>();
+  // open() never rejects (a bad index is a cold one)
+  const index = opts.index ?? (await FileIndex.open(config.root, { cacheDir: opts.cacheDir }));
+  const filesByInvocation = new Map<string, { files: string[]; unmatched: string[] }>();
+  let list: string[];
+  let got: FileDigest[];
   try {
-    const list = [...allPaths];
-    const got = await index.getMany(list);
-    list.forEach((p, i) => digests.set(p, got[i]!));
+    // Check every stored directory at once (in parallel where possible); then the walk takes
+    // listings from the index for unchanged directories.
+    await index.verify();
+    const dirCache = new DirCache(index);
+    for (const u of order) {
+      const inv = invocations.get(u.invocation)!;
+      if (!filesByInvocation.has(inv.name)) {
+        filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache));
+      }
+    }
+    const lists = [...filesByInvocation.values()];
+    if (lists.length === 1) list = lists[0]!.files;
+    else {
+      const allPaths = new Set<string>();
+      for (const { files } of lists) for (const f of files) allPaths.add(f);
+      list = [...allPaths];
+    }
+    got = await index.getMany(list);
     if (!opts.index) await index.save();
   } finally {
     if (!opts.index) await index.close();
   }
 
+  let digests: Map<string, FileDigest> | undefined;
   const result = new Map<string, UnitCacheKey>();
   for (const u of order) {
     const inv = invocations.get(u.invocation)!;
     const { files, unmatched } = filesByInvocation.get(inv.name)!;
-    const inputs = files.map((f) => digests.get(f)!);
+    let inputs = got;
+    if (files !== list) {
+      digests ??= new Map(list.map((p, i) => [p, got[i]!]));
+      inputs = files.map((f) => digests!.get(f)!);
+    }
     const needs: [string, string][] = [...new Set(u.needs)]
       .sort(compareByteOrder)
       .map((id) => [id, result.get(id)!.cacheKey]);
