@@ -1,9 +1,10 @@
 // Two projects: `unit` (fast, no daemons) and `integration` (starts real processes,
 // registries and daemons; files named *.int.test.ts). `npm test` runs both.
-const transform = { '^.+\\.ts$': '<rootDir>/scripts/jest-transform.cjs' };
+const transform = { '^.+\\.(ts|proto)$': '<rootDir>/scripts/jest-transform.cjs' };
 const common = {
   testEnvironment: 'node',
-  extensionsToTreatAsEsm: ['.ts'],
+  extensionsToTreatAsEsm: ['.ts', '.proto'],
+  moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json', 'proto'],
   transform,
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
 };
@@ -19,6 +20,7 @@ export default {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/__tests__/**/*.int.test.ts'],
+      globalSetup: '<rootDir>/scripts/jest-global-setup.mjs',
     },
   ],
 };

@@ -34,6 +34,7 @@ try {
       format: 'esm',
       legalComments: 'none',
       logLevel: 'warning',
+      loader: { '.proto': 'text' },
       banner: { js: (e.shebang ? '#!/usr/bin/env node\n' : '') + banner.js },
       ...(e.external ? { packages: 'external' } : {}),
     });

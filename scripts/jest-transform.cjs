@@ -5,6 +5,8 @@ const { transformSync, version } = require('esbuild');
 
 module.exports = {
   process(source, filename) {
+    // .proto files are imported as text (esbuild's `text` loader does the same for the bundles).
+    if (filename.endsWith('.proto')) return { code: `export default ${JSON.stringify(source)};` };
     const { code, map } = transformSync(source, {
       loader: 'ts',
       format: 'esm',

@@ -25,6 +25,7 @@ await build({
   packages: 'external',
   sourcemap: 'inline',
   logLevel: 'warning',
+  loader: { '.proto': 'text' },
 });
 process.argv = [process.argv[0], resolve(entry), ...rest];
 await import(pathToFileURL(outfile).href);

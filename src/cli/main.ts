@@ -6,6 +6,13 @@ import { NoEligibleWorkerError } from '../plan/placement.js';
 import { UsageError } from './errors.js';
 import { registerPlan } from './commands/plan.js';
 import { registerValidate } from './commands/validate.js';
+import { registerRun } from './commands/run.js';
+import { registerMaster } from './commands/master.js';
+import { registerWorker } from './commands/worker.js';
+import { registerLogs, registerStatus } from './commands/status.js';
+import { registerCerts } from './commands/certs.js';
+import { CertError } from '../cluster/certs.js';
+import { AddressError, SecurityError } from '../cluster/transport.js';
 
 export function buildProgram(): Command {
   const program = new Command('dist-build')
@@ -15,8 +22,14 @@ export function buildProgram(): Command {
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  registerRun(program);
   registerPlan(program);
   registerValidate(program);
+  registerMaster(program);
+  registerWorker(program);
+  registerStatus(program);
+  registerLogs(program);
+  registerCerts(program);
   for (const c of program.commands)
     c.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
@@ -26,14 +39,19 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<number> {
   try {
     await buildProgram().parseAsync(argv, { from: 'user' });
-    return 0;
+    // Commands that end with a status of their own (run: 1 when an invocation failed) set it.
+    const code = process.exitCode;
+    return typeof code === 'number' ? code : 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     if (
       err instanceof ConfigError ||
       err instanceof UsageError ||
       err instanceof PlanInputError ||
-      err instanceof NoEligibleWorkerError
+      err instanceof NoEligibleWorkerError ||
+      err instanceof CertError ||
+      err instanceof SecurityError ||
+      err instanceof AddressError
     ) {
       process.stderr.write(`dist-build: ${err.message}\n`);
       return 2;

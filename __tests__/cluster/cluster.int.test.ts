@@ -1,0 +1,356 @@
+/**
+ * Master and worker agents in this process, talking gRPC with mutual TLS over unix sockets:
+ * membership, the worker's refusal of commands it does not know, role and token checks, refused
+ * TLS handshakes, and malformed or oversized messages, which must never crash either side.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../../src/config/load.js';
+import { createCA, ephemeralTls, issueCert } from '../../src/cluster/certs.js';
+import type { TlsFiles } from '../../src/cluster/certs.js';
+import { definitionDigest } from '../../src/cluster/definition.js';
+import { Master } from '../../src/cluster/master.js';
+import { call, protocol, MAX_MESSAGE_BYTES } from '../../src/cluster/protocol.js';
+import type { StartJobResponse, StatusResponse } from '../../src/cluster/protocol.js';
+import {
+  callMetadata,
+  channelCredentials,
+  channelOptions,
+  grpcTarget,
+  type Address,
+  type Security,
+} from '../../src/cluster/transport.js';
+import { WorkerAgent } from '../../src/cluster/worker.js';
+import { LocalStore } from '../../src/store/local.js';
+
+const T = 30_000;
+let dir: string;
+let tls: Record<string, TlsFiles>;
+const cleanups: (() => Promise<void> | void)[] = [];
+
+const CONFIG = `version: 1
+invocations:
+  hello:
+    run: echo hello > out.txt
+    outputs: [out.txt]
+`;
+
+beforeAll(async () => {
+  ({ tls } = await ephemeralTls(['master', 'client', 'w1', 'w2']));
+});
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dist-build-cluster-'));
+});
+
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function sock(name: string): Address {
+  return { kind: 'unix', path: join(dir, `${name}.sock`) };
+}
+
+async function startMaster(security: Security, logs: string[] = []): Promise<Master> {
+  const m = new Master({
+    listen: [sock('master')],
+    security,
+    heartbeatMs: 200,
+    log: (l) => logs.push(l),
+  });
+  await m.start();
+  cleanups.push(() => m.stop());
+  return m;
+}
+
+async function startWorker(
+  name: string,
+  security: Security,
+  logs: string[] = [],
+): Promise<WorkerAgent> {
+  const root = join(dir, `tree-${name}`);
+  mkdirSync(root, { recursive: true });
+  const config = parseConfig(CONFIG, join(root, 'dist-build.yml'));
+  const cacheDir = join(dir, `cache-${name}`);
+  const agent = new WorkerAgent({
+    config,
+    join: sock('master'),
+    listen: [sock(name)],
+    security,
+    store: await LocalStore.open(cacheDir),
+    cacheDir,
+    id: name,
+    logDir: join(dir, `logs-${name}`),
+    log: (l) => logs.push(l),
+  });
+  await agent.start();
+  cleanups.push(() => agent.stop());
+  return agent;
+}
+
+function masterClient(security: Security) {
+  const a = sock('master');
+  const c = new (protocol().MasterClient)(
+    grpcTarget(a),
+    channelCredentials(a, security),
+    channelOptions(a),
+  );
+  cleanups.push(() => c.close());
+  return c;
+}
+
+function workerClient(name: string, security: Security) {
+  const a = sock(name);
+  const c = new (protocol().WorkerClient)(
+    grpcTarget(a),
+    channelCredentials(a, security),
+    channelOptions(a),
+  );
+  cleanups.push(() => c.close());
+  return c;
+}
+
+function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const tick = () => {
+      if (cond()) return resolve();
+      if (Date.now() - t0 > timeoutMs) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 10);
+    };
+    tick();
+  });
+}
+
+test(
+  'a worker registers with a membership record and heartbeats refresh its stats',
+  async () => {
+    const master = await startMaster({ tls: tls.master! });
+    const w = await startWorker('w1', { tls: tls.w1! }, []);
+    await w.registered;
+    const status = await call<Record<string, never>, StatusResponse>(
+      masterClient({ tls: tls.client! }),
+      masterClient({ tls: tls.client! }).Status,
+      {},
+      new grpc.Metadata(),
+      T,
+    );
+    expect(status.members).toHaveLength(1);
+    const m = status.members[0]!;
+    expect(m.member.worker_id).toBe('w1');
+    expect(m.member.connections).toEqual([
+      { type: 'grpc.v1', socket: `unix://${join(dir, 'w1.sock')}` },
+    ]);
+    expect(m.member.annotations).toMatchObject({ executor: 'command', store: 'local' });
+    expect(m.member.stats?.cpu?.cpus).toBeGreaterThan(0);
+    expect(m.member.stats?.disk.map((d) => d.name).sort()).toEqual(['cache', 'work']);
+    const first = master.live()[0]!.lastHeartbeatAt;
+    await until(() => master.live()[0]!.lastHeartbeatAt > first, 'a heartbeat');
+  },
+  T,
+);
+
+test(
+  'a worker refuses a job whose invocation is unknown or whose definition differs from its config',
+  async () => {
+    const master = await startMaster({ tls: tls.master! });
+    const w = await startWorker('w1', { tls: tls.w1! });
+    await w.registered;
+    const uuid = master.live()[0]!.uuid;
+    const client = workerClient('w1', { tls: tls.master! });
+    const start = (invocation: string, digest: string) =>
+      call<Parameters<typeof client.StartJob>[0], StartJobResponse>(
+        client,
+        client.StartJob,
+        {
+          worker_uuid: uuid,
+          job_id: `j-${invocation}`,
+          unit: invocation,
+          invocation,
+          definition_digest: digest,
+          cache_key: 'sha256:' + '0'.repeat(64),
+          deps: [],
+        },
+        new grpc.Metadata(),
+        T,
+      );
+    const unknown = await start('rm-rf', 'sha256:' + '1'.repeat(64));
+    expect(unknown.accepted).toBe(false);
+    expect(unknown.reason).toMatch(/"rm-rf" is not in this worker's config/);
+    const changed = await start('hello', 'sha256:' + '2'.repeat(64));
+    expect(changed.accepted).toBe(false);
+    expect(changed.reason).toMatch(/differs from this worker's config/);
+    const config = parseConfig(CONFIG, join(dir, 'x/dist-build.yml'));
+    const ok = await start('hello', definitionDigest(config.invocations[0]!));
+    expect(ok.accepted).toBe(true);
+  },
+  T,
+);
+
+test(
+  'only a master certificate may start jobs on a worker; a wrong token is refused',
+  async () => {
+    const logs: string[] = [];
+    await startMaster({ tls: tls.master!, token: 's3cret' });
+    const w = await startWorker('w1', { tls: tls.w1!, token: 's3cret' }, logs);
+    await w.registered;
+    // Another worker's certificate is from the cluster CA, but its role is not master.
+    const asWorker = workerClient('w1', { tls: tls.w2!, token: 's3cret' });
+    const err = await call(
+      asWorker,
+      asWorker.StopJob,
+      { worker_uuid: '', job_id: 'x', reason: '' },
+      callMetadata({ token: 's3cret' }),
+      T,
+    ).catch((e: grpc.ServiceError) => e);
+    expect((err as grpc.ServiceError).code).toBe(grpc.status.PERMISSION_DENIED);
+    expect((err as grpc.ServiceError).details).toMatch(/role worker, expected master/);
+
+    const wrong = masterClient({ tls: tls.client! });
+    const e2 = await call(wrong, wrong.Status, {}, callMetadata({ token: 'guess' }), T).catch(
+      (e: grpc.ServiceError) => e,
+    );
+    expect((e2 as grpc.ServiceError).code).toBe(grpc.status.UNAUTHENTICATED);
+    // A worker with the wrong token never joins, and says why.
+    const badLogs: string[] = [];
+    const bad = await startWorker('w2', { tls: tls.w2!, token: 'nope' }, badLogs);
+    await until(
+      () => badLogs.some((l) => /the master refused this worker: Register: wrong token/.test(l)),
+      'refusal',
+    );
+    expect(bad.id).toBe('');
+  },
+  T,
+);
+
+test(
+  'workers with a certificate from another CA, without a certificate or with an expired one are refused and logged',
+  async () => {
+    const logs: string[] = [];
+    const master = await startMaster({ tls: tls.master! }, logs);
+    const otherCA = await createCA({ name: 'evil CA' });
+    const evil = await issueCert(otherCA, { name: 'evil', role: 'worker' });
+    const foreign: TlsFiles = { ca: tls.master!.ca, cert: evil.cert, key: evil.key };
+    const wlogs: string[] = [];
+    await startWorker('w1', { tls: foreign }, wlogs);
+    await until(
+      () => logs.some((l) => /refused connection from .*not from the cluster CA/.test(l)),
+      'CA refusal',
+    );
+
+    // No client certificate at all: plaintext to a TLS server, and TLS without a cert.
+    const a = sock('master');
+    const noCert = new (protocol().MasterClient)(
+      grpcTarget(a),
+      grpc.credentials.createSsl(Buffer.from(tls.master!.ca)),
+      channelOptions(a),
+    );
+    cleanups.push(() => noCert.close());
+    const e = await call(noCert, noCert.Status, {}, new grpc.Metadata(), 5000).catch(
+      (x: grpc.ServiceError) => x,
+    );
+    expect((e as grpc.ServiceError).code).toBe(grpc.status.UNAVAILABLE);
+    await until(
+      () => logs.some((l) => /refused connection from .*no client certificate/.test(l)),
+      'no-cert refusal',
+    );
+
+    expect(master.live()).toHaveLength(0);
+    // The master still serves good workers.
+    const good = await startWorker('w2', { tls: tls.w2! });
+    await good.registered;
+    expect(master.live().map((m) => m.id)).toEqual(['w2']);
+  },
+  T,
+);
+
+test(
+  'an expired worker certificate is refused',
+  async () => {
+    // A cluster CA of its own, to issue a certificate that has already expired.
+    const ca = await createCA();
+    const m = await issueCert(ca, { name: 'master', role: 'master' });
+    const old = await issueCert(ca, {
+      name: 'old',
+      role: 'worker',
+      notBefore: new Date(Date.now() - 10 * 86_400_000),
+      notAfter: new Date(Date.now() - 86_400_000),
+    });
+    const logs2: string[] = [];
+    await startMaster({ tls: { ca: ca.cert, ...m } }, logs2);
+    await startWorker('w1', { tls: { ca: ca.cert, ...old } });
+    await until(
+      () => logs2.some((l) => /refused connection from .*expired/.test(l)),
+      'expired refusal',
+    );
+  },
+  T,
+);
+
+test(
+  'malformed and oversized messages are rejected without crashing either side',
+  async () => {
+    const master = await startMaster({ tls: tls.master! });
+    const w = await startWorker('w1', { tls: tls.w1! });
+    await w.registered;
+    const raw = (target: string, path: string, body: Buffer, security: Security) =>
+      new Promise<grpc.ServiceError | null>((resolve) => {
+        const a = sock(target);
+        const c = new grpc.Client(grpcTarget(a), channelCredentials(a, security), {
+          ...channelOptions(a),
+          'grpc.max_send_message_length': -1,
+        });
+        c.makeUnaryRequest(
+          path,
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          body,
+          (err) => {
+            c.close();
+            resolve(err);
+          },
+        );
+      });
+    // Not protobuf at all.
+    const garbage = Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x34]);
+    const e1 = await raw('master', '/dist_build.v1.Master/Register', garbage, { tls: tls.w2! });
+    expect(e1?.code).toBe(grpc.status.INTERNAL);
+    const e2 = await raw('w1', '/dist_build.v1.Worker/StartJob', garbage, { tls: tls.master! });
+    expect(e2?.code).toBe(grpc.status.INTERNAL);
+    // Valid protobuf, missing everything.
+    const e3 = await raw('master', '/dist_build.v1.Master/Register', Buffer.alloc(0), {
+      tls: tls.w2!,
+    });
+    expect(e3?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    // Bigger than the limit on either side.
+    const huge = Buffer.alloc(MAX_MESSAGE_BYTES + 1024, 0x0a);
+    const e4 = await raw('master', '/dist_build.v1.Master/Heartbeat', huge, { tls: tls.w2! });
+    expect(e4?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    const e5 = await raw('w1', '/dist_build.v1.Worker/HasCache', huge, { tls: tls.master! });
+    expect(e5?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    // Both still work.
+    expect(master.live().map((m) => m.id)).toEqual(['w1']);
+    const client = masterClient({ tls: tls.client! });
+    const s = await call<Record<string, never>, StatusResponse>(
+      client,
+      client.Status,
+      {},
+      new grpc.Metadata(),
+      T,
+    );
+    expect(s.members).toHaveLength(1);
+    const wc = workerClient('w1', { tls: tls.master! });
+    const has = await call(
+      wc,
+      wc.HasCache,
+      { worker_uuid: '', cache_keys: ['sha256:' + 'a'.repeat(64)] },
+      new grpc.Metadata(),
+      T,
+    );
+    expect(has.cache_keys).toEqual([]);
+  },
+  T,
+);

@@ -1,0 +1,250 @@
+/**
+ * Faults with real processes: `dist-build master` and `dist-build worker` as separate processes
+ * over unix sockets with mutual TLS, each worker with its own copy of the tree and its own cache
+ * (a self-hosted pool on one machine), and `dist-build run` for failing commands.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCA, issueCert, writeCA, writeCert } from '../../src/cluster/certs.js';
+import type { RunReport } from '../../src/report/types.js';
+import { runCli, startCli, stopAll, type Proc } from '../helpers/processes.js';
+
+let dir: string;
+let certs: string;
+
+beforeAll(async () => {
+  certs = mkdtempSync(join(tmpdir(), 'dist-build-faults-certs-'));
+  const ca = await createCA();
+  await writeCA(certs, ca);
+  await writeCert(certs, 'master', await issueCert(ca, { name: 'master', role: 'master' }));
+  await writeCert(certs, 'client', await issueCert(ca, { name: 'client', role: 'client' }));
+  for (const w of ['w1', 'w2']) {
+    await writeCert(certs, w, await issueCert(ca, { name: w, role: 'worker' }));
+  }
+});
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dist-build-faults-'));
+});
+
+afterEach(async () => {
+  await stopAll();
+  // Commands record their PIDs: end any a killed worker left behind.
+  const pids = join(dir, 'pids');
+  if (existsSync(pids)) {
+    for (const pid of readFileSync(pids, 'utf8').split('\n').filter(Boolean)) {
+      try {
+        process.kill(-Number(pid), 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+afterAll(() => rmSync(certs, { recursive: true, force: true }));
+
+/** `slow` prints where it runs, counts its starts, and takes a while; `after` needs its output. */
+const POOL_CONFIG = `version: 1
+invocations:
+  slow:
+    run: >-
+      echo $$ >> ../pids; echo start >> ../starts-slow; echo "slow on $DIST_BUILD_WORKER";
+      sleep 3; mkdir -p out && echo done > out/slow.txt
+    outputs: [out/slow.txt]
+  quick:
+    run: mkdir -p quick && echo q > quick/q.txt
+    outputs: [quick]
+  after:
+    run: mkdir -p final && cat out/slow.txt quick/q.txt > final/after.txt
+    needs: [slow, quick]
+    outputs: [final]
+    export: true
+`;
+
+function tree(name: string, config: string): string {
+  const root = join(dir, name);
+  mkdirSync(root, { recursive: true });
+  writeFileSync(join(root, 'dist-build.yml'), config);
+  return join(root, 'dist-build.yml');
+}
+
+const sock = (): string => `unix://${join(dir, 'master.sock')}`;
+
+function startMaster(config: string): Proc {
+  return startCli([
+    'master',
+    '--listen',
+    sock(),
+    '--config',
+    config,
+    '--workers',
+    '2',
+    '--out',
+    join(dir, 'artifacts'),
+    '--certs',
+    certs,
+    '--name',
+    'master',
+    '--heartbeat',
+    '500ms',
+    '--wait',
+    '60s',
+    '--plain',
+  ]);
+}
+
+function startWorker(name: string, config: string): Proc {
+  return startCli([
+    'worker',
+    '--join',
+    sock(),
+    '--config',
+    config,
+    '--cache-dir',
+    join(dir, `cache-${name}`),
+    '--certs',
+    certs,
+    '--name',
+    name,
+    '--id',
+    name,
+    '--kill-grace',
+    '1s',
+  ]);
+}
+
+function report(): RunReport {
+  return JSON.parse(
+    readFileSync(join(dir, 'artifacts/dist-build-report.json'), 'utf8'),
+  ) as RunReport;
+}
+
+const starts = (): number =>
+  readFileSync(join(dir, 'starts-slow'), 'utf8').split('\n').filter(Boolean).length;
+
+test('SIGKILL a worker while it runs a job: the job runs again elsewhere and the run succeeds', async () => {
+  const master = startMaster(tree('m', POOL_CONFIG));
+  const workers = {
+    w1: startWorker('w1', tree('t1', POOL_CONFIG)),
+    w2: startWorker('w2', tree('t2', POOL_CONFIG)),
+  };
+  const [, victim] = await master.waitFor(/\[slow\] slow on (w\d)/);
+
+  // While it runs: the membership table and the job's log through the master.
+  const status = await runCli(['status', '--master', sock(), '--certs', certs, '--json']);
+  expect(status.code).toBe(0);
+  const members = (JSON.parse(status.stdout) as { members: { worker_id: string }[] }).members;
+  expect(members.map((m) => m.worker_id).sort()).toEqual(['w1', 'w2']);
+  const logs = await runCli(['logs', 'slow', '--master', sock(), '--certs', certs]);
+  expect(logs.stdout).toContain(`slow on ${victim}`);
+
+  workers[victim as 'w1' | 'w2'].kill('SIGKILL');
+  const survivor = victim === 'w1' ? 'w2' : 'w1';
+  const exit = await master.exited;
+  expect(master.stderr).toMatch(new RegExp(`worker ${victim} lost`));
+  expect(exit.code).toBe(0);
+  const r = report();
+  const slow = r.invocations.find((i) => i.unit === 'slow')!;
+  expect(slow).toMatchObject({ status: 'built', worker: survivor, attempts: 2 });
+  expect(starts()).toBe(2);
+  expect(r.invocations.find((i) => i.unit === 'after')!.status).toBe('built');
+  expect(readFileSync(join(dir, 'artifacts/final/after.txt'), 'utf8')).toBe('done\nq\n');
+}, 90_000);
+
+test('restarting the master mid-run: workers re-register, the running job is adopted, the run completes', async () => {
+  const config = tree('m', POOL_CONFIG);
+  const first = startMaster(config);
+  startWorker('w1', tree('t1', POOL_CONFIG));
+  startWorker('w2', tree('t2', POOL_CONFIG));
+  await first.waitFor(/\[slow\] slow on (w\d)/);
+  first.kill('SIGKILL');
+  await first.exited;
+
+  const second = startMaster(config);
+  const exit = await second.exited;
+  expect(second.output).toMatch(/worker w1 joined/);
+  expect(exit.code).toBe(0);
+  // The job that was running is not started again: its result arrives at the new master.
+  expect(starts()).toBe(1);
+  const r = report();
+  expect(r.status).toBe('succeeded');
+  expect(r.invocations.find((i) => i.unit === 'slow')!.status).toMatch(/built|cached/);
+  expect(readFileSync(join(dir, 'artifacts/final/after.txt'), 'utf8')).toBe('done\nq\n');
+}, 90_000);
+
+const FAULTY = `version: 1
+invocations:
+  fail:
+    run: echo boom >&2; exit 3
+  after-fail:
+    run: echo never
+    needs: [fail]
+  hang:
+    run: echo $$ >> ../pids; sleep 60
+    timeout: 1
+  loud:
+    run: head -c 3000000 /dev/zero | tr '\\0' x; echo
+  fine:
+    run: echo fine > fine.txt
+    outputs: [fine.txt]
+    export: true
+`;
+
+test('a failing, a hanging and a very loud command behave as documented; the rest still runs', async () => {
+  const config = tree('repo', FAULTY);
+  const out = join(dir, 'artifacts');
+  const res = await runCli(['run', '--config', config, '--workers', '2', '--out', out], {
+    timeoutMs: 60_000,
+  });
+  expect(res.code).toBe(1);
+  const r = report();
+  const by = Object.fromEntries(r.invocations.map((i) => [i.unit, i]));
+  expect(by.fail).toMatchObject({ status: 'failed', exitCode: 3 });
+  expect(by['after-fail']).toMatchObject({ status: 'skipped', reason: 'needs fail, which failed' });
+  expect(by.hang!.status).toBe('failed');
+  expect(by.hang!.reason).toMatch(/timed out after 1s/);
+  expect(by.loud!.status).toBe('built');
+  expect(by.fine!.status).toBe('built');
+  expect(readFileSync(join(out, 'fine.txt'), 'utf8')).toBe('fine\n');
+  // The failure names the invocation and shows the tail of its log.
+  expect(res.stderr).toMatch(
+    /fail: FAILED on worker-\d: exited with code 3\n--- last lines of fail ---\n(\[fail\] )?boom/,
+  );
+  // Megabytes of output are streamed through, prefixed, nothing lost.
+  const xs = res.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('[loud] '))
+    .map((l) => l.length - 7);
+  expect(xs.reduce((a, b) => a + b, 0)).toBe(3_000_000);
+  expect(res.stdout).toMatch(/5 invocations: 2 built, 0 cached, 2 failed, 1 skipped/);
+}, 90_000);
+
+test('--fail-fast stops the rest at the first failure', async () => {
+  const config = tree(
+    'repo',
+    `version: 1
+invocations:
+  fail:
+    run: exit 1
+  a:
+    run: sleep 1
+    needs: [fail]
+  b:
+    run: echo $$ >> ../pids; sleep 20
+`,
+  );
+  const res = await runCli(
+    ['run', '--config', config, '--workers', '1', '--out', join(dir, 'artifacts'), '--fail-fast'],
+    {
+      timeoutMs: 60_000,
+    },
+  );
+  expect(res.code).toBe(1);
+  const by = Object.fromEntries(report().invocations.map((i) => [i.unit, i.status]));
+  expect(by.fail).toBe('failed');
+  expect(['cancelled', 'skipped']).toContain(by.a);
+  expect(by.b).toBe('cancelled');
+}, 90_000);

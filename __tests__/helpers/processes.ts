@@ -1,0 +1,147 @@
+/**
+ * Real processes for integration tests: the CLI under test (bundled once per test run by
+ * scripts/jest-global-setup.mjs, path in DIST_BUILD_TEST_CLI), started in a process group of its
+ * own so that `stopAll()` ends it and everything it started (workers of `dist-build run`), by PID,
+ * whatever happened in the test. Waits are on output lines or exits, never on fixed sleeps.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+
+export function cliPath(): string {
+  const p = process.env.DIST_BUILD_TEST_CLI;
+  if (!p) throw new Error('DIST_BUILD_TEST_CLI is not set: run integration tests through jest');
+  return p;
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export class Proc {
+  readonly child: ChildProcess;
+  readonly exited: Promise<Exit>;
+  stdout = '';
+  stderr = '';
+  private readonly watchers = new Set<() => void>();
+
+  constructor(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+    this.child = spawn(process.execPath, [cliPath(), ...args], {
+      cwd: opts.cwd,
+      env: { ...process.env, CI: 'true', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    tracked.add(this);
+    this.child.stdout!.setEncoding('utf8');
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stdout!.on('data', (t: string) => {
+      this.stdout += t;
+      this.wake();
+    });
+    this.child.stderr!.on('data', (t: string) => {
+      this.stderr += t;
+      this.wake();
+    });
+    this.exited = new Promise((resolve) =>
+      this.child.on('close', (code, signal) => {
+        tracked.delete(this);
+        this.wake();
+        resolve({ code, signal });
+      }),
+    );
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get output(): string {
+    return this.stdout + this.stderr;
+  }
+
+  private wake(): void {
+    for (const w of [...this.watchers]) w();
+  }
+
+  /** Resolves with the first match of `re` in stdout+stderr; rejects if the process exits first or after `timeoutMs`. */
+  waitFor(re: RegExp, timeoutMs = 30_000): Promise<RegExpMatchArray> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const m = this.output.match(re);
+        if (m) {
+          done();
+          resolve(m);
+          return true;
+        }
+        if (this.child.exitCode !== null || this.child.signalCode !== null) {
+          done();
+          reject(new Error(`process exited before ${re}:\n${this.output.slice(-3000)}`));
+          return true;
+        }
+        return false;
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`timed out waiting for ${re}:\n${this.output.slice(-3000)}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.watchers.delete(watcher);
+      };
+      const watcher = () => void check();
+      if (!check()) this.watchers.add(watcher);
+    });
+  }
+
+  /** Sends `signal` to the process group (the CLI and what it started). */
+  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    try {
+      process.kill(-this.pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+const tracked = new Set<Proc>();
+
+/** Starts the CLI with `args`. */
+export function startCli(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Proc {
+  return new Proc(args, opts);
+}
+
+/** Runs the CLI to completion. */
+export async function runCli(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<Exit & { stdout: string; stderr: string }> {
+  const p = startCli(args, opts);
+  const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+  const exit = await p.exited;
+  clearTimeout(timer);
+  return { ...exit, stdout: p.stdout, stderr: p.stderr };
+}
+
+/** Ends every process group started by this file that is still running: SIGTERM, then SIGKILL. */
+export async function stopAll(graceMs = 3000): Promise<void> {
+  const procs = [...tracked];
+  for (const p of procs) p.kill('SIGTERM');
+  const timer = setTimeout(() => procs.forEach((p) => p.kill('SIGKILL')), graceMs);
+  await Promise.all(procs.map((p) => p.exited));
+  clearTimeout(timer);
+  // Whatever is left in the groups (a child that ignored SIGTERM after its parent exited).
+  for (const p of procs) p.kill('SIGKILL');
+}
+
+/** Whether a process exists (not a zombie check: enough for "is it gone"). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,282 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { readdir, readFile, rm, stat, utimes, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { LocalStore } from '../../src/store/local.js';
+import { CorruptBlobError, RESULT_FORMAT } from '../../src/store/types.js';
+import type { ResultManifest } from '../../src/store/types.js';
+
+let dir: string;
+let warnings: string[];
+let store: LocalStore;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'dist-build-store-'));
+  warnings = [];
+  store = await LocalStore.open(join(dir, 'cache'), { onWarning: (m) => warnings.push(m) });
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function sha(data: Buffer | string): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of stream) parts.push(chunk);
+  return Buffer.concat(parts);
+}
+
+/** `data` as several chunks, from a fresh async iterable each call. */
+async function* chunked(data: Buffer, size = 1000): AsyncGenerator<Buffer> {
+  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
+}
+
+const tmpFiles = () => readdir(join(dir, 'cache', 'tmp'));
+
+function manifest(cacheKey: string, digests: string[]): ResultManifest {
+  return {
+    format: RESULT_FORMAT,
+    cacheKey,
+    unit: 'lib',
+    invocation: 'lib',
+    exitCode: 0,
+    durationMs: 1234,
+    worker: 'worker-1',
+    createdAt: '2024-01-01T00:00:00.000Z',
+    outputs: digests.map((digest, i) => ({
+      path: `out/${i}`,
+      type: 'dir',
+      digest,
+      size: 10,
+      files: 1,
+    })),
+  };
+}
+
+describe('LocalStore blobs', () => {
+  it('stores, finds and reads back a blob at its content address', async () => {
+    const data = Buffer.from('hello, blob\n');
+    const info = await store.putBlob(Readable.from([data]));
+    expect(info).toEqual({ digest: sha(data), size: data.length });
+    const hex = info.digest.slice(7);
+    expect(await readFile(join(dir, 'cache', 'blobs', 'sha256', hex.slice(0, 2), hex))).toEqual(
+      data,
+    );
+    const other = sha('other');
+    expect(await store.hasBlobs([info.digest, other])).toEqual(new Set([info.digest]));
+    expect(await readAll((await store.openBlob(info.digest))!)).toEqual(data);
+    expect(await store.openBlob(other)).toBeNull();
+    expect(await tmpFiles()).toEqual([]);
+    expect(await store.stats()).toEqual({ blobs: 1, bytes: data.length, results: 0 });
+  });
+
+  it('accepts any async iterable of buffers, and empty blobs', async () => {
+    const data = Buffer.alloc(100_000, 7);
+    expect((await store.putBlob(chunked(data))).digest).toBe(sha(data));
+    const empty = await store.putBlob(chunked(Buffer.alloc(0)));
+    expect(empty).toEqual({ digest: sha(''), size: 0 });
+    expect(await readAll((await store.openBlob(empty.digest))!)).toEqual(Buffer.alloc(0));
+  });
+
+  it('keeps one copy of the same content and does not rewrite it', async () => {
+    const data = Buffer.from('same bytes');
+    const first = await store.putBlob(chunked(data, 3));
+    const path = store.blobPath(first.digest);
+    const old = new Date('2001-01-01T00:00:00Z');
+    await utimes(path, old, old);
+    const before = await stat(path);
+    const second = await store.putBlob(chunked(data, 4));
+    expect(second).toEqual(first);
+    const after = await stat(path);
+    expect(after.ino).toBe(before.ino);
+    expect(after.mtimeMs).toBe(before.mtimeMs);
+    expect(await store.stats()).toEqual({ blobs: 1, bytes: data.length, results: 0 });
+    expect(await tmpFiles()).toEqual([]);
+  });
+
+  it('is safe when several writers put the same blob at once', async () => {
+    const data = Buffer.alloc(3 * 1024 * 1024);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 31) % 251;
+    // Two store objects on one directory stand in for two worker processes.
+    const other = new LocalStore(join(dir, 'cache'));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        (i % 2 ? other : store).putBlob(chunked(data, 64 * 1024 + i)),
+      ),
+    );
+    for (const r of results) expect(r).toEqual({ digest: sha(data), size: data.length });
+    expect(await store.stats()).toEqual({ blobs: 1, bytes: data.length, results: 0 });
+    expect((await readAll((await store.openBlob(sha(data)))!)).equals(data)).toBe(true);
+    expect(await tmpFiles()).toEqual([]);
+  });
+
+  it('stores nothing when the data does not match the expected digest', async () => {
+    const wrong = sha('something else');
+    await expect(store.putBlob(chunked(Buffer.from('data')), wrong)).rejects.toThrow(
+      CorruptBlobError,
+    );
+    expect(await store.stats()).toEqual({ blobs: 0, bytes: 0, results: 0 });
+    expect(await tmpFiles()).toEqual([]);
+    const ok = await store.putBlob(chunked(Buffer.from('data')), sha('data'));
+    expect(ok.digest).toBe(sha('data'));
+  });
+
+  it('stores a file, leaving the file alone', async () => {
+    const file = join(dir, 'input.bin');
+    await writeFile(file, 'file contents');
+    const info = await store.putBlobFile(file);
+    expect(info).toEqual({ digest: sha('file contents'), size: 13 });
+    expect(await readFile(file, 'utf8')).toBe('file contents');
+    expect(await store.putBlobFile(file)).toEqual(info);
+    expect(await store.stats()).toEqual({ blobs: 1, bytes: 13, results: 0 });
+  });
+
+  it('turns a corrupt blob into a stream error, deletes it and warns once', async () => {
+    const data = Buffer.from('precious build output');
+    const { digest } = await store.putBlob(chunked(data));
+    const path = store.blobPath(digest);
+    const bytes = await readFile(path);
+    bytes[3] ^= 0xff;
+    await writeFile(path, bytes);
+
+    const stream = (await store.openBlob(digest))!;
+    const err = await readAll(stream).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(CorruptBlobError);
+    expect((err as CorruptBlobError).digest).toBe(digest);
+    await expect(stat(path)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await store.hasBlobs([digest])).toEqual(new Set());
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(digest);
+    expect(await store.openBlob(digest)).toBeNull();
+
+    // Put back good bytes, corrupt again: still only one warning for that digest.
+    await store.putBlob(chunked(data));
+    await writeFile(path, bytes);
+    await expect(readAll((await store.openBlob(digest))!)).rejects.toThrow(CorruptBlobError);
+    expect(warnings).toHaveLength(1);
+  });
+
+  it('rejects malformed digests', async () => {
+    await expect(store.openBlob('sha256:xyz')).rejects.toThrow(TypeError);
+    await expect(store.hasBlobs(['md5:abc'])).rejects.toThrow(TypeError);
+    await expect(store.putBlob(chunked(Buffer.from('x')), 'nope')).rejects.toThrow(TypeError);
+  });
+
+  it('open() removes stale temporary files and keeps fresh ones', async () => {
+    const tmp = join(dir, 'cache', 'tmp');
+    await writeFile(join(tmp, 'stale'), 'x');
+    await writeFile(join(tmp, 'fresh'), 'x');
+    const old = new Date(Date.now() - 3 * 24 * 3600 * 1000);
+    await utimes(join(tmp, 'stale'), old, old);
+    await LocalStore.open(join(dir, 'cache'));
+    expect(await readdir(tmp)).toEqual(['fresh']);
+  });
+
+  it('works on a directory that does not exist yet', async () => {
+    const lazy = new LocalStore(join(dir, 'later', 'cache'));
+    expect(await lazy.hasBlobs([sha('x')])).toEqual(new Set());
+    expect(await lazy.openBlob(sha('x'))).toBeNull();
+    expect(await lazy.getResult(sha('x'))).toBeNull();
+    expect(await lazy.stats()).toEqual({ blobs: 0, bytes: 0, results: 0 });
+    expect((await lazy.putBlob(chunked(Buffer.from('x')))).digest).toBe(sha('x'));
+  });
+});
+
+describe('LocalStore results', () => {
+  it('round-trips a manifest', async () => {
+    const a = await store.putBlob(chunked(Buffer.from('a')));
+    const b = await store.putBlob(chunked(Buffer.from('b')));
+    const key = sha('key');
+    const m = manifest(key, [a.digest, b.digest]);
+    expect(await store.hasResults([key])).toEqual(new Set());
+    expect(await store.getResult(key)).toBeNull();
+    await store.putResult(m);
+    expect(await store.getResult(key)).toEqual(m);
+    expect(await store.hasResults([key, sha('other')])).toEqual(new Set([key]));
+    const hex = key.slice(7);
+    expect(
+      JSON.parse(
+        await readFile(
+          join(dir, 'cache', 'results', 'sha256', hex.slice(0, 2), `${hex}.json`),
+          'utf8',
+        ),
+      ),
+    ).toEqual(m);
+    // A newer result replaces the old one.
+    await store.putResult({ ...m, worker: 'worker-2' });
+    expect((await store.getResult(key))?.worker).toBe('worker-2');
+    expect((await store.stats()).results).toBe(1);
+    expect(warnings).toEqual([]);
+  });
+
+  it('treats a manifest that does not parse or validate as a miss, warning once', async () => {
+    const key = sha('key');
+    const path = store.resultPath(key);
+    await mkdir(join(path, '..'), { recursive: true });
+    await writeFile(path, '{"format": "dist-build/result/v1", "cacheKey": ');
+    expect(await store.getResult(key)).toBeNull();
+    expect(await store.getResult(key)).toBeNull();
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(key);
+
+    const key2 = sha('key2');
+    await mkdir(join(store.resultPath(key2), '..'), { recursive: true });
+    await writeFile(
+      store.resultPath(key2),
+      JSON.stringify({ ...manifest(key2, []), exitCode: 'x' }),
+    );
+    expect(await store.getResult(key2)).toBeNull();
+    expect(warnings).toHaveLength(2);
+    expect(warnings[1]).toContain('exitCode');
+
+    // Stored under the wrong key.
+    const key3 = sha('key3');
+    await mkdir(join(store.resultPath(key3), '..'), { recursive: true });
+    await writeFile(store.resultPath(key3), JSON.stringify(manifest(key2, [])));
+    expect(await store.getResult(key3)).toBeNull();
+    expect(warnings).toHaveLength(3);
+  });
+
+  it('treats a manifest whose blobs are gone as a miss', async () => {
+    const a = await store.putBlob(chunked(Buffer.from('a')));
+    const key = sha('key');
+    await store.putResult(manifest(key, [a.digest]));
+    await rm(store.blobPath(a.digest));
+    expect(await store.getResult(key)).toBeNull();
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(a.digest);
+  });
+
+  it('refuses to store an invalid manifest or one naming missing blobs', async () => {
+    const key = sha('key');
+    await expect(store.putResult(manifest(key, [sha('not stored')]))).rejects.toThrow(/not stored/);
+    const bad = { ...manifest(key, []), format: 'v0' } as unknown as ResultManifest;
+    await expect(store.putResult(bad)).rejects.toThrow(/format/);
+    const badPath = manifest(key, [(await store.putBlob(chunked(Buffer.from('a')))).digest]);
+    badPath.outputs[0]!.path = '../escape';
+    await expect(store.putResult(badPath)).rejects.toThrow(/path/);
+    expect(await store.hasResults([key])).toEqual(new Set());
+  });
+
+  it('is safe when several writers put the same result at once', async () => {
+    const a = await store.putBlob(chunked(Buffer.from('a')));
+    const key = sha('key');
+    const other = new LocalStore(join(dir, 'cache'));
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        (i % 2 ? other : store).putResult({ ...manifest(key, [a.digest]), worker: `w${i}` }),
+      ),
+    );
+    expect((await store.getResult(key))?.worker).toMatch(/^w[0-7]$/);
+    expect(await tmpFiles()).toEqual([]);
+  });
+});

@@ -1,0 +1,125 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/load.js';
+import { parseDuration } from '../../config/duration.js';
+import { Master } from '../../cluster/master.js';
+import type { Run } from '../../cluster/scheduler.js';
+import { formatAddress, parseAddress } from '../../cluster/transport.js';
+import { DEFAULT_CONFIG } from '../defaults.js';
+import { drive, finalText } from '../drive.js';
+import { UsageError } from '../errors.js';
+import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
+import { positiveInt } from '../util.js';
+
+interface MasterFlags extends SecurityFlags {
+  listen: string[];
+  config: string;
+  workers: string;
+  wait: string;
+  out: string;
+  heartbeat: string;
+  failFast?: boolean;
+  stopWorkers?: boolean;
+  serve?: boolean;
+  output: boolean;
+  plain?: boolean;
+}
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+function seconds(text: string, flag: string): number {
+  try {
+    return parseDuration(/^[0-9.]+$/.test(text) ? Number(text) : text);
+  } catch (e) {
+    throw new UsageError(`${flag}: ${(e as Error).message}`);
+  }
+}
+
+export function registerMaster(program: Command): void {
+  const cmd = program
+    .command('master')
+    .description(
+      'Run a master for a pool of workers (`dist-build worker --join`): wait for them, run the config on them, export, report.',
+    )
+    .option(
+      '-l, --listen <address>',
+      'tcp://host:port or unix:///path.sock (repeatable)',
+      collect,
+      [],
+    )
+    .option('-c, --config <file>', 'the dist-build.yml to run', DEFAULT_CONFIG)
+    .option('-w, --workers <n>', 'start when this many workers have joined', '1')
+    .option('--wait <duration>', 'give up when they have not joined after this long', '120s')
+    .option('-o, --out <dir>', 'where exported artifacts and the report go', 'dist-build-out')
+    .option('--heartbeat <duration>', 'heartbeat period asked of workers (lease = 3x + 0.5s)', '1s')
+    .option('--fail-fast', 'stop everything at the first failed invocation')
+    .option('--stop-workers', 'tell the workers to exit when the run is over')
+    .option('--serve', 'only serve membership (status, logs); run nothing')
+    .option('--no-output', "do not print the jobs' output")
+    .option('--plain', 'plain log lines even in a terminal');
+  addSecurityOptions(cmd, 'master').addHelpText(
+    'after',
+    `
+Examples (a pool on two shells):
+  $ dist-build certs init && dist-build certs issue --name master --role master \\
+      && dist-build certs issue --name w1 && dist-build certs issue --name client --role client
+  $ dist-build master --listen tcp://127.0.0.1:12345 --certs .dist-build/certs --workers 1
+  $ dist-build worker --join tcp://127.0.0.1:12345 --certs .dist-build/certs --name w1`,
+  );
+  cmd.action(async (flags: MasterFlags) => {
+    if (!flags.listen.length) throw new UsageError('give at least one --listen address');
+    const config = flags.serve ? undefined : await loadConfig(flags.config);
+    const security = await securityFrom(flags);
+    const err = process.stderr;
+    const master = new Master({
+      listen: flags.listen.map(parseAddress),
+      security,
+      heartbeatMs: seconds(flags.heartbeat, '--heartbeat') * 1000,
+      log: (m) => err.write(`${new Date().toISOString()} ${m}\n`),
+    });
+    await master.start();
+    err.write(
+      `dist-build master ${master.id.slice(0, 8)} listening on ${master.addresses.map(formatAddress).join(', ')}\n`,
+    );
+    let run: Run | undefined;
+    let stopped = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (stopped) process.exit(130);
+      stopped = true;
+      err.write(`dist-build master: ${sig}\n`);
+      if (run) run.cancel(`master interrupted (${sig})`);
+      else void master.stop().then(() => process.exit(130));
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      if (!config) {
+        await new Promise<void>(() => undefined); // until a signal
+        return;
+      }
+      const n = positiveInt(flags.workers, '--workers');
+      await master.waitForWorkers(n, seconds(flags.wait, '--wait') * 1000);
+      const result = await drive({
+        master,
+        config,
+        configPath: flags.config,
+        out: flags.out,
+        failFast: flags.failFast ?? false,
+        showOutput: flags.output,
+        plain: flags.plain ?? false,
+        err,
+        onRun: (r) => (run = r),
+      });
+      process.stdout.write(finalText(result, !!process.stdout.isTTY && !process.env.CI));
+      process.exitCode = stopped ? 130 : result.exitCode;
+      if (flags.stopWorkers) {
+        master.shutdownWorkers();
+        // Give the workers one heartbeat to hear it.
+        await new Promise((r) => setTimeout(r, master.heartbeatMs * 2));
+      }
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      await master.stop();
+    }
+  });
+}

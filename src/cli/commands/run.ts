@@ -1,0 +1,176 @@
+import type { Command } from 'commander';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { loadConfig } from '../../config/load.js';
+import { ephemeralTls, writeCert } from '../../cluster/certs.js';
+import { writeCA } from '../../cluster/certs.js';
+import { LocalWorkers, selfCommand } from '../../cluster/local.js';
+import { Master } from '../../cluster/master.js';
+import type { Run } from '../../cluster/scheduler.js';
+import { formatAddress } from '../../cluster/transport.js';
+import { expandUnits, workerCount } from '../../plan/units.js';
+import { DEFAULT_CONFIG } from '../defaults.js';
+import { drive, finalText } from '../drive.js';
+import { defaultCacheDir, positiveInt } from '../util.js';
+
+interface RunFlags {
+  config: string;
+  workers?: string;
+  out: string;
+  cacheDir?: string;
+  failFast?: boolean;
+  output: boolean;
+  plain?: boolean;
+  verbose?: boolean;
+}
+
+/** Where `dist-build status` and `logs` find a local run in progress. */
+export function currentRunFile(root: string): string {
+  return join(root, '.dist-build', 'run', 'current.json');
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description(
+      'Run every invocation of a config on N local worker processes (an embedded master on loopback with mutual TLS), export the final artifacts and write a report.',
+    )
+    .option('-c, --config <file>', 'the dist-build.yml to run', DEFAULT_CONFIG)
+    .option('-w, --workers <n>', "number of local workers (default: the config's workers rule)")
+    .option('-o, --out <dir>', 'where exported artifacts and the report go', 'dist-build-out')
+    .option('--cache-dir <dir>', 'local cache store (default <config dir>/.dist-build/cache)')
+    .option('--fail-fast', 'stop everything at the first failed invocation')
+    .option('--no-output', "do not print the jobs' output (plain mode)")
+    .option('--plain', 'plain log lines even in a terminal')
+    .option('--verbose', "print the workers' own log lines")
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ dist-build run --config examples/monorepo/dist-build.yml
+  $ dist-build run --workers 8 --out artifacts --fail-fast
+
+Exit code 0 when every invocation succeeded, 1 when one failed, 2 on bad input.`,
+    )
+    .action(async (flags: RunFlags) => {
+      process.exitCode = await runLocal(flags);
+    });
+}
+
+async function runLocal(flags: RunFlags): Promise<number> {
+  const config = await loadConfig(flags.config);
+  const units = expandUnits(config);
+  const n = flags.workers
+    ? positiveInt(flags.workers, '--workers')
+    : workerCount(config, units.length);
+  const cacheDir = resolve(flags.cacheDir ?? defaultCacheDir(config.root));
+  const err = process.stderr;
+
+  // An ephemeral CA for this run: certificates for the master, each worker and a client (for
+  // `dist-build status` / `logs` while the run goes on), in a private directory.
+  const runDir = join(config.root, '.dist-build', 'run');
+  const certDir = join(runDir, `certs-${process.pid}`);
+  const names = ['master', 'client', ...Array.from({ length: n }, (_, i) => `worker-${i + 1}`)];
+  const { ca, tls } = await ephemeralTls(names);
+  await mkdir(runDir, { recursive: true, mode: 0o700 });
+  await writeCA(certDir, ca, { force: true });
+  for (const name of names)
+    await writeCert(certDir, name, { cert: tls[name]!.cert, key: tls[name]!.key });
+
+  const log = flags.verbose ? (m: string) => err.write(`${m}\n`) : () => undefined;
+  const master = new Master({
+    listen: [{ kind: 'tcp', host: '127.0.0.1', port: 0 }],
+    security: { tls: tls.master! },
+    heartbeatMs: 500,
+    log,
+  });
+  await master.start();
+  const address = formatAddress(master.addresses[0]!);
+  const workers = new LocalWorkers({
+    command: selfCommand(),
+    count: n,
+    args: (i) => [
+      '--join',
+      address,
+      '--config',
+      config.file,
+      '--cache-dir',
+      cacheDir,
+      '--certs',
+      certDir,
+      '--name',
+      `worker-${i}`,
+      '--id',
+      `worker-${i}`,
+      '--kill-grace',
+      '5s',
+    ],
+    onLine: (i, line) => {
+      if (flags.verbose) err.write(`[worker-${i}] ${line}\n`);
+    },
+    onExit: (i, code, signal) =>
+      err.write(
+        `dist-build: worker-${i} exited (${signal ?? `code ${code}`})${
+          workers.tail(i).length ? `:\n  ${workers.tail(i).slice(-5).join('\n  ')}` : ''
+        }\n`,
+      ),
+  });
+  const current = currentRunFile(config.root);
+  let run: Run | undefined;
+  let interrupted = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) {
+      // Second Ctrl-C: stop waiting for anything.
+      void workers.stop(0).then(() => process.exit(130));
+      return;
+    }
+    interrupted = true;
+    err.write(`\ndist-build: ${sig}: stopping the run and its workers...\n`);
+    run?.cancel(`interrupted (${sig})`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    workers.start();
+    await writeFile(
+      current,
+      JSON.stringify(
+        { pid: process.pid, master: address, certs: certDir, config: config.file },
+        null,
+        2,
+      ),
+    );
+    await master.waitForWorkers(n, 30_000).catch((e: Error) => {
+      throw new Error(
+        `${e.message}; worker output:\n  ${Array.from({ length: n }, (_, i) =>
+          workers
+            .tail(i + 1)
+            .slice(-3)
+            .join('\n  '),
+        ).join('\n  ')}`,
+      );
+    });
+    const result = await drive({
+      master,
+      config,
+      configPath: flags.config,
+      out: flags.out,
+      failFast: flags.failFast ?? false,
+      showOutput: flags.output,
+      plain: flags.plain ?? false,
+      err,
+      onRun: (r) => (run = r),
+      noWorkerTimeoutMs: 30_000,
+    });
+    process.stdout.write(finalText(result, !!process.stdout.isTTY && !process.env.CI));
+    return interrupted ? 130 : result.exitCode;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    master.shutdownWorkers();
+    await workers.stop(5000);
+    await master.stop();
+    await rm(current, { force: true });
+    await rm(certDir, { recursive: true, force: true });
+  }
+}

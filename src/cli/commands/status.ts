@@ -1,0 +1,170 @@
+import type { Command } from 'commander';
+import * as grpc from '@grpc/grpc-js';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { loadTls } from '../../cluster/certs.js';
+import { call, protocol, type MasterClient, type OutputChunkMsg } from '../../cluster/protocol.js';
+import { memberRecord } from '../../cluster/stats.js';
+import {
+  callMetadata,
+  channelCredentials,
+  channelOptions,
+  grpcTarget,
+  parseAddress,
+  type Security,
+} from '../../cluster/transport.js';
+import { formatDuration } from '../../config/duration.js';
+import { DEFAULT_CONFIG } from '../defaults.js';
+import { UsageError } from '../errors.js';
+import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
+import { table } from '../table.js';
+import { currentRunFile } from './run.js';
+
+interface ClientFlags extends SecurityFlags {
+  master?: string;
+  config: string;
+}
+
+/** The master to talk to: `--master`, else the local `dist-build run` in progress. */
+async function connect(flags: ClientFlags): Promise<{ client: MasterClient; security: Security }> {
+  let address = flags.master;
+  let security: Security;
+  if (!address) {
+    const file = currentRunFile(dirname(resolve(flags.config)));
+    let current: { master: string; certs: string };
+    try {
+      current = JSON.parse(await readFile(file, 'utf8')) as typeof current;
+    } catch {
+      throw new UsageError(
+        `no --master given and no local run in progress (${file} not found); start one with \`dist-build run\` or give --master tcp://host:port`,
+      );
+    }
+    address = current.master;
+    security = { tls: await loadTls(current.certs, 'client') };
+  } else {
+    security = await securityFrom({ ...flags, name: flags.name ?? 'client' });
+  }
+  const a = parseAddress(address);
+  const p = protocol();
+  return {
+    client: new p.MasterClient(grpcTarget(a), channelCredentials(a, security), channelOptions(a)),
+    security,
+  };
+}
+
+function clientCommand(cmd: Command): Command {
+  cmd
+    .option(
+      '-m, --master <address>',
+      'the master (default: the local `dist-build run` in progress)',
+    )
+    .option('-c, --config <file>', 'config whose local run to find', DEFAULT_CONFIG);
+  return addSecurityOptions(cmd, 'client');
+}
+
+const bytes = (n: number): string =>
+  n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(1)}G` : `${Math.round(n / (1 << 20))}M`;
+
+export function registerStatus(program: Command): void {
+  clientCommand(
+    program
+      .command('status')
+      .description('Show the cluster membership (and the run in progress) of a master.')
+      .option('--json', 'print the membership records and units as JSON'),
+  ).action(async (flags: ClientFlags & { json?: boolean }) => {
+    const { client, security } = await connect(flags);
+    try {
+      const s = await call(client, client.Status, {}, callMetadata(security), 10_000).catch(
+        (e: grpc.ServiceError) => {
+          throw new Error(`cannot reach the master: ${e.details || e.message}`);
+        },
+      );
+      if (flags.json) {
+        process.stdout.write(
+          JSON.stringify(
+            {
+              master_id: s.master_id,
+              members: s.members.map((m) => ({
+                ...memberRecord(m.member),
+                worker_uuid: m.worker_uuid,
+                running: m.running,
+                done: m.done,
+              })),
+              units: s.units,
+            },
+            null,
+            2,
+          ) + '\n',
+        );
+        return;
+      }
+      const now = Date.now();
+      const rows = [
+        ['WORKER', 'CONNECTION', 'LOAD', 'DISK FREE', 'ANNOTATIONS', 'RUNNING', 'DONE'],
+      ];
+      for (const m of s.members) {
+        const st = m.member.stats;
+        const load = st?.cpu ? `${st.cpu.loadavg[0]?.toFixed(2)}/${st.cpu.cpus}` : '-';
+        const disk = st?.disk.map((d) => `${d.name} ${bytes(d.free)}`).join(', ') || '-';
+        const ann = Object.entries(m.member.annotations)
+          .filter(([k]) => k !== 'host')
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ');
+        rows.push([
+          m.member.worker_id,
+          m.member.connections.map((c) => c.socket).join(' '),
+          load,
+          disk,
+          ann,
+          m.running
+            .map((r) => `${r.unit} (${formatDuration((now - r.started_at) / 1000)})`)
+            .join(', ') || '-',
+          String(m.done),
+        ]);
+      }
+      const lines = [
+        `master ${s.master_id.slice(0, 8)}, up ${formatDuration((now - s.started_at) / 1000)}, ${s.members.length} worker${s.members.length === 1 ? '' : 's'}`,
+        '',
+        table(rows, [false, false, true, false, false, false, true]),
+      ];
+      if (s.units.length) {
+        const by = new Map<string, number>();
+        for (const u of s.units) by.set(u.state, (by.get(u.state) ?? 0) + 1);
+        lines.push('', `run ${s.config}: ${[...by].map(([k, v]) => `${v} ${k}`).join(', ')}`);
+      }
+      process.stdout.write(lines.join('\n') + '\n');
+    } finally {
+      client.close();
+    }
+  });
+}
+
+export function registerLogs(program: Command): void {
+  clientCommand(
+    program
+      .command('logs')
+      .description("Print an invocation's output, streamed through the master from its worker.")
+      .argument('<invocation>', 'invocation name or unit id')
+      .option('-f, --follow', 'keep printing until the job ends'),
+  ).action(async (invocation: string, flags: ClientFlags & { follow?: boolean }) => {
+    const { client, security } = await connect(flags);
+    try {
+      const stream = client.Logs(
+        { invocation, follow: !!flags.follow, from: 0 },
+        callMetadata(security),
+      );
+      process.once('SIGINT', () => stream.cancel());
+      try {
+        for await (const chunk of stream as AsyncIterable<OutputChunkMsg>) {
+          (chunk.stream === 'stderr' ? process.stderr : process.stdout).write(chunk.data);
+        }
+      } catch (e) {
+        const err = e as grpc.ServiceError;
+        if (err.code === grpc.status.CANCELLED) return;
+        throw new UsageError(`logs ${invocation}: ${err.details || err.message}`);
+      }
+    } finally {
+      client.close();
+    }
+  });
+}

@@ -1,0 +1,123 @@
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { loadConfig } from '../../config/load.js';
+import { parseDuration } from '../../config/duration.js';
+import { WorkerAgent } from '../../cluster/worker.js';
+import { parseAddress } from '../../cluster/transport.js';
+import { LocalStore } from '../../store/local.js';
+import { DEFAULT_CONFIG } from '../defaults.js';
+import { UsageError } from '../errors.js';
+import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
+import { defaultCacheDir, positiveInt, watchParent } from '../util.js';
+
+interface WorkerFlags extends SecurityFlags {
+  join: string;
+  config: string;
+  listen: string[];
+  advertise?: string;
+  cacheDir?: string;
+  id?: string;
+  slots: string;
+  label: string[];
+  annotation: string[];
+  killGrace: string;
+  parentPid?: string;
+  logDir?: string;
+}
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+export function registerWorker(program: Command): void {
+  const cmd = program
+    .command('worker')
+    .description(
+      'Run a worker: join a master, take build invocations from it, keep results in the cache store.',
+    )
+    .requiredOption('-j, --join <address>', 'the master: tcp://host:port or unix:///path.sock')
+    .option('-c, --config <file>', "this worker's copy of the config", DEFAULT_CONFIG)
+    .option(
+      '-l, --listen <address>',
+      'where the Worker service listens (repeatable; default tcp://127.0.0.1:0, a free port)',
+      collect,
+      [],
+    )
+    .option('--advertise <host>', 'host name the master dials when --listen is 0.0.0.0')
+    .option('--cache-dir <dir>', 'local cache store (default <config dir>/.dist-build/cache)')
+    .option('--id <id>', 'worker id (default <host>-command-local)')
+    .option('--slots <n>', 'invocations run at once', '1')
+    .option('--label <label>', 'a label invocations can require (repeatable)', collect, [])
+    .option(
+      '--annotation <key=value>',
+      'an annotation such as com.example.rack=a3 (repeatable)',
+      collect,
+      [],
+    )
+    .option(
+      '--kill-grace <duration>',
+      'time between SIGTERM and SIGKILL when a job is stopped',
+      '10s',
+    )
+    .option('--log-dir <dir>', 'where job logs are kept (default: a temp dir)')
+    .option('--parent-pid <pid>', 'exit when this process is gone (used by `dist-build run`)');
+  addSecurityOptions(cmd, 'worker').addHelpText(
+    'after',
+    `
+Examples:
+  $ dist-build worker --join tcp://10.0.0.5:12345 --certs certs --name build-7 --label big
+  $ dist-build worker --join unix:///tmp/db.sock --insecure`,
+  );
+  cmd.action(async (flags: WorkerFlags) => {
+    const config = await loadConfig(flags.config);
+    const annotations: Record<string, string> = {};
+    for (const a of flags.annotation) {
+      const eq = a.indexOf('=');
+      if (eq <= 0) throw new UsageError(`--annotation ${a}: expected key=value`);
+      annotations[a.slice(0, eq)] = a.slice(eq + 1);
+    }
+    let killGrace: number;
+    try {
+      killGrace = parseDuration(
+        /^[0-9.]+$/.test(flags.killGrace) ? Number(flags.killGrace) : flags.killGrace,
+      );
+    } catch (e) {
+      throw new UsageError(`--kill-grace: ${(e as Error).message}`);
+    }
+    const cacheDir = resolve(flags.cacheDir ?? defaultCacheDir(config.root));
+    const security = await securityFrom(flags);
+    const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+    const store = await LocalStore.open(cacheDir, { onWarning: (m) => log(`warning: ${m}`) });
+    let stopping: Promise<void> | undefined;
+    const stop = (why: string): Promise<void> => (stopping ??= agent.stop(why));
+    const agent: WorkerAgent = new WorkerAgent({
+      config,
+      join: parseAddress(flags.join),
+      ...(flags.listen.length ? { listen: flags.listen.map(parseAddress) } : {}),
+      ...(flags.advertise ? { advertise: flags.advertise } : {}),
+      security,
+      store,
+      cacheDir,
+      ...(flags.id ? { id: flags.id } : {}),
+      slots: positiveInt(flags.slots, '--slots'),
+      labels: flags.label,
+      annotations,
+      log,
+      ...(flags.logDir ? { logDir: flags.logDir } : {}),
+      killGraceMs: killGrace * 1000,
+      onShutdown: () => void stop('the run is over'),
+    });
+    await agent.start();
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
+    if (flags.parentPid) {
+      watchParent(positiveInt(flags.parentPid, '--parent-pid'), () => void stop('parent exited'));
+    }
+    // Runs until stopped (the gRPC server keeps the process alive meanwhile).
+    await new Promise<void>((done) => {
+      const poll = setInterval(() => {
+        if (!stopping) return;
+        clearInterval(poll);
+        void stopping.then(done);
+      }, 50);
+    });
+  });
+}

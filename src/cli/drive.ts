@@ -1,0 +1,125 @@
+/**
+ * Drives one run on a started master: keys, scheduling (src/cluster/scheduler.ts), live progress,
+ * export, the report, and what the next run learns (durations and the plan, in
+ * `<root>/.dist-build/`). Shared by `dist-build run` (embedded master, local workers) and
+ * `dist-build master` (a self-hosted pool).
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Config } from '../config/types.js';
+import type { Master } from '../cluster/master.js';
+import type { OutputChunkMsg } from '../cluster/protocol.js';
+import { Run } from '../cluster/scheduler.js';
+import { computeCacheKeys } from '../plan/keys.js';
+import { expandUnits } from '../plan/units.js';
+import type { History } from '../plan/plan.js';
+import { summaryTable, writeReport, type RunReport } from '../report/index.js';
+import { Progress } from './progress.js';
+
+export interface DriveOptions {
+  master: Master;
+  config: Config;
+  configPath: string;
+  /** Where exported artifacts and the report go. */
+  out: string;
+  failFast?: boolean;
+  /** Print each job's output (plain mode). */
+  showOutput?: boolean;
+  /** Force plain progress lines. */
+  plain?: boolean;
+  err?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /** Called with the run once it exists (Ctrl-C handlers cancel it). */
+  onRun?: (run: Run) => void;
+  noWorkerTimeoutMs?: number;
+}
+
+export interface DriveResult {
+  report: RunReport;
+  exitCode: number;
+  files: { json: string; markdown: string; html: string };
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(value, null, 2) + '\n');
+  await rename(tmp, file);
+}
+
+export async function drive(opts: DriveOptions): Promise<DriveResult> {
+  const { config } = opts;
+  const err = opts.err ?? process.stderr;
+  const stateDir = join(config.root, '.dist-build');
+  await mkdir(stateDir, { recursive: true });
+  const historyFile = join(stateDir, 'history.json');
+  const planFile = join(stateDir, 'last-plan.json');
+  const history = await readJson<History>(historyFile);
+  const previous = await readJson<{ assignments: Record<string, string> }>(planFile);
+
+  const units = expandUnits(config);
+  const keyInfo = await computeCacheKeys(config, units);
+  const warned = new Set<string>();
+  for (const u of units) {
+    for (const p of keyInfo.get(u.id)?.unmatched ?? []) {
+      const m = `invocations.${u.invocation}: "${p}" matches no file`;
+      if (!warned.has(m)) err.write(`dist-build: warning: ${m}\n`);
+      warned.add(m);
+    }
+  }
+  const keys = new Map([...keyInfo].map(([id, k]) => [id, k.cacheKey]));
+
+  const progress = new Progress({
+    out: err,
+    total: units.length,
+    ...(opts.plain ? { plain: true } : {}),
+    showOutput: opts.showOutput ?? true,
+  });
+  for (const m of opts.master.live()) progress.event({ type: 'worker-joined', worker: m.id });
+  const out = resolve(opts.out);
+  const run = new Run(opts.master, {
+    config,
+    configPath: opts.configPath,
+    keys,
+    ...(history?.durations ? { history } : {}),
+    ...(previous?.assignments ? { previous: previous.assignments } : {}),
+    failFast: opts.failFast ?? false,
+    exportTo: out,
+    onEvent: (e) => progress.event(e),
+    ...(progress.live || opts.showOutput === false
+      ? {}
+      : {
+          onOutput: (unit: string, chunk: OutputChunkMsg) => progress.output(unit, chunk),
+        }),
+    ...(opts.noWorkerTimeoutMs ? { noWorkerTimeoutMs: opts.noWorkerTimeoutMs } : {}),
+  });
+  opts.onRun?.(run);
+  let report: RunReport;
+  try {
+    report = await run.execute();
+  } finally {
+    progress.stop();
+  }
+
+  // What the next run learns: measured durations and where everything ran.
+  const durations: Record<string, number> = { ...history?.durations };
+  for (const i of report.invocations) {
+    if (i.status === 'built' && i.durationMs !== undefined) durations[i.unit] = i.durationMs / 1000;
+  }
+  await writeJsonAtomic(historyFile, { durations });
+  await writeJsonAtomic(planFile, { assignments: run.plan() });
+
+  const files = await writeReport(out, report);
+  return { report, exitCode: report.status === 'succeeded' ? 0 : 1, files };
+}
+
+/** The end-of-run text: the table, the exports and where the report is. */
+export function finalText(result: DriveResult, color: boolean): string {
+  return `${summaryTable(result.report, { color })}\nreport: ${result.files.html} (also .md, .json)\n`;
+}

@@ -1,0 +1,107 @@
+/**
+ * Local worker processes for `dist-build run`: separate OS processes running `dist-build worker`,
+ * as real workers would be, each told the PID of its parent so that it exits if the parent dies
+ * without stopping it. `stop()` ends them by PID: SIGTERM, then SIGKILL after a grace period.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+
+export interface LocalWorkersOptions {
+  /** argv prefix that runs the dist-build CLI, e.g. `[process.execPath, '/path/dist/cli.js']`. */
+  command: string[];
+  /** Arguments of worker `i` (1-based), after `worker`. */
+  args: (i: number) => string[];
+  count: number;
+  env?: NodeJS.ProcessEnv;
+  /** Every line a worker prints on stderr. */
+  onLine?: (worker: number, line: string) => void;
+  /** A worker process ended before `stop()`. */
+  onExit?: (worker: number, code: number | null, signal: NodeJS.Signals | null) => void;
+}
+
+export class LocalWorkers {
+  readonly children: ChildProcess[] = [];
+  private stopping = false;
+  private readonly tails = new Map<number, string[]>();
+
+  constructor(private readonly opts: LocalWorkersOptions) {}
+
+  get pids(): number[] {
+    return this.children.map((c) => c.pid).filter((p): p is number => p !== undefined);
+  }
+
+  /** The last lines worker `i` printed (for error messages). */
+  tail(i: number): string[] {
+    return this.tails.get(i) ?? [];
+  }
+
+  start(): void {
+    const [bin, ...pre] = this.opts.command;
+    for (let i = 1; i <= this.opts.count; i++) {
+      const child = spawn(
+        bin!,
+        [...pre, 'worker', ...this.opts.args(i), '--parent-pid', String(process.pid)],
+        {
+          env: this.opts.env ?? process.env,
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
+      this.children.push(child);
+      let partial = '';
+      child.stderr!.setEncoding('utf8');
+      child.stderr!.on('data', (text: string) => {
+        const lines = (partial + text).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) this.line(i, line);
+      });
+      child.on('exit', (code, signal) => {
+        if (partial) this.line(i, partial);
+        if (!this.stopping) this.opts.onExit?.(i, code, signal);
+      });
+      child.on('error', (err) => this.line(i, `cannot start worker: ${err.message}`));
+    }
+  }
+
+  private line(i: number, line: string): void {
+    let t = this.tails.get(i);
+    if (!t) this.tails.set(i, (t = []));
+    t.push(line);
+    if (t.length > 20) t.shift();
+    this.opts.onLine?.(i, line);
+  }
+
+  /** Stops every worker process by PID and waits until all have exited. */
+  async stop(graceMs = 5000): Promise<void> {
+    this.stopping = true;
+    const alive = this.children.filter((c) => c.exitCode === null && c.signalCode === null);
+    await Promise.all(
+      alive.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => {
+              try {
+                c.kill('SIGKILL');
+              } catch {
+                // gone
+              }
+            }, graceMs);
+            c.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            try {
+              c.kill('SIGTERM');
+            } catch {
+              clearTimeout(timer);
+              resolve();
+            }
+          }),
+      ),
+    );
+  }
+}
+
+/** How to run this CLI again as a child process (the worker processes of `dist-build run`). */
+export function selfCommand(): string[] {
+  const script = process.argv[1];
+  return script ? [process.execPath, ...process.execArgv, script] : [process.execPath];
+}

@@ -1,0 +1,362 @@
+/**
+ * The master: membership of the cluster and the Master service.
+ *
+ * Stateless on purpose (seed 000): members, leases and run state live in memory. When the master
+ * restarts, workers notice (a failed heartbeat, or REREGISTER for a uuid the new master never
+ * issued) and register again by themselves, bringing the jobs they still run and the results they
+ * could not report; a run started again on the new master adopts those jobs instead of starting
+ * them twice, and finds finished results in the workers' stores.
+ *
+ * Leases: a worker heartbeats every `heartbeatMs`; one that has not been heard from for
+ * `leaseTtlMs` is dead and leaves the membership (the scheduler then re-places its work).
+ * Worker UUIDs are random and never reused by one master.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import {
+  call,
+  protocol,
+  type JobReport,
+  type LogsRequest,
+  type MasterHandlers,
+  type Member,
+  type MemberStatus,
+  type OutputChunkMsg,
+  type RunningJob,
+  type StatusResponse,
+  type UnitStatus,
+  type WorkerClient,
+} from './protocol.js';
+import {
+  authorize,
+  callMetadata,
+  channelCredentials,
+  channelOptions,
+  grpcTarget,
+  parseAddress,
+  startServer,
+  type Address,
+  type Security,
+  type ServerHandle,
+} from './transport.js';
+
+export interface MasterOptions {
+  listen: Address[];
+  security: Security;
+  /** Heartbeat period asked of workers (default 1000 ms). */
+  heartbeatMs?: number;
+  /** A worker not heard from for this long is dead (default 3 x heartbeatMs + 500 ms). */
+  leaseTtlMs?: number;
+  log?: (message: string) => void;
+}
+
+export interface MemberState {
+  uuid: string;
+  id: string;
+  member: Member;
+  running: RunningJob[];
+  registeredAt: number;
+  lastHeartbeatAt: number;
+  done: number;
+  client: WorkerClient;
+  /** Told to shut down at its next heartbeat. */
+  shutdown: boolean;
+}
+
+export interface MasterEvents {
+  joined: [MemberState, { running: RunningJob[]; unreported: JobReport[] }];
+  left: [MemberState, string];
+  report: [MemberState | undefined, JobReport];
+}
+
+/** What the scheduler of the current run exposes to `dist-build status` and `logs`. */
+export interface RunView {
+  config: string;
+  units(): UnitStatus[];
+  /** Where the job of an invocation or unit runs/ran: worker uuid and job id. */
+  jobOf(nameOrUnit: string): { uuid: string; jobId: string } | undefined;
+}
+
+export class Master extends EventEmitter<MasterEvents> {
+  readonly id = randomUUID();
+  readonly startedAt = Date.now();
+  readonly heartbeatMs: number;
+  readonly leaseTtlMs: number;
+  private readonly members = new Map<string, MemberState>();
+  private readonly log: (m: string) => void;
+  private server: ServerHandle | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private shutdownAll = false;
+  run: RunView | undefined;
+
+  constructor(private readonly opts: MasterOptions) {
+    super();
+    this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
+    this.heartbeatMs = opts.heartbeatMs ?? 1000;
+    this.leaseTtlMs = opts.leaseTtlMs ?? this.heartbeatMs * 3 + 500;
+  }
+
+  get security(): Security {
+    return this.opts.security;
+  }
+
+  get addresses(): Address[] {
+    return this.server?.addresses ?? [];
+  }
+
+  async start(): Promise<void> {
+    this.server = await startServer(
+      this.opts.listen,
+      [{ definition: protocol().MasterService, handlers: this.handlers() }],
+      this.opts.security,
+      (m) => this.log(`master: ${m}`),
+    );
+    const tick = Math.max(20, Math.min(this.heartbeatMs, this.leaseTtlMs) / 2);
+    this.leaseTimer = setInterval(() => this.expireLeases(), tick);
+    this.leaseTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
+    for (const m of this.members.values()) m.client.close();
+    this.members.clear();
+    await this.server?.close();
+  }
+
+  /** Live members, in registration order. */
+  live(): MemberState[] {
+    return [...this.members.values()];
+  }
+
+  member(uuid: string): MemberState | undefined {
+    return this.members.get(uuid);
+  }
+
+  /** Resolves when at least `n` workers are registered; rejects after `timeoutMs`. */
+  waitForWorkers(n: number, timeoutMs: number): Promise<void> {
+    if (this.members.size >= n) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off('joined', onJoin);
+        reject(
+          new Error(
+            `only ${this.members.size} of ${n} workers registered within ${Math.round(timeoutMs / 1000)}s`,
+          ),
+        );
+      }, timeoutMs);
+      const onJoin = () => {
+        if (this.members.size < n) return;
+        clearTimeout(timer);
+        this.off('joined', onJoin);
+        resolve();
+      };
+      this.on('joined', onJoin);
+    });
+  }
+
+  /** Every worker is told to shut down at its next heartbeat (the run that started them is over). */
+  shutdownWorkers(): void {
+    this.shutdownAll = true;
+    for (const m of this.members.values()) m.shutdown = true;
+  }
+
+  metadata(): grpc.Metadata {
+    return callMetadata(this.opts.security);
+  }
+
+  private remove(m: MemberState, why: string): void {
+    if (this.members.get(m.uuid) !== m) return;
+    this.members.delete(m.uuid);
+    m.client.close();
+    this.log(`master: worker ${m.id} left: ${why}`);
+    this.emit('left', m, why);
+  }
+
+  private expireLeases(): void {
+    const now = Date.now();
+    for (const m of this.members.values()) {
+      if (now - m.lastHeartbeatAt > this.leaseTtlMs) {
+        this.remove(m, `lease expired (no heartbeat for ${now - m.lastHeartbeatAt} ms)`);
+      }
+    }
+  }
+
+  private uniqueId(wanted: string): string {
+    const taken = new Set([...this.members.values()].map((m) => m.id));
+    if (!taken.has(wanted)) return wanted;
+    for (let i = 2; ; i++) if (!taken.has(`${wanted}-${i}`)) return `${wanted}-${i}`;
+  }
+
+  private handlers(): MasterHandlers {
+    const sec = this.opts.security;
+    const guard = (
+      c: Parameters<typeof authorize>[0],
+      method: string,
+      roles: ('worker' | 'client' | 'master')[],
+    ) => {
+      const err = authorize(c, sec, roles, method);
+      if (err) this.log(`master: refused ${method}: ${err.reason}`);
+      return err;
+    };
+    return {
+      Register: (c, cb) => {
+        const err = guard(c, 'Register', ['worker']);
+        if (err) return cb(err);
+        const req = c.request;
+        const conn = req.member?.connections?.[0];
+        if (!req.member?.worker_id || !conn) {
+          return cb({
+            code: grpc.status.INVALID_ARGUMENT,
+            details: 'Register needs a member with a worker_id and at least one connection',
+          } as grpc.ServiceError);
+        }
+        let client: WorkerClient;
+        try {
+          const a = parseAddress(conn.socket);
+          client = new (protocol().WorkerClient)(
+            grpcTarget(a),
+            channelCredentials(a, sec),
+            channelOptions(a),
+          );
+        } catch (e) {
+          return cb({
+            code: grpc.status.INVALID_ARGUMENT,
+            details: `connection ${conn.socket}: ${(e as Error).message}`,
+          } as grpc.ServiceError);
+        }
+        const now = Date.now();
+        const state: MemberState = {
+          uuid: randomUUID(),
+          id: this.uniqueId(req.member.worker_id),
+          member: req.member,
+          running: req.running,
+          registeredAt: now,
+          lastHeartbeatAt: now,
+          done: 0,
+          client,
+          shutdown: this.shutdownAll,
+        };
+        this.members.set(state.uuid, state);
+        this.log(
+          `master: worker ${state.id} joined from ${conn.socket}${req.running.length ? ` with ${req.running.length} running job(s)` : ''}`,
+        );
+        cb(null, {
+          worker_uuid: state.uuid,
+          worker_id: state.id,
+          lease_ttl_ms: this.leaseTtlMs,
+          heartbeat_ms: this.heartbeatMs,
+          master_id: this.id,
+        });
+        this.emit('joined', state, { running: req.running, unreported: req.unreported });
+        for (const r of req.unreported) this.emit('report', state, r);
+      },
+      Heartbeat: (c, cb) => {
+        const err = guard(c, 'Heartbeat', ['worker']);
+        if (err) return cb(err);
+        const m = this.members.get(c.request.worker_uuid);
+        if (!m) return cb(null, { command: 'REREGISTER', lease_ttl_ms: this.leaseTtlMs });
+        m.lastHeartbeatAt = Date.now();
+        if (c.request.stats) m.member.stats = c.request.stats;
+        m.running = c.request.running;
+        cb(null, { command: m.shutdown ? 'SHUTDOWN' : 'NONE', lease_ttl_ms: this.leaseTtlMs });
+      },
+      Deregister: (c, cb) => {
+        const err = guard(c, 'Deregister', ['worker']);
+        if (err) return cb(err);
+        const m = this.members.get(c.request.worker_uuid);
+        if (m) this.remove(m, `deregistered (${c.request.reason || 'no reason given'})`);
+        cb(null, {});
+      },
+      ReportResult: (c, cb) => {
+        const err = guard(c, 'ReportResult', ['worker']);
+        if (err) return cb(err);
+        const m = this.members.get(c.request.worker_uuid);
+        if (m) {
+          m.lastHeartbeatAt = Date.now();
+          m.done++;
+        }
+        if (!c.request.report?.job_id) {
+          return cb({
+            code: grpc.status.INVALID_ARGUMENT,
+            details: 'ReportResult needs a report with a job_id',
+          } as grpc.ServiceError);
+        }
+        cb(null, { accepted: true, reason: '' });
+        this.emit('report', m, c.request.report);
+      },
+      Status: (c, cb) => {
+        const err = guard(c, 'Status', ['client', 'master', 'worker']);
+        if (err) return cb(err);
+        cb(null, this.status());
+      },
+      Logs: (c) => {
+        const err = guard(c, 'Logs', ['client', 'master']);
+        if (err) return c.destroy(err);
+        void this.relayLogs(c);
+      },
+    };
+  }
+
+  status(): StatusResponse {
+    const members: MemberStatus[] = this.live().map((m) => ({
+      worker_uuid: m.uuid,
+      member: { ...m.member, worker_id: m.id },
+      running: m.running,
+      registered_at: m.registeredAt,
+      last_heartbeat_at: m.lastHeartbeatAt,
+      done: m.done,
+    }));
+    return {
+      master_id: this.id,
+      started_at: this.startedAt,
+      members,
+      config: this.run?.config ?? '',
+      units: this.run?.units() ?? [],
+    };
+  }
+
+  private async relayLogs(
+    c: grpc.ServerWritableStream<LogsRequest, OutputChunkMsg>,
+  ): Promise<void> {
+    const where = this.run?.jobOf(c.request.invocation);
+    const m = where && this.members.get(where.uuid);
+    if (!where || !m) {
+      c.destroy({
+        code: grpc.status.NOT_FOUND,
+        details: where
+          ? `the worker that ran ${c.request.invocation} has left`
+          : `no job of ${c.request.invocation} has started in this run`,
+      } as grpc.ServiceError);
+      return;
+    }
+    const upstream = m.client.StreamOutput(
+      { worker_uuid: m.uuid, job_id: where.jobId, from: c.request.from, follow: c.request.follow },
+      this.metadata(),
+    );
+    c.on('cancelled', () => upstream.cancel());
+    try {
+      for await (const chunk of upstream as AsyncIterable<OutputChunkMsg>) {
+        if (!c.write(chunk)) await new Promise((r) => c.once('drain', r));
+      }
+      c.end();
+    } catch (err) {
+      const e = err as grpc.ServiceError;
+      if (e.code === grpc.status.CANCELLED) return;
+      c.destroy({
+        code: e.code ?? grpc.status.UNAVAILABLE,
+        details: e.details ?? e.message,
+      } as grpc.ServiceError);
+    }
+  }
+
+  /** Unary call to a member's Worker service. */
+  callWorker<Req, Res>(
+    m: MemberState,
+    method: (client: WorkerClient) => Parameters<typeof call<Req, Res>>[1],
+    req: Req,
+    timeoutMs = 10_000,
+  ): Promise<Res> {
+    return call<Req, Res>(m.client, method(m.client), req, this.metadata(), timeoutMs);
+  }
+}

@@ -1,0 +1,852 @@
+/**
+ * One run of a config on the cluster: cache check, placement, dispatch, retries, export.
+ *
+ * 1. Cache check. Every live worker is asked HasCache(all cache keys) at once; a unit whose key a
+ *    worker holds is `cached` (its outputs and holders recorded) and never dispatched.
+ * 2. Placement. The other units are placed with the foundation's bounded-load rendezvous hashing
+ *    (`place`) over the live membership, keyed by affinity key, with the previous run's plan as
+ *    `previous`, so each invocation keeps landing on the worker whose cache is warm for it.
+ *    Whenever the membership changes, units that have not started are re-placed with the current
+ *    assignments as `previous`: only the work of a lost worker (or overflow onto a new one) moves.
+ * 3. Dispatch. A unit starts when every unit it needs is built or cached; the StartJob names the
+ *    dependencies' output blobs and the workers holding them, and the worker fetches what its tree
+ *    lacks before the command runs. Each worker takes its own ready units, most critical (longest
+ *    remaining needs-chain) first; an idle worker takes a ready unit queued on a busy one that it
+ *    is eligible for, rather than stand still.
+ * 4. Faults. A unit whose worker is lost (lease expired, deregistered, unreachable) or that fails
+ *    through the worker's fault is run again on another worker, once: no unit runs more than twice
+ *    because of one failure, and none is lost. A command's own failure (exit code, timeout) is not
+ *    retried: the unit fails, its dependents are skipped, and everything else still runs
+ *    (`failFast` cancels the rest instead).
+ * 5. Export. Units marked `export: true` are exported by the worker holding them (the one that
+ *    built it, else any holder), streamed over its connection into `exportTo`.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Config, InvocationConfig } from '../config/types.js';
+import { expandUnits } from '../plan/units.js';
+import { expectedDuration, type History } from '../plan/plan.js';
+import { eligible, place } from '../plan/placement.js';
+import { needsGraph, tailLengths } from '../plan/simulate.js';
+import type { PlacementItem, Unit, WorkerInfo } from '../plan/types.js';
+import { restoreOutputs } from '../store/pack.js';
+import type { OutputEntry } from '../store/types.js';
+import { REPORT_FORMAT } from '../report/types.js';
+import type { ExportReport, InvocationReport, RunReport, WorkerReport } from '../report/types.js';
+import { definitionDigest } from './definition.js';
+import type { Master, MemberState, RunView } from './master.js';
+import type {
+  BlobChunk,
+  DependencyMsg,
+  HasCacheResponse,
+  JobReport,
+  OutputChunkMsg,
+  RunningJob,
+  StartJobResponse,
+  UnitStatus,
+} from './protocol.js';
+import { chunksOf } from './worker.js';
+
+export type UnitState =
+  'waiting' | 'running' | 'built' | 'cached' | 'failed' | 'skipped' | 'cancelled';
+
+const FINAL: ReadonlySet<UnitState> = new Set([
+  'built',
+  'cached',
+  'failed',
+  'skipped',
+  'cancelled',
+]);
+
+export type RunEvent =
+  | { type: 'cached'; unit: string; worker: string }
+  | { type: 'started'; unit: string; worker: string; attempt: number }
+  | { type: 'built'; unit: string; worker: string; durationMs: number }
+  | { type: 'failed'; unit: string; worker: string | null; reason: string; tail?: string }
+  | { type: 'skipped'; unit: string; reason: string }
+  | { type: 'retry'; unit: string; worker: string; reason: string }
+  | { type: 'worker-lost'; worker: string; reason: string }
+  | { type: 'worker-joined'; worker: string }
+  | { type: 'exported'; unit: string; worker: string; path: string; dest: string };
+
+export interface RunOptions {
+  config: Config;
+  /** Config path as the user wrote it (for messages and the report). */
+  configPath: string;
+  /** Cache key of every unit (unit id -> `sha256:...`). */
+  keys: Map<string, string>;
+  history?: History;
+  /** unit id -> worker id from the previous run: each unit first tries its previous worker. */
+  previous?: Record<string, string>;
+  failFast?: boolean;
+  /** Export `export: true` units into this directory (their root-relative paths). */
+  exportTo?: string;
+  onEvent?: (e: RunEvent) => void;
+  /** Live output of every job (opens an output stream per job when set). */
+  onOutput?: (unit: string, chunk: OutputChunkMsg) => void;
+  /** Fail the run when no worker is available for this long (default 60 s). */
+  noWorkerTimeoutMs?: number;
+  /** Bytes of a failed job's log tail to fetch for the failure message (default 4 KiB). */
+  tailBytes?: number;
+}
+
+interface UnitRun {
+  unit: Unit;
+  inv: InvocationConfig;
+  digest: string;
+  cacheKey: string;
+  duration: number;
+  priority: number;
+  needs: UnitRun[];
+  dependents: UnitRun[];
+  state: UnitState;
+  /** uuid of the member placement assigned it to. */
+  owner?: string;
+  job?: { id: string; uuid: string; workerId: string; dispatchedAt: number };
+  /** performance.now() when the last StartJob was sent and when its result arrived. */
+  sentAt?: number;
+  reportedAt?: number;
+  attempts: number;
+  /** Worker ids it must not go to again (they lost it). */
+  excluded: Set<string>;
+  outputs: OutputEntry[];
+  holders: Set<string>;
+  builtBy?: string;
+  workerId?: string;
+  startedAt?: number;
+  endedAt?: number;
+  durationMs?: number;
+  exitCode?: number | null;
+  reason?: string;
+}
+
+export class SchedulerError extends Error {
+  override name = 'SchedulerError';
+}
+
+export class Run {
+  readonly config: string;
+  private readonly units: UnitRun[];
+  private readonly byId: Map<string, UnitRun>;
+  private readonly runId = randomBytes(4).toString('hex');
+  private readonly inflight = new Map<string, number>();
+  /** Members that refused or failed a StartJob: skipped until they are heard from again. */
+  private readonly cooling = new Map<string, number>();
+  private readonly events: { at: number; message: string }[] = [];
+  private readonly startedAt = Date.now();
+  private assignments: Record<string, string> = {};
+  private finished!: () => void;
+  private readonly done: Promise<void>;
+  private cancelled = false;
+  private fatal: Error | undefined;
+  private noWorkerTimer: NodeJS.Timeout | undefined;
+  private pumping = false;
+  private pumpAgain = false;
+  private readonly listeners: [string, (...args: never[]) => void][] = [];
+
+  constructor(
+    private readonly master: Master,
+    private readonly opts: RunOptions,
+  ) {
+    this.config = opts.configPath;
+    const invs = new Map(opts.config.invocations.map((i) => [i.name, i]));
+    const units = expandUnits(opts.config);
+    const items = units.map((u) => ({
+      id: u.id,
+      duration: expectedDuration(opts.config, u, opts.history),
+      needs: u.needs,
+    }));
+    const graph = needsGraph(items);
+    const tails = tailLengths(items, graph);
+    this.units = units.map((u, i) => {
+      const inv = invs.get(u.invocation)!;
+      const cacheKey = opts.keys.get(u.id);
+      if (!cacheKey) throw new SchedulerError(`no cache key for unit ${u.id}`);
+      return {
+        unit: u,
+        inv,
+        digest: definitionDigest(inv),
+        cacheKey,
+        duration: items[i]!.duration,
+        priority: tails[i]!,
+        needs: [],
+        dependents: [],
+        state: 'waiting',
+        attempts: 0,
+        excluded: new Set(),
+        outputs: [],
+        holders: new Set(),
+      };
+    });
+    this.byId = new Map(this.units.map((u) => [u.unit.id, u]));
+    for (const u of this.units) {
+      for (const n of new Set(u.unit.needs)) {
+        const dep = this.byId.get(n)!;
+        u.needs.push(dep);
+        dep.dependents.push(u);
+      }
+    }
+    this.done = new Promise((resolve) => (this.finished = resolve));
+  }
+
+  // --- RunView (status, logs) -------------------------------------------------------------------
+
+  unitStatus(): UnitStatus[] {
+    return this.units.map((u) => ({
+      unit: u.unit.id,
+      state: u.state === 'waiting' && this.ready(u) ? 'ready' : u.state,
+      worker: u.job?.workerId ?? u.workerId ?? this.memberId(u.owner) ?? '',
+      attempts: u.attempts,
+    }));
+  }
+
+  jobOf(name: string): { uuid: string; jobId: string } | undefined {
+    const u = this.byId.get(name) ?? this.units.find((x) => x.inv.name === name);
+    return u?.job ? { uuid: u.job.uuid, jobId: u.job.id } : undefined;
+  }
+
+  // --- the run ----------------------------------------------------------------------------------
+
+  async execute(): Promise<RunReport> {
+    const m = this.master;
+    const view: RunView = {
+      config: this.config,
+      units: () => this.unitStatus(),
+      jobOf: (n) => this.jobOf(n),
+    };
+    m.run = view;
+    this.listen('joined', (member: MemberState, info: { running: RunningJob[] }) =>
+      this.onJoined(member, info.running),
+    );
+    this.listen('left', (member: MemberState, why: string) => this.onLeft(member, why));
+    this.listen('report', (member: MemberState | undefined, report: JobReport) =>
+      this.onReport(member, report),
+    );
+    try {
+      await this.checkCache(m.live());
+      for (const member of m.live()) this.adopt(member, member.running);
+      this.replan(this.opts.previous);
+      this.pump();
+      this.checkDone();
+      await this.done;
+      if (this.fatal) throw this.fatal;
+      const exports = await this.exportAll();
+      return this.report(exports);
+    } finally {
+      for (const [ev, fn] of this.listeners) m.off(ev as 'joined', fn as never);
+      if (this.noWorkerTimer) clearTimeout(this.noWorkerTimer);
+      if (m.run === view) m.run = undefined;
+    }
+  }
+
+  /** Cancels the run: waiting units are cancelled, running jobs stopped. */
+  cancel(reason = 'cancelled'): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.note(`run cancelled: ${reason}`);
+    for (const u of this.units) {
+      if (u.state === 'waiting') this.finish(u, 'cancelled', reason);
+      else if (u.state === 'running' && u.job) {
+        const member = this.master.member(u.job.uuid);
+        if (member) {
+          void this.master
+            .callWorker(member, (c) => c.StopJob, {
+              worker_uuid: member.uuid,
+              job_id: u.job.id,
+              reason,
+            })
+            .catch(() => undefined);
+        }
+        this.finish(u, 'cancelled', reason);
+      }
+    }
+    this.checkDone();
+  }
+
+  /** Assignments of the last placement (unit id -> worker id), for the next run's `previous`. */
+  plan(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const u of this.units) {
+      const w = u.builtBy ?? u.job?.workerId ?? this.assignments[u.unit.id];
+      if (w) out[u.unit.id] = w;
+    }
+    return out;
+  }
+
+  /**
+   * Per built unit: milliseconds from sending StartJob to receiving its result, and the command's
+   * own duration as the worker measured it. The difference is the coordination overhead.
+   */
+  timings(): { unit: string; roundTripMs: number; commandMs: number }[] {
+    return this.units
+      .filter((u) => u.state === 'built' && u.sentAt !== undefined && u.reportedAt !== undefined)
+      .map((u) => ({
+        unit: u.unit.id,
+        roundTripMs: u.reportedAt! - u.sentAt!,
+        commandMs: u.durationMs ?? 0,
+      }));
+  }
+
+  private listen(ev: string, fn: (...args: never[]) => void): void {
+    this.master.on(ev as 'joined', fn as never);
+    this.listeners.push([ev, fn]);
+  }
+
+  private note(message: string): void {
+    this.events.push({ at: Date.now(), message });
+  }
+
+  private memberId(uuid: string | undefined): string | undefined {
+    return uuid ? this.master.member(uuid)?.id : undefined;
+  }
+
+  private async checkCache(members: MemberState[]): Promise<void> {
+    const pending = this.units.filter((u) => u.state === 'waiting');
+    if (!pending.length || !members.length) return;
+    const keys = [...new Set(pending.map((u) => u.cacheKey))];
+    const answers = await Promise.all(
+      members.map(async (member) => {
+        const found: HasCacheResponse['results'] = [];
+        for (let i = 0; i < keys.length; i += 2000) {
+          const res = await this.master
+            .callWorker<{ worker_uuid: string; cache_keys: string[] }, HasCacheResponse>(
+              member,
+              (c) => c.HasCache,
+              { worker_uuid: member.uuid, cache_keys: keys.slice(i, i + 2000) },
+              30_000,
+            )
+            .catch(() => undefined);
+          if (res) found.push(...res.results);
+        }
+        return { member, found };
+      }),
+    );
+    const byKey = new Map<string, { outputs: OutputEntry[]; holders: MemberState[]; by: string }>();
+    for (const { member, found } of answers) {
+      for (const r of found) {
+        const e = byKey.get(r.cache_key) ?? {
+          outputs: r.outputs as OutputEntry[],
+          holders: [],
+          by: r.worker,
+        };
+        e.holders.push(member);
+        byKey.set(r.cache_key, e);
+      }
+    }
+    for (const u of pending) {
+      const hit = byKey.get(u.cacheKey);
+      if (!hit) continue;
+      u.outputs = hit.outputs;
+      for (const h of hit.holders) u.holders.add(h.uuid);
+      // Prefer the placement's choice among holders for the report; else the first holder.
+      u.workerId = hit.holders[0]!.id;
+      this.finish(u, 'cached');
+      this.opts.onEvent?.({ type: 'cached', unit: u.unit.id, worker: u.workerId });
+    }
+  }
+
+  /** Jobs a (re-)registering worker still runs become this run's jobs when their keys match. */
+  private adopt(member: MemberState, running: RunningJob[]): void {
+    for (const r of running) {
+      const u = this.byId.get(r.unit);
+      if (!u || u.cacheKey !== r.cache_key) continue;
+      if (u.state !== 'waiting') continue;
+      u.state = 'running';
+      u.attempts = Math.max(1, u.attempts);
+      u.job = { id: r.job_id, uuid: member.uuid, workerId: member.id, dispatchedAt: Date.now() };
+      u.startedAt = r.started_at || Date.now();
+      this.inflight.set(member.uuid, (this.inflight.get(member.uuid) ?? 0) + 1);
+      this.note(`adopted ${u.unit.id}, still running on ${member.id}`);
+    }
+  }
+
+  private workerInfos(): WorkerInfo[] {
+    return this.master.live().map((m) => ({ id: m.id, annotations: m.member.annotations }));
+  }
+
+  /** Places every unit that has not started on the live members. */
+  private replan(previous?: Record<string, string>): void {
+    const members = this.master.live();
+    const waiting = this.units.filter((u) => u.state === 'waiting');
+    if (!waiting.length) return;
+    if (!members.length) {
+      for (const u of waiting) u.owner = undefined;
+      this.armNoWorkerTimer();
+      return;
+    }
+    if (this.noWorkerTimer) {
+      clearTimeout(this.noWorkerTimer);
+      this.noWorkerTimer = undefined;
+    }
+    const ids = new Set(waiting.map((u) => u.unit.id));
+    const items: PlacementItem[] = waiting.map((u) => ({
+      id: u.unit.id,
+      affinityKey: u.unit.affinityKey,
+      duration: u.duration,
+      needs: u.unit.needs.filter((n) => ids.has(n)),
+      labels: u.unit.labels,
+      ...(u.unit.platform ? { platform: u.unit.platform } : {}),
+    }));
+    const prev: Record<string, string> = { ...previous, ...this.assignments };
+    // A unit goes back to a worker that lost it only if nothing else can take it.
+    for (const u of waiting)
+      if (prev[u.unit.id] && u.excluded.has(prev[u.unit.id]!)) delete prev[u.unit.id];
+    let result;
+    try {
+      result = place({
+        items,
+        workers: this.workerInfos(),
+        balance: this.opts.config.placement.balance,
+        previous: prev,
+      });
+    } catch (err) {
+      this.fatal = err as Error;
+      this.cancel((err as Error).message);
+      return;
+    }
+    const byId = new Map(members.map((m) => [m.id, m]));
+    for (const u of waiting) {
+      const wid = result.assignments[u.unit.id]!;
+      let owner = byId.get(wid);
+      if (owner && u.excluded.has(owner.id)) {
+        owner =
+          members.find((m) => !u.excluded.has(m.id) && eligible(u.unit, this.info(m))) ?? owner;
+      }
+      u.owner = owner?.uuid;
+      if (owner) this.assignments[u.unit.id] = owner.id;
+    }
+  }
+
+  private info(m: MemberState): WorkerInfo {
+    return { id: m.id, annotations: m.member.annotations };
+  }
+
+  private armNoWorkerTimer(): void {
+    if (this.noWorkerTimer) return;
+    const ms = this.opts.noWorkerTimeoutMs ?? 60_000;
+    this.noWorkerTimer = setTimeout(() => {
+      this.noWorkerTimer = undefined;
+      if (this.master.live().length) return;
+      this.fatal = new SchedulerError(`no worker available for ${Math.round(ms / 1000)}s`);
+      this.cancel(this.fatal.message);
+    }, ms);
+  }
+
+  private ready(u: UnitRun): boolean {
+    return u.needs.every((n) => n.state === 'built' || n.state === 'cached');
+  }
+
+  private freeSlots(m: MemberState): number {
+    const slots = Math.max(1, m.member.stats?.slots ?? 1);
+    return slots - (this.inflight.get(m.uuid) ?? 0);
+  }
+
+  /** Starts every ready unit that has a free worker. */
+  private pump(): void {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        this.pumpOnce();
+      } while (this.pumpAgain);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private pumpOnce(): void {
+    if (this.cancelled) return;
+    const members = this.master.live();
+    if (!members.length) return;
+    const now = Date.now();
+    const ready = this.units
+      .filter((u) => u.state === 'waiting' && this.ready(u))
+      .sort((a, b) => b.priority - a.priority);
+    if (!ready.length) return;
+    const byOwner = new Map<string, UnitRun[]>();
+    for (const u of ready) {
+      if (!u.owner || !this.master.member(u.owner)) continue;
+      let list = byOwner.get(u.owner);
+      if (!list) byOwner.set(u.owner, (list = []));
+      list.push(u);
+    }
+    const taken = new Set<UnitRun>();
+    const available = members.filter((m) => (this.cooling.get(m.uuid) ?? 0) <= now);
+    // Own queue first.
+    for (const m of available) {
+      let free = this.freeSlots(m);
+      for (const u of byOwner.get(m.uuid) ?? []) {
+        if (free <= 0) break;
+        if (u.excluded.has(m.id)) continue;
+        taken.add(u);
+        free--;
+        this.dispatch(u, m);
+      }
+    }
+    // Then idle workers help: a ready unit whose owner is busy (or gone) goes to an idle,
+    // eligible worker rather than wait.
+    for (const m of available) {
+      let free = this.freeSlots(m);
+      if (free <= 0) continue;
+      for (const u of ready) {
+        if (free <= 0) break;
+        if (taken.has(u) || u.state !== 'waiting' || u.excluded.has(m.id)) continue;
+        const owner = u.owner ? this.master.member(u.owner) : undefined;
+        if (owner && this.freeSlots(owner) > 0 && (this.cooling.get(owner.uuid) ?? 0) <= now)
+          continue;
+        if (!eligible(u.unit, this.info(m))) continue;
+        taken.add(u);
+        free--;
+        this.dispatch(u, m);
+      }
+    }
+  }
+
+  private jobId(u: UnitRun): string {
+    return `${u.unit.id.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80)}.${this.runId}.${u.attempts}`;
+  }
+
+  private depsOf(u: UnitRun): DependencyMsg[] {
+    return u.needs.map((d) => ({
+      unit: d.unit.id,
+      cache_key: d.cacheKey,
+      outputs: d.outputs,
+      holders: [...d.holders]
+        .map((uuid) => this.master.member(uuid))
+        .filter((m): m is MemberState => m !== undefined)
+        .map((m) => ({ worker_id: m.id, connections: m.member.connections })),
+    }));
+  }
+
+  private dispatch(u: UnitRun, m: MemberState): void {
+    u.attempts++;
+    u.state = 'running';
+    const job = { id: this.jobId(u), uuid: m.uuid, workerId: m.id, dispatchedAt: Date.now() };
+    u.job = job;
+    u.startedAt = Date.now();
+    this.inflight.set(m.uuid, (this.inflight.get(m.uuid) ?? 0) + 1);
+    u.sentAt = performance.now();
+    this.opts.onEvent?.({ type: 'started', unit: u.unit.id, worker: m.id, attempt: u.attempts });
+    this.master
+      .callWorker<Parameters<typeof m.client.StartJob>[0], StartJobResponse>(m, (c) => c.StartJob, {
+        worker_uuid: m.uuid,
+        job_id: job.id,
+        unit: u.unit.id,
+        invocation: u.inv.name,
+        definition_digest: u.digest,
+        cache_key: u.cacheKey,
+        deps: this.depsOf(u),
+      })
+      .then(
+        (res) => {
+          if (u.job !== job || u.state !== 'running') return;
+          if (res.accepted) {
+            if (this.opts.onOutput) this.follow(u, m, job.id);
+            return;
+          }
+          if (
+            /differs from this worker's config|not in this worker's config|docker build/.test(
+              res.reason,
+            )
+          ) {
+            // The worker will never run it: a config mismatch is the user's to fix.
+            this.release(u);
+            this.fail(u, `worker ${m.id} refused it: ${res.reason}`);
+            return;
+          }
+          this.undo(u, m, `refused by ${m.id}: ${res.reason}`);
+        },
+        (err: grpc.ServiceError) => {
+          if (u.job !== job || u.state !== 'running') return;
+          this.undo(u, m, `StartJob on ${m.id} failed: ${err.details ?? err.message}`);
+        },
+      );
+  }
+
+  /** A StartJob that did not take: the unit waits again; the member cools off briefly. */
+  private undo(u: UnitRun, m: MemberState, why: string): void {
+    this.release(u);
+    u.attempts--;
+    u.state = 'waiting';
+    u.job = undefined;
+    this.note(why);
+    this.cooling.set(m.uuid, Date.now() + 200);
+    setTimeout(() => this.pump(), 210).unref();
+    this.pump();
+  }
+
+  private release(u: UnitRun): void {
+    if (!u.job) return;
+    const n = (this.inflight.get(u.job.uuid) ?? 1) - 1;
+    if (n > 0) this.inflight.set(u.job.uuid, n);
+    else this.inflight.delete(u.job.uuid);
+  }
+
+  private follow(u: UnitRun, m: MemberState, jobId: string): void {
+    const stream = m.client.StreamOutput(
+      { worker_uuid: m.uuid, job_id: jobId, from: 0, follow: true },
+      this.master.metadata(),
+    );
+    stream.on('data', (chunk: OutputChunkMsg) => this.opts.onOutput?.(u.unit.id, chunk));
+    stream.on('error', () => undefined);
+  }
+
+  private onJoined(member: MemberState, running: RunningJob[]): void {
+    this.opts.onEvent?.({ type: 'worker-joined', worker: member.id });
+    this.note(`worker ${member.id} joined`);
+    this.adopt(member, running);
+    this.replan();
+    this.pump();
+  }
+
+  private onLeft(member: MemberState, why: string): void {
+    this.cooling.delete(member.uuid);
+    this.inflight.delete(member.uuid);
+    this.opts.onEvent?.({ type: 'worker-lost', worker: member.id, reason: why });
+    this.note(`worker ${member.id} left: ${why}`);
+    for (const u of this.units) {
+      u.holders.delete(member.uuid);
+      if (u.state === 'running' && u.job?.uuid === member.uuid) {
+        u.job = undefined;
+        this.retryOrFail(u, member.id, `its worker ${member.id} left (${why})`);
+      }
+    }
+    this.replan();
+    this.pump();
+    this.checkDone();
+  }
+
+  private retryOrFail(u: UnitRun, workerId: string, why: string): void {
+    u.excluded.add(workerId);
+    if (u.attempts >= 2) {
+      this.fail(u, `${why}; it already ran twice`);
+      return;
+    }
+    u.state = 'waiting';
+    this.note(`retrying ${u.unit.id} elsewhere: ${why}`);
+    this.opts.onEvent?.({ type: 'retry', unit: u.unit.id, worker: workerId, reason: why });
+  }
+
+  private onReport(member: MemberState | undefined, r: JobReport): void {
+    const u = this.byId.get(r.unit);
+    if (!u || u.cacheKey !== r.cache_key) return;
+    const current = u.job?.id === r.job_id;
+    if (!current) {
+      // A result from a job this run did not start (master restarted) or gave up on: a success
+      // is still a result, as long as the unit has not finished or started again elsewhere.
+      if (r.state !== 'succeeded' || u.state !== 'waiting') return;
+    }
+    if (current) this.release(u);
+    u.reportedAt = performance.now();
+    const workerId = member?.id ?? u.job?.workerId ?? '?';
+    if (member) this.cooling.delete(member.uuid);
+    u.startedAt = r.started_at || u.startedAt;
+    u.endedAt = r.ended_at || Date.now();
+    u.durationMs = r.duration_ms;
+    u.exitCode = r.has_exit_code ? r.exit_code : null;
+    if (r.state === 'succeeded') {
+      u.outputs = r.outputs as OutputEntry[];
+      if (member) u.holders.add(member.uuid);
+      u.builtBy = workerId;
+      u.workerId = workerId;
+      u.attempts = Math.max(1, u.attempts);
+      this.finish(u, 'built');
+      this.opts.onEvent?.({
+        type: 'built',
+        unit: u.unit.id,
+        worker: workerId,
+        durationMs: r.duration_ms,
+      });
+    } else if (r.worker_fault && !this.cancelled) {
+      u.job = undefined;
+      this.retryOrFail(u, workerId, `${workerId}: ${r.reason}`);
+      this.replan();
+    } else if (u.state === 'running') {
+      u.workerId = workerId;
+      const job = u.job;
+      void this.failWithTail(u, r, job ? this.master.member(job.uuid) : undefined);
+      return;
+    }
+    this.pump();
+    this.checkDone();
+  }
+
+  private async failWithTail(u: UnitRun, r: JobReport, m: MemberState | undefined): Promise<void> {
+    let tail: string | undefined;
+    const bytes = this.opts.tailBytes ?? 4096;
+    if (m && u.job && r.output_bytes > 0) {
+      const parts: Buffer[] = [];
+      try {
+        const stream = m.client.StreamOutput(
+          {
+            worker_uuid: m.uuid,
+            job_id: u.job.id,
+            from: Math.max(0, r.output_bytes - bytes),
+            follow: false,
+          },
+          this.master.metadata(),
+          { deadline: Date.now() + 5000 },
+        );
+        for await (const c of stream as AsyncIterable<OutputChunkMsg>) parts.push(c.data);
+        tail = Buffer.concat(parts).toString('utf8');
+      } catch {
+        // no tail then
+      }
+    }
+    if (u.state !== 'running') return;
+    this.fail(u, r.reason, tail);
+    this.pump();
+    this.checkDone();
+  }
+
+  private fail(u: UnitRun, reason: string, tail?: string): void {
+    this.finish(u, 'failed', reason);
+    this.opts.onEvent?.({
+      type: 'failed',
+      unit: u.unit.id,
+      worker: u.workerId ?? u.job?.workerId ?? null,
+      reason,
+      ...(tail !== undefined ? { tail } : {}),
+    });
+    const skip = (d: UnitRun, because: UnitRun): void => {
+      if (d.state !== 'waiting') return;
+      const why = `needs ${because.unit.id}, which ${because.state === 'failed' ? 'failed' : 'was skipped'}`;
+      this.finish(d, 'skipped', why);
+      this.opts.onEvent?.({ type: 'skipped', unit: d.unit.id, reason: why });
+      for (const e of d.dependents) skip(e, d);
+    };
+    for (const d of u.dependents) skip(d, u);
+    if (this.opts.failFast) this.cancel(`--fail-fast: ${u.unit.id} failed`);
+  }
+
+  private finish(u: UnitRun, state: UnitState, reason?: string): void {
+    u.state = state;
+    if (reason !== undefined) u.reason = reason;
+  }
+
+  private checkDone(): void {
+    if (this.units.every((u) => FINAL.has(u.state))) this.finished();
+  }
+
+  // --- export -----------------------------------------------------------------------------------
+
+  private async exportAll(): Promise<ExportReport[]> {
+    const dir = this.opts.exportTo;
+    if (!dir) return [];
+    const out: ExportReport[] = [];
+    for (const u of this.units) {
+      if (!u.inv.export || (u.state !== 'built' && u.state !== 'cached')) continue;
+      const candidates = [
+        ...this.master.live().filter((m) => m.id === u.builtBy),
+        ...[...u.holders].map((h) => this.master.member(h)).filter((m): m is MemberState => !!m),
+      ];
+      let lastError: Error | undefined;
+      let done: ExportReport | undefined;
+      for (const m of new Set(candidates)) {
+        try {
+          const outputs: ExportReport['outputs'] = [];
+          for (const o of u.outputs) {
+            const stream = m.client.Export(
+              { worker_uuid: m.uuid, unit: u.unit.id, cache_key: u.cacheKey, path: o.path },
+              this.master.metadata(),
+            );
+            await restoreOutputs(
+              async () => chunksOf(stream as grpc.ClientReadableStream<BlobChunk>),
+              dir,
+              [o],
+            );
+            const dest = join(dir, o.path);
+            outputs.push({ path: o.path, dest, digest: o.digest, size: o.size, files: o.files });
+            this.opts.onEvent?.({
+              type: 'exported',
+              unit: u.unit.id,
+              worker: m.id,
+              path: o.path,
+              dest,
+            });
+          }
+          done = { unit: u.unit.id, invocation: u.inv.name, worker: m.id, outputs };
+          break;
+        } catch (err) {
+          lastError = err as Error;
+          this.note(`export of ${u.unit.id} from ${m.id} failed: ${lastError.message}`);
+        }
+      }
+      if (!done) {
+        throw new SchedulerError(
+          `cannot export ${u.unit.id}: ${lastError ? lastError.message : 'no live worker holds it'}`,
+        );
+      }
+      out.push(done);
+    }
+    await rm(join(dir, '.dist-build'), { recursive: true, force: true });
+    return out;
+  }
+
+  // --- report -----------------------------------------------------------------------------------
+
+  private report(exports: ExportReport[]): RunReport {
+    const endedAt = Date.now();
+    const workers = new Map<string, WorkerReport>();
+    for (const m of this.master.live()) {
+      workers.set(m.id, {
+        id: m.id,
+        annotations: m.member.annotations,
+        built: 0,
+        cached: 0,
+        busyMs: 0,
+      });
+    }
+    const invocations: InvocationReport[] = this.units.map((u) => {
+      const worker = u.workerId ?? u.job?.workerId ?? null;
+      if (worker) {
+        let w = workers.get(worker);
+        if (!w)
+          workers.set(
+            worker,
+            (w = { id: worker, annotations: {}, built: 0, cached: 0, busyMs: 0 }),
+          );
+        if (u.state === 'built') {
+          w.built++;
+          w.busyMs += u.durationMs ?? 0;
+        } else if (u.state === 'cached') w.cached++;
+      }
+      const timed = u.state === 'built' || u.state === 'failed';
+      return {
+        unit: u.unit.id,
+        invocation: u.inv.name,
+        worker,
+        status: u.state === 'waiting' || u.state === 'running' ? 'cancelled' : u.state,
+        cacheKey: u.cacheKey,
+        ...(timed && u.startedAt ? { startedAt: u.startedAt } : {}),
+        ...(timed && u.endedAt ? { endedAt: u.endedAt } : {}),
+        ...(timed && u.durationMs !== undefined ? { durationMs: u.durationMs } : {}),
+        ...(u.exitCode !== undefined ? { exitCode: u.exitCode } : {}),
+        ...(u.reason ? { reason: u.reason } : {}),
+        attempts: u.attempts,
+        outputs: u.outputs.map((o) => ({ path: o.path, digest: o.digest, size: o.size })),
+      };
+    });
+    const failed = invocations.some((i) => i.status === 'failed' || i.status === 'skipped');
+    return {
+      format: REPORT_FORMAT,
+      config: this.config,
+      startedAt: this.startedAt,
+      endedAt,
+      durationMs: endedAt - this.startedAt,
+      status:
+        this.cancelled && !failed ? 'cancelled' : failed || this.cancelled ? 'failed' : 'succeeded',
+      workers: [...workers.values()],
+      invocations,
+      exports,
+      events: this.events,
+    };
+  }
+}

@@ -1,0 +1,308 @@
+/**
+ * How cluster members reach each other: addresses (`tcp://host:port`, `unix:///path.sock`), gRPC
+ * credentials (mutual TLS with the cluster CA, or plaintext where allowed), the optional shared
+ * token, and servers that log refused connections instead of crashing.
+ *
+ * Security rules
+ * - TCP is mutual TLS unless `insecure` is set explicitly: a member without TLS material may not
+ *   listen on or dial a TCP address (`SecurityError`). A unix socket is protected by the file
+ *   system (the socket is made 0600) and is plaintext unless TLS material is given.
+ * - The server requires a client certificate chained to the CA; handshakes that fail (no
+ *   certificate, another CA, expired) are logged with the reason and the connection is dropped.
+ * - The certificate's role (OU: master, worker, client) is checked per method: only a master may
+ *   start or stop jobs on a worker, only a worker may register with a master.
+ * - With a token, every call carries `x-dist-build-token`; a wrong or missing token is
+ *   UNAUTHENTICATED. Compared in constant time.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { checkServerIdentity } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
+import type { TlsFiles } from './certs.js';
+import { MAX_MESSAGE_BYTES } from './protocol.js';
+
+export type Address = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+
+export class SecurityError extends Error {
+  override name = 'SecurityError';
+}
+
+export class AddressError extends Error {
+  override name = 'AddressError';
+}
+
+/** Parses `tcp://host:port`, `tcp://[::1]:port`, `unix:///abs/path.sock` (or `unix:relative`). */
+export function parseAddress(text: string): Address {
+  const s = text.trim();
+  if (s.startsWith('unix://') || s.startsWith('unix:')) {
+    const path = s.startsWith('unix://') ? s.slice('unix://'.length) : s.slice('unix:'.length);
+    if (!path) throw new AddressError(`${text}: expected unix:///path/to.sock`);
+    return { kind: 'unix', path };
+  }
+  const m = /^(?:tcp:\/\/)?(\[[^\]]+\]|[^:/[\]]*):(\d{1,5})$/.exec(s);
+  if (!m) {
+    throw new AddressError(
+      `${JSON.stringify(text)}: expected tcp://host:port or unix:///path.sock`,
+    );
+  }
+  const port = Number(m[2]);
+  if (port > 65535) throw new AddressError(`${text}: port ${port} is out of range`);
+  const host = m[1]!.replace(/^\[|\]$/g, '') || '127.0.0.1';
+  return { kind: 'tcp', host, port };
+}
+
+export function formatAddress(a: Address): string {
+  if (a.kind === 'unix') return `unix://${a.path}`;
+  return `tcp://${isIP(a.host) === 6 ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
+/** The target string @grpc/grpc-js dials. */
+export function grpcTarget(a: Address): string {
+  if (a.kind === 'unix') return `unix://${a.path}`;
+  return `${isIP(a.host) === 6 ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
+export function isLoopback(a: Address): boolean {
+  if (a.kind === 'unix') return true;
+  const h = a.host.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\./.test(h);
+}
+
+export interface Security {
+  /** CA, certificate and key (PEM) of this member; undefined = plaintext. */
+  tls?: TlsFiles;
+  /** Allow plaintext on TCP. */
+  insecure?: boolean;
+  /** Shared secret every call must carry. */
+  token?: string;
+}
+
+/** Throws unless `sec` may be used on `a` (see the module comment). */
+export function checkSecurity(a: Address, sec: Security, what: string): void {
+  if (a.kind === 'tcp' && !sec.tls && !sec.insecure) {
+    throw new SecurityError(
+      `${what} ${formatAddress(a)}: TCP needs mutual TLS: give --certs DIR (see \`dist-build certs init\`), or --insecure to allow plaintext` +
+        (isLoopback(a) ? '' : ' (not recommended off loopback)'),
+    );
+  }
+}
+
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  // Keep connections to members alive cheaply; notice dead peers.
+  'grpc.keepalive_time_ms': 15_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 2_000,
+};
+
+export function channelCredentials(a: Address, sec: Security): grpc.ChannelCredentials {
+  checkSecurity(a, sec, 'connecting to');
+  if (!sec.tls) return grpc.credentials.createInsecure();
+  const ip = a.kind === 'tcp' && isIP(a.host) ? a.host : undefined;
+  return grpc.credentials.createSsl(
+    Buffer.from(sec.tls.ca),
+    Buffer.from(sec.tls.key),
+    Buffer.from(sec.tls.cert),
+    // TLS sends no IP address as server name (RFC 6066): the channel names "localhost" instead
+    // (see channelOptions) and the certificate is checked against the IP address here.
+    ip ? { checkServerIdentity: (_host, cert) => checkServerIdentity(ip, cert) } : {},
+  );
+}
+
+export function channelOptions(a: Address): grpc.ChannelOptions {
+  return a.kind === 'unix' || isIP(a.host)
+    ? // A unix socket has no host name: its member's certificate is checked against "localhost".
+      { ...CHANNEL_OPTIONS, 'grpc.ssl_target_name_override': 'localhost' }
+    : CHANNEL_OPTIONS;
+}
+
+/** Metadata carrying the token, for every outgoing call. */
+export function callMetadata(sec: Security): grpc.Metadata {
+  const md = new grpc.Metadata();
+  if (sec.token) md.set('x-dist-build-token', sec.token);
+  return md;
+}
+
+export type Role = 'master' | 'worker' | 'client';
+
+/** What `call.getAuthContext()` gives (grpc-js does not export the type). */
+interface AuthContext {
+  transportSecurityType?: string;
+  sslPeerCertificate?: PeerCertificate;
+}
+
+/** Role (certificate OU) of the peer of a call, `null` on plaintext. */
+export function peerRole(callLike: { getAuthContext?: () => AuthContext }): {
+  role: string | null;
+  name: string | null;
+} {
+  const ctx = callLike.getAuthContext?.();
+  const cert = ctx?.sslPeerCertificate;
+  if (!cert) return { role: null, name: null };
+  const ou = cert.subject?.OU;
+  const cn = cert.subject?.CN;
+  return {
+    role: Array.isArray(ou) ? (ou[0] ?? null) : (ou ?? null),
+    name: Array.isArray(cn) ? (cn[0] ?? null) : (cn ?? null),
+  };
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+/**
+ * Checks the token and the peer's role for one call. Returns a gRPC error to answer with, or null.
+ * `roles` empty = any authenticated peer.
+ */
+export function authorize(
+  callLike: { metadata: grpc.Metadata; getAuthContext?: () => AuthContext },
+  sec: Security,
+  roles: readonly Role[],
+  method: string,
+): (grpc.ServiceError & { reason: string }) | null {
+  const fail = (code: grpc.status, reason: string) =>
+    Object.assign(new Error(reason), {
+      code,
+      details: reason,
+      metadata: new grpc.Metadata(),
+      reason,
+    }) as grpc.ServiceError & { reason: string };
+  if (sec.token) {
+    const got = callLike.metadata.get('x-dist-build-token')[0];
+    if (typeof got !== 'string' || !sameSecret(got, sec.token)) {
+      return fail(
+        grpc.status.UNAUTHENTICATED,
+        `${method}: ${got === undefined ? 'missing' : 'wrong'} token`,
+      );
+    }
+  }
+  if (sec.tls && roles.length) {
+    const { role, name } = peerRole(callLike);
+    if (!role || !roles.includes(role as Role)) {
+      return fail(
+        grpc.status.PERMISSION_DENIED,
+        `${method}: certificate ${name ?? '?'} has role ${role ?? 'none'}, expected ${roles.join(' or ')}`,
+      );
+    }
+  }
+  return null;
+}
+
+export interface ServerHandle {
+  server: grpc.Server;
+  /** Bound addresses, with the real port for `:0`. */
+  addresses: Address[];
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a gRPC server for `services` on every address. Removes a stale unix socket file first
+ * (only a socket, never another kind of file) and makes the socket 0600.
+ */
+export async function startServer(
+  addresses: Address[],
+  services: { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation }[],
+  sec: Security,
+  log: (message: string) => void,
+): Promise<ServerHandle> {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.keepalive_time_ms': 15_000,
+    'grpc.keepalive_timeout_ms': 5_000,
+  });
+  for (const s of services) server.addService(s.definition, s.handlers);
+  const bound: Address[] = [];
+  for (const a of addresses) {
+    checkSecurity(a, sec, 'listening on');
+    if (a.kind === 'unix' && existsSync(a.path)) {
+      if (!lstatSync(a.path).isSocket()) {
+        throw new AddressError(`${formatAddress(a)}: ${a.path} exists and is not a socket`);
+      }
+      unlinkSync(a.path);
+    }
+    const creds = sec.tls
+      ? grpc.ServerCredentials.createSsl(
+          Buffer.from(sec.tls.ca),
+          [{ private_key: Buffer.from(sec.tls.key), cert_chain: Buffer.from(sec.tls.cert) }],
+          true,
+        )
+      : grpc.ServerCredentials.createInsecure();
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(grpcTarget(a), creds, (err, p) => (err ? reject(err) : resolve(p))),
+    ).catch((err: Error) => {
+      server.forceShutdown();
+      throw new AddressError(`cannot listen on ${formatAddress(a)}: ${err.message}`);
+    });
+    if (a.kind === 'unix') {
+      chmodSync(a.path, 0o600);
+      bound.push(a);
+    } else bound.push({ ...a, port });
+  }
+  logRefusedHandshakes(server, log);
+  return {
+    server,
+    addresses: bound,
+    close: () =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 1000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}
+
+/**
+ * grpc-js drops TLS handshakes that fail without telling the application; its http2 servers emit
+ * `tlsClientError`, which we log. The server list is internal to grpc-js, so this degrades to no
+ * logging (never to an error) if it changes.
+ */
+function logRefusedHandshakes(server: grpc.Server, log: (message: string) => void): void {
+  const servers = (server as unknown as { http2Servers?: Map<unknown, unknown> }).http2Servers;
+  if (!(servers instanceof Map)) return;
+  for (const http2Server of servers.keys()) {
+    const s = http2Server as {
+      on?: (ev: string, fn: (err: Error, socket: TLSSocket) => void) => void;
+    };
+    s.on?.('tlsClientError', (err: Error, socket: TLSSocket) => {
+      const from = socket?.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix';
+      // Node closes a connection whose client certificate fails verification without an error
+      // of its own; the reason is left on the socket.
+      const why = (socket as TLSSocket & { authorizationError?: string | Error })
+        ?.authorizationError;
+      log(
+        `refused connection from ${from}: ${tlsReason(why ? Object.assign(new Error(String(why)), { code: String(why) }) : err)}`,
+      );
+    });
+  }
+}
+
+function tlsReason(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  const msg = err.message;
+  if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|peer did not return a certificate/i.test(code + msg))
+    return 'no client certificate';
+  if (/CERT_HAS_EXPIRED|CERTIFICATE_EXPIRED|certificate has expired/i.test(code + msg))
+    return 'client certificate expired';
+  if (
+    /UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_SIGNATURE_FAILURE|unable to verify|unknown ca|self.signed|certificate signature failure|UNABLE_TO_GET_ISSUER_CERT/i.test(
+      code + msg,
+    )
+  )
+    return `client certificate not from the cluster CA (${msg})`;
+  return msg || code || 'TLS handshake failed';
+}

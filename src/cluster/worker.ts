@@ -1,0 +1,792 @@
+/**
+ * The worker agent (`dist-build worker --join ...`): serves the Worker service, registers with the
+ * master and keeps its lease with heartbeats, and runs the jobs the master starts.
+ *
+ * A job: check that the invocation exists in this worker's own config with the same definition
+ * digest (otherwise refuse it), bring its dependencies' outputs into the work tree (from the local
+ * store, or fetched from a worker that holds them, verified by digest), clear its own declared
+ * outputs, run the command (CommandExecutor), save the declared outputs to the store as a result
+ * manifest, and report the result to the master. A result that cannot be reported (master gone)
+ * is kept and sent again after re-registering, so a master restart loses nothing.
+ *
+ * The agent never exits because of the master: it re-registers with backoff until it is stopped
+ * (`stop()`, SIGTERM) or told to shut down.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { mkdirSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { Config, InvocationConfig } from '../config/types.js';
+import { CommandExecutor, commandJobSpec } from '../executors/command.js';
+import type { CommandJob } from '../executors/command.js';
+import { CorruptBlobError } from '../store/types.js';
+import type { OutputEntry, ResultManifest, Store } from '../store/types.js';
+import { RESULT_FORMAT } from '../store/types.js';
+import { restoreOutputs, saveOutputs } from '../store/pack.js';
+import { configDigest, definitionDigest } from './definition.js';
+import {
+  call,
+  protocol,
+  PROTOCOL,
+  type BlobChunk,
+  type DependencyMsg,
+  type ExportRequest,
+  type Holder,
+  type JobReport,
+  type MasterClient,
+  type OutputChunkMsg,
+  type RunningJob,
+  type StartJobRequest,
+  type StreamOutputRequest,
+  type WorkerClient,
+  type WorkerHandlers,
+} from './protocol.js';
+import { collectStats } from './stats.js';
+import {
+  authorize,
+  callMetadata,
+  channelCredentials,
+  channelOptions,
+  formatAddress,
+  grpcTarget,
+  parseAddress,
+  startServer,
+  type Address,
+  type Security,
+  type ServerHandle,
+} from './transport.js';
+import { Workspace } from './workspace.js';
+
+export interface WorkerOptions {
+  /** This worker's own copy of the config (its `root` is the work tree). */
+  config: Config;
+  /** The master's address. */
+  join: Address;
+  /** Where the Worker service listens (default tcp://127.0.0.1:0). */
+  listen?: Address[];
+  security: Security;
+  store: Store;
+  /** Directory of the store, for disk stats. */
+  cacheDir: string;
+  /** Host name to advertise when listening on a wildcard address (default: the host name). */
+  advertise?: string;
+  /** Requested worker id (default `<host>-command-<store>`). */
+  id?: string;
+  /** Jobs run at once (default 1). */
+  slots?: number;
+  labels?: string[];
+  annotations?: Record<string, string>;
+  /** Log lines (no trailing newline). */
+  log?: (message: string) => void;
+  logDir?: string;
+  killGraceMs?: number;
+  /** Called once when the master tells this worker to shut down. */
+  onShutdown?: () => void;
+}
+
+type Phase = 'preparing' | 'running' | 'saving' | 'done';
+
+interface WorkerJob {
+  id: string;
+  unit: string;
+  invocation: InvocationConfig;
+  cacheKey: string;
+  deps: DependencyMsg[];
+  phase: Phase;
+  startedAt: number;
+  command?: CommandJob;
+  report?: JobReport;
+  stopped?: string;
+}
+
+const RPC_TIMEOUT_MS = 10_000;
+/** Finished jobs whose logs are kept for StreamOutput / `dist-build logs`. */
+const KEEP_FINISHED = 512;
+
+export class WorkerAgent {
+  readonly executor: CommandExecutor;
+  private readonly log: (m: string) => void;
+  private readonly security: Security;
+  private readonly invocations: Map<string, { inv: InvocationConfig; digest: string }>;
+  private readonly workspace: Workspace;
+  private readonly jobs = new Map<string, WorkerJob>();
+  private readonly finishedOrder: string[] = [];
+  private readonly unreported: JobReport[] = [];
+  private readonly peers = new Map<string, WorkerClient>();
+  private server: ServerHandle | undefined;
+  private master: MasterClient | undefined;
+  private uuid = '';
+  private workerId = '';
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeatMs = 1000;
+  private stopping = false;
+  private registering: Promise<void> | undefined;
+  private registeredOnce: (() => void) | undefined;
+  readonly registered: Promise<void>;
+  private slots: number;
+
+  constructor(private readonly opts: WorkerOptions) {
+    this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
+    this.security = opts.security;
+    this.slots = Math.max(1, opts.slots ?? 1);
+    this.invocations = new Map(
+      opts.config.invocations.map((inv) => [inv.name, { inv, digest: definitionDigest(inv) }]),
+    );
+    this.workspace = new Workspace(opts.config.root);
+    this.executor = new CommandExecutor({
+      ...(opts.logDir ? { logDir: opts.logDir } : {}),
+      ...(opts.killGraceMs !== undefined ? { killGraceMs: opts.killGraceMs } : {}),
+    });
+    this.registered = new Promise((resolve) => (this.registeredOnce = resolve));
+  }
+
+  get id(): string {
+    return this.workerId;
+  }
+
+  /** Addresses the Worker service listens on (after `start`). */
+  get addresses(): Address[] {
+    return this.server?.addresses ?? [];
+  }
+
+  async start(): Promise<void> {
+    this.reapOrphans();
+    const p = protocol();
+    this.server = await startServer(
+      this.opts.listen ?? [{ kind: 'tcp', host: '127.0.0.1', port: 0 }],
+      [{ definition: p.WorkerService, handlers: this.handlers() }],
+      this.security,
+      (m) => this.log(`worker: ${m}`),
+    );
+    this.master = new p.MasterClient(
+      grpcTarget(this.opts.join),
+      channelCredentials(this.opts.join, this.security),
+      channelOptions(this.opts.join),
+    );
+    void this.register();
+  }
+
+  /** Leaves the cluster: stops running jobs (they are reported as the worker's fault), deregisters. */
+  async stop(reason = 'worker stopping'): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    for (const job of this.jobs.values()) {
+      if (job.phase !== 'done') job.stopped = reason;
+    }
+    await this.executor.stopAll(reason);
+    if (this.master && this.uuid) {
+      await call(
+        this.master,
+        this.master.Deregister,
+        { worker_uuid: this.uuid, reason },
+        callMetadata(this.security),
+        2000,
+      ).catch(() => undefined);
+    }
+    this.master?.close();
+    for (const c of this.peers.values()) c.close();
+    await this.server?.close();
+  }
+
+  // --- membership -------------------------------------------------------------------------------
+
+  private member() {
+    const store = this.opts.store.kind;
+    const host = os.hostname().split('.')[0] || 'host';
+    const annotations: Record<string, string> = {
+      os: process.platform === 'win32' ? 'windows' : process.platform,
+      arch: process.arch === 'x64' ? 'amd64' : process.arch,
+      executor: 'command',
+      store,
+      host: os.hostname(),
+      ...(this.opts.labels?.length ? { labels: this.opts.labels.join(',') } : {}),
+      ...this.opts.annotations,
+    };
+    return {
+      worker_id: this.opts.id ?? `${host}-command-${store}`,
+      connections: this.addresses.map((a) => ({
+        type: PROTOCOL,
+        socket: formatAddress(
+          a.kind === 'tcp' && (a.host === '0.0.0.0' || a.host === '::')
+            ? { ...a, host: this.opts.advertise ?? os.hostname() }
+            : a,
+        ),
+      })),
+      stats: this.stats(),
+      annotations,
+    };
+  }
+
+  private stats() {
+    return collectStats(
+      [
+        { name: 'work', path: this.opts.config.root },
+        { name: 'cache', path: this.opts.cacheDir },
+      ],
+      this.runningCount(),
+      this.slots,
+    );
+  }
+
+  private runningCount(): number {
+    let n = 0;
+    for (const j of this.jobs.values()) if (j.phase !== 'done') n++;
+    return n;
+  }
+
+  private running(): RunningJob[] {
+    return [...this.jobs.values()]
+      .filter((j) => j.phase !== 'done')
+      .map((j) => ({ job_id: j.id, unit: j.unit, cache_key: j.cacheKey, started_at: j.startedAt }));
+  }
+
+  private register(): Promise<void> {
+    this.registering ??= (async () => {
+      let delay = 50;
+      let failures = 0;
+      while (!this.stopping) {
+        try {
+          const unreported = this.unreported.splice(0);
+          const res = await call(
+            this.master!,
+            this.master!.Register,
+            {
+              member: this.member(),
+              config_digest: configDigest(this.opts.config),
+              running: this.running(),
+              unreported,
+            },
+            callMetadata(this.security),
+            RPC_TIMEOUT_MS,
+          ).catch((err: unknown) => {
+            this.unreported.unshift(...unreported);
+            throw err;
+          });
+          const first = !this.uuid;
+          this.uuid = res.worker_uuid;
+          this.workerId = res.worker_id;
+          this.heartbeatMs = Math.max(50, res.heartbeat_ms || 1000);
+          this.log(
+            `worker ${this.workerId}: ${first ? 'registered' : 're-registered'} with ${formatAddress(this.opts.join)} (master ${res.master_id.slice(0, 8)}, lease ${res.lease_ttl_ms} ms)`,
+          );
+          this.registeredOnce?.();
+          this.scheduleHeartbeat();
+          return;
+        } catch (err) {
+          const e = err as grpc.ServiceError;
+          if (e.code === grpc.status.UNAUTHENTICATED || e.code === grpc.status.PERMISSION_DENIED) {
+            this.log(`worker: the master refused this worker: ${e.details ?? e.message}`);
+          } else if (++failures === 1 || failures % 20 === 0) {
+            this.log(
+              `worker: cannot reach the master at ${formatAddress(this.opts.join)} (${e.details || e.message}); retrying`,
+            );
+          }
+          await new Promise((r) => setTimeout(r, delay));
+          delay = Math.min(delay * 2, 2000);
+        }
+      }
+    })().finally(() => (this.registering = undefined));
+    return this.registering;
+  }
+
+  private scheduleHeartbeat(): void {
+    if (this.stopping) return;
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = setTimeout(() => void this.heartbeat(), this.heartbeatMs);
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.stopping) return;
+    this.reapOrphans();
+    try {
+      const res = await call(
+        this.master!,
+        this.master!.Heartbeat,
+        { worker_uuid: this.uuid, stats: this.stats(), running: this.running() },
+        callMetadata(this.security),
+        Math.max(1000, this.heartbeatMs * 2),
+      );
+      if (res.command === 'REREGISTER') {
+        this.log(
+          `worker ${this.workerId}: the master does not know this worker; registering again`,
+        );
+        await this.register();
+        return;
+      }
+      if (res.command === 'SHUTDOWN') {
+        this.log(`worker ${this.workerId}: the master says the run is over; shutting down`);
+        this.opts.onShutdown?.();
+        return;
+      }
+      this.scheduleHeartbeat();
+    } catch {
+      // The master is gone or restarting: keep the jobs, register again when it is back.
+      await this.register();
+    }
+  }
+
+  // --- orphans ----------------------------------------------------------------------------------
+
+  /**
+   * Each running command's process group is recorded under `<cache dir>/running/<worker pid>.<job>`.
+   * A worker killed with SIGKILL cannot stop its commands; the other workers sharing this cache
+   * dir (and this one when it starts again) end the groups whose worker is gone, so a command never
+   * keeps writing into a tree where its invocation is being run again.
+   */
+  private recordJob(jobId: string, pgid: number | undefined): string | undefined {
+    if (pgid === undefined) return undefined;
+    try {
+      const dir = join(this.opts.cacheDir, 'running');
+      mkdirSync(dir, { recursive: true });
+      const file = join(dir, `${process.pid}.${jobId}`);
+      writeFileSync(file, String(pgid));
+      return file;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private reapOrphans(): void {
+    const dir = join(this.opts.cacheDir, 'running');
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const owner = Number(name.slice(0, name.indexOf('.')));
+      if (!Number.isInteger(owner) || owner === process.pid || alive(owner)) continue;
+      try {
+        const pgid = Number(readFileSync(join(dir, name), 'utf8'));
+        if (Number.isInteger(pgid) && pgid > 1) {
+          process.kill(-pgid, 'SIGKILL');
+          this.log(
+            `worker ${this.workerId}: ended process group ${pgid} left by dead worker ${owner}`,
+          );
+        }
+      } catch {
+        // already gone
+      }
+      rmSync(join(dir, name), { force: true });
+    }
+  }
+
+  // --- jobs -------------------------------------------------------------------------------------
+
+  private handlers(): WorkerHandlers {
+    const guard = (
+      callLike: Parameters<typeof authorize>[0],
+      method: string,
+      masterOnly = true,
+    ) => {
+      const err = authorize(
+        callLike,
+        this.security,
+        masterOnly ? ['master'] : ['master', 'worker'],
+        method,
+      );
+      if (err) this.log(`worker: refused ${method}: ${err.reason}`);
+      return err;
+    };
+    return {
+      StartJob: (c, cb) => {
+        const err = guard(c, 'StartJob');
+        if (err) return cb(err);
+        cb(null, this.startJob(c.request));
+      },
+      StopJob: (c, cb) => {
+        const err = guard(c, 'StopJob');
+        if (err) return cb(err);
+        const job = this.jobs.get(c.request.job_id);
+        if (!job) return cb(null, { found: false });
+        job.stopped = c.request.reason || 'stopped by the master';
+        void job.command?.stop(job.stopped);
+        cb(null, { found: true });
+      },
+      JobStatus: (c, cb) => {
+        const err = guard(c, 'JobStatus');
+        if (err) return cb(err);
+        const job = this.jobs.get(c.request.job_id);
+        if (!job) return cb(null, { found: false, state: '', output_bytes: 0, report: null });
+        cb(null, {
+          found: true,
+          state: job.report ? job.report.state : job.phase,
+          report: job.report ?? null,
+          output_bytes: job.command?.outputBytes ?? 0,
+        });
+      },
+      StreamOutput: (c) => {
+        const err = guard(c, 'StreamOutput');
+        if (err) return c.destroy(err);
+        void this.streamOutput(c);
+      },
+      HasCache: (c, cb) => {
+        const err = guard(c, 'HasCache');
+        if (err) return cb(err);
+        this.hasCache(c.request.cache_keys).then(
+          (res) => cb(null, res),
+          (e: Error) => cb({ code: grpc.status.INTERNAL, details: e.message } as grpc.ServiceError),
+        );
+      },
+      FetchBlob: (c) => {
+        const err = guard(c, 'FetchBlob', false);
+        if (err) return c.destroy(err);
+        void this.sendBlob(c, c.request.digest);
+      },
+      Export: (c) => {
+        const err = guard(c, 'Export');
+        if (err) return c.destroy(err);
+        void this.exportOutput(c);
+      },
+    };
+  }
+
+  private startJob(req: StartJobRequest): {
+    accepted: boolean;
+    reason: string;
+  } {
+    const refuse = (reason: string) => {
+      this.log(`worker ${this.workerId}: refused job ${req.job_id} (${req.unit}): ${reason}`);
+      return { accepted: false, reason };
+    };
+    if (this.stopping) return refuse('the worker is stopping');
+    if (req.worker_uuid !== this.uuid)
+      return refuse(
+        `addressed to worker ${req.worker_uuid}, this is ${this.uuid || 'unregistered'}`,
+      );
+    const known = this.invocations.get(req.invocation);
+    if (!known) return refuse(`invocation "${req.invocation}" is not in this worker's config`);
+    if (known.digest !== req.definition_digest)
+      return refuse(
+        `invocation "${req.invocation}" differs from this worker's config (definition ${known.digest.slice(0, 19)}, master sent ${req.definition_digest.slice(0, 19)})`,
+      );
+    if (known.inv.run === undefined)
+      return refuse(
+        `invocation "${req.invocation}" is a docker build; this worker runs commands only`,
+      );
+    if (!/^[A-Za-z0-9._-]{1,128}$/.test(req.job_id)) return refuse('invalid job id');
+    const existing = this.jobs.get(req.job_id);
+    if (existing) {
+      // The master retried a StartJob whose answer it lost: the job is already ours.
+      if (existing.unit === req.unit && existing.cacheKey === req.cache_key)
+        return { accepted: true, reason: 'already running' };
+      return refuse(`job id ${req.job_id} is in use`);
+    }
+    if (this.runningCount() >= this.slots)
+      return refuse(`busy: ${this.runningCount()} of ${this.slots} slots in use`);
+    const job: WorkerJob = {
+      id: req.job_id,
+      unit: req.unit,
+      invocation: known.inv,
+      cacheKey: req.cache_key,
+      deps: req.deps,
+      phase: 'preparing',
+      startedAt: Date.now(),
+    };
+    this.jobs.set(job.id, job);
+    void this.runJob(job);
+    return { accepted: true, reason: '' };
+  }
+
+  private async runJob(job: WorkerJob): Promise<void> {
+    const base = {
+      job_id: job.id,
+      unit: job.unit,
+      invocation: job.invocation.name,
+      cache_key: job.cacheKey,
+      started_at: job.startedAt,
+      outputs: [] as OutputEntry[],
+      output_bytes: 0,
+      has_exit_code: false,
+      exit_code: 0,
+      signal: '',
+      worker_fault: false,
+    };
+    let report: JobReport;
+    try {
+      await this.prepare(job);
+      if (job.stopped) throw new StoppedError(job.stopped);
+      job.phase = 'running';
+      const spec = commandJobSpec(job.invocation, { id: job.id, cwd: this.opts.config.root });
+      // Where and what it runs, for the command's own logs (not part of the cache key).
+      Object.assign(spec.env, {
+        DIST_BUILD_WORKER: this.workerId,
+        DIST_BUILD_UNIT: job.unit,
+        DIST_BUILD_CACHE_KEY: job.cacheKey,
+      });
+      const command = this.executor.start(spec);
+      job.command = command;
+      const pidFile = this.recordJob(job.id, command.pid);
+      const r = await command.result;
+      if (pidFile) rmSync(pidFile, { force: true });
+      if (job.stopped && r.state === 'stopped') throw new StoppedError(job.stopped);
+      report = {
+        ...base,
+        state: r.state,
+        has_exit_code: r.exitCode !== null,
+        exit_code: r.exitCode ?? 0,
+        signal: r.signal ?? '',
+        reason: r.reason,
+        ended_at: r.endedAt,
+        duration_ms: r.durationMs,
+        output_bytes: r.outputBytes,
+      };
+      if (r.state === 'succeeded') {
+        job.phase = 'saving';
+        const outputs = await saveOutputs(
+          this.opts.store,
+          this.opts.config.root,
+          job.invocation.outputs,
+        );
+        await Promise.all(outputs.map((o) => this.workspace.mark(o.path, o.digest)));
+        const manifest: ResultManifest = {
+          format: RESULT_FORMAT,
+          cacheKey: job.cacheKey,
+          unit: job.unit,
+          invocation: job.invocation.name,
+          exitCode: 0,
+          durationMs: r.durationMs,
+          worker: this.workerId,
+          createdAt: new Date().toISOString(),
+          outputs,
+        };
+        await this.opts.store.putResult(manifest);
+        report.outputs = outputs;
+      }
+    } catch (err) {
+      const stopped = err instanceof StoppedError;
+      const missingOutput = (err as Error).name === 'MissingOutputError';
+      report = {
+        ...base,
+        state: stopped ? 'stopped' : 'failed',
+        reason: stopped
+          ? `stopped: ${(err as Error).message}`
+          : `${job.phase === 'preparing' ? 'cannot prepare' : job.phase === 'saving' ? 'cannot save outputs' : 'failed'}: ${(err as Error).message}`,
+        ended_at: Date.now(),
+        duration_ms: Date.now() - job.startedAt,
+        output_bytes: job.command?.outputBytes ?? 0,
+        // A command that did not produce its declared outputs is the command's fault; anything
+        // else that broke around the command (restoring inputs, the store, stopping) is ours.
+        worker_fault: !missingOutput,
+      };
+      if (!stopped)
+        this.log(`worker ${this.workerId}: job ${job.id} (${job.unit}): ${report.reason}`);
+    }
+    job.report = report;
+    job.phase = 'done';
+    this.finishedOrder.push(job.id);
+    void this.pruneFinished();
+    await this.report(report);
+  }
+
+  /** Brings every dependency output into the work tree; clears this job's own outputs. */
+  private async prepare(job: WorkerJob): Promise<void> {
+    const root = this.opts.config.root;
+    for (const dep of job.deps) {
+      for (const out of dep.outputs) {
+        if ((await this.workspace.held(out.path)) === out.digest) continue;
+        await this.workspace.withLock(out.path, async () => {
+          if ((await this.workspace.held(out.path)) === out.digest) return;
+          await this.ensureBlob(out.digest, dep.holders);
+          await restoreOutputs((d) => this.opts.store.openBlob(d), root, [out as OutputEntry]);
+          await this.workspace.mark(out.path, out.digest);
+        });
+      }
+    }
+    for (const path of job.invocation.outputs) {
+      await this.workspace.withLock(path, () => this.workspace.clear(path));
+    }
+  }
+
+  /** Makes sure the local store holds `digest`, fetching it from a holder if needed. */
+  private async ensureBlob(digest: string, holders: Holder[]): Promise<void> {
+    if ((await this.opts.store.hasBlobs([digest])).has(digest)) return;
+    const errors: string[] = [];
+    for (const h of holders) {
+      if (h.worker_id === this.workerId) continue;
+      for (const conn of h.connections) {
+        try {
+          const client = this.peer(conn.socket);
+          const stream = client.FetchBlob({ worker_uuid: '', digest }, callMetadata(this.security));
+          await this.opts.store.putBlob(chunksOf(stream), digest);
+          return;
+        } catch (err) {
+          errors.push(`${h.worker_id} (${conn.socket}): ${(err as Error).message}`);
+        }
+      }
+    }
+    throw new Error(
+      `blob ${digest.slice(0, 19)} is not in the local store${errors.length ? ` and no holder could send it: ${errors.join('; ')}` : ' and no other worker holds it'}`,
+    );
+  }
+
+  private peer(socket: string): WorkerClient {
+    let c = this.peers.get(socket);
+    if (!c) {
+      const a = parseAddress(socket);
+      const p = protocol();
+      c = new p.WorkerClient(
+        grpcTarget(a),
+        channelCredentials(a, this.security),
+        channelOptions(a),
+      );
+      this.peers.set(socket, c);
+    }
+    return c;
+  }
+
+  private async report(report: JobReport): Promise<void> {
+    for (let attempt = 0; attempt < 3 && !this.stopping; attempt++) {
+      try {
+        await this.registering;
+        await call(
+          this.master!,
+          this.master!.ReportResult,
+          { worker_uuid: this.uuid, report },
+          callMetadata(this.security),
+          RPC_TIMEOUT_MS,
+        );
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+      }
+    }
+    // Kept and sent with the next registration.
+    this.unreported.push(report);
+  }
+
+  private async pruneFinished(): Promise<void> {
+    while (this.finishedOrder.length > KEEP_FINISHED) {
+      const id = this.finishedOrder.shift()!;
+      const job = this.jobs.get(id);
+      this.jobs.delete(id);
+      await job?.command?.dispose();
+    }
+  }
+
+  private async streamOutput(
+    c: grpc.ServerWritableStream<StreamOutputRequest, OutputChunkMsg>,
+  ): Promise<void> {
+    const job = this.jobs.get(c.request.job_id);
+    if (!job) {
+      c.destroy({
+        code: grpc.status.NOT_FOUND,
+        details: `no job ${c.request.job_id}`,
+      } as grpc.ServiceError);
+      return;
+    }
+    let cancelled = false;
+    c.on('cancelled', () => (cancelled = true));
+    try {
+      // A job still preparing has no command yet: wait for it (following) or send nothing.
+      while (!job.command && job.phase !== 'done' && c.request.follow && !cancelled) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      if (job.command) {
+        for await (const chunk of job.command.output({
+          from: c.request.from,
+          follow: c.request.follow,
+        })) {
+          if (cancelled) break;
+          if (!c.write({ offset: chunk.offset, stream: chunk.stream, data: chunk.data })) {
+            await new Promise((r) => c.once('drain', r));
+          }
+        }
+      }
+      c.end();
+    } catch (err) {
+      c.destroy({
+        code: grpc.status.INTERNAL,
+        details: (err as Error).message,
+      } as grpc.ServiceError);
+    }
+  }
+
+  private async hasCache(keys: string[]) {
+    const have = await this.opts.store.hasResults(keys);
+    const results = [];
+    for (const key of keys) {
+      if (!have.has(key)) continue;
+      const m = await this.opts.store.getResult(key);
+      if (m)
+        results.push({
+          cache_key: key,
+          outputs: m.outputs,
+          duration_ms: m.durationMs,
+          worker: m.worker,
+        });
+    }
+    return { cache_keys: results.map((r) => r.cache_key), results };
+  }
+
+  private async sendBlob(
+    c: grpc.ServerWritableStream<unknown, BlobChunk>,
+    digest: string,
+  ): Promise<void> {
+    try {
+      const stream = await this.opts.store.openBlob(digest);
+      if (!stream) {
+        c.destroy({
+          code: grpc.status.NOT_FOUND,
+          details: `no blob ${digest}`,
+        } as grpc.ServiceError);
+        return;
+      }
+      let cancelled = false;
+      c.on('cancelled', () => {
+        cancelled = true;
+        stream.destroy();
+      });
+      for await (const data of stream as AsyncIterable<Buffer>) {
+        if (cancelled) return;
+        if (!c.write({ data, size: 0 })) await new Promise((r) => c.once('drain', r));
+      }
+      c.end();
+    } catch (err) {
+      c.destroy({
+        code: err instanceof CorruptBlobError ? grpc.status.DATA_LOSS : grpc.status.INTERNAL,
+        details: (err as Error).message,
+      } as grpc.ServiceError);
+    }
+  }
+
+  private async exportOutput(
+    c: grpc.ServerWritableStream<ExportRequest, BlobChunk>,
+  ): Promise<void> {
+    const m = await this.opts.store.getResult(c.request.cache_key).catch(() => null);
+    const entry = m?.outputs.find((o) => o.path === c.request.path);
+    if (!entry) {
+      c.destroy({
+        code: grpc.status.NOT_FOUND,
+        details: `this worker holds no output ${c.request.path} of ${c.request.unit} (${c.request.cache_key.slice(0, 19)})`,
+      } as grpc.ServiceError);
+      return;
+    }
+    await this.sendBlob(c, entry.digest);
+  }
+}
+
+class StoppedError extends Error {}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/** The data of a stream of BlobChunk messages, as a Readable of buffers. */
+export function chunksOf(stream: grpc.ClientReadableStream<{ data: Buffer }>): Readable {
+  return Readable.from(
+    (async function* () {
+      for await (const chunk of stream as AsyncIterable<{ data: Buffer }>) {
+        if (chunk.data.length) yield chunk.data;
+      }
+    })(),
+  );
+}

@@ -1,0 +1,95 @@
+/**
+ * What a worker knows about its work tree: which output paths hold which packed result
+ * (`<root>/.dist-build/outputs/<hash of path>` holds the blob digest), so a dependency's outputs
+ * are restored only when the tree does not already hold them, and a lock per output path, so
+ * several workers sharing one tree (`dist-build run` on one machine) never restore the same path
+ * at the same time. A lock left by a killed process is taken over once its PID is gone.
+ */
+import crypto from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+
+const hashPath = (p: string): string =>
+  crypto.createHash('sha256').update(p).digest('hex').slice(0, 32);
+
+export class Workspace {
+  private readonly stateDir: string;
+  private readonly lockDir: string;
+
+  constructor(readonly root: string) {
+    this.stateDir = join(root, '.dist-build', 'outputs');
+    this.lockDir = join(root, '.dist-build', 'locks');
+  }
+
+  /** Digest of the packed output that `path` holds now, if known and the path exists. */
+  async held(path: string): Promise<string | null> {
+    if (!existsSync(join(this.root, path))) return null;
+    try {
+      return (await readFile(join(this.stateDir, hashPath(path)), 'utf8')).trim() || null;
+    } catch {
+      return null;
+    }
+  }
+
+  async mark(path: string, digest: string): Promise<void> {
+    await mkdir(this.stateDir, { recursive: true });
+    const file = join(this.stateDir, hashPath(path));
+    const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`;
+    await writeFile(tmp, digest + '\n');
+    await rename(tmp, file);
+  }
+
+  async unmark(path: string): Promise<void> {
+    await rm(join(this.stateDir, hashPath(path)), { force: true });
+  }
+
+  /** Removes a declared output (before the invocation that produces it runs). */
+  async clear(path: string): Promise<void> {
+    await this.unmark(path);
+    await rm(join(this.root, path), { recursive: true, force: true });
+  }
+
+  /** Runs `fn` holding the lock of output `path` (exclusive across processes on this tree). */
+  async withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
+    await mkdir(this.lockDir, { recursive: true });
+    const lock = join(this.lockDir, hashPath(path));
+    let delay = 5;
+    for (;;) {
+      try {
+        await mkdir(lock);
+        await writeFile(join(lock, 'pid'), String(process.pid));
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (await stale(lock)) {
+          await rm(lock, { recursive: true, force: true });
+          continue;
+        }
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 200);
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await rm(lock, { recursive: true, force: true });
+    }
+  }
+}
+
+async function stale(lock: string): Promise<boolean> {
+  let pid: number;
+  try {
+    pid = Number(await readFile(join(lock, 'pid'), 'utf8'));
+  } catch {
+    return false; // being created right now
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return true;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}

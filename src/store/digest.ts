@@ -1,0 +1,69 @@
+/**
+ * Digest helpers shared by the store backends and the packer: `sha256:<hex>` of bytes as they
+ * stream past, and verified streams, which end with a `CorruptBlobError` instead of a normal end
+ * when the bytes do not hash to the digest they were asked for.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { CorruptBlobError } from './types.js';
+
+/** Marks a stream made by `verifiedStream`, with the digest it verifies. */
+const VERIFIED = Symbol.for('dist-build.store.verified-digest');
+
+export function sha256Digest(data: Buffer | string): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+/** The digest and size of a byte stream, read to its end. */
+export async function digestStream(
+  data: AsyncIterable<Buffer | string> | NodeJS.ReadableStream,
+): Promise<{ digest: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of data as AsyncIterable<Buffer | string>) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    hash.update(buf);
+    size += buf.length;
+  }
+  return { digest: `sha256:${hash.digest('hex')}`, size };
+}
+
+/**
+ * Passes `source` through while hashing it. At the end, if the bytes hash to something else than
+ * `digest`, `onCorrupt` runs (and is awaited) and the stream ends with a `CorruptBlobError`
+ * instead of `end`. The source is only read as the returned stream is read (nothing happens, and
+ * no error can go unseen, before a consumer is attached); destroying it destroys the source.
+ */
+export function verifiedStream(
+  source: NodeJS.ReadableStream | Readable,
+  digest: string,
+  onCorrupt?: (err: CorruptBlobError) => void | Promise<void>,
+): Readable {
+  async function* verify(): AsyncGenerator<Buffer> {
+    const hash = createHash('sha256');
+    for await (const chunk of source as AsyncIterable<Buffer | string>) {
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      hash.update(buf);
+      yield buf;
+    }
+    const actual = `sha256:${hash.digest('hex')}`;
+    if (actual === digest) return;
+    const err = new CorruptBlobError(digest, actual);
+    await Promise.resolve()
+      .then(() => onCorrupt?.(err))
+      .catch(() => {});
+    throw err;
+  }
+  const stream = Readable.from(verify(), { objectMode: false });
+  (stream as unknown as Record<symbol, string>)[VERIFIED] = digest;
+  return stream;
+}
+
+/** Whether `stream` came from `verifiedStream(..., digest)` (so hashing it again is wasted). */
+export function isVerifiedFor(stream: unknown, digest: string): boolean {
+  return (
+    typeof stream === 'object' &&
+    stream !== null &&
+    (stream as Record<symbol, unknown>)[VERIFIED] === digest
+  );
+}

@@ -1,0 +1,24 @@
+// Result stores (see types.ts for the interface) and packing of declared outputs (pack.ts).
+export {
+  RESULT_FORMAT,
+  DIGEST_PATTERN,
+  CorruptBlobError,
+  UnsafeArchiveError,
+  MissingOutputError,
+  isDigest,
+  assertDigest,
+  outputPathProblem,
+  manifestProblems,
+} from './types.js';
+export type { BlobInfo, BlobOpener, OutputEntry, ResultManifest, Store } from './types.js';
+export { LocalStore } from './local.js';
+export type { LocalStoreOptions } from './local.js';
+export {
+  saveOutputs,
+  restoreOutputs,
+  blobOpenerFor,
+  outputsPresent,
+  DEFAULT_MAX_ENTRY_BYTES,
+} from './pack.js';
+export type { RestoreOptions } from './pack.js';
+export { sha256Digest, digestStream, verifiedStream, isVerifiedFor } from './digest.js';
