@@ -1,6 +1,10 @@
 // GitHub Action entry point (bundled to dist/action.js). GitHub specifics stay here: inputs,
 // outputs and the step summary; the work itself is the same code the CLI runs.
 import * as core from '@actions/core';
+import * as exec from '@actions/exec';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../config/load.js';
 import { formatDuration } from '../config/duration.js';
 import { numberedWorkers, planBuild, readHistory, readPrevious } from '../plan/plan.js';
@@ -56,11 +60,32 @@ async function summary(result: PlanJson): Promise<void> {
     .write();
 }
 
+/**
+ * `command: run`: the whole config on local workers of this runner (`dist-build run`, the bundled
+ * CLI next to this file). The workers inherit the runner's Actions cache credentials.
+ */
+async function runBuild(): Promise<void> {
+  const cli = fileURLToPath(new URL('./cli.js', import.meta.url));
+  const out = resolve(core.getInput('out') || 'dist-build-out');
+  const count = core.getInput('workers');
+  const args = ['run', '--config', core.getInput('config') || 'dist-build.yml', '--out', out];
+  if (count) args.push('--workers', count);
+  const code = await exec.exec(process.execPath, [cli, ...args], { ignoreReturnCode: true });
+  core.setOutput('out', out);
+  core.setOutput('report', join(out, 'dist-build-report.json'));
+  if (process.env.GITHUB_STEP_SUMMARY) {
+    const md = await readFile(join(out, 'dist-build-report.md'), 'utf8').catch(() => '');
+    if (md) await core.summary.addRaw(md, true).write();
+  }
+  if (code !== 0) core.setFailed(`dist-build run exited with code ${code}`);
+}
+
 export async function run(): Promise<void> {
   try {
     const command = core.getInput('command') || 'plan';
-    if (command !== 'plan') throw new Error(`input "command": expected "plan", got "${command}"`);
-    await plan();
+    if (command === 'run') await runBuild();
+    else if (command === 'plan') await plan();
+    else throw new Error(`input "command": expected "plan" or "run", got "${command}"`);
   } catch (err) {
     core.setFailed(err instanceof Error ? err.message : String(err));
   }

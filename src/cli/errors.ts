@@ -2,3 +2,8 @@
 export class UsageError extends Error {
   override name = 'UsageError';
 }
+
+/** A run that could not go on (no workers joined, an export failed): no stack trace, exit code 1. */
+export class RunFailure extends Error {
+  override name = 'RunFailure';
+}

@@ -3,7 +3,8 @@ import { VERSION } from '../version.js';
 import { ConfigError } from '../config/errors.js';
 import { PlanInputError } from '../plan/plan.js';
 import { NoEligibleWorkerError } from '../plan/placement.js';
-import { UsageError } from './errors.js';
+import { RunFailure, UsageError } from './errors.js';
+import { SchedulerError } from '../cluster/scheduler.js';
 import { registerPlan } from './commands/plan.js';
 import { registerValidate } from './commands/validate.js';
 import { registerRun } from './commands/run.js';
@@ -55,6 +56,10 @@ export async function main(argv: string[]): Promise<number> {
     ) {
       process.stderr.write(`dist-build: ${err.message}\n`);
       return 2;
+    }
+    if (err instanceof RunFailure || err instanceof SchedulerError) {
+      process.stderr.write(`dist-build: ${err.message}\n`);
+      return 1;
     }
     process.stderr.write(
       `dist-build: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,

@@ -90,6 +90,32 @@ export interface Store {
   putResult(manifest: ResultManifest): Promise<void>;
   /** The subset of `cacheKeys` that have a result. May be approximate (manifest exists). */
   hasResults(cacheKeys: readonly string[]): Promise<Set<string>>;
+  /**
+   * Sends out what a backend buffers (the Actions cache packs a worker's blobs into one entry);
+   * called when a worker leaves. Optional: stores that write through have nothing to do.
+   */
+  flush?(): Promise<void>;
+  /** Result keys the store holds, for `dist-build cache ls` (optional: not every backend can list). */
+  listResults?(prefix?: string): AsyncIterable<ResultListing>;
+}
+
+export interface ResultListing {
+  cacheKey: string;
+  unit: string;
+  /** Bytes of the blobs it names. */
+  size: number;
+  createdAt: string;
+}
+
+/** Context every backend factory gets (see src/store/open.ts). */
+export interface StoreContext {
+  /** The config's root: relative `dir` options resolve against it. */
+  root: string;
+  /** This worker's slot (its worker id), for backends that shard by worker. */
+  slot: string;
+  /** Warnings: a backend that cannot be used never fails a build, it warns and misses. */
+  onWarning: (message: string) => void;
+  env: NodeJS.ProcessEnv;
 }
 
 /** Bytes that do not hash to the digest they were stored or requested under. */

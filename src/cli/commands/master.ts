@@ -6,7 +6,7 @@ import type { Run } from '../../cluster/scheduler.js';
 import { formatAddress, parseAddress } from '../../cluster/transport.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { drive, finalText } from '../drive.js';
-import { UsageError } from '../errors.js';
+import { RunFailure, UsageError } from '../errors.js';
 import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
 import { positiveInt } from '../util.js';
 
@@ -97,7 +97,9 @@ Examples (a pool on two shells):
         return;
       }
       const n = positiveInt(flags.workers, '--workers');
-      await master.waitForWorkers(n, seconds(flags.wait, '--wait') * 1000);
+      await master.waitForWorkers(n, seconds(flags.wait, '--wait') * 1000).catch((e: Error) => {
+        throw new RunFailure(e.message);
+      });
       const result = await drive({
         master,
         config,

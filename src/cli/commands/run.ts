@@ -12,6 +12,7 @@ import { expandUnits, workerCount } from '../../plan/units.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { drive, finalText } from '../drive.js';
 import { defaultCacheDir, positiveInt } from '../util.js';
+import { RunFailure } from '../errors.js';
 
 interface RunFlags {
   config: string;
@@ -141,7 +142,7 @@ async function runLocal(flags: RunFlags): Promise<number> {
       ),
     );
     await master.waitForWorkers(n, 30_000).catch((e: Error) => {
-      throw new Error(
+      throw new RunFailure(
         `${e.message}; worker output:\n  ${Array.from({ length: n }, (_, i) =>
           workers
             .tail(i + 1)
