@@ -69,6 +69,8 @@ for (let r = 1; r <= rounds; r++) {
 console.log(
   `\nexamples/monorepo on ${workers} local workers (dist/cli.js; run \`npm run build\` first)\n`,
 );
-console.log('| round | cold | warm (nothing changed) | cold / warm | one input changed | warm | changed |');
+console.log(
+  '| round | cold | warm (nothing changed) | cold / warm | one input changed | warm | changed |',
+);
 console.log('| --- | --- | --- | --- | --- | --- | --- |');
 for (const r of rows) console.log(`| ${r.join(' | ')} |`);

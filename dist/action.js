@@ -8290,8 +8290,8 @@ var require_pool_base = __commonJS({
       }
       get [kSize]() {
         let ret = this[kQueued];
-        for (const { [kSize]: size } of this[kClients]) {
-          ret += size;
+        for (const { [kSize]: size2 } of this[kClients]) {
+          ret += size2;
         }
         return ret;
       }
@@ -9282,7 +9282,7 @@ var require_retry_handler = __commonJS({
             this.abort(contentLengthError);
             return false;
           }
-          const { start, size, end = size - 1 } = contentRange;
+          const { start, size: size2, end = size2 - 1 } = contentRange;
           if (this.start !== start || this.end != null && this.end !== end) {
             this.abort(
               new RequestRetryError("Content-Range mismatch", statusCode, {
@@ -9312,7 +9312,7 @@ var require_retry_handler = __commonJS({
               this.abort(contentLengthError);
               return false;
             }
-            const { start, size, end = size - 1 } = range;
+            const { start, size: size2, end = size2 - 1 } = range;
             assert(
               start != null && Number.isFinite(start),
               "content-range mismatch"
@@ -12118,17 +12118,17 @@ var require_headers = __commonJS({
       }
       // https://fetch.spec.whatwg.org/#convert-header-names-to-a-sorted-lowercase-set
       toSortedArray() {
-        const size = this[kHeadersMap].size;
-        const array = new Array(size);
-        if (size <= 32) {
-          if (size === 0) {
+        const size2 = this[kHeadersMap].size;
+        const array = new Array(size2);
+        if (size2 <= 32) {
+          if (size2 === 0) {
             return array;
           }
           const iterator = this[kHeadersMap][Symbol.iterator]();
           const firstValue = iterator.next().value;
           array[0] = [firstValue[0], firstValue[1].value];
           assert(firstValue[1].value !== null);
-          for (let i = 1, j = 0, right = 0, left = 0, pivot = 0, x, value; i < size; ++i) {
+          for (let i = 1, j = 0, right = 0, left = 0, pivot = 0, x, value; i < size2; ++i) {
             value = iterator.next().value;
             x = array[i] = [value[0], value[1].value];
             assert(x[1] !== null);
@@ -15106,7 +15106,7 @@ var require_util4 = __commonJS({
       return null;
     }
     function combineByteSequences(sequences) {
-      const size = sequences.reduce((a, b) => {
+      const size2 = sequences.reduce((a, b) => {
         return a + b.byteLength;
       }, 0);
       let offset = 0;
@@ -15114,7 +15114,7 @@ var require_util4 = __commonJS({
         a.set(b, offset);
         offset += b.byteLength;
         return a;
-      }, new Uint8Array(size));
+      }, new Uint8Array(size2));
     }
     module.exports = {
       staticPropertyDescriptors,
@@ -18547,13 +18547,13 @@ ${value}`;
           }
         }
       }
-      setEventFieldSize(field, size) {
-        const eventSize = this.eventSize - this.eventFieldSizes[field] + size;
+      setEventFieldSize(field, size2) {
+        const eventSize = this.eventSize - this.eventFieldSizes[field] + size2;
         if (this.maxEventSize > 0 && eventSize > this.maxEventSize) {
           throw createMaxEventSizeExceededError();
         }
         this.eventSize = eventSize;
-        this.eventFieldSizes[field] = size;
+        this.eventFieldSizes[field] = size2;
       }
       /**
        * @param {EventSourceStreamEvent} event
@@ -36381,14 +36381,60 @@ var import_yaml = __toESM(require_dist(), 1);
 import { readFile } from "node:fs/promises";
 import { dirname as dirname3, resolve as resolve2, posix } from "node:path";
 
+// src/config/size.ts
+var UNITS = {
+  "": 1,
+  b: 1,
+  k: 1e3,
+  kb: 1e3,
+  m: 1e6,
+  mb: 1e6,
+  g: 1e9,
+  gb: 1e9,
+  t: 1e12,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40
+};
+var SIZE_PATTERN = "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?$";
+function parseSize(value) {
+  let bytes;
+  if (typeof value === "number") bytes = value;
+  else {
+    const m = /^([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)$/i.exec(value.trim());
+    const unit = m ? UNITS[m[2].toLowerCase()] : void 0;
+    if (!m || unit === void 0) {
+      throw new Error(
+        `invalid size "${value}": expected bytes or a number with B, KB, MB, GB, TB, KiB, MiB, GiB or TiB`
+      );
+    }
+    bytes = Number(m[1]) * unit;
+  }
+  bytes = Math.floor(bytes);
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new Error(`invalid size ${JSON.stringify(value)}: expected at least 1 byte`);
+  }
+  return bytes;
+}
+
 // src/config/schema.ts
 var DURATION_PATTERN = "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$";
 var PLATFORM_PATTERN = "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$";
 var ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$";
+var STORE_TYPES = ["local", "gha", "registry"];
 var PATTERN_TEXT = {
+  [SIZE_PATTERN]: 'a size: bytes as a number, or a string such as "500MB", "10GiB"',
   [DURATION_PATTERN]: 'seconds as a number, or a string such as "90s", "10m", "1.5h"',
   [PLATFORM_PATTERN]: "a platform os/arch[/variant], e.g. linux/amd64 or linux/arm/v7",
   [ENV_NAME_PATTERN]: 'an environment variable name (letters, digits, "_"; not starting with a digit)'
+};
+var size = {
+  type: ["integer", "string"],
+  minimum: 1,
+  pattern: SIZE_PATTERN,
+  description: 'bytes as a number, or a string such as "500MB", "10GiB" (KB = 1000, KiB = 1024)'
 };
 var duration = {
   type: ["number", "string"],
@@ -36447,6 +36493,55 @@ var configSchema = {
       }
     },
     env,
+    cache: {
+      type: "object",
+      additionalProperties: false,
+      description: "Where workers keep build results.",
+      properties: {
+        stores: {
+          type: "array",
+          minItems: 1,
+          default: [{ type: "local" }],
+          description: "Cache stores, fastest first: reads fall through in this order and copy hits into the faster stores; writes go to all.",
+          items: {
+            type: "object",
+            required: ["type"],
+            description: "One store; options other than type belong to its backend and are checked by it.",
+            properties: {
+              type: { enum: [...STORE_TYPES], description: "The backend." },
+              dir: {
+                type: "string",
+                minLength: 1,
+                description: "local: the store directory, relative to the config directory (default .dist-build/cache)."
+              },
+              "max-size": {
+                ...size,
+                description: "local: cap on the bytes of blobs; least recently used entries are evicted beyond it."
+              }
+            },
+            additionalProperties: true
+          }
+        },
+        sign: {
+          type: "object",
+          additionalProperties: false,
+          description: "Sign results with HMAC-SHA256; when the secret is set, unsigned or badly signed results are misses.",
+          properties: {
+            "secret-env": {
+              type: "string",
+              pattern: ENV_NAME_PATTERN,
+              default: "DIST_BUILD_CACHE_SECRET",
+              description: "Environment variable holding the secret."
+            },
+            required: {
+              type: "boolean",
+              default: false,
+              description: "Fail instead of running unsigned when the secret variable is not set."
+            }
+          }
+        }
+      }
+    },
     invocations: {
       type: "object",
       minProperties: 1,
@@ -36521,13 +36616,13 @@ var ConfigError = class extends Error {
 };
 
 // src/config/duration.ts
-var UNITS = { ms: 1e-3, s: 1, m: 60, h: 3600 };
+var UNITS2 = { ms: 1e-3, s: 1, m: 60, h: 3600 };
 function parseDuration(value) {
   if (typeof value === "number") return value;
   const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$/.exec(value);
   if (!m)
     throw new Error(`invalid duration "${value}": expected seconds or a number with ms, s, m or h`);
-  return Number(m[1]) * UNITS[m[2]];
+  return Number(m[1]) * UNITS2[m[2]];
 }
 function formatDuration(seconds) {
   if (seconds < 1) return `${Math.round(seconds * 1e3)}ms`;
@@ -36661,11 +36756,14 @@ function describeSchemaError(e, value, loc, data) {
         path4,
         `expected ${JSON.stringify(p.allowedValue)}, got ${typeName(value)}`
       );
-    case "enum":
+    case "enum": {
+      const allowed = p.allowedValues.map(String);
+      const hint = typeof value === "string" ? didYouMean(value, allowed) : "";
       return loc.issueAt(
         path4,
-        `expected one of ${p.allowedValues.map((v) => JSON.stringify(v)).join(", ")}`
+        `got ${typeName(value)}${hint}; expected one of: ${allowed.join(", ")}`
       );
+    }
     case "pattern": {
       const what = PATTERN_TEXT[String(p.pattern)] ?? `a string matching ${String(p.pattern)}`;
       return loc.issueAt(path4, `got ${typeName(value)}; expected ${what}`);
@@ -36925,6 +37023,7 @@ function buildConfig(raw, file, loc) {
       loc.issueAt(["invocations", from, "needs", index], `needs cycle: ${cycle.join(" -> ")}`)
     );
   }
+  const cache = buildCache(raw.cache, loc, issues);
   if (issues.length) throw new ConfigError(issues);
   const defaultDuration = placementRaw["default-duration"] === void 0 ? 60 : parseDuration(placementRaw["default-duration"]);
   return {
@@ -36934,8 +37033,46 @@ function buildConfig(raw, file, loc) {
     workers,
     placement: { balance: placementRaw.balance ?? 1.1, defaultDuration },
     env: globalEnv,
-    invocations
+    invocations,
+    cache
   };
+}
+var LOCAL_STORE_OPTIONS = ["type", "dir", "max-size"];
+function buildCache(raw, loc, issues) {
+  const stores = (raw?.stores ?? [{ type: "local" }]).map((s) => ({
+    ...s
+  }));
+  stores.forEach((store, i) => {
+    if (store.type !== "local") return;
+    const at = ["cache", "stores", i];
+    for (const key of Object.keys(store)) {
+      if (!LOCAL_STORE_OPTIONS.includes(key)) {
+        issues.push(
+          loc.issueAtKey(
+            at,
+            key,
+            `unknown option "${key}" of a local store${didYouMean(key, LOCAL_STORE_OPTIONS)}; expected one of: ${LOCAL_STORE_OPTIONS.join(", ")}`
+          )
+        );
+      }
+    }
+    if (store["max-size"] !== void 0) {
+      try {
+        parseSize(store["max-size"]);
+      } catch (err) {
+        issues.push(loc.issueAt([...at, "max-size"], err.message));
+      }
+    }
+  });
+  const cache = { stores };
+  const sign = raw?.sign;
+  if (sign) {
+    cache.sign = {
+      secretEnv: sign["secret-env"] ?? "DIST_BUILD_CACHE_SECRET",
+      required: sign.required ?? false
+    };
+  }
+  return cache;
 }
 async function loadConfig(path4) {
   const file = resolve2(path4);
@@ -37843,8 +37980,8 @@ function hashLocal(abs, marginMs, startMs) {
 }
 var yieldToEventLoop = () => new Promise((resolve4) => setImmediate(resolve4));
 var HashPool = class {
-  constructor(size, marginMs) {
-    this.size = size;
+  constructor(size2, marginMs) {
+    this.size = size2;
     this.marginMs = marginMs;
   }
   size;
@@ -37860,15 +37997,15 @@ var HashPool = class {
     if (paths.length === 0) return [];
     this.start();
     const results = new Array(paths.length);
-    const size = Math.max(16, Math.min(256, Math.ceil(paths.length / 64)));
+    const size2 = Math.max(16, Math.min(256, Math.ceil(paths.length / 64)));
     let open2 = 0;
     let resolveAll;
     const all = new Promise((resolve4) => resolveAll = resolve4);
-    for (let i = 0; i < paths.length; i += size) {
+    for (let i = 0; i < paths.length; i += size2) {
       const offset = i;
       open2++;
       this.queue.push({
-        paths: paths.slice(i, i + size),
+        paths: paths.slice(i, i + size2),
         startMs,
         done: (r) => {
           for (let k = 0; k < r.length; k++) results[offset + k] = r[k];
@@ -38281,20 +38418,20 @@ var FileIndex = class _FileIndex {
         errors.push(r.code === "ENOENT" ? `input file "${path4}" does not exist` : r.error);
         return;
       }
-      const size = r.size;
+      const size2 = r.size;
       this.stats.hashed++;
-      this.stats.bytesHashed += size;
+      this.stats.bytesHashed += size2;
       this.stats.retries += r.retries;
       this.opts.onHash?.(path4);
       if (r.trusted) {
         const { mtimeMs, ctimeMs, ino, mode, digest } = r;
-        this.added.set(path4, { size, mtimeMs, ctimeMs, ino, mode, digest, day: today });
+        this.added.set(path4, { size: size2, mtimeMs, ctimeMs, ino, mode, digest, day: today });
         if (k >= 0) this.dead[k] = 1;
         this.dirty = true;
       } else {
         this.forget(path4, k);
       }
-      out[i] = toDigest(path4, r.mode, size, r.digest);
+      out[i] = toDigest(path4, r.mode, size2, r.digest);
     });
     if (errors.length > 0) {
       throw new Error(
@@ -38349,13 +38486,13 @@ var FileIndex = class _FileIndex {
     await pool?.close();
   }
 };
-function toDigest(path4, mode, size, digest) {
+function toDigest(path4, mode, size2, digest) {
   const symlink2 = (mode & S_IFMT) === S_IFLNK;
   return {
     path: path4,
     kind: symlink2 ? "symlink" : "file",
     digest,
-    size,
+    size: size2,
     executable: !symlink2 && (mode & 73) !== 0
   };
 }

@@ -1,4 +1,2678 @@
 import { createRequire as __dbCreateRequire } from 'node:module'; const require = __dbCreateRequire(import.meta.url);
+var __defProp = Object.defineProperty;
+var __getOwnPropNames = Object.getOwnPropertyNames;
+var __esm = (fn, res, err) => function __init() {
+  if (err) throw err[0];
+  try {
+    return fn && (res = (0, fn[__getOwnPropNames(fn)[0]])(fn = 0)), res;
+  } catch (e) {
+    throw err = [e], e;
+  }
+};
+var __export = (target, all) => {
+  for (var name in all)
+    __defProp(target, name, { get: all[name], enumerable: true });
+};
+
+// src/config/size.ts
+function parseSize(value) {
+  let bytes;
+  if (typeof value === "number") bytes = value;
+  else {
+    const m = /^([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)$/i.exec(value.trim());
+    const unit = m ? UNITS[m[2].toLowerCase()] : void 0;
+    if (!m || unit === void 0) {
+      throw new Error(
+        `invalid size "${value}": expected bytes or a number with B, KB, MB, GB, TB, KiB, MiB, GiB or TiB`
+      );
+    }
+    bytes = Number(m[1]) * unit;
+  }
+  bytes = Math.floor(bytes);
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new Error(`invalid size ${JSON.stringify(value)}: expected at least 1 byte`);
+  }
+  return bytes;
+}
+var UNITS, SIZE_PATTERN;
+var init_size = __esm({
+  "src/config/size.ts"() {
+    "use strict";
+    UNITS = {
+      "": 1,
+      b: 1,
+      k: 1e3,
+      kb: 1e3,
+      m: 1e6,
+      mb: 1e6,
+      g: 1e9,
+      gb: 1e9,
+      t: 1e12,
+      tb: 1e12,
+      kib: 2 ** 10,
+      mib: 2 ** 20,
+      gib: 2 ** 30,
+      tib: 2 ** 40
+    };
+    SIZE_PATTERN = "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?$";
+  }
+});
+
+// src/store/types.ts
+function isDigest(value) {
+  return typeof value === "string" && DIGEST_PATTERN.test(value);
+}
+function assertDigest(value, what = "digest") {
+  if (!isDigest(value)) throw new TypeError(`invalid ${what} ${JSON.stringify(value)}`);
+}
+function outputPathProblem(path) {
+  if (typeof path !== "string" || path === "") return "is empty";
+  if (path.includes("\0")) return "contains a NUL character";
+  if (path.includes("\\")) return "contains a backslash (use posix separators)";
+  if (path.startsWith("/")) return "is absolute";
+  for (const seg of path.split("/")) {
+    if (seg === "..") return 'has a ".." segment';
+    if (seg === "" || seg === ".") return 'is not in normal form (empty or "." segment)';
+  }
+  return null;
+}
+function manifestProblems(value) {
+  const problems = [];
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return ["not a JSON object"];
+  }
+  const m = value;
+  if (m.format !== RESULT_FORMAT) problems.push(`format is not ${RESULT_FORMAT}`);
+  if (!isDigest(m.cacheKey)) problems.push("cacheKey is not a sha256 digest");
+  for (const k of ["unit", "invocation", "worker", "createdAt"]) {
+    if (typeof m[k] !== "string") problems.push(`${k} is not a string`);
+  }
+  if (m.signature !== void 0 && typeof m.signature !== "string") {
+    problems.push("signature is not a string");
+  }
+  if (!Number.isInteger(m.exitCode)) problems.push("exitCode is not an integer");
+  if (typeof m.durationMs !== "number" || !(m.durationMs >= 0)) {
+    problems.push("durationMs is not a non-negative number");
+  }
+  if (!Array.isArray(m.outputs)) {
+    problems.push("outputs is not an array");
+    return problems;
+  }
+  const seen = /* @__PURE__ */ new Set();
+  m.outputs.forEach((o, i) => {
+    const e = o;
+    if (typeof e !== "object" || e === null) {
+      problems.push(`outputs[${i}] is not an object`);
+      return;
+    }
+    const pathProblem = outputPathProblem(e.path);
+    if (pathProblem) problems.push(`outputs[${i}].path ${pathProblem}`);
+    else if (seen.has(e.path)) problems.push(`outputs[${i}].path is a duplicate`);
+    else seen.add(e.path);
+    if (e.type !== "dir" && e.type !== "file" && e.type !== "symlink") {
+      problems.push(`outputs[${i}].type is not dir, file or symlink`);
+    }
+    if (!isDigest(e.digest)) problems.push(`outputs[${i}].digest is not a sha256 digest`);
+    for (const k of ["size", "files"]) {
+      if (!Number.isSafeInteger(e[k]) || e[k] < 0) {
+        problems.push(`outputs[${i}].${k} is not a non-negative integer`);
+      }
+    }
+  });
+  return problems;
+}
+var RESULT_FORMAT, DIGEST_PATTERN, CorruptBlobError, UnsafeArchiveError, MissingOutputError;
+var init_types = __esm({
+  "src/store/types.ts"() {
+    "use strict";
+    RESULT_FORMAT = "dist-build/result/v1";
+    DIGEST_PATTERN = /^sha256:[0-9a-f]{64}$/;
+    CorruptBlobError = class extends Error {
+      digest;
+      /** What the bytes did hash to, when known. */
+      actual;
+      constructor(digest, actual, message2) {
+        super(message2 ?? `blob ${digest} is corrupt${actual ? ` (its bytes hash to ${actual})` : ""}`);
+        this.name = "CorruptBlobError";
+        this.digest = digest;
+        this.actual = actual;
+      }
+    };
+    UnsafeArchiveError = class extends Error {
+      /** The entry's name as it appears in the archive (root-relative). */
+      entry;
+      constructor(entry, reason) {
+        super(`unsafe archive entry ${JSON.stringify(entry)}: ${reason}`);
+        this.name = "UnsafeArchiveError";
+        this.entry = entry;
+      }
+    };
+    MissingOutputError = class extends Error {
+      path;
+      constructor(path) {
+        super(`declared output ${path} was not produced`);
+        this.name = "MissingOutputError";
+        this.path = path;
+      }
+    };
+  }
+});
+
+// src/store/digest.ts
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+function sha256Digest(data) {
+  return `sha256:${createHash("sha256").update(data).digest("hex")}`;
+}
+async function digestStream(data) {
+  const hash = createHash("sha256");
+  let size2 = 0;
+  for await (const chunk of data) {
+    const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+    hash.update(buf);
+    size2 += buf.length;
+  }
+  return { digest: `sha256:${hash.digest("hex")}`, size: size2 };
+}
+function verifiedStream(source, digest, onCorrupt) {
+  async function* verify() {
+    const hash = createHash("sha256");
+    for await (const chunk of source) {
+      const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+      hash.update(buf);
+      yield buf;
+    }
+    const actual = `sha256:${hash.digest("hex")}`;
+    if (actual === digest) return;
+    const err = new CorruptBlobError(digest, actual);
+    await Promise.resolve().then(() => onCorrupt?.(err)).catch(() => {
+    });
+    throw err;
+  }
+  const stream = Readable.from(verify(), { objectMode: false });
+  stream[VERIFIED] = digest;
+  return stream;
+}
+function isVerifiedFor(stream, digest) {
+  return typeof stream === "object" && stream !== null && stream[VERIFIED] === digest;
+}
+var VERIFIED;
+var init_digest = __esm({
+  "src/store/digest.ts"() {
+    "use strict";
+    init_types();
+    VERIFIED = /* @__PURE__ */ Symbol.for("dist-build.store.verified-digest");
+  }
+});
+
+// src/store/local.ts
+import { createHash as createHash2, randomBytes } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import {
+  lstat,
+  mkdir as mkdir2,
+  open,
+  readdir,
+  readFile as readFile4,
+  rename as rename2,
+  rm,
+  stat,
+  unlink as unlink2,
+  utimes
+} from "node:fs/promises";
+import { join as join4 } from "node:path";
+import { pipeline } from "node:stream/promises";
+async function touch(paths) {
+  const now = /* @__PURE__ */ new Date();
+  await Promise.all(paths.map((p) => utimes(p, now, now).catch(() => {
+  })));
+}
+async function readManifest(path) {
+  try {
+    const value = JSON.parse(await readFile4(path, "utf8"));
+    return manifestProblems(value).length === 0 ? value : null;
+  } catch {
+    return null;
+  }
+}
+function isNotFound(err) {
+  const code = err?.code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+async function exists(path) {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+async function listDir(dir) {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
+var EVICT_TO, DEFAULT_EVICT_GRACE_MS, DEFAULT_RESCAN_EVERY, READ_CHUNK, WRITE_BUFFER, STALE_TMP_MS, STAT_CONCURRENCY, LocalStore;
+var init_local = __esm({
+  "src/store/local.ts"() {
+    "use strict";
+    init_digest();
+    init_types();
+    EVICT_TO = 0.9;
+    DEFAULT_EVICT_GRACE_MS = 6e4;
+    DEFAULT_RESCAN_EVERY = 100;
+    READ_CHUNK = 256 * 1024;
+    WRITE_BUFFER = 1024 * 1024;
+    STALE_TMP_MS = 24 * 3600 * 1e3;
+    STAT_CONCURRENCY = 64;
+    LocalStore = class _LocalStore {
+      constructor(dir, opts = {}) {
+        this.dir = dir;
+        this.location = dir;
+        this.onWarning = opts.onWarning ?? (() => {
+        });
+        if (opts.maxBytes !== void 0 && !(opts.maxBytes > 0)) {
+          throw new RangeError(`maxBytes must be positive, got ${opts.maxBytes}`);
+        }
+        this.maxBytes = opts.maxBytes;
+        this.evictGraceMs = opts.evictGraceMs ?? DEFAULT_EVICT_GRACE_MS;
+        this.rescanEvery = Math.max(1, opts.rescanEvery ?? DEFAULT_RESCAN_EVERY);
+      }
+      dir;
+      kind = "local";
+      location;
+      onWarning;
+      warned = /* @__PURE__ */ new Set();
+      dirsReady;
+      /** The size cap, if any. */
+      maxBytes;
+      evictGraceMs;
+      rescanEvery;
+      /** Estimated bytes of blobs (maintained only with a cap). */
+      approxBytes;
+      putsSinceScan = 0;
+      evicting;
+      /** Creates the directory layout and clears stale temporary files (and measures it, with a cap). */
+      static async open(dir, opts = {}) {
+        const store = new _LocalStore(dir, opts);
+        await store.ensureDirs();
+        await store.removeStaleTemp();
+        if (store.maxBytes !== void 0) await store.rescan();
+        return store;
+      }
+      blobPath(digest) {
+        assertDigest(digest);
+        const hex = digest.slice("sha256:".length);
+        return join4(this.dir, "blobs", "sha256", hex.slice(0, 2), hex);
+      }
+      resultPath(cacheKey) {
+        assertDigest(cacheKey, "cache key");
+        const hex = cacheKey.slice("sha256:".length);
+        return join4(this.dir, "results", "sha256", hex.slice(0, 2), `${hex}.json`);
+      }
+      async hasBlobs(digests) {
+        for (const d of digests) assertDigest(d);
+        return this.existing(digests, (d) => this.blobPath(d));
+      }
+      async hasResults(cacheKeys) {
+        for (const k of cacheKeys) assertDigest(k, "cache key");
+        return this.existing(cacheKeys, (k) => this.resultPath(k));
+      }
+      async putBlob(data, expectedDigest) {
+        if (expectedDigest !== void 0) assertDigest(expectedDigest, "expected digest");
+        await this.ensureDirs();
+        const tmp = this.tempPath();
+        const hash = createHash2("sha256");
+        let size2 = 0;
+        try {
+          async function* hashed() {
+            for await (const chunk of data) {
+              const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+              hash.update(buf);
+              size2 += buf.length;
+              yield buf;
+            }
+          }
+          await pipeline(
+            hashed(),
+            createWriteStream(tmp, { flags: "wx", highWaterMark: WRITE_BUFFER })
+          );
+          const digest = `sha256:${hash.digest("hex")}`;
+          if (expectedDigest !== void 0 && digest !== expectedDigest) {
+            throw new CorruptBlobError(
+              expectedDigest,
+              digest,
+              `data for blob ${expectedDigest} hashes to ${digest}; nothing stored`
+            );
+          }
+          const written = await this.commit(tmp, this.blobPath(digest), true);
+          if (written) await this.afterPut(size2);
+          return { digest, size: size2 };
+        } finally {
+          await rm(tmp, { force: true });
+        }
+      }
+      async putBlobFile(file) {
+        const info = await digestStream(createReadStream(file, { highWaterMark: READ_CHUNK }));
+        if ((await this.hasBlobs([info.digest])).size > 0) return info;
+        return this.putBlob(createReadStream(file, { highWaterMark: READ_CHUNK }), info.digest);
+      }
+      async openBlob(digest) {
+        const path = this.blobPath(digest);
+        let handle;
+        try {
+          handle = await open(path, "r");
+        } catch (err) {
+          if (isNotFound(err)) return null;
+          throw err;
+        }
+        let ino;
+        try {
+          ino = (await handle.stat()).ino;
+        } catch (err) {
+          await handle.close();
+          throw err;
+        }
+        await touch([path]);
+        const source = handle.createReadStream({ highWaterMark: READ_CHUNK });
+        return verifiedStream(source, digest, async (err) => {
+          const now = await stat(path).catch(() => null);
+          if (now && now.ino === ino) await unlink2(path).catch(() => {
+          });
+          this.warnOnce(
+            `blob:${digest}`,
+            `${this.location}: removed corrupt blob ${digest} (its bytes hash to ${err.actual})`
+          );
+        });
+      }
+      async getResult(cacheKey) {
+        const path = this.resultPath(cacheKey);
+        let text;
+        try {
+          text = await readFile4(path, "utf8");
+        } catch (err) {
+          if (isNotFound(err)) return null;
+          throw err;
+        }
+        let value;
+        try {
+          value = JSON.parse(text);
+        } catch (err) {
+          this.warnResult(cacheKey, `does not parse (${err.message})`);
+          return null;
+        }
+        const problems = manifestProblems(value);
+        if (problems.length > 0) {
+          this.warnResult(cacheKey, `is not valid: ${problems.join("; ")}`);
+          return null;
+        }
+        const manifest = value;
+        if (manifest.cacheKey !== cacheKey) {
+          this.warnResult(cacheKey, `is for another cache key (${manifest.cacheKey})`);
+          return null;
+        }
+        const digests = manifest.outputs.map((o) => o.digest);
+        const present = await this.hasBlobs(digests);
+        const missing = digests.filter((d) => !present.has(d));
+        if (missing.length > 0) {
+          this.warnResult(cacheKey, `names missing blobs: ${missing.join(", ")}`);
+          return null;
+        }
+        await touch([path, ...digests.map((d) => this.blobPath(d))]);
+        return manifest;
+      }
+      async putResult(manifest) {
+        const problems = manifestProblems(manifest);
+        if (problems.length > 0) {
+          throw new TypeError(`invalid result manifest: ${problems.join("; ")}`);
+        }
+        const digests = manifest.outputs.map((o) => o.digest);
+        const present = await this.hasBlobs(digests);
+        const missing = digests.filter((d) => !present.has(d));
+        if (missing.length > 0) {
+          throw new Error(
+            `result ${manifest.cacheKey} names blobs that are not stored: ${missing.join(", ")}`
+          );
+        }
+        await touch(digests.map((d) => this.blobPath(d)));
+        await this.ensureDirs();
+        const tmp = this.tempPath();
+        try {
+          const handle = await open(tmp, "wx");
+          try {
+            await handle.writeFile(`${JSON.stringify(manifest, null, 2)}
+`);
+          } finally {
+            await handle.close();
+          }
+          await this.commit(tmp, this.resultPath(manifest.cacheKey), false);
+        } finally {
+          await rm(tmp, { force: true });
+        }
+      }
+      /** Counts what is stored (walks the whole store). */
+      async stats() {
+        const blobs = await this.scanBlobs();
+        let bytes = 0;
+        let newest = 0;
+        for (const b of blobs) {
+          bytes += b.size;
+          newest = Math.max(newest, b.mtimeMs);
+        }
+        let results = 0;
+        for (const shard of await listDir(join4(this.dir, "results", "sha256"))) {
+          const names = await listDir(join4(this.dir, "results", "sha256", shard));
+          results += names.filter((n) => n.endsWith(".json")).length;
+        }
+        const out = { blobs: blobs.length, bytes, results };
+        if (newest > 0) out.lastUsed = new Date(newest).toISOString();
+        return out;
+      }
+      /**
+       * Evicts least recently used blobs, and the results naming them, until the blobs take at most
+       * `maxBytes`. Blobs used within `graceMs` (default 0: none) are kept even if that leaves the
+       * store over the limit.
+       */
+      async prune(maxBytes, opts = {}) {
+        const blobs = await this.scanBlobs();
+        let bytes = blobs.reduce((sum, b) => sum + b.size, 0);
+        const result = { removedBlobs: 0, removedResults: 0, freedBytes: 0, bytes };
+        if (bytes <= maxBytes) {
+          this.approxBytes = bytes;
+          return result;
+        }
+        blobs.sort((a, b) => a.mtimeMs - b.mtimeMs);
+        const cutoff = Date.now() - (opts.graceMs ?? 0);
+        const evicted = /* @__PURE__ */ new Set();
+        for (const b of blobs) {
+          if (bytes <= maxBytes || b.mtimeMs > cutoff) break;
+          const now = await stat(b.path).catch(() => null);
+          if (now && (now.ino !== b.ino || now.mtimeMs !== b.mtimeMs)) continue;
+          if (now) await unlink2(b.path).catch(() => {
+          });
+          bytes -= b.size;
+          evicted.add(b.digest);
+          result.removedBlobs++;
+          result.freedBytes += b.size;
+        }
+        result.removedResults = await this.removeResultsNaming(evicted);
+        result.bytes = bytes;
+        this.approxBytes = bytes;
+        return result;
+      }
+      /**
+       * Rehashes every blob; deletes those whose bytes do not match their name, and the results that
+       * name them.
+       */
+      async verify() {
+        const corrupt = [];
+        const blobs = await this.scanBlobs();
+        let checked = 0;
+        for (const b of blobs) {
+          let actual;
+          try {
+            actual = (await digestStream(createReadStream(b.path, { highWaterMark: READ_CHUNK }))).digest;
+          } catch (err) {
+            if (isNotFound(err)) continue;
+            throw err;
+          }
+          checked++;
+          if (actual === b.digest) continue;
+          const now = await stat(b.path).catch(() => null);
+          if (now && now.ino === b.ino) await unlink2(b.path).catch(() => {
+          });
+          corrupt.push(b.digest);
+          this.warnOnce(
+            `blob:${b.digest}`,
+            `${this.location}: removed corrupt blob ${b.digest} (its bytes hash to ${actual})`
+          );
+        }
+        const removedResults = await this.removeResultsNaming(new Set(corrupt));
+        return { checked, corrupt, removedResults };
+      }
+      /**
+       * Results whose cache key starts with `prefix` (`sha256:ab12` or `ab12`), in key order; entries
+       * that do not parse or validate are skipped.
+       */
+      async *listResults(prefix = "") {
+        const hexPrefix = (prefix.startsWith("sha256:") ? prefix.slice(7) : prefix).toLowerCase();
+        if (!/^[0-9a-f]*$/.test(hexPrefix)) return;
+        for (const r of await this.resultFiles(hexPrefix)) {
+          const manifest = await readManifest(r.path);
+          if (!manifest || manifest.cacheKey !== r.cacheKey) continue;
+          yield {
+            cacheKey: manifest.cacheKey,
+            unit: manifest.unit,
+            size: manifest.outputs.reduce((sum, o) => sum + o.size, 0),
+            createdAt: manifest.createdAt
+          };
+        }
+      }
+      /** After a blob put: keeps the size estimate and evicts when it is over the cap. */
+      async afterPut(added) {
+        if (this.maxBytes === void 0) return;
+        this.approxBytes = (this.approxBytes ?? 0) + added;
+        if (++this.putsSinceScan >= this.rescanEvery) await this.rescan();
+        if ((this.approxBytes ?? 0) <= this.maxBytes) return;
+        const target = Math.floor(this.maxBytes * EVICT_TO);
+        this.evicting ??= this.prune(target, { graceMs: this.evictGraceMs }).then(
+          () => void 0,
+          (err) => this.onWarning(`${this.location}: evicting failed: ${err.message}`)
+        ).finally(() => this.evicting = void 0);
+        await this.evicting;
+      }
+      /** Refreshes the size estimate from the directory (other processes write to it too). */
+      async rescan() {
+        this.putsSinceScan = 0;
+        this.approxBytes = (await this.scanBlobs()).reduce((sum, b) => sum + b.size, 0);
+      }
+      /** Every blob file with its size and last use. */
+      async scanBlobs() {
+        const out = [];
+        const root = join4(this.dir, "blobs", "sha256");
+        for (const shard of await listDir(root)) {
+          const shardDir = join4(root, shard);
+          for (const name of await listDir(shardDir)) {
+            if (!/^[0-9a-f]{64}$/.test(name)) continue;
+            const path = join4(shardDir, name);
+            const st = await lstat(path).catch(() => null);
+            if (!st?.isFile()) continue;
+            out.push({
+              digest: `sha256:${name}`,
+              path,
+              size: st.size,
+              mtimeMs: st.mtimeMs,
+              ino: st.ino
+            });
+          }
+        }
+        return out;
+      }
+      /** Result files whose key's hex starts with `hexPrefix`, sorted by key. */
+      async resultFiles(hexPrefix = "") {
+        const root = join4(this.dir, "results", "sha256");
+        const shards = hexPrefix.length >= 2 ? [hexPrefix.slice(0, 2)] : (await listDir(root)).filter((s) => s.startsWith(hexPrefix)).sort();
+        const out = [];
+        for (const shard of shards) {
+          const names = (await listDir(join4(root, shard))).sort();
+          for (const name of names) {
+            const hex = name.slice(0, -".json".length);
+            if (!name.endsWith(".json") || !/^[0-9a-f]{64}$/.test(hex) || !hex.startsWith(hexPrefix))
+              continue;
+            out.push({ cacheKey: `sha256:${hex}`, path: join4(root, shard, name) });
+          }
+        }
+        return out;
+      }
+      /** Deletes the results that name any of `digests`; returns how many. */
+      async removeResultsNaming(digests) {
+        if (digests.size === 0) return 0;
+        let removed = 0;
+        for (const r of await this.resultFiles()) {
+          const manifest = await readManifest(r.path);
+          if (!manifest?.outputs.some((o) => digests.has(o.digest))) continue;
+          await unlink2(r.path).catch(() => {
+          });
+          removed++;
+        }
+        return removed;
+      }
+      ensureDirs() {
+        this.dirsReady ??= (async () => {
+          for (const sub of [["blobs", "sha256"], ["results", "sha256"], ["tmp"]]) {
+            await mkdir2(join4(this.dir, ...sub), { recursive: true });
+          }
+        })().catch((err) => {
+          this.dirsReady = void 0;
+          throw err;
+        });
+        return this.dirsReady;
+      }
+      tempPath() {
+        return join4(this.dir, "tmp", `${process.pid}-${randomBytes(8).toString("hex")}`);
+      }
+      /**
+       * Moves a finished temp file into place. With `keepExisting` (blobs: the name says what the
+       * content is) an existing file is left alone; otherwise it is replaced.
+       */
+      async commit(tmp, dest, keepExisting) {
+        if (keepExisting && await exists(dest)) return false;
+        await mkdir2(join4(dest, ".."), { recursive: true });
+        await rename2(tmp, dest);
+        return true;
+      }
+      async removeStaleTemp() {
+        const dir = join4(this.dir, "tmp");
+        const cutoff = Date.now() - STALE_TMP_MS;
+        for (const name of await listDir(dir)) {
+          const st = await lstat(join4(dir, name)).catch(() => null);
+          if (st && st.mtimeMs < cutoff) await rm(join4(dir, name), { force: true, recursive: true });
+        }
+      }
+      async existing(keys, pathOf) {
+        const found = /* @__PURE__ */ new Set();
+        const unique = [...new Set(keys)];
+        for (let i = 0; i < unique.length; i += STAT_CONCURRENCY) {
+          const batch = unique.slice(i, i + STAT_CONCURRENCY);
+          const flags = await Promise.all(batch.map((k) => exists(pathOf(k))));
+          batch.forEach((k, j) => {
+            if (flags[j]) found.add(k);
+          });
+        }
+        return found;
+      }
+      warnResult(cacheKey, problem) {
+        this.warnOnce(`result:${cacheKey}`, `${this.location}: result ${cacheKey} ${problem}; a miss`);
+      }
+      warnOnce(id, message2) {
+        if (this.warned.has(id)) return;
+        this.warned.add(id);
+        this.onWarning(message2);
+      }
+    };
+  }
+});
+
+// src/store/errors.ts
+var StoreOptionsError;
+var init_errors = __esm({
+  "src/store/errors.ts"() {
+    "use strict";
+    StoreOptionsError = class extends Error {
+      name = "StoreOptionsError";
+    };
+  }
+});
+
+// src/store/gha.ts
+var gha_exports = {};
+__export(gha_exports, {
+  GHA_CACHE_PATH: () => GHA_CACHE_PATH,
+  GHA_KEY_FORMAT: () => GHA_KEY_FORMAT,
+  GhaStore: () => GhaStore,
+  createGhaStore: () => createGhaStore,
+  ghaKeyPart: () => ghaKeyPart,
+  ghaKeyPrefix: () => ghaKeyPrefix,
+  ghaNewKey: () => ghaNewKey
+});
+import { AsyncLocalStorage } from "node:async_hooks";
+import { createHash as createHash3, randomBytes as randomBytes3 } from "node:crypto";
+import { createReadStream as createReadStream2 } from "node:fs";
+import {
+  copyFile,
+  link,
+  lstat as lstat3,
+  mkdir as mkdir5,
+  mkdtemp,
+  readdir as readdir3,
+  readFile as readFile5,
+  rename as rename5,
+  rm as rm3,
+  stat as stat2
+} from "node:fs/promises";
+import { join as join6, resolve as resolve2 } from "node:path";
+function ghaKeyPart(value) {
+  let out = "";
+  for (const ch of value) {
+    if (/^[A-Za-z0-9_.]$/.test(ch)) out += ch;
+    else
+      for (const b of Buffer.from(ch, "utf8"))
+        out += `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  if (out.length > MAX_KEY_PART) {
+    out = `h${createHash3("sha256").update(value).digest("hex").slice(0, 40)}`;
+  }
+  return out;
+}
+function ghaKeyPrefix(scope, slot) {
+  return `${GHA_KEY_FORMAT}-${ghaKeyPart(scope)}-${ghaKeyPart(slot)}-`;
+}
+function ghaNewKey(scope, slot, now = /* @__PURE__ */ new Date()) {
+  const stamp = now.toISOString().replace(/[-:.]/g, "");
+  return `${ghaKeyPrefix(scope, slot)}${stamp}-${randomBytes3(4).toString("hex")}`;
+}
+function loadCacheModule() {
+  cacheModule ??= import("@actions/cache").catch((err) => {
+    cacheModule = void 0;
+    throw err;
+  });
+  return cacheModule;
+}
+function serialized(fn) {
+  const run = queue.then(fn, fn);
+  queue = run.catch(() => {
+  });
+  return run;
+}
+function hookWrites() {
+  if (hooks++ === 0) {
+    const streams = [process.stdout, process.stderr];
+    const originals = streams.map((s) => s.write);
+    streams.forEach((stream, i) => {
+      const original = originals[i];
+      stream.write = function(...args) {
+        const sink = capture.getStore();
+        if (!sink) return original.apply(stream, args);
+        const [chunk, encOrCb, cb] = args;
+        const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
+        sink.push(text);
+        if (process.env.GITHUB_ACTIONS === "true") {
+          for (const line of text.split(/\r?\n/)) {
+            if (line.startsWith("::add-mask::")) original.call(process.stdout, `${line}
+`);
+          }
+        }
+        const done = typeof encOrCb === "function" ? encOrCb : cb;
+        if (typeof done === "function") process.nextTick(done);
+        return true;
+      };
+    });
+    restoreWrites = () => streams.forEach((s, i) => s.write = originals[i]);
+  }
+  return () => {
+    if (--hooks === 0) {
+      restoreWrites?.();
+      restoreWrites = void 0;
+    }
+  };
+}
+function unescapeCommand(s) {
+  return s.replace(/%0D/g, "\r").replace(/%0A/g, "\n").replace(/%25/g, "%");
+}
+function parseLog(chunks2) {
+  const log = { warnings: [], errors: [], debug: [], info: [] };
+  for (const line of chunks2.join("").split(/\r?\n/)) {
+    if (line === "") continue;
+    const m = /^::([a-z-]+)(?: [^:]*)?::(.*)$/.exec(line);
+    if (!m) {
+      log.info.push(line);
+      continue;
+    }
+    const text = unescapeCommand(m[2]);
+    if (m[1] === "warning") log.warnings.push(text);
+    else if (m[1] === "error") log.errors.push(text);
+    else if (m[1] === "debug") log.debug.push(text);
+  }
+  return log;
+}
+function runActions(env2, overlay, fn) {
+  return serialized(async () => {
+    const wanted = { ...overlay };
+    for (const k of ACTIONS_ENV_KEYS) wanted[k] = env2[k];
+    const saved = {};
+    for (const [k, v] of Object.entries(wanted)) {
+      saved[k] = process.env[k];
+      if (v === void 0) delete process.env[k];
+      else process.env[k] = v;
+    }
+    const sink = [];
+    const unhook = hookWrites();
+    try {
+      const value = await capture.run(sink, async () => fn(await loadCacheModule()));
+      return { ok: true, value, log: parseLog(sink) };
+    } catch (error) {
+      return { ok: false, error, log: parseLog(sink) };
+    } finally {
+      unhook();
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === void 0) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+}
+function cacheMode(env2) {
+  return (env2.ACTIONS_CACHE_MODE ?? "").trim().toLowerCase();
+}
+function modeReadable(mode) {
+  return !KNOWN_MODES.includes(mode) || mode === "read" || mode === "write";
+}
+function modeWritable(mode) {
+  return !KNOWN_MODES.includes(mode) || mode === "write" || mode === "write-only";
+}
+function errorText(err) {
+  return err instanceof Error ? err.message : String(err);
+}
+function failureDetail(log) {
+  const reserve = log.debug.filter((l) => l.startsWith("Failed to reserve cache"));
+  const failed = log.info.filter(
+    (l) => /^(Failed to (save|restore)|Cache reservation failed)/.test(l)
+  );
+  const lines = [.../* @__PURE__ */ new Set([...log.errors, ...log.warnings, ...reserve, ...failed])];
+  return lines.join("; ").replace(/\s+/g, " ").slice(0, 1e3) || "no details";
+}
+function fsName(value) {
+  const safe = value.replace(/[^A-Za-z0-9._-]/g, "_");
+  return safe === value && safe !== "." && safe !== ".." && safe.length <= 100 ? safe : `${safe.slice(0, 40)}-${createHash3("sha256").update(value).digest("hex").slice(0, 16)}`;
+}
+function isNotFound3(err) {
+  const code = err?.code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+async function exists2(path) {
+  try {
+    await stat2(path);
+    return true;
+  } catch (err) {
+    if (isNotFound3(err)) return false;
+    throw err;
+  }
+}
+async function listDir2(dir) {
+  try {
+    return await readdir3(dir);
+  } catch (err) {
+    if (isNotFound3(err)) return [];
+    throw err;
+  }
+}
+async function listLayout(root, name) {
+  const out = [];
+  for (const shard of await listDir2(root)) {
+    if (!/^[0-9a-f]{2}$/.test(shard)) continue;
+    for (const n of await listDir2(join6(root, shard))) {
+      if (!name.test(n) || !n.startsWith(shard)) continue;
+      const file = join6(root, shard, n);
+      const st = await lstat3(file).catch(() => null);
+      if (st?.isFile()) out.push([file, n]);
+    }
+  }
+  return out;
+}
+async function resultFiles(dir) {
+  const files = await listLayout(join6(dir, "results", "sha256"), /^[0-9a-f]{64}\.json$/);
+  return files.map(([f]) => f);
+}
+async function readManifest2(file) {
+  try {
+    const value = JSON.parse(await readFile5(file, "utf8"));
+    return manifestProblems(value).length === 0 ? value : null;
+  } catch {
+    return null;
+  }
+}
+async function moveInto(src, dest) {
+  await mkdir5(join6(dest, ".."), { recursive: true });
+  try {
+    await rename5(src, dest);
+  } catch (err) {
+    if (err.code !== "EXDEV") throw err;
+    await copyFile(src, dest);
+  }
+}
+async function linkOrCopy(src, dest) {
+  await mkdir5(join6(dest, ".."), { recursive: true });
+  try {
+    await link(src, dest);
+  } catch {
+    await copyFile(src, dest);
+  }
+}
+function createGhaStore(options, ctx) {
+  if (typeof ctx.slot !== "string" || ctx.slot === "") {
+    throw new TypeError("gha store: the worker slot is required");
+  }
+  const { dir, scope = "default", slots = [], retainDays = 7 } = options;
+  if (dir !== void 0 && (typeof dir !== "string" || dir === "")) {
+    throw new TypeError("gha store: option dir must be a non-empty string");
+  }
+  if (typeof scope !== "string" || scope === "") {
+    throw new TypeError("gha store: option scope must be a non-empty string");
+  }
+  const slotList = typeof slots === "string" ? slots.split(",").map((s) => s.trim()) : slots;
+  if (!Array.isArray(slotList) || slotList.some((s) => typeof s !== "string")) {
+    throw new TypeError("gha store: option slots must be a list of worker ids");
+  }
+  if (typeof retainDays !== "number" || !(retainDays >= 0)) {
+    throw new TypeError("gha store: option retainDays must be a non-negative number");
+  }
+  const others = [...new Set(slotList)].filter((s) => s !== "" && s !== ctx.slot);
+  return new GhaStore(
+    {
+      dir: dir ? resolve2(ctx.root, dir) : join6(resolve2(ctx.root), ".dist-build", "gha", fsName(ctx.slot)),
+      scope,
+      slots: others,
+      retainDays
+    },
+    ctx
+  );
+}
+var GHA_KEY_FORMAT, GHA_CACHE_PATH, SHARD_NAME, ACTIONS_ENV_KEYS, KNOWN_MODES, DAY_MS2, MAX_KEY_PART, capture, queue, hooks, restoreWrites, cacheModule, GhaStore;
+var init_gha = __esm({
+  "src/store/gha.ts"() {
+    "use strict";
+    init_digest();
+    init_local();
+    init_types();
+    GHA_KEY_FORMAT = "dist-build-v1";
+    GHA_CACHE_PATH = "~/dist-build-shard";
+    SHARD_NAME = "dist-build-shard";
+    ACTIONS_ENV_KEYS = [
+      "ACTIONS_CACHE_SERVICE_V2",
+      "ACTIONS_RESULTS_URL",
+      "ACTIONS_CACHE_URL",
+      "ACTIONS_RUNTIME_TOKEN",
+      "ACTIONS_CACHE_MODE",
+      "GITHUB_SERVER_URL",
+      "GITHUB_REF",
+      "RUNNER_DEBUG",
+      "CACHE_UPLOAD_CONCURRENCY",
+      "CACHE_UPLOAD_CHUNK_SIZE",
+      "SEGMENT_DOWNLOAD_TIMEOUT_MINS"
+    ];
+    KNOWN_MODES = ["none", "read", "write", "write-only"];
+    DAY_MS2 = 24 * 3600 * 1e3;
+    MAX_KEY_PART = 120;
+    capture = new AsyncLocalStorage();
+    queue = Promise.resolve();
+    hooks = 0;
+    GhaStore = class {
+      kind = "gha";
+      location;
+      dir;
+      scope;
+      slot;
+      /** Keys restored (own shard first) and saved by this store. */
+      restoredKeys = [];
+      savedKeys = [];
+      options;
+      ctx;
+      counters = {
+        restoredEntries: 0,
+        savedEntries: 0,
+        uploadedBytes: 0,
+        warnings: 0
+      };
+      warned = /* @__PURE__ */ new Set();
+      touched = /* @__PURE__ */ new Set();
+      peers = /* @__PURE__ */ new Map();
+      peersTried = /* @__PURE__ */ new Set();
+      opening;
+      shardStore;
+      /** Whether the service can be used at all (set by `open`). */
+      available = false;
+      dirty = false;
+      /** Bumped by every write, so a flush only clears `dirty` for what it saved. */
+      generation = 0;
+      constructor(options, ctx) {
+        this.options = options;
+        this.ctx = ctx;
+        this.dir = options.dir;
+        this.scope = options.scope;
+        this.slot = ctx.slot;
+        this.location = `gha:${ghaKeyPrefix(options.scope, ctx.slot)}* (${options.dir})`;
+      }
+      stats() {
+        return { ...this.counters };
+      }
+      /** Prepares the shard and restores this slot's newest entry (once; later calls wait for it). */
+      open() {
+        this.opening ??= this.doOpen().catch((err) => {
+          this.opening = void 0;
+          throw err;
+        });
+        return this.opening;
+      }
+      async hasBlobs(digests) {
+        for (const d of digests) assertDigest(d);
+        try {
+          const shard = await this.shard();
+          const found = await shard.hasBlobs(digests);
+          for (const peer of this.peers.values()) {
+            const rest = digests.filter((d) => !found.has(d));
+            if (rest.length === 0) break;
+            for (const d of await peer.hasBlobs(rest)) found.add(d);
+          }
+          return found;
+        } catch (err) {
+          this.warn(`blob lookup failed (${errorText(err)}); treating as missing`);
+          return /* @__PURE__ */ new Set();
+        }
+      }
+      async putBlob(data, expectedDigest) {
+        return (await this.shard()).putBlob(data, expectedDigest);
+      }
+      async putBlobFile(file) {
+        return (await this.shard()).putBlobFile(file);
+      }
+      async openBlob(digest) {
+        assertDigest(digest);
+        try {
+          const shard = await this.shard();
+          const own = await shard.openBlob(digest);
+          if (own) return own;
+          for (const peer of this.peers.values()) {
+            const s = await peer.openBlob(digest);
+            if (s) return s;
+          }
+          return null;
+        } catch (err) {
+          this.warn(`reading blob ${digest} failed (${errorText(err)}); a miss`);
+          return null;
+        }
+      }
+      async getResult(cacheKey) {
+        assertDigest(cacheKey, "cache key");
+        try {
+          const shard = await this.shard();
+          const own = await shard.getResult(cacheKey);
+          if (own) {
+            this.touched.add(cacheKey);
+            return own;
+          }
+          return await this.fromPeers(cacheKey);
+        } catch (err) {
+          this.warn(`result lookup failed (${errorText(err)}); a miss`);
+          return null;
+        }
+      }
+      async putResult(manifest) {
+        const shard = await this.shard();
+        if (Array.isArray(manifest.outputs) && this.peers.size > 0) {
+          const digests = manifest.outputs.map((o) => o.digest);
+          const present = await shard.hasBlobs(digests.filter((d) => typeof d === "string"));
+          for (const d of digests) {
+            if (!present.has(d)) await this.copyBlobFromPeers(d, shard);
+          }
+        }
+        await shard.putResult(manifest);
+        this.touched.add(manifest.cacheKey);
+        this.markDirty();
+      }
+      async hasResults(cacheKeys) {
+        for (const k of cacheKeys) assertDigest(k, "cache key");
+        try {
+          const shard = await this.shard();
+          const found = await shard.hasResults(cacheKeys);
+          for (const k of found) this.touched.add(k);
+          if (this.options.slots.length > 0) {
+            for (const k of new Set(cacheKeys)) {
+              if (!found.has(k) && await this.fromPeers(k)) found.add(k);
+            }
+          }
+          return found;
+        } catch (err) {
+          this.warn(`result lookup failed (${errorText(err)}); treating as missing`);
+          return /* @__PURE__ */ new Set();
+        }
+      }
+      async *listResults(prefix = "") {
+        const shard = await this.shard();
+        for (const file of await resultFiles(shard.dir)) {
+          const manifest = await readManifest2(file);
+          if (!manifest || !manifest.cacheKey.startsWith(prefix)) continue;
+          yield {
+            cacheKey: manifest.cacheKey,
+            unit: manifest.unit,
+            size: manifest.outputs.reduce((n, o) => n + o.size, 0),
+            createdAt: manifest.createdAt
+          };
+        }
+      }
+      /**
+       * Saves the shard as one new entry when a result was written since the last save. Never
+       * throws: a failed save is a warning (the next flush tries again).
+       */
+      async flush() {
+        try {
+          await this.open();
+        } catch (err) {
+          this.warn(`cannot open the shard (${errorText(err)}); nothing saved`);
+          return;
+        }
+        if (!this.dirty || !this.available) return;
+        const mode = cacheMode(this.ctx.env);
+        if (!modeWritable(mode)) {
+          this.warn(
+            `ACTIONS_CACHE_MODE '${mode}' does not permit writes: results of this run stay local`
+          );
+          this.dirty = false;
+          return;
+        }
+        const generation = this.generation;
+        let stage;
+        try {
+          stage = await mkdtemp(join6(this.dir, "tmp", "gha-save-"));
+          const count = await this.stageShard(join6(stage, SHARD_NAME));
+          if (count === 0) {
+            if (generation === this.generation) this.dirty = false;
+            return;
+          }
+          const key = ghaNewKey(this.scope, this.slot);
+          const outcome = await this.run(stage, (cache) => cache.saveCache([GHA_CACHE_PATH], key));
+          if (await this.saved(outcome, key, stage)) {
+            this.counters.savedEntries++;
+            this.savedKeys.push(key);
+            const size2 = outcome.log.debug.map((l) => /^File Size: (\d+)$/.exec(l)).find((m) => m !== null);
+            if (outcome.ok && outcome.value !== -1 && size2) {
+              this.counters.uploadedBytes += Number(size2[1]);
+            }
+            if (generation === this.generation) this.dirty = false;
+          }
+        } catch (err) {
+          this.warn(`saving the shard failed (${errorText(err)}); results of this run stay local`);
+        } finally {
+          if (stage) await rm3(stage, { recursive: true, force: true }).catch(() => {
+          });
+        }
+      }
+      // -------------------------------------------------------------------------------------------
+      async shard() {
+        await this.open();
+        return this.shardStore;
+      }
+      async doOpen() {
+        this.shardStore = await LocalStore.open(this.dir, { onWarning: (m) => this.warn(m) });
+        this.available = await this.serviceAvailable();
+        if (!this.available) return;
+        const mode = cacheMode(this.ctx.env);
+        if (!modeReadable(mode)) {
+          this.warn(
+            `ACTIONS_CACHE_MODE '${mode}' does not permit reads: starting from the local shard`
+          );
+          return;
+        }
+        await this.restoreInto(this.slot, this.shardStore);
+      }
+      async serviceAvailable() {
+        const env2 = this.ctx.env;
+        const why = !env2.ACTIONS_RUNTIME_TOKEN ? "ACTIONS_RUNTIME_TOKEN is not set" : void 0;
+        const outcome = await runActions(env2, {}, async (cache) => cache.isFeatureAvailable());
+        const reason = !outcome.ok ? `@actions/cache cannot be loaded (${errorText(outcome.error)})` : !outcome.value ? "ACTIONS_CACHE_URL / ACTIONS_RESULTS_URL is not set" : why;
+        if (reason) {
+          this.warn(
+            `the GitHub Actions cache service is not available (${reason}; the runner sets these for JavaScript and container actions only): building without it`
+          );
+          return false;
+        }
+        return true;
+      }
+      /** Runs one `@actions/cache` call with the staging directory as workspace and home. */
+      async run(stage, fn) {
+        const runnerTemp = join6(stage, "runner-temp");
+        await mkdir5(runnerTemp, { recursive: true });
+        return runActions(
+          this.ctx.env,
+          { GITHUB_WORKSPACE: stage, HOME: stage, USERPROFILE: stage, RUNNER_TEMP: runnerTemp },
+          fn
+        );
+      }
+      /** Whether a save went through (or the key already existed); warns otherwise. */
+      async saved(outcome, key, stage) {
+        if (outcome.ok && outcome.value !== -1) return true;
+        const detail = outcome.ok ? failureDetail(outcome.log) : errorText(outcome.error);
+        const all = outcome.ok ? [
+          ...outcome.log.info,
+          ...outcome.log.debug,
+          ...outcome.log.warnings,
+          ...outcome.log.errors
+        ].join("\n") : detail;
+        if (/already exists/i.test(all)) return true;
+        if (/rate limit|\b429\b|too many requests/i.test(all)) {
+          this.warn(
+            `the Actions cache rate-limited the upload (HTTP 429): results of this run stay local (${detail})`
+          );
+          return false;
+        }
+        if (/cache write denied/i.test(all)) {
+          this.warn(`the Actions cache denied writes for this run: results stay local (${detail})`);
+          return false;
+        }
+        if (outcome.ok && /Unable to reserve cache/.test(all)) {
+          const look = await this.run(
+            stage,
+            (cache) => cache.restoreCache([GHA_CACHE_PATH], key, [], { lookupOnly: true })
+          );
+          if (look.ok && look.value === key) return true;
+        }
+        this.warn(`saving ${key} to the Actions cache failed: ${detail}`);
+        return false;
+      }
+      /** Restores a slot's newest entry into `target`; false on a miss or failure (warned). */
+      async restoreInto(slot, target) {
+        const prefix = ghaKeyPrefix(this.scope, slot);
+        let stage;
+        try {
+          stage = await mkdtemp(join6(this.dir, "tmp", "gha-restore-"));
+          const outcome = await this.run(
+            stage,
+            (cache) => cache.restoreCache([GHA_CACHE_PATH], prefix, [prefix])
+          );
+          if (!outcome.ok) {
+            this.warn(`restoring ${prefix}* failed (${errorText(outcome.error)}): building without it`);
+            return false;
+          }
+          const problems = [...outcome.log.warnings, ...outcome.log.errors];
+          if (outcome.value === void 0) {
+            if (problems.length > 0) {
+              this.warn(
+                `restoring ${prefix}* from the Actions cache failed: ${failureDetail(outcome.log)}; building without it`
+              );
+            }
+            return false;
+          }
+          await this.importShard(join6(stage, SHARD_NAME), target, outcome.value);
+          this.counters.restoredEntries++;
+          this.restoredKeys.push(outcome.value);
+          return true;
+        } catch (err) {
+          this.warn(`restoring ${prefix}* failed (${errorText(err)}): building without it`);
+          return false;
+        } finally {
+          if (stage) await rm3(stage, { recursive: true, force: true }).catch(() => {
+          });
+        }
+      }
+      /**
+       * Moves a restored shard's blobs (only those whose bytes hash to their name) and results into
+       * `target`, keeping files `target` already has. Anything else in the archive is ignored.
+       */
+      async importShard(src, target, key) {
+        let corrupt = 0;
+        for (const [file, hex] of await listLayout(join6(src, "blobs", "sha256"), /^[0-9a-f]{64}$/)) {
+          const digest = `sha256:${hex}`;
+          const dest = target.blobPath(digest);
+          if (await exists2(dest)) continue;
+          const { digest: actual } = await digestStream(createReadStream2(file));
+          if (actual !== digest) {
+            corrupt++;
+            continue;
+          }
+          await moveInto(file, dest);
+        }
+        for (const [file, hex] of await listLayout(
+          join6(src, "results", "sha256"),
+          /^[0-9a-f]{64}\.json$/
+        )) {
+          const dest = target.resultPath(`sha256:${hex.slice(0, 64)}`);
+          if (await exists2(dest)) continue;
+          await moveInto(file, dest);
+        }
+        if (corrupt > 0) {
+          this.warn(`${corrupt} corrupt blob(s) in Actions cache entry ${key} were dropped`);
+        }
+      }
+      /** Hard-links (or copies) what the saved shard keeps into `dest`; returns the result count. */
+      async stageShard(dest) {
+        const shard = this.shardStore;
+        const cutoff = Date.now() - this.options.retainDays * DAY_MS2;
+        const blobs = /* @__PURE__ */ new Set();
+        let count = 0;
+        for (const file of await resultFiles(shard.dir)) {
+          const manifest = await readManifest2(file);
+          if (!manifest) continue;
+          const recent = Date.parse(manifest.createdAt) >= cutoff;
+          if (!recent && !this.touched.has(manifest.cacheKey)) continue;
+          const digests = manifest.outputs.map((o) => o.digest);
+          if ((await shard.hasBlobs(digests)).size !== new Set(digests).size) continue;
+          const hex = manifest.cacheKey.slice("sha256:".length);
+          await linkOrCopy(file, join6(dest, "results", "sha256", hex.slice(0, 2), `${hex}.json`));
+          for (const d of digests) {
+            if (blobs.has(d)) continue;
+            blobs.add(d);
+            const bhex = d.slice("sha256:".length);
+            await linkOrCopy(shard.blobPath(d), join6(dest, "blobs", "sha256", bhex.slice(0, 2), bhex));
+          }
+          count++;
+        }
+        return count;
+      }
+      /** Looks for a result in other slots' shards, restoring each at most once, lazily. */
+      async fromPeers(cacheKey) {
+        if (this.options.slots.length === 0) return null;
+        for (const peer of this.peers.values()) {
+          const m = await peer.getResult(cacheKey);
+          if (m) return this.adopt(m, peer);
+        }
+        if (!this.available || !modeReadable(cacheMode(this.ctx.env))) return null;
+        for (const slot of this.options.slots) {
+          if (this.peersTried.has(slot)) continue;
+          this.peersTried.add(slot);
+          const dir = join6(this.dir, "peers", fsName(slot));
+          const peer = await LocalStore.open(dir, { onWarning: (m2) => this.warn(m2) });
+          if (!await this.restoreInto(slot, peer)) continue;
+          this.peers.set(slot, peer);
+          const m = await peer.getResult(cacheKey);
+          if (m) return this.adopt(m, peer);
+        }
+        return null;
+      }
+      /** Copies a result found in another slot's shard into this one (the unit lives here now). */
+      async adopt(manifest, peer) {
+        const shard = this.shardStore;
+        try {
+          const digests = manifest.outputs.map((o) => o.digest);
+          const present = await shard.hasBlobs(digests);
+          for (const d of digests) {
+            if (present.has(d)) continue;
+            const stream = await peer.openBlob(d);
+            if (!stream) return null;
+            await shard.putBlob(stream, d);
+          }
+          await shard.putResult(manifest);
+          this.touched.add(manifest.cacheKey);
+          this.markDirty();
+          return await shard.getResult(manifest.cacheKey);
+        } catch (err) {
+          this.warn(
+            `result ${manifest.cacheKey} from another slot is unusable (${errorText(err)}); a miss`
+          );
+          return null;
+        }
+      }
+      async copyBlobFromPeers(digest, shard) {
+        for (const peer of this.peers.values()) {
+          const stream = await peer.openBlob(digest);
+          if (!stream) continue;
+          await shard.putBlob(stream, digest);
+          return;
+        }
+      }
+      markDirty() {
+        this.dirty = true;
+        this.generation++;
+      }
+      warn(message2) {
+        if (this.warned.has(message2)) return;
+        this.warned.add(message2);
+        this.counters.warnings++;
+        this.ctx.onWarning(`gha store: ${message2}`);
+      }
+    };
+  }
+});
+
+// src/store/registry-auth.ts
+import { readFile as readFile6 } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join as join7 } from "node:path";
+function parseChallenges(header) {
+  if (!header) return [];
+  const out = [];
+  const re = /\s*([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)(?:\s+|$)/y;
+  let pos = 0;
+  while (pos < header.length) {
+    re.lastIndex = pos;
+    const m = re.exec(header);
+    if (!m) break;
+    pos = re.lastIndex;
+    const challenge = { scheme: m[1].toLowerCase(), params: {} };
+    out.push(challenge);
+    const param = /\s*,?\s*([A-Za-z0-9!#$%&'*+.^_`|~-]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^\s,]*)\s*,?/y;
+    for (; ; ) {
+      param.lastIndex = pos;
+      const p = param.exec(header);
+      if (!p) break;
+      const value = p[3] !== void 0 ? p[3].replace(/\\(.)/g, "$1") : p[2];
+      challenge.params[p[1].toLowerCase()] = value;
+      pos = param.lastIndex;
+    }
+    while (pos < header.length && /[\s,]/.test(header[pos])) pos++;
+  }
+  return out;
+}
+function credentialKeys(host) {
+  if (host === "registry-1.docker.io" || host === "docker.io" || host === "index.docker.io") {
+    return ["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"];
+  }
+  return [host];
+}
+function normalizeConfigKey(key) {
+  return key.replace(/^[a-z]+:\/\//i, "").replace(/\/.*$/, "").toLowerCase();
+}
+async function loadCredentials(host, env2, warn) {
+  const user = env2.DIST_BUILD_REGISTRY_USERNAME;
+  const pass = env2.DIST_BUILD_REGISTRY_PASSWORD;
+  if (user && pass) {
+    return { username: user, password: pass, source: "DIST_BUILD_REGISTRY_USERNAME/PASSWORD" };
+  }
+  if (user || pass) {
+    warn(
+      "only one of DIST_BUILD_REGISTRY_USERNAME and DIST_BUILD_REGISTRY_PASSWORD is set; ignoring it and looking in the Docker config"
+    );
+  }
+  const dir = env2.DOCKER_CONFIG || join7(env2.HOME || homedir(), ".docker");
+  const file = join7(dir, "config.json");
+  let text;
+  try {
+    text = await readFile6(file, "utf8");
+  } catch {
+    return null;
+  }
+  let config;
+  try {
+    config = JSON.parse(text);
+  } catch (err) {
+    warn(`${file} does not parse (${err.message}); using no registry credentials`);
+    return null;
+  }
+  if (typeof config !== "object" || config === null) return null;
+  const c = config;
+  const auths = typeof c.auths === "object" && c.auths !== null ? c.auths : {};
+  const wanted = credentialKeys(host).map(normalizeConfigKey);
+  for (const want of wanted) {
+    for (const [key, value] of Object.entries(auths)) {
+      if (normalizeConfigKey(key) !== want) continue;
+      if (typeof value !== "object" || value === null) continue;
+      const entry = value;
+      if (typeof entry.auth === "string" && entry.auth !== "") {
+        const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
+        const colon = decoded.indexOf(":");
+        if (colon > 0) {
+          return {
+            username: decoded.slice(0, colon),
+            password: decoded.slice(colon + 1),
+            source: `${file} (auths.${key})`
+          };
+        }
+        warn(`${file}: auths.${key}.auth is not base64 "user:password"; ignoring it`);
+      }
+      if (typeof entry.username === "string" && typeof entry.password === "string") {
+        return {
+          username: entry.username,
+          password: entry.password,
+          source: `${file} (auths.${key})`
+        };
+      }
+    }
+  }
+  const helpers = c.credHelpers;
+  const helper = helpers && wanted.some((w) => Object.keys(helpers).some((k) => normalizeConfigKey(k) === w)) || typeof c.credsStore === "string";
+  if (helper) {
+    warn(
+      `${file} keeps the credentials of ${host} in a credential helper, which dist-build does not run; set DIST_BUILD_REGISTRY_USERNAME/PASSWORD or an auths entry`
+    );
+  }
+  return null;
+}
+function basicHeader(creds) {
+  return `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`;
+}
+async function readCapped(res, max) {
+  if (!res.body) return "";
+  const parts = [];
+  let size2 = 0;
+  for await (const chunk of res.body) {
+    size2 += chunk.length;
+    if (size2 > max) {
+      await res.body.cancel().catch(() => {
+      });
+      throw new Error(`response larger than ${max} bytes`);
+    }
+    parts.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(parts).toString("utf8");
+}
+function describeError(err) {
+  const e = err;
+  if (e?.name === "TimeoutError" || e?.name === "AbortError") return "timed out";
+  const cause = e?.cause;
+  if (cause?.code) return cause.code;
+  if (cause?.message) return cause.message;
+  return e?.message ?? String(err);
+}
+var DEFAULT_TOKEN_SECONDS, TOKEN_MARGIN_MS, MAX_TOKEN_RESPONSE, TokenError, TokenCache;
+var init_registry_auth = __esm({
+  "src/store/registry-auth.ts"() {
+    "use strict";
+    DEFAULT_TOKEN_SECONDS = 60;
+    TOKEN_MARGIN_MS = 15e3;
+    MAX_TOKEN_RESPONSE = 1024 * 1024;
+    TokenError = class extends Error {
+      /** `auth`: the token server refused the credentials; `network`/`server` otherwise. */
+      kind;
+      constructor(kind, message2, options) {
+        super(message2, options);
+        this.name = "TokenError";
+        this.kind = kind;
+      }
+    };
+    TokenCache = class {
+      constructor(fetchImpl, timeoutMs) {
+        this.fetchImpl = fetchImpl;
+        this.timeoutMs = timeoutMs;
+      }
+      fetchImpl;
+      timeoutMs;
+      tokens = /* @__PURE__ */ new Map();
+      pending = /* @__PURE__ */ new Map();
+      /** A cached token for `key`, if it is still fresh. */
+      cached(key) {
+        const t = this.tokens.get(key);
+        if (t && t.expires > Date.now()) return t.token;
+        if (t) this.tokens.delete(key);
+        return void 0;
+      }
+      forget(key) {
+        this.tokens.delete(key);
+      }
+      /** A token for `scopes` from the challenge's realm (one request at a time per key). */
+      get(key, challenge, scopes, creds) {
+        const hit = this.cached(key);
+        if (hit) return Promise.resolve(hit);
+        let p = this.pending.get(key);
+        if (!p) {
+          p = this.fetchToken(key, challenge, scopes, creds).finally(() => this.pending.delete(key));
+          this.pending.set(key, p);
+        }
+        return p;
+      }
+      async fetchToken(key, challenge, scopes, creds) {
+        const realm = challenge.params.realm;
+        if (!realm)
+          throw new TokenError("server", "the registry asked for a bearer token without a realm");
+        let url;
+        try {
+          url = new URL(realm);
+        } catch {
+          throw new TokenError(
+            "server",
+            `the registry's token realm ${JSON.stringify(realm)} is not a URL`
+          );
+        }
+        if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
+        for (const s of scopes) url.searchParams.append("scope", s);
+        const headers = { accept: "application/json" };
+        if (creds) headers.authorization = basicHeader(creds);
+        let res;
+        try {
+          res = await this.fetchImpl(url, {
+            headers,
+            signal: AbortSignal.timeout(this.timeoutMs),
+            redirect: "follow"
+          });
+        } catch (err) {
+          throw new TokenError(
+            "network",
+            `token server ${url.origin} unreachable (${describeError(err)})`,
+            {
+              cause: err
+            }
+          );
+        }
+        const text = await readCapped(res, MAX_TOKEN_RESPONSE).catch(() => "");
+        if (res.status === 401 || res.status === 403) {
+          throw new TokenError(
+            "auth",
+            `token server ${url.origin} refused ${creds ? `the credentials from ${creds.source}` : "anonymous access"} (HTTP ${res.status})`
+          );
+        }
+        if (!res.ok) {
+          throw new TokenError("server", `token server ${url.origin} answered HTTP ${res.status}`);
+        }
+        let body;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          throw new TokenError("server", `token server ${url.origin} sent something that is not JSON`);
+        }
+        const token = typeof body.token === "string" && body.token !== "" ? body.token : typeof body.access_token === "string" ? body.access_token : "";
+        if (!token) throw new TokenError("server", `token server ${url.origin} sent no token`);
+        const seconds = typeof body.expires_in === "number" && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
+        const issued = typeof body.issued_at === "string" ? Date.parse(body.issued_at) : NaN;
+        const start = Number.isFinite(issued) && issued <= Date.now() ? issued : Date.now();
+        const expires = start + seconds * 1e3 - Math.min(TOKEN_MARGIN_MS, seconds * 1e3 / 4);
+        this.tokens.set(key, { token, expires });
+        return token;
+      }
+    };
+  }
+});
+
+// src/store/registry.ts
+var registry_exports = {};
+__export(registry_exports, {
+  DEFAULT_CHUNK_SIZE: () => DEFAULT_CHUNK_SIZE,
+  DEFAULT_CONCURRENCY: () => DEFAULT_CONCURRENCY,
+  OCI_CONFIG_TYPE: () => OCI_CONFIG_TYPE,
+  OCI_MANIFEST_TYPE: () => OCI_MANIFEST_TYPE,
+  OUTPUT_LAYER_TYPE: () => OUTPUT_LAYER_TYPE,
+  RESULT_ARTIFACT_TYPE: () => RESULT_ARTIFACT_TYPE,
+  RESULT_CONFIG_TYPE: () => RESULT_CONFIG_TYPE,
+  RegistryOptionError: () => RegistryOptionError,
+  RegistryStore: () => RegistryStore,
+  StoreUnavailableError: () => StoreUnavailableError,
+  TITLE_ANNOTATION: () => TITLE_ANNOTATION,
+  createRegistryStore: () => createRegistryStore,
+  parseRegistryRef: () => parseRegistryRef
+});
+import { createHash as createHash4 } from "node:crypto";
+import { createReadStream as createReadStream3 } from "node:fs";
+import { Readable as Readable2 } from "node:stream";
+function parseRegistryRef(ref, option = "ref") {
+  const fail = (why) => {
+    throw new RegistryOptionError(option, `${JSON.stringify(ref)} ${why}`);
+  };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref)) {
+    fail("has a scheme; write host[:port]/repository (plain http: set insecure: true)");
+  }
+  if (ref.includes("@")) fail("names a digest; write host[:port]/repository");
+  const slash = ref.indexOf("/");
+  if (slash <= 0) fail("is not host[:port]/repository (e.g. ghcr.io/org/cache)");
+  const host = ref.slice(0, slash).toLowerCase();
+  const repository = ref.slice(slash + 1);
+  const hostMatch = /^(\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*)(?::(\d{1,5}))?$/.exec(
+    host
+  );
+  if (!hostMatch) fail(`has an invalid host ${JSON.stringify(host)}`);
+  const port = hostMatch[2];
+  if (port !== void 0 && (Number(port) < 1 || Number(port) > 65535)) {
+    fail(`has an invalid port ${port}`);
+  }
+  if (/:[^/]*$/.test(repository)) fail("has a tag; write host[:port]/repository");
+  if (!REPO_RE.test(repository) || repository.length > 255) {
+    fail(
+      `has an invalid repository ${JSON.stringify(repository)} (lower-case letters, digits and separators . _ __ - between them, components joined by /)`
+    );
+  }
+  const name = hostMatch[1];
+  const loopback = name === "localhost" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name) || name === "[::1]";
+  const apiHost = name === "docker.io" || name === "index.docker.io" ? "registry-1.docker.io" : host;
+  return { host, apiHost, repository, loopback };
+}
+function createRegistryStore(options, ctx) {
+  const known = ["ref", "insecure", "mount-from", "chunk-size", "concurrency"];
+  for (const key of Object.keys(options)) {
+    if (known.includes(key) || key === "type" || key === "kind") continue;
+    throw new RegistryOptionError(
+      key,
+      `unknown option (the registry store takes ${known.join(", ")})`
+    );
+  }
+  const ref = options.ref;
+  if (ref === void 0 || ref === null || ref === "") {
+    throw new RegistryOptionError(
+      "ref",
+      "is required: host[:port]/repository, e.g. ghcr.io/org/cache"
+    );
+  }
+  if (typeof ref !== "string") throw new RegistryOptionError("ref", "must be a string");
+  const parsed = parseRegistryRef(ref.trim());
+  const insecure = options.insecure;
+  if (insecure !== void 0 && typeof insecure !== "boolean") {
+    throw new RegistryOptionError("insecure", "must be true or false");
+  }
+  let mountFrom;
+  const mf = options["mount-from"];
+  if (mf !== void 0 && mf !== null) {
+    if (typeof mf !== "string" || mf === "") {
+      throw new RegistryOptionError("mount-from", "must be a repository path of the same registry");
+    }
+    mountFrom = mf.startsWith(`${parsed.host}/`) ? mf.slice(parsed.host.length + 1) : mf;
+    if (!REPO_RE.test(mountFrom)) {
+      throw new RegistryOptionError(
+        "mount-from",
+        `${JSON.stringify(mf)} is not a repository path of ${parsed.host} (e.g. org/other-cache)`
+      );
+    }
+    if (mountFrom === parsed.repository) mountFrom = void 0;
+  }
+  const chunkSize = sizeOption(options["chunk-size"], "chunk-size");
+  if (chunkSize !== void 0 && (chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE)) {
+    throw new RegistryOptionError(
+      "chunk-size",
+      `must be between 64 KiB and 2 GiB (got ${chunkSize})`
+    );
+  }
+  const concurrency = options.concurrency;
+  if (concurrency !== void 0 && (typeof concurrency !== "number" || !Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY)) {
+    throw new RegistryOptionError("concurrency", `must be an integer from 1 to ${MAX_CONCURRENCY}`);
+  }
+  return new RegistryStore({
+    ref: ref.trim(),
+    insecure,
+    mountFrom,
+    chunkSize,
+    concurrency,
+    env: ctx.env,
+    onWarning: ctx.onWarning
+  });
+}
+function sizeOption(value, option) {
+  if (value === void 0 || value === null) return void 0;
+  if (typeof value !== "number" && typeof value !== "string") {
+    throw new RegistryOptionError(
+      option,
+      `expected bytes (a number, or like "16MiB"), got ${JSON.stringify(value)}`
+    );
+  }
+  try {
+    return parseSize(value);
+  } catch (err) {
+    throw new RegistryOptionError(option, err.message);
+  }
+}
+function buildManifest(manifest, config, plain) {
+  return {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST_TYPE,
+    ...plain ? {} : { artifactType: RESULT_ARTIFACT_TYPE },
+    config: { mediaType: plain ? OCI_CONFIG_TYPE : RESULT_CONFIG_TYPE, ...config },
+    layers: manifest.outputs.map((o) => ({
+      mediaType: OUTPUT_LAYER_TYPE,
+      digest: o.digest,
+      size: o.size,
+      annotations: { [TITLE_ANNOTATION]: o.path }
+    })),
+    annotations: {
+      [CREATED_ANNOTATION]: manifest.createdAt,
+      [UNIT_ANNOTATION]: manifest.unit,
+      [KEY_ANNOTATION]: manifest.cacheKey
+    }
+  };
+}
+function ociManifestProblem(value) {
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    return "not a JSON object";
+  const m = value;
+  if (m.unparsable) return "does not parse";
+  if (m.schemaVersion !== 2) return "schemaVersion is not 2";
+  if (m.mediaType !== void 0 && m.mediaType !== OCI_MANIFEST_TYPE)
+    return `media type ${String(m.mediaType)}`;
+  if (m.artifactType !== void 0 && m.artifactType !== RESULT_ARTIFACT_TYPE) {
+    return `artifact type ${String(m.artifactType)} is not ${RESULT_ARTIFACT_TYPE}`;
+  }
+  const c = m.config;
+  if (typeof c !== "object" || c === null) return "no config";
+  if (c.mediaType !== RESULT_CONFIG_TYPE && c.mediaType !== OCI_CONFIG_TYPE) {
+    return `config media type ${String(c.mediaType)}`;
+  }
+  if (!isDigest(c.digest)) return "config digest is not a sha256 digest";
+  if (!Number.isSafeInteger(c.size) || c.size < 0 || c.size > MAX_DOCUMENT)
+    return "config size is unusable";
+  if (!Array.isArray(m.layers)) return "layers is not an array";
+  for (const l of m.layers) {
+    if (typeof l !== "object" || l === null || !isDigest(l.digest)) {
+      return "a layer has no sha256 digest";
+    }
+  }
+  return null;
+}
+async function* readChunks(data, size2, hash) {
+  let buf = Buffer.allocUnsafe(size2);
+  let filled = 0;
+  for await (const chunk of data) {
+    let bytes = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+    hash.update(bytes);
+    while (bytes.length > 0) {
+      const n = Math.min(bytes.length, size2 - filled);
+      bytes.copy(buf, filled, 0, n);
+      filled += n;
+      bytes = bytes.subarray(n);
+      if (filled === size2) {
+        yield buf;
+        buf = Buffer.allocUnsafe(size2);
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) yield buf.subarray(0, filled);
+  return void 0;
+}
+function checkExpected(expected, actual) {
+  if (expected !== void 0 && actual !== expected) {
+    throw new CorruptBlobError(
+      expected,
+      actual,
+      `data for blob ${expected} hashes to ${actual}; nothing stored`
+    );
+  }
+}
+function destroySource(data) {
+  const d = data;
+  if (typeof d.destroy === "function") d.destroy();
+}
+async function mapLimit(items, limit, fn) {
+  const results = new Array(items.length);
+  let next = 0;
+  let failed;
+  const worker = async () => {
+    while (failed === void 0 && next < items.length) {
+      const i = next++;
+      try {
+        results[i] = await fn(items[i]);
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed) throw failed.err;
+  return results;
+}
+function isRedirect(status4) {
+  return status4 === 301 || status4 === 302 || status4 === 303 || status4 === 307 || status4 === 308;
+}
+function contentLength(res) {
+  const n = Number(res.headers.get("content-length"));
+  return Number.isSafeInteger(n) && n >= 0 ? n : -1;
+}
+async function discard(res) {
+  try {
+    if (res.body && !res.bodyUsed) await res.body.cancel();
+  } catch {
+  }
+}
+async function errorSummary(res) {
+  try {
+    const body = parseJson(await readCapped(res, 64 * 1024));
+    const e = body?.errors?.[0];
+    return e ? `${e.code ?? ""}${e.message ? `: ${e.message}` : ""}`.slice(0, 300) : "";
+  } catch {
+    return "";
+  }
+}
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return void 0;
+  }
+}
+function nextLink(header, base) {
+  if (!header) return void 0;
+  for (const part of header.split(",")) {
+    const m = /<([^>]*)>\s*;(.*)/.exec(part.trim());
+    if (m && /rel="?next"?/.test(m[2])) return new URL(m[1], base);
+  }
+  return void 0;
+}
+var RESULT_ARTIFACT_TYPE, RESULT_CONFIG_TYPE, OUTPUT_LAYER_TYPE, OCI_MANIFEST_TYPE, OCI_CONFIG_TYPE, TITLE_ANNOTATION, CREATED_ANNOTATION, UNIT_ANNOTATION, KEY_ANNOTATION, DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_CONCURRENCY, MAX_DOCUMENT, HEADERS_TIMEOUT_MS, BACKOFF_MS, TAGS_PAGE, MAX_REDIRECTS, TAG_RE, REPO_RE, StoreUnavailableError, RegistryOptionError, RegistryStore;
+var init_registry = __esm({
+  "src/store/registry.ts"() {
+    "use strict";
+    init_size();
+    init_digest();
+    init_errors();
+    init_registry_auth();
+    init_types();
+    RESULT_ARTIFACT_TYPE = "application/vnd.dist-build.result.v1+json";
+    RESULT_CONFIG_TYPE = RESULT_ARTIFACT_TYPE;
+    OUTPUT_LAYER_TYPE = "application/vnd.dist-build.output.v1.tar";
+    OCI_MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json";
+    OCI_CONFIG_TYPE = "application/vnd.oci.image.config.v1+json";
+    TITLE_ANNOTATION = "org.opencontainers.image.title";
+    CREATED_ANNOTATION = "org.opencontainers.image.created";
+    UNIT_ANNOTATION = "dev.dist-build.unit";
+    KEY_ANNOTATION = "dev.dist-build.cache-key";
+    DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024;
+    DEFAULT_CONCURRENCY = 8;
+    MIN_CHUNK_SIZE = 64 * 1024;
+    MAX_CHUNK_SIZE = 2 * 1024 ** 3;
+    MAX_CONCURRENCY = 256;
+    MAX_DOCUMENT = 4 * 1024 * 1024;
+    HEADERS_TIMEOUT_MS = 6e4;
+    BACKOFF_MS = 3e4;
+    TAGS_PAGE = 1e3;
+    MAX_REDIRECTS = 5;
+    TAG_RE = /^r-([0-9a-f]{64})$/;
+    REPO_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
+    StoreUnavailableError = class extends Error {
+      /** `network`, `auth`, `server` (an unexpected answer) or `protocol` (an unusable one). */
+      kind;
+      /** HTTP status, when there was an answer. */
+      status;
+      constructor(kind, message2, opts = {}) {
+        super(message2, opts.cause !== void 0 ? { cause: opts.cause } : void 0);
+        this.name = "StoreUnavailableError";
+        this.kind = kind;
+        this.status = opts.status;
+      }
+    };
+    RegistryOptionError = class extends StoreOptionsError {
+      option;
+      constructor(option, message2) {
+        super(`${option}: ${message2}`);
+        this.name = "RegistryOptionError";
+        this.option = option;
+      }
+    };
+    RegistryStore = class _RegistryStore {
+      kind = "registry";
+      location;
+      ref;
+      chunkSize;
+      concurrency;
+      mountFrom;
+      origin;
+      repoPath;
+      fetchImpl;
+      env;
+      onWarning;
+      warned = /* @__PURE__ */ new Set();
+      tokens;
+      /** Blobs found corrupt in this process: misses from now on. */
+      corrupt = /* @__PURE__ */ new Set();
+      credentials;
+      basicAuth;
+      plainManifests = false;
+      mountRefused = false;
+      downUntil = 0;
+      downError;
+      counters = { uploadedBytes: 0, requests: 0, mountedBlobs: 0 };
+      constructor(opts) {
+        this.ref = parseRegistryRef(opts.ref);
+        const insecure = opts.insecure ?? this.ref.loopback;
+        this.origin = `${insecure ? "http" : "https"}://${this.ref.apiHost}`;
+        this.location = `${this.ref.host}/${this.ref.repository}`;
+        this.repoPath = `/v2/${this.ref.repository}`;
+        this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+        this.concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
+        this.mountFrom = opts.mountFrom;
+        this.fetchImpl = opts.fetch ?? fetch;
+        this.env = opts.env ?? process.env;
+        this.onWarning = opts.onWarning ?? (() => {
+        });
+        this.tokens = new TokenCache((input, init) => {
+          this.counters.requests++;
+          return this.fetchImpl(input, init);
+        }, HEADERS_TIMEOUT_MS);
+      }
+      /** Counters since the store was made. */
+      stats() {
+        return { ...this.counters, plainManifests: this.plainManifests };
+      }
+      /** The tag of a cache key's result: `r-<64 hex>`. */
+      static tagFor(cacheKey) {
+        assertDigest(cacheKey, "cache key");
+        return `r-${cacheKey.slice("sha256:".length)}`;
+      }
+      // -------------------------------------------------------------------------------------------
+      // Store
+      async hasBlobs(digests) {
+        for (const d of digests) assertDigest(d);
+        try {
+          return await this.existingBlobs(digests);
+        } catch (err) {
+          return this.miss(err, /* @__PURE__ */ new Set());
+        }
+      }
+      async hasResults(cacheKeys) {
+        for (const k of cacheKeys) assertDigest(k, "cache key");
+        try {
+          const unique = [...new Set(cacheKeys)];
+          const flags = await mapLimit(unique, this.concurrency, async (key) => {
+            const res = await this.send({
+              method: "HEAD",
+              url: `${this.repoPath}/manifests/${_RegistryStore.tagFor(key)}`,
+              headers: { accept: OCI_MANIFEST_TYPE },
+              what: `HEAD result ${key}`
+            });
+            if (res.status === 404) return false;
+            if (res.ok) return true;
+            throw this.unexpected(res, `HEAD result ${key}`);
+          });
+          return new Set(unique.filter((_, i) => flags[i]));
+        } catch (err) {
+          return this.miss(err, /* @__PURE__ */ new Set());
+        }
+      }
+      async putBlob(data, expectedDigest) {
+        if (expectedDigest !== void 0) assertDigest(expectedDigest, "expected digest");
+        let session;
+        try {
+          if (expectedDigest !== void 0) {
+            const known = await this.knownBlob(expectedDigest);
+            if (known) {
+              destroySource(data);
+              return known;
+            }
+            const opened = await this.openSession(expectedDigest);
+            if (opened.mounted) {
+              destroySource(data);
+              return opened.mounted;
+            }
+            session = opened.session;
+          }
+          const hash = createHash4("sha256");
+          const chunks2 = readChunks(data, this.chunkSize, hash)[Symbol.asyncIterator]();
+          const first = await chunks2.next();
+          const firstChunk = first.done ? Buffer.alloc(0) : first.value;
+          const second = first.done || firstChunk.length < this.chunkSize ? void 0 : await chunks2.next();
+          if (second === void 0 || second.done) {
+            const digest2 = `sha256:${hash.digest("hex")}`;
+            checkExpected(expectedDigest, digest2);
+            if (session === void 0) {
+              const known = await this.knownBlob(digest2);
+              if (known) return known;
+              const opened = await this.openSession(digest2);
+              if (opened.mounted) return opened.mounted;
+              session = opened.session;
+            }
+            await this.finishUpload(session, digest2, firstChunk);
+            session = void 0;
+            return { digest: digest2, size: firstChunk.length };
+          }
+          session ??= (await this.openSession(void 0)).session;
+          const up = session;
+          let offset = 0;
+          let next;
+          let current = firstChunk;
+          let pendingSecond = second.value;
+          while (current !== void 0) {
+            if (pendingSecond !== void 0) {
+              next = Promise.resolve({ done: false, value: pendingSecond });
+              pendingSecond = void 0;
+            } else {
+              next = chunks2.next();
+            }
+            next.catch(() => {
+            });
+            await this.patchChunk(up, offset, current);
+            offset += current.length;
+            const r = await next;
+            current = r.done ? void 0 : r.value;
+          }
+          const digest = `sha256:${hash.digest("hex")}`;
+          checkExpected(expectedDigest, digest);
+          await this.finishUpload(up, digest, void 0);
+          session = void 0;
+          return { digest, size: offset };
+        } catch (err) {
+          destroySource(data);
+          throw this.forPut(err);
+        } finally {
+          if (session) await this.cancelSession(session);
+        }
+      }
+      async putBlobFile(file) {
+        const info = await digestStream(createReadStream3(file, { highWaterMark: 256 * 1024 }));
+        let session;
+        try {
+          const known = await this.knownBlob(info.digest);
+          if (known) return info;
+          const opened = await this.openSession(info.digest);
+          if (opened.mounted) return info;
+          session = opened.session;
+          const fileBody = (start, end) => () => Readable2.toWeb(
+            createReadStream3(file, { start, end: end - 1, highWaterMark: 1024 * 1024 })
+          );
+          try {
+            if (info.size <= this.chunkSize) {
+              await this.finishUpload(session, info.digest, {
+                body: fileBody(0, info.size),
+                length: info.size
+              });
+            } else {
+              for (let offset = 0; offset < info.size; offset += this.chunkSize) {
+                const end = Math.min(info.size, offset + this.chunkSize);
+                await this.patchChunk(session, offset, {
+                  body: fileBody(offset, end),
+                  length: end - offset
+                });
+              }
+              await this.finishUpload(session, info.digest, void 0);
+            }
+          } catch (err) {
+            if (err instanceof StoreUnavailableError && err.status === 400) {
+              throw new CorruptBlobError(
+                info.digest,
+                void 0,
+                `${file} changed while it was being uploaded to ${this.location}; nothing stored`
+              );
+            }
+            throw err;
+          }
+          session = void 0;
+          return info;
+        } catch (err) {
+          throw this.forPut(err);
+        } finally {
+          if (session) await this.cancelSession(session);
+        }
+      }
+      async openBlob(digest) {
+        assertDigest(digest);
+        if (this.corrupt.has(digest)) return null;
+        let res;
+        try {
+          res = await this.getFollowing(`${this.repoPath}/blobs/${digest}`, `GET blob ${digest}`);
+          if (res.status === 404) {
+            await discard(res);
+            return null;
+          }
+          if (!res.ok || !res.body) throw this.unexpected(res, `GET blob ${digest}`);
+        } catch (err) {
+          return this.miss(err, null);
+        }
+        const source = Readable2.fromWeb(res.body);
+        return verifiedStream(source, digest, async (err) => {
+          this.corrupt.add(digest);
+          const removed = await this.deleteBlob(digest);
+          this.warnOnce(
+            `corrupt:${digest}`,
+            `${this.location}: blob ${digest} is corrupt (its bytes hash to ${err.actual}); not used` + (removed ? ", removed from the repository" : "")
+          );
+        });
+      }
+      async getResult(cacheKey) {
+        const tag = _RegistryStore.tagFor(cacheKey);
+        try {
+          const doc = await this.fetchManifest(tag);
+          if (doc === null) return null;
+          const problem = ociManifestProblem(doc);
+          if (problem) return this.warnResult(cacheKey, `has an unusable OCI manifest: ${problem}`);
+          const config = doc.config;
+          const text = await this.fetchSmallBlob(config.digest, config.size);
+          if (text === null)
+            return this.warnResult(cacheKey, `names a config blob ${config.digest} that is gone`);
+          if (typeof text !== "string")
+            return this.warnResult(cacheKey, `has a corrupt config blob ${config.digest}`);
+          let value;
+          try {
+            value = JSON.parse(text);
+          } catch (err) {
+            return this.warnResult(cacheKey, `does not parse (${err.message})`);
+          }
+          const problems = manifestProblems(value);
+          if (problems.length > 0)
+            return this.warnResult(cacheKey, `is not valid: ${problems.join("; ")}`);
+          const manifest = value;
+          if (manifest.cacheKey !== cacheKey) {
+            return this.warnResult(cacheKey, `is for another cache key (${manifest.cacheKey})`);
+          }
+          const layers = new Set(doc.layers.map((l) => l.digest));
+          const unlisted = manifest.outputs.map((o) => o.digest).filter((d) => !layers.has(d));
+          const bad = manifest.outputs.map((o) => o.digest).filter((d) => this.corrupt.has(d));
+          const present = unlisted.length > 0 ? await this.existingBlobs(unlisted) : /* @__PURE__ */ new Set();
+          const missing = [.../* @__PURE__ */ new Set([...bad, ...unlisted.filter((d) => !present.has(d))])];
+          if (missing.length > 0) {
+            return this.warnResult(cacheKey, `names missing or corrupt blobs: ${missing.join(", ")}`);
+          }
+          return manifest;
+        } catch (err) {
+          return this.miss(err, null);
+        }
+      }
+      async putResult(manifest) {
+        const problems = manifestProblems(manifest);
+        if (problems.length > 0) throw new TypeError(`invalid result manifest: ${problems.join("; ")}`);
+        try {
+          const digests = manifest.outputs.map((o) => o.digest);
+          const present = await this.existingBlobs(digests);
+          const missing = [...new Set(digests.filter((d) => !present.has(d)))];
+          if (missing.length > 0) {
+            throw new Error(
+              `result ${manifest.cacheKey} names blobs that are not stored: ${missing.join(", ")}`
+            );
+          }
+          const config = Buffer.from(JSON.stringify(manifest));
+          const configDigest2 = sha256Digest(config);
+          if (!await this.knownBlob(configDigest2)) {
+            const opened = await this.openSession(configDigest2);
+            if (!opened.mounted) await this.finishUpload(opened.session, configDigest2, config);
+          }
+          await this.putManifest(manifest, { digest: configDigest2, size: config.length });
+        } catch (err) {
+          throw this.forPut(err);
+        }
+      }
+      /** Results in the repository (tags `r-<hex>`), optionally only cache keys starting `prefix`. */
+      async *listResults(prefix = "") {
+        const want = prefix.startsWith("sha256:") ? prefix : prefix === "" ? "" : `sha256:${prefix}`;
+        let url = `${this.repoPath}/tags/list?n=${TAGS_PAGE}`;
+        try {
+          while (url !== void 0) {
+            const res = await this.send({ method: "GET", url, what: "list tags" });
+            if (res.status === 404) {
+              await discard(res);
+              return;
+            }
+            if (!res.ok) throw this.unexpected(res, "list tags");
+            const body = parseJson(await readCapped(res, 64 * MAX_DOCUMENT));
+            const tags = Array.isArray(body?.tags) ? body.tags : [];
+            const keys = tags.map((t) => typeof t === "string" ? TAG_RE.exec(t) : null).filter((m) => m !== null).map((m) => `sha256:${m[1]}`).filter((k) => k.startsWith(want));
+            for (let i = 0; i < keys.length; i += this.concurrency) {
+              const batch = keys.slice(i, i + this.concurrency);
+              const listings = await mapLimit(batch, this.concurrency, (k) => this.listing(k));
+              for (const l of listings) if (l) yield l;
+            }
+            url = nextLink(res.headers.get("link"), res.url || this.origin);
+          }
+        } catch (err) {
+          throw this.forPut(err);
+        }
+      }
+      // -------------------------------------------------------------------------------------------
+      // Blobs
+      async existingBlobs(digests) {
+        const unique = [...new Set(digests)].filter((d) => !this.corrupt.has(d));
+        const sizes = await mapLimit(unique, this.concurrency, (d) => this.headBlob(d));
+        return new Set(unique.filter((_, i) => sizes[i] !== null));
+      }
+      /** `{digest, size}` of a blob in the repository (and not known corrupt), or `null`. */
+      async knownBlob(digest) {
+        if (this.corrupt.has(digest)) return null;
+        const size2 = await this.headBlob(digest);
+        return size2 === null ? null : { digest, size: size2 };
+      }
+      /** Size of a blob in the repository (-1 when the registry does not say), `null` if absent. */
+      async headBlob(digest) {
+        const what = `HEAD blob ${digest}`;
+        const res = await this.send({ method: "HEAD", url: `${this.repoPath}/blobs/${digest}`, what });
+        if (res.status === 404) return null;
+        if (res.ok) return contentLength(res);
+        if (isRedirect(res.status)) return -1;
+        throw this.unexpected(res, what);
+      }
+      /** Starts an upload; with a digest and `mount-from`, tries a cross-repository mount first. */
+      async openSession(digest) {
+        const base = `${this.repoPath}/blobs/uploads/`;
+        if (digest !== void 0 && this.mountFrom !== void 0 && !this.mountRefused) {
+          const from = this.mountFrom;
+          const query = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`;
+          let res2;
+          try {
+            res2 = await this.send({
+              method: "POST",
+              url: base + query,
+              headers: { "content-length": "0" },
+              extraScopes: [`repository:${from}:pull`],
+              what: `mount blob ${digest} from ${from}`
+            });
+          } catch (err) {
+            if (!(err instanceof StoreUnavailableError) || err.kind !== "auth") throw err;
+            this.mountRefused = true;
+            this.warnOnce(
+              "mount",
+              `${this.location}: cannot mount blobs from ${from} (${err.message}); uploading instead`
+            );
+          }
+          if (res2?.status === 201) {
+            await discard(res2);
+            this.counters.mountedBlobs++;
+            const size2 = await this.headBlob(digest);
+            return { mounted: { digest, size: size2 ?? -1 } };
+          }
+          if (res2?.status === 202) return { session: this.sessionFrom(res2) };
+          if (res2) await discard(res2);
+        }
+        const res = await this.send({
+          method: "POST",
+          url: base,
+          headers: { "content-length": "0" },
+          what: "start a blob upload"
+        });
+        if (res.status !== 202) throw this.unexpected(res, "start a blob upload");
+        return { session: this.sessionFrom(res) };
+      }
+      sessionFrom(res) {
+        void discard(res);
+        const loc = res.headers.get("location");
+        if (!loc)
+          throw new StoreUnavailableError(
+            "protocol",
+            `${this.location}: upload started without a Location`
+          );
+        return { location: new URL(loc, this.origin) };
+      }
+      async patchChunk(session, offset, chunk) {
+        const length = Buffer.isBuffer(chunk) ? chunk.length : chunk.length;
+        const body = Buffer.isBuffer(chunk) ? () => chunk : chunk.body;
+        const res = await this.send({
+          method: "PATCH",
+          url: session.location,
+          headers: {
+            "content-type": "application/octet-stream",
+            "content-range": `${offset}-${offset + length - 1}`
+          },
+          body,
+          bodyLength: length,
+          countUpload: true,
+          what: "upload a blob chunk"
+        });
+        if (res.status !== 202) throw this.unexpected(res, `upload a blob chunk at ${offset}`);
+        await discard(res);
+        const loc = res.headers.get("location");
+        if (loc) session.location = new URL(loc, session.location);
+      }
+      /** The closing PUT, with the last bytes (or none after PATCH chunks). */
+      async finishUpload(session, digest, last) {
+        const url = new URL(session.location);
+        url.searchParams.set("digest", digest);
+        const length = last === void 0 ? 0 : last.length;
+        const body = last === void 0 ? void 0 : Buffer.isBuffer(last) ? () => last : last.body;
+        const res = await this.send({
+          method: "PUT",
+          url,
+          headers: { "content-type": "application/octet-stream" },
+          body,
+          bodyLength: length,
+          countUpload: true,
+          what: `finish the upload of ${digest}`
+        });
+        if (res.status !== 201 && res.status !== 204 && res.status !== 200) {
+          throw this.unexpected(res, `finish the upload of ${digest}`);
+        }
+        await discard(res);
+      }
+      async cancelSession(session) {
+        try {
+          const res = await this.send({
+            method: "DELETE",
+            url: session.location,
+            what: "cancel an upload"
+          });
+          await discard(res);
+        } catch {
+        }
+      }
+      /** Deletes a blob from the repository when the registry allows it; whether it did. */
+      async deleteBlob(digest) {
+        try {
+          const res = await this.send({
+            method: "DELETE",
+            url: `${this.repoPath}/blobs/${digest}`,
+            what: `delete blob ${digest}`
+          });
+          await discard(res);
+          return res.status === 202 || res.status === 200 || res.status === 204;
+        } catch {
+          return false;
+        }
+      }
+      /**
+       * A small blob (a result config) read whole and verified: its text, `null` when it is absent,
+       * `false` when it is corrupt (warned about).
+       */
+      async fetchSmallBlob(digest, size2) {
+        if (this.corrupt.has(digest)) return false;
+        const res = await this.getFollowing(`${this.repoPath}/blobs/${digest}`, `GET blob ${digest}`);
+        if (res.status === 404) {
+          await discard(res);
+          return null;
+        }
+        if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
+        let text;
+        try {
+          text = await readCapped(res, Math.max(size2, 0) + 1);
+        } catch {
+          text = "";
+        }
+        const actual = sha256Digest(text);
+        if (actual !== digest || Buffer.byteLength(text) !== size2) {
+          this.corrupt.add(digest);
+          const removed = await this.deleteBlob(digest);
+          this.warnOnce(
+            `corrupt:${digest}`,
+            `${this.location}: blob ${digest} is corrupt (its bytes hash to ${actual}); not used` + (removed ? ", removed from the repository" : "")
+          );
+          return false;
+        }
+        return text;
+      }
+      /** GET that follows redirects itself, sending credentials only to the registry. */
+      async getFollowing(path, what) {
+        let res = await this.send({ method: "GET", url: path, what });
+        for (let i = 0; i < MAX_REDIRECTS && isRedirect(res.status); i++) {
+          const loc = res.headers.get("location");
+          await discard(res);
+          if (!loc)
+            throw new StoreUnavailableError(
+              "protocol",
+              `${this.location}: ${what}: redirect without a Location`
+            );
+          const url = new URL(loc, res.url || this.origin);
+          res = await this.send({ method: "GET", url, what });
+        }
+        return res;
+      }
+      // -------------------------------------------------------------------------------------------
+      // Manifests
+      async fetchManifest(tag) {
+        const what = `GET manifest ${tag}`;
+        const res = await this.send({
+          method: "GET",
+          url: `${this.repoPath}/manifests/${tag}`,
+          headers: { accept: OCI_MANIFEST_TYPE },
+          what
+        });
+        if (res.status === 404) {
+          await discard(res);
+          return null;
+        }
+        if (!res.ok) throw this.unexpected(res, what);
+        let text;
+        try {
+          text = await readCapped(res, MAX_DOCUMENT);
+        } catch (err) {
+          throw new StoreUnavailableError(
+            "protocol",
+            `${this.location}: ${what}: ${err.message}`
+          );
+        }
+        const value = parseJson(text);
+        return value === void 0 ? { unparsable: true } : value;
+      }
+      async putManifest(manifest, config) {
+        const tag = _RegistryStore.tagFor(manifest.cacheKey);
+        const attempt = async (plain) => {
+          const doc = buildManifest(manifest, config, plain);
+          const body = Buffer.from(JSON.stringify(doc));
+          return this.send({
+            method: "PUT",
+            url: `${this.repoPath}/manifests/${tag}`,
+            headers: { "content-type": OCI_MANIFEST_TYPE },
+            body: () => body,
+            bodyLength: body.length,
+            what: `PUT manifest ${tag}`
+          });
+        };
+        let res = await attempt(this.plainManifests);
+        if (!this.plainManifests && (res.status === 400 || res.status === 415 || res.status === 422)) {
+          const why = await errorSummary(res);
+          res = await attempt(true);
+          if (res.status === 201 || res.status === 200) {
+            this.plainManifests = true;
+          } else {
+            const again = await errorSummary(res);
+            throw new StoreUnavailableError(
+              "protocol",
+              `${this.location}: the registry refused the result manifest for ${manifest.cacheKey} (HTTP 400 ${why}; plain form: HTTP ${res.status} ${again})`,
+              { status: res.status }
+            );
+          }
+        }
+        if (res.status !== 201 && res.status !== 200) {
+          const why = await errorSummary(res);
+          throw new StoreUnavailableError(
+            res.status >= 500 ? "server" : "protocol",
+            `${this.location}: PUT manifest ${tag}: unexpected HTTP ${res.status} ${why}`,
+            { status: res.status }
+          );
+        }
+        await discard(res);
+      }
+      async listing(cacheKey) {
+        const doc = await this.fetchManifest(_RegistryStore.tagFor(cacheKey));
+        if (doc === null || ociManifestProblem(doc)) return null;
+        const m = doc;
+        const size2 = m.layers.reduce((n, l) => n + (Number.isSafeInteger(l.size) ? l.size : 0), 0);
+        let unit = m.annotations?.[UNIT_ANNOTATION];
+        let createdAt = m.annotations?.[CREATED_ANNOTATION];
+        if (typeof unit !== "string" || typeof createdAt !== "string") {
+          const text = await this.fetchSmallBlob(m.config.digest, m.config.size);
+          const value = typeof text === "string" ? parseJson(text) : void 0;
+          if (manifestProblems(value).length > 0) return null;
+          unit = value.unit;
+          createdAt = value.createdAt;
+        }
+        return { cacheKey, unit, size: size2, createdAt };
+      }
+      // -------------------------------------------------------------------------------------------
+      // HTTP and authentication
+      scopesFor(extra = []) {
+        return [`repository:${this.ref.repository}:pull,push`, ...extra];
+      }
+      authorization(scopeKey) {
+        if (this.basicAuth) return this.basicAuth;
+        const token = this.tokens.cached(scopeKey);
+        return token ? `Bearer ${token}` : void 0;
+      }
+      loadCredentials() {
+        this.credentials ??= loadCredentials(
+          this.ref.host,
+          this.env,
+          (m) => this.warnOnce(`credentials:${m}`, `${this.location}: ${m}`)
+        );
+        return this.credentials;
+      }
+      /** Answers a 401: gets what the challenge asks for, or throws an `auth` error. */
+      async authenticate(header, scopeKey, scopes) {
+        const challenges = parseChallenges(header);
+        const bearer = challenges.find((c) => c.scheme === "bearer");
+        const basic = challenges.find((c) => c.scheme === "basic");
+        const creds = await this.loadCredentials();
+        if (bearer) {
+          this.tokens.forget(scopeKey);
+          const wanted = new Set(scopes);
+          for (const s of (bearer.params.scope ?? "").split(" ")) if (s) wanted.add(s);
+          try {
+            await this.tokens.get(scopeKey, bearer, [...wanted], creds);
+          } catch (err) {
+            if (err instanceof TokenError) {
+              const kind = err.kind === "auth" ? "auth" : err.kind === "network" ? "network" : "server";
+              throw new StoreUnavailableError(kind, `${this.location}: ${err.message}`, { cause: err });
+            }
+            throw err;
+          }
+          return;
+        }
+        if (basic) {
+          if (!creds) {
+            throw new StoreUnavailableError(
+              "auth",
+              `${this.location}: the registry wants credentials (set DIST_BUILD_REGISTRY_USERNAME/PASSWORD or log in with docker login)`
+            );
+          }
+          const header2 = basicHeader(creds);
+          if (this.basicAuth === header2) {
+            throw new StoreUnavailableError(
+              "auth",
+              `${this.location}: the registry refused the credentials from ${creds.source}`
+            );
+          }
+          this.basicAuth = header2;
+          return;
+        }
+        throw new StoreUnavailableError(
+          "auth",
+          `${this.location}: the registry answered 401 without a usable challenge`
+        );
+      }
+      /**
+       * One request to the registry, authenticated: after a 401 it authenticates and replays the
+       * request once. Network failures throw a `network` `StoreUnavailableError` (and put the
+       * registry aside for a while); 401/403 after authenticating throw an `auth` one.
+       */
+      async send(spec) {
+        const url = typeof spec.url === "string" && spec.url.startsWith("/") ? new URL(spec.url, this.origin) : new URL(spec.url);
+        const ours = url.origin === this.origin;
+        const scopes = this.scopesFor(spec.extraScopes);
+        const scopeKey = scopes.join(" ");
+        if (Date.now() < this.downUntil && this.downError) throw this.downError;
+        for (let attempt = 0; ; attempt++) {
+          const headers = { ...spec.headers };
+          if (spec.bodyLength !== void 0) headers["content-length"] = String(spec.bodyLength);
+          const auth = ours ? this.authorization(scopeKey) : void 0;
+          if (auth) headers.authorization = auth;
+          const body = spec.body?.();
+          const controller = new AbortController();
+          const timer = body === void 0 || (spec.bodyLength ?? 0) < 1024 * 1024 ? setTimeout(() => controller.abort(new Error("timed out")), HEADERS_TIMEOUT_MS) : void 0;
+          let res;
+          try {
+            this.counters.requests++;
+            res = await this.fetchImpl(url, {
+              method: spec.method,
+              headers,
+              body,
+              redirect: "manual",
+              signal: controller.signal,
+              ...body !== void 0 && !(body instanceof Uint8Array) ? { duplex: "half" } : {}
+            });
+          } catch (err) {
+            const transient = /ECONNRESET|EPIPE|UND_ERR_SOCKET/.test(describeError(err));
+            if (attempt === 0 && transient && (body === void 0 || body instanceof Uint8Array)) {
+              continue;
+            }
+            const e = new StoreUnavailableError(
+              "network",
+              `${this.location}: registry ${this.origin} unreachable (${spec.what}: ${describeError(err)})`,
+              { cause: err }
+            );
+            this.downUntil = Date.now() + BACKOFF_MS;
+            this.downError = e;
+            throw e;
+          } finally {
+            if (timer) clearTimeout(timer);
+          }
+          if (res.status === 401 && ours && attempt === 0) {
+            await discard(res);
+            await this.authenticate(res.headers.get("www-authenticate"), scopeKey, scopes);
+            continue;
+          }
+          if (res.status === 401 || res.status === 403) {
+            const summary = await errorSummary(res);
+            throw new StoreUnavailableError(
+              "auth",
+              `${this.location}: access denied (${spec.what}: HTTP ${res.status}${summary ? ` ${summary}` : ""})`,
+              { status: res.status }
+            );
+          }
+          if (spec.countUpload && res.ok && spec.bodyLength)
+            this.counters.uploadedBytes += spec.bodyLength;
+          return res;
+        }
+      }
+      unexpected(res, what) {
+        void discard(res);
+        const kind = res.status >= 500 || res.status === 429 ? "server" : "protocol";
+        return new StoreUnavailableError(
+          kind,
+          `${this.location}: ${what}: unexpected HTTP ${res.status}`,
+          {
+            status: res.status
+          }
+        );
+      }
+      /** Problems of a read become a warning (once per kind) and `value`. */
+      miss(err, value) {
+        if (err instanceof StoreUnavailableError) {
+          this.warnOnce(err.kind, `${err.message}; cache misses`);
+        } else {
+          this.warnOnce(
+            "unexpected",
+            `${this.location}: ${err?.message ?? String(err)}; cache misses`
+          );
+        }
+        return value;
+      }
+      /** Errors of the `put*` methods: registry problems as `StoreUnavailableError`, others as is. */
+      forPut(err) {
+        if (err instanceof StoreUnavailableError || err instanceof CorruptBlobError) return err;
+        if (err instanceof Error && err.name === "AbortError") {
+          return new StoreUnavailableError("network", `${this.location}: ${err.message}`, {
+            cause: err
+          });
+        }
+        return err;
+      }
+      warnResult(cacheKey, problem) {
+        this.warnOnce(`result:${cacheKey}`, `${this.location}: result ${cacheKey} ${problem}; a miss`);
+        return null;
+      }
+      warnOnce(id, message2) {
+        if (this.warned.has(id)) return;
+        this.warned.add(id);
+        this.onWarning(message2);
+      }
+    };
+  }
+});
 
 // src/config/load.ts
 import { readFile } from "node:fs/promises";
@@ -7,13 +2681,22 @@ import AjvModule from "ajv";
 import { LineCounter, parseDocument, isMap, isPair, isScalar } from "yaml";
 
 // src/config/schema.ts
+init_size();
 var DURATION_PATTERN = "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$";
 var PLATFORM_PATTERN = "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$";
 var ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$";
+var STORE_TYPES = ["local", "gha", "registry"];
 var PATTERN_TEXT = {
+  [SIZE_PATTERN]: 'a size: bytes as a number, or a string such as "500MB", "10GiB"',
   [DURATION_PATTERN]: 'seconds as a number, or a string such as "90s", "10m", "1.5h"',
   [PLATFORM_PATTERN]: "a platform os/arch[/variant], e.g. linux/amd64 or linux/arm/v7",
   [ENV_NAME_PATTERN]: 'an environment variable name (letters, digits, "_"; not starting with a digit)'
+};
+var size = {
+  type: ["integer", "string"],
+  minimum: 1,
+  pattern: SIZE_PATTERN,
+  description: 'bytes as a number, or a string such as "500MB", "10GiB" (KB = 1000, KiB = 1024)'
 };
 var duration = {
   type: ["number", "string"],
@@ -72,6 +2755,55 @@ var configSchema = {
       }
     },
     env,
+    cache: {
+      type: "object",
+      additionalProperties: false,
+      description: "Where workers keep build results.",
+      properties: {
+        stores: {
+          type: "array",
+          minItems: 1,
+          default: [{ type: "local" }],
+          description: "Cache stores, fastest first: reads fall through in this order and copy hits into the faster stores; writes go to all.",
+          items: {
+            type: "object",
+            required: ["type"],
+            description: "One store; options other than type belong to its backend and are checked by it.",
+            properties: {
+              type: { enum: [...STORE_TYPES], description: "The backend." },
+              dir: {
+                type: "string",
+                minLength: 1,
+                description: "local: the store directory, relative to the config directory (default .dist-build/cache)."
+              },
+              "max-size": {
+                ...size,
+                description: "local: cap on the bytes of blobs; least recently used entries are evicted beyond it."
+              }
+            },
+            additionalProperties: true
+          }
+        },
+        sign: {
+          type: "object",
+          additionalProperties: false,
+          description: "Sign results with HMAC-SHA256; when the secret is set, unsigned or badly signed results are misses.",
+          properties: {
+            "secret-env": {
+              type: "string",
+              pattern: ENV_NAME_PATTERN,
+              default: "DIST_BUILD_CACHE_SECRET",
+              description: "Environment variable holding the secret."
+            },
+            required: {
+              type: "boolean",
+              default: false,
+              description: "Fail instead of running unsigned when the secret variable is not set."
+            }
+          }
+        }
+      }
+    },
     invocations: {
       type: "object",
       minProperties: 1,
@@ -146,13 +2878,13 @@ var ConfigError = class extends Error {
 };
 
 // src/config/duration.ts
-var UNITS = { ms: 1e-3, s: 1, m: 60, h: 3600 };
+var UNITS2 = { ms: 1e-3, s: 1, m: 60, h: 3600 };
 function parseDuration(value) {
   if (typeof value === "number") return value;
   const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$/.exec(value);
   if (!m)
     throw new Error(`invalid duration "${value}": expected seconds or a number with ms, s, m or h`);
-  return Number(m[1]) * UNITS[m[2]];
+  return Number(m[1]) * UNITS2[m[2]];
 }
 function formatDuration(seconds) {
   if (seconds < 1) return `${Math.round(seconds * 1e3)}ms`;
@@ -163,6 +2895,7 @@ function formatDuration(seconds) {
 }
 
 // src/config/load.ts
+init_size();
 var Ajv = AjvModule.default;
 var validator;
 function validateSchema(value) {
@@ -198,22 +2931,22 @@ var Locator = class {
     return void 0;
   }
   /** Position of the key `key` inside the map at `path` (for unknown keys), else of the map. */
-  issueAtKey(path, key, message) {
+  issueAtKey(path, key, message2) {
     const map = this.node(path);
     if (map && isMap(map)) {
       const pair = map.items.find(
         (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === key
       );
       const keyNode = pair?.key;
-      if (keyNode?.range) return this.issue([...path, key], message, keyNode.range[0]);
+      if (keyNode?.range) return this.issue([...path, key], message2, keyNode.range[0]);
     }
-    return this.issueAt([...path, key], message);
+    return this.issueAt([...path, key], message2);
   }
-  issueAt(path, message) {
-    return this.issue(path, message, this.node(path)?.range?.[0]);
+  issueAt(path, message2) {
+    return this.issue(path, message2, this.node(path)?.range?.[0]);
   }
-  issue(path, message, offset) {
-    return { file: this.file, ...this.pos(offset), path: formatPath(path), message };
+  issue(path, message2, offset) {
+    return { file: this.file, ...this.pos(offset), path: formatPath(path), message: message2 };
   }
   yamlErrors() {
     return this.doc.errors.map((e) => ({
@@ -286,11 +3019,14 @@ function describeSchemaError(e, value, loc, data) {
         path,
         `expected ${JSON.stringify(p.allowedValue)}, got ${typeName(value)}`
       );
-    case "enum":
+    case "enum": {
+      const allowed = p.allowedValues.map(String);
+      const hint = typeof value === "string" ? didYouMean(value, allowed) : "";
       return loc.issueAt(
         path,
-        `expected one of ${p.allowedValues.map((v) => JSON.stringify(v)).join(", ")}`
+        `got ${typeName(value)}${hint}; expected one of: ${allowed.join(", ")}`
       );
+    }
     case "pattern": {
       const what = PATTERN_TEXT[String(p.pattern)] ?? `a string matching ${String(p.pattern)}`;
       return loc.issueAt(path, `got ${typeName(value)}; expected ${what}`);
@@ -347,18 +3083,18 @@ function findCycles(needs) {
   const state = /* @__PURE__ */ new Map();
   const stack = [];
   const cycles = [];
-  const visit = (n) => {
+  const visit2 = (n) => {
     state.set(n, 1);
     stack.push(n);
     for (const m of needs.get(n) ?? []) {
       if (!needs.has(m) || m === n) continue;
       if (state.get(m) === 1) cycles.push([...stack.slice(stack.indexOf(m)), m]);
-      else if (!state.has(m)) visit(m);
+      else if (!state.has(m)) visit2(m);
     }
     stack.pop();
     state.set(n, 2);
   };
-  for (const n of needs.keys()) if (!state.has(n)) visit(n);
+  for (const n of needs.keys()) if (!state.has(n)) visit2(n);
   return cycles;
 }
 function parseConfig(text, file, display = file) {
@@ -550,6 +3286,7 @@ function buildConfig(raw, file, loc) {
       loc.issueAt(["invocations", from, "needs", index], `needs cycle: ${cycle.join(" -> ")}`)
     );
   }
+  const cache = buildCache(raw.cache, loc, issues);
   if (issues.length) throw new ConfigError(issues);
   const defaultDuration = placementRaw["default-duration"] === void 0 ? 60 : parseDuration(placementRaw["default-duration"]);
   return {
@@ -559,8 +3296,46 @@ function buildConfig(raw, file, loc) {
     workers,
     placement: { balance: placementRaw.balance ?? 1.1, defaultDuration },
     env: globalEnv,
-    invocations
+    invocations,
+    cache
   };
+}
+var LOCAL_STORE_OPTIONS = ["type", "dir", "max-size"];
+function buildCache(raw, loc, issues) {
+  const stores = (raw?.stores ?? [{ type: "local" }]).map((s) => ({
+    ...s
+  }));
+  stores.forEach((store, i) => {
+    if (store.type !== "local") return;
+    const at = ["cache", "stores", i];
+    for (const key of Object.keys(store)) {
+      if (!LOCAL_STORE_OPTIONS.includes(key)) {
+        issues.push(
+          loc.issueAtKey(
+            at,
+            key,
+            `unknown option "${key}" of a local store${didYouMean(key, LOCAL_STORE_OPTIONS)}; expected one of: ${LOCAL_STORE_OPTIONS.join(", ")}`
+          )
+        );
+      }
+    }
+    if (store["max-size"] !== void 0) {
+      try {
+        parseSize(store["max-size"]);
+      } catch (err) {
+        issues.push(loc.issueAt([...at, "max-size"], err.message));
+      }
+    }
+  });
+  const cache = { stores };
+  const sign = raw?.sign;
+  if (sign) {
+    cache.sign = {
+      secretEnv: sign["secret-env"] ?? "DIST_BUILD_CACHE_SECRET",
+      required: sign.required ?? false
+    };
+  }
+  return cache;
 }
 async function loadConfig(path) {
   const file = resolve(path);
@@ -621,39 +3396,39 @@ import { readFile as readFile3 } from "node:fs/promises";
 // src/plan/hash.ts
 var C1 = 3432918353;
 var C2 = 461845907;
-function fmix32(h) {
-  h ^= h >>> 16;
-  h = Math.imul(h, 2246822507);
-  h ^= h >>> 13;
-  h = Math.imul(h, 3266489909);
-  h ^= h >>> 16;
-  return h >>> 0;
+function fmix32(h2) {
+  h2 ^= h2 >>> 16;
+  h2 = Math.imul(h2, 2246822507);
+  h2 ^= h2 >>> 13;
+  h2 = Math.imul(h2, 3266489909);
+  h2 ^= h2 >>> 16;
+  return h2 >>> 0;
 }
 function scramble(k) {
   k = Math.imul(k, C1);
   k = k << 15 | k >>> 17;
   return Math.imul(k, C2);
 }
-function round(h, scrambled) {
-  h ^= scrambled;
-  h = h << 13 | h >>> 19;
-  return Math.imul(h, 5) + 3864292196 | 0;
+function round(h2, scrambled) {
+  h2 ^= scrambled;
+  h2 = h2 << 13 | h2 >>> 19;
+  return Math.imul(h2, 5) + 3864292196 | 0;
 }
 function murmur3(bytes, len = bytes.length, seed = 0) {
-  let h = seed | 0;
+  let h2 = seed | 0;
   const blocks = len & ~3;
   for (let i = 0; i < blocks; i += 4) {
     const k = bytes[i] | bytes[i + 1] << 8 | bytes[i + 2] << 16 | bytes[i + 3] << 24;
-    h = round(h, scramble(k));
+    h2 = round(h2, scramble(k));
   }
   const tail = len & 3;
   if (tail > 0) {
     let k = bytes[blocks];
     if (tail > 1) k |= bytes[blocks + 1] << 8;
     if (tail > 2) k |= bytes[blocks + 2] << 16;
-    h ^= scramble(k);
+    h2 ^= scramble(k);
   }
-  return fmix32(h ^ len);
+  return fmix32(h2 ^ len);
 }
 var encoder = new TextEncoder();
 var scratch = new Uint8Array(256);
@@ -833,13 +3608,13 @@ function simulateMakespan(items, assignments, graph = needsGraph(items)) {
 // src/plan/placement.ts
 var ARCH_ALIASES = { x86_64: "amd64", aarch64: "arm64" };
 function parsePlatform(text) {
-  const [os = "", arch = "", variant = ""] = text.trim().toLowerCase().split("/");
-  return normalizePlatform(os.trim(), arch.trim(), variant.trim());
+  const [os3 = "", arch = "", variant = ""] = text.trim().toLowerCase().split("/");
+  return normalizePlatform(os3.trim(), arch.trim(), variant.trim());
 }
-function normalizePlatform(os, arch, variant) {
+function normalizePlatform(os3, arch, variant) {
   const a = ARCH_ALIASES[arch] ?? arch;
   const defaultVariant = a === "arm64" && variant === "v8" || a === "amd64" && variant === "v1";
-  return { os, arch: a, variant: defaultVariant ? "" : variant };
+  return { os: os3, arch: a, variant: defaultVariant ? "" : variant };
 }
 function formatPlatform(p) {
   const s = `${p.os || "*"}/${p.arch || "*"}`;
@@ -854,11 +3629,11 @@ function splitList(text) {
 }
 function parseWorker(worker) {
   const ann = worker.annotations ?? {};
-  const os = (ann.os ?? "").trim().toLowerCase();
+  const os3 = (ann.os ?? "").trim().toLowerCase();
   const arch = (ann.arch ?? "").trim().toLowerCase();
   const extra = splitList(ann.platforms);
   const platforms = [];
-  if (os || arch) platforms.push(normalizePlatform(os, arch, ""));
+  if (os3 || arch) platforms.push(normalizePlatform(os3, arch, ""));
   for (const p of extra) platforms.push(parsePlatform(p));
   return { any: platforms.length === 0, platforms, labels: new Set(splitList(ann.labels)) };
 }
@@ -867,6 +3642,9 @@ function accepts(caps, item) {
   if (!item.platform || caps.any) return true;
   const want = parsePlatform(item.platform);
   return caps.platforms.some((offer) => matches(want, offer));
+}
+function eligible(item, worker) {
+  return accepts(parseWorker(worker), item);
 }
 function describeWorker(worker) {
   const caps = parseWorker(worker);
@@ -991,7 +3769,7 @@ function buildUnits(items, prep, workerIndex, previous) {
     return w === void 0 ? -1 : w;
   };
   const units = [];
-  const emit = (members, set) => {
+  const emit2 = (members, set) => {
     const head = items[members[0]];
     let duration2 = 0;
     let prev = previousOf(members[0]);
@@ -1022,12 +3800,12 @@ function buildUnits(items, prep, workerIndex, previous) {
         members.push(j);
         set = both;
       } else {
-        emit(members, set);
+        emit2(members, set);
         members = [j];
         set = setOf[j];
       }
     }
-    emit(members, set);
+    emit2(members, set);
   }
   return units;
 }
@@ -1466,10 +4244,10 @@ function hashLocal(abs, marginMs, startMs) {
     return { error: String(err.message), ...err.code ? { code: err.code } : {} };
   }
 }
-var yieldToEventLoop = () => new Promise((resolve2) => setImmediate(resolve2));
+var yieldToEventLoop = () => new Promise((resolve4) => setImmediate(resolve4));
 var HashPool = class {
-  constructor(size, marginMs) {
-    this.size = size;
+  constructor(size2, marginMs) {
+    this.size = size2;
     this.marginMs = marginMs;
   }
   size;
@@ -1485,19 +4263,19 @@ var HashPool = class {
     if (paths.length === 0) return [];
     this.start();
     const results = new Array(paths.length);
-    const size = Math.max(16, Math.min(256, Math.ceil(paths.length / 64)));
-    let open = 0;
+    const size2 = Math.max(16, Math.min(256, Math.ceil(paths.length / 64)));
+    let open4 = 0;
     let resolveAll;
-    const all = new Promise((resolve2) => resolveAll = resolve2);
-    for (let i = 0; i < paths.length; i += size) {
+    const all = new Promise((resolve4) => resolveAll = resolve4);
+    for (let i = 0; i < paths.length; i += size2) {
       const offset = i;
-      open++;
+      open4++;
       this.queue.push({
-        paths: paths.slice(i, i + size),
+        paths: paths.slice(i, i + size2),
         startMs,
         done: (r) => {
           for (let k = 0; k < r.length; k++) results[offset + k] = r[k];
-          if (--open === 0) resolveAll();
+          if (--open4 === 0) resolveAll();
         }
       });
     }
@@ -1684,8 +4462,8 @@ var FileIndex = class _FileIndex {
     for (let k = 0; k < s.dirs; k++) {
       if (this.deadDirs[k]) continue;
       dirs.push(k);
-      const rel = s.dirPath(k);
-      abs.push(rel === "" ? this.root : this.prefix + rel);
+      const rel2 = s.dirPath(k);
+      abs.push(rel2 === "" ? this.root : this.prefix + rel2);
     }
     const dirCheck = this.dirCheck = new Uint8Array(s.dirs);
     await this.lstatEach(
@@ -1728,23 +4506,23 @@ var FileIndex = class _FileIndex {
    * when the directory's identity is unchanged, else read from disk (and stored unless racy).
    * Throws like `readdir` (missing directory, not a directory, no permission).
    */
-  listDir(rel) {
+  listDir(rel2) {
     const today = Math.floor(this.now() / DAY_MS);
     const s = this.stored;
-    const k = this.storedDirs.get(rel) ?? -1;
+    const k = this.storedDirs.get(rel2) ?? -1;
     if (k >= 0 && this.dirCheck[k] === 1) {
       this.dirCheck[k] = 0;
-      const listing2 = this.deadDirs[k] || this.addedDirs.has(rel) ? void 0 : s.dirListing(k);
+      const listing2 = this.deadDirs[k] || this.addedDirs.has(rel2) ? void 0 : s.dirListing(k);
       if (listing2) {
         this.stats.dirHits++;
         this.touchDir(k, today);
         return listing2;
       }
     }
-    const abs = rel === "" ? this.root : this.prefix + rel;
+    const abs = rel2 === "" ? this.root : this.prefix + rel2;
     const st = fs.lstatSync(abs, { throwIfNoEntry: false });
     if (!st || !st.isDirectory()) return readDirListing(abs);
-    const added = this.addedDirs.get(rel);
+    const added = this.addedDirs.get(rel2);
     if (added && added.mtimeMs === st.mtimeMs && added.ctimeMs === st.ctimeMs && added.ino === st.ino && added.dev === st.dev) {
       this.stats.dirHits++;
       return added.listing;
@@ -1765,9 +4543,9 @@ var FileIndex = class _FileIndex {
     }
     if (this.now() - Math.max(st.mtimeMs, st.ctimeMs) > this.marginMs) {
       const { mtimeMs, ctimeMs, ino, dev } = st;
-      this.addedDirs.set(rel, { mtimeMs, ctimeMs, ino, dev, day: today, listing });
+      this.addedDirs.set(rel2, { mtimeMs, ctimeMs, ino, dev, day: today, listing });
       this.dirty = true;
-    } else if (this.addedDirs.delete(rel)) {
+    } else if (this.addedDirs.delete(rel2)) {
       this.dirty = true;
     }
     return listing;
@@ -1785,12 +4563,12 @@ var FileIndex = class _FileIndex {
     const split = n >= PARALLEL_LSTAT_MIN && parallelism() > 1 ? Math.ceil(n * SYNC_LSTAT_SHARE) : n;
     let pending;
     if (split < n) {
-      pending = new Promise((resolve2) => {
+      pending = new Promise((resolve4) => {
         let left = n - split;
         for (let j = split; j < n; j++) {
           fs.lstat(pathOf(j), (err, st) => {
             fn(j, err ? void 0 : st);
-            if (--left === 0) resolve2();
+            if (--left === 0) resolve4();
           });
         }
       });
@@ -1906,20 +4684,20 @@ var FileIndex = class _FileIndex {
         errors.push(r.code === "ENOENT" ? `input file "${path}" does not exist` : r.error);
         return;
       }
-      const size = r.size;
+      const size2 = r.size;
       this.stats.hashed++;
-      this.stats.bytesHashed += size;
+      this.stats.bytesHashed += size2;
       this.stats.retries += r.retries;
       this.opts.onHash?.(path);
       if (r.trusted) {
         const { mtimeMs, ctimeMs, ino, mode, digest } = r;
-        this.added.set(path, { size, mtimeMs, ctimeMs, ino, mode, digest, day: today });
+        this.added.set(path, { size: size2, mtimeMs, ctimeMs, ino, mode, digest, day: today });
         if (k >= 0) this.dead[k] = 1;
         this.dirty = true;
       } else {
         this.forget(path, k);
       }
-      out[i] = toDigest(path, r.mode, size, r.digest);
+      out[i] = toDigest(path, r.mode, size2, r.digest);
     });
     if (errors.length > 0) {
       throw new Error(
@@ -1974,14 +4752,14 @@ var FileIndex = class _FileIndex {
     await pool?.close();
   }
 };
-function toDigest(path, mode, size, digest) {
-  const symlink = (mode & S_IFMT) === S_IFLNK;
+function toDigest(path, mode, size2, digest) {
+  const symlink2 = (mode & S_IFMT) === S_IFLNK;
   return {
     path,
-    kind: symlink ? "symlink" : "file",
+    kind: symlink2 ? "symlink" : "file",
     digest,
-    size,
-    executable: !symlink && (mode & 73) !== 0
+    size: size2,
+    executable: !symlink2 && (mode & 73) !== 0
   };
 }
 
@@ -1995,12 +4773,12 @@ var DirCache = class {
   store;
   map = /* @__PURE__ */ new Map();
   /** The listing of `rel` (relative to `root`, `''` = the root). */
-  read(root, rel) {
-    const key = root + "\0" + rel;
+  read(root, rel2) {
+    const key = root + "\0" + rel2;
     let listing = this.map.get(key);
     if (!listing) {
-      if (this.store && this.store.root === root) listing = this.store.listDir(rel);
-      else listing = readDirListing(rel === "" ? root : join2(root, rel));
+      if (this.store && this.store.root === root) listing = this.store.listDir(rel2);
+      else listing = readDirListing(rel2 === "" ? root : join2(root, rel2));
       this.map.set(key, listing);
     }
     return listing;
@@ -2047,23 +4825,23 @@ function expandInputs(root, patterns, opts = {}) {
     if (p.startsWith("!")) negatives.push(compile(p, p.slice(1)));
     else positives.push(compile(p, p));
   }
-  const excluded = (rel) => negatives.some((n) => n.test(rel));
+  const excluded = (rel2) => negatives.some((n) => n.test(rel2));
   const found = positives.length === 1 ? [] : /* @__PURE__ */ new Set();
   const unmatched = [];
   for (const pat of positives) {
     let hits = 0;
-    const hit = Array.isArray(found) ? (rel) => {
-      found.push(rel);
+    const hit = Array.isArray(found) ? (rel2) => {
+      found.push(rel2);
       hits++;
-    } : (rel) => {
-      found.add(rel);
+    } : (rel2) => {
+      found.add(rel2);
       hits++;
     };
     const skipDir = (name) => ALWAYS_SKIPPED.has(name) || SKIPPED_UNLESS_NAMED.includes(name) && !pat.named.has(name);
     const skipFile = (name) => name === ".git" && !pat.named.has(name);
-    const addAll = (rel) => {
-      const { names, types } = dirs.read(root, rel);
-      const prefix = rel === "" ? "" : rel + "/";
+    const addAll = (rel2) => {
+      const { names, types } = dirs.read(root, rel2);
+      const prefix = rel2 === "" ? "" : rel2 + "/";
       for (let i = 0; i < names.length; i++) {
         const name = names[i];
         if (types.charCodeAt(i) === TYPE_DIR) {
@@ -2071,9 +4849,9 @@ function expandInputs(root, patterns, opts = {}) {
         } else if (!skipFile(name)) hit(prefix + name);
       }
     };
-    const walk = (rel) => {
-      const { names, types } = dirs.read(root, rel);
-      const prefix = rel === "" ? "" : rel + "/";
+    const walk = (rel2) => {
+      const { names, types } = dirs.read(root, rel2);
+      const prefix = rel2 === "" ? "" : rel2 + "/";
       for (let i = 0; i < names.length; i++) {
         const name = names[i];
         const child = prefix + name;
@@ -2104,10 +4882,10 @@ function expandInputs(root, patterns, opts = {}) {
   }
   return { files: sortByteOrder(files), unmatched };
 }
-function isExcluded(rel, excluded) {
-  if (excluded(rel)) return true;
-  for (let i = rel.indexOf("/"); i !== -1; i = rel.indexOf("/", i + 1)) {
-    if (excluded(rel.slice(0, i))) return true;
+function isExcluded(rel2, excluded) {
+  if (excluded(rel2)) return true;
+  for (let i = rel2.indexOf("/"); i !== -1; i = rel2.indexOf("/", i + 1)) {
+    if (excluded(rel2.slice(0, i))) return true;
   }
   return false;
 }
@@ -2422,19 +5200,19 @@ function listDockerContext(root, spec, opts = {}) {
   const walk = (relDir, parentInfo) => {
     const abs = relDir === "" ? ctxAbs : join3(ctxAbs, relDir);
     for (const entry of readdirSync(abs, { withFileTypes: true })) {
-      const rel = relDir === "" ? entry.name : relDir + "/" + entry.name;
+      const rel2 = relDir === "" ? entry.name : relDir + "/" + entry.name;
       const isDir = entry.isDirectory();
       if (isDir && skip.has(entry.name)) continue;
       let info;
       let excluded = false;
       if (matcher) {
-        const r = matcher.matchesUsingParentResults(rel, parentInfo);
+        const r = matcher.matchesUsingParentResults(rel2, parentInfo);
         info = r.info;
         excluded = r.excluded;
-        if (excluded && isDir && !matcher.mustEnterExcludedDir(rel)) continue;
+        if (excluded && isDir && !matcher.mustEnterExcludedDir(rel2)) continue;
       }
-      if (isDir) walk(rel, info);
-      else if (!excluded && (entry.isFile() || entry.isSymbolicLink())) out.push(prefix + rel);
+      if (isDir) walk(rel2, info);
+      else if (!excluded && (entry.isFile() || entry.isSymbolicLink())) out.push(prefix + rel2);
     }
   };
   if (contextOk) walk("", void 0);
@@ -2481,7 +5259,7 @@ function dependencyOrder(units) {
   }
   const state = /* @__PURE__ */ new Map();
   const order = [];
-  const visit = (u, path) => {
+  const visit2 = (u, path) => {
     const s = state.get(u.id);
     if (s === "done") return;
     if (s === "visiting") {
@@ -2492,12 +5270,12 @@ function dependencyOrder(units) {
     for (const n of u.needs) {
       const dep = byId.get(n);
       if (!dep) throw new Error(`unit "${u.id}" needs unknown unit "${n}"`);
-      visit(dep, [...path, u.id]);
+      visit2(dep, [...path, u.id]);
     }
     state.set(u.id, "done");
     order.push(u);
   };
-  for (const u of units) visit(u, []);
+  for (const u of units) visit2(u, []);
   return order;
 }
 function keyDocument(inv, unit, inputs, needs) {
@@ -2609,8 +5387,8 @@ function numberedWorkers(n) {
   return Array.from({ length: n }, (_, i) => ({ id: `worker-${i + 1}` }));
 }
 function expectedDuration(config, unit, history) {
-  const h = history?.durations[unit.id] ?? history?.durations[unit.invocation];
-  if (h !== void 0 && h > 0) return h;
+  const h2 = history?.durations[unit.id] ?? history?.durations[unit.invocation];
+  if (h2 !== void 0 && h2 > 0) return h2;
   const inv = config.invocations.find((i) => i.name === unit.invocation);
   return inv?.estimate ?? config.placement.defaultDuration;
 }
@@ -2643,9 +5421,9 @@ async function planBuild(config, opts = {}) {
     const warned = /* @__PURE__ */ new Set();
     for (const u of units) {
       for (const pattern of keys.get(u.id)?.unmatched ?? []) {
-        const message = `invocations.${u.invocation}: "${pattern}" matches no file`;
-        if (!warned.has(message)) opts.onWarning(message);
-        warned.add(message);
+        const message2 = `invocations.${u.invocation}: "${pattern}" matches no file`;
+        if (!warned.has(message2)) opts.onWarning(message2);
+        warned.add(message2);
       }
     }
   }
@@ -2738,19 +5516,4792 @@ async function readMembers(file) {
 
 // src/version.ts
 var VERSION2 = "0.1.0";
+
+// src/store/index.ts
+init_types();
+init_local();
+
+// src/store/pack.ts
+init_digest();
+init_types();
+import { randomBytes as randomBytes2 } from "node:crypto";
+import {
+  close as fsClose,
+  constants as fsConstants,
+  createWriteStream as createWriteStream2,
+  fstat,
+  open as fsOpen,
+  read as fsRead
+} from "node:fs";
+import {
+  chmod,
+  lstat as lstat2,
+  mkdir as mkdir3,
+  readdir as readdir2,
+  readlink,
+  realpath,
+  rename as rename3,
+  rm as rm2,
+  symlink,
+  writeFile as writeFile2
+} from "node:fs/promises";
+import { dirname as dirname3, join as join5, posix as posix4, sep as sep2 } from "node:path";
+import { pipeline as pipeline2 } from "node:stream/promises";
+import tar from "tar-stream";
+var DEFAULT_MAX_ENTRY_BYTES = 8 * 1024 ** 3;
+var CHUNK = 256 * 1024;
+var LOOKAHEAD = 16;
+var FIXED_HEADER = { mtime: /* @__PURE__ */ new Date(0), uid: 0, gid: 0, uname: "", gname: "" };
+var O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
+async function saveOutputs(store, root, outputs) {
+  const paths = [...new Set(outputs.map(normalizeOutputPath))];
+  const packed = [];
+  for (const path of paths) {
+    const { type, items } = await collect(root, path);
+    const { digest, size: size2 } = await digestStream(packStream(items));
+    packed.push({ entry: { path, type, digest, size: size2, files: items.length }, items });
+  }
+  const present = await store.hasBlobs(packed.map((p) => p.entry.digest));
+  for (const { entry, items } of packed) {
+    if (present.has(entry.digest)) continue;
+    present.add(entry.digest);
+    try {
+      await store.putBlob(packStream(items), entry.digest);
+    } catch (err) {
+      if (err instanceof CorruptBlobError) {
+        throw new Error(`output ${entry.path} changed while it was being saved`, { cause: err });
+      }
+      throw err;
+    }
+  }
+  return packed.map((p) => p.entry);
+}
+function blobOpenerFor(store) {
+  return (digest) => store.openBlob(digest);
+}
+async function outputsPresent(root, entries) {
+  for (const e of entries) {
+    if (outputPathProblem(e.path) !== null) return false;
+    if (!await lstat2(join5(root, ...e.path.split("/"))).catch(() => null)) return false;
+  }
+  return true;
+}
+async function restoreOutputs(open4, root, entries, opts = {}) {
+  const maxEntryBytes = opts.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
+  const stagingRoot = join5(root, ".dist-build", "staging");
+  for (const entry of entries) {
+    const problem = outputPathProblem(entry.path);
+    if (problem) throw new UnsafeArchiveError(entry.path, `the output path ${problem}`);
+    assertDigest(entry.digest);
+    const source = await open4(entry.digest);
+    if (!source) throw new Error(`blob ${entry.digest} of output ${entry.path} is missing`);
+    const stage = join5(stagingRoot, `${process.pid}-${randomBytes2(6).toString("hex")}`);
+    try {
+      await mkdir3(stage, { recursive: true });
+      await extractInto(source, entry, stage, maxEntryBytes);
+      await place2(root, entry.path, join5(stage, ...entry.path.split("/")), `${stage}.old`);
+    } finally {
+      destroyQuietly(source);
+      await rm2(stage, { recursive: true, force: true });
+      await rm2(`${stage}.old`, { recursive: true, force: true });
+    }
+  }
+}
+function normalizeOutputPath(path) {
+  let p = path.replace(/^(\.\/)+/, "").replace(/\/+$/, "");
+  if (p !== "" && !p.startsWith("/")) p = posix4.normalize(p);
+  const problem = outputPathProblem(p);
+  if (problem) throw new TypeError(`declared output ${JSON.stringify(path)} ${problem}`);
+  return p;
+}
+async function collect(root, out) {
+  const abs = join5(root, ...out.split("/"));
+  let st;
+  try {
+    st = await lstat2(abs);
+  } catch (err) {
+    if (isNotFound2(err)) throw new MissingOutputError(out);
+    throw err;
+  }
+  const type = kindOf(st, out);
+  const items = [];
+  await visit(items, out, out, abs, type);
+  const keyed = items.map((item) => ({ item, key: Buffer.from(item.name, "utf8") }));
+  keyed.sort((a, b) => Buffer.compare(a.key, b.key));
+  return { type, items: keyed.map((k) => k.item) };
+}
+async function visit(items, out, name, abs, kind) {
+  if (kind === "file") {
+    items.push({ name, abs, kind });
+  } else if (kind === "symlink") {
+    const target = await readlink(abs);
+    const problem = symlinkProblem(name, target, name === out ? "" : out);
+    if (problem) throw new UnsafeArchiveError(name, problem);
+    items.push({ name, abs, kind, target });
+  } else {
+    items.push({ name: `${name}/`, abs, kind });
+    for (const d of await readdir2(abs, { withFileTypes: true })) {
+      const childName = `${name}/${d.name}`;
+      await visit(items, out, childName, join5(abs, d.name), kindOf(d, childName));
+    }
+  }
+}
+function kindOf(st, name) {
+  if (st.isFile()) return "file";
+  if (st.isDirectory()) return "dir";
+  if (st.isSymbolicLink()) return "symlink";
+  const what = st.isSocket() ? "a socket" : st.isFIFO() ? "a FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : "not a file, directory or symlink";
+  throw new UnsafeArchiveError(name, `is ${what}; only files, directories and symlinks are packed`);
+}
+function packStream(items) {
+  const pack = tar.pack();
+  writeItems(pack, items).then(
+    () => pack.finalize(),
+    (err) => pack.destroy(err)
+  );
+  return pack;
+}
+async function writeItems(pack, items) {
+  const ahead = [];
+  let next = 0;
+  const fill = () => {
+    while (ahead.length < LOOKAHEAD && next < items.length) {
+      const p = prepare2(items[next++]);
+      p.catch(() => {
+      });
+      ahead.push(p);
+    }
+  };
+  try {
+    fill();
+    while (ahead.length > 0) {
+      const prepared = await ahead.shift();
+      fill();
+      await emit(pack, prepared);
+    }
+  } finally {
+    for (const p of ahead) {
+      p.then(
+        (x) => {
+          if (x.fd !== void 0) fdClose(x.fd).catch(() => {
+          });
+        },
+        () => {
+        }
+      );
+    }
+  }
+}
+async function prepare2(item) {
+  const { name } = item;
+  if (item.kind === "dir") {
+    return { name, header: { ...FIXED_HEADER, name, type: "directory", mode: 493 } };
+  }
+  if (item.kind === "symlink") {
+    const header = { ...FIXED_HEADER, name, type: "symlink", linkname: item.target, mode: 493 };
+    return { name, header };
+  }
+  let fd;
+  try {
+    fd = await fdOpen(item.abs, fsConstants.O_RDONLY | O_NOFOLLOW);
+  } catch (err) {
+    const code = err.code;
+    throw isNotFound2(err) || code === "ELOOP" ? changed(name, "disappeared") : err;
+  }
+  try {
+    const st = await fdStat(fd);
+    if (!st.isFile()) throw changed(name, "was replaced");
+    const size2 = st.size;
+    const mode = st.mode & 73 ? 493 : 420;
+    const header = { ...FIXED_HEADER, name, type: "file", mode, size: size2 };
+    if (size2 > CHUNK) return { name, header, fd };
+    const body = Buffer.allocUnsafe(size2);
+    for (let pos = 0; pos < size2; ) {
+      const bytesRead = await fdRead(fd, body, pos, size2 - pos, pos);
+      if (bytesRead === 0) throw changed(name, "shrank");
+      pos += bytesRead;
+    }
+    await fdClose(fd);
+    return { name, header, body };
+  } catch (err) {
+    await fdClose(fd).catch(() => {
+    });
+    throw err;
+  }
+}
+var fdOpen = (path, flags) => new Promise((res, rej) => fsOpen(path, flags, (e, fd) => e ? rej(e) : res(fd)));
+var fdStat = (fd) => new Promise((res, rej) => fstat(fd, (e, st) => e ? rej(e) : res(st)));
+var fdRead = (fd, buf, offset, length, position) => new Promise(
+  (res, rej) => fsRead(fd, buf, offset, length, position, (e, n) => e ? rej(e) : res(n))
+);
+var fdClose = (fd) => new Promise((res, rej) => fsClose(fd, (e) => e ? rej(e) : res()));
+function changed(name, what) {
+  return new Error(`output file ${name} ${what} while packing`);
+}
+async function emit(pack, p) {
+  if (p.body) {
+    await new Promise((resolve4, reject) => {
+      pack.entry(p.header, p.body, (err) => err ? reject(err) : resolve4());
+    });
+    return;
+  }
+  if (p.fd === void 0) {
+    await new Promise((resolve4, reject) => {
+      pack.entry(p.header, (err) => err ? reject(err) : resolve4());
+    });
+    return;
+  }
+  const fd = p.fd;
+  const size2 = p.header.size;
+  try {
+    await new Promise((resolve4, reject) => {
+      const sink = pack.entry(p.header, (err) => err ? reject(err) : resolve4());
+      (async () => {
+        for (let pos = 0; pos < size2; ) {
+          const buf = Buffer.allocUnsafe(Math.min(CHUNK, size2 - pos));
+          const bytesRead = await fdRead(fd, buf, 0, buf.length, pos);
+          if (bytesRead === 0) throw changed(p.name, "shrank");
+          pos += bytesRead;
+          if (!sink.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead))) {
+            await drained(sink);
+          }
+        }
+        sink.end(null);
+      })().catch((err) => {
+        sink.destroy(err);
+        reject(err);
+      });
+    });
+  } finally {
+    await fdClose(fd);
+  }
+}
+function drained(stream) {
+  return new Promise((resolve4, reject) => {
+    const onDrain = () => {
+      stream.off("close", onClose);
+      resolve4();
+    };
+    const onClose = () => {
+      stream.off("drain", onDrain);
+      reject(new Error("tar stream closed"));
+    };
+    stream.once("drain", onDrain);
+    stream.once("close", onClose);
+  });
+}
+async function extractInto(source, entry, stage, maxEntryBytes) {
+  const out = entry.path;
+  const input = isVerifiedFor(source, entry.digest) ? source : verifiedStream(source, entry.digest);
+  const extract = tar.extract();
+  const seen = /* @__PURE__ */ new Map();
+  await mkdir3(join5(stage, ...posix4.dirname(out).split("/")), { recursive: true });
+  let current = Promise.resolve();
+  await new Promise((resolve4, reject) => {
+    let failed = false;
+    const fail = (err) => {
+      if (failed) return;
+      failed = true;
+      extract.destroy(err);
+      input.destroy();
+      const done = () => reject(err);
+      current.then(done, done);
+    };
+    extract.on("entry", (header, stream, next) => {
+      const body = stream;
+      current = extractEntry(header, body, out, stage, seen, maxEntryBytes).then(
+        () => next(),
+        (err) => fail(err)
+      );
+    });
+    extract.on("error", fail);
+    extract.on("finish", () => current.then(() => !failed && resolve4(), fail));
+    (async () => {
+      for await (const chunk of input) {
+        if (failed) return;
+        if (!extract.write(chunk)) await drained(extract);
+      }
+      extract.end(null);
+    })().catch(fail);
+  });
+  if (!seen.has(out)) {
+    throw new Error(`blob ${entry.digest} holds nothing for output ${out}`);
+  }
+}
+async function extractEntry(header, stream, out, stage, seen, maxEntryBytes) {
+  const raw = header.name;
+  const unsafe = (reason) => new UnsafeArchiveError(raw, reason);
+  let kind;
+  switch (header.type) {
+    case "file":
+    case "contiguous-file":
+      kind = "file";
+      break;
+    case "directory":
+      kind = "dir";
+      break;
+    case "symlink":
+      kind = "symlink";
+      break;
+    case "link":
+      throw unsafe("is a hard link");
+    case "character-device":
+    case "block-device":
+      throw unsafe("is a device");
+    case "fifo":
+      throw unsafe("is a FIFO");
+    default:
+      throw unsafe(`has an unsupported type (${header.type ?? "unknown"})`);
+  }
+  const name = kind === "dir" && raw.endsWith("/") ? raw.slice(0, -1) : raw;
+  if (name.startsWith("/")) throw unsafe("is an absolute path");
+  if (name.split("/").includes("..")) throw unsafe('has a ".." segment');
+  const problem = outputPathProblem(name);
+  if (problem) throw unsafe(`name ${problem}`);
+  if (name !== out && !name.startsWith(`${out}/`)) {
+    throw unsafe(`is outside the declared output ${out}`);
+  }
+  const size2 = header.size ?? 0;
+  if (kind === "file" && size2 > maxEntryBytes) {
+    throw unsafe(`is ${size2} bytes, more than the limit of ${maxEntryBytes}`);
+  }
+  const target = header.linkname ?? "";
+  if (kind === "symlink") {
+    const linkProblem = symlinkProblem(name, target, name === out ? "" : out);
+    if (linkProblem) throw unsafe(linkProblem);
+  }
+  const before = seen.get(name);
+  if (before !== void 0) {
+    if (before === "dir" && kind === "dir") return drain(stream);
+    throw unsafe("appears twice in the archive");
+  }
+  if (name !== out) {
+    const segs = name.split("/");
+    for (let i = out.split("/").length; i < segs.length; i++) {
+      const parent = segs.slice(0, i).join("/");
+      const t = seen.get(parent);
+      if (t === void 0) {
+        await mkdir3(join5(stage, ...segs.slice(0, i)), { mode: 493 });
+        seen.set(parent, "dir");
+      } else if (t !== "dir") {
+        throw unsafe(`is inside ${parent}, which is a ${t === "file" ? "file" : "symlink"}`);
+      }
+    }
+  }
+  const dest = join5(stage, ...name.split("/"));
+  seen.set(name, kind);
+  if (kind === "file") {
+    const mode = (header.mode ?? 0) & 73 ? 493 : 420;
+    if (size2 <= CHUNK) {
+      const parts = [];
+      for await (const chunk of stream) parts.push(chunk);
+      await writeFile2(dest, parts.length === 1 ? parts[0] : Buffer.concat(parts), {
+        flag: "wx",
+        mode
+      });
+    } else {
+      await pipeline2(chunks(stream), createWriteStream2(dest, { flags: "wx", mode }));
+    }
+    await chmod(dest, mode);
+    return;
+  }
+  if (kind === "dir") {
+    await mkdir3(dest, { mode: 493 });
+    await chmod(dest, 493);
+  } else {
+    await symlink(target, dest);
+  }
+  await drain(stream);
+}
+async function* chunks(stream) {
+  for await (const chunk of stream) yield chunk;
+}
+async function drain(stream) {
+  for await (const chunk of stream) void chunk;
+}
+async function place2(root, out, staged, aside) {
+  const dest = join5(root, ...out.split("/"));
+  const realRoot = await realpath(root);
+  let existing = dirname3(dest);
+  while (!await lstat2(existing).catch(() => null)) existing = dirname3(existing);
+  const realExisting = await realpath(existing);
+  if (realExisting !== realRoot && !realExisting.startsWith(realRoot + sep2)) {
+    throw new UnsafeArchiveError(out, `its parent directory resolves outside the work root`);
+  }
+  await mkdir3(dirname3(dest), { recursive: true });
+  let moved = false;
+  try {
+    await rename3(dest, aside);
+    moved = true;
+  } catch (err) {
+    if (!isNotFound2(err)) throw err;
+  }
+  try {
+    await rename3(staged, dest);
+  } catch (err) {
+    if (moved) await rename3(aside, dest).catch(() => {
+    });
+    throw err;
+  }
+}
+function symlinkProblem(name, target, scope) {
+  if (target === "") return "is a symlink with an empty target";
+  if (target.includes("\0")) return "is a symlink whose target contains a NUL character";
+  if (target.startsWith("/")) return `is a symlink to an absolute path (${target})`;
+  let descending = false;
+  for (const seg of target.split("/")) {
+    if (seg === "..") {
+      if (descending) return `is a symlink whose target has ".." after a name (${target})`;
+    } else if (seg !== "" && seg !== ".") descending = true;
+  }
+  const resolved = posix4.normalize(posix4.join(posix4.dirname(name), target));
+  const inside = scope === "" ? resolved !== ".." && !resolved.startsWith("../") : resolved === scope || resolved.startsWith(`${scope}/`);
+  if (!inside) {
+    return `is a symlink to ${target}, outside ${scope === "" ? "the work root" : scope}`;
+  }
+  return null;
+}
+function isNotFound2(err) {
+  const code = err?.code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+function destroyQuietly(stream) {
+  const s = stream;
+  if (typeof s.destroy === "function" && !s.destroyed) s.destroy();
+}
+
+// src/store/index.ts
+init_digest();
+
+// src/store/layered.ts
+init_types();
+import { mkdir as mkdir4, rename as rename4, writeFile as writeFile3 } from "node:fs/promises";
+import { dirname as dirname4 } from "node:path";
+var UnreadableResultError = class extends Error {
+};
+var LayeredStore = class {
+  constructor(layers, opts = {}) {
+    this.opts = opts;
+    if (layers.length === 0) throw new TypeError("a layered store needs at least one store");
+    this.layers = [...layers];
+    this.kind = [...new Set(layers.map((l) => l.kind))].join("+");
+    this.location = layers.map((l) => l.location).join(", ");
+    this.onWarning = opts.onWarning ?? (() => {
+    });
+    this.counters = layers.map((l) => ({
+      kind: l.kind,
+      location: l.location,
+      results: { hits: 0, misses: 0 },
+      blobs: { hits: 0, misses: 0 },
+      copiedIn: 0,
+      errors: 0
+    }));
+    if (layers.some((l) => l.listResults)) this.listResults = (prefix) => this.listAll(prefix);
+  }
+  opts;
+  kind;
+  location;
+  layers;
+  listResults;
+  counters;
+  onWarning;
+  warned = /* @__PURE__ */ new Set();
+  async hasBlobs(digests) {
+    return this.union(digests, (store, keys) => store.hasBlobs(keys), "check blobs in");
+  }
+  async hasResults(cacheKeys) {
+    return this.union(cacheKeys, (store, keys) => store.hasResults(keys), "check results in");
+  }
+  async putBlob(data, expectedDigest) {
+    const info = await this.layers[0].putBlob(data, expectedDigest);
+    for (let i = 1; i < this.layers.length; i++) {
+      await this.tryWrite(i, `blob ${info.digest}`, () => this.copyBlob(info.digest, 0, i));
+    }
+    return info;
+  }
+  async putBlobFile(file) {
+    const info = await this.layers[0].putBlobFile(file);
+    for (let i = 1; i < this.layers.length; i++) {
+      await this.tryWrite(i, `blob ${info.digest}`, () => this.layers[i].putBlobFile(file));
+    }
+    return info;
+  }
+  async openBlob(digest) {
+    for (let i = 0; i < this.layers.length; i++) {
+      const stream = await this.tryRead(
+        i,
+        `blob ${digest}`,
+        () => this.layers[i].openBlob(digest)
+      );
+      if (stream) {
+        this.counters[i].blobs.hits++;
+        return stream;
+      }
+      this.counters[i].blobs.misses++;
+    }
+    return null;
+  }
+  async getResult(cacheKey) {
+    for (let i = 0; i < this.layers.length; i++) {
+      const manifest = await this.tryRead(
+        i,
+        `result ${cacheKey}`,
+        () => this.layers[i].getResult(cacheKey)
+      );
+      if (!manifest) {
+        this.counters[i].results.misses++;
+        continue;
+      }
+      if (i > 0) {
+        try {
+          await this.copyUp(manifest, i);
+        } catch (err) {
+          if (!(err instanceof UnreadableResultError)) throw err;
+          this.warn(i, `result ${cacheKey}`, err.message);
+          this.counters[i].results.misses++;
+          continue;
+        }
+      }
+      this.counters[i].results.hits++;
+      return manifest;
+    }
+    return null;
+  }
+  async putResult(manifest) {
+    await this.layers[0].putResult(manifest);
+    for (let i = 1; i < this.layers.length; i++) {
+      await this.tryWrite(
+        i,
+        `result ${manifest.cacheKey}`,
+        () => this.layers[i].putResult(manifest)
+      );
+    }
+  }
+  /** Flushes every layer, then writes the counters to `statsFile`. The first layer's error throws. */
+  async flush() {
+    let firstError;
+    for (let i = 0; i < this.layers.length; i++) {
+      const layer = this.layers[i];
+      if (!layer.flush) continue;
+      try {
+        await layer.flush();
+      } catch (err) {
+        if (i === 0) firstError = err;
+        else this.warn(i, "flush", err.message, false);
+      }
+    }
+    if (this.opts.statsFile) {
+      await writeJsonAtomic(this.opts.statsFile, this.stats()).catch(
+        (err) => this.onWarning(
+          `cannot write cache stats to ${this.opts.statsFile}: ${err.message}`
+        )
+      );
+    }
+    if (firstError !== void 0) throw firstError;
+  }
+  /** Hit and miss counters per layer since the store was made. */
+  stats() {
+    return {
+      ...this.opts.slot !== void 0 ? { slot: this.opts.slot } : {},
+      updatedAt: (/* @__PURE__ */ new Date()).toISOString(),
+      layers: this.counters.map((c) => ({
+        ...c,
+        results: { ...c.results },
+        blobs: { ...c.blobs }
+      }))
+    };
+  }
+  /** Copies a result found in layer `from`, with its blobs, into every faster layer. */
+  async copyUp(manifest, from) {
+    const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+    for (let to = 0; to < from; to++) {
+      const target = this.layers[to];
+      try {
+        const present = await target.hasBlobs(digests);
+        for (const d of digests) if (!present.has(d)) await this.copyBlob(d, from, to);
+        await target.putResult(manifest);
+        this.counters[to].copiedIn++;
+      } catch (err) {
+        if (err instanceof UnreadableResultError) throw err;
+        if (err instanceof CorruptBlobError && err.digest && digests.includes(err.digest)) {
+          throw new UnreadableResultError(
+            `names blob ${err.digest}, which is corrupt in ${this.layers[from].location}; a miss there`
+          );
+        }
+        this.warn(to, `copy of result ${manifest.cacheKey}`, err.message);
+      }
+    }
+  }
+  /** Streams blob `digest` from layer `from` into layer `to` (verified by `putBlob`). */
+  async copyBlob(digest, from, to) {
+    const target = this.layers[to];
+    if ((await target.hasBlobs([digest])).has(digest)) return;
+    const source = await this.layers[from].openBlob(digest);
+    if (!source) {
+      throw new UnreadableResultError(
+        `names blob ${digest}, which is gone from ${this.layers[from].location}; a miss there`
+      );
+    }
+    try {
+      await target.putBlob(source, digest);
+    } finally {
+      source.destroy();
+    }
+  }
+  async union(keys, ask, what) {
+    const found = /* @__PURE__ */ new Set();
+    let rest = [...new Set(keys)];
+    for (let i = 0; i < this.layers.length && rest.length > 0; i++) {
+      const have = await this.tryRead(i, what, () => ask(this.layers[i], rest));
+      if (!have) continue;
+      for (const k of have) found.add(k);
+      rest = rest.filter((k) => !have.has(k));
+    }
+    return found;
+  }
+  async *listAll(prefix) {
+    const seen = /* @__PURE__ */ new Set();
+    for (let i = 0; i < this.layers.length; i++) {
+      const list = this.layers[i].listResults;
+      if (!list) continue;
+      for await (const r of list.call(this.layers[i], prefix)) {
+        if (seen.has(r.cacheKey)) continue;
+        seen.add(r.cacheKey);
+        yield r;
+      }
+    }
+  }
+  /** A read from layer `i`: an error there is a warning and a miss, except in the first layer. */
+  async tryRead(i, what, read) {
+    try {
+      return await read();
+    } catch (err) {
+      if (i === 0) throw err;
+      this.warn(i, `read of ${what}`, err.message);
+      return null;
+    }
+  }
+  /** A write to layer `i` > 0: an error is a warning. */
+  async tryWrite(i, what, write) {
+    try {
+      await write();
+    } catch (err) {
+      this.warn(i, `write of ${what}`, err.message);
+    }
+  }
+  /** Counts an error of layer `i`; warns about the first one of each layer (or every one). */
+  warn(i, what, message2, once = true) {
+    this.counters[i].errors++;
+    const layer = this.layers[i];
+    if (once && this.warned.has(`${i}`)) return;
+    this.warned.add(`${i}`);
+    this.onWarning(
+      `cache store ${layer.kind} (${layer.location}): ${what} failed: ${message2}` + (once ? "; further failures of this store are counted, not reported" : "")
+    );
+  }
+};
+async function writeJsonAtomic(file, value) {
+  await mkdir4(dirname4(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile3(tmp, `${JSON.stringify(value, null, 2)}
+`);
+  await rename4(tmp, file);
+}
+
+// src/store/signing.ts
+init_digest();
+import { createHmac, timingSafeEqual } from "node:crypto";
+var SIGNATURE_PREFIX = "hmac-sha256:";
+var SIGNATURE_CONTEXT = "dist-build/result-signature/v1";
+var SigningConfigError = class extends Error {
+  name = "SigningConfigError";
+};
+function canonicalJson2(value) {
+  if (value === null || typeof value !== "object") {
+    const text = JSON.stringify(value);
+    if (text === void 0) throw new TypeError(`cannot encode ${typeof value} as JSON`);
+    return text;
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson2).join(",")}]`;
+  const record = value;
+  const keys = Object.keys(record).filter((k) => record[k] !== void 0).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson2(record[k])}`).join(",")}}`;
+}
+function manifestDigest(manifest) {
+  const rest = { ...manifest };
+  delete rest.signature;
+  return sha256Digest(canonicalJson2(rest));
+}
+function hmac(secret, manifest) {
+  return createHmac("sha256", secret).update(`${SIGNATURE_CONTEXT}
+${manifest.cacheKey}
+${manifestDigest(manifest)}`).digest();
+}
+function signManifest(manifest, secret) {
+  return `${SIGNATURE_PREFIX}${hmac(secret, manifest).toString("hex")}`;
+}
+function checkSignature(manifest, secret) {
+  const sig = manifest.signature;
+  if (sig === void 0 || sig === "") return "unsigned";
+  if (!sig.startsWith(SIGNATURE_PREFIX)) return "bad";
+  const hex = sig.slice(SIGNATURE_PREFIX.length);
+  if (!/^[0-9a-f]{64}$/.test(hex)) return "bad";
+  return timingSafeEqual(Buffer.from(hex, "hex"), hmac(secret, manifest)) ? "ok" : "bad";
+}
+function signingSecret(sign, env2, onWarning = () => {
+}) {
+  if (!sign) return null;
+  const secret = env2[sign.secretEnv];
+  if (secret) return secret;
+  if (sign.required) {
+    throw new SigningConfigError(
+      `cache.sign.required is set but the environment variable ${sign.secretEnv} (the signing secret) is not`
+    );
+  }
+  onWarning(
+    `cache signing is off: ${sign.secretEnv} is not set, so results are written unsigned and read unchecked`
+  );
+  return null;
+}
+var SignedStore = class {
+  constructor(inner, opts) {
+    this.inner = inner;
+    if (opts.secret.length === 0) throw new TypeError("the signing secret is empty");
+    this.kind = inner.kind;
+    this.location = inner.location;
+    this.secret = opts.secret;
+    this.onWarning = opts.onWarning ?? (() => {
+    });
+    if (inner.listResults) this.listResults = (prefix) => inner.listResults(prefix);
+    if (inner.flush) this.flush = () => inner.flush();
+  }
+  inner;
+  kind;
+  location;
+  listResults;
+  flush;
+  secret;
+  onWarning;
+  warned = /* @__PURE__ */ new Set();
+  /** Results rejected since this store was made: unsigned, and with a bad signature. */
+  rejected = { unsigned: 0, bad: 0 };
+  hasBlobs(digests) {
+    return this.inner.hasBlobs(digests);
+  }
+  putBlob(data, expectedDigest) {
+    return this.inner.putBlob(data, expectedDigest);
+  }
+  putBlobFile(file) {
+    return this.inner.putBlobFile(file);
+  }
+  openBlob(digest) {
+    return this.inner.openBlob(digest);
+  }
+  /** May over-report: a result that is there but badly signed is still a miss in `getResult`. */
+  hasResults(cacheKeys) {
+    return this.inner.hasResults(cacheKeys);
+  }
+  async getResult(cacheKey) {
+    const manifest = await this.inner.getResult(cacheKey);
+    if (!manifest) return null;
+    const check = checkSignature(manifest, this.secret);
+    if (check === "ok") return manifest;
+    if (check === "unsigned") {
+      this.rejected.unsigned++;
+      this.warnOnce(
+        "unsigned",
+        `${this.location}: result ${cacheKey} is not signed; a miss (unsigned results are not trusted while signing is on; further ones are not reported)`
+      );
+    } else {
+      this.rejected.bad++;
+      this.warnOnce(
+        `bad:${cacheKey}`,
+        `${this.location}: result ${cacheKey} has a bad signature (another secret, or tampered with); a miss`
+      );
+    }
+    return null;
+  }
+  putResult(manifest) {
+    return this.inner.putResult({ ...manifest, signature: signManifest(manifest, this.secret) });
+  }
+  warnOnce(id, message2) {
+    if (this.warned.has(id)) return;
+    this.warned.add(id);
+    this.onWarning(message2);
+  }
+};
+
+// src/store/open.ts
+import { join as join8, resolve as resolve3 } from "node:path";
+init_size();
+init_errors();
+init_local();
+var STORE_BACKENDS = {
+  local: createLocalStore,
+  // Loaded only when configured: @actions/cache alone adds ~40 MB to every process that loads it,
+  // and a worker's size is what each command it forks pays for.
+  gha: async (options, ctx) => (await Promise.resolve().then(() => (init_gha(), gha_exports))).createGhaStore(options, ctx),
+  registry: async (options, ctx) => (await Promise.resolve().then(() => (init_registry(), registry_exports))).createRegistryStore(options, ctx)
+};
+var DEFAULT_LOCAL_DIR = join8(".dist-build", "cache");
+async function createLocalStore(options, ctx) {
+  for (const key of Object.keys(options)) {
+    if (key !== "dir" && key !== "max-size") {
+      throw new StoreOptionsError(`unknown option "${key}"; expected one of: dir, max-size`);
+    }
+  }
+  const dir = options.dir ?? DEFAULT_LOCAL_DIR;
+  if (typeof dir !== "string" || dir === "") {
+    throw new StoreOptionsError(`dir: expected a directory name, got ${JSON.stringify(dir)}`);
+  }
+  let maxBytes;
+  if (options["max-size"] !== void 0) {
+    try {
+      maxBytes = parseSize(options["max-size"]);
+    } catch (err) {
+      throw new StoreOptionsError(`max-size: ${err.message}`);
+    }
+  }
+  return LocalStore.open(resolve3(ctx.root, dir), {
+    onWarning: ctx.onWarning,
+    ...maxBytes !== void 0 ? { maxBytes } : {}
+  });
+}
+var IMPLICIT = /* @__PURE__ */ Symbol("implicit local store");
+function effectiveStores(config, cacheDir) {
+  const stores = (config.cache ?? defaultCache()).stores.map((s) => ({ ...s }));
+  let first = stores.find((s) => s.type === "local");
+  if (!first) {
+    first = Object.defineProperty({ type: "local" }, IMPLICIT, { value: true });
+    stores.unshift(first);
+  }
+  if (cacheDir !== void 0) first.dir = resolve3(cacheDir);
+  return stores;
+}
+function workerCacheDir(config, cacheDir) {
+  if (cacheDir !== void 0) return resolve3(cacheDir);
+  const local = effectiveStores(config).find((s) => s.type === "local");
+  const dir = typeof local?.dir === "string" ? local.dir : DEFAULT_LOCAL_DIR;
+  return resolve3(config.root, dir);
+}
+function statsFileFor(cacheDir, slot) {
+  return join8(cacheDir, "stats", `${slot.replace(/[^A-Za-z0-9._-]/g, "_")}.json`);
+}
+async function openStores(config, opts) {
+  const ctx = {
+    root: config.root,
+    slot: opts.slot,
+    onWarning: opts.onWarning,
+    env: opts.env ?? process.env
+  };
+  const stores = effectiveStores(config, opts.cacheDir);
+  const opened = [];
+  const shift = stores[0] && IMPLICIT in stores[0] ? 1 : 0;
+  for (const [position, storeConfig] of stores.entries()) {
+    const index = position - shift;
+    const { type, ...options } = storeConfig;
+    const factory = Object.hasOwn(STORE_BACKENDS, type) ? STORE_BACKENDS[type] : void 0;
+    const problem = (message2) => new ConfigError([
+      {
+        file: config.file,
+        line: 0,
+        col: 0,
+        path: index < 0 ? "cache" : `cache.stores[${index}]`,
+        message: `${type} store: ${message2}`
+      }
+    ]);
+    if (!factory) {
+      throw problem(
+        `this build of dist-build has no ${JSON.stringify(type)} backend (available: ${Object.keys(STORE_BACKENDS).join(", ")})`
+      );
+    }
+    let store;
+    try {
+      store = await factory(options, ctx);
+    } catch (err) {
+      if (err instanceof StoreOptionsError || err instanceof TypeError) throw problem(err.message);
+      throw err;
+    }
+    opened.push({ index, config: storeConfig, store });
+  }
+  return opened;
+}
+async function openStore(config, opts) {
+  const env2 = opts.env ?? process.env;
+  const secret = signingSecret(config.cache?.sign, env2, opts.onWarning);
+  const opened = await openStores(config, { ...opts, env: env2 });
+  const layers = opened.map(
+    ({ store }) => secret === null ? store : new SignedStore(store, { secret, onWarning: opts.onWarning })
+  );
+  return new LayeredStore(layers, {
+    onWarning: opts.onWarning,
+    slot: opts.slot,
+    ...opts.writeStats === false ? {} : { statsFile: statsFileFor(workerCacheDir(config, opts.cacheDir), opts.slot) }
+  });
+}
+function defaultCache() {
+  return { stores: [{ type: "local" }] };
+}
+
+// src/store/index.ts
+init_errors();
+
+// src/cluster/master.ts
+import * as grpc3 from "@grpc/grpc-js";
+import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+
+// src/cluster/protocol.ts
+import * as grpc from "@grpc/grpc-js";
+import { fromJSON } from "@grpc/proto-loader";
+import protobuf from "protobufjs";
+
+// proto/dist_build/v1/cluster.proto
+var cluster_default = `// dist-build cluster protocol, version 1 ("grpc.v1" in membership records).
+//
+// Two services. Workers call the Master (Register, Heartbeat, Deregister, ReportResult); the master
+// calls each Worker (StartJob, StopJob, JobStatus, StreamOutput, HasCache, Export), and workers
+// call each other's FetchBlob to take a dependency's outputs straight from the worker holding them.
+// Command-line clients call the Master's Status and Logs.
+//
+// Every request to a worker carries the worker UUID the master assigned (several workers may share
+// one socket, seed 000). Authentication is mutual TLS with the cluster CA (plus an optional shared
+// token in the \`x-dist-build-token\` metadata entry); see src/cluster/transport.ts.
+syntax = "proto3";
+
+package dist_build.v1;
+
+// ---- Membership (seed 000) ---------------------------------------------------------------------
+
+message Connection {
+  string type = 1;   // "grpc.v1"
+  string socket = 2; // "tcp://host:port" or "unix:///path.sock"
+}
+
+message CpuStats {
+  repeated double loadavg = 1; // 1, 5, 15 minutes
+  uint32 cpus = 2;
+}
+
+message MemStats {
+  uint64 total = 1;
+  uint64 free = 2;
+}
+
+message DiskStats {
+  string name = 1; // "work" or "cache"
+  string path = 2;
+  uint64 free = 3;
+  uint64 total = 4;
+}
+
+message Stats {
+  CpuStats cpu = 1;            // cpu.v0
+  MemStats mem = 2;            // mem.v0
+  repeated DiskStats disk = 3; // disk.v0
+  uint32 running = 4;          // jobs running now
+  uint32 slots = 5;            // jobs it runs at once
+}
+
+message Member {
+  string worker_id = 1;                // readable, unique in the cluster: <host>-<executor>-<store>[-n]
+  repeated Connection connections = 2; // where the master reaches its Worker service
+  Stats stats = 3;
+  map<string, string> annotations = 4; // os, arch, executor, store, labels, com.example.*
+}
+
+// ---- Results and outputs -----------------------------------------------------------------------
+
+message OutputEntry {
+  string path = 1;   // declared output path, relative to the work root
+  string type = 2;   // "dir" | "file" | "symlink"
+  string digest = 3; // sha256:<hex> of the packed blob
+  uint64 size = 4;
+  uint32 files = 5;
+}
+
+message JobReport {
+  string job_id = 1;
+  string unit = 2;
+  string invocation = 3;
+  string cache_key = 4;
+  string state = 5; // succeeded | failed | timed-out | stopped | rejected
+  bool has_exit_code = 6;
+  int32 exit_code = 7;
+  string signal = 8;
+  string reason = 9;
+  uint64 started_at = 10; // epoch ms
+  uint64 ended_at = 11;
+  uint64 duration_ms = 12;
+  repeated OutputEntry outputs = 13;
+  uint64 output_bytes = 14;
+  // The failure is the worker's (lost outputs, store error, shutting down), not the command's:
+  // the master may retry it elsewhere.
+  bool worker_fault = 15;
+}
+
+message RunningJob {
+  string job_id = 1;
+  string unit = 2;
+  string cache_key = 3;
+  uint64 started_at = 4;
+}
+
+// ---- Master service ----------------------------------------------------------------------------
+
+message RegisterRequest {
+  Member member = 1;
+  string config_digest = 2;           // digest of the worker's config copy (informational)
+  repeated RunningJob running = 3;    // jobs still running from before (master restarted)
+  repeated JobReport unreported = 4;  // results finished while no master was reachable
+}
+
+message RegisterResponse {
+  string worker_uuid = 1;  // never reused within this master's lifetime
+  string worker_id = 2;    // the id it is known by (made unique if taken)
+  uint32 lease_ttl_ms = 3;
+  uint32 heartbeat_ms = 4;
+  string master_id = 5;    // changes when the master restarts
+}
+
+message HeartbeatRequest {
+  string worker_uuid = 1;
+  Stats stats = 2;
+  repeated RunningJob running = 3;
+}
+
+message HeartbeatResponse {
+  enum Command {
+    NONE = 0;
+    REREGISTER = 1; // unknown worker (the master restarted or the lease expired): register again
+    SHUTDOWN = 2;   // the run is over and this worker was started for it: leave and exit
+  }
+  Command command = 1;
+  uint32 lease_ttl_ms = 2;
+}
+
+message DeregisterRequest {
+  string worker_uuid = 1;
+  string reason = 2;
+}
+
+message DeregisterResponse {}
+
+message ReportResultRequest {
+  string worker_uuid = 1;
+  JobReport report = 2;
+}
+
+message ReportResultResponse {
+  bool accepted = 1;
+  string reason = 2;
+}
+
+message StatusRequest {}
+
+message MemberStatus {
+  string worker_uuid = 1;
+  Member member = 2;
+  repeated RunningJob running = 3;
+  uint64 registered_at = 4;
+  uint64 last_heartbeat_at = 5;
+  uint32 done = 6;
+}
+
+message UnitStatus {
+  string unit = 1;
+  string state = 2;  // waiting | ready | running | built | cached | failed | skipped | cancelled
+  string worker = 3; // worker id
+  uint32 attempts = 4;
+}
+
+message StatusResponse {
+  string master_id = 1;
+  uint64 started_at = 2;
+  repeated MemberStatus members = 3;
+  string config = 4;
+  repeated UnitStatus units = 5;
+}
+
+message LogsRequest {
+  string invocation = 1; // invocation or unit id
+  bool follow = 2;
+  uint64 from = 3;
+}
+
+service Master {
+  rpc Register(RegisterRequest) returns (RegisterResponse);
+  // One long-lived stream per registered worker: a HeartbeatRequest every period, a
+  // HeartbeatResponse for each. The stream closing (the worker process died, its connection
+  // broke) ends the worker's membership at once; silence ends it when the lease runs out.
+  rpc Heartbeat(stream HeartbeatRequest) returns (stream HeartbeatResponse);
+  rpc Deregister(DeregisterRequest) returns (DeregisterResponse);
+  rpc ReportResult(ReportResultRequest) returns (ReportResultResponse);
+  rpc Status(StatusRequest) returns (StatusResponse);
+  rpc Logs(LogsRequest) returns (stream OutputChunk);
+}
+
+// ---- Worker service (seed 003) -----------------------------------------------------------------
+
+message Holder {
+  string worker_id = 1;
+  repeated Connection connections = 2;
+}
+
+message Dependency {
+  string unit = 1;
+  string cache_key = 2;
+  repeated OutputEntry outputs = 3;
+  repeated Holder holders = 4; // workers that hold the blobs, best first
+}
+
+message StartJobRequest {
+  string worker_uuid = 1;
+  string job_id = 2;
+  string unit = 3;
+  string invocation = 4;
+  string definition_digest = 5; // must equal the digest of the worker's own copy of the invocation
+  string cache_key = 6;
+  repeated Dependency deps = 7;
+}
+
+message StartJobResponse {
+  bool accepted = 1;
+  string reason = 2;
+}
+
+message StopJobRequest {
+  string worker_uuid = 1;
+  string job_id = 2;
+  string reason = 3;
+}
+
+message StopJobResponse {
+  bool found = 1;
+}
+
+message JobStatusRequest {
+  string worker_uuid = 1;
+  string job_id = 2;
+}
+
+message JobStatusResponse {
+  bool found = 1;
+  string state = 2; // queued | preparing | running | saving | succeeded | failed | timed-out | stopped
+  JobReport report = 3; // set once finished
+  uint64 output_bytes = 4;
+}
+
+message StreamOutputRequest {
+  string worker_uuid = 1;
+  string job_id = 2;
+  uint64 from = 3;
+  bool follow = 4;
+}
+
+message OutputChunk {
+  uint64 offset = 1;
+  string stream = 2; // stdout | stderr
+  bytes data = 3;
+}
+
+message HasCacheRequest {
+  string worker_uuid = 1;
+  repeated string cache_keys = 2;
+}
+
+message HasCacheResponse {
+  repeated string cache_keys = 1; // the subset this worker holds (may be approximate)
+  repeated ResultSummary results = 2;
+}
+
+message ResultSummary {
+  string cache_key = 1;
+  repeated OutputEntry outputs = 2;
+  uint64 duration_ms = 3;
+  string worker = 4; // worker that built it
+}
+
+message FetchBlobRequest {
+  string worker_uuid = 1;
+  string digest = 2;
+}
+
+message BlobChunk {
+  bytes data = 1;
+  uint64 size = 2; // total size, in the first chunk
+}
+
+message ExportRequest {
+  string worker_uuid = 1;
+  string unit = 2;
+  string cache_key = 3;
+  string path = 4;   // which declared output
+  string digest = 5; // its blob, when the master knows it (else looked up in the worker's result)
+}
+
+service Worker {
+  rpc StartJob(StartJobRequest) returns (StartJobResponse);
+  rpc StopJob(StopJobRequest) returns (StopJobResponse);
+  rpc JobStatus(JobStatusRequest) returns (JobStatusResponse);
+  rpc StreamOutput(StreamOutputRequest) returns (stream OutputChunk);
+  rpc HasCache(HasCacheRequest) returns (HasCacheResponse);
+  rpc FetchBlob(FetchBlobRequest) returns (stream BlobChunk);
+  rpc Export(ExportRequest) returns (stream BlobChunk);
+}
+`;
+
+// src/cluster/protocol.ts
+var PROTOCOL = "grpc.v1";
+var MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+var loaded;
+function protocol() {
+  if (loaded) return loaded;
+  const root = protobuf.parse(cluster_default, { keepCase: true }).root;
+  const definition = fromJSON(root.toJSON(), {
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    arrays: true,
+    objects: true
+  });
+  const pkg = grpc.loadPackageDefinition(definition);
+  const { Master: Master2, Worker: Worker2 } = pkg.dist_build.v1;
+  loaded = {
+    MasterService: Master2.service,
+    WorkerService: Worker2.service,
+    MasterClient: Master2,
+    WorkerClient: Worker2
+  };
+  return loaded;
+}
+function call(client, method, req, metadata, timeoutMs) {
+  return new Promise((resolve4, reject) => {
+    method.call(client, req, metadata, { deadline: Date.now() + timeoutMs }, (err, res) => {
+      if (err) reject(err);
+      else resolve4(res);
+    });
+  });
+}
+
+// src/cluster/transport.ts
+import * as grpc2 from "@grpc/grpc-js";
+import { chmodSync, existsSync, lstatSync as lstatSync2, unlinkSync } from "node:fs";
+import { isIP } from "node:net";
+import { timingSafeEqual as timingSafeEqual2, createHash as createHash5 } from "node:crypto";
+import { checkServerIdentity } from "node:tls";
+var SecurityError = class extends Error {
+  name = "SecurityError";
+};
+var AddressError = class extends Error {
+  name = "AddressError";
+};
+function parseAddress(text) {
+  const s = text.trim();
+  if (s.startsWith("unix://") || s.startsWith("unix:")) {
+    const path = s.startsWith("unix://") ? s.slice("unix://".length) : s.slice("unix:".length);
+    if (!path) throw new AddressError(`${text}: expected unix:///path/to.sock`);
+    return { kind: "unix", path };
+  }
+  const m = /^(?:tcp:\/\/)?(\[[^\]]+\]|[^:/[\]]*):(\d{1,5})$/.exec(s);
+  if (!m) {
+    throw new AddressError(
+      `${JSON.stringify(text)}: expected tcp://host:port or unix:///path.sock`
+    );
+  }
+  const port = Number(m[2]);
+  if (port > 65535) throw new AddressError(`${text}: port ${port} is out of range`);
+  const host = m[1].replace(/^\[|\]$/g, "") || "127.0.0.1";
+  return { kind: "tcp", host, port };
+}
+function formatAddress(a) {
+  if (a.kind === "unix") return `unix://${a.path}`;
+  return `tcp://${isIP(a.host) === 6 ? `[${a.host}]` : a.host}:${a.port}`;
+}
+function grpcTarget(a) {
+  if (a.kind === "unix") return `unix://${a.path}`;
+  return `${isIP(a.host) === 6 ? `[${a.host}]` : a.host}:${a.port}`;
+}
+function isLoopback(a) {
+  if (a.kind === "unix") return true;
+  const h2 = a.host.toLowerCase();
+  return h2 === "localhost" || h2 === "::1" || /^127\./.test(h2);
+}
+function checkSecurity(a, sec, what) {
+  if (a.kind === "tcp" && !sec.tls && !sec.insecure) {
+    throw new SecurityError(
+      `${what} ${formatAddress(a)}: TCP needs mutual TLS: give --certs DIR (see \`dist-build certs init\`), or --insecure to allow plaintext` + (isLoopback(a) ? "" : " (not recommended off loopback)")
+    );
+  }
+}
+var CHANNEL_OPTIONS = {
+  "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+  "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+  // Keep connections to members alive cheaply; notice dead peers.
+  "grpc.keepalive_time_ms": 15e3,
+  "grpc.keepalive_timeout_ms": 5e3,
+  "grpc.keepalive_permit_without_calls": 1,
+  "grpc.initial_reconnect_backoff_ms": 100,
+  // One connection per client object, as separate worker processes would have (grpc-js would
+  // otherwise multiplex every client of a process to one target over a single connection).
+  "grpc.use_local_subchannel_pool": 1,
+  "grpc.max_reconnect_backoff_ms": 2e3
+};
+var credentialCache = /* @__PURE__ */ new WeakMap();
+function channelCredentials(a, sec) {
+  checkSecurity(a, sec, "connecting to");
+  if (!sec.tls) return grpc2.credentials.createInsecure();
+  const ip = a.kind === "tcp" && isIP(a.host) ? a.host : void 0;
+  let byIp = credentialCache.get(sec.tls);
+  if (!byIp) credentialCache.set(sec.tls, byIp = /* @__PURE__ */ new Map());
+  let creds = byIp.get(ip ?? "");
+  if (!creds) {
+    creds = grpc2.credentials.createSsl(
+      Buffer.from(sec.tls.ca),
+      Buffer.from(sec.tls.key),
+      Buffer.from(sec.tls.cert),
+      // TLS sends no IP address as server name (RFC 6066): the channel names "localhost" instead
+      // (see channelOptions) and the certificate is checked against the IP address here.
+      ip ? { checkServerIdentity: (_host, cert) => checkServerIdentity(ip, cert) } : {}
+    );
+    byIp.set(ip ?? "", creds);
+  }
+  return creds;
+}
+function channelOptions(a) {
+  return a.kind === "unix" || isIP(a.host) ? (
+    // A unix socket has no host name: its member's certificate is checked against "localhost".
+    { ...CHANNEL_OPTIONS, "grpc.ssl_target_name_override": "localhost" }
+  ) : CHANNEL_OPTIONS;
+}
+function callMetadata(sec) {
+  const md2 = new grpc2.Metadata();
+  if (sec.token) md2.set("x-dist-build-token", sec.token);
+  return md2;
+}
+function socketOf(callLike) {
+  let c = callLike.call;
+  for (let depth = 0; c && !c.stream && c.nextCall && depth < 8; depth++) {
+    c = c.nextCall;
+  }
+  return c?.stream?.session?.socket;
+}
+var peerCache = /* @__PURE__ */ new WeakMap();
+function peerRole(callLike) {
+  const socket = socketOf(callLike);
+  const cached = socket && peerCache.get(socket);
+  if (cached) return cached;
+  const ctx = callLike.getAuthContext?.();
+  const cert = ctx?.sslPeerCertificate;
+  if (!cert) return { role: null, name: null };
+  const ou = cert.subject?.OU;
+  const cn = cert.subject?.CN;
+  const peer = {
+    role: Array.isArray(ou) ? ou[0] ?? null : ou ?? null,
+    name: Array.isArray(cn) ? cn[0] ?? null : cn ?? null
+  };
+  if (socket) peerCache.set(socket, peer);
+  return peer;
+}
+function sameSecret(a, b) {
+  const ha = createHash5("sha256").update(a).digest();
+  const hb = createHash5("sha256").update(b).digest();
+  return timingSafeEqual2(ha, hb);
+}
+function authorize(callLike, sec, roles, method) {
+  const fail = (code, reason) => Object.assign(new Error(reason), {
+    code,
+    details: reason,
+    metadata: new grpc2.Metadata(),
+    reason
+  });
+  if (sec.token) {
+    const got = callLike.metadata.get("x-dist-build-token")[0];
+    if (typeof got !== "string" || !sameSecret(got, sec.token)) {
+      return fail(
+        grpc2.status.UNAUTHENTICATED,
+        `${method}: ${got === void 0 ? "missing" : "wrong"} token`
+      );
+    }
+  }
+  if (sec.tls && roles.length) {
+    const { role, name } = peerRole(callLike);
+    if (!role || !roles.includes(role)) {
+      return fail(
+        grpc2.status.PERMISSION_DENIED,
+        `${method}: certificate ${name ?? "?"} has role ${role ?? "none"}, expected ${roles.join(" or ")}`
+      );
+    }
+  }
+  return null;
+}
+var serverCredentialCache = /* @__PURE__ */ new WeakMap();
+function serverCredentials(sec) {
+  if (!sec.tls) return grpc2.ServerCredentials.createInsecure();
+  let creds = serverCredentialCache.get(sec.tls);
+  if (!creds) {
+    creds = grpc2.ServerCredentials.createSsl(
+      Buffer.from(sec.tls.ca),
+      [{ private_key: Buffer.from(sec.tls.key), cert_chain: Buffer.from(sec.tls.cert) }],
+      true
+    );
+    serverCredentialCache.set(sec.tls, creds);
+  }
+  return creds;
+}
+async function startServer(addresses, services, sec, log) {
+  const server = new grpc2.Server({
+    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.keepalive_time_ms": 15e3,
+    "grpc.keepalive_timeout_ms": 5e3
+  });
+  for (const s of services) server.addService(s.definition, s.handlers);
+  const bound = [];
+  for (const a of addresses) {
+    checkSecurity(a, sec, "listening on");
+    if (a.kind === "unix" && existsSync(a.path)) {
+      if (!lstatSync2(a.path).isSocket()) {
+        throw new AddressError(`${formatAddress(a)}: ${a.path} exists and is not a socket`);
+      }
+      unlinkSync(a.path);
+    }
+    const creds = serverCredentials(sec);
+    const port = await new Promise(
+      (resolve4, reject) => server.bindAsync(grpcTarget(a), creds, (err, p) => err ? reject(err) : resolve4(p))
+    ).catch((err) => {
+      server.forceShutdown();
+      throw new AddressError(`cannot listen on ${formatAddress(a)}: ${err.message}`);
+    });
+    if (a.kind === "unix") {
+      chmodSync(a.path, 384);
+      bound.push(a);
+    } else bound.push({ ...a, port });
+  }
+  logRefusedHandshakes(server, log);
+  return {
+    server,
+    addresses: bound,
+    close: () => new Promise((resolve4) => {
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        resolve4();
+      }, 1e3);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve4();
+      });
+    })
+  };
+}
+function logRefusedHandshakes(server, log) {
+  const servers = server.http2Servers;
+  if (!(servers instanceof Map)) return;
+  for (const http2Server of servers.keys()) {
+    const s = http2Server;
+    s.on?.("tlsClientError", (err, socket) => {
+      const from = socket?.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : "unix";
+      const why = socket?.authorizationError;
+      log(
+        `refused connection from ${from}: ${tlsReason(why ? Object.assign(new Error(String(why)), { code: String(why) }) : err)}`
+      );
+    });
+  }
+}
+function tlsReason(err) {
+  const code = err.code ?? "";
+  const msg = err.message;
+  if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|peer did not return a certificate/i.test(code + msg))
+    return "no client certificate";
+  if (/CERT_HAS_EXPIRED|CERTIFICATE_EXPIRED|certificate has expired/i.test(code + msg))
+    return "client certificate expired";
+  if (/UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_SIGNATURE_FAILURE|unable to verify|unknown ca|self.signed|certificate signature failure|UNABLE_TO_GET_ISSUER_CERT/i.test(
+    code + msg
+  ))
+    return `client certificate not from the cluster CA (${msg})`;
+  return msg || code || "TLS handshake failed";
+}
+
+// src/cluster/master.ts
+var Master = class extends EventEmitter {
+  constructor(opts) {
+    super();
+    this.opts = opts;
+    this.log = opts.log ?? ((m) => process.stderr.write(`${m}
+`));
+    this.heartbeatMs = opts.heartbeatMs ?? 1e3;
+    this.leaseTtlMs = opts.leaseTtlMs ?? this.heartbeatMs * 3 + 500;
+  }
+  opts;
+  id = randomUUID();
+  startedAt = Date.now();
+  heartbeatMs;
+  leaseTtlMs;
+  members = /* @__PURE__ */ new Map();
+  log;
+  server;
+  leaseTimer;
+  shutdownAll = false;
+  run;
+  get security() {
+    return this.opts.security;
+  }
+  get addresses() {
+    return this.server?.addresses ?? [];
+  }
+  async start() {
+    this.server = await startServer(
+      this.opts.listen,
+      [{ definition: protocol().MasterService, handlers: this.handlers() }],
+      this.opts.security,
+      (m) => this.log(`master: ${m}`)
+    );
+    const tick = Math.max(20, Math.min(this.heartbeatMs, this.leaseTtlMs) / 2);
+    this.leaseTimer = setInterval(() => this.expireLeases(), tick);
+    this.leaseTimer.unref();
+  }
+  async stop() {
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
+    for (const m of this.members.values()) m.closeClient();
+    this.members.clear();
+    await this.server?.close();
+  }
+  /** Live members, in registration order. */
+  live() {
+    return [...this.members.values()];
+  }
+  member(uuid) {
+    return this.members.get(uuid);
+  }
+  /** Resolves when at least `n` workers are registered; rejects after `timeoutMs`. */
+  waitForWorkers(n, timeoutMs) {
+    if (this.members.size >= n) return Promise.resolve();
+    return new Promise((resolve4, reject) => {
+      const timer = setTimeout(() => {
+        this.off("joined", onJoin);
+        reject(
+          new Error(
+            `only ${this.members.size} of ${n} workers registered within ${Math.round(timeoutMs / 1e3)}s`
+          )
+        );
+      }, timeoutMs);
+      const onJoin = () => {
+        if (this.members.size < n) return;
+        clearTimeout(timer);
+        this.off("joined", onJoin);
+        resolve4();
+      };
+      this.on("joined", onJoin);
+    });
+  }
+  /** Every worker is told to shut down at its next heartbeat (the run that started them is over). */
+  shutdownWorkers() {
+    this.shutdownAll = true;
+    for (const m of this.members.values()) m.shutdown = true;
+  }
+  metadata() {
+    return callMetadata(this.opts.security);
+  }
+  remove(m, why) {
+    if (this.members.get(m.uuid) !== m) return;
+    this.members.delete(m.uuid);
+    m.closeClient();
+    this.log(`master: worker ${m.id} left: ${why}`);
+    this.emit("left", m, why);
+  }
+  expireLeases() {
+    const now = Date.now();
+    for (const m of this.members.values()) {
+      if (now - m.lastHeartbeatAt > this.leaseTtlMs) {
+        this.remove(m, `lease expired (no heartbeat for ${now - m.lastHeartbeatAt} ms)`);
+      }
+    }
+  }
+  uniqueId(wanted) {
+    const taken = new Set([...this.members.values()].map((m) => m.id));
+    if (!taken.has(wanted)) return wanted;
+    for (let i = 2; ; i++) if (!taken.has(`${wanted}-${i}`)) return `${wanted}-${i}`;
+  }
+  handlers() {
+    const sec = this.opts.security;
+    const guard = (c, method, roles) => {
+      const err = authorize(c, sec, roles, method);
+      if (err) this.log(`master: refused ${method}: ${err.reason}`);
+      return err;
+    };
+    return {
+      Register: (c, cb) => {
+        const err = guard(c, "Register", ["worker"]);
+        if (err) return cb(err);
+        const req = c.request;
+        const conn = req.member?.connections?.[0];
+        if (!req.member?.worker_id || !conn) {
+          return cb({
+            code: grpc3.status.INVALID_ARGUMENT,
+            details: "Register needs a member with a worker_id and at least one connection"
+          });
+        }
+        let address;
+        try {
+          address = parseAddress(conn.socket);
+          channelCredentials(address, sec);
+        } catch (e) {
+          return cb({
+            code: grpc3.status.INVALID_ARGUMENT,
+            details: `connection ${conn.socket}: ${e.message}`
+          });
+        }
+        const now = Date.now();
+        let client;
+        const state = {
+          uuid: randomUUID(),
+          id: this.uniqueId(req.member.worker_id),
+          member: req.member,
+          running: req.running,
+          registeredAt: now,
+          lastHeartbeatAt: now,
+          done: 0,
+          get client() {
+            return client ??= new (protocol()).WorkerClient(
+              grpcTarget(address),
+              channelCredentials(address, sec),
+              channelOptions(address)
+            );
+          },
+          closeClient: () => client?.close(),
+          shutdown: this.shutdownAll
+        };
+        this.members.set(state.uuid, state);
+        this.log(
+          `master: worker ${state.id} joined from ${conn.socket}${req.running.length ? ` with ${req.running.length} running job(s)` : ""}`
+        );
+        cb(null, {
+          worker_uuid: state.uuid,
+          worker_id: state.id,
+          lease_ttl_ms: this.leaseTtlMs,
+          heartbeat_ms: this.heartbeatMs,
+          master_id: this.id
+        });
+        this.emit("joined", state, { running: req.running, unreported: req.unreported });
+        for (const r of req.unreported) this.emit("report", state, r);
+      },
+      Heartbeat: (stream) => {
+        const err = guard(stream, "Heartbeat", ["worker"]);
+        if (err) {
+          stream.destroy(err);
+          return;
+        }
+        let member;
+        stream.on("data", (req) => {
+          const m = this.members.get(req.worker_uuid);
+          if (!m) {
+            stream.write({ command: "REREGISTER", lease_ttl_ms: this.leaseTtlMs });
+            stream.end();
+            return;
+          }
+          member = m;
+          m.lastHeartbeatAt = Date.now();
+          if (req.stats) m.member.stats = req.stats;
+          m.running = req.running;
+          stream.write({
+            command: m.shutdown ? "SHUTDOWN" : "NONE",
+            lease_ttl_ms: this.leaseTtlMs
+          });
+        });
+        const closed = (why) => {
+          if (member) this.remove(member, why);
+          member = void 0;
+        };
+        stream.on("end", () => {
+          stream.end();
+          closed("its heartbeat stream ended");
+        });
+        stream.on("error", () => closed("its connection broke"));
+        stream.on("cancelled", () => closed("its connection broke"));
+      },
+      Deregister: (c, cb) => {
+        const err = guard(c, "Deregister", ["worker"]);
+        if (err) return cb(err);
+        const m = this.members.get(c.request.worker_uuid);
+        if (m) this.remove(m, `deregistered (${c.request.reason || "no reason given"})`);
+        cb(null, {});
+      },
+      ReportResult: (c, cb) => {
+        const err = guard(c, "ReportResult", ["worker"]);
+        if (err) return cb(err);
+        const m = this.members.get(c.request.worker_uuid);
+        if (m) {
+          m.lastHeartbeatAt = Date.now();
+          m.done++;
+        }
+        if (!c.request.report?.job_id) {
+          return cb({
+            code: grpc3.status.INVALID_ARGUMENT,
+            details: "ReportResult needs a report with a job_id"
+          });
+        }
+        cb(null, { accepted: true, reason: "" });
+        this.emit("report", m, c.request.report);
+      },
+      Status: (c, cb) => {
+        const err = guard(c, "Status", ["client", "master", "worker"]);
+        if (err) return cb(err);
+        cb(null, this.status());
+      },
+      Logs: (c) => {
+        const err = guard(c, "Logs", ["client", "master"]);
+        if (err) return c.destroy(err);
+        void this.relayLogs(c);
+      }
+    };
+  }
+  status() {
+    const members = this.live().map((m) => ({
+      worker_uuid: m.uuid,
+      member: { ...m.member, worker_id: m.id },
+      running: m.running,
+      registered_at: m.registeredAt,
+      last_heartbeat_at: m.lastHeartbeatAt,
+      done: m.done
+    }));
+    return {
+      master_id: this.id,
+      started_at: this.startedAt,
+      members,
+      config: this.run?.config ?? "",
+      units: this.run?.units() ?? []
+    };
+  }
+  async relayLogs(c) {
+    const where = this.run?.jobOf(c.request.invocation);
+    const m = where && this.members.get(where.uuid);
+    if (!where || !m) {
+      c.destroy({
+        code: grpc3.status.NOT_FOUND,
+        details: where ? `the worker that ran ${c.request.invocation} has left` : `no job of ${c.request.invocation} has started in this run`
+      });
+      return;
+    }
+    const upstream = m.client.StreamOutput(
+      { worker_uuid: m.uuid, job_id: where.jobId, from: c.request.from, follow: c.request.follow },
+      this.metadata()
+    );
+    c.on("cancelled", () => upstream.cancel());
+    try {
+      for await (const chunk of upstream) {
+        if (!c.write(chunk)) await new Promise((r) => c.once("drain", r));
+      }
+      c.end();
+    } catch (err) {
+      const e = err;
+      if (e.code === grpc3.status.CANCELLED) return;
+      c.destroy({
+        code: e.code ?? grpc3.status.UNAVAILABLE,
+        details: e.details ?? e.message
+      });
+    }
+  }
+  /** Unary call to a member's Worker service. */
+  callWorker(m, method, req, timeoutMs = 1e4) {
+    return call(m.client, method(m.client), req, this.metadata(), timeoutMs);
+  }
+};
+
+// src/cluster/worker.ts
+import * as grpc4 from "@grpc/grpc-js";
+import { mkdirSync as mkdirSync2, readdirSync as readdirSync3, rmSync, writeFileSync, readFileSync as readFileSync3 } from "node:fs";
+import os2 from "node:os";
+import { join as join11 } from "node:path";
+import { Readable as Readable3 } from "node:stream";
+
+// src/executors/command.ts
+import { spawn } from "node:child_process";
+import {
+  constants as fsConstants2,
+  createWriteStream as createWriteStream3,
+  mkdirSync,
+  openSync,
+  readdirSync as readdirSync2,
+  readFileSync as readFileSync2,
+  statSync as statSync2
+} from "node:fs";
+import { open as open2, rm as rm4 } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname as dirname5, join as join9 } from "node:path";
+import { performance } from "node:perf_hooks";
+var DEFAULT_BASE_ENV = ["PATH", "HOME", "TMPDIR", "LANG"];
+var DEFAULT_KILL_GRACE_MS = 1e4;
+function defaultLogDir() {
+  return join9(tmpdir(), "dist-build-jobs");
+}
+function buildEnv(declared, opts = {}, parent = process.env) {
+  const env2 = {};
+  const keys = opts.inheritEnv ? Object.keys(parent) : opts.baseEnv ?? DEFAULT_BASE_ENV;
+  for (const key of keys) {
+    const value = parent[key];
+    if (value !== void 0) env2[key] = value;
+  }
+  return Object.assign(env2, declared);
+}
+function commandJobSpec(invocation, opts) {
+  if (invocation.run === void 0) {
+    throw new TypeError(`invocation ${invocation.name} has no run: command`);
+  }
+  return {
+    id: opts.id,
+    invocation: invocation.name,
+    command: invocation.run,
+    cwd: opts.cwd,
+    env: { ...invocation.env },
+    timeoutSeconds: invocation.timeout
+  };
+}
+var ID_PATTERN = /^[A-Za-z0-9._-]+$/;
+function validateSpec(spec) {
+  if (!ID_PATTERN.test(spec.id) || spec.id === "." || spec.id === "..") {
+    throw new TypeError(`invalid job id ${JSON.stringify(spec.id)}: use [A-Za-z0-9._-]`);
+  }
+  if (typeof spec.command !== "string" || spec.command === "") {
+    throw new TypeError(`job ${spec.id}: command must be a non-empty string`);
+  }
+  if (typeof spec.cwd !== "string" || spec.cwd === "") {
+    throw new TypeError(`job ${spec.id}: cwd must be a non-empty string`);
+  }
+  if (typeof spec.timeoutSeconds !== "number" || !(spec.timeoutSeconds >= 0)) {
+    throw new TypeError(`job ${spec.id}: timeoutSeconds must be a number >= 0`);
+  }
+}
+var CommandExecutor = class {
+  constructor(options = {}) {
+    this.options = options;
+    this.logDir = options.logDir ?? defaultLogDir();
+  }
+  options;
+  kind = "command";
+  logDir;
+  jobs = /* @__PURE__ */ new Map();
+  start(spec) {
+    validateSpec(spec);
+    if (this.jobs.has(spec.id)) {
+      throw new Error(`job ${spec.id} already exists in this executor (dispose it first)`);
+    }
+    const job = new CommandJob(
+      { ...spec, env: { ...spec.env } },
+      this.options,
+      this.logDir,
+      () => this.jobs.delete(spec.id)
+    );
+    this.jobs.set(spec.id, job);
+    job.begin();
+    return job;
+  }
+  get(id) {
+    return this.jobs.get(id);
+  }
+  /** Jobs not yet disposed, in start order. */
+  list() {
+    return [...this.jobs.values()];
+  }
+  /** Stops every job that is still running (e.g. when the worker shuts down). */
+  async stopAll(reason = "executor shutting down") {
+    return Promise.all(this.list().map((job) => job.stop(reason)));
+  }
+};
+var MAX_TIMER_MS = 2 ** 31 - 1;
+var READ_CHUNK2 = 64 * 1024;
+var LOG_HIGH_WATER = 1024 * 1024;
+var AFTER_KILL_WAIT_MS = 1e3;
+var PIPE_CLOSE_MARGIN_MS = 2e3;
+var GROUP_POLL_MIN_MS = 5;
+var GROUP_POLL_MAX_MS = 100;
+var CommandJob = class {
+  constructor(spec, options, logDir, onDispose) {
+    this.spec = spec;
+    this.options = options;
+    this.onDispose = onDispose;
+    this.id = spec.id;
+    this.logPath = join9(logDir, `${spec.id}.log`);
+    this.graceMs = Math.max(0, options.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
+    this.result = new Promise((resolve4) => this.resolveResult = resolve4);
+  }
+  spec;
+  options;
+  onDispose;
+  id;
+  logPath;
+  result;
+  _state = "queued";
+  _final;
+  resolveResult;
+  startedAt = Date.now();
+  t0 = performance.now();
+  graceMs;
+  child;
+  _pid;
+  exit;
+  /** Why we are ending the job (set by timeout/stop, before the shell has exited). */
+  cause;
+  startError;
+  finishing = false;
+  disposed = false;
+  timeoutTimer;
+  killTimer;
+  pipeTimer;
+  killSentAt;
+  log;
+  logError;
+  received = 0;
+  flushed = 0;
+  paused = false;
+  /** Offsets where the stream changes; segment i is `firstStream` for even i, the other for odd. */
+  segStarts = [];
+  firstStream = "stdout";
+  lastStream;
+  waiters = /* @__PURE__ */ new Set();
+  listenerFailed = false;
+  get state() {
+    return this._state;
+  }
+  get outputBytes() {
+    return this.received;
+  }
+  get finalResult() {
+    return this._final;
+  }
+  /** PID of the shell, which is also the process group id; `undefined` if it never started. */
+  get pid() {
+    return this._pid;
+  }
+  /** Called once by the executor: opens the log and spawns the command. Never throws. */
+  begin() {
+    try {
+      mkdirSync(dirname5(this.logPath), { recursive: true, mode: 448 });
+      const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW: O_NOFOLLOW2 } = fsConstants2;
+      const fd = openSync(this.logPath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW2, 384);
+      this.log = createWriteStream3(this.logPath, { fd, highWaterMark: LOG_HIGH_WATER });
+      this.log.on("error", (err) => this.onLogError(err));
+    } catch (err) {
+      this.logError = err;
+      this.failStart(`cannot create log ${this.logPath}: ${message(err)}`);
+      return;
+    }
+    const { cwd } = this.spec;
+    try {
+      if (!statSync2(cwd).isDirectory()) {
+        this.failStart(`working directory ${cwd} is not a directory`);
+        return;
+      }
+    } catch (err) {
+      const code = err.code;
+      this.failStart(
+        code === "ENOENT" ? `working directory ${cwd} does not exist` : `working directory ${cwd} is not usable: ${message(err)}`
+      );
+      return;
+    }
+    const shell = this.options.shell ?? "/bin/sh";
+    let child;
+    try {
+      child = spawn(shell, ["-c", this.spec.command], {
+        cwd,
+        env: buildEnv(this.spec.env, this.options),
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"]
+      });
+    } catch (err) {
+      this.failStart(`cannot run ${shell}: ${message(err)}`);
+      return;
+    }
+    this.child = child;
+    this._pid = child.pid;
+    this._state = "running";
+    child.on("error", (err) => {
+      if (this.exit) return;
+      this.failStart(`cannot run ${shell} in ${cwd}: ${message(err)}`);
+    });
+    child.on("exit", (code, signal) => this.onExit(code, signal));
+    child.on("close", (code, signal) => void this.onClose(code, signal));
+    for (const [stream, pipe] of [
+      ["stdout", child.stdout],
+      ["stderr", child.stderr]
+    ]) {
+      pipe?.on("data", (data) => this.append(stream, data));
+      pipe?.on("error", () => {
+      });
+    }
+    const ms = this.spec.timeoutSeconds * 1e3;
+    if (ms > 0 && Number.isFinite(ms)) {
+      this.timeoutTimer = setTimeout(
+        () => this.terminate("timed-out", `timed out after ${this.spec.timeoutSeconds}s`),
+        Math.min(ms, MAX_TIMER_MS)
+      );
+    }
+  }
+  stop(reason) {
+    this.terminate("stopped", reason ? `stopped: ${reason}` : "stopped");
+    return this.result;
+  }
+  async dispose() {
+    if (this.disposed) return;
+    await this.stop("disposed");
+    this.disposed = true;
+    this.onDispose();
+    await rm4(this.logPath, { force: true });
+  }
+  async *output(opts = {}) {
+    let pos = Math.max(0, Math.floor(opts.from ?? 0));
+    const follow = opts.follow ?? false;
+    let fh;
+    try {
+      for (; ; ) {
+        if (this.disposed) return;
+        const end = this.flushed;
+        if (pos < end) {
+          if (!fh) {
+            try {
+              fh = await open2(this.logPath, "r");
+            } catch (err) {
+              if (this.disposed) return;
+              throw err;
+            }
+          }
+          const { stream, segEnd } = this.segmentAt(pos);
+          const n = Math.min(READ_CHUNK2, end - pos, segEnd - pos);
+          const buf = Buffer.allocUnsafe(n);
+          const { bytesRead } = await fh.read(buf, 0, n, pos);
+          if (bytesRead === 0) return;
+          yield { offset: pos, stream, data: bytesRead < n ? buf.subarray(0, bytesRead) : buf };
+          pos += bytesRead;
+          continue;
+        }
+        if (!follow || this._final) return;
+        await new Promise((resolve4) => this.waiters.add(resolve4));
+      }
+    } finally {
+      await fh?.close();
+    }
+  }
+  // --- output ---------------------------------------------------------------------------------
+  append(stream, data) {
+    if (data.length === 0) return;
+    const offset = this.received;
+    if (this.lastStream === void 0) {
+      this.firstStream = stream;
+      this.segStarts.push(offset);
+    } else if (stream !== this.lastStream) {
+      this.segStarts.push(offset);
+    }
+    this.lastStream = stream;
+    this.received += data.length;
+    const log = this.log;
+    if (log && !this.logError) {
+      const ok = log.write(data, (err) => {
+        if (!err && !this.logError) this.flushed += data.length;
+        this.wake();
+      });
+      if (!ok && !this.paused) {
+        this.paused = true;
+        this.child?.stdout?.pause();
+        this.child?.stderr?.pause();
+        log.once("drain", () => this.resumePipes());
+      }
+    }
+    const listener = this.options.onOutput;
+    if (listener) {
+      try {
+        listener({ offset, stream, data }, this);
+      } catch (err) {
+        if (!this.listenerFailed) {
+          this.listenerFailed = true;
+          process.emitWarning(`onOutput listener failed for job ${this.id}: ${message(err)}`);
+        }
+      }
+    }
+  }
+  resumePipes() {
+    if (!this.paused) return;
+    this.paused = false;
+    this.child?.stdout?.resume();
+    this.child?.stderr?.resume();
+  }
+  onLogError(err) {
+    this.logError ??= err;
+    this.resumePipes();
+    this.wake();
+  }
+  segmentAt(pos) {
+    const starts = this.segStarts;
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = lo + hi + 1 >> 1;
+      if (starts[mid] <= pos) lo = mid;
+      else hi = mid - 1;
+    }
+    const other = this.firstStream === "stdout" ? "stderr" : "stdout";
+    return {
+      stream: lo % 2 === 0 ? this.firstStream : other,
+      segEnd: lo + 1 < starts.length ? starts[lo + 1] : Infinity
+    };
+  }
+  wake() {
+    if (this.waiters.size === 0) return;
+    const waiters = [...this.waiters];
+    this.waiters.clear();
+    for (const resolve4 of waiters) resolve4();
+  }
+  // --- process lifecycle ----------------------------------------------------------------------
+  terminate(state, reason) {
+    if (this._final || this.finishing) return;
+    if (this._pid === void 0) return;
+    if (!this.cause && !this.exit) this.cause = { state, reason };
+    this.signalGroup("SIGTERM");
+    this.scheduleKill();
+  }
+  scheduleKill() {
+    if (this.killTimer || this.killSentAt !== void 0) return;
+    this.killTimer = setTimeout(() => {
+      this.killTimer = void 0;
+      this.killSentAt = performance.now();
+      this.signalGroup("SIGKILL");
+    }, this.graceMs);
+  }
+  signalGroup(signal) {
+    if (this._pid === void 0) return;
+    try {
+      process.kill(-this._pid, signal);
+    } catch {
+    }
+  }
+  groupAlive() {
+    return this._pid !== void 0 && groupAlive(this._pid);
+  }
+  onExit(code, signal) {
+    this.exit = { code, signal };
+    if (this.timeoutTimer) clearTimeout(this.timeoutTimer);
+    if (this.groupAlive()) {
+      this.signalGroup("SIGTERM");
+      this.scheduleKill();
+    }
+    this.pipeTimer = setTimeout(() => {
+      this.child?.stdout?.destroy();
+      this.child?.stderr?.destroy();
+    }, this.graceMs + PIPE_CLOSE_MARGIN_MS);
+  }
+  async onClose(code, signal) {
+    if (this.finishing || this.startError !== void 0) return;
+    const exit = this.exit ?? { code, signal };
+    this.exit = exit;
+    await this.waitGroupGone();
+    if (this.finishing) return;
+    let state;
+    let reason;
+    const how = exit.code !== null ? `exit code ${exit.code}` : `signal ${exit.signal ?? "unknown"}`;
+    if (this.cause) {
+      state = this.cause.state;
+      reason = `${this.cause.reason} (${how}${this.killSentAt !== void 0 ? `, SIGKILL after ${this.graceMs}ms grace` : ""})`;
+    } else if (exit.code === 0) {
+      state = "succeeded";
+      reason = "exited with code 0";
+    } else if (exit.code !== null) {
+      state = "failed";
+      reason = `exited with code ${exit.code}`;
+    } else {
+      state = "failed";
+      reason = `killed by ${exit.signal ?? "unknown signal"}`;
+    }
+    await this.finish(state, exit.code, exit.signal, reason);
+  }
+  /** Resolves when nothing is left in the process group (see AFTER_KILL_WAIT_MS). */
+  async waitGroupGone() {
+    let delay = GROUP_POLL_MIN_MS;
+    while (this.groupAlive()) {
+      this.scheduleKill();
+      if (this.killSentAt !== void 0 && performance.now() - this.killSentAt > AFTER_KILL_WAIT_MS) {
+        return;
+      }
+      await new Promise((resolve4) => setTimeout(resolve4, delay));
+      delay = Math.min(delay * 2, GROUP_POLL_MAX_MS);
+    }
+  }
+  failStart(reason) {
+    if (this.finishing) return;
+    this.startError = reason;
+    this.append(
+      "stderr",
+      Buffer.from(`dist-build: cannot start ${this.spec.invocation}: ${reason}
+`)
+    );
+    void this.finish("failed", null, null, `cannot start: ${reason}`);
+  }
+  async finish(state, exitCode, signal, reason) {
+    if (this.finishing) return;
+    this.finishing = true;
+    for (const timer of [this.timeoutTimer, this.killTimer, this.pipeTimer]) {
+      if (timer) clearTimeout(timer);
+    }
+    const log = this.log;
+    if (log && !log.destroyed) {
+      await new Promise((resolve4) => {
+        log.once("close", () => resolve4());
+        log.end();
+      });
+    }
+    if (this.logError) reason += `; log incomplete: ${this.logError.message}`;
+    const durationMs2 = Math.round(performance.now() - this.t0);
+    const result = {
+      state,
+      exitCode,
+      signal,
+      startedAt: this.startedAt,
+      endedAt: Date.now(),
+      durationMs: durationMs2,
+      outputBytes: this.received,
+      reason
+    };
+    this._final = result;
+    this._state = state;
+    this.resolveResult(result);
+    this.wake();
+  }
+};
+function groupAlive(pgid) {
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return false;
+  }
+  let entries;
+  try {
+    entries = readdirSync2("/proc");
+  } catch {
+    return true;
+  }
+  for (const entry of entries) {
+    if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue;
+    let stat4;
+    try {
+      stat4 = readFileSync2(`/proc/${entry}/stat`, "latin1");
+    } catch {
+      continue;
+    }
+    const fields = stat4.slice(stat4.lastIndexOf(")") + 2).split(" ");
+    if (Number(fields[2]) === pgid && fields[0] !== "Z" && fields[0] !== "X") return true;
+  }
+  return false;
+}
+function message(err) {
+  return err instanceof Error ? err.message : String(err);
+}
+
+// src/cluster/worker.ts
+init_types();
+init_types();
+
+// src/cluster/definition.ts
+import crypto3 from "node:crypto";
+var str = (v) => v === void 0 ? null : String(v);
+var pairs = (r) => Object.entries(r).map(([k, v]) => [k, v]);
+function definitionDigest(inv) {
+  const doc = {
+    format: "dist-build/definition/v1",
+    name: inv.name,
+    run: inv.run ?? null,
+    docker: inv.docker ? {
+      context: inv.docker.context,
+      file: inv.docker.file,
+      target: inv.docker.target ?? null,
+      platforms: inv.docker.platforms,
+      tags: inv.docker.tags,
+      buildArgs: pairs(inv.docker.buildArgs)
+    } : null,
+    inputs: inv.inputs,
+    outputs: inv.outputs,
+    needs: inv.needs,
+    env: pairs(inv.env),
+    platform: inv.platform ?? null,
+    timeout: str(inv.timeout)
+  };
+  return "sha256:" + crypto3.createHash("sha256").update(canonicalJson(doc)).digest("hex");
+}
+function configDigest(config) {
+  const h2 = crypto3.createHash("sha256");
+  for (const inv of config.invocations) h2.update(`${inv.name}\0${definitionDigest(inv)}
+`);
+  return "sha256:" + h2.digest("hex");
+}
+
+// src/cluster/stats.ts
+import { statfsSync } from "node:fs";
+import os from "node:os";
+function collectStats(dirs, running, slots) {
+  const disk = [];
+  for (const d of dirs) {
+    try {
+      const s = statfsSync(d.path);
+      disk.push({
+        name: d.name,
+        path: d.path,
+        free: s.bavail * s.bsize,
+        total: s.blocks * s.bsize
+      });
+    } catch {
+    }
+  }
+  return {
+    cpu: { loadavg: os.loadavg(), cpus: os.availableParallelism?.() ?? os.cpus().length },
+    mem: { total: os.totalmem(), free: os.freemem() },
+    disk,
+    running,
+    slots
+  };
+}
+
+// src/cluster/workspace.ts
+import crypto4 from "node:crypto";
+import { existsSync as existsSync2 } from "node:fs";
+import { mkdir as mkdir6, readFile as readFile7, rm as rm5, writeFile as writeFile4, rename as rename6 } from "node:fs/promises";
+import { join as join10 } from "node:path";
+var hashPath = (p) => crypto4.createHash("sha256").update(p).digest("hex").slice(0, 32);
+var Workspace = class {
+  constructor(root) {
+    this.root = root;
+    this.stateDir = join10(root, ".dist-build", "outputs");
+    this.lockDir = join10(root, ".dist-build", "locks");
+  }
+  root;
+  stateDir;
+  lockDir;
+  /** Digest of the packed output that `path` holds now, if known and the path exists. */
+  async held(path) {
+    if (!existsSync2(join10(this.root, path))) return null;
+    try {
+      return (await readFile7(join10(this.stateDir, hashPath(path)), "utf8")).trim() || null;
+    } catch {
+      return null;
+    }
+  }
+  async mark(path, digest) {
+    await mkdir6(this.stateDir, { recursive: true });
+    const file = join10(this.stateDir, hashPath(path));
+    const tmp = `${file}.${process.pid}.${crypto4.randomBytes(4).toString("hex")}`;
+    await writeFile4(tmp, digest + "\n");
+    await rename6(tmp, file);
+  }
+  async unmark(path) {
+    await rm5(join10(this.stateDir, hashPath(path)), { force: true });
+  }
+  /** Removes a declared output (before the invocation that produces it runs). */
+  async clear(path) {
+    await this.unmark(path);
+    await rm5(join10(this.root, path), { recursive: true, force: true });
+  }
+  /** Runs `fn` holding the lock of output `path` (exclusive across processes on this tree). */
+  async withLock(path, fn) {
+    await mkdir6(this.lockDir, { recursive: true });
+    const lock = join10(this.lockDir, hashPath(path));
+    let delay = 5;
+    for (; ; ) {
+      try {
+        await mkdir6(lock);
+        await writeFile4(join10(lock, "pid"), String(process.pid));
+        break;
+      } catch (err) {
+        if (err.code !== "EEXIST") throw err;
+        if (await stale(lock)) {
+          await rm5(lock, { recursive: true, force: true });
+          continue;
+        }
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 200);
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await rm5(lock, { recursive: true, force: true });
+    }
+  }
+};
+async function stale(lock) {
+  let pid;
+  try {
+    pid = Number(await readFile7(join10(lock, "pid"), "utf8"));
+  } catch {
+    return false;
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return true;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return err.code === "ESRCH";
+  }
+}
+
+// src/cluster/worker.ts
+var RPC_TIMEOUT_MS = 1e4;
+var KEEP_FINISHED = 512;
+var WorkerAgent = class {
+  constructor(opts) {
+    this.opts = opts;
+    this.log = opts.log ?? ((m) => process.stderr.write(`${m}
+`));
+    this.security = opts.security;
+    this.slots = Math.max(1, opts.slots ?? 1);
+    this.invocations = new Map(
+      opts.config.invocations.map((inv) => [inv.name, { inv, digest: definitionDigest(inv) }])
+    );
+    this.workspace = new Workspace(opts.config.root);
+    this.executor = new CommandExecutor({
+      ...opts.logDir ? { logDir: opts.logDir } : {},
+      ...opts.killGraceMs !== void 0 ? { killGraceMs: opts.killGraceMs } : {}
+    });
+    this.registered = new Promise((resolve4) => this.registeredOnce = resolve4);
+  }
+  opts;
+  executor;
+  log;
+  security;
+  invocations;
+  workspace;
+  jobs = /* @__PURE__ */ new Map();
+  finishedOrder = [];
+  unreported = [];
+  peers = /* @__PURE__ */ new Map();
+  server;
+  master;
+  uuid = "";
+  workerId = "";
+  heartbeatTimer;
+  heartbeats;
+  shutdownAsked = false;
+  runningDirMade = false;
+  heartbeatMs = 1e3;
+  stopping = false;
+  registering;
+  registeredOnce;
+  registered;
+  slots;
+  get id() {
+    return this.workerId;
+  }
+  /** Addresses the Worker service listens on (after `start`). */
+  get addresses() {
+    return this.server?.addresses ?? [];
+  }
+  async start() {
+    this.reapOrphans();
+    const p = protocol();
+    this.server = await startServer(
+      this.opts.listen ?? [{ kind: "tcp", host: "127.0.0.1", port: 0 }],
+      [{ definition: p.WorkerService, handlers: this.handlers() }],
+      this.security,
+      (m) => this.log(`worker: ${m}`)
+    );
+    this.master = new p.MasterClient(
+      grpcTarget(this.opts.join),
+      channelCredentials(this.opts.join, this.security),
+      channelOptions(this.opts.join)
+    );
+    void this.register();
+  }
+  /** Leaves the cluster: stops running jobs (they are reported as the worker's fault), deregisters. */
+  async stop(reason = "worker stopping") {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const job of this.jobs.values()) {
+      if (job.phase !== "done") job.stopped = reason;
+    }
+    await this.executor.stopAll(reason);
+    await this.opts.store.flush?.().catch((err) => {
+      this.log(`warning: flushing the cache store failed: ${err.message}`);
+    });
+    if (this.master && this.uuid) {
+      await call(
+        this.master,
+        this.master.Deregister,
+        { worker_uuid: this.uuid, reason },
+        callMetadata(this.security),
+        2e3
+      ).catch(() => void 0);
+    }
+    this.closeHeartbeats();
+    this.master?.close();
+    for (const c of this.peers.values()) c.close();
+    await this.server?.close();
+  }
+  // --- membership -------------------------------------------------------------------------------
+  member() {
+    const store = this.opts.store.kind;
+    const host = os2.hostname().split(".")[0] || "host";
+    const annotations = {
+      os: process.platform === "win32" ? "windows" : process.platform,
+      arch: process.arch === "x64" ? "amd64" : process.arch,
+      executor: "command",
+      store,
+      host: os2.hostname(),
+      ...this.opts.labels?.length ? { labels: this.opts.labels.join(",") } : {},
+      ...this.opts.annotations
+    };
+    return {
+      worker_id: this.opts.id ?? `${host}-command-${store}`,
+      connections: this.addresses.map((a) => ({
+        type: PROTOCOL,
+        socket: formatAddress(
+          a.kind === "tcp" && (a.host === "0.0.0.0" || a.host === "::") ? { ...a, host: this.opts.advertise ?? os2.hostname() } : a
+        )
+      })),
+      stats: this.stats(),
+      annotations
+    };
+  }
+  stats() {
+    return collectStats(
+      [
+        { name: "work", path: this.opts.config.root },
+        { name: "cache", path: this.opts.cacheDir }
+      ],
+      this.runningCount(),
+      this.slots
+    );
+  }
+  runningCount() {
+    let n = 0;
+    for (const j of this.jobs.values()) if (j.phase !== "done") n++;
+    return n;
+  }
+  running() {
+    return [...this.jobs.values()].filter((j) => j.phase !== "done").map((j) => ({ job_id: j.id, unit: j.unit, cache_key: j.cacheKey, started_at: j.startedAt }));
+  }
+  register() {
+    this.registering ??= (async () => {
+      let delay = 50;
+      let failures = 0;
+      while (!this.stopping) {
+        try {
+          const unreported = this.unreported.splice(0);
+          const res = await call(
+            this.master,
+            this.master.Register,
+            {
+              member: this.member(),
+              config_digest: configDigest(this.opts.config),
+              running: this.running(),
+              unreported
+            },
+            callMetadata(this.security),
+            RPC_TIMEOUT_MS
+          ).catch((err) => {
+            this.unreported.unshift(...unreported);
+            throw err;
+          });
+          const first = !this.uuid;
+          this.uuid = res.worker_uuid;
+          this.workerId = res.worker_id;
+          this.heartbeatMs = Math.max(50, res.heartbeat_ms || 1e3);
+          this.log(
+            `worker ${this.workerId}: ${first ? "registered" : "re-registered"} with ${formatAddress(this.opts.join)} (master ${res.master_id.slice(0, 8)}, lease ${res.lease_ttl_ms} ms)`
+          );
+          this.registeredOnce?.();
+          this.openHeartbeats(res.lease_ttl_ms);
+          return;
+        } catch (err) {
+          const e = err;
+          if (e.code === grpc4.status.UNAUTHENTICATED || e.code === grpc4.status.PERMISSION_DENIED) {
+            this.log(`worker: the master refused this worker: ${e.details ?? e.message}`);
+          } else if (++failures === 1 || failures % 20 === 0) {
+            this.log(
+              `worker: cannot reach the master at ${formatAddress(this.opts.join)} (${e.details || e.message}); retrying`
+            );
+          }
+          await new Promise((r) => setTimeout(r, delay));
+          delay = Math.min(delay * 2, 2e3);
+        }
+      }
+    })().finally(() => this.registering = void 0);
+    return this.registering;
+  }
+  /**
+   * The heartbeat stream of the current registration: a beat every `heartbeatMs`, an answer for
+   * each. A broken stream, an unanswered beat for longer than the lease, or REREGISTER: register
+   * again (the jobs keep running meanwhile).
+   */
+  openHeartbeats(leaseTtlMs) {
+    this.closeHeartbeats();
+    const stream = this.master.Heartbeat(callMetadata(this.security));
+    this.heartbeats = stream;
+    let answeredAt = Date.now();
+    let over = false;
+    const again = (why) => {
+      if (over || this.heartbeats !== stream) return;
+      over = true;
+      this.closeHeartbeats();
+      if (this.stopping) return;
+      this.log(`worker ${this.workerId}: ${why}; registering again`);
+      void this.register();
+    };
+    stream.on("data", (res) => {
+      answeredAt = Date.now();
+      if (res.command === "REREGISTER") again("the master does not know this worker");
+      else if (res.command === "SHUTDOWN" && !this.shutdownAsked) {
+        this.shutdownAsked = true;
+        this.log(`worker ${this.workerId}: the master says the run is over; shutting down`);
+        this.opts.onShutdown?.();
+      }
+    });
+    stream.on("error", () => again("lost the master"));
+    stream.on("end", () => again("the master closed the heartbeat stream"));
+    const beat = () => {
+      if (this.stopping || over) return;
+      if (Date.now() - answeredAt > Math.max(leaseTtlMs, this.heartbeatMs * 3)) {
+        again("the master stopped answering heartbeats");
+        return;
+      }
+      this.reapOrphans();
+      stream.write({ worker_uuid: this.uuid, stats: this.stats(), running: this.running() });
+    };
+    beat();
+    this.heartbeatTimer = setInterval(beat, this.heartbeatMs);
+  }
+  closeHeartbeats() {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = void 0;
+    const s = this.heartbeats;
+    this.heartbeats = void 0;
+    if (s) {
+      s.removeAllListeners("data");
+      s.on("error", () => void 0);
+      s.cancel();
+    }
+  }
+  // --- orphans ----------------------------------------------------------------------------------
+  /**
+   * Each running command's process group is recorded under `<cache dir>/running/<worker pid>.<job>`.
+   * A worker killed with SIGKILL cannot stop its commands; the other workers sharing this cache
+   * dir (and this one when it starts again) end the groups whose worker is gone, so a command never
+   * keeps writing into a tree where its invocation is being run again.
+   */
+  recordJob(jobId, pgid) {
+    if (pgid === void 0) return void 0;
+    try {
+      const dir = join11(this.opts.cacheDir, "running");
+      if (!this.runningDirMade) mkdirSync2(dir, { recursive: true });
+      this.runningDirMade = true;
+      const file = join11(dir, `${process.pid}.${jobId}`);
+      writeFileSync(file, String(pgid));
+      return file;
+    } catch {
+      return void 0;
+    }
+  }
+  reapOrphans() {
+    const dir = join11(this.opts.cacheDir, "running");
+    let names;
+    try {
+      names = readdirSync3(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const owner = Number(name.slice(0, name.indexOf(".")));
+      if (!Number.isInteger(owner) || owner === process.pid || alive(owner)) continue;
+      try {
+        const pgid = Number(readFileSync3(join11(dir, name), "utf8"));
+        if (Number.isInteger(pgid) && pgid > 1) {
+          process.kill(-pgid, "SIGKILL");
+          this.log(
+            `worker ${this.workerId}: ended process group ${pgid} left by dead worker ${owner}`
+          );
+        }
+      } catch {
+      }
+      rmSync(join11(dir, name), { force: true });
+    }
+  }
+  // --- jobs -------------------------------------------------------------------------------------
+  handlers() {
+    const guard = (callLike, method, masterOnly = true) => {
+      const err = authorize(
+        callLike,
+        this.security,
+        masterOnly ? ["master"] : ["master", "worker"],
+        method
+      );
+      if (err) this.log(`worker: refused ${method}: ${err.reason}`);
+      return err;
+    };
+    return {
+      StartJob: (c, cb) => {
+        const err = guard(c, "StartJob");
+        if (err) return cb(err);
+        cb(null, this.startJob(c.request));
+      },
+      StopJob: (c, cb) => {
+        const err = guard(c, "StopJob");
+        if (err) return cb(err);
+        const job = this.jobs.get(c.request.job_id);
+        if (!job) return cb(null, { found: false });
+        job.stopped = c.request.reason || "stopped by the master";
+        void job.command?.stop(job.stopped);
+        cb(null, { found: true });
+      },
+      JobStatus: (c, cb) => {
+        const err = guard(c, "JobStatus");
+        if (err) return cb(err);
+        const job = this.jobs.get(c.request.job_id);
+        if (!job) return cb(null, { found: false, state: "", output_bytes: 0, report: null });
+        cb(null, {
+          found: true,
+          state: job.report ? job.report.state : job.phase,
+          report: job.report ?? null,
+          output_bytes: job.command?.outputBytes ?? 0
+        });
+      },
+      StreamOutput: (c) => {
+        const err = guard(c, "StreamOutput");
+        if (err) return c.destroy(err);
+        void this.streamOutput(c);
+      },
+      HasCache: (c, cb) => {
+        const err = guard(c, "HasCache");
+        if (err) return cb(err);
+        this.hasCache(c.request.cache_keys).then(
+          (res) => cb(null, res),
+          (e) => cb({ code: grpc4.status.INTERNAL, details: e.message })
+        );
+      },
+      FetchBlob: (c) => {
+        const err = guard(c, "FetchBlob", false);
+        if (err) return c.destroy(err);
+        void this.sendBlob(c, c.request.digest);
+      },
+      Export: (c) => {
+        const err = guard(c, "Export");
+        if (err) return c.destroy(err);
+        void this.exportOutput(c);
+      }
+    };
+  }
+  startJob(req) {
+    const refuse = (reason) => {
+      this.log(`worker ${this.workerId}: refused job ${req.job_id} (${req.unit}): ${reason}`);
+      return { accepted: false, reason };
+    };
+    if (this.stopping) return refuse("the worker is stopping");
+    if (req.worker_uuid !== this.uuid)
+      return refuse(
+        `addressed to worker ${req.worker_uuid}, this is ${this.uuid || "unregistered"}`
+      );
+    const known = this.invocations.get(req.invocation);
+    if (!known) return refuse(`invocation "${req.invocation}" is not in this worker's config`);
+    if (known.digest !== req.definition_digest)
+      return refuse(
+        `invocation "${req.invocation}" differs from this worker's config (definition ${known.digest.slice(0, 19)}, master sent ${req.definition_digest.slice(0, 19)})`
+      );
+    if (known.inv.run === void 0)
+      return refuse(
+        `invocation "${req.invocation}" is a docker build; this worker runs commands only`
+      );
+    if (!/^[A-Za-z0-9._-]{1,128}$/.test(req.job_id)) return refuse("invalid job id");
+    const existing = this.jobs.get(req.job_id);
+    if (existing) {
+      if (existing.unit === req.unit && existing.cacheKey === req.cache_key)
+        return { accepted: true, reason: "already running" };
+      return refuse(`job id ${req.job_id} is in use`);
+    }
+    if (this.runningCount() >= this.slots)
+      return refuse(`busy: ${this.runningCount()} of ${this.slots} slots in use`);
+    const job = {
+      id: req.job_id,
+      unit: req.unit,
+      invocation: known.inv,
+      cacheKey: req.cache_key,
+      deps: req.deps,
+      phase: "preparing",
+      startedAt: Date.now()
+    };
+    this.jobs.set(job.id, job);
+    void this.runJob(job);
+    return { accepted: true, reason: "" };
+  }
+  async runJob(job) {
+    const base = {
+      job_id: job.id,
+      unit: job.unit,
+      invocation: job.invocation.name,
+      cache_key: job.cacheKey,
+      started_at: job.startedAt,
+      outputs: [],
+      output_bytes: 0,
+      has_exit_code: false,
+      exit_code: 0,
+      signal: "",
+      worker_fault: false
+    };
+    let report;
+    let result;
+    try {
+      await this.prepare(job);
+      if (job.stopped) throw new StoppedError(job.stopped);
+      job.phase = "running";
+      const spec = commandJobSpec(job.invocation, { id: job.id, cwd: this.opts.config.root });
+      Object.assign(spec.env, {
+        DIST_BUILD_WORKER: this.workerId,
+        DIST_BUILD_UNIT: job.unit,
+        DIST_BUILD_CACHE_KEY: job.cacheKey
+      });
+      const command = this.executor.start(spec);
+      job.command = command;
+      const pidFile = this.recordJob(job.id, command.pid);
+      const r = await command.result;
+      if (pidFile) rmSync(pidFile, { force: true });
+      if (job.stopped && r.state === "stopped") throw new StoppedError(job.stopped);
+      report = {
+        ...base,
+        state: r.state,
+        has_exit_code: r.exitCode !== null,
+        exit_code: r.exitCode ?? 0,
+        signal: r.signal ?? "",
+        reason: r.reason,
+        ended_at: r.endedAt,
+        duration_ms: r.durationMs,
+        output_bytes: r.outputBytes
+      };
+      if (r.state === "succeeded") {
+        job.phase = "saving";
+        const outputs = await saveOutputs(
+          this.opts.store,
+          this.opts.config.root,
+          job.invocation.outputs
+        );
+        await Promise.all(outputs.map((o) => this.workspace.mark(o.path, o.digest)));
+        const manifest = {
+          format: RESULT_FORMAT,
+          cacheKey: job.cacheKey,
+          unit: job.unit,
+          invocation: job.invocation.name,
+          exitCode: 0,
+          durationMs: r.durationMs,
+          worker: this.workerId,
+          createdAt: (/* @__PURE__ */ new Date()).toISOString(),
+          outputs
+        };
+        result = manifest;
+        report.outputs = outputs;
+      }
+    } catch (err) {
+      const stopped = err instanceof StoppedError;
+      const missingOutput = err.name === "MissingOutputError";
+      report = {
+        ...base,
+        state: stopped ? "stopped" : "failed",
+        reason: stopped ? `stopped: ${err.message}` : `${job.phase === "preparing" ? "cannot prepare" : job.phase === "saving" ? "cannot save outputs" : "failed"}: ${err.message}`,
+        ended_at: Date.now(),
+        duration_ms: Date.now() - job.startedAt,
+        output_bytes: job.command?.outputBytes ?? 0,
+        // A command that did not produce its declared outputs is the command's fault; anything
+        // else that broke around the command (restoring inputs, the store, stopping) is ours.
+        worker_fault: !missingOutput
+      };
+      if (!stopped)
+        this.log(`worker ${this.workerId}: job ${job.id} (${job.unit}): ${report.reason}`);
+    }
+    job.report = report;
+    job.phase = "done";
+    this.finishedOrder.push(job.id);
+    void this.pruneFinished();
+    await Promise.all([
+      this.report(report),
+      result && this.opts.store.putResult(result).catch((err) => {
+        this.log(`warning: cannot store the result of ${job.unit}: ${err.message}`);
+      })
+    ]);
+  }
+  /** Brings every dependency output into the work tree; clears this job's own outputs. */
+  async prepare(job) {
+    const root = this.opts.config.root;
+    for (const dep of job.deps) {
+      for (const out of dep.outputs) {
+        if (await this.workspace.held(out.path) === out.digest) continue;
+        await this.workspace.withLock(out.path, async () => {
+          if (await this.workspace.held(out.path) === out.digest) return;
+          await this.ensureBlob(out.digest, dep.holders);
+          await restoreOutputs((d) => this.opts.store.openBlob(d), root, [out]);
+          await this.workspace.mark(out.path, out.digest);
+        });
+      }
+    }
+    for (const path of job.invocation.outputs) {
+      await this.workspace.withLock(path, () => this.workspace.clear(path));
+    }
+  }
+  /** Makes sure the local store holds `digest`, fetching it from a holder if needed. */
+  async ensureBlob(digest, holders) {
+    if ((await this.opts.store.hasBlobs([digest])).has(digest)) return;
+    const errors = [];
+    for (const h2 of holders) {
+      if (h2.worker_id === this.workerId) continue;
+      for (const conn of h2.connections) {
+        try {
+          const client = this.peer(conn.socket);
+          const stream = client.FetchBlob({ worker_uuid: "", digest }, callMetadata(this.security));
+          await this.opts.store.putBlob(chunksOf(stream), digest);
+          return;
+        } catch (err) {
+          errors.push(`${h2.worker_id} (${conn.socket}): ${err.message}`);
+        }
+      }
+    }
+    throw new Error(
+      `blob ${digest.slice(0, 19)} is not in the local store${errors.length ? ` and no holder could send it: ${errors.join("; ")}` : " and no other worker holds it"}`
+    );
+  }
+  peer(socket) {
+    let c = this.peers.get(socket);
+    if (!c) {
+      const a = parseAddress(socket);
+      const p = protocol();
+      c = new p.WorkerClient(
+        grpcTarget(a),
+        channelCredentials(a, this.security),
+        channelOptions(a)
+      );
+      this.peers.set(socket, c);
+    }
+    return c;
+  }
+  async report(report) {
+    for (let attempt = 0; attempt < 3 && !this.stopping; attempt++) {
+      try {
+        await this.registering;
+        await call(
+          this.master,
+          this.master.ReportResult,
+          { worker_uuid: this.uuid, report },
+          callMetadata(this.security),
+          RPC_TIMEOUT_MS
+        );
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+      }
+    }
+    this.unreported.push(report);
+  }
+  async pruneFinished() {
+    while (this.finishedOrder.length > KEEP_FINISHED) {
+      const id = this.finishedOrder.shift();
+      const job = this.jobs.get(id);
+      this.jobs.delete(id);
+      await job?.command?.dispose();
+    }
+  }
+  async streamOutput(c) {
+    const job = this.jobs.get(c.request.job_id);
+    if (!job) {
+      c.destroy({
+        code: grpc4.status.NOT_FOUND,
+        details: `no job ${c.request.job_id}`
+      });
+      return;
+    }
+    let cancelled = false;
+    c.on("cancelled", () => cancelled = true);
+    try {
+      while (!job.command && job.phase !== "done" && c.request.follow && !cancelled) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      if (job.command) {
+        for await (const chunk of job.command.output({
+          from: c.request.from,
+          follow: c.request.follow
+        })) {
+          if (cancelled) break;
+          if (!c.write({ offset: chunk.offset, stream: chunk.stream, data: chunk.data })) {
+            await new Promise((r) => c.once("drain", r));
+          }
+        }
+      }
+      c.end();
+    } catch (err) {
+      c.destroy({
+        code: grpc4.status.INTERNAL,
+        details: err.message
+      });
+    }
+  }
+  async hasCache(keys) {
+    const have = await this.opts.store.hasResults(keys);
+    const results = [];
+    for (const key of keys) {
+      if (!have.has(key)) continue;
+      const m = await this.opts.store.getResult(key);
+      if (m)
+        results.push({
+          cache_key: key,
+          outputs: m.outputs,
+          duration_ms: m.durationMs,
+          worker: m.worker
+        });
+    }
+    return { cache_keys: results.map((r) => r.cache_key), results };
+  }
+  async sendBlob(c, digest) {
+    try {
+      const stream = await this.opts.store.openBlob(digest);
+      if (!stream) {
+        c.destroy({
+          code: grpc4.status.NOT_FOUND,
+          details: `no blob ${digest}`
+        });
+        return;
+      }
+      let cancelled = false;
+      c.on("cancelled", () => {
+        cancelled = true;
+        stream.destroy();
+      });
+      for await (const data of stream) {
+        if (cancelled) return;
+        if (!c.write({ data, size: 0 })) await new Promise((r) => c.once("drain", r));
+      }
+      c.end();
+    } catch (err) {
+      c.destroy({
+        code: err instanceof CorruptBlobError ? grpc4.status.DATA_LOSS : grpc4.status.INTERNAL,
+        details: err.message
+      });
+    }
+  }
+  async exportOutput(c) {
+    const { unit, cache_key, path, digest } = c.request;
+    let blob = digest;
+    if (!blob) {
+      const m = await this.opts.store.getResult(cache_key).catch(() => null);
+      blob = m?.outputs.find((o) => o.path === path)?.digest ?? "";
+    }
+    if (!blob) {
+      c.destroy({
+        code: grpc4.status.NOT_FOUND,
+        details: `this worker holds no output ${path} of ${unit} (${cache_key.slice(0, 19)})`
+      });
+      return;
+    }
+    await this.sendBlob(c, blob);
+  }
+};
+var StoppedError = class extends Error {
+};
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code !== "ESRCH";
+  }
+}
+function chunksOf(stream) {
+  return Readable3.from(
+    (async function* () {
+      for await (const chunk of stream) {
+        if (chunk.data.length) yield chunk.data;
+      }
+    })()
+  );
+}
+
+// src/cluster/scheduler.ts
+import { randomBytes as randomBytes4 } from "node:crypto";
+import { rm as rm6 } from "node:fs/promises";
+import { join as join12 } from "node:path";
+import { performance as performance2 } from "node:perf_hooks";
+
+// src/report/types.ts
+var REPORT_FORMAT = "dist-build/report/v1";
+
+// src/cluster/scheduler.ts
+var FINAL = /* @__PURE__ */ new Set([
+  "built",
+  "cached",
+  "failed",
+  "skipped",
+  "cancelled"
+]);
+var SchedulerError = class extends Error {
+  name = "SchedulerError";
+};
+var Run = class {
+  constructor(master, opts) {
+    this.master = master;
+    this.opts = opts;
+    this.config = opts.configPath;
+    const invs = new Map(opts.config.invocations.map((i) => [i.name, i]));
+    const units = expandUnits(opts.config);
+    const items = units.map((u) => ({
+      id: u.id,
+      duration: expectedDuration(opts.config, u, opts.history),
+      needs: u.needs
+    }));
+    const graph = needsGraph(items);
+    const tails = tailLengths(items, graph);
+    this.units = units.map((u, i) => {
+      const inv = invs.get(u.invocation);
+      const cacheKey = opts.keys.get(u.id);
+      if (!cacheKey) throw new SchedulerError(`no cache key for unit ${u.id}`);
+      return {
+        unit: u,
+        inv,
+        digest: definitionDigest(inv),
+        cacheKey,
+        duration: items[i].duration,
+        priority: tails[i],
+        needs: [],
+        dependents: [],
+        state: "waiting",
+        attempts: 0,
+        excluded: /* @__PURE__ */ new Set(),
+        outputs: [],
+        holders: /* @__PURE__ */ new Set()
+      };
+    });
+    this.byId = new Map(this.units.map((u) => [u.unit.id, u]));
+    for (const u of this.units) {
+      for (const n of new Set(u.unit.needs)) {
+        const dep = this.byId.get(n);
+        u.needs.push(dep);
+        dep.dependents.push(u);
+      }
+    }
+    for (const u of this.units) if (this.ready(u)) this.readyUnits.add(u);
+    this.done = new Promise((resolve4) => this.finished = resolve4);
+  }
+  master;
+  opts;
+  config;
+  units;
+  byId;
+  runId = randomBytes4(4).toString("hex");
+  inflight = /* @__PURE__ */ new Map();
+  /** Waiting units whose needs are all built or cached. */
+  readyUnits = /* @__PURE__ */ new Set();
+  /** Members that refused or failed a StartJob: skipped until they are heard from again. */
+  cooling = /* @__PURE__ */ new Map();
+  events = [];
+  startedAt = Date.now();
+  assignments = {};
+  finished;
+  done;
+  cancelled = false;
+  fatal;
+  noWorkerTimer;
+  pumping = false;
+  /** No dispatch before the cache check and the first placement: events only record state. */
+  dispatching = false;
+  pumpAgain = false;
+  listeners = [];
+  // --- RunView (status, logs) -------------------------------------------------------------------
+  unitStatus() {
+    return this.units.map((u) => ({
+      unit: u.unit.id,
+      state: u.state === "waiting" && this.ready(u) ? "ready" : u.state,
+      worker: u.job?.workerId ?? u.workerId ?? this.memberId(u.owner) ?? "",
+      attempts: u.attempts
+    }));
+  }
+  jobOf(name) {
+    const u = this.byId.get(name) ?? this.units.find((x) => x.inv.name === name);
+    return u?.job ? { uuid: u.job.uuid, jobId: u.job.id } : void 0;
+  }
+  // --- the run ----------------------------------------------------------------------------------
+  async execute() {
+    const m = this.master;
+    const view = {
+      config: this.config,
+      units: () => this.unitStatus(),
+      jobOf: (n) => this.jobOf(n)
+    };
+    m.run = view;
+    this.listen(
+      "joined",
+      (member, info) => this.onJoined(member, info.running)
+    );
+    this.listen("left", (member, why) => this.onLeft(member, why));
+    this.listen(
+      "report",
+      (member, report) => this.onReport(member, report)
+    );
+    try {
+      await this.checkCache(m.live());
+      for (const member of m.live()) this.adopt(member, member.running);
+      this.dispatching = true;
+      this.replan(this.opts.previous);
+      this.pump();
+      this.checkDone();
+      await this.done;
+      if (this.fatal) throw this.fatal;
+      const exports = await this.exportAll();
+      return this.report(exports);
+    } finally {
+      for (const [ev, fn] of this.listeners) m.off(ev, fn);
+      if (this.noWorkerTimer) clearTimeout(this.noWorkerTimer);
+      if (m.run === view) m.run = void 0;
+    }
+  }
+  /** Cancels the run: waiting units are cancelled, running jobs stopped. */
+  cancel(reason = "cancelled") {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.note(`run cancelled: ${reason}`);
+    for (const u of this.units) {
+      if (u.state === "waiting") this.finish(u, "cancelled", reason);
+      else if (u.state === "running" && u.job) {
+        const member = this.master.member(u.job.uuid);
+        if (member) {
+          void this.master.callWorker(member, (c) => c.StopJob, {
+            worker_uuid: member.uuid,
+            job_id: u.job.id,
+            reason
+          }).catch(() => void 0);
+        }
+        this.finish(u, "cancelled", reason);
+      }
+    }
+    this.checkDone();
+  }
+  /** Assignments of the last placement (unit id -> worker id), for the next run's `previous`. */
+  plan() {
+    const out = {};
+    for (const u of this.units) {
+      const w = u.builtBy ?? u.job?.workerId ?? this.assignments[u.unit.id];
+      if (w) out[u.unit.id] = w;
+    }
+    return out;
+  }
+  /**
+   * Per built unit: milliseconds from sending StartJob to receiving its result, and the command's
+   * own duration as the worker measured it. The difference is the coordination overhead.
+   */
+  timings() {
+    return this.units.filter((u) => u.state === "built" && u.sentAt !== void 0 && u.reportedAt !== void 0).map((u) => ({
+      unit: u.unit.id,
+      roundTripMs: u.reportedAt - u.sentAt,
+      commandMs: u.durationMs ?? 0
+    }));
+  }
+  listen(ev, fn) {
+    this.master.on(ev, fn);
+    this.listeners.push([ev, fn]);
+  }
+  note(message2) {
+    this.events.push({ at: Date.now(), message: message2 });
+  }
+  memberId(uuid) {
+    return uuid ? this.master.member(uuid)?.id : void 0;
+  }
+  async checkCache(members) {
+    const pending = this.units.filter((u) => u.state === "waiting");
+    if (!pending.length || !members.length) return;
+    const keys = [...new Set(pending.map((u) => u.cacheKey))];
+    const answers = await Promise.all(
+      members.map(async (member) => {
+        const found = [];
+        for (let i = 0; i < keys.length; i += 2e3) {
+          const res = await this.master.callWorker(
+            member,
+            (c) => c.HasCache,
+            { worker_uuid: member.uuid, cache_keys: keys.slice(i, i + 2e3) },
+            3e4
+          ).catch(() => void 0);
+          if (res) found.push(...res.results);
+        }
+        return { member, found };
+      })
+    );
+    const byKey = /* @__PURE__ */ new Map();
+    for (const { member, found } of answers) {
+      for (const r of found) {
+        const e = byKey.get(r.cache_key) ?? {
+          outputs: r.outputs,
+          holders: [],
+          by: r.worker
+        };
+        e.holders.push(member);
+        byKey.set(r.cache_key, e);
+      }
+    }
+    for (const u of pending) {
+      const hit = byKey.get(u.cacheKey);
+      if (!hit) continue;
+      u.outputs = hit.outputs;
+      for (const h2 of hit.holders) u.holders.add(h2.uuid);
+      u.workerId = hit.holders[0].id;
+      this.finish(u, "cached");
+      this.opts.onEvent?.({ type: "cached", unit: u.unit.id, worker: u.workerId });
+    }
+  }
+  /** Jobs a (re-)registering worker still runs become this run's jobs when their keys match. */
+  adopt(member, running) {
+    for (const r of running) {
+      const u = this.byId.get(r.unit);
+      if (!u || u.cacheKey !== r.cache_key) continue;
+      if (u.state !== "waiting") continue;
+      this.setState(u, "running");
+      u.attempts = Math.max(1, u.attempts);
+      u.job = { id: r.job_id, uuid: member.uuid, workerId: member.id, dispatchedAt: Date.now() };
+      u.startedAt = r.started_at || Date.now();
+      this.inflight.set(member.uuid, (this.inflight.get(member.uuid) ?? 0) + 1);
+      this.note(`adopted ${u.unit.id}, still running on ${member.id}`);
+    }
+  }
+  workerInfos() {
+    return this.master.live().map((m) => ({ id: m.id, annotations: m.member.annotations }));
+  }
+  /** Places every unit that has not started on the live members. */
+  replan(previous) {
+    if (!this.dispatching) return;
+    const members = this.master.live();
+    const waiting = this.units.filter((u) => u.state === "waiting");
+    if (!waiting.length) return;
+    if (!members.length) {
+      for (const u of waiting) u.owner = void 0;
+      this.armNoWorkerTimer();
+      return;
+    }
+    if (this.noWorkerTimer) {
+      clearTimeout(this.noWorkerTimer);
+      this.noWorkerTimer = void 0;
+    }
+    const ids = new Set(waiting.map((u) => u.unit.id));
+    const items = waiting.map((u) => ({
+      id: u.unit.id,
+      affinityKey: u.unit.affinityKey,
+      duration: u.duration,
+      needs: u.unit.needs.filter((n) => ids.has(n)),
+      labels: u.unit.labels,
+      ...u.unit.platform ? { platform: u.unit.platform } : {}
+    }));
+    const prev = { ...previous, ...this.assignments };
+    for (const u of waiting)
+      if (prev[u.unit.id] && u.excluded.has(prev[u.unit.id])) delete prev[u.unit.id];
+    let result;
+    try {
+      result = place({
+        items,
+        workers: this.workerInfos(),
+        balance: this.opts.config.placement.balance,
+        previous: prev
+      });
+    } catch (err) {
+      this.fatal = err;
+      this.cancel(err.message);
+      return;
+    }
+    const byId = new Map(members.map((m) => [m.id, m]));
+    for (const u of waiting) {
+      const wid = result.assignments[u.unit.id];
+      let owner = byId.get(wid);
+      if (owner && u.excluded.has(owner.id)) {
+        owner = members.find((m) => !u.excluded.has(m.id) && eligible(u.unit, this.info(m))) ?? owner;
+      }
+      u.owner = owner?.uuid;
+      if (owner) this.assignments[u.unit.id] = owner.id;
+    }
+  }
+  info(m) {
+    return { id: m.id, annotations: m.member.annotations };
+  }
+  armNoWorkerTimer() {
+    if (this.noWorkerTimer) return;
+    const ms = this.opts.noWorkerTimeoutMs ?? 6e4;
+    this.noWorkerTimer = setTimeout(() => {
+      this.noWorkerTimer = void 0;
+      if (this.master.live().length) return;
+      this.fatal = new SchedulerError(`no worker available for ${Math.round(ms / 1e3)}s`);
+      this.cancel(this.fatal.message);
+    }, ms);
+  }
+  ready(u) {
+    return u.needs.every((n) => n.state === "built" || n.state === "cached");
+  }
+  freeSlots(m) {
+    const slots = Math.max(1, m.member.stats?.slots ?? 1);
+    return slots - (this.inflight.get(m.uuid) ?? 0);
+  }
+  /** Starts every ready unit that has a free worker. */
+  pump() {
+    if (!this.dispatching) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        this.pumpOnce();
+      } while (this.pumpAgain);
+    } finally {
+      this.pumping = false;
+    }
+  }
+  pumpOnce() {
+    if (this.cancelled || !this.readyUnits.size) return;
+    const now = Date.now();
+    const available = this.master.live().filter((m) => (this.cooling.get(m.uuid) ?? 0) <= now && this.freeSlots(m) > 0);
+    if (!available.length) return;
+    const ready = [...this.readyUnits].sort((a, b) => b.priority - a.priority);
+    const byOwner = /* @__PURE__ */ new Map();
+    for (const u of ready) {
+      if (!u.owner || !this.master.member(u.owner)) continue;
+      let list = byOwner.get(u.owner);
+      if (!list) byOwner.set(u.owner, list = []);
+      list.push(u);
+    }
+    const taken = /* @__PURE__ */ new Set();
+    for (const m of available) {
+      let free = this.freeSlots(m);
+      for (const u of byOwner.get(m.uuid) ?? []) {
+        if (free <= 0) break;
+        if (u.excluded.has(m.id)) continue;
+        taken.add(u);
+        free--;
+        this.dispatch(u, m);
+      }
+    }
+    for (const m of available) {
+      let free = this.freeSlots(m);
+      if (free <= 0) continue;
+      for (const u of ready) {
+        if (free <= 0) break;
+        if (taken.has(u) || u.state !== "waiting" || u.excluded.has(m.id)) continue;
+        const owner = u.owner ? this.master.member(u.owner) : void 0;
+        if (owner && this.freeSlots(owner) > 0 && (this.cooling.get(owner.uuid) ?? 0) <= now)
+          continue;
+        if (!eligible(u.unit, this.info(m))) continue;
+        taken.add(u);
+        free--;
+        this.dispatch(u, m);
+      }
+    }
+  }
+  jobId(u) {
+    return `${u.unit.id.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 80)}.${this.runId}.${u.attempts}`;
+  }
+  depsOf(u) {
+    return u.needs.map((d) => ({
+      unit: d.unit.id,
+      cache_key: d.cacheKey,
+      outputs: d.outputs,
+      holders: [...d.holders].map((uuid) => this.master.member(uuid)).filter((m) => m !== void 0).map((m) => ({ worker_id: m.id, connections: m.member.connections }))
+    }));
+  }
+  dispatch(u, m) {
+    u.attempts++;
+    this.setState(u, "running");
+    const job = { id: this.jobId(u), uuid: m.uuid, workerId: m.id, dispatchedAt: Date.now() };
+    u.job = job;
+    u.startedAt = Date.now();
+    this.inflight.set(m.uuid, (this.inflight.get(m.uuid) ?? 0) + 1);
+    u.sentAt = performance2.now();
+    this.opts.onEvent?.({ type: "started", unit: u.unit.id, worker: m.id, attempt: u.attempts });
+    this.master.callWorker(m, (c) => c.StartJob, {
+      worker_uuid: m.uuid,
+      job_id: job.id,
+      unit: u.unit.id,
+      invocation: u.inv.name,
+      definition_digest: u.digest,
+      cache_key: u.cacheKey,
+      deps: this.depsOf(u)
+    }).then(
+      (res) => {
+        if (u.job !== job || u.state !== "running") return;
+        if (res.accepted) {
+          if (this.opts.onOutput) this.follow(u, m, job.id);
+          return;
+        }
+        if (/differs from this worker's config|not in this worker's config|docker build/.test(
+          res.reason
+        )) {
+          this.release(u);
+          this.fail(u, `worker ${m.id} refused it: ${res.reason}`);
+          return;
+        }
+        this.undo(u, m, `refused by ${m.id}: ${res.reason}`);
+      },
+      (err) => {
+        if (u.job !== job || u.state !== "running") return;
+        this.undo(u, m, `StartJob on ${m.id} failed: ${err.details ?? err.message}`);
+      }
+    );
+  }
+  /** A StartJob that did not take: the unit waits again; the member cools off briefly. */
+  undo(u, m, why) {
+    this.release(u);
+    u.attempts--;
+    this.setState(u, "waiting");
+    u.job = void 0;
+    this.note(why);
+    this.cooling.set(m.uuid, Date.now() + 200);
+    setTimeout(() => this.pump(), 210).unref();
+    this.pump();
+  }
+  release(u) {
+    if (!u.job) return;
+    const n = (this.inflight.get(u.job.uuid) ?? 1) - 1;
+    if (n > 0) this.inflight.set(u.job.uuid, n);
+    else this.inflight.delete(u.job.uuid);
+  }
+  follow(u, m, jobId) {
+    const stream = m.client.StreamOutput(
+      { worker_uuid: m.uuid, job_id: jobId, from: 0, follow: true },
+      this.master.metadata()
+    );
+    stream.on("data", (chunk) => this.opts.onOutput?.(u.unit.id, chunk));
+    stream.on("error", () => void 0);
+  }
+  onJoined(member, running) {
+    this.opts.onEvent?.({ type: "worker-joined", worker: member.id });
+    this.note(`worker ${member.id} joined`);
+    this.adopt(member, running);
+    this.replan();
+    this.pump();
+  }
+  onLeft(member, why) {
+    this.cooling.delete(member.uuid);
+    this.inflight.delete(member.uuid);
+    this.opts.onEvent?.({ type: "worker-lost", worker: member.id, reason: why });
+    this.note(`worker ${member.id} left: ${why}`);
+    for (const u of this.units) {
+      u.holders.delete(member.uuid);
+      if (u.state === "running" && u.job?.uuid === member.uuid) {
+        u.job = void 0;
+        this.retryOrFail(u, member.id, `its worker ${member.id} left (${why})`);
+      }
+    }
+    this.replan();
+    this.pump();
+    this.checkDone();
+  }
+  retryOrFail(u, workerId, why) {
+    u.excluded.add(workerId);
+    if (u.attempts >= 2) {
+      this.fail(u, `${why}; it already ran twice`);
+      return;
+    }
+    this.setState(u, "waiting");
+    this.note(`retrying ${u.unit.id} elsewhere: ${why}`);
+    this.opts.onEvent?.({ type: "retry", unit: u.unit.id, worker: workerId, reason: why });
+  }
+  onReport(member, r) {
+    const u = this.byId.get(r.unit);
+    if (!u || u.cacheKey !== r.cache_key) return;
+    const current = u.job?.id === r.job_id;
+    if (!current) {
+      if (r.state !== "succeeded" || u.state !== "waiting") return;
+    }
+    if (current) this.release(u);
+    u.reportedAt = performance2.now();
+    const workerId = member?.id ?? u.job?.workerId ?? "?";
+    if (member) this.cooling.delete(member.uuid);
+    u.startedAt = r.started_at || u.startedAt;
+    u.endedAt = r.ended_at || Date.now();
+    u.durationMs = r.duration_ms;
+    u.exitCode = r.has_exit_code ? r.exit_code : null;
+    if (r.state === "succeeded") {
+      u.outputs = r.outputs;
+      if (member) u.holders.add(member.uuid);
+      u.builtBy = workerId;
+      u.workerId = workerId;
+      u.attempts = Math.max(1, u.attempts);
+      this.finish(u, "built");
+      this.opts.onEvent?.({
+        type: "built",
+        unit: u.unit.id,
+        worker: workerId,
+        durationMs: r.duration_ms
+      });
+    } else if (r.worker_fault && !this.cancelled) {
+      u.job = void 0;
+      this.retryOrFail(u, workerId, `${workerId}: ${r.reason}`);
+      this.replan();
+    } else if (u.state === "running") {
+      u.workerId = workerId;
+      const job = u.job;
+      void this.failWithTail(u, r, job ? this.master.member(job.uuid) : void 0);
+      return;
+    }
+    this.pump();
+    this.checkDone();
+  }
+  async failWithTail(u, r, m) {
+    let tail;
+    const bytes = this.opts.tailBytes ?? 4096;
+    if (m && u.job && r.output_bytes > 0) {
+      const parts = [];
+      try {
+        const stream = m.client.StreamOutput(
+          {
+            worker_uuid: m.uuid,
+            job_id: u.job.id,
+            from: Math.max(0, r.output_bytes - bytes),
+            follow: false
+          },
+          this.master.metadata(),
+          { deadline: Date.now() + 5e3 }
+        );
+        for await (const c of stream) parts.push(c.data);
+        tail = Buffer.concat(parts).toString("utf8");
+      } catch {
+      }
+    }
+    if (u.state !== "running") return;
+    this.fail(u, r.reason, tail);
+    this.pump();
+    this.checkDone();
+  }
+  fail(u, reason, tail) {
+    this.finish(u, "failed", reason);
+    this.opts.onEvent?.({
+      type: "failed",
+      unit: u.unit.id,
+      worker: u.workerId ?? u.job?.workerId ?? null,
+      reason,
+      ...tail !== void 0 ? { tail } : {}
+    });
+    const skip = (d, because) => {
+      if (d.state !== "waiting") return;
+      const why = `needs ${because.unit.id}, which ${because.state === "failed" ? "failed" : "was skipped"}`;
+      this.finish(d, "skipped", why);
+      this.opts.onEvent?.({ type: "skipped", unit: d.unit.id, reason: why });
+      for (const e of d.dependents) skip(e, d);
+    };
+    for (const d of u.dependents) skip(d, u);
+    if (this.opts.failFast) this.cancel(`--fail-fast: ${u.unit.id} failed`);
+  }
+  finish(u, state, reason) {
+    this.setState(u, state);
+    if (reason !== void 0) u.reason = reason;
+  }
+  /** Every state change goes through here, keeping the set of ready units current. */
+  setState(u, state) {
+    u.state = state;
+    if (state === "waiting") {
+      if (this.ready(u)) this.readyUnits.add(u);
+      return;
+    }
+    this.readyUnits.delete(u);
+    if (state === "built" || state === "cached") {
+      for (const d of u.dependents)
+        if (d.state === "waiting" && this.ready(d)) this.readyUnits.add(d);
+    }
+  }
+  checkDone() {
+    if (this.units.every((u) => FINAL.has(u.state))) this.finished();
+  }
+  // --- export -----------------------------------------------------------------------------------
+  async exportAll() {
+    const dir = this.opts.exportTo;
+    if (!dir) return [];
+    const out = [];
+    for (const u of this.units) {
+      if (!u.inv.export || u.state !== "built" && u.state !== "cached") continue;
+      const candidates = [
+        ...this.master.live().filter((m) => m.id === u.builtBy),
+        ...[...u.holders].map((h2) => this.master.member(h2)).filter((m) => !!m)
+      ];
+      let lastError;
+      let done;
+      for (const m of new Set(candidates)) {
+        try {
+          const outputs = [];
+          for (const o of u.outputs) {
+            const stream = m.client.Export(
+              {
+                worker_uuid: m.uuid,
+                unit: u.unit.id,
+                cache_key: u.cacheKey,
+                path: o.path,
+                digest: o.digest
+              },
+              this.master.metadata()
+            );
+            await restoreOutputs(
+              async () => chunksOf(stream),
+              dir,
+              [o]
+            );
+            const dest = join12(dir, o.path);
+            outputs.push({ path: o.path, dest, digest: o.digest, size: o.size, files: o.files });
+            this.opts.onEvent?.({
+              type: "exported",
+              unit: u.unit.id,
+              worker: m.id,
+              path: o.path,
+              dest
+            });
+          }
+          done = { unit: u.unit.id, invocation: u.inv.name, worker: m.id, outputs };
+          break;
+        } catch (err) {
+          lastError = err;
+          this.note(`export of ${u.unit.id} from ${m.id} failed: ${lastError.message}`);
+        }
+      }
+      if (!done) {
+        throw new SchedulerError(
+          `cannot export ${u.unit.id}: ${lastError ? lastError.message : "no live worker holds it"}`
+        );
+      }
+      out.push(done);
+    }
+    await rm6(join12(dir, ".dist-build"), { recursive: true, force: true });
+    return out;
+  }
+  // --- report -----------------------------------------------------------------------------------
+  report(exports) {
+    const endedAt = Date.now();
+    const workers = /* @__PURE__ */ new Map();
+    for (const m of this.master.live()) {
+      workers.set(m.id, {
+        id: m.id,
+        annotations: m.member.annotations,
+        built: 0,
+        cached: 0,
+        busyMs: 0
+      });
+    }
+    const invocations = this.units.map((u) => {
+      const worker = u.workerId ?? u.job?.workerId ?? null;
+      if (worker) {
+        let w = workers.get(worker);
+        if (!w)
+          workers.set(
+            worker,
+            w = { id: worker, annotations: {}, built: 0, cached: 0, busyMs: 0 }
+          );
+        if (u.state === "built") {
+          w.built++;
+          w.busyMs += u.durationMs ?? 0;
+        } else if (u.state === "cached") w.cached++;
+      }
+      const timed = u.state === "built" || u.state === "failed";
+      return {
+        unit: u.unit.id,
+        invocation: u.inv.name,
+        worker,
+        status: u.state === "waiting" || u.state === "running" ? "cancelled" : u.state,
+        cacheKey: u.cacheKey,
+        ...timed && u.startedAt ? { startedAt: u.startedAt } : {},
+        ...timed && u.endedAt ? { endedAt: u.endedAt } : {},
+        ...timed && u.durationMs !== void 0 ? { durationMs: u.durationMs } : {},
+        ...u.exitCode !== void 0 ? { exitCode: u.exitCode } : {},
+        ...u.reason ? { reason: u.reason } : {},
+        attempts: u.attempts,
+        outputs: u.outputs.map((o) => ({ path: o.path, digest: o.digest, size: o.size }))
+      };
+    });
+    const failed = invocations.some((i) => i.status === "failed" || i.status === "skipped");
+    return {
+      format: REPORT_FORMAT,
+      config: this.config,
+      startedAt: this.startedAt,
+      endedAt,
+      durationMs: endedAt - this.startedAt,
+      status: this.cancelled && !failed ? "cancelled" : failed || this.cancelled ? "failed" : "succeeded",
+      workers: [...workers.values()],
+      invocations,
+      exports,
+      events: this.events
+    };
+  }
+};
+
+// src/cluster/certs.ts
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+import { createHash as createHash6, createPrivateKey, createPublicKey, KeyObject, randomBytes as randomBytes5 } from "node:crypto";
+import { mkdir as mkdir7, open as open3, readdir as readdir4, readFile as readFile8, rename as rename7, stat as stat3, unlink as unlink3 } from "node:fs/promises";
+import { isIP as isIP2 } from "node:net";
+import { join as join13 } from "node:path";
+var CertError = class extends Error {
+  name = "CertError";
+};
+var CERT_ROLES = ["master", "worker", "client"];
+var DEFAULT_CERT_DIR = ".dist-build/certs";
+var DEFAULT_CA_NAME = "dist-build CA";
+var DEFAULT_CA_DAYS = 365;
+var DEFAULT_CERT_DAYS = 90;
+var CERT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+var CA_CERT_FILE = "ca.pem";
+var ORGANIZATION = "dist-build";
+var DEFAULT_HOSTS = ["localhost", "127.0.0.1", "::1"];
+var CLOCK_SKEW_MS = 6e4;
+var DAY_MS3 = 864e5;
+var MAX_DAYS = 36500;
+var webCrypto = globalThis.crypto;
+var KEY_ALG = { name: "ECDSA", namedCurve: "P-256" };
+var SIGN_ALG = { name: "ECDSA", hash: "SHA-256" };
+var x509Crypto = webCrypto;
+function checkCertName(name) {
+  if (!CERT_NAME_RE.test(name))
+    throw new CertError(
+      `invalid certificate name "${name}": use 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit`
+    );
+  if (/^ca$/i.test(name) || /-key$/i.test(name))
+    throw new CertError(
+      `invalid certificate name "${name}": "ca" and names ending in "-key" are reserved for key files`
+    );
+}
+function checkDays(days, what) {
+  if (!Number.isInteger(days) || days < 1 || days > MAX_DAYS)
+    throw new CertError(
+      `${what}: expected a whole number of days from 1 to ${MAX_DAYS}, got ${days}`
+    );
+}
+function randomSerial() {
+  const b = randomBytes5(16);
+  b[0] = b[0] & 127 || 1;
+  return b.toString("hex");
+}
+function checkDate(d) {
+  const iso = d.toISOString();
+  const y = d.getUTCFullYear();
+  if (y < 1950 || y > 9999) throw new CertError(`date out of range: ${iso}`);
+}
+function dn(attrs) {
+  return new x509.Name(attrs.map(([type, v]) => ({ [type]: [{ utf8String: v }] })));
+}
+async function signCertificate(spec) {
+  checkDate(spec.notBefore);
+  checkDate(spec.notAfter);
+  const cert = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: randomSerial(),
+      issuer: spec.issuer,
+      subject: spec.subject,
+      notBefore: spec.notBefore,
+      notAfter: spec.notAfter,
+      publicKey: spec.publicKey,
+      signingKey: spec.signingKey,
+      signingAlgorithm: SIGN_ALG,
+      extensions: spec.extensions
+    },
+    x509Crypto
+  );
+  return `${cert.toString("pem")}
+`;
+}
+async function generateKeys() {
+  const keys = await webCrypto.subtle.generateKey(KEY_ALG, true, ["sign", "verify"]);
+  const publicKey = new x509.PublicKey(
+    KeyObject.from(keys.publicKey).export({ type: "spki", format: "der" })
+  );
+  return {
+    privateKey: keys.privateKey,
+    keyPem: KeyObject.from(keys.privateKey).export({ type: "pkcs8", format: "pem" }),
+    publicKey,
+    keyId: Buffer.from(await publicKey.getKeyIdentifier(x509Crypto)).toString("hex")
+  };
+}
+function altNames(hosts) {
+  const out = [];
+  const seen = /* @__PURE__ */ new Set();
+  for (const raw of [...DEFAULT_HOSTS, ...hosts]) {
+    let h2 = raw.trim();
+    if (h2.startsWith("[") && h2.endsWith("]")) h2 = h2.slice(1, -1);
+    const family = isIP2(h2);
+    let entry;
+    if (family === 4) {
+      entry = { type: "ip", value: h2.split(".").map(Number).join(".") };
+    } else if (family === 6) {
+      if (h2.includes("%")) throw new CertError(`host "${raw}": IPv6 zone ids cannot be certified`);
+      entry = { type: "ip", value: new URL(`http://[${h2}]/`).hostname.slice(1, -1) };
+    } else {
+      const dns = h2.toLowerCase().replace(/\.$/, "");
+      const label = "[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?";
+      if (dns.length > 253 || !new RegExp(`^(\\*\\.)?${label}(\\.${label})*$`).test(dns))
+        throw new CertError(
+          `host "${raw}": expected a DNS name (e.g. build-1.internal) or an IP address`
+        );
+      entry = { type: "dns", value: dns };
+    }
+    const k = `${entry.type}:${entry.value}`;
+    if (!seen.has(k)) {
+      seen.add(k);
+      out.push(entry);
+    }
+  }
+  return out;
+}
+function pemBody(pem, what) {
+  if (!/-----BEGIN CERTIFICATE-----/.test(pem))
+    throw new CertError(`${what}: not a PEM certificate (no "BEGIN CERTIFICATE" line)`);
+  return pem;
+}
+function parseCert(pem, what) {
+  try {
+    return new x509.X509Certificate(pemBody(pem, what));
+  } catch (err) {
+    if (err instanceof CertError) throw err;
+    throw new CertError(`${what}: cannot parse the certificate: ${err.message}`);
+  }
+}
+function parseKey(pem, what) {
+  let key;
+  try {
+    key = createPrivateKey(pem);
+  } catch (err) {
+    throw new CertError(`${what}: cannot parse the private key: ${err.message}`);
+  }
+  return key;
+}
+function checkKeyMatches(cert, key, what) {
+  const fromKey = createPublicKey(key).export({ type: "spki", format: "der" });
+  if (!Buffer.from(cert.publicKey.rawData).equals(fromKey))
+    throw new CertError(`${what}: the private key does not belong to the certificate`);
+}
+var CA_BASIC_CONSTRAINTS = new x509.BasicConstraintsExtension(true, 0, true);
+var CA_KEY_USAGE = new x509.KeyUsagesExtension(
+  x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+  true
+);
+var LEAF_BASIC_CONSTRAINTS = new x509.BasicConstraintsExtension(false, void 0, true);
+var LEAF_KEY_USAGE = new x509.KeyUsagesExtension(
+  x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement,
+  true
+);
+var LEAF_EXT_KEY_USAGE = new x509.ExtendedKeyUsageExtension(
+  [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+  false
+);
+function signer(key, subject, keyId, notAfter) {
+  const authorityKeyId = new x509.AuthorityKeyIdentifierExtension(keyId, false);
+  return { key, subject, authorityKeyId, notAfter, altNames: /* @__PURE__ */ new Map() };
+}
+async function signingCA(ca) {
+  const cert = parseCert(ca.cert, "CA certificate");
+  const bc = cert.getExtension(x509.BasicConstraintsExtension);
+  if (!bc?.ca) throw new CertError("CA certificate: not a CA (BasicConstraints CA:true missing)");
+  const keyObject = parseKey(ca.key, "CA private key");
+  const details = keyObject.asymmetricKeyDetails;
+  if (keyObject.asymmetricKeyType !== "ec" || details?.namedCurve !== "prime256v1")
+    throw new CertError("CA private key: expected an ECDSA P-256 key");
+  checkKeyMatches(cert, keyObject, "CA");
+  const der = keyObject.export({ type: "pkcs8", format: "der" });
+  const key = await webCrypto.subtle.importKey("pkcs8", der, KEY_ALG, false, ["sign"]);
+  const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+  const keyId = ski ?? Buffer.from(await cert.publicKey.getKeyIdentifier(x509Crypto)).toString("hex");
+  return signer(key, cert.subjectName, keyId, cert.notAfter);
+}
+async function createCA(opts = {}) {
+  return (await newCA(opts)).pair;
+}
+async function newCA(opts, pregenerated) {
+  const name = opts.name ?? DEFAULT_CA_NAME;
+  const days = opts.days ?? DEFAULT_CA_DAYS;
+  checkSubjectName(name, "CA name");
+  checkDays(days, "CA validity");
+  const keys = await (pregenerated ?? generateKeys());
+  const now = Date.now();
+  const subject = dn([
+    ["CN", name],
+    ["O", ORGANIZATION]
+  ]);
+  const notAfter = new Date(now + days * DAY_MS3);
+  const cert = await signCertificate({
+    issuer: subject,
+    subject,
+    notBefore: new Date(now - CLOCK_SKEW_MS),
+    notAfter,
+    publicKey: keys.publicKey,
+    signingKey: keys.privateKey,
+    extensions: [
+      CA_BASIC_CONSTRAINTS,
+      CA_KEY_USAGE,
+      new x509.SubjectKeyIdentifierExtension(keys.keyId, false)
+    ]
+  });
+  return {
+    pair: { cert, key: keys.keyPem },
+    signer: signer(keys.privateKey, subject, keys.keyId, notAfter)
+  };
+}
+function checkSubjectName(name, what) {
+  if (!name.trim() || name.length > 64 || [...name].some((c) => c < " " || c === "\x7F"))
+    throw new CertError(`${what}: expected 1-64 printable characters, got ${JSON.stringify(name)}`);
+}
+async function issueWith(ca, opts, pregenerated) {
+  const { name, role } = opts;
+  checkSubjectName(name, "certificate name");
+  if (!CERT_ROLES.includes(role))
+    throw new CertError(`invalid role "${role}": expected one of ${CERT_ROLES.join(", ")}`);
+  const days = opts.days ?? DEFAULT_CERT_DAYS;
+  checkDays(days, "certificate validity");
+  const sans = altNames(opts.hosts ?? []);
+  const sanKey = JSON.stringify(sans);
+  let san = ca.altNames.get(sanKey);
+  if (!san) ca.altNames.set(sanKey, san = new x509.SubjectAlternativeNameExtension(sans, false));
+  const now = Date.now();
+  const notBefore = opts.notBefore ?? new Date(now - CLOCK_SKEW_MS);
+  let notAfter = opts.notAfter;
+  if (!notAfter) {
+    if (ca.notAfter.getTime() <= now)
+      throw new CertError(
+        `the CA expired on ${ca.notAfter.toISOString()}: create a new one with \`dist-build certs init --force\``
+      );
+    const wanted = (opts.notBefore ? notBefore.getTime() : now) + days * DAY_MS3;
+    notAfter = new Date(Math.min(wanted, ca.notAfter.getTime()));
+  }
+  if (notAfter.getTime() <= notBefore.getTime())
+    throw new CertError(
+      `certificate "${name}": notAfter (${notAfter.toISOString()}) is not after notBefore (${notBefore.toISOString()})`
+    );
+  const keys = await (pregenerated ?? generateKeys());
+  const cert = await signCertificate({
+    issuer: ca.subject,
+    subject: dn([
+      ["CN", name],
+      ["O", ORGANIZATION],
+      ["OU", role]
+    ]),
+    notBefore,
+    notAfter,
+    publicKey: keys.publicKey,
+    signingKey: ca.key,
+    extensions: [
+      LEAF_BASIC_CONSTRAINTS,
+      LEAF_KEY_USAGE,
+      LEAF_EXT_KEY_USAGE,
+      san,
+      ca.authorityKeyId,
+      new x509.SubjectKeyIdentifierExtension(keys.keyId, false)
+    ]
+  });
+  return { cert, key: keys.keyPem };
+}
+async function issueCert(ca, opts) {
+  return issueWith(await signingCA(ca), opts);
+}
+async function readPem(file, hint) {
+  try {
+    return await readFile8(file, "utf8");
+  } catch (err) {
+    if (err.code === "ENOENT")
+      throw new CertError(`${file} not found: ${hint}`);
+    throw new CertError(`cannot read ${file}: ${err.message}`);
+  }
+}
+function dirFlag(dir) {
+  return dir === DEFAULT_CERT_DIR ? "" : ` --dir ${/^[\w./-]+$/.test(dir) ? dir : JSON.stringify(dir)}`;
+}
+function initHint(dir) {
+  return `create the cluster CA with \`dist-build certs init${dirFlag(dir)}\``;
+}
+async function issuedBy(certPemText, caPemText) {
+  const cert = parseCert(certPemText, "certificate");
+  const ca = parseCert(caPemText, "CA certificate");
+  if (cert.issuer !== ca.subject) return false;
+  return cert.verify({ publicKey: ca, signatureOnly: true }, x509Crypto);
+}
+async function loadTls(dir, name) {
+  checkCertName(name);
+  const issueCmd = `\`dist-build certs issue --name ${name}${dirFlag(dir)}\``;
+  const issueHint = `issue it with ${issueCmd}`;
+  const ca = await readPem(join13(dir, CA_CERT_FILE), initHint(dir));
+  const certFile = join13(dir, `${name}.pem`);
+  const keyFile = join13(dir, `${name}-key.pem`);
+  const cert = await readPem(certFile, issueHint);
+  const key = await readPem(keyFile, issueHint);
+  const parsed = parseCert(cert, certFile);
+  checkKeyMatches(parsed, parseKey(key, keyFile), `${certFile} / ${keyFile}`);
+  if (!await issuedBy(cert, ca))
+    throw new CertError(
+      `${certFile} was not issued by the CA in ${join13(dir, CA_CERT_FILE)}: ${issueHint}`
+    );
+  const now = Date.now();
+  if (parsed.notAfter.getTime() <= now)
+    throw new CertError(
+      `${certFile} expired on ${parsed.notAfter.toISOString()}: issue a new one with ${issueCmd}`
+    );
+  if (parsed.notBefore.getTime() > now)
+    throw new CertError(
+      `${certFile} is not valid before ${parsed.notBefore.toISOString()} (check this machine's clock)`
+    );
+  return { ca, cert, key };
+}
+async function ephemeralTls(names) {
+  const unique = new Set(names);
+  if (unique.size !== names.length) throw new CertError("ephemeralTls: duplicate names");
+  const leafKeys = names.map(() => generateKeys());
+  leafKeys.forEach((p) => p.catch(() => {
+  }));
+  const { pair: ca, signer: signer2 } = await newCA({ name: "dist-build ephemeral CA", days: 7 });
+  const pairs2 = await Promise.all(
+    names.map(
+      (name, i) => issueWith(
+        signer2,
+        { name, role: name === "master" ? "master" : "worker", days: 7 },
+        leafKeys[i]
+      )
+    )
+  );
+  const tls = {};
+  names.forEach((name, i) => tls[name] = { ca: ca.cert, ...pairs2[i] });
+  return { ca, tls };
+}
+
+// src/report/index.ts
+import { mkdir as mkdir8, writeFile as writeFile5 } from "node:fs/promises";
+import { join as join14 } from "node:path";
+
+// src/cli/table.ts
+function table(rows, right = []) {
+  const widths = [];
+  for (const r of rows) r.forEach((c, i) => widths[i] = Math.max(widths[i] ?? 0, c.length));
+  return rows.map(
+    (r) => r.map(
+      (c, i) => i === r.length - 1 && !right[i] ? c : right[i] ? c.padStart(widths[i]) : c.padEnd(widths[i])
+    ).join("  ").trimEnd()
+  ).join("\n");
+}
+
+// src/report/render.ts
+var STATUSES = ["built", "cached", "failed", "skipped", "cancelled"];
+function countByStatus(report) {
+  const counts = { built: 0, cached: 0, failed: 0, skipped: 0, cancelled: 0 };
+  for (const i of report.invocations) counts[i.status]++;
+  return counts;
+}
+var plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+var fmtMs = (ms) => formatDuration(Math.max(0, ms) / 1e3);
+var rel = (report, at) => `+${fmtMs(at - report.startedAt)}`;
+function totalsLine(report) {
+  const c = countByStatus(report);
+  const extra = ["skipped", "cancelled"].filter((s) => c[s] > 0).map((s) => `, ${c[s]} ${s}`).join("");
+  return `${plural(report.invocations.length, "invocation")}: ${c.built} built, ${c.cached} cached, ${c.failed} failed${extra} in ${fmtMs(report.durationMs)} on ${plural(report.workers.length, "worker")}`;
+}
+function interval(i) {
+  if (i.status !== "built" && i.status !== "failed") return null;
+  if (i.startedAt === void 0) return null;
+  const end = i.endedAt ?? (i.durationMs !== void 0 ? i.startedAt + i.durationMs : void 0);
+  if (end === void 0) return null;
+  return { start: i.startedAt, end: Math.max(end, i.startedAt) };
+}
+function durationMs(i) {
+  if (i.durationMs !== void 0) return i.durationMs;
+  const t = interval(i);
+  return t ? t.end - t.start : void 0;
+}
+function resultText(i) {
+  const details = [];
+  if (i.status === "failed" && i.exitCode !== void 0)
+    details.push(i.exitCode === null ? "no exit code" : `exit ${i.exitCode}`);
+  if (i.attempts > 1) details.push(`attempt ${i.attempts}`);
+  return details.length ? `${i.status} (${details.join(", ")})` : i.status;
+}
+function formatSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = bytes / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
+}
+function shortDigest(digest) {
+  const m = /^([a-z0-9]+:)?([0-9a-f]+)$/i.exec(digest);
+  return m ? `${m[1] ?? ""}${m[2].slice(0, 12)}` : digest;
+}
+function laneIds(report) {
+  const ids = report.workers.map((w) => w.id);
+  const seen = new Set(ids);
+  const extra = /* @__PURE__ */ new Set();
+  for (const i of report.invocations) {
+    const w = i.worker ?? NO_WORKER;
+    if (!seen.has(w) && interval(i)) extra.add(w);
+  }
+  return [...ids, ...[...extra].sort()];
+}
+var NO_WORKER = "(no worker)";
+function barsByLane(report) {
+  const lanes = new Map(laneIds(report).map((id) => [id, []]));
+  for (const inv of report.invocations) {
+    const t = interval(inv);
+    if (!t) continue;
+    lanes.get(inv.worker ?? NO_WORKER).push({
+      inv,
+      start: t.start - report.startedAt,
+      end: t.end - report.startedAt
+    });
+  }
+  for (const bars of lanes.values()) bars.sort((a, b) => a.start - b.start || a.end - b.end);
+  return lanes;
+}
+var ANSI = {
+  built: "\x1B[32m",
+  cached: "\x1B[2m",
+  failed: "\x1B[31m",
+  skipped: "\x1B[33m",
+  cancelled: "\x1B[33m"
+};
+var RESET = "\x1B[0m";
+function summaryTable(report, opts = {}) {
+  const withNote = report.invocations.some((i) => i.reason);
+  const header = ["INVOCATION", "WORKER", "RESULT", "DURATION", ...withNote ? ["NOTE"] : []];
+  const rows = [
+    header,
+    ...report.invocations.map((i) => {
+      const d = durationMs(i);
+      return [
+        i.unit,
+        i.worker ?? "-",
+        resultText(i),
+        d === void 0 ? "-" : fmtMs(d),
+        ...withNote ? [oneLine(i.reason ?? "")] : []
+      ];
+    })
+  ];
+  let lines = table(rows, [false, false, false, true, false]).split("\n");
+  if (opts.color) {
+    const at = Math.max(...rows.map((r) => r[0].length)) + 2 + Math.max(...rows.map((r) => r[1].length)) + 2;
+    lines = lines.map((line, n) => {
+      if (n === 0) return `\x1B[1m${line}${RESET}`;
+      const cell = rows[n][2];
+      if (line.slice(at, at + cell.length) !== cell) return line;
+      const code = ANSI[report.invocations[n - 1].status];
+      return line.slice(0, at) + code + cell + RESET + line.slice(at + cell.length);
+    });
+  }
+  const out = [lines.join("\n")];
+  const exportRows = [];
+  for (const e of report.exports) {
+    if (e.outputs.length === 0) exportRows.push(["export", e.unit, e.worker, "(no outputs)"]);
+    for (const o of e.outputs)
+      exportRows.push([
+        "export",
+        e.unit,
+        e.worker,
+        `${o.path} -> ${o.dest}`,
+        plural(o.files, "file"),
+        formatSize(o.size),
+        shortDigest(o.digest)
+      ]);
+  }
+  if (exportRows.length) out.push(table(exportRows, [false, false, false, false, true, true]));
+  out.push(totalsLine(report));
+  return out.join("\n\n") + "\n";
+}
+var oneLine = (s) => s.replace(/\s*[\r\n]+\s*/g, " ").trim();
+function md(s) {
+  return oneLine(s).replace(/[\\`*_[\]<>|&~]/g, (c) => `\\${c}`);
+}
+function mdCode(s) {
+  return s && !/[`|\r\n]/.test(s) ? `\`${s}\`` : md(s);
+}
+function mermaidText(s) {
+  const t = oneLine(s).replace(/:/g, "\u2236").replace(/;/g, ",").replace(/#/g, "\uFF03").replace(/`/g, "'");
+  return /^(section|title|dateFormat|axisFormat|tickInterval|excludes|includes|todayMarker|weekday|weekend|click|accTitle|accDescr|inclusiveEndDates|topAxis|displayMode)\b/i.test(
+    t
+  ) ? `\u25B8 ${t}` : t || "-";
+}
+function mermaidAxisFormat(spanMs) {
+  if (spanMs < 1e4) return "%S.%L";
+  if (spanMs < 6e4) return "%Ss";
+  if (spanMs < 36e5) return "%M:%S";
+  return "%H:%M";
+}
+function mdTable(header, rows, right = []) {
+  const sep3 = header.map((_, i) => right[i] ? "---:" : "---");
+  return [header, sep3, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
+}
+function renderMarkdown(report) {
+  const out = [];
+  out.push(`# dist-build run ${report.status}`);
+  out.push(
+    `Config ${mdCode(report.config)}, started ${new Date(report.startedAt).toISOString()}, took ${fmtMs(report.durationMs)}.`
+  );
+  out.push(`**${md(totalsLine(report))}**`);
+  out.push("## Invocations");
+  if (report.invocations.length === 0) out.push("No invocations.");
+  else
+    out.push(
+      mdTable(
+        ["Invocation", "Worker", "Result", "Duration", "Cache key", "Note"],
+        report.invocations.map((i) => {
+          const d = durationMs(i);
+          const result = md(resultText(i));
+          return [
+            md(i.unit),
+            i.worker === null ? "-" : md(i.worker),
+            i.status === "failed" ? `**${result}**` : result,
+            d === void 0 ? "-" : fmtMs(d),
+            mdCode(shortDigest(i.cacheKey)),
+            md(i.reason ?? "")
+          ];
+        }),
+        [false, false, false, true]
+      )
+    );
+  if (report.workers.length) {
+    out.push("## Workers");
+    out.push(
+      mdTable(
+        ["Worker", "Annotations", "Built", "Cached", "Busy"],
+        report.workers.map((w) => [
+          md(w.id),
+          md(
+            Object.entries(w.annotations).map(([k, v]) => `${k}=${v}`).join(", ")
+          ),
+          String(w.built),
+          String(w.cached),
+          fmtMs(w.busyMs)
+        ]),
+        [false, false, true, true, true]
+      )
+    );
+  }
+  if (report.exports.length) {
+    out.push("## Exports");
+    out.push(
+      mdTable(
+        ["Invocation", "Worker", "Path", "Destination", "Files", "Size", "Digest"],
+        report.exports.flatMap(
+          (e) => e.outputs.map((o) => [
+            md(e.unit),
+            md(e.worker),
+            mdCode(o.path),
+            mdCode(o.dest),
+            String(o.files),
+            formatSize(o.size),
+            mdCode(o.digest)
+          ])
+        ),
+        [false, false, false, false, true, true]
+      )
+    );
+  }
+  out.push("## Timeline");
+  const lanes = barsByLane(report);
+  const drawn = [...lanes.values()].reduce((n, b) => n + b.length, 0);
+  if (drawn === 0) out.push("Nothing was built.");
+  else {
+    const span = Math.max(report.durationMs, ...[...lanes.values()].flat().map((b) => b.end));
+    const g = [
+      "```mermaid",
+      "gantt",
+      `    title ${mermaidText(`${report.config} (${report.status}, ${fmtMs(report.durationMs)})`)}`,
+      "    dateFormat x",
+      `    axisFormat ${mermaidAxisFormat(span)}`,
+      "    todayMarker off"
+    ];
+    let n = 0;
+    for (const [worker, bars] of lanes) {
+      if (!bars.length) continue;
+      g.push(`    section ${mermaidText(worker)}`);
+      for (const b of bars) {
+        const tags = [];
+        const notes = [];
+        if (b.inv.status === "failed") {
+          tags.push("crit");
+          notes.push("failed");
+        }
+        if (b.inv.attempts > 1) {
+          tags.push("active");
+          notes.push(`attempt ${b.inv.attempts}`);
+        }
+        const label = notes.length ? `${b.inv.unit} (${notes.join(", ")})` : b.inv.unit;
+        const end = Math.max(b.end, b.start + 1);
+        g.push(`    ${mermaidText(label)} :${[...tags, `t${n++}`, b.start, end].join(", ")}`);
+      }
+    }
+    g.push("```");
+    out.push(g.join("\n"));
+  }
+  const notDrawn = report.invocations.filter((i) => !interval(i));
+  if (notDrawn.length) {
+    const byWorker = /* @__PURE__ */ new Map();
+    for (const i of notDrawn) {
+      const key = i.worker ?? NO_WORKER;
+      byWorker.set(key, [...byWorker.get(key) ?? [], `${md(i.unit)} (${i.status})`]);
+    }
+    out.push(
+      "Not drawn (cached, skipped, cancelled or without timing):\n\n" + [...byWorker].map(([w, names]) => `- ${md(w)}: ${names.join(", ")}`).join("\n")
+    );
+  }
+  if (report.events?.length) {
+    out.push("## Events");
+    out.push(
+      [...report.events].sort((a, b) => a.at - b.at).map((e) => `- ${rel(report, e.at)}: ${md(e.message)}`).join("\n")
+    );
+  }
+  return out.join("\n\n") + "\n";
+}
+function escapeHtml(s) {
+  return s.replace(
+    /[&<>"']/g,
+    (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]
+  );
+}
+var h = escapeHtml;
+function tickStep(span) {
+  const steps = [
+    1,
+    2,
+    5,
+    10,
+    20,
+    50,
+    100,
+    200,
+    500,
+    1e3,
+    2e3,
+    5e3,
+    1e4,
+    15e3,
+    3e4,
+    6e4,
+    12e4,
+    3e5,
+    6e5,
+    9e5,
+    18e5,
+    36e5,
+    72e5,
+    144e5,
+    216e5,
+    432e5
+  ];
+  return steps.find((s) => span / s <= 10) ?? 864e5;
+}
+function tickLabel(t, step) {
+  if (step < 1e3) return `${Number((t / 1e3).toFixed(3))}s`;
+  if (t < 12e4 || step < 6e4) return `${t / 1e3}s`;
+  const m = Math.floor(t / 6e4);
+  const s = Math.round(t % 6e4 / 1e3);
+  if (m < 60) return s ? `${m}m${String(s).padStart(2, "0")}s` : `${m}m`;
+  const rm7 = m % 60;
+  return `${Math.floor(m / 60)}h${rm7 ? String(rm7).padStart(2, "0") + "m" : ""}`;
+}
+function fit(text, px) {
+  const max = Math.floor(px / 6.4);
+  if (text.length <= max) return text;
+  return max >= 4 ? `${text.slice(0, max - 1)}\u2026` : "";
+}
+var num = (v) => String(Math.round(v * 10) / 10);
+function ganttSvg(report) {
+  const lanes = barsByLane(report);
+  const all = [...lanes.values()].flat();
+  const span = Math.max(1, report.durationMs, ...all.map((b) => b.end));
+  const W = 1100;
+  const LEFT = 170;
+  const RIGHT = 24;
+  const TOP = 10;
+  const ROW = 22;
+  const BAR = 16;
+  const PAD = 6;
+  const AXIS = 28;
+  const plotW = W - LEFT - RIGHT;
+  const x = (t) => LEFT + Math.min(Math.max(t, 0), span) / span * plotW;
+  const cached = /* @__PURE__ */ new Map();
+  for (const i of report.invocations)
+    if (i.status === "cached")
+      cached.set(i.worker ?? NO_WORKER, (cached.get(i.worker ?? NO_WORKER) ?? 0) + 1);
+  const parts = [];
+  const barParts = [];
+  let y = TOP;
+  let laneNo = 0;
+  for (const [worker, bars] of lanes) {
+    const rowEnds = [];
+    const placed = bars.map((b) => {
+      let r = rowEnds.findIndex((end) => end <= b.start);
+      if (r < 0) r = rowEnds.push(0) - 1;
+      rowEnds[r] = Math.max(b.end, b.start + 1);
+      return { b, r };
+    });
+    const laneH = Math.max(2, rowEnds.length) * ROW + 2 * PAD;
+    const built = bars.filter((b) => b.inv.status === "built").length;
+    const failed = bars.length - built;
+    const sub = [
+      `${built} built`,
+      `${cached.get(worker) ?? 0} cached`,
+      ...failed ? [`${failed} failed`] : []
+    ].join(" \xB7 ");
+    parts.push(
+      `<rect class="lane-bg${laneNo++ % 2 ? " odd" : ""}" x="0" y="${y}" width="${W}" height="${laneH}"/>`,
+      `<text class="lane-name" x="10" y="${y + PAD + 13}"><title>${h(worker)}</title>${h(fit(worker, LEFT - 20) || "\u2026")}</text>`,
+      `<text class="lane-sub" x="10" y="${y + PAD + 29}">${h(sub)}</text>`
+    );
+    for (const { b, r } of placed) {
+      const bx = x(b.start);
+      const bw = Math.max(2, x(b.end) - bx);
+      const by = y + PAD + r * ROW + (ROW - BAR) / 2;
+      const i = b.inv;
+      const cls = `bar ${i.status}${i.attempts > 1 ? " retried" : ""}`;
+      const tip = [
+        `${i.unit} \u2014 ${resultText(i)} on ${worker}`,
+        `${rel(report, report.startedAt + b.start)} \u2192 ${rel(report, report.startedAt + b.end)} (${fmtMs(durationMs(i) ?? b.end - b.start)})`,
+        ...i.invocation !== i.unit ? [`invocation ${i.invocation}`] : [],
+        `cache key ${i.cacheKey}`,
+        ...i.reason ? [i.reason] : []
+      ].join("\n");
+      const label = fit(i.unit, bw - 8);
+      barParts.push(
+        `<g class="${cls}"><title>${h(tip)}</title><rect x="${num(bx)}" y="${num(by)}" width="${num(bw)}" height="${BAR}" rx="3"/>` + (label ? `<text x="${num(bx + 4)}" y="${num(by + 12)}">${h(label)}</text>` : "") + `</g>`
+      );
+    }
+    y += laneH;
+  }
+  if (lanes.size === 0) {
+    parts.push(`<text class="empty" x="${LEFT}" y="${y + 24}">No workers.</text>`);
+    y += 40;
+  }
+  const plotBottom = y;
+  const step = tickStep(span);
+  const axis = [`<g class="axis">`];
+  axis.push(`<line x1="${LEFT}" y1="${plotBottom}" x2="${LEFT + plotW}" y2="${plotBottom}"/>`);
+  for (let t = 0; t <= span + 1e-9; t += step) {
+    const tx = num(x(t));
+    axis.push(
+      `<line class="grid" x1="${tx}" y1="${TOP}" x2="${tx}" y2="${plotBottom}"/>`,
+      `<line x1="${tx}" y1="${plotBottom}" x2="${tx}" y2="${plotBottom + 5}"/>`,
+      `<text x="${tx}" y="${plotBottom + 18}" text-anchor="middle">${h(tickLabel(t, step))}</text>`
+    );
+  }
+  axis.push(`</g>`);
+  const events = (report.events ?? []).map((e) => {
+    const ex = num(x(e.at - report.startedAt));
+    return `<g class="event"><title>${h(`${rel(report, e.at)}: ${e.message}`)}</title><line x1="${ex}" y1="${TOP}" x2="${ex}" y2="${plotBottom}"/><path d="M${ex} ${TOP} l-4 -6 h8 z"/></g>`;
+  });
+  const H = plotBottom + AXIS;
+  return `<svg xmlns="http://www.w3.org/2000/svg" class="gantt" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="Timeline of the run, one lane per worker">
+` + [...parts, ...axis, ...barParts, ...events].join("\n") + "\n</svg>";
+}
+var CSS = `
+:root { --built: #2da44e; --cached: #8c959f; --failed: #cf222e; --skipped: #bf8700; --cancelled: #6e7781;
+  --fg: #1f2328; --muted: #656d76; --border: #d0d7de; --bg: #fff; --lane: #f6f8fa; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: var(--fg); background: var(--bg); }
+main { max-width: 1140px; margin: 0 auto; padding: 24px 20px 48px; }
+h1 { font-size: 24px; margin: 0 0 4px; display: flex; align-items: center; gap: 10px; }
+h2 { font-size: 18px; margin: 32px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--border); }
+.meta { color: var(--muted); margin: 0 0 16px; }
+code { font: 12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+.pill { display: inline-block; border-radius: 999px; padding: 1px 10px; font-size: 13px; font-weight: 600; color: #fff; background: var(--cancelled); }
+.pill.succeeded { background: var(--built); } .pill.failed { background: var(--failed); }
+.cards { display: flex; flex-wrap: wrap; gap: 10px; margin: 12px 0; padding: 0; list-style: none; }
+.cards li { border: 1px solid var(--border); border-radius: 6px; padding: 8px 14px; min-width: 110px; }
+.cards strong { display: block; font-size: 22px; }
+.cards span { color: var(--muted); font-size: 12px; }
+.cards .failed strong { color: var(--failed); } .cards .built strong { color: var(--built); }
+.totals { font-weight: 600; }
+.chart { overflow-x: auto; border: 1px solid var(--border); border-radius: 6px; }
+svg.gantt { display: block; max-width: 100%; height: auto; font-family: inherit; }
+.lane-bg { fill: var(--bg); } .lane-bg.odd { fill: var(--lane); }
+.lane-name { font-size: 13px; font-weight: 600; fill: var(--fg); }
+.lane-sub { font-size: 11px; fill: var(--muted); }
+.bar rect { stroke: rgba(0,0,0,.25); stroke-width: 1; }
+.bar.built rect { fill: var(--built); } .bar.failed rect { fill: var(--failed); }
+.bar.retried rect { stroke: var(--skipped); stroke-width: 2; stroke-dasharray: 4 2; }
+.bar text { font-size: 11px; fill: #fff; pointer-events: none; }
+.axis line { stroke: var(--muted); } .axis line.grid { stroke: var(--border); stroke-dasharray: 2 3; }
+.axis text { font-size: 11px; fill: var(--muted); }
+.event line { stroke: #8250df; stroke-width: 1.5; stroke-dasharray: 5 3; } .event path { fill: #8250df; }
+.legend { display: flex; gap: 16px; flex-wrap: wrap; color: var(--muted); font-size: 12px; margin: 8px 0 0; padding: 0; list-style: none; }
+.legend i { display: inline-block; width: 12px; height: 12px; border-radius: 3px; margin-right: 5px; vertical-align: -2px; }
+.legend .built { background: var(--built); } .legend .failed { background: var(--failed); }
+.legend .retried { border: 2px dashed var(--skipped); } .legend .event { width: 2px; background: #8250df; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { text-align: left; padding: 5px 10px; border-bottom: 1px solid var(--border); vertical-align: top; }
+th { background: var(--lane); font-weight: 600; }
+td.num, th.num { text-align: right; white-space: nowrap; }
+.status { display: inline-block; border-radius: 4px; padding: 0 6px; font-size: 12px; font-weight: 600; color: #fff; white-space: nowrap; }
+.status.built { background: var(--built); } .status.cached { background: var(--cached); }
+.status.failed { background: var(--failed); } .status.skipped { background: var(--skipped); }
+.status.cancelled { background: var(--cancelled); }
+.muted { color: var(--muted); }
+ul.events { padding-left: 20px; } ul.events code { color: var(--muted); }
+`;
+function htmlTable(header, rows, numeric = []) {
+  const cls = (i) => numeric[i] ? ' class="num"' : "";
+  return `<table>
+<thead><tr>${header.map((c, i) => `<th${cls(i)}>${h(c)}</th>`).join("")}</tr></thead>
+<tbody>
+` + rows.map((r) => `<tr>${r.map((c, i) => `<td${cls(i)}>${c}</td>`).join("")}</tr>`).join("\n") + `
+</tbody>
+</table>`;
+}
+function renderHtml(report) {
+  const c = countByStatus(report);
+  const body = [];
+  body.push(
+    `<h1>dist-build run <span class="pill ${h(report.status)}">${h(report.status)}</span></h1>`,
+    `<p class="meta">Config <code>${h(report.config)}</code> \xB7 started ${h(new Date(report.startedAt).toISOString())} \xB7 took ${h(fmtMs(report.durationMs))}</p>`,
+    `<ul class="cards">` + STATUSES.map((s) => `<li class="${s}"><strong>${c[s]}</strong><span>${s}</span></li>`).join(
+      ""
+    ) + `<li><strong>${h(fmtMs(report.durationMs))}</strong><span>duration</span></li><li><strong>${report.workers.length}</strong><span>workers</span></li></ul>`,
+    `<p class="totals">${h(totalsLine(report))}</p>`
+  );
+  body.push(
+    `<h2>Timeline</h2>`,
+    `<div class="chart">
+${ganttSvg(report)}
+</div>`,
+    `<ul class="legend"><li><i class="built"></i>built</li><li><i class="failed"></i>failed</li><li><i class="retried"></i>re-run after a lost worker</li><li><i class="event"></i>event</li><li>cached, skipped and cancelled invocations are not drawn</li></ul>`
+  );
+  body.push(`<h2>Invocations</h2>`);
+  body.push(
+    report.invocations.length === 0 ? `<p class="muted">No invocations.</p>` : htmlTable(
+      ["Invocation", "Worker", "Result", "Duration", "Started", "Cache key", "Note"],
+      report.invocations.map((i) => {
+        const d = durationMs(i);
+        const t = interval(i);
+        const details = resultText(i).slice(i.status.length).trim();
+        return [
+          h(i.unit) + (i.invocation !== i.unit ? ` <span class="muted">(${h(i.invocation)})</span>` : ""),
+          i.worker === null ? '<span class="muted">-</span>' : h(i.worker),
+          `<span class="status ${i.status}">${i.status}</span>` + (details ? ` <span class="muted">${h(details)}</span>` : ""),
+          d === void 0 ? "-" : h(fmtMs(d)),
+          t ? h(rel(report, t.start)) : "-",
+          `<code title="${h(i.cacheKey)}">${h(shortDigest(i.cacheKey))}</code>`,
+          h(i.reason ?? "")
+        ];
+      }),
+      [false, false, false, true, true]
+    )
+  );
+  if (report.workers.length) {
+    body.push(`<h2>Workers</h2>`);
+    body.push(
+      htmlTable(
+        ["Worker", "Annotations", "Built", "Cached", "Busy", "Utilisation"],
+        report.workers.map((w) => [
+          h(w.id),
+          Object.entries(w.annotations).map(([k, v]) => `<code>${h(k)}=${h(v)}</code>`).join(" "),
+          String(w.built),
+          String(w.cached),
+          h(fmtMs(w.busyMs)),
+          report.durationMs > 0 ? `${Math.round(100 * w.busyMs / report.durationMs)}%` : "-"
+        ]),
+        [false, false, true, true, true, true]
+      )
+    );
+  }
+  if (report.exports.length) {
+    body.push(`<h2>Exports</h2>`);
+    body.push(
+      htmlTable(
+        ["Invocation", "Worker", "Path", "Destination", "Files", "Size", "Digest"],
+        report.exports.flatMap(
+          (e) => e.outputs.map((o) => [
+            h(e.unit),
+            h(e.worker),
+            `<code>${h(o.path)}</code>`,
+            `<code>${h(o.dest)}</code>`,
+            String(o.files),
+            h(formatSize(o.size)),
+            `<code>${h(o.digest)}</code>`
+          ])
+        ),
+        [false, false, false, false, true, true]
+      )
+    );
+  }
+  if (report.events?.length) {
+    body.push(`<h2>Events</h2>`);
+    body.push(
+      `<ul class="events">
+` + [...report.events].sort((a, b) => a.at - b.at).map((e) => `<li><code>${h(rel(report, e.at))}</code> ${h(e.message)}</li>`).join("\n") + `
+</ul>`
+    );
+  }
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>dist-build run ${h(report.status)}: ${h(report.config)}</title>
+<style>${CSS}</style>
+</head>
+<body>
+<main>
+${body.join("\n")}
+</main>
+</body>
+</html>
+`;
+}
+
+// src/report/index.ts
+var REPORT_FILES = {
+  json: "dist-build-report.json",
+  markdown: "dist-build-report.md",
+  html: "dist-build-report.html"
+};
+async function writeReport(dir, report) {
+  await mkdir8(dir, { recursive: true });
+  const paths = {
+    json: join14(dir, REPORT_FILES.json),
+    markdown: join14(dir, REPORT_FILES.markdown),
+    html: join14(dir, REPORT_FILES.html)
+  };
+  await Promise.all([
+    writeFile5(paths.json, JSON.stringify(report, null, 2) + "\n"),
+    writeFile5(paths.markdown, renderMarkdown(report)),
+    writeFile5(paths.html, renderHtml(report))
+  ]);
+  return paths;
+}
 export {
   ConfigError,
+  CorruptBlobError,
+  DEFAULT_MAX_ENTRY_BYTES,
+  DIGEST_PATTERN,
+  LayeredStore,
+  LocalStore,
+  Master,
+  MissingOutputError,
   NoEligibleWorkerError,
   PlanInputError,
+  RESULT_FORMAT,
+  Run,
+  STORE_BACKENDS,
+  SignedStore,
+  SigningConfigError,
+  StoreOptionsError,
+  UnsafeArchiveError,
   VERSION2 as VERSION,
+  WorkerAgent,
+  assertDigest,
+  blobOpenerFor,
+  checkSignature,
   computeCacheKeys,
   configSchema,
+  createCA,
+  digestStream,
+  effectiveStores,
+  ephemeralTls,
   expandUnits,
   expectedDuration,
+  formatAddress,
   formatDuration,
   formatIssue,
+  isDigest,
+  isVerifiedFor,
+  issueCert,
   loadConfig,
+  loadTls,
+  manifestProblems,
   numberedWorkers,
+  openStore,
+  openStores,
+  outputPathProblem,
+  outputsPresent,
+  parseAddress,
   parseConfig,
   parseDuration,
   place,
@@ -2758,5 +10309,14 @@ export {
   readHistory,
   readMembers,
   readPrevious,
-  workerCount
+  renderHtml,
+  renderMarkdown,
+  restoreOutputs,
+  saveOutputs,
+  sha256Digest,
+  signManifest,
+  summaryTable,
+  verifiedStream,
+  workerCount,
+  writeReport
 };

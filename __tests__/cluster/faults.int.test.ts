@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCA, issueCert, writeCA, writeCert } from '../../src/cluster/certs.js';
 import type { RunReport } from '../../src/report/types.js';
-import { runCli, startCli, stopAll, type Proc } from '../helpers/processes.js';
+import { explained, runCli, startCli, stopAll, type Proc } from '../helpers/processes.js';
 
 let dir: string;
 let certs: string;
@@ -125,55 +125,65 @@ function report(): RunReport {
 const starts = (): number =>
   readFileSync(join(dir, 'starts-slow'), 'utf8').split('\n').filter(Boolean).length;
 
-test('SIGKILL a worker while it runs a job: the job runs again elsewhere and the run succeeds', async () => {
-  const master = startMaster(tree('m', POOL_CONFIG));
-  const workers = {
-    w1: startWorker('w1', tree('t1', POOL_CONFIG)),
-    w2: startWorker('w2', tree('t2', POOL_CONFIG)),
-  };
-  const [, victim] = await master.waitFor(/\[slow\] slow on (w\d)/);
+test(
+  'SIGKILL a worker while it runs a job: the job runs again elsewhere and the run succeeds',
+  () =>
+    explained(async () => {
+      const master = startMaster(tree('m', POOL_CONFIG));
+      const workers = {
+        w1: startWorker('w1', tree('t1', POOL_CONFIG)),
+        w2: startWorker('w2', tree('t2', POOL_CONFIG)),
+      };
+      const [, victim] = await master.waitFor(/\[slow\] slow on (w\d)/);
 
-  // While it runs: the membership table and the job's log through the master.
-  const status = await runCli(['status', '--master', sock(), '--certs', certs, '--json']);
-  expect(status.code).toBe(0);
-  const members = (JSON.parse(status.stdout) as { members: { worker_id: string }[] }).members;
-  expect(members.map((m) => m.worker_id).sort()).toEqual(['w1', 'w2']);
-  const logs = await runCli(['logs', 'slow', '--master', sock(), '--certs', certs]);
-  expect(logs.stdout).toContain(`slow on ${victim}`);
+      // While it runs: the membership table and the job's log through the master.
+      const status = await runCli(['status', '--master', sock(), '--certs', certs, '--json']);
+      expect(status.code).toBe(0);
+      const members = (JSON.parse(status.stdout) as { members: { worker_id: string }[] }).members;
+      expect(members.map((m) => m.worker_id).sort()).toEqual(['w1', 'w2']);
+      const logs = await runCli(['logs', 'slow', '--master', sock(), '--certs', certs]);
+      expect(logs.stdout).toContain(`slow on ${victim}`);
 
-  workers[victim as 'w1' | 'w2'].kill('SIGKILL');
-  const survivor = victim === 'w1' ? 'w2' : 'w1';
-  const exit = await master.exited;
-  expect(master.stderr).toMatch(new RegExp(`worker ${victim} lost`));
-  expect(exit.code).toBe(0);
-  const r = report();
-  const slow = r.invocations.find((i) => i.unit === 'slow')!;
-  expect(slow).toMatchObject({ status: 'built', worker: survivor, attempts: 2 });
-  expect(starts()).toBe(2);
-  expect(r.invocations.find((i) => i.unit === 'after')!.status).toBe('built');
-  expect(readFileSync(join(dir, 'artifacts/final/after.txt'), 'utf8')).toBe('done\nq\n');
-}, 90_000);
+      workers[victim as 'w1' | 'w2'].kill('SIGKILL');
+      const survivor = victim === 'w1' ? 'w2' : 'w1';
+      const exit = await master.exited;
+      expect(master.stderr).toMatch(new RegExp(`worker ${victim} lost`));
+      expect(exit.code).toBe(0);
+      const r = report();
+      const slow = r.invocations.find((i) => i.unit === 'slow')!;
+      expect(slow).toMatchObject({ status: 'built', worker: survivor, attempts: 2 });
+      expect(starts()).toBe(2);
+      expect(r.invocations.find((i) => i.unit === 'after')!.status).toBe('built');
+      expect(readFileSync(join(dir, 'artifacts/final/after.txt'), 'utf8')).toBe('done\nq\n');
+    }),
+  90_000,
+);
 
-test('restarting the master mid-run: workers re-register, the running job is adopted, the run completes', async () => {
-  const config = tree('m', POOL_CONFIG);
-  const first = startMaster(config);
-  startWorker('w1', tree('t1', POOL_CONFIG));
-  startWorker('w2', tree('t2', POOL_CONFIG));
-  await first.waitFor(/\[slow\] slow on (w\d)/);
-  first.kill('SIGKILL');
-  await first.exited;
+test(
+  'restarting the master mid-run: workers re-register, the running job is adopted, the run completes',
+  () =>
+    explained(async () => {
+      const config = tree('m', POOL_CONFIG);
+      const first = startMaster(config);
+      startWorker('w1', tree('t1', POOL_CONFIG));
+      startWorker('w2', tree('t2', POOL_CONFIG));
+      await first.waitFor(/\[slow\] slow on (w\d)/);
+      first.kill('SIGKILL');
+      await first.exited;
 
-  const second = startMaster(config);
-  const exit = await second.exited;
-  expect(second.output).toMatch(/worker w1 joined/);
-  expect(exit.code).toBe(0);
-  // The job that was running is not started again: its result arrives at the new master.
-  expect(starts()).toBe(1);
-  const r = report();
-  expect(r.status).toBe('succeeded');
-  expect(r.invocations.find((i) => i.unit === 'slow')!.status).toMatch(/built|cached/);
-  expect(readFileSync(join(dir, 'artifacts/final/after.txt'), 'utf8')).toBe('done\nq\n');
-}, 90_000);
+      const second = startMaster(config);
+      const exit = await second.exited;
+      expect(second.output).toMatch(/worker w1 joined/);
+      expect(exit.code).toBe(0);
+      // The job that was running is not started again: its result arrives at the new master.
+      expect(starts()).toBe(1);
+      const r = report();
+      expect(r.status).toBe('succeeded');
+      expect(r.invocations.find((i) => i.unit === 'slow')!.status).toMatch(/built|cached/);
+      expect(readFileSync(join(dir, 'artifacts/final/after.txt'), 'utf8')).toBe('done\nq\n');
+    }),
+  90_000,
+);
 
 const FAULTY = `version: 1
 invocations:

@@ -273,3 +273,101 @@ describe('defaults', () => {
     expect(c.workers).toEqual({ min: 1, max: 16, maxPerWorker: 20 });
   });
 });
+
+describe('cache', () => {
+  const base = `version: 1
+invocations:
+  lib: {run: make}
+`;
+
+  it('defaults to one local store and no signing', () => {
+    expect(parseConfig(base, FILE).cache).toEqual({ stores: [{ type: 'local' }] });
+  });
+
+  it('keeps the stores in order with their options, and the sign block', () => {
+    const c = parseConfig(
+      `${base}cache:
+  stores:
+    - type: local
+      dir: .dist-build/cache
+      max-size: 10GiB
+    - {type: gha, scope: main}
+    - {type: registry, ref: ghcr.io/org/cache}
+  sign: {secret-env: MY_SECRET, required: true}
+`,
+      FILE,
+    );
+    expect(c.cache).toEqual({
+      stores: [
+        { type: 'local', dir: '.dist-build/cache', 'max-size': '10GiB' },
+        { type: 'gha', scope: 'main' },
+        { type: 'registry', ref: 'ghcr.io/org/cache' },
+      ],
+      sign: { secretEnv: 'MY_SECRET', required: true },
+    });
+    expect(parseConfig(`${base}cache: {sign: {}}\n`, FILE).cache?.sign).toEqual({
+      secretEnv: 'DIST_BUILD_CACHE_SECRET',
+      required: false,
+    });
+  });
+
+  it('rejects an unknown store type, listing the known ones, at file:line:col', () => {
+    const found = issues(`${base}cache:\n  stores:\n    - type: locl\n    - type: s3\n`);
+    expect(found.map((i) => [i.line, i.col, i.path])).toEqual([
+      [6, 13, 'cache.stores[0].type'],
+      [7, 13, 'cache.stores[1].type'],
+    ]);
+    expect(found[0]!.message).toBe(
+      'got string "locl" (did you mean "local"?); expected one of: local, gha, registry',
+    );
+    expect(found[1]!.message).toMatch(/"s3"; expected one of: local, gha, registry/);
+    expect(issues(`${base}cache:\n  stores:\n    - dir: x\n`)[0]!.message).toBe(
+      'missing required key "type"',
+    );
+  });
+
+  it('rejects a bad size and unknown local options with their positions', () => {
+    const found = issues(
+      `${base}cache:\n  stores:\n    - {type: local, max-size: 10 parsecs}\n    - {type: local, max-size: 0}\n`,
+    );
+    expect(found.map((i) => `${i.line}:${i.col} ${i.path}`)).toEqual([
+      '6:31 cache.stores[0].max-size',
+      '7:31 cache.stores[1].max-size',
+    ]);
+    expect(found[0]!.message).toMatch(/expected a size: bytes as a number, or a string such as/);
+    expect(found[1]!.message).toMatch(/>= 1/);
+    const unknown = issues(`${base}cache:\n  stores:\n    - {type: local, max_size: 1GB}\n`);
+    expect(unknown.map((i) => `${i.line}:${i.col} ${i.path}`)).toEqual([
+      '6:21 cache.stores[0].max_size',
+    ]);
+    expect(unknown[0]!.message).toMatch(/unknown option "max_size".*did you mean "max-size"/);
+    // Other backends check their own options when they are opened.
+    expect(parseConfig(`${base}cache: {stores: [{type: gha, whatever: 1}]}\n`, FILE).cache).toEqual(
+      { stores: [{ type: 'gha', whatever: 1 }] },
+    );
+  });
+
+  it('checks the sign block and unknown cache keys', () => {
+    const found = issues(`${base}cache:\n  sign: {secret-env: 1BAD, requird: true}\n  store: []\n`);
+    expect(found.map((i) => i.path)).toEqual([
+      'cache.sign.secret-env',
+      'cache.sign.requird',
+      'cache.store',
+    ]);
+  });
+});
+
+describe('parseSize', () => {
+  it('reads bytes and decimal or binary units', async () => {
+    const { parseSize, formatSize } = await import('../../src/config/size.js');
+    expect(parseSize(4096)).toBe(4096);
+    expect(parseSize('500MB')).toBe(500e6);
+    expect(parseSize('10GiB')).toBe(10 * 2 ** 30);
+    expect(parseSize('1.5k')).toBe(1500);
+    expect(parseSize('2 kib')).toBe(2048);
+    expect(() => parseSize('ten')).toThrow(/invalid size/);
+    expect(() => parseSize(0)).toThrow(/at least 1 byte/);
+    expect(formatSize(512)).toBe('512 B');
+    expect(formatSize(1536)).toBe('1.50 KiB');
+  });
+});

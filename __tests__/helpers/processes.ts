@@ -24,7 +24,10 @@ export class Proc {
   stderr = '';
   private readonly watchers = new Set<() => void>();
 
-  constructor(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  constructor(
+    readonly args: string[],
+    opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  ) {
     this.child = spawn(process.execPath, [cliPath(), ...args], {
       cwd: opts.cwd,
       env: { ...process.env, CI: 'true', ...opts.env },
@@ -143,5 +146,26 @@ export function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * Runs `fn`; if it throws, the error message gets the last output of every process started by
+ * this file (the master's view of a failed fault test is usually the explanation).
+ */
+export async function explained<T>(fn: () => Promise<T>): Promise<T> {
+  const seen = new Set<Proc>();
+  const track = setInterval(() => tracked.forEach((p) => seen.add(p)), 20);
+  try {
+    return await fn();
+  } catch (err) {
+    tracked.forEach((p) => seen.add(p));
+    const dump = [...seen]
+      .map((p) => `--- ${p.args.join(' ').slice(0, 120)}\n${p.output.slice(-4000)}`)
+      .join('\n');
+    if (err instanceof Error) err.message += `\n${dump}`;
+    throw err;
+  } finally {
+    clearInterval(track);
   }
 }

@@ -73,7 +73,7 @@ describe('LocalStore blobs', () => {
     expect(await readAll((await store.openBlob(info.digest))!)).toEqual(data);
     expect(await store.openBlob(other)).toBeNull();
     expect(await tmpFiles()).toEqual([]);
-    expect(await store.stats()).toEqual({ blobs: 1, bytes: data.length, results: 0 });
+    expect(await store.stats()).toMatchObject({ blobs: 1, bytes: data.length, results: 0 });
   });
 
   it('accepts any async iterable of buffers, and empty blobs', async () => {
@@ -96,7 +96,7 @@ describe('LocalStore blobs', () => {
     const after = await stat(path);
     expect(after.ino).toBe(before.ino);
     expect(after.mtimeMs).toBe(before.mtimeMs);
-    expect(await store.stats()).toEqual({ blobs: 1, bytes: data.length, results: 0 });
+    expect(await store.stats()).toMatchObject({ blobs: 1, bytes: data.length, results: 0 });
     expect(await tmpFiles()).toEqual([]);
   });
 
@@ -111,7 +111,7 @@ describe('LocalStore blobs', () => {
       ),
     );
     for (const r of results) expect(r).toEqual({ digest: sha(data), size: data.length });
-    expect(await store.stats()).toEqual({ blobs: 1, bytes: data.length, results: 0 });
+    expect(await store.stats()).toMatchObject({ blobs: 1, bytes: data.length, results: 0 });
     expect((await readAll((await store.openBlob(sha(data)))!)).equals(data)).toBe(true);
     expect(await tmpFiles()).toEqual([]);
   });
@@ -121,7 +121,7 @@ describe('LocalStore blobs', () => {
     await expect(store.putBlob(chunked(Buffer.from('data')), wrong)).rejects.toThrow(
       CorruptBlobError,
     );
-    expect(await store.stats()).toEqual({ blobs: 0, bytes: 0, results: 0 });
+    expect(await store.stats()).toMatchObject({ blobs: 0, bytes: 0, results: 0 });
     expect(await tmpFiles()).toEqual([]);
     const ok = await store.putBlob(chunked(Buffer.from('data')), sha('data'));
     expect(ok.digest).toBe(sha('data'));
@@ -134,7 +134,7 @@ describe('LocalStore blobs', () => {
     expect(info).toEqual({ digest: sha('file contents'), size: 13 });
     expect(await readFile(file, 'utf8')).toBe('file contents');
     expect(await store.putBlobFile(file)).toEqual(info);
-    expect(await store.stats()).toEqual({ blobs: 1, bytes: 13, results: 0 });
+    expect(await store.stats()).toMatchObject({ blobs: 1, bytes: 13, results: 0 });
   });
 
   it('turns a corrupt blob into a stream error, deletes it and warns once', async () => {
@@ -186,7 +186,7 @@ describe('LocalStore blobs', () => {
     expect(await lazy.hasBlobs([sha('x')])).toEqual(new Set());
     expect(await lazy.openBlob(sha('x'))).toBeNull();
     expect(await lazy.getResult(sha('x'))).toBeNull();
-    expect(await lazy.stats()).toEqual({ blobs: 0, bytes: 0, results: 0 });
+    expect(await lazy.stats()).toMatchObject({ blobs: 0, bytes: 0, results: 0 });
     expect((await lazy.putBlob(chunked(Buffer.from('x')))).digest).toBe(sha('x'));
   });
 });
@@ -278,5 +278,160 @@ describe('LocalStore results', () => {
     );
     expect((await store.getResult(key))?.worker).toMatch(/^w[0-7]$/);
     expect(await tmpFiles()).toEqual([]);
+  });
+});
+
+describe('LocalStore size cap, LRU eviction, verify and listing', () => {
+  const KB = 1024;
+  /** `n` bytes unique to `seed`. */
+  const bytesOf = (seed: string, n: number): Buffer => {
+    const out = Buffer.alloc(n);
+    const fill = createHash('sha256').update(seed).digest();
+    for (let i = 0; i < n; i++) out[i] = fill[i % fill.length]!;
+    return out;
+  };
+  /** Sets the last use of a blob to `secondsAgo` in the past. */
+  const age = async (s: LocalStore, digest: string, secondsAgo: number): Promise<void> => {
+    const t = new Date(Date.now() - secondsAgo * 1000);
+    await utimes(s.blobPath(digest), t, t);
+  };
+
+  it('evicts least recently used blobs, and results naming them, when a put goes over the cap', async () => {
+    const capped = await LocalStore.open(join(dir, 'capped'), { maxBytes: 10 * KB });
+    const blobs: string[] = [];
+    for (const name of ['a', 'b', 'c']) {
+      blobs.push((await capped.putBlob(chunked(bytesOf(name, 3 * KB)))).digest);
+    }
+    await capped.putResult(manifest(sha('key-a'), [blobs[0]!]));
+    await capped.putResult(manifest(sha('key-b'), [blobs[1]!]));
+    // a was used 400 s ago, b 300 s, c 200 s: all beyond the grace period.
+    for (const [i, d] of blobs.entries()) await age(capped, d, 400 - i * 100);
+    expect(await capped.hasBlobs(blobs)).toEqual(new Set(blobs));
+
+    // 12 KiB > 10 KiB: evicted down to 90% of the cap, least recently used first.
+    const d = await capped.putBlob(chunked(bytesOf('d', 3 * KB)));
+    expect(await capped.hasBlobs([...blobs, d.digest])).toEqual(
+      new Set([blobs[1], blobs[2], d.digest]),
+    );
+    expect(await capped.hasResults([sha('key-a'), sha('key-b')])).toEqual(new Set([sha('key-b')]));
+    expect((await capped.stats()).bytes).toBe(9 * KB);
+
+    const e = await capped.putBlob(chunked(bytesOf('e', 3 * KB)));
+    expect(await capped.hasBlobs([...blobs, d.digest, e.digest])).toEqual(
+      new Set([blobs[2], d.digest, e.digest]),
+    );
+    expect(await capped.hasResults([sha('key-b')])).toEqual(new Set());
+  });
+
+  it('never evicts blobs used within the grace period', async () => {
+    const capped = await LocalStore.open(join(dir, 'grace'), { maxBytes: 4 * KB });
+    const a = await capped.putBlob(chunked(bytesOf('a', 3 * KB)));
+    const b = await capped.putBlob(chunked(bytesOf('b', 3 * KB)));
+    expect(await capped.hasBlobs([a.digest, b.digest])).toEqual(new Set([a.digest, b.digest]));
+  });
+
+  it('respects LRU order: a read makes an old blob recent again', async () => {
+    const capped = await LocalStore.open(join(dir, 'lru'), { maxBytes: 10 * KB });
+    const digests: string[] = [];
+    for (const name of ['old', 'middle', 'new']) {
+      digests.push((await capped.putBlob(chunked(bytesOf(name, 3 * KB)))).digest);
+    }
+    const [oldest, middle, newest] = digests as [string, string, string];
+    await age(capped, oldest, 300);
+    await age(capped, middle, 200);
+    await age(capped, newest, 100);
+    // Reading the oldest blob (through its result) marks it used now.
+    await capped.putResult(manifest(sha('uses-oldest'), [oldest]));
+    await age(capped, oldest, 300);
+    expect(await capped.getResult(sha('uses-oldest'))).not.toBeNull();
+    expect((await stat(capped.blobPath(oldest))).mtimeMs).toBeGreaterThan(
+      (await stat(capped.blobPath(newest))).mtimeMs,
+    );
+    // Over the cap: the middle one is now the least recently used and goes first.
+    const fourth = await capped.putBlob(chunked(bytesOf('fourth', 3 * KB)));
+    const left = await capped.hasBlobs([...digests, fourth.digest]);
+    expect(left.has(middle)).toBe(false);
+    expect(left.has(oldest)).toBe(true);
+    expect(left.has(fourth.digest)).toBe(true);
+  });
+
+  it('openBlob marks a blob as used', async () => {
+    const { digest } = await store.putBlob(chunked(Buffer.from('touched')));
+    await age(store, digest, 1000);
+    const before = (await stat(store.blobPath(digest))).mtimeMs;
+    await readAll((await store.openBlob(digest))!);
+    expect((await stat(store.blobPath(digest))).mtimeMs).toBeGreaterThan(before);
+  });
+
+  it('prune(maxBytes) evicts on demand, oldest first, and reports what it removed', async () => {
+    const digests: string[] = [];
+    for (const [i, name] of ['p1', 'p2', 'p3'].entries()) {
+      const info = await store.putBlob(chunked(bytesOf(name, 2 * KB)));
+      await age(store, info.digest, 300 - i * 100);
+      digests.push(info.digest);
+    }
+    await store.putResult(manifest(sha('k1'), [digests[0]!]));
+    await age(store, digests[0]!, 300);
+    const r = await store.prune(4 * KB);
+    expect(r).toEqual({ removedBlobs: 1, removedResults: 1, freedBytes: 2 * KB, bytes: 4 * KB });
+    expect(await store.hasBlobs(digests)).toEqual(new Set(digests.slice(1)));
+    expect(await store.hasResults([sha('k1')])).toEqual(new Set());
+    expect((await store.prune(4 * KB)).removedBlobs).toBe(0);
+  });
+
+  it('verify() rehashes every blob, drops corrupt ones and the results naming them', async () => {
+    const good = await store.putBlob(chunked(Buffer.from('good bytes')));
+    const bad = await store.putBlob(chunked(Buffer.from('bad bytes')));
+    await store.putResult(manifest(sha('good'), [good.digest]));
+    await store.putResult(manifest(sha('bad'), [bad.digest, good.digest]));
+    await writeFile(store.blobPath(bad.digest), 'flipped bytes');
+    const r = await store.verify();
+    expect(r).toEqual({ checked: 2, corrupt: [bad.digest], removedResults: 1 });
+    expect(await store.hasBlobs([good.digest, bad.digest])).toEqual(new Set([good.digest]));
+    expect(await store.hasResults([sha('good'), sha('bad')])).toEqual(new Set([sha('good')]));
+    expect(warnings.join('\n')).toContain(bad.digest);
+    expect(await store.verify()).toEqual({ checked: 1, corrupt: [], removedResults: 0 });
+  });
+
+  it('listResults(prefix) lists valid results in key order with their sizes', async () => {
+    const a = await store.putBlob(chunked(Buffer.from('a')));
+    const keys = ['one', 'two', 'three'].map((k) => sha(k)).sort();
+    for (const k of keys) await store.putResult(manifest(k, [a.digest, a.digest]));
+    const all = [];
+    for await (const r of store.listResults()) all.push(r);
+    expect(all.map((r) => r.cacheKey)).toEqual(keys);
+    expect(all[0]).toEqual({
+      cacheKey: keys[0],
+      unit: 'lib',
+      size: 20,
+      createdAt: '2024-01-01T00:00:00.000Z',
+    });
+    const some = [];
+    for await (const r of store.listResults(keys[1]!.slice(0, 12))) some.push(r.cacheKey);
+    expect(some).toEqual([keys[1]]);
+    const bare = [];
+    for await (const r of store.listResults(keys[2]!.slice(7, 10))) bare.push(r.cacheKey);
+    expect(bare).toContain(keys[2]);
+    const none = [];
+    for await (const r of store.listResults('zz')) none.push(r);
+    expect(none).toEqual([]);
+  });
+
+  it('is safe to share: a blob evicted under a reader that opened it still reads; later it is a miss', async () => {
+    const data = Buffer.alloc(600 * 1024, 3);
+    const { digest } = await store.putBlob(chunked(data, 64 * 1024));
+    await store.putResult(manifest(sha('k'), [digest]));
+    const other = await LocalStore.open(join(dir, 'cache'), { maxBytes: 1024 * 1024 });
+    const reading = (await store.openBlob(digest))!;
+    expect((await other.prune(1)).removedBlobs).toBe(1);
+    expect((await readAll(reading)).equals(data)).toBe(true);
+    expect(await store.openBlob(digest)).toBeNull();
+    expect(await store.getResult(sha('k'))).toBeNull();
+  });
+
+  it('reports the last use in stats()', async () => {
+    expect((await store.stats()).lastUsed).toBeUndefined();
+    await store.putBlob(chunked(Buffer.from('x')));
+    expect(Date.parse((await store.stats()).lastUsed!)).not.toBeNaN();
   });
 });

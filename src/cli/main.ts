@@ -12,6 +12,8 @@ import { registerMaster } from './commands/master.js';
 import { registerWorker } from './commands/worker.js';
 import { registerLogs, registerStatus } from './commands/status.js';
 import { registerCerts } from './commands/certs.js';
+import { registerCache } from './commands/cache.js';
+import { SigningConfigError } from '../store/signing.js';
 import { CertError } from '../cluster/certs.js';
 import { AddressError, SecurityError } from '../cluster/transport.js';
 
@@ -31,6 +33,7 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerLogs(program);
   registerCerts(program);
+  registerCache(program);
   for (const c of program.commands)
     c.exitOverride().showHelpAfterError('(run with --help for usage)');
   return program;
@@ -51,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
       err instanceof PlanInputError ||
       err instanceof NoEligibleWorkerError ||
       err instanceof CertError ||
+      err instanceof SigningConfigError ||
       err instanceof SecurityError ||
       err instanceof AddressError
     ) {

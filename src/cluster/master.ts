@@ -17,6 +17,7 @@ import { EventEmitter } from 'node:events';
 import {
   call,
   protocol,
+  type HeartbeatRequest,
   type JobReport,
   type LogsRequest,
   type MasterHandlers,
@@ -59,7 +60,9 @@ export interface MemberState {
   registeredAt: number;
   lastHeartbeatAt: number;
   done: number;
-  client: WorkerClient;
+  /** Channel to its Worker service, opened on first use. */
+  readonly client: WorkerClient;
+  closeClient(): void;
   /** Told to shut down at its next heartbeat. */
   shutdown: boolean;
 }
@@ -119,7 +122,7 @@ export class Master extends EventEmitter<MasterEvents> {
 
   async stop(): Promise<void> {
     if (this.leaseTimer) clearInterval(this.leaseTimer);
-    for (const m of this.members.values()) m.client.close();
+    for (const m of this.members.values()) m.closeClient();
     this.members.clear();
     await this.server?.close();
   }
@@ -168,7 +171,7 @@ export class Master extends EventEmitter<MasterEvents> {
   private remove(m: MemberState, why: string): void {
     if (this.members.get(m.uuid) !== m) return;
     this.members.delete(m.uuid);
-    m.client.close();
+    m.closeClient();
     this.log(`master: worker ${m.id} left: ${why}`);
     this.emit('left', m, why);
   }
@@ -211,14 +214,10 @@ export class Master extends EventEmitter<MasterEvents> {
             details: 'Register needs a member with a worker_id and at least one connection',
           } as grpc.ServiceError);
         }
-        let client: WorkerClient;
+        let address: Address;
         try {
-          const a = parseAddress(conn.socket);
-          client = new (protocol().WorkerClient)(
-            grpcTarget(a),
-            channelCredentials(a, sec),
-            channelOptions(a),
-          );
+          address = parseAddress(conn.socket);
+          channelCredentials(address, sec); // checks the security rules for that address
         } catch (e) {
           return cb({
             code: grpc.status.INVALID_ARGUMENT,
@@ -226,6 +225,8 @@ export class Master extends EventEmitter<MasterEvents> {
           } as grpc.ServiceError);
         }
         const now = Date.now();
+        // The channel to the worker is made on first use (most heartbeat-only members never need it).
+        let client: WorkerClient | undefined;
         const state: MemberState = {
           uuid: randomUUID(),
           id: this.uniqueId(req.member.worker_id),
@@ -234,7 +235,14 @@ export class Master extends EventEmitter<MasterEvents> {
           registeredAt: now,
           lastHeartbeatAt: now,
           done: 0,
-          client,
+          get client() {
+            return (client ??= new (protocol().WorkerClient)(
+              grpcTarget(address),
+              channelCredentials(address, sec),
+              channelOptions(address),
+            ));
+          },
+          closeClient: () => client?.close(),
           shutdown: this.shutdownAll,
         };
         this.members.set(state.uuid, state);
@@ -251,15 +259,40 @@ export class Master extends EventEmitter<MasterEvents> {
         this.emit('joined', state, { running: req.running, unreported: req.unreported });
         for (const r of req.unreported) this.emit('report', state, r);
       },
-      Heartbeat: (c, cb) => {
-        const err = guard(c, 'Heartbeat', ['worker']);
-        if (err) return cb(err);
-        const m = this.members.get(c.request.worker_uuid);
-        if (!m) return cb(null, { command: 'REREGISTER', lease_ttl_ms: this.leaseTtlMs });
-        m.lastHeartbeatAt = Date.now();
-        if (c.request.stats) m.member.stats = c.request.stats;
-        m.running = c.request.running;
-        cb(null, { command: m.shutdown ? 'SHUTDOWN' : 'NONE', lease_ttl_ms: this.leaseTtlMs });
+      Heartbeat: (stream) => {
+        const err = guard(stream, 'Heartbeat', ['worker']);
+        if (err) {
+          stream.destroy(err);
+          return;
+        }
+        let member: MemberState | undefined;
+        stream.on('data', (req: HeartbeatRequest) => {
+          const m = this.members.get(req.worker_uuid);
+          if (!m) {
+            stream.write({ command: 'REREGISTER', lease_ttl_ms: this.leaseTtlMs });
+            stream.end();
+            return;
+          }
+          member = m;
+          m.lastHeartbeatAt = Date.now();
+          if (req.stats) m.member.stats = req.stats;
+          m.running = req.running;
+          stream.write({
+            command: m.shutdown ? 'SHUTDOWN' : 'NONE',
+            lease_ttl_ms: this.leaseTtlMs,
+          });
+        });
+        // The worker's heartbeat stream closing means its process or its connection is gone.
+        const closed = (why: string) => {
+          if (member) this.remove(member, why);
+          member = undefined;
+        };
+        stream.on('end', () => {
+          stream.end();
+          closed('its heartbeat stream ended');
+        });
+        stream.on('error', () => closed('its connection broke'));
+        stream.on('cancelled', () => closed('its connection broke'));
       },
       Deregister: (c, cb) => {
         const err = guard(c, 'Deregister', ['worker']);

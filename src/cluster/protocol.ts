@@ -199,6 +199,7 @@ export interface ExportRequest {
   unit: string;
   cache_key: string;
   path: string;
+  digest: string;
 }
 
 /** Unary handler shape used by the service implementations. */
@@ -207,7 +208,7 @@ export type ServerStream<Req, Res> = grpc.handleServerStreamingCall<Req, Res>;
 
 export interface MasterHandlers extends grpc.UntypedServiceImplementation {
   Register: Unary<RegisterRequest, RegisterResponse>;
-  Heartbeat: Unary<HeartbeatRequest, HeartbeatResponse>;
+  Heartbeat: grpc.handleBidiStreamingCall<HeartbeatRequest, HeartbeatResponse>;
   Deregister: Unary<DeregisterRequest, Record<string, never>>;
   ReportResult: Unary<ReportResultRequest, ReportResultResponse>;
   Status: Unary<Record<string, never>, StatusResponse>;
@@ -238,7 +239,10 @@ type StreamMethod<Req, Res> = (
 
 export interface MasterClient extends grpc.Client {
   Register: UnaryMethod<RegisterRequest, RegisterResponse>;
-  Heartbeat: UnaryMethod<HeartbeatRequest, HeartbeatResponse>;
+  Heartbeat: (
+    metadata: grpc.Metadata,
+    options?: Partial<grpc.CallOptions>,
+  ) => grpc.ClientDuplexStream<HeartbeatRequest, HeartbeatResponse>;
   Deregister: UnaryMethod<DeregisterRequest, Record<string, never>>;
   ReportResult: UnaryMethod<ReportResultRequest, ReportResultResponse>;
   Status: UnaryMethod<Record<string, never>, StatusResponse>;

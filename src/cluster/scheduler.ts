@@ -133,6 +133,8 @@ export class Run {
   private readonly byId: Map<string, UnitRun>;
   private readonly runId = randomBytes(4).toString('hex');
   private readonly inflight = new Map<string, number>();
+  /** Waiting units whose needs are all built or cached. */
+  private readonly readyUnits = new Set<UnitRun>();
   /** Members that refused or failed a StartJob: skipped until they are heard from again. */
   private readonly cooling = new Map<string, number>();
   private readonly events: { at: number; message: string }[] = [];
@@ -144,6 +146,8 @@ export class Run {
   private fatal: Error | undefined;
   private noWorkerTimer: NodeJS.Timeout | undefined;
   private pumping = false;
+  /** No dispatch before the cache check and the first placement: events only record state. */
+  private dispatching = false;
   private pumpAgain = false;
   private readonly listeners: [string, (...args: never[]) => void][] = [];
 
@@ -189,6 +193,7 @@ export class Run {
         dep.dependents.push(u);
       }
     }
+    for (const u of this.units) if (this.ready(u)) this.readyUnits.add(u);
     this.done = new Promise((resolve) => (this.finished = resolve));
   }
 
@@ -228,6 +233,7 @@ export class Run {
     try {
       await this.checkCache(m.live());
       for (const member of m.live()) this.adopt(member, member.running);
+      this.dispatching = true;
       this.replan(this.opts.previous);
       this.pump();
       this.checkDone();
@@ -354,7 +360,7 @@ export class Run {
       const u = this.byId.get(r.unit);
       if (!u || u.cacheKey !== r.cache_key) continue;
       if (u.state !== 'waiting') continue;
-      u.state = 'running';
+      this.setState(u, 'running');
       u.attempts = Math.max(1, u.attempts);
       u.job = { id: r.job_id, uuid: member.uuid, workerId: member.id, dispatchedAt: Date.now() };
       u.startedAt = r.started_at || Date.now();
@@ -369,6 +375,7 @@ export class Run {
 
   /** Places every unit that has not started on the live members. */
   private replan(previous?: Record<string, string>): void {
+    if (!this.dispatching) return;
     const members = this.master.live();
     const waiting = this.units.filter((u) => u.state === 'waiting');
     if (!waiting.length) return;
@@ -446,6 +453,7 @@ export class Run {
 
   /** Starts every ready unit that has a free worker. */
   private pump(): void {
+    if (!this.dispatching) return;
     if (this.pumping) {
       this.pumpAgain = true;
       return;
@@ -462,14 +470,13 @@ export class Run {
   }
 
   private pumpOnce(): void {
-    if (this.cancelled) return;
-    const members = this.master.live();
-    if (!members.length) return;
+    if (this.cancelled || !this.readyUnits.size) return;
     const now = Date.now();
-    const ready = this.units
-      .filter((u) => u.state === 'waiting' && this.ready(u))
-      .sort((a, b) => b.priority - a.priority);
-    if (!ready.length) return;
+    const available = this.master
+      .live()
+      .filter((m) => (this.cooling.get(m.uuid) ?? 0) <= now && this.freeSlots(m) > 0);
+    if (!available.length) return;
+    const ready = [...this.readyUnits].sort((a, b) => b.priority - a.priority);
     const byOwner = new Map<string, UnitRun[]>();
     for (const u of ready) {
       if (!u.owner || !this.master.member(u.owner)) continue;
@@ -478,7 +485,6 @@ export class Run {
       list.push(u);
     }
     const taken = new Set<UnitRun>();
-    const available = members.filter((m) => (this.cooling.get(m.uuid) ?? 0) <= now);
     // Own queue first.
     for (const m of available) {
       let free = this.freeSlots(m);
@@ -527,7 +533,7 @@ export class Run {
 
   private dispatch(u: UnitRun, m: MemberState): void {
     u.attempts++;
-    u.state = 'running';
+    this.setState(u, 'running');
     const job = { id: this.jobId(u), uuid: m.uuid, workerId: m.id, dispatchedAt: Date.now() };
     u.job = job;
     u.startedAt = Date.now();
@@ -574,7 +580,7 @@ export class Run {
   private undo(u: UnitRun, m: MemberState, why: string): void {
     this.release(u);
     u.attempts--;
-    u.state = 'waiting';
+    this.setState(u, 'waiting');
     u.job = undefined;
     this.note(why);
     this.cooling.set(m.uuid, Date.now() + 200);
@@ -629,7 +635,7 @@ export class Run {
       this.fail(u, `${why}; it already ran twice`);
       return;
     }
-    u.state = 'waiting';
+    this.setState(u, 'waiting');
     this.note(`retrying ${u.unit.id} elsewhere: ${why}`);
     this.opts.onEvent?.({ type: 'retry', unit: u.unit.id, worker: workerId, reason: why });
   }
@@ -727,8 +733,22 @@ export class Run {
   }
 
   private finish(u: UnitRun, state: UnitState, reason?: string): void {
-    u.state = state;
+    this.setState(u, state);
     if (reason !== undefined) u.reason = reason;
+  }
+
+  /** Every state change goes through here, keeping the set of ready units current. */
+  private setState(u: UnitRun, state: UnitState): void {
+    u.state = state;
+    if (state === 'waiting') {
+      if (this.ready(u)) this.readyUnits.add(u);
+      return;
+    }
+    this.readyUnits.delete(u);
+    if (state === 'built' || state === 'cached') {
+      for (const d of u.dependents)
+        if (d.state === 'waiting' && this.ready(d)) this.readyUnits.add(d);
+    }
   }
 
   private checkDone(): void {
@@ -754,7 +774,13 @@ export class Run {
           const outputs: ExportReport['outputs'] = [];
           for (const o of u.outputs) {
             const stream = m.client.Export(
-              { worker_uuid: m.uuid, unit: u.unit.id, cache_key: u.cacheKey, path: o.path },
+              {
+                worker_uuid: m.uuid,
+                unit: u.unit.id,
+                cache_key: u.cacheKey,
+                path: o.path,
+                digest: o.digest,
+              },
               this.master.metadata(),
             );
             await restoreOutputs(

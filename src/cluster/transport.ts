@@ -97,21 +97,34 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.initial_reconnect_backoff_ms': 100,
+  // One connection per client object, as separate worker processes would have (grpc-js would
+  // otherwise multiplex every client of a process to one target over a single connection).
+  'grpc.use_local_subchannel_pool': 1,
   'grpc.max_reconnect_backoff_ms': 2_000,
 };
+
+/** Credentials are costly to build (each parses the CA, key and certificate): one per material and IP. */
+const credentialCache = new WeakMap<TlsFiles, Map<string, grpc.ChannelCredentials>>();
 
 export function channelCredentials(a: Address, sec: Security): grpc.ChannelCredentials {
   checkSecurity(a, sec, 'connecting to');
   if (!sec.tls) return grpc.credentials.createInsecure();
   const ip = a.kind === 'tcp' && isIP(a.host) ? a.host : undefined;
-  return grpc.credentials.createSsl(
-    Buffer.from(sec.tls.ca),
-    Buffer.from(sec.tls.key),
-    Buffer.from(sec.tls.cert),
-    // TLS sends no IP address as server name (RFC 6066): the channel names "localhost" instead
-    // (see channelOptions) and the certificate is checked against the IP address here.
-    ip ? { checkServerIdentity: (_host, cert) => checkServerIdentity(ip, cert) } : {},
-  );
+  let byIp = credentialCache.get(sec.tls);
+  if (!byIp) credentialCache.set(sec.tls, (byIp = new Map()));
+  let creds = byIp.get(ip ?? '');
+  if (!creds) {
+    creds = grpc.credentials.createSsl(
+      Buffer.from(sec.tls.ca),
+      Buffer.from(sec.tls.key),
+      Buffer.from(sec.tls.cert),
+      // TLS sends no IP address as server name (RFC 6066): the channel names "localhost" instead
+      // (see channelOptions) and the certificate is checked against the IP address here.
+      ip ? { checkServerIdentity: (_host, cert) => checkServerIdentity(ip, cert) } : {},
+    );
+    byIp.set(ip ?? '', creds);
+  }
+  return creds;
 }
 
 export function channelOptions(a: Address): grpc.ChannelOptions {
@@ -136,20 +149,38 @@ interface AuthContext {
   sslPeerCertificate?: PeerCertificate;
 }
 
-/** Role (certificate OU) of the peer of a call, `null` on plaintext. */
+/** The TLS socket under a server call (grpc-js internals; `undefined` if they change). */
+function socketOf(callLike: object): object | undefined {
+  let c = (callLike as { call?: unknown }).call as
+    { stream?: { session?: { socket?: object } }; nextCall?: unknown } | undefined;
+  for (let depth = 0; c && !c.stream && c.nextCall && depth < 8; depth++) {
+    c = c.nextCall as typeof c;
+  }
+  return c?.stream?.session?.socket;
+}
+
+/** Peer identity per TLS connection: the certificate is parsed once, not on every call. */
+const peerCache = new WeakMap<object, { role: string | null; name: string | null }>();
+
+/** Role (certificate OU) and name (CN) of the peer of a call; `null`s on plaintext. */
 export function peerRole(callLike: { getAuthContext?: () => AuthContext }): {
   role: string | null;
   name: string | null;
 } {
+  const socket = socketOf(callLike);
+  const cached = socket && peerCache.get(socket);
+  if (cached) return cached;
   const ctx = callLike.getAuthContext?.();
   const cert = ctx?.sslPeerCertificate;
   if (!cert) return { role: null, name: null };
   const ou = cert.subject?.OU;
   const cn = cert.subject?.CN;
-  return {
+  const peer = {
     role: Array.isArray(ou) ? (ou[0] ?? null) : (ou ?? null),
     name: Array.isArray(cn) ? (cn[0] ?? null) : (cn ?? null),
   };
+  if (socket) peerCache.set(socket, peer);
+  return peer;
 }
 
 function sameSecret(a: string, b: string): boolean {
@@ -196,6 +227,23 @@ export function authorize(
   return null;
 }
 
+const serverCredentialCache = new WeakMap<TlsFiles, grpc.ServerCredentials>();
+
+/** Requires a client certificate from the CA; one credentials object per TLS material. */
+function serverCredentials(sec: Security): grpc.ServerCredentials {
+  if (!sec.tls) return grpc.ServerCredentials.createInsecure();
+  let creds = serverCredentialCache.get(sec.tls);
+  if (!creds) {
+    creds = grpc.ServerCredentials.createSsl(
+      Buffer.from(sec.tls.ca),
+      [{ private_key: Buffer.from(sec.tls.key), cert_chain: Buffer.from(sec.tls.cert) }],
+      true,
+    );
+    serverCredentialCache.set(sec.tls, creds);
+  }
+  return creds;
+}
+
 export interface ServerHandle {
   server: grpc.Server;
   /** Bound addresses, with the real port for `:0`. */
@@ -230,13 +278,7 @@ export async function startServer(
       }
       unlinkSync(a.path);
     }
-    const creds = sec.tls
-      ? grpc.ServerCredentials.createSsl(
-          Buffer.from(sec.tls.ca),
-          [{ private_key: Buffer.from(sec.tls.key), cert_chain: Buffer.from(sec.tls.cert) }],
-          true,
-        )
-      : grpc.ServerCredentials.createInsecure();
+    const creds = serverCredentials(sec);
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(grpcTarget(a), creds, (err, p) => (err ? reject(err) : resolve(p))),
     ).catch((err: Error) => {

@@ -32,6 +32,8 @@ import {
   type BlobChunk,
   type DependencyMsg,
   type ExportRequest,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
   type Holder,
   type JobReport,
   type MasterClient,
@@ -119,6 +121,9 @@ export class WorkerAgent {
   private uuid = '';
   private workerId = '';
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeats: grpc.ClientDuplexStream<HeartbeatRequest, HeartbeatResponse> | undefined;
+  private shutdownAsked = false;
+  private runningDirMade = false;
   private heartbeatMs = 1000;
   private stopping = false;
   private registering: Promise<void> | undefined;
@@ -171,11 +176,14 @@ export class WorkerAgent {
   async stop(reason = 'worker stopping'): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     for (const job of this.jobs.values()) {
       if (job.phase !== 'done') job.stopped = reason;
     }
     await this.executor.stopAll(reason);
+    // Send out what the store buffers (the Actions cache packs a worker's blobs into one entry).
+    await this.opts.store.flush?.().catch((err: unknown) => {
+      this.log(`warning: flushing the cache store failed: ${(err as Error).message}`);
+    });
     if (this.master && this.uuid) {
       await call(
         this.master,
@@ -185,6 +193,7 @@ export class WorkerAgent {
         2000,
       ).catch(() => undefined);
     }
+    this.closeHeartbeats();
     this.master?.close();
     for (const c of this.peers.values()) c.close();
     await this.server?.close();
@@ -272,7 +281,7 @@ export class WorkerAgent {
             `worker ${this.workerId}: ${first ? 'registered' : 're-registered'} with ${formatAddress(this.opts.join)} (master ${res.master_id.slice(0, 8)}, lease ${res.lease_ttl_ms} ms)`,
           );
           this.registeredOnce?.();
-          this.scheduleHeartbeat();
+          this.openHeartbeats(res.lease_ttl_ms);
           return;
         } catch (err) {
           const e = err as grpc.ServiceError;
@@ -291,39 +300,58 @@ export class WorkerAgent {
     return this.registering;
   }
 
-  private scheduleHeartbeat(): void {
-    if (this.stopping) return;
-    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
-    this.heartbeatTimer = setTimeout(() => void this.heartbeat(), this.heartbeatMs);
-  }
-
-  private async heartbeat(): Promise<void> {
-    if (this.stopping) return;
-    this.reapOrphans();
-    try {
-      const res = await call(
-        this.master!,
-        this.master!.Heartbeat,
-        { worker_uuid: this.uuid, stats: this.stats(), running: this.running() },
-        callMetadata(this.security),
-        Math.max(1000, this.heartbeatMs * 2),
-      );
-      if (res.command === 'REREGISTER') {
-        this.log(
-          `worker ${this.workerId}: the master does not know this worker; registering again`,
-        );
-        await this.register();
-        return;
-      }
-      if (res.command === 'SHUTDOWN') {
+  /**
+   * The heartbeat stream of the current registration: a beat every `heartbeatMs`, an answer for
+   * each. A broken stream, an unanswered beat for longer than the lease, or REREGISTER: register
+   * again (the jobs keep running meanwhile).
+   */
+  private openHeartbeats(leaseTtlMs: number): void {
+    this.closeHeartbeats();
+    const stream = this.master!.Heartbeat(callMetadata(this.security));
+    this.heartbeats = stream;
+    let answeredAt = Date.now();
+    let over = false;
+    const again = (why: string) => {
+      if (over || this.heartbeats !== stream) return;
+      over = true;
+      this.closeHeartbeats();
+      if (this.stopping) return;
+      this.log(`worker ${this.workerId}: ${why}; registering again`);
+      void this.register();
+    };
+    stream.on('data', (res: HeartbeatResponse) => {
+      answeredAt = Date.now();
+      if (res.command === 'REREGISTER') again('the master does not know this worker');
+      else if (res.command === 'SHUTDOWN' && !this.shutdownAsked) {
+        this.shutdownAsked = true;
         this.log(`worker ${this.workerId}: the master says the run is over; shutting down`);
         this.opts.onShutdown?.();
+      }
+    });
+    stream.on('error', () => again('lost the master'));
+    stream.on('end', () => again('the master closed the heartbeat stream'));
+    const beat = () => {
+      if (this.stopping || over) return;
+      if (Date.now() - answeredAt > Math.max(leaseTtlMs, this.heartbeatMs * 3)) {
+        again('the master stopped answering heartbeats');
         return;
       }
-      this.scheduleHeartbeat();
-    } catch {
-      // The master is gone or restarting: keep the jobs, register again when it is back.
-      await this.register();
+      this.reapOrphans();
+      stream.write({ worker_uuid: this.uuid, stats: this.stats(), running: this.running() });
+    };
+    beat();
+    this.heartbeatTimer = setInterval(beat, this.heartbeatMs);
+  }
+
+  private closeHeartbeats(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+    const s = this.heartbeats;
+    this.heartbeats = undefined;
+    if (s) {
+      s.removeAllListeners('data');
+      s.on('error', () => undefined);
+      s.cancel();
     }
   }
 
@@ -339,7 +367,8 @@ export class WorkerAgent {
     if (pgid === undefined) return undefined;
     try {
       const dir = join(this.opts.cacheDir, 'running');
-      mkdirSync(dir, { recursive: true });
+      if (!this.runningDirMade) mkdirSync(dir, { recursive: true });
+      this.runningDirMade = true;
       const file = join(dir, `${process.pid}.${jobId}`);
       writeFileSync(file, String(pgid));
       return file;
@@ -506,6 +535,7 @@ export class WorkerAgent {
       worker_fault: false,
     };
     let report: JobReport;
+    let result: ResultManifest | undefined;
     try {
       await this.prepare(job);
       if (job.stopped) throw new StoppedError(job.stopped);
@@ -553,7 +583,7 @@ export class WorkerAgent {
           createdAt: new Date().toISOString(),
           outputs,
         };
-        await this.opts.store.putResult(manifest);
+        result = manifest;
         report.outputs = outputs;
       }
     } catch (err) {
@@ -579,7 +609,16 @@ export class WorkerAgent {
     job.phase = 'done';
     this.finishedOrder.push(job.id);
     void this.pruneFinished();
-    await this.report(report);
+    // The outputs' blobs are stored already; the manifest that makes the result findable by later
+    // runs is written while the report travels. If that write fails, the result is not cached
+    // (a warning), which costs a rebuild next time, never a wrong result.
+    await Promise.all([
+      this.report(report),
+      result &&
+        this.opts.store.putResult(result).catch((err: unknown) => {
+          this.log(`warning: cannot store the result of ${job.unit}: ${(err as Error).message}`);
+        }),
+    ]);
   }
 
   /** Brings every dependency output into the work tree; clears this job's own outputs. */
@@ -756,16 +795,20 @@ export class WorkerAgent {
   private async exportOutput(
     c: grpc.ServerWritableStream<ExportRequest, BlobChunk>,
   ): Promise<void> {
-    const m = await this.opts.store.getResult(c.request.cache_key).catch(() => null);
-    const entry = m?.outputs.find((o) => o.path === c.request.path);
-    if (!entry) {
+    const { unit, cache_key, path, digest } = c.request;
+    let blob = digest;
+    if (!blob) {
+      const m = await this.opts.store.getResult(cache_key).catch(() => null);
+      blob = m?.outputs.find((o) => o.path === path)?.digest ?? '';
+    }
+    if (!blob) {
       c.destroy({
         code: grpc.status.NOT_FOUND,
-        details: `this worker holds no output ${c.request.path} of ${c.request.unit} (${c.request.cache_key.slice(0, 19)})`,
+        details: `this worker holds no output ${path} of ${unit} (${cache_key.slice(0, 19)})`,
       } as grpc.ServiceError);
       return;
     }
-    await this.sendBlob(c, entry.digest);
+    await this.sendBlob(c, blob);
   }
 }
 

@@ -8,7 +8,8 @@ import { configSchema, PATTERN_TEXT } from './schema.js';
 import { ConfigError } from './errors.js';
 import type { ConfigIssue } from './errors.js';
 import { parseDuration } from './duration.js';
-import type { Config, DockerSpec, InvocationConfig } from './types.js';
+import { parseSize } from './size.js';
+import type { CacheConfig, Config, DockerSpec, InvocationConfig, StoreConfig } from './types.js';
 
 type Segment = string | number;
 type Raw = Record<string, unknown>;
@@ -169,11 +170,14 @@ function describeSchemaError(
         path,
         `expected ${JSON.stringify(p.allowedValue)}, got ${typeName(value)}`,
       );
-    case 'enum':
+    case 'enum': {
+      const allowed = (p.allowedValues as unknown[]).map(String);
+      const hint = typeof value === 'string' ? didYouMean(value, allowed) : '';
       return loc.issueAt(
         path,
-        `expected one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`,
+        `got ${typeName(value)}${hint}; expected one of: ${allowed.join(', ')}`,
       );
+    }
     case 'pattern': {
       const what = PATTERN_TEXT[String(p.pattern)] ?? `a string matching ${String(p.pattern)}`;
       return loc.issueAt(path, `got ${typeName(value)}; expected ${what}`);
@@ -461,6 +465,8 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
     );
   }
 
+  const cache = buildCache(raw.cache as Raw | undefined, loc, issues);
+
   if (issues.length) throw new ConfigError(issues);
   const defaultDuration =
     placementRaw['default-duration'] === undefined
@@ -474,7 +480,49 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
     placement: { balance: (placementRaw.balance as number | undefined) ?? 1.1, defaultDuration },
     env: globalEnv,
     invocations,
+    cache,
   };
+}
+
+/** Options of the built-in `local` store; other backends check their own options when opened. */
+const LOCAL_STORE_OPTIONS = ['type', 'dir', 'max-size'];
+
+/** The `cache` block (already schema-checked): defaults, and the local store's options. */
+function buildCache(raw: Raw | undefined, loc: Locator, issues: ConfigIssue[]): CacheConfig {
+  const stores = ((raw?.stores as StoreConfig[] | undefined) ?? [{ type: 'local' }]).map((s) => ({
+    ...s,
+  }));
+  stores.forEach((store, i) => {
+    if (store.type !== 'local') return;
+    const at: Segment[] = ['cache', 'stores', i];
+    for (const key of Object.keys(store)) {
+      if (!LOCAL_STORE_OPTIONS.includes(key)) {
+        issues.push(
+          loc.issueAtKey(
+            at,
+            key,
+            `unknown option "${key}" of a local store${didYouMean(key, LOCAL_STORE_OPTIONS)}; expected one of: ${LOCAL_STORE_OPTIONS.join(', ')}`,
+          ),
+        );
+      }
+    }
+    if (store['max-size'] !== undefined) {
+      try {
+        parseSize(store['max-size'] as number | string);
+      } catch (err) {
+        issues.push(loc.issueAt([...at, 'max-size'], (err as Error).message));
+      }
+    }
+  });
+  const cache: CacheConfig = { stores };
+  const sign = raw?.sign as Raw | undefined;
+  if (sign) {
+    cache.sign = {
+      secretEnv: (sign['secret-env'] as string | undefined) ?? 'DIST_BUILD_CACHE_SECRET',
+      required: (sign.required as boolean | undefined) ?? false,
+    };
+  }
+  return cache;
 }
 
 /** Reads, parses and validates a dist-build.yml file. */

@@ -5,17 +5,30 @@
  * cycles, overlapping outputs, exactly one of run/docker) live in validate.ts.
  */
 
+import { SIZE_PATTERN } from './size.js';
+
 const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$';
 const PLATFORM_PATTERN = '^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$';
 const ENV_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
 
+/** Cache store backends (`cache.stores[].type`); src/store/open.ts maps each to its factory. */
+export const STORE_TYPES = ['local', 'gha', 'registry'] as const;
+
 /** What each pattern means, for error messages. */
 export const PATTERN_TEXT: Record<string, string> = {
+  [SIZE_PATTERN]: 'a size: bytes as a number, or a string such as "500MB", "10GiB"',
   [DURATION_PATTERN]: 'seconds as a number, or a string such as "90s", "10m", "1.5h"',
   [PLATFORM_PATTERN]: 'a platform os/arch[/variant], e.g. linux/amd64 or linux/arm/v7',
   [ENV_NAME_PATTERN]:
     'an environment variable name (letters, digits, "_"; not starting with a digit)',
 };
+
+const size = {
+  type: ['integer', 'string'],
+  minimum: 1,
+  pattern: SIZE_PATTERN,
+  description: 'bytes as a number, or a string such as "500MB", "10GiB" (KB = 1000, KiB = 1024)',
+} as const;
 
 const duration = {
   type: ['number', 'string'],
@@ -81,6 +94,60 @@ export const configSchema = {
       },
     },
     env,
+    cache: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Where workers keep build results.',
+      properties: {
+        stores: {
+          type: 'array',
+          minItems: 1,
+          default: [{ type: 'local' }],
+          description:
+            'Cache stores, fastest first: reads fall through in this order and copy hits into the faster stores; writes go to all.',
+          items: {
+            type: 'object',
+            required: ['type'],
+            description:
+              'One store; options other than type belong to its backend and are checked by it.',
+            properties: {
+              type: { enum: [...STORE_TYPES], description: 'The backend.' },
+              dir: {
+                type: 'string',
+                minLength: 1,
+                description:
+                  'local: the store directory, relative to the config directory (default .dist-build/cache).',
+              },
+              'max-size': {
+                ...size,
+                description:
+                  'local: cap on the bytes of blobs; least recently used entries are evicted beyond it.',
+              },
+            },
+            additionalProperties: true,
+          },
+        },
+        sign: {
+          type: 'object',
+          additionalProperties: false,
+          description:
+            'Sign results with HMAC-SHA256; when the secret is set, unsigned or badly signed results are misses.',
+          properties: {
+            'secret-env': {
+              type: 'string',
+              pattern: ENV_NAME_PATTERN,
+              default: 'DIST_BUILD_CACHE_SECRET',
+              description: 'Environment variable holding the secret.',
+            },
+            required: {
+              type: 'boolean',
+              default: false,
+              description: 'Fail instead of running unsigned when the secret variable is not set.',
+            },
+          },
+        },
+      },
+    },
     invocations: {
       type: 'object',
       minProperties: 1,

@@ -57,9 +57,28 @@ export interface InvocationConfig {
   estimate?: number;
 }
 
+/**
+ * One cache store as written in `cache.stores` (options keep their YAML names, e.g. `max-size`);
+ * the backend factory (src/store/open.ts) checks and interprets the options.
+ */
 export interface StoreConfig {
+  /** `local`, `gha` or `registry`. */
   type: string;
   [option: string]: unknown;
+}
+
+export interface SignConfig {
+  /** Environment variable holding the HMAC secret (default `DIST_BUILD_CACHE_SECRET`). */
+  secretEnv: string;
+  /** Fail instead of running unsigned when the variable is not set. */
+  required: boolean;
+}
+
+export interface CacheConfig {
+  /** Layered in this order, fastest first (default: one local store). */
+  stores: StoreConfig[];
+  /** Result signing; absent when the config has no `cache.sign`. */
+  sign?: SignConfig;
 }
 
 export interface Config {
@@ -74,4 +93,6 @@ export interface Config {
   env: Record<string, string>;
   /** Invocations in file order. */
   invocations: InvocationConfig[];
+  /** Cache stores (the loader always sets it; absent means one local store). */
+  cache?: CacheConfig;
 }

@@ -22,3 +22,11 @@ export {
 } from './pack.js';
 export type { RestoreOptions } from './pack.js';
 export { sha256Digest, digestStream, verifiedStream, isVerifiedFor } from './digest.js';
+export { LayeredStore } from './layered.js';
+export type { LayeredStoreOptions, LayeredStats } from './layered.js';
+export { SignedStore, signManifest, checkSignature, SigningConfigError } from './signing.js';
+export { openStore, openStores, effectiveStores, STORE_BACKENDS } from './open.js';
+export type { OpenStoreOptions, StoreFactory } from './open.js';
+export { StoreOptionsError } from './errors.js';
+// The Actions cache (./gha.js) and registry (./registry.js) backends are loaded by openStore when a
+// config names them; import those modules directly to use them on their own.

@@ -18,22 +18,81 @@
  * meanwhile) and reported once through `onWarning`. `getResult` treats a manifest that does not
  * parse or validate, or that names a blob that is gone, as a miss and warns once about it.
  *
+ * Size cap (`maxBytes`): reads (`openBlob`, `getResult`) and puts of an existing entry set the
+ * entry's mtime to now (atime is unreliable under `noatime`), so mtime orders blobs by last use.
+ * The store keeps an estimate of its blob bytes (a scan at `open` and every `rescanEvery` blob
+ * puts, plus what this process wrote); when a put takes it over the cap, the least recently used
+ * blobs, and the results naming them, are evicted until the blobs fit in 90% of the cap. Blobs used
+ * within `evictGraceMs` are left alone, so work in flight in another process sharing the directory
+ * keeps its blobs; a blob deleted under a reader that has not opened it yet is a miss, and a reader
+ * that has opened it keeps reading it (POSIX unlink semantics). `prune(bytes)` does the same on
+ * demand, `verify()` rehashes every blob.
+ *
  * Memory stays bounded whatever the blob size: blobs only pass as streams.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import {
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  unlink,
+  utimes,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { digestStream, verifiedStream } from './digest.js';
-import type { BlobInfo, ResultManifest, Store } from './types.js';
+import type { BlobInfo, ResultListing, ResultManifest, Store } from './types.js';
 import { assertDigest, CorruptBlobError, manifestProblems } from './types.js';
 
 export interface LocalStoreOptions {
   /** Called once per problem found in the store (corrupt blob, unusable manifest). */
   onWarning?: (message: string) => void;
+  /** Cap on the bytes of blobs; beyond it least recently used blobs are evicted. Default: none. */
+  maxBytes?: number;
+  /** Blobs used (read or written) more recently than this are never evicted by the cap (60 s). */
+  evictGraceMs?: number;
+  /** Blob puts between two scans that refresh the size estimate (default 100). */
+  rescanEvery?: number;
 }
+
+export interface LocalStoreStats {
+  blobs: number;
+  /** Bytes of blobs. */
+  bytes: number;
+  results: number;
+  /** ISO 8601 time of the most recent use of a blob (absent when empty). */
+  lastUsed?: string;
+}
+
+export interface PruneResult {
+  removedBlobs: number;
+  removedResults: number;
+  /** Bytes of the removed blobs. */
+  freedBytes: number;
+  /** Bytes of blobs left. */
+  bytes: number;
+}
+
+export interface VerifyResult {
+  /** Blobs rehashed. */
+  checked: number;
+  /** Digests of the blobs whose bytes did not match (deleted). */
+  corrupt: string[];
+  /** Results deleted because they named a corrupt blob. */
+  removedResults: number;
+}
+
+/** Evicting goes down to this fraction of the cap, so the next puts do not evict again at once. */
+const EVICT_TO = 0.9;
+const DEFAULT_EVICT_GRACE_MS = 60_000;
+const DEFAULT_RESCAN_EVERY = 100;
 
 /** Read buffer size for blobs. */
 const READ_CHUNK = 256 * 1024;
@@ -50,6 +109,14 @@ export class LocalStore implements Store {
   private readonly onWarning: (message: string) => void;
   private readonly warned = new Set<string>();
   private dirsReady: Promise<void> | undefined;
+  /** The size cap, if any. */
+  readonly maxBytes: number | undefined;
+  private readonly evictGraceMs: number;
+  private readonly rescanEvery: number;
+  /** Estimated bytes of blobs (maintained only with a cap). */
+  private approxBytes: number | undefined;
+  private putsSinceScan = 0;
+  private evicting: Promise<void> | undefined;
 
   constructor(
     readonly dir: string,
@@ -57,13 +124,20 @@ export class LocalStore implements Store {
   ) {
     this.location = dir;
     this.onWarning = opts.onWarning ?? (() => {});
+    if (opts.maxBytes !== undefined && !(opts.maxBytes > 0)) {
+      throw new RangeError(`maxBytes must be positive, got ${opts.maxBytes}`);
+    }
+    this.maxBytes = opts.maxBytes;
+    this.evictGraceMs = opts.evictGraceMs ?? DEFAULT_EVICT_GRACE_MS;
+    this.rescanEvery = Math.max(1, opts.rescanEvery ?? DEFAULT_RESCAN_EVERY);
   }
 
-  /** Creates the directory layout and clears stale temporary files. */
+  /** Creates the directory layout and clears stale temporary files (and measures it, with a cap). */
   static async open(dir: string, opts: LocalStoreOptions = {}): Promise<LocalStore> {
     const store = new LocalStore(dir, opts);
     await store.ensureDirs();
     await store.removeStaleTemp();
+    if (store.maxBytes !== undefined) await store.rescan();
     return store;
   }
 
@@ -122,7 +196,8 @@ export class LocalStore implements Store {
           `data for blob ${expectedDigest} hashes to ${digest}; nothing stored`,
         );
       }
-      await this.commit(tmp, this.blobPath(digest), true);
+      const written = await this.commit(tmp, this.blobPath(digest), true);
+      if (written) await this.afterPut(size);
       return { digest, size };
     } finally {
       await rm(tmp, { force: true });
@@ -153,6 +228,7 @@ export class LocalStore implements Store {
       await handle.close();
       throw err;
     }
+    await touch([path]);
     const source = handle.createReadStream({ highWaterMark: READ_CHUNK });
     return verifiedStream(source, digest, async (err) => {
       // Delete only the file we read: a concurrent writer may have renamed a good copy over it.
@@ -198,6 +274,7 @@ export class LocalStore implements Store {
       this.warnResult(cacheKey, `names missing blobs: ${missing.join(', ')}`);
       return null;
     }
+    await touch([path, ...digests.map((d) => this.blobPath(d))]);
     return manifest;
   }
 
@@ -214,6 +291,7 @@ export class LocalStore implements Store {
         `result ${manifest.cacheKey} names blobs that are not stored: ${missing.join(', ')}`,
       );
     }
+    await touch(digests.map((d) => this.blobPath(d)));
     await this.ensureDirs();
     const tmp = this.tempPath();
     try {
@@ -230,24 +308,184 @@ export class LocalStore implements Store {
   }
 
   /** Counts what is stored (walks the whole store). */
-  async stats(): Promise<{ blobs: number; bytes: number; results: number }> {
-    let blobs = 0;
+  async stats(): Promise<LocalStoreStats> {
+    const blobs = await this.scanBlobs();
     let bytes = 0;
-    let results = 0;
-    for (const shard of await listDir(join(this.dir, 'blobs', 'sha256'))) {
-      const shardDir = join(this.dir, 'blobs', 'sha256', shard);
-      for (const name of await listDir(shardDir)) {
-        const st = await lstat(join(shardDir, name)).catch(() => null);
-        if (!st?.isFile()) continue;
-        blobs++;
-        bytes += st.size;
-      }
+    let newest = 0;
+    for (const b of blobs) {
+      bytes += b.size;
+      newest = Math.max(newest, b.mtimeMs);
     }
+    let results = 0;
     for (const shard of await listDir(join(this.dir, 'results', 'sha256'))) {
       const names = await listDir(join(this.dir, 'results', 'sha256', shard));
       results += names.filter((n) => n.endsWith('.json')).length;
     }
-    return { blobs, bytes, results };
+    const out: LocalStoreStats = { blobs: blobs.length, bytes, results };
+    if (newest > 0) out.lastUsed = new Date(newest).toISOString();
+    return out;
+  }
+
+  /**
+   * Evicts least recently used blobs, and the results naming them, until the blobs take at most
+   * `maxBytes`. Blobs used within `graceMs` (default 0: none) are kept even if that leaves the
+   * store over the limit.
+   */
+  async prune(maxBytes: number, opts: { graceMs?: number } = {}): Promise<PruneResult> {
+    const blobs = await this.scanBlobs();
+    let bytes = blobs.reduce((sum, b) => sum + b.size, 0);
+    const result: PruneResult = { removedBlobs: 0, removedResults: 0, freedBytes: 0, bytes };
+    if (bytes <= maxBytes) {
+      this.approxBytes = bytes;
+      return result;
+    }
+    blobs.sort((a, b) => a.mtimeMs - b.mtimeMs);
+    const cutoff = Date.now() - (opts.graceMs ?? 0);
+    const evicted = new Set<string>();
+    for (const b of blobs) {
+      if (bytes <= maxBytes || b.mtimeMs > cutoff) break;
+      // Used since the scan (its mtime moved): keep it.
+      const now = await stat(b.path).catch(() => null);
+      if (now && (now.ino !== b.ino || now.mtimeMs !== b.mtimeMs)) continue;
+      if (now) await unlink(b.path).catch(() => {});
+      bytes -= b.size;
+      evicted.add(b.digest);
+      result.removedBlobs++;
+      result.freedBytes += b.size;
+    }
+    result.removedResults = await this.removeResultsNaming(evicted);
+    result.bytes = bytes;
+    this.approxBytes = bytes;
+    return result;
+  }
+
+  /**
+   * Rehashes every blob; deletes those whose bytes do not match their name, and the results that
+   * name them.
+   */
+  async verify(): Promise<VerifyResult> {
+    const corrupt: string[] = [];
+    const blobs = await this.scanBlobs();
+    let checked = 0;
+    for (const b of blobs) {
+      let actual: string;
+      try {
+        actual = (await digestStream(createReadStream(b.path, { highWaterMark: READ_CHUNK })))
+          .digest;
+      } catch (err) {
+        if (isNotFound(err)) continue; // evicted meanwhile
+        throw err;
+      }
+      checked++;
+      if (actual === b.digest) continue;
+      const now = await stat(b.path).catch(() => null);
+      if (now && now.ino === b.ino) await unlink(b.path).catch(() => {});
+      corrupt.push(b.digest);
+      this.warnOnce(
+        `blob:${b.digest}`,
+        `${this.location}: removed corrupt blob ${b.digest} (its bytes hash to ${actual})`,
+      );
+    }
+    const removedResults = await this.removeResultsNaming(new Set(corrupt));
+    return { checked, corrupt, removedResults };
+  }
+
+  /**
+   * Results whose cache key starts with `prefix` (`sha256:ab12` or `ab12`), in key order; entries
+   * that do not parse or validate are skipped.
+   */
+  async *listResults(prefix = ''): AsyncIterable<ResultListing> {
+    const hexPrefix = (prefix.startsWith('sha256:') ? prefix.slice(7) : prefix).toLowerCase();
+    if (!/^[0-9a-f]*$/.test(hexPrefix)) return;
+    for (const r of await this.resultFiles(hexPrefix)) {
+      const manifest = await readManifest(r.path);
+      if (!manifest || manifest.cacheKey !== r.cacheKey) continue;
+      yield {
+        cacheKey: manifest.cacheKey,
+        unit: manifest.unit,
+        size: manifest.outputs.reduce((sum, o) => sum + o.size, 0),
+        createdAt: manifest.createdAt,
+      };
+    }
+  }
+
+  /** After a blob put: keeps the size estimate and evicts when it is over the cap. */
+  private async afterPut(added: number): Promise<void> {
+    if (this.maxBytes === undefined) return;
+    this.approxBytes = (this.approxBytes ?? 0) + added;
+    if (++this.putsSinceScan >= this.rescanEvery) await this.rescan();
+    if ((this.approxBytes ?? 0) <= this.maxBytes) return;
+    const target = Math.floor(this.maxBytes * EVICT_TO);
+    this.evicting ??= this.prune(target, { graceMs: this.evictGraceMs })
+      .then(
+        () => undefined,
+        (err: unknown) =>
+          this.onWarning(`${this.location}: evicting failed: ${(err as Error).message}`),
+      )
+      .finally(() => (this.evicting = undefined));
+    await this.evicting;
+  }
+
+  /** Refreshes the size estimate from the directory (other processes write to it too). */
+  private async rescan(): Promise<void> {
+    this.putsSinceScan = 0;
+    this.approxBytes = (await this.scanBlobs()).reduce((sum, b) => sum + b.size, 0);
+  }
+
+  /** Every blob file with its size and last use. */
+  private async scanBlobs(): Promise<BlobFile[]> {
+    const out: BlobFile[] = [];
+    const root = join(this.dir, 'blobs', 'sha256');
+    for (const shard of await listDir(root)) {
+      const shardDir = join(root, shard);
+      for (const name of await listDir(shardDir)) {
+        if (!/^[0-9a-f]{64}$/.test(name)) continue;
+        const path = join(shardDir, name);
+        const st = await lstat(path).catch(() => null);
+        if (!st?.isFile()) continue;
+        out.push({
+          digest: `sha256:${name}`,
+          path,
+          size: st.size,
+          mtimeMs: st.mtimeMs,
+          ino: st.ino,
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Result files whose key's hex starts with `hexPrefix`, sorted by key. */
+  private async resultFiles(hexPrefix = ''): Promise<{ cacheKey: string; path: string }[]> {
+    const root = join(this.dir, 'results', 'sha256');
+    const shards =
+      hexPrefix.length >= 2
+        ? [hexPrefix.slice(0, 2)]
+        : (await listDir(root)).filter((s) => s.startsWith(hexPrefix)).sort();
+    const out: { cacheKey: string; path: string }[] = [];
+    for (const shard of shards) {
+      const names = (await listDir(join(root, shard))).sort();
+      for (const name of names) {
+        const hex = name.slice(0, -'.json'.length);
+        if (!name.endsWith('.json') || !/^[0-9a-f]{64}$/.test(hex) || !hex.startsWith(hexPrefix))
+          continue;
+        out.push({ cacheKey: `sha256:${hex}`, path: join(root, shard, name) });
+      }
+    }
+    return out;
+  }
+
+  /** Deletes the results that name any of `digests`; returns how many. */
+  private async removeResultsNaming(digests: ReadonlySet<string>): Promise<number> {
+    if (digests.size === 0) return 0;
+    let removed = 0;
+    for (const r of await this.resultFiles()) {
+      const manifest = await readManifest(r.path);
+      if (!manifest?.outputs.some((o) => digests.has(o.digest))) continue;
+      await unlink(r.path).catch(() => {});
+      removed++;
+    }
+    return removed;
   }
 
   private ensureDirs(): Promise<void> {
@@ -270,10 +508,11 @@ export class LocalStore implements Store {
    * Moves a finished temp file into place. With `keepExisting` (blobs: the name says what the
    * content is) an existing file is left alone; otherwise it is replaced.
    */
-  private async commit(tmp: string, dest: string, keepExisting: boolean): Promise<void> {
-    if (keepExisting && (await exists(dest))) return;
+  private async commit(tmp: string, dest: string, keepExisting: boolean): Promise<boolean> {
+    if (keepExisting && (await exists(dest))) return false;
     await mkdir(join(dest, '..'), { recursive: true });
     await rename(tmp, dest);
+    return true;
   }
 
   private async removeStaleTemp(): Promise<void> {
@@ -309,6 +548,30 @@ export class LocalStore implements Store {
     if (this.warned.has(id)) return;
     this.warned.add(id);
     this.onWarning(message);
+  }
+}
+
+interface BlobFile {
+  digest: string;
+  path: string;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+/** Marks entries as used now (best effort: an entry deleted meanwhile is simply skipped). */
+async function touch(paths: string[]): Promise<void> {
+  const now = new Date();
+  await Promise.all(paths.map((p) => utimes(p, now, now).catch(() => {})));
+}
+
+/** A result file's manifest, or `null` when it is gone, does not parse or does not validate. */
+async function readManifest(path: string): Promise<ResultManifest | null> {
+  try {
+    const value: unknown = JSON.parse(await readFile(path, 'utf8'));
+    return manifestProblems(value).length === 0 ? (value as ResultManifest) : null;
+  } catch {
+    return null;
   }
 }
 

@@ -62,6 +62,11 @@ export interface ResultManifest {
   /** ISO 8601. */
   createdAt: string;
   outputs: OutputEntry[];
+  /**
+   * `hmac-sha256:<hex>` when the store signs results (see signing.ts): over the cache key and the
+   * digest of the canonical manifest without this field.
+   */
+  signature?: string;
 }
 
 /** Opens a blob by digest; `null` when it does not exist. */
@@ -188,6 +193,9 @@ export function manifestProblems(value: unknown): string[] {
   if (!isDigest(m.cacheKey)) problems.push('cacheKey is not a sha256 digest');
   for (const k of ['unit', 'invocation', 'worker', 'createdAt'] as const) {
     if (typeof m[k] !== 'string') problems.push(`${k} is not a string`);
+  }
+  if (m.signature !== undefined && typeof m.signature !== 'string') {
+    problems.push('signature is not a string');
   }
   if (!Number.isInteger(m.exitCode)) problems.push('exitCode is not an integer');
   if (typeof m.durationMs !== 'number' || !(m.durationMs >= 0)) {

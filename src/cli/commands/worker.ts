@@ -1,14 +1,14 @@
 import type { Command } from 'commander';
-import { resolve } from 'node:path';
+import os from 'node:os';
 import { loadConfig } from '../../config/load.js';
 import { parseDuration } from '../../config/duration.js';
 import { WorkerAgent } from '../../cluster/worker.js';
 import { parseAddress } from '../../cluster/transport.js';
-import { LocalStore } from '../../store/local.js';
+import { effectiveStores, openStore, workerCacheDir } from '../../store/open.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { UsageError } from '../errors.js';
 import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
-import { defaultCacheDir, positiveInt, watchParent } from '../util.js';
+import { positiveInt, watchParent } from '../util.js';
 
 interface WorkerFlags extends SecurityFlags {
   join: string;
@@ -42,7 +42,10 @@ export function registerWorker(program: Command): void {
       [],
     )
     .option('--advertise <host>', 'host name the master dials when --listen is 0.0.0.0')
-    .option('--cache-dir <dir>', 'local cache store (default <config dir>/.dist-build/cache)')
+    .option(
+      '--cache-dir <dir>',
+      "local cache store (default: the config's first local store, else <config dir>/.dist-build/cache)",
+    )
     .option('--id <id>', 'worker id (default <host>-command-local)')
     .option('--slots <n>', 'invocations run at once', '1')
     .option('--label <label>', 'a label invocations can require (repeatable)', collect, [])
@@ -82,10 +85,19 @@ Examples:
     } catch (e) {
       throw new UsageError(`--kill-grace: ${(e as Error).message}`);
     }
-    const cacheDir = resolve(flags.cacheDir ?? defaultCacheDir(config.root));
+    const cacheDir = workerCacheDir(config, flags.cacheDir);
     const security = await securityFrom(flags);
     const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
-    const store = await LocalStore.open(cacheDir, { onWarning: (m) => log(`warning: ${m}`) });
+    // The slot is the worker id: the agent's default id, `<host>-command-<store kind>`, spelled
+    // out here because the store needs it before the agent exists.
+    const kinds = [...new Set(effectiveStores(config, flags.cacheDir).map((s) => s.type))];
+    const slot = flags.id ?? `${os.hostname().split('.')[0] || 'host'}-command-${kinds.join('+')}`;
+    const store = await openStore(config, {
+      ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}),
+      slot,
+      onWarning: (m) => log(`warning: ${m}`),
+      env: process.env,
+    });
     let stopping: Promise<void> | undefined;
     const stop = (why: string): Promise<void> => (stopping ??= agent.stop(why));
     const agent: WorkerAgent = new WorkerAgent({

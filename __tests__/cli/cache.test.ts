@@ -1,0 +1,218 @@
+import { createHash } from 'node:crypto';
+import { jest } from '@jest/globals';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { main } from '../../src/cli/main.js';
+import { LocalStore } from '../../src/store/local.js';
+import { STORE_BACKENDS } from '../../src/store/open.js';
+import { RESULT_FORMAT } from '../../src/store/types.js';
+import type { ResultManifest, Store } from '../../src/store/types.js';
+
+/** Runs the CLI in process and captures what it prints. */
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = jest
+    .spyOn(process.stdout, 'write')
+    .mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
+  const e = jest
+    .spyOn(process.stderr, 'write')
+    .mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
+  const before = process.exitCode;
+  try {
+    const code = await main(args);
+    return { code, out, err };
+  } finally {
+    process.exitCode = before;
+    o.mockRestore();
+    e.mockRestore();
+  }
+}
+
+const sha = (data: string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
+
+function manifest(cacheKey: string, unit: string, digest: string, size: number): ResultManifest {
+  return {
+    format: RESULT_FORMAT,
+    cacheKey,
+    unit,
+    invocation: unit,
+    exitCode: 0,
+    durationMs: 5,
+    worker: 'worker-1',
+    createdAt: '2024-01-01T00:00:00.000Z',
+    outputs: [{ path: `out/${unit}`, type: 'dir', digest, size, files: 1 }],
+  };
+}
+
+let dir: string;
+let configFile: string;
+let cacheDir: string;
+let store: LocalStore;
+const keys = { lib: sha('lib'), app: sha('app') };
+const digests: Record<string, string> = {};
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'dist-build-cache-cli-'));
+  configFile = join(dir, 'dist-build.yml');
+  writeFileSync(
+    configFile,
+    `version: 1
+invocations:
+  lib: {run: 'true', outputs: [out/lib]}
+  app: {run: 'true', outputs: [out/app]}
+cache:
+  stores:
+    - {type: local, dir: cache, max-size: 1GiB}
+`,
+  );
+  cacheDir = join(dir, 'cache');
+  store = await LocalStore.open(cacheDir);
+  for (const unit of ['lib', 'app'] as const) {
+    const data = Buffer.alloc(2048, unit);
+    const info = await store.putBlob(Readable.from([data]));
+    digests[unit] = info.digest;
+    await store.putResult(manifest(keys[unit], unit, info.digest, info.size));
+  }
+  const old = new Date(Date.now() - 3600_000);
+  const { utimes } = await import('node:fs/promises');
+  await utimes(store.blobPath(digests.lib!), old, old);
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('dist-build cache', () => {
+  it('ls lists the results, filtered by --key, as a table or JSON', async () => {
+    const r = await cli('cache', 'ls', '--config', configFile);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/CACHE KEY\s+UNIT\s+SIZE\s+CREATED\s+STORE/);
+    expect(r.out).toContain(keys.lib);
+    expect(r.out).toContain(keys.app);
+
+    const j = await cli('cache', 'ls', '-c', configFile, '--key', keys.app.slice(0, 14), '--json');
+    expect(j.code).toBe(0);
+    expect(JSON.parse(j.out)).toEqual([
+      {
+        cacheKey: keys.app,
+        unit: 'app',
+        size: 2048,
+        createdAt: '2024-01-01T00:00:00.000Z',
+        store: 'local',
+        location: cacheDir,
+      },
+    ]);
+  });
+
+  it("stats counts entries and bytes and sums the workers' hit/miss counters", async () => {
+    const layer = (hits: number, misses: number) => ({
+      kind: 'local',
+      location: cacheDir,
+      results: { hits, misses },
+      blobs: { hits: 0, misses: 0 },
+      copiedIn: 0,
+      errors: 0,
+    });
+    await mkdir(join(cacheDir, 'stats'), { recursive: true });
+    const now = new Date().toISOString();
+    await writeFile(
+      join(cacheDir, 'stats', 'worker-1.json'),
+      JSON.stringify({ slot: 'worker-1', updatedAt: now, layers: [layer(3, 1)] }),
+    );
+    await writeFile(
+      join(cacheDir, 'stats', 'worker-2.json'),
+      JSON.stringify({ slot: 'worker-2', updatedAt: now, layers: [layer(2, 4)] }),
+    );
+    // From an older run: not counted.
+    await writeFile(
+      join(cacheDir, 'stats', 'worker-9.json'),
+      JSON.stringify({
+        slot: 'worker-9',
+        updatedAt: '2020-01-01T00:00:00Z',
+        layers: [layer(100, 100)],
+      }),
+    );
+    const j = await cli('cache', 'stats', '-c', configFile, '--json');
+    expect(j.code).toBe(0);
+    const s = JSON.parse(j.out);
+    expect(s.stores).toEqual([
+      expect.objectContaining({
+        type: 'local',
+        location: cacheDir,
+        results: 2,
+        blobs: 2,
+        bytes: 4096,
+        hits: 5,
+        misses: 5,
+      }),
+    ]);
+    expect(s.lastRun.workers).toBe(2);
+    const t = await cli('cache', 'stats', '-c', configFile);
+    expect(t.out).toMatch(/STORE\s+LOCATION\s+RESULTS\s+BLOBS\s+BYTES\s+HITS\s+MISSES/);
+    expect(t.out).toMatch(/last run \(2 workers/);
+  });
+
+  it('verify reports and drops corrupt blobs, exit 1; clean is exit 0', async () => {
+    const clean = await cli('cache', 'verify', '-c', configFile);
+    expect(clean.code).toBe(0);
+    expect(clean.out).toMatch(/2 blobs checked, 0 corrupt/);
+    await writeFile(store.blobPath(digests.app!), 'rotten');
+    const r = await cli('cache', 'verify', '-c', configFile);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/2 blobs checked, 1 corrupt/);
+    expect(r.out).toContain(digests.app);
+    expect(await store.hasResults([keys.app, keys.lib])).toEqual(new Set([keys.lib]));
+  });
+
+  it('prune --max-size evicts least recently used entries; a bad size is exit 2', async () => {
+    const r = await cli('cache', 'prune', '-c', configFile, '--max-size', '3KiB');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/removed 1 blob \(2\.00 KiB\) and 1 result; 2\.00 KiB left/);
+    expect(await store.hasResults([keys.app, keys.lib])).toEqual(new Set([keys.app]));
+    const bad = await cli('cache', 'prune', '-c', configFile, '--max-size', 'lots');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--max-size: invalid size "lots"/);
+  });
+
+  it('--cache-dir replaces the configured local store', async () => {
+    const other = join(dir, 'elsewhere');
+    const r = await cli('cache', 'ls', '-c', configFile, '--cache-dir', other, '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toEqual([]);
+    const s = await cli('cache', 'stats', '-c', configFile, '--cache-dir', other, '--json');
+    expect(JSON.parse(s.out).stores[0].location).toBe(other);
+  });
+
+  it('says clearly when a backend cannot do an operation', async () => {
+    const saved = STORE_BACKENDS.gha;
+    const blind: Store = Object.assign(Object.create(store) as Store, {
+      kind: 'gha',
+      location: 'gha scope main',
+      listResults: undefined,
+      stats: undefined,
+      verify: undefined,
+      prune: undefined,
+    });
+    STORE_BACKENDS.gha = () => blind;
+    try {
+      writeFileSync(
+        configFile,
+        `version: 1\ninvocations:\n  lib: {run: 'true'}\ncache:\n  stores: [{type: local, dir: cache}, {type: gha, scope: main}]\n`,
+      );
+      const ls = await cli('cache', 'ls', '-c', configFile, '--json');
+      expect(ls.code).toBe(0);
+      expect(JSON.parse(ls.out)).toHaveLength(2);
+      expect(ls.err).toMatch(/gha gha scope main: cannot list results: .*GitHub API/);
+      const v = await cli('cache', 'verify', '-c', configFile);
+      expect(v.out).toMatch(/gha gha scope main: cannot verify/);
+      const p = await cli('cache', 'prune', '-c', configFile, '--max-size', '1GB');
+      expect(p.out).toMatch(/gha gha scope main: cannot prune/);
+      const s = await cli('cache', 'stats', '-c', configFile);
+      expect(s.out).toMatch(/gha gha scope main: cannot count entries/);
+    } finally {
+      if (saved) STORE_BACKENDS.gha = saved;
+      else delete STORE_BACKENDS.gha;
+    }
+  });
+});

@@ -1,0 +1,64 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Workspace } from '../../src/cluster/workspace.js';
+
+let root: string;
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'dist-build-ws-'));
+});
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+test('remembers which blob an output path holds, only while the path exists', async () => {
+  const ws = new Workspace(root);
+  expect(await ws.held('out/a')).toBeNull();
+  mkdirSync(join(root, 'out/a'), { recursive: true });
+  await ws.mark('out/a', 'sha256:' + 'a'.repeat(64));
+  expect(await ws.held('out/a')).toBe('sha256:' + 'a'.repeat(64));
+  await ws.clear('out/a');
+  expect(existsSync(join(root, 'out/a'))).toBe(false);
+  expect(await ws.held('out/a')).toBeNull();
+});
+
+test('locks are exclusive per path and taken over from a dead holder', async () => {
+  const ws = new Workspace(root);
+  const order: string[] = [];
+  let release!: () => void;
+  const first = ws.withLock('out/x', async () => {
+    order.push('first in');
+    await new Promise<void>((r) => (release = r));
+    order.push('first out');
+  });
+  await new Promise((r) => setTimeout(r, 20));
+  const second = ws.withLock('out/x', async () => {
+    order.push('second');
+  });
+  // A different path is not blocked.
+  await ws.withLock('out/y', async () => {
+    order.push('other path');
+  });
+  release();
+  await Promise.all([first, second]);
+  expect(order).toEqual(['first in', 'other path', 'first out', 'second']);
+
+  // A lock left by a process that no longer exists.
+  const locks = join(root, '.dist-build/locks');
+  const stale = (await import('node:fs')).readdirSync(locks);
+  expect(stale).toEqual([]);
+  mkdirSync(join(locks, 'x'), { recursive: true });
+  await ws.withLock('out/z', async () => undefined);
+  const dead = 2 ** 22 + 12345; // above pid_max on most systems
+  const lockOfZ = (await import('node:fs')).readdirSync(locks);
+  void lockOfZ;
+  const zDir = join(
+    locks,
+    (await import('node:crypto')).createHash('sha256').update('out/z').digest('hex').slice(0, 32),
+  );
+  mkdirSync(zDir);
+  writeFileSync(join(zDir, 'pid'), String(dead));
+  let ran = false;
+  await ws.withLock('out/z', async () => {
+    ran = true;
+  });
+  expect(ran).toBe(true);
+});

@@ -1,0 +1,365 @@
+/**
+ * GhaStore through the unmodified @actions/cache against the local fake of the Actions cache
+ * service, over protocol v2 (Twirp + signed blob URLs) and v1 (_apis/artifactcache). An
+ * integration test because @actions/cache runs tar and zstd.
+ */
+import { jest } from '@jest/globals';
+import { mkdtempSync } from 'node:fs';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createGhaStore, ghaKeyPrefix } from '../../src/store/gha.js';
+import type { GhaStore } from '../../src/store/gha.js';
+import { blobOpenerFor, restoreOutputs, saveOutputs } from '../../src/store/pack.js';
+import { RESULT_FORMAT } from '../../src/store/types.js';
+import type { ResultManifest, Store } from '../../src/store/types.js';
+import { startActionsCacheServer } from '../fixtures/actions-cache-server.js';
+import type { ActionsCacheServer } from '../fixtures/actions-cache-server.js';
+
+jest.setTimeout(60_000);
+
+// @actions/glob expands `~` with os.homedir(), which reads the native environment. In a real
+// process GhaStore's HOME (set in process.env around each call) reaches it; jest gives each test
+// file a copy of process.env that does not, so os.homedir() follows that copy here. Registered
+// before @actions/cache is first imported (the store imports it lazily).
+for (const name of ['os', 'node:os']) {
+  const real = await import('node:os');
+  jest.unstable_mockModule(name, () => ({
+    ...real,
+    default: { ...real.default, homedir: () => process.env.HOME ?? real.homedir() },
+    homedir: () => process.env.HOME ?? real.homedir(),
+  }));
+}
+
+let tmp: string;
+let server: ActionsCacheServer | undefined;
+
+beforeEach(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'dist-build-gha-'));
+});
+
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+  await rm(tmp, { recursive: true, force: true });
+});
+
+async function start(): Promise<ActionsCacheServer> {
+  server = await startActionsCacheServer();
+  return server;
+}
+
+interface TestStore {
+  store: GhaStore;
+  warnings: string[];
+}
+
+let dirs = 0;
+function makeStore(
+  env: NodeJS.ProcessEnv,
+  slot = 'worker-1',
+  extra: Record<string, unknown> = {},
+): TestStore {
+  const warnings: string[] = [];
+  const store = createGhaStore(
+    { dir: join(tmp, `shard-${dirs++}`), ...extra },
+    { root: tmp, slot, onWarning: (m) => warnings.push(m), env },
+  );
+  return { store, warnings };
+}
+
+function key(n: number): string {
+  return `sha256:${n.toString(16).padStart(64, '0')}`;
+}
+
+async function writeTree(root: string, files: Record<string, string>): Promise<void> {
+  const { mkdir } = await import('node:fs/promises');
+  for (const [rel, content] of Object.entries(files)) {
+    await mkdir(join(root, rel, '..'), { recursive: true });
+    await writeFile(join(root, rel), content);
+  }
+}
+
+async function buildResult(
+  store: Store,
+  root: string,
+  cacheKey: string,
+  outputs: string[],
+): Promise<ResultManifest> {
+  const manifest: ResultManifest = {
+    format: RESULT_FORMAT,
+    cacheKey,
+    unit: 'lib',
+    invocation: 'lib',
+    exitCode: 0,
+    durationMs: 10,
+    worker: 'worker-1',
+    createdAt: new Date().toISOString(),
+    outputs: await saveOutputs(store, root, outputs),
+  };
+  await store.putResult(manifest);
+  return manifest;
+}
+
+const creates = (s: ActionsCacheServer) => s.requests().filter((r) => r.op === 'create').length;
+const committed = (s: ActionsCacheServer) => s.entries().filter((e) => e.committed);
+
+/** Saves one result (`out/lib`, two files) on slot worker-1 and flushes it. */
+async function seed(srv: ActionsCacheServer, version: 'v1' | 'v2'): Promise<ResultManifest> {
+  const work = join(tmp, 'work-a');
+  await writeTree(work, { 'out/lib/a.txt': 'alpha\n', 'out/lib/sub/b.txt': 'beta\n' });
+  const a = makeStore(srv.env(version));
+  const manifest = await buildResult(a.store, work, key(1), ['out/lib']);
+  await a.store.flush();
+  expect(a.warnings).toEqual([]);
+  expect(a.store.stats()).toMatchObject({ savedEntries: 1, warnings: 0 });
+  return manifest;
+}
+
+describe.each(['v2', 'v1'] as const)('GhaStore over protocol %s', (version) => {
+  it('saves a shard as one entry and a fresh store for the slot restores it', async () => {
+    const srv = await start();
+    const manifest = await seed(srv, version);
+    const entries = committed(srv);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]!.protocol).toBe(version);
+    expect(entries[0]!.key.startsWith(ghaKeyPrefix('default', 'worker-1'))).toBe(true);
+    expect(entries[0]!.key.length).toBeLessThan(512);
+
+    const b = makeStore(srv.env(version));
+    expect(await b.store.getResult(key(1))).toEqual(manifest);
+    expect(await b.store.hasResults([key(1), key(2)])).toEqual(new Set([key(1)]));
+    const out = join(tmp, 'work-b');
+    await restoreOutputs(blobOpenerFor(b.store), out, manifest.outputs);
+    expect(await readFile(join(out, 'out/lib/sub/b.txt'), 'utf8')).toBe('beta\n');
+    expect(b.store.stats()).toMatchObject({ restoredEntries: 1, warnings: 0 });
+    expect(b.store.restoredKeys).toEqual([entries[0]!.key]);
+    expect(b.warnings).toEqual([]);
+
+    // Reading only: nothing to upload.
+    await b.store.flush();
+    expect(committed(srv)).toHaveLength(1);
+  });
+
+  it('uploads nothing on a second flush without new results', async () => {
+    const srv = await start();
+    const work = join(tmp, 'work');
+    await writeTree(work, { 'out/x.txt': 'x' });
+    const a = makeStore(srv.env(version));
+    await buildResult(a.store, work, key(1), ['out/x.txt']);
+    await a.store.flush();
+    const before = creates(srv);
+    await a.store.flush();
+    expect(creates(srv)).toBe(before);
+    expect(committed(srv)).toHaveLength(1);
+    // A new result makes the next flush save a new entry, holding both results.
+    await writeTree(work, { 'out/y.txt': 'y' });
+    await buildResult(a.store, work, key(2), ['out/y.txt']);
+    await a.store.flush();
+    expect(committed(srv)).toHaveLength(2);
+    const c = makeStore(srv.env(version));
+    expect(await c.store.hasResults([key(1), key(2)])).toEqual(new Set([key(1), key(2)]));
+    expect(a.store.stats().uploadedBytes).toBeGreaterThan(0);
+  });
+
+  it('packs many small blobs into one entry', async () => {
+    const srv = await start();
+    const work = join(tmp, 'work');
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 60; i++) files[`out/f${i}.txt`] = `file ${i}\n`;
+    await writeTree(work, files);
+    const a = makeStore(srv.env(version));
+    for (let i = 0; i < 60; i++) await buildResult(a.store, work, key(i + 1), [`out/f${i}.txt`]);
+    await a.store.flush();
+    expect(creates(srv)).toBe(1);
+    expect(committed(srv)).toHaveLength(1);
+    const b = makeStore(srv.env(version));
+    const keys = Array.from({ length: 60 }, (_, i) => key(i + 1));
+    expect((await b.store.hasResults(keys)).size).toBe(60);
+  });
+
+  it('warns and keeps building when the upload is rate-limited (429)', async () => {
+    const srv = await start();
+    srv.setFault('create', { status: 429 });
+    const work = join(tmp, 'work');
+    await writeTree(work, { 'out/x.txt': 'x' });
+    const a = makeStore(srv.env(version));
+    await buildResult(a.store, work, key(1), ['out/x.txt']);
+    await expect(a.store.flush()).resolves.toBeUndefined();
+    expect(a.warnings).toHaveLength(1);
+    expect(a.warnings[0]).toMatch(/rate-limited/);
+    expect(committed(srv)).toHaveLength(0);
+    // The local shard still serves the result.
+    expect(await a.store.getResult(key(1))).not.toBeNull();
+    expect(a.store.stats()).toMatchObject({ savedEntries: 0, warnings: 1 });
+  });
+
+  it('warns on server errors (5xx) when saving and when downloading', async () => {
+    const srv = await start();
+    // 501: a 5xx that neither protocol client retries (500/502/503/504 are retried with
+    // multi-second backoff by the v2 client, which a unit of work should not wait for).
+    srv.setFault('create', { status: 501 });
+    const work = join(tmp, 'work');
+    await writeTree(work, { 'out/x.txt': 'x' });
+    const a = makeStore(srv.env(version));
+    await buildResult(a.store, work, key(1), ['out/x.txt']);
+    await a.store.flush();
+    expect(a.warnings).toHaveLength(1);
+    expect(a.warnings[0]).toMatch(/failed/);
+    srv.clearFaults();
+    await a.store.flush(); // still dirty: this one goes through
+    expect(committed(srv)).toHaveLength(1);
+
+    srv.setFault('download', { status: 500 });
+    const b = makeStore(srv.env(version));
+    expect(await b.store.getResult(key(1))).toBeNull();
+    expect(b.warnings).toHaveLength(1);
+    expect(b.warnings[0]).toMatch(/restoring .* failed/);
+  });
+
+  it('treats an entry that already exists as saved', async () => {
+    const srv = await start();
+    srv.setFault('create', { alreadyExists: true });
+    const work = join(tmp, 'work');
+    await writeTree(work, { 'out/x.txt': 'x' });
+    const a = makeStore(srv.env(version));
+    await buildResult(a.store, work, key(1), ['out/x.txt']);
+    await a.store.flush();
+    expect(a.warnings).toEqual([]);
+    expect(a.store.stats()).toMatchObject({ savedEntries: 1, uploadedBytes: 0 });
+    const before = creates(srv);
+    await a.store.flush();
+    expect(creates(srv)).toBe(before);
+  });
+
+  it('treats a truncated download as a miss and uses nothing from it', async () => {
+    const srv = await start();
+    await seed(srv, version);
+    srv.setFault('download', { truncate: true });
+    const b = makeStore(srv.env(version));
+    expect(await b.store.getResult(key(1))).toBeNull();
+    expect(await b.store.hasBlobs([key(1)])).toEqual(new Set());
+    expect(b.warnings).toHaveLength(1);
+    expect(await readdir(join(b.store.dir, 'blobs', 'sha256'))).toEqual([]);
+    expect(await readdir(join(b.store.dir, 'results', 'sha256'))).toEqual([]);
+    srv.clearFaults();
+    const c = makeStore(srv.env(version));
+    expect(await c.store.getResult(key(1))).not.toBeNull();
+  });
+
+  it('drops corrupt blobs that come back from the cache', async () => {
+    const srv = await start();
+    const work = join(tmp, 'work');
+    await writeTree(work, { 'out/x.txt': 'precious bytes\n' });
+    const a = makeStore(srv.env(version));
+    const manifest = await buildResult(a.store, work, key(1), ['out/x.txt']);
+    // Flip a byte in the shard on disk, behind the store's back, then upload it.
+    const digest = manifest.outputs[0]!.digest;
+    const { LocalStore } = await import('../../src/store/local.js');
+    const blobFile = new LocalStore(a.store.dir).blobPath(digest);
+    const bytes = await readFile(blobFile);
+    bytes[bytes.length - 600] ^= 0x01;
+    await writeFile(blobFile, bytes);
+    await a.store.flush();
+    expect(committed(srv)).toHaveLength(1);
+
+    const b = makeStore(srv.env(version));
+    expect(await b.store.getResult(key(1))).toBeNull();
+    expect(await b.store.openBlob(digest)).toBeNull();
+    expect(b.warnings.join('\n')).toMatch(/corrupt/);
+  });
+
+  it('does not upload in read-only cache mode, and still reads', async () => {
+    const srv = await start();
+    await seed(srv, version);
+    const ro = makeStore(srv.env(version, { mode: 'read' }));
+    expect(await ro.store.getResult(key(1))).not.toBeNull();
+    const work = join(tmp, 'work');
+    await writeTree(work, { 'out/y.txt': 'y' });
+    await buildResult(ro.store, work, key(2), ['out/y.txt']);
+    const before = creates(srv);
+    await ro.store.flush();
+    await ro.store.flush();
+    expect(creates(srv)).toBe(before);
+    expect(committed(srv)).toHaveLength(1);
+    expect(ro.warnings).toHaveLength(1);
+    expect(ro.warnings[0]).toMatch(/does not permit writes/);
+    expect(await ro.store.getResult(key(2))).not.toBeNull();
+  });
+
+  it('warns when the service denies writes for this run', async () => {
+    const srv = await start();
+    srv.setFault('create', { denied: true });
+    const work = join(tmp, 'work');
+    await writeTree(work, { 'out/x.txt': 'x' });
+    const a = makeStore(srv.env(version));
+    await buildResult(a.store, work, key(1), ['out/x.txt']);
+    await a.store.flush();
+    expect(a.warnings).toHaveLength(1);
+    expect(a.warnings[0]).toMatch(/denied/);
+    expect(committed(srv)).toHaveLength(0);
+  });
+
+  it('restores through slow responses', async () => {
+    const srv = await start();
+    await seed(srv, version);
+    srv.setFault('lookup', { delayMs: 200 });
+    srv.setFault('download', { delayMs: 200 });
+    const b = makeStore(srv.env(version));
+    expect(await b.store.getResult(key(1))).not.toBeNull();
+    expect(b.warnings).toEqual([]);
+  });
+});
+
+describe('GhaStore shards and slots (v2)', () => {
+  it("keeps slots apart and finds a result in another slot's shard once", async () => {
+    const srv = await start();
+    await seed(srv, 'v2'); // on worker-1
+    // worker-10's prefix must not pick up worker-1's entry, nor the other way around.
+    const w10 = makeStore(srv.env('v2'), 'worker-10');
+    expect(await w10.store.getResult(key(1))).toBeNull();
+    expect(w10.store.stats().restoredEntries).toBe(0);
+
+    const w2 = makeStore(srv.env('v2'), 'worker-2', { slots: ['worker-1', 'worker-3'] });
+    const manifest = await w2.store.getResult(key(1));
+    expect(manifest).not.toBeNull();
+    expect(w2.store.stats().restoredEntries).toBe(1); // worker-1's shard; stopped there
+    // A result missing everywhere restores each remaining slot once, then is a plain miss.
+    const lookupsBefore = srv.requests().filter((r) => r.op === 'lookup').length;
+    expect(await w2.store.getResult(key(9))).toBeNull();
+    expect(await w2.store.getResult(key(8))).toBeNull();
+    expect(srv.requests().filter((r) => r.op === 'lookup').length).toBe(lookupsBefore + 1);
+    // The adopted result is now part of worker-2's shard.
+    await w2.store.flush();
+    const w2again = makeStore(srv.env('v2'), 'worker-2');
+    expect(await w2again.store.getResult(key(1))).not.toBeNull();
+    expect(w2.warnings).toEqual([]);
+  });
+
+  it('respects branch scopes: a feature branch reads main, main does not read the feature', async () => {
+    const srv = await start();
+    await seed(srv, 'v2'); // refs/heads/main
+    const feature = srv.env('v2', { scopes: ['refs/heads/feature', 'refs/heads/main'] });
+    const f = makeStore(feature);
+    expect(await f.store.getResult(key(1))).not.toBeNull();
+    const work = join(tmp, 'work-f');
+    await writeTree(work, { 'out/f.txt': 'feature' });
+    await buildResult(f.store, work, key(2), ['out/f.txt']);
+    await f.store.flush();
+    expect(
+      committed(srv)
+        .map((e) => e.scope)
+        .sort(),
+    ).toEqual(['refs/heads/feature', 'refs/heads/main']);
+    const m = makeStore(srv.env('v2'));
+    expect(await m.store.getResult(key(2))).toBeNull();
+    expect(await m.store.getResult(key(1))).not.toBeNull();
+  });
+
+  it('leaves process.env and stdout as they were', async () => {
+    const srv = await start();
+    const before = { ...process.env };
+    await seed(srv, 'v2');
+    expect(process.env).toEqual(before);
+  });
+});

@@ -1,0 +1,202 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { LayeredStore } from '../../src/store/layered.js';
+import type { LayeredStats } from '../../src/store/layered.js';
+import { LocalStore } from '../../src/store/local.js';
+import { RESULT_FORMAT } from '../../src/store/types.js';
+import type { BlobInfo, ResultManifest, Store } from '../../src/store/types.js';
+
+let dir: string;
+let warnings: string[];
+let fast: LocalStore;
+let slow: LocalStore;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'dist-build-layered-'));
+  warnings = [];
+  fast = await LocalStore.open(join(dir, 'fast'));
+  slow = await LocalStore.open(join(dir, 'slow'));
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const sha = (data: string): string => `sha256:${createHash('sha256').update(data).digest('hex')}`;
+
+async function* bytes(text: string): AsyncGenerator<Buffer> {
+  yield Buffer.from(text);
+}
+
+async function readAll(stream: AsyncIterable<Buffer>): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const chunk of stream) parts.push(chunk);
+  return Buffer.concat(parts).toString();
+}
+
+function manifest(cacheKey: string, digests: string[]): ResultManifest {
+  return {
+    format: RESULT_FORMAT,
+    cacheKey,
+    unit: 'lib',
+    invocation: 'lib',
+    exitCode: 0,
+    durationMs: 5,
+    worker: 'worker-1',
+    createdAt: '2024-01-01T00:00:00.000Z',
+    outputs: digests.map((digest, i) => ({
+      path: `out/${i}`,
+      type: 'file',
+      digest,
+      size: 1,
+      files: 1,
+    })),
+  };
+}
+
+/** A store whose every write (and, with `reads`, every read) fails: a cache that is down. */
+class BrokenStore implements Store {
+  readonly kind = 'broken';
+  readonly location = 'nowhere';
+  constructor(private readonly reads = false) {}
+  private fail(): never {
+    throw new Error('service unavailable');
+  }
+  async hasBlobs(): Promise<Set<string>> {
+    return this.reads ? this.fail() : new Set();
+  }
+  async hasResults(): Promise<Set<string>> {
+    return this.reads ? this.fail() : new Set();
+  }
+  async putBlob(): Promise<BlobInfo> {
+    return this.fail();
+  }
+  async putBlobFile(): Promise<BlobInfo> {
+    return this.fail();
+  }
+  async openBlob(): Promise<Readable | null> {
+    return this.reads ? this.fail() : null;
+  }
+  async getResult(): Promise<ResultManifest | null> {
+    return this.reads ? this.fail() : null;
+  }
+  async putResult(): Promise<void> {
+    this.fail();
+  }
+}
+
+describe('LayeredStore', () => {
+  it('reads fall through the layers in order and copy a slow hit into the faster layers', async () => {
+    const a = await slow.putBlob(bytes('output a'));
+    const key = sha('key');
+    await slow.putResult(manifest(key, [a.digest]));
+    const store = new LayeredStore([fast, slow], { onWarning: (m) => warnings.push(m) });
+
+    expect(await store.hasResults([key, sha('none')])).toEqual(new Set([key]));
+    expect(await fast.getResult(key)).toBeNull();
+    expect(await store.getResult(key)).toEqual(manifest(key, [a.digest]));
+    // Copied up: result and blob are now in the fast layer.
+    expect(await fast.getResult(key)).toEqual(manifest(key, [a.digest]));
+    expect(await readAll((await fast.openBlob(a.digest))!)).toBe('output a');
+    // The next read is a hit in the fast layer.
+    expect(await store.getResult(key)).not.toBeNull();
+    expect(await store.getResult(sha('none'))).toBeNull();
+    const s = store.stats();
+    expect(s.layers.map((l) => l.results)).toEqual([
+      { hits: 1, misses: 2 },
+      { hits: 1, misses: 1 },
+    ]);
+    expect(s.layers[0]!.copiedIn).toBe(1);
+    expect(warnings).toEqual([]);
+  });
+
+  it('openBlob and hasBlobs see every layer', async () => {
+    const a = await slow.putBlob(bytes('only slow'));
+    const b = await fast.putBlob(bytes('only fast'));
+    const store = new LayeredStore([fast, slow]);
+    expect(await store.hasBlobs([a.digest, b.digest, sha('x')])).toEqual(
+      new Set([a.digest, b.digest]),
+    );
+    expect(await readAll((await store.openBlob(a.digest))!)).toBe('only slow');
+    expect(await readAll((await store.openBlob(b.digest))!)).toBe('only fast');
+    expect(await store.openBlob(sha('x'))).toBeNull();
+    expect(store.stats().layers.map((l) => l.blobs)).toEqual([
+      { hits: 1, misses: 2 },
+      { hits: 1, misses: 1 },
+    ]);
+  });
+
+  it('writes go to every layer', async () => {
+    const store = new LayeredStore([fast, slow]);
+    const a = await store.putBlob(bytes('written'));
+    const file = join(dir, 'file.bin');
+    await writeFile(file, 'from a file');
+    const f = await store.putBlobFile(file);
+    await store.putResult(manifest(sha('k'), [a.digest, f.digest]));
+    for (const layer of [fast, slow]) {
+      expect(await layer.hasBlobs([a.digest, f.digest])).toEqual(new Set([a.digest, f.digest]));
+      expect(await layer.getResult(sha('k'))).not.toBeNull();
+    }
+  });
+
+  it('a failing slower layer is a warning, not an error; a failing first layer is an error', async () => {
+    const store = new LayeredStore([fast, new BrokenStore(true)], {
+      onWarning: (m) => warnings.push(m),
+    });
+    const a = await store.putBlob(bytes('still stored'));
+    await store.putResult(manifest(sha('k'), [a.digest]));
+    expect(await fast.getResult(sha('k'))).not.toBeNull();
+    // Reads from the broken layer are misses too.
+    expect(await store.getResult(sha('other'))).toBeNull();
+    expect(await store.hasBlobs([sha('other')])).toEqual(new Set());
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/broken \(nowhere\).*service unavailable/);
+    expect(store.stats().layers[1]!.errors).toBeGreaterThanOrEqual(3);
+
+    const firstBroken = new LayeredStore([new BrokenStore(), fast]);
+    await expect(firstBroken.putBlob(bytes('x'))).rejects.toThrow(/service unavailable/);
+  });
+
+  it('a result whose blob is corrupt in the slow layer is a miss there, not copied', async () => {
+    const a = await slow.putBlob(bytes('good'));
+    await slow.putResult(manifest(sha('k'), [a.digest]));
+    await writeFile(slow.blobPath(a.digest), 'evil');
+    const store = new LayeredStore([fast, slow], { onWarning: (m) => warnings.push(m) });
+    expect(await store.getResult(sha('k'))).toBeNull();
+    expect(await fast.hasBlobs([a.digest])).toEqual(new Set());
+    expect(await fast.getResult(sha('k'))).toBeNull();
+    expect(warnings.join('\n')).toMatch(/corrupt/);
+  });
+
+  it('flush flushes every layer and writes the counters', async () => {
+    let flushed = 0;
+    const flushing: Store = Object.assign(Object.create(fast) as LocalStore, {
+      flush: async () => void flushed++,
+    });
+    const statsFile = join(dir, 'stats', 'worker-1.json');
+    const store = new LayeredStore([fast, flushing], { statsFile, slot: 'worker-1' });
+    expect(await store.getResult(sha('none'))).toBeNull();
+    await store.flush();
+    expect(flushed).toBe(1);
+    const written = JSON.parse(await readFile(statsFile, 'utf8')) as LayeredStats;
+    expect(written.slot).toBe('worker-1');
+    expect(written.layers[0]!.results).toEqual({ hits: 0, misses: 1 });
+  });
+
+  it('lists results of every layer that can, once each', async () => {
+    const a = await fast.putBlob(bytes('a'));
+    await slow.putBlob(bytes('a'));
+    await fast.putResult(manifest(sha('one'), [a.digest]));
+    await slow.putResult(manifest(sha('one'), [a.digest]));
+    await slow.putResult(manifest(sha('two'), [a.digest]));
+    const store = new LayeredStore([fast, slow, new BrokenStore()]);
+    const keys: string[] = [];
+    for await (const r of store.listResults!()) keys.push(r.cacheKey);
+    expect(keys.sort()).toEqual([sha('one'), sha('two')].sort());
+    expect(store.kind).toBe('local+broken');
+  });
+});

@@ -1,0 +1,97 @@
+import { mkdtempSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError } from '../../src/config/errors.js';
+import { parseConfig } from '../../src/config/load.js';
+import { LocalStore } from '../../src/store/local.js';
+import {
+  effectiveStores,
+  openStore,
+  openStores,
+  STORE_BACKENDS,
+  workerCacheDir,
+} from '../../src/store/open.js';
+import { SignedStore, SigningConfigError } from '../../src/store/signing.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dist-build-open-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const config = (cache = '') =>
+  parseConfig(
+    `version: 1\ninvocations:\n  lib: {run: make}\n${cache}`,
+    join(dir, 'dist-build.yml'),
+  );
+const opts = { slot: 'worker-1', onWarning: () => {}, env: {} };
+
+describe('openStore', () => {
+  it('opens the default local store at <config dir>/.dist-build/cache', async () => {
+    const store = await openStore(config(), opts);
+    expect(store.kind).toBe('local');
+    expect(store.layers).toHaveLength(1);
+    expect(store.layers[0]).toBeInstanceOf(LocalStore);
+    expect(store.location).toBe(join(dir, '.dist-build', 'cache'));
+    await store.flush();
+    const stats = JSON.parse(
+      await readFile(join(dir, '.dist-build', 'cache', 'stats', 'worker-1.json'), 'utf8'),
+    );
+    expect(stats.slot).toBe('worker-1');
+  });
+
+  it('applies dir and max-size; --cache-dir replaces the first local dir', async () => {
+    const c = config(
+      'cache: {stores: [{type: local, dir: c1, max-size: 1MB}, {type: local, dir: c2}]}\n',
+    );
+    const store = await openStore(c, opts);
+    const [first, second] = store.layers as LocalStore[];
+    expect(first!.dir).toBe(join(dir, 'c1'));
+    expect(first!.maxBytes).toBe(1e6);
+    expect(second!.dir).toBe(join(dir, 'c2'));
+    const flagged = await openStore(c, { ...opts, cacheDir: join(dir, 'flag') });
+    expect((flagged.layers[0] as LocalStore).dir).toBe(join(dir, 'flag'));
+    expect((flagged.layers[0] as LocalStore).maxBytes).toBe(1e6);
+    expect(workerCacheDir(c)).toBe(join(dir, 'c1'));
+    expect(workerCacheDir(c, join(dir, 'flag'))).toBe(join(dir, 'flag'));
+  });
+
+  it('--cache-dir puts a local store in front when the config has none', () => {
+    const c = config('cache: {stores: [{type: gha, scope: main}]}\n');
+    expect(effectiveStores(c, join(dir, 'x'))).toEqual([
+      { type: 'local', dir: join(dir, 'x') },
+      { type: 'gha', scope: 'main' },
+    ]);
+    expect(workerCacheDir(c)).toBe(join(dir, '.dist-build', 'cache'));
+  });
+
+  it('a backend missing from this build, or bad options, is a config error', async () => {
+    const saved = STORE_BACKENDS.registry;
+    delete STORE_BACKENDS.registry;
+    try {
+      await expect(
+        openStores(config('cache: {stores: [{type: registry, ref: x}]}\n'), opts),
+      ).rejects.toThrow(/cache.stores\[0\]: registry store: this build of dist-build has no/);
+    } finally {
+      if (saved) STORE_BACKENDS.registry = saved;
+    }
+    const c = config();
+    c.cache = { stores: [{ type: 'local', colour: 'blue' }] };
+    await expect(openStores(c, opts)).rejects.toThrow(ConfigError);
+  });
+
+  it('signs every layer when the secret is set; required without it is an error', async () => {
+    const c = config('cache: {sign: {secret-env: S, required: true}}\n');
+    await expect(openStore(c, opts)).rejects.toThrow(SigningConfigError);
+    const store = await openStore(c, { ...opts, env: { S: 'secret' } });
+    expect(store.layers[0]).toBeInstanceOf(SignedStore);
+    const warnings: string[] = [];
+    const loose = config('cache: {sign: {secret-env: S}}\n');
+    const unsigned = await openStore(loose, { ...opts, onWarning: (m) => warnings.push(m) });
+    expect(unsigned.layers[0]).toBeInstanceOf(LocalStore);
+    expect(warnings).toEqual([expect.stringMatching(/signing is off: S is not set/)]);
+  });
+});

@@ -1,0 +1,725 @@
+/**
+ * The OCI registry store against a real registry (distribution 2.8, Debian's docker-registry),
+ * started per file on 127.0.0.1 and stopped by PID in afterAll.
+ */
+import { jest } from '@jest/globals';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { digestStream } from '../../src/store/digest.js';
+import { blobOpenerFor, restoreOutputs, saveOutputs } from '../../src/store/pack.js';
+import {
+  createRegistryStore,
+  OCI_CONFIG_TYPE,
+  OUTPUT_LAYER_TYPE,
+  RegistryOptionError,
+  RegistryStore,
+  RESULT_ARTIFACT_TYPE,
+  StoreUnavailableError,
+} from '../../src/store/registry.js';
+import { CorruptBlobError, RESULT_FORMAT } from '../../src/store/types.js';
+import type { OutputEntry, ResultManifest, StoreContext } from '../../src/store/types.js';
+import {
+  registryBinary,
+  startRegistry,
+  startTokenServer,
+  stopAllRegistries,
+  type RegistryProcess,
+  type TokenServer,
+} from '../helpers/registry.js';
+
+// Real processes and tens of MiB through a registry: generous, never asserted on.
+jest.setTimeout(120_000);
+
+const haveRegistry = registryBinary() !== null;
+const describeRegistry = haveRegistry ? describe : describe.skip;
+
+let tmp: string;
+let repoCounter = 0;
+
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'dist-build-registry-test-'));
+});
+
+afterAll(async () => {
+  await stopAllRegistries();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+function sha(data: Buffer | string): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+function newRepo(name: string): string {
+  return `dist-build/${name}-${++repoCounter}`;
+}
+
+interface Harness {
+  store: RegistryStore;
+  warnings: string[];
+  methods: string[];
+}
+
+function ctx(warnings: string[], env: NodeJS.ProcessEnv = {}): StoreContext {
+  return { root: tmp, slot: 'worker-1', onWarning: (m) => warnings.push(m), env };
+}
+
+/** A store on `host/repo`, counting the HTTP methods it sends. */
+function makeStore(
+  host: string,
+  repo: string,
+  options: Record<string, unknown> = {},
+  env: NodeJS.ProcessEnv = {},
+): Harness {
+  const warnings: string[] = [];
+  const methods: string[] = [];
+  const base = createRegistryStore({ ref: `${host}/${repo}`, ...options }, ctx(warnings, env));
+  // Same options, with a fetch that records methods.
+  const store = new RegistryStore({
+    ref: `${host}/${repo}`,
+    chunkSize: base.chunkSize,
+    concurrency: base.concurrency,
+    mountFrom: base.mountFrom,
+    env,
+    onWarning: (m) => warnings.push(m),
+    fetch: (input, init) => {
+      methods.push(init?.method ?? 'GET');
+      return fetch(input, init);
+    },
+  });
+  return { store, warnings, methods };
+}
+
+function result(cacheKey: string, outputs: OutputEntry[], unit = 'lib'): ResultManifest {
+  return {
+    format: RESULT_FORMAT,
+    cacheKey,
+    unit,
+    invocation: unit,
+    exitCode: 0,
+    durationMs: 1200,
+    worker: 'worker-1',
+    createdAt: '2024-05-01T12:00:00.000Z',
+    outputs,
+  };
+}
+
+async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of stream) parts.push(chunk);
+  return Buffer.concat(parts);
+}
+
+/** A work tree with a directory output and a file output. */
+async function makeTree(name: string): Promise<string> {
+  const root = join(tmp, name);
+  await mkdir(join(root, 'out', 'sub'), { recursive: true });
+  await writeFile(join(root, 'out', 'a.txt'), 'hello registry\n');
+  await writeFile(join(root, 'out', 'sub', 'b.bin'), randomBytes(300_000));
+  await writeFile(join(root, 'single.txt'), `single ${name}\n`);
+  return root;
+}
+
+const cacheKey = (s: string) => sha(`key ${s} ${Math.random()}`);
+
+// ---------------------------------------------------------------------------------------------
+
+describe('registry store options', () => {
+  const warnings: string[] = [];
+  const c = ctx(warnings);
+
+  it('validates options with errors naming the option', () => {
+    const bad: [Record<string, unknown>, string, RegExp][] = [
+      [{}, 'ref', /required/],
+      [{ ref: 42 }, 'ref', /string/],
+      [{ ref: 'ghcr.io' }, 'ref', /host\[:port\]\/repository/],
+      [{ ref: 'https://ghcr.io/org/cache' }, 'ref', /scheme/],
+      [{ ref: 'ghcr.io/Org/Cache' }, 'ref', /invalid repository/],
+      [{ ref: 'ghcr.io/org/cache:latest' }, 'ref', /tag/],
+      [{ ref: 'ghcr.io:99999/org/cache' }, 'ref', /port/],
+      [{ ref: 'ghcr.io/org/cache', insecure: 'yes' }, 'insecure', /true or false/],
+      [{ ref: 'ghcr.io/org/cache', 'chunk-size': 10 }, 'chunk-size', /64 KiB/],
+      [{ ref: 'ghcr.io/org/cache', 'chunk-size': 'lots' }, 'chunk-size', /bytes/],
+      [{ ref: 'ghcr.io/org/cache', concurrency: 0 }, 'concurrency', /integer/],
+      [{ ref: 'ghcr.io/org/cache', concurrency: 2.5 }, 'concurrency', /integer/],
+      [{ ref: 'ghcr.io/org/cache', 'mount-from': 'Not Valid' }, 'mount-from', /repository/],
+      [{ ref: 'ghcr.io/org/cache', chunksize: 1 }, 'chunksize', /unknown option/],
+    ];
+    for (const [options, option, message] of bad) {
+      let caught: unknown;
+      try {
+        createRegistryStore(options, c);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(RegistryOptionError);
+      expect((caught as RegistryOptionError).option).toBe(option);
+      expect((caught as Error).message).toMatch(message);
+      expect((caught as Error).message).toContain(option);
+    }
+  });
+
+  it('takes defaults and sizes with units', () => {
+    const s = createRegistryStore(
+      {
+        ref: 'ghcr.io/org/cache',
+        'chunk-size': '8MiB',
+        concurrency: 3,
+        'mount-from': 'ghcr.io/org/other',
+      },
+      c,
+    );
+    expect(s.kind).toBe('registry');
+    expect(s.location).toBe('ghcr.io/org/cache');
+    expect(s.chunkSize).toBe(8 * 1024 * 1024);
+    expect(s.concurrency).toBe(3);
+    expect(s.mountFrom).toBe('org/other');
+    const d = createRegistryStore({ ref: 'registry.example.com:5000/a/b/c' }, c);
+    expect(d.chunkSize).toBe(16 * 1024 * 1024);
+    expect(d.concurrency).toBe(8);
+    expect(RegistryStore.tagFor(`sha256:${'ab'.repeat(32)}`)).toBe(`r-${'ab'.repeat(32)}`);
+  });
+
+  it('speaks https except to loopback hosts, unless told otherwise', async () => {
+    const urls: string[] = [];
+    const fake: typeof fetch = async (input) => {
+      urls.push(String(input));
+      return new Response(null, { status: 404 });
+    };
+    const d = `sha256:${'0'.repeat(64)}`;
+    for (const [ref, insecure] of [
+      ['ghcr.io/org/cache', undefined],
+      ['127.0.0.1:5000/a/b', undefined],
+      ['localhost:5000/a/b', undefined],
+      ['localhost:5000/a/b', false],
+      ['10.0.0.1:5000/a/b', true],
+      ['docker.io/org/cache', undefined],
+    ] as const) {
+      const s = new RegistryStore({ ref, insecure, fetch: fake });
+      expect(await s.hasBlobs([d])).toEqual(new Set());
+    }
+    expect(urls).toEqual([
+      `https://ghcr.io/v2/org/cache/blobs/${d}`,
+      `http://127.0.0.1:5000/v2/a/b/blobs/${d}`,
+      `http://localhost:5000/v2/a/b/blobs/${d}`,
+      `https://localhost:5000/v2/a/b/blobs/${d}`,
+      `http://10.0.0.1:5000/v2/a/b/blobs/${d}`,
+      `https://registry-1.docker.io/v2/org/cache/blobs/${d}`,
+    ]);
+  });
+});
+
+describe('registry store listing (fake registry)', () => {
+  it('follows Link pagination of the tags list and keeps only result tags', async () => {
+    const keys = [sha('k1'), sha('k2'), sha('k3')];
+    const tag = (k: string) => RegistryStore.tagFor(k);
+    const pages: Record<string, { tags: string[]; next?: string }> = {
+      '/v2/org/cache/tags/list?n=1000': {
+        tags: [tag(keys[0]!), 'latest'],
+        next: '/v2/org/cache/tags/list?n=1000&last=b',
+      },
+      '/v2/org/cache/tags/list?n=1000&last=b': { tags: [tag(keys[1]!), tag(keys[2]!), 'r-short'] },
+    };
+    const seen: string[] = [];
+    const fake: typeof fetch = async (input) => {
+      const url = new URL(String(input));
+      const path = url.pathname + url.search;
+      seen.push(path);
+      const page = pages[path];
+      if (page) {
+        const headers: Record<string, string> = { 'content-type': 'application/json' };
+        if (page.next) headers.link = `<${page.next}>; rel="next"`;
+        return new Response(JSON.stringify({ name: 'org/cache', tags: page.tags }), { headers });
+      }
+      const m = /\/manifests\/r-([0-9a-f]{64})$/.exec(url.pathname);
+      if (m) {
+        const doc = {
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          artifactType: RESULT_ARTIFACT_TYPE,
+          config: { mediaType: RESULT_ARTIFACT_TYPE, digest: sha('config'), size: 10 },
+          layers: [
+            { mediaType: OUTPUT_LAYER_TYPE, digest: sha('a'), size: 100 },
+            { mediaType: OUTPUT_LAYER_TYPE, digest: sha('b'), size: 23 },
+          ],
+          annotations: {
+            'org.opencontainers.image.created': '2024-01-02T03:04:05Z',
+            'dev.dist-build.unit': `unit-${m[1]!.slice(0, 4)}`,
+          },
+        };
+        return new Response(JSON.stringify(doc));
+      }
+      return new Response(null, { status: 404 });
+    };
+    const s = new RegistryStore({ ref: 'registry.example.com/org/cache', fetch: fake });
+    const listed = [];
+    for await (const l of s.listResults()) listed.push(l);
+    expect(listed).toEqual(
+      keys.map((k) => ({
+        cacheKey: k,
+        unit: `unit-${k.slice(7, 11)}`,
+        size: 123,
+        createdAt: '2024-01-02T03:04:05Z',
+      })),
+    );
+    expect(seen.filter((p) => p.includes('tags/list'))).toHaveLength(2);
+  });
+});
+
+describeRegistry('registry store on a real registry', () => {
+  let reg: RegistryProcess;
+
+  beforeAll(async () => {
+    reg = await startRegistry();
+  });
+
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  it('round-trips outputs and results; a second save uploads no blob bytes', async () => {
+    const repo = newRepo('roundtrip');
+    const root = await makeTree('rt');
+    const a = makeStore(reg.host, repo);
+    const entries = await saveOutputs(a.store, root, ['out', 'single.txt']);
+    const key = cacheKey('rt');
+    await a.store.putResult(result(key, entries));
+    expect(a.store.stats().uploadedBytes).toBeGreaterThan(300_000);
+
+    // Another worker: reads it back and restores it.
+    const b = makeStore(reg.host, repo);
+    const got = await b.store.getResult(key);
+    expect(got).toEqual(result(key, entries));
+    const dest = join(tmp, 'rt-restored');
+    await restoreOutputs(blobOpenerFor(b.store), dest, got!.outputs);
+    expect(await readFile(join(dest, 'out', 'a.txt'), 'utf8')).toBe('hello registry\n');
+    expect(sha(await readFile(join(dest, 'out', 'sub', 'b.bin')))).toBe(
+      sha(await readFile(join(root, 'out', 'sub', 'b.bin'))),
+    );
+    expect(await readFile(join(dest, 'single.txt'), 'utf8')).toBe('single rt\n');
+
+    // Saving the same tree again: every blob is already there.
+    const c = makeStore(reg.host, repo);
+    const again = await saveOutputs(c.store, root, ['out', 'single.txt']);
+    expect(again).toEqual(entries);
+    await c.store.putResult(result(key, again));
+    expect(c.store.stats().uploadedBytes).toBe(0);
+    expect(c.methods.filter((m) => m === 'PATCH')).toEqual([]);
+
+    expect(await b.store.hasResults([key, cacheKey('none')])).toEqual(new Set([key]));
+    expect(await b.store.getResult(cacheKey('none'))).toBeNull();
+    expect(await b.store.openBlob(sha('never stored'))).toBeNull();
+
+    // The manifest is an artifact manifest with our types, tagged by the cache key.
+    const res = await fetch(`${reg.url}/v2/${repo}/manifests/${RegistryStore.tagFor(key)}`, {
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
+    const doc = (await res.json()) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect(doc.artifactType).toBe(RESULT_ARTIFACT_TYPE);
+    expect(doc.config.mediaType).toBe(RESULT_ARTIFACT_TYPE);
+    expect(doc.layers.map((l: { mediaType: string }) => l.mediaType)).toEqual([
+      OUTPUT_LAYER_TYPE,
+      OUTPUT_LAYER_TYPE,
+    ]);
+    expect(doc.layers[0].annotations['org.opencontainers.image.title']).toBe('out');
+
+    const listed = [];
+    for await (const l of b.store.listResults()) listed.push(l);
+    const size = entries.reduce((n, e) => n + e.size, 0);
+    expect(listed).toEqual([
+      { cacheKey: key, unit: 'lib', size, createdAt: '2024-05-01T12:00:00.000Z' },
+    ]);
+    const some = [];
+    for await (const l of b.store.listResults(key.slice(0, 12))) some.push(l.cacheKey);
+    expect(some).toEqual([key]);
+    const none = [];
+    for await (const l of b.store.listResults(key[7] === '0' ? '1' : '0')) none.push(l);
+    expect(none).toEqual([]);
+    expect([...a.warnings, ...b.warnings, ...c.warnings]).toEqual([]);
+  });
+
+  it('stores results without outputs, and refuses results naming blobs it lacks', async () => {
+    const repo = newRepo('empty');
+    const s = makeStore(reg.host, repo);
+    const key = cacheKey('empty');
+    await s.store.putResult(result(key, []));
+    expect(await s.store.getResult(key)).toEqual(result(key, []));
+    const missing: OutputEntry = {
+      path: 'x',
+      type: 'file',
+      digest: sha('nope'),
+      size: 4,
+      files: 1,
+    };
+    await expect(s.store.putResult(result(cacheKey('m'), [missing]))).rejects.toThrow(/not stored/);
+    expect(s.warnings).toEqual([]);
+  });
+
+  it('checks the digest of what it stores', async () => {
+    const s = makeStore(reg.host, newRepo('digest'));
+    const data = Buffer.from('some bytes');
+    const wrong = sha('other bytes');
+    await expect(s.store.putBlob(Readable.from([data]), wrong)).rejects.toBeInstanceOf(
+      CorruptBlobError,
+    );
+    expect(await s.store.hasBlobs([wrong, sha(data)])).toEqual(new Set());
+    expect(await s.store.putBlob(Readable.from([data]))).toEqual({
+      digest: sha(data),
+      size: data.length,
+    });
+    expect(await s.store.putBlob(Readable.from([Buffer.alloc(0)]))).toEqual({
+      digest: sha(''),
+      size: 0,
+    });
+    expect(await readAll((await s.store.openBlob(sha('')))!)).toEqual(Buffer.alloc(0));
+  });
+
+  it('uploads a large blob in chunks, from a stream and from a file', async () => {
+    const big = randomBytes(40 * 1024 * 1024 + 12345);
+    const digest = sha(big);
+    const s = makeStore(reg.host, newRepo('large'));
+    async function* slices(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < big.length; i += 1024 * 1024) yield big.subarray(i, i + 1024 * 1024);
+    }
+    expect(await s.store.putBlob(slices())).toEqual({ digest, size: big.length });
+    expect(s.methods.filter((m) => m === 'PATCH')).toHaveLength(3);
+    expect(s.store.stats().uploadedBytes).toBe(big.length);
+    const back = await digestStream((await s.store.openBlob(digest))!);
+    expect(back).toEqual({ digest, size: big.length });
+
+    const file = join(tmp, 'big.bin');
+    await writeFile(file, big);
+    const f = makeStore(reg.host, newRepo('large-file'), { 'chunk-size': '8MiB' });
+    expect(await f.store.putBlobFile(file)).toEqual({ digest, size: big.length });
+    expect(f.methods.filter((m) => m === 'PATCH')).toHaveLength(6);
+    expect(f.store.stats().uploadedBytes).toBe(big.length);
+    expect(await f.store.hasBlobs([digest])).toEqual(new Set([digest]));
+    // Already there: hashed, not uploaded.
+    expect(await f.store.putBlobFile(file)).toEqual({ digest, size: big.length });
+    expect(f.store.stats().uploadedBytes).toBe(big.length);
+    await rm(file);
+  });
+
+  it('answers batch existence queries with concurrent HEADs under the limit', async () => {
+    const repo = newRepo('batch');
+    const s = makeStore(reg.host, repo);
+    const present: string[] = [];
+    for (let i = 0; i < 20; i++)
+      present.push((await s.store.putBlob(Readable.from([Buffer.from(`blob ${i}`)]))).digest);
+    const absent = Array.from({ length: 5 }, (_, i) => sha(`absent ${i}`));
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const warnings: string[] = [];
+    const limited = new RegistryStore({
+      ref: `${reg.host}/${repo}`,
+      concurrency: 3,
+      onWarning: (m) => warnings.push(m),
+      fetch: async (input, init) => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        try {
+          return await fetch(input, init);
+        } finally {
+          inFlight--;
+        }
+      },
+    });
+    expect(await limited.hasBlobs([...absent, ...present, ...present])).toEqual(new Set(present));
+    expect(maxInFlight).toBeLessThanOrEqual(3);
+    expect(maxInFlight).toBeGreaterThan(1);
+    expect(limited.stats().requests).toBe(25);
+
+    const keys = [cacheKey('b1'), cacheKey('b2'), cacheKey('b3')];
+    await s.store.putResult(result(keys[0]!, []));
+    await s.store.putResult(result(keys[2]!, []));
+    expect(await limited.hasResults(keys)).toEqual(new Set([keys[0], keys[2]]));
+    expect(warnings).toEqual([]);
+  });
+
+  it('treats a corrupt blob as a miss with one warning, and restores nothing from it', async () => {
+    const repo = newRepo('corrupt');
+    const root = join(tmp, 'corrupt-src');
+    await mkdir(join(root, 'out'), { recursive: true });
+    await writeFile(join(root, 'out', 'data.txt'), 'precious data\n'.repeat(1000));
+    const a = makeStore(reg.host, repo);
+    const entries = await saveOutputs(a.store, root, ['out']);
+    const key = cacheKey('corrupt');
+    await a.store.putResult(result(key, entries));
+
+    const file = reg.blobDataPath(entries[0]!.digest);
+    const bytes = await readFile(file);
+    bytes[bytes.length - 3000] ^= 0xff; // inside the file's contents: the tar still parses
+    await writeFile(file, bytes);
+
+    const b = makeStore(reg.host, repo);
+    const got = await b.store.getResult(key);
+    expect(got).not.toBeNull();
+    const dest = join(tmp, 'corrupt-dest');
+    await expect(restoreOutputs(blobOpenerFor(b.store), dest, got!.outputs)).rejects.toBeInstanceOf(
+      CorruptBlobError,
+    );
+    expect(await stat(join(dest, 'out')).catch(() => null)).toBeNull();
+    expect(b.warnings).toHaveLength(1);
+    expect(b.warnings[0]).toMatch(/corrupt/);
+    // Known corrupt from now on: a miss, no second warning.
+    expect(await b.store.openBlob(entries[0]!.digest)).toBeNull();
+    expect(await b.store.getResult(key)).toBeNull();
+    expect(await b.store.hasBlobs([entries[0]!.digest])).toEqual(new Set());
+    expect(b.warnings.filter((w) => /corrupt/.test(w) && !/result/.test(w))).toHaveLength(1);
+
+    // A corrupt result config: a miss with a warning.
+    const key2 = cacheKey('corrupt-config');
+    const c = makeStore(reg.host, newRepo('corrupt-config'));
+    await c.store.putResult(result(key2, []));
+    const configDigest = sha(JSON.stringify(result(key2, [])));
+    const cfile = reg.blobDataPath(configDigest);
+    const cbytes = await readFile(cfile);
+    cbytes[10] ^= 0x01;
+    await writeFile(cfile, cbytes);
+    const d = makeStore(reg.host, c.store.location.slice(reg.host.length + 1));
+    expect(await d.store.getResult(key2)).toBeNull();
+    expect(d.warnings).toHaveLength(2); // the corrupt blob, and the result it spoils
+    expect(d.warnings.join('\n')).toMatch(/corrupt/);
+  });
+
+  it('mounts blobs from another repository instead of uploading them', async () => {
+    const from = newRepo('mount-src');
+    const to = newRepo('mount-dst');
+    const data = randomBytes(200_000);
+    const a = makeStore(reg.host, from);
+    const { digest } = await a.store.putBlob(Readable.from([data]));
+    const b = makeStore(reg.host, to, { 'mount-from': from });
+    expect(await b.store.hasBlobs([digest])).toEqual(new Set());
+    expect(await b.store.putBlob(Readable.from([data]), digest)).toEqual({
+      digest,
+      size: data.length,
+    });
+    expect(b.store.stats()).toMatchObject({ uploadedBytes: 0, mountedBlobs: 1 });
+    expect(await b.store.hasBlobs([digest])).toEqual(new Set([digest]));
+    expect(sha(await readAll((await b.store.openBlob(digest))!))).toBe(digest);
+    // Not in the source repository: uploaded after all.
+    const other = randomBytes(1000);
+    expect(await b.store.putBlob(Readable.from([other]), sha(other))).toEqual({
+      digest: sha(other),
+      size: 1000,
+    });
+    expect(b.store.stats()).toMatchObject({ uploadedBytes: 1000, mountedBlobs: 1 });
+    expect(b.warnings).toEqual([]);
+  });
+
+  it('falls back to plain manifests when the registry rejects artifact manifests, and remembers', async () => {
+    const proxy = await startRejectingProxy(reg.host);
+    try {
+      const repo = newRepo('plain');
+      const s = makeStore(proxy.host, repo);
+      const root = await makeTree('plain');
+      const entries = await saveOutputs(s.store, root, ['out']);
+      const k1 = cacheKey('p1');
+      const k2 = cacheKey('p2');
+      await s.store.putResult(result(k1, entries));
+      expect(proxy.rejected).toBe(1);
+      expect(s.store.stats().plainManifests).toBe(true);
+      await s.store.putResult(result(k2, entries, 'other'));
+      expect(proxy.rejected).toBe(1);
+
+      const t = makeStore(proxy.host, repo);
+      expect(await t.store.getResult(k1)).toEqual(result(k1, entries));
+      expect(await t.store.getResult(k2)).toEqual(result(k2, entries, 'other'));
+      const res = await fetch(`${reg.url}/v2/${repo}/manifests/${RegistryStore.tagFor(k1)}`, {
+        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+      });
+      const doc = (await res.json()) as { artifactType?: string; config: { mediaType: string } };
+      expect(doc.artifactType).toBeUndefined();
+      expect(doc.config.mediaType).toBe(OCI_CONFIG_TYPE);
+      expect([...s.warnings, ...t.warnings]).toEqual([]);
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
+describeRegistry('registry store when the registry is down', () => {
+  it('misses with one warning, and puts throw StoreUnavailableError', async () => {
+    const reg = await startRegistry();
+    const repo = newRepo('down');
+    const s = makeStore(reg.host, repo);
+    const { digest } = await s.store.putBlob(Readable.from([Buffer.from('x')]));
+    const key = cacheKey('down');
+    await s.store.putResult(result(key, []));
+    await reg.stop();
+
+    expect(await s.store.hasBlobs([digest])).toEqual(new Set());
+    expect(await s.store.hasResults([key])).toEqual(new Set());
+    expect(await s.store.getResult(key)).toBeNull();
+    expect(await s.store.openBlob(digest)).toBeNull();
+    expect(s.warnings).toHaveLength(1);
+    expect(s.warnings[0]).toMatch(/unreachable/);
+    await expect(s.store.putBlob(Readable.from([Buffer.from('y')]))).rejects.toBeInstanceOf(
+      StoreUnavailableError,
+    );
+    await expect(s.store.putResult(result(key, []))).rejects.toBeInstanceOf(StoreUnavailableError);
+
+    // A fresh store (no back-off memory) fails the same way.
+    const t = makeStore(reg.host, repo);
+    await expect(t.store.putBlob(Readable.from([Buffer.from('y')]))).rejects.toBeInstanceOf(
+      StoreUnavailableError,
+    );
+    expect(await t.store.getResult(key)).toBeNull();
+    expect(t.warnings).toHaveLength(1);
+  });
+});
+
+describeRegistry('registry store with token auth', () => {
+  let tokens: TokenServer;
+  let reg: RegistryProcess;
+  const user = 'alice';
+  const password = 'pa55-w0rd:with-colon';
+
+  beforeAll(async () => {
+    tokens = await startTokenServer({ [user]: password });
+    reg = await startRegistry({ tokenAuth: tokens });
+  });
+
+  afterAll(async () => {
+    await reg?.stop();
+    await tokens?.stop();
+  });
+
+  it('refuses anonymous access (the registry really checks tokens)', async () => {
+    const res = await fetch(`${reg.url}/v2/`);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toMatch(/^Bearer realm=/);
+  });
+
+  it('works with credentials from the environment and from a Docker config', async () => {
+    const repo = newRepo('auth');
+    const env = { DIST_BUILD_REGISTRY_USERNAME: user, DIST_BUILD_REGISTRY_PASSWORD: password };
+    const a = makeStore(reg.host, repo, {}, env);
+    const root = await makeTree('auth');
+    const entries = await saveOutputs(a.store, root, ['out', 'single.txt']);
+    const key = cacheKey('auth');
+    await a.store.putResult(result(key, entries));
+    expect(tokens.issued).toBeGreaterThan(0);
+    expect(tokens.issued).toBeLessThanOrEqual(2); // cached per scope
+    expect(tokens.scopes).toContain(`repository:${repo}:pull,push`);
+
+    const dockerConfig = join(tmp, 'docker-config');
+    await mkdir(dockerConfig, { recursive: true });
+    const auth = Buffer.from(`${user}:${password}`).toString('base64');
+    await writeFile(
+      join(dockerConfig, 'config.json'),
+      JSON.stringify({ auths: { 'other.example.com': { auth: 'eDp5' }, [reg.host]: { auth } } }),
+    );
+    const b = makeStore(reg.host, repo, {}, { DOCKER_CONFIG: dockerConfig, HOME: tmp });
+    const got = await b.store.getResult(key);
+    expect(got).toEqual(result(key, entries));
+    const dest = join(tmp, 'auth-restored');
+    await restoreOutputs(blobOpenerFor(b.store), dest, got!.outputs);
+    expect(await readFile(join(dest, 'single.txt'), 'utf8')).toBe('single auth\n');
+
+    // Cross-repository mount with token auth (pull on the source is asked for as well).
+    const c = makeStore(reg.host, newRepo('auth-dst'), { 'mount-from': repo }, env);
+    expect(await c.store.putBlob(Readable.from([]), entries[1]!.digest)).toEqual({
+      digest: entries[1]!.digest,
+      size: entries[1]!.size,
+    });
+    expect(c.store.stats().mountedBlobs).toBe(1);
+    expect([...a.warnings, ...b.warnings, ...c.warnings]).toEqual([]);
+  });
+
+  it('fails cleanly with wrong or missing credentials: a warning and misses', async () => {
+    const repo = newRepo('auth-bad');
+    const bad = makeStore(
+      reg.host,
+      repo,
+      {},
+      {
+        DIST_BUILD_REGISTRY_USERNAME: user,
+        DIST_BUILD_REGISTRY_PASSWORD: 'wrong-secret',
+      },
+    );
+    const key = cacheKey('bad');
+    expect(await bad.store.getResult(key)).toBeNull();
+    expect(await bad.store.hasBlobs([sha('x')])).toEqual(new Set());
+    expect(bad.warnings).toHaveLength(1);
+    expect(bad.warnings[0]).toMatch(/refused the credentials from DIST_BUILD_REGISTRY_USERNAME/);
+    expect(bad.warnings[0]).not.toContain('wrong-secret');
+    await expect(bad.store.putBlob(Readable.from([Buffer.from('x')]))).rejects.toBeInstanceOf(
+      StoreUnavailableError,
+    );
+
+    const anon = makeStore(reg.host, repo, {}, { HOME: join(tmp, 'no-home') });
+    expect(await anon.store.hasResults([key])).toEqual(new Set());
+    expect(anon.warnings).toHaveLength(1);
+    expect(anon.warnings[0]).toMatch(/anonymous/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A proxy in front of the real registry that rejects manifests carrying an `artifactType` (as
+ * registries without artifact support do) and passes everything else through.
+ */
+async function startRejectingProxy(
+  target: string,
+): Promise<{ host: string; rejected: number; stop(): Promise<void> }> {
+  const [targetHost, targetPort] = target.split(':');
+  const state = { rejected: 0 };
+  const server: Server = createServer((req, res) => {
+    const forward = (body?: Buffer) => {
+      const up = httpRequest(
+        {
+          host: targetHost,
+          port: Number(targetPort),
+          method: req.method,
+          path: req.url,
+          headers: req.headers,
+        },
+        (upRes) => {
+          const headers = { ...upRes.headers };
+          res.writeHead(upRes.statusCode ?? 502, headers);
+          upRes.pipe(res);
+        },
+      );
+      up.on('error', () => res.destroy());
+      if (body) up.end(body);
+      else req.pipe(up);
+    };
+    if (req.method === 'PUT' && /\/manifests\//.test(req.url ?? '')) {
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(parts);
+        const doc = JSON.parse(body.toString('utf8')) as { artifactType?: string };
+        if (doc.artifactType !== undefined) {
+          state.rejected++;
+          res.writeHead(400, { 'content-type': 'application/json' });
+          res.end(
+            JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid' }] }),
+          );
+          return;
+        }
+        forward(body);
+      });
+      return;
+    }
+    forward();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    host: `127.0.0.1:${port}`,
+    get rejected() {
+      return state.rejected;
+    },
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,290 @@
+import type { Command } from 'commander';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadConfig } from '../../config/load.js';
+import { formatSize, parseSize } from '../../config/size.js';
+import type { Config } from '../../config/types.js';
+import type { LayeredStats } from '../../store/layered.js';
+import type { LocalStoreStats, PruneResult, VerifyResult } from '../../store/local.js';
+import { openStores, workerCacheDir } from '../../store/open.js';
+import type { OpenedStore } from '../../store/open.js';
+import type { ResultListing, Store } from '../../store/types.js';
+import { DEFAULT_CONFIG } from '../defaults.js';
+import { UsageError } from '../errors.js';
+import { table } from '../table.js';
+
+interface CacheFlags {
+  config: string;
+  cacheDir?: string;
+}
+
+/** What a backend may offer beyond `Store` (duck-typed: `LocalStore` has all of them). */
+interface Maintainable extends Store {
+  stats?(): Partial<LocalStoreStats> | Promise<Partial<LocalStoreStats>>;
+  verify?(): Promise<VerifyResult>;
+  prune?(maxBytes: number): Promise<PruneResult>;
+}
+
+type Operation = 'count' | 'verify' | 'prune' | 'list';
+
+/** Why a backend cannot do an operation, where there is more to say than "not supported". */
+const CANNOT: Record<string, Partial<Record<Operation, string>>> = {
+  gha: {
+    list: 'the Actions cache cannot be listed without the GitHub API',
+    count: 'the Actions cache cannot be counted without the GitHub API',
+    verify: 'the Actions cache is verified on every read (blobs are checked against their digests)',
+    prune: 'GitHub evicts Actions cache entries itself (least recently used, 10 GB per repository)',
+  },
+  registry: {
+    verify: 'registry blobs are verified on every read (blobs are checked against their digests)',
+    prune: "use the registry's retention policy (or delete tags there)",
+  },
+};
+
+/** Seconds around the newest worker stats file that count as the same (the last) run. */
+const LAST_RUN_WINDOW_MS = 10 * 60 * 1000;
+
+function describe(s: OpenedStore): string {
+  return `${s.config.type} ${s.store.location}`;
+}
+
+function cannot(s: OpenedStore, op: Operation): string {
+  const why = CANNOT[s.config.type]?.[op] ?? `the ${s.config.type} backend does not support it`;
+  const verb = { count: 'count entries', verify: 'verify', prune: 'prune', list: 'list results' }[
+    op
+  ];
+  return `${describe(s)}: cannot ${verb}: ${why}`;
+}
+
+async function openAll(flags: CacheFlags): Promise<{ config: Config; stores: OpenedStore[] }> {
+  const config = await loadConfig(flags.config);
+  const stores = await openStores(config, {
+    ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}),
+    slot: 'cli',
+    onWarning: (m) => process.stderr.write(`dist-build: warning: ${m}\n`),
+    env: process.env,
+  });
+  return { config, stores };
+}
+
+interface LastRun {
+  workers: number;
+  at?: string;
+  /** Summed counters by `kind location`. */
+  layers: Map<string, { hits: number; misses: number }>;
+}
+
+/** Sums the counters the workers of the last run wrote to `<cache dir>/stats/`. */
+async function lastRun(dir: string): Promise<LastRun> {
+  const files: LayeredStats[] = [];
+  let names: string[] = [];
+  try {
+    names = await readdir(dir);
+  } catch {
+    // no stats yet
+  }
+  for (const name of names.filter((n) => n.endsWith('.json'))) {
+    try {
+      const s = JSON.parse(await readFile(join(dir, name), 'utf8')) as LayeredStats;
+      if (Array.isArray(s.layers) && !Number.isNaN(Date.parse(s.updatedAt))) files.push(s);
+    } catch {
+      // a file being written or not ours: skip it
+    }
+  }
+  const run: LastRun = { workers: 0, layers: new Map() };
+  if (files.length === 0) return run;
+  const newest = Math.max(...files.map((f) => Date.parse(f.updatedAt)));
+  run.at = new Date(newest).toISOString();
+  for (const f of files) {
+    if (Date.parse(f.updatedAt) < newest - LAST_RUN_WINDOW_MS) continue;
+    run.workers++;
+    for (const l of f.layers) {
+      const key = `${l.kind} ${l.location}`;
+      const sum = run.layers.get(key) ?? { hits: 0, misses: 0 };
+      sum.hits += l.results?.hits ?? 0;
+      sum.misses += l.results?.misses ?? 0;
+      run.layers.set(key, sum);
+    }
+  }
+  return run;
+}
+
+async function statsCommand(flags: CacheFlags & { json?: boolean }): Promise<void> {
+  const { config, stores } = await openAll(flags);
+  const statsDir = join(workerCacheDir(config, flags.cacheDir), 'stats');
+  const run = await lastRun(statsDir);
+  const notes: string[] = [];
+  const rows = [];
+  for (const s of stores) {
+    const store = s.store as Maintainable;
+    let counts: Partial<LocalStoreStats> | undefined;
+    // Backends' own stats() may count other things (uploads, restores): only these are shown.
+    if (typeof store.stats === 'function') counts = await store.stats();
+    if (!['results', 'blobs', 'bytes'].some((k) => typeof counts?.[k as 'bytes'] === 'number')) {
+      counts = undefined;
+      notes.push(cannot(s, 'count'));
+    }
+    const used = run.layers.get(`${store.kind} ${store.location}`);
+    rows.push({
+      type: s.config.type,
+      location: store.location,
+      results: counts?.results,
+      blobs: counts?.blobs,
+      bytes: counts?.bytes,
+      lastUsed: counts?.lastUsed,
+      hits: used?.hits ?? 0,
+      misses: used?.misses ?? 0,
+    });
+  }
+  if (flags.json) {
+    process.stdout.write(
+      `${JSON.stringify({ stores: rows, lastRun: { workers: run.workers, at: run.at ?? null } }, null, 2)}\n`,
+    );
+    return;
+  }
+  const dash = (v: number | string | undefined, f: (x: number) => string = String): string =>
+    v === undefined ? '-' : typeof v === 'number' ? f(v) : v;
+  const lines = [
+    table(
+      [
+        ['STORE', 'LOCATION', 'RESULTS', 'BLOBS', 'BYTES', 'HITS', 'MISSES', 'LAST USED'],
+        ...rows.map((r) => [
+          r.type,
+          r.location,
+          dash(r.results),
+          dash(r.blobs),
+          dash(r.bytes, formatSize),
+          String(r.hits),
+          String(r.misses),
+          dash(r.lastUsed),
+        ]),
+      ],
+      [false, false, true, true, true, true, true, false],
+    ),
+    '',
+    run.workers > 0
+      ? `hits/misses: result lookups of the last run (${run.workers} worker${run.workers === 1 ? '' : 's'}, last at ${run.at}; from ${statsDir})`
+      : `hits/misses: no run has recorded stats in ${statsDir} yet`,
+    ...notes,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+async function verifyCommand(flags: CacheFlags): Promise<void> {
+  const { stores } = await openAll(flags);
+  let corrupt = 0;
+  for (const s of stores) {
+    const store = s.store as Maintainable;
+    if (typeof store.verify !== 'function') {
+      process.stdout.write(`${cannot(s, 'verify')}\n`);
+      continue;
+    }
+    const r = await store.verify();
+    corrupt += r.corrupt.length;
+    process.stdout.write(
+      `${describe(s)}: ${r.checked} blob${r.checked === 1 ? '' : 's'} checked, ${r.corrupt.length} corrupt` +
+        (r.corrupt.length
+          ? ` (removed, with ${r.removedResults} result${r.removedResults === 1 ? '' : 's'} naming them):\n` +
+            r.corrupt.map((d) => `  ${d}`).join('\n')
+          : '') +
+        '\n',
+    );
+  }
+  if (corrupt > 0) process.exitCode = 1;
+}
+
+async function pruneCommand(flags: CacheFlags & { maxSize: string }): Promise<void> {
+  let maxBytes: number;
+  try {
+    maxBytes = parseSize(/^[0-9]+$/.test(flags.maxSize) ? Number(flags.maxSize) : flags.maxSize);
+  } catch (err) {
+    throw new UsageError(`--max-size: ${(err as Error).message}`);
+  }
+  const { stores } = await openAll(flags);
+  for (const s of stores) {
+    const store = s.store as Maintainable;
+    if (typeof store.prune !== 'function') {
+      process.stdout.write(`${cannot(s, 'prune')}\n`);
+      continue;
+    }
+    const r = await store.prune(maxBytes);
+    process.stdout.write(
+      `${describe(s)}: removed ${r.removedBlobs} blob${r.removedBlobs === 1 ? '' : 's'} (${formatSize(r.freedBytes)}) and ${r.removedResults} result${r.removedResults === 1 ? '' : 's'}; ${formatSize(r.bytes)} left (limit ${formatSize(maxBytes)})\n`,
+    );
+  }
+}
+
+async function lsCommand(flags: CacheFlags & { key?: string; json?: boolean }): Promise<void> {
+  const { stores } = await openAll(flags);
+  const entries: (ResultListing & { store: string; location: string })[] = [];
+  for (const s of stores) {
+    if (!s.store.listResults) {
+      process.stderr.write(`dist-build: ${cannot(s, 'list')}\n`);
+      continue;
+    }
+    for await (const r of s.store.listResults(flags.key)) {
+      entries.push({ ...r, store: s.config.type, location: s.store.location });
+    }
+  }
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
+    return;
+  }
+  if (entries.length === 0) {
+    process.stdout.write(`no results${flags.key ? ` with a key starting ${flags.key}` : ''}\n`);
+    return;
+  }
+  process.stdout.write(
+    `${table(
+      [
+        ['CACHE KEY', 'UNIT', 'SIZE', 'CREATED', 'STORE'],
+        ...entries.map((e) => [e.cacheKey, e.unit, formatSize(e.size), e.createdAt, e.store]),
+      ],
+      [false, false, true, false, false],
+    )}\n`,
+  );
+}
+
+export function registerCache(program: Command): void {
+  const cache = program
+    .command('cache')
+    .description('Look after the cache stores of a config: stats, verify, prune, ls.');
+  const common = (cmd: Command): Command =>
+    cmd
+      .option('-c, --config <file>', 'the dist-build.yml whose stores to use', DEFAULT_CONFIG)
+      .option(
+        '--cache-dir <dir>',
+        "local cache store (default: the config's first local store, else <config dir>/.dist-build/cache)",
+      )
+      .exitOverride()
+      .showHelpAfterError('(run with --help for usage)');
+  common(
+    cache
+      .command('stats')
+      .description("Entries and bytes of each store, and the last run's hits and misses per store.")
+      .option('--json', 'print one JSON object'),
+  ).action(statsCommand);
+  common(
+    cache
+      .command('verify')
+      .description(
+        'Rehash every blob of the stores that can (local); remove corrupt ones and the results naming them. Exit 1 if any was corrupt.',
+      ),
+  ).action(verifyCommand);
+  common(
+    cache
+      .command('prune')
+      .description(
+        'Evict least recently used blobs (and the results naming them) until each store that can holds at most SIZE.',
+      )
+      .requiredOption('--max-size <size>', 'bytes, or a size such as 500MB, 10GiB'),
+  ).action(pruneCommand);
+  common(
+    cache
+      .command('ls')
+      .description('List the results (cache keys) the stores hold.')
+      .option('--key <prefix>', 'only cache keys starting with this (sha256:ab12 or ab12)')
+      .option('--json', 'print a JSON list'),
+  ).action(lsCommand);
+  cache.exitOverride().showHelpAfterError('(run with --help for usage)');
+}

@@ -1,0 +1,7 @@
+/**
+ * A problem with a cache store's options (`cache.stores[i]` in dist-build.yml), thrown by a
+ * backend factory (see src/store/open.ts); reported as a config problem (exit code 2).
+ */
+export class StoreOptionsError extends Error {
+  override name = 'StoreOptionsError';
+}

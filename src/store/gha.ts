@@ -1,0 +1,877 @@
+/**
+ * `GhaStore`: the GitHub Actions cache as a store, through the real `@actions/cache` package
+ * (protocol v2 on github.com, v1 on GHES and `act`; the package picks by environment).
+ *
+ * The service's rules shape the design: entries are immutable and named by a key (at most 512
+ * characters, no commas); a restore matches a key prefix, newest entry first, within the branch
+ * scope (then the default/base branch); the `paths` list is hashed into the entry's version, so
+ * a restore must pass exactly the list the save passed; a repository gets 10 GB with LRU eviction
+ * and at most 200 uploads a minute. One entry per blob would hit the upload limit at once, so:
+ *
+ * - Each worker slot keeps a SHARD: a local directory laid out like a `LocalStore` (option `dir`,
+ *   default `<root>/.dist-build/gha/<slot>`). All reads and writes go to the shard.
+ * - The first use restores the newest entry whose key starts with
+ *   `dist-build-v1-<scope>-<slot>-` into the shard; `flush()` saves the shard, when a result was
+ *   written, as ONE new entry `dist-build-v1-<scope>-<slot>-<UTC timestamp>-<random>`. One
+ *   worker run is at most one upload. Consistent hashing keeps a unit on its slot run after run,
+ *   so each shard holds what that slot builds: small, and relevant to the worker restoring it.
+ *   Scope and slot are escaped in keys (`-` and anything outside `[A-Za-z0-9_.]` become `%XX`),
+ *   so one slot's prefix never matches another slot's keys (`worker-1` vs `worker-10`).
+ * - A saved shard holds the results this run looked up with a hit or wrote, plus those created
+ *   in the last `retainDays` days (default 7, the service's own idle expiry), and the blobs they
+ *   name; older untouched results are dropped so a shard does not grow forever.
+ * - On a result miss the store may look in other slots' newest shards (option `slots`: the other
+ *   worker ids, which the plan knows), restoring each at most once, lazily, one after the other
+ *   until the result is found. A hit is copied into this slot's shard (the unit now lives here).
+ *   No index entry: it would cost an upload per run and could only be as fresh as its last
+ *   writer; the plan already names the slots.
+ *
+ * Every save and restore passes the same `paths` list, `['~/dist-build-shard']`, so the version
+ * hash is the same on every machine. `@actions/cache` tars paths relative to `GITHUB_WORKSPACE`
+ * and expands `~` from `HOME`; while a call runs, this module points both (and `RUNNER_TEMP`) at
+ * a fresh staging directory next to the shard and copies the Actions variables from the store's
+ * `env` into `process.env` (the package reads `process.env` only), restoring everything after.
+ * Calls are serialized process-wide for that reason. Restored files are moved into the shard only
+ * after the whole restore succeeded, and only blobs whose bytes hash to their name: a truncated or
+ * corrupt download is a miss, never a half-used shard.
+ *
+ * `@actions/cache` never throws for service trouble: it logs through `@actions/core` (workflow
+ * commands on stdout) and returns -1 / `undefined`. Output written while one of its calls runs is
+ * captured (by async context, so other output passes untouched; `::add-mask::` is passed on inside
+ * Actions) and classified: saving a key that already exists is success; a rate limit (429),
+ * read-only `ACTIONS_CACHE_MODE`, a policy denial, 5xx, network errors or no service at all give
+ * one warning through `onWarning` and the build goes on without the Actions cache. Nothing here
+ * throws out of `getResult`, `has*`, `openBlob` or `flush`.
+ */
+import type * as ActionsCache from '@actions/cache';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import {
+  copyFile,
+  link,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+} from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { digestStream } from './digest.js';
+import { LocalStore } from './local.js';
+import type { BlobInfo, ResultListing, ResultManifest, Store, StoreContext } from './types.js';
+import { assertDigest, manifestProblems } from './types.js';
+
+type CacheModule = typeof ActionsCache;
+
+/** First part of every key this store writes; bump it when the shard layout changes. */
+export const GHA_KEY_FORMAT = 'dist-build-v1';
+/** The one `paths` entry of every save and restore (it is hashed into the entry's version). */
+export const GHA_CACHE_PATH = '~/dist-build-shard';
+const SHARD_NAME = 'dist-build-shard';
+/** Variables `@actions/cache` reads, copied from the store's `env` for each call. */
+const ACTIONS_ENV_KEYS = [
+  'ACTIONS_CACHE_SERVICE_V2',
+  'ACTIONS_RESULTS_URL',
+  'ACTIONS_CACHE_URL',
+  'ACTIONS_RUNTIME_TOKEN',
+  'ACTIONS_CACHE_MODE',
+  'GITHUB_SERVER_URL',
+  'GITHUB_REF',
+  'RUNNER_DEBUG',
+  'CACHE_UPLOAD_CONCURRENCY',
+  'CACHE_UPLOAD_CHUNK_SIZE',
+  'SEGMENT_DOWNLOAD_TIMEOUT_MINS',
+] as const;
+const KNOWN_MODES = ['none', 'read', 'write', 'write-only'];
+const DAY_MS = 24 * 3600 * 1000;
+const MAX_KEY_PART = 120;
+
+export interface GhaStoreOptions {
+  /** The shard directory (absolute). */
+  dir: string;
+  /** Key namespace (`dist-build-v1-<scope>-...`): separate configs or pipelines. */
+  scope: string;
+  /** Other worker slots whose shards may be read on a miss. */
+  slots: string[];
+  /** Untouched results younger than this many days stay in the saved shard. */
+  retainDays: number;
+}
+
+export interface GhaStoreStats {
+  /** Entries restored (own shard and other slots'). */
+  restoredEntries: number;
+  /** Entries saved (an entry that already existed counts as saved). */
+  savedEntries: number;
+  /** Archive bytes uploaded (compressed, as `@actions/cache` measured them). */
+  uploadedBytes: number;
+  /** Warnings given. */
+  warnings: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+/** A scope or slot as it appears in a key: no `-`, `,` or `%` of its own, bounded length. */
+export function ghaKeyPart(value: string): string {
+  let out = '';
+  for (const ch of value) {
+    if (/^[A-Za-z0-9_.]$/.test(ch)) out += ch;
+    else
+      for (const b of Buffer.from(ch, 'utf8'))
+        out += `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  if (out.length > MAX_KEY_PART) {
+    out = `h${createHash('sha256').update(value).digest('hex').slice(0, 40)}`;
+  }
+  return out;
+}
+
+/** The restore prefix of a slot's shard entries. */
+export function ghaKeyPrefix(scope: string, slot: string): string {
+  return `${GHA_KEY_FORMAT}-${ghaKeyPart(scope)}-${ghaKeyPart(slot)}-`;
+}
+
+/** A new, unique entry key for a slot's shard (sorts by time within the prefix). */
+export function ghaNewKey(scope: string, slot: string, now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:.]/g, '');
+  return `${ghaKeyPrefix(scope, slot)}${stamp}-${randomBytes(4).toString('hex')}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running @actions/cache: environment, serialization, output capture
+
+interface CapturedLog {
+  warnings: string[];
+  errors: string[];
+  debug: string[];
+  info: string[];
+}
+
+type ActionsOutcome<T> =
+  { ok: true; value: T; log: CapturedLog } | { ok: false; error: unknown; log: CapturedLog };
+
+const capture = new AsyncLocalStorage<string[]>();
+let queue: Promise<unknown> = Promise.resolve();
+let hooks = 0;
+let restoreWrites: (() => void) | undefined;
+let cacheModule: Promise<CacheModule> | undefined;
+
+function loadCacheModule(): Promise<CacheModule> {
+  cacheModule ??= import('@actions/cache').catch((err: unknown) => {
+    cacheModule = undefined;
+    throw err;
+  });
+  return cacheModule;
+}
+
+function serialized<T>(fn: () => Promise<T>): Promise<T> {
+  const run = queue.then(fn, fn);
+  queue = run.catch(() => {});
+  return run;
+}
+
+/** Routes stdout/stderr writes made inside `capture` contexts into their sink. */
+function hookWrites(): () => void {
+  if (hooks++ === 0) {
+    const streams = [process.stdout, process.stderr];
+    const originals = streams.map((s) => s.write);
+    streams.forEach((stream, i) => {
+      const original = originals[i]!;
+      stream.write = function (this: unknown, ...args: unknown[]): boolean {
+        const sink = capture.getStore();
+        if (!sink) return (original as (...a: unknown[]) => boolean).apply(stream, args);
+        const [chunk, encOrCb, cb] = args;
+        const text =
+          typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
+        sink.push(text);
+        if (process.env.GITHUB_ACTIONS === 'true') {
+          // Masks keep signed URLs out of the job log even though the rest is swallowed.
+          for (const line of text.split(/\r?\n/)) {
+            if (line.startsWith('::add-mask::')) original.call(process.stdout, `${line}\n`);
+          }
+        }
+        const done = typeof encOrCb === 'function' ? encOrCb : cb;
+        if (typeof done === 'function') process.nextTick(done as () => void);
+        return true;
+      } as typeof stream.write;
+    });
+    restoreWrites = () => streams.forEach((s, i) => (s.write = originals[i]!));
+  }
+  return () => {
+    if (--hooks === 0) {
+      restoreWrites?.();
+      restoreWrites = undefined;
+    }
+  };
+}
+
+function unescapeCommand(s: string): string {
+  return s.replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%25/g, '%');
+}
+
+function parseLog(chunks: string[]): CapturedLog {
+  const log: CapturedLog = { warnings: [], errors: [], debug: [], info: [] };
+  for (const line of chunks.join('').split(/\r?\n/)) {
+    if (line === '') continue;
+    const m = /^::([a-z-]+)(?: [^:]*)?::(.*)$/.exec(line);
+    if (!m) {
+      log.info.push(line);
+      continue;
+    }
+    const text = unescapeCommand(m[2]!);
+    if (m[1] === 'warning') log.warnings.push(text);
+    else if (m[1] === 'error') log.errors.push(text);
+    else if (m[1] === 'debug') log.debug.push(text);
+  }
+  return log;
+}
+
+/**
+ * Runs `fn` with `@actions/cache` loaded, the Actions variables of `env` plus `overlay` in
+ * `process.env`, and everything it writes captured. One call at a time per process.
+ */
+function runActions<T>(
+  env: NodeJS.ProcessEnv,
+  overlay: Record<string, string>,
+  fn: (cache: CacheModule) => Promise<T>,
+): Promise<ActionsOutcome<T>> {
+  return serialized(async () => {
+    const wanted: Record<string, string | undefined> = { ...overlay };
+    for (const k of ACTIONS_ENV_KEYS) wanted[k] = env[k];
+    const saved: Record<string, string | undefined> = {};
+    for (const [k, v] of Object.entries(wanted)) {
+      saved[k] = process.env[k];
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    const sink: string[] = [];
+    const unhook = hookWrites();
+    try {
+      const value = await capture.run(sink, async () => fn(await loadCacheModule()));
+      return { ok: true as const, value, log: parseLog(sink) };
+    } catch (error) {
+      return { ok: false as const, error, log: parseLog(sink) };
+    } finally {
+      unhook();
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+}
+
+function cacheMode(env: NodeJS.ProcessEnv): string {
+  return (env.ACTIONS_CACHE_MODE ?? '').trim().toLowerCase();
+}
+
+function modeReadable(mode: string): boolean {
+  return !KNOWN_MODES.includes(mode) || mode === 'read' || mode === 'write';
+}
+
+function modeWritable(mode: string): boolean {
+  return !KNOWN_MODES.includes(mode) || mode === 'write' || mode === 'write-only';
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The lines that explain a failed call, most specific first. */
+function failureDetail(log: CapturedLog): string {
+  const reserve = log.debug.filter((l) => l.startsWith('Failed to reserve cache'));
+  const failed = log.info.filter((l) =>
+    /^(Failed to (save|restore)|Cache reservation failed)/.test(l),
+  );
+  const lines = [...new Set([...log.errors, ...log.warnings, ...reserve, ...failed])];
+  return lines.join('; ').replace(/\s+/g, ' ').slice(0, 1000) || 'no details';
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store
+
+export class GhaStore implements Store {
+  readonly kind = 'gha';
+  readonly location: string;
+  readonly dir: string;
+  readonly scope: string;
+  readonly slot: string;
+  /** Keys restored (own shard first) and saved by this store. */
+  readonly restoredKeys: string[] = [];
+  readonly savedKeys: string[] = [];
+
+  private readonly options: GhaStoreOptions;
+  private readonly ctx: StoreContext;
+  private readonly counters: GhaStoreStats = {
+    restoredEntries: 0,
+    savedEntries: 0,
+    uploadedBytes: 0,
+    warnings: 0,
+  };
+  private readonly warned = new Set<string>();
+  private readonly touched = new Set<string>();
+  private readonly peers = new Map<string, LocalStore>();
+  private readonly peersTried = new Set<string>();
+  private opening: Promise<void> | undefined;
+  private shardStore: LocalStore | undefined;
+  /** Whether the service can be used at all (set by `open`). */
+  private available = false;
+  private dirty = false;
+  /** Bumped by every write, so a flush only clears `dirty` for what it saved. */
+  private generation = 0;
+
+  constructor(options: GhaStoreOptions, ctx: StoreContext) {
+    this.options = options;
+    this.ctx = ctx;
+    this.dir = options.dir;
+    this.scope = options.scope;
+    this.slot = ctx.slot;
+    this.location = `gha:${ghaKeyPrefix(options.scope, ctx.slot)}* (${options.dir})`;
+  }
+
+  stats(): GhaStoreStats {
+    return { ...this.counters };
+  }
+
+  /** Prepares the shard and restores this slot's newest entry (once; later calls wait for it). */
+  open(): Promise<void> {
+    this.opening ??= this.doOpen().catch((err: unknown) => {
+      this.opening = undefined;
+      throw err;
+    });
+    return this.opening;
+  }
+
+  async hasBlobs(digests: readonly string[]): Promise<Set<string>> {
+    for (const d of digests) assertDigest(d);
+    try {
+      const shard = await this.shard();
+      const found = await shard.hasBlobs(digests);
+      for (const peer of this.peers.values()) {
+        const rest = digests.filter((d) => !found.has(d));
+        if (rest.length === 0) break;
+        for (const d of await peer.hasBlobs(rest)) found.add(d);
+      }
+      return found;
+    } catch (err) {
+      this.warn(`blob lookup failed (${errorText(err)}); treating as missing`);
+      return new Set();
+    }
+  }
+
+  async putBlob(
+    data: Readable | AsyncIterable<Buffer>,
+    expectedDigest?: string,
+  ): Promise<BlobInfo> {
+    return (await this.shard()).putBlob(data, expectedDigest);
+  }
+
+  async putBlobFile(file: string): Promise<BlobInfo> {
+    return (await this.shard()).putBlobFile(file);
+  }
+
+  async openBlob(digest: string): Promise<Readable | null> {
+    assertDigest(digest);
+    try {
+      const shard = await this.shard();
+      const own = await shard.openBlob(digest);
+      if (own) return own;
+      for (const peer of this.peers.values()) {
+        const s = await peer.openBlob(digest);
+        if (s) return s;
+      }
+      return null;
+    } catch (err) {
+      this.warn(`reading blob ${digest} failed (${errorText(err)}); a miss`);
+      return null;
+    }
+  }
+
+  async getResult(cacheKey: string): Promise<ResultManifest | null> {
+    assertDigest(cacheKey, 'cache key');
+    try {
+      const shard = await this.shard();
+      const own = await shard.getResult(cacheKey);
+      if (own) {
+        this.touched.add(cacheKey);
+        return own;
+      }
+      return await this.fromPeers(cacheKey);
+    } catch (err) {
+      this.warn(`result lookup failed (${errorText(err)}); a miss`);
+      return null;
+    }
+  }
+
+  async putResult(manifest: ResultManifest): Promise<void> {
+    const shard = await this.shard();
+    // saveOutputs skips blobs that `hasBlobs` found in another slot's shard: bring them over.
+    if (Array.isArray(manifest.outputs) && this.peers.size > 0) {
+      const digests = manifest.outputs.map((o) => o.digest);
+      const present = await shard.hasBlobs(digests.filter((d) => typeof d === 'string'));
+      for (const d of digests) {
+        if (!present.has(d)) await this.copyBlobFromPeers(d, shard);
+      }
+    }
+    await shard.putResult(manifest);
+    this.touched.add(manifest.cacheKey);
+    this.markDirty();
+  }
+
+  async hasResults(cacheKeys: readonly string[]): Promise<Set<string>> {
+    for (const k of cacheKeys) assertDigest(k, 'cache key');
+    try {
+      const shard = await this.shard();
+      const found = await shard.hasResults(cacheKeys);
+      for (const k of found) this.touched.add(k);
+      if (this.options.slots.length > 0) {
+        for (const k of new Set(cacheKeys)) {
+          if (!found.has(k) && (await this.fromPeers(k))) found.add(k);
+        }
+      }
+      return found;
+    } catch (err) {
+      this.warn(`result lookup failed (${errorText(err)}); treating as missing`);
+      return new Set();
+    }
+  }
+
+  async *listResults(prefix = ''): AsyncIterable<ResultListing> {
+    const shard = await this.shard();
+    for (const file of await resultFiles(shard.dir)) {
+      const manifest = await readManifest(file);
+      if (!manifest || !manifest.cacheKey.startsWith(prefix)) continue;
+      yield {
+        cacheKey: manifest.cacheKey,
+        unit: manifest.unit,
+        size: manifest.outputs.reduce((n, o) => n + o.size, 0),
+        createdAt: manifest.createdAt,
+      };
+    }
+  }
+
+  /**
+   * Saves the shard as one new entry when a result was written since the last save. Never
+   * throws: a failed save is a warning (the next flush tries again).
+   */
+  async flush(): Promise<void> {
+    try {
+      await this.open();
+    } catch (err) {
+      this.warn(`cannot open the shard (${errorText(err)}); nothing saved`);
+      return;
+    }
+    if (!this.dirty || !this.available) return;
+    const mode = cacheMode(this.ctx.env);
+    if (!modeWritable(mode)) {
+      this.warn(
+        `ACTIONS_CACHE_MODE '${mode}' does not permit writes: results of this run stay local`,
+      );
+      this.dirty = false;
+      return;
+    }
+    const generation = this.generation;
+    let stage: string | undefined;
+    try {
+      stage = await mkdtemp(join(this.dir, 'tmp', 'gha-save-'));
+      const count = await this.stageShard(join(stage, SHARD_NAME));
+      if (count === 0) {
+        if (generation === this.generation) this.dirty = false;
+        return;
+      }
+      const key = ghaNewKey(this.scope, this.slot);
+      const outcome = await this.run(stage, (cache) => cache.saveCache([GHA_CACHE_PATH], key));
+      if (await this.saved(outcome, key, stage)) {
+        this.counters.savedEntries++;
+        this.savedKeys.push(key);
+        const size = outcome.log.debug
+          .map((l) => /^File Size: (\d+)$/.exec(l))
+          .find((m) => m !== null);
+        if (outcome.ok && outcome.value !== -1 && size) {
+          this.counters.uploadedBytes += Number(size[1]);
+        }
+        if (generation === this.generation) this.dirty = false;
+      }
+    } catch (err) {
+      this.warn(`saving the shard failed (${errorText(err)}); results of this run stay local`);
+    } finally {
+      if (stage) await rm(stage, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private async shard(): Promise<LocalStore> {
+    await this.open();
+    return this.shardStore!;
+  }
+
+  private async doOpen(): Promise<void> {
+    this.shardStore = await LocalStore.open(this.dir, { onWarning: (m) => this.warn(m) });
+    this.available = await this.serviceAvailable();
+    if (!this.available) return;
+    const mode = cacheMode(this.ctx.env);
+    if (!modeReadable(mode)) {
+      this.warn(
+        `ACTIONS_CACHE_MODE '${mode}' does not permit reads: starting from the local shard`,
+      );
+      return;
+    }
+    await this.restoreInto(this.slot, this.shardStore);
+  }
+
+  private async serviceAvailable(): Promise<boolean> {
+    const env = this.ctx.env;
+    const why = !env.ACTIONS_RUNTIME_TOKEN ? 'ACTIONS_RUNTIME_TOKEN is not set' : undefined;
+    const outcome = await runActions(env, {}, async (cache) => cache.isFeatureAvailable());
+    const reason = !outcome.ok
+      ? `@actions/cache cannot be loaded (${errorText(outcome.error)})`
+      : !outcome.value
+        ? 'ACTIONS_CACHE_URL / ACTIONS_RESULTS_URL is not set'
+        : why;
+    if (reason) {
+      this.warn(
+        `the GitHub Actions cache service is not available (${reason}; the runner sets these for JavaScript and container actions only): building without it`,
+      );
+      return false;
+    }
+    return true;
+  }
+
+  /** Runs one `@actions/cache` call with the staging directory as workspace and home. */
+  private async run<T>(
+    stage: string,
+    fn: (cache: CacheModule) => Promise<T>,
+  ): Promise<ActionsOutcome<T>> {
+    const runnerTemp = join(stage, 'runner-temp');
+    await mkdir(runnerTemp, { recursive: true });
+    return runActions(
+      this.ctx.env,
+      { GITHUB_WORKSPACE: stage, HOME: stage, USERPROFILE: stage, RUNNER_TEMP: runnerTemp },
+      fn,
+    );
+  }
+
+  /** Whether a save went through (or the key already existed); warns otherwise. */
+  private async saved(
+    outcome: ActionsOutcome<number>,
+    key: string,
+    stage: string,
+  ): Promise<boolean> {
+    if (outcome.ok && outcome.value !== -1) return true;
+    const detail = outcome.ok ? failureDetail(outcome.log) : errorText(outcome.error);
+    const all = outcome.ok
+      ? [
+          ...outcome.log.info,
+          ...outcome.log.debug,
+          ...outcome.log.warnings,
+          ...outcome.log.errors,
+        ].join('\n')
+      : detail;
+    if (/already exists/i.test(all)) return true;
+    if (/rate limit|\b429\b|too many requests/i.test(all)) {
+      this.warn(
+        `the Actions cache rate-limited the upload (HTTP 429): results of this run stay local (${detail})`,
+      );
+      return false;
+    }
+    if (/cache write denied/i.test(all)) {
+      this.warn(`the Actions cache denied writes for this run: results stay local (${detail})`);
+      return false;
+    }
+    if (outcome.ok && /Unable to reserve cache/.test(all)) {
+      // A reservation failure without a cause: it is success if the key now exists.
+      const look = await this.run(stage, (cache) =>
+        cache.restoreCache([GHA_CACHE_PATH], key, [], { lookupOnly: true }),
+      );
+      if (look.ok && look.value === key) return true;
+    }
+    this.warn(`saving ${key} to the Actions cache failed: ${detail}`);
+    return false;
+  }
+
+  /** Restores a slot's newest entry into `target`; false on a miss or failure (warned). */
+  private async restoreInto(slot: string, target: LocalStore): Promise<boolean> {
+    const prefix = ghaKeyPrefix(this.scope, slot);
+    let stage: string | undefined;
+    try {
+      stage = await mkdtemp(join(this.dir, 'tmp', 'gha-restore-'));
+      const outcome = await this.run(stage, (cache) =>
+        cache.restoreCache([GHA_CACHE_PATH], prefix, [prefix]),
+      );
+      if (!outcome.ok) {
+        this.warn(`restoring ${prefix}* failed (${errorText(outcome.error)}): building without it`);
+        return false;
+      }
+      const problems = [...outcome.log.warnings, ...outcome.log.errors];
+      if (outcome.value === undefined) {
+        if (problems.length > 0) {
+          this.warn(
+            `restoring ${prefix}* from the Actions cache failed: ${failureDetail(outcome.log)}; building without it`,
+          );
+        }
+        return false;
+      }
+      await this.importShard(join(stage, SHARD_NAME), target, outcome.value);
+      this.counters.restoredEntries++;
+      this.restoredKeys.push(outcome.value);
+      return true;
+    } catch (err) {
+      this.warn(`restoring ${prefix}* failed (${errorText(err)}): building without it`);
+      return false;
+    } finally {
+      if (stage) await rm(stage, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  /**
+   * Moves a restored shard's blobs (only those whose bytes hash to their name) and results into
+   * `target`, keeping files `target` already has. Anything else in the archive is ignored.
+   */
+  private async importShard(src: string, target: LocalStore, key: string): Promise<void> {
+    let corrupt = 0;
+    for (const [file, hex] of await listLayout(join(src, 'blobs', 'sha256'), /^[0-9a-f]{64}$/)) {
+      const digest = `sha256:${hex}`;
+      const dest = target.blobPath(digest);
+      if (await exists(dest)) continue;
+      const { digest: actual } = await digestStream(createReadStream(file));
+      if (actual !== digest) {
+        corrupt++;
+        continue;
+      }
+      await moveInto(file, dest);
+    }
+    for (const [file, hex] of await listLayout(
+      join(src, 'results', 'sha256'),
+      /^[0-9a-f]{64}\.json$/,
+    )) {
+      const dest = target.resultPath(`sha256:${hex.slice(0, 64)}`);
+      if (await exists(dest)) continue;
+      await moveInto(file, dest);
+    }
+    if (corrupt > 0) {
+      this.warn(`${corrupt} corrupt blob(s) in Actions cache entry ${key} were dropped`);
+    }
+  }
+
+  /** Hard-links (or copies) what the saved shard keeps into `dest`; returns the result count. */
+  private async stageShard(dest: string): Promise<number> {
+    const shard = this.shardStore!;
+    const cutoff = Date.now() - this.options.retainDays * DAY_MS;
+    const blobs = new Set<string>();
+    let count = 0;
+    for (const file of await resultFiles(shard.dir)) {
+      const manifest = await readManifest(file);
+      if (!manifest) continue;
+      const recent = Date.parse(manifest.createdAt) >= cutoff;
+      if (!recent && !this.touched.has(manifest.cacheKey)) continue;
+      const digests = manifest.outputs.map((o) => o.digest);
+      if ((await shard.hasBlobs(digests)).size !== new Set(digests).size) continue;
+      const hex = manifest.cacheKey.slice('sha256:'.length);
+      await linkOrCopy(file, join(dest, 'results', 'sha256', hex.slice(0, 2), `${hex}.json`));
+      for (const d of digests) {
+        if (blobs.has(d)) continue;
+        blobs.add(d);
+        const bhex = d.slice('sha256:'.length);
+        await linkOrCopy(shard.blobPath(d), join(dest, 'blobs', 'sha256', bhex.slice(0, 2), bhex));
+      }
+      count++;
+    }
+    return count;
+  }
+
+  /** Looks for a result in other slots' shards, restoring each at most once, lazily. */
+  private async fromPeers(cacheKey: string): Promise<ResultManifest | null> {
+    if (this.options.slots.length === 0) return null;
+    for (const peer of this.peers.values()) {
+      const m = await peer.getResult(cacheKey);
+      if (m) return this.adopt(m, peer);
+    }
+    if (!this.available || !modeReadable(cacheMode(this.ctx.env))) return null;
+    for (const slot of this.options.slots) {
+      if (this.peersTried.has(slot)) continue;
+      this.peersTried.add(slot);
+      const dir = join(this.dir, 'peers', fsName(slot));
+      const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
+      if (!(await this.restoreInto(slot, peer))) continue;
+      this.peers.set(slot, peer);
+      const m = await peer.getResult(cacheKey);
+      if (m) return this.adopt(m, peer);
+    }
+    return null;
+  }
+
+  /** Copies a result found in another slot's shard into this one (the unit lives here now). */
+  private async adopt(manifest: ResultManifest, peer: LocalStore): Promise<ResultManifest | null> {
+    const shard = this.shardStore!;
+    try {
+      const digests = manifest.outputs.map((o) => o.digest);
+      const present = await shard.hasBlobs(digests);
+      for (const d of digests) {
+        if (present.has(d)) continue;
+        const stream = await peer.openBlob(d);
+        if (!stream) return null;
+        await shard.putBlob(stream, d);
+      }
+      await shard.putResult(manifest);
+      this.touched.add(manifest.cacheKey);
+      this.markDirty();
+      return await shard.getResult(manifest.cacheKey);
+    } catch (err) {
+      this.warn(
+        `result ${manifest.cacheKey} from another slot is unusable (${errorText(err)}); a miss`,
+      );
+      return null;
+    }
+  }
+
+  private async copyBlobFromPeers(digest: string, shard: LocalStore): Promise<void> {
+    for (const peer of this.peers.values()) {
+      const stream = await peer.openBlob(digest);
+      if (!stream) continue;
+      await shard.putBlob(stream, digest);
+      return;
+    }
+  }
+
+  private markDirty(): void {
+    this.dirty = true;
+    this.generation++;
+  }
+
+  private warn(message: string): void {
+    if (this.warned.has(message)) return;
+    this.warned.add(message);
+    this.counters.warnings++;
+    this.ctx.onWarning(`gha store: ${message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+function fsName(value: string): string {
+  const safe = value.replace(/[^A-Za-z0-9._-]/g, '_');
+  return safe === value && safe !== '.' && safe !== '..' && safe.length <= 100
+    ? safe
+    : `${safe.slice(0, 40)}-${createHash('sha256').update(value).digest('hex').slice(0, 16)}`;
+}
+
+function isNotFound(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
+
+/** Regular files `<root>/<2 hex>/<name>` whose name matches and starts with the 2 hex. */
+async function listLayout(root: string, name: RegExp): Promise<[string, string][]> {
+  const out: [string, string][] = [];
+  for (const shard of await listDir(root)) {
+    if (!/^[0-9a-f]{2}$/.test(shard)) continue;
+    for (const n of await listDir(join(root, shard))) {
+      if (!name.test(n) || !n.startsWith(shard)) continue;
+      const file = join(root, shard, n);
+      const st = await lstat(file).catch(() => null);
+      if (st?.isFile()) out.push([file, n]);
+    }
+  }
+  return out;
+}
+
+async function resultFiles(dir: string): Promise<string[]> {
+  const files = await listLayout(join(dir, 'results', 'sha256'), /^[0-9a-f]{64}\.json$/);
+  return files.map(([f]) => f);
+}
+
+async function readManifest(file: string): Promise<ResultManifest | null> {
+  try {
+    const value: unknown = JSON.parse(await readFile(file, 'utf8'));
+    return manifestProblems(value).length === 0 ? (value as ResultManifest) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function moveInto(src: string, dest: string): Promise<void> {
+  await mkdir(join(dest, '..'), { recursive: true });
+  try {
+    await rename(src, dest);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    await copyFile(src, dest);
+  }
+}
+
+async function linkOrCopy(src: string, dest: string): Promise<void> {
+  await mkdir(join(dest, '..'), { recursive: true });
+  try {
+    await link(src, dest);
+  } catch {
+    await copyFile(src, dest);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Factory
+
+/**
+ * Options (all optional): `dir` (shard directory, relative to the config root; default
+ * `.dist-build/gha/<slot>`), `scope` (key namespace, default `default`), `slots` (other worker
+ * ids whose shards may be read on a miss: an array or a comma-separated string), `retainDays`
+ * (default 7). Wrong types are a `TypeError`.
+ */
+export function createGhaStore(options: Record<string, unknown>, ctx: StoreContext): GhaStore {
+  if (typeof ctx.slot !== 'string' || ctx.slot === '') {
+    throw new TypeError('gha store: the worker slot is required');
+  }
+  const { dir, scope = 'default', slots = [], retainDays = 7 } = options;
+  if (dir !== undefined && (typeof dir !== 'string' || dir === '')) {
+    throw new TypeError('gha store: option dir must be a non-empty string');
+  }
+  if (typeof scope !== 'string' || scope === '') {
+    throw new TypeError('gha store: option scope must be a non-empty string');
+  }
+  const slotList =
+    typeof slots === 'string' ? slots.split(',').map((s) => s.trim()) : (slots as unknown[]);
+  if (!Array.isArray(slotList) || slotList.some((s) => typeof s !== 'string')) {
+    throw new TypeError('gha store: option slots must be a list of worker ids');
+  }
+  if (typeof retainDays !== 'number' || !(retainDays >= 0)) {
+    throw new TypeError('gha store: option retainDays must be a non-negative number');
+  }
+  const others = [...new Set(slotList as string[])].filter((s) => s !== '' && s !== ctx.slot);
+  return new GhaStore(
+    {
+      dir: dir
+        ? resolve(ctx.root, dir as string)
+        : join(resolve(ctx.root), '.dist-build', 'gha', fsName(ctx.slot)),
+      scope,
+      slots: others,
+      retainDays,
+    },
+    ctx,
+  );
+}

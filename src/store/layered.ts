@@ -1,0 +1,309 @@
+/**
+ * `LayeredStore`: one `Store` over an ordered list of stores, fastest first (a local directory,
+ * then the GitHub Actions cache, then a registry).
+ *
+ * - Reads (`getResult`, `openBlob`) try the layers in order. A result found in a slower layer is
+ *   copied into every faster layer before it is returned: its blobs first (streamed from the
+ *   slower layer and verified against their digests on the way in), then the manifest. A result
+ *   whose blobs cannot be read from its layer (gone, corrupt) is a miss there and the read goes
+ *   on to the next layer; a copy that fails for another reason is a warning and the result is
+ *   still returned (later blob reads fall through too).
+ * - Writes go to every layer. The first layer must succeed (its error is the caller's error); a
+ *   failure in another layer is a warning (once per layer; later ones are counted).
+ * - `hasBlobs` / `hasResults` are the union over the layers; `flush` flushes every layer.
+ * - A read error in a layer other than the first is a warning and a miss there: a cache that
+ *   cannot be reached never fails a build.
+ *
+ * Counters of hits and misses per layer (`stats()`) are written as JSON to `statsFile` on
+ * `flush`, for `dist-build cache stats`.
+ */
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { BlobInfo, ResultListing, ResultManifest, Store } from './types.js';
+import { CorruptBlobError } from './types.js';
+
+export interface LayeredStoreOptions {
+  onWarning?: (message: string) => void;
+  /** Where `flush` writes the counters (`<cache dir>/stats/<slot>.json`). */
+  statsFile?: string;
+  /** Written into the stats file (the worker id). */
+  slot?: string;
+}
+
+export interface HitMiss {
+  hits: number;
+  misses: number;
+}
+
+export interface LayerCounters {
+  kind: string;
+  location: string;
+  /** `getResult` lookups answered (hit) or not (miss) by this layer. */
+  results: HitMiss;
+  /** `openBlob` lookups answered (hit) or not (miss) by this layer. */
+  blobs: HitMiss;
+  /** Results copied into this layer from a slower one. */
+  copiedIn: number;
+  /** Failed reads and writes (warnings). */
+  errors: number;
+}
+
+/** What `stats()` returns and `flush` writes. */
+export interface LayeredStats {
+  slot?: string;
+  /** ISO 8601. */
+  updatedAt: string;
+  layers: LayerCounters[];
+}
+
+/** A result's blobs could not be read from the layer that has the result: a miss there. */
+class UnreadableResultError extends Error {}
+
+export class LayeredStore implements Store {
+  readonly kind: string;
+  readonly location: string;
+  readonly layers: readonly Store[];
+  readonly listResults?: (prefix?: string) => AsyncIterable<ResultListing>;
+  private readonly counters: LayerCounters[];
+  private readonly onWarning: (message: string) => void;
+  private readonly warned = new Set<string>();
+
+  constructor(
+    layers: readonly Store[],
+    private readonly opts: LayeredStoreOptions = {},
+  ) {
+    if (layers.length === 0) throw new TypeError('a layered store needs at least one store');
+    this.layers = [...layers];
+    this.kind = [...new Set(layers.map((l) => l.kind))].join('+');
+    this.location = layers.map((l) => l.location).join(', ');
+    this.onWarning = opts.onWarning ?? (() => {});
+    this.counters = layers.map((l) => ({
+      kind: l.kind,
+      location: l.location,
+      results: { hits: 0, misses: 0 },
+      blobs: { hits: 0, misses: 0 },
+      copiedIn: 0,
+      errors: 0,
+    }));
+    if (layers.some((l) => l.listResults)) this.listResults = (prefix) => this.listAll(prefix);
+  }
+
+  async hasBlobs(digests: readonly string[]): Promise<Set<string>> {
+    return this.union(digests, (store, keys) => store.hasBlobs(keys), 'check blobs in');
+  }
+
+  async hasResults(cacheKeys: readonly string[]): Promise<Set<string>> {
+    return this.union(cacheKeys, (store, keys) => store.hasResults(keys), 'check results in');
+  }
+
+  async putBlob(
+    data: Readable | AsyncIterable<Buffer>,
+    expectedDigest?: string,
+  ): Promise<BlobInfo> {
+    const info = await this.layers[0]!.putBlob(data, expectedDigest);
+    for (let i = 1; i < this.layers.length; i++) {
+      await this.tryWrite(i, `blob ${info.digest}`, () => this.copyBlob(info.digest, 0, i));
+    }
+    return info;
+  }
+
+  async putBlobFile(file: string): Promise<BlobInfo> {
+    const info = await this.layers[0]!.putBlobFile(file);
+    for (let i = 1; i < this.layers.length; i++) {
+      await this.tryWrite(i, `blob ${info.digest}`, () => this.layers[i]!.putBlobFile(file));
+    }
+    return info;
+  }
+
+  async openBlob(digest: string): Promise<Readable | null> {
+    for (let i = 0; i < this.layers.length; i++) {
+      const stream = await this.tryRead(i, `blob ${digest}`, () =>
+        this.layers[i]!.openBlob(digest),
+      );
+      if (stream) {
+        this.counters[i]!.blobs.hits++;
+        return stream;
+      }
+      this.counters[i]!.blobs.misses++;
+    }
+    return null;
+  }
+
+  async getResult(cacheKey: string): Promise<ResultManifest | null> {
+    for (let i = 0; i < this.layers.length; i++) {
+      const manifest = await this.tryRead(i, `result ${cacheKey}`, () =>
+        this.layers[i]!.getResult(cacheKey),
+      );
+      if (!manifest) {
+        this.counters[i]!.results.misses++;
+        continue;
+      }
+      if (i > 0) {
+        try {
+          await this.copyUp(manifest, i);
+        } catch (err) {
+          if (!(err instanceof UnreadableResultError)) throw err;
+          this.warn(i, `result ${cacheKey}`, err.message);
+          this.counters[i]!.results.misses++;
+          continue;
+        }
+      }
+      this.counters[i]!.results.hits++;
+      return manifest;
+    }
+    return null;
+  }
+
+  async putResult(manifest: ResultManifest): Promise<void> {
+    await this.layers[0]!.putResult(manifest);
+    for (let i = 1; i < this.layers.length; i++) {
+      await this.tryWrite(i, `result ${manifest.cacheKey}`, () =>
+        this.layers[i]!.putResult(manifest),
+      );
+    }
+  }
+
+  /** Flushes every layer, then writes the counters to `statsFile`. The first layer's error throws. */
+  async flush(): Promise<void> {
+    let firstError: unknown;
+    for (let i = 0; i < this.layers.length; i++) {
+      const layer = this.layers[i]!;
+      if (!layer.flush) continue;
+      try {
+        await layer.flush();
+      } catch (err) {
+        if (i === 0) firstError = err;
+        else this.warn(i, 'flush', (err as Error).message, false);
+      }
+    }
+    if (this.opts.statsFile) {
+      await writeJsonAtomic(this.opts.statsFile, this.stats()).catch((err: unknown) =>
+        this.onWarning(
+          `cannot write cache stats to ${this.opts.statsFile}: ${(err as Error).message}`,
+        ),
+      );
+    }
+    if (firstError !== undefined) throw firstError;
+  }
+
+  /** Hit and miss counters per layer since the store was made. */
+  stats(): LayeredStats {
+    return {
+      ...(this.opts.slot !== undefined ? { slot: this.opts.slot } : {}),
+      updatedAt: new Date().toISOString(),
+      layers: this.counters.map((c) => ({
+        ...c,
+        results: { ...c.results },
+        blobs: { ...c.blobs },
+      })),
+    };
+  }
+
+  /** Copies a result found in layer `from`, with its blobs, into every faster layer. */
+  private async copyUp(manifest: ResultManifest, from: number): Promise<void> {
+    const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+    for (let to = 0; to < from; to++) {
+      const target = this.layers[to]!;
+      try {
+        const present = await target.hasBlobs(digests);
+        for (const d of digests) if (!present.has(d)) await this.copyBlob(d, from, to);
+        await target.putResult(manifest);
+        this.counters[to]!.copiedIn++;
+      } catch (err) {
+        if (err instanceof UnreadableResultError) throw err;
+        if (err instanceof CorruptBlobError && err.digest && digests.includes(err.digest)) {
+          throw new UnreadableResultError(
+            `names blob ${err.digest}, which is corrupt in ${this.layers[from]!.location}; a miss there`,
+          );
+        }
+        this.warn(to, `copy of result ${manifest.cacheKey}`, (err as Error).message);
+      }
+    }
+  }
+
+  /** Streams blob `digest` from layer `from` into layer `to` (verified by `putBlob`). */
+  private async copyBlob(digest: string, from: number, to: number): Promise<void> {
+    const target = this.layers[to]!;
+    if ((await target.hasBlobs([digest])).has(digest)) return;
+    const source = await this.layers[from]!.openBlob(digest);
+    if (!source) {
+      throw new UnreadableResultError(
+        `names blob ${digest}, which is gone from ${this.layers[from]!.location}; a miss there`,
+      );
+    }
+    try {
+      await target.putBlob(source, digest);
+    } finally {
+      source.destroy();
+    }
+  }
+
+  private async union(
+    keys: readonly string[],
+    ask: (store: Store, keys: string[]) => Promise<Set<string>>,
+    what: string,
+  ): Promise<Set<string>> {
+    const found = new Set<string>();
+    let rest = [...new Set(keys)];
+    for (let i = 0; i < this.layers.length && rest.length > 0; i++) {
+      const have = await this.tryRead(i, what, () => ask(this.layers[i]!, rest));
+      if (!have) continue;
+      for (const k of have) found.add(k);
+      rest = rest.filter((k) => !have.has(k));
+    }
+    return found;
+  }
+
+  private async *listAll(prefix?: string): AsyncIterable<ResultListing> {
+    const seen = new Set<string>();
+    for (let i = 0; i < this.layers.length; i++) {
+      const list = this.layers[i]!.listResults;
+      if (!list) continue;
+      for await (const r of list.call(this.layers[i]!, prefix)) {
+        if (seen.has(r.cacheKey)) continue;
+        seen.add(r.cacheKey);
+        yield r;
+      }
+    }
+  }
+
+  /** A read from layer `i`: an error there is a warning and a miss, except in the first layer. */
+  private async tryRead<T>(i: number, what: string, read: () => Promise<T>): Promise<T | null> {
+    try {
+      return await read();
+    } catch (err) {
+      if (i === 0) throw err;
+      this.warn(i, `read of ${what}`, (err as Error).message);
+      return null;
+    }
+  }
+
+  /** A write to layer `i` > 0: an error is a warning. */
+  private async tryWrite(i: number, what: string, write: () => Promise<unknown>): Promise<void> {
+    try {
+      await write();
+    } catch (err) {
+      this.warn(i, `write of ${what}`, (err as Error).message);
+    }
+  }
+
+  /** Counts an error of layer `i`; warns about the first one of each layer (or every one). */
+  private warn(i: number, what: string, message: string, once = true): void {
+    this.counters[i]!.errors++;
+    const layer = this.layers[i]!;
+    if (once && this.warned.has(`${i}`)) return;
+    this.warned.add(`${i}`);
+    this.onWarning(
+      `cache store ${layer.kind} (${layer.location}): ${what} failed: ${message}` +
+        (once ? '; further failures of this store are counted, not reported' : ''),
+    );
+  }
+}
+
+async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  await rename(tmp, file);
+}

@@ -1,0 +1,190 @@
+/**
+ * Opens the cache store a config describes (`cache:` in dist-build.yml): one backend per entry
+ * of `cache.stores`, each made by its factory from the table below, wrapped in a `SignedStore`
+ * when `cache.sign` has a secret, and layered in config order (`LayeredStore`).
+ *
+ * `--cache-dir` replaces the directory of the first local store, or puts a local store in front
+ * when the config has none.
+ */
+import { join, resolve } from 'node:path';
+import type { CacheConfig, Config, StoreConfig } from '../config/types.js';
+import { ConfigError } from '../config/errors.js';
+import { parseSize } from '../config/size.js';
+import { StoreOptionsError } from './errors.js';
+import { LayeredStore } from './layered.js';
+import { LocalStore } from './local.js';
+import { SignedStore, signingSecret } from './signing.js';
+import type { Store, StoreContext } from './types.js';
+
+export { StoreOptionsError };
+
+/** Makes a store from its options (the `cache.stores` entry without `type`, keys as written). */
+export type StoreFactory = (
+  options: Record<string, unknown>,
+  ctx: StoreContext,
+) => Store | Promise<Store>;
+
+/** The backends, by `type`. */
+export const STORE_BACKENDS: Record<string, StoreFactory> = {
+  local: createLocalStore,
+  // Loaded only when configured: @actions/cache alone adds ~40 MB to every process that loads it,
+  // and a worker's size is what each command it forks pays for.
+  gha: async (options, ctx) => (await import('./gha.js')).createGhaStore(options, ctx),
+  registry: async (options, ctx) =>
+    (await import('./registry.js')).createRegistryStore(options, ctx),
+};
+
+/** The local store's directory when the config does not give one, relative to the config dir. */
+export const DEFAULT_LOCAL_DIR = join('.dist-build', 'cache');
+
+/** `type: local`: `dir` (relative to the config dir; default .dist-build/cache), `max-size`. */
+export async function createLocalStore(
+  options: Record<string, unknown>,
+  ctx: StoreContext,
+): Promise<LocalStore> {
+  for (const key of Object.keys(options)) {
+    if (key !== 'dir' && key !== 'max-size') {
+      throw new StoreOptionsError(`unknown option "${key}"; expected one of: dir, max-size`);
+    }
+  }
+  const dir = options.dir ?? DEFAULT_LOCAL_DIR;
+  if (typeof dir !== 'string' || dir === '') {
+    throw new StoreOptionsError(`dir: expected a directory name, got ${JSON.stringify(dir)}`);
+  }
+  let maxBytes: number | undefined;
+  if (options['max-size'] !== undefined) {
+    try {
+      maxBytes = parseSize(options['max-size'] as number | string);
+    } catch (err) {
+      throw new StoreOptionsError(`max-size: ${(err as Error).message}`);
+    }
+  }
+  return LocalStore.open(resolve(ctx.root, dir), {
+    onWarning: ctx.onWarning,
+    ...(maxBytes !== undefined ? { maxBytes } : {}),
+  });
+}
+
+export interface OpenStoreOptions {
+  /** The `--cache-dir` flag (see the module comment). */
+  cacheDir?: string;
+  /** This worker's slot: its worker id. */
+  slot: string;
+  onWarning: (message: string) => void;
+  /** Default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  /** Write the layered store's counters to `<worker cache dir>/stats/<slot>.json` on flush (true). */
+  writeStats?: boolean;
+}
+
+/** Marks the local store `effectiveStores` adds in front of a config that lists none. */
+const IMPLICIT = Symbol('implicit local store');
+
+/** The configured stores, with `--cache-dir` applied. */
+export function effectiveStores(config: Config, cacheDir?: string): StoreConfig[] {
+  const stores = (config.cache ?? defaultCache()).stores.map((s) => ({ ...s }));
+  // A worker restores and packs through a local store: there is always one, first when the
+  // config lists none (remote stores then sit behind it).
+  let first = stores.find((s) => s.type === 'local');
+  if (!first) {
+    first = Object.defineProperty({ type: 'local' } as StoreConfig, IMPLICIT, { value: true });
+    stores.unshift(first);
+  }
+  if (cacheDir !== undefined) first.dir = resolve(cacheDir);
+  return stores;
+}
+
+/**
+ * The worker's own cache directory (running-job records, stats files, disk stats): `--cache-dir`,
+ * else the first local store's directory, else `<config dir>/.dist-build/cache`.
+ */
+export function workerCacheDir(config: Config, cacheDir?: string): string {
+  if (cacheDir !== undefined) return resolve(cacheDir);
+  const local = effectiveStores(config).find((s) => s.type === 'local');
+  const dir = typeof local?.dir === 'string' ? local.dir : DEFAULT_LOCAL_DIR;
+  return resolve(config.root, dir);
+}
+
+/** Where a worker's layered-store counters go. */
+export function statsFileFor(cacheDir: string, slot: string): string {
+  return join(cacheDir, 'stats', `${slot.replace(/[^A-Za-z0-9._-]/g, '_')}.json`);
+}
+
+export interface OpenedStore {
+  /** Index in `cache.stores` (after `--cache-dir`). */
+  index: number;
+  config: StoreConfig;
+  /** The backend itself (not signed, not layered): for `dist-build cache`. */
+  store: Store;
+}
+
+/** Opens every configured store on its own (no signing, no layering). */
+export async function openStores(
+  config: Config,
+  opts: Omit<OpenStoreOptions, 'writeStats'>,
+): Promise<OpenedStore[]> {
+  const ctx: StoreContext = {
+    root: config.root,
+    slot: opts.slot,
+    onWarning: opts.onWarning,
+    env: opts.env ?? process.env,
+  };
+  const stores = effectiveStores(config, opts.cacheDir);
+  const opened: OpenedStore[] = [];
+  const shift = stores[0] && IMPLICIT in stores[0] ? 1 : 0;
+  for (const [position, storeConfig] of stores.entries()) {
+    const index = position - shift; // as written in the config (-1: the implicit local store)
+    const { type, ...options } = storeConfig;
+    const factory = Object.hasOwn(STORE_BACKENDS, type) ? STORE_BACKENDS[type] : undefined;
+    const problem = (message: string): ConfigError =>
+      new ConfigError([
+        {
+          file: config.file,
+          line: 0,
+          col: 0,
+          path: index < 0 ? 'cache' : `cache.stores[${index}]`,
+          message: `${type} store: ${message}`,
+        },
+      ]);
+    if (!factory) {
+      throw problem(
+        `this build of dist-build has no ${JSON.stringify(type)} backend (available: ${Object.keys(STORE_BACKENDS).join(', ')})`,
+      );
+    }
+    let store: Store;
+    try {
+      store = await factory(options, ctx);
+    } catch (err) {
+      // Factories report bad options as StoreOptionsError (or TypeError): a config problem.
+      if (err instanceof StoreOptionsError || err instanceof TypeError) throw problem(err.message);
+      throw err;
+    }
+    opened.push({ index, config: storeConfig, store });
+  }
+  return opened;
+}
+
+/**
+ * The store a worker uses: every configured store (signed when `cache.sign` has its secret),
+ * layered in config order. Throws a `ConfigError` for bad store options and a
+ * `SigningConfigError` when signing is required but its secret is missing.
+ */
+export async function openStore(config: Config, opts: OpenStoreOptions): Promise<LayeredStore> {
+  const env = opts.env ?? process.env;
+  const secret = signingSecret(config.cache?.sign, env, opts.onWarning);
+  const opened = await openStores(config, { ...opts, env });
+  const layers = opened.map(({ store }) =>
+    secret === null ? store : new SignedStore(store, { secret, onWarning: opts.onWarning }),
+  );
+  return new LayeredStore(layers, {
+    onWarning: opts.onWarning,
+    slot: opts.slot,
+    ...(opts.writeStats === false
+      ? {}
+      : { statsFile: statsFileFor(workerCacheDir(config, opts.cacheDir), opts.slot) }),
+  });
+}
+
+function defaultCache(): CacheConfig {
+  return { stores: [{ type: 'local' }] };
+}
