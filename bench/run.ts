@@ -8,11 +8,11 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
+// scripts/run-ts.mjs runs a bundle elsewhere but leaves this file's path in argv[1].
+const root = join(dirname(process.argv[1]!), '..');
 const cli = join(root, 'dist/cli.js');
 const workers = process.argv[2] ?? '4';
 const rounds = Number(process.argv[3] ?? '3');

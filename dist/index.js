@@ -7087,6 +7087,7 @@ var Master = class extends EventEmitter {
           )
         );
       }, timeoutMs);
+      timer.unref();
       const onJoin = () => {
         if (this.members.size < n) return;
         clearTimeout(timer);

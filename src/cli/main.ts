@@ -63,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof RunFailure || err instanceof SchedulerError) {
       process.stderr.write(`dist-build: ${err.message}\n`);
-      return 1;
+      return err instanceof RunFailure ? err.exitCode : 1;
     }
     process.stderr.write(
       `dist-build: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,

@@ -148,6 +148,7 @@ export class Master extends EventEmitter<MasterEvents> {
           ),
         );
       }, timeoutMs);
+      timer.unref();
       const onJoin = () => {
         if (this.members.size < n) return;
         clearTimeout(timer);

@@ -87,6 +87,10 @@ async function runLocal(flags: RunFlags): Promise<number> {
   });
   await master.start();
   const address = formatAddress(master.addresses[0]!);
+  let joined = false;
+  let workerDied!: (e: Error) => void;
+  const early = new Promise<never>((_, reject) => (workerDied = reject));
+  early.catch(() => undefined);
   const workers = new LocalWorkers({
     command: selfCommand(),
     count: n,
@@ -109,12 +113,15 @@ async function runLocal(flags: RunFlags): Promise<number> {
     onLine: (i, line) => {
       if (flags.verbose) err.write(`[worker-${i}] ${line}\n`);
     },
-    onExit: (i, code, signal) =>
-      err.write(
-        `dist-build: worker-${i} exited (${signal ?? `code ${code}`})${
-          workers.tail(i).length ? `:\n  ${workers.tail(i).slice(-5).join('\n  ')}` : ''
-        }\n`,
-      ),
+    onExit: (i, code, signal) => {
+      const why = `worker-${i} exited (${signal ?? `code ${code}`})${
+        workers.tail(i).length ? `:\n  ${workers.tail(i).slice(-5).join('\n  ')}` : ''
+      }`;
+      // Before every worker has joined, a worker that exits (bad cache config, unreadable
+      // config) ends the run at once instead of after the join timeout.
+      if (!joined) workerDied(new RunFailure(why, code === 2 ? 2 : 1));
+      else err.write(`dist-build: ${why}\n`);
+    },
   });
   const current = currentRunFile(config.root);
   let run: Run | undefined;
@@ -141,16 +148,20 @@ async function runLocal(flags: RunFlags): Promise<number> {
         2,
       ),
     );
-    await master.waitForWorkers(n, 30_000).catch((e: Error) => {
-      throw new RunFailure(
-        `${e.message}; worker output:\n  ${Array.from({ length: n }, (_, i) =>
-          workers
-            .tail(i + 1)
-            .slice(-3)
-            .join('\n  '),
-        ).join('\n  ')}`,
-      );
-    });
+    await Promise.race([
+      early,
+      master.waitForWorkers(n, 30_000).catch((e: Error) => {
+        throw new RunFailure(
+          `${e.message}; worker output:\n  ${Array.from({ length: n }, (_, i) =>
+            workers
+              .tail(i + 1)
+              .slice(-3)
+              .join('\n  '),
+          ).join('\n  ')}`,
+        );
+      }),
+    ]);
+    joined = true;
     const result = await drive({
       master,
       config,
