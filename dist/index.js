@@ -6538,6 +6538,9 @@ message JobReport {
   // The failure is the worker's (lost outputs, store error, shutting down), not the command's:
   // the master may retry it elsewhere.
   bool worker_fault = 15;
+  // Dependencies whose outputs could not be had (blob corrupt or gone everywhere): the master
+  // builds them again, then this job.
+  repeated string lost_deps = 16;
 }
 
 message RunningJob {
@@ -8339,7 +8342,8 @@ var WorkerAgent = class {
       has_exit_code: false,
       exit_code: 0,
       signal: "",
-      worker_fault: false
+      worker_fault: false,
+      lost_deps: []
     };
     let report;
     let result;
@@ -8402,9 +8406,11 @@ var WorkerAgent = class {
         ended_at: Date.now(),
         duration_ms: Date.now() - job.startedAt,
         output_bytes: job.command?.outputBytes ?? 0,
-        // A command that did not produce its declared outputs is the command's fault; anything
-        // else that broke around the command (restoring inputs, the store, stopping) is ours.
-        worker_fault: !missingOutput
+        // A command that did not produce its declared outputs is the command's fault; a lost
+        // dependency is the cache's (the master rebuilds it); anything else that broke around
+        // the command (restoring inputs, the store, stopping) is ours.
+        worker_fault: !missingOutput && !(err instanceof LostDependencyError),
+        lost_deps: err instanceof LostDependencyError ? [err.unit] : []
       };
       if (!stopped)
         this.log(`worker ${this.workerId}: job ${job.id} (${job.unit}): ${report.reason}`);
@@ -8428,8 +8434,13 @@ var WorkerAgent = class {
         if (await this.workspace.held(out.path) === out.digest) continue;
         await this.workspace.withLock(out.path, async () => {
           if (await this.workspace.held(out.path) === out.digest) return;
-          await this.ensureBlob(out.digest, dep.holders);
-          await restoreOutputs((d) => this.opts.store.openBlob(d), root, [out]);
+          try {
+            await this.ensureBlob(out.digest, dep.holders);
+            await restoreOutputs((d) => this.opts.store.openBlob(d), root, [out]);
+          } catch (err) {
+            await drain2(await this.opts.store.openBlob(out.digest).catch(() => null));
+            throw new LostDependencyError(dep.unit, err.message);
+          }
           await this.workspace.mark(out.path, out.digest);
         });
       }
@@ -8560,15 +8571,12 @@ var WorkerAgent = class {
         return;
       }
       let cancelled = false;
-      c.on("cancelled", () => {
-        cancelled = true;
-        stream.destroy();
-      });
+      c.on("cancelled", () => cancelled = true);
       for await (const data of stream) {
-        if (cancelled) return;
+        if (cancelled) continue;
         if (!c.write({ data, size: 0 })) await new Promise((r) => c.once("drain", r));
       }
-      c.end();
+      if (!cancelled) c.end();
     } catch (err) {
       c.destroy({
         code: err instanceof CorruptBlobError ? grpc4.status.DATA_LOSS : grpc4.status.INTERNAL,
@@ -8594,6 +8602,20 @@ var WorkerAgent = class {
   }
 };
 var StoppedError = class extends Error {
+};
+async function drain2(stream) {
+  if (!stream) return;
+  try {
+    for await (const _ of stream) void _;
+  } catch {
+  }
+}
+var LostDependencyError = class extends Error {
+  constructor(unit, why) {
+    super(`the outputs of ${unit} cannot be had: ${why}`);
+    this.unit = unit;
+  }
+  unit;
 };
 function alive(pid) {
   try {
@@ -8662,6 +8684,7 @@ var Run = class {
         dependents: [],
         state: "waiting",
         attempts: 0,
+        rebuilds: 0,
         excluded: /* @__PURE__ */ new Set(),
         outputs: [],
         holders: /* @__PURE__ */ new Set()
@@ -8698,6 +8721,7 @@ var Run = class {
   fatal;
   noWorkerTimer;
   pumping = false;
+  dispatches = 0;
   /** No dispatch before the cache check and the first placement: events only record state. */
   dispatching = false;
   pumpAgain = false;
@@ -8742,7 +8766,23 @@ var Run = class {
       this.checkDone();
       await this.done;
       if (this.fatal) throw this.fatal;
-      const exports = await this.exportAll();
+      let { exports, lost } = await this.exportAll();
+      if (lost.length && !this.cancelled) {
+        this.done = new Promise((resolve4) => this.finished = resolve4);
+        for (const { unit, why } of lost) {
+          if (!this.rebuild(unit, `cannot export it: ${why}`))
+            this.fail(unit, `cannot export: ${why}`);
+        }
+        this.replan();
+        this.pump();
+        this.checkDone();
+        await this.done;
+        if (this.fatal) throw this.fatal;
+        ({ exports, lost } = await this.exportAll(exports));
+      }
+      if (lost.length) {
+        throw new SchedulerError(`cannot export ${lost[0].unit.unit.id}: ${lost[0].why}`);
+      }
       return this.report(exports);
     } finally {
       for (const [ev, fn] of this.listeners) m.off(ev, fn);
@@ -8987,8 +9027,9 @@ var Run = class {
       }
     }
   }
+  /** Unique per dispatch (a unit may be dispatched again after a refusal or a rebuild). */
   jobId(u) {
-    return `${u.unit.id.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 80)}.${this.runId}.${u.attempts}`;
+    return `${u.unit.id.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 80)}.${this.runId}.${++this.dispatches}`;
   }
   depsOf(u) {
     return u.needs.map((d) => ({
@@ -9110,7 +9151,18 @@ var Run = class {
     u.endedAt = r.ended_at || Date.now();
     u.durationMs = r.duration_ms;
     u.exitCode = r.has_exit_code ? r.exit_code : null;
-    if (r.state === "succeeded") {
+    if (r.lost_deps?.length && !this.cancelled && u.state === "running") {
+      u.job = void 0;
+      u.attempts = Math.max(0, u.attempts - 1);
+      const deps = r.lost_deps.map((id) => this.byId.get(id)).filter((d) => d !== void 0);
+      if (deps.length && deps.every((d) => this.rebuild(d, `${u.unit.id} could not get its outputs: ${r.reason}`))) {
+        this.setState(u, "waiting");
+        this.opts.onEvent?.({ type: "retry", unit: u.unit.id, worker: workerId, reason: r.reason });
+        this.replan();
+      } else {
+        this.fail(u, r.reason);
+      }
+    } else if (r.state === "succeeded") {
       u.outputs = r.outputs;
       if (member) u.holders.add(member.uuid);
       u.builtBy = workerId;
@@ -9185,9 +9237,29 @@ var Run = class {
     this.setState(u, state);
     if (reason !== void 0) u.reason = reason;
   }
+  /**
+   * A built or cached unit whose outputs were lost goes back to waiting, once; true when it will
+   * be (or already is being) built again.
+   */
+  rebuild(d, why) {
+    if (d.state === "waiting" || d.state === "running") return true;
+    if (d.state !== "built" && d.state !== "cached" || d.rebuilds >= 1) return false;
+    d.rebuilds++;
+    d.outputs = [];
+    d.holders.clear();
+    d.builtBy = void 0;
+    this.note(`building ${d.unit.id} again: ${why}`);
+    this.opts.onEvent?.({ type: "retry", unit: d.unit.id, worker: d.workerId ?? "-", reason: why });
+    this.setState(d, "waiting");
+    return true;
+  }
   /** Every state change goes through here, keeping the set of ready units current. */
   setState(u, state) {
+    const was = u.state;
     u.state = state;
+    if ((was === "built" || was === "cached") && state !== was) {
+      for (const d of u.dependents) this.readyUnits.delete(d);
+    }
     if (state === "waiting") {
       if (this.ready(u)) this.readyUnits.add(u);
       return;
@@ -9202,12 +9274,16 @@ var Run = class {
     if (this.units.every((u) => FINAL.has(u.state))) this.finished();
   }
   // --- export -----------------------------------------------------------------------------------
-  async exportAll() {
+  /** Exports every final artifact not exported yet; `lost` are those no holder could send. */
+  async exportAll(already = []) {
     const dir = this.opts.exportTo;
-    if (!dir) return [];
-    const out = [];
+    if (!dir) return { exports: [], lost: [] };
+    const out = [...already];
+    const lost = [];
+    const done0 = new Set(already.map((e) => e.unit));
     for (const u of this.units) {
       if (!u.inv.export || u.state !== "built" && u.state !== "cached") continue;
+      if (done0.has(u.unit.id)) continue;
       const candidates = [
         ...this.master.live().filter((m) => m.id === u.builtBy),
         ...[...u.holders].map((h2) => this.master.member(h2)).filter((m) => !!m)
@@ -9251,14 +9327,13 @@ var Run = class {
         }
       }
       if (!done) {
-        throw new SchedulerError(
-          `cannot export ${u.unit.id}: ${lastError ? lastError.message : "no live worker holds it"}`
-        );
+        lost.push({ unit: u, why: lastError ? lastError.message : "no live worker holds it" });
+        continue;
       }
       out.push(done);
     }
     await rm6(join12(dir, ".dist-build"), { recursive: true, force: true });
-    return out;
+    return { exports: out, lost };
   }
   // --- report -----------------------------------------------------------------------------------
   report(exports) {

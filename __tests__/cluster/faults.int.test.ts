@@ -258,3 +258,66 @@ invocations:
   expect(['cancelled', 'skipped']).toContain(by.a);
   expect(by.b).toBe('cancelled');
 }, 90_000);
+
+const CORRUPTIBLE = `version: 1
+invocations:
+  a:
+    run: mkdir -p out && echo "made by a" > out/a.txt
+    inputs: [a.src]
+    outputs: [out/a.txt]
+    export: true
+  b:
+    run: cat out/a.txt b.src > b.txt
+    inputs: [b.src]
+    needs: [a]
+    outputs: [b.txt]
+    export: true
+`;
+
+test(
+  'a corrupt blob in the cache is never used: the next run detects it and rebuilds',
+  () =>
+    explained(async () => {
+      const config = tree('repo', CORRUPTIBLE);
+      const repo = join(dir, 'repo');
+      writeFileSync(join(repo, 'a.src'), 'a\n');
+      writeFileSync(join(repo, 'b.src'), 'b1\n');
+      const out = join(dir, 'artifacts');
+      const run = () =>
+        runCli(['run', '--config', config, '--workers', '1', '--out', out], { timeoutMs: 60_000 });
+      const flip = () => {
+        const digest = report().invocations.find((i) => i.unit === 'a')!.outputs[0]!.digest;
+        const hex = digest.slice('sha256:'.length);
+        const blob = join(repo, '.dist-build/cache/blobs/sha256', hex.slice(0, 2), hex);
+        const bytes = readFileSync(blob);
+        bytes[bytes.length >> 1] ^= 0xff;
+        writeFileSync(blob, bytes);
+      };
+      expect((await run()).code).toBe(0);
+
+      // The dependency is cached but its blob is corrupt and the tree lost its outputs: b cannot
+      // restore them, so a is built again, then b.
+      flip();
+      rmSync(join(repo, 'out'), { recursive: true, force: true });
+      writeFileSync(join(repo, 'b.src'), 'b2\n');
+      const second = await run();
+      expect(second.code).toBe(0);
+      let by = Object.fromEntries(report().invocations.map((i) => [i.unit, i.status]));
+      expect(by).toEqual({ a: 'built', b: 'built' });
+      expect(
+        report()
+          .events!.map((e) => e.message)
+          .join('\n'),
+      ).toMatch(/building a again/);
+      expect(readFileSync(join(out, 'b.txt'), 'utf8')).toBe('made by a\nb2\n');
+
+      // Nothing changed, but the exported artifact's blob is corrupt: it is built again, not exported.
+      flip();
+      const third = await run();
+      expect(third.code).toBe(0);
+      by = Object.fromEntries(report().invocations.map((i) => [i.unit, i.status]));
+      expect(by).toEqual({ a: 'built', b: 'cached' });
+      expect(readFileSync(join(out, 'out/a.txt'), 'utf8')).toBe('made by a\n');
+    }),
+  120_000,
+);

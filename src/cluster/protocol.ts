@@ -55,6 +55,7 @@ export interface JobReport {
   outputs: OutputEntryMsg[];
   output_bytes: number;
   worker_fault: boolean;
+  lost_deps: string[];
 }
 export interface RunningJob {
   job_id: string;

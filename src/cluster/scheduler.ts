@@ -110,6 +110,8 @@ interface UnitRun {
   sentAt?: number;
   reportedAt?: number;
   attempts: number;
+  /** Times its outputs were lost and it was built again (at most once). */
+  rebuilds: number;
   /** Worker ids it must not go to again (they lost it). */
   excluded: Set<string>;
   outputs: OutputEntry[];
@@ -141,11 +143,12 @@ export class Run {
   private readonly startedAt = Date.now();
   private assignments: Record<string, string> = {};
   private finished!: () => void;
-  private readonly done: Promise<void>;
+  private done: Promise<void>;
   private cancelled = false;
   private fatal: Error | undefined;
   private noWorkerTimer: NodeJS.Timeout | undefined;
   private pumping = false;
+  private dispatches = 0;
   /** No dispatch before the cache check and the first placement: events only record state. */
   private dispatching = false;
   private pumpAgain = false;
@@ -180,6 +183,7 @@ export class Run {
         dependents: [],
         state: 'waiting',
         attempts: 0,
+        rebuilds: 0,
         excluded: new Set(),
         outputs: [],
         holders: new Set(),
@@ -239,7 +243,24 @@ export class Run {
       this.checkDone();
       await this.done;
       if (this.fatal) throw this.fatal;
-      const exports = await this.exportAll();
+      let { exports, lost } = await this.exportAll();
+      // An artifact whose bytes turned out corrupt (or gone) on every holder is built again, once.
+      if (lost.length && !this.cancelled) {
+        this.done = new Promise((resolve) => (this.finished = resolve));
+        for (const { unit, why } of lost) {
+          if (!this.rebuild(unit, `cannot export it: ${why}`))
+            this.fail(unit, `cannot export: ${why}`);
+        }
+        this.replan();
+        this.pump();
+        this.checkDone();
+        await this.done;
+        if (this.fatal) throw this.fatal;
+        ({ exports, lost } = await this.exportAll(exports));
+      }
+      if (lost.length) {
+        throw new SchedulerError(`cannot export ${lost[0]!.unit.unit.id}: ${lost[0]!.why}`);
+      }
       return this.report(exports);
     } finally {
       for (const [ev, fn] of this.listeners) m.off(ev as 'joined', fn as never);
@@ -515,8 +536,9 @@ export class Run {
     }
   }
 
+  /** Unique per dispatch (a unit may be dispatched again after a refusal or a rebuild). */
   private jobId(u: UnitRun): string {
-    return `${u.unit.id.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80)}.${this.runId}.${u.attempts}`;
+    return `${u.unit.id.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80)}.${this.runId}.${++this.dispatches}`;
   }
 
   private depsOf(u: UnitRun): DependencyMsg[] {
@@ -657,7 +679,22 @@ export class Run {
     u.endedAt = r.ended_at || Date.now();
     u.durationMs = r.duration_ms;
     u.exitCode = r.has_exit_code ? r.exit_code : null;
-    if (r.state === 'succeeded') {
+    if (r.lost_deps?.length && !this.cancelled && u.state === 'running') {
+      // Its inputs were lost (a corrupt or vanished blob): build them again, then this one.
+      u.job = undefined;
+      u.attempts = Math.max(0, u.attempts - 1);
+      const deps = r.lost_deps.map((id) => this.byId.get(id)).filter((d) => d !== undefined);
+      if (
+        deps.length &&
+        deps.every((d) => this.rebuild(d, `${u.unit.id} could not get its outputs: ${r.reason}`))
+      ) {
+        this.setState(u, 'waiting');
+        this.opts.onEvent?.({ type: 'retry', unit: u.unit.id, worker: workerId, reason: r.reason });
+        this.replan();
+      } else {
+        this.fail(u, r.reason);
+      }
+    } else if (r.state === 'succeeded') {
       u.outputs = r.outputs as OutputEntry[];
       if (member) u.holders.add(member.uuid);
       u.builtBy = workerId;
@@ -737,9 +774,30 @@ export class Run {
     if (reason !== undefined) u.reason = reason;
   }
 
+  /**
+   * A built or cached unit whose outputs were lost goes back to waiting, once; true when it will
+   * be (or already is being) built again.
+   */
+  private rebuild(d: UnitRun, why: string): boolean {
+    if (d.state === 'waiting' || d.state === 'running') return true;
+    if ((d.state !== 'built' && d.state !== 'cached') || d.rebuilds >= 1) return false;
+    d.rebuilds++;
+    d.outputs = [];
+    d.holders.clear();
+    d.builtBy = undefined;
+    this.note(`building ${d.unit.id} again: ${why}`);
+    this.opts.onEvent?.({ type: 'retry', unit: d.unit.id, worker: d.workerId ?? '-', reason: why });
+    this.setState(d, 'waiting');
+    return true;
+  }
+
   /** Every state change goes through here, keeping the set of ready units current. */
   private setState(u: UnitRun, state: UnitState): void {
+    const was = u.state;
     u.state = state;
+    if ((was === 'built' || was === 'cached') && state !== was) {
+      for (const d of u.dependents) this.readyUnits.delete(d);
+    }
     if (state === 'waiting') {
       if (this.ready(u)) this.readyUnits.add(u);
       return;
@@ -757,12 +815,18 @@ export class Run {
 
   // --- export -----------------------------------------------------------------------------------
 
-  private async exportAll(): Promise<ExportReport[]> {
+  /** Exports every final artifact not exported yet; `lost` are those no holder could send. */
+  private async exportAll(
+    already: ExportReport[] = [],
+  ): Promise<{ exports: ExportReport[]; lost: { unit: UnitRun; why: string }[] }> {
     const dir = this.opts.exportTo;
-    if (!dir) return [];
-    const out: ExportReport[] = [];
+    if (!dir) return { exports: [], lost: [] };
+    const out: ExportReport[] = [...already];
+    const lost: { unit: UnitRun; why: string }[] = [];
+    const done0 = new Set(already.map((e) => e.unit));
     for (const u of this.units) {
       if (!u.inv.export || (u.state !== 'built' && u.state !== 'cached')) continue;
+      if (done0.has(u.unit.id)) continue;
       const candidates = [
         ...this.master.live().filter((m) => m.id === u.builtBy),
         ...[...u.holders].map((h) => this.master.member(h)).filter((m): m is MemberState => !!m),
@@ -806,14 +870,13 @@ export class Run {
         }
       }
       if (!done) {
-        throw new SchedulerError(
-          `cannot export ${u.unit.id}: ${lastError ? lastError.message : 'no live worker holds it'}`,
-        );
+        lost.push({ unit: u, why: lastError ? lastError.message : 'no live worker holds it' });
+        continue;
       }
       out.push(done);
     }
     await rm(join(dir, '.dist-build'), { recursive: true, force: true });
-    return out;
+    return { exports: out, lost };
   }
 
   // --- report -----------------------------------------------------------------------------------

@@ -533,6 +533,7 @@ export class WorkerAgent {
       exit_code: 0,
       signal: '',
       worker_fault: false,
+      lost_deps: [] as string[],
     };
     let report: JobReport;
     let result: ResultManifest | undefined;
@@ -598,9 +599,11 @@ export class WorkerAgent {
         ended_at: Date.now(),
         duration_ms: Date.now() - job.startedAt,
         output_bytes: job.command?.outputBytes ?? 0,
-        // A command that did not produce its declared outputs is the command's fault; anything
-        // else that broke around the command (restoring inputs, the store, stopping) is ours.
-        worker_fault: !missingOutput,
+        // A command that did not produce its declared outputs is the command's fault; a lost
+        // dependency is the cache's (the master rebuilds it); anything else that broke around
+        // the command (restoring inputs, the store, stopping) is ours.
+        worker_fault: !missingOutput && !(err instanceof LostDependencyError),
+        lost_deps: err instanceof LostDependencyError ? [err.unit] : [],
       };
       if (!stopped)
         this.log(`worker ${this.workerId}: job ${job.id} (${job.unit}): ${report.reason}`);
@@ -629,8 +632,16 @@ export class WorkerAgent {
         if ((await this.workspace.held(out.path)) === out.digest) continue;
         await this.workspace.withLock(out.path, async () => {
           if ((await this.workspace.held(out.path)) === out.digest) return;
-          await this.ensureBlob(out.digest, dep.holders);
-          await restoreOutputs((d) => this.opts.store.openBlob(d), root, [out as OutputEntry]);
+          try {
+            await this.ensureBlob(out.digest, dep.holders);
+            await restoreOutputs((d) => this.opts.store.openBlob(d), root, [out as OutputEntry]);
+          } catch (err) {
+            // A corrupt blob is never extracted; reading it to the end lets the store see the
+            // mismatch and remove it (extraction may have stopped early on garbage). One that no
+            // worker can send is gone too. Either way the dependency must be built again.
+            await drain(await this.opts.store.openBlob(out.digest).catch(() => null));
+            throw new LostDependencyError(dep.unit, (err as Error).message);
+          }
           await this.workspace.mark(out.path, out.digest);
         });
       }
@@ -775,15 +786,14 @@ export class WorkerAgent {
         return;
       }
       let cancelled = false;
-      c.on('cancelled', () => {
-        cancelled = true;
-        stream.destroy();
-      });
+      c.on('cancelled', () => (cancelled = true));
       for await (const data of stream as AsyncIterable<Buffer>) {
-        if (cancelled) return;
+        // A reader that gives up early (its tar parser met garbage) still leaves the rest to be
+        // read here: the check at the end is what finds a corrupt blob and removes it.
+        if (cancelled) continue;
         if (!c.write({ data, size: 0 })) await new Promise((r) => c.once('drain', r));
       }
-      c.end();
+      if (!cancelled) c.end();
     } catch (err) {
       c.destroy({
         code: err instanceof CorruptBlobError ? grpc.status.DATA_LOSS : grpc.status.INTERNAL,
@@ -813,6 +823,25 @@ export class WorkerAgent {
 }
 
 class StoppedError extends Error {}
+
+/** Reads a stream to its end, ignoring its data and errors. */
+async function drain(stream: Readable | null): Promise<void> {
+  if (!stream) return;
+  try {
+    for await (const _ of stream as AsyncIterable<Buffer>) void _;
+  } catch {
+    // a corrupt blob ends with an error: that is the point
+  }
+}
+
+class LostDependencyError extends Error {
+  constructor(
+    readonly unit: string,
+    why: string,
+  ) {
+    super(`the outputs of ${unit} cannot be had: ${why}`);
+  }
+}
 
 function alive(pid: number): boolean {
   try {
