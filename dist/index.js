@@ -2674,6 +2674,154 @@ var init_registry = __esm({
   }
 });
 
+// src/cluster/x509-gen.ts
+var x509_gen_exports = {};
+__export(x509_gen_exports, {
+  generateKeys: () => generateKeys,
+  issueLeaf: () => issueLeaf,
+  newCA: () => newCA,
+  newCluster: () => newCluster,
+  signingCA: () => signingCA
+});
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+import { KeyObject, randomBytes as randomBytes5 } from "node:crypto";
+function randomSerial() {
+  const b = randomBytes5(16);
+  b[0] = b[0] & 127 || 1;
+  return b.toString("hex");
+}
+function dn(attrs) {
+  return new x509.Name(attrs.map(([type, v]) => ({ [type]: [{ utf8String: v }] })));
+}
+async function signCertificate(spec) {
+  const cert = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: randomSerial(),
+      issuer: spec.issuer,
+      subject: spec.subject,
+      notBefore: spec.notBefore,
+      notAfter: spec.notAfter,
+      publicKey: spec.publicKey,
+      signingKey: spec.signingKey,
+      signingAlgorithm: SIGN_ALG,
+      extensions: spec.extensions
+    },
+    x509Crypto
+  );
+  return `${cert.toString("pem")}
+`;
+}
+async function generateKeys() {
+  const keys = await webCrypto.subtle.generateKey(KEY_ALG, true, ["sign", "verify"]);
+  const publicKey = new x509.PublicKey(
+    KeyObject.from(keys.publicKey).export({ type: "spki", format: "der" })
+  );
+  return {
+    privateKey: keys.privateKey,
+    keyPem: KeyObject.from(keys.privateKey).export({ type: "pkcs8", format: "pem" }),
+    publicKey,
+    keyId: Buffer.from(await publicKey.getKeyIdentifier(x509Crypto)).toString("hex")
+  };
+}
+function signer(key, subject, keyId) {
+  const authorityKeyId = new x509.AuthorityKeyIdentifierExtension(keyId, false);
+  return { key, subject, authorityKeyId, altNames: /* @__PURE__ */ new Map() };
+}
+async function signingCA(certPem, keyObject) {
+  const cert = new x509.X509Certificate(certPem);
+  const der = keyObject.export({ type: "pkcs8", format: "der" });
+  const key = await webCrypto.subtle.importKey("pkcs8", der, KEY_ALG, false, ["sign"]);
+  const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+  const keyId = ski ?? Buffer.from(await cert.publicKey.getKeyIdentifier(x509Crypto)).toString("hex");
+  return signer(key, cert.subjectName, keyId);
+}
+async function newCA(plan, pregenerated) {
+  const keys = await (pregenerated ?? generateKeys());
+  const subject = dn([
+    ["CN", plan.name],
+    ["O", ORGANIZATION]
+  ]);
+  const cert = await signCertificate({
+    issuer: subject,
+    subject,
+    notBefore: plan.notBefore,
+    notAfter: plan.notAfter,
+    publicKey: keys.publicKey,
+    signingKey: keys.privateKey,
+    extensions: [
+      CA_BASIC_CONSTRAINTS,
+      CA_KEY_USAGE,
+      new x509.SubjectKeyIdentifierExtension(keys.keyId, false)
+    ]
+  });
+  return {
+    pair: { cert, key: keys.keyPem },
+    signer: signer(keys.privateKey, subject, keys.keyId)
+  };
+}
+async function issueLeaf(ca, plan, pregenerated) {
+  const sanKey = JSON.stringify(plan.altNames);
+  let san = ca.altNames.get(sanKey);
+  if (!san)
+    ca.altNames.set(sanKey, san = new x509.SubjectAlternativeNameExtension(plan.altNames, false));
+  const keys = await (pregenerated ?? generateKeys());
+  const cert = await signCertificate({
+    issuer: ca.subject,
+    subject: dn([
+      ["CN", plan.name],
+      ["O", ORGANIZATION],
+      ["OU", plan.role]
+    ]),
+    notBefore: plan.notBefore,
+    notAfter: plan.notAfter,
+    publicKey: keys.publicKey,
+    signingKey: ca.key,
+    extensions: [
+      LEAF_BASIC_CONSTRAINTS,
+      LEAF_KEY_USAGE,
+      LEAF_EXT_KEY_USAGE,
+      san,
+      ca.authorityKeyId,
+      new x509.SubjectKeyIdentifierExtension(keys.keyId, false)
+    ]
+  });
+  return { cert, key: keys.keyPem };
+}
+async function newCluster(caPlan2, leaves) {
+  const leafKeys = leaves.map(() => generateKeys());
+  leafKeys.forEach((p) => p.catch(() => {
+  }));
+  const { pair: ca, signer: caSigner } = await newCA(caPlan2);
+  const pairs2 = await Promise.all(leaves.map((plan, i) => issueLeaf(caSigner, plan, leafKeys[i])));
+  return { ca, leaves: pairs2 };
+}
+var webCrypto, KEY_ALG, SIGN_ALG, ORGANIZATION, x509Crypto, CA_BASIC_CONSTRAINTS, CA_KEY_USAGE, LEAF_BASIC_CONSTRAINTS, LEAF_KEY_USAGE, LEAF_EXT_KEY_USAGE;
+var init_x509_gen = __esm({
+  "src/cluster/x509-gen.ts"() {
+    "use strict";
+    webCrypto = globalThis.crypto;
+    KEY_ALG = { name: "ECDSA", namedCurve: "P-256" };
+    SIGN_ALG = { name: "ECDSA", hash: "SHA-256" };
+    ORGANIZATION = "dist-build";
+    x509Crypto = webCrypto;
+    CA_BASIC_CONSTRAINTS = new x509.BasicConstraintsExtension(true, 0, true);
+    CA_KEY_USAGE = new x509.KeyUsagesExtension(
+      x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+      true
+    );
+    LEAF_BASIC_CONSTRAINTS = new x509.BasicConstraintsExtension(false, void 0, true);
+    LEAF_KEY_USAGE = new x509.KeyUsagesExtension(
+      x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement,
+      true
+    );
+    LEAF_EXT_KEY_USAGE = new x509.ExtendedKeyUsageExtension(
+      [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+      false
+    );
+  }
+});
+
 // src/config/load.ts
 import { readFile } from "node:fs/promises";
 import { dirname, resolve, posix } from "node:path";
@@ -9395,9 +9543,7 @@ var Run = class {
 };
 
 // src/cluster/certs.ts
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
-import { createHash as createHash6, createPrivateKey, createPublicKey, KeyObject, randomBytes as randomBytes5 } from "node:crypto";
+import { createPrivateKey, randomBytes as randomBytes6, X509Certificate as X509Certificate2 } from "node:crypto";
 import { mkdir as mkdir7, open as open3, readdir as readdir4, readFile as readFile8, rename as rename7, stat as stat3, unlink as unlink3 } from "node:fs/promises";
 import { isIP as isIP2 } from "node:net";
 import { join as join13 } from "node:path";
@@ -9411,15 +9557,10 @@ var DEFAULT_CA_DAYS = 365;
 var DEFAULT_CERT_DAYS = 90;
 var CERT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 var CA_CERT_FILE = "ca.pem";
-var ORGANIZATION = "dist-build";
 var DEFAULT_HOSTS = ["localhost", "127.0.0.1", "::1"];
 var CLOCK_SKEW_MS = 6e4;
 var DAY_MS3 = 864e5;
 var MAX_DAYS = 36500;
-var webCrypto = globalThis.crypto;
-var KEY_ALG = { name: "ECDSA", namedCurve: "P-256" };
-var SIGN_ALG = { name: "ECDSA", hash: "SHA-256" };
-var x509Crypto = webCrypto;
 function checkCertName(name) {
   if (!CERT_NAME_RE.test(name))
     throw new CertError(
@@ -9436,50 +9577,13 @@ function checkDays(days, what) {
       `${what}: expected a whole number of days from 1 to ${MAX_DAYS}, got ${days}`
     );
 }
-function randomSerial() {
-  const b = randomBytes5(16);
-  b[0] = b[0] & 127 || 1;
-  return b.toString("hex");
-}
 function checkDate(d) {
   const iso = d.toISOString();
   const y = d.getUTCFullYear();
   if (y < 1950 || y > 9999) throw new CertError(`date out of range: ${iso}`);
 }
-function dn(attrs) {
-  return new x509.Name(attrs.map(([type, v]) => ({ [type]: [{ utf8String: v }] })));
-}
-async function signCertificate(spec) {
-  checkDate(spec.notBefore);
-  checkDate(spec.notAfter);
-  const cert = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: randomSerial(),
-      issuer: spec.issuer,
-      subject: spec.subject,
-      notBefore: spec.notBefore,
-      notAfter: spec.notAfter,
-      publicKey: spec.publicKey,
-      signingKey: spec.signingKey,
-      signingAlgorithm: SIGN_ALG,
-      extensions: spec.extensions
-    },
-    x509Crypto
-  );
-  return `${cert.toString("pem")}
-`;
-}
-async function generateKeys() {
-  const keys = await webCrypto.subtle.generateKey(KEY_ALG, true, ["sign", "verify"]);
-  const publicKey = new x509.PublicKey(
-    KeyObject.from(keys.publicKey).export({ type: "spki", format: "der" })
-  );
-  return {
-    privateKey: keys.privateKey,
-    keyPem: KeyObject.from(keys.privateKey).export({ type: "pkcs8", format: "pem" }),
-    publicKey,
-    keyId: Buffer.from(await publicKey.getKeyIdentifier(x509Crypto)).toString("hex")
-  };
+function canonicalIPv6(ip) {
+  return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
 }
 function altNames(hosts) {
   const out = [];
@@ -9493,7 +9597,7 @@ function altNames(hosts) {
       entry = { type: "ip", value: h2.split(".").map(Number).join(".") };
     } else if (family === 6) {
       if (h2.includes("%")) throw new CertError(`host "${raw}": IPv6 zone ids cannot be certified`);
-      entry = { type: "ip", value: new URL(`http://[${h2}]/`).hostname.slice(1, -1) };
+      entry = { type: "ip", value: canonicalIPv6(h2) };
     } else {
       const dns = h2.toLowerCase().replace(/\.$/, "");
       const label = "[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?";
@@ -9518,7 +9622,7 @@ function pemBody(pem, what) {
 }
 function parseCert(pem, what) {
   try {
-    return new x509.X509Certificate(pemBody(pem, what));
+    return new X509Certificate2(pemBody(pem, what));
   } catch (err) {
     if (err instanceof CertError) throw err;
     throw new CertError(`${what}: cannot parse the certificate: ${err.message}`);
@@ -9534,81 +9638,57 @@ function parseKey(pem, what) {
   return key;
 }
 function checkKeyMatches(cert, key, what) {
-  const fromKey = createPublicKey(key).export({ type: "spki", format: "der" });
-  if (!Buffer.from(cert.publicKey.rawData).equals(fromKey))
-    throw new CertError(`${what}: the private key does not belong to the certificate`);
+  let matches2;
+  try {
+    matches2 = cert.checkPrivateKey(key);
+  } catch {
+    matches2 = false;
+  }
+  if (!matches2) throw new CertError(`${what}: the private key does not belong to the certificate`);
 }
-var CA_BASIC_CONSTRAINTS = new x509.BasicConstraintsExtension(true, 0, true);
-var CA_KEY_USAGE = new x509.KeyUsagesExtension(
-  x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-  true
-);
-var LEAF_BASIC_CONSTRAINTS = new x509.BasicConstraintsExtension(false, void 0, true);
-var LEAF_KEY_USAGE = new x509.KeyUsagesExtension(
-  x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement,
-  true
-);
-var LEAF_EXT_KEY_USAGE = new x509.ExtendedKeyUsageExtension(
-  [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
-  false
-);
-function signer(key, subject, keyId, notAfter) {
-  const authorityKeyId = new x509.AuthorityKeyIdentifierExtension(keyId, false);
-  return { key, subject, authorityKeyId, notAfter, altNames: /* @__PURE__ */ new Map() };
+var MONTHS = "JanFebMarAprMayJunJulAugSepOctNovDec";
+function certDate(text) {
+  const m = /^([A-Z][a-z]{2}) +(\d{1,2}) (\d{2}):(\d{2}):(\d{2})(?:\.\d+)? (\d{4}) GMT$/.exec(text);
+  const month = m ? MONTHS.indexOf(m[1]) / 3 : -1;
+  if (!m || !Number.isInteger(month) || month < 0) return new Date(text);
+  const d = /* @__PURE__ */ new Date(0);
+  d.setUTCFullYear(Number(m[6]), month, Number(m[2]));
+  d.setUTCHours(Number(m[3]), Number(m[4]), Number(m[5]), 0);
+  return d;
 }
-async function signingCA(ca) {
+var notBeforeOf = (cert) => certDate(cert.validFrom);
+var notAfterOf = (cert) => certDate(cert.validTo);
+function checkCA(ca) {
   const cert = parseCert(ca.cert, "CA certificate");
-  const bc = cert.getExtension(x509.BasicConstraintsExtension);
-  if (!bc?.ca) throw new CertError("CA certificate: not a CA (BasicConstraints CA:true missing)");
-  const keyObject = parseKey(ca.key, "CA private key");
-  const details = keyObject.asymmetricKeyDetails;
-  if (keyObject.asymmetricKeyType !== "ec" || details?.namedCurve !== "prime256v1")
+  if (!cert.ca) throw new CertError("CA certificate: not a CA (BasicConstraints CA:true missing)");
+  const key = parseKey(ca.key, "CA private key");
+  const details = key.asymmetricKeyDetails;
+  if (key.asymmetricKeyType !== "ec" || details?.namedCurve !== "prime256v1")
     throw new CertError("CA private key: expected an ECDSA P-256 key");
-  checkKeyMatches(cert, keyObject, "CA");
-  const der = keyObject.export({ type: "pkcs8", format: "der" });
-  const key = await webCrypto.subtle.importKey("pkcs8", der, KEY_ALG, false, ["sign"]);
-  const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
-  const keyId = ski ?? Buffer.from(await cert.publicKey.getKeyIdentifier(x509Crypto)).toString("hex");
-  return signer(key, cert.subjectName, keyId, cert.notAfter);
+  checkKeyMatches(cert, key, "CA");
+  return { key, notAfter: notAfterOf(cert) };
 }
 async function createCA(opts = {}) {
-  return (await newCA(opts)).pair;
+  const plan = caPlan(opts);
+  return (await (await Promise.resolve().then(() => (init_x509_gen(), x509_gen_exports))).newCA(plan)).pair;
 }
-async function newCA(opts, pregenerated) {
+function caPlan(opts) {
   const name = opts.name ?? DEFAULT_CA_NAME;
   const days = opts.days ?? DEFAULT_CA_DAYS;
   checkSubjectName(name, "CA name");
   checkDays(days, "CA validity");
-  const keys = await (pregenerated ?? generateKeys());
   const now = Date.now();
-  const subject = dn([
-    ["CN", name],
-    ["O", ORGANIZATION]
-  ]);
+  const notBefore = new Date(now - CLOCK_SKEW_MS);
   const notAfter = new Date(now + days * DAY_MS3);
-  const cert = await signCertificate({
-    issuer: subject,
-    subject,
-    notBefore: new Date(now - CLOCK_SKEW_MS),
-    notAfter,
-    publicKey: keys.publicKey,
-    signingKey: keys.privateKey,
-    extensions: [
-      CA_BASIC_CONSTRAINTS,
-      CA_KEY_USAGE,
-      new x509.SubjectKeyIdentifierExtension(keys.keyId, false)
-    ]
-  });
-  return {
-    pair: { cert, key: keys.keyPem },
-    signer: signer(keys.privateKey, subject, keys.keyId, notAfter)
-  };
+  checkDate(notBefore);
+  checkDate(notAfter);
+  return { name, notBefore, notAfter };
 }
 function checkSubjectName(name, what) {
   if (!name.trim() || name.length > 64 || [...name].some((c) => c < " " || c === "\x7F"))
     throw new CertError(`${what}: expected 1-64 printable characters, got ${JSON.stringify(name)}`);
 }
-async function issueWith(ca, opts, pregenerated) {
+function leafPlan(caNotAfter, opts) {
   const { name, role } = opts;
   checkSubjectName(name, "certificate name");
   if (!CERT_ROLES.includes(role))
@@ -9616,49 +9696,30 @@ async function issueWith(ca, opts, pregenerated) {
   const days = opts.days ?? DEFAULT_CERT_DAYS;
   checkDays(days, "certificate validity");
   const sans = altNames(opts.hosts ?? []);
-  const sanKey = JSON.stringify(sans);
-  let san = ca.altNames.get(sanKey);
-  if (!san) ca.altNames.set(sanKey, san = new x509.SubjectAlternativeNameExtension(sans, false));
   const now = Date.now();
   const notBefore = opts.notBefore ?? new Date(now - CLOCK_SKEW_MS);
   let notAfter = opts.notAfter;
   if (!notAfter) {
-    if (ca.notAfter.getTime() <= now)
+    if (caNotAfter.getTime() <= now)
       throw new CertError(
-        `the CA expired on ${ca.notAfter.toISOString()}: create a new one with \`dist-build certs init --force\``
+        `the CA expired on ${caNotAfter.toISOString()}: create a new one with \`dist-build certs init --force\``
       );
     const wanted = (opts.notBefore ? notBefore.getTime() : now) + days * DAY_MS3;
-    notAfter = new Date(Math.min(wanted, ca.notAfter.getTime()));
+    notAfter = new Date(Math.min(wanted, caNotAfter.getTime()));
   }
   if (notAfter.getTime() <= notBefore.getTime())
     throw new CertError(
       `certificate "${name}": notAfter (${notAfter.toISOString()}) is not after notBefore (${notBefore.toISOString()})`
     );
-  const keys = await (pregenerated ?? generateKeys());
-  const cert = await signCertificate({
-    issuer: ca.subject,
-    subject: dn([
-      ["CN", name],
-      ["O", ORGANIZATION],
-      ["OU", role]
-    ]),
-    notBefore,
-    notAfter,
-    publicKey: keys.publicKey,
-    signingKey: ca.key,
-    extensions: [
-      LEAF_BASIC_CONSTRAINTS,
-      LEAF_KEY_USAGE,
-      LEAF_EXT_KEY_USAGE,
-      san,
-      ca.authorityKeyId,
-      new x509.SubjectKeyIdentifierExtension(keys.keyId, false)
-    ]
-  });
-  return { cert, key: keys.keyPem };
+  checkDate(notBefore);
+  checkDate(notAfter);
+  return { name, role, altNames: sans, notBefore, notAfter };
 }
 async function issueCert(ca, opts) {
-  return issueWith(await signingCA(ca), opts);
+  const { key, notAfter } = checkCA(ca);
+  const plan = leafPlan(notAfter, opts);
+  const gen = await Promise.resolve().then(() => (init_x509_gen(), x509_gen_exports));
+  return gen.issueLeaf(await gen.signingCA(ca.cert, key), plan);
 }
 async function readPem(file, hint) {
   try {
@@ -9678,8 +9739,12 @@ function initHint(dir) {
 async function issuedBy(certPemText, caPemText) {
   const cert = parseCert(certPemText, "certificate");
   const ca = parseCert(caPemText, "CA certificate");
-  if (cert.issuer !== ca.subject) return false;
-  return cert.verify({ publicKey: ca, signatureOnly: true }, x509Crypto);
+  if (!cert.checkIssued(ca)) return false;
+  try {
+    return cert.verify(ca.publicKey);
+  } catch {
+    return false;
+  }
 }
 async function loadTls(dir, name) {
   checkCertName(name);
@@ -9697,32 +9762,26 @@ async function loadTls(dir, name) {
       `${certFile} was not issued by the CA in ${join13(dir, CA_CERT_FILE)}: ${issueHint}`
     );
   const now = Date.now();
-  if (parsed.notAfter.getTime() <= now)
+  const notAfter = notAfterOf(parsed);
+  const notBefore = notBeforeOf(parsed);
+  if (notAfter.getTime() <= now)
     throw new CertError(
-      `${certFile} expired on ${parsed.notAfter.toISOString()}: issue a new one with ${issueCmd}`
+      `${certFile} expired on ${notAfter.toISOString()}: issue a new one with ${issueCmd}`
     );
-  if (parsed.notBefore.getTime() > now)
+  if (notBefore.getTime() > now)
     throw new CertError(
-      `${certFile} is not valid before ${parsed.notBefore.toISOString()} (check this machine's clock)`
+      `${certFile} is not valid before ${notBefore.toISOString()} (check this machine's clock)`
     );
   return { ca, cert, key };
 }
 async function ephemeralTls(names) {
   const unique = new Set(names);
   if (unique.size !== names.length) throw new CertError("ephemeralTls: duplicate names");
-  const leafKeys = names.map(() => generateKeys());
-  leafKeys.forEach((p) => p.catch(() => {
-  }));
-  const { pair: ca, signer: signer2 } = await newCA({ name: "dist-build ephemeral CA", days: 7 });
-  const pairs2 = await Promise.all(
-    names.map(
-      (name, i) => issueWith(
-        signer2,
-        { name, role: name === "master" ? "master" : "worker", days: 7 },
-        leafKeys[i]
-      )
-    )
+  const caSpec = caPlan({ name: "dist-build ephemeral CA", days: 7 });
+  const leaves = names.map(
+    (name) => leafPlan(caSpec.notAfter, { name, role: name === "master" ? "master" : "worker", days: 7 })
   );
+  const { ca, leaves: pairs2 } = await (await Promise.resolve().then(() => (init_x509_gen(), x509_gen_exports))).newCluster(caSpec, leaves);
   const tls = {};
   names.forEach((name, i) => tls[name] = { ca: ca.cert, ...pairs2[i] });
   return { ca, tls };

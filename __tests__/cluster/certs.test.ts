@@ -1,13 +1,24 @@
 import { jest } from '@jest/globals';
 import { Command, CommanderError } from 'commander';
+import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import type { Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer } from 'node:tls';
 import type { ConnectionOptions, Server } from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import {
   CertError,
   certSummary,
@@ -352,6 +363,52 @@ describe('certificate files', () => {
       await expect(writeCert(dir, name, worker)).rejects.toThrow(CertError);
     expect(existsSync(join(dir, 'ca.pem'))).toBe(false);
   });
+});
+
+describe('lazy loading of the certificate generator', () => {
+  // Workers, the master and clients only read and check certificates: they must not pay for
+  // @peculiar/x509 and reflect-metadata (~16 MB of RSS, ~100 ms), which only generation needs.
+  // Jest does not bundle, so this bundles a small program the way scripts/build.mjs bundles
+  // dist/cli.js and runs it in a fresh process: reflect-metadata defines Reflect.getMetadata when
+  // it is evaluated.
+  it('loadTls and certSummary do not evaluate @peculiar/x509; createCA does', async () => {
+    const dir = tempDir();
+    await writeCA(dir, ca);
+    await writeCert(dir, 'worker-1', worker);
+    const certs = fileURLToPath(new URL('../../src/cluster/certs.ts', import.meta.url));
+    writeFileSync(
+      join(dir, 'entry.ts'),
+      `import { certSummary, createCA, loadTls, readCA } from ${JSON.stringify(certs)};
+const reflect = () => typeof (Reflect as unknown as Record<string, unknown>).getMetadata;
+const atStart = reflect();
+const tls = await loadTls(${JSON.stringify(dir)}, 'worker-1');
+await readCA(${JSON.stringify(dir)});
+const role = certSummary(tls.cert).role;
+const afterRead = reflect();
+await createCA();
+console.log(JSON.stringify({ atStart, afterRead, role, afterCreate: reflect() }));
+`,
+    );
+    await build({
+      entryPoints: [join(dir, 'entry.ts')],
+      outfile: join(dir, 'entry.mjs'),
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'esm',
+      logLevel: 'silent',
+      banner: {
+        js: "import { createRequire as __c } from 'node:module'; const require = __c(import.meta.url);",
+      },
+    });
+    const out = execFileSync(process.execPath, [join(dir, 'entry.mjs')], { encoding: 'utf8' });
+    expect(JSON.parse(out)).toEqual({
+      atStart: 'undefined',
+      afterRead: 'undefined',
+      role: 'worker',
+      afterCreate: 'function',
+    });
+  }, 30_000);
 });
 
 /** Runs `dist-build certs ...` on a fresh program, capturing what it prints. */

@@ -2,10 +2,14 @@
 // worker and CLI clients. Every member is both a TLS server and a TLS client, so leaf certificates
 // carry serverAuth and clientAuth. ECDSA P-256 keys, SHA-256 signatures, PKCS#8 PEM private keys
 // (what node:tls and @grpc/grpc-js accept).
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
-import { createHash, createPrivateKey, createPublicKey, KeyObject, randomBytes } from 'node:crypto';
-import type { webcrypto } from 'node:crypto';
+//
+// Reading and checking certificates (loadTls, certSummary, readCA...) uses node's native
+// X509Certificate only. Generating them needs @peculiar/x509 (+ reflect-metadata), ~16 MB of RSS
+// and ~100 ms of start-up that every worker, and every command it forks, would pay: it lives in
+// ./x509-gen.ts, loaded with `await import()` by createCA, issueCert and ephemeralTls only.
+import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import type { AltName, CAPlan, LeafPlan } from './x509-gen.js';
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -45,23 +49,11 @@ export const DEFAULT_CERT_DAYS = 90;
 export const CERT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const CA_CERT_FILE = 'ca.pem';
 export const CA_KEY_FILE = 'ca-key.pem';
-const ORGANIZATION = 'dist-build';
 /** Always in a leaf's SubjectAltName: the cluster runs on one machine in tests and `dist-build run`. */
 const DEFAULT_HOSTS = ['localhost', '127.0.0.1', '::1'];
 const CLOCK_SKEW_MS = 60_000;
 const DAY_MS = 86_400_000;
 const MAX_DAYS = 36_500;
-
-const webCrypto: webcrypto.Crypto = globalThis.crypto;
-const KEY_ALG = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-const SIGN_ALG = { name: 'ECDSA', hash: 'SHA-256' } as const;
-// @peculiar/x509 declares its own (DOM) Crypto type; node's webcrypto object is the same thing.
-type X509Crypto = Parameters<typeof x509.X509Certificate.prototype.verify>[1];
-const x509Crypto = webCrypto as unknown as X509Crypto;
-type X509SigningKey = Extract<
-  Parameters<typeof x509.X509CertificateGenerator.create>[0],
-  { signingKey: unknown }
->['signingKey'];
 
 /** Throws a CertError unless `name` is usable as a certificate and file name. */
 export function checkCertName(name: string): void {
@@ -83,16 +75,6 @@ function checkDays(days: number, what: string): void {
     );
 }
 
-// Certificates are built and signed by @peculiar/x509 (X509CertificateGenerator and its extension
-// classes) with node's WebCrypto; node:crypto only exports keys (PKCS#8 PEM, SPKI DER).
-
-/** 16 random bytes as hex, positive (top bit clear) and exactly 16 bytes long (no zero lead). */
-function randomSerial(): string {
-  const b = randomBytes(16);
-  b[0] = b[0]! & 0x7f || 0x01;
-  return b.toString('hex');
-}
-
 /** UTCTime through 2049, GeneralizedTime after (RFC 5280 4.1.2.5): years 1950-9999 only. */
 function checkDate(d: Date): void {
   const iso = d.toISOString(); // a RangeError for an invalid Date
@@ -100,78 +82,26 @@ function checkDate(d: Date): void {
   if (y < 1950 || y > 9999) throw new CertError(`date out of range: ${iso}`);
 }
 
-/** A subject or issuer Name: one attribute per RDN, UTF8String values (taken verbatim). */
-function dn(attrs: [string, string][]): x509.Name {
-  return new x509.Name(attrs.map(([type, v]) => ({ [type]: [{ utf8String: v }] })));
-}
-
-interface CertSpec {
-  issuer: x509.Name;
-  subject: x509.Name;
-  notBefore: Date;
-  notAfter: Date;
-  publicKey: x509.PublicKey;
-  extensions: x509.Extension[];
-  signingKey: webcrypto.CryptoKey;
-}
-
-/** An ECDSA P-256 / SHA-256 certificate with a random positive serial, as PEM. */
-async function signCertificate(spec: CertSpec): Promise<string> {
-  checkDate(spec.notBefore);
-  checkDate(spec.notAfter);
-  const cert = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: randomSerial(),
-      issuer: spec.issuer,
-      subject: spec.subject,
-      notBefore: spec.notBefore,
-      notAfter: spec.notAfter,
-      publicKey: spec.publicKey,
-      signingKey: spec.signingKey as X509SigningKey,
-      signingAlgorithm: SIGN_ALG,
-      extensions: spec.extensions,
-    },
-    x509Crypto,
-  );
-  return `${cert.toString('pem')}\n`;
-}
-
-interface GeneratedKeys {
-  privateKey: webcrypto.CryptoKey;
-  keyPem: string;
-  publicKey: x509.PublicKey;
-  /** Hex SubjectKeyIdentifier (RFC 5280 4.2.1.2 method 1: SHA-1 of the public key bits). */
-  keyId: string;
-}
-
-async function generateKeys(): Promise<GeneratedKeys> {
-  const keys = await webCrypto.subtle.generateKey(KEY_ALG, true, ['sign', 'verify']);
-  const publicKey = new x509.PublicKey(
-    KeyObject.from(keys.publicKey).export({ type: 'spki', format: 'der' }),
-  );
-  return {
-    privateKey: keys.privateKey,
-    keyPem: KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }) as string,
-    publicKey,
-    keyId: Buffer.from(await publicKey.getKeyIdentifier(x509Crypto)).toString('hex'),
-  };
+/** RFC 5952 form: lower case, longest zero run compressed ("0:0:0:0:0:0:0:1" -> "::1"). */
+function canonicalIPv6(ip: string): string {
+  return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
 }
 
 /** Splits `hosts` into SubjectAltName entries: IP addresses as IP SANs, everything else DNS. */
-function altNames(hosts: string[]): { type: 'dns' | 'ip'; value: string }[] {
-  const out: { type: 'dns' | 'ip'; value: string }[] = [];
+function altNames(hosts: string[]): AltName[] {
+  const out: AltName[] = [];
   const seen = new Set<string>();
   for (const raw of [...DEFAULT_HOSTS, ...hosts]) {
     let h = raw.trim();
     if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
     const family = isIP(h);
-    let entry: { type: 'dns' | 'ip'; value: string };
+    let entry: AltName;
     if (family === 4) {
       entry = { type: 'ip', value: h.split('.').map(Number).join('.') };
     } else if (family === 6) {
       if (h.includes('%')) throw new CertError(`host "${raw}": IPv6 zone ids cannot be certified`);
       // Canonical compressed form (also turns "::ffff:1.2.3.4" into hex groups).
-      entry = { type: 'ip', value: new URL(`http://[${h}]/`).hostname.slice(1, -1) };
+      entry = { type: 'ip', value: canonicalIPv6(h) };
     } else {
       const dns = h.toLowerCase().replace(/\.$/, '');
       const label = '[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?';
@@ -196,9 +126,9 @@ function pemBody(pem: string, what: string): string {
   return pem;
 }
 
-function parseCert(pem: string, what: string): x509.X509Certificate {
+function parseCert(pem: string, what: string): X509Certificate {
   try {
-    return new x509.X509Certificate(pemBody(pem, what));
+    return new X509Certificate(pemBody(pem, what));
   } catch (err) {
     if (err instanceof CertError) throw err;
     throw new CertError(`${what}: cannot parse the certificate: ${(err as Error).message}`);
@@ -216,106 +146,64 @@ function parseKey(pem: string, what: string): KeyObject {
 }
 
 /** Throws unless the private key belongs to the certificate. */
-function checkKeyMatches(cert: x509.X509Certificate, key: KeyObject, what: string): void {
-  const fromKey = createPublicKey(key).export({ type: 'spki', format: 'der' });
-  if (!Buffer.from(cert.publicKey.rawData).equals(fromKey))
-    throw new CertError(`${what}: the private key does not belong to the certificate`);
+function checkKeyMatches(cert: X509Certificate, key: KeyObject, what: string): void {
+  let matches: boolean;
+  try {
+    matches = cert.checkPrivateKey(key);
+  } catch {
+    matches = false;
+  }
+  if (!matches) throw new CertError(`${what}: the private key does not belong to the certificate`);
 }
 
-// Extensions that are the same in every certificate of a kind. The generator only reads their
-// DER (rawData), so one instance serves every certificate.
-// pathlen 0: the CA signs leaf certificates only, never another CA.
-const CA_BASIC_CONSTRAINTS = new x509.BasicConstraintsExtension(true, 0, true);
-const CA_KEY_USAGE = new x509.KeyUsagesExtension(
-  x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-  true,
-);
-const LEAF_BASIC_CONSTRAINTS = new x509.BasicConstraintsExtension(false, undefined, true);
-const LEAF_KEY_USAGE = new x509.KeyUsagesExtension(
-  x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement,
-  true,
-);
-const LEAF_EXT_KEY_USAGE = new x509.ExtendedKeyUsageExtension(
-  [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
-  false,
-);
+const MONTHS = 'JanFebMarAprMayJunJulAugSepOctNovDec';
+
+/** An OpenSSL date as X509Certificate prints it (validFrom, validTo): "Nov 29 10:01:00 2025 GMT". */
+function certDate(text: string): Date {
+  const m = /^([A-Z][a-z]{2}) +(\d{1,2}) (\d{2}):(\d{2}):(\d{2})(?:\.\d+)? (\d{4}) GMT$/.exec(text);
+  const month = m ? MONTHS.indexOf(m[1]!) / 3 : -1;
+  if (!m || !Number.isInteger(month) || month < 0) return new Date(text);
+  const d = new Date(0);
+  d.setUTCFullYear(Number(m[6]), month, Number(m[2]));
+  d.setUTCHours(Number(m[3]), Number(m[4]), Number(m[5]), 0);
+  return d;
+}
+
+const notBeforeOf = (cert: X509Certificate): Date => certDate(cert.validFrom);
+const notAfterOf = (cert: X509Certificate): Date => certDate(cert.validTo);
 
 /**
- * A CA ready to sign: WebCrypto signing key, subject Name, AuthorityKeyIdentifier for its leaves,
- * end of validity, and the SubjectAltName extensions built so far (by host list).
+ * Checks a CA key pair without generating anything: a CA certificate (BasicConstraints CA:true)
+ * and an ECDSA P-256 private key that belongs to it. Returns the key and the CA's end of validity.
  */
-interface SigningCA {
-  key: webcrypto.CryptoKey;
-  subject: x509.Name;
-  authorityKeyId: x509.AuthorityKeyIdentifierExtension;
-  notAfter: Date;
-  altNames: Map<string, x509.SubjectAlternativeNameExtension>;
-}
-
-function signer(
-  key: webcrypto.CryptoKey,
-  subject: x509.Name,
-  keyId: string,
-  notAfter: Date,
-): SigningCA {
-  const authorityKeyId = new x509.AuthorityKeyIdentifierExtension(keyId, false);
-  return { key, subject, authorityKeyId, notAfter, altNames: new Map() };
-}
-
-async function signingCA(ca: KeyPair): Promise<SigningCA> {
+function checkCA(ca: KeyPair): { key: KeyObject; notAfter: Date } {
   const cert = parseCert(ca.cert, 'CA certificate');
-  const bc = cert.getExtension(x509.BasicConstraintsExtension);
-  if (!bc?.ca) throw new CertError('CA certificate: not a CA (BasicConstraints CA:true missing)');
-  const keyObject = parseKey(ca.key, 'CA private key');
-  const details = keyObject.asymmetricKeyDetails;
-  if (keyObject.asymmetricKeyType !== 'ec' || details?.namedCurve !== 'prime256v1')
+  if (!cert.ca) throw new CertError('CA certificate: not a CA (BasicConstraints CA:true missing)');
+  const key = parseKey(ca.key, 'CA private key');
+  const details = key.asymmetricKeyDetails;
+  if (key.asymmetricKeyType !== 'ec' || details?.namedCurve !== 'prime256v1')
     throw new CertError('CA private key: expected an ECDSA P-256 key');
-  checkKeyMatches(cert, keyObject, 'CA');
-  const der = keyObject.export({ type: 'pkcs8', format: 'der' });
-  const key = await webCrypto.subtle.importKey('pkcs8', der, KEY_ALG, false, ['sign']);
-  const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
-  const keyId =
-    ski ?? Buffer.from(await cert.publicKey.getKeyIdentifier(x509Crypto)).toString('hex');
-  return signer(key, cert.subjectName, keyId, cert.notAfter);
+  checkKeyMatches(cert, key, 'CA');
+  return { key, notAfter: notAfterOf(cert) };
 }
 
 /** Creates a self-signed cluster CA (ECDSA P-256, CA:true critical, keyCertSign|cRLSign). */
 export async function createCA(opts: { name?: string; days?: number } = {}): Promise<KeyPair> {
-  return (await newCA(opts)).pair;
+  const plan = caPlan(opts);
+  return (await (await import('./x509-gen.js')).newCA(plan)).pair;
 }
 
-async function newCA(
-  opts: { name?: string; days?: number },
-  pregenerated?: Promise<GeneratedKeys>,
-): Promise<{ pair: KeyPair; signer: SigningCA }> {
+function caPlan(opts: { name?: string; days?: number }): CAPlan {
   const name = opts.name ?? DEFAULT_CA_NAME;
   const days = opts.days ?? DEFAULT_CA_DAYS;
   checkSubjectName(name, 'CA name');
   checkDays(days, 'CA validity');
-  const keys = await (pregenerated ?? generateKeys());
   const now = Date.now();
-  const subject = dn([
-    ['CN', name],
-    ['O', ORGANIZATION],
-  ]);
+  const notBefore = new Date(now - CLOCK_SKEW_MS);
   const notAfter = new Date(now + days * DAY_MS);
-  const cert = await signCertificate({
-    issuer: subject,
-    subject,
-    notBefore: new Date(now - CLOCK_SKEW_MS),
-    notAfter,
-    publicKey: keys.publicKey,
-    signingKey: keys.privateKey,
-    extensions: [
-      CA_BASIC_CONSTRAINTS,
-      CA_KEY_USAGE,
-      new x509.SubjectKeyIdentifierExtension(keys.keyId, false),
-    ],
-  });
-  return {
-    pair: { cert, key: keys.keyPem },
-    signer: signer(keys.privateKey, subject, keys.keyId, notAfter),
-  };
+  checkDate(notBefore);
+  checkDate(notAfter);
+  return { name, notBefore, notAfter };
 }
 
 function checkSubjectName(name: string, what: string): void {
@@ -323,11 +211,8 @@ function checkSubjectName(name: string, what: string): void {
     throw new CertError(`${what}: expected 1-64 printable characters, got ${JSON.stringify(name)}`);
 }
 
-async function issueWith(
-  ca: SigningCA,
-  opts: CertOptions,
-  pregenerated?: Promise<GeneratedKeys>,
-): Promise<KeyPair> {
+/** Checks a leaf's options and works out its SANs and validity (never beyond the CA's end). */
+function leafPlan(caNotAfter: Date, opts: CertOptions): LeafPlan {
   const { name, role } = opts;
   checkSubjectName(name, 'certificate name');
   if (!CERT_ROLES.includes(role))
@@ -335,54 +220,34 @@ async function issueWith(
   const days = opts.days ?? DEFAULT_CERT_DAYS;
   checkDays(days, 'certificate validity');
   const sans = altNames(opts.hosts ?? []);
-  const sanKey = JSON.stringify(sans);
-  let san = ca.altNames.get(sanKey);
-  if (!san) ca.altNames.set(sanKey, (san = new x509.SubjectAlternativeNameExtension(sans, false)));
 
   const now = Date.now();
   const notBefore = opts.notBefore ?? new Date(now - CLOCK_SKEW_MS);
   let notAfter = opts.notAfter;
   if (!notAfter) {
-    if (ca.notAfter.getTime() <= now)
+    if (caNotAfter.getTime() <= now)
       throw new CertError(
-        `the CA expired on ${ca.notAfter.toISOString()}: create a new one with \`dist-build certs init --force\``,
+        `the CA expired on ${caNotAfter.toISOString()}: create a new one with \`dist-build certs init --force\``,
       );
     // A leaf outliving its CA would fail verification anyway: stop at the CA's end.
     const wanted = (opts.notBefore ? notBefore.getTime() : now) + days * DAY_MS;
-    notAfter = new Date(Math.min(wanted, ca.notAfter.getTime()));
+    notAfter = new Date(Math.min(wanted, caNotAfter.getTime()));
   }
   if (notAfter.getTime() <= notBefore.getTime())
     throw new CertError(
       `certificate "${name}": notAfter (${notAfter.toISOString()}) is not after notBefore (${notBefore.toISOString()})`,
     );
-
-  const keys = await (pregenerated ?? generateKeys());
-  const cert = await signCertificate({
-    issuer: ca.subject,
-    subject: dn([
-      ['CN', name],
-      ['O', ORGANIZATION],
-      ['OU', role],
-    ]),
-    notBefore,
-    notAfter,
-    publicKey: keys.publicKey,
-    signingKey: ca.key,
-    extensions: [
-      LEAF_BASIC_CONSTRAINTS,
-      LEAF_KEY_USAGE,
-      LEAF_EXT_KEY_USAGE,
-      san,
-      ca.authorityKeyId,
-      new x509.SubjectKeyIdentifierExtension(keys.keyId, false),
-    ],
-  });
-  return { cert, key: keys.keyPem };
+  checkDate(notBefore);
+  checkDate(notAfter);
+  return { name, role, altNames: sans, notBefore, notAfter };
 }
 
 /** Issues a leaf certificate signed by `ca` (serverAuth + clientAuth; localhost, 127.0.0.1, ::1 + hosts). */
 export async function issueCert(ca: KeyPair, opts: CertOptions): Promise<KeyPair> {
-  return issueWith(await signingCA(ca), opts);
+  const { key, notAfter } = checkCA(ca);
+  const plan = leafPlan(notAfter, opts);
+  const gen = await import('./x509-gen.js');
+  return gen.issueLeaf(await gen.signingCA(ca.cert, key), plan);
 }
 
 /**
@@ -467,7 +332,7 @@ function initHint(dir: string): string {
 export async function readCA(dir: string): Promise<KeyPair> {
   const cert = await readPem(join(dir, CA_CERT_FILE), initHint(dir));
   const key = await readPem(join(dir, CA_KEY_FILE), initHint(dir));
-  await signingCA({ cert, key });
+  checkCA({ cert, key });
   return { cert, key };
 }
 
@@ -490,8 +355,13 @@ export async function writeCert(
 export async function issuedBy(certPemText: string, caPemText: string): Promise<boolean> {
   const cert = parseCert(certPemText, 'certificate');
   const ca = parseCert(caPemText, 'CA certificate');
-  if (cert.issuer !== ca.subject) return false;
-  return cert.verify({ publicKey: ca, signatureOnly: true }, x509Crypto);
+  // checkIssued: the issuer name is the CA's subject (and the key identifiers, if any, agree).
+  if (!cert.checkIssued(ca)) return false;
+  try {
+    return cert.verify(ca.publicKey);
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -515,13 +385,15 @@ export async function loadTls(dir: string, name: string): Promise<TlsFiles> {
       `${certFile} was not issued by the CA in ${join(dir, CA_CERT_FILE)}: ${issueHint}`,
     );
   const now = Date.now();
-  if (parsed.notAfter.getTime() <= now)
+  const notAfter = notAfterOf(parsed);
+  const notBefore = notBeforeOf(parsed);
+  if (notAfter.getTime() <= now)
     throw new CertError(
-      `${certFile} expired on ${parsed.notAfter.toISOString()}: issue a new one with ${issueCmd}`,
+      `${certFile} expired on ${notAfter.toISOString()}: issue a new one with ${issueCmd}`,
     );
-  if (parsed.notBefore.getTime() > now)
+  if (notBefore.getTime() > now)
     throw new CertError(
-      `${certFile} is not valid before ${parsed.notBefore.toISOString()} (check this machine's clock)`,
+      `${certFile} is not valid before ${notBefore.toISOString()} (check this machine's clock)`,
     );
   return { ca, cert, key };
 }
@@ -535,29 +407,51 @@ export async function ephemeralTls(
 ): Promise<{ ca: KeyPair; tls: Record<string, TlsFiles> }> {
   const unique = new Set(names);
   if (unique.size !== names.length) throw new CertError('ephemeralTls: duplicate names');
-  // All key pairs are generated at once (WebCrypto runs them on libuv's thread pool); the CA's
-  // CryptoKey signs every leaf.
-  const leafKeys = names.map(() => generateKeys());
-  leafKeys.forEach((p) => p.catch(() => {})); // rejections surface through issueWith
-  const { pair: ca, signer } = await newCA({ name: 'dist-build ephemeral CA', days: 7 });
-  const pairs = await Promise.all(
-    names.map((name, i) =>
-      issueWith(
-        signer,
-        { name, role: name === 'master' ? 'master' : 'worker', days: 7 },
-        leafKeys[i],
-      ),
-    ),
+  const caSpec = caPlan({ name: 'dist-build ephemeral CA', days: 7 });
+  const leaves = names.map((name) =>
+    leafPlan(caSpec.notAfter, { name, role: name === 'master' ? 'master' : 'worker', days: 7 }),
   );
+  const { ca, leaves: pairs } = await (await import('./x509-gen.js')).newCluster(caSpec, leaves);
   const tls: Record<string, TlsFiles> = {};
   names.forEach((name, i) => (tls[name] = { ca: ca.cert, ...pairs[i]! }));
   return { ca, tls };
 }
 
-/** Colon-separated upper-case SHA-256 of the DER certificate (as `openssl x509 -fingerprint`). */
-function fingerprintOf(cert: x509.X509Certificate): string {
-  const hex = createHash('sha256').update(Buffer.from(cert.rawData)).digest('hex').toUpperCase();
-  return hex.match(/../g)!.join(':');
+/**
+ * The attributes of a subject as X509Certificate prints it: one `TYPE=value` per line, values
+ * escaped as in RFC 2253 (`\,`, `\+`, `\"`, `\\`...; `\XX` for control characters).
+ */
+function subjectFields(subject: string): [string, string][] {
+  return subject
+    .split('\n')
+    .filter((line) => line.includes('='))
+    .map((line) => {
+      const eq = line.indexOf('=');
+      const value = line
+        .slice(eq + 1)
+        .replace(/\\([0-9A-Fa-f]{2})|\\(.)/g, (_, hex?: string, c?: string) =>
+          hex ? String.fromCharCode(parseInt(hex, 16)) : c!,
+        );
+      return [line.slice(0, eq), value];
+    });
+}
+
+/**
+ * DNS names and IP addresses of X509Certificate's subjectAltName ("DNS:a, IP Address:1.2.3.4";
+ * names with commas or quotes are JSON strings). IPv6 addresses in canonical compressed form.
+ */
+function sanHosts(subjectAltName: string | undefined): string[] {
+  const hosts: string[] = [];
+  if (!subjectAltName) return hosts;
+  const entry = /([^:,]+):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/gy;
+  for (let m = entry.exec(subjectAltName); m && m[0]; m = entry.exec(subjectAltName)) {
+    const type = m[1]!;
+    let value = m[2]!;
+    if (value.startsWith('"')) value = JSON.parse(value) as string;
+    if (type === 'DNS') hosts.push(value);
+    else if (type === 'IP Address') hosts.push(isIP(value) === 6 ? canonicalIPv6(value) : value);
+  }
+  return hosts;
 }
 
 /** What a certificate says: subject, role (OU; null for the CA), validity, fingerprint, SANs. */
@@ -570,16 +464,14 @@ export function certSummary(pem: string): {
   hosts: string[];
 } {
   const cert = parseCert(pem, 'certificate');
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
   return {
-    subject: cert.subject,
-    role: cert.subjectName.getField('OU')[0] ?? null,
-    notBefore: cert.notBefore,
-    notAfter: cert.notAfter,
-    fingerprint: fingerprintOf(cert),
-    hosts: san
-      ? san.names.items.filter((n) => n.type === 'dns' || n.type === 'ip').map((n) => n.value)
-      : [],
+    subject: cert.subject.split('\n').join(', '),
+    role: subjectFields(cert.subject).find(([type]) => type === 'OU')?.[1] ?? null,
+    notBefore: notBeforeOf(cert),
+    notAfter: notAfterOf(cert),
+    // Colon-separated upper-case SHA-256 of the DER certificate (as `openssl x509 -fingerprint`).
+    fingerprint: cert.fingerprint256,
+    hosts: sanHosts(cert.subjectAltName),
   };
 }
 
