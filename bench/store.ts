@@ -1,0 +1,691 @@
+// Store throughput benchmark: `npm run bench:store` (= node scripts/run-ts.mjs bench/store.ts).
+//
+// Generates a tree in a temp dir (removed at the end): ~20,000 small files per GiB (1-64 KiB,
+// log-uniform, ~30% of the bytes) under out/small/ plus 4 large files under out/large/, random
+// (incompressible) contents; the two directories are the declared outputs. Then, in one run:
+//   1. local: saveOutputs into a fresh LocalStore + restoreOutputs into a fresh dir, vs
+//      `tar -cf` + `tar -xf` of the same tree on the same disk;
+//   2. registry: saveOutputs into a RegistryStore on a loopback `docker-registry` (push) and
+//      restoreOutputs from it (pull), vs curl: a monolithic upload of ONE blob of the same size
+//      (the tar of part 1: POST .../blobs/uploads/, then PUT <location>&digest=... -T file) and
+//      a GET of it to /dev/null;
+//   3. gha: a GhaStore against the in-process fake of the Actions cache service (protocol v2),
+//      save (saveOutputs + putResult + flush) and restore (getResult in a fresh shard +
+//      restoreOutputs), vs @actions/cache saveCache/restoreCache of the same tree as one archive.
+//      The fake keeps archives in memory, so this part uses a smaller tree (--gha-mib, 64) and a
+//      fresh fake for every save/restore pair;
+//   4. peak RSS of this process (sampled every 20 ms per part, and the kernel's maxRSS), and the
+//      blob bytes written when the same outputs are saved a second time (local: blob count and
+//      bytes before/after; registry: RegistryStore.stats().uploadedBytes). The second save reads
+//      the tree restored in part 1/2, so it also checks that the restore was exact (same digests).
+// Page caches cannot be dropped here: every measurement runs twice (ours and the baseline
+// interleaved, `sync` before each) and the best run counts; the tree is in the page cache for
+// both sides alike.
+// Options: --size-mib N (default 1024; 256 when the temp dir's filesystem has < 8 GiB free),
+// --gha-mib N (64), --runs N (2), --keep (keep the temp dir).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createGhaStore } from '../src/store/gha.js';
+import { LocalStore } from '../src/store/local.js';
+import { blobOpenerFor, restoreOutputs, saveOutputs } from '../src/store/pack.js';
+import { RegistryStore } from '../src/store/registry.js';
+import { RESULT_FORMAT } from '../src/store/types.js';
+import type { OutputEntry, ResultManifest } from '../src/store/types.js';
+import { startActionsCacheServer } from '../__tests__/fixtures/actions-cache-server.js';
+import { logUniform, mulberry32 } from './lib/prng.js';
+import { REGISTRY_BIN, startRegistry } from './lib/registry.js';
+import type { BenchRegistry } from './lib/registry.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string): number | undefined => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : undefined;
+};
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+const KEEP = args.includes('--keep');
+const RUNS = opt('runs') ?? 2;
+const OUTPUTS = ['out/small', 'out/large'];
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dist-build-bench-store-'));
+const freeBytes = (() => {
+  const s = fs.statfsSync(tmp);
+  return s.bavail * s.bsize;
+})();
+const SIZE_MIB = opt('size-mib') ?? (freeBytes < 8 * GiB ? 256 : 1024);
+const GHA_MIB = Math.min(opt('gha-mib') ?? 64, SIZE_MIB);
+
+const cleanup = (): void => {
+  if (!KEEP) fs.rmSync(tmp, { recursive: true, force: true });
+};
+process.on('SIGINT', () => {
+  cleanup();
+  process.exit(130);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(0)} MB`;
+const rate = (bytes: number, ms: number): number => bytes / 1e6 / (ms / 1000);
+const fmtRate = (r: number): string => `${r.toFixed(0).padStart(5)} MB/s`;
+const fmtMs = (t: number): string => `${t.toFixed(0).padStart(6)} ms`;
+const best = (xs: number[]): number => Math.min(...xs);
+
+async function time(fn: () => Promise<unknown> | unknown): Promise<number> {
+  const start = performance.now();
+  await fn();
+  return performance.now() - start;
+}
+
+function run(cmd: string, argv: string[]): string {
+  return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** `sync` (untimed) so one measurement's dirty pages are not written back during the next. */
+function sync(): void {
+  spawnSync('sync', [], { stdio: 'ignore' });
+}
+
+function rm(p: string): void {
+  fs.rmSync(p, { recursive: true, force: true });
+}
+
+/** RSS sampling, peak per phase (the event loop is blocked during sync child processes, which
+ * do not count towards this process's RSS anyway). */
+const peaks = new Map<string, number>();
+let phase = 'start';
+const sample = (): void => {
+  const rss = process.memoryUsage.rss();
+  if (rss > (peaks.get(phase) ?? 0)) peaks.set(phase, rss);
+};
+const sampler = setInterval(sample, 20);
+sampler.unref();
+function enter(name: string): void {
+  sample();
+  phase = name;
+  sample();
+}
+/** The kernel's peak RSS of this process so far (bytes). */
+const maxRss = (): number => process.resourceUsage().maxRSS * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Tree
+
+interface Tree {
+  root: string;
+  files: number;
+  bytes: number;
+}
+
+/** out/small/dNNN/fNNNNN.bin (1-64 KiB) and out/large/big-N.bin, random contents. */
+function generateTree(root: string, sizeMiB: number, seed: number): Tree {
+  const total = sizeMiB * MiB;
+  const rng = mulberry32(seed);
+  const smallCount = Math.max(100, Math.round((20_000 * sizeMiB) / 1024));
+  const sizes: number[] = [];
+  let smallBytes = 0;
+  for (let i = 0; i < smallCount; i++) {
+    const s = Math.round(logUniform(rng, 1024, 64 * 1024));
+    sizes.push(s);
+    smallBytes += s;
+  }
+  const buf = Buffer.allocUnsafe(4 * MiB);
+  let files = 0;
+  let bytes = 0;
+  for (let i = 0; i < smallCount; i++) {
+    const dir = path.join(root, 'out/small', `d${String(Math.floor(i / 100)).padStart(3, '0')}`);
+    if (i % 100 === 0) fs.mkdirSync(dir, { recursive: true });
+    const body = buf.subarray(0, sizes[i]);
+    randomFillSync(body);
+    fs.writeFileSync(path.join(dir, `f${String(i).padStart(5, '0')}.bin`), body);
+    files++;
+    bytes += body.length;
+  }
+  fs.mkdirSync(path.join(root, 'out/large'), { recursive: true });
+  const largeEach = Math.max(0, Math.floor((total - smallBytes) / 4));
+  for (let i = 0; i < 4; i++) {
+    const fd = fs.openSync(path.join(root, 'out/large', `big-${i}.bin`), 'w');
+    for (let left = largeEach; left > 0;) {
+      const chunk = buf.subarray(0, Math.min(buf.length, left));
+      randomFillSync(chunk);
+      fs.writeSync(fd, chunk);
+      left -= chunk.length;
+    }
+    fs.closeSync(fd);
+    files++;
+    bytes += largeEach;
+  }
+  return { root, files, bytes };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Summary
+
+interface Row {
+  what: string;
+  figure: string;
+  target: string;
+  met: boolean | null;
+}
+const rows: Row[] = [];
+const ratioRow = (what: string, ratio: number, min: number | null, detail: string): void => {
+  rows.push({
+    what,
+    figure: `${ratio.toFixed(2)}x (${detail})`,
+    target: min === null ? '(report)' : `>= ${min}x`,
+    met: min === null ? null : ratio >= min,
+  });
+};
+
+function printSummary(): void {
+  const w0 = Math.max(...rows.map((r) => r.what.length));
+  const w1 = Math.max(...rows.map((r) => r.figure.length));
+  const w2 = Math.max(...rows.map((r) => r.target.length));
+  console.log("\nsummary (ratios: our throughput / the baseline's, best runs; higher is better)");
+  for (const r of rows) {
+    const met = r.met === null ? '-' : r.met ? 'met' : 'NOT met';
+    console.log(`  ${r.what.padEnd(w0)}  ${r.figure.padEnd(w1)}  ${r.target.padEnd(w2)}  ${met}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Local store vs tar
+
+interface LocalPart {
+  /** The tar of the tree (part 2's curl blob). */
+  tarFile: string;
+  /** The store and the restored tree of the last run (part 4). */
+  store: LocalStore;
+  restored: string;
+  entries: OutputEntry[];
+}
+
+async function localPart(tree: Tree): Promise<LocalPart> {
+  enter('local');
+  console.log(`\n1. local store vs tar (best of ${RUNS}, page cache warm for both)`);
+  const tarFile = path.join(tmp, 'tree.tar');
+  const t = {
+    tarC: [] as number[],
+    tarX: [] as number[],
+    save: [] as number[],
+    rest: [] as number[],
+  };
+  let last: { store: LocalStore; restored: string; entries: OutputEntry[] } | undefined;
+  for (let i = 0; i < RUNS; i++) {
+    rm(tarFile);
+    sync();
+    t.tarC.push(await time(() => run('tar', ['-cf', tarFile, '-C', tree.root, 'out'])));
+    const x = path.join(tmp, `tar-x-${i}`);
+    fs.mkdirSync(x);
+    sync();
+    t.tarX.push(await time(() => run('tar', ['-xf', tarFile, '-C', x])));
+    rm(x);
+
+    if (last) {
+      rm(last.store.dir);
+      rm(last.restored);
+    }
+    const store = await LocalStore.open(path.join(tmp, `local-store-${i}`));
+    sync();
+    let entries: OutputEntry[] = [];
+    t.save.push(await time(async () => (entries = await saveOutputs(store, tree.root, OUTPUTS))));
+    const restored = path.join(tmp, `local-restored-${i}`);
+    fs.mkdirSync(restored);
+    sync();
+    t.rest.push(await time(() => restoreOutputs(blobOpenerFor(store), restored, entries)));
+    last = { store, restored, entries };
+    console.log(
+      `  run ${i + 1}: tar -cf ${fmtMs(t.tarC[i]!)}, tar -xf ${fmtMs(t.tarX[i]!)}, ` +
+        `save ${fmtMs(t.save[i]!)}, restore ${fmtMs(t.rest[i]!)}`,
+    );
+  }
+  const B = tree.bytes;
+  const [tarC, tarX, save, rest] = [best(t.tarC), best(t.tarX), best(t.save), best(t.rest)];
+  console.log(
+    `  tar -cf           ${fmtRate(rate(B, tarC))}   saveOutputs    ${fmtRate(rate(B, save))}`,
+  );
+  console.log(
+    `  tar -xf           ${fmtRate(rate(B, tarX))}   restoreOutputs ${fmtRate(rate(B, rest))}`,
+  );
+  console.log(
+    `  tar -cf + -xf     ${fmtRate(rate(B, tarC + tarX))}   save + restore ${fmtRate(rate(B, save + rest))}`,
+  );
+  const r = (ours: number, base: number): number => base / ours;
+  ratioRow(
+    'local save vs tar -cf',
+    r(save, tarC),
+    0.7,
+    `${fmtRate(rate(B, save)).trim()} vs ${fmtRate(rate(B, tarC)).trim()}`,
+  );
+  ratioRow(
+    'local restore vs tar -xf',
+    r(rest, tarX),
+    0.7,
+    `${fmtRate(rate(B, rest)).trim()} vs ${fmtRate(rate(B, tarX)).trim()}`,
+  );
+  ratioRow(
+    'local save+restore vs tar',
+    r(save + rest, tarC + tarX),
+    0.7,
+    `${fmtRate(rate(B, save + rest)).trim()} vs ${fmtRate(rate(B, tarC + tarX)).trim()}`,
+  );
+  return { tarFile, ...last! };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Registry store vs curl
+
+interface RegistryPart {
+  store: RegistryStore;
+  restored: string;
+  entries: OutputEntry[];
+}
+
+/** Monolithic upload of `file` with curl (POST, then PUT ?digest= -T file); the timed part. */
+function curlUpload(reg: BenchRegistry, repo: string, file: string, digest: string): void {
+  const head = run('curl', [
+    '-sS',
+    '-f',
+    '-X',
+    'POST',
+    '-D',
+    '-',
+    '-o',
+    '/dev/null',
+    `${reg.url}/v2/${repo}/blobs/uploads/`,
+  ]);
+  const loc = /^location:\s*(\S+)/im.exec(head)?.[1];
+  if (!loc) throw new Error(`no upload location in:\n${head}`);
+  const url = new URL(loc, reg.url);
+  url.searchParams.set('digest', digest);
+  const code = run('curl', [
+    '-sS',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '-X',
+    'PUT',
+    '-H',
+    'Content-Type: application/octet-stream',
+    '-T',
+    file,
+    url.href,
+  ]);
+  if (code !== '201') throw new Error(`curl PUT answered ${code}`);
+}
+
+function curlDownload(reg: BenchRegistry, repo: string, digest: string, size: number): void {
+  const out = run('curl', [
+    '-sS',
+    '-f',
+    '-L',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{size_download}',
+    `${reg.url}/v2/${repo}/blobs/${digest}`,
+  ]);
+  if (Number(out) !== size) throw new Error(`curl GET got ${out} bytes, expected ${size}`);
+}
+
+async function registryPart(tree: Tree, tarFile: string): Promise<RegistryPart | null> {
+  enter('registry');
+  console.log(
+    `\n2. registry store vs curl (loopback docker-registry, started by bench/lib/registry.ts; best of ${RUNS})`,
+  );
+  if (!fs.existsSync(REGISTRY_BIN)) {
+    console.log('  skipped: docker-registry not installed');
+    rows.push({
+      what: 'registry',
+      figure: 'skipped: docker-registry not installed',
+      target: '',
+      met: null,
+    });
+    return null;
+  }
+  const tarSize = fs.statSync(tarFile).size;
+  const tarDigest = `sha256:${run('sha256sum', [tarFile]).split(' ')[0]}`;
+  const reg = await startRegistry(tmp);
+  console.log(
+    `  docker-registry pid ${reg.pid} on ${reg.host}; curl blob: the tar of part 1 (${mb(tarSize)})`,
+  );
+  try {
+    const t = {
+      push: [] as number[],
+      pull: [] as number[],
+      up: [] as number[],
+      down: [] as number[],
+    };
+    let last: RegistryPart | undefined;
+    for (let i = 0; i < RUNS; i++) {
+      // A fresh repository per run: a blob already linked to it would not be uploaded again.
+      const curlRepo = `bench/curl-${i}`;
+      sync();
+      t.up.push(await time(() => curlUpload(reg, curlRepo, tarFile, tarDigest)));
+      t.down.push(await time(() => curlDownload(reg, curlRepo, tarDigest, tarSize)));
+
+      if (last) rm(last.restored);
+      const store = new RegistryStore({ ref: `${reg.host}/bench/ours-${i}` });
+      let entries: OutputEntry[] = [];
+      sync();
+      t.push.push(await time(async () => (entries = await saveOutputs(store, tree.root, OUTPUTS))));
+      const restored = path.join(tmp, `registry-restored-${i}`);
+      fs.mkdirSync(restored);
+      sync();
+      t.pull.push(await time(() => restoreOutputs(blobOpenerFor(store), restored, entries)));
+      last = { store, restored, entries };
+      console.log(
+        `  run ${i + 1}: curl up ${fmtMs(t.up[i]!)}, curl down ${fmtMs(t.down[i]!)}, ` +
+          `push ${fmtMs(t.push[i]!)}, pull ${fmtMs(t.pull[i]!)} ` +
+          `(${mb(store.stats().uploadedBytes)} uploaded, ${store.stats().requests} requests)`,
+      );
+    }
+    const B = tree.bytes;
+    const [push, pull, up, down] = [best(t.push), best(t.pull), best(t.up), best(t.down)];
+    console.log(
+      `  curl upload       ${fmtRate(rate(tarSize, up))}   push (save)    ${fmtRate(rate(B, push))}`,
+    );
+    console.log(
+      `  curl GET          ${fmtRate(rate(tarSize, down))}   pull (restore) ${fmtRate(rate(B, pull))}`,
+    );
+    // Throughput ratios (the curl blob is the tar: a few % bigger than the file bytes).
+    const ratio = (oursMs: number, baseMs: number): number =>
+      rate(B, oursMs) / rate(tarSize, baseMs);
+    ratioRow(
+      'registry push vs curl upload',
+      ratio(push, up),
+      0.6,
+      `${fmtRate(rate(B, push)).trim()} vs ${fmtRate(rate(tarSize, up)).trim()}`,
+    );
+    ratioRow(
+      'registry pull vs curl GET',
+      ratio(pull, down),
+      0.6,
+      `${fmtRate(rate(B, pull)).trim()} vs ${fmtRate(rate(tarSize, down)).trim()}`,
+    );
+    ratioRow(
+      'registry push+pull vs curl',
+      ratio(push + pull, up + down),
+      0.6,
+      `${fmtRate(rate(B, push + pull)).trim()} vs ${fmtRate(rate(tarSize, up + down)).trim()}`,
+    );
+
+    // 4b. The same outputs again (from the restored tree): nothing to upload.
+    enter('registry-resave');
+    const { store, restored, entries } = last!;
+    const before = store.stats().uploadedBytes;
+    const again = await saveOutputs(store, restored, OUTPUTS);
+    const uploaded = store.stats().uploadedBytes - before;
+    if (again.some((e, k) => e.digest !== entries[k]!.digest)) {
+      throw new Error('the tree pulled from the registry packs to other digests than the original');
+    }
+    rows.push({
+      what: 'registry 2nd save: blob bytes uploaded',
+      figure: `${uploaded} B`,
+      target: '0 B',
+      met: uploaded === 0,
+    });
+    return last!;
+  } finally {
+    await reg.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. GhaStore vs @actions/cache
+
+/** Runs `fn` with `vars` in process.env and stdout/stderr swallowed (@actions/core logs there). */
+async function quietly<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const saved: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(vars)) {
+    saved[k] = process.env[k];
+    process.env[k] = v;
+  }
+  const writes = [process.stdout.write, process.stderr.write];
+  const swallow = ((...a: unknown[]) => {
+    const cb = a.find((x) => typeof x === 'function') as (() => void) | undefined;
+    if (cb) process.nextTick(cb);
+    return true;
+  }) as typeof process.stdout.write;
+  process.stdout.write = swallow;
+  process.stderr.write = swallow;
+  try {
+    return await fn();
+  } finally {
+    process.stdout.write = writes[0]!;
+    process.stderr.write = writes[1]!;
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+async function ghaPart(): Promise<void> {
+  enter('gha');
+  const cache = await import('@actions/cache');
+  const root = path.join(tmp, 'gha-tree');
+  const tree = generateTree(root, GHA_MIB, 7);
+  console.log(
+    `\n3. gha store vs @actions/cache (in-process fake, protocol v2; ${tree.files} files, ` +
+      `${mb(tree.bytes)}: the fake keeps every archive in memory; best of ${RUNS})`,
+  );
+  const t = {
+    save: [] as number[],
+    rest: [] as number[],
+    bSave: [] as number[],
+    bRest: [] as number[],
+  };
+  const warnings: string[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    // ours: a fresh fake, slot and shard per run (a run must not find the previous one's entry)
+    {
+      const server = await startActionsCacheServer();
+      try {
+        const env = { ...server.env('v2') };
+        const ctx = (slot: string) => ({
+          root: tmp,
+          slot,
+          onWarning: (m: string) => warnings.push(m),
+          env,
+        });
+        const a = createGhaStore({ dir: path.join(tmp, `gha-shard-a-${i}`) }, ctx(`bench-${i}`));
+        const cacheKey = `sha256:${'0'.repeat(63)}${i}`;
+        sync();
+        t.save.push(
+          await time(async () => {
+            const manifest: ResultManifest = {
+              format: RESULT_FORMAT,
+              cacheKey,
+              unit: 'bench',
+              invocation: 'bench',
+              exitCode: 0,
+              durationMs: 0,
+              worker: `bench-${i}`,
+              createdAt: new Date().toISOString(),
+              outputs: await saveOutputs(a, root, OUTPUTS),
+            };
+            await a.putResult(manifest);
+            await a.flush();
+          }),
+        );
+        if (a.stats().savedEntries !== 1)
+          throw new Error(`gha save failed: ${warnings.join('; ')}`);
+        const b = createGhaStore({ dir: path.join(tmp, `gha-shard-b-${i}`) }, ctx(`bench-${i}`));
+        const restored = path.join(tmp, `gha-restored-${i}`);
+        fs.mkdirSync(restored);
+        sync();
+        t.rest.push(
+          await time(async () => {
+            const m = await b.getResult(cacheKey);
+            if (!m) throw new Error(`gha restore missed: ${warnings.join('; ')}`);
+            await restoreOutputs(blobOpenerFor(b), restored, m.outputs);
+          }),
+        );
+        for (const d of [`gha-shard-a-${i}`, `gha-shard-b-${i}`, `gha-restored-${i}`])
+          rm(path.join(tmp, d));
+      } finally {
+        await server.close();
+      }
+    }
+    // baseline: one archive of the same tree, straight through @actions/cache
+    {
+      const server = await startActionsCacheServer();
+      try {
+        const env = server.env('v2');
+        const runnerTemp = path.join(tmp, `gha-runner-temp-${i}`);
+        fs.mkdirSync(runnerTemp);
+        const key = `bench-baseline-${i}`;
+        sync();
+        let id = -1;
+        t.bSave.push(
+          await time(async () => {
+            id = await quietly({ ...env, GITHUB_WORKSPACE: root, RUNNER_TEMP: runnerTemp }, () =>
+              cache.saveCache([path.join(root, 'out')], key),
+            );
+          }),
+        );
+        if (id === -1) throw new Error('baseline saveCache failed');
+        const ws = path.join(tmp, `gha-baseline-restored-${i}`);
+        fs.mkdirSync(ws);
+        sync();
+        let hit: string | undefined;
+        t.bRest.push(
+          await time(async () => {
+            hit = await quietly({ ...env, GITHUB_WORKSPACE: ws, RUNNER_TEMP: runnerTemp }, () =>
+              cache.restoreCache([path.join(root, 'out')], key),
+            );
+          }),
+        );
+        if (hit !== key) throw new Error('baseline restoreCache missed');
+        if (!fs.existsSync(path.join(ws, 'out/large/big-0.bin'))) {
+          throw new Error('baseline restoreCache did not restore into the fresh workspace');
+        }
+        rm(ws);
+        rm(runnerTemp);
+      } finally {
+        await server.close();
+      }
+    }
+    console.log(
+      `  run ${i + 1}: ours save ${fmtMs(t.save[i]!)}, restore ${fmtMs(t.rest[i]!)}; ` +
+        `@actions/cache save ${fmtMs(t.bSave[i]!)}, restore ${fmtMs(t.bRest[i]!)}`,
+    );
+  }
+  if (warnings.length > 0) console.log(`  warnings: ${warnings.join('; ')}`);
+  const [save, rest, bSave, bRest] = [best(t.save), best(t.rest), best(t.bSave), best(t.bRest)];
+  const d = (a: number, b: number) => `${a.toFixed(0)} ms vs ${b.toFixed(0)} ms`;
+  ratioRow(`gha save vs saveCache (${mb(tree.bytes)})`, bSave / save, null, d(save, bSave));
+  ratioRow(`gha restore vs restoreCache (${mb(tree.bytes)})`, bRest / rest, null, d(rest, bRest));
+  ratioRow(
+    `gha save+restore vs @actions/cache`,
+    (bSave + bRest) / (save + rest),
+    null,
+    d(save + rest, bSave + bRest),
+  );
+  rm(root);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const [l1, l5, l15] = os.loadavg();
+  console.log(
+    `node ${process.version}, ${os.availableParallelism()} cores, ${os.cpus()[0]?.model}; ` +
+      `load average at start ${l1!.toFixed(2)} ${l5!.toFixed(2)} ${l15!.toFixed(2)}`,
+  );
+  console.log(
+    `temp dir ${tmp} (${(freeBytes / GiB).toFixed(1)} GiB free); tree ${SIZE_MIB} MiB` +
+      (opt('size-mib') === undefined && freeBytes < 8 * GiB
+        ? ' (< 8 GiB free: smaller default)'
+        : ''),
+  );
+  enter('generate');
+  const genMs = performance.now();
+  const tree = generateTree(path.join(tmp, 'tree'), SIZE_MIB, 42);
+  console.log(
+    `tree: ${tree.files} files, ${mb(tree.bytes)} (${OUTPUTS.join(', ')}), generated in ${fmtMs(performance.now() - genMs).trim()}`,
+  );
+
+  const local = await localPart(tree);
+
+  // 4a. The same outputs again into the local store (from the restored tree).
+  enter('local-resave');
+  const before = await local.store.stats();
+  const again = await saveOutputs(local.store, local.restored, OUTPUTS);
+  const after = await local.store.stats();
+  if (again.some((e, k) => e.digest !== local.entries[k]!.digest)) {
+    throw new Error('the restored tree packs to other digests than the original');
+  }
+  rows.push({
+    what: 'local 2nd save: new blobs / bytes',
+    figure: `${after.blobs - before.blobs} blobs / ${after.bytes - before.bytes} B`,
+    target: '0 / 0 B',
+    met: after.blobs === before.blobs && after.bytes === before.bytes,
+  });
+  rm(local.store.dir);
+  rm(local.restored);
+
+  const reg = await registryPart(tree, local.tarFile);
+  if (reg) rm(reg.restored);
+  rm(local.tarFile);
+  const rss12 = Math.max(
+    peaks.get('local') ?? 0,
+    peaks.get('local-resave') ?? 0,
+    peaks.get('registry') ?? 0,
+    peaks.get('registry-resave') ?? 0,
+  );
+  const maxRss12 = maxRss();
+
+  await ghaPart();
+  enter('end');
+  const rss3 = peaks.get('gha') ?? 0;
+  const maxRss123 = maxRss();
+
+  console.log(
+    "\n4. peak RSS (sampled every 20 ms per part; maxRSS is the kernel's, whole process)",
+  );
+  for (const [name, v] of peaks) console.log(`  ${name.padEnd(16)} ${mb(v).padStart(7)}`);
+  console.log(`  maxRSS after part 2 ${mb(maxRss12)}, after part 3 ${mb(maxRss123)}`);
+  rows.push({
+    what: 'peak RSS, parts 1-2 (sampled / maxRSS)',
+    figure: `${mb(rss12)} / ${mb(maxRss12)}`,
+    target: '< 200 MB',
+    met: maxRss12 < 200e6,
+  });
+  rows.push({
+    what: 'peak RSS, parts 1-3 (incl. in-process fake)',
+    figure: `${mb(Math.max(rss12, rss3))} / ${mb(maxRss123)}`,
+    target: '< 200 MB',
+    met: maxRss123 < 200e6,
+  });
+  // The registry's second-save row was added in part 2; keep the table in part order.
+  const order = (r: Row) =>
+    r.what.startsWith('peak')
+      ? 2
+      : r.what.includes('2nd save')
+        ? 3
+        : r.what.startsWith('gha')
+          ? 1
+          : 0;
+  rows.sort((a, b) => order(a) - order(b));
+  printSummary();
+  console.log(`\ntotal ${((performance.now() - started) / 1000).toFixed(0)} s`);
+}
+
+main()
+  .catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    clearInterval(sampler);
+    cleanup();
+  });
