@@ -361,6 +361,18 @@ var init_local = __esm({
         if ((await this.hasBlobs([info.digest])).size > 0) return info;
         return this.putBlob(createReadStream(file, { highWaterMark: READ_CHUNK }), info.digest);
       }
+      async tempDir() {
+        await this.ensureDirs();
+        return join4(this.dir, "tmp");
+      }
+      async adoptBlobFile(file, digest) {
+        assertDigest(digest);
+        await this.ensureDirs();
+        const { size: size2 } = await stat(file);
+        const written = await this.commit(file, this.blobPath(digest), true);
+        if (written) await this.afterPut(size2);
+        return { digest, size: size2 };
+      }
       async openBlob(digest) {
         const path = this.blobPath(digest);
         let handle;
@@ -700,7 +712,7 @@ __export(gha_exports, {
   ghaNewKey: () => ghaNewKey
 });
 import { AsyncLocalStorage } from "node:async_hooks";
-import { createHash as createHash3, randomBytes as randomBytes3 } from "node:crypto";
+import { createHash as createHash4, randomBytes as randomBytes3 } from "node:crypto";
 import { createReadStream as createReadStream2 } from "node:fs";
 import {
   copyFile,
@@ -724,7 +736,7 @@ function ghaKeyPart(value) {
         out += `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
   }
   if (out.length > MAX_KEY_PART) {
-    out = `h${createHash3("sha256").update(value).digest("hex").slice(0, 40)}`;
+    out = `h${createHash4("sha256").update(value).digest("hex").slice(0, 40)}`;
   }
   return out;
 }
@@ -847,7 +859,7 @@ function failureDetail(log) {
 }
 function fsName(value) {
   const safe = value.replace(/[^A-Za-z0-9._-]/g, "_");
-  return safe === value && safe !== "." && safe !== ".." && safe.length <= 100 ? safe : `${safe.slice(0, 40)}-${createHash3("sha256").update(value).digest("hex").slice(0, 16)}`;
+  return safe === value && safe !== "." && safe !== ".." && safe.length <= 100 ? safe : `${safe.slice(0, 40)}-${createHash4("sha256").update(value).digest("hex").slice(0, 16)}`;
 }
 function isNotFound3(err) {
   const code = err?.code;
@@ -1640,7 +1652,7 @@ __export(registry_exports, {
   createRegistryStore: () => createRegistryStore,
   parseRegistryRef: () => parseRegistryRef
 });
-import { createHash as createHash4 } from "node:crypto";
+import { createHash as createHash5 } from "node:crypto";
 import { createReadStream as createReadStream3 } from "node:fs";
 import { Readable as Readable2 } from "node:stream";
 function parseRegistryRef(ref, option = "ref") {
@@ -2028,7 +2040,7 @@ var init_registry = __esm({
             }
             session = opened.session;
           }
-          const hash = createHash4("sha256");
+          const hash = createHash5("sha256");
           const chunks2 = readChunks(data, this.chunkSize, hash)[Symbol.asyncIterator]();
           const first = await chunks2.next();
           const firstChunk = first.done ? Buffer.alloc(0) : first.value;
@@ -5672,14 +5684,16 @@ init_local();
 // src/store/pack.ts
 init_digest();
 init_types();
-import { randomBytes as randomBytes2 } from "node:crypto";
+import { createHash as createHash3, randomBytes as randomBytes2 } from "node:crypto";
 import {
   close as fsClose,
   constants as fsConstants,
   createWriteStream as createWriteStream2,
   fstat,
   open as fsOpen,
-  read as fsRead
+  read as fsRead,
+  write as fsWrite,
+  fchmod
 } from "node:fs";
 import {
   chmod,
@@ -5690,8 +5704,7 @@ import {
   realpath,
   rename as rename3,
   rm as rm2,
-  symlink,
-  writeFile as writeFile2
+  symlink
 } from "node:fs/promises";
 import { dirname as dirname3, join as join5, posix as posix4, sep as sep2 } from "node:path";
 import { pipeline as pipeline2 } from "node:stream/promises";
@@ -5699,30 +5712,41 @@ import tar from "tar-stream";
 var DEFAULT_MAX_ENTRY_BYTES = 8 * 1024 ** 3;
 var CHUNK = 256 * 1024;
 var LOOKAHEAD = 16;
+var WRITE_BUFFER2 = 1024 * 1024;
 var FIXED_HEADER = { mtime: /* @__PURE__ */ new Date(0), uid: 0, gid: 0, uname: "", gname: "" };
 var O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
 async function saveOutputs(store, root, outputs) {
   const paths = [...new Set(outputs.map(normalizeOutputPath))];
-  const packed = [];
-  for (const path of paths) {
-    const { type, items } = await collect(root, path);
-    const { digest, size: size2 } = await digestStream(packStream(items));
-    packed.push({ entry: { path, type, digest, size: size2, files: items.length }, items });
-  }
-  const present = await store.hasBlobs(packed.map((p) => p.entry.digest));
-  for (const { entry, items } of packed) {
-    if (present.has(entry.digest)) continue;
-    present.add(entry.digest);
-    try {
-      await store.putBlob(packStream(items), entry.digest);
-    } catch (err) {
-      if (err instanceof CorruptBlobError) {
-        throw new Error(`output ${entry.path} changed while it was being saved`, { cause: err });
-      }
-      throw err;
+  const adopt = store.tempDir && store.adoptBlobFile ? store.adoptBlobFile.bind(store) : void 0;
+  const tempDir = adopt && store.tempDir ? await store.tempDir() : join5(root, ".dist-build", "tmp");
+  await mkdir3(tempDir, { recursive: true });
+  const temps = [];
+  try {
+    const packed = [];
+    for (const path of paths) {
+      const { type, items } = await collect(root, path);
+      const file = join5(tempDir, `${process.pid}-${randomBytes2(8).toString("hex")}.tar`);
+      temps.push(file);
+      const { digest, size: size2 } = await packToFile(items, file);
+      packed.push({ entry: { path, type, digest, size: size2, files: items.length }, file });
     }
+    const present = await store.hasBlobs(packed.map((p) => p.entry.digest));
+    for (const { entry, file } of packed) {
+      if (present.has(entry.digest)) continue;
+      present.add(entry.digest);
+      const stored = adopt ? await adopt(file, entry.digest) : await store.putBlobFile(file);
+      if (stored.digest !== entry.digest) {
+        throw new CorruptBlobError(
+          entry.digest,
+          stored.digest,
+          `packed output ${entry.path} was modified before it was stored`
+        );
+      }
+    }
+    return packed.map((p) => p.entry);
+  } finally {
+    await Promise.all(temps.map((t) => rm2(t, { force: true })));
   }
-  return packed.map((p) => p.entry);
 }
 function blobOpenerFor(store) {
   return (digest) => store.openBlob(digest);
@@ -5809,6 +5833,20 @@ function packStream(items) {
   );
   return pack;
 }
+async function packToFile(items, file) {
+  const hash = createHash3("sha256");
+  let size2 = 0;
+  const source = packStream(items);
+  async function* hashed() {
+    for await (const chunk of source) {
+      hash.update(chunk);
+      size2 += chunk.length;
+      yield chunk;
+    }
+  }
+  await pipeline2(hashed(), createWriteStream2(file, { flags: "wx", highWaterMark: WRITE_BUFFER2 }));
+  return { digest: `sha256:${hash.digest("hex")}`, size: size2 };
+}
 async function writeItems(pack, items) {
   const ahead = [];
   let next = 0;
@@ -5877,11 +5915,15 @@ async function prepare2(item) {
     throw err;
   }
 }
-var fdOpen = (path, flags) => new Promise((res, rej) => fsOpen(path, flags, (e, fd) => e ? rej(e) : res(fd)));
+var fdOpen = (path, flags, mode = 438) => new Promise((res, rej) => fsOpen(path, flags, mode, (e, fd) => e ? rej(e) : res(fd)));
 var fdStat = (fd) => new Promise((res, rej) => fstat(fd, (e, st) => e ? rej(e) : res(st)));
 var fdRead = (fd, buf, offset, length, position) => new Promise(
   (res, rej) => fsRead(fd, buf, offset, length, position, (e, n) => e ? rej(e) : res(n))
 );
+var fdWrite = (fd, buf, offset, length, position) => new Promise(
+  (res, rej) => fsWrite(fd, buf, offset, length, position, (e, n) => e ? rej(e) : res(n))
+);
+var fdChmod = (fd, mode) => new Promise((res, rej) => fchmod(fd, mode, (e) => e ? rej(e) : res()));
 var fdClose = (fd) => new Promise((res, rej) => fsClose(fd, (e) => e ? rej(e) : res()));
 function changed(name, what) {
   return new Error(`output file ${name} ${what} while packing`);
@@ -5938,11 +5980,49 @@ function drained(stream) {
     stream.once("close", onClose);
   });
 }
+var WRITES_IN_FLIGHT = 16;
+var Writes = class {
+  inFlight = /* @__PURE__ */ new Set();
+  failed = false;
+  error;
+  /** Starts tracking `write`; waits while `WRITES_IN_FLIGHT` are in flight. */
+  async add(write) {
+    const tracked = write.then(
+      () => void this.inFlight.delete(tracked),
+      (err) => {
+        this.inFlight.delete(tracked);
+        if (!this.failed) {
+          this.failed = true;
+          this.error = err;
+        }
+      }
+    );
+    this.inFlight.add(tracked);
+    while (this.inFlight.size >= WRITES_IN_FLIGHT) await Promise.race(this.inFlight);
+    if (this.failed) throw this.error;
+  }
+  /** Waits for every write; throws the first failure. */
+  async settle() {
+    await this.idle();
+    if (this.failed) throw this.error;
+  }
+  /** Waits for every write, never throws. */
+  async idle() {
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
+  }
+};
 async function extractInto(source, entry, stage, maxEntryBytes) {
   const out = entry.path;
   const input = isVerifiedFor(source, entry.digest) ? source : verifiedStream(source, entry.digest);
   const extract = tar.extract();
-  const seen = /* @__PURE__ */ new Map();
+  const ctx = {
+    out,
+    stage,
+    seen: /* @__PURE__ */ new Map(),
+    maxEntryBytes,
+    kept: (await lstat2(stage)).mode & 511,
+    writes: new Writes()
+  };
   await mkdir3(join5(stage, ...posix4.dirname(out).split("/")), { recursive: true });
   let current = Promise.resolve();
   await new Promise((resolve4, reject) => {
@@ -5953,17 +6033,20 @@ async function extractInto(source, entry, stage, maxEntryBytes) {
       extract.destroy(err);
       input.destroy();
       const done = () => reject(err);
-      current.then(done, done);
+      current.then(() => ctx.writes.idle(), done).then(done, done);
     };
     extract.on("entry", (header, stream, next) => {
       const body = stream;
-      current = extractEntry(header, body, out, stage, seen, maxEntryBytes).then(
+      current = extractEntry(header, body, ctx).then(
         () => next(),
         (err) => fail(err)
       );
     });
     extract.on("error", fail);
-    extract.on("finish", () => current.then(() => !failed && resolve4(), fail));
+    extract.on(
+      "finish",
+      () => current.then(() => ctx.writes.settle()).then(() => !failed && resolve4(), fail)
+    );
     (async () => {
       for await (const chunk of input) {
         if (failed) return;
@@ -5972,11 +6055,12 @@ async function extractInto(source, entry, stage, maxEntryBytes) {
       extract.end(null);
     })().catch(fail);
   });
-  if (!seen.has(out)) {
+  if (!ctx.seen.has(out)) {
     throw new Error(`blob ${entry.digest} holds nothing for output ${out}`);
   }
 }
-async function extractEntry(header, stream, out, stage, seen, maxEntryBytes) {
+async function extractEntry(header, stream, ctx) {
+  const { out, stage, seen, maxEntryBytes } = ctx;
   const raw = header.name;
   const unsafe = (reason) => new UnsafeArchiveError(raw, reason);
   let kind;
@@ -6040,26 +6124,40 @@ async function extractEntry(header, stream, out, stage, seen, maxEntryBytes) {
   seen.set(name, kind);
   if (kind === "file") {
     const mode = (header.mode ?? 0) & 73 ? 493 : 420;
+    const fixMode = (mode & ctx.kept) !== mode;
     if (size2 <= CHUNK) {
       const parts = [];
       for await (const chunk of stream) parts.push(chunk);
-      await writeFile2(dest, parts.length === 1 ? parts[0] : Buffer.concat(parts), {
-        flag: "wx",
-        mode
-      });
+      const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+      await ctx.writes.add(writeSmallFile(dest, data, mode, fixMode));
     } else {
       await pipeline2(chunks(stream), createWriteStream2(dest, { flags: "wx", mode }));
+      if (fixMode) await chmod(dest, mode);
     }
-    await chmod(dest, mode);
     return;
   }
   if (kind === "dir") {
     await mkdir3(dest, { mode: 493 });
-    await chmod(dest, 493);
+    if ((493 & ctx.kept) !== 493) await chmod(dest, 493);
   } else {
     await symlink(target, dest);
   }
   await drain(stream);
+}
+async function writeSmallFile(dest, data, mode, fixMode) {
+  const fd = await fdOpen(
+    dest,
+    fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_NOFOLLOW,
+    mode
+  );
+  try {
+    for (let pos = 0; pos < data.length; ) {
+      pos += await fdWrite(fd, data, pos, data.length - pos, pos);
+    }
+    if (fixMode) await fdChmod(fd, mode);
+  } finally {
+    await fdClose(fd);
+  }
 }
 async function* chunks(stream) {
   for await (const chunk of stream) yield chunk;
@@ -6123,7 +6221,7 @@ init_digest();
 
 // src/store/layered.ts
 init_types();
-import { mkdir as mkdir4, rename as rename4, writeFile as writeFile3 } from "node:fs/promises";
+import { mkdir as mkdir4, rename as rename4, writeFile as writeFile2 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
 var UnreadableResultError = class extends Error {
 };
@@ -6351,7 +6449,7 @@ var LayeredStore = class {
 async function writeJsonAtomic(file, value) {
   await mkdir4(dirname4(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile3(tmp, `${JSON.stringify(value, null, 2)}
+  await writeFile2(tmp, `${JSON.stringify(value, null, 2)}
 `);
   await rename4(tmp, file);
 }
@@ -6940,7 +7038,7 @@ function call(client, method, req, metadata, timeoutMs) {
 import * as grpc2 from "@grpc/grpc-js";
 import { chmodSync, existsSync, lstatSync as lstatSync2, unlinkSync } from "node:fs";
 import { isIP } from "node:net";
-import { timingSafeEqual as timingSafeEqual2, createHash as createHash5 } from "node:crypto";
+import { timingSafeEqual as timingSafeEqual2, createHash as createHash6 } from "node:crypto";
 import { checkServerIdentity } from "node:tls";
 var SecurityError = class extends Error {
   name = "SecurityError";
@@ -7056,8 +7154,8 @@ function peerRole(callLike) {
   return peer;
 }
 function sameSecret(a, b) {
-  const ha = createHash5("sha256").update(a).digest();
-  const hb = createHash5("sha256").update(b).digest();
+  const ha = createHash6("sha256").update(a).digest();
+  const hb = createHash6("sha256").update(b).digest();
   return timingSafeEqual2(ha, hb);
 }
 function authorize(callLike, sec, roles, method) {
@@ -8013,7 +8111,7 @@ function collectStats(dirs, running, slots) {
 // src/cluster/workspace.ts
 import crypto4 from "node:crypto";
 import { existsSync as existsSync2 } from "node:fs";
-import { mkdir as mkdir6, readFile as readFile7, rm as rm5, writeFile as writeFile4, rename as rename6 } from "node:fs/promises";
+import { mkdir as mkdir6, readFile as readFile7, rm as rm5, writeFile as writeFile3, rename as rename6 } from "node:fs/promises";
 import { join as join10 } from "node:path";
 var hashPath = (p) => crypto4.createHash("sha256").update(p).digest("hex").slice(0, 32);
 var Workspace = class {
@@ -8038,7 +8136,7 @@ var Workspace = class {
     await mkdir6(this.stateDir, { recursive: true });
     const file = join10(this.stateDir, hashPath(path));
     const tmp = `${file}.${process.pid}.${crypto4.randomBytes(4).toString("hex")}`;
-    await writeFile4(tmp, digest + "\n");
+    await writeFile3(tmp, digest + "\n");
     await rename6(tmp, file);
   }
   async unmark(path) {
@@ -8057,7 +8155,7 @@ var Workspace = class {
     for (; ; ) {
       try {
         await mkdir6(lock);
-        await writeFile4(join10(lock, "pid"), String(process.pid));
+        await writeFile3(join10(lock, "pid"), String(process.pid));
         break;
       } catch (err) {
         if (err.code !== "EEXIST") throw err;
@@ -9788,7 +9886,7 @@ async function ephemeralTls(names) {
 }
 
 // src/report/index.ts
-import { mkdir as mkdir8, writeFile as writeFile5 } from "node:fs/promises";
+import { mkdir as mkdir8, writeFile as writeFile4 } from "node:fs/promises";
 import { join as join14 } from "node:path";
 
 // src/cli/table.ts
@@ -10385,9 +10483,9 @@ async function writeReport(dir, report) {
     html: join14(dir, REPORT_FILES.html)
   };
   await Promise.all([
-    writeFile5(paths.json, JSON.stringify(report, null, 2) + "\n"),
-    writeFile5(paths.markdown, renderMarkdown(report)),
-    writeFile5(paths.html, renderHtml(report))
+    writeFile4(paths.json, JSON.stringify(report, null, 2) + "\n"),
+    writeFile4(paths.markdown, renderMarkdown(report)),
+    writeFile4(paths.html, renderHtml(report))
   ]);
   return paths;
 }

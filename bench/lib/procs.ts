@@ -25,26 +25,8 @@ export function repoRoot(): string {
   return process.cwd();
 }
 
-/**
- * Bundles the CLI (every dependency included) into `outfile`, which must end in `.mjs` when it
- * lives outside the package (no `"type": "module"` there).
- */
-export async function bundleCli(outfile: string): Promise<void> {
-  await build({
-    entryPoints: [join(repoRoot(), 'src/cli/bin.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'esm',
-    logLevel: 'warning',
-    loader: { '.proto': 'text' },
-    sourcemap: 'inline',
-    banner: {
-      js: "import { createRequire as __dbCreateRequire } from 'node:module'; const require = __dbCreateRequire(import.meta.url);",
-    },
-  });
-}
+/** Bundles the CLI (every dependency included) into `outfile` (see scripts/bundle-cli.mjs). */
+export { bundleCli } from '../../scripts/bundle-cli.mjs';
 
 /**
  * Bundles a TypeScript entry point like scripts/run-ts.mjs does (dependencies external), into

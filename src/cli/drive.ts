@@ -123,3 +123,10 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
 export function finalText(result: DriveResult, color: boolean): string {
   return `${summaryTable(result.report, { color })}\nreport: ${result.files.html} (also .md, .json)\n`;
 }
+
+/** `drive`, then the end-of-run text on stdout; returns the run's exit code. */
+export async function driveAndPrint(opts: DriveOptions): Promise<number> {
+  const result = await drive(opts);
+  process.stdout.write(finalText(result, !!process.stdout.isTTY && !process.env.CI));
+  return result.exitCode;
+}

@@ -5,7 +5,7 @@ import { Master } from '../../cluster/master.js';
 import type { Run } from '../../cluster/scheduler.js';
 import { formatAddress, parseAddress } from '../../cluster/transport.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
-import { drive, finalText } from '../drive.js';
+import { driveAndPrint } from '../drive.js';
 import { RunFailure, UsageError } from '../errors.js';
 import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
 import { positiveInt } from '../util.js';
@@ -100,7 +100,7 @@ Examples (a pool on two shells):
       await master.waitForWorkers(n, seconds(flags.wait, '--wait') * 1000).catch((e: Error) => {
         throw new RunFailure(e.message);
       });
-      const result = await drive({
+      const code = await driveAndPrint({
         master,
         config,
         configPath: flags.config,
@@ -111,8 +111,7 @@ Examples (a pool on two shells):
         err,
         onRun: (r) => (run = r),
       });
-      process.stdout.write(finalText(result, !!process.stdout.isTTY && !process.env.CI));
-      process.exitCode = stopped ? 130 : result.exitCode;
+      process.exitCode = stopped ? 130 : code;
       if (flags.stopWorkers) {
         master.shutdownWorkers();
         // Give the workers one heartbeat to hear it.

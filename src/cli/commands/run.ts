@@ -10,7 +10,7 @@ import type { Run } from '../../cluster/scheduler.js';
 import { formatAddress } from '../../cluster/transport.js';
 import { expandUnits, workerCount } from '../../plan/units.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
-import { drive, finalText } from '../drive.js';
+import { driveAndPrint } from '../drive.js';
 import { defaultCacheDir, positiveInt } from '../util.js';
 import { RunFailure } from '../errors.js';
 
@@ -162,7 +162,7 @@ async function runLocal(flags: RunFlags): Promise<number> {
       }),
     ]);
     joined = true;
-    const result = await drive({
+    const code = await driveAndPrint({
       master,
       config,
       configPath: flags.config,
@@ -174,8 +174,7 @@ async function runLocal(flags: RunFlags): Promise<number> {
       onRun: (r) => (run = r),
       noWorkerTimeoutMs: 30_000,
     });
-    process.stdout.write(finalText(result, !!process.stdout.isTTY && !process.env.CI));
-    return interrupted ? 130 : result.exitCode;
+    return interrupted ? 130 : code;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

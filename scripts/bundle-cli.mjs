@@ -1,0 +1,26 @@
+// Bundles the CLI under test (src/cli/bin.ts, every dependency included) into one ESM file, the
+// way scripts/build.mjs bundles dist/cli.js, for tests and benchmarks that run it as a process.
+import { build } from 'esbuild';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** `outfile` must end in `.mjs` when it lives outside the package (no "type": "module" there). */
+export async function bundleCli(outfile) {
+  await build({
+    entryPoints: [join(root, 'src/cli/bin.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    logLevel: 'warning',
+    loader: { '.proto': 'text' },
+    sourcemap: 'inline',
+    // CommonJS dependencies bundled into an ESM file still call require() for Node built-ins.
+    banner: {
+      js: "import { createRequire as __dbCreateRequire } from 'node:module'; const require = __dbCreateRequire(import.meta.url);",
+    },
+  });
+}
