@@ -6243,12 +6243,24 @@ var LayeredStore = class {
       errors: 0
     }));
     if (layers.some((l) => l.listResults)) this.listResults = (prefix) => this.listAll(prefix);
+    const first = this.layers[0];
+    if (first.tempDir && first.adoptBlobFile) {
+      this.tempDir = () => first.tempDir();
+      this.adoptBlobFile = async (file, digest) => {
+        for (let i = 1; i < this.layers.length; i++) {
+          await this.tryWrite(i, `blob ${digest}`, () => this.layers[i].putBlobFile(file));
+        }
+        return first.adoptBlobFile(file, digest);
+      };
+    }
   }
   opts;
   kind;
   location;
   layers;
   listResults;
+  tempDir;
+  adoptBlobFile;
   counters;
   onWarning;
   warned = /* @__PURE__ */ new Set();
@@ -6520,12 +6532,18 @@ var SignedStore = class {
     });
     if (inner.listResults) this.listResults = (prefix) => inner.listResults(prefix);
     if (inner.flush) this.flush = () => inner.flush();
+    if (inner.tempDir && inner.adoptBlobFile) {
+      this.tempDir = () => inner.tempDir();
+      this.adoptBlobFile = (file, digest) => inner.adoptBlobFile(file, digest);
+    }
   }
   inner;
   kind;
   location;
   listResults;
   flush;
+  tempDir;
+  adoptBlobFile;
   secret;
   onWarning;
   warned = /* @__PURE__ */ new Set();

@@ -200,3 +200,18 @@ describe('LayeredStore', () => {
     expect(store.kind).toBe('local+broken');
   });
 });
+
+test('a single-pass save goes to every layer: packed once, uploaded from the file, renamed into the first', async () => {
+  const { saveOutputs } = await import('../../src/store/pack.js');
+  const { mkdir, readdir } = await import('node:fs/promises');
+  const store = new LayeredStore([fast, slow], { onWarning: (m) => warnings.push(m) });
+  expect(typeof store.tempDir).toBe('function');
+  const root = join(dir, 'tree');
+  await mkdir(join(root, 'out'), { recursive: true });
+  await writeFile(join(root, 'out/a.txt'), 'a\n');
+  const [entry] = await saveOutputs(store, root, ['out']);
+  expect((await fast.hasBlobs([entry!.digest])).has(entry!.digest)).toBe(true);
+  expect((await slow.hasBlobs([entry!.digest])).has(entry!.digest)).toBe(true);
+  expect(await readdir(await store.tempDir!())).toEqual([]);
+  expect(warnings).toEqual([]);
+});

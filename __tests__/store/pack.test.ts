@@ -92,6 +92,12 @@ async function craftTar(
   entries: { header: Parameters<ReturnType<typeof tar.pack>['entry']>[0]; body?: string }[],
 ): Promise<Buffer> {
   const pack = tar.pack();
+  // Read while adding: the pack stops calling back once its buffer is full.
+  const collected = (async () => {
+    const parts: Buffer[] = [];
+    for await (const chunk of pack as AsyncIterable<unknown>) parts.push(chunk as Buffer);
+    return Buffer.concat(parts);
+  })();
   for (const e of entries) {
     await new Promise<void>((resolve, reject) => {
       const cb = (err?: Error | null) => (err ? reject(err) : resolve());
@@ -100,9 +106,7 @@ async function craftTar(
     });
   }
   pack.finalize();
-  const parts: Buffer[] = [];
-  for await (const chunk of pack as AsyncIterable<unknown>) parts.push(chunk as Buffer);
-  return Buffer.concat(parts);
+  return collected;
 }
 
 /** An opener serving fixed buffers (no verification of its own). */
@@ -198,6 +202,14 @@ describe('saveOutputs', () => {
         puts++;
         return store.putBlob(...args);
       },
+      putBlobFile: (file: string) => {
+        puts++;
+        return store.putBlobFile(file);
+      },
+      adoptBlobFile: (file: string, digest: string) => {
+        puts++;
+        return store.adoptBlobFile(file, digest);
+      },
     });
     const first = await saveOutputs(counting, root, ['out', 'single.txt']);
     expect(puts).toBe(2);
@@ -208,6 +220,39 @@ describe('saveOutputs', () => {
     expect(puts).toBe(3);
     expect(third[0]).toEqual(first[0]);
     expect(third[1]!.digest).not.toBe(first[1]!.digest);
+  });
+
+  it('packs into temporary files that it always removes, with or without the store offering a temp dir', async () => {
+    const root = join(dir, 'w');
+    await makeTree(root, 0);
+    const first = await saveOutputs(store, root, ['out', 'single.txt']);
+    expect(await readdir(join(dir, 'cache', 'tmp'))).toEqual([]);
+    expect(await saveOutputs(store, root, ['out', 'single.txt'])).toEqual(first);
+    expect(await readdir(join(dir, 'cache', 'tmp'))).toEqual([]);
+    // A store without tempDir/adoptBlobFile (a wrapper): packed under the work root, then putBlobFile.
+    const other = await LocalStore.open(join(dir, 'other'));
+    let files = 0;
+    const plain: Store = Object.assign(Object.create(other) as LocalStore, {
+      tempDir: undefined,
+      adoptBlobFile: undefined,
+      putBlobFile: (file: string) => {
+        files++;
+        return other.putBlobFile(file);
+      },
+    });
+    expect(await saveOutputs(plain, root, ['out', 'single.txt'])).toEqual(first);
+    expect(files).toBe(2);
+    expect(await readdir(join(root, '.dist-build', 'tmp'))).toEqual([]);
+    expect(await other.hasBlobs(first.map((e) => e.digest))).toEqual(
+      new Set(first.map((e) => e.digest)),
+    );
+  });
+
+  it('removes its temporary files when an output is missing', async () => {
+    const root = join(dir, 'w');
+    await makeTree(root, 0);
+    await expect(saveOutputs(store, root, ['out', 'nope'])).rejects.toThrow(MissingOutputError);
+    expect(await readdir(join(dir, 'cache', 'tmp'))).toEqual([]);
   });
 
   it('reports an output that was not produced', async () => {
@@ -433,6 +478,64 @@ describe('restoreOutputs', () => {
     const err = await restoreOutputs(blobOpenerFor(store), root, entries).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UnsafeArchiveError);
     expect(await readdir(join(dir, 'elsewhere'))).toEqual([]);
+  });
+
+  it('restores exact modes whatever the umask', async () => {
+    const src = join(dir, 'src');
+    const dst = join(dir, 'dst');
+    await makeTree(src, 0);
+    const entries = await saveOutputs(store, src, ['out', 'single.txt']);
+    const old = process.umask(0o077);
+    try {
+      await restoreOutputs(blobOpenerFor(store), dst, entries);
+    } finally {
+      process.umask(old);
+    }
+    expect((await stat(join(dst, 'out/core/bin/run.sh'))).mode & 0o777).toBe(0o755);
+    expect((await stat(join(dst, 'out/core/api.json'))).mode & 0o777).toBe(0o644);
+    expect((await stat(join(dst, 'single.txt'))).mode & 0o777).toBe(0o644);
+    expect((await stat(join(dst, 'out/core'))).mode & 0o777).toBe(0o755);
+    expect((await stat(join(dst, 'out/empty'))).mode & 0o777).toBe(0o755);
+  });
+
+  it('restores many small files in many directories', async () => {
+    const src = join(dir, 'src');
+    const dst = join(dir, 'dst');
+    for (let d = 0; d < 12; d++) {
+      for (let f = 0; f < 12; f++) {
+        await put(
+          src,
+          `out/d${d}/s${f}/f${f}.txt`,
+          `${d}/${f} `.repeat(1 + d * f),
+          f % 3 ? 0o644 : 0o755,
+        );
+      }
+    }
+    const entries = await saveOutputs(store, src, ['out']);
+    await restoreOutputs(blobOpenerFor(store), dst, entries);
+    expect(await listRecursive(join(dst, 'out'))).toEqual(await listRecursive(join(src, 'out')));
+    for (let d = 0; d < 12; d++) {
+      for (let f = 0; f < 12; f++) {
+        const rel = `out/d${d}/s${f}/f${f}.txt`;
+        expect(await readFile(join(dst, rel), 'utf8')).toBe(`${d}/${f} `.repeat(1 + d * f));
+        expect((await stat(join(dst, rel))).mode & 0o777).toBe(f % 3 ? 0o644 : 0o755);
+      }
+    }
+    expect(await saveOutputs(store, dst, ['out'])).toEqual(entries);
+  });
+
+  it('places nothing when an unsafe entry comes after many small files', async () => {
+    const root = join(dir, 'root');
+    await put(root, 'out/old.txt', 'old');
+    const many = Array.from({ length: 60 }, (_, i) => file(`out/f${i}.txt`, `file ${i}`));
+    const blob = await craftTar([...good, ...many, file('out/f7.txt', 'again')]);
+    const err = await restoreOutputs(bufferOpener([blob]), root, [entryFor(blob)]).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(UnsafeArchiveError);
+    expect((err as UnsafeArchiveError).entry).toBe('out/f7.txt');
+    expect(await readdir(join(root, 'out'))).toEqual(['old.txt']);
+    expect(await readdir(join(root, '.dist-build', 'staging'))).toEqual([]);
   });
 
   it('saves and restores a large file', async () => {

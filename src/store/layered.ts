@@ -65,6 +65,8 @@ export class LayeredStore implements Store {
   readonly location: string;
   readonly layers: readonly Store[];
   readonly listResults?: (prefix?: string) => AsyncIterable<ResultListing>;
+  readonly tempDir?: () => Promise<string>;
+  readonly adoptBlobFile?: (file: string, digest: string) => Promise<BlobInfo>;
   private readonly counters: LayerCounters[];
   private readonly onWarning: (message: string) => void;
   private readonly warned = new Set<string>();
@@ -87,6 +89,18 @@ export class LayeredStore implements Store {
       errors: 0,
     }));
     if (layers.some((l) => l.listResults)) this.listResults = (prefix) => this.listAll(prefix);
+    // Single-pass saves: a file packed in the first layer's temp dir goes to the slower layers
+    // from that file, then is renamed into the first layer.
+    const first = this.layers[0]!;
+    if (first.tempDir && first.adoptBlobFile) {
+      this.tempDir = () => first.tempDir!();
+      this.adoptBlobFile = async (file, digest) => {
+        for (let i = 1; i < this.layers.length; i++) {
+          await this.tryWrite(i, `blob ${digest}`, () => this.layers[i]!.putBlobFile(file));
+        }
+        return first.adoptBlobFile!(file, digest);
+      };
+    }
   }
 
   async hasBlobs(digests: readonly string[]): Promise<Set<string>> {

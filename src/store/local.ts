@@ -10,8 +10,9 @@
  * Writes go to a fresh file in `tmp/` (hashing blobs on the way) and are renamed into place, so
  * readers see whole files or nothing, and several processes writing the same blob or result at
  * once are safe: the last rename wins and replaces identical bytes (blobs) or an equally valid
- * manifest (results). A blob already present is not written again. No fsync: after a crash a blob
- * may be truncated, which verification turns into a miss.
+ * manifest (results). A blob already present is not written again. `adoptBlobFile` takes a file
+ * a caller wrote (and hashed) in `tmp/` (see `tempDir()`) and renames it into place, no copy. No
+ * fsync: after a crash a blob may be truncated, which verification turns into a miss.
  *
  * Reads are verified: `openBlob` hashes the bytes as they are read; a blob that does not match its
  * name ends its stream with `CorruptBlobError`, is deleted (unless another writer has replaced it
@@ -210,6 +211,22 @@ export class LocalStore implements Store {
     const info = await digestStream(createReadStream(file, { highWaterMark: READ_CHUNK }));
     if ((await this.hasBlobs([info.digest])).size > 0) return info;
     return this.putBlob(createReadStream(file, { highWaterMark: READ_CHUNK }), info.digest);
+  }
+
+  async tempDir(): Promise<string> {
+    await this.ensureDirs();
+    return join(this.dir, 'tmp');
+  }
+
+  async adoptBlobFile(file: string, digest: string): Promise<BlobInfo> {
+    assertDigest(digest);
+    await this.ensureDirs();
+    const { size } = await stat(file);
+    // The caller hashed the bytes as it wrote them: a rename, no copy and no second read. (Were
+    // the digest wrong, reads would find the blob corrupt and treat it as a miss.)
+    const written = await this.commit(file, this.blobPath(digest), true);
+    if (written) await this.afterPut(size);
+    return { digest, size };
   }
 
   async openBlob(digest: string): Promise<Readable | null> {

@@ -14,11 +14,12 @@
  * output is an `UnsafeArchiveError`, and so is a symlink that restoring would reject (below), so a
  * result that can never be restored is not stored.
  *
- * Saving reads the tree twice when the blob is new: a first pass only hashes the tar stream, so a
- * blob the store already holds (`hasBlobs`) is never uploaded; a second pass streams the tar into
- * `putBlob` with the expected digest, so a tree that changed in between is an error, not a
- * misnamed blob. Memory stays bounded: files over 256 KiB are streamed in 256 KiB chunks, and at
- * most 16 smaller files are read ahead of the tar stream.
+ * Saving reads the tree once: each output is packed into a temporary file, hashed as it is
+ * written (in the store's `tempDir()` when it has one, else under `<root>/.dist-build/tmp/`); then
+ * one `hasBlobs` for all of them, and only missing blobs are handed to the store
+ * (`adoptBlobFile`, a rename for the local store, or `putBlobFile`); temporary files are always
+ * removed. Memory stays bounded: files over 256 KiB are streamed in 256 KiB chunks, and at most
+ * 16 smaller files are read ahead of the tar stream.
  *
  * Restoring extracts each blob into a staging directory under `<root>/.dist-build/staging/` (same
  * filesystem as the outputs), hashing the whole stream on the way; only when the stream has ended
@@ -29,9 +30,12 @@
  * `maxEntryBytes`, and symlinks whose target is absolute, has a `..` after a name (`a/../..`) or
  * resolves outside the declared output path. A symlink that is the declared output itself may
  * point anywhere inside the work root instead. Restored files get mode 0755 or 0644 (as packed)
- * and the current time as mtime.
+ * and the current time as mtime. Entries are checked one by one in archive order, directories
+ * created in that order; up to 16 small-file writes are in flight behind them, and a failed write
+ * fails the extraction (all writes in flight are awaited before the staging dir is removed). The
+ * mode is set through `open()`/`mkdir()`; a chmod follows only where the umask removed bits.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   close as fsClose,
   constants as fsConstants,
@@ -39,6 +43,8 @@ import {
   fstat,
   open as fsOpen,
   read as fsRead,
+  write as fsWrite,
+  fchmod,
 } from 'node:fs';
 import type { Dirent, Stats } from 'node:fs';
 import {
@@ -51,14 +57,13 @@ import {
   rename,
   rm,
   symlink,
-  writeFile,
 } from 'node:fs/promises';
 import { dirname, join, posix, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { Header, Pack } from 'tar-stream';
-import { digestStream, isVerifiedFor, verifiedStream } from './digest.js';
+import { isVerifiedFor, verifiedStream } from './digest.js';
 import type { BlobOpener, OutputEntry, Store } from './types.js';
 import {
   assertDigest,
@@ -80,6 +85,8 @@ export interface RestoreOptions {
 const CHUNK = 256 * 1024;
 /** Entries prepared (opened, small files read) ahead of the one being packed. */
 const LOOKAHEAD = 16;
+/** Bytes a temporary blob file's write stream may buffer before waiting for the disk. */
+const WRITE_BUFFER = 1024 * 1024;
 const FIXED_HEADER = { mtime: new Date(0), uid: 0, gid: 0, uname: '', gname: '' } as const;
 const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
 
@@ -106,26 +113,36 @@ export async function saveOutputs(
   outputs: readonly string[],
 ): Promise<OutputEntry[]> {
   const paths = [...new Set(outputs.map(normalizeOutputPath))];
-  const packed: { entry: OutputEntry; items: Item[] }[] = [];
-  for (const path of paths) {
-    const { type, items } = await collect(root, path);
-    const { digest, size } = await digestStream(packStream(items));
-    packed.push({ entry: { path, type, digest, size, files: items.length }, items });
-  }
-  const present = await store.hasBlobs(packed.map((p) => p.entry.digest));
-  for (const { entry, items } of packed) {
-    if (present.has(entry.digest)) continue;
-    present.add(entry.digest); // two outputs with identical trees share a blob
-    try {
-      await store.putBlob(packStream(items), entry.digest);
-    } catch (err) {
-      if (err instanceof CorruptBlobError) {
-        throw new Error(`output ${entry.path} changed while it was being saved`, { cause: err });
-      }
-      throw err;
+  const adopt = store.tempDir && store.adoptBlobFile ? store.adoptBlobFile.bind(store) : undefined;
+  const tempDir = adopt && store.tempDir ? await store.tempDir() : join(root, '.dist-build', 'tmp');
+  await mkdir(tempDir, { recursive: true });
+  const temps: string[] = [];
+  try {
+    const packed: { entry: OutputEntry; file: string }[] = [];
+    for (const path of paths) {
+      const { type, items } = await collect(root, path);
+      const file = join(tempDir, `${process.pid}-${randomBytes(8).toString('hex')}.tar`);
+      temps.push(file);
+      const { digest, size } = await packToFile(items, file);
+      packed.push({ entry: { path, type, digest, size, files: items.length }, file });
     }
+    const present = await store.hasBlobs(packed.map((p) => p.entry.digest));
+    for (const { entry, file } of packed) {
+      if (present.has(entry.digest)) continue;
+      present.add(entry.digest); // two outputs with identical trees share a blob
+      const stored = adopt ? await adopt(file, entry.digest) : await store.putBlobFile(file);
+      if (stored.digest !== entry.digest) {
+        throw new CorruptBlobError(
+          entry.digest,
+          stored.digest,
+          `packed output ${entry.path} was modified before it was stored`,
+        );
+      }
+    }
+    return packed.map((p) => p.entry);
+  } finally {
+    await Promise.all(temps.map((t) => rm(t, { force: true })));
   }
-  return packed.map((p) => p.entry);
 }
 
 /** Opens blobs from a store (its streams are verified). */
@@ -247,6 +264,26 @@ function packStream(items: readonly Item[]): AsyncIterable<Buffer> {
   return pack as AsyncIterable<unknown> as AsyncIterable<Buffer>;
 }
 
+/** Packs `items` into a new file, hashing the tar stream on the way; its digest and size. */
+async function packToFile(
+  items: readonly Item[],
+  file: string,
+): Promise<{ digest: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  const source = packStream(items);
+  async function* hashed(): AsyncGenerator<Buffer> {
+    for await (const chunk of source) {
+      hash.update(chunk);
+      size += chunk.length;
+      yield chunk;
+    }
+  }
+  // A deep write buffer lets small chunks (tar headers, small files) go out together (writev).
+  await pipeline(hashed(), createWriteStream(file, { flags: 'wx', highWaterMark: WRITE_BUFFER }));
+  return { digest: `sha256:${hash.digest('hex')}`, size };
+}
+
 /**
  * Adds the entries in order. File opens and small-file reads run up to `LOOKAHEAD` entries ahead
  * of the one being written (at most `LOOKAHEAD * CHUNK` bytes held), which hides the per-file
@@ -330,14 +367,20 @@ async function prepare(item: Item): Promise<Prepared> {
 
 // The callback API on plain descriptors costs less per call than `FileHandle`, which shows on
 // trees of many small files.
-const fdOpen = (path: string, flags: number) =>
-  new Promise<number>((res, rej) => fsOpen(path, flags, (e, fd) => (e ? rej(e) : res(fd))));
+const fdOpen = (path: string, flags: number, mode = 0o666) =>
+  new Promise<number>((res, rej) => fsOpen(path, flags, mode, (e, fd) => (e ? rej(e) : res(fd))));
 const fdStat = (fd: number) =>
   new Promise<Stats>((res, rej) => fstat(fd, (e, st) => (e ? rej(e) : res(st))));
 const fdRead = (fd: number, buf: Buffer, offset: number, length: number, position: number) =>
   new Promise<number>((res, rej) =>
     fsRead(fd, buf, offset, length, position, (e, n) => (e ? rej(e) : res(n))),
   );
+const fdWrite = (fd: number, buf: Buffer, offset: number, length: number, position: number) =>
+  new Promise<number>((res, rej) =>
+    fsWrite(fd, buf, offset, length, position, (e, n) => (e ? rej(e) : res(n))),
+  );
+const fdChmod = (fd: number, mode: number) =>
+  new Promise<void>((res, rej) => fchmod(fd, mode, (e) => (e ? rej(e) : res())));
 const fdClose = (fd: number) =>
   new Promise<void>((res, rej) => fsClose(fd, (e) => (e ? rej(e) : res())));
 
@@ -409,6 +452,58 @@ function drained(stream: Emitter): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Restoring
 
+/** Small-file writes of one extraction that may be in flight at once. */
+const WRITES_IN_FLIGHT = 16;
+
+/**
+ * Small-file writes in flight while the archive moves on. The first failure is kept and thrown
+ * by the next `add` or by `settle`.
+ */
+class Writes {
+  private readonly inFlight = new Set<Promise<void>>();
+  private failed = false;
+  private error: unknown;
+
+  /** Starts tracking `write`; waits while `WRITES_IN_FLIGHT` are in flight. */
+  async add(write: Promise<void>): Promise<void> {
+    const tracked: Promise<void> = write.then(
+      () => void this.inFlight.delete(tracked),
+      (err: unknown) => {
+        this.inFlight.delete(tracked);
+        if (!this.failed) {
+          this.failed = true;
+          this.error = err;
+        }
+      },
+    );
+    this.inFlight.add(tracked);
+    while (this.inFlight.size >= WRITES_IN_FLIGHT) await Promise.race(this.inFlight);
+    if (this.failed) throw this.error;
+  }
+
+  /** Waits for every write; throws the first failure. */
+  async settle(): Promise<void> {
+    await this.idle();
+    if (this.failed) throw this.error;
+  }
+
+  /** Waits for every write, never throws. */
+  async idle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
+  }
+}
+
+/** What extracting one blob shares between its entries. */
+interface Extraction {
+  out: string;
+  stage: string;
+  seen: Map<string, Kind>;
+  maxEntryBytes: number;
+  /** Permission bits that survive creation here (umask, default ACLs): chmod only what loses some. */
+  kept: number;
+  writes: Writes;
+}
+
 /** Extracts one output's blob under `stage` (names stay root-relative). */
 async function extractInto(
   source: NodeJS.ReadableStream | Readable,
@@ -421,7 +516,14 @@ async function extractInto(
     ? (source as Readable)
     : verifiedStream(source, entry.digest);
   const extract = tar.extract();
-  const seen = new Map<string, Kind>();
+  const ctx: Extraction = {
+    out,
+    stage,
+    seen: new Map(),
+    maxEntryBytes,
+    kept: (await lstat(stage)).mode & 0o777,
+    writes: new Writes(),
+  };
   await mkdir(join(stage, ...posix.dirname(out).split('/')), { recursive: true });
 
   let current: Promise<void> = Promise.resolve();
@@ -432,19 +534,22 @@ async function extractInto(
       failed = true;
       extract.destroy(err as Error);
       input.destroy();
-      // Settle only once the entry being written has stopped, so the caller can clean up.
+      // Settle only once the entry being written and the writes in flight have stopped, so the
+      // caller can clean up.
       const done = () => reject(err);
-      current.then(done, done);
+      current.then(() => ctx.writes.idle(), done).then(done, done);
     };
     extract.on('entry', (header, stream, next) => {
       const body = stream as AsyncIterable<unknown> as AsyncIterable<Buffer>;
-      current = extractEntry(header, body, out, stage, seen, maxEntryBytes).then(
+      current = extractEntry(header, body, ctx).then(
         () => next(),
         (err: unknown) => fail(err),
       );
     });
     extract.on('error', fail);
-    extract.on('finish', () => current.then(() => !failed && resolve(), fail));
+    extract.on('finish', () =>
+      current.then(() => ctx.writes.settle()).then(() => !failed && resolve(), fail),
+    );
     // Iterating (rather than `pipe`) also surfaces an error the input met before this point.
     (async () => {
       for await (const chunk of input as AsyncIterable<Buffer>) {
@@ -454,7 +559,7 @@ async function extractInto(
       extract.end(null);
     })().catch(fail);
   });
-  if (!seen.has(out)) {
+  if (!ctx.seen.has(out)) {
     throw new Error(`blob ${entry.digest} holds nothing for output ${out}`);
   }
 }
@@ -462,11 +567,9 @@ async function extractInto(
 async function extractEntry(
   header: Header,
   stream: AsyncIterable<Buffer>,
-  out: string,
-  stage: string,
-  seen: Map<string, Kind>,
-  maxEntryBytes: number,
+  ctx: Extraction,
 ): Promise<void> {
+  const { out, stage, seen, maxEntryBytes } = ctx;
   const raw = header.name;
   const unsafe = (reason: string) => new UnsafeArchiveError(raw, reason);
   let kind: Kind;
@@ -532,27 +635,49 @@ async function extractEntry(
   seen.set(name, kind);
   if (kind === 'file') {
     const mode = (header.mode ?? 0) & 0o111 ? 0o755 : 0o644;
+    const fixMode = (mode & ctx.kept) !== mode; // exactly `mode`, whatever the umask
     if (size <= CHUNK) {
-      // Small files (most of them, in build outputs) in one write: fewer calls than a stream.
+      // Small files (most of them, in build outputs): one write each, several in flight while
+      // the archive moves on (their parent directories already exist: created in order above).
       const parts: Buffer[] = [];
       for await (const chunk of stream) parts.push(chunk);
-      await writeFile(dest, parts.length === 1 ? parts[0]! : Buffer.concat(parts), {
-        flag: 'wx',
-        mode,
-      });
+      const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      await ctx.writes.add(writeSmallFile(dest, data, mode, fixMode));
     } else {
       await pipeline(chunks(stream), createWriteStream(dest, { flags: 'wx', mode }));
+      if (fixMode) await chmod(dest, mode);
     }
-    await chmod(dest, mode); // exactly, whatever the umask
     return;
   }
   if (kind === 'dir') {
     await mkdir(dest, { mode: 0o755 });
-    await chmod(dest, 0o755);
+    if ((0o755 & ctx.kept) !== 0o755) await chmod(dest, 0o755);
   } else {
     await symlink(target, dest);
   }
   await drain(stream);
+}
+
+/** Creates `dest` (which must not exist) with `data` and `mode`, on a plain descriptor. */
+async function writeSmallFile(
+  dest: string,
+  data: Buffer,
+  mode: number,
+  fixMode: boolean,
+): Promise<void> {
+  const fd = await fdOpen(
+    dest,
+    fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_NOFOLLOW,
+    mode,
+  );
+  try {
+    for (let pos = 0; pos < data.length;) {
+      pos += await fdWrite(fd, data, pos, data.length - pos, pos);
+    }
+    if (fixMode) await fdChmod(fd, mode);
+  } finally {
+    await fdClose(fd);
+  }
 }
 
 /** tar-stream's entry streams are streamx streams: read them as plain async iterables. */

@@ -112,6 +112,8 @@ export class SignedStore implements Store {
   readonly location: string;
   readonly listResults?: (prefix?: string) => AsyncIterable<ResultListing>;
   readonly flush?: () => Promise<void>;
+  readonly tempDir?: () => Promise<string>;
+  readonly adoptBlobFile?: (file: string, digest: string) => Promise<BlobInfo>;
   private readonly secret: string | Buffer;
   private readonly onWarning: (message: string) => void;
   private readonly warned = new Set<string>();
@@ -129,6 +131,11 @@ export class SignedStore implements Store {
     this.onWarning = opts.onWarning ?? (() => {});
     if (inner.listResults) this.listResults = (prefix) => inner.listResults!(prefix);
     if (inner.flush) this.flush = () => inner.flush!();
+    // Blobs are not signed: the single-pass save (pack into tempDir, then adopt) passes through.
+    if (inner.tempDir && inner.adoptBlobFile) {
+      this.tempDir = () => inner.tempDir!();
+      this.adoptBlobFile = (file, digest) => inner.adoptBlobFile!(file, digest);
+    }
   }
 
   hasBlobs(digests: readonly string[]): Promise<Set<string>> {

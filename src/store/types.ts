@@ -87,6 +87,18 @@ export interface Store {
   putBlob(data: Readable | AsyncIterable<Buffer>, expectedDigest?: string): Promise<BlobInfo>;
   /** Same as `putBlob` from a file (which is left as it is). */
   putBlobFile(file: string): Promise<BlobInfo>;
+  /**
+   * A directory for files meant for `adoptBlobFile` (on the store's filesystem, so adopting one
+   * is a rename). Optional, together with `adoptBlobFile`.
+   */
+  tempDir?(): Promise<string>;
+  /**
+   * Stores `file` (in `tempDir()`), whose bytes the caller hashed to `digest` while writing it and
+   * no longer needs: the store may rename it into place instead of copying it. Whether or not it
+   * did, the caller removes `file` afterwards if it is still there. A blob already present is not
+   * written again. Optional: without it, callers use `putBlobFile`.
+   */
+  adoptBlobFile?(file: string, digest: string): Promise<BlobInfo>;
   /** A verified stream of the blob (see the module comment), or `null` if it is not stored. */
   openBlob(digest: string): Promise<Readable | null>;
   /** The result stored under a cache key; `null` for a miss (including an unusable manifest). */
