@@ -179,7 +179,8 @@ async function runLocal(flags: RunFlags): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     master.shutdownWorkers();
-    await workers.stop(5000);
+    // Workers flush their stores as they leave (an Actions cache upload can take a while).
+    await workers.stop(60_000);
     await master.stop();
     await rm(current, { force: true });
     await rm(certDir, { recursive: true, force: true });
