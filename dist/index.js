@@ -205,36 +205,8 @@ var init_digest = __esm({
   }
 });
 
-// src/store/local.ts
-import { createHash as createHash2, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import {
-  lstat,
-  mkdir as mkdir2,
-  open,
-  readdir,
-  readFile as readFile4,
-  rename as rename2,
-  rm,
-  stat,
-  unlink as unlink2,
-  utimes
-} from "node:fs/promises";
-import { join as join4 } from "node:path";
-import { pipeline } from "node:stream/promises";
-async function touch(paths) {
-  const now = /* @__PURE__ */ new Date();
-  await Promise.all(paths.map((p) => utimes(p, now, now).catch(() => {
-  })));
-}
-async function readManifest(path) {
-  try {
-    const value = JSON.parse(await readFile4(path, "utf8"));
-    return manifestProblems(value).length === 0 ? value : null;
-  } catch {
-    return null;
-  }
-}
+// src/store/fsutil.ts
+import { readdir, stat } from "node:fs/promises";
 function isNotFound(err) {
   const code = err?.code;
   return code === "ENOENT" || code === "ENOTDIR";
@@ -256,12 +228,38 @@ async function listDir(dir) {
     throw err;
   }
 }
+var init_fsutil = __esm({
+  "src/store/fsutil.ts"() {
+    "use strict";
+  }
+});
+
+// src/store/local.ts
+import { createHash as createHash2, randomBytes } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { lstat, mkdir as mkdir2, open, readFile as readFile4, rename as rename2, rm, stat as stat2, unlink as unlink2, utimes } from "node:fs/promises";
+import { join as join4 } from "node:path";
+import { pipeline } from "node:stream/promises";
+async function touch(paths) {
+  const now = /* @__PURE__ */ new Date();
+  await Promise.all(paths.map((p) => utimes(p, now, now).catch(() => {
+  })));
+}
+async function readManifest(path) {
+  try {
+    const value = JSON.parse(await readFile4(path, "utf8"));
+    return manifestProblems(value).length === 0 ? value : null;
+  } catch {
+    return null;
+  }
+}
 var EVICT_TO, DEFAULT_EVICT_GRACE_MS, DEFAULT_RESCAN_EVERY, READ_CHUNK, WRITE_BUFFER, STALE_TMP_MS, STAT_CONCURRENCY, LocalStore;
 var init_local = __esm({
   "src/store/local.ts"() {
     "use strict";
     init_digest();
     init_types();
+    init_fsutil();
     EVICT_TO = 0.9;
     DEFAULT_EVICT_GRACE_MS = 6e4;
     DEFAULT_RESCAN_EVERY = 100;
@@ -368,7 +366,7 @@ var init_local = __esm({
       async adoptBlobFile(file, digest) {
         assertDigest(digest);
         await this.ensureDirs();
-        const { size: size2 } = await stat(file);
+        const { size: size2 } = await stat2(file);
         const written = await this.commit(file, this.blobPath(digest), true);
         if (written) await this.afterPut(size2);
         return { digest, size: size2 };
@@ -392,7 +390,7 @@ var init_local = __esm({
         await touch([path]);
         const source = handle.createReadStream({ highWaterMark: READ_CHUNK });
         return verifiedStream(source, digest, async (err) => {
-          const now = await stat(path).catch(() => null);
+          const now = await stat2(path).catch(() => null);
           if (now && now.ino === ino) await unlink2(path).catch(() => {
           });
           this.warnOnce(
@@ -502,7 +500,7 @@ var init_local = __esm({
         const evicted = /* @__PURE__ */ new Set();
         for (const b of blobs) {
           if (bytes <= maxBytes || b.mtimeMs > cutoff) break;
-          const now = await stat(b.path).catch(() => null);
+          const now = await stat2(b.path).catch(() => null);
           if (now && (now.ino !== b.ino || now.mtimeMs !== b.mtimeMs)) continue;
           if (now) await unlink2(b.path).catch(() => {
           });
@@ -534,7 +532,7 @@ var init_local = __esm({
           }
           checked++;
           if (actual === b.digest) continue;
-          const now = await stat(b.path).catch(() => null);
+          const now = await stat2(b.path).catch(() => null);
           if (now && now.ino === b.ino) await unlink2(b.path).catch(() => {
           });
           corrupt.push(b.digest);
@@ -714,18 +712,7 @@ __export(gha_exports, {
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash as createHash4, randomBytes as randomBytes3 } from "node:crypto";
 import { createReadStream as createReadStream2 } from "node:fs";
-import {
-  copyFile,
-  link,
-  lstat as lstat3,
-  mkdir as mkdir5,
-  mkdtemp,
-  readdir as readdir3,
-  readFile as readFile5,
-  rename as rename5,
-  rm as rm3,
-  stat as stat2
-} from "node:fs/promises";
+import { copyFile, link, lstat as lstat3, mkdir as mkdir5, mkdtemp, readFile as readFile5, rename as rename5, rm as rm3 } from "node:fs/promises";
 import { join as join6, resolve as resolve2 } from "node:path";
 function ghaKeyPart(value) {
   let out = "";
@@ -861,32 +848,11 @@ function fsName(value) {
   const safe = value.replace(/[^A-Za-z0-9._-]/g, "_");
   return safe === value && safe !== "." && safe !== ".." && safe.length <= 100 ? safe : `${safe.slice(0, 40)}-${createHash4("sha256").update(value).digest("hex").slice(0, 16)}`;
 }
-function isNotFound3(err) {
-  const code = err?.code;
-  return code === "ENOENT" || code === "ENOTDIR";
-}
-async function exists2(path) {
-  try {
-    await stat2(path);
-    return true;
-  } catch (err) {
-    if (isNotFound3(err)) return false;
-    throw err;
-  }
-}
-async function listDir2(dir) {
-  try {
-    return await readdir3(dir);
-  } catch (err) {
-    if (isNotFound3(err)) return [];
-    throw err;
-  }
-}
 async function listLayout(root, name) {
   const out = [];
-  for (const shard of await listDir2(root)) {
+  for (const shard of await listDir(root)) {
     if (!/^[0-9a-f]{2}$/.test(shard)) continue;
-    for (const n of await listDir2(join6(root, shard))) {
+    for (const n of await listDir(join6(root, shard))) {
       if (!name.test(n) || !n.startsWith(shard)) continue;
       const file = join6(root, shard, n);
       const st = await lstat3(file).catch(() => null);
@@ -960,6 +926,7 @@ var init_gha = __esm({
     init_digest();
     init_local();
     init_types();
+    init_fsutil();
     GHA_KEY_FORMAT = "dist-build-v1";
     GHA_CACHE_PATH = "~/dist-build-shard";
     SHARD_NAME = "dist-build-shard";
@@ -1288,7 +1255,7 @@ var init_gha = __esm({
         for (const [file, hex] of await listLayout(join6(src, "blobs", "sha256"), /^[0-9a-f]{64}$/)) {
           const digest = `sha256:${hex}`;
           const dest = target.blobPath(digest);
-          if (await exists2(dest)) continue;
+          if (await exists(dest)) continue;
           const { digest: actual } = await digestStream(createReadStream2(file));
           if (actual !== digest) {
             corrupt++;
@@ -1301,7 +1268,7 @@ var init_gha = __esm({
           /^[0-9a-f]{64}\.json$/
         )) {
           const dest = target.resultPath(`sha256:${hex.slice(0, 64)}`);
-          if (await exists2(dest)) continue;
+          if (await exists(dest)) continue;
           await moveInto(file, dest);
         }
         if (corrupt > 0) {
@@ -5684,6 +5651,7 @@ init_local();
 // src/store/pack.ts
 init_digest();
 init_types();
+init_fsutil();
 import { createHash as createHash3, randomBytes as randomBytes2 } from "node:crypto";
 import {
   close as fsClose,
@@ -5792,7 +5760,7 @@ async function collect(root, out) {
   try {
     st = await lstat2(abs);
   } catch (err) {
-    if (isNotFound2(err)) throw new MissingOutputError(out);
+    if (isNotFound(err)) throw new MissingOutputError(out);
     throw err;
   }
   const type = kindOf(st, out);
@@ -5892,7 +5860,7 @@ async function prepare2(item) {
     fd = await fdOpen(item.abs, fsConstants.O_RDONLY | O_NOFOLLOW);
   } catch (err) {
     const code = err.code;
-    throw isNotFound2(err) || code === "ELOOP" ? changed(name, "disappeared") : err;
+    throw isNotFound(err) || code === "ELOOP" ? changed(name, "disappeared") : err;
   }
   try {
     const st = await fdStat(fd);
@@ -6180,7 +6148,7 @@ async function place2(root, out, staged, aside) {
     await rename3(dest, aside);
     moved = true;
   } catch (err) {
-    if (!isNotFound2(err)) throw err;
+    if (!isNotFound(err)) throw err;
   }
   try {
     await rename3(staged, dest);
@@ -6206,10 +6174,6 @@ function symlinkProblem(name, target, scope) {
     return `is a symlink to ${target}, outside ${scope === "" ? "the work root" : scope}`;
   }
   return null;
-}
-function isNotFound2(err) {
-  const code = err?.code;
-  return code === "ENOENT" || code === "ENOTDIR";
 }
 function destroyQuietly(stream) {
   const s = stream;
@@ -9660,7 +9624,7 @@ var Run = class {
 
 // src/cluster/certs.ts
 import { createPrivateKey, randomBytes as randomBytes6, X509Certificate as X509Certificate2 } from "node:crypto";
-import { mkdir as mkdir7, open as open3, readdir as readdir4, readFile as readFile8, rename as rename7, stat as stat3, unlink as unlink3 } from "node:fs/promises";
+import { mkdir as mkdir7, open as open3, readdir as readdir3, readFile as readFile8, rename as rename7, stat as stat3, unlink as unlink3 } from "node:fs/promises";
 import { isIP as isIP2 } from "node:net";
 import { join as join13 } from "node:path";
 var CertError = class extends Error {

@@ -47,24 +47,14 @@ import type * as ActionsCache from '@actions/cache';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import {
-  copyFile,
-  link,
-  lstat,
-  mkdir,
-  mkdtemp,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  stat,
-} from 'node:fs/promises';
+import { copyFile, link, lstat, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { digestStream } from './digest.js';
 import { LocalStore } from './local.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store, StoreContext } from './types.js';
 import { assertDigest, manifestProblems } from './types.js';
+import { exists, listDir } from './fsutil.js';
 
 type CacheModule = typeof ActionsCache;
 
@@ -760,30 +750,6 @@ function fsName(value: string): string {
   return safe === value && safe !== '.' && safe !== '..' && safe.length <= 100
     ? safe
     : `${safe.slice(0, 40)}-${createHash('sha256').update(value).digest('hex').slice(0, 16)}`;
-}
-
-function isNotFound(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  return code === 'ENOENT' || code === 'ENOTDIR';
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
-}
-
-async function listDir(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if (isNotFound(err)) return [];
-    throw err;
-  }
 }
 
 /** Regular files `<root>/<2 hex>/<name>` whose name matches and starts with the 2 hex. */

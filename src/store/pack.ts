@@ -72,6 +72,7 @@ import {
   outputPathProblem,
   UnsafeArchiveError,
 } from './types.js';
+import { isNotFound } from './fsutil.js';
 
 /** Default `maxEntryBytes`: 8 GiB. */
 export const DEFAULT_MAX_ENTRY_BYTES = 8 * 1024 ** 3;
@@ -744,11 +745,6 @@ function symlinkProblem(name: string, target: string, scope: string): string | n
     return `is a symlink to ${target}, outside ${scope === '' ? 'the work root' : scope}`;
   }
   return null;
-}
-
-function isNotFound(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
 function destroyQuietly(stream: NodeJS.ReadableStream | Readable): void {
