@@ -321,3 +321,26 @@ test(
     }),
   120_000,
 );
+
+test('run keeps results in the store the config names (no --cache-dir)', async () => {
+  const config = tree(
+    'repo',
+    `version: 1
+cache:
+  stores: [{ type: local, dir: my-cache }]
+invocations:
+  a:
+    run: echo a > a.txt
+    outputs: [a.txt]
+`,
+  );
+  const res = await runCli(
+    ['run', '--config', config, '--workers', '1', '--out', join(dir, 'artifacts')],
+    {
+      timeoutMs: 60_000,
+    },
+  );
+  expect(res.code).toBe(0);
+  expect(existsSync(join(dir, 'repo/my-cache/results'))).toBe(true);
+  expect(existsSync(join(dir, 'repo/.dist-build/cache/results'))).toBe(false);
+}, 60_000);

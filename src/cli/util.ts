@@ -1,11 +1,5 @@
 /** Small helpers shared by the cluster commands. */
-import { join } from 'node:path';
 import { UsageError } from './errors.js';
-
-/** The embedded default store: `<config dir>/.dist-build/cache`. */
-export function defaultCacheDir(root: string): string {
-  return join(root, '.dist-build', 'cache');
-}
 
 export function positiveInt(text: string, flag: string): number {
   if (!/^[1-9][0-9]*$/.test(text))

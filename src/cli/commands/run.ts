@@ -11,7 +11,7 @@ import { formatAddress } from '../../cluster/transport.js';
 import { expandUnits, workerCount } from '../../plan/units.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
-import { defaultCacheDir, positiveInt } from '../util.js';
+import { positiveInt } from '../util.js';
 import { RunFailure } from '../errors.js';
 
 interface RunFlags {
@@ -64,7 +64,8 @@ async function runLocal(flags: RunFlags): Promise<number> {
   const n = flags.workers
     ? positiveInt(flags.workers, '--workers')
     : workerCount(config, units.length);
-  const cacheDir = resolve(flags.cacheDir ?? defaultCacheDir(config.root));
+  // Without --cache-dir the workers use the config's stores (default <config dir>/.dist-build/cache).
+  const cacheDirArgs = flags.cacheDir ? ['--cache-dir', resolve(flags.cacheDir)] : [];
   const err = process.stderr;
 
   // An ephemeral CA for this run: certificates for the master, each worker and a client (for
@@ -99,8 +100,7 @@ async function runLocal(flags: RunFlags): Promise<number> {
       address,
       '--config',
       config.file,
-      '--cache-dir',
-      cacheDir,
+      ...cacheDirArgs,
       '--certs',
       certDir,
       '--name',
