@@ -34,6 +34,16 @@ function parseSize(value) {
   }
   return bytes;
 }
+function formatSize(bytes) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+}
 var UNITS, SIZE_PATTERN;
 var init_size = __esm({
   "src/config/size.ts"() {
@@ -7276,9 +7286,6 @@ var Master = class extends EventEmitter {
   leaseTimer;
   shutdownAll = false;
   run;
-  get security() {
-    return this.opts.security;
-  }
   get addresses() {
     return this.server?.addresses ?? [];
   }
@@ -8664,7 +8671,7 @@ var WorkerAgent = class {
           if (await this.workspace.held(out.path) === out.digest) return;
           try {
             await this.ensureBlob(out.digest, dep.holders);
-            await restoreOutputs((d) => this.opts.store.openBlob(d), root, [out]);
+            await restoreOutputs(blobOpenerFor(this.opts.store), root, [out]);
           } catch (err) {
             await drain2(await this.opts.store.openBlob(out.digest).catch(() => null));
             throw new LostDependencyError(dep.unit, err.message);
@@ -9118,14 +9125,14 @@ var Run = class {
       if (u.state !== "waiting") continue;
       this.setState(u, "running");
       u.attempts = Math.max(1, u.attempts);
-      u.job = { id: r.job_id, uuid: member.uuid, workerId: member.id, dispatchedAt: Date.now() };
+      u.job = { id: r.job_id, uuid: member.uuid, workerId: member.id };
       u.startedAt = r.started_at || Date.now();
-      this.inflight.set(member.uuid, (this.inflight.get(member.uuid) ?? 0) + 1);
+      this.occupy(member.uuid);
       this.note(`adopted ${u.unit.id}, still running on ${member.id}`);
     }
   }
   workerInfos() {
-    return this.master.live().map((m) => ({ id: m.id, annotations: m.member.annotations }));
+    return this.master.live().map((m) => this.info(m));
   }
   /** Places every unit that has not started on the live members. */
   replan(previous) {
@@ -9270,10 +9277,10 @@ var Run = class {
   dispatch(u, m) {
     u.attempts++;
     this.setState(u, "running");
-    const job = { id: this.jobId(u), uuid: m.uuid, workerId: m.id, dispatchedAt: Date.now() };
+    const job = { id: this.jobId(u), uuid: m.uuid, workerId: m.id };
     u.job = job;
     u.startedAt = Date.now();
-    this.inflight.set(m.uuid, (this.inflight.get(m.uuid) ?? 0) + 1);
+    this.occupy(m.uuid);
     u.sentAt = performance2.now();
     this.opts.onEvent?.({ type: "started", unit: u.unit.id, worker: m.id, attempt: u.attempts });
     this.master.callWorker(m, (c) => c.StartJob, {
@@ -9316,6 +9323,9 @@ var Run = class {
     this.cooling.set(m.uuid, Date.now() + 200);
     setTimeout(() => this.pump(), 210).unref();
     this.pump();
+  }
+  occupy(uuid) {
+    this.inflight.set(uuid, (this.inflight.get(uuid) ?? 0) + 1);
   }
   release(u) {
     if (!u.job) return;
@@ -9883,6 +9893,7 @@ function table(rows, right = []) {
 }
 
 // src/report/render.ts
+init_size();
 var STATUSES = ["built", "cached", "failed", "skipped", "cancelled"];
 function countByStatus(report) {
   const counts = { built: 0, cached: 0, failed: 0, skipped: 0, cancelled: 0 };
@@ -9915,17 +9926,6 @@ function resultText(i) {
     details.push(i.exitCode === null ? "no exit code" : `exit ${i.exitCode}`);
   if (i.attempts > 1) details.push(`attempt ${i.attempts}`);
   return details.length ? `${i.status} (${details.join(", ")})` : i.status;
-}
-function formatSize(bytes) {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let v = bytes / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
 }
 function shortDigest(digest) {
   const m = /^([a-z0-9]+:)?([0-9a-f]+)$/i.exec(digest);

@@ -100,10 +100,6 @@ export class Master extends EventEmitter<MasterEvents> {
     this.leaseTtlMs = opts.leaseTtlMs ?? this.heartbeatMs * 3 + 500;
   }
 
-  get security(): Security {
-    return this.opts.security;
-  }
-
   get addresses(): Address[] {
     return this.server?.addresses ?? [];
   }

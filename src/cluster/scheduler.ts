@@ -105,7 +105,7 @@ interface UnitRun {
   state: UnitState;
   /** uuid of the member placement assigned it to. */
   owner?: string;
-  job?: { id: string; uuid: string; workerId: string; dispatchedAt: number };
+  job?: { id: string; uuid: string; workerId: string };
   /** performance.now() when the last StartJob was sent and when its result arrived. */
   sentAt?: number;
   reportedAt?: number;
@@ -383,15 +383,15 @@ export class Run {
       if (u.state !== 'waiting') continue;
       this.setState(u, 'running');
       u.attempts = Math.max(1, u.attempts);
-      u.job = { id: r.job_id, uuid: member.uuid, workerId: member.id, dispatchedAt: Date.now() };
+      u.job = { id: r.job_id, uuid: member.uuid, workerId: member.id };
       u.startedAt = r.started_at || Date.now();
-      this.inflight.set(member.uuid, (this.inflight.get(member.uuid) ?? 0) + 1);
+      this.occupy(member.uuid);
       this.note(`adopted ${u.unit.id}, still running on ${member.id}`);
     }
   }
 
   private workerInfos(): WorkerInfo[] {
-    return this.master.live().map((m) => ({ id: m.id, annotations: m.member.annotations }));
+    return this.master.live().map((m) => this.info(m));
   }
 
   /** Places every unit that has not started on the live members. */
@@ -556,10 +556,10 @@ export class Run {
   private dispatch(u: UnitRun, m: MemberState): void {
     u.attempts++;
     this.setState(u, 'running');
-    const job = { id: this.jobId(u), uuid: m.uuid, workerId: m.id, dispatchedAt: Date.now() };
+    const job = { id: this.jobId(u), uuid: m.uuid, workerId: m.id };
     u.job = job;
     u.startedAt = Date.now();
-    this.inflight.set(m.uuid, (this.inflight.get(m.uuid) ?? 0) + 1);
+    this.occupy(m.uuid);
     u.sentAt = performance.now();
     this.opts.onEvent?.({ type: 'started', unit: u.unit.id, worker: m.id, attempt: u.attempts });
     this.master
@@ -608,6 +608,10 @@ export class Run {
     this.cooling.set(m.uuid, Date.now() + 200);
     setTimeout(() => this.pump(), 210).unref();
     this.pump();
+  }
+
+  private occupy(uuid: string): void {
+    this.inflight.set(uuid, (this.inflight.get(uuid) ?? 0) + 1);
   }
 
   private release(u: UnitRun): void {

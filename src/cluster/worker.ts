@@ -23,7 +23,7 @@ import type { CommandJob } from '../executors/command.js';
 import { CorruptBlobError } from '../store/types.js';
 import type { OutputEntry, ResultManifest, Store } from '../store/types.js';
 import { RESULT_FORMAT } from '../store/types.js';
-import { restoreOutputs, saveOutputs } from '../store/pack.js';
+import { blobOpenerFor, restoreOutputs, saveOutputs } from '../store/pack.js';
 import { configDigest, definitionDigest } from './definition.js';
 import {
   call,
@@ -634,7 +634,7 @@ export class WorkerAgent {
           if ((await this.workspace.held(out.path)) === out.digest) return;
           try {
             await this.ensureBlob(out.digest, dep.holders);
-            await restoreOutputs((d) => this.opts.store.openBlob(d), root, [out as OutputEntry]);
+            await restoreOutputs(blobOpenerFor(this.opts.store), root, [out as OutputEntry]);
           } catch (err) {
             // A corrupt blob is never extracted; reading it to the end lets the store see the
             // mismatch and remove it (extraction may have stopped early on garbage). One that no

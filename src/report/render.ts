@@ -5,6 +5,7 @@
  */
 import { table } from '../cli/table.js';
 import { formatDuration } from '../config/duration.js';
+import { formatSize } from '../config/size.js';
 import type { InvocationReport, InvocationStatus, RunReport } from './types.js';
 
 const STATUSES: InvocationStatus[] = ['built', 'cached', 'failed', 'skipped', 'cancelled'];
@@ -58,18 +59,6 @@ function resultText(i: InvocationReport): string {
     details.push(i.exitCode === null ? 'no exit code' : `exit ${i.exitCode}`);
   if (i.attempts > 1) details.push(`attempt ${i.attempts}`);
   return details.length ? `${i.status} (${details.join(', ')})` : i.status;
-}
-
-function formatSize(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
 }
 
 /** `sha256:0123456789ab` from a full digest. */

@@ -14,6 +14,7 @@ import {
   type Security,
 } from '../../cluster/transport.js';
 import { formatDuration } from '../../config/duration.js';
+import { formatSize } from '../../config/size.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { UsageError } from '../errors.js';
 import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
@@ -62,9 +63,6 @@ function clientCommand(cmd: Command): Command {
   return addSecurityOptions(cmd, 'client');
 }
 
-const bytes = (n: number): string =>
-  n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(1)}G` : `${Math.round(n / (1 << 20))}M`;
-
 export function registerStatus(program: Command): void {
   clientCommand(
     program
@@ -105,7 +103,7 @@ export function registerStatus(program: Command): void {
       for (const m of s.members) {
         const st = m.member.stats;
         const load = st?.cpu ? `${st.cpu.loadavg[0]?.toFixed(2)}/${st.cpu.cpus}` : '-';
-        const disk = st?.disk.map((d) => `${d.name} ${bytes(d.free)}`).join(', ') || '-';
+        const disk = st?.disk.map((d) => `${d.name} ${formatSize(d.free)}`).join(', ') || '-';
         const ann = Object.entries(m.member.annotations)
           .filter(([k]) => k !== 'host')
           .map(([k, v]) => `${k}=${v}`)
