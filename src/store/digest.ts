@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { HashPipe } from './hash-pipe.js';
 import { CorruptBlobError } from './types.js';
 
 /** Marks a stream made by `verifiedStream`, with the digest it verifies. */
@@ -40,13 +41,19 @@ export function verifiedStream(
   onCorrupt?: (err: CorruptBlobError) => void | Promise<void>,
 ): Readable {
   async function* verify(): AsyncGenerator<Buffer> {
-    const hash = createHash('sha256');
-    for await (const chunk of source as AsyncIterable<Buffer | string>) {
-      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      hash.update(buf);
-      yield buf;
+    // Big blobs are hashed on the hashing thread while the consumer works on the chunks.
+    const pipe = new HashPipe();
+    let actual: string;
+    try {
+      for await (const chunk of source as AsyncIterable<Buffer | string>) {
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        await pipe.update(buf);
+        yield buf;
+      }
+      actual = await pipe.digest();
+    } finally {
+      pipe.dispose();
     }
-    const actual = `sha256:${hash.digest('hex')}`;
     if (actual === digest) return;
     const err = new CorruptBlobError(digest, actual);
     await Promise.resolve()

@@ -86,7 +86,7 @@ const DEFAULT_EVICT_GRACE_MS = 60_000;
 const DEFAULT_RESCAN_EVERY = 100;
 
 /** Read buffer size for blobs. */
-const READ_CHUNK = 256 * 1024;
+const READ_CHUNK = 1024 * 1024;
 /** Bytes a blob write may buffer before waiting for the disk. */
 const WRITE_BUFFER = 1024 * 1024;
 /** `open()` removes files in `tmp/` older than this, left by crashed writers. */
@@ -165,7 +165,7 @@ export class LocalStore implements Store {
     let size = 0;
     try {
       // The source is read through a plain async generator, so any async iterable of bytes works
-      // (tar-stream's streams are not Node streams); leaving the loop early destroys the source.
+      // (not only Node streams); leaving the loop early destroys the source.
       async function* hashed(): AsyncGenerator<Buffer> {
         for await (const chunk of data as AsyncIterable<Buffer | string>) {
           const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;

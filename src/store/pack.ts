@@ -1,9 +1,10 @@
 /**
  * Packing an invocation's declared outputs into store blobs, and restoring them.
  *
- * Format: one tar blob per declared output path (`OutputEntry`), POSIX ustar as tar-stream writes
- * it (pax headers only for names or link targets that need them: long or non-ASCII). Packing is
- * deterministic, so the same tree gives the same digest on any machine:
+ * Format: one tar blob per declared output path (`OutputEntry`), POSIX ustar (tar.ts writes it
+ * byte for byte as tar-stream, which wrote earlier blobs; pax headers only for names or link
+ * targets that need them: long or non-ASCII). Packing is deterministic, so the same tree gives
+ * the same digest on any machine:
  * - entries are named by their path relative to the work root, posix separators
  *   (`out/core/api.json`); directories end in `/` and include the output directory itself;
  * - entries are sorted by the byte order of their UTF-8 names (parents come before children);
@@ -14,12 +15,15 @@
  * output is an `UnsafeArchiveError`, and so is a symlink that restoring would reject (below), so a
  * result that can never be restored is not stored.
  *
+ * Both directions work like `tar` itself: plain system calls on 1 MiB slots, no stream layers,
+ * with the SHA-256 on the hashing thread for big outputs (hash-pipe.ts), so the hash costs
+ * (almost) no time beside the file I/O. The event loop gets a turn at least every few MiB.
+ *
  * Saving reads the tree once: each output is packed into a temporary file, hashed as it is
  * written (in the store's `tempDir()` when it has one, else under `<root>/.dist-build/tmp/`); then
  * one `hasBlobs` for all of them, and only missing blobs are handed to the store
  * (`adoptBlobFile`, a rename for the local store, or `putBlobFile`); temporary files are always
- * removed. Memory stays bounded: files over 256 KiB are streamed in 256 KiB chunks, and at most
- * 16 smaller files are read ahead of the tar stream.
+ * removed. Memory stays bounded: at most `SLOTS_PER_PIPE` slots per output are in flight.
  *
  * Restoring extracts each blob into a staging directory under `<root>/.dist-build/staging/` (same
  * filesystem as the outputs), hashing the whole stream on the way; only when the stream has ended
@@ -30,40 +34,35 @@
  * `maxEntryBytes`, and symlinks whose target is absolute, has a `..` after a name (`a/../..`) or
  * resolves outside the declared output path. A symlink that is the declared output itself may
  * point anywhere inside the work root instead. Restored files get mode 0755 or 0644 (as packed)
- * and the current time as mtime. Entries are checked one by one in archive order, directories
- * created in that order; up to 16 small-file writes are in flight behind them, and a failed write
- * fails the extraction (all writes in flight are awaited before the staging dir is removed). The
- * mode is set through `open()`/`mkdir()`; a chmod follows only where the umask removed bits.
+ * and the current time as mtime; directories are created in archive order and file bodies are
+ * written straight from the input chunks. The mode is set through `open()`/`mkdir()`; a chmod
+ * follows only where the umask removed bits.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
+  chmodSync,
   close as fsClose,
+  closeSync,
   constants as fsConstants,
-  createWriteStream,
-  fstat,
+  fchmodSync,
+  fstatSync,
+  mkdirSync,
   open as fsOpen,
-  read as fsRead,
+  openSync,
+  readSync,
+  symlinkSync,
   write as fsWrite,
-  fchmod,
+  writeSync,
 } from 'node:fs';
 import type { Dirent, Stats } from 'node:fs';
-import {
-  chmod,
-  lstat,
-  mkdir,
-  readdir,
-  readlink,
-  realpath,
-  rename,
-  rm,
-  symlink,
-} from 'node:fs/promises';
+import { lstat, mkdir, readdir, readlink, realpath, rename, rm } from 'node:fs/promises';
 import { dirname, join, posix, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
-import type { Header, Pack } from 'tar-stream';
 import { isVerifiedFor, verifiedStream } from './digest.js';
+import { isNotFound } from './fsutil.js';
+import { HashPipe, SLOT } from './hash-pipe.js';
+import { END_OF_ARCHIVE, padding, TarReader, writeHeader } from './tar.js';
+import type { TarHandler, TarReadHeader, TarWriteHeader } from './tar.js';
 import type { BlobOpener, OutputEntry, Store } from './types.js';
 import {
   assertDigest,
@@ -72,7 +71,6 @@ import {
   outputPathProblem,
   UnsafeArchiveError,
 } from './types.js';
-import { isNotFound } from './fsutil.js';
 
 /** Default `maxEntryBytes`: 8 GiB. */
 export const DEFAULT_MAX_ENTRY_BYTES = 8 * 1024 ** 3;
@@ -82,17 +80,9 @@ export interface RestoreOptions {
   maxEntryBytes?: number;
 }
 
-/** Read size for file contents while packing; files up to this size are read in one go. */
-const CHUNK = 256 * 1024;
-/** Entries prepared (opened, small files read) ahead of the one being packed. */
-const LOOKAHEAD = 16;
-/** Bytes a temporary blob file's write stream may buffer before waiting for the disk. */
-const WRITE_BUFFER = 1024 * 1024;
-const FIXED_HEADER = { mtime: new Date(0), uid: 0, gid: 0, uname: '', gname: '' } as const;
 const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
 
 type Kind = 'dir' | 'file' | 'symlink';
-type HeaderArgument = Parameters<Pack['entry']>[0];
 
 /** One thing to pack, found by `collect`. */
 interface Item {
@@ -255,133 +245,142 @@ function kindOf(st: Stats | Dirent, name: string): Kind {
   throw new UnsafeArchiveError(name, `is ${what}; only files, directories and symlinks are packed`);
 }
 
-/** A tar stream of `items` (already sorted). Leaving its loop early stops packing. */
-function packStream(items: readonly Item[]): AsyncIterable<Buffer> {
-  const pack = tar.pack();
-  writeItems(pack, items).then(
-    () => pack.finalize(),
-    (err: unknown) => pack.destroy(err as Error),
-  );
-  return pack as AsyncIterable<unknown> as AsyncIterable<Buffer>;
-}
-
-/** Packs `items` into a new file, hashing the tar stream on the way; its digest and size. */
+/**
+ * Packs `items` (already sorted) into a new file and returns the tar's digest and size.
+ *
+ * Like `tar -c`, with plain system calls: headers and file contents go straight into slot
+ * buffers (file contents by `read` into the slot, no copy), and each full slot is written to the
+ * file (asynchronously, at its offset) and hashed (`HashPipe`: on the hashing thread for big
+ * outputs) while the next one fills. At most `SLOTS_PER_PIPE` slots are in flight, so memory is
+ * bounded whatever the output size, and the event loop gets a turn at least every few slots.
+ */
 async function packToFile(
   items: readonly Item[],
   file: string,
 ): Promise<{ digest: string; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  const source = packStream(items);
-  async function* hashed(): AsyncGenerator<Buffer> {
-    for await (const chunk of source) {
-      hash.update(chunk);
-      size += chunk.length;
-      yield chunk;
-    }
-  }
-  // A deep write buffer lets small chunks (tar headers, small files) go out together (writev).
-  await pipeline(hashed(), createWriteStream(file, { flags: 'wx', highWaterMark: WRITE_BUFFER }));
-  return { digest: `sha256:${hash.digest('hex')}`, size };
-}
-
-/**
- * Adds the entries in order. File opens and small-file reads run up to `LOOKAHEAD` entries ahead
- * of the one being written (at most `LOOKAHEAD * CHUNK` bytes held), which hides the per-file
- * syscall latency of trees with many small files.
- */
-async function writeItems(pack: Pack, items: readonly Item[]): Promise<void> {
-  const ahead: Promise<Prepared>[] = [];
-  let next = 0;
-  const fill = () => {
-    while (ahead.length < LOOKAHEAD && next < items.length) {
-      const p = prepare(items[next++]!);
-      p.catch(() => {}); // handled when its turn comes (or dropped below)
-      ahead.push(p);
-    }
+  const out = await fdOpen(
+    file,
+    fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_NOFOLLOW,
+  );
+  const pipe = new HashPipe();
+  const writes = new Set<Promise<void>>();
+  let writeError: unknown;
+  let failedWrite = false;
+  let offset = 0;
+  let buf = await pipe.acquire();
+  let pos = 0;
+  const send = (): void => {
+    const length = pos;
+    const at = offset;
+    const slot = buf;
+    const w = writeFully(out, slot, length, at).then(
+      () => void writes.delete(w),
+      (err: unknown) => {
+        writes.delete(w);
+        if (!failedWrite) [failedWrite, writeError] = [true, err];
+      },
+    );
+    writes.add(w);
+    offset += length;
+    pipe.submit(slot, length, w);
+  };
+  const flush = async (): Promise<void> => {
+    send();
+    buf = await pipe.acquire();
+    pos = 0;
+    if (failedWrite) throw writeError;
   };
   try {
-    fill();
-    while (ahead.length > 0) {
-      const prepared = await ahead.shift()!;
-      fill();
-      await emit(pack, prepared);
+    for (const item of items) {
+      let fd: number | undefined;
+      try {
+        let header: TarWriteHeader;
+        if (item.kind === 'dir') {
+          header = { name: item.name, type: 'directory', mode: 0o755, size: 0 };
+        } else if (item.kind === 'symlink') {
+          header = {
+            name: item.name,
+            type: 'symlink',
+            mode: 0o755,
+            size: 0,
+            linkname: item.target!,
+          };
+        } else {
+          fd = openForPacking(item);
+          const st = fstatSync(fd);
+          if (!st.isFile()) throw changed(item.name, 'was replaced');
+          header = {
+            name: item.name,
+            type: 'file',
+            mode: st.mode & 0o111 ? 0o755 : 0o644,
+            size: st.size,
+          };
+        }
+        let n = writeHeader(buf, pos, SLOT, header);
+        if (n === 0) {
+          await flush();
+          n = writeHeader(buf, pos, SLOT, header);
+          if (n === 0) throw new UnsafeArchiveError(item.name, 'has a name too long to pack');
+        }
+        pos += n;
+        if (fd !== undefined) {
+          // Exactly `size` bytes (as stat'ed), straight into the slot.
+          for (let left = header.size, at = 0; left > 0;) {
+            if (pos === SLOT) await flush();
+            const bytesRead = readSync(fd, buf, pos, Math.min(SLOT - pos, left), at);
+            if (bytesRead === 0) throw changed(item.name, 'shrank');
+            pos += bytesRead;
+            at += bytesRead;
+            left -= bytesRead;
+          }
+          // Headers start on block boundaries and SLOT is a multiple of the block: this fits.
+          const pad = padding(header.size);
+          buf.fill(0, pos, pos + pad);
+          pos += pad;
+        }
+      } finally {
+        if (fd !== undefined) closeSync(fd);
+      }
     }
+    if (SLOT - pos < END_OF_ARCHIVE.length) await flush();
+    END_OF_ARCHIVE.copy(buf, pos);
+    pos += END_OF_ARCHIVE.length;
+    send();
+    while (writes.size > 0) await Promise.all(writes);
+    if (failedWrite) throw writeError;
+    return { digest: await pipe.digest(), size: offset };
+  } catch (err) {
+    pipe.dispose();
+    while (writes.size > 0) await Promise.all(writes);
+    throw err;
   } finally {
-    for (const p of ahead) {
-      p.then(
-        (x) => {
-          if (x.fd !== undefined) fdClose(x.fd).catch(() => {});
-        },
-        () => {},
-      );
-    }
+    await fdClose(out);
   }
 }
 
-/** An entry ready to be written: small files come with their bytes, big ones with an open file. */
-interface Prepared {
-  name: string;
-  header: HeaderArgument;
-  body?: Buffer;
-  /** Open descriptor of a big file; `emit` closes it. */
-  fd?: number;
-}
-
-async function prepare(item: Item): Promise<Prepared> {
-  const { name } = item;
-  if (item.kind === 'dir') {
-    return { name, header: { ...FIXED_HEADER, name, type: 'directory', mode: 0o755 } };
-  }
-  if (item.kind === 'symlink') {
-    const header = { ...FIXED_HEADER, name, type: 'symlink', linkname: item.target!, mode: 0o755 };
-    return { name, header: header as HeaderArgument };
-  }
-  let fd: number;
+function openForPacking(item: Item): number {
   try {
     // O_NOFOLLOW: a file replaced by a symlink since the walk is not followed.
-    fd = await fdOpen(item.abs, fsConstants.O_RDONLY | O_NOFOLLOW);
+    return openSync(item.abs, fsConstants.O_RDONLY | O_NOFOLLOW);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw isNotFound(err) || code === 'ELOOP' ? changed(name, 'disappeared') : err;
-  }
-  try {
-    const st = await fdStat(fd);
-    if (!st.isFile()) throw changed(name, 'was replaced');
-    const size = st.size;
-    const mode = st.mode & 0o111 ? 0o755 : 0o644;
-    const header: HeaderArgument = { ...FIXED_HEADER, name, type: 'file', mode, size };
-    if (size > CHUNK) return { name, header, fd };
-    const body = Buffer.allocUnsafe(size);
-    for (let pos = 0; pos < size;) {
-      const bytesRead = await fdRead(fd, body, pos, size - pos, pos);
-      if (bytesRead === 0) throw changed(name, 'shrank');
-      pos += bytesRead;
-    }
-    await fdClose(fd);
-    return { name, header, body };
-  } catch (err) {
-    await fdClose(fd).catch(() => {});
-    throw err;
+    throw isNotFound(err) || code === 'ELOOP' ? changed(item.name, 'disappeared') : err;
   }
 }
 
-// The callback API on plain descriptors costs less per call than `FileHandle`, which shows on
-// trees of many small files.
+async function writeFully(fd: number, buf: Buffer, length: number, position: number) {
+  for (let done = 0; done < length;) {
+    done += await fdWrite(fd, buf, done, length - done, position + done);
+  }
+}
+
+// The callback API on plain descriptors costs less per call than `FileHandle`.
 const fdOpen = (path: string, flags: number, mode = 0o666) =>
   new Promise<number>((res, rej) => fsOpen(path, flags, mode, (e, fd) => (e ? rej(e) : res(fd))));
-const fdStat = (fd: number) =>
-  new Promise<Stats>((res, rej) => fstat(fd, (e, st) => (e ? rej(e) : res(st))));
-const fdRead = (fd: number, buf: Buffer, offset: number, length: number, position: number) =>
-  new Promise<number>((res, rej) =>
-    fsRead(fd, buf, offset, length, position, (e, n) => (e ? rej(e) : res(n))),
-  );
 const fdWrite = (fd: number, buf: Buffer, offset: number, length: number, position: number) =>
   new Promise<number>((res, rej) =>
     fsWrite(fd, buf, offset, length, position, (e, n) => (e ? rej(e) : res(n))),
   );
-const fdChmod = (fd: number, mode: number) =>
-  new Promise<void>((res, rej) => fchmod(fd, mode, (e) => (e ? rej(e) : res())));
 const fdClose = (fd: number) =>
   new Promise<void>((res, rej) => fsClose(fd, (e) => (e ? rej(e) : res())));
 
@@ -389,123 +388,15 @@ function changed(name: string, what: string): Error {
   return new Error(`output file ${name} ${what} while packing`);
 }
 
-async function emit(pack: Pack, p: Prepared): Promise<void> {
-  if (p.body) {
-    await new Promise<void>((resolve, reject) => {
-      pack.entry(p.header, p.body!, (err) => (err ? reject(err) : resolve()));
-    });
-    return;
-  }
-  if (p.fd === undefined) {
-    await new Promise<void>((resolve, reject) => {
-      pack.entry(p.header, (err) => (err ? reject(err) : resolve()));
-    });
-    return;
-  }
-  const fd = p.fd;
-  const size = p.header.size!;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const sink = pack.entry(p.header, (err) => (err ? reject(err) : resolve()));
-      (async () => {
-        // Exactly `size` bytes, read into fresh buffers (the pack may hold on to them).
-        for (let pos = 0; pos < size;) {
-          const buf = Buffer.allocUnsafe(Math.min(CHUNK, size - pos));
-          const bytesRead = await fdRead(fd, buf, 0, buf.length, pos);
-          if (bytesRead === 0) throw changed(p.name, 'shrank');
-          pos += bytesRead;
-          if (!sink.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead))) {
-            await drained(sink);
-          }
-        }
-        sink.end(null);
-      })().catch((err: unknown) => {
-        sink.destroy(err as Error);
-        reject(err);
-      });
-    });
-  } finally {
-    await fdClose(fd);
-  }
-}
-
-interface Emitter {
-  once(event: 'drain' | 'close', listener: () => void): unknown;
-  off(event: 'drain' | 'close', listener: () => void): unknown;
-}
-
-/** Waits for a writable (Node or streamx) to drain; rejects if it closes first. */
-function drained(stream: Emitter): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onDrain = () => {
-      stream.off('close', onClose);
-      resolve();
-    };
-    const onClose = () => {
-      stream.off('drain', onDrain);
-      reject(new Error('tar stream closed'));
-    };
-    stream.once('drain', onDrain);
-    stream.once('close', onClose);
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // Restoring
 
-/** Small-file writes of one extraction that may be in flight at once. */
-const WRITES_IN_FLIGHT = 16;
-
 /**
- * Small-file writes in flight while the archive moves on. The first failure is kept and thrown
- * by the next `add` or by `settle`.
+ * Extracts one output's blob under `stage` (names stay root-relative). Like `tar -x`: the archive
+ * is parsed as its chunks arrive and every entry is checked, then created with plain system calls
+ * (file bodies are written straight from the input chunks); the stream's own verification (the
+ * blob's digest) settles whether the staged tree may be placed.
  */
-class Writes {
-  private readonly inFlight = new Set<Promise<void>>();
-  private failed = false;
-  private error: unknown;
-
-  /** Starts tracking `write`; waits while `WRITES_IN_FLIGHT` are in flight. */
-  async add(write: Promise<void>): Promise<void> {
-    const tracked: Promise<void> = write.then(
-      () => void this.inFlight.delete(tracked),
-      (err: unknown) => {
-        this.inFlight.delete(tracked);
-        if (!this.failed) {
-          this.failed = true;
-          this.error = err;
-        }
-      },
-    );
-    this.inFlight.add(tracked);
-    while (this.inFlight.size >= WRITES_IN_FLIGHT) await Promise.race(this.inFlight);
-    if (this.failed) throw this.error;
-  }
-
-  /** Waits for every write; throws the first failure. */
-  async settle(): Promise<void> {
-    await this.idle();
-    if (this.failed) throw this.error;
-  }
-
-  /** Waits for every write, never throws. */
-  async idle(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
-  }
-}
-
-/** What extracting one blob shares between its entries. */
-interface Extraction {
-  out: string;
-  stage: string;
-  seen: Map<string, Kind>;
-  maxEntryBytes: number;
-  /** Permission bits that survive creation here (umask, default ACLs): chmod only what loses some. */
-  kept: number;
-  writes: Writes;
-}
-
-/** Extracts one output's blob under `stage` (names stay root-relative). */
 async function extractInto(
   source: NodeJS.ReadableStream | Readable,
   entry: OutputEntry,
@@ -516,179 +407,154 @@ async function extractInto(
   const input = isVerifiedFor(source, entry.digest)
     ? (source as Readable)
     : verifiedStream(source, entry.digest);
-  const extract = tar.extract();
-  const ctx: Extraction = {
-    out,
-    stage,
-    seen: new Map(),
-    maxEntryBytes,
-    kept: (await lstat(stage)).mode & 0o777,
-    writes: new Writes(),
-  };
   await mkdir(join(stage, ...posix.dirname(out).split('/')), { recursive: true });
-
-  let current: Promise<void> = Promise.resolve();
-  await new Promise<void>((resolve, reject) => {
-    let failed = false;
-    const fail = (err: unknown) => {
-      if (failed) return;
-      failed = true;
-      extract.destroy(err as Error);
-      input.destroy();
-      // Settle only once the entry being written and the writes in flight have stopped, so the
-      // caller can clean up.
-      const done = () => reject(err);
-      current.then(() => ctx.writes.idle(), done).then(done, done);
-    };
-    extract.on('entry', (header, stream, next) => {
-      const body = stream as AsyncIterable<unknown> as AsyncIterable<Buffer>;
-      current = extractEntry(header, body, ctx).then(
-        () => next(),
-        (err: unknown) => fail(err),
-      );
-    });
-    extract.on('error', fail);
-    extract.on('finish', () =>
-      current.then(() => ctx.writes.settle()).then(() => !failed && resolve(), fail),
-    );
-    // Iterating (rather than `pipe`) also surfaces an error the input met before this point.
-    (async () => {
-      for await (const chunk of input as AsyncIterable<Buffer>) {
-        if (failed) return;
-        if (!extract.write(chunk)) await drained(extract);
-      }
-      extract.end(null);
-    })().catch(fail);
-  });
-  if (!ctx.seen.has(out)) {
+  const extractor = new Extractor(out, stage, maxEntryBytes, (await lstat(stage)).mode & 0o777);
+  const reader = new TarReader(extractor);
+  try {
+    for await (const chunk of input as AsyncIterable<Buffer>) reader.write(chunk);
+    reader.end();
+  } finally {
+    extractor.close();
+    destroyQuietly(input);
+  }
+  if (!extractor.seen.has(out)) {
     throw new Error(`blob ${entry.digest} holds nothing for output ${out}`);
   }
 }
 
-async function extractEntry(
-  header: Header,
-  stream: AsyncIterable<Buffer>,
-  ctx: Extraction,
-): Promise<void> {
-  const { out, stage, seen, maxEntryBytes } = ctx;
-  const raw = header.name;
-  const unsafe = (reason: string) => new UnsafeArchiveError(raw, reason);
-  let kind: Kind;
-  switch (header.type) {
-    case 'file':
-    case 'contiguous-file':
-      kind = 'file';
-      break;
-    case 'directory':
-      kind = 'dir';
-      break;
-    case 'symlink':
-      kind = 'symlink';
-      break;
-    case 'link':
-      throw unsafe('is a hard link');
-    case 'character-device':
-    case 'block-device':
-      throw unsafe('is a device');
-    case 'fifo':
-      throw unsafe('is a FIFO');
-    default:
-      throw unsafe(`has an unsupported type (${header.type ?? 'unknown'})`);
-  }
-  const name = kind === 'dir' && raw.endsWith('/') ? raw.slice(0, -1) : raw;
-  if (name.startsWith('/')) throw unsafe('is an absolute path');
-  if (name.split('/').includes('..')) throw unsafe('has a ".." segment');
-  const problem = outputPathProblem(name);
-  if (problem) throw unsafe(`name ${problem}`);
-  if (name !== out && !name.startsWith(`${out}/`)) {
-    throw unsafe(`is outside the declared output ${out}`);
-  }
-  const size = header.size ?? 0;
-  if (kind === 'file' && size > maxEntryBytes) {
-    throw unsafe(`is ${size} bytes, more than the limit of ${maxEntryBytes}`);
-  }
-  const target = header.linkname ?? '';
-  if (kind === 'symlink') {
-    const linkProblem = symlinkProblem(name, target, name === out ? '' : out);
-    if (linkProblem) throw unsafe(linkProblem);
-  }
-  const before = seen.get(name);
-  if (before !== undefined) {
-    if (before === 'dir' && kind === 'dir') return drain(stream);
-    throw unsafe('appears twice in the archive');
-  }
-  // Parents inside the output must be directories of this archive (created here if the archive
-  // does not list them), never a file or a symlink to write through.
-  if (name !== out) {
-    const segs = name.split('/');
-    for (let i = out.split('/').length; i < segs.length; i++) {
-      const parent = segs.slice(0, i).join('/');
-      const t = seen.get(parent);
-      if (t === undefined) {
-        await mkdir(join(stage, ...segs.slice(0, i)), { mode: 0o755 });
-        seen.set(parent, 'dir');
-      } else if (t !== 'dir') {
-        throw unsafe(`is inside ${parent}, which is a ${t === 'file' ? 'file' : 'symlink'}`);
+/** Checks and creates the entries of one archive (see `restoreOutputs`). */
+class Extractor implements TarHandler {
+  readonly seen = new Map<string, Kind>();
+  /** The file being written. */
+  private fd: number | undefined;
+  private fdMode = 0;
+  private fixMode = false;
+
+  /**
+   * @param kept permission bits that survive creation here (umask, default ACLs): chmod only
+   *   what loses some.
+   */
+  constructor(
+    private readonly out: string,
+    private readonly stage: string,
+    private readonly maxEntryBytes: number,
+    private readonly kept: number,
+  ) {}
+
+  entry(header: TarReadHeader): void {
+    const { out, stage, seen } = this;
+    const raw = header.name;
+    const unsafe = (reason: string) => new UnsafeArchiveError(raw, reason);
+    let kind: Kind;
+    switch (header.type) {
+      case 'file':
+      case 'contiguous-file':
+        kind = 'file';
+        break;
+      case 'directory':
+        kind = 'dir';
+        break;
+      case 'symlink':
+        kind = 'symlink';
+        break;
+      case 'link':
+        throw unsafe('is a hard link');
+      case 'character-device':
+      case 'block-device':
+        throw unsafe('is a device');
+      case 'fifo':
+        throw unsafe('is a FIFO');
+      default:
+        throw unsafe(`has an unsupported type (${header.type ?? 'unknown'})`);
+    }
+    const name = kind === 'dir' && raw.endsWith('/') ? raw.slice(0, -1) : raw;
+    if (name.startsWith('/')) throw unsafe('is an absolute path');
+    if (name.split('/').includes('..')) throw unsafe('has a ".." segment');
+    const problem = outputPathProblem(name);
+    if (problem) throw unsafe(`name ${problem}`);
+    if (name !== out && !name.startsWith(`${out}/`)) {
+      throw unsafe(`is outside the declared output ${out}`);
+    }
+    const size = header.size;
+    if (kind === 'file' && size > this.maxEntryBytes) {
+      throw unsafe(`is ${size} bytes, more than the limit of ${this.maxEntryBytes}`);
+    }
+    const target = header.linkname ?? '';
+    if (kind === 'symlink') {
+      const linkProblem = symlinkProblem(name, target, name === out ? '' : out);
+      if (linkProblem) throw unsafe(linkProblem);
+    }
+    const before = seen.get(name);
+    if (before !== undefined) {
+      if (before === 'dir' && kind === 'dir') return;
+      throw unsafe('appears twice in the archive');
+    }
+    // Parents inside the output must be directories of this archive (created here if the archive
+    // does not list them), never a file or a symlink to write through.
+    if (name !== out) {
+      const segs = name.split('/');
+      for (let i = out.split('/').length; i < segs.length; i++) {
+        const parent = segs.slice(0, i).join('/');
+        const t = seen.get(parent);
+        if (t === undefined) {
+          this.mkdir(join(stage, ...segs.slice(0, i)));
+          seen.set(parent, 'dir');
+        } else if (t !== 'dir') {
+          throw unsafe(`is inside ${parent}, which is a ${t === 'file' ? 'file' : 'symlink'}`);
+        }
       }
     }
-  }
-  const dest = join(stage, ...name.split('/'));
-  seen.set(name, kind);
-  if (kind === 'file') {
-    const mode = (header.mode ?? 0) & 0o111 ? 0o755 : 0o644;
-    const fixMode = (mode & ctx.kept) !== mode; // exactly `mode`, whatever the umask
-    if (size <= CHUNK) {
-      // Small files (most of them, in build outputs): one write each, several in flight while
-      // the archive moves on (their parent directories already exist: created in order above).
-      const parts: Buffer[] = [];
-      for await (const chunk of stream) parts.push(chunk);
-      const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-      await ctx.writes.add(writeSmallFile(dest, data, mode, fixMode));
+    const dest = join(stage, ...name.split('/'));
+    seen.set(name, kind);
+    if (kind === 'file') {
+      const mode = header.mode & 0o111 ? 0o755 : 0o644;
+      this.fd = openSync(
+        dest,
+        fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_NOFOLLOW,
+        mode,
+      );
+      this.fdMode = mode;
+      this.fixMode = (mode & this.kept) !== mode; // exactly `mode`, whatever the umask
+    } else if (kind === 'dir') {
+      this.mkdir(dest);
     } else {
-      await pipeline(chunks(stream), createWriteStream(dest, { flags: 'wx', mode }));
-      if (fixMode) await chmod(dest, mode);
+      symlinkSync(target, dest);
     }
-    return;
   }
-  if (kind === 'dir') {
-    await mkdir(dest, { mode: 0o755 });
-    if ((0o755 & ctx.kept) !== 0o755) await chmod(dest, 0o755);
-  } else {
-    await symlink(target, dest);
-  }
-  await drain(stream);
-}
 
-/** Creates `dest` (which must not exist) with `data` and `mode`, on a plain descriptor. */
-async function writeSmallFile(
-  dest: string,
-  data: Buffer,
-  mode: number,
-  fixMode: boolean,
-): Promise<void> {
-  const fd = await fdOpen(
-    dest,
-    fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_NOFOLLOW,
-    mode,
-  );
-  try {
-    for (let pos = 0; pos < data.length;) {
-      pos += await fdWrite(fd, data, pos, data.length - pos, pos);
+  data(chunk: Buffer): void {
+    if (this.fd === undefined) return; // the body of a directory or symlink: nothing to keep
+    for (let done = 0; done < chunk.length;) {
+      done += writeSync(this.fd, chunk, done, chunk.length - done);
     }
-    if (fixMode) await fdChmod(fd, mode);
-  } finally {
-    await fdClose(fd);
   }
-}
 
-/** tar-stream's entry streams are streamx streams: read them as plain async iterables. */
-async function* chunks(stream: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  for await (const chunk of stream) yield chunk;
-}
+  entryEnd(): void {
+    if (this.fd === undefined) return;
+    const fd = this.fd;
+    this.fd = undefined;
+    try {
+      if (this.fixMode) fchmodSync(fd, this.fdMode);
+    } finally {
+      closeSync(fd);
+    }
+  }
 
-async function drain(stream: AsyncIterable<Buffer>): Promise<void> {
-  // Bodies of directories and symlinks are empty; this only lets the extractor move on.
-  for await (const chunk of stream) void chunk;
+  /** Closes the file being written, if any (after a failure). */
+  close(): void {
+    if (this.fd === undefined) return;
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already failing: the staging directory is removed anyway
+    }
+    this.fd = undefined;
+  }
+
+  private mkdir(path: string): void {
+    mkdirSync(path, { mode: 0o755 });
+    if ((0o755 & this.kept) !== 0o755) chmodSync(path, 0o755);
+  }
 }
 
 /** Replaces `<root>/<out>` with the staged tree: old path moved aside, staged renamed in. */
