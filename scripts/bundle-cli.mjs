@@ -1,10 +1,28 @@
 // Bundles the CLI under test (src/cli/bin.ts, every dependency included) into one ESM file, the
 // way scripts/build.mjs bundles dist/cli.js, for tests and benchmarks that run it as a process.
 import { build } from 'esbuild';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** The repository root: the nearest package.json named dist-build above this file (which may be
+ * bundled into node_modules/.cache by scripts/run-ts.mjs), else the working directory. */
+function repoRoot() {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    try {
+      if (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name === 'dist-build') {
+        return dir;
+      }
+    } catch {
+      // not here
+    }
+    dir = dirname(dir);
+  }
+  return process.cwd();
+}
+
+const root = repoRoot();
 
 /** `outfile` must end in `.mjs` when it lives outside the package (no "type": "module" there). */
 export async function bundleCli(outfile) {
