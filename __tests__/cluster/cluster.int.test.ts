@@ -13,7 +13,7 @@ import type { TlsFiles } from '../../src/cluster/certs.js';
 import { definitionDigest } from '../../src/cluster/definition.js';
 import { Master } from '../../src/cluster/master.js';
 import { call, protocol, MAX_MESSAGE_BYTES } from '../../src/cluster/protocol.js';
-import type { StartJobResponse, StatusResponse } from '../../src/cluster/protocol.js';
+import type { JobReport, StartJobResponse, StatusResponse } from '../../src/cluster/protocol.js';
 import {
   callMetadata,
   channelCredentials,
@@ -351,6 +351,83 @@ test(
       T,
     );
     expect(has.cache_keys).toEqual([]);
+  },
+  T,
+);
+
+test(
+  'jobs start and report on the heartbeat stream; a report sent twice counts once',
+  async () => {
+    const master = await startMaster({ tls: tls.master! });
+    const w = await startWorker('w1', { tls: tls.w1! });
+    await w.registered;
+    await until(() => master.live()[0]?.stream !== undefined, 'the heartbeat stream');
+    const m = master.live()[0]!;
+    const reports: { member: string | undefined; job: string; state: string }[] = [];
+    master.on('report', (member, r) =>
+      reports.push({ member: member?.id, job: r.job_id, state: r.state }),
+    );
+    const config = parseConfig(CONFIG, join(dir, 'x/dist-build.yml'));
+    const job = (id: string, digest: string) => ({
+      worker_uuid: m.uuid,
+      job_id: id,
+      unit: 'hello',
+      invocation: 'hello',
+      definition_digest: digest,
+      cache_key: 'sha256:' + '0'.repeat(64),
+      deps: [],
+    });
+    // The same checks as a StartJob call.
+    const refused = await master.startJob(m, job('j0', 'sha256:' + '2'.repeat(64)));
+    expect(refused.accepted).toBe(false);
+    expect(refused.reason).toMatch(/differs from this worker's config/);
+    const ok = await master.startJob(m, job('j1', definitionDigest(config.invocations[0]!)));
+    expect(ok).toEqual({ accepted: true, reason: '' });
+    await until(() => reports.length === 1, 'the report of j1');
+    expect(reports).toEqual([{ member: 'w1', job: 'j1', state: 'succeeded' }]);
+    expect(m.done).toBe(1);
+    // The same report again by ReportResult (as a worker whose ack was lost sends it): dropped.
+    const client = masterClient({ tls: tls.w2! });
+    const res = await call(
+      client,
+      client.ReportResult,
+      {
+        worker_uuid: m.uuid,
+        report: {
+          job_id: 'j1',
+          unit: 'hello',
+          state: 'succeeded',
+          cache_key: job('', '').cache_key,
+        } as JobReport, // proto3 fills in the rest
+      },
+      new grpc.Metadata(),
+      T,
+    );
+    expect(res.accepted).toBe(true);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(reports).toHaveLength(1);
+  },
+  T,
+);
+
+test(
+  "a worker does not take a server with another role's certificate for its master",
+  async () => {
+    // A cluster certificate, but a worker's: jobs arrive on the master connection, so no.
+    const impostor = new Master({
+      listen: [sock('master')],
+      security: { tls: tls.w2! },
+      log: () => {},
+    });
+    await impostor.start();
+    cleanups.push(() => impostor.stop());
+    const logs: string[] = [];
+    await startWorker('w1', { tls: tls.w1! }, logs);
+    await until(
+      () => logs.some((l) => /cannot reach the master/.test(l)),
+      'the worker to give up on the impostor',
+    );
+    expect(impostor.live()).toEqual([]);
   },
   T,
 );

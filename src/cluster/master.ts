@@ -18,6 +18,7 @@ import {
   call,
   protocol,
   type HeartbeatRequest,
+  type HeartbeatResponse,
   type JobReport,
   type LogsRequest,
   type MasterHandlers,
@@ -25,6 +26,8 @@ import {
   type MemberStatus,
   type OutputChunkMsg,
   type RunningJob,
+  type StartJobRequest,
+  type StartJobResponse,
   type StatusResponse,
   type UnitStatus,
   type WorkerClient,
@@ -65,7 +68,14 @@ export interface MemberState {
   closeClient(): void;
   /** Told to shut down at its next heartbeat. */
   shutdown: boolean;
+  /** Its heartbeat stream, once the first message came: jobs start through it (`startJob`). */
+  stream?: HeartbeatStream;
 }
+
+type HeartbeatStream = grpc.ServerDuplexStream<HeartbeatRequest, HeartbeatResponse>;
+
+/** Job ids of reports already handled, kept so a report sent twice (its ack lost) counts once. */
+const SEEN_REPORTS = 10_000;
 
 export interface MasterEvents {
   joined: [MemberState, { running: RunningJob[]; unreported: JobReport[] }];
@@ -91,6 +101,12 @@ export class Master extends EventEmitter<MasterEvents> {
   private server: ServerHandle | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private shutdownAll = false;
+  /** Jobs started on a heartbeat stream, waiting for the worker's answer. */
+  private readonly pendingStarts = new Map<
+    string,
+    { member: MemberState; settle: (r: StartJobResponse | Error) => void }
+  >();
+  private readonly seenReports = new Set<string>();
   run: RunView | undefined;
 
   constructor(private readonly opts: MasterOptions) {
@@ -254,7 +270,7 @@ export class Master extends EventEmitter<MasterEvents> {
           master_id: this.id,
         });
         this.emit('joined', state, { running: req.running, unreported: req.unreported });
-        for (const r of req.unreported) this.emit('report', state, r);
+        for (const r of req.unreported) this.acceptReport(state, r);
       },
       Heartbeat: (stream) => {
         const err = guard(stream, 'Heartbeat', ['worker']);
@@ -266,22 +282,39 @@ export class Master extends EventEmitter<MasterEvents> {
         stream.on('data', (req: HeartbeatRequest) => {
           const m = this.members.get(req.worker_uuid);
           if (!m) {
-            stream.write({ command: 'REREGISTER', lease_ttl_ms: this.leaseTtlMs });
+            stream.write(this.answer('REREGISTER'));
             stream.end();
             return;
           }
-          member = m;
+          if (member !== m) {
+            member = m;
+            m.stream = stream;
+          }
           m.lastHeartbeatAt = Date.now();
-          if (req.stats) m.member.stats = req.stats;
-          m.running = req.running;
-          stream.write({
-            command: m.shutdown ? 'SHUTDOWN' : 'NONE',
-            lease_ttl_ms: this.leaseTtlMs,
-          });
+          for (const a of req.acks) {
+            const p = this.pendingStarts.get(a.job_id);
+            if (p?.member === m) p.settle({ accepted: a.accepted, reason: a.reason });
+          }
+          if (req.reports.length) {
+            const acks = req.reports.filter((r) => r.job_id).map((r) => r.job_id);
+            stream.write({ ...this.answer('NONE'), report_acks: acks });
+            for (const r of req.reports) if (r.job_id) this.acceptReport(m, r);
+          }
+          if (req.stats) {
+            m.member.stats = req.stats;
+            m.running = req.running;
+            stream.write(this.answer(m.shutdown ? 'SHUTDOWN' : 'NONE'));
+          }
         });
         // The worker's heartbeat stream closing means its process or its connection is gone.
         const closed = (why: string) => {
-          if (member) this.remove(member, why);
+          if (member) {
+            if (member.stream === stream) member.stream = undefined;
+            for (const p of [...this.pendingStarts.values()]) {
+              if (p.member === member) p.settle(new Error(`${member.id}: ${why}`));
+            }
+            this.remove(member, why);
+          }
           member = undefined;
         };
         stream.on('end', () => {
@@ -302,10 +335,7 @@ export class Master extends EventEmitter<MasterEvents> {
         const err = guard(c, 'ReportResult', ['worker']);
         if (err) return cb(err);
         const m = this.members.get(c.request.worker_uuid);
-        if (m) {
-          m.lastHeartbeatAt = Date.now();
-          m.done++;
-        }
+        if (m) m.lastHeartbeatAt = Date.now();
         if (!c.request.report?.job_id) {
           return cb({
             code: grpc.status.INVALID_ARGUMENT,
@@ -313,7 +343,7 @@ export class Master extends EventEmitter<MasterEvents> {
           } as grpc.ServiceError);
         }
         cb(null, { accepted: true, reason: '' });
-        this.emit('report', m, c.request.report);
+        this.acceptReport(m, c.request.report);
       },
       Status: (c, cb) => {
         const err = guard(c, 'Status', ['client', 'master', 'worker']);
@@ -381,6 +411,52 @@ export class Master extends EventEmitter<MasterEvents> {
   }
 
   /** Unary call to a member's Worker service. */
+  /**
+   * Starts a job on `m`: on its heartbeat stream when it has one (no call of its own), else with
+   * a StartJob call. Rejects when the worker does not answer within `timeoutMs` or its stream
+   * breaks first.
+   */
+  startJob(m: MemberState, req: StartJobRequest, timeoutMs = 10_000): Promise<StartJobResponse> {
+    const stream = m.stream;
+    if (!stream || stream.destroyed || this.pendingStarts.has(req.job_id)) {
+      return this.callWorker<StartJobRequest, StartJobResponse>(
+        m,
+        (c) => c.StartJob,
+        req,
+        timeoutMs,
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => settle(new Error(`${m.id} did not answer StartJob within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const settle = (r: StartJobResponse | Error) => {
+        clearTimeout(timer);
+        this.pendingStarts.delete(req.job_id);
+        if (r instanceof Error) reject(r);
+        else resolve(r);
+      };
+      this.pendingStarts.set(req.job_id, { member: m, settle });
+      stream.write({ ...this.answer('NONE'), start_jobs: [req] });
+    });
+  }
+
+  private answer(command: HeartbeatResponse['command']): HeartbeatResponse {
+    return { command, lease_ttl_ms: this.leaseTtlMs, start_jobs: [], report_acks: [] };
+  }
+
+  /** A finished job's report, from the stream or a ReportResult call; a repeat is dropped. */
+  private acceptReport(m: MemberState | undefined, r: JobReport): void {
+    if (this.seenReports.has(r.job_id)) return;
+    this.seenReports.add(r.job_id);
+    if (this.seenReports.size > SEEN_REPORTS) {
+      this.seenReports.delete(this.seenReports.values().next().value!);
+    }
+    if (m) m.done++;
+    this.emit('report', m, r);
+  }
+
   callWorker<Req, Res>(
     m: MemberState,
     method: (client: WorkerClient) => Parameters<typeof call<Req, Res>>[1],

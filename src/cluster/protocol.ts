@@ -78,13 +78,23 @@ export interface RegisterResponse {
 }
 export interface HeartbeatRequest {
   worker_uuid: string;
-  stats: Stats;
+  /** Set on beats only (null on a message that carries only acks or reports). */
+  stats: Stats | null;
   running: RunningJob[];
+  acks: StartJobAck[];
+  reports: JobReport[];
+}
+export interface StartJobAck {
+  job_id: string;
+  accepted: boolean;
+  reason: string;
 }
 export type MasterCommand = 'NONE' | 'REREGISTER' | 'SHUTDOWN';
 export interface HeartbeatResponse {
   command: MasterCommand;
   lease_ttl_ms: number;
+  start_jobs: StartJobRequest[];
+  report_acks: string[];
 }
 export interface DeregisterRequest {
   worker_uuid: string;

@@ -8,7 +8,8 @@
  *    `previous`, so each invocation keeps landing on the worker whose cache is warm for it.
  *    Whenever the membership changes, units that have not started are re-placed with the current
  *    assignments as `previous`: only the work of a lost worker (or overflow onto a new one) moves.
- * 3. Dispatch. A unit starts when every unit it needs is built or cached; the StartJob names the
+ * 3. Dispatch. A unit starts when every unit it needs is built or cached; the start request (on the
+ *    worker's heartbeat stream, `Master.startJob`) names the
  *    dependencies' output blobs and the workers holding them, and the worker fetches what its tree
  *    lacks before the command runs. Each worker takes its own ready units, most critical (longest
  *    remaining needs-chain) first; an idle worker takes a ready unit queued on a busy one that it
@@ -563,7 +564,7 @@ export class Run {
     u.sentAt = performance.now();
     this.opts.onEvent?.({ type: 'started', unit: u.unit.id, worker: m.id, attempt: u.attempts });
     this.master
-      .callWorker<Parameters<typeof m.client.StartJob>[0], StartJobResponse>(m, (c) => c.StartJob, {
+      .startJob(m, {
         worker_uuid: m.uuid,
         job_id: job.id,
         unit: u.unit.id,
@@ -573,7 +574,7 @@ export class Run {
         deps: this.depsOf(u),
       })
       .then(
-        (res) => {
+        (res: StartJobResponse) => {
           if (u.job !== job || u.state !== 'running') return;
           if (res.accepted) {
             if (this.opts.onOutput) this.follow(u, m, job.id);

@@ -103,28 +103,54 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 2_000,
 };
 
-/** Credentials are costly to build (each parses the CA, key and certificate): one per material and IP. */
+/** Credentials are costly to build (each parses the CA, key and certificate): one per material,
+ * IP and expected role. */
 const credentialCache = new WeakMap<TlsFiles, Map<string, grpc.ChannelCredentials>>();
 
-export function channelCredentials(a: Address, sec: Security): grpc.ChannelCredentials {
+/**
+ * Credentials to dial `a`. With `serverRole`, the server's certificate must also carry that role
+ * (a worker dialing its master accepts only a master certificate: jobs arrive on that connection).
+ */
+export function channelCredentials(
+  a: Address,
+  sec: Security,
+  serverRole?: Role,
+): grpc.ChannelCredentials {
   checkSecurity(a, sec, 'connecting to');
   if (!sec.tls) return grpc.credentials.createInsecure();
   const ip = a.kind === 'tcp' && isIP(a.host) ? a.host : undefined;
-  let byIp = credentialCache.get(sec.tls);
-  if (!byIp) credentialCache.set(sec.tls, (byIp = new Map()));
-  let creds = byIp.get(ip ?? '');
+  let byKey = credentialCache.get(sec.tls);
+  if (!byKey) credentialCache.set(sec.tls, (byKey = new Map()));
+  const key = `${ip ?? ''}|${serverRole ?? ''}`;
+  let creds = byKey.get(key);
   if (!creds) {
     creds = grpc.credentials.createSsl(
       Buffer.from(sec.tls.ca),
       Buffer.from(sec.tls.key),
       Buffer.from(sec.tls.cert),
-      // TLS sends no IP address as server name (RFC 6066): the channel names "localhost" instead
-      // (see channelOptions) and the certificate is checked against the IP address here.
-      ip ? { checkServerIdentity: (_host, cert) => checkServerIdentity(ip, cert) } : {},
+      {
+        checkServerIdentity: (host, cert) => {
+          // TLS sends no IP address as server name (RFC 6066): the channel names "localhost"
+          // instead (see channelOptions) and the certificate is checked against the IP here.
+          const err = checkServerIdentity(ip ?? host, cert);
+          if (err || !serverRole) return err;
+          const role = roleOf(cert);
+          return role === serverRole
+            ? undefined
+            : new Error(
+                `the server's certificate has role ${role ?? 'none'}, expected ${serverRole}`,
+              );
+        },
+      },
     );
-    byIp.set(ip ?? '', creds);
+    byKey.set(key, creds);
   }
   return creds;
+}
+
+function roleOf(cert: PeerCertificate): string | null {
+  const ou = cert.subject?.OU;
+  return Array.isArray(ou) ? (ou[0] ?? null) : (ou ?? null);
 }
 
 export function channelOptions(a: Address): grpc.ChannelOptions {
@@ -173,10 +199,9 @@ export function peerRole(callLike: { getAuthContext?: () => AuthContext }): {
   const ctx = callLike.getAuthContext?.();
   const cert = ctx?.sslPeerCertificate;
   if (!cert) return { role: null, name: null };
-  const ou = cert.subject?.OU;
   const cn = cert.subject?.CN;
   const peer = {
-    role: Array.isArray(ou) ? (ou[0] ?? null) : (ou ?? null),
+    role: roleOf(cert),
     name: Array.isArray(cn) ? (cn[0] ?? null) : (cn ?? null),
   };
   if (socket) peerCache.set(socket, peer);

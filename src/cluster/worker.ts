@@ -103,6 +103,8 @@ interface WorkerJob {
 }
 
 const RPC_TIMEOUT_MS = 10_000;
+/** How long a report sent on the heartbeat stream waits for its ack before going by ReportResult. */
+const REPORT_ACK_MS = 5_000;
 /** Finished jobs whose logs are kept for StreamOutput / `dist-build logs`. */
 const KEEP_FINISHED = 512;
 
@@ -122,6 +124,8 @@ export class WorkerAgent {
   private workerId = '';
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private heartbeats: grpc.ClientDuplexStream<HeartbeatRequest, HeartbeatResponse> | undefined;
+  /** Reports sent on the heartbeat stream, by job id, waiting for the master's ack. */
+  private readonly reportAcks = new Map<string, (acked: boolean) => void>();
   private shutdownAsked = false;
   private runningDirMade = false;
   private heartbeatMs = 1000;
@@ -166,7 +170,7 @@ export class WorkerAgent {
     );
     this.master = new p.MasterClient(
       grpcTarget(this.opts.join),
-      channelCredentials(this.opts.join, this.security),
+      channelCredentials(this.opts.join, this.security, 'master'),
       channelOptions(this.opts.join),
     );
     void this.register();
@@ -321,6 +325,13 @@ export class WorkerAgent {
     };
     stream.on('data', (res: HeartbeatResponse) => {
       answeredAt = Date.now();
+      if (res.start_jobs.length) {
+        // Work from the master (the server's certificate was checked to be a master's): the same
+        // checks and answer as a StartJob call.
+        const acks = res.start_jobs.map((req) => ({ job_id: req.job_id, ...this.startJob(req) }));
+        stream.write({ worker_uuid: this.uuid, stats: null, running: [], acks, reports: [] });
+      }
+      for (const id of res.report_acks) this.reportAcks.get(id)?.(true);
       if (res.command === 'REREGISTER') again('the master does not know this worker');
       else if (res.command === 'SHUTDOWN' && !this.shutdownAsked) {
         this.shutdownAsked = true;
@@ -337,13 +348,21 @@ export class WorkerAgent {
         return;
       }
       this.reapOrphans();
-      stream.write({ worker_uuid: this.uuid, stats: this.stats(), running: this.running() });
+      stream.write({
+        worker_uuid: this.uuid,
+        stats: this.stats(),
+        running: this.running(),
+        acks: [],
+        reports: [],
+      });
     };
     beat();
     this.heartbeatTimer = setInterval(beat, this.heartbeatMs);
   }
 
   private closeHeartbeats(): void {
+    // Reports waiting for an ack on this stream go by ReportResult instead.
+    for (const settle of [...this.reportAcks.values()]) settle(false);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
     const s = this.heartbeats;
@@ -688,7 +707,13 @@ export class WorkerAgent {
     return c;
   }
 
+  /**
+   * Sends a finished job's report: on the heartbeat stream when it is up (acknowledged by the
+   * master), else, or when no ack comes, with ReportResult calls; failing those, with the next
+   * registration. The master drops repeats.
+   */
   private async report(report: JobReport): Promise<void> {
+    if (await this.reportOnStream(report)) return;
     for (let attempt = 0; attempt < 3 && !this.stopping; attempt++) {
       try {
         await this.registering;
@@ -706,6 +731,29 @@ export class WorkerAgent {
     }
     // Kept and sent with the next registration.
     this.unreported.push(report);
+  }
+
+  private reportOnStream(report: JobReport): Promise<boolean> {
+    const stream = this.heartbeats;
+    if (!stream || this.registering || this.reportAcks.has(report.job_id)) {
+      return Promise.resolve(false);
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => settle(false), REPORT_ACK_MS);
+      const settle = (acked: boolean) => {
+        clearTimeout(timer);
+        this.reportAcks.delete(report.job_id);
+        resolve(acked);
+      };
+      this.reportAcks.set(report.job_id, settle);
+      stream.write({
+        worker_uuid: this.uuid,
+        stats: null,
+        running: [],
+        acks: [],
+        reports: [report],
+      });
+    });
   }
 
   private async pruneFinished(): Promise<void> {

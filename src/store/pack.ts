@@ -104,6 +104,7 @@ export async function saveOutputs(
   outputs: readonly string[],
 ): Promise<OutputEntry[]> {
   const paths = [...new Set(outputs.map(normalizeOutputPath))];
+  if (paths.length === 0) return [];
   const adopt = store.tempDir && store.adoptBlobFile ? store.adoptBlobFile.bind(store) : undefined;
   const tempDir = adopt && store.tempDir ? await store.tempDir() : join(root, '.dist-build', 'tmp');
   await mkdir(tempDir, { recursive: true });
