@@ -83,6 +83,18 @@ describe('openStore', () => {
     await expect(openStores(c, opts)).rejects.toThrow(ConfigError);
   });
 
+  it('names the line of the store option a backend refuses', async () => {
+    const c = config(
+      'cache:\n  stores:\n    - type: local\n    - type: registry\n      ref: localhost:5000/x\n      chunk-size: 1KB\n',
+    );
+    const err = (await openStores(c, opts).catch((e: unknown) => e)) as ConfigError;
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.issues[0]).toMatchObject({ line: 9, path: 'cache.stores[1].chunk-size' });
+    expect(err.message).toMatch(/dist-build\.yml:9:\d+.*chunk-size/);
+    // The positions never reach what is hashed or printed as JSON.
+    expect(JSON.stringify(c.cache)).not.toContain('line');
+  });
+
   it('signs every layer when the secret is set; required without it is an error', async () => {
     const c = config('cache: {sign: {secret-env: S, required: true}}\n');
     await expect(openStore(c, opts)).rejects.toThrow(SigningConfigError);

@@ -9,7 +9,14 @@ import { ConfigError } from './errors.js';
 import type { ConfigIssue } from './errors.js';
 import { parseDuration } from './duration.js';
 import { parseSize } from './size.js';
-import type { CacheConfig, Config, DockerSpec, InvocationConfig, StoreConfig } from './types.js';
+import type {
+  CacheConfig,
+  Config,
+  DockerSpec,
+  InvocationConfig,
+  StoreConfig,
+  StoreLocation,
+} from './types.js';
 
 type Segment = string | number;
 type Raw = Record<string, unknown>;
@@ -515,6 +522,18 @@ function buildCache(raw: Raw | undefined, loc: Locator, issues: ConfigIssue[]): 
     }
   });
   const cache: CacheConfig = { stores };
+  const locations: StoreLocation[] = (raw?.stores ? stores : []).map((store, i) => {
+    const at: Segment[] = ['cache', 'stores', i];
+    const { line, col } = loc.issueAt(at, '');
+    const options = Object.fromEntries(
+      Object.keys(store).map((key) => {
+        const p = loc.issueAtKey(at, key, '');
+        return [key, { line: p.line, col: p.col }];
+      }),
+    );
+    return { line, col, options };
+  });
+  Object.defineProperty(cache, 'locations', { value: locations, enumerable: false });
   const sign = raw?.sign as Raw | undefined;
   if (sign) {
     cache.sign = {

@@ -79,6 +79,20 @@ export interface CacheConfig {
   stores: StoreConfig[];
   /** Result signing; absent when the config has no `cache.sign`. */
   sign?: SignConfig;
+  /**
+   * Where each store (and each of its options) is written in the file, for error messages about
+   * options that only the backend checks. Not enumerable: it never reaches digests or JSON.
+   */
+  readonly locations?: StoreLocation[];
+}
+
+export interface FilePosition {
+  line: number;
+  col: number;
+}
+
+export interface StoreLocation extends FilePosition {
+  options: Record<string, FilePosition>;
 }
 
 export interface Config {

@@ -136,16 +136,22 @@ export async function openStores(
     const index = position - shift; // as written in the config (-1: the implicit local store)
     const { type, ...options } = storeConfig;
     const factory = Object.hasOwn(STORE_BACKENDS, type) ? STORE_BACKENDS[type] : undefined;
-    const problem = (message: string): ConfigError =>
-      new ConfigError([
+    const problem = (message: string, option?: string): ConfigError => {
+      const where = index < 0 ? undefined : config.cache?.locations?.[index];
+      const at = (option !== undefined && where?.options[option]) || where;
+      return new ConfigError([
         {
           file: config.file,
-          line: 0,
-          col: 0,
-          path: index < 0 ? 'cache' : `cache.stores[${index}]`,
+          line: at?.line ?? 0,
+          col: at?.col ?? 0,
+          path:
+            index < 0
+              ? 'cache'
+              : `cache.stores[${index}]${option !== undefined && where?.options[option] ? `.${option}` : ''}`,
           message: `${type} store: ${message}`,
         },
       ]);
+    };
     if (!factory) {
       throw problem(
         `this build of dist-build has no ${JSON.stringify(type)} backend (available: ${Object.keys(STORE_BACKENDS).join(', ')})`,
@@ -156,12 +162,22 @@ export async function openStores(
       store = await factory(options, ctx);
     } catch (err) {
       // Factories report bad options as StoreOptionsError (or TypeError): a config problem.
-      if (err instanceof StoreOptionsError || err instanceof TypeError) throw problem(err.message);
+      if (err instanceof StoreOptionsError || err instanceof TypeError) {
+        throw problem(err.message, optionNamedIn(err));
+      }
       throw err;
     }
     opened.push({ index, config: storeConfig, store });
   }
   return opened;
+}
+
+/** The option a backend's error is about: its `option`, else the `name:` or `option "name"` it
+ * starts with. */
+function optionNamedIn(err: Error): string | undefined {
+  const named = (err as { option?: unknown }).option;
+  if (typeof named === 'string') return named;
+  return /^([a-z][a-z0-9-]*): /.exec(err.message)?.[1] ?? /option "([^"]+)"/.exec(err.message)?.[1];
 }
 
 /**
