@@ -37065,6 +37065,18 @@ function buildCache(raw, loc, issues) {
     }
   });
   const cache = { stores };
+  const locations = (raw?.stores ? stores : []).map((store, i) => {
+    const at = ["cache", "stores", i];
+    const { line, col } = loc.issueAt(at, "");
+    const options = Object.fromEntries(
+      Object.keys(store).map((key) => {
+        const p = loc.issueAtKey(at, key, "");
+        return [key, { line: p.line, col: p.col }];
+      })
+    );
+    return { line, col, options };
+  });
+  Object.defineProperty(cache, "locations", { value: locations, enumerable: false });
   const sign = raw?.sign;
   if (sign) {
     cache.sign = {

@@ -168,14 +168,255 @@ var init_types = __esm({
   }
 });
 
-// src/store/digest.ts
+// src/store/hash-pipe.ts
 import { createHash } from "node:crypto";
+import { Worker as Worker2 } from "node:worker_threads";
+function takeSlot() {
+  const s = pool.pop();
+  if (s) return s;
+  const sab = new SharedArrayBuffer(SLOT);
+  return { sab, buf: Buffer.from(sab), key: slotKeys++ };
+}
+function giveSlot(s) {
+  if (pool.length < POOL_MAX) pool.push(s);
+  else s.sentTo?.forget(s.key);
+}
+var SLOT, SLOTS_PER_PIPE, POOL_MAX, THREAD_SOURCE, pool, slotKeys, HashThread, thread, HashPipe;
+var init_hash_pipe = __esm({
+  "src/store/hash-pipe.ts"() {
+    "use strict";
+    SLOT = 1024 * 1024;
+    SLOTS_PER_PIPE = 4;
+    POOL_MAX = 16;
+    THREAD_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const hashes = new Map();
+const slots = new Map();
+parentPort.on('message', (m) => {
+  if (m.op === 'update') {
+    let h = hashes.get(m.id);
+    if (!h) hashes.set(m.id, (h = createHash('sha256')));
+    if (m.sab) slots.set(m.key, m.sab);
+    h.update(new Uint8Array(slots.get(m.key), 0, m.length));
+    parentPort.postMessage({ id: m.id, slot: m.slot });
+  } else if (m.op === 'digest') {
+    const h = hashes.get(m.id) || createHash('sha256');
+    hashes.delete(m.id);
+    parentPort.postMessage({ id: m.id, hex: h.digest('hex') });
+  } else if (m.op === 'drop') {
+    hashes.delete(m.id);
+  } else if (m.op === 'forget') {
+    slots.delete(m.key);
+  }
+});
+`;
+    pool = [];
+    slotKeys = 0;
+    HashThread = class {
+      worker;
+      pipes = /* @__PURE__ */ new Map();
+      nextId = 1;
+      /** Replies still to come. */
+      due = 0;
+      dead;
+      constructor() {
+        this.worker = new Worker2(THREAD_SOURCE, { eval: true, name: "dist-build sha256" });
+        this.worker.unref();
+        this.worker.on("message", (m) => {
+          this.replied();
+          this.pipes.get(m.id)?.onReply(m);
+        });
+        const die = (err) => {
+          this.dead ??= err;
+          if (thread === this) thread = void 0;
+          for (const p of [...this.pipes.values()]) p.onThreadDeath(err);
+          this.pipes.clear();
+        };
+        this.worker.on("error", die);
+        this.worker.on("exit", (code) => die(new Error(`the hashing thread exited (code ${code})`)));
+      }
+      attach(pipe) {
+        if (this.dead) throw this.dead;
+        const id = this.nextId++;
+        this.pipes.set(id, pipe);
+        return id;
+      }
+      detach(id, drop) {
+        if (!this.pipes.delete(id)) return;
+        if (drop) this.worker.postMessage({ op: "drop", id });
+      }
+      /** The thread may let go of a slot's memory. */
+      forget(key) {
+        this.worker.postMessage({ op: "forget", key });
+      }
+      /** Sends a request that gets a reply; the thread is referenced while any reply is due. */
+      post(msg) {
+        if (this.due++ === 0) this.worker.ref();
+        this.worker.postMessage(msg);
+      }
+      replied() {
+        if (--this.due === 0) this.worker.unref();
+      }
+    };
+    HashPipe = class {
+      out = /* @__PURE__ */ new Map();
+      nextSlot = 0;
+      /** Submitted slots not yet hashed, in order, while the pipe is still deciding (inline mode). */
+      pending = [];
+      id;
+      waiters = [];
+      digestWaiter;
+      error;
+      finished = false;
+      bytes = 0;
+      /** Total bytes submitted. */
+      get size() {
+        return this.bytes;
+      }
+      /** A free slot buffer of `SLOT` bytes; waits while `SLOTS_PER_PIPE` are out. */
+      async acquire() {
+        for (; ; ) {
+          if (this.error) throw this.error;
+          if (this.out.size < SLOTS_PER_PIPE) break;
+          await new Promise((resolve4) => this.waiters.push(resolve4));
+        }
+        const slot = takeSlot();
+        this.out.set(this.nextSlot++, { slot, length: -1, hashed: false, held: false });
+        return slot.buf;
+      }
+      /**
+       * Hashes `buf[0, length)` (a buffer from `acquire`, submitted in the order acquired). The slot
+       * is reused once hashed and `hold` has settled; a rejected `hold` is not this pipe's business.
+       */
+      submit(buf, length, hold) {
+        const n = this.slotOf(buf);
+        const o = this.out.get(n);
+        o.length = length;
+        this.bytes += length;
+        if (hold) {
+          o.held = true;
+          const release = () => {
+            o.held = false;
+            this.maybeFree(n);
+          };
+          hold.then(release, release);
+        }
+        if (this.id !== void 0) {
+          this.send(n, o);
+          return;
+        }
+        this.pending.push(n);
+        if (this.pending.length >= SLOTS_PER_PIPE - 1) this.goThreaded();
+      }
+      /** Copies `data` in (for streams that bring their own buffers). */
+      async update(data) {
+        let offset = 0;
+        while (offset < data.length) {
+          const buf = await this.acquire();
+          const n = Math.min(SLOT, data.length - offset);
+          buf.set(data.subarray(offset, offset + n));
+          offset += n;
+          this.submit(buf, n);
+        }
+      }
+      /** `sha256:<hex>` of everything submitted. The pipe is done afterwards. */
+      async digest() {
+        if (this.error) throw this.error;
+        this.finished = true;
+        if (this.id === void 0) {
+          const hash = createHash("sha256");
+          for (const n of this.pending.splice(0)) {
+            const o = this.out.get(n);
+            hash.update(o.slot.buf.subarray(0, o.length));
+            o.hashed = true;
+            this.maybeFree(n);
+          }
+          return `sha256:${hash.digest("hex")}`;
+        }
+        const hex = await new Promise((resolve4, reject) => {
+          this.digestWaiter = { resolve: resolve4, reject };
+          thread.post({ op: "digest", id: this.id });
+        });
+        return `sha256:${hex}`;
+      }
+      /** Stops using the thread and the slots (slots still held by a write are freed when it ends). */
+      dispose() {
+        if (this.id !== void 0 && thread) thread.detach(this.id, !this.finished);
+        this.error ??= new Error("hash pipe disposed");
+        for (const [n, o] of this.out) {
+          o.hashed = true;
+          this.maybeFree(n);
+        }
+        this.wake();
+      }
+      /** @internal */
+      onReply(m) {
+        if (m.hex !== void 0) {
+          const w = this.digestWaiter;
+          this.digestWaiter = void 0;
+          if (this.id !== void 0) thread?.detach(this.id, false);
+          this.id = void 0;
+          w?.resolve(m.hex);
+          return;
+        }
+        const o = this.out.get(m.slot);
+        if (!o) return;
+        o.hashed = true;
+        this.maybeFree(m.slot);
+      }
+      /** @internal */
+      onThreadDeath(err) {
+        this.error ??= err;
+        this.digestWaiter?.reject(err);
+        this.digestWaiter = void 0;
+        this.wake();
+      }
+      slotOf(buf) {
+        for (const [n, o] of this.out) if (o.slot.buf === buf && o.length < 0) return n;
+        throw new Error("submit: not a buffer acquired from this pipe, or submitted twice");
+      }
+      goThreaded() {
+        thread ??= new HashThread();
+        this.id = thread.attach(this);
+        for (const n of this.pending.splice(0)) this.send(n, this.out.get(n));
+      }
+      send(n, o) {
+        const t = thread;
+        const { key, sab } = o.slot;
+        const fresh = o.slot.sentTo !== t;
+        o.slot.sentTo = t;
+        t.post({
+          op: "update",
+          id: this.id,
+          slot: n,
+          key,
+          sab: fresh ? sab : void 0,
+          length: o.length
+        });
+      }
+      maybeFree(n) {
+        const o = this.out.get(n);
+        if (!o || !o.hashed || o.held) return;
+        this.out.delete(n);
+        giveSlot(o.slot);
+        this.wake();
+      }
+      wake() {
+        for (const w of this.waiters.splice(0)) w();
+      }
+    };
+  }
+});
+
+// src/store/digest.ts
+import { createHash as createHash2 } from "node:crypto";
 import { Readable } from "node:stream";
 function sha256Digest(data) {
-  return `sha256:${createHash("sha256").update(data).digest("hex")}`;
+  return `sha256:${createHash2("sha256").update(data).digest("hex")}`;
 }
 async function digestStream(data) {
-  const hash = createHash("sha256");
+  const hash = createHash2("sha256");
   let size2 = 0;
   for await (const chunk of data) {
     const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
@@ -186,13 +427,18 @@ async function digestStream(data) {
 }
 function verifiedStream(source, digest, onCorrupt) {
   async function* verify() {
-    const hash = createHash("sha256");
-    for await (const chunk of source) {
-      const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
-      hash.update(buf);
-      yield buf;
+    const pipe = new HashPipe();
+    let actual;
+    try {
+      for await (const chunk of source) {
+        const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+        await pipe.update(buf);
+        yield buf;
+      }
+      actual = await pipe.digest();
+    } finally {
+      pipe.dispose();
     }
-    const actual = `sha256:${hash.digest("hex")}`;
     if (actual === digest) return;
     const err = new CorruptBlobError(digest, actual);
     await Promise.resolve().then(() => onCorrupt?.(err)).catch(() => {
@@ -210,6 +456,7 @@ var VERIFIED;
 var init_digest = __esm({
   "src/store/digest.ts"() {
     "use strict";
+    init_hash_pipe();
     init_types();
     VERIFIED = /* @__PURE__ */ Symbol.for("dist-build.store.verified-digest");
   }
@@ -245,7 +492,7 @@ var init_fsutil = __esm({
 });
 
 // src/store/local.ts
-import { createHash as createHash2, randomBytes } from "node:crypto";
+import { createHash as createHash3, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { lstat, mkdir as mkdir2, open, readFile as readFile4, rename as rename2, rm, stat as stat2, unlink as unlink2, utimes } from "node:fs/promises";
 import { join as join4 } from "node:path";
@@ -273,7 +520,7 @@ var init_local = __esm({
     EVICT_TO = 0.9;
     DEFAULT_EVICT_GRACE_MS = 6e4;
     DEFAULT_RESCAN_EVERY = 100;
-    READ_CHUNK = 256 * 1024;
+    READ_CHUNK = 1024 * 1024;
     WRITE_BUFFER = 1024 * 1024;
     STALE_TMP_MS = 24 * 3600 * 1e3;
     STAT_CONCURRENCY = 64;
@@ -334,7 +581,7 @@ var init_local = __esm({
         if (expectedDigest !== void 0) assertDigest(expectedDigest, "expected digest");
         await this.ensureDirs();
         const tmp = this.tempPath();
-        const hash = createHash2("sha256");
+        const hash = createHash3("sha256");
         let size2 = 0;
         try {
           async function* hashed() {
@@ -792,9 +1039,9 @@ function hookWrites() {
 function unescapeCommand(s) {
   return s.replace(/%0D/g, "\r").replace(/%0A/g, "\n").replace(/%25/g, "%");
 }
-function parseLog(chunks2) {
+function parseLog(chunks) {
   const log = { warnings: [], errors: [], debug: [], info: [] };
-  for (const line of chunks2.join("").split(/\r?\n/)) {
+  for (const line of chunks.join("").split(/\r?\n/)) {
     if (line === "") continue;
     const m = /^::([a-z-]+)(?: [^:]*)?::(.*)$/.exec(line);
     if (!m) {
@@ -2018,10 +2265,10 @@ var init_registry = __esm({
             session = opened.session;
           }
           const hash = createHash5("sha256");
-          const chunks2 = readChunks(data, this.chunkSize, hash)[Symbol.asyncIterator]();
-          const first = await chunks2.next();
+          const chunks = readChunks(data, this.chunkSize, hash)[Symbol.asyncIterator]();
+          const first = await chunks.next();
           const firstChunk = first.done ? Buffer.alloc(0) : first.value;
-          const second = first.done || firstChunk.length < this.chunkSize ? void 0 : await chunks2.next();
+          const second = first.done || firstChunk.length < this.chunkSize ? void 0 : await chunks.next();
           if (second === void 0 || second.done) {
             const digest2 = `sha256:${hash.digest("hex")}`;
             checkExpected(expectedDigest, digest2);
@@ -2047,7 +2294,7 @@ var init_registry = __esm({
               next = Promise.resolve({ done: false, value: pendingSecond });
               pendingSecond = void 0;
             } else {
-              next = chunks2.next();
+              next = chunks.next();
             }
             next.catch(() => {
             });
@@ -2660,154 +2907,6 @@ var init_registry = __esm({
         this.onWarning(message2);
       }
     };
-  }
-});
-
-// src/cluster/x509-gen.ts
-var x509_gen_exports = {};
-__export(x509_gen_exports, {
-  generateKeys: () => generateKeys,
-  issueLeaf: () => issueLeaf,
-  newCA: () => newCA,
-  newCluster: () => newCluster,
-  signingCA: () => signingCA
-});
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
-import { KeyObject, randomBytes as randomBytes5 } from "node:crypto";
-function randomSerial() {
-  const b = randomBytes5(16);
-  b[0] = b[0] & 127 || 1;
-  return b.toString("hex");
-}
-function dn(attrs) {
-  return new x509.Name(attrs.map(([type, v]) => ({ [type]: [{ utf8String: v }] })));
-}
-async function signCertificate(spec) {
-  const cert = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: randomSerial(),
-      issuer: spec.issuer,
-      subject: spec.subject,
-      notBefore: spec.notBefore,
-      notAfter: spec.notAfter,
-      publicKey: spec.publicKey,
-      signingKey: spec.signingKey,
-      signingAlgorithm: SIGN_ALG,
-      extensions: spec.extensions
-    },
-    x509Crypto
-  );
-  return `${cert.toString("pem")}
-`;
-}
-async function generateKeys() {
-  const keys = await webCrypto.subtle.generateKey(KEY_ALG, true, ["sign", "verify"]);
-  const publicKey = new x509.PublicKey(
-    KeyObject.from(keys.publicKey).export({ type: "spki", format: "der" })
-  );
-  return {
-    privateKey: keys.privateKey,
-    keyPem: KeyObject.from(keys.privateKey).export({ type: "pkcs8", format: "pem" }),
-    publicKey,
-    keyId: Buffer.from(await publicKey.getKeyIdentifier(x509Crypto)).toString("hex")
-  };
-}
-function signer(key, subject, keyId) {
-  const authorityKeyId = new x509.AuthorityKeyIdentifierExtension(keyId, false);
-  return { key, subject, authorityKeyId, altNames: /* @__PURE__ */ new Map() };
-}
-async function signingCA(certPem, keyObject) {
-  const cert = new x509.X509Certificate(certPem);
-  const der = keyObject.export({ type: "pkcs8", format: "der" });
-  const key = await webCrypto.subtle.importKey("pkcs8", der, KEY_ALG, false, ["sign"]);
-  const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
-  const keyId = ski ?? Buffer.from(await cert.publicKey.getKeyIdentifier(x509Crypto)).toString("hex");
-  return signer(key, cert.subjectName, keyId);
-}
-async function newCA(plan, pregenerated) {
-  const keys = await (pregenerated ?? generateKeys());
-  const subject = dn([
-    ["CN", plan.name],
-    ["O", ORGANIZATION]
-  ]);
-  const cert = await signCertificate({
-    issuer: subject,
-    subject,
-    notBefore: plan.notBefore,
-    notAfter: plan.notAfter,
-    publicKey: keys.publicKey,
-    signingKey: keys.privateKey,
-    extensions: [
-      CA_BASIC_CONSTRAINTS,
-      CA_KEY_USAGE,
-      new x509.SubjectKeyIdentifierExtension(keys.keyId, false)
-    ]
-  });
-  return {
-    pair: { cert, key: keys.keyPem },
-    signer: signer(keys.privateKey, subject, keys.keyId)
-  };
-}
-async function issueLeaf(ca, plan, pregenerated) {
-  const sanKey = JSON.stringify(plan.altNames);
-  let san = ca.altNames.get(sanKey);
-  if (!san)
-    ca.altNames.set(sanKey, san = new x509.SubjectAlternativeNameExtension(plan.altNames, false));
-  const keys = await (pregenerated ?? generateKeys());
-  const cert = await signCertificate({
-    issuer: ca.subject,
-    subject: dn([
-      ["CN", plan.name],
-      ["O", ORGANIZATION],
-      ["OU", plan.role]
-    ]),
-    notBefore: plan.notBefore,
-    notAfter: plan.notAfter,
-    publicKey: keys.publicKey,
-    signingKey: ca.key,
-    extensions: [
-      LEAF_BASIC_CONSTRAINTS,
-      LEAF_KEY_USAGE,
-      LEAF_EXT_KEY_USAGE,
-      san,
-      ca.authorityKeyId,
-      new x509.SubjectKeyIdentifierExtension(keys.keyId, false)
-    ]
-  });
-  return { cert, key: keys.keyPem };
-}
-async function newCluster(caPlan2, leaves) {
-  const leafKeys = leaves.map(() => generateKeys());
-  leafKeys.forEach((p) => p.catch(() => {
-  }));
-  const { pair: ca, signer: caSigner } = await newCA(caPlan2);
-  const pairs2 = await Promise.all(leaves.map((plan, i) => issueLeaf(caSigner, plan, leafKeys[i])));
-  return { ca, leaves: pairs2 };
-}
-var webCrypto, KEY_ALG, SIGN_ALG, ORGANIZATION, x509Crypto, CA_BASIC_CONSTRAINTS, CA_KEY_USAGE, LEAF_BASIC_CONSTRAINTS, LEAF_KEY_USAGE, LEAF_EXT_KEY_USAGE;
-var init_x509_gen = __esm({
-  "src/cluster/x509-gen.ts"() {
-    "use strict";
-    webCrypto = globalThis.crypto;
-    KEY_ALG = { name: "ECDSA", namedCurve: "P-256" };
-    SIGN_ALG = { name: "ECDSA", hash: "SHA-256" };
-    ORGANIZATION = "dist-build";
-    x509Crypto = webCrypto;
-    CA_BASIC_CONSTRAINTS = new x509.BasicConstraintsExtension(true, 0, true);
-    CA_KEY_USAGE = new x509.KeyUsagesExtension(
-      x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-      true
-    );
-    LEAF_BASIC_CONSTRAINTS = new x509.BasicConstraintsExtension(false, void 0, true);
-    LEAF_KEY_USAGE = new x509.KeyUsagesExtension(
-      x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement,
-      true
-    );
-    LEAF_EXT_KEY_USAGE = new x509.ExtendedKeyUsageExtension(
-      [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
-      false
-    );
   }
 });
 
@@ -3465,6 +3564,18 @@ function buildCache(raw, loc, issues) {
     }
   });
   const cache = { stores };
+  const locations = (raw?.stores ? stores : []).map((store, i) => {
+    const at = ["cache", "stores", i];
+    const { line, col } = loc.issueAt(at, "");
+    const options = Object.fromEntries(
+      Object.keys(store).map((key) => {
+        const p = loc.issueAtKey(at, key, "");
+        return [key, { line: p.line, col: p.col }];
+      })
+    );
+    return { line, col, options };
+  });
+  Object.defineProperty(cache, "locations", { value: locations, enumerable: false });
   const sign = raw?.sign;
   if (sign) {
     cache.sign = {
@@ -3906,7 +4017,7 @@ function buildUnits(items, prep, workerIndex, previous) {
     return w === void 0 ? -1 : w;
   };
   const units = [];
-  const emit2 = (members, set) => {
+  const emit = (members, set) => {
     const head = items[members[0]];
     let duration2 = 0;
     let prev = previousOf(members[0]);
@@ -3937,12 +4048,12 @@ function buildUnits(items, prep, workerIndex, previous) {
         members.push(j);
         set = both;
       } else {
-        emit2(members, set);
+        emit(members, set);
         members = [j];
         set = setOf[j];
       }
     }
-    emit2(members, set);
+    emit(members, set);
   }
   return units;
 }
@@ -4884,19 +4995,19 @@ var FileIndex = class _FileIndex {
   }
   /** Stops the worker threads (idle ones never keep the process alive, but tests like it). */
   async close() {
-    const pool = this.pool;
+    const pool2 = this.pool;
     this.pool = void 0;
-    await pool?.close();
+    await pool2?.close();
   }
 };
 function toDigest(path, mode, size2, digest) {
-  const symlink2 = (mode & S_IFMT) === S_IFLNK;
+  const symlink = (mode & S_IFMT) === S_IFLNK;
   return {
     path,
-    kind: symlink2 ? "symlink" : "file",
+    kind: symlink ? "symlink" : "file",
     digest,
     size: size2,
-    executable: !symlink2 && (mode & 73) !== 0
+    executable: !symlink && (mode & 73) !== 0
   };
 }
 
@@ -5660,41 +5771,313 @@ init_local();
 
 // src/store/pack.ts
 init_digest();
-init_types();
 init_fsutil();
-import { createHash as createHash3, randomBytes as randomBytes2 } from "node:crypto";
+init_hash_pipe();
+import { randomBytes as randomBytes2 } from "node:crypto";
 import {
+  chmodSync,
   close as fsClose,
+  closeSync,
   constants as fsConstants,
-  createWriteStream as createWriteStream2,
-  fstat,
+  fchmodSync,
+  fstatSync,
+  mkdirSync,
   open as fsOpen,
-  read as fsRead,
+  openSync,
+  readSync,
+  symlinkSync,
   write as fsWrite,
-  fchmod
+  writeSync
 } from "node:fs";
-import {
-  chmod,
-  lstat as lstat2,
-  mkdir as mkdir3,
-  readdir as readdir2,
-  readlink,
-  realpath,
-  rename as rename3,
-  rm as rm2,
-  symlink
-} from "node:fs/promises";
+import { lstat as lstat2, mkdir as mkdir3, readdir as readdir2, readlink, realpath, rename as rename3, rm as rm2 } from "node:fs/promises";
 import { dirname as dirname3, join as join5, posix as posix4, sep as sep2 } from "node:path";
-import { pipeline as pipeline2 } from "node:stream/promises";
-import tar from "tar-stream";
+
+// src/store/tar.ts
+var BLOCK = 512;
+var END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
+var TYPEFLAG = { file: 0, symlink: 2, directory: 5 };
+var PAX_TYPEFLAG = 72;
+function padding(size2) {
+  const r = size2 % BLOCK;
+  return r === 0 ? 0 : BLOCK - r;
+}
+function oct(value, digits) {
+  const s = value.toString(8);
+  if (s.length > digits) return "7".repeat(digits) + " ";
+  return "0".repeat(digits - s.length) + s + " ";
+}
+function isAscii(s) {
+  return /^[\x00-\x7f]*$/.test(s);
+}
+function ustarInto(buf, pos, name, typeflag, mode, size2, linkname) {
+  if (!isAscii(name)) return false;
+  let prefix = "";
+  while (name.length > 100) {
+    const i = name.indexOf("/");
+    if (i === -1) return false;
+    prefix += prefix ? "/" + name.slice(0, i) : name.slice(0, i);
+    name = name.slice(i + 1);
+  }
+  if (name.length > 100 || prefix.length > 155) return false;
+  if (linkname && Buffer.byteLength(linkname) > 100) return false;
+  buf.fill(0, pos, pos + BLOCK);
+  buf.write(name, pos, "latin1");
+  buf.write(oct(mode & 4095, 6), pos + 100, "latin1");
+  buf.write("000000 ", pos + 108, "latin1");
+  buf.write("000000 ", pos + 116, "latin1");
+  if (size2.toString(8).length > 11) {
+    buf[pos + 124] = 128;
+    let n = size2;
+    for (let i = 11; i > 0; i--) {
+      buf[pos + 124 + i] = n & 255;
+      n = Math.floor(n / 256);
+    }
+  } else {
+    buf.write(oct(size2, 11), pos + 124, "latin1");
+  }
+  buf.write("00000000000 ", pos + 136, "latin1");
+  buf[pos + 156] = 48 + typeflag;
+  if (linkname) buf.write(linkname, pos + 157, "utf8");
+  buf.write("ustar\x0000", pos + 257, "latin1");
+  buf.write("000000 ", pos + 329, "latin1");
+  buf.write("000000 ", pos + 337, "latin1");
+  if (prefix) buf.write(prefix, pos + 345, "latin1");
+  let sum = 8 * 32;
+  for (let i = 0; i < 148; i++) sum += buf[pos + i];
+  for (let i = 156; i < BLOCK; i++) sum += buf[pos + i];
+  buf.write(oct(sum, 6), pos + 148, "latin1");
+  return true;
+}
+function paxRecord(key, value) {
+  const str2 = ` ${key}=${value}
+`;
+  const len = Buffer.byteLength(str2);
+  let digits = String(len).length;
+  if (len + digits >= 10 ** digits) digits++;
+  return `${len + digits}${str2}`;
+}
+function writeHeader(buf, pos, end, h2) {
+  if (end - pos < BLOCK) return 0;
+  const size2 = h2.type === "file" ? h2.size : 0;
+  if (ustarInto(buf, pos, h2.name, TYPEFLAG[h2.type], h2.mode, size2, h2.linkname)) return BLOCK;
+  const bytes = encodeHeader(h2);
+  if (end - pos < bytes.length) return 0;
+  bytes.copy(buf, pos);
+  return bytes.length;
+}
+function encodeHeader(h2) {
+  const flag = TYPEFLAG[h2.type];
+  const size2 = h2.type === "file" ? h2.size : 0;
+  const one = Buffer.allocUnsafe(BLOCK);
+  if (ustarInto(one, 0, h2.name, flag, h2.mode, size2, h2.linkname)) return one;
+  let pax = paxRecord("path", h2.name);
+  if (h2.linkname) pax += paxRecord("linkpath", h2.linkname);
+  const body = Buffer.from(pax, "utf8");
+  const out = Buffer.alloc(BLOCK + body.length + padding(body.length) + BLOCK);
+  const placeholder = h2.type === "directory" ? "PaxHeader/" : "PaxHeader";
+  const link2 = h2.linkname ? "PaxHeader" : void 0;
+  ustarInto(out, 0, "PaxHeader", PAX_TYPEFLAG, h2.mode, body.length, link2);
+  body.copy(out, BLOCK);
+  ustarInto(out, out.length - BLOCK, placeholder, flag, h2.mode, size2, link2);
+  return out;
+}
+var TYPES = {
+  0: "file",
+  1: "link",
+  2: "symlink",
+  3: "character-device",
+  4: "block-device",
+  5: "directory",
+  6: "fifo",
+  7: "contiguous-file",
+  72: "pax-header",
+  55: "pax-global-header",
+  27: "gnu-long-link-path",
+  28: "gnu-long-path",
+  30: "gnu-long-path"
+};
+var TarFormatError = class extends Error {
+  constructor(message2) {
+    super(message2);
+    this.name = "TarFormatError";
+  }
+};
+function readString(buf, start, length) {
+  let end = start;
+  while (end < start + length && buf[end] !== 0) end++;
+  return buf.toString("utf8", start, end);
+}
+function readOctal(buf, start, length) {
+  if (buf[start] & 128) {
+    if (buf[start] !== 128) throw new TarFormatError("negative number in a tar header");
+    let n2 = 0;
+    for (let i2 = start + 1; i2 < start + length; i2++) n2 = n2 * 256 + buf[i2];
+    return n2;
+  }
+  let i = start;
+  const end = start + length;
+  while (i < end && (buf[i] === 32 || buf[i] === 0)) i++;
+  let n = 0;
+  for (; i < end; i++) {
+    const c = buf[i];
+    if (c === 32 || c === 0) break;
+    if (c < 48 || c > 55) throw new TarFormatError("invalid number in a tar header");
+    n = n * 8 + (c - 48);
+  }
+  return n;
+}
+function parsePax(body) {
+  const out = {};
+  let rest = body;
+  while (rest.length > 0) {
+    const space = rest.indexOf(32);
+    if (space <= 0) break;
+    const len = Number(rest.toString("latin1", 0, space));
+    if (!Number.isInteger(len) || len <= space + 1 || len > rest.length) {
+      throw new TarFormatError("invalid pax header record");
+    }
+    const record = rest.toString("utf8", space + 1, len - 1);
+    const eq = record.indexOf("=");
+    if (eq > 0) out[record.slice(0, eq)] = record.slice(eq + 1);
+    rest = rest.subarray(len);
+  }
+  return out;
+}
+var MAX_META_BYTES = 1024 * 1024;
+var TarReader = class {
+  constructor(handler) {
+    this.handler = handler;
+  }
+  handler;
+  header = Buffer.alloc(BLOCK);
+  headerFill = 0;
+  /** Body bytes left in the current entry (or metadata body), then padding bytes left. */
+  bodyLeft = 0;
+  padLeft = 0;
+  inEntry = false;
+  meta = null;
+  pending = {};
+  done = false;
+  /** Whether the end-of-archive marker was seen. */
+  get ended() {
+    return this.done;
+  }
+  write(chunk) {
+    let pos = 0;
+    while (pos < chunk.length && !this.done) {
+      if (this.bodyLeft > 0) {
+        const n2 = Math.min(this.bodyLeft, chunk.length - pos);
+        const piece = chunk.subarray(pos, pos + n2);
+        if (this.meta) this.meta.parts.push(Buffer.from(piece));
+        else this.handler.data(piece);
+        this.bodyLeft -= n2;
+        pos += n2;
+        if (this.bodyLeft === 0) this.finishBody();
+        continue;
+      }
+      if (this.padLeft > 0) {
+        const n2 = Math.min(this.padLeft, chunk.length - pos);
+        this.padLeft -= n2;
+        pos += n2;
+        continue;
+      }
+      const n = Math.min(BLOCK - this.headerFill, chunk.length - pos);
+      chunk.copy(this.header, this.headerFill, pos, pos + n);
+      this.headerFill += n;
+      pos += n;
+      if (this.headerFill === BLOCK) {
+        this.headerFill = 0;
+        this.onHeader();
+      }
+    }
+  }
+  /** The input ended: throws unless the archive was complete. */
+  end() {
+    if (this.done) return;
+    if (this.bodyLeft > 0 || this.padLeft > 0 || this.headerFill > 0 || this.meta || this.inEntry) {
+      throw new TarFormatError("unexpected end of the tar archive");
+    }
+    this.done = true;
+  }
+  onHeader() {
+    const b = this.header;
+    let sum = 8 * 32;
+    let zero = true;
+    for (let i = 0; i < BLOCK; i++) {
+      if (b[i] !== 0) zero = false;
+      if (i < 148 || i >= 156) sum += b[i];
+    }
+    if (zero) {
+      this.done = true;
+      return;
+    }
+    if (sum !== readOctal(b, 148, 8)) {
+      throw new TarFormatError("invalid tar header checksum (not a tar archive, or corrupt)");
+    }
+    const flag = b[156] === 0 ? 0 : b[156] - 48;
+    let name = readString(b, 0, 100);
+    const magic = b.toString("latin1", 257, 263);
+    if (magic === "ustar\0" && b[345] !== 0) name = `${readString(b, 345, 155)}/${name}`;
+    const size2 = readOctal(b, 124, 12);
+    const type = TYPES[flag] ?? null;
+    if (type === "pax-header" || type === "gnu-long-path" || type === "gnu-long-link-path") {
+      if (size2 > MAX_META_BYTES) throw new TarFormatError(`a ${type} of ${size2} bytes is too big`);
+      const kind = type === "pax-header" ? "pax" : type === "gnu-long-path" ? "long-name" : "long-link";
+      this.meta = { kind, parts: [], size: size2 };
+      this.bodyLeft = size2;
+      this.padLeft = padding(size2);
+      if (size2 === 0) this.finishBody();
+      return;
+    }
+    const header = {
+      name: this.pending.name ?? name,
+      type: flag === 0 && name.endsWith("/") && this.pending.name === void 0 ? "directory" : type,
+      mode: readOctal(b, 100, 8),
+      size: this.pending.size ?? size2,
+      linkname: this.pending.linkname ?? (b[157] === 0 ? null : readString(b, 157, 100))
+    };
+    this.pending = {};
+    this.inEntry = true;
+    this.handler.entry(header);
+    this.bodyLeft = header.size;
+    this.padLeft = padding(header.size);
+    if (header.size === 0) this.finishBody();
+  }
+  finishBody() {
+    if (this.meta) {
+      const body = Buffer.concat(this.meta.parts);
+      const { kind } = this.meta;
+      this.meta = null;
+      if (kind === "pax") {
+        const pax = parsePax(body);
+        if (pax.path !== void 0) this.pending.name = pax.path;
+        if (pax.linkpath !== void 0) this.pending.linkname = pax.linkpath;
+        if (pax.size !== void 0) {
+          const size2 = Number(pax.size);
+          if (!Number.isSafeInteger(size2) || size2 < 0) {
+            throw new TarFormatError("invalid size in a pax header");
+          }
+          this.pending.size = size2;
+        }
+      } else {
+        const value = readString(body, 0, body.length);
+        if (kind === "long-name") this.pending.name = value;
+        else this.pending.linkname = value;
+      }
+      return;
+    }
+    this.inEntry = false;
+    this.handler.entryEnd();
+  }
+};
+
+// src/store/pack.ts
+init_types();
 var DEFAULT_MAX_ENTRY_BYTES = 8 * 1024 ** 3;
-var CHUNK = 256 * 1024;
-var LOOKAHEAD = 16;
-var WRITE_BUFFER2 = 1024 * 1024;
-var FIXED_HEADER = { mtime: /* @__PURE__ */ new Date(0), uid: 0, gid: 0, uname: "", gname: "" };
 var O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
 async function saveOutputs(store, root, outputs) {
   const paths = [...new Set(outputs.map(normalizeOutputPath))];
+  if (paths.length === 0) return [];
   const adopt = store.tempDir && store.adoptBlobFile ? store.adoptBlobFile.bind(store) : void 0;
   const tempDir = adopt && store.tempDir ? await store.tempDir() : join5(root, ".dist-build", "tmp");
   await mkdir3(tempDir, { recursive: true });
@@ -5803,346 +6186,270 @@ function kindOf(st, name) {
   const what = st.isSocket() ? "a socket" : st.isFIFO() ? "a FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : "not a file, directory or symlink";
   throw new UnsafeArchiveError(name, `is ${what}; only files, directories and symlinks are packed`);
 }
-function packStream(items) {
-  const pack = tar.pack();
-  writeItems(pack, items).then(
-    () => pack.finalize(),
-    (err) => pack.destroy(err)
-  );
-  return pack;
-}
 async function packToFile(items, file) {
-  const hash = createHash3("sha256");
-  let size2 = 0;
-  const source = packStream(items);
-  async function* hashed() {
-    for await (const chunk of source) {
-      hash.update(chunk);
-      size2 += chunk.length;
-      yield chunk;
-    }
-  }
-  await pipeline2(hashed(), createWriteStream2(file, { flags: "wx", highWaterMark: WRITE_BUFFER2 }));
-  return { digest: `sha256:${hash.digest("hex")}`, size: size2 };
-}
-async function writeItems(pack, items) {
-  const ahead = [];
-  let next = 0;
-  const fill = () => {
-    while (ahead.length < LOOKAHEAD && next < items.length) {
-      const p = prepare2(items[next++]);
-      p.catch(() => {
-      });
-      ahead.push(p);
-    }
+  const out = await fdOpen(
+    file,
+    fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_NOFOLLOW
+  );
+  const pipe = new HashPipe();
+  const writes = /* @__PURE__ */ new Set();
+  let writeError;
+  let failedWrite = false;
+  let offset = 0;
+  let buf = await pipe.acquire();
+  let pos = 0;
+  const send = () => {
+    const length = pos;
+    const at = offset;
+    const slot = buf;
+    const w = writeFully(out, slot, length, at).then(
+      () => void writes.delete(w),
+      (err) => {
+        writes.delete(w);
+        if (!failedWrite) [failedWrite, writeError] = [true, err];
+      }
+    );
+    writes.add(w);
+    offset += length;
+    pipe.submit(slot, length, w);
+  };
+  const flush = async () => {
+    send();
+    buf = await pipe.acquire();
+    pos = 0;
+    if (failedWrite) throw writeError;
   };
   try {
-    fill();
-    while (ahead.length > 0) {
-      const prepared = await ahead.shift();
-      fill();
-      await emit(pack, prepared);
-    }
-  } finally {
-    for (const p of ahead) {
-      p.then(
-        (x) => {
-          if (x.fd !== void 0) fdClose(x.fd).catch(() => {
-          });
-        },
-        () => {
+    for (const item of items) {
+      let fd;
+      try {
+        let header;
+        if (item.kind === "dir") {
+          header = { name: item.name, type: "directory", mode: 493, size: 0 };
+        } else if (item.kind === "symlink") {
+          header = {
+            name: item.name,
+            type: "symlink",
+            mode: 493,
+            size: 0,
+            linkname: item.target
+          };
+        } else {
+          fd = openForPacking(item);
+          const st = fstatSync(fd);
+          if (!st.isFile()) throw changed(item.name, "was replaced");
+          header = {
+            name: item.name,
+            type: "file",
+            mode: st.mode & 73 ? 493 : 420,
+            size: st.size
+          };
         }
-      );
+        let n = writeHeader(buf, pos, SLOT, header);
+        if (n === 0) {
+          await flush();
+          n = writeHeader(buf, pos, SLOT, header);
+          if (n === 0) throw new UnsafeArchiveError(item.name, "has a name too long to pack");
+        }
+        pos += n;
+        if (fd !== void 0) {
+          for (let left = header.size, at = 0; left > 0; ) {
+            if (pos === SLOT) await flush();
+            const bytesRead = readSync(fd, buf, pos, Math.min(SLOT - pos, left), at);
+            if (bytesRead === 0) throw changed(item.name, "shrank");
+            pos += bytesRead;
+            at += bytesRead;
+            left -= bytesRead;
+          }
+          const pad = padding(header.size);
+          buf.fill(0, pos, pos + pad);
+          pos += pad;
+        }
+      } finally {
+        if (fd !== void 0) closeSync(fd);
+      }
     }
+    if (SLOT - pos < END_OF_ARCHIVE.length) await flush();
+    END_OF_ARCHIVE.copy(buf, pos);
+    pos += END_OF_ARCHIVE.length;
+    send();
+    while (writes.size > 0) await Promise.all(writes);
+    if (failedWrite) throw writeError;
+    return { digest: await pipe.digest(), size: offset };
+  } catch (err) {
+    pipe.dispose();
+    while (writes.size > 0) await Promise.all(writes);
+    throw err;
+  } finally {
+    await fdClose(out);
   }
 }
-async function prepare2(item) {
-  const { name } = item;
-  if (item.kind === "dir") {
-    return { name, header: { ...FIXED_HEADER, name, type: "directory", mode: 493 } };
-  }
-  if (item.kind === "symlink") {
-    const header = { ...FIXED_HEADER, name, type: "symlink", linkname: item.target, mode: 493 };
-    return { name, header };
-  }
-  let fd;
+function openForPacking(item) {
   try {
-    fd = await fdOpen(item.abs, fsConstants.O_RDONLY | O_NOFOLLOW);
+    return openSync(item.abs, fsConstants.O_RDONLY | O_NOFOLLOW);
   } catch (err) {
     const code = err.code;
-    throw isNotFound(err) || code === "ELOOP" ? changed(name, "disappeared") : err;
+    throw isNotFound(err) || code === "ELOOP" ? changed(item.name, "disappeared") : err;
   }
-  try {
-    const st = await fdStat(fd);
-    if (!st.isFile()) throw changed(name, "was replaced");
-    const size2 = st.size;
-    const mode = st.mode & 73 ? 493 : 420;
-    const header = { ...FIXED_HEADER, name, type: "file", mode, size: size2 };
-    if (size2 > CHUNK) return { name, header, fd };
-    const body = Buffer.allocUnsafe(size2);
-    for (let pos = 0; pos < size2; ) {
-      const bytesRead = await fdRead(fd, body, pos, size2 - pos, pos);
-      if (bytesRead === 0) throw changed(name, "shrank");
-      pos += bytesRead;
-    }
-    await fdClose(fd);
-    return { name, header, body };
-  } catch (err) {
-    await fdClose(fd).catch(() => {
-    });
-    throw err;
+}
+async function writeFully(fd, buf, length, position) {
+  for (let done = 0; done < length; ) {
+    done += await fdWrite(fd, buf, done, length - done, position + done);
   }
 }
 var fdOpen = (path, flags, mode = 438) => new Promise((res, rej) => fsOpen(path, flags, mode, (e, fd) => e ? rej(e) : res(fd)));
-var fdStat = (fd) => new Promise((res, rej) => fstat(fd, (e, st) => e ? rej(e) : res(st)));
-var fdRead = (fd, buf, offset, length, position) => new Promise(
-  (res, rej) => fsRead(fd, buf, offset, length, position, (e, n) => e ? rej(e) : res(n))
-);
 var fdWrite = (fd, buf, offset, length, position) => new Promise(
   (res, rej) => fsWrite(fd, buf, offset, length, position, (e, n) => e ? rej(e) : res(n))
 );
-var fdChmod = (fd, mode) => new Promise((res, rej) => fchmod(fd, mode, (e) => e ? rej(e) : res()));
 var fdClose = (fd) => new Promise((res, rej) => fsClose(fd, (e) => e ? rej(e) : res()));
 function changed(name, what) {
   return new Error(`output file ${name} ${what} while packing`);
 }
-async function emit(pack, p) {
-  if (p.body) {
-    await new Promise((resolve4, reject) => {
-      pack.entry(p.header, p.body, (err) => err ? reject(err) : resolve4());
-    });
-    return;
-  }
-  if (p.fd === void 0) {
-    await new Promise((resolve4, reject) => {
-      pack.entry(p.header, (err) => err ? reject(err) : resolve4());
-    });
-    return;
-  }
-  const fd = p.fd;
-  const size2 = p.header.size;
-  try {
-    await new Promise((resolve4, reject) => {
-      const sink = pack.entry(p.header, (err) => err ? reject(err) : resolve4());
-      (async () => {
-        for (let pos = 0; pos < size2; ) {
-          const buf = Buffer.allocUnsafe(Math.min(CHUNK, size2 - pos));
-          const bytesRead = await fdRead(fd, buf, 0, buf.length, pos);
-          if (bytesRead === 0) throw changed(p.name, "shrank");
-          pos += bytesRead;
-          if (!sink.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead))) {
-            await drained(sink);
-          }
-        }
-        sink.end(null);
-      })().catch((err) => {
-        sink.destroy(err);
-        reject(err);
-      });
-    });
-  } finally {
-    await fdClose(fd);
-  }
-}
-function drained(stream) {
-  return new Promise((resolve4, reject) => {
-    const onDrain = () => {
-      stream.off("close", onClose);
-      resolve4();
-    };
-    const onClose = () => {
-      stream.off("drain", onDrain);
-      reject(new Error("tar stream closed"));
-    };
-    stream.once("drain", onDrain);
-    stream.once("close", onClose);
-  });
-}
-var WRITES_IN_FLIGHT = 16;
-var Writes = class {
-  inFlight = /* @__PURE__ */ new Set();
-  failed = false;
-  error;
-  /** Starts tracking `write`; waits while `WRITES_IN_FLIGHT` are in flight. */
-  async add(write) {
-    const tracked = write.then(
-      () => void this.inFlight.delete(tracked),
-      (err) => {
-        this.inFlight.delete(tracked);
-        if (!this.failed) {
-          this.failed = true;
-          this.error = err;
-        }
-      }
-    );
-    this.inFlight.add(tracked);
-    while (this.inFlight.size >= WRITES_IN_FLIGHT) await Promise.race(this.inFlight);
-    if (this.failed) throw this.error;
-  }
-  /** Waits for every write; throws the first failure. */
-  async settle() {
-    await this.idle();
-    if (this.failed) throw this.error;
-  }
-  /** Waits for every write, never throws. */
-  async idle() {
-    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
-  }
-};
 async function extractInto(source, entry, stage, maxEntryBytes) {
   const out = entry.path;
   const input = isVerifiedFor(source, entry.digest) ? source : verifiedStream(source, entry.digest);
-  const extract = tar.extract();
-  const ctx = {
-    out,
-    stage,
-    seen: /* @__PURE__ */ new Map(),
-    maxEntryBytes,
-    kept: (await lstat2(stage)).mode & 511,
-    writes: new Writes()
-  };
   await mkdir3(join5(stage, ...posix4.dirname(out).split("/")), { recursive: true });
-  let current = Promise.resolve();
-  await new Promise((resolve4, reject) => {
-    let failed = false;
-    const fail = (err) => {
-      if (failed) return;
-      failed = true;
-      extract.destroy(err);
-      input.destroy();
-      const done = () => reject(err);
-      current.then(() => ctx.writes.idle(), done).then(done, done);
-    };
-    extract.on("entry", (header, stream, next) => {
-      const body = stream;
-      current = extractEntry(header, body, ctx).then(
-        () => next(),
-        (err) => fail(err)
-      );
-    });
-    extract.on("error", fail);
-    extract.on(
-      "finish",
-      () => current.then(() => ctx.writes.settle()).then(() => !failed && resolve4(), fail)
-    );
-    (async () => {
-      for await (const chunk of input) {
-        if (failed) return;
-        if (!extract.write(chunk)) await drained(extract);
-      }
-      extract.end(null);
-    })().catch(fail);
-  });
-  if (!ctx.seen.has(out)) {
+  const extractor = new Extractor(out, stage, maxEntryBytes, (await lstat2(stage)).mode & 511);
+  const reader = new TarReader(extractor);
+  try {
+    for await (const chunk of input) reader.write(chunk);
+    reader.end();
+  } finally {
+    extractor.close();
+    destroyQuietly(input);
+  }
+  if (!extractor.seen.has(out)) {
     throw new Error(`blob ${entry.digest} holds nothing for output ${out}`);
   }
 }
-async function extractEntry(header, stream, ctx) {
-  const { out, stage, seen, maxEntryBytes } = ctx;
-  const raw = header.name;
-  const unsafe = (reason) => new UnsafeArchiveError(raw, reason);
-  let kind;
-  switch (header.type) {
-    case "file":
-    case "contiguous-file":
-      kind = "file";
-      break;
-    case "directory":
-      kind = "dir";
-      break;
-    case "symlink":
-      kind = "symlink";
-      break;
-    case "link":
-      throw unsafe("is a hard link");
-    case "character-device":
-    case "block-device":
-      throw unsafe("is a device");
-    case "fifo":
-      throw unsafe("is a FIFO");
-    default:
-      throw unsafe(`has an unsupported type (${header.type ?? "unknown"})`);
+var Extractor = class {
+  /**
+   * @param kept permission bits that survive creation here (umask, default ACLs): chmod only
+   *   what loses some.
+   */
+  constructor(out, stage, maxEntryBytes, kept) {
+    this.out = out;
+    this.stage = stage;
+    this.maxEntryBytes = maxEntryBytes;
+    this.kept = kept;
   }
-  const name = kind === "dir" && raw.endsWith("/") ? raw.slice(0, -1) : raw;
-  if (name.startsWith("/")) throw unsafe("is an absolute path");
-  if (name.split("/").includes("..")) throw unsafe('has a ".." segment');
-  const problem = outputPathProblem(name);
-  if (problem) throw unsafe(`name ${problem}`);
-  if (name !== out && !name.startsWith(`${out}/`)) {
-    throw unsafe(`is outside the declared output ${out}`);
-  }
-  const size2 = header.size ?? 0;
-  if (kind === "file" && size2 > maxEntryBytes) {
-    throw unsafe(`is ${size2} bytes, more than the limit of ${maxEntryBytes}`);
-  }
-  const target = header.linkname ?? "";
-  if (kind === "symlink") {
-    const linkProblem = symlinkProblem(name, target, name === out ? "" : out);
-    if (linkProblem) throw unsafe(linkProblem);
-  }
-  const before = seen.get(name);
-  if (before !== void 0) {
-    if (before === "dir" && kind === "dir") return drain(stream);
-    throw unsafe("appears twice in the archive");
-  }
-  if (name !== out) {
-    const segs = name.split("/");
-    for (let i = out.split("/").length; i < segs.length; i++) {
-      const parent = segs.slice(0, i).join("/");
-      const t = seen.get(parent);
-      if (t === void 0) {
-        await mkdir3(join5(stage, ...segs.slice(0, i)), { mode: 493 });
-        seen.set(parent, "dir");
-      } else if (t !== "dir") {
-        throw unsafe(`is inside ${parent}, which is a ${t === "file" ? "file" : "symlink"}`);
+  out;
+  stage;
+  maxEntryBytes;
+  kept;
+  seen = /* @__PURE__ */ new Map();
+  /** The file being written. */
+  fd;
+  fdMode = 0;
+  fixMode = false;
+  entry(header) {
+    const { out, stage, seen } = this;
+    const raw = header.name;
+    const unsafe = (reason) => new UnsafeArchiveError(raw, reason);
+    let kind;
+    switch (header.type) {
+      case "file":
+      case "contiguous-file":
+        kind = "file";
+        break;
+      case "directory":
+        kind = "dir";
+        break;
+      case "symlink":
+        kind = "symlink";
+        break;
+      case "link":
+        throw unsafe("is a hard link");
+      case "character-device":
+      case "block-device":
+        throw unsafe("is a device");
+      case "fifo":
+        throw unsafe("is a FIFO");
+      default:
+        throw unsafe(`has an unsupported type (${header.type ?? "unknown"})`);
+    }
+    const name = kind === "dir" && raw.endsWith("/") ? raw.slice(0, -1) : raw;
+    if (name.startsWith("/")) throw unsafe("is an absolute path");
+    if (name.split("/").includes("..")) throw unsafe('has a ".." segment');
+    const problem = outputPathProblem(name);
+    if (problem) throw unsafe(`name ${problem}`);
+    if (name !== out && !name.startsWith(`${out}/`)) {
+      throw unsafe(`is outside the declared output ${out}`);
+    }
+    const size2 = header.size;
+    if (kind === "file" && size2 > this.maxEntryBytes) {
+      throw unsafe(`is ${size2} bytes, more than the limit of ${this.maxEntryBytes}`);
+    }
+    const target = header.linkname ?? "";
+    if (kind === "symlink") {
+      const linkProblem = symlinkProblem(name, target, name === out ? "" : out);
+      if (linkProblem) throw unsafe(linkProblem);
+    }
+    const before = seen.get(name);
+    if (before !== void 0) {
+      if (before === "dir" && kind === "dir") return;
+      throw unsafe("appears twice in the archive");
+    }
+    if (name !== out) {
+      const segs = name.split("/");
+      for (let i = out.split("/").length; i < segs.length; i++) {
+        const parent = segs.slice(0, i).join("/");
+        const t = seen.get(parent);
+        if (t === void 0) {
+          this.mkdir(join5(stage, ...segs.slice(0, i)));
+          seen.set(parent, "dir");
+        } else if (t !== "dir") {
+          throw unsafe(`is inside ${parent}, which is a ${t === "file" ? "file" : "symlink"}`);
+        }
       }
     }
-  }
-  const dest = join5(stage, ...name.split("/"));
-  seen.set(name, kind);
-  if (kind === "file") {
-    const mode = (header.mode ?? 0) & 73 ? 493 : 420;
-    const fixMode = (mode & ctx.kept) !== mode;
-    if (size2 <= CHUNK) {
-      const parts = [];
-      for await (const chunk of stream) parts.push(chunk);
-      const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
-      await ctx.writes.add(writeSmallFile(dest, data, mode, fixMode));
+    const dest = join5(stage, ...name.split("/"));
+    seen.set(name, kind);
+    if (kind === "file") {
+      const mode = header.mode & 73 ? 493 : 420;
+      this.fd = openSync(
+        dest,
+        fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_NOFOLLOW,
+        mode
+      );
+      this.fdMode = mode;
+      this.fixMode = (mode & this.kept) !== mode;
+    } else if (kind === "dir") {
+      this.mkdir(dest);
     } else {
-      await pipeline2(chunks(stream), createWriteStream2(dest, { flags: "wx", mode }));
-      if (fixMode) await chmod(dest, mode);
+      symlinkSync(target, dest);
     }
-    return;
   }
-  if (kind === "dir") {
-    await mkdir3(dest, { mode: 493 });
-    if ((493 & ctx.kept) !== 493) await chmod(dest, 493);
-  } else {
-    await symlink(target, dest);
-  }
-  await drain(stream);
-}
-async function writeSmallFile(dest, data, mode, fixMode) {
-  const fd = await fdOpen(
-    dest,
-    fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_NOFOLLOW,
-    mode
-  );
-  try {
-    for (let pos = 0; pos < data.length; ) {
-      pos += await fdWrite(fd, data, pos, data.length - pos, pos);
+  data(chunk) {
+    if (this.fd === void 0) return;
+    for (let done = 0; done < chunk.length; ) {
+      done += writeSync(this.fd, chunk, done, chunk.length - done);
     }
-    if (fixMode) await fdChmod(fd, mode);
-  } finally {
-    await fdClose(fd);
   }
-}
-async function* chunks(stream) {
-  for await (const chunk of stream) yield chunk;
-}
-async function drain(stream) {
-  for await (const chunk of stream) void chunk;
-}
+  entryEnd() {
+    if (this.fd === void 0) return;
+    const fd = this.fd;
+    this.fd = void 0;
+    try {
+      if (this.fixMode) fchmodSync(fd, this.fdMode);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  /** Closes the file being written, if any (after a failure). */
+  close() {
+    if (this.fd === void 0) return;
+    try {
+      closeSync(this.fd);
+    } catch {
+    }
+    this.fd = void 0;
+  }
+  mkdir(path) {
+    mkdirSync(path, { mode: 493 });
+    if ((493 & this.kept) !== 493) chmodSync(path, 493);
+  }
+};
 async function place2(root, out, staged, aside) {
   const dest = join5(root, ...out.split("/"));
   const realRoot = await realpath(root);
@@ -6639,15 +6946,19 @@ async function openStores(config, opts) {
     const index = position - shift;
     const { type, ...options } = storeConfig;
     const factory = Object.hasOwn(STORE_BACKENDS, type) ? STORE_BACKENDS[type] : void 0;
-    const problem = (message2) => new ConfigError([
-      {
-        file: config.file,
-        line: 0,
-        col: 0,
-        path: index < 0 ? "cache" : `cache.stores[${index}]`,
-        message: `${type} store: ${message2}`
-      }
-    ]);
+    const problem = (message2, option) => {
+      const where = index < 0 ? void 0 : config.cache?.locations?.[index];
+      const at = option !== void 0 && where?.options[option] || where;
+      return new ConfigError([
+        {
+          file: config.file,
+          line: at?.line ?? 0,
+          col: at?.col ?? 0,
+          path: index < 0 ? "cache" : `cache.stores[${index}]${option !== void 0 && where?.options[option] ? `.${option}` : ""}`,
+          message: `${type} store: ${message2}`
+        }
+      ]);
+    };
     if (!factory) {
       throw problem(
         `this build of dist-build has no ${JSON.stringify(type)} backend (available: ${Object.keys(STORE_BACKENDS).join(", ")})`
@@ -6657,12 +6968,19 @@ async function openStores(config, opts) {
     try {
       store = await factory(options, ctx);
     } catch (err) {
-      if (err instanceof StoreOptionsError || err instanceof TypeError) throw problem(err.message);
+      if (err instanceof StoreOptionsError || err instanceof TypeError) {
+        throw problem(err.message, optionNamedIn(err));
+      }
       throw err;
     }
     opened.push({ index, config: storeConfig, store });
   }
   return opened;
+}
+function optionNamedIn(err) {
+  const named = err.option;
+  if (typeof named === "string") return named;
+  return /^([a-z][a-z0-9-]*): /.exec(err.message)?.[1] ?? /option "([^"]+)"/.exec(err.message)?.[1];
 }
 async function openStore(config, opts) {
   const env2 = opts.env ?? process.env;
@@ -6805,10 +7123,21 @@ message RegisterResponse {
   string master_id = 5;    // changes when the master restarts
 }
 
+// A message on a worker's heartbeat stream. A beat carries \`stats\` (and \`running\`); the same
+// stream also carries, between beats, the answers to jobs the master started through it and the
+// reports of finished jobs, so a job costs no call of its own.
 message HeartbeatRequest {
   string worker_uuid = 1;
-  Stats stats = 2;
-  repeated RunningJob running = 3;
+  Stats stats = 2;                 // set on beats only
+  repeated RunningJob running = 3; // on beats
+  repeated StartJobAck acks = 4;   // answers to HeartbeatResponse.start_jobs
+  repeated JobReport reports = 5;  // finished jobs (as ReportResult); the master acknowledges them
+}
+
+message StartJobAck {
+  string job_id = 1;
+  bool accepted = 2;
+  string reason = 3;
 }
 
 message HeartbeatResponse {
@@ -6819,6 +7148,10 @@ message HeartbeatResponse {
   }
   Command command = 1;
   uint32 lease_ttl_ms = 2;
+  // Work: jobs to start, each checked and answered (StartJobAck) exactly as a StartJob call.
+  repeated StartJobRequest start_jobs = 3;
+  // Job ids of reports received on the stream; a report not acknowledged is sent again.
+  repeated string report_acks = 4;
 }
 
 message DeregisterRequest {
@@ -7008,12 +7341,12 @@ function protocol() {
     objects: true
   });
   const pkg = grpc.loadPackageDefinition(definition);
-  const { Master: Master2, Worker: Worker2 } = pkg.dist_build.v1;
+  const { Master: Master2, Worker: Worker3 } = pkg.dist_build.v1;
   loaded = {
     MasterService: Master2.service,
-    WorkerService: Worker2.service,
+    WorkerService: Worker3.service,
     MasterClient: Master2,
-    WorkerClient: Worker2
+    WorkerClient: Worker3
   };
   return loaded;
 }
@@ -7028,7 +7361,7 @@ function call(client, method, req, metadata, timeoutMs) {
 
 // src/cluster/transport.ts
 import * as grpc2 from "@grpc/grpc-js";
-import { chmodSync, existsSync, lstatSync as lstatSync2, unlinkSync } from "node:fs";
+import { chmodSync as chmodSync2, existsSync, lstatSync as lstatSync2, unlinkSync } from "node:fs";
 import { isIP } from "node:net";
 import { timingSafeEqual as timingSafeEqual2, createHash as createHash6 } from "node:crypto";
 import { checkServerIdentity } from "node:tls";
@@ -7090,25 +7423,37 @@ var CHANNEL_OPTIONS = {
   "grpc.max_reconnect_backoff_ms": 2e3
 };
 var credentialCache = /* @__PURE__ */ new WeakMap();
-function channelCredentials(a, sec) {
+function channelCredentials(a, sec, serverRole) {
   checkSecurity(a, sec, "connecting to");
   if (!sec.tls) return grpc2.credentials.createInsecure();
   const ip = a.kind === "tcp" && isIP(a.host) ? a.host : void 0;
-  let byIp = credentialCache.get(sec.tls);
-  if (!byIp) credentialCache.set(sec.tls, byIp = /* @__PURE__ */ new Map());
-  let creds = byIp.get(ip ?? "");
+  let byKey = credentialCache.get(sec.tls);
+  if (!byKey) credentialCache.set(sec.tls, byKey = /* @__PURE__ */ new Map());
+  const key = `${ip ?? ""}|${serverRole ?? ""}`;
+  let creds = byKey.get(key);
   if (!creds) {
     creds = grpc2.credentials.createSsl(
       Buffer.from(sec.tls.ca),
       Buffer.from(sec.tls.key),
       Buffer.from(sec.tls.cert),
-      // TLS sends no IP address as server name (RFC 6066): the channel names "localhost" instead
-      // (see channelOptions) and the certificate is checked against the IP address here.
-      ip ? { checkServerIdentity: (_host, cert) => checkServerIdentity(ip, cert) } : {}
+      {
+        checkServerIdentity: (host, cert) => {
+          const err = checkServerIdentity(ip ?? host, cert);
+          if (err || !serverRole) return err;
+          const role = roleOf(cert);
+          return role === serverRole ? void 0 : new Error(
+            `the server's certificate has role ${role ?? "none"}, expected ${serverRole}`
+          );
+        }
+      }
     );
-    byIp.set(ip ?? "", creds);
+    byKey.set(key, creds);
   }
   return creds;
+}
+function roleOf(cert) {
+  const ou = cert.subject?.OU;
+  return Array.isArray(ou) ? ou[0] ?? null : ou ?? null;
 }
 function channelOptions(a) {
   return a.kind === "unix" || isIP(a.host) ? (
@@ -7136,10 +7481,9 @@ function peerRole(callLike) {
   const ctx = callLike.getAuthContext?.();
   const cert = ctx?.sslPeerCertificate;
   if (!cert) return { role: null, name: null };
-  const ou = cert.subject?.OU;
   const cn = cert.subject?.CN;
   const peer = {
-    role: Array.isArray(ou) ? ou[0] ?? null : ou ?? null,
+    role: roleOf(cert),
     name: Array.isArray(cn) ? cn[0] ?? null : cn ?? null
   };
   if (socket) peerCache.set(socket, peer);
@@ -7217,7 +7561,7 @@ async function startServer(addresses, services, sec, log) {
       throw new AddressError(`cannot listen on ${formatAddress(a)}: ${err.message}`);
     });
     if (a.kind === "unix") {
-      chmodSync(a.path, 384);
+      chmodSync2(a.path, 384);
       bound.push(a);
     } else bound.push({ ...a, port });
   }
@@ -7266,6 +7610,7 @@ function tlsReason(err) {
 }
 
 // src/cluster/master.ts
+var SEEN_REPORTS = 1e4;
 var Master = class extends EventEmitter {
   constructor(opts) {
     super();
@@ -7285,6 +7630,9 @@ var Master = class extends EventEmitter {
   server;
   leaseTimer;
   shutdownAll = false;
+  /** Jobs started on a heartbeat stream, waiting for the worker's answer. */
+  pendingStarts = /* @__PURE__ */ new Map();
+  seenReports = /* @__PURE__ */ new Set();
   run;
   get addresses() {
     return this.server?.addresses ?? [];
@@ -7424,7 +7772,7 @@ var Master = class extends EventEmitter {
           master_id: this.id
         });
         this.emit("joined", state, { running: req.running, unreported: req.unreported });
-        for (const r of req.unreported) this.emit("report", state, r);
+        for (const r of req.unreported) this.acceptReport(state, r);
       },
       Heartbeat: (stream) => {
         const err = guard(stream, "Heartbeat", ["worker"]);
@@ -7436,21 +7784,38 @@ var Master = class extends EventEmitter {
         stream.on("data", (req) => {
           const m = this.members.get(req.worker_uuid);
           if (!m) {
-            stream.write({ command: "REREGISTER", lease_ttl_ms: this.leaseTtlMs });
+            stream.write(this.answer("REREGISTER"));
             stream.end();
             return;
           }
-          member = m;
+          if (member !== m) {
+            member = m;
+            m.stream = stream;
+          }
           m.lastHeartbeatAt = Date.now();
-          if (req.stats) m.member.stats = req.stats;
-          m.running = req.running;
-          stream.write({
-            command: m.shutdown ? "SHUTDOWN" : "NONE",
-            lease_ttl_ms: this.leaseTtlMs
-          });
+          for (const a of req.acks) {
+            const p = this.pendingStarts.get(a.job_id);
+            if (p?.member === m) p.settle({ accepted: a.accepted, reason: a.reason });
+          }
+          if (req.reports.length) {
+            const acks = req.reports.filter((r) => r.job_id).map((r) => r.job_id);
+            stream.write({ ...this.answer("NONE"), report_acks: acks });
+            for (const r of req.reports) if (r.job_id) this.acceptReport(m, r);
+          }
+          if (req.stats) {
+            m.member.stats = req.stats;
+            m.running = req.running;
+            stream.write(this.answer(m.shutdown ? "SHUTDOWN" : "NONE"));
+          }
         });
         const closed = (why) => {
-          if (member) this.remove(member, why);
+          if (member) {
+            if (member.stream === stream) member.stream = void 0;
+            for (const p of [...this.pendingStarts.values()]) {
+              if (p.member === member) p.settle(new Error(`${member.id}: ${why}`));
+            }
+            this.remove(member, why);
+          }
           member = void 0;
         };
         stream.on("end", () => {
@@ -7471,10 +7836,7 @@ var Master = class extends EventEmitter {
         const err = guard(c, "ReportResult", ["worker"]);
         if (err) return cb(err);
         const m = this.members.get(c.request.worker_uuid);
-        if (m) {
-          m.lastHeartbeatAt = Date.now();
-          m.done++;
-        }
+        if (m) m.lastHeartbeatAt = Date.now();
         if (!c.request.report?.job_id) {
           return cb({
             code: grpc3.status.INVALID_ARGUMENT,
@@ -7482,7 +7844,7 @@ var Master = class extends EventEmitter {
           });
         }
         cb(null, { accepted: true, reason: "" });
-        this.emit("report", m, c.request.report);
+        this.acceptReport(m, c.request.report);
       },
       Status: (c, cb) => {
         const err = guard(c, "Status", ["client", "master", "worker"]);
@@ -7543,6 +7905,49 @@ var Master = class extends EventEmitter {
     }
   }
   /** Unary call to a member's Worker service. */
+  /**
+   * Starts a job on `m`: on its heartbeat stream when it has one (no call of its own), else with
+   * a StartJob call. Rejects when the worker does not answer within `timeoutMs` or its stream
+   * breaks first.
+   */
+  startJob(m, req, timeoutMs = 1e4) {
+    const stream = m.stream;
+    if (!stream || stream.destroyed || this.pendingStarts.has(req.job_id)) {
+      return this.callWorker(
+        m,
+        (c) => c.StartJob,
+        req,
+        timeoutMs
+      );
+    }
+    return new Promise((resolve4, reject) => {
+      const timer = setTimeout(
+        () => settle(new Error(`${m.id} did not answer StartJob within ${timeoutMs} ms`)),
+        timeoutMs
+      );
+      const settle = (r) => {
+        clearTimeout(timer);
+        this.pendingStarts.delete(req.job_id);
+        if (r instanceof Error) reject(r);
+        else resolve4(r);
+      };
+      this.pendingStarts.set(req.job_id, { member: m, settle });
+      stream.write({ ...this.answer("NONE"), start_jobs: [req] });
+    });
+  }
+  answer(command) {
+    return { command, lease_ttl_ms: this.leaseTtlMs, start_jobs: [], report_acks: [] };
+  }
+  /** A finished job's report, from the stream or a ReportResult call; a repeat is dropped. */
+  acceptReport(m, r) {
+    if (this.seenReports.has(r.job_id)) return;
+    this.seenReports.add(r.job_id);
+    if (this.seenReports.size > SEEN_REPORTS) {
+      this.seenReports.delete(this.seenReports.values().next().value);
+    }
+    if (m) m.done++;
+    this.emit("report", m, r);
+  }
   callWorker(m, method, req, timeoutMs = 1e4) {
     return call(m.client, method(m.client), req, this.metadata(), timeoutMs);
   }
@@ -7550,7 +7955,7 @@ var Master = class extends EventEmitter {
 
 // src/cluster/worker.ts
 import * as grpc4 from "@grpc/grpc-js";
-import { mkdirSync as mkdirSync2, readdirSync as readdirSync3, rmSync, writeFileSync, readFileSync as readFileSync3 } from "node:fs";
+import { mkdirSync as mkdirSync3, readdirSync as readdirSync3, rmSync, writeFileSync, readFileSync as readFileSync3 } from "node:fs";
 import os2 from "node:os";
 import { join as join11 } from "node:path";
 import { Readable as Readable3 } from "node:stream";
@@ -7559,9 +7964,9 @@ import { Readable as Readable3 } from "node:stream";
 import { spawn } from "node:child_process";
 import {
   constants as fsConstants2,
-  createWriteStream as createWriteStream3,
-  mkdirSync,
-  openSync,
+  createWriteStream as createWriteStream2,
+  mkdirSync as mkdirSync2,
+  openSync as openSync2,
   readdirSync as readdirSync2,
   readFileSync as readFileSync2,
   statSync as statSync2
@@ -7716,10 +8121,10 @@ var CommandJob = class {
   /** Called once by the executor: opens the log and spawns the command. Never throws. */
   begin() {
     try {
-      mkdirSync(dirname5(this.logPath), { recursive: true, mode: 448 });
+      mkdirSync2(dirname5(this.logPath), { recursive: true, mode: 448 });
       const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW: O_NOFOLLOW2 } = fsConstants2;
-      const fd = openSync(this.logPath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW2, 384);
-      this.log = createWriteStream3(this.logPath, { fd, highWaterMark: LOG_HIGH_WATER });
+      const fd = openSync2(this.logPath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW2, 384);
+      this.log = createWriteStream2(this.logPath, { fd, highWaterMark: LOG_HIGH_WATER });
       this.log.on("error", (err) => this.onLogError(err));
     } catch (err) {
       this.logError = err;
@@ -8181,6 +8586,7 @@ async function stale(lock) {
 
 // src/cluster/worker.ts
 var RPC_TIMEOUT_MS = 1e4;
+var REPORT_ACK_MS = 5e3;
 var KEEP_FINISHED = 512;
 var WorkerAgent = class {
   constructor(opts) {
@@ -8215,6 +8621,8 @@ var WorkerAgent = class {
   workerId = "";
   heartbeatTimer;
   heartbeats;
+  /** Reports sent on the heartbeat stream, by job id, waiting for the master's ack. */
+  reportAcks = /* @__PURE__ */ new Map();
   shutdownAsked = false;
   runningDirMade = false;
   heartbeatMs = 1e3;
@@ -8241,7 +8649,7 @@ var WorkerAgent = class {
     );
     this.master = new p.MasterClient(
       grpcTarget(this.opts.join),
-      channelCredentials(this.opts.join, this.security),
+      channelCredentials(this.opts.join, this.security, "master"),
       channelOptions(this.opts.join)
     );
     void this.register();
@@ -8383,6 +8791,11 @@ var WorkerAgent = class {
     };
     stream.on("data", (res) => {
       answeredAt = Date.now();
+      if (res.start_jobs.length) {
+        const acks = res.start_jobs.map((req) => ({ job_id: req.job_id, ...this.startJob(req) }));
+        stream.write({ worker_uuid: this.uuid, stats: null, running: [], acks, reports: [] });
+      }
+      for (const id of res.report_acks) this.reportAcks.get(id)?.(true);
       if (res.command === "REREGISTER") again("the master does not know this worker");
       else if (res.command === "SHUTDOWN" && !this.shutdownAsked) {
         this.shutdownAsked = true;
@@ -8399,12 +8812,19 @@ var WorkerAgent = class {
         return;
       }
       this.reapOrphans();
-      stream.write({ worker_uuid: this.uuid, stats: this.stats(), running: this.running() });
+      stream.write({
+        worker_uuid: this.uuid,
+        stats: this.stats(),
+        running: this.running(),
+        acks: [],
+        reports: []
+      });
     };
     beat();
     this.heartbeatTimer = setInterval(beat, this.heartbeatMs);
   }
   closeHeartbeats() {
+    for (const settle of [...this.reportAcks.values()]) settle(false);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = void 0;
     const s = this.heartbeats;
@@ -8426,7 +8846,7 @@ var WorkerAgent = class {
     if (pgid === void 0) return void 0;
     try {
       const dir = join11(this.opts.cacheDir, "running");
-      if (!this.runningDirMade) mkdirSync2(dir, { recursive: true });
+      if (!this.runningDirMade) mkdirSync3(dir, { recursive: true });
       this.runningDirMade = true;
       const file = join11(dir, `${process.pid}.${jobId}`);
       writeFileSync(file, String(pgid));
@@ -8673,7 +9093,7 @@ var WorkerAgent = class {
             await this.ensureBlob(out.digest, dep.holders);
             await restoreOutputs(blobOpenerFor(this.opts.store), root, [out]);
           } catch (err) {
-            await drain2(await this.opts.store.openBlob(out.digest).catch(() => null));
+            await drain(await this.opts.store.openBlob(out.digest).catch(() => null));
             throw new LostDependencyError(dep.unit, err.message);
           }
           await this.workspace.mark(out.path, out.digest);
@@ -8719,7 +9139,13 @@ var WorkerAgent = class {
     }
     return c;
   }
+  /**
+   * Sends a finished job's report: on the heartbeat stream when it is up (acknowledged by the
+   * master), else, or when no ack comes, with ReportResult calls; failing those, with the next
+   * registration. The master drops repeats.
+   */
   async report(report) {
+    if (await this.reportOnStream(report)) return;
     for (let attempt = 0; attempt < 3 && !this.stopping; attempt++) {
       try {
         await this.registering;
@@ -8736,6 +9162,28 @@ var WorkerAgent = class {
       }
     }
     this.unreported.push(report);
+  }
+  reportOnStream(report) {
+    const stream = this.heartbeats;
+    if (!stream || this.registering || this.reportAcks.has(report.job_id)) {
+      return Promise.resolve(false);
+    }
+    return new Promise((resolve4) => {
+      const timer = setTimeout(() => settle(false), REPORT_ACK_MS);
+      const settle = (acked) => {
+        clearTimeout(timer);
+        this.reportAcks.delete(report.job_id);
+        resolve4(acked);
+      };
+      this.reportAcks.set(report.job_id, settle);
+      stream.write({
+        worker_uuid: this.uuid,
+        stats: null,
+        running: [],
+        acks: [],
+        reports: [report]
+      });
+    });
   }
   async pruneFinished() {
     while (this.finishedOrder.length > KEEP_FINISHED) {
@@ -8838,7 +9286,7 @@ var WorkerAgent = class {
 };
 var StoppedError = class extends Error {
 };
-async function drain2(stream) {
+async function drain(stream) {
   if (!stream) return;
   try {
     for await (const _ of stream) void _;
@@ -9283,7 +9731,7 @@ var Run = class {
     this.occupy(m.uuid);
     u.sentAt = performance2.now();
     this.opts.onEvent?.({ type: "started", unit: u.unit.id, worker: m.id, attempt: u.attempts });
-    this.master.callWorker(m, (c) => c.StartJob, {
+    this.master.startJob(m, {
       worker_uuid: m.uuid,
       job_id: job.id,
       unit: u.unit.id,
@@ -9633,7 +10081,7 @@ var Run = class {
 };
 
 // src/cluster/certs.ts
-import { createPrivateKey, randomBytes as randomBytes6, X509Certificate as X509Certificate2 } from "node:crypto";
+import { createPrivateKey, randomBytes as randomBytes5, X509Certificate } from "node:crypto";
 import { mkdir as mkdir7, open as open3, readdir as readdir3, readFile as readFile8, rename as rename7, stat as stat3, unlink as unlink3 } from "node:fs/promises";
 import { isIP as isIP2 } from "node:net";
 import { join as join13 } from "node:path";
@@ -9712,7 +10160,7 @@ function pemBody(pem, what) {
 }
 function parseCert(pem, what) {
   try {
-    return new X509Certificate2(pemBody(pem, what));
+    return new X509Certificate(pemBody(pem, what));
   } catch (err) {
     if (err instanceof CertError) throw err;
     throw new CertError(`${what}: cannot parse the certificate: ${err.message}`);
@@ -9760,7 +10208,7 @@ function checkCA(ca) {
 }
 async function createCA(opts = {}) {
   const plan = caPlan(opts);
-  return (await (await Promise.resolve().then(() => (init_x509_gen(), x509_gen_exports))).newCA(plan)).pair;
+  return (await (await import("./x509-gen.js")).newCA(plan)).pair;
 }
 function caPlan(opts) {
   const name = opts.name ?? DEFAULT_CA_NAME;
@@ -9808,7 +10256,7 @@ function leafPlan(caNotAfter, opts) {
 async function issueCert(ca, opts) {
   const { key, notAfter } = checkCA(ca);
   const plan = leafPlan(notAfter, opts);
-  const gen = await Promise.resolve().then(() => (init_x509_gen(), x509_gen_exports));
+  const gen = await import("./x509-gen.js");
   return gen.issueLeaf(await gen.signingCA(ca.cert, key), plan);
 }
 async function readPem(file, hint) {
@@ -9871,7 +10319,7 @@ async function ephemeralTls(names) {
   const leaves = names.map(
     (name) => leafPlan(caSpec.notAfter, { name, role: name === "master" ? "master" : "worker", days: 7 })
   );
-  const { ca, leaves: pairs2 } = await (await Promise.resolve().then(() => (init_x509_gen(), x509_gen_exports))).newCluster(caSpec, leaves);
+  const { ca, leaves: pairs2 } = await (await import("./x509-gen.js")).newCluster(caSpec, leaves);
   const tls = {};
   names.forEach((name, i) => tls[name] = { ca: ca.cert, ...pairs2[i] });
   return { ca, tls };

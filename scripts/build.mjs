@@ -19,9 +19,24 @@ const banner = {
 const entries = [
   { in: 'src/cli/bin.ts', out: 'dist/cli.js', shebang: true },
   { in: 'src/action/main.ts', out: 'dist/action.js' },
-  // The library keeps its dependencies external: npm installs them next to it.
-  { in: 'src/index.ts', out: 'dist/index.js', external: true },
+  // The library keeps its dependencies external: npm installs them next to it. Certificate
+  // generation (@peculiar/x509, ~16 MB) is its own file, loaded by `await import()` only when
+  // certificates are generated, as the CLI's bundle never evaluates it before then either.
+  { in: 'src/index.ts', out: 'dist/index.js', external: true, lazy: ['x509-gen'] },
+  { in: 'src/cluster/x509-gen.ts', out: 'dist/x509-gen.js', external: true },
 ];
+
+/** Keeps dynamic imports of the named local modules as imports of `./<name>.js` beside the bundle. */
+const lazyModules = (names) => ({
+  name: 'lazy-modules',
+  setup(b) {
+    b.onResolve({ filter: /\.js$/ }, (args) => {
+      const name = args.path.replace(/^.*\//, '').replace(/\.js$/, '');
+      if (args.kind !== 'dynamic-import' || !names.includes(name)) return undefined;
+      return { path: `./${name}.js`, external: true };
+    });
+  },
+});
 
 try {
   for (const e of entries) {
@@ -37,6 +52,7 @@ try {
       loader: { '.proto': 'text' },
       banner: { js: (e.shebang ? '#!/usr/bin/env node\n' : '') + banner.js },
       ...(e.external ? { packages: 'external' } : {}),
+      ...(e.lazy ? { plugins: [lazyModules(e.lazy)] } : {}),
     });
   }
   // The schema is written from its TypeScript source so the two never drift apart.
