@@ -78,7 +78,7 @@ function makeStore(
   const warnings: string[] = [];
   const methods: string[] = [];
   const base = createRegistryStore({ ref: `${host}/${repo}`, ...options }, ctx(warnings, env));
-  // Same options, with a fetch that records methods.
+  // Same options, recording the methods sent.
   const store = new RegistryStore({
     ref: `${host}/${repo}`,
     chunkSize: base.chunkSize,
@@ -86,10 +86,8 @@ function makeStore(
     mountFrom: base.mountFrom,
     env,
     onWarning: (m) => warnings.push(m),
-    fetch: (input, init) => {
-      methods.push(init?.method ?? 'GET');
-      return fetch(input, init);
-    },
+    tempDir: join(tmp, 'pack-tmp'),
+    onRequest: (method) => methods.push(method),
   });
   return { store, warnings, methods };
 }

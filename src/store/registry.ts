@@ -1,6 +1,7 @@
 /**
  * `RegistryStore`: a store in any OCI distribution registry (GHCR, Docker Hub, a self-hosted
- * `registry:2`), spoken to directly over HTTP with Node's fetch.
+ * `registry:2`), spoken to directly over HTTP with `node:http` / `node:https` (see
+ * `registry-http.ts`).
  *
  * Layout, in one repository (`ref` = `host[:port]/repo/path`):
  * - Blobs are registry blobs, named by their sha256 digest.
@@ -16,9 +17,14 @@
  * Uploads: a blob already in the repository (HEAD) is not uploaded again; with `mount-from` a
  * blob of known digest is first offered as a cross-repository mount. A blob that fits in one
  * chunk (`chunk-size`, 16 MiB) goes up in one PUT; a larger one in PATCH chunks with
- * `Content-Range`, then a closing PUT with the digest. Files are streamed from disk chunk by chunk
- * (fetch with `duplex: 'half'`); other streams are read one chunk ahead, so memory stays bounded by
- * a few chunks whatever the blob size.
+ * `Content-Range`, then a closing PUT with the digest. Files are streamed from disk straight into
+ * the socket, each request body a range of the file (nothing is held in memory, and a body can be
+ * sent again after a 401 or a dropped kept-alive connection); `saveOutputs` packs into
+ * `tempDir()` and hands the file over with its digest (`adoptBlobFile`), so it is read once, not
+ * hashed again. Other streams are read one chunk ahead, so memory stays bounded by a few chunks
+ * whatever the blob size. Large bodies go out only with authorization in hand: the POST that
+ * opens the upload session meets the 401, and an expired bearer token is renewed before a large
+ * body is sent rather than after the registry refused it.
  *
  * Reads are verified: `openBlob` hashes the bytes as they stream; a blob that does not match ends
  * its stream with `CorruptBlobError`, is reported once through `onWarning`, is deleted from the
@@ -38,21 +44,23 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { mkdir, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { parseSize } from '../config/size.js';
 import { digestStream, sha256Digest, verifiedStream } from './digest.js';
 import { StoreOptionsError } from './errors.js';
 import {
   basicHeader,
-  describeError,
   loadCredentials,
   parseChallenges,
-  readCapped,
   TokenCache,
   TokenError,
 } from './registry-auth.js';
 import type { Credentials } from './registry-auth.js';
+import { discard, fetchTransport, HttpError, nodeTransport, readText } from './registry-http.js';
+import type { HttpAnswer, Transport } from './registry-http.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store, StoreContext } from './types.js';
 import { assertDigest, CorruptBlobError, isDigest, manifestProblems } from './types.js';
 
@@ -71,10 +79,14 @@ export const DEFAULT_CONCURRENCY = 8;
 const MIN_CHUNK_SIZE = 64 * 1024;
 const MAX_CHUNK_SIZE = 2 * 1024 ** 3;
 const MAX_CONCURRENCY = 256;
+/** Reads of files being hashed or uploaded. */
+const FILE_READ = 1024 * 1024;
 /** Largest manifest or result config read (they are small JSON documents). */
 const MAX_DOCUMENT = 4 * 1024 * 1024;
-/** Wait for response headers of requests without a large body. */
+/** Longest wait without progress for an answer's headers (sending included). */
 const HEADERS_TIMEOUT_MS = 60_000;
+/** Bodies from this size on are sent only with authorization in hand (no 401 round with them). */
+const LARGE_BODY = 1024 * 1024;
 /** How long the registry is left alone after a network failure. */
 const BACKOFF_MS = 30_000;
 const TAGS_PAGE = 1000;
@@ -181,8 +193,15 @@ export interface RegistryStoreOptions {
   env?: NodeJS.ProcessEnv;
   /** Called once per kind of problem. */
   onWarning?: (message: string) => void;
-  /** For tests: the fetch to use. */
+  /**
+   * Where `saveOutputs` packs blobs before they are uploaded (`tempDir()`; default under the
+   * system's temp dir; `createRegistryStore` uses `<root>/.dist-build/tmp`).
+   */
+  tempDir?: string;
+  /** For tests: a fetch to send every request with (default: `node:http` / `node:https`). */
   fetch?: typeof fetch;
+  /** For tests: told of every request to the registry (not the token server) before it goes. */
+  onRequest?: (method: string, url: URL) => void;
 }
 
 export interface RegistryStoreStats {
@@ -262,6 +281,7 @@ export function createRegistryStore(
     concurrency: concurrency as number | undefined,
     env: ctx.env,
     onWarning: ctx.onWarning,
+    tempDir: ctx.root ? join(ctx.root, '.dist-build', 'tmp') : undefined,
   });
 }
 
@@ -286,8 +306,8 @@ interface RequestSpec {
   /** A path (`/v2/...`) or an absolute URL (upload locations). */
   url: string | URL;
   headers?: Record<string, string>;
-  /** Makes the body; called again when the request is replayed after authenticating. */
-  body?: () => Uint8Array | WebReadableStream<Uint8Array>;
+  /** Makes the body; called again when the request is replayed (bytes, or a file range). */
+  body?: () => Buffer | Readable;
   /** Bytes of the body (sent as Content-Length). */
   bodyLength?: number;
   /** Count the body in `uploadedBytes` when it is accepted. */
@@ -311,7 +331,9 @@ export class RegistryStore implements Store {
   readonly mountFrom: string | undefined;
   private readonly origin: string;
   private readonly repoPath: string;
-  private readonly fetchImpl: typeof fetch;
+  private readonly transport: Transport;
+  private readonly onRequest: ((method: string, url: URL) => void) | undefined;
+  private readonly tempPath: string;
   private readonly env: NodeJS.ProcessEnv;
   private readonly onWarning: (message: string) => void;
   private readonly warned = new Set<string>();
@@ -324,6 +346,8 @@ export class RegistryStore implements Store {
   private mountRefused = false;
   private downUntil = 0;
   private downError: StoreUnavailableError | undefined;
+  /** The registry's last `WWW-Authenticate` challenge (`null` until it asks). */
+  private challenge: string | null = null;
   private counters = { uploadedBytes: 0, requests: 0, mountedBlobs: 0 };
 
   constructor(opts: RegistryStoreOptions) {
@@ -335,12 +359,15 @@ export class RegistryStore implements Store {
     this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
     this.concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
     this.mountFrom = opts.mountFrom;
-    this.fetchImpl = opts.fetch ?? fetch;
+    this.transport = opts.fetch ? fetchTransport(opts.fetch) : nodeTransport;
+    this.onRequest = opts.onRequest;
+    this.tempPath = opts.tempDir ?? join(tmpdir(), 'dist-build-registry');
     this.env = opts.env ?? process.env;
     this.onWarning = opts.onWarning ?? (() => {});
+    const fetchImpl = opts.fetch ?? fetch;
     this.tokens = new TokenCache((input, init) => {
       this.counters.requests++;
-      return this.fetchImpl(input, init);
+      return fetchImpl(input, init);
     }, HEADERS_TIMEOUT_MS);
   }
 
@@ -465,7 +492,41 @@ export class RegistryStore implements Store {
   async putBlobFile(file: string): Promise<BlobInfo> {
     // Hash first: a blob already stored costs one read and no upload. The registry checks the
     // digest of what arrives, so a file that changes meanwhile is refused, not stored misnamed.
-    const info = await digestStream(createReadStream(file, { highWaterMark: 256 * 1024 }));
+    let info: BlobInfo;
+    try {
+      info = await digestStream(createReadStream(file, { highWaterMark: FILE_READ }));
+    } catch (err) {
+      throw this.forPut(err);
+    }
+    return this.uploadFile(file, info);
+  }
+
+  /** Where `saveOutputs` packs blobs for `adoptBlobFile`. */
+  async tempDir(): Promise<string> {
+    await mkdir(this.tempPath, { recursive: true });
+    return this.tempPath;
+  }
+
+  /**
+   * Uploads `file`, which the caller hashed to `digest` while writing it: no second read to hash
+   * it (the registry checks the digest of what arrives). The file is left where it is.
+   */
+  async adoptBlobFile(file: string, digest: string): Promise<BlobInfo> {
+    assertDigest(digest);
+    let size: number;
+    try {
+      size = (await stat(file)).size;
+    } catch (err) {
+      throw this.forPut(err);
+    }
+    return this.uploadFile(file, { digest, size });
+  }
+
+  /**
+   * Uploads a file of known digest and size, streamed from disk: one PUT when it fits in a chunk,
+   * else PATCH chunks (each a range of the file) and a closing PUT.
+   */
+  private async uploadFile(file: string, info: BlobInfo): Promise<BlobInfo> {
     let session: Session | undefined;
     try {
       const known = await this.knownBlob(info.digest);
@@ -474,9 +535,7 @@ export class RegistryStore implements Store {
       if (opened.mounted) return info;
       session = opened.session;
       const fileBody = (start: number, end: number) => () =>
-        Readable.toWeb(
-          createReadStream(file, { start, end: end - 1, highWaterMark: 1024 * 1024 }),
-        ) as WebReadableStream<Uint8Array>;
+        createReadStream(file, { start, end: end - 1, highWaterMark: FILE_READ });
       try {
         if (info.size <= this.chunkSize) {
           await this.finishUpload(session, info.digest, {
@@ -498,7 +557,8 @@ export class RegistryStore implements Store {
           throw new CorruptBlobError(
             info.digest,
             undefined,
-            `${file} changed while it was being uploaded to ${this.location}; nothing stored`,
+            `${file} does not hash to ${info.digest} (changed while it was being uploaded to ` +
+              `${this.location}?); nothing stored`,
           );
         }
         throw err;
@@ -515,19 +575,18 @@ export class RegistryStore implements Store {
   async openBlob(digest: string): Promise<Readable | null> {
     assertDigest(digest);
     if (this.corrupt.has(digest)) return null;
-    let res: Response;
+    let res: HttpAnswer;
     try {
       res = await this.getFollowing(`${this.repoPath}/blobs/${digest}`, `GET blob ${digest}`);
       if (res.status === 404) {
-        await discard(res);
+        discard(res);
         return null;
       }
-      if (!res.ok || !res.body) throw this.unexpected(res, `GET blob ${digest}`);
+      if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
     } catch (err) {
       return this.miss(err, null);
     }
-    const source = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
-    return verifiedStream(source, digest, async (err) => {
+    return verifiedStream(res.body, digest, async (err) => {
       this.corrupt.add(digest);
       const removed = await this.deleteBlob(digest);
       this.warnOnce(
@@ -609,13 +668,13 @@ export class RegistryStore implements Store {
     let url: string | URL | undefined = `${this.repoPath}/tags/list?n=${TAGS_PAGE}`;
     try {
       while (url !== undefined) {
-        const res: Response = await this.send({ method: 'GET', url, what: 'list tags' });
+        const res: HttpAnswer = await this.send({ method: 'GET', url, what: 'list tags' });
         if (res.status === 404) {
-          await discard(res);
+          discard(res);
           return;
         }
         if (!res.ok) throw this.unexpected(res, 'list tags');
-        const body = parseJson(await readCapped(res, 64 * MAX_DOCUMENT)) as {
+        const body = parseJson(await readText(res, 64 * MAX_DOCUMENT)) as {
           tags?: unknown;
         } | null;
         const tags = Array.isArray(body?.tags) ? (body.tags as unknown[]) : [];
@@ -672,7 +731,7 @@ export class RegistryStore implements Store {
     if (digest !== undefined && this.mountFrom !== undefined && !this.mountRefused) {
       const from = this.mountFrom;
       const query = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`;
-      let res: Response | undefined;
+      let res: HttpAnswer | undefined;
       try {
         res = await this.send({
           method: 'POST',
@@ -690,13 +749,13 @@ export class RegistryStore implements Store {
         );
       }
       if (res?.status === 201) {
-        await discard(res);
+        discard(res);
         this.counters.mountedBlobs++;
         const size = await this.headBlob(digest);
         return { mounted: { digest, size: size ?? -1 } };
       }
       if (res?.status === 202) return { session: this.sessionFrom(res) };
-      if (res) await discard(res);
+      if (res) discard(res);
     }
     const res = await this.send({
       method: 'POST',
@@ -708,8 +767,8 @@ export class RegistryStore implements Store {
     return { session: this.sessionFrom(res) };
   }
 
-  private sessionFrom(res: Response): Session {
-    void discard(res);
+  private sessionFrom(res: HttpAnswer): Session {
+    discard(res);
     const loc = res.headers.get('location');
     if (!loc)
       throw new StoreUnavailableError(
@@ -722,7 +781,7 @@ export class RegistryStore implements Store {
   private async patchChunk(
     session: Session,
     offset: number,
-    chunk: Buffer | { body: () => WebReadableStream<Uint8Array>; length: number },
+    chunk: Buffer | { body: () => Readable; length: number },
   ): Promise<void> {
     const length = Buffer.isBuffer(chunk) ? chunk.length : chunk.length;
     const body = Buffer.isBuffer(chunk) ? () => chunk : chunk.body;
@@ -739,7 +798,7 @@ export class RegistryStore implements Store {
       what: 'upload a blob chunk',
     });
     if (res.status !== 202) throw this.unexpected(res, `upload a blob chunk at ${offset}`);
-    await discard(res);
+    discard(res);
     const loc = res.headers.get('location');
     if (loc) session.location = new URL(loc, session.location);
   }
@@ -748,7 +807,7 @@ export class RegistryStore implements Store {
   private async finishUpload(
     session: Session,
     digest: string,
-    last: Buffer | { body: () => WebReadableStream<Uint8Array>; length: number } | undefined,
+    last: Buffer | { body: () => Readable; length: number } | undefined,
   ): Promise<void> {
     const url = new URL(session.location);
     url.searchParams.set('digest', digest);
@@ -766,7 +825,7 @@ export class RegistryStore implements Store {
     if (res.status !== 201 && res.status !== 204 && res.status !== 200) {
       throw this.unexpected(res, `finish the upload of ${digest}`);
     }
-    await discard(res);
+    discard(res);
   }
 
   private async cancelSession(session: Session): Promise<void> {
@@ -776,7 +835,7 @@ export class RegistryStore implements Store {
         url: session.location,
         what: 'cancel an upload',
       });
-      await discard(res);
+      discard(res);
     } catch {
       // the registry forgets abandoned uploads by itself
     }
@@ -790,7 +849,7 @@ export class RegistryStore implements Store {
         url: `${this.repoPath}/blobs/${digest}`,
         what: `delete blob ${digest}`,
       });
-      await discard(res);
+      discard(res);
       return res.status === 202 || res.status === 200 || res.status === 204;
     } catch {
       return false;
@@ -805,13 +864,13 @@ export class RegistryStore implements Store {
     if (this.corrupt.has(digest)) return false;
     const res = await this.getFollowing(`${this.repoPath}/blobs/${digest}`, `GET blob ${digest}`);
     if (res.status === 404) {
-      await discard(res);
+      discard(res);
       return null;
     }
     if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
     let text: string;
     try {
-      text = await readCapped(res, Math.max(size, 0) + 1);
+      text = await readText(res, Math.max(size, 0) + 1);
     } catch {
       text = '';
     }
@@ -830,11 +889,11 @@ export class RegistryStore implements Store {
   }
 
   /** GET that follows redirects itself, sending credentials only to the registry. */
-  private async getFollowing(path: string, what: string): Promise<Response> {
+  private async getFollowing(path: string, what: string): Promise<HttpAnswer> {
     let res = await this.send({ method: 'GET', url: path, what });
     for (let i = 0; i < MAX_REDIRECTS && isRedirect(res.status); i++) {
       const loc = res.headers.get('location');
-      await discard(res);
+      discard(res);
       if (!loc)
         throw new StoreUnavailableError(
           'protocol',
@@ -858,13 +917,13 @@ export class RegistryStore implements Store {
       what,
     });
     if (res.status === 404) {
-      await discard(res);
+      discard(res);
       return null;
     }
     if (!res.ok) throw this.unexpected(res, what);
     let text: string;
     try {
-      text = await readCapped(res, MAX_DOCUMENT);
+      text = await readText(res, MAX_DOCUMENT);
     } catch (err) {
       throw new StoreUnavailableError(
         'protocol',
@@ -880,7 +939,7 @@ export class RegistryStore implements Store {
     config: { digest: string; size: number },
   ): Promise<void> {
     const tag = RegistryStore.tagFor(manifest.cacheKey);
-    const attempt = async (plain: boolean): Promise<Response> => {
+    const attempt = async (plain: boolean): Promise<HttpAnswer> => {
       const doc = buildManifest(manifest, config, plain);
       const body = Buffer.from(JSON.stringify(doc));
       return this.send({
@@ -918,7 +977,7 @@ export class RegistryStore implements Store {
         { status: res.status },
       );
     }
-    await discard(res);
+    discard(res);
   }
 
   private async listing(cacheKey: string): Promise<ResultListing | null> {
@@ -1011,7 +1070,7 @@ export class RegistryStore implements Store {
    * request once. Network failures throw a `network` `StoreUnavailableError` (and put the
    * registry aside for a while); 401/403 after authenticating throw an `auth` one.
    */
-  private async send(spec: RequestSpec): Promise<Response> {
+  private async send(spec: RequestSpec): Promise<HttpAnswer> {
     const url =
       typeof spec.url === 'string' && spec.url.startsWith('/')
         ? new URL(spec.url, this.origin)
@@ -1023,46 +1082,41 @@ export class RegistryStore implements Store {
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { ...spec.headers };
       if (spec.bodyLength !== undefined) headers['content-length'] = String(spec.bodyLength);
+      if (ours && spec.bodyLength !== undefined && spec.bodyLength >= LARGE_BODY) {
+        // Never send a large body just to hear 401: renew an expired token first.
+        await this.freshAuthorization(scopeKey, scopes);
+      }
       const auth = ours ? this.authorization(scopeKey) : undefined;
       if (auth) headers.authorization = auth;
-      const body = spec.body?.();
-      const controller = new AbortController();
-      // Only the wait for the answer's headers is limited (a large body may take its time).
-      const timer =
-        body === undefined || (spec.bodyLength ?? 0) < 1024 * 1024
-          ? setTimeout(() => controller.abort(new Error('timed out')), HEADERS_TIMEOUT_MS)
-          : undefined;
-      let res: Response;
+      let res: HttpAnswer;
       try {
         this.counters.requests++;
-        res = await this.fetchImpl(url, {
+        this.onRequest?.(spec.method, url);
+        res = await this.transport({
           method: spec.method,
+          url,
           headers,
-          body: body as RequestInit['body'],
-          redirect: 'manual',
-          signal: controller.signal,
-          ...(body !== undefined && !(body instanceof Uint8Array) ? { duplex: 'half' } : {}),
-        } as RequestInit);
+          body: spec.body?.(),
+          timeoutMs: HEADERS_TIMEOUT_MS,
+        });
       } catch (err) {
-        // A kept-alive connection the server had closed: replay requests without a stream body.
-        const transient = /ECONNRESET|EPIPE|UND_ERR_SOCKET/.test(describeError(err));
-        if (attempt === 0 && transient && (body === undefined || body instanceof Uint8Array)) {
-          continue;
-        }
+        // A kept-alive connection the server had closed: replay (every body can be made again).
+        const code = err instanceof HttpError ? err.code : undefined;
+        const reused = err instanceof HttpError && err.reusedSocket;
+        if (attempt === 0 && reused && (code === 'ECONNRESET' || code === 'EPIPE')) continue;
         const e = new StoreUnavailableError(
           'network',
-          `${this.location}: registry ${this.origin} unreachable (${spec.what}: ${describeError(err)})`,
+          `${this.location}: registry ${this.origin} unreachable (${spec.what}: ${(err as Error).message})`,
           { cause: err },
         );
         this.downUntil = Date.now() + BACKOFF_MS;
         this.downError = e;
         throw e;
-      } finally {
-        if (timer) clearTimeout(timer);
       }
       if (res.status === 401 && ours && attempt === 0) {
-        await discard(res);
-        await this.authenticate(res.headers.get('www-authenticate'), scopeKey, scopes);
+        discard(res);
+        this.challenge = res.headers.get('www-authenticate');
+        await this.authenticate(this.challenge, scopeKey, scopes);
         continue;
       }
       if (res.status === 401 || res.status === 403) {
@@ -1079,8 +1133,18 @@ export class RegistryStore implements Store {
     }
   }
 
-  private unexpected(res: Response, what: string): StoreUnavailableError {
-    void discard(res);
+  /**
+   * Before a large body: when the registry has asked for a bearer token and the one for `scopeKey`
+   * has expired, gets a new one (the body then goes out once, authenticated).
+   */
+  private async freshAuthorization(scopeKey: string, scopes: string[]): Promise<void> {
+    if (this.challenge === null || this.authorization(scopeKey) !== undefined) return;
+    if (!parseChallenges(this.challenge).some((c) => c.scheme === 'bearer')) return;
+    await this.authenticate(this.challenge, scopeKey, scopes);
+  }
+
+  private unexpected(res: HttpAnswer, what: string): StoreUnavailableError {
+    discard(res);
     const kind = res.status >= 500 || res.status === 429 ? 'server' : 'protocol';
     return new StoreUnavailableError(
       kind,
@@ -1273,23 +1337,15 @@ function isRedirect(status: number): boolean {
   return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
 }
 
-function contentLength(res: Response): number {
+function contentLength(res: HttpAnswer): number {
   const n = Number(res.headers.get('content-length'));
   return Number.isSafeInteger(n) && n >= 0 ? n : -1;
 }
 
-async function discard(res: Response): Promise<void> {
-  try {
-    if (res.body && !res.bodyUsed) await res.body.cancel();
-  } catch {
-    // nothing to do
-  }
-}
-
 /** `CODE: message` of a registry error body, briefly. */
-async function errorSummary(res: Response): Promise<string> {
+async function errorSummary(res: HttpAnswer): Promise<string> {
   try {
-    const body = parseJson(await readCapped(res, 64 * 1024)) as
+    const body = parseJson(await readText(res, 64 * 1024)) as
       { errors?: { code?: string; message?: string }[] } | undefined;
     const e = body?.errors?.[0];
     return e ? `${e.code ?? ''}${e.message ? `: ${e.message}` : ''}`.slice(0, 300) : '';
