@@ -5,8 +5,14 @@
 import { jest } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -402,6 +408,96 @@ describeRegistry('registry store on a real registry', () => {
     await rm(file);
   });
 
+  it('uploads packed files with their known digest (adoptBlobFile): one PUT or chunks', async () => {
+    const s = makeStore(reg.host, newRepo('adopt'), { 'chunk-size': '8MiB' });
+    const big = randomBytes(20 * 1024 * 1024 + 7);
+    const file = join(tmp, 'adopt.bin');
+    await writeFile(file, big);
+    expect(await s.store.adoptBlobFile(file, sha(big))).toEqual({
+      digest: sha(big),
+      size: big.length,
+    });
+    expect(s.methods).toEqual(['HEAD', 'POST', 'PATCH', 'PATCH', 'PATCH', 'PUT']);
+    expect(s.store.stats().uploadedBytes).toBe(big.length);
+    expect(sha(await readAll((await s.store.openBlob(sha(big)))!))).toBe(sha(big));
+    s.methods.length = 0;
+    // Already there: not uploaded again.
+    await s.store.adoptBlobFile(file, sha(big));
+    expect(s.methods).toEqual(['HEAD']);
+
+    const small = randomBytes(100_000);
+    await writeFile(file, small);
+    s.methods.length = 0;
+    expect(await s.store.adoptBlobFile(file, sha(small))).toEqual({
+      digest: sha(small),
+      size: small.length,
+    });
+    expect(s.methods).toEqual(['HEAD', 'POST', 'PUT']);
+    // The registry checks the digest: a file that does not hash to it is not stored.
+    for (const data of [small, big]) {
+      await writeFile(file, data);
+      const wrong = sha(`not ${data.length}`);
+      await expect(s.store.adoptBlobFile(file, wrong)).rejects.toBeInstanceOf(CorruptBlobError);
+      expect(await s.store.hasBlobs([wrong])).toEqual(new Set());
+    }
+    await rm(file);
+
+    // saveOutputs packs into the store's temp dir and removes what it packed.
+    const root = await makeTree('adopt');
+    const entries = await saveOutputs(s.store, root, ['out']);
+    expect(await s.store.hasBlobs([entries[0]!.digest])).toEqual(new Set([entries[0]!.digest]));
+    expect(await readdir(join(tmp, 'pack-tmp'))).toEqual([]);
+  });
+
+  it('ends a download cut short with an error, not as corrupt: nothing deleted, nothing restored', async () => {
+    const repo = newRepo('cut');
+    const root = join(tmp, 'cut-src');
+    await mkdir(join(root, 'out'), { recursive: true });
+    await writeFile(join(root, 'out', 'big.bin'), randomBytes(3 * 1024 * 1024));
+    const a = makeStore(reg.host, repo);
+    const entries = await saveOutputs(a.store, root, ['out']);
+    const digest = entries[0]!.digest;
+    let cut = 0;
+    const proxy = await startProxy(reg.host, (req, res, forward) => {
+      if (req.method !== 'GET' || !req.url?.includes('/blobs/sha256:')) return false;
+      forward(undefined, (up) => {
+        res.writeHead(up.statusCode ?? 502, { ...up.headers });
+        let sent = 0;
+        up.on('data', (chunk: Buffer) => {
+          if (sent < 1024 * 1024) {
+            sent += chunk.length;
+            res.write(chunk);
+          } else if (!res.destroyed) {
+            cut++;
+            up.destroy();
+            res.destroy();
+          }
+        });
+      });
+      return true;
+    });
+    try {
+      const b = makeStore(proxy.host, repo);
+      const err = await readAll((await b.store.openBlob(digest))!).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      expect((err as StoreUnavailableError).kind).toBe('network');
+      expect((err as Error).message).toMatch(/connection was lost after \d+ of \d+ bytes/);
+      const dest = join(tmp, 'cut-dest');
+      await expect(restoreOutputs(blobOpenerFor(b.store), dest, entries)).rejects.toThrow();
+      expect(await stat(join(dest, 'out')).catch(() => null)).toBeNull();
+      expect(cut).toBe(2);
+      // Not taken for corrupt: no warning, not deleted, still read from this store.
+      expect(b.warnings).toEqual([]);
+      expect(await b.store.hasBlobs([digest])).toEqual(new Set([digest]));
+      expect(sha(await readAll((await a.store.openBlob(digest))!))).toBe(digest);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('answers batch existence queries with concurrent HEADs under the limit', async () => {
     const repo = newRepo('batch');
     const s = makeStore(reg.host, repo);
@@ -629,6 +725,42 @@ describeRegistry('registry store with token auth', () => {
     expect([...a.warnings, ...b.warnings, ...c.warnings]).toEqual([]);
   });
 
+  it('sends a large body again, from the file, after a 401 in the middle of it', async () => {
+    const repo = newRepo('auth-401');
+    let refused = 0;
+    // As a registry does when the token expired meanwhile: 401 before reading the body.
+    const proxy = await startProxy(reg.host, (req, res) => {
+      const large = Number(req.headers['content-length'] ?? 0) >= 1024 * 1024;
+      if (!large || refused > 0) return false;
+      refused++;
+      req.resume();
+      res.writeHead(401, {
+        'content-type': 'application/json',
+        'www-authenticate': `Bearer realm="${tokens.realm}",service="${tokens.service}",scope="repository:${repo}:pull,push"`,
+      });
+      res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'token expired' }] }));
+      return true;
+    });
+    try {
+      const env = { DIST_BUILD_REGISTRY_USERNAME: user, DIST_BUILD_REGISTRY_PASSWORD: password };
+      const s = makeStore(proxy.host, repo, {}, env);
+      const data = randomBytes(5 * 1024 * 1024);
+      const file = join(tmp, 'auth-401.bin');
+      await writeFile(file, data);
+      const issued = tokens.issued;
+      expect(await s.store.putBlobFile(file)).toEqual({ digest: sha(data), size: data.length });
+      expect(refused).toBe(1);
+      expect(tokens.issued).toBe(issued + 2); // the first token, and the renewed one
+      expect(s.methods).toEqual(['HEAD', 'HEAD', 'POST', 'PUT', 'PUT']);
+      expect(s.store.stats().uploadedBytes).toBe(data.length);
+      expect(sha(await readAll((await s.store.openBlob(sha(data)))!))).toBe(sha(data));
+      expect(s.warnings).toEqual([]);
+      await rm(file);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('fails cleanly with wrong or missing credentials: a warning and misses', async () => {
     const repo = newRepo('auth-bad');
     const bad = makeStore(
@@ -659,17 +791,20 @@ describeRegistry('registry store with token auth', () => {
 
 // ---------------------------------------------------------------------------------------------
 
+type Forward = (body?: Buffer, onResponse?: (res: IncomingMessage) => void) => void;
+
 /**
- * A proxy in front of the real registry that rejects manifests carrying an `artifactType` (as
- * registries without artifact support do) and passes everything else through.
+ * A proxy in front of the real registry: `intercept` sees every request first and answers it
+ * itself (returning true) or not; `forward` passes a request through, optionally with a body it
+ * read already and watching the answer (which it must then write to `res` itself).
  */
-async function startRejectingProxy(
+async function startProxy(
   target: string,
-): Promise<{ host: string; rejected: number; stop(): Promise<void> }> {
+  intercept: (req: IncomingMessage, res: ServerResponse, forward: Forward) => boolean = () => false,
+): Promise<{ host: string; stop(): Promise<void> }> {
   const [targetHost, targetPort] = target.split(':');
-  const state = { rejected: 0 };
   const server: Server = createServer((req, res) => {
-    const forward = (body?: Buffer) => {
+    const forward: Forward = (body, onResponse) => {
       const up = httpRequest(
         {
           host: targetHost,
@@ -679,8 +814,8 @@ async function startRejectingProxy(
           headers: req.headers,
         },
         (upRes) => {
-          const headers = { ...upRes.headers };
-          res.writeHead(upRes.statusCode ?? 502, headers);
+          if (onResponse) return onResponse(upRes);
+          res.writeHead(upRes.statusCode ?? 502, { ...upRes.headers });
           upRes.pipe(res);
         },
       );
@@ -688,36 +823,51 @@ async function startRejectingProxy(
       if (body) up.end(body);
       else req.pipe(up);
     };
-    if (req.method === 'PUT' && /\/manifests\//.test(req.url ?? '')) {
-      const parts: Buffer[] = [];
-      req.on('data', (c: Buffer) => parts.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(parts);
-        const doc = JSON.parse(body.toString('utf8')) as { artifactType?: string };
-        if (doc.artifactType !== undefined) {
-          state.rejected++;
-          res.writeHead(400, { 'content-type': 'application/json' });
-          res.end(
-            JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid' }] }),
-          );
-          return;
-        }
-        forward(body);
-      });
-      return;
-    }
-    forward();
+    if (!intercept(req, res, forward)) forward();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
   return {
     host: `127.0.0.1:${port}`,
-    get rejected() {
-      return state.rejected;
-    },
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
+  };
+}
+
+/**
+ * A proxy that rejects manifests carrying an `artifactType` (as registries without artifact
+ * support do) and passes everything else through.
+ */
+async function startRejectingProxy(
+  target: string,
+): Promise<{ host: string; rejected: number; stop(): Promise<void> }> {
+  const state = { rejected: 0 };
+  const proxy = await startProxy(target, (req, res, forward) => {
+    if (req.method !== 'PUT' || !/\/manifests\//.test(req.url ?? '')) return false;
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(parts);
+      const doc = JSON.parse(body.toString('utf8')) as { artifactType?: string };
+      if (doc.artifactType !== undefined) {
+        state.rejected++;
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid' }] }),
+        );
+        return;
+      }
+      forward(body);
+    });
+    return true;
+  });
+  return {
+    host: proxy.host,
+    get rejected() {
+      return state.rejected;
+    },
+    stop: () => proxy.stop(),
   };
 }

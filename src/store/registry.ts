@@ -47,7 +47,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { parseSize } from '../config/size.js';
 import { digestStream, sha256Digest, verifiedStream } from './digest.js';
 import { StoreOptionsError } from './errors.js';
@@ -586,7 +586,7 @@ export class RegistryStore implements Store {
     } catch (err) {
       return this.miss(err, null);
     }
-    return verifiedStream(res.body, digest, async (err) => {
+    return verifiedStream(this.received(res, `GET blob ${digest}`), digest, async (err) => {
       this.corrupt.add(digest);
       const removed = await this.deleteBlob(digest);
       this.warnOnce(
@@ -595,6 +595,36 @@ export class RegistryStore implements Store {
           (removed ? ', removed from the repository' : ''),
       );
     });
+  }
+
+  /**
+   * The body of a blob's answer, as it arrives; a connection lost before its end (or fewer bytes
+   * than the Content-Length) ends it with a `network` `StoreUnavailableError`, so that a blob cut
+   * short in transit is never taken for a corrupt one.
+   */
+  private received(res: HttpAnswer, what: string): Readable {
+    const body = res.body;
+    const expected = contentLength(res);
+    const fail = (got: number, why: string, cause?: unknown) =>
+      new StoreUnavailableError(
+        'network',
+        `${this.location}: ${what}: the connection was lost after ${got}` +
+          `${expected >= 0 ? ` of ${expected}` : ''} bytes (${why})`,
+        { cause },
+      );
+    async function* bytes(): AsyncGenerator<Buffer> {
+      let got = 0;
+      try {
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          got += chunk.length;
+          yield chunk;
+        }
+      } catch (err) {
+        throw fail(got, (err as Error)?.message ?? String(err), err);
+      }
+      if (expected >= 0 && got !== expected) throw fail(got, 'short answer');
+    }
+    return Readable.from(bytes(), { objectMode: false });
   }
 
   async getResult(cacheKey: string): Promise<ResultManifest | null> {
