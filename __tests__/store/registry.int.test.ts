@@ -87,7 +87,7 @@ function makeStore(
   // Same options, recording the methods sent.
   const store = new RegistryStore({
     ref: `${host}/${repo}`,
-    chunkSize: base.chunkSize,
+    chunkSize: options['chunk-size'] !== undefined ? base.chunkSize : undefined,
     concurrency: base.concurrency,
     mountFrom: base.mountFrom,
     env,
@@ -495,6 +495,42 @@ describeRegistry('registry store on a real registry', () => {
       expect(sha(await readAll((await a.store.openBlob(digest))!))).toBe(digest);
     } finally {
       await proxy.stop();
+    }
+  });
+
+  it('sends a large file in one PUT, or in chunks once the registry refuses that (413)', async () => {
+    const data = randomBytes(20 * 1024 * 1024 + 3);
+    const file = join(tmp, 'whole.bin');
+    await writeFile(file, data);
+    const s = makeStore(reg.host, newRepo('whole'));
+    expect(await s.store.putBlobFile(file)).toEqual({ digest: sha(data), size: data.length });
+    expect(s.methods).toEqual(['HEAD', 'POST', 'PUT']);
+
+    let refused = 0;
+    const proxy = await startProxy(reg.host, (req, res) => {
+      if (Number(req.headers['content-length'] ?? 0) <= 16 * 1024 * 1024) return false;
+      refused++;
+      res.writeHead(413, { 'content-type': 'text/plain' });
+      res.end('request entity too large');
+      return true;
+    });
+    try {
+      const t = makeStore(proxy.host, newRepo('whole-413'));
+      expect(await t.store.putBlobFile(file)).toEqual({ digest: sha(data), size: data.length });
+      expect(t.methods).toEqual(['HEAD', 'POST', 'PUT', 'DELETE', 'POST', 'PATCH', 'PATCH', 'PUT']);
+      expect(t.store.stats().uploadedBytes).toBe(data.length);
+      expect(sha(await readAll((await t.store.openBlob(sha(data)))!))).toBe(sha(data));
+      // Remembered: chunks straight away.
+      const other = Buffer.concat([data, Buffer.from('x')]);
+      await writeFile(file, other);
+      t.methods.length = 0;
+      expect(await t.store.putBlobFile(file)).toEqual({ digest: sha(other), size: other.length });
+      expect(t.methods).toEqual(['HEAD', 'POST', 'PATCH', 'PATCH', 'PUT']);
+      expect(refused).toBe(1);
+      expect(t.warnings).toEqual([]);
+    } finally {
+      await proxy.stop();
+      await rm(file);
     }
   });
 

@@ -17,7 +17,10 @@
  * Uploads: a blob already in the repository (HEAD) is not uploaded again; with `mount-from` a
  * blob of known digest is first offered as a cross-repository mount. A blob that fits in one
  * chunk (`chunk-size`, 16 MiB) goes up in one PUT; a larger one in PATCH chunks with
- * `Content-Range`, then a closing PUT with the digest. Files are streamed from disk straight into
+ * `Content-Range`, then a closing PUT with the digest. A file, though, goes up in one PUT whatever
+ * its size unless `chunk-size` is set (for proxies that limit request bodies) or the registry
+ * answered 413 to a large body (then chunks, for the rest of the process): chunks cost the
+ * registry a request and a saved hash state each. Files are streamed from disk straight into
  * the socket, each request body a range of the file (nothing is held in memory, and a body can be
  * sent again after a 401 or a dropped kept-alive connection); `saveOutputs` packs into
  * `tempDir()` and hands the file over with its digest (`adoptBlobFile`), so it is read once, not
@@ -185,7 +188,10 @@ export interface RegistryStoreOptions {
   insecure?: boolean;
   /** A repository of the same registry to mount blobs from. */
   mountFrom?: string;
-  /** Bytes per upload chunk (default 16 MiB). */
+  /**
+   * Bytes per upload chunk (default 16 MiB). Streams go up in chunks of this size; files are sent
+   * whole unless it is given (or the registry refuses a large body).
+   */
   chunkSize?: number;
   /** Requests in flight for batch queries (default 8). */
   concurrency?: number;
@@ -327,6 +333,8 @@ export class RegistryStore implements Store {
   readonly location: string;
   readonly ref: RegistryRef;
   readonly chunkSize: number;
+  /** `chunk-size` was given: files larger than a chunk go up in chunks too. */
+  private readonly chunkSizeSet: boolean;
   readonly concurrency: number;
   readonly mountFrom: string | undefined;
   private readonly origin: string;
@@ -344,6 +352,8 @@ export class RegistryStore implements Store {
   private basicAuth: string | undefined;
   private plainManifests = false;
   private mountRefused = false;
+  /** The registry answered 413 to a whole file: chunks from now on. */
+  private largeBodiesRefused = false;
   private downUntil = 0;
   private downError: StoreUnavailableError | undefined;
   /** The registry's last `WWW-Authenticate` challenge (`null` until it asks). */
@@ -357,6 +367,7 @@ export class RegistryStore implements Store {
     this.location = `${this.ref.host}/${this.ref.repository}`;
     this.repoPath = `/v2/${this.ref.repository}`;
     this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    this.chunkSizeSet = opts.chunkSize !== undefined;
     this.concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
     this.mountFrom = opts.mountFrom;
     this.transport = opts.fetch ? fetchTransport(opts.fetch) : nodeTransport;
@@ -524,6 +535,7 @@ export class RegistryStore implements Store {
 
   /**
    * Uploads a file of known digest and size, streamed from disk: one PUT when it fits in a chunk,
+   * or whatever its size unless `chunk-size` was set or the registry refused a large body (413);
    * else PATCH chunks (each a range of the file) and a closing PUT.
    */
   private async uploadFile(file: string, info: BlobInfo): Promise<BlobInfo> {
@@ -537,12 +549,25 @@ export class RegistryStore implements Store {
       const fileBody = (start: number, end: number) => () =>
         createReadStream(file, { start, end: end - 1, highWaterMark: FILE_READ });
       try {
-        if (info.size <= this.chunkSize) {
-          await this.finishUpload(session, info.digest, {
-            body: fileBody(0, info.size),
-            length: info.size,
-          });
-        } else {
+        let whole = info.size <= this.chunkSize || (!this.chunkSizeSet && !this.largeBodiesRefused);
+        if (whole) {
+          try {
+            await this.finishUpload(session, info.digest, {
+              body: fileBody(0, info.size),
+              length: info.size,
+            });
+          } catch (err) {
+            if (!(err instanceof StoreUnavailableError) || err.status !== 413) throw err;
+            if (info.size <= this.chunkSize) throw err;
+            // Too large for the registry (or a proxy before it): chunks from now on.
+            this.largeBodiesRefused = true;
+            await this.cancelSession(session);
+            session = undefined;
+            session = (await this.openSession(undefined)).session!;
+            whole = false;
+          }
+        }
+        if (!whole) {
           for (let offset = 0; offset < info.size; offset += this.chunkSize) {
             const end = Math.min(info.size, offset + this.chunkSize);
             await this.patchChunk(session, offset, {
