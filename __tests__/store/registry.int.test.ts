@@ -13,9 +13,11 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { createCA, issueCert } from '../../src/cluster/certs.js';
 import { digestStream } from '../../src/store/digest.js';
 import { blobOpenerFor, restoreOutputs, saveOutputs } from '../../src/store/pack.js';
 import {
@@ -116,6 +118,13 @@ async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const chunk of stream) parts.push(chunk);
   return Buffer.concat(parts);
+}
+
+/** `data` arrived whole in `h`'s repository, sent once (counted once), with no warning. */
+async function expectStoredOnce(h: Harness, data: Buffer): Promise<void> {
+  expect(h.store.stats().uploadedBytes).toBe(data.length);
+  expect(sha(await readAll((await h.store.openBlob(sha(data)))!))).toBe(sha(data));
+  expect(h.warnings).toEqual([]);
 }
 
 /** A work tree with a directory output and a file output. */
@@ -534,6 +543,34 @@ describeRegistry('registry store on a real registry', () => {
     }
   });
 
+  it('sends a request again, body and all, when a kept-alive connection turns out closed', async () => {
+    const served = new WeakMap<object, number>();
+    let dropped = 0;
+    // Drops the connection of the first upload that comes on a connection used before (as a
+    // server does that closes idle connections just as the next request arrives).
+    const proxy = await startProxy(reg.host, (req) => {
+      const n = served.get(req.socket) ?? 0;
+      served.set(req.socket, n + 1);
+      if (req.method !== 'PUT' || n === 0 || dropped > 0) return false;
+      dropped++;
+      req.socket.destroy();
+      return true;
+    });
+    try {
+      const s = makeStore(proxy.host, newRepo('reset'));
+      const data = randomBytes(3 * 1024 * 1024);
+      const file = join(tmp, 'reset.bin');
+      await writeFile(file, data);
+      expect(await s.store.putBlobFile(file)).toEqual({ digest: sha(data), size: data.length });
+      expect(dropped).toBe(1);
+      expect(s.methods).toEqual(['HEAD', 'POST', 'PUT', 'PUT']);
+      await expectStoredOnce(s, data);
+      await rm(file);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('answers batch existence queries with concurrent HEADs under the limit', async () => {
     const repo = newRepo('batch');
     const s = makeStore(reg.host, repo);
@@ -672,6 +709,39 @@ describeRegistry('registry store on a real registry', () => {
   });
 });
 
+describe('registry store over https', () => {
+  it('verifies the certificate (an untrusted one is a miss with a warning)', async () => {
+    const ca = await createCA({ name: 'dist-build test registry CA', days: 2 });
+    const leaf = await issueCert(ca, { name: 'registry', role: 'master', hosts: ['127.0.0.1'] });
+    let requests = 0;
+    const server = createHttpsServer({ cert: leaf.cert, key: leaf.key }, (_req, res) => {
+      requests++;
+      res.writeHead(404);
+      res.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as { port: number };
+      const warnings: string[] = [];
+      const s = new RegistryStore({
+        ref: `127.0.0.1:${port}/org/cache`,
+        insecure: false,
+        onWarning: (m) => warnings.push(m),
+      });
+      expect(await s.hasBlobs([sha('x')])).toEqual(new Set());
+      expect(requests).toBe(0);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/unreachable .*(certificate|self.signed)/i);
+      await expect(s.putBlob(Readable.from([Buffer.from('x')]))).rejects.toBeInstanceOf(
+        StoreUnavailableError,
+      );
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
+
 describeRegistry('registry store when the registry is down', () => {
   it('misses with one warning, and puts throw StoreUnavailableError', async () => {
     const reg = await startRegistry();
@@ -788,9 +858,7 @@ describeRegistry('registry store with token auth', () => {
       expect(refused).toBe(1);
       expect(tokens.issued).toBe(issued + 2); // the first token, and the renewed one
       expect(s.methods).toEqual(['HEAD', 'HEAD', 'POST', 'PUT', 'PUT']);
-      expect(s.store.stats().uploadedBytes).toBe(data.length);
-      expect(sha(await readAll((await s.store.openBlob(sha(data)))!))).toBe(sha(data));
-      expect(s.warnings).toEqual([]);
+      await expectStoredOnce(s, data);
       await rm(file);
     } finally {
       await proxy.stop();

@@ -123,6 +123,16 @@ export const nodeTransport: Transport = (spec) =>
 
 function answerOf(res: IncomingMessage, spec: HttpRequest): HttpAnswer {
   const status = res.statusCode ?? 0;
+  // A body that is empty by definition is read off at once: the connection goes back to the
+  // pool only when the answer has ended, and callers of a HEAD need no more than its headers.
+  if (
+    spec.method === 'HEAD' ||
+    status === 204 ||
+    status === 304 ||
+    res.headers['content-length'] === '0'
+  ) {
+    res.resume();
+  }
   return {
     method: spec.method,
     status,
@@ -188,18 +198,25 @@ export function fetchTransport(fetchImpl: typeof fetch): Transport {
   };
 }
 
-/** Drops an answer's body: small ones are read off (the connection stays usable). */
-export function discard(res: HttpAnswer): void {
+/**
+ * Drops an answer's body: a small one is read off, and the promise settles when it has ended (the
+ * connection is then back in the pool for the next request); a large one is cut off.
+ */
+export function discard(res: HttpAnswer): Promise<void> {
   const body = res.body;
-  if (body.readableEnded || body.destroyed) return;
+  if (body.readableEnded || body.destroyed) return Promise.resolve();
   const header = res.headers.get('content-length');
   const length = res.method === 'HEAD' ? 0 : header === null ? NaN : Number(header);
-  if (Number.isFinite(length) && length <= 64 * 1024) {
-    body.on('error', () => {});
-    body.resume();
-  } else {
+  if (!(Number.isFinite(length) && length <= 64 * 1024)) {
     body.destroy();
+    return Promise.resolve();
   }
+  return new Promise<void>((resolve) => {
+    body.once('end', resolve);
+    body.once('close', resolve);
+    body.once('error', () => resolve());
+    body.resume();
+  });
 }
 
 /** Reads at most `max` bytes of an answer's body as text; more is an error (and is dropped). */

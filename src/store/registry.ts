@@ -416,6 +416,7 @@ export class RegistryStore implements Store {
           headers: { accept: OCI_MANIFEST_TYPE },
           what: `HEAD result ${key}`,
         });
+        await discard(res);
         if (res.status === 404) return false;
         if (res.ok) return true;
         throw this.unexpected(res, `HEAD result ${key}`);
@@ -604,7 +605,7 @@ export class RegistryStore implements Store {
     try {
       res = await this.getFollowing(`${this.repoPath}/blobs/${digest}`, `GET blob ${digest}`);
       if (res.status === 404) {
-        discard(res);
+        await discard(res);
         return null;
       }
       if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
@@ -725,7 +726,7 @@ export class RegistryStore implements Store {
       while (url !== undefined) {
         const res: HttpAnswer = await this.send({ method: 'GET', url, what: 'list tags' });
         if (res.status === 404) {
-          discard(res);
+          await discard(res);
           return;
         }
         if (!res.ok) throw this.unexpected(res, 'list tags');
@@ -770,6 +771,7 @@ export class RegistryStore implements Store {
   private async headBlob(digest: string): Promise<number | null> {
     const what = `HEAD blob ${digest}`;
     const res = await this.send({ method: 'HEAD', url: `${this.repoPath}/blobs/${digest}`, what });
+    await discard(res);
     if (res.status === 404) return null;
     if (res.ok) return contentLength(res);
     if (isRedirect(res.status)) return -1; // served from elsewhere (a CDN): it exists
@@ -804,13 +806,13 @@ export class RegistryStore implements Store {
         );
       }
       if (res?.status === 201) {
-        discard(res);
+        await discard(res);
         this.counters.mountedBlobs++;
         const size = await this.headBlob(digest);
         return { mounted: { digest, size: size ?? -1 } };
       }
-      if (res?.status === 202) return { session: this.sessionFrom(res) };
-      if (res) discard(res);
+      if (res?.status === 202) return { session: await this.sessionFrom(res) };
+      if (res) await discard(res);
     }
     const res = await this.send({
       method: 'POST',
@@ -819,11 +821,11 @@ export class RegistryStore implements Store {
       what: 'start a blob upload',
     });
     if (res.status !== 202) throw this.unexpected(res, 'start a blob upload');
-    return { session: this.sessionFrom(res) };
+    return { session: await this.sessionFrom(res) };
   }
 
-  private sessionFrom(res: HttpAnswer): Session {
-    discard(res);
+  private async sessionFrom(res: HttpAnswer): Promise<Session> {
+    await discard(res);
     const loc = res.headers.get('location');
     if (!loc)
       throw new StoreUnavailableError(
@@ -853,7 +855,7 @@ export class RegistryStore implements Store {
       what: 'upload a blob chunk',
     });
     if (res.status !== 202) throw this.unexpected(res, `upload a blob chunk at ${offset}`);
-    discard(res);
+    await discard(res);
     const loc = res.headers.get('location');
     if (loc) session.location = new URL(loc, session.location);
   }
@@ -880,7 +882,7 @@ export class RegistryStore implements Store {
     if (res.status !== 201 && res.status !== 204 && res.status !== 200) {
       throw this.unexpected(res, `finish the upload of ${digest}`);
     }
-    discard(res);
+    await discard(res);
   }
 
   private async cancelSession(session: Session): Promise<void> {
@@ -890,7 +892,7 @@ export class RegistryStore implements Store {
         url: session.location,
         what: 'cancel an upload',
       });
-      discard(res);
+      await discard(res);
     } catch {
       // the registry forgets abandoned uploads by itself
     }
@@ -904,7 +906,7 @@ export class RegistryStore implements Store {
         url: `${this.repoPath}/blobs/${digest}`,
         what: `delete blob ${digest}`,
       });
-      discard(res);
+      await discard(res);
       return res.status === 202 || res.status === 200 || res.status === 204;
     } catch {
       return false;
@@ -919,7 +921,7 @@ export class RegistryStore implements Store {
     if (this.corrupt.has(digest)) return false;
     const res = await this.getFollowing(`${this.repoPath}/blobs/${digest}`, `GET blob ${digest}`);
     if (res.status === 404) {
-      discard(res);
+      await discard(res);
       return null;
     }
     if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
@@ -948,7 +950,7 @@ export class RegistryStore implements Store {
     let res = await this.send({ method: 'GET', url: path, what });
     for (let i = 0; i < MAX_REDIRECTS && isRedirect(res.status); i++) {
       const loc = res.headers.get('location');
-      discard(res);
+      await discard(res);
       if (!loc)
         throw new StoreUnavailableError(
           'protocol',
@@ -972,7 +974,7 @@ export class RegistryStore implements Store {
       what,
     });
     if (res.status === 404) {
-      discard(res);
+      await discard(res);
       return null;
     }
     if (!res.ok) throw this.unexpected(res, what);
@@ -1032,7 +1034,7 @@ export class RegistryStore implements Store {
         { status: res.status },
       );
     }
-    discard(res);
+    await discard(res);
   }
 
   private async listing(cacheKey: string): Promise<ResultListing | null> {
@@ -1169,7 +1171,7 @@ export class RegistryStore implements Store {
         throw e;
       }
       if (res.status === 401 && ours && attempt === 0) {
-        discard(res);
+        await discard(res);
         this.challenge = res.headers.get('www-authenticate');
         await this.authenticate(this.challenge, scopeKey, scopes);
         continue;
@@ -1199,7 +1201,7 @@ export class RegistryStore implements Store {
   }
 
   private unexpected(res: HttpAnswer, what: string): StoreUnavailableError {
-    discard(res);
+    void discard(res);
     const kind = res.status >= 500 || res.status === 429 ? 'server' : 'protocol';
     return new StoreUnavailableError(
       kind,
