@@ -466,25 +466,7 @@ describeRegistry('registry store on a real registry', () => {
     const a = makeStore(reg.host, repo);
     const entries = await saveOutputs(a.store, root, ['out']);
     const digest = entries[0]!.digest;
-    let cut = 0;
-    const proxy = await startProxy(reg.host, (req, res, forward) => {
-      if (req.method !== 'GET' || !req.url?.includes('/blobs/sha256:')) return false;
-      forward(undefined, (up) => {
-        res.writeHead(up.statusCode ?? 502, { ...up.headers });
-        let sent = 0;
-        up.on('data', (chunk: Buffer) => {
-          if (sent < 1024 * 1024) {
-            sent += chunk.length;
-            res.write(chunk);
-          } else if (!res.destroyed) {
-            cut++;
-            up.destroy();
-            res.destroy();
-          }
-        });
-      });
-      return true;
-    });
+    const proxy = await startShortBlobProxy(reg.host, 'cut');
     try {
       const b = makeStore(proxy.host, repo);
       const err = await readAll((await b.store.openBlob(digest))!).then(
@@ -497,7 +479,7 @@ describeRegistry('registry store on a real registry', () => {
       const dest = join(tmp, 'cut-dest');
       await expect(restoreOutputs(blobOpenerFor(b.store), dest, entries)).rejects.toThrow();
       expect(await stat(join(dest, 'out')).catch(() => null)).toBeNull();
-      expect(cut).toBe(2);
+      expect(proxy.cut).toBe(2);
       // Not taken for corrupt: no warning, not deleted, still read from this store.
       expect(b.warnings).toEqual([]);
       expect(await b.store.hasBlobs([digest])).toEqual(new Set([digest]));
@@ -541,6 +523,41 @@ describeRegistry('registry store on a real registry', () => {
       await proxy.stop();
       await rm(file);
     }
+  });
+
+  it('times out a download that stalls, not one whose reader pauses', async () => {
+    const repo = newRepo('stall');
+    const data = randomBytes(3 * 1024 * 1024);
+    const a = makeStore(reg.host, repo);
+    const { digest } = await a.store.putBlob(Readable.from([data]));
+    const proxy = await startShortBlobProxy(reg.host, 'stall');
+    try {
+      const warnings: string[] = [];
+      const s = new RegistryStore({
+        ref: `${proxy.host}/${repo}`,
+        timeoutMs: 300,
+        onWarning: (m) => warnings.push(m),
+      });
+      const err = await readAll((await s.openBlob(digest))!).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      expect((err as Error).message).toMatch(/lost after \d+ of \d+ bytes \(no data for 0.3 s\)/);
+      expect(warnings).toEqual([]);
+    } finally {
+      await proxy.stop();
+    }
+    // Straight from the registry, read with pauses longer than the timeout: all there.
+    const slow = new RegistryStore({ ref: `${reg.host}/${repo}`, timeoutMs: 100 });
+    const hash = createHash('sha256');
+    let chunks = 0;
+    for await (const chunk of (await slow.openBlob(digest))!) {
+      hash.update(chunk as Buffer);
+      if (chunks++ % 16 === 0) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(chunks).toBeGreaterThan(16);
+    expect(`sha256:${hash.digest('hex')}`).toBe(digest);
   });
 
   it('sends a request again, body and all, when a kept-alive connection turns out closed', async () => {
@@ -937,6 +954,42 @@ async function startProxy(
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
+  };
+}
+
+/**
+ * A proxy that passes blob downloads through for their first MiB only, then cuts the connection
+ * or stalls (sends nothing more, as a registry that hangs).
+ */
+async function startShortBlobProxy(
+  target: string,
+  then: 'cut' | 'stall',
+): Promise<{ host: string; cut: number; stop(): Promise<void> }> {
+  const state = { cut: 0 };
+  const proxy = await startProxy(target, (req, res, forward) => {
+    if (req.method !== 'GET' || !req.url?.includes('/blobs/sha256:')) return false;
+    forward(undefined, (up) => {
+      res.writeHead(up.statusCode ?? 502, { ...up.headers });
+      let sent = 0;
+      up.on('data', (chunk: Buffer) => {
+        if (sent < 1024 * 1024) {
+          sent += chunk.length;
+          res.write(chunk);
+        } else if (then === 'cut' && !res.destroyed) {
+          state.cut++;
+          up.destroy();
+          res.destroy();
+        }
+      });
+    });
+    return true;
+  });
+  return {
+    host: proxy.host,
+    get cut() {
+      return state.cut;
+    },
+    stop: () => proxy.stop(),
   };
 }
 

@@ -31,7 +31,9 @@
  *
  * Reads are verified: `openBlob` hashes the bytes as they stream; a blob that does not match ends
  * its stream with `CorruptBlobError`, is reported once through `onWarning`, is deleted from the
- * repository when the registry allows it, and is a miss from then on in this process. A result
+ * repository when the registry allows it, and is a miss from then on in this process. A download
+ * cut short, or stalled (no bytes for 60 s while the reader waits for some), ends its stream with
+ * a `network` `StoreUnavailableError` instead: never taken for corrupt, nothing deleted. A result
  * manifest or config that is missing, does not parse or does not validate is a miss with one
  * warning.
  *
@@ -86,8 +88,8 @@ const MAX_CONCURRENCY = 256;
 const FILE_READ = 1024 * 1024;
 /** Largest manifest or result config read (they are small JSON documents). */
 const MAX_DOCUMENT = 4 * 1024 * 1024;
-/** Longest wait without progress for an answer's headers (sending included). */
-const HEADERS_TIMEOUT_MS = 60_000;
+/** Longest wait without progress for an answer's headers (sending included) or a blob's bytes. */
+const TIMEOUT_MS = 60_000;
 /** Bodies from this size on are sent only with authorization in hand (no 401 round with them). */
 const LARGE_BODY = 1024 * 1024;
 /** How long the registry is left alone after a network failure. */
@@ -208,6 +210,11 @@ export interface RegistryStoreOptions {
   fetch?: typeof fetch;
   /** For tests: told of every request to the registry (not the token server) before it goes. */
   onRequest?: (method: string, url: URL) => void;
+  /**
+   * For tests: the longest wait without progress for an answer's headers (sending included) or
+   * for the next bytes of a blob being read (default 60 s).
+   */
+  timeoutMs?: number;
 }
 
 export interface RegistryStoreStats {
@@ -341,6 +348,7 @@ export class RegistryStore implements Store {
   private readonly repoPath: string;
   private readonly transport: Transport;
   private readonly onRequest: ((method: string, url: URL) => void) | undefined;
+  private readonly timeoutMs: number;
   private readonly tempPath: string;
   private readonly env: NodeJS.ProcessEnv;
   private readonly onWarning: (message: string) => void;
@@ -372,6 +380,7 @@ export class RegistryStore implements Store {
     this.mountFrom = opts.mountFrom;
     this.transport = opts.fetch ? fetchTransport(opts.fetch) : nodeTransport;
     this.onRequest = opts.onRequest;
+    this.timeoutMs = opts.timeoutMs ?? TIMEOUT_MS;
     this.tempPath = opts.tempDir ?? join(tmpdir(), 'dist-build-registry');
     this.env = opts.env ?? process.env;
     this.onWarning = opts.onWarning ?? (() => {});
@@ -379,7 +388,7 @@ export class RegistryStore implements Store {
     this.tokens = new TokenCache((input, init) => {
       this.counters.requests++;
       return fetchImpl(input, init);
-    }, HEADERS_TIMEOUT_MS);
+    }, this.timeoutMs);
   }
 
   /** Counters since the store was made. */
@@ -638,15 +647,32 @@ export class RegistryStore implements Store {
           `${expected >= 0 ? ` of ${expected}` : ''} bytes (${why})`,
         { cause },
       );
+    // A registry that stops sending times out; a consumer that stops reading (extraction waiting
+    // for the disk) does not: only the time spent waiting for bytes that were asked for counts.
+    const timeoutMs = this.timeoutMs;
     async function* bytes(): AsyncGenerator<Buffer> {
       let got = 0;
+      let waitingSince = Date.now();
+      const watchdog = setInterval(
+        () => {
+          if (waitingSince > 0 && Date.now() - waitingSince >= timeoutMs) {
+            body.destroy(new Error(`no data for ${timeoutMs / 1000} s`));
+          }
+        },
+        Math.min(5000, Math.max(10, timeoutMs / 4)),
+      );
+      watchdog.unref();
       try {
         for await (const chunk of body as AsyncIterable<Buffer>) {
+          waitingSince = 0;
           got += chunk.length;
           yield chunk;
+          waitingSince = Date.now();
         }
       } catch (err) {
         throw fail(got, (err as Error)?.message ?? String(err), err);
+      } finally {
+        clearInterval(watchdog);
       }
       if (expected >= 0 && got !== expected) throw fail(got, 'short answer');
     }
@@ -1154,7 +1180,7 @@ export class RegistryStore implements Store {
           url,
           headers,
           body: spec.body?.(),
-          timeoutMs: HEADERS_TIMEOUT_MS,
+          timeoutMs: this.timeoutMs,
         });
       } catch (err) {
         // A kept-alive connection the server had closed: replay (every body can be made again).
