@@ -47,7 +47,10 @@ export interface HttpRequest {
 
 export type Transport = (req: HttpRequest) => Promise<HttpAnswer>;
 
-/** A failed request: `code` is the system error code (`ECONNREFUSED`) when there is one. */
+/**
+ * A request that failed on the way (connection, TLS, timeout); `code` is the system error code
+ * (`ECONNREFUSED`) when there is one. A body that could not be read fails with its own error.
+ */
 export class HttpError extends Error {
   readonly code: string | undefined;
   /** The request went out on a kept-alive connection (a reset there is worth one replay). */
@@ -77,11 +80,14 @@ export const nodeTransport: Transport = (spec) =>
     });
     let answered = false;
     let sent = false;
+    let sourceError: Error | undefined;
     const source = spec.body instanceof Readable ? spec.body : undefined;
     const fail = (err: Error & { code?: string }) => {
       source?.destroy();
       if (answered) return; // the answer's stream reports it
       answered = true;
+      // The body could not be read (a file gone): that error as it is, not a network one.
+      if (sourceError) return reject(sourceError);
       const code = err.code;
       reject(
         new HttpError(
@@ -114,7 +120,10 @@ export const nodeTransport: Transport = (spec) =>
       sent = true;
     });
     if (source) {
-      source.once('error', (err) => req.destroy(err));
+      source.once('error', (err) => {
+        sourceError = err;
+        req.destroy(err);
+      });
       source.pipe(req);
     } else {
       req.end(spec.body);

@@ -1183,10 +1183,15 @@ export class RegistryStore implements Store {
           timeoutMs: this.timeoutMs,
         });
       } catch (err) {
+        if (!(err instanceof HttpError)) throw err; // the body could not be read
         // A kept-alive connection the server had closed: replay (every body can be made again).
-        const code = err instanceof HttpError ? err.code : undefined;
-        const reused = err instanceof HttpError && err.reusedSocket;
-        if (attempt === 0 && reused && (code === 'ECONNRESET' || code === 'EPIPE')) continue;
+        if (
+          attempt === 0 &&
+          err.reusedSocket &&
+          (err.code === 'ECONNRESET' || err.code === 'EPIPE')
+        ) {
+          continue;
+        }
         const e = new StoreUnavailableError(
           'network',
           `${this.location}: registry ${this.origin} unreachable (${spec.what}: ${(err as Error).message})`,
