@@ -560,6 +560,37 @@ describeRegistry('registry store on a real registry', () => {
     expect(`sha256:${hash.digest('hex')}`).toBe(digest);
   });
 
+  it('waits for the answer to a large upload as long as it takes, not to a small request', async () => {
+    const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    // A registry slow to answer once it has the body (storing a large blob on S3 is a copy).
+    const proxy = await startProxy(reg.host, (req, _res, forward) => {
+      if (req.method !== 'PUT' && req.method !== 'GET') return false;
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => void delay(600).then(() => forward(Buffer.concat(parts))));
+      return true;
+    });
+    try {
+      const warnings: string[] = [];
+      const s = new RegistryStore({
+        ref: `${proxy.host}/${newRepo('slow')}`,
+        timeoutMs: 200,
+        onWarning: (m) => warnings.push(m),
+      });
+      const data = randomBytes(2 * 1024 * 1024);
+      const file = join(tmp, 'slow.bin');
+      await writeFile(file, data);
+      expect(await s.putBlobFile(file)).toEqual({ digest: sha(data), size: data.length });
+      await rm(file);
+      expect(warnings).toEqual([]);
+      expect(await s.openBlob(sha(data))).toBeNull(); // the GET timed out: a miss
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/unreachable \(GET blob .*: timed out\)/);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('sends a request again, body and all, when a kept-alive connection turns out closed', async () => {
     const served = new WeakMap<object, number>();
     let dropped = 0;

@@ -43,6 +43,11 @@ export interface HttpRequest {
    * server thinking): the request fails with a `timed out` error after that.
    */
   timeoutMs: number;
+  /**
+   * The wait for the answer once the whole body has gone out, if not `timeoutMs`; 0: no limit
+   * (a registry may take its time to store a large blob, on S3 a copy).
+   */
+  afterBodyTimeoutMs?: number;
 }
 
 export type Transport = (req: HttpRequest) => Promise<HttpAnswer>;
@@ -118,6 +123,9 @@ export const nodeTransport: Transport = (spec) =>
     });
     req.on('finish', () => {
       sent = true;
+      if (!answered && spec.afterBodyTimeoutMs !== undefined) {
+        req.setTimeout(spec.afterBodyTimeoutMs);
+      }
     });
     if (source) {
       source.once('error', (err) => {
@@ -162,10 +170,14 @@ function answerOf(res: IncomingMessage, spec: HttpRequest): HttpAnswer {
 export function fetchTransport(fetchImpl: typeof fetch): Transport {
   return async (spec) => {
     const controller = new AbortController();
-    const timer = setTimeout(
-      () => controller.abort(Object.assign(new Error('timed out'), { name: 'TimeoutError' })),
-      spec.timeoutMs,
-    );
+    // One limit for the whole exchange here (fetch tells nothing of the body's progress).
+    const timer =
+      spec.afterBodyTimeoutMs === 0
+        ? undefined
+        : setTimeout(
+            () => controller.abort(Object.assign(new Error('timed out'), { name: 'TimeoutError' })),
+            spec.timeoutMs,
+          );
     let res: Response;
     try {
       const body =

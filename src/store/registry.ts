@@ -1181,6 +1181,8 @@ export class RegistryStore implements Store {
           headers,
           body: spec.body?.(),
           timeoutMs: this.timeoutMs,
+          // Storing a large blob may take the registry a while once it has all of it.
+          afterBodyTimeoutMs: (spec.bodyLength ?? 0) >= LARGE_BODY ? 0 : undefined,
         });
       } catch (err) {
         if (!(err instanceof HttpError)) throw err; // the body could not be read
