@@ -19,6 +19,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createCA, issueCert } from '../../src/cluster/certs.js';
 import { digestStream } from '../../src/store/digest.js';
+import { LayeredStore } from '../../src/store/layered.js';
+import { LocalStore } from '../../src/store/local.js';
 import { blobOpenerFor, restoreOutputs, saveOutputs } from '../../src/store/pack.js';
 import {
   createRegistryStore,
@@ -456,6 +458,23 @@ describeRegistry('registry store on a real registry', () => {
     const entries = await saveOutputs(s.store, root, ['out']);
     expect(await s.store.hasBlobs([entries[0]!.digest])).toEqual(new Set([entries[0]!.digest]));
     expect(await readdir(join(tmp, 'pack-tmp'))).toEqual([]);
+  });
+
+  it('takes the files packed for a local store before it with their digests (no second hash)', async () => {
+    const s = makeStore(reg.host, newRepo('layered'));
+    const local = await LocalStore.open(join(tmp, 'layered-local'));
+    const adopt = jest.spyOn(s.store, 'adoptBlobFile');
+    const put = jest.spyOn(s.store, 'putBlobFile');
+    const root = await makeTree('layered');
+    const entries = await saveOutputs(new LayeredStore([local, s.store]), root, [
+      'out',
+      'single.txt',
+    ]);
+    const digests = entries.map((e) => e.digest);
+    expect(adopt.mock.calls.map((c) => c[1])).toEqual(digests);
+    expect(put).not.toHaveBeenCalled();
+    expect(await s.store.hasBlobs(digests)).toEqual(new Set(digests));
+    expect(await local.hasBlobs(digests)).toEqual(new Set(digests));
   });
 
   it('ends a download cut short with an error, not as corrupt: nothing deleted, nothing restored', async () => {

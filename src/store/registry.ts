@@ -23,8 +23,9 @@
  * registry a request and a saved hash state each. Files are streamed from disk straight into
  * the socket, each request body a range of the file (nothing is held in memory, and a body can be
  * sent again after a 401 or a dropped kept-alive connection); `saveOutputs` packs into
- * `tempDir()` and hands the file over with its digest (`adoptBlobFile`), so it is read once, not
- * hashed again. Other streams are read one chunk ahead, so memory stays bounded by a few chunks
+ * `tempDir()` and hands the file over with its digest (`adoptBlobFile`, which only reads it; a
+ * layered store behind a local one does the same with the file packed for the local store), so
+ * it is read once, not hashed again. Other streams are read one chunk ahead, so memory stays bounded by a few chunks
  * whatever the blob size. Large bodies go out only with authorization in hand: the POST that
  * opens the upload session meets the 401, and an expired bearer token is renewed before a large
  * body is sent rather than after the registry refused it.
@@ -344,6 +345,8 @@ export class RegistryStore implements Store {
   private readonly chunkSizeSet: boolean;
   readonly concurrency: number;
   readonly mountFrom: string | undefined;
+  /** `adoptBlobFile` only reads the file (see `ReadOnlyAdopter` in layered.ts). */
+  readonly adoptReadsOnly = true;
   private readonly origin: string;
   private readonly repoPath: string;
   private readonly transport: Transport;
