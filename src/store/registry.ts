@@ -25,10 +25,10 @@
  * sent again after a 401 or a dropped kept-alive connection); `saveOutputs` packs into
  * `tempDir()` and hands the file over with its digest (`adoptBlobFile`, which only reads it; a
  * layered store behind a local one does the same with the file packed for the local store), so
- * it is read once, not hashed again. Other streams are read one chunk ahead, so memory stays bounded by a few chunks
- * whatever the blob size. Large bodies go out only with authorization in hand: the POST that
- * opens the upload session meets the 401, and an expired bearer token is renewed before a large
- * body is sent rather than after the registry refused it.
+ * it is read once, not hashed again. Other streams are read one chunk ahead, so memory stays
+ * bounded by a few chunks whatever the blob size. Large bodies go out only with authorization in
+ * hand: the POST that opens the upload session meets the 401, and an expired bearer token is
+ * renewed before a large body is sent rather than after the registry refused it.
  *
  * Reads are verified: `openBlob` hashes the bytes as they stream; a blob that does not match ends
  * its stream with `CorruptBlobError`, is reported once through `onWarning`, is deleted from the
@@ -384,7 +384,8 @@ export class RegistryStore implements Store {
     this.transport = opts.fetch ? fetchTransport(opts.fetch) : nodeTransport;
     this.onRequest = opts.onRequest;
     this.timeoutMs = opts.timeoutMs ?? TIMEOUT_MS;
-    this.tempPath = opts.tempDir ?? join(tmpdir(), 'dist-build-registry');
+    this.tempPath =
+      opts.tempDir ?? join(tmpdir(), `dist-build-registry-${process.getuid?.() ?? 'user'}`);
     this.env = opts.env ?? process.env;
     this.onWarning = opts.onWarning ?? (() => {});
     const fetchImpl = opts.fetch ?? fetch;
