@@ -22,7 +22,8 @@
 // interleaved, `sync` before each) and the best run counts; the tree is in the page cache for
 // both sides alike.
 // Options: --size-mib N (default 1024; 256 when the temp dir's filesystem has < 8 GiB free),
-// --gha-mib N (64), --runs N (2), --keep (keep the temp dir).
+// --gha-mib N (64), --runs N (2), --keep (keep the temp dir), --only local|registry|gha (one
+// part; `--only registry` still makes part 1's tar, untimed, as the curl blob).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import fs from 'node:fs';
@@ -49,6 +50,16 @@ const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const KEEP = args.includes('--keep');
 const RUNS = opt('runs') ?? 2;
+const ONLY = (() => {
+  const i = args.indexOf('--only');
+  if (i < 0) return undefined;
+  const part = args[i + 1];
+  if (part !== 'local' && part !== 'registry' && part !== 'gha') {
+    throw new Error(`--only takes local, registry or gha (got ${String(part)})`);
+  }
+  return part;
+})();
+const runs = (part: 'local' | 'registry' | 'gha'): boolean => ONLY === undefined || ONLY === part;
 const OUTPUTS = ['out/small', 'out/large'];
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dist-build-bench-store-'));
@@ -614,28 +625,37 @@ async function main(): Promise<void> {
     `tree: ${tree.files} files, ${mb(tree.bytes)} (${OUTPUTS.join(', ')}), generated in ${fmtMs(performance.now() - genMs).trim()}`,
   );
 
-  const local = await localPart(tree);
+  let tarFile = path.join(tmp, 'tree.tar');
+  if (runs('local')) {
+    const local = await localPart(tree);
+    tarFile = local.tarFile;
 
-  // 4a. The same outputs again into the local store (from the restored tree).
-  enter('local-resave');
-  const before = await local.store.stats();
-  const again = await saveOutputs(local.store, local.restored, OUTPUTS);
-  const after = await local.store.stats();
-  if (again.some((e, k) => e.digest !== local.entries[k]!.digest)) {
-    throw new Error('the restored tree packs to other digests than the original');
+    // 4a. The same outputs again into the local store (from the restored tree).
+    enter('local-resave');
+    const before = await local.store.stats();
+    const again = await saveOutputs(local.store, local.restored, OUTPUTS);
+    const after = await local.store.stats();
+    if (again.some((e, k) => e.digest !== local.entries[k]!.digest)) {
+      throw new Error('the restored tree packs to other digests than the original');
+    }
+    rows.push({
+      what: 'local 2nd save: new blobs / bytes',
+      figure: `${after.blobs - before.blobs} blobs / ${after.bytes - before.bytes} B`,
+      target: '0 / 0 B',
+      met: after.blobs === before.blobs && after.bytes === before.bytes,
+    });
+    rm(local.store.dir);
+    rm(local.restored);
+  } else if (runs('registry')) {
+    // Part 2's curl blob, untimed.
+    run('tar', ['-cf', tarFile, '-C', tree.root, 'out']);
   }
-  rows.push({
-    what: 'local 2nd save: new blobs / bytes',
-    figure: `${after.blobs - before.blobs} blobs / ${after.bytes - before.bytes} B`,
-    target: '0 / 0 B',
-    met: after.blobs === before.blobs && after.bytes === before.bytes,
-  });
-  rm(local.store.dir);
-  rm(local.restored);
 
-  const reg = await registryPart(tree, local.tarFile);
-  if (reg) rm(reg.restored);
-  rm(local.tarFile);
+  if (runs('registry')) {
+    const reg = await registryPart(tree, tarFile);
+    if (reg) rm(reg.restored);
+  }
+  rm(tarFile);
   const rss12 = Math.max(
     peaks.get('local') ?? 0,
     peaks.get('local-resave') ?? 0,
@@ -644,7 +664,7 @@ async function main(): Promise<void> {
   );
   const maxRss12 = maxRss();
 
-  await ghaPart();
+  if (runs('gha')) await ghaPart();
   enter('end');
   const rss3 = peaks.get('gha') ?? 0;
   const maxRss123 = maxRss();
@@ -660,12 +680,14 @@ async function main(): Promise<void> {
     target: '< 200 MB',
     met: maxRss12 < 200e6,
   });
-  rows.push({
-    what: 'peak RSS, parts 1-3 (incl. in-process fake)',
-    figure: `${mb(Math.max(rss12, rss3))} / ${mb(maxRss123)}`,
-    target: '< 200 MB',
-    met: maxRss123 < 200e6,
-  });
+  if (runs('gha')) {
+    rows.push({
+      what: 'peak RSS, parts 1-3 (incl. in-process fake)',
+      figure: `${mb(Math.max(rss12, rss3))} / ${mb(maxRss123)}`,
+      target: '< 200 MB',
+      met: maxRss123 < 200e6,
+    });
+  }
   // The registry's second-save row was added in part 2; keep the table in part order.
   const order = (r: Row) =>
     r.what.startsWith('peak')

@@ -2,6 +2,7 @@
 // Runs a TypeScript entry point (benchmarks, scripts) on Node 20, which cannot strip types:
 // esbuild bundles it (dependencies stay external) into node_modules/.cache and imports it.
 import { build } from 'esbuild';
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, dirname, basename, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -14,7 +15,10 @@ if (!entry) {
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cache = join(root, 'node_modules/.cache/dist-build-run');
 mkdirSync(cache, { recursive: true });
-const outfile = join(cache, basename(entry).replace(/\.ts$/, '') + '.mjs');
+// Named after the entry's full path too: work trees that share one node_modules (git worktree
+// with a symlink) must not overwrite each other's bundle while both run.
+const tag = createHash('sha256').update(resolve(entry)).digest('hex').slice(0, 8);
+const outfile = join(cache, `${basename(entry).replace(/\.ts$/, '')}-${tag}.mjs`);
 await build({
   entryPoints: [resolve(entry)],
   outfile,

@@ -75,7 +75,7 @@ class BrokenStore implements Store {
   async putBlob(): Promise<BlobInfo> {
     return this.fail();
   }
-  async putBlobFile(): Promise<BlobInfo> {
+  async putBlobFile(_file: string): Promise<BlobInfo> {
     return this.fail();
   }
   async openBlob(): Promise<Readable | null> {
@@ -213,5 +213,46 @@ test('a single-pass save goes to every layer: packed once, uploaded from the fil
   expect((await fast.hasBlobs([entry!.digest])).has(entry!.digest)).toBe(true);
   expect((await slow.hasBlobs([entry!.digest])).has(entry!.digest)).toBe(true);
   expect(await readdir(await store.tempDir!())).toEqual([]);
+  expect(warnings).toEqual([]);
+});
+
+test('a slower layer whose adopting only reads the file gets it with its digest, not hashed again', async () => {
+  const { saveOutputs } = await import('../../src/store/pack.js');
+  const { SignedStore } = await import('../../src/store/signing.js');
+  const { mkdir } = await import('node:fs/promises');
+  /** Keeps what it is handed in another local store, recording how it was handed over. */
+  class Uploader extends BrokenStore {
+    readonly adoptReadsOnly = true;
+    readonly calls: string[] = [];
+    constructor(private readonly target: LocalStore) {
+      super();
+    }
+    async tempDir(): Promise<string> {
+      return dir;
+    }
+    override async putBlobFile(file: string): Promise<BlobInfo> {
+      this.calls.push('putBlobFile');
+      return this.target.putBlobFile(file);
+    }
+    async adoptBlobFile(file: string, digest: string): Promise<BlobInfo> {
+      this.calls.push('adoptBlobFile');
+      const text = await readFile(file, 'utf8'); // still there, and left there
+      expect(sha(text)).toBe(digest);
+      return this.target.putBlob(bytes(text), digest);
+    }
+  }
+  const root = join(dir, 'tree');
+  await mkdir(join(root, 'out'), { recursive: true });
+  await writeFile(join(root, 'out/a.txt'), 'a\n');
+  const direct = new Uploader(slow);
+  const signed = new Uploader(await LocalStore.open(join(dir, 'signed')));
+  const store = new LayeredStore([fast, direct, new SignedStore(signed, { secret: 's' })], {
+    onWarning: (m) => warnings.push(m),
+  });
+  const [entry] = await saveOutputs(store, root, ['out']);
+  expect(direct.calls).toEqual(['adoptBlobFile']);
+  expect(signed.calls).toEqual(['adoptBlobFile']);
+  expect((await fast.hasBlobs([entry!.digest])).has(entry!.digest)).toBe(true);
+  expect((await slow.hasBlobs([entry!.digest])).has(entry!.digest)).toBe(true);
   expect(warnings).toEqual([]);
 });

@@ -5,12 +5,22 @@
 import { jest } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { createCA, issueCert } from '../../src/cluster/certs.js';
 import { digestStream } from '../../src/store/digest.js';
+import { LayeredStore } from '../../src/store/layered.js';
+import { LocalStore } from '../../src/store/local.js';
 import { blobOpenerFor, restoreOutputs, saveOutputs } from '../../src/store/pack.js';
 import {
   createRegistryStore,
@@ -78,18 +88,16 @@ function makeStore(
   const warnings: string[] = [];
   const methods: string[] = [];
   const base = createRegistryStore({ ref: `${host}/${repo}`, ...options }, ctx(warnings, env));
-  // Same options, with a fetch that records methods.
+  // Same options, recording the methods sent.
   const store = new RegistryStore({
     ref: `${host}/${repo}`,
-    chunkSize: base.chunkSize,
+    chunkSize: options['chunk-size'] !== undefined ? base.chunkSize : undefined,
     concurrency: base.concurrency,
     mountFrom: base.mountFrom,
     env,
     onWarning: (m) => warnings.push(m),
-    fetch: (input, init) => {
-      methods.push(init?.method ?? 'GET');
-      return fetch(input, init);
-    },
+    tempDir: join(tmp, 'pack-tmp'),
+    onRequest: (method) => methods.push(method),
   });
   return { store, warnings, methods };
 }
@@ -112,6 +120,13 @@ async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const chunk of stream) parts.push(chunk);
   return Buffer.concat(parts);
+}
+
+/** `data` arrived whole in `h`'s repository, sent once (counted once), with no warning. */
+async function expectStoredOnce(h: Harness, data: Buffer): Promise<void> {
+  expect(h.store.stats().uploadedBytes).toBe(data.length);
+  expect(sha(await readAll((await h.store.openBlob(sha(data)))!))).toBe(sha(data));
+  expect(h.warnings).toEqual([]);
 }
 
 /** A work tree with a directory output and a file output. */
@@ -404,6 +419,225 @@ describeRegistry('registry store on a real registry', () => {
     await rm(file);
   });
 
+  it('uploads packed files with their known digest (adoptBlobFile): one PUT or chunks', async () => {
+    const s = makeStore(reg.host, newRepo('adopt'), { 'chunk-size': '8MiB' });
+    const big = randomBytes(20 * 1024 * 1024 + 7);
+    const file = join(tmp, 'adopt.bin');
+    await writeFile(file, big);
+    expect(await s.store.adoptBlobFile(file, sha(big))).toEqual({
+      digest: sha(big),
+      size: big.length,
+    });
+    expect(s.methods).toEqual(['HEAD', 'POST', 'PATCH', 'PATCH', 'PATCH', 'PUT']);
+    expect(s.store.stats().uploadedBytes).toBe(big.length);
+    expect(sha(await readAll((await s.store.openBlob(sha(big)))!))).toBe(sha(big));
+    s.methods.length = 0;
+    // Already there: not uploaded again.
+    await s.store.adoptBlobFile(file, sha(big));
+    expect(s.methods).toEqual(['HEAD']);
+
+    const small = randomBytes(100_000);
+    await writeFile(file, small);
+    s.methods.length = 0;
+    expect(await s.store.adoptBlobFile(file, sha(small))).toEqual({
+      digest: sha(small),
+      size: small.length,
+    });
+    expect(s.methods).toEqual(['HEAD', 'POST', 'PUT']);
+    // The registry checks the digest: a file that does not hash to it is not stored.
+    for (const data of [small, big]) {
+      await writeFile(file, data);
+      const wrong = sha(`not ${data.length}`);
+      await expect(s.store.adoptBlobFile(file, wrong)).rejects.toBeInstanceOf(CorruptBlobError);
+      expect(await s.store.hasBlobs([wrong])).toEqual(new Set());
+    }
+    await rm(file);
+
+    // saveOutputs packs into the store's temp dir and removes what it packed.
+    const root = await makeTree('adopt');
+    const entries = await saveOutputs(s.store, root, ['out']);
+    expect(await s.store.hasBlobs([entries[0]!.digest])).toEqual(new Set([entries[0]!.digest]));
+    expect(await readdir(join(tmp, 'pack-tmp'))).toEqual([]);
+  });
+
+  it('takes the files packed for a local store before it with their digests (no second hash)', async () => {
+    const s = makeStore(reg.host, newRepo('layered'));
+    const local = await LocalStore.open(join(tmp, 'layered-local'));
+    const adopt = jest.spyOn(s.store, 'adoptBlobFile');
+    const put = jest.spyOn(s.store, 'putBlobFile');
+    const root = await makeTree('layered');
+    const entries = await saveOutputs(new LayeredStore([local, s.store]), root, [
+      'out',
+      'single.txt',
+    ]);
+    const digests = entries.map((e) => e.digest);
+    expect(adopt.mock.calls.map((c) => c[1])).toEqual(digests);
+    expect(put).not.toHaveBeenCalled();
+    expect(await s.store.hasBlobs(digests)).toEqual(new Set(digests));
+    expect(await local.hasBlobs(digests)).toEqual(new Set(digests));
+  });
+
+  it('ends a download cut short with an error, not as corrupt: nothing deleted, nothing restored', async () => {
+    const repo = newRepo('cut');
+    const root = join(tmp, 'cut-src');
+    await mkdir(join(root, 'out'), { recursive: true });
+    await writeFile(join(root, 'out', 'big.bin'), randomBytes(3 * 1024 * 1024));
+    const a = makeStore(reg.host, repo);
+    const entries = await saveOutputs(a.store, root, ['out']);
+    const digest = entries[0]!.digest;
+    const proxy = await startShortBlobProxy(reg.host, 'cut');
+    try {
+      const b = makeStore(proxy.host, repo);
+      const err = await readAll((await b.store.openBlob(digest))!).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      expect((err as StoreUnavailableError).kind).toBe('network');
+      expect((err as Error).message).toMatch(/connection was lost after \d+ of \d+ bytes/);
+      const dest = join(tmp, 'cut-dest');
+      await expect(restoreOutputs(blobOpenerFor(b.store), dest, entries)).rejects.toThrow();
+      expect(await stat(join(dest, 'out')).catch(() => null)).toBeNull();
+      expect(proxy.cut).toBe(2);
+      // Not taken for corrupt: no warning, not deleted, still read from this store.
+      expect(b.warnings).toEqual([]);
+      expect(await b.store.hasBlobs([digest])).toEqual(new Set([digest]));
+      expect(sha(await readAll((await a.store.openBlob(digest))!))).toBe(digest);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('sends a large file in one PUT, or in chunks once the registry refuses that (413)', async () => {
+    const data = randomBytes(20 * 1024 * 1024 + 3);
+    const file = join(tmp, 'whole.bin');
+    await writeFile(file, data);
+    const s = makeStore(reg.host, newRepo('whole'));
+    expect(await s.store.putBlobFile(file)).toEqual({ digest: sha(data), size: data.length });
+    expect(s.methods).toEqual(['HEAD', 'POST', 'PUT']);
+
+    let refused = 0;
+    const proxy = await startProxy(reg.host, (req, res) => {
+      if (Number(req.headers['content-length'] ?? 0) <= 16 * 1024 * 1024) return false;
+      refused++;
+      res.writeHead(413, { 'content-type': 'text/plain' });
+      res.end('request entity too large');
+      return true;
+    });
+    try {
+      const t = makeStore(proxy.host, newRepo('whole-413'));
+      expect(await t.store.putBlobFile(file)).toEqual({ digest: sha(data), size: data.length });
+      expect(t.methods).toEqual(['HEAD', 'POST', 'PUT', 'DELETE', 'POST', 'PATCH', 'PATCH', 'PUT']);
+      expect(t.store.stats().uploadedBytes).toBe(data.length);
+      expect(sha(await readAll((await t.store.openBlob(sha(data)))!))).toBe(sha(data));
+      // Remembered: chunks straight away.
+      const other = Buffer.concat([data, Buffer.from('x')]);
+      await writeFile(file, other);
+      t.methods.length = 0;
+      expect(await t.store.putBlobFile(file)).toEqual({ digest: sha(other), size: other.length });
+      expect(t.methods).toEqual(['HEAD', 'POST', 'PATCH', 'PATCH', 'PUT']);
+      expect(refused).toBe(1);
+      expect(t.warnings).toEqual([]);
+    } finally {
+      await proxy.stop();
+      await rm(file);
+    }
+  });
+
+  it('times out a download that stalls, not one whose reader pauses', async () => {
+    const repo = newRepo('stall');
+    const data = randomBytes(3 * 1024 * 1024);
+    const a = makeStore(reg.host, repo);
+    const { digest } = await a.store.putBlob(Readable.from([data]));
+    const proxy = await startShortBlobProxy(reg.host, 'stall');
+    try {
+      const warnings: string[] = [];
+      const s = new RegistryStore({
+        ref: `${proxy.host}/${repo}`,
+        timeoutMs: 300,
+        onWarning: (m) => warnings.push(m),
+      });
+      const err = await readAll((await s.openBlob(digest))!).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      expect((err as Error).message).toMatch(/lost after \d+ of \d+ bytes \(no data for 0.3 s\)/);
+      expect(warnings).toEqual([]);
+    } finally {
+      await proxy.stop();
+    }
+    // Straight from the registry, read with pauses longer than the timeout: all there.
+    const slow = new RegistryStore({ ref: `${reg.host}/${repo}`, timeoutMs: 100 });
+    const hash = createHash('sha256');
+    let chunks = 0;
+    for await (const chunk of (await slow.openBlob(digest))!) {
+      hash.update(chunk as Buffer);
+      if (chunks++ % 16 === 0) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(chunks).toBeGreaterThan(16);
+    expect(`sha256:${hash.digest('hex')}`).toBe(digest);
+  });
+
+  it('waits for the answer to a large upload as long as it takes, not to a small request', async () => {
+    const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    // A registry slow to answer once it has the body (storing a large blob on S3 is a copy).
+    const proxy = await startProxy(reg.host, (req, _res, forward) => {
+      if (req.method !== 'PUT' && req.method !== 'GET') return false;
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => void delay(600).then(() => forward(Buffer.concat(parts))));
+      return true;
+    });
+    try {
+      const warnings: string[] = [];
+      const s = new RegistryStore({
+        ref: `${proxy.host}/${newRepo('slow')}`,
+        timeoutMs: 200,
+        onWarning: (m) => warnings.push(m),
+      });
+      const data = randomBytes(2 * 1024 * 1024);
+      const file = join(tmp, 'slow.bin');
+      await writeFile(file, data);
+      expect(await s.putBlobFile(file)).toEqual({ digest: sha(data), size: data.length });
+      await rm(file);
+      expect(warnings).toEqual([]);
+      expect(await s.openBlob(sha(data))).toBeNull(); // the GET timed out: a miss
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/unreachable \(GET blob .*: timed out\)/);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('sends a request again, body and all, when a kept-alive connection turns out closed', async () => {
+    const served = new WeakMap<object, number>();
+    let dropped = 0;
+    // Drops the connection of the first upload that comes on a connection used before (as a
+    // server does that closes idle connections just as the next request arrives).
+    const proxy = await startProxy(reg.host, (req) => {
+      const n = served.get(req.socket) ?? 0;
+      served.set(req.socket, n + 1);
+      if (req.method !== 'PUT' || n === 0 || dropped > 0) return false;
+      dropped++;
+      req.socket.destroy();
+      return true;
+    });
+    try {
+      const s = makeStore(proxy.host, newRepo('reset'));
+      const data = randomBytes(3 * 1024 * 1024);
+      const file = join(tmp, 'reset.bin');
+      await writeFile(file, data);
+      expect(await s.store.putBlobFile(file)).toEqual({ digest: sha(data), size: data.length });
+      expect(dropped).toBe(1);
+      expect(s.methods).toEqual(['HEAD', 'POST', 'PUT', 'PUT']);
+      await expectStoredOnce(s, data);
+      await rm(file);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('answers batch existence queries with concurrent HEADs under the limit', async () => {
     const repo = newRepo('batch');
     const s = makeStore(reg.host, repo);
@@ -542,6 +776,39 @@ describeRegistry('registry store on a real registry', () => {
   });
 });
 
+describe('registry store over https', () => {
+  it('verifies the certificate (an untrusted one is a miss with a warning)', async () => {
+    const ca = await createCA({ name: 'dist-build test registry CA', days: 2 });
+    const leaf = await issueCert(ca, { name: 'registry', role: 'master', hosts: ['127.0.0.1'] });
+    let requests = 0;
+    const server = createHttpsServer({ cert: leaf.cert, key: leaf.key }, (_req, res) => {
+      requests++;
+      res.writeHead(404);
+      res.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as { port: number };
+      const warnings: string[] = [];
+      const s = new RegistryStore({
+        ref: `127.0.0.1:${port}/org/cache`,
+        insecure: false,
+        onWarning: (m) => warnings.push(m),
+      });
+      expect(await s.hasBlobs([sha('x')])).toEqual(new Set());
+      expect(requests).toBe(0);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/unreachable .*(certificate|self.signed)/i);
+      await expect(s.putBlob(Readable.from([Buffer.from('x')]))).rejects.toBeInstanceOf(
+        StoreUnavailableError,
+      );
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
+
 describeRegistry('registry store when the registry is down', () => {
   it('misses with one warning, and puts throw StoreUnavailableError', async () => {
     const reg = await startRegistry();
@@ -631,6 +898,40 @@ describeRegistry('registry store with token auth', () => {
     expect([...a.warnings, ...b.warnings, ...c.warnings]).toEqual([]);
   });
 
+  it('sends a large body again, from the file, after a 401 in the middle of it', async () => {
+    const repo = newRepo('auth-401');
+    let refused = 0;
+    // As a registry does when the token expired meanwhile: 401 before reading the body.
+    const proxy = await startProxy(reg.host, (req, res) => {
+      const large = Number(req.headers['content-length'] ?? 0) >= 1024 * 1024;
+      if (!large || refused > 0) return false;
+      refused++;
+      req.resume();
+      res.writeHead(401, {
+        'content-type': 'application/json',
+        'www-authenticate': `Bearer realm="${tokens.realm}",service="${tokens.service}",scope="repository:${repo}:pull,push"`,
+      });
+      res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'token expired' }] }));
+      return true;
+    });
+    try {
+      const env = { DIST_BUILD_REGISTRY_USERNAME: user, DIST_BUILD_REGISTRY_PASSWORD: password };
+      const s = makeStore(proxy.host, repo, {}, env);
+      const data = randomBytes(5 * 1024 * 1024);
+      const file = join(tmp, 'auth-401.bin');
+      await writeFile(file, data);
+      const issued = tokens.issued;
+      expect(await s.store.putBlobFile(file)).toEqual({ digest: sha(data), size: data.length });
+      expect(refused).toBe(1);
+      expect(tokens.issued).toBe(issued + 2); // the first token, and the renewed one
+      expect(s.methods).toEqual(['HEAD', 'HEAD', 'POST', 'PUT', 'PUT']);
+      await expectStoredOnce(s, data);
+      await rm(file);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('fails cleanly with wrong or missing credentials: a warning and misses', async () => {
     const repo = newRepo('auth-bad');
     const bad = makeStore(
@@ -661,17 +962,20 @@ describeRegistry('registry store with token auth', () => {
 
 // ---------------------------------------------------------------------------------------------
 
+type Forward = (body?: Buffer, onResponse?: (res: IncomingMessage) => void) => void;
+
 /**
- * A proxy in front of the real registry that rejects manifests carrying an `artifactType` (as
- * registries without artifact support do) and passes everything else through.
+ * A proxy in front of the real registry: `intercept` sees every request first and answers it
+ * itself (returning true) or not; `forward` passes a request through, optionally with a body it
+ * read already and watching the answer (which it must then write to `res` itself).
  */
-async function startRejectingProxy(
+async function startProxy(
   target: string,
-): Promise<{ host: string; rejected: number; stop(): Promise<void> }> {
+  intercept: (req: IncomingMessage, res: ServerResponse, forward: Forward) => boolean = () => false,
+): Promise<{ host: string; stop(): Promise<void> }> {
   const [targetHost, targetPort] = target.split(':');
-  const state = { rejected: 0 };
   const server: Server = createServer((req, res) => {
-    const forward = (body?: Buffer) => {
+    const forward: Forward = (body, onResponse) => {
       const up = httpRequest(
         {
           host: targetHost,
@@ -681,8 +985,8 @@ async function startRejectingProxy(
           headers: req.headers,
         },
         (upRes) => {
-          const headers = { ...upRes.headers };
-          res.writeHead(upRes.statusCode ?? 502, headers);
+          if (onResponse) return onResponse(upRes);
+          res.writeHead(upRes.statusCode ?? 502, { ...upRes.headers });
           upRes.pipe(res);
         },
       );
@@ -690,36 +994,87 @@ async function startRejectingProxy(
       if (body) up.end(body);
       else req.pipe(up);
     };
-    if (req.method === 'PUT' && /\/manifests\//.test(req.url ?? '')) {
-      const parts: Buffer[] = [];
-      req.on('data', (c: Buffer) => parts.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(parts);
-        const doc = JSON.parse(body.toString('utf8')) as { artifactType?: string };
-        if (doc.artifactType !== undefined) {
-          state.rejected++;
-          res.writeHead(400, { 'content-type': 'application/json' });
-          res.end(
-            JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid' }] }),
-          );
-          return;
-        }
-        forward(body);
-      });
-      return;
-    }
-    forward();
+    if (!intercept(req, res, forward)) forward();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
   return {
     host: `127.0.0.1:${port}`,
-    get rejected() {
-      return state.rejected;
-    },
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
+  };
+}
+
+/**
+ * A proxy that passes blob downloads through for their first MiB only, then cuts the connection
+ * or stalls (sends nothing more, as a registry that hangs).
+ */
+async function startShortBlobProxy(
+  target: string,
+  then: 'cut' | 'stall',
+): Promise<{ host: string; cut: number; stop(): Promise<void> }> {
+  const state = { cut: 0 };
+  const proxy = await startProxy(target, (req, res, forward) => {
+    if (req.method !== 'GET' || !req.url?.includes('/blobs/sha256:')) return false;
+    forward(undefined, (up) => {
+      res.writeHead(up.statusCode ?? 502, { ...up.headers });
+      let sent = 0;
+      up.on('data', (chunk: Buffer) => {
+        if (sent < 1024 * 1024) {
+          sent += chunk.length;
+          res.write(chunk);
+        } else if (then === 'cut' && !res.destroyed) {
+          state.cut++;
+          up.destroy();
+          res.destroy();
+        }
+      });
+    });
+    return true;
+  });
+  return {
+    host: proxy.host,
+    get cut() {
+      return state.cut;
+    },
+    stop: () => proxy.stop(),
+  };
+}
+
+/**
+ * A proxy that rejects manifests carrying an `artifactType` (as registries without artifact
+ * support do) and passes everything else through.
+ */
+async function startRejectingProxy(
+  target: string,
+): Promise<{ host: string; rejected: number; stop(): Promise<void> }> {
+  const state = { rejected: 0 };
+  const proxy = await startProxy(target, (req, res, forward) => {
+    if (req.method !== 'PUT' || !/\/manifests\//.test(req.url ?? '')) return false;
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(parts);
+      const doc = JSON.parse(body.toString('utf8')) as { artifactType?: string };
+      if (doc.artifactType !== undefined) {
+        state.rejected++;
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid' }] }),
+        );
+        return;
+      }
+      forward(body);
+    });
+    return true;
+  });
+  return {
+    host: proxy.host,
+    get rejected() {
+      return state.rejected;
+    },
+    stop: () => proxy.stop(),
   };
 }

@@ -57,6 +57,18 @@ export interface LayeredStats {
   layers: LayerCounters[];
 }
 
+/**
+ * A store whose `adoptBlobFile` only reads the file and leaves it where it is, wherever it is (the
+ * registry store uploads it): it can be handed a file packed for another store, with its digest.
+ */
+export interface ReadOnlyAdopter {
+  readonly adoptReadsOnly?: boolean;
+}
+
+function adoptReadsOnly(store: Store): boolean {
+  return (store as ReadOnlyAdopter).adoptReadsOnly === true && store.adoptBlobFile !== undefined;
+}
+
 /** A result's blobs could not be read from the layer that has the result: a miss there. */
 class UnreadableResultError extends Error {}
 
@@ -90,13 +102,17 @@ export class LayeredStore implements Store {
     }));
     if (layers.some((l) => l.listResults)) this.listResults = (prefix) => this.listAll(prefix);
     // Single-pass saves: a file packed in the first layer's temp dir goes to the slower layers
-    // from that file, then is renamed into the first layer.
+    // from that file (with its digest to those whose adopting only reads it, so they need not
+    // hash it again), then is renamed into the first layer.
     const first = this.layers[0]!;
     if (first.tempDir && first.adoptBlobFile) {
       this.tempDir = () => first.tempDir!();
       this.adoptBlobFile = async (file, digest) => {
         for (let i = 1; i < this.layers.length; i++) {
-          await this.tryWrite(i, `blob ${digest}`, () => this.layers[i]!.putBlobFile(file));
+          const layer = this.layers[i]!;
+          await this.tryWrite(i, `blob ${digest}`, () =>
+            adoptReadsOnly(layer) ? layer.adoptBlobFile!(file, digest) : layer.putBlobFile(file),
+          );
         }
         return first.adoptBlobFile!(file, digest);
       };

@@ -1,6 +1,7 @@
 /**
  * `RegistryStore`: a store in any OCI distribution registry (GHCR, Docker Hub, a self-hosted
- * `registry:2`), spoken to directly over HTTP with Node's fetch.
+ * `registry:2`), spoken to directly over HTTP with `node:http` / `node:https` (see
+ * `registry-http.ts`).
  *
  * Layout, in one repository (`ref` = `host[:port]/repo/path`):
  * - Blobs are registry blobs, named by their sha256 digest.
@@ -16,13 +17,24 @@
  * Uploads: a blob already in the repository (HEAD) is not uploaded again; with `mount-from` a
  * blob of known digest is first offered as a cross-repository mount. A blob that fits in one
  * chunk (`chunk-size`, 16 MiB) goes up in one PUT; a larger one in PATCH chunks with
- * `Content-Range`, then a closing PUT with the digest. Files are streamed from disk chunk by chunk
- * (fetch with `duplex: 'half'`); other streams are read one chunk ahead, so memory stays bounded by
- * a few chunks whatever the blob size.
+ * `Content-Range`, then a closing PUT with the digest. A file, though, goes up in one PUT whatever
+ * its size unless `chunk-size` is set (for proxies that limit request bodies) or the registry
+ * answered 413 to a large body (then chunks, for the rest of the process): chunks cost the
+ * registry a request and a saved hash state each. Files are streamed from disk straight into
+ * the socket, each request body a range of the file (nothing is held in memory, and a body can be
+ * sent again after a 401 or a dropped kept-alive connection); `saveOutputs` packs into
+ * `tempDir()` and hands the file over with its digest (`adoptBlobFile`, which only reads it; a
+ * layered store behind a local one does the same with the file packed for the local store), so
+ * it is read once, not hashed again. Other streams are read one chunk ahead, so memory stays
+ * bounded by a few chunks whatever the blob size. Large bodies go out only with authorization in
+ * hand: the POST that opens the upload session meets the 401, and an expired bearer token is
+ * renewed before a large body is sent rather than after the registry refused it.
  *
  * Reads are verified: `openBlob` hashes the bytes as they stream; a blob that does not match ends
  * its stream with `CorruptBlobError`, is reported once through `onWarning`, is deleted from the
- * repository when the registry allows it, and is a miss from then on in this process. A result
+ * repository when the registry allows it, and is a miss from then on in this process. A download
+ * cut short, or stalled (no bytes for 60 s while the reader waits for some), ends its stream with
+ * a `network` `StoreUnavailableError` instead: never taken for corrupt, nothing deleted. A result
  * manifest or config that is missing, does not parse or does not validate is a miss with one
  * warning.
  *
@@ -38,21 +50,23 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { mkdir, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { parseSize } from '../config/size.js';
 import { digestStream, sha256Digest, verifiedStream } from './digest.js';
 import { StoreOptionsError } from './errors.js';
 import {
   basicHeader,
-  describeError,
   loadCredentials,
   parseChallenges,
-  readCapped,
   TokenCache,
   TokenError,
 } from './registry-auth.js';
 import type { Credentials } from './registry-auth.js';
+import { discard, fetchTransport, HttpError, nodeTransport, readText } from './registry-http.js';
+import type { HttpAnswer, Transport } from './registry-http.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store, StoreContext } from './types.js';
 import { assertDigest, CorruptBlobError, isDigest, manifestProblems } from './types.js';
 
@@ -71,10 +85,14 @@ export const DEFAULT_CONCURRENCY = 8;
 const MIN_CHUNK_SIZE = 64 * 1024;
 const MAX_CHUNK_SIZE = 2 * 1024 ** 3;
 const MAX_CONCURRENCY = 256;
+/** Reads of files being hashed or uploaded. */
+const FILE_READ = 1024 * 1024;
 /** Largest manifest or result config read (they are small JSON documents). */
 const MAX_DOCUMENT = 4 * 1024 * 1024;
-/** Wait for response headers of requests without a large body. */
-const HEADERS_TIMEOUT_MS = 60_000;
+/** Longest wait without progress for an answer's headers (sending included) or a blob's bytes. */
+const TIMEOUT_MS = 60_000;
+/** Bodies from this size on are sent only with authorization in hand (no 401 round with them). */
+const LARGE_BODY = 1024 * 1024;
 /** How long the registry is left alone after a network failure. */
 const BACKOFF_MS = 30_000;
 const TAGS_PAGE = 1000;
@@ -173,7 +191,10 @@ export interface RegistryStoreOptions {
   insecure?: boolean;
   /** A repository of the same registry to mount blobs from. */
   mountFrom?: string;
-  /** Bytes per upload chunk (default 16 MiB). */
+  /**
+   * Bytes per upload chunk (default 16 MiB). Streams go up in chunks of this size; files are sent
+   * whole unless it is given (or the registry refuses a large body).
+   */
   chunkSize?: number;
   /** Requests in flight for batch queries (default 8). */
   concurrency?: number;
@@ -181,8 +202,20 @@ export interface RegistryStoreOptions {
   env?: NodeJS.ProcessEnv;
   /** Called once per kind of problem. */
   onWarning?: (message: string) => void;
-  /** For tests: the fetch to use. */
+  /**
+   * Where `saveOutputs` packs blobs before they are uploaded (`tempDir()`; default under the
+   * system's temp dir; `createRegistryStore` uses `<root>/.dist-build/tmp`).
+   */
+  tempDir?: string;
+  /** For tests: a fetch to send every request with (default: `node:http` / `node:https`). */
   fetch?: typeof fetch;
+  /** For tests: told of every request to the registry (not the token server) before it goes. */
+  onRequest?: (method: string, url: URL) => void;
+  /**
+   * For tests: the longest wait without progress for an answer's headers (sending included) or
+   * for the next bytes of a blob being read (default 60 s).
+   */
+  timeoutMs?: number;
 }
 
 export interface RegistryStoreStats {
@@ -262,6 +295,7 @@ export function createRegistryStore(
     concurrency: concurrency as number | undefined,
     env: ctx.env,
     onWarning: ctx.onWarning,
+    tempDir: ctx.root ? join(ctx.root, '.dist-build', 'tmp') : undefined,
   });
 }
 
@@ -286,8 +320,8 @@ interface RequestSpec {
   /** A path (`/v2/...`) or an absolute URL (upload locations). */
   url: string | URL;
   headers?: Record<string, string>;
-  /** Makes the body; called again when the request is replayed after authenticating. */
-  body?: () => Uint8Array | WebReadableStream<Uint8Array>;
+  /** Makes the body; called again when the request is replayed (bytes, or a file range). */
+  body?: () => Buffer | Readable;
   /** Bytes of the body (sent as Content-Length). */
   bodyLength?: number;
   /** Count the body in `uploadedBytes` when it is accepted. */
@@ -307,11 +341,18 @@ export class RegistryStore implements Store {
   readonly location: string;
   readonly ref: RegistryRef;
   readonly chunkSize: number;
+  /** `chunk-size` was given: files larger than a chunk go up in chunks too. */
+  private readonly chunkSizeSet: boolean;
   readonly concurrency: number;
   readonly mountFrom: string | undefined;
+  /** `adoptBlobFile` only reads the file (see `ReadOnlyAdopter` in layered.ts). */
+  readonly adoptReadsOnly = true;
   private readonly origin: string;
   private readonly repoPath: string;
-  private readonly fetchImpl: typeof fetch;
+  private readonly transport: Transport;
+  private readonly onRequest: ((method: string, url: URL) => void) | undefined;
+  private readonly timeoutMs: number;
+  private readonly tempPath: string;
   private readonly env: NodeJS.ProcessEnv;
   private readonly onWarning: (message: string) => void;
   private readonly warned = new Set<string>();
@@ -322,8 +363,12 @@ export class RegistryStore implements Store {
   private basicAuth: string | undefined;
   private plainManifests = false;
   private mountRefused = false;
+  /** The registry answered 413 to a whole file: chunks from now on. */
+  private largeBodiesRefused = false;
   private downUntil = 0;
   private downError: StoreUnavailableError | undefined;
+  /** The registry's last `WWW-Authenticate` challenge (`null` until it asks). */
+  private challenge: string | null = null;
   private counters = { uploadedBytes: 0, requests: 0, mountedBlobs: 0 };
 
   constructor(opts: RegistryStoreOptions) {
@@ -333,15 +378,21 @@ export class RegistryStore implements Store {
     this.location = `${this.ref.host}/${this.ref.repository}`;
     this.repoPath = `/v2/${this.ref.repository}`;
     this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    this.chunkSizeSet = opts.chunkSize !== undefined;
     this.concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
     this.mountFrom = opts.mountFrom;
-    this.fetchImpl = opts.fetch ?? fetch;
+    this.transport = opts.fetch ? fetchTransport(opts.fetch) : nodeTransport;
+    this.onRequest = opts.onRequest;
+    this.timeoutMs = opts.timeoutMs ?? TIMEOUT_MS;
+    this.tempPath =
+      opts.tempDir ?? join(tmpdir(), `dist-build-registry-${process.getuid?.() ?? 'user'}`);
     this.env = opts.env ?? process.env;
     this.onWarning = opts.onWarning ?? (() => {});
+    const fetchImpl = opts.fetch ?? fetch;
     this.tokens = new TokenCache((input, init) => {
       this.counters.requests++;
-      return this.fetchImpl(input, init);
-    }, HEADERS_TIMEOUT_MS);
+      return fetchImpl(input, init);
+    }, this.timeoutMs);
   }
 
   /** Counters since the store was made. */
@@ -378,6 +429,7 @@ export class RegistryStore implements Store {
           headers: { accept: OCI_MANIFEST_TYPE },
           what: `HEAD result ${key}`,
         });
+        await discard(res);
         if (res.status === 404) return false;
         if (res.ok) return true;
         throw this.unexpected(res, `HEAD result ${key}`);
@@ -465,7 +517,42 @@ export class RegistryStore implements Store {
   async putBlobFile(file: string): Promise<BlobInfo> {
     // Hash first: a blob already stored costs one read and no upload. The registry checks the
     // digest of what arrives, so a file that changes meanwhile is refused, not stored misnamed.
-    const info = await digestStream(createReadStream(file, { highWaterMark: 256 * 1024 }));
+    let info: BlobInfo;
+    try {
+      info = await digestStream(createReadStream(file, { highWaterMark: FILE_READ }));
+    } catch (err) {
+      throw this.forPut(err);
+    }
+    return this.uploadFile(file, info);
+  }
+
+  /** Where `saveOutputs` packs blobs for `adoptBlobFile`. */
+  async tempDir(): Promise<string> {
+    await mkdir(this.tempPath, { recursive: true });
+    return this.tempPath;
+  }
+
+  /**
+   * Uploads `file`, which the caller hashed to `digest` while writing it: no second read to hash
+   * it (the registry checks the digest of what arrives). The file is left where it is.
+   */
+  async adoptBlobFile(file: string, digest: string): Promise<BlobInfo> {
+    assertDigest(digest);
+    let size: number;
+    try {
+      size = (await stat(file)).size;
+    } catch (err) {
+      throw this.forPut(err);
+    }
+    return this.uploadFile(file, { digest, size });
+  }
+
+  /**
+   * Uploads a file of known digest and size, streamed from disk: one PUT when it fits in a chunk,
+   * or whatever its size unless `chunk-size` was set or the registry refused a large body (413);
+   * else PATCH chunks (each a range of the file) and a closing PUT.
+   */
+  private async uploadFile(file: string, info: BlobInfo): Promise<BlobInfo> {
     let session: Session | undefined;
     try {
       const known = await this.knownBlob(info.digest);
@@ -474,16 +561,27 @@ export class RegistryStore implements Store {
       if (opened.mounted) return info;
       session = opened.session;
       const fileBody = (start: number, end: number) => () =>
-        Readable.toWeb(
-          createReadStream(file, { start, end: end - 1, highWaterMark: 1024 * 1024 }),
-        ) as WebReadableStream<Uint8Array>;
+        createReadStream(file, { start, end: end - 1, highWaterMark: FILE_READ });
       try {
-        if (info.size <= this.chunkSize) {
-          await this.finishUpload(session, info.digest, {
-            body: fileBody(0, info.size),
-            length: info.size,
-          });
-        } else {
+        let whole = info.size <= this.chunkSize || (!this.chunkSizeSet && !this.largeBodiesRefused);
+        if (whole) {
+          try {
+            await this.finishUpload(session, info.digest, {
+              body: fileBody(0, info.size),
+              length: info.size,
+            });
+          } catch (err) {
+            if (!(err instanceof StoreUnavailableError) || err.status !== 413) throw err;
+            if (info.size <= this.chunkSize) throw err;
+            // Too large for the registry (or a proxy before it): chunks from now on.
+            this.largeBodiesRefused = true;
+            await this.cancelSession(session);
+            session = undefined;
+            session = (await this.openSession(undefined)).session!;
+            whole = false;
+          }
+        }
+        if (!whole) {
           for (let offset = 0; offset < info.size; offset += this.chunkSize) {
             const end = Math.min(info.size, offset + this.chunkSize);
             await this.patchChunk(session, offset, {
@@ -498,7 +596,8 @@ export class RegistryStore implements Store {
           throw new CorruptBlobError(
             info.digest,
             undefined,
-            `${file} changed while it was being uploaded to ${this.location}; nothing stored`,
+            `${file} does not hash to ${info.digest} (changed while it was being uploaded to ` +
+              `${this.location}?); nothing stored`,
           );
         }
         throw err;
@@ -515,19 +614,18 @@ export class RegistryStore implements Store {
   async openBlob(digest: string): Promise<Readable | null> {
     assertDigest(digest);
     if (this.corrupt.has(digest)) return null;
-    let res: Response;
+    let res: HttpAnswer;
     try {
       res = await this.getFollowing(`${this.repoPath}/blobs/${digest}`, `GET blob ${digest}`);
       if (res.status === 404) {
         await discard(res);
         return null;
       }
-      if (!res.ok || !res.body) throw this.unexpected(res, `GET blob ${digest}`);
+      if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
     } catch (err) {
       return this.miss(err, null);
     }
-    const source = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
-    return verifiedStream(source, digest, async (err) => {
+    return verifiedStream(this.received(res, `GET blob ${digest}`), digest, async (err) => {
       this.corrupt.add(digest);
       const removed = await this.deleteBlob(digest);
       this.warnOnce(
@@ -536,6 +634,53 @@ export class RegistryStore implements Store {
           (removed ? ', removed from the repository' : ''),
       );
     });
+  }
+
+  /**
+   * The body of a blob's answer, as it arrives; a connection lost before its end (or fewer bytes
+   * than the Content-Length) ends it with a `network` `StoreUnavailableError`, so that a blob cut
+   * short in transit is never taken for a corrupt one.
+   */
+  private received(res: HttpAnswer, what: string): Readable {
+    const body = res.body;
+    const expected = contentLength(res);
+    const fail = (got: number, why: string, cause?: unknown) =>
+      new StoreUnavailableError(
+        'network',
+        `${this.location}: ${what}: the connection was lost after ${got}` +
+          `${expected >= 0 ? ` of ${expected}` : ''} bytes (${why})`,
+        { cause },
+      );
+    // A registry that stops sending times out; a consumer that stops reading (extraction waiting
+    // for the disk) does not: only the time spent waiting for bytes that were asked for counts.
+    const timeoutMs = this.timeoutMs;
+    async function* bytes(): AsyncGenerator<Buffer> {
+      let got = 0;
+      let waitingSince = Date.now();
+      const watchdog = setInterval(
+        () => {
+          if (waitingSince > 0 && Date.now() - waitingSince >= timeoutMs) {
+            body.destroy(new Error(`no data for ${timeoutMs / 1000} s`));
+          }
+        },
+        Math.min(5000, Math.max(10, timeoutMs / 4)),
+      );
+      watchdog.unref();
+      try {
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          waitingSince = 0;
+          got += chunk.length;
+          yield chunk;
+          waitingSince = Date.now();
+        }
+      } catch (err) {
+        throw fail(got, (err as Error)?.message ?? String(err), err);
+      } finally {
+        clearInterval(watchdog);
+      }
+      if (expected >= 0 && got !== expected) throw fail(got, 'short answer');
+    }
+    return Readable.from(bytes(), { objectMode: false });
   }
 
   async getResult(cacheKey: string): Promise<ResultManifest | null> {
@@ -609,13 +754,13 @@ export class RegistryStore implements Store {
     let url: string | URL | undefined = `${this.repoPath}/tags/list?n=${TAGS_PAGE}`;
     try {
       while (url !== undefined) {
-        const res: Response = await this.send({ method: 'GET', url, what: 'list tags' });
+        const res: HttpAnswer = await this.send({ method: 'GET', url, what: 'list tags' });
         if (res.status === 404) {
           await discard(res);
           return;
         }
         if (!res.ok) throw this.unexpected(res, 'list tags');
-        const body = parseJson(await readCapped(res, 64 * MAX_DOCUMENT)) as {
+        const body = parseJson(await readText(res, 64 * MAX_DOCUMENT)) as {
           tags?: unknown;
         } | null;
         const tags = Array.isArray(body?.tags) ? (body.tags as unknown[]) : [];
@@ -656,6 +801,7 @@ export class RegistryStore implements Store {
   private async headBlob(digest: string): Promise<number | null> {
     const what = `HEAD blob ${digest}`;
     const res = await this.send({ method: 'HEAD', url: `${this.repoPath}/blobs/${digest}`, what });
+    await discard(res);
     if (res.status === 404) return null;
     if (res.ok) return contentLength(res);
     if (isRedirect(res.status)) return -1; // served from elsewhere (a CDN): it exists
@@ -672,7 +818,7 @@ export class RegistryStore implements Store {
     if (digest !== undefined && this.mountFrom !== undefined && !this.mountRefused) {
       const from = this.mountFrom;
       const query = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`;
-      let res: Response | undefined;
+      let res: HttpAnswer | undefined;
       try {
         res = await this.send({
           method: 'POST',
@@ -695,7 +841,7 @@ export class RegistryStore implements Store {
         const size = await this.headBlob(digest);
         return { mounted: { digest, size: size ?? -1 } };
       }
-      if (res?.status === 202) return { session: this.sessionFrom(res) };
+      if (res?.status === 202) return { session: await this.sessionFrom(res) };
       if (res) await discard(res);
     }
     const res = await this.send({
@@ -705,11 +851,11 @@ export class RegistryStore implements Store {
       what: 'start a blob upload',
     });
     if (res.status !== 202) throw this.unexpected(res, 'start a blob upload');
-    return { session: this.sessionFrom(res) };
+    return { session: await this.sessionFrom(res) };
   }
 
-  private sessionFrom(res: Response): Session {
-    void discard(res);
+  private async sessionFrom(res: HttpAnswer): Promise<Session> {
+    await discard(res);
     const loc = res.headers.get('location');
     if (!loc)
       throw new StoreUnavailableError(
@@ -722,7 +868,7 @@ export class RegistryStore implements Store {
   private async patchChunk(
     session: Session,
     offset: number,
-    chunk: Buffer | { body: () => WebReadableStream<Uint8Array>; length: number },
+    chunk: Buffer | { body: () => Readable; length: number },
   ): Promise<void> {
     const length = Buffer.isBuffer(chunk) ? chunk.length : chunk.length;
     const body = Buffer.isBuffer(chunk) ? () => chunk : chunk.body;
@@ -748,7 +894,7 @@ export class RegistryStore implements Store {
   private async finishUpload(
     session: Session,
     digest: string,
-    last: Buffer | { body: () => WebReadableStream<Uint8Array>; length: number } | undefined,
+    last: Buffer | { body: () => Readable; length: number } | undefined,
   ): Promise<void> {
     const url = new URL(session.location);
     url.searchParams.set('digest', digest);
@@ -811,7 +957,7 @@ export class RegistryStore implements Store {
     if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
     let text: string;
     try {
-      text = await readCapped(res, Math.max(size, 0) + 1);
+      text = await readText(res, Math.max(size, 0) + 1);
     } catch {
       text = '';
     }
@@ -830,7 +976,7 @@ export class RegistryStore implements Store {
   }
 
   /** GET that follows redirects itself, sending credentials only to the registry. */
-  private async getFollowing(path: string, what: string): Promise<Response> {
+  private async getFollowing(path: string, what: string): Promise<HttpAnswer> {
     let res = await this.send({ method: 'GET', url: path, what });
     for (let i = 0; i < MAX_REDIRECTS && isRedirect(res.status); i++) {
       const loc = res.headers.get('location');
@@ -864,7 +1010,7 @@ export class RegistryStore implements Store {
     if (!res.ok) throw this.unexpected(res, what);
     let text: string;
     try {
-      text = await readCapped(res, MAX_DOCUMENT);
+      text = await readText(res, MAX_DOCUMENT);
     } catch (err) {
       throw new StoreUnavailableError(
         'protocol',
@@ -880,7 +1026,7 @@ export class RegistryStore implements Store {
     config: { digest: string; size: number },
   ): Promise<void> {
     const tag = RegistryStore.tagFor(manifest.cacheKey);
-    const attempt = async (plain: boolean): Promise<Response> => {
+    const attempt = async (plain: boolean): Promise<HttpAnswer> => {
       const doc = buildManifest(manifest, config, plain);
       const body = Buffer.from(JSON.stringify(doc));
       return this.send({
@@ -1011,7 +1157,7 @@ export class RegistryStore implements Store {
    * request once. Network failures throw a `network` `StoreUnavailableError` (and put the
    * registry aside for a while); 401/403 after authenticating throw an `auth` one.
    */
-  private async send(spec: RequestSpec): Promise<Response> {
+  private async send(spec: RequestSpec): Promise<HttpAnswer> {
     const url =
       typeof spec.url === 'string' && spec.url.startsWith('/')
         ? new URL(spec.url, this.origin)
@@ -1023,46 +1169,48 @@ export class RegistryStore implements Store {
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { ...spec.headers };
       if (spec.bodyLength !== undefined) headers['content-length'] = String(spec.bodyLength);
+      if (ours && spec.bodyLength !== undefined && spec.bodyLength >= LARGE_BODY) {
+        // Never send a large body just to hear 401: renew an expired token first.
+        await this.freshAuthorization(scopeKey, scopes);
+      }
       const auth = ours ? this.authorization(scopeKey) : undefined;
       if (auth) headers.authorization = auth;
-      const body = spec.body?.();
-      const controller = new AbortController();
-      // Only the wait for the answer's headers is limited (a large body may take its time).
-      const timer =
-        body === undefined || (spec.bodyLength ?? 0) < 1024 * 1024
-          ? setTimeout(() => controller.abort(new Error('timed out')), HEADERS_TIMEOUT_MS)
-          : undefined;
-      let res: Response;
+      let res: HttpAnswer;
       try {
         this.counters.requests++;
-        res = await this.fetchImpl(url, {
+        this.onRequest?.(spec.method, url);
+        res = await this.transport({
           method: spec.method,
+          url,
           headers,
-          body: body as RequestInit['body'],
-          redirect: 'manual',
-          signal: controller.signal,
-          ...(body !== undefined && !(body instanceof Uint8Array) ? { duplex: 'half' } : {}),
-        } as RequestInit);
+          body: spec.body?.(),
+          timeoutMs: this.timeoutMs,
+          // Storing a large blob may take the registry a while once it has all of it.
+          afterBodyTimeoutMs: (spec.bodyLength ?? 0) >= LARGE_BODY ? 0 : undefined,
+        });
       } catch (err) {
-        // A kept-alive connection the server had closed: replay requests without a stream body.
-        const transient = /ECONNRESET|EPIPE|UND_ERR_SOCKET/.test(describeError(err));
-        if (attempt === 0 && transient && (body === undefined || body instanceof Uint8Array)) {
+        if (!(err instanceof HttpError)) throw err; // the body could not be read
+        // A kept-alive connection the server had closed: replay (every body can be made again).
+        if (
+          attempt === 0 &&
+          err.reusedSocket &&
+          (err.code === 'ECONNRESET' || err.code === 'EPIPE')
+        ) {
           continue;
         }
         const e = new StoreUnavailableError(
           'network',
-          `${this.location}: registry ${this.origin} unreachable (${spec.what}: ${describeError(err)})`,
+          `${this.location}: registry ${this.origin} unreachable (${spec.what}: ${(err as Error).message})`,
           { cause: err },
         );
         this.downUntil = Date.now() + BACKOFF_MS;
         this.downError = e;
         throw e;
-      } finally {
-        if (timer) clearTimeout(timer);
       }
       if (res.status === 401 && ours && attempt === 0) {
         await discard(res);
-        await this.authenticate(res.headers.get('www-authenticate'), scopeKey, scopes);
+        this.challenge = res.headers.get('www-authenticate');
+        await this.authenticate(this.challenge, scopeKey, scopes);
         continue;
       }
       if (res.status === 401 || res.status === 403) {
@@ -1079,7 +1227,17 @@ export class RegistryStore implements Store {
     }
   }
 
-  private unexpected(res: Response, what: string): StoreUnavailableError {
+  /**
+   * Before a large body: when the registry has asked for a bearer token and the one for `scopeKey`
+   * has expired, gets a new one (the body then goes out once, authenticated).
+   */
+  private async freshAuthorization(scopeKey: string, scopes: string[]): Promise<void> {
+    if (this.challenge === null || this.authorization(scopeKey) !== undefined) return;
+    if (!parseChallenges(this.challenge).some((c) => c.scheme === 'bearer')) return;
+    await this.authenticate(this.challenge, scopeKey, scopes);
+  }
+
+  private unexpected(res: HttpAnswer, what: string): StoreUnavailableError {
     void discard(res);
     const kind = res.status >= 500 || res.status === 429 ? 'server' : 'protocol';
     return new StoreUnavailableError(
@@ -1273,23 +1431,15 @@ function isRedirect(status: number): boolean {
   return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
 }
 
-function contentLength(res: Response): number {
+function contentLength(res: HttpAnswer): number {
   const n = Number(res.headers.get('content-length'));
   return Number.isSafeInteger(n) && n >= 0 ? n : -1;
 }
 
-async function discard(res: Response): Promise<void> {
-  try {
-    if (res.body && !res.bodyUsed) await res.body.cancel();
-  } catch {
-    // nothing to do
-  }
-}
-
 /** `CODE: message` of a registry error body, briefly. */
-async function errorSummary(res: Response): Promise<string> {
+async function errorSummary(res: HttpAnswer): Promise<string> {
   try {
-    const body = parseJson(await readCapped(res, 64 * 1024)) as
+    const body = parseJson(await readText(res, 64 * 1024)) as
       { errors?: { code?: string; message?: string }[] } | undefined;
     const e = body?.errors?.[0];
     return e ? `${e.code ?? ''}${e.message ? `: ${e.message}` : ''}`.slice(0, 300) : '';

@@ -19,6 +19,7 @@ import type { Readable } from 'node:stream';
 import type { SignConfig } from '../config/types.js';
 import { sha256Digest } from './digest.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store } from './types.js';
+import type { ReadOnlyAdopter } from './layered.js';
 
 export const DEFAULT_SECRET_ENV = 'DIST_BUILD_CACHE_SECRET';
 export const SIGNATURE_PREFIX = 'hmac-sha256:';
@@ -114,6 +115,7 @@ export class SignedStore implements Store {
   readonly flush?: () => Promise<void>;
   readonly tempDir?: () => Promise<string>;
   readonly adoptBlobFile?: (file: string, digest: string) => Promise<BlobInfo>;
+  readonly adoptReadsOnly?: boolean;
   private readonly secret: string | Buffer;
   private readonly onWarning: (message: string) => void;
   private readonly warned = new Set<string>();
@@ -135,6 +137,7 @@ export class SignedStore implements Store {
     if (inner.tempDir && inner.adoptBlobFile) {
       this.tempDir = () => inner.tempDir!();
       this.adoptBlobFile = (file, digest) => inner.adoptBlobFile!(file, digest);
+      this.adoptReadsOnly = (inner as ReadOnlyAdopter).adoptReadsOnly === true;
     }
   }
 
