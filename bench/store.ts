@@ -19,10 +19,12 @@
 //      bytes before/after; registry: RegistryStore.stats().uploadedBytes). The second save reads
 //      the tree restored in part 1/2, so it also checks that the restore was exact (same digests).
 // Page caches cannot be dropped here: every measurement runs twice (ours and the baseline
-// interleaved, `sync` before each) and the best run counts; the tree is in the page cache for
-// both sides alike.
+// interleaved, which goes first alternating; before each step `sync`, a pause of --settle-ms and
+// `sync` again, since ext4 here creates files several times slower while it still digests the
+// previous run's deletions) and the best run counts; the tree is in the page cache for both
+// sides alike.
 // Options: --size-mib N (default 1024; 256 when the temp dir's filesystem has < 8 GiB free),
-// --gha-mib N (64), --runs N (2), --keep (keep the temp dir), --only local|registry|gha (one
+// --gha-mib N (64), --runs N (2), --settle-ms N (1000), --keep (keep the temp dir), --only local|registry|gha (one
 // part; `--only registry` still makes part 1's tar, untimed, as the curl blob).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -49,6 +51,7 @@ const opt = (name: string): number | undefined => {
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const KEEP = args.includes('--keep');
+const SETTLE_MS = opt('settle-ms') ?? 1000;
 const RUNS = opt('runs') ?? 2;
 const ONLY = (() => {
   const i = args.indexOf('--only');
@@ -100,6 +103,13 @@ function run(cmd: string, argv: string[]): string {
 /** `sync` (untimed) so one measurement's dirty pages are not written back during the next. */
 function sync(): void {
   spawnSync('sync', [], { stdio: 'ignore' });
+}
+
+/** `sync`, then a pause (untimed): lets the file system finish what earlier steps left behind. */
+async function settle(): Promise<void> {
+  sync();
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  sync();
 }
 
 function rm(p: string): void {
@@ -227,34 +237,50 @@ async function localPart(tree: Tree): Promise<LocalPart> {
     rest: [] as number[],
   };
   let last: { store: LocalStore; restored: string; entries: OutputEntry[] } | undefined;
+  let lastX: string | undefined;
   for (let i = 0; i < RUNS; i++) {
-    rm(tarFile);
-    sync();
-    t.tarC.push(await time(() => run('tar', ['-cf', tarFile, '-C', tree.root, 'out'])));
-    const x = path.join(tmp, `tar-x-${i}`);
-    fs.mkdirSync(x);
-    sync();
-    t.tarX.push(await time(() => run('tar', ['-xf', tarFile, '-C', x])));
-    rm(x);
-
+    // The previous run's trees go first, and the file system gets to settle (ext4 creates files
+    // several times slower while it is still busy with thousands of fresh deletions), so both
+    // sides start from the same state; which side goes first alternates.
+    if (lastX) rm(lastX);
     if (last) {
       rm(last.store.dir);
       rm(last.restored);
     }
-    const store = await LocalStore.open(path.join(tmp, `local-store-${i}`));
-    sync();
-    let entries: OutputEntry[] = [];
-    t.save.push(await time(async () => (entries = await saveOutputs(store, tree.root, OUTPUTS))));
+    rm(tarFile);
+    const x = path.join(tmp, `tar-x-${i}`);
     const restored = path.join(tmp, `local-restored-${i}`);
+    fs.mkdirSync(x);
     fs.mkdirSync(restored);
-    sync();
-    t.rest.push(await time(() => restoreOutputs(blobOpenerFor(store), restored, entries)));
+    const store = await LocalStore.open(path.join(tmp, `local-store-${i}`));
+    let entries: OutputEntry[] = [];
+    const tarSide = async () => {
+      await settle();
+      t.tarC.push(await time(() => run('tar', ['-cf', tarFile, '-C', tree.root, 'out'])));
+      await settle();
+      t.tarX.push(await time(() => run('tar', ['-xf', tarFile, '-C', x])));
+    };
+    const ourSide = async () => {
+      await settle();
+      t.save.push(await time(async () => (entries = await saveOutputs(store, tree.root, OUTPUTS))));
+      await settle();
+      t.rest.push(await time(() => restoreOutputs(blobOpenerFor(store), restored, entries)));
+    };
+    if (i % 2 === 0) {
+      await tarSide();
+      await ourSide();
+    } else {
+      await ourSide();
+      await tarSide();
+    }
     last = { store, restored, entries };
+    lastX = x;
     console.log(
       `  run ${i + 1}: tar -cf ${fmtMs(t.tarC[i]!)}, tar -xf ${fmtMs(t.tarX[i]!)}, ` +
         `save ${fmtMs(t.save[i]!)}, restore ${fmtMs(t.rest[i]!)}`,
     );
   }
+  if (lastX) rm(lastX);
   const B = tree.bytes;
   const [tarC, tarX, save, rest] = [best(t.tarC), best(t.tarX), best(t.save), best(t.rest)];
   console.log(

@@ -9,11 +9,12 @@
  * at most `SLOTS_PER_PIPE` slots out at once, which bounds its memory to 4 MiB.
  *
  * Small streams never touch the thread: the first `SLOTS_PER_PIPE - 1` submitted slots are held
- * back; a stream that ends within them is hashed inline by `digest()`, and the thread (started on
- * first use, shared by every pipe of the process, never keeping the process alive when idle) only
- * sees streams longer than that. Either way the digest is the same.
+ * back; a stream that ends within them is hashed inline by `digest()`, and the hashing threads
+ * (started on first use, up to two, shared by every pipe of the process, never keeping the
+ * process alive when idle) only see streams longer than that. Either way the digest is the same.
  */
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 /** Bytes per slot. A multiple of 512, so tar records never straddle two slots. */
@@ -80,7 +81,7 @@ interface ThreadReply {
   hex?: string;
 }
 
-/** The process's hashing thread; it keeps the process alive only while a reply is due. */
+/** A hashing thread; it keeps the process alive only while a reply is due. */
 class HashThread {
   private readonly worker: Worker;
   private readonly pipes = new Map<number, HashPipe>();
@@ -98,12 +99,18 @@ class HashThread {
     });
     const die = (err: Error) => {
       this.dead ??= err;
-      if (thread === this) thread = undefined;
+      const i = threads.indexOf(this);
+      if (i >= 0) threads.splice(i, 1);
       for (const p of [...this.pipes.values()]) p.onThreadDeath(err);
       this.pipes.clear();
     };
     this.worker.on('error', die);
     this.worker.on('exit', (code) => die(new Error(`the hashing thread exited (code ${code})`)));
+  }
+
+  /** Pipes using this thread. */
+  get load(): number {
+    return this.pipes.size;
   }
 
   attach(pipe: HashPipe): number {
@@ -141,7 +148,21 @@ class HashThread {
   }
 }
 
-let thread: HashThread | undefined;
+/** Hashing threads: one per pipe hashing at once, up to `MAX_THREADS` (the hash of one stream is
+ * sequential, so two outputs packed side by side use two cores). */
+const threads: HashThread[] = [];
+const MAX_THREADS = Math.max(1, Math.min(2, availableParallelism()));
+
+function pickThread(): HashThread {
+  const idle = threads.find((t) => t.load === 0);
+  if (idle) return idle;
+  if (threads.length < MAX_THREADS) {
+    const t = new HashThread();
+    threads.push(t);
+    return t;
+  }
+  return threads.reduce((a, b) => (b.load < a.load ? b : a));
+}
 
 interface Out {
   slot: Slot;
@@ -161,6 +182,7 @@ export class HashPipe {
   /** Submitted slots not yet hashed, in order, while the pipe is still deciding (inline mode). */
   private readonly pending: number[] = [];
   private id: number | undefined;
+  private thread: HashThread | undefined;
   private readonly waiters: (() => void)[] = [];
   private digestWaiter: { resolve: (hex: string) => void; reject: (e: Error) => void } | undefined;
   private error: Error | undefined;
@@ -237,14 +259,14 @@ export class HashPipe {
     }
     const hex = await new Promise<string>((resolve, reject) => {
       this.digestWaiter = { resolve, reject };
-      thread!.post({ op: 'digest', id: this.id! });
+      this.thread!.post({ op: 'digest', id: this.id! });
     });
     return `sha256:${hex}`;
   }
 
   /** Stops using the thread and the slots (slots still held by a write are freed when it ends). */
   dispose(): void {
-    if (this.id !== undefined && thread) thread.detach(this.id, !this.finished);
+    if (this.id !== undefined) this.thread?.detach(this.id, !this.finished);
     this.error ??= new Error('hash pipe disposed');
     for (const [n, o] of this.out) {
       o.hashed = true;
@@ -258,7 +280,7 @@ export class HashPipe {
     if (m.hex !== undefined) {
       const w = this.digestWaiter;
       this.digestWaiter = undefined;
-      if (this.id !== undefined) thread?.detach(this.id, false);
+      if (this.id !== undefined) this.thread?.detach(this.id, false);
       this.id = undefined;
       w?.resolve(m.hex);
       return;
@@ -283,13 +305,13 @@ export class HashPipe {
   }
 
   private goThreaded(): void {
-    thread ??= new HashThread();
-    this.id = thread.attach(this);
+    this.thread = pickThread();
+    this.id = this.thread.attach(this);
     for (const n of this.pending.splice(0)) this.send(n, this.out.get(n)!);
   }
 
   private send(n: number, o: Out): void {
-    const t = thread!;
+    const t = this.thread!;
     const { key, sab } = o.slot;
     const fresh = o.slot.sentTo !== t;
     o.slot.sentTo = t;

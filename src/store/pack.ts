@@ -19,8 +19,8 @@
  * with the SHA-256 on the hashing thread for big outputs (hash-pipe.ts), so the hash costs
  * (almost) no time beside the file I/O. The event loop gets a turn at least every few MiB.
  *
- * Saving reads the tree once: each output is packed into a temporary file, hashed as it is
- * written (in the store's `tempDir()` when it has one, else under `<root>/.dist-build/tmp/`); then
+ * Saving reads the tree once: each output is packed (two outputs at a time, side by side, so their
+ * hashes use two cores) into a temporary file, hashed as it is written (in the store's `tempDir()` when it has one, else under `<root>/.dist-build/tmp/`); then
  * one `hasBlobs` for all of them, and only missing blobs are handed to the store
  * (`adoptBlobFile`, a rename for the local store, or `putBlobFile`); temporary files are always
  * removed. Memory stays bounded: at most `SLOTS_PER_PIPE` slots per output are in flight.
@@ -81,6 +81,8 @@ export interface RestoreOptions {
 }
 
 const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
+/** Outputs packed at once. */
+const PACKERS = 2;
 
 type Kind = 'dir' | 'file' | 'symlink';
 
@@ -110,14 +112,27 @@ export async function saveOutputs(
   await mkdir(tempDir, { recursive: true });
   const temps: string[] = [];
   try {
-    const packed: { entry: OutputEntry; file: string }[] = [];
-    for (const path of paths) {
-      const { type, items } = await collect(root, path);
-      const file = join(tempDir, `${process.pid}-${randomBytes(8).toString('hex')}.tar`);
-      temps.push(file);
-      const { digest, size } = await packToFile(items, file);
-      packed.push({ entry: { path, type, digest, size, files: items.length }, file });
-    }
+    // Two outputs are packed side by side: each hash is sequential, so that uses two cores.
+    const packed: { entry: OutputEntry; file: string }[] = new Array(paths.length);
+    let next = 0;
+    const packer = async () => {
+      while (next < paths.length) {
+        const i = next++;
+        const path = paths[i]!;
+        const { type, items } = await collect(root, path);
+        const file = join(tempDir, `${process.pid}-${randomBytes(8).toString('hex')}.tar`);
+        temps.push(file);
+        const { digest, size } = await packToFile(items, file).catch((err: unknown) => {
+          next = paths.length; // the other packer stops too
+          throw err;
+        });
+        packed[i] = { entry: { path, type, digest, size, files: items.length }, file };
+      }
+    };
+    const packers = Array.from({ length: Math.min(PACKERS, paths.length) }, packer);
+    const settled = await Promise.allSettled(packers);
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     const present = await store.hasBlobs(packed.map((p) => p.entry.digest));
     for (const { entry, file } of packed) {
       if (present.has(entry.digest)) continue;
