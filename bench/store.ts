@@ -357,6 +357,12 @@ function curlUpload(reg: BenchRegistry, repo: string, file: string, digest: stri
   if (code !== '201') throw new Error(`curl PUT answered ${code}`);
 }
 
+/** `curl GET | tar -x` into `dir`: what standard tools take for the whole of a pull. */
+function curlExtract(reg: BenchRegistry, repo: string, digest: string, dir: string): void {
+  const url = `${reg.url}/v2/${repo}/blobs/${digest}`;
+  run('sh', ['-c', 'curl -sS -f -L "$1" | tar -xf - -C "$2"', 'sh', url, dir]);
+}
+
 function curlDownload(reg: BenchRegistry, repo: string, digest: string, size: number): void {
   const out = run('curl', [
     '-sS',
@@ -398,33 +404,43 @@ async function registryPart(tree: Tree, tarFile: string): Promise<RegistryPart |
       pull: [] as number[],
       up: [] as number[],
       down: [] as number[],
+      downX: [] as number[],
     };
     let last: RegistryPart | undefined;
     for (let i = 0; i < RUNS; i++) {
       // A fresh repository per run: a blob already linked to it would not be uploaded again.
       const curlRepo = `bench/curl-${i}`;
-      sync();
-      t.up.push(await time(() => curlUpload(reg, curlRepo, tarFile, tarDigest)));
-      t.down.push(await time(() => curlDownload(reg, curlRepo, tarDigest, tarSize)));
-
       if (last) rm(last.restored);
+      const x = path.join(tmp, `curl-x-${i}`);
+      fs.mkdirSync(x);
+      await settle();
+      t.up.push(await time(() => curlUpload(reg, curlRepo, tarFile, tarDigest)));
+      await settle();
+      t.down.push(await time(() => curlDownload(reg, curlRepo, tarDigest, tarSize)));
+      // What standard tools take for the whole of a pull: download and extract.
+      await settle();
+      t.downX.push(await time(() => curlExtract(reg, curlRepo, tarDigest, x)));
+      rm(x);
+
       const store = new RegistryStore({ ref: `${reg.host}/bench/ours-${i}` });
       let entries: OutputEntry[] = [];
-      sync();
+      await settle();
       t.push.push(await time(async () => (entries = await saveOutputs(store, tree.root, OUTPUTS))));
       const restored = path.join(tmp, `registry-restored-${i}`);
       fs.mkdirSync(restored);
-      sync();
+      await settle();
       t.pull.push(await time(() => restoreOutputs(blobOpenerFor(store), restored, entries)));
       last = { store, restored, entries };
       console.log(
         `  run ${i + 1}: curl up ${fmtMs(t.up[i]!)}, curl down ${fmtMs(t.down[i]!)}, ` +
+          `curl | tar -x ${fmtMs(t.downX[i]!)}, ` +
           `push ${fmtMs(t.push[i]!)}, pull ${fmtMs(t.pull[i]!)} ` +
           `(${mb(store.stats().uploadedBytes)} uploaded, ${store.stats().requests} requests)`,
       );
     }
     const B = tree.bytes;
     const [push, pull, up, down] = [best(t.push), best(t.pull), best(t.up), best(t.down)];
+    const downX = best(t.downX);
     console.log(
       `  curl upload       ${fmtRate(rate(tarSize, up))}   push (save)    ${fmtRate(rate(B, push))}`,
     );
@@ -445,6 +461,12 @@ async function registryPart(tree: Tree, tarFile: string): Promise<RegistryPart |
       ratio(pull, down),
       0.6,
       `${fmtRate(rate(B, pull)).trim()} vs ${fmtRate(rate(tarSize, down)).trim()}`,
+    );
+    ratioRow(
+      'registry pull vs curl GET | tar -x',
+      ratio(pull, downX),
+      null,
+      `${fmtRate(rate(B, pull)).trim()} vs ${fmtRate(rate(tarSize, downX)).trim()}`,
     );
     ratioRow(
       'registry push+pull vs curl',
