@@ -28,6 +28,16 @@ describe('HashPipe', () => {
     expect(pipe.size).toBe(size);
   });
 
+  it('gathers small chunks into slots', async () => {
+    const data = randomBytes(5 * SLOT + 999);
+    const pipe = new HashPipe();
+    for (let off = 0; off < data.length; off += 16_384) {
+      const wait = pipe.update(data.subarray(off, off + 16_384));
+      if (wait) await wait;
+    }
+    expect(await pipe.digest()).toBe(sha(data));
+  });
+
   it('keeps several pipes apart when they interleave', async () => {
     const a = randomBytes(7 * SLOT + 11);
     const b = randomBytes(5 * SLOT + 3);

@@ -47,7 +47,8 @@ export function verifiedStream(
     try {
       for await (const chunk of source as AsyncIterable<Buffer | string>) {
         const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-        await pipe.update(buf);
+        const wait = pipe.update(buf);
+        if (wait) await wait;
         yield buf;
       }
       actual = await pipe.digest();

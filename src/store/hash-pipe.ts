@@ -183,6 +183,8 @@ export class HashPipe {
   private readonly pending: number[] = [];
   private id: number | undefined;
   private thread: HashThread | undefined;
+  /** The slot `update` is gathering into. */
+  private filling: { buf: Buffer; used: number } | undefined;
   private readonly waiters: (() => void)[] = [];
   private digestWaiter: { resolve: (hex: string) => void; reject: (e: Error) => void } | undefined;
   private error: Error | undefined;
@@ -231,21 +233,40 @@ export class HashPipe {
     if (this.pending.length >= SLOTS_PER_PIPE - 1) this.goThreaded();
   }
 
-  /** Copies `data` in (for streams that bring their own buffers). */
-  async update(data: Uint8Array): Promise<void> {
+  /**
+   * Copies `data` in (for streams that bring their own buffers): small chunks are gathered into a
+   * slot, which goes out when full (or at `digest()`). Returns a promise only when it had to wait
+   * for a free slot (await it before the next call).
+   */
+  update(data: Uint8Array): Promise<void> | undefined {
     let offset = 0;
     while (offset < data.length) {
-      const buf = await this.acquire();
-      const n = Math.min(SLOT, data.length - offset);
-      buf.set(data.subarray(offset, offset + n));
+      const fill = this.filling;
+      if (!fill)
+        return this.acquire().then((buf) => {
+          this.filling = { buf, used: 0 };
+          return this.update(data.subarray(offset));
+        });
+      const n = Math.min(SLOT - fill.used, data.length - offset);
+      fill.buf.set(data.subarray(offset, offset + n), fill.used);
+      fill.used += n;
       offset += n;
-      this.submit(buf, n);
+      if (fill.used === SLOT) {
+        this.filling = undefined;
+        this.submit(fill.buf, SLOT);
+      }
     }
+    return undefined;
   }
 
   /** `sha256:<hex>` of everything submitted. The pipe is done afterwards. */
   async digest(): Promise<string> {
     if (this.error) throw this.error;
+    if (this.filling) {
+      const { buf, used } = this.filling;
+      this.filling = undefined;
+      this.submit(buf, used);
+    }
     this.finished = true;
     if (this.id === undefined) {
       const hash = createHash('sha256');
