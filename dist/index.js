@@ -170,6 +170,7 @@ var init_types = __esm({
 
 // src/store/hash-pipe.ts
 import { createHash } from "node:crypto";
+import { availableParallelism as availableParallelism2 } from "node:os";
 import { Worker as Worker2 } from "node:worker_threads";
 function takeSlot() {
   const s = pool.pop();
@@ -181,7 +182,17 @@ function giveSlot(s) {
   if (pool.length < POOL_MAX) pool.push(s);
   else s.sentTo?.forget(s.key);
 }
-var SLOT, SLOTS_PER_PIPE, POOL_MAX, THREAD_SOURCE, pool, slotKeys, HashThread, thread, HashPipe;
+function pickThread() {
+  const idle = threads.find((t) => t.load === 0);
+  if (idle) return idle;
+  if (threads.length < MAX_THREADS) {
+    const t = new HashThread();
+    threads.push(t);
+    return t;
+  }
+  return threads.reduce((a, b) => b.load < a.load ? b : a);
+}
+var SLOT, SLOTS_PER_PIPE, POOL_MAX, THREAD_SOURCE, pool, slotKeys, HashThread, threads, MAX_THREADS, HashPipe;
 var init_hash_pipe = __esm({
   "src/store/hash-pipe.ts"() {
     "use strict";
@@ -229,12 +240,17 @@ parentPort.on('message', (m) => {
         });
         const die = (err) => {
           this.dead ??= err;
-          if (thread === this) thread = void 0;
+          const i = threads.indexOf(this);
+          if (i >= 0) threads.splice(i, 1);
           for (const p of [...this.pipes.values()]) p.onThreadDeath(err);
           this.pipes.clear();
         };
         this.worker.on("error", die);
         this.worker.on("exit", (code) => die(new Error(`the hashing thread exited (code ${code})`)));
+      }
+      /** Pipes using this thread. */
+      get load() {
+        return this.pipes.size;
       }
       attach(pipe) {
         if (this.dead) throw this.dead;
@@ -259,12 +275,17 @@ parentPort.on('message', (m) => {
         if (--this.due === 0) this.worker.unref();
       }
     };
+    threads = [];
+    MAX_THREADS = Math.max(1, Math.min(2, availableParallelism2()));
     HashPipe = class {
       out = /* @__PURE__ */ new Map();
       nextSlot = 0;
       /** Submitted slots not yet hashed, in order, while the pipe is still deciding (inline mode). */
       pending = [];
       id;
+      thread;
+      /** The slot `update` is gathering into. */
+      filling;
       waiters = [];
       digestWaiter;
       error;
@@ -309,20 +330,39 @@ parentPort.on('message', (m) => {
         this.pending.push(n);
         if (this.pending.length >= SLOTS_PER_PIPE - 1) this.goThreaded();
       }
-      /** Copies `data` in (for streams that bring their own buffers). */
-      async update(data) {
+      /**
+       * Copies `data` in (for streams that bring their own buffers): small chunks are gathered into a
+       * slot, which goes out when full (or at `digest()`). Returns a promise only when it had to wait
+       * for a free slot (await it before the next call).
+       */
+      update(data) {
         let offset = 0;
         while (offset < data.length) {
-          const buf = await this.acquire();
-          const n = Math.min(SLOT, data.length - offset);
-          buf.set(data.subarray(offset, offset + n));
+          const fill = this.filling;
+          if (!fill)
+            return this.acquire().then((buf) => {
+              this.filling = { buf, used: 0 };
+              return this.update(data.subarray(offset));
+            });
+          const n = Math.min(SLOT - fill.used, data.length - offset);
+          fill.buf.set(data.subarray(offset, offset + n), fill.used);
+          fill.used += n;
           offset += n;
-          this.submit(buf, n);
+          if (fill.used === SLOT) {
+            this.filling = void 0;
+            this.submit(fill.buf, SLOT);
+          }
         }
+        return void 0;
       }
       /** `sha256:<hex>` of everything submitted. The pipe is done afterwards. */
       async digest() {
         if (this.error) throw this.error;
+        if (this.filling) {
+          const { buf, used } = this.filling;
+          this.filling = void 0;
+          this.submit(buf, used);
+        }
         this.finished = true;
         if (this.id === void 0) {
           const hash = createHash("sha256");
@@ -336,13 +376,13 @@ parentPort.on('message', (m) => {
         }
         const hex = await new Promise((resolve4, reject) => {
           this.digestWaiter = { resolve: resolve4, reject };
-          thread.post({ op: "digest", id: this.id });
+          this.thread.post({ op: "digest", id: this.id });
         });
         return `sha256:${hex}`;
       }
       /** Stops using the thread and the slots (slots still held by a write are freed when it ends). */
       dispose() {
-        if (this.id !== void 0 && thread) thread.detach(this.id, !this.finished);
+        if (this.id !== void 0) this.thread?.detach(this.id, !this.finished);
         this.error ??= new Error("hash pipe disposed");
         for (const [n, o] of this.out) {
           o.hashed = true;
@@ -355,7 +395,7 @@ parentPort.on('message', (m) => {
         if (m.hex !== void 0) {
           const w = this.digestWaiter;
           this.digestWaiter = void 0;
-          if (this.id !== void 0) thread?.detach(this.id, false);
+          if (this.id !== void 0) this.thread?.detach(this.id, false);
           this.id = void 0;
           w?.resolve(m.hex);
           return;
@@ -377,12 +417,12 @@ parentPort.on('message', (m) => {
         throw new Error("submit: not a buffer acquired from this pipe, or submitted twice");
       }
       goThreaded() {
-        thread ??= new HashThread();
-        this.id = thread.attach(this);
+        this.thread = pickThread();
+        this.id = this.thread.attach(this);
         for (const n of this.pending.splice(0)) this.send(n, this.out.get(n));
       }
       send(n, o) {
-        const t = thread;
+        const t = this.thread;
         const { key, sab } = o.slot;
         const fresh = o.slot.sentTo !== t;
         o.slot.sentTo = t;
@@ -432,7 +472,8 @@ function verifiedStream(source, digest, onCorrupt) {
     try {
       for await (const chunk of source) {
         const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
-        await pipe.update(buf);
+        const wait = pipe.update(buf);
+        if (wait) await wait;
         yield buf;
       }
       actual = await pipe.digest();
@@ -1859,6 +1900,183 @@ var init_registry_auth = __esm({
   }
 });
 
+// src/store/registry-http.ts
+import { Agent as HttpAgent, request as httpRequest } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { Readable as Readable2 } from "node:stream";
+function answerOf(res, spec) {
+  const status4 = res.statusCode ?? 0;
+  if (spec.method === "HEAD" || status4 === 204 || status4 === 304 || res.headers["content-length"] === "0") {
+    res.resume();
+  }
+  return {
+    method: spec.method,
+    status: status4,
+    ok: status4 >= 200 && status4 < 300,
+    url: spec.url.href,
+    headers: {
+      get(name) {
+        const v = res.headers[name.toLowerCase()];
+        if (v === void 0) return null;
+        return Array.isArray(v) ? v.join(", ") : v;
+      }
+    },
+    body: res
+  };
+}
+function fetchTransport(fetchImpl) {
+  return async (spec) => {
+    const controller = new AbortController();
+    const timer = spec.afterBodyTimeoutMs === 0 ? void 0 : setTimeout(
+      () => controller.abort(Object.assign(new Error("timed out"), { name: "TimeoutError" })),
+      spec.timeoutMs
+    );
+    let res;
+    try {
+      const body = spec.body instanceof Readable2 ? Readable2.toWeb(spec.body) : spec.body;
+      res = await fetchImpl(spec.url, {
+        method: spec.method,
+        headers: spec.headers,
+        body,
+        redirect: "manual",
+        signal: controller.signal,
+        ...spec.body instanceof Readable2 ? { duplex: "half" } : {}
+      });
+    } catch (err) {
+      if (spec.body instanceof Readable2) spec.body.destroy();
+      const e = err;
+      const timedOut = e?.name === "TimeoutError" || e?.name === "AbortError";
+      const code = timedOut ? "ETIMEDOUT" : e?.cause?.code;
+      throw new HttpError(
+        timedOut ? "timed out" : code ?? e?.message ?? String(err),
+        code,
+        false,
+        err
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    return {
+      method: spec.method,
+      status: res.status,
+      ok: res.ok,
+      url: res.url || spec.url.href,
+      headers: res.headers,
+      body: res.body ? Readable2.fromWeb(res.body) : Readable2.from([])
+    };
+  };
+}
+function discard(res) {
+  const body = res.body;
+  if (body.readableEnded || body.destroyed) return Promise.resolve();
+  const header = res.headers.get("content-length");
+  const length = res.method === "HEAD" ? 0 : header === null ? NaN : Number(header);
+  if (!(Number.isFinite(length) && length <= 64 * 1024)) {
+    body.destroy();
+    return Promise.resolve();
+  }
+  return new Promise((resolve4) => {
+    body.once("end", resolve4);
+    body.once("close", resolve4);
+    body.once("error", () => resolve4());
+    body.resume();
+  });
+}
+async function readText(res, max) {
+  const parts = [];
+  let size2 = 0;
+  for await (const chunk of res.body) {
+    const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+    size2 += buf.length;
+    if (size2 > max) {
+      res.body.destroy();
+      throw new Error(`response larger than ${max} bytes`);
+    }
+    parts.push(buf);
+  }
+  return Buffer.concat(parts).toString("utf8");
+}
+var HttpError, agents, nodeTransport;
+var init_registry_http = __esm({
+  "src/store/registry-http.ts"() {
+    "use strict";
+    HttpError = class extends Error {
+      code;
+      /** The request went out on a kept-alive connection (a reset there is worth one replay). */
+      reusedSocket;
+      constructor(message2, code, reusedSocket, cause) {
+        super(message2, cause !== void 0 ? { cause } : void 0);
+        this.name = "HttpError";
+        this.code = code;
+        this.reusedSocket = reusedSocket;
+      }
+    };
+    agents = {
+      http: new HttpAgent({ keepAlive: true, scheduling: "lifo" }),
+      https: new HttpsAgent({ keepAlive: true, scheduling: "lifo" })
+    };
+    nodeTransport = (spec) => new Promise((resolve4, reject) => {
+      const https = spec.url.protocol === "https:";
+      const request = https ? httpsRequest : httpRequest;
+      const req = request(spec.url, {
+        method: spec.method,
+        headers: spec.headers,
+        agent: https ? agents.https : agents.http
+      });
+      let answered = false;
+      let sent = false;
+      let sourceError;
+      const source = spec.body instanceof Readable2 ? spec.body : void 0;
+      const fail = (err) => {
+        source?.destroy();
+        if (answered) return;
+        answered = true;
+        if (sourceError) return reject(sourceError);
+        const code = err.code;
+        reject(
+          new HttpError(
+            err.message === "socket hang up" && code ? `${code} (socket hang up)` : err.message,
+            code,
+            req.reusedSocket,
+            err
+          )
+        );
+      };
+      req.setTimeout(spec.timeoutMs, () => {
+        req.destroy(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" }));
+      });
+      req.on("error", fail);
+      req.on("response", (res) => {
+        answered = true;
+        req.setTimeout(0);
+        if (!sent && source) {
+          source.unpipe(req);
+          source.destroy();
+          const close = () => req.destroy();
+          res.once("end", close);
+          res.once("close", close);
+        }
+        resolve4(answerOf(res, spec));
+      });
+      req.on("finish", () => {
+        sent = true;
+        if (!answered && spec.afterBodyTimeoutMs !== void 0) {
+          req.setTimeout(spec.afterBodyTimeoutMs);
+        }
+      });
+      if (source) {
+        source.once("error", (err) => {
+          sourceError = err;
+          req.destroy(err);
+        });
+        source.pipe(req);
+      } else {
+        req.end(spec.body);
+      }
+    });
+  }
+});
+
 // src/store/registry.ts
 var registry_exports = {};
 __export(registry_exports, {
@@ -1878,7 +2096,10 @@ __export(registry_exports, {
 });
 import { createHash as createHash5 } from "node:crypto";
 import { createReadStream as createReadStream3 } from "node:fs";
-import { Readable as Readable2 } from "node:stream";
+import { mkdir as mkdir6, stat as stat3 } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join as join8 } from "node:path";
+import { Readable as Readable3 } from "node:stream";
 function parseRegistryRef(ref, option = "ref") {
   const fail = (why) => {
     throw new RegistryOptionError(option, `${JSON.stringify(ref)} ${why}`);
@@ -1965,7 +2186,8 @@ function createRegistryStore(options, ctx) {
     chunkSize,
     concurrency,
     env: ctx.env,
-    onWarning: ctx.onWarning
+    onWarning: ctx.onWarning,
+    tempDir: ctx.root ? join8(ctx.root, ".dist-build", "tmp") : void 0
   });
 }
 function sizeOption(value, option) {
@@ -2087,15 +2309,9 @@ function contentLength(res) {
   const n = Number(res.headers.get("content-length"));
   return Number.isSafeInteger(n) && n >= 0 ? n : -1;
 }
-async function discard(res) {
-  try {
-    if (res.body && !res.bodyUsed) await res.body.cancel();
-  } catch {
-  }
-}
 async function errorSummary(res) {
   try {
-    const body = parseJson(await readCapped(res, 64 * 1024));
+    const body = parseJson(await readText(res, 64 * 1024));
     const e = body?.errors?.[0];
     return e ? `${e.code ?? ""}${e.message ? `: ${e.message}` : ""}`.slice(0, 300) : "";
   } catch {
@@ -2117,7 +2333,7 @@ function nextLink(header, base) {
   }
   return void 0;
 }
-var RESULT_ARTIFACT_TYPE, RESULT_CONFIG_TYPE, OUTPUT_LAYER_TYPE, OCI_MANIFEST_TYPE, OCI_CONFIG_TYPE, TITLE_ANNOTATION, CREATED_ANNOTATION, UNIT_ANNOTATION, KEY_ANNOTATION, DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_CONCURRENCY, MAX_DOCUMENT, HEADERS_TIMEOUT_MS, BACKOFF_MS, TAGS_PAGE, MAX_REDIRECTS, TAG_RE, REPO_RE, StoreUnavailableError, RegistryOptionError, RegistryStore;
+var RESULT_ARTIFACT_TYPE, RESULT_CONFIG_TYPE, OUTPUT_LAYER_TYPE, OCI_MANIFEST_TYPE, OCI_CONFIG_TYPE, TITLE_ANNOTATION, CREATED_ANNOTATION, UNIT_ANNOTATION, KEY_ANNOTATION, DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_CONCURRENCY, FILE_READ, MAX_DOCUMENT, TIMEOUT_MS, LARGE_BODY, BACKOFF_MS, TAGS_PAGE, MAX_REDIRECTS, TAG_RE, REPO_RE, StoreUnavailableError, RegistryOptionError, RegistryStore;
 var init_registry = __esm({
   "src/store/registry.ts"() {
     "use strict";
@@ -2125,6 +2341,7 @@ var init_registry = __esm({
     init_digest();
     init_errors();
     init_registry_auth();
+    init_registry_http();
     init_types();
     RESULT_ARTIFACT_TYPE = "application/vnd.dist-build.result.v1+json";
     RESULT_CONFIG_TYPE = RESULT_ARTIFACT_TYPE;
@@ -2140,8 +2357,10 @@ var init_registry = __esm({
     MIN_CHUNK_SIZE = 64 * 1024;
     MAX_CHUNK_SIZE = 2 * 1024 ** 3;
     MAX_CONCURRENCY = 256;
+    FILE_READ = 1024 * 1024;
     MAX_DOCUMENT = 4 * 1024 * 1024;
-    HEADERS_TIMEOUT_MS = 6e4;
+    TIMEOUT_MS = 6e4;
+    LARGE_BODY = 1024 * 1024;
     BACKOFF_MS = 3e4;
     TAGS_PAGE = 1e3;
     MAX_REDIRECTS = 5;
@@ -2172,11 +2391,18 @@ var init_registry = __esm({
       location;
       ref;
       chunkSize;
+      /** `chunk-size` was given: files larger than a chunk go up in chunks too. */
+      chunkSizeSet;
       concurrency;
       mountFrom;
+      /** `adoptBlobFile` only reads the file (see `ReadOnlyAdopter` in layered.ts). */
+      adoptReadsOnly = true;
       origin;
       repoPath;
-      fetchImpl;
+      transport;
+      onRequest;
+      timeoutMs;
+      tempPath;
       env;
       onWarning;
       warned = /* @__PURE__ */ new Set();
@@ -2187,8 +2413,12 @@ var init_registry = __esm({
       basicAuth;
       plainManifests = false;
       mountRefused = false;
+      /** The registry answered 413 to a whole file: chunks from now on. */
+      largeBodiesRefused = false;
       downUntil = 0;
       downError;
+      /** The registry's last `WWW-Authenticate` challenge (`null` until it asks). */
+      challenge = null;
       counters = { uploadedBytes: 0, requests: 0, mountedBlobs: 0 };
       constructor(opts) {
         this.ref = parseRegistryRef(opts.ref);
@@ -2197,16 +2427,21 @@ var init_registry = __esm({
         this.location = `${this.ref.host}/${this.ref.repository}`;
         this.repoPath = `/v2/${this.ref.repository}`;
         this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+        this.chunkSizeSet = opts.chunkSize !== void 0;
         this.concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
         this.mountFrom = opts.mountFrom;
-        this.fetchImpl = opts.fetch ?? fetch;
+        this.transport = opts.fetch ? fetchTransport(opts.fetch) : nodeTransport;
+        this.onRequest = opts.onRequest;
+        this.timeoutMs = opts.timeoutMs ?? TIMEOUT_MS;
+        this.tempPath = opts.tempDir ?? join8(tmpdir(), `dist-build-registry-${process.getuid?.() ?? "user"}`);
         this.env = opts.env ?? process.env;
         this.onWarning = opts.onWarning ?? (() => {
         });
+        const fetchImpl = opts.fetch ?? fetch;
         this.tokens = new TokenCache((input, init) => {
           this.counters.requests++;
-          return this.fetchImpl(input, init);
-        }, HEADERS_TIMEOUT_MS);
+          return fetchImpl(input, init);
+        }, this.timeoutMs);
       }
       /** Counters since the store was made. */
       stats() {
@@ -2238,6 +2473,7 @@ var init_registry = __esm({
               headers: { accept: OCI_MANIFEST_TYPE },
               what: `HEAD result ${key}`
             });
+            await discard(res);
             if (res.status === 404) return false;
             if (res.ok) return true;
             throw this.unexpected(res, `HEAD result ${key}`);
@@ -2316,7 +2552,39 @@ var init_registry = __esm({
         }
       }
       async putBlobFile(file) {
-        const info = await digestStream(createReadStream3(file, { highWaterMark: 256 * 1024 }));
+        let info;
+        try {
+          info = await digestStream(createReadStream3(file, { highWaterMark: FILE_READ }));
+        } catch (err) {
+          throw this.forPut(err);
+        }
+        return this.uploadFile(file, info);
+      }
+      /** Where `saveOutputs` packs blobs for `adoptBlobFile`. */
+      async tempDir() {
+        await mkdir6(this.tempPath, { recursive: true });
+        return this.tempPath;
+      }
+      /**
+       * Uploads `file`, which the caller hashed to `digest` while writing it: no second read to hash
+       * it (the registry checks the digest of what arrives). The file is left where it is.
+       */
+      async adoptBlobFile(file, digest) {
+        assertDigest(digest);
+        let size2;
+        try {
+          size2 = (await stat3(file)).size;
+        } catch (err) {
+          throw this.forPut(err);
+        }
+        return this.uploadFile(file, { digest, size: size2 });
+      }
+      /**
+       * Uploads a file of known digest and size, streamed from disk: one PUT when it fits in a chunk,
+       * or whatever its size unless `chunk-size` was set or the registry refused a large body (413);
+       * else PATCH chunks (each a range of the file) and a closing PUT.
+       */
+      async uploadFile(file, info) {
         let session;
         try {
           const known = await this.knownBlob(info.digest);
@@ -2324,16 +2592,26 @@ var init_registry = __esm({
           const opened = await this.openSession(info.digest);
           if (opened.mounted) return info;
           session = opened.session;
-          const fileBody = (start, end) => () => Readable2.toWeb(
-            createReadStream3(file, { start, end: end - 1, highWaterMark: 1024 * 1024 })
-          );
+          const fileBody = (start, end) => () => createReadStream3(file, { start, end: end - 1, highWaterMark: FILE_READ });
           try {
-            if (info.size <= this.chunkSize) {
-              await this.finishUpload(session, info.digest, {
-                body: fileBody(0, info.size),
-                length: info.size
-              });
-            } else {
+            let whole = info.size <= this.chunkSize || !this.chunkSizeSet && !this.largeBodiesRefused;
+            if (whole) {
+              try {
+                await this.finishUpload(session, info.digest, {
+                  body: fileBody(0, info.size),
+                  length: info.size
+                });
+              } catch (err) {
+                if (!(err instanceof StoreUnavailableError) || err.status !== 413) throw err;
+                if (info.size <= this.chunkSize) throw err;
+                this.largeBodiesRefused = true;
+                await this.cancelSession(session);
+                session = void 0;
+                session = (await this.openSession(void 0)).session;
+                whole = false;
+              }
+            }
+            if (!whole) {
               for (let offset = 0; offset < info.size; offset += this.chunkSize) {
                 const end = Math.min(info.size, offset + this.chunkSize);
                 await this.patchChunk(session, offset, {
@@ -2348,7 +2626,7 @@ var init_registry = __esm({
               throw new CorruptBlobError(
                 info.digest,
                 void 0,
-                `${file} changed while it was being uploaded to ${this.location}; nothing stored`
+                `${file} does not hash to ${info.digest} (changed while it was being uploaded to ${this.location}?); nothing stored`
               );
             }
             throw err;
@@ -2371,12 +2649,11 @@ var init_registry = __esm({
             await discard(res);
             return null;
           }
-          if (!res.ok || !res.body) throw this.unexpected(res, `GET blob ${digest}`);
+          if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
         } catch (err) {
           return this.miss(err, null);
         }
-        const source = Readable2.fromWeb(res.body);
-        return verifiedStream(source, digest, async (err) => {
+        return verifiedStream(this.received(res, `GET blob ${digest}`), digest, async (err) => {
           this.corrupt.add(digest);
           const removed = await this.deleteBlob(digest);
           this.warnOnce(
@@ -2384,6 +2661,48 @@ var init_registry = __esm({
             `${this.location}: blob ${digest} is corrupt (its bytes hash to ${err.actual}); not used` + (removed ? ", removed from the repository" : "")
           );
         });
+      }
+      /**
+       * The body of a blob's answer, as it arrives; a connection lost before its end (or fewer bytes
+       * than the Content-Length) ends it with a `network` `StoreUnavailableError`, so that a blob cut
+       * short in transit is never taken for a corrupt one.
+       */
+      received(res, what) {
+        const body = res.body;
+        const expected = contentLength(res);
+        const fail = (got, why, cause) => new StoreUnavailableError(
+          "network",
+          `${this.location}: ${what}: the connection was lost after ${got}${expected >= 0 ? ` of ${expected}` : ""} bytes (${why})`,
+          { cause }
+        );
+        const timeoutMs = this.timeoutMs;
+        async function* bytes() {
+          let got = 0;
+          let waitingSince = Date.now();
+          const watchdog = setInterval(
+            () => {
+              if (waitingSince > 0 && Date.now() - waitingSince >= timeoutMs) {
+                body.destroy(new Error(`no data for ${timeoutMs / 1e3} s`));
+              }
+            },
+            Math.min(5e3, Math.max(10, timeoutMs / 4))
+          );
+          watchdog.unref();
+          try {
+            for await (const chunk of body) {
+              waitingSince = 0;
+              got += chunk.length;
+              yield chunk;
+              waitingSince = Date.now();
+            }
+          } catch (err) {
+            throw fail(got, err?.message ?? String(err), err);
+          } finally {
+            clearInterval(watchdog);
+          }
+          if (expected >= 0 && got !== expected) throw fail(got, "short answer");
+        }
+        return Readable3.from(bytes(), { objectMode: false });
       }
       async getResult(cacheKey) {
         const tag = _RegistryStore.tagFor(cacheKey);
@@ -2459,7 +2778,7 @@ var init_registry = __esm({
               return;
             }
             if (!res.ok) throw this.unexpected(res, "list tags");
-            const body = parseJson(await readCapped(res, 64 * MAX_DOCUMENT));
+            const body = parseJson(await readText(res, 64 * MAX_DOCUMENT));
             const tags = Array.isArray(body?.tags) ? body.tags : [];
             const keys = tags.map((t) => typeof t === "string" ? TAG_RE.exec(t) : null).filter((m) => m !== null).map((m) => `sha256:${m[1]}`).filter((k) => k.startsWith(want));
             for (let i = 0; i < keys.length; i += this.concurrency) {
@@ -2490,6 +2809,7 @@ var init_registry = __esm({
       async headBlob(digest) {
         const what = `HEAD blob ${digest}`;
         const res = await this.send({ method: "HEAD", url: `${this.repoPath}/blobs/${digest}`, what });
+        await discard(res);
         if (res.status === 404) return null;
         if (res.ok) return contentLength(res);
         if (isRedirect(res.status)) return -1;
@@ -2524,7 +2844,7 @@ var init_registry = __esm({
             const size2 = await this.headBlob(digest);
             return { mounted: { digest, size: size2 ?? -1 } };
           }
-          if (res2?.status === 202) return { session: this.sessionFrom(res2) };
+          if (res2?.status === 202) return { session: await this.sessionFrom(res2) };
           if (res2) await discard(res2);
         }
         const res = await this.send({
@@ -2534,10 +2854,10 @@ var init_registry = __esm({
           what: "start a blob upload"
         });
         if (res.status !== 202) throw this.unexpected(res, "start a blob upload");
-        return { session: this.sessionFrom(res) };
+        return { session: await this.sessionFrom(res) };
       }
-      sessionFrom(res) {
-        void discard(res);
+      async sessionFrom(res) {
+        await discard(res);
         const loc = res.headers.get("location");
         if (!loc)
           throw new StoreUnavailableError(
@@ -2625,7 +2945,7 @@ var init_registry = __esm({
         if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
         let text;
         try {
-          text = await readCapped(res, Math.max(size2, 0) + 1);
+          text = await readText(res, Math.max(size2, 0) + 1);
         } catch {
           text = "";
         }
@@ -2674,7 +2994,7 @@ var init_registry = __esm({
         if (!res.ok) throw this.unexpected(res, what);
         let text;
         try {
-          text = await readCapped(res, MAX_DOCUMENT);
+          text = await readText(res, MAX_DOCUMENT);
         } catch (err) {
           throw new StoreUnavailableError(
             "protocol",
@@ -2814,41 +3134,42 @@ var init_registry = __esm({
         for (let attempt = 0; ; attempt++) {
           const headers = { ...spec.headers };
           if (spec.bodyLength !== void 0) headers["content-length"] = String(spec.bodyLength);
+          if (ours && spec.bodyLength !== void 0 && spec.bodyLength >= LARGE_BODY) {
+            await this.freshAuthorization(scopeKey, scopes);
+          }
           const auth = ours ? this.authorization(scopeKey) : void 0;
           if (auth) headers.authorization = auth;
-          const body = spec.body?.();
-          const controller = new AbortController();
-          const timer = body === void 0 || (spec.bodyLength ?? 0) < 1024 * 1024 ? setTimeout(() => controller.abort(new Error("timed out")), HEADERS_TIMEOUT_MS) : void 0;
           let res;
           try {
             this.counters.requests++;
-            res = await this.fetchImpl(url, {
+            this.onRequest?.(spec.method, url);
+            res = await this.transport({
               method: spec.method,
+              url,
               headers,
-              body,
-              redirect: "manual",
-              signal: controller.signal,
-              ...body !== void 0 && !(body instanceof Uint8Array) ? { duplex: "half" } : {}
+              body: spec.body?.(),
+              timeoutMs: this.timeoutMs,
+              // Storing a large blob may take the registry a while once it has all of it.
+              afterBodyTimeoutMs: (spec.bodyLength ?? 0) >= LARGE_BODY ? 0 : void 0
             });
           } catch (err) {
-            const transient = /ECONNRESET|EPIPE|UND_ERR_SOCKET/.test(describeError(err));
-            if (attempt === 0 && transient && (body === void 0 || body instanceof Uint8Array)) {
+            if (!(err instanceof HttpError)) throw err;
+            if (attempt === 0 && err.reusedSocket && (err.code === "ECONNRESET" || err.code === "EPIPE")) {
               continue;
             }
             const e = new StoreUnavailableError(
               "network",
-              `${this.location}: registry ${this.origin} unreachable (${spec.what}: ${describeError(err)})`,
+              `${this.location}: registry ${this.origin} unreachable (${spec.what}: ${err.message})`,
               { cause: err }
             );
             this.downUntil = Date.now() + BACKOFF_MS;
             this.downError = e;
             throw e;
-          } finally {
-            if (timer) clearTimeout(timer);
           }
           if (res.status === 401 && ours && attempt === 0) {
             await discard(res);
-            await this.authenticate(res.headers.get("www-authenticate"), scopeKey, scopes);
+            this.challenge = res.headers.get("www-authenticate");
+            await this.authenticate(this.challenge, scopeKey, scopes);
             continue;
           }
           if (res.status === 401 || res.status === 403) {
@@ -2863,6 +3184,15 @@ var init_registry = __esm({
             this.counters.uploadedBytes += spec.bodyLength;
           return res;
         }
+      }
+      /**
+       * Before a large body: when the registry has asked for a bearer token and the one for `scopeKey`
+       * has expired, gets a new one (the body then goes out once, authenticated).
+       */
+      async freshAuthorization(scopeKey, scopes) {
+        if (this.challenge === null || this.authorization(scopeKey) !== void 0) return;
+        if (!parseChallenges(this.challenge).some((c) => c.scheme === "bearer")) return;
+        await this.authenticate(this.challenge, scopeKey, scopes);
       }
       unexpected(res, what) {
         void discard(res);
@@ -6075,6 +6405,7 @@ var TarReader = class {
 init_types();
 var DEFAULT_MAX_ENTRY_BYTES = 8 * 1024 ** 3;
 var O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
+var PACKERS = 2;
 async function saveOutputs(store, root, outputs) {
   const paths = [...new Set(outputs.map(normalizeOutputPath))];
   if (paths.length === 0) return [];
@@ -6083,14 +6414,26 @@ async function saveOutputs(store, root, outputs) {
   await mkdir3(tempDir, { recursive: true });
   const temps = [];
   try {
-    const packed = [];
-    for (const path of paths) {
-      const { type, items } = await collect(root, path);
-      const file = join5(tempDir, `${process.pid}-${randomBytes2(8).toString("hex")}.tar`);
-      temps.push(file);
-      const { digest, size: size2 } = await packToFile(items, file);
-      packed.push({ entry: { path, type, digest, size: size2, files: items.length }, file });
-    }
+    const packed = new Array(paths.length);
+    let next = 0;
+    const packer = async () => {
+      while (next < paths.length) {
+        const i = next++;
+        const path = paths[i];
+        const { type, items } = await collect(root, path);
+        const file = join5(tempDir, `${process.pid}-${randomBytes2(8).toString("hex")}.tar`);
+        temps.push(file);
+        const { digest, size: size2 } = await packToFile(items, file).catch((err) => {
+          next = paths.length;
+          throw err;
+        });
+        packed[i] = { entry: { path, type, digest, size: size2, files: items.length }, file };
+      }
+    };
+    const packers = Array.from({ length: Math.min(PACKERS, paths.length) }, packer);
+    const settled = await Promise.allSettled(packers);
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
     const present = await store.hasBlobs(packed.map((p) => p.entry.digest));
     for (const { entry, file } of packed) {
       if (present.has(entry.digest)) continue;
@@ -6504,6 +6847,9 @@ init_digest();
 init_types();
 import { mkdir as mkdir4, rename as rename4, writeFile as writeFile2 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
+function adoptReadsOnly(store) {
+  return store.adoptReadsOnly === true && store.adoptBlobFile !== void 0;
+}
 var UnreadableResultError = class extends Error {
 };
 var LayeredStore = class {
@@ -6529,7 +6875,12 @@ var LayeredStore = class {
       this.tempDir = () => first.tempDir();
       this.adoptBlobFile = async (file, digest) => {
         for (let i = 1; i < this.layers.length; i++) {
-          await this.tryWrite(i, `blob ${digest}`, () => this.layers[i].putBlobFile(file));
+          const layer = this.layers[i];
+          await this.tryWrite(
+            i,
+            `blob ${digest}`,
+            () => adoptReadsOnly(layer) ? layer.adoptBlobFile(file, digest) : layer.putBlobFile(file)
+          );
         }
         return first.adoptBlobFile(file, digest);
       };
@@ -6816,6 +7167,7 @@ var SignedStore = class {
     if (inner.tempDir && inner.adoptBlobFile) {
       this.tempDir = () => inner.tempDir();
       this.adoptBlobFile = (file, digest) => inner.adoptBlobFile(file, digest);
+      this.adoptReadsOnly = inner.adoptReadsOnly === true;
     }
   }
   inner;
@@ -6825,6 +7177,7 @@ var SignedStore = class {
   flush;
   tempDir;
   adoptBlobFile;
+  adoptReadsOnly;
   secret;
   onWarning;
   warned = /* @__PURE__ */ new Set();
@@ -6877,7 +7230,7 @@ var SignedStore = class {
 };
 
 // src/store/open.ts
-import { join as join8, resolve as resolve3 } from "node:path";
+import { join as join9, resolve as resolve3 } from "node:path";
 init_size();
 init_errors();
 init_local();
@@ -6888,7 +7241,7 @@ var STORE_BACKENDS = {
   gha: async (options, ctx) => (await Promise.resolve().then(() => (init_gha(), gha_exports))).createGhaStore(options, ctx),
   registry: async (options, ctx) => (await Promise.resolve().then(() => (init_registry(), registry_exports))).createRegistryStore(options, ctx)
 };
-var DEFAULT_LOCAL_DIR = join8(".dist-build", "cache");
+var DEFAULT_LOCAL_DIR = join9(".dist-build", "cache");
 async function createLocalStore(options, ctx) {
   for (const key of Object.keys(options)) {
     if (key !== "dir" && key !== "max-size") {
@@ -6930,7 +7283,7 @@ function workerCacheDir(config, cacheDir) {
   return resolve3(config.root, dir);
 }
 function statsFileFor(cacheDir, slot) {
-  return join8(cacheDir, "stats", `${slot.replace(/[^A-Za-z0-9._-]/g, "_")}.json`);
+  return join9(cacheDir, "stats", `${slot.replace(/[^A-Za-z0-9._-]/g, "_")}.json`);
 }
 async function openStores(config, opts) {
   const ctx = {
@@ -7957,8 +8310,8 @@ var Master = class extends EventEmitter {
 import * as grpc4 from "@grpc/grpc-js";
 import { mkdirSync as mkdirSync3, readdirSync as readdirSync3, rmSync, writeFileSync, readFileSync as readFileSync3 } from "node:fs";
 import os2 from "node:os";
-import { join as join11 } from "node:path";
-import { Readable as Readable3 } from "node:stream";
+import { join as join12 } from "node:path";
+import { Readable as Readable4 } from "node:stream";
 
 // src/executors/command.ts
 import { spawn } from "node:child_process";
@@ -7972,13 +8325,13 @@ import {
   statSync as statSync2
 } from "node:fs";
 import { open as open2, rm as rm4 } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { dirname as dirname5, join as join9 } from "node:path";
+import { tmpdir as tmpdir2 } from "node:os";
+import { dirname as dirname5, join as join10 } from "node:path";
 import { performance } from "node:perf_hooks";
 var DEFAULT_BASE_ENV = ["PATH", "HOME", "TMPDIR", "LANG"];
 var DEFAULT_KILL_GRACE_MS = 1e4;
 function defaultLogDir() {
-  return join9(tmpdir(), "dist-build-jobs");
+  return join10(tmpdir2(), "dist-build-jobs");
 }
 function buildEnv(declared, opts = {}, parent = process.env) {
   const env2 = {};
@@ -8066,7 +8419,7 @@ var CommandJob = class {
     this.options = options;
     this.onDispose = onDispose;
     this.id = spec.id;
-    this.logPath = join9(logDir, `${spec.id}.log`);
+    this.logPath = join10(logDir, `${spec.id}.log`);
     this.graceMs = Math.max(0, options.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
     this.result = new Promise((resolve4) => this.resolveResult = resolve4);
   }
@@ -8424,13 +8777,13 @@ function groupAlive(pgid) {
   }
   for (const entry of entries) {
     if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue;
-    let stat4;
+    let stat5;
     try {
-      stat4 = readFileSync2(`/proc/${entry}/stat`, "latin1");
+      stat5 = readFileSync2(`/proc/${entry}/stat`, "latin1");
     } catch {
       continue;
     }
-    const fields = stat4.slice(stat4.lastIndexOf(")") + 2).split(" ");
+    const fields = stat5.slice(stat5.lastIndexOf(")") + 2).split(" ");
     if (Number(fields[2]) === pgid && fields[0] !== "Z" && fields[0] !== "X") return true;
   }
   return false;
@@ -8505,51 +8858,51 @@ function collectStats(dirs, running, slots) {
 // src/cluster/workspace.ts
 import crypto4 from "node:crypto";
 import { existsSync as existsSync2 } from "node:fs";
-import { mkdir as mkdir6, readFile as readFile7, rm as rm5, writeFile as writeFile3, rename as rename6 } from "node:fs/promises";
-import { join as join10 } from "node:path";
+import { mkdir as mkdir7, readFile as readFile7, rm as rm5, writeFile as writeFile3, rename as rename6 } from "node:fs/promises";
+import { join as join11 } from "node:path";
 var hashPath = (p) => crypto4.createHash("sha256").update(p).digest("hex").slice(0, 32);
 var Workspace = class {
   constructor(root) {
     this.root = root;
-    this.stateDir = join10(root, ".dist-build", "outputs");
-    this.lockDir = join10(root, ".dist-build", "locks");
+    this.stateDir = join11(root, ".dist-build", "outputs");
+    this.lockDir = join11(root, ".dist-build", "locks");
   }
   root;
   stateDir;
   lockDir;
   /** Digest of the packed output that `path` holds now, if known and the path exists. */
   async held(path) {
-    if (!existsSync2(join10(this.root, path))) return null;
+    if (!existsSync2(join11(this.root, path))) return null;
     try {
-      return (await readFile7(join10(this.stateDir, hashPath(path)), "utf8")).trim() || null;
+      return (await readFile7(join11(this.stateDir, hashPath(path)), "utf8")).trim() || null;
     } catch {
       return null;
     }
   }
   async mark(path, digest) {
-    await mkdir6(this.stateDir, { recursive: true });
-    const file = join10(this.stateDir, hashPath(path));
+    await mkdir7(this.stateDir, { recursive: true });
+    const file = join11(this.stateDir, hashPath(path));
     const tmp = `${file}.${process.pid}.${crypto4.randomBytes(4).toString("hex")}`;
     await writeFile3(tmp, digest + "\n");
     await rename6(tmp, file);
   }
   async unmark(path) {
-    await rm5(join10(this.stateDir, hashPath(path)), { force: true });
+    await rm5(join11(this.stateDir, hashPath(path)), { force: true });
   }
   /** Removes a declared output (before the invocation that produces it runs). */
   async clear(path) {
     await this.unmark(path);
-    await rm5(join10(this.root, path), { recursive: true, force: true });
+    await rm5(join11(this.root, path), { recursive: true, force: true });
   }
   /** Runs `fn` holding the lock of output `path` (exclusive across processes on this tree). */
   async withLock(path, fn) {
-    await mkdir6(this.lockDir, { recursive: true });
-    const lock = join10(this.lockDir, hashPath(path));
+    await mkdir7(this.lockDir, { recursive: true });
+    const lock = join11(this.lockDir, hashPath(path));
     let delay = 5;
     for (; ; ) {
       try {
-        await mkdir6(lock);
-        await writeFile3(join10(lock, "pid"), String(process.pid));
+        await mkdir7(lock);
+        await writeFile3(join11(lock, "pid"), String(process.pid));
         break;
       } catch (err) {
         if (err.code !== "EEXIST") throw err;
@@ -8571,7 +8924,7 @@ var Workspace = class {
 async function stale(lock) {
   let pid;
   try {
-    pid = Number(await readFile7(join10(lock, "pid"), "utf8"));
+    pid = Number(await readFile7(join11(lock, "pid"), "utf8"));
   } catch {
     return false;
   }
@@ -8845,10 +9198,10 @@ var WorkerAgent = class {
   recordJob(jobId, pgid) {
     if (pgid === void 0) return void 0;
     try {
-      const dir = join11(this.opts.cacheDir, "running");
+      const dir = join12(this.opts.cacheDir, "running");
       if (!this.runningDirMade) mkdirSync3(dir, { recursive: true });
       this.runningDirMade = true;
-      const file = join11(dir, `${process.pid}.${jobId}`);
+      const file = join12(dir, `${process.pid}.${jobId}`);
       writeFileSync(file, String(pgid));
       return file;
     } catch {
@@ -8856,7 +9209,7 @@ var WorkerAgent = class {
     }
   }
   reapOrphans() {
-    const dir = join11(this.opts.cacheDir, "running");
+    const dir = join12(this.opts.cacheDir, "running");
     let names;
     try {
       names = readdirSync3(dir);
@@ -8867,7 +9220,7 @@ var WorkerAgent = class {
       const owner = Number(name.slice(0, name.indexOf(".")));
       if (!Number.isInteger(owner) || owner === process.pid || alive(owner)) continue;
       try {
-        const pgid = Number(readFileSync3(join11(dir, name), "utf8"));
+        const pgid = Number(readFileSync3(join12(dir, name), "utf8"));
         if (Number.isInteger(pgid) && pgid > 1) {
           process.kill(-pgid, "SIGKILL");
           this.log(
@@ -8876,7 +9229,7 @@ var WorkerAgent = class {
         }
       } catch {
       }
-      rmSync(join11(dir, name), { force: true });
+      rmSync(join12(dir, name), { force: true });
     }
   }
   // --- jobs -------------------------------------------------------------------------------------
@@ -9309,7 +9662,7 @@ function alive(pid) {
   }
 }
 function chunksOf(stream) {
-  return Readable3.from(
+  return Readable4.from(
     (async function* () {
       for await (const chunk of stream) {
         if (chunk.data.length) yield chunk.data;
@@ -9321,7 +9674,7 @@ function chunksOf(stream) {
 // src/cluster/scheduler.ts
 import { randomBytes as randomBytes4 } from "node:crypto";
 import { rm as rm6 } from "node:fs/promises";
-import { join as join12 } from "node:path";
+import { join as join13 } from "node:path";
 import { performance as performance2 } from "node:perf_hooks";
 
 // src/report/types.ts
@@ -9995,7 +10348,7 @@ var Run = class {
               dir,
               [o]
             );
-            const dest = join12(dir, o.path);
+            const dest = join13(dir, o.path);
             outputs.push({ path: o.path, dest, digest: o.digest, size: o.size, files: o.files });
             this.opts.onEvent?.({
               type: "exported",
@@ -10018,7 +10371,7 @@ var Run = class {
       }
       out.push(done);
     }
-    await rm6(join12(dir, ".dist-build"), { recursive: true, force: true });
+    await rm6(join13(dir, ".dist-build"), { recursive: true, force: true });
     return { exports: out, lost };
   }
   // --- report -----------------------------------------------------------------------------------
@@ -10082,9 +10435,9 @@ var Run = class {
 
 // src/cluster/certs.ts
 import { createPrivateKey, randomBytes as randomBytes5, X509Certificate } from "node:crypto";
-import { mkdir as mkdir7, open as open3, readdir as readdir3, readFile as readFile8, rename as rename7, stat as stat3, unlink as unlink3 } from "node:fs/promises";
+import { mkdir as mkdir8, open as open3, readdir as readdir3, readFile as readFile8, rename as rename7, stat as stat4, unlink as unlink3 } from "node:fs/promises";
 import { isIP as isIP2 } from "node:net";
-import { join as join13 } from "node:path";
+import { join as join14 } from "node:path";
 var CertError = class extends Error {
   name = "CertError";
 };
@@ -10288,16 +10641,16 @@ async function loadTls(dir, name) {
   checkCertName(name);
   const issueCmd = `\`dist-build certs issue --name ${name}${dirFlag(dir)}\``;
   const issueHint = `issue it with ${issueCmd}`;
-  const ca = await readPem(join13(dir, CA_CERT_FILE), initHint(dir));
-  const certFile = join13(dir, `${name}.pem`);
-  const keyFile = join13(dir, `${name}-key.pem`);
+  const ca = await readPem(join14(dir, CA_CERT_FILE), initHint(dir));
+  const certFile = join14(dir, `${name}.pem`);
+  const keyFile = join14(dir, `${name}-key.pem`);
   const cert = await readPem(certFile, issueHint);
   const key = await readPem(keyFile, issueHint);
   const parsed = parseCert(cert, certFile);
   checkKeyMatches(parsed, parseKey(key, keyFile), `${certFile} / ${keyFile}`);
   if (!await issuedBy(cert, ca))
     throw new CertError(
-      `${certFile} was not issued by the CA in ${join13(dir, CA_CERT_FILE)}: ${issueHint}`
+      `${certFile} was not issued by the CA in ${join14(dir, CA_CERT_FILE)}: ${issueHint}`
     );
   const now = Date.now();
   const notAfter = notAfterOf(parsed);
@@ -10326,8 +10679,8 @@ async function ephemeralTls(names) {
 }
 
 // src/report/index.ts
-import { mkdir as mkdir8, writeFile as writeFile4 } from "node:fs/promises";
-import { join as join14 } from "node:path";
+import { mkdir as mkdir9, writeFile as writeFile4 } from "node:fs/promises";
+import { join as join15 } from "node:path";
 
 // src/cli/table.ts
 function table(rows, right = []) {
@@ -10906,11 +11259,11 @@ var REPORT_FILES = {
   html: "dist-build-report.html"
 };
 async function writeReport(dir, report) {
-  await mkdir8(dir, { recursive: true });
+  await mkdir9(dir, { recursive: true });
   const paths = {
-    json: join14(dir, REPORT_FILES.json),
-    markdown: join14(dir, REPORT_FILES.markdown),
-    html: join14(dir, REPORT_FILES.html)
+    json: join15(dir, REPORT_FILES.json),
+    markdown: join15(dir, REPORT_FILES.markdown),
+    html: join15(dir, REPORT_FILES.html)
   };
   await Promise.all([
     writeFile4(paths.json, JSON.stringify(report, null, 2) + "\n"),
