@@ -289,6 +289,7 @@ export class HashPipe {
   dispose(): void {
     if (this.id !== undefined) this.thread?.detach(this.id, !this.finished);
     this.error ??= new Error('hash pipe disposed');
+    this.filling = undefined;
     for (const [n, o] of this.out) {
       o.hashed = true;
       this.maybeFree(n);
