@@ -124,6 +124,8 @@ export class WorkerAgent {
   private workerId = '';
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private heartbeats: grpc.ClientDuplexStream<HeartbeatRequest, HeartbeatResponse> | undefined;
+  /** Result manifests being written (`stop` waits for them). */
+  private readonly resultWrites = new Set<Promise<unknown>>();
   /** Reports sent on the heartbeat stream, by job id, waiting for the master's ack. */
   private readonly reportAcks = new Map<string, (acked: boolean) => void>();
   private shutdownAsked = false;
@@ -184,6 +186,8 @@ export class WorkerAgent {
       if (job.phase !== 'done') job.stopped = reason;
     }
     await this.executor.stopAll(reason);
+    // Results of finished jobs still being written go in first.
+    await Promise.allSettled([...this.resultWrites]);
     // Send out what the store buffers (the Actions cache packs a worker's blobs into one entry).
     await this.opts.store.flush?.().catch((err: unknown) => {
       this.log(`warning: flushing the cache store failed: ${(err as Error).message}`);
@@ -631,16 +635,24 @@ export class WorkerAgent {
     job.phase = 'done';
     this.finishedOrder.push(job.id);
     void this.pruneFinished();
-    // The outputs' blobs are stored already; the manifest that makes the result findable by later
-    // runs is written while the report travels. If that write fails, the result is not cached
-    // (a warning), which costs a rebuild next time, never a wrong result.
-    await Promise.all([
-      this.report(report),
-      result &&
-        this.opts.store.putResult(result).catch((err: unknown) => {
+    // The outputs' blobs are stored already. The report goes out first (its message leaves in this
+    // turn of the event loop); the manifest that makes the result findable by later runs is
+    // written right after, and `stop` waits for it before flushing the store. If that write
+    // fails, the result is not cached (a warning), which costs a rebuild next time, never a wrong
+    // result.
+    const reported = this.report(report);
+    if (result) {
+      const manifest = result;
+      const written = new Promise((r) => setImmediate(r))
+        .then(() => this.opts.store.putResult(manifest))
+        .catch((err: unknown) => {
           this.log(`warning: cannot store the result of ${job.unit}: ${(err as Error).message}`);
-        }),
-    ]);
+        })
+        .finally(() => this.resultWrites.delete(written));
+      this.resultWrites.add(written);
+      await written;
+    }
+    await reported;
   }
 
   /** Brings every dependency output into the work tree; clears this job's own outputs. */
