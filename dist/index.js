@@ -384,6 +384,7 @@ parentPort.on('message', (m) => {
       dispose() {
         if (this.id !== void 0) this.thread?.detach(this.id, !this.finished);
         this.error ??= new Error("hash pipe disposed");
+        this.filling = void 0;
         for (const [n, o] of this.out) {
           o.hashed = true;
           this.maybeFree(n);
@@ -8974,6 +8975,8 @@ var WorkerAgent = class {
   workerId = "";
   heartbeatTimer;
   heartbeats;
+  /** Result manifests being written (`stop` waits for them). */
+  resultWrites = /* @__PURE__ */ new Set();
   /** Reports sent on the heartbeat stream, by job id, waiting for the master's ack. */
   reportAcks = /* @__PURE__ */ new Map();
   shutdownAsked = false;
@@ -9015,6 +9018,7 @@ var WorkerAgent = class {
       if (job.phase !== "done") job.stopped = reason;
     }
     await this.executor.stopAll(reason);
+    await Promise.allSettled([...this.resultWrites]);
     await this.opts.store.flush?.().catch((err) => {
       this.log(`warning: flushing the cache store failed: ${err.message}`);
     });
@@ -9427,12 +9431,16 @@ var WorkerAgent = class {
     job.phase = "done";
     this.finishedOrder.push(job.id);
     void this.pruneFinished();
-    await Promise.all([
-      this.report(report),
-      result && this.opts.store.putResult(result).catch((err) => {
+    const reported = this.report(report);
+    if (result) {
+      const manifest = result;
+      const written = new Promise((r) => setImmediate(r)).then(() => this.opts.store.putResult(manifest)).catch((err) => {
         this.log(`warning: cannot store the result of ${job.unit}: ${err.message}`);
-      })
-    ]);
+      }).finally(() => this.resultWrites.delete(written));
+      this.resultWrites.add(written);
+      await written;
+    }
+    await reported;
   }
   /** Brings every dependency output into the work tree; clears this job's own outputs. */
   async prepare(job) {
