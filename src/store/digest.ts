@@ -19,14 +19,20 @@ export function sha256Digest(data: Buffer | string): string {
 export async function digestStream(
   data: AsyncIterable<Buffer | string> | NodeJS.ReadableStream,
 ): Promise<{ digest: string; size: number }> {
-  const hash = createHash('sha256');
+  // Big streams are hashed on the hashing thread (two at once use two cores).
+  const pipe = new HashPipe();
   let size = 0;
-  for await (const chunk of data as AsyncIterable<Buffer | string>) {
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    hash.update(buf);
-    size += buf.length;
+  try {
+    for await (const chunk of data as AsyncIterable<Buffer | string>) {
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      size += buf.length;
+      const wait = pipe.update(buf);
+      if (wait) await wait;
+    }
+    return { digest: await pipe.digest(), size };
+  } finally {
+    pipe.dispose();
   }
-  return { digest: `sha256:${hash.digest('hex')}`, size };
 }
 
 /**
