@@ -457,14 +457,19 @@ function sha256Digest(data) {
   return `sha256:${createHash2("sha256").update(data).digest("hex")}`;
 }
 async function digestStream(data) {
-  const hash = createHash2("sha256");
+  const pipe = new HashPipe();
   let size2 = 0;
-  for await (const chunk of data) {
-    const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
-    hash.update(buf);
-    size2 += buf.length;
+  try {
+    for await (const chunk of data) {
+      const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+      size2 += buf.length;
+      const wait = pipe.update(buf);
+      if (wait) await wait;
+    }
+    return { digest: await pipe.digest(), size: size2 };
+  } finally {
+    pipe.dispose();
   }
-  return { digest: `sha256:${hash.digest("hex")}`, size: size2 };
 }
 function verifiedStream(source, digest, onCorrupt) {
   async function* verify() {
@@ -821,25 +826,34 @@ var init_local = __esm({
         const corrupt = [];
         const blobs = await this.scanBlobs();
         let checked = 0;
-        for (const b of blobs) {
-          let actual;
-          try {
-            actual = (await digestStream(createReadStream(b.path, { highWaterMark: READ_CHUNK }))).digest;
-          } catch (err) {
-            if (isNotFound(err)) continue;
-            throw err;
+        let next = 0;
+        const checker = async () => {
+          while (next < blobs.length) {
+            const b = blobs[next++];
+            let actual;
+            try {
+              actual = (await digestStream(createReadStream(b.path, { highWaterMark: READ_CHUNK }))).digest;
+            } catch (err) {
+              if (isNotFound(err)) continue;
+              throw err;
+            }
+            checked++;
+            if (actual === b.digest) continue;
+            const now = await stat2(b.path).catch(() => null);
+            if (now && now.ino === b.ino) await unlink2(b.path).catch(() => {
+            });
+            corrupt.push(b.digest);
+            this.warnOnce(
+              `blob:${b.digest}`,
+              `${this.location}: removed corrupt blob ${b.digest} (its bytes hash to ${actual})`
+            );
           }
-          checked++;
-          if (actual === b.digest) continue;
-          const now = await stat2(b.path).catch(() => null);
-          if (now && now.ino === b.ino) await unlink2(b.path).catch(() => {
-          });
-          corrupt.push(b.digest);
-          this.warnOnce(
-            `blob:${b.digest}`,
-            `${this.location}: removed corrupt blob ${b.digest} (its bytes hash to ${actual})`
-          );
-        }
+        };
+        const failed = (await Promise.allSettled([checker(), checker()])).find(
+          (r) => r.status === "rejected"
+        );
+        if (failed) throw failed.reason;
+        corrupt.sort();
         const removedResults = await this.removeResultsNaming(new Set(corrupt));
         return { checked, corrupt, removedResults };
       }
