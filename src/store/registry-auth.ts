@@ -14,6 +14,7 @@
  *   anonymously otherwise), read from `token` or `access_token`, and cached per scope set until
  *   shortly before it expires.
  */
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +69,9 @@ export function parseChallenges(header: string | null): Challenge[] {
   return out;
 }
 
+/** How long a credential helper may take. */
+const HELPER_TIMEOUT_MS = 10_000;
+
 /** Hosts under which a registry's credentials may be filed in a Docker config. */
 export function credentialKeys(host: string): string[] {
   if (host === 'registry-1.docker.io' || host === 'docker.io' || host === 'index.docker.io') {
@@ -85,9 +89,11 @@ function normalizeConfigKey(key: string): string {
 }
 
 /**
- * The credentials for `host`, or `null` (anonymous). `warn` is told about things the user should
- * fix (half-set environment, a config file that does not parse, a credential helper that would
- * have been needed).
+ * The credentials for `host`, or `null` (anonymous): `DIST_BUILD_REGISTRY_USERNAME`/`PASSWORD`,
+ * else the Docker config (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`) as the Docker
+ * CLI reads it: a `credHelpers` entry for the host, an `auths` entry, or the `credsStore` helper
+ * (helpers are run as `docker-credential-<name> get`). `warn` is told about things the user
+ * should fix (half-set environment, a config file that does not parse, a helper that fails).
  */
 export async function loadCredentials(
   host: string,
@@ -127,6 +133,47 @@ export async function loadCredentials(
     unknown
   >;
   const wanted = credentialKeys(host).map(normalizeConfigKey);
+  const server = credentialKeys(host)[0]!;
+  const fromHelper = async (name: unknown, where: string): Promise<Credentials | null> => {
+    if (typeof name !== 'string' || name === '') return null;
+    if (!/^[A-Za-z0-9._-]+$/.test(name)) {
+      warn(
+        `${file}: ${where} names a credential helper "${name}" that is not a plain name; ignoring it`,
+      );
+      return null;
+    }
+    const r = await runHelper(name, server, env);
+    if (r.ok && r.username === '<token>') {
+      warn(
+        `${file}: docker-credential-${name} holds an identity token for ${host}, which dist-build ` +
+          'does not use; set DIST_BUILD_REGISTRY_USERNAME/PASSWORD',
+      );
+      return null;
+    }
+    if (r.ok) {
+      return {
+        username: r.username,
+        password: r.secret,
+        source: `docker-credential-${name} (${where})`,
+      };
+    }
+    if (!/credentials not found/i.test(r.why)) {
+      warn(
+        `${file}: docker-credential-${name} (${where}) gave no credentials for ${host}: ${r.why}`,
+      );
+    }
+    return null;
+  };
+  // As the Docker CLI: a helper named for this registry comes first, then the config's own
+  // entries, then the default store.
+  const helpers = (
+    typeof c.credHelpers === 'object' && c.credHelpers !== null ? c.credHelpers : {}
+  ) as Record<string, unknown>;
+  for (const want of wanted) {
+    for (const [key, name] of Object.entries(helpers)) {
+      if (normalizeConfigKey(key) === want) return fromHelper(name, `credHelpers.${key}`);
+    }
+  }
   for (const want of wanted) {
     for (const [key, value] of Object.entries(auths)) {
       if (normalizeConfigKey(key) !== want) continue;
@@ -153,18 +200,44 @@ export async function loadCredentials(
       }
     }
   }
-  const helpers = c.credHelpers as Record<string, unknown> | undefined;
-  const helper =
-    (helpers &&
-      wanted.some((w) => Object.keys(helpers).some((k) => normalizeConfigKey(k) === w))) ||
-    typeof c.credsStore === 'string';
-  if (helper) {
-    warn(
-      `${file} keeps the credentials of ${host} in a credential helper, which dist-build does ` +
-        'not run; set DIST_BUILD_REGISTRY_USERNAME/PASSWORD or an auths entry',
+  const credsStore = c.credsStore;
+  return fromHelper(credsStore, 'credsStore');
+}
+
+/** Docker's credential-helper protocol: `docker-credential-<name> get`, the server on stdin. */
+function runHelper(
+  name: string,
+  server: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ ok: true; username: string; secret: string } | { ok: false; why: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      `docker-credential-${name}`,
+      ['get'],
+      { env, timeout: HELPER_TIMEOUT_MS, maxBuffer: 64 * 1024, windowsHide: true },
+      (err, stdout, stderr) => {
+        if (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          const why =
+            code === 'ENOENT'
+              ? `docker-credential-${name} is not on the PATH`
+              : (stdout || stderr || err.message).trim().split('\n')[0]!;
+          resolve({ ok: false, why });
+          return;
+        }
+        try {
+          const out = JSON.parse(stdout) as { Username?: unknown; Secret?: unknown };
+          if (typeof out.Username === 'string' && typeof out.Secret === 'string') {
+            resolve({ ok: true, username: out.Username, secret: out.Secret });
+          } else resolve({ ok: false, why: 'its answer has no Username and Secret' });
+        } catch {
+          resolve({ ok: false, why: 'its answer is not JSON' });
+        }
+      },
     );
-  }
-  return null;
+    child.stdin?.on('error', () => {});
+    child.stdin?.end(server);
+  });
 }
 
 export function basicHeader(creds: Credentials): string {
