@@ -184,6 +184,45 @@ describe('dist-build cache', () => {
     expect(JSON.parse(s.out).stores[0].location).toBe(other);
   });
 
+  it('counts a gha store by what the GitHub API lists', async () => {
+    const saved = STORE_BACKENDS.gha;
+    const entry = (slot: string, n: number) => ({
+      key: `dist-build-v1-main-${slot}-20261129T00000${n}Z-ab`,
+      ref: 'refs/heads/main',
+      sizeBytes: 1_000_000,
+      createdAt: '2026-11-29T00:00:00Z',
+      lastAccessedAt: `2026-11-29T01:00:0${n}Z`,
+    });
+    const gha: Store = Object.assign(Object.create(store) as Store, {
+      kind: 'gha',
+      location: 'gha scope main',
+      stats: undefined,
+      remoteEntries: async () => ({
+        entries: [entry('worker%2D1', 1), entry('worker%2D1', 2), entry('worker%2D2', 3)],
+      }),
+    });
+    STORE_BACKENDS.gha = () => gha;
+    try {
+      writeFileSync(
+        configFile,
+        `version: 1\ninvocations:\n  lib: {run: 'true'}\ncache:\n  stores: [{type: local, dir: cache}, {type: gha, scope: main}]\n`,
+      );
+      const s = await cli('cache', 'stats', '-c', configFile, '--json');
+      expect(JSON.parse(s.out).stores[1]).toMatchObject({
+        type: 'gha',
+        bytes: 3_000_000,
+        lastUsed: '2026-11-29T01:00:03Z',
+      });
+      const t = await cli('cache', 'stats', '-c', configFile);
+      expect(t.out).toMatch(
+        /gha gha scope main: 3 cache entries on GitHub for this scope, from 2 worker slots/,
+      );
+    } finally {
+      if (saved) STORE_BACKENDS.gha = saved;
+      else delete STORE_BACKENDS.gha;
+    }
+  });
+
   it('says clearly when a backend cannot do an operation', async () => {
     const saved = STORE_BACKENDS.gha;
     const blind: Store = Object.assign(Object.create(store) as Store, {

@@ -43,6 +43,8 @@
  * one warning through `onWarning` and the build goes on without the Actions cache. Nothing here
  * throws out of `getResult`, `has*`, `openBlob` or `flush`.
  */
+import { listGhaCaches } from './gha-api.js';
+import type { GhaListing } from './gha-api.js';
 import type * as ActionsCache from '@actions/cache';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomBytes } from 'node:crypto';
@@ -429,6 +431,14 @@ export class GhaStore implements Store {
       this.warn(`result lookup failed (${errorText(err)}); treating as missing`);
       return new Set();
     }
+  }
+
+  /**
+   * Every shard entry of this store's scope (all slots) as GitHub lists them: needs the GitHub
+   * API (see gha-api.ts); the cache service cannot list.
+   */
+  remoteEntries(fetchImpl?: typeof fetch): Promise<GhaListing> {
+    return listGhaCaches(`${GHA_KEY_FORMAT}-${ghaKeyPart(this.scope)}-`, this.ctx.env, fetchImpl);
   }
 
   async *listResults(prefix = ''): AsyncIterable<ResultListing> {

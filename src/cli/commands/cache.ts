@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../config/load.js';
 import { formatSize, parseSize } from '../../config/size.js';
 import type { Config } from '../../config/types.js';
+import type { GhaListing } from '../../store/gha-api.js';
 import type { LayeredStats } from '../../store/layered.js';
 import type { LocalStoreStats, PruneResult, VerifyResult } from '../../store/local.js';
 import { openStores, workerCacheDir } from '../../store/open.js';
@@ -23,6 +24,8 @@ interface Maintainable extends Store {
   stats?(): Partial<LocalStoreStats> | Promise<Partial<LocalStoreStats>>;
   verify?(): Promise<VerifyResult>;
   prune?(maxBytes: number): Promise<PruneResult>;
+  /** The gha store: its entries as the GitHub API lists them. */
+  remoteEntries?(): Promise<GhaListing>;
 }
 
 type Operation = 'count' | 'verify' | 'prune' | 'list';
@@ -31,7 +34,6 @@ type Operation = 'count' | 'verify' | 'prune' | 'list';
 const CANNOT: Record<string, Partial<Record<Operation, string>>> = {
   gha: {
     list: 'the Actions cache cannot be listed without the GitHub API',
-    count: 'the Actions cache cannot be counted without the GitHub API',
     verify: 'the Actions cache is verified on every read (blobs are checked against their digests)',
     prune: 'GitHub evicts Actions cache entries itself (least recently used, 10 GB per repository)',
   },
@@ -118,11 +120,38 @@ async function statsCommand(flags: CacheFlags & { json?: boolean }): Promise<voi
   for (const s of stores) {
     const store = s.store as Maintainable;
     let counts: Partial<LocalStoreStats> | undefined;
-    // Backends' own stats() may count other things (uploads, restores): only these are shown.
-    if (typeof store.stats === 'function') counts = await store.stats();
-    if (!['results', 'blobs', 'bytes'].some((k) => typeof counts?.[k as 'bytes'] === 'number')) {
-      counts = undefined;
-      notes.push(cannot(s, 'count'));
+    if (typeof store.remoteEntries === 'function') {
+      // The Actions cache: its entries (one per shard save) as GitHub lists them.
+      const listing = await store.remoteEntries();
+      if ('entries' in listing) {
+        const { entries } = listing;
+        const slots = new Set(entries.map((e) => e.key.split('-').slice(0, 5).join('-')));
+        counts = {
+          bytes: entries.reduce((n, e) => n + e.sizeBytes, 0),
+          ...(entries.length
+            ? {
+                lastUsed: entries
+                  .map((e) => e.lastAccessedAt)
+                  .sort()
+                  .at(-1)!,
+              }
+            : {}),
+        };
+        notes.push(
+          `${describe(s)}: ${entries.length} cache entr${entries.length === 1 ? 'y' : 'ies'} on GitHub` +
+            ` for this scope, from ${slots.size} worker slot${slots.size === 1 ? '' : 's'}` +
+            ` (results and blobs are inside them)`,
+        );
+      } else {
+        notes.push(`${describe(s)}: cannot count entries: ${listing.unavailable}`);
+      }
+    } else {
+      // Backends' own stats() may count other things (uploads, restores): only these are shown.
+      if (typeof store.stats === 'function') counts = await store.stats();
+      if (!['results', 'blobs', 'bytes'].some((k) => typeof counts?.[k as 'bytes'] === 'number')) {
+        counts = undefined;
+        notes.push(cannot(s, 'count'));
+      }
     }
     const used = run.layers.get(`${store.kind} ${store.location}`);
     rows.push({
