@@ -1011,6 +1011,80 @@ var init_errors = __esm({
   }
 });
 
+// src/store/gha-api.ts
+async function listGhaCaches(prefix, env2, fetchImpl = fetch) {
+  const token = env2.DIST_BUILD_GITHUB_TOKEN || env2.GITHUB_TOKEN;
+  const repo = env2.GITHUB_REPOSITORY;
+  if (!token || !repo) {
+    return {
+      unavailable: "listing needs the GitHub API: set GITHUB_TOKEN (or DIST_BUILD_GITHUB_TOKEN) and GITHUB_REPOSITORY"
+    };
+  }
+  if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(repo)) {
+    return { unavailable: `GITHUB_REPOSITORY "${repo}" is not owner/name` };
+  }
+  const api = (env2.GITHUB_API_URL || "https://api.github.com").replace(/\/+$/, "");
+  const entries = [];
+  for (let page = 1; page <= MAX_PAGES; page++) {
+    const url = new URL(`${api}/repos/${repo}/actions/caches`);
+    url.searchParams.set("key", prefix);
+    url.searchParams.set("per_page", "100");
+    url.searchParams.set("page", String(page));
+    url.searchParams.set("sort", "created_at");
+    url.searchParams.set("direction", "desc");
+    let res;
+    try {
+      res = await fetchImpl(url, {
+        headers: {
+          accept: "application/vnd.github+json",
+          authorization: `Bearer ${token}`,
+          "x-github-api-version": "2022-11-28",
+          "user-agent": "dist-build"
+        },
+        signal: AbortSignal.timeout(TIMEOUT_MS)
+      });
+    } catch (err) {
+      return {
+        unavailable: `the GitHub API at ${api} cannot be reached (${err.message})`
+      };
+    }
+    if (!res.ok) {
+      const body = (await res.text().catch(() => "")).slice(0, 200).replace(/\s+/g, " ");
+      return {
+        unavailable: `the GitHub API answered ${res.status} for ${url.pathname}${body ? `: ${body}` : ""}`
+      };
+    }
+    let data;
+    try {
+      data = await res.json();
+    } catch {
+      return { unavailable: `the GitHub API answered ${url.pathname} with something not JSON` };
+    }
+    const list = Array.isArray(data.actions_caches) ? data.actions_caches : [];
+    for (const c of list) {
+      if (typeof c.key !== "string" || !c.key.startsWith(prefix)) continue;
+      entries.push({
+        key: c.key,
+        ref: typeof c.ref === "string" ? c.ref : "",
+        sizeBytes: typeof c.size_in_bytes === "number" ? c.size_in_bytes : 0,
+        createdAt: typeof c.created_at === "string" ? c.created_at : "",
+        lastAccessedAt: typeof c.last_accessed_at === "string" ? c.last_accessed_at : ""
+      });
+    }
+    const total = typeof data.total_count === "number" ? data.total_count : 0;
+    if (list.length < 100 || page * 100 >= total) break;
+  }
+  return { entries };
+}
+var MAX_PAGES, TIMEOUT_MS;
+var init_gha_api = __esm({
+  "src/store/gha-api.ts"() {
+    "use strict";
+    MAX_PAGES = 50;
+    TIMEOUT_MS = 15e3;
+  }
+});
+
 // src/store/gha.ts
 var gha_exports = {};
 __export(gha_exports, {
@@ -1236,6 +1310,7 @@ var GHA_KEY_FORMAT, GHA_CACHE_PATH, SHARD_NAME, ACTIONS_ENV_KEYS, KNOWN_MODES, D
 var init_gha = __esm({
   "src/store/gha.ts"() {
     "use strict";
+    init_gha_api();
     init_digest();
     init_local();
     init_types();
@@ -1391,6 +1466,13 @@ var init_gha = __esm({
           this.warn(`result lookup failed (${errorText(err)}); treating as missing`);
           return /* @__PURE__ */ new Set();
         }
+      }
+      /**
+       * Every shard entry of this store's scope (all slots) as GitHub lists them: needs the GitHub
+       * API (see gha-api.ts); the cache service cannot list.
+       */
+      remoteEntries(fetchImpl) {
+        return listGhaCaches(`${GHA_KEY_FORMAT}-${ghaKeyPart(this.scope)}-`, this.ctx.env, fetchImpl);
       }
       async *listResults(prefix = "") {
         const shard = await this.shard();
@@ -1679,6 +1761,7 @@ var init_gha = __esm({
 });
 
 // src/store/registry-auth.ts
+import { execFile } from "node:child_process";
 import { readFile as readFile6 } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join as join7 } from "node:path";
@@ -1746,6 +1829,42 @@ async function loadCredentials(host, env2, warn) {
   const c = config;
   const auths = typeof c.auths === "object" && c.auths !== null ? c.auths : {};
   const wanted = credentialKeys(host).map(normalizeConfigKey);
+  const server = credentialKeys(host)[0];
+  const fromHelper = async (name, where) => {
+    if (typeof name !== "string" || name === "") return null;
+    if (!/^[A-Za-z0-9._-]+$/.test(name)) {
+      warn(
+        `${file}: ${where} names a credential helper "${name}" that is not a plain name; ignoring it`
+      );
+      return null;
+    }
+    const r = await runHelper(name, server, env2);
+    if (r.ok && r.username === "<token>") {
+      warn(
+        `${file}: docker-credential-${name} holds an identity token for ${host}, which dist-build does not use; set DIST_BUILD_REGISTRY_USERNAME/PASSWORD`
+      );
+      return null;
+    }
+    if (r.ok) {
+      return {
+        username: r.username,
+        password: r.secret,
+        source: `docker-credential-${name} (${where})`
+      };
+    }
+    if (!/credentials not found/i.test(r.why)) {
+      warn(
+        `${file}: docker-credential-${name} (${where}) gave no credentials for ${host}: ${r.why}`
+      );
+    }
+    return null;
+  };
+  const helpers = typeof c.credHelpers === "object" && c.credHelpers !== null ? c.credHelpers : {};
+  for (const want of wanted) {
+    for (const [key, name] of Object.entries(helpers)) {
+      if (normalizeConfigKey(key) === want) return fromHelper(name, `credHelpers.${key}`);
+    }
+  }
   for (const want of wanted) {
     for (const [key, value] of Object.entries(auths)) {
       if (normalizeConfigKey(key) !== want) continue;
@@ -1772,14 +1891,36 @@ async function loadCredentials(host, env2, warn) {
       }
     }
   }
-  const helpers = c.credHelpers;
-  const helper = helpers && wanted.some((w) => Object.keys(helpers).some((k) => normalizeConfigKey(k) === w)) || typeof c.credsStore === "string";
-  if (helper) {
-    warn(
-      `${file} keeps the credentials of ${host} in a credential helper, which dist-build does not run; set DIST_BUILD_REGISTRY_USERNAME/PASSWORD or an auths entry`
+  const credsStore = c.credsStore;
+  return fromHelper(credsStore, "credsStore");
+}
+function runHelper(name, server, env2) {
+  return new Promise((resolve4) => {
+    const child = execFile(
+      `docker-credential-${name}`,
+      ["get"],
+      { env: env2, timeout: HELPER_TIMEOUT_MS, maxBuffer: 64 * 1024, windowsHide: true },
+      (err, stdout, stderr) => {
+        if (err) {
+          const code = err.code;
+          const why = code === "ENOENT" ? `docker-credential-${name} is not on the PATH` : (stdout || stderr || err.message).trim().split("\n")[0];
+          resolve4({ ok: false, why });
+          return;
+        }
+        try {
+          const out = JSON.parse(stdout);
+          if (typeof out.Username === "string" && typeof out.Secret === "string") {
+            resolve4({ ok: true, username: out.Username, secret: out.Secret });
+          } else resolve4({ ok: false, why: "its answer has no Username and Secret" });
+        } catch {
+          resolve4({ ok: false, why: "its answer is not JSON" });
+        }
+      }
     );
-  }
-  return null;
+    child.stdin?.on("error", () => {
+    });
+    child.stdin?.end(server);
+  });
 }
 function basicHeader(creds) {
   return `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`;
@@ -1807,13 +1948,14 @@ function describeError(err) {
   if (cause?.message) return cause.message;
   return e?.message ?? String(err);
 }
-var DEFAULT_TOKEN_SECONDS, TOKEN_MARGIN_MS, MAX_TOKEN_RESPONSE, TokenError, TokenCache;
+var DEFAULT_TOKEN_SECONDS, TOKEN_MARGIN_MS, MAX_TOKEN_RESPONSE, HELPER_TIMEOUT_MS, TokenError, TokenCache;
 var init_registry_auth = __esm({
   "src/store/registry-auth.ts"() {
     "use strict";
     DEFAULT_TOKEN_SECONDS = 60;
     TOKEN_MARGIN_MS = 15e3;
     MAX_TOKEN_RESPONSE = 1024 * 1024;
+    HELPER_TIMEOUT_MS = 1e4;
     TokenError = class extends Error {
       /** `auth`: the token server refused the credentials; `network`/`server` otherwise. */
       kind;
@@ -2348,7 +2490,7 @@ function nextLink(header, base) {
   }
   return void 0;
 }
-var RESULT_ARTIFACT_TYPE, RESULT_CONFIG_TYPE, OUTPUT_LAYER_TYPE, OCI_MANIFEST_TYPE, OCI_CONFIG_TYPE, TITLE_ANNOTATION, CREATED_ANNOTATION, UNIT_ANNOTATION, KEY_ANNOTATION, DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_CONCURRENCY, FILE_READ, MAX_DOCUMENT, TIMEOUT_MS, LARGE_BODY, BACKOFF_MS, TAGS_PAGE, MAX_REDIRECTS, TAG_RE, REPO_RE, StoreUnavailableError, RegistryOptionError, RegistryStore;
+var RESULT_ARTIFACT_TYPE, RESULT_CONFIG_TYPE, OUTPUT_LAYER_TYPE, OCI_MANIFEST_TYPE, OCI_CONFIG_TYPE, TITLE_ANNOTATION, CREATED_ANNOTATION, UNIT_ANNOTATION, KEY_ANNOTATION, DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_CONCURRENCY, FILE_READ, MAX_DOCUMENT, TIMEOUT_MS2, LARGE_BODY, BACKOFF_MS, TAGS_PAGE, MAX_REDIRECTS, TAG_RE, REPO_RE, StoreUnavailableError, RegistryOptionError, RegistryStore;
 var init_registry = __esm({
   "src/store/registry.ts"() {
     "use strict";
@@ -2374,7 +2516,7 @@ var init_registry = __esm({
     MAX_CONCURRENCY = 256;
     FILE_READ = 1024 * 1024;
     MAX_DOCUMENT = 4 * 1024 * 1024;
-    TIMEOUT_MS = 6e4;
+    TIMEOUT_MS2 = 6e4;
     LARGE_BODY = 1024 * 1024;
     BACKOFF_MS = 3e4;
     TAGS_PAGE = 1e3;
@@ -2447,7 +2589,7 @@ var init_registry = __esm({
         this.mountFrom = opts.mountFrom;
         this.transport = opts.fetch ? fetchTransport(opts.fetch) : nodeTransport;
         this.onRequest = opts.onRequest;
-        this.timeoutMs = opts.timeoutMs ?? TIMEOUT_MS;
+        this.timeoutMs = opts.timeoutMs ?? TIMEOUT_MS2;
         this.tempPath = opts.tempDir ?? join8(tmpdir(), `dist-build-registry-${process.getuid?.() ?? "user"}`);
         this.env = opts.env ?? process.env;
         this.onWarning = opts.onWarning ?? (() => {
