@@ -106,8 +106,19 @@ function splitList(text: string | undefined): string[] {
     .filter((s) => s.length > 0);
 }
 
+/** Parsed capabilities per annotations object (annotations are not changed once made). The
+ * scheduler asks for the same workers over and over while it matches ready work. */
+const parsedCaps = new WeakMap<object, WorkerCaps>();
+
 function parseWorker(worker: WorkerInfo): WorkerCaps {
-  const ann = worker.annotations ?? {};
+  const ann = worker.annotations;
+  if (!ann) return parseAnnotations({});
+  let caps = parsedCaps.get(ann);
+  if (!caps) parsedCaps.set(ann, (caps = parseAnnotations(ann)));
+  return caps;
+}
+
+function parseAnnotations(ann: Record<string, string>): WorkerCaps {
   const os = (ann.os ?? '').trim().toLowerCase();
   const arch = (ann.arch ?? '').trim().toLowerCase();
   const extra = splitList(ann.platforms);
