@@ -37376,8 +37376,15 @@ function splitList(text) {
   if (!text) return [];
   return text.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
 }
+var parsedCaps = /* @__PURE__ */ new WeakMap();
 function parseWorker(worker) {
-  const ann = worker.annotations ?? {};
+  const ann = worker.annotations;
+  if (!ann) return parseAnnotations({});
+  let caps = parsedCaps.get(ann);
+  if (!caps) parsedCaps.set(ann, caps = parseAnnotations(ann));
+  return caps;
+}
+function parseAnnotations(ann) {
   const os6 = (ann.os ?? "").trim().toLowerCase();
   const arch2 = (ann.arch ?? "").trim().toLowerCase();
   const extra = splitList(ann.platforms);
