@@ -185,3 +185,25 @@ describe('tar reader', () => {
     expect(seen[0]!.header.type).toBeNull();
   });
 });
+
+describe('compareUtf8', () => {
+  it('orders names as their UTF-8 bytes, astral characters included', async () => {
+    const { compareUtf8 } = await import('../../src/store/pack.js');
+    const names = [
+      'out/a',
+      'out/a-b',
+      'out/a/',
+      'out/Z',
+      'out/é',
+      'out/\uffef',
+      'out/\u{1f600}',
+      'out/\ue000x',
+      'out/\u{10ffff}',
+      'out/',
+      'out',
+      'out/a/b',
+    ];
+    const bytes = [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+    expect([...names].sort(compareUtf8)).toEqual(bytes);
+  });
+});

@@ -225,9 +225,30 @@ async function collect(root: string, out: string): Promise<{ type: Kind; items: 
   const type = kindOf(st, out);
   const items: Item[] = [];
   await visit(items, out, out, abs, type);
-  const keyed = items.map((item) => ({ item, key: Buffer.from(item.name, 'utf8') }));
-  keyed.sort((a, b) => Buffer.compare(a.key, b.key));
-  return { type, items: keyed.map((k) => k.item) };
+  items.sort((a, b) => compareUtf8(a.name, b.name));
+  return { type, items };
+}
+
+/**
+ * Orders strings as their UTF-8 bytes would be ordered (= code point order) without encoding
+ * them: UTF-16 code units order the same except that surrogates (code points above U+FFFF) must
+ * come after U+E000-U+FFFF.
+ */
+export function compareUtf8(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) return rank(x) - rank(y);
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+function rank(unit: number): number {
+  // U+D800-U+DFFF (surrogates) above U+E000-U+FFFF.
+  return unit >= 0xe000 ? unit - 0x800 : unit >= 0xd800 ? unit + 0x2000 : unit;
 }
 
 async function visit(items: Item[], out: string, name: string, abs: string, kind: Kind) {
@@ -441,6 +462,8 @@ async function extractInto(
 /** Checks and creates the entries of one archive (see `restoreOutputs`). */
 class Extractor implements TarHandler {
   readonly seen = new Map<string, Kind>();
+  /** The parent of the last entry, checked to be a directory of this archive. */
+  private lastParent: string | undefined;
   /** The file being written. */
   private fd: number | undefined;
   private fdMode = 0;
@@ -506,21 +529,27 @@ class Extractor implements TarHandler {
       throw unsafe('appears twice in the archive');
     }
     // Parents inside the output must be directories of this archive (created here if the archive
-    // does not list them), never a file or a symlink to write through.
+    // does not list them), never a file or a symlink to write through. Entries come sorted, so
+    // most share the previous entry's parent, which is known to be a directory.
     if (name !== out) {
-      const segs = name.split('/');
-      for (let i = out.split('/').length; i < segs.length; i++) {
-        const parent = segs.slice(0, i).join('/');
-        const t = seen.get(parent);
-        if (t === undefined) {
-          this.mkdir(join(stage, ...segs.slice(0, i)));
-          seen.set(parent, 'dir');
-        } else if (t !== 'dir') {
-          throw unsafe(`is inside ${parent}, which is a ${t === 'file' ? 'file' : 'symlink'}`);
+      const parentOf = name.slice(0, name.lastIndexOf('/'));
+      if (parentOf !== this.lastParent) {
+        const segs = name.split('/');
+        for (let i = out.split('/').length; i < segs.length; i++) {
+          const parent = segs.slice(0, i).join('/');
+          const t = seen.get(parent);
+          if (t === undefined) {
+            this.mkdir(join(stage, parent));
+            seen.set(parent, 'dir');
+          } else if (t !== 'dir') {
+            throw unsafe(`is inside ${parent}, which is a ${t === 'file' ? 'file' : 'symlink'}`);
+          }
         }
+        this.lastParent = parentOf;
       }
     }
-    const dest = join(stage, ...name.split('/'));
+    // The name is in normal form (checked above): joining it whole is joining its segments.
+    const dest = join(stage, name);
     seen.set(name, kind);
     if (kind === 'file') {
       const mode = header.mode & 0o111 ? 0o755 : 0o644;
