@@ -4615,8 +4615,8 @@ function place(input) {
   };
   const rest = [];
   const returning = Array.from({ length: nw }, () => []);
-  units.forEach((u, rank) => {
-    u.rank = rank;
+  units.forEach((u, rank2) => {
+    u.rank = rank2;
     if (u.previous >= 0) returning[u.previous].push(u);
   });
   const leaves = new Uint8Array(units.length);
@@ -6666,9 +6666,22 @@ async function collect(root, out) {
   const type = kindOf(st, out);
   const items = [];
   await visit(items, out, out, abs, type);
-  const keyed = items.map((item) => ({ item, key: Buffer.from(item.name, "utf8") }));
-  keyed.sort((a, b) => Buffer.compare(a.key, b.key));
-  return { type, items: keyed.map((k) => k.item) };
+  items.sort((a, b) => compareUtf8(a.name, b.name));
+  return { type, items };
+}
+function compareUtf8(a, b) {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 55296 && y >= 55296) return rank(x) - rank(y);
+    return x - y;
+  }
+  return a.length - b.length;
+}
+function rank(unit) {
+  return unit >= 57344 ? unit - 2048 : unit >= 55296 ? unit + 8192 : unit;
 }
 async function visit(items, out, name, abs, kind) {
   if (kind === "file") {
@@ -6845,6 +6858,8 @@ var Extractor = class {
   maxEntryBytes;
   kept;
   seen = /* @__PURE__ */ new Map();
+  /** The parent of the last entry, checked to be a directory of this archive. */
+  lastParent;
   /** The file being written. */
   fd;
   fdMode = 0;
@@ -6898,19 +6913,23 @@ var Extractor = class {
       throw unsafe("appears twice in the archive");
     }
     if (name !== out) {
-      const segs = name.split("/");
-      for (let i = out.split("/").length; i < segs.length; i++) {
-        const parent = segs.slice(0, i).join("/");
-        const t = seen.get(parent);
-        if (t === void 0) {
-          this.mkdir(join5(stage, ...segs.slice(0, i)));
-          seen.set(parent, "dir");
-        } else if (t !== "dir") {
-          throw unsafe(`is inside ${parent}, which is a ${t === "file" ? "file" : "symlink"}`);
+      const parentOf = name.slice(0, name.lastIndexOf("/"));
+      if (parentOf !== this.lastParent) {
+        const segs = name.split("/");
+        for (let i = out.split("/").length; i < segs.length; i++) {
+          const parent = segs.slice(0, i).join("/");
+          const t = seen.get(parent);
+          if (t === void 0) {
+            this.mkdir(join5(stage, parent));
+            seen.set(parent, "dir");
+          } else if (t !== "dir") {
+            throw unsafe(`is inside ${parent}, which is a ${t === "file" ? "file" : "symlink"}`);
+          }
         }
+        this.lastParent = parentOf;
       }
     }
-    const dest = join5(stage, ...name.split("/"));
+    const dest = join5(stage, name);
     seen.set(name, kind);
     if (kind === "file") {
       const mode = header.mode & 73 ? 493 : 420;
