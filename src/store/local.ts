@@ -41,6 +41,7 @@ import { digestStream, verifiedStream } from './digest.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store } from './types.js';
 import { assertDigest, CorruptBlobError, manifestProblems } from './types.js';
 import { exists, isNotFound, listDir } from './fsutil.js';
+import { mapLimit } from './limit.js';
 
 export interface LocalStoreOptions {
   /** Called once per problem found in the store (corrupt blob, unusable manifest). */
@@ -374,34 +375,26 @@ export class LocalStore implements Store {
     const corrupt: string[] = [];
     const blobs = await this.scanBlobs();
     let checked = 0;
-    let next = 0;
     // Two blobs at a time: each hash is sequential, two use two cores.
-    const checker = async () => {
-      while (next < blobs.length) {
-        const b = blobs[next++]!;
-        let actual: string;
-        try {
-          actual = (await digestStream(createReadStream(b.path, { highWaterMark: READ_CHUNK })))
-            .digest;
-        } catch (err) {
-          if (isNotFound(err)) continue; // evicted meanwhile
-          throw err;
-        }
-        checked++;
-        if (actual === b.digest) continue;
-        const now = await stat(b.path).catch(() => null);
-        if (now && now.ino === b.ino) await unlink(b.path).catch(() => {});
-        corrupt.push(b.digest);
-        this.warnOnce(
-          `blob:${b.digest}`,
-          `${this.location}: removed corrupt blob ${b.digest} (its bytes hash to ${actual})`,
-        );
+    await mapLimit(blobs, 2, async (b) => {
+      let actual: string;
+      try {
+        actual = (await digestStream(createReadStream(b.path, { highWaterMark: READ_CHUNK })))
+          .digest;
+      } catch (err) {
+        if (isNotFound(err)) return; // evicted meanwhile
+        throw err;
       }
-    };
-    const failed = (await Promise.allSettled([checker(), checker()])).find(
-      (r) => r.status === 'rejected',
-    );
-    if (failed) throw failed.reason;
+      checked++;
+      if (actual === b.digest) return;
+      const now = await stat(b.path).catch(() => null);
+      if (now && now.ino === b.ino) await unlink(b.path).catch(() => {});
+      corrupt.push(b.digest);
+      this.warnOnce(
+        `blob:${b.digest}`,
+        `${this.location}: removed corrupt blob ${b.digest} (its bytes hash to ${actual})`,
+      );
+    });
     corrupt.sort();
     const removedResults = await this.removeResultsNaming(new Set(corrupt));
     return { checked, corrupt, removedResults };

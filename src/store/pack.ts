@@ -61,6 +61,7 @@ import type { Readable } from 'node:stream';
 import { isVerifiedFor, verifiedStream } from './digest.js';
 import { isNotFound } from './fsutil.js';
 import { HashPipe, SLOT } from './hash-pipe.js';
+import { mapLimit } from './limit.js';
 import { END_OF_ARCHIVE, padding, TarReader, writeHeader } from './tar.js';
 import type { TarHandler, TarReadHeader, TarWriteHeader } from './tar.js';
 import type { BlobOpener, OutputEntry, Store } from './types.js';
@@ -113,26 +114,14 @@ export async function saveOutputs(
   const temps: string[] = [];
   try {
     // Two outputs are packed side by side: each hash is sequential, so that uses two cores.
-    const packed: { entry: OutputEntry; file: string }[] = new Array(paths.length);
-    let next = 0;
-    const packer = async () => {
-      while (next < paths.length) {
-        const i = next++;
-        const path = paths[i]!;
-        const { type, items } = await collect(root, path);
-        const file = join(tempDir, `${process.pid}-${randomBytes(8).toString('hex')}.tar`);
-        temps.push(file);
-        const { digest, size } = await packToFile(items, file).catch((err: unknown) => {
-          next = paths.length; // the other packer stops too
-          throw err;
-        });
-        packed[i] = { entry: { path, type, digest, size, files: items.length }, file };
-      }
-    };
-    const packers = Array.from({ length: Math.min(PACKERS, paths.length) }, packer);
-    const settled = await Promise.allSettled(packers);
-    const failed = settled.find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    const packed = await mapLimit(paths, PACKERS, async (path) => {
+      const { type, items } = await collect(root, path);
+      const file = join(tempDir, `${process.pid}-${randomBytes(8).toString('hex')}.tar`);
+      temps.push(file);
+      const { digest, size } = await packToFile(items, file);
+      const entry: OutputEntry = { path, type, digest, size, files: items.length };
+      return { entry, file };
+    });
     const present = await store.hasBlobs(packed.map((p) => p.entry.digest));
     for (const { entry, file } of packed) {
       if (present.has(entry.digest)) continue;

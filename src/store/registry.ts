@@ -57,6 +57,7 @@ import { Readable } from 'node:stream';
 import { parseSize } from '../config/size.js';
 import { digestStream, sha256Digest, verifiedStream } from './digest.js';
 import { StoreOptionsError } from './errors.js';
+import { mapLimit } from './limit.js';
 import {
   basicHeader,
   loadCredentials,
@@ -1401,30 +1402,6 @@ function checkExpected(expected: string | undefined, actual: string): void {
 function destroySource(data: Readable | AsyncIterable<Buffer>): void {
   const d = data as { destroy?: () => void };
   if (typeof d.destroy === 'function') d.destroy();
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time; the first error stops new work. */
-async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  let failed: { err: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (failed === undefined && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i]!);
-      } catch (err) {
-        failed ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed) throw failed.err;
-  return results;
 }
 
 function isRedirect(status: number): boolean {
