@@ -15,20 +15,30 @@ export function sha256Digest(data: Buffer | string): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
+/**
+ * `source`'s bytes, each chunk fed to `pipe` before it is passed on: big streams are hashed on the
+ * hashing thread while the consumer works on the chunks.
+ */
+async function* hashedChunks(
+  source: AsyncIterable<Buffer | string> | NodeJS.ReadableStream,
+  pipe: HashPipe,
+): AsyncGenerator<Buffer> {
+  for await (const chunk of source as AsyncIterable<Buffer | string>) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    const wait = pipe.update(buf);
+    if (wait) await wait;
+    yield buf;
+  }
+}
+
 /** The digest and size of a byte stream, read to its end. */
 export async function digestStream(
   data: AsyncIterable<Buffer | string> | NodeJS.ReadableStream,
 ): Promise<{ digest: string; size: number }> {
-  // Big streams are hashed on the hashing thread (two at once use two cores).
   const pipe = new HashPipe();
-  let size = 0;
   try {
-    for await (const chunk of data as AsyncIterable<Buffer | string>) {
-      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-      size += buf.length;
-      const wait = pipe.update(buf);
-      if (wait) await wait;
-    }
+    let size = 0;
+    for await (const buf of hashedChunks(data, pipe)) size += buf.length;
     return { digest: await pipe.digest(), size };
   } finally {
     pipe.dispose();
@@ -47,16 +57,10 @@ export function verifiedStream(
   onCorrupt?: (err: CorruptBlobError) => void | Promise<void>,
 ): Readable {
   async function* verify(): AsyncGenerator<Buffer> {
-    // Big blobs are hashed on the hashing thread while the consumer works on the chunks.
     const pipe = new HashPipe();
     let actual: string;
     try {
-      for await (const chunk of source as AsyncIterable<Buffer | string>) {
-        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-        const wait = pipe.update(buf);
-        if (wait) await wait;
-        yield buf;
-      }
+      yield* hashedChunks(source, pipe);
       actual = await pipe.digest();
     } finally {
       pipe.dispose();
