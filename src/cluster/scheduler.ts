@@ -46,7 +46,6 @@ import type {
   JobReport,
   OutputChunkMsg,
   RunningJob,
-  StartJobResponse,
   UnitStatus,
 } from './protocol.js';
 import { chunksOf } from './worker.js';
@@ -574,7 +573,7 @@ export class Run {
         deps: this.depsOf(u),
       })
       .then(
-        (res: StartJobResponse) => {
+        (res) => {
           if (u.job !== job || u.state !== 'running') return;
           if (res.accepted) {
             if (this.opts.onOutput) this.follow(u, m, job.id);

@@ -333,7 +333,7 @@ export class WorkerAgent {
         // Work from the master (the server's certificate was checked to be a master's): the same
         // checks and answer as a StartJob call.
         const acks = res.start_jobs.map((req) => ({ job_id: req.job_id, ...this.startJob(req) }));
-        stream.write({ worker_uuid: this.uuid, stats: null, running: [], acks, reports: [] });
+        stream.write(this.streamMessage({ acks }));
       }
       for (const id of res.report_acks) this.reportAcks.get(id)?.(true);
       if (res.command === 'REREGISTER') again('the master does not know this worker');
@@ -352,16 +352,15 @@ export class WorkerAgent {
         return;
       }
       this.reapOrphans();
-      stream.write({
-        worker_uuid: this.uuid,
-        stats: this.stats(),
-        running: this.running(),
-        acks: [],
-        reports: [],
-      });
+      stream.write(this.streamMessage({ stats: this.stats(), running: this.running() }));
     };
     beat();
     this.heartbeatTimer = setInterval(beat, this.heartbeatMs);
+  }
+
+  /** A message on the heartbeat stream: a beat (with `stats`), acks or reports. */
+  private streamMessage(parts: Partial<HeartbeatRequest>): HeartbeatRequest {
+    return { worker_uuid: this.uuid, stats: null, running: [], acks: [], reports: [], ...parts };
   }
 
   private closeHeartbeats(): void {
@@ -758,13 +757,7 @@ export class WorkerAgent {
         resolve(acked);
       };
       this.reportAcks.set(report.job_id, settle);
-      stream.write({
-        worker_uuid: this.uuid,
-        stats: null,
-        running: [],
-        acks: [],
-        reports: [report],
-      });
+      stream.write(this.streamMessage({ reports: [report] }));
     });
   }
 
