@@ -138,16 +138,14 @@ export async function openStores(
     const factory = Object.hasOwn(STORE_BACKENDS, type) ? STORE_BACKENDS[type] : undefined;
     const problem = (message: string, option?: string): ConfigError => {
       const where = index < 0 ? undefined : config.cache?.locations?.[index];
-      const at = (option !== undefined && where?.options[option]) || where;
+      const optionAt = option !== undefined ? where?.options[option] : undefined;
+      const at = optionAt ?? where;
       return new ConfigError([
         {
           file: config.file,
           line: at?.line ?? 0,
           col: at?.col ?? 0,
-          path:
-            index < 0
-              ? 'cache'
-              : `cache.stores[${index}]${option !== undefined && where?.options[option] ? `.${option}` : ''}`,
+          path: index < 0 ? 'cache' : `cache.stores[${index}]${optionAt ? `.${option}` : ''}`,
           message: `${type} store: ${message}`,
         },
       ]);

@@ -128,7 +128,7 @@ export function writeHeader(buf: Buffer, pos: number, end: number, h: TarWriteHe
   if (end - pos < BLOCK) return 0;
   const size = h.type === 'file' ? h.size : 0;
   if (ustarInto(buf, pos, h.name, TYPEFLAG[h.type], h.mode, size, h.linkname)) return BLOCK;
-  const bytes = encodeHeader(h);
+  const bytes = paxHeader(h);
   if (end - pos < bytes.length) return 0;
   bytes.copy(buf, pos);
   return bytes.length;
@@ -136,10 +136,16 @@ export function writeHeader(buf: Buffer, pos: number, end: number, h: TarWriteHe
 
 /** The header blocks of `h` as a new buffer (pax form when needed). */
 export function encodeHeader(h: TarWriteHeader): Buffer {
-  const flag = TYPEFLAG[h.type];
   const size = h.type === 'file' ? h.size : 0;
   const one = Buffer.allocUnsafe(BLOCK);
-  if (ustarInto(one, 0, h.name, flag, h.mode, size, h.linkname)) return one;
+  if (ustarInto(one, 0, h.name, TYPEFLAG[h.type], h.mode, size, h.linkname)) return one;
+  return paxHeader(h);
+}
+
+/** The pax form of `h`'s header blocks (for a name or link target that ustar cannot hold). */
+function paxHeader(h: TarWriteHeader): Buffer {
+  const flag = TYPEFLAG[h.type];
+  const size = h.type === 'file' ? h.size : 0;
   let pax = paxRecord('path', h.name);
   if (h.linkname) pax += paxRecord('linkpath', h.linkname);
   const body = Buffer.from(pax, 'utf8');
