@@ -1,13 +1,16 @@
-// Bundles the CLI under test (src/cli/bin.ts, every dependency included) into one ESM file, the
-// way scripts/build.mjs bundles dist/cli.js, for tests and benchmarks that run it as a process.
+// Bundles for tests and benchmarks: the CLI under test (src/cli/bin.ts, every dependency
+// included) as one ESM file, the way scripts/build.mjs bundles dist/cli.js, for those that run it
+// as a process; and TypeScript entry points with their dependencies external (scripts/run-ts.mjs,
+// benchmark child processes).
 import { build } from 'esbuild';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root: the nearest package.json named dist-build above this file (which may be
  * bundled into node_modules/.cache by scripts/run-ts.mjs), else the working directory. */
-function repoRoot() {
+export function repoRoot() {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
     try {
@@ -44,4 +47,32 @@ export async function bundleCli(outfile) {
       js: "import { createRequire as __dbCreateRequire } from 'node:module'; const require = __dbCreateRequire(import.meta.url);",
     },
   });
+}
+
+/**
+ * Bundles the TypeScript entry point `file` (an absolute path; dependencies stay external) into
+ * node_modules/.cache/dist-build-run, where the dependencies resolve, and returns the bundle's
+ * path. Named after the entry's full path too: work trees that share one node_modules (git
+ * worktree with a symlink) must not overwrite each other's bundle while both run.
+ */
+export async function bundleScript(file, { sourcemap = false } = {}) {
+  const tag = createHash('sha256').update(file).digest('hex').slice(0, 8);
+  const outfile = join(
+    root,
+    'node_modules/.cache/dist-build-run',
+    `${basename(file).replace(/\.ts$/, '')}-${tag}.mjs`,
+  );
+  await build({
+    entryPoints: [file],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    packages: 'external',
+    sourcemap,
+    logLevel: 'warning',
+    loader: { '.proto': 'text' },
+  });
+  return outfile;
 }

@@ -6,47 +6,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-
-/** Repository root (works from bench/lib/*.ts and from the bundle run-ts.mjs writes). */
-export function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string };
-      if (pkg.name === 'dist-build') return dir;
-    } catch {
-      // not here
-    }
-    dir = dirname(dir);
-  }
-  return process.cwd();
-}
+import { join } from 'node:path';
+import { bundleScript as bundleFile, repoRoot } from '../../scripts/bundle-cli.mjs';
 
 /** Bundles the CLI (every dependency included) into `outfile` (see scripts/bundle-cli.mjs). */
-export { bundleCli } from '../../scripts/bundle-cli.mjs';
+export { bundleCli, repoRoot } from '../../scripts/bundle-cli.mjs';
 
 /**
- * Bundles a TypeScript entry point like scripts/run-ts.mjs does (dependencies external), into
- * node_modules/.cache/dist-build-run so that the dependencies resolve. Returns the bundle's path.
+ * Bundles a TypeScript entry point (a path in the repository) like scripts/run-ts.mjs does
+ * (dependencies external), into node_modules/.cache/dist-build-run so that the dependencies
+ * resolve. Returns the bundle's path.
  */
-export async function bundleScript(entry: string): Promise<string> {
-  const root = repoRoot();
-  const outfile = join(root, 'node_modules/.cache/dist-build-run', `${basename(entry, '.ts')}.mjs`);
-  await build({
-    entryPoints: [join(root, entry)],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'esm',
-    packages: 'external',
-    logLevel: 'warning',
-    loader: { '.proto': 'text' },
-  });
-  return outfile;
+export function bundleScript(entry: string): Promise<string> {
+  return bundleFile(join(repoRoot(), entry));
 }
 
 /** A child process whose stderr is kept (the last lines) and can be waited on. */
