@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { jest } from '@jest/globals';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { main } from '../../src/cli/main.js';
+import { captured } from '../helpers/capture.js';
 import { LocalStore } from '../../src/store/local.js';
 import { STORE_BACKENDS } from '../../src/store/open.js';
 import { RESULT_FORMAT } from '../../src/store/types.js';
@@ -13,22 +13,12 @@ import type { ResultManifest, Store } from '../../src/store/types.js';
 
 /** Runs the CLI in process and captures what it prints. */
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = jest
-    .spyOn(process.stdout, 'write')
-    .mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
-  const e = jest
-    .spyOn(process.stderr, 'write')
-    .mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
   const before = process.exitCode;
   try {
-    const code = await main(args);
+    const { value: code, out, err } = await captured(() => main(args));
     return { code, out, err };
   } finally {
     process.exitCode = before;
-    o.mockRestore();
-    e.mockRestore();
   }
 }
 

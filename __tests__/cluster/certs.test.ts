@@ -1,4 +1,3 @@
-import { jest } from '@jest/globals';
 import { Command, CommanderError } from 'commander';
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
@@ -32,6 +31,7 @@ import {
 } from '../../src/cluster/certs.js';
 import type { KeyPair, TlsFiles } from '../../src/cluster/certs.js';
 import { registerCerts } from '../../src/cli/commands/certs.js';
+import { captured } from '../helpers/capture.js';
 import { UsageError } from '../../src/cli/errors.js';
 
 const DAY = 86_400_000;
@@ -415,23 +415,17 @@ console.log(JSON.stringify({ atStart, afterRead, role, afterCreate: reflect() })
 async function cli(...args: string[]): Promise<{ out: string; err: string; error?: unknown }> {
   const program = new Command('dist-build').exitOverride();
   registerCerts(program);
-  let out = '';
-  let err = '';
-  const o = jest
-    .spyOn(process.stdout, 'write')
-    .mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
-  const e = jest
-    .spyOn(process.stderr, 'write')
-    .mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
-  try {
-    await program.parseAsync(['certs', ...args], { from: 'user' });
-    return { out, err };
-  } catch (error) {
-    return { out, err, error };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
+  const {
+    value: error,
+    out,
+    err,
+  } = await captured(() =>
+    program.parseAsync(['certs', ...args], { from: 'user' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    ),
+  );
+  return error === undefined ? { out, err } : { out, err, error };
 }
 
 describe('dist-build certs', () => {
