@@ -41,8 +41,8 @@ import { RESULT_FORMAT } from '../src/store/types.js';
 import type { OutputEntry, ResultManifest } from '../src/store/types.js';
 import { logUniform, mulberry32 } from './lib/prng.js';
 import { bundleScript, Child } from './lib/procs.js';
-import { REGISTRY_BIN, startRegistry } from './lib/registry.js';
-import type { BenchRegistry } from './lib/registry.js';
+import { REGISTRY_BIN, startRegistry } from '../__tests__/helpers/registry.js';
+import type { RegistryProcess } from '../__tests__/helpers/registry.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string): number | undefined => {
@@ -325,7 +325,7 @@ interface RegistryPart {
 }
 
 /** Monolithic upload of `file` with curl (POST, then PUT ?digest= -T file); the timed part. */
-function curlUpload(reg: BenchRegistry, repo: string, file: string, digest: string): void {
+function curlUpload(reg: RegistryProcess, repo: string, file: string, digest: string): void {
   const head = run('curl', [
     '-sS',
     '-f',
@@ -359,12 +359,12 @@ function curlUpload(reg: BenchRegistry, repo: string, file: string, digest: stri
 }
 
 /** `curl GET | tar -x` into `dir`: what standard tools take for the whole of a pull. */
-function curlExtract(reg: BenchRegistry, repo: string, digest: string, dir: string): void {
+function curlExtract(reg: RegistryProcess, repo: string, digest: string, dir: string): void {
   const url = `${reg.url}/v2/${repo}/blobs/${digest}`;
   run('sh', ['-c', 'curl -sS -f -L "$1" | tar -xf - -C "$2"', 'sh', url, dir]);
 }
 
-function curlDownload(reg: BenchRegistry, repo: string, digest: string, size: number): void {
+function curlDownload(reg: RegistryProcess, repo: string, digest: string, size: number): void {
   const out = run('curl', [
     '-sS',
     '-f',
@@ -381,7 +381,7 @@ function curlDownload(reg: BenchRegistry, repo: string, digest: string, size: nu
 async function registryPart(tree: Tree, tarFile: string): Promise<RegistryPart | null> {
   enter('registry');
   console.log(
-    `\n2. registry store vs curl (loopback docker-registry, started by bench/lib/registry.ts; best of ${RUNS})`,
+    `\n2. registry store vs curl (loopback docker-registry, started by __tests__/helpers/registry.ts; best of ${RUNS})`,
   );
   if (!fs.existsSync(REGISTRY_BIN)) {
     console.log('  skipped: docker-registry not installed');
@@ -395,7 +395,7 @@ async function registryPart(tree: Tree, tarFile: string): Promise<RegistryPart |
   }
   const tarSize = fs.statSync(tarFile).size;
   const tarDigest = `sha256:${run('sha256sum', [tarFile]).split(' ')[0]}`;
-  const reg = await startRegistry(tmp);
+  const reg = await startRegistry({ parent: tmp });
   console.log(
     `  docker-registry pid ${reg.pid} on ${reg.host}; curl blob: the tar of part 1 (${mb(tarSize)})`,
   );

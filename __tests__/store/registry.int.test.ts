@@ -36,11 +36,10 @@ import type { OutputEntry, ResultManifest, StoreContext } from '../../src/store/
 import {
   registryBinary,
   startRegistry,
-  startTokenServer,
   stopAllRegistries,
   type RegistryProcess,
-  type TokenServer,
 } from '../helpers/registry.js';
+import { startTokenServer, type TokenServer } from '../helpers/token-server.js';
 
 // Real processes and tens of MiB through a registry: generous, never asserted on.
 jest.setTimeout(120_000);
