@@ -456,16 +456,19 @@ import { Readable } from "node:stream";
 function sha256Digest(data) {
   return `sha256:${createHash2("sha256").update(data).digest("hex")}`;
 }
+async function* hashedChunks(source, pipe) {
+  for await (const chunk of source) {
+    const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+    const wait = pipe.update(buf);
+    if (wait) await wait;
+    yield buf;
+  }
+}
 async function digestStream(data) {
   const pipe = new HashPipe();
-  let size2 = 0;
   try {
-    for await (const chunk of data) {
-      const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
-      size2 += buf.length;
-      const wait = pipe.update(buf);
-      if (wait) await wait;
-    }
+    let size2 = 0;
+    for await (const buf of hashedChunks(data, pipe)) size2 += buf.length;
     return { digest: await pipe.digest(), size: size2 };
   } finally {
     pipe.dispose();
@@ -476,12 +479,7 @@ function verifiedStream(source, digest, onCorrupt) {
     const pipe = new HashPipe();
     let actual;
     try {
-      for await (const chunk of source) {
-        const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
-        const wait = pipe.update(buf);
-        if (wait) await wait;
-        yield buf;
-      }
+      yield* hashedChunks(source, pipe);
       actual = await pipe.digest();
     } finally {
       pipe.dispose();
@@ -538,6 +536,31 @@ var init_fsutil = __esm({
   }
 });
 
+// src/store/limit.ts
+async function mapLimit(items, limit, fn) {
+  const results = new Array(items.length);
+  let next = 0;
+  let failed;
+  const worker = async () => {
+    while (failed === void 0 && next < items.length) {
+      const i = next++;
+      try {
+        results[i] = await fn(items[i]);
+      } catch (err) {
+        failed ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed) throw failed.err;
+  return results;
+}
+var init_limit = __esm({
+  "src/store/limit.ts"() {
+    "use strict";
+  }
+});
+
 // src/store/local.ts
 import { createHash as createHash3, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -564,6 +587,7 @@ var init_local = __esm({
     init_digest();
     init_types();
     init_fsutil();
+    init_limit();
     EVICT_TO = 0.9;
     DEFAULT_EVICT_GRACE_MS = 6e4;
     DEFAULT_RESCAN_EVERY = 100;
@@ -826,33 +850,25 @@ var init_local = __esm({
         const corrupt = [];
         const blobs = await this.scanBlobs();
         let checked = 0;
-        let next = 0;
-        const checker = async () => {
-          while (next < blobs.length) {
-            const b = blobs[next++];
-            let actual;
-            try {
-              actual = (await digestStream(createReadStream(b.path, { highWaterMark: READ_CHUNK }))).digest;
-            } catch (err) {
-              if (isNotFound(err)) continue;
-              throw err;
-            }
-            checked++;
-            if (actual === b.digest) continue;
-            const now = await stat2(b.path).catch(() => null);
-            if (now && now.ino === b.ino) await unlink2(b.path).catch(() => {
-            });
-            corrupt.push(b.digest);
-            this.warnOnce(
-              `blob:${b.digest}`,
-              `${this.location}: removed corrupt blob ${b.digest} (its bytes hash to ${actual})`
-            );
+        await mapLimit(blobs, 2, async (b) => {
+          let actual;
+          try {
+            actual = (await digestStream(createReadStream(b.path, { highWaterMark: READ_CHUNK }))).digest;
+          } catch (err) {
+            if (isNotFound(err)) return;
+            throw err;
           }
-        };
-        const failed = (await Promise.allSettled([checker(), checker()])).find(
-          (r) => r.status === "rejected"
-        );
-        if (failed) throw failed.reason;
+          checked++;
+          if (actual === b.digest) return;
+          const now = await stat2(b.path).catch(() => null);
+          if (now && now.ino === b.ino) await unlink2(b.path).catch(() => {
+          });
+          corrupt.push(b.digest);
+          this.warnOnce(
+            `blob:${b.digest}`,
+            `${this.location}: removed corrupt blob ${b.digest} (its bytes hash to ${actual})`
+          );
+        });
         corrupt.sort();
         const removedResults = await this.removeResultsNaming(new Set(corrupt));
         return { checked, corrupt, removedResults };
@@ -2441,24 +2457,6 @@ function destroySource(data) {
   const d = data;
   if (typeof d.destroy === "function") d.destroy();
 }
-async function mapLimit(items, limit, fn) {
-  const results = new Array(items.length);
-  let next = 0;
-  let failed;
-  const worker = async () => {
-    while (failed === void 0 && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i]);
-      } catch (err) {
-        failed ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed) throw failed.err;
-  return results;
-}
 function isRedirect(status4) {
   return status4 === 301 || status4 === 302 || status4 === 303 || status4 === 307 || status4 === 308;
 }
@@ -2497,6 +2495,7 @@ var init_registry = __esm({
     init_size();
     init_digest();
     init_errors();
+    init_limit();
     init_registry_auth();
     init_registry_http();
     init_types();
@@ -6267,6 +6266,7 @@ init_local();
 init_digest();
 init_fsutil();
 init_hash_pipe();
+init_limit();
 import { randomBytes as randomBytes2 } from "node:crypto";
 import {
   chmodSync,
@@ -6354,16 +6354,14 @@ function writeHeader(buf, pos, end, h2) {
   if (end - pos < BLOCK) return 0;
   const size2 = h2.type === "file" ? h2.size : 0;
   if (ustarInto(buf, pos, h2.name, TYPEFLAG[h2.type], h2.mode, size2, h2.linkname)) return BLOCK;
-  const bytes = encodeHeader(h2);
+  const bytes = paxHeader(h2);
   if (end - pos < bytes.length) return 0;
   bytes.copy(buf, pos);
   return bytes.length;
 }
-function encodeHeader(h2) {
+function paxHeader(h2) {
   const flag = TYPEFLAG[h2.type];
   const size2 = h2.type === "file" ? h2.size : 0;
-  const one = Buffer.allocUnsafe(BLOCK);
-  if (ustarInto(one, 0, h2.name, flag, h2.mode, size2, h2.linkname)) return one;
   let pax = paxRecord("path", h2.name);
   if (h2.linkname) pax += paxRecord("linkpath", h2.linkname);
   const body = Buffer.from(pax, "utf8");
@@ -6578,26 +6576,14 @@ async function saveOutputs(store, root, outputs) {
   await mkdir3(tempDir, { recursive: true });
   const temps = [];
   try {
-    const packed = new Array(paths.length);
-    let next = 0;
-    const packer = async () => {
-      while (next < paths.length) {
-        const i = next++;
-        const path = paths[i];
-        const { type, items } = await collect(root, path);
-        const file = join5(tempDir, `${process.pid}-${randomBytes2(8).toString("hex")}.tar`);
-        temps.push(file);
-        const { digest, size: size2 } = await packToFile(items, file).catch((err) => {
-          next = paths.length;
-          throw err;
-        });
-        packed[i] = { entry: { path, type, digest, size: size2, files: items.length }, file };
-      }
-    };
-    const packers = Array.from({ length: Math.min(PACKERS, paths.length) }, packer);
-    const settled = await Promise.allSettled(packers);
-    const failed = settled.find((r) => r.status === "rejected");
-    if (failed) throw failed.reason;
+    const packed = await mapLimit(paths, PACKERS, async (path) => {
+      const { type, items } = await collect(root, path);
+      const file = join5(tempDir, `${process.pid}-${randomBytes2(8).toString("hex")}.tar`);
+      temps.push(file);
+      const { digest, size: size2 } = await packToFile(items, file);
+      const entry = { path, type, digest, size: size2, files: items.length };
+      return { entry, file };
+    });
     const present = await store.hasBlobs(packed.map((p) => p.entry.digest));
     for (const { entry, file } of packed) {
       if (present.has(entry.digest)) continue;
@@ -7484,13 +7470,14 @@ async function openStores(config, opts) {
     const factory = Object.hasOwn(STORE_BACKENDS, type) ? STORE_BACKENDS[type] : void 0;
     const problem = (message2, option) => {
       const where = index < 0 ? void 0 : config.cache?.locations?.[index];
-      const at = option !== void 0 && where?.options[option] || where;
+      const optionAt = option !== void 0 ? where?.options[option] : void 0;
+      const at = optionAt ?? where;
       return new ConfigError([
         {
           file: config.file,
           line: at?.line ?? 0,
           col: at?.col ?? 0,
-          path: index < 0 ? "cache" : `cache.stores[${index}]${option !== void 0 && where?.options[option] ? `.${option}` : ""}`,
+          path: index < 0 ? "cache" : `cache.stores[${index}]${optionAt ? `.${option}` : ""}`,
           message: `${type} store: ${message2}`
         }
       ]);
@@ -9332,7 +9319,7 @@ var WorkerAgent = class {
       answeredAt = Date.now();
       if (res.start_jobs.length) {
         const acks = res.start_jobs.map((req) => ({ job_id: req.job_id, ...this.startJob(req) }));
-        stream.write({ worker_uuid: this.uuid, stats: null, running: [], acks, reports: [] });
+        stream.write(this.streamMessage({ acks }));
       }
       for (const id of res.report_acks) this.reportAcks.get(id)?.(true);
       if (res.command === "REREGISTER") again("the master does not know this worker");
@@ -9351,16 +9338,14 @@ var WorkerAgent = class {
         return;
       }
       this.reapOrphans();
-      stream.write({
-        worker_uuid: this.uuid,
-        stats: this.stats(),
-        running: this.running(),
-        acks: [],
-        reports: []
-      });
+      stream.write(this.streamMessage({ stats: this.stats(), running: this.running() }));
     };
     beat();
     this.heartbeatTimer = setInterval(beat, this.heartbeatMs);
+  }
+  /** A message on the heartbeat stream: a beat (with `stats`), acks or reports. */
+  streamMessage(parts) {
+    return { worker_uuid: this.uuid, stats: null, running: [], acks: [], reports: [], ...parts };
   }
   closeHeartbeats() {
     for (const settle of [...this.reportAcks.values()]) settle(false);
@@ -9719,13 +9704,7 @@ var WorkerAgent = class {
         resolve4(acked);
       };
       this.reportAcks.set(report.job_id, settle);
-      stream.write({
-        worker_uuid: this.uuid,
-        stats: null,
-        running: [],
-        acks: [],
-        reports: [report]
-      });
+      stream.write(this.streamMessage({ reports: [report] }));
     });
   }
   async pruneFinished() {
