@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { LocalStore } from '../../src/store/local.js';
 import { CorruptBlobError, RESULT_FORMAT } from '../../src/store/types.js';
+import { verifiedStream } from '../../src/store/digest.js';
 import type { ResultManifest } from '../../src/store/types.js';
 
 let dir: string;
@@ -127,6 +128,24 @@ describe('LocalStore blobs', () => {
     expect(ok.digest).toBe(sha('data'));
   });
 
+  it('takes a stream verified for the digest (a copy from another store) without hashing it twice, and still stores nothing when it fails', async () => {
+    const big = Buffer.alloc(6 * 1024 * 1024 + 5, 'x'); // big enough for the hashing thread
+    const good = await store.putBlob(
+      verifiedStream(Readable.from(chunked(big, 65536)), sha(big)),
+      sha(big),
+    );
+    expect(good).toEqual({ digest: sha(big), size: big.length });
+    expect((await readAll((await store.openBlob(sha(big)))!)).equals(big)).toBe(true);
+
+    const bad = Buffer.from(big);
+    bad[12345] ^= 1;
+    const claimed = sha(Buffer.concat([big, Buffer.from('!')]));
+    await expect(
+      store.putBlob(verifiedStream(Readable.from(chunked(bad, 65536)), claimed), claimed),
+    ).rejects.toThrow(CorruptBlobError);
+    expect((await store.hasBlobs([claimed])).size).toBe(0);
+    expect(await tmpFiles()).toEqual([]);
+  });
   it('stores a file, leaving the file alone', async () => {
     const file = join(dir, 'input.bin');
     await writeFile(file, 'file contents');

@@ -19,7 +19,7 @@ export function sha256Digest(data: Buffer | string): string {
  * `source`'s bytes, each chunk fed to `pipe` before it is passed on: big streams are hashed on the
  * hashing thread while the consumer works on the chunks.
  */
-async function* hashedChunks(
+export async function* hashedChunks(
   source: AsyncIterable<Buffer | string> | NodeJS.ReadableStream,
   pipe: HashPipe,
 ): AsyncGenerator<Buffer> {

@@ -20,6 +20,7 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
+import { mapLimit } from './limit.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store } from './types.js';
 import { CorruptBlobError } from './types.js';
 
@@ -237,7 +238,9 @@ export class LayeredStore implements Store {
       const target = this.layers[to]!;
       try {
         const present = await target.hasBlobs(digests);
-        for (const d of digests) if (!present.has(d)) await this.copyBlob(d, from, to);
+        // Two at a time: each blob is hashed on its own thread as it arrives.
+        const missing = digests.filter((d) => !present.has(d));
+        await mapLimit(missing, 2, (d) => this.copyBlob(d, from, to));
         await target.putResult(manifest);
         this.counters[to]!.copiedIn++;
       } catch (err) {

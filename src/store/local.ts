@@ -31,13 +31,14 @@
  *
  * Memory stays bounded whatever the blob size: blobs only pass as streams.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, open, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { digestStream, verifiedStream } from './digest.js';
+import { digestStream, hashedChunks, isVerifiedFor, verifiedStream } from './digest.js';
+import { HashPipe } from './hash-pipe.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store } from './types.js';
 import { assertDigest, CorruptBlobError, manifestProblems } from './types.js';
 import { exists, isNotFound, listDir } from './fsutil.js';
@@ -162,25 +163,30 @@ export class LocalStore implements Store {
     if (expectedDigest !== undefined) assertDigest(expectedDigest, 'expected digest');
     await this.ensureDirs();
     const tmp = this.tempPath();
-    const hash = createHash('sha256');
+    // A stream verified for the expected digest (a blob read from another store) already ends
+    // with an error instead of `end` when its bytes are wrong: hashing it again would only cost
+    // a second pass. Anything else is hashed here (on the hashing thread when it is big).
+    const pipe =
+      expectedDigest !== undefined && isVerifiedFor(data, expectedDigest)
+        ? undefined
+        : new HashPipe();
     let size = 0;
     try {
       // The source is read through a plain async generator, so any async iterable of bytes works
       // (not only Node streams); leaving the loop early destroys the source.
-      async function* hashed(): AsyncGenerator<Buffer> {
-        for await (const chunk of data as AsyncIterable<Buffer | string>) {
-          const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-          hash.update(buf);
+      async function* counted(): AsyncGenerator<Buffer> {
+        const chunks = pipe ? hashedChunks(data, pipe) : (data as AsyncIterable<Buffer>);
+        for await (const buf of chunks) {
           size += buf.length;
           yield buf;
         }
       }
       // A deep write buffer lets small chunks (tar headers, small files) go out together (writev).
       await pipeline(
-        hashed(),
+        counted(),
         createWriteStream(tmp, { flags: 'wx', highWaterMark: WRITE_BUFFER }),
       );
-      const digest = `sha256:${hash.digest('hex')}`;
+      const digest = pipe ? await pipe.digest() : expectedDigest!;
       if (expectedDigest !== undefined && digest !== expectedDigest) {
         throw new CorruptBlobError(
           expectedDigest,
@@ -192,6 +198,7 @@ export class LocalStore implements Store {
       if (written) await this.afterPut(size);
       return { digest, size };
     } finally {
+      pipe?.dispose();
       await rm(tmp, { force: true });
     }
   }
