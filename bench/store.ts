@@ -28,12 +28,13 @@
 // --gha-mib N (64), --runs N (2), --settle-ms N (1000), --keep (keep the temp dir), --only local|registry|gha (one
 // part; `--only registry` still makes part 1's tar, untimed, as the curl blob).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createGhaStore } from '../src/store/gha.js';
+import { LayeredStore } from '../src/store/layered.js';
 import { LocalStore } from '../src/store/local.js';
 import { blobOpenerFor, restoreOutputs, saveOutputs } from '../src/store/pack.js';
 import { RegistryStore } from '../src/store/registry.js';
@@ -111,6 +112,21 @@ async function settle(): Promise<void> {
   sync();
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   sync();
+}
+
+/** A result manifest for the bench's outputs, keyed by the sha256 of `tag`. */
+function benchManifest(tag: string, outputs: OutputEntry[]): ResultManifest {
+  return {
+    format: RESULT_FORMAT,
+    cacheKey: `sha256:${createHash('sha256').update(tag).digest('hex')}`,
+    unit: 'bench',
+    invocation: 'bench',
+    exitCode: 0,
+    durationMs: 0,
+    worker: tag,
+    createdAt: new Date().toISOString(),
+    outputs,
+  };
 }
 
 function rm(p: string): void {
@@ -364,13 +380,20 @@ function curlExtract(reg: RegistryProcess, repo: string, digest: string, dir: st
   run('sh', ['-c', 'curl -sS -f -L "$1" | tar -xf - -C "$2"', 'sh', url, dir]);
 }
 
-function curlDownload(reg: RegistryProcess, repo: string, digest: string, size: number): void {
+/** A curl GET of the blob to `dest` (default /dev/null). */
+function curlDownload(
+  reg: RegistryProcess,
+  repo: string,
+  digest: string,
+  size: number,
+  dest = '/dev/null',
+): void {
   const out = run('curl', [
     '-sS',
     '-f',
     '-L',
     '-o',
-    '/dev/null',
+    dest,
     '-w',
     '%{size_download}',
     `${reg.url}/v2/${repo}/blobs/${digest}`,
@@ -402,9 +425,11 @@ async function registryPart(tree: Tree, tarFile: string): Promise<RegistryPart |
   try {
     const t = {
       push: [] as number[],
+      fetch: [] as number[],
       pull: [] as number[],
       up: [] as number[],
       down: [] as number[],
+      downFile: [] as number[],
       downX: [] as number[],
     };
     let last: RegistryPart | undefined;
@@ -412,68 +437,95 @@ async function registryPart(tree: Tree, tarFile: string): Promise<RegistryPart |
       // A fresh repository per run: a blob already linked to it would not be uploaded again.
       const curlRepo = `bench/curl-${i}`;
       if (last) rm(last.restored);
-      const x = path.join(tmp, `curl-x-${i}`);
-      fs.mkdirSync(x);
-      await settle();
-      t.up.push(await time(() => curlUpload(reg, curlRepo, tarFile, tarDigest)));
-      await settle();
-      t.down.push(await time(() => curlDownload(reg, curlRepo, tarDigest, tarSize)));
-      // What standard tools take for the whole of a pull: download and extract.
-      await settle();
-      t.downX.push(await time(() => curlExtract(reg, curlRepo, tarDigest, x)));
-      rm(x);
-
+      const curlSide = async () => {
+        await settle();
+        t.up.push(await time(() => curlUpload(reg, curlRepo, tarFile, tarDigest)));
+        await settle();
+        t.down.push(await time(() => curlDownload(reg, curlRepo, tarDigest, tarSize)));
+        const file = path.join(tmp, `curl-get-${i}.tar`);
+        await settle();
+        t.downFile.push(await time(() => curlDownload(reg, curlRepo, tarDigest, tarSize, file)));
+        rm(file);
+        // What standard tools take for the whole of a pull: download and extract.
+        const x = path.join(tmp, `curl-x-${i}`);
+        fs.mkdirSync(x);
+        await settle();
+        t.downX.push(await time(() => curlExtract(reg, curlRepo, tarDigest, x)));
+        rm(x);
+      };
       const store = new RegistryStore({ ref: `${reg.host}/bench/ours-${i}` });
-      let entries: OutputEntry[] = [];
-      await settle();
-      t.push.push(await time(async () => (entries = await saveOutputs(store, tree.root, OUTPUTS))));
       const restored = path.join(tmp, `registry-restored-${i}`);
-      fs.mkdirSync(restored);
-      await settle();
-      t.pull.push(await time(() => restoreOutputs(blobOpenerFor(store), restored, entries)));
+      let entries: OutputEntry[] = [];
+      const ourSide = async () => {
+        await settle();
+        t.push.push(
+          await time(async () => (entries = await saveOutputs(store, tree.root, OUTPUTS))),
+        );
+        // A hit in a layered store (local first, then this registry): the result's blobs are
+        // fetched into the local layer (GET, verified on the way in, written to its directory).
+        const manifest = benchManifest(`registry-${i}`, entries);
+        await store.putResult(manifest);
+        const layerDir = path.join(tmp, `registry-local-layer-${i}`);
+        const layered = new LayeredStore([await LocalStore.open(layerDir), store]);
+        await settle();
+        t.fetch.push(await time(() => layered.getResult(manifest.cacheKey)));
+        const fetched = await layered.layers[0]!.hasBlobs(entries.map((e) => e.digest));
+        if (fetched.size !== new Set(entries.map((e) => e.digest)).size) {
+          throw new Error('the local layer did not get the blobs of the registry hit');
+        }
+        rm(layerDir);
+        fs.mkdirSync(restored);
+        await settle();
+        t.pull.push(await time(() => restoreOutputs(blobOpenerFor(store), restored, entries)));
+      };
+      if (i % 2 === 0) {
+        await curlSide();
+        await ourSide();
+      } else {
+        await ourSide();
+        await curlSide();
+      }
       last = { store, restored, entries };
       console.log(
         `  run ${i + 1}: curl up ${fmtMs(t.up[i]!)}, curl down ${fmtMs(t.down[i]!)}, ` +
-          `curl | tar -x ${fmtMs(t.downX[i]!)}, ` +
-          `push ${fmtMs(t.push[i]!)}, pull ${fmtMs(t.pull[i]!)} ` +
+          `to a file ${fmtMs(t.downFile[i]!)}, curl | tar -x ${fmtMs(t.downX[i]!)}, ` +
+          `push ${fmtMs(t.push[i]!)}, fetch ${fmtMs(t.fetch[i]!)}, pull ${fmtMs(t.pull[i]!)} ` +
           `(${mb(store.stats().uploadedBytes)} uploaded, ${store.stats().requests} requests)`,
       );
     }
     const B = tree.bytes;
-    const [push, pull, up, down] = [best(t.push), best(t.pull), best(t.up), best(t.down)];
-    const downX = best(t.downX);
-    console.log(
-      `  curl upload       ${fmtRate(rate(tarSize, up))}   push (save)    ${fmtRate(rate(B, push))}`,
-    );
-    console.log(
-      `  curl GET          ${fmtRate(rate(tarSize, down))}   pull (restore) ${fmtRate(rate(B, pull))}`,
-    );
+    const [push, fetch, pull] = [best(t.push), best(t.fetch), best(t.pull)];
+    const [up, down, downFile, downX] = [best(t.up), best(t.down), best(t.downFile), best(t.downX)];
+    const line = (a: string, ar: number, b: string, br: number) =>
+      console.log(`  ${a.padEnd(18)}${fmtRate(ar)}   ${b.padEnd(15)}${fmtRate(br)}`);
+    line('curl upload', rate(tarSize, up), 'push (save)', rate(B, push));
+    line('curl GET', rate(tarSize, down), 'pull (restore)', rate(B, pull));
+    line('curl GET -o file', rate(tarSize, downFile), 'fetch (layer)', rate(B, fetch));
     // Throughput ratios (the curl blob is the tar: a few % bigger than the file bytes).
     const ratio = (oursMs: number, baseMs: number): number =>
       rate(B, oursMs) / rate(tarSize, baseMs);
-    ratioRow(
-      'registry push vs curl upload',
-      ratio(push, up),
-      0.6,
-      `${fmtRate(rate(B, push)).trim()} vs ${fmtRate(rate(tarSize, up)).trim()}`,
-    );
-    ratioRow(
-      'registry pull vs curl GET',
-      ratio(pull, down),
-      0.6,
-      `${fmtRate(rate(B, pull)).trim()} vs ${fmtRate(rate(tarSize, down)).trim()}`,
-    );
-    ratioRow(
-      'registry pull vs curl GET | tar -x',
-      ratio(pull, downX),
-      null,
-      `${fmtRate(rate(B, pull)).trim()} vs ${fmtRate(rate(tarSize, downX)).trim()}`,
-    );
+    const vs = (oursMs: number, baseMs: number) =>
+      `${fmtRate(rate(B, oursMs)).trim()} vs ${fmtRate(rate(tarSize, baseMs)).trim()}`;
+    ratioRow('registry push vs curl upload', ratio(push, up), 0.6, vs(push, up));
+    ratioRow('registry pull vs curl GET', ratio(pull, down), 0.6, vs(pull, down));
+    ratioRow('registry pull vs curl GET | tar -x', ratio(pull, downX), null, vs(pull, downX));
     ratioRow(
       'registry push+pull vs curl',
       ratio(push + pull, up + down),
       0.6,
-      `${fmtRate(rate(B, push + pull)).trim()} vs ${fmtRate(rate(tarSize, up + down)).trim()}`,
+      vs(push + pull, up + down),
+    );
+    ratioRow(
+      'registry fetch into local layer vs curl GET -o',
+      ratio(fetch, downFile),
+      0.6,
+      vs(fetch, downFile),
+    );
+    ratioRow(
+      'registry push+fetch vs curl PUT+GET -o',
+      ratio(push + fetch, up + downFile),
+      0.6,
+      vs(push + fetch, up + downFile),
     );
 
     // 4b. The same outputs again (from the restored tree): nothing to upload.
@@ -571,21 +623,11 @@ async function ghaPart(): Promise<void> {
           env,
         });
         const a = createGhaStore({ dir: path.join(tmp, `gha-shard-a-${i}`) }, ctx(`bench-${i}`));
-        const cacheKey = `sha256:${'0'.repeat(63)}${i}`;
+        const cacheKey = benchManifest(`gha-${i}`, []).cacheKey;
         sync();
         t.save.push(
           await time(async () => {
-            const manifest: ResultManifest = {
-              format: RESULT_FORMAT,
-              cacheKey,
-              unit: 'bench',
-              invocation: 'bench',
-              exitCode: 0,
-              durationMs: 0,
-              worker: `bench-${i}`,
-              createdAt: new Date().toISOString(),
-              outputs: await saveOutputs(a, root, OUTPUTS),
-            };
+            const manifest = benchManifest(`gha-${i}`, await saveOutputs(a, root, OUTPUTS));
             await a.putResult(manifest);
             await a.flush();
           }),
