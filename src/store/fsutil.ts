@@ -1,4 +1,5 @@
 /** Small file-system helpers shared by the stores: "not there" is an answer, not an error. */
+import { writevSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 
 export function isNotFound(err: unknown): boolean {
@@ -23,5 +24,17 @@ export async function listDir(dir: string): Promise<string[]> {
   } catch (err) {
     if (isNotFound(err)) return [];
     throw err;
+  }
+}
+
+/** Writes all of `chunks` at the file's position, in as few system calls as it takes. */
+export function writevAllSync(fd: number, chunks: readonly Uint8Array[]): void {
+  let rest = chunks.filter((c) => c.length > 0);
+  while (rest.length > 0) {
+    let n = writevSync(fd, rest);
+    let i = 0;
+    while (i < rest.length && n >= rest[i]!.length) n -= rest[i++]!.length;
+    rest = rest.slice(i);
+    if (n > 0) rest[0] = rest[0]!.subarray(n);
   }
 }
