@@ -356,6 +356,43 @@ describe('GhaStore shards and slots (v2)', () => {
     expect(await m.store.getResult(key(1))).not.toBeNull();
   });
 
+  it("lists every slot's results: slots from the GitHub API's listing, or from the slots option", async () => {
+    const srv = await start();
+    await seed(srv, 'v2'); // key(1) on worker-1
+    const work = join(tmp, 'work-b');
+    await writeTree(work, { 'out/x/c.txt': 'gamma\n' });
+    const w7 = makeStore(srv.env('v2'), 'worker-7');
+    await buildResult(w7.store, work, key(2), ['out/x']);
+    await buildResult(w7.store, work, key(3), ['out/x']);
+    await w7.store.flush();
+    const keysOf = async (s: GhaStore, prefix?: string) => {
+      const out: string[] = [];
+      for await (const r of s.listResults(prefix)) out.push(r.cacheKey);
+      return out.sort();
+    };
+    const api = {
+      GITHUB_TOKEN: 'ghs_test',
+      GITHUB_REPOSITORY: 'octo/repo',
+      GITHUB_API_URL: srv.restApiUrl,
+    };
+    // The CLI's own slot holds nothing; the API names worker-1 and worker-7.
+    const cli = makeStore({ ...srv.env('v2'), ...api }, 'cli');
+    expect(await keysOf(cli.store)).toEqual([key(1), key(2), key(3)]);
+    expect(cli.store.stats().restoredEntries).toBe(2);
+    expect(await keysOf(cli.store, key(2))).toEqual([key(2)]);
+    expect(cli.store.stats().restoredEntries).toBe(2); // each shard restored once
+    expect(cli.warnings).toEqual([]);
+    // Without the API: the slots option, and nothing else.
+    const opt = makeStore(srv.env('v2'), 'cli', { slots: ['worker-7'] });
+    expect(await keysOf(opt.store)).toEqual([key(2), key(3)]);
+    const bare = makeStore(srv.env('v2'), 'cli');
+    expect(await keysOf(bare.store)).toEqual([]);
+    // A worker lists its own shard first, and a result in two shards once.
+    const w1 = makeStore({ ...srv.env('v2'), ...api }, 'worker-1');
+    expect(await keysOf(w1.store)).toEqual([key(1), key(2), key(3)]);
+    expect(srv.requests().some((r) => r.protocol === 'rest' && r.status === 200)).toBe(true);
+  });
+
   it('leaves process.env and stdout as they were', async () => {
     const srv = await start();
     const before = { ...process.env };

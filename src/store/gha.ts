@@ -438,20 +438,51 @@ export class GhaStore implements Store {
    * API (see gha-api.ts); the cache service cannot list.
    */
   remoteEntries(fetchImpl?: typeof fetch): Promise<GhaListing> {
-    return listGhaCaches(`${GHA_KEY_FORMAT}-${ghaKeyPart(this.scope)}-`, this.ctx.env, fetchImpl);
+    return listGhaCaches(this.scopePrefix, this.ctx.env, fetchImpl);
   }
 
+  /** Keys of every slot of this scope start with this. */
+  private get scopePrefix(): string {
+    return `${GHA_KEY_FORMAT}-${ghaKeyPart(this.scope)}-`;
+  }
+
+  /**
+   * The results of this slot's shard, then those of every other slot's newest shard (each
+   * restored once): the slots of the `slots` option, and, when the GitHub API can list the
+   * scope's entries (see gha-api.ts), every slot that has saved one. A result in several shards
+   * is listed once.
+   */
   async *listResults(prefix = ''): AsyncIterable<ResultListing> {
-    const shard = await this.shard();
-    for (const file of await resultFiles(shard.dir)) {
-      const manifest = await readManifest(file);
-      if (!manifest || !manifest.cacheKey.startsWith(prefix)) continue;
-      yield {
-        cacheKey: manifest.cacheKey,
-        unit: manifest.unit,
-        size: manifest.outputs.reduce((n, o) => n + o.size, 0),
-        createdAt: manifest.createdAt,
-      };
+    const seen = new Set<string>();
+    const from = async function* (store: LocalStore) {
+      for (const file of await resultFiles(store.dir)) {
+        const manifest = await readManifest(file);
+        if (!manifest || !manifest.cacheKey.startsWith(prefix) || seen.has(manifest.cacheKey)) {
+          continue;
+        }
+        seen.add(manifest.cacheKey);
+        yield {
+          cacheKey: manifest.cacheKey,
+          unit: manifest.unit,
+          size: manifest.outputs.reduce((n, o) => n + o.size, 0),
+          createdAt: manifest.createdAt,
+        };
+      }
+    };
+    yield* from(await this.shard());
+    const own = ghaKeyPart(this.slot);
+    const parts = new Set(this.options.slots.map(ghaKeyPart));
+    if (this.available && modeReadable(cacheMode(this.ctx.env))) {
+      const listing = await this.remoteEntries();
+      if ('entries' in listing) {
+        for (const e of listing.entries)
+          parts.add(e.key.slice(this.scopePrefix.length).split('-')[0]!);
+      }
+    }
+    parts.delete(own);
+    for (const part of [...parts].sort()) {
+      const peer = await this.peer(part);
+      if (peer) yield* from(peer);
     }
   }
 
@@ -522,7 +553,7 @@ export class GhaStore implements Store {
       );
       return;
     }
-    await this.restoreInto(this.slot, this.shardStore);
+    await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore);
   }
 
   private async serviceAvailable(): Promise<boolean> {
@@ -595,9 +626,9 @@ export class GhaStore implements Store {
     return false;
   }
 
-  /** Restores a slot's newest entry into `target`; false on a miss or failure (warned). */
-  private async restoreInto(slot: string, target: LocalStore): Promise<boolean> {
-    const prefix = ghaKeyPrefix(this.scope, slot);
+  /** Restores the newest entry under `prefix` (a slot's) into `target`; false on a miss or
+   * failure (warned). */
+  private async restoreInto(prefix: string, target: LocalStore): Promise<boolean> {
     let stage: string | undefined;
     try {
       stage = await mkdtemp(join(this.dir, 'tmp', 'gha-restore-'));
@@ -692,18 +723,30 @@ export class GhaStore implements Store {
       const m = await peer.getResult(cacheKey);
       if (m) return this.adopt(m, peer);
     }
-    if (!this.available || !modeReadable(cacheMode(this.ctx.env))) return null;
     for (const slot of this.options.slots) {
-      if (this.peersTried.has(slot)) continue;
-      this.peersTried.add(slot);
-      const dir = join(this.dir, 'peers', fsName(slot));
-      const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
-      if (!(await this.restoreInto(slot, peer))) continue;
-      this.peers.set(slot, peer);
-      const m = await peer.getResult(cacheKey);
-      if (m) return this.adopt(m, peer);
+      const part = ghaKeyPart(slot);
+      if (this.peersTried.has(part)) continue;
+      const peer = await this.peer(part);
+      const m = await peer?.getResult(cacheKey);
+      if (m) return this.adopt(m, peer!);
     }
     return null;
+  }
+
+  /**
+   * The shard of the slot whose key part is `part` (as `ghaKeyPart` writes it), restored from its
+   * newest entry the first time it is asked for; null when there is none or it cannot be read.
+   */
+  private async peer(part: string): Promise<LocalStore | null> {
+    const known = this.peers.get(part);
+    if (known || this.peersTried.has(part)) return known ?? null;
+    this.peersTried.add(part);
+    if (!this.available || !modeReadable(cacheMode(this.ctx.env))) return null;
+    const dir = join(this.dir, 'peers', fsName(part));
+    const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
+    if (!(await this.restoreInto(`${this.scopePrefix}${part}-`, peer))) return null;
+    this.peers.set(part, peer);
+    return peer;
   }
 
   /** Copies a result found in another slot's shard into this one (the unit lives here now). */
