@@ -101,6 +101,7 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // otherwise multiplex every client of a process to one target over a single connection).
   'grpc.use_local_subchannel_pool': 1,
   'grpc.max_reconnect_backoff_ms': 2_000,
+  'grpc.enable_channelz': 0,
 };
 
 /** Credentials are costly to build (each parses the CA, key and certificate): one per material,
@@ -292,6 +293,8 @@ export async function startServer(
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.keepalive_time_ms': 15_000,
     'grpc.keepalive_timeout_ms': 5_000,
+    // No channelz bookkeeping (per connection and per call): nothing here reads it.
+    'grpc.enable_channelz': 0,
   });
   for (const s of services) server.addService(s.definition, s.handlers);
   const bound: Address[] = [];
