@@ -82,7 +82,8 @@ export interface Store {
   /**
    * Stores a stream of bytes, hashing it on the way. With `expectedDigest`, bytes that hash to
    * something else are an error (`CorruptBlobError`) and nothing is stored. A blob that is already
-   * present is not written again.
+   * present is not written again. As with any Node stream, a chunk belongs to the store once
+   * yielded (it may be held until a batch is written): the source must not reuse its memory.
    */
   putBlob(data: Readable | AsyncIterable<Buffer>, expectedDigest?: string): Promise<BlobInfo>;
   /** Same as `putBlob` from a file (which is left as it is). */
