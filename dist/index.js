@@ -176,11 +176,11 @@ function takeSlot() {
   const s = pool.pop();
   if (s) return s;
   const sab = new SharedArrayBuffer(SLOT);
-  return { sab, buf: Buffer.from(sab), key: slotKeys++ };
+  return { sab, buf: Buffer.from(sab), key: slotKeys++, sentTo: /* @__PURE__ */ new Set() };
 }
 function giveSlot(s) {
   if (pool.length < POOL_MAX) pool.push(s);
-  else s.sentTo?.forget(s.key);
+  else for (const t of s.sentTo) t.forget(s.key);
 }
 function pickThread() {
   const idle = threads.find((t) => t.load === 0);
@@ -345,7 +345,7 @@ parentPort.on('message', (m) => {
               return this.update(data.subarray(offset));
             });
           const n = Math.min(SLOT - fill.used, data.length - offset);
-          fill.buf.set(data.subarray(offset, offset + n), fill.used);
+          fill.buf.fill(data.subarray(offset, offset + n), fill.used, fill.used + n);
           fill.used += n;
           offset += n;
           if (fill.used === SLOT) {
@@ -425,8 +425,8 @@ parentPort.on('message', (m) => {
       send(n, o) {
         const t = this.thread;
         const { key, sab } = o.slot;
-        const fresh = o.slot.sentTo !== t;
-        o.slot.sentTo = t;
+        const fresh = !o.slot.sentTo.has(t);
+        o.slot.sentTo.add(t);
         t.post({
           op: "update",
           id: this.id,
@@ -508,6 +508,7 @@ var init_digest = __esm({
 });
 
 // src/store/fsutil.ts
+import { writevSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 function isNotFound(err) {
   const code = err?.code;
@@ -528,6 +529,16 @@ async function listDir(dir) {
   } catch (err) {
     if (isNotFound(err)) return [];
     throw err;
+  }
+}
+function writevAllSync(fd, chunks) {
+  let rest = chunks.filter((c) => c.length > 0);
+  while (rest.length > 0) {
+    let n = writevSync(fd, rest);
+    let i = 0;
+    while (i < rest.length && n >= rest[i].length) n -= rest[i++].length;
+    rest = rest.slice(i);
+    if (n > 0) rest[0] = rest[0].subarray(n);
   }
 }
 var init_fsutil = __esm({
@@ -562,11 +573,10 @@ var init_limit = __esm({
 });
 
 // src/store/local.ts
-import { createHash as createHash3, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { lstat, mkdir as mkdir2, open, readFile as readFile4, rename as rename2, rm, stat as stat2, unlink as unlink2, utimes } from "node:fs/promises";
 import { join as join4 } from "node:path";
-import { pipeline } from "node:stream/promises";
 async function touch(paths) {
   const now = /* @__PURE__ */ new Date();
   await Promise.all(paths.map((p) => utimes(p, now, now).catch(() => {
@@ -585,6 +595,7 @@ var init_local = __esm({
   "src/store/local.ts"() {
     "use strict";
     init_digest();
+    init_hash_pipe();
     init_types();
     init_fsutil();
     init_limit();
@@ -652,22 +663,29 @@ var init_local = __esm({
         if (expectedDigest !== void 0) assertDigest(expectedDigest, "expected digest");
         await this.ensureDirs();
         const tmp = this.tempPath();
-        const hash = createHash3("sha256");
+        const pipe = expectedDigest !== void 0 && isVerifiedFor(data, expectedDigest) ? void 0 : new HashPipe();
         let size2 = 0;
         try {
-          async function* hashed() {
-            for await (const chunk of data) {
-              const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
-              hash.update(buf);
+          const chunks = pipe ? hashedChunks(data, pipe) : data;
+          const file = await open(tmp, "wx");
+          try {
+            let batch = [];
+            let batched = 0;
+            for await (const buf of chunks) {
               size2 += buf.length;
-              yield buf;
+              batch.push(buf);
+              batched += buf.length;
+              if (batched >= WRITE_BUFFER || batch.length >= 64) {
+                writevAllSync(file.fd, batch);
+                batch = [];
+                batched = 0;
+              }
             }
+            writevAllSync(file.fd, batch);
+          } finally {
+            await file.close();
           }
-          await pipeline(
-            hashed(),
-            createWriteStream(tmp, { flags: "wx", highWaterMark: WRITE_BUFFER })
-          );
-          const digest = `sha256:${hash.digest("hex")}`;
+          const digest = pipe ? await pipe.digest() : expectedDigest;
           if (expectedDigest !== void 0 && digest !== expectedDigest) {
             throw new CorruptBlobError(
               expectedDigest,
@@ -679,6 +697,7 @@ var init_local = __esm({
           if (written) await this.afterPut(size2);
           return { digest, size: size2 };
         } finally {
+          pipe?.dispose();
           await rm(tmp, { force: true });
         }
       }
@@ -1113,7 +1132,7 @@ __export(gha_exports, {
   ghaNewKey: () => ghaNewKey
 });
 import { AsyncLocalStorage } from "node:async_hooks";
-import { createHash as createHash4, randomBytes as randomBytes3 } from "node:crypto";
+import { createHash as createHash3, randomBytes as randomBytes3 } from "node:crypto";
 import { createReadStream as createReadStream2 } from "node:fs";
 import { copyFile, link, lstat as lstat3, mkdir as mkdir5, mkdtemp, readFile as readFile5, rename as rename5, rm as rm3 } from "node:fs/promises";
 import { join as join6, resolve as resolve2 } from "node:path";
@@ -1126,7 +1145,7 @@ function ghaKeyPart(value) {
         out += `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
   }
   if (out.length > MAX_KEY_PART) {
-    out = `h${createHash4("sha256").update(value).digest("hex").slice(0, 40)}`;
+    out = `h${createHash3("sha256").update(value).digest("hex").slice(0, 40)}`;
   }
   return out;
 }
@@ -1249,7 +1268,7 @@ function failureDetail(log) {
 }
 function fsName(value) {
   const safe = value.replace(/[^A-Za-z0-9._-]/g, "_");
-  return safe === value && safe !== "." && safe !== ".." && safe.length <= 100 ? safe : `${safe.slice(0, 40)}-${createHash4("sha256").update(value).digest("hex").slice(0, 16)}`;
+  return safe === value && safe !== "." && safe !== ".." && safe.length <= 100 ? safe : `${safe.slice(0, 40)}-${createHash3("sha256").update(value).digest("hex").slice(0, 16)}`;
 }
 async function listLayout(root, name) {
   const out = [];
@@ -1488,19 +1507,49 @@ var init_gha = __esm({
        * API (see gha-api.ts); the cache service cannot list.
        */
       remoteEntries(fetchImpl) {
-        return listGhaCaches(`${GHA_KEY_FORMAT}-${ghaKeyPart(this.scope)}-`, this.ctx.env, fetchImpl);
+        return listGhaCaches(this.scopePrefix, this.ctx.env, fetchImpl);
       }
+      /** Keys of every slot of this scope start with this. */
+      get scopePrefix() {
+        return `${GHA_KEY_FORMAT}-${ghaKeyPart(this.scope)}-`;
+      }
+      /**
+       * The results of this slot's shard, then those of every other slot's newest shard (each
+       * restored once): the slots of the `slots` option, and, when the GitHub API can list the
+       * scope's entries (see gha-api.ts), every slot that has saved one. A result in several shards
+       * is listed once.
+       */
       async *listResults(prefix = "") {
-        const shard = await this.shard();
-        for (const file of await resultFiles(shard.dir)) {
-          const manifest = await readManifest2(file);
-          if (!manifest || !manifest.cacheKey.startsWith(prefix)) continue;
-          yield {
-            cacheKey: manifest.cacheKey,
-            unit: manifest.unit,
-            size: manifest.outputs.reduce((n, o) => n + o.size, 0),
-            createdAt: manifest.createdAt
-          };
+        const seen = /* @__PURE__ */ new Set();
+        const from = async function* (store) {
+          for (const file of await resultFiles(store.dir)) {
+            const manifest = await readManifest2(file);
+            if (!manifest || !manifest.cacheKey.startsWith(prefix) || seen.has(manifest.cacheKey)) {
+              continue;
+            }
+            seen.add(manifest.cacheKey);
+            yield {
+              cacheKey: manifest.cacheKey,
+              unit: manifest.unit,
+              size: manifest.outputs.reduce((n, o) => n + o.size, 0),
+              createdAt: manifest.createdAt
+            };
+          }
+        };
+        yield* from(await this.shard());
+        const own = ghaKeyPart(this.slot);
+        const parts = new Set(this.options.slots.map(ghaKeyPart));
+        if (this.available && modeReadable(cacheMode(this.ctx.env))) {
+          const listing = await this.remoteEntries();
+          if ("entries" in listing) {
+            for (const e of listing.entries)
+              parts.add(e.key.slice(this.scopePrefix.length).split("-")[0]);
+          }
+        }
+        parts.delete(own);
+        for (const part of [...parts].sort()) {
+          const peer = await this.peer(part);
+          if (peer) yield* from(peer);
         }
       }
       /**
@@ -1566,7 +1615,7 @@ var init_gha = __esm({
           );
           return;
         }
-        await this.restoreInto(this.slot, this.shardStore);
+        await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore);
       }
       async serviceAvailable() {
         const env2 = this.ctx.env;
@@ -1622,9 +1671,9 @@ var init_gha = __esm({
         this.warn(`saving ${key} to the Actions cache failed: ${detail}`);
         return false;
       }
-      /** Restores a slot's newest entry into `target`; false on a miss or failure (warned). */
-      async restoreInto(slot, target) {
-        const prefix = ghaKeyPrefix(this.scope, slot);
+      /** Restores the newest entry under `prefix` (a slot's) into `target`; false on a miss or
+       * failure (warned). */
+      async restoreInto(prefix, target) {
         let stage;
         try {
           stage = await mkdtemp(join6(this.dir, "tmp", "gha-restore-"));
@@ -1718,18 +1767,29 @@ var init_gha = __esm({
           const m = await peer.getResult(cacheKey);
           if (m) return this.adopt(m, peer);
         }
-        if (!this.available || !modeReadable(cacheMode(this.ctx.env))) return null;
         for (const slot of this.options.slots) {
-          if (this.peersTried.has(slot)) continue;
-          this.peersTried.add(slot);
-          const dir = join6(this.dir, "peers", fsName(slot));
-          const peer = await LocalStore.open(dir, { onWarning: (m2) => this.warn(m2) });
-          if (!await this.restoreInto(slot, peer)) continue;
-          this.peers.set(slot, peer);
-          const m = await peer.getResult(cacheKey);
+          const part = ghaKeyPart(slot);
+          if (this.peersTried.has(part)) continue;
+          const peer = await this.peer(part);
+          const m = await peer?.getResult(cacheKey);
           if (m) return this.adopt(m, peer);
         }
         return null;
+      }
+      /**
+       * The shard of the slot whose key part is `part` (as `ghaKeyPart` writes it), restored from its
+       * newest entry the first time it is asked for; null when there is none or it cannot be read.
+       */
+      async peer(part) {
+        const known = this.peers.get(part);
+        if (known || this.peersTried.has(part)) return known ?? null;
+        this.peersTried.add(part);
+        if (!this.available || !modeReadable(cacheMode(this.ctx.env))) return null;
+        const dir = join6(this.dir, "peers", fsName(part));
+        const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
+        if (!await this.restoreInto(`${this.scopePrefix}${part}-`, peer)) return null;
+        this.peers.set(part, peer);
+        return peer;
       }
       /** Copies a result found in another slot's shard into this one (the unit lives here now). */
       async adopt(manifest, peer) {
@@ -2267,7 +2327,7 @@ __export(registry_exports, {
   createRegistryStore: () => createRegistryStore,
   parseRegistryRef: () => parseRegistryRef
 });
-import { createHash as createHash5 } from "node:crypto";
+import { createHash as createHash4 } from "node:crypto";
 import { createReadStream as createReadStream3 } from "node:fs";
 import { mkdir as mkdir6, stat as stat3 } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -2656,7 +2716,7 @@ var init_registry = __esm({
             }
             session = opened.session;
           }
-          const hash = createHash5("sha256");
+          const hash = createHash4("sha256");
           const chunks = readChunks(data, this.chunkSize, hash)[Symbol.asyncIterator]();
           const first = await chunks.next();
           const firstChunk = first.done ? Buffer.alloc(0) : first.value;
@@ -7013,6 +7073,7 @@ function destroyQuietly(stream) {
 init_digest();
 
 // src/store/layered.ts
+init_limit();
 init_types();
 import { mkdir as mkdir4, rename as rename4, writeFile as writeFile2 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
@@ -7177,7 +7238,8 @@ var LayeredStore = class {
       const target = this.layers[to];
       try {
         const present = await target.hasBlobs(digests);
-        for (const d of digests) if (!present.has(d)) await this.copyBlob(d, from, to);
+        const missing = digests.filter((d) => !present.has(d));
+        await mapLimit(missing, 2, (d) => this.copyBlob(d, from, to));
         await target.putResult(manifest);
         this.counters[to].copiedIn++;
       } catch (err) {
@@ -7886,7 +7948,7 @@ function call(client, method, req, metadata, timeoutMs) {
 import * as grpc2 from "@grpc/grpc-js";
 import { chmodSync as chmodSync2, existsSync, lstatSync as lstatSync2, unlinkSync } from "node:fs";
 import { isIP } from "node:net";
-import { timingSafeEqual as timingSafeEqual2, createHash as createHash6 } from "node:crypto";
+import { timingSafeEqual as timingSafeEqual2, createHash as createHash5 } from "node:crypto";
 import { checkServerIdentity } from "node:tls";
 var SecurityError = class extends Error {
   name = "SecurityError";
@@ -7943,7 +8005,8 @@ var CHANNEL_OPTIONS = {
   // One connection per client object, as separate worker processes would have (grpc-js would
   // otherwise multiplex every client of a process to one target over a single connection).
   "grpc.use_local_subchannel_pool": 1,
-  "grpc.max_reconnect_backoff_ms": 2e3
+  "grpc.max_reconnect_backoff_ms": 2e3,
+  "grpc.enable_channelz": 0
 };
 var credentialCache = /* @__PURE__ */ new WeakMap();
 function channelCredentials(a, sec, serverRole) {
@@ -8013,8 +8076,8 @@ function peerRole(callLike) {
   return peer;
 }
 function sameSecret(a, b) {
-  const ha = createHash6("sha256").update(a).digest();
-  const hb = createHash6("sha256").update(b).digest();
+  const ha = createHash5("sha256").update(a).digest();
+  const hb = createHash5("sha256").update(b).digest();
   return timingSafeEqual2(ha, hb);
 }
 function authorize(callLike, sec, roles, method) {
@@ -8064,7 +8127,9 @@ async function startServer(addresses, services, sec, log) {
     "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
     "grpc.keepalive_permit_without_calls": 1,
     "grpc.keepalive_time_ms": 15e3,
-    "grpc.keepalive_timeout_ms": 5e3
+    "grpc.keepalive_timeout_ms": 5e3,
+    // No channelz bookkeeping (per connection and per call): nothing here reads it.
+    "grpc.enable_channelz": 0
   });
   for (const s of services) server.addService(s.definition, s.handlers);
   const bound = [];
@@ -8487,7 +8552,7 @@ import { Readable as Readable4 } from "node:stream";
 import { spawn } from "node:child_process";
 import {
   constants as fsConstants2,
-  createWriteStream as createWriteStream2,
+  createWriteStream,
   mkdirSync as mkdirSync2,
   openSync as openSync2,
   readdirSync as readdirSync2,
@@ -8647,7 +8712,7 @@ var CommandJob = class {
       mkdirSync2(dirname5(this.logPath), { recursive: true, mode: 448 });
       const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW: O_NOFOLLOW2 } = fsConstants2;
       const fd = openSync2(this.logPath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW2, 384);
-      this.log = createWriteStream2(this.logPath, { fd, highWaterMark: LOG_HIGH_WATER });
+      this.log = createWriteStream(this.logPath, { fd, highWaterMark: LOG_HIGH_WATER });
       this.log.on("error", (err) => this.onLogError(err));
     } catch (err) {
       this.logError = err;
