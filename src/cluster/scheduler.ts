@@ -129,6 +129,18 @@ export class SchedulerError extends Error {
   override name = 'SchedulerError';
 }
 
+/** Inserts `u` into `list` (highest priority first) after the units of its priority. */
+function insertByPriority(list: UnitRun[], u: UnitRun): void {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid]!.priority >= u.priority) lo = mid + 1;
+    else hi = mid;
+  }
+  list.splice(lo, 0, u);
+}
+
 export class Run {
   readonly config: string;
   private readonly units: UnitRun[];
@@ -137,6 +149,15 @@ export class Run {
   private readonly inflight = new Map<string, number>();
   /** Waiting units whose needs are all built or cached. */
   private readonly readyUnits = new Set<UnitRun>();
+  /**
+   * `readyUnits` by priority, highest first, and the same per owner: sorted once, kept in order
+   * as units become ready, rebuilt when owners change or most entries are spent (sorting on
+   * every pump made a run of N units cost N sorts). Units that left `readyUnits` stay in the
+   * lists until then and are skipped.
+   */
+  private queues: { all: UnitRun[]; byOwner: Map<string, UnitRun[]> } | undefined;
+  /** Units in a final state (the run is done when all are). */
+  private finalUnits = 0;
   /** Members that refused or failed a StartJob: skipped until they are heard from again. */
   private readonly cooling = new Map<string, number>();
   private readonly events: { at: number; message: string }[] = [];
@@ -197,7 +218,7 @@ export class Run {
         dep.dependents.push(u);
       }
     }
-    for (const u of this.units) if (this.ready(u)) this.readyUnits.add(u);
+    for (const u of this.units) if (this.ready(u)) this.addReady(u);
     this.done = new Promise((resolve) => (this.finished = resolve));
   }
 
@@ -402,6 +423,7 @@ export class Run {
     if (!waiting.length) return;
     if (!members.length) {
       for (const u of waiting) u.owner = undefined;
+      this.queues = undefined;
       this.armNoWorkerTimer();
       return;
     }
@@ -446,6 +468,7 @@ export class Run {
       u.owner = owner?.uuid;
       if (owner) this.assignments[u.unit.id] = owner.id;
     }
+    this.queues = undefined;
   }
 
   private info(m: MemberState): WorkerInfo {
@@ -497,25 +520,23 @@ export class Run {
       .live()
       .filter((m) => (this.cooling.get(m.uuid) ?? 0) <= now && this.freeSlots(m) > 0);
     if (!available.length) return;
-    const ready = [...this.readyUnits].sort((a, b) => b.priority - a.priority);
-    const byOwner = new Map<string, UnitRun[]>();
-    for (const u of ready) {
-      if (!u.owner || !this.master.member(u.owner)) continue;
-      let list = byOwner.get(u.owner);
-      if (!list) byOwner.set(u.owner, (list = []));
-      list.push(u);
-    }
-    const taken = new Set<UnitRun>();
+    const { all: ready, byOwner } = this.readyQueues();
+    const isReady = (u: UnitRun) => u.state === 'waiting' && this.readyUnits.has(u);
     // Own queue first.
     for (const m of available) {
       let free = this.freeSlots(m);
-      for (const u of byOwner.get(m.uuid) ?? []) {
-        if (free <= 0) break;
-        if (u.excluded.has(m.id)) continue;
-        taken.add(u);
+      const own = byOwner.get(m.uuid);
+      if (!own) continue;
+      for (let i = 0; i < own.length && free > 0; i++) {
+        const u = own[i]!;
+        if (!isReady(u) || u.excluded.has(m.id)) continue;
         free--;
         this.dispatch(u, m);
       }
+      // Drop what was dispatched (here or elsewhere) from the front.
+      let spent = 0;
+      while (spent < own.length && !isReady(own[spent]!)) spent++;
+      if (spent > 0) own.splice(0, spent);
     }
     // Then idle workers help: a ready unit whose owner is busy (or gone) goes to an idle,
     // eligible worker rather than wait.
@@ -524,16 +545,29 @@ export class Run {
       if (free <= 0) continue;
       for (const u of ready) {
         if (free <= 0) break;
-        if (taken.has(u) || u.state !== 'waiting' || u.excluded.has(m.id)) continue;
+        if (!isReady(u) || u.excluded.has(m.id)) continue;
         const owner = u.owner ? this.master.member(u.owner) : undefined;
         if (owner && this.freeSlots(owner) > 0 && (this.cooling.get(owner.uuid) ?? 0) <= now)
           continue;
         if (!eligible(u.unit, this.info(m))) continue;
-        taken.add(u);
         free--;
         this.dispatch(u, m);
       }
     }
+  }
+
+  /** The priority queues of ready units (see `queues`), rebuilt when stale or mostly spent. */
+  private readyQueues(): { all: UnitRun[]; byOwner: Map<string, UnitRun[]> } {
+    if (this.queues && this.queues.all.length <= 2 * this.readyUnits.size + 64) return this.queues;
+    const all = [...this.readyUnits].sort((a, b) => b.priority - a.priority);
+    const byOwner = new Map<string, UnitRun[]>();
+    for (const u of all) {
+      if (!u.owner || !this.master.member(u.owner)) continue;
+      let list = byOwner.get(u.owner);
+      if (!list) byOwner.set(u.owner, (list = []));
+      list.push(u);
+    }
+    return (this.queues = { all, byOwner });
   }
 
   /** Unique per dispatch (a unit may be dispatched again after a refusal or a rebuild). */
@@ -799,22 +833,35 @@ export class Run {
   private setState(u: UnitRun, state: UnitState): void {
     const was = u.state;
     u.state = state;
+    this.finalUnits += Number(FINAL.has(state)) - Number(FINAL.has(was));
     if ((was === 'built' || was === 'cached') && state !== was) {
       for (const d of u.dependents) this.readyUnits.delete(d);
     }
     if (state === 'waiting') {
-      if (this.ready(u)) this.readyUnits.add(u);
+      if (this.ready(u)) this.addReady(u);
       return;
     }
     this.readyUnits.delete(u);
     if (state === 'built' || state === 'cached') {
-      for (const d of u.dependents)
-        if (d.state === 'waiting' && this.ready(d)) this.readyUnits.add(d);
+      for (const d of u.dependents) if (d.state === 'waiting' && this.ready(d)) this.addReady(d);
+    }
+  }
+
+  private addReady(u: UnitRun): void {
+    if (this.readyUnits.has(u)) return;
+    this.readyUnits.add(u);
+    const q = this.queues;
+    if (!q) return;
+    insertByPriority(q.all, u);
+    if (u.owner && this.master.member(u.owner)) {
+      let list = q.byOwner.get(u.owner);
+      if (!list) q.byOwner.set(u.owner, (list = []));
+      insertByPriority(list, u);
     }
   }
 
   private checkDone(): void {
-    if (this.units.every((u) => FINAL.has(u.state))) this.finished();
+    if (this.finalUnits === this.units.length) this.finished();
   }
 
   // --- export -----------------------------------------------------------------------------------
