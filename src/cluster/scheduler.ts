@@ -129,6 +129,9 @@ export class SchedulerError extends Error {
   override name = 'SchedulerError';
 }
 
+/** Placements after workers join are at least this far apart (see `onJoined`). */
+const REPLAN_GAP_MS = 100;
+
 /** Inserts `u` into `list` (highest priority first) after the units of its priority. */
 function insertByPriority(list: UnitRun[], u: UnitRun): void {
   let lo = 0;
@@ -173,6 +176,9 @@ export class Run {
   /** No dispatch before the cache check and the first placement: events only record state. */
   private dispatching = false;
   private pumpAgain = false;
+  /** When `replan` last ran, and the timer of a replan held back (see `onJoined`). */
+  private lastReplanAt = 0;
+  private replanTimer: NodeJS.Timeout | undefined;
   private readonly listeners: [string, (...args: never[]) => void][] = [];
 
   constructor(
@@ -286,6 +292,7 @@ export class Run {
     } finally {
       for (const [ev, fn] of this.listeners) m.off(ev as 'joined', fn as never);
       if (this.noWorkerTimer) clearTimeout(this.noWorkerTimer);
+      if (this.replanTimer) clearTimeout(this.replanTimer);
       if (m.run === view) m.run = undefined;
     }
   }
@@ -418,6 +425,7 @@ export class Run {
   /** Places every unit that has not started on the live members. */
   private replan(previous?: Record<string, string>): void {
     if (!this.dispatching) return;
+    this.lastReplanAt = Date.now();
     const members = this.master.live();
     const waiting = this.units.filter((u) => u.state === 'waiting');
     if (!waiting.length) return;
@@ -668,7 +676,17 @@ export class Run {
     this.opts.onEvent?.({ type: 'worker-joined', worker: member.id });
     this.note(`worker ${member.id} joined`);
     this.adopt(member, running);
-    this.replan();
+    // Workers tend to join in bursts (a matrix starting, a pool after a master restart): one
+    // placement per REPLAN_GAP_MS at most, so 256 joins do not cost 256 placements of every
+    // waiting unit. Until then the newcomer helps with units whose owners are busy.
+    const wait = this.lastReplanAt + REPLAN_GAP_MS - Date.now();
+    if (wait <= 0 && !this.replanTimer) this.replan();
+    else
+      this.replanTimer ??= setTimeout(() => {
+        this.replanTimer = undefined;
+        this.replan();
+        this.pump();
+      }, wait);
     this.pump();
   }
 
