@@ -9925,6 +9925,17 @@ var FINAL = /* @__PURE__ */ new Set([
 var SchedulerError = class extends Error {
   name = "SchedulerError";
 };
+var REPLAN_GAP_MS = 100;
+function insertByPriority(list, u) {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = lo + hi >> 1;
+    if (list[mid].priority >= u.priority) lo = mid + 1;
+    else hi = mid;
+  }
+  list.splice(lo, 0, u);
+}
 var Run = class {
   constructor(master, opts) {
     this.master = master;
@@ -9968,7 +9979,7 @@ var Run = class {
         dep.dependents.push(u);
       }
     }
-    for (const u of this.units) if (this.ready(u)) this.readyUnits.add(u);
+    for (const u of this.units) if (this.ready(u)) this.addReady(u);
     this.done = new Promise((resolve4) => this.finished = resolve4);
   }
   master;
@@ -9980,6 +9991,15 @@ var Run = class {
   inflight = /* @__PURE__ */ new Map();
   /** Waiting units whose needs are all built or cached. */
   readyUnits = /* @__PURE__ */ new Set();
+  /**
+   * `readyUnits` by priority, highest first, and the same per owner: sorted once, kept in order
+   * as units become ready, rebuilt when owners change or most entries are spent (sorting on
+   * every pump made a run of N units cost N sorts). Units that left `readyUnits` stay in the
+   * lists until then and are skipped.
+   */
+  queues;
+  /** Units in a final state (the run is done when all are). */
+  finalUnits = 0;
   /** Members that refused or failed a StartJob: skipped until they are heard from again. */
   cooling = /* @__PURE__ */ new Map();
   events = [];
@@ -9995,6 +10015,9 @@ var Run = class {
   /** No dispatch before the cache check and the first placement: events only record state. */
   dispatching = false;
   pumpAgain = false;
+  /** When `replan` last ran, and the timer of a replan held back (see `onJoined`). */
+  lastReplanAt = 0;
+  replanTimer;
   listeners = [];
   // --- RunView (status, logs) -------------------------------------------------------------------
   unitStatus() {
@@ -10057,6 +10080,7 @@ var Run = class {
     } finally {
       for (const [ev, fn] of this.listeners) m.off(ev, fn);
       if (this.noWorkerTimer) clearTimeout(this.noWorkerTimer);
+      if (this.replanTimer) clearTimeout(this.replanTimer);
       if (m.run === view) m.run = void 0;
     }
   }
@@ -10172,11 +10196,13 @@ var Run = class {
   /** Places every unit that has not started on the live members. */
   replan(previous) {
     if (!this.dispatching) return;
+    this.lastReplanAt = Date.now();
     const members = this.master.live();
     const waiting = this.units.filter((u) => u.state === "waiting");
     if (!waiting.length) return;
     if (!members.length) {
       for (const u of waiting) u.owner = void 0;
+      this.queues = void 0;
       this.armNoWorkerTimer();
       return;
     }
@@ -10219,6 +10245,7 @@ var Run = class {
       u.owner = owner?.uuid;
       if (owner) this.assignments[u.unit.id] = owner.id;
     }
+    this.queues = void 0;
   }
   info(m) {
     return { id: m.id, annotations: m.member.annotations };
@@ -10262,40 +10289,49 @@ var Run = class {
     const now = Date.now();
     const available = this.master.live().filter((m) => (this.cooling.get(m.uuid) ?? 0) <= now && this.freeSlots(m) > 0);
     if (!available.length) return;
-    const ready = [...this.readyUnits].sort((a, b) => b.priority - a.priority);
-    const byOwner = /* @__PURE__ */ new Map();
-    for (const u of ready) {
-      if (!u.owner || !this.master.member(u.owner)) continue;
-      let list = byOwner.get(u.owner);
-      if (!list) byOwner.set(u.owner, list = []);
-      list.push(u);
-    }
-    const taken = /* @__PURE__ */ new Set();
+    const { all: ready, byOwner } = this.readyQueues();
+    const isReady = (u) => u.state === "waiting" && this.readyUnits.has(u);
     for (const m of available) {
       let free = this.freeSlots(m);
-      for (const u of byOwner.get(m.uuid) ?? []) {
-        if (free <= 0) break;
-        if (u.excluded.has(m.id)) continue;
-        taken.add(u);
+      const own = byOwner.get(m.uuid);
+      if (!own) continue;
+      for (let i = 0; i < own.length && free > 0; i++) {
+        const u = own[i];
+        if (!isReady(u) || u.excluded.has(m.id)) continue;
         free--;
         this.dispatch(u, m);
       }
+      let spent = 0;
+      while (spent < own.length && !isReady(own[spent])) spent++;
+      if (spent > 0) own.splice(0, spent);
     }
     for (const m of available) {
       let free = this.freeSlots(m);
       if (free <= 0) continue;
       for (const u of ready) {
         if (free <= 0) break;
-        if (taken.has(u) || u.state !== "waiting" || u.excluded.has(m.id)) continue;
+        if (!isReady(u) || u.excluded.has(m.id)) continue;
         const owner = u.owner ? this.master.member(u.owner) : void 0;
         if (owner && this.freeSlots(owner) > 0 && (this.cooling.get(owner.uuid) ?? 0) <= now)
           continue;
         if (!eligible(u.unit, this.info(m))) continue;
-        taken.add(u);
         free--;
         this.dispatch(u, m);
       }
     }
+  }
+  /** The priority queues of ready units (see `queues`), rebuilt when stale or mostly spent. */
+  readyQueues() {
+    if (this.queues && this.queues.all.length <= 2 * this.readyUnits.size + 64) return this.queues;
+    const all = [...this.readyUnits].sort((a, b) => b.priority - a.priority);
+    const byOwner = /* @__PURE__ */ new Map();
+    for (const u of all) {
+      if (!u.owner || !this.master.member(u.owner)) continue;
+      let list = byOwner.get(u.owner);
+      if (!list) byOwner.set(u.owner, list = []);
+      list.push(u);
+    }
+    return this.queues = { all, byOwner };
   }
   /** Unique per dispatch (a unit may be dispatched again after a refusal or a rebuild). */
   jobId(u) {
@@ -10380,7 +10416,14 @@ var Run = class {
     this.opts.onEvent?.({ type: "worker-joined", worker: member.id });
     this.note(`worker ${member.id} joined`);
     this.adopt(member, running);
-    this.replan();
+    const wait = this.lastReplanAt + REPLAN_GAP_MS - Date.now();
+    if (wait <= 0 && !this.replanTimer) this.replan();
+    else
+      this.replanTimer ??= setTimeout(() => {
+        this.replanTimer = void 0;
+        this.replan();
+        this.pump();
+      }, wait);
     this.pump();
   }
   onLeft(member, why) {
@@ -10530,21 +10573,33 @@ var Run = class {
   setState(u, state) {
     const was = u.state;
     u.state = state;
+    this.finalUnits += Number(FINAL.has(state)) - Number(FINAL.has(was));
     if ((was === "built" || was === "cached") && state !== was) {
       for (const d of u.dependents) this.readyUnits.delete(d);
     }
     if (state === "waiting") {
-      if (this.ready(u)) this.readyUnits.add(u);
+      if (this.ready(u)) this.addReady(u);
       return;
     }
     this.readyUnits.delete(u);
     if (state === "built" || state === "cached") {
-      for (const d of u.dependents)
-        if (d.state === "waiting" && this.ready(d)) this.readyUnits.add(d);
+      for (const d of u.dependents) if (d.state === "waiting" && this.ready(d)) this.addReady(d);
+    }
+  }
+  addReady(u) {
+    if (this.readyUnits.has(u)) return;
+    this.readyUnits.add(u);
+    const q = this.queues;
+    if (!q) return;
+    insertByPriority(q.all, u);
+    if (u.owner && this.master.member(u.owner)) {
+      let list = q.byOwner.get(u.owner);
+      if (!list) q.byOwner.set(u.owner, list = []);
+      insertByPriority(list, u);
     }
   }
   checkDone() {
-    if (this.units.every((u) => FINAL.has(u.state))) this.finished();
+    if (this.finalUnits === this.units.length) this.finished();
   }
   // --- export -----------------------------------------------------------------------------------
   /** Exports every final artifact not exported yet; `lost` are those no holder could send. */
