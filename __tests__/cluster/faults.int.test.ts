@@ -3,7 +3,15 @@
  * over unix sockets with mutual TLS, each worker with its own copy of the tree and its own cache
  * (a self-hosted pool on one machine), and `dist-build run` for failing commands.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCA, issueCert, writeCA, writeCert } from '../../src/cluster/certs.js';
@@ -155,6 +163,49 @@ test(
       expect(starts()).toBe(2);
       expect(r.invocations.find((i) => i.unit === 'after')!.status).toBe('built');
       expect(readFileSync(join(dir, 'artifacts/final/after.txt'), 'utf8')).toBe('done\nq\n');
+    }),
+  90_000,
+);
+
+test(
+  "a worker killed with SIGKILL leaves its command running: the next worker on its cache dir ends the command's process group",
+  () =>
+    explained(async () => {
+      const config = `version: 1
+invocations:
+  long:
+    run: echo $$ >> ../pids; echo "long on $DIST_BUILD_WORKER $$"; sleep 60
+`;
+      const master = startMaster(tree('m', config));
+      const workers = {
+        w1: startWorker('w1', tree('t1', config)),
+        w2: startWorker('w2', tree('t2', config)),
+      };
+      const [, victim, pgid] = (await master.waitFor(/long on (w\d) (\d+)/)) as [
+        string,
+        'w1' | 'w2',
+        string,
+      ];
+      const alive = () => {
+        try {
+          process.kill(-Number(pgid), 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      // The worker keeps its running command's process group in a file of its cache dir.
+      const running = join(dir, `cache-${victim}`, 'running');
+      const recorded = readdirSync(running).map((f) => readFileSync(join(running, f), 'utf8'));
+      expect(recorded.map((t) => t.trim())).toContain(pgid);
+      workers[victim].kill('SIGKILL');
+      await workers[victim].exited;
+      expect(alive()).toBe(true); // nobody stopped it
+
+      const again = startWorker(victim, tree(victim === 'w1' ? 't1' : 't2', config));
+      await again.waitFor(new RegExp(`ended process group ${pgid} left by dead worker`));
+      for (let i = 0; i < 50 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(alive()).toBe(false);
     }),
   90_000,
 );
