@@ -151,6 +151,9 @@ describe('CommandExecutor: exit status', () => {
       expect(job.finalResult).toBe(result);
       expect(result.endedAt).toBeGreaterThanOrEqual(result.startedAt);
       expect(result.durationMs).toBeGreaterThanOrEqual(0);
+      // The command's own time (spawn to exit) is within the job's, and not rounded.
+      expect(result.commandMs).toBeGreaterThan(0);
+      expect(result.commandMs!).toBeLessThanOrEqual(result.durationMs + 1);
       const chunks = await collect(job);
       expect(streamText(chunks, 'stdout')).toBe('hello\n');
       expect(streamText(chunks, 'stderr')).toBe('oops\n');
@@ -341,6 +344,7 @@ describe('CommandExecutor: environment and cwd', () => {
       const result = await job.result;
       expect(result).toMatchObject({ state: 'failed', exitCode: null, signal: null });
       expect(result.reason).toBe(`cannot start: working directory ${missing} does not exist`);
+      expect(result.commandMs).toBeUndefined();
       expect(job.pid).toBeUndefined();
       const chunks = await collect(job);
       expect(chunks.every((c) => c.stream === 'stderr')).toBe(true);

@@ -56,6 +56,7 @@ export interface JobReport {
   output_bytes: number;
   worker_fault: boolean;
   lost_deps: string[];
+  command_ms: number;
 }
 export interface RunningJob {
   job_id: string;

@@ -121,6 +121,8 @@ interface UnitRun {
   startedAt?: number;
   endedAt?: number;
   durationMs?: number;
+  /** The command's own time on the worker (spawn to exit), when the worker reports it. */
+  commandMs?: number;
   exitCode?: number | null;
   reason?: string;
 }
@@ -341,7 +343,7 @@ export class Run {
       .map((u) => ({
         unit: u.unit.id,
         roundTripMs: u.reportedAt! - u.sentAt!,
-        commandMs: u.durationMs ?? 0,
+        commandMs: u.commandMs ?? u.durationMs ?? 0,
       }));
   }
 
@@ -734,6 +736,7 @@ export class Run {
     u.startedAt = r.started_at || u.startedAt;
     u.endedAt = r.ended_at || Date.now();
     u.durationMs = r.duration_ms;
+    u.commandMs = r.command_ms || undefined;
     u.exitCode = r.has_exit_code ? r.exit_code : null;
     if (r.lost_deps?.length && !this.cancelled && u.state === 'running') {
       // Its inputs were lost (a corrupt or vanished blob): build them again, then this one.

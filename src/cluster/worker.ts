@@ -604,6 +604,7 @@ export class WorkerAgent {
       signal: '',
       worker_fault: false,
       lost_deps: [] as string[],
+      command_ms: 0,
     };
     let report: JobReport;
     let result: ResultManifest | undefined;
@@ -633,6 +634,7 @@ export class WorkerAgent {
         reason: r.reason,
         ended_at: r.endedAt,
         duration_ms: r.durationMs,
+        command_ms: r.commandMs ?? 0,
         output_bytes: r.outputBytes,
       };
       if (r.state === 'succeeded') {

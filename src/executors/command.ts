@@ -219,6 +219,9 @@ export class CommandJob implements Job {
   private killTimer: NodeJS.Timeout | undefined;
   private pipeTimer: NodeJS.Timeout | undefined;
   private killSentAt: number | undefined;
+  /** `performance.now()` just before the spawn and at the command's exit. */
+  private spawnedAt: number | undefined;
+  private exitedAt: number | undefined;
 
   private log: WriteStream | undefined;
   private logError: Error | undefined;
@@ -294,6 +297,7 @@ export class CommandJob implements Job {
 
     const shell = this.options.shell ?? '/bin/sh';
     let child: ChildProcess;
+    this.spawnedAt = performance.now();
     try {
       child = spawn(shell, ['-c', this.spec.command], {
         cwd,
@@ -496,6 +500,7 @@ export class CommandJob implements Job {
 
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
     this.exit = { code, signal };
+    this.exitedAt = performance.now();
     if (this.timeoutTimer) clearTimeout(this.timeoutTimer);
     if (this.groupAlive()) {
       // Leftovers (`cmd &`) or children still handling SIGTERM: end them too.
@@ -589,6 +594,9 @@ export class CommandJob implements Job {
       startedAt: this.startedAt,
       endedAt: Date.now(),
       durationMs,
+      ...(this.spawnedAt !== undefined && this.exitedAt !== undefined
+        ? { commandMs: this.exitedAt - this.spawnedAt }
+        : {}),
       outputBytes: this.received,
       reason,
     };

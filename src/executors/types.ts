@@ -56,6 +56,12 @@ export interface JobResult {
   endedAt: number;
   /** Monotonic duration, not `endedAt - startedAt`. */
   durationMs: number;
+  /**
+   * The command's own time: from just before it is spawned to its exit, in fractional
+   * milliseconds (`durationMs` also counts the executor's work around it: the log, pipes). Absent
+   * when it never started.
+   */
+  commandMs?: number;
   /** Bytes in the job's log (stdout + stderr + any executor message). */
   outputBytes: number;
   /** One human-readable line: why the job ended (`exited with code 3`, `timed out after 600s`...). */
