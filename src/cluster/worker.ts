@@ -118,6 +118,9 @@ const KEEP_FINISHED = 512;
 /** Bytes of a process-group file: the pgid, padded with spaces (all spaces when free). */
 const PGID_WIDTH = 12;
 
+/** Agents created in this process so far. */
+let agentInstances = 0;
+
 interface PgidFile {
   path: string;
   fd: number;
@@ -145,6 +148,8 @@ export class WorkerAgent {
   private readonly reportAcks = new Map<string, (acked: boolean) => void>();
   private shutdownAsked = false;
   private runningDirMade = false;
+  /** Tells this agent's files from those of other agents in the same process. */
+  private readonly instance = agentInstances++;
   /** Process-group files (see `recordJob`), and those not in use. */
   private readonly pgidFiles: PgidFile[] = [];
   private readonly freePgidFiles: PgidFile[] = [];
@@ -400,7 +405,7 @@ export class WorkerAgent {
 
   /**
    * Each running command's process group is recorded in a file under `<cache dir>/running/`,
-   * named `<worker pid>.<n>`. A worker killed with SIGKILL cannot stop its commands; the other
+   * named `<worker pid>.<agent>.<n>`. A worker killed with SIGKILL cannot stop its commands; the other
    * workers sharing this cache dir (and this one when it starts again) end the groups whose worker
    * is gone, so a command never keeps writing into a tree where its invocation is being run again.
    * The files are kept open and reused, one per job running at once, and written in place (a
@@ -414,7 +419,7 @@ export class WorkerAgent {
         const dir = join(this.opts.cacheDir, 'running');
         if (!this.runningDirMade) mkdirSync(dir, { recursive: true });
         this.runningDirMade = true;
-        const path = join(dir, `${process.pid}.${this.pgidFiles.length}`);
+        const path = join(dir, `${process.pid}.${this.instance}.${this.pgidFiles.length}`);
         f = { path, fd: openSync(path, 'w', 0o600) };
         this.pgidFiles.push(f);
       }
