@@ -9194,6 +9194,7 @@ var RPC_TIMEOUT_MS = 1e4;
 var REPORT_ACK_MS = 5e3;
 var KEEP_FINISHED = 512;
 var PGID_WIDTH = 12;
+var agentInstances = 0;
 var WorkerAgent = class {
   constructor(opts) {
     this.opts = opts;
@@ -9233,6 +9234,8 @@ var WorkerAgent = class {
   reportAcks = /* @__PURE__ */ new Map();
   shutdownAsked = false;
   runningDirMade = false;
+  /** Tells this agent's files from those of other agents in the same process. */
+  instance = agentInstances++;
   /** Process-group files (see `recordJob`), and those not in use. */
   pgidFiles = [];
   freePgidFiles = [];
@@ -9449,7 +9452,7 @@ var WorkerAgent = class {
   // --- orphans ----------------------------------------------------------------------------------
   /**
    * Each running command's process group is recorded in a file under `<cache dir>/running/`,
-   * named `<worker pid>.<n>`. A worker killed with SIGKILL cannot stop its commands; the other
+   * named `<worker pid>.<agent>.<n>`. A worker killed with SIGKILL cannot stop its commands; the other
    * workers sharing this cache dir (and this one when it starts again) end the groups whose worker
    * is gone, so a command never keeps writing into a tree where its invocation is being run again.
    * The files are kept open and reused, one per job running at once, and written in place (a
@@ -9463,7 +9466,7 @@ var WorkerAgent = class {
         const dir = join12(this.opts.cacheDir, "running");
         if (!this.runningDirMade) mkdirSync3(dir, { recursive: true });
         this.runningDirMade = true;
-        const path = join12(dir, `${process.pid}.${this.pgidFiles.length}`);
+        const path = join12(dir, `${process.pid}.${this.instance}.${this.pgidFiles.length}`);
         f = { path, fd: openSync3(path, "w", 384) };
         this.pgidFiles.push(f);
       }
