@@ -6,6 +6,7 @@ import {
   realpathSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -159,6 +160,28 @@ describe('CommandExecutor: exit status', () => {
       expect(streamText(chunks, 'stderr')).toBe('oops\n');
       expect(statSync(job.logPath).size).toBe(11);
       expect(job.logPath).toBe(join(logDir, `${job.id}.log`));
+    },
+    T,
+  );
+
+  it(
+    'ends the command at once and fails the job when its log cannot be created (a symlink in its place)',
+    async () => {
+      mkdirSync(logDir, { recursive: true });
+      const target = join(dir, 'not-the-log');
+      writeFileSync(target, 'keep\n');
+      const id = `job-${seq + 1}`;
+      symlinkSync(target, join(logDir, `${id}.log`));
+      const marker = join(dir, 'ran-on');
+      const job = run(executor(), `sleep 0.5; echo late > ${marker}; sleep 30`);
+      expect(job.id).toBe(id);
+      const result = await job.result;
+      expect(result.state).toBe('failed');
+      expect(result.reason).toMatch(/^cannot start: cannot create log .*job-\d+\.log: /);
+      expect(groupAlive(job.pid!)).toBe(false);
+      expect(readFileSync(target, 'utf8')).toBe('keep\n'); // not written through the link
+      await new Promise((r) => setTimeout(r, 700));
+      expect(existsSync(marker)).toBe(false); // ended before it got that far
     },
     T,
   );
