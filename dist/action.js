@@ -36637,7 +36637,12 @@ var Ajv = import_ajv.default.default;
 var validator;
 function validateSchema(value) {
   if (!validator) {
-    const ajv = new Ajv({ allErrors: true, allowUnionTypes: true, strict: true });
+    const ajv = new Ajv({
+      allErrors: true,
+      allowUnionTypes: true,
+      strict: true,
+      validateSchema: false
+    });
     validator = ajv.compile(configSchema);
   }
   return validator(value) ? [] : validator.errors ?? [];

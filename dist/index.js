@@ -3682,7 +3682,12 @@ var Ajv = AjvModule.default;
 var validator;
 function validateSchema(value) {
   if (!validator) {
-    const ajv = new Ajv({ allErrors: true, allowUnionTypes: true, strict: true });
+    const ajv = new Ajv({
+      allErrors: true,
+      allowUnionTypes: true,
+      strict: true,
+      validateSchema: false
+    });
     validator = ajv.compile(configSchema);
   }
   return validator(value) ? [] : validator.errors ?? [];

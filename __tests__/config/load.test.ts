@@ -371,3 +371,13 @@ describe('parseSize', () => {
     expect(formatSize(1536)).toBe('1.50 KiB');
   });
 });
+
+describe('the JSON Schema', () => {
+  it('is a valid draft-07 schema (the loader skips this check at start-up)', async () => {
+    const { configSchema } = await import('../../src/config/schema.js');
+    const Ajv = (await import('ajv')).default.default;
+    const ajv = new Ajv({ allErrors: true, allowUnionTypes: true, strict: true });
+    expect(ajv.validateSchema(configSchema)).toBe(true);
+    expect(ajv.errors ?? null).toBeNull();
+  });
+});
