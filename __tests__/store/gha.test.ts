@@ -7,7 +7,13 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { createGhaStore, ghaKeyPart, ghaKeyPrefix, ghaNewKey } from '../../src/store/gha.js';
+import {
+  createGhaStore,
+  ghaKeyPart,
+  ghaKeyPrefix,
+  ghaKeySlotPart,
+  ghaNewKey,
+} from '../../src/store/gha.js';
 import { RESULT_FORMAT } from '../../src/store/types.js';
 import { startActionsCacheServer } from '../fixtures/actions-cache-server.js';
 import type { ActionsCacheServer } from '../fixtures/actions-cache-server.js';
@@ -32,6 +38,7 @@ describe('gha keys', () => {
     expect(ghaNewKey('default', 'worker-10').startsWith(p1)).toBe(false);
     expect(ghaNewKey('default', 'worker-1').startsWith(p1)).toBe(true);
     expect(ghaKeyPart('a,b c')).toBe('a%2Cb%20c');
+    expect(ghaKeySlotPart(ghaNewKey('my-scope', 'worker-10'))).toBe('worker%2D10');
   });
 
   it('stays under 512 characters and has no commas', () => {

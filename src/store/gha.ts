@@ -123,9 +123,19 @@ export function ghaKeyPart(value: string): string {
   return out;
 }
 
+/** What the keys of every slot of a scope start with. */
+export function ghaScopePrefix(scope: string): string {
+  return `${GHA_KEY_FORMAT}-${ghaKeyPart(scope)}-`;
+}
+
 /** The restore prefix of a slot's shard entries. */
 export function ghaKeyPrefix(scope: string, slot: string): string {
-  return `${GHA_KEY_FORMAT}-${ghaKeyPart(scope)}-${ghaKeyPart(slot)}-`;
+  return `${ghaScopePrefix(scope)}${ghaKeyPart(slot)}-`;
+}
+
+/** The slot part of an entry key, as `ghaKeyPart` wrote it (scope and slot parts have no `-`). */
+export function ghaKeySlotPart(key: string): string {
+  return key.split('-')[GHA_KEY_FORMAT.split('-').length + 1] ?? '';
 }
 
 /** A new, unique entry key for a slot's shard (sorts by time within the prefix). */
@@ -438,12 +448,7 @@ export class GhaStore implements Store {
    * API (see gha-api.ts); the cache service cannot list.
    */
   remoteEntries(fetchImpl?: typeof fetch): Promise<GhaListing> {
-    return listGhaCaches(this.scopePrefix, this.ctx.env, fetchImpl);
-  }
-
-  /** Keys of every slot of this scope start with this. */
-  private get scopePrefix(): string {
-    return `${GHA_KEY_FORMAT}-${ghaKeyPart(this.scope)}-`;
+    return listGhaCaches(ghaScopePrefix(this.scope), this.ctx.env, fetchImpl);
   }
 
   /**
@@ -472,12 +477,9 @@ export class GhaStore implements Store {
     yield* from(await this.shard());
     const own = ghaKeyPart(this.slot);
     const parts = new Set(this.options.slots.map(ghaKeyPart));
-    if (this.available && modeReadable(cacheMode(this.ctx.env))) {
+    if (this.readable()) {
       const listing = await this.remoteEntries();
-      if ('entries' in listing) {
-        for (const e of listing.entries)
-          parts.add(e.key.slice(this.scopePrefix.length).split('-')[0]!);
-      }
+      if ('entries' in listing) for (const e of listing.entries) parts.add(ghaKeySlotPart(e.key));
     }
     parts.delete(own);
     for (const part of [...parts].sort()) {
@@ -733,6 +735,11 @@ export class GhaStore implements Store {
     return null;
   }
 
+  /** Whether the service may be read (it answered at `open`, and the cache mode allows it). */
+  private readable(): boolean {
+    return this.available && modeReadable(cacheMode(this.ctx.env));
+  }
+
   /**
    * The shard of the slot whose key part is `part` (as `ghaKeyPart` writes it), restored from its
    * newest entry the first time it is asked for; null when there is none or it cannot be read.
@@ -741,10 +748,10 @@ export class GhaStore implements Store {
     const known = this.peers.get(part);
     if (known || this.peersTried.has(part)) return known ?? null;
     this.peersTried.add(part);
-    if (!this.available || !modeReadable(cacheMode(this.ctx.env))) return null;
+    if (!this.readable()) return null;
     const dir = join(this.dir, 'peers', fsName(part));
     const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
-    if (!(await this.restoreInto(`${this.scopePrefix}${part}-`, peer))) return null;
+    if (!(await this.restoreInto(`${ghaScopePrefix(this.scope)}${part}-`, peer))) return null;
     this.peers.set(part, peer);
     return peer;
   }

@@ -5,6 +5,7 @@ import { loadConfig } from '../../config/load.js';
 import { formatSize, parseSize } from '../../config/size.js';
 import type { Config } from '../../config/types.js';
 import type { GhaListing } from '../../store/gha-api.js';
+import { ghaKeySlotPart } from '../../store/gha.js';
 import type { LayeredStats } from '../../store/layered.js';
 import type { LocalStoreStats, PruneResult, VerifyResult } from '../../store/local.js';
 import { openStores, workerCacheDir } from '../../store/open.js';
@@ -125,7 +126,7 @@ async function statsCommand(flags: CacheFlags & { json?: boolean }): Promise<voi
       const listing = await store.remoteEntries();
       if ('entries' in listing) {
         const { entries } = listing;
-        const slots = new Set(entries.map((e) => e.key.split('-').slice(0, 5).join('-')));
+        const slots = new Set(entries.map((e) => ghaKeySlotPart(e.key)));
         counts = {
           bytes: entries.reduce((n, e) => n + e.sizeBytes, 0),
           ...(entries.length
