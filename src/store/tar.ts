@@ -136,10 +136,8 @@ export function writeHeader(buf: Buffer, pos: number, end: number, h: TarWriteHe
 
 /** The header blocks of `h` as a new buffer (pax form when needed). */
 export function encodeHeader(h: TarWriteHeader): Buffer {
-  const size = h.type === 'file' ? h.size : 0;
   const one = Buffer.allocUnsafe(BLOCK);
-  if (ustarInto(one, 0, h.name, TYPEFLAG[h.type], h.mode, size, h.linkname)) return one;
-  return paxHeader(h);
+  return writeHeader(one, 0, BLOCK, h) ? one : paxHeader(h);
 }
 
 /** The pax form of `h`'s header blocks (for a name or link target that ustar cannot hold). */
@@ -250,17 +248,11 @@ export class TarReader {
   private bodyLeft = 0;
   private padLeft = 0;
   private inEntry = false;
-  private meta: { kind: 'pax' | 'long-name' | 'long-link'; parts: Buffer[]; size: number } | null =
-    null;
+  private meta: { kind: 'pax' | 'long-name' | 'long-link'; parts: Buffer[] } | null = null;
   private pending: { name?: string; linkname?: string; size?: number } = {};
   private done = false;
 
   constructor(private readonly handler: TarHandler) {}
-
-  /** Whether the end-of-archive marker was seen. */
-  get ended(): boolean {
-    return this.done;
-  }
 
   write(chunk: Buffer): void {
     let pos = 0;
@@ -327,7 +319,7 @@ export class TarReader {
       if (size > MAX_META_BYTES) throw new TarFormatError(`a ${type} of ${size} bytes is too big`);
       const kind =
         type === 'pax-header' ? 'pax' : type === 'gnu-long-path' ? 'long-name' : 'long-link';
-      this.meta = { kind, parts: [], size };
+      this.meta = { kind, parts: [] };
       this.bodyLeft = size;
       this.padLeft = padding(size);
       if (size === 0) this.finishBody();
