@@ -147,7 +147,6 @@ export class WorkerAgent {
   /** Reports sent on the heartbeat stream, by job id, waiting for the master's ack. */
   private readonly reportAcks = new Map<string, (acked: boolean) => void>();
   private shutdownAsked = false;
-  private runningDirMade = false;
   /** Tells this agent's files from those of other agents in the same process. */
   private readonly instance = agentInstances++;
   /** Process-group files (see `recordJob`), and those not in use. */
@@ -417,8 +416,7 @@ export class WorkerAgent {
       let f = this.freePgidFiles.pop();
       if (!f) {
         const dir = join(this.opts.cacheDir, 'running');
-        if (!this.runningDirMade) mkdirSync(dir, { recursive: true });
-        this.runningDirMade = true;
+        if (this.pgidFiles.length === 0) mkdirSync(dir, { recursive: true });
         const path = join(dir, `${process.pid}.${this.instance}.${this.pgidFiles.length}`);
         f = { path, fd: openSync(path, 'w', 0o600) };
         this.pgidFiles.push(f);
