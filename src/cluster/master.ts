@@ -410,7 +410,6 @@ export class Master extends EventEmitter<MasterEvents> {
     }
   }
 
-  /** Unary call to a member's Worker service. */
   /**
    * Starts a job on `m`: on its heartbeat stream when it has one (no call of its own), else with
    * a StartJob call. Rejects when the worker does not answer within `timeoutMs` or its stream
@@ -457,6 +456,7 @@ export class Master extends EventEmitter<MasterEvents> {
     this.emit('report', m, r);
   }
 
+  /** Unary call to a member's Worker service. */
   callWorker<Req, Res>(
     m: MemberState,
     method: (client: WorkerClient) => Parameters<typeof call<Req, Res>>[1],

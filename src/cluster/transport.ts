@@ -89,19 +89,25 @@ export function checkSecurity(a: Address, sec: Security, what: string): void {
   }
 }
 
-const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+/** Options of both ends of a connection. */
+const COMMON_OPTIONS = {
   'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
   'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   // Keep connections to members alive cheaply; notice dead peers.
   'grpc.keepalive_time_ms': 15_000,
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,
+  // No channelz bookkeeping (per connection and per call): nothing here reads it.
+  'grpc.enable_channelz': 0,
+} as const;
+
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  ...COMMON_OPTIONS,
   'grpc.initial_reconnect_backoff_ms': 100,
   // One connection per client object, as separate worker processes would have (grpc-js would
   // otherwise multiplex every client of a process to one target over a single connection).
   'grpc.use_local_subchannel_pool': 1,
   'grpc.max_reconnect_backoff_ms': 2_000,
-  'grpc.enable_channelz': 0,
 };
 
 /** Credentials are costly to build (each parses the CA, key and certificate): one per material,
@@ -149,9 +155,13 @@ export function channelCredentials(
   return creds;
 }
 
+/** A certificate subject field (one value, or several: the first). */
+function firstOf(value: string | string[] | undefined): string | null {
+  return Array.isArray(value) ? (value[0] ?? null) : (value ?? null);
+}
+
 function roleOf(cert: PeerCertificate): string | null {
-  const ou = cert.subject?.OU;
-  return Array.isArray(ou) ? (ou[0] ?? null) : (ou ?? null);
+  return firstOf(cert.subject?.OU);
 }
 
 export function channelOptions(a: Address): grpc.ChannelOptions {
@@ -200,11 +210,7 @@ export function peerRole(callLike: { getAuthContext?: () => AuthContext }): {
   const ctx = callLike.getAuthContext?.();
   const cert = ctx?.sslPeerCertificate;
   if (!cert) return { role: null, name: null };
-  const cn = cert.subject?.CN;
-  const peer = {
-    role: roleOf(cert),
-    name: Array.isArray(cn) ? (cn[0] ?? null) : (cn ?? null),
-  };
+  const peer = { role: roleOf(cert), name: firstOf(cert.subject?.CN) };
   if (socket) peerCache.set(socket, peer);
   return peer;
 }
@@ -287,15 +293,7 @@ export async function startServer(
   sec: Security,
   log: (message: string) => void,
 ): Promise<ServerHandle> {
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-    'grpc.keepalive_permit_without_calls': 1,
-    'grpc.keepalive_time_ms': 15_000,
-    'grpc.keepalive_timeout_ms': 5_000,
-    // No channelz bookkeeping (per connection and per call): nothing here reads it.
-    'grpc.enable_channelz': 0,
-  });
+  const server = new grpc.Server(COMMON_OPTIONS);
   for (const s of services) server.addService(s.definition, s.handlers);
   const bound: Address[] = [];
   for (const a of addresses) {
