@@ -4,4 +4,14 @@
  */
 export class StoreOptionsError extends Error {
   override name = 'StoreOptionsError';
+  /**
+   * @param option the option the problem is about, when it is one: `openStores` then points at
+   *   that option's line in the config.
+   */
+  constructor(
+    message: string,
+    readonly option?: string,
+  ) {
+    super(message);
+  }
 }

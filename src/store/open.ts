@@ -44,19 +44,22 @@ export async function createLocalStore(
 ): Promise<LocalStore> {
   for (const key of Object.keys(options)) {
     if (key !== 'dir' && key !== 'max-size') {
-      throw new StoreOptionsError(`unknown option "${key}"; expected one of: dir, max-size`);
+      throw new StoreOptionsError(`unknown option "${key}"; expected one of: dir, max-size`, key);
     }
   }
   const dir = options.dir ?? DEFAULT_LOCAL_DIR;
   if (typeof dir !== 'string' || dir === '') {
-    throw new StoreOptionsError(`dir: expected a directory name, got ${JSON.stringify(dir)}`);
+    throw new StoreOptionsError(
+      `dir: expected a directory name, got ${JSON.stringify(dir)}`,
+      'dir',
+    );
   }
   let maxBytes: number | undefined;
   if (options['max-size'] !== undefined) {
     try {
       maxBytes = parseSize(options['max-size'] as number | string);
     } catch (err) {
-      throw new StoreOptionsError(`max-size: ${(err as Error).message}`);
+      throw new StoreOptionsError(`max-size: ${(err as Error).message}`, 'max-size');
     }
   }
   return LocalStore.open(resolve(ctx.root, dir), {
@@ -161,21 +164,13 @@ export async function openStores(
     } catch (err) {
       // Factories report bad options as StoreOptionsError (or TypeError): a config problem.
       if (err instanceof StoreOptionsError || err instanceof TypeError) {
-        throw problem(err.message, optionNamedIn(err));
+        throw problem(err.message, err instanceof StoreOptionsError ? err.option : undefined);
       }
       throw err;
     }
     opened.push({ index, config: storeConfig, store });
   }
   return opened;
-}
-
-/** The option a backend's error is about: its `option`, else the `name:` or `option "name"` it
- * starts with. */
-function optionNamedIn(err: Error): string | undefined {
-  const named = (err as { option?: unknown }).option;
-  if (typeof named === 'string') return named;
-  return /^([a-z][a-z0-9-]*): /.exec(err.message)?.[1] ?? /option "([^"]+)"/.exec(err.message)?.[1];
 }
 
 /**

@@ -129,11 +129,10 @@ export class StoreUnavailableError extends Error {
  * `openStores` reports it as a config problem.
  */
 export class RegistryOptionError extends StoreOptionsError {
-  readonly option: string;
+  declare readonly option: string;
   constructor(option: string, message: string) {
-    super(`${option}: ${message}`);
+    super(`${option}: ${message}`, option);
     this.name = 'RegistryOptionError';
-    this.option = option;
   }
 }
 
