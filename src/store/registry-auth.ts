@@ -18,6 +18,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { readCappedText } from './registry-http.js';
 
 export interface Credentials {
   username: string;
@@ -374,18 +375,11 @@ export class TokenCache {
 
 /** Reads at most `max` bytes of a response body as text (the rest is discarded). */
 export async function readCapped(res: Response, max: number): Promise<string> {
-  if (!res.body) return '';
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    size += chunk.length;
-    if (size > max) {
-      await res.body.cancel().catch(() => {});
-      throw new Error(`response larger than ${max} bytes`);
-    }
-    parts.push(Buffer.from(chunk));
-  }
-  return Buffer.concat(parts).toString('utf8');
+  const body = res.body;
+  if (!body) return '';
+  return readCappedText(body as unknown as AsyncIterable<Uint8Array>, max, () => {
+    body.cancel().catch(() => {});
+  });
 }
 
 /** A short description of a fetch error (undici hides the useful part in `cause`). */

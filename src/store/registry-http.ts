@@ -241,14 +241,29 @@ export function discard(res: HttpAnswer): Promise<void> {
 }
 
 /** Reads at most `max` bytes of an answer's body as text; more is an error (and is dropped). */
-export async function readText(res: HttpAnswer, max: number): Promise<string> {
+export function readText(res: HttpAnswer, max: number): Promise<string> {
+  return readCappedText(res.body as AsyncIterable<Buffer | string>, max, () => res.body.destroy());
+}
+
+/**
+ * Reads at most `max` bytes of `body` (a Node or web stream) as text; more is an error, after
+ * `drop` has let go of the rest.
+ */
+export async function readCappedText(
+  body: AsyncIterable<Uint8Array | string>,
+  max: number,
+  drop: () => void,
+): Promise<string> {
   const parts: Buffer[] = [];
   let size = 0;
-  for await (const chunk of res.body as AsyncIterable<Buffer | string>) {
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+  for await (const chunk of body) {
+    const buf =
+      typeof chunk === 'string'
+        ? Buffer.from(chunk)
+        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     size += buf.length;
     if (size > max) {
-      res.body.destroy();
+      drop();
       throw new Error(`response larger than ${max} bytes`);
     }
     parts.push(buf);
