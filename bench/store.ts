@@ -220,6 +220,24 @@ const ratioRow = (what: string, ratio: number, min: number | null, detail: strin
   });
 };
 
+/** A summary row: our throughput (`ours` = [bytes, ms]) over the baseline's, with both rates. */
+function throughputRow(
+  what: string,
+  ours: [number, number],
+  base: [number, number],
+  min: number | null,
+): void {
+  const [a, b] = [rate(...ours), rate(...base)];
+  ratioRow(what, a / b, min, `${fmtRate(a).trim()} vs ${fmtRate(b).trim()}`);
+}
+
+/** A line of a part's rates: the baseline's, then ours. */
+function rateLine(baseName: string, baseRate: number, ourName: string, ourRate: number): void {
+  console.log(
+    `  ${baseName.padEnd(18)}${fmtRate(baseRate)}   ${ourName.padEnd(15)}${fmtRate(ourRate)}`,
+  );
+}
+
 function printSummary(): void {
   const w0 = Math.max(...rows.map((r) => r.what.length));
   const w1 = Math.max(...rows.map((r) => r.figure.length));
@@ -300,34 +318,12 @@ async function localPart(tree: Tree): Promise<LocalPart> {
   if (lastX) rm(lastX);
   const B = tree.bytes;
   const [tarC, tarX, save, rest] = [best(t.tarC), best(t.tarX), best(t.save), best(t.rest)];
-  console.log(
-    `  tar -cf           ${fmtRate(rate(B, tarC))}   saveOutputs    ${fmtRate(rate(B, save))}`,
-  );
-  console.log(
-    `  tar -xf           ${fmtRate(rate(B, tarX))}   restoreOutputs ${fmtRate(rate(B, rest))}`,
-  );
-  console.log(
-    `  tar -cf + -xf     ${fmtRate(rate(B, tarC + tarX))}   save + restore ${fmtRate(rate(B, save + rest))}`,
-  );
-  const r = (ours: number, base: number): number => base / ours;
-  ratioRow(
-    'local save vs tar -cf',
-    r(save, tarC),
-    0.7,
-    `${fmtRate(rate(B, save)).trim()} vs ${fmtRate(rate(B, tarC)).trim()}`,
-  );
-  ratioRow(
-    'local restore vs tar -xf',
-    r(rest, tarX),
-    0.7,
-    `${fmtRate(rate(B, rest)).trim()} vs ${fmtRate(rate(B, tarX)).trim()}`,
-  );
-  ratioRow(
-    'local save+restore vs tar',
-    r(save + rest, tarC + tarX),
-    0.7,
-    `${fmtRate(rate(B, save + rest)).trim()} vs ${fmtRate(rate(B, tarC + tarX)).trim()}`,
-  );
+  rateLine('tar -cf', rate(B, tarC), 'saveOutputs', rate(B, save));
+  rateLine('tar -xf', rate(B, tarX), 'restoreOutputs', rate(B, rest));
+  rateLine('tar -cf + -xf', rate(B, tarC + tarX), 'save + restore', rate(B, save + rest));
+  throughputRow('local save vs tar -cf', [B, save], [B, tarC], 0.7);
+  throughputRow('local restore vs tar -xf', [B, rest], [B, tarX], 0.7);
+  throughputRow('local save+restore vs tar', [B, save + rest], [B, tarC + tarX], 0.7);
   return { tarFile, ...last! };
 }
 
@@ -496,37 +492,18 @@ async function registryPart(tree: Tree, tarFile: string): Promise<RegistryPart |
     const B = tree.bytes;
     const [push, fetch, pull] = [best(t.push), best(t.fetch), best(t.pull)];
     const [up, down, downFile, downX] = [best(t.up), best(t.down), best(t.downFile), best(t.downX)];
-    const line = (a: string, ar: number, b: string, br: number) =>
-      console.log(`  ${a.padEnd(18)}${fmtRate(ar)}   ${b.padEnd(15)}${fmtRate(br)}`);
-    line('curl upload', rate(tarSize, up), 'push (save)', rate(B, push));
-    line('curl GET', rate(tarSize, down), 'pull (restore)', rate(B, pull));
-    line('curl GET -o file', rate(tarSize, downFile), 'fetch (layer)', rate(B, fetch));
+    rateLine('curl upload', rate(tarSize, up), 'push (save)', rate(B, push));
+    rateLine('curl GET', rate(tarSize, down), 'pull (restore)', rate(B, pull));
+    rateLine('curl GET -o file', rate(tarSize, downFile), 'fetch (layer)', rate(B, fetch));
     // Throughput ratios (the curl blob is the tar: a few % bigger than the file bytes).
-    const ratio = (oursMs: number, baseMs: number): number =>
-      rate(B, oursMs) / rate(tarSize, baseMs);
-    const vs = (oursMs: number, baseMs: number) =>
-      `${fmtRate(rate(B, oursMs)).trim()} vs ${fmtRate(rate(tarSize, baseMs)).trim()}`;
-    ratioRow('registry push vs curl upload', ratio(push, up), 0.6, vs(push, up));
-    ratioRow('registry pull vs curl GET', ratio(pull, down), 0.6, vs(pull, down));
-    ratioRow('registry pull vs curl GET | tar -x', ratio(pull, downX), null, vs(pull, downX));
-    ratioRow(
-      'registry push+pull vs curl',
-      ratio(push + pull, up + down),
-      0.6,
-      vs(push + pull, up + down),
-    );
-    ratioRow(
-      'registry fetch into local layer vs curl GET -o',
-      ratio(fetch, downFile),
-      0.6,
-      vs(fetch, downFile),
-    );
-    ratioRow(
-      'registry push+fetch vs curl PUT+GET -o',
-      ratio(push + fetch, up + downFile),
-      0.6,
-      vs(push + fetch, up + downFile),
-    );
+    const row = (what: string, oursMs: number, baseMs: number, min: number | null) =>
+      throughputRow(what, [B, oursMs], [tarSize, baseMs], min);
+    row('registry push vs curl upload', push, up, 0.6);
+    row('registry pull vs curl GET', pull, down, 0.6);
+    row('registry pull vs curl GET | tar -x', pull, downX, null);
+    row('registry push+pull vs curl', push + pull, up + down, 0.6);
+    row('registry fetch into local layer vs curl GET -o', fetch, downFile, 0.6);
+    row('registry push+fetch vs curl PUT+GET -o', push + fetch, up + downFile, 0.6);
 
     // 4b. The same outputs again (from the restored tree): nothing to upload.
     enter('registry-resave');
