@@ -1041,6 +1041,15 @@ var init_errors = __esm({
   "src/store/errors.ts"() {
     "use strict";
     StoreOptionsError = class extends Error {
+      /**
+       * @param option the option the problem is about, when it is one: `openStores` then points at
+       *   that option's line in the config.
+       */
+      constructor(message2, option) {
+        super(message2);
+        this.option = option;
+      }
+      option;
       name = "StoreOptionsError";
     };
   }
@@ -1129,7 +1138,9 @@ __export(gha_exports, {
   createGhaStore: () => createGhaStore,
   ghaKeyPart: () => ghaKeyPart,
   ghaKeyPrefix: () => ghaKeyPrefix,
-  ghaNewKey: () => ghaNewKey
+  ghaKeySlotPart: () => ghaKeySlotPart,
+  ghaNewKey: () => ghaNewKey,
+  ghaScopePrefix: () => ghaScopePrefix
 });
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash as createHash3, randomBytes as randomBytes3 } from "node:crypto";
@@ -1149,8 +1160,14 @@ function ghaKeyPart(value) {
   }
   return out;
 }
+function ghaScopePrefix(scope) {
+  return `${GHA_KEY_FORMAT}-${ghaKeyPart(scope)}-`;
+}
 function ghaKeyPrefix(scope, slot) {
-  return `${GHA_KEY_FORMAT}-${ghaKeyPart(scope)}-${ghaKeyPart(slot)}-`;
+  return `${ghaScopePrefix(scope)}${ghaKeyPart(slot)}-`;
+}
+function ghaKeySlotPart(key) {
+  return key.split("-")[GHA_KEY_FORMAT.split("-").length + 1] ?? "";
 }
 function ghaNewKey(scope, slot, now = /* @__PURE__ */ new Date()) {
   const stamp = now.toISOString().replace(/[-:.]/g, "");
@@ -1507,11 +1524,7 @@ var init_gha = __esm({
        * API (see gha-api.ts); the cache service cannot list.
        */
       remoteEntries(fetchImpl) {
-        return listGhaCaches(this.scopePrefix, this.ctx.env, fetchImpl);
-      }
-      /** Keys of every slot of this scope start with this. */
-      get scopePrefix() {
-        return `${GHA_KEY_FORMAT}-${ghaKeyPart(this.scope)}-`;
+        return listGhaCaches(ghaScopePrefix(this.scope), this.ctx.env, fetchImpl);
       }
       /**
        * The results of this slot's shard, then those of every other slot's newest shard (each
@@ -1539,12 +1552,9 @@ var init_gha = __esm({
         yield* from(await this.shard());
         const own = ghaKeyPart(this.slot);
         const parts = new Set(this.options.slots.map(ghaKeyPart));
-        if (this.available && modeReadable(cacheMode(this.ctx.env))) {
+        if (this.readable()) {
           const listing = await this.remoteEntries();
-          if ("entries" in listing) {
-            for (const e of listing.entries)
-              parts.add(e.key.slice(this.scopePrefix.length).split("-")[0]);
-          }
+          if ("entries" in listing) for (const e of listing.entries) parts.add(ghaKeySlotPart(e.key));
         }
         parts.delete(own);
         for (const part of [...parts].sort()) {
@@ -1776,6 +1786,10 @@ var init_gha = __esm({
         }
         return null;
       }
+      /** Whether the service may be read (it answered at `open`, and the cache mode allows it). */
+      readable() {
+        return this.available && modeReadable(cacheMode(this.ctx.env));
+      }
       /**
        * The shard of the slot whose key part is `part` (as `ghaKeyPart` writes it), restored from its
        * newest entry the first time it is asked for; null when there is none or it cannot be read.
@@ -1784,10 +1798,10 @@ var init_gha = __esm({
         const known = this.peers.get(part);
         if (known || this.peersTried.has(part)) return known ?? null;
         this.peersTried.add(part);
-        if (!this.available || !modeReadable(cacheMode(this.ctx.env))) return null;
+        if (!this.readable()) return null;
         const dir = join6(this.dir, "peers", fsName(part));
         const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
-        if (!await this.restoreInto(`${this.scopePrefix}${part}-`, peer)) return null;
+        if (!await this.restoreInto(`${ghaScopePrefix(this.scope)}${part}-`, peer)) return null;
         this.peers.set(part, peer);
         return peer;
       }
@@ -1833,6 +1847,186 @@ var init_gha = __esm({
         this.ctx.onWarning(`gha store: ${message2}`);
       }
     };
+  }
+});
+
+// src/store/registry-http.ts
+import { Agent as HttpAgent, request as httpRequest } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { Readable as Readable2 } from "node:stream";
+function answerOf(res, spec) {
+  const status4 = res.statusCode ?? 0;
+  if (spec.method === "HEAD" || status4 === 204 || status4 === 304 || res.headers["content-length"] === "0") {
+    res.resume();
+  }
+  return {
+    method: spec.method,
+    status: status4,
+    ok: status4 >= 200 && status4 < 300,
+    url: spec.url.href,
+    headers: {
+      get(name) {
+        const v = res.headers[name.toLowerCase()];
+        if (v === void 0) return null;
+        return Array.isArray(v) ? v.join(", ") : v;
+      }
+    },
+    body: res
+  };
+}
+function fetchTransport(fetchImpl) {
+  return async (spec) => {
+    const controller = new AbortController();
+    const timer = spec.afterBodyTimeoutMs === 0 ? void 0 : setTimeout(
+      () => controller.abort(Object.assign(new Error("timed out"), { name: "TimeoutError" })),
+      spec.timeoutMs
+    );
+    let res;
+    try {
+      const body = spec.body instanceof Readable2 ? Readable2.toWeb(spec.body) : spec.body;
+      res = await fetchImpl(spec.url, {
+        method: spec.method,
+        headers: spec.headers,
+        body,
+        redirect: "manual",
+        signal: controller.signal,
+        ...spec.body instanceof Readable2 ? { duplex: "half" } : {}
+      });
+    } catch (err) {
+      if (spec.body instanceof Readable2) spec.body.destroy();
+      const e = err;
+      const timedOut = e?.name === "TimeoutError" || e?.name === "AbortError";
+      const code = timedOut ? "ETIMEDOUT" : e?.cause?.code;
+      throw new HttpError(
+        timedOut ? "timed out" : code ?? e?.message ?? String(err),
+        code,
+        false,
+        err
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    return {
+      method: spec.method,
+      status: res.status,
+      ok: res.ok,
+      url: res.url || spec.url.href,
+      headers: res.headers,
+      body: res.body ? Readable2.fromWeb(res.body) : Readable2.from([])
+    };
+  };
+}
+function discard(res) {
+  const body = res.body;
+  if (body.readableEnded || body.destroyed) return Promise.resolve();
+  const header = res.headers.get("content-length");
+  const length = res.method === "HEAD" ? 0 : header === null ? NaN : Number(header);
+  if (!(Number.isFinite(length) && length <= 64 * 1024)) {
+    body.destroy();
+    return Promise.resolve();
+  }
+  return new Promise((resolve4) => {
+    body.once("end", resolve4);
+    body.once("close", resolve4);
+    body.once("error", () => resolve4());
+    body.resume();
+  });
+}
+function readText(res, max) {
+  return readCappedText(res.body, max, () => res.body.destroy());
+}
+async function readCappedText(body, max, drop) {
+  const parts = [];
+  let size2 = 0;
+  for await (const chunk of body) {
+    const buf = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    size2 += buf.length;
+    if (size2 > max) {
+      drop();
+      throw new Error(`response larger than ${max} bytes`);
+    }
+    parts.push(buf);
+  }
+  return Buffer.concat(parts).toString("utf8");
+}
+var HttpError, agents, nodeTransport;
+var init_registry_http = __esm({
+  "src/store/registry-http.ts"() {
+    "use strict";
+    HttpError = class extends Error {
+      code;
+      /** The request went out on a kept-alive connection (a reset there is worth one replay). */
+      reusedSocket;
+      constructor(message2, code, reusedSocket, cause) {
+        super(message2, cause !== void 0 ? { cause } : void 0);
+        this.name = "HttpError";
+        this.code = code;
+        this.reusedSocket = reusedSocket;
+      }
+    };
+    agents = {
+      http: new HttpAgent({ keepAlive: true, scheduling: "lifo" }),
+      https: new HttpsAgent({ keepAlive: true, scheduling: "lifo" })
+    };
+    nodeTransport = (spec) => new Promise((resolve4, reject) => {
+      const https = spec.url.protocol === "https:";
+      const request = https ? httpsRequest : httpRequest;
+      const req = request(spec.url, {
+        method: spec.method,
+        headers: spec.headers,
+        agent: https ? agents.https : agents.http
+      });
+      let answered = false;
+      let sent = false;
+      let sourceError;
+      const source = spec.body instanceof Readable2 ? spec.body : void 0;
+      const fail = (err) => {
+        source?.destroy();
+        if (answered) return;
+        answered = true;
+        if (sourceError) return reject(sourceError);
+        const code = err.code;
+        reject(
+          new HttpError(
+            err.message === "socket hang up" && code ? `${code} (socket hang up)` : err.message,
+            code,
+            req.reusedSocket,
+            err
+          )
+        );
+      };
+      req.setTimeout(spec.timeoutMs, () => {
+        req.destroy(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" }));
+      });
+      req.on("error", fail);
+      req.on("response", (res) => {
+        answered = true;
+        req.setTimeout(0);
+        if (!sent && source) {
+          source.unpipe(req);
+          source.destroy();
+          const close = () => req.destroy();
+          res.once("end", close);
+          res.once("close", close);
+        }
+        resolve4(answerOf(res, spec));
+      });
+      req.on("finish", () => {
+        sent = true;
+        if (!answered && spec.afterBodyTimeoutMs !== void 0) {
+          req.setTimeout(spec.afterBodyTimeoutMs);
+        }
+      });
+      if (source) {
+        source.once("error", (err) => {
+          sourceError = err;
+          req.destroy(err);
+        });
+        source.pipe(req);
+      } else {
+        req.end(spec.body);
+      }
+    });
   }
 });
 
@@ -2002,19 +2196,12 @@ function basicHeader(creds) {
   return `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`;
 }
 async function readCapped(res, max) {
-  if (!res.body) return "";
-  const parts = [];
-  let size2 = 0;
-  for await (const chunk of res.body) {
-    size2 += chunk.length;
-    if (size2 > max) {
-      await res.body.cancel().catch(() => {
-      });
-      throw new Error(`response larger than ${max} bytes`);
-    }
-    parts.push(Buffer.from(chunk));
-  }
-  return Buffer.concat(parts).toString("utf8");
+  const body = res.body;
+  if (!body) return "";
+  return readCappedText(body, max, () => {
+    body.cancel().catch(() => {
+    });
+  });
 }
 function describeError(err) {
   const e = err;
@@ -2028,6 +2215,7 @@ var DEFAULT_TOKEN_SECONDS, TOKEN_MARGIN_MS, MAX_TOKEN_RESPONSE, HELPER_TIMEOUT_M
 var init_registry_auth = __esm({
   "src/store/registry-auth.ts"() {
     "use strict";
+    init_registry_http();
     DEFAULT_TOKEN_SECONDS = 60;
     TOKEN_MARGIN_MS = 15e3;
     MAX_TOKEN_RESPONSE = 1024 * 1024;
@@ -2130,183 +2318,6 @@ var init_registry_auth = __esm({
         return token;
       }
     };
-  }
-});
-
-// src/store/registry-http.ts
-import { Agent as HttpAgent, request as httpRequest } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import { Readable as Readable2 } from "node:stream";
-function answerOf(res, spec) {
-  const status4 = res.statusCode ?? 0;
-  if (spec.method === "HEAD" || status4 === 204 || status4 === 304 || res.headers["content-length"] === "0") {
-    res.resume();
-  }
-  return {
-    method: spec.method,
-    status: status4,
-    ok: status4 >= 200 && status4 < 300,
-    url: spec.url.href,
-    headers: {
-      get(name) {
-        const v = res.headers[name.toLowerCase()];
-        if (v === void 0) return null;
-        return Array.isArray(v) ? v.join(", ") : v;
-      }
-    },
-    body: res
-  };
-}
-function fetchTransport(fetchImpl) {
-  return async (spec) => {
-    const controller = new AbortController();
-    const timer = spec.afterBodyTimeoutMs === 0 ? void 0 : setTimeout(
-      () => controller.abort(Object.assign(new Error("timed out"), { name: "TimeoutError" })),
-      spec.timeoutMs
-    );
-    let res;
-    try {
-      const body = spec.body instanceof Readable2 ? Readable2.toWeb(spec.body) : spec.body;
-      res = await fetchImpl(spec.url, {
-        method: spec.method,
-        headers: spec.headers,
-        body,
-        redirect: "manual",
-        signal: controller.signal,
-        ...spec.body instanceof Readable2 ? { duplex: "half" } : {}
-      });
-    } catch (err) {
-      if (spec.body instanceof Readable2) spec.body.destroy();
-      const e = err;
-      const timedOut = e?.name === "TimeoutError" || e?.name === "AbortError";
-      const code = timedOut ? "ETIMEDOUT" : e?.cause?.code;
-      throw new HttpError(
-        timedOut ? "timed out" : code ?? e?.message ?? String(err),
-        code,
-        false,
-        err
-      );
-    } finally {
-      clearTimeout(timer);
-    }
-    return {
-      method: spec.method,
-      status: res.status,
-      ok: res.ok,
-      url: res.url || spec.url.href,
-      headers: res.headers,
-      body: res.body ? Readable2.fromWeb(res.body) : Readable2.from([])
-    };
-  };
-}
-function discard(res) {
-  const body = res.body;
-  if (body.readableEnded || body.destroyed) return Promise.resolve();
-  const header = res.headers.get("content-length");
-  const length = res.method === "HEAD" ? 0 : header === null ? NaN : Number(header);
-  if (!(Number.isFinite(length) && length <= 64 * 1024)) {
-    body.destroy();
-    return Promise.resolve();
-  }
-  return new Promise((resolve4) => {
-    body.once("end", resolve4);
-    body.once("close", resolve4);
-    body.once("error", () => resolve4());
-    body.resume();
-  });
-}
-async function readText(res, max) {
-  const parts = [];
-  let size2 = 0;
-  for await (const chunk of res.body) {
-    const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
-    size2 += buf.length;
-    if (size2 > max) {
-      res.body.destroy();
-      throw new Error(`response larger than ${max} bytes`);
-    }
-    parts.push(buf);
-  }
-  return Buffer.concat(parts).toString("utf8");
-}
-var HttpError, agents, nodeTransport;
-var init_registry_http = __esm({
-  "src/store/registry-http.ts"() {
-    "use strict";
-    HttpError = class extends Error {
-      code;
-      /** The request went out on a kept-alive connection (a reset there is worth one replay). */
-      reusedSocket;
-      constructor(message2, code, reusedSocket, cause) {
-        super(message2, cause !== void 0 ? { cause } : void 0);
-        this.name = "HttpError";
-        this.code = code;
-        this.reusedSocket = reusedSocket;
-      }
-    };
-    agents = {
-      http: new HttpAgent({ keepAlive: true, scheduling: "lifo" }),
-      https: new HttpsAgent({ keepAlive: true, scheduling: "lifo" })
-    };
-    nodeTransport = (spec) => new Promise((resolve4, reject) => {
-      const https = spec.url.protocol === "https:";
-      const request = https ? httpsRequest : httpRequest;
-      const req = request(spec.url, {
-        method: spec.method,
-        headers: spec.headers,
-        agent: https ? agents.https : agents.http
-      });
-      let answered = false;
-      let sent = false;
-      let sourceError;
-      const source = spec.body instanceof Readable2 ? spec.body : void 0;
-      const fail = (err) => {
-        source?.destroy();
-        if (answered) return;
-        answered = true;
-        if (sourceError) return reject(sourceError);
-        const code = err.code;
-        reject(
-          new HttpError(
-            err.message === "socket hang up" && code ? `${code} (socket hang up)` : err.message,
-            code,
-            req.reusedSocket,
-            err
-          )
-        );
-      };
-      req.setTimeout(spec.timeoutMs, () => {
-        req.destroy(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" }));
-      });
-      req.on("error", fail);
-      req.on("response", (res) => {
-        answered = true;
-        req.setTimeout(0);
-        if (!sent && source) {
-          source.unpipe(req);
-          source.destroy();
-          const close = () => req.destroy();
-          res.once("end", close);
-          res.once("close", close);
-        }
-        resolve4(answerOf(res, spec));
-      });
-      req.on("finish", () => {
-        sent = true;
-        if (!answered && spec.afterBodyTimeoutMs !== void 0) {
-          req.setTimeout(spec.afterBodyTimeoutMs);
-        }
-      });
-      if (source) {
-        source.once("error", (err) => {
-          sourceError = err;
-          req.destroy(err);
-        });
-        source.pipe(req);
-      } else {
-        req.end(spec.body);
-      }
-    });
   }
 });
 
@@ -2595,11 +2606,9 @@ var init_registry = __esm({
       }
     };
     RegistryOptionError = class extends StoreOptionsError {
-      option;
       constructor(option, message2) {
-        super(`${option}: ${message2}`);
+        super(`${option}: ${message2}`, option);
         this.name = "RegistryOptionError";
-        this.option = option;
       }
     };
     RegistryStore = class _RegistryStore {
@@ -6515,10 +6524,6 @@ var TarReader = class {
   meta = null;
   pending = {};
   done = false;
-  /** Whether the end-of-archive marker was seen. */
-  get ended() {
-    return this.done;
-  }
   write(chunk) {
     let pos = 0;
     while (pos < chunk.length && !this.done) {
@@ -6580,7 +6585,7 @@ var TarReader = class {
     if (type === "pax-header" || type === "gnu-long-path" || type === "gnu-long-link-path") {
       if (size2 > MAX_META_BYTES) throw new TarFormatError(`a ${type} of ${size2} bytes is too big`);
       const kind = type === "pax-header" ? "pax" : type === "gnu-long-path" ? "long-name" : "long-link";
-      this.meta = { kind, parts: [], size: size2 };
+      this.meta = { kind, parts: [] };
       this.bodyLeft = size2;
       this.padLeft = padding(size2);
       if (size2 === 0) this.finishBody();
@@ -7481,19 +7486,22 @@ var DEFAULT_LOCAL_DIR = join9(".dist-build", "cache");
 async function createLocalStore(options, ctx) {
   for (const key of Object.keys(options)) {
     if (key !== "dir" && key !== "max-size") {
-      throw new StoreOptionsError(`unknown option "${key}"; expected one of: dir, max-size`);
+      throw new StoreOptionsError(`unknown option "${key}"; expected one of: dir, max-size`, key);
     }
   }
   const dir = options.dir ?? DEFAULT_LOCAL_DIR;
   if (typeof dir !== "string" || dir === "") {
-    throw new StoreOptionsError(`dir: expected a directory name, got ${JSON.stringify(dir)}`);
+    throw new StoreOptionsError(
+      `dir: expected a directory name, got ${JSON.stringify(dir)}`,
+      "dir"
+    );
   }
   let maxBytes;
   if (options["max-size"] !== void 0) {
     try {
       maxBytes = parseSize(options["max-size"]);
     } catch (err) {
-      throw new StoreOptionsError(`max-size: ${err.message}`);
+      throw new StoreOptionsError(`max-size: ${err.message}`, "max-size");
     }
   }
   return LocalStore.open(resolve3(ctx.root, dir), {
@@ -7559,18 +7567,13 @@ async function openStores(config, opts) {
       store = await factory(options, ctx);
     } catch (err) {
       if (err instanceof StoreOptionsError || err instanceof TypeError) {
-        throw problem(err.message, optionNamedIn(err));
+        throw problem(err.message, err instanceof StoreOptionsError ? err.option : void 0);
       }
       throw err;
     }
     opened.push({ index, config: storeConfig, store });
   }
   return opened;
-}
-function optionNamedIn(err) {
-  const named = err.option;
-  if (typeof named === "string") return named;
-  return /^([a-z][a-z0-9-]*): /.exec(err.message)?.[1] ?? /option "([^"]+)"/.exec(err.message)?.[1];
 }
 async function openStore(config, opts) {
   const env2 = opts.env ?? process.env;
@@ -8002,19 +8005,23 @@ function checkSecurity(a, sec, what) {
     );
   }
 }
-var CHANNEL_OPTIONS = {
+var COMMON_OPTIONS = {
   "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
   "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
   // Keep connections to members alive cheaply; notice dead peers.
   "grpc.keepalive_time_ms": 15e3,
   "grpc.keepalive_timeout_ms": 5e3,
   "grpc.keepalive_permit_without_calls": 1,
+  // No channelz bookkeeping (per connection and per call): nothing here reads it.
+  "grpc.enable_channelz": 0
+};
+var CHANNEL_OPTIONS = {
+  ...COMMON_OPTIONS,
   "grpc.initial_reconnect_backoff_ms": 100,
   // One connection per client object, as separate worker processes would have (grpc-js would
   // otherwise multiplex every client of a process to one target over a single connection).
   "grpc.use_local_subchannel_pool": 1,
-  "grpc.max_reconnect_backoff_ms": 2e3,
-  "grpc.enable_channelz": 0
+  "grpc.max_reconnect_backoff_ms": 2e3
 };
 var credentialCache = /* @__PURE__ */ new WeakMap();
 function channelCredentials(a, sec, serverRole) {
@@ -8045,9 +8052,11 @@ function channelCredentials(a, sec, serverRole) {
   }
   return creds;
 }
+function firstOf(value) {
+  return Array.isArray(value) ? value[0] ?? null : value ?? null;
+}
 function roleOf(cert) {
-  const ou = cert.subject?.OU;
-  return Array.isArray(ou) ? ou[0] ?? null : ou ?? null;
+  return firstOf(cert.subject?.OU);
 }
 function channelOptions(a) {
   return a.kind === "unix" || isIP(a.host) ? (
@@ -8075,11 +8084,7 @@ function peerRole(callLike) {
   const ctx = callLike.getAuthContext?.();
   const cert = ctx?.sslPeerCertificate;
   if (!cert) return { role: null, name: null };
-  const cn = cert.subject?.CN;
-  const peer = {
-    role: roleOf(cert),
-    name: Array.isArray(cn) ? cn[0] ?? null : cn ?? null
-  };
+  const peer = { role: roleOf(cert), name: firstOf(cert.subject?.CN) };
   if (socket) peerCache.set(socket, peer);
   return peer;
 }
@@ -8130,15 +8135,7 @@ function serverCredentials(sec) {
   return creds;
 }
 async function startServer(addresses, services, sec, log) {
-  const server = new grpc2.Server({
-    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
-    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
-    "grpc.keepalive_permit_without_calls": 1,
-    "grpc.keepalive_time_ms": 15e3,
-    "grpc.keepalive_timeout_ms": 5e3,
-    // No channelz bookkeeping (per connection and per call): nothing here reads it.
-    "grpc.enable_channelz": 0
-  });
+  const server = new grpc2.Server(COMMON_OPTIONS);
   for (const s of services) server.addService(s.definition, s.handlers);
   const bound = [];
   for (const a of addresses) {
@@ -8500,7 +8497,6 @@ var Master = class extends EventEmitter {
       });
     }
   }
-  /** Unary call to a member's Worker service. */
   /**
    * Starts a job on `m`: on its heartbeat stream when it has one (no call of its own), else with
    * a StartJob call. Rejects when the worker does not answer within `timeoutMs` or its stream
@@ -8544,6 +8540,7 @@ var Master = class extends EventEmitter {
     if (m) m.done++;
     this.emit("report", m, r);
   }
+  /** Unary call to a member's Worker service. */
   callWorker(m, method, req, timeoutMs = 1e4) {
     return call(m.client, method(m.client), req, this.metadata(), timeoutMs);
   }
@@ -9269,7 +9266,6 @@ var WorkerAgent = class {
   /** Reports sent on the heartbeat stream, by job id, waiting for the master's ack. */
   reportAcks = /* @__PURE__ */ new Map();
   shutdownAsked = false;
-  runningDirMade = false;
   /** Tells this agent's files from those of other agents in the same process. */
   instance = agentInstances++;
   /** Process-group files (see `recordJob`), and those not in use. */
@@ -9500,8 +9496,7 @@ var WorkerAgent = class {
       let f = this.freePgidFiles.pop();
       if (!f) {
         const dir = join12(this.opts.cacheDir, "running");
-        if (!this.runningDirMade) mkdirSync3(dir, { recursive: true });
-        this.runningDirMade = true;
+        if (this.pgidFiles.length === 0) mkdirSync3(dir, { recursive: true });
         const path = join12(dir, `${process.pid}.${this.instance}.${this.pgidFiles.length}`);
         f = { path, fd: openSync3(path, "w", 384) };
         this.pgidFiles.push(f);
