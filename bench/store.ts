@@ -15,7 +15,8 @@
 //      restoreOutputs), vs @actions/cache saveCache/restoreCache of the same tree as one archive.
 //      The fake keeps archives in memory, so this part uses a smaller tree (--gha-mib, 64) and a
 //      fresh fake for every save/restore pair;
-//   4. peak RSS of this process (sampled every 20 ms per part, and the kernel's maxRSS), and the
+//   4. peak RSS of this process (sampled every 20 ms per part, and the kernel's maxRSS; the bench
+//      runs with the V8 options of dist-build's worker processes, WORKER_NODE_FLAGS), and the
 //      blob bytes written when the same outputs are saved a second time (local: blob count and
 //      bytes before/after; registry: RegistryStore.stats().uploadedBytes). The second save reads
 //      the tree restored in part 1/2, so it also checks that the restore was exact (same digests).
@@ -33,6 +34,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { WORKER_NODE_FLAGS, workerNodeFlags } from '../src/cluster/local.js';
 import { createGhaStore } from '../src/store/gha.js';
 import { LayeredStore } from '../src/store/layered.js';
 import { LocalStore } from '../src/store/local.js';
@@ -66,6 +69,19 @@ const ONLY = (() => {
 })();
 const runs = (part: 'local' | 'registry' | 'gha'): boolean => ONLY === undefined || ONLY === part;
 const OUTPUTS = ['out/small', 'out/large'];
+
+// The stores run in dist-build's worker processes, which start with WORKER_NODE_FLAGS; so does
+// this bench: without them it runs itself again with them (the RSS figure is a worker's).
+const missingFlags = workerNodeFlags();
+if (missingFlags.length > 0) {
+  const self = fileURLToPath(import.meta.url);
+  const again = spawnSync(
+    process.execPath,
+    [...process.execArgv, ...missingFlags, self, ...process.argv.slice(2)],
+    { stdio: 'inherit' },
+  );
+  process.exit(again.status ?? 1);
+}
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dist-build-bench-store-'));
 const freeBytes = (() => {
@@ -693,7 +709,8 @@ async function main(): Promise<void> {
   const [l1, l5, l15] = os.loadavg();
   console.log(
     `node ${process.version}, ${os.availableParallelism()} cores, ${os.cpus()[0]?.model}; ` +
-      `load average at start ${l1!.toFixed(2)} ${l5!.toFixed(2)} ${l15!.toFixed(2)}`,
+      `load average at start ${l1!.toFixed(2)} ${l5!.toFixed(2)} ${l15!.toFixed(2)}; ` +
+      `node options ${process.execArgv.join(' ') || '(none)'} (workers: ${WORKER_NODE_FLAGS.join(' ')})`,
   );
   console.log(
     `temp dir ${tmp} (${(freeBytes / GiB).toFixed(1)} GiB free); tree ${SIZE_MIB} MiB` +
