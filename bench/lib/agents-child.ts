@@ -1,14 +1,21 @@
 /**
  * A simulator process for bench/cluster.ts (`--agent-procs N`): runs a share of the WorkerAgents.
- * Talks to the parent over the IPC channel: sends `ready` once the agents exist, starts them on
- * `go` and answers `registered` (registration times, ms after `go` arrived), stops them on `stop`
- * and answers `stopped`. Exits when the parent goes away.
+ * Talks to the parent over the IPC channel: sends `ready` once the agents exist and listen (with
+ * the time their servers took to start), joins them on `go` and answers `registered`
+ * (registration times, ms after `go` arrived), stops them on `stop` and answers `stopped`. Exits
+ * when the parent goes away.
  */
-import { createAgents, startAgents, stopAgents, type AgentsOptions } from './agents.js';
+import {
+  createAgents,
+  joinAgents,
+  listenAgents,
+  stopAgents,
+  type AgentsOptions,
+} from './agents.js';
 
 export type ToChild = { type: 'go' } | { type: 'stop' };
 export type FromChild =
-  | { type: 'ready' }
+  | { type: 'ready'; listenMs: number }
   | { type: 'registered'; times: number[] }
   | { type: 'stopped' }
   | { type: 'error'; message: string };
@@ -20,7 +27,7 @@ try {
   process.on('disconnect', () => void stopAgents(agents).then(() => process.exit(0)));
   process.on('message', (m: ToChild) => {
     if (m.type === 'go') {
-      startAgents(agents).then(
+      joinAgents(agents).then(
         (times) => send({ type: 'registered', times }),
         (err: Error) => send({ type: 'error', message: err.message }),
       );
@@ -32,7 +39,8 @@ try {
       });
     }
   });
-  send({ type: 'ready' });
+  const listenMs = await listenAgents(agents);
+  send({ type: 'ready', listenMs });
 } catch (err) {
   send({ type: 'error', message: (err as Error).stack ?? String(err) });
   process.exit(1);
