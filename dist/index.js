@@ -9284,16 +9284,33 @@ var WorkerAgent = class {
   get addresses() {
     return this.server?.addresses ?? [];
   }
+  /** `listen()`, then `join()`. */
   async start() {
+    await this.listen();
+    this.join();
+  }
+  /**
+   * Gets ready to join: ends what an earlier agent on this cache dir left running, and starts the
+   * Worker service (its addresses go into the membership record).
+   */
+  async listen() {
+    if (this.server) return;
     this.reapOrphans();
-    const p = protocol();
     this.server = await startServer(
       this.opts.listen ?? [{ kind: "tcp", host: "127.0.0.1", port: 0 }],
-      [{ definition: p.WorkerService, handlers: this.handlers() }],
+      [{ definition: protocol().WorkerService, handlers: this.handlers() }],
       this.security,
       (m) => this.log(`worker: ${m}`)
     );
-    this.master = new p.MasterClient(
+  }
+  /**
+   * Registers with the master (after `listen()`), retrying until it answers; `registered` resolves
+   * on the first success. Heartbeats follow, and a new registration whenever the master forgot us.
+   */
+  join() {
+    if (!this.server) throw new Error("WorkerAgent.join() before listen()");
+    if (this.master) return;
+    this.master = new (protocol()).MasterClient(
       grpcTarget(this.opts.join),
       channelCredentials(this.opts.join, this.security, "master"),
       channelOptions(this.opts.join)
