@@ -235,6 +235,19 @@ describe('LocalStore results', () => {
     expect((await store.getResult(key))?.worker).toBe('worker-2');
     expect((await store.stats()).results).toBe(1);
     expect(warnings).toEqual([]);
+    expect(await tmpFiles()).toEqual([]);
+  });
+
+  it('leaves no temp file behind when a result cannot be put in place', async () => {
+    const a = await store.putBlob(chunked(Buffer.from('a')));
+    const key = sha('blocked');
+    const hex = key.slice(7);
+    // A directory (not empty) where the result file goes: the rename fails.
+    await mkdir(join(dir, 'cache', 'results', 'sha256', hex.slice(0, 2), `${hex}.json`, 'x'), {
+      recursive: true,
+    });
+    await expect(store.putResult(manifest(key, [a.digest]))).rejects.toThrow();
+    expect(await tmpFiles()).toEqual([]);
   });
 
   it('treats a manifest that does not parse or validate as a miss, warning once', async () => {

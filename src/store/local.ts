@@ -33,7 +33,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, open, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
+import {
+  lstat,
+  mkdir,
+  open,
+  readFile,
+  rename,
+  rm,
+  stat,
+  unlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { digestStream, hashedChunks, isVerifiedFor, verifiedStream } from './digest.js';
@@ -170,6 +181,7 @@ export class LocalStore implements Store {
         ? undefined
         : new HashPipe();
     let size = 0;
+    let moved = false;
     try {
       // Any async iterable of bytes works (not only Node streams); leaving the loop early (an
       // error) destroys the source. Chunks are gathered and written with plain system calls: the
@@ -201,12 +213,12 @@ export class LocalStore implements Store {
           `data for blob ${expectedDigest} hashes to ${digest}; nothing stored`,
         );
       }
-      const written = await this.commit(tmp, this.blobPath(digest), true);
-      if (written) await this.afterPut(size);
+      moved = await this.commit(tmp, this.blobPath(digest), true);
+      if (moved) await this.afterPut(size);
       return { digest, size };
     } finally {
       pipe?.dispose();
-      await rm(tmp, { force: true });
+      if (!moved) await rm(tmp, { force: true });
     }
   }
 
@@ -317,15 +329,11 @@ export class LocalStore implements Store {
     await this.ensureDirs();
     const tmp = this.tempPath();
     try {
-      const handle = await open(tmp, 'wx');
-      try {
-        await handle.writeFile(`${JSON.stringify(manifest, null, 2)}\n`);
-      } finally {
-        await handle.close();
-      }
+      await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`, { flag: 'wx' });
       await this.commit(tmp, this.resultPath(manifest.cacheKey), false);
-    } finally {
+    } catch (err) {
       await rm(tmp, { force: true });
+      throw err;
     }
   }
 
@@ -529,13 +537,19 @@ export class LocalStore implements Store {
   }
 
   /**
-   * Moves a finished temp file into place. With `keepExisting` (blobs: the name says what the
-   * content is) an existing file is left alone; otherwise it is replaced.
+   * Moves a finished temp file into place (true), making its directory when it is the first there.
+   * With `keepExisting` (blobs: the name says what the content is) an existing file is left alone
+   * and so is the temp file (false); otherwise it is replaced.
    */
   private async commit(tmp: string, dest: string, keepExisting: boolean): Promise<boolean> {
     if (keepExisting && (await exists(dest))) return false;
-    await mkdir(join(dest, '..'), { recursive: true });
-    await rename(tmp, dest);
+    try {
+      await rename(tmp, dest);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await mkdir(join(dest, '..'), { recursive: true });
+      await rename(tmp, dest);
+    }
     return true;
   }
 
