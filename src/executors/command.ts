@@ -43,7 +43,7 @@ import {
   statSync,
 } from 'node:fs';
 import type { WriteStream } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { open, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -381,7 +381,9 @@ export class CommandJob implements Job {
     await this.stop('disposed');
     this.disposed = true;
     this.onDispose();
-    await rm(this.logPath, { force: true });
+    await unlink(this.logPath).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
   }
 
   async *output(opts: OutputOptions = {}): AsyncGenerator<OutputChunk> {
