@@ -34,7 +34,6 @@ type Operation = 'count' | 'verify' | 'prune' | 'list';
 /** Why a backend cannot do an operation, where there is more to say than "not supported". */
 const CANNOT: Record<string, Partial<Record<Operation, string>>> = {
   gha: {
-    list: 'the Actions cache cannot be listed without the GitHub API',
     verify: 'the Actions cache is verified on every read (blobs are checked against their digests)',
     prune: 'GitHub evicts Actions cache entries itself (least recently used, 10 GB per repository)',
   },
