@@ -575,7 +575,18 @@ var init_limit = __esm({
 // src/store/local.ts
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { lstat, mkdir as mkdir2, open, readFile as readFile4, rename as rename2, rm, stat as stat2, unlink as unlink2, utimes } from "node:fs/promises";
+import {
+  lstat,
+  mkdir as mkdir2,
+  open,
+  readFile as readFile4,
+  rename as rename2,
+  rm,
+  stat as stat2,
+  unlink as unlink2,
+  utimes,
+  writeFile as writeFile2
+} from "node:fs/promises";
 import { join as join4 } from "node:path";
 async function touch(paths) {
   const now = /* @__PURE__ */ new Date();
@@ -665,6 +676,7 @@ var init_local = __esm({
         const tmp = this.tempPath();
         const pipe = expectedDigest !== void 0 && isVerifiedFor(data, expectedDigest) ? void 0 : new HashPipe();
         let size2 = 0;
+        let moved = false;
         try {
           const chunks = pipe ? hashedChunks(data, pipe) : data;
           const file = await open(tmp, "wx");
@@ -693,12 +705,12 @@ var init_local = __esm({
               `data for blob ${expectedDigest} hashes to ${digest}; nothing stored`
             );
           }
-          const written = await this.commit(tmp, this.blobPath(digest), true);
-          if (written) await this.afterPut(size2);
+          moved = await this.commit(tmp, this.blobPath(digest), true);
+          if (moved) await this.afterPut(size2);
           return { digest, size: size2 };
         } finally {
           pipe?.dispose();
-          await rm(tmp, { force: true });
+          if (!moved) await rm(tmp, { force: true });
         }
       }
       async putBlobFile(file) {
@@ -799,16 +811,12 @@ var init_local = __esm({
         await this.ensureDirs();
         const tmp = this.tempPath();
         try {
-          const handle = await open(tmp, "wx");
-          try {
-            await handle.writeFile(`${JSON.stringify(manifest, null, 2)}
-`);
-          } finally {
-            await handle.close();
-          }
+          await writeFile2(tmp, `${JSON.stringify(manifest, null, 2)}
+`, { flag: "wx" });
           await this.commit(tmp, this.resultPath(manifest.cacheKey), false);
-        } finally {
+        } catch (err) {
           await rm(tmp, { force: true });
+          throw err;
         }
       }
       /** Counts what is stored (walks the whole store). */
@@ -994,13 +1002,19 @@ var init_local = __esm({
         return join4(this.dir, "tmp", `${process.pid}-${randomBytes(8).toString("hex")}`);
       }
       /**
-       * Moves a finished temp file into place. With `keepExisting` (blobs: the name says what the
-       * content is) an existing file is left alone; otherwise it is replaced.
+       * Moves a finished temp file into place (true), making its directory when it is the first there.
+       * With `keepExisting` (blobs: the name says what the content is) an existing file is left alone
+       * and so is the temp file (false); otherwise it is replaced.
        */
       async commit(tmp, dest, keepExisting) {
         if (keepExisting && await exists(dest)) return false;
-        await mkdir2(join4(dest, ".."), { recursive: true });
-        await rename2(tmp, dest);
+        try {
+          await rename2(tmp, dest);
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+          await mkdir2(join4(dest, ".."), { recursive: true });
+          await rename2(tmp, dest);
+        }
         return true;
       }
       async removeStaleTemp() {
@@ -7085,7 +7099,7 @@ init_digest();
 // src/store/layered.ts
 init_limit();
 init_types();
-import { mkdir as mkdir4, rename as rename4, writeFile as writeFile2 } from "node:fs/promises";
+import { mkdir as mkdir4, rename as rename4, writeFile as writeFile3 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
 function adoptReadsOnly(store) {
   return store.adoptReadsOnly === true && store.adoptBlobFile !== void 0;
@@ -7334,7 +7348,7 @@ var LayeredStore = class {
 async function writeJsonAtomic(file, value) {
   await mkdir4(dirname4(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile2(tmp, `${JSON.stringify(value, null, 2)}
+  await writeFile3(tmp, `${JSON.stringify(value, null, 2)}
 `);
   await rename4(tmp, file);
 }
@@ -8572,7 +8586,7 @@ import {
   readFileSync as readFileSync2,
   statSync as statSync2
 } from "node:fs";
-import { open as open2, rm as rm4 } from "node:fs/promises";
+import { open as open2, unlink as unlink3 } from "node:fs/promises";
 import { tmpdir as tmpdir2 } from "node:os";
 import { dirname as dirname5, join as join10 } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -8826,7 +8840,9 @@ var CommandJob = class {
     await this.stop("disposed");
     this.disposed = true;
     this.onDispose();
-    await rm4(this.logPath, { force: true });
+    await unlink3(this.logPath).catch((err) => {
+      if (err.code !== "ENOENT") throw err;
+    });
   }
   async *output(opts = {}) {
     let pos = Math.max(0, Math.floor(opts.from ?? 0));
@@ -9143,7 +9159,7 @@ function collectStats(dirs, running, slots) {
 // src/cluster/workspace.ts
 import crypto4 from "node:crypto";
 import { existsSync as existsSync2 } from "node:fs";
-import { mkdir as mkdir7, readFile as readFile7, rm as rm5, writeFile as writeFile3, rename as rename6 } from "node:fs/promises";
+import { mkdir as mkdir7, readFile as readFile7, rm as rm4, writeFile as writeFile4, rename as rename6 } from "node:fs/promises";
 import { join as join11 } from "node:path";
 var hashPath = (p) => crypto4.createHash("sha256").update(p).digest("hex").slice(0, 32);
 var Workspace = class {
@@ -9168,16 +9184,16 @@ var Workspace = class {
     await mkdir7(this.stateDir, { recursive: true });
     const file = join11(this.stateDir, hashPath(path));
     const tmp = `${file}.${process.pid}.${crypto4.randomBytes(4).toString("hex")}`;
-    await writeFile3(tmp, digest + "\n");
+    await writeFile4(tmp, digest + "\n");
     await rename6(tmp, file);
   }
   async unmark(path) {
-    await rm5(join11(this.stateDir, hashPath(path)), { force: true });
+    await rm4(join11(this.stateDir, hashPath(path)), { force: true });
   }
   /** Removes a declared output (before the invocation that produces it runs). */
   async clear(path) {
     await this.unmark(path);
-    await rm5(join11(this.root, path), { recursive: true, force: true });
+    await rm4(join11(this.root, path), { recursive: true, force: true });
   }
   /** Runs `fn` holding the lock of output `path` (exclusive across processes on this tree). */
   async withLock(path, fn) {
@@ -9187,12 +9203,12 @@ var Workspace = class {
     for (; ; ) {
       try {
         await mkdir7(lock);
-        await writeFile3(join11(lock, "pid"), String(process.pid));
+        await writeFile4(join11(lock, "pid"), String(process.pid));
         break;
       } catch (err) {
         if (err.code !== "EEXIST") throw err;
         if (await stale(lock)) {
-          await rm5(lock, { recursive: true, force: true });
+          await rm4(lock, { recursive: true, force: true });
           continue;
         }
         await new Promise((r) => setTimeout(r, delay));
@@ -9202,7 +9218,7 @@ var Workspace = class {
     try {
       return await fn();
     } finally {
-      await rm5(lock, { recursive: true, force: true });
+      await rm4(lock, { recursive: true, force: true });
     }
   }
 };
@@ -10007,7 +10023,7 @@ function chunksOf(stream) {
 
 // src/cluster/scheduler.ts
 import { randomBytes as randomBytes4 } from "node:crypto";
-import { rm as rm6 } from "node:fs/promises";
+import { rm as rm5 } from "node:fs/promises";
 import { join as join13 } from "node:path";
 import { performance as performance2 } from "node:perf_hooks";
 
@@ -10761,7 +10777,7 @@ var Run = class {
       }
       out.push(done);
     }
-    await rm6(join13(dir, ".dist-build"), { recursive: true, force: true });
+    await rm5(join13(dir, ".dist-build"), { recursive: true, force: true });
     return { exports: out, lost };
   }
   // --- report -----------------------------------------------------------------------------------
@@ -10825,7 +10841,7 @@ var Run = class {
 
 // src/cluster/certs.ts
 import { createPrivateKey, randomBytes as randomBytes5, X509Certificate } from "node:crypto";
-import { mkdir as mkdir8, open as open3, readdir as readdir3, readFile as readFile8, rename as rename7, stat as stat4, unlink as unlink3 } from "node:fs/promises";
+import { mkdir as mkdir8, open as open3, readdir as readdir3, readFile as readFile8, rename as rename7, stat as stat4, unlink as unlink4 } from "node:fs/promises";
 import { isIP as isIP2 } from "node:net";
 import { join as join14 } from "node:path";
 var CertError = class extends Error {
@@ -11069,7 +11085,7 @@ async function ephemeralTls(names) {
 }
 
 // src/report/index.ts
-import { mkdir as mkdir9, writeFile as writeFile4 } from "node:fs/promises";
+import { mkdir as mkdir9, writeFile as writeFile5 } from "node:fs/promises";
 import { join as join15 } from "node:path";
 
 // src/cli/table.ts
@@ -11390,8 +11406,8 @@ function tickLabel(t, step) {
   const m = Math.floor(t / 6e4);
   const s = Math.round(t % 6e4 / 1e3);
   if (m < 60) return s ? `${m}m${String(s).padStart(2, "0")}s` : `${m}m`;
-  const rm7 = m % 60;
-  return `${Math.floor(m / 60)}h${rm7 ? String(rm7).padStart(2, "0") + "m" : ""}`;
+  const rm6 = m % 60;
+  return `${Math.floor(m / 60)}h${rm6 ? String(rm6).padStart(2, "0") + "m" : ""}`;
 }
 function fit(text, px) {
   const max = Math.floor(px / 6.4);
@@ -11656,9 +11672,9 @@ async function writeReport(dir, report) {
     html: join15(dir, REPORT_FILES.html)
   };
   await Promise.all([
-    writeFile4(paths.json, JSON.stringify(report, null, 2) + "\n"),
-    writeFile4(paths.markdown, renderMarkdown(report)),
-    writeFile4(paths.html, renderHtml(report))
+    writeFile5(paths.json, JSON.stringify(report, null, 2) + "\n"),
+    writeFile5(paths.markdown, renderMarkdown(report)),
+    writeFile5(paths.html, renderHtml(report))
   ]);
   return paths;
 }
