@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { HashPipe, SLOT, SLOTS_PER_PIPE } from '../../src/store/hash-pipe.js';
+import { HashPipe, maxHashThreads, SLOT, SLOTS_PER_PIPE } from '../../src/store/hash-pipe.js';
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -38,11 +38,37 @@ describe('HashPipe', () => {
     expect(await pipe.digest()).toBe(sha(data));
   });
 
-  it('keeps several pipes apart when they interleave', async () => {
-    const a = randomBytes(7 * SLOT + 11);
-    const b = randomBytes(5 * SLOT + 3);
-    const [da, db] = await Promise.all([viaSlots(new HashPipe(), a), viaSlots(new HashPipe(), b)]);
-    expect([da, db]).toEqual([sha(a), sha(b)]);
+  it.each(['1', '2'])(
+    'keeps several pipes apart when they interleave (%s hashing threads)',
+    async (threads) => {
+      const saved = process.env.DIST_BUILD_HASH_THREADS;
+      process.env.DIST_BUILD_HASH_THREADS = threads;
+      try {
+        const a = randomBytes(7 * SLOT + 11);
+        const b = randomBytes(5 * SLOT + 3);
+        const c = randomBytes(4 * SLOT);
+        const [da, db, dc] = await Promise.all([
+          viaSlots(new HashPipe(), a),
+          viaSlots(new HashPipe(), b),
+          viaSlots(new HashPipe(), c),
+        ]);
+        expect([da, db, dc]).toEqual([sha(a), sha(b), sha(c)]);
+      } finally {
+        if (saved === undefined) delete process.env.DIST_BUILD_HASH_THREADS;
+        else process.env.DIST_BUILD_HASH_THREADS = saved;
+      }
+    },
+  );
+
+  it('starts one hashing thread per core beyond the first, at most two, unless told', () => {
+    expect([1, 2, 3, 4, 64].map((cores) => maxHashThreads({}, cores))).toEqual([1, 1, 2, 2, 2]);
+    expect(maxHashThreads({ DIST_BUILD_HASH_THREADS: '4' }, 2)).toBe(4);
+    expect(maxHashThreads({ DIST_BUILD_HASH_THREADS: '' }, 4)).toBe(2);
+    for (const bad of ['0', '9', '1.5', 'two']) {
+      expect(() => maxHashThreads({ DIST_BUILD_HASH_THREADS: bad }, 4)).toThrow(
+        `DIST_BUILD_HASH_THREADS: expected a whole number from 1 to 8, got "${bad}"`,
+      );
+    }
   });
 
   it('reuses a slot only once its hold has settled', async () => {

@@ -10,8 +10,8 @@
  *
  * Small streams never touch the thread: the first `SLOTS_PER_PIPE - 1` submitted slots are held
  * back; a stream that ends within them is hashed inline by `digest()`, and the hashing threads
- * (started on first use, up to two, shared by every pipe of the process, never keeping the
- * process alive when idle) only see streams longer than that. Either way the digest is the same.
+ * (started on first use, up to two and one fewer than the cores, shared by every pipe of the
+ * process, never keeping the process alive when idle) only see streams longer than that. Either way the digest is the same.
  */
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
@@ -149,15 +149,36 @@ class HashThread {
   }
 }
 
-/** Hashing threads: one per pipe hashing at once, up to `MAX_THREADS` (the hash of one stream is
- * sequential, so two outputs packed side by side use two cores). */
+/** Hashing threads: one per pipe hashing at once, up to `maxHashThreads()` (the hash of one stream is
+ * sequential, so two outputs packed side by side use two cores). One core is left to the main
+ * thread's file and network I/O: on 2 cores a second hashing thread only competed for them (an
+ * A/B run: saves and registry fetches of 1 GiB as fast or faster with one thread) and cost
+ * ~10 MB of memory (a thread is a V8 isolate). */
 const threads: HashThread[] = [];
-const MAX_THREADS = Math.max(1, Math.min(2, availableParallelism()));
+
+/**
+ * How many hashing threads a process may start: `DIST_BUILD_HASH_THREADS` (1-8) when set, else
+ * one per core beyond the first, at most two.
+ */
+export function maxHashThreads(
+  env: NodeJS.ProcessEnv = process.env,
+  cores: number = availableParallelism(),
+): number {
+  const given = env.DIST_BUILD_HASH_THREADS;
+  if (given === undefined || given === '') return Math.max(1, Math.min(2, cores - 1));
+  const n = Number(given);
+  if (!Number.isInteger(n) || n < 1 || n > 8) {
+    throw new RangeError(
+      `DIST_BUILD_HASH_THREADS: expected a whole number from 1 to 8, got "${given}"`,
+    );
+  }
+  return n;
+}
 
 function pickThread(): HashThread {
   const idle = threads.find((t) => t.load === 0);
   if (idle) return idle;
-  if (threads.length < MAX_THREADS) {
+  if (threads.length < maxHashThreads()) {
     const t = new HashThread();
     threads.push(t);
     return t;
