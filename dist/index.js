@@ -182,17 +182,28 @@ function giveSlot(s) {
   if (pool.length < POOL_MAX) pool.push(s);
   else for (const t of s.sentTo) t.forget(s.key);
 }
+function maxHashThreads(env2 = process.env, cores2 = availableParallelism2()) {
+  const given = env2.DIST_BUILD_HASH_THREADS;
+  if (given === void 0 || given === "") return Math.max(1, Math.min(2, cores2 - 1));
+  const n = Number(given);
+  if (!Number.isInteger(n) || n < 1 || n > 8) {
+    throw new RangeError(
+      `DIST_BUILD_HASH_THREADS: expected a whole number from 1 to 8, got "${given}"`
+    );
+  }
+  return n;
+}
 function pickThread() {
   const idle = threads.find((t) => t.load === 0);
   if (idle) return idle;
-  if (threads.length < MAX_THREADS) {
+  if (threads.length < maxHashThreads()) {
     const t = new HashThread();
     threads.push(t);
     return t;
   }
   return threads.reduce((a, b) => b.load < a.load ? b : a);
 }
-var SLOT, SLOTS_PER_PIPE, POOL_MAX, THREAD_SOURCE, pool, slotKeys, HashThread, threads, MAX_THREADS, HashPipe;
+var SLOT, SLOTS_PER_PIPE, POOL_MAX, THREAD_SOURCE, pool, slotKeys, HashThread, threads, HashPipe;
 var init_hash_pipe = __esm({
   "src/store/hash-pipe.ts"() {
     "use strict";
@@ -276,7 +287,6 @@ parentPort.on('message', (m) => {
       }
     };
     threads = [];
-    MAX_THREADS = Math.max(1, Math.min(2, availableParallelism2()));
     HashPipe = class {
       out = /* @__PURE__ */ new Map();
       nextSlot = 0;
