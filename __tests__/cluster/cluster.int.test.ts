@@ -4,7 +4,7 @@
  * TLS handshakes, and malformed or oversized messages, which must never crash either side.
  */
 import * as grpc from '@grpc/grpc-js';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
@@ -70,6 +70,7 @@ async function startWorker(
   name: string,
   security: Security,
   logs: string[] = [],
+  start = true,
 ): Promise<WorkerAgent> {
   const root = join(dir, `tree-${name}`);
   mkdirSync(root, { recursive: true });
@@ -86,7 +87,7 @@ async function startWorker(
     logDir: join(dir, `logs-${name}`),
     log: (l) => logs.push(l),
   });
-  await agent.start();
+  if (start) await agent.start();
   cleanups.push(() => agent.stop());
   return agent;
 }
@@ -149,6 +150,25 @@ test(
     expect(m.member.stats?.disk.map((d) => d.name).sort()).toEqual(['cache', 'work']);
     const first = master.live()[0]!.lastHeartbeatAt;
     await until(() => master.live()[0]!.lastHeartbeatAt > first, 'a heartbeat');
+  },
+  T,
+);
+
+test(
+  'a worker listens before it joins: listen() serves without registering, join() registers',
+  async () => {
+    const master = await startMaster({ tls: tls.master! });
+    const w = await startWorker('w1', { tls: tls.w1! }, [], false);
+    expect(() => w.join()).toThrow(/join\(\) before listen\(\)/);
+    await Promise.all([w.listen(), w.listen()]); // one server, however often it is asked
+    expect(w.addresses).toEqual([sock('w1')]);
+    expect(existsSync(join(dir, 'w1.sock'))).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(master.live()).toHaveLength(0);
+    w.join();
+    w.join(); // once
+    await w.registered;
+    expect(master.live().map((m) => m.id)).toEqual(['w1']);
   },
   T,
 );

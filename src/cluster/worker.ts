@@ -154,6 +154,7 @@ export class WorkerAgent {
   private readonly freePgidFiles: PgidFile[] = [];
   private heartbeatMs = 1000;
   private stopping = false;
+  private listening: Promise<void> | undefined;
   private registering: Promise<void> | undefined;
   private registeredOnce: (() => void) | undefined;
   readonly registered: Promise<void>;
@@ -193,15 +194,17 @@ export class WorkerAgent {
    * Gets ready to join: ends what an earlier agent on this cache dir left running, and starts the
    * Worker service (its addresses go into the membership record).
    */
-  async listen(): Promise<void> {
-    if (this.server) return;
-    this.reapOrphans();
-    this.server = await startServer(
-      this.opts.listen ?? [{ kind: 'tcp', host: '127.0.0.1', port: 0 }],
-      [{ definition: protocol().WorkerService, handlers: this.handlers() }],
-      this.security,
-      (m) => this.log(`worker: ${m}`),
-    );
+  listen(): Promise<void> {
+    this.listening ??= (async () => {
+      this.reapOrphans();
+      this.server = await startServer(
+        this.opts.listen ?? [{ kind: 'tcp', host: '127.0.0.1', port: 0 }],
+        [{ definition: protocol().WorkerService, handlers: this.handlers() }],
+        this.security,
+        (m) => this.log(`worker: ${m}`),
+      );
+    })();
+    return this.listening;
   }
 
   /**
