@@ -9299,6 +9299,7 @@ var WorkerAgent = class {
   freePgidFiles = [];
   heartbeatMs = 1e3;
   stopping = false;
+  listening;
   registering;
   registeredOnce;
   registered;
@@ -9319,15 +9320,17 @@ var WorkerAgent = class {
    * Gets ready to join: ends what an earlier agent on this cache dir left running, and starts the
    * Worker service (its addresses go into the membership record).
    */
-  async listen() {
-    if (this.server) return;
-    this.reapOrphans();
-    this.server = await startServer(
-      this.opts.listen ?? [{ kind: "tcp", host: "127.0.0.1", port: 0 }],
-      [{ definition: protocol().WorkerService, handlers: this.handlers() }],
-      this.security,
-      (m) => this.log(`worker: ${m}`)
-    );
+  listen() {
+    this.listening ??= (async () => {
+      this.reapOrphans();
+      this.server = await startServer(
+        this.opts.listen ?? [{ kind: "tcp", host: "127.0.0.1", port: 0 }],
+        [{ definition: protocol().WorkerService, handlers: this.handlers() }],
+        this.security,
+        (m) => this.log(`worker: ${m}`)
+      );
+    })();
+    return this.listening;
   }
   /**
    * Registers with the master (after `listen()`), retrying until it answers; `registered` resolves
