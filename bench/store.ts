@@ -685,14 +685,16 @@ async function main(): Promise<void> {
       `load average at start ${l1!.toFixed(2)} ${l5!.toFixed(2)} ${l15!.toFixed(2)}; ` +
       `node options ${process.execArgv.join(' ') || '(none)'} (workers: ${WORKER_NODE_FLAGS.join(' ')})`,
   );
+  const bigTree = runs('local') || runs('registry');
   console.log(
-    `temp dir ${tmp} (${(freeBytes / GiB).toFixed(1)} GiB free); tree ${SIZE_MIB} MiB` +
-      (opt('size-mib') === undefined && freeBytes < 8 * GiB
+    `temp dir ${tmp} (${(freeBytes / GiB).toFixed(1)} GiB free)` +
+      (bigTree ? `; tree ${SIZE_MIB} MiB` : '') +
+      (bigTree && opt('size-mib') === undefined && freeBytes < 8 * GiB
         ? ' (< 8 GiB free: smaller default)'
         : ''),
   );
   // Parts 1-2 share the big tree (part 3 makes its own, smaller one).
-  if (runs('local') || runs('registry')) {
+  if (bigTree) {
     enter('generate');
     const genMs = performance.now();
     const tree = generateTree(path.join(tmp, 'tree'), SIZE_MIB, 42);
