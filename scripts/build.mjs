@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// Bundles each entry point into one committed file under dist/ and writes the JSON Schema
-// generated from src/config/schema.ts. `--check` builds into a temporary folder instead and
-// fails when the result differs from what is committed (CI runs it as `npm run check-dist`).
+// Bundles each entry point into one committed file under dist/, and writes what is generated from
+// src/config/schema.ts: the JSON Schema and the precompiled validator the bundles include
+// (scripts/config-validator.mjs). `--check` builds into a temporary folder instead and fails when
+// the result differs from what is committed (CI runs it as `npm run check-dist`).
 import { build } from 'esbuild';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { VALIDATOR_FILE, validatorSource } from './config-validator.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const check = process.argv.includes('--check');
@@ -39,22 +41,6 @@ const lazyModules = (names) => ({
 });
 
 try {
-  for (const e of entries) {
-    await build({
-      entryPoints: [join(root, e.in)],
-      outfile: join(out, e.out),
-      bundle: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'esm',
-      legalComments: 'none',
-      logLevel: 'warning',
-      loader: { '.proto': 'text' },
-      banner: { js: (e.shebang ? '#!/usr/bin/env node\n' : '') + banner.js },
-      ...(e.external ? { packages: 'external' } : {}),
-      ...(e.lazy ? { plugins: [lazyModules(e.lazy)] } : {}),
-    });
-  }
   // The schema is written from its TypeScript source so the two never drift apart.
   const schemaTmp = join(out, 'schema-build');
   mkdirSync(schemaTmp, { recursive: true });
@@ -73,9 +59,29 @@ try {
     JSON.stringify(configSchema, null, 2) + '\n',
   );
   rmSync(schemaTmp, { recursive: true, force: true });
+  // ... and so is its precompiled validator, which the bundles below include.
+  mkdirSync(join(out, dirname(VALIDATOR_FILE)), { recursive: true });
+  writeFileSync(join(out, VALIDATOR_FILE), validatorSource(configSchema));
+
+  for (const e of entries) {
+    await build({
+      entryPoints: [join(root, e.in)],
+      outfile: join(out, e.out),
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'esm',
+      legalComments: 'none',
+      logLevel: 'warning',
+      loader: { '.proto': 'text' },
+      banner: { js: (e.shebang ? '#!/usr/bin/env node\n' : '') + banner.js },
+      ...(e.external ? { packages: 'external' } : {}),
+      ...(e.lazy ? { plugins: [lazyModules(e.lazy)] } : {}),
+    });
+  }
 
   if (check) {
-    const files = [...entries.map((e) => e.out), 'schema/dist-build.schema.json'];
+    const files = [...entries.map((e) => e.out), 'schema/dist-build.schema.json', VALIDATOR_FILE];
     const stale = files.filter((f) => {
       const committed = join(root, f);
       return !existsSync(committed) || !readFileSync(committed).equals(readFileSync(join(out, f)));

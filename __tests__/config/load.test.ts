@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
@@ -379,5 +380,33 @@ describe('the JSON Schema', () => {
     const ajv = new Ajv({ allErrors: true, allowUnionTypes: true, strict: true });
     expect(ajv.validateSchema(configSchema)).toBe(true);
     expect(ajv.errors ?? null).toBeNull();
+  });
+
+  it('has a precompiled validator that is current (else: npm run build)', async () => {
+    const { configSchema } = await import('../../src/config/schema.js');
+    const { VALIDATOR_FILE, validatorSource } = await import('../../scripts/config-validator.mjs');
+    const committed = readFileSync(new URL(`../../${VALIDATOR_FILE}`, import.meta.url), 'utf8');
+    expect(committed === validatorSource(configSchema)).toBe(true);
+  });
+
+  it('gives the same answers and errors as a fresh compile of the schema', async () => {
+    const { configSchema } = await import('../../src/config/schema.js');
+    const { AJV_OPTIONS } = await import('../../scripts/config-validator.mjs');
+    const generated = (await import('../../src/config/schema-validator.generated.js'))
+      .default as unknown as { (v: unknown): boolean; errors?: unknown[] | null };
+    const Ajv = (await import('ajv')).default.default;
+    const fresh = new Ajv(AJV_OPTIONS).compile(configSchema);
+    const texts = [
+      'version: 1\ninvocations:\n  a: { run: "true" }\n',
+      'version: 2\ninvocations: {}\n',
+      'version: 1\ninvocations:\n  a: { run: 3, bogus: true, needs: "x" }\n',
+      'version: 1\ninvocations:\n  a: { docker: { context: 5 } }\ncache: { stores: [{ type: nope }] }\n',
+      ISSUE_EXAMPLE,
+    ];
+    for (const text of texts) {
+      const doc = parseYaml(text) as unknown;
+      expect(generated(doc)).toBe(fresh(doc));
+      expect(generated.errors ?? null).toEqual(fresh.errors ?? null);
+    }
   });
 });
