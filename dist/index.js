@@ -3492,7 +3492,1161 @@ var init_registry = __esm({
 // src/config/load.ts
 import { readFile } from "node:fs/promises";
 import { dirname, resolve, posix } from "node:path";
-import AjvModule from "ajv";
+
+// src/config/schema-validator.generated.ts
+import runtime0 from "ajv/dist/runtime/ucs2length.js";
+var schema_validator_generated_default = validate0;
+var schema0 = { "$schema": "http://json-schema.org/draft-07/schema#", "$id": "https://github.com/dist-build/dist-build/schema/dist-build.schema.json", "title": "dist-build.yml", "description": "Build invocations that dist-build places on workers with consistent hashing.", "type": "object", "additionalProperties": false, "required": ["version", "invocations"], "properties": { "version": { "const": 1, "description": "Format version; always 1." }, "workers": { "type": "object", "additionalProperties": false, "description": "Matrix size rule: clamp(ceil(invocations / max-per-worker), min, max) workers when none are given.", "properties": { "min": { "type": "integer", "minimum": 1, "default": 1 }, "max": { "type": "integer", "minimum": 1, "maximum": 256, "default": 16 }, "max-per-worker": { "type": "integer", "minimum": 1, "default": 20 } } }, "placement": { "type": "object", "additionalProperties": false, "properties": { "balance": { "type": "number", "minimum": 1, "maximum": 10, "default": 1.1, "description": "Capacity factor: a worker takes at most balance x max(total / workers, longest) seconds of expected work." }, "default-duration": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": "Expected duration of an invocation with neither history nor estimate.", "default": 60 } } }, "env": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "cache": { "type": "object", "additionalProperties": false, "description": "Where workers keep build results.", "properties": { "stores": { "type": "array", "minItems": 1, "default": [{ "type": "local" }], "description": "Cache stores, fastest first: reads fall through in this order and copy hits into the faster stores; writes go to all.", "items": { "type": "object", "required": ["type"], "description": "One store; options other than type belong to its backend and are checked by it.", "properties": { "type": { "enum": ["local", "gha", "registry"], "description": "The backend." }, "dir": { "type": "string", "minLength": 1, "description": "local: the store directory, relative to the config directory (default .dist-build/cache)." }, "max-size": { "type": ["integer", "string"], "minimum": 1, "pattern": "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?$", "description": "local: cap on the bytes of blobs; least recently used entries are evicted beyond it." } }, "additionalProperties": true } }, "sign": { "type": "object", "additionalProperties": false, "description": "Sign results with HMAC-SHA256; when the secret is set, unsigned or badly signed results are misses.", "properties": { "secret-env": { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "default": "DIST_BUILD_CACHE_SECRET", "description": "Environment variable holding the secret." }, "required": { "type": "boolean", "default": false, "description": "Fail instead of running unsigned when the secret variable is not set." } } } } }, "invocations": { "type": "object", "minProperties": 1, "description": "Build invocations by name.", "additionalProperties": { "type": "object", "additionalProperties": false, "properties": { "run": { "type": "string", "minLength": 1, "description": "Shell command, run in the config directory." }, "docker": { "type": "object", "additionalProperties": false, "required": ["context"], "description": "A Docker/BuildKit image build.", "properties": { "context": { "type": "string", "minLength": 1 }, "file": { "type": "string", "minLength": 1, "description": "Dockerfile (default: <context>/Dockerfile)." }, "target": { "type": "string", "minLength": 1 }, "platforms": { "type": "array", "items": { "type": "string", "pattern": "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "description": "a platform os/arch[/variant], e.g. linux/amd64 or linux/arm/v7" }, "uniqueItems": true }, "tags": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Image references to tag and push." }, "build-args": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } } } }, "inputs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Globs (relative to the config directory) whose contents make up the cache key." }, "outputs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Files or directories saved to the cache and exported." }, "needs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Invocations whose outputs this one needs.", "uniqueItems": true }, "export": { "type": "boolean", "default": false, "description": "A final artifact of the run." }, "env": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "platform": { "type": "string", "pattern": "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "description": "Only workers of this platform may take the invocation." }, "labels": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Only workers with all these labels may take the invocation.", "uniqueItems": true }, "timeout": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": 'seconds as a number, or a string such as "90s", "10m", "1.5h"', "default": 3600 }, "estimate": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": "Expected duration, used until history exists." } } } } } };
+var pattern0 = new RegExp("^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "u");
+var pattern1 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
+var pattern2 = new RegExp("^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?$", "u");
+var pattern4 = new RegExp("^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "u");
+var func0 = runtime0.default;
+var func1 = Object.prototype.hasOwnProperty;
+function validate0(data, { instancePath = "", parentData, parentDataProperty, rootData = data } = {}) {
+  ;
+  let vErrors = null;
+  let errors = 0;
+  if (data && typeof data == "object" && !Array.isArray(data)) {
+    if (data.version === void 0) {
+      const err0 = { instancePath, schemaPath: "#/required", keyword: "required", params: { missingProperty: "version" }, message: "must have required property 'version'" };
+      if (vErrors === null) {
+        vErrors = [err0];
+      } else {
+        vErrors.push(err0);
+      }
+      errors++;
+    }
+    if (data.invocations === void 0) {
+      const err1 = { instancePath, schemaPath: "#/required", keyword: "required", params: { missingProperty: "invocations" }, message: "must have required property 'invocations'" };
+      if (vErrors === null) {
+        vErrors = [err1];
+      } else {
+        vErrors.push(err1);
+      }
+      errors++;
+    }
+    for (const key0 in data) {
+      if (!(key0 === "version" || key0 === "workers" || key0 === "placement" || key0 === "env" || key0 === "cache" || key0 === "invocations")) {
+        const err2 = { instancePath, schemaPath: "#/additionalProperties", keyword: "additionalProperties", params: { additionalProperty: key0 }, message: "must NOT have additional properties" };
+        if (vErrors === null) {
+          vErrors = [err2];
+        } else {
+          vErrors.push(err2);
+        }
+        errors++;
+      }
+    }
+    if (data.version !== void 0) {
+      if (1 !== data.version) {
+        const err3 = { instancePath: instancePath + "/version", schemaPath: "#/properties/version/const", keyword: "const", params: { allowedValue: 1 }, message: "must be equal to constant" };
+        if (vErrors === null) {
+          vErrors = [err3];
+        } else {
+          vErrors.push(err3);
+        }
+        errors++;
+      }
+    }
+    if (data.workers !== void 0) {
+      let data1 = data.workers;
+      if (data1 && typeof data1 == "object" && !Array.isArray(data1)) {
+        for (const key1 in data1) {
+          if (!(key1 === "min" || key1 === "max" || key1 === "max-per-worker")) {
+            const err4 = { instancePath: instancePath + "/workers", schemaPath: "#/properties/workers/additionalProperties", keyword: "additionalProperties", params: { additionalProperty: key1 }, message: "must NOT have additional properties" };
+            if (vErrors === null) {
+              vErrors = [err4];
+            } else {
+              vErrors.push(err4);
+            }
+            errors++;
+          }
+        }
+        if (data1.min !== void 0) {
+          let data2 = data1.min;
+          if (!(typeof data2 == "number" && (!(data2 % 1) && !isNaN(data2)) && isFinite(data2))) {
+            const err5 = { instancePath: instancePath + "/workers/min", schemaPath: "#/properties/workers/properties/min/type", keyword: "type", params: { type: "integer" }, message: "must be integer" };
+            if (vErrors === null) {
+              vErrors = [err5];
+            } else {
+              vErrors.push(err5);
+            }
+            errors++;
+          }
+          if (typeof data2 == "number" && isFinite(data2)) {
+            if (data2 < 1 || isNaN(data2)) {
+              const err6 = { instancePath: instancePath + "/workers/min", schemaPath: "#/properties/workers/properties/min/minimum", keyword: "minimum", params: { comparison: ">=", limit: 1 }, message: "must be >= 1" };
+              if (vErrors === null) {
+                vErrors = [err6];
+              } else {
+                vErrors.push(err6);
+              }
+              errors++;
+            }
+          }
+        }
+        if (data1.max !== void 0) {
+          let data3 = data1.max;
+          if (!(typeof data3 == "number" && (!(data3 % 1) && !isNaN(data3)) && isFinite(data3))) {
+            const err7 = { instancePath: instancePath + "/workers/max", schemaPath: "#/properties/workers/properties/max/type", keyword: "type", params: { type: "integer" }, message: "must be integer" };
+            if (vErrors === null) {
+              vErrors = [err7];
+            } else {
+              vErrors.push(err7);
+            }
+            errors++;
+          }
+          if (typeof data3 == "number" && isFinite(data3)) {
+            if (data3 > 256 || isNaN(data3)) {
+              const err8 = { instancePath: instancePath + "/workers/max", schemaPath: "#/properties/workers/properties/max/maximum", keyword: "maximum", params: { comparison: "<=", limit: 256 }, message: "must be <= 256" };
+              if (vErrors === null) {
+                vErrors = [err8];
+              } else {
+                vErrors.push(err8);
+              }
+              errors++;
+            }
+            if (data3 < 1 || isNaN(data3)) {
+              const err9 = { instancePath: instancePath + "/workers/max", schemaPath: "#/properties/workers/properties/max/minimum", keyword: "minimum", params: { comparison: ">=", limit: 1 }, message: "must be >= 1" };
+              if (vErrors === null) {
+                vErrors = [err9];
+              } else {
+                vErrors.push(err9);
+              }
+              errors++;
+            }
+          }
+        }
+        if (data1["max-per-worker"] !== void 0) {
+          let data4 = data1["max-per-worker"];
+          if (!(typeof data4 == "number" && (!(data4 % 1) && !isNaN(data4)) && isFinite(data4))) {
+            const err10 = { instancePath: instancePath + "/workers/max-per-worker", schemaPath: "#/properties/workers/properties/max-per-worker/type", keyword: "type", params: { type: "integer" }, message: "must be integer" };
+            if (vErrors === null) {
+              vErrors = [err10];
+            } else {
+              vErrors.push(err10);
+            }
+            errors++;
+          }
+          if (typeof data4 == "number" && isFinite(data4)) {
+            if (data4 < 1 || isNaN(data4)) {
+              const err11 = { instancePath: instancePath + "/workers/max-per-worker", schemaPath: "#/properties/workers/properties/max-per-worker/minimum", keyword: "minimum", params: { comparison: ">=", limit: 1 }, message: "must be >= 1" };
+              if (vErrors === null) {
+                vErrors = [err11];
+              } else {
+                vErrors.push(err11);
+              }
+              errors++;
+            }
+          }
+        }
+      } else {
+        const err12 = { instancePath: instancePath + "/workers", schemaPath: "#/properties/workers/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+        if (vErrors === null) {
+          vErrors = [err12];
+        } else {
+          vErrors.push(err12);
+        }
+        errors++;
+      }
+    }
+    if (data.placement !== void 0) {
+      let data5 = data.placement;
+      if (data5 && typeof data5 == "object" && !Array.isArray(data5)) {
+        for (const key2 in data5) {
+          if (!(key2 === "balance" || key2 === "default-duration")) {
+            const err13 = { instancePath: instancePath + "/placement", schemaPath: "#/properties/placement/additionalProperties", keyword: "additionalProperties", params: { additionalProperty: key2 }, message: "must NOT have additional properties" };
+            if (vErrors === null) {
+              vErrors = [err13];
+            } else {
+              vErrors.push(err13);
+            }
+            errors++;
+          }
+        }
+        if (data5.balance !== void 0) {
+          let data6 = data5.balance;
+          if (typeof data6 == "number" && isFinite(data6)) {
+            if (data6 > 10 || isNaN(data6)) {
+              const err14 = { instancePath: instancePath + "/placement/balance", schemaPath: "#/properties/placement/properties/balance/maximum", keyword: "maximum", params: { comparison: "<=", limit: 10 }, message: "must be <= 10" };
+              if (vErrors === null) {
+                vErrors = [err14];
+              } else {
+                vErrors.push(err14);
+              }
+              errors++;
+            }
+            if (data6 < 1 || isNaN(data6)) {
+              const err15 = { instancePath: instancePath + "/placement/balance", schemaPath: "#/properties/placement/properties/balance/minimum", keyword: "minimum", params: { comparison: ">=", limit: 1 }, message: "must be >= 1" };
+              if (vErrors === null) {
+                vErrors = [err15];
+              } else {
+                vErrors.push(err15);
+              }
+              errors++;
+            }
+          } else {
+            const err16 = { instancePath: instancePath + "/placement/balance", schemaPath: "#/properties/placement/properties/balance/type", keyword: "type", params: { type: "number" }, message: "must be number" };
+            if (vErrors === null) {
+              vErrors = [err16];
+            } else {
+              vErrors.push(err16);
+            }
+            errors++;
+          }
+        }
+        if (data5["default-duration"] !== void 0) {
+          let data7 = data5["default-duration"];
+          if (!(typeof data7 == "number" && isFinite(data7)) && typeof data7 !== "string") {
+            const err17 = { instancePath: instancePath + "/placement/default-duration", schemaPath: "#/properties/placement/properties/default-duration/type", keyword: "type", params: { type: schema0.properties.placement.properties["default-duration"].type }, message: "must be number,string" };
+            if (vErrors === null) {
+              vErrors = [err17];
+            } else {
+              vErrors.push(err17);
+            }
+            errors++;
+          }
+          if (typeof data7 == "number" && isFinite(data7)) {
+            if (data7 <= 0 || isNaN(data7)) {
+              const err18 = { instancePath: instancePath + "/placement/default-duration", schemaPath: "#/properties/placement/properties/default-duration/exclusiveMinimum", keyword: "exclusiveMinimum", params: { comparison: ">", limit: 0 }, message: "must be > 0" };
+              if (vErrors === null) {
+                vErrors = [err18];
+              } else {
+                vErrors.push(err18);
+              }
+              errors++;
+            }
+          }
+          if (typeof data7 === "string") {
+            if (!pattern0.test(data7)) {
+              const err19 = { instancePath: instancePath + "/placement/default-duration", schemaPath: "#/properties/placement/properties/default-duration/pattern", keyword: "pattern", params: { pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$" }, message: 'must match pattern "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$"' };
+              if (vErrors === null) {
+                vErrors = [err19];
+              } else {
+                vErrors.push(err19);
+              }
+              errors++;
+            }
+          }
+        }
+      } else {
+        const err20 = { instancePath: instancePath + "/placement", schemaPath: "#/properties/placement/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+        if (vErrors === null) {
+          vErrors = [err20];
+        } else {
+          vErrors.push(err20);
+        }
+        errors++;
+      }
+    }
+    if (data.env !== void 0) {
+      let data8 = data.env;
+      if (data8 && typeof data8 == "object" && !Array.isArray(data8)) {
+        for (const key3 in data8) {
+          const _errs21 = errors;
+          if (typeof key3 === "string") {
+            if (!pattern1.test(key3)) {
+              const err21 = { instancePath: instancePath + "/env", schemaPath: "#/properties/env/propertyNames/pattern", keyword: "pattern", params: { pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }, message: 'must match pattern "^[A-Za-z_][A-Za-z0-9_]*$"', propertyName: key3 };
+              if (vErrors === null) {
+                vErrors = [err21];
+              } else {
+                vErrors.push(err21);
+              }
+              errors++;
+            }
+          }
+          var valid3 = _errs21 === errors;
+          if (!valid3) {
+            const err22 = { instancePath: instancePath + "/env", schemaPath: "#/properties/env/propertyNames", keyword: "propertyNames", params: { propertyName: key3 }, message: "property name must be valid" };
+            if (vErrors === null) {
+              vErrors = [err22];
+            } else {
+              vErrors.push(err22);
+            }
+            errors++;
+          }
+        }
+        for (const key4 in data8) {
+          let data9 = data8[key4];
+          if (typeof data9 !== "string" && !(typeof data9 == "number" && isFinite(data9)) && typeof data9 !== "boolean") {
+            const err23 = { instancePath: instancePath + "/env/" + key4.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/env/additionalProperties/type", keyword: "type", params: { type: schema0.properties.env.additionalProperties.type }, message: "must be string,number,boolean" };
+            if (vErrors === null) {
+              vErrors = [err23];
+            } else {
+              vErrors.push(err23);
+            }
+            errors++;
+          }
+        }
+      } else {
+        const err24 = { instancePath: instancePath + "/env", schemaPath: "#/properties/env/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+        if (vErrors === null) {
+          vErrors = [err24];
+        } else {
+          vErrors.push(err24);
+        }
+        errors++;
+      }
+    }
+    if (data.cache !== void 0) {
+      let data10 = data.cache;
+      if (data10 && typeof data10 == "object" && !Array.isArray(data10)) {
+        for (const key5 in data10) {
+          if (!(key5 === "stores" || key5 === "sign")) {
+            const err25 = { instancePath: instancePath + "/cache", schemaPath: "#/properties/cache/additionalProperties", keyword: "additionalProperties", params: { additionalProperty: key5 }, message: "must NOT have additional properties" };
+            if (vErrors === null) {
+              vErrors = [err25];
+            } else {
+              vErrors.push(err25);
+            }
+            errors++;
+          }
+        }
+        if (data10.stores !== void 0) {
+          let data11 = data10.stores;
+          if (Array.isArray(data11)) {
+            if (data11.length < 1) {
+              const err26 = { instancePath: instancePath + "/cache/stores", schemaPath: "#/properties/cache/properties/stores/minItems", keyword: "minItems", params: { limit: 1 }, message: "must NOT have fewer than 1 items" };
+              if (vErrors === null) {
+                vErrors = [err26];
+              } else {
+                vErrors.push(err26);
+              }
+              errors++;
+            }
+            const len0 = data11.length;
+            for (let i0 = 0; i0 < len0; i0++) {
+              let data12 = data11[i0];
+              if (data12 && typeof data12 == "object" && !Array.isArray(data12)) {
+                if (data12.type === void 0) {
+                  const err27 = { instancePath: instancePath + "/cache/stores/" + i0, schemaPath: "#/properties/cache/properties/stores/items/required", keyword: "required", params: { missingProperty: "type" }, message: "must have required property 'type'" };
+                  if (vErrors === null) {
+                    vErrors = [err27];
+                  } else {
+                    vErrors.push(err27);
+                  }
+                  errors++;
+                }
+                if (data12.type !== void 0) {
+                  let data13 = data12.type;
+                  if (!(data13 === "local" || data13 === "gha" || data13 === "registry")) {
+                    const err28 = { instancePath: instancePath + "/cache/stores/" + i0 + "/type", schemaPath: "#/properties/cache/properties/stores/items/properties/type/enum", keyword: "enum", params: { allowedValues: schema0.properties.cache.properties.stores.items.properties.type.enum }, message: "must be equal to one of the allowed values" };
+                    if (vErrors === null) {
+                      vErrors = [err28];
+                    } else {
+                      vErrors.push(err28);
+                    }
+                    errors++;
+                  }
+                }
+                if (data12.dir !== void 0) {
+                  let data14 = data12.dir;
+                  if (typeof data14 === "string") {
+                    if (func0(data14) < 1) {
+                      const err29 = { instancePath: instancePath + "/cache/stores/" + i0 + "/dir", schemaPath: "#/properties/cache/properties/stores/items/properties/dir/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                      if (vErrors === null) {
+                        vErrors = [err29];
+                      } else {
+                        vErrors.push(err29);
+                      }
+                      errors++;
+                    }
+                  } else {
+                    const err30 = { instancePath: instancePath + "/cache/stores/" + i0 + "/dir", schemaPath: "#/properties/cache/properties/stores/items/properties/dir/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    if (vErrors === null) {
+                      vErrors = [err30];
+                    } else {
+                      vErrors.push(err30);
+                    }
+                    errors++;
+                  }
+                }
+                if (data12["max-size"] !== void 0) {
+                  let data15 = data12["max-size"];
+                  if (!(typeof data15 == "number" && (!(data15 % 1) && !isNaN(data15)) && isFinite(data15)) && typeof data15 !== "string") {
+                    const err31 = { instancePath: instancePath + "/cache/stores/" + i0 + "/max-size", schemaPath: "#/properties/cache/properties/stores/items/properties/max-size/type", keyword: "type", params: { type: schema0.properties.cache.properties.stores.items.properties["max-size"].type }, message: "must be integer,string" };
+                    if (vErrors === null) {
+                      vErrors = [err31];
+                    } else {
+                      vErrors.push(err31);
+                    }
+                    errors++;
+                  }
+                  if (typeof data15 == "number" && isFinite(data15)) {
+                    if (data15 < 1 || isNaN(data15)) {
+                      const err32 = { instancePath: instancePath + "/cache/stores/" + i0 + "/max-size", schemaPath: "#/properties/cache/properties/stores/items/properties/max-size/minimum", keyword: "minimum", params: { comparison: ">=", limit: 1 }, message: "must be >= 1" };
+                      if (vErrors === null) {
+                        vErrors = [err32];
+                      } else {
+                        vErrors.push(err32);
+                      }
+                      errors++;
+                    }
+                  }
+                  if (typeof data15 === "string") {
+                    if (!pattern2.test(data15)) {
+                      const err33 = { instancePath: instancePath + "/cache/stores/" + i0 + "/max-size", schemaPath: "#/properties/cache/properties/stores/items/properties/max-size/pattern", keyword: "pattern", params: { pattern: "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?$" }, message: 'must match pattern "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?$"' };
+                      if (vErrors === null) {
+                        vErrors = [err33];
+                      } else {
+                        vErrors.push(err33);
+                      }
+                      errors++;
+                    }
+                  }
+                }
+              } else {
+                const err34 = { instancePath: instancePath + "/cache/stores/" + i0, schemaPath: "#/properties/cache/properties/stores/items/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+                if (vErrors === null) {
+                  vErrors = [err34];
+                } else {
+                  vErrors.push(err34);
+                }
+                errors++;
+              }
+            }
+          } else {
+            const err35 = { instancePath: instancePath + "/cache/stores", schemaPath: "#/properties/cache/properties/stores/type", keyword: "type", params: { type: "array" }, message: "must be array" };
+            if (vErrors === null) {
+              vErrors = [err35];
+            } else {
+              vErrors.push(err35);
+            }
+            errors++;
+          }
+        }
+        if (data10.sign !== void 0) {
+          let data16 = data10.sign;
+          if (data16 && typeof data16 == "object" && !Array.isArray(data16)) {
+            for (const key6 in data16) {
+              if (!(key6 === "secret-env" || key6 === "required")) {
+                const err36 = { instancePath: instancePath + "/cache/sign", schemaPath: "#/properties/cache/properties/sign/additionalProperties", keyword: "additionalProperties", params: { additionalProperty: key6 }, message: "must NOT have additional properties" };
+                if (vErrors === null) {
+                  vErrors = [err36];
+                } else {
+                  vErrors.push(err36);
+                }
+                errors++;
+              }
+            }
+            if (data16["secret-env"] !== void 0) {
+              let data17 = data16["secret-env"];
+              if (typeof data17 === "string") {
+                if (!pattern1.test(data17)) {
+                  const err37 = { instancePath: instancePath + "/cache/sign/secret-env", schemaPath: "#/properties/cache/properties/sign/properties/secret-env/pattern", keyword: "pattern", params: { pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }, message: 'must match pattern "^[A-Za-z_][A-Za-z0-9_]*$"' };
+                  if (vErrors === null) {
+                    vErrors = [err37];
+                  } else {
+                    vErrors.push(err37);
+                  }
+                  errors++;
+                }
+              } else {
+                const err38 = { instancePath: instancePath + "/cache/sign/secret-env", schemaPath: "#/properties/cache/properties/sign/properties/secret-env/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                if (vErrors === null) {
+                  vErrors = [err38];
+                } else {
+                  vErrors.push(err38);
+                }
+                errors++;
+              }
+            }
+            if (data16.required !== void 0) {
+              if (typeof data16.required !== "boolean") {
+                const err39 = { instancePath: instancePath + "/cache/sign/required", schemaPath: "#/properties/cache/properties/sign/properties/required/type", keyword: "type", params: { type: "boolean" }, message: "must be boolean" };
+                if (vErrors === null) {
+                  vErrors = [err39];
+                } else {
+                  vErrors.push(err39);
+                }
+                errors++;
+              }
+            }
+          } else {
+            const err40 = { instancePath: instancePath + "/cache/sign", schemaPath: "#/properties/cache/properties/sign/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+            if (vErrors === null) {
+              vErrors = [err40];
+            } else {
+              vErrors.push(err40);
+            }
+            errors++;
+          }
+        }
+      } else {
+        const err41 = { instancePath: instancePath + "/cache", schemaPath: "#/properties/cache/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+        if (vErrors === null) {
+          vErrors = [err41];
+        } else {
+          vErrors.push(err41);
+        }
+        errors++;
+      }
+    }
+    if (data.invocations !== void 0) {
+      let data19 = data.invocations;
+      if (data19 && typeof data19 == "object" && !Array.isArray(data19)) {
+        if (Object.keys(data19).length < 1) {
+          const err42 = { instancePath: instancePath + "/invocations", schemaPath: "#/properties/invocations/minProperties", keyword: "minProperties", params: { limit: 1 }, message: "must NOT have fewer than 1 properties" };
+          if (vErrors === null) {
+            vErrors = [err42];
+          } else {
+            vErrors.push(err42);
+          }
+          errors++;
+        }
+        for (const key7 in data19) {
+          let data20 = data19[key7];
+          if (data20 && typeof data20 == "object" && !Array.isArray(data20)) {
+            for (const key8 in data20) {
+              if (!func1.call(schema0.properties.invocations.additionalProperties.properties, key8)) {
+                const err43 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/invocations/additionalProperties/additionalProperties", keyword: "additionalProperties", params: { additionalProperty: key8 }, message: "must NOT have additional properties" };
+                if (vErrors === null) {
+                  vErrors = [err43];
+                } else {
+                  vErrors.push(err43);
+                }
+                errors++;
+              }
+            }
+            if (data20.run !== void 0) {
+              let data21 = data20.run;
+              if (typeof data21 === "string") {
+                if (func0(data21) < 1) {
+                  const err44 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/run", schemaPath: "#/properties/invocations/additionalProperties/properties/run/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                  if (vErrors === null) {
+                    vErrors = [err44];
+                  } else {
+                    vErrors.push(err44);
+                  }
+                  errors++;
+                }
+              } else {
+                const err45 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/run", schemaPath: "#/properties/invocations/additionalProperties/properties/run/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                if (vErrors === null) {
+                  vErrors = [err45];
+                } else {
+                  vErrors.push(err45);
+                }
+                errors++;
+              }
+            }
+            if (data20.docker !== void 0) {
+              let data22 = data20.docker;
+              if (data22 && typeof data22 == "object" && !Array.isArray(data22)) {
+                if (data22.context === void 0) {
+                  const err46 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/required", keyword: "required", params: { missingProperty: "context" }, message: "must have required property 'context'" };
+                  if (vErrors === null) {
+                    vErrors = [err46];
+                  } else {
+                    vErrors.push(err46);
+                  }
+                  errors++;
+                }
+                for (const key9 in data22) {
+                  if (!(key9 === "context" || key9 === "file" || key9 === "target" || key9 === "platforms" || key9 === "tags" || key9 === "build-args")) {
+                    const err47 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/additionalProperties", keyword: "additionalProperties", params: { additionalProperty: key9 }, message: "must NOT have additional properties" };
+                    if (vErrors === null) {
+                      vErrors = [err47];
+                    } else {
+                      vErrors.push(err47);
+                    }
+                    errors++;
+                  }
+                }
+                if (data22.context !== void 0) {
+                  let data23 = data22.context;
+                  if (typeof data23 === "string") {
+                    if (func0(data23) < 1) {
+                      const err48 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/context", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/context/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                      if (vErrors === null) {
+                        vErrors = [err48];
+                      } else {
+                        vErrors.push(err48);
+                      }
+                      errors++;
+                    }
+                  } else {
+                    const err49 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/context", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/context/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    if (vErrors === null) {
+                      vErrors = [err49];
+                    } else {
+                      vErrors.push(err49);
+                    }
+                    errors++;
+                  }
+                }
+                if (data22.file !== void 0) {
+                  let data24 = data22.file;
+                  if (typeof data24 === "string") {
+                    if (func0(data24) < 1) {
+                      const err50 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/file", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/file/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                      if (vErrors === null) {
+                        vErrors = [err50];
+                      } else {
+                        vErrors.push(err50);
+                      }
+                      errors++;
+                    }
+                  } else {
+                    const err51 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/file", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/file/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    if (vErrors === null) {
+                      vErrors = [err51];
+                    } else {
+                      vErrors.push(err51);
+                    }
+                    errors++;
+                  }
+                }
+                if (data22.target !== void 0) {
+                  let data25 = data22.target;
+                  if (typeof data25 === "string") {
+                    if (func0(data25) < 1) {
+                      const err52 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/target", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/target/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                      if (vErrors === null) {
+                        vErrors = [err52];
+                      } else {
+                        vErrors.push(err52);
+                      }
+                      errors++;
+                    }
+                  } else {
+                    const err53 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/target", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/target/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    if (vErrors === null) {
+                      vErrors = [err53];
+                    } else {
+                      vErrors.push(err53);
+                    }
+                    errors++;
+                  }
+                }
+                if (data22.platforms !== void 0) {
+                  let data26 = data22.platforms;
+                  if (Array.isArray(data26)) {
+                    const len1 = data26.length;
+                    for (let i1 = 0; i1 < len1; i1++) {
+                      let data27 = data26[i1];
+                      if (typeof data27 === "string") {
+                        if (!pattern4.test(data27)) {
+                          const err54 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/platforms/" + i1, schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/platforms/items/pattern", keyword: "pattern", params: { pattern: "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$" }, message: 'must match pattern "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"' };
+                          if (vErrors === null) {
+                            vErrors = [err54];
+                          } else {
+                            vErrors.push(err54);
+                          }
+                          errors++;
+                        }
+                      } else {
+                        const err55 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/platforms/" + i1, schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/platforms/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                        if (vErrors === null) {
+                          vErrors = [err55];
+                        } else {
+                          vErrors.push(err55);
+                        }
+                        errors++;
+                      }
+                    }
+                    let i2 = data26.length;
+                    let j0;
+                    if (i2 > 1) {
+                      const indices0 = {};
+                      for (; i2--; ) {
+                        let item0 = data26[i2];
+                        if (typeof item0 !== "string") {
+                          continue;
+                        }
+                        if (typeof indices0[item0] == "number") {
+                          j0 = indices0[item0];
+                          const err56 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/platforms", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/platforms/uniqueItems", keyword: "uniqueItems", params: { i: i2, j: j0 }, message: "must NOT have duplicate items (items ## " + j0 + " and " + i2 + " are identical)" };
+                          if (vErrors === null) {
+                            vErrors = [err56];
+                          } else {
+                            vErrors.push(err56);
+                          }
+                          errors++;
+                          break;
+                        }
+                        indices0[item0] = i2;
+                      }
+                    }
+                  } else {
+                    const err57 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/platforms", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/platforms/type", keyword: "type", params: { type: "array" }, message: "must be array" };
+                    if (vErrors === null) {
+                      vErrors = [err57];
+                    } else {
+                      vErrors.push(err57);
+                    }
+                    errors++;
+                  }
+                }
+                if (data22.tags !== void 0) {
+                  let data28 = data22.tags;
+                  if (Array.isArray(data28)) {
+                    const len2 = data28.length;
+                    for (let i3 = 0; i3 < len2; i3++) {
+                      let data29 = data28[i3];
+                      if (typeof data29 === "string") {
+                        if (func0(data29) < 1) {
+                          const err58 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/tags/" + i3, schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/tags/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                          if (vErrors === null) {
+                            vErrors = [err58];
+                          } else {
+                            vErrors.push(err58);
+                          }
+                          errors++;
+                        }
+                      } else {
+                        const err59 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/tags/" + i3, schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/tags/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                        if (vErrors === null) {
+                          vErrors = [err59];
+                        } else {
+                          vErrors.push(err59);
+                        }
+                        errors++;
+                      }
+                    }
+                  } else {
+                    const err60 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/tags", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/tags/type", keyword: "type", params: { type: "array" }, message: "must be array" };
+                    if (vErrors === null) {
+                      vErrors = [err60];
+                    } else {
+                      vErrors.push(err60);
+                    }
+                    errors++;
+                  }
+                }
+                if (data22["build-args"] !== void 0) {
+                  let data30 = data22["build-args"];
+                  if (data30 && typeof data30 == "object" && !Array.isArray(data30)) {
+                    for (const key10 in data30) {
+                      const _errs72 = errors;
+                      if (typeof key10 === "string") {
+                        if (!pattern1.test(key10)) {
+                          const err61 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/build-args", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/build-args/propertyNames/pattern", keyword: "pattern", params: { pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }, message: 'must match pattern "^[A-Za-z_][A-Za-z0-9_]*$"', propertyName: key10 };
+                          if (vErrors === null) {
+                            vErrors = [err61];
+                          } else {
+                            vErrors.push(err61);
+                          }
+                          errors++;
+                        }
+                      }
+                      var valid18 = _errs72 === errors;
+                      if (!valid18) {
+                        const err62 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/build-args", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/build-args/propertyNames", keyword: "propertyNames", params: { propertyName: key10 }, message: "property name must be valid" };
+                        if (vErrors === null) {
+                          vErrors = [err62];
+                        } else {
+                          vErrors.push(err62);
+                        }
+                        errors++;
+                      }
+                    }
+                    for (const key11 in data30) {
+                      let data31 = data30[key11];
+                      if (typeof data31 !== "string" && !(typeof data31 == "number" && isFinite(data31)) && typeof data31 !== "boolean") {
+                        const err63 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/build-args/" + key11.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/build-args/additionalProperties/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.docker.properties["build-args"].additionalProperties.type }, message: "must be string,number,boolean" };
+                        if (vErrors === null) {
+                          vErrors = [err63];
+                        } else {
+                          vErrors.push(err63);
+                        }
+                        errors++;
+                      }
+                    }
+                  } else {
+                    const err64 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/build-args", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/build-args/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+                    if (vErrors === null) {
+                      vErrors = [err64];
+                    } else {
+                      vErrors.push(err64);
+                    }
+                    errors++;
+                  }
+                }
+              } else {
+                const err65 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+                if (vErrors === null) {
+                  vErrors = [err65];
+                } else {
+                  vErrors.push(err65);
+                }
+                errors++;
+              }
+            }
+            if (data20.inputs !== void 0) {
+              let data32 = data20.inputs;
+              if (Array.isArray(data32)) {
+                const len3 = data32.length;
+                for (let i4 = 0; i4 < len3; i4++) {
+                  let data33 = data32[i4];
+                  if (typeof data33 === "string") {
+                    if (func0(data33) < 1) {
+                      const err66 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs/" + i4, schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                      if (vErrors === null) {
+                        vErrors = [err66];
+                      } else {
+                        vErrors.push(err66);
+                      }
+                      errors++;
+                    }
+                  } else {
+                    const err67 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs/" + i4, schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    if (vErrors === null) {
+                      vErrors = [err67];
+                    } else {
+                      vErrors.push(err67);
+                    }
+                    errors++;
+                  }
+                }
+              } else {
+                const err68 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs", schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
+                if (vErrors === null) {
+                  vErrors = [err68];
+                } else {
+                  vErrors.push(err68);
+                }
+                errors++;
+              }
+            }
+            if (data20.outputs !== void 0) {
+              let data34 = data20.outputs;
+              if (Array.isArray(data34)) {
+                const len4 = data34.length;
+                for (let i5 = 0; i5 < len4; i5++) {
+                  let data35 = data34[i5];
+                  if (typeof data35 === "string") {
+                    if (func0(data35) < 1) {
+                      const err69 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs/" + i5, schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                      if (vErrors === null) {
+                        vErrors = [err69];
+                      } else {
+                        vErrors.push(err69);
+                      }
+                      errors++;
+                    }
+                  } else {
+                    const err70 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs/" + i5, schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    if (vErrors === null) {
+                      vErrors = [err70];
+                    } else {
+                      vErrors.push(err70);
+                    }
+                    errors++;
+                  }
+                }
+              } else {
+                const err71 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs", schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
+                if (vErrors === null) {
+                  vErrors = [err71];
+                } else {
+                  vErrors.push(err71);
+                }
+                errors++;
+              }
+            }
+            if (data20.needs !== void 0) {
+              let data36 = data20.needs;
+              if (Array.isArray(data36)) {
+                const len5 = data36.length;
+                for (let i6 = 0; i6 < len5; i6++) {
+                  let data37 = data36[i6];
+                  if (typeof data37 === "string") {
+                    if (func0(data37) < 1) {
+                      const err72 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs/" + i6, schemaPath: "#/properties/invocations/additionalProperties/properties/needs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                      if (vErrors === null) {
+                        vErrors = [err72];
+                      } else {
+                        vErrors.push(err72);
+                      }
+                      errors++;
+                    }
+                  } else {
+                    const err73 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs/" + i6, schemaPath: "#/properties/invocations/additionalProperties/properties/needs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    if (vErrors === null) {
+                      vErrors = [err73];
+                    } else {
+                      vErrors.push(err73);
+                    }
+                    errors++;
+                  }
+                }
+                let i7 = data36.length;
+                let j1;
+                if (i7 > 1) {
+                  const indices1 = {};
+                  for (; i7--; ) {
+                    let item1 = data36[i7];
+                    if (typeof item1 !== "string") {
+                      continue;
+                    }
+                    if (typeof indices1[item1] == "number") {
+                      j1 = indices1[item1];
+                      const err74 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs", schemaPath: "#/properties/invocations/additionalProperties/properties/needs/uniqueItems", keyword: "uniqueItems", params: { i: i7, j: j1 }, message: "must NOT have duplicate items (items ## " + j1 + " and " + i7 + " are identical)" };
+                      if (vErrors === null) {
+                        vErrors = [err74];
+                      } else {
+                        vErrors.push(err74);
+                      }
+                      errors++;
+                      break;
+                    }
+                    indices1[item1] = i7;
+                  }
+                }
+              } else {
+                const err75 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs", schemaPath: "#/properties/invocations/additionalProperties/properties/needs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
+                if (vErrors === null) {
+                  vErrors = [err75];
+                } else {
+                  vErrors.push(err75);
+                }
+                errors++;
+              }
+            }
+            if (data20.export !== void 0) {
+              if (typeof data20.export !== "boolean") {
+                const err76 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/export", schemaPath: "#/properties/invocations/additionalProperties/properties/export/type", keyword: "type", params: { type: "boolean" }, message: "must be boolean" };
+                if (vErrors === null) {
+                  vErrors = [err76];
+                } else {
+                  vErrors.push(err76);
+                }
+                errors++;
+              }
+            }
+            if (data20.env !== void 0) {
+              let data39 = data20.env;
+              if (data39 && typeof data39 == "object" && !Array.isArray(data39)) {
+                for (const key12 in data39) {
+                  const _errs92 = errors;
+                  if (typeof key12 === "string") {
+                    if (!pattern1.test(key12)) {
+                      const err77 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/propertyNames/pattern", keyword: "pattern", params: { pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }, message: 'must match pattern "^[A-Za-z_][A-Za-z0-9_]*$"', propertyName: key12 };
+                      if (vErrors === null) {
+                        vErrors = [err77];
+                      } else {
+                        vErrors.push(err77);
+                      }
+                      errors++;
+                    }
+                  }
+                  var valid27 = _errs92 === errors;
+                  if (!valid27) {
+                    const err78 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/propertyNames", keyword: "propertyNames", params: { propertyName: key12 }, message: "property name must be valid" };
+                    if (vErrors === null) {
+                      vErrors = [err78];
+                    } else {
+                      vErrors.push(err78);
+                    }
+                    errors++;
+                  }
+                }
+                for (const key13 in data39) {
+                  let data40 = data39[key13];
+                  if (typeof data40 !== "string" && !(typeof data40 == "number" && isFinite(data40)) && typeof data40 !== "boolean") {
+                    const err79 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/invocations/additionalProperties/properties/env/additionalProperties/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.env.additionalProperties.type }, message: "must be string,number,boolean" };
+                    if (vErrors === null) {
+                      vErrors = [err79];
+                    } else {
+                      vErrors.push(err79);
+                    }
+                    errors++;
+                  }
+                }
+              } else {
+                const err80 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+                if (vErrors === null) {
+                  vErrors = [err80];
+                } else {
+                  vErrors.push(err80);
+                }
+                errors++;
+              }
+            }
+            if (data20.platform !== void 0) {
+              let data41 = data20.platform;
+              if (typeof data41 === "string") {
+                if (!pattern4.test(data41)) {
+                  const err81 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/platform", schemaPath: "#/properties/invocations/additionalProperties/properties/platform/pattern", keyword: "pattern", params: { pattern: "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$" }, message: 'must match pattern "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"' };
+                  if (vErrors === null) {
+                    vErrors = [err81];
+                  } else {
+                    vErrors.push(err81);
+                  }
+                  errors++;
+                }
+              } else {
+                const err82 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/platform", schemaPath: "#/properties/invocations/additionalProperties/properties/platform/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                if (vErrors === null) {
+                  vErrors = [err82];
+                } else {
+                  vErrors.push(err82);
+                }
+                errors++;
+              }
+            }
+            if (data20.labels !== void 0) {
+              let data42 = data20.labels;
+              if (Array.isArray(data42)) {
+                const len6 = data42.length;
+                for (let i8 = 0; i8 < len6; i8++) {
+                  let data43 = data42[i8];
+                  if (typeof data43 === "string") {
+                    if (func0(data43) < 1) {
+                      const err83 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels/" + i8, schemaPath: "#/properties/invocations/additionalProperties/properties/labels/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                      if (vErrors === null) {
+                        vErrors = [err83];
+                      } else {
+                        vErrors.push(err83);
+                      }
+                      errors++;
+                    }
+                  } else {
+                    const err84 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels/" + i8, schemaPath: "#/properties/invocations/additionalProperties/properties/labels/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    if (vErrors === null) {
+                      vErrors = [err84];
+                    } else {
+                      vErrors.push(err84);
+                    }
+                    errors++;
+                  }
+                }
+                let i9 = data42.length;
+                let j2;
+                if (i9 > 1) {
+                  const indices2 = {};
+                  for (; i9--; ) {
+                    let item2 = data42[i9];
+                    if (typeof item2 !== "string") {
+                      continue;
+                    }
+                    if (typeof indices2[item2] == "number") {
+                      j2 = indices2[item2];
+                      const err85 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels", schemaPath: "#/properties/invocations/additionalProperties/properties/labels/uniqueItems", keyword: "uniqueItems", params: { i: i9, j: j2 }, message: "must NOT have duplicate items (items ## " + j2 + " and " + i9 + " are identical)" };
+                      if (vErrors === null) {
+                        vErrors = [err85];
+                      } else {
+                        vErrors.push(err85);
+                      }
+                      errors++;
+                      break;
+                    }
+                    indices2[item2] = i9;
+                  }
+                }
+              } else {
+                const err86 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels", schemaPath: "#/properties/invocations/additionalProperties/properties/labels/type", keyword: "type", params: { type: "array" }, message: "must be array" };
+                if (vErrors === null) {
+                  vErrors = [err86];
+                } else {
+                  vErrors.push(err86);
+                }
+                errors++;
+              }
+            }
+            if (data20.timeout !== void 0) {
+              let data44 = data20.timeout;
+              if (!(typeof data44 == "number" && isFinite(data44)) && typeof data44 !== "string") {
+                const err87 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.timeout.type }, message: "must be number,string" };
+                if (vErrors === null) {
+                  vErrors = [err87];
+                } else {
+                  vErrors.push(err87);
+                }
+                errors++;
+              }
+              if (typeof data44 == "number" && isFinite(data44)) {
+                if (data44 <= 0 || isNaN(data44)) {
+                  const err88 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/exclusiveMinimum", keyword: "exclusiveMinimum", params: { comparison: ">", limit: 0 }, message: "must be > 0" };
+                  if (vErrors === null) {
+                    vErrors = [err88];
+                  } else {
+                    vErrors.push(err88);
+                  }
+                  errors++;
+                }
+              }
+              if (typeof data44 === "string") {
+                if (!pattern0.test(data44)) {
+                  const err89 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/pattern", keyword: "pattern", params: { pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$" }, message: 'must match pattern "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$"' };
+                  if (vErrors === null) {
+                    vErrors = [err89];
+                  } else {
+                    vErrors.push(err89);
+                  }
+                  errors++;
+                }
+              }
+            }
+            if (data20.estimate !== void 0) {
+              let data45 = data20.estimate;
+              if (!(typeof data45 == "number" && isFinite(data45)) && typeof data45 !== "string") {
+                const err90 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.estimate.type }, message: "must be number,string" };
+                if (vErrors === null) {
+                  vErrors = [err90];
+                } else {
+                  vErrors.push(err90);
+                }
+                errors++;
+              }
+              if (typeof data45 == "number" && isFinite(data45)) {
+                if (data45 <= 0 || isNaN(data45)) {
+                  const err91 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/exclusiveMinimum", keyword: "exclusiveMinimum", params: { comparison: ">", limit: 0 }, message: "must be > 0" };
+                  if (vErrors === null) {
+                    vErrors = [err91];
+                  } else {
+                    vErrors.push(err91);
+                  }
+                  errors++;
+                }
+              }
+              if (typeof data45 === "string") {
+                if (!pattern0.test(data45)) {
+                  const err92 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/pattern", keyword: "pattern", params: { pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$" }, message: 'must match pattern "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$"' };
+                  if (vErrors === null) {
+                    vErrors = [err92];
+                  } else {
+                    vErrors.push(err92);
+                  }
+                  errors++;
+                }
+              }
+            }
+          } else {
+            const err93 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/invocations/additionalProperties/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+            if (vErrors === null) {
+              vErrors = [err93];
+            } else {
+              vErrors.push(err93);
+            }
+            errors++;
+          }
+        }
+      } else {
+        const err94 = { instancePath: instancePath + "/invocations", schemaPath: "#/properties/invocations/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+        if (vErrors === null) {
+          vErrors = [err94];
+        } else {
+          vErrors.push(err94);
+        }
+        errors++;
+      }
+    }
+  } else {
+    const err95 = { instancePath, schemaPath: "#/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+    if (vErrors === null) {
+      vErrors = [err95];
+    } else {
+      vErrors.push(err95);
+    }
+    errors++;
+  }
+  validate0.errors = vErrors;
+  return errors === 0;
+}
+
+// src/config/load.ts
 import { LineCounter, parseDocument, isMap, isPair, isScalar } from "yaml";
 
 // src/config/schema.ts
@@ -3711,18 +4865,8 @@ function formatDuration(seconds) {
 
 // src/config/load.ts
 init_size();
-var Ajv = AjvModule.default;
-var validator;
+var validator = schema_validator_generated_default;
 function validateSchema(value) {
-  if (!validator) {
-    const ajv = new Ajv({
-      allErrors: true,
-      allowUnionTypes: true,
-      strict: true,
-      validateSchema: false
-    });
-    validator = ajv.compile(configSchema);
-  }
   return validator(value) ? [] : validator.errors ?? [];
 }
 var Locator = class {
