@@ -1,7 +1,7 @@
 // Bundles for tests and benchmarks: the CLI under test (src/cli/bin.ts, every dependency
-// included) as one ESM file, the way scripts/build.mjs bundles dist/cli.js, for those that run it
-// as a process; and TypeScript entry points with their dependencies external (scripts/run-ts.mjs,
-// benchmark child processes).
+// included) as one ESM file, as scripts/build.mjs bundles dist/cli.js (there split into chunks),
+// for those that run it as a process; and TypeScript entry points with their dependencies
+// external (scripts/run-ts.mjs, benchmark child processes).
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
