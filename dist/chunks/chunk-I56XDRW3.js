@@ -1,0 +1,1299 @@
+import { createRequire as __dbCreateRequire } from 'node:module'; const require = __dbCreateRequire(import.meta.url);
+import {
+  CorruptBlobError,
+  HashPipe,
+  assertDigest,
+  digestStream,
+  hashedChunks,
+  isVerifiedFor,
+  manifestProblems,
+  mapLimit,
+  verifiedStream
+} from "./chunk-75IS2WAG.js";
+
+// src/store/gha-api.ts
+var MAX_PAGES = 50;
+var TIMEOUT_MS = 15e3;
+async function listGhaCaches(prefix, env, fetchImpl = fetch) {
+  const token = env.DIST_BUILD_GITHUB_TOKEN || env.GITHUB_TOKEN;
+  const repo = env.GITHUB_REPOSITORY;
+  if (!token || !repo) {
+    return {
+      unavailable: "listing needs the GitHub API: set GITHUB_TOKEN (or DIST_BUILD_GITHUB_TOKEN) and GITHUB_REPOSITORY"
+    };
+  }
+  if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(repo)) {
+    return { unavailable: `GITHUB_REPOSITORY "${repo}" is not owner/name` };
+  }
+  const api = (env.GITHUB_API_URL || "https://api.github.com").replace(/\/+$/, "");
+  const entries = [];
+  for (let page = 1; page <= MAX_PAGES; page++) {
+    const url = new URL(`${api}/repos/${repo}/actions/caches`);
+    url.searchParams.set("key", prefix);
+    url.searchParams.set("per_page", "100");
+    url.searchParams.set("page", String(page));
+    url.searchParams.set("sort", "created_at");
+    url.searchParams.set("direction", "desc");
+    let res;
+    try {
+      res = await fetchImpl(url, {
+        headers: {
+          accept: "application/vnd.github+json",
+          authorization: `Bearer ${token}`,
+          "x-github-api-version": "2022-11-28",
+          "user-agent": "dist-build"
+        },
+        signal: AbortSignal.timeout(TIMEOUT_MS)
+      });
+    } catch (err) {
+      return {
+        unavailable: `the GitHub API at ${api} cannot be reached (${err.message})`
+      };
+    }
+    if (!res.ok) {
+      const body = (await res.text().catch(() => "")).slice(0, 200).replace(/\s+/g, " ");
+      return {
+        unavailable: `the GitHub API answered ${res.status} for ${url.pathname}${body ? `: ${body}` : ""}`
+      };
+    }
+    let data;
+    try {
+      data = await res.json();
+    } catch {
+      return { unavailable: `the GitHub API answered ${url.pathname} with something not JSON` };
+    }
+    const list = Array.isArray(data.actions_caches) ? data.actions_caches : [];
+    for (const c of list) {
+      if (typeof c.key !== "string" || !c.key.startsWith(prefix)) continue;
+      entries.push({
+        key: c.key,
+        ref: typeof c.ref === "string" ? c.ref : "",
+        sizeBytes: typeof c.size_in_bytes === "number" ? c.size_in_bytes : 0,
+        createdAt: typeof c.created_at === "string" ? c.created_at : "",
+        lastAccessedAt: typeof c.last_accessed_at === "string" ? c.last_accessed_at : ""
+      });
+    }
+    const total = typeof data.total_count === "number" ? data.total_count : 0;
+    if (list.length < 100 || page * 100 >= total) break;
+  }
+  return { entries };
+}
+
+// src/store/gha.ts
+import { AsyncLocalStorage } from "node:async_hooks";
+import { createHash, randomBytes as randomBytes2 } from "node:crypto";
+import { createReadStream as createReadStream2 } from "node:fs";
+import { copyFile, link, lstat as lstat2, mkdir as mkdir2, mkdtemp, readFile as readFile2, rename as rename2, rm as rm2 } from "node:fs/promises";
+import { join as join2, resolve } from "node:path";
+
+// src/store/local.ts
+import { randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import {
+  lstat,
+  mkdir,
+  open,
+  readFile,
+  rename,
+  rm,
+  stat as stat2,
+  unlink,
+  utimes,
+  writeFile
+} from "node:fs/promises";
+import { join } from "node:path";
+
+// src/store/fsutil.ts
+import { writevSync } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
+function isNotFound(err) {
+  const code = err?.code;
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+async function exists(path) {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+async function listDir(dir) {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
+function writevAllSync(fd, chunks) {
+  let rest = chunks.filter((c) => c.length > 0);
+  while (rest.length > 0) {
+    let n = writevSync(fd, rest);
+    let i = 0;
+    while (i < rest.length && n >= rest[i].length) n -= rest[i++].length;
+    rest = rest.slice(i);
+    if (n > 0) rest[0] = rest[0].subarray(n);
+  }
+}
+
+// src/store/local.ts
+var EVICT_TO = 0.9;
+var DEFAULT_EVICT_GRACE_MS = 6e4;
+var DEFAULT_RESCAN_EVERY = 100;
+var READ_CHUNK = 1024 * 1024;
+var WRITE_BUFFER = 1024 * 1024;
+var STALE_TMP_MS = 24 * 3600 * 1e3;
+var STAT_CONCURRENCY = 64;
+var LocalStore = class _LocalStore {
+  constructor(dir, opts = {}) {
+    this.dir = dir;
+    this.location = dir;
+    this.onWarning = opts.onWarning ?? (() => {
+    });
+    if (opts.maxBytes !== void 0 && !(opts.maxBytes > 0)) {
+      throw new RangeError(`maxBytes must be positive, got ${opts.maxBytes}`);
+    }
+    this.maxBytes = opts.maxBytes;
+    this.evictGraceMs = opts.evictGraceMs ?? DEFAULT_EVICT_GRACE_MS;
+    this.rescanEvery = Math.max(1, opts.rescanEvery ?? DEFAULT_RESCAN_EVERY);
+  }
+  dir;
+  kind = "local";
+  location;
+  onWarning;
+  warned = /* @__PURE__ */ new Set();
+  dirsReady;
+  /** The size cap, if any. */
+  maxBytes;
+  evictGraceMs;
+  rescanEvery;
+  /** Estimated bytes of blobs (maintained only with a cap). */
+  approxBytes;
+  putsSinceScan = 0;
+  evicting;
+  /** Creates the directory layout and clears stale temporary files (and measures it, with a cap). */
+  static async open(dir, opts = {}) {
+    const store = new _LocalStore(dir, opts);
+    await store.ensureDirs();
+    await store.removeStaleTemp();
+    if (store.maxBytes !== void 0) await store.rescan();
+    return store;
+  }
+  blobPath(digest) {
+    assertDigest(digest);
+    const hex = digest.slice("sha256:".length);
+    return join(this.dir, "blobs", "sha256", hex.slice(0, 2), hex);
+  }
+  resultPath(cacheKey) {
+    assertDigest(cacheKey, "cache key");
+    const hex = cacheKey.slice("sha256:".length);
+    return join(this.dir, "results", "sha256", hex.slice(0, 2), `${hex}.json`);
+  }
+  async hasBlobs(digests) {
+    for (const d of digests) assertDigest(d);
+    return this.existing(digests, (d) => this.blobPath(d));
+  }
+  async hasResults(cacheKeys) {
+    for (const k of cacheKeys) assertDigest(k, "cache key");
+    return this.existing(cacheKeys, (k) => this.resultPath(k));
+  }
+  async putBlob(data, expectedDigest) {
+    if (expectedDigest !== void 0) assertDigest(expectedDigest, "expected digest");
+    await this.ensureDirs();
+    const tmp = this.tempPath();
+    const pipe = expectedDigest !== void 0 && isVerifiedFor(data, expectedDigest) ? void 0 : new HashPipe();
+    let size = 0;
+    let moved = false;
+    try {
+      const chunks = pipe ? hashedChunks(data, pipe) : data;
+      const file = await open(tmp, "wx");
+      try {
+        let batch = [];
+        let batched = 0;
+        for await (const buf of chunks) {
+          size += buf.length;
+          batch.push(buf);
+          batched += buf.length;
+          if (batched >= WRITE_BUFFER || batch.length >= 64) {
+            writevAllSync(file.fd, batch);
+            batch = [];
+            batched = 0;
+          }
+        }
+        writevAllSync(file.fd, batch);
+      } finally {
+        await file.close();
+      }
+      const digest = pipe ? await pipe.digest() : expectedDigest;
+      if (expectedDigest !== void 0 && digest !== expectedDigest) {
+        throw new CorruptBlobError(
+          expectedDigest,
+          digest,
+          `data for blob ${expectedDigest} hashes to ${digest}; nothing stored`
+        );
+      }
+      moved = await this.commit(tmp, this.blobPath(digest), true);
+      if (moved) await this.afterPut(size);
+      return { digest, size };
+    } finally {
+      pipe?.dispose();
+      if (!moved) await rm(tmp, { force: true });
+    }
+  }
+  async putBlobFile(file) {
+    const info = await digestStream(createReadStream(file, { highWaterMark: READ_CHUNK }));
+    if ((await this.hasBlobs([info.digest])).size > 0) return info;
+    return this.putBlob(createReadStream(file, { highWaterMark: READ_CHUNK }), info.digest);
+  }
+  async tempDir() {
+    await this.ensureDirs();
+    return join(this.dir, "tmp");
+  }
+  async adoptBlobFile(file, digest) {
+    assertDigest(digest);
+    await this.ensureDirs();
+    const { size } = await stat2(file);
+    const written = await this.commit(file, this.blobPath(digest), true);
+    if (written) await this.afterPut(size);
+    return { digest, size };
+  }
+  async openBlob(digest) {
+    const path = this.blobPath(digest);
+    let handle;
+    try {
+      handle = await open(path, "r");
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+    let ino;
+    try {
+      ino = (await handle.stat()).ino;
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+    await touch([path]);
+    const source = handle.createReadStream({ highWaterMark: READ_CHUNK });
+    return verifiedStream(source, digest, async (err) => {
+      const now = await stat2(path).catch(() => null);
+      if (now && now.ino === ino) await unlink(path).catch(() => {
+      });
+      this.warnOnce(
+        `blob:${digest}`,
+        `${this.location}: removed corrupt blob ${digest} (its bytes hash to ${err.actual})`
+      );
+    });
+  }
+  async getResult(cacheKey) {
+    const path = this.resultPath(cacheKey);
+    let text;
+    try {
+      text = await readFile(path, "utf8");
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+    let value;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      this.warnResult(cacheKey, `does not parse (${err.message})`);
+      return null;
+    }
+    const problems = manifestProblems(value);
+    if (problems.length > 0) {
+      this.warnResult(cacheKey, `is not valid: ${problems.join("; ")}`);
+      return null;
+    }
+    const manifest = value;
+    if (manifest.cacheKey !== cacheKey) {
+      this.warnResult(cacheKey, `is for another cache key (${manifest.cacheKey})`);
+      return null;
+    }
+    const digests = manifest.outputs.map((o) => o.digest);
+    const present = await this.hasBlobs(digests);
+    const missing = digests.filter((d) => !present.has(d));
+    if (missing.length > 0) {
+      this.warnResult(cacheKey, `names missing blobs: ${missing.join(", ")}`);
+      return null;
+    }
+    await touch([path, ...digests.map((d) => this.blobPath(d))]);
+    return manifest;
+  }
+  async putResult(manifest) {
+    const problems = manifestProblems(manifest);
+    if (problems.length > 0) {
+      throw new TypeError(`invalid result manifest: ${problems.join("; ")}`);
+    }
+    const digests = manifest.outputs.map((o) => o.digest);
+    const present = await this.hasBlobs(digests);
+    const missing = digests.filter((d) => !present.has(d));
+    if (missing.length > 0) {
+      throw new Error(
+        `result ${manifest.cacheKey} names blobs that are not stored: ${missing.join(", ")}`
+      );
+    }
+    await touch(digests.map((d) => this.blobPath(d)));
+    await this.ensureDirs();
+    const tmp = this.tempPath();
+    try {
+      await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}
+`, { flag: "wx" });
+      await this.commit(tmp, this.resultPath(manifest.cacheKey), false);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+  /** Counts what is stored (walks the whole store). */
+  async stats() {
+    const blobs = await this.scanBlobs();
+    let bytes = 0;
+    let newest = 0;
+    for (const b of blobs) {
+      bytes += b.size;
+      newest = Math.max(newest, b.mtimeMs);
+    }
+    let results = 0;
+    for (const shard of await listDir(join(this.dir, "results", "sha256"))) {
+      const names = await listDir(join(this.dir, "results", "sha256", shard));
+      results += names.filter((n) => n.endsWith(".json")).length;
+    }
+    const out = { blobs: blobs.length, bytes, results };
+    if (newest > 0) out.lastUsed = new Date(newest).toISOString();
+    return out;
+  }
+  /**
+   * Evicts least recently used blobs, and the results naming them, until the blobs take at most
+   * `maxBytes`. Blobs used within `graceMs` (default 0: none) are kept even if that leaves the
+   * store over the limit.
+   */
+  async prune(maxBytes, opts = {}) {
+    const blobs = await this.scanBlobs();
+    let bytes = blobs.reduce((sum, b) => sum + b.size, 0);
+    const result = { removedBlobs: 0, removedResults: 0, freedBytes: 0, bytes };
+    if (bytes <= maxBytes) {
+      this.approxBytes = bytes;
+      return result;
+    }
+    blobs.sort((a, b) => a.mtimeMs - b.mtimeMs);
+    const cutoff = Date.now() - (opts.graceMs ?? 0);
+    const evicted = /* @__PURE__ */ new Set();
+    for (const b of blobs) {
+      if (bytes <= maxBytes || b.mtimeMs > cutoff) break;
+      const now = await stat2(b.path).catch(() => null);
+      if (now && (now.ino !== b.ino || now.mtimeMs !== b.mtimeMs)) continue;
+      if (now) await unlink(b.path).catch(() => {
+      });
+      bytes -= b.size;
+      evicted.add(b.digest);
+      result.removedBlobs++;
+      result.freedBytes += b.size;
+    }
+    result.removedResults = await this.removeResultsNaming(evicted);
+    result.bytes = bytes;
+    this.approxBytes = bytes;
+    return result;
+  }
+  /**
+   * Rehashes every blob; deletes those whose bytes do not match their name, and the results that
+   * name them.
+   */
+  async verify() {
+    const corrupt = [];
+    const blobs = await this.scanBlobs();
+    let checked = 0;
+    await mapLimit(blobs, 2, async (b) => {
+      let actual;
+      try {
+        actual = (await digestStream(createReadStream(b.path, { highWaterMark: READ_CHUNK }))).digest;
+      } catch (err) {
+        if (isNotFound(err)) return;
+        throw err;
+      }
+      checked++;
+      if (actual === b.digest) return;
+      const now = await stat2(b.path).catch(() => null);
+      if (now && now.ino === b.ino) await unlink(b.path).catch(() => {
+      });
+      corrupt.push(b.digest);
+      this.warnOnce(
+        `blob:${b.digest}`,
+        `${this.location}: removed corrupt blob ${b.digest} (its bytes hash to ${actual})`
+      );
+    });
+    corrupt.sort();
+    const removedResults = await this.removeResultsNaming(new Set(corrupt));
+    return { checked, corrupt, removedResults };
+  }
+  /**
+   * Results whose cache key starts with `prefix` (`sha256:ab12` or `ab12`), in key order; entries
+   * that do not parse or validate are skipped.
+   */
+  async *listResults(prefix = "") {
+    const hexPrefix = (prefix.startsWith("sha256:") ? prefix.slice(7) : prefix).toLowerCase();
+    if (!/^[0-9a-f]*$/.test(hexPrefix)) return;
+    for (const r of await this.resultFiles(hexPrefix)) {
+      const manifest = await readManifest(r.path);
+      if (!manifest || manifest.cacheKey !== r.cacheKey) continue;
+      yield {
+        cacheKey: manifest.cacheKey,
+        unit: manifest.unit,
+        size: manifest.outputs.reduce((sum, o) => sum + o.size, 0),
+        createdAt: manifest.createdAt
+      };
+    }
+  }
+  /** After a blob put: keeps the size estimate and evicts when it is over the cap. */
+  async afterPut(added) {
+    if (this.maxBytes === void 0) return;
+    this.approxBytes = (this.approxBytes ?? 0) + added;
+    if (++this.putsSinceScan >= this.rescanEvery) await this.rescan();
+    if ((this.approxBytes ?? 0) <= this.maxBytes) return;
+    const target = Math.floor(this.maxBytes * EVICT_TO);
+    this.evicting ??= this.prune(target, { graceMs: this.evictGraceMs }).then(
+      () => void 0,
+      (err) => this.onWarning(`${this.location}: evicting failed: ${err.message}`)
+    ).finally(() => this.evicting = void 0);
+    await this.evicting;
+  }
+  /** Refreshes the size estimate from the directory (other processes write to it too). */
+  async rescan() {
+    this.putsSinceScan = 0;
+    this.approxBytes = (await this.scanBlobs()).reduce((sum, b) => sum + b.size, 0);
+  }
+  /** Every blob file with its size and last use. */
+  async scanBlobs() {
+    const out = [];
+    const root = join(this.dir, "blobs", "sha256");
+    for (const shard of await listDir(root)) {
+      const shardDir = join(root, shard);
+      for (const name of await listDir(shardDir)) {
+        if (!/^[0-9a-f]{64}$/.test(name)) continue;
+        const path = join(shardDir, name);
+        const st = await lstat(path).catch(() => null);
+        if (!st?.isFile()) continue;
+        out.push({
+          digest: `sha256:${name}`,
+          path,
+          size: st.size,
+          mtimeMs: st.mtimeMs,
+          ino: st.ino
+        });
+      }
+    }
+    return out;
+  }
+  /** Result files whose key's hex starts with `hexPrefix`, sorted by key. */
+  async resultFiles(hexPrefix = "") {
+    const root = join(this.dir, "results", "sha256");
+    const shards = hexPrefix.length >= 2 ? [hexPrefix.slice(0, 2)] : (await listDir(root)).filter((s) => s.startsWith(hexPrefix)).sort();
+    const out = [];
+    for (const shard of shards) {
+      const names = (await listDir(join(root, shard))).sort();
+      for (const name of names) {
+        const hex = name.slice(0, -".json".length);
+        if (!name.endsWith(".json") || !/^[0-9a-f]{64}$/.test(hex) || !hex.startsWith(hexPrefix))
+          continue;
+        out.push({ cacheKey: `sha256:${hex}`, path: join(root, shard, name) });
+      }
+    }
+    return out;
+  }
+  /** Deletes the results that name any of `digests`; returns how many. */
+  async removeResultsNaming(digests) {
+    if (digests.size === 0) return 0;
+    let removed = 0;
+    for (const r of await this.resultFiles()) {
+      const manifest = await readManifest(r.path);
+      if (!manifest?.outputs.some((o) => digests.has(o.digest))) continue;
+      await unlink(r.path).catch(() => {
+      });
+      removed++;
+    }
+    return removed;
+  }
+  ensureDirs() {
+    this.dirsReady ??= (async () => {
+      for (const sub of [["blobs", "sha256"], ["results", "sha256"], ["tmp"]]) {
+        await mkdir(join(this.dir, ...sub), { recursive: true });
+      }
+    })().catch((err) => {
+      this.dirsReady = void 0;
+      throw err;
+    });
+    return this.dirsReady;
+  }
+  tempPath() {
+    return join(this.dir, "tmp", `${process.pid}-${randomBytes(8).toString("hex")}`);
+  }
+  /**
+   * Moves a finished temp file into place (true), making its directory when it is the first there.
+   * With `keepExisting` (blobs: the name says what the content is) an existing file is left alone
+   * and so is the temp file (false); otherwise it is replaced.
+   */
+  async commit(tmp, dest, keepExisting) {
+    if (keepExisting && await exists(dest)) return false;
+    try {
+      await rename(tmp, dest);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await mkdir(join(dest, ".."), { recursive: true });
+      await rename(tmp, dest);
+    }
+    return true;
+  }
+  async removeStaleTemp() {
+    const dir = join(this.dir, "tmp");
+    const cutoff = Date.now() - STALE_TMP_MS;
+    for (const name of await listDir(dir)) {
+      const st = await lstat(join(dir, name)).catch(() => null);
+      if (st && st.mtimeMs < cutoff) await rm(join(dir, name), { force: true, recursive: true });
+    }
+  }
+  async existing(keys, pathOf) {
+    const found = /* @__PURE__ */ new Set();
+    const unique = [...new Set(keys)];
+    for (let i = 0; i < unique.length; i += STAT_CONCURRENCY) {
+      const batch = unique.slice(i, i + STAT_CONCURRENCY);
+      const flags = await Promise.all(batch.map((k) => exists(pathOf(k))));
+      batch.forEach((k, j) => {
+        if (flags[j]) found.add(k);
+      });
+    }
+    return found;
+  }
+  warnResult(cacheKey, problem) {
+    this.warnOnce(`result:${cacheKey}`, `${this.location}: result ${cacheKey} ${problem}; a miss`);
+  }
+  warnOnce(id, message) {
+    if (this.warned.has(id)) return;
+    this.warned.add(id);
+    this.onWarning(message);
+  }
+};
+async function touch(paths) {
+  const now = /* @__PURE__ */ new Date();
+  await Promise.all(paths.map((p) => utimes(p, now, now).catch(() => {
+  })));
+}
+async function readManifest(path) {
+  try {
+    const value = JSON.parse(await readFile(path, "utf8"));
+    return manifestProblems(value).length === 0 ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+// src/store/gha.ts
+var GHA_KEY_FORMAT = "dist-build-v1";
+var GHA_CACHE_PATH = "~/dist-build-shard";
+var SHARD_NAME = "dist-build-shard";
+var ACTIONS_ENV_KEYS = [
+  "ACTIONS_CACHE_SERVICE_V2",
+  "ACTIONS_RESULTS_URL",
+  "ACTIONS_CACHE_URL",
+  "ACTIONS_RUNTIME_TOKEN",
+  "ACTIONS_CACHE_MODE",
+  "GITHUB_SERVER_URL",
+  "GITHUB_REF",
+  "RUNNER_DEBUG",
+  "CACHE_UPLOAD_CONCURRENCY",
+  "CACHE_UPLOAD_CHUNK_SIZE",
+  "SEGMENT_DOWNLOAD_TIMEOUT_MINS"
+];
+var KNOWN_MODES = ["none", "read", "write", "write-only"];
+var DAY_MS = 24 * 3600 * 1e3;
+var MAX_KEY_PART = 120;
+function ghaKeyPart(value) {
+  let out = "";
+  for (const ch of value) {
+    if (/^[A-Za-z0-9_.]$/.test(ch)) out += ch;
+    else
+      for (const b of Buffer.from(ch, "utf8"))
+        out += `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  if (out.length > MAX_KEY_PART) {
+    out = `h${createHash("sha256").update(value).digest("hex").slice(0, 40)}`;
+  }
+  return out;
+}
+function ghaScopePrefix(scope) {
+  return `${GHA_KEY_FORMAT}-${ghaKeyPart(scope)}-`;
+}
+function ghaKeyPrefix(scope, slot) {
+  return `${ghaScopePrefix(scope)}${ghaKeyPart(slot)}-`;
+}
+function ghaKeySlotPart(key) {
+  return key.split("-")[GHA_KEY_FORMAT.split("-").length + 1] ?? "";
+}
+function ghaNewKey(scope, slot, now = /* @__PURE__ */ new Date()) {
+  const stamp = now.toISOString().replace(/[-:.]/g, "");
+  return `${ghaKeyPrefix(scope, slot)}${stamp}-${randomBytes2(4).toString("hex")}`;
+}
+var capture = new AsyncLocalStorage();
+var queue = Promise.resolve();
+var hooks = 0;
+var restoreWrites;
+var cacheModule;
+function loadCacheModule() {
+  cacheModule ??= import("./cache-XROXA5KX.js").catch((err) => {
+    cacheModule = void 0;
+    throw err;
+  });
+  return cacheModule;
+}
+function serialized(fn) {
+  const run = queue.then(fn, fn);
+  queue = run.catch(() => {
+  });
+  return run;
+}
+function hookWrites() {
+  if (hooks++ === 0) {
+    const streams = [process.stdout, process.stderr];
+    const originals = streams.map((s) => s.write);
+    streams.forEach((stream, i) => {
+      const original = originals[i];
+      stream.write = function(...args) {
+        const sink = capture.getStore();
+        if (!sink) return original.apply(stream, args);
+        const [chunk, encOrCb, cb] = args;
+        const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
+        sink.push(text);
+        if (process.env.GITHUB_ACTIONS === "true") {
+          for (const line of text.split(/\r?\n/)) {
+            if (line.startsWith("::add-mask::")) original.call(process.stdout, `${line}
+`);
+          }
+        }
+        const done = typeof encOrCb === "function" ? encOrCb : cb;
+        if (typeof done === "function") process.nextTick(done);
+        return true;
+      };
+    });
+    restoreWrites = () => streams.forEach((s, i) => s.write = originals[i]);
+  }
+  return () => {
+    if (--hooks === 0) {
+      restoreWrites?.();
+      restoreWrites = void 0;
+    }
+  };
+}
+function unescapeCommand(s) {
+  return s.replace(/%0D/g, "\r").replace(/%0A/g, "\n").replace(/%25/g, "%");
+}
+function parseLog(chunks) {
+  const log = { warnings: [], errors: [], debug: [], info: [] };
+  for (const line of chunks.join("").split(/\r?\n/)) {
+    if (line === "") continue;
+    const m = /^::([a-z-]+)(?: [^:]*)?::(.*)$/.exec(line);
+    if (!m) {
+      log.info.push(line);
+      continue;
+    }
+    const text = unescapeCommand(m[2]);
+    if (m[1] === "warning") log.warnings.push(text);
+    else if (m[1] === "error") log.errors.push(text);
+    else if (m[1] === "debug") log.debug.push(text);
+  }
+  return log;
+}
+function runActions(env, overlay, fn) {
+  return serialized(async () => {
+    const wanted = { ...overlay };
+    for (const k of ACTIONS_ENV_KEYS) wanted[k] = env[k];
+    const saved = {};
+    for (const [k, v] of Object.entries(wanted)) {
+      saved[k] = process.env[k];
+      if (v === void 0) delete process.env[k];
+      else process.env[k] = v;
+    }
+    const sink = [];
+    const unhook = hookWrites();
+    try {
+      const value = await capture.run(sink, async () => fn(await loadCacheModule()));
+      return { ok: true, value, log: parseLog(sink) };
+    } catch (error) {
+      return { ok: false, error, log: parseLog(sink) };
+    } finally {
+      unhook();
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === void 0) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+}
+function cacheMode(env) {
+  return (env.ACTIONS_CACHE_MODE ?? "").trim().toLowerCase();
+}
+function modeReadable(mode) {
+  return !KNOWN_MODES.includes(mode) || mode === "read" || mode === "write";
+}
+function modeWritable(mode) {
+  return !KNOWN_MODES.includes(mode) || mode === "write" || mode === "write-only";
+}
+function errorText(err) {
+  return err instanceof Error ? err.message : String(err);
+}
+function failureDetail(log) {
+  const reserve = log.debug.filter((l) => l.startsWith("Failed to reserve cache"));
+  const failed = log.info.filter(
+    (l) => /^(Failed to (save|restore)|Cache reservation failed)/.test(l)
+  );
+  const lines = [.../* @__PURE__ */ new Set([...log.errors, ...log.warnings, ...reserve, ...failed])];
+  return lines.join("; ").replace(/\s+/g, " ").slice(0, 1e3) || "no details";
+}
+var GhaStore = class {
+  kind = "gha";
+  location;
+  dir;
+  scope;
+  slot;
+  /** Keys restored (own shard first) and saved by this store. */
+  restoredKeys = [];
+  savedKeys = [];
+  options;
+  ctx;
+  counters = {
+    restoredEntries: 0,
+    savedEntries: 0,
+    uploadedBytes: 0,
+    warnings: 0
+  };
+  warned = /* @__PURE__ */ new Set();
+  touched = /* @__PURE__ */ new Set();
+  peers = /* @__PURE__ */ new Map();
+  peersTried = /* @__PURE__ */ new Set();
+  opening;
+  shardStore;
+  /** Whether the service can be used at all (set by `open`). */
+  available = false;
+  dirty = false;
+  /** Bumped by every write, so a flush only clears `dirty` for what it saved. */
+  generation = 0;
+  constructor(options, ctx) {
+    this.options = options;
+    this.ctx = ctx;
+    this.dir = options.dir;
+    this.scope = options.scope;
+    this.slot = ctx.slot;
+    this.location = `gha:${ghaKeyPrefix(options.scope, ctx.slot)}* (${options.dir})`;
+  }
+  stats() {
+    return { ...this.counters };
+  }
+  /** Prepares the shard and restores this slot's newest entry (once; later calls wait for it). */
+  open() {
+    this.opening ??= this.doOpen().catch((err) => {
+      this.opening = void 0;
+      throw err;
+    });
+    return this.opening;
+  }
+  async hasBlobs(digests) {
+    for (const d of digests) assertDigest(d);
+    try {
+      const shard = await this.shard();
+      const found = await shard.hasBlobs(digests);
+      for (const peer of this.peers.values()) {
+        const rest = digests.filter((d) => !found.has(d));
+        if (rest.length === 0) break;
+        for (const d of await peer.hasBlobs(rest)) found.add(d);
+      }
+      return found;
+    } catch (err) {
+      this.warn(`blob lookup failed (${errorText(err)}); treating as missing`);
+      return /* @__PURE__ */ new Set();
+    }
+  }
+  async putBlob(data, expectedDigest) {
+    return (await this.shard()).putBlob(data, expectedDigest);
+  }
+  async putBlobFile(file) {
+    return (await this.shard()).putBlobFile(file);
+  }
+  async openBlob(digest) {
+    assertDigest(digest);
+    try {
+      const shard = await this.shard();
+      const own = await shard.openBlob(digest);
+      if (own) return own;
+      for (const peer of this.peers.values()) {
+        const s = await peer.openBlob(digest);
+        if (s) return s;
+      }
+      return null;
+    } catch (err) {
+      this.warn(`reading blob ${digest} failed (${errorText(err)}); a miss`);
+      return null;
+    }
+  }
+  async getResult(cacheKey) {
+    assertDigest(cacheKey, "cache key");
+    try {
+      const shard = await this.shard();
+      const own = await shard.getResult(cacheKey);
+      if (own) {
+        this.touched.add(cacheKey);
+        return own;
+      }
+      return await this.fromPeers(cacheKey);
+    } catch (err) {
+      this.warn(`result lookup failed (${errorText(err)}); a miss`);
+      return null;
+    }
+  }
+  async putResult(manifest) {
+    const shard = await this.shard();
+    if (Array.isArray(manifest.outputs) && this.peers.size > 0) {
+      const digests = manifest.outputs.map((o) => o.digest);
+      const present = await shard.hasBlobs(digests.filter((d) => typeof d === "string"));
+      for (const d of digests) {
+        if (!present.has(d)) await this.copyBlobFromPeers(d, shard);
+      }
+    }
+    await shard.putResult(manifest);
+    this.touched.add(manifest.cacheKey);
+    this.markDirty();
+  }
+  async hasResults(cacheKeys) {
+    for (const k of cacheKeys) assertDigest(k, "cache key");
+    try {
+      const shard = await this.shard();
+      const found = await shard.hasResults(cacheKeys);
+      for (const k of found) this.touched.add(k);
+      if (this.options.slots.length > 0) {
+        for (const k of new Set(cacheKeys)) {
+          if (!found.has(k) && await this.fromPeers(k)) found.add(k);
+        }
+      }
+      return found;
+    } catch (err) {
+      this.warn(`result lookup failed (${errorText(err)}); treating as missing`);
+      return /* @__PURE__ */ new Set();
+    }
+  }
+  /**
+   * Every shard entry of this store's scope (all slots) as GitHub lists them: needs the GitHub
+   * API (see gha-api.ts); the cache service cannot list.
+   */
+  remoteEntries(fetchImpl) {
+    return listGhaCaches(ghaScopePrefix(this.scope), this.ctx.env, fetchImpl);
+  }
+  /**
+   * The results of this slot's shard, then those of every other slot's newest shard (each
+   * restored once): the slots of the `slots` option, and, when the GitHub API can list the
+   * scope's entries (see gha-api.ts), every slot that has saved one. A result in several shards
+   * is listed once.
+   */
+  async *listResults(prefix = "") {
+    const seen = /* @__PURE__ */ new Set();
+    const from = async function* (store) {
+      for (const file of await resultFiles(store.dir)) {
+        const manifest = await readManifest2(file);
+        if (!manifest || !manifest.cacheKey.startsWith(prefix) || seen.has(manifest.cacheKey)) {
+          continue;
+        }
+        seen.add(manifest.cacheKey);
+        yield {
+          cacheKey: manifest.cacheKey,
+          unit: manifest.unit,
+          size: manifest.outputs.reduce((n, o) => n + o.size, 0),
+          createdAt: manifest.createdAt
+        };
+      }
+    };
+    yield* from(await this.shard());
+    const own = ghaKeyPart(this.slot);
+    const parts = new Set(this.options.slots.map(ghaKeyPart));
+    if (this.readable()) {
+      const listing = await this.remoteEntries();
+      if ("entries" in listing) for (const e of listing.entries) parts.add(ghaKeySlotPart(e.key));
+    }
+    parts.delete(own);
+    for (const part of [...parts].sort()) {
+      const peer = await this.peer(part);
+      if (peer) yield* from(peer);
+    }
+  }
+  /**
+   * Saves the shard as one new entry when a result was written since the last save. Never
+   * throws: a failed save is a warning (the next flush tries again).
+   */
+  async flush() {
+    try {
+      await this.open();
+    } catch (err) {
+      this.warn(`cannot open the shard (${errorText(err)}); nothing saved`);
+      return;
+    }
+    if (!this.dirty || !this.available) return;
+    const mode = cacheMode(this.ctx.env);
+    if (!modeWritable(mode)) {
+      this.warn(
+        `ACTIONS_CACHE_MODE '${mode}' does not permit writes: results of this run stay local`
+      );
+      this.dirty = false;
+      return;
+    }
+    const generation = this.generation;
+    let stage;
+    try {
+      stage = await mkdtemp(join2(this.dir, "tmp", "gha-save-"));
+      const count = await this.stageShard(join2(stage, SHARD_NAME));
+      if (count === 0) {
+        if (generation === this.generation) this.dirty = false;
+        return;
+      }
+      const key = ghaNewKey(this.scope, this.slot);
+      const outcome = await this.run(stage, (cache) => cache.saveCache([GHA_CACHE_PATH], key));
+      if (await this.saved(outcome, key, stage)) {
+        this.counters.savedEntries++;
+        this.savedKeys.push(key);
+        const size = outcome.log.debug.map((l) => /^File Size: (\d+)$/.exec(l)).find((m) => m !== null);
+        if (outcome.ok && outcome.value !== -1 && size) {
+          this.counters.uploadedBytes += Number(size[1]);
+        }
+        if (generation === this.generation) this.dirty = false;
+      }
+    } catch (err) {
+      this.warn(`saving the shard failed (${errorText(err)}); results of this run stay local`);
+    } finally {
+      if (stage) await rm2(stage, { recursive: true, force: true }).catch(() => {
+      });
+    }
+  }
+  // -------------------------------------------------------------------------------------------
+  async shard() {
+    await this.open();
+    return this.shardStore;
+  }
+  async doOpen() {
+    this.shardStore = await LocalStore.open(this.dir, { onWarning: (m) => this.warn(m) });
+    this.available = await this.serviceAvailable();
+    if (!this.available) return;
+    const mode = cacheMode(this.ctx.env);
+    if (!modeReadable(mode)) {
+      this.warn(
+        `ACTIONS_CACHE_MODE '${mode}' does not permit reads: starting from the local shard`
+      );
+      return;
+    }
+    await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore);
+  }
+  async serviceAvailable() {
+    const env = this.ctx.env;
+    const why = !env.ACTIONS_RUNTIME_TOKEN ? "ACTIONS_RUNTIME_TOKEN is not set" : void 0;
+    const outcome = await runActions(env, {}, async (cache) => cache.isFeatureAvailable());
+    const reason = !outcome.ok ? `@actions/cache cannot be loaded (${errorText(outcome.error)})` : !outcome.value ? "ACTIONS_CACHE_URL / ACTIONS_RESULTS_URL is not set" : why;
+    if (reason) {
+      this.warn(
+        `the GitHub Actions cache service is not available (${reason}; the runner sets these for JavaScript and container actions only): building without it`
+      );
+      return false;
+    }
+    return true;
+  }
+  /** Runs one `@actions/cache` call with the staging directory as workspace and home. */
+  async run(stage, fn) {
+    const runnerTemp = join2(stage, "runner-temp");
+    await mkdir2(runnerTemp, { recursive: true });
+    return runActions(
+      this.ctx.env,
+      { GITHUB_WORKSPACE: stage, HOME: stage, USERPROFILE: stage, RUNNER_TEMP: runnerTemp },
+      fn
+    );
+  }
+  /** Whether a save went through (or the key already existed); warns otherwise. */
+  async saved(outcome, key, stage) {
+    if (outcome.ok && outcome.value !== -1) return true;
+    const detail = outcome.ok ? failureDetail(outcome.log) : errorText(outcome.error);
+    const all = outcome.ok ? [
+      ...outcome.log.info,
+      ...outcome.log.debug,
+      ...outcome.log.warnings,
+      ...outcome.log.errors
+    ].join("\n") : detail;
+    if (/already exists/i.test(all)) return true;
+    if (/rate limit|\b429\b|too many requests/i.test(all)) {
+      this.warn(
+        `the Actions cache rate-limited the upload (HTTP 429): results of this run stay local (${detail})`
+      );
+      return false;
+    }
+    if (/cache write denied/i.test(all)) {
+      this.warn(`the Actions cache denied writes for this run: results stay local (${detail})`);
+      return false;
+    }
+    if (outcome.ok && /Unable to reserve cache/.test(all)) {
+      const look = await this.run(
+        stage,
+        (cache) => cache.restoreCache([GHA_CACHE_PATH], key, [], { lookupOnly: true })
+      );
+      if (look.ok && look.value === key) return true;
+    }
+    this.warn(`saving ${key} to the Actions cache failed: ${detail}`);
+    return false;
+  }
+  /** Restores the newest entry under `prefix` (a slot's) into `target`; false on a miss or
+   * failure (warned). */
+  async restoreInto(prefix, target) {
+    let stage;
+    try {
+      stage = await mkdtemp(join2(this.dir, "tmp", "gha-restore-"));
+      const outcome = await this.run(
+        stage,
+        (cache) => cache.restoreCache([GHA_CACHE_PATH], prefix, [prefix])
+      );
+      if (!outcome.ok) {
+        this.warn(`restoring ${prefix}* failed (${errorText(outcome.error)}): building without it`);
+        return false;
+      }
+      const problems = [...outcome.log.warnings, ...outcome.log.errors];
+      if (outcome.value === void 0) {
+        if (problems.length > 0) {
+          this.warn(
+            `restoring ${prefix}* from the Actions cache failed: ${failureDetail(outcome.log)}; building without it`
+          );
+        }
+        return false;
+      }
+      await this.importShard(join2(stage, SHARD_NAME), target, outcome.value);
+      this.counters.restoredEntries++;
+      this.restoredKeys.push(outcome.value);
+      return true;
+    } catch (err) {
+      this.warn(`restoring ${prefix}* failed (${errorText(err)}): building without it`);
+      return false;
+    } finally {
+      if (stage) await rm2(stage, { recursive: true, force: true }).catch(() => {
+      });
+    }
+  }
+  /**
+   * Moves a restored shard's blobs (only those whose bytes hash to their name) and results into
+   * `target`, keeping files `target` already has. Anything else in the archive is ignored.
+   */
+  async importShard(src, target, key) {
+    let corrupt = 0;
+    for (const [file, hex] of await listLayout(join2(src, "blobs", "sha256"), /^[0-9a-f]{64}$/)) {
+      const digest = `sha256:${hex}`;
+      const dest = target.blobPath(digest);
+      if (await exists(dest)) continue;
+      const { digest: actual } = await digestStream(createReadStream2(file));
+      if (actual !== digest) {
+        corrupt++;
+        continue;
+      }
+      await moveInto(file, dest);
+    }
+    for (const [file, hex] of await listLayout(
+      join2(src, "results", "sha256"),
+      /^[0-9a-f]{64}\.json$/
+    )) {
+      const dest = target.resultPath(`sha256:${hex.slice(0, 64)}`);
+      if (await exists(dest)) continue;
+      await moveInto(file, dest);
+    }
+    if (corrupt > 0) {
+      this.warn(`${corrupt} corrupt blob(s) in Actions cache entry ${key} were dropped`);
+    }
+  }
+  /** Hard-links (or copies) what the saved shard keeps into `dest`; returns the result count. */
+  async stageShard(dest) {
+    const shard = this.shardStore;
+    const cutoff = Date.now() - this.options.retainDays * DAY_MS;
+    const blobs = /* @__PURE__ */ new Set();
+    let count = 0;
+    for (const file of await resultFiles(shard.dir)) {
+      const manifest = await readManifest2(file);
+      if (!manifest) continue;
+      const recent = Date.parse(manifest.createdAt) >= cutoff;
+      if (!recent && !this.touched.has(manifest.cacheKey)) continue;
+      const digests = manifest.outputs.map((o) => o.digest);
+      if ((await shard.hasBlobs(digests)).size !== new Set(digests).size) continue;
+      const hex = manifest.cacheKey.slice("sha256:".length);
+      await linkOrCopy(file, join2(dest, "results", "sha256", hex.slice(0, 2), `${hex}.json`));
+      for (const d of digests) {
+        if (blobs.has(d)) continue;
+        blobs.add(d);
+        const bhex = d.slice("sha256:".length);
+        await linkOrCopy(shard.blobPath(d), join2(dest, "blobs", "sha256", bhex.slice(0, 2), bhex));
+      }
+      count++;
+    }
+    return count;
+  }
+  /** Looks for a result in other slots' shards, restoring each at most once, lazily. */
+  async fromPeers(cacheKey) {
+    if (this.options.slots.length === 0) return null;
+    for (const peer of this.peers.values()) {
+      const m = await peer.getResult(cacheKey);
+      if (m) return this.adopt(m, peer);
+    }
+    for (const slot of this.options.slots) {
+      const part = ghaKeyPart(slot);
+      if (this.peersTried.has(part)) continue;
+      const peer = await this.peer(part);
+      const m = await peer?.getResult(cacheKey);
+      if (m) return this.adopt(m, peer);
+    }
+    return null;
+  }
+  /** Whether the service may be read (it answered at `open`, and the cache mode allows it). */
+  readable() {
+    return this.available && modeReadable(cacheMode(this.ctx.env));
+  }
+  /**
+   * The shard of the slot whose key part is `part` (as `ghaKeyPart` writes it), restored from its
+   * newest entry the first time it is asked for; null when there is none or it cannot be read.
+   */
+  async peer(part) {
+    const known = this.peers.get(part);
+    if (known || this.peersTried.has(part)) return known ?? null;
+    this.peersTried.add(part);
+    if (!this.readable()) return null;
+    const dir = join2(this.dir, "peers", fsName(part));
+    const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
+    if (!await this.restoreInto(`${ghaScopePrefix(this.scope)}${part}-`, peer)) return null;
+    this.peers.set(part, peer);
+    return peer;
+  }
+  /** Copies a result found in another slot's shard into this one (the unit lives here now). */
+  async adopt(manifest, peer) {
+    const shard = this.shardStore;
+    try {
+      const digests = manifest.outputs.map((o) => o.digest);
+      const present = await shard.hasBlobs(digests);
+      for (const d of digests) {
+        if (present.has(d)) continue;
+        const stream = await peer.openBlob(d);
+        if (!stream) return null;
+        await shard.putBlob(stream, d);
+      }
+      await shard.putResult(manifest);
+      this.touched.add(manifest.cacheKey);
+      this.markDirty();
+      return await shard.getResult(manifest.cacheKey);
+    } catch (err) {
+      this.warn(
+        `result ${manifest.cacheKey} from another slot is unusable (${errorText(err)}); a miss`
+      );
+      return null;
+    }
+  }
+  async copyBlobFromPeers(digest, shard) {
+    for (const peer of this.peers.values()) {
+      const stream = await peer.openBlob(digest);
+      if (!stream) continue;
+      await shard.putBlob(stream, digest);
+      return;
+    }
+  }
+  markDirty() {
+    this.dirty = true;
+    this.generation++;
+  }
+  warn(message) {
+    if (this.warned.has(message)) return;
+    this.warned.add(message);
+    this.counters.warnings++;
+    this.ctx.onWarning(`gha store: ${message}`);
+  }
+};
+function fsName(value) {
+  const safe = value.replace(/[^A-Za-z0-9._-]/g, "_");
+  return safe === value && safe !== "." && safe !== ".." && safe.length <= 100 ? safe : `${safe.slice(0, 40)}-${createHash("sha256").update(value).digest("hex").slice(0, 16)}`;
+}
+async function listLayout(root, name) {
+  const out = [];
+  for (const shard of await listDir(root)) {
+    if (!/^[0-9a-f]{2}$/.test(shard)) continue;
+    for (const n of await listDir(join2(root, shard))) {
+      if (!name.test(n) || !n.startsWith(shard)) continue;
+      const file = join2(root, shard, n);
+      const st = await lstat2(file).catch(() => null);
+      if (st?.isFile()) out.push([file, n]);
+    }
+  }
+  return out;
+}
+async function resultFiles(dir) {
+  const files = await listLayout(join2(dir, "results", "sha256"), /^[0-9a-f]{64}\.json$/);
+  return files.map(([f]) => f);
+}
+async function readManifest2(file) {
+  try {
+    const value = JSON.parse(await readFile2(file, "utf8"));
+    return manifestProblems(value).length === 0 ? value : null;
+  } catch {
+    return null;
+  }
+}
+async function moveInto(src, dest) {
+  await mkdir2(join2(dest, ".."), { recursive: true });
+  try {
+    await rename2(src, dest);
+  } catch (err) {
+    if (err.code !== "EXDEV") throw err;
+    await copyFile(src, dest);
+  }
+}
+async function linkOrCopy(src, dest) {
+  await mkdir2(join2(dest, ".."), { recursive: true });
+  try {
+    await link(src, dest);
+  } catch {
+    await copyFile(src, dest);
+  }
+}
+function createGhaStore(options, ctx) {
+  if (typeof ctx.slot !== "string" || ctx.slot === "") {
+    throw new TypeError("gha store: the worker slot is required");
+  }
+  const { dir, scope = "default", slots = [], retainDays = 7 } = options;
+  if (dir !== void 0 && (typeof dir !== "string" || dir === "")) {
+    throw new TypeError("gha store: option dir must be a non-empty string");
+  }
+  if (typeof scope !== "string" || scope === "") {
+    throw new TypeError("gha store: option scope must be a non-empty string");
+  }
+  const slotList = typeof slots === "string" ? slots.split(",").map((s) => s.trim()) : slots;
+  if (!Array.isArray(slotList) || slotList.some((s) => typeof s !== "string")) {
+    throw new TypeError("gha store: option slots must be a list of worker ids");
+  }
+  if (typeof retainDays !== "number" || !(retainDays >= 0)) {
+    throw new TypeError("gha store: option retainDays must be a non-negative number");
+  }
+  const others = [...new Set(slotList)].filter((s) => s !== "" && s !== ctx.slot);
+  return new GhaStore(
+    {
+      dir: dir ? resolve(ctx.root, dir) : join2(resolve(ctx.root), ".dist-build", "gha", fsName(ctx.slot)),
+      scope,
+      slots: others,
+      retainDays
+    },
+    ctx
+  );
+}
+
+export {
+  isNotFound,
+  LocalStore,
+  GHA_KEY_FORMAT,
+  GHA_CACHE_PATH,
+  ghaKeyPart,
+  ghaScopePrefix,
+  ghaKeyPrefix,
+  ghaKeySlotPart,
+  ghaNewKey,
+  GhaStore,
+  createGhaStore
+};

@@ -1,0 +1,25 @@
+import { createRequire as __dbCreateRequire } from 'node:module'; const require = __dbCreateRequire(import.meta.url);
+import {
+  GHA_CACHE_PATH,
+  GHA_KEY_FORMAT,
+  GhaStore,
+  createGhaStore,
+  ghaKeyPart,
+  ghaKeyPrefix,
+  ghaKeySlotPart,
+  ghaNewKey,
+  ghaScopePrefix
+} from "./chunk-I56XDRW3.js";
+import "./chunk-75IS2WAG.js";
+import "./chunk-7FDW4MNB.js";
+export {
+  GHA_CACHE_PATH,
+  GHA_KEY_FORMAT,
+  GhaStore,
+  createGhaStore,
+  ghaKeyPart,
+  ghaKeyPrefix,
+  ghaKeySlotPart,
+  ghaNewKey,
+  ghaScopePrefix
+};
