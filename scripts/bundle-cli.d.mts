@@ -1,6 +1,6 @@
 /** The repository root (see bundle-cli.mjs). */
 export function repoRoot(): string;
-/** Bundles src/cli/bin.ts into `outfile` (see bundle-cli.mjs). */
+/** Bundles src/cli/bin.ts into `outfile` and its chunks into `<name>-chunks/` beside it. */
 export function bundleCli(outfile: string): Promise<void>;
 /** Bundles the TypeScript entry point `file` (absolute) with its dependencies external; its path. */
 export function bundleScript(

@@ -1,11 +1,11 @@
 // Bundles for tests and benchmarks: the CLI under test (src/cli/bin.ts, every dependency
-// included) as one ESM file, as scripts/build.mjs bundles dist/cli.js (there split into chunks),
-// for those that run it as a process; and TypeScript entry points with their dependencies
-// external (scripts/run-ts.mjs, benchmark child processes).
+// included), split into an entry file and chunks as scripts/build.mjs bundles dist/cli.js, for
+// those that run it as a process; and TypeScript entry points with their dependencies external
+// (scripts/run-ts.mjs, benchmark child processes).
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root: the nearest package.json named dist-build above this file (which may be
@@ -29,9 +29,17 @@ const root = repoRoot();
 
 /** `outfile` must end in `.mjs` when it lives outside the package (no "type": "module" there). */
 export async function bundleCli(outfile) {
+  // Split like dist/cli.js (scripts/build.mjs), so tests and benchmarks load the same chunks; the
+  // chunks go to a folder named after the entry (emptied first: they are named by content).
+  const ext = extname(outfile);
+  const name = basename(outfile, ext);
+  rmSync(join(dirname(outfile), `${name}-chunks`), { recursive: true, force: true });
   await build({
-    entryPoints: [join(root, 'src/cli/bin.ts')],
-    outfile,
+    entryPoints: { [name]: join(root, 'src/cli/bin.ts') },
+    outdir: dirname(outfile),
+    outExtension: { '.js': ext || '.js' },
+    splitting: true,
+    chunkNames: `${name}-chunks/[name]-[hash]`,
     bundle: true,
     platform: 'node',
     target: 'node20',
