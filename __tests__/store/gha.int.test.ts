@@ -380,6 +380,7 @@ describe('GhaStore shards and slots (v2)', () => {
     expect(await keysOf(cli.store)).toEqual([key(1), key(2), key(3)]);
     expect(cli.store.stats().restoredEntries).toBe(2);
     expect(await keysOf(cli.store, key(2))).toEqual([key(2)]);
+    expect(await keysOf(cli.store, key(3).slice(7))).toEqual([key(3)]); // bare hex, as `--key` takes
     expect(cli.store.stats().restoredEntries).toBe(2); // each shard restored once
     expect(cli.warnings).toEqual([]);
     // Without the API: the slots option, and nothing else.

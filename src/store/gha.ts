@@ -459,19 +459,12 @@ export class GhaStore implements Store {
    */
   async *listResults(prefix = ''): AsyncIterable<ResultListing> {
     const seen = new Set<string>();
+    // Shards are local stores: their own listing (prefix `sha256:ab12` or `ab12`), once per key.
     const from = async function* (store: LocalStore) {
-      for (const file of await resultFiles(store.dir)) {
-        const manifest = await readManifest(file);
-        if (!manifest || !manifest.cacheKey.startsWith(prefix) || seen.has(manifest.cacheKey)) {
-          continue;
-        }
-        seen.add(manifest.cacheKey);
-        yield {
-          cacheKey: manifest.cacheKey,
-          unit: manifest.unit,
-          size: manifest.outputs.reduce((n, o) => n + o.size, 0),
-          createdAt: manifest.createdAt,
-        };
+      for await (const r of store.listResults(prefix)) {
+        if (seen.has(r.cacheKey)) continue;
+        seen.add(r.cacheKey);
+        yield r;
       }
     };
     yield* from(await this.shard());
