@@ -11,7 +11,8 @@
  * Small streams never touch the thread: the first `SLOTS_PER_PIPE - 1` submitted slots are held
  * back; a stream that ends within them is hashed inline by `digest()`, and the hashing threads
  * (started on first use, up to two and one fewer than the cores, shared by every pipe of the
- * process, never keeping the process alive when idle) only see streams longer than that. Either way the digest is the same.
+ * process, never keeping the process alive when idle) only see streams longer than that. Either
+ * way the digest is the same.
  */
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
@@ -149,11 +150,11 @@ class HashThread {
   }
 }
 
-/** Hashing threads: one per pipe hashing at once, up to `maxHashThreads()` (the hash of one stream is
- * sequential, so two outputs packed side by side use two cores). One core is left to the main
- * thread's file and network I/O: on 2 cores a second hashing thread only competed for them (an
- * A/B run: saves and registry fetches of 1 GiB as fast or faster with one thread) and cost
- * ~10 MB of memory (a thread is a V8 isolate). */
+/** Hashing threads: one per pipe hashing at once, up to `maxHashThreads()` (the hash of one
+ * stream is sequential, so two outputs packed side by side use two cores). One core is left to
+ * the main thread's file and network I/O: on 2 cores a second hashing thread only competed for
+ * them (an A/B run: saves and registry fetches of 1 GiB as fast or faster with one thread) and
+ * cost ~10 MB of memory (a thread is a V8 isolate). */
 const threads: HashThread[] = [];
 
 /**
