@@ -569,15 +569,20 @@ export class Run {
   /** The priority queues of ready units (see `queues`), rebuilt when stale or mostly spent. */
   private readyQueues(): { all: UnitRun[]; byOwner: Map<string, UnitRun[]> } {
     if (this.queues && this.queues.all.length <= 2 * this.readyUnits.size + 64) return this.queues;
-    const all = [...this.readyUnits].sort((a, b) => b.priority - a.priority);
-    const byOwner = new Map<string, UnitRun[]>();
-    for (const u of all) {
-      if (!u.owner || !this.master.member(u.owner)) continue;
-      let list = byOwner.get(u.owner);
-      if (!list) byOwner.set(u.owner, (list = []));
-      list.push(u);
-    }
-    return (this.queues = { all, byOwner });
+    const q = {
+      all: [...this.readyUnits].sort((a, b) => b.priority - a.priority),
+      byOwner: new Map<string, UnitRun[]>(),
+    };
+    for (const u of q.all) this.ownerQueue(q, u)?.push(u);
+    return (this.queues = q);
+  }
+
+  /** The queue of `u`'s owner in `q` (made on first use); none when it has no live owner. */
+  private ownerQueue(q: { byOwner: Map<string, UnitRun[]> }, u: UnitRun): UnitRun[] | undefined {
+    if (!u.owner || !this.master.member(u.owner)) return undefined;
+    let list = q.byOwner.get(u.owner);
+    if (!list) q.byOwner.set(u.owner, (list = []));
+    return list;
   }
 
   /** Unique per dispatch (a unit may be dispatched again after a refusal or a rebuild). */
@@ -874,11 +879,8 @@ export class Run {
     const q = this.queues;
     if (!q) return;
     insertByPriority(q.all, u);
-    if (u.owner && this.master.member(u.owner)) {
-      let list = q.byOwner.get(u.owner);
-      if (!list) q.byOwner.set(u.owner, (list = []));
-      insertByPriority(list, u);
-    }
+    const own = this.ownerQueue(q, u);
+    if (own) insertByPriority(own, u);
   }
 
   private checkDone(): void {
