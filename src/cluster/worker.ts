@@ -426,9 +426,10 @@ export class WorkerAgent {
 
   /**
    * Each running command's process group is recorded in a file under `<cache dir>/running/`,
-   * named `<worker pid>.<agent>.<n>`. A worker killed with SIGKILL cannot stop its commands; the other
-   * workers sharing this cache dir (and this one when it starts again) end the groups whose worker
-   * is gone, so a command never keeps writing into a tree where its invocation is being run again.
+   * named `<worker pid>.<agent>.<n>`. A worker killed with SIGKILL cannot stop its commands; the
+   * other workers sharing this cache dir (and this one when it starts again) end the groups whose
+   * worker is gone, so a command never keeps writing into a tree where its invocation is being
+   * run again.
    * The files are kept open and reused, one per job running at once, and written in place (a
    * file created and removed per job cost 0.2-0.5 ms on this kind of disk, on every job's path).
    */
