@@ -16,25 +16,22 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
+import { join, dirname, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { bundleCli, REQUIRE_BANNER } from './bundle-cli.mjs';
 import { VALIDATOR_FILE, validatorSource } from './config-validator.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const check = process.argv.includes('--check');
 const out = check ? mkdtempSync(join(tmpdir(), 'dist-build-check-')) : root;
 
-// CommonJS dependencies bundled into an ESM file still call require() for Node built-ins.
-const banner = {
-  js: "import { createRequire as __dbCreateRequire } from 'node:module'; const require = __dbCreateRequire(import.meta.url);",
-};
-/** Where split bundles put their chunks. */
+/** Where the CLI's chunks go (see bundleCli). */
 const CHUNKS = 'dist/chunks';
 const entries = [
-  // Split: code reached only through `await import()` (the Actions cache client, the registry
-  // store, certificate generation: 3.4 of 5.3 MB) goes into dist/chunks/ and is compiled only by
-  // the processes that use it, so every worker and command starts sooner and smaller.
-  { in: 'src/cli/bin.ts', out: 'dist/cli.js', shebang: true, split: true },
+  // Split (bundleCli): code reached only through `await import()` (the Actions cache client, the
+  // registry store, certificate generation: 3.4 of 5.3 MB) goes into dist/chunks/ and is compiled
+  // only by the processes that use it, so every worker and command starts sooner and smaller.
+  { out: 'dist/cli.js', shebang: true, split: true },
   { in: 'src/action/main.ts', out: 'dist/action.js' },
   // The library keeps its dependencies external: npm installs them next to it. Certificate
   // generation (@peculiar/x509, ~16 MB) is its own file, loaded by `await import()` only when
@@ -78,30 +75,29 @@ try {
   mkdirSync(join(out, dirname(VALIDATOR_FILE)), { recursive: true });
   writeFileSync(join(out, VALIDATOR_FILE), validatorSource(configSchema));
 
-  // Chunks are named by their content: old ones go before a build writes the current ones.
-  rmSync(join(out, CHUNKS), { recursive: true, force: true });
   for (const e of entries) {
-    const name = e.out.replace(/^.*\//, '').replace(/\.js$/, '');
-    await build({
-      ...(e.split
-        ? {
-            entryPoints: { [name]: join(root, e.in) },
-            outdir: join(out, dirname(e.out)),
-            splitting: true,
-            chunkNames: 'chunks/[name]-[hash]',
-          }
-        : { entryPoints: [join(root, e.in)], outfile: join(out, e.out) }),
-      bundle: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'esm',
-      legalComments: 'none',
-      logLevel: 'warning',
-      loader: { '.proto': 'text' },
-      banner,
-      ...(e.external ? { packages: 'external' } : {}),
-      ...(e.lazy ? { plugins: [lazyModules(e.lazy)] } : {}),
-    });
+    if (e.split) {
+      await bundleCli(join(out, e.out), {
+        chunkDir: relative(dirname(e.out), CHUNKS),
+        sourcemap: false,
+        legalComments: 'none',
+      });
+    } else {
+      await build({
+        entryPoints: [join(root, e.in)],
+        outfile: join(out, e.out),
+        bundle: true,
+        platform: 'node',
+        target: 'node20',
+        format: 'esm',
+        legalComments: 'none',
+        logLevel: 'warning',
+        loader: { '.proto': 'text' },
+        banner: { js: REQUIRE_BANNER },
+        ...(e.external ? { packages: 'external' } : {}),
+        ...(e.lazy ? { plugins: [lazyModules(e.lazy)] } : {}),
+      });
+    }
     if (e.shebang) {
       const file = join(out, e.out);
       writeFileSync(file, '#!/usr/bin/env node\n' + readFileSync(file, 'utf8'));

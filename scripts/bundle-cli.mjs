@@ -27,33 +27,45 @@ export function repoRoot() {
 
 const root = repoRoot();
 
-/** `outfile` must end in `.mjs` when it lives outside the package (no "type": "module" there). */
-export async function bundleCli(outfile) {
-  // Split like dist/cli.js (scripts/build.mjs), so tests and benchmarks load the same chunks; the
-  // chunks go to a folder named after the entry (emptied first: they are named by content).
+// CommonJS dependencies bundled into an ESM file still call require() for Node built-ins.
+export const REQUIRE_BANNER =
+  "import { createRequire as __dbCreateRequire } from 'node:module'; const require = __dbCreateRequire(import.meta.url);";
+
+/**
+ * Bundles the CLI (src/cli/bin.ts, every dependency included) into `outfile` and, split off from
+ * it, the code reached only through `await import()` into chunks in `chunkDir` beside it (emptied
+ * first: chunks are named by their content). scripts/build.mjs makes dist/cli.js with it, tests
+ * and benchmarks their own copy, so both load the same chunks. `outfile` must end in `.mjs` when
+ * it lives outside the package (no "type": "module" there).
+ */
+export async function bundleCli(
+  outfile,
+  {
+    chunkDir = `${basename(outfile, extname(outfile))}-chunks`,
+    // A linked map (cli.js.map beside it), read only under --enable-source-maps: an inline map
+    // would make every worker process hold the 15 MB comment (250 MB RSS instead of 75 MB), and
+    // forking commands from a bigger process is slower.
+    sourcemap = 'linked',
+    legalComments,
+  } = {},
+) {
   const ext = extname(outfile);
-  const name = basename(outfile, ext);
-  rmSync(join(dirname(outfile), `${name}-chunks`), { recursive: true, force: true });
+  rmSync(join(dirname(outfile), chunkDir), { recursive: true, force: true });
   await build({
-    entryPoints: { [name]: join(root, 'src/cli/bin.ts') },
+    entryPoints: { [basename(outfile, ext)]: join(root, 'src/cli/bin.ts') },
     outdir: dirname(outfile),
     outExtension: { '.js': ext || '.js' },
     splitting: true,
-    chunkNames: `${name}-chunks/[name]-[hash]`,
+    chunkNames: `${chunkDir}/[name]-[hash]`,
     bundle: true,
     platform: 'node',
     target: 'node20',
     format: 'esm',
     logLevel: 'warning',
     loader: { '.proto': 'text' },
-    // A linked map (cli.js.map beside it), read only under --enable-source-maps: an inline map
-    // would make every worker process hold the 15 MB comment (250 MB RSS instead of 75 MB), and
-    // forking commands from a bigger process is slower.
-    sourcemap: 'linked',
-    // CommonJS dependencies bundled into an ESM file still call require() for Node built-ins.
-    banner: {
-      js: "import { createRequire as __dbCreateRequire } from 'node:module'; const require = __dbCreateRequire(import.meta.url);",
-    },
+    sourcemap,
+    ...(legalComments ? { legalComments } : {}),
+    banner: { js: REQUIRE_BANNER },
   });
 }
 
