@@ -1559,18 +1559,10 @@ var init_gha = __esm({
       async *listResults(prefix = "") {
         const seen = /* @__PURE__ */ new Set();
         const from = async function* (store) {
-          for (const file of await resultFiles(store.dir)) {
-            const manifest = await readManifest2(file);
-            if (!manifest || !manifest.cacheKey.startsWith(prefix) || seen.has(manifest.cacheKey)) {
-              continue;
-            }
-            seen.add(manifest.cacheKey);
-            yield {
-              cacheKey: manifest.cacheKey,
-              unit: manifest.unit,
-              size: manifest.outputs.reduce((n, o) => n + o.size, 0),
-              createdAt: manifest.createdAt
-            };
+          for await (const r of store.listResults(prefix)) {
+            if (seen.has(r.cacheKey)) continue;
+            seen.add(r.cacheKey);
+            yield r;
           }
         };
         yield* from(await this.shard());
@@ -10674,9 +10666,10 @@ var WorkerAgent = class {
   // --- orphans ----------------------------------------------------------------------------------
   /**
    * Each running command's process group is recorded in a file under `<cache dir>/running/`,
-   * named `<worker pid>.<agent>.<n>`. A worker killed with SIGKILL cannot stop its commands; the other
-   * workers sharing this cache dir (and this one when it starts again) end the groups whose worker
-   * is gone, so a command never keeps writing into a tree where its invocation is being run again.
+   * named `<worker pid>.<agent>.<n>`. A worker killed with SIGKILL cannot stop its commands; the
+   * other workers sharing this cache dir (and this one when it starts again) end the groups whose
+   * worker is gone, so a command never keeps writing into a tree where its invocation is being
+   * run again.
    * The files are kept open and reused, one per job running at once, and written in place (a
    * file created and removed per job cost 0.2-0.5 ms on this kind of disk, on every job's path).
    */
@@ -11596,15 +11589,19 @@ var Run = class {
   /** The priority queues of ready units (see `queues`), rebuilt when stale or mostly spent. */
   readyQueues() {
     if (this.queues && this.queues.all.length <= 2 * this.readyUnits.size + 64) return this.queues;
-    const all = [...this.readyUnits].sort((a, b) => b.priority - a.priority);
-    const byOwner = /* @__PURE__ */ new Map();
-    for (const u of all) {
-      if (!u.owner || !this.master.member(u.owner)) continue;
-      let list = byOwner.get(u.owner);
-      if (!list) byOwner.set(u.owner, list = []);
-      list.push(u);
-    }
-    return this.queues = { all, byOwner };
+    const q = {
+      all: [...this.readyUnits].sort((a, b) => b.priority - a.priority),
+      byOwner: /* @__PURE__ */ new Map()
+    };
+    for (const u of q.all) this.ownerQueue(q, u)?.push(u);
+    return this.queues = q;
+  }
+  /** The queue of `u`'s owner in `q` (made on first use); none when it has no live owner. */
+  ownerQueue(q, u) {
+    if (!u.owner || !this.master.member(u.owner)) return void 0;
+    let list = q.byOwner.get(u.owner);
+    if (!list) q.byOwner.set(u.owner, list = []);
+    return list;
   }
   /** Unique per dispatch (a unit may be dispatched again after a refusal or a rebuild). */
   jobId(u) {
@@ -11866,11 +11863,8 @@ var Run = class {
     const q = this.queues;
     if (!q) return;
     insertByPriority(q.all, u);
-    if (u.owner && this.master.member(u.owner)) {
-      let list = q.byOwner.get(u.owner);
-      if (!list) q.byOwner.set(u.owner, list = []);
-      insertByPriority(list, u);
-    }
+    const own = this.ownerQueue(q, u);
+    if (own) insertByPriority(own, u);
   }
   checkDone() {
     if (this.finalUnits === this.units.length) this.finished();

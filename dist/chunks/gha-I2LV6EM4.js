@@ -9,7 +9,7 @@ import {
   ghaKeySlotPart,
   ghaNewKey,
   ghaScopePrefix
-} from "./chunk-I56XDRW3.js";
+} from "./chunk-H3R2E3O5.js";
 import "./chunk-75IS2WAG.js";
 import "./chunk-7FDW4MNB.js";
 export {

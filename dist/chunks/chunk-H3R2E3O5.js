@@ -896,18 +896,10 @@ var GhaStore = class {
   async *listResults(prefix = "") {
     const seen = /* @__PURE__ */ new Set();
     const from = async function* (store) {
-      for (const file of await resultFiles(store.dir)) {
-        const manifest = await readManifest2(file);
-        if (!manifest || !manifest.cacheKey.startsWith(prefix) || seen.has(manifest.cacheKey)) {
-          continue;
-        }
-        seen.add(manifest.cacheKey);
-        yield {
-          cacheKey: manifest.cacheKey,
-          unit: manifest.unit,
-          size: manifest.outputs.reduce((n, o) => n + o.size, 0),
-          createdAt: manifest.createdAt
-        };
+      for await (const r of store.listResults(prefix)) {
+        if (seen.has(r.cacheKey)) continue;
+        seen.add(r.cacheKey);
+        yield r;
       }
     };
     yield* from(await this.shard());
