@@ -119,6 +119,17 @@ function run(cmd: string, argv: string[]): string {
   return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+/** Run `i` of a measurement: the baseline first on even runs, ours first on odd ones. */
+async function inTurn(i: number, baseline: () => Promise<void>, ours: () => Promise<void>) {
+  if (i % 2 === 0) {
+    await baseline();
+    await ours();
+  } else {
+    await ours();
+    await baseline();
+  }
+}
+
 /** `sync` (untimed) so one measurement's dirty pages are not written back during the next. */
 function sync(): void {
   spawnSync('sync', [], { stdio: 'ignore' });
@@ -318,13 +329,7 @@ async function localPart(tree: Tree): Promise<LocalPart> {
       await settle();
       t.rest.push(await time(() => restoreOutputs(blobOpenerFor(store), restored, entries)));
     };
-    if (i % 2 === 0) {
-      await tarSide();
-      await ourSide();
-    } else {
-      await ourSide();
-      await tarSide();
-    }
+    await inTurn(i, tarSide, ourSide);
     last = { store, restored, entries };
     lastX = x;
     console.log(
@@ -491,13 +496,7 @@ async function registryPart(tree: Tree, tarFile: string): Promise<RegistryPart |
         await settle();
         t.pull.push(await time(() => restoreOutputs(blobOpenerFor(store), restored, entries)));
       };
-      if (i % 2 === 0) {
-        await curlSide();
-        await ourSide();
-      } else {
-        await ourSide();
-        await curlSide();
-      }
+      await inTurn(i, curlSide, ourSide);
       last = { store, restored, entries };
       console.log(
         `  run ${i + 1}: curl up ${fmtMs(t.up[i]!)}, curl down ${fmtMs(t.down[i]!)}, ` +
