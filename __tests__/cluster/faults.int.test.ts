@@ -151,6 +151,12 @@ test(
       expect(members.map((m) => m.worker_id).sort()).toEqual(['w1', 'w2']);
       const logs = await runCli(['logs', 'slow', '--master', sock(), '--certs', certs]);
       expect(logs.stdout).toContain(`slow on ${victim}`);
+      // An invocation without a job is an error at once (the call used to wait forever).
+      const none = await runCli(['logs', 'after', '--master', sock(), '--certs', certs], {
+        timeoutMs: 10_000,
+      });
+      expect(none.code).not.toBe(0);
+      expect(none.stderr).toMatch(/no job of after has started/);
 
       workers[victim as 'w1' | 'w2'].kill('SIGKILL');
       const survivor = victim === 'w1' ? 'w2' : 'w1';
@@ -369,6 +375,46 @@ test(
       by = Object.fromEntries(report().invocations.map((i) => [i.unit, i.status]));
       expect(by).toEqual({ a: 'built', b: 'cached' });
       expect(readFileSync(join(out, 'out/a.txt'), 'utf8')).toBe('made by a\n');
+    }),
+  120_000,
+);
+
+test(
+  'an exported artifact of many chunks whose blob is corrupt is built again and exported (the export does not hang)',
+  () =>
+    explained(async () => {
+      // 3 MB: the worker streams it in many messages and finds the corruption only at the end,
+      // after most of it went out; the master must get the error and build it again.
+      const config = tree(
+        'big',
+        `version: 1
+invocations:
+  big:
+    run: mkdir -p out && yes dist-build | head -c 3000000 > out/big.bin
+    outputs: [out]
+    export: true
+`,
+      );
+      const out = join(dir, 'artifacts');
+      const run = () =>
+        runCli(['run', '--config', config, '--workers', '1', '--out', out], { timeoutMs: 60_000 });
+      expect((await run()).code).toBe(0);
+      const digest = report().invocations[0]!.outputs[0]!.digest.slice('sha256:'.length);
+      const blob = join(dir, 'big/.dist-build/cache/blobs/sha256', digest.slice(0, 2), digest);
+      const bytes = readFileSync(blob);
+      bytes[bytes.length >> 1] ^= 0xff;
+      writeFileSync(blob, bytes);
+      rmSync(out, { recursive: true, force: true });
+
+      const second = await run();
+      expect(second.code).toBe(0);
+      expect(second.stderr).toMatch(
+        /cannot export it: .*DATA_LOSS: blob sha256:[0-9a-f]{64} is corrupt/,
+      );
+      expect(report().invocations[0]).toMatchObject({ unit: 'big', status: 'built' });
+      const file = readFileSync(join(out, 'out/big.bin'));
+      expect(file.length).toBe(3_000_000);
+      expect(file.subarray(0, 11).toString()).toBe('dist-build\n');
     }),
   120_000,
 );

@@ -1,7 +1,9 @@
+import * as grpc from '@grpc/grpc-js';
 import { parseConfig } from '../../src/config/load.js';
 import { configDigest, definitionDigest } from '../../src/cluster/definition.js';
 import {
   checkSecurity,
+  failStream,
   formatAddress,
   grpcTarget,
   isLoopback,
@@ -85,5 +87,80 @@ invocations:
     const c = (t: string) => configDigest(parseConfig(t, '/r/dist-build.yml'));
     expect(c(base)).toBe(c(base));
     expect(c(base.replace('make a', 'make z'))).not.toBe(c(base));
+  });
+});
+
+describe('failStream', () => {
+  // A loopback server in this process with one server-streaming and one bidirectional method
+  // whose handlers write `n` messages, then fail the call. Raw bytes, no protobuf.
+  const raw = (b: Buffer) => b;
+  const method = (path: string, requestStream: boolean) => ({
+    path,
+    requestStream,
+    responseStream: true,
+    requestSerialize: raw,
+    requestDeserialize: raw,
+    responseSerialize: raw,
+    responseDeserialize: raw,
+  });
+  const service = { Down: method('/t.T/Down', false), Both: method('/t.T/Both', true) };
+  let server: grpc.Server;
+  let client: grpc.Client &
+    Record<string, (...args: unknown[]) => grpc.ClientReadableStream<Buffer>>;
+
+  beforeAll(async () => {
+    server = new grpc.Server();
+    const handler = (
+      c: grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>,
+    ) => {
+      const n = 'request' in c && c.request ? c.request.length : 3;
+      for (let i = 0; i < n; i++) c.write(Buffer.alloc(64 * 1024, i));
+      setImmediate(() => failStream(c, grpc.status.DATA_LOSS, `failed after ${n}`));
+    };
+    server.addService(service, { Down: handler, Both: handler });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+    const Client = grpc.makeGenericClientConstructor(service, 't');
+    client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as typeof client;
+  });
+  afterAll(() => {
+    client?.close();
+    server?.forceShutdown();
+  });
+
+  /** Bytes received and the final status; a call that never ends fails on its deadline. */
+  async function outcome(call: grpc.ClientReadableStream<Buffer>) {
+    let bytes = 0;
+    call.on('data', (d: Buffer) => (bytes += d.length));
+    call.on('error', () => {});
+    const status = await new Promise<grpc.StatusObject>((r) => call.on('status', r));
+    return { bytes, code: status.code, details: status.details };
+  }
+  const deadline = () => ({ deadline: Date.now() + 5000 });
+
+  test.each([0, 1, 40])(
+    'a server-streaming call gets the messages written before, then the status (%i x 64 KiB)',
+    async (n) => {
+      const call = client.Down(Buffer.alloc(n), deadline());
+      expect(await outcome(call)).toEqual({
+        bytes: n * 64 * 1024,
+        code: grpc.status.DATA_LOSS,
+        details: `failed after ${n}`,
+      });
+    },
+  );
+
+  test('a bidirectional call gets the status too', async () => {
+    const call = client.Both(deadline()) as unknown as grpc.ClientDuplexStream<Buffer, Buffer>;
+    const result = outcome(call);
+    expect(await result).toEqual({
+      bytes: 3 * 64 * 1024,
+      code: grpc.status.DATA_LOSS,
+      details: 'failed after 3',
+    });
+    call.end();
   });
 });

@@ -76,7 +76,7 @@ export class Progress {
         break;
       case 'retry':
         this.done(e.worker, e.unit);
-        this.print(`${e.unit}: will run again on another worker: ${e.reason}`);
+        this.print(`${e.unit}: will run again: ${e.reason}`);
         break;
       case 'worker-lost':
         this.workers.delete(e.worker);

@@ -37,6 +37,7 @@ import {
   callMetadata,
   channelCredentials,
   channelOptions,
+  failStream,
   grpcTarget,
   parseAddress,
   startServer,
@@ -275,7 +276,7 @@ export class Master extends EventEmitter<MasterEvents> {
       Heartbeat: (stream) => {
         const err = guard(stream, 'Heartbeat', ['worker']);
         if (err) {
-          stream.destroy(err);
+          failStream(stream, err.code, err.details);
           return;
         }
         let member: MemberState | undefined;
@@ -352,7 +353,7 @@ export class Master extends EventEmitter<MasterEvents> {
       },
       Logs: (c) => {
         const err = guard(c, 'Logs', ['client', 'master']);
-        if (err) return c.destroy(err);
+        if (err) return failStream(c, err.code, err.details);
         void this.relayLogs(c);
       },
     };
@@ -382,12 +383,13 @@ export class Master extends EventEmitter<MasterEvents> {
     const where = this.run?.jobOf(c.request.invocation);
     const m = where && this.members.get(where.uuid);
     if (!where || !m) {
-      c.destroy({
-        code: grpc.status.NOT_FOUND,
-        details: where
+      failStream(
+        c,
+        grpc.status.NOT_FOUND,
+        where
           ? `the worker that ran ${c.request.invocation} has left`
           : `no job of ${c.request.invocation} has started in this run`,
-      } as grpc.ServiceError);
+      );
       return;
     }
     const upstream = m.client.StreamOutput(
@@ -403,10 +405,7 @@ export class Master extends EventEmitter<MasterEvents> {
     } catch (err) {
       const e = err as grpc.ServiceError;
       if (e.code === grpc.status.CANCELLED) return;
-      c.destroy({
-        code: e.code ?? grpc.status.UNAVAILABLE,
-        details: e.details ?? e.message,
-      } as grpc.ServiceError);
+      failStream(c, e.code ?? grpc.status.UNAVAILABLE, e.details ?? e.message);
     }
   }
 

@@ -374,3 +374,16 @@ function tlsReason(err: Error): string {
     return `client certificate not from the cluster CA (${msg})`;
   return msg || code || 'TLS handshake failed';
 }
+
+/**
+ * Ends a server stream (server-streaming or bidirectional call) with an error status, after the
+ * messages already written. grpc-js sends a stream's status only when the stream ends:
+ * `call.destroy(err)` ends nothing, so the client would wait for a status forever.
+ */
+export function failStream(
+  call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+  code: grpc.status,
+  details: string,
+): void {
+  call.emit('error', { code, details, metadata: new grpc.Metadata() });
+}

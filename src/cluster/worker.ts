@@ -59,6 +59,7 @@ import {
   channelCredentials,
   channelOptions,
   formatAddress,
+  failStream,
   grpcTarget,
   parseAddress,
   startServer,
@@ -545,7 +546,7 @@ export class WorkerAgent {
       },
       StreamOutput: (c) => {
         const err = guard(c, 'StreamOutput');
-        if (err) return c.destroy(err);
+        if (err) return failStream(c, err.code, err.details);
         void this.streamOutput(c);
       },
       HasCache: (c, cb) => {
@@ -558,12 +559,12 @@ export class WorkerAgent {
       },
       FetchBlob: (c) => {
         const err = guard(c, 'FetchBlob', false);
-        if (err) return c.destroy(err);
+        if (err) return failStream(c, err.code, err.details);
         void this.sendBlob(c, c.request.digest);
       },
       Export: (c) => {
         const err = guard(c, 'Export');
-        if (err) return c.destroy(err);
+        if (err) return failStream(c, err.code, err.details);
         void this.exportOutput(c);
       },
     };
@@ -851,10 +852,7 @@ export class WorkerAgent {
   ): Promise<void> {
     const job = this.jobs.get(c.request.job_id);
     if (!job) {
-      c.destroy({
-        code: grpc.status.NOT_FOUND,
-        details: `no job ${c.request.job_id}`,
-      } as grpc.ServiceError);
+      failStream(c, grpc.status.NOT_FOUND, `no job ${c.request.job_id}`);
       return;
     }
     let cancelled = false;
@@ -877,10 +875,7 @@ export class WorkerAgent {
       }
       c.end();
     } catch (err) {
-      c.destroy({
-        code: grpc.status.INTERNAL,
-        details: (err as Error).message,
-      } as grpc.ServiceError);
+      failStream(c, grpc.status.INTERNAL, (err as Error).message);
     }
   }
 
@@ -908,10 +903,7 @@ export class WorkerAgent {
     try {
       const stream = await this.opts.store.openBlob(digest);
       if (!stream) {
-        c.destroy({
-          code: grpc.status.NOT_FOUND,
-          details: `no blob ${digest}`,
-        } as grpc.ServiceError);
+        failStream(c, grpc.status.NOT_FOUND, `no blob ${digest}`);
         return;
       }
       let cancelled = false;
@@ -924,10 +916,11 @@ export class WorkerAgent {
       }
       if (!cancelled) c.end();
     } catch (err) {
-      c.destroy({
-        code: err instanceof CorruptBlobError ? grpc.status.DATA_LOSS : grpc.status.INTERNAL,
-        details: (err as Error).message,
-      } as grpc.ServiceError);
+      failStream(
+        c,
+        err instanceof CorruptBlobError ? grpc.status.DATA_LOSS : grpc.status.INTERNAL,
+        (err as Error).message,
+      );
     }
   }
 
@@ -941,10 +934,11 @@ export class WorkerAgent {
       blob = m?.outputs.find((o) => o.path === path)?.digest ?? '';
     }
     if (!blob) {
-      c.destroy({
-        code: grpc.status.NOT_FOUND,
-        details: `this worker holds no output ${path} of ${unit} (${cache_key.slice(0, 19)})`,
-      } as grpc.ServiceError);
+      failStream(
+        c,
+        grpc.status.NOT_FOUND,
+        `this worker holds no output ${path} of ${unit} (${cache_key.slice(0, 19)})`,
+      );
       return;
     }
     await this.sendBlob(c, blob);
