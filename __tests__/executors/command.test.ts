@@ -2,7 +2,9 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
+  readlinkSync,
   realpathSync,
   rmSync,
   statSync,
@@ -679,6 +681,33 @@ describe('CommandExecutor: job bookkeeping', () => {
       expect(job.state).toBe('stopped');
       expect(groupAlive(job.pid!)).toBe(false);
       expect(ex.list()).toEqual([]);
+    },
+    T,
+  );
+
+  it(
+    'has every byte in the log at the result, and closes every log file soon after (nothing leaks)',
+    async () => {
+      const ex = executor();
+      const openLogs = () =>
+        readdirSync('/proc/self/fd').filter((fd) => {
+          try {
+            return readlinkSync(`/proc/self/fd/${fd}`).startsWith(logDir);
+          } catch {
+            return false; // closed meanwhile
+          }
+        }).length;
+      const jobs = Array.from({ length: 12 }, (_, i) =>
+        run(ex, i % 3 === 0 ? 'true' : `echo out-${i}; echo err-${i} >&2`),
+      );
+      const results = await Promise.all(jobs.map((j) => j.result));
+      expect(results.map((r) => r.state)).toEqual(jobs.map(() => 'succeeded'));
+      // Every byte is in the file when the result is there.
+      for (const [i, job] of jobs.entries())
+        expect(statSync(job.logPath).size).toBe(i % 3 === 0 ? 0 : `out-${i}\nerr-${i}\n`.length);
+      const deadline = Date.now() + 10_000;
+      while (openLogs() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(openLogs()).toBe(0);
     },
     T,
   );
