@@ -412,7 +412,8 @@ export class CommandJob implements Job {
           pos += bytesRead;
           continue;
         }
-        // `flushed` is final once `_final` is set (every log write has completed before), so this is exact.
+        // `flushed` is final once `_final` is set (every log write has completed before), so
+        // this is exact.
         if (!follow || this._final) return;
         await new Promise<void>((resolve) => this.waiters.add(resolve));
       }
