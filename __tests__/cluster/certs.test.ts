@@ -263,7 +263,7 @@ describe('certificate contents', () => {
   });
 
   it('ephemeralTls: one CA, distinct certificates that all chain to it', async () => {
-    const names = ['master', ...Array.from({ length: 16 }, (_, i) => `worker-${i + 1}`)];
+    const names = ['master', 'client', ...Array.from({ length: 16 }, (_, i) => `worker-${i + 1}`)];
     const { ca: eca, tls } = await ephemeralTls(names);
     expect(Object.keys(tls)).toEqual(names);
     const caX = new X509Certificate(eca.cert);
@@ -273,14 +273,15 @@ describe('certificate contents', () => {
       expect(leaf.checkIssued(caX)).toBe(true);
       expect(leaf.verify(caX.publicKey)).toBe(true);
       expect(certSummary(tls[n]!.cert)).toMatchObject({
-        subject: `CN=${n}, O=dist-build, OU=${n === 'master' ? 'master' : 'worker'}`,
+        // `dist-build status` / `logs` use the client's certificate while the run goes on.
+        subject: `CN=${n}, O=dist-build, OU=${n === 'master' || n === 'client' ? n : 'worker'}`,
       });
     }
     const distinct = (f: (t: TlsFiles) => string): number =>
       new Set(names.map((n) => f(tls[n]!))).size;
-    expect(distinct((t) => t.cert)).toBe(17);
-    expect(distinct((t) => t.key)).toBe(17);
-    expect(distinct((t) => new X509Certificate(t.cert).serialNumber)).toBe(17);
+    expect(distinct((t) => t.cert)).toBe(18);
+    expect(distinct((t) => t.key)).toBe(18);
+    expect(distinct((t) => new X509Certificate(t.cert).serialNumber)).toBe(18);
     const r = await handshake(tls.master!, asClient(tls['worker-16']!));
     expect(r.client).toEqual({ data: 'hello worker-16', peer: 'master' });
   });

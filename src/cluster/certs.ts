@@ -286,11 +286,14 @@ async function makeDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
 }
 
-/** Writes ca.pem (0644) and ca-key.pem (0600); refuses to replace an existing CA unless `force`. */
+/**
+ * Writes ca.pem (0644) and ca-key.pem (0600; not with `certOnly`); refuses to replace an existing
+ * CA unless `force`.
+ */
 export async function writeCA(
   dir: string,
   ca: KeyPair,
-  opts: { force?: boolean } = {},
+  opts: { force?: boolean; certOnly?: boolean } = {},
 ): Promise<{ certFile: string; keyFile: string }> {
   const certFile = join(dir, CA_CERT_FILE);
   const keyFile = join(dir, CA_KEY_FILE);
@@ -302,7 +305,9 @@ export async function writeCA(
         );
   }
   await makeDir(dir);
-  await writeSecure(keyFile, ca.key, 0o600);
+  // certOnly: a CA that signs nothing after its creation (`dist-build run`'s) keeps its key in
+  // memory; peers need only its certificate.
+  if (!opts.certOnly) await writeSecure(keyFile, ca.key, 0o600);
   await writeSecure(certFile, ca.cert, 0o644);
   return { certFile, keyFile };
 }
@@ -399,8 +404,9 @@ export async function loadTls(dir: string, name: string): Promise<TlsFiles> {
 }
 
 /**
- * One in-memory CA and one certificate per name (role `master` for the name "master", `worker`
- * otherwise), for a cluster that lives only as long as one `dist-build run`.
+ * One in-memory CA and one certificate per name (role `master` for the name "master", `client`
+ * for "client" (`dist-build status` / `logs`), `worker` otherwise), for a cluster that lives only
+ * as long as one `dist-build run`.
  */
 export async function ephemeralTls(
   names: string[],
@@ -409,7 +415,11 @@ export async function ephemeralTls(
   if (unique.size !== names.length) throw new CertError('ephemeralTls: duplicate names');
   const caSpec = caPlan({ name: 'dist-build ephemeral CA', days: 7 });
   const leaves = names.map((name) =>
-    leafPlan(caSpec.notAfter, { name, role: name === 'master' ? 'master' : 'worker', days: 7 }),
+    leafPlan(caSpec.notAfter, {
+      name,
+      role: name === 'master' || name === 'client' ? name : 'worker',
+      days: 7,
+    }),
   );
   const { ca, leaves: pairs } = await (await import('./x509-gen.js')).newCluster(caSpec, leaves);
   const tls: Record<string, TlsFiles> = {};

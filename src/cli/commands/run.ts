@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loadConfig } from '../../config/load.js';
 import { ephemeralTls, writeCert } from '../../cluster/certs.js';
@@ -75,7 +75,8 @@ async function runLocal(flags: RunFlags): Promise<number> {
   const names = ['master', 'client', ...Array.from({ length: n }, (_, i) => `worker-${i + 1}`)];
   const { ca, tls } = await ephemeralTls(names);
   await mkdir(runDir, { recursive: true, mode: 0o700 });
-  await writeCA(certDir, ca, { force: true });
+  await removeStaleCertDirs(runDir);
+  await writeCA(certDir, ca, { force: true, certOnly: true });
   for (const name of names)
     await writeCert(certDir, name, { cert: tls[name]!.cert, key: tls[name]!.key });
 
@@ -125,16 +126,21 @@ async function runLocal(flags: RunFlags): Promise<number> {
   });
   const current = currentRunFile(config.root);
   let run: Run | undefined;
-  let interrupted = false;
+  let interrupted: string | undefined;
+  // Before the run exists (workers still joining), a signal ends the wait for them.
+  let abortJoin!: (e: Error) => void;
+  const aborted = new Promise<never>((_, reject) => (abortJoin = reject));
+  aborted.catch(() => undefined);
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupted) {
       // Second Ctrl-C: stop waiting for anything.
       void workers.stop(0).then(() => process.exit(130));
       return;
     }
-    interrupted = true;
+    interrupted = `interrupted (${sig})`;
     err.write(`\ndist-build: ${sig}: stopping the run and its workers...\n`);
-    run?.cancel(`interrupted (${sig})`);
+    if (run) run.cancel(interrupted);
+    else abortJoin(new RunFailure(`${interrupted} while the workers were joining`, 130));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -150,6 +156,7 @@ async function runLocal(flags: RunFlags): Promise<number> {
     );
     await Promise.race([
       early,
+      aborted,
       master.waitForWorkers(n, 30_000).catch((e: Error) => {
         throw new RunFailure(
           `${e.message}; worker output:\n  ${Array.from({ length: n }, (_, i) =>
@@ -171,7 +178,10 @@ async function runLocal(flags: RunFlags): Promise<number> {
       showOutput: flags.output,
       plain: flags.plain ?? false,
       err,
-      onRun: (r) => (run = r),
+      onRun: (r) => {
+        run = r;
+        if (interrupted) r.cancel(interrupted);
+      },
       noWorkerTimeoutMs: 30_000,
     });
     return interrupted ? 130 : code;
@@ -184,5 +194,23 @@ async function runLocal(flags: RunFlags): Promise<number> {
     await master.stop();
     await rm(current, { force: true });
     await rm(certDir, { recursive: true, force: true });
+  }
+}
+
+/** Removes the certificate directories of earlier runs whose process is gone (killed runs). */
+async function removeStaleCertDirs(runDir: string): Promise<void> {
+  for (const entry of await readdir(runDir)) {
+    const pid = /^certs-(\d+)$/.exec(entry)?.[1];
+    if (pid && Number(pid) !== process.pid && !processExists(Number(pid)))
+      await rm(join(runDir, entry), { recursive: true, force: true });
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -87,6 +87,9 @@ Examples:
     }
     const cacheDir = workerCacheDir(config, flags.cacheDir);
     const security = await securityFrom(flags);
+    // Under `dist-build run` stderr is a pipe to the run: if that process dies (SIGKILL), writing
+    // fails with EPIPE, which must not end this worker before it has stopped its jobs.
+    process.stderr.on('error', () => undefined);
     const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
     // The slot is the worker id: the agent's default id, `<host>-command-<store kind>`, spelled
     // out here because the store needs it before the agent exists.

@@ -1,0 +1,151 @@
+/**
+ * Controlling a `dist-build run` from outside, with real processes: `status` and `logs` while it
+ * runs (through the run's own client certificate), Ctrl-C while its workers are joining, and a
+ * run killed with SIGKILL (its workers must still end their commands).
+ */
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli, startCli, stopAll } from '../helpers/processes.js';
+
+let dir: string;
+/** Process groups of commands started by the runs here, ended by PID after each test. */
+const groups: number[] = [];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dist-build-run-control-'));
+});
+
+afterEach(async () => {
+  await stopAll();
+  for (const pgid of groups.splice(0)) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // gone, as it should be
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function repo(config: string): string {
+  const root = join(dir, 'repo');
+  mkdirSync(root, { recursive: true });
+  writeFileSync(join(root, 'dist-build.yml'), config);
+  return join(root, 'dist-build.yml');
+}
+
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `check` every 20 ms until it holds; fails after `ms`. */
+async function until(what: string, check: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const SLOW = `version: 1
+invocations:
+  slow:
+    run: echo $$ > slow.pid; echo "slow is running"; sleep 60
+    timeout: 5m
+  after:
+    run: echo after
+    needs: [slow]
+`;
+
+test('status and logs reach a running `dist-build run` with --config alone', async () => {
+  const config = repo(SLOW);
+  const run = startCli(['run', '--config', config, '--workers', '1', '--out', join(dir, 'out')]);
+  const pidFile = join(dir, 'repo/slow.pid');
+  await until(
+    'the slow command',
+    () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n'),
+  );
+  groups.push(Number(readFileSync(pidFile, 'utf8')));
+  // The run keeps only the CA's certificate on disk, never its key.
+  const certDirs = readdirSync(join(dir, 'repo/.dist-build/run')).filter((e) =>
+    e.startsWith('certs-'),
+  );
+  expect(certDirs).toEqual([`certs-${run.pid}`]);
+  const certFiles = readdirSync(join(dir, 'repo/.dist-build/run', certDirs[0]!));
+  expect(certFiles).toContain('ca.pem');
+  expect(certFiles).not.toContain('ca-key.pem');
+
+  const status = await runCli(['status', '--config', config, '--json'], { timeoutMs: 20_000 });
+  expect(status.code).toBe(0);
+  expect((JSON.parse(status.stdout) as { members: unknown[] }).members).toHaveLength(1);
+  const logs = await runCli(['logs', 'slow', '--config', config], { timeoutMs: 20_000 });
+  expect(logs.stderr).toBe('');
+  expect(logs.stdout).toContain('slow is running');
+  expect(logs.code).toBe(0);
+  run.kill('SIGINT');
+  expect((await run.exited).code).toBe(130);
+}, 60_000);
+
+test('Ctrl-C while the workers are joining stops the run at once; nothing runs', async () => {
+  const config = repo(`version: 1
+invocations:
+  mark:
+    run: touch marker
+`);
+  const run = startCli(['run', '--config', config, '--workers', '4', '--out', join(dir, 'out')]);
+  // The run names itself in .dist-build/run as soon as its workers are started.
+  const runDir = join(dir, 'repo/.dist-build/run');
+  await until(
+    'the run to start its workers',
+    () => existsSync(runDir) && readdirSync(runDir).some((e) => e.endsWith('.json')),
+  );
+  process.kill(run.pid, 'SIGINT');
+  const exit = await run.exited;
+  expect(run.stderr).toMatch(/interrupted \(SIGINT\) while the workers were joining/);
+  expect(exit.code).toBe(130);
+  expect(existsSync(join(dir, 'repo/marker'))).toBe(false);
+}, 60_000);
+
+test('a `dist-build run` killed with SIGKILL: its workers end their commands and leave; the next run clears its certificates', async () => {
+  const config = repo(SLOW);
+  const run = startCli(['run', '--config', config, '--workers', '1', '--out', join(dir, 'out')]);
+  const pidFile = join(dir, 'repo/slow.pid');
+  await until(
+    'the slow command',
+    () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n'),
+  );
+  const pgid = Number(readFileSync(pidFile, 'utf8'));
+  groups.push(pgid);
+  process.kill(run.pid, 'SIGKILL'); // the run only, not its workers
+  await run.exited;
+  // The worker sees its parent gone within 0.5 s and stops the job (SIGTERM to its group).
+  await until('the command to end', () => !groupAlive(pgid));
+  // ... and exits: nothing is left in the run's process group.
+  await until('the worker to exit', () => !groupAlive(run.pid));
+
+  const runDir = join(dir, 'repo/.dist-build/run');
+  expect(readdirSync(runDir)).toContain(`certs-${run.pid}`);
+  writeFileSync(config, `version: 1\ninvocations:\n  quick: { run: "true" }\n`);
+  const next = await runCli(
+    ['run', '--config', config, '--workers', '1', '--out', join(dir, 'out')],
+    {
+      timeoutMs: 60_000,
+    },
+  );
+  expect(next.code).toBe(0);
+  expect(readdirSync(runDir).filter((e) => e.startsWith('certs-'))).toEqual([]);
+}, 90_000);
