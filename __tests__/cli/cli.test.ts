@@ -191,6 +191,29 @@ describe('dist-build CLI', () => {
   });
 });
 
+describe('cluster clients', () => {
+  it.each(['status', 'logs'])(
+    '%s with a master that cannot be reached: one line, no stack trace',
+    async (cmd) => {
+      const sock = join(dir, 'no-master.sock');
+      const r = await cli(
+        cmd,
+        ...(cmd === 'logs' ? ['gen'] : []),
+        '--master',
+        `unix://${sock}`,
+        '--insecure',
+      );
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(
+        /: cannot reach the master at unix:\S+no-master\.sock: connect ENOENT \S+no-master\.sock\n/,
+      );
+      expect(r.err).not.toMatch(/\n\s+at /);
+      expect(r.err.trim().split('\n')).toHaveLength(1);
+    },
+    20_000,
+  );
+});
+
 describe('the committed bundle', () => {
   it('dist/cli.js runs', () => {
     const out = execFileSync(process.execPath, [join(process.cwd(), 'dist/cli.js'), '--version'], {

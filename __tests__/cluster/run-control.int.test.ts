@@ -12,6 +12,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, startCli, stopAll } from '../helpers/processes.js';
@@ -149,3 +150,42 @@ test('a `dist-build run` killed with SIGKILL: its workers end their commands and
   expect(next.code).toBe(0);
   expect(readdirSync(runDir).filter((e) => e.startsWith('certs-'))).toEqual([]);
 }, 90_000);
+
+test('a cache store that cannot be used is a warning the run shows once (without --verbose), and the run succeeds', async () => {
+  // A port nobody listens on: the registry store is unreachable.
+  const port = await new Promise<number>((resolve) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+  });
+  const config = repo(`version: 1
+cache:
+  stores:
+    - type: local
+    - type: registry
+      ref: 127.0.0.1:${port}/team/cache
+      insecure: true
+invocations:
+  a: { run: mkdir -p out && echo a > out/a.txt, outputs: [out/a.txt] }
+  b: { run: mkdir -p out && echo b > out/b.txt, outputs: [out/b.txt] }
+  c: { run: mkdir -p out && echo c > out/c.txt, outputs: [out/c.txt] }
+`);
+  const res = await runCli(
+    ['run', '--config', config, '--workers', '2', '--out', join(dir, 'out')],
+    {
+      timeoutMs: 60_000,
+    },
+  );
+  expect(res.code).toBe(0);
+  // Each problem once, whichever worker met it first and with whatever blob.
+  const warnings = res.stderr.split('\n').filter((l) => l.startsWith('dist-build: warning: '));
+  const kinds = warnings.map((w) =>
+    w.replace(/^dist-build: warning: worker-\d: /, '').replace(/sha256:[0-9a-f]{64}/g, '*'),
+  );
+  expect(new Set(kinds).size).toBe(kinds.length);
+  expect(warnings.join('\n')).toMatch(
+    new RegExp(`warning: worker-\\d: .*registry http://127\\.0\\.0\\.1:${port} unreachable`),
+  );
+}, 60_000);

@@ -30,6 +30,11 @@ export interface DriveOptions {
   err?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   /** Called with the run once it exists (Ctrl-C handlers cancel it). */
   onRun?: (run: Run) => void;
+  /**
+   * Called with a function that prints a line that stays (above the live progress in a terminal)
+   * while the progress display is on, and with `undefined` when it is off again.
+   */
+  onPrinter?: (print: ((line: string) => void) | undefined) => void;
   noWorkerTimeoutMs?: number;
 }
 
@@ -82,6 +87,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
     showOutput: opts.showOutput ?? true,
   });
   for (const m of opts.master.live()) progress.event({ type: 'worker-joined', worker: m.id });
+  opts.onPrinter?.((line) => progress.print(line));
   const out = resolve(opts.out);
   const run = new Run(opts.master, {
     config,
@@ -105,6 +111,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
     report = await run.execute();
   } finally {
     progress.stop();
+    opts.onPrinter?.(undefined);
   }
 
   // What the next run learns: measured durations and where everything ran.

@@ -81,6 +81,20 @@ async function runLocal(flags: RunFlags): Promise<number> {
     await writeCert(certDir, name, { cert: tls[name]!.cert, key: tls[name]!.key });
 
   const log = flags.verbose ? (m: string) => err.write(`${m}\n`) : () => undefined;
+  // Workers' warnings (a cache store that cannot be used, a corrupt blob) are shown without
+  // --verbose too, each text once (every worker of a run shares the stores).
+  let print: ((line: string) => void) | undefined;
+  const warned = new Set<string>();
+  const workerLine = (i: number, line: string) => {
+    if (flags.verbose) return void err.write(`[worker-${i}] ${line}\n`);
+    const warning = /^\S+ warning: (.*)$/.exec(line)?.[1];
+    // The same problem met with other blobs is the same warning.
+    const kind = warning?.replace(/sha256:[0-9a-f]{64}/g, 'sha256:*');
+    if (warning === undefined || warned.has(kind!)) return;
+    warned.add(kind!);
+    if (print) print(`warning: worker-${i}: ${warning}`);
+    else err.write(`dist-build: warning: worker-${i}: ${warning}\n`);
+  };
   const master = new Master({
     listen: [{ kind: 'tcp', host: '127.0.0.1', port: 0 }],
     security: { tls: tls.master! },
@@ -111,9 +125,7 @@ async function runLocal(flags: RunFlags): Promise<number> {
       '--kill-grace',
       '5s',
     ],
-    onLine: (i, line) => {
-      if (flags.verbose) err.write(`[worker-${i}] ${line}\n`);
-    },
+    onLine: workerLine,
     onExit: (i, code, signal) => {
       const why = `worker-${i} exited (${signal ?? `code ${code}`})${
         workers.tail(i).length ? `:\n  ${workers.tail(i).slice(-5).join('\n  ')}` : ''
@@ -178,6 +190,7 @@ async function runLocal(flags: RunFlags): Promise<number> {
       showOutput: flags.output,
       plain: flags.plain ?? false,
       err,
+      onPrinter: (p) => (print = p),
       onRun: (r) => {
         run = r;
         if (interrupted) r.cancel(interrupted);

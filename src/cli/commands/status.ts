@@ -16,7 +16,7 @@ import {
 import { formatDuration } from '../../config/duration.js';
 import { formatSize } from '../../config/size.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
-import { UsageError } from '../errors.js';
+import { RunFailure, UsageError } from '../errors.js';
 import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
 import { table } from '../table.js';
 import { currentRunFile } from './run.js';
@@ -27,7 +27,9 @@ interface ClientFlags extends SecurityFlags {
 }
 
 /** The master to talk to: `--master`, else the local `dist-build run` in progress. */
-async function connect(flags: ClientFlags): Promise<{ client: MasterClient; security: Security }> {
+async function connect(
+  flags: ClientFlags,
+): Promise<{ client: MasterClient; security: Security; address: string }> {
   let address = flags.master;
   let security: Security;
   if (!address) {
@@ -50,7 +52,21 @@ async function connect(flags: ClientFlags): Promise<{ client: MasterClient; secu
   return {
     client: new p.MasterClient(grpcTarget(a), channelCredentials(a, security), channelOptions(a)),
     security,
+    address,
   };
+}
+
+/**
+ * A failed call to the master as one line: exit 1 when the master cannot be reached (with the
+ * connection's own error, not grpc-js's wrapping), 2 when it refused the request.
+ */
+export function masterFailure(what: string, address: string, e: grpc.ServiceError): RunFailure {
+  if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
+    const text = e.details || e.message;
+    const last = /Last error: (?:Error: )?(.*?)\.?(?: Resolution note:.*)?$/s.exec(text)?.[1];
+    return new RunFailure(`${what}: cannot reach the master at ${address}: ${last || text}`);
+  }
+  return new RunFailure(`${what}: ${e.details || e.message}`, 2);
 }
 
 function clientCommand(cmd: Command): Command {
@@ -70,11 +86,11 @@ export function registerStatus(program: Command): void {
       .description('Show the cluster membership (and the run in progress) of a master.')
       .option('--json', 'print the membership records and units as JSON'),
   ).action(async (flags: ClientFlags & { json?: boolean }) => {
-    const { client, security } = await connect(flags);
+    const { client, security, address } = await connect(flags);
     try {
       const s = await call(client, client.Status, {}, callMetadata(security), 10_000).catch(
         (e: grpc.ServiceError) => {
-          throw new Error(`cannot reach the master: ${e.details || e.message}`);
+          throw masterFailure('status', address, e);
         },
       );
       if (flags.json) {
@@ -145,7 +161,7 @@ export function registerLogs(program: Command): void {
       .argument('<invocation>', 'invocation name or unit id')
       .option('-f, --follow', 'keep printing until the job ends'),
   ).action(async (invocation: string, flags: ClientFlags & { follow?: boolean }) => {
-    const { client, security } = await connect(flags);
+    const { client, security, address } = await connect(flags);
     try {
       const stream = client.Logs(
         { invocation, follow: !!flags.follow, from: 0 },
@@ -159,7 +175,7 @@ export function registerLogs(program: Command): void {
       } catch (e) {
         const err = e as grpc.ServiceError;
         if (err.code === grpc.status.CANCELLED) return;
-        throw new UsageError(`logs ${invocation}: ${err.details || err.message}`);
+        throw masterFailure(`logs ${invocation}`, address, err);
       }
     } finally {
       client.close();
