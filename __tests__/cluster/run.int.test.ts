@@ -69,7 +69,17 @@ test('first run builds everything, exports the artifacts and writes the report',
   expect(res.stdout).toMatch(/19 invocations: 19 built/);
 }, 300_000);
 
+const lastPlan = (): Record<string, string> =>
+  (
+    JSON.parse(readFileSync(join(repo, '.dist-build/last-plan.json'), 'utf8')) as {
+      assignments: Record<string, string>;
+    }
+  ).assignments;
+
 test('a second run with nothing changed is all cached', async () => {
+  const firstPlan = lastPlan();
+  const builtBy = Object.fromEntries(readReport().invocations.map((i) => [i.unit, i.worker]));
+  expect(firstPlan).toEqual(builtBy);
   const res = await runCli(
     ['run', '--config', join(repo, 'dist-build.yml'), '--out', out, '--workers', '4'],
     {
@@ -81,6 +91,10 @@ test('a second run with nothing changed is all cached', async () => {
   expect(new Set(Object.values(statuses(report)))).toEqual(new Set(['cached']));
   expect(report.exports).toHaveLength(3);
   expect(res.stdout).toMatch(/19 invocations: 0 built, 19 cached/);
+  // Each cached row names the worker that built it, and the plan the next run starts from is
+  // unchanged (an all-cached run used to leave it empty, and every unit lost its affinity).
+  expect(Object.fromEntries(report.invocations.map((i) => [i.unit, i.worker]))).toEqual(builtBy);
+  expect(lastPlan()).toEqual(firstPlan);
 }, 150_000);
 
 test('changing one input rebuilds only that invocation and its dependents', async () => {

@@ -323,11 +323,18 @@ export class Run {
     this.checkDone();
   }
 
-  /** Assignments of the last placement (unit id -> worker id), for the next run's `previous`. */
+  /**
+   * Where each unit went (unit id -> worker id), for the next run's `previous`: the worker that
+   * built it, runs it, or was to run it, or for a cached unit the holder it was taken from.
+   */
   plan(): Record<string, string> {
     const out: Record<string, string> = {};
     for (const u of this.units) {
-      const w = u.builtBy ?? u.job?.workerId ?? this.assignments[u.unit.id];
+      const w =
+        u.builtBy ??
+        u.job?.workerId ??
+        this.assignments[u.unit.id] ??
+        (u.state === 'cached' ? u.workerId : undefined);
       if (w) out[u.unit.id] = w;
     }
     return out;
@@ -398,8 +405,10 @@ export class Run {
       if (!hit) continue;
       u.outputs = hit.outputs;
       for (const h of hit.holders) u.holders.add(h.uuid);
-      // Prefer the placement's choice among holders for the report; else the first holder.
-      u.workerId = hit.holders[0]!.id;
+      // The worker the previous run placed it on, if it holds it (so the plan the next run starts
+      // from stays the same); else the first holder.
+      const previous = this.opts.previous?.[u.unit.id];
+      u.workerId = (hit.holders.find((h) => h.id === previous) ?? hit.holders[0]!).id;
       this.finish(u, 'cached');
       this.opts.onEvent?.({ type: 'cached', unit: u.unit.id, worker: u.workerId });
     }
