@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -167,11 +167,48 @@ describe('dist-build cache', () => {
 
   it('--cache-dir replaces the configured local store', async () => {
     const other = join(dir, 'elsewhere');
+    mkdirSync(other);
     const r = await cli('cache', 'ls', '-c', configFile, '--cache-dir', other, '--json');
     expect(r.code).toBe(0);
     expect(JSON.parse(r.out)).toEqual([]);
     const s = await cli('cache', 'stats', '-c', configFile, '--cache-dir', other, '--json');
     expect(JSON.parse(s.out).stores[0].location).toBe(other);
+  });
+
+  it('--cache-dir that is not a directory, or (for cache) does not exist, is exit 2 in one line', async () => {
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'x');
+    const typo = join(dir, 'cahce');
+    for (const [args, message] of [
+      [
+        ['cache', 'stats', '-c', configFile, '--cache-dir', file],
+        `--cache-dir ${file}: not a directory`,
+      ],
+      [
+        ['cache', 'ls', '-c', configFile, '--cache-dir', typo],
+        `--cache-dir ${typo}: no such directory`,
+      ],
+      [['run', '-c', configFile, '--cache-dir', file], `--cache-dir ${file}: not a directory`],
+      [
+        [
+          'worker',
+          '-c',
+          configFile,
+          '--cache-dir',
+          file,
+          '--join',
+          'unix:///nowhere.sock',
+          '--insecure',
+        ],
+        `--cache-dir ${file}: not a directory`,
+      ],
+    ] as const) {
+      const r = await cli(...args);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(message);
+      expect(r.err).not.toMatch(/\n\s+at /);
+    }
+    expect(existsSync(typo)).toBe(false);
   });
 
   it('counts a gha store by what the GitHub API lists', async () => {

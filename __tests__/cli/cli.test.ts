@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
@@ -173,6 +173,37 @@ describe('dist-build CLI', () => {
   it('validate says ok or lists the problems', async () => {
     expect((await cli('validate', '-c', configFile)).out).toMatch(/ok \(5 invocations, 6 units\)/);
     expect((await cli('validate', '-c', join(dir, 'missing.yml'))).code).toBe(2);
+  });
+
+  it("validate checks the cache stores' options as workers would, and opens nothing", async () => {
+    const stores = join(dir, 'stores.yml');
+    const write = (storeLines: string) =>
+      writeFileSync(
+        stores,
+        `version: 1\ninvocations:\n  a: {run: 'true'}\ncache:\n  stores:\n${storeLines}`,
+      );
+    write(
+      '    - {type: local, dir: v-cache}\n    - {type: registry, ref: 127.0.0.1:5000/a/b}\n    - {type: gha, retain-days: 3}\n',
+    );
+    expect((await cli('validate', '-c', stores)).code).toBe(0);
+    expect(existsSync(join(dir, 'v-cache'))).toBe(false);
+    for (const [line, message] of [
+      ['    - {type: registry}\n', /stores\.yml:6:\d+: .*registry store: .*ref/],
+      [
+        '    - {type: registry, ref: 127.0.0.1:5000/a/b, chunk-size: 1KB}\n',
+        /stores\.yml:6:\d+: .*chunk-size/,
+      ],
+      [
+        '    - {type: gha, retainDayz: 3}\n',
+        /stores\.yml:6:\d+: .*gha store: unknown option "retainDayz"; expected one of: dir, scope, slots, retain-days/,
+      ],
+      ['    - {type: local, max-size: lots}\n', /stores\.yml:6:\d+: .*max-size/],
+    ] as const) {
+      write(line);
+      const r = await cli('validate', '-c', stores);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(message);
+    }
   });
 
   it('plan fails with both sides named when no worker can take a unit', async () => {

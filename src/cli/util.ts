@@ -1,4 +1,5 @@
 /** Small helpers shared by the cluster commands. */
+import { statSync } from 'node:fs';
 import { UsageError } from './errors.js';
 
 export function positiveInt(text: string, flag: string): number {
@@ -20,4 +21,22 @@ export function watchParent(pid: number, onGone: () => void): void {
     }
   }, 500);
   timer.unref();
+}
+
+/**
+ * Checks a `--cache-dir` flag: it must be a directory if it exists; with `mustExist` (the `cache`
+ * commands, which look at a cache rather than fill one) it must exist.
+ */
+export function checkCacheDir(dir: string | undefined, mustExist = false): void {
+  if (dir === undefined) return;
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new UsageError(`--cache-dir ${dir}: ${(err as Error).message}`);
+    if (mustExist) throw new UsageError(`--cache-dir ${dir}: no such directory (no cache there)`);
+    return;
+  }
+  if (!isDir) throw new UsageError(`--cache-dir ${dir}: not a directory`);
 }

@@ -56,6 +56,7 @@ import { digestStream } from './digest.js';
 import { LocalStore } from './local.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store, StoreContext } from './types.js';
 import { assertDigest, manifestProblems } from './types.js';
+import { StoreOptionsError } from './errors.js';
 import { exists, listDir } from './fsutil.js';
 
 type CacheModule = typeof ActionsCache;
@@ -859,14 +860,25 @@ async function linkOrCopy(src: string, dest: string): Promise<void> {
 /**
  * Options (all optional): `dir` (shard directory, relative to the config root; default
  * `.dist-build/gha/<slot>`), `scope` (key namespace, default `default`), `slots` (other worker
- * ids whose shards may be read on a miss: an array or a comma-separated string), `retainDays`
- * (default 7). Wrong types are a `TypeError`.
+ * ids whose shards may be read on a miss: an array or a comma-separated string), `retain-days`
+ * (default 7; `retainDays` is accepted too). Unknown options are a `StoreOptionsError`, wrong
+ * types a `TypeError`.
  */
 export function createGhaStore(options: Record<string, unknown>, ctx: StoreContext): GhaStore {
   if (typeof ctx.slot !== 'string' || ctx.slot === '') {
     throw new TypeError('gha store: the worker slot is required');
   }
-  const { dir, scope = 'default', slots = [], retainDays = 7 } = options;
+  const known = ['dir', 'scope', 'slots', 'retain-days', 'retainDays'];
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key))
+      throw new StoreOptionsError(
+        `unknown option "${key}"; expected one of: dir, scope, slots, retain-days`,
+        key,
+      );
+  }
+  // retain-days, spelled like every other option; retainDays, as earlier releases documented it.
+  const { dir, scope = 'default', slots = [] } = options;
+  const retainDays = options['retain-days'] ?? options.retainDays ?? 7;
   if (dir !== undefined && (typeof dir !== 'string' || dir === '')) {
     throw new TypeError('gha store: option dir must be a non-empty string');
   }
@@ -879,7 +891,7 @@ export function createGhaStore(options: Record<string, unknown>, ctx: StoreConte
     throw new TypeError('gha store: option slots must be a list of worker ids');
   }
   if (typeof retainDays !== 'number' || !(retainDays >= 0)) {
-    throw new TypeError('gha store: option retainDays must be a non-negative number');
+    throw new TypeError('gha store: option retain-days must be a non-negative number');
   }
   const others = [...new Set(slotList as string[])].filter((s) => s !== '' && s !== ctx.slot);
   return new GhaStore(

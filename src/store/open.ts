@@ -42,6 +42,15 @@ export async function createLocalStore(
   options: Record<string, unknown>,
   ctx: StoreContext,
 ): Promise<LocalStore> {
+  const { dir, maxBytes } = localStoreOptions(options);
+  return LocalStore.open(resolve(ctx.root, dir), {
+    onWarning: ctx.onWarning,
+    ...(maxBytes !== undefined ? { maxBytes } : {}),
+  });
+}
+
+/** Checks a local store's options (nothing is opened). */
+function localStoreOptions(options: Record<string, unknown>): { dir: string; maxBytes?: number } {
   for (const key of Object.keys(options)) {
     if (key !== 'dir' && key !== 'max-size') {
       throw new StoreOptionsError(`unknown option "${key}"; expected one of: dir, max-size`, key);
@@ -62,10 +71,7 @@ export async function createLocalStore(
       throw new StoreOptionsError(`max-size: ${(err as Error).message}`, 'max-size');
     }
   }
-  return LocalStore.open(resolve(ctx.root, dir), {
-    onWarning: ctx.onWarning,
-    ...(maxBytes !== undefined ? { maxBytes } : {}),
-  });
+  return { dir, ...(maxBytes !== undefined ? { maxBytes } : {}) };
 }
 
 export interface OpenStoreOptions {
@@ -124,7 +130,7 @@ export interface OpenedStore {
 /** Opens every configured store on its own (no signing, no layering). */
 export async function openStores(
   config: Config,
-  opts: Omit<OpenStoreOptions, 'writeStats'>,
+  opts: Omit<OpenStoreOptions, 'writeStats'> & { checkOnly?: boolean },
 ): Promise<OpenedStore[]> {
   const ctx: StoreContext = {
     root: config.root,
@@ -160,7 +166,12 @@ export async function openStores(
     }
     let store: Store;
     try {
+      if (opts.checkOnly && type === 'local') {
+        localStoreOptions(options);
+        continue;
+      }
       store = await factory(options, ctx);
+      if (opts.checkOnly) continue; // the remote backends' factories open nothing
     } catch (err) {
       // Factories report bad options as StoreOptionsError (or TypeError): a config problem.
       if (err instanceof StoreOptionsError || err instanceof TypeError) {
@@ -171,6 +182,14 @@ export async function openStores(
     opened.push({ index, config: storeConfig, store });
   }
   return opened;
+}
+
+/**
+ * Checks every configured store's options as a worker opening them would (a `ConfigError` naming
+ * the file, line and option), without opening anything: for `dist-build validate`.
+ */
+export async function checkStores(config: Config): Promise<void> {
+  await openStores(config, { slot: 'validate', onWarning: () => undefined, checkOnly: true });
 }
 
 /**

@@ -14,6 +14,7 @@ import type { ResultListing, Store } from '../../store/types.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { UsageError } from '../errors.js';
 import { table } from '../table.js';
+import { checkCacheDir } from '../util.js';
 
 interface CacheFlags {
   config: string;
@@ -60,6 +61,7 @@ function cannot(s: OpenedStore, op: Operation): string {
 
 async function openAll(flags: CacheFlags): Promise<{ config: Config; stores: OpenedStore[] }> {
   const config = await loadConfig(flags.config);
+  checkCacheDir(flags.cacheDir, true);
   const stores = await openStores(config, {
     ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}),
     slot: 'cli',

@@ -11,7 +11,7 @@ import { formatAddress } from '../../cluster/transport.js';
 import { expandUnits, workerCount } from '../../plan/units.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
-import { positiveInt } from '../util.js';
+import { checkCacheDir, positiveInt } from '../util.js';
 import { RunFailure } from '../errors.js';
 
 interface RunFlags {
@@ -60,6 +60,7 @@ Exit code 0 when every invocation succeeded, 1 when one failed, 2 on bad input.`
 
 async function runLocal(flags: RunFlags): Promise<number> {
   const config = await loadConfig(flags.config);
+  checkCacheDir(flags.cacheDir);
   const units = expandUnits(config);
   const n = flags.workers
     ? positiveInt(flags.workers, '--workers')

@@ -8,7 +8,7 @@ import { effectiveStores, openStore, workerCacheDir } from '../../store/open.js'
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { UsageError } from '../errors.js';
 import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
-import { positiveInt, watchParent } from '../util.js';
+import { checkCacheDir, positiveInt, watchParent } from '../util.js';
 
 interface WorkerFlags extends SecurityFlags {
   join: string;
@@ -71,6 +71,7 @@ Examples:
   );
   cmd.action(async (flags: WorkerFlags) => {
     const config = await loadConfig(flags.config);
+    checkCacheDir(flags.cacheDir);
     const annotations: Record<string, string> = {};
     for (const a of flags.annotation) {
       const eq = a.indexOf('=');
