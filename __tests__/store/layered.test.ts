@@ -172,6 +172,41 @@ describe('LayeredStore', () => {
     expect(warnings.join('\n')).toMatch(/corrupt/);
   });
 
+  it('peekResult answers from the first layer holding the result and its blobs, copying nothing', async () => {
+    const a = await slow.putBlob(bytes('output a'));
+    const key = sha('key');
+    await slow.putResult(manifest(key, [a.digest]));
+    const store = new LayeredStore([fast, slow], { onWarning: (m) => warnings.push(m) });
+
+    expect(await store.peekResult(key)).toEqual(manifest(key, [a.digest]));
+    expect(await fast.getResult(key)).toBeNull();
+    expect(await fast.hasBlobs([a.digest])).toEqual(new Set());
+    expect(await store.peekResult(sha('none'))).toBeNull();
+    expect(store.stats().layers.map((l) => l.results)).toEqual([
+      { hits: 0, misses: 2 },
+      { hits: 1, misses: 1 },
+    ]);
+    // A result whose layer lacks one of its blobs is a miss there.
+    await rm(slow.blobPath(a.digest));
+    expect(await store.peekResult(key)).toBeNull();
+    expect(warnings).toEqual([]);
+  });
+
+  it('pullBlob brings a blob from the first layer that has it into the first layer, verified', async () => {
+    const a = await slow.putBlob(bytes('pulled'));
+    const store = new LayeredStore([fast, slow], { onWarning: (m) => warnings.push(m) });
+    expect(await store.pullBlob(a.digest)).toBe(true);
+    expect(await readAll((await fast.openBlob(a.digest))!)).toBe('pulled');
+    expect(await store.pullBlob(a.digest)).toBe(true); // already there
+    expect(await store.pullBlob(sha('nowhere'))).toBe(false);
+    // Corrupt in the slow layer: not copied, a warning, and the first layer does not hold it.
+    const c = await slow.putBlob(bytes('good'));
+    await writeFile(slow.blobPath(c.digest), 'evil');
+    expect(await store.pullBlob(c.digest)).toBe(false);
+    expect(await fast.hasBlobs([c.digest])).toEqual(new Set());
+    expect(warnings.join('\n')).toMatch(/corrupt/);
+  });
+
   it('flush flushes every layer and writes the counters', async () => {
     let flushed = 0;
     const flushing: Store = Object.assign(Object.create(fast) as LocalStore, {

@@ -4,7 +4,7 @@
  */
 import { jest } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import {
   createServer,
@@ -39,7 +39,9 @@ import {
   stopAllRegistries,
   type RegistryProcess,
 } from '../helpers/registry.js';
+import { runCli, stopAll } from '../helpers/processes.js';
 import { startTokenServer, type TokenServer } from '../helpers/token-server.js';
+import type { RunReport } from '../../src/report/types.js';
 
 // Real processes and tens of MiB through a registry: generous, never asserted on.
 jest.setTimeout(120_000);
@@ -1077,3 +1079,60 @@ async function startRejectingProxy(
     stop: () => proxy.stop(),
   };
 }
+
+describeRegistry('dist-build run with a local store in front of a registry', () => {
+  let reg: RegistryProcess;
+  beforeAll(async () => {
+    reg = await startRegistry();
+  });
+  afterAll(async () => {
+    await stopAll();
+    await reg?.stop();
+  });
+
+  it('a run with nothing to build fetches only what it exports from the registry', async () => {
+    const root = join(tmp, 'run-layered');
+    await mkdir(root, { recursive: true });
+    const config = join(root, 'dist-build.yml');
+    await writeFile(
+      config,
+      `version: 1
+cache:
+  stores:
+    - { type: local, dir: local-cache }
+    - { type: registry, ref: ${reg.host}/${newRepo('run')} }
+invocations:
+  a: { run: mkdir -p out && head -c 100000 /dev/urandom > out/a.bin, outputs: [out/a.bin] }
+  b: { run: mkdir -p out && cat out/a.bin out/a.bin > out/b.bin, outputs: [out/b.bin], needs: [a] }
+  c: { run: mkdir -p out && head -c 1000 out/b.bin > out/c.bin, outputs: [out/c.bin], needs: [b], export: true }
+`,
+    );
+    const run = () =>
+      runCli(['run', '--config', config, '--workers', '3', '--out', join(root, 'artifacts')], {
+        timeoutMs: 90_000,
+      });
+    const first = await run();
+    expect(first.code).toBe(0);
+    const report = () =>
+      JSON.parse(readFileSync(join(root, 'artifacts/dist-build-report.json'), 'utf8')) as RunReport;
+    const digestOf = (unit: string) =>
+      report().invocations.find((i) => i.unit === unit)!.outputs[0]!.digest;
+    const digests = { a: digestOf('a'), b: digestOf('b'), c: digestOf('c') };
+
+    // A fresh machine: the local store is empty, the registry has everything.
+    await rm(join(root, 'local-cache'), { recursive: true, force: true });
+    await rm(join(root, 'out'), { recursive: true, force: true });
+    const second = await run();
+    expect(second.code).toBe(0);
+    expect(Object.fromEntries(report().invocations.map((i) => [i.unit, i.status]))).toEqual({
+      a: 'cached',
+      b: 'cached',
+      c: 'cached',
+    });
+    expect(readFileSync(join(root, 'artifacts/out/c.bin')).length).toBe(1000);
+    // Only the exported blob came into the local store (each of the 3 workers answering the
+    // cache query used to copy every result, blobs and all).
+    const local = await LocalStore.open(join(root, 'local-cache'));
+    expect(await local.hasBlobs(Object.values(digests))).toEqual(new Set([digests.c]));
+  });
+});

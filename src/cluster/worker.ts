@@ -760,7 +760,11 @@ export class WorkerAgent {
 
   /** Makes sure the local store holds `digest`, fetching it from a holder if needed. */
   private async ensureBlob(digest: string, holders: Holder[]): Promise<void> {
-    if ((await this.opts.store.hasBlobs([digest])).has(digest)) return;
+    const store = this.opts.store;
+    if (
+      store.pullBlob ? await store.pullBlob(digest) : (await store.hasBlobs([digest])).has(digest)
+    )
+      return;
     const errors: string[] = [];
     for (const h of holders) {
       if (h.worker_id === this.workerId) continue;
@@ -879,12 +883,18 @@ export class WorkerAgent {
     }
   }
 
+  /**
+   * The master's cache query. Nothing is copied between layers here (every worker answers it for
+   * every unit: copying would fetch every cached result's blobs from a remote store once per
+   * worker); blobs come into the local store when they are used (`ensureBlob`, `sendBlob`).
+   */
   private async hasCache(keys: string[]) {
-    const have = await this.opts.store.hasResults(keys);
+    const store = this.opts.store;
+    const have = await store.hasResults(keys); // one batch (concurrent requests to a registry)
     const results = [];
     for (const key of keys) {
       if (!have.has(key)) continue;
-      const m = await this.opts.store.getResult(key);
+      const m = await (store.peekResult ? store.peekResult(key) : store.getResult(key));
       if (m)
         results.push({
           cache_key: key,
@@ -901,6 +911,8 @@ export class WorkerAgent {
     digest: string,
   ): Promise<void> {
     try {
+      // From a remote layer, the blob comes into the local store first (it is being used).
+      await this.opts.store.pullBlob?.(digest);
       const stream = await this.opts.store.openBlob(digest);
       if (!stream) {
         failStream(c, grpc.status.NOT_FOUND, `no blob ${digest}`);

@@ -10,6 +10,10 @@
  *   still returned (later blob reads fall through too).
  * - Writes go to every layer. The first layer must succeed (its error is the caller's error); a
  *   failure in another layer is a warning (once per layer; later ones are counted).
+ * - `peekResult` (the master's cache query, which every worker answers for every unit) reads the
+ *   same way but copies nothing: a result counts where its layer holds it and all its blobs.
+ *   `pullBlob` copies one blob into the faster layers when it is about to be used (a dependency
+ *   restored, an artifact exported), so a run with nothing to build fetches only what it uses.
  * - `hasBlobs` / `hasResults` are the union over the layers; `flush` flushes every layer.
  * - A read error in a layer other than the first is a warning and a miss there: a cache that
  *   cannot be reached never fails a build.
@@ -184,6 +188,50 @@ export class LayeredStore implements Store {
       return manifest;
     }
     return null;
+  }
+
+  /**
+   * The result as the first layer that has it holds it, copying nothing (see `Store.peekResult`).
+   * A result whose layer does not hold all its blobs is a miss there. Counted as `getResult` is.
+   */
+  async peekResult(cacheKey: string): Promise<ResultManifest | null> {
+    for (let i = 0; i < this.layers.length; i++) {
+      const layer = this.layers[i]!;
+      let manifest = await this.tryRead(i, `result ${cacheKey}`, () => layer.getResult(cacheKey));
+      if (manifest && i > 0) {
+        const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+        const held = await this.tryRead(i, `blobs of result ${cacheKey}`, () =>
+          layer.hasBlobs(digests),
+        );
+        if (!held || digests.some((d) => !held.has(d))) manifest = null;
+      }
+      if (!manifest) {
+        this.counters[i]!.results.misses++;
+        continue;
+      }
+      this.counters[i]!.results.hits++;
+      return manifest;
+    }
+    return null;
+  }
+
+  /**
+   * Copies blob `digest` into the faster layers from the first layer that has it (verified on the
+   * way in); whether the first layer holds it now. A copy that fails is a warning.
+   */
+  async pullBlob(digest: string): Promise<boolean> {
+    for (let i = 0; i < this.layers.length; i++) {
+      const held = await this.tryRead(i, `blob ${digest}`, () =>
+        this.layers[i]!.hasBlobs([digest]),
+      );
+      if (!held?.has(digest)) continue;
+      if (i === 0) return true;
+      for (let to = 0; to < i; to++) {
+        await this.tryWrite(to, `copy of blob ${digest}`, () => this.copyBlob(digest, i, to));
+      }
+      return (await this.layers[0]!.hasBlobs([digest])).has(digest);
+    }
+    return false;
   }
 
   async putResult(manifest: ResultManifest): Promise<void> {

@@ -115,6 +115,17 @@ export interface Store {
   flush?(): Promise<void>;
   /** Result keys the store holds, for `dist-build cache ls` (optional: not every backend can list). */
   listResults?(prefix?: string): AsyncIterable<ResultListing>;
+  /**
+   * Layered stores: the result as the first layer that has it (with its blobs) holds it, copying
+   * nothing into faster layers; for the master's cache query, which every worker answers for
+   * every unit. Optional: without it, callers use `getResult`.
+   */
+  peekResult?(cacheKey: string): Promise<ResultManifest | null>;
+  /**
+   * Layered stores: brings blob `digest` into the first (local) layer from the first layer that
+   * has it, when it is about to be used; whether the first layer holds it now.
+   */
+  pullBlob?(digest: string): Promise<boolean>;
 }
 
 export interface ResultListing {
