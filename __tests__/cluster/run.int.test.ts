@@ -67,7 +67,18 @@ test('first run builds everything, exports the artifacts and writes the report',
   // Live output was streamed, prefixed by invocation (CI=true: plain lines).
   expect(res.stderr).toMatch(/^\[codegen\] /m);
   expect(res.stdout).toMatch(/19 invocations: 19 built/);
+  expect(await lookups()).toEqual({ hits: 0, misses: 19 });
 }, 300_000);
+
+/** `dist-build cache stats`: the last run's result lookups in the local store. */
+async function lookups(): Promise<{ hits: number; misses: number }> {
+  const res = await runCli(['cache', 'stats', '--config', join(repo, 'dist-build.yml'), '--json']);
+  expect(res.code).toBe(0);
+  const { hits, misses } = (
+    JSON.parse(res.stdout) as { stores: { hits: number; misses: number }[] }
+  ).stores[0]!;
+  return { hits, misses };
+}
 
 const lastPlan = (): Record<string, string> =>
   (
@@ -95,6 +106,8 @@ test('a second run with nothing changed is all cached', async () => {
   // unchanged (an all-cached run used to leave it empty, and every unit lost its affinity).
   expect(Object.fromEntries(report.invocations.map((i) => [i.unit, i.worker]))).toEqual(builtBy);
   expect(lastPlan()).toEqual(firstPlan);
+  // Each of the 4 workers answered the cache query for each unit: 19 lookups, not 76.
+  expect(await lookups()).toEqual({ hits: 19, misses: 0 });
 }, 150_000);
 
 test('changing one input rebuilds only that invocation and its dependents', async () => {

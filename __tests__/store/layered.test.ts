@@ -172,23 +172,32 @@ describe('LayeredStore', () => {
     expect(warnings.join('\n')).toMatch(/corrupt/);
   });
 
-  it('peekResult answers from the first layer holding the result and its blobs, copying nothing', async () => {
+  it('peekResults answers each key from the first layer holding it and its blobs, copying nothing', async () => {
     const a = await slow.putBlob(bytes('output a'));
-    const key = sha('key');
-    await slow.putResult(manifest(key, [a.digest]));
+    const b = await fast.putBlob(bytes('output b'));
+    const [inSlow, inFast, none] = [sha('in slow'), sha('in fast'), sha('none')];
+    await slow.putResult(manifest(inSlow, [a.digest]));
+    await fast.putResult(manifest(inFast, [b.digest]));
     const store = new LayeredStore([fast, slow], { onWarning: (m) => warnings.push(m) });
 
-    expect(await store.peekResult(key)).toEqual(manifest(key, [a.digest]));
-    expect(await fast.getResult(key)).toBeNull();
+    const found = await store.peekResults([inSlow, inFast, none]);
+    expect(found).toEqual(
+      new Map([
+        [inFast, manifest(inFast, [b.digest])],
+        [inSlow, manifest(inSlow, [a.digest])],
+      ]),
+    );
+    // Nothing copied into the fast layer.
+    expect(await fast.getResult(inSlow)).toBeNull();
     expect(await fast.hasBlobs([a.digest])).toEqual(new Set());
-    expect(await store.peekResult(sha('none'))).toBeNull();
+    // A hit where a key was found, a miss in each layer before (and everywhere for `none`).
     expect(store.stats().layers.map((l) => l.results)).toEqual([
-      { hits: 0, misses: 2 },
+      { hits: 1, misses: 2 },
       { hits: 1, misses: 1 },
     ]);
     // A result whose layer lacks one of its blobs is a miss there.
     await rm(slow.blobPath(a.digest));
-    expect(await store.peekResult(key)).toBeNull();
+    expect(await store.peekResults([inSlow])).toEqual(new Map());
     expect(warnings).toEqual([]);
   });
 

@@ -890,11 +890,19 @@ export class WorkerAgent {
    */
   private async hasCache(keys: string[]) {
     const store = this.opts.store;
-    const have = await store.hasResults(keys); // one batch (concurrent requests to a registry)
+    let found: Map<string, ResultManifest>;
+    if (store.peekResults) {
+      found = await store.peekResults(keys);
+    } else {
+      found = new Map();
+      for (const key of await store.hasResults(keys)) {
+        const m = await store.getResult(key);
+        if (m) found.set(key, m);
+      }
+    }
     const results = [];
     for (const key of keys) {
-      if (!have.has(key)) continue;
-      const m = await (store.peekResult ? store.peekResult(key) : store.getResult(key));
+      const m = found.get(key);
       if (m)
         results.push({
           cache_key: key,

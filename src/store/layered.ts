@@ -10,8 +10,8 @@
  *   still returned (later blob reads fall through too).
  * - Writes go to every layer. The first layer must succeed (its error is the caller's error); a
  *   failure in another layer is a warning (once per layer; later ones are counted).
- * - `peekResult` (the master's cache query, which every worker answers for every unit) reads the
- *   same way but copies nothing: a result counts where its layer holds it and all its blobs.
+ * - `peekResults` (the master's cache query, which every worker answers for every unit) reads
+ *   the same way but copies nothing: a result counts where its layer holds it and all its blobs.
  *   `pullBlob` copies one blob into the faster layers when it is about to be used (a dependency
  *   restored, an artifact exported), so a run with nothing to build fetches only what it uses.
  * - `hasBlobs` / `hasResults` are the union over the layers; `flush` flushes every layer.
@@ -191,28 +191,38 @@ export class LayeredStore implements Store {
   }
 
   /**
-   * The result as the first layer that has it holds it, copying nothing (see `Store.peekResult`).
-   * A result whose layer does not hold all its blobs is a miss there. Counted as `getResult` is.
+   * The results of `cacheKeys`, each as the first layer that has it holds it, copying nothing
+   * (see `Store.peekResults`): one existence query per layer for the keys still missing, then the
+   * manifests found. A result whose layer does not hold all its blobs is a miss there. Counted as
+   * `getResult` is: a hit in the layer that answers, a miss in each layer before.
    */
-  async peekResult(cacheKey: string): Promise<ResultManifest | null> {
-    for (let i = 0; i < this.layers.length; i++) {
+  async peekResults(cacheKeys: readonly string[]): Promise<Map<string, ResultManifest>> {
+    const found = new Map<string, ResultManifest>();
+    let rest = [...new Set(cacheKeys)];
+    for (let i = 0; i < this.layers.length && rest.length > 0; i++) {
       const layer = this.layers[i]!;
-      let manifest = await this.tryRead(i, `result ${cacheKey}`, () => layer.getResult(cacheKey));
-      if (manifest && i > 0) {
-        const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
-        const held = await this.tryRead(i, `blobs of result ${cacheKey}`, () =>
-          layer.hasBlobs(digests),
-        );
-        if (!held || digests.some((d) => !held.has(d))) manifest = null;
+      const have = await this.tryRead(i, 'check results in', () => layer.hasResults(rest));
+      for (const key of rest) {
+        let manifest = have?.has(key)
+          ? await this.tryRead(i, `result ${key}`, () => layer.getResult(key))
+          : null;
+        if (manifest && i > 0) {
+          const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+          const held = await this.tryRead(i, `blobs of result ${key}`, () =>
+            layer.hasBlobs(digests),
+          );
+          if (!held || digests.some((d) => !held.has(d))) manifest = null;
+        }
+        if (manifest) {
+          this.counters[i]!.results.hits++;
+          found.set(key, manifest);
+        } else {
+          this.counters[i]!.results.misses++;
+        }
       }
-      if (!manifest) {
-        this.counters[i]!.results.misses++;
-        continue;
-      }
-      this.counters[i]!.results.hits++;
-      return manifest;
+      rest = rest.filter((k) => !found.has(k));
     }
-    return null;
+    return found;
   }
 
   /**

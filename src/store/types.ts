@@ -116,11 +116,12 @@ export interface Store {
   /** Result keys the store holds, for `dist-build cache ls` (optional: not every backend can list). */
   listResults?(prefix?: string): AsyncIterable<ResultListing>;
   /**
-   * Layered stores: the result as the first layer that has it (with its blobs) holds it, copying
-   * nothing into faster layers; for the master's cache query, which every worker answers for
-   * every unit. Optional: without it, callers use `getResult`.
+   * Layered stores: the results of `cacheKeys` that exist, each as the first layer that has it
+   * (with its blobs) holds it, copying nothing into faster layers; for the master's cache query,
+   * which every worker answers for every unit. Optional: without it, callers use `hasResults`
+   * and `getResult`.
    */
-  peekResult?(cacheKey: string): Promise<ResultManifest | null>;
+  peekResults?(cacheKeys: readonly string[]): Promise<Map<string, ResultManifest>>;
   /**
    * Layered stores: brings blob `digest` into the first (local) layer from the first layer that
    * has it, when it is about to be used; whether the first layer holds it now.

@@ -74,11 +74,17 @@ async function openAll(flags: CacheFlags): Promise<{ config: Config; stores: Ope
 interface LastRun {
   workers: number;
   at?: string;
-  /** Summed counters by `kind location`. */
-  layers: Map<string, { hits: number; misses: number }>;
+  /** Counters by layer position (the stores in config order), with the layer's kind. */
+  layers: { kind: string; hits: number; misses: number }[];
 }
 
-/** Sums the counters the workers of the last run wrote to `<cache dir>/stats/`. */
+/**
+ * The result lookups of the last run, from the counters its workers wrote to
+ * `<cache dir>/stats/`. Workers that write there share this cache directory, and every worker
+ * answers the master's cache query for every unit: each counts the same lookups, so a layer's
+ * figure is the largest count of any worker (a sum would count each lookup once per worker).
+ * Layers are matched by position, not location (a gha layer's location names its worker).
+ */
 async function lastRun(dir: string): Promise<LastRun> {
   const files: LayeredStats[] = [];
   let names: string[] = [];
@@ -95,20 +101,19 @@ async function lastRun(dir: string): Promise<LastRun> {
       // a file being written or not ours: skip it
     }
   }
-  const run: LastRun = { workers: 0, layers: new Map() };
+  const run: LastRun = { workers: 0, layers: [] };
   if (files.length === 0) return run;
   const newest = Math.max(...files.map((f) => Date.parse(f.updatedAt)));
   run.at = new Date(newest).toISOString();
   for (const f of files) {
     if (Date.parse(f.updatedAt) < newest - LAST_RUN_WINDOW_MS) continue;
     run.workers++;
-    for (const l of f.layers) {
-      const key = `${l.kind} ${l.location}`;
-      const sum = run.layers.get(key) ?? { hits: 0, misses: 0 };
-      sum.hits += l.results?.hits ?? 0;
-      sum.misses += l.results?.misses ?? 0;
-      run.layers.set(key, sum);
-    }
+    f.layers.forEach((l, i) => {
+      const most = (run.layers[i] ??= { kind: l.kind, hits: 0, misses: 0 });
+      if (most.kind !== l.kind) return; // written with another config
+      most.hits = Math.max(most.hits, l.results?.hits ?? 0);
+      most.misses = Math.max(most.misses, l.results?.misses ?? 0);
+    });
   }
   return run;
 }
@@ -119,7 +124,7 @@ async function statsCommand(flags: CacheFlags & { json?: boolean }): Promise<voi
   const run = await lastRun(statsDir);
   const notes: string[] = [];
   const rows = [];
-  for (const s of stores) {
+  for (const [position, s] of stores.entries()) {
     const store = s.store as Maintainable;
     let counts: Partial<LocalStoreStats> | undefined;
     if (typeof store.remoteEntries === 'function') {
@@ -155,7 +160,8 @@ async function statsCommand(flags: CacheFlags & { json?: boolean }): Promise<voi
         notes.push(cannot(s, 'count'));
       }
     }
-    const used = run.layers.get(`${store.kind} ${store.location}`);
+    const layer = run.layers[position];
+    const used = layer?.kind === store.kind ? layer : undefined;
     rows.push({
       type: s.config.type,
       location: store.location,
@@ -194,7 +200,7 @@ async function statsCommand(flags: CacheFlags & { json?: boolean }): Promise<voi
     ),
     '',
     run.workers > 0
-      ? `hits/misses: result lookups of the last run (${run.workers} worker${run.workers === 1 ? '' : 's'}, last at ${run.at}; from ${statsDir})`
+      ? `hits/misses: result lookups of the last run in each store (${run.workers} worker${run.workers === 1 ? '' : 's'}, last at ${run.at}; from ${statsDir})`
       : `hits/misses: no run has recorded stats in ${statsDir} yet`,
     ...notes,
   ];
