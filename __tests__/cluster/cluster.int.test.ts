@@ -126,6 +126,31 @@ function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<v
   });
 }
 
+test('a worker joining over a unix socket listens on one of its own by default (no TLS needed), removed when it stops', async () => {
+  const master = await startMaster({});
+  const root = join(dir, 'tree-plain');
+  mkdirSync(root, { recursive: true });
+  const cacheDir = join(dir, 'cache-plain');
+  const agent = new WorkerAgent({
+    config: parseConfig(CONFIG, join(root, 'dist-build.yml')),
+    join: sock('master'),
+    security: {},
+    store: await LocalStore.open(cacheDir),
+    cacheDir,
+    id: 'plain',
+    log: () => undefined,
+  });
+  cleanups.push(() => agent.stop());
+  await agent.start();
+  await agent.registered;
+  const socket = master.live()[0]!.member.connections[0]!.socket;
+  expect(socket).toMatch(/^unix:\/\/.*dist-build-worker-\d+-\d+\.sock$/);
+  const path = socket.slice('unix://'.length);
+  expect(existsSync(path)).toBe(true);
+  await agent.stop();
+  expect(existsSync(path)).toBe(false);
+});
+
 test(
   'a worker registers with a membership record and heartbeats refresh its stats',
   async () => {

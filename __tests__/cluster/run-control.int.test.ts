@@ -1,7 +1,8 @@
 /**
- * Controlling a `dist-build run` from outside, with real processes: `status` and `logs` while it
- * runs (through the run's own client certificate), Ctrl-C while its workers are joining, and a
- * run killed with SIGKILL (its workers must still end their commands).
+ * dist-build processes as their users meet them, with real processes: `status` and `logs` while
+ * a run goes on (through the run's own client certificate), Ctrl-C while its workers are joining,
+ * a run killed with SIGKILL (its workers must still end their commands), warnings of its workers,
+ * a worker the master refuses, and output piped into `head`.
  */
 import {
   existsSync,
@@ -12,10 +13,11 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli, startCli, stopAll } from '../helpers/processes.js';
+import { cliPath, runCli, startCli, stopAll } from '../helpers/processes.js';
 
 let dir: string;
 /** Process groups of commands started by the runs here, ended by PID after each test. */
@@ -189,3 +191,47 @@ invocations:
     new RegExp(`warning: worker-\\d: .*registry http://127\\.0\\.0\\.1:${port} unreachable`),
   );
 }, 60_000);
+
+test('a worker the master refuses (wrong token) says why and exits 2 instead of retrying forever', async () => {
+  const config = repo(`version: 1\ninvocations:\n  a: { run: "true" }\n`);
+  const sock = join(dir, 'm.sock');
+  const master = startCli(['master', '--serve', '--listen', `unix://${sock}`], {
+    env: { DIST_BUILD_TOKEN: 'right' },
+  });
+  await master.waitFor(/listening|serving/i);
+  const worker = await runCli(
+    [
+      'worker',
+      '--join',
+      `unix://${sock}`,
+      '--config',
+      config,
+      '--id',
+      'w',
+      '--cache-dir',
+      join(dir, 'wc'),
+    ],
+    { env: { DIST_BUILD_TOKEN: 'wrong' }, timeoutMs: 30_000 },
+  );
+  expect(worker.stderr).toMatch(/the master refused this worker: Register: wrong token/);
+  expect(worker.code).toBe(2);
+}, 60_000);
+
+test('output piped into a reader that stops early ends the command quietly (no EPIPE trace)', async () => {
+  // A plan of 2,000 invocations: far more than a pipe holds, so the command is still writing.
+  const lines = ['version: 1', 'invocations:'];
+  for (let i = 0; i < 2000; i++) lines.push(`  inv-${i}: { run: "true" }`);
+  const config = repo(lines.join('\n') + '\n');
+  const child = spawn(
+    process.execPath,
+    [cliPath(), 'plan', '--config', config, '--workers', '8', '--json', '--no-keys'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  // Like `| head -1`: read a little, then close the pipe while the command is still writing.
+  child.stdout.once('data', () => child.stdout.destroy());
+  const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+  expect(stderr).toBe('');
+  expect(code).toBe(0);
+});

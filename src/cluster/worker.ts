@@ -94,6 +94,11 @@ export interface WorkerOptions {
   killGraceMs?: number;
   /** Called once when the master tells this worker to shut down. */
   onShutdown?: () => void;
+  /**
+   * The master refused this worker (wrong token, a certificate of the wrong role): with this
+   * set, the worker stops trying to register and calls it; without it, it keeps trying.
+   */
+  onRefused?: (reason: string) => void;
 }
 
 type Phase = 'preparing' | 'running' | 'saving' | 'done';
@@ -199,13 +204,27 @@ export class WorkerAgent {
     this.listening ??= (async () => {
       this.reapOrphans();
       this.server = await startServer(
-        this.opts.listen ?? [{ kind: 'tcp', host: '127.0.0.1', port: 0 }],
+        this.opts.listen ?? [this.defaultListen()],
         [{ definition: protocol().WorkerService, handlers: this.handlers() }],
         this.security,
         (m) => this.log(`worker: ${m}`),
       );
     })();
     return this.listening;
+  }
+
+  /**
+   * Where the Worker service listens without `listen`: like the master is reached. A free TCP
+   * port on loopback, or, when the master is joined over a unix socket (which needs no TLS), a
+   * socket of this worker's own in the temp dir (removed by `stop`).
+   */
+  private defaultListen(): Address {
+    return this.opts.join.kind === 'unix'
+      ? {
+          kind: 'unix',
+          path: join(os.tmpdir(), `dist-build-worker-${process.pid}-${this.instance}.sock`),
+        }
+      : { kind: 'tcp', host: '127.0.0.1', port: 0 };
   }
 
   /**
@@ -251,6 +270,9 @@ export class WorkerAgent {
     for (const c of this.peers.values()) c.close();
     this.closePgidFiles();
     await this.server?.close();
+    if (!this.opts.listen && this.opts.join.kind === 'unix') {
+      rmSync((this.defaultListen() as { path: string }).path, { force: true });
+    }
   }
 
   // --- membership -------------------------------------------------------------------------------
@@ -341,6 +363,10 @@ export class WorkerAgent {
           const e = err as grpc.ServiceError;
           if (e.code === grpc.status.UNAUTHENTICATED || e.code === grpc.status.PERMISSION_DENIED) {
             this.log(`worker: the master refused this worker: ${e.details ?? e.message}`);
+            if (this.opts.onRefused) {
+              this.opts.onRefused(e.details ?? e.message);
+              return;
+            }
           } else if (++failures === 1 || failures % 20 === 0) {
             this.log(
               `worker: cannot reach the master at ${formatAddress(this.opts.join)} (${e.details || e.message}); retrying`,

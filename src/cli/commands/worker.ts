@@ -120,6 +120,11 @@ Examples:
       ...(flags.logDir ? { logDir: flags.logDir } : {}),
       killGraceMs: killGrace * 1000,
       onShutdown: () => void stop('the run is over'),
+      // A refusal does not go away by asking again: exit 2 (the reason is logged).
+      onRefused: () => {
+        process.exitCode = 2;
+        void stop('refused by the master');
+      },
     });
     await agent.start();
     process.once('SIGTERM', () => void stop('SIGTERM'));
