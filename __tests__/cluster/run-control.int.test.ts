@@ -235,3 +235,44 @@ test('output piped into a reader that stops early ends the command quietly (no E
   expect(stderr).toBe('');
   expect(code).toBe(0);
 });
+
+test("on GitHub Actions each job's output is one collapsible group, even when jobs run side by side", async () => {
+  const config = repo(`version: 1
+invocations:
+  a: { run: "echo a1; sleep 0.3; echo a2; sleep 0.3; echo a3" }
+  b: { run: "echo b1; sleep 0.3; echo b2 >&2; sleep 0.3; echo b3" }
+`);
+  const res = await runCli(
+    ['run', '--config', config, '--workers', '2', '--out', join(dir, 'out')],
+    {
+      env: { GITHUB_ACTIONS: 'true' },
+      timeoutMs: 60_000,
+    },
+  );
+  expect(res.code).toBe(0);
+  for (const u of ['a', 'b'])
+    expect(res.stderr).toMatch(
+      new RegExp(
+        `::group::${u} \\(built on worker-\\d in [^)]+\\)\\n\\[${u}\\] ${u}1\\n\\[${u}\\] ${u}2\\n\\[${u}\\] ${u}3\\n::endgroup::\\ndist-build: ${u}: built on`,
+      ),
+    );
+  // --log-order stream: lines as they come (the two jobs interleave).
+  const streamed = await runCli(
+    [
+      'run',
+      '--config',
+      config,
+      '--workers',
+      '2',
+      '--out',
+      join(dir, 'out'),
+      '--log-order',
+      'stream',
+      '--cache-dir',
+      join(dir, 'fresh-cache'),
+    ],
+    { env: { GITHUB_ACTIONS: 'true' }, timeoutMs: 60_000 },
+  );
+  expect(streamed.stderr).toMatch(/^\[a\] a2$/m);
+  expect(streamed.stderr).not.toMatch(/::group::/);
+}, 90_000);

@@ -30,7 +30,9 @@ export class Proc {
   ) {
     this.child = spawn(process.execPath, [cliPath(), ...args], {
       cwd: opts.cwd,
-      env: { ...process.env, CI: 'true', ...opts.env },
+      // As in CI, but not GitHub Actions' (whose grouped output would hide live lines) unless
+      // a test asks for it.
+      env: { ...process.env, CI: 'true', GITHUB_ACTIONS: undefined, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });

@@ -27,6 +27,12 @@ export interface DriveOptions {
   showOutput?: boolean;
   /** Force plain progress lines. */
   plain?: boolean;
+  /**
+   * Plain mode: each job's output as one block when it ends ('grouped'), or lines as they come
+   * ('stream'); 'auto' (the default): grouped on GitHub Actions (GITHUB_ACTIONS=true), where the
+   * blocks are collapsible groups, else stream.
+   */
+  logOrder?: 'grouped' | 'stream' | 'auto';
   err?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   /** Called with the run once it exists (Ctrl-C handlers cancel it). */
   onRun?: (run: Run) => void;
@@ -85,6 +91,13 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
     total: units.length,
     ...(opts.plain ? { plain: true } : {}),
     showOutput: opts.showOutput ?? true,
+    logOrder:
+      (opts.logOrder ?? 'auto') === 'auto'
+        ? process.env.GITHUB_ACTIONS === 'true'
+          ? 'grouped'
+          : 'stream'
+        : (opts.logOrder as 'grouped' | 'stream'),
+    groupMarkers: process.env.GITHUB_ACTIONS === 'true',
   });
   for (const m of opts.master.live()) progress.event({ type: 'worker-joined', worker: m.id });
   opts.onPrinter?.((line) => progress.print(line));
@@ -102,6 +115,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
       ? {}
       : {
           onOutput: (unit: string, chunk: OutputChunkMsg) => progress.output(unit, chunk),
+          onOutputEnd: (unit: string) => progress.outputEnd(unit),
         }),
     ...(opts.noWorkerTimeoutMs ? { noWorkerTimeoutMs: opts.noWorkerTimeoutMs } : {}),
   });

@@ -5,7 +5,11 @@
  *   invocation it runs and for how long, under a counter line; notable events (failures, lost
  *   workers, retries) are printed above the block and stay.
  * - Otherwise (CI, pipes, files): plain lines, each job's output prefixed with `[invocation] `,
- *   and one line per event (`compile-core: built on worker-2 in 0.41s`).
+ *   and one line per event (`compile-core: built on worker-2 in 0.41s`). With `logOrder:
+ *   'grouped'`, a job's output is held until the job ends and printed as one block, followed by
+ *   its line (on GitHub Actions inside `::group::` / `::endgroup::`, titled with how it ended); a
+ *   job printing more than GROUP_LIMIT bytes has its block started early and streamed from there.
+ *   With 'stream', lines are printed as they arrive, interleaved between jobs.
  */
 import { formatDuration } from '../config/duration.js';
 import { LinePrefixer } from '../executors/output.js';
@@ -19,6 +23,27 @@ export interface ProgressOptions {
   plain?: boolean;
   /** Print every job's output (plain mode; default true). */
   showOutput?: boolean;
+  /** Plain mode: each job's output as one block when it ends, or lines as they come (default). */
+  logOrder?: 'grouped' | 'stream';
+  /** Wrap each block in GitHub Actions' `::group::` / `::endgroup::` commands. */
+  groupMarkers?: boolean;
+}
+
+/** Bytes of a job's output held for its block before the block is started and streamed. */
+export const GROUP_LIMIT = 1024 * 1024;
+/** After a job ended, how long its block waits for the rest of its output to arrive. */
+const GROUP_WAIT_MS = 2000;
+
+interface Group {
+  held: string[];
+  bytes: number;
+  /** The block has begun (too much output to hold): the rest goes straight out. */
+  open: boolean;
+  /** The job's output stream is over. */
+  ended: boolean;
+  /** How the job ended: the block's title and the line printed after it. */
+  end?: { title: string; line: string };
+  timer?: NodeJS.Timeout;
 }
 
 const secs = (ms: number): string => formatDuration(Math.round(ms / 10) / 100);
@@ -28,6 +53,7 @@ export class Progress {
   private readonly running = new Map<string, { unit: string; since: number }>();
   private readonly workers = new Set<string>();
   private readonly prefixers = new Map<string, LinePrefixer>();
+  private readonly groups = new Map<string, Group>();
   private counts = { built: 0, cached: 0, failed: 0, skipped: 0 };
   private drawn = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -50,22 +76,32 @@ export class Progress {
         this.running.set(e.worker + '\0' + e.unit, { unit: e.unit, since: Date.now() });
         if (!this.live && e.attempt > 1)
           this.print(`${e.unit}: attempt ${e.attempt} on ${e.worker}`);
+        if (this.grouping) {
+          this.closeGroup(e.unit); // an earlier attempt's block still waiting for its output
+          this.groups.set(e.unit, { held: [], bytes: 0, open: false, ended: false });
+        }
         break;
       case 'cached':
         this.counts.cached++;
         if (!this.live) this.print(`${e.unit}: cached (held by ${e.worker})`);
         break;
-      case 'built':
+      case 'built': {
         this.counts.built++;
         this.done(e.worker, e.unit);
-        if (!this.live) this.print(`${e.unit}: built on ${e.worker} in ${secs(e.durationMs)}`);
+        const how = `built on ${e.worker} in ${secs(e.durationMs)}`;
+        if (!this.live) this.jobEnded(e.unit, how, `${e.unit}: ${how}`);
         break;
+      }
       case 'failed': {
         this.counts.failed++;
         if (e.worker) this.done(e.worker, e.unit);
-        const tail = e.tail?.trimEnd();
-        this.print(
-          `${e.unit}: FAILED${e.worker ? ` on ${e.worker}` : ''}: ${e.reason}` +
+        const how = `FAILED${e.worker ? ` on ${e.worker}` : ''}`;
+        // Grouped, the whole output is in the block just above: no tail.
+        const tail = this.groups.has(e.unit) ? undefined : e.tail?.trimEnd();
+        this.jobEnded(
+          e.unit,
+          how,
+          `${e.unit}: ${how}: ${e.reason}` +
             (tail ? `\n--- last lines of ${e.unit} ---\n${tail}\n---` : ''),
         );
         break;
@@ -76,7 +112,11 @@ export class Progress {
         break;
       case 'retry':
         this.done(e.worker, e.unit);
-        this.print(`${e.unit}: will run again: ${e.reason}`);
+        this.jobEnded(
+          e.unit,
+          `on ${e.worker}, will run again`,
+          `${e.unit}: will run again: ${e.reason}`,
+        );
         break;
       case 'worker-lost':
         this.workers.delete(e.worker);
@@ -99,7 +139,62 @@ export class Progress {
       stream: chunk.stream === 'stderr' ? 'stderr' : 'stdout',
       data: chunk.data,
     });
-    if (text) this.opts.out.write(text);
+    if (!text) return;
+    const g = this.groups.get(unit);
+    if (!g || g.open) {
+      this.opts.out.write(text);
+      return;
+    }
+    g.held.push(text);
+    g.bytes += Buffer.byteLength(text);
+    if (g.bytes > GROUP_LIMIT) {
+      // Too much to hold: the block begins now and the rest streams into it.
+      this.opts.out.write(this.begin(`${unit} (running)`) + g.held.join(''));
+      g.held = [];
+      g.open = true;
+    }
+  }
+
+  /** The output stream of `unit`'s job is over (grouped: its block can be printed). */
+  outputEnd(unit: string): void {
+    const g = this.groups.get(unit);
+    if (!g) return;
+    g.ended = true;
+    if (g.end) this.closeGroup(unit);
+  }
+
+  private get grouping(): boolean {
+    return !this.live && this.opts.showOutput !== false && this.opts.logOrder === 'grouped';
+  }
+
+  /** A job of `unit` ended: its block (once its output is all in, or after a wait), then `line`. */
+  private jobEnded(unit: string, how: string, line: string): void {
+    const g = this.groups.get(unit);
+    if (!g) return this.print(line);
+    g.end = { title: `${unit} (${how})`, line };
+    if (g.ended) return this.closeGroup(unit);
+    g.timer ??= setTimeout(() => this.closeGroup(unit), GROUP_WAIT_MS);
+    g.timer.unref();
+  }
+
+  private closeGroup(unit: string): void {
+    const g = this.groups.get(unit);
+    if (!g) return;
+    this.groups.delete(unit);
+    if (g.timer) clearTimeout(g.timer);
+    const text = g.held.join('') + (this.prefixers.get(unit)?.flush() ?? '');
+    this.prefixers.delete(unit);
+    const markers = this.opts.groupMarkers === true;
+    if (g.open) this.opts.out.write(text + (markers ? '::endgroup::\n' : ''));
+    else if (text)
+      this.opts.out.write(
+        this.begin(g.end?.title ?? unit) + text + (markers ? '::endgroup::\n' : ''),
+      );
+    if (g.end) this.print(g.end.line);
+  }
+
+  private begin(title: string): string {
+    return this.opts.groupMarkers ? `::group::${title}\n` : '';
   }
 
   /** Prints a line that stays (above the live block in a terminal). */
@@ -116,6 +211,7 @@ export class Progress {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     if (this.live) this.clear();
+    for (const unit of [...this.groups.keys()]) this.closeGroup(unit);
     for (const [unit, p] of this.prefixers) {
       const rest = p.flush();
       if (rest) this.opts.out.write(rest);

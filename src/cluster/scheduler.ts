@@ -87,6 +87,8 @@ export interface RunOptions {
   onEvent?: (e: RunEvent) => void;
   /** Live output of every job (opens an output stream per job when set). */
   onOutput?: (unit: string, chunk: OutputChunkMsg) => void;
+  /** The output stream of a job of `unit` (followed for `onOutput`) is over. */
+  onOutputEnd?: (unit: string) => void;
   /** Fail the run when no worker is available for this long (default 60 s). */
   noWorkerTimeoutMs?: number;
   /** Bytes of a failed job's log tail to fetch for the failure message (default 4 KiB). */
@@ -686,6 +688,7 @@ export class Run {
     );
     stream.on('data', (chunk: OutputChunkMsg) => this.opts.onOutput?.(u.unit.id, chunk));
     stream.on('error', () => undefined);
+    stream.on('status', () => this.opts.onOutputEnd?.(u.unit.id));
   }
 
   private onJoined(member: MemberState, running: RunningJob[]): void {

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { parseDuration } from '../../config/duration.js';
 import { Master } from '../../cluster/master.js';
@@ -22,6 +22,7 @@ interface MasterFlags extends SecurityFlags {
   serve?: boolean;
   output: boolean;
   plain?: boolean;
+  logOrder?: 'grouped' | 'stream' | 'auto';
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -55,7 +56,15 @@ export function registerMaster(program: Command): void {
     .option('--stop-workers', 'tell the workers to exit when the run is over')
     .option('--serve', 'only serve membership (status, logs); run nothing')
     .option('--no-output', "do not print the jobs' output")
-    .option('--plain', 'plain log lines even in a terminal');
+    .option('--plain', 'plain log lines even in a terminal')
+    .addOption(
+      new Option(
+        '--log-order <order>',
+        "plain mode: each job's output as one block when it ends, or lines as they come; auto: grouped on GitHub Actions (collapsible groups), else stream",
+      )
+        .choices(['grouped', 'stream', 'auto'])
+        .default('auto'),
+    );
   addSecurityOptions(cmd, 'master').addHelpText(
     'after',
     `
@@ -108,6 +117,7 @@ Examples (a pool on two shells):
         failFast: flags.failFast ?? false,
         showOutput: flags.output,
         plain: flags.plain ?? false,
+        logOrder: flags.logOrder,
         err,
         onRun: (r) => (run = r),
       });

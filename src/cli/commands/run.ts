@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loadConfig } from '../../config/load.js';
@@ -22,6 +22,7 @@ interface RunFlags {
   failFast?: boolean;
   output: boolean;
   plain?: boolean;
+  logOrder?: 'grouped' | 'stream' | 'auto';
   verbose?: boolean;
 }
 
@@ -43,6 +44,14 @@ export function registerRun(program: Command): void {
     .option('--fail-fast', 'stop everything at the first failed invocation')
     .option('--no-output', "do not print the jobs' output (plain mode)")
     .option('--plain', 'plain log lines even in a terminal')
+    .addOption(
+      new Option(
+        '--log-order <order>',
+        "plain mode: each job's output as one block when it ends, or lines as they come; auto: grouped on GitHub Actions (collapsible groups), else stream",
+      )
+        .choices(['grouped', 'stream', 'auto'])
+        .default('auto'),
+    )
     .option('--verbose', "print the workers' own log lines")
     .addHelpText(
       'after',
@@ -190,6 +199,7 @@ async function runLocal(flags: RunFlags): Promise<number> {
       failFast: flags.failFast ?? false,
       showOutput: flags.output,
       plain: flags.plain ?? false,
+      logOrder: flags.logOrder,
       err,
       onPrinter: (p) => (print = p),
       onRun: (r) => {

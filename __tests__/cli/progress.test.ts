@@ -1,0 +1,102 @@
+import { GROUP_LIMIT, Progress, type ProgressOptions } from '../../src/cli/progress.js';
+
+/** A Progress writing into a string (plain mode: not a TTY). */
+function progress(opts: Partial<ProgressOptions> = {}) {
+  const out = { text: '', write: (t: string) => ((out.text += t), true) };
+  const p = new Progress({
+    out: out as unknown as ProgressOptions['out'],
+    total: 2,
+    plain: true,
+    ...opts,
+  });
+  return { p, out };
+}
+
+const chunk = (text: string, stream = 'stdout') => ({
+  offset: 0,
+  stream,
+  data: Buffer.from(text),
+});
+
+describe('Progress (plain)', () => {
+  it("grouped: each job's output is one block, printed when the job and its output have ended", () => {
+    const { p, out } = progress({ logOrder: 'grouped' });
+    p.event({ type: 'started', unit: 'a', worker: 'w1', attempt: 1 });
+    p.event({ type: 'started', unit: 'b', worker: 'w2', attempt: 1 });
+    p.output('a', chunk('a1\n'));
+    p.output('b', chunk('b1\n'));
+    p.output('a', chunk('a2\n', 'stderr'));
+    p.output('b', chunk('b2 without newline'));
+    expect(out.text).toBe(''); // nothing yet: both still running
+    p.event({ type: 'built', unit: 'b', worker: 'w2', durationMs: 1500 });
+    expect(out.text).toBe(''); // b's output stream is not over yet
+    p.outputEnd('b');
+    p.outputEnd('a');
+    p.event({ type: 'built', unit: 'a', worker: 'w1', durationMs: 20 });
+    expect(out.text).toBe(
+      '[b] b1\n[b] b2 without newline\ndist-build: b: built on w2 in 1.50s\n' +
+        '[a] a1\n[a] a2\ndist-build: a: built on w1 in 20ms\n',
+    );
+    p.stop();
+  });
+
+  it('grouped on GitHub Actions: blocks are ::group:: sections titled with how the job ended; no tail for a failure', () => {
+    const { p, out } = progress({ logOrder: 'grouped', groupMarkers: true });
+    p.event({ type: 'started', unit: 'a', worker: 'w1', attempt: 1 });
+    p.output('a', chunk('oops\n', 'stderr'));
+    p.outputEnd('a');
+    p.event({
+      type: 'failed',
+      unit: 'a',
+      worker: 'w1',
+      reason: 'exited with code 3',
+      tail: 'oops',
+    });
+    // A job that printed nothing has no block, only its line.
+    p.event({ type: 'started', unit: 'b', worker: 'w1', attempt: 1 });
+    p.outputEnd('b');
+    p.event({ type: 'built', unit: 'b', worker: 'w1', durationMs: 1000 });
+    expect(out.text).toBe(
+      '::group::a (FAILED on w1)\n[a] oops\n::endgroup::\n' +
+        'dist-build: a: FAILED on w1: exited with code 3\n' +
+        'dist-build: b: built on w1 in 1.00s\n',
+    );
+  });
+
+  it('grouped: a job that prints more than GROUP_LIMIT starts its block early and streams the rest', () => {
+    const { p, out } = progress({ logOrder: 'grouped', groupMarkers: true });
+    p.event({ type: 'started', unit: 'big', worker: 'w1', attempt: 1 });
+    const line = 'x'.repeat(1023) + '\n';
+    for (let i = 0; i <= GROUP_LIMIT / 1024; i++) p.output('big', chunk(line));
+    expect(out.text.startsWith('::group::big (running)\n[big] xxx')).toBe(true);
+    const before = out.text.length;
+    p.output('big', chunk('late\n'));
+    expect(out.text.slice(before)).toBe('[big] late\n');
+    p.outputEnd('big');
+    p.event({ type: 'built', unit: 'big', worker: 'w1', durationMs: 5 });
+    expect(
+      out.text.endsWith('[big] late\n::endgroup::\ndist-build: big: built on w1 in 10ms\n'),
+    ).toBe(true);
+  });
+
+  it('grouped: what is still held when the run stops is printed', () => {
+    const { p, out } = progress({ logOrder: 'grouped' });
+    p.event({ type: 'started', unit: 'a', worker: 'w1', attempt: 1 });
+    p.output('a', chunk('partial'));
+    p.event({ type: 'built', unit: 'a', worker: 'w1', durationMs: 10 });
+    p.stop(); // the output stream never said it was over
+    expect(out.text).toBe('[a] partial\ndist-build: a: built on w1 in 10ms\n');
+  });
+
+  it('stream: lines as they come, interleaved; a failure shows the tail of its log', () => {
+    const { p, out } = progress({ logOrder: 'stream' });
+    p.event({ type: 'started', unit: 'a', worker: 'w1', attempt: 1 });
+    p.event({ type: 'started', unit: 'b', worker: 'w2', attempt: 1 });
+    p.output('a', chunk('a1\n'));
+    p.output('b', chunk('b1\n'));
+    p.event({ type: 'failed', unit: 'a', worker: 'w1', reason: 'exited with code 1', tail: 'a1' });
+    expect(out.text).toBe(
+      '[a] a1\n[b] b1\ndist-build: a: FAILED on w1: exited with code 1\n--- last lines of a ---\na1\n---\n',
+    );
+  });
+});
