@@ -386,8 +386,13 @@ describe('GhaStore shards and slots (v2)', () => {
     // Without the API: the slots option, and nothing else.
     const opt = makeStore(srv.env('v2'), 'cli', { slots: ['worker-7'] });
     expect(await keysOf(opt.store)).toEqual([key(2), key(3)]);
+    expect(opt.warnings.join('\n')).toMatch(
+      /listing the shards of this slot and of the slots option only: .*GITHUB_TOKEN/,
+    );
     const bare = makeStore(srv.env('v2'), 'cli');
     expect(await keysOf(bare.store)).toEqual([]);
+    // Not silently: what was left out, and why.
+    expect(bare.warnings.join('\n')).toMatch(/listing the shards of this slot only: /);
     // A worker lists its own shard first, and a result in two shards once.
     const w1 = makeStore({ ...srv.env('v2'), ...api }, 'worker-1');
     expect(await keysOf(w1.store)).toEqual([key(1), key(2), key(3)]);

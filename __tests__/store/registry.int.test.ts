@@ -1134,5 +1134,15 @@ invocations:
     // cache query used to copy every result, blobs and all).
     const local = await LocalStore.open(join(root, 'local-cache'));
     expect(await local.hasBlobs(Object.values(digests))).toEqual(new Set([digests.c]));
+
+    // cache stats counts the registry by its list of results.
+    const stats = await runCli(['cache', 'stats', '--config', config, '--json']);
+    expect(stats.code).toBe(0);
+    const registry = (
+      JSON.parse(stats.stdout) as { stores: { type: string; results?: number; bytes?: number }[] }
+    ).stores.find((r) => r.type === 'registry')!;
+    expect(registry.results).toBe(3);
+    expect(registry.bytes).toBeGreaterThan(200_000);
+    expect(stats.stderr).toBe('');
   });
 });

@@ -474,6 +474,15 @@ export class GhaStore implements Store {
     if (this.readable()) {
       const listing = await this.remoteEntries();
       if ('entries' in listing) for (const e of listing.entries) parts.add(ghaKeySlotPart(e.key));
+      else
+        this.ctx.onWarning(
+          `${this.location}: listing the shards of this slot${parts.size ? ' and of the slots option' : ''} only: ${listing.unavailable}`,
+        );
+    } else if (this.available) {
+      // (Without the service at all, opening the shard has said so.)
+      this.ctx.onWarning(
+        `${this.location}: listing this machine's copy of the shard only: ACTIONS_CACHE_MODE '${cacheMode(this.ctx.env)}' does not permit reads`,
+      );
     }
     parts.delete(own);
     for (const part of [...parts].sort()) {

@@ -157,7 +157,18 @@ async function statsCommand(flags: CacheFlags & { json?: boolean }): Promise<voi
       if (typeof store.stats === 'function') counts = await store.stats();
       if (!['results', 'blobs', 'bytes'].some((k) => typeof counts?.[k as 'bytes'] === 'number')) {
         counts = undefined;
-        notes.push(cannot(s, 'count'));
+        if (store.listResults) {
+          // A store that can list its results (a registry, by its tags) is counted that way.
+          counts = { results: 0, bytes: 0 };
+          for await (const r of store.listResults()) {
+            counts.results!++;
+            counts.bytes! += r.size;
+            if (!counts.lastUsed || r.createdAt > counts.lastUsed) counts.lastUsed = r.createdAt;
+          }
+          notes.push(
+            `${describe(s)}: counted from its list of results; bytes are their outputs' sizes (a blob two results share counts twice), last used = newest result`,
+          );
+        } else notes.push(cannot(s, 'count'));
       }
     }
     const layer = run.layers[position];
