@@ -1357,7 +1357,16 @@ function createGhaStore(options, ctx) {
   if (typeof ctx.slot !== "string" || ctx.slot === "") {
     throw new TypeError("gha store: the worker slot is required");
   }
-  const { dir, scope = "default", slots = [], retainDays = 7 } = options;
+  const known = ["dir", "scope", "slots", "retain-days", "retainDays"];
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key))
+      throw new StoreOptionsError(
+        `unknown option "${key}"; expected one of: dir, scope, slots, retain-days`,
+        key
+      );
+  }
+  const { dir, scope = "default", slots = [] } = options;
+  const retainDays = options["retain-days"] ?? options.retainDays ?? 7;
   if (dir !== void 0 && (typeof dir !== "string" || dir === "")) {
     throw new TypeError("gha store: option dir must be a non-empty string");
   }
@@ -1369,7 +1378,7 @@ function createGhaStore(options, ctx) {
     throw new TypeError("gha store: option slots must be a list of worker ids");
   }
   if (typeof retainDays !== "number" || !(retainDays >= 0)) {
-    throw new TypeError("gha store: option retainDays must be a non-negative number");
+    throw new TypeError("gha store: option retain-days must be a non-negative number");
   }
   const others = [...new Set(slotList)].filter((s) => s !== "" && s !== ctx.slot);
   return new GhaStore(
@@ -1390,6 +1399,7 @@ var init_gha = __esm({
     init_digest();
     init_local();
     init_types();
+    init_errors();
     init_fsutil();
     GHA_KEY_FORMAT = "dist-build-v1";
     GHA_CACHE_PATH = "~/dist-build-shard";
@@ -1571,6 +1581,14 @@ var init_gha = __esm({
         if (this.readable()) {
           const listing = await this.remoteEntries();
           if ("entries" in listing) for (const e of listing.entries) parts.add(ghaKeySlotPart(e.key));
+          else
+            this.ctx.onWarning(
+              `${this.location}: listing the shards of this slot${parts.size ? " and of the slots option" : ""} only: ${listing.unavailable}`
+            );
+        } else if (this.available) {
+          this.ctx.onWarning(
+            `${this.location}: listing this machine's copy of the shard only: ACTIONS_CACHE_MODE '${cacheMode(this.ctx.env)}' does not permit reads`
+          );
         }
         parts.delete(own);
         for (const part of [...parts].sort()) {
@@ -8357,6 +8375,60 @@ var LayeredStore = class {
     }
     return null;
   }
+  /**
+   * The results of `cacheKeys`, each as the first layer that has it holds it, copying nothing
+   * (see `Store.peekResults`): one existence query per layer for the keys still missing, then the
+   * manifests found. A result whose layer does not hold all its blobs is a miss there. Counted as
+   * `getResult` is: a hit in the layer that answers, a miss in each layer before.
+   */
+  async peekResults(cacheKeys) {
+    const found = /* @__PURE__ */ new Map();
+    let rest = [...new Set(cacheKeys)];
+    for (let i = 0; i < this.layers.length && rest.length > 0; i++) {
+      const layer = this.layers[i];
+      const have = await this.tryRead(i, "check results in", () => layer.hasResults(rest));
+      for (const key of rest) {
+        let manifest = have?.has(key) ? await this.tryRead(i, `result ${key}`, () => layer.getResult(key)) : null;
+        if (manifest && i > 0) {
+          const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+          const held = await this.tryRead(
+            i,
+            `blobs of result ${key}`,
+            () => layer.hasBlobs(digests)
+          );
+          if (!held || digests.some((d) => !held.has(d))) manifest = null;
+        }
+        if (manifest) {
+          this.counters[i].results.hits++;
+          found.set(key, manifest);
+        } else {
+          this.counters[i].results.misses++;
+        }
+      }
+      rest = rest.filter((k) => !found.has(k));
+    }
+    return found;
+  }
+  /**
+   * Copies blob `digest` into the faster layers from the first layer that has it (verified on the
+   * way in); whether the first layer holds it now. A copy that fails is a warning.
+   */
+  async pullBlob(digest) {
+    for (let i = 0; i < this.layers.length; i++) {
+      const held = await this.tryRead(
+        i,
+        `blob ${digest}`,
+        () => this.layers[i].hasBlobs([digest])
+      );
+      if (!held?.has(digest)) continue;
+      if (i === 0) return true;
+      for (let to = 0; to < i; to++) {
+        await this.tryWrite(to, `copy of blob ${digest}`, () => this.copyBlob(digest, i, to));
+      }
+      return (await this.layers[0].hasBlobs([digest])).has(digest);
+    }
+    return false;
+  }
   async putResult(manifest) {
     await this.layers[0].putResult(manifest);
     for (let i = 1; i < this.layers.length; i++) {
@@ -8644,6 +8716,13 @@ var STORE_BACKENDS = {
 };
 var DEFAULT_LOCAL_DIR = join9(".dist-build", "cache");
 async function createLocalStore(options, ctx) {
+  const { dir, maxBytes } = localStoreOptions(options);
+  return LocalStore.open(resolve3(ctx.root, dir), {
+    onWarning: ctx.onWarning,
+    ...maxBytes !== void 0 ? { maxBytes } : {}
+  });
+}
+function localStoreOptions(options) {
   for (const key of Object.keys(options)) {
     if (key !== "dir" && key !== "max-size") {
       throw new StoreOptionsError(`unknown option "${key}"; expected one of: dir, max-size`, key);
@@ -8664,10 +8743,7 @@ async function createLocalStore(options, ctx) {
       throw new StoreOptionsError(`max-size: ${err.message}`, "max-size");
     }
   }
-  return LocalStore.open(resolve3(ctx.root, dir), {
-    onWarning: ctx.onWarning,
-    ...maxBytes !== void 0 ? { maxBytes } : {}
-  });
+  return { dir, ...maxBytes !== void 0 ? { maxBytes } : {} };
 }
 var IMPLICIT = /* @__PURE__ */ Symbol("implicit local store");
 function effectiveStores(config, cacheDir) {
@@ -8724,7 +8800,12 @@ async function openStores(config, opts) {
     }
     let store;
     try {
+      if (opts.checkOnly && type === "local") {
+        localStoreOptions(options);
+        continue;
+      }
       store = await factory(options, ctx);
+      if (opts.checkOnly) continue;
     } catch (err) {
       if (err instanceof StoreOptionsError || err instanceof TypeError) {
         throw problem(err.message, err instanceof StoreOptionsError ? err.option : void 0);
@@ -9361,6 +9442,9 @@ function tlsReason(err) {
     return `client certificate not from the cluster CA (${msg})`;
   return msg || code || "TLS handshake failed";
 }
+function failStream(call2, code, details) {
+  call2.emit("error", { code, details, metadata: new grpc2.Metadata() });
+}
 
 // src/cluster/master.ts
 var SEEN_REPORTS = 1e4;
@@ -9530,7 +9614,7 @@ var Master = class extends EventEmitter {
       Heartbeat: (stream) => {
         const err = guard(stream, "Heartbeat", ["worker"]);
         if (err) {
-          stream.destroy(err);
+          failStream(stream, err.code, err.details);
           return;
         }
         let member;
@@ -9606,7 +9690,7 @@ var Master = class extends EventEmitter {
       },
       Logs: (c) => {
         const err = guard(c, "Logs", ["client", "master"]);
-        if (err) return c.destroy(err);
+        if (err) return failStream(c, err.code, err.details);
         void this.relayLogs(c);
       }
     };
@@ -9632,10 +9716,11 @@ var Master = class extends EventEmitter {
     const where = this.run?.jobOf(c.request.invocation);
     const m = where && this.members.get(where.uuid);
     if (!where || !m) {
-      c.destroy({
-        code: grpc3.status.NOT_FOUND,
-        details: where ? `the worker that ran ${c.request.invocation} has left` : `no job of ${c.request.invocation} has started in this run`
-      });
+      failStream(
+        c,
+        grpc3.status.NOT_FOUND,
+        where ? `the worker that ran ${c.request.invocation} has left` : `no job of ${c.request.invocation} has started in this run`
+      );
       return;
     }
     const upstream = m.client.StreamOutput(
@@ -9651,10 +9736,7 @@ var Master = class extends EventEmitter {
     } catch (err) {
       const e = err;
       if (e.code === grpc3.status.CANCELLED) return;
-      c.destroy({
-        code: e.code ?? grpc3.status.UNAVAILABLE,
-        details: e.details ?? e.message
-      });
+      failStream(c, e.code ?? grpc3.status.UNAVAILABLE, e.details ?? e.message);
     }
   }
   /**
@@ -10187,7 +10269,13 @@ var CommandJob = class {
     const log = this.log;
     if (log && !log.destroyed) {
       await new Promise((resolve4) => {
-        log.once("close", () => resolve4());
+        const done = () => {
+          log.off("finish", done);
+          log.off("close", done);
+          resolve4();
+        };
+        log.once("finish", done);
+        log.once("close", done);
         log.end();
       });
     }
@@ -10460,13 +10548,24 @@ var WorkerAgent = class {
     this.listening ??= (async () => {
       this.reapOrphans();
       this.server = await startServer(
-        this.opts.listen ?? [{ kind: "tcp", host: "127.0.0.1", port: 0 }],
+        this.opts.listen ?? [this.defaultListen()],
         [{ definition: protocol().WorkerService, handlers: this.handlers() }],
         this.security,
         (m) => this.log(`worker: ${m}`)
       );
     })();
     return this.listening;
+  }
+  /**
+   * Where the Worker service listens without `listen`: like the master is reached. A free TCP
+   * port on loopback, or, when the master is joined over a unix socket (which needs no TLS), a
+   * socket of this worker's own in the temp dir (removed by `stop`).
+   */
+  defaultListen() {
+    return this.opts.join.kind === "unix" ? {
+      kind: "unix",
+      path: join12(os2.tmpdir(), `dist-build-worker-${process.pid}-${this.instance}.sock`)
+    } : { kind: "tcp", host: "127.0.0.1", port: 0 };
   }
   /**
    * Registers with the master (after `listen()`), retrying until it answers; `registered` resolves
@@ -10508,6 +10607,9 @@ var WorkerAgent = class {
     for (const c of this.peers.values()) c.close();
     this.closePgidFiles();
     await this.server?.close();
+    if (!this.opts.listen && this.opts.join.kind === "unix") {
+      rmSync(this.defaultListen().path, { force: true });
+    }
   }
   // --- membership -------------------------------------------------------------------------------
   member() {
@@ -10588,6 +10690,10 @@ var WorkerAgent = class {
           const e = err;
           if (e.code === grpc4.status.UNAUTHENTICATED || e.code === grpc4.status.PERMISSION_DENIED) {
             this.log(`worker: the master refused this worker: ${e.details ?? e.message}`);
+            if (this.opts.onRefused) {
+              this.opts.onRefused(e.details ?? e.message);
+              return;
+            }
           } else if (++failures === 1 || failures % 20 === 0) {
             this.log(
               `worker: cannot reach the master at ${formatAddress(this.opts.join)} (${e.details || e.message}); retrying`
@@ -10773,7 +10879,7 @@ var WorkerAgent = class {
       },
       StreamOutput: (c) => {
         const err = guard(c, "StreamOutput");
-        if (err) return c.destroy(err);
+        if (err) return failStream(c, err.code, err.details);
         void this.streamOutput(c);
       },
       HasCache: (c, cb) => {
@@ -10786,12 +10892,12 @@ var WorkerAgent = class {
       },
       FetchBlob: (c) => {
         const err = guard(c, "FetchBlob", false);
-        if (err) return c.destroy(err);
+        if (err) return failStream(c, err.code, err.details);
         void this.sendBlob(c, c.request.digest);
       },
       Export: (c) => {
         const err = guard(c, "Export");
-        if (err) return c.destroy(err);
+        if (err) return failStream(c, err.code, err.details);
         void this.exportOutput(c);
       }
     };
@@ -10965,7 +11071,9 @@ var WorkerAgent = class {
   }
   /** Makes sure the local store holds `digest`, fetching it from a holder if needed. */
   async ensureBlob(digest, holders) {
-    if ((await this.opts.store.hasBlobs([digest])).has(digest)) return;
+    const store = this.opts.store;
+    if (store.pullBlob ? await store.pullBlob(digest) : (await store.hasBlobs([digest])).has(digest))
+      return;
     const errors = [];
     for (const h2 of holders) {
       if (h2.worker_id === this.workerId) continue;
@@ -11049,10 +11157,7 @@ var WorkerAgent = class {
   async streamOutput(c) {
     const job = this.jobs.get(c.request.job_id);
     if (!job) {
-      c.destroy({
-        code: grpc4.status.NOT_FOUND,
-        details: `no job ${c.request.job_id}`
-      });
+      failStream(c, grpc4.status.NOT_FOUND, `no job ${c.request.job_id}`);
       return;
     }
     let cancelled = false;
@@ -11074,18 +11179,29 @@ var WorkerAgent = class {
       }
       c.end();
     } catch (err) {
-      c.destroy({
-        code: grpc4.status.INTERNAL,
-        details: err.message
-      });
+      failStream(c, grpc4.status.INTERNAL, err.message);
     }
   }
+  /**
+   * The master's cache query. Nothing is copied between layers here (every worker answers it for
+   * every unit: copying would fetch every cached result's blobs from a remote store once per
+   * worker); blobs come into the local store when they are used (`ensureBlob`, `sendBlob`).
+   */
   async hasCache(keys) {
-    const have = await this.opts.store.hasResults(keys);
+    const store = this.opts.store;
+    let found;
+    if (store.peekResults) {
+      found = await store.peekResults(keys);
+    } else {
+      found = /* @__PURE__ */ new Map();
+      for (const key of await store.hasResults(keys)) {
+        const m = await store.getResult(key);
+        if (m) found.set(key, m);
+      }
+    }
     const results = [];
     for (const key of keys) {
-      if (!have.has(key)) continue;
-      const m = await this.opts.store.getResult(key);
+      const m = found.get(key);
       if (m)
         results.push({
           cache_key: key,
@@ -11098,12 +11214,10 @@ var WorkerAgent = class {
   }
   async sendBlob(c, digest) {
     try {
+      await this.opts.store.pullBlob?.(digest);
       const stream = await this.opts.store.openBlob(digest);
       if (!stream) {
-        c.destroy({
-          code: grpc4.status.NOT_FOUND,
-          details: `no blob ${digest}`
-        });
+        failStream(c, grpc4.status.NOT_FOUND, `no blob ${digest}`);
         return;
       }
       let cancelled = false;
@@ -11114,10 +11228,11 @@ var WorkerAgent = class {
       }
       if (!cancelled) c.end();
     } catch (err) {
-      c.destroy({
-        code: err instanceof CorruptBlobError ? grpc4.status.DATA_LOSS : grpc4.status.INTERNAL,
-        details: err.message
-      });
+      failStream(
+        c,
+        err instanceof CorruptBlobError ? grpc4.status.DATA_LOSS : grpc4.status.INTERNAL,
+        err.message
+      );
     }
   }
   async exportOutput(c) {
@@ -11128,10 +11243,11 @@ var WorkerAgent = class {
       blob = m?.outputs.find((o) => o.path === path)?.digest ?? "";
     }
     if (!blob) {
-      c.destroy({
-        code: grpc4.status.NOT_FOUND,
-        details: `this worker holds no output ${path} of ${unit} (${cache_key.slice(0, 19)})`
-      });
+      failStream(
+        c,
+        grpc4.status.NOT_FOUND,
+        `this worker holds no output ${path} of ${unit} (${cache_key.slice(0, 19)})`
+      );
       return;
     }
     await this.sendBlob(c, blob);
@@ -11371,11 +11487,14 @@ var Run = class {
     }
     this.checkDone();
   }
-  /** Assignments of the last placement (unit id -> worker id), for the next run's `previous`. */
+  /**
+   * Where each unit went (unit id -> worker id), for the next run's `previous`: the worker that
+   * built it, runs it, or was to run it, or for a cached unit the holder it was taken from.
+   */
   plan() {
     const out = {};
     for (const u of this.units) {
-      const w = u.builtBy ?? u.job?.workerId ?? this.assignments[u.unit.id];
+      const w = u.builtBy ?? u.job?.workerId ?? this.assignments[u.unit.id] ?? (u.state === "cached" ? u.workerId : void 0);
       if (w) out[u.unit.id] = w;
     }
     return out;
@@ -11437,7 +11556,8 @@ var Run = class {
       if (!hit) continue;
       u.outputs = hit.outputs;
       for (const h2 of hit.holders) u.holders.add(h2.uuid);
-      u.workerId = hit.holders[0].id;
+      const previous = this.opts.previous?.[u.unit.id];
+      u.workerId = (hit.holders.find((h2) => h2.id === previous) ?? hit.holders[0]).id;
       this.finish(u, "cached");
       this.opts.onEvent?.({ type: "cached", unit: u.unit.id, worker: u.workerId });
     }
@@ -11681,6 +11801,7 @@ var Run = class {
     );
     stream.on("data", (chunk) => this.opts.onOutput?.(u.unit.id, chunk));
     stream.on("error", () => void 0);
+    stream.on("status", () => this.opts.onOutputEnd?.(u.unit.id));
   }
   onJoined(member, running) {
     this.opts.onEvent?.({ type: "worker-joined", worker: member.id });
@@ -12227,7 +12348,11 @@ async function ephemeralTls(names) {
   if (unique.size !== names.length) throw new CertError("ephemeralTls: duplicate names");
   const caSpec = caPlan({ name: "dist-build ephemeral CA", days: 7 });
   const leaves = names.map(
-    (name) => leafPlan(caSpec.notAfter, { name, role: name === "master" ? "master" : "worker", days: 7 })
+    (name) => leafPlan(caSpec.notAfter, {
+      name,
+      role: name === "master" || name === "client" ? name : "worker",
+      days: 7
+    })
   );
   const { ca, leaves: pairs2 } = await (await import("./x509-gen.js")).newCluster(caSpec, leaves);
   const tls = {};

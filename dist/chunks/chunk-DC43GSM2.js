@@ -451,6 +451,20 @@ async function mapLimit(items, limit, fn) {
   return results;
 }
 
+// src/store/errors.ts
+var StoreOptionsError = class extends Error {
+  /**
+   * @param option the option the problem is about, when it is one: `openStores` then points at
+   *   that option's line in the config.
+   */
+  constructor(message, option) {
+    super(message);
+    this.option = option;
+  }
+  option;
+  name = "StoreOptionsError";
+};
+
 export {
   SLOT,
   HashPipe,
@@ -467,5 +481,6 @@ export {
   digestStream,
   verifiedStream,
   isVerifiedFor,
-  mapLimit
+  mapLimit,
+  StoreOptionsError
 };

@@ -9,8 +9,8 @@ import {
   ghaKeySlotPart,
   ghaNewKey,
   ghaScopePrefix
-} from "./chunk-H3R2E3O5.js";
-import "./chunk-75IS2WAG.js";
+} from "./chunk-TLZC2GGZ.js";
+import "./chunk-DC43GSM2.js";
 import "./chunk-7FDW4MNB.js";
 export {
   GHA_CACHE_PATH,

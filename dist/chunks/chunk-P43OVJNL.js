@@ -48,23 +48,8 @@ function formatSize(bytes) {
   return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
 
-// src/store/errors.ts
-var StoreOptionsError = class extends Error {
-  /**
-   * @param option the option the problem is about, when it is one: `openStores` then points at
-   *   that option's line in the config.
-   */
-  constructor(message, option) {
-    super(message);
-    this.option = option;
-  }
-  option;
-  name = "StoreOptionsError";
-};
-
 export {
   SIZE_PATTERN,
   parseSize,
-  formatSize,
-  StoreOptionsError
+  formatSize
 };

@@ -1,10 +1,10 @@
 import { createRequire as __dbCreateRequire } from 'node:module'; const require = __dbCreateRequire(import.meta.url);
 import {
-  StoreOptionsError,
   parseSize
-} from "./chunk-MKOTCWLW.js";
+} from "./chunk-P43OVJNL.js";
 import {
   CorruptBlobError,
+  StoreOptionsError,
   assertDigest,
   digestStream,
   isDigest,
@@ -12,7 +12,7 @@ import {
   mapLimit,
   sha256Digest,
   verifiedStream
-} from "./chunk-75IS2WAG.js";
+} from "./chunk-DC43GSM2.js";
 import "./chunk-7FDW4MNB.js";
 
 // src/store/registry.ts

@@ -2,6 +2,7 @@ import { createRequire as __dbCreateRequire } from 'node:module'; const require 
 import {
   CorruptBlobError,
   HashPipe,
+  StoreOptionsError,
   assertDigest,
   digestStream,
   hashedChunks,
@@ -9,7 +10,7 @@ import {
   manifestProblems,
   mapLimit,
   verifiedStream
-} from "./chunk-75IS2WAG.js";
+} from "./chunk-DC43GSM2.js";
 
 // src/store/gha-api.ts
 var MAX_PAGES = 50;
@@ -908,6 +909,14 @@ var GhaStore = class {
     if (this.readable()) {
       const listing = await this.remoteEntries();
       if ("entries" in listing) for (const e of listing.entries) parts.add(ghaKeySlotPart(e.key));
+      else
+        this.ctx.onWarning(
+          `${this.location}: listing the shards of this slot${parts.size ? " and of the slots option" : ""} only: ${listing.unavailable}`
+        );
+    } else if (this.available) {
+      this.ctx.onWarning(
+        `${this.location}: listing this machine's copy of the shard only: ACTIONS_CACHE_MODE '${cacheMode(this.ctx.env)}' does not permit reads`
+      );
     }
     parts.delete(own);
     for (const part of [...parts].sort()) {
@@ -1250,7 +1259,16 @@ function createGhaStore(options, ctx) {
   if (typeof ctx.slot !== "string" || ctx.slot === "") {
     throw new TypeError("gha store: the worker slot is required");
   }
-  const { dir, scope = "default", slots = [], retainDays = 7 } = options;
+  const known = ["dir", "scope", "slots", "retain-days", "retainDays"];
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key))
+      throw new StoreOptionsError(
+        `unknown option "${key}"; expected one of: dir, scope, slots, retain-days`,
+        key
+      );
+  }
+  const { dir, scope = "default", slots = [] } = options;
+  const retainDays = options["retain-days"] ?? options.retainDays ?? 7;
   if (dir !== void 0 && (typeof dir !== "string" || dir === "")) {
     throw new TypeError("gha store: option dir must be a non-empty string");
   }
@@ -1262,7 +1280,7 @@ function createGhaStore(options, ctx) {
     throw new TypeError("gha store: option slots must be a list of worker ids");
   }
   if (typeof retainDays !== "number" || !(retainDays >= 0)) {
-    throw new TypeError("gha store: option retainDays must be a non-negative number");
+    throw new TypeError("gha store: option retain-days must be a non-negative number");
   }
   const others = [...new Set(slotList)].filter((s) => s !== "" && s !== ctx.slot);
   return new GhaStore(
