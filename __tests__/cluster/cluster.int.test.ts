@@ -286,6 +286,34 @@ test(
       'CA refusal',
     );
 
+    // Over TCP the refusal names the peer's address and port.
+    const tcpMaster = new Master({
+      listen: [{ kind: 'tcp', host: '127.0.0.1', port: 0 }],
+      security: { tls: tls.master! },
+      log: (l) => logs.push(l),
+    });
+    await tcpMaster.start();
+    cleanups.push(() => tcpMaster.stop());
+    const tcp = tcpMaster.addresses[0]!;
+    const foreignClient = new (protocol().MasterClient)(
+      grpcTarget(tcp),
+      channelCredentials(tcp, { tls: foreign }),
+      channelOptions(tcp),
+    );
+    cleanups.push(() => foreignClient.close());
+    await call(foreignClient, foreignClient.Status, {}, new grpc.Metadata(), 5000).catch(
+      () => null,
+    );
+    await until(
+      () =>
+        logs.some((l) =>
+          /refused connection from 127\.0\.0\.1:\d+: client certificate not from the cluster CA/.test(
+            l,
+          ),
+        ),
+      'TCP refusal naming the peer',
+    );
+
     // No client certificate at all: plaintext to a TLS server, and TLS without a cert.
     const a = sock('master');
     const noCert = new (protocol().MasterClient)(

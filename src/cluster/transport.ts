@@ -16,7 +16,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { checkServerIdentity } from 'node:tls';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
@@ -342,12 +342,21 @@ export async function startServer(
 function logRefusedHandshakes(server: grpc.Server, log: (message: string) => void): void {
   const servers = (server as unknown as { http2Servers?: Map<unknown, unknown> }).http2Servers;
   if (!(servers instanceof Map)) return;
+  // The peer of each connection, noted when it arrives: by the time a handshake fails the socket
+  // may be closed, and a closed TCP socket no longer knows its peer.
+  const peers = new WeakMap<object, string>();
   for (const http2Server of servers.keys()) {
     const s = http2Server as {
-      on?: (ev: string, fn: (err: Error, socket: TLSSocket) => void) => void;
+      on?: (ev: string, fn: (a: never, b: never) => void) => void;
     };
+    s.on?.('connection', (raw: Socket) => {
+      peers.set(raw, raw.remoteAddress ? `${raw.remoteAddress}:${raw.remotePort}` : 'unix socket');
+    });
     s.on?.('tlsClientError', (err: Error, socket: TLSSocket) => {
-      const from = socket?.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix';
+      const raw = (socket as TLSSocket & { _parent?: object })?._parent;
+      const from =
+        (raw && peers.get(raw)) ??
+        (socket?.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unknown peer');
       // Node closes a connection whose client certificate fails verification without an error
       // of its own; the reason is left on the socket.
       const why = (socket as TLSSocket & { authorizationError?: string | Error })
