@@ -58,6 +58,10 @@ describe('dist-build CLI', () => {
     const r = await cli('plan', '--bogus');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/unknown option '--bogus'/);
+    // A number of local workers no machine wants, before anything is started.
+    const many = await cli('run', '--config', configFile, '--workers', '300');
+    expect(many.code).toBe(2);
+    expect(many.err).toMatch(/--workers 300: at most 256 local worker processes/);
   });
 
   it('plan --json prints one object with workers, matrix, assignments and estimate', async () => {

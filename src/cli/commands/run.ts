@@ -12,7 +12,7 @@ import { expandUnits, workerCount } from '../../plan/units.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
 import { checkCacheDir, positiveInt } from '../util.js';
-import { RunFailure } from '../errors.js';
+import { RunFailure, UsageError } from '../errors.js';
 
 interface RunFlags {
   config: string;
@@ -71,9 +71,7 @@ async function runLocal(flags: RunFlags): Promise<number> {
   const config = await loadConfig(flags.config);
   checkCacheDir(flags.cacheDir);
   const units = expandUnits(config);
-  const n = flags.workers
-    ? positiveInt(flags.workers, '--workers')
-    : workerCount(config, units.length);
+  const n = flags.workers ? localWorkerCount(flags.workers) : workerCount(config, units.length);
   // Without --cache-dir the workers use the config's stores (default <config dir>/.dist-build/cache).
   const cacheDirArgs = flags.cacheDir ? ['--cache-dir', resolve(flags.cacheDir)] : [];
   const err = process.stderr;
@@ -237,4 +235,16 @@ function processExists(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** Local worker processes at most: as many as a config's `workers.max` may ask for. */
+export const MAX_LOCAL_WORKERS = 256;
+
+function localWorkerCount(text: string): number {
+  const n = positiveInt(text, '--workers');
+  if (n > MAX_LOCAL_WORKERS)
+    throw new UsageError(
+      `--workers ${n}: at most ${MAX_LOCAL_WORKERS} local worker processes (each is a Node.js process of about 80 MB); for more, run workers on other machines (dist-build master / worker)`,
+    );
+  return n;
 }
