@@ -166,6 +166,9 @@ test(
       const r = report();
       const slow = r.invocations.find((i) => i.unit === 'slow')!;
       expect(slow).toMatchObject({ status: 'built', worker: survivor, attempts: 2 });
+      // The lost worker is in the report, with why it left.
+      expect(r.workers.find((w) => w.id === victim)?.left).toEqual(expect.any(String));
+      expect(master.stdout).toMatch(/on 2 workers \(1 left during the run\)/);
       expect(starts()).toBe(2);
       expect(r.invocations.find((i) => i.unit === 'after')!.status).toBe('built');
       expect(readFileSync(join(dir, 'artifacts/final/after.txt'), 'utf8')).toBe('done\nq\n');

@@ -127,6 +127,21 @@ describe('summaryTable', () => {
     );
   });
 
+  test('workers that left during the run are counted, and say so', () => {
+    const withLost: RunReport = {
+      ...sample,
+      workers: [
+        ...sample.workers,
+        { id: 'w3', annotations: {}, built: 0, cached: 0, busyMs: 0, left: 'lease expired' },
+      ],
+    };
+    expect(summaryTable(withLost).trimEnd().split('\n').at(-1)).toBe(
+      '7 invocations: 3 built, 2 cached, 1 failed, 1 skipped in 4.00s on 3 workers (1 left during the run)',
+    );
+    expect(renderMarkdown(withLost)).toContain('| w3 (left: lease expired) |');
+    expect(renderHtml(withLost)).toContain('w3 (left: lease expired)');
+  });
+
   test('colour only adds escape codes, columns stay aligned', () => {
     const colored = summaryTable(sample, { color: true });
     // eslint-disable-next-line no-control-regex

@@ -151,6 +151,11 @@ function insertByPriority(list: UnitRun[], u: UnitRun): void {
 export class Run {
   readonly config: string;
   private readonly units: UnitRun[];
+  /** Workers that left during the run, and why (for the report). */
+  private readonly departed = new Map<
+    string,
+    { annotations: Record<string, string>; why: string }
+  >();
   private readonly byId: Map<string, UnitRun>;
   private readonly runId = randomBytes(4).toString('hex');
   private readonly inflight = new Map<string, number>();
@@ -710,6 +715,7 @@ export class Run {
   }
 
   private onLeft(member: MemberState, why: string): void {
+    this.departed.set(member.id, { annotations: member.member.annotations, why });
     this.cooling.delete(member.uuid);
     this.inflight.delete(member.uuid);
     this.opts.onEvent?.({ type: 'worker-lost', worker: member.id, reason: why });
@@ -978,6 +984,18 @@ export class Run {
         cached: 0,
         busyMs: 0,
       });
+    }
+    // Workers that took part and left (a lost worker's job ran again elsewhere): counted too.
+    for (const [id, d] of this.departed) {
+      if (!workers.has(id))
+        workers.set(id, {
+          id,
+          annotations: d.annotations,
+          built: 0,
+          cached: 0,
+          busyMs: 0,
+          left: d.why,
+        });
     }
     const invocations: InvocationReport[] = this.units.map((u) => {
       const worker = u.workerId ?? u.job?.workerId ?? null;

@@ -31,9 +31,11 @@ export function totalsLine(report: RunReport): string {
     .filter((s) => c[s] > 0)
     .map((s) => `, ${c[s]} ${s}`)
     .join('');
+  const left = report.workers.filter((w) => w.left !== undefined).length;
   return (
     `${plural(report.invocations.length, 'invocation')}: ${c.built} built, ${c.cached} cached, ` +
-    `${c.failed} failed${extra} in ${fmtMs(report.durationMs)} on ${plural(report.workers.length, 'worker')}`
+    `${c.failed} failed${extra} in ${fmtMs(report.durationMs)} on ${plural(report.workers.length, 'worker')}` +
+    (left ? ` (${left} left during the run)` : '')
   );
 }
 
@@ -247,7 +249,7 @@ export function renderMarkdown(report: RunReport): string {
       mdTable(
         ['Worker', 'Annotations', 'Built', 'Cached', 'Busy'],
         report.workers.map((w) => [
-          md(w.id),
+          md(w.left !== undefined ? `${w.id} (left: ${w.left})` : w.id),
           md(
             Object.entries(w.annotations)
               .map(([k, v]) => `${k}=${v}`)
@@ -603,7 +605,7 @@ export function renderHtml(report: RunReport): string {
       htmlTable(
         ['Worker', 'Annotations', 'Built', 'Cached', 'Busy', 'Utilisation'],
         report.workers.map((w) => [
-          h(w.id),
+          h(w.left !== undefined ? `${w.id} (left: ${w.left})` : w.id),
           Object.entries(w.annotations)
             .map(([k, v]) => `<code>${h(k)}=${h(v)}</code>`)
             .join(' '),

@@ -42,6 +42,8 @@ export interface WorkerReport {
   built: number;
   cached: number;
   busyMs: number;
+  /** Why it left during the run (lease expired, deregistered...); absent for a worker still there. */
+  left?: string;
 }
 
 export interface RunReport {
