@@ -95,7 +95,7 @@ describe('dist-build cache', () => {
     ]);
   });
 
-  it("stats counts entries and bytes, and the last run's lookups (the most any worker counted)", async () => {
+  it("stats counts entries and bytes, and the last run's lookups (those of the worker that made the most)", async () => {
     const layer = (hits: number, misses: number) => ({
       kind: 'local',
       location: cacheDir,
@@ -133,8 +133,9 @@ describe('dist-build cache', () => {
         results: 2,
         blobs: 2,
         bytes: 4096,
-        // Workers sharing a cache directory each count the master's cache query: not summed.
-        hits: 3,
+        // Workers sharing a cache directory each count the master's cache query: not summed;
+        // worker-2 made the most lookups (2 + 4).
+        hits: 2,
         misses: 4,
       }),
     ]);
@@ -248,6 +249,46 @@ describe('dist-build cache', () => {
     } finally {
       if (saved) STORE_BACKENDS.gha = saved;
       else delete STORE_BACKENDS.gha;
+    }
+  });
+
+  it('stats counts a store that can list its results, and says so when the listing fails', async () => {
+    const saved = STORE_BACKENDS.registry;
+    let down = false;
+    const listing: Store = Object.assign(Object.create(store) as Store, {
+      kind: 'registry',
+      location: 'reg.example/team/cache',
+      stats: undefined,
+      listResults: async function* () {
+        if (down) throw new Error('registry http://reg.example unreachable (ECONNREFUSED)');
+        yield { cacheKey: keys.lib, unit: 'lib', size: 100, createdAt: '2024-01-01T00:00:00Z' };
+        yield { cacheKey: keys.app, unit: 'app', size: 50, createdAt: '2024-02-01T00:00:00Z' };
+      },
+    });
+    STORE_BACKENDS.registry = () => listing;
+    try {
+      writeFileSync(
+        configFile,
+        `version: 1\ninvocations:\n  lib: {run: 'true'}\ncache:\n  stores: [{type: local, dir: cache}, {type: registry, ref: reg.example/team/cache}]\n`,
+      );
+      const up = await cli('cache', 'stats', '-c', configFile, '--json');
+      expect(up.code).toBe(0);
+      expect(JSON.parse(up.out).stores[1]).toMatchObject({
+        type: 'registry',
+        results: 2,
+        bytes: 150,
+        lastUsed: '2024-02-01T00:00:00Z',
+      });
+      down = true;
+      const r = await cli('cache', 'stats', '-c', configFile);
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(
+        /registry reg\.example\/team\/cache: cannot count entries: registry http:\/\/reg\.example unreachable/,
+      );
+      expect(r.err).toBe('');
+    } finally {
+      if (saved) STORE_BACKENDS.registry = saved;
+      else delete STORE_BACKENDS.registry;
     }
   });
 

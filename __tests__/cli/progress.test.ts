@@ -63,19 +63,55 @@ describe('Progress (plain)', () => {
     );
   });
 
-  it('grouped: a job that prints more than GROUP_LIMIT starts its block early and streams the rest', () => {
+  it('grouped: a job that prints more than GROUP_LIMIT goes out in parts, each a whole block (groups never nest)', () => {
     const { p, out } = progress({ logOrder: 'grouped', groupMarkers: true });
     p.event({ type: 'started', unit: 'big', worker: 'w1', attempt: 1 });
+    p.event({ type: 'started', unit: 'small', worker: 'w2', attempt: 1 });
     const line = 'x'.repeat(1023) + '\n';
     for (let i = 0; i <= GROUP_LIMIT / 1024; i++) p.output('big', chunk(line));
-    expect(out.text.startsWith('::group::big (running)\n[big] xxx')).toBe(true);
-    const before = out.text.length;
+    expect(out.text.startsWith('::group::big (running, part 1)\n[big] xxx')).toBe(true);
+    expect(out.text.endsWith('::endgroup::\n')).toBe(true);
+    // Another job ending meanwhile prints its own block outside the big one.
+    p.output('small', chunk('s\n'));
+    p.outputEnd('small');
+    p.event({ type: 'built', unit: 'small', worker: 'w2', durationMs: 5 });
+    expect(
+      out.text.endsWith(
+        '::endgroup::\n::group::small (built on w2 in 10ms)\n[small] s\n::endgroup::\ndist-build: small: built on w2 in 10ms\n',
+      ),
+    ).toBe(true);
     p.output('big', chunk('late\n'));
-    expect(out.text.slice(before)).toBe('[big] late\n');
     p.outputEnd('big');
     p.event({ type: 'built', unit: 'big', worker: 'w1', durationMs: 5 });
+    // The rest of the output (what was held after part 1, and the late line) is part 2.
+    expect(out.text).toMatch(/::group::big \(part 2, built on w1 in 10ms\)\n\[big\] x+\n/);
     expect(
       out.text.endsWith('[big] late\n::endgroup::\ndist-build: big: built on w1 in 10ms\n'),
+    ).toBe(true);
+    expect(out.text.match(/::group::/g)!.length).toBe(out.text.match(/::endgroup::/g)!.length);
+  });
+
+  it("grouped: a retried job: the first attempt's block, then the attempt line; late output of the first attempt stays out of the second's block", () => {
+    const { p, out } = progress({ logOrder: 'grouped', groupMarkers: true });
+    p.event({ type: 'started', unit: 'a', worker: 'w1', attempt: 1 });
+    p.output('a', chunk('first\n'), 1);
+    p.event({ type: 'retry', unit: 'a', worker: 'w1', reason: 'worker w1 lost' });
+    p.event({ type: 'started', unit: 'a', worker: 'w2', attempt: 2 });
+    p.outputEnd('a', 1); // the lost attempt's stream ends late: not the new attempt's end
+    p.output('a', chunk('stray\n'), 1);
+    p.output('a', chunk('second\n'), 2);
+    p.event({ type: 'built', unit: 'a', worker: 'w2', durationMs: 1000 });
+    expect(out.text).toBe(
+      '::group::a (on w1, will run again)\n[a] first\n::endgroup::\n' +
+        'dist-build: a: will run again: worker w1 lost\n' +
+        'dist-build: a: attempt 2 on w2\n' +
+        '[a] stray\n',
+    );
+    p.outputEnd('a', 2);
+    expect(
+      out.text.endsWith(
+        '::group::a (built on w2 in 1.00s)\n[a] second\n::endgroup::\ndist-build: a: built on w2 in 1.00s\n',
+      ),
     ).toBe(true);
   });
 

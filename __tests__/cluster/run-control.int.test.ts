@@ -276,3 +276,30 @@ invocations:
   expect(streamed.stderr).toMatch(/^\[a\] a2$/m);
   expect(streamed.stderr).not.toMatch(/::group::/);
 }, 90_000);
+
+test('a run whose summary goes into a reader that stops early keeps its exit code and cleans up', async () => {
+  // 2,000 rows of summary: more than a pipe holds, so the run is still writing when it closes.
+  const lines = ['version: 1', 'invocations:', '  broken: { run: "exit 1" }'];
+  for (let i = 0; i < 2000; i++) lines.push(`  inv-${i}: { run: "true" }`);
+  const config = repo(lines.join('\n') + '\n');
+  // `run ... | head -1` in bash with pipefail: the pipeline's status is the run's.
+  const child = spawn(
+    'bash',
+    [
+      '-c',
+      'set -o pipefail; "$0" "$1" run --config "$2" --workers 4 --out "$3" --no-output | head -1 > /dev/null',
+      process.execPath,
+      cliPath(),
+      config,
+      join(dir, 'out'),
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CI: 'true' } },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+  expect(stderr).not.toMatch(/EPIPE/);
+  expect(code).toBe(1); // `broken` failed
+  const runDir = join(dir, 'repo/.dist-build/run');
+  expect(readdirSync(runDir)).toEqual([]); // current.json and the certificates are gone
+}, 120_000);

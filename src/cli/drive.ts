@@ -114,8 +114,9 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
     ...(progress.live || opts.showOutput === false
       ? {}
       : {
-          onOutput: (unit: string, chunk: OutputChunkMsg) => progress.output(unit, chunk),
-          onOutputEnd: (unit: string) => progress.outputEnd(unit),
+          onOutput: (unit: string, chunk: OutputChunkMsg, attempt: number) =>
+            progress.output(unit, chunk, attempt),
+          onOutputEnd: (unit: string, attempt: number) => progress.outputEnd(unit, attempt),
         }),
     ...(opts.noWorkerTimeoutMs ? { noWorkerTimeoutMs: opts.noWorkerTimeoutMs } : {}),
   });

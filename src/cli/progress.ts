@@ -8,8 +8,10 @@
  *   and one line per event (`compile-core: built on worker-2 in 0.41s`). With `logOrder:
  *   'grouped'`, a job's output is held until the job ends and printed as one block, followed by
  *   its line (on GitHub Actions inside `::group::` / `::endgroup::`, titled with how it ended); a
- *   job printing more than GROUP_LIMIT bytes has its block started early and streamed from there.
- *   With 'stream', lines are printed as they arrive, interleaved between jobs.
+ *   job printing more than GROUP_LIMIT bytes has its output printed in parts of about that size,
+ *   each a whole block (groups cannot nest, so no block stays open while others print). Output
+ *   of an earlier attempt that arrives late is printed as it comes, outside the new attempt's
+ *   block. With 'stream', lines are printed as they arrive, interleaved between jobs.
  */
 import { formatDuration } from '../config/duration.js';
 import { LinePrefixer } from '../executors/output.js';
@@ -35,10 +37,12 @@ export const GROUP_LIMIT = 1024 * 1024;
 const GROUP_WAIT_MS = 2000;
 
 interface Group {
+  /** The attempt whose output this is (its 'started' event's number). */
+  attempt: number;
   held: string[];
   bytes: number;
-  /** The block has begun (too much output to hold): the rest goes straight out. */
-  open: boolean;
+  /** Parts printed so far (a job printing more than GROUP_LIMIT). */
+  parts: number;
   /** The job's output stream is over. */
   ended: boolean;
   /** How the job ended: the block's title and the line printed after it. */
@@ -74,12 +78,18 @@ export class Progress {
       case 'started':
         this.workers.add(e.worker);
         this.running.set(e.worker + '\0' + e.unit, { unit: e.unit, since: Date.now() });
+        // An earlier attempt's block still waiting for its output goes out first.
+        this.closeGroup(e.unit);
         if (!this.live && e.attempt > 1)
           this.print(`${e.unit}: attempt ${e.attempt} on ${e.worker}`);
-        if (this.grouping) {
-          this.closeGroup(e.unit); // an earlier attempt's block still waiting for its output
-          this.groups.set(e.unit, { held: [], bytes: 0, open: false, ended: false });
-        }
+        if (this.grouping)
+          this.groups.set(e.unit, {
+            attempt: e.attempt,
+            held: [],
+            bytes: 0,
+            parts: 0,
+            ended: false,
+          });
         break;
       case 'cached':
         this.counts.cached++;
@@ -130,35 +140,40 @@ export class Progress {
     }
   }
 
-  output(unit: string, chunk: OutputChunkMsg): void {
+  /** Output of `unit`'s job (of attempt `attempt`, as numbered in its 'started' event). */
+  output(unit: string, chunk: OutputChunkMsg, attempt?: number): void {
     if (this.live || this.opts.showOutput === false) return;
-    let p = this.prefixers.get(unit);
-    if (!p) this.prefixers.set(unit, (p = new LinePrefixer(unit)));
+    const g = this.groups.get(unit);
+    const late = g !== undefined && attempt !== undefined && attempt !== g.attempt;
+    // An earlier attempt's late output has its own line state (it is printed as it comes).
+    const key = late ? `${unit}\0${attempt}` : unit;
+    let p = this.prefixers.get(key);
+    if (!p) this.prefixers.set(key, (p = new LinePrefixer(unit)));
     const text = p.push({
       offset: chunk.offset,
       stream: chunk.stream === 'stderr' ? 'stderr' : 'stdout',
       data: chunk.data,
     });
     if (!text) return;
-    const g = this.groups.get(unit);
-    if (!g || g.open) {
+    if (!g || late) {
       this.opts.out.write(text);
       return;
     }
     g.held.push(text);
     g.bytes += Buffer.byteLength(text);
     if (g.bytes > GROUP_LIMIT) {
-      // Too much to hold: the block begins now and the rest streams into it.
-      this.opts.out.write(this.begin(`${unit} (running)`) + g.held.join(''));
+      // Too much to hold: this part goes out as a whole block of its own.
+      g.parts++;
+      this.opts.out.write(this.block(`${unit} (running, part ${g.parts})`, g.held.join('')));
       g.held = [];
-      g.open = true;
+      g.bytes = 0;
     }
   }
 
   /** The output stream of `unit`'s job is over (grouped: its block can be printed). */
-  outputEnd(unit: string): void {
+  outputEnd(unit: string, attempt?: number): void {
     const g = this.groups.get(unit);
-    if (!g) return;
+    if (!g || (attempt !== undefined && attempt !== g.attempt)) return;
     g.ended = true;
     if (g.end) this.closeGroup(unit);
   }
@@ -184,17 +199,21 @@ export class Progress {
     if (g.timer) clearTimeout(g.timer);
     const text = g.held.join('') + (this.prefixers.get(unit)?.flush() ?? '');
     this.prefixers.delete(unit);
-    const markers = this.opts.groupMarkers === true;
-    if (g.open) this.opts.out.write(text + (markers ? '::endgroup::\n' : ''));
-    else if (text)
+    if (text) {
+      const title = g.end?.title ?? unit;
       this.opts.out.write(
-        this.begin(g.end?.title ?? unit) + text + (markers ? '::endgroup::\n' : ''),
+        this.block(
+          g.parts ? title.replace(`${unit} (`, `${unit} (part ${g.parts + 1}, `) : title,
+          text,
+        ),
       );
+    }
     if (g.end) this.print(g.end.line);
   }
 
-  private begin(title: string): string {
-    return this.opts.groupMarkers ? `::group::${title}\n` : '';
+  /** `text` as one block: a `::group::` on GitHub Actions. */
+  private block(title: string, text: string): string {
+    return this.opts.groupMarkers ? `::group::${title}\n${text}::endgroup::\n` : text;
   }
 
   /** Prints a line that stays (above the live block in a terminal). */

@@ -86,9 +86,10 @@ export interface RunOptions {
   exportTo?: string;
   onEvent?: (e: RunEvent) => void;
   /** Live output of every job (opens an output stream per job when set). */
-  onOutput?: (unit: string, chunk: OutputChunkMsg) => void;
-  /** The output stream of a job of `unit` (followed for `onOutput`) is over. */
-  onOutputEnd?: (unit: string) => void;
+  /** Output of attempt `attempt` of `unit` (as numbered in its 'started' event), live. */
+  onOutput?: (unit: string, chunk: OutputChunkMsg, attempt: number) => void;
+  /** The output stream of attempt `attempt` of `unit` (followed for `onOutput`) is over. */
+  onOutputEnd?: (unit: string, attempt: number) => void;
   /** Fail the run when no worker is available for this long (default 60 s). */
   noWorkerTimeoutMs?: number;
   /** Bytes of a failed job's log tail to fetch for the failure message (default 4 KiB). */
@@ -691,9 +692,10 @@ export class Run {
       { worker_uuid: m.uuid, job_id: jobId, from: 0, follow: true },
       this.master.metadata(),
     );
-    stream.on('data', (chunk: OutputChunkMsg) => this.opts.onOutput?.(u.unit.id, chunk));
+    const attempt = u.attempts;
+    stream.on('data', (chunk: OutputChunkMsg) => this.opts.onOutput?.(u.unit.id, chunk, attempt));
     stream.on('error', () => undefined);
-    stream.on('status', () => this.opts.onOutputEnd?.(u.unit.id));
+    stream.on('status', () => this.opts.onOutputEnd?.(u.unit.id, attempt));
   }
 
   private onJoined(member: MemberState, running: RunningJob[]): void {

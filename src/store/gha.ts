@@ -887,6 +887,8 @@ export function createGhaStore(options: Record<string, unknown>, ctx: StoreConte
   }
   // retain-days, spelled like every other option; retainDays, as earlier releases documented it.
   const { dir, scope = 'default', slots = [] } = options;
+  if (options['retain-days'] !== undefined && options.retainDays !== undefined)
+    throw new StoreOptionsError('give retain-days or retainDays, not both', 'retainDays');
   const retainDays = options['retain-days'] ?? options.retainDays ?? 7;
   if (dir !== undefined && (typeof dir !== 'string' || dir === '')) {
     throw new TypeError('gha store: option dir must be a non-empty string');

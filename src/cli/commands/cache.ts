@@ -82,7 +82,8 @@ interface LastRun {
  * The result lookups of the last run, from the counters its workers wrote to
  * `<cache dir>/stats/`. Workers that write there share this cache directory, and every worker
  * answers the master's cache query for every unit: each counts the same lookups, so a layer's
- * figure is the largest count of any worker (a sum would count each lookup once per worker).
+ * figures are those of the worker that made the most lookups (a sum would count each lookup once
+ * per worker).
  * Layers are matched by position, not location (a gha layer's location names its worker).
  */
 async function lastRun(dir: string): Promise<LastRun> {
@@ -111,8 +112,11 @@ async function lastRun(dir: string): Promise<LastRun> {
     f.layers.forEach((l, i) => {
       const most = (run.layers[i] ??= { kind: l.kind, hits: 0, misses: 0 });
       if (most.kind !== l.kind) return; // written with another config
-      most.hits = Math.max(most.hits, l.results?.hits ?? 0);
-      most.misses = Math.max(most.misses, l.results?.misses ?? 0);
+      // The worker that made the most lookups, hits and misses together (a pair, so the two
+      // add up to lookups that happened).
+      const hits = l.results?.hits ?? 0;
+      const misses = l.results?.misses ?? 0;
+      if (hits + misses > most.hits + most.misses) Object.assign(most, { hits, misses });
     });
   }
   return run;
@@ -159,15 +163,21 @@ async function statsCommand(flags: CacheFlags & { json?: boolean }): Promise<voi
         counts = undefined;
         if (store.listResults) {
           // A store that can list its results (a registry, by its tags) is counted that way.
-          counts = { results: 0, bytes: 0 };
-          for await (const r of store.listResults()) {
-            counts.results!++;
-            counts.bytes! += r.size;
-            if (!counts.lastUsed || r.createdAt > counts.lastUsed) counts.lastUsed = r.createdAt;
+          const listed = { results: 0, bytes: 0, lastUsed: undefined as string | undefined };
+          try {
+            for await (const r of store.listResults()) {
+              listed.results++;
+              listed.bytes += r.size;
+              if (!listed.lastUsed || r.createdAt > listed.lastUsed) listed.lastUsed = r.createdAt;
+            }
+            counts = { results: listed.results, bytes: listed.bytes };
+            if (listed.lastUsed) counts.lastUsed = listed.lastUsed;
+            notes.push(
+              `${describe(s)}: counted from its list of results; bytes are their outputs' sizes (a blob two results share counts twice), last used = newest result`,
+            );
+          } catch (err) {
+            notes.push(`${describe(s)}: cannot count entries: ${(err as Error).message}`);
           }
-          notes.push(
-            `${describe(s)}: counted from its list of results; bytes are their outputs' sizes (a blob two results share counts twice), last used = newest result`,
-          );
         } else notes.push(cannot(s, 'count'));
       }
     }
