@@ -1366,6 +1366,8 @@ function createGhaStore(options, ctx) {
       );
   }
   const { dir, scope = "default", slots = [] } = options;
+  if (options["retain-days"] !== void 0 && options.retainDays !== void 0)
+    throw new StoreOptionsError("give retain-days or retainDays, not both", "retainDays");
   const retainDays = options["retain-days"] ?? options.retainDays ?? 7;
   if (dir !== void 0 && (typeof dir !== "string" || dir === "")) {
     throw new TypeError("gha store: option dir must be a non-empty string");
@@ -9418,10 +9420,15 @@ async function startServer(addresses, services, sec, log) {
 function logRefusedHandshakes(server, log) {
   const servers = server.http2Servers;
   if (!(servers instanceof Map)) return;
+  const peers = /* @__PURE__ */ new WeakMap();
   for (const http2Server of servers.keys()) {
     const s = http2Server;
+    s.on?.("connection", (raw) => {
+      peers.set(raw, raw.remoteAddress ? `${raw.remoteAddress}:${raw.remotePort}` : "unix socket");
+    });
     s.on?.("tlsClientError", (err, socket) => {
-      const from = socket?.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : "unix";
+      const raw = socket?._parent;
+      const from = (raw && peers.get(raw)) ?? (socket?.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : "unknown peer");
       const why = socket?.authorizationError;
       log(
         `refused connection from ${from}: ${tlsReason(why ? Object.assign(new Error(String(why)), { code: String(why) }) : err)}`
@@ -11368,6 +11375,8 @@ var Run = class {
   opts;
   config;
   units;
+  /** Workers that left during the run, and why (for the report). */
+  departed = /* @__PURE__ */ new Map();
   byId;
   runId = randomBytes4(4).toString("hex");
   inflight = /* @__PURE__ */ new Map();
@@ -11799,9 +11808,10 @@ var Run = class {
       { worker_uuid: m.uuid, job_id: jobId, from: 0, follow: true },
       this.master.metadata()
     );
-    stream.on("data", (chunk) => this.opts.onOutput?.(u.unit.id, chunk));
+    const attempt = u.attempts;
+    stream.on("data", (chunk) => this.opts.onOutput?.(u.unit.id, chunk, attempt));
     stream.on("error", () => void 0);
-    stream.on("status", () => this.opts.onOutputEnd?.(u.unit.id));
+    stream.on("status", () => this.opts.onOutputEnd?.(u.unit.id, attempt));
   }
   onJoined(member, running) {
     this.opts.onEvent?.({ type: "worker-joined", worker: member.id });
@@ -11818,6 +11828,7 @@ var Run = class {
     this.pump();
   }
   onLeft(member, why) {
+    this.departed.set(member.id, { annotations: member.member.annotations, why });
     this.cooling.delete(member.uuid);
     this.inflight.delete(member.uuid);
     this.opts.onEvent?.({ type: "worker-lost", worker: member.id, reason: why });
@@ -12064,6 +12075,17 @@ var Run = class {
         cached: 0,
         busyMs: 0
       });
+    }
+    for (const [id, d] of this.departed) {
+      if (!workers.has(id))
+        workers.set(id, {
+          id,
+          annotations: d.annotations,
+          built: 0,
+          cached: 0,
+          busyMs: 0,
+          left: d.why
+        });
     }
     const invocations = this.units.map((u) => {
       const worker = u.workerId ?? u.job?.workerId ?? null;
@@ -12389,7 +12411,8 @@ var rel = (report, at) => `+${fmtMs(at - report.startedAt)}`;
 function totalsLine(report) {
   const c = countByStatus(report);
   const extra = ["skipped", "cancelled"].filter((s) => c[s] > 0).map((s) => `, ${c[s]} ${s}`).join("");
-  return `${plural(report.invocations.length, "invocation")}: ${c.built} built, ${c.cached} cached, ${c.failed} failed${extra} in ${fmtMs(report.durationMs)} on ${plural(report.workers.length, "worker")}`;
+  const left = report.workers.filter((w) => w.left !== void 0).length;
+  return `${plural(report.invocations.length, "invocation")}: ${c.built} built, ${c.cached} cached, ${c.failed} failed${extra} in ${fmtMs(report.durationMs)} on ${plural(report.workers.length, "worker")}` + (left ? ` (${left} left during the run)` : "");
 }
 function interval(i) {
   if (i.status !== "built" && i.status !== "failed") return null;
@@ -12550,7 +12573,7 @@ function renderMarkdown(report) {
       mdTable(
         ["Worker", "Annotations", "Built", "Cached", "Busy"],
         report.workers.map((w) => [
-          md(w.id),
+          md(w.left !== void 0 ? `${w.id} (left: ${w.left})` : w.id),
           md(
             Object.entries(w.annotations).map(([k, v]) => `${k}=${v}`).join(", ")
           ),
@@ -12878,7 +12901,7 @@ ${ganttSvg(report)}
       htmlTable(
         ["Worker", "Annotations", "Built", "Cached", "Busy", "Utilisation"],
         report.workers.map((w) => [
-          h(w.id),
+          h(w.left !== void 0 ? `${w.id} (left: ${w.left})` : w.id),
           Object.entries(w.annotations).map(([k, v]) => `<code>${h(k)}=${h(v)}</code>`).join(" "),
           String(w.built),
           String(w.cached),

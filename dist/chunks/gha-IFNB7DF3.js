@@ -9,7 +9,7 @@ import {
   ghaKeySlotPart,
   ghaNewKey,
   ghaScopePrefix
-} from "./chunk-TLZC2GGZ.js";
+} from "./chunk-D4UYZ7TD.js";
 import "./chunk-DC43GSM2.js";
 import "./chunk-7FDW4MNB.js";
 export {

@@ -1268,6 +1268,8 @@ function createGhaStore(options, ctx) {
       );
   }
   const { dir, scope = "default", slots = [] } = options;
+  if (options["retain-days"] !== void 0 && options.retainDays !== void 0)
+    throw new StoreOptionsError("give retain-days or retainDays, not both", "retainDays");
   const retainDays = options["retain-days"] ?? options.retainDays ?? 7;
   if (dir !== void 0 && (typeof dir !== "string" || dir === "")) {
     throw new TypeError("gha store: option dir must be a non-empty string");
