@@ -4,7 +4,8 @@
  * TLS handshakes, and malformed or oversized messages, which must never crash either side.
  */
 import * as grpc from '@grpc/grpc-js';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
@@ -131,6 +132,11 @@ test('a worker joining over a unix socket listens on one of its own by default (
   const root = join(dir, 'tree-plain');
   mkdirSync(root, { recursive: true });
   const cacheDir = join(dir, 'cache-plain');
+  // What a killed worker left: its socket record, under a process id that is gone.
+  const gone = spawnSync('true').pid!;
+  mkdirSync(join(cacheDir, 'running'), { recursive: true });
+  const stale = join(cacheDir, 'running', `${gone}.0.sock`);
+  writeFileSync(stale, '');
   const agent = new WorkerAgent({
     config: parseConfig(CONFIG, join(root, 'dist-build.yml')),
     join: sock('master'),
@@ -143,8 +149,10 @@ test('a worker joining over a unix socket listens on one of its own by default (
   cleanups.push(() => agent.stop());
   await agent.start();
   await agent.registered;
+  expect(existsSync(stale)).toBe(false);
   const socket = master.live()[0]!.member.connections[0]!.socket;
-  expect(socket).toMatch(/^unix:\/\/.*dist-build-worker-\d+-\d+\.sock$/);
+  expect(socket.startsWith(`unix://${join(cacheDir, 'running')}/`)).toBe(true);
+  expect(socket).toMatch(new RegExp(`/${process.pid}\\.\\d+\\.sock$`));
   const path = socket.slice('unix://'.length);
   expect(existsSync(path)).toBe(true);
   await agent.stop();

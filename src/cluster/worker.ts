@@ -121,6 +121,8 @@ const RPC_TIMEOUT_MS = 10_000;
 const REPORT_ACK_MS = 5_000;
 /** Finished jobs whose logs are kept for StreamOutput / `dist-build logs`. */
 const KEEP_FINISHED = 512;
+/** Longest unix socket path used (the system limit is 107 or 103 bytes, with the NUL). */
+const MAX_SOCKET_PATH = 100;
 /** Bytes of a process-group file: the pgid, padded with spaces (all spaces when free). */
 const PGID_WIDTH = 12;
 
@@ -203,6 +205,9 @@ export class WorkerAgent {
   listen(): Promise<void> {
     this.listening ??= (async () => {
       this.reapOrphans();
+      if (!this.opts.listen && this.opts.join.kind === 'unix') {
+        mkdirSync(join(this.opts.cacheDir, 'running'), { recursive: true });
+      }
       this.server = await startServer(
         this.opts.listen ?? [this.defaultListen()],
         [{ definition: protocol().WorkerService, handlers: this.handlers() }],
@@ -216,15 +221,18 @@ export class WorkerAgent {
   /**
    * Where the Worker service listens without `listen`: like the master is reached. A free TCP
    * port on loopback, or, when the master is joined over a unix socket (which needs no TLS), a
-   * socket of this worker's own in the temp dir (removed by `stop`).
+   * socket of this worker's own: `<cache dir>/running/<pid>.<n>.sock` (removed by `stop`; one a
+   * killed worker left is removed by the next worker on the cache dir, with its other records),
+   * or in the temp dir when that path is too long for a socket.
    */
   private defaultListen(): Address {
-    return this.opts.join.kind === 'unix'
-      ? {
-          kind: 'unix',
-          path: join(os.tmpdir(), `dist-build-worker-${process.pid}-${this.instance}.sock`),
-        }
-      : { kind: 'tcp', host: '127.0.0.1', port: 0 };
+    if (this.opts.join.kind !== 'unix') return { kind: 'tcp', host: '127.0.0.1', port: 0 };
+    const name = `${process.pid}.${this.instance}.sock`;
+    const path = join(this.opts.cacheDir, 'running', name);
+    return {
+      kind: 'unix',
+      path: path.length <= MAX_SOCKET_PATH ? path : join(os.tmpdir(), `dist-build-worker-${name}`),
+    };
   }
 
   /**

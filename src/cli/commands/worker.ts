@@ -37,7 +37,7 @@ export function registerWorker(program: Command): void {
     .option('-c, --config <file>', "this worker's copy of the config", DEFAULT_CONFIG)
     .option(
       '-l, --listen <address>',
-      'where the Worker service listens (repeatable; default tcp://127.0.0.1:0, a free port, or a socket of its own in the temp dir when --join is a unix socket)',
+      'where the Worker service listens (repeatable; default tcp://127.0.0.1:0, a free port, or a socket of its own in <cache dir>/running when --join is a unix socket)',
       collect,
       [],
     )
