@@ -10483,6 +10483,7 @@ async function stale(lock) {
 var RPC_TIMEOUT_MS = 1e4;
 var REPORT_ACK_MS = 5e3;
 var KEEP_FINISHED = 512;
+var MAX_SOCKET_PATH = 100;
 var PGID_WIDTH = 12;
 var agentInstances = 0;
 var WorkerAgent = class {
@@ -10554,6 +10555,9 @@ var WorkerAgent = class {
   listen() {
     this.listening ??= (async () => {
       this.reapOrphans();
+      if (!this.opts.listen && this.opts.join.kind === "unix") {
+        mkdirSync3(join12(this.opts.cacheDir, "running"), { recursive: true });
+      }
       this.server = await startServer(
         this.opts.listen ?? [this.defaultListen()],
         [{ definition: protocol().WorkerService, handlers: this.handlers() }],
@@ -10566,13 +10570,18 @@ var WorkerAgent = class {
   /**
    * Where the Worker service listens without `listen`: like the master is reached. A free TCP
    * port on loopback, or, when the master is joined over a unix socket (which needs no TLS), a
-   * socket of this worker's own in the temp dir (removed by `stop`).
+   * socket of this worker's own: `<cache dir>/running/<pid>.<n>.sock` (removed by `stop`; one a
+   * killed worker left is removed by the next worker on the cache dir, with its other records),
+   * or in the temp dir when that path is too long for a socket.
    */
   defaultListen() {
-    return this.opts.join.kind === "unix" ? {
+    if (this.opts.join.kind !== "unix") return { kind: "tcp", host: "127.0.0.1", port: 0 };
+    const name = `${process.pid}.${this.instance}.sock`;
+    const path = join12(this.opts.cacheDir, "running", name);
+    return {
       kind: "unix",
-      path: join12(os2.tmpdir(), `dist-build-worker-${process.pid}-${this.instance}.sock`)
-    } : { kind: "tcp", host: "127.0.0.1", port: 0 };
+      path: path.length <= MAX_SOCKET_PATH ? path : join12(os2.tmpdir(), `dist-build-worker-${name}`)
+    };
   }
   /**
    * Registers with the master (after `listen()`), retrying until it answers; `registered` resolves
