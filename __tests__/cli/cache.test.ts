@@ -280,6 +280,14 @@ describe('dist-build cache', () => {
         lastUsed: '2024-02-01T00:00:00Z',
       });
       down = true;
+      // verify of a store that cannot be reached: said so, exit 1 (not a clean bill of health).
+      (listing as { verify?: () => Promise<unknown> }).verify = () =>
+        Promise.reject(new Error('registry http://reg.example unreachable (ECONNREFUSED)'));
+      const v = await cli('cache', 'verify', '-c', configFile);
+      expect(v.code).toBe(1);
+      expect(v.out).toMatch(
+        /registry reg\.example\/team\/cache: cannot verify: registry http:\/\/reg\.example unreachable/,
+      );
       const r = await cli('cache', 'stats', '-c', configFile);
       expect(r.code).toBe(0);
       expect(r.out).toMatch(

@@ -721,6 +721,42 @@ describeRegistry('registry store on a real registry', () => {
     expect(d.warnings.join('\n')).toMatch(/corrupt/);
   });
 
+  it('verify rehashes every blob the results name: a corrupt one is reported and removed, its result then misses', async () => {
+    const repo = newRepo('verify');
+    const a = makeStore(reg.host, repo);
+    const keys: string[] = [];
+    const digests: string[] = [];
+    for (const name of ['one', 'two', 'three']) {
+      const root = join(tmp, `verify-${name}`);
+      await mkdir(join(root, 'out'), { recursive: true });
+      await writeFile(join(root, 'out', `${name}.txt`), `${name}\n`.repeat(5000));
+      const entries = await saveOutputs(a.store, root, ['out']);
+      const key = cacheKey(`verify-${name}`);
+      await a.store.putResult(result(key, entries));
+      keys.push(key);
+      digests.push(entries[0]!.digest);
+    }
+    const clean = makeStore(reg.host, repo);
+    expect(await clean.store.verify()).toEqual({ checked: 3, corrupt: [], removedResults: 0 });
+
+    const file = reg.blobDataPath(digests[1]!);
+    const bytes = await readFile(file);
+    bytes[bytes.length >> 1] ^= 0xff;
+    await writeFile(file, bytes);
+    const b = makeStore(reg.host, repo);
+    expect(await b.store.verify()).toEqual({
+      checked: 3,
+      corrupt: [digests[1]],
+      removedResults: 0,
+    });
+    expect(b.warnings.join('\n')).toMatch(/is corrupt .*removed from the repository/);
+    // Gone from the registry: the result naming it is a miss for any reader, the others are not.
+    const c = makeStore(reg.host, repo);
+    expect(await c.store.hasBlobs(digests)).toEqual(new Set([digests[0], digests[2]]));
+    const layered = new LayeredStore([await LocalStore.open(join(tmp, 'verify-local')), c.store]);
+    expect([...(await layered.peekResults(keys)).keys()].sort()).toEqual([keys[0], keys[2]].sort());
+  });
+
   it('mounts blobs from another repository instead of uploading them', async () => {
     const from = newRepo('mount-src');
     const to = newRepo('mount-dst');

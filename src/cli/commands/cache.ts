@@ -39,7 +39,6 @@ const CANNOT: Record<string, Partial<Record<Operation, string>>> = {
     prune: 'GitHub evicts Actions cache entries itself (least recently used, 10 GB per repository)',
   },
   registry: {
-    verify: 'registry blobs are verified on every read (blobs are checked against their digests)',
     prune: "use the registry's retention policy (or delete tags there)",
   },
 };
@@ -231,24 +230,32 @@ async function statsCommand(flags: CacheFlags & { json?: boolean }): Promise<voi
 async function verifyCommand(flags: CacheFlags): Promise<void> {
   const { stores } = await openAll(flags);
   let corrupt = 0;
+  let failed = 0;
   for (const s of stores) {
     const store = s.store as Maintainable;
     if (typeof store.verify !== 'function') {
       process.stdout.write(`${cannot(s, 'verify')}\n`);
       continue;
     }
-    const r = await store.verify();
+    let r: VerifyResult;
+    try {
+      r = await store.verify();
+    } catch (err) {
+      failed++;
+      process.stdout.write(`${describe(s)}: cannot verify: ${(err as Error).message}\n`);
+      continue;
+    }
     corrupt += r.corrupt.length;
     process.stdout.write(
       `${describe(s)}: ${r.checked} blob${r.checked === 1 ? '' : 's'} checked, ${r.corrupt.length} corrupt` +
         (r.corrupt.length
-          ? ` (removed, with ${r.removedResults} result${r.removedResults === 1 ? '' : 's'} naming them):\n` +
+          ? ` (${s.config.type === 'local' ? `removed, with ${r.removedResults} result${r.removedResults === 1 ? '' : 's'} naming them` : 'removed where the registry allows it; the results naming them miss'}):\n` +
             r.corrupt.map((d) => `  ${d}`).join('\n')
           : '') +
         '\n',
     );
   }
-  if (corrupt > 0) process.exitCode = 1;
+  if (corrupt > 0 || failed > 0) process.exitCode = 1;
 }
 
 async function pruneCommand(flags: CacheFlags & { maxSize: string }): Promise<void> {
