@@ -3027,6 +3027,32 @@ var init_registry = __esm({
           throw this.forPut(err);
         }
       }
+      /**
+       * `dist-build cache verify`: downloads and rehashes every blob the repository's results name,
+       * each once. A corrupt blob is removed when the registry allows deletes (`openBlob` does it);
+       * the results naming it then miss, since a result counts only with all its blobs. Results
+       * themselves are small manifests, checked on every read. A registry that cannot be reached is
+       * an error (`StoreUnavailableError`), not a clean bill of health.
+       */
+      async verify() {
+        const digests = /* @__PURE__ */ new Set();
+        for await (const r of this.listResults()) {
+          const manifest = await this.getResult(r.cacheKey);
+          for (const o of manifest?.outputs ?? []) digests.add(o.digest);
+        }
+        const corrupt = [];
+        await mapLimit([...digests], this.concurrency, async (digest) => {
+          const stream = await this.openBlob(digest);
+          if (!stream) return;
+          try {
+            for await (const chunk of stream) void chunk;
+          } catch (err) {
+            if (!(err instanceof CorruptBlobError)) throw err;
+            corrupt.push(digest);
+          }
+        });
+        return { checked: digests.size, corrupt: corrupt.sort(), removedResults: 0 };
+      }
       /** Results in the repository (tags `r-<hex>`), optionally only cache keys starting `prefix`. */
       async *listResults(prefix = "") {
         const want = prefix.startsWith("sha256:") ? prefix : prefix === "" ? "" : `sha256:${prefix}`;
