@@ -757,6 +757,50 @@ describeRegistry('registry store on a real registry', () => {
     expect([...(await layered.peekResults(keys)).keys()].sort()).toEqual([keys[0], keys[2]].sort());
   });
 
+  it('prune removes the oldest results, then the blobs no remaining result names, down to the limit', async () => {
+    const repo = newRepo('prune');
+    const a = makeStore(reg.host, repo);
+    const made: { key: string; digest: string; size: number }[] = [];
+    for (const [i, name] of ['old', 'mid', 'new'].entries()) {
+      const root = join(tmp, `prune-${name}`);
+      await mkdir(join(root, 'out'), { recursive: true });
+      await writeFile(join(root, 'out', `${name}.bin`), randomBytes(40_000));
+      const entries = await saveOutputs(a.store, root, ['out']);
+      const key = cacheKey(`prune-${name}`);
+      await a.store.putResult({
+        ...result(key, entries),
+        createdAt: `2024-01-0${i + 1}T00:00:00.000Z`,
+      });
+      made.push({ key, digest: entries[0]!.digest, size: entries[0]!.size });
+    }
+    const total = made.reduce((n, m) => n + m.size, 0);
+    const b = makeStore(reg.host, repo);
+    // Under the limit: nothing to do.
+    expect(await b.store.prune(total)).toEqual({
+      removedBlobs: 0,
+      removedResults: 0,
+      freedBytes: 0,
+      bytes: total,
+    });
+    // Room for two: the oldest result and its blob go.
+    const r = await b.store.prune(total - 1);
+    expect(r).toEqual({
+      removedBlobs: 1,
+      removedResults: 1,
+      freedBytes: made[0]!.size,
+      bytes: total - made[0]!.size,
+    });
+    const c = makeStore(reg.host, repo);
+    expect(await c.store.getResult(made[0]!.key)).toBeNull();
+    expect(await c.store.getResult(made[2]!.key)).not.toBeNull();
+    expect(await c.store.hasBlobs(made.map((m) => m.digest))).toEqual(
+      new Set([made[1]!.digest, made[2]!.digest]),
+    );
+    const listed: string[] = [];
+    for await (const l of c.store.listResults()) listed.push(l.cacheKey);
+    expect(listed.sort()).toEqual([made[1]!.key, made[2]!.key].sort());
+  });
+
   it('mounts blobs from another repository instead of uploading them', async () => {
     const from = newRepo('mount-src');
     const to = newRepo('mount-dst');

@@ -38,9 +38,6 @@ const CANNOT: Record<string, Partial<Record<Operation, string>>> = {
     verify: 'the Actions cache is verified on every read (blobs are checked against their digests)',
     prune: 'GitHub evicts Actions cache entries itself (least recently used, 10 GB per repository)',
   },
-  registry: {
-    prune: "use the registry's retention policy (or delete tags there)",
-  },
 };
 
 /** Seconds around the newest worker stats file that count as the same (the last) run. */
@@ -272,7 +269,14 @@ async function pruneCommand(flags: CacheFlags & { maxSize: string }): Promise<vo
       process.stdout.write(`${cannot(s, 'prune')}\n`);
       continue;
     }
-    const r = await store.prune(maxBytes);
+    let r: PruneResult;
+    try {
+      r = await store.prune(maxBytes);
+    } catch (err) {
+      process.exitCode = 1;
+      process.stdout.write(`${describe(s)}: cannot prune: ${(err as Error).message}\n`);
+      continue;
+    }
     process.stdout.write(
       `${describe(s)}: removed ${r.removedBlobs} blob${r.removedBlobs === 1 ? '' : 's'} (${formatSize(r.freedBytes)}) and ${r.removedResults} result${r.removedResults === 1 ? '' : 's'}; ${formatSize(r.bytes)} left (limit ${formatSize(maxBytes)})\n`,
     );
