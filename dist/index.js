@@ -3028,6 +3028,76 @@ var init_registry = __esm({
         }
       }
       /**
+       * `dist-build cache prune --max-size`: while the blobs the repository's results name (each
+       * once) add up to more than `maxBytes`, removes the oldest result (registries keep no access
+       * times), then the blobs no remaining result names. Needs a registry that allows deletes (a
+       * refusal is an error); the space itself comes back with the registry's garbage collection.
+       */
+      async prune(maxBytes) {
+        const results = [];
+        for await (const r of this.listResults()) {
+          const manifest = await this.getResult(r.cacheKey);
+          if (!manifest) continue;
+          results.push({
+            key: r.cacheKey,
+            createdAt: r.createdAt,
+            blobs: new Map(manifest.outputs.map((o) => [o.digest, o.size]))
+          });
+        }
+        results.sort((a, b) => a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0);
+        const named = /* @__PURE__ */ new Map();
+        for (const r of results)
+          for (const [digest, size2] of r.blobs) {
+            const n = named.get(digest) ?? { size: size2, by: 0 };
+            n.by++;
+            named.set(digest, n);
+          }
+        let bytes = [...named.values()].reduce((sum, n) => sum + n.size, 0);
+        const out = { removedBlobs: 0, removedResults: 0, freedBytes: 0, bytes };
+        for (const r of results) {
+          if (bytes <= maxBytes) break;
+          await this.deleteResult(r.key);
+          out.removedResults++;
+          for (const digest of r.blobs.keys()) {
+            const n = named.get(digest);
+            if (--n.by > 0) continue;
+            named.delete(digest);
+            bytes -= n.size;
+            if (await this.deleteBlob(digest)) {
+              out.removedBlobs++;
+              out.freedBytes += n.size;
+            }
+          }
+        }
+        out.bytes = bytes;
+        return out;
+      }
+      /** Deletes the manifest (by digest: registries do not delete tags) of a result. */
+      async deleteResult(cacheKey) {
+        const tag = _RegistryStore.tagFor(cacheKey);
+        const head = await this.send({
+          method: "HEAD",
+          url: `${this.repoPath}/manifests/${tag}`,
+          headers: { accept: OCI_MANIFEST_TYPE },
+          what: `HEAD manifest ${tag}`
+        });
+        await discard(head);
+        if (head.status === 404) return;
+        const digest = head.headers.get("docker-content-digest");
+        if (!head.ok || !digest) throw this.unexpected(head, `HEAD manifest ${tag}`);
+        const res = await this.send({
+          method: "DELETE",
+          url: `${this.repoPath}/manifests/${digest}`,
+          what: `delete result ${tag}`
+        });
+        await discard(res);
+        if (res.status !== 202 && res.status !== 200 && res.status !== 204 && res.status !== 404)
+          throw this.unexpected(
+            res,
+            `delete result ${tag} (the registry must allow deletes: storage.delete.enabled)`
+          );
+      }
+      /**
        * `dist-build cache verify`: downloads and rehashes every blob the repository's results name,
        * each once. A corrupt blob is removed when the registry allows deletes (`openBlob` does it);
        * the results naming it then miss, since a result counts only with all its blobs. Results
