@@ -190,6 +190,29 @@ invocations:
   expect(warnings.join('\n')).toMatch(
     new RegExp(`warning: worker-\\d: .*registry http://127\\.0\\.0\\.1:${port} unreachable`),
   );
+  // --no-remote-cache: the config's registry store is left out (no warning, nothing asked of it).
+  const local = await runCli(
+    [
+      'run',
+      '--config',
+      config,
+      '--workers',
+      '2',
+      '--out',
+      join(dir, 'out'),
+      '--no-remote-cache',
+      '--cache-dir',
+      join(dir, 'local-only'),
+    ],
+    { timeoutMs: 60_000 },
+  );
+  expect(local.code).toBe(0);
+  expect(local.stderr).not.toMatch(/warning/);
+  expect(local.stdout).toMatch(/3 invocations: 3 built/);
+  const stats = await runCli(['cache', 'stats', '--config', config, '--no-remote-cache', '--json']);
+  expect(
+    (JSON.parse(stats.stdout) as { stores: { type: string }[] }).stores.map((r) => r.type),
+  ).toEqual(['local']);
 }, 60_000);
 
 test('a worker the master refuses (wrong token) says why and exits 2 instead of retrying forever', async () => {

@@ -82,6 +82,8 @@ export interface OpenStoreOptions {
   onWarning: (message: string) => void;
   /** Default `process.env`. */
   env?: NodeJS.ProcessEnv;
+  /** Only the config's local stores: its gha and registry stores are left out (`--no-remote-cache`). */
+  localOnly?: boolean;
   /** Write the layered store's counters to `<worker cache dir>/stats/<slot>.json` on flush (true). */
   writeStats?: boolean;
 }
@@ -144,6 +146,7 @@ export async function openStores(
   for (const [position, storeConfig] of stores.entries()) {
     const index = position - shift; // as written in the config (-1: the implicit local store)
     const { type, ...options } = storeConfig;
+    if (opts.localOnly && type !== 'local') continue;
     const factory = Object.hasOwn(STORE_BACKENDS, type) ? STORE_BACKENDS[type] : undefined;
     const problem = (message: string, option?: string): ConfigError => {
       const where = index < 0 ? undefined : config.cache?.locations?.[index];

@@ -19,6 +19,8 @@ import { checkCacheDir } from '../util.js';
 interface CacheFlags {
   config: string;
   cacheDir?: string;
+  /** false with --no-remote-cache */
+  remoteCache?: boolean;
 }
 
 /** What a backend may offer beyond `Store` (duck-typed: `LocalStore` has all of them). */
@@ -61,6 +63,7 @@ async function openAll(flags: CacheFlags): Promise<{ config: Config; stores: Ope
   const stores = await openStores(config, {
     ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}),
     slot: 'cli',
+    localOnly: flags.remoteCache === false,
     onWarning: (m) => process.stderr.write(`dist-build: warning: ${m}\n`),
     env: process.env,
   });
@@ -324,6 +327,10 @@ export function registerCache(program: Command): void {
       .option(
         '--cache-dir <dir>',
         "local cache store (default: the config's first local store, else <config dir>/.dist-build/cache)",
+      )
+      .option(
+        '--no-remote-cache',
+        "use only the config's local stores (leave out its gha and registry stores: offline, or to debug)",
       )
       .exitOverride()
       .showHelpAfterError('(run with --help for usage)');

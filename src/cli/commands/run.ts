@@ -19,6 +19,8 @@ interface RunFlags {
   workers?: string;
   out: string;
   cacheDir?: string;
+  /** false with --no-remote-cache */
+  remoteCache?: boolean;
   failFast?: boolean;
   output: boolean;
   plain?: boolean;
@@ -41,6 +43,10 @@ export function registerRun(program: Command): void {
     .option('-w, --workers <n>', "number of local workers (default: the config's workers rule)")
     .option('-o, --out <dir>', 'where exported artifacts and the report go', 'dist-build-out')
     .option('--cache-dir <dir>', 'local cache store (default <config dir>/.dist-build/cache)')
+    .option(
+      '--no-remote-cache',
+      "use only the config's local stores (leave out its gha and registry stores: offline, or to debug)",
+    )
     .option('--fail-fast', 'stop everything at the first failed invocation')
     .option('--no-output', "do not print the jobs' output (plain mode)")
     .option('--plain', 'plain log lines even in a terminal')
@@ -73,7 +79,10 @@ async function runLocal(flags: RunFlags): Promise<number> {
   const units = expandUnits(config);
   const n = flags.workers ? localWorkerCount(flags.workers) : workerCount(config, units.length);
   // Without --cache-dir the workers use the config's stores (default <config dir>/.dist-build/cache).
-  const cacheDirArgs = flags.cacheDir ? ['--cache-dir', resolve(flags.cacheDir)] : [];
+  const cacheDirArgs = [
+    ...(flags.cacheDir ? ['--cache-dir', resolve(flags.cacheDir)] : []),
+    ...(flags.remoteCache === false ? ['--no-remote-cache'] : []),
+  ];
   const err = process.stderr;
 
   // An ephemeral CA for this run: certificates for the master, each worker and a client (for

@@ -16,6 +16,8 @@ interface WorkerFlags extends SecurityFlags {
   listen: string[];
   advertise?: string;
   cacheDir?: string;
+  /** false with --no-remote-cache */
+  remoteCache?: boolean;
   id?: string;
   slots: string;
   label: string[];
@@ -45,6 +47,10 @@ export function registerWorker(program: Command): void {
     .option(
       '--cache-dir <dir>',
       "local cache store (default: the config's first local store, else <config dir>/.dist-build/cache)",
+    )
+    .option(
+      '--no-remote-cache',
+      "use only the config's local stores (leave out its gha and registry stores: offline, or to debug)",
     )
     .option('--id <id>', 'worker id (default <host>-command-local)')
     .option('--slots <n>', 'invocations run at once', '1')
@@ -94,11 +100,19 @@ Examples:
     const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
     // The slot is the worker id: the agent's default id, `<host>-command-<store kind>`, spelled
     // out here because the store needs it before the agent exists.
-    const kinds = [...new Set(effectiveStores(config, flags.cacheDir).map((s) => s.type))];
+    const localOnly = flags.remoteCache === false;
+    const kinds = [
+      ...new Set(
+        effectiveStores(config, flags.cacheDir)
+          .map((s) => s.type)
+          .filter((t) => !localOnly || t === 'local'),
+      ),
+    ];
     const slot = flags.id ?? `${os.hostname().split('.')[0] || 'host'}-command-${kinds.join('+')}`;
     const store = await openStore(config, {
       ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}),
       slot,
+      localOnly,
       onWarning: (m) => log(`warning: ${m}`),
       env: process.env,
     });
