@@ -8876,6 +8876,7 @@ async function openStores(config, opts) {
   for (const [position, storeConfig] of stores.entries()) {
     const index = position - shift;
     const { type, ...options } = storeConfig;
+    if (opts.localOnly && type !== "local") continue;
     const factory = Object.hasOwn(STORE_BACKENDS, type) ? STORE_BACKENDS[type] : void 0;
     const problem = (message2, option) => {
       const where = index < 0 ? void 0 : config.cache?.locations?.[index];
