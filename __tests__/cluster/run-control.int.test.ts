@@ -64,6 +64,18 @@ async function until(what: string, check: () => boolean, ms = 20_000): Promise<v
   }
 }
 
+/** `dist-build run` of `config` on `workers` local workers, artifacts into <dir>/out. */
+const runArgs = (config: string, workers: number, ...more: string[]): string[] => [
+  'run',
+  '--config',
+  config,
+  '--workers',
+  String(workers),
+  '--out',
+  join(dir, 'out'),
+  ...more,
+];
+
 const SLOW = `version: 1
 invocations:
   slow:
@@ -192,18 +204,7 @@ invocations:
   );
   // --no-remote-cache: the config's registry store is left out (no warning, nothing asked of it).
   const local = await runCli(
-    [
-      'run',
-      '--config',
-      config,
-      '--workers',
-      '2',
-      '--out',
-      join(dir, 'out'),
-      '--no-remote-cache',
-      '--cache-dir',
-      join(dir, 'local-only'),
-    ],
+    runArgs(config, 2, '--no-remote-cache', '--cache-dir', join(dir, 'local-only')),
     { timeoutMs: 60_000 },
   );
   expect(local.code).toBe(0);
@@ -281,19 +282,7 @@ invocations:
     );
   // --log-order stream: lines as they come (the two jobs interleave).
   const streamed = await runCli(
-    [
-      'run',
-      '--config',
-      config,
-      '--workers',
-      '2',
-      '--out',
-      join(dir, 'out'),
-      '--log-order',
-      'stream',
-      '--cache-dir',
-      join(dir, 'fresh-cache'),
-    ],
+    runArgs(config, 2, '--log-order', 'stream', '--cache-dir', join(dir, 'fresh-cache')),
     { env: { GITHUB_ACTIONS: 'true' }, timeoutMs: 60_000 },
   );
   expect(streamed.stderr).toMatch(/^\[a\] a2$/m);
