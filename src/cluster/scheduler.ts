@@ -694,8 +694,16 @@ export class Run {
     );
     const attempt = u.attempts;
     stream.on('data', (chunk: OutputChunkMsg) => this.opts.onOutput?.(u.unit.id, chunk, attempt));
-    stream.on('error', () => undefined);
-    stream.on('status', () => this.opts.onOutputEnd?.(u.unit.id, attempt));
+    // The end of the data ('end', after the last 'data'), not the call's 'status', which can come
+    // while received messages are still queued for 'data'; or an error, after which none come.
+    let over = false;
+    const ended = () => {
+      if (over) return;
+      over = true;
+      this.opts.onOutputEnd?.(u.unit.id, attempt);
+    };
+    stream.on('end', ended);
+    stream.on('error', ended);
   }
 
   private onJoined(member: MemberState, running: RunningJob[]): void {
