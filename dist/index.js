@@ -11916,8 +11916,14 @@ var Run = class {
     );
     const attempt = u.attempts;
     stream.on("data", (chunk) => this.opts.onOutput?.(u.unit.id, chunk, attempt));
-    stream.on("error", () => void 0);
-    stream.on("status", () => this.opts.onOutputEnd?.(u.unit.id, attempt));
+    let over = false;
+    const ended = () => {
+      if (over) return;
+      over = true;
+      this.opts.onOutputEnd?.(u.unit.id, attempt);
+    };
+    stream.on("end", ended);
+    stream.on("error", ended);
   }
   onJoined(member, running) {
     this.opts.onEvent?.({ type: "worker-joined", worker: member.id });
