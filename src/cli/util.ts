@@ -1,5 +1,6 @@
 /** Small helpers shared by the cluster commands. */
 import { statSync } from 'node:fs';
+import { processAlive } from '../cluster/local.js';
 import { UsageError } from './errors.js';
 
 export function positiveInt(text: string, flag: string): number {
@@ -11,14 +12,9 @@ export function positiveInt(text: string, flag: string): number {
 /** Calls `onGone` once when process `pid` no longer exists (checked every 500 ms). */
 export function watchParent(pid: number, onGone: () => void): void {
   const timer = setInterval(() => {
-    try {
-      process.kill(pid, 0);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ESRCH') {
-        clearInterval(timer);
-        onGone();
-      }
-    }
+    if (processAlive(pid)) return;
+    clearInterval(timer);
+    onGone();
   }, 500);
   timer.unref();
 }

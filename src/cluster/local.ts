@@ -130,3 +130,13 @@ export function selfCommand(): string[] {
   if (!script) return [process.execPath];
   return [process.execPath, ...process.execArgv, ...workerNodeFlags(), script];
 }
+
+/** Whether process `pid` exists (one we may not signal counts: EPERM). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}

@@ -33,6 +33,7 @@ import type { OutputEntry, ResultManifest, Store } from '../store/types.js';
 import { RESULT_FORMAT } from '../store/types.js';
 import { blobOpenerFor, restoreOutputs, saveOutputs } from '../store/pack.js';
 import { configDigest, definitionDigest } from './definition.js';
+import { processAlive } from './local.js';
 import {
   call,
   protocol,
@@ -518,7 +519,7 @@ export class WorkerAgent {
     }
     for (const name of names) {
       const owner = Number(name.slice(0, name.indexOf('.')));
-      if (!Number.isInteger(owner) || owner === process.pid || alive(owner)) continue;
+      if (!Number.isInteger(owner) || owner === process.pid || processAlive(owner)) continue;
       try {
         const pgid = Number(readFileSync(join(dir, name), 'utf8'));
         if (Number.isInteger(pgid) && pgid > 1) {
@@ -1017,15 +1018,6 @@ class LostDependencyError extends Error {
     why: string,
   ) {
     super(`the outputs of ${unit} cannot be had: ${why}`);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
 

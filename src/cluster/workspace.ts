@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { processAlive } from './local.js';
 
 const hashPath = (p: string): string =>
   crypto.createHash('sha256').update(p).digest('hex').slice(0, 32);
@@ -86,10 +87,5 @@ async function stale(lock: string): Promise<boolean> {
     return false; // being created right now
   }
   if (!Number.isInteger(pid) || pid <= 0) return true;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return !processAlive(pid);
 }

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { loadConfig } from '../../config/load.js';
 import { ephemeralTls, writeCert } from '../../cluster/certs.js';
 import { writeCA } from '../../cluster/certs.js';
-import { LocalWorkers, selfCommand } from '../../cluster/local.js';
+import { LocalWorkers, processAlive, selfCommand } from '../../cluster/local.js';
 import { Master } from '../../cluster/master.js';
 import type { Run } from '../../cluster/scheduler.js';
 import { formatAddress } from '../../cluster/transport.js';
@@ -232,17 +232,8 @@ async function runLocal(flags: RunFlags): Promise<number> {
 async function removeStaleCertDirs(runDir: string): Promise<void> {
   for (const entry of await readdir(runDir)) {
     const pid = /^certs-(\d+)$/.exec(entry)?.[1];
-    if (pid && Number(pid) !== process.pid && !processExists(Number(pid)))
+    if (pid && Number(pid) !== process.pid && !processAlive(Number(pid)))
       await rm(join(runDir, entry), { recursive: true, force: true });
-  }
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
