@@ -86,18 +86,17 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
   }
   const keys = new Map([...keyInfo].map(([id, k]) => [id, k.cacheKey]));
 
+  const onActions = process.env.GITHUB_ACTIONS === 'true';
   const progress = new Progress({
     out: err,
     total: units.length,
     ...(opts.plain ? { plain: true } : {}),
     showOutput: opts.showOutput ?? true,
     logOrder:
-      (opts.logOrder ?? 'auto') === 'auto'
-        ? process.env.GITHUB_ACTIONS === 'true'
-          ? 'grouped'
-          : 'stream'
-        : (opts.logOrder as 'grouped' | 'stream'),
-    groupMarkers: process.env.GITHUB_ACTIONS === 'true',
+      opts.logOrder === 'grouped' || (opts.logOrder !== 'stream' && onActions)
+        ? 'grouped'
+        : 'stream',
+    groupMarkers: onActions,
   });
   for (const m of opts.master.live()) progress.event({ type: 'worker-joined', worker: m.id });
   opts.onPrinter?.((line) => progress.print(line));

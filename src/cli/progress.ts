@@ -31,7 +31,7 @@ export interface ProgressOptions {
   groupMarkers?: boolean;
 }
 
-/** Bytes of a job's output held for its block before the block is started and streamed. */
+/** Bytes of a job's output held for its block; beyond that, what is held goes out as a part. */
 export const GROUP_LIMIT = 1024 * 1024;
 /** After a job ended, how long its block waits for the rest of its output to arrive. */
 const GROUP_WAIT_MS = 2000;
@@ -45,8 +45,8 @@ interface Group {
   parts: number;
   /** The job's output stream is over. */
   ended: boolean;
-  /** How the job ended: the block's title and the line printed after it. */
-  end?: { title: string; line: string };
+  /** How the job ended (for the block's title) and the line printed after the block. */
+  end?: { how: string; line: string };
   timer?: NodeJS.Timeout;
 }
 
@@ -186,7 +186,7 @@ export class Progress {
   private jobEnded(unit: string, how: string, line: string): void {
     const g = this.groups.get(unit);
     if (!g) return this.print(line);
-    g.end = { title: `${unit} (${how})`, line };
+    g.end = { how, line };
     if (g.ended) return this.closeGroup(unit);
     g.timer ??= setTimeout(() => this.closeGroup(unit), GROUP_WAIT_MS);
     g.timer.unref();
@@ -200,13 +200,8 @@ export class Progress {
     const text = g.held.join('') + (this.prefixers.get(unit)?.flush() ?? '');
     this.prefixers.delete(unit);
     if (text) {
-      const title = g.end?.title ?? unit;
-      this.opts.out.write(
-        this.block(
-          g.parts ? title.replace(`${unit} (`, `${unit} (part ${g.parts + 1}, `) : title,
-          text,
-        ),
-      );
+      const part = g.parts ? `part ${g.parts + 1}, ` : '';
+      this.opts.out.write(this.block(g.end ? `${unit} (${part}${g.end.how})` : unit, text));
     }
     if (g.end) this.print(g.end.line);
   }

@@ -1,4 +1,5 @@
 /** Small helpers shared by the cluster commands. */
+import { Option } from 'commander';
 import { statSync } from 'node:fs';
 import { processAlive } from '../cluster/local.js';
 import { UsageError } from './errors.js';
@@ -36,3 +37,17 @@ export function checkCacheDir(dir: string | undefined, mustExist = false): void 
   }
   if (!isDir) throw new UsageError(`--cache-dir ${dir}: not a directory`);
 }
+
+/** `--log-order` of `run` and `master`. */
+export function logOrderOption(): Option {
+  return new Option(
+    '--log-order <order>',
+    "plain mode: each job's output as one block when it ends, or lines as they come; auto: grouped on GitHub Actions (collapsible groups), else stream",
+  )
+    .choices(['grouped', 'stream', 'auto'])
+    .default('auto');
+}
+
+/** Help of `--no-remote-cache` (`run`, `worker`, `cache`). */
+export const NO_REMOTE_CACHE_HELP =
+  "use only the config's local stores (leave out its gha and registry stores: offline, or to debug)";

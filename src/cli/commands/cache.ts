@@ -14,7 +14,7 @@ import type { ResultListing, Store } from '../../store/types.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { UsageError } from '../errors.js';
 import { table } from '../table.js';
-import { checkCacheDir } from '../util.js';
+import { checkCacheDir, NO_REMOTE_CACHE_HELP } from '../util.js';
 
 interface CacheFlags {
   config: string;
@@ -328,10 +328,7 @@ export function registerCache(program: Command): void {
         '--cache-dir <dir>',
         "local cache store (default: the config's first local store, else <config dir>/.dist-build/cache)",
       )
-      .option(
-        '--no-remote-cache',
-        "use only the config's local stores (leave out its gha and registry stores: offline, or to debug)",
-      )
+      .option('--no-remote-cache', NO_REMOTE_CACHE_HELP)
       .exitOverride()
       .showHelpAfterError('(run with --help for usage)');
   common(

@@ -1,4 +1,4 @@
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { parseDuration } from '../../config/duration.js';
 import { Master } from '../../cluster/master.js';
@@ -8,7 +8,7 @@ import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
 import { RunFailure, UsageError } from '../errors.js';
 import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
-import { positiveInt } from '../util.js';
+import { logOrderOption, positiveInt } from '../util.js';
 
 interface MasterFlags extends SecurityFlags {
   listen: string[];
@@ -57,14 +57,7 @@ export function registerMaster(program: Command): void {
     .option('--serve', 'only serve membership (status, logs); run nothing')
     .option('--no-output', "do not print the jobs' output")
     .option('--plain', 'plain log lines even in a terminal')
-    .addOption(
-      new Option(
-        '--log-order <order>',
-        "plain mode: each job's output as one block when it ends, or lines as they come; auto: grouped on GitHub Actions (collapsible groups), else stream",
-      )
-        .choices(['grouped', 'stream', 'auto'])
-        .default('auto'),
-    );
+    .addOption(logOrderOption());
   addSecurityOptions(cmd, 'master').addHelpText(
     'after',
     `

@@ -1,4 +1,4 @@
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loadConfig } from '../../config/load.js';
@@ -11,7 +11,7 @@ import { formatAddress } from '../../cluster/transport.js';
 import { expandUnits, workerCount } from '../../plan/units.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
-import { checkCacheDir, positiveInt } from '../util.js';
+import { checkCacheDir, logOrderOption, NO_REMOTE_CACHE_HELP, positiveInt } from '../util.js';
 import { RunFailure, UsageError } from '../errors.js';
 
 interface RunFlags {
@@ -43,21 +43,11 @@ export function registerRun(program: Command): void {
     .option('-w, --workers <n>', "number of local workers (default: the config's workers rule)")
     .option('-o, --out <dir>', 'where exported artifacts and the report go', 'dist-build-out')
     .option('--cache-dir <dir>', 'local cache store (default <config dir>/.dist-build/cache)')
-    .option(
-      '--no-remote-cache',
-      "use only the config's local stores (leave out its gha and registry stores: offline, or to debug)",
-    )
+    .option('--no-remote-cache', NO_REMOTE_CACHE_HELP)
     .option('--fail-fast', 'stop everything at the first failed invocation')
     .option('--no-output', "do not print the jobs' output (plain mode)")
     .option('--plain', 'plain log lines even in a terminal')
-    .addOption(
-      new Option(
-        '--log-order <order>',
-        "plain mode: each job's output as one block when it ends, or lines as they come; auto: grouped on GitHub Actions (collapsible groups), else stream",
-      )
-        .choices(['grouped', 'stream', 'auto'])
-        .default('auto'),
-    )
+    .addOption(logOrderOption())
     .option('--verbose', "print the workers' own log lines")
     .addHelpText(
       'after',

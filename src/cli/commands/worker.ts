@@ -8,7 +8,7 @@ import { effectiveStores, openStore, workerCacheDir } from '../../store/open.js'
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { UsageError } from '../errors.js';
 import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
-import { checkCacheDir, positiveInt, watchParent } from '../util.js';
+import { checkCacheDir, NO_REMOTE_CACHE_HELP, positiveInt, watchParent } from '../util.js';
 
 interface WorkerFlags extends SecurityFlags {
   join: string;
@@ -48,10 +48,7 @@ export function registerWorker(program: Command): void {
       '--cache-dir <dir>',
       "local cache store (default: the config's first local store, else <config dir>/.dist-build/cache)",
     )
-    .option(
-      '--no-remote-cache',
-      "use only the config's local stores (leave out its gha and registry stores: offline, or to debug)",
-    )
+    .option('--no-remote-cache', NO_REMOTE_CACHE_HELP)
     .option('--id <id>', 'worker id (default <host>-command-local)')
     .option('--slots <n>', 'invocations run at once', '1')
     .option('--label <label>', 'a label invocations can require (repeatable)', collect, [])
