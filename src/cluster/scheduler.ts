@@ -986,36 +986,18 @@ export class Run {
   private report(exports: ExportReport[]): RunReport {
     const endedAt = Date.now();
     const workers = new Map<string, WorkerReport>();
-    for (const m of this.master.live()) {
-      workers.set(m.id, {
-        id: m.id,
-        annotations: m.member.annotations,
-        built: 0,
-        cached: 0,
-        busyMs: 0,
-      });
-    }
+    const row = (id: string, annotations: Record<string, string> = {}): WorkerReport => {
+      const w: WorkerReport = { id, annotations, built: 0, cached: 0, busyMs: 0 };
+      workers.set(id, w);
+      return w;
+    };
+    for (const m of this.master.live()) row(m.id, m.member.annotations);
     // Workers that took part and left (a lost worker's job ran again elsewhere): counted too.
-    for (const [id, d] of this.departed) {
-      if (!workers.has(id))
-        workers.set(id, {
-          id,
-          annotations: d.annotations,
-          built: 0,
-          cached: 0,
-          busyMs: 0,
-          left: d.why,
-        });
-    }
+    for (const [id, d] of this.departed) if (!workers.has(id)) row(id, d.annotations).left = d.why;
     const invocations: InvocationReport[] = this.units.map((u) => {
       const worker = u.workerId ?? u.job?.workerId ?? null;
       if (worker) {
-        let w = workers.get(worker);
-        if (!w)
-          workers.set(
-            worker,
-            (w = { id: worker, annotations: {}, built: 0, cached: 0, busyMs: 0 }),
-          );
+        const w = workers.get(worker) ?? row(worker);
         if (u.state === 'built') {
           w.built++;
           w.busyMs += u.durationMs ?? 0;

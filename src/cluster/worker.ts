@@ -23,7 +23,7 @@ import {
   writeSync,
 } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Config, InvocationConfig } from '../config/types.js';
 import { CommandExecutor, commandJobSpec } from '../executors/command.js';
@@ -164,6 +164,8 @@ export class WorkerAgent {
   private heartbeatMs = 1000;
   private stopping = false;
   private listening: Promise<void> | undefined;
+  /** The unix socket `defaultListen` chose, removed by `stop`. */
+  private ownSocket: string | undefined;
   private registering: Promise<void> | undefined;
   private registeredOnce: (() => void) | undefined;
   readonly registered: Promise<void>;
@@ -206,11 +208,17 @@ export class WorkerAgent {
   listen(): Promise<void> {
     this.listening ??= (async () => {
       this.reapOrphans();
-      if (!this.opts.listen && this.opts.join.kind === 'unix') {
-        mkdirSync(join(this.opts.cacheDir, 'running'), { recursive: true });
+      let listen = this.opts.listen;
+      if (!listen) {
+        const own = this.defaultListen();
+        if (own.kind === 'unix') {
+          mkdirSync(dirname(own.path), { recursive: true });
+          this.ownSocket = own.path;
+        }
+        listen = [own];
       }
       this.server = await startServer(
-        this.opts.listen ?? [this.defaultListen()],
+        listen,
         [{ definition: protocol().WorkerService, handlers: this.handlers() }],
         this.security,
         (m) => this.log(`worker: ${m}`),
@@ -279,9 +287,7 @@ export class WorkerAgent {
     for (const c of this.peers.values()) c.close();
     this.closePgidFiles();
     await this.server?.close();
-    if (!this.opts.listen && this.opts.join.kind === 'unix') {
-      rmSync((this.defaultListen() as { path: string }).path, { force: true });
-    }
+    if (this.ownSocket) rmSync(this.ownSocket, { force: true });
   }
 
   // --- membership -------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 import { table } from '../cli/table.js';
 import { formatDuration } from '../config/duration.js';
 import { formatSize } from '../config/size.js';
-import type { InvocationReport, InvocationStatus, RunReport } from './types.js';
+import type { InvocationReport, InvocationStatus, RunReport, WorkerReport } from './types.js';
 
 const STATUSES: InvocationStatus[] = ['built', 'cached', 'failed', 'skipped', 'cancelled'];
 
@@ -67,6 +67,11 @@ function resultText(i: InvocationReport): string {
 function shortDigest(digest: string): string {
   const m = /^([a-z0-9]+:)?([0-9a-f]+)$/i.exec(digest);
   return m ? `${m[1] ?? ''}${m[2]!.slice(0, 12)}` : digest;
+}
+
+/** A worker's name in the tables: with why it left, if it left during the run. */
+function workerLabel(w: WorkerReport): string {
+  return w.left !== undefined ? `${w.id} (left: ${w.left})` : w.id;
 }
 
 /** Worker ids in report order, then workers only named by invocations (sorted). */
@@ -249,7 +254,7 @@ export function renderMarkdown(report: RunReport): string {
       mdTable(
         ['Worker', 'Annotations', 'Built', 'Cached', 'Busy'],
         report.workers.map((w) => [
-          md(w.left !== undefined ? `${w.id} (left: ${w.left})` : w.id),
+          md(workerLabel(w)),
           md(
             Object.entries(w.annotations)
               .map(([k, v]) => `${k}=${v}`)
@@ -605,7 +610,7 @@ export function renderHtml(report: RunReport): string {
       htmlTable(
         ['Worker', 'Annotations', 'Built', 'Cached', 'Busy', 'Utilisation'],
         report.workers.map((w) => [
-          h(w.left !== undefined ? `${w.id} (left: ${w.left})` : w.id),
+          h(workerLabel(w)),
           Object.entries(w.annotations)
             .map(([k, v]) => `<code>${h(k)}=${h(v)}</code>`)
             .join(' '),
