@@ -760,16 +760,11 @@ export class RegistryStore implements Store {
     freedBytes: number;
     bytes: number;
   }> {
-    const results: { key: string; createdAt: string; blobs: Map<string, number> }[] = [];
-    for await (const r of this.listResults()) {
-      const manifest = await this.getResult(r.cacheKey);
-      if (!manifest) continue;
-      results.push({
-        key: r.cacheKey,
-        createdAt: r.createdAt,
-        blobs: new Map(manifest.outputs.map((o) => [o.digest, o.size])),
-      });
-    }
+    const results = (await this.readableResults()).map((r) => ({
+      key: r.cacheKey,
+      createdAt: r.createdAt,
+      blobs: new Map(r.outputs.map((o) => [o.digest, o.size])),
+    }));
     results.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
     const named = new Map<string, { size: number; by: number }>();
     for (const r of results)
@@ -796,6 +791,19 @@ export class RegistryStore implements Store {
       }
     }
     out.bytes = bytes;
+    return out;
+  }
+
+  /**
+   * Every result the repository lists whose manifest can be read (`prune`, `verify`), with the
+   * created time its listing gives.
+   */
+  private async readableResults(): Promise<ResultManifest[]> {
+    const out: ResultManifest[] = [];
+    for await (const r of this.listResults()) {
+      const manifest = await this.getResult(r.cacheKey);
+      if (manifest) out.push({ ...manifest, createdAt: r.createdAt });
+    }
     return out;
   }
 
@@ -833,11 +841,9 @@ export class RegistryStore implements Store {
    * an error (`StoreUnavailableError`), not a clean bill of health.
    */
   async verify(): Promise<{ checked: number; corrupt: string[]; removedResults: number }> {
-    const digests = new Set<string>();
-    for await (const r of this.listResults()) {
-      const manifest = await this.getResult(r.cacheKey);
-      for (const o of manifest?.outputs ?? []) digests.add(o.digest);
-    }
+    const digests = new Set(
+      (await this.readableResults()).flatMap((r) => r.outputs.map((o) => o.digest)),
+    );
     const corrupt: string[] = [];
     await mapLimit([...digests], this.concurrency, async (digest) => {
       const stream = await this.openBlob(digest);
