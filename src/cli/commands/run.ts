@@ -228,7 +228,7 @@ async function removeStaleCertDirs(runDir: string): Promise<void> {
 }
 
 /** Local worker processes at most: as many as a config's `workers.max` may ask for. */
-export const MAX_LOCAL_WORKERS = 256;
+const MAX_LOCAL_WORKERS = 256;
 
 function localWorkerCount(text: string): number {
   const n = positiveInt(text, '--workers');

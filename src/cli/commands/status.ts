@@ -60,7 +60,7 @@ async function connect(
  * A failed call to the master as one line: exit 1 when the master cannot be reached (with the
  * connection's own error, not grpc-js's wrapping), 2 when it refused the request.
  */
-export function masterFailure(what: string, address: string, e: grpc.ServiceError): RunFailure {
+function masterFailure(what: string, address: string, e: grpc.ServiceError): RunFailure {
   if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
     const text = e.details || e.message;
     const last = /Last error: (?:Error: )?(.*?)\.?(?: Resolution note:.*)?$/s.exec(text)?.[1];
