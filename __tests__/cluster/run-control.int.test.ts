@@ -86,15 +86,22 @@ invocations:
     needs: [slow]
 `;
 
-test('status and logs reach a running `dist-build run` with --config alone', async () => {
+/** A run of SLOW on 1 worker, once its command runs; the command's process group is ended after the test. */
+async function startSlowRun() {
   const config = repo(SLOW);
-  const run = startCli(['run', '--config', config, '--workers', '1', '--out', join(dir, 'out')]);
+  const run = startCli(runArgs(config, 1));
   const pidFile = join(dir, 'repo/slow.pid');
   await until(
     'the slow command',
     () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n'),
   );
-  groups.push(Number(readFileSync(pidFile, 'utf8')));
+  const pgid = Number(readFileSync(pidFile, 'utf8'));
+  groups.push(pgid);
+  return { config, run, pgid };
+}
+
+test('status and logs reach a running `dist-build run` with --config alone', async () => {
+  const { config, run } = await startSlowRun();
   // The run keeps only the CA's certificate on disk, never its key.
   const certDirs = readdirSync(join(dir, 'repo/.dist-build/run')).filter((e) =>
     e.startsWith('certs-'),
@@ -136,15 +143,7 @@ invocations:
 }, 60_000);
 
 test('a `dist-build run` killed with SIGKILL: its workers end their commands and leave; the next run clears its certificates', async () => {
-  const config = repo(SLOW);
-  const run = startCli(['run', '--config', config, '--workers', '1', '--out', join(dir, 'out')]);
-  const pidFile = join(dir, 'repo/slow.pid');
-  await until(
-    'the slow command',
-    () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n'),
-  );
-  const pgid = Number(readFileSync(pidFile, 'utf8'));
-  groups.push(pgid);
+  const { config, run, pgid } = await startSlowRun();
   process.kill(run.pid, 'SIGKILL'); // the run only, not its workers
   await run.exited;
   // The worker sees its parent gone within 0.5 s and stops the job (SIGTERM to its group).
