@@ -3034,16 +3034,11 @@ var init_registry = __esm({
        * refusal is an error); the space itself comes back with the registry's garbage collection.
        */
       async prune(maxBytes) {
-        const results = [];
-        for await (const r of this.listResults()) {
-          const manifest = await this.getResult(r.cacheKey);
-          if (!manifest) continue;
-          results.push({
-            key: r.cacheKey,
-            createdAt: r.createdAt,
-            blobs: new Map(manifest.outputs.map((o) => [o.digest, o.size]))
-          });
-        }
+        const results = (await this.readableResults()).map((r) => ({
+          key: r.cacheKey,
+          createdAt: r.createdAt,
+          blobs: new Map(r.outputs.map((o) => [o.digest, o.size]))
+        }));
         results.sort((a, b) => a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0);
         const named = /* @__PURE__ */ new Map();
         for (const r of results)
@@ -3070,6 +3065,18 @@ var init_registry = __esm({
           }
         }
         out.bytes = bytes;
+        return out;
+      }
+      /**
+       * Every result the repository lists whose manifest can be read (`prune`, `verify`), with the
+       * created time its listing gives.
+       */
+      async readableResults() {
+        const out = [];
+        for await (const r of this.listResults()) {
+          const manifest = await this.getResult(r.cacheKey);
+          if (manifest) out.push({ ...manifest, createdAt: r.createdAt });
+        }
         return out;
       }
       /** Deletes the manifest (by digest: registries do not delete tags) of a result. */
@@ -3105,11 +3112,9 @@ var init_registry = __esm({
        * an error (`StoreUnavailableError`), not a clean bill of health.
        */
       async verify() {
-        const digests = /* @__PURE__ */ new Set();
-        for await (const r of this.listResults()) {
-          const manifest = await this.getResult(r.cacheKey);
-          for (const o of manifest?.outputs ?? []) digests.add(o.digest);
-        }
+        const digests = new Set(
+          (await this.readableResults()).flatMap((r) => r.outputs.map((o) => o.digest))
+        );
         const corrupt = [];
         await mapLimit([...digests], this.concurrency, async (digest) => {
           const stream = await this.openBlob(digest);
@@ -9904,7 +9909,7 @@ import {
   writeSync as writeSync2
 } from "node:fs";
 import os2 from "node:os";
-import { join as join12 } from "node:path";
+import { dirname as dirname6, join as join12 } from "node:path";
 import { Readable as Readable4 } from "node:stream";
 
 // src/executors/command.ts
@@ -10468,6 +10473,16 @@ function configDigest(config) {
   return "sha256:" + h2.digest("hex");
 }
 
+// src/cluster/local.ts
+function processAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code !== "ESRCH";
+  }
+}
+
 // src/cluster/stats.ts
 import { statfsSync } from "node:fs";
 import os from "node:os";
@@ -10568,12 +10583,7 @@ async function stale(lock) {
     return false;
   }
   if (!Number.isInteger(pid) || pid <= 0) return true;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return err.code === "ESRCH";
-  }
+  return !processAlive(pid);
 }
 
 // src/cluster/worker.ts
@@ -10629,6 +10639,8 @@ var WorkerAgent = class {
   heartbeatMs = 1e3;
   stopping = false;
   listening;
+  /** The unix socket `defaultListen` chose, removed by `stop`. */
+  ownSocket;
   registering;
   registeredOnce;
   registered;
@@ -10652,11 +10664,17 @@ var WorkerAgent = class {
   listen() {
     this.listening ??= (async () => {
       this.reapOrphans();
-      if (!this.opts.listen && this.opts.join.kind === "unix") {
-        mkdirSync3(join12(this.opts.cacheDir, "running"), { recursive: true });
+      let listen = this.opts.listen;
+      if (!listen) {
+        const own = this.defaultListen();
+        if (own.kind === "unix") {
+          mkdirSync3(dirname6(own.path), { recursive: true });
+          this.ownSocket = own.path;
+        }
+        listen = [own];
       }
       this.server = await startServer(
-        this.opts.listen ?? [this.defaultListen()],
+        listen,
         [{ definition: protocol().WorkerService, handlers: this.handlers() }],
         this.security,
         (m) => this.log(`worker: ${m}`)
@@ -10720,9 +10738,7 @@ var WorkerAgent = class {
     for (const c of this.peers.values()) c.close();
     this.closePgidFiles();
     await this.server?.close();
-    if (!this.opts.listen && this.opts.join.kind === "unix") {
-      rmSync(this.defaultListen().path, { force: true });
-    }
+    if (this.ownSocket) rmSync(this.ownSocket, { force: true });
   }
   // --- membership -------------------------------------------------------------------------------
   member() {
@@ -10937,7 +10953,7 @@ var WorkerAgent = class {
     }
     for (const name of names) {
       const owner = Number(name.slice(0, name.indexOf(".")));
-      if (!Number.isInteger(owner) || owner === process.pid || alive(owner)) continue;
+      if (!Number.isInteger(owner) || owner === process.pid || processAlive(owner)) continue;
       try {
         const pgid = Number(readFileSync3(join12(dir, name), "utf8"));
         if (Number.isInteger(pgid) && pgid > 1) {
@@ -11382,14 +11398,6 @@ var LostDependencyError = class extends Error {
   }
   unit;
 };
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return err.code !== "ESRCH";
-  }
-}
 function chunksOf(stream) {
   return Readable4.from(
     (async function* () {
@@ -12179,35 +12187,17 @@ var Run = class {
   report(exports) {
     const endedAt = Date.now();
     const workers = /* @__PURE__ */ new Map();
-    for (const m of this.master.live()) {
-      workers.set(m.id, {
-        id: m.id,
-        annotations: m.member.annotations,
-        built: 0,
-        cached: 0,
-        busyMs: 0
-      });
-    }
-    for (const [id, d] of this.departed) {
-      if (!workers.has(id))
-        workers.set(id, {
-          id,
-          annotations: d.annotations,
-          built: 0,
-          cached: 0,
-          busyMs: 0,
-          left: d.why
-        });
-    }
+    const row = (id, annotations = {}) => {
+      const w = { id, annotations, built: 0, cached: 0, busyMs: 0 };
+      workers.set(id, w);
+      return w;
+    };
+    for (const m of this.master.live()) row(m.id, m.member.annotations);
+    for (const [id, d] of this.departed) if (!workers.has(id)) row(id, d.annotations).left = d.why;
     const invocations = this.units.map((u) => {
       const worker = u.workerId ?? u.job?.workerId ?? null;
       if (worker) {
-        let w = workers.get(worker);
-        if (!w)
-          workers.set(
-            worker,
-            w = { id: worker, annotations: {}, built: 0, cached: 0, busyMs: 0 }
-          );
+        const w = workers.get(worker) ?? row(worker);
         if (u.state === "built") {
           w.built++;
           w.busyMs += u.durationMs ?? 0;
@@ -12549,6 +12539,9 @@ function shortDigest(digest) {
   const m = /^([a-z0-9]+:)?([0-9a-f]+)$/i.exec(digest);
   return m ? `${m[1] ?? ""}${m[2].slice(0, 12)}` : digest;
 }
+function workerLabel(w) {
+  return w.left !== void 0 ? `${w.id} (left: ${w.left})` : w.id;
+}
 function laneIds(report) {
   const ids = report.workers.map((w) => w.id);
   const seen = new Set(ids);
@@ -12685,7 +12678,7 @@ function renderMarkdown(report) {
       mdTable(
         ["Worker", "Annotations", "Built", "Cached", "Busy"],
         report.workers.map((w) => [
-          md(w.left !== void 0 ? `${w.id} (left: ${w.left})` : w.id),
+          md(workerLabel(w)),
           md(
             Object.entries(w.annotations).map(([k, v]) => `${k}=${v}`).join(", ")
           ),
@@ -13013,7 +13006,7 @@ ${ganttSvg(report)}
       htmlTable(
         ["Worker", "Annotations", "Built", "Cached", "Busy", "Utilisation"],
         report.workers.map((w) => [
-          h(w.left !== void 0 ? `${w.id} (left: ${w.left})` : w.id),
+          h(workerLabel(w)),
           Object.entries(w.annotations).map(([k, v]) => `<code>${h(k)}=${h(v)}</code>`).join(" "),
           String(w.built),
           String(w.cached),

@@ -1016,16 +1016,11 @@ var RegistryStore = class _RegistryStore {
    * refusal is an error); the space itself comes back with the registry's garbage collection.
    */
   async prune(maxBytes) {
-    const results = [];
-    for await (const r of this.listResults()) {
-      const manifest = await this.getResult(r.cacheKey);
-      if (!manifest) continue;
-      results.push({
-        key: r.cacheKey,
-        createdAt: r.createdAt,
-        blobs: new Map(manifest.outputs.map((o) => [o.digest, o.size]))
-      });
-    }
+    const results = (await this.readableResults()).map((r) => ({
+      key: r.cacheKey,
+      createdAt: r.createdAt,
+      blobs: new Map(r.outputs.map((o) => [o.digest, o.size]))
+    }));
     results.sort((a, b) => a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0);
     const named = /* @__PURE__ */ new Map();
     for (const r of results)
@@ -1052,6 +1047,18 @@ var RegistryStore = class _RegistryStore {
       }
     }
     out.bytes = bytes;
+    return out;
+  }
+  /**
+   * Every result the repository lists whose manifest can be read (`prune`, `verify`), with the
+   * created time its listing gives.
+   */
+  async readableResults() {
+    const out = [];
+    for await (const r of this.listResults()) {
+      const manifest = await this.getResult(r.cacheKey);
+      if (manifest) out.push({ ...manifest, createdAt: r.createdAt });
+    }
     return out;
   }
   /** Deletes the manifest (by digest: registries do not delete tags) of a result. */
@@ -1087,11 +1094,9 @@ var RegistryStore = class _RegistryStore {
    * an error (`StoreUnavailableError`), not a clean bill of health.
    */
   async verify() {
-    const digests = /* @__PURE__ */ new Set();
-    for await (const r of this.listResults()) {
-      const manifest = await this.getResult(r.cacheKey);
-      for (const o of manifest?.outputs ?? []) digests.add(o.digest);
-    }
+    const digests = new Set(
+      (await this.readableResults()).flatMap((r) => r.outputs.map((o) => o.digest))
+    );
     const corrupt = [];
     await mapLimit([...digests], this.concurrency, async (digest) => {
       const stream = await this.openBlob(digest);
