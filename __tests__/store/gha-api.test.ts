@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { listGhaCaches } from '../../src/store/gha-api.js';
+import { deleteGhaCache, listGhaCaches } from '../../src/store/gha-api.js';
 
 /** A fake of GitHub's "list caches for a repository" endpoint. */
 let server: Server;
@@ -24,6 +24,11 @@ beforeAll(async () => {
     if (answer === 'forbidden') {
       res.writeHead(403, { 'content-type': 'application/json' });
       res.end('{"message":"Resource not accessible by integration"}');
+      return;
+    }
+    const del = /^\/repos\/octo\/repo\/actions\/caches\/([0-9]+)$/.exec(url.pathname);
+    if (req.method === 'DELETE' && del) {
+      res.writeHead(Number(del[1]) <= ALL.length ? 204 : 404).end();
       return;
     }
     if (url.pathname !== '/repos/octo/repo/actions/caches') {
@@ -86,5 +91,25 @@ describe('listGhaCaches', () => {
     expect(await listGhaCaches('p', { ...env, GITHUB_API_URL: 'http://127.0.0.1:1' })).toEqual({
       unavailable: expect.stringMatching(/cannot be reached/),
     });
+  });
+});
+
+describe('deleteGhaCache', () => {
+  it('deletes by id; an entry already gone counts as deleted', async () => {
+    await deleteGhaCache(3, { ...env, GITHUB_API_URL: api });
+    expect(seen.map((r) => `${r.method} ${r.url}`)).toEqual([
+      'DELETE /repos/octo/repo/actions/caches/3',
+    ]);
+    expect(seen[0]!.headers.authorization).toBe('Bearer ghs_x');
+    await deleteGhaCache(999, { ...env, GITHUB_API_URL: api });
+  });
+
+  it('says what is missing when it cannot', async () => {
+    await expect(deleteGhaCache(3, {})).rejects.toThrow(/deleting an entry needs the GitHub API/);
+    await expect(deleteGhaCache(0, { ...env, GITHUB_API_URL: api })).rejects.toThrow(/no such/);
+    answer = 'forbidden';
+    await expect(deleteGhaCache(3, { ...env, GITHUB_API_URL: api })).rejects.toThrow(
+      /answered 403 for DELETE .*not accessible by integration.*actions: write permission/,
+    );
   });
 });
