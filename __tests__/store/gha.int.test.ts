@@ -14,6 +14,7 @@ import { blobOpenerFor, restoreOutputs, saveOutputs } from '../../src/store/pack
 import { RESULT_FORMAT } from '../../src/store/types.js';
 import type { ResultManifest, Store } from '../../src/store/types.js';
 import { startActionsCacheServer } from '../fixtures/actions-cache-server.js';
+import { runCli, stopAll } from '../helpers/processes.js';
 import type { ActionsCacheServer } from '../fixtures/actions-cache-server.js';
 
 jest.setTimeout(60_000);
@@ -39,6 +40,7 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
+  await stopAll();
   await server?.close();
   server = undefined;
   await rm(tmp, { recursive: true, force: true });
@@ -404,5 +406,185 @@ describe('GhaStore shards and slots (v2)', () => {
     const before = { ...process.env };
     await seed(srv, 'v2');
     expect(process.env).toEqual(before);
+  });
+});
+
+describe('GhaStore verify and prune (v2, with the GitHub API)', () => {
+  const api = (srv: ActionsCacheServer, token = 'ghs_write') => ({
+    GITHUB_TOKEN: token,
+    GITHUB_REPOSITORY: 'octo/repo',
+    GITHUB_API_URL: srv.restApiUrl,
+  });
+
+  /** worker-1: key(1), good; worker-7: key(2) whose blob is corrupt, and key(3), good. */
+  async function seedCorrupt(srv: ActionsCacheServer): Promise<string> {
+    await seed(srv, 'v2');
+    const work = join(tmp, 'work-c');
+    await writeTree(work, { 'out/bad.txt': 'will be flipped\n'.repeat(100), 'out/ok.txt': 'ok\n' });
+    const w7 = makeStore(srv.env('v2'), 'worker-7');
+    const bad = await buildResult(w7.store, work, key(2), ['out/bad.txt']);
+    await buildResult(w7.store, work, key(3), ['out/ok.txt']);
+    const digest = bad.outputs[0]!.digest;
+    const { LocalStore } = await import('../../src/store/local.js');
+    const blobFile = new LocalStore(w7.store.dir).blobPath(digest);
+    const bytes = await readFile(blobFile);
+    bytes[10] ^= 0x01;
+    await writeFile(blobFile, bytes);
+    await w7.store.flush();
+    expect(committed(srv)).toHaveLength(2);
+    return digest;
+  }
+
+  it('verify replaces an entry holding a corrupt blob with one without it', async () => {
+    const srv = await start();
+    const digest = await seedCorrupt(srv);
+    const oldKey = committed(srv).find((e) => e.key.includes('worker%2D7'))!.key;
+    const env = { ...srv.env('v2'), ...api(srv), GITHUB_REF: 'refs/heads/main' };
+    const cli = makeStore(env, 'cli');
+    const r = await cli.store.verify();
+    expect(r.corrupt).toEqual([digest]);
+    expect(r.removedResults).toBe(1);
+    const w7 = r.entries.find((e) => e.key === oldKey)!;
+    expect(w7).toMatchObject({
+      ref: 'refs/heads/main',
+      checked: 2,
+      corrupt: [digest],
+      brokenResults: 1,
+      outcome: 'repaired',
+      replacedBy: expect.stringMatching(new RegExp(`^${ghaKeyPrefix('default', 'worker-7')}`)),
+    });
+    // worker-1's one output is a directory: one blob.
+    expect(r.entries.find((e) => e.key !== oldKey)).toMatchObject({ outcome: 'ok', checked: 1 });
+    expect(committed(srv).map((e) => e.key)).not.toContain(oldKey);
+    expect(committed(srv).map((e) => e.key)).toContain(w7.replacedBy);
+    // The slot's next restore gets the good result and nothing corrupt.
+    const again = makeStore(srv.env('v2'), 'worker-7');
+    expect(await again.store.getResult(key(3))).not.toBeNull();
+    expect(await again.store.getResult(key(2))).toBeNull();
+    expect(again.warnings).toEqual([]);
+    const second = await makeStore(env, 'cli').store.verify();
+    expect(second.corrupt).toEqual([]);
+    expect(second.entries.map((e) => e.outcome)).toEqual(['ok', 'ok']);
+  });
+
+  it('verify reports what it cannot replace: another ref, no delete permission, no API', async () => {
+    const srv = await startActionsCacheServer({ readOnlyTokens: ['ghs_read'] });
+    server = srv;
+    const digest = await seedCorrupt(srv);
+    const before = committed(srv).map((e) => e.key);
+    // A feature branch reads main's entries but its saves land in its own scope.
+    const feature = {
+      ...srv.env('v2', { scopes: ['refs/heads/feature', 'refs/heads/main'] }),
+      ...api(srv),
+      GITHUB_REF: 'refs/heads/feature',
+    };
+    const f = await makeStore(feature, 'cli').store.verify();
+    expect(f.corrupt).toEqual([digest]);
+    expect(f.removedResults).toBe(0);
+    expect(f.entries.find((e) => e.corrupt.length)).toMatchObject({
+      outcome: 'reported',
+      detail: expect.stringMatching(/belongs to refs\/heads\/main.*verify on refs\/heads\/main/),
+    });
+    expect(committed(srv).map((e) => e.key)).toEqual(before);
+    // Without the GitHub API: the service's slots only, and nothing deleted.
+    const bare = makeStore(srv.env('v2'), 'cli', { slots: ['worker-7'] });
+    const b = await bare.store.verify();
+    expect(b.entries.map((e) => e.outcome)).toEqual(['reported']);
+    expect(b.entries[0]!.detail).toMatch(/cannot delete it: .*GITHUB_TOKEN/);
+    expect(bare.warnings.join('\n')).toMatch(/verifying the shards of this slot and of the slots/);
+    // A token without actions: write: the repaired entry is saved, the delete is refused.
+    const ro = makeStore({ ...srv.env('v2'), ...api(srv, 'ghs_read') }, 'cli');
+    const r = await ro.store.verify();
+    expect(r.entries.find((e) => e.corrupt.length)).toMatchObject({
+      outcome: 'reported',
+      detail: expect.stringMatching(/deleting the corrupt entry failed: .*403.*actions: write/),
+    });
+    expect(committed(srv).map((e) => e.key)).toEqual(expect.arrayContaining(before));
+    // Without the cache service there is nothing to read.
+    await expect(makeStore({ ...api(srv) }, 'cli').store.verify()).rejects.toThrow(
+      /Actions cache service is not available/,
+    );
+  });
+
+  it("prune deletes this scope's superseded entries first, then the least recently used", async () => {
+    const srv = await startActionsCacheServer({ readOnlyTokens: ['ghs_read'] });
+    server = srv;
+    const work = join(tmp, 'work-p');
+    await writeTree(work, { 'out/a.txt': 'a'.repeat(5000), 'out/b.txt': 'b', 'out/c.txt': 'c' });
+    const save = async (slot: string, n: number, file: string, scope = 'default') => {
+      const s = makeStore(srv.env('v2'), slot, { scope });
+      await buildResult(s.store, work, key(n), [file]);
+      await s.store.flush();
+    };
+    await save('worker-1', 1, 'out/a.txt'); // superseded twice
+    await save('worker-1', 2, 'out/b.txt'); // superseded once
+    await save('worker-1', 3, 'out/c.txt'); // live
+    await save('worker-2', 4, 'out/b.txt'); // live
+    await save('worker-1', 5, 'out/c.txt', 'other'); // another scope: never touched
+    const ours = () => committed(srv).filter((e) => !e.key.includes('-other-'));
+    const sizes = new Map(committed(srv).map((e) => [e.key, e.size]));
+    const size = (k: string) => sizes.get(k)!;
+    const [first, second, third, w2] = ours().map((e) => e.key);
+    const total = ours().reduce((n, e) => n + e.size, 0);
+    const cli = makeStore({ ...srv.env('v2'), ...api(srv) }, 'cli');
+
+    const p1 = await cli.store.prune(total - 1);
+    expect(p1).toMatchObject({ removedEntries: 1, removedSuperseded: 1, entriesLeft: 3 });
+    expect(p1.freedBytes).toBe(size(first!));
+    expect(p1.bytes).toBe(total - size(first!));
+    expect(ours().map((e) => e.key)).toEqual([second, third, w2]);
+    // Down to the live entries' size: every superseded entry goes, no live one.
+    const p2 = await cli.store.prune(size(third!) + size(w2!));
+    expect(p2).toMatchObject({ removedEntries: 1, removedSuperseded: 1, entriesLeft: 2 });
+    expect(ours().map((e) => e.key)).toEqual([third, w2]);
+    // Then the least recently used live entry: restoring worker-1 makes worker-2's the older.
+    await makeStore(srv.env('v2'), 'worker-1').store.getResult(key(3));
+    const p3 = await cli.store.prune(size(third!));
+    expect(p3).toMatchObject({ removedEntries: 1, removedSuperseded: 0, entriesLeft: 1 });
+    expect(ours().map((e) => e.key)).toEqual([third]);
+    expect(committed(srv).filter((e) => e.key.includes('-other-'))).toHaveLength(1);
+    // Refusals are errors that say what is missing, and delete nothing.
+    await expect(
+      makeStore({ ...srv.env('v2'), ...api(srv, 'ghs_read') }, 'cli').store.prune(0),
+    ).rejects.toThrow(/403 .*Resource not accessible by integration.*actions: write/);
+    await expect(makeStore(srv.env('v2'), 'cli').store.prune(0)).rejects.toThrow(
+      /needs the GitHub API: set GITHUB_TOKEN/,
+    );
+    expect(ours().map((e) => e.key)).toEqual([third]);
+    expect((await cli.store.prune(0)).entriesLeft).toBe(0);
+    expect(ours()).toEqual([]);
+  });
+
+  it('dist-build cache verify and cache prune work on a gha store', async () => {
+    const srv = await start();
+    const digest = await seedCorrupt(srv);
+    const config = join(tmp, 'dist-build.yml');
+    await writeFile(
+      config,
+      "version: 1\ninvocations:\n  lib: {run: 'true'}\ncache:\n  stores: [{type: gha}]\n",
+    );
+    const env = { ...srv.env('v2'), ...api(srv), GITHUB_REF: 'refs/heads/main' };
+    const v = await runCli(['cache', 'verify', '--config', config], { env });
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(/2 entries \(the newest of each worker slot\), 3 blobs checked/);
+    expect(v.stdout).toMatch(
+      /worker%2D7-\S+ \(refs\/heads\/main\): 1 of 2 blobs corrupt, 1 result naming them: replaced by dist-build-v1-default-worker%2D7-\S+ without them, and deleted/,
+    );
+    expect(v.stdout).toContain(`    ${digest}`);
+    const again = await runCli(['cache', 'verify', '--config', config], { env });
+    expect(again.code).toBe(0);
+    const p = await runCli(['cache', 'prune', '--config', config, '--max-size', '1'], { env });
+    expect(p.stderr).toBe('');
+    expect(p.code).toBe(0);
+    expect(p.stdout).toMatch(
+      /deleted 2 cache entries on GitHub \(.*; 0 of them superseded by a newer entry of their worker slot\); 0 left, 0 B \(limit 1 B\)/,
+    );
+    expect(committed(srv)).toEqual([]);
+    // Without a token the command says what it needs, and fails.
+    const bare = await runCli(['cache', 'prune', '--config', config, '--max-size', '1'], {
+      env: srv.env('v2'),
+    });
+    expect(bare.code).toBe(1);
+    expect(bare.stdout).toMatch(/cannot prune: .*needs the GitHub API: set GITHUB_TOKEN/);
   });
 });

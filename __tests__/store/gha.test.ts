@@ -13,7 +13,9 @@ import {
   ghaKeyPrefix,
   ghaKeySlotPart,
   ghaNewKey,
+  ghaSuperseded,
 } from '../../src/store/gha.js';
+import type { GhaCacheEntry } from '../../src/store/gha-api.js';
 import { RESULT_FORMAT } from '../../src/store/types.js';
 import { startActionsCacheServer } from '../fixtures/actions-cache-server.js';
 import type { ActionsCacheServer } from '../fixtures/actions-cache-server.js';
@@ -48,6 +50,40 @@ describe('gha keys', () => {
     expect(ghaNewKey('x', 'y', new Date('2024-05-06T07:08:09.010Z'))).toMatch(
       /^dist-build-v1-x-y-20240506T070809010Z-[0-9a-f]{8}$/,
     );
+  });
+});
+
+describe('ghaSuperseded', () => {
+  const entry = (
+    id: number,
+    slot: string,
+    ref: string,
+    at: string,
+    version = 'v',
+  ): GhaCacheEntry => ({
+    id,
+    key: `dist-build-v1-default-${slot}-${at}-${id}`,
+    version,
+    ref,
+    sizeBytes: 100,
+    createdAt: at,
+    lastAccessedAt: at,
+  });
+
+  it('keeps the newest entry of each slot, ref and version: the one a restore finds', () => {
+    const main = 'refs/heads/main';
+    const e = [
+      entry(1, 'w1', main, '2026-11-01T00:00:00Z'),
+      entry(2, 'w1', main, '2026-11-03T00:00:00Z'),
+      entry(3, 'w1', main, '2026-11-02T00:00:00Z'),
+      entry(4, 'w1', 'refs/heads/feature', '2026-11-01T00:00:00Z'),
+      entry(5, 'w2', main, '2026-11-01T00:00:00Z'),
+      entry(6, 'w1', main, '2026-11-01T00:00:00Z', 'windows'),
+      entry(7, 'w2', main, '2026-11-01T00:00:00Z'), // same time as 5: the later id is newer
+    ];
+    const { live, superseded } = ghaSuperseded(e);
+    expect(live.map((x) => x.id).sort()).toEqual([2, 4, 6, 7]);
+    expect(superseded.map((x) => x.id).sort()).toEqual([1, 3, 5]);
   });
 });
 

@@ -26,6 +26,11 @@
  *   No index entry: it would cost an upload per run and could only be as fresh as its last
  *   writer; the plan already names the slots.
  *
+ * - `dist-build cache verify` and `prune` work on the scope's entries through the GitHub REST API
+ *   as well (gha-api.ts): `verify` replaces an entry holding a corrupt blob with one without it,
+ *   `prune` deletes superseded entries (older than their slot's newest in the same ref: no
+ *   restore returns them again) before the least recently used.
+ *
  * Every save and restore passes the same `paths` list, `['~/dist-build-shard']`, so the version
  * hash is the same on every machine. `@actions/cache` tars paths relative to `GITHUB_WORKSPACE`
  * and expands `~` from `HOME`; while a call runs, this module points both (and `RUNNER_TEMP`) at
@@ -43,8 +48,8 @@
  * one warning through `onWarning` and the build goes on without the Actions cache. Nothing here
  * throws out of `getResult`, `has*`, `openBlob` or `flush`.
  */
-import { listGhaCaches } from './gha-api.js';
-import type { GhaListing } from './gha-api.js';
+import { deleteGhaCache, listGhaCaches } from './gha-api.js';
+import type { GhaCacheEntry, GhaListing } from './gha-api.js';
 import type * as ActionsCache from '@actions/cache';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomBytes } from 'node:crypto';
@@ -54,6 +59,7 @@ import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { digestStream } from './digest.js';
 import { LocalStore } from './local.js';
+import type { PruneResult, VerifyResult } from './local.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store, StoreContext } from './types.js';
 import { assertDigest, manifestProblems } from './types.js';
 import { StoreOptionsError } from './errors.js';
@@ -106,6 +112,62 @@ export interface GhaStoreStats {
   warnings: number;
 }
 
+/** What `verify` found in one slot's newest entry, and what it did about it. */
+export interface GhaEntryCheck {
+  key: string;
+  /** The ref the entry is scoped to (from the GitHub API; '' without it). */
+  ref: string;
+  checked: number;
+  corrupt: string[];
+  /** Results in the entry that name a corrupt blob (they miss on every restore). */
+  brokenResults: number;
+  /**
+   * `ok`; `repaired` (a new entry without the corrupt blobs saved, the corrupt one deleted);
+   * `reported` (left as it is: `detail` says why).
+   */
+  outcome: 'ok' | 'repaired' | 'reported';
+  detail?: string;
+  /** The key of the repaired entry. */
+  replacedBy?: string;
+}
+
+export interface GhaVerifyResult extends VerifyResult {
+  entries: GhaEntryCheck[];
+}
+
+export interface GhaPruneResult extends PruneResult {
+  /** Entries deleted through the GitHub API. */
+  removedEntries: number;
+  /** How many of them were superseded (a newer entry of the same slot and ref exists). */
+  removedSuperseded: number;
+  /** Entries left in this scope. */
+  entriesLeft: number;
+}
+
+/**
+ * Splits a scope's entries into those a restore can find (the newest of each slot, ref and
+ * version: a restore takes the newest match by prefix in its ref) and superseded ones, which no
+ * restore ever returns again.
+ */
+export function ghaSuperseded(entries: readonly GhaCacheEntry[]): {
+  live: GhaCacheEntry[];
+  superseded: GhaCacheEntry[];
+} {
+  const newest = new Map<string, GhaCacheEntry>();
+  const superseded: GhaCacheEntry[] = [];
+  const time = (e: GhaCacheEntry) => Date.parse(e.createdAt) || 0;
+  for (const e of entries) {
+    const group = `${ghaKeySlotPart(e.key)}\n${e.ref}\n${e.version}`;
+    const best = newest.get(group);
+    if (!best) newest.set(group, e);
+    else if (time(e) > time(best) || (time(e) === time(best) && e.id > best.id)) {
+      superseded.push(best);
+      newest.set(group, e);
+    } else superseded.push(e);
+  }
+  return { live: [...newest.values()], superseded };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Keys
 
@@ -141,8 +203,12 @@ export function ghaKeySlotPart(key: string): string {
 
 /** A new, unique entry key for a slot's shard (sorts by time within the prefix). */
 export function ghaNewKey(scope: string, slot: string, now = new Date()): string {
+  return newKeyUnder(ghaKeyPrefix(scope, slot), now);
+}
+
+function newKeyUnder(prefix: string, now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:.]/g, '');
-  return `${ghaKeyPrefix(scope, slot)}${stamp}-${randomBytes(4).toString('hex')}`;
+  return `${prefix}${stamp}-${randomBytes(4).toString('hex')}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -515,22 +581,17 @@ export class GhaStore implements Store {
     let stage: string | undefined;
     try {
       stage = await mkdtemp(join(this.dir, 'tmp', 'gha-save-'));
-      const count = await this.stageShard(join(stage, SHARD_NAME));
+      const cutoff = Date.now() - this.options.retainDays * DAY_MS;
+      const count = await stageShard(
+        this.shardStore!,
+        join(stage, SHARD_NAME),
+        (m) => Date.parse(m.createdAt) >= cutoff || this.touched.has(m.cacheKey),
+      );
       if (count === 0) {
         if (generation === this.generation) this.dirty = false;
         return;
       }
-      const key = ghaNewKey(this.scope, this.slot);
-      const outcome = await this.run(stage, (cache) => cache.saveCache([GHA_CACHE_PATH], key));
-      if (await this.saved(outcome, key, stage)) {
-        this.counters.savedEntries++;
-        this.savedKeys.push(key);
-        const size = outcome.log.debug
-          .map((l) => /^File Size: (\d+)$/.exec(l))
-          .find((m) => m !== null);
-        if (outcome.ok && outcome.value !== -1 && size) {
-          this.counters.uploadedBytes += Number(size[1]);
-        }
+      if (await this.upload(stage, ghaNewKey(this.scope, this.slot))) {
         if (generation === this.generation) this.dirty = false;
       }
     } catch (err) {
@@ -540,7 +601,166 @@ export class GhaStore implements Store {
     }
   }
 
+  /**
+   * Rehashes every blob of each slot's newest entry that this ref can restore (every slot the
+   * GitHub API lists for the scope, else this slot's and the `slots` option's). Entries are
+   * immutable, so a corrupt one is replaced: a new entry of the same slot holding the rest of it
+   * is saved, then the corrupt one is deleted through the API. That needs the cache service's
+   * write access and a token with `actions: write`, and only an entry of the current ref can be
+   * replaced (a save lands in the current ref's scope); otherwise the entry is reported and left
+   * (restores drop corrupt blobs anyway: the results naming them miss). Throws when the cache
+   * service cannot be read.
+   */
+  async verify(): Promise<GhaVerifyResult> {
+    await this.open();
+    if (!this.readable()) {
+      throw new Error(
+        this.available
+          ? `ACTIONS_CACHE_MODE '${cacheMode(this.ctx.env)}' does not permit reads`
+          : 'the Actions cache service is not available here (ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL or ACTIONS_CACHE_URL, which the runner gives JavaScript actions: use the action, or pass them on)',
+      );
+    }
+    const listing = await this.remoteEntries();
+    const listed = 'entries' in listing ? listing.entries : [];
+    const parts = new Set([this.slot, ...this.options.slots].map(ghaKeyPart));
+    for (const e of listed) parts.add(ghaKeySlotPart(e.key));
+    if ('unavailable' in listing) {
+      this.ctx.onWarning(
+        `${this.location}: verifying the shards of this slot${this.options.slots.length ? ' and of the slots option' : ''} only: ${listing.unavailable}`,
+      );
+    }
+    const result: GhaVerifyResult = { checked: 0, corrupt: [], removedResults: 0, entries: [] };
+    for (const part of [...parts].sort()) {
+      const check = await this.verifyEntry(part, listing);
+      if (!check) continue;
+      result.entries.push(check);
+      result.checked += check.checked;
+      result.corrupt.push(...check.corrupt);
+      if (check.outcome === 'repaired') result.removedResults += check.brokenResults;
+    }
+    return result;
+  }
+
+  /**
+   * Deletes this scope's entries through the GitHub API (other caches of the repository are
+   * never touched) until the scope holds at most `maxBytes`: superseded entries first, oldest
+   * first (no restore returns them again), then the least recently used. Throws when the API
+   * cannot list or refuses a delete (it needs a token with `actions: write`).
+   */
+  async prune(maxBytes: number): Promise<GhaPruneResult> {
+    const listing = await this.remoteEntries();
+    if ('unavailable' in listing) throw new Error(listing.unavailable);
+    const { live, superseded } = ghaSuperseded(listing.entries);
+    const by = (field: 'createdAt' | 'lastAccessedAt') => (a: GhaCacheEntry, b: GhaCacheEntry) =>
+      (Date.parse(a[field]) || 0) - (Date.parse(b[field]) || 0) || a.id - b.id;
+    const order = [...superseded.sort(by('createdAt')), ...live.sort(by('lastAccessedAt'))];
+    const stale = new Set(superseded);
+    const result: GhaPruneResult = {
+      removedBlobs: 0,
+      removedResults: 0,
+      freedBytes: 0,
+      bytes: listing.entries.reduce((n, e) => n + e.sizeBytes, 0),
+      removedEntries: 0,
+      removedSuperseded: 0,
+      entriesLeft: listing.entries.length,
+    };
+    for (const e of order) {
+      if (result.bytes <= maxBytes) break;
+      await deleteGhaCache(e.id, this.ctx.env);
+      result.removedEntries++;
+      result.entriesLeft--;
+      if (stale.has(e)) result.removedSuperseded++;
+      result.freedBytes += e.sizeBytes;
+      result.bytes -= e.sizeBytes;
+    }
+    return result;
+  }
+
   // -------------------------------------------------------------------------------------------
+
+  /** `verify` for one slot: null when the slot has no entry this ref can restore. */
+  private async verifyEntry(part: string, listing: GhaListing): Promise<GhaEntryCheck | null> {
+    const work = await mkdtemp(join(this.dir, 'tmp', 'gha-verify-'));
+    try {
+      const copy = await LocalStore.open(join(work, 'shard'), { onWarning: () => {} });
+      const restored = await this.restoreInto(this.slotPrefix(part), copy, {
+        quiet: true,
+      });
+      if (!restored) return null;
+      const entry =
+        'entries' in listing ? listing.entries.find((e) => e.key === restored.key) : undefined;
+      const check: GhaEntryCheck = {
+        key: restored.key,
+        ref: entry?.ref ?? '',
+        checked: restored.checked,
+        corrupt: restored.corrupt,
+        brokenResults: 0,
+        outcome: 'ok',
+      };
+      if (restored.corrupt.length === 0) return check;
+      const bad = new Set(restored.corrupt);
+      for (const file of await resultFiles(copy.dir)) {
+        const m = await readManifest(file);
+        if (m?.outputs.some((o) => bad.has(o.digest))) check.brokenResults++;
+      }
+      const why = await this.cannotReplace(entry, listing);
+      if (why) return { ...check, outcome: 'reported', detail: why };
+      const stage = join(work, 'stage');
+      const kept = await stageShard(copy, join(stage, SHARD_NAME), () => true);
+      const key = newKeyUnder(this.slotPrefix(part));
+      if (kept > 0 && !(await this.upload(stage, key))) {
+        return { ...check, outcome: 'reported', detail: 'saving the repaired entry failed' };
+      }
+      try {
+        await deleteGhaCache(entry!.id, this.ctx.env);
+      } catch (err) {
+        return {
+          ...check,
+          outcome: 'reported',
+          detail: `${kept > 0 ? `saved ${key}, but ` : ''}deleting the corrupt entry failed: ${errorText(err)}`,
+          ...(kept > 0 ? { replacedBy: key } : {}),
+        };
+      }
+      return { ...check, outcome: 'repaired', ...(kept > 0 ? { replacedBy: key } : {}) };
+    } finally {
+      await rm(work, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  /** Why a corrupt entry cannot be replaced from here, or undefined when it can. */
+  private async cannotReplace(
+    entry: GhaCacheEntry | undefined,
+    listing: GhaListing,
+  ): Promise<string | undefined> {
+    if ('unavailable' in listing) return `cannot delete it: ${listing.unavailable}`;
+    if (!entry) return 'the GitHub API does not list it';
+    const ref = this.ctx.env.GITHUB_REF;
+    if (ref && entry.ref && entry.ref !== ref) {
+      return `it belongs to ${entry.ref}, and a save from here lands in ${ref}: verify on ${entry.ref} to replace it`;
+    }
+    if (!modeWritable(cacheMode(this.ctx.env))) {
+      return `ACTIONS_CACHE_MODE '${cacheMode(this.ctx.env)}' does not permit writes`;
+    }
+    return undefined;
+  }
+
+  /** Saves a staged shard as entry `key`; counts it. False (warned) when the save failed. */
+  private async upload(stage: string, key: string): Promise<boolean> {
+    const outcome = await this.run(stage, (cache) => cache.saveCache([GHA_CACHE_PATH], key));
+    if (!(await this.saved(outcome, key, stage))) return false;
+    this.counters.savedEntries++;
+    this.savedKeys.push(key);
+    const size = outcome.log.debug.map((l) => /^File Size: (\d+)$/.exec(l)).find((m) => m !== null);
+    if (outcome.ok && outcome.value !== -1 && size) {
+      this.counters.uploadedBytes += Number(size[1]);
+    }
+    return true;
+  }
+
+  /** The key prefix of the slot whose key part is `part`. */
+  private slotPrefix(part: string): string {
+    return `${ghaScopePrefix(this.scope)}${part}-`;
+  }
 
   private async shard(): Promise<LocalStore> {
     await this.open();
@@ -631,9 +851,16 @@ export class GhaStore implements Store {
     return false;
   }
 
-  /** Restores the newest entry under `prefix` (a slot's) into `target`; false on a miss or
-   * failure (warned). */
-  private async restoreInto(prefix: string, target: LocalStore): Promise<boolean> {
+  /**
+   * Restores the newest entry under `prefix` (a slot's) into `target`: the entry's key and its
+   * blobs checked and corrupt; null on a miss or failure (warned). `quiet`: corrupt blobs are
+   * the caller's to report.
+   */
+  private async restoreInto(
+    prefix: string,
+    target: LocalStore,
+    { quiet = false } = {},
+  ): Promise<{ key: string; checked: number; corrupt: string[] } | null> {
     let stage: string | undefined;
     try {
       stage = await mkdtemp(join(this.dir, 'tmp', 'gha-restore-'));
@@ -642,7 +869,7 @@ export class GhaStore implements Store {
       );
       if (!outcome.ok) {
         this.warn(`restoring ${prefix}* failed (${errorText(outcome.error)}): building without it`);
-        return false;
+        return null;
       }
       const problems = [...outcome.log.warnings, ...outcome.log.errors];
       if (outcome.value === undefined) {
@@ -651,74 +878,24 @@ export class GhaStore implements Store {
             `restoring ${prefix}* from the Actions cache failed: ${failureDetail(outcome.log)}; building without it`,
           );
         }
-        return false;
+        return null;
       }
-      await this.importShard(join(stage, SHARD_NAME), target, outcome.value);
+      const key = outcome.value;
+      const found = await importShard(join(stage, SHARD_NAME), target);
+      if (found.corrupt.length > 0 && !quiet) {
+        this.warn(
+          `${found.corrupt.length} corrupt blob(s) in Actions cache entry ${key} were dropped`,
+        );
+      }
       this.counters.restoredEntries++;
-      this.restoredKeys.push(outcome.value);
-      return true;
+      this.restoredKeys.push(key);
+      return { key, ...found };
     } catch (err) {
       this.warn(`restoring ${prefix}* failed (${errorText(err)}): building without it`);
-      return false;
+      return null;
     } finally {
       if (stage) await rm(stage, { recursive: true, force: true }).catch(() => {});
     }
-  }
-
-  /**
-   * Moves a restored shard's blobs (only those whose bytes hash to their name) and results into
-   * `target`, keeping files `target` already has. Anything else in the archive is ignored.
-   */
-  private async importShard(src: string, target: LocalStore, key: string): Promise<void> {
-    let corrupt = 0;
-    for (const [file, hex] of await listLayout(join(src, 'blobs', 'sha256'), /^[0-9a-f]{64}$/)) {
-      const digest = `sha256:${hex}`;
-      const dest = target.blobPath(digest);
-      if (await exists(dest)) continue;
-      const { digest: actual } = await digestStream(createReadStream(file));
-      if (actual !== digest) {
-        corrupt++;
-        continue;
-      }
-      await moveInto(file, dest);
-    }
-    for (const [file, hex] of await listLayout(
-      join(src, 'results', 'sha256'),
-      /^[0-9a-f]{64}\.json$/,
-    )) {
-      const dest = target.resultPath(`sha256:${hex.slice(0, 64)}`);
-      if (await exists(dest)) continue;
-      await moveInto(file, dest);
-    }
-    if (corrupt > 0) {
-      this.warn(`${corrupt} corrupt blob(s) in Actions cache entry ${key} were dropped`);
-    }
-  }
-
-  /** Hard-links (or copies) what the saved shard keeps into `dest`; returns the result count. */
-  private async stageShard(dest: string): Promise<number> {
-    const shard = this.shardStore!;
-    const cutoff = Date.now() - this.options.retainDays * DAY_MS;
-    const blobs = new Set<string>();
-    let count = 0;
-    for (const file of await resultFiles(shard.dir)) {
-      const manifest = await readManifest(file);
-      if (!manifest) continue;
-      const recent = Date.parse(manifest.createdAt) >= cutoff;
-      if (!recent && !this.touched.has(manifest.cacheKey)) continue;
-      const digests = manifest.outputs.map((o) => o.digest);
-      if ((await shard.hasBlobs(digests)).size !== new Set(digests).size) continue;
-      const hex = manifest.cacheKey.slice('sha256:'.length);
-      await linkOrCopy(file, join(dest, 'results', 'sha256', hex.slice(0, 2), `${hex}.json`));
-      for (const d of digests) {
-        if (blobs.has(d)) continue;
-        blobs.add(d);
-        const bhex = d.slice('sha256:'.length);
-        await linkOrCopy(shard.blobPath(d), join(dest, 'blobs', 'sha256', bhex.slice(0, 2), bhex));
-      }
-      count++;
-    }
-    return count;
   }
 
   /** Looks for a result in other slots' shards, restoring each at most once, lazily. */
@@ -754,7 +931,7 @@ export class GhaStore implements Store {
     if (!this.readable()) return null;
     const dir = join(this.dir, 'peers', fsName(part));
     const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
-    if (!(await this.restoreInto(`${ghaScopePrefix(this.scope)}${part}-`, peer))) return null;
+    if (!(await this.restoreInto(this.slotPrefix(part), peer))) return null;
     this.peers.set(part, peer);
     return peer;
   }
@@ -828,6 +1005,69 @@ async function listLayout(root: string, name: RegExp): Promise<[string, string][
     }
   }
   return out;
+}
+
+/**
+ * Moves a restored shard's blobs (only those whose bytes hash to their name) and results into
+ * `target`, keeping files `target` already has. Anything else in the archive is ignored. Returns
+ * the blobs hashed and the digests of the corrupt ones (not moved).
+ */
+async function importShard(
+  src: string,
+  target: LocalStore,
+): Promise<{ checked: number; corrupt: string[] }> {
+  const corrupt: string[] = [];
+  let checked = 0;
+  for (const [file, hex] of await listLayout(join(src, 'blobs', 'sha256'), /^[0-9a-f]{64}$/)) {
+    const digest = `sha256:${hex}`;
+    const dest = target.blobPath(digest);
+    if (await exists(dest)) continue;
+    checked++;
+    const { digest: actual } = await digestStream(createReadStream(file));
+    if (actual !== digest) {
+      corrupt.push(digest);
+      continue;
+    }
+    await moveInto(file, dest);
+  }
+  for (const [file, hex] of await listLayout(
+    join(src, 'results', 'sha256'),
+    /^[0-9a-f]{64}\.json$/,
+  )) {
+    const dest = target.resultPath(`sha256:${hex.slice(0, 64)}`);
+    if (await exists(dest)) continue;
+    await moveInto(file, dest);
+  }
+  return { checked, corrupt };
+}
+
+/**
+ * Hard-links (or copies) into `dest` the results of `source` that `keep` accepts and whose blobs
+ * it holds, with those blobs; returns the result count.
+ */
+async function stageShard(
+  source: LocalStore,
+  dest: string,
+  keep: (m: ResultManifest) => boolean,
+): Promise<number> {
+  const blobs = new Set<string>();
+  let count = 0;
+  for (const file of await resultFiles(source.dir)) {
+    const manifest = await readManifest(file);
+    if (!manifest || !keep(manifest)) continue;
+    const digests = manifest.outputs.map((o) => o.digest);
+    if ((await source.hasBlobs(digests)).size !== new Set(digests).size) continue;
+    const hex = manifest.cacheKey.slice('sha256:'.length);
+    await linkOrCopy(file, join(dest, 'results', 'sha256', hex.slice(0, 2), `${hex}.json`));
+    for (const d of digests) {
+      if (blobs.has(d)) continue;
+      blobs.add(d);
+      const bhex = d.slice('sha256:'.length);
+      await linkOrCopy(source.blobPath(d), join(dest, 'blobs', 'sha256', bhex.slice(0, 2), bhex));
+    }
+    count++;
+  }
+  return count;
 }
 
 async function resultFiles(dir: string): Promise<string[]> {

@@ -6,6 +6,7 @@ import { formatSize, parseSize } from '../../config/size.js';
 import type { Config } from '../../config/types.js';
 import type { GhaListing } from '../../store/gha-api.js';
 import { ghaKeySlotPart } from '../../store/gha.js';
+import type { GhaEntryCheck, GhaPruneResult } from '../../store/gha.js';
 import type { LayeredStats } from '../../store/layered.js';
 import type { LocalStoreStats, PruneResult, VerifyResult } from '../../store/local.js';
 import { openStores, workerCacheDir } from '../../store/open.js';
@@ -26,21 +27,14 @@ interface CacheFlags {
 /** What a backend may offer beyond `Store` (duck-typed: `LocalStore` has all of them). */
 interface Maintainable extends Store {
   stats?(): Partial<LocalStoreStats> | Promise<Partial<LocalStoreStats>>;
-  verify?(): Promise<VerifyResult>;
-  prune?(maxBytes: number): Promise<PruneResult>;
+  /** The gha store adds what it found per entry. */
+  verify?(): Promise<VerifyResult & { entries?: GhaEntryCheck[] }>;
+  prune?(maxBytes: number): Promise<PruneResult | GhaPruneResult>;
   /** The gha store: its entries as the GitHub API lists them. */
   remoteEntries?(): Promise<GhaListing>;
 }
 
 type Operation = 'count' | 'verify' | 'prune' | 'list';
-
-/** Why a backend cannot do an operation, where there is more to say than "not supported". */
-const CANNOT: Record<string, Partial<Record<Operation, string>>> = {
-  gha: {
-    verify: 'the Actions cache is verified on every read (blobs are checked against their digests)',
-    prune: 'GitHub evicts Actions cache entries itself (least recently used, 10 GB per repository)',
-  },
-};
 
 /** Seconds around the newest worker stats file that count as the same (the last) run. */
 const LAST_RUN_WINDOW_MS = 10 * 60 * 1000;
@@ -50,7 +44,7 @@ function describe(s: OpenedStore): string {
 }
 
 function cannot(s: OpenedStore, op: Operation): string {
-  const why = CANNOT[s.config.type]?.[op] ?? `the ${s.config.type} backend does not support it`;
+  const why = `the ${s.config.type} backend does not support it`;
   const verb = { count: 'count entries', verify: 'verify', prune: 'prune', list: 'list results' }[
     op
   ];
@@ -237,7 +231,7 @@ async function verifyCommand(flags: CacheFlags): Promise<void> {
       process.stdout.write(`${cannot(s, 'verify')}\n`);
       continue;
     }
-    let r: VerifyResult;
+    let r: VerifyResult & { entries?: GhaEntryCheck[] };
     try {
       r = await store.verify();
     } catch (err) {
@@ -246,6 +240,10 @@ async function verifyCommand(flags: CacheFlags): Promise<void> {
       continue;
     }
     corrupt += r.corrupt.length;
+    if (r.entries) {
+      process.stdout.write(ghaVerifyText(describe(s), r.entries));
+      continue;
+    }
     process.stdout.write(
       `${describe(s)}: ${r.checked} blob${r.checked === 1 ? '' : 's'} checked, ${r.corrupt.length} corrupt` +
         (r.corrupt.length
@@ -256,6 +254,30 @@ async function verifyCommand(flags: CacheFlags): Promise<void> {
     );
   }
   if (corrupt > 0 || failed > 0) process.exitCode = 1;
+}
+
+/** `cache verify` on a gha store: one line per slot entry, then the corrupt blobs. */
+function ghaVerifyText(store: string, entries: GhaEntryCheck[]): string {
+  if (entries.length === 0) return `${store}: no entry to verify in this scope\n`;
+  const blobs = entries.reduce((n, e) => n + e.checked, 0);
+  const lines = [
+    `${store}: ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} (the newest of each worker slot), ${blobs} blob${blobs === 1 ? '' : 's'} checked`,
+  ];
+  for (const e of entries) {
+    const where = e.ref ? ` (${e.ref})` : '';
+    if (e.outcome === 'ok') {
+      lines.push(`  ${e.key}${where}: ${e.checked} blobs, ok`);
+      continue;
+    }
+    const what = `${e.corrupt.length} of ${e.checked} blobs corrupt, ${e.brokenResults} result${e.brokenResults === 1 ? '' : 's'} naming them`;
+    lines.push(
+      e.outcome === 'repaired'
+        ? `  ${e.key}${where}: ${what}: replaced by ${e.replacedBy ?? 'nothing (no result was left)'} without them, and deleted`
+        : `  ${e.key}${where}: ${what}: left as it is (${e.detail}); restores drop the corrupt blobs, so those results miss`,
+      ...e.corrupt.map((d) => `    ${d}`),
+    );
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 async function pruneCommand(flags: CacheFlags & { maxSize: string }): Promise<void> {
@@ -272,12 +294,18 @@ async function pruneCommand(flags: CacheFlags & { maxSize: string }): Promise<vo
       process.stdout.write(`${cannot(s, 'prune')}\n`);
       continue;
     }
-    let r: PruneResult;
+    let r: PruneResult | GhaPruneResult;
     try {
       r = await store.prune(maxBytes);
     } catch (err) {
       process.exitCode = 1;
       process.stdout.write(`${describe(s)}: cannot prune: ${(err as Error).message}\n`);
+      continue;
+    }
+    if ('removedEntries' in r) {
+      process.stdout.write(
+        `${describe(s)}: deleted ${r.removedEntries} cache entr${r.removedEntries === 1 ? 'y' : 'ies'} on GitHub (${formatSize(r.freedBytes)}; ${r.removedSuperseded} of them superseded by a newer entry of their worker slot); ${r.entriesLeft} left, ${formatSize(r.bytes)} (limit ${formatSize(maxBytes)})\n`,
+      );
       continue;
     }
     process.stdout.write(
@@ -341,14 +369,14 @@ export function registerCache(program: Command): void {
     cache
       .command('verify')
       .description(
-        'Rehash every blob of the stores that can (local); remove corrupt ones and the results naming them. Exit 1 if any was corrupt.',
+        'Rehash every blob of each store; remove corrupt ones and the results naming them (gha: replace the entry holding them). Exit 1 if any was corrupt.',
       ),
   ).action(verifyCommand);
   common(
     cache
       .command('prune')
       .description(
-        'Evict least recently used blobs (and the results naming them) until each store that can holds at most SIZE.',
+        "Evict least recently used blobs (and the results naming them) until each store holds at most SIZE (gha: delete this scope's entries on GitHub, superseded ones first).",
       )
       .requiredOption('--max-size <size>', 'bytes, or a size such as 500MB, 10GiB'),
   ).action(pruneCommand);
