@@ -18,7 +18,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join, dirname, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { bundleCli, REQUIRE_BANNER } from './bundle-cli.mjs';
+import { bundleCli, bundleEntry } from './bundle-cli.mjs';
 import { VALIDATOR_FILE, validatorSource } from './config-validator.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -83,17 +83,8 @@ try {
         legalComments: 'none',
       });
     } else {
-      await build({
-        entryPoints: [join(root, e.in)],
-        outfile: join(out, e.out),
-        bundle: true,
-        platform: 'node',
-        target: 'node20',
-        format: 'esm',
+      await bundleEntry(join(root, e.in), join(out, e.out), {
         legalComments: 'none',
-        logLevel: 'warning',
-        loader: { '.proto': 'text' },
-        banner: { js: REQUIRE_BANNER },
         ...(e.external ? { packages: 'external' } : {}),
         ...(e.lazy ? { plugins: [lazyModules(e.lazy)] } : {}),
       });

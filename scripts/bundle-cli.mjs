@@ -70,6 +70,25 @@ export async function bundleCli(
 }
 
 /**
+ * Bundles one entry point (an absolute path) with every dependency included, as dist/action.js
+ * is built; `extra` adds or overrides esbuild options.
+ */
+export async function bundleEntry(file, outfile, extra = {}) {
+  await build({
+    entryPoints: [file],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    logLevel: 'warning',
+    loader: { '.proto': 'text' },
+    banner: { js: REQUIRE_BANNER },
+    ...extra,
+  });
+}
+
+/**
  * Bundles the TypeScript entry point `file` (an absolute path; dependencies stay external) into
  * node_modules/.cache/dist-build-run, where the dependencies resolve, and returns the bundle's
  * path. Named after the entry's full path too: work trees that share one node_modules (git
@@ -82,17 +101,7 @@ export async function bundleScript(file, { sourcemap = false } = {}) {
     'node_modules/.cache/dist-build-run',
     `${basename(file).replace(/\.ts$/, '')}-${tag}.mjs`,
   );
-  await build({
-    entryPoints: [file],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'esm',
-    packages: 'external',
-    sourcemap,
-    logLevel: 'warning',
-    loader: { '.proto': 'text' },
-  });
+  // Dependencies stay external (they resolve from node_modules), so no require() banner.
+  await bundleEntry(file, outfile, { packages: 'external', sourcemap, banner: {} });
   return outfile;
 }

@@ -1,14 +1,22 @@
 /**
- * Real processes for integration tests: the CLI under test (bundled once per test run by
- * scripts/jest-global-setup.mjs, path in DIST_BUILD_TEST_CLI), started in a process group of its
+ * Real processes for integration tests: the CLI and the action under test (bundled once per test
+ * run by scripts/jest-global-setup.mjs, paths in DIST_BUILD_TEST_CLI and DIST_BUILD_TEST_ACTION), started in a process group of its
  * own so that `stopAll()` ends it and everything it started (workers of `dist-build run`), by PID,
  * whatever happened in the test. Waits are on output lines or exits, never on fixed sleeps.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
 
 export function cliPath(): string {
   const p = process.env.DIST_BUILD_TEST_CLI;
   if (!p) throw new Error('DIST_BUILD_TEST_CLI is not set: run integration tests through jest');
+  return p;
+}
+
+function actionPath(): string {
+  const p = process.env.DIST_BUILD_TEST_ACTION;
+  if (!p) throw new Error('DIST_BUILD_TEST_ACTION is not set: run integration tests through jest');
   return p;
 }
 
@@ -26,9 +34,9 @@ export class Proc {
 
   constructor(
     readonly args: string[],
-    opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+    opts: { cwd?: string; env?: NodeJS.ProcessEnv; script?: string } = {},
   ) {
-    this.child = spawn(process.execPath, [cliPath(), ...args], {
+    this.child = spawn(process.execPath, [opts.script ?? cliPath(), ...args], {
       cwd: opts.cwd,
       // As in CI, but not GitHub Actions' (whose grouped output would hide live lines) unless
       // a test asks for it.
@@ -123,11 +131,40 @@ export async function runCli(
   args: string[],
   opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<Exit & { stdout: string; stderr: string }> {
-  const p = startCli(args, opts);
-  const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+  return finish(startCli(args, opts), opts.timeoutMs);
+}
+
+/** Waits for `p` to exit (SIGKILLed after `timeoutMs`, default 2 minutes). */
+async function finish(
+  p: Proc,
+  timeoutMs = 120_000,
+): Promise<Exit & { stdout: string; stderr: string }> {
+  const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
   const exit = await p.exited;
   clearTimeout(timer);
   return { ...exit, stdout: p.stdout, stderr: p.stderr };
+}
+
+/**
+ * Runs the action (`dist/action.js` as the runner would: `node action.js`) to completion with
+ * `inputs` as the runner passes them (`INPUT_<NAME>`, upper case, hyphens kept).
+ */
+export async function runAction(
+  inputs: Record<string, string>,
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<Exit & { stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = { ...opts.env };
+  // The runner passes every input: the defaults of action.yml (expressions such as
+  // `${{ github.token }}` evaluate to what the workflow has; here: nothing), then those given.
+  const meta = parse(readFileSync(new URL('../../action.yml', import.meta.url), 'utf8')) as {
+    inputs: Record<string, { default?: unknown }>;
+  };
+  for (const [name, input] of Object.entries({ ...meta.inputs })) {
+    const value = String(input.default ?? '');
+    env[`INPUT_${name.toUpperCase()}`] = value.includes('${{') ? '' : value;
+  }
+  for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
+  return finish(new Proc([], { ...opts, env, script: actionPath() }), opts.timeoutMs);
 }
 
 /** Ends every process group started by this file that is still running: SIGTERM, then SIGKILL. */

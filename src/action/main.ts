@@ -60,12 +60,17 @@ async function summary(result: PlanJson): Promise<void> {
     .write();
 }
 
+/** The bundled CLI next to this file. */
+function cliFile(): string {
+  return fileURLToPath(new URL('./cli.js', import.meta.url));
+}
+
 /**
  * `command: run`: the whole config on local workers of this runner (`dist-build run`, the bundled
  * CLI next to this file). The workers inherit the runner's Actions cache credentials.
  */
 async function runBuild(): Promise<void> {
-  const cli = fileURLToPath(new URL('./cli.js', import.meta.url));
+  const cli = cliFile();
   const out = resolve(core.getInput('out') || 'dist-build-out');
   const count = core.getInput('workers');
   const args = ['run', '--config', core.getInput('config') || 'dist-build.yml', '--out', out];
@@ -80,12 +85,43 @@ async function runBuild(): Promise<void> {
   if (code !== 0) core.setFailed(`dist-build run exited with code ${code}`);
 }
 
+const CACHE_COMMANDS = ['stats', 'verify', 'prune', 'ls'];
+
+/**
+ * `command: cache`: `dist-build cache <args>` on the config's stores. Here, unlike in a `run:`
+ * step, the Actions cache service is reachable (the runner gives its token to JavaScript actions
+ * only), and the `github-token` input lets the gha store list and delete entries through the
+ * GitHub API (`verify` and `prune` need `actions: write`).
+ */
+async function cache(): Promise<void> {
+  const args = core.getInput('args').split(/\s+/).filter(Boolean);
+  if (!CACHE_COMMANDS.includes(args[0] ?? '')) {
+    throw new Error(
+      `input "args": expected one of ${CACHE_COMMANDS.join(', ')} and its flags (e.g. "prune --max-size 5GB"), got "${args.join(' ')}"`,
+    );
+  }
+  const token = core.getInput('github-token');
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  if (token && !env.DIST_BUILD_GITHUB_TOKEN && !env.GITHUB_TOKEN) {
+    core.setSecret(token);
+    env.DIST_BUILD_GITHUB_TOKEN = token;
+  }
+  const code = await exec.exec(
+    process.execPath,
+    [cliFile(), 'cache', ...args, '--config', core.getInput('config') || 'dist-build.yml'],
+    { ignoreReturnCode: true, env },
+  );
+  if (code !== 0) core.setFailed(`dist-build cache ${args[0]} exited with code ${code}`);
+}
+
 export async function run(): Promise<void> {
   try {
     const command = core.getInput('command') || 'plan';
     if (command === 'run') await runBuild();
     else if (command === 'plan') await plan();
-    else throw new Error(`input "command": expected "plan" or "run", got "${command}"`);
+    else if (command === 'cache') await cache();
+    else throw new Error(`input "command": expected "plan", "run" or "cache", got "${command}"`);
   } catch (err) {
     core.setFailed(err instanceof Error ? err.message : String(err));
   }

@@ -1,0 +1,131 @@
+/**
+ * The action as the runner starts it (`node dist/action.js`, inputs in `INPUT_*`, outputs in the
+ * `GITHUB_OUTPUT` file), bundled from the sources under test next to the CLI it runs. The gha
+ * store talks to the local fake of the Actions cache service and of the GitHub REST API.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startActionsCacheServer } from '../fixtures/actions-cache-server.js';
+import type { ActionsCacheServer } from '../fixtures/actions-cache-server.js';
+import { runAction, stopAll } from '../helpers/processes.js';
+
+let tmp: string;
+let server: ActionsCacheServer | undefined;
+
+beforeEach(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'dist-build-action-'));
+});
+
+afterEach(async () => {
+  await stopAll();
+  await server?.close();
+  server = undefined;
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+const CONFIG = `version: 1
+invocations:
+  lib:
+    run: mkdir -p out && echo "lib $(date +%s%N)" > out/lib.txt
+    outputs: [out/lib.txt]
+  app:
+    run: mkdir -p out && cat out/lib.txt > out/app.txt
+    needs: [lib]
+    outputs: [out/app.txt]
+    export: true
+cache:
+  stores: [{type: local}, {type: gha}]
+`;
+
+/** The outputs the action wrote (`name<<delimiter` blocks, as @actions/core writes them). */
+function outputs(file: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const re = /^([^<\n]+)<<(\S+)\n([\s\S]*?)\n\2$/gm;
+  for (const m of readFileSync(file, 'utf8').matchAll(re)) out[m[1]!] = m[3]!;
+  return out;
+}
+
+function runnerEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const file = join(tmp, 'github-output');
+  writeFileSync(file, '', { flag: 'a' });
+  return {
+    GITHUB_ACTIONS: 'true',
+    GITHUB_OUTPUT: file,
+    GITHUB_WORKSPACE: tmp,
+    RUNNER_TEMP: join(tmp, 'runner-temp'),
+    ...extra,
+  };
+}
+
+describe('the action', () => {
+  it('command plan: outputs the matrix and the plan', async () => {
+    writeFileSync(join(tmp, 'dist-build.yml'), CONFIG);
+    const env = runnerEnv();
+    const r = await runAction({ command: 'plan', workers: '2' }, { cwd: tmp, env });
+    expect(r.stdout).not.toMatch(/::error::/);
+    expect(r.code).toBe(0);
+    const o = outputs(env.GITHUB_OUTPUT!);
+    expect(JSON.parse(o.matrix!)).toEqual({
+      include: [{ worker: 'worker-1' }, { worker: 'worker-2' }],
+    });
+    expect(Object.keys(JSON.parse(o.plan!).units).sort()).toEqual(['app', 'lib']);
+    expect(o.workers).toBe('2');
+  });
+
+  it('command run saves to the Actions cache; command cache prunes it with the github-token input', async () => {
+    const srv = (server = await startActionsCacheServer());
+    writeFileSync(join(tmp, 'dist-build.yml'), CONFIG);
+    const gh = {
+      ...srv.env('v2'),
+      GITHUB_REPOSITORY: 'octo/repo',
+      GITHUB_API_URL: srv.restApiUrl,
+      GITHUB_REF: 'refs/heads/main',
+    };
+    const env = runnerEnv(gh);
+    const run = await runAction(
+      { command: 'run', workers: '2', out: 'artifacts' },
+      { cwd: tmp, env },
+    );
+    expect(run.stdout).not.toMatch(/::error::/);
+    expect(run.code).toBe(0);
+    const o = outputs(env.GITHUB_OUTPUT!);
+    expect(o.out).toBe(join(tmp, 'artifacts'));
+    expect(readFileSync(join(tmp, 'artifacts', 'out', 'app.txt'), 'utf8')).toMatch(/^lib \d+/);
+    const saved = srv.entries().filter((e) => e.committed);
+    expect(saved.length).toBeGreaterThan(0);
+
+    // Without a token the API cannot be used: the step fails and says why.
+    const none = await runAction(
+      { command: 'cache', args: 'prune --max-size 1' },
+      { cwd: tmp, env },
+    );
+    expect(none.stdout).toMatch(/cannot prune: .*set GITHUB_TOKEN/);
+    expect(none.stdout).toMatch(/::error::dist-build cache prune exited with code 1/);
+    expect(none.code).toBe(1);
+    // The default input is the workflow's token (`${{ github.token }}`); here one is given.
+    const p = await runAction(
+      { command: 'cache', args: 'prune --max-size 1', 'github-token': 'ghs_fake' },
+      { cwd: tmp, env },
+    );
+    expect(p.stdout).toMatch(/::add-mask::ghs_fake/);
+    expect(p.stdout).toMatch(new RegExp(`deleted ${saved.length} cache entr`));
+    expect(p.code).toBe(0);
+    expect(srv.entries().filter((e) => e.committed)).toEqual([]);
+  });
+
+  it('refuses unknown commands and cache subcommands', async () => {
+    writeFileSync(join(tmp, 'dist-build.yml'), CONFIG);
+    const bad = await runAction({ command: 'deploy' }, { cwd: tmp, env: runnerEnv() });
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(
+      /::error::input "command": expected "plan", "run" or "cache", got "deploy"/,
+    );
+    const sub = await runAction(
+      { command: 'cache', args: 'rm -rf /' },
+      { cwd: tmp, env: runnerEnv() },
+    );
+    expect(sub.code).toBe(1);
+    expect(sub.stdout).toMatch(/::error::input "args": expected one of stats, verify, prune, ls/);
+  });
+});
