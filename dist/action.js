@@ -15758,8 +15758,8 @@ var require_cache = __commonJS({
        * @returns {requestResponseList}
        */
       #batchCacheOperations(operations) {
-        const cache = this.#relevantRequestResponseList;
-        const backupCache = [...cache];
+        const cache2 = this.#relevantRequestResponseList;
+        const backupCache = [...cache2];
         const addedItems = [];
         const resultList = [];
         try {
@@ -15786,9 +15786,9 @@ var require_cache = __commonJS({
                 return [];
               }
               for (const requestResponse of requestResponses) {
-                const idx = cache.indexOf(requestResponse);
+                const idx = cache2.indexOf(requestResponse);
                 assert(idx !== -1);
-                cache.splice(idx, 1);
+                cache2.splice(idx, 1);
               }
             } else if (operation.type === "put") {
               if (operation.response == null) {
@@ -15818,11 +15818,11 @@ var require_cache = __commonJS({
               }
               requestResponses = this.#queryCache(operation.request);
               for (const requestResponse of requestResponses) {
-                const idx = cache.indexOf(requestResponse);
+                const idx = cache2.indexOf(requestResponse);
                 assert(idx !== -1);
-                cache.splice(idx, 1);
+                cache2.splice(idx, 1);
               }
-              cache.push([operation.request, operation.response]);
+              cache2.push([operation.request, operation.response]);
               addedItems.push([operation.request, operation.response]);
             }
             resultList.push([operation.request, operation.response]);
@@ -15996,13 +15996,13 @@ var require_cachestorage = __commonJS({
         if (options.cacheName != null) {
           if (this.#caches.has(options.cacheName)) {
             const cacheList = this.#caches.get(options.cacheName);
-            const cache = new Cache(kConstruct, cacheList);
-            return await cache.match(request, options);
+            const cache2 = new Cache(kConstruct, cacheList);
+            return await cache2.match(request, options);
           }
         } else {
           for (const cacheList of this.#caches.values()) {
-            const cache = new Cache(kConstruct, cacheList);
-            const response = await cache.match(request, options);
+            const cache2 = new Cache(kConstruct, cacheList);
+            const response = await cache2.match(request, options);
             if (response !== void 0) {
               return response;
             }
@@ -16032,12 +16032,12 @@ var require_cachestorage = __commonJS({
         webidl.argumentLengthCheck(arguments, 1, prefix);
         cacheName = webidl.converters.DOMString(cacheName, prefix, "cacheName");
         if (this.#caches.has(cacheName)) {
-          const cache2 = this.#caches.get(cacheName);
-          return new Cache(kConstruct, cache2);
+          const cache3 = this.#caches.get(cacheName);
+          return new Cache(kConstruct, cache3);
         }
-        const cache = [];
-        this.#caches.set(cacheName, cache);
-        return new Cache(kConstruct, cache);
+        const cache2 = [];
+        this.#caches.set(cacheName, cache2);
+        return new Cache(kConstruct, cache2);
       }
       /**
        * @see https://w3c.github.io/ServiceWorker/#cache-storage-delete
@@ -29451,6 +29451,9 @@ var ExitCode;
   ExitCode2[ExitCode2["Success"] = 0] = "Success";
   ExitCode2[ExitCode2["Failure"] = 1] = "Failure";
 })(ExitCode || (ExitCode = {}));
+function setSecret(secret) {
+  issueCommand("add-mask", {}, secret);
+}
 function getInput(name, options) {
   const val = process.env[`INPUT_${name.replace(/ /g, "_").toUpperCase()}`] || "";
   if (options && options.required && !val) {
@@ -31293,7 +31296,7 @@ function buildConfig(raw, file, loc) {
       loc.issueAt(["invocations", from, "needs", index], `needs cycle: ${cycle.join(" -> ")}`)
     );
   }
-  const cache = buildCache(raw.cache, loc, issues);
+  const cache2 = buildCache(raw.cache, loc, issues);
   if (issues.length) throw new ConfigError(issues);
   const defaultDuration = placementRaw["default-duration"] === void 0 ? 60 : parseDuration(placementRaw["default-duration"]);
   return {
@@ -31304,7 +31307,7 @@ function buildConfig(raw, file, loc) {
     placement: { balance: placementRaw.balance ?? 1.1, defaultDuration },
     env: globalEnv,
     invocations,
-    cache
+    cache: cache2
   };
 }
 var LOCAL_STORE_OPTIONS = ["type", "dir", "max-size"];
@@ -31334,7 +31337,7 @@ function buildCache(raw, loc, issues) {
       }
     }
   });
-  const cache = { stores };
+  const cache2 = { stores };
   const locations = (raw?.stores ? stores : []).map((store, i) => {
     const at = ["cache", "stores", i];
     const { line, col } = loc.issueAt(at, "");
@@ -31346,15 +31349,15 @@ function buildCache(raw, loc, issues) {
     );
     return { line, col, options };
   });
-  Object.defineProperty(cache, "locations", { value: locations, enumerable: false });
+  Object.defineProperty(cache2, "locations", { value: locations, enumerable: false });
   const sign = raw?.sign;
   if (sign) {
-    cache.sign = {
+    cache2.sign = {
       secretEnv: sign["secret-env"] ?? "DIST_BUILD_CACHE_SECRET",
       required: sign.required ?? false
     };
   }
-  return cache;
+  return cache2;
 }
 async function loadConfig(path4) {
   const file = resolve2(path4);
@@ -33560,8 +33563,11 @@ async function summary2(result) {
     ...rows
   ]).write();
 }
+function cliFile() {
+  return fileURLToPath(new URL("./cli.js", import.meta.url));
+}
 async function runBuild() {
-  const cli = fileURLToPath(new URL("./cli.js", import.meta.url));
+  const cli = cliFile();
   const out = resolve3(getInput("out") || "dist-build-out");
   const count = getInput("workers");
   const args = ["run", "--config", getInput("config") || "dist-build.yml", "--out", out];
@@ -33575,12 +33581,35 @@ async function runBuild() {
   }
   if (code !== 0) setFailed(`dist-build run exited with code ${code}`);
 }
+var CACHE_COMMANDS = ["stats", "verify", "prune", "ls"];
+async function cache() {
+  const args = getInput("args").split(/\s+/).filter(Boolean);
+  if (!CACHE_COMMANDS.includes(args[0] ?? "")) {
+    throw new Error(
+      `input "args": expected one of ${CACHE_COMMANDS.join(", ")} and its flags (e.g. "prune --max-size 5GB"), got "${args.join(" ")}"`
+    );
+  }
+  const token = getInput("github-token");
+  const env2 = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== void 0) env2[k] = v;
+  if (token && !env2.DIST_BUILD_GITHUB_TOKEN && !env2.GITHUB_TOKEN) {
+    setSecret(token);
+    env2.DIST_BUILD_GITHUB_TOKEN = token;
+  }
+  const code = await exec(
+    process.execPath,
+    [cliFile(), "cache", ...args, "--config", getInput("config") || "dist-build.yml"],
+    { ignoreReturnCode: true, env: env2 }
+  );
+  if (code !== 0) setFailed(`dist-build cache ${args[0]} exited with code ${code}`);
+}
 async function run() {
   try {
     const command = getInput("command") || "plan";
     if (command === "run") await runBuild();
     else if (command === "plan") await plan();
-    else throw new Error(`input "command": expected "plan" or "run", got "${command}"`);
+    else if (command === "cache") await cache();
+    else throw new Error(`input "command": expected "plan", "run" or "cache", got "${command}"`);
   } catch (err) {
     setFailed(err instanceof Error ? err.message : String(err));
   }

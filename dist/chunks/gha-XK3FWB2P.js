@@ -8,8 +8,9 @@ import {
   ghaKeyPrefix,
   ghaKeySlotPart,
   ghaNewKey,
-  ghaScopePrefix
-} from "./chunk-D4UYZ7TD.js";
+  ghaScopePrefix,
+  ghaSuperseded
+} from "./chunk-P5MPLDMO.js";
 import "./chunk-DC43GSM2.js";
 import "./chunk-7FDW4MNB.js";
 export {
@@ -21,5 +22,6 @@ export {
   ghaKeyPrefix,
   ghaKeySlotPart,
   ghaNewKey,
-  ghaScopePrefix
+  ghaScopePrefix,
+  ghaSuperseded
 };

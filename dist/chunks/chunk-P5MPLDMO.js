@@ -15,48 +15,60 @@ import {
 // src/store/gha-api.ts
 var MAX_PAGES = 50;
 var TIMEOUT_MS = 15e3;
-async function listGhaCaches(prefix, env, fetchImpl = fetch) {
+function api(env, what) {
   const token = env.DIST_BUILD_GITHUB_TOKEN || env.GITHUB_TOKEN;
   const repo = env.GITHUB_REPOSITORY;
   if (!token || !repo) {
     return {
-      unavailable: "listing needs the GitHub API: set GITHUB_TOKEN (or DIST_BUILD_GITHUB_TOKEN) and GITHUB_REPOSITORY"
+      unavailable: `${what} needs the GitHub API: set GITHUB_TOKEN (or DIST_BUILD_GITHUB_TOKEN) and GITHUB_REPOSITORY`
     };
   }
   if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(repo)) {
     return { unavailable: `GITHUB_REPOSITORY "${repo}" is not owner/name` };
   }
-  const api = (env.GITHUB_API_URL || "https://api.github.com").replace(/\/+$/, "");
+  return {
+    base: (env.GITHUB_API_URL || "https://api.github.com").replace(/\/+$/, ""),
+    repo,
+    headers: {
+      accept: "application/vnd.github+json",
+      authorization: `Bearer ${token}`,
+      "x-github-api-version": "2022-11-28",
+      "user-agent": "dist-build"
+    }
+  };
+}
+async function call(a, url, method, fetchImpl) {
+  try {
+    return await fetchImpl(url, {
+      method,
+      headers: a.headers,
+      signal: AbortSignal.timeout(TIMEOUT_MS)
+    });
+  } catch (err) {
+    return {
+      unavailable: `the GitHub API at ${a.base} cannot be reached (${err.message})`
+    };
+  }
+}
+async function refusal(res, method, url) {
+  const body = (await res.text().catch(() => "")).slice(0, 200).replace(/\s+/g, " ");
+  const hint = method !== "GET" && (res.status === 403 || res.status === 401) ? " (deleting needs a token with the actions: write permission)" : "";
+  return `the GitHub API answered ${res.status} for ${method} ${url.pathname}${body ? `: ${body}` : ""}${hint}`;
+}
+async function listGhaCaches(prefix, env, fetchImpl = fetch) {
+  const a = api(env, "listing");
+  if ("unavailable" in a) return a;
   const entries = [];
   for (let page = 1; page <= MAX_PAGES; page++) {
-    const url = new URL(`${api}/repos/${repo}/actions/caches`);
+    const url = new URL(`${a.base}/repos/${a.repo}/actions/caches`);
     url.searchParams.set("key", prefix);
     url.searchParams.set("per_page", "100");
     url.searchParams.set("page", String(page));
     url.searchParams.set("sort", "created_at");
     url.searchParams.set("direction", "desc");
-    let res;
-    try {
-      res = await fetchImpl(url, {
-        headers: {
-          accept: "application/vnd.github+json",
-          authorization: `Bearer ${token}`,
-          "x-github-api-version": "2022-11-28",
-          "user-agent": "dist-build"
-        },
-        signal: AbortSignal.timeout(TIMEOUT_MS)
-      });
-    } catch (err) {
-      return {
-        unavailable: `the GitHub API at ${api} cannot be reached (${err.message})`
-      };
-    }
-    if (!res.ok) {
-      const body = (await res.text().catch(() => "")).slice(0, 200).replace(/\s+/g, " ");
-      return {
-        unavailable: `the GitHub API answered ${res.status} for ${url.pathname}${body ? `: ${body}` : ""}`
-      };
-    }
+    const res = await call(a, url, "GET", fetchImpl);
+    if ("unavailable" in res) return res;
+    if (!res.ok) return { unavailable: await refusal(res, "GET", url) };
     let data;
     try {
       data = await res.json();
@@ -67,7 +79,9 @@ async function listGhaCaches(prefix, env, fetchImpl = fetch) {
     for (const c of list) {
       if (typeof c.key !== "string" || !c.key.startsWith(prefix)) continue;
       entries.push({
+        id: typeof c.id === "number" ? c.id : 0,
         key: c.key,
+        version: typeof c.version === "string" ? c.version : "",
         ref: typeof c.ref === "string" ? c.ref : "",
         sizeBytes: typeof c.size_in_bytes === "number" ? c.size_in_bytes : 0,
         createdAt: typeof c.created_at === "string" ? c.created_at : "",
@@ -78,6 +92,20 @@ async function listGhaCaches(prefix, env, fetchImpl = fetch) {
     if (list.length < 100 || page * 100 >= total) break;
   }
   return { entries };
+}
+async function deleteGhaCache(id, env, fetchImpl = fetch) {
+  const a = api(env, "deleting an entry");
+  if ("unavailable" in a) throw new Error(a.unavailable);
+  if (!Number.isSafeInteger(id) || id <= 0) throw new Error(`no such cache entry id: ${id}`);
+  const url = new URL(`${a.base}/repos/${a.repo}/actions/caches/${id}`);
+  const res = await call(a, url, "DELETE", fetchImpl);
+  if ("unavailable" in res) throw new Error(res.unavailable);
+  if (res.ok || res.status === 404) {
+    await res.body?.cancel().catch(() => {
+    });
+    return;
+  }
+  throw new Error(await refusal(res, "DELETE", url));
 }
 
 // src/store/gha.ts
@@ -610,6 +638,23 @@ var ACTIONS_ENV_KEYS = [
 var KNOWN_MODES = ["none", "read", "write", "write-only"];
 var DAY_MS = 24 * 3600 * 1e3;
 var MAX_KEY_PART = 120;
+function ghaSuperseded(entries) {
+  const newest = /* @__PURE__ */ new Map();
+  const superseded = [];
+  const time = (e) => Date.parse(e.createdAt) || 0;
+  for (const e of entries) {
+    const group = `${ghaKeySlotPart(e.key)}
+${e.ref}
+${e.version}`;
+    const best = newest.get(group);
+    if (!best) newest.set(group, e);
+    else if (time(e) > time(best) || time(e) === time(best) && e.id > best.id) {
+      superseded.push(best);
+      newest.set(group, e);
+    } else superseded.push(e);
+  }
+  return { live: [...newest.values()], superseded };
+}
 function ghaKeyPart(value) {
   let out = "";
   for (const ch of value) {
@@ -633,8 +678,11 @@ function ghaKeySlotPart(key) {
   return key.split("-")[GHA_KEY_FORMAT.split("-").length + 1] ?? "";
 }
 function ghaNewKey(scope, slot, now = /* @__PURE__ */ new Date()) {
+  return newKeyUnder(ghaKeyPrefix(scope, slot), now);
+}
+function newKeyUnder(prefix, now = /* @__PURE__ */ new Date()) {
   const stamp = now.toISOString().replace(/[-:.]/g, "");
-  return `${ghaKeyPrefix(scope, slot)}${stamp}-${randomBytes2(4).toString("hex")}`;
+  return `${prefix}${stamp}-${randomBytes2(4).toString("hex")}`;
 }
 var capture = new AsyncLocalStorage();
 var queue = Promise.resolve();
@@ -948,20 +996,17 @@ var GhaStore = class {
     let stage;
     try {
       stage = await mkdtemp(join2(this.dir, "tmp", "gha-save-"));
-      const count = await this.stageShard(join2(stage, SHARD_NAME));
+      const cutoff = Date.now() - this.options.retainDays * DAY_MS;
+      const count = await stageShard(
+        this.shardStore,
+        join2(stage, SHARD_NAME),
+        (m) => Date.parse(m.createdAt) >= cutoff || this.touched.has(m.cacheKey)
+      );
       if (count === 0) {
         if (generation === this.generation) this.dirty = false;
         return;
       }
-      const key = ghaNewKey(this.scope, this.slot);
-      const outcome = await this.run(stage, (cache) => cache.saveCache([GHA_CACHE_PATH], key));
-      if (await this.saved(outcome, key, stage)) {
-        this.counters.savedEntries++;
-        this.savedKeys.push(key);
-        const size = outcome.log.debug.map((l) => /^File Size: (\d+)$/.exec(l)).find((m) => m !== null);
-        if (outcome.ok && outcome.value !== -1 && size) {
-          this.counters.uploadedBytes += Number(size[1]);
-        }
+      if (await this.upload(stage, ghaNewKey(this.scope, this.slot))) {
         if (generation === this.generation) this.dirty = false;
       }
     } catch (err) {
@@ -971,7 +1016,155 @@ var GhaStore = class {
       });
     }
   }
+  /**
+   * Rehashes every blob of each slot's newest entry that this ref can restore (every slot the
+   * GitHub API lists for the scope, else this slot's and the `slots` option's). Entries are
+   * immutable, so a corrupt one is replaced: a new entry of the same slot holding the rest of it
+   * is saved, then the corrupt one is deleted through the API. That needs the cache service's
+   * write access and a token with `actions: write`, and only an entry of the current ref can be
+   * replaced (a save lands in the current ref's scope); otherwise the entry is reported and left
+   * (restores drop corrupt blobs anyway: the results naming them miss). Throws when the cache
+   * service cannot be read.
+   */
+  async verify() {
+    await this.open();
+    if (!this.readable()) {
+      throw new Error(
+        this.available ? `ACTIONS_CACHE_MODE '${cacheMode(this.ctx.env)}' does not permit reads` : "the Actions cache service is not available here (ACTIONS_RUNTIME_TOKEN and ACTIONS_RESULTS_URL or ACTIONS_CACHE_URL, which the runner gives JavaScript actions: use the action, or pass them on)"
+      );
+    }
+    const listing = await this.remoteEntries();
+    const listed = "entries" in listing ? listing.entries : [];
+    const parts = new Set([this.slot, ...this.options.slots].map(ghaKeyPart));
+    for (const e of listed) parts.add(ghaKeySlotPart(e.key));
+    if ("unavailable" in listing) {
+      this.ctx.onWarning(
+        `${this.location}: verifying the shards of this slot${this.options.slots.length ? " and of the slots option" : ""} only: ${listing.unavailable}`
+      );
+    }
+    const result = { checked: 0, corrupt: [], removedResults: 0, entries: [] };
+    for (const part of [...parts].sort()) {
+      const check = await this.verifyEntry(part, listing);
+      if (!check) continue;
+      result.entries.push(check);
+      result.checked += check.checked;
+      result.corrupt.push(...check.corrupt);
+      if (check.outcome === "repaired") result.removedResults += check.brokenResults;
+    }
+    return result;
+  }
+  /**
+   * Deletes this scope's entries through the GitHub API (other caches of the repository are
+   * never touched) until the scope holds at most `maxBytes`: superseded entries first, oldest
+   * first (no restore returns them again), then the least recently used. Throws when the API
+   * cannot list or refuses a delete (it needs a token with `actions: write`).
+   */
+  async prune(maxBytes) {
+    const listing = await this.remoteEntries();
+    if ("unavailable" in listing) throw new Error(listing.unavailable);
+    const { live, superseded } = ghaSuperseded(listing.entries);
+    const by = (field) => (a, b) => (Date.parse(a[field]) || 0) - (Date.parse(b[field]) || 0) || a.id - b.id;
+    const order = [...superseded.sort(by("createdAt")), ...live.sort(by("lastAccessedAt"))];
+    const stale = new Set(superseded);
+    const result = {
+      removedBlobs: 0,
+      removedResults: 0,
+      freedBytes: 0,
+      bytes: listing.entries.reduce((n, e) => n + e.sizeBytes, 0),
+      removedEntries: 0,
+      removedSuperseded: 0,
+      entriesLeft: listing.entries.length
+    };
+    for (const e of order) {
+      if (result.bytes <= maxBytes) break;
+      await deleteGhaCache(e.id, this.ctx.env);
+      result.removedEntries++;
+      result.entriesLeft--;
+      if (stale.has(e)) result.removedSuperseded++;
+      result.freedBytes += e.sizeBytes;
+      result.bytes -= e.sizeBytes;
+    }
+    return result;
+  }
   // -------------------------------------------------------------------------------------------
+  /** `verify` for one slot: null when the slot has no entry this ref can restore. */
+  async verifyEntry(part, listing) {
+    const work = await mkdtemp(join2(this.dir, "tmp", "gha-verify-"));
+    try {
+      const copy = await LocalStore.open(join2(work, "shard"), { onWarning: () => {
+      } });
+      const restored = await this.restoreInto(this.slotPrefix(part), copy, {
+        quiet: true
+      });
+      if (!restored) return null;
+      const entry = "entries" in listing ? listing.entries.find((e) => e.key === restored.key) : void 0;
+      const check = {
+        key: restored.key,
+        ref: entry?.ref ?? "",
+        checked: restored.checked,
+        corrupt: restored.corrupt,
+        brokenResults: 0,
+        outcome: "ok"
+      };
+      if (restored.corrupt.length === 0) return check;
+      const bad = new Set(restored.corrupt);
+      for (const file of await resultFiles(copy.dir)) {
+        const m = await readManifest2(file);
+        if (m?.outputs.some((o) => bad.has(o.digest))) check.brokenResults++;
+      }
+      const why = await this.cannotReplace(entry, listing);
+      if (why) return { ...check, outcome: "reported", detail: why };
+      const stage = join2(work, "stage");
+      const kept = await stageShard(copy, join2(stage, SHARD_NAME), () => true);
+      const key = newKeyUnder(this.slotPrefix(part));
+      if (kept > 0 && !await this.upload(stage, key)) {
+        return { ...check, outcome: "reported", detail: "saving the repaired entry failed" };
+      }
+      try {
+        await deleteGhaCache(entry.id, this.ctx.env);
+      } catch (err) {
+        return {
+          ...check,
+          outcome: "reported",
+          detail: `${kept > 0 ? `saved ${key}, but ` : ""}deleting the corrupt entry failed: ${errorText(err)}`,
+          ...kept > 0 ? { replacedBy: key } : {}
+        };
+      }
+      return { ...check, outcome: "repaired", ...kept > 0 ? { replacedBy: key } : {} };
+    } finally {
+      await rm2(work, { recursive: true, force: true }).catch(() => {
+      });
+    }
+  }
+  /** Why a corrupt entry cannot be replaced from here, or undefined when it can. */
+  async cannotReplace(entry, listing) {
+    if ("unavailable" in listing) return `cannot delete it: ${listing.unavailable}`;
+    if (!entry) return "the GitHub API does not list it";
+    const ref = this.ctx.env.GITHUB_REF;
+    if (ref && entry.ref && entry.ref !== ref) {
+      return `it belongs to ${entry.ref}, and a save from here lands in ${ref}: verify on ${entry.ref} to replace it`;
+    }
+    if (!modeWritable(cacheMode(this.ctx.env))) {
+      return `ACTIONS_CACHE_MODE '${cacheMode(this.ctx.env)}' does not permit writes`;
+    }
+    return void 0;
+  }
+  /** Saves a staged shard as entry `key`; counts it. False (warned) when the save failed. */
+  async upload(stage, key) {
+    const outcome = await this.run(stage, (cache) => cache.saveCache([GHA_CACHE_PATH], key));
+    if (!await this.saved(outcome, key, stage)) return false;
+    this.counters.savedEntries++;
+    this.savedKeys.push(key);
+    const size = outcome.log.debug.map((l) => /^File Size: (\d+)$/.exec(l)).find((m) => m !== null);
+    if (outcome.ok && outcome.value !== -1 && size) {
+      this.counters.uploadedBytes += Number(size[1]);
+    }
+    return true;
+  }
+  /** The key prefix of the slot whose key part is `part`. */
+  slotPrefix(part) {
+    return `${ghaScopePrefix(this.scope)}${part}-`;
+  }
   async shard() {
     await this.open();
     return this.shardStore;
@@ -1043,9 +1236,12 @@ var GhaStore = class {
     this.warn(`saving ${key} to the Actions cache failed: ${detail}`);
     return false;
   }
-  /** Restores the newest entry under `prefix` (a slot's) into `target`; false on a miss or
-   * failure (warned). */
-  async restoreInto(prefix, target) {
+  /**
+   * Restores the newest entry under `prefix` (a slot's) into `target`: the entry's key and its
+   * blobs checked and corrupt; null on a miss or failure (warned). `quiet`: corrupt blobs are
+   * the caller's to report.
+   */
+  async restoreInto(prefix, target, { quiet = false } = {}) {
     let stage;
     try {
       stage = await mkdtemp(join2(this.dir, "tmp", "gha-restore-"));
@@ -1055,7 +1251,7 @@ var GhaStore = class {
       );
       if (!outcome.ok) {
         this.warn(`restoring ${prefix}* failed (${errorText(outcome.error)}): building without it`);
-        return false;
+        return null;
       }
       const problems = [...outcome.log.warnings, ...outcome.log.errors];
       if (outcome.value === void 0) {
@@ -1064,73 +1260,25 @@ var GhaStore = class {
             `restoring ${prefix}* from the Actions cache failed: ${failureDetail(outcome.log)}; building without it`
           );
         }
-        return false;
+        return null;
       }
-      await this.importShard(join2(stage, SHARD_NAME), target, outcome.value);
+      const key = outcome.value;
+      const found = await importShard(join2(stage, SHARD_NAME), target);
+      if (found.corrupt.length > 0 && !quiet) {
+        this.warn(
+          `${found.corrupt.length} corrupt blob(s) in Actions cache entry ${key} were dropped`
+        );
+      }
       this.counters.restoredEntries++;
-      this.restoredKeys.push(outcome.value);
-      return true;
+      this.restoredKeys.push(key);
+      return { key, ...found };
     } catch (err) {
       this.warn(`restoring ${prefix}* failed (${errorText(err)}): building without it`);
-      return false;
+      return null;
     } finally {
       if (stage) await rm2(stage, { recursive: true, force: true }).catch(() => {
       });
     }
-  }
-  /**
-   * Moves a restored shard's blobs (only those whose bytes hash to their name) and results into
-   * `target`, keeping files `target` already has. Anything else in the archive is ignored.
-   */
-  async importShard(src, target, key) {
-    let corrupt = 0;
-    for (const [file, hex] of await listLayout(join2(src, "blobs", "sha256"), /^[0-9a-f]{64}$/)) {
-      const digest = `sha256:${hex}`;
-      const dest = target.blobPath(digest);
-      if (await exists(dest)) continue;
-      const { digest: actual } = await digestStream(createReadStream2(file));
-      if (actual !== digest) {
-        corrupt++;
-        continue;
-      }
-      await moveInto(file, dest);
-    }
-    for (const [file, hex] of await listLayout(
-      join2(src, "results", "sha256"),
-      /^[0-9a-f]{64}\.json$/
-    )) {
-      const dest = target.resultPath(`sha256:${hex.slice(0, 64)}`);
-      if (await exists(dest)) continue;
-      await moveInto(file, dest);
-    }
-    if (corrupt > 0) {
-      this.warn(`${corrupt} corrupt blob(s) in Actions cache entry ${key} were dropped`);
-    }
-  }
-  /** Hard-links (or copies) what the saved shard keeps into `dest`; returns the result count. */
-  async stageShard(dest) {
-    const shard = this.shardStore;
-    const cutoff = Date.now() - this.options.retainDays * DAY_MS;
-    const blobs = /* @__PURE__ */ new Set();
-    let count = 0;
-    for (const file of await resultFiles(shard.dir)) {
-      const manifest = await readManifest2(file);
-      if (!manifest) continue;
-      const recent = Date.parse(manifest.createdAt) >= cutoff;
-      if (!recent && !this.touched.has(manifest.cacheKey)) continue;
-      const digests = manifest.outputs.map((o) => o.digest);
-      if ((await shard.hasBlobs(digests)).size !== new Set(digests).size) continue;
-      const hex = manifest.cacheKey.slice("sha256:".length);
-      await linkOrCopy(file, join2(dest, "results", "sha256", hex.slice(0, 2), `${hex}.json`));
-      for (const d of digests) {
-        if (blobs.has(d)) continue;
-        blobs.add(d);
-        const bhex = d.slice("sha256:".length);
-        await linkOrCopy(shard.blobPath(d), join2(dest, "blobs", "sha256", bhex.slice(0, 2), bhex));
-      }
-      count++;
-    }
-    return count;
   }
   /** Looks for a result in other slots' shards, restoring each at most once, lazily. */
   async fromPeers(cacheKey) {
@@ -1163,7 +1311,7 @@ var GhaStore = class {
     if (!this.readable()) return null;
     const dir = join2(this.dir, "peers", fsName(part));
     const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
-    if (!await this.restoreInto(`${ghaScopePrefix(this.scope)}${part}-`, peer)) return null;
+    if (!await this.restoreInto(this.slotPrefix(part), peer)) return null;
     this.peers.set(part, peer);
     return peer;
   }
@@ -1225,6 +1373,51 @@ async function listLayout(root, name) {
     }
   }
   return out;
+}
+async function importShard(src, target) {
+  const corrupt = [];
+  let checked = 0;
+  for (const [file, hex] of await listLayout(join2(src, "blobs", "sha256"), /^[0-9a-f]{64}$/)) {
+    const digest = `sha256:${hex}`;
+    const dest = target.blobPath(digest);
+    if (await exists(dest)) continue;
+    checked++;
+    const { digest: actual } = await digestStream(createReadStream2(file));
+    if (actual !== digest) {
+      corrupt.push(digest);
+      continue;
+    }
+    await moveInto(file, dest);
+  }
+  for (const [file, hex] of await listLayout(
+    join2(src, "results", "sha256"),
+    /^[0-9a-f]{64}\.json$/
+  )) {
+    const dest = target.resultPath(`sha256:${hex.slice(0, 64)}`);
+    if (await exists(dest)) continue;
+    await moveInto(file, dest);
+  }
+  return { checked, corrupt };
+}
+async function stageShard(source, dest, keep) {
+  const blobs = /* @__PURE__ */ new Set();
+  let count = 0;
+  for (const file of await resultFiles(source.dir)) {
+    const manifest = await readManifest2(file);
+    if (!manifest || !keep(manifest)) continue;
+    const digests = manifest.outputs.map((o) => o.digest);
+    if ((await source.hasBlobs(digests)).size !== new Set(digests).size) continue;
+    const hex = manifest.cacheKey.slice("sha256:".length);
+    await linkOrCopy(file, join2(dest, "results", "sha256", hex.slice(0, 2), `${hex}.json`));
+    for (const d of digests) {
+      if (blobs.has(d)) continue;
+      blobs.add(d);
+      const bhex = d.slice("sha256:".length);
+      await linkOrCopy(source.blobPath(d), join2(dest, "blobs", "sha256", bhex.slice(0, 2), bhex));
+    }
+    count++;
+  }
+  return count;
 }
 async function resultFiles(dir) {
   const files = await listLayout(join2(dir, "results", "sha256"), /^[0-9a-f]{64}\.json$/);
@@ -1301,6 +1494,7 @@ export {
   LocalStore,
   GHA_KEY_FORMAT,
   GHA_CACHE_PATH,
+  ghaSuperseded,
   ghaKeyPart,
   ghaScopePrefix,
   ghaKeyPrefix,
