@@ -506,6 +506,24 @@ describe('GhaStore verify and prune (v2, with the GitHub API)', () => {
     );
   });
 
+  it('verify says which slot it could not read, and deletes nothing', async () => {
+    const srv = await start();
+    await seed(srv, 'v2');
+    const before = committed(srv).map((e) => e.key);
+    srv.setFault('download', { truncate: true });
+    const cli = makeStore({ ...srv.env('v2'), ...api(srv) }, 'cli');
+    const r = await cli.store.verify();
+    expect(r.entries).toEqual([
+      expect.objectContaining({
+        key: `${ghaKeyPrefix('default', 'worker-1')}*`,
+        outcome: 'unreadable',
+        detail: expect.stringMatching(/\S/),
+      }),
+    ]);
+    expect(cli.warnings).toEqual([]);
+    expect(committed(srv).map((e) => e.key)).toEqual(before);
+  });
+
   it("prune deletes this scope's superseded entries first, then the least recently used", async () => {
     const srv = await startActionsCacheServer({ readOnlyTokens: ['ghs_read'] });
     server = srv;

@@ -123,9 +123,10 @@ export interface GhaEntryCheck {
   brokenResults: number;
   /**
    * `ok`; `repaired` (a new entry without the corrupt blobs saved, the corrupt one deleted);
-   * `reported` (left as it is: `detail` says why).
+   * `reported` (left as it is: `detail` says why); `unreadable` (the slot's newest entry could
+   * not be restored: `detail` says why, `key` is the slot's prefix and `*`).
    */
-  outcome: 'ok' | 'repaired' | 'reported';
+  outcome: 'ok' | 'repaired' | 'reported' | 'unreadable';
   detail?: string;
   /** The key of the repaired entry. */
   replacedBy?: string;
@@ -686,7 +687,18 @@ export class GhaStore implements Store {
       const restored = await this.restoreInto(this.slotPrefix(part), copy, {
         quiet: true,
       });
-      if (!restored) return null;
+      if ('failed' in restored) {
+        return {
+          key: `${this.slotPrefix(part)}*`,
+          ref: '',
+          checked: 0,
+          corrupt: [],
+          brokenResults: 0,
+          outcome: 'unreadable',
+          detail: restored.failed,
+        };
+      }
+      if (!('key' in restored)) return null;
       const entry =
         'entries' in listing ? listing.entries.find((e) => e.key === restored.key) : undefined;
       const check: GhaEntryCheck = {
@@ -853,14 +865,18 @@ export class GhaStore implements Store {
 
   /**
    * Restores the newest entry under `prefix` (a slot's) into `target`: the entry's key and its
-   * blobs checked and corrupt; null on a miss or failure (warned). `quiet`: corrupt blobs are
-   * the caller's to report.
+   * blobs checked and corrupt; `{}` when there is none; `{failed}` when it could not be read
+   * (warned, unless `quiet`: then failures and corrupt blobs are the caller's to report).
    */
   private async restoreInto(
     prefix: string,
     target: LocalStore,
     { quiet = false } = {},
-  ): Promise<{ key: string; checked: number; corrupt: string[] } | null> {
+  ): Promise<{ key: string; checked: number; corrupt: string[] } | { failed?: string }> {
+    const fail = (why: string, message: string): { failed: string } => {
+      if (!quiet) this.warn(message);
+      return { failed: why };
+    };
     let stage: string | undefined;
     try {
       stage = await mkdtemp(join(this.dir, 'tmp', 'gha-restore-'));
@@ -868,17 +884,17 @@ export class GhaStore implements Store {
         cache.restoreCache([GHA_CACHE_PATH], prefix, [prefix]),
       );
       if (!outcome.ok) {
-        this.warn(`restoring ${prefix}* failed (${errorText(outcome.error)}): building without it`);
-        return null;
+        const why = errorText(outcome.error);
+        return fail(why, `restoring ${prefix}* failed (${why}): building without it`);
       }
       const problems = [...outcome.log.warnings, ...outcome.log.errors];
       if (outcome.value === undefined) {
-        if (problems.length > 0) {
-          this.warn(
-            `restoring ${prefix}* from the Actions cache failed: ${failureDetail(outcome.log)}; building without it`,
-          );
-        }
-        return null;
+        if (problems.length === 0) return {};
+        const why = failureDetail(outcome.log);
+        return fail(
+          why,
+          `restoring ${prefix}* from the Actions cache failed: ${why}; building without it`,
+        );
       }
       const key = outcome.value;
       const found = await importShard(join(stage, SHARD_NAME), target);
@@ -891,8 +907,8 @@ export class GhaStore implements Store {
       this.restoredKeys.push(key);
       return { key, ...found };
     } catch (err) {
-      this.warn(`restoring ${prefix}* failed (${errorText(err)}): building without it`);
-      return null;
+      const why = errorText(err);
+      return fail(why, `restoring ${prefix}* failed (${why}): building without it`);
     } finally {
       if (stage) await rm(stage, { recursive: true, force: true }).catch(() => {});
     }
@@ -931,7 +947,7 @@ export class GhaStore implements Store {
     if (!this.readable()) return null;
     const dir = join(this.dir, 'peers', fsName(part));
     const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
-    if (!(await this.restoreInto(this.slotPrefix(part), peer))) return null;
+    if (!('key' in (await this.restoreInto(this.slotPrefix(part), peer)))) return null;
     this.peers.set(part, peer);
     return peer;
   }

@@ -241,6 +241,7 @@ async function verifyCommand(flags: CacheFlags): Promise<void> {
     }
     corrupt += r.corrupt.length;
     if (r.entries) {
+      failed += r.entries.filter((e) => e.outcome === 'unreadable').length;
       process.stdout.write(ghaVerifyText(describe(s), r.entries));
       continue;
     }
@@ -267,6 +268,10 @@ function ghaVerifyText(store: string, entries: GhaEntryCheck[]): string {
     const where = e.ref ? ` (${e.ref})` : '';
     if (e.outcome === 'ok') {
       lines.push(`  ${e.key}${where}: ${e.checked} blobs, ok`);
+      continue;
+    }
+    if (e.outcome === 'unreadable') {
+      lines.push(`  ${e.key}: cannot be restored: ${e.detail}`);
       continue;
     }
     const what = `${e.corrupt.length} of ${e.checked} blobs corrupt, ${e.brokenResults} result${e.brokenResults === 1 ? '' : 's'} naming them`;
