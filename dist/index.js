@@ -1816,7 +1816,18 @@ var init_gha = __esm({
           const restored = await this.restoreInto(this.slotPrefix(part), copy, {
             quiet: true
           });
-          if (!restored) return null;
+          if ("failed" in restored) {
+            return {
+              key: `${this.slotPrefix(part)}*`,
+              ref: "",
+              checked: 0,
+              corrupt: [],
+              brokenResults: 0,
+              outcome: "unreadable",
+              detail: restored.failed
+            };
+          }
+          if (!("key" in restored)) return null;
           const entry = "entries" in listing ? listing.entries.find((e) => e.key === restored.key) : void 0;
           const check = {
             key: restored.key,
@@ -1958,10 +1969,14 @@ var init_gha = __esm({
       }
       /**
        * Restores the newest entry under `prefix` (a slot's) into `target`: the entry's key and its
-       * blobs checked and corrupt; null on a miss or failure (warned). `quiet`: corrupt blobs are
-       * the caller's to report.
+       * blobs checked and corrupt; `{}` when there is none; `{failed}` when it could not be read
+       * (warned, unless `quiet`: then failures and corrupt blobs are the caller's to report).
        */
       async restoreInto(prefix, target, { quiet = false } = {}) {
+        const fail = (why, message2) => {
+          if (!quiet) this.warn(message2);
+          return { failed: why };
+        };
         let stage;
         try {
           stage = await mkdtemp(join6(this.dir, "tmp", "gha-restore-"));
@@ -1970,17 +1985,17 @@ var init_gha = __esm({
             (cache) => cache.restoreCache([GHA_CACHE_PATH], prefix, [prefix])
           );
           if (!outcome.ok) {
-            this.warn(`restoring ${prefix}* failed (${errorText(outcome.error)}): building without it`);
-            return null;
+            const why = errorText(outcome.error);
+            return fail(why, `restoring ${prefix}* failed (${why}): building without it`);
           }
           const problems = [...outcome.log.warnings, ...outcome.log.errors];
           if (outcome.value === void 0) {
-            if (problems.length > 0) {
-              this.warn(
-                `restoring ${prefix}* from the Actions cache failed: ${failureDetail(outcome.log)}; building without it`
-              );
-            }
-            return null;
+            if (problems.length === 0) return {};
+            const why = failureDetail(outcome.log);
+            return fail(
+              why,
+              `restoring ${prefix}* from the Actions cache failed: ${why}; building without it`
+            );
           }
           const key = outcome.value;
           const found = await importShard(join6(stage, SHARD_NAME), target);
@@ -1993,8 +2008,8 @@ var init_gha = __esm({
           this.restoredKeys.push(key);
           return { key, ...found };
         } catch (err) {
-          this.warn(`restoring ${prefix}* failed (${errorText(err)}): building without it`);
-          return null;
+          const why = errorText(err);
+          return fail(why, `restoring ${prefix}* failed (${why}): building without it`);
         } finally {
           if (stage) await rm3(stage, { recursive: true, force: true }).catch(() => {
           });
@@ -2031,7 +2046,7 @@ var init_gha = __esm({
         if (!this.readable()) return null;
         const dir = join6(this.dir, "peers", fsName(part));
         const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
-        if (!await this.restoreInto(this.slotPrefix(part), peer)) return null;
+        if (!("key" in await this.restoreInto(this.slotPrefix(part), peer))) return null;
         this.peers.set(part, peer);
         return peer;
       }

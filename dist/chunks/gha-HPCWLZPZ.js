@@ -10,7 +10,7 @@ import {
   ghaNewKey,
   ghaScopePrefix,
   ghaSuperseded
-} from "./chunk-P5MPLDMO.js";
+} from "./chunk-NP3KTVFN.js";
 import "./chunk-DC43GSM2.js";
 import "./chunk-7FDW4MNB.js";
 export {

@@ -1096,7 +1096,18 @@ var GhaStore = class {
       const restored = await this.restoreInto(this.slotPrefix(part), copy, {
         quiet: true
       });
-      if (!restored) return null;
+      if ("failed" in restored) {
+        return {
+          key: `${this.slotPrefix(part)}*`,
+          ref: "",
+          checked: 0,
+          corrupt: [],
+          brokenResults: 0,
+          outcome: "unreadable",
+          detail: restored.failed
+        };
+      }
+      if (!("key" in restored)) return null;
       const entry = "entries" in listing ? listing.entries.find((e) => e.key === restored.key) : void 0;
       const check = {
         key: restored.key,
@@ -1238,10 +1249,14 @@ var GhaStore = class {
   }
   /**
    * Restores the newest entry under `prefix` (a slot's) into `target`: the entry's key and its
-   * blobs checked and corrupt; null on a miss or failure (warned). `quiet`: corrupt blobs are
-   * the caller's to report.
+   * blobs checked and corrupt; `{}` when there is none; `{failed}` when it could not be read
+   * (warned, unless `quiet`: then failures and corrupt blobs are the caller's to report).
    */
   async restoreInto(prefix, target, { quiet = false } = {}) {
+    const fail = (why, message) => {
+      if (!quiet) this.warn(message);
+      return { failed: why };
+    };
     let stage;
     try {
       stage = await mkdtemp(join2(this.dir, "tmp", "gha-restore-"));
@@ -1250,17 +1265,17 @@ var GhaStore = class {
         (cache) => cache.restoreCache([GHA_CACHE_PATH], prefix, [prefix])
       );
       if (!outcome.ok) {
-        this.warn(`restoring ${prefix}* failed (${errorText(outcome.error)}): building without it`);
-        return null;
+        const why = errorText(outcome.error);
+        return fail(why, `restoring ${prefix}* failed (${why}): building without it`);
       }
       const problems = [...outcome.log.warnings, ...outcome.log.errors];
       if (outcome.value === void 0) {
-        if (problems.length > 0) {
-          this.warn(
-            `restoring ${prefix}* from the Actions cache failed: ${failureDetail(outcome.log)}; building without it`
-          );
-        }
-        return null;
+        if (problems.length === 0) return {};
+        const why = failureDetail(outcome.log);
+        return fail(
+          why,
+          `restoring ${prefix}* from the Actions cache failed: ${why}; building without it`
+        );
       }
       const key = outcome.value;
       const found = await importShard(join2(stage, SHARD_NAME), target);
@@ -1273,8 +1288,8 @@ var GhaStore = class {
       this.restoredKeys.push(key);
       return { key, ...found };
     } catch (err) {
-      this.warn(`restoring ${prefix}* failed (${errorText(err)}): building without it`);
-      return null;
+      const why = errorText(err);
+      return fail(why, `restoring ${prefix}* failed (${why}): building without it`);
     } finally {
       if (stage) await rm2(stage, { recursive: true, force: true }).catch(() => {
       });
@@ -1311,7 +1326,7 @@ var GhaStore = class {
     if (!this.readable()) return null;
     const dir = join2(this.dir, "peers", fsName(part));
     const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
-    if (!await this.restoreInto(this.slotPrefix(part), peer)) return null;
+    if (!("key" in await this.restoreInto(this.slotPrefix(part), peer))) return null;
     this.peers.set(part, peer);
     return peer;
   }
