@@ -10,6 +10,7 @@ import {
   openStore,
   openStores,
   STORE_BACKENDS,
+  storeKinds,
   workerCacheDir,
 } from '../../src/store/open.js';
 import { SignedStore, SigningConfigError } from '../../src/store/signing.js';
@@ -66,6 +67,17 @@ describe('openStore', () => {
       { type: 'gha', scope: 'main' },
     ]);
     expect(workerCacheDir(c)).toBe(join(dir, '.dist-build', 'cache'));
+  });
+
+  it('storeKinds: the kinds a worker uses, each once; --no-remote-cache keeps local ones', () => {
+    const c = config(
+      'cache: {stores: [{type: local}, {type: gha}, {type: local, dir: b}, {type: registry, ref: r/x}]}\n',
+    );
+    expect(storeKinds(c)).toEqual(['local', 'gha', 'registry']);
+    expect(storeKinds(c, undefined, true)).toEqual(['local']);
+    expect(storeKinds(config('cache: {stores: [{type: gha}]}\n'), undefined, true)).toEqual([
+      'local',
+    ]);
   });
 
   it('a backend missing from this build, or bad options, is a config error', async () => {

@@ -129,6 +129,17 @@ export interface OpenedStore {
   store: Store;
 }
 
+/** Whether a store of `type` is used when only local stores may be (`--no-remote-cache`). */
+function usedWhen(localOnly: boolean | undefined, type: string): boolean {
+  return !localOnly || type === 'local';
+}
+
+/** The kinds of store a worker uses (config order, each once): what its default id names. */
+export function storeKinds(config: Config, cacheDir?: string, localOnly?: boolean): string[] {
+  const types = effectiveStores(config, cacheDir).map((s) => s.type);
+  return [...new Set(types.filter((t) => usedWhen(localOnly, t)))];
+}
+
 /** Opens every configured store on its own (no signing, no layering). */
 export async function openStores(
   config: Config,
@@ -146,7 +157,7 @@ export async function openStores(
   for (const [position, storeConfig] of stores.entries()) {
     const index = position - shift; // as written in the config (-1: the implicit local store)
     const { type, ...options } = storeConfig;
-    if (opts.localOnly && type !== 'local') continue;
+    if (!usedWhen(opts.localOnly, type)) continue;
     const factory = Object.hasOwn(STORE_BACKENDS, type) ? STORE_BACKENDS[type] : undefined;
     const problem = (message: string, option?: string): ConfigError => {
       const where = index < 0 ? undefined : config.cache?.locations?.[index];

@@ -4,7 +4,7 @@ import { loadConfig } from '../../config/load.js';
 import { parseDuration } from '../../config/duration.js';
 import { WorkerAgent } from '../../cluster/worker.js';
 import { parseAddress } from '../../cluster/transport.js';
-import { effectiveStores, openStore, workerCacheDir } from '../../store/open.js';
+import { openStore, storeKinds, workerCacheDir } from '../../store/open.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { UsageError } from '../errors.js';
 import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
@@ -98,13 +98,7 @@ Examples:
     // The slot is the worker id: the agent's default id, `<host>-command-<store kind>`, spelled
     // out here because the store needs it before the agent exists.
     const localOnly = flags.remoteCache === false;
-    const kinds = [
-      ...new Set(
-        effectiveStores(config, flags.cacheDir)
-          .map((s) => s.type)
-          .filter((t) => !localOnly || t === 'local'),
-      ),
-    ];
+    const kinds = storeKinds(config, flags.cacheDir, localOnly);
     const slot = flags.id ?? `${os.hostname().split('.')[0] || 'host'}-command-${kinds.join('+')}`;
     const store = await openStore(config, {
       ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}),
