@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
@@ -157,6 +157,40 @@ test('a worker joining over a unix socket listens on one of its own by default (
   expect(existsSync(path)).toBe(true);
   await agent.stop();
   expect(existsSync(path)).toBe(false);
+});
+
+test('with a cache dir too long for a socket path the socket goes to the temp dir, and stale ones there are removed', async () => {
+  const master = await startMaster({});
+  const root = join(dir, 'tree-long');
+  mkdirSync(root, { recursive: true });
+  const cacheDir = join(dir, 'c'.repeat(120));
+  // A socket a killed worker left in the temp dir: its process listened, then died at once.
+  const killed = spawnSync(process.execPath, [
+    '-e',
+    "const p = require('path').join(require('os').tmpdir(), `dist-build-worker-${process.pid}.0.sock`);" +
+      "require('net').createServer().listen(p, () => process.kill(process.pid, 'SIGKILL'))",
+  ]);
+  expect(killed.signal).toBe('SIGKILL');
+  const leftover = join(tmpdir(), `dist-build-worker-${killed.pid}.0.sock`);
+  expect(lstatSync(leftover).isSocket()).toBe(true);
+  const agent = new WorkerAgent({
+    config: parseConfig(CONFIG, join(root, 'dist-build.yml')),
+    join: sock('master'),
+    security: {},
+    store: await LocalStore.open(cacheDir),
+    cacheDir,
+    id: 'long',
+    log: () => undefined,
+  });
+  cleanups.push(() => agent.stop());
+  await agent.start();
+  await agent.registered;
+  expect(existsSync(leftover)).toBe(false);
+  const socket = master.live()[0]!.member.connections[0]!.socket;
+  const own = `unix://${join(tmpdir(), `dist-build-worker-${process.pid}.`)}`;
+  expect(socket.startsWith(own) && /^[0-9]+\.sock$/.test(socket.slice(own.length))).toBe(true);
+  await agent.stop();
+  expect(existsSync(socket.slice('unix://'.length))).toBe(false);
 });
 
 test(

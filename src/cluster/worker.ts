@@ -15,6 +15,7 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   closeSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -124,6 +125,8 @@ const REPORT_ACK_MS = 5_000;
 const KEEP_FINISHED = 512;
 /** Longest unix socket path used (the system limit is 107 or 103 bytes, with the NUL). */
 const MAX_SOCKET_PATH = 100;
+/** Name prefix of a worker's own socket in the temp dir (when its cache dir's path is too long). */
+const TMP_SOCKET_PREFIX = 'dist-build-worker-';
 /** Bytes of a process-group file: the pgid, padded with spaces (all spaces when free). */
 const PGID_WIDTH = 12;
 
@@ -232,7 +235,8 @@ export class WorkerAgent {
    * port on loopback, or, when the master is joined over a unix socket (which needs no TLS), a
    * socket of this worker's own: `<cache dir>/running/<pid>.<n>.sock` (removed by `stop`; one a
    * killed worker left is removed by the next worker on the cache dir, with its other records),
-   * or in the temp dir when that path is too long for a socket.
+   * or in the temp dir when that path is too long for a socket (one a killed worker left there
+   * is removed by the next worker to start, whatever its cache dir).
    */
   private defaultListen(): Address {
     if (this.opts.join.kind !== 'unix') return { kind: 'tcp', host: '127.0.0.1', port: 0 };
@@ -240,7 +244,8 @@ export class WorkerAgent {
     const path = join(this.opts.cacheDir, 'running', name);
     return {
       kind: 'unix',
-      path: path.length <= MAX_SOCKET_PATH ? path : join(os.tmpdir(), `dist-build-worker-${name}`),
+      path:
+        path.length <= MAX_SOCKET_PATH ? path : join(os.tmpdir(), `${TMP_SOCKET_PREFIX}${name}`),
     };
   }
 
@@ -516,6 +521,7 @@ export class WorkerAgent {
   }
 
   private reapOrphans(): void {
+    reapTmpSockets();
     const dir = join(this.opts.cacheDir, 'running');
     let names: string[];
     try {
@@ -1036,4 +1042,31 @@ export function chunksOf(stream: grpc.ClientReadableStream<{ data: Buffer }>): R
       }
     })(),
   );
+}
+
+/**
+ * Removes the sockets dead workers left in the temp dir (`dist-build-worker-<pid>.<n>.sock`, made
+ * when a cache dir's path was too long for a socket). They name no cache dir, so any whose process
+ * is gone is stale; others' files that cannot be removed are left.
+ */
+function reapTmpSockets(): void {
+  const dir = os.tmpdir();
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(TMP_SOCKET_PREFIX)) continue;
+    const m = /^([0-9]+)\.[0-9]+\.sock$/.exec(name.slice(TMP_SOCKET_PREFIX.length));
+    if (!m) continue;
+    const owner = Number(m[1]);
+    if (owner === process.pid || processAlive(owner)) continue;
+    try {
+      if (lstatSync(join(dir, name)).isSocket()) rmSync(join(dir, name), { force: true });
+    } catch {
+      // gone, or not ours to remove
+    }
+  }
 }
