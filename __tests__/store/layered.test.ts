@@ -143,6 +143,22 @@ describe('LayeredStore', () => {
     }
   });
 
+  it('a result reaches every layer with its blobs, also those only one layer held', async () => {
+    // saveOutputs uploads only the blobs no layer has: one held by the fast layer alone (an
+    // earlier run's output) or by the slow one alone (another worker's) is not written again.
+    const onlyFast = await fast.putBlob(bytes('fast only'));
+    const onlySlow = await slow.putBlob(bytes('slow only'));
+    const store = new LayeredStore([fast, slow], { onWarning: (m) => warnings.push(m) });
+    await store.putResult(manifest(sha('k'), [onlyFast.digest, onlySlow.digest]));
+    expect(warnings).toEqual([]);
+    for (const layer of [fast, slow]) {
+      expect((await layer.hasBlobs([onlyFast.digest, onlySlow.digest])).size).toBe(2);
+      expect(await layer.getResult(sha('k'))).not.toBeNull();
+    }
+    // A blob no layer holds is still refused by the first layer.
+    await expect(store.putResult(manifest(sha('m'), [sha('nowhere')]))).rejects.toThrow();
+  });
+
   it('a failing slower layer is a warning, not an error; a failing first layer is an error', async () => {
     const store = new LayeredStore([fast, new BrokenStore(true)], {
       onWarning: (m) => warnings.push(m),

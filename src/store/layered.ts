@@ -244,12 +244,20 @@ export class LayeredStore implements Store {
     return false;
   }
 
+  /**
+   * Writes the result to every layer, each first given the blobs it names that it lacks (copied
+   * from a layer that holds them): `saveOutputs` uploads only what no layer has, so a blob found
+   * in one layer was not written to the others.
+   */
   async putResult(manifest: ResultManifest): Promise<void> {
+    const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+    await this.fillBlobs(0, digests);
     await this.layers[0]!.putResult(manifest);
     for (let i = 1; i < this.layers.length; i++) {
-      await this.tryWrite(i, `result ${manifest.cacheKey}`, () =>
-        this.layers[i]!.putResult(manifest),
-      );
+      await this.tryWrite(i, `result ${manifest.cacheKey}`, async () => {
+        await this.fillBlobs(i, digests);
+        await this.layers[i]!.putResult(manifest);
+      });
     }
   }
 
@@ -314,6 +322,24 @@ export class LayeredStore implements Store {
   }
 
   /** Streams blob `digest` from layer `from` into layer `to` (verified by `putBlob`). */
+  /** Copies into layer `to` each of `digests` it lacks, from the first other layer holding it. */
+  private async fillBlobs(to: number, digests: string[]): Promise<void> {
+    if (digests.length === 0 || this.layers.length === 1) return;
+    const held = await this.layers[to]!.hasBlobs(digests);
+    for (const digest of digests) {
+      if (held.has(digest)) continue;
+      for (let from = 0; from < this.layers.length; from++) {
+        if (from === to) continue;
+        const there = await this.tryRead(from, `blob ${digest}`, () =>
+          this.layers[from]!.hasBlobs([digest]),
+        );
+        if (!there?.has(digest)) continue;
+        await this.copyBlob(digest, from, to);
+        break;
+      }
+    }
+  }
+
   private async copyBlob(digest: string, from: number, to: number): Promise<void> {
     const target = this.layers[to]!;
     if ((await target.hasBlobs([digest])).has(digest)) return;
