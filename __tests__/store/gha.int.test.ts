@@ -486,24 +486,79 @@ describe('GhaStore verify and prune (v2, with the GitHub API)', () => {
       detail: expect.stringMatching(/belongs to refs\/heads\/main.*verify on refs\/heads\/main/),
     });
     expect(committed(srv).map((e) => e.key)).toEqual(before);
-    // Without the GitHub API: the service's slots only, and nothing deleted.
+    // Without GITHUB_REF the ref a save lands in is the one the runtime token may write.
+    const noRef: NodeJS.ProcessEnv = { ...feature };
+    delete noRef.GITHUB_REF;
+    const n = await makeStore(noRef, 'cli').store.verify();
+    expect(n.entries.find((e) => e.corrupt.length)).toMatchObject({
+      outcome: 'reported',
+      detail: expect.stringMatching(
+        /belongs to refs\/heads\/main, .* lands in refs\/heads\/feature/,
+      ),
+    });
+    expect(committed(srv).map((e) => e.key)).toEqual(before);
+    // Without the GitHub API: the service's slots only, nothing deleted, and it says so.
     const bare = makeStore(srv.env('v2'), 'cli', { slots: ['worker-7'] });
     const b = await bare.store.verify();
     expect(b.entries.map((e) => e.outcome)).toEqual(['reported']);
     expect(b.entries[0]!.detail).toMatch(/cannot delete it: .*GITHUB_TOKEN/);
-    expect(bare.warnings.join('\n')).toMatch(/verifying the shards of this slot and of the slots/);
-    // A token without actions: write: the repaired entry is saved, the delete is refused.
+    expect(b.incomplete).toMatch(
+      /only the shards of this slot and of the slots option .*GITHUB_TOKEN/,
+    );
+    expect(bare.warnings).toEqual([]);
+    const none = await makeStore(srv.env('v2'), 'cli').store.verify();
+    expect(none.entries).toEqual([]);
+    expect(none.incomplete).toMatch(/only the shards of this slot were looked for/);
+    // A token without actions: write: the new entry is saved (restores take it), the delete is
+    // refused.
     const ro = makeStore({ ...srv.env('v2'), ...api(srv, 'ghs_read') }, 'cli');
     const r = await ro.store.verify();
-    expect(r.entries.find((e) => e.corrupt.length)).toMatchObject({
-      outcome: 'reported',
-      detail: expect.stringMatching(/deleting the corrupt entry failed: .*403.*actions: write/),
+    const replaced = r.entries.find((e) => e.corrupt.length)!;
+    expect(replaced).toMatchObject({
+      outcome: 'replaced',
+      replacedBy: expect.stringMatching(/worker%2D7/),
+      detail: expect.stringMatching(/403.*actions: write/),
     });
-    expect(committed(srv).map((e) => e.key)).toEqual(expect.arrayContaining(before));
+    expect(r.removedResults).toBe(1);
+    expect(committed(srv).map((e) => e.key)).toEqual([...before, replaced.replacedBy]);
+    const later = await makeStore(
+      { ...srv.env('v2'), ...api(srv, 'ghs_read') },
+      'cli',
+    ).store.verify();
+    expect(later.entries.map((e) => e.outcome)).toEqual(['ok', 'ok']);
     // Without the cache service there is nothing to read.
     await expect(makeStore({ ...api(srv) }, 'cli').store.verify()).rejects.toThrow(
       /Actions cache service is not available/,
     );
+  });
+
+  it("a corrupt blob an earlier process left in this machine's shard is not uploaded again", async () => {
+    const srv = await start();
+    const work = join(tmp, 'work-s');
+    await writeTree(work, { 'out/a.txt': 'kept\n', 'out/b.txt': 'rotted on disk\n'.repeat(50) });
+    const dir = join(tmp, 'persistent-shard');
+    const first = makeStore(srv.env('v2'), 'worker-1', { dir });
+    await buildResult(first.store, work, key(1), ['out/a.txt']);
+    const bad = await buildResult(first.store, work, key(2), ['out/b.txt']);
+    await first.store.flush();
+    // The disk flips a byte of a blob the next process (same shard dir) never reads.
+    const { LocalStore } = await import('../../src/store/local.js');
+    const blobFile = new LocalStore(dir).blobPath(bad.outputs[0]!.digest);
+    const bytes = await readFile(blobFile);
+    bytes[5] ^= 0x01;
+    await writeFile(blobFile, bytes);
+    const next = makeStore(srv.env('v2'), 'worker-1', { dir });
+    await writeTree(work, { 'out/c.txt': 'new\n' });
+    await buildResult(next.store, work, key(3), ['out/c.txt']);
+    await next.store.flush();
+    expect(next.warnings.join('\n')).toMatch(
+      /was corrupt: removed; the results naming it are not saved/,
+    );
+    const fresh = makeStore(srv.env('v2'), 'worker-1');
+    expect(await fresh.store.getResult(key(1))).not.toBeNull();
+    expect(await fresh.store.getResult(key(3))).not.toBeNull();
+    expect(await fresh.store.getResult(key(2))).toBeNull();
+    expect(fresh.warnings).toEqual([]);
   });
 
   it('verify says which slot it could not read, and deletes nothing', async () => {
@@ -571,6 +626,14 @@ describe('GhaStore verify and prune (v2, with the GitHub API)', () => {
     expect(ours().map((e) => e.key)).toEqual([third]);
     expect((await cli.store.prune(0)).entriesLeft).toBe(0);
     expect(ours()).toEqual([]);
+    // A delete that fails after others went through ends the prune and says what was done.
+    await save('worker-1', 6, 'out/a.txt');
+    await save('worker-1', 7, 'out/b.txt');
+    srv.setFault('delete', { skip: 1, status: 502 });
+    const partial = await cli.store.prune(0);
+    expect(partial).toMatchObject({ removedEntries: 1, entriesLeft: 1 });
+    expect(partial.failed).toMatch(/deleting dist-build-v1-default-worker%2D1-\S+ failed: .*502/);
+    expect(ours()).toHaveLength(1);
   });
 
   it('dist-build cache verify and cache prune work on a gha store', async () => {
@@ -586,7 +649,7 @@ describe('GhaStore verify and prune (v2, with the GitHub API)', () => {
     expect(v.code).toBe(1);
     expect(v.stdout).toMatch(/2 entries \(the newest of each worker slot\), 3 blobs checked/);
     expect(v.stdout).toMatch(
-      /worker%2D7-\S+ \(refs\/heads\/main\): 1 of 2 blobs corrupt, 1 result naming them: replaced by dist-build-v1-default-worker%2D7-\S+ without them, and deleted/,
+      /worker%2D7-\S+ \(refs\/heads\/main\): 1 of 2 blobs corrupt, 1 result naming them: replaced by dist-build-v1-default-worker%2D7-\S+ \(the rest of it\), and deleted/,
     );
     expect(v.stdout).toContain(`    ${digest}`);
     const again = await runCli(['cache', 'verify', '--config', config], { env });
@@ -595,9 +658,15 @@ describe('GhaStore verify and prune (v2, with the GitHub API)', () => {
     expect(p.stderr).toBe('');
     expect(p.code).toBe(0);
     expect(p.stdout).toMatch(
-      /deleted 2 cache entries on GitHub \(.*; 0 of them superseded by a newer entry of their worker slot\); 0 left, 0 B \(limit 1 B\)/,
+      /deleted 2 cache entries on GitHub \(.*; superseded by a newer entry of their worker slot: 0\); 0 left, 0 B \(limit 1 B\)/,
     );
     expect(committed(srv)).toEqual([]);
+    // Without the API, verify cannot find the workers' slots: it says so, and fails.
+    const blind = await runCli(['cache', 'verify', '--config', config], { env: srv.env('v2') });
+    expect(blind.stdout).toMatch(
+      /no entry to verify\n {2}not every worker slot was verified: only the shards of this slot were looked for: .*GITHUB_TOKEN/,
+    );
+    expect(blind.code).toBe(1);
     // Without a token the command says what it needs, and fails.
     const bare = await runCli(['cache', 'prune', '--config', config, '--max-size', '1'], {
       env: srv.env('v2'),

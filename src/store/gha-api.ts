@@ -25,8 +25,8 @@ export interface GhaCacheEntry {
 
 export type GhaListing = { entries: GhaCacheEntry[] } | { unavailable: string };
 
-/** Pages read at the most (100 entries each). */
-const MAX_PAGES = 50;
+/** Pages read at the most (100 entries each); a longer listing is refused, not cut short. */
+const MAX_PAGES = 1000;
 const TIMEOUT_MS = 15_000;
 
 interface Api {
@@ -127,9 +127,12 @@ export async function listGhaCaches(
       });
     }
     const total = typeof data.total_count === 'number' ? data.total_count : 0;
-    if (list.length < 100 || page * 100 >= total) break;
+    if (list.length < 100 || page * 100 >= total) return { entries };
   }
-  return { entries };
+  // Newest first: what is left out would be the oldest, which prune must see first.
+  return {
+    unavailable: `more than ${MAX_PAGES * 100} entries start with ${prefix}: the listing stops there`,
+  };
 }
 
 /**

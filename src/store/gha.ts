@@ -122,11 +122,13 @@ export interface GhaEntryCheck {
   /** Results in the entry that name a corrupt blob (they miss on every restore). */
   brokenResults: number;
   /**
-   * `ok`; `repaired` (a new entry without the corrupt blobs saved, the corrupt one deleted);
-   * `reported` (left as it is: `detail` says why); `unreadable` (the slot's newest entry could
-   * not be restored: `detail` says why, `key` is the slot's prefix and `*`).
+   * `ok`; `repaired` (a new entry without the corrupt blobs saved, unless no result was left,
+   * and the corrupt one deleted); `replaced` (the new entry saved, so restores take it, but the
+   * delete failed: `detail`); `reported` (left as it is: `detail` says why); `unreadable` (the
+   * slot's newest entry could not be restored: `detail` says why, `key` is the slot's prefix and
+   * `*`).
    */
-  outcome: 'ok' | 'repaired' | 'reported' | 'unreadable';
+  outcome: 'ok' | 'repaired' | 'replaced' | 'reported' | 'unreadable';
   detail?: string;
   /** The key of the repaired entry. */
   replacedBy?: string;
@@ -134,6 +136,8 @@ export interface GhaEntryCheck {
 
 export interface GhaVerifyResult extends VerifyResult {
   entries: GhaEntryCheck[];
+  /** Set when not every slot could be found (no GitHub API): why. */
+  incomplete?: string;
 }
 
 export interface GhaPruneResult extends PruneResult {
@@ -143,6 +147,8 @@ export interface GhaPruneResult extends PruneResult {
   removedSuperseded: number;
   /** Entries left in this scope. */
   entriesLeft: number;
+  /** Set when a delete failed (the API's answer): the entries before it were deleted. */
+  failed?: string;
 }
 
 /**
@@ -167,6 +173,29 @@ export function ghaSuperseded(entries: readonly GhaCacheEntry[]): {
     } else superseded.push(e);
   }
   return { live: [...newest.values()], superseded };
+}
+
+/**
+ * The ref a save from this environment lands in: `GITHUB_REF`, else the scope the runtime token
+ * may write (its `ac` claim: `[{"Scope": "refs/heads/main", "Permission": 3}]`, 2 = write).
+ */
+export function ghaSaveScope(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.GITHUB_REF) return env.GITHUB_REF;
+  try {
+    const payload = (env.ACTIONS_RUNTIME_TOKEN ?? '').split('.')[1] ?? '';
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as {
+      ac?: unknown;
+    };
+    const scopes: unknown = typeof claims.ac === 'string' ? JSON.parse(claims.ac) : [];
+    if (!Array.isArray(scopes)) return undefined;
+    const writable = scopes.find(
+      (x: { Scope?: unknown; Permission?: unknown }) =>
+        typeof x?.Scope === 'string' && typeof x.Permission === 'number' && x.Permission & 2,
+    ) as { Scope: string } | undefined;
+    return writable?.Scope;
+  } catch {
+    return undefined;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -385,6 +414,8 @@ export class GhaStore implements Store {
   };
   private readonly warned = new Set<string>();
   private readonly touched = new Set<string>();
+  /** Blobs of the shard this process has hashed (written, restored or checked). */
+  private readonly verified = new Set<string>();
   private readonly peers = new Map<string, LocalStore>();
   private readonly peersTried = new Set<string>();
   private opening: Promise<void> | undefined;
@@ -438,11 +469,11 @@ export class GhaStore implements Store {
     data: Readable | AsyncIterable<Buffer>,
     expectedDigest?: string,
   ): Promise<BlobInfo> {
-    return (await this.shard()).putBlob(data, expectedDigest);
+    return this.written(await (await this.shard()).putBlob(data, expectedDigest));
   }
 
   async putBlobFile(file: string): Promise<BlobInfo> {
-    return (await this.shard()).putBlobFile(file);
+    return this.written(await (await this.shard()).putBlobFile(file));
   }
 
   async openBlob(digest: string): Promise<Readable | null> {
@@ -587,14 +618,15 @@ export class GhaStore implements Store {
         this.shardStore!,
         join(stage, SHARD_NAME),
         (m) => Date.parse(m.createdAt) >= cutoff || this.touched.has(m.cacheKey),
+        (d) => this.sound(d),
       );
       if (count === 0) {
         if (generation === this.generation) this.dirty = false;
         return;
       }
-      if (await this.upload(stage, ghaNewKey(this.scope, this.slot))) {
-        if (generation === this.generation) this.dirty = false;
-      }
+      const why = await this.upload(stage, ghaNewKey(this.scope, this.slot));
+      if (why) this.warn(`${why}: results of this run stay local`);
+      else if (generation === this.generation) this.dirty = false;
     } catch (err) {
       this.warn(`saving the shard failed (${errorText(err)}); results of this run stay local`);
     } finally {
@@ -625,19 +657,19 @@ export class GhaStore implements Store {
     const listed = 'entries' in listing ? listing.entries : [];
     const parts = new Set([this.slot, ...this.options.slots].map(ghaKeyPart));
     for (const e of listed) parts.add(ghaKeySlotPart(e.key));
-    if ('unavailable' in listing) {
-      this.ctx.onWarning(
-        `${this.location}: verifying the shards of this slot${this.options.slots.length ? ' and of the slots option' : ''} only: ${listing.unavailable}`,
-      );
-    }
     const result: GhaVerifyResult = { checked: 0, corrupt: [], removedResults: 0, entries: [] };
+    if ('unavailable' in listing) {
+      result.incomplete = `only the shards of this slot${this.options.slots.length ? ' and of the slots option' : ''} were looked for: ${listing.unavailable}`;
+    }
     for (const part of [...parts].sort()) {
       const check = await this.verifyEntry(part, listing);
       if (!check) continue;
       result.entries.push(check);
       result.checked += check.checked;
       result.corrupt.push(...check.corrupt);
-      if (check.outcome === 'repaired') result.removedResults += check.brokenResults;
+      if (check.outcome === 'repaired' || check.outcome === 'replaced') {
+        result.removedResults += check.brokenResults;
+      }
     }
     return result;
   }
@@ -646,7 +678,8 @@ export class GhaStore implements Store {
    * Deletes this scope's entries through the GitHub API (other caches of the repository are
    * never touched) until the scope holds at most `maxBytes`: superseded entries first, oldest
    * first (no restore returns them again), then the least recently used. Throws when the API
-   * cannot list or refuses a delete (it needs a token with `actions: write`).
+   * cannot list or refuses the first delete (it needs a token with `actions: write`); a later
+   * failure ends it with `failed` set.
    */
   async prune(maxBytes: number): Promise<GhaPruneResult> {
     const listing = await this.remoteEntries();
@@ -667,7 +700,14 @@ export class GhaStore implements Store {
     };
     for (const e of order) {
       if (result.bytes <= maxBytes) break;
-      await deleteGhaCache(e.id, this.ctx.env);
+      try {
+        await deleteGhaCache(e.id, this.ctx.env);
+      } catch (err) {
+        // The first refusal (no actions: write) stops it; what was deleted before is reported.
+        if (result.removedEntries === 0) throw err;
+        result.failed = `deleting ${e.key} failed: ${errorText(err)}`;
+        break;
+      }
       result.removedEntries++;
       result.entriesLeft--;
       if (stale.has(e)) result.removedSuperseded++;
@@ -715,40 +755,39 @@ export class GhaStore implements Store {
         const m = await readManifest(file);
         if (m?.outputs.some((o) => bad.has(o.digest))) check.brokenResults++;
       }
-      const why = await this.cannotReplace(entry, listing);
+      const why = this.cannotReplace(entry, listing);
       if (why) return { ...check, outcome: 'reported', detail: why };
       const stage = join(work, 'stage');
       const kept = await stageShard(copy, join(stage, SHARD_NAME), () => true);
       const key = newKeyUnder(this.slotPrefix(part));
-      if (kept > 0 && !(await this.upload(stage, key))) {
-        return { ...check, outcome: 'reported', detail: 'saving the repaired entry failed' };
+      if (kept > 0) {
+        const notSaved = await this.upload(stage, key);
+        if (notSaved) return { ...check, outcome: 'reported', detail: notSaved };
       }
+      const replaced = kept > 0 ? { replacedBy: key } : {};
       try {
         await deleteGhaCache(entry!.id, this.ctx.env);
       } catch (err) {
-        return {
-          ...check,
-          outcome: 'reported',
-          detail: `${kept > 0 ? `saved ${key}, but ` : ''}deleting the corrupt entry failed: ${errorText(err)}`,
-          ...(kept > 0 ? { replacedBy: key } : {}),
-        };
+        return kept > 0
+          ? { ...check, ...replaced, outcome: 'replaced', detail: errorText(err) }
+          : { ...check, outcome: 'reported', detail: errorText(err) };
       }
-      return { ...check, outcome: 'repaired', ...(kept > 0 ? { replacedBy: key } : {}) };
+      return { ...check, ...replaced, outcome: 'repaired' };
     } finally {
       await rm(work, { recursive: true, force: true }).catch(() => {});
     }
   }
 
   /** Why a corrupt entry cannot be replaced from here, or undefined when it can. */
-  private async cannotReplace(
-    entry: GhaCacheEntry | undefined,
-    listing: GhaListing,
-  ): Promise<string | undefined> {
+  private cannotReplace(entry: GhaCacheEntry | undefined, listing: GhaListing): string | undefined {
     if ('unavailable' in listing) return `cannot delete it: ${listing.unavailable}`;
     if (!entry) return 'the GitHub API does not list it';
-    const ref = this.ctx.env.GITHUB_REF;
-    if (ref && entry.ref && entry.ref !== ref) {
-      return `it belongs to ${entry.ref}, and a save from here lands in ${ref}: verify on ${entry.ref} to replace it`;
+    const ref = ghaSaveScope(this.ctx.env);
+    if (!ref) {
+      return 'cannot tell which ref a save from here lands in (GITHUB_REF is not set, and the runtime token names no writable scope)';
+    }
+    if (entry.ref !== ref) {
+      return `it belongs to ${entry.ref || 'another ref'}, and a save from here lands in ${ref}: verify on ${entry.ref || 'that ref'} to replace it`;
     }
     if (!modeWritable(cacheMode(this.ctx.env))) {
       return `ACTIONS_CACHE_MODE '${cacheMode(this.ctx.env)}' does not permit writes`;
@@ -756,17 +795,18 @@ export class GhaStore implements Store {
     return undefined;
   }
 
-  /** Saves a staged shard as entry `key`; counts it. False (warned) when the save failed. */
-  private async upload(stage: string, key: string): Promise<boolean> {
+  /** Saves a staged shard as entry `key`; counts it. Undefined when saved, else why not. */
+  private async upload(stage: string, key: string): Promise<string | undefined> {
     const outcome = await this.run(stage, (cache) => cache.saveCache([GHA_CACHE_PATH], key));
-    if (!(await this.saved(outcome, key, stage))) return false;
+    const why = await this.notSaved(outcome, key, stage);
+    if (why) return why;
     this.counters.savedEntries++;
     this.savedKeys.push(key);
     const size = outcome.log.debug.map((l) => /^File Size: (\d+)$/.exec(l)).find((m) => m !== null);
     if (outcome.ok && outcome.value !== -1 && size) {
       this.counters.uploadedBytes += Number(size[1]);
     }
-    return true;
+    return undefined;
   }
 
   /** The key prefix of the slot whose key part is `part`. */
@@ -790,7 +830,8 @@ export class GhaStore implements Store {
       );
       return;
     }
-    await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore);
+    const own = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore);
+    if ('key' in own) for (const d of own.verified) this.verified.add(d);
   }
 
   private async serviceAvailable(): Promise<boolean> {
@@ -825,13 +866,13 @@ export class GhaStore implements Store {
     );
   }
 
-  /** Whether a save went through (or the key already existed); warns otherwise. */
-  private async saved(
+  /** Undefined when a save went through (or the key already existed), else why it did not. */
+  private async notSaved(
     outcome: ActionsOutcome<number>,
     key: string,
     stage: string,
-  ): Promise<boolean> {
-    if (outcome.ok && outcome.value !== -1) return true;
+  ): Promise<string | undefined> {
+    if (outcome.ok && outcome.value !== -1) return undefined;
     const detail = outcome.ok ? failureDetail(outcome.log) : errorText(outcome.error);
     const all = outcome.ok
       ? [
@@ -841,26 +882,21 @@ export class GhaStore implements Store {
           ...outcome.log.errors,
         ].join('\n')
       : detail;
-    if (/already exists/i.test(all)) return true;
+    if (/already exists/i.test(all)) return undefined;
     if (/rate limit|\b429\b|too many requests/i.test(all)) {
-      this.warn(
-        `the Actions cache rate-limited the upload (HTTP 429): results of this run stay local (${detail})`,
-      );
-      return false;
+      return `the Actions cache rate-limited the upload (HTTP 429) (${detail})`;
     }
     if (/cache write denied/i.test(all)) {
-      this.warn(`the Actions cache denied writes for this run: results stay local (${detail})`);
-      return false;
+      return `the Actions cache denied writes for this run (${detail})`;
     }
     if (outcome.ok && /Unable to reserve cache/.test(all)) {
       // A reservation failure without a cause: it is success if the key now exists.
       const look = await this.run(stage, (cache) =>
         cache.restoreCache([GHA_CACHE_PATH], key, [], { lookupOnly: true }),
       );
-      if (look.ok && look.value === key) return true;
+      if (look.ok && look.value === key) return undefined;
     }
-    this.warn(`saving ${key} to the Actions cache failed: ${detail}`);
-    return false;
+    return `saving ${key} to the Actions cache failed: ${detail}`;
   }
 
   /**
@@ -872,7 +908,9 @@ export class GhaStore implements Store {
     prefix: string,
     target: LocalStore,
     { quiet = false } = {},
-  ): Promise<{ key: string; checked: number; corrupt: string[] } | { failed?: string }> {
+  ): Promise<
+    { key: string; checked: number; corrupt: string[]; verified: string[] } | { failed?: string }
+  > {
     const fail = (why: string, message: string): { failed: string } => {
       if (!quiet) this.warn(message);
       return { failed: why };
@@ -945,7 +983,9 @@ export class GhaStore implements Store {
     if (known || this.peersTried.has(part)) return known ?? null;
     this.peersTried.add(part);
     if (!this.readable()) return null;
+    // A fresh copy: what an earlier process restored may hold results the slot has dropped since.
     const dir = join(this.dir, 'peers', fsName(part));
+    await rm(dir, { recursive: true, force: true });
     const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
     if (!('key' in (await this.restoreInto(this.slotPrefix(part), peer)))) return null;
     this.peers.set(part, peer);
@@ -962,7 +1002,7 @@ export class GhaStore implements Store {
         if (present.has(d)) continue;
         const stream = await peer.openBlob(d);
         if (!stream) return null;
-        await shard.putBlob(stream, d);
+        this.written(await shard.putBlob(stream, d));
       }
       await shard.putResult(manifest);
       this.touched.add(manifest.cacheKey);
@@ -980,9 +1020,35 @@ export class GhaStore implements Store {
     for (const peer of this.peers.values()) {
       const stream = await peer.openBlob(digest);
       if (!stream) continue;
-      await shard.putBlob(stream, digest);
+      this.written(await shard.putBlob(stream, digest));
       return;
     }
+  }
+
+  /** A blob the shard wrote (hashed on the way in). */
+  private written(info: BlobInfo): BlobInfo {
+    this.verified.add(info.digest);
+    return info;
+  }
+
+  /**
+   * Whether a shard blob about to be uploaded holds its digest's bytes: hashed unless this
+   * process has already (blobs an earlier process left on this machine). A corrupt one is
+   * removed, so the results naming it are not uploaded again and again.
+   */
+  private async sound(digest: string): Promise<boolean> {
+    if (this.verified.has(digest)) return true;
+    const file = this.shardStore!.blobPath(digest);
+    const { digest: actual } = await digestStream(createReadStream(file));
+    if (actual === digest) {
+      this.verified.add(digest);
+      return true;
+    }
+    await rm(file, { force: true });
+    this.warn(
+      `blob ${digest} in this machine's copy of the shard (${this.dir}) was corrupt: removed; the results naming it are not saved`,
+    );
+    return false;
   }
 
   private markDirty(): void {
@@ -1031,8 +1097,9 @@ async function listLayout(root: string, name: RegExp): Promise<[string, string][
 async function importShard(
   src: string,
   target: LocalStore,
-): Promise<{ checked: number; corrupt: string[] }> {
+): Promise<{ checked: number; corrupt: string[]; verified: string[] }> {
   const corrupt: string[] = [];
+  const verified: string[] = [];
   let checked = 0;
   for (const [file, hex] of await listLayout(join(src, 'blobs', 'sha256'), /^[0-9a-f]{64}$/)) {
     const digest = `sha256:${hex}`;
@@ -1045,6 +1112,7 @@ async function importShard(
       continue;
     }
     await moveInto(file, dest);
+    verified.push(digest);
   }
   for (const [file, hex] of await listLayout(
     join(src, 'results', 'sha256'),
@@ -1054,25 +1122,34 @@ async function importShard(
     if (await exists(dest)) continue;
     await moveInto(file, dest);
   }
-  return { checked, corrupt };
+  return { checked, corrupt, verified };
 }
 
 /**
  * Hard-links (or copies) into `dest` the results of `source` that `keep` accepts and whose blobs
- * it holds, with those blobs; returns the result count.
+ * it holds (and `sound` passes, each asked once), with those blobs; returns the result count.
  */
 async function stageShard(
   source: LocalStore,
   dest: string,
   keep: (m: ResultManifest) => boolean,
+  sound: (digest: string) => Promise<boolean> = async () => true,
 ): Promise<number> {
   const blobs = new Set<string>();
+  const checked = new Map<string, boolean>();
+  const ok = async (d: string): Promise<boolean> => {
+    if (!checked.has(d)) checked.set(d, await sound(d));
+    return checked.get(d)!;
+  };
   let count = 0;
   for (const file of await resultFiles(source.dir)) {
     const manifest = await readManifest(file);
     if (!manifest || !keep(manifest)) continue;
     const digests = manifest.outputs.map((o) => o.digest);
     if ((await source.hasBlobs(digests)).size !== new Set(digests).size) continue;
+    let usable = true;
+    for (const d of digests) if (!(await ok(d))) usable = false;
+    if (!usable) continue;
     const hex = manifest.cacheKey.slice('sha256:'.length);
     await linkOrCopy(file, join(dest, 'results', 'sha256', hex.slice(0, 2), `${hex}.json`));
     for (const d of digests) {

@@ -6,7 +6,7 @@ import { formatSize, parseSize } from '../../config/size.js';
 import type { Config } from '../../config/types.js';
 import type { GhaListing } from '../../store/gha-api.js';
 import { ghaKeySlotPart } from '../../store/gha.js';
-import type { GhaEntryCheck, GhaPruneResult } from '../../store/gha.js';
+import type { GhaPruneResult, GhaVerifyResult } from '../../store/gha.js';
 import type { LayeredStats } from '../../store/layered.js';
 import type { LocalStoreStats, PruneResult, VerifyResult } from '../../store/local.js';
 import { openStores, workerCacheDir } from '../../store/open.js';
@@ -28,7 +28,7 @@ interface CacheFlags {
 interface Maintainable extends Store {
   stats?(): Partial<LocalStoreStats> | Promise<Partial<LocalStoreStats>>;
   /** The gha store adds what it found per entry. */
-  verify?(): Promise<VerifyResult & { entries?: GhaEntryCheck[] }>;
+  verify?(): Promise<VerifyResult | GhaVerifyResult>;
   prune?(maxBytes: number): Promise<PruneResult | GhaPruneResult>;
   /** The gha store: its entries as the GitHub API lists them. */
   remoteEntries?(): Promise<GhaListing>;
@@ -231,7 +231,7 @@ async function verifyCommand(flags: CacheFlags): Promise<void> {
       process.stdout.write(`${cannot(s, 'verify')}\n`);
       continue;
     }
-    let r: VerifyResult & { entries?: GhaEntryCheck[] };
+    let r: VerifyResult | GhaVerifyResult;
     try {
       r = await store.verify();
     } catch (err) {
@@ -240,9 +240,10 @@ async function verifyCommand(flags: CacheFlags): Promise<void> {
       continue;
     }
     corrupt += r.corrupt.length;
-    if (r.entries) {
+    if ('entries' in r) {
       failed += r.entries.filter((e) => e.outcome === 'unreadable').length;
-      process.stdout.write(ghaVerifyText(describe(s), r.entries));
+      if (r.incomplete) failed++;
+      process.stdout.write(ghaVerifyText(describe(s), r));
       continue;
     }
     process.stdout.write(
@@ -257,31 +258,41 @@ async function verifyCommand(flags: CacheFlags): Promise<void> {
   if (corrupt > 0 || failed > 0) process.exitCode = 1;
 }
 
+/** `n thing` or `n things`. */
+function count(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 /** `cache verify` on a gha store: one line per slot entry, then the corrupt blobs. */
-function ghaVerifyText(store: string, entries: GhaEntryCheck[]): string {
-  if (entries.length === 0) return `${store}: no entry to verify in this scope\n`;
-  const blobs = entries.reduce((n, e) => n + e.checked, 0);
-  const lines = [
-    `${store}: ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} (the newest of each worker slot), ${blobs} blob${blobs === 1 ? '' : 's'} checked`,
-  ];
+function ghaVerifyText(store: string, r: GhaVerifyResult): string {
+  const { entries } = r;
+  const lines =
+    entries.length === 0
+      ? [`${store}: no entry to verify${r.incomplete ? '' : ' in this scope'}`]
+      : [
+          `${store}: ${count(entries.length, 'entry', 'entries')} (the newest of each worker slot), ${count(r.checked, 'blob')} checked`,
+        ];
   for (const e of entries) {
-    const where = e.ref ? ` (${e.ref})` : '';
+    const at = `  ${e.key}${e.ref ? ` (${e.ref})` : ''}`;
     if (e.outcome === 'ok') {
-      lines.push(`  ${e.key}${where}: ${e.checked} blobs, ok`);
+      lines.push(`${at}: ${count(e.checked, 'blob')}, ok`);
       continue;
     }
     if (e.outcome === 'unreadable') {
-      lines.push(`  ${e.key}: cannot be restored: ${e.detail}`);
+      lines.push(`${at}: cannot be restored: ${e.detail}`);
       continue;
     }
-    const what = `${e.corrupt.length} of ${e.checked} blobs corrupt, ${e.brokenResults} result${e.brokenResults === 1 ? '' : 's'} naming them`;
-    lines.push(
-      e.outcome === 'repaired'
-        ? `  ${e.key}${where}: ${what}: replaced by ${e.replacedBy ?? 'nothing (no result was left)'} without them, and deleted`
-        : `  ${e.key}${where}: ${what}: left as it is (${e.detail}); restores drop the corrupt blobs, so those results miss`,
-      ...e.corrupt.map((d) => `    ${d}`),
-    );
+    const what = `${e.corrupt.length} of ${count(e.checked, 'blob')} corrupt, ${count(e.brokenResults, 'result')} naming them`;
+    const done = {
+      repaired: e.replacedBy
+        ? `replaced by ${e.replacedBy} (the rest of it), and deleted`
+        : 'deleted (no result was left without them)',
+      replaced: `replaced by ${e.replacedBy} (the rest of it), which restores take now; deleting it failed (${e.detail}): it is superseded, and \`cache prune\` deletes superseded entries first`,
+      reported: `left as it is (${e.detail}); restores drop the corrupt blobs, so those results miss`,
+    }[e.outcome];
+    lines.push(`${at}: ${what}: ${done}`, ...e.corrupt.map((d) => `    ${d}`));
   }
+  if (r.incomplete) lines.push(`  not every worker slot was verified: ${r.incomplete}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -308,8 +319,11 @@ async function pruneCommand(flags: CacheFlags & { maxSize: string }): Promise<vo
       continue;
     }
     if ('removedEntries' in r) {
+      if (r.failed) process.exitCode = 1;
       process.stdout.write(
-        `${describe(s)}: deleted ${r.removedEntries} cache entr${r.removedEntries === 1 ? 'y' : 'ies'} on GitHub (${formatSize(r.freedBytes)}; ${r.removedSuperseded} of them superseded by a newer entry of their worker slot); ${r.entriesLeft} left, ${formatSize(r.bytes)} (limit ${formatSize(maxBytes)})\n`,
+        `${describe(s)}: deleted ${count(r.removedEntries, 'cache entry', 'cache entries')} on GitHub (${formatSize(r.freedBytes)}; superseded by a newer entry of their worker slot: ${r.removedSuperseded}); ${r.entriesLeft} left, ${formatSize(r.bytes)} (limit ${formatSize(maxBytes)})` +
+          (r.failed ? `; then stopped: ${r.failed}` : '') +
+          '\n',
       );
       continue;
     }
