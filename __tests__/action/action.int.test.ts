@@ -3,7 +3,7 @@
  * `GITHUB_OUTPUT` file), bundled from the sources under test next to the CLI it runs. The gha
  * store talks to the local fake of the Actions cache service and of the GitHub REST API.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startActionsCacheServer } from '../fixtures/actions-cache-server.js';
@@ -74,7 +74,7 @@ describe('the action', () => {
   });
 
   it('command run saves to the Actions cache; command cache prunes it with the github-token input', async () => {
-    const srv = (server = await startActionsCacheServer());
+    const srv = (server = await startActionsCacheServer({ readOnlyTokens: ['ghs_read'] }));
     writeFileSync(join(tmp, 'dist-build.yml'), CONFIG);
     const gh = {
       ...srv.env('v2'),
@@ -103,15 +103,32 @@ describe('the action', () => {
     expect(none.stdout).toMatch(/cannot prune: .*set GITHUB_TOKEN/);
     expect(none.stdout).toMatch(/::error::dist-build cache prune exited with code 1/);
     expect(none.code).toBe(1);
-    // The default input is the workflow's token (`${{ github.token }}`); here one is given.
+    // The default input is the workflow's token (`${{ github.token }}`); here one is given, and
+    // it is the one used, whatever token the environment holds.
     const p = await runAction(
       { command: 'cache', args: 'prune --max-size 1', 'github-token': 'ghs_fake' },
-      { cwd: tmp, env },
+      { cwd: tmp, env: { ...env, GITHUB_TOKEN: 'ghs_read' } },
     );
     expect(p.stdout).toMatch(/::add-mask::ghs_fake/);
     expect(p.stdout).toMatch(new RegExp(`deleted ${saved.length} cache entr`));
     expect(p.code).toBe(0);
     expect(srv.entries().filter((e) => e.committed)).toEqual([]);
+  });
+
+  it('command cache: args are split like a shell would, and a --config there is the one used', async () => {
+    writeFileSync(join(tmp, 'dist-build.yml'), CONFIG);
+    mkdirSync(join(tmp, 'other dir'));
+    writeFileSync(
+      join(tmp, 'other dir', 'x.yml'),
+      "version: 1\ninvocations:\n  a: {run: 'true'}\ncache:\n  stores: [{type: local, dir: elsewhere}]\n",
+    );
+    const r = await runAction(
+      { command: 'cache', args: `stats --config 'other dir/x.yml'` },
+      { cwd: tmp, env: runnerEnv() },
+    );
+    expect(r.stdout).not.toMatch(/::error::/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(join(tmp, 'other dir', 'elsewhere'));
   });
 
   it('refuses unknown commands and cache subcommands', async () => {

@@ -9,6 +9,7 @@ import { loadConfig } from '../config/load.js';
 import { formatDuration } from '../config/duration.js';
 import { numberedWorkers, planBuild, readHistory, readPrevious } from '../plan/plan.js';
 import type { PlanJson } from '../plan/plan.js';
+import { splitArgs } from './args.js';
 
 async function plan(): Promise<void> {
   const config = await loadConfig(core.getInput('config') || 'dist-build.yml');
@@ -94,24 +95,26 @@ const CACHE_COMMANDS = ['stats', 'verify', 'prune', 'ls'];
  * GitHub API (`verify` and `prune` need `actions: write`).
  */
 async function cache(): Promise<void> {
-  const args = core.getInput('args').split(/\s+/).filter(Boolean);
+  const args = splitArgs(core.getInput('args'));
   if (!CACHE_COMMANDS.includes(args[0] ?? '')) {
     throw new Error(
       `input "args": expected one of ${CACHE_COMMANDS.join(', ')} and its flags (e.g. "prune --max-size 5GB"), got "${args.join(' ')}"`,
     );
   }
+  // The input is the token to use (its default is the workflow's), over any in the environment.
   const token = core.getInput('github-token');
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
-  if (token && !env.DIST_BUILD_GITHUB_TOKEN && !env.GITHUB_TOKEN) {
+  if (token) {
     core.setSecret(token);
     env.DIST_BUILD_GITHUB_TOKEN = token;
   }
-  const code = await exec.exec(
-    process.execPath,
-    [cliFile(), 'cache', ...args, '--config', core.getInput('config') || 'dist-build.yml'],
-    { ignoreReturnCode: true, env },
-  );
+  const named = args.some((a) => /^(-c|--config)(=|$)/.test(a));
+  const config = named ? [] : ['--config', core.getInput('config') || 'dist-build.yml'];
+  const code = await exec.exec(process.execPath, [cliFile(), 'cache', ...args, ...config], {
+    ignoreReturnCode: true,
+    env,
+  });
   if (code !== 0) core.setFailed(`dist-build cache ${args[0]} exited with code ${code}`);
 }
 
