@@ -33519,6 +33519,30 @@ async function readPrevious(file) {
   return { assignments: data.assignments };
 }
 
+// src/action/args.ts
+function splitArgs(text) {
+  const args = [];
+  let word;
+  let quote;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quote) {
+      if (ch === quote) quote = void 0;
+      else if (quote === '"' && ch === "\\" && /["\\]/.test(text[i + 1] ?? "")) word += text[++i];
+      else word += ch;
+    } else if (/\s/.test(ch)) {
+      if (word !== void 0) args.push(word);
+      word = void 0;
+    } else if (ch === "'" || ch === '"') {
+      quote = ch;
+      word ??= "";
+    } else word = (word ?? "") + ch;
+  }
+  if (quote) throw new Error(`input "args": a ${quote} quote is not closed: ${text}`);
+  if (word !== void 0) args.push(word);
+  return args;
+}
+
 // src/action/main.ts
 async function plan() {
   const config = await loadConfig(getInput("config") || "dist-build.yml");
@@ -33583,7 +33607,7 @@ async function runBuild() {
 }
 var CACHE_COMMANDS = ["stats", "verify", "prune", "ls"];
 async function cache() {
-  const args = getInput("args").split(/\s+/).filter(Boolean);
+  const args = splitArgs(getInput("args"));
   if (!CACHE_COMMANDS.includes(args[0] ?? "")) {
     throw new Error(
       `input "args": expected one of ${CACHE_COMMANDS.join(", ")} and its flags (e.g. "prune --max-size 5GB"), got "${args.join(" ")}"`
@@ -33592,15 +33616,16 @@ async function cache() {
   const token = getInput("github-token");
   const env2 = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== void 0) env2[k] = v;
-  if (token && !env2.DIST_BUILD_GITHUB_TOKEN && !env2.GITHUB_TOKEN) {
+  if (token) {
     setSecret(token);
     env2.DIST_BUILD_GITHUB_TOKEN = token;
   }
-  const code = await exec(
-    process.execPath,
-    [cliFile(), "cache", ...args, "--config", getInput("config") || "dist-build.yml"],
-    { ignoreReturnCode: true, env: env2 }
-  );
+  const named = args.some((a) => /^(-c|--config)(=|$)/.test(a));
+  const config = named ? [] : ["--config", getInput("config") || "dist-build.yml"];
+  const code = await exec(process.execPath, [cliFile(), "cache", ...args, ...config], {
+    ignoreReturnCode: true,
+    env: env2
+  });
   if (code !== 0) setFailed(`dist-build cache ${args[0]} exited with code ${code}`);
 }
 async function run() {

@@ -1154,9 +1154,11 @@ async function listGhaCaches(prefix, env2, fetchImpl = fetch) {
       });
     }
     const total = typeof data.total_count === "number" ? data.total_count : 0;
-    if (list.length < 100 || page * 100 >= total) break;
+    if (list.length < 100 || page * 100 >= total) return { entries };
   }
-  return { entries };
+  return {
+    unavailable: `more than ${MAX_PAGES * 100} entries start with ${prefix}: the listing stops there`
+  };
 }
 async function deleteGhaCache(id, env2, fetchImpl = fetch) {
   const a = api(env2, "deleting an entry");
@@ -1176,7 +1178,7 @@ var MAX_PAGES, TIMEOUT_MS;
 var init_gha_api = __esm({
   "src/store/gha-api.ts"() {
     "use strict";
-    MAX_PAGES = 50;
+    MAX_PAGES = 1e3;
     TIMEOUT_MS = 15e3;
   }
 });
@@ -1192,6 +1194,7 @@ __export(gha_exports, {
   ghaKeyPrefix: () => ghaKeyPrefix,
   ghaKeySlotPart: () => ghaKeySlotPart,
   ghaNewKey: () => ghaNewKey,
+  ghaSaveScope: () => ghaSaveScope,
   ghaScopePrefix: () => ghaScopePrefix,
   ghaSuperseded: () => ghaSuperseded
 });
@@ -1216,6 +1219,21 @@ ${e.version}`;
     } else superseded.push(e);
   }
   return { live: [...newest.values()], superseded };
+}
+function ghaSaveScope(env2) {
+  if (env2.GITHUB_REF) return env2.GITHUB_REF;
+  try {
+    const payload = (env2.ACTIONS_RUNTIME_TOKEN ?? "").split(".")[1] ?? "";
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
+    const scopes = typeof claims.ac === "string" ? JSON.parse(claims.ac) : [];
+    if (!Array.isArray(scopes)) return void 0;
+    const writable = scopes.find(
+      (x) => typeof x?.Scope === "string" && typeof x.Permission === "number" && x.Permission & 2
+    );
+    return writable?.Scope;
+  } catch {
+    return void 0;
+  }
 }
 function ghaKeyPart(value) {
   let out = "";
@@ -1375,6 +1393,7 @@ async function listLayout(root, name) {
 }
 async function importShard(src, target) {
   const corrupt = [];
+  const verified = [];
   let checked = 0;
   for (const [file, hex] of await listLayout(join6(src, "blobs", "sha256"), /^[0-9a-f]{64}$/)) {
     const digest = `sha256:${hex}`;
@@ -1387,6 +1406,7 @@ async function importShard(src, target) {
       continue;
     }
     await moveInto(file, dest);
+    verified.push(digest);
   }
   for (const [file, hex] of await listLayout(
     join6(src, "results", "sha256"),
@@ -1396,16 +1416,24 @@ async function importShard(src, target) {
     if (await exists(dest)) continue;
     await moveInto(file, dest);
   }
-  return { checked, corrupt };
+  return { checked, corrupt, verified };
 }
-async function stageShard(source, dest, keep) {
+async function stageShard(source, dest, keep, sound = async () => true) {
   const blobs = /* @__PURE__ */ new Set();
+  const checked = /* @__PURE__ */ new Map();
+  const ok = async (d) => {
+    if (!checked.has(d)) checked.set(d, await sound(d));
+    return checked.get(d);
+  };
   let count = 0;
   for (const file of await resultFiles(source.dir)) {
     const manifest = await readManifest2(file);
     if (!manifest || !keep(manifest)) continue;
     const digests = manifest.outputs.map((o) => o.digest);
     if ((await source.hasBlobs(digests)).size !== new Set(digests).size) continue;
+    let usable = true;
+    for (const d of digests) if (!await ok(d)) usable = false;
+    if (!usable) continue;
     const hex = manifest.cacheKey.slice("sha256:".length);
     await linkOrCopy(file, join6(dest, "results", "sha256", hex.slice(0, 2), `${hex}.json`));
     for (const d of digests) {
@@ -1538,6 +1566,8 @@ var init_gha = __esm({
       };
       warned = /* @__PURE__ */ new Set();
       touched = /* @__PURE__ */ new Set();
+      /** Blobs of the shard this process has hashed (written, restored or checked). */
+      verified = /* @__PURE__ */ new Set();
       peers = /* @__PURE__ */ new Map();
       peersTried = /* @__PURE__ */ new Set();
       opening;
@@ -1583,10 +1613,10 @@ var init_gha = __esm({
         }
       }
       async putBlob(data, expectedDigest) {
-        return (await this.shard()).putBlob(data, expectedDigest);
+        return this.written(await (await this.shard()).putBlob(data, expectedDigest));
       }
       async putBlobFile(file) {
-        return (await this.shard()).putBlobFile(file);
+        return this.written(await (await this.shard()).putBlobFile(file));
       }
       async openBlob(digest) {
         assertDigest(digest);
@@ -1720,15 +1750,16 @@ var init_gha = __esm({
           const count = await stageShard(
             this.shardStore,
             join6(stage, SHARD_NAME),
-            (m) => Date.parse(m.createdAt) >= cutoff || this.touched.has(m.cacheKey)
+            (m) => Date.parse(m.createdAt) >= cutoff || this.touched.has(m.cacheKey),
+            (d) => this.sound(d)
           );
           if (count === 0) {
             if (generation === this.generation) this.dirty = false;
             return;
           }
-          if (await this.upload(stage, ghaNewKey(this.scope, this.slot))) {
-            if (generation === this.generation) this.dirty = false;
-          }
+          const why = await this.upload(stage, ghaNewKey(this.scope, this.slot));
+          if (why) this.warn(`${why}: results of this run stay local`);
+          else if (generation === this.generation) this.dirty = false;
         } catch (err) {
           this.warn(`saving the shard failed (${errorText(err)}); results of this run stay local`);
         } finally {
@@ -1757,19 +1788,19 @@ var init_gha = __esm({
         const listed = "entries" in listing ? listing.entries : [];
         const parts = new Set([this.slot, ...this.options.slots].map(ghaKeyPart));
         for (const e of listed) parts.add(ghaKeySlotPart(e.key));
-        if ("unavailable" in listing) {
-          this.ctx.onWarning(
-            `${this.location}: verifying the shards of this slot${this.options.slots.length ? " and of the slots option" : ""} only: ${listing.unavailable}`
-          );
-        }
         const result = { checked: 0, corrupt: [], removedResults: 0, entries: [] };
+        if ("unavailable" in listing) {
+          result.incomplete = `only the shards of this slot${this.options.slots.length ? " and of the slots option" : ""} were looked for: ${listing.unavailable}`;
+        }
         for (const part of [...parts].sort()) {
           const check = await this.verifyEntry(part, listing);
           if (!check) continue;
           result.entries.push(check);
           result.checked += check.checked;
           result.corrupt.push(...check.corrupt);
-          if (check.outcome === "repaired") result.removedResults += check.brokenResults;
+          if (check.outcome === "repaired" || check.outcome === "replaced") {
+            result.removedResults += check.brokenResults;
+          }
         }
         return result;
       }
@@ -1777,7 +1808,8 @@ var init_gha = __esm({
        * Deletes this scope's entries through the GitHub API (other caches of the repository are
        * never touched) until the scope holds at most `maxBytes`: superseded entries first, oldest
        * first (no restore returns them again), then the least recently used. Throws when the API
-       * cannot list or refuses a delete (it needs a token with `actions: write`).
+       * cannot list or refuses the first delete (it needs a token with `actions: write`); a later
+       * failure ends it with `failed` set.
        */
       async prune(maxBytes) {
         const listing = await this.remoteEntries();
@@ -1797,7 +1829,13 @@ var init_gha = __esm({
         };
         for (const e of order) {
           if (result.bytes <= maxBytes) break;
-          await deleteGhaCache(e.id, this.ctx.env);
+          try {
+            await deleteGhaCache(e.id, this.ctx.env);
+          } catch (err) {
+            if (result.removedEntries === 0) throw err;
+            result.failed = `deleting ${e.key} failed: ${errorText(err)}`;
+            break;
+          }
           result.removedEntries++;
           result.entriesLeft--;
           if (stale2.has(e)) result.removedSuperseded++;
@@ -1843,54 +1881,55 @@ var init_gha = __esm({
             const m = await readManifest2(file);
             if (m?.outputs.some((o) => bad.has(o.digest))) check.brokenResults++;
           }
-          const why = await this.cannotReplace(entry, listing);
+          const why = this.cannotReplace(entry, listing);
           if (why) return { ...check, outcome: "reported", detail: why };
           const stage = join6(work, "stage");
           const kept = await stageShard(copy, join6(stage, SHARD_NAME), () => true);
           const key = newKeyUnder(this.slotPrefix(part));
-          if (kept > 0 && !await this.upload(stage, key)) {
-            return { ...check, outcome: "reported", detail: "saving the repaired entry failed" };
+          if (kept > 0) {
+            const notSaved = await this.upload(stage, key);
+            if (notSaved) return { ...check, outcome: "reported", detail: notSaved };
           }
+          const replaced = kept > 0 ? { replacedBy: key } : {};
           try {
             await deleteGhaCache(entry.id, this.ctx.env);
           } catch (err) {
-            return {
-              ...check,
-              outcome: "reported",
-              detail: `${kept > 0 ? `saved ${key}, but ` : ""}deleting the corrupt entry failed: ${errorText(err)}`,
-              ...kept > 0 ? { replacedBy: key } : {}
-            };
+            return kept > 0 ? { ...check, ...replaced, outcome: "replaced", detail: errorText(err) } : { ...check, outcome: "reported", detail: errorText(err) };
           }
-          return { ...check, outcome: "repaired", ...kept > 0 ? { replacedBy: key } : {} };
+          return { ...check, ...replaced, outcome: "repaired" };
         } finally {
           await rm3(work, { recursive: true, force: true }).catch(() => {
           });
         }
       }
       /** Why a corrupt entry cannot be replaced from here, or undefined when it can. */
-      async cannotReplace(entry, listing) {
+      cannotReplace(entry, listing) {
         if ("unavailable" in listing) return `cannot delete it: ${listing.unavailable}`;
         if (!entry) return "the GitHub API does not list it";
-        const ref = this.ctx.env.GITHUB_REF;
-        if (ref && entry.ref && entry.ref !== ref) {
-          return `it belongs to ${entry.ref}, and a save from here lands in ${ref}: verify on ${entry.ref} to replace it`;
+        const ref = ghaSaveScope(this.ctx.env);
+        if (!ref) {
+          return "cannot tell which ref a save from here lands in (GITHUB_REF is not set, and the runtime token names no writable scope)";
+        }
+        if (entry.ref !== ref) {
+          return `it belongs to ${entry.ref || "another ref"}, and a save from here lands in ${ref}: verify on ${entry.ref || "that ref"} to replace it`;
         }
         if (!modeWritable(cacheMode(this.ctx.env))) {
           return `ACTIONS_CACHE_MODE '${cacheMode(this.ctx.env)}' does not permit writes`;
         }
         return void 0;
       }
-      /** Saves a staged shard as entry `key`; counts it. False (warned) when the save failed. */
+      /** Saves a staged shard as entry `key`; counts it. Undefined when saved, else why not. */
       async upload(stage, key) {
         const outcome = await this.run(stage, (cache) => cache.saveCache([GHA_CACHE_PATH], key));
-        if (!await this.saved(outcome, key, stage)) return false;
+        const why = await this.notSaved(outcome, key, stage);
+        if (why) return why;
         this.counters.savedEntries++;
         this.savedKeys.push(key);
         const size2 = outcome.log.debug.map((l) => /^File Size: (\d+)$/.exec(l)).find((m) => m !== null);
         if (outcome.ok && outcome.value !== -1 && size2) {
           this.counters.uploadedBytes += Number(size2[1]);
         }
-        return true;
+        return void 0;
       }
       /** The key prefix of the slot whose key part is `part`. */
       slotPrefix(part) {
@@ -1911,7 +1950,8 @@ var init_gha = __esm({
           );
           return;
         }
-        await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore);
+        const own = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore);
+        if ("key" in own) for (const d of own.verified) this.verified.add(d);
       }
       async serviceAvailable() {
         const env2 = this.ctx.env;
@@ -1936,9 +1976,9 @@ var init_gha = __esm({
           fn
         );
       }
-      /** Whether a save went through (or the key already existed); warns otherwise. */
-      async saved(outcome, key, stage) {
-        if (outcome.ok && outcome.value !== -1) return true;
+      /** Undefined when a save went through (or the key already existed), else why it did not. */
+      async notSaved(outcome, key, stage) {
+        if (outcome.ok && outcome.value !== -1) return void 0;
         const detail = outcome.ok ? failureDetail(outcome.log) : errorText(outcome.error);
         const all = outcome.ok ? [
           ...outcome.log.info,
@@ -1946,26 +1986,21 @@ var init_gha = __esm({
           ...outcome.log.warnings,
           ...outcome.log.errors
         ].join("\n") : detail;
-        if (/already exists/i.test(all)) return true;
+        if (/already exists/i.test(all)) return void 0;
         if (/rate limit|\b429\b|too many requests/i.test(all)) {
-          this.warn(
-            `the Actions cache rate-limited the upload (HTTP 429): results of this run stay local (${detail})`
-          );
-          return false;
+          return `the Actions cache rate-limited the upload (HTTP 429) (${detail})`;
         }
         if (/cache write denied/i.test(all)) {
-          this.warn(`the Actions cache denied writes for this run: results stay local (${detail})`);
-          return false;
+          return `the Actions cache denied writes for this run (${detail})`;
         }
         if (outcome.ok && /Unable to reserve cache/.test(all)) {
           const look = await this.run(
             stage,
             (cache) => cache.restoreCache([GHA_CACHE_PATH], key, [], { lookupOnly: true })
           );
-          if (look.ok && look.value === key) return true;
+          if (look.ok && look.value === key) return void 0;
         }
-        this.warn(`saving ${key} to the Actions cache failed: ${detail}`);
-        return false;
+        return `saving ${key} to the Actions cache failed: ${detail}`;
       }
       /**
        * Restores the newest entry under `prefix` (a slot's) into `target`: the entry's key and its
@@ -2045,6 +2080,7 @@ var init_gha = __esm({
         this.peersTried.add(part);
         if (!this.readable()) return null;
         const dir = join6(this.dir, "peers", fsName(part));
+        await rm3(dir, { recursive: true, force: true });
         const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
         if (!("key" in await this.restoreInto(this.slotPrefix(part), peer))) return null;
         this.peers.set(part, peer);
@@ -2060,7 +2096,7 @@ var init_gha = __esm({
             if (present.has(d)) continue;
             const stream = await peer.openBlob(d);
             if (!stream) return null;
-            await shard.putBlob(stream, d);
+            this.written(await shard.putBlob(stream, d));
           }
           await shard.putResult(manifest);
           this.touched.add(manifest.cacheKey);
@@ -2077,9 +2113,33 @@ var init_gha = __esm({
         for (const peer of this.peers.values()) {
           const stream = await peer.openBlob(digest);
           if (!stream) continue;
-          await shard.putBlob(stream, digest);
+          this.written(await shard.putBlob(stream, digest));
           return;
         }
+      }
+      /** A blob the shard wrote (hashed on the way in). */
+      written(info) {
+        this.verified.add(info.digest);
+        return info;
+      }
+      /**
+       * Whether a shard blob about to be uploaded holds its digest's bytes: hashed unless this
+       * process has already (blobs an earlier process left on this machine). A corrupt one is
+       * removed, so the results naming it are not uploaded again and again.
+       */
+      async sound(digest) {
+        if (this.verified.has(digest)) return true;
+        const file = this.shardStore.blobPath(digest);
+        const { digest: actual } = await digestStream(createReadStream2(file));
+        if (actual === digest) {
+          this.verified.add(digest);
+          return true;
+        }
+        await rm3(file, { force: true });
+        this.warn(
+          `blob ${digest} in this machine's copy of the shard (${this.dir}) was corrupt: removed; the results naming it are not saved`
+        );
+        return false;
       }
       markDirty() {
         this.dirty = true;
@@ -8741,14 +8801,20 @@ var LayeredStore = class {
     }
     return false;
   }
+  /**
+   * Writes the result to every layer, each first given the blobs it names that it lacks (copied
+   * from a layer that holds them): `saveOutputs` uploads only what no layer has, so a blob found
+   * in one layer was not written to the others.
+   */
   async putResult(manifest) {
+    const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+    await this.fillBlobs(0, digests);
     await this.layers[0].putResult(manifest);
     for (let i = 1; i < this.layers.length; i++) {
-      await this.tryWrite(
-        i,
-        `result ${manifest.cacheKey}`,
-        () => this.layers[i].putResult(manifest)
-      );
+      await this.tryWrite(i, `result ${manifest.cacheKey}`, async () => {
+        await this.fillBlobs(i, digests);
+        await this.layers[i].putResult(manifest);
+      });
     }
   }
   /** Flushes every layer, then writes the counters to `statsFile`. The first layer's error throws. */
@@ -8808,6 +8874,25 @@ var LayeredStore = class {
     }
   }
   /** Streams blob `digest` from layer `from` into layer `to` (verified by `putBlob`). */
+  /** Copies into layer `to` each of `digests` it lacks, from the first other layer holding it. */
+  async fillBlobs(to, digests) {
+    if (digests.length === 0 || this.layers.length === 1) return;
+    const held = await this.layers[to].hasBlobs(digests);
+    for (const digest of digests) {
+      if (held.has(digest)) continue;
+      for (let from = 0; from < this.layers.length; from++) {
+        if (from === to) continue;
+        const there = await this.tryRead(
+          from,
+          `blob ${digest}`,
+          () => this.layers[from].hasBlobs([digest])
+        );
+        if (!there?.has(digest)) continue;
+        await this.copyBlob(digest, from, to);
+        break;
+      }
+    }
+  }
   async copyBlob(digest, from, to) {
     const target = this.layers[to];
     if ((await target.hasBlobs([digest])).has(digest)) return;
@@ -9077,6 +9162,9 @@ function workerCacheDir(config, cacheDir) {
 function statsFileFor(cacheDir, slot) {
   return join9(cacheDir, "stats", `${slot.replace(/[^A-Za-z0-9._-]/g, "_")}.json`);
 }
+function usedWhen(localOnly, type) {
+  return !localOnly || type === "local";
+}
 async function openStores(config, opts) {
   const ctx = {
     root: config.root,
@@ -9090,7 +9178,7 @@ async function openStores(config, opts) {
   for (const [position, storeConfig] of stores.entries()) {
     const index = position - shift;
     const { type, ...options } = storeConfig;
-    if (opts.localOnly && type !== "local") continue;
+    if (!usedWhen(opts.localOnly, type)) continue;
     const factory = Object.hasOwn(STORE_BACKENDS, type) ? STORE_BACKENDS[type] : void 0;
     const problem = (message2, option) => {
       const where = index < 0 ? void 0 : config.cache?.locations?.[index];
@@ -10110,6 +10198,7 @@ var Master = class extends EventEmitter {
 import * as grpc4 from "@grpc/grpc-js";
 import {
   closeSync as closeSync2,
+  lstatSync as lstatSync3,
   mkdirSync as mkdirSync3,
   openSync as openSync3,
   readdirSync as readdirSync3,
@@ -10800,6 +10889,7 @@ var RPC_TIMEOUT_MS = 1e4;
 var REPORT_ACK_MS = 5e3;
 var KEEP_FINISHED = 512;
 var MAX_SOCKET_PATH = 100;
+var TMP_SOCKET_PREFIX = "dist-build-worker-";
 var PGID_WIDTH = 12;
 var agentInstances = 0;
 var WorkerAgent = class {
@@ -10896,7 +10986,8 @@ var WorkerAgent = class {
    * port on loopback, or, when the master is joined over a unix socket (which needs no TLS), a
    * socket of this worker's own: `<cache dir>/running/<pid>.<n>.sock` (removed by `stop`; one a
    * killed worker left is removed by the next worker on the cache dir, with its other records),
-   * or in the temp dir when that path is too long for a socket.
+   * or in the temp dir when that path is too long for a socket (one a killed worker left there
+   * is removed by the next worker to start, whatever its cache dir).
    */
   defaultListen() {
     if (this.opts.join.kind !== "unix") return { kind: "tcp", host: "127.0.0.1", port: 0 };
@@ -10904,7 +10995,7 @@ var WorkerAgent = class {
     const path = join12(this.opts.cacheDir, "running", name);
     return {
       kind: "unix",
-      path: path.length <= MAX_SOCKET_PATH ? path : join12(os2.tmpdir(), `dist-build-worker-${name}`)
+      path: path.length <= MAX_SOCKET_PATH ? path : join12(os2.tmpdir(), `${TMP_SOCKET_PREFIX}${name}`)
     };
   }
   /**
@@ -11153,6 +11244,7 @@ var WorkerAgent = class {
     this.freePgidFiles.length = 0;
   }
   reapOrphans() {
+    reapTmpSockets();
     const dir = join12(this.opts.cacheDir, "running");
     let names;
     try {
@@ -11615,6 +11707,26 @@ function chunksOf(stream) {
       }
     })()
   );
+}
+function reapTmpSockets() {
+  const dir = os2.tmpdir();
+  let names;
+  try {
+    names = readdirSync3(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(TMP_SOCKET_PREFIX)) continue;
+    const m = /^([0-9]+)\.[0-9]+\.sock$/.exec(name.slice(TMP_SOCKET_PREFIX.length));
+    if (!m) continue;
+    const owner = Number(m[1]);
+    if (owner === process.pid || processAlive(owner)) continue;
+    try {
+      if (lstatSync3(join12(dir, name)).isSocket()) rmSync(join12(dir, name), { force: true });
+    } catch {
+    }
+  }
 }
 
 // src/cluster/scheduler.ts

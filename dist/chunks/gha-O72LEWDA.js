@@ -8,9 +8,10 @@ import {
   ghaKeyPrefix,
   ghaKeySlotPart,
   ghaNewKey,
+  ghaSaveScope,
   ghaScopePrefix,
   ghaSuperseded
-} from "./chunk-NP3KTVFN.js";
+} from "./chunk-GB6FGPLF.js";
 import "./chunk-DC43GSM2.js";
 import "./chunk-7FDW4MNB.js";
 export {
@@ -22,6 +23,7 @@ export {
   ghaKeyPrefix,
   ghaKeySlotPart,
   ghaNewKey,
+  ghaSaveScope,
   ghaScopePrefix,
   ghaSuperseded
 };

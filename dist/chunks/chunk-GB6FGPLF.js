@@ -13,7 +13,7 @@ import {
 } from "./chunk-DC43GSM2.js";
 
 // src/store/gha-api.ts
-var MAX_PAGES = 50;
+var MAX_PAGES = 1e3;
 var TIMEOUT_MS = 15e3;
 function api(env, what) {
   const token = env.DIST_BUILD_GITHUB_TOKEN || env.GITHUB_TOKEN;
@@ -89,9 +89,11 @@ async function listGhaCaches(prefix, env, fetchImpl = fetch) {
       });
     }
     const total = typeof data.total_count === "number" ? data.total_count : 0;
-    if (list.length < 100 || page * 100 >= total) break;
+    if (list.length < 100 || page * 100 >= total) return { entries };
   }
-  return { entries };
+  return {
+    unavailable: `more than ${MAX_PAGES * 100} entries start with ${prefix}: the listing stops there`
+  };
 }
 async function deleteGhaCache(id, env, fetchImpl = fetch) {
   const a = api(env, "deleting an entry");
@@ -655,6 +657,21 @@ ${e.version}`;
   }
   return { live: [...newest.values()], superseded };
 }
+function ghaSaveScope(env) {
+  if (env.GITHUB_REF) return env.GITHUB_REF;
+  try {
+    const payload = (env.ACTIONS_RUNTIME_TOKEN ?? "").split(".")[1] ?? "";
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
+    const scopes = typeof claims.ac === "string" ? JSON.parse(claims.ac) : [];
+    if (!Array.isArray(scopes)) return void 0;
+    const writable = scopes.find(
+      (x) => typeof x?.Scope === "string" && typeof x.Permission === "number" && x.Permission & 2
+    );
+    return writable?.Scope;
+  } catch {
+    return void 0;
+  }
+}
 function ghaKeyPart(value) {
   let out = "";
   for (const ch of value) {
@@ -818,6 +835,8 @@ var GhaStore = class {
   };
   warned = /* @__PURE__ */ new Set();
   touched = /* @__PURE__ */ new Set();
+  /** Blobs of the shard this process has hashed (written, restored or checked). */
+  verified = /* @__PURE__ */ new Set();
   peers = /* @__PURE__ */ new Map();
   peersTried = /* @__PURE__ */ new Set();
   opening;
@@ -863,10 +882,10 @@ var GhaStore = class {
     }
   }
   async putBlob(data, expectedDigest) {
-    return (await this.shard()).putBlob(data, expectedDigest);
+    return this.written(await (await this.shard()).putBlob(data, expectedDigest));
   }
   async putBlobFile(file) {
-    return (await this.shard()).putBlobFile(file);
+    return this.written(await (await this.shard()).putBlobFile(file));
   }
   async openBlob(digest) {
     assertDigest(digest);
@@ -1000,15 +1019,16 @@ var GhaStore = class {
       const count = await stageShard(
         this.shardStore,
         join2(stage, SHARD_NAME),
-        (m) => Date.parse(m.createdAt) >= cutoff || this.touched.has(m.cacheKey)
+        (m) => Date.parse(m.createdAt) >= cutoff || this.touched.has(m.cacheKey),
+        (d) => this.sound(d)
       );
       if (count === 0) {
         if (generation === this.generation) this.dirty = false;
         return;
       }
-      if (await this.upload(stage, ghaNewKey(this.scope, this.slot))) {
-        if (generation === this.generation) this.dirty = false;
-      }
+      const why = await this.upload(stage, ghaNewKey(this.scope, this.slot));
+      if (why) this.warn(`${why}: results of this run stay local`);
+      else if (generation === this.generation) this.dirty = false;
     } catch (err) {
       this.warn(`saving the shard failed (${errorText(err)}); results of this run stay local`);
     } finally {
@@ -1037,19 +1057,19 @@ var GhaStore = class {
     const listed = "entries" in listing ? listing.entries : [];
     const parts = new Set([this.slot, ...this.options.slots].map(ghaKeyPart));
     for (const e of listed) parts.add(ghaKeySlotPart(e.key));
-    if ("unavailable" in listing) {
-      this.ctx.onWarning(
-        `${this.location}: verifying the shards of this slot${this.options.slots.length ? " and of the slots option" : ""} only: ${listing.unavailable}`
-      );
-    }
     const result = { checked: 0, corrupt: [], removedResults: 0, entries: [] };
+    if ("unavailable" in listing) {
+      result.incomplete = `only the shards of this slot${this.options.slots.length ? " and of the slots option" : ""} were looked for: ${listing.unavailable}`;
+    }
     for (const part of [...parts].sort()) {
       const check = await this.verifyEntry(part, listing);
       if (!check) continue;
       result.entries.push(check);
       result.checked += check.checked;
       result.corrupt.push(...check.corrupt);
-      if (check.outcome === "repaired") result.removedResults += check.brokenResults;
+      if (check.outcome === "repaired" || check.outcome === "replaced") {
+        result.removedResults += check.brokenResults;
+      }
     }
     return result;
   }
@@ -1057,7 +1077,8 @@ var GhaStore = class {
    * Deletes this scope's entries through the GitHub API (other caches of the repository are
    * never touched) until the scope holds at most `maxBytes`: superseded entries first, oldest
    * first (no restore returns them again), then the least recently used. Throws when the API
-   * cannot list or refuses a delete (it needs a token with `actions: write`).
+   * cannot list or refuses the first delete (it needs a token with `actions: write`); a later
+   * failure ends it with `failed` set.
    */
   async prune(maxBytes) {
     const listing = await this.remoteEntries();
@@ -1077,7 +1098,13 @@ var GhaStore = class {
     };
     for (const e of order) {
       if (result.bytes <= maxBytes) break;
-      await deleteGhaCache(e.id, this.ctx.env);
+      try {
+        await deleteGhaCache(e.id, this.ctx.env);
+      } catch (err) {
+        if (result.removedEntries === 0) throw err;
+        result.failed = `deleting ${e.key} failed: ${errorText(err)}`;
+        break;
+      }
       result.removedEntries++;
       result.entriesLeft--;
       if (stale.has(e)) result.removedSuperseded++;
@@ -1123,54 +1150,55 @@ var GhaStore = class {
         const m = await readManifest2(file);
         if (m?.outputs.some((o) => bad.has(o.digest))) check.brokenResults++;
       }
-      const why = await this.cannotReplace(entry, listing);
+      const why = this.cannotReplace(entry, listing);
       if (why) return { ...check, outcome: "reported", detail: why };
       const stage = join2(work, "stage");
       const kept = await stageShard(copy, join2(stage, SHARD_NAME), () => true);
       const key = newKeyUnder(this.slotPrefix(part));
-      if (kept > 0 && !await this.upload(stage, key)) {
-        return { ...check, outcome: "reported", detail: "saving the repaired entry failed" };
+      if (kept > 0) {
+        const notSaved = await this.upload(stage, key);
+        if (notSaved) return { ...check, outcome: "reported", detail: notSaved };
       }
+      const replaced = kept > 0 ? { replacedBy: key } : {};
       try {
         await deleteGhaCache(entry.id, this.ctx.env);
       } catch (err) {
-        return {
-          ...check,
-          outcome: "reported",
-          detail: `${kept > 0 ? `saved ${key}, but ` : ""}deleting the corrupt entry failed: ${errorText(err)}`,
-          ...kept > 0 ? { replacedBy: key } : {}
-        };
+        return kept > 0 ? { ...check, ...replaced, outcome: "replaced", detail: errorText(err) } : { ...check, outcome: "reported", detail: errorText(err) };
       }
-      return { ...check, outcome: "repaired", ...kept > 0 ? { replacedBy: key } : {} };
+      return { ...check, ...replaced, outcome: "repaired" };
     } finally {
       await rm2(work, { recursive: true, force: true }).catch(() => {
       });
     }
   }
   /** Why a corrupt entry cannot be replaced from here, or undefined when it can. */
-  async cannotReplace(entry, listing) {
+  cannotReplace(entry, listing) {
     if ("unavailable" in listing) return `cannot delete it: ${listing.unavailable}`;
     if (!entry) return "the GitHub API does not list it";
-    const ref = this.ctx.env.GITHUB_REF;
-    if (ref && entry.ref && entry.ref !== ref) {
-      return `it belongs to ${entry.ref}, and a save from here lands in ${ref}: verify on ${entry.ref} to replace it`;
+    const ref = ghaSaveScope(this.ctx.env);
+    if (!ref) {
+      return "cannot tell which ref a save from here lands in (GITHUB_REF is not set, and the runtime token names no writable scope)";
+    }
+    if (entry.ref !== ref) {
+      return `it belongs to ${entry.ref || "another ref"}, and a save from here lands in ${ref}: verify on ${entry.ref || "that ref"} to replace it`;
     }
     if (!modeWritable(cacheMode(this.ctx.env))) {
       return `ACTIONS_CACHE_MODE '${cacheMode(this.ctx.env)}' does not permit writes`;
     }
     return void 0;
   }
-  /** Saves a staged shard as entry `key`; counts it. False (warned) when the save failed. */
+  /** Saves a staged shard as entry `key`; counts it. Undefined when saved, else why not. */
   async upload(stage, key) {
     const outcome = await this.run(stage, (cache) => cache.saveCache([GHA_CACHE_PATH], key));
-    if (!await this.saved(outcome, key, stage)) return false;
+    const why = await this.notSaved(outcome, key, stage);
+    if (why) return why;
     this.counters.savedEntries++;
     this.savedKeys.push(key);
     const size = outcome.log.debug.map((l) => /^File Size: (\d+)$/.exec(l)).find((m) => m !== null);
     if (outcome.ok && outcome.value !== -1 && size) {
       this.counters.uploadedBytes += Number(size[1]);
     }
-    return true;
+    return void 0;
   }
   /** The key prefix of the slot whose key part is `part`. */
   slotPrefix(part) {
@@ -1191,7 +1219,8 @@ var GhaStore = class {
       );
       return;
     }
-    await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore);
+    const own = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore);
+    if ("key" in own) for (const d of own.verified) this.verified.add(d);
   }
   async serviceAvailable() {
     const env = this.ctx.env;
@@ -1216,9 +1245,9 @@ var GhaStore = class {
       fn
     );
   }
-  /** Whether a save went through (or the key already existed); warns otherwise. */
-  async saved(outcome, key, stage) {
-    if (outcome.ok && outcome.value !== -1) return true;
+  /** Undefined when a save went through (or the key already existed), else why it did not. */
+  async notSaved(outcome, key, stage) {
+    if (outcome.ok && outcome.value !== -1) return void 0;
     const detail = outcome.ok ? failureDetail(outcome.log) : errorText(outcome.error);
     const all = outcome.ok ? [
       ...outcome.log.info,
@@ -1226,26 +1255,21 @@ var GhaStore = class {
       ...outcome.log.warnings,
       ...outcome.log.errors
     ].join("\n") : detail;
-    if (/already exists/i.test(all)) return true;
+    if (/already exists/i.test(all)) return void 0;
     if (/rate limit|\b429\b|too many requests/i.test(all)) {
-      this.warn(
-        `the Actions cache rate-limited the upload (HTTP 429): results of this run stay local (${detail})`
-      );
-      return false;
+      return `the Actions cache rate-limited the upload (HTTP 429) (${detail})`;
     }
     if (/cache write denied/i.test(all)) {
-      this.warn(`the Actions cache denied writes for this run: results stay local (${detail})`);
-      return false;
+      return `the Actions cache denied writes for this run (${detail})`;
     }
     if (outcome.ok && /Unable to reserve cache/.test(all)) {
       const look = await this.run(
         stage,
         (cache) => cache.restoreCache([GHA_CACHE_PATH], key, [], { lookupOnly: true })
       );
-      if (look.ok && look.value === key) return true;
+      if (look.ok && look.value === key) return void 0;
     }
-    this.warn(`saving ${key} to the Actions cache failed: ${detail}`);
-    return false;
+    return `saving ${key} to the Actions cache failed: ${detail}`;
   }
   /**
    * Restores the newest entry under `prefix` (a slot's) into `target`: the entry's key and its
@@ -1325,6 +1349,7 @@ var GhaStore = class {
     this.peersTried.add(part);
     if (!this.readable()) return null;
     const dir = join2(this.dir, "peers", fsName(part));
+    await rm2(dir, { recursive: true, force: true });
     const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
     if (!("key" in await this.restoreInto(this.slotPrefix(part), peer))) return null;
     this.peers.set(part, peer);
@@ -1340,7 +1365,7 @@ var GhaStore = class {
         if (present.has(d)) continue;
         const stream = await peer.openBlob(d);
         if (!stream) return null;
-        await shard.putBlob(stream, d);
+        this.written(await shard.putBlob(stream, d));
       }
       await shard.putResult(manifest);
       this.touched.add(manifest.cacheKey);
@@ -1357,9 +1382,33 @@ var GhaStore = class {
     for (const peer of this.peers.values()) {
       const stream = await peer.openBlob(digest);
       if (!stream) continue;
-      await shard.putBlob(stream, digest);
+      this.written(await shard.putBlob(stream, digest));
       return;
     }
+  }
+  /** A blob the shard wrote (hashed on the way in). */
+  written(info) {
+    this.verified.add(info.digest);
+    return info;
+  }
+  /**
+   * Whether a shard blob about to be uploaded holds its digest's bytes: hashed unless this
+   * process has already (blobs an earlier process left on this machine). A corrupt one is
+   * removed, so the results naming it are not uploaded again and again.
+   */
+  async sound(digest) {
+    if (this.verified.has(digest)) return true;
+    const file = this.shardStore.blobPath(digest);
+    const { digest: actual } = await digestStream(createReadStream2(file));
+    if (actual === digest) {
+      this.verified.add(digest);
+      return true;
+    }
+    await rm2(file, { force: true });
+    this.warn(
+      `blob ${digest} in this machine's copy of the shard (${this.dir}) was corrupt: removed; the results naming it are not saved`
+    );
+    return false;
   }
   markDirty() {
     this.dirty = true;
@@ -1391,6 +1440,7 @@ async function listLayout(root, name) {
 }
 async function importShard(src, target) {
   const corrupt = [];
+  const verified = [];
   let checked = 0;
   for (const [file, hex] of await listLayout(join2(src, "blobs", "sha256"), /^[0-9a-f]{64}$/)) {
     const digest = `sha256:${hex}`;
@@ -1403,6 +1453,7 @@ async function importShard(src, target) {
       continue;
     }
     await moveInto(file, dest);
+    verified.push(digest);
   }
   for (const [file, hex] of await listLayout(
     join2(src, "results", "sha256"),
@@ -1412,16 +1463,24 @@ async function importShard(src, target) {
     if (await exists(dest)) continue;
     await moveInto(file, dest);
   }
-  return { checked, corrupt };
+  return { checked, corrupt, verified };
 }
-async function stageShard(source, dest, keep) {
+async function stageShard(source, dest, keep, sound = async () => true) {
   const blobs = /* @__PURE__ */ new Set();
+  const checked = /* @__PURE__ */ new Map();
+  const ok = async (d) => {
+    if (!checked.has(d)) checked.set(d, await sound(d));
+    return checked.get(d);
+  };
   let count = 0;
   for (const file of await resultFiles(source.dir)) {
     const manifest = await readManifest2(file);
     if (!manifest || !keep(manifest)) continue;
     const digests = manifest.outputs.map((o) => o.digest);
     if ((await source.hasBlobs(digests)).size !== new Set(digests).size) continue;
+    let usable = true;
+    for (const d of digests) if (!await ok(d)) usable = false;
+    if (!usable) continue;
     const hex = manifest.cacheKey.slice("sha256:".length);
     await linkOrCopy(file, join2(dest, "results", "sha256", hex.slice(0, 2), `${hex}.json`));
     for (const d of digests) {
@@ -1510,6 +1569,7 @@ export {
   GHA_KEY_FORMAT,
   GHA_CACHE_PATH,
   ghaSuperseded,
+  ghaSaveScope,
   ghaKeyPart,
   ghaScopePrefix,
   ghaKeyPrefix,
