@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { LayeredStore } from '../../src/store/layered.js';
 import type { LayeredStats } from '../../src/store/layered.js';
 import { LocalStore } from '../../src/store/local.js';
+import { saveOutputs } from '../../src/store/pack.js';
 import { RESULT_FORMAT } from '../../src/store/types.js';
 import type { BlobInfo, ResultManifest, Store } from '../../src/store/types.js';
 
@@ -157,6 +158,35 @@ describe('LayeredStore', () => {
     }
     // A blob no layer holds is still refused by the first layer.
     await expect(store.putResult(manifest(sha('m'), [sha('nowhere')]))).rejects.toThrow();
+  });
+
+  it('saveOutputs writes an output to every layer that lacks it, from the packed file', async () => {
+    const root = join(dir, 'tree');
+    await mkdir(join(root, 'out'), { recursive: true });
+    await writeFile(join(root, 'out', 'a.txt'), 'alpha');
+    await writeFile(join(root, 'out', 'b.txt'), 'beta');
+    // Each output was saved before through one layer only: a.txt in the slow one (another
+    // worker), b.txt in the fast one (an earlier run here).
+    const [a] = await saveOutputs(slow, root, ['out/a.txt']);
+    const [b] = await saveOutputs(fast, root, ['out/b.txt']);
+    const reads: string[] = [];
+    const counting = (s: LocalStore): Store =>
+      Object.assign(Object.create(s) as Store, {
+        openBlob: (d: string) => (reads.push(d), s.openBlob(d)),
+      });
+    const store = new LayeredStore([counting(fast), counting(slow)], {
+      onWarning: (m) => warnings.push(m),
+    });
+    const entries = await saveOutputs(store, root, ['out/a.txt', 'out/b.txt']);
+    expect(entries.map((e) => e.digest)).toEqual([a!.digest, b!.digest]);
+    for (const layer of [fast, slow]) {
+      expect((await layer.hasBlobs([a!.digest, b!.digest])).size).toBe(2);
+    }
+    expect(reads).toEqual([]); // nothing copied between layers: written from the packed file
+    expect(await store.storedEverywhere([a!.digest, b!.digest, sha('none')])).toEqual(
+      new Set([a!.digest, b!.digest]),
+    );
+    expect(warnings).toEqual([]);
   });
 
   it('a failing slower layer is a warning, not an error; a failing first layer is an error', async () => {

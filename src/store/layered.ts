@@ -128,6 +128,17 @@ export class LayeredStore implements Store {
     return this.union(digests, (store, keys) => store.hasBlobs(keys), 'check blobs in');
   }
 
+  async storedEverywhere(digests: readonly string[]): Promise<Set<string>> {
+    let held = new Set(digests);
+    for (let i = 0; i < this.layers.length && held.size > 0; i++) {
+      const have = await this.tryRead(i, 'check blobs in', () =>
+        this.layers[i]!.hasBlobs([...held]),
+      );
+      held = new Set([...held].filter((d) => have?.has(d)));
+    }
+    return held;
+  }
+
   async hasResults(cacheKeys: readonly string[]): Promise<Set<string>> {
     return this.union(cacheKeys, (store, keys) => store.hasResults(keys), 'check results in');
   }

@@ -122,7 +122,11 @@ export async function saveOutputs(
       const entry: OutputEntry = { path, type, digest, size, files: items.length };
       return { entry, file };
     });
-    const present = await store.hasBlobs(packed.map((p) => p.entry.digest));
+    // Layered: write what any layer lacks (each layer skips a blob it holds).
+    const digests = packed.map((p) => p.entry.digest);
+    const present = await (store.storedEverywhere
+      ? store.storedEverywhere(digests)
+      : store.hasBlobs(digests));
     for (const { entry, file } of packed) {
       if (present.has(entry.digest)) continue;
       present.add(entry.digest); // two outputs with identical trees share a blob

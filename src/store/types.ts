@@ -127,6 +127,11 @@ export interface Store {
    * has it, when it is about to be used; whether the first layer holds it now.
    */
   pullBlob?(digest: string): Promise<boolean>;
+  /**
+   * Layered stores: the digests every layer holds, which a save need not write anywhere
+   * (`hasBlobs` answers for any layer). Optional: without it, savers use `hasBlobs`.
+   */
+  storedEverywhere?(digests: readonly string[]): Promise<Set<string>>;
 }
 
 export interface ResultListing {
