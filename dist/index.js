@@ -8204,7 +8204,8 @@ async function saveOutputs(store, root, outputs) {
       const entry = { path, type, digest, size: size2, files: items.length };
       return { entry, file };
     });
-    const present = await store.hasBlobs(packed.map((p) => p.entry.digest));
+    const digests = packed.map((p) => p.entry.digest);
+    const present = await (store.storedEverywhere ? store.storedEverywhere(digests) : store.hasBlobs(digests));
     for (const { entry, file } of packed) {
       if (present.has(entry.digest)) continue;
       present.add(entry.digest);
@@ -8688,6 +8689,18 @@ var LayeredStore = class {
   warned = /* @__PURE__ */ new Set();
   async hasBlobs(digests) {
     return this.union(digests, (store, keys) => store.hasBlobs(keys), "check blobs in");
+  }
+  async storedEverywhere(digests) {
+    let held = new Set(digests);
+    for (let i = 0; i < this.layers.length && held.size > 0; i++) {
+      const have = await this.tryRead(
+        i,
+        "check blobs in",
+        () => this.layers[i].hasBlobs([...held])
+      );
+      held = new Set([...held].filter((d) => have?.has(d)));
+    }
+    return held;
   }
   async hasResults(cacheKeys) {
     return this.union(cacheKeys, (store, keys) => store.hasResults(keys), "check results in");
