@@ -247,6 +247,30 @@ describe('LayeredStore', () => {
     expect(warnings).toEqual([]);
   });
 
+  it('peekResults with a budget for the slow layers answers with the hits found when one hangs', async () => {
+    const b = await fast.putBlob(bytes('output b'));
+    const inFast = sha('in fast');
+    await fast.putResult(manifest(inFast, [b.digest]));
+    const never = () => new Promise<never>(() => {}); // accepts, never answers
+    const hung = Object.assign(Object.create(slow) as Store, {
+      kind: 'registry',
+      hasResults: never,
+      hasBlobs: never,
+      putResult: never,
+    });
+    const store = new LayeredStore([fast, hung], { onWarning: (m) => warnings.push(m) });
+    const found = await store.peekResults([inFast, sha('elsewhere')], { slowLayersMs: 100 });
+    expect([...found.keys()]).toEqual([inFast]);
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /cache store registry .*check results in failed: no answer within the cache query's 0.1 s; left alone for 60 s/,
+      ),
+    ]);
+    // Then it is left alone: a write does not wait for it.
+    await store.putResult(manifest(sha('new'), [b.digest]));
+    expect(await fast.getResult(sha('new'))).not.toBeNull();
+  });
+
   it('pullBlob brings a blob from the first layer that has it into the first layer, verified', async () => {
     const a = await slow.putBlob(bytes('pulled'));
     const store = new LayeredStore([fast, slow], { onWarning: (m) => warnings.push(m) });
@@ -259,7 +283,7 @@ describe('LayeredStore', () => {
     await writeFile(slow.blobPath(c.digest), 'evil');
     expect(await store.pullBlob(c.digest)).toBe(false);
     expect(await fast.hasBlobs([c.digest])).toEqual(new Set());
-    expect(warnings.join('\n')).toMatch(/corrupt/);
+    expect(warnings.join('\n')).toMatch(/corrupt.*, as read from local \(.*slow\)/);
   });
 
   it('flush flushes every layer and writes the counters', async () => {

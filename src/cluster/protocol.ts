@@ -14,6 +14,13 @@ export const PROTOCOL = 'grpc.v1';
 
 /** Largest message either side accepts; bigger ones are refused with RESOURCE_EXHAUSTED. */
 export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+/** How long the master waits for a worker's answer to the cache query (HasCache). */
+export const CACHE_QUERY_TIMEOUT_MS = 30_000;
+/**
+ * What a worker gives its slower (remote) stores of that: it answers with what it has found by
+ * then (its local hits), so a store that hangs costs a miss there, not every hit.
+ */
+export const CACHE_QUERY_REMOTE_BUDGET_MS = 20_000;
 
 export interface Connection {
   type: string;

@@ -39,6 +39,7 @@ import { REPORT_FORMAT } from '../report/types.js';
 import type { ExportReport, InvocationReport, RunReport, WorkerReport } from '../report/types.js';
 import { definitionDigest } from './definition.js';
 import type { Master, MemberState, RunView } from './master.js';
+import { CACHE_QUERY_TIMEOUT_MS } from './protocol.js';
 import type {
   BlobChunk,
   DependencyMsg,
@@ -388,7 +389,7 @@ export class Run {
               member,
               (c) => c.HasCache,
               { worker_uuid: member.uuid, cache_keys: keys.slice(i, i + 2000) },
-              30_000,
+              CACHE_QUERY_TIMEOUT_MS,
             )
             .catch(() => undefined);
           if (res) found.push(...res.results);

@@ -36,6 +36,7 @@ import { blobOpenerFor, restoreOutputs, saveOutputs } from '../store/pack.js';
 import { configDigest, definitionDigest } from './definition.js';
 import { processAlive } from './local.js';
 import {
+  CACHE_QUERY_REMOTE_BUDGET_MS,
   call,
   protocol,
   PROTOCOL,
@@ -939,7 +940,7 @@ export class WorkerAgent {
     const store = this.opts.store;
     let found: Map<string, ResultManifest>;
     if (store.peekResults) {
-      found = await store.peekResults(keys);
+      found = await store.peekResults(keys, { slowLayersMs: CACHE_QUERY_REMOTE_BUDGET_MS });
     } else {
       found = new Map();
       for (const key of await store.hasResults(keys)) {

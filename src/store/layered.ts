@@ -87,6 +87,8 @@ export class LayeredStore implements Store {
   private readonly counters: LayerCounters[];
   private readonly onWarning: (message: string) => void;
   private readonly warned = new Set<string>();
+  /** Per layer: until when it is left alone after it let the cache query's deadline pass. */
+  private readonly resting: number[];
 
   constructor(
     layers: readonly Store[],
@@ -97,6 +99,7 @@ export class LayeredStore implements Store {
     this.kind = [...new Set(layers.map((l) => l.kind))].join('+');
     this.location = layers.map((l) => l.location).join(', ');
     this.onWarning = opts.onWarning ?? (() => {});
+    this.resting = layers.map(() => 0);
     this.counters = layers.map((l) => ({
       kind: l.kind,
       location: l.location,
@@ -207,21 +210,40 @@ export class LayeredStore implements Store {
    * manifests found. A result whose layer does not hold all its blobs is a miss there. Counted as
    * `getResult` is: a hit in the layer that answers, a miss in each layer before.
    */
-  async peekResults(cacheKeys: readonly string[]): Promise<Map<string, ResultManifest>> {
+  async peekResults(
+    cacheKeys: readonly string[],
+    { slowLayersMs }: { slowLayersMs?: number } = {},
+  ): Promise<Map<string, ResultManifest>> {
     const found = new Map<string, ResultManifest>();
     let rest = [...new Set(cacheKeys)];
+    // The layers after the first share one deadline: past it, what is found so far is the answer
+    // (a store that hangs is a miss there, not a lost answer). Their requests are left to end.
+    const deadline = slowLayersMs === undefined ? undefined : Date.now() + slowLayersMs;
+    const read = <T>(i: number, what: string, fn: () => Promise<T>): Promise<T | null> =>
+      i === 0 || deadline === undefined
+        ? this.tryRead(i, what, fn)
+        : this.tryRead(i, what, async () => {
+            try {
+              return await beforeDeadline(fn(), deadline, slowLayersMs!);
+            } catch (err) {
+              // It accepts requests and does not answer: reads and writes leave it alone for a
+              // while, instead of each waiting for its own timeout.
+              if (err instanceof DeadlineError) this.resting[i] = Date.now() + REST_MS;
+              throw err;
+            }
+          });
     for (let i = 0; i < this.layers.length && rest.length > 0; i++) {
+      if (i > 0 && deadline !== undefined && Date.now() >= deadline) break;
       const layer = this.layers[i]!;
-      const have = await this.tryRead(i, 'check results in', () => layer.hasResults(rest));
+      const have = await read(i, 'check results in', () => layer.hasResults(rest));
       for (const key of rest) {
+        if (i > 0 && deadline !== undefined && Date.now() >= deadline) break;
         let manifest = have?.has(key)
-          ? await this.tryRead(i, `result ${key}`, () => layer.getResult(key))
+          ? await read(i, `result ${key}`, () => layer.getResult(key))
           : null;
         if (manifest && i > 0) {
           const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
-          const held = await this.tryRead(i, `blobs of result ${key}`, () =>
-            layer.hasBlobs(digests),
-          );
+          const held = await read(i, `blobs of result ${key}`, () => layer.hasBlobs(digests));
           if (!held || digests.some((d) => !held.has(d))) manifest = null;
         }
         if (manifest) {
@@ -362,6 +384,17 @@ export class LayeredStore implements Store {
     }
     try {
       await target.putBlob(source, digest);
+    } catch (err) {
+      // The bytes came from the other layer: say so, or the warning blames the one written to.
+      if (err instanceof CorruptBlobError) {
+        const origin = this.layers[from]!;
+        throw new CorruptBlobError(
+          err.digest,
+          err.actual,
+          `${err.message}, as read from ${origin.kind} (${origin.location})`,
+        );
+      }
+      throw err;
     } finally {
       source.destroy();
     }
@@ -398,6 +431,7 @@ export class LayeredStore implements Store {
 
   /** A read from layer `i`: an error there is a warning and a miss, except in the first layer. */
   private async tryRead<T>(i: number, what: string, read: () => Promise<T>): Promise<T | null> {
+    if (this.isResting(i)) return null;
     try {
       return await read();
     } catch (err) {
@@ -409,11 +443,23 @@ export class LayeredStore implements Store {
 
   /** A write to layer `i` > 0: an error is a warning. */
   private async tryWrite(i: number, what: string, write: () => Promise<unknown>): Promise<void> {
+    if (this.isResting(i)) return;
     try {
       await write();
     } catch (err) {
       this.warn(i, `write of ${what}`, (err as Error).message);
     }
+  }
+
+  /** Whether layer `i` is left alone now (counted as an error, reported once). */
+  private isResting(i: number): boolean {
+    if (i === 0 || Date.now() >= this.resting[i]!) return false;
+    this.warn(
+      i,
+      'use',
+      `it did not answer the cache query in time; left alone for ${REST_MS / 1000} s`,
+    );
+    return true;
   }
 
   /** Counts an error of layer `i`; warns about the first one of each layer (or every one). */
@@ -427,6 +473,29 @@ export class LayeredStore implements Store {
         (once ? '; further failures of this store are counted, not reported' : ''),
     );
   }
+}
+
+/** How long a layer that let the cache query's deadline pass is left alone. */
+const REST_MS = 60_000;
+
+class DeadlineError extends Error {}
+
+/** `work`, or a `DeadlineError` once `deadline` (ms since the epoch) has passed. */
+function beforeDeadline<T>(work: Promise<T>, deadline: number, budgetMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new DeadlineError(
+            `no answer within the cache query's ${budgetMs / 1000} s; left alone for ${REST_MS / 1000} s`,
+          ),
+        ),
+      Math.max(0, deadline - Date.now()),
+    );
+  });
+  work.catch(() => {}); // answered after the deadline: nobody waits for it
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
 
 async function writeJsonAtomic(file: string, value: unknown): Promise<void> {

@@ -121,7 +121,10 @@ export interface Store {
    * which every worker answers for every unit. Optional: without it, callers use `hasResults`
    * and `getResult`.
    */
-  peekResults?(cacheKeys: readonly string[]): Promise<Map<string, ResultManifest>>;
+  peekResults?(
+    cacheKeys: readonly string[],
+    opts?: { slowLayersMs?: number },
+  ): Promise<Map<string, ResultManifest>>;
   /**
    * Layered stores: brings blob `digest` into the first (local) layer from the first layer that
    * has it, when it is about to be used; whether the first layer holds it now.
