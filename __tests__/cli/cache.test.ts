@@ -294,6 +294,12 @@ describe('dist-build cache', () => {
         /registry reg\.example\/team\/cache: cannot count entries: registry http:\/\/reg\.example unreachable/,
       );
       expect(r.err).toBe('');
+      // ls lists the stores it can, and says which it cannot (no stack trace), exit 1.
+      const ls = await cli('cache', 'ls', '-c', configFile);
+      expect(ls.code).toBe(1);
+      expect(ls.err).toMatch(
+        /^dist-build: registry reg\.example\/team\/cache: cannot list results: registry http:\/\/reg\.example unreachable \(ECONNREFUSED\)\n$/,
+      );
     } finally {
       if (saved) STORE_BACKENDS.registry = saved;
       else delete STORE_BACKENDS.registry;

@@ -737,7 +737,12 @@ describeRegistry('registry store on a real registry', () => {
       digests.push(entries[0]!.digest);
     }
     const clean = makeStore(reg.host, repo);
-    expect(await clean.store.verify()).toEqual({ checked: 3, corrupt: [], removedResults: 0 });
+    expect(await clean.store.verify()).toEqual({
+      checked: 3,
+      corrupt: [],
+      missing: [],
+      removedResults: 0,
+    });
 
     const file = reg.blobDataPath(digests[1]!);
     const bytes = await readFile(file);
@@ -747,9 +752,20 @@ describeRegistry('registry store on a real registry', () => {
     expect(await b.store.verify()).toEqual({
       checked: 3,
       corrupt: [digests[1]],
-      removedResults: 0,
+      missing: [],
+      removedResults: 1,
     });
     expect(b.warnings.join('\n')).toMatch(/is corrupt .*removed from the repository/);
+    // The result naming it is removed too: listings stop counting it, and the next verify is clean.
+    const listed: string[] = [];
+    for await (const r of b.store.listResults()) listed.push(r.cacheKey);
+    expect(listed.sort()).toEqual([keys[0], keys[2]].sort());
+    expect(await makeStore(reg.host, repo).store.verify()).toEqual({
+      checked: 2,
+      corrupt: [],
+      missing: [],
+      removedResults: 0,
+    });
     // Gone from the registry: the result naming it is a miss for any reader, the others are not.
     const c = makeStore(reg.host, repo);
     expect(await c.store.hasBlobs(digests)).toEqual(new Set([digests[0], digests[2]]));

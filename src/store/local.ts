@@ -88,8 +88,10 @@ export interface VerifyResult {
   checked: number;
   /** Digests of the blobs whose bytes did not match (deleted). */
   corrupt: string[];
-  /** Results deleted because they named a corrupt blob. */
+  /** Results deleted because they named a corrupt blob (or, for a registry, a missing one). */
   removedResults: number;
+  /** Registry: blobs that results name and the registry no longer holds. */
+  missing?: string[];
 }
 
 /** Evicting goes down to this fraction of the cap, so the next puts do not evict again at once. */

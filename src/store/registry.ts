@@ -840,14 +840,22 @@ export class RegistryStore implements Store {
    * themselves are small manifests, checked on every read. A registry that cannot be reached is
    * an error (`StoreUnavailableError`), not a clean bill of health.
    */
-  async verify(): Promise<{ checked: number; corrupt: string[]; removedResults: number }> {
-    const digests = new Set(
-      (await this.readableResults()).flatMap((r) => r.outputs.map((o) => o.digest)),
-    );
+  async verify(): Promise<{
+    checked: number;
+    corrupt: string[];
+    missing: string[];
+    removedResults: number;
+  }> {
+    const results = await this.readableResults();
+    const digests = new Set(results.flatMap((r) => r.outputs.map((o) => o.digest)));
     const corrupt: string[] = [];
+    const missing: string[] = [];
     await mapLimit([...digests], this.concurrency, async (digest) => {
       const stream = await this.openBlob(digest);
-      if (!stream) return; // gone since
+      if (!stream) {
+        missing.push(digest);
+        return;
+      }
       try {
         for await (const chunk of stream as AsyncIterable<Buffer>) void chunk;
       } catch (err) {
@@ -855,7 +863,25 @@ export class RegistryStore implements Store {
         corrupt.push(digest);
       }
     });
-    return { checked: digests.size, corrupt: corrupt.sort(), removedResults: 0 };
+    // A result naming a blob that is corrupt or gone can never be used: removed where the
+    // registry allows deletes, so that ls, stats and prune stop counting it.
+    const unusable = new Set([...corrupt, ...missing]);
+    let removedResults = 0;
+    for (const r of results) {
+      if (!r.outputs.some((o) => unusable.has(o.digest))) continue;
+      try {
+        await this.deleteResult(r.cacheKey);
+        removedResults++;
+      } catch {
+        // deletes disabled (405): the result stays, and misses
+      }
+    }
+    return {
+      checked: digests.size,
+      corrupt: corrupt.sort(),
+      missing: missing.sort(),
+      removedResults,
+    };
   }
 
   /** Results in the repository (tags `r-<hex>`), optionally only cache keys starting `prefix`. */
@@ -1275,7 +1301,14 @@ export class RegistryStore implements Store {
     const ours = url.origin === this.origin;
     const scopes = this.scopesFor(spec.extraScopes);
     const scopeKey = scopes.join(' ');
-    if (Date.now() < this.downUntil && this.downError) throw this.downError;
+    if (Date.now() < this.downUntil && this.downError) {
+      const cause = this.downError;
+      throw new StoreUnavailableError(
+        'network',
+        `${this.location}: not asked (${spec.what}): ${cause.message.replace(`${this.location}: `, '')}; asked again in ${Math.ceil((this.downUntil - Date.now()) / 1000)} s`,
+        { cause },
+      );
+    }
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { ...spec.headers };
       if (spec.bodyLength !== undefined) headers['content-length'] = String(spec.bodyLength);

@@ -246,11 +246,15 @@ async function verifyCommand(flags: CacheFlags): Promise<void> {
       process.stdout.write(ghaVerifyText(describe(s), r));
       continue;
     }
+    const missing = r.missing ?? [];
+    if (missing.length) failed++;
+    const removed = count(r.removedResults, 'result');
     process.stdout.write(
-      `${describe(s)}: ${r.checked} blob${r.checked === 1 ? '' : 's'} checked, ${r.corrupt.length} corrupt` +
-        (r.corrupt.length
-          ? ` (${s.config.type === 'local' ? `removed, with ${r.removedResults} result${r.removedResults === 1 ? '' : 's'} naming them` : 'removed where the registry allows it; the results naming them miss'}):\n` +
-            r.corrupt.map((d) => `  ${d}`).join('\n')
+      `${describe(s)}: ${count(r.checked, 'blob')} checked, ${r.corrupt.length} corrupt` +
+        (r.missing ? `, ${missing.length} missing` : '') +
+        (r.corrupt.length || missing.length
+          ? ` (${s.config.type === 'local' ? `removed, with ${removed} naming them` : `corrupt ones removed where the registry allows it; ${removed} naming them removed`}):\n` +
+            [...r.corrupt, ...missing.map((d) => `${d} (missing)`)].map((d) => `  ${d}`).join('\n')
           : '') +
         '\n',
     );
@@ -341,8 +345,16 @@ async function lsCommand(flags: CacheFlags & { key?: string; json?: boolean }): 
       process.stderr.write(`dist-build: ${cannot(s, 'list')}\n`);
       continue;
     }
-    for await (const r of s.store.listResults(flags.key)) {
-      entries.push({ ...r, store: s.config.type, location: s.store.location });
+    try {
+      for await (const r of s.store.listResults(flags.key)) {
+        entries.push({ ...r, store: s.config.type, location: s.store.location });
+      }
+    } catch (err) {
+      // The other stores are still listed; what this one held so far is kept.
+      process.exitCode = 1;
+      process.stderr.write(
+        `dist-build: ${describe(s)}: cannot list results: ${(err as Error).message}\n`,
+      );
     }
   }
   if (flags.json) {
