@@ -1230,6 +1230,20 @@ invocations:
     // cache query used to copy every result, blobs and all).
     const local = await LocalStore.open(join(root, 'local-cache'));
     expect(await local.hasBlobs(Object.values(digests))).toEqual(new Set([digests.c]));
+    // ... with its result: offline, the exported unit is cached too (the others are built).
+    const offline = await runCli(
+      ['run', '--config', config, '--workers', '1', '--no-remote-cache', '--out', join(root, 'o2')],
+      { timeoutMs: 90_000 },
+    );
+    expect(offline.code).toBe(0);
+    const statuses = JSON.parse(
+      readFileSync(join(root, 'o2/dist-build-report.json'), 'utf8'),
+    ) as RunReport;
+    expect(Object.fromEntries(statuses.invocations.map((i) => [i.unit, i.status]))).toEqual({
+      a: 'built',
+      b: 'built',
+      c: 'cached',
+    });
 
     // cache stats counts the registry by its list of results.
     const stats = await runCli(['cache', 'stats', '--config', config, '--json']);

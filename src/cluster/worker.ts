@@ -798,6 +798,7 @@ export class WorkerAgent {
             throw new LostDependencyError(dep.unit, (err as Error).message);
           }
           await this.workspace.mark(out.path, out.digest);
+          await this.opts.store.pullResult?.(dep.cache_key);
         });
       }
     }
@@ -1010,6 +1011,8 @@ export class WorkerAgent {
       return;
     }
     await this.sendBlob(c, blob);
+    // In use, so kept: the result comes into the local store with its blobs (offline next time).
+    await this.opts.store.pullResult?.(cache_key);
   }
 }
 

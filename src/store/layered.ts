@@ -282,6 +282,29 @@ export class LayeredStore implements Store {
    * from a layer that holds them): `saveOutputs` uploads only what no layer has, so a blob found
    * in one layer was not written to the others.
    */
+  async pullResult(cacheKey: string): Promise<void> {
+    if (this.layers.length === 1) return;
+    const first = this.layers[0]!;
+    try {
+      if ((await first.hasResults([cacheKey])).has(cacheKey)) return;
+      for (let i = 1; i < this.layers.length; i++) {
+        const manifest = await this.tryRead(i, `result ${cacheKey}`, () =>
+          this.layers[i]!.getResult(cacheKey),
+        );
+        if (!manifest) continue;
+        const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+        const held = await first.hasBlobs(digests);
+        if (digests.every((d) => held.has(d))) {
+          await first.putResult(manifest);
+          this.counters[0]!.copiedIn++;
+        }
+        return;
+      }
+    } catch (err) {
+      this.warn(0, `copy of result ${cacheKey}`, (err as Error).message);
+    }
+  }
+
   async putResult(manifest: ResultManifest): Promise<void> {
     const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
     await this.fillBlobs(0, digests);

@@ -131,6 +131,11 @@ export interface Store {
    */
   pullBlob?(digest: string): Promise<boolean>;
   /**
+   * Layered stores: copies result `cacheKey` into the first layer from a slower one when the
+   * first already holds every blob it names (it was used: its blobs were pulled). Never throws.
+   */
+  pullResult?(cacheKey: string): Promise<void>;
+  /**
    * Layered stores: the digests every layer holds, which a save need not write anywhere
    * (`hasBlobs` answers for any layer). Optional: without it, savers use `hasBlobs`.
    */
