@@ -3381,13 +3381,16 @@ var init_registry = __esm({
        * an error (`StoreUnavailableError`), not a clean bill of health.
        */
       async verify() {
-        const digests = new Set(
-          (await this.readableResults()).flatMap((r) => r.outputs.map((o) => o.digest))
-        );
+        const results = await this.readableResults();
+        const digests = new Set(results.flatMap((r) => r.outputs.map((o) => o.digest)));
         const corrupt = [];
+        const missing = [];
         await mapLimit([...digests], this.concurrency, async (digest) => {
           const stream = await this.openBlob(digest);
-          if (!stream) return;
+          if (!stream) {
+            missing.push(digest);
+            return;
+          }
           try {
             for await (const chunk of stream) void chunk;
           } catch (err) {
@@ -3395,7 +3398,22 @@ var init_registry = __esm({
             corrupt.push(digest);
           }
         });
-        return { checked: digests.size, corrupt: corrupt.sort(), removedResults: 0 };
+        const unusable = /* @__PURE__ */ new Set([...corrupt, ...missing]);
+        let removedResults = 0;
+        for (const r of results) {
+          if (!r.outputs.some((o) => unusable.has(o.digest))) continue;
+          try {
+            await this.deleteResult(r.cacheKey);
+            removedResults++;
+          } catch {
+          }
+        }
+        return {
+          checked: digests.size,
+          corrupt: corrupt.sort(),
+          missing: missing.sort(),
+          removedResults
+        };
       }
       /** Results in the repository (tags `r-<hex>`), optionally only cache keys starting `prefix`. */
       async *listResults(prefix = "") {
@@ -3761,7 +3779,14 @@ var init_registry = __esm({
         const ours = url.origin === this.origin;
         const scopes = this.scopesFor(spec.extraScopes);
         const scopeKey = scopes.join(" ");
-        if (Date.now() < this.downUntil && this.downError) throw this.downError;
+        if (Date.now() < this.downUntil && this.downError) {
+          const cause = this.downError;
+          throw new StoreUnavailableError(
+            "network",
+            `${this.location}: not asked (${spec.what}): ${cause.message.replace(`${this.location}: `, "")}; asked again in ${Math.ceil((this.downUntil - Date.now()) / 1e3)} s`,
+            { cause }
+          );
+        }
         for (let attempt = 0; ; attempt++) {
           const headers = { ...spec.headers };
           if (spec.bodyLength !== void 0) headers["content-length"] = String(spec.bodyLength);
@@ -8652,6 +8677,7 @@ var LayeredStore = class {
     this.location = layers.map((l) => l.location).join(", ");
     this.onWarning = opts.onWarning ?? (() => {
     });
+    this.resting = layers.map(() => 0);
     this.counters = layers.map((l) => ({
       kind: l.kind,
       location: l.location,
@@ -8687,6 +8713,8 @@ var LayeredStore = class {
   counters;
   onWarning;
   warned = /* @__PURE__ */ new Set();
+  /** Per layer: until when it is left alone after it let the cache query's deadline pass. */
+  resting;
   async hasBlobs(digests) {
     return this.union(digests, (store, keys) => store.hasBlobs(keys), "check blobs in");
   }
@@ -8766,21 +8794,28 @@ var LayeredStore = class {
    * manifests found. A result whose layer does not hold all its blobs is a miss there. Counted as
    * `getResult` is: a hit in the layer that answers, a miss in each layer before.
    */
-  async peekResults(cacheKeys) {
+  async peekResults(cacheKeys, { slowLayersMs } = {}) {
     const found = /* @__PURE__ */ new Map();
     let rest = [...new Set(cacheKeys)];
+    const deadline = slowLayersMs === void 0 ? void 0 : Date.now() + slowLayersMs;
+    const read = (i, what, fn) => i === 0 || deadline === void 0 ? this.tryRead(i, what, fn) : this.tryRead(i, what, async () => {
+      try {
+        return await beforeDeadline(fn(), deadline, slowLayersMs);
+      } catch (err) {
+        if (err instanceof DeadlineError) this.resting[i] = Date.now() + REST_MS;
+        throw err;
+      }
+    });
     for (let i = 0; i < this.layers.length && rest.length > 0; i++) {
+      if (i > 0 && deadline !== void 0 && Date.now() >= deadline) break;
       const layer = this.layers[i];
-      const have = await this.tryRead(i, "check results in", () => layer.hasResults(rest));
+      const have = await read(i, "check results in", () => layer.hasResults(rest));
       for (const key of rest) {
-        let manifest = have?.has(key) ? await this.tryRead(i, `result ${key}`, () => layer.getResult(key)) : null;
+        if (i > 0 && deadline !== void 0 && Date.now() >= deadline) break;
+        let manifest = have?.has(key) ? await read(i, `result ${key}`, () => layer.getResult(key)) : null;
         if (manifest && i > 0) {
           const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
-          const held = await this.tryRead(
-            i,
-            `blobs of result ${key}`,
-            () => layer.hasBlobs(digests)
-          );
+          const held = await read(i, `blobs of result ${key}`, () => layer.hasBlobs(digests));
           if (!held || digests.some((d) => !held.has(d))) manifest = null;
         }
         if (manifest) {
@@ -8819,6 +8854,30 @@ var LayeredStore = class {
    * from a layer that holds them): `saveOutputs` uploads only what no layer has, so a blob found
    * in one layer was not written to the others.
    */
+  async pullResult(cacheKey) {
+    if (this.layers.length === 1) return;
+    const first = this.layers[0];
+    try {
+      if ((await first.hasResults([cacheKey])).has(cacheKey)) return;
+      for (let i = 1; i < this.layers.length; i++) {
+        const manifest = await this.tryRead(
+          i,
+          `result ${cacheKey}`,
+          () => this.layers[i].getResult(cacheKey)
+        );
+        if (!manifest) continue;
+        const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+        const held = await first.hasBlobs(digests);
+        if (digests.every((d) => held.has(d))) {
+          await first.putResult(manifest);
+          this.counters[0].copiedIn++;
+        }
+        return;
+      }
+    } catch (err) {
+      this.warn(0, `copy of result ${cacheKey}`, err.message);
+    }
+  }
   async putResult(manifest) {
     const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
     await this.fillBlobs(0, digests);
@@ -8917,6 +8976,16 @@ var LayeredStore = class {
     }
     try {
       await target.putBlob(source, digest);
+    } catch (err) {
+      if (err instanceof CorruptBlobError) {
+        const origin = this.layers[from];
+        throw new CorruptBlobError(
+          err.digest,
+          err.actual,
+          `${err.message}, as read from ${origin.kind} (${origin.location})`
+        );
+      }
+      throw err;
     } finally {
       source.destroy();
     }
@@ -8946,6 +9015,7 @@ var LayeredStore = class {
   }
   /** A read from layer `i`: an error there is a warning and a miss, except in the first layer. */
   async tryRead(i, what, read) {
+    if (this.isResting(i)) return null;
     try {
       return await read();
     } catch (err) {
@@ -8956,11 +9026,22 @@ var LayeredStore = class {
   }
   /** A write to layer `i` > 0: an error is a warning. */
   async tryWrite(i, what, write) {
+    if (this.isResting(i)) return;
     try {
       await write();
     } catch (err) {
       this.warn(i, `write of ${what}`, err.message);
     }
+  }
+  /** Whether layer `i` is left alone now (counted as an error, reported once). */
+  isResting(i) {
+    if (i === 0 || Date.now() >= this.resting[i]) return false;
+    this.warn(
+      i,
+      "use",
+      `it did not answer the cache query in time; left alone for ${REST_MS / 1e3} s`
+    );
+    return true;
   }
   /** Counts an error of layer `i`; warns about the first one of each layer (or every one). */
   warn(i, what, message2, once = true) {
@@ -8973,6 +9054,25 @@ var LayeredStore = class {
     );
   }
 };
+var REST_MS = 6e4;
+var DeadlineError = class extends Error {
+};
+function beforeDeadline(work, deadline, budgetMs) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(
+      () => reject(
+        new DeadlineError(
+          `no answer within the cache query's ${budgetMs / 1e3} s; left alone for ${REST_MS / 1e3} s`
+        )
+      ),
+      Math.max(0, deadline - Date.now())
+    );
+  });
+  work.catch(() => {
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
 async function writeJsonAtomic(file, value) {
   await mkdir4(dirname4(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
@@ -9579,6 +9679,8 @@ service Worker {
 // src/cluster/protocol.ts
 var PROTOCOL = "grpc.v1";
 var MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+var CACHE_QUERY_TIMEOUT_MS = 3e4;
+var CACHE_QUERY_REMOTE_BUDGET_MS = 2e4;
 var loaded;
 function protocol() {
   if (loaded) return loaded;
@@ -11505,6 +11607,7 @@ var WorkerAgent = class {
             throw new LostDependencyError(dep.unit, err.message);
           }
           await this.workspace.mark(out.path, out.digest);
+          await this.opts.store.pullResult?.(dep.cache_key);
         });
       }
     }
@@ -11634,7 +11737,7 @@ var WorkerAgent = class {
     const store = this.opts.store;
     let found;
     if (store.peekResults) {
-      found = await store.peekResults(keys);
+      found = await store.peekResults(keys, { slowLayersMs: CACHE_QUERY_REMOTE_BUDGET_MS });
     } else {
       found = /* @__PURE__ */ new Map();
       for (const key of await store.hasResults(keys)) {
@@ -11694,6 +11797,7 @@ var WorkerAgent = class {
       return;
     }
     await this.sendBlob(c, blob);
+    await this.opts.store.pullResult?.(cache_key);
   }
 };
 var StoppedError = class extends Error {
@@ -11989,7 +12093,7 @@ var Run = class {
             member,
             (c) => c.HasCache,
             { worker_uuid: member.uuid, cache_keys: keys.slice(i, i + 2e3) },
-            3e4
+            CACHE_QUERY_TIMEOUT_MS
           ).catch(() => void 0);
           if (res) found.push(...res.results);
         }

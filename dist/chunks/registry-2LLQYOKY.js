@@ -1094,13 +1094,16 @@ var RegistryStore = class _RegistryStore {
    * an error (`StoreUnavailableError`), not a clean bill of health.
    */
   async verify() {
-    const digests = new Set(
-      (await this.readableResults()).flatMap((r) => r.outputs.map((o) => o.digest))
-    );
+    const results = await this.readableResults();
+    const digests = new Set(results.flatMap((r) => r.outputs.map((o) => o.digest)));
     const corrupt = [];
+    const missing = [];
     await mapLimit([...digests], this.concurrency, async (digest) => {
       const stream = await this.openBlob(digest);
-      if (!stream) return;
+      if (!stream) {
+        missing.push(digest);
+        return;
+      }
       try {
         for await (const chunk of stream) void chunk;
       } catch (err) {
@@ -1108,7 +1111,22 @@ var RegistryStore = class _RegistryStore {
         corrupt.push(digest);
       }
     });
-    return { checked: digests.size, corrupt: corrupt.sort(), removedResults: 0 };
+    const unusable = /* @__PURE__ */ new Set([...corrupt, ...missing]);
+    let removedResults = 0;
+    for (const r of results) {
+      if (!r.outputs.some((o) => unusable.has(o.digest))) continue;
+      try {
+        await this.deleteResult(r.cacheKey);
+        removedResults++;
+      } catch {
+      }
+    }
+    return {
+      checked: digests.size,
+      corrupt: corrupt.sort(),
+      missing: missing.sort(),
+      removedResults
+    };
   }
   /** Results in the repository (tags `r-<hex>`), optionally only cache keys starting `prefix`. */
   async *listResults(prefix = "") {
@@ -1474,7 +1492,14 @@ var RegistryStore = class _RegistryStore {
     const ours = url.origin === this.origin;
     const scopes = this.scopesFor(spec.extraScopes);
     const scopeKey = scopes.join(" ");
-    if (Date.now() < this.downUntil && this.downError) throw this.downError;
+    if (Date.now() < this.downUntil && this.downError) {
+      const cause = this.downError;
+      throw new StoreUnavailableError(
+        "network",
+        `${this.location}: not asked (${spec.what}): ${cause.message.replace(`${this.location}: `, "")}; asked again in ${Math.ceil((this.downUntil - Date.now()) / 1e3)} s`,
+        { cause }
+      );
+    }
     for (let attempt = 0; ; attempt++) {
       const headers = { ...spec.headers };
       if (spec.bodyLength !== void 0) headers["content-length"] = String(spec.bodyLength);
