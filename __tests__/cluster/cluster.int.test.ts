@@ -5,7 +5,15 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
@@ -24,6 +32,8 @@ import {
   type Security,
 } from '../../src/cluster/transport.js';
 import { WorkerAgent } from '../../src/cluster/worker.js';
+import { LayeredStore } from '../../src/store/layered.js';
+import type { LayeredStats } from '../../src/store/layered.js';
 import { LocalStore } from '../../src/store/local.js';
 
 const T = 30_000;
@@ -157,6 +167,42 @@ test('a worker joining over a unix socket listens on one of its own by default (
   expect(existsSync(path)).toBe(true);
   await agent.stop();
   expect(existsSync(path)).toBe(false);
+});
+
+test('a long-lived worker writes its cache lookup counters while it runs, not only when it stops', async () => {
+  const master = await startMaster({});
+  const root = join(dir, 'tree-stats');
+  mkdirSync(root, { recursive: true });
+  const cacheDir = join(dir, 'cache-stats');
+  const statsFile = join(cacheDir, 'stats', 'stats.json');
+  const config = parseConfig(CONFIG, join(root, 'dist-build.yml'));
+  const agent = new WorkerAgent({
+    config,
+    join: sock('master'),
+    security: {},
+    store: new LayeredStore([await LocalStore.open(cacheDir)], { statsFile, slot: 'pool' }),
+    cacheDir,
+    id: 'pool',
+    log: () => undefined,
+  });
+  cleanups.push(() => agent.stop());
+  await agent.start();
+  await agent.registered;
+  const m = master.live()[0]!;
+  const ok = await master.startJob(m, {
+    worker_uuid: m.uuid,
+    job_id: 'j1',
+    unit: 'hello',
+    invocation: 'hello',
+    definition_digest: definitionDigest(config.invocations[0]!),
+    cache_key: 'sha256:' + '3'.repeat(64),
+    deps: [],
+  });
+  expect(ok.accepted).toBe(true);
+  await until(() => existsSync(statsFile), 'the stats file', 15_000);
+  const stats = JSON.parse(readFileSync(statsFile, 'utf8')) as LayeredStats;
+  expect(stats).toMatchObject({ slot: 'pool', since: expect.any(String) });
+  expect(Date.parse(stats.since!)).toBeLessThanOrEqual(Date.parse(stats.updatedAt));
 });
 
 test('with a cache dir too long for a socket path the socket goes to the temp dir, and stale ones there are removed', async () => {

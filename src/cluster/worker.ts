@@ -126,6 +126,8 @@ const REPORT_ACK_MS = 5_000;
 const KEEP_FINISHED = 512;
 /** Longest unix socket path used (the system limit is 107 or 103 bytes, with the NUL). */
 const MAX_SOCKET_PATH = 100;
+/** How long after a cache lookup or a stored result the store's counters are written. */
+const STATS_DELAY_MS = 2000;
 /** Name prefix of a worker's own socket in the temp dir (when its cache dir's path is too long). */
 const TMP_SOCKET_PREFIX = 'dist-build-worker-';
 /** Bytes of a process-group file: the pgid, padded with spaces (all spaces when free). */
@@ -157,6 +159,8 @@ export class WorkerAgent {
   private heartbeats: grpc.ClientDuplexStream<HeartbeatRequest, HeartbeatResponse> | undefined;
   /** Result manifests being written (`stop` waits for them). */
   private readonly resultWrites = new Set<Promise<unknown>>();
+  /** A pending write of the store's counters (see `statsSoon`). */
+  private statsTimer: NodeJS.Timeout | undefined;
   /** Reports sent on the heartbeat stream, by job id, waiting for the master's ack. */
   private readonly reportAcks = new Map<string, (acked: boolean) => void>();
   private shutdownAsked = false;
@@ -272,6 +276,7 @@ export class WorkerAgent {
     for (const job of this.jobs.values()) {
       if (job.phase !== 'done') job.stopped = reason;
     }
+    if (this.statsTimer) clearTimeout(this.statsTimer);
     await this.executor.stopAll(reason);
     // Results of finished jobs still being written go in first.
     await Promise.allSettled([...this.resultWrites]);
@@ -772,7 +777,10 @@ export class WorkerAgent {
         .catch((err: unknown) => {
           this.log(`warning: cannot store the result of ${job.unit}: ${(err as Error).message}`);
         })
-        .finally(() => this.resultWrites.delete(written));
+        .finally(() => {
+          this.resultWrites.delete(written);
+          this.statsSoon();
+        });
       this.resultWrites.add(written);
       await written;
     }
@@ -960,7 +968,21 @@ export class WorkerAgent {
           worker: m.worker,
         });
     }
+    this.statsSoon();
     return { cache_keys: results.map((r) => r.cache_key), results };
+  }
+
+  /**
+   * Writes the store's counters a little later (once for a burst of lookups and results), so
+   * `dist-build cache stats` sees a long-lived worker's lookups before it stops.
+   */
+  private statsSoon(): void {
+    if (this.statsTimer || this.stopping || !this.opts.store.writeStats) return;
+    this.statsTimer = setTimeout(() => {
+      this.statsTimer = undefined;
+      void this.opts.store.writeStats?.();
+    }, STATS_DELAY_MS);
+    this.statsTimer.unref();
   }
 
   private async sendBlob(

@@ -57,6 +57,8 @@ export interface LayerCounters {
 /** What `stats()` returns and `flush` writes. */
 export interface LayeredStats {
   slot?: string;
+  /** ISO 8601: when the counting started (the store was made: the worker started). */
+  since?: string;
   /** ISO 8601. */
   updatedAt: string;
   layers: LayerCounters[];
@@ -89,6 +91,7 @@ export class LayeredStore implements Store {
   private readonly warned = new Set<string>();
   /** Per layer: until when it is left alone after it let the cache query's deadline pass. */
   private readonly resting: number[];
+  private readonly since: string;
 
   constructor(
     layers: readonly Store[],
@@ -100,6 +103,7 @@ export class LayeredStore implements Store {
     this.location = layers.map((l) => l.location).join(', ');
     this.onWarning = opts.onWarning ?? (() => {});
     this.resting = layers.map(() => 0);
+    this.since = new Date().toISOString();
     this.counters = layers.map((l) => ({
       kind: l.kind,
       location: l.location,
@@ -330,20 +334,24 @@ export class LayeredStore implements Store {
         else this.warn(i, 'flush', (err as Error).message, false);
       }
     }
-    if (this.opts.statsFile) {
-      await writeJsonAtomic(this.opts.statsFile, this.stats()).catch((err: unknown) =>
-        this.onWarning(
-          `cannot write cache stats to ${this.opts.statsFile}: ${(err as Error).message}`,
-        ),
-      );
-    }
+    await this.writeStats();
     if (firstError !== undefined) throw firstError;
+  }
+
+  async writeStats(): Promise<void> {
+    if (!this.opts.statsFile) return;
+    await writeJsonAtomic(this.opts.statsFile, this.stats()).catch((err: unknown) =>
+      this.onWarning(
+        `cannot write cache stats to ${this.opts.statsFile}: ${(err as Error).message}`,
+      ),
+    );
   }
 
   /** Hit and miss counters per layer since the store was made. */
   stats(): LayeredStats {
     return {
       ...(this.opts.slot !== undefined ? { slot: this.opts.slot } : {}),
+      since: this.since,
       updatedAt: new Date().toISOString(),
       layers: this.counters.map((c) => ({
         ...c,

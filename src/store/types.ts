@@ -136,6 +136,11 @@ export interface Store {
    */
   pullResult?(cacheKey: string): Promise<void>;
   /**
+   * Layered stores: writes the lookup counters to the stats file now (`flush` does too), for a
+   * long-lived worker whose `flush` comes only when it stops. Never throws.
+   */
+  writeStats?(): Promise<void>;
+  /**
    * Layered stores: the digests every layer holds, which a save need not write anywhere
    * (`hasBlobs` answers for any layer). Optional: without it, savers use `hasBlobs`.
    */

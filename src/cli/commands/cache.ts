@@ -67,6 +67,8 @@ async function openAll(flags: CacheFlags): Promise<{ config: Config; stores: Ope
 interface LastRun {
   workers: number;
   at?: string;
+  /** When the earliest of those workers started counting (a pool worker: when it started). */
+  since?: string;
   /** Counters by layer position (the stores in config order), with the layer's kind. */
   layers: { kind: string; hits: number; misses: number }[];
 }
@@ -102,6 +104,7 @@ async function lastRun(dir: string): Promise<LastRun> {
   for (const f of files) {
     if (Date.parse(f.updatedAt) < newest - LAST_RUN_WINDOW_MS) continue;
     run.workers++;
+    if (f.since && (!run.since || f.since < run.since)) run.since = f.since;
     f.layers.forEach((l, i) => {
       const most = (run.layers[i] ??= { kind: l.kind, hits: 0, misses: 0 });
       if (most.kind !== l.kind) return; // written with another config
@@ -214,7 +217,7 @@ async function statsCommand(flags: CacheFlags & { json?: boolean }): Promise<voi
     ),
     '',
     run.workers > 0
-      ? `hits/misses: result lookups of the last run in each store (${run.workers} worker${run.workers === 1 ? '' : 's'}, last at ${run.at}; from ${statsDir})`
+      ? `hits/misses: result lookups of the last run in each store (${count(run.workers, 'worker')}${run.since ? `, counting since ${run.since} (a long-lived worker counts every run it served)` : ''}, last at ${run.at}; from ${statsDir})`
       : `hits/misses: no run has recorded stats in ${statsDir} yet`,
     ...notes,
   ];
