@@ -8678,6 +8678,7 @@ var LayeredStore = class {
     this.onWarning = opts.onWarning ?? (() => {
     });
     this.resting = layers.map(() => 0);
+    this.since = (/* @__PURE__ */ new Date()).toISOString();
     this.counters = layers.map((l) => ({
       kind: l.kind,
       location: l.location,
@@ -8715,6 +8716,7 @@ var LayeredStore = class {
   warned = /* @__PURE__ */ new Set();
   /** Per layer: until when it is left alone after it let the cache query's deadline pass. */
   resting;
+  since;
   async hasBlobs(digests) {
     return this.union(digests, (store, keys) => store.hasBlobs(keys), "check blobs in");
   }
@@ -8902,19 +8904,22 @@ var LayeredStore = class {
         else this.warn(i, "flush", err.message, false);
       }
     }
-    if (this.opts.statsFile) {
-      await writeJsonAtomic(this.opts.statsFile, this.stats()).catch(
-        (err) => this.onWarning(
-          `cannot write cache stats to ${this.opts.statsFile}: ${err.message}`
-        )
-      );
-    }
+    await this.writeStats();
     if (firstError !== void 0) throw firstError;
+  }
+  async writeStats() {
+    if (!this.opts.statsFile) return;
+    await writeJsonAtomic(this.opts.statsFile, this.stats()).catch(
+      (err) => this.onWarning(
+        `cannot write cache stats to ${this.opts.statsFile}: ${err.message}`
+      )
+    );
   }
   /** Hit and miss counters per layer since the store was made. */
   stats() {
     return {
       ...this.opts.slot !== void 0 ? { slot: this.opts.slot } : {},
+      since: this.since,
       updatedAt: (/* @__PURE__ */ new Date()).toISOString(),
       layers: this.counters.map((c) => ({
         ...c,
@@ -11004,6 +11009,7 @@ var RPC_TIMEOUT_MS = 1e4;
 var REPORT_ACK_MS = 5e3;
 var KEEP_FINISHED = 512;
 var MAX_SOCKET_PATH = 100;
+var STATS_DELAY_MS = 2e3;
 var TMP_SOCKET_PREFIX = "dist-build-worker-";
 var PGID_WIDTH = 12;
 var agentInstances = 0;
@@ -11042,6 +11048,8 @@ var WorkerAgent = class {
   heartbeats;
   /** Result manifests being written (`stop` waits for them). */
   resultWrites = /* @__PURE__ */ new Set();
+  /** A pending write of the store's counters (see `statsSoon`). */
+  statsTimer;
   /** Reports sent on the heartbeat stream, by job id, waiting for the master's ack. */
   reportAcks = /* @__PURE__ */ new Map();
   shutdownAsked = false;
@@ -11134,6 +11142,7 @@ var WorkerAgent = class {
     for (const job of this.jobs.values()) {
       if (job.phase !== "done") job.stopped = reason;
     }
+    if (this.statsTimer) clearTimeout(this.statsTimer);
     await this.executor.stopAll(reason);
     await Promise.allSettled([...this.resultWrites]);
     await this.opts.store.flush?.().catch((err) => {
@@ -11585,7 +11594,10 @@ var WorkerAgent = class {
       const manifest = result;
       const written = new Promise((r) => setImmediate(r)).then(() => this.opts.store.putResult(manifest)).catch((err) => {
         this.log(`warning: cannot store the result of ${job.unit}: ${err.message}`);
-      }).finally(() => this.resultWrites.delete(written));
+      }).finally(() => {
+        this.resultWrites.delete(written);
+        this.statsSoon();
+      });
       this.resultWrites.add(written);
       await written;
     }
@@ -11756,7 +11768,20 @@ var WorkerAgent = class {
           worker: m.worker
         });
     }
+    this.statsSoon();
     return { cache_keys: results.map((r) => r.cache_key), results };
+  }
+  /**
+   * Writes the store's counters a little later (once for a burst of lookups and results), so
+   * `dist-build cache stats` sees a long-lived worker's lookups before it stops.
+   */
+  statsSoon() {
+    if (this.statsTimer || this.stopping || !this.opts.store.writeStats) return;
+    this.statsTimer = setTimeout(() => {
+      this.statsTimer = void 0;
+      void this.opts.store.writeStats?.();
+    }, STATS_DELAY_MS);
+    this.statsTimer.unref();
   }
   async sendBlob(c, digest) {
     try {
