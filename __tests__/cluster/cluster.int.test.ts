@@ -35,6 +35,7 @@ import { WorkerAgent } from '../../src/cluster/worker.js';
 import { LayeredStore } from '../../src/store/layered.js';
 import type { LayeredStats } from '../../src/store/layered.js';
 import { LocalStore } from '../../src/store/local.js';
+import type { Store } from '../../src/store/types.js';
 
 const T = 30_000;
 let dir: string;
@@ -103,6 +104,28 @@ async function startWorker(
   return agent;
 }
 
+/**
+ * A worker without TLS that joins the master over its unix socket and listens where it chooses
+ * (its own socket), on `cacheDir`; stopped after the test.
+ */
+async function startPlainWorker(id: string, cacheDir: string, store?: Store): Promise<WorkerAgent> {
+  const root = join(dir, `tree-${id}`);
+  mkdirSync(root, { recursive: true });
+  const agent = new WorkerAgent({
+    config: parseConfig(CONFIG, join(root, 'dist-build.yml')),
+    join: sock('master'),
+    security: {},
+    store: store ?? (await LocalStore.open(cacheDir)),
+    cacheDir,
+    id,
+    log: () => undefined,
+  });
+  cleanups.push(() => agent.stop());
+  await agent.start();
+  await agent.registered;
+  return agent;
+}
+
 function masterClient(security: Security) {
   const a = sock('master');
   const c = new (protocol().MasterClient)(
@@ -139,26 +162,13 @@ function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<v
 
 test('a worker joining over a unix socket listens on one of its own by default (no TLS needed), removed when it stops', async () => {
   const master = await startMaster({});
-  const root = join(dir, 'tree-plain');
-  mkdirSync(root, { recursive: true });
   const cacheDir = join(dir, 'cache-plain');
   // What a killed worker left: its socket record, under a process id that is gone.
   const gone = spawnSync('true').pid!;
   mkdirSync(join(cacheDir, 'running'), { recursive: true });
   const stale = join(cacheDir, 'running', `${gone}.0.sock`);
   writeFileSync(stale, '');
-  const agent = new WorkerAgent({
-    config: parseConfig(CONFIG, join(root, 'dist-build.yml')),
-    join: sock('master'),
-    security: {},
-    store: await LocalStore.open(cacheDir),
-    cacheDir,
-    id: 'plain',
-    log: () => undefined,
-  });
-  cleanups.push(() => agent.stop());
-  await agent.start();
-  await agent.registered;
+  const agent = await startPlainWorker('plain', cacheDir);
   expect(existsSync(stale)).toBe(false);
   const socket = master.live()[0]!.member.connections[0]!.socket;
   expect(socket.startsWith(`unix://${join(cacheDir, 'running')}/`)).toBe(true);
@@ -171,30 +181,19 @@ test('a worker joining over a unix socket listens on one of its own by default (
 
 test('a long-lived worker writes its cache lookup counters while it runs, not only when it stops', async () => {
   const master = await startMaster({});
-  const root = join(dir, 'tree-stats');
-  mkdirSync(root, { recursive: true });
   const cacheDir = join(dir, 'cache-stats');
   const statsFile = join(cacheDir, 'stats', 'stats.json');
-  const config = parseConfig(CONFIG, join(root, 'dist-build.yml'));
-  const agent = new WorkerAgent({
-    config,
-    join: sock('master'),
-    security: {},
-    store: new LayeredStore([await LocalStore.open(cacheDir)], { statsFile, slot: 'pool' }),
-    cacheDir,
-    id: 'pool',
-    log: () => undefined,
-  });
-  cleanups.push(() => agent.stop());
-  await agent.start();
-  await agent.registered;
+  const store = new LayeredStore([await LocalStore.open(cacheDir)], { statsFile, slot: 'pool' });
+  await startPlainWorker('pool', cacheDir, store);
   const m = master.live()[0]!;
   const ok = await master.startJob(m, {
     worker_uuid: m.uuid,
     job_id: 'j1',
     unit: 'hello',
     invocation: 'hello',
-    definition_digest: definitionDigest(config.invocations[0]!),
+    definition_digest: definitionDigest(
+      parseConfig(CONFIG, join(dir, 'x/dist-build.yml')).invocations[0]!,
+    ),
     cache_key: 'sha256:' + '3'.repeat(64),
     deps: [],
   });
@@ -207,8 +206,6 @@ test('a long-lived worker writes its cache lookup counters while it runs, not on
 
 test('with a cache dir too long for a socket path the socket goes to the temp dir, and stale ones there are removed', async () => {
   const master = await startMaster({});
-  const root = join(dir, 'tree-long');
-  mkdirSync(root, { recursive: true });
   const cacheDir = join(dir, 'c'.repeat(120));
   // A socket a killed worker left in the temp dir: its process listened, then died at once.
   const killed = spawnSync(process.execPath, [
@@ -219,18 +216,7 @@ test('with a cache dir too long for a socket path the socket goes to the temp di
   expect(killed.signal).toBe('SIGKILL');
   const leftover = join(tmpdir(), `dist-build-worker-${killed.pid}.0.sock`);
   expect(lstatSync(leftover).isSocket()).toBe(true);
-  const agent = new WorkerAgent({
-    config: parseConfig(CONFIG, join(root, 'dist-build.yml')),
-    join: sock('master'),
-    security: {},
-    store: await LocalStore.open(cacheDir),
-    cacheDir,
-    id: 'long',
-    log: () => undefined,
-  });
-  cleanups.push(() => agent.stop());
-  await agent.start();
-  await agent.registered;
+  const agent = await startPlainWorker('long', cacheDir);
   expect(existsSync(leftover)).toBe(false);
   const socket = master.live()[0]!.member.connections[0]!.socket;
   const own = `unix://${join(tmpdir(), `dist-build-worker-${process.pid}.`)}`;
