@@ -271,6 +271,26 @@ describe('LayeredStore', () => {
     expect(await fast.getResult(sha('new'))).not.toBeNull();
   });
 
+  it('a slow layer that answers is cut off at the deadline but not left alone', async () => {
+    const b = await slow.putBlob(bytes('output b'));
+    const keys = Array.from({ length: 40 }, (_, i) => sha(`k${i}`));
+    for (const k of keys) await slow.putResult(manifest(k, [b.digest]));
+    const later = <T>(v: Promise<T>) => new Promise<T>((r) => setTimeout(() => r(v), 30));
+    const sluggish = Object.assign(Object.create(slow) as Store, {
+      kind: 'registry',
+      hasResults: (k: readonly string[]) => later(slow.hasResults(k)),
+      getResult: (k: string) => later(slow.getResult(k)),
+      hasBlobs: (d: readonly string[]) => later(slow.hasBlobs(d)),
+    });
+    const store = new LayeredStore([fast, sluggish], { onWarning: (m) => warnings.push(m) });
+    const found = await store.peekResults(keys, { slowLayersMs: 150 });
+    expect(found.size).toBeLessThan(keys.length); // cut off: 40 keys take longer than 150 ms
+    expect(warnings.join('\n')).not.toMatch(/left alone/);
+    // Still used: a write reaches it.
+    await store.putResult(manifest(sha('new'), [b.digest]));
+    expect(await slow.getResult(sha('new'))).not.toBeNull();
+  });
+
   it('pullBlob brings a blob from the first layer that has it into the first layer, verified', async () => {
     const a = await slow.putBlob(bytes('pulled'));
     const store = new LayeredStore([fast, slow], { onWarning: (m) => warnings.push(m) });

@@ -21,6 +21,7 @@
  * Counters of hits and misses per layer (`stats()`) are written as JSON to `statsFile` on
  * `flush`, for `dist-build cache stats`.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -92,6 +93,7 @@ export class LayeredStore implements Store {
   /** Per layer: until when it is left alone after it let the cache query's deadline pass. */
   private readonly resting: number[];
   private readonly since: string;
+  private statsWrite: Promise<void> = Promise.resolve();
 
   constructor(
     layers: readonly Store[],
@@ -221,33 +223,39 @@ export class LayeredStore implements Store {
     const found = new Map<string, ResultManifest>();
     let rest = [...new Set(cacheKeys)];
     // The layers after the first share one deadline: past it, what is found so far is the answer
-    // (a store that hangs is a miss there, not a lost answer). Their requests are left to end.
+    // (a slow store is a miss there, not a lost answer). Their requests are left to end. A layer
+    // with one request unanswered for most of the budget hangs: it is left alone for a while.
     const deadline = slowLayersMs === undefined ? undefined : Date.now() + slowLayersMs;
+    const late = () => deadline !== undefined && Date.now() >= deadline;
     const read = <T>(i: number, what: string, fn: () => Promise<T>): Promise<T | null> =>
       i === 0 || deadline === undefined
         ? this.tryRead(i, what, fn)
         : this.tryRead(i, what, async () => {
+            const started = Date.now();
             try {
               return await beforeDeadline(fn(), deadline, slowLayersMs!);
             } catch (err) {
-              // It accepts requests and does not answer: reads and writes leave it alone for a
-              // while, instead of each waiting for its own timeout.
-              if (err instanceof DeadlineError) this.resting[i] = Date.now() + REST_MS;
+              if (err instanceof DeadlineError && Date.now() - started >= slowLayersMs! / 2) {
+                this.resting[i] = Date.now() + REST_MS;
+                throw new DeadlineError(`${err.message}; left alone for ${REST_MS / 1000} s`);
+              }
               throw err;
             }
           });
     for (let i = 0; i < this.layers.length && rest.length > 0; i++) {
-      if (i > 0 && deadline !== undefined && Date.now() >= deadline) break;
+      if (i > 0 && late()) break;
       const layer = this.layers[i]!;
       const have = await read(i, 'check results in', () => layer.hasResults(rest));
-      for (const key of rest) {
-        if (i > 0 && deadline !== undefined && Date.now() >= deadline) break;
-        let manifest = have?.has(key)
-          ? await read(i, `result ${key}`, () => layer.getResult(key))
-          : null;
+      const candidates = rest.filter((k) => have?.has(k));
+      this.counters[i]!.results.misses += rest.length - candidates.length;
+      await mapLimit(candidates, PEEK_CONCURRENCY, async (key) => {
+        let manifest =
+          i > 0 && late() ? null : await read(i, `result ${key}`, () => layer.getResult(key));
         if (manifest && i > 0) {
           const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
-          const held = await read(i, `blobs of result ${key}`, () => layer.hasBlobs(digests));
+          const held = late()
+            ? null
+            : await read(i, `blobs of result ${key}`, () => layer.hasBlobs(digests));
           if (!held || digests.some((d) => !held.has(d))) manifest = null;
         }
         if (manifest) {
@@ -256,7 +264,7 @@ export class LayeredStore implements Store {
         } else {
           this.counters[i]!.results.misses++;
         }
-      }
+      });
       rest = rest.filter((k) => !found.has(k));
     }
     return found;
@@ -281,11 +289,6 @@ export class LayeredStore implements Store {
     return false;
   }
 
-  /**
-   * Writes the result to every layer, each first given the blobs it names that it lacks (copied
-   * from a layer that holds them): `saveOutputs` uploads only what no layer has, so a blob found
-   * in one layer was not written to the others.
-   */
   async pullResult(cacheKey: string): Promise<void> {
     if (this.layers.length === 1) return;
     const first = this.layers[0]!;
@@ -309,9 +312,17 @@ export class LayeredStore implements Store {
     }
   }
 
+  /**
+   * Writes the result to every layer, each first given the blobs it names that it lacks (copied
+   * from a layer that holds them: one written some other way than `saveOutputs`). The first
+   * layer's refusal is the error; a slower layer's is a warning.
+   */
   async putResult(manifest: ResultManifest): Promise<void> {
     const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
-    await this.fillBlobs(0, digests);
+    // A blob the first layer cannot get: its putResult says which, as the error.
+    await this.fillBlobs(0, digests).catch((err: unknown) =>
+      this.warn(0, `copy of the blobs of result ${manifest.cacheKey}`, (err as Error).message),
+    );
     await this.layers[0]!.putResult(manifest);
     for (let i = 1; i < this.layers.length; i++) {
       await this.tryWrite(i, `result ${manifest.cacheKey}`, async () => {
@@ -338,13 +349,16 @@ export class LayeredStore implements Store {
     if (firstError !== undefined) throw firstError;
   }
 
-  async writeStats(): Promise<void> {
-    if (!this.opts.statsFile) return;
-    await writeJsonAtomic(this.opts.statsFile, this.stats()).catch((err: unknown) =>
-      this.onWarning(
-        `cannot write cache stats to ${this.opts.statsFile}: ${(err as Error).message}`,
+  /** Writes the counters to `statsFile`; writes are queued, one at a time. Never throws. */
+  writeStats(): Promise<void> {
+    const file = this.opts.statsFile;
+    if (!file) return Promise.resolve();
+    this.statsWrite = this.statsWrite.then(() =>
+      writeJsonAtomic(file, this.stats()).catch((err: unknown) =>
+        this.onWarning(`cannot write cache stats to ${file}: ${(err as Error).message}`),
       ),
     );
+    return this.statsWrite;
   }
 
   /** Hit and miss counters per layer since the store was made. */
@@ -385,25 +399,23 @@ export class LayeredStore implements Store {
     }
   }
 
-  /** Streams blob `digest` from layer `from` into layer `to` (verified by `putBlob`). */
   /** Copies into layer `to` each of `digests` it lacks, from the first other layer holding it. */
   private async fillBlobs(to: number, digests: string[]): Promise<void> {
     if (digests.length === 0 || this.layers.length === 1) return;
     const held = await this.layers[to]!.hasBlobs(digests);
-    for (const digest of digests) {
-      if (held.has(digest)) continue;
-      for (let from = 0; from < this.layers.length; from++) {
-        if (from === to) continue;
-        const there = await this.tryRead(from, `blob ${digest}`, () =>
-          this.layers[from]!.hasBlobs([digest]),
-        );
-        if (!there?.has(digest)) continue;
-        await this.copyBlob(digest, from, to);
-        break;
-      }
+    let missing = digests.filter((d) => !held.has(d));
+    for (let from = 0; from < this.layers.length && missing.length > 0; from++) {
+      if (from === to) continue;
+      const there = await this.tryRead(from, 'check blobs in', () =>
+        this.layers[from]!.hasBlobs(missing),
+      );
+      if (!there) continue;
+      for (const d of missing) if (there.has(d)) await this.copyBlob(d, from, to);
+      missing = missing.filter((d) => !there.has(d));
     }
   }
 
+  /** Streams blob `digest` from layer `from` into layer `to` (verified by `putBlob`). */
   private async copyBlob(digest: string, from: number, to: number): Promise<void> {
     const target = this.layers[to]!;
     if ((await target.hasBlobs([digest])).has(digest)) return;
@@ -508,6 +520,8 @@ export class LayeredStore implements Store {
 
 /** How long a layer that let the cache query's deadline pass is left alone. */
 const REST_MS = 60_000;
+/** Results a cache query reads from one layer at a time. */
+const PEEK_CONCURRENCY = 8;
 
 class DeadlineError extends Error {}
 
@@ -516,12 +530,7 @@ function beforeDeadline<T>(work: Promise<T>, deadline: number, budgetMs: number)
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () =>
-        reject(
-          new DeadlineError(
-            `no answer within the cache query's ${budgetMs / 1000} s; left alone for ${REST_MS / 1000} s`,
-          ),
-        ),
+      () => reject(new DeadlineError(`no answer within the cache query's ${budgetMs / 1000} s`)),
       Math.max(0, deadline - Date.now()),
     );
   });
@@ -531,7 +540,7 @@ function beforeDeadline<T>(work: Promise<T>, deadline: number, budgetMs: number)
 
 async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
   await rename(tmp, file);
 }
