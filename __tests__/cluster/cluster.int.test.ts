@@ -14,6 +14,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
@@ -216,8 +217,14 @@ test('with a cache dir too long for a socket path the socket goes to the temp di
   expect(killed.signal).toBe('SIGKILL');
   const leftover = join(tmpdir(), `dist-build-worker-${killed.pid}.0.sock`);
   expect(lstatSync(leftover).isSocket()).toBe(true);
+  // One whose process is not seen here but that answers (a worker in another PID namespace).
+  const elsewhere = join(tmpdir(), `dist-build-worker-${spawnSync('true').pid}.1.sock`);
+  const live = createServer((c) => c.destroy());
+  await new Promise<void>((r) => live.listen(elsewhere, r));
+  cleanups.push(() => new Promise<void>((r) => live.close(() => r())));
   const agent = await startPlainWorker('long', cacheDir);
   expect(existsSync(leftover)).toBe(false);
+  expect(existsSync(elsewhere)).toBe(true);
   const socket = master.live()[0]!.member.connections[0]!.socket;
   const own = `unix://${join(tmpdir(), `dist-build-worker-${process.pid}.`)}`;
   expect(socket.startsWith(own) && /^[0-9]+\.sock$/.test(socket.slice(own.length))).toBe(true);

@@ -23,6 +23,7 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -216,6 +217,7 @@ export class WorkerAgent {
   listen(): Promise<void> {
     this.listening ??= (async () => {
       this.reapOrphans();
+      await reapTmpSockets();
       let listen = this.opts.listen;
       if (!listen) {
         const own = this.defaultListen();
@@ -527,7 +529,6 @@ export class WorkerAgent {
   }
 
   private reapOrphans(): void {
-    reapTmpSockets();
     const dir = join(this.opts.cacheDir, 'running');
     let names: string[];
     try {
@@ -806,9 +807,10 @@ export class WorkerAgent {
             throw new LostDependencyError(dep.unit, (err as Error).message);
           }
           await this.workspace.mark(out.path, out.digest);
-          await this.opts.store.pullResult?.(dep.cache_key);
         });
       }
+      // Used, so kept: the dependency's result comes into the local store (its blobs are there).
+      await this.opts.store.pullResult?.(dep.cache_key);
     }
     for (const path of job.invocation.outputs) {
       await this.workspace.withLock(path, () => this.workspace.clear(path));
@@ -1072,10 +1074,11 @@ export function chunksOf(stream: grpc.ClientReadableStream<{ data: Buffer }>): R
 
 /**
  * Removes the sockets dead workers left in the temp dir (`dist-build-worker-<pid>.<n>.sock`, made
- * when a cache dir's path was too long for a socket). They name no cache dir, so any whose process
- * is gone is stale; others' files that cannot be removed are left.
+ * when a cache dir's path was too long for a socket). They name no cache dir: one whose process
+ * is gone here and that refuses a connection is stale (a worker in another PID namespace sharing
+ * this temp dir still answers). Files that cannot be removed are left.
  */
-function reapTmpSockets(): void {
+async function reapTmpSockets(): Promise<void> {
   const dir = os.tmpdir();
   let names: string[];
   try {
@@ -1089,10 +1092,24 @@ function reapTmpSockets(): void {
     if (!m) continue;
     const owner = Number(m[1]);
     if (owner === process.pid || processAlive(owner)) continue;
+    const path = join(dir, name);
     try {
-      if (lstatSync(join(dir, name)).isSocket()) rmSync(join(dir, name), { force: true });
+      if (!lstatSync(path).isSocket() || (await answers(path))) continue;
+      rmSync(path, { force: true });
     } catch {
       // gone, or not ours to remove
     }
   }
+}
+
+/** Whether something accepts connections on unix socket `path`. */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
