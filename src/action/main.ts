@@ -101,15 +101,16 @@ async function cache(): Promise<void> {
       `input "args": expected one of ${CACHE_COMMANDS.join(', ')} and its flags (e.g. "prune --max-size 5GB"), got "${args.join(' ')}"`,
     );
   }
-  // The input is the token to use (its default is the workflow's), over any in the environment.
+  // The input (default: the workflow's token) wins over GITHUB_TOKEN in the environment, not
+  // over DIST_BUILD_GITHUB_TOKEN, which is set for dist-build alone (a token with more rights).
   const token = core.getInput('github-token');
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
-  if (token) {
+  if (token && !env.DIST_BUILD_GITHUB_TOKEN) {
     core.setSecret(token);
     env.DIST_BUILD_GITHUB_TOKEN = token;
   }
-  const named = args.some((a) => /^(-c|--config)(=|$)/.test(a));
+  const named = args.some((a) => /^(-c|--config(=|$))/.test(a));
   const config = named ? [] : ['--config', core.getInput('config') || 'dist-build.yml'];
   const code = await exec.exec(process.execPath, [cliFile(), 'cache', ...args, ...config], {
     ignoreReturnCode: true,

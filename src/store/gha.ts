@@ -985,7 +985,7 @@ export class GhaStore implements Store {
     if (!this.readable()) return null;
     // A fresh copy: what an earlier process restored may hold results the slot has dropped since.
     const dir = join(this.dir, 'peers', fsName(part));
-    await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true }).catch(() => {}); // another process's, in use
     const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
     if (!('key' in (await this.restoreInto(this.slotPrefix(part), peer)))) return null;
     this.peers.set(part, peer);

@@ -872,8 +872,9 @@ export class RegistryStore implements Store {
       try {
         await this.deleteResult(r.cacheKey);
         removedResults++;
-      } catch {
-        // deletes disabled (405): the result stays, and misses
+      } catch (err) {
+        // Deletes disabled (405) or refused: the result stays, and misses. Not reachable: an error.
+        if (!(err instanceof StoreUnavailableError) || err.kind === 'network') throw err;
       }
     }
     return {
