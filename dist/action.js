@@ -33616,11 +33616,11 @@ async function cache() {
   const token = getInput("github-token");
   const env2 = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== void 0) env2[k] = v;
-  if (token) {
+  if (token && !env2.DIST_BUILD_GITHUB_TOKEN) {
     setSecret(token);
     env2.DIST_BUILD_GITHUB_TOKEN = token;
   }
-  const named = args.some((a) => /^(-c|--config)(=|$)/.test(a));
+  const named = args.some((a) => /^(-c|--config(=|$))/.test(a));
   const config = named ? [] : ["--config", getInput("config") || "dist-build.yml"];
   const code = await exec(process.execPath, [cliFile(), "cache", ...args, ...config], {
     ignoreReturnCode: true,

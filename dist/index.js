@@ -1199,7 +1199,7 @@ __export(gha_exports, {
   ghaSuperseded: () => ghaSuperseded
 });
 import { AsyncLocalStorage } from "node:async_hooks";
-import { createHash as createHash3, randomBytes as randomBytes3 } from "node:crypto";
+import { createHash as createHash3, randomBytes as randomBytes4 } from "node:crypto";
 import { createReadStream as createReadStream2 } from "node:fs";
 import { copyFile, link, lstat as lstat3, mkdir as mkdir5, mkdtemp, readFile as readFile5, rename as rename5, rm as rm3 } from "node:fs/promises";
 import { join as join6, resolve as resolve2 } from "node:path";
@@ -1262,7 +1262,7 @@ function ghaNewKey(scope, slot, now = /* @__PURE__ */ new Date()) {
 }
 function newKeyUnder(prefix, now = /* @__PURE__ */ new Date()) {
   const stamp = now.toISOString().replace(/[-:.]/g, "");
-  return `${prefix}${stamp}-${randomBytes3(4).toString("hex")}`;
+  return `${prefix}${stamp}-${randomBytes4(4).toString("hex")}`;
 }
 function loadCacheModule() {
   cacheModule ??= import("@actions/cache").catch((err) => {
@@ -2080,7 +2080,8 @@ var init_gha = __esm({
         this.peersTried.add(part);
         if (!this.readable()) return null;
         const dir = join6(this.dir, "peers", fsName(part));
-        await rm3(dir, { recursive: true, force: true });
+        await rm3(dir, { recursive: true, force: true }).catch(() => {
+        });
         const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
         if (!("key" in await this.restoreInto(this.slotPrefix(part), peer))) return null;
         this.peers.set(part, peer);
@@ -3405,7 +3406,8 @@ var init_registry = __esm({
           try {
             await this.deleteResult(r.cacheKey);
             removedResults++;
-          } catch {
+          } catch (err) {
+            if (!(err instanceof StoreUnavailableError) || err.kind === "network") throw err;
           }
         }
         return {
@@ -8661,6 +8663,7 @@ init_digest();
 // src/store/layered.ts
 init_limit();
 init_types();
+import { randomBytes as randomBytes3 } from "node:crypto";
 import { mkdir as mkdir4, rename as rename4, writeFile as writeFile3 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
 function adoptReadsOnly(store) {
@@ -8717,6 +8720,7 @@ var LayeredStore = class {
   /** Per layer: until when it is left alone after it let the cache query's deadline pass. */
   resting;
   since;
+  statsWrite = Promise.resolve();
   async hasBlobs(digests) {
     return this.union(digests, (store, keys) => store.hasBlobs(keys), "check blobs in");
   }
@@ -8800,24 +8804,30 @@ var LayeredStore = class {
     const found = /* @__PURE__ */ new Map();
     let rest = [...new Set(cacheKeys)];
     const deadline = slowLayersMs === void 0 ? void 0 : Date.now() + slowLayersMs;
+    const late = () => deadline !== void 0 && Date.now() >= deadline;
     const read = (i, what, fn) => i === 0 || deadline === void 0 ? this.tryRead(i, what, fn) : this.tryRead(i, what, async () => {
+      const started = Date.now();
       try {
         return await beforeDeadline(fn(), deadline, slowLayersMs);
       } catch (err) {
-        if (err instanceof DeadlineError) this.resting[i] = Date.now() + REST_MS;
+        if (err instanceof DeadlineError && Date.now() - started >= slowLayersMs / 2) {
+          this.resting[i] = Date.now() + REST_MS;
+          throw new DeadlineError(`${err.message}; left alone for ${REST_MS / 1e3} s`);
+        }
         throw err;
       }
     });
     for (let i = 0; i < this.layers.length && rest.length > 0; i++) {
-      if (i > 0 && deadline !== void 0 && Date.now() >= deadline) break;
+      if (i > 0 && late()) break;
       const layer = this.layers[i];
       const have = await read(i, "check results in", () => layer.hasResults(rest));
-      for (const key of rest) {
-        if (i > 0 && deadline !== void 0 && Date.now() >= deadline) break;
-        let manifest = have?.has(key) ? await read(i, `result ${key}`, () => layer.getResult(key)) : null;
+      const candidates = rest.filter((k) => have?.has(k));
+      this.counters[i].results.misses += rest.length - candidates.length;
+      await mapLimit(candidates, PEEK_CONCURRENCY, async (key) => {
+        let manifest = i > 0 && late() ? null : await read(i, `result ${key}`, () => layer.getResult(key));
         if (manifest && i > 0) {
           const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
-          const held = await read(i, `blobs of result ${key}`, () => layer.hasBlobs(digests));
+          const held = late() ? null : await read(i, `blobs of result ${key}`, () => layer.hasBlobs(digests));
           if (!held || digests.some((d) => !held.has(d))) manifest = null;
         }
         if (manifest) {
@@ -8826,7 +8836,7 @@ var LayeredStore = class {
         } else {
           this.counters[i].results.misses++;
         }
-      }
+      });
       rest = rest.filter((k) => !found.has(k));
     }
     return found;
@@ -8851,11 +8861,6 @@ var LayeredStore = class {
     }
     return false;
   }
-  /**
-   * Writes the result to every layer, each first given the blobs it names that it lacks (copied
-   * from a layer that holds them): `saveOutputs` uploads only what no layer has, so a blob found
-   * in one layer was not written to the others.
-   */
   async pullResult(cacheKey) {
     if (this.layers.length === 1) return;
     const first = this.layers[0];
@@ -8880,9 +8885,16 @@ var LayeredStore = class {
       this.warn(0, `copy of result ${cacheKey}`, err.message);
     }
   }
+  /**
+   * Writes the result to every layer, each first given the blobs it names that it lacks (copied
+   * from a layer that holds them: one written some other way than `saveOutputs`). The first
+   * layer's refusal is the error; a slower layer's is a warning.
+   */
   async putResult(manifest) {
     const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
-    await this.fillBlobs(0, digests);
+    await this.fillBlobs(0, digests).catch(
+      (err) => this.warn(0, `copy of the blobs of result ${manifest.cacheKey}`, err.message)
+    );
     await this.layers[0].putResult(manifest);
     for (let i = 1; i < this.layers.length; i++) {
       await this.tryWrite(i, `result ${manifest.cacheKey}`, async () => {
@@ -8907,13 +8919,16 @@ var LayeredStore = class {
     await this.writeStats();
     if (firstError !== void 0) throw firstError;
   }
-  async writeStats() {
-    if (!this.opts.statsFile) return;
-    await writeJsonAtomic(this.opts.statsFile, this.stats()).catch(
-      (err) => this.onWarning(
-        `cannot write cache stats to ${this.opts.statsFile}: ${err.message}`
+  /** Writes the counters to `statsFile`; writes are queued, one at a time. Never throws. */
+  writeStats() {
+    const file = this.opts.statsFile;
+    if (!file) return Promise.resolve();
+    this.statsWrite = this.statsWrite.then(
+      () => writeJsonAtomic(file, this.stats()).catch(
+        (err) => this.onWarning(`cannot write cache stats to ${file}: ${err.message}`)
       )
     );
+    return this.statsWrite;
   }
   /** Hit and miss counters per layer since the store was made. */
   stats() {
@@ -8950,26 +8965,24 @@ var LayeredStore = class {
       }
     }
   }
-  /** Streams blob `digest` from layer `from` into layer `to` (verified by `putBlob`). */
   /** Copies into layer `to` each of `digests` it lacks, from the first other layer holding it. */
   async fillBlobs(to, digests) {
     if (digests.length === 0 || this.layers.length === 1) return;
     const held = await this.layers[to].hasBlobs(digests);
-    for (const digest of digests) {
-      if (held.has(digest)) continue;
-      for (let from = 0; from < this.layers.length; from++) {
-        if (from === to) continue;
-        const there = await this.tryRead(
-          from,
-          `blob ${digest}`,
-          () => this.layers[from].hasBlobs([digest])
-        );
-        if (!there?.has(digest)) continue;
-        await this.copyBlob(digest, from, to);
-        break;
-      }
+    let missing = digests.filter((d) => !held.has(d));
+    for (let from = 0; from < this.layers.length && missing.length > 0; from++) {
+      if (from === to) continue;
+      const there = await this.tryRead(
+        from,
+        "check blobs in",
+        () => this.layers[from].hasBlobs(missing)
+      );
+      if (!there) continue;
+      for (const d of missing) if (there.has(d)) await this.copyBlob(d, from, to);
+      missing = missing.filter((d) => !there.has(d));
     }
   }
+  /** Streams blob `digest` from layer `from` into layer `to` (verified by `putBlob`). */
   async copyBlob(digest, from, to) {
     const target = this.layers[to];
     if ((await target.hasBlobs([digest])).has(digest)) return;
@@ -9060,17 +9073,14 @@ var LayeredStore = class {
   }
 };
 var REST_MS = 6e4;
+var PEEK_CONCURRENCY = 8;
 var DeadlineError = class extends Error {
 };
 function beforeDeadline(work, deadline, budgetMs) {
   let timer;
   const late = new Promise((_, reject) => {
     timer = setTimeout(
-      () => reject(
-        new DeadlineError(
-          `no answer within the cache query's ${budgetMs / 1e3} s; left alone for ${REST_MS / 1e3} s`
-        )
-      ),
+      () => reject(new DeadlineError(`no answer within the cache query's ${budgetMs / 1e3} s`)),
       Math.max(0, deadline - Date.now())
     );
   });
@@ -9080,7 +9090,7 @@ function beforeDeadline(work, deadline, budgetMs) {
 }
 async function writeJsonAtomic(file, value) {
   await mkdir4(dirname4(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
+  const tmp = `${file}.${process.pid}.${randomBytes3(4).toString("hex")}.tmp`;
   await writeFile3(tmp, `${JSON.stringify(value, null, 2)}
 `);
   await rename4(tmp, file);
@@ -10326,6 +10336,7 @@ import {
   rmSync,
   writeSync as writeSync2
 } from "node:fs";
+import net from "node:net";
 import os2 from "node:os";
 import { dirname as dirname6, join as join12 } from "node:path";
 import { Readable as Readable4 } from "node:stream";
@@ -11086,6 +11097,7 @@ var WorkerAgent = class {
   listen() {
     this.listening ??= (async () => {
       this.reapOrphans();
+      await reapTmpSockets();
       let listen = this.opts.listen;
       if (!listen) {
         const own = this.defaultListen();
@@ -11368,7 +11380,6 @@ var WorkerAgent = class {
     this.freePgidFiles.length = 0;
   }
   reapOrphans() {
-    reapTmpSockets();
     const dir = join12(this.opts.cacheDir, "running");
     let names;
     try {
@@ -11619,9 +11630,9 @@ var WorkerAgent = class {
             throw new LostDependencyError(dep.unit, err.message);
           }
           await this.workspace.mark(out.path, out.digest);
-          await this.opts.store.pullResult?.(dep.cache_key);
         });
       }
+      await this.opts.store.pullResult?.(dep.cache_key);
     }
     for (const path of job.invocation.outputs) {
       await this.workspace.withLock(path, () => this.workspace.clear(path));
@@ -11850,7 +11861,7 @@ function chunksOf(stream) {
     })()
   );
 }
-function reapTmpSockets() {
+async function reapTmpSockets() {
   const dir = os2.tmpdir();
   let names;
   try {
@@ -11864,15 +11875,27 @@ function reapTmpSockets() {
     if (!m) continue;
     const owner = Number(m[1]);
     if (owner === process.pid || processAlive(owner)) continue;
+    const path = join12(dir, name);
     try {
-      if (lstatSync3(join12(dir, name)).isSocket()) rmSync(join12(dir, name), { force: true });
+      if (!lstatSync3(path).isSocket() || await answers(path)) continue;
+      rmSync(path, { force: true });
     } catch {
     }
   }
 }
+function answers(path) {
+  return new Promise((resolve4) => {
+    const socket = net.connect(path);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve4(true);
+    });
+    socket.once("error", () => resolve4(false));
+  });
+}
 
 // src/cluster/scheduler.ts
-import { randomBytes as randomBytes4 } from "node:crypto";
+import { randomBytes as randomBytes5 } from "node:crypto";
 import { rm as rm5 } from "node:fs/promises";
 import { join as join13 } from "node:path";
 import { performance as performance2 } from "node:perf_hooks";
@@ -11955,7 +11978,7 @@ var Run = class {
   /** Workers that left during the run, and why (for the report). */
   departed = /* @__PURE__ */ new Map();
   byId;
-  runId = randomBytes4(4).toString("hex");
+  runId = randomBytes5(4).toString("hex");
   inflight = /* @__PURE__ */ new Map();
   /** Waiting units whose needs are all built or cached. */
   readyUnits = /* @__PURE__ */ new Set();
@@ -12110,7 +12133,7 @@ var Run = class {
     const pending = this.units.filter((u) => u.state === "waiting");
     if (!pending.length || !members.length) return;
     const keys = [...new Set(pending.map((u) => u.cacheKey))];
-    const answers = await Promise.all(
+    const answers2 = await Promise.all(
       members.map(async (member) => {
         const found = [];
         for (let i = 0; i < keys.length; i += 2e3) {
@@ -12126,7 +12149,7 @@ var Run = class {
       })
     );
     const byKey = /* @__PURE__ */ new Map();
-    for (const { member, found } of answers) {
+    for (const { member, found } of answers2) {
       for (const r of found) {
         const e = byKey.get(r.cache_key) ?? {
           outputs: r.outputs,
@@ -12699,7 +12722,7 @@ var Run = class {
 };
 
 // src/cluster/certs.ts
-import { createPrivateKey, randomBytes as randomBytes5, X509Certificate } from "node:crypto";
+import { createPrivateKey, randomBytes as randomBytes6, X509Certificate } from "node:crypto";
 import { mkdir as mkdir8, open as open3, readdir as readdir3, readFile as readFile8, rename as rename7, stat as stat4, unlink as unlink4 } from "node:fs/promises";
 import { isIP as isIP2 } from "node:net";
 import { join as join14 } from "node:path";

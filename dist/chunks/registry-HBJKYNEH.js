@@ -1118,7 +1118,8 @@ var RegistryStore = class _RegistryStore {
       try {
         await this.deleteResult(r.cacheKey);
         removedResults++;
-      } catch {
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError) || err.kind === "network") throw err;
       }
     }
     return {

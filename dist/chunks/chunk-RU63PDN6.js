@@ -1349,7 +1349,8 @@ var GhaStore = class {
     this.peersTried.add(part);
     if (!this.readable()) return null;
     const dir = join2(this.dir, "peers", fsName(part));
-    await rm2(dir, { recursive: true, force: true });
+    await rm2(dir, { recursive: true, force: true }).catch(() => {
+    });
     const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
     if (!("key" in await this.restoreInto(this.slotPrefix(part), peer))) return null;
     this.peers.set(part, peer);

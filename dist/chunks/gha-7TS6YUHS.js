@@ -11,7 +11,7 @@ import {
   ghaSaveScope,
   ghaScopePrefix,
   ghaSuperseded
-} from "./chunk-GB6FGPLF.js";
+} from "./chunk-RU63PDN6.js";
 import "./chunk-DC43GSM2.js";
 import "./chunk-7FDW4MNB.js";
 export {
