@@ -14,6 +14,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -1254,5 +1255,60 @@ invocations:
     expect(registry.results).toBe(3);
     expect(registry.bytes).toBeGreaterThan(200_000);
     expect(stats.stderr).toBe('');
+  });
+});
+
+describe('a registry that accepts connections and never answers', () => {
+  afterEach(() => stopAll());
+
+  it('costs the cache query its 20 s, not the local hits, and no worker waits for its timeouts', async () => {
+    const sockets = new Set<Socket>();
+    const hung = createNetServer((s) => {
+      sockets.add(s);
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    const port = (hung.address() as AddressInfo).port;
+    try {
+      const root = join(tmp, 'run-hung');
+      await mkdir(root, { recursive: true });
+      await writeFile(join(root, 'c.txt'), 'one\n');
+      const invocations = `invocations:
+  a: { run: mkdir -p out && echo a > out/a.txt, outputs: [out/a.txt] }
+  b: { run: mkdir -p out && cat out/a.txt > out/b.txt, outputs: [out/b.txt], needs: [a] }
+  c: { run: mkdir -p out && cat out/b.txt c.txt > out/c.txt, inputs: [c.txt], outputs: [out/c.txt], needs: [b], export: true }
+`;
+      const local = join(root, 'local.yml');
+      await writeFile(
+        local,
+        `version: 1\ncache: { stores: [{ type: local, dir: cache }] }\n${invocations}`,
+      );
+      const withHung = join(root, 'dist-build.yml');
+      await writeFile(
+        withHung,
+        `version: 1\ncache: { stores: [{ type: local, dir: cache }, { type: registry, ref: 127.0.0.1:${port}/team/cache }] }\n${invocations}`,
+      );
+      const run = (config: string) =>
+        runCli(['run', '--config', config, '--workers', '2', '--out', join(root, 'artifacts')], {
+          timeoutMs: 60_000, // the registry requests' own timeout: a run waiting for them fails
+        });
+      expect((await run(local)).code).toBe(0);
+      await writeFile(join(root, 'c.txt'), 'two\n');
+      const second = await run(withHung);
+      expect(second.code).toBe(0);
+      const report = JSON.parse(
+        readFileSync(join(root, 'artifacts/dist-build-report.json'), 'utf8'),
+      ) as RunReport;
+      expect(Object.fromEntries(report.invocations.map((i) => [i.unit, i.status]))).toEqual({
+        a: 'cached',
+        b: 'cached',
+        c: 'built',
+      });
+      expect(second.stderr).toMatch(/no answer within the cache query's 20 s; left alone for 60 s/);
+      expect(readFileSync(join(root, 'artifacts/out/c.txt'), 'utf8')).toBe('a\ntwo\n');
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => hung.close(() => r()));
+    }
   });
 });

@@ -29,6 +29,9 @@ interface WorkerFlags extends SecurityFlags {
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
+/** How long a stopped worker waits for what is still pending before it exits. */
+const EXIT_GRACE_MS = 2000;
+
 export function registerWorker(program: Command): void {
   const cmd = program
     .command('worker')
@@ -145,5 +148,9 @@ Examples:
         void stopping.then(done);
       }, 50);
     });
+    // Stopped: results stored, the store flushed, the master told. A request still waiting on a
+    // cache store that does not answer (one left alone) must not hold the process until its own
+    // timeout: past a short grace, exit.
+    setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();
   });
 }
