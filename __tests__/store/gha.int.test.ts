@@ -338,6 +338,21 @@ describe('GhaStore shards and slots (v2)', () => {
     expect(w2.warnings).toEqual([]);
   });
 
+  it("concurrent lookups in another slot's shard wait for its one restore", async () => {
+    const srv = await start();
+    const work = join(tmp, 'work-conc');
+    await writeTree(work, { 'out/a.txt': 'a\n', 'out/b.txt': 'b\n' });
+    const w1 = makeStore(srv.env('v2'), 'worker-1');
+    await buildResult(w1.store, work, key(1), ['out/a.txt']);
+    await buildResult(w1.store, work, key(2), ['out/b.txt']);
+    await w1.store.flush();
+    const w2 = makeStore(srv.env('v2'), 'worker-2', { slots: ['worker-1'] });
+    const found = await Promise.all([1, 2, 1, 2].map((n) => w2.store.getResult(key(n))));
+    expect(found.map((m) => m?.cacheKey)).toEqual([key(1), key(2), key(1), key(2)]);
+    expect(w2.store.stats().restoredEntries).toBe(1);
+    expect(w2.warnings).toEqual([]);
+  });
+
   it('respects branch scopes: a feature branch reads main, main does not read the feature', async () => {
     const srv = await start();
     await seed(srv, 'v2'); // refs/heads/main

@@ -417,7 +417,8 @@ export class GhaStore implements Store {
   /** Blobs of the shard this process has hashed (written, restored or checked). */
   private readonly verified = new Set<string>();
   private readonly peers = new Map<string, LocalStore>();
-  private readonly peersTried = new Set<string>();
+  /** Each slot's shard restore, at most once (concurrent lookups wait for the same one). */
+  private readonly peerLoads = new Map<string, Promise<LocalStore | null>>();
   private opening: Promise<void> | undefined;
   private shardStore: LocalStore | undefined;
   /** Whether the service can be used at all (set by `open`). */
@@ -961,7 +962,7 @@ export class GhaStore implements Store {
     }
     for (const slot of this.options.slots) {
       const part = ghaKeyPart(slot);
-      if (this.peersTried.has(part)) continue;
+      if (this.peers.has(part)) continue; // looked in above
       const peer = await this.peer(part);
       const m = await peer?.getResult(cacheKey);
       if (m) return this.adopt(m, peer!);
@@ -978,10 +979,16 @@ export class GhaStore implements Store {
    * The shard of the slot whose key part is `part` (as `ghaKeyPart` writes it), restored from its
    * newest entry the first time it is asked for; null when there is none or it cannot be read.
    */
-  private async peer(part: string): Promise<LocalStore | null> {
-    const known = this.peers.get(part);
-    if (known || this.peersTried.has(part)) return known ?? null;
-    this.peersTried.add(part);
+  private peer(part: string): Promise<LocalStore | null> {
+    let load = this.peerLoads.get(part);
+    if (!load) {
+      load = this.loadPeer(part);
+      this.peerLoads.set(part, load);
+    }
+    return load;
+  }
+
+  private async loadPeer(part: string): Promise<LocalStore | null> {
     if (!this.readable()) return null;
     // A fresh copy: what an earlier process restored may hold results the slot has dropped since.
     const dir = join(this.dir, 'peers', fsName(part));
