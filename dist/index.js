@@ -1569,7 +1569,8 @@ var init_gha = __esm({
       /** Blobs of the shard this process has hashed (written, restored or checked). */
       verified = /* @__PURE__ */ new Set();
       peers = /* @__PURE__ */ new Map();
-      peersTried = /* @__PURE__ */ new Set();
+      /** Each slot's shard restore, at most once (concurrent lookups wait for the same one). */
+      peerLoads = /* @__PURE__ */ new Map();
       opening;
       shardStore;
       /** Whether the service can be used at all (set by `open`). */
@@ -2059,7 +2060,7 @@ var init_gha = __esm({
         }
         for (const slot of this.options.slots) {
           const part = ghaKeyPart(slot);
-          if (this.peersTried.has(part)) continue;
+          if (this.peers.has(part)) continue;
           const peer = await this.peer(part);
           const m = await peer?.getResult(cacheKey);
           if (m) return this.adopt(m, peer);
@@ -2074,10 +2075,15 @@ var init_gha = __esm({
        * The shard of the slot whose key part is `part` (as `ghaKeyPart` writes it), restored from its
        * newest entry the first time it is asked for; null when there is none or it cannot be read.
        */
-      async peer(part) {
-        const known = this.peers.get(part);
-        if (known || this.peersTried.has(part)) return known ?? null;
-        this.peersTried.add(part);
+      peer(part) {
+        let load = this.peerLoads.get(part);
+        if (!load) {
+          load = this.loadPeer(part);
+          this.peerLoads.set(part, load);
+        }
+        return load;
+      }
+      async loadPeer(part) {
         if (!this.readable()) return null;
         const dir = join6(this.dir, "peers", fsName(part));
         await rm3(dir, { recursive: true, force: true }).catch(() => {

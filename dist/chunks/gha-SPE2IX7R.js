@@ -11,7 +11,7 @@ import {
   ghaSaveScope,
   ghaScopePrefix,
   ghaSuperseded
-} from "./chunk-RU63PDN6.js";
+} from "./chunk-XDE7L7IQ.js";
 import "./chunk-DC43GSM2.js";
 import "./chunk-7FDW4MNB.js";
 export {
