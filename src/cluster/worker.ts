@@ -127,6 +127,8 @@ const REPORT_ACK_MS = 5_000;
 const KEEP_FINISHED = 512;
 /** Longest unix socket path used (the system limit is 107 or 103 bytes, with the NUL). */
 const MAX_SOCKET_PATH = 100;
+/** How long `stop` waits for results being copied into the local store. */
+const PULL_GRACE_MS = 1000;
 /** How long after a cache lookup or a stored result the store's counters are written. */
 const STATS_DELAY_MS = 2000;
 /** Name prefix of a worker's own socket in the temp dir (when its cache dir's path is too long). */
@@ -160,6 +162,8 @@ export class WorkerAgent {
   private heartbeats: grpc.ClientDuplexStream<HeartbeatRequest, HeartbeatResponse> | undefined;
   /** Result manifests being written (`stop` waits for them). */
   private readonly resultWrites = new Set<Promise<unknown>>();
+  /** Results being copied into the local store (`pullResult`). */
+  private readonly pulls = new Set<Promise<void>>();
   /** A pending write of the store's counters (see `statsSoon`). */
   private statsTimer: NodeJS.Timeout | undefined;
   /** Reports sent on the heartbeat stream, by job id, waiting for the master's ack. */
@@ -280,8 +284,13 @@ export class WorkerAgent {
     }
     if (this.statsTimer) clearTimeout(this.statsTimer);
     await this.executor.stopAll(reason);
-    // Results of finished jobs still being written go in first.
+    // Results of finished jobs still being written go in first; results being copied in get a
+    // moment (a remote store that does not answer must not hold the stop).
     await Promise.allSettled([...this.resultWrites]);
+    await Promise.race([
+      Promise.allSettled([...this.pulls]),
+      new Promise((r) => setTimeout(r, PULL_GRACE_MS).unref()),
+    ]);
     // Send out what the store buffers (the Actions cache packs a worker's blobs into one entry).
     await this.opts.store.flush?.().catch((err: unknown) => {
       this.log(`warning: flushing the cache store failed: ${(err as Error).message}`);
@@ -810,7 +819,7 @@ export class WorkerAgent {
         });
       }
       // Used, so kept: the dependency's result comes into the local store (its blobs are there).
-      await this.opts.store.pullResult?.(dep.cache_key);
+      this.pullResult(dep.cache_key);
     }
     for (const path of job.invocation.outputs) {
       await this.workspace.withLock(path, () => this.workspace.clear(path));
@@ -975,6 +984,17 @@ export class WorkerAgent {
   }
 
   /**
+   * Copies a result used from a remote store into the local one, in the background: nothing waits
+   * on a remote store for it but `stop`, and that only briefly (see `PULL_GRACE_MS`).
+   */
+  private pullResult(cacheKey: string): void {
+    const store = this.opts.store;
+    if (!store.pullResult) return;
+    const pull = store.pullResult(cacheKey).finally(() => this.pulls.delete(pull));
+    this.pulls.add(pull);
+  }
+
+  /**
    * Writes the store's counters a little later (once for a burst of lookups and results), so
    * `dist-build cache stats` sees a long-lived worker's lookups before it stops.
    */
@@ -1036,7 +1056,7 @@ export class WorkerAgent {
     }
     await this.sendBlob(c, blob);
     // In use, so kept: the result comes into the local store with its blobs (offline next time).
-    await this.opts.store.pullResult?.(cache_key);
+    this.pullResult(cache_key);
   }
 }
 
