@@ -11026,6 +11026,7 @@ var RPC_TIMEOUT_MS = 1e4;
 var REPORT_ACK_MS = 5e3;
 var KEEP_FINISHED = 512;
 var MAX_SOCKET_PATH = 100;
+var PULL_GRACE_MS = 1e3;
 var STATS_DELAY_MS = 2e3;
 var TMP_SOCKET_PREFIX = "dist-build-worker-";
 var PGID_WIDTH = 12;
@@ -11065,6 +11066,8 @@ var WorkerAgent = class {
   heartbeats;
   /** Result manifests being written (`stop` waits for them). */
   resultWrites = /* @__PURE__ */ new Set();
+  /** Results being copied into the local store (`pullResult`). */
+  pulls = /* @__PURE__ */ new Set();
   /** A pending write of the store's counters (see `statsSoon`). */
   statsTimer;
   /** Reports sent on the heartbeat stream, by job id, waiting for the master's ack. */
@@ -11163,6 +11166,10 @@ var WorkerAgent = class {
     if (this.statsTimer) clearTimeout(this.statsTimer);
     await this.executor.stopAll(reason);
     await Promise.allSettled([...this.resultWrites]);
+    await Promise.race([
+      Promise.allSettled([...this.pulls]),
+      new Promise((r) => setTimeout(r, PULL_GRACE_MS).unref())
+    ]);
     await this.opts.store.flush?.().catch((err) => {
       this.log(`warning: flushing the cache store failed: ${err.message}`);
     });
@@ -11638,7 +11645,7 @@ var WorkerAgent = class {
           await this.workspace.mark(out.path, out.digest);
         });
       }
-      await this.opts.store.pullResult?.(dep.cache_key);
+      this.pullResult(dep.cache_key);
     }
     for (const path of job.invocation.outputs) {
       await this.workspace.withLock(path, () => this.workspace.clear(path));
@@ -11789,6 +11796,16 @@ var WorkerAgent = class {
     return { cache_keys: results.map((r) => r.cache_key), results };
   }
   /**
+   * Copies a result used from a remote store into the local one, in the background: nothing waits
+   * on a remote store for it but `stop`, and that only briefly (see `PULL_GRACE_MS`).
+   */
+  pullResult(cacheKey) {
+    const store = this.opts.store;
+    if (!store.pullResult) return;
+    const pull = store.pullResult(cacheKey).finally(() => this.pulls.delete(pull));
+    this.pulls.add(pull);
+  }
+  /**
    * Writes the store's counters a little later (once for a burst of lookups and results), so
    * `dist-build cache stats` sees a long-lived worker's lookups before it stops.
    */
@@ -11839,7 +11856,7 @@ var WorkerAgent = class {
       return;
     }
     await this.sendBlob(c, blob);
-    await this.opts.store.pullResult?.(cache_key);
+    this.pullResult(cache_key);
   }
 };
 var StoppedError = class extends Error {
