@@ -252,7 +252,7 @@ export class LayeredStore implements Store {
         let manifest =
           i > 0 && late() ? null : await read(i, `result ${key}`, () => layer.getResult(key));
         if (manifest && i > 0) {
-          const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+          const digests = blobsOf(manifest);
           const held = late()
             ? null
             : await read(i, `blobs of result ${key}`, () => layer.hasBlobs(digests));
@@ -299,7 +299,7 @@ export class LayeredStore implements Store {
           this.layers[i]!.getResult(cacheKey),
         );
         if (!manifest) continue;
-        const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+        const digests = blobsOf(manifest);
         const held = await first.hasBlobs(digests);
         if (digests.every((d) => held.has(d))) {
           await first.putResult(manifest);
@@ -318,7 +318,7 @@ export class LayeredStore implements Store {
    * layer's refusal is the error; a slower layer's is a warning.
    */
   async putResult(manifest: ResultManifest): Promise<void> {
-    const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+    const digests = blobsOf(manifest);
     // A blob the first layer cannot get: its putResult says which, as the error.
     await this.fillBlobs(0, digests).catch((err: unknown) =>
       this.warn(0, `copy of the blobs of result ${manifest.cacheKey}`, (err as Error).message),
@@ -377,7 +377,7 @@ export class LayeredStore implements Store {
 
   /** Copies a result found in layer `from`, with its blobs, into every faster layer. */
   private async copyUp(manifest: ResultManifest, from: number): Promise<void> {
-    const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+    const digests = blobsOf(manifest);
     for (let to = 0; to < from; to++) {
       const target = this.layers[to]!;
       try {
@@ -516,6 +516,11 @@ export class LayeredStore implements Store {
         (once ? '; further failures of this store are counted, not reported' : ''),
     );
   }
+}
+
+/** The blobs a result names, each once. */
+function blobsOf(manifest: ResultManifest): string[] {
+  return [...new Set(manifest.outputs.map((o) => o.digest))];
 }
 
 /** How long a layer that let the cache query's deadline pass is left alone. */
