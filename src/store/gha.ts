@@ -61,7 +61,7 @@ import { digestStream } from './digest.js';
 import { LocalStore } from './local.js';
 import type { PruneResult, VerifyResult } from './local.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store, StoreContext } from './types.js';
-import { assertDigest, manifestProblems } from './types.js';
+import { assertDigest, CorruptBlobError, manifestProblems } from './types.js';
 import { StoreOptionsError } from './errors.js';
 import { exists, listDir } from './fsutil.js';
 
@@ -1039,23 +1039,26 @@ export class GhaStore implements Store {
   }
 
   /**
-   * Whether a shard blob about to be uploaded holds its digest's bytes: hashed unless this
-   * process has already (blobs an earlier process left on this machine). A corrupt one is
-   * removed, so the results naming it are not uploaded again and again.
+   * Whether a shard blob about to be uploaded holds its digest's bytes: read through the shard
+   * (which checks them, and removes the file it read when they are wrong) unless this process
+   * has hashed it already (blobs an earlier process left on this machine). A corrupt one is
+   * then gone, so the results naming it are not uploaded again and again.
    */
   private async sound(digest: string): Promise<boolean> {
     if (this.verified.has(digest)) return true;
-    const file = this.shardStore!.blobPath(digest);
-    const { digest: actual } = await digestStream(createReadStream(file));
-    if (actual === digest) {
-      this.verified.add(digest);
-      return true;
+    const stream = await this.shardStore!.openBlob(digest);
+    if (!stream) return false;
+    try {
+      for await (const chunk of stream as AsyncIterable<Buffer>) void chunk;
+    } catch (err) {
+      if (!(err instanceof CorruptBlobError)) throw err;
+      this.warn(
+        `blob ${digest} in this machine's copy of the shard (${this.dir}) was corrupt: removed; the results naming it are not saved`,
+      );
+      return false;
     }
-    await rm(file, { force: true });
-    this.warn(
-      `blob ${digest} in this machine's copy of the shard (${this.dir}) was corrupt: removed; the results naming it are not saved`,
-    );
-    return false;
+    this.verified.add(digest);
+    return true;
   }
 
   private markDirty(): void {
@@ -1134,7 +1137,7 @@ async function importShard(
 
 /**
  * Hard-links (or copies) into `dest` the results of `source` that `keep` accepts and whose blobs
- * it holds (and `sound` passes, each asked once), with those blobs; returns the result count.
+ * it holds (and `sound` passes), with those blobs; returns the result count.
  */
 async function stageShard(
   source: LocalStore,
@@ -1143,19 +1146,15 @@ async function stageShard(
   sound: (digest: string) => Promise<boolean> = async () => true,
 ): Promise<number> {
   const blobs = new Set<string>();
-  const checked = new Map<string, boolean>();
-  const ok = async (d: string): Promise<boolean> => {
-    if (!checked.has(d)) checked.set(d, await sound(d));
-    return checked.get(d)!;
-  };
   let count = 0;
   for (const file of await resultFiles(source.dir)) {
     const manifest = await readManifest(file);
     if (!manifest || !keep(manifest)) continue;
     const digests = manifest.outputs.map((o) => o.digest);
     if ((await source.hasBlobs(digests)).size !== new Set(digests).size) continue;
+    // A blob `sound` refuses is gone from `source`: the next result naming it fails the check above.
     let usable = true;
-    for (const d of digests) if (!(await ok(d))) usable = false;
+    for (const d of new Set(digests)) if (!(await sound(d))) usable = false;
     if (!usable) continue;
     const hex = manifest.cacheKey.slice('sha256:'.length);
     await linkOrCopy(file, join(dest, 'results', 'sha256', hex.slice(0, 2), `${hex}.json`));
