@@ -568,14 +568,12 @@ export class GhaStore implements Store {
       }
     };
     yield* from(await this.shard());
-    const own = ghaKeyPart(this.slot);
-    const parts = new Set(this.options.slots.map(ghaKeyPart));
+    let listing: GhaListing | undefined;
     if (this.readable()) {
-      const listing = await this.remoteEntries();
-      if ('entries' in listing) for (const e of listing.entries) parts.add(ghaKeySlotPart(e.key));
-      else
+      listing = await this.remoteEntries();
+      if ('unavailable' in listing)
         this.ctx.onWarning(
-          `${this.location}: listing the shards of this slot${parts.size ? ' and of the slots option' : ''} only: ${listing.unavailable}`,
+          `${this.location}: listing ${this.unlistedShards()} only: ${listing.unavailable}`,
         );
     } else if (this.available) {
       // (Without the service at all, opening the shard has said so.)
@@ -583,7 +581,8 @@ export class GhaStore implements Store {
         `${this.location}: listing this machine's copy of the shard only: ACTIONS_CACHE_MODE '${cacheMode(this.ctx.env)}' does not permit reads`,
       );
     }
-    parts.delete(own);
+    const parts = this.slotParts(listing);
+    parts.delete(ghaKeyPart(this.slot));
     for (const part of [...parts].sort()) {
       const peer = await this.peer(part);
       if (peer) yield* from(peer);
@@ -655,14 +654,11 @@ export class GhaStore implements Store {
       );
     }
     const listing = await this.remoteEntries();
-    const listed = 'entries' in listing ? listing.entries : [];
-    const parts = new Set([this.slot, ...this.options.slots].map(ghaKeyPart));
-    for (const e of listed) parts.add(ghaKeySlotPart(e.key));
     const result: GhaVerifyResult = { checked: 0, corrupt: [], removedResults: 0, entries: [] };
     if ('unavailable' in listing) {
-      result.incomplete = `only the shards of this slot${this.options.slots.length ? ' and of the slots option' : ''} were looked for: ${listing.unavailable}`;
+      result.incomplete = `only ${this.unlistedShards()} were looked for: ${listing.unavailable}`;
     }
-    for (const part of [...parts].sort()) {
+    for (const part of [...this.slotParts(listing)].sort()) {
       const check = await this.verifyEntry(part, listing);
       if (!check) continue;
       result.entries.push(check);
@@ -808,6 +804,23 @@ export class GhaStore implements Store {
       this.counters.uploadedBytes += Number(size[1]);
     }
     return undefined;
+  }
+
+  /**
+   * The key parts of the slots this store knows: its own, the `slots` option's, and every slot
+   * the GitHub API's `listing` names.
+   */
+  private slotParts(listing?: GhaListing): Set<string> {
+    const parts = new Set([this.slot, ...this.options.slots].map(ghaKeyPart));
+    if (listing && 'entries' in listing) {
+      for (const e of listing.entries) parts.add(ghaKeySlotPart(e.key));
+    }
+    return parts;
+  }
+
+  /** What is looked at without the API's listing, in words. */
+  private unlistedShards(): string {
+    return `the shards of this slot${this.options.slots.length ? ' and of the slots option' : ''}`;
   }
 
   /** The key prefix of the slot whose key part is `part`. */
