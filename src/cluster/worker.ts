@@ -539,15 +539,8 @@ export class WorkerAgent {
 
   private reapOrphans(): void {
     const dir = join(this.opts.cacheDir, 'running');
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      return;
-    }
-    for (const name of names) {
-      const owner = Number(name.slice(0, name.indexOf('.')));
-      if (!Number.isInteger(owner) || owner === process.pid || processAlive(owner)) continue;
+    const ownerOf = (name: string) => Number(name.slice(0, name.indexOf('.')));
+    for (const { name, owner } of leftByDead(dir, ownerOf)) {
       try {
         const pgid = Number(readFileSync(join(dir, name), 'utf8'));
         if (Number.isInteger(pgid) && pgid > 1) {
@@ -1100,18 +1093,12 @@ export function chunksOf(stream: grpc.ClientReadableStream<{ data: Buffer }>): R
  */
 async function reapTmpSockets(): Promise<void> {
   const dir = os.tmpdir();
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    if (!name.startsWith(TMP_SOCKET_PREFIX)) continue;
+  const ownerOf = (name: string) => {
+    if (!name.startsWith(TMP_SOCKET_PREFIX)) return undefined;
     const m = /^([0-9]+)\.[0-9]+\.sock$/.exec(name.slice(TMP_SOCKET_PREFIX.length));
-    if (!m) continue;
-    const owner = Number(m[1]);
-    if (owner === process.pid || processAlive(owner)) continue;
+    return m ? Number(m[1]) : undefined;
+  };
+  for (const { name } of leftByDead(dir, ownerOf)) {
     const path = join(dir, name);
     try {
       if (!lstatSync(path).isSocket() || (await answers(path))) continue;
@@ -1120,6 +1107,29 @@ async function reapTmpSockets(): Promise<void> {
       // gone, or not ours to remove
     }
   }
+}
+
+/**
+ * The entries of `dir` (none when it cannot be read) whose name `ownerOf` reads a process id
+ * from, and whose process is gone (never this one's): what dead workers left there.
+ */
+function leftByDead(
+  dir: string,
+  ownerOf: (name: string) => number | undefined,
+): { name: string; owner: number }[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const left: { name: string; owner: number }[] = [];
+  for (const name of names) {
+    const owner = ownerOf(name);
+    if (owner === undefined || !Number.isInteger(owner) || owner === process.pid) continue;
+    if (!processAlive(owner)) left.push({ name, owner });
+  }
+  return left;
 }
 
 /** Whether something accepts connections on unix socket `path`. */
