@@ -145,8 +145,8 @@ async function statsCommand(flags: CacheFlags & { json?: boolean }): Promise<voi
             : {}),
         };
         notes.push(
-          `${describe(s)}: ${entries.length} cache entr${entries.length === 1 ? 'y' : 'ies'} on GitHub` +
-            ` for this scope, from ${slots.size} worker slot${slots.size === 1 ? '' : 's'}` +
+          `${describe(s)}: ${count(entries.length, 'cache entry', 'cache entries')} on GitHub` +
+            ` for this scope, from ${count(slots.size, 'worker slot')}` +
             ` (results and blobs are inside them)`,
         );
       } else {
@@ -335,7 +335,7 @@ async function pruneCommand(flags: CacheFlags & { maxSize: string }): Promise<vo
       continue;
     }
     process.stdout.write(
-      `${describe(s)}: removed ${r.removedBlobs} blob${r.removedBlobs === 1 ? '' : 's'} (${formatSize(r.freedBytes)}) and ${r.removedResults} result${r.removedResults === 1 ? '' : 's'}; ${formatSize(r.bytes)} left (limit ${formatSize(maxBytes)})\n`,
+      `${describe(s)}: removed ${count(r.removedBlobs, 'blob')} (${formatSize(r.freedBytes)}) and ${count(r.removedResults, 'result')}; ${formatSize(r.bytes)} left (limit ${formatSize(maxBytes)})\n`,
     );
   }
 }
