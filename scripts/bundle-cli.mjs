@@ -31,6 +31,17 @@ const root = repoRoot();
 export const REQUIRE_BANNER =
   "import { createRequire as __dbCreateRequire } from 'node:module'; const require = __dbCreateRequire(import.meta.url);";
 
+/** The esbuild options every bundle here shares: Node 20, ESM, dependencies included. */
+const NODE_BUNDLE = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  logLevel: 'warning',
+  loader: { '.proto': 'text' },
+  banner: { js: REQUIRE_BANNER },
+};
+
 /**
  * Bundles the CLI (src/cli/bin.ts, every dependency included) into `outfile` and, split off from
  * it, the code reached only through `await import()` into chunks in `chunkDir` beside it (emptied
@@ -57,15 +68,9 @@ export async function bundleCli(
     outExtension: { '.js': ext || '.js' },
     splitting: true,
     chunkNames: `${chunkDir}/[name]-[hash]`,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'esm',
-    logLevel: 'warning',
-    loader: { '.proto': 'text' },
+    ...NODE_BUNDLE,
     sourcemap,
     ...(legalComments ? { legalComments } : {}),
-    banner: { js: REQUIRE_BANNER },
   });
 }
 
@@ -74,18 +79,7 @@ export async function bundleCli(
  * is built; `extra` adds or overrides esbuild options.
  */
 export async function bundleEntry(file, outfile, extra = {}) {
-  await build({
-    entryPoints: [file],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'esm',
-    logLevel: 'warning',
-    loader: { '.proto': 'text' },
-    banner: { js: REQUIRE_BANNER },
-    ...extra,
-  });
+  await build({ entryPoints: [file], outfile, ...NODE_BUNDLE, ...extra });
 }
 
 /**
