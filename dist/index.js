@@ -1420,11 +1420,6 @@ async function importShard(src, target) {
 }
 async function stageShard(source, dest, keep, sound = async () => true) {
   const blobs = /* @__PURE__ */ new Set();
-  const checked = /* @__PURE__ */ new Map();
-  const ok = async (d) => {
-    if (!checked.has(d)) checked.set(d, await sound(d));
-    return checked.get(d);
-  };
   let count = 0;
   for (const file of await resultFiles(source.dir)) {
     const manifest = await readManifest2(file);
@@ -1432,7 +1427,7 @@ async function stageShard(source, dest, keep, sound = async () => true) {
     const digests = manifest.outputs.map((o) => o.digest);
     if ((await source.hasBlobs(digests)).size !== new Set(digests).size) continue;
     let usable = true;
-    for (const d of digests) if (!await ok(d)) usable = false;
+    for (const d of new Set(digests)) if (!await sound(d)) usable = false;
     if (!usable) continue;
     const hex = manifest.cacheKey.slice("sha256:".length);
     await linkOrCopy(file, join6(dest, "results", "sha256", hex.slice(0, 2), `${hex}.json`));
@@ -1703,21 +1698,20 @@ var init_gha = __esm({
           }
         };
         yield* from(await this.shard());
-        const own = ghaKeyPart(this.slot);
-        const parts = new Set(this.options.slots.map(ghaKeyPart));
+        let listing;
         if (this.readable()) {
-          const listing = await this.remoteEntries();
-          if ("entries" in listing) for (const e of listing.entries) parts.add(ghaKeySlotPart(e.key));
-          else
+          listing = await this.remoteEntries();
+          if ("unavailable" in listing)
             this.ctx.onWarning(
-              `${this.location}: listing the shards of this slot${parts.size ? " and of the slots option" : ""} only: ${listing.unavailable}`
+              `${this.location}: listing ${this.unlistedShards()} only: ${listing.unavailable}`
             );
         } else if (this.available) {
           this.ctx.onWarning(
             `${this.location}: listing this machine's copy of the shard only: ACTIONS_CACHE_MODE '${cacheMode(this.ctx.env)}' does not permit reads`
           );
         }
-        parts.delete(own);
+        const parts = this.slotParts(listing);
+        parts.delete(ghaKeyPart(this.slot));
         for (const part of [...parts].sort()) {
           const peer = await this.peer(part);
           if (peer) yield* from(peer);
@@ -1786,14 +1780,11 @@ var init_gha = __esm({
           );
         }
         const listing = await this.remoteEntries();
-        const listed = "entries" in listing ? listing.entries : [];
-        const parts = new Set([this.slot, ...this.options.slots].map(ghaKeyPart));
-        for (const e of listed) parts.add(ghaKeySlotPart(e.key));
         const result = { checked: 0, corrupt: [], removedResults: 0, entries: [] };
         if ("unavailable" in listing) {
-          result.incomplete = `only the shards of this slot${this.options.slots.length ? " and of the slots option" : ""} were looked for: ${listing.unavailable}`;
+          result.incomplete = `only ${this.unlistedShards()} were looked for: ${listing.unavailable}`;
         }
-        for (const part of [...parts].sort()) {
+        for (const part of [...this.slotParts(listing)].sort()) {
           const check = await this.verifyEntry(part, listing);
           if (!check) continue;
           result.entries.push(check);
@@ -1931,6 +1922,21 @@ var init_gha = __esm({
           this.counters.uploadedBytes += Number(size2[1]);
         }
         return void 0;
+      }
+      /**
+       * The key parts of the slots this store knows: its own, the `slots` option's, and every slot
+       * the GitHub API's `listing` names.
+       */
+      slotParts(listing) {
+        const parts = new Set([this.slot, ...this.options.slots].map(ghaKeyPart));
+        if (listing && "entries" in listing) {
+          for (const e of listing.entries) parts.add(ghaKeySlotPart(e.key));
+        }
+        return parts;
+      }
+      /** What is looked at without the API's listing, in words. */
+      unlistedShards() {
+        return `the shards of this slot${this.options.slots.length ? " and of the slots option" : ""}`;
       }
       /** The key prefix of the slot whose key part is `part`. */
       slotPrefix(part) {
@@ -2130,23 +2136,26 @@ var init_gha = __esm({
         return info;
       }
       /**
-       * Whether a shard blob about to be uploaded holds its digest's bytes: hashed unless this
-       * process has already (blobs an earlier process left on this machine). A corrupt one is
-       * removed, so the results naming it are not uploaded again and again.
+       * Whether a shard blob about to be uploaded holds its digest's bytes: read through the shard
+       * (which checks them, and removes the file it read when they are wrong) unless this process
+       * has hashed it already (blobs an earlier process left on this machine). A corrupt one is
+       * then gone, so the results naming it are not uploaded again and again.
        */
       async sound(digest) {
         if (this.verified.has(digest)) return true;
-        const file = this.shardStore.blobPath(digest);
-        const { digest: actual } = await digestStream(createReadStream2(file));
-        if (actual === digest) {
-          this.verified.add(digest);
-          return true;
+        const stream = await this.shardStore.openBlob(digest);
+        if (!stream) return false;
+        try {
+          for await (const chunk of stream) void chunk;
+        } catch (err) {
+          if (!(err instanceof CorruptBlobError)) throw err;
+          this.warn(
+            `blob ${digest} in this machine's copy of the shard (${this.dir}) was corrupt: removed; the results naming it are not saved`
+          );
+          return false;
         }
-        await rm3(file, { force: true });
-        this.warn(
-          `blob ${digest} in this machine's copy of the shard (${this.dir}) was corrupt: removed; the results naming it are not saved`
-        );
-        return false;
+        this.verified.add(digest);
+        return true;
       }
       markDirty() {
         this.dirty = true;
@@ -8832,7 +8841,7 @@ var LayeredStore = class {
       await mapLimit(candidates, PEEK_CONCURRENCY, async (key) => {
         let manifest = i > 0 && late() ? null : await read(i, `result ${key}`, () => layer.getResult(key));
         if (manifest && i > 0) {
-          const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+          const digests = blobsOf(manifest);
           const held = late() ? null : await read(i, `blobs of result ${key}`, () => layer.hasBlobs(digests));
           if (!held || digests.some((d) => !held.has(d))) manifest = null;
         }
@@ -8879,7 +8888,7 @@ var LayeredStore = class {
           () => this.layers[i].getResult(cacheKey)
         );
         if (!manifest) continue;
-        const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+        const digests = blobsOf(manifest);
         const held = await first.hasBlobs(digests);
         if (digests.every((d) => held.has(d))) {
           await first.putResult(manifest);
@@ -8897,7 +8906,7 @@ var LayeredStore = class {
    * layer's refusal is the error; a slower layer's is a warning.
    */
   async putResult(manifest) {
-    const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+    const digests = blobsOf(manifest);
     await this.fillBlobs(0, digests).catch(
       (err) => this.warn(0, `copy of the blobs of result ${manifest.cacheKey}`, err.message)
     );
@@ -8951,7 +8960,7 @@ var LayeredStore = class {
   }
   /** Copies a result found in layer `from`, with its blobs, into every faster layer. */
   async copyUp(manifest, from) {
-    const digests = [...new Set(manifest.outputs.map((o) => o.digest))];
+    const digests = blobsOf(manifest);
     for (let to = 0; to < from; to++) {
       const target = this.layers[to];
       try {
@@ -9078,6 +9087,9 @@ var LayeredStore = class {
     );
   }
 };
+function blobsOf(manifest) {
+  return [...new Set(manifest.outputs.map((o) => o.digest))];
+}
 var REST_MS = 6e4;
 var PEEK_CONCURRENCY = 8;
 var DeadlineError = class extends Error {
@@ -11394,15 +11406,8 @@ var WorkerAgent = class {
   }
   reapOrphans() {
     const dir = join12(this.opts.cacheDir, "running");
-    let names;
-    try {
-      names = readdirSync3(dir);
-    } catch {
-      return;
-    }
-    for (const name of names) {
-      const owner = Number(name.slice(0, name.indexOf(".")));
-      if (!Number.isInteger(owner) || owner === process.pid || processAlive(owner)) continue;
+    const ownerOf = (name) => Number(name.slice(0, name.indexOf(".")));
+    for (const { name, owner } of leftByDead(dir, ownerOf)) {
       try {
         const pgid = Number(readFileSync3(join12(dir, name), "utf8"));
         if (Number.isInteger(pgid) && pgid > 1) {
@@ -11886,18 +11891,12 @@ function chunksOf(stream) {
 }
 async function reapTmpSockets() {
   const dir = os2.tmpdir();
-  let names;
-  try {
-    names = readdirSync3(dir);
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    if (!name.startsWith(TMP_SOCKET_PREFIX)) continue;
+  const ownerOf = (name) => {
+    if (!name.startsWith(TMP_SOCKET_PREFIX)) return void 0;
     const m = /^([0-9]+)\.[0-9]+\.sock$/.exec(name.slice(TMP_SOCKET_PREFIX.length));
-    if (!m) continue;
-    const owner = Number(m[1]);
-    if (owner === process.pid || processAlive(owner)) continue;
+    return m ? Number(m[1]) : void 0;
+  };
+  for (const { name } of leftByDead(dir, ownerOf)) {
     const path = join12(dir, name);
     try {
       if (!lstatSync3(path).isSocket() || await answers(path)) continue;
@@ -11905,6 +11904,21 @@ async function reapTmpSockets() {
     } catch {
     }
   }
+}
+function leftByDead(dir, ownerOf) {
+  let names;
+  try {
+    names = readdirSync3(dir);
+  } catch {
+    return [];
+  }
+  const left = [];
+  for (const name of names) {
+    const owner = ownerOf(name);
+    if (owner === void 0 || !Number.isInteger(owner) || owner === process.pid) continue;
+    if (!processAlive(owner)) left.push({ name, owner });
+  }
+  return left;
 }
 function answers(path) {
   return new Promise((resolve4) => {

@@ -972,21 +972,20 @@ var GhaStore = class {
       }
     };
     yield* from(await this.shard());
-    const own = ghaKeyPart(this.slot);
-    const parts = new Set(this.options.slots.map(ghaKeyPart));
+    let listing;
     if (this.readable()) {
-      const listing = await this.remoteEntries();
-      if ("entries" in listing) for (const e of listing.entries) parts.add(ghaKeySlotPart(e.key));
-      else
+      listing = await this.remoteEntries();
+      if ("unavailable" in listing)
         this.ctx.onWarning(
-          `${this.location}: listing the shards of this slot${parts.size ? " and of the slots option" : ""} only: ${listing.unavailable}`
+          `${this.location}: listing ${this.unlistedShards()} only: ${listing.unavailable}`
         );
     } else if (this.available) {
       this.ctx.onWarning(
         `${this.location}: listing this machine's copy of the shard only: ACTIONS_CACHE_MODE '${cacheMode(this.ctx.env)}' does not permit reads`
       );
     }
-    parts.delete(own);
+    const parts = this.slotParts(listing);
+    parts.delete(ghaKeyPart(this.slot));
     for (const part of [...parts].sort()) {
       const peer = await this.peer(part);
       if (peer) yield* from(peer);
@@ -1055,14 +1054,11 @@ var GhaStore = class {
       );
     }
     const listing = await this.remoteEntries();
-    const listed = "entries" in listing ? listing.entries : [];
-    const parts = new Set([this.slot, ...this.options.slots].map(ghaKeyPart));
-    for (const e of listed) parts.add(ghaKeySlotPart(e.key));
     const result = { checked: 0, corrupt: [], removedResults: 0, entries: [] };
     if ("unavailable" in listing) {
-      result.incomplete = `only the shards of this slot${this.options.slots.length ? " and of the slots option" : ""} were looked for: ${listing.unavailable}`;
+      result.incomplete = `only ${this.unlistedShards()} were looked for: ${listing.unavailable}`;
     }
-    for (const part of [...parts].sort()) {
+    for (const part of [...this.slotParts(listing)].sort()) {
       const check = await this.verifyEntry(part, listing);
       if (!check) continue;
       result.entries.push(check);
@@ -1200,6 +1196,21 @@ var GhaStore = class {
       this.counters.uploadedBytes += Number(size[1]);
     }
     return void 0;
+  }
+  /**
+   * The key parts of the slots this store knows: its own, the `slots` option's, and every slot
+   * the GitHub API's `listing` names.
+   */
+  slotParts(listing) {
+    const parts = new Set([this.slot, ...this.options.slots].map(ghaKeyPart));
+    if (listing && "entries" in listing) {
+      for (const e of listing.entries) parts.add(ghaKeySlotPart(e.key));
+    }
+    return parts;
+  }
+  /** What is looked at without the API's listing, in words. */
+  unlistedShards() {
+    return `the shards of this slot${this.options.slots.length ? " and of the slots option" : ""}`;
   }
   /** The key prefix of the slot whose key part is `part`. */
   slotPrefix(part) {
@@ -1399,23 +1410,26 @@ var GhaStore = class {
     return info;
   }
   /**
-   * Whether a shard blob about to be uploaded holds its digest's bytes: hashed unless this
-   * process has already (blobs an earlier process left on this machine). A corrupt one is
-   * removed, so the results naming it are not uploaded again and again.
+   * Whether a shard blob about to be uploaded holds its digest's bytes: read through the shard
+   * (which checks them, and removes the file it read when they are wrong) unless this process
+   * has hashed it already (blobs an earlier process left on this machine). A corrupt one is
+   * then gone, so the results naming it are not uploaded again and again.
    */
   async sound(digest) {
     if (this.verified.has(digest)) return true;
-    const file = this.shardStore.blobPath(digest);
-    const { digest: actual } = await digestStream(createReadStream2(file));
-    if (actual === digest) {
-      this.verified.add(digest);
-      return true;
+    const stream = await this.shardStore.openBlob(digest);
+    if (!stream) return false;
+    try {
+      for await (const chunk of stream) void chunk;
+    } catch (err) {
+      if (!(err instanceof CorruptBlobError)) throw err;
+      this.warn(
+        `blob ${digest} in this machine's copy of the shard (${this.dir}) was corrupt: removed; the results naming it are not saved`
+      );
+      return false;
     }
-    await rm2(file, { force: true });
-    this.warn(
-      `blob ${digest} in this machine's copy of the shard (${this.dir}) was corrupt: removed; the results naming it are not saved`
-    );
-    return false;
+    this.verified.add(digest);
+    return true;
   }
   markDirty() {
     this.dirty = true;
@@ -1474,11 +1488,6 @@ async function importShard(src, target) {
 }
 async function stageShard(source, dest, keep, sound = async () => true) {
   const blobs = /* @__PURE__ */ new Set();
-  const checked = /* @__PURE__ */ new Map();
-  const ok = async (d) => {
-    if (!checked.has(d)) checked.set(d, await sound(d));
-    return checked.get(d);
-  };
   let count = 0;
   for (const file of await resultFiles(source.dir)) {
     const manifest = await readManifest2(file);
@@ -1486,7 +1495,7 @@ async function stageShard(source, dest, keep, sound = async () => true) {
     const digests = manifest.outputs.map((o) => o.digest);
     if ((await source.hasBlobs(digests)).size !== new Set(digests).size) continue;
     let usable = true;
-    for (const d of digests) if (!await ok(d)) usable = false;
+    for (const d of new Set(digests)) if (!await sound(d)) usable = false;
     if (!usable) continue;
     const hex = manifest.cacheKey.slice("sha256:".length);
     await linkOrCopy(file, join2(dest, "results", "sha256", hex.slice(0, 2), `${hex}.json`));
