@@ -66,6 +66,16 @@ function sha(data: Buffer | string): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
+/** The report `dist-build run --out DIR` wrote. */
+function runReport(outDir: string): RunReport {
+  return JSON.parse(readFileSync(join(outDir, 'dist-build-report.json'), 'utf8')) as RunReport;
+}
+
+/** Each invocation's status in the report of a run into `outDir`. */
+function statuses(outDir: string): Record<string, string> {
+  return Object.fromEntries(runReport(outDir).invocations.map((i) => [i.unit, i.status]));
+}
+
 function newRepo(name: string): string {
   return `dist-build/${name}-${++repoCounter}`;
 }
@@ -1210,10 +1220,9 @@ invocations:
       });
     const first = await run();
     expect(first.code).toBe(0);
-    const report = () =>
-      JSON.parse(readFileSync(join(root, 'artifacts/dist-build-report.json'), 'utf8')) as RunReport;
     const digestOf = (unit: string) =>
-      report().invocations.find((i) => i.unit === unit)!.outputs[0]!.digest;
+      runReport(join(root, 'artifacts')).invocations.find((i) => i.unit === unit)!.outputs[0]!
+        .digest;
     const digests = { a: digestOf('a'), b: digestOf('b'), c: digestOf('c') };
 
     // A fresh machine: the local store is empty, the registry has everything.
@@ -1221,7 +1230,7 @@ invocations:
     await rm(join(root, 'out'), { recursive: true, force: true });
     const second = await run();
     expect(second.code).toBe(0);
-    expect(Object.fromEntries(report().invocations.map((i) => [i.unit, i.status]))).toEqual({
+    expect(statuses(join(root, 'artifacts'))).toEqual({
       a: 'cached',
       b: 'cached',
       c: 'cached',
@@ -1237,10 +1246,7 @@ invocations:
       { timeoutMs: 90_000 },
     );
     expect(offline.code).toBe(0);
-    const statuses = JSON.parse(
-      readFileSync(join(root, 'o2/dist-build-report.json'), 'utf8'),
-    ) as RunReport;
-    expect(Object.fromEntries(statuses.invocations.map((i) => [i.unit, i.status]))).toEqual({
+    expect(statuses(join(root, 'o2'))).toEqual({
       a: 'built',
       b: 'built',
       c: 'cached',
@@ -1296,10 +1302,7 @@ describe('a registry that accepts connections and never answers', () => {
       await writeFile(join(root, 'c.txt'), 'two\n');
       const second = await run(withHung);
       expect(second.code).toBe(0);
-      const report = JSON.parse(
-        readFileSync(join(root, 'artifacts/dist-build-report.json'), 'utf8'),
-      ) as RunReport;
-      expect(Object.fromEntries(report.invocations.map((i) => [i.unit, i.status]))).toEqual({
+      expect(statuses(join(root, 'artifacts'))).toEqual({
         a: 'cached',
         b: 'cached',
         c: 'built',
