@@ -137,10 +137,16 @@ test(
   'SIGKILL a worker while it runs a job: the job runs again elsewhere and the run succeeds',
   () =>
     explained(async () => {
-      const master = startMaster(tree('m', POOL_CONFIG));
+      // The first start of slow lasts until its worker is killed, however slow the machine is
+      // (with 3 s, a loaded machine finished it before the kill).
+      const config = POOL_CONFIG.replace(
+        'sleep 3;',
+        'if [ "$(wc -l < ../starts-slow)" -eq 1 ]; then sleep 60; fi;',
+      );
+      const master = startMaster(tree('m', config));
       const workers = {
-        w1: startWorker('w1', tree('t1', POOL_CONFIG)),
-        w2: startWorker('w2', tree('t2', POOL_CONFIG)),
+        w1: startWorker('w1', tree('t1', config)),
+        w2: startWorker('w2', tree('t2', config)),
       };
       const [, victim] = await master.waitFor(/\[slow\] slow on (w\d)/);
 
@@ -171,6 +177,57 @@ test(
       expect(master.stdout).toMatch(/on 2 workers \(1 left during the run\)/);
       expect(starts()).toBe(2);
       expect(r.invocations.find((i) => i.unit === 'after')!.status).toBe('built');
+      expect(readFileSync(join(dir, 'artifacts/final/after.txt'), 'utf8')).toBe('done\nq\n');
+    }),
+  90_000,
+);
+
+/** `quick` waits for `../go`, so a test can kill slow's worker after slow is built. */
+const HANDOFF_CONFIG = `version: 1
+invocations:
+  slow:
+    run: >-
+      echo start >> ../starts-slow; echo "slow on $DIST_BUILD_WORKER";
+      mkdir -p out && echo done > out/slow.txt
+    outputs: [out/slow.txt]
+  quick:
+    run: >-
+      echo $$ >> ../pids; while [ ! -e ../go ]; do sleep 0.1; done;
+      mkdir -p quick && echo q > quick/q.txt
+    outputs: [quick]
+  after:
+    run: mkdir -p final && cat out/slow.txt quick/q.txt > final/after.txt
+    needs: [slow, quick]
+    outputs: [final]
+    export: true
+`;
+
+test(
+  'SIGKILL the only worker holding a built result: a dependent on another worker gets it built again',
+  () =>
+    explained(async () => {
+      const master = startMaster(tree('m', HANDOFF_CONFIG));
+      const workers = {
+        w1: startWorker('w1', tree('t1', HANDOFF_CONFIG)),
+        w2: startWorker('w2', tree('t2', HANDOFF_CONFIG)),
+      };
+      const [, victim] = await master.waitFor(/slow: built on (w\d)/);
+      const survivor = victim === 'w1' ? 'w2' : 'w1';
+      workers[victim as 'w1' | 'w2'].kill('SIGKILL');
+      await master.waitFor(new RegExp(`worker ${victim} lost`));
+      // Now after needs slow's outputs, which only a dead worker held. (When a fetch from the dead
+      // worker was already under way, the survivor used to crash: see chunks.test.ts.)
+      writeFileSync(join(dir, 'go'), '');
+      const exit = await master.exited;
+      expect(exit.code).toBe(0);
+      expect(workers[survivor].child.exitCode).toBeNull();
+      expect(starts()).toBe(2);
+      expect(master.output).toMatch(/slow: will run again: after could not get its outputs/);
+      const r = report();
+      expect(r.invocations.find((i) => i.unit === 'slow')).toMatchObject({
+        status: 'built',
+        worker: survivor,
+      });
       expect(readFileSync(join(dir, 'artifacts/final/after.txt'), 'utf8')).toBe('done\nq\n');
     }),
   90_000,

@@ -950,11 +950,8 @@ export class Run {
               },
               this.master.metadata(),
             );
-            await restoreOutputs(
-              async () => chunksOf(stream as grpc.ClientReadableStream<BlobChunk>),
-              dir,
-              [o],
-            );
+            const bytes = chunksOf(stream as grpc.ClientReadableStream<BlobChunk>);
+            await restoreOutputs(async () => bytes, dir, [o]);
             const dest = join(dir, o.path);
             outputs.push({ path: o.path, dest, digest: o.digest, size: o.size, files: o.files });
             this.opts.onEvent?.({

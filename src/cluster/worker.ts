@@ -1076,11 +1076,17 @@ class LostDependencyError extends Error {
 
 /** The data of a stream of BlobChunk messages, as a Readable of buffers. */
 export function chunksOf(stream: grpc.ClientReadableStream<{ data: Buffer }>): Readable {
+  // grpc-js ends the stream and then emits the call's error as a plain event: held from the
+  // start, so that a call failing before the consumer reads (a store that checks something
+  // first) neither crashes the process (no listener yet) nor passes for a complete blob.
+  let failed: unknown;
+  stream.on('error', (err) => (failed ??= err));
   return Readable.from(
     (async function* () {
       for await (const chunk of stream as AsyncIterable<{ data: Buffer }>) {
         if (chunk.data.length) yield chunk.data;
       }
+      if (failed !== undefined) throw failed;
     })(),
   );
 }
