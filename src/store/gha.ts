@@ -859,7 +859,7 @@ export class GhaStore implements Store {
         : why;
     if (reason) {
       this.warn(
-        `the GitHub Actions cache service is not available (${reason}; the runner sets these for JavaScript and container actions only): building without it`,
+        `the GitHub Actions cache service is not available (${reason}; the runner sets these for JavaScript and container actions only): going on without it`,
       );
       return false;
     }
@@ -937,7 +937,7 @@ export class GhaStore implements Store {
       );
       if (!outcome.ok) {
         const why = errorText(outcome.error);
-        return fail(why, `restoring ${prefix}* failed (${why}): building without it`);
+        return fail(why, `restoring ${prefix}* failed (${why}): going on without it`);
       }
       const problems = [...outcome.log.warnings, ...outcome.log.errors];
       if (outcome.value === undefined) {
@@ -945,7 +945,7 @@ export class GhaStore implements Store {
         const why = failureDetail(outcome.log);
         return fail(
           why,
-          `restoring ${prefix}* from the Actions cache failed: ${why}; building without it`,
+          `restoring ${prefix}* from the Actions cache failed: ${why}; going on without it`,
         );
       }
       const key = outcome.value;
@@ -960,7 +960,7 @@ export class GhaStore implements Store {
       return { key, ...found };
     } catch (err) {
       const why = errorText(err);
-      return fail(why, `restoring ${prefix}* failed (${why}): building without it`);
+      return fail(why, `restoring ${prefix}* failed (${why}): going on without it`);
     } finally {
       if (stage) await rm(stage, { recursive: true, force: true }).catch(() => {});
     }
