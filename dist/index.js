@@ -1967,7 +1967,7 @@ var init_gha = __esm({
         const reason = !outcome.ok ? `@actions/cache cannot be loaded (${errorText(outcome.error)})` : !outcome.value ? "ACTIONS_CACHE_URL / ACTIONS_RESULTS_URL is not set" : why;
         if (reason) {
           this.warn(
-            `the GitHub Actions cache service is not available (${reason}; the runner sets these for JavaScript and container actions only): building without it`
+            `the GitHub Actions cache service is not available (${reason}; the runner sets these for JavaScript and container actions only): going on without it`
           );
           return false;
         }
@@ -2028,7 +2028,7 @@ var init_gha = __esm({
           );
           if (!outcome.ok) {
             const why = errorText(outcome.error);
-            return fail(why, `restoring ${prefix}* failed (${why}): building without it`);
+            return fail(why, `restoring ${prefix}* failed (${why}): going on without it`);
           }
           const problems = [...outcome.log.warnings, ...outcome.log.errors];
           if (outcome.value === void 0) {
@@ -2036,7 +2036,7 @@ var init_gha = __esm({
             const why = failureDetail(outcome.log);
             return fail(
               why,
-              `restoring ${prefix}* from the Actions cache failed: ${why}; building without it`
+              `restoring ${prefix}* from the Actions cache failed: ${why}; going on without it`
             );
           }
           const key = outcome.value;
@@ -2051,7 +2051,7 @@ var init_gha = __esm({
           return { key, ...found };
         } catch (err) {
           const why = errorText(err);
-          return fail(why, `restoring ${prefix}* failed (${why}): building without it`);
+          return fail(why, `restoring ${prefix}* failed (${why}): going on without it`);
         } finally {
           if (stage) await rm3(stage, { recursive: true, force: true }).catch(() => {
           });
@@ -11881,11 +11881,14 @@ var LostDependencyError = class extends Error {
   unit;
 };
 function chunksOf(stream) {
+  let failed;
+  stream.on("error", (err) => failed ??= err);
   return Readable4.from(
     (async function* () {
       for await (const chunk of stream) {
         if (chunk.data.length) yield chunk.data;
       }
+      if (failed !== void 0) throw failed;
     })()
   );
 }
@@ -12675,11 +12678,8 @@ var Run = class {
               },
               this.master.metadata()
             );
-            await restoreOutputs(
-              async () => chunksOf(stream),
-              dir,
-              [o]
-            );
+            const bytes = chunksOf(stream);
+            await restoreOutputs(async () => bytes, dir, [o]);
             const dest = join13(dir, o.path);
             outputs.push({ path: o.path, dest, digest: o.digest, size: o.size, files: o.files });
             this.opts.onEvent?.({

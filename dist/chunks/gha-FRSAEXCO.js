@@ -11,7 +11,7 @@ import {
   ghaSaveScope,
   ghaScopePrefix,
   ghaSuperseded
-} from "./chunk-KMNZRPXB.js";
+} from "./chunk-TFJTATPI.js";
 import "./chunk-DC43GSM2.js";
 import "./chunk-7FDW4MNB.js";
 export {

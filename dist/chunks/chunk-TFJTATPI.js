@@ -1241,7 +1241,7 @@ var GhaStore = class {
     const reason = !outcome.ok ? `@actions/cache cannot be loaded (${errorText(outcome.error)})` : !outcome.value ? "ACTIONS_CACHE_URL / ACTIONS_RESULTS_URL is not set" : why;
     if (reason) {
       this.warn(
-        `the GitHub Actions cache service is not available (${reason}; the runner sets these for JavaScript and container actions only): building without it`
+        `the GitHub Actions cache service is not available (${reason}; the runner sets these for JavaScript and container actions only): going on without it`
       );
       return false;
     }
@@ -1302,7 +1302,7 @@ var GhaStore = class {
       );
       if (!outcome.ok) {
         const why = errorText(outcome.error);
-        return fail(why, `restoring ${prefix}* failed (${why}): building without it`);
+        return fail(why, `restoring ${prefix}* failed (${why}): going on without it`);
       }
       const problems = [...outcome.log.warnings, ...outcome.log.errors];
       if (outcome.value === void 0) {
@@ -1310,7 +1310,7 @@ var GhaStore = class {
         const why = failureDetail(outcome.log);
         return fail(
           why,
-          `restoring ${prefix}* from the Actions cache failed: ${why}; building without it`
+          `restoring ${prefix}* from the Actions cache failed: ${why}; going on without it`
         );
       }
       const key = outcome.value;
@@ -1325,7 +1325,7 @@ var GhaStore = class {
       return { key, ...found };
     } catch (err) {
       const why = errorText(err);
-      return fail(why, `restoring ${prefix}* failed (${why}): building without it`);
+      return fail(why, `restoring ${prefix}* failed (${why}): going on without it`);
     } finally {
       if (stage) await rm2(stage, { recursive: true, force: true }).catch(() => {
       });
