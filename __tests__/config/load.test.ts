@@ -131,8 +131,68 @@ invocations:
     const bad = issues('version: 1\ninvocations:\n  a: {run: x\n');
     expect(bad[0]!.line).toBeGreaterThan(0);
     const dup = issues('version: 1\ninvocations:\n  a: {run: x}\n  a: {run: y}\n');
-    expect(dup[0]).toMatchObject({ line: 4 });
-    expect(dup[0]!.message).toMatch(/unique/);
+    expect(dup[0]).toMatchObject({ line: 4, path: 'invocations.a' });
+    expect(dup[0]!.message).toBe('duplicate key "a" (first at line 3)');
+  });
+
+  it('keeps keys as written: 1 and "1" are one name, 007 stays 007', () => {
+    const dup = issues('version: 1\ninvocations:\n  1: {run: x}\n  "1": {run: y}\n');
+    expect(dup.map((i) => [i.line, i.col, i.message])).toEqual([
+      [4, 3, 'duplicate key "1" (first at line 3)'],
+    ]);
+    const config = parseConfig(
+      'version: 1\ninvocations:\n  007: {run: x, needs: ["0x10"]}\n  0x10: {run: y}\n',
+      'f.yml',
+    );
+    expect(config.invocations.map((i) => [i.name, i.needs])).toEqual([
+      ['007', ['0x10']],
+      ['0x10', []],
+    ]);
+    // ~ is null to YAML: as a name it is reported at its own line, not as "" at the first key.
+    const tilde = issues('version: 1\ninvocations:\n  a: {run: x}\n  ~: {run: y}\n');
+    expect(tilde[0]).toMatchObject({ line: 4, col: 3 });
+    expect(tilde[0]!.message).toMatch(/invalid invocation name "~"/);
+    const list = issues('version: 1\ninvocations:\n  ? [a, b]\n  : {run: y}\n');
+    expect(list[0]).toMatchObject({ line: 3, col: 5, path: 'invocations' });
+    expect(list[0]!.message).toMatch(/a key must be a plain name/);
+  });
+
+  it('keeps env and build-args values as written', () => {
+    const config = parseConfig(
+      `version: 1
+env: {V: 1.10, Z: 007, H: 0x1F, BIG: 12345678901234567890, T: true}
+invocations:
+  a: {run: x, env: {E: 1e3}}
+  b: {docker: {context: ., build-args: {N: 1.50}}}
+`,
+      'f.yml',
+    );
+    expect(config.invocations[0]!.env).toEqual({
+      V: '1.10',
+      Z: '007',
+      H: '0x1F',
+      BIG: '12345678901234567890',
+      T: 'true',
+      E: '1e3',
+    });
+    expect(config.invocations[1]!.docker!.buildArgs).toEqual({ N: '1.50' });
+  });
+
+  it('reports aliases it cannot resolve, and alias bombs, at a position', () => {
+    const unresolved = issues('version: 1\ninvocations:\n  a: *nope\n');
+    expect(unresolved[0]).toMatchObject({ line: 3, col: 6 });
+    expect(unresolved[0]!.message).toMatch(/Unresolved alias/);
+    const lol = ['version: 1', 'a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 8; i++) {
+      lol.push(
+        `a${i}: &a${i} [${Array(10)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]`,
+      );
+    }
+    const bomb = issues(`${lol.join('\n')}\ninvocations: {a: {run: x}}\n`);
+    expect(bomb[0]!.line).toBeGreaterThan(0);
+    expect(bomb[0]!.message).toMatch(/alias/i);
   });
 
   it('reports an empty file', () => {
@@ -203,6 +263,25 @@ invocations:
       'invocations.a.inputs[1]',
       'invocations.a.inputs[3]',
       'invocations.a.outputs[0]',
+    ]);
+  });
+
+  it("names the output a problem is about, and keeps outputs out of dist-build's own directories", () => {
+    const found = issues(`version: 1
+cache:
+  stores: [{type: local, dir: build/cache}]
+invocations:
+  a: {run: x, outputs: [out, /etc/passwd, ./, out/./, .dist-build/x, build], timeout: 0s}
+  b: {run: "echo a\\0b"}
+`);
+    expect(found.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      'invocations.a.outputs[1]: "/etc/passwd" must be a relative path inside the config directory (not absolute, no "..", separated by "/")',
+      'invocations.a.outputs[2]: an output cannot be the whole config directory',
+      'invocations.a.outputs[3]: "out" is listed twice (outputs[0])',
+      `invocations.a.outputs[4]: output ".dist-build/x" is in dist-build's own directory (its cache, index and run state)`,
+      'invocations.a.outputs[5]: output "build" holds the local store\'s directory "build/cache"',
+      'invocations.a.timeout: expected a timeout longer than 0 s',
+      'invocations.b.run: a command cannot contain a NUL character',
     ]);
   });
 

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve, posix } from 'node:path';
 import type { ErrorObject } from 'ajv';
 import generatedValidator from './schema-validator.generated.js';
-import { LineCounter, parseDocument, isMap, isPair, isScalar } from 'yaml';
+import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit } from 'yaml';
 import type { Document, Node as YamlNode, YAMLMap } from 'yaml';
 import { configSchema, PATTERN_TEXT } from './schema.js';
 import { ConfigError } from './errors.js';
@@ -42,7 +42,9 @@ class Locator {
     this.doc = parseDocument(text, {
       lineCounter: this.lines,
       prettyErrors: false,
-      uniqueKeys: true,
+      // Duplicates are found by normalizeKeys, in one pass (this check is quadratic: 20,000
+      // invocations took 19 s), after `1:` and `"1":` have become the same name.
+      uniqueKeys: false,
     });
   }
 
@@ -78,7 +80,7 @@ class Locator {
     return this.issue(path, message, this.node(path)?.range?.[0]);
   }
 
-  private issue(path: Segment[], message: string, offset: number | undefined): ConfigIssue {
+  issue(path: Segment[], message: string, offset: number | undefined): ConfigIssue {
     return { file: this.file, ...this.pos(offset), path: formatPath(path), message };
   }
 
@@ -97,7 +99,7 @@ export function formatPath(path: Segment[]): string {
     .map((s, i) =>
       typeof s === 'number'
         ? `[${s}]`
-        : /^[A-Za-z0-9_.-]+$/.test(s)
+        : /^[A-Za-z0-9_-]+$/.test(s)
           ? `${i ? '.' : ''}${s}`
           : `[${JSON.stringify(s)}]`,
     )
@@ -267,12 +269,106 @@ function findCycles(needs: Map<string, string[]>): string[][] {
   return cycles;
 }
 
+/**
+ * Map keys as written. YAML reads `1:` and `007:` as numbers and `~:` as null, which would become
+ * the names "1", "7" and "" (and `1:` and `"1":` one invocation, silently): every scalar key
+ * becomes its source text, a key that is a list or mapping is a problem, and duplicate keys are
+ * found here, after that. Returns the problems.
+ */
+function normalizeKeys(loc: Locator): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  visit(loc.doc, {
+    Map(_, map, ancestors) {
+      const path = keyPath(ancestors, map);
+      const seen = new Map<string, number>();
+      for (const pair of map.items) {
+        const key = pair.key as YamlNode | null;
+        if (!isScalar(key)) {
+          const at = (key as YamlNode | null)?.range?.[0] ?? map.range?.[0];
+          issues.push(
+            loc.issue(path, 'a key must be a plain name, not a list, mapping or alias', at),
+          );
+          continue;
+        }
+        if (typeof key.value !== 'string') key.value = key.source ?? String(key.value);
+        const name = key.value as string;
+        const first = seen.get(name);
+        const line = loc.issue([], '', key.range?.[0]).line;
+        if (first === undefined) seen.set(name, line);
+        else
+          issues.push(
+            loc.issue(
+              [...path, name],
+              `duplicate key "${name}" (first at line ${first})`,
+              key.range?.[0],
+            ),
+          );
+      }
+    },
+  });
+  return issues;
+}
+
+/** The key path of `node` from the visitor's ancestors (Document, maps, pairs, sequences). */
+function keyPath(ancestors: readonly unknown[], node: unknown): Segment[] {
+  const path: Segment[] = [];
+  const chain = [...ancestors, node];
+  for (let i = 0; i < chain.length - 1; i++) {
+    const a = chain[i];
+    const next = chain[i + 1];
+    if (isPair(a) && isScalar(a.key)) path.push(String(a.key.value));
+    else if (isSeq(a)) path.push(a.items.indexOf(next as never));
+  }
+  return path;
+}
+
+/**
+ * Environment values as written: `V: 1.10`, `Z: 007` or `H: 0x1F` are numbers to YAML (1.1, 7,
+ * 31) but text to a command, so an env or build-args value keeps its source text.
+ */
+function keepEnvSource(loc: Locator): void {
+  const entry = (map: unknown, key: string): unknown =>
+    isMap(map) ? map.items.find((p) => isScalar(p.key) && p.key.value === key)?.value : undefined;
+  const maps = [entry(loc.doc.contents, 'env')];
+  const invocations = entry(loc.doc.contents, 'invocations');
+  if (isMap(invocations)) {
+    for (const { value } of invocations.items) {
+      maps.push(entry(value, 'env'), entry(entry(value, 'docker'), 'build-args'));
+    }
+  }
+  for (const map of maps) {
+    if (!isMap(map)) continue;
+    for (const { value: v } of map.items) {
+      if (isScalar(v) && typeof v.value === 'number' && v.source !== undefined) v.value = v.source;
+    }
+  }
+}
+
+/** The document as plain data; an alias that cannot be resolved (or too many) is a problem. */
+function toData(loc: Locator): unknown {
+  try {
+    return loc.doc.toJS({ maxAliasCount: 1000 }) as unknown;
+  } catch (err) {
+    let at: number | undefined;
+    visit(loc.doc, {
+      Alias(_, alias) {
+        at = alias.range?.[0];
+        return visit.BREAK;
+      },
+    });
+    throw new ConfigError([loc.issue([], (err as Error).message, at)]);
+  }
+}
+
 /** Parses and validates config text; throws ConfigError listing every problem. */
 export function parseConfig(text: string, file: string, display: string = file): Config {
   const loc = new Locator(display, text);
   const yamlIssues = loc.yamlErrors();
   if (yamlIssues.length) throw new ConfigError(yamlIssues);
-  const data = loc.doc.toJS() as unknown;
+  const keyIssues = normalizeKeys(loc);
+  if (keyIssues.length) throw new ConfigError(keyIssues);
+  keepEnvSource(loc);
+  const data = toData(loc);
   if (data === null || data === undefined) {
     throw new ConfigError([
       {
@@ -334,21 +430,30 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
       return undefined;
     }
   };
-  const relPaths = (path: Segment[], list: unknown, allowNegation: boolean): string[] =>
-    ((list as string[] | undefined) ?? []).flatMap((p, i) => {
+  /** The paths of a list, normalized, each with its index in the list (bad ones left out). */
+  const indexedPaths = (
+    path: Segment[],
+    list: unknown,
+    allowNegation: boolean,
+  ): { path: string; index: number }[] =>
+    ((list as string[] | undefined) ?? []).flatMap((p, index) => {
       const neg = allowNegation && p.startsWith('!');
       const clean = cleanRelative(neg ? p.slice(1) : p);
       if (clean === undefined) {
         issues.push(
           loc.issueAt(
-            [...path, i],
-            `"${p}" must be a relative path inside the config directory (no absolute paths, no "..", "/" separators)`,
+            [...path, index],
+            `"${p}" must be a relative path inside the config directory (not absolute, no "..", separated by "/")`,
           ),
         );
         return [];
       }
-      return [neg ? `!${clean}` : clean];
+      return [{ path: neg ? `!${clean}` : clean, index }];
     });
+  const relPaths = (path: Segment[], list: unknown, allowNegation: boolean): string[] =>
+    indexedPaths(path, list, allowNegation).map((p) => p.path);
+  /** Where each output was written: [invocation, output path, its index in the list]. */
+  const outputAt: [string, string, number][] = [];
 
   for (const name of names) {
     const r = rawInvocations[name]!;
@@ -418,46 +523,71 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
         );
       }
     });
+    const outputs = indexedPaths(at('outputs'), r.outputs, false);
+    const listed = new Map<string, number>();
+    for (const o of outputs) {
+      if (listed.has(o.path)) {
+        issues.push(
+          loc.issueAt(
+            at('outputs', o.index),
+            `"${o.path}" is listed twice (outputs[${listed.get(o.path)}])`,
+          ),
+        );
+      } else listed.set(o.path, o.index);
+      outputAt.push([name, o.path, o.index]);
+    }
     const inv: InvocationConfig = {
       name,
       inputs: relPaths(at('inputs'), r.inputs, true),
-      outputs: relPaths(at('outputs'), r.outputs, false),
+      outputs: [...listed.keys()],
       needs,
       export: (r.export as boolean | undefined) ?? false,
       env: { ...globalEnv, ...toEnv(r.env) },
       labels: (r.labels as string[] | undefined) ?? [],
       timeout: duration(at('timeout'), r.timeout) ?? 3600,
     };
-    if (r.run !== undefined) inv.run = r.run as string;
+    if (r.run !== undefined) {
+      inv.run = r.run as string;
+      if (inv.run.includes('\0')) {
+        issues.push(loc.issueAt(at('run'), 'a command cannot contain a NUL character'));
+      }
+    }
+    if (inv.timeout === 0) {
+      issues.push(loc.issueAt(at('timeout'), 'expected a timeout longer than 0 s'));
+    }
     if (docker) inv.docker = docker;
     if (r.platform !== undefined) inv.platform = r.platform as string;
     const estimate = duration(at('estimate'), r.estimate);
     if (estimate !== undefined) inv.estimate = estimate;
-    inv.outputs.forEach((o, i) => {
-      if (o === '.')
-        issues.push(
-          loc.issueAt(at('outputs', i), 'an output cannot be the whole config directory'),
-        );
-    });
     invocations.push(inv);
   }
 
-  // Two invocations writing the same place would make a result ambiguous.
-  const owners: { path: string; name: string; index: number }[] = [];
-  for (const inv of invocations)
-    inv.outputs.forEach((path, index) => owners.push({ path, name: inv.name, index }));
-  for (let i = 0; i < owners.length; i++) {
-    for (let j = i + 1; j < owners.length; j++) {
-      const [a, b] = [owners[i]!, owners[j]!];
-      if (a.name === b.name) continue;
-      if (a.path === b.path || b.path.startsWith(`${a.path}/`) || a.path.startsWith(`${b.path}/`)) {
-        issues.push(
-          loc.issueAt(
-            ['invocations', b.name, 'outputs', b.index],
-            `output "${b.path}" overlaps output "${a.path}" of invocation "${a.name}"`,
-          ),
-        );
-      }
+  // Two invocations writing the same place would make a result ambiguous. Each output is checked
+  // against the earlier ones (earlier invocations' first): the same path or one of its parent
+  // directories (`exact`), or a path below it (`below`), each looked up by path, not pairwise.
+  const exact = new Map<string, { name: string; path: string }>();
+  const below = new Map<string, { name: string; path: string }>();
+  for (const [name, path, index] of outputAt) {
+    const parts = path.split('/');
+    let clash: { name: string; path: string } | undefined;
+    for (let k = 1; k <= parts.length && !clash; k++) {
+      const e = exact.get(parts.slice(0, k).join('/'));
+      if (e && e.name !== name) clash = e;
+    }
+    const under = below.get(path);
+    if (!clash && under && under.name !== name) clash = under;
+    if (clash) {
+      issues.push(
+        loc.issueAt(
+          ['invocations', name, 'outputs', index],
+          `output "${path}" overlaps output "${clash.path}" of invocation "${clash.name}"`,
+        ),
+      );
+    }
+    if (!exact.has(path)) exact.set(path, { name, path });
+    for (let k = 1; k < parts.length; k++) {
+      const parent = parts.slice(0, k).join('/');
+      if (!below.has(parent)) below.set(parent, { name, path });
     }
   }
 
@@ -473,6 +603,40 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
   }
 
   const cache = buildCache(raw.cache as Raw | undefined, loc, issues);
+
+  // Outputs are replaced when restored, and packed when saved: none may be, hold or sit in
+  // dist-build's own directory or a local store's.
+  const own = [
+    { path: '.dist-build', what: "dist-build's own directory (its cache, index and run state)" },
+    ...cache.stores.flatMap((store) => {
+      const dir = typeof store.dir === 'string' ? cleanRelative(store.dir) : undefined;
+      return dir && dir !== '.'
+        ? [{ path: dir, what: `the local store's directory "${dir}"` }]
+        : [];
+    }),
+  ];
+  for (const [name, path, index] of outputAt) {
+    if (path === '.') {
+      issues.push(
+        loc.issueAt(
+          ['invocations', name, 'outputs', index],
+          'an output cannot be the whole config directory',
+        ),
+      );
+      continue;
+    }
+    const clash = own.find(
+      (o) => path === o.path || path.startsWith(`${o.path}/`) || o.path.startsWith(`${path}/`),
+    );
+    if (clash) {
+      issues.push(
+        loc.issueAt(
+          ['invocations', name, 'outputs', index],
+          `output "${path}" ${path === clash.path ? 'is' : path.startsWith(`${clash.path}/`) ? 'is in' : 'holds'} ${clash.what}`,
+        ),
+      );
+    }
+  }
 
   if (issues.length) throw new ConfigError(issues);
   const defaultDuration =
