@@ -441,6 +441,94 @@ test(
   120_000,
 );
 
+const ONE = `version: 1
+invocations:
+  a:
+    run: echo run >> ../count-a; mkdir -p out && echo made > out/a.txt
+    outputs: [out]
+    export: true
+`;
+
+test(
+  'a cached result that does not hold the declared outputs is built again, with a warning',
+  () =>
+    explained(async () => {
+      const config = tree('repo', ONE);
+      const run = () =>
+        runCli(['run', '-c', config, '-w', '1', '-o', join(dir, 'artifacts'), '--plain'], {
+          timeoutMs: 60_000,
+        });
+      expect((await run()).code).toBe(0);
+      const key = report().invocations[0]!.cacheKey.slice('sha256:'.length);
+      const file = join(
+        dir,
+        'repo/.dist-build/cache/results/sha256',
+        key.slice(0, 2),
+        `${key}.json`,
+      );
+      const manifest = JSON.parse(readFileSync(file, 'utf8')) as { outputs: unknown[] };
+      manifest.outputs = [];
+      writeFileSync(file, JSON.stringify(manifest));
+      const second = await run();
+      expect(second.code).toBe(0);
+      expect(second.stderr).toMatch(
+        /warning: the cached result of a on worker-1 holds other outputs than declared/,
+      );
+      expect(report().invocations[0]!.status).toBe('built');
+      expect(readFileSync(join(dir, 'artifacts/out/a.txt'), 'utf8')).toBe('made\n');
+    }),
+  90_000,
+);
+
+test(
+  '--out . exports into the config directory and keeps its cache',
+  () =>
+    explained(async () => {
+      const config = tree('repo', ONE);
+      const repo = join(dir, 'repo');
+      const run = () =>
+        runCli(['run', '-c', config, '-w', '1', '-o', repo, '--plain'], { timeoutMs: 60_000 });
+      expect((await run()).code).toBe(0);
+      const second = await run();
+      expect(second.code).toBe(0);
+      // It used to remove <out>/.dist-build after exporting: here the cache, history and state.
+      expect(second.stdout).toMatch(/1 invocations?: 0 built, 1 cached/);
+      expect(readFileSync(join(repo, 'out/a.txt'), 'utf8')).toBe('made\n');
+      expect(readdirSync(repo).filter((n) => n.startsWith('.dist-build-export-'))).toEqual([]);
+    }),
+  90_000,
+);
+
+test('outputs that cannot be packed, and a docker build the worker refuses, fail at once; the rest runs', async () => {
+  const config = tree(
+    'repo',
+    `version: 1
+invocations:
+  link:
+    run: echo run >> ../count-link; mkdir -p o && ln -sfn /etc o/etc
+    outputs: [o]
+  img:
+    docker: {context: .}
+  fine:
+    run: echo fine
+`,
+  );
+  const r = await runCli(
+    ['run', '-c', config, '-w', '1', '-o', join(dir, 'artifacts'), '--plain'],
+    {
+      timeoutMs: 60_000,
+    },
+  );
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(
+    /link: FAILED on worker-1: cannot save outputs: unsafe archive entry "o\/etc"/,
+  );
+  expect(readFileSync(join(dir, 'count-link'), 'utf8')).toBe('run\n');
+  // A docker build the worker refuses fails, and the run goes on (it used to wait for ever).
+  expect(r.stderr).toMatch(/img: FAILED.*refused it/);
+  expect(r.stdout).toMatch(/fine +worker-1 +built/);
+}, 90_000);
+
 test(
   'an exported artifact of many chunks whose blob is corrupt is built again and exported (the export does not hang)',
   () =>

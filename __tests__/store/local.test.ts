@@ -242,12 +242,39 @@ describe('LocalStore results', () => {
     const a = await store.putBlob(chunked(Buffer.from('a')));
     const key = sha('blocked');
     const hex = key.slice(7);
-    // A directory (not empty) where the result file goes: the rename fails.
-    await mkdir(join(dir, 'cache', 'results', 'sha256', hex.slice(0, 2), `${hex}.json`, 'x'), {
-      recursive: true,
-    });
+    // A file where the result's shard directory goes: the rename fails.
+    await mkdir(join(dir, 'cache', 'results', 'sha256'), { recursive: true });
+    await writeFile(join(dir, 'cache', 'results', 'sha256', hex.slice(0, 2)), 'in the way');
     await expect(store.putResult(manifest(key, [a.digest]))).rejects.toThrow();
     expect(await tmpFiles()).toEqual([]);
+  });
+
+  it('a directory where a result or a blob goes is a miss (warned), and a put replaces it', async () => {
+    const a = await store.putBlob(chunked(Buffer.from('a')));
+    const key = sha('dir in the way');
+    await mkdir(join(store.resultPath(key), 'x'), { recursive: true });
+    expect(await store.getResult(key)).toBeNull();
+    expect(warnings.join('\n')).toMatch(/cannot be read/);
+    await mkdir(join(store.resultPath(key), 'x'), { recursive: true });
+    await store.putResult(manifest(key, [a.digest]));
+    expect(await store.getResult(key)).toMatchObject({ cacheKey: key });
+
+    const data = Buffer.from('blob bytes');
+    const digest = sha(data);
+    await mkdir(join(store.blobPath(digest), 'x'), { recursive: true });
+    expect(await store.openBlob(digest)).toBeNull();
+    expect(warnings.join('\n')).toMatch(/removed blob .*: not a file/);
+    await mkdir(join(store.blobPath(digest), 'x'), { recursive: true });
+    await store.putBlob(chunked(data));
+    expect(await readAll((await store.openBlob(digest))!)).toEqual(data);
+  });
+
+  it('a truncated copy under the right name is replaced by the next put of the same bytes', async () => {
+    const data = Buffer.from('the whole content of a blob');
+    const { digest } = await store.putBlob(chunked(data));
+    await writeFile(store.blobPath(digest), data.subarray(0, 5));
+    await store.putBlob(chunked(data));
+    expect(await readAll((await store.openBlob(digest))!)).toEqual(data);
   });
 
   it('treats a manifest that does not parse or validate as a miss, warning once', async () => {

@@ -137,6 +137,9 @@ export class Progress {
       case 'exported':
         if (!this.live) this.print(`${e.unit}: exported ${e.path} from ${e.worker} to ${e.dest}`);
         break;
+      case 'warning':
+        this.print(`warning: ${e.message}`);
+        break;
     }
   }
 

@@ -1,6 +1,6 @@
 /** Small helpers shared by the cluster commands. */
 import { Option } from 'commander';
-import { statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { processAlive } from '../cluster/local.js';
 import { UsageError } from './errors.js';
 
@@ -21,21 +21,42 @@ export function watchParent(pid: number, onGone: () => void): void {
 }
 
 /**
- * Checks a `--cache-dir` flag: it must be a directory if it exists; with `mustExist` (the `cache`
- * commands, which look at a cache rather than fill one) it must exist.
+ * Checks a `--cache-dir` flag: it must be a directory; with `mustExist` (the `cache` commands,
+ * which look at a cache rather than fill one) it must exist, else it is made now.
  */
 export function checkCacheDir(dir: string | undefined, mustExist = false): void {
   if (dir === undefined) return;
+  if (!mustExist) return makeDirFlag('--cache-dir', dir);
   let isDir: boolean;
   try {
     isDir = statSync(dir).isDirectory();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
       throw new UsageError(`--cache-dir ${dir}: ${(err as Error).message}`);
-    if (mustExist) throw new UsageError(`--cache-dir ${dir}: no such directory (no cache there)`);
-    return;
+    throw new UsageError(`--cache-dir ${dir}: no such directory (no cache there)`);
   }
   if (!isDir) throw new UsageError(`--cache-dir ${dir}: not a directory`);
+}
+
+/**
+ * Makes the directory a flag names (`--out`, `--cache-dir`) before anything starts: one that
+ * cannot be a directory, or be made, is a usage error (exit 2), not a failure at the end of a run.
+ */
+export function makeDirFlag(flag: string, dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    if (statSync(dir).isDirectory()) return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EEXIST' && code !== 'ENOTDIR') {
+      const why =
+        code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
+          ? 'permission denied'
+          : (err as Error).message;
+      throw new UsageError(`${flag} ${dir}: cannot make this directory (${why})`);
+    }
+  }
+  throw new UsageError(`${flag} ${dir}: not a directory (a file is in the way)`);
 }
 
 /** `--log-order` of `run` and `master`. */

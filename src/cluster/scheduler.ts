@@ -24,7 +24,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Config, InvocationConfig } from '../config/types.js';
@@ -71,6 +71,7 @@ export type RunEvent =
   | { type: 'retry'; unit: string; worker: string; reason: string }
   | { type: 'worker-lost'; worker: string; reason: string }
   | { type: 'worker-joined'; worker: string }
+  | { type: 'warning'; message: string }
   | { type: 'exported'; unit: string; worker: string; path: string; dest: string };
 
 export interface RunOptions {
@@ -372,6 +373,12 @@ export class Run {
     this.events.push({ at: Date.now(), message });
   }
 
+  /** A note the user is shown too. */
+  private warn(message: string): void {
+    this.note(`warning: ${message}`);
+    this.opts.onEvent?.({ type: 'warning', message });
+  }
+
   private memberId(uuid: string | undefined): string | undefined {
     return uuid ? this.master.member(uuid)?.id : undefined;
   }
@@ -391,7 +398,13 @@ export class Run {
               { worker_uuid: member.uuid, cache_keys: keys.slice(i, i + 2000) },
               CACHE_QUERY_TIMEOUT_MS,
             )
-            .catch(() => undefined);
+            .catch((err: grpc.ServiceError) => {
+              // Its results count as misses (rebuilt, not wrong): said, since it costs time.
+              this.warn(
+                `the cache query to ${member.id} failed (${err.details ?? err.message}): what it holds is built again`,
+              );
+              return undefined;
+            });
           if (res) found.push(...res.results);
         }
         return { member, found };
@@ -412,6 +425,14 @@ export class Run {
     for (const u of pending) {
       const hit = byKey.get(u.cacheKey);
       if (!hit) continue;
+      const paths = (list: readonly string[]) => [...new Set(list)].sort().join('\n');
+      if (paths(hit.outputs.map((o) => o.path)) !== paths(u.inv.outputs)) {
+        // A result must hold exactly the declared outputs: anything else is not this result.
+        this.warn(
+          `the cached result of ${u.unit.id} on ${hit.by} holds other outputs than declared: built again`,
+        );
+        continue;
+      }
       u.outputs = hit.outputs;
       for (const h of hit.holders) u.holders.add(h.uuid);
       // The worker the previous run placed it on, if it holds it (so the plan the next run starts
@@ -654,6 +675,9 @@ export class Run {
             // The worker will never run it: a config mismatch is the user's to fix.
             this.release(u);
             this.fail(u, `worker ${m.id} refused it: ${res.reason}`);
+            // The rest goes on (it waited for this worker's slot), and the run may be over.
+            this.pump();
+            this.checkDone();
             return;
           }
           this.undo(u, m, `refused by ${m.id}: ${res.reason}`);
@@ -747,6 +771,16 @@ export class Run {
     u.excluded.add(workerId);
     if (u.attempts >= 2) {
       this.fail(u, `${why}; it already ran twice`);
+      return;
+    }
+    // A worker that is still here but failed it (it could not save the outputs, say), and no
+    // other worker may take it: waiting would be for ever.
+    const live = this.master.live();
+    if (
+      live.some((m) => m.id === workerId) &&
+      !live.some((m) => !u.excluded.has(m.id) && eligible(u.unit, this.info(m)))
+    ) {
+      this.fail(u, `${why}; no other worker can take it`);
       return;
     }
     this.setState(u, 'waiting');
@@ -924,6 +958,22 @@ export class Run {
   ): Promise<{ exports: ExportReport[]; lost: { unit: UnitRun; why: string }[] }> {
     const dir = this.opts.exportTo;
     if (!dir) return { exports: [], lost: [] };
+    // Artifacts are staged in a directory of this export's own: `dir` may be the config's
+    // directory (`--out .`), whose .dist-build holds the cache.
+    await mkdir(dir, { recursive: true });
+    const staging = await mkdtemp(join(dir, '.dist-build-export-'));
+    try {
+      return await this.exportInto(dir, staging, already);
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+
+  private async exportInto(
+    dir: string,
+    staging: string,
+    already: ExportReport[],
+  ): Promise<{ exports: ExportReport[]; lost: { unit: UnitRun; why: string }[] }> {
     const out: ExportReport[] = [...already];
     const lost: { unit: UnitRun; why: string }[] = [];
     const done0 = new Set(already.map((e) => e.unit));
@@ -951,7 +1001,7 @@ export class Run {
               this.master.metadata(),
             );
             const bytes = chunksOf(stream as grpc.ClientReadableStream<BlobChunk>);
-            await restoreOutputs(async () => bytes, dir, [o]);
+            await restoreOutputs(async () => bytes, dir, [o], { stagingDir: staging });
             const dest = join(dir, o.path);
             outputs.push({ path: o.path, dest, digest: o.digest, size: o.size, files: o.files });
             this.opts.onEvent?.({
@@ -975,7 +1025,6 @@ export class Run {
       }
       out.push(done);
     }
-    await rm(join(dir, '.dist-build'), { recursive: true, force: true });
     return { exports: out, lost };
   }
 

@@ -30,7 +30,7 @@ import { Readable } from 'node:stream';
 import type { Config, InvocationConfig } from '../config/types.js';
 import { CommandExecutor, commandJobSpec } from '../executors/command.js';
 import type { CommandJob } from '../executors/command.js';
-import { CorruptBlobError } from '../store/types.js';
+import { CorruptBlobError, UnsafeArchiveError } from '../store/types.js';
 import type { OutputEntry, ResultManifest, Store } from '../store/types.js';
 import { RESULT_FORMAT } from '../store/types.js';
 import { blobOpenerFor, restoreOutputs, saveOutputs } from '../store/pack.js';
@@ -744,7 +744,11 @@ export class WorkerAgent {
       }
     } catch (err) {
       const stopped = err instanceof StoppedError;
-      const missingOutput = (err as Error).name === 'MissingOutputError';
+      // Outputs missing, or that cannot be packed (a symlink out of the tree, a FIFO): the same
+      // on any worker.
+      const badOutput =
+        (err as Error).name === 'MissingOutputError' ||
+        (job.phase === 'saving' && err instanceof UnsafeArchiveError);
       report = {
         ...base,
         state: stopped ? 'stopped' : 'failed',
@@ -754,10 +758,11 @@ export class WorkerAgent {
         ended_at: Date.now(),
         duration_ms: Date.now() - job.startedAt,
         output_bytes: job.command?.outputBytes ?? 0,
-        // A command that did not produce its declared outputs is the command's fault; a lost
-        // dependency is the cache's (the master rebuilds it); anything else that broke around
-        // the command (restoring inputs, the store, stopping) is ours.
-        worker_fault: !missingOutput && !(err instanceof LostDependencyError),
+        // A command that did not produce its declared outputs, or produced ones that cannot be
+        // packed, is the command's fault; a lost dependency is the cache's (the master rebuilds
+        // it); anything else that broke around the command (restoring inputs, the store,
+        // stopping) is ours.
+        worker_fault: !badOutput && !(err instanceof LostDependencyError),
         lost_deps: err instanceof LostDependencyError ? [err.unit] : [],
       };
       if (!stopped)

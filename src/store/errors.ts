@@ -15,3 +15,8 @@ export class StoreOptionsError extends Error {
     super(message);
   }
 }
+
+/** An error's message (or the thrown value as text), for warnings. */
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

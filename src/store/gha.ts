@@ -62,7 +62,7 @@ import { LocalStore } from './local.js';
 import type { PruneResult, VerifyResult } from './local.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store, StoreContext } from './types.js';
 import { assertDigest, CorruptBlobError, manifestProblems } from './types.js';
-import { StoreOptionsError } from './errors.js';
+import { errorText, StoreOptionsError } from './errors.js';
 import { exists, listDir } from './fsutil.js';
 
 type CacheModule = typeof ActionsCache;
@@ -375,10 +375,6 @@ function modeReadable(mode: string): boolean {
 
 function modeWritable(mode: string): boolean {
   return !KNOWN_MODES.includes(mode) || mode === 'write' || mode === 'write-only';
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** The lines that explain a failed call, most specific first. */

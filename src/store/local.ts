@@ -51,6 +51,7 @@ import { digestStream, hashedChunks, isVerifiedFor, verifiedStream } from './dig
 import { HashPipe } from './hash-pipe.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store } from './types.js';
 import { assertDigest, CorruptBlobError, manifestProblems } from './types.js';
+import { errorText } from './errors.js';
 import { exists, isNotFound, listDir, writevAllSync } from './fsutil.js';
 import { mapLimit } from './limit.js';
 
@@ -255,11 +256,24 @@ export class LocalStore implements Store {
       handle = await open(path, 'r');
     } catch (err) {
       if (isNotFound(err)) return null;
-      throw err;
+      // A blob that cannot be read (permissions, I/O) is not there for this run: a miss.
+      this.warnOnce(
+        `blob:${digest}`,
+        `${this.location}: cannot read blob ${digest}: ${errorText(err)}`,
+      );
+      return null;
     }
     let ino: number;
     try {
-      ino = (await handle.stat()).ino;
+      const st = await handle.stat();
+      if (!st.isFile()) {
+        // Not a blob at all (a directory in its place, say): removed, so a save can put it back.
+        await handle.close();
+        await rm(path, { recursive: true, force: true }).catch(() => {});
+        this.warnOnce(`blob:${digest}`, `${this.location}: removed blob ${digest}: not a file`);
+        return null;
+      }
+      ino = st.ino;
     } catch (err) {
       await handle.close();
       throw err;
@@ -284,7 +298,13 @@ export class LocalStore implements Store {
       text = await readFile(path, 'utf8');
     } catch (err) {
       if (isNotFound(err)) return null;
-      throw err;
+      // Unreadable is a miss, not a failed cache query (which would cost every other result of
+      // the query). A directory in its place is removed, so the next result can be stored.
+      if ((err as NodeJS.ErrnoException).code === 'EISDIR') {
+        await rm(path, { recursive: true, force: true }).catch(() => {});
+      }
+      this.warnResult(cacheKey, `cannot be read (${errorText(err)})`);
+      return null;
     }
     let value: unknown;
     try {
@@ -544,12 +564,25 @@ export class LocalStore implements Store {
    * and so is the temp file (false); otherwise it is replaced.
    */
   private async commit(tmp: string, dest: string, keepExisting: boolean): Promise<boolean> {
-    if (keepExisting && (await exists(dest))) return false;
+    if (keepExisting) {
+      // Kept when it is a file of the right size; replaced when it cannot be the same bytes (a
+      // truncated copy, a directory in its place). A same-size corrupt copy is found when read.
+      const [now, fresh] = await Promise.all([
+        lstat(dest).catch(() => null),
+        stat(tmp).catch(() => null),
+      ]);
+      if (now && now.isFile() && (!fresh || now.size === fresh.size)) return false;
+      if (now && !now.isFile()) await rm(dest, { recursive: true, force: true });
+    }
     try {
       await rename(tmp, dest);
     } catch (err) {
-      if (!isNotFound(err)) throw err;
-      await mkdir(join(dest, '..'), { recursive: true });
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST') {
+        await rm(dest, { recursive: true, force: true });
+      } else if (isNotFound(err)) {
+        await mkdir(join(dest, '..'), { recursive: true });
+      } else throw err;
       await rename(tmp, dest);
     }
     return true;

@@ -79,6 +79,8 @@ export const DEFAULT_MAX_ENTRY_BYTES = 8 * 1024 ** 3;
 export interface RestoreOptions {
   /** Largest file entry accepted (bytes). Default 8 GiB. */
   maxEntryBytes?: number;
+  /** Where outputs are staged, on the file system of `root` (default `<root>/.dist-build/staging`). */
+  stagingDir?: string;
 }
 
 const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
@@ -174,7 +176,7 @@ export async function restoreOutputs(
   opts: RestoreOptions = {},
 ): Promise<void> {
   const maxEntryBytes = opts.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
-  const stagingRoot = join(root, '.dist-build', 'staging');
+  const stagingRoot = opts.stagingDir ?? join(root, '.dist-build', 'staging');
   for (const entry of entries) {
     const problem = outputPathProblem(entry.path);
     if (problem) throw new UnsafeArchiveError(entry.path, `the output path ${problem}`);

@@ -8,7 +8,7 @@ import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
 import { RunFailure, UsageError } from '../errors.js';
 import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
-import { logOrderOption, positiveInt } from '../util.js';
+import { logOrderOption, makeDirFlag, positiveInt } from '../util.js';
 
 interface MasterFlags extends SecurityFlags {
   listen: string[];
@@ -70,12 +70,20 @@ Examples (a pool on two shells):
   cmd.action(async (flags: MasterFlags) => {
     if (!flags.listen.length) throw new UsageError('give at least one --listen address');
     const config = flags.serve ? undefined : await loadConfig(flags.config);
+    // Every flag is checked before the master listens.
+    const workers = config ? positiveInt(flags.workers, '--workers') : 0;
+    const waitMs = seconds(flags.wait, '--wait') * 1000;
+    const heartbeatMs = seconds(flags.heartbeat, '--heartbeat') * 1000;
+    if (heartbeatMs < 100) {
+      throw new UsageError(`--heartbeat ${flags.heartbeat}: expected at least 100ms`);
+    }
+    if (config) makeDirFlag('--out', flags.out);
     const security = await securityFrom(flags);
     const err = process.stderr;
     const master = new Master({
       listen: flags.listen.map(parseAddress),
       security,
-      heartbeatMs: seconds(flags.heartbeat, '--heartbeat') * 1000,
+      heartbeatMs,
       log: (m) => err.write(`${new Date().toISOString()} ${m}\n`),
     });
     await master.start();
@@ -98,8 +106,7 @@ Examples (a pool on two shells):
         await new Promise<void>(() => undefined); // until a signal
         return;
       }
-      const n = positiveInt(flags.workers, '--workers');
-      await master.waitForWorkers(n, seconds(flags.wait, '--wait') * 1000).catch((e: Error) => {
+      await master.waitForWorkers(workers, waitMs).catch((e: Error) => {
         throw new RunFailure(e.message);
       });
       const code = await driveAndPrint({
@@ -115,14 +122,15 @@ Examples (a pool on two shells):
         onRun: (r) => (run = r),
       });
       process.exitCode = stopped ? 130 : code;
-      if (flags.stopWorkers) {
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      // Also when the run ended in an error (a placement error, say): the workers were told to go.
+      if (config && flags.stopWorkers) {
         master.shutdownWorkers();
         // Give the workers one heartbeat to hear it.
         await new Promise((r) => setTimeout(r, master.heartbeatMs * 2));
       }
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
       await master.stop();
     }
   });

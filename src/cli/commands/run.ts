@@ -11,7 +11,13 @@ import { formatAddress } from '../../cluster/transport.js';
 import { expandUnits, workerCount } from '../../plan/units.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
-import { checkCacheDir, logOrderOption, NO_REMOTE_CACHE_HELP, positiveInt } from '../util.js';
+import {
+  checkCacheDir,
+  logOrderOption,
+  makeDirFlag,
+  NO_REMOTE_CACHE_HELP,
+  positiveInt,
+} from '../util.js';
 import { RunFailure, UsageError } from '../errors.js';
 
 interface RunFlags {
@@ -66,6 +72,7 @@ Exit code 0 when every invocation succeeded, 1 when one failed, 2 on bad input.`
 async function runLocal(flags: RunFlags): Promise<number> {
   const config = await loadConfig(flags.config);
   checkCacheDir(flags.cacheDir);
+  makeDirFlag('--out', flags.out);
   const units = expandUnits(config);
   const n = flags.workers ? localWorkerCount(flags.workers) : workerCount(config, units.length);
   // Without --cache-dir the workers use the config's stores (default <config dir>/.dist-build/cache).
