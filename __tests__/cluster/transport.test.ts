@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { parseConfig } from '../../src/config/load.js';
 import { configDigest, definitionDigest } from '../../src/cluster/definition.js';
@@ -29,6 +30,18 @@ describe('addresses', () => {
     expect(grpcTarget(a)).toBe(target);
     expect(parseAddress(formatAddress(a))).toEqual(a);
   });
+
+  test.each(['unix:rel.sock', 'unix://rel.sock', 'unix:./d/rel.sock'])(
+    'a relative unix socket path (%s) is taken from the current directory',
+    (text) => {
+      const a = parseAddress(text);
+      expect(a).toEqual({
+        kind: 'unix',
+        path: join(process.cwd(), text.replace(/^unix:(\/\/)?/, '')),
+      });
+      expect(grpcTarget(a)).toBe(`unix://${a.kind === 'unix' ? a.path : ''}`);
+    },
+  );
 
   test.each(['', 'tcp://host', 'http://x:1', 'tcp://x:99999', 'unix://'])('rejects %j', (text) => {
     expect(() => parseAddress(text)).toThrow(AddressError);

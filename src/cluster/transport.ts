@@ -17,6 +17,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { isIP, type Socket } from 'node:net';
+import { resolve as resolvePath } from 'node:path';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { checkServerIdentity } from 'node:tls';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
@@ -39,7 +40,8 @@ export function parseAddress(text: string): Address {
   if (s.startsWith('unix://') || s.startsWith('unix:')) {
     const path = s.startsWith('unix://') ? s.slice('unix://'.length) : s.slice('unix:'.length);
     if (!path) throw new AddressError(`${text}: expected unix:///path/to.sock`);
-    return { kind: 'unix', path };
+    // gRPC reads the path after unix:// as absolute: a relative one is made so here.
+    return { kind: 'unix', path: resolvePath(path) };
   }
   const m = /^(?:tcp:\/\/)?(\[[^\]]+\]|[^:/[\]]*):(\d{1,5})$/.exec(s);
   if (!m) {
@@ -312,7 +314,12 @@ export async function startServer(
       throw new AddressError(`cannot listen on ${formatAddress(a)}: ${err.message}`);
     });
     if (a.kind === 'unix') {
-      chmodSync(a.path, 0o600);
+      try {
+        chmodSync(a.path, 0o600);
+      } catch (err) {
+        server.forceShutdown();
+        throw new AddressError(`cannot listen on ${formatAddress(a)}: ${(err as Error).message}`);
+      }
       bound.push(a);
     } else bound.push({ ...a, port });
   }
