@@ -481,14 +481,21 @@ test(
 );
 
 test(
-  '--out . exports into the config directory and keeps its cache',
+  '--out . exports into the config directory and keeps its cache; workers remove their job logs',
   () =>
     explained(async () => {
       const config = tree('repo', ONE);
       const repo = join(dir, 'repo');
+      const tmp = join(dir, 'tmp');
+      mkdirSync(tmp);
       const run = () =>
-        runCli(['run', '-c', config, '-w', '1', '-o', repo, '--plain'], { timeoutMs: 60_000 });
+        runCli(['run', '-c', config, '-w', '1', '-o', repo, '--plain'], {
+          timeoutMs: 60_000,
+          env: { TMPDIR: tmp },
+        });
       expect((await run()).code).toBe(0);
+      // The workers' job logs went with them.
+      expect(readdirSync(tmp).filter((n) => n.startsWith('dist-build-jobs'))).toEqual([]);
       const second = await run();
       expect(second.code).toBe(0);
       // It used to remove <out>/.dist-build after exporting: here the cache, history and state.

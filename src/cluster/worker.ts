@@ -24,6 +24,7 @@ import {
   writeSync,
 } from 'node:fs';
 import net from 'node:net';
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -125,6 +126,8 @@ const RPC_TIMEOUT_MS = 10_000;
 const REPORT_ACK_MS = 5_000;
 /** Finished jobs whose logs are kept for StreamOutput / `dist-build logs`. */
 const KEEP_FINISHED = 512;
+/** Job log directories of workers without `logDir`: `<tmp>/dist-build-jobs-<pid>-<random>`. */
+const JOB_LOG_PREFIX = 'dist-build-jobs-';
 /** Longest unix socket path used (the system limit is 107 or 103 bytes, with the NUL). */
 const MAX_SOCKET_PATH = 100;
 /** How long `stop` waits for results being copied into the local store. */
@@ -183,6 +186,8 @@ export class WorkerAgent {
   private registeredOnce: (() => void) | undefined;
   readonly registered: Promise<void>;
   private slots: number;
+  /** The job log directory this worker made (none with `logDir`). */
+  private readonly ownLogDir: string | undefined;
 
   constructor(private readonly opts: WorkerOptions) {
     this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
@@ -192,8 +197,16 @@ export class WorkerAgent {
       opts.config.invocations.map((inv) => [inv.name, { inv, digest: definitionDigest(inv) }]),
     );
     this.workspace = new Workspace(opts.config.root);
+    // Job logs serve StreamOutput while this worker lives: in a directory of its own, removed
+    // when it stops (and, when it was killed, by the next worker's listen()).
+    if (!opts.logDir) {
+      this.ownLogDir = join(
+        os.tmpdir(),
+        `${JOB_LOG_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`,
+      );
+    }
     this.executor = new CommandExecutor({
-      ...(opts.logDir ? { logDir: opts.logDir } : {}),
+      logDir: opts.logDir ?? this.ownLogDir!,
       ...(opts.killGraceMs !== undefined ? { killGraceMs: opts.killGraceMs } : {}),
     });
     this.registered = new Promise((resolve) => (this.registeredOnce = resolve));
@@ -222,6 +235,7 @@ export class WorkerAgent {
     this.listening ??= (async () => {
       this.reapOrphans();
       await reapTmpSockets();
+      reapJobLogs();
       let listen = this.opts.listen;
       if (!listen) {
         const own = this.defaultListen();
@@ -310,6 +324,7 @@ export class WorkerAgent {
     this.closePgidFiles();
     await this.server?.close();
     if (this.ownSocket) rmSync(this.ownSocket, { force: true });
+    if (this.ownLogDir) rmSync(this.ownLogDir, { recursive: true, force: true });
   }
 
   // --- membership -------------------------------------------------------------------------------
@@ -1117,6 +1132,18 @@ async function reapTmpSockets(): Promise<void> {
     } catch {
       // gone, or not ours to remove
     }
+  }
+}
+
+/** Removes the job log directories of workers that were killed (`<tmp>/dist-build-jobs-<pid>-*`). */
+function reapJobLogs(): void {
+  const dir = os.tmpdir();
+  const ownerOf = (name: string) =>
+    name.startsWith(JOB_LOG_PREFIX)
+      ? Number(name.slice(JOB_LOG_PREFIX.length).split('-')[0])
+      : undefined;
+  for (const { name } of leftByDead(dir, ownerOf)) {
+    rmSync(join(dir, name), { recursive: true, force: true });
   }
 }
 
