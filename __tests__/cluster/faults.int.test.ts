@@ -441,6 +441,14 @@ test(
   120_000,
 );
 
+async function until(ok: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 const ONE = `version: 1
 invocations:
   a:
@@ -535,6 +543,54 @@ invocations:
   expect(r.stderr).toMatch(/img: FAILED.*refused it/);
   expect(r.stdout).toMatch(/fine +worker-1 +built/);
 }, 90_000);
+
+test(
+  'run: a worker stalled past its lease (SIGSTOP) is killed with its command before the job runs again in the shared tree',
+  () =>
+    explained(async () => {
+      const config = tree(
+        'repo',
+        `version: 1
+invocations:
+  b:
+    run: >-
+      echo $PPID >> ../b-workers; rm -rf out; mkdir -p out;
+      for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20;
+      do echo "$DIST_BUILD_WORKER $i" >> out/b.txt; sleep 0.2; done
+    outputs: [out/b.txt]
+    export: true
+  c:
+    run: sleep 1
+`,
+      );
+      const run = startCli([
+        'run',
+        '-c',
+        config,
+        '-w',
+        '2',
+        '-o',
+        join(dir, 'artifacts'),
+        '--plain',
+      ]);
+      const workers = join(dir, 'b-workers');
+      await until(() => existsSync(workers) && readFileSync(workers, 'utf8').includes('\n'));
+      const stalled = Number(readFileSync(workers, 'utf8').trim());
+      process.kill(stalled, 'SIGSTOP');
+      const exit = await run.exited;
+      expect(exit.code).toBe(0);
+      expect(run.stderr).toMatch(/lease expired/);
+      // The stalled worker and its command were killed, not left to write into the retry's outputs.
+      expect(
+        existsSync(`/proc/${stalled}`) &&
+          !readFileSync(`/proc/${stalled}/stat`, 'utf8').includes(') Z'),
+      ).toBe(false);
+      const lines = readFileSync(join(dir, 'artifacts/out/b.txt'), 'utf8').trim().split('\n');
+      expect(lines).toHaveLength(20);
+      expect(new Set(lines.map((l) => l.split(' ')[0])).size).toBe(1);
+    }),
+  90_000,
+);
 
 test(
   'an exported artifact of many chunks whose blob is corrupt is built again and exported (the export does not hang)',

@@ -42,6 +42,8 @@ export interface DriveOptions {
    */
   onPrinter?: (print: ((line: string) => void) | undefined) => void;
   noWorkerTimeoutMs?: number;
+  /** See `RunOptions.onWorkerLost`. */
+  onWorkerLost?: (workerId: string, why: string) => void;
 }
 
 export interface DriveResult {
@@ -118,6 +120,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
           onOutputEnd: (unit: string, attempt: number) => progress.outputEnd(unit, attempt),
         }),
     ...(opts.noWorkerTimeoutMs ? { noWorkerTimeoutMs: opts.noWorkerTimeoutMs } : {}),
+    ...(opts.onWorkerLost ? { onWorkerLost: opts.onWorkerLost } : {}),
   });
   opts.onRun?.(run);
   let report: RunReport;

@@ -69,6 +69,18 @@ export class LocalWorkers {
     this.opts.onLine?.(i, line);
   }
 
+  /** Kills worker `i` (1-based) at once, stopped (SIGSTOP) or not; its pid, if it had one. */
+  kill(i: number): number | undefined {
+    const c = this.children[i - 1];
+    if (!c || c.exitCode !== null || c.signalCode !== null) return c?.pid;
+    try {
+      c.kill('SIGKILL');
+    } catch {
+      // gone
+    }
+    return c.pid;
+  }
+
   /** Stops every worker process by PID and waits until all have exited. */
   async stop(graceMs = 5000): Promise<void> {
     this.stopping = true;
@@ -90,6 +102,8 @@ export class LocalWorkers {
             });
             try {
               c.kill('SIGTERM');
+              // A stopped process (SIGSTOP, Ctrl-Z) would only see it when continued.
+              c.kill('SIGCONT');
             } catch {
               clearTimeout(timer);
               resolve();

@@ -94,6 +94,11 @@ export interface RunOptions {
   onOutputEnd?: (unit: string, attempt: number) => void;
   /** Fail the run when no worker is available for this long (default 60 s). */
   noWorkerTimeoutMs?: number;
+  /**
+   * Called when a worker is lost, before its jobs are placed again (`dist-build run` ends a lost
+   * local worker's commands here: its workers share one work tree).
+   */
+  onWorkerLost?: (workerId: string, why: string) => void;
   /** Bytes of a failed job's log tail to fetch for the failure message (default 4 KiB). */
   tailBytes?: number;
 }
@@ -750,6 +755,7 @@ export class Run {
   }
 
   private onLeft(member: MemberState, why: string): void {
+    this.opts.onWorkerLost?.(member.id, why);
     this.departed.set(member.id, { annotations: member.member.annotations, why });
     this.cooling.delete(member.uuid);
     this.inflight.delete(member.uuid);

@@ -554,20 +554,13 @@ export class WorkerAgent {
 
   private reapOrphans(): void {
     const dir = join(this.opts.cacheDir, 'running');
-    const ownerOf = (name: string) => Number(name.slice(0, name.indexOf('.')));
-    for (const { name, owner } of leftByDead(dir, ownerOf)) {
-      try {
-        const pgid = Number(readFileSync(join(dir, name), 'utf8'));
-        if (Number.isInteger(pgid) && pgid > 1) {
-          process.kill(-pgid, 'SIGKILL');
-          this.log(
-            `worker ${this.workerId}: ended process group ${pgid} left by dead worker ${owner}`,
-          );
-        }
-      } catch {
-        // already gone
+    for (const { name, owner } of leftByDead(dir, pgidFileOwner)) {
+      const pgid = endGroupOf(join(dir, name));
+      if (pgid !== undefined) {
+        this.log(
+          `worker ${this.workerId}: ended process group ${pgid} left by dead worker ${owner}`,
+        );
       }
-      rmSync(join(dir, name), { force: true });
     }
   }
 
@@ -1133,6 +1126,46 @@ async function reapTmpSockets(): Promise<void> {
       // gone, or not ours to remove
     }
   }
+}
+
+/** The worker process a `running/` file belongs to (`<pid>.<agent>.<n>`). */
+function pgidFileOwner(name: string): number {
+  return Number(name.slice(0, name.indexOf('.')));
+}
+
+/** Kills the process group a `running/` file names (if any) and removes the file. */
+function endGroupOf(file: string): number | undefined {
+  let ended: number | undefined;
+  try {
+    const pgid = Number(readFileSync(file, 'utf8'));
+    if (Number.isInteger(pgid) && pgid > 1) {
+      process.kill(-pgid, 'SIGKILL');
+      ended = pgid;
+    }
+  } catch {
+    // already gone
+  }
+  rmSync(file, { force: true });
+  return ended;
+}
+
+/**
+ * Ends the commands a worker process that is gone (or being killed) left running on `cacheDir`
+ * at once: `dist-build run` calls it for a local worker it lost, before that worker's jobs run
+ * again, since all its workers share one work tree. Returns the process groups ended.
+ */
+export function endJobsLeftBy(cacheDir: string, pid: number): number[] {
+  const dir = join(cacheDir, 'running');
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((n) => pgidFileOwner(n) === pid)
+    .map((n) => endGroupOf(join(dir, n)))
+    .filter((g): g is number => g !== undefined);
 }
 
 /** Removes the job log directories of workers that were killed (`<tmp>/dist-build-jobs-<pid>-*`). */

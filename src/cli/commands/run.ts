@@ -8,6 +8,8 @@ import { LocalWorkers, processAlive, selfCommand } from '../../cluster/local.js'
 import { Master } from '../../cluster/master.js';
 import type { Run } from '../../cluster/scheduler.js';
 import { formatAddress } from '../../cluster/transport.js';
+import { endJobsLeftBy } from '../../cluster/worker.js';
+import { workerCacheDir } from '../../store/open.js';
 import { expandUnits, workerCount } from '../../plan/units.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
@@ -210,7 +212,17 @@ async function runLocal(flags: RunFlags): Promise<number> {
         run = r;
         if (interrupted) r.cancel(interrupted);
       },
-      noWorkerTimeoutMs: 30_000,
+      // A local worker that is lost (killed, or stalled past its lease) is killed with the
+      // commands it was running, before they run again elsewhere in the same work tree; none
+      // comes back, so with every one gone the run ends at once.
+      onWorkerLost: (id, why) => {
+        // One that left by itself stopped its commands first.
+        if (why.startsWith('deregistered')) return;
+        const i = Number(/^worker-(\d+)$/.exec(id)?.[1]);
+        const pid = i ? workers.kill(i) : undefined;
+        if (pid !== undefined) endJobsLeftBy(workerCacheDir(config, flags.cacheDir), pid);
+      },
+      noWorkerTimeoutMs: 1_000,
     });
     return interrupted ? 130 : code;
   } finally {
