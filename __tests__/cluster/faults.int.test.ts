@@ -182,6 +182,29 @@ test(
   90_000,
 );
 
+test(
+  'a worker whose config differs is left out for what it refuses; another worker runs it',
+  () =>
+    explained(async () => {
+      const names = ['a', 'b', 'c', 'd', 'e', 'f'];
+      const config = (suffix: string) =>
+        `version: 1\ninvocations:\n${names.map((n) => `  ${n}: {run: "echo ${n}${suffix}"}`).join('\n')}\n`;
+      const master = startMaster(tree('m', config('')));
+      startWorker('w1', tree('t1', config('')));
+      startWorker('w2', tree('t2', config('; true')));
+      const exit = await master.exited;
+      expect(exit.code).toBe(0);
+      expect(master.stderr).toMatch(
+        /warning: worker w2 refused [a-f]: invocation "[a-f]" differs from this worker's config/,
+      );
+      const r = report();
+      expect(r.invocations.map((i) => [i.unit, i.status, i.worker])).toEqual(
+        names.map((n) => [n, 'built', 'w1']),
+      );
+    }),
+  90_000,
+);
+
 /** `quick` waits for `../go`, so a test can kill slow's worker after slow is built. */
 const HANDOFF_CONFIG = `version: 1
 invocations:

@@ -672,17 +672,36 @@ export class Run {
             if (this.opts.onOutput) this.follow(u, m, job.id);
             return;
           }
-          if (
-            /differs from this worker's config|not in this worker's config|docker build/.test(
-              res.reason,
-            )
-          ) {
-            // The worker will never run it: a config mismatch is the user's to fix.
+          const mismatch = /differs from this worker's config|not in this worker's config/.test(
+            res.reason,
+          );
+          if (mismatch) {
+            // That worker will never run it (its config says otherwise: the user's to fix, so
+            // said loudly); another whose config matches may.
+            u.excluded.add(m.id);
+            this.warn(`worker ${m.id} refused ${u.unit.id}: ${res.reason}`);
+          }
+          const others = this.master
+            .live()
+            .some((x) => !u.excluded.has(x.id) && eligible(u.unit, this.info(x)));
+          if (/docker build/.test(res.reason) || (mismatch && !others)) {
             this.release(u);
-            this.fail(u, `worker ${m.id} refused it: ${res.reason}`);
+            this.fail(
+              u,
+              `worker ${m.id} refused it: ${res.reason}${mismatch ? '; no other worker has its definition' : ''}`,
+            );
             // The rest goes on (it waited for this worker's slot), and the run may be over.
             this.pump();
             this.checkDone();
+            return;
+          }
+          if (mismatch) {
+            this.release(u);
+            u.attempts--;
+            u.job = undefined;
+            this.setState(u, 'waiting');
+            this.replan();
+            this.pump();
             return;
           }
           this.undo(u, m, `refused by ${m.id}: ${res.reason}`);

@@ -161,8 +161,16 @@ async function runLocal(flags: RunFlags): Promise<number> {
   aborted.catch(() => undefined);
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupted) {
-      // Second Ctrl-C: stop waiting for anything.
-      void workers.stop(0).then(() => process.exit(130));
+      // Second Ctrl-C (also while stopping): stop waiting for anything, but leave nothing behind.
+      void workers
+        .stop(0)
+        .then(() =>
+          Promise.all([
+            rm(current, { force: true }),
+            rm(certDir, { recursive: true, force: true }),
+          ]),
+        )
+        .finally(() => process.exit(130));
       return;
     }
     interrupted = `interrupted (${sig})`;
@@ -226,14 +234,17 @@ async function runLocal(flags: RunFlags): Promise<number> {
     });
     return interrupted ? 130 : code;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    // The signal handlers stay until the workers are gone: a Ctrl-C while they stop ends them
+    // at once (with Node's default action it left them, the run file and the keys behind).
+    interrupted ??= 'stopping';
     master.shutdownWorkers();
     // Workers flush their stores as they leave (an Actions cache upload can take a while).
     await workers.stop(60_000);
     await master.stop();
     await rm(current, { force: true });
     await rm(certDir, { recursive: true, force: true });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }
 
