@@ -327,6 +327,34 @@ test(
   90_000,
 );
 
+test(
+  'a command that failed while the master was down: its failure is the result after the restart, not run again',
+  () =>
+    explained(async () => {
+      const cfg = `version: 1
+invocations:
+  x:
+    run: echo start >> ../starts-x; echo "x on $DIST_BUILD_WORKER"; sleep 1; exit 3
+  y:
+    run: echo y
+`;
+      const config = tree('m', cfg);
+      const first = startMaster(config);
+      startWorker('w1', tree('t1', cfg));
+      startWorker('w2', tree('t2', cfg));
+      await first.waitFor(/\[x\] x on (w\d)/);
+      first.kill('SIGKILL');
+      await first.exited;
+      await new Promise((r) => setTimeout(r, 2500)); // x fails meanwhile
+      const second = startMaster(config);
+      const exit = await second.exited;
+      expect(exit.code).toBe(1);
+      expect(second.stderr).toMatch(/x: FAILED on w\d: .*code 3/);
+      expect(readFileSync(join(dir, 'starts-x'), 'utf8').trim().split('\n')).toHaveLength(1);
+    }),
+  90_000,
+);
+
 const FAULTY = `version: 1
 invocations:
   fail:

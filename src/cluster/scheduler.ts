@@ -819,8 +819,14 @@ export class Run {
     const current = u.job?.id === r.job_id;
     if (!current) {
       // A result from a job this run did not start (master restarted) or gave up on: a success
-      // is still a result, as long as the unit has not finished or started again elsewhere.
-      if (r.state !== 'succeeded' || u.state !== 'waiting') return;
+      // is still a result, as long as the unit has not finished or started again elsewhere; so
+      // is the command's own failure (its exit code), which running it again would not change.
+      const ownFailure = r.state === 'failed' && !r.worker_fault && r.has_exit_code;
+      if ((r.state !== 'succeeded' && !ownFailure) || u.state !== 'waiting') return;
+      if (ownFailure) {
+        u.attempts = Math.max(1, u.attempts);
+        this.setState(u, 'running');
+      }
     }
     if (current) this.release(u);
     u.reportedAt = performance.now();
