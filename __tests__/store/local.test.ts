@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { readdir, readFile, rm, stat, utimes, writeFile, mkdir } from 'node:fs/promises';
@@ -198,6 +199,19 @@ describe('LocalStore blobs', () => {
     await utimes(join(tmp, 'stale'), old, old);
     await LocalStore.open(join(dir, 'cache'));
     expect(await readdir(tmp)).toEqual(['fresh']);
+  });
+
+  it("open() removes a dead writer's temp file after a few minutes, a live one's after a day", async () => {
+    const tmp = join(dir, 'cache', 'tmp');
+    // A process that has exited: its pid is free (reuse within the test is unlikely).
+    const dead = spawnSync('true').pid!;
+    const names = [`${dead}-aaaa.tar`, `${dead}-bbbb.tar`, `${process.pid}-cccc.tar`];
+    for (const n of names) await writeFile(join(tmp, n), 'x');
+    const minutes = new Date(Date.now() - 10 * 60 * 1000);
+    await utimes(join(tmp, names[0]!), minutes, minutes);
+    await utimes(join(tmp, names[2]!), minutes, minutes);
+    await LocalStore.open(join(dir, 'cache'));
+    expect((await readdir(tmp)).sort()).toEqual([names[1], names[2]].sort());
   });
 
   it('works on a directory that does not exist yet', async () => {

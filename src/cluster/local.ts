@@ -145,12 +145,4 @@ export function selfCommand(): string[] {
   return [process.execPath, ...process.execArgv, ...workerNodeFlags(), script];
 }
 
-/** Whether process `pid` exists (one we may not signal counts: EPERM). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
+export { processAlive } from '../store/fsutil.js';

@@ -38,3 +38,13 @@ export function writevAllSync(fd: number, chunks: readonly Uint8Array[]): void {
     if (n > 0) rest[0] = rest[0]!.subarray(n);
   }
 }
+
+/** Whether process `pid` exists on this host (one we may not signal counts: EPERM). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}

@@ -52,7 +52,7 @@ import { HashPipe } from './hash-pipe.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store } from './types.js';
 import { assertDigest, CorruptBlobError, manifestProblems } from './types.js';
 import { errorText } from './errors.js';
-import { exists, isNotFound, listDir, writevAllSync } from './fsutil.js';
+import { exists, isNotFound, listDir, processAlive, writevAllSync } from './fsutil.js';
 import { mapLimit } from './limit.js';
 
 export interface LocalStoreOptions {
@@ -106,6 +106,8 @@ const READ_CHUNK = 1024 * 1024;
 const WRITE_BUFFER = 1024 * 1024;
 /** `open()` removes files in `tmp/` older than this, left by crashed writers. */
 const STALE_TMP_MS = 24 * 3600 * 1000;
+/** Age after which a temp file whose writer is gone from this host is removed. */
+const ORPHAN_TMP_MS = 5 * 60 * 1000;
 /** How many `stat` calls a batch existence check has in flight. */
 const STAT_CONCURRENCY = 64;
 
@@ -590,10 +592,19 @@ export class LocalStore implements Store {
 
   private async removeStaleTemp(): Promise<void> {
     const dir = join(this.dir, 'tmp');
-    const cutoff = Date.now() - STALE_TMP_MS;
+    const now = Date.now();
     for (const name of await listDir(dir)) {
       const st = await lstat(join(dir, name)).catch(() => null);
-      if (st && st.mtimeMs < cutoff) await rm(join(dir, name), { force: true, recursive: true });
+      if (!st) continue;
+      // Temp names start with their writer's pid: a killed writer's half-written blob goes after
+      // a few minutes without a write (a pid here may be a live writer in another PID namespace
+      // sharing the directory, whose file changes while it writes); anything after a day.
+      const owner = Number(/^(\d+)-/.exec(name)?.[1]);
+      const orphan = owner > 0 && owner !== process.pid && !processAlive(owner);
+      const age = now - st.mtimeMs;
+      if (age > STALE_TMP_MS || (orphan && age > ORPHAN_TMP_MS)) {
+        await rm(join(dir, name), { force: true, recursive: true });
+      }
     }
   }
 
