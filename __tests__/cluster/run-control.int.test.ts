@@ -153,6 +153,10 @@ test('a `dist-build run` killed with SIGKILL: its workers end their commands and
 
   const runDir = join(dir, 'repo/.dist-build/run');
   expect(readdirSync(runDir)).toContain(`certs-${run.pid}`);
+  // status and logs see that the run is gone (not a master that does not answer).
+  const status = await runCli(['status', '--config', config], { timeoutMs: 20_000 });
+  expect(status.code).toBe(2);
+  expect(status.stderr).toMatch(new RegExp(`no local run in progress .*pid ${run.pid}, is gone`));
   writeFileSync(config, `version: 1\ninvocations:\n  quick: { run: "true" }\n`);
   const next = await runCli(
     ['run', '--config', config, '--workers', '1', '--out', join(dir, 'out')],

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import * as grpc from '@grpc/grpc-js';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import { processAlive } from '../../cluster/local.js';
 import { dirname, resolve } from 'node:path';
 import { loadTls } from '../../cluster/certs.js';
 import { call, protocol, type MasterClient, type OutputChunkMsg } from '../../cluster/protocol.js';
@@ -34,12 +35,19 @@ async function connect(
   let security: Security;
   if (!address) {
     const file = currentRunFile(dirname(resolve(flags.config)));
-    let current: { master: string; certs: string };
+    let current: { master: string; certs: string; pid?: number };
     try {
       current = JSON.parse(await readFile(file, 'utf8')) as typeof current;
     } catch {
       throw new UsageError(
         `no --master given and no local run in progress (${file} not found); start one with \`dist-build run\` or give --master tcp://host:port`,
+      );
+    }
+    if (typeof current.pid === 'number' && !processAlive(current.pid)) {
+      // A run that was killed left it: not a master that does not answer.
+      await rm(file, { force: true });
+      throw new UsageError(
+        `no --master given and no local run in progress (the run that wrote ${file}, pid ${current.pid}, is gone)`,
       );
     }
     address = current.master;
