@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -155,6 +155,11 @@ describe('dist-build cache', () => {
     expect(r.out).toMatch(/2 blobs checked, 1 corrupt/);
     expect(r.out).toContain(digests.app);
     expect(await store.hasResults([keys.app, keys.lib])).toEqual(new Set([keys.lib]));
+    // A result naming a blob that is gone (removed by hand, or a put that raced an eviction).
+    await rm(store.blobPath(digests.lib!));
+    const d = await cli('cache', 'verify', '-c', configFile);
+    expect(d.out).toMatch(/0 blobs checked, 0 corrupt/);
+    expect(await store.hasResults([keys.lib])).toEqual(new Set());
   });
 
   it('prune --max-size evicts least recently used entries; a bad size is exit 2', async () => {
@@ -162,6 +167,12 @@ describe('dist-build cache', () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/removed 1 blob \(2\.00 KiB\) and 1 result; 2\.00 KiB left/);
     expect(await store.hasResults([keys.app, keys.lib])).toEqual(new Set([keys.app]));
+    // A blob used within --grace (60s by default) is kept: a run may be using it.
+    await utimes(store.blobPath(digests.app!), new Date(), new Date());
+    const kept = await cli('cache', 'prune', '-c', configFile, '--max-size', '1');
+    expect(kept.out).toMatch(/removed 0 blobs/);
+    const gone = await cli('cache', 'prune', '-c', configFile, '--max-size', '1', '--grace', '0');
+    expect(gone.out).toMatch(/removed 1 blob .* and 1 result; 0 B left/);
     const bad = await cli('cache', 'prune', '-c', configFile, '--max-size', 'lots');
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/--max-size: invalid size "lots"/);

@@ -429,7 +429,15 @@ export class LocalStore implements Store {
           .digest;
       } catch (err) {
         if (isNotFound(err)) return; // evicted meanwhile
-        throw err;
+        // Unreadable: as good as corrupt for every reader (reported; removed if it can be).
+        checked++;
+        await rm(b.path, { recursive: true, force: true }).catch(() => {});
+        corrupt.push(b.digest);
+        this.warnOnce(
+          `blob:${b.digest}`,
+          `${this.location}: cannot read blob ${b.digest}: ${errorText(err)}`,
+        );
+        return;
       }
       checked++;
       if (actual === b.digest) return;
@@ -532,12 +540,20 @@ export class LocalStore implements Store {
   }
 
   /** Deletes the results that name any of `digests`; returns how many. */
+  /**
+   * Removes the results that name any of `digests`, or a blob that is not there (left by a
+   * writer that raced an eviction, or by hand): no result is kept that could only miss.
+   */
   private async removeResultsNaming(digests: ReadonlySet<string>): Promise<number> {
-    if (digests.size === 0) return 0;
     let removed = 0;
     for (const r of await this.resultFiles()) {
       const manifest = await readManifest(r.path);
-      if (!manifest?.outputs.some((o) => digests.has(o.digest))) continue;
+      if (!manifest) continue;
+      const named = manifest.outputs.map((o) => o.digest);
+      if (!named.some((d) => digests.has(d))) {
+        const present = await this.hasBlobs(named);
+        if (named.every((d) => present.has(d))) continue;
+      }
       await unlink(r.path).catch(() => {});
       removed++;
     }

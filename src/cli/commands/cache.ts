@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/load.js';
 import { formatSize, parseSize } from '../../config/size.js';
+import { parseDuration } from '../../config/duration.js';
 import type { Config } from '../../config/types.js';
 import type { GhaListing } from '../../store/gha-api.js';
 import { ghaKeySlotPart } from '../../store/gha.js';
@@ -29,7 +30,8 @@ interface Maintainable extends Store {
   stats?(): Partial<LocalStoreStats> | Promise<Partial<LocalStoreStats>>;
   /** The gha store adds what it found per entry. */
   verify?(): Promise<VerifyResult | GhaVerifyResult>;
-  prune?(maxBytes: number): Promise<PruneResult | GhaPruneResult>;
+  /** `graceMs`: blobs used that recently are kept (local stores; a run may be using them). */
+  prune?(maxBytes: number, opts?: { graceMs?: number }): Promise<PruneResult | GhaPruneResult>;
   /** The gha store: its entries as the GitHub API lists them. */
   remoteEntries?(): Promise<GhaListing>;
 }
@@ -303,12 +305,19 @@ function ghaVerifyText(store: string, r: GhaVerifyResult): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function pruneCommand(flags: CacheFlags & { maxSize: string }): Promise<void> {
+async function pruneCommand(flags: CacheFlags & { maxSize: string; grace: string }): Promise<void> {
   let maxBytes: number;
   try {
     maxBytes = parseSize(/^[0-9]+$/.test(flags.maxSize) ? Number(flags.maxSize) : flags.maxSize);
   } catch (err) {
     throw new UsageError(`--max-size: ${(err as Error).message}`);
+  }
+  let graceMs: number;
+  try {
+    graceMs =
+      parseDuration(/^[0-9.]+$/.test(flags.grace) ? Number(flags.grace) : flags.grace) * 1000;
+  } catch (err) {
+    throw new UsageError(`--grace: ${(err as Error).message}`);
   }
   const { stores } = await openAll(flags);
   for (const s of stores) {
@@ -319,7 +328,7 @@ async function pruneCommand(flags: CacheFlags & { maxSize: string }): Promise<vo
     }
     let r: PruneResult | GhaPruneResult;
     try {
-      r = await store.prune(maxBytes);
+      r = await store.prune(maxBytes, { graceMs });
     } catch (err) {
       process.exitCode = 1;
       process.stdout.write(`${describe(s)}: cannot prune: ${(err as Error).message}\n`);
@@ -412,7 +421,12 @@ export function registerCache(program: Command): void {
       .description(
         "Evict least recently used blobs (and the results naming them) until each store holds at most SIZE (gha: delete this scope's entries on GitHub, superseded ones first).",
       )
-      .requiredOption('--max-size <size>', 'bytes, or a size such as 500MB, 10GiB'),
+      .requiredOption('--max-size <size>', 'bytes, or a size such as 500MB, 10GiB')
+      .option(
+        '--grace <duration>',
+        'keep blobs used this recently (local stores), so a run going on is not robbed of them',
+        '60s',
+      ),
   ).action(pruneCommand);
   common(
     cache
