@@ -271,7 +271,7 @@ invocations:
 cache:
   stores: [{type: local, dir: build/cache}]
 invocations:
-  a: {run: x, outputs: [out, /etc/passwd, ./, out/./, .dist-build/x, build], timeout: 0s}
+  a: {run: x, outputs: [out, /etc/passwd, ./, out/./, .dist-build/x, build, dist-build.yml, .git/hooks], timeout: 0s}
   b: {run: "echo a\\0b"}
 `);
     expect(found.map((i) => `${i.path}: ${i.message}`)).toEqual([
@@ -280,6 +280,8 @@ invocations:
       'invocations.a.outputs[3]: "out" is listed twice (outputs[0])',
       `invocations.a.outputs[4]: output ".dist-build/x" is in dist-build's own directory (its cache, index and run state)`,
       'invocations.a.outputs[5]: output "build" holds the local store\'s directory "build/cache"',
+      'invocations.a.outputs[6]: output "dist-build.yml" is the config file',
+      'invocations.a.outputs[7]: output ".git/hooks" is in the repository\'s .git directory',
       'invocations.a.timeout: expected a timeout longer than 0 s',
       'invocations.b.run: a command cannot contain a NUL character',
     ]);

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve, posix } from 'node:path';
+import { basename, dirname, resolve, posix } from 'node:path';
 import type { ErrorObject } from 'ajv';
 import generatedValidator from './schema-validator.generated.js';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit } from 'yaml';
@@ -608,6 +608,8 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
   // dist-build's own directory or a local store's.
   const own = [
     { path: '.dist-build', what: "dist-build's own directory (its cache, index and run state)" },
+    { path: basename(file), what: 'the config file' },
+    { path: '.git', what: "the repository's .git directory" },
     ...cache.stores.flatMap((store) => {
       const dir = typeof store.dir === 'string' ? cleanRelative(store.dir) : undefined;
       return dir && dir !== '.'
