@@ -247,6 +247,29 @@ describe('computeCacheKeys', () => {
     expect(await keysOf(other)).toEqual(base);
   });
 
+  it("never takes an invocation's own outputs, nor excluded paths, as its inputs", async () => {
+    // lib's inputs (packages/lib/**) cover its outputs (packages/lib/dist): last run's outputs
+    // must not change its key (nor app's, which needs it).
+    const built = checkout({
+      ...TREE,
+      'packages/lib/dist/index.js': 'built',
+      'packages/app/dist/app.js': 'built',
+    });
+    expect(await keysOf(built)).toEqual(base);
+    const withReport = checkout({ ...TREE, 'tools/out/report.json': '{"at": 1}' });
+    const invs = invocations();
+    const config = makeConfig(withReport, invs);
+    const keyed = async (exclude: string[]) =>
+      (
+        await computeCacheKeys(config, expandUnits(config), {
+          cacheDir: path.join(tempDir('dist-build-cache-'), 'index'),
+          exclude,
+        })
+      ).get('gen')!.cacheKey;
+    expect(await keyed(['tools/out'])).toBe(base.gen);
+    expect(await keyed([])).not.toBe(base.gen);
+  });
+
   it('changes on an executable-bit change', async () => {
     const other = checkout();
     fs.chmodSync(path.join(other, 'packages/app/scripts/build.sh'), 0o644);

@@ -5,7 +5,7 @@
  * `dist-build master` (a self-hosted pool).
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Config } from '../config/types.js';
 import type { Master } from '../cluster/master.js';
 import type { OutputChunkMsg } from '../cluster/protocol.js';
@@ -77,7 +77,12 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
   const previous = await readJson<{ assignments: Record<string, string> }>(planFile);
 
   const units = expandUnits(config);
-  const keyInfo = await computeCacheKeys(config, units);
+  // The --out directory (report, exported copies) is nobody's input when it is in the tree.
+  const outRel = relative(config.root, resolve(opts.out));
+  const inTree = outRel !== '' && !outRel.startsWith('..') && !isAbsolute(outRel);
+  const keyInfo = await computeCacheKeys(config, units, {
+    exclude: inTree ? [outRel.split(sep).join('/')] : [],
+  });
   const warned = new Set<string>();
   for (const u of units) {
     for (const p of keyInfo.get(u.id)?.unmatched ?? []) {

@@ -61,6 +61,11 @@ export interface ComputeCacheKeysOptions {
   index?: FileIndex;
   /** Directory of the file-digest index (default `<root>/.dist-build/index`). */
   cacheDir?: string;
+  /**
+   * Root-relative paths no invocation's inputs take, like its own outputs (`run` and `master`
+   * give their `--out` directory when it is inside the root: its report changes every run).
+   */
+  exclude?: readonly string[];
 }
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json } | RawJson;
@@ -100,8 +105,12 @@ function unitFiles(
   config: Config,
   inv: InvocationConfig,
   dirCache: DirCache,
+  exclude: readonly string[],
 ): { files: string[]; unmatched: string[] } {
-  const globs = expandInputs(config.root, inv.inputs, { dirCache });
+  // An invocation's own outputs are never its inputs: `inputs: ["**"]` would otherwise take last
+  // run's outputs and change the key once they exist.
+  const not = [...inv.outputs, ...exclude].map((p) => `!${p.replace(/[\\*?[\]{}()!+@]/g, '\\$&')}`);
+  const globs = expandInputs(config.root, [...inv.inputs, ...not], { dirCache });
   if (!inv.docker) return globs;
   const ctx = listDockerContext(config.root, inv.docker);
   const all = new Set([...ctx.files, ...globs.files]);
@@ -222,7 +231,7 @@ export async function computeCacheKeys(
     for (const u of order) {
       const inv = invocations.get(u.invocation)!;
       if (!filesByInvocation.has(inv.name)) {
-        filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache));
+        filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache, opts.exclude ?? []));
       }
     }
     const lists = [...filesByInvocation.values()];
