@@ -205,6 +205,47 @@ test(
   90_000,
 );
 
+test(
+  'a worker whose service the master cannot dial back is named at once; the run still completes',
+  () =>
+    explained(async () => {
+      const cfg = `version: 1
+invocations:
+${['a', 'b', 'c', 'd'].map((n) => `  ${n}: {run: "mkdir -p ${n} && echo ${n} > ${n}/x", outputs: [${n}], export: true}`).join('\n')}
+`;
+      const master = startMaster(tree('m', cfg));
+      startWorker('w1', tree('t1', cfg));
+      // Its certificate names 127.0.0.1, not 127.0.0.2: the master's TLS check refuses the dial.
+      const w2 = startCli([
+        'worker',
+        '--join',
+        sock(),
+        '--config',
+        tree('t2', cfg),
+        '--cache-dir',
+        join(dir, 'cache-w2'),
+        '--certs',
+        certs,
+        '--name',
+        'w2',
+        '--id',
+        'w2',
+        '--listen',
+        'tcp://127.0.0.2:0',
+      ]);
+      const exit = await master.exited;
+      expect(exit.code).toBe(0);
+      expect(master.stderr).toMatch(
+        /warning: the master cannot reach worker w2's service at tcp:\/\/127\.0\.0\.2:\d+/,
+      );
+      for (const n of ['a', 'b', 'c', 'd']) {
+        expect(readFileSync(join(dir, `artifacts/${n}/x`), 'utf8')).toBe(`${n}\n`);
+      }
+      w2.kill('SIGTERM');
+    }),
+  90_000,
+);
+
 /** `quick` waits for `../go`, so a test can kill slow's worker after slow is built. */
 const HANDOFF_CONFIG = `version: 1
 invocations:

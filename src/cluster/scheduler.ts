@@ -22,7 +22,7 @@
  * 5. Export. Units marked `export: true` are exported by the worker holding them (the one that
  *    built it, else any holder), streamed over its connection into `exportTo`.
  */
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -405,9 +405,7 @@ export class Run {
             )
             .catch((err: grpc.ServiceError) => {
               // Its results count as misses (rebuilt, not wrong): said, since it costs time.
-              this.warn(
-                `the cache query to ${member.id} failed (${err.details ?? err.message}): what it holds is built again`,
-              );
+              this.warn(`${unreachable(member, err)}; what it holds is built again`);
               return undefined;
             });
           if (res) found.push(...res.results);
@@ -759,6 +757,16 @@ export class Run {
     this.opts.onEvent?.({ type: 'worker-joined', worker: member.id });
     this.note(`worker ${member.id} joined`);
     this.adopt(member, running);
+    // Jobs reach it on its own heartbeat stream, but cache queries, logs and exports dial its
+    // Worker service: say so now if that cannot be reached, not as silent misses later.
+    void this.master
+      .callWorker<{ worker_uuid: string; cache_keys: string[] }, HasCacheResponse>(
+        member,
+        (c) => c.HasCache,
+        { worker_uuid: member.uuid, cache_keys: [] },
+        CACHE_QUERY_TIMEOUT_MS,
+      )
+      .catch((err: grpc.ServiceError) => this.warn(unreachable(member, err)));
     // Workers tend to join in bursts (a matrix starting, a pool after a master restart): one
     // placement per REPLAN_GAP_MS at most, so 256 joins do not cost 256 placements of every
     // waiting unit. Until then the newcomer helps with units whose owners are busy.
@@ -1048,6 +1056,15 @@ export class Run {
         } catch (err) {
           lastError = err as Error;
           this.note(`export of ${u.unit.id} from ${m.id} failed: ${lastError.message}`);
+          // Built again, it goes elsewhere if it can (the same worker may fail the same way).
+          const live = this.master.live();
+          if (
+            live.some(
+              (x) => x.id !== m.id && !u.excluded.has(x.id) && eligible(u.unit, this.info(x)),
+            )
+          ) {
+            u.excluded.add(m.id);
+          }
         }
       }
       if (!done) {
@@ -1112,4 +1129,15 @@ export class Run {
       events: this.events,
     };
   }
+}
+
+/** Why the master cannot use a worker's Worker service, with where to look. */
+function unreachable(m: MemberState, err: grpc.ServiceError): string {
+  const where = m.member.connections.map((c) => c.socket).join(', ');
+  const why = (err.details || err.message).replace(/\s*Resolution note:.*$/s, '');
+  return `the master cannot reach worker ${m.id}'s service at ${where} (${why})${
+    err.code === grpc.status.UNAVAILABLE
+      ? ': check its --listen / --advertise address and that its certificate names that host'
+      : ''
+  }`;
 }
