@@ -120,7 +120,7 @@ describe('summaryTable', () => {
 
   test('a line per export and the totals line', () => {
     expect(out).toMatch(
-      /^export\s+app\s+w2\s+dist -> out\/app\s+12 files\s+120\.6 KiB\s+sha256:cdcdcdcdcdcd$/m,
+      /^export\s+app\s+w2\s+dist -> out\/app\s+12 entries\s+120\.6 KiB\s+sha256:cdcdcdcdcdcd$/m,
     );
     expect(lines.filter(Boolean).at(-1)).toBe(
       '7 invocations: 3 built, 2 cached, 1 failed, 1 skipped in 4.00s on 2 workers',

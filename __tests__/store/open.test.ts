@@ -107,6 +107,19 @@ describe('openStore', () => {
     expect(JSON.stringify(c.cache)).not.toContain('line');
   });
 
+  it("reports every store's problems at once, each prefixed once", async () => {
+    const c = config(
+      'cache:\n  stores:\n    - type: registry\n      chunk-size: 1KB\n    - type: gha\n      scope: ""\n',
+    );
+    const err = (await openStores(c, opts).catch((e: unknown) => e)) as ConfigError;
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.issues.map((i) => i.path)).toEqual([
+      expect.stringMatching(/^cache\.stores\[0\]/),
+      expect.stringMatching(/^cache\.stores\[1\]/),
+    ]);
+    expect(err.message).not.toMatch(/(\w+) store: \1 store:/);
+  });
+
   it('signs every layer when the secret is set; required without it is an error', async () => {
     const c = config('cache: {sign: {secret-env: S, required: true}}\n');
     await expect(openStore(c, opts)).rejects.toThrow(SigningConfigError);

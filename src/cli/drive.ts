@@ -13,7 +13,7 @@ import { Run } from '../cluster/scheduler.js';
 import { computeCacheKeys } from '../plan/keys.js';
 import { expandUnits } from '../plan/units.js';
 import type { History } from '../plan/plan.js';
-import { summaryTable, writeReport, type RunReport } from '../report/index.js';
+import { shownPath, summaryTable, writeReport, type RunReport } from '../report/index.js';
 import { Progress } from './progress.js';
 
 export interface DriveOptions {
@@ -150,7 +150,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
 
 /** The end-of-run text: the table, the exports and where the report is. */
 export function finalText(result: DriveResult, color: boolean): string {
-  return `${summaryTable(result.report, { color })}\nreport: ${result.files.html} (also .md, .json)\n`;
+  return `${summaryTable(result.report, { color })}\nreport: ${shownPath(result.files.html)} (also .md, .json)\n`;
 }
 
 /** `drive`, then the end-of-run text on stdout; returns the run's exit code. */

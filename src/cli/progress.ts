@@ -17,6 +17,7 @@ import { formatDuration } from '../config/duration.js';
 import { LinePrefixer } from '../executors/output.js';
 import type { OutputChunkMsg } from '../cluster/protocol.js';
 import type { RunEvent } from '../cluster/scheduler.js';
+import { shownPath } from '../report/render.js';
 
 export interface ProgressOptions {
   out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -135,7 +136,8 @@ export class Progress {
         this.print(`worker ${e.worker} lost: ${e.reason}`);
         break;
       case 'exported':
-        if (!this.live) this.print(`${e.unit}: exported ${e.path} from ${e.worker} to ${e.dest}`);
+        if (!this.live)
+          this.print(`${e.unit}: exported ${e.path} from ${e.worker} to ${shownPath(e.dest)}`);
         break;
       case 'warning':
         this.print(`warning: ${e.message}`);

@@ -11,6 +11,7 @@ export {
   totalsLine,
   countByStatus,
   escapeHtml,
+  shownPath,
 } from './render.js';
 
 export const REPORT_FILES = {

@@ -3,6 +3,7 @@
  * and a self-contained HTML page (inline CSS and SVG, no scripts, no external assets).
  * Deterministic: no clock reads; chart times are relative to `report.startedAt`.
  */
+import { isAbsolute, relative } from 'node:path';
 import { table } from '../cli/table.js';
 import { formatDuration } from '../config/duration.js';
 import { formatSize } from '../config/size.js';
@@ -166,8 +167,8 @@ export function summaryTable(report: RunReport, opts: { color?: boolean } = {}):
         'export',
         e.unit,
         e.worker,
-        `${o.path} -> ${o.dest}`,
-        plural(o.files, 'file'),
+        `${o.path} -> ${shownPath(o.dest)}`,
+        `${o.files} ${o.files === 1 ? 'entry' : 'entries'}`,
         formatSize(o.size),
         shortDigest(o.digest),
       ]);
@@ -273,7 +274,7 @@ export function renderMarkdown(report: RunReport): string {
     out.push('## Exports');
     out.push(
       mdTable(
-        ['Invocation', 'Worker', 'Path', 'Destination', 'Files', 'Size', 'Digest'],
+        ['Invocation', 'Worker', 'Path', 'Destination', 'Entries', 'Size', 'Digest'],
         report.exports.flatMap((e) =>
           e.outputs.map((o) => [
             md(e.unit),
@@ -628,7 +629,7 @@ export function renderHtml(report: RunReport): string {
     body.push(`<h2>Exports</h2>`);
     body.push(
       htmlTable(
-        ['Invocation', 'Worker', 'Path', 'Destination', 'Files', 'Size', 'Digest'],
+        ['Invocation', 'Worker', 'Path', 'Destination', 'Entries', 'Size', 'Digest'],
         report.exports.flatMap((e) =>
           e.outputs.map((o) => [
             h(e.unit),
@@ -663,4 +664,10 @@ export function renderHtml(report: RunReport): string {
     `<title>dist-build run ${h(report.status)}: ${h(report.config)}</title>\n` +
     `<style>${CSS}</style>\n</head>\n<body>\n<main>\n${body.join('\n')}\n</main>\n</body>\n</html>\n`
   );
+}
+
+/** `path` relative to the current directory when it is below it (shorter to read), else as is. */
+export function shownPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
 }

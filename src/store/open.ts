@@ -153,6 +153,8 @@ export async function openStores(
   };
   const stores = effectiveStores(config, opts.cacheDir);
   const opened: OpenedStore[] = [];
+  // Every store's problems at once (one ConfigError), as the loader reports the rest of the file.
+  const problems: ConfigError[] = [];
   const shift = stores[0] && IMPLICIT in stores[0] ? 1 : 0;
   for (const [position, storeConfig] of stores.entries()) {
     const index = position - shift; // as written in the config (-1: the implicit local store)
@@ -169,14 +171,17 @@ export async function openStores(
           line: at?.line ?? 0,
           col: at?.col ?? 0,
           path: index < 0 ? 'cache' : `cache.stores[${index}]${optionAt ? `.${option}` : ''}`,
-          message: `${type} store: ${message}`,
+          message: `${type} store: ${message.replace(new RegExp(`^${type} store: `), '')}`,
         },
       ]);
     };
     if (!factory) {
-      throw problem(
-        `this build of dist-build has no ${JSON.stringify(type)} backend (available: ${Object.keys(STORE_BACKENDS).join(', ')})`,
+      problems.push(
+        problem(
+          `this build of dist-build has no ${JSON.stringify(type)} backend (available: ${Object.keys(STORE_BACKENDS).join(', ')})`,
+        ),
       );
+      continue;
     }
     let store: Store;
     try {
@@ -189,12 +194,16 @@ export async function openStores(
     } catch (err) {
       // Factories report bad options as StoreOptionsError (or TypeError): a config problem.
       if (err instanceof StoreOptionsError || err instanceof TypeError) {
-        throw problem(err.message, err instanceof StoreOptionsError ? err.option : undefined);
+        problems.push(
+          problem(err.message, err instanceof StoreOptionsError ? err.option : undefined),
+        );
+        continue;
       }
       throw err;
     }
     opened.push({ index, config: storeConfig, store });
   }
+  if (problems.length) throw new ConfigError(problems.flatMap((p) => p.issues));
   return opened;
 }
 
