@@ -169,11 +169,16 @@ function describeSchemaError(
     }
     case 'required':
       return loc.issueAt(path, `missing required key "${String(p.missingProperty)}"`);
-    case 'type':
-      return loc.issueAt(
-        path,
-        `expected ${String(p.type).replace(',', ' or ')}, got ${typeName(value)}`,
+    case 'type': {
+      const types = (Array.isArray(p.type) ? p.type : String(p.type).split(',')).map((t) =>
+        t === 'object' ? 'a mapping' : t === 'array' ? 'a list' : String(t),
       );
+      const expected =
+        types.length > 1 ? `${types.slice(0, -1).join(', ')} or ${types.at(-1)}` : types[0];
+      return loc.issueAt(path, `expected ${expected}, got ${typeName(value)}`);
+    }
+    case 'minLength':
+      return loc.issueAt(path, 'expected a non-empty string');
     case 'const':
       return loc.issueAt(
         path,

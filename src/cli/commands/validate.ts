@@ -16,7 +16,7 @@ export function registerValidate(program: Command): void {
       const units = expandUnits(config);
       await checkStores(config);
       process.stdout.write(
-        `${flags.config}: ok (${config.invocations.length} invocations, ${units.length} units)\n`,
+        `${flags.config}: ok (${config.invocations.length} invocation${config.invocations.length === 1 ? '' : 's'}, ${units.length} unit${units.length === 1 ? '' : 's'})\n`,
       );
     });
 }
