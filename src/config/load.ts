@@ -435,6 +435,19 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
       return undefined;
     }
   };
+  /** A path normalized, or undefined (and a problem at `at`) when it may not be used. */
+  const relPath = (at: Segment[], p: string): string | undefined => {
+    const clean = cleanRelative(p);
+    if (clean === undefined) {
+      issues.push(
+        loc.issueAt(
+          at,
+          `"${p}" must be a relative path inside the config directory (not absolute, no "..", separated by "/")`,
+        ),
+      );
+    }
+    return clean;
+  };
   /** The paths of a list, normalized, each with its index in the list (bad ones left out). */
   const indexedPaths = (
     path: Segment[],
@@ -443,17 +456,8 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
   ): { path: string; index: number }[] =>
     ((list as string[] | undefined) ?? []).flatMap((p, index) => {
       const neg = allowNegation && p.startsWith('!');
-      const clean = cleanRelative(neg ? p.slice(1) : p);
-      if (clean === undefined) {
-        issues.push(
-          loc.issueAt(
-            [...path, index],
-            `"${p}" must be a relative path inside the config directory (not absolute, no "..", separated by "/")`,
-          ),
-        );
-        return [];
-      }
-      return [{ path: neg ? `!${clean}` : clean, index }];
+      const clean = relPath([...path, index], neg ? p.slice(1) : p);
+      return clean === undefined ? [] : [{ path: neg ? `!${clean}` : clean, index }];
     });
   const relPaths = (path: Segment[], list: unknown, allowNegation: boolean): string[] =>
     indexedPaths(path, list, allowNegation).map((p) => p.path);
@@ -497,9 +501,9 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
     let docker: DockerSpec | undefined;
     if (r.docker) {
       const d = r.docker as Raw;
-      const context = relPaths(at('docker'), [d.context], false)[0];
+      const context = relPath(at('docker', 'context'), d.context as string);
       const dockerfile =
-        d.file === undefined ? undefined : relPaths(at('docker'), [d.file], false)[0];
+        d.file === undefined ? undefined : relPath(at('docker', 'file'), d.file as string);
       if (context !== undefined) {
         docker = {
           context,
