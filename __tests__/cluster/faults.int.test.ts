@@ -684,6 +684,30 @@ invocations:
   90_000,
 );
 
+test('run: with every local worker lost, the run ends at once with its table and report', async () => {
+  const config = tree(
+    'repo',
+    `version: 1
+invocations:
+  long:
+    run: echo $$ >> ../pids; echo $PPID > ../worker; sleep 30
+`,
+  );
+  const run = startCli(['run', '-c', config, '-w', '1', '-o', join(dir, 'artifacts'), '--plain']);
+  await until(
+    () =>
+      existsSync(join(dir, 'worker')) && readFileSync(join(dir, 'worker'), 'utf8').includes('\n'),
+  );
+  process.kill(Number(readFileSync(join(dir, 'worker'), 'utf8')), 'SIGKILL');
+  const started = Date.now();
+  const exit = await run.exited;
+  expect(exit.code).toBe(1);
+  expect(Date.now() - started).toBeLessThan(20_000);
+  expect(run.stdout).toMatch(/long +- +cancelled/);
+  expect(run.stdout).toMatch(/no worker available/);
+  expect(report().status).not.toBe('succeeded');
+}, 60_000);
+
 test(
   'an exported artifact of many chunks whose blob is corrupt is built again and exported (the export does not hang)',
   () =>

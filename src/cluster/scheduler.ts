@@ -533,8 +533,8 @@ export class Run {
     this.noWorkerTimer = setTimeout(() => {
       this.noWorkerTimer = undefined;
       if (this.master.live().length) return;
-      this.fatal = new SchedulerError(`no worker available for ${Math.round(ms / 1000)}s`);
-      this.cancel(this.fatal.message);
+      // The rest is cancelled with the reason: the run still ends with its table and report.
+      this.cancel(`no worker available for ${Math.round(ms / 1000)}s`);
     }, ms);
   }
 
