@@ -142,7 +142,7 @@ test(
       const config = POOL_CONFIG.replace(
         'sleep 3;',
         'if [ "$(wc -l < ../starts-slow)" -eq 1 ]; then sleep 60; fi;',
-      );
+      ).replace('> final/after.txt', '> final/after.txt; echo after-done; sleep 1');
       const master = startMaster(tree('m', config));
       const workers = {
         w1: startWorker('w1', tree('t1', config)),
@@ -163,6 +163,10 @@ test(
       });
       expect(none.code).not.toBe(0);
       expect(none.stderr).toMatch(/no job of after has started/);
+      const unknown = await runCli(['logs', 'nope', '--master', sock(), '--certs', certs]);
+      expect(unknown.stderr).toMatch(/no invocation nope in this run/);
+      // --follow waits for the job to start, then follows it to its end.
+      const follow = startCli(['logs', 'after', '--follow', '--master', sock(), '--certs', certs]);
 
       workers[victim as 'w1' | 'w2'].kill('SIGKILL');
       const survivor = victim === 'w1' ? 'w2' : 'w1';
@@ -178,6 +182,8 @@ test(
       expect(starts()).toBe(2);
       expect(r.invocations.find((i) => i.unit === 'after')!.status).toBe('built');
       expect(readFileSync(join(dir, 'artifacts/final/after.txt'), 'utf8')).toBe('done\nq\n');
+      expect((await follow.exited).code).toBe(0);
+      expect(follow.stdout).toContain('after-done');
     }),
   90_000,
 );

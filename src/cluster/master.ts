@@ -380,7 +380,34 @@ export class Master extends EventEmitter<MasterEvents> {
   private async relayLogs(
     c: grpc.ServerWritableStream<LogsRequest, OutputChunkMsg>,
   ): Promise<void> {
-    const where = this.run?.jobOf(c.request.invocation);
+    const name = c.request.invocation;
+    const unitsOf = () =>
+      (this.run?.units() ?? []).filter((u) => u.unit === name || u.unit.startsWith(`${name}@`));
+    if (this.run && unitsOf().length === 0) {
+      failStream(c, grpc.status.NOT_FOUND, `no invocation ${name} in this run`);
+      return;
+    }
+    let where = this.run?.jobOf(name);
+    // --follow waits for a job that has not started yet, while its unit may still get one.
+    let gone = false;
+    c.on('cancelled', () => (gone = true));
+    while (!where && c.request.follow && !gone) {
+      const states = unitsOf().map((u) => u.state);
+      if (!states.some((st) => st === 'waiting' || st === 'ready' || st === 'running')) {
+        if (states.length) {
+          failStream(
+            c,
+            grpc.status.NOT_FOUND,
+            `${name} ran no job in this run (${states.join(', ')})`,
+          );
+          return;
+        }
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+      where = this.run?.jobOf(name);
+    }
+    if (gone) return;
     const m = where && this.members.get(where.uuid);
     if (!where || !m) {
       failStream(
@@ -388,7 +415,7 @@ export class Master extends EventEmitter<MasterEvents> {
         grpc.status.NOT_FOUND,
         where
           ? `the worker that ran ${c.request.invocation} has left`
-          : `no job of ${c.request.invocation} has started in this run`,
+          : `no job of ${name} has started in this run`,
       );
       return;
     }
