@@ -149,7 +149,8 @@ async function runLocal(flags: RunFlags): Promise<number> {
       // Before every worker has joined, a worker that exits (bad cache config, unreadable
       // config) ends the run at once instead of after the join timeout.
       if (!joined) workerDied(new RunFailure(why, code === 2 ? 2 : 1));
-      else err.write(`dist-build: ${why}\n`);
+      // A Ctrl-C in a terminal reaches the workers too (one process group): their exit is no news.
+      else if (!interrupted) err.write(`dist-build: ${why}\n`);
     },
   });
   const current = currentRunFile(config.root);
