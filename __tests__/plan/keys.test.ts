@@ -268,6 +268,17 @@ describe('computeCacheKeys', () => {
       ).get('gen')!.cacheKey;
     expect(await keyed(['tools/out'])).toBe(base.gen);
     expect(await keyed([])).not.toBe(base.gen);
+    // Paths, not globs: an output named `x|tools` leaves tools/ an input.
+    const glob = await keysOf(root, (invs) => {
+      invs.find((i) => i.name === 'gen')!.outputs = ['gen/x|tools', 'gen/*'];
+    });
+    const globChanged = await keysOf(
+      checkout({ ...TREE, 'tools/gen/gen.py': 'print(2)' }),
+      (invs) => {
+        invs.find((i) => i.name === 'gen')!.outputs = ['gen/x|tools', 'gen/*'];
+      },
+    );
+    expect(globChanged.gen).not.toBe(glob.gen);
   });
 
   it('changes on an executable-bit change', async () => {

@@ -34,8 +34,11 @@ export interface ProgressOptions {
 
 /** Bytes of a job's output held for its block; beyond that, what is held goes out as a part. */
 export const GROUP_LIMIT = 1024 * 1024;
-/** After a job ended, how long its block waits for the rest of its output to arrive. */
-const GROUP_WAIT_MS = 2000;
+/**
+ * After a job ended, how long its block waits for the rest of its output to arrive (the end of
+ * its output stream normally closes it sooner; on a loaded machine that took over 2 s).
+ */
+const GROUP_WAIT_MS = 10_000;
 
 interface Group {
   /** The attempt whose output this is (its 'started' event's number). */

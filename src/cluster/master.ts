@@ -108,6 +108,9 @@ export class Master extends EventEmitter<MasterEvents> {
     { member: MemberState; settle: (r: StartJobResponse | Error) => void }
   >();
   private readonly seenReports = new Set<string>();
+  private lastLeaseCheck = 0;
+  /** Reports that came while no run was attached (a worker back after a restart): kept for it. */
+  private unclaimed: { m: MemberState | undefined; r: JobReport }[] = [];
   run: RunView | undefined;
 
   constructor(private readonly opts: MasterOptions) {
@@ -129,7 +132,8 @@ export class Master extends EventEmitter<MasterEvents> {
       (m) => this.log(`master: ${m}`),
     );
     const tick = Math.max(20, Math.min(this.heartbeatMs, this.leaseTtlMs) / 2);
-    this.leaseTimer = setInterval(() => this.expireLeases(), tick);
+    this.lastLeaseCheck = Date.now();
+    this.leaseTimer = setInterval(() => this.expireLeases(tick), tick);
     this.leaseTimer.unref();
   }
 
@@ -190,8 +194,13 @@ export class Master extends EventEmitter<MasterEvents> {
     this.emit('left', m, why);
   }
 
-  private expireLeases(): void {
+  private expireLeases(tick: number): void {
     const now = Date.now();
+    // This timer came late: the master's own event loop was busy, and heartbeats may be waiting
+    // in it unread. Nobody is expired on this round (a stalled master must not lose its workers).
+    const late = now - this.lastLeaseCheck - tick;
+    this.lastLeaseCheck = now;
+    if (late > this.leaseTtlMs / 2) return;
     for (const m of this.members.values()) {
       if (now - m.lastHeartbeatAt > this.leaseTtlMs) {
         this.remove(m, `lease expired (no heartbeat for ${now - m.lastHeartbeatAt} ms)`);
@@ -479,7 +488,16 @@ export class Master extends EventEmitter<MasterEvents> {
       this.seenReports.delete(this.seenReports.values().next().value!);
     }
     if (m) m.done++;
+    if (!this.run) {
+      this.unclaimed.push({ m, r });
+      if (this.unclaimed.length > SEEN_REPORTS) this.unclaimed.shift();
+    }
     this.emit('report', m, r);
+  }
+
+  /** The reports that came before a run was attached (see `unclaimed`), once. */
+  takeUnclaimedReports(): { m: MemberState | undefined; r: JobReport }[] {
+    return this.unclaimed.splice(0);
   }
 
   /** Unary call to a member's Worker service. */

@@ -279,6 +279,9 @@ export class Run {
       this.onReport(member, report),
     );
     try {
+      // Reports from before this run (a worker back after a master restart, whose job ended
+      // while no master was there) are this run's results when their keys match.
+      for (const { m: member, r } of m.takeUnclaimedReports()) this.onReport(member, r);
       await this.checkCache(m.live());
       for (const member of m.live()) this.adopt(member, member.running);
       this.dispatching = true;
@@ -795,9 +798,24 @@ export class Run {
         this.retryOrFail(u, member.id, `its worker ${member.id} left (${why})`);
       }
     }
+    this.failStranded();
     this.replan();
     this.pump();
     this.checkDone();
+  }
+
+  /**
+   * Fails the waiting units that only workers now gone could take: every live worker failed or
+   * refused them (with none live, the no-worker timer decides).
+   */
+  private failStranded(): void {
+    const live = this.master.live();
+    if (!live.length) return;
+    for (const u of this.units) {
+      if (u.state !== 'waiting' || u.excluded.size === 0) continue;
+      if (live.some((m) => !u.excluded.has(m.id) && eligible(u.unit, this.info(m)))) continue;
+      this.fail(u, `no worker left that can take it (${[...u.excluded].join(', ')} could not)`);
+    }
   }
 
   private retryOrFail(u: UnitRun, workerId: string, why: string): void {

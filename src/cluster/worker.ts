@@ -1145,7 +1145,11 @@ function endGroupOf(file: string): number | undefined {
   } catch {
     // already gone
   }
-  rmSync(file, { force: true });
+  try {
+    rmSync(file, { force: true });
+  } catch {
+    // not ours to remove
+  }
   return ended;
 }
 
@@ -1175,8 +1179,17 @@ function reapJobLogs(): void {
     name.startsWith(JOB_LOG_PREFIX)
       ? Number(name.slice(JOB_LOG_PREFIX.length).split('-')[0])
       : undefined;
+  const uid = process.getuid?.();
   for (const { name } of leftByDead(dir, ownerOf)) {
-    rmSync(join(dir, name), { recursive: true, force: true });
+    const path = join(dir, name);
+    try {
+      // Only this user's: another's cannot be removed from a sticky /tmp, and is not ours to.
+      const st = lstatSync(path);
+      if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) continue;
+      rmSync(path, { recursive: true, force: true });
+    } catch {
+      // left for its owner
+    }
   }
 }
 

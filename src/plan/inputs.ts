@@ -42,6 +42,8 @@ export interface ExpandResult {
 export interface ExpandOptions {
   /** Shared directory listing cache, to avoid re-reading directories across many expansions. */
   dirCache?: DirCache;
+  /** Root-relative paths (literal, not globs) left out with everything below them. */
+  exclude?: readonly string[];
 }
 
 /** Directory names skipped unless a pattern names them. */
@@ -151,7 +153,8 @@ export function expandInputs(
     if (p.startsWith('!')) negatives.push(compile(p, p.slice(1)));
     else positives.push(compile(p, p));
   }
-  const excluded = (rel: string): boolean => negatives.some((n) => n.test(rel));
+  const literal = new Set(opts.exclude ?? []);
+  const excluded = (rel: string): boolean => literal.has(rel) || negatives.some((n) => n.test(rel));
 
   // One positive pattern finds every path once: no need for a set.
   const found: string[] | Set<string> = positives.length === 1 ? [] : new Set<string>();
@@ -212,7 +215,8 @@ export function expandInputs(
   }
 
   let files: string[];
-  if (negatives.length === 0) files = Array.isArray(found) ? found : [...found];
+  if (negatives.length === 0 && literal.size === 0)
+    files = Array.isArray(found) ? found : [...found];
   else {
     files = [];
     for (const f of found) if (!isExcluded(f, excluded)) files.push(f);

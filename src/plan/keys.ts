@@ -108,9 +108,11 @@ function unitFiles(
   exclude: readonly string[],
 ): { files: string[]; unmatched: string[] } {
   // An invocation's own outputs are never its inputs: `inputs: ["**"]` would otherwise take last
-  // run's outputs and change the key once they exist.
-  const not = [...inv.outputs, ...exclude].map((p) => `!${p.replace(/[\\*?[\]{}()!+@]/g, '\\$&')}`);
-  const globs = expandInputs(config.root, [...inv.inputs, ...not], { dirCache });
+  // run's outputs and change the key once they exist. (Literal paths: an output name is no glob.)
+  const globs = expandInputs(config.root, inv.inputs, {
+    dirCache,
+    exclude: [...inv.outputs, ...exclude],
+  });
   if (!inv.docker) return globs;
   const ctx = listDockerContext(config.root, inv.docker);
   const all = new Set([...ctx.files, ...globs.files]);

@@ -407,7 +407,8 @@ export class LocalStore implements Store {
       result.removedBlobs++;
       result.freedBytes += b.size;
     }
-    result.removedResults = await this.removeResultsNaming(evicted);
+    // Only after an eviction (afterPut calls this on writes over the cap): a scan of every result.
+    if (evicted.size > 0) result.removedResults = await this.removeResultsNaming(evicted);
     result.bytes = bytes;
     this.approxBytes = bytes;
     return result;
@@ -547,13 +548,17 @@ export class LocalStore implements Store {
   private async removeResultsNaming(digests: ReadonlySet<string>): Promise<number> {
     let removed = 0;
     for (const r of await this.resultFiles()) {
+      const before = await stat(r.path).catch(() => null);
       const manifest = await readManifest(r.path);
-      if (!manifest) continue;
+      if (!before || !manifest) continue;
       const named = manifest.outputs.map((o) => o.digest);
       if (!named.some((d) => digests.has(d))) {
         const present = await this.hasBlobs(named);
         if (named.every((d) => present.has(d))) continue;
       }
+      // A writer may have put a new result (with its blobs) there since it was read: kept.
+      const now = await stat(r.path).catch(() => null);
+      if (!now || now.ino !== before.ino || now.mtimeMs !== before.mtimeMs) continue;
       await unlink(r.path).catch(() => {});
       removed++;
     }

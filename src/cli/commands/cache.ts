@@ -315,7 +315,8 @@ async function pruneCommand(flags: CacheFlags & { maxSize: string; grace: string
   let graceMs: number;
   try {
     graceMs =
-      parseDuration(/^[0-9.]+$/.test(flags.grace) ? Number(flags.grace) : flags.grace) * 1000;
+      parseDuration(/^[0-9]+(\.[0-9]+)?$/.test(flags.grace) ? Number(flags.grace) : flags.grace) *
+      1000;
   } catch (err) {
     throw new UsageError(`--grace: ${(err as Error).message}`);
   }

@@ -29,7 +29,7 @@ const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
 function seconds(text: string, flag: string): number {
   try {
-    return parseDuration(/^[0-9.]+$/.test(text) ? Number(text) : text);
+    return parseDuration(/^[0-9]+(\.[0-9]+)?$/.test(text) ? Number(text) : text);
   } catch (e) {
     throw new UsageError(`${flag}: ${(e as Error).message}`);
   }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import * as grpc from '@grpc/grpc-js';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { processAlive } from '../../cluster/local.js';
 import { dirname, resolve } from 'node:path';
 import { loadTls } from '../../cluster/certs.js';
@@ -44,8 +44,8 @@ async function connect(
       );
     }
     if (typeof current.pid === 'number' && !processAlive(current.pid)) {
-      // A run that was killed left it: not a master that does not answer.
-      await rm(file, { force: true });
+      // A run that was killed left it: not a master that does not answer. (Not removed: a run
+      // in another PID namespace sharing this directory looks the same from here.)
       throw new UsageError(
         `no --master given and no local run in progress (the run that wrote ${file}, pid ${current.pid}, is gone)`,
       );

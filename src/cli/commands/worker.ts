@@ -87,7 +87,7 @@ Examples:
     let killGrace: number;
     try {
       killGrace = parseDuration(
-        /^[0-9.]+$/.test(flags.killGrace) ? Number(flags.killGrace) : flags.killGrace,
+        /^[0-9]+(\.[0-9]+)?$/.test(flags.killGrace) ? Number(flags.killGrace) : flags.killGrace,
       );
     } catch (e) {
       throw new UsageError(`--kill-grace: ${(e as Error).message}`);
