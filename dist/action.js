@@ -19191,7 +19191,7 @@ var require_identity = __commonJS({
     var isMap2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === MAP;
     var isPair2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === PAIR;
     var isScalar2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SCALAR;
-    var isSeq = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SEQ;
+    var isSeq2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SEQ;
     function isCollection(node) {
       if (node && typeof node === "object")
         switch (node[NODE_TYPE]) {
@@ -19228,7 +19228,7 @@ var require_identity = __commonJS({
     exports.isNode = isNode;
     exports.isPair = isPair2;
     exports.isScalar = isScalar2;
-    exports.isSeq = isSeq;
+    exports.isSeq = isSeq2;
   }
 });
 
@@ -19240,7 +19240,7 @@ var require_visit = __commonJS({
     var BREAK = /* @__PURE__ */ Symbol("break visit");
     var SKIP = /* @__PURE__ */ Symbol("skip children");
     var REMOVE = /* @__PURE__ */ Symbol("remove node");
-    function visit(node, visitor) {
+    function visit2(node, visitor) {
       const visitor_ = initVisitor(visitor);
       if (identity.isDocument(node)) {
         const cd = visit_(null, node.contents, visitor_, Object.freeze([node]));
@@ -19249,9 +19249,9 @@ var require_visit = __commonJS({
       } else
         visit_(null, node, visitor_, Object.freeze([]));
     }
-    visit.BREAK = BREAK;
-    visit.SKIP = SKIP;
-    visit.REMOVE = REMOVE;
+    visit2.BREAK = BREAK;
+    visit2.SKIP = SKIP;
+    visit2.REMOVE = REMOVE;
     function visit_(key, node, visitor, path4) {
       const ctrl = callVisitor(key, node, visitor, path4);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
@@ -19385,7 +19385,7 @@ var require_visit = __commonJS({
         throw new Error(`Cannot replace node with ${pt} parent`);
       }
     }
-    exports.visit = visit;
+    exports.visit = visit2;
     exports.visitAsync = visitAsync;
   }
 });
@@ -19395,7 +19395,7 @@ var require_directives = __commonJS({
   "node_modules/yaml/dist/doc/directives.js"(exports) {
     "use strict";
     var identity = require_identity();
-    var visit = require_visit();
+    var visit2 = require_visit();
     var escapeChars = {
       "!": "%21",
       ",": "%2C",
@@ -19539,7 +19539,7 @@ var require_directives = __commonJS({
         let tagNames;
         if (doc && tagEntries.length > 0 && identity.isNode(doc.contents)) {
           const tags = {};
-          visit.visit(doc.contents, (_key, node) => {
+          visit2.visit(doc.contents, (_key, node) => {
             if (identity.isNode(node) && node.tag)
               tags[node.tag] = true;
           });
@@ -19566,7 +19566,7 @@ var require_anchors = __commonJS({
   "node_modules/yaml/dist/doc/anchors.js"(exports) {
     "use strict";
     var identity = require_identity();
-    var visit = require_visit();
+    var visit2 = require_visit();
     function anchorIsValid(anchor) {
       if (/[\x00-\x19\s,[\]{}]/.test(anchor)) {
         const sa = JSON.stringify(anchor);
@@ -19577,7 +19577,7 @@ var require_anchors = __commonJS({
     }
     function anchorNames(root) {
       const anchors = /* @__PURE__ */ new Set();
-      visit.visit(root, {
+      visit2.visit(root, {
         Value(_key, node) {
           if (node.anchor)
             anchors.add(node.anchor);
@@ -19757,7 +19757,7 @@ var require_Alias = __commonJS({
   "node_modules/yaml/dist/nodes/Alias.js"(exports) {
     "use strict";
     var anchors = require_anchors();
-    var visit = require_visit();
+    var visit2 = require_visit();
     var identity = require_identity();
     var Node = require_Node();
     var toJS = require_toJS();
@@ -19783,7 +19783,7 @@ var require_Alias = __commonJS({
           nodes = ctx.aliasResolveCache;
         } else {
           nodes = [];
-          visit.visit(doc, {
+          visit2.visit(doc, {
             Node: (_key, node) => {
               if (identity.isAlias(node) || identity.hasAnchor(node))
                 nodes.push(node);
@@ -24705,15 +24705,15 @@ var require_cst_visit = __commonJS({
     var BREAK = /* @__PURE__ */ Symbol("break visit");
     var SKIP = /* @__PURE__ */ Symbol("skip children");
     var REMOVE = /* @__PURE__ */ Symbol("remove item");
-    function visit(cst, visitor) {
+    function visit2(cst, visitor) {
       if ("type" in cst && cst.type === "document")
         cst = { start: cst.start, value: cst.value };
       _visit(Object.freeze([]), cst, visitor);
     }
-    visit.BREAK = BREAK;
-    visit.SKIP = SKIP;
-    visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path4) => {
+    visit2.BREAK = BREAK;
+    visit2.SKIP = SKIP;
+    visit2.REMOVE = REMOVE;
+    visit2.itemAtPath = (cst, path4) => {
       let item = cst;
       for (const [field, index] of path4) {
         const tok = item?.[field];
@@ -24724,8 +24724,8 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path4) => {
-      const parent = visit.itemAtPath(cst, path4.slice(0, -1));
+    visit2.parentCollection = (cst, path4) => {
+      const parent = visit2.itemAtPath(cst, path4.slice(0, -1));
       const field = path4[path4.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
@@ -24756,7 +24756,7 @@ var require_cst_visit = __commonJS({
       }
       return typeof ctrl === "function" ? ctrl(item, path4) : ctrl;
     }
-    exports.visit = visit;
+    exports.visit = visit2;
   }
 });
 
@@ -26472,7 +26472,7 @@ var require_dist = __commonJS({
     var lineCounter = require_line_counter();
     var parser = require_parser();
     var publicApi = require_public_api();
-    var visit = require_visit();
+    var visit2 = require_visit();
     exports.Composer = composer.Composer;
     exports.Document = Document.Document;
     exports.Schema = Schema.Schema;
@@ -26500,8 +26500,8 @@ var require_dist = __commonJS({
     exports.parseAllDocuments = publicApi.parseAllDocuments;
     exports.parseDocument = publicApi.parseDocument;
     exports.stringify = publicApi.stringify;
-    exports.visit = visit.visit;
-    exports.visitAsync = visit.visitAsync;
+    exports.visit = visit2.visit;
+    exports.visitAsync = visit2.visitAsync;
   }
 });
 
@@ -29501,7 +29501,7 @@ import { fileURLToPath } from "node:url";
 
 // src/config/load.ts
 import { readFile } from "node:fs/promises";
-import { dirname as dirname3, resolve as resolve2, posix } from "node:path";
+import { basename as basename3, dirname as dirname3, resolve as resolve2, posix } from "node:path";
 
 // src/config/schema-validator.generated.ts
 var import_ucs2length = __toESM(require_ucs2length(), 1);
@@ -30921,7 +30921,9 @@ var Locator = class {
     this.doc = (0, import_yaml.parseDocument)(text, {
       lineCounter: this.lines,
       prettyErrors: false,
-      uniqueKeys: true
+      // Duplicates are found by normalizeKeys, in one pass (this check is quadratic: 20,000
+      // invocations took 19 s), after `1:` and `"1":` have become the same name.
+      uniqueKeys: false
     });
   }
   file;
@@ -30969,7 +30971,7 @@ var Locator = class {
 };
 function formatPath(path4) {
   return path4.map(
-    (s, i) => typeof s === "number" ? `[${s}]` : /^[A-Za-z0-9_.-]+$/.test(s) ? `${i ? "." : ""}${s}` : `[${JSON.stringify(s)}]`
+    (s, i) => typeof s === "number" ? `[${s}]` : /^[A-Za-z0-9_-]+$/.test(s) ? `${i ? "." : ""}${s}` : `[${JSON.stringify(s)}]`
   ).join("");
 }
 function pointerToPath(pointer, value) {
@@ -31019,11 +31021,15 @@ function describeSchemaError(e, value, loc, data) {
     }
     case "required":
       return loc.issueAt(path4, `missing required key "${String(p.missingProperty)}"`);
-    case "type":
-      return loc.issueAt(
-        path4,
-        `expected ${String(p.type).replace(",", " or ")}, got ${typeName(value)}`
+    case "type": {
+      const types = (Array.isArray(p.type) ? p.type : String(p.type).split(",")).map(
+        (t) => t === "object" ? "a mapping" : t === "array" ? "a list" : String(t)
       );
+      const expected = types.length > 1 ? `${types.slice(0, -1).join(", ")} or ${types.at(-1)}` : types[0];
+      return loc.issueAt(path4, `expected ${expected}, got ${typeName(value)}`);
+    }
+    case "minLength":
+      return loc.issueAt(path4, "expected a non-empty string");
     case "const":
       return loc.issueAt(
         path4,
@@ -31093,25 +31099,102 @@ function findCycles(needs) {
   const state = /* @__PURE__ */ new Map();
   const stack = [];
   const cycles = [];
-  const visit = (n) => {
+  const visit2 = (n) => {
     state.set(n, 1);
     stack.push(n);
     for (const m of needs.get(n) ?? []) {
       if (!needs.has(m) || m === n) continue;
       if (state.get(m) === 1) cycles.push([...stack.slice(stack.indexOf(m)), m]);
-      else if (!state.has(m)) visit(m);
+      else if (!state.has(m)) visit2(m);
     }
     stack.pop();
     state.set(n, 2);
   };
-  for (const n of needs.keys()) if (!state.has(n)) visit(n);
+  for (const n of needs.keys()) if (!state.has(n)) visit2(n);
   return cycles;
+}
+function normalizeKeys(loc) {
+  const issues = [];
+  (0, import_yaml.visit)(loc.doc, {
+    Map(_, map, ancestors) {
+      const path4 = keyPath(ancestors, map);
+      const seen = /* @__PURE__ */ new Map();
+      for (const pair of map.items) {
+        const key = pair.key;
+        if (!(0, import_yaml.isScalar)(key)) {
+          const at = key?.range?.[0] ?? map.range?.[0];
+          issues.push(
+            loc.issue(path4, "a key must be a plain name, not a list, mapping or alias", at)
+          );
+          continue;
+        }
+        if (typeof key.value !== "string") key.value = key.source ?? String(key.value);
+        const name = key.value;
+        const first = seen.get(name);
+        const line = loc.issue([], "", key.range?.[0]).line;
+        if (first === void 0) seen.set(name, line);
+        else
+          issues.push(
+            loc.issue(
+              [...path4, name],
+              `duplicate key "${name}" (first at line ${first})`,
+              key.range?.[0]
+            )
+          );
+      }
+    }
+  });
+  return issues;
+}
+function keyPath(ancestors, node) {
+  const path4 = [];
+  const chain = [...ancestors, node];
+  for (let i = 0; i < chain.length - 1; i++) {
+    const a = chain[i];
+    const next = chain[i + 1];
+    if ((0, import_yaml.isPair)(a) && (0, import_yaml.isScalar)(a.key)) path4.push(String(a.key.value));
+    else if ((0, import_yaml.isSeq)(a)) path4.push(a.items.indexOf(next));
+  }
+  return path4;
+}
+function keepEnvSource(loc) {
+  const entry = (map, key) => (0, import_yaml.isMap)(map) ? map.items.find((p) => (0, import_yaml.isScalar)(p.key) && p.key.value === key)?.value : void 0;
+  const maps = [entry(loc.doc.contents, "env")];
+  const invocations = entry(loc.doc.contents, "invocations");
+  if ((0, import_yaml.isMap)(invocations)) {
+    for (const { value } of invocations.items) {
+      maps.push(entry(value, "env"), entry(entry(value, "docker"), "build-args"));
+    }
+  }
+  for (const map of maps) {
+    if (!(0, import_yaml.isMap)(map)) continue;
+    for (const { value: v } of map.items) {
+      if ((0, import_yaml.isScalar)(v) && typeof v.value === "number" && v.source !== void 0) v.value = v.source;
+    }
+  }
+}
+function toData(loc) {
+  try {
+    return loc.doc.toJS({ maxAliasCount: 1e3 });
+  } catch (err) {
+    let at;
+    (0, import_yaml.visit)(loc.doc, {
+      Alias(_, alias) {
+        at = alias.range?.[0];
+        return import_yaml.visit.BREAK;
+      }
+    });
+    throw new ConfigError([loc.issue([], err.message, at)]);
+  }
 }
 function parseConfig(text, file, display = file) {
   const loc = new Locator(display, text);
   const yamlIssues = loc.yamlErrors();
   if (yamlIssues.length) throw new ConfigError(yamlIssues);
-  const data = loc.doc.toJS();
+  const keyIssues = normalizeKeys(loc);
+  if (keyIssues.length) throw new ConfigError(keyIssues);
+  keepEnvSource(loc);
+  const data = toData(loc);
   if (data === null || data === void 0) {
     throw new ConfigError([
       {
@@ -31170,20 +31253,25 @@ function buildConfig(raw, file, loc) {
       return void 0;
     }
   };
-  const relPaths = (path4, list, allowNegation) => (list ?? []).flatMap((p, i) => {
-    const neg = allowNegation && p.startsWith("!");
-    const clean = cleanRelative(neg ? p.slice(1) : p);
+  const relPath = (at, p) => {
+    const clean = cleanRelative(p);
     if (clean === void 0) {
       issues.push(
         loc.issueAt(
-          [...path4, i],
-          `"${p}" must be a relative path inside the config directory (no absolute paths, no "..", "/" separators)`
+          at,
+          `"${p}" must be a relative path inside the config directory (not absolute, no "..", separated by "/")`
         )
       );
-      return [];
     }
-    return [neg ? `!${clean}` : clean];
+    return clean;
+  };
+  const indexedPaths = (path4, list, allowNegation) => (list ?? []).flatMap((p, index) => {
+    const neg = allowNegation && p.startsWith("!");
+    const clean = relPath([...path4, index], neg ? p.slice(1) : p);
+    return clean === void 0 ? [] : [{ path: neg ? `!${clean}` : clean, index }];
   });
+  const relPaths = (path4, list, allowNegation) => indexedPaths(path4, list, allowNegation).map((p) => p.path);
+  const outputAt = [];
   for (const name of names) {
     const r = rawInvocations[name];
     const at = (...rest) => ["invocations", name, ...rest];
@@ -31218,8 +31306,8 @@ function buildConfig(raw, file, loc) {
     let docker;
     if (r.docker) {
       const d = r.docker;
-      const context = relPaths(at("docker"), [d.context], false)[0];
-      const dockerfile = d.file === void 0 ? void 0 : relPaths(at("docker"), [d.file], false)[0];
+      const context = relPath(at("docker", "context"), d.context);
+      const dockerfile = d.file === void 0 ? void 0 : relPath(at("docker", "file"), d.file);
       if (context !== void 0) {
         docker = {
           context,
@@ -31248,44 +31336,67 @@ function buildConfig(raw, file, loc) {
         );
       }
     });
+    const outputs = indexedPaths(at("outputs"), r.outputs, false);
+    const listed = /* @__PURE__ */ new Map();
+    for (const o of outputs) {
+      if (listed.has(o.path)) {
+        issues.push(
+          loc.issueAt(
+            at("outputs", o.index),
+            `"${o.path}" is listed twice (outputs[${listed.get(o.path)}])`
+          )
+        );
+      } else listed.set(o.path, o.index);
+      outputAt.push([name, o.path, o.index]);
+    }
     const inv = {
       name,
       inputs: relPaths(at("inputs"), r.inputs, true),
-      outputs: relPaths(at("outputs"), r.outputs, false),
+      outputs: [...listed.keys()],
       needs,
       export: r.export ?? false,
       env: { ...globalEnv, ...toEnv(r.env) },
       labels: r.labels ?? [],
       timeout: duration2(at("timeout"), r.timeout) ?? 3600
     };
-    if (r.run !== void 0) inv.run = r.run;
+    if (r.run !== void 0) {
+      inv.run = r.run;
+      if (inv.run.includes("\0")) {
+        issues.push(loc.issueAt(at("run"), "a command cannot contain a NUL character"));
+      }
+    }
+    if (inv.timeout === 0) {
+      issues.push(loc.issueAt(at("timeout"), "expected a timeout longer than 0 s"));
+    }
     if (docker) inv.docker = docker;
     if (r.platform !== void 0) inv.platform = r.platform;
     const estimate = duration2(at("estimate"), r.estimate);
     if (estimate !== void 0) inv.estimate = estimate;
-    inv.outputs.forEach((o, i) => {
-      if (o === ".")
-        issues.push(
-          loc.issueAt(at("outputs", i), "an output cannot be the whole config directory")
-        );
-    });
     invocations.push(inv);
   }
-  const owners = [];
-  for (const inv of invocations)
-    inv.outputs.forEach((path4, index) => owners.push({ path: path4, name: inv.name, index }));
-  for (let i = 0; i < owners.length; i++) {
-    for (let j = i + 1; j < owners.length; j++) {
-      const [a, b] = [owners[i], owners[j]];
-      if (a.name === b.name) continue;
-      if (a.path === b.path || b.path.startsWith(`${a.path}/`) || a.path.startsWith(`${b.path}/`)) {
-        issues.push(
-          loc.issueAt(
-            ["invocations", b.name, "outputs", b.index],
-            `output "${b.path}" overlaps output "${a.path}" of invocation "${a.name}"`
-          )
-        );
-      }
+  const exact = /* @__PURE__ */ new Map();
+  const below = /* @__PURE__ */ new Map();
+  for (const [name, path4, index] of outputAt) {
+    const parts = path4.split("/");
+    let clash;
+    for (let k = 1; k <= parts.length && !clash; k++) {
+      const e = exact.get(parts.slice(0, k).join("/"));
+      if (e && e.name !== name) clash = e;
+    }
+    const under = below.get(path4);
+    if (!clash && under && under.name !== name) clash = under;
+    if (clash) {
+      issues.push(
+        loc.issueAt(
+          ["invocations", name, "outputs", index],
+          `output "${path4}" overlaps output "${clash.path}" of invocation "${clash.name}"`
+        )
+      );
+    }
+    if (!exact.has(path4)) exact.set(path4, { name, path: path4 });
+    for (let k = 1; k < parts.length; k++) {
+      const parent = parts.slice(0, k).join("/");
+      if (!below.has(parent)) below.set(parent, { name, path: path4 });
     }
   }
   const cycles = findCycles(new Map(invocations.map((i) => [i.name, i.needs])));
@@ -31297,6 +31408,37 @@ function buildConfig(raw, file, loc) {
     );
   }
   const cache2 = buildCache(raw.cache, loc, issues);
+  const own = [
+    { path: ".dist-build", what: "dist-build's own directory (its cache, index and run state)" },
+    { path: basename3(file), what: "the config file" },
+    { path: ".git", what: "the repository's .git directory" },
+    ...cache2.stores.flatMap((store) => {
+      const dir = typeof store.dir === "string" ? cleanRelative(store.dir) : void 0;
+      return dir && dir !== "." ? [{ path: dir, what: `the local store's directory "${dir}"` }] : [];
+    })
+  ];
+  for (const [name, path4, index] of outputAt) {
+    if (path4 === ".") {
+      issues.push(
+        loc.issueAt(
+          ["invocations", name, "outputs", index],
+          "an output cannot be the whole config directory"
+        )
+      );
+      continue;
+    }
+    const clash = own.find(
+      (o) => path4 === o.path || path4.startsWith(`${o.path}/`) || o.path.startsWith(`${path4}/`)
+    );
+    if (clash) {
+      issues.push(
+        loc.issueAt(
+          ["invocations", name, "outputs", index],
+          `output "${path4}" ${path4 === clash.path ? "is" : path4.startsWith(`${clash.path}/`) ? "is in" : "holds"} ${clash.what}`
+        )
+      );
+    }
+  }
   if (issues.length) throw new ConfigError(issues);
   const defaultDuration = placementRaw["default-duration"] === void 0 ? 60 : parseDuration(placementRaw["default-duration"]);
   return {
@@ -32851,7 +32993,8 @@ function expandInputs(root, patterns, opts = {}) {
     if (p.startsWith("!")) negatives.push(compile(p, p.slice(1)));
     else positives.push(compile(p, p));
   }
-  const excluded = (rel) => negatives.some((n) => n.test(rel));
+  const literal = new Set(opts.exclude ?? []);
+  const excluded = (rel) => literal.has(rel) || negatives.some((n) => n.test(rel));
   const found = positives.length === 1 ? [] : /* @__PURE__ */ new Set();
   const unmatched = [];
   for (const pat of positives) {
@@ -32901,7 +33044,8 @@ function expandInputs(root, patterns, opts = {}) {
     if (hits === 0) unmatched.push(pat.source);
   }
   let files;
-  if (negatives.length === 0) files = Array.isArray(found) ? found : [...found];
+  if (negatives.length === 0 && literal.size === 0)
+    files = Array.isArray(found) ? found : [...found];
   else {
     files = [];
     for (const f of found) if (!isExcluded(f, excluded)) files.push(f);
@@ -33270,8 +33414,11 @@ function canonicalJson(value) {
 function sortedPairs(record) {
   return Object.keys(record).sort(compareByteOrder).map((k) => [k, record[k]]);
 }
-function unitFiles(config, inv, dirCache) {
-  const globs = expandInputs(config.root, inv.inputs, { dirCache });
+function unitFiles(config, inv, dirCache, exclude) {
+  const globs = expandInputs(config.root, inv.inputs, {
+    dirCache,
+    exclude: [...inv.outputs, ...exclude]
+  });
   if (!inv.docker) return globs;
   const ctx = listDockerContext(config.root, inv.docker);
   const all = /* @__PURE__ */ new Set([...ctx.files, ...globs.files]);
@@ -33285,7 +33432,7 @@ function dependencyOrder(units) {
   }
   const state = /* @__PURE__ */ new Map();
   const order = [];
-  const visit = (u, path4) => {
+  const visit2 = (u, path4) => {
     const s = state.get(u.id);
     if (s === "done") return;
     if (s === "visiting") {
@@ -33296,12 +33443,12 @@ function dependencyOrder(units) {
     for (const n of u.needs) {
       const dep = byId.get(n);
       if (!dep) throw new Error(`unit "${u.id}" needs unknown unit "${n}"`);
-      visit(dep, [...path4, u.id]);
+      visit2(dep, [...path4, u.id]);
     }
     state.set(u.id, "done");
     order.push(u);
   };
-  for (const u of units) visit(u, []);
+  for (const u of units) visit2(u, []);
   return order;
 }
 function keyDocument(inv, unit, inputs, needs) {
@@ -33365,7 +33512,7 @@ async function computeCacheKeys(config, units, opts = {}) {
     for (const u of order) {
       const inv = invocations.get(u.invocation);
       if (!filesByInvocation.has(inv.name)) {
-        filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache));
+        filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache, opts.exclude ?? []));
       }
     }
     const lists = [...filesByInvocation.values()];

@@ -517,6 +517,29 @@ var init_digest = __esm({
   }
 });
 
+// src/store/errors.ts
+function errorText(err) {
+  return err instanceof Error ? err.message : String(err);
+}
+var StoreOptionsError;
+var init_errors = __esm({
+  "src/store/errors.ts"() {
+    "use strict";
+    StoreOptionsError = class extends Error {
+      /**
+       * @param option the option the problem is about, when it is one: `openStores` then points at
+       *   that option's line in the config.
+       */
+      constructor(message2, option) {
+        super(message2);
+        this.option = option;
+      }
+      option;
+      name = "StoreOptionsError";
+    };
+  }
+});
+
 // src/store/fsutil.ts
 import { writevSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
@@ -549,6 +572,14 @@ function writevAllSync(fd, chunks) {
     while (i < rest.length && n >= rest[i].length) n -= rest[i++].length;
     rest = rest.slice(i);
     if (n > 0) rest[0] = rest[0].subarray(n);
+  }
+}
+function processAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code !== "ESRCH";
   }
 }
 var init_fsutil = __esm({
@@ -611,13 +642,14 @@ async function readManifest(path) {
     return null;
   }
 }
-var EVICT_TO, DEFAULT_EVICT_GRACE_MS, DEFAULT_RESCAN_EVERY, READ_CHUNK, WRITE_BUFFER, STALE_TMP_MS, STAT_CONCURRENCY, LocalStore;
+var EVICT_TO, DEFAULT_EVICT_GRACE_MS, DEFAULT_RESCAN_EVERY, READ_CHUNK, WRITE_BUFFER, STALE_TMP_MS, ORPHAN_TMP_MS, STAT_CONCURRENCY, LocalStore;
 var init_local = __esm({
   "src/store/local.ts"() {
     "use strict";
     init_digest();
     init_hash_pipe();
     init_types();
+    init_errors();
     init_fsutil();
     init_limit();
     EVICT_TO = 0.9;
@@ -626,6 +658,7 @@ var init_local = __esm({
     READ_CHUNK = 1024 * 1024;
     WRITE_BUFFER = 1024 * 1024;
     STALE_TMP_MS = 24 * 3600 * 1e3;
+    ORPHAN_TMP_MS = 5 * 60 * 1e3;
     STAT_CONCURRENCY = 64;
     LocalStore = class _LocalStore {
       constructor(dir, opts = {}) {
@@ -747,11 +780,23 @@ var init_local = __esm({
           handle = await open(path, "r");
         } catch (err) {
           if (isNotFound(err)) return null;
-          throw err;
+          this.warnOnce(
+            `blob:${digest}`,
+            `${this.location}: cannot read blob ${digest}: ${errorText(err)}`
+          );
+          return null;
         }
         let ino;
         try {
-          ino = (await handle.stat()).ino;
+          const st = await handle.stat();
+          if (!st.isFile()) {
+            await handle.close();
+            await rm(path, { recursive: true, force: true }).catch(() => {
+            });
+            this.warnOnce(`blob:${digest}`, `${this.location}: removed blob ${digest}: not a file`);
+            return null;
+          }
+          ino = st.ino;
         } catch (err) {
           await handle.close();
           throw err;
@@ -775,7 +820,12 @@ var init_local = __esm({
           text = await readFile4(path, "utf8");
         } catch (err) {
           if (isNotFound(err)) return null;
-          throw err;
+          if (err.code === "EISDIR") {
+            await rm(path, { recursive: true, force: true }).catch(() => {
+            });
+          }
+          this.warnResult(cacheKey, `cannot be read (${errorText(err)})`);
+          return null;
         }
         let value;
         try {
@@ -874,7 +924,7 @@ var init_local = __esm({
           result.removedBlobs++;
           result.freedBytes += b.size;
         }
-        result.removedResults = await this.removeResultsNaming(evicted);
+        if (evicted.size > 0) result.removedResults = await this.removeResultsNaming(evicted);
         result.bytes = bytes;
         this.approxBytes = bytes;
         return result;
@@ -893,7 +943,15 @@ var init_local = __esm({
             actual = (await digestStream(createReadStream(b.path, { highWaterMark: READ_CHUNK }))).digest;
           } catch (err) {
             if (isNotFound(err)) return;
-            throw err;
+            checked++;
+            await rm(b.path, { recursive: true, force: true }).catch(() => {
+            });
+            corrupt.push(b.digest);
+            this.warnOnce(
+              `blob:${b.digest}`,
+              `${this.location}: cannot read blob ${b.digest}: ${errorText(err)}`
+            );
+            return;
           }
           checked++;
           if (actual === b.digest) return;
@@ -985,12 +1043,23 @@ var init_local = __esm({
         return out;
       }
       /** Deletes the results that name any of `digests`; returns how many. */
+      /**
+       * Removes the results that name any of `digests`, or a blob that is not there (left by a
+       * writer that raced an eviction, or by hand): no result is kept that could only miss.
+       */
       async removeResultsNaming(digests) {
-        if (digests.size === 0) return 0;
         let removed = 0;
         for (const r of await this.resultFiles()) {
+          const before = await stat2(r.path).catch(() => null);
           const manifest = await readManifest(r.path);
-          if (!manifest?.outputs.some((o) => digests.has(o.digest))) continue;
+          if (!before || !manifest) continue;
+          const named = manifest.outputs.map((o) => o.digest);
+          if (!named.some((d) => digests.has(d))) {
+            const present = await this.hasBlobs(named);
+            if (named.every((d) => present.has(d))) continue;
+          }
+          const now = await stat2(r.path).catch(() => null);
+          if (!now || now.ino !== before.ino || now.mtimeMs !== before.mtimeMs) continue;
           await unlink2(r.path).catch(() => {
           });
           removed++;
@@ -1017,22 +1086,39 @@ var init_local = __esm({
        * and so is the temp file (false); otherwise it is replaced.
        */
       async commit(tmp, dest, keepExisting) {
-        if (keepExisting && await exists(dest)) return false;
+        if (keepExisting) {
+          const [now, fresh] = await Promise.all([
+            lstat(dest).catch(() => null),
+            stat2(tmp).catch(() => null)
+          ]);
+          if (now && now.isFile() && (!fresh || now.size === fresh.size)) return false;
+          if (now && !now.isFile()) await rm(dest, { recursive: true, force: true });
+        }
         try {
           await rename2(tmp, dest);
         } catch (err) {
-          if (!isNotFound(err)) throw err;
-          await mkdir2(join4(dest, ".."), { recursive: true });
+          const code = err.code;
+          if (code === "EISDIR" || code === "ENOTEMPTY" || code === "EEXIST") {
+            await rm(dest, { recursive: true, force: true });
+          } else if (isNotFound(err)) {
+            await mkdir2(join4(dest, ".."), { recursive: true });
+          } else throw err;
           await rename2(tmp, dest);
         }
         return true;
       }
       async removeStaleTemp() {
         const dir = join4(this.dir, "tmp");
-        const cutoff = Date.now() - STALE_TMP_MS;
+        const now = Date.now();
         for (const name of await listDir(dir)) {
           const st = await lstat(join4(dir, name)).catch(() => null);
-          if (st && st.mtimeMs < cutoff) await rm(join4(dir, name), { force: true, recursive: true });
+          if (!st) continue;
+          const owner = Number(/^(\d+)-/.exec(name)?.[1]);
+          const orphan = owner > 0 && owner !== process.pid && !processAlive(owner);
+          const age = now - st.mtimeMs;
+          if (age > STALE_TMP_MS || orphan && age > ORPHAN_TMP_MS) {
+            await rm(join4(dir, name), { force: true, recursive: true });
+          }
         }
       }
       async existing(keys, pathOf) {
@@ -1055,26 +1141,6 @@ var init_local = __esm({
         this.warned.add(id);
         this.onWarning(message2);
       }
-    };
-  }
-});
-
-// src/store/errors.ts
-var StoreOptionsError;
-var init_errors = __esm({
-  "src/store/errors.ts"() {
-    "use strict";
-    StoreOptionsError = class extends Error {
-      /**
-       * @param option the option the problem is about, when it is one: `openStores` then points at
-       *   that option's line in the config.
-       */
-      constructor(message2, option) {
-        super(message2);
-        this.option = option;
-      }
-      option;
-      name = "StoreOptionsError";
     };
   }
 });
@@ -1362,9 +1428,6 @@ function modeReadable(mode) {
 }
 function modeWritable(mode) {
   return !KNOWN_MODES.includes(mode) || mode === "write" || mode === "write-only";
-}
-function errorText(err) {
-  return err instanceof Error ? err.message : String(err);
 }
 function failureDetail(log) {
   const reserve = log.debug.filter((l) => l.startsWith("Failed to reserve cache"));
@@ -2176,14 +2239,14 @@ import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { Readable as Readable2 } from "node:stream";
 function answerOf(res, spec) {
-  const status4 = res.statusCode ?? 0;
-  if (spec.method === "HEAD" || status4 === 204 || status4 === 304 || res.headers["content-length"] === "0") {
+  const status5 = res.statusCode ?? 0;
+  if (spec.method === "HEAD" || status5 === 204 || status5 === 304 || res.headers["content-length"] === "0") {
     res.resume();
   }
   return {
     method: spec.method,
-    status: status4,
-    ok: status4 >= 200 && status4 < 300,
+    status: status5,
+    ok: status5 >= 200 && status5 < 300,
     url: spec.url.href,
     headers: {
       get(name) {
@@ -2849,8 +2912,8 @@ function destroySource(data) {
   const d = data;
   if (typeof d.destroy === "function") d.destroy();
 }
-function isRedirect(status4) {
-  return status4 === 301 || status4 === 302 || status4 === 303 || status4 === 307 || status4 === 308;
+function isRedirect(status5) {
+  return status5 === 301 || status5 === 302 || status5 === 303 || status5 === 307 || status5 === 308;
 }
 function contentLength(res) {
   const n = Number(res.headers.get("content-length"));
@@ -3915,7 +3978,7 @@ var init_registry = __esm({
 
 // src/config/load.ts
 import { readFile } from "node:fs/promises";
-import { dirname, resolve, posix } from "node:path";
+import { basename, dirname, resolve, posix } from "node:path";
 
 // src/config/schema-validator.generated.ts
 import runtime0 from "ajv/dist/runtime/ucs2length.js";
@@ -5071,7 +5134,7 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
 }
 
 // src/config/load.ts
-import { LineCounter, parseDocument, isMap, isPair, isScalar } from "yaml";
+import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit } from "yaml";
 
 // src/config/schema.ts
 init_size();
@@ -5299,7 +5362,9 @@ var Locator = class {
     this.doc = parseDocument(text, {
       lineCounter: this.lines,
       prettyErrors: false,
-      uniqueKeys: true
+      // Duplicates are found by normalizeKeys, in one pass (this check is quadratic: 20,000
+      // invocations took 19 s), after `1:` and `"1":` have become the same name.
+      uniqueKeys: false
     });
   }
   file;
@@ -5347,7 +5412,7 @@ var Locator = class {
 };
 function formatPath(path) {
   return path.map(
-    (s, i) => typeof s === "number" ? `[${s}]` : /^[A-Za-z0-9_.-]+$/.test(s) ? `${i ? "." : ""}${s}` : `[${JSON.stringify(s)}]`
+    (s, i) => typeof s === "number" ? `[${s}]` : /^[A-Za-z0-9_-]+$/.test(s) ? `${i ? "." : ""}${s}` : `[${JSON.stringify(s)}]`
   ).join("");
 }
 function pointerToPath(pointer, value) {
@@ -5397,11 +5462,15 @@ function describeSchemaError(e, value, loc, data) {
     }
     case "required":
       return loc.issueAt(path, `missing required key "${String(p.missingProperty)}"`);
-    case "type":
-      return loc.issueAt(
-        path,
-        `expected ${String(p.type).replace(",", " or ")}, got ${typeName(value)}`
+    case "type": {
+      const types = (Array.isArray(p.type) ? p.type : String(p.type).split(",")).map(
+        (t) => t === "object" ? "a mapping" : t === "array" ? "a list" : String(t)
       );
+      const expected = types.length > 1 ? `${types.slice(0, -1).join(", ")} or ${types.at(-1)}` : types[0];
+      return loc.issueAt(path, `expected ${expected}, got ${typeName(value)}`);
+    }
+    case "minLength":
+      return loc.issueAt(path, "expected a non-empty string");
     case "const":
       return loc.issueAt(
         path,
@@ -5471,25 +5540,102 @@ function findCycles(needs) {
   const state = /* @__PURE__ */ new Map();
   const stack = [];
   const cycles = [];
-  const visit2 = (n) => {
+  const visit3 = (n) => {
     state.set(n, 1);
     stack.push(n);
     for (const m of needs.get(n) ?? []) {
       if (!needs.has(m) || m === n) continue;
       if (state.get(m) === 1) cycles.push([...stack.slice(stack.indexOf(m)), m]);
-      else if (!state.has(m)) visit2(m);
+      else if (!state.has(m)) visit3(m);
     }
     stack.pop();
     state.set(n, 2);
   };
-  for (const n of needs.keys()) if (!state.has(n)) visit2(n);
+  for (const n of needs.keys()) if (!state.has(n)) visit3(n);
   return cycles;
+}
+function normalizeKeys(loc) {
+  const issues = [];
+  visit(loc.doc, {
+    Map(_, map, ancestors) {
+      const path = keyPath(ancestors, map);
+      const seen = /* @__PURE__ */ new Map();
+      for (const pair of map.items) {
+        const key = pair.key;
+        if (!isScalar(key)) {
+          const at = key?.range?.[0] ?? map.range?.[0];
+          issues.push(
+            loc.issue(path, "a key must be a plain name, not a list, mapping or alias", at)
+          );
+          continue;
+        }
+        if (typeof key.value !== "string") key.value = key.source ?? String(key.value);
+        const name = key.value;
+        const first = seen.get(name);
+        const line = loc.issue([], "", key.range?.[0]).line;
+        if (first === void 0) seen.set(name, line);
+        else
+          issues.push(
+            loc.issue(
+              [...path, name],
+              `duplicate key "${name}" (first at line ${first})`,
+              key.range?.[0]
+            )
+          );
+      }
+    }
+  });
+  return issues;
+}
+function keyPath(ancestors, node) {
+  const path = [];
+  const chain = [...ancestors, node];
+  for (let i = 0; i < chain.length - 1; i++) {
+    const a = chain[i];
+    const next = chain[i + 1];
+    if (isPair(a) && isScalar(a.key)) path.push(String(a.key.value));
+    else if (isSeq(a)) path.push(a.items.indexOf(next));
+  }
+  return path;
+}
+function keepEnvSource(loc) {
+  const entry = (map, key) => isMap(map) ? map.items.find((p) => isScalar(p.key) && p.key.value === key)?.value : void 0;
+  const maps = [entry(loc.doc.contents, "env")];
+  const invocations = entry(loc.doc.contents, "invocations");
+  if (isMap(invocations)) {
+    for (const { value } of invocations.items) {
+      maps.push(entry(value, "env"), entry(entry(value, "docker"), "build-args"));
+    }
+  }
+  for (const map of maps) {
+    if (!isMap(map)) continue;
+    for (const { value: v } of map.items) {
+      if (isScalar(v) && typeof v.value === "number" && v.source !== void 0) v.value = v.source;
+    }
+  }
+}
+function toData(loc) {
+  try {
+    return loc.doc.toJS({ maxAliasCount: 1e3 });
+  } catch (err) {
+    let at;
+    visit(loc.doc, {
+      Alias(_, alias) {
+        at = alias.range?.[0];
+        return visit.BREAK;
+      }
+    });
+    throw new ConfigError([loc.issue([], err.message, at)]);
+  }
 }
 function parseConfig(text, file, display = file) {
   const loc = new Locator(display, text);
   const yamlIssues = loc.yamlErrors();
   if (yamlIssues.length) throw new ConfigError(yamlIssues);
-  const data = loc.doc.toJS();
+  const keyIssues = normalizeKeys(loc);
+  if (keyIssues.length) throw new ConfigError(keyIssues);
+  keepEnvSource(loc);
+  const data = toData(loc);
   if (data === null || data === void 0) {
     throw new ConfigError([
       {
@@ -5548,20 +5694,25 @@ function buildConfig(raw, file, loc) {
       return void 0;
     }
   };
-  const relPaths = (path, list, allowNegation) => (list ?? []).flatMap((p, i) => {
-    const neg = allowNegation && p.startsWith("!");
-    const clean = cleanRelative(neg ? p.slice(1) : p);
+  const relPath = (at, p) => {
+    const clean = cleanRelative(p);
     if (clean === void 0) {
       issues.push(
         loc.issueAt(
-          [...path, i],
-          `"${p}" must be a relative path inside the config directory (no absolute paths, no "..", "/" separators)`
+          at,
+          `"${p}" must be a relative path inside the config directory (not absolute, no "..", separated by "/")`
         )
       );
-      return [];
     }
-    return [neg ? `!${clean}` : clean];
+    return clean;
+  };
+  const indexedPaths = (path, list, allowNegation) => (list ?? []).flatMap((p, index) => {
+    const neg = allowNegation && p.startsWith("!");
+    const clean = relPath([...path, index], neg ? p.slice(1) : p);
+    return clean === void 0 ? [] : [{ path: neg ? `!${clean}` : clean, index }];
   });
+  const relPaths = (path, list, allowNegation) => indexedPaths(path, list, allowNegation).map((p) => p.path);
+  const outputAt = [];
   for (const name of names) {
     const r = rawInvocations[name];
     const at = (...rest) => ["invocations", name, ...rest];
@@ -5596,8 +5747,8 @@ function buildConfig(raw, file, loc) {
     let docker;
     if (r.docker) {
       const d = r.docker;
-      const context = relPaths(at("docker"), [d.context], false)[0];
-      const dockerfile = d.file === void 0 ? void 0 : relPaths(at("docker"), [d.file], false)[0];
+      const context = relPath(at("docker", "context"), d.context);
+      const dockerfile = d.file === void 0 ? void 0 : relPath(at("docker", "file"), d.file);
       if (context !== void 0) {
         docker = {
           context,
@@ -5626,44 +5777,67 @@ function buildConfig(raw, file, loc) {
         );
       }
     });
+    const outputs = indexedPaths(at("outputs"), r.outputs, false);
+    const listed = /* @__PURE__ */ new Map();
+    for (const o of outputs) {
+      if (listed.has(o.path)) {
+        issues.push(
+          loc.issueAt(
+            at("outputs", o.index),
+            `"${o.path}" is listed twice (outputs[${listed.get(o.path)}])`
+          )
+        );
+      } else listed.set(o.path, o.index);
+      outputAt.push([name, o.path, o.index]);
+    }
     const inv = {
       name,
       inputs: relPaths(at("inputs"), r.inputs, true),
-      outputs: relPaths(at("outputs"), r.outputs, false),
+      outputs: [...listed.keys()],
       needs,
       export: r.export ?? false,
       env: { ...globalEnv, ...toEnv(r.env) },
       labels: r.labels ?? [],
       timeout: duration2(at("timeout"), r.timeout) ?? 3600
     };
-    if (r.run !== void 0) inv.run = r.run;
+    if (r.run !== void 0) {
+      inv.run = r.run;
+      if (inv.run.includes("\0")) {
+        issues.push(loc.issueAt(at("run"), "a command cannot contain a NUL character"));
+      }
+    }
+    if (inv.timeout === 0) {
+      issues.push(loc.issueAt(at("timeout"), "expected a timeout longer than 0 s"));
+    }
     if (docker) inv.docker = docker;
     if (r.platform !== void 0) inv.platform = r.platform;
     const estimate = duration2(at("estimate"), r.estimate);
     if (estimate !== void 0) inv.estimate = estimate;
-    inv.outputs.forEach((o, i) => {
-      if (o === ".")
-        issues.push(
-          loc.issueAt(at("outputs", i), "an output cannot be the whole config directory")
-        );
-    });
     invocations.push(inv);
   }
-  const owners = [];
-  for (const inv of invocations)
-    inv.outputs.forEach((path, index) => owners.push({ path, name: inv.name, index }));
-  for (let i = 0; i < owners.length; i++) {
-    for (let j = i + 1; j < owners.length; j++) {
-      const [a, b] = [owners[i], owners[j]];
-      if (a.name === b.name) continue;
-      if (a.path === b.path || b.path.startsWith(`${a.path}/`) || a.path.startsWith(`${b.path}/`)) {
-        issues.push(
-          loc.issueAt(
-            ["invocations", b.name, "outputs", b.index],
-            `output "${b.path}" overlaps output "${a.path}" of invocation "${a.name}"`
-          )
-        );
-      }
+  const exact = /* @__PURE__ */ new Map();
+  const below = /* @__PURE__ */ new Map();
+  for (const [name, path, index] of outputAt) {
+    const parts = path.split("/");
+    let clash;
+    for (let k = 1; k <= parts.length && !clash; k++) {
+      const e = exact.get(parts.slice(0, k).join("/"));
+      if (e && e.name !== name) clash = e;
+    }
+    const under = below.get(path);
+    if (!clash && under && under.name !== name) clash = under;
+    if (clash) {
+      issues.push(
+        loc.issueAt(
+          ["invocations", name, "outputs", index],
+          `output "${path}" overlaps output "${clash.path}" of invocation "${clash.name}"`
+        )
+      );
+    }
+    if (!exact.has(path)) exact.set(path, { name, path });
+    for (let k = 1; k < parts.length; k++) {
+      const parent = parts.slice(0, k).join("/");
+      if (!below.has(parent)) below.set(parent, { name, path });
     }
   }
   const cycles = findCycles(new Map(invocations.map((i) => [i.name, i.needs])));
@@ -5675,6 +5849,37 @@ function buildConfig(raw, file, loc) {
     );
   }
   const cache = buildCache(raw.cache, loc, issues);
+  const own = [
+    { path: ".dist-build", what: "dist-build's own directory (its cache, index and run state)" },
+    { path: basename(file), what: "the config file" },
+    { path: ".git", what: "the repository's .git directory" },
+    ...cache.stores.flatMap((store) => {
+      const dir = typeof store.dir === "string" ? cleanRelative(store.dir) : void 0;
+      return dir && dir !== "." ? [{ path: dir, what: `the local store's directory "${dir}"` }] : [];
+    })
+  ];
+  for (const [name, path, index] of outputAt) {
+    if (path === ".") {
+      issues.push(
+        loc.issueAt(
+          ["invocations", name, "outputs", index],
+          "an output cannot be the whole config directory"
+        )
+      );
+      continue;
+    }
+    const clash = own.find(
+      (o) => path === o.path || path.startsWith(`${o.path}/`) || o.path.startsWith(`${path}/`)
+    );
+    if (clash) {
+      issues.push(
+        loc.issueAt(
+          ["invocations", name, "outputs", index],
+          `output "${path}" ${path === clash.path ? "is" : path.startsWith(`${clash.path}/`) ? "is in" : "holds"} ${clash.what}`
+        )
+      );
+    }
+  }
   if (issues.length) throw new ConfigError(issues);
   const defaultDuration = placementRaw["default-duration"] === void 0 ? 60 : parseDuration(placementRaw["default-duration"]);
   return {
@@ -7232,7 +7437,8 @@ function expandInputs(root, patterns, opts = {}) {
     if (p.startsWith("!")) negatives.push(compile(p, p.slice(1)));
     else positives.push(compile(p, p));
   }
-  const excluded = (rel2) => negatives.some((n) => n.test(rel2));
+  const literal = new Set(opts.exclude ?? []);
+  const excluded = (rel2) => literal.has(rel2) || negatives.some((n) => n.test(rel2));
   const found = positives.length === 1 ? [] : /* @__PURE__ */ new Set();
   const unmatched = [];
   for (const pat of positives) {
@@ -7282,7 +7488,8 @@ function expandInputs(root, patterns, opts = {}) {
     if (hits === 0) unmatched.push(pat.source);
   }
   let files;
-  if (negatives.length === 0) files = Array.isArray(found) ? found : [...found];
+  if (negatives.length === 0 && literal.size === 0)
+    files = Array.isArray(found) ? found : [...found];
   else {
     files = [];
     for (const f of found) if (!isExcluded(f, excluded)) files.push(f);
@@ -7651,8 +7858,11 @@ function canonicalJson(value) {
 function sortedPairs(record) {
   return Object.keys(record).sort(compareByteOrder).map((k) => [k, record[k]]);
 }
-function unitFiles(config, inv, dirCache) {
-  const globs = expandInputs(config.root, inv.inputs, { dirCache });
+function unitFiles(config, inv, dirCache, exclude) {
+  const globs = expandInputs(config.root, inv.inputs, {
+    dirCache,
+    exclude: [...inv.outputs, ...exclude]
+  });
   if (!inv.docker) return globs;
   const ctx = listDockerContext(config.root, inv.docker);
   const all = /* @__PURE__ */ new Set([...ctx.files, ...globs.files]);
@@ -7666,7 +7876,7 @@ function dependencyOrder(units) {
   }
   const state = /* @__PURE__ */ new Map();
   const order = [];
-  const visit2 = (u, path) => {
+  const visit3 = (u, path) => {
     const s = state.get(u.id);
     if (s === "done") return;
     if (s === "visiting") {
@@ -7677,12 +7887,12 @@ function dependencyOrder(units) {
     for (const n of u.needs) {
       const dep = byId.get(n);
       if (!dep) throw new Error(`unit "${u.id}" needs unknown unit "${n}"`);
-      visit2(dep, [...path, u.id]);
+      visit3(dep, [...path, u.id]);
     }
     state.set(u.id, "done");
     order.push(u);
   };
-  for (const u of units) visit2(u, []);
+  for (const u of units) visit3(u, []);
   return order;
 }
 function keyDocument(inv, unit, inputs, needs) {
@@ -7746,7 +7956,7 @@ async function computeCacheKeys(config, units, opts = {}) {
     for (const u of order) {
       const inv = invocations.get(u.invocation);
       if (!filesByInvocation.has(inv.name)) {
-        filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache));
+        filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache, opts.exclude ?? []));
       }
     }
     const lists = [...filesByInvocation.values()];
@@ -8277,7 +8487,7 @@ async function outputsPresent(root, entries) {
 }
 async function restoreOutputs(open4, root, entries, opts = {}) {
   const maxEntryBytes = opts.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
-  const stagingRoot = join5(root, ".dist-build", "staging");
+  const stagingRoot = opts.stagingDir ?? join5(root, ".dist-build", "staging");
   for (const entry of entries) {
     const problem = outputPathProblem(entry.path);
     if (problem) throw new UnsafeArchiveError(entry.path, `the output path ${problem}`);
@@ -8314,7 +8524,7 @@ async function collect(root, out) {
   }
   const type = kindOf(st, out);
   const items = [];
-  await visit(items, out, out, abs, type);
+  await visit2(items, out, out, abs, type);
   items.sort((a, b) => compareUtf8(a.name, b.name));
   return { type, items };
 }
@@ -8332,7 +8542,7 @@ function compareUtf8(a, b) {
 function rank(unit) {
   return unit >= 57344 ? unit - 2048 : unit >= 55296 ? unit + 8192 : unit;
 }
-async function visit(items, out, name, abs, kind) {
+async function visit2(items, out, name, abs, kind) {
   if (kind === "file") {
     items.push({ name, abs, kind });
   } else if (kind === "symlink") {
@@ -8344,7 +8554,7 @@ async function visit(items, out, name, abs, kind) {
     items.push({ name: `${name}/`, abs, kind });
     for (const d of await readdir2(abs, { withFileTypes: true })) {
       const childName = `${name}/${d.name}`;
-      await visit(items, out, childName, join5(abs, d.name), kindOf(d, childName));
+      await visit2(items, out, childName, join5(abs, d.name), kindOf(d, childName));
     }
   }
 }
@@ -9320,6 +9530,7 @@ async function openStores(config, opts) {
   };
   const stores = effectiveStores(config, opts.cacheDir);
   const opened = [];
+  const problems = [];
   const shift = stores[0] && IMPLICIT in stores[0] ? 1 : 0;
   for (const [position, storeConfig] of stores.entries()) {
     const index = position - shift;
@@ -9336,14 +9547,17 @@ async function openStores(config, opts) {
           line: at?.line ?? 0,
           col: at?.col ?? 0,
           path: index < 0 ? "cache" : `cache.stores[${index}]${optionAt ? `.${option}` : ""}`,
-          message: `${type} store: ${message2}`
+          message: `${type} store: ${message2.replace(new RegExp(`^${type} store: `), "")}`
         }
       ]);
     };
     if (!factory) {
-      throw problem(
-        `this build of dist-build has no ${JSON.stringify(type)} backend (available: ${Object.keys(STORE_BACKENDS).join(", ")})`
+      problems.push(
+        problem(
+          `this build of dist-build has no ${JSON.stringify(type)} backend (available: ${Object.keys(STORE_BACKENDS).join(", ")})`
+        )
       );
+      continue;
     }
     let store;
     try {
@@ -9355,12 +9569,16 @@ async function openStores(config, opts) {
       if (opts.checkOnly) continue;
     } catch (err) {
       if (err instanceof StoreOptionsError || err instanceof TypeError) {
-        throw problem(err.message, err instanceof StoreOptionsError ? err.option : void 0);
+        problems.push(
+          problem(err.message, err instanceof StoreOptionsError ? err.option : void 0)
+        );
+        continue;
       }
       throw err;
     }
     opened.push({ index, config: storeConfig, store });
   }
+  if (problems.length) throw new ConfigError(problems.flatMap((p) => p.issues));
   return opened;
 }
 async function openStore(config, opts) {
@@ -9749,6 +9967,7 @@ function call2(client, method, req, metadata, timeoutMs) {
 import * as grpc2 from "@grpc/grpc-js";
 import { chmodSync as chmodSync2, existsSync, lstatSync as lstatSync2, unlinkSync } from "node:fs";
 import { isIP } from "node:net";
+import { resolve as resolvePath } from "node:path";
 import { timingSafeEqual as timingSafeEqual2, createHash as createHash5 } from "node:crypto";
 import { checkServerIdentity } from "node:tls";
 var SecurityError = class extends Error {
@@ -9762,7 +9981,7 @@ function parseAddress(text) {
   if (s.startsWith("unix://") || s.startsWith("unix:")) {
     const path = s.startsWith("unix://") ? s.slice("unix://".length) : s.slice("unix:".length);
     if (!path) throw new AddressError(`${text}: expected unix:///path/to.sock`);
-    return { kind: "unix", path };
+    return { kind: "unix", path: resolvePath(path) };
   }
   const m = /^(?:tcp:\/\/)?(\[[^\]]+\]|[^:/[\]]*):(\d{1,5})$/.exec(s);
   if (!m) {
@@ -9944,7 +10163,12 @@ async function startServer(addresses, services, sec, log) {
       throw new AddressError(`cannot listen on ${formatAddress(a)}: ${err.message}`);
     });
     if (a.kind === "unix") {
-      chmodSync2(a.path, 384);
+      try {
+        chmodSync2(a.path, 384);
+      } catch (err) {
+        server.forceShutdown();
+        throw new AddressError(`cannot listen on ${formatAddress(a)}: ${err.message}`);
+      }
       bound.push(a);
     } else bound.push({ ...a, port });
   }
@@ -10024,6 +10248,9 @@ var Master = class extends EventEmitter {
   /** Jobs started on a heartbeat stream, waiting for the worker's answer. */
   pendingStarts = /* @__PURE__ */ new Map();
   seenReports = /* @__PURE__ */ new Set();
+  lastLeaseCheck = 0;
+  /** Reports that came while no run was attached (a worker back after a restart): kept for it. */
+  unclaimed = [];
   run;
   get addresses() {
     return this.server?.addresses ?? [];
@@ -10036,7 +10263,8 @@ var Master = class extends EventEmitter {
       (m) => this.log(`master: ${m}`)
     );
     const tick = Math.max(20, Math.min(this.heartbeatMs, this.leaseTtlMs) / 2);
-    this.leaseTimer = setInterval(() => this.expireLeases(), tick);
+    this.lastLeaseCheck = Date.now();
+    this.leaseTimer = setInterval(() => this.expireLeases(tick), tick);
     this.leaseTimer.unref();
   }
   async stop() {
@@ -10089,8 +10317,11 @@ var Master = class extends EventEmitter {
     this.log(`master: worker ${m.id} left: ${why}`);
     this.emit("left", m, why);
   }
-  expireLeases() {
+  expireLeases(tick) {
     const now = Date.now();
+    const late = now - this.lastLeaseCheck - tick;
+    this.lastLeaseCheck = now;
+    if (late > this.leaseTtlMs / 2) return;
     for (const m of this.members.values()) {
       if (now - m.lastHeartbeatAt > this.leaseTtlMs) {
         this.remove(m, `lease expired (no heartbeat for ${now - m.lastHeartbeatAt} ms)`);
@@ -10267,13 +10498,38 @@ var Master = class extends EventEmitter {
     };
   }
   async relayLogs(c) {
-    const where = this.run?.jobOf(c.request.invocation);
+    const name = c.request.invocation;
+    const unitsOf = () => (this.run?.units() ?? []).filter((u) => u.unit === name || u.unit.startsWith(`${name}@`));
+    if (this.run && unitsOf().length === 0) {
+      failStream(c, grpc3.status.NOT_FOUND, `no invocation ${name} in this run`);
+      return;
+    }
+    let where = this.run?.jobOf(name);
+    let gone = false;
+    c.on("cancelled", () => gone = true);
+    while (!where && c.request.follow && !gone) {
+      const states = unitsOf().map((u) => u.state);
+      if (!states.some((st) => st === "waiting" || st === "ready" || st === "running")) {
+        if (states.length) {
+          failStream(
+            c,
+            grpc3.status.NOT_FOUND,
+            `${name} ran no job in this run (${states.join(", ")})`
+          );
+          return;
+        }
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+      where = this.run?.jobOf(name);
+    }
+    if (gone) return;
     const m = where && this.members.get(where.uuid);
     if (!where || !m) {
       failStream(
         c,
         grpc3.status.NOT_FOUND,
-        where ? `the worker that ran ${c.request.invocation} has left` : `no job of ${c.request.invocation} has started in this run`
+        where ? `the worker that ran ${c.request.invocation} has left` : `no job of ${name} has started in this run`
       );
       return;
     }
@@ -10334,7 +10590,15 @@ var Master = class extends EventEmitter {
       this.seenReports.delete(this.seenReports.values().next().value);
     }
     if (m) m.done++;
+    if (!this.run) {
+      this.unclaimed.push({ m, r });
+      if (this.unclaimed.length > SEEN_REPORTS) this.unclaimed.shift();
+    }
     this.emit("report", m, r);
+  }
+  /** The reports that came before a run was attached (see `unclaimed`), once. */
+  takeUnclaimedReports() {
+    return this.unclaimed.splice(0);
   }
   /** Unary call to a member's Worker service. */
   callWorker(m, method, req, timeoutMs = 1e4) {
@@ -10355,6 +10619,7 @@ import {
   writeSync as writeSync2
 } from "node:fs";
 import net from "node:net";
+import { randomBytes as randomBytes5 } from "node:crypto";
 import os2 from "node:os";
 import { dirname as dirname6, join as join12 } from "node:path";
 import { Readable as Readable4 } from "node:stream";
@@ -10921,14 +11186,7 @@ function configDigest(config) {
 }
 
 // src/cluster/local.ts
-function processAlive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return err.code !== "ESRCH";
-  }
-}
+init_fsutil();
 
 // src/cluster/stats.ts
 import { statfsSync } from "node:fs";
@@ -11037,6 +11295,7 @@ async function stale(lock) {
 var RPC_TIMEOUT_MS = 1e4;
 var REPORT_ACK_MS = 5e3;
 var KEEP_FINISHED = 512;
+var JOB_LOG_PREFIX = "dist-build-jobs-";
 var MAX_SOCKET_PATH = 100;
 var PULL_GRACE_MS = 1e3;
 var STATS_DELAY_MS = 2e3;
@@ -11054,8 +11313,14 @@ var WorkerAgent = class {
       opts.config.invocations.map((inv) => [inv.name, { inv, digest: definitionDigest(inv) }])
     );
     this.workspace = new Workspace(opts.config.root);
+    if (!opts.logDir) {
+      this.ownLogDir = join12(
+        os2.tmpdir(),
+        `${JOB_LOG_PREFIX}${process.pid}-${randomBytes5(4).toString("hex")}`
+      );
+    }
     this.executor = new CommandExecutor({
-      ...opts.logDir ? { logDir: opts.logDir } : {},
+      logDir: opts.logDir ?? this.ownLogDir,
       ...opts.killGraceMs !== void 0 ? { killGraceMs: opts.killGraceMs } : {}
     });
     this.registered = new Promise((resolve4) => this.registeredOnce = resolve4);
@@ -11099,6 +11364,8 @@ var WorkerAgent = class {
   registeredOnce;
   registered;
   slots;
+  /** The job log directory this worker made (none with `logDir`). */
+  ownLogDir;
   get id() {
     return this.workerId;
   }
@@ -11119,6 +11386,7 @@ var WorkerAgent = class {
     this.listening ??= (async () => {
       this.reapOrphans();
       await reapTmpSockets();
+      reapJobLogs();
       let listen = this.opts.listen;
       if (!listen) {
         const own = this.defaultListen();
@@ -11200,6 +11468,7 @@ var WorkerAgent = class {
     this.closePgidFiles();
     await this.server?.close();
     if (this.ownSocket) rmSync(this.ownSocket, { force: true });
+    if (this.ownLogDir) rmSync(this.ownLogDir, { recursive: true, force: true });
   }
   // --- membership -------------------------------------------------------------------------------
   member() {
@@ -11406,19 +11675,13 @@ var WorkerAgent = class {
   }
   reapOrphans() {
     const dir = join12(this.opts.cacheDir, "running");
-    const ownerOf = (name) => Number(name.slice(0, name.indexOf(".")));
-    for (const { name, owner } of leftByDead(dir, ownerOf)) {
-      try {
-        const pgid = Number(readFileSync3(join12(dir, name), "utf8"));
-        if (Number.isInteger(pgid) && pgid > 1) {
-          process.kill(-pgid, "SIGKILL");
-          this.log(
-            `worker ${this.workerId}: ended process group ${pgid} left by dead worker ${owner}`
-          );
-        }
-      } catch {
+    for (const { name, owner } of leftByDead(dir, pgidFileOwner)) {
+      const pgid = endGroupOf(join12(dir, name));
+      if (pgid !== void 0) {
+        this.log(
+          `worker ${this.workerId}: ended process group ${pgid} left by dead worker ${owner}`
+        );
       }
-      rmSync(join12(dir, name), { force: true });
     }
   }
   // --- jobs -------------------------------------------------------------------------------------
@@ -11597,7 +11860,7 @@ var WorkerAgent = class {
       }
     } catch (err) {
       const stopped = err instanceof StoppedError;
-      const missingOutput = err.name === "MissingOutputError";
+      const badOutput = err.name === "MissingOutputError" || job.phase === "saving" && err instanceof UnsafeArchiveError;
       report = {
         ...base,
         state: stopped ? "stopped" : "failed",
@@ -11605,10 +11868,11 @@ var WorkerAgent = class {
         ended_at: Date.now(),
         duration_ms: Date.now() - job.startedAt,
         output_bytes: job.command?.outputBytes ?? 0,
-        // A command that did not produce its declared outputs is the command's fault; a lost
-        // dependency is the cache's (the master rebuilds it); anything else that broke around
-        // the command (restoring inputs, the store, stopping) is ours.
-        worker_fault: !missingOutput && !(err instanceof LostDependencyError),
+        // A command that did not produce its declared outputs, or produced ones that cannot be
+        // packed, is the command's fault; a lost dependency is the cache's (the master rebuilds
+        // it); anything else that broke around the command (restoring inputs, the store,
+        // stopping) is ours.
+        worker_fault: !badOutput && !(err instanceof LostDependencyError),
         lost_deps: err instanceof LostDependencyError ? [err.unit] : []
       };
       if (!stopped)
@@ -11908,6 +12172,39 @@ async function reapTmpSockets() {
     }
   }
 }
+function pgidFileOwner(name) {
+  return Number(name.slice(0, name.indexOf(".")));
+}
+function endGroupOf(file) {
+  let ended;
+  try {
+    const pgid = Number(readFileSync3(file, "utf8"));
+    if (Number.isInteger(pgid) && pgid > 1) {
+      process.kill(-pgid, "SIGKILL");
+      ended = pgid;
+    }
+  } catch {
+  }
+  try {
+    rmSync(file, { force: true });
+  } catch {
+  }
+  return ended;
+}
+function reapJobLogs() {
+  const dir = os2.tmpdir();
+  const ownerOf = (name) => name.startsWith(JOB_LOG_PREFIX) ? Number(name.slice(JOB_LOG_PREFIX.length).split("-")[0]) : void 0;
+  const uid = process.getuid?.();
+  for (const { name } of leftByDead(dir, ownerOf)) {
+    const path = join12(dir, name);
+    try {
+      const st = lstatSync3(path);
+      if (!st.isDirectory() || uid !== void 0 && st.uid !== uid) continue;
+      rmSync(path, { recursive: true, force: true });
+    } catch {
+    }
+  }
+}
 function leftByDead(dir, ownerOf) {
   let names;
   try {
@@ -11935,8 +12232,9 @@ function answers(path) {
 }
 
 // src/cluster/scheduler.ts
-import { randomBytes as randomBytes5 } from "node:crypto";
-import { rm as rm5 } from "node:fs/promises";
+import * as grpc5 from "@grpc/grpc-js";
+import { randomBytes as randomBytes6 } from "node:crypto";
+import { mkdir as mkdir8, mkdtemp as mkdtemp2, rm as rm5 } from "node:fs/promises";
 import { join as join13 } from "node:path";
 import { performance as performance2 } from "node:perf_hooks";
 
@@ -12018,7 +12316,7 @@ var Run = class {
   /** Workers that left during the run, and why (for the report). */
   departed = /* @__PURE__ */ new Map();
   byId;
-  runId = randomBytes5(4).toString("hex");
+  runId = randomBytes6(4).toString("hex");
   inflight = /* @__PURE__ */ new Map();
   /** Waiting units whose needs are all built or cached. */
   readyUnits = /* @__PURE__ */ new Set();
@@ -12082,6 +12380,7 @@ var Run = class {
       (member, report) => this.onReport(member, report)
     );
     try {
+      for (const { m: member, r } of m.takeUnclaimedReports()) this.onReport(member, r);
       await this.checkCache(m.live());
       for (const member of m.live()) this.adopt(member, member.running);
       this.dispatching = true;
@@ -12166,6 +12465,11 @@ var Run = class {
   note(message2) {
     this.events.push({ at: Date.now(), message: message2 });
   }
+  /** A note the user is shown too. */
+  warn(message2) {
+    this.note(`warning: ${message2}`);
+    this.opts.onEvent?.({ type: "warning", message: message2 });
+  }
   memberId(uuid) {
     return uuid ? this.master.member(uuid)?.id : void 0;
   }
@@ -12182,7 +12486,10 @@ var Run = class {
             (c) => c.HasCache,
             { worker_uuid: member.uuid, cache_keys: keys.slice(i, i + 2e3) },
             CACHE_QUERY_TIMEOUT_MS
-          ).catch(() => void 0);
+          ).catch((err) => {
+            this.warn(`${unreachable(member, err)}; what it holds is built again`);
+            return void 0;
+          });
           if (res) found.push(...res.results);
         }
         return { member, found };
@@ -12203,6 +12510,13 @@ var Run = class {
     for (const u of pending) {
       const hit = byKey.get(u.cacheKey);
       if (!hit) continue;
+      const paths = (list) => [...new Set(list)].sort().join("\n");
+      if (paths(hit.outputs.map((o) => o.path)) !== paths(u.inv.outputs)) {
+        this.warn(
+          `the cached result of ${u.unit.id} on ${hit.by} holds other outputs than declared: built again`
+        );
+        continue;
+      }
       u.outputs = hit.outputs;
       for (const h2 of hit.holders) u.holders.add(h2.uuid);
       const previous = this.opts.previous?.[u.unit.id];
@@ -12291,8 +12605,7 @@ var Run = class {
     this.noWorkerTimer = setTimeout(() => {
       this.noWorkerTimer = void 0;
       if (this.master.live().length) return;
-      this.fatal = new SchedulerError(`no worker available for ${Math.round(ms / 1e3)}s`);
-      this.cancel(this.fatal.message);
+      this.cancel(`no worker available for ${Math.round(ms / 1e3)}s`);
     }, ms);
   }
   ready(u) {
@@ -12408,11 +12721,31 @@ var Run = class {
           if (this.opts.onOutput) this.follow(u, m, job.id);
           return;
         }
-        if (/differs from this worker's config|not in this worker's config|docker build/.test(
+        const mismatch = /differs from this worker's config|not in this worker's config/.test(
           res.reason
-        )) {
+        );
+        if (mismatch) {
+          u.excluded.add(m.id);
+          this.warn(`worker ${m.id} refused ${u.unit.id}: ${res.reason}`);
+        }
+        const others = this.master.live().some((x) => !u.excluded.has(x.id) && eligible(u.unit, this.info(x)));
+        if (/docker build/.test(res.reason) || mismatch && !others) {
           this.release(u);
-          this.fail(u, `worker ${m.id} refused it: ${res.reason}`);
+          this.fail(
+            u,
+            `worker ${m.id} refused it: ${res.reason}${mismatch ? "; no other worker has its definition" : ""}`
+          );
+          this.pump();
+          this.checkDone();
+          return;
+        }
+        if (mismatch) {
+          this.release(u);
+          u.attempts--;
+          u.job = void 0;
+          this.setState(u, "waiting");
+          this.replan();
+          this.pump();
           return;
         }
         this.undo(u, m, `refused by ${m.id}: ${res.reason}`);
@@ -12463,6 +12796,12 @@ var Run = class {
     this.opts.onEvent?.({ type: "worker-joined", worker: member.id });
     this.note(`worker ${member.id} joined`);
     this.adopt(member, running);
+    void this.master.callWorker(
+      member,
+      (c) => c.HasCache,
+      { worker_uuid: member.uuid, cache_keys: [] },
+      CACHE_QUERY_TIMEOUT_MS
+    ).catch((err) => this.warn(unreachable(member, err)));
     const wait = this.lastReplanAt + REPLAN_GAP_MS - Date.now();
     if (wait <= 0 && !this.replanTimer) this.replan();
     else
@@ -12474,6 +12813,7 @@ var Run = class {
     this.pump();
   }
   onLeft(member, why) {
+    this.opts.onWorkerLost?.(member.id, why);
     this.departed.set(member.id, { annotations: member.member.annotations, why });
     this.cooling.delete(member.uuid);
     this.inflight.delete(member.uuid);
@@ -12486,14 +12826,33 @@ var Run = class {
         this.retryOrFail(u, member.id, `its worker ${member.id} left (${why})`);
       }
     }
+    this.failStranded();
     this.replan();
     this.pump();
     this.checkDone();
+  }
+  /**
+   * Fails the waiting units that only workers now gone could take: every live worker failed or
+   * refused them (with none live, the no-worker timer decides).
+   */
+  failStranded() {
+    const live = this.master.live();
+    if (!live.length) return;
+    for (const u of this.units) {
+      if (u.state !== "waiting" || u.excluded.size === 0) continue;
+      if (live.some((m) => !u.excluded.has(m.id) && eligible(u.unit, this.info(m)))) continue;
+      this.fail(u, `no worker left that can take it (${[...u.excluded].join(", ")} could not)`);
+    }
   }
   retryOrFail(u, workerId, why) {
     u.excluded.add(workerId);
     if (u.attempts >= 2) {
       this.fail(u, `${why}; it already ran twice`);
+      return;
+    }
+    const live = this.master.live();
+    if (live.some((m) => m.id === workerId) && !live.some((m) => !u.excluded.has(m.id) && eligible(u.unit, this.info(m)))) {
+      this.fail(u, `${why}; no other worker can take it`);
       return;
     }
     this.setState(u, "waiting");
@@ -12505,7 +12864,12 @@ var Run = class {
     if (!u || u.cacheKey !== r.cache_key) return;
     const current = u.job?.id === r.job_id;
     if (!current) {
-      if (r.state !== "succeeded" || u.state !== "waiting") return;
+      const ownFailure = r.state === "failed" && !r.worker_fault && r.has_exit_code;
+      if (r.state !== "succeeded" && !ownFailure || u.state !== "waiting") return;
+      if (ownFailure) {
+        u.attempts = Math.max(1, u.attempts);
+        this.setState(u, "running");
+      }
     }
     if (current) this.release(u);
     u.reportedAt = performance2.now();
@@ -12652,6 +13016,15 @@ var Run = class {
   async exportAll(already = []) {
     const dir = this.opts.exportTo;
     if (!dir) return { exports: [], lost: [] };
+    await mkdir8(dir, { recursive: true });
+    const staging = await mkdtemp2(join13(dir, ".dist-build-export-"));
+    try {
+      return await this.exportInto(dir, staging, already);
+    } finally {
+      await rm5(staging, { recursive: true, force: true });
+    }
+  }
+  async exportInto(dir, staging, already) {
     const out = [...already];
     const lost = [];
     const done0 = new Set(already.map((e) => e.unit));
@@ -12679,7 +13052,7 @@ var Run = class {
               this.master.metadata()
             );
             const bytes = chunksOf(stream);
-            await restoreOutputs(async () => bytes, dir, [o]);
+            await restoreOutputs(async () => bytes, dir, [o], { stagingDir: staging });
             const dest = join13(dir, o.path);
             outputs.push({ path: o.path, dest, digest: o.digest, size: o.size, files: o.files });
             this.opts.onEvent?.({
@@ -12695,6 +13068,12 @@ var Run = class {
         } catch (err) {
           lastError = err;
           this.note(`export of ${u.unit.id} from ${m.id} failed: ${lastError.message}`);
+          const live = this.master.live();
+          if (live.some(
+            (x) => x.id !== m.id && !u.excluded.has(x.id) && eligible(u.unit, this.info(x))
+          )) {
+            u.excluded.add(m.id);
+          }
         }
       }
       if (!done) {
@@ -12703,7 +13082,6 @@ var Run = class {
       }
       out.push(done);
     }
-    await rm5(join13(dir, ".dist-build"), { recursive: true, force: true });
     return { exports: out, lost };
   }
   // --- report -----------------------------------------------------------------------------------
@@ -12757,10 +13135,15 @@ var Run = class {
     };
   }
 };
+function unreachable(m, err) {
+  const where = m.member.connections.map((c) => c.socket).join(", ");
+  const why = (err.details || err.message).replace(/\s*Resolution note:.*$/s, "");
+  return `the master cannot reach worker ${m.id}'s service at ${where} (${why})${err.code === grpc5.status.UNAVAILABLE ? ": check its --listen / --advertise address and that its certificate names that host" : ""}`;
+}
 
 // src/cluster/certs.ts
-import { createPrivateKey, randomBytes as randomBytes6, X509Certificate } from "node:crypto";
-import { mkdir as mkdir8, open as open3, readdir as readdir3, readFile as readFile8, rename as rename7, stat as stat4, unlink as unlink4 } from "node:fs/promises";
+import { createPrivateKey, randomBytes as randomBytes7, X509Certificate } from "node:crypto";
+import { mkdir as mkdir9, open as open3, readdir as readdir3, readFile as readFile8, rename as rename7, stat as stat4, unlink as unlink4 } from "node:fs/promises";
 import { isIP as isIP2 } from "node:net";
 import { join as join14 } from "node:path";
 var CertError = class extends Error {
@@ -13008,8 +13391,11 @@ async function ephemeralTls(names) {
 }
 
 // src/report/index.ts
-import { mkdir as mkdir9, writeFile as writeFile5 } from "node:fs/promises";
+import { mkdir as mkdir10, writeFile as writeFile5 } from "node:fs/promises";
 import { join as join15 } from "node:path";
+
+// src/report/render.ts
+import { isAbsolute, relative } from "node:path";
 
 // src/cli/table.ts
 function table(rows, right = []) {
@@ -13134,8 +13520,8 @@ function summaryTable(report, opts = {}) {
         "export",
         e.unit,
         e.worker,
-        `${o.path} -> ${o.dest}`,
-        plural(o.files, "file"),
+        `${o.path} -> ${shownPath(o.dest)}`,
+        `${o.files} ${o.files === 1 ? "entry" : "entries"}`,
         formatSize(o.size),
         shortDigest(o.digest)
       ]);
@@ -13217,7 +13603,7 @@ function renderMarkdown(report) {
     out.push("## Exports");
     out.push(
       mdTable(
-        ["Invocation", "Worker", "Path", "Destination", "Files", "Size", "Digest"],
+        ["Invocation", "Worker", "Path", "Destination", "Entries", "Size", "Digest"],
         report.exports.flatMap(
           (e) => e.outputs.map((o) => [
             md(e.unit),
@@ -13544,7 +13930,7 @@ ${ganttSvg(report)}
     body.push(`<h2>Exports</h2>`);
     body.push(
       htmlTable(
-        ["Invocation", "Worker", "Path", "Destination", "Files", "Size", "Digest"],
+        ["Invocation", "Worker", "Path", "Destination", "Entries", "Size", "Digest"],
         report.exports.flatMap(
           (e) => e.outputs.map((o) => [
             h(e.unit),
@@ -13584,6 +13970,10 @@ ${body.join("\n")}
 </html>
 `;
 }
+function shownPath(path) {
+  const rel2 = relative(process.cwd(), path);
+  return rel2 && !rel2.startsWith("..") && !isAbsolute(rel2) ? rel2 : path;
+}
 
 // src/report/index.ts
 var REPORT_FILES = {
@@ -13592,7 +13982,7 @@ var REPORT_FILES = {
   html: "dist-build-report.html"
 };
 async function writeReport(dir, report) {
-  await mkdir9(dir, { recursive: true });
+  await mkdir10(dir, { recursive: true });
   const paths = {
     json: join15(dir, REPORT_FILES.json),
     markdown: join15(dir, REPORT_FILES.markdown),

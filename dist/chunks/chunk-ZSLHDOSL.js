@@ -464,6 +464,9 @@ var StoreOptionsError = class extends Error {
   option;
   name = "StoreOptionsError";
 };
+function errorText(err) {
+  return err instanceof Error ? err.message : String(err);
+}
 
 export {
   SLOT,
@@ -482,5 +485,6 @@ export {
   verifiedStream,
   isVerifiedFor,
   mapLimit,
-  StoreOptionsError
+  StoreOptionsError,
+  errorText
 };

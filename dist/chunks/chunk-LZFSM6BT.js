@@ -5,12 +5,13 @@ import {
   StoreOptionsError,
   assertDigest,
   digestStream,
+  errorText,
   hashedChunks,
   isVerifiedFor,
   manifestProblems,
   mapLimit,
   verifiedStream
-} from "./chunk-DC43GSM2.js";
+} from "./chunk-ZSLHDOSL.js";
 
 // src/store/gha-api.ts
 var MAX_PAGES = 1e3;
@@ -168,6 +169,14 @@ function writevAllSync(fd, chunks) {
     if (n > 0) rest[0] = rest[0].subarray(n);
   }
 }
+function processAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code !== "ESRCH";
+  }
+}
 
 // src/store/local.ts
 var EVICT_TO = 0.9;
@@ -176,6 +185,7 @@ var DEFAULT_RESCAN_EVERY = 100;
 var READ_CHUNK = 1024 * 1024;
 var WRITE_BUFFER = 1024 * 1024;
 var STALE_TMP_MS = 24 * 3600 * 1e3;
+var ORPHAN_TMP_MS = 5 * 60 * 1e3;
 var STAT_CONCURRENCY = 64;
 var LocalStore = class _LocalStore {
   constructor(dir, opts = {}) {
@@ -297,11 +307,23 @@ var LocalStore = class _LocalStore {
       handle = await open(path, "r");
     } catch (err) {
       if (isNotFound(err)) return null;
-      throw err;
+      this.warnOnce(
+        `blob:${digest}`,
+        `${this.location}: cannot read blob ${digest}: ${errorText(err)}`
+      );
+      return null;
     }
     let ino;
     try {
-      ino = (await handle.stat()).ino;
+      const st = await handle.stat();
+      if (!st.isFile()) {
+        await handle.close();
+        await rm(path, { recursive: true, force: true }).catch(() => {
+        });
+        this.warnOnce(`blob:${digest}`, `${this.location}: removed blob ${digest}: not a file`);
+        return null;
+      }
+      ino = st.ino;
     } catch (err) {
       await handle.close();
       throw err;
@@ -325,7 +347,12 @@ var LocalStore = class _LocalStore {
       text = await readFile(path, "utf8");
     } catch (err) {
       if (isNotFound(err)) return null;
-      throw err;
+      if (err.code === "EISDIR") {
+        await rm(path, { recursive: true, force: true }).catch(() => {
+        });
+      }
+      this.warnResult(cacheKey, `cannot be read (${errorText(err)})`);
+      return null;
     }
     let value;
     try {
@@ -424,7 +451,7 @@ var LocalStore = class _LocalStore {
       result.removedBlobs++;
       result.freedBytes += b.size;
     }
-    result.removedResults = await this.removeResultsNaming(evicted);
+    if (evicted.size > 0) result.removedResults = await this.removeResultsNaming(evicted);
     result.bytes = bytes;
     this.approxBytes = bytes;
     return result;
@@ -443,7 +470,15 @@ var LocalStore = class _LocalStore {
         actual = (await digestStream(createReadStream(b.path, { highWaterMark: READ_CHUNK }))).digest;
       } catch (err) {
         if (isNotFound(err)) return;
-        throw err;
+        checked++;
+        await rm(b.path, { recursive: true, force: true }).catch(() => {
+        });
+        corrupt.push(b.digest);
+        this.warnOnce(
+          `blob:${b.digest}`,
+          `${this.location}: cannot read blob ${b.digest}: ${errorText(err)}`
+        );
+        return;
       }
       checked++;
       if (actual === b.digest) return;
@@ -535,12 +570,23 @@ var LocalStore = class _LocalStore {
     return out;
   }
   /** Deletes the results that name any of `digests`; returns how many. */
+  /**
+   * Removes the results that name any of `digests`, or a blob that is not there (left by a
+   * writer that raced an eviction, or by hand): no result is kept that could only miss.
+   */
   async removeResultsNaming(digests) {
-    if (digests.size === 0) return 0;
     let removed = 0;
     for (const r of await this.resultFiles()) {
+      const before = await stat2(r.path).catch(() => null);
       const manifest = await readManifest(r.path);
-      if (!manifest?.outputs.some((o) => digests.has(o.digest))) continue;
+      if (!before || !manifest) continue;
+      const named = manifest.outputs.map((o) => o.digest);
+      if (!named.some((d) => digests.has(d))) {
+        const present = await this.hasBlobs(named);
+        if (named.every((d) => present.has(d))) continue;
+      }
+      const now = await stat2(r.path).catch(() => null);
+      if (!now || now.ino !== before.ino || now.mtimeMs !== before.mtimeMs) continue;
       await unlink(r.path).catch(() => {
       });
       removed++;
@@ -567,22 +613,39 @@ var LocalStore = class _LocalStore {
    * and so is the temp file (false); otherwise it is replaced.
    */
   async commit(tmp, dest, keepExisting) {
-    if (keepExisting && await exists(dest)) return false;
+    if (keepExisting) {
+      const [now, fresh] = await Promise.all([
+        lstat(dest).catch(() => null),
+        stat2(tmp).catch(() => null)
+      ]);
+      if (now && now.isFile() && (!fresh || now.size === fresh.size)) return false;
+      if (now && !now.isFile()) await rm(dest, { recursive: true, force: true });
+    }
     try {
       await rename(tmp, dest);
     } catch (err) {
-      if (!isNotFound(err)) throw err;
-      await mkdir(join(dest, ".."), { recursive: true });
+      const code = err.code;
+      if (code === "EISDIR" || code === "ENOTEMPTY" || code === "EEXIST") {
+        await rm(dest, { recursive: true, force: true });
+      } else if (isNotFound(err)) {
+        await mkdir(join(dest, ".."), { recursive: true });
+      } else throw err;
       await rename(tmp, dest);
     }
     return true;
   }
   async removeStaleTemp() {
     const dir = join(this.dir, "tmp");
-    const cutoff = Date.now() - STALE_TMP_MS;
+    const now = Date.now();
     for (const name of await listDir(dir)) {
       const st = await lstat(join(dir, name)).catch(() => null);
-      if (st && st.mtimeMs < cutoff) await rm(join(dir, name), { force: true, recursive: true });
+      if (!st) continue;
+      const owner = Number(/^(\d+)-/.exec(name)?.[1]);
+      const orphan = owner > 0 && owner !== process.pid && !processAlive(owner);
+      const age = now - st.mtimeMs;
+      if (age > STALE_TMP_MS || orphan && age > ORPHAN_TMP_MS) {
+        await rm(join(dir, name), { force: true, recursive: true });
+      }
     }
   }
   async existing(keys, pathOf) {
@@ -804,9 +867,6 @@ function modeReadable(mode) {
 }
 function modeWritable(mode) {
   return !KNOWN_MODES.includes(mode) || mode === "write" || mode === "write-only";
-}
-function errorText(err) {
-  return err instanceof Error ? err.message : String(err);
 }
 function failureDetail(log) {
   const reserve = log.debug.filter((l) => l.startsWith("Failed to reserve cache"));
@@ -1581,6 +1641,7 @@ function createGhaStore(options, ctx) {
 
 export {
   isNotFound,
+  processAlive,
   LocalStore,
   GHA_KEY_FORMAT,
   GHA_CACHE_PATH,

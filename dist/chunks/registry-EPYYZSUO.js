@@ -12,7 +12,7 @@ import {
   mapLimit,
   sha256Digest,
   verifiedStream
-} from "./chunk-DC43GSM2.js";
+} from "./chunk-ZSLHDOSL.js";
 import "./chunk-7FDW4MNB.js";
 
 // src/store/registry.ts

@@ -11,8 +11,8 @@ import {
   ghaSaveScope,
   ghaScopePrefix,
   ghaSuperseded
-} from "./chunk-TFJTATPI.js";
-import "./chunk-DC43GSM2.js";
+} from "./chunk-LZFSM6BT.js";
+import "./chunk-ZSLHDOSL.js";
 import "./chunk-7FDW4MNB.js";
 export {
   GHA_CACHE_PATH,
