@@ -652,7 +652,7 @@ test(
 invocations:
   b:
     run: >-
-      echo $PPID >> ../b-workers; rm -rf out; mkdir -p out;
+      echo $$ $PPID >> ../b-workers; rm -rf out; mkdir -p out;
       for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20;
       do echo "$DIST_BUILD_WORKER $i" >> out/b.txt; sleep 0.2; done
     outputs: [out/b.txt]
@@ -673,8 +673,17 @@ invocations:
       ]);
       const workers = join(dir, 'b-workers');
       await until(() => existsSync(workers) && readFileSync(workers, 'utf8').includes('\n'));
-      const stalled = Number(readFileSync(workers, 'utf8').trim());
-      process.kill(stalled, 'SIGSTOP');
+      const [shell, stalled] = readFileSync(workers, 'utf8').trim().split(' ').map(Number);
+      // Once the worker has recorded the command's process group (as it does when it spawns it).
+      const running = join(dir, 'repo/.dist-build/cache/running');
+      await until(() =>
+        readdirSync(running).some(
+          (n) =>
+            n.startsWith(`${stalled}.`) &&
+            readFileSync(join(running, n), 'utf8').trim() === String(shell),
+        ),
+      );
+      process.kill(stalled!, 'SIGSTOP');
       const exit = await run.exited;
       expect(exit.code).toBe(0);
       expect(run.stderr).toMatch(/lease expired/);

@@ -1,5 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { WORKER_NODE_FLAGS, selfCommand, workerNodeFlags } from '../../src/cluster/local.js';
+import { spawn } from 'node:child_process';
+import {
+  WORKER_NODE_FLAGS,
+  childGroups,
+  selfCommand,
+  workerNodeFlags,
+} from '../../src/cluster/local.js';
 
 test('worker processes get the V8 options the user did not give', () => {
   expect(WORKER_NODE_FLAGS).toContain('--max-semi-space-size=4');
@@ -34,4 +40,18 @@ test('node accepts the worker options and they cap the young generation', () => 
   const capped = run(WORKER_NODE_FLAGS);
   expect(capped).toBeGreaterThan(0);
   expect(capped).toBeLessThanOrEqual(2 * 4 * 1024 ** 2);
+});
+
+test("childGroups finds the process groups a process's children lead (a worker's commands)", async () => {
+  const child = spawn('/bin/sh', ['-c', 'sleep 5'], { detached: true, stdio: 'ignore' });
+  const other = spawn('/bin/sh', ['-c', 'sleep 5'], { stdio: 'ignore' }); // in our group
+  try {
+    await new Promise((r) => setTimeout(r, 200));
+    const groups = childGroups(process.pid);
+    expect(groups).toContain(child.pid);
+    expect(groups).not.toContain(other.pid);
+  } finally {
+    process.kill(-child.pid!, 'SIGKILL');
+    other.kill('SIGKILL');
+  }
 });

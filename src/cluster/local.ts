@@ -4,6 +4,7 @@
  * without stopping it. `stop()` ends them by PID: SIGTERM, then SIGKILL after a grace period.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export interface LocalWorkersOptions {
   /** argv prefix that runs the dist-build CLI, e.g. `[process.execPath, '/path/dist/cli.js']`. */
@@ -69,14 +70,21 @@ export class LocalWorkers {
     this.opts.onLine?.(i, line);
   }
 
-  /** Kills worker `i` (1-based) at once, stopped (SIGSTOP) or not; its pid, if it had one. */
+  /**
+   * Kills worker `i` (1-based) at once, stopped (SIGSTOP) or not, and the process groups of the
+   * commands it had started (its children, found before it dies: afterwards they belong to
+   * init); returns its pid, if it had one.
+   */
   kill(i: number): number | undefined {
     const c = this.children[i - 1];
-    if (!c || c.exitCode !== null || c.signalCode !== null) return c?.pid;
-    try {
-      c.kill('SIGKILL');
-    } catch {
-      // gone
+    if (!c || c.exitCode !== null || c.signalCode !== null || c.pid === undefined) return c?.pid;
+    const groups = childGroups(c.pid);
+    for (const pid of [c.pid, ...groups.map((g) => -g)]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
     }
     return c.pid;
   }
@@ -112,6 +120,35 @@ export class LocalWorkers {
       ),
     );
   }
+}
+
+/**
+ * The process groups of `pid`'s children that lead their own group (the commands a worker
+ * starts: each in a group of its own), from /proc; none where there is no /proc.
+ */
+export function childGroups(pid: number): number[] {
+  let names: string[];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const groups: number[] = [];
+  for (const name of names) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    try {
+      // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const [, ppid, pgrp] = stat
+        .slice(stat.lastIndexOf(')') + 2)
+        .split(' ')
+        .map(Number);
+      if (ppid === pid && pgrp === Number(name)) groups.push(pgrp);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return groups;
 }
 
 /**

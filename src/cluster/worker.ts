@@ -186,6 +186,8 @@ export class WorkerAgent {
   private registeredOnce: (() => void) | undefined;
   readonly registered: Promise<void>;
   private slots: number;
+  /** Process-group files recorded at spawn, by job id, until the job takes its own. */
+  private readonly spawnedPgids = new Map<string, PgidFile>();
   /** The job log directory this worker made (none with `logDir`). */
   private readonly ownLogDir: string | undefined;
 
@@ -208,6 +210,11 @@ export class WorkerAgent {
     this.executor = new CommandExecutor({
       logDir: opts.logDir ?? this.ownLogDir!,
       ...(opts.killGraceMs !== undefined ? { killGraceMs: opts.killGraceMs } : {}),
+      // Recorded the moment the command exists (see recordJob).
+      onSpawn: (jobId, pid) => {
+        const f = this.recordJob(pid);
+        if (f) this.spawnedPgids.set(jobId, f);
+      },
     });
     this.registered = new Promise((resolve) => (this.registeredOnce = resolve));
   }
@@ -712,7 +719,8 @@ export class WorkerAgent {
       });
       const command = this.executor.start(spec);
       job.command = command;
-      const pidFile = this.recordJob(command.pid);
+      const pidFile = this.spawnedPgids.get(spec.id);
+      this.spawnedPgids.delete(spec.id);
       const r = await command.result;
       if (pidFile) this.forgetJob(pidFile);
       if (job.stopped && r.state === 'stopped') throw new StoppedError(job.stopped);

@@ -86,6 +86,11 @@ export interface CommandExecutorOptions {
    * reported once per job as a process warning and does not affect the job.
    */
   onOutput?: (chunk: OutputChunk, job: Job) => void;
+  /**
+   * Called synchronously right after a command's process is spawned, before anything else (its
+   * log file is made after): to record its process group while nothing can come in between.
+   */
+  onSpawn?: (jobId: string, pid: number) => void;
 }
 
 /** The environment a command gets: see the module comment. Exported for tests and `--dry-run`s. */
@@ -309,6 +314,7 @@ export class CommandJob implements Job {
     this.child = child;
     this._pid = child.pid;
     this._state = 'running';
+    if (child.pid !== undefined) this.options.onSpawn?.(this.id, child.pid);
     const logProblem = this.openLog();
 
     child.on('error', (err) => {
