@@ -10826,6 +10826,7 @@ var CommandJob = class {
     this.child = child;
     this._pid = child.pid;
     this._state = "running";
+    if (child.pid !== void 0) this.options.onSpawn?.(this.id, child.pid);
     const logProblem = this.openLog();
     child.on("error", (err) => {
       if (this.exit) return;
@@ -11321,7 +11322,12 @@ var WorkerAgent = class {
     }
     this.executor = new CommandExecutor({
       logDir: opts.logDir ?? this.ownLogDir,
-      ...opts.killGraceMs !== void 0 ? { killGraceMs: opts.killGraceMs } : {}
+      ...opts.killGraceMs !== void 0 ? { killGraceMs: opts.killGraceMs } : {},
+      // Recorded the moment the command exists (see recordJob).
+      onSpawn: (jobId, pid) => {
+        const f = this.recordJob(pid);
+        if (f) this.spawnedPgids.set(jobId, f);
+      }
     });
     this.registered = new Promise((resolve4) => this.registeredOnce = resolve4);
   }
@@ -11364,6 +11370,8 @@ var WorkerAgent = class {
   registeredOnce;
   registered;
   slots;
+  /** Process-group files recorded at spawn, by job id, until the job takes its own. */
+  spawnedPgids = /* @__PURE__ */ new Map();
   /** The job log directory this worker made (none with `logDir`). */
   ownLogDir;
   get id() {
@@ -11820,7 +11828,8 @@ var WorkerAgent = class {
       });
       const command = this.executor.start(spec);
       job.command = command;
-      const pidFile = this.recordJob(command.pid);
+      const pidFile = this.spawnedPgids.get(spec.id);
+      this.spawnedPgids.delete(spec.id);
       const r = await command.result;
       if (pidFile) this.forgetJob(pidFile);
       if (job.stopped && r.state === "stopped") throw new StoppedError(job.stopped);
