@@ -287,6 +287,18 @@ invocations:
     ]);
   });
 
+  it("checks outputs against a local store's directory given as an absolute path in the tree", () => {
+    const found = issues(`version: 1
+cache:
+  stores: [{type: local, dir: /repo/build/cache}, {type: local, dir: /elsewhere/cache}]
+invocations:
+  a: {run: x, outputs: [build]}
+`);
+    expect(found.map((i) => i.message)).toEqual([
+      'output "build" holds the local store\'s directory "build/cache"',
+    ]);
+  });
+
   it('rejects overlapping outputs of different invocations', () => {
     const found = issues(`version: 1
 invocations:

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { basename, dirname, resolve, posix } from 'node:path';
+import { basename, dirname, relative, resolve, posix, sep } from 'node:path';
 import type { ErrorObject } from 'ajv';
 import generatedValidator from './schema-validator.generated.js';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit } from 'yaml';
@@ -620,7 +620,15 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
     { path: basename(file), what: 'the config file' },
     { path: '.git', what: "the repository's .git directory" },
     ...cache.stores.flatMap((store) => {
-      const dir = typeof store.dir === 'string' ? cleanRelative(store.dir) : undefined;
+      // As the store resolves it: relative to the config directory, or absolute inside it.
+      const dir =
+        typeof store.dir === 'string'
+          ? cleanRelative(
+              relative(dirname(file), resolve(dirname(file), store.dir))
+                .split(sep)
+                .join('/'),
+            )
+          : undefined;
       return dir && dir !== '.'
         ? [{ path: dir, what: `the local store's directory "${dir}"` }]
         : [];
