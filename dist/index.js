@@ -3978,7 +3978,7 @@ var init_registry = __esm({
 
 // src/config/load.ts
 import { readFile } from "node:fs/promises";
-import { basename, dirname, resolve, posix } from "node:path";
+import { basename, dirname, relative, resolve, posix, sep } from "node:path";
 
 // src/config/schema-validator.generated.ts
 import runtime0 from "ajv/dist/runtime/ucs2length.js";
@@ -5854,7 +5854,9 @@ function buildConfig(raw, file, loc) {
     { path: basename(file), what: "the config file" },
     { path: ".git", what: "the repository's .git directory" },
     ...cache.stores.flatMap((store) => {
-      const dir = typeof store.dir === "string" ? cleanRelative(store.dir) : void 0;
+      const dir = typeof store.dir === "string" ? cleanRelative(
+        relative(dirname(file), resolve(dirname(file), store.dir)).split(sep).join("/")
+      ) : void 0;
       return dir && dir !== "." ? [{ path: dir, what: `the local store's directory "${dir}"` }] : [];
     })
   ];
@@ -6568,7 +6570,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import { mkdir, readFile as readFile2, rename, unlink, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { dirname as dirname2, join, sep } from "node:path";
+import { dirname as dirname2, join, sep as sep2 } from "node:path";
 import { Worker } from "node:worker_threads";
 import zlib from "node:zlib";
 function readDirListing(abs) {
@@ -6978,7 +6980,7 @@ var FileIndex = class _FileIndex {
     this.root = root;
     this.opts = opts;
     this.file = join(opts.cacheDir ?? join(root, ".dist-build", "index"), INDEX_FILE);
-    this.prefix = root.endsWith(sep) ? root : root + sep;
+    this.prefix = root.endsWith(sep2) ? root : root + sep2;
     this.threads = opts.threads ?? defaultThreads();
     this.poolMinFiles = opts.poolMinFiles ?? 64;
     this.marginMs = opts.racyMs ?? 2e3;
@@ -8160,7 +8162,7 @@ import {
   writeSync
 } from "node:fs";
 import { lstat as lstat2, mkdir as mkdir3, readdir as readdir2, readlink, realpath, rename as rename3, rm as rm2 } from "node:fs/promises";
-import { dirname as dirname3, join as join5, posix as posix4, sep as sep2 } from "node:path";
+import { dirname as dirname3, join as join5, posix as posix4, sep as sep3 } from "node:path";
 
 // src/store/tar.ts
 var BLOCK = 512;
@@ -8841,7 +8843,7 @@ async function place2(root, out, staged, aside) {
   let existing = dirname3(dest);
   while (!await lstat2(existing).catch(() => null)) existing = dirname3(existing);
   const realExisting = await realpath(existing);
-  if (realExisting !== realRoot && !realExisting.startsWith(realRoot + sep2)) {
+  if (realExisting !== realRoot && !realExisting.startsWith(realRoot + sep3)) {
     throw new UnsafeArchiveError(out, `its parent directory resolves outside the work root`);
   }
   await mkdir3(dirname3(dest), { recursive: true });
@@ -13404,7 +13406,7 @@ import { mkdir as mkdir10, writeFile as writeFile5 } from "node:fs/promises";
 import { join as join15 } from "node:path";
 
 // src/report/render.ts
-import { isAbsolute, relative } from "node:path";
+import { isAbsolute, relative as relative2 } from "node:path";
 
 // src/cli/table.ts
 function table(rows, right = []) {
@@ -13559,8 +13561,8 @@ function mermaidAxisFormat(spanMs) {
   return "%H:%M";
 }
 function mdTable(header, rows, right = []) {
-  const sep3 = header.map((_, i) => right[i] ? "---:" : "---");
-  return [header, sep3, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
+  const sep4 = header.map((_, i) => right[i] ? "---:" : "---");
+  return [header, sep4, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
 }
 function renderMarkdown(report) {
   const out = [];
@@ -13980,7 +13982,7 @@ ${body.join("\n")}
 `;
 }
 function shownPath(path) {
-  const rel2 = relative(process.cwd(), path);
+  const rel2 = relative2(process.cwd(), path);
   return rel2 && !rel2.startsWith("..") && !isAbsolute(rel2) ? rel2 : path;
 }
 
