@@ -5,7 +5,7 @@
  * `dist-build master` (a self-hosted pool).
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import type { Config } from '../config/types.js';
 import type { Master } from '../cluster/master.js';
 import type { OutputChunkMsg } from '../cluster/protocol.js';
@@ -13,7 +13,13 @@ import { Run } from '../cluster/scheduler.js';
 import { computeCacheKeys } from '../plan/keys.js';
 import { expandUnits } from '../plan/units.js';
 import type { History } from '../plan/plan.js';
-import { shownPath, summaryTable, writeReport, type RunReport } from '../report/index.js';
+import {
+  pathBelow,
+  shownPath,
+  summaryTable,
+  writeReport,
+  type RunReport,
+} from '../report/index.js';
 import { Progress } from './progress.js';
 
 export interface DriveOptions {
@@ -78,10 +84,9 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
 
   const units = expandUnits(config);
   // The --out directory (report, exported copies) is nobody's input when it is in the tree.
-  const outRel = relative(config.root, resolve(opts.out));
-  const inTree = outRel !== '' && !outRel.startsWith('..') && !isAbsolute(outRel);
+  const outRel = pathBelow(config.root, resolve(opts.out));
   const keyInfo = await computeCacheKeys(config, units, {
-    exclude: inTree ? [outRel.split(sep).join('/')] : [],
+    exclude: outRel ? [outRel.split(sep).join('/')] : [],
   });
   const warned = new Set<string>();
   for (const u of units) {

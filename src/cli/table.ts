@@ -17,3 +17,8 @@ export function table(rows: string[][], right: boolean[] = []): string {
     )
     .join('\n');
 }
+
+/** `n thing` or `n things` (or the plural given). */
+export function count(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}

@@ -2,12 +2,22 @@
 import { Option } from 'commander';
 import { mkdirSync, statSync } from 'node:fs';
 import { processAlive } from '../cluster/local.js';
+import { parseDuration } from '../config/duration.js';
 import { UsageError } from './errors.js';
 
 export function positiveInt(text: string, flag: string): number {
   if (!/^[1-9][0-9]*$/.test(text))
     throw new UsageError(`${flag}: expected a whole number >= 1, got "${text}"`);
   return Number(text);
+}
+
+/** A duration flag (`90`, `1.5`, `500ms`, `10m`...) in seconds; a usage error names the flag. */
+export function durationFlag(text: string, flag: string): number {
+  try {
+    return parseDuration(/^[0-9]+(\.[0-9]+)?$/.test(text) ? Number(text) : text);
+  } catch (e) {
+    throw new UsageError(`${flag}: ${(e as Error).message}`);
+  }
 }
 
 /** Calls `onGone` once when process `pid` no longer exists (checked every 500 ms). */

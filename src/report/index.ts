@@ -11,6 +11,7 @@ export {
   totalsLine,
   countByStatus,
   escapeHtml,
+  pathBelow,
   shownPath,
 } from './render.js';
 

@@ -4,7 +4,7 @@
  * Deterministic: no clock reads; chart times are relative to `report.startedAt`.
  */
 import { isAbsolute, relative } from 'node:path';
-import { table } from '../cli/table.js';
+import { count, table } from '../cli/table.js';
 import { formatDuration } from '../config/duration.js';
 import { formatSize } from '../config/size.js';
 import type { InvocationReport, InvocationStatus, RunReport, WorkerReport } from './types.js';
@@ -21,7 +21,6 @@ export function countByStatus(report: RunReport): Record<InvocationStatus, numbe
   return counts;
 }
 
-const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 const fmtMs = (ms: number): string => formatDuration(Math.max(0, ms) / 1000);
 const rel = (report: RunReport, at: number): string => `+${fmtMs(at - report.startedAt)}`;
 
@@ -34,8 +33,8 @@ export function totalsLine(report: RunReport): string {
     .join('');
   const left = report.workers.filter((w) => w.left !== undefined).length;
   return (
-    `${plural(report.invocations.length, 'invocation')}: ${c.built} built, ${c.cached} cached, ` +
-    `${c.failed} failed${extra} in ${fmtMs(report.durationMs)} on ${plural(report.workers.length, 'worker')}` +
+    `${count(report.invocations.length, 'invocation')}: ${c.built} built, ${c.cached} cached, ` +
+    `${c.failed} failed${extra} in ${fmtMs(report.durationMs)} on ${count(report.workers.length, 'worker')}` +
     (left ? ` (${left} left during the run)` : '')
   );
 }
@@ -168,7 +167,7 @@ export function summaryTable(report: RunReport, opts: { color?: boolean } = {}):
         e.unit,
         e.worker,
         `${o.path} -> ${shownPath(o.dest)}`,
-        `${o.files} ${o.files === 1 ? 'entry' : 'entries'}`,
+        count(o.files, 'entry', 'entries'),
         formatSize(o.size),
         shortDigest(o.digest),
       ]);
@@ -666,8 +665,13 @@ export function renderHtml(report: RunReport): string {
   );
 }
 
+/** `path` relative to `base` when it is below it (not `base` itself), else undefined. */
+export function pathBelow(base: string, path: string): string | undefined {
+  const rel = relative(base, path);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : undefined;
+}
+
 /** `path` relative to the current directory when it is below it (shorter to read), else as is. */
 export function shownPath(path: string): string {
-  const rel = relative(process.cwd(), path);
-  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
+  return pathBelow(process.cwd(), path) ?? path;
 }

@@ -3,7 +3,6 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/load.js';
 import { formatSize, parseSize } from '../../config/size.js';
-import { parseDuration } from '../../config/duration.js';
 import type { Config } from '../../config/types.js';
 import type { GhaListing } from '../../store/gha-api.js';
 import { ghaKeySlotPart } from '../../store/gha.js';
@@ -15,8 +14,8 @@ import type { OpenedStore } from '../../store/open.js';
 import type { ResultListing, Store } from '../../store/types.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { UsageError } from '../errors.js';
-import { table } from '../table.js';
-import { checkCacheDir, NO_REMOTE_CACHE_HELP } from '../util.js';
+import { count, table } from '../table.js';
+import { checkCacheDir, durationFlag, NO_REMOTE_CACHE_HELP } from '../util.js';
 
 interface CacheFlags {
   config: string;
@@ -267,11 +266,6 @@ async function verifyCommand(flags: CacheFlags): Promise<void> {
   if (corrupt > 0 || failed > 0) process.exitCode = 1;
 }
 
-/** `n thing` or `n things`. */
-function count(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
-}
-
 /** `cache verify` on a gha store: one line per slot entry, then the corrupt blobs. */
 function ghaVerifyText(store: string, r: GhaVerifyResult): string {
   const { entries } = r;
@@ -312,14 +306,7 @@ async function pruneCommand(flags: CacheFlags & { maxSize: string; grace: string
   } catch (err) {
     throw new UsageError(`--max-size: ${(err as Error).message}`);
   }
-  let graceMs: number;
-  try {
-    graceMs =
-      parseDuration(/^[0-9]+(\.[0-9]+)?$/.test(flags.grace) ? Number(flags.grace) : flags.grace) *
-      1000;
-  } catch (err) {
-    throw new UsageError(`--grace: ${(err as Error).message}`);
-  }
+  const graceMs = durationFlag(flags.grace, '--grace') * 1000;
   const { stores } = await openAll(flags);
   for (const s of stores) {
     const store = s.store as Maintainable;

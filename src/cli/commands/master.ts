@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import { parseDuration } from '../../config/duration.js';
 import { Master } from '../../cluster/master.js';
 import type { Run } from '../../cluster/scheduler.js';
 import { formatAddress, parseAddress } from '../../cluster/transport.js';
@@ -8,7 +7,7 @@ import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
 import { RunFailure, UsageError } from '../errors.js';
 import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
-import { logOrderOption, makeDirFlag, positiveInt } from '../util.js';
+import { durationFlag, logOrderOption, makeDirFlag, positiveInt } from '../util.js';
 
 interface MasterFlags extends SecurityFlags {
   listen: string[];
@@ -26,14 +25,6 @@ interface MasterFlags extends SecurityFlags {
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
-
-function seconds(text: string, flag: string): number {
-  try {
-    return parseDuration(/^[0-9]+(\.[0-9]+)?$/.test(text) ? Number(text) : text);
-  } catch (e) {
-    throw new UsageError(`${flag}: ${(e as Error).message}`);
-  }
-}
 
 export function registerMaster(program: Command): void {
   const cmd = program
@@ -72,8 +63,8 @@ Examples (a pool on two shells):
     const config = flags.serve ? undefined : await loadConfig(flags.config);
     // Every flag is checked before the master listens.
     const workers = config ? positiveInt(flags.workers, '--workers') : 0;
-    const waitMs = seconds(flags.wait, '--wait') * 1000;
-    const heartbeatMs = seconds(flags.heartbeat, '--heartbeat') * 1000;
+    const waitMs = durationFlag(flags.wait, '--wait') * 1000;
+    const heartbeatMs = durationFlag(flags.heartbeat, '--heartbeat') * 1000;
     if (heartbeatMs < 100) {
       throw new UsageError(`--heartbeat ${flags.heartbeat}: expected at least 100ms`);
     }

@@ -3,6 +3,7 @@ import { loadConfig } from '../../config/load.js';
 import { expandUnits } from '../../plan/units.js';
 import { checkStores } from '../../store/open.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
+import { count } from '../table.js';
 
 export function registerValidate(program: Command): void {
   program
@@ -16,7 +17,7 @@ export function registerValidate(program: Command): void {
       const units = expandUnits(config);
       await checkStores(config);
       process.stdout.write(
-        `${flags.config}: ok (${config.invocations.length} invocation${config.invocations.length === 1 ? '' : 's'}, ${units.length} unit${units.length === 1 ? '' : 's'})\n`,
+        `${flags.config}: ok (${count(config.invocations.length, 'invocation')}, ${count(units.length, 'unit')})\n`,
       );
     });
 }

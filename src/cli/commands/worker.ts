@@ -1,14 +1,19 @@
 import type { Command } from 'commander';
 import os from 'node:os';
 import { loadConfig } from '../../config/load.js';
-import { parseDuration } from '../../config/duration.js';
 import { WorkerAgent } from '../../cluster/worker.js';
 import { parseAddress } from '../../cluster/transport.js';
 import { openStore, storeKinds, workerCacheDir } from '../../store/open.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { UsageError } from '../errors.js';
 import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
-import { checkCacheDir, NO_REMOTE_CACHE_HELP, positiveInt, watchParent } from '../util.js';
+import {
+  checkCacheDir,
+  durationFlag,
+  NO_REMOTE_CACHE_HELP,
+  positiveInt,
+  watchParent,
+} from '../util.js';
 
 interface WorkerFlags extends SecurityFlags {
   join: string;
@@ -84,14 +89,7 @@ Examples:
       if (eq <= 0) throw new UsageError(`--annotation ${a}: expected key=value`);
       annotations[a.slice(0, eq)] = a.slice(eq + 1);
     }
-    let killGrace: number;
-    try {
-      killGrace = parseDuration(
-        /^[0-9]+(\.[0-9]+)?$/.test(flags.killGrace) ? Number(flags.killGrace) : flags.killGrace,
-      );
-    } catch (e) {
-      throw new UsageError(`--kill-grace: ${(e as Error).message}`);
-    }
+    const killGrace = durationFlag(flags.killGrace, '--kill-grace');
     const cacheDir = workerCacheDir(config, flags.cacheDir);
     const security = await securityFrom(flags);
     // Under `dist-build run` stderr is a pipe to the run: if that process dies (SIGKILL), writing
