@@ -423,7 +423,7 @@ export class Master extends EventEmitter<MasterEvents> {
         c,
         grpc.status.NOT_FOUND,
         where
-          ? `the worker that ran ${c.request.invocation} has left`
+          ? `the worker that ran ${name} has left`
           : `no job of ${name} has started in this run`,
       );
       return;

@@ -682,10 +682,7 @@ export class Run {
             u.excluded.add(m.id);
             this.warn(`worker ${m.id} refused ${u.unit.id}: ${res.reason}`);
           }
-          const others = this.master
-            .live()
-            .some((x) => !u.excluded.has(x.id) && eligible(u.unit, this.info(x)));
-          if (/docker build/.test(res.reason) || (mismatch && !others)) {
+          if (/docker build/.test(res.reason) || (mismatch && !this.anotherTaker(u))) {
             this.release(u);
             this.fail(
               u,
@@ -697,10 +694,7 @@ export class Run {
             return;
           }
           if (mismatch) {
-            this.release(u);
-            u.attempts--;
-            u.job = undefined;
-            this.setState(u, 'waiting');
+            this.unstart(u);
             this.replan();
             this.pump();
             return;
@@ -716,14 +710,26 @@ export class Run {
 
   /** A StartJob that did not take: the unit waits again; the member cools off briefly. */
   private undo(u: UnitRun, m: MemberState, why: string): void {
-    this.release(u);
-    u.attempts--;
-    this.setState(u, 'waiting');
-    u.job = undefined;
+    this.unstart(u);
     this.note(why);
     this.cooling.set(m.uuid, Date.now() + 200);
     setTimeout(() => this.pump(), 210).unref();
     this.pump();
+  }
+
+  /** A dispatch that did not take: its slot is free, the attempt not counted, the unit waits. */
+  private unstart(u: UnitRun): void {
+    this.release(u);
+    u.attempts--;
+    this.setState(u, 'waiting');
+    u.job = undefined;
+  }
+
+  /** Whether a live worker that has not failed or refused `u` (nor is `except`) may take it. */
+  private anotherTaker(u: UnitRun, except?: string): boolean {
+    return this.master
+      .live()
+      .some((m) => m.id !== except && !u.excluded.has(m.id) && eligible(u.unit, this.info(m)));
   }
 
   private occupy(uuid: string): void {
@@ -809,11 +815,9 @@ export class Run {
    * refused them (with none live, the no-worker timer decides).
    */
   private failStranded(): void {
-    const live = this.master.live();
-    if (!live.length) return;
+    if (!this.master.live().length) return;
     for (const u of this.units) {
-      if (u.state !== 'waiting' || u.excluded.size === 0) continue;
-      if (live.some((m) => !u.excluded.has(m.id) && eligible(u.unit, this.info(m)))) continue;
+      if (u.state !== 'waiting' || u.excluded.size === 0 || this.anotherTaker(u)) continue;
       this.fail(u, `no worker left that can take it (${[...u.excluded].join(', ')} could not)`);
     }
   }
@@ -826,11 +830,7 @@ export class Run {
     }
     // A worker that is still here but failed it (it could not save the outputs, say), and no
     // other worker may take it: waiting would be for ever.
-    const live = this.master.live();
-    if (
-      live.some((m) => m.id === workerId) &&
-      !live.some((m) => !u.excluded.has(m.id) && eligible(u.unit, this.info(m)))
-    ) {
+    if (this.master.live().some((m) => m.id === workerId) && !this.anotherTaker(u)) {
       this.fail(u, `${why}; no other worker can take it`);
       return;
     }
@@ -1075,14 +1075,7 @@ export class Run {
           lastError = err as Error;
           this.note(`export of ${u.unit.id} from ${m.id} failed: ${lastError.message}`);
           // Built again, it goes elsewhere if it can (the same worker may fail the same way).
-          const live = this.master.live();
-          if (
-            live.some(
-              (x) => x.id !== m.id && !u.excluded.has(x.id) && eligible(u.unit, this.info(x)),
-            )
-          ) {
-            u.excluded.add(m.id);
-          }
+          if (this.anotherTaker(u, m.id)) u.excluded.add(m.id);
         }
       }
       if (!done) {
