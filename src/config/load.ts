@@ -48,7 +48,7 @@ class Locator {
     });
   }
 
-  private pos(offset: number | undefined): { line: number; col: number } {
+  pos(offset: number | undefined): { line: number; col: number } {
     if (offset === undefined) return { line: 0, col: 0 };
     return this.lines.linePos(offset);
   }
@@ -285,7 +285,8 @@ function normalizeKeys(loc: Locator): ConfigIssue[] {
   visit(loc.doc, {
     Map(_, map, ancestors) {
       const path = keyPath(ancestors, map);
-      const seen = new Map<string, number>();
+      /** Where each key was first (its offset), by name. */
+      const seen = new Map<string, number | undefined>();
       for (const pair of map.items) {
         const key = pair.key as YamlNode | null;
         if (!isScalar(key)) {
@@ -297,17 +298,18 @@ function normalizeKeys(loc: Locator): ConfigIssue[] {
         }
         if (typeof key.value !== 'string') key.value = key.source ?? String(key.value);
         const name = key.value as string;
-        const first = seen.get(name);
-        const line = loc.issue([], '', key.range?.[0]).line;
-        if (first === undefined) seen.set(name, line);
-        else
-          issues.push(
-            loc.issue(
-              [...path, name],
-              `duplicate key "${name}" (first at line ${first})`,
-              key.range?.[0],
-            ),
-          );
+        if (!seen.has(name)) {
+          seen.set(name, key.range?.[0]);
+          continue;
+        }
+        const first = loc.pos(seen.get(name)).line;
+        issues.push(
+          loc.issue(
+            [...path, name],
+            `duplicate key "${name}" (first at line ${first})`,
+            key.range?.[0],
+          ),
+        );
       }
     },
   });

@@ -1223,7 +1223,7 @@ async function linkOrCopy(src: string, dest: string): Promise<void> {
  */
 export function createGhaStore(options: Record<string, unknown>, ctx: StoreContext): GhaStore {
   if (typeof ctx.slot !== 'string' || ctx.slot === '') {
-    throw new TypeError('gha store: the worker slot is required');
+    throw new TypeError('the worker slot is required');
   }
   const known = ['dir', 'scope', 'slots', 'retain-days', 'retainDays'];
   for (const key of Object.keys(options)) {
@@ -1239,18 +1239,18 @@ export function createGhaStore(options: Record<string, unknown>, ctx: StoreConte
     throw new StoreOptionsError('give retain-days or retainDays, not both', 'retainDays');
   const retainDays = options['retain-days'] ?? options.retainDays ?? 7;
   if (dir !== undefined && (typeof dir !== 'string' || dir === '')) {
-    throw new TypeError('gha store: option dir must be a non-empty string');
+    throw new TypeError('option dir must be a non-empty string');
   }
   if (typeof scope !== 'string' || scope === '') {
-    throw new TypeError('gha store: option scope must be a non-empty string');
+    throw new TypeError('option scope must be a non-empty string');
   }
   const slotList =
     typeof slots === 'string' ? slots.split(',').map((s) => s.trim()) : (slots as unknown[]);
   if (!Array.isArray(slotList) || slotList.some((s) => typeof s !== 'string')) {
-    throw new TypeError('gha store: option slots must be a list of worker ids');
+    throw new TypeError('option slots must be a list of worker ids');
   }
   if (typeof retainDays !== 'number' || !(retainDays >= 0)) {
-    throw new TypeError('gha store: option retain-days must be a non-negative number');
+    throw new TypeError('option retain-days must be a non-negative number');
   }
   const others = [...new Set(slotList as string[])].filter((s) => s !== '' && s !== ctx.slot);
   return new GhaStore(

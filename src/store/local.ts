@@ -259,10 +259,7 @@ export class LocalStore implements Store {
     } catch (err) {
       if (isNotFound(err)) return null;
       // A blob that cannot be read (permissions, I/O) is not there for this run: a miss.
-      this.warnOnce(
-        `blob:${digest}`,
-        `${this.location}: cannot read blob ${digest}: ${errorText(err)}`,
-      );
+      this.warnUnreadable(digest, err);
       return null;
     }
     let ino: number;
@@ -434,10 +431,7 @@ export class LocalStore implements Store {
         checked++;
         await rm(b.path, { recursive: true, force: true }).catch(() => {});
         corrupt.push(b.digest);
-        this.warnOnce(
-          `blob:${b.digest}`,
-          `${this.location}: cannot read blob ${b.digest}: ${errorText(err)}`,
-        );
+        this.warnUnreadable(b.digest, err);
         return;
       }
       checked++;
@@ -595,7 +589,6 @@ export class LocalStore implements Store {
         stat(tmp).catch(() => null),
       ]);
       if (now && now.isFile() && (!fresh || now.size === fresh.size)) return false;
-      if (now && !now.isFile()) await rm(dest, { recursive: true, force: true });
     }
     try {
       await rename(tmp, dest);
@@ -609,6 +602,13 @@ export class LocalStore implements Store {
       await rename(tmp, dest);
     }
     return true;
+  }
+
+  private warnUnreadable(digest: string, err: unknown): void {
+    this.warnOnce(
+      `blob:${digest}`,
+      `${this.location}: cannot read blob ${digest}: ${errorText(err)}`,
+    );
   }
 
   private async removeStaleTemp(): Promise<void> {

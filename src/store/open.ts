@@ -8,7 +8,7 @@
  */
 import { join, resolve } from 'node:path';
 import type { CacheConfig, Config, StoreConfig } from '../config/types.js';
-import { ConfigError } from '../config/errors.js';
+import { ConfigError, type ConfigIssue } from '../config/errors.js';
 import { parseSize } from '../config/size.js';
 import { StoreOptionsError } from './errors.js';
 import { LayeredStore } from './layered.js';
@@ -154,32 +154,28 @@ export async function openStores(
   const stores = effectiveStores(config, opts.cacheDir);
   const opened: OpenedStore[] = [];
   // Every store's problems at once (one ConfigError), as the loader reports the rest of the file.
-  const problems: ConfigError[] = [];
+  const problems: ConfigIssue[] = [];
   const shift = stores[0] && IMPLICIT in stores[0] ? 1 : 0;
   for (const [position, storeConfig] of stores.entries()) {
     const index = position - shift; // as written in the config (-1: the implicit local store)
     const { type, ...options } = storeConfig;
     if (!usedWhen(opts.localOnly, type)) continue;
     const factory = Object.hasOwn(STORE_BACKENDS, type) ? STORE_BACKENDS[type] : undefined;
-    const problem = (message: string, option?: string): ConfigError => {
+    const problem = (message: string, option?: string): void => {
       const where = index < 0 ? undefined : config.cache?.locations?.[index];
       const optionAt = option !== undefined ? where?.options[option] : undefined;
       const at = optionAt ?? where;
-      return new ConfigError([
-        {
-          file: config.file,
-          line: at?.line ?? 0,
-          col: at?.col ?? 0,
-          path: index < 0 ? 'cache' : `cache.stores[${index}]${optionAt ? `.${option}` : ''}`,
-          message: `${type} store: ${message.replace(new RegExp(`^${type} store: `), '')}`,
-        },
-      ]);
+      problems.push({
+        file: config.file,
+        line: at?.line ?? 0,
+        col: at?.col ?? 0,
+        path: index < 0 ? 'cache' : `cache.stores[${index}]${optionAt ? `.${option}` : ''}`,
+        message: `${type} store: ${message}`,
+      });
     };
     if (!factory) {
-      problems.push(
-        problem(
-          `this build of dist-build has no ${JSON.stringify(type)} backend (available: ${Object.keys(STORE_BACKENDS).join(', ')})`,
-        ),
+      problem(
+        `this build of dist-build has no ${JSON.stringify(type)} backend (available: ${Object.keys(STORE_BACKENDS).join(', ')})`,
       );
       continue;
     }
@@ -194,16 +190,14 @@ export async function openStores(
     } catch (err) {
       // Factories report bad options as StoreOptionsError (or TypeError): a config problem.
       if (err instanceof StoreOptionsError || err instanceof TypeError) {
-        problems.push(
-          problem(err.message, err instanceof StoreOptionsError ? err.option : undefined),
-        );
+        problem(err.message, err instanceof StoreOptionsError ? err.option : undefined);
         continue;
       }
       throw err;
     }
     opened.push({ index, config: storeConfig, store });
   }
-  if (problems.length) throw new ConfigError(problems.flatMap((p) => p.issues));
+  if (problems.length) throw new ConfigError(problems);
   return opened;
 }
 
