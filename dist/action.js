@@ -31130,17 +31130,18 @@ function normalizeKeys(loc) {
         }
         if (typeof key.value !== "string") key.value = key.source ?? String(key.value);
         const name = key.value;
-        const first = seen.get(name);
-        const line = loc.issue([], "", key.range?.[0]).line;
-        if (first === void 0) seen.set(name, line);
-        else
-          issues.push(
-            loc.issue(
-              [...path4, name],
-              `duplicate key "${name}" (first at line ${first})`,
-              key.range?.[0]
-            )
-          );
+        if (!seen.has(name)) {
+          seen.set(name, key.range?.[0]);
+          continue;
+        }
+        const first = loc.pos(seen.get(name)).line;
+        issues.push(
+          loc.issue(
+            [...path4, name],
+            `duplicate key "${name}" (first at line ${first})`,
+            key.range?.[0]
+          )
+        );
       }
     }
   });

@@ -780,10 +780,7 @@ var init_local = __esm({
           handle = await open(path, "r");
         } catch (err) {
           if (isNotFound(err)) return null;
-          this.warnOnce(
-            `blob:${digest}`,
-            `${this.location}: cannot read blob ${digest}: ${errorText(err)}`
-          );
+          this.warnUnreadable(digest, err);
           return null;
         }
         let ino;
@@ -947,10 +944,7 @@ var init_local = __esm({
             await rm(b.path, { recursive: true, force: true }).catch(() => {
             });
             corrupt.push(b.digest);
-            this.warnOnce(
-              `blob:${b.digest}`,
-              `${this.location}: cannot read blob ${b.digest}: ${errorText(err)}`
-            );
+            this.warnUnreadable(b.digest, err);
             return;
           }
           checked++;
@@ -1092,7 +1086,6 @@ var init_local = __esm({
             stat2(tmp).catch(() => null)
           ]);
           if (now && now.isFile() && (!fresh || now.size === fresh.size)) return false;
-          if (now && !now.isFile()) await rm(dest, { recursive: true, force: true });
         }
         try {
           await rename2(tmp, dest);
@@ -1106,6 +1099,12 @@ var init_local = __esm({
           await rename2(tmp, dest);
         }
         return true;
+      }
+      warnUnreadable(digest, err) {
+        this.warnOnce(
+          `blob:${digest}`,
+          `${this.location}: cannot read blob ${digest}: ${errorText(err)}`
+        );
       }
       async removeStaleTemp() {
         const dir = join4(this.dir, "tmp");
@@ -1483,7 +1482,7 @@ async function importShard(src, target) {
 }
 async function stageShard(source, dest, keep, sound = async () => true) {
   const blobs = /* @__PURE__ */ new Set();
-  let count = 0;
+  let count2 = 0;
   for (const file of await resultFiles(source.dir)) {
     const manifest = await readManifest2(file);
     if (!manifest || !keep(manifest)) continue;
@@ -1500,9 +1499,9 @@ async function stageShard(source, dest, keep, sound = async () => true) {
       const bhex = d.slice("sha256:".length);
       await linkOrCopy(source.blobPath(d), join6(dest, "blobs", "sha256", bhex.slice(0, 2), bhex));
     }
-    count++;
+    count2++;
   }
-  return count;
+  return count2;
 }
 async function resultFiles(dir) {
   const files = await listLayout(join6(dir, "results", "sha256"), /^[0-9a-f]{64}\.json$/);
@@ -1535,7 +1534,7 @@ async function linkOrCopy(src, dest) {
 }
 function createGhaStore(options, ctx) {
   if (typeof ctx.slot !== "string" || ctx.slot === "") {
-    throw new TypeError("gha store: the worker slot is required");
+    throw new TypeError("the worker slot is required");
   }
   const known = ["dir", "scope", "slots", "retain-days", "retainDays"];
   for (const key of Object.keys(options)) {
@@ -1550,17 +1549,17 @@ function createGhaStore(options, ctx) {
     throw new StoreOptionsError("give retain-days or retainDays, not both", "retainDays");
   const retainDays = options["retain-days"] ?? options.retainDays ?? 7;
   if (dir !== void 0 && (typeof dir !== "string" || dir === "")) {
-    throw new TypeError("gha store: option dir must be a non-empty string");
+    throw new TypeError("option dir must be a non-empty string");
   }
   if (typeof scope !== "string" || scope === "") {
-    throw new TypeError("gha store: option scope must be a non-empty string");
+    throw new TypeError("option scope must be a non-empty string");
   }
   const slotList = typeof slots === "string" ? slots.split(",").map((s) => s.trim()) : slots;
   if (!Array.isArray(slotList) || slotList.some((s) => typeof s !== "string")) {
-    throw new TypeError("gha store: option slots must be a list of worker ids");
+    throw new TypeError("option slots must be a list of worker ids");
   }
   if (typeof retainDays !== "number" || !(retainDays >= 0)) {
-    throw new TypeError("gha store: option retain-days must be a non-negative number");
+    throw new TypeError("option retain-days must be a non-negative number");
   }
   const others = [...new Set(slotList)].filter((s) => s !== "" && s !== ctx.slot);
   return new GhaStore(
@@ -1805,13 +1804,13 @@ var init_gha = __esm({
         try {
           stage = await mkdtemp(join6(this.dir, "tmp", "gha-save-"));
           const cutoff = Date.now() - this.options.retainDays * DAY_MS2;
-          const count = await stageShard(
+          const count2 = await stageShard(
             this.shardStore,
             join6(stage, SHARD_NAME),
             (m) => Date.parse(m.createdAt) >= cutoff || this.touched.has(m.cacheKey),
             (d) => this.sound(d)
           );
-          if (count === 0) {
+          if (count2 === 0) {
             if (generation === this.generation) this.dirty = false;
             return;
           }
@@ -5571,17 +5570,18 @@ function normalizeKeys(loc) {
         }
         if (typeof key.value !== "string") key.value = key.source ?? String(key.value);
         const name = key.value;
-        const first = seen.get(name);
-        const line = loc.issue([], "", key.range?.[0]).line;
-        if (first === void 0) seen.set(name, line);
-        else
-          issues.push(
-            loc.issue(
-              [...path, name],
-              `duplicate key "${name}" (first at line ${first})`,
-              key.range?.[0]
-            )
-          );
+        if (!seen.has(name)) {
+          seen.set(name, key.range?.[0]);
+          continue;
+        }
+        const first = loc.pos(seen.get(name)).line;
+        issues.push(
+          loc.issue(
+            [...path, name],
+            `duplicate key "${name}" (first at line ${first})`,
+            key.range?.[0]
+          )
+        );
       }
     }
   });
@@ -9543,21 +9543,17 @@ async function openStores(config, opts) {
       const where = index < 0 ? void 0 : config.cache?.locations?.[index];
       const optionAt = option !== void 0 ? where?.options[option] : void 0;
       const at = optionAt ?? where;
-      return new ConfigError([
-        {
-          file: config.file,
-          line: at?.line ?? 0,
-          col: at?.col ?? 0,
-          path: index < 0 ? "cache" : `cache.stores[${index}]${optionAt ? `.${option}` : ""}`,
-          message: `${type} store: ${message2.replace(new RegExp(`^${type} store: `), "")}`
-        }
-      ]);
+      problems.push({
+        file: config.file,
+        line: at?.line ?? 0,
+        col: at?.col ?? 0,
+        path: index < 0 ? "cache" : `cache.stores[${index}]${optionAt ? `.${option}` : ""}`,
+        message: `${type} store: ${message2}`
+      });
     };
     if (!factory) {
-      problems.push(
-        problem(
-          `this build of dist-build has no ${JSON.stringify(type)} backend (available: ${Object.keys(STORE_BACKENDS).join(", ")})`
-        )
+      problem(
+        `this build of dist-build has no ${JSON.stringify(type)} backend (available: ${Object.keys(STORE_BACKENDS).join(", ")})`
       );
       continue;
     }
@@ -9571,16 +9567,14 @@ async function openStores(config, opts) {
       if (opts.checkOnly) continue;
     } catch (err) {
       if (err instanceof StoreOptionsError || err instanceof TypeError) {
-        problems.push(
-          problem(err.message, err instanceof StoreOptionsError ? err.option : void 0)
-        );
+        problem(err.message, err instanceof StoreOptionsError ? err.option : void 0);
         continue;
       }
       throw err;
     }
     opened.push({ index, config: storeConfig, store });
   }
-  if (problems.length) throw new ConfigError(problems.flatMap((p) => p.issues));
+  if (problems.length) throw new ConfigError(problems);
   return opened;
 }
 async function openStore(config, opts) {
@@ -10531,7 +10525,7 @@ var Master = class extends EventEmitter {
       failStream(
         c,
         grpc3.status.NOT_FOUND,
-        where ? `the worker that ran ${c.request.invocation} has left` : `no job of ${name} has started in this run`
+        where ? `the worker that ran ${name} has left` : `no job of ${name} has started in this run`
       );
       return;
     }
@@ -12739,8 +12733,7 @@ var Run = class {
           u.excluded.add(m.id);
           this.warn(`worker ${m.id} refused ${u.unit.id}: ${res.reason}`);
         }
-        const others = this.master.live().some((x) => !u.excluded.has(x.id) && eligible(u.unit, this.info(x)));
-        if (/docker build/.test(res.reason) || mismatch && !others) {
+        if (/docker build/.test(res.reason) || mismatch && !this.anotherTaker(u)) {
           this.release(u);
           this.fail(
             u,
@@ -12751,10 +12744,7 @@ var Run = class {
           return;
         }
         if (mismatch) {
-          this.release(u);
-          u.attempts--;
-          u.job = void 0;
-          this.setState(u, "waiting");
+          this.unstart(u);
           this.replan();
           this.pump();
           return;
@@ -12769,14 +12759,22 @@ var Run = class {
   }
   /** A StartJob that did not take: the unit waits again; the member cools off briefly. */
   undo(u, m, why) {
-    this.release(u);
-    u.attempts--;
-    this.setState(u, "waiting");
-    u.job = void 0;
+    this.unstart(u);
     this.note(why);
     this.cooling.set(m.uuid, Date.now() + 200);
     setTimeout(() => this.pump(), 210).unref();
     this.pump();
+  }
+  /** A dispatch that did not take: its slot is free, the attempt not counted, the unit waits. */
+  unstart(u) {
+    this.release(u);
+    u.attempts--;
+    this.setState(u, "waiting");
+    u.job = void 0;
+  }
+  /** Whether a live worker that has not failed or refused `u` (nor is `except`) may take it. */
+  anotherTaker(u, except) {
+    return this.master.live().some((m) => m.id !== except && !u.excluded.has(m.id) && eligible(u.unit, this.info(m)));
   }
   occupy(uuid) {
     this.inflight.set(uuid, (this.inflight.get(uuid) ?? 0) + 1);
@@ -12847,11 +12845,9 @@ var Run = class {
    * refused them (with none live, the no-worker timer decides).
    */
   failStranded() {
-    const live = this.master.live();
-    if (!live.length) return;
+    if (!this.master.live().length) return;
     for (const u of this.units) {
-      if (u.state !== "waiting" || u.excluded.size === 0) continue;
-      if (live.some((m) => !u.excluded.has(m.id) && eligible(u.unit, this.info(m)))) continue;
+      if (u.state !== "waiting" || u.excluded.size === 0 || this.anotherTaker(u)) continue;
       this.fail(u, `no worker left that can take it (${[...u.excluded].join(", ")} could not)`);
     }
   }
@@ -12861,8 +12857,7 @@ var Run = class {
       this.fail(u, `${why}; it already ran twice`);
       return;
     }
-    const live = this.master.live();
-    if (live.some((m) => m.id === workerId) && !live.some((m) => !u.excluded.has(m.id) && eligible(u.unit, this.info(m)))) {
+    if (this.master.live().some((m) => m.id === workerId) && !this.anotherTaker(u)) {
       this.fail(u, `${why}; no other worker can take it`);
       return;
     }
@@ -13079,12 +13074,7 @@ var Run = class {
         } catch (err) {
           lastError = err;
           this.note(`export of ${u.unit.id} from ${m.id} failed: ${lastError.message}`);
-          const live = this.master.live();
-          if (live.some(
-            (x) => x.id !== m.id && !u.excluded.has(x.id) && eligible(u.unit, this.info(x))
-          )) {
-            u.excluded.add(m.id);
-          }
+          if (this.anotherTaker(u, m.id)) u.excluded.add(m.id);
         }
       }
       if (!done) {
@@ -13418,6 +13408,9 @@ function table(rows, right = []) {
     ).join("  ").trimEnd()
   ).join("\n");
 }
+function count(n, one, many = `${one}s`) {
+  return `${n} ${n === 1 ? one : many}`;
+}
 
 // src/report/render.ts
 init_size();
@@ -13427,14 +13420,13 @@ function countByStatus(report) {
   for (const i of report.invocations) counts[i.status]++;
   return counts;
 }
-var plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 var fmtMs = (ms) => formatDuration(Math.max(0, ms) / 1e3);
 var rel = (report, at) => `+${fmtMs(at - report.startedAt)}`;
 function totalsLine(report) {
   const c = countByStatus(report);
   const extra = ["skipped", "cancelled"].filter((s) => c[s] > 0).map((s) => `, ${c[s]} ${s}`).join("");
   const left = report.workers.filter((w) => w.left !== void 0).length;
-  return `${plural(report.invocations.length, "invocation")}: ${c.built} built, ${c.cached} cached, ${c.failed} failed${extra} in ${fmtMs(report.durationMs)} on ${plural(report.workers.length, "worker")}` + (left ? ` (${left} left during the run)` : "");
+  return `${count(report.invocations.length, "invocation")}: ${c.built} built, ${c.cached} cached, ${c.failed} failed${extra} in ${fmtMs(report.durationMs)} on ${count(report.workers.length, "worker")}` + (left ? ` (${left} left during the run)` : "");
 }
 function interval(i) {
   if (i.status !== "built" && i.status !== "failed") return null;
@@ -13532,7 +13524,7 @@ function summaryTable(report, opts = {}) {
         e.unit,
         e.worker,
         `${o.path} -> ${shownPath(o.dest)}`,
-        `${o.files} ${o.files === 1 ? "entry" : "entries"}`,
+        count(o.files, "entry", "entries"),
         formatSize(o.size),
         shortDigest(o.digest)
       ]);
@@ -13981,9 +13973,12 @@ ${body.join("\n")}
 </html>
 `;
 }
+function pathBelow(base, path) {
+  const rel2 = relative2(base, path);
+  return rel2 && !rel2.startsWith("..") && !isAbsolute(rel2) ? rel2 : void 0;
+}
 function shownPath(path) {
-  const rel2 = relative2(process.cwd(), path);
-  return rel2 && !rel2.startsWith("..") && !isAbsolute(rel2) ? rel2 : path;
+  return pathBelow(process.cwd(), path) ?? path;
 }
 
 // src/report/index.ts

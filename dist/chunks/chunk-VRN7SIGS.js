@@ -307,10 +307,7 @@ var LocalStore = class _LocalStore {
       handle = await open(path, "r");
     } catch (err) {
       if (isNotFound(err)) return null;
-      this.warnOnce(
-        `blob:${digest}`,
-        `${this.location}: cannot read blob ${digest}: ${errorText(err)}`
-      );
+      this.warnUnreadable(digest, err);
       return null;
     }
     let ino;
@@ -474,10 +471,7 @@ var LocalStore = class _LocalStore {
         await rm(b.path, { recursive: true, force: true }).catch(() => {
         });
         corrupt.push(b.digest);
-        this.warnOnce(
-          `blob:${b.digest}`,
-          `${this.location}: cannot read blob ${b.digest}: ${errorText(err)}`
-        );
+        this.warnUnreadable(b.digest, err);
         return;
       }
       checked++;
@@ -619,7 +613,6 @@ var LocalStore = class _LocalStore {
         stat2(tmp).catch(() => null)
       ]);
       if (now && now.isFile() && (!fresh || now.size === fresh.size)) return false;
-      if (now && !now.isFile()) await rm(dest, { recursive: true, force: true });
     }
     try {
       await rename(tmp, dest);
@@ -633,6 +626,12 @@ var LocalStore = class _LocalStore {
       await rename(tmp, dest);
     }
     return true;
+  }
+  warnUnreadable(digest, err) {
+    this.warnOnce(
+      `blob:${digest}`,
+      `${this.location}: cannot read blob ${digest}: ${errorText(err)}`
+    );
   }
   async removeStaleTemp() {
     const dir = join(this.dir, "tmp");
@@ -1600,7 +1599,7 @@ async function linkOrCopy(src, dest) {
 }
 function createGhaStore(options, ctx) {
   if (typeof ctx.slot !== "string" || ctx.slot === "") {
-    throw new TypeError("gha store: the worker slot is required");
+    throw new TypeError("the worker slot is required");
   }
   const known = ["dir", "scope", "slots", "retain-days", "retainDays"];
   for (const key of Object.keys(options)) {
@@ -1615,17 +1614,17 @@ function createGhaStore(options, ctx) {
     throw new StoreOptionsError("give retain-days or retainDays, not both", "retainDays");
   const retainDays = options["retain-days"] ?? options.retainDays ?? 7;
   if (dir !== void 0 && (typeof dir !== "string" || dir === "")) {
-    throw new TypeError("gha store: option dir must be a non-empty string");
+    throw new TypeError("option dir must be a non-empty string");
   }
   if (typeof scope !== "string" || scope === "") {
-    throw new TypeError("gha store: option scope must be a non-empty string");
+    throw new TypeError("option scope must be a non-empty string");
   }
   const slotList = typeof slots === "string" ? slots.split(",").map((s) => s.trim()) : slots;
   if (!Array.isArray(slotList) || slotList.some((s) => typeof s !== "string")) {
-    throw new TypeError("gha store: option slots must be a list of worker ids");
+    throw new TypeError("option slots must be a list of worker ids");
   }
   if (typeof retainDays !== "number" || !(retainDays >= 0)) {
-    throw new TypeError("gha store: option retain-days must be a non-negative number");
+    throw new TypeError("option retain-days must be a non-negative number");
   }
   const others = [...new Set(slotList)].filter((s) => s !== "" && s !== ctx.slot);
   return new GhaStore(

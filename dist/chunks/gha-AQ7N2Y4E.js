@@ -11,7 +11,7 @@ import {
   ghaSaveScope,
   ghaScopePrefix,
   ghaSuperseded
-} from "./chunk-LZFSM6BT.js";
+} from "./chunk-VRN7SIGS.js";
 import "./chunk-ZSLHDOSL.js";
 import "./chunk-7FDW4MNB.js";
 export {
