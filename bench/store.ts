@@ -22,10 +22,17 @@
 //      bytes before/after; registry: RegistryStore.stats().uploadedBytes). The second save reads
 //      the tree restored in part 1/2, so it also checks that the restore was exact (same digests).
 // Page caches cannot be dropped here: every measurement runs twice (ours and the baseline
-// interleaved, which goes first alternating; before each step `sync`, a pause of --settle-ms and
-// `sync` again, since ext4 here creates files several times slower while it still digests the
-// previous run's deletions) and the best run counts; the tree is in the page cache for both
-// sides alike.
+// interleaved, which goes first alternating; before each step `sync` and a pause of --settle-ms)
+// and the best run counts; the tree is in the page cache for both sides alike.
+// Nothing is deleted until every step has been timed: what a step is done with is renamed into
+// a trash directory, removed at the end. On ext4 without a journal (this VM's root file system)
+// the inode allocator skips inodes freed in the last 60-300 s, checking each one
+// (`recently_deleted()` in fs/ext4/ialloc.c), so creating files right after thousands were
+// deleted costs 10-30x more system time: deleting the previous run's trees between steps made
+// whichever extraction came next take 1 s or 10 s. A probe (200 empty files) before each part
+// prints what creating a file costs at that moment; another process deleting many files on the
+// same file system shows up there. Without room for the trash (about (8 x runs + 3) x the tree),
+// trees are deleted as the bench goes, and the bench says so.
 // Options: --size-mib N (default 1024; 256 when the temp dir's filesystem has < 8 GiB free),
 // --gha-mib N (64), --runs N (2), --settle-ms N (1000), --keep (keep the temp dir), --only local|registry|gha (one
 // part; `--only registry` still makes part 1's tar, untimed, as the curl blob).
@@ -92,6 +99,10 @@ const freeBytes = (() => {
 const SIZE_MIB = opt('size-mib') ?? (freeBytes < 8 * GiB ? 256 : 1024);
 const GHA_MIB = Math.min(opt('gha-mib') ?? 64, SIZE_MIB);
 
+/** Room for every step's trees until the end (see the header): then nothing is deleted before. */
+const DEFER_DELETES = freeBytes > ((8 * (opt('runs') ?? 2) + 3) * SIZE_MIB + 4096) * MiB;
+let trashed = 0;
+
 const cleanup = (): void => {
   if (!KEEP) fs.rmSync(tmp, { recursive: true, force: true });
 };
@@ -157,8 +168,38 @@ function benchManifest(tag: string, outputs: OutputEntry[]): ResultManifest {
   };
 }
 
+/** Deletes `p` now. */
 function rm(p: string): void {
   fs.rmSync(p, { recursive: true, force: true });
+}
+
+/** Done with `p`: into the trash (deleted at the end) when there is room, else deleted now. */
+function discard(p: string): void {
+  if (!DEFER_DELETES) return rm(p);
+  if (!fs.existsSync(p)) return;
+  const trash = path.join(tmp, 'trash');
+  fs.mkdirSync(trash, { recursive: true });
+  fs.renameSync(p, path.join(trash, String(trashed++)));
+}
+
+/** Microseconds per empty file created in a fresh directory now (kept: see `discard`). */
+function creationProbe(): number {
+  const dir = path.join(tmp, `probe-${trashed}`);
+  fs.mkdirSync(dir);
+  const n = 200;
+  const start = performance.now();
+  for (let i = 0; i < n; i++) fs.closeSync(fs.openSync(path.join(dir, `f${i}`), 'wx'));
+  const us = ((performance.now() - start) * 1000) / n;
+  discard(dir);
+  return us;
+}
+
+function probeLine(): void {
+  const us = creationProbe();
+  console.log(
+    `  creating a file here costs ${us.toFixed(0)} us now` +
+      (us > 100 ? ' (slow: many files were deleted on this file system in the last minutes)' : ''),
+  );
 }
 
 /** RSS sampling, peak per phase (the event loop is blocked during sync child processes, which
@@ -292,6 +333,7 @@ interface LocalPart {
 async function localPart(tree: Tree): Promise<LocalPart> {
   enter('local');
   console.log(`\n1. local store vs tar (best of ${RUNS}, page cache warm for both)`);
+  probeLine();
   const tarFile = path.join(tmp, 'tree.tar');
   const t = {
     tarC: [] as number[],
@@ -302,15 +344,14 @@ async function localPart(tree: Tree): Promise<LocalPart> {
   let last: { store: LocalStore; restored: string; entries: OutputEntry[] } | undefined;
   let lastX: string | undefined;
   for (let i = 0; i < RUNS; i++) {
-    // The previous run's trees go first, and the file system gets to settle (ext4 creates files
-    // several times slower while it is still busy with thousands of fresh deletions), so both
-    // sides start from the same state; which side goes first alternates.
-    if (lastX) rm(lastX);
+    // The previous run's trees go to the trash (see the header), so both sides start from the
+    // same state; which side goes first alternates.
+    if (lastX) discard(lastX);
     if (last) {
-      rm(last.store.dir);
-      rm(last.restored);
+      discard(last.store.dir);
+      discard(last.restored);
     }
-    rm(tarFile);
+    discard(tarFile);
     const x = path.join(tmp, `tar-x-${i}`);
     const restored = path.join(tmp, `local-restored-${i}`);
     fs.mkdirSync(x);
@@ -337,7 +378,7 @@ async function localPart(tree: Tree): Promise<LocalPart> {
         `save ${fmtMs(t.save[i]!)}, restore ${fmtMs(t.rest[i]!)}`,
     );
   }
-  if (lastX) rm(lastX);
+  if (lastX) discard(lastX);
   const B = tree.bytes;
   const [tarC, tarX, save, rest] = [best(t.tarC), best(t.tarX), best(t.save), best(t.rest)];
   rateLine('tar -cf', rate(B, tarC), 'saveOutputs', rate(B, save));
@@ -424,6 +465,7 @@ async function registryPart(tree: Tree, tarFile: string): Promise<RegistryPart |
   console.log(
     `\n2. registry store vs curl (loopback docker-registry, started by __tests__/helpers/registry.ts; best of ${RUNS})`,
   );
+  probeLine();
   if (!fs.existsSync(REGISTRY_BIN)) {
     console.log('  skipped: docker-registry not installed');
     rows.push({
@@ -454,7 +496,7 @@ async function registryPart(tree: Tree, tarFile: string): Promise<RegistryPart |
     for (let i = 0; i < RUNS; i++) {
       // A fresh repository per run: a blob already linked to it would not be uploaded again.
       const curlRepo = `bench/curl-${i}`;
-      if (last) rm(last.restored);
+      if (last) discard(last.restored);
       const curlSide = async () => {
         await settle();
         t.up.push(await time(() => curlUpload(reg, curlRepo, tarFile, tarDigest)));
@@ -463,13 +505,13 @@ async function registryPart(tree: Tree, tarFile: string): Promise<RegistryPart |
         const file = path.join(tmp, `curl-get-${i}.tar`);
         await settle();
         t.downFile.push(await time(() => curlDownload(reg, curlRepo, tarDigest, tarSize, file)));
-        rm(file);
+        discard(file);
         // What standard tools take for the whole of a pull: download and extract.
         const x = path.join(tmp, `curl-x-${i}`);
         fs.mkdirSync(x);
         await settle();
         t.downX.push(await time(() => curlExtract(reg, curlRepo, tarDigest, x)));
-        rm(x);
+        discard(x);
       };
       const store = new RegistryStore({ ref: `${reg.host}/bench/ours-${i}` });
       const restored = path.join(tmp, `registry-restored-${i}`);
@@ -491,7 +533,7 @@ async function registryPart(tree: Tree, tarFile: string): Promise<RegistryPart |
         if (fetched.size !== new Set(entries.map((e) => e.digest)).size) {
           throw new Error('the local layer did not get the blobs of the registry hit');
         }
-        rm(layerDir);
+        discard(layerDir);
         fs.mkdirSync(restored);
         await settle();
         t.pull.push(await time(() => restoreOutputs(blobOpenerFor(store), restored, entries)));
@@ -575,6 +617,7 @@ async function ghaPart(): Promise<void> {
     bSave: [] as number[],
     bRest: [] as number[],
   };
+  probeLine();
   const warnings: string[] = [];
   for (let i = 0; i < RUNS; i++) {
     // ours: a fresh fake, slot and shard per run (a run must not find the previous one's entry)
@@ -612,7 +655,7 @@ async function ghaPart(): Promise<void> {
           }),
         );
         for (const d of [`gha-shard-a-${i}`, `gha-shard-b-${i}`, `gha-restored-${i}`])
-          rm(path.join(tmp, d));
+          discard(path.join(tmp, d));
       } finally {
         await server.close();
       }
@@ -649,8 +692,8 @@ async function ghaPart(): Promise<void> {
         if (!fs.existsSync(path.join(ws, 'out/large/big-0.bin'))) {
           throw new Error('baseline restoreCache did not restore into the fresh workspace');
         }
-        rm(ws);
-        rm(runnerTemp);
+        discard(ws);
+        discard(runnerTemp);
       } finally {
         await server.close();
       }
@@ -671,7 +714,7 @@ async function ghaPart(): Promise<void> {
     null,
     d(save + rest, bSave + bRest),
   );
-  rm(root);
+  discard(root);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -690,7 +733,11 @@ async function main(): Promise<void> {
       (bigTree ? `; tree ${SIZE_MIB} MiB` : '') +
       (bigTree && opt('size-mib') === undefined && freeBytes < 8 * GiB
         ? ' (< 8 GiB free: smaller default)'
-        : ''),
+        : '') +
+      (DEFER_DELETES
+        ? '; nothing is deleted before the end'
+        : '; not enough room to keep every tree until the end: deleting as it goes, which slows ' +
+          'creating files on some file systems (see the header of bench/store.ts)'),
   );
   // Parts 1-2 share the big tree (part 3 makes its own, smaller one).
   if (bigTree) {
@@ -720,8 +767,8 @@ async function main(): Promise<void> {
         target: '0 / 0 B',
         met: after.blobs === before.blobs && after.bytes === before.bytes,
       });
-      rm(local.store.dir);
-      rm(local.restored);
+      discard(local.store.dir);
+      discard(local.restored);
     } else if (runs('registry')) {
       // Part 2's curl blob, untimed.
       run('tar', ['-cf', tarFile, '-C', tree.root, 'out']);
@@ -729,9 +776,9 @@ async function main(): Promise<void> {
 
     if (runs('registry')) {
       const reg = await registryPart(tree, tarFile);
-      if (reg) rm(reg.restored);
+      if (reg) discard(reg.restored);
     }
-    rm(tarFile);
+    discard(tarFile);
   }
   const rss12 = Math.max(
     peaks.get('local') ?? 0,

@@ -140,6 +140,25 @@ describe('dist-build CLI', () => {
     expect(r.out).toMatch(/estimate: makespan/);
   });
 
+  it("plan leaves run's --out out of the inputs, so its keys are the ones run computes", async () => {
+    const root = join(dir, 'out-excluded');
+    mkdirSync(join(root, 'dist-build-out'), { recursive: true });
+    writeFileSync(join(root, 'a.txt'), 'a');
+    const config = join(root, 'dist-build.yml');
+    writeFileSync(config, "version: 1\ninvocations:\n  x: {run: 'true', inputs: ['**']}\n");
+    const key = async (...flags: string[]) => {
+      const r = await cli('plan', '-c', config, '--json', ...flags);
+      expect(r.code).toBe(0);
+      return (JSON.parse(r.out) as { units: Record<string, { cacheKey: string }> }).units.x!.cacheKey;
+    };
+    const out = ['--out', join(root, 'dist-build-out')];
+    const before = await key(...out);
+    writeFileSync(join(root, 'dist-build-out', 'dist-build-report.json'), '{}');
+    expect(await key(...out)).toBe(before);
+    // Another --out: the directory is an input like any other.
+    expect(await key('--out', join(dir, 'elsewhere'))).not.toBe(before);
+  });
+
   it('plan reports bad input with exit code 2 and no stack trace', async () => {
     const bad = join(dir, 'bad.yml');
     writeFileSync(bad, 'version: 1\ninvocations:\n  a: {run: x, needs: [b]}\n');

@@ -7,7 +7,13 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../config/load.js';
 import { formatDuration } from '../config/duration.js';
-import { numberedWorkers, planBuild, readHistory, readPrevious } from '../plan/plan.js';
+import {
+  numberedWorkers,
+  outExclusion,
+  planBuild,
+  readHistory,
+  readPrevious,
+} from '../plan/plan.js';
 import type { PlanJson } from '../plan/plan.js';
 import { splitArgs } from './args.js';
 
@@ -26,6 +32,7 @@ async function plan(): Promise<void> {
     ...(history ? { history: await readHistory(history) } : {}),
     ...(previous ? { previous: await readPrevious(previous) } : {}),
     keys: core.getBooleanInput('keys'),
+    exclude: outExclusion(config.root, core.getInput('out') || 'dist-build-out'),
     onWarning: (m) => core.warning(m),
   });
   core.setOutput('matrix', JSON.stringify(result.matrix));

@@ -5,16 +5,15 @@
  * `dist-build master` (a self-hosted pool).
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join, resolve, sep } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Config } from '../config/types.js';
 import type { Master } from '../cluster/master.js';
 import type { OutputChunkMsg } from '../cluster/protocol.js';
 import { Run } from '../cluster/scheduler.js';
 import { computeCacheKeys } from '../plan/keys.js';
 import { expandUnits } from '../plan/units.js';
-import type { History } from '../plan/plan.js';
+import { outExclusion, type History } from '../plan/plan.js';
 import {
-  pathBelow,
   shownPath,
   summaryTable,
   writeReport,
@@ -83,10 +82,8 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
   const previous = await readJson<{ assignments: Record<string, string> }>(planFile);
 
   const units = expandUnits(config);
-  // The --out directory (report, exported copies) is nobody's input when it is in the tree.
-  const outRel = pathBelow(config.root, resolve(opts.out));
   const keyInfo = await computeCacheKeys(config, units, {
-    exclude: outRel ? [outRel.split(sep).join('/')] : [],
+    exclude: outExclusion(config.root, opts.out),
   });
   const warned = new Set<string>();
   for (const u of units) {

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Config } from '../config/types.js';
 import { expandUnits, workerCount } from './units.js';
 import { place } from './placement.js';
@@ -32,8 +33,26 @@ export interface PlanOptions {
   keys?: boolean;
   /** Directory of the file-digest index (default `<root>/.dist-build/index`). */
   cacheDir?: string;
+  /** Root-relative paths that are nobody's input, such as `run`'s `--out` directory. */
+  exclude?: readonly string[];
   /** Told about things worth a warning, such as input patterns that match no file. */
   onWarning?: (message: string) => void;
+}
+
+/** `path` relative to `base` when it is below it (not `base` itself), else undefined. */
+export function pathBelow(base: string, path: string): string | undefined {
+  const rel = relative(base, path);
+  return rel && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel) ? rel : undefined;
+}
+
+/**
+ * `run`'s `--out` directory (report, exported copies) as a root-relative path to leave out of
+ * every invocation's inputs when it is in the tree (`PlanOptions.exclude`), so that `plan` and
+ * `run` compute the same keys.
+ */
+export function outExclusion(root: string, out: string): string[] {
+  const rel = pathBelow(root, resolve(out));
+  return rel ? [rel.split(sep).join('/')] : [];
 }
 
 export class PlanInputError extends Error {
@@ -82,7 +101,10 @@ export async function planBuild(config: Config, opts: PlanOptions = {}): Promise
   const keys =
     opts.keys === false
       ? undefined
-      : await computeCacheKeys(config, units, opts.cacheDir ? { cacheDir: opts.cacheDir } : {});
+      : await computeCacheKeys(config, units, {
+          ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
+          exclude: opts.exclude ?? [],
+        });
   if (keys && opts.onWarning) {
     const warned = new Set<string>();
     for (const u of units) {

@@ -11,7 +11,6 @@ export {
   totalsLine,
   countByStatus,
   escapeHtml,
-  pathBelow,
   shownPath,
 } from './render.js';
 

@@ -3,7 +3,7 @@
  * and a self-contained HTML page (inline CSS and SVG, no scripts, no external assets).
  * Deterministic: no clock reads; chart times are relative to `report.startedAt`.
  */
-import { isAbsolute, relative } from 'node:path';
+import { pathBelow } from '../plan/plan.js';
 import { count, table } from '../cli/table.js';
 import { formatDuration } from '../config/duration.js';
 import { formatSize } from '../config/size.js';
@@ -663,12 +663,6 @@ export function renderHtml(report: RunReport): string {
     `<title>dist-build run ${h(report.status)}: ${h(report.config)}</title>\n` +
     `<style>${CSS}</style>\n</head>\n<body>\n<main>\n${body.join('\n')}\n</main>\n</body>\n</html>\n`
   );
-}
-
-/** `path` relative to `base` when it is below it (not `base` itself), else undefined. */
-export function pathBelow(base: string, path: string): string | undefined {
-  const rel = relative(base, path);
-  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : undefined;
 }
 
 /** `path` relative to the current directory when it is below it (shorter to read), else as is. */

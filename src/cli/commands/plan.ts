@@ -3,6 +3,7 @@ import { loadConfig } from '../../config/load.js';
 import { formatDuration } from '../../config/duration.js';
 import {
   numberedWorkers,
+  outExclusion,
   planBuild,
   readHistory,
   readMembers,
@@ -22,6 +23,7 @@ interface PlanFlags {
   history?: string;
   previous?: string;
   keys: boolean;
+  out: string;
   json?: boolean;
 }
 
@@ -107,6 +109,11 @@ export function registerPlan(program: Command): void {
       '--previous <file>',
       'the JSON printed by an earlier `plan --json`: invocations first try their previous worker',
     )
+    .option(
+      '-o, --out <dir>',
+      "the --out of the runs this plans: left out of every invocation's inputs, as run does",
+      'dist-build-out',
+    )
     .option('--no-keys', 'skip hashing inputs (no cache keys in the output)')
     .option('--json', 'print one JSON object: workers, matrix, assignments, estimate, units')
     .addHelpText(
@@ -125,6 +132,7 @@ Examples:
         ...(flags.history ? { history: await readHistory(flags.history) } : {}),
         ...(flags.previous ? { previous: await readPrevious(flags.previous) } : {}),
         keys: flags.keys,
+        exclude: outExclusion(config.root, flags.out),
         onWarning: (m) => process.stderr.write(`dist-build: warning: ${m}\n`),
       });
       process.stdout.write(
