@@ -149,7 +149,8 @@ describe('dist-build CLI', () => {
     const key = async (...flags: string[]) => {
       const r = await cli('plan', '-c', config, '--json', ...flags);
       expect(r.code).toBe(0);
-      return (JSON.parse(r.out) as { units: Record<string, { cacheKey: string }> }).units.x!.cacheKey;
+      return (JSON.parse(r.out) as { units: Record<string, { cacheKey: string }> }).units.x!
+        .cacheKey;
     };
     const out = ['--out', join(root, 'dist-build-out')];
     const before = await key(...out);

@@ -13,12 +13,7 @@ import { Run } from '../cluster/scheduler.js';
 import { computeCacheKeys } from '../plan/keys.js';
 import { expandUnits } from '../plan/units.js';
 import { outExclusion, type History } from '../plan/plan.js';
-import {
-  shownPath,
-  summaryTable,
-  writeReport,
-  type RunReport,
-} from '../report/index.js';
+import { shownPath, summaryTable, writeReport, type RunReport } from '../report/index.js';
 import { Progress } from './progress.js';
 
 export interface DriveOptions {
