@@ -335,7 +335,7 @@ invocations:
       const recorded = readdirSync(running)
         .filter((f) => !f.endsWith('.sock')) // the worker's own socket lives there too
         .map((f) => readFileSync(join(running, f), 'utf8'));
-      expect(recorded.map((t) => t.trim())).toContain(pgid);
+      expect(recorded.map((t) => t.trim().split(' ')[0])).toContain(pgid);
       workers[victim].kill('SIGKILL');
       await workers[victim].exited;
       expect(alive()).toBe(true); // nobody stopped it
@@ -680,7 +680,7 @@ invocations:
         readdirSync(running).some(
           (n) =>
             n.startsWith(`${stalled}.`) &&
-            readFileSync(join(running, n), 'utf8').trim() === String(shell),
+            readFileSync(join(running, n), 'utf8').trim().split(' ')[0] === String(shell),
         ),
       );
       process.kill(stalled!, 'SIGSTOP');

@@ -37,6 +37,7 @@ import { RESULT_FORMAT } from '../store/types.js';
 import { blobOpenerFor, restoreOutputs, saveOutputs } from '../store/pack.js';
 import { configDigest, definitionDigest } from './definition.js';
 import { processAlive } from './local.js';
+import { processStartTime } from '../store/fsutil.js';
 import {
   CACHE_QUERY_REMOTE_BUDGET_MS,
   call,
@@ -136,8 +137,9 @@ const PULL_GRACE_MS = 1000;
 const STATS_DELAY_MS = 2000;
 /** Name prefix of a worker's own socket in the temp dir (when its cache dir's path is too long). */
 const TMP_SOCKET_PREFIX = 'dist-build-worker-';
-/** Bytes of a process-group file: the pgid, padded with spaces (all spaces when free). */
-const PGID_WIDTH = 12;
+/** Bytes of a process-group file: `<pgid> <leader's start time>`, padded with spaces (all
+ * spaces when free). */
+const PGID_WIDTH = 40;
 
 /** Agents created in this process so far. */
 let agentInstances = 0;
@@ -515,7 +517,9 @@ export class WorkerAgent {
    * named `<worker pid>.<agent>.<n>`. A worker killed with SIGKILL cannot stop its commands; the
    * other workers sharing this cache dir (and this one when it starts again) end the groups whose
    * worker is gone, so a command never keeps writing into a tree where its invocation is being
-   * run again.
+   * run again. The group leader's start time is recorded with the pgid: a group whose leader's
+   * pid has since been taken by another process is over and never signalled (a pgid is not
+   * reused while its group has a member).
    * The files are kept open and reused, one per job running at once, and written in place (a
    * file created and removed per job cost 0.2-0.5 ms on this kind of disk, on every job's path).
    */
@@ -530,7 +534,8 @@ export class WorkerAgent {
         f = { path, fd: openSync(path, 'w', 0o600) };
         this.pgidFiles.push(f);
       }
-      writeSync(f.fd, String(pgid).padEnd(PGID_WIDTH), 0);
+      const started = processStartTime(pgid) ?? '';
+      writeSync(f.fd, `${pgid} ${started}`.padEnd(PGID_WIDTH), 0);
       return f;
     } catch {
       return undefined;
@@ -1141,12 +1146,17 @@ function pgidFileOwner(name: string): number {
   return Number(name.slice(0, name.indexOf('.')));
 }
 
-/** Kills the process group a `running/` file names (if any) and removes the file. */
+/**
+ * Kills the process group a `running/` file names (if any, and if its leader's pid is not now
+ * another process's) and removes the file.
+ */
 function endGroupOf(file: string): number | undefined {
   let ended: number | undefined;
   try {
-    const pgid = Number(readFileSync(file, 'utf8'));
-    if (Number.isInteger(pgid) && pgid > 1) {
+    const [pgidText = '', started] = readFileSync(file, 'utf8').trim().split(/\s+/);
+    const pgid = Number(pgidText);
+    const now = started ? processStartTime(pgid) : undefined;
+    if (Number.isInteger(pgid) && pgid > 1 && (now ?? started) === started) {
       process.kill(-pgid, 'SIGKILL');
       ended = pgid;
     }

@@ -1,5 +1,5 @@
 /** Small file-system helpers shared by the stores: "not there" is an answer, not an error. */
-import { writevSync } from 'node:fs';
+import { readFileSync, writevSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 
 export function isNotFound(err: unknown): boolean {
@@ -46,5 +46,20 @@ export function processAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
+ * When process `pid` started (clock ticks since boot: field 22 of `/proc/<pid>/stat`), or
+ * undefined when it is not running or there is no `/proc`. A pid and its start time name one
+ * process for good: a pid reused later has another start time.
+ */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // The command name (field 2) is in parentheses and may hold spaces and parentheses itself.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
   }
 }
