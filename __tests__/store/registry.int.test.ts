@@ -295,6 +295,50 @@ describe('registry store listing (fake registry)', () => {
     );
     expect(seen.filter((p) => p.includes('tags/list'))).toHaveLength(2);
   });
+
+  it('answers basic auth once for concurrent first requests, and says when it is refused', async () => {
+    const keys = [sha('b1'), sha('b2'), sha('b3'), sha('b4')];
+    const good = `Basic ${Buffer.from('alice:s3cret').toString('base64')}`;
+    const unauthorized = new Set<string>();
+    // As registry:2 with htpasswd: every request without the right credentials gets 401.
+    const fake: typeof fetch = async (input, init) => {
+      const auth = new Headers(init?.headers).get('authorization');
+      if (auth !== good) {
+        unauthorized.add(String(input));
+        return new Response(null, {
+          status: 401,
+          headers: { 'www-authenticate': 'Basic realm="basic-realm"' },
+        });
+      }
+      const tag = /\/manifests\/r-([0-9a-f]{64})$/.exec(new URL(String(input)).pathname);
+      return new Response(null, { status: tag && tag[1] === keys[0]!.slice(7) ? 200 : 404 });
+    };
+    const env = { DIST_BUILD_REGISTRY_USERNAME: 'alice', DIST_BUILD_REGISTRY_PASSWORD: 's3cret' };
+    const warnings: string[] = [];
+    const s = new RegistryStore({
+      ref: 'registry.example.com/org/cache',
+      fetch: fake,
+      env,
+      onWarning: (m) => warnings.push(m),
+    });
+    // Four HEADs go out at once and all meet the 401 before any has been answered.
+    expect(await s.hasResults(keys)).toEqual(new Set([keys[0]]));
+    expect(unauthorized.size).toBe(4);
+    expect(warnings).toEqual([]);
+
+    const wrong = new RegistryStore({
+      ref: 'registry.example.com/org/cache',
+      fetch: fake,
+      env: { ...env, DIST_BUILD_REGISTRY_PASSWORD: 'wrong' },
+      onWarning: (m) => warnings.push(m),
+    });
+    expect(await wrong.hasResults(keys)).toEqual(new Set());
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /refused the credentials from DIST_BUILD_REGISTRY_USERNAME\/PASSWORD; cache misses$/,
+      ),
+    ]);
+  });
 });
 
 describeRegistry('registry store on a real registry', () => {

@@ -1241,11 +1241,15 @@ export class RegistryStore implements Store {
     return this.credentials;
   }
 
-  /** Answers a 401: gets what the challenge asks for, or throws an `auth` error. */
+  /**
+   * Answers a 401 to a request sent with `sentWith` (its Authorization header, if any): gets what
+   * the challenge asks for, or throws an `auth` error.
+   */
   private async authenticate(
     header: string | null,
     scopeKey: string,
     scopes: string[],
+    sentWith: string | undefined,
   ): Promise<void> {
     const challenges = parseChallenges(header);
     const bearer = challenges.find((c) => c.scheme === 'bearer');
@@ -1274,18 +1278,23 @@ export class RegistryStore implements Store {
         );
       }
       const header = basicHeader(creds);
-      if (this.basicAuth === header) {
-        throw new StoreUnavailableError(
-          'auth',
-          `${this.location}: the registry refused the credentials from ${creds.source}`,
-        );
-      }
+      // Refused only when they were sent: concurrent requests that went out before the first
+      // 401 was answered meet it too, and are sent again with them.
+      if (sentWith === header) throw this.refused(creds);
       this.basicAuth = header;
       return;
     }
     throw new StoreUnavailableError(
       'auth',
       `${this.location}: the registry answered 401 without a usable challenge`,
+    );
+  }
+
+  private refused(creds: Credentials): StoreUnavailableError {
+    return new StoreUnavailableError(
+      'auth',
+      `${this.location}: the registry refused the credentials from ${creds.source}`,
+      { status: 401 },
     );
   }
 
@@ -1354,11 +1363,15 @@ export class RegistryStore implements Store {
       if (res.status === 401 && ours && attempt === 0) {
         await discard(res);
         this.challenge = res.headers.get('www-authenticate');
-        await this.authenticate(this.challenge, scopeKey, scopes);
+        await this.authenticate(this.challenge, scopeKey, scopes, auth);
         continue;
       }
       if (res.status === 401 || res.status === 403) {
         const summary = await errorSummary(res);
+        if (res.status === 401 && ours && auth !== undefined && auth === this.basicAuth) {
+          const creds = await this.loadCredentials();
+          if (creds) throw this.refused(creds);
+        }
         throw new StoreUnavailableError(
           'auth',
           `${this.location}: access denied (${spec.what}: HTTP ${res.status}${summary ? ` ${summary}` : ''})`,
@@ -1378,7 +1391,7 @@ export class RegistryStore implements Store {
   private async freshAuthorization(scopeKey: string, scopes: string[]): Promise<void> {
     if (this.challenge === null || this.authorization(scopeKey) !== undefined) return;
     if (!parseChallenges(this.challenge).some((c) => c.scheme === 'bearer')) return;
-    await this.authenticate(this.challenge, scopeKey, scopes);
+    await this.authenticate(this.challenge, scopeKey, scopes, undefined);
   }
 
   private unexpected(res: HttpAnswer, what: string): StoreUnavailableError {
