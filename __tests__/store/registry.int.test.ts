@@ -564,6 +564,41 @@ describeRegistry('registry store on a real registry', () => {
     }
   });
 
+  it('takes a result config whose download is cut short for a miss, not for corrupt: nothing deleted', async () => {
+    const repo = newRepo('cut-config');
+    const a = makeStore(reg.host, repo);
+    const entries = await saveOutputs(a.store, await makeTree('cut-config'), ['out']);
+    const key = cacheKey('cut-config');
+    await a.store.putResult(result(key, entries));
+    let cut = 0;
+    // The first blob read (the result's config) loses its connection after a few bytes.
+    const proxy = await startProxy(reg.host, (req, res, forward) => {
+      if (req.method !== 'GET' || !req.url?.includes('/blobs/sha256:') || cut > 0) return false;
+      cut++;
+      forward(undefined, (up) => {
+        res.writeHead(up.statusCode ?? 502, { ...up.headers });
+        up.once('data', (chunk: Buffer) => {
+          up.destroy();
+          res.write(chunk.subarray(0, 10), () => setTimeout(() => res.destroy(), 20));
+        });
+      });
+      return true;
+    });
+    try {
+      const b = makeStore(proxy.host, repo);
+      expect(await b.store.getResult(key)).toBeNull();
+      expect(cut).toBe(1);
+      expect(b.warnings).toEqual([
+        expect.stringMatching(/connection was lost after 10 of \d+ bytes/),
+      ]);
+      // Still in the repository, and read by the same store once the connection holds.
+      expect(await b.store.getResult(key)).toEqual(result(key, entries));
+      expect(await a.store.getResult(key)).toEqual(result(key, entries));
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('sends a large file in one PUT, or in chunks once the registry refuses that (413)', async () => {
     const data = randomBytes(20 * 1024 * 1024 + 3);
     const file = join(tmp, 'whole.bin');

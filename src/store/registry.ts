@@ -66,7 +66,14 @@ import {
   TokenError,
 } from './registry-auth.js';
 import type { Credentials } from './registry-auth.js';
-import { discard, fetchTransport, HttpError, nodeTransport, readText } from './registry-http.js';
+import {
+  discard,
+  fetchTransport,
+  HttpError,
+  nodeTransport,
+  readCappedText,
+  readText,
+} from './registry-http.js';
 import type { HttpAnswer, Transport } from './registry-http.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store, StoreContext } from './types.js';
 import { assertDigest, CorruptBlobError, isDigest, manifestProblems } from './types.js';
@@ -1094,9 +1101,12 @@ export class RegistryStore implements Store {
     if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
     let text: string;
     try {
-      text = await readText(res, Math.max(size, 0) + 1);
-    } catch {
-      text = '';
+      // A connection lost on the way is a `network` error (thrown: not corrupt, nothing deleted).
+      const body = this.received(res, `GET blob ${digest}`);
+      text = await readCappedText(body, Math.max(size, 0) + 1, () => body.destroy());
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) throw err;
+      text = ''; // larger than its descriptor says
     }
     const actual = sha256Digest(text);
     if (actual !== digest || Buffer.byteLength(text) !== size) {
