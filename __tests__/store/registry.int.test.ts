@@ -863,6 +863,56 @@ describeRegistry('registry store on a real registry', () => {
     expect([...(await layered.peekResults(keys)).keys()].sort()).toEqual([keys[0], keys[2]].sort());
   });
 
+  it('verify and prune fail, removing nothing, when the registry does not serve a blob or result now', async () => {
+    const repo = newRepo('verify-503');
+    const a = makeStore(reg.host, repo);
+    const keys: string[] = [];
+    const digests: string[] = [];
+    for (const name of ['one', 'two']) {
+      const root = join(tmp, `verify-503-${name}`);
+      await mkdir(join(root, 'out'), { recursive: true });
+      await writeFile(join(root, 'out', `${name}.txt`), `${name} (503)\n`.repeat(5000));
+      const entries = await saveOutputs(a.store, root, ['out']);
+      const key = cacheKey(`verify-503-${name}`);
+      await a.store.putResult(result(key, entries));
+      keys.push(key);
+      digests.push(entries[0]!.digest);
+    }
+    // As a registry that is overloaded or rate limits: 503 for one output blob, then for a manifest.
+    let unavailable = `/blobs/${digests[1]}`;
+    const proxy = await startProxy(reg.host, (req, res) => {
+      if (req.method !== 'GET' || !req.url?.endsWith(unavailable)) return false;
+      req.resume();
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'try again later' }] }));
+      return true;
+    });
+    const listed = async () => {
+      const out: string[] = [];
+      for await (const r of a.store.listResults()) out.push(r.cacheKey);
+      return out.sort();
+    };
+    try {
+      const b = makeStore(proxy.host, repo);
+      await expect(b.store.verify()).rejects.toThrow(/GET blob .*unexpected HTTP 503/);
+      expect(await listed()).toEqual([...keys].sort());
+      unavailable = `/manifests/${RegistryStore.tagFor(keys[1]!)}`;
+      const c = makeStore(proxy.host, repo);
+      await expect(c.store.verify()).rejects.toThrow(/unexpected HTTP 503/);
+      await expect(c.store.prune(0)).rejects.toThrow(/unexpected HTTP 503/);
+      expect(await listed()).toEqual([...keys].sort());
+      expect(await a.store.hasBlobs(digests)).toEqual(new Set(digests));
+    } finally {
+      await proxy.stop();
+    }
+    expect(await makeStore(reg.host, repo).store.verify()).toEqual({
+      checked: 2,
+      corrupt: [],
+      missing: [],
+      removedResults: 0,
+    });
+  });
+
   it('prune removes the oldest results, then the blobs no remaining result names, down to the limit', async () => {
     const repo = newRepo('prune');
     const a = makeStore(reg.host, repo);

@@ -620,18 +620,25 @@ export class RegistryStore implements Store {
 
   async openBlob(digest: string): Promise<Readable | null> {
     assertDigest(digest);
-    if (this.corrupt.has(digest)) return null;
-    let res: HttpAnswer;
     try {
-      res = await this.getFollowing(`${this.repoPath}/blobs/${digest}`, `GET blob ${digest}`);
-      if (res.status === 404) {
-        await discard(res);
-        return null;
-      }
-      if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
+      return await this.readBlob(digest);
     } catch (err) {
       return this.miss(err, null);
     }
+  }
+
+  /**
+   * `openBlob`, except that a registry that cannot answer throws (`StoreUnavailableError`): `null`
+   * is a blob the repository does not hold (or one found corrupt).
+   */
+  private async readBlob(digest: string): Promise<Readable | null> {
+    if (this.corrupt.has(digest)) return null;
+    const res = await this.getFollowing(`${this.repoPath}/blobs/${digest}`, `GET blob ${digest}`);
+    if (res.status === 404) {
+      await discard(res);
+      return null;
+    }
+    if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
     return verifiedStream(this.received(res, `GET blob ${digest}`), digest, async (err) => {
       this.corrupt.add(digest);
       const removed = await this.deleteBlob(digest);
@@ -693,42 +700,50 @@ export class RegistryStore implements Store {
   async getResult(cacheKey: string): Promise<ResultManifest | null> {
     const tag = RegistryStore.tagFor(cacheKey);
     try {
-      const doc = await this.fetchManifest(tag);
-      if (doc === null) return null;
-      const problem = ociManifestProblem(doc);
-      if (problem) return this.warnResult(cacheKey, `has an unusable OCI manifest: ${problem}`);
-      const config = (doc as OciManifest).config;
-      const text = await this.fetchSmallBlob(config.digest, config.size);
-      if (text === null)
-        return this.warnResult(cacheKey, `names a config blob ${config.digest} that is gone`);
-      if (typeof text !== 'string')
-        return this.warnResult(cacheKey, `has a corrupt config blob ${config.digest}`);
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch (err) {
-        return this.warnResult(cacheKey, `does not parse (${(err as Error).message})`);
-      }
-      const problems = manifestProblems(value);
-      if (problems.length > 0)
-        return this.warnResult(cacheKey, `is not valid: ${problems.join('; ')}`);
-      const manifest = value as ResultManifest;
-      if (manifest.cacheKey !== cacheKey) {
-        return this.warnResult(cacheKey, `is for another cache key (${manifest.cacheKey})`);
-      }
-      // The registry keeps the layers of a manifest it holds; anything else must be checked.
-      const layers = new Set((doc as OciManifest).layers.map((l) => l.digest));
-      const unlisted = manifest.outputs.map((o) => o.digest).filter((d) => !layers.has(d));
-      const bad = manifest.outputs.map((o) => o.digest).filter((d) => this.corrupt.has(d));
-      const present = unlisted.length > 0 ? await this.existingBlobs(unlisted) : new Set<string>();
-      const missing = [...new Set([...bad, ...unlisted.filter((d) => !present.has(d))])];
-      if (missing.length > 0) {
-        return this.warnResult(cacheKey, `names missing or corrupt blobs: ${missing.join(', ')}`);
-      }
-      return manifest;
+      return await this.readResult(tag, cacheKey);
     } catch (err) {
       return this.miss(err, null);
     }
+  }
+
+  /**
+   * `getResult`, except that a registry that cannot answer throws (`StoreUnavailableError`): `null`
+   * is a result the repository does not hold or that cannot be used (warned about).
+   */
+  private async readResult(tag: string, cacheKey: string): Promise<ResultManifest | null> {
+    const doc = await this.fetchManifest(tag);
+    if (doc === null) return null;
+    const problem = ociManifestProblem(doc);
+    if (problem) return this.warnResult(cacheKey, `has an unusable OCI manifest: ${problem}`);
+    const config = (doc as OciManifest).config;
+    const text = await this.fetchSmallBlob(config.digest, config.size);
+    if (text === null)
+      return this.warnResult(cacheKey, `names a config blob ${config.digest} that is gone`);
+    if (typeof text !== 'string')
+      return this.warnResult(cacheKey, `has a corrupt config blob ${config.digest}`);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      return this.warnResult(cacheKey, `does not parse (${(err as Error).message})`);
+    }
+    const problems = manifestProblems(value);
+    if (problems.length > 0)
+      return this.warnResult(cacheKey, `is not valid: ${problems.join('; ')}`);
+    const manifest = value as ResultManifest;
+    if (manifest.cacheKey !== cacheKey) {
+      return this.warnResult(cacheKey, `is for another cache key (${manifest.cacheKey})`);
+    }
+    // The registry keeps the layers of a manifest it holds; anything else must be checked.
+    const layers = new Set((doc as OciManifest).layers.map((l) => l.digest));
+    const unlisted = manifest.outputs.map((o) => o.digest).filter((d) => !layers.has(d));
+    const bad = manifest.outputs.map((o) => o.digest).filter((d) => this.corrupt.has(d));
+    const present = unlisted.length > 0 ? await this.existingBlobs(unlisted) : new Set<string>();
+    const missing = [...new Set([...bad, ...unlisted.filter((d) => !present.has(d))])];
+    if (missing.length > 0) {
+      return this.warnResult(cacheKey, `names missing or corrupt blobs: ${missing.join(', ')}`);
+    }
+    return manifest;
   }
 
   async putResult(manifest: ResultManifest): Promise<void> {
@@ -803,12 +818,13 @@ export class RegistryStore implements Store {
 
   /**
    * Every result the repository lists whose manifest can be read (`prune`, `verify`), with the
-   * created time its listing gives.
+   * created time its listing gives. A registry that cannot answer throws: a result it could not
+   * read now is not left out (its blobs would pass for named by none).
    */
   private async readableResults(): Promise<ResultManifest[]> {
     const out: ResultManifest[] = [];
     for await (const r of this.listResults()) {
-      const manifest = await this.getResult(r.cacheKey);
+      const manifest = await this.readResult(RegistryStore.tagFor(r.cacheKey), r.cacheKey);
       if (manifest) out.push({ ...manifest, createdAt: r.createdAt });
     }
     return out;
@@ -857,8 +873,10 @@ export class RegistryStore implements Store {
     const digests = new Set(results.flatMap((r) => r.outputs.map((o) => o.digest)));
     const corrupt: string[] = [];
     const missing: string[] = [];
+    // A blob the registry does not serve now (5xx, 429, 403) is neither missing nor corrupt: an
+    // error, and no result is removed for it.
     await mapLimit([...digests], this.concurrency, async (digest) => {
-      const stream = await this.openBlob(digest);
+      const stream = await this.readBlob(digest);
       if (!stream) {
         missing.push(digest);
         return;
