@@ -176,7 +176,7 @@ export function fetchTransport(fetchImpl: typeof fetch): Transport {
         ? undefined
         : setTimeout(
             () => controller.abort(Object.assign(new Error('timed out'), { name: 'TimeoutError' })),
-            spec.timeoutMs,
+            spec.timeoutMs + (spec.afterBodyTimeoutMs ?? 0),
           );
     let res: Response;
     try {

@@ -99,8 +99,18 @@ const FILE_READ = 1024 * 1024;
 const MAX_DOCUMENT = 4 * 1024 * 1024;
 /** Longest wait without progress for an answer's headers (sending included) or a blob's bytes. */
 const TIMEOUT_MS = 60_000;
-/** Bodies from this size on are sent only with authorization in hand (no 401 round with them). */
+/**
+ * Bodies from this size on are sent only with authorization in hand (no 401 round with them), and
+ * their answer may take long: a registry stores the whole blob first (on S3, a copy).
+ */
 const LARGE_BODY = 1024 * 1024;
+/**
+ * The wait for the answer to a large body, once it is all sent: `timeoutMs` times this, plus a
+ * millisecond per this many bytes (1 MB/s: an hour for 3.6 GB). Long, but not forever: a registry
+ * that took the body and will never answer must not hang the build.
+ */
+const AFTER_BODY_TIMEOUTS = 5;
+const AFTER_BODY_BYTES_PER_MS = 1000;
 /** How long the registry is left alone after a network failure. */
 const BACKOFF_MS = 30_000;
 const TAGS_PAGE = 1000;
@@ -1367,7 +1377,11 @@ export class RegistryStore implements Store {
           body: spec.body?.(),
           timeoutMs: this.timeoutMs,
           // Storing a large blob may take the registry a while once it has all of it.
-          afterBodyTimeoutMs: (spec.bodyLength ?? 0) >= LARGE_BODY ? 0 : undefined,
+          afterBodyTimeoutMs:
+            (spec.bodyLength ?? 0) >= LARGE_BODY
+              ? this.timeoutMs * AFTER_BODY_TIMEOUTS +
+                Math.ceil(spec.bodyLength! / AFTER_BODY_BYTES_PER_MS)
+              : undefined,
         });
       } catch (err) {
         if (!(err instanceof HttpError)) throw err; // the body could not be read
