@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { LayeredStore } from '../../src/store/layered.js';
 import type { LayeredStats } from '../../src/store/layered.js';
 import { LocalStore } from '../../src/store/local.js';
@@ -305,6 +305,30 @@ describe('LayeredStore', () => {
     expect(await store.pullBlob(c.digest)).toBe(false);
     expect(await fast.hasBlobs([c.digest])).toEqual(new Set());
     expect(warnings.join('\n')).toMatch(/corrupt.*, as read from local \(.*slow\)/);
+  });
+
+  it("a copy cut short by the layer it reads from is that layer's failure, not the target's", async () => {
+    const a = await slow.putBlob(bytes('x'.repeat(10_000)));
+    // The slower layer's download breaks off (a registry whose connection is lost).
+    const cut: Store = Object.assign(Object.create(slow) as LocalStore, {
+      kind: 'remote',
+      location: 'far away',
+      openBlob: async () =>
+        Readable.from(
+          (async function* () {
+            yield Buffer.from('x'.repeat(100));
+            throw new Error('the connection was lost after 100 bytes');
+          })(),
+        ),
+    });
+    const store = new LayeredStore([fast, cut], { onWarning: (m) => warnings.push(m) });
+    expect(await store.pullBlob(a.digest)).toBe(false);
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /^cache store remote \(far away\): read for copy of blob sha256:\w+ failed: the connection was lost after 100 bytes;/,
+      ),
+    ]);
+    expect((await store.stats()).layers.map((l) => l.errors)).toEqual([0, 1]);
   });
 
   it('flush flushes every layer and writes the counters', async () => {

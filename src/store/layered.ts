@@ -394,7 +394,7 @@ export class LayeredStore implements Store {
             `names blob ${err.digest}, which is corrupt in ${this.layers[from]!.location}; a miss there`,
           );
         }
-        this.warn(to, `copy of result ${manifest.cacheKey}`, (err as Error).message);
+        this.warnFailed(to, `copy of result ${manifest.cacheKey}`, err);
       }
     }
   }
@@ -415,7 +415,10 @@ export class LayeredStore implements Store {
     }
   }
 
-  /** Streams blob `digest` from layer `from` into layer `to` (verified by `putBlob`). */
+  /**
+   * Streams blob `digest` from layer `from` into layer `to` (verified by `putBlob`). A read of the
+   * source that fails on the way throws a `LayerReadError`, so the failure is layer `from`'s.
+   */
   private async copyBlob(digest: string, from: number, to: number): Promise<void> {
     const target = this.layers[to]!;
     if ((await target.hasBlobs([digest])).has(digest)) return;
@@ -425,9 +428,14 @@ export class LayeredStore implements Store {
         `names blob ${digest}, which is gone from ${this.layers[from]!.location}; a miss there`,
       );
     }
+    let readError: unknown;
+    source.once('error', (err) => (readError = err));
     try {
       await target.putBlob(source, digest);
     } catch (err) {
+      if (readError !== undefined && err === readError && !(err instanceof CorruptBlobError)) {
+        throw new LayerReadError(from, err as Error);
+      }
       // The bytes came from the other layer: say so, or the warning blames the one written to.
       if (err instanceof CorruptBlobError) {
         const origin = this.layers[from]!;
@@ -490,8 +498,17 @@ export class LayeredStore implements Store {
     try {
       await write();
     } catch (err) {
-      this.warn(i, `write of ${what}`, (err as Error).message);
+      this.warnFailed(i, what, err, 'write of ');
     }
+  }
+
+  /**
+   * Warns about a failed write to layer `i` (`${verb}${what}` failed), or about the read of the
+   * layer it was copying from when that is what failed.
+   */
+  private warnFailed(i: number, what: string, err: unknown, verb = ''): void {
+    if (err instanceof LayerReadError) this.warn(err.layer, `read for ${what}`, err.message);
+    else this.warn(i, `${verb}${what}`, (err as Error).message);
   }
 
   /** Whether layer `i` is left alone now (counted as an error, reported once). */
@@ -529,6 +546,16 @@ const REST_MS = 60_000;
 const PEEK_CONCURRENCY = 8;
 
 class DeadlineError extends Error {}
+
+/** A read of layer `layer` that failed while its blob was being copied into another layer. */
+class LayerReadError extends Error {
+  constructor(
+    readonly layer: number,
+    cause: Error,
+  ) {
+    super(cause.message, { cause });
+  }
+}
 
 /** `work`, or a `DeadlineError` once `deadline` (ms since the epoch) has passed. */
 function beforeDeadline<T>(work: Promise<T>, deadline: number, budgetMs: number): Promise<T> {
