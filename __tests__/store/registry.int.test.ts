@@ -175,6 +175,18 @@ describe('registry store options', () => {
       [{ ref: 'ghcr.io/org/cache', concurrency: 2.5 }, 'concurrency', /integer/],
       [{ ref: 'ghcr.io/org/cache', 'mount-from': 'Not Valid' }, 'mount-from', /repository/],
       [{ ref: 'ghcr.io/org/cache', chunksize: 1 }, 'chunksize', /unknown option/],
+      [{ ref: 'ghcr.io/org/cache', kind: 'registry' }, 'kind', /unknown option/],
+      // As Docker reads it, "myorg/cache" is on Docker Hub: "myorg" is no host.
+      [
+        { ref: 'myorg/cache' },
+        'ref',
+        /"myorg", which is not a registry host.*ghcr\.io\/myorg\/cache/,
+      ],
+      [
+        { ref: 'ghcr.io/org/cache', 'mount-from': 'docker.io/org/x' },
+        'mount-from',
+        /on another registry \(docker\.io\)/,
+      ],
     ];
     for (const [options, option, message] of bad) {
       let caught: unknown;

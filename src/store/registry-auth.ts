@@ -4,8 +4,9 @@
  * Credentials: `DIST_BUILD_REGISTRY_USERNAME` / `DIST_BUILD_REGISTRY_PASSWORD` from the
  * environment, else the Docker config file (`$DOCKER_CONFIG/config.json`, default
  * `~/.docker/config.json`): `auths[<host>].auth` (base64 `user:password`) or
- * `auths[<host>].username`/`.password`. Credential helpers (`credsStore`, `credHelpers`) are not
- * run. Secrets never appear in messages.
+ * `auths[<host>].username`/`.password`, or a credential helper (`credHelpers[<host>]`, else
+ * `credsStore`), run as the Docker CLI runs it (see `loadCredentials`). Secrets never
+ * appear in messages.
  *
  * Schemes (chosen by the registry's `WWW-Authenticate` answer to a 401):
  * - `Basic`: every request carries the credentials.

@@ -165,6 +165,11 @@ export interface RegistryRef {
 }
 
 /** Parses `host[:port]/repo/path`; throws a `RegistryOptionError` for `ref` otherwise. */
+/** Whether the first component of a name is a registry host, by Docker's rule. */
+function looksLikeHost(component: string): boolean {
+  return component.includes('.') || component.includes(':') || component === 'localhost';
+}
+
 export function parseRegistryRef(ref: string, option = 'ref'): RegistryRef {
   const fail = (why: string): never => {
     throw new RegistryOptionError(option, `${JSON.stringify(ref)} ${why}`);
@@ -182,6 +187,13 @@ export function parseRegistryRef(ref: string, option = 'ref'): RegistryRef {
       host,
     );
   if (!hostMatch) fail(`has an invalid host ${JSON.stringify(host)}`);
+  if (!looksLikeHost(host)) {
+    // As Docker reads a name: "org/cache" is a repository of Docker Hub, not host "org".
+    fail(
+      `starts with ${JSON.stringify(host)}, which is not a registry host (a host has a dot or a ` +
+        `port, or is localhost): write host[:port]/repository, e.g. ghcr.io/${ref}`,
+    );
+  }
   const port = hostMatch![2];
   if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
     fail(`has an invalid port ${port}`);
@@ -253,7 +265,7 @@ export function createRegistryStore(
 ): RegistryStore {
   const known = ['ref', 'insecure', 'mount-from', 'chunk-size', 'concurrency'];
   for (const key of Object.keys(options)) {
-    if (known.includes(key) || key === 'type' || key === 'kind') continue;
+    if (known.includes(key) || key === 'type') continue;
     throw new RegistryOptionError(
       key,
       `unknown option (the registry store takes ${known.join(', ')})`,
@@ -279,6 +291,14 @@ export function createRegistryStore(
       throw new RegistryOptionError('mount-from', 'must be a repository path of the same registry');
     }
     mountFrom = mf.startsWith(`${parsed.host}/`) ? mf.slice(parsed.host.length + 1) : mf;
+    const first = mountFrom.slice(0, mountFrom.indexOf('/'));
+    if (mountFrom.includes('/') && looksLikeHost(first)) {
+      throw new RegistryOptionError(
+        'mount-from',
+        `${JSON.stringify(mf)} is on another registry (${first}): blobs can only be mounted from ` +
+          `a repository of ${parsed.host}`,
+      );
+    }
     if (!REPO_RE.test(mountFrom)) {
       throw new RegistryOptionError(
         'mount-from',
