@@ -6,6 +6,7 @@ import { ConfigError } from '../../src/config/errors.js';
 import { parseConfig } from '../../src/config/load.js';
 import { LocalStore } from '../../src/store/local.js';
 import {
+  checkStores,
   effectiveStores,
   openStore,
   openStores,
@@ -118,6 +119,31 @@ describe('openStore', () => {
       expect.stringMatching(/^cache\.stores\[1\]/),
     ]);
     expect(err.message).not.toMatch(/(\w+) store: \1 store:/);
+  });
+
+  it('prepares each store as it opens it (gha: loads @actions/cache before a worker registers), not when only checking', async () => {
+    // Loading @actions/cache during a worker's first cache query stalled its heartbeats past the
+    // lease when every local worker of `run -w 8` did it at once: the run gave workers up as lost.
+    const saved = STORE_BACKENDS.gha!;
+    const prepared: string[] = [];
+    STORE_BACKENDS.gha = async (options, ctx) => {
+      const store = await saved(options, ctx);
+      const prepare = store.prepare?.bind(store);
+      store.prepare = async () => {
+        prepared.push(store.kind);
+        await prepare?.();
+      };
+      return store;
+    };
+    try {
+      const c = config('cache: {stores: [{type: local}, {type: gha}]}\n');
+      await checkStores(c);
+      expect(prepared).toEqual([]);
+      await openStore(c, opts);
+      expect(prepared).toEqual(['gha']);
+    } finally {
+      STORE_BACKENDS.gha = saved;
+    }
   });
 
   it('signs every layer when the secret is set; required without it is an error', async () => {

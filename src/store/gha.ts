@@ -260,6 +260,17 @@ let hooks = 0;
 let restoreWrites: (() => void) | undefined;
 let cacheModule: Promise<CacheModule> | undefined;
 
+/**
+ * Loads `@actions/cache` now. Evaluating it (with undici) is a few hundred milliseconds of CPU in
+ * which the process answers nothing, several times that when every local worker does it at once
+ * on a small runner: a worker does it before it registers, not during its first cache query,
+ * where it held back heartbeats past the lease and the worker was given up for lost. Never
+ * throws (a module that cannot be loaded is reported when the store is first used).
+ */
+export async function preloadActionsCache(): Promise<void> {
+  await loadCacheModule().catch(() => {});
+}
+
 function loadCacheModule(): Promise<CacheModule> {
   cacheModule ??= import('@actions/cache').catch((err: unknown) => {
     cacheModule = undefined;
@@ -430,6 +441,11 @@ export class GhaStore implements Store {
     this.scope = options.scope;
     this.slot = ctx.slot;
     this.location = `gha:${ghaKeyPrefix(options.scope, ctx.slot)}* (${options.dir})`;
+  }
+
+  /** Loads `@actions/cache` (see `preloadActionsCache`). */
+  prepare(): Promise<void> {
+    return preloadActionsCache();
   }
 
   stats(): GhaStoreStats {

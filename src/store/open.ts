@@ -187,6 +187,7 @@ export async function openStores(
       }
       store = await factory(options, ctx);
       if (opts.checkOnly) continue; // the remote backends' factories open nothing
+      await store.prepare?.();
     } catch (err) {
       // Factories report bad options as StoreOptionsError (or TypeError): a config problem.
       if (err instanceof StoreOptionsError || err instanceof TypeError) {

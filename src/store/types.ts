@@ -109,6 +109,11 @@ export interface Store {
   /** The subset of `cacheKeys` that have a result. May be approximate (manifest exists). */
   hasResults(cacheKeys: readonly string[]): Promise<Set<string>>;
   /**
+   * Work a backend does before its process takes requests (loading a large client library), so
+   * that it does not stall the process later, in the middle of a worker's run. Never throws.
+   */
+  prepare?(): Promise<void>;
+  /**
    * Sends out what a backend buffers (the Actions cache packs a worker's blobs into one entry);
    * called when a worker leaves. Optional: stores that write through have nothing to do.
    */
