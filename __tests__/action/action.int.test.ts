@@ -138,6 +138,15 @@ describe('the action', () => {
     expect(bad.stdout).toMatch(
       /::error::input "command": expected "plan", "run" or "cache", got "deploy"/,
     );
+    // An empty worker id (a trailing comma) is refused, as by `plan --worker-ids`, rather than
+    // put in the matrix as a worker named "".
+    const empty = await runAction(
+      { command: 'plan', 'worker-ids': 'a,b,' },
+      { cwd: tmp, env: runnerEnv() },
+    );
+    expect(empty.code).toBe(1);
+    expect(empty.stdout).toMatch(/::error::input "worker-ids": empty id in "a,b,"/);
+    expect(readFileSync(join(tmp, 'github-output'), 'utf8')).not.toMatch(/^matrix/m);
     const sub = await runAction(
       { command: 'cache', args: 'rm -rf /' },
       { cwd: tmp, env: runnerEnv() },

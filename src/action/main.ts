@@ -24,11 +24,14 @@ async function plan(): Promise<void> {
   if (count && ids) throw new Error('give only one of the inputs "workers" and "worker-ids"');
   if (count && !/^[1-9][0-9]*$/.test(count))
     throw new Error(`input "workers": expected a whole number >= 1, got "${count}"`);
+  const idList = ids ? ids.split(',').map((id) => id.trim()) : [];
+  // As `plan --worker-ids`: "a,b," is a mistake, not a worker with an empty id in the matrix.
+  if (idList.some((id) => !id)) throw new Error(`input "worker-ids": empty id in "${ids}"`);
   const history = core.getInput('history');
   const previous = core.getInput('previous');
   const result = await planBuild(config, {
     ...(count ? { workers: numberedWorkers(Number(count)) } : {}),
-    ...(ids ? { workers: ids.split(',').map((id) => ({ id: id.trim() })) } : {}),
+    ...(ids ? { workers: idList.map((id) => ({ id })) } : {}),
     ...(history ? { history: await readHistory(history) } : {}),
     ...(previous ? { previous: await readPrevious(previous) } : {}),
     keys: core.getBooleanInput('keys'),
