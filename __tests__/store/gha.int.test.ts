@@ -219,6 +219,25 @@ describe.each(['v2', 'v1'] as const)('GhaStore over protocol %s', (version) => {
     expect(b.warnings[0]).toMatch(/restoring .* failed/);
   });
 
+  it('warns when the upload fails after the reservation, and counts nothing as saved', async () => {
+    const srv = await start();
+    // A signed upload URL refused (v2), a chunk refused (v1): @actions/cache v1 still returns
+    // the reserved cache id, with a "Failed to save" warning.
+    srv.setFault('upload', { status: 403 });
+    const work = join(tmp, 'work');
+    await writeTree(work, { 'out/x.txt': 'x' });
+    const a = makeStore(srv.env(version));
+    await buildResult(a.store, work, key(1), ['out/x.txt']);
+    await a.store.flush();
+    expect(a.warnings).toEqual([expect.stringMatching(/failed.*results of this run stay local/)]);
+    expect(a.store.stats()).toMatchObject({ savedEntries: 0, warnings: 1 });
+    expect(a.store.savedKeys).toEqual([]);
+    expect(committed(srv)).toHaveLength(0);
+    srv.clearFaults();
+    await a.store.flush(); // still dirty: this one goes through
+    expect(committed(srv)).toHaveLength(1);
+  });
+
   it('treats an entry that already exists as saved', async () => {
     const srv = await start();
     srv.setFault('create', { alreadyExists: true });

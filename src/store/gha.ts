@@ -898,7 +898,12 @@ export class GhaStore implements Store {
     key: string,
     stage: string,
   ): Promise<string | undefined> {
-    if (outcome.ok && outcome.value !== -1) return undefined;
+    // Over v1 (GHES, act) a save whose upload or commit fails after the reservation still
+    // returns the reserved id: only its "Failed to save" says that nothing was saved.
+    const failed =
+      outcome.ok &&
+      [...outcome.log.warnings, ...outcome.log.errors].some((l) => l.startsWith('Failed to save'));
+    if (outcome.ok && outcome.value !== -1 && !failed) return undefined;
     const detail = outcome.ok ? failureDetail(outcome.log) : errorText(outcome.error);
     const all = outcome.ok
       ? [
