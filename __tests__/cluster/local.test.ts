@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import {
+  LocalWorkers,
   WORKER_NODE_FLAGS,
   childGroups,
   selfCommand,
@@ -54,4 +55,26 @@ test("childGroups finds the process groups a process's children lead (a worker's
     process.kill(-child.pid!, 'SIGKILL');
     other.kill('SIGKILL');
   }
+});
+
+test('stop() says which workers it had to kill after the grace (still flushing their stores)', async () => {
+  // Worker 1 takes longer than the grace to leave (an Actions cache upload), worker 2 leaves.
+  const script =
+    "process.on('SIGTERM', () => { if (!process.argv.includes('slow')) process.exit(0); });" +
+    "setInterval(() => {}, 1000); process.stderr.write('ready\\n');";
+  let ready = 0;
+  let allReady!: () => void;
+  const started = new Promise<void>((r) => (allReady = r));
+  const workers = new LocalWorkers({
+    command: [process.execPath, '-e', script],
+    count: 2,
+    args: (i) => (i === 1 ? ['slow'] : []),
+    onLine: (_, line) => {
+      if (line === 'ready' && ++ready === 2) allReady();
+    },
+  });
+  workers.start();
+  await started;
+  expect(await workers.stop(300)).toEqual([1]);
+  expect(await workers.stop(300)).toEqual([]);
 });

@@ -89,9 +89,14 @@ export class LocalWorkers {
     return c.pid;
   }
 
-  /** Stops every worker process by PID and waits until all have exited. */
-  async stop(graceMs = 5000): Promise<void> {
+  /**
+   * Stops every worker process by PID and waits until all have exited; returns the numbers
+   * (1-based) of those still running after `graceMs`, which were killed (a worker flushes its
+   * stores as it leaves: what it had not saved is lost).
+   */
+  async stop(graceMs = 5000): Promise<number[]> {
     this.stopping = true;
+    const killed: number[] = [];
     const alive = this.children.filter((c) => c.exitCode === null && c.signalCode === null);
     await Promise.all(
       alive.map(
@@ -100,6 +105,7 @@ export class LocalWorkers {
             const timer = setTimeout(() => {
               try {
                 c.kill('SIGKILL');
+                killed.push(this.children.indexOf(c) + 1);
               } catch {
                 // gone
               }
@@ -119,6 +125,7 @@ export class LocalWorkers {
           }),
       ),
     );
+    return killed.sort((a, b) => a - b);
   }
 }
 

@@ -240,7 +240,12 @@ async function runLocal(flags: RunFlags): Promise<number> {
     interrupted ??= 'stopping';
     master.shutdownWorkers();
     // Workers flush their stores as they leave (an Actions cache upload can take a while).
-    await workers.stop(60_000);
+    const killed = await workers.stop(STOP_GRACE_MS);
+    if (killed.length > 0) {
+      err.write(
+        `dist-build: warning: ${killed.map((i) => `worker-${i}`).join(', ')} ${killed.length === 1 ? 'was' : 'were'} still saving to the cache stores ${STOP_GRACE_MS / 1000} s after the run and ${killed.length === 1 ? 'was' : 'were'} killed: what ${killed.length === 1 ? 'it' : 'they'} had not saved (an Actions cache upload) is not in the cache\n`,
+      );
+    }
     await master.stop();
     await rm(current, { force: true });
     await rm(certDir, { recursive: true, force: true });
@@ -257,6 +262,9 @@ async function removeStaleCertDirs(runDir: string): Promise<void> {
       await rm(join(runDir, entry), { recursive: true, force: true });
   }
 }
+
+/** How long local workers get to leave (flushing their stores) before they are killed. */
+const STOP_GRACE_MS = 60_000;
 
 /** Local worker processes at most: as many as a config's `workers.max` may ask for. */
 const MAX_LOCAL_WORKERS = 256;
