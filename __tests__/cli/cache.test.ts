@@ -250,9 +250,14 @@ describe('dist-build cache', () => {
       const s = await cli('cache', 'stats', '-c', configFile, '--json');
       expect(JSON.parse(s.out).stores[1]).toMatchObject({
         type: 'gha',
+        entries: 3,
         bytes: 3_000_000,
         lastUsed: '2026-11-29T01:00:03Z',
       });
+      // What the text output says below the table is in the JSON too.
+      expect(JSON.parse(s.out).notes).toEqual(
+        expect.arrayContaining([expect.stringMatching(/3 cache entries on GitHub/)]),
+      );
       const t = await cli('cache', 'stats', '-c', configFile);
       expect(t.out).toMatch(
         /gha gha scope main: 3 cache entries on GitHub for this scope, from 2 worker slots/,

@@ -128,12 +128,15 @@ async function statsCommand(flags: CacheFlags & { json?: boolean }): Promise<voi
   for (const [position, s] of stores.entries()) {
     const store = s.store as Maintainable;
     let counts: Partial<LocalStoreStats> | undefined;
+    /** gha: the entries GitHub lists for the scope. */
+    let entryCount: number | undefined;
     if (typeof store.remoteEntries === 'function') {
       // The Actions cache: its entries (one per shard save) as GitHub lists them.
       const listing = await store.remoteEntries();
       if ('entries' in listing) {
         const { entries } = listing;
         const slots = new Set(entries.map((e) => ghaKeySlotPart(e.key)));
+        entryCount = entries.length;
         counts = {
           bytes: entries.reduce((n, e) => n + e.sizeBytes, 0),
           ...(entries.length
@@ -183,6 +186,7 @@ async function statsCommand(flags: CacheFlags & { json?: boolean }): Promise<voi
     rows.push({
       type: s.config.type,
       location: store.location,
+      ...(entryCount !== undefined ? { entries: entryCount } : {}),
       results: counts?.results,
       blobs: counts?.blobs,
       bytes: counts?.bytes,
@@ -193,7 +197,8 @@ async function statsCommand(flags: CacheFlags & { json?: boolean }): Promise<voi
   }
   if (flags.json) {
     process.stdout.write(
-      `${JSON.stringify({ stores: rows, lastRun: { workers: run.workers, at: run.at ?? null } }, null, 2)}\n`,
+      // The notes too: what a gha store's listing found, or why a store could not be counted.
+      `${JSON.stringify({ stores: rows, lastRun: { workers: run.workers, at: run.at ?? null }, notes }, null, 2)}\n`,
     );
     return;
   }
