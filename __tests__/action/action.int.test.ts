@@ -131,6 +131,25 @@ describe('the action', () => {
     expect(r.stdout).toContain(join(tmp, 'other dir', 'elsewhere'));
   });
 
+  it('annotates the config file on the lines of its problems, for plan and for run', async () => {
+    mkdirSync(join(tmp, 'ci'));
+    writeFileSync(
+      join(tmp, 'ci', 'build.yml'),
+      'version: 1\ninvocations:\n  a:\n    run: "true"\n    needs: [b]\n  b:\n    runn: x\n',
+    );
+    for (const command of ['plan', 'run']) {
+      const r = await runAction(
+        { command, config: 'ci/build.yml' },
+        { cwd: tmp, env: runnerEnv() },
+      );
+      expect(r.code).toBe(1);
+      // Relative to the workspace, as GitHub places annotations.
+      expect(r.stdout).toMatch(
+        /^::error file=ci\/build\.yml,line=7,col=5,title=dist-build config::invocations\.b\.runn: unknown key "runn"/m,
+      );
+    }
+  });
+
   it('refuses unknown commands and cache subcommands', async () => {
     writeFileSync(join(tmp, 'dist-build.yml'), CONFIG);
     const bad = await runAction({ command: 'deploy' }, { cwd: tmp, env: runnerEnv() });

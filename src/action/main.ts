@@ -5,6 +5,7 @@ import * as exec from '@actions/exec';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { annotate, ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
 import { formatDuration } from '../config/duration.js';
 import {
@@ -137,6 +138,7 @@ export async function run(): Promise<void> {
     else if (command === 'cache') await cache();
     else throw new Error(`input "command": expected "plan", "run" or "cache", got "${command}"`);
   } catch (err) {
+    if (err instanceof ConfigError) annotate(err);
     core.setFailed(err instanceof Error ? err.message : String(err));
   }
 }

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
-import { ConfigError } from '../config/errors.js';
+import { annotate, ConfigError } from '../config/errors.js';
 import { PlanInputError } from '../plan/plan.js';
 import { NoEligibleWorkerError } from '../plan/placement.js';
 import { RunFailure, UsageError } from './errors.js';
@@ -59,6 +59,7 @@ export async function main(argv: string[]): Promise<number> {
       err instanceof AddressError
     ) {
       process.stderr.write(`dist-build: ${err.message}\n`);
+      if (err instanceof ConfigError) annotate(err);
       return 2;
     }
     if (err instanceof RunFailure || err instanceof SchedulerError) {
