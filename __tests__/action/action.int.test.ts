@@ -150,6 +150,21 @@ describe('the action', () => {
     }
   });
 
+  it('warns about inputs the command does not use', async () => {
+    writeFileSync(join(tmp, 'dist-build.yml'), CONFIG.replace(/^cache:[\s\S]*$/m, ''));
+    const r = await runAction(
+      { command: 'run', 'worker-ids': 'a,b', history: 'h.json', args: 'stats' },
+      { cwd: tmp, env: runnerEnv() },
+    );
+    expect(r.code).toBe(0);
+    const warnings = r.stdout.match(/^::warning::input .*$/gm);
+    expect(warnings).toEqual([
+      '::warning::input "worker-ids" is not used by command "run" (only by "plan"): ignored',
+      '::warning::input "history" is not used by command "run" (only by "plan"): ignored',
+      '::warning::input "args" is not used by command "run" (only by "cache"): ignored',
+    ]);
+  });
+
   it('refuses unknown commands and cache subcommands', async () => {
     writeFileSync(join(tmp, 'dist-build.yml'), CONFIG);
     const bad = await runAction({ command: 'deploy' }, { cwd: tmp, env: runnerEnv() });

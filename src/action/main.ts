@@ -130,9 +130,27 @@ async function cache(): Promise<void> {
   if (code !== 0) core.setFailed(`dist-build cache ${args[0]} exited with code ${code}`);
 }
 
+/** The inputs without a default, by the commands that use them. */
+const INPUT_USERS: Record<string, string[]> = {
+  workers: ['plan', 'run'],
+  'worker-ids': ['plan'],
+  history: ['plan'],
+  previous: ['plan'],
+  args: ['cache'],
+};
+
 export async function run(): Promise<void> {
   try {
     const command = core.getInput('command') || 'plan';
+    // An input the command does not use is a mistake (`worker-ids` with `run`, whose workers are
+    // worker-1..N): say so rather than run without it.
+    for (const [input, users] of Object.entries(INPUT_USERS)) {
+      if (core.getInput(input) && !users.includes(command)) {
+        core.warning(
+          `input "${input}" is not used by command "${command}" (only by ${users.map((u) => `"${u}"`).join(' and ')}): ignored`,
+        );
+      }
+    }
     if (command === 'run') await runBuild();
     else if (command === 'plan') await plan();
     else if (command === 'cache') await cache();
