@@ -165,6 +165,16 @@ describe('the action', () => {
     ]);
   });
 
+  it("command run: the workers' warnings are warning annotations (as under act: no cache service)", async () => {
+    writeFileSync(join(tmp, 'dist-build.yml'), CONFIG);
+    const r = await runAction({ command: 'run', workers: '2' }, { cwd: tmp, env: runnerEnv() });
+    expect(r.code).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(
+      /^::warning::dist-build: worker-\d: gha store: the GitHub Actions cache service is not available/m,
+    );
+    expect(r.stdout + r.stderr).not.toMatch(/^dist-build: warning:/m);
+  });
+
   it('refuses unknown commands and cache subcommands', async () => {
     writeFileSync(join(tmp, 'dist-build.yml'), CONFIG);
     const bad = await runAction({ command: 'deploy' }, { cwd: tmp, env: runnerEnv() });

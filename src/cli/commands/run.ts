@@ -108,8 +108,14 @@ async function runLocal(flags: RunFlags): Promise<number> {
     const kind = warning?.replace(/sha256:[0-9a-f]{64}/g, 'sha256:*');
     if (warning === undefined || warned.has(kind!)) return;
     warned.add(kind!);
-    if (print) print(`warning: worker-${i}: ${warning}`);
-    else err.write(`dist-build: warning: worker-${i}: ${warning}\n`);
+    warn(`worker-${i}: ${warning}`);
+  };
+  // On GitHub Actions a warning is an annotation, shown on the run's page, not only in the log.
+  const warn = (text: string) => {
+    if (process.env.GITHUB_ACTIONS === 'true') {
+      err.write(`::warning::dist-build: ${text.replace(/%/g, '%25').replace(/\r?\n/g, '%0A')}\n`);
+    } else if (print) print(`warning: ${text}`);
+    else err.write(`dist-build: warning: ${text}\n`);
   };
   const master = new Master({
     listen: [{ kind: 'tcp', host: '127.0.0.1', port: 0 }],
@@ -242,8 +248,8 @@ async function runLocal(flags: RunFlags): Promise<number> {
     // Workers flush their stores as they leave (an Actions cache upload can take a while).
     const killed = await workers.stop(STOP_GRACE_MS);
     if (killed.length > 0) {
-      err.write(
-        `dist-build: warning: ${killed.map((i) => `worker-${i}`).join(', ')} ${killed.length === 1 ? 'was' : 'were'} still saving to the cache stores ${STOP_GRACE_MS / 1000} s after the run and ${killed.length === 1 ? 'was' : 'were'} killed: what ${killed.length === 1 ? 'it' : 'they'} had not saved (an Actions cache upload) is not in the cache\n`,
+      warn(
+        `${killed.map((i) => `worker-${i}`).join(', ')} ${killed.length === 1 ? 'was' : 'were'} still saving to the cache stores ${STOP_GRACE_MS / 1000} s after the run and ${killed.length === 1 ? 'was' : 'were'} killed: what ${killed.length === 1 ? 'it' : 'they'} had not saved (an Actions cache upload) is not in the cache`,
       );
     }
     await master.stop();
