@@ -335,6 +335,27 @@ describe('CommandExecutor: environment and cwd', () => {
     T,
   );
 
+  it(
+    'takes the base variables from parentEnv when given, not from process.env at spawn',
+    async () => {
+      // A worker's gha store points HOME elsewhere while @actions/cache runs.
+      const home = process.env.HOME;
+      process.env.HOME = join(dir, 'staging');
+      try {
+        const job = run(
+          executor({ parentEnv: { HOME: '/home/worker', PATH: '/usr/bin:/bin' } }),
+          'echo "$HOME"',
+        );
+        await job.result;
+        expect(await text(job)).toBe('/home/worker\n');
+      } finally {
+        if (home === undefined) delete process.env.HOME;
+        else process.env.HOME = home;
+      }
+    },
+    T,
+  );
+
   it('buildEnv: base keys only when set, declared wins, custom base', () => {
     const parent = { PATH: '/bin', HOME: '/h', LANG: undefined, OTHER: 'x' };
     expect(buildEnv({ A: '1' }, {}, parent)).toEqual({ PATH: '/bin', HOME: '/h', A: '1' });

@@ -211,6 +211,8 @@ export class WorkerAgent {
     }
     this.executor = new CommandExecutor({
       logDir: opts.logDir ?? this.ownLogDir!,
+      // As this worker started: not what a gha store call has in process.env for a while.
+      parentEnv: { ...process.env },
       ...(opts.killGraceMs !== undefined ? { killGraceMs: opts.killGraceMs } : {}),
       // Recorded the moment the command exists (see recordJob).
       onSpawn: (jobId, pid) => {

@@ -78,6 +78,13 @@ export interface CommandExecutorOptions {
   inheritEnv?: boolean;
   /** Parent variables passed when set (ignored with `inheritEnv`). Default `DEFAULT_BASE_ENV`. */
   baseEnv?: readonly string[];
+  /**
+   * The environment the base variables (or, with `inheritEnv`, all of them) come from. Default
+   * `process.env` as it is at each spawn. A worker gives its environment as it started: the gha
+   * store points `HOME` at a staging directory while an `@actions/cache` call runs (see
+   * src/store/gha.ts), and a command started meanwhile must not get that.
+   */
+  parentEnv?: NodeJS.ProcessEnv;
   /** Shell run as `<shell> -c <command>`. Default `/bin/sh`. */
   shell?: string;
   /**
@@ -303,7 +310,7 @@ export class CommandJob implements Job {
     try {
       child = spawn(shell, ['-c', this.spec.command], {
         cwd,
-        env: buildEnv(this.spec.env, this.options),
+        env: buildEnv(this.spec.env, this.options, this.options.parentEnv ?? process.env),
         detached: true,
         stdio: ['ignore', 'pipe', 'pipe'],
       });

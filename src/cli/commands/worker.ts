@@ -106,7 +106,9 @@ Examples:
       slot,
       localOnly,
       onWarning: (m) => log(`warning: ${m}`),
-      env: process.env,
+      // A copy: a gha store call changes process.env (HOME) for a while, which another store
+      // (the registry's Docker config in ~/.docker) must not see.
+      env: { ...process.env },
     });
     let stopping: Promise<void> | undefined;
     const stop = (why: string): Promise<void> => (stopping ??= agent.stop(why));
