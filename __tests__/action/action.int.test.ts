@@ -3,12 +3,13 @@
  * `GITHUB_OUTPUT` file), bundled from the sources under test next to the CLI it runs. The gha
  * store talks to the local fake of the Actions cache service and of the GitHub REST API.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startActionsCacheServer } from '../fixtures/actions-cache-server.js';
 import type { ActionsCacheServer } from '../fixtures/actions-cache-server.js';
-import { runAction, stopAll } from '../helpers/processes.js';
+import { alive, runAction, startAction, stopAll } from '../helpers/processes.js';
 
 let tmp: string;
 let server: ActionsCacheServer | undefined;
@@ -173,6 +174,26 @@ describe('the action', () => {
       /^::warning::dist-build: worker-\d: gha store: the GitHub Actions cache service is not available/m,
     );
     expect(r.stdout + r.stderr).not.toMatch(/^dist-build: warning:/m);
+  });
+
+  it('command run: a cancelled workflow (SIGINT to the action only) stops the run as Ctrl-C does', async () => {
+    writeFileSync(
+      join(tmp, 'dist-build.yml'),
+      'version: 1\ninvocations:\n  slow: {run: "echo started; sleep 60"}\n',
+    );
+    // Not grouped (GITHUB_ACTIONS unset), so that the job's first line shows while it runs.
+    const p = startAction({ command: 'run' }, { cwd: tmp, env: runnerEnv({ GITHUB_ACTIONS: '' }) });
+    await p.waitFor(/\[slow\] started/);
+    const run = Number(
+      /^(\d+)$/m.exec(execFileSync('pgrep', ['-P', String(p.pid)], { encoding: 'utf8' }))![1],
+    );
+    // The runner signals the action's process, not its process group.
+    process.kill(p.pid, 'SIGINT');
+    const exit = await p.exited;
+    expect(p.output).toMatch(/SIGINT: stopping the run and its workers/);
+    expect(p.stdout).toMatch(/::error::dist-build run exited with code 130/);
+    expect(exit.code).toBe(1);
+    expect(alive(run)).toBe(false);
   });
 
   it('refuses unknown commands and cache subcommands', async () => {

@@ -153,6 +153,14 @@ export async function runAction(
   inputs: Record<string, string>,
   opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<Exit & { stdout: string; stderr: string }> {
+  return finish(startAction(inputs, opts), opts.timeoutMs);
+}
+
+/** Starts the action (see `runAction`). */
+export function startAction(
+  inputs: Record<string, string>,
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Proc {
   const env: NodeJS.ProcessEnv = { ...opts.env };
   // The runner passes every input: the defaults of action.yml (expressions such as
   // `${{ github.token }}` evaluate to what the workflow has; here: nothing), then those given.
@@ -164,7 +172,7 @@ export async function runAction(
     env[`INPUT_${name.toUpperCase()}`] = value.includes('${{') ? '' : value;
   }
   for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
-  return finish(new Proc([], { ...opts, env, script: actionPath() }), opts.timeoutMs);
+  return new Proc([], { ...opts, env, script: actionPath() });
 }
 
 /** Ends every process group started by this file that is still running: SIGTERM, then SIGKILL. */

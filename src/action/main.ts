@@ -1,7 +1,7 @@
 // GitHub Action entry point (bundled to dist/action.js). GitHub specifics stay here: inputs,
 // outputs and the step summary; the work itself is the same code the CLI runs.
 import * as core from '@actions/core';
-import * as exec from '@actions/exec';
+import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,16 +78,38 @@ function cliFile(): string {
 }
 
 /**
+ * Runs the bundled CLI with `args`; its exit code. A cancelled workflow sends SIGINT, then
+ * SIGTERM, to this process only (the runner kills the rest of the tree later): they are passed
+ * on, so that a run stops as on Ctrl-C (jobs stopped, stores flushed) instead of going on,
+ * orphaned, until it is killed.
+ */
+function runCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const argv = [cliFile(), ...args];
+  core.info(`[command]${process.execPath} ${argv.join(' ')}`);
+  const child = spawn(process.execPath, argv, { stdio: 'inherit', env });
+  const pass = (signal: NodeJS.Signals) => child.kill(signal);
+  process.on('SIGINT', pass);
+  process.on('SIGTERM', pass);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      process.off('SIGINT', pass);
+      process.off('SIGTERM', pass);
+      resolve(code ?? (signal === 'SIGINT' ? 130 : 1));
+    });
+  });
+}
+
+/**
  * `command: run`: the whole config on local workers of this runner (`dist-build run`, the bundled
  * CLI next to this file). The workers inherit the runner's Actions cache credentials.
  */
 async function runBuild(): Promise<void> {
-  const cli = cliFile();
   const out = resolve(core.getInput('out') || 'dist-build-out');
   const count = core.getInput('workers');
   const args = ['run', '--config', core.getInput('config') || 'dist-build.yml', '--out', out];
   if (count) args.push('--workers', count);
-  const code = await exec.exec(process.execPath, [cli, ...args], { ignoreReturnCode: true });
+  const code = await runCli(args);
   core.setOutput('out', out);
   core.setOutput('report', join(out, 'dist-build-report.json'));
   if (process.env.GITHUB_STEP_SUMMARY) {
@@ -123,10 +145,7 @@ async function cache(): Promise<void> {
   }
   const named = args.some((a) => /^(-c|--config(=|$))/.test(a));
   const config = named ? [] : ['--config', core.getInput('config') || 'dist-build.yml'];
-  const code = await exec.exec(process.execPath, [cliFile(), 'cache', ...args, ...config], {
-    ignoreReturnCode: true,
-    env,
-  });
+  const code = await runCli(['cache', ...args, ...config], env);
   if (code !== 0) core.setFailed(`dist-build cache ${args[0]} exited with code ${code}`);
 }
 
