@@ -263,7 +263,7 @@ describe('LayeredStore', () => {
     expect([...found.keys()]).toEqual([inFast]);
     expect(warnings).toEqual([
       expect.stringMatching(
-        /cache store registry .*check results in failed: no answer within the cache query's 0.1 s; left alone for 60 s/,
+        /cache store registry .*read of results failed: no answer within the cache query's 0.1 s; left alone for 60 s/,
       ),
     ]);
     // Then it is left alone: a write does not wait for it.

@@ -134,22 +134,20 @@ export class LayeredStore implements Store {
   }
 
   async hasBlobs(digests: readonly string[]): Promise<Set<string>> {
-    return this.union(digests, (store, keys) => store.hasBlobs(keys), 'check blobs in');
+    return this.union(digests, (store, keys) => store.hasBlobs(keys), 'blobs');
   }
 
   async storedEverywhere(digests: readonly string[]): Promise<Set<string>> {
     let held = new Set(digests);
     for (let i = 0; i < this.layers.length && held.size > 0; i++) {
-      const have = await this.tryRead(i, 'check blobs in', () =>
-        this.layers[i]!.hasBlobs([...held]),
-      );
+      const have = await this.tryRead(i, 'blobs', () => this.layers[i]!.hasBlobs([...held]));
       held = new Set([...held].filter((d) => have?.has(d)));
     }
     return held;
   }
 
   async hasResults(cacheKeys: readonly string[]): Promise<Set<string>> {
-    return this.union(cacheKeys, (store, keys) => store.hasResults(keys), 'check results in');
+    return this.union(cacheKeys, (store, keys) => store.hasResults(keys), 'results');
   }
 
   async putBlob(
@@ -245,7 +243,7 @@ export class LayeredStore implements Store {
     for (let i = 0; i < this.layers.length && rest.length > 0; i++) {
       if (i > 0 && late()) break;
       const layer = this.layers[i]!;
-      const have = await read(i, 'check results in', () => layer.hasResults(rest));
+      const have = await read(i, 'results', () => layer.hasResults(rest));
       const candidates = rest.filter((k) => have?.has(k));
       this.counters[i]!.results.misses += rest.length - candidates.length;
       await mapLimit(candidates, PEEK_CONCURRENCY, async (key) => {
@@ -406,9 +404,7 @@ export class LayeredStore implements Store {
     let missing = digests.filter((d) => !held.has(d));
     for (let from = 0; from < this.layers.length && missing.length > 0; from++) {
       if (from === to) continue;
-      const there = await this.tryRead(from, 'check blobs in', () =>
-        this.layers[from]!.hasBlobs(missing),
-      );
+      const there = await this.tryRead(from, 'blobs', () => this.layers[from]!.hasBlobs(missing));
       if (!there) continue;
       for (const d of missing) if (there.has(d)) await this.copyBlob(d, from, to);
       missing = missing.filter((d) => !there.has(d));
