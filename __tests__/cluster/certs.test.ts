@@ -358,6 +358,24 @@ describe('certificate files', () => {
     await expect(loadTls(dir, 'c')).rejects.toThrow(/expired/);
   });
 
+  it('refuses a private key every user may read (the CA key and member keys), naming the file', async () => {
+    const dir = tempDir();
+    await writeCA(dir, ca);
+    const w = await writeCert(dir, 'worker-1', worker);
+    chmodSync(w.keyFile, 0o644);
+    const err = await loadTls(dir, 'worker-1').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CertError);
+    expect((err as Error).message).toBe(
+      `${w.keyFile} is a private key open to every user of this machine (mode 0644): make it private with \`chmod 600 ${w.keyFile}\``,
+    );
+    chmodSync(w.keyFile, 0o640); // a group that shares it is the owner's choice
+    expect(await loadTls(dir, 'worker-1')).toEqual(worker);
+    chmodSync(join(dir, 'ca-key.pem'), 0o604);
+    await expect(readCA(dir)).rejects.toThrow(
+      /ca-key\.pem is a private key open to every user .*mode 0604/,
+    );
+  });
+
   it('rejects names that are not safe file names or collide with key files', async () => {
     const dir = tempDir();
     for (const name of ['../x', 'ca', 'CA', 'worker-1-key', '', '.hidden', 'a/b'])

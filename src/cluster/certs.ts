@@ -322,11 +322,41 @@ async function readPem(file: string, hint: string): Promise<string> {
   }
 }
 
+/**
+ * Reads a private key file like readPem, refusing one that every user of the machine may read or
+ * change (`certs` writes keys 0600; a copy made with `cp` or a wide umask may not be). The mode is
+ * that of the file read (fstat of the open handle). Windows has no such mode bits: not checked.
+ */
+async function readKeyPem(file: string, hint: string): Promise<string> {
+  let fh;
+  try {
+    fh = await open(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new CertError(`${file} not found: ${hint}`);
+    throw new CertError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    const mode = (await fh.stat()).mode & 0o777;
+    if (process.platform !== 'win32' && mode & 0o007)
+      throw new CertError(
+        `${file} is a private key open to every user of this machine (mode 0${mode.toString(8)}): make it private with \`chmod 600 ${shellWord(file)}\``,
+      );
+    return await fh.readFile('utf8');
+  } catch (err) {
+    if (err instanceof CertError) throw err;
+    throw new CertError(`cannot read ${file}: ${(err as Error).message}`);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A path as one word of a printed command. */
+const shellWord = (path: string): string => (/^[\w./-]+$/.test(path) ? path : JSON.stringify(path));
+
 /** ` --dir <dir>` for printed commands; empty for the default directory. */
 export function dirFlag(dir: string): string {
-  return dir === DEFAULT_CERT_DIR
-    ? ''
-    : ` --dir ${/^[\w./-]+$/.test(dir) ? dir : JSON.stringify(dir)}`;
+  return dir === DEFAULT_CERT_DIR ? '' : ` --dir ${shellWord(dir)}`;
 }
 
 function initHint(dir: string): string {
@@ -336,7 +366,7 @@ function initHint(dir: string): string {
 /** Reads the CA written by writeCA, checking that the key belongs to the certificate. */
 export async function readCA(dir: string): Promise<KeyPair> {
   const cert = await readPem(join(dir, CA_CERT_FILE), initHint(dir));
-  const key = await readPem(join(dir, CA_KEY_FILE), initHint(dir));
+  const key = await readKeyPem(join(dir, CA_KEY_FILE), initHint(dir));
   checkCA({ cert, key });
   return { cert, key };
 }
@@ -382,7 +412,7 @@ export async function loadTls(dir: string, name: string): Promise<TlsFiles> {
   const certFile = join(dir, `${name}.pem`);
   const keyFile = join(dir, `${name}-key.pem`);
   const cert = await readPem(certFile, issueHint);
-  const key = await readPem(keyFile, issueHint);
+  const key = await readKeyPem(keyFile, issueHint);
   const parsed = parseCert(cert, certFile);
   checkKeyMatches(parsed, parseKey(key, keyFile), `${certFile} / ${keyFile}`);
   if (!(await issuedBy(cert, ca)))
