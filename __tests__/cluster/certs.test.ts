@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import {
   chmodSync,
   existsSync,
@@ -373,6 +373,22 @@ describe('certificate files', () => {
     chmodSync(join(dir, 'ca-key.pem'), 0o604);
     await expect(readCA(dir)).rejects.toThrow(
       /ca-key\.pem is a private key open to every user .*mode 0604/,
+    );
+  });
+
+  it('says a passphrase-protected key cannot be used (instead of "interrupted or cancelled")', async () => {
+    const dir = tempDir();
+    await writeCA(dir, ca);
+    const w = await writeCert(dir, 'worker-1', worker);
+    const encrypted = createPrivateKey(worker.key).export({
+      type: 'pkcs8',
+      format: 'pem',
+      cipher: 'aes-256-cbc',
+      passphrase: 'secret',
+    }) as string;
+    writeFileSync(w.keyFile, encrypted, { mode: 0o600 });
+    await expect(loadTls(dir, 'worker-1')).rejects.toThrow(
+      `${w.keyFile}: the private key is protected by a passphrase, which dist-build cannot ask for`,
     );
   });
 

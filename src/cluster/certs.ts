@@ -136,6 +136,11 @@ function parseCert(pem: string, what: string): X509Certificate {
 }
 
 function parseKey(pem: string, what: string): KeyObject {
+  // Without a passphrase OpenSSL fails with "interrupted or cancelled", which says nothing.
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: *4, *ENCRYPTED/m.test(pem))
+    throw new CertError(
+      `${what}: the private key is protected by a passphrase, which dist-build cannot ask for: keep it unencrypted and private (mode 0600), e.g. \`openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.plain\``,
+    );
   let key: KeyObject;
   try {
     key = createPrivateKey(pem);
