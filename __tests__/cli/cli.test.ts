@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
+import { createCA, issueCert, writeCA, writeCert } from '../../src/cluster/certs.js';
 import { captured } from '../helpers/capture.js';
 import { VERSION } from '../../src/version.js';
 
@@ -264,6 +265,43 @@ describe('cluster clients', () => {
       );
       expect(r.err).not.toMatch(/\n\s+at /);
       expect(r.err.trim().split('\n')).toHaveLength(1);
+    },
+    20_000,
+  );
+});
+
+describe('certificates of the wrong role', () => {
+  let certs: string;
+  beforeAll(async () => {
+    certs = join(dir, 'certs');
+    const ca = await createCA();
+    await writeCA(certs, ca);
+    for (const [name, role] of [
+      ['m', 'master'],
+      ['w1', 'worker'],
+      ['c', 'client'],
+    ] as const)
+      await writeCert(certs, name, await issueCert(ca, { name, role }));
+  });
+
+  it.each([
+    ['master', 'w1', 'worker', 'master'],
+    ['worker', 'c', 'client', 'worker'],
+    ['logs', 'w1', 'worker', 'client or master'],
+  ])(
+    '%s with the certificate %s (role %s) is refused before it listens or dials',
+    async (cmd, name, role, wanted) => {
+      const where =
+        cmd === 'master'
+          ? ['--listen', 'tcp://127.0.0.1:0', '--config', configFile, '--wait', '0.01']
+          : cmd === 'worker'
+            ? ['--join', 'tcp://127.0.0.1:1', '--config', configFile]
+            : ['gen', '--master', `unix://${join(dir, 'no-master.sock')}`];
+      const r = await cli(cmd, ...where, '--certs', certs, '--name', name);
+      expect(r.code).toBe(2);
+      expect(r.err).toBe(
+        `dist-build: ${join(certs, `${name}.pem`)} has role ${role}: \`dist-build ${cmd}\` needs a certificate of role ${wanted} (give --name NAME of one, or issue one with \`dist-build certs issue --name ${wanted.split(' ')[0]} --role ${wanted.split(' ')[0]} --dir ${certs}\`)\n`,
+      );
     },
     20_000,
   );

@@ -1,7 +1,9 @@
 /** Security flags shared by `master`, `worker`, `status` and `logs`. */
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
-import { loadTls } from '../cluster/certs.js';
+import { join } from 'node:path';
+import { CertError, certSummary, dirFlag, loadTls } from '../cluster/certs.js';
+import type { CertRole } from '../cluster/certs.js';
 import type { Security } from '../cluster/transport.js';
 import { UsageError } from './errors.js';
 
@@ -23,7 +25,15 @@ export function addSecurityOptions(cmd: Command, defaultName: string): Command {
     .option('--token-file <file>', 'shared token every call must carry (or set DIST_BUILD_TOKEN)');
 }
 
-export async function securityFrom(flags: SecurityFlags): Promise<Security> {
+/**
+ * The security of a command from its flags. With `use`, the certificate in `--certs` must carry
+ * one of `use.roles`: a master started with a worker's certificate would otherwise listen, and
+ * every worker would retry against it forever (they accept only a master's).
+ */
+export async function securityFrom(
+  flags: SecurityFlags,
+  use?: { command: string; roles: readonly CertRole[] },
+): Promise<Security> {
   let token = process.env.DIST_BUILD_TOKEN || undefined;
   if (flags.tokenFile) {
     try {
@@ -36,8 +46,18 @@ export async function securityFrom(flags: SecurityFlags): Promise<Security> {
     if (!token) throw new UsageError(`--token-file ${flags.tokenFile} is empty`);
   }
   if (flags.certs && flags.insecure) throw new UsageError('give either --certs or --insecure');
+  const tls = flags.certs ? await loadTls(flags.certs, flags.name ?? 'worker') : undefined;
+  if (tls && use) {
+    const role = certSummary(tls.cert).role;
+    if (!role || !use.roles.includes(role as CertRole)) {
+      const name = flags.name ?? 'worker';
+      throw new CertError(
+        `${join(flags.certs!, `${name}.pem`)} has role ${role ?? 'none'}: \`dist-build ${use.command}\` needs a certificate of role ${use.roles.join(' or ')} (give --name NAME of one, or issue one with \`dist-build certs issue --name ${use.roles[0]} --role ${use.roles[0]}${dirFlag(flags.certs!)}\`)`,
+      );
+    }
+  }
   return {
-    ...(flags.certs ? { tls: await loadTls(flags.certs, flags.name ?? 'worker') } : {}),
+    ...(tls ? { tls } : {}),
     ...(flags.insecure ? { insecure: true } : {}),
     ...(token ? { token } : {}),
   };

@@ -69,7 +69,7 @@ Examples (a pool on two shells):
       throw new UsageError(`--heartbeat ${flags.heartbeat}: expected at least 100ms`);
     }
     if (config) makeDirFlag('--out', flags.out);
-    const security = await securityFrom(flags);
+    const security = await securityFrom(flags, { command: 'master', roles: ['master'] });
     const err = process.stderr;
     const master = new Master({
       listen: flags.listen.map(parseAddress),

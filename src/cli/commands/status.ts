@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { readFile } from 'node:fs/promises';
 import { processAlive } from '../../cluster/local.js';
 import { dirname, resolve } from 'node:path';
-import { loadTls } from '../../cluster/certs.js';
+import { loadTls, type CertRole } from '../../cluster/certs.js';
 import { call, protocol, type MasterClient, type OutputChunkMsg } from '../../cluster/protocol.js';
 import { memberRecord } from '../../cluster/stats.js';
 import {
@@ -30,6 +30,7 @@ interface ClientFlags extends SecurityFlags {
 /** The master to talk to: `--master`, else the local `dist-build run` in progress. */
 async function connect(
   flags: ClientFlags,
+  use: { command: string; roles: readonly CertRole[] },
 ): Promise<{ client: MasterClient; security: Security; address: string }> {
   let address = flags.master;
   let security: Security;
@@ -53,7 +54,7 @@ async function connect(
     address = current.master;
     security = { tls: await loadTls(current.certs, 'client') };
   } else {
-    security = await securityFrom({ ...flags, name: flags.name ?? 'client' });
+    security = await securityFrom({ ...flags, name: flags.name ?? 'client' }, use);
   }
   const a = parseAddress(address);
   const p = protocol();
@@ -94,7 +95,10 @@ export function registerStatus(program: Command): void {
       .description('Show the cluster membership (and the run in progress) of a master.')
       .option('--json', 'print the membership records and units as JSON'),
   ).action(async (flags: ClientFlags & { json?: boolean }) => {
-    const { client, security, address } = await connect(flags);
+    const { client, security, address } = await connect(flags, {
+      command: 'status',
+      roles: ['client', 'master', 'worker'],
+    });
     try {
       const s = await call(client, client.Status, {}, callMetadata(security), 10_000).catch(
         (e: grpc.ServiceError) => {
@@ -169,7 +173,10 @@ export function registerLogs(program: Command): void {
       .argument('<invocation>', 'invocation name or unit id')
       .option('-f, --follow', 'keep printing until the job ends'),
   ).action(async (invocation: string, flags: ClientFlags & { follow?: boolean }) => {
-    const { client, security, address } = await connect(flags);
+    const { client, security, address } = await connect(flags, {
+      command: 'logs',
+      roles: ['client', 'master'],
+    });
     try {
       const stream = client.Logs(
         { invocation, follow: !!flags.follow, from: 0 },

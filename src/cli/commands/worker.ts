@@ -91,7 +91,7 @@ Examples:
     }
     const killGrace = durationFlag(flags.killGrace, '--kill-grace');
     const cacheDir = workerCacheDir(config, flags.cacheDir);
-    const security = await securityFrom(flags);
+    const security = await securityFrom(flags, { command: 'worker', roles: ['worker'] });
     // Under `dist-build run` stderr is a pipe to the run: if that process dies (SIGKILL), writing
     // fails with EPIPE, which must not end this worker before it has stopped its jobs.
     process.stderr.on('error', () => undefined);
