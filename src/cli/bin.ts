@@ -9,3 +9,13 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 });
 
 process.exitCode = await main(process.argv.slice(2));
+
+// The command is over. A connection grpc-js does not end when its client is closed (a TLS
+// handshake the peer never answers: `status` against a stopped master) must not keep the process
+// alive: past a short grace, exit, once what is still being printed is out.
+const exitSoon = (): void => {
+  if (process.stdout.writableLength || process.stderr.writableLength)
+    setTimeout(exitSoon, 100).unref();
+  else process.exit();
+};
+setTimeout(exitSoon, 2000).unref();

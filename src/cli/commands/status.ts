@@ -70,13 +70,22 @@ async function connect(
  * connection's own error, not grpc-js's wrapping), 2 when it refused the request.
  */
 function masterFailure(what: string, address: string, e: grpc.ServiceError): RunFailure {
-  if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED) {
+  if (e.code === grpc.status.DEADLINE_EXCEEDED)
+    return new RunFailure(`${what}: ${noAnswer(address)}`);
+  if (e.code === grpc.status.UNAVAILABLE) {
     const text = e.details || e.message;
     const last = /Last error: (?:Error: )?(.*?)\.?(?: Resolution note:.*)?$/s.exec(text)?.[1];
     return new RunFailure(`${what}: cannot reach the master at ${address}: ${last || text}`);
   }
   return new RunFailure(`${what}: ${e.details || e.message}`, 2);
 }
+
+/** How long `status` and `logs` wait for the master to answer (or, for `logs`, to connect). */
+const ANSWER_MS = 10_000;
+
+/** A master that accepts the connection and says nothing: stopped (SIGSTOP), hung, or not one. */
+const noAnswer = (address: string): string =>
+  `cannot reach the master at ${address}: no answer within ${ANSWER_MS / 1000}s`;
 
 function clientCommand(cmd: Command): Command {
   cmd
@@ -100,7 +109,7 @@ export function registerStatus(program: Command): void {
       roles: ['client', 'master', 'worker'],
     });
     try {
-      const s = await call(client, client.Status, {}, callMetadata(security), 10_000).catch(
+      const s = await call(client, client.Status, {}, callMetadata(security), ANSWER_MS).catch(
         (e: grpc.ServiceError) => {
           throw masterFailure('status', address, e);
         },
@@ -183,14 +192,26 @@ export function registerLogs(program: Command): void {
         callMetadata(security),
       );
       process.once('SIGINT', () => stream.cancel());
+      // The stream has no deadline (--follow may wait long for a job), but the connection must
+      // come up: a master that accepts it and never answers would hold this command forever.
+      let unanswered = false;
+      const connecting = setTimeout(() => {
+        if (client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY)
+          return;
+        unanswered = true;
+        stream.cancel();
+      }, ANSWER_MS);
       try {
         for await (const chunk of stream as AsyncIterable<OutputChunkMsg>) {
           (chunk.stream === 'stderr' ? process.stderr : process.stdout).write(chunk.data);
         }
       } catch (e) {
         const err = e as grpc.ServiceError;
+        if (unanswered) throw new RunFailure(`logs ${invocation}: ${noAnswer(address)}`);
         if (err.code === grpc.status.CANCELLED) return;
         throw masterFailure(`logs ${invocation}`, address, err);
+      } finally {
+        clearTimeout(connecting);
       }
     } finally {
       client.close();

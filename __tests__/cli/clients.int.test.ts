@@ -1,0 +1,51 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCA, issueCert, writeCA, writeCert } from '../../src/cluster/certs.js';
+import { runCli, stopAll } from '../helpers/processes.js';
+
+// A master that accepts connections and never answers (stopped with SIGSTOP, or hung): the
+// kernel completes the TCP handshake, the TLS handshake never ends.
+let silent: Server;
+const sockets: Socket[] = [];
+let address: string;
+let certs: string;
+
+beforeAll(async () => {
+  certs = mkdtempSync(join(tmpdir(), 'dist-build-clients-'));
+  const ca = await createCA();
+  await writeCA(certs, ca);
+  await writeCert(certs, 'client', await issueCert(ca, { name: 'client', role: 'client' }));
+  silent = createServer((s) => void sockets.push(s));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  address = `tcp://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await stopAll();
+  for (const s of sockets) s.destroy();
+  await new Promise((resolve) => silent.close(resolve));
+  rmSync(certs, { recursive: true, force: true });
+});
+
+test.each([
+  ['status', []],
+  ['logs', ['gen']],
+  ['logs', ['gen', '--follow']],
+])(
+  '%s %s against a master that never answers: one line and exit 1 after 10 s, not a hang',
+  async (cmd, args) => {
+    const started = Date.now();
+    const r = await runCli([cmd, ...args, '--master', address, '--certs', certs], {
+      timeoutMs: 40_000,
+    });
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `dist-build: ${cmd}${cmd === 'logs' ? ' gen' : ''}: cannot reach the master at ${address}: no answer within 10s\n`,
+    );
+    expect(Date.now() - started).toBeLessThan(20_000);
+  },
+  60_000,
+);
