@@ -320,7 +320,8 @@ test(
   'only a master certificate may start jobs on a worker; a wrong token is refused',
   async () => {
     const logs: string[] = [];
-    await startMaster({ tls: tls.master!, token: 's3cret' });
+    const masterLogs: string[] = [];
+    await startMaster({ tls: tls.master!, token: 's3cret' }, masterLogs);
     const w = await startWorker('w1', { tls: tls.w1!, token: 's3cret' }, logs);
     await w.registered;
     // Another worker's certificate is from the cluster CA, but its role is not master.
@@ -340,6 +341,15 @@ test(
       (e: grpc.ServiceError) => e,
     );
     expect((e2 as grpc.ServiceError).code).toBe(grpc.status.UNAUTHENTICATED);
+    // Logged with who sent it (on a unix socket: the certificate), the method named once.
+    expect(masterLogs).toContainEqual(
+      expect.stringMatching(/^master: refused Status: wrong token \(certificate client\)$/),
+    );
+    expect(logs).toContainEqual(
+      expect.stringMatching(
+        /^worker: refused StopJob: certificate w2 has role worker, expected master \(certificate w2\)$/,
+      ),
+    );
     // A worker with the wrong token never joins, and says why.
     const badLogs: string[] = [];
     const bad = await startWorker('w2', { tls: tls.w2!, token: 'nope' }, badLogs);

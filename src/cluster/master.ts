@@ -40,6 +40,7 @@ import {
   failStream,
   grpcTarget,
   parseAddress,
+  refusedCall,
   startServer,
   type Address,
   type Security,
@@ -217,12 +218,12 @@ export class Master extends EventEmitter<MasterEvents> {
   private handlers(): MasterHandlers {
     const sec = this.opts.security;
     const guard = (
-      c: Parameters<typeof authorize>[0],
+      c: Parameters<typeof refusedCall>[0],
       method: string,
       roles: ('worker' | 'client' | 'master')[],
     ) => {
       const err = authorize(c, sec, roles, method);
-      if (err) this.log(`master: refused ${method}: ${err.reason}`);
+      if (err) this.log(`master: ${refusedCall(c, err.reason)}`);
       return err;
     };
     return {

@@ -261,6 +261,21 @@ export function authorize(
   return null;
 }
 
+/**
+ * A call `authorize` refused, as one log line: the reason (which names the method) and who made
+ * the call (address, certificate name), so that a wrong token can be traced to its sender.
+ */
+export function refusedCall(
+  callLike: Parameters<typeof authorize>[0] & { getPeer?: () => string },
+  reason: string,
+): string {
+  const { name } = peerRole(callLike);
+  const peer = callLike.getPeer?.(); // "unknown" on a unix socket
+  const who = [peer && peer !== 'unknown' && `from ${peer}`, name && `certificate ${name}`];
+  const from = who.filter(Boolean).join(', ');
+  return `refused ${reason}${from ? ` (${from})` : ''}`;
+}
+
 const serverCredentialCache = new WeakMap<TlsFiles, grpc.ServerCredentials>();
 
 /** Requires a client certificate from the CA; one credentials object per TLS material. */

@@ -68,6 +68,7 @@ import {
   failStream,
   grpcTarget,
   parseAddress,
+  refusedCall,
   startServer,
   type Address,
   type Security,
@@ -582,7 +583,7 @@ export class WorkerAgent {
 
   private handlers(): WorkerHandlers {
     const guard = (
-      callLike: Parameters<typeof authorize>[0],
+      callLike: Parameters<typeof refusedCall>[0],
       method: string,
       masterOnly = true,
     ) => {
@@ -592,7 +593,7 @@ export class WorkerAgent {
         masterOnly ? ['master'] : ['master', 'worker'],
         method,
       );
-      if (err) this.log(`worker: refused ${method}: ${err.reason}`);
+      if (err) this.log(`worker: ${refusedCall(callLike, err.reason)}`);
       return err;
     };
     return {
