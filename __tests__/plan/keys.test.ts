@@ -281,6 +281,32 @@ describe('computeCacheKeys', () => {
     expect(globChanged.gen).not.toBe(glob.gen);
   });
 
+  it("never takes another invocation's outputs as inputs either (they come in through needs)", async () => {
+    // gen globs all of tools/**; a build writing into tools/out (another invocation's output)
+    // must not change gen's key, whether it ran before the keys were computed or not.
+    const withOut = (invs: InvocationConfig[]) =>
+      invs.push(invocation('report', { run: 'true', outputs: ['tools/out'] }));
+    const before = await keysOf(root, withOut);
+    const after = await keysOf(
+      checkout({ ...TREE, 'tools/out/report.json': '{"at": 2}' }),
+      withOut,
+    );
+    expect(after.gen).toBe(before.gen);
+    expect(after.gen).toBe(base.gen);
+  });
+
+  it("computes one unit's key alone from its dependencies' keys, as for the whole graph", async () => {
+    const config = makeConfig(root, invocations());
+    const units = expandUnits(config);
+    const app = units.find((u) => u.id === 'app')!;
+    const alone = await computeCacheKeys(config, [app], {
+      cacheDir: path.join(tempDir('dist-build-cache-'), 'index'),
+      needKeys: new Map([['lib', base.lib!]]),
+    });
+    expect(alone.get('app')!.cacheKey).toBe(base.app);
+    await expect(computeCacheKeys(config, [app])).rejects.toThrow(/needs unknown unit "lib"/);
+  });
+
   it('changes on an executable-bit change', async () => {
     const other = checkout();
     fs.chmodSync(path.join(other, 'packages/app/scripts/build.sh'), 0o644);

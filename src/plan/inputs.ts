@@ -43,7 +43,7 @@ export interface ExpandOptions {
   /** Shared directory listing cache, to avoid re-reading directories across many expansions. */
   dirCache?: DirCache;
   /** Root-relative paths (literal, not globs) left out with everything below them. */
-  exclude?: readonly string[];
+  exclude?: readonly string[] | ReadonlySet<string>;
 }
 
 /** Directory names skipped unless a pattern names them. */
@@ -153,7 +153,8 @@ export function expandInputs(
     if (p.startsWith('!')) negatives.push(compile(p, p.slice(1)));
     else positives.push(compile(p, p));
   }
-  const literal = new Set(opts.exclude ?? []);
+  const literal: ReadonlySet<string> =
+    opts.exclude instanceof Set ? opts.exclude : new Set(opts.exclude ?? []);
   const excluded = (rel: string): boolean => literal.has(rel) || negatives.some((n) => n.test(rel));
 
   // One positive pattern finds every path once: no need for a set.

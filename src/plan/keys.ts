@@ -23,7 +23,9 @@
  *       "outputs":  [path, ...] sorted, duplicates removed,
  *       "inputs":   [[path, type, sha256-hex], ...] sorted by path (byte order),
  *                   type "f" = file, "x" = executable file (any x bit), "l" = symlink (the digest
- *                   is of its target path),
+ *                   is of its target path); never a path in or under any invocation's declared
+ *                   outputs (what a unit takes from another comes in through `needs`, whose keys
+ *                   are in its key; outputs found in the tree are whatever ran last),
  *       "needs":    [[unit id, cache key], ...] sorted by unit id
  *     }
  *
@@ -62,10 +64,16 @@ export interface ComputeCacheKeysOptions {
   /** Directory of the file-digest index (default `<root>/.dist-build/index`). */
   cacheDir?: string;
   /**
-   * Root-relative paths no invocation's inputs take, like its own outputs (`run` and `master`
-   * give their `--out` directory when it is inside the root: its report changes every run).
+   * Root-relative paths no invocation's inputs take, besides the invocations' outputs (`run` and
+   * `master` give their `--out` directory when it is inside the root: its report changes every
+   * run).
    */
   exclude?: readonly string[];
+  /**
+   * Keys of units that `units` need but that are not among them (a worker checking one unit's
+   * key, given its dependencies' keys by the master).
+   */
+  needKeys?: ReadonlyMap<string, string>;
 }
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json } | RawJson;
@@ -100,19 +108,24 @@ function sortedPairs(record: Record<string, string>): [string, string][] {
     .map((k) => [k, record[k]!]);
 }
 
+/**
+ * Paths that are nobody's input: every invocation's outputs (an `inputs: ["**"]` would otherwise
+ * take what ran last, its own outputs or another's, and the key would change once they exist;
+ * a worker checking the key in its tree, where other jobs write, would see other files than the
+ * master did) and `extra` (`run`'s `--out`). Literal paths: an output name is no glob.
+ */
+function excludedPaths(config: Config, extra: readonly string[] = []): Set<string> {
+  return new Set([...config.invocations.flatMap((i) => i.outputs), ...extra]);
+}
+
 /** The files a unit's key covers (relative to the root, sorted) and its unmatched patterns. */
 function unitFiles(
   config: Config,
   inv: InvocationConfig,
   dirCache: DirCache,
-  exclude: readonly string[],
+  exclude: ReadonlySet<string>,
 ): { files: string[]; unmatched: string[] } {
-  // An invocation's own outputs are never its inputs: `inputs: ["**"]` would otherwise take last
-  // run's outputs and change the key once they exist. (Literal paths: an output name is no glob.)
-  const globs = expandInputs(config.root, inv.inputs, {
-    dirCache,
-    exclude: [...inv.outputs, ...exclude],
-  });
+  const globs = expandInputs(config.root, inv.inputs, { dirCache, exclude });
   if (!inv.docker) return globs;
   const ctx = listDockerContext(config.root, inv.docker);
   const all = new Set([...ctx.files, ...globs.files]);
@@ -120,7 +133,11 @@ function unitFiles(
 }
 
 /** Unit ids in dependency order (needs first; otherwise in the given order). Throws on cycles. */
-export function dependencyOrder(units: readonly Unit[]): Unit[] {
+export function dependencyOrder(
+  units: readonly Unit[],
+  /** Units needed that are not in `units` (their keys are known): not an error. */
+  outside?: ReadonlyMap<string, unknown>,
+): Unit[] {
   const byId = new Map<string, Unit>();
   for (const u of units) {
     if (byId.has(u.id)) throw new Error(`unit "${u.id}" is listed twice`);
@@ -138,6 +155,7 @@ export function dependencyOrder(units: readonly Unit[]): Unit[] {
     state.set(u.id, 'visiting');
     for (const n of u.needs) {
       const dep = byId.get(n);
+      if (!dep && outside?.has(n)) continue;
       if (!dep) throw new Error(`unit "${u.id}" needs unknown unit "${n}"`);
       visit(dep, [...path, u.id]);
     }
@@ -214,7 +232,7 @@ export async function computeCacheKeys(
   opts: ComputeCacheKeysOptions = {},
 ): Promise<Map<string, UnitCacheKey>> {
   const invocations = new Map(config.invocations.map((i) => [i.name, i]));
-  const order = dependencyOrder(units);
+  const order = dependencyOrder(units, opts.needKeys);
   for (const u of order) {
     if (!invocations.has(u.invocation)) {
       throw new Error(`unit "${u.id}" belongs to unknown invocation "${u.invocation}"`);
@@ -230,10 +248,11 @@ export async function computeCacheKeys(
     // listings from the index for unchanged directories.
     await index.verify();
     const dirCache = new DirCache(index);
+    const exclude = excludedPaths(config, opts.exclude);
     for (const u of order) {
       const inv = invocations.get(u.invocation)!;
       if (!filesByInvocation.has(inv.name)) {
-        filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache, opts.exclude ?? []));
+        filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache, exclude));
       }
     }
     const lists = [...filesByInvocation.values()];
@@ -261,7 +280,7 @@ export async function computeCacheKeys(
     }
     const needs: [string, string][] = [...new Set(u.needs)]
       .sort(compareByteOrder)
-      .map((id) => [id, result.get(id)!.cacheKey]);
+      .map((id) => [id, result.get(id)?.cacheKey ?? opts.needKeys!.get(id)!]);
     const doc = canonicalJson(keyDocument(inv, u, inputs, needs));
     const cacheKey = 'sha256:' + crypto.createHash('sha256').update(doc, 'utf8').digest('hex');
     result.set(u.id, {
