@@ -43,7 +43,7 @@ var require_tunnel = __commonJS({
     var tls = __require("tls");
     var http = __require("http");
     var https = __require("https");
-    var events2 = __require("events");
+    var events = __require("events");
     var assert = __require("assert");
     var util = __require("util");
     exports.httpOverHttp = httpOverHttp2;
@@ -95,7 +95,7 @@ var require_tunnel = __commonJS({
         self.removeSocket(socket);
       });
     }
-    util.inherits(TunnelingAgent, events2.EventEmitter);
+    util.inherits(TunnelingAgent, events.EventEmitter);
     TunnelingAgent.prototype.addRequest = function addRequest(req, host, port, localAddress) {
       var self = this;
       var options = mergeOptions({ request: req }, self.options, toOptions(host, port, localAddress));
@@ -1074,14 +1074,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path4 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path4 && path4[0] !== "/") {
-          path4 = `/${path4}`;
+        if (path && path[0] !== "/") {
+          path = `/${path}`;
         }
-        return new URL(`${origin}${path4}`);
+        return new URL(`${origin}${path}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1532,39 +1532,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path4, origin }
+          request: { method, path, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path4);
+        debuglog("sending request to %s %s/%s", method, origin, path);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path4, origin },
+          request: { method, path, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path4,
+          path,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path4, origin }
+          request: { method, path, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path4);
+        debuglog("trailers received from %s %s/%s", method, origin, path);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path4, origin },
+          request: { method, path, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path4,
+          path,
           error2.message
         );
       });
@@ -1613,9 +1613,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path4, origin }
+            request: { method, path, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path4);
+          debuglog("sending request to %s %s/%s", method, origin, path);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1678,7 +1678,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path4,
+        path,
         method,
         body,
         headers,
@@ -1693,11 +1693,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler) {
-        if (typeof path4 !== "string") {
+        if (typeof path !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path4[0] !== "/" && !(path4.startsWith("http://") || path4.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path[0] !== "/" && !(path.startsWith("http://") || path.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path4)) {
+        } else if (invalidPathRegex.test(path)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1763,7 +1763,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path4, query) : path4;
+        this.path = query ? buildURL(path, query) : path;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -2049,8 +2049,8 @@ var require_request = __commonJS({
 var require_dispatcher = __commonJS({
   "node_modules/undici/lib/dispatcher/dispatcher.js"(exports, module) {
     "use strict";
-    var EventEmitter2 = __require("node:events");
-    var Dispatcher = class extends EventEmitter2 {
+    var EventEmitter = __require("node:events");
+    var Dispatcher = class extends EventEmitter {
       dispatch() {
         throw new Error("not implemented");
       }
@@ -2160,9 +2160,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve4, reject) => {
+          return new Promise((resolve5, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve4(data);
+              return err ? reject(err) : resolve5(data);
             });
           });
         }
@@ -2200,12 +2200,12 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve4, reject) => {
+          return new Promise((resolve5, reject) => {
             this.destroy(err, (err2, data) => {
               return err2 ? (
                 /* istanbul ignore next: should never error */
                 reject(err2)
-              ) : resolve4(data);
+              ) : resolve5(data);
             });
           });
         }
@@ -4472,8 +4472,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve4, reject) => {
-        res = resolve4;
+      const promise = new Promise((resolve5, reject) => {
+        res = resolve5;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -6456,7 +6456,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request) {
-      const { method, path: path4, host, upgrade, blocking, reset } = request;
+      const { method, path, host, upgrade, blocking, reset } = request;
       let { body, headers, contentLength } = request;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6537,7 +6537,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path4} HTTP/1.1\r
+      let header = `${method} ${path} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -6724,12 +6724,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve4, reject) => {
+      const waitForDrain = () => new Promise((resolve5, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve4;
+          callback = resolve5;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7066,7 +7066,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request) {
       const session = client[kHTTP2Session];
-      const { method, path: path4, host, upgrade, expectContinue, signal, headers: reqHeaders } = request;
+      const { method, path, host, upgrade, expectContinue, signal, headers: reqHeaders } = request;
       let { body } = request;
       if (upgrade) {
         util.errorRequest(client, request, new Error("Upgrade not supported for H2"));
@@ -7163,7 +7163,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path4;
+      headers[HTTP2_HEADER_PATH] = path;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7399,12 +7399,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve4, reject) => {
+      const waitForDrain = () => new Promise((resolve5, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve4;
+          callback = resolve5;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7516,9 +7516,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path4 = search ? `${pathname}${search}` : pathname;
+        const path = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path4;
+        this.opts.path = path;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -7883,16 +7883,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve4) => {
+        return new Promise((resolve5) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve4;
+            this[kClosedResolve] = resolve5;
           } else {
-            resolve4(null);
+            resolve5(null);
           }
         });
       }
       async [kDestroy](err) {
-        return new Promise((resolve4) => {
+        return new Promise((resolve5) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request = requests[i];
@@ -7903,7 +7903,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve4(null);
+            resolve5(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -7954,7 +7954,7 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve4, reject) => {
+        const socket = await new Promise((resolve5, reject) => {
           client[kConnector]({
             host,
             hostname,
@@ -7966,7 +7966,7 @@ var require_client = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve4(socket2);
+              resolve5(socket2);
             }
           });
         });
@@ -8302,8 +8302,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve4) => {
-            this[kClosedResolve] = resolve4;
+          await new Promise((resolve5) => {
+            this[kClosedResolve] = resolve5;
           });
         }
       }
@@ -8757,10 +8757,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path4 = "/",
+          path = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path4;
+        opts.path = origin + path;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -9572,7 +9572,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve4, reject) => {
+        return await new Promise((resolve5, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError());
           }
@@ -9585,7 +9585,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError());
             } else {
-              resolve4(null);
+              resolve5(null);
             }
           }).on("error", noop).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9604,7 +9604,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream, type) {
       assert(!stream[kConsume]);
-      return new Promise((resolve4, reject) => {
+      return new Promise((resolve5, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9621,7 +9621,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve4,
+              resolve: resolve5,
               reject,
               length: 0,
               body: []
@@ -9691,18 +9691,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2) {
-      const { type, body, resolve: resolve4, stream, length } = consume2;
+      const { type, body, resolve: resolve5, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve4(chunksDecode(body, length));
+          resolve5(chunksDecode(body, length));
         } else if (type === "json") {
-          resolve4(JSON.parse(chunksDecode(body, length)));
+          resolve5(JSON.parse(chunksDecode(body, length)));
         } else if (type === "arrayBuffer") {
-          resolve4(chunksConcat(body, length).buffer);
+          resolve5(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve4(new Blob(body, { type: stream[kContentType] }));
+          resolve5(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve4(chunksConcat(body, length));
+          resolve5(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -9959,9 +9959,9 @@ var require_api_request = __commonJS({
     };
     function request(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           request.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve4(data);
+            return err ? reject(err) : resolve5(data);
           });
         });
       }
@@ -10184,9 +10184,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve4(data);
+            return err ? reject(err) : resolve5(data);
           });
         });
       }
@@ -10471,9 +10471,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve4(data);
+            return err ? reject(err) : resolve5(data);
           });
         });
       }
@@ -10565,9 +10565,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve4(data);
+            return err ? reject(err) : resolve5(data);
           });
         });
       }
@@ -10732,20 +10732,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path4) {
-      if (typeof path4 !== "string") {
-        return path4;
+    function safeUrl(path) {
+      if (typeof path !== "string") {
+        return path;
       }
-      const pathSegments = path4.split("?");
+      const pathSegments = path.split("?");
       if (pathSegments.length !== 2) {
-        return path4;
+        return path;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path4, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path4);
+    function matchKey(mockDispatch2, { path, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10767,7 +10767,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path4 }) => matchValue(safeUrl(path4), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path }) => matchValue(safeUrl(path), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10805,9 +10805,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path4, method, body, headers, query } = opts;
+      const { path, method, body, headers, query } = opts;
       return {
-        path: path4,
+        path,
         method,
         body,
         headers,
@@ -11270,10 +11270,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path4, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path4,
+            Path: path,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -12036,10 +12036,10 @@ var require_headers = __commonJS({
         const lowercaseName = isLowerCase ? name : name.toLowerCase();
         const exists2 = this[kHeadersMap].get(lowercaseName);
         if (exists2) {
-          const delimiter2 = lowercaseName === "cookie" ? "; " : ", ";
+          const delimiter = lowercaseName === "cookie" ? "; " : ", ";
           this[kHeadersMap].set(lowercaseName, {
             name: exists2.name,
-            value: `${exists2.value}${delimiter2}${value}`
+            value: `${exists2.value}${delimiter}${value}`
           });
         } else {
           this[kHeadersMap].set(lowercaseName, { name, value });
@@ -14430,7 +14430,7 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url = requestCurrentURL(request);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve4, reject) => agent.dispatch(
+        return new Promise((resolve5, reject) => agent.dispatch(
           {
             path: url.pathname + url.search,
             origin: url.origin,
@@ -14506,7 +14506,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve4({
+              resolve5({
                 status,
                 statusText,
                 headersList,
@@ -14549,7 +14549,7 @@ var require_fetch = __commonJS({
               for (let i = 0; i < rawHeaders.length; i += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i]), rawHeaders[i + 1].toString("latin1"), true);
               }
-              resolve4({
+              resolve5({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -16152,9 +16152,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path4) {
-      for (let i = 0; i < path4.length; ++i) {
-        const code = path4.charCodeAt(i);
+    function validateCookiePath(path) {
+      for (let i = 0; i < path.length; ++i) {
+        const code = path.charCodeAt(i);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -18290,8 +18290,8 @@ var require_util8 = __commonJS({
       return true;
     }
     function delay(ms) {
-      return new Promise((resolve4) => {
-        setTimeout(resolve4, ms).unref();
+      return new Promise((resolve5) => {
+        setTimeout(resolve5, ms).unref();
       });
     }
     module.exports = {
@@ -19074,11 +19074,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path4 = opts.path;
+          let path = opts.path;
           if (!opts.path.startsWith("/")) {
-            path4 = `/${path4}`;
+            path = `/${path}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path4);
+          url = new URL(util.parseOrigin(url).origin + path);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19252,17 +19252,17 @@ var require_visit = __commonJS({
     visit2.BREAK = BREAK;
     visit2.SKIP = SKIP;
     visit2.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path4) {
-      const ctrl = callVisitor(key, node, visitor, path4);
+    function visit_(key, node, visitor, path) {
+      const ctrl = callVisitor(key, node, visitor, path);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path4, ctrl);
-        return visit_(key, ctrl, visitor, path4);
+        replaceNode(key, path, ctrl);
+        return visit_(key, ctrl, visitor, path);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path4 = Object.freeze(path4.concat(node));
+          path = Object.freeze(path.concat(node));
           for (let i = 0; i < node.items.length; ++i) {
-            const ci = visit_(i, node.items[i], visitor, path4);
+            const ci = visit_(i, node.items[i], visitor, path);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -19273,13 +19273,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path4 = Object.freeze(path4.concat(node));
-          const ck = visit_("key", node.key, visitor, path4);
+          path = Object.freeze(path.concat(node));
+          const ck = visit_("key", node.key, visitor, path);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path4);
+          const cv = visit_("value", node.value, visitor, path);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -19300,17 +19300,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path4) {
-      const ctrl = await callVisitor(key, node, visitor, path4);
+    async function visitAsync_(key, node, visitor, path) {
+      const ctrl = await callVisitor(key, node, visitor, path);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path4, ctrl);
-        return visitAsync_(key, ctrl, visitor, path4);
+        replaceNode(key, path, ctrl);
+        return visitAsync_(key, ctrl, visitor, path);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path4 = Object.freeze(path4.concat(node));
+          path = Object.freeze(path.concat(node));
           for (let i = 0; i < node.items.length; ++i) {
-            const ci = await visitAsync_(i, node.items[i], visitor, path4);
+            const ci = await visitAsync_(i, node.items[i], visitor, path);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -19321,13 +19321,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path4 = Object.freeze(path4.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path4);
+          path = Object.freeze(path.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path4);
+          const cv = await visitAsync_("value", node.value, visitor, path);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -19354,23 +19354,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path4) {
+    function callVisitor(key, node, visitor, path) {
       if (typeof visitor === "function")
-        return visitor(key, node, path4);
+        return visitor(key, node, path);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path4);
+        return visitor.Map?.(key, node, path);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path4);
+        return visitor.Seq?.(key, node, path);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path4);
+        return visitor.Pair?.(key, node, path);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path4);
+        return visitor.Scalar?.(key, node, path);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path4);
+        return visitor.Alias?.(key, node, path);
       return void 0;
     }
-    function replaceNode(key, path4, node) {
-      const parent = path4[path4.length - 1];
+    function replaceNode(key, path, node) {
+      const parent = path[path.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -19982,10 +19982,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path4, value) {
+    function collectionFromPath(schema, path, value) {
       let v = value;
-      for (let i = path4.length - 1; i >= 0; --i) {
-        const k = path4[i];
+      for (let i = path.length - 1; i >= 0; --i) {
+        const k = path[i];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -20004,7 +20004,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path4) => path4 == null || typeof path4 === "object" && !!path4[Symbol.iterator]().next().done;
+    var isEmptyPath = (path) => path == null || typeof path === "object" && !!path[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -20034,11 +20034,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path4, value) {
-        if (isEmptyPath(path4))
+      addIn(path, value) {
+        if (isEmptyPath(path))
           this.add(value);
         else {
-          const [key, ...rest] = path4;
+          const [key, ...rest] = path;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -20052,8 +20052,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path4) {
-        const [key, ...rest] = path4;
+      deleteIn(path) {
+        const [key, ...rest] = path;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -20067,8 +20067,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path4, keepScalar) {
-        const [key, ...rest] = path4;
+      getIn(path, keepScalar) {
+        const [key, ...rest] = path;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -20086,8 +20086,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path4) {
-        const [key, ...rest] = path4;
+      hasIn(path) {
+        const [key, ...rest] = path;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -20097,8 +20097,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path4, value) {
-        const [key, ...rest] = path4;
+      setIn(path, value) {
+        const [key, ...rest] = path;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -22613,9 +22613,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path4, value) {
+      addIn(path, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path4, value);
+          this.contents.addIn(path, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -22690,14 +22690,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path4) {
-        if (Collection.isEmptyPath(path4)) {
+      deleteIn(path) {
+        if (Collection.isEmptyPath(path)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path4) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -22712,10 +22712,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path4, keepScalar) {
-        if (Collection.isEmptyPath(path4))
+      getIn(path, keepScalar) {
+        if (Collection.isEmptyPath(path))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path4, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -22726,10 +22726,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path4) {
-        if (Collection.isEmptyPath(path4))
+      hasIn(path) {
+        if (Collection.isEmptyPath(path))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path4) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -22746,13 +22746,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path4, value) {
-        if (Collection.isEmptyPath(path4)) {
+      setIn(path, value) {
+        if (Collection.isEmptyPath(path)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path4), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path4, value);
+          this.contents.setIn(path, value);
         }
       }
       /**
@@ -23138,10 +23138,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep: sep4, value } = collItem;
+        const { start, key, sep: sep5, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep4?.[0],
+          next: key ?? sep5?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -23155,7 +23155,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep4) {
+          if (!keyProps.anchor && !keyProps.tag && !sep5) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -23179,7 +23179,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep4 ?? [], {
+        const valueProps = resolveProps.resolveProps(sep5 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -23195,7 +23195,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep4, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep5, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -23286,7 +23286,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep4 = "";
+        let sep5 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -23300,13 +23300,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep4 + cb;
-              sep4 = "";
+                comment += sep5 + cb;
+              sep5 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep4 += source;
+                sep5 += source;
               hasSpace = true;
               break;
             default:
@@ -23349,18 +23349,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i = 0; i < fc.items.length; ++i) {
         const collItem = fc.items[i];
-        const { start, key, sep: sep4, value } = collItem;
+        const { start, key, sep: sep5, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep4?.[0],
+          next: key ?? sep5?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep4 && !value) {
+          if (!props.anchor && !props.tag && !sep5 && !value) {
             if (i === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i < fc.items.length - 1)
@@ -23414,8 +23414,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep4 && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep4, null, props, onError);
+        if (!isMap2 && !sep5 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep5, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -23427,7 +23427,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep4 ?? [], {
+          const valueProps = resolveProps.resolveProps(sep5 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -23438,8 +23438,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap2 && !props.found && ctx.options.strict) {
-              if (sep4)
-                for (const st of sep4) {
+              if (sep5)
+                for (const st of sep5) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -23456,7 +23456,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep4, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep5, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -23636,7 +23636,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i + 1;
       }
       let value = "";
-      let sep4 = "";
+      let sep5 = "";
       let prevMoreIndented = false;
       for (let i = 0; i < contentStart; ++i)
         value += lines[i][0].slice(trimIndent) + "\n";
@@ -23653,24 +23653,24 @@ var require_resolve_block_scalar = __commonJS({
           indent = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep4 + indent.slice(trimIndent) + content;
-          sep4 = "\n";
+          value += sep5 + indent.slice(trimIndent) + content;
+          sep5 = "\n";
         } else if (indent.length > trimIndent || content[0] === "	") {
-          if (sep4 === " ")
-            sep4 = "\n";
-          else if (!prevMoreIndented && sep4 === "\n")
-            sep4 = "\n\n";
-          value += sep4 + indent.slice(trimIndent) + content;
-          sep4 = "\n";
+          if (sep5 === " ")
+            sep5 = "\n";
+          else if (!prevMoreIndented && sep5 === "\n")
+            sep5 = "\n\n";
+          value += sep5 + indent.slice(trimIndent) + content;
+          sep5 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep4 === "\n")
+          if (sep5 === "\n")
             value += "\n";
           else
-            sep4 = "\n";
+            sep5 = "\n";
         } else {
-          value += sep4 + content;
-          sep4 = " ";
+          value += sep5 + content;
+          sep5 = " ";
           prevMoreIndented = false;
         }
       }
@@ -23853,25 +23853,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep4 = " ";
+      let sep5 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep4 === "\n")
-            res += sep4;
+          if (sep5 === "\n")
+            res += sep5;
           else
-            sep4 = "\n";
+            sep5 = "\n";
         } else {
-          res += sep4 + lm;
-          sep4 = " ";
+          res += sep5 + lm;
+          sep5 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep4 + (match?.[1] ?? "");
+      return res + sep5 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -24681,14 +24681,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep: sep4, value }) {
+    function stringifyItem({ start, key, sep: sep5, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep4)
-        for (const st of sep4)
+      if (sep5)
+        for (const st of sep5)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -24713,9 +24713,9 @@ var require_cst_visit = __commonJS({
     visit2.BREAK = BREAK;
     visit2.SKIP = SKIP;
     visit2.REMOVE = REMOVE;
-    visit2.itemAtPath = (cst, path4) => {
+    visit2.itemAtPath = (cst, path) => {
       let item = cst;
-      for (const [field, index] of path4) {
+      for (const [field, index] of path) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -24724,23 +24724,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit2.parentCollection = (cst, path4) => {
-      const parent = visit2.itemAtPath(cst, path4.slice(0, -1));
-      const field = path4[path4.length - 1][0];
+    visit2.parentCollection = (cst, path) => {
+      const parent = visit2.itemAtPath(cst, path.slice(0, -1));
+      const field = path[path.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path4, item, visitor) {
-      let ctrl = visitor(item, path4);
+    function _visit(path, item, visitor) {
+      let ctrl = visitor(item, path);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i = 0; i < token.items.length; ++i) {
-            const ci = _visit(Object.freeze(path4.concat([[field, i]])), token.items[i], visitor);
+            const ci = _visit(Object.freeze(path.concat([[field, i]])), token.items[i], visitor);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -24751,10 +24751,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path4);
+            ctrl = ctrl(item, path);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path4) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path) : ctrl;
     }
     exports.visit = visit2;
   }
@@ -25855,18 +25855,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep4;
+          let sep5;
           if (scalar.end) {
-            sep4 = scalar.end;
-            sep4.push(this.sourceToken);
+            sep5 = scalar.end;
+            sep5.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep4 = [this.sourceToken];
+            sep5 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep: sep4 }]
+            items: [{ start, key: scalar, sep: sep5 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -26019,15 +26019,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep4 = it.sep;
-                  sep4.push(this.sourceToken);
+                  const sep5 = it.sep;
+                  sep5.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep: sep4 }]
+                    items: [{ start: start2, key, sep: sep5 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -26221,13 +26221,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep4 = fc.end.splice(1, fc.end.length);
-            sep4.push(this.sourceToken);
+            const sep5 = fc.end.splice(1, fc.end.length);
+            sep5.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep: sep4 }]
+              items: [{ start, key: fc, sep: sep5 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;
@@ -26760,8 +26760,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path4, { windows } = {}) => {
-      const segs = path4.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path, { windows } = {}) => {
+      const segs = path.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -28369,19 +28369,19 @@ function issueFileCommand(command, message) {
   });
 }
 function prepareKeyValueMessage(key, value) {
-  const delimiter2 = `ghadelimiter_${crypto.randomUUID()}`;
+  const delimiter = `ghadelimiter_${crypto.randomUUID()}`;
   const convertedValue = toCommandValue(value);
-  if (key.includes(delimiter2)) {
-    throw new Error(`Unexpected input: name should not contain the delimiter "${delimiter2}"`);
+  if (key.includes(delimiter)) {
+    throw new Error(`Unexpected input: name should not contain the delimiter "${delimiter}"`);
   }
-  if (convertedValue.includes(delimiter2)) {
-    throw new Error(`Unexpected input: value should not contain the delimiter "${delimiter2}"`);
+  if (convertedValue.includes(delimiter)) {
+    throw new Error(`Unexpected input: value should not contain the delimiter "${delimiter}"`);
   }
-  return `${key}<<${delimiter2}${os2.EOL}${convertedValue}${os2.EOL}${delimiter2}`;
+  return `${key}<<${delimiter}${os2.EOL}${convertedValue}${os2.EOL}${delimiter}`;
 }
 
 // node_modules/@actions/core/lib/core.js
-import * as os5 from "os";
+import * as os4 from "os";
 
 // node_modules/@actions/http-client/lib/index.js
 var tunnel = __toESM(require_tunnel2(), 1);
@@ -28443,11 +28443,11 @@ import { EOL as EOL3 } from "os";
 import { constants, promises } from "fs";
 var __awaiter = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve4) {
-      resolve4(value);
+    return value instanceof P ? value : new P(function(resolve5) {
+      resolve5(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve4, reject) {
+  return new (P || (P = Promise))(function(resolve5, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -28463,7 +28463,7 @@ var __awaiter = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve5(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -28724,726 +28724,20 @@ var _summary = new Summary();
 var summary = _summary;
 
 // node_modules/@actions/core/lib/platform.js
-import os4 from "os";
-
-// node_modules/@actions/exec/lib/toolrunner.js
-import * as os3 from "os";
-import * as events from "events";
-import * as child from "child_process";
-import * as path3 from "path";
-
-// node_modules/@actions/io/lib/io.js
-import * as path2 from "path";
+import os3 from "os";
 
 // node_modules/@actions/io/lib/io-util.js
 import * as fs2 from "fs";
-import * as path from "path";
-var __awaiter2 = function(thisArg, _arguments, P, generator) {
-  function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve4) {
-      resolve4(value);
-    });
-  }
-  return new (P || (P = Promise))(function(resolve4, reject) {
-    function fulfilled(value) {
-      try {
-        step(generator.next(value));
-      } catch (e) {
-        reject(e);
-      }
-    }
-    function rejected(value) {
-      try {
-        step(generator["throw"](value));
-      } catch (e) {
-        reject(e);
-      }
-    }
-    function step(result) {
-      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
-    }
-    step((generator = generator.apply(thisArg, _arguments || [])).next());
-  });
-};
 var { chmod, copyFile, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, symlink, unlink } = fs2.promises;
 var IS_WINDOWS = process.platform === "win32";
 var READONLY = fs2.constants.O_RDONLY;
-function exists(fsPath) {
-  return __awaiter2(this, void 0, void 0, function* () {
-    try {
-      yield stat(fsPath);
-    } catch (err) {
-      if (err.code === "ENOENT") {
-        return false;
-      }
-      throw err;
-    }
-    return true;
-  });
-}
-function isRooted(p) {
-  p = normalizeSeparators(p);
-  if (!p) {
-    throw new Error('isRooted() parameter "p" cannot be empty');
-  }
-  if (IS_WINDOWS) {
-    return p.startsWith("\\") || /^[A-Z]:/i.test(p);
-  }
-  return p.startsWith("/");
-}
-function tryGetExecutablePath(filePath, extensions) {
-  return __awaiter2(this, void 0, void 0, function* () {
-    let stats = void 0;
-    try {
-      stats = yield stat(filePath);
-    } catch (err) {
-      if (err.code !== "ENOENT") {
-        console.log(`Unexpected error attempting to determine if executable file exists '${filePath}': ${err}`);
-      }
-    }
-    if (stats && stats.isFile()) {
-      if (IS_WINDOWS) {
-        const upperExt = path.extname(filePath).toUpperCase();
-        if (extensions.some((validExt) => validExt.toUpperCase() === upperExt)) {
-          return filePath;
-        }
-      } else {
-        if (isUnixExecutable(stats)) {
-          return filePath;
-        }
-      }
-    }
-    const originalFilePath = filePath;
-    for (const extension of extensions) {
-      filePath = originalFilePath + extension;
-      stats = void 0;
-      try {
-        stats = yield stat(filePath);
-      } catch (err) {
-        if (err.code !== "ENOENT") {
-          console.log(`Unexpected error attempting to determine if executable file exists '${filePath}': ${err}`);
-        }
-      }
-      if (stats && stats.isFile()) {
-        if (IS_WINDOWS) {
-          try {
-            const directory = path.dirname(filePath);
-            const upperName = path.basename(filePath).toUpperCase();
-            for (const actualName of yield readdir(directory)) {
-              if (upperName === actualName.toUpperCase()) {
-                filePath = path.join(directory, actualName);
-                break;
-              }
-            }
-          } catch (err) {
-            console.log(`Unexpected error attempting to determine the actual case of the file '${filePath}': ${err}`);
-          }
-          return filePath;
-        } else {
-          if (isUnixExecutable(stats)) {
-            return filePath;
-          }
-        }
-      }
-    }
-    return "";
-  });
-}
-function normalizeSeparators(p) {
-  p = p || "";
-  if (IS_WINDOWS) {
-    p = p.replace(/\//g, "\\");
-    return p.replace(/\\\\+/g, "\\");
-  }
-  return p.replace(/\/\/+/g, "/");
-}
-function isUnixExecutable(stats) {
-  return (stats.mode & 1) > 0 || (stats.mode & 8) > 0 && process.getgid !== void 0 && stats.gid === process.getgid() || (stats.mode & 64) > 0 && process.getuid !== void 0 && stats.uid === process.getuid();
-}
-
-// node_modules/@actions/io/lib/io.js
-var __awaiter3 = function(thisArg, _arguments, P, generator) {
-  function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve4) {
-      resolve4(value);
-    });
-  }
-  return new (P || (P = Promise))(function(resolve4, reject) {
-    function fulfilled(value) {
-      try {
-        step(generator.next(value));
-      } catch (e) {
-        reject(e);
-      }
-    }
-    function rejected(value) {
-      try {
-        step(generator["throw"](value));
-      } catch (e) {
-        reject(e);
-      }
-    }
-    function step(result) {
-      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
-    }
-    step((generator = generator.apply(thisArg, _arguments || [])).next());
-  });
-};
-function which(tool, check) {
-  return __awaiter3(this, void 0, void 0, function* () {
-    if (!tool) {
-      throw new Error("parameter 'tool' is required");
-    }
-    if (check) {
-      const result = yield which(tool, false);
-      if (!result) {
-        if (IS_WINDOWS) {
-          throw new Error(`Unable to locate executable file: ${tool}. Please verify either the file path exists or the file can be found within a directory specified by the PATH environment variable. Also verify the file has a valid extension for an executable file.`);
-        } else {
-          throw new Error(`Unable to locate executable file: ${tool}. Please verify either the file path exists or the file can be found within a directory specified by the PATH environment variable. Also check the file mode to verify the file is executable.`);
-        }
-      }
-      return result;
-    }
-    const matches2 = yield findInPath(tool);
-    if (matches2 && matches2.length > 0) {
-      return matches2[0];
-    }
-    return "";
-  });
-}
-function findInPath(tool) {
-  return __awaiter3(this, void 0, void 0, function* () {
-    if (!tool) {
-      throw new Error("parameter 'tool' is required");
-    }
-    const extensions = [];
-    if (IS_WINDOWS && process.env["PATHEXT"]) {
-      for (const extension of process.env["PATHEXT"].split(path2.delimiter)) {
-        if (extension) {
-          extensions.push(extension);
-        }
-      }
-    }
-    if (isRooted(tool)) {
-      const filePath = yield tryGetExecutablePath(tool, extensions);
-      if (filePath) {
-        return [filePath];
-      }
-      return [];
-    }
-    if (tool.includes(path2.sep)) {
-      return [];
-    }
-    const directories = [];
-    if (process.env.PATH) {
-      for (const p of process.env.PATH.split(path2.delimiter)) {
-        if (p) {
-          directories.push(p);
-        }
-      }
-    }
-    const matches2 = [];
-    for (const directory of directories) {
-      const filePath = yield tryGetExecutablePath(path2.join(directory, tool), extensions);
-      if (filePath) {
-        matches2.push(filePath);
-      }
-    }
-    return matches2;
-  });
-}
 
 // node_modules/@actions/exec/lib/toolrunner.js
-import { setTimeout as setTimeout2 } from "timers";
-var __awaiter4 = function(thisArg, _arguments, P, generator) {
-  function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve4) {
-      resolve4(value);
-    });
-  }
-  return new (P || (P = Promise))(function(resolve4, reject) {
-    function fulfilled(value) {
-      try {
-        step(generator.next(value));
-      } catch (e) {
-        reject(e);
-      }
-    }
-    function rejected(value) {
-      try {
-        step(generator["throw"](value));
-      } catch (e) {
-        reject(e);
-      }
-    }
-    function step(result) {
-      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
-    }
-    step((generator = generator.apply(thisArg, _arguments || [])).next());
-  });
-};
 var IS_WINDOWS2 = process.platform === "win32";
-var ToolRunner = class extends events.EventEmitter {
-  constructor(toolPath, args, options) {
-    super();
-    if (!toolPath) {
-      throw new Error("Parameter 'toolPath' cannot be null or empty.");
-    }
-    this.toolPath = toolPath;
-    this.args = args || [];
-    this.options = options || {};
-  }
-  _debug(message) {
-    if (this.options.listeners && this.options.listeners.debug) {
-      this.options.listeners.debug(message);
-    }
-  }
-  _getCommandString(options, noPrefix) {
-    const toolPath = this._getSpawnFileName();
-    const args = this._getSpawnArgs(options);
-    let cmd = noPrefix ? "" : "[command]";
-    if (IS_WINDOWS2) {
-      if (this._isCmdFile()) {
-        cmd += toolPath;
-        for (const a of args) {
-          cmd += ` ${a}`;
-        }
-      } else if (options.windowsVerbatimArguments) {
-        cmd += `"${toolPath}"`;
-        for (const a of args) {
-          cmd += ` ${a}`;
-        }
-      } else {
-        cmd += this._windowsQuoteCmdArg(toolPath);
-        for (const a of args) {
-          cmd += ` ${this._windowsQuoteCmdArg(a)}`;
-        }
-      }
-    } else {
-      cmd += toolPath;
-      for (const a of args) {
-        cmd += ` ${a}`;
-      }
-    }
-    return cmd;
-  }
-  _processLineBuffer(data, strBuffer, onLine) {
-    try {
-      let s = strBuffer + data.toString();
-      let n = s.indexOf(os3.EOL);
-      while (n > -1) {
-        const line = s.substring(0, n);
-        onLine(line);
-        s = s.substring(n + os3.EOL.length);
-        n = s.indexOf(os3.EOL);
-      }
-      return s;
-    } catch (err) {
-      this._debug(`error processing line. Failed with error ${err}`);
-      return "";
-    }
-  }
-  _getSpawnFileName() {
-    if (IS_WINDOWS2) {
-      if (this._isCmdFile()) {
-        return process.env["COMSPEC"] || "cmd.exe";
-      }
-    }
-    return this.toolPath;
-  }
-  _getSpawnArgs(options) {
-    if (IS_WINDOWS2) {
-      if (this._isCmdFile()) {
-        let argline = `/D /S /C "${this._windowsQuoteCmdArg(this.toolPath)}`;
-        for (const a of this.args) {
-          argline += " ";
-          argline += options.windowsVerbatimArguments ? a : this._windowsQuoteCmdArg(a);
-        }
-        argline += '"';
-        return [argline];
-      }
-    }
-    return this.args;
-  }
-  _endsWith(str, end) {
-    return str.endsWith(end);
-  }
-  _isCmdFile() {
-    const upperToolPath = this.toolPath.toUpperCase();
-    return this._endsWith(upperToolPath, ".CMD") || this._endsWith(upperToolPath, ".BAT");
-  }
-  _windowsQuoteCmdArg(arg) {
-    if (!this._isCmdFile()) {
-      return this._uvQuoteCmdArg(arg);
-    }
-    if (!arg) {
-      return '""';
-    }
-    const cmdSpecialChars = [
-      " ",
-      "	",
-      "&",
-      "(",
-      ")",
-      "[",
-      "]",
-      "{",
-      "}",
-      "^",
-      "=",
-      ";",
-      "!",
-      "'",
-      "+",
-      ",",
-      "`",
-      "~",
-      "|",
-      "<",
-      ">",
-      '"'
-    ];
-    let needsQuotes = false;
-    for (const char of arg) {
-      if (cmdSpecialChars.some((x) => x === char)) {
-        needsQuotes = true;
-        break;
-      }
-    }
-    if (!needsQuotes) {
-      return arg;
-    }
-    let reverse = '"';
-    let quoteHit = true;
-    for (let i = arg.length; i > 0; i--) {
-      reverse += arg[i - 1];
-      if (quoteHit && arg[i - 1] === "\\") {
-        reverse += "\\";
-      } else if (arg[i - 1] === '"') {
-        quoteHit = true;
-        reverse += '"';
-      } else {
-        quoteHit = false;
-      }
-    }
-    reverse += '"';
-    return reverse.split("").reverse().join("");
-  }
-  _uvQuoteCmdArg(arg) {
-    if (!arg) {
-      return '""';
-    }
-    if (!arg.includes(" ") && !arg.includes("	") && !arg.includes('"')) {
-      return arg;
-    }
-    if (!arg.includes('"') && !arg.includes("\\")) {
-      return `"${arg}"`;
-    }
-    let reverse = '"';
-    let quoteHit = true;
-    for (let i = arg.length; i > 0; i--) {
-      reverse += arg[i - 1];
-      if (quoteHit && arg[i - 1] === "\\") {
-        reverse += "\\";
-      } else if (arg[i - 1] === '"') {
-        quoteHit = true;
-        reverse += "\\";
-      } else {
-        quoteHit = false;
-      }
-    }
-    reverse += '"';
-    return reverse.split("").reverse().join("");
-  }
-  _cloneExecOptions(options) {
-    options = options || {};
-    const result = {
-      cwd: options.cwd || process.cwd(),
-      env: options.env || process.env,
-      silent: options.silent || false,
-      windowsVerbatimArguments: options.windowsVerbatimArguments || false,
-      failOnStdErr: options.failOnStdErr || false,
-      ignoreReturnCode: options.ignoreReturnCode || false,
-      delay: options.delay || 1e4
-    };
-    result.outStream = options.outStream || process.stdout;
-    result.errStream = options.errStream || process.stderr;
-    return result;
-  }
-  _getSpawnOptions(options, toolPath) {
-    options = options || {};
-    const result = {};
-    result.cwd = options.cwd;
-    result.env = options.env;
-    result["windowsVerbatimArguments"] = options.windowsVerbatimArguments || this._isCmdFile();
-    if (options.windowsVerbatimArguments) {
-      result.argv0 = `"${toolPath}"`;
-    }
-    return result;
-  }
-  /**
-   * Exec a tool.
-   * Output will be streamed to the live console.
-   * Returns promise with return code
-   *
-   * @param     tool     path to tool to exec
-   * @param     options  optional exec options.  See ExecOptions
-   * @returns   number
-   */
-  exec() {
-    return __awaiter4(this, void 0, void 0, function* () {
-      if (!isRooted(this.toolPath) && (this.toolPath.includes("/") || IS_WINDOWS2 && this.toolPath.includes("\\"))) {
-        this.toolPath = path3.resolve(process.cwd(), this.options.cwd || process.cwd(), this.toolPath);
-      }
-      this.toolPath = yield which(this.toolPath, true);
-      return new Promise((resolve4, reject) => __awaiter4(this, void 0, void 0, function* () {
-        this._debug(`exec tool: ${this.toolPath}`);
-        this._debug("arguments:");
-        for (const arg of this.args) {
-          this._debug(`   ${arg}`);
-        }
-        const optionsNonNull = this._cloneExecOptions(this.options);
-        if (!optionsNonNull.silent && optionsNonNull.outStream) {
-          optionsNonNull.outStream.write(this._getCommandString(optionsNonNull) + os3.EOL);
-        }
-        const state = new ExecState(optionsNonNull, this.toolPath);
-        state.on("debug", (message) => {
-          this._debug(message);
-        });
-        if (this.options.cwd && !(yield exists(this.options.cwd))) {
-          return reject(new Error(`The cwd: ${this.options.cwd} does not exist!`));
-        }
-        const fileName = this._getSpawnFileName();
-        const cp = child.spawn(fileName, this._getSpawnArgs(optionsNonNull), this._getSpawnOptions(this.options, fileName));
-        let stdbuffer = "";
-        if (cp.stdout) {
-          cp.stdout.on("data", (data) => {
-            if (this.options.listeners && this.options.listeners.stdout) {
-              this.options.listeners.stdout(data);
-            }
-            if (!optionsNonNull.silent && optionsNonNull.outStream) {
-              optionsNonNull.outStream.write(data);
-            }
-            stdbuffer = this._processLineBuffer(data, stdbuffer, (line) => {
-              if (this.options.listeners && this.options.listeners.stdline) {
-                this.options.listeners.stdline(line);
-              }
-            });
-          });
-        }
-        let errbuffer = "";
-        if (cp.stderr) {
-          cp.stderr.on("data", (data) => {
-            state.processStderr = true;
-            if (this.options.listeners && this.options.listeners.stderr) {
-              this.options.listeners.stderr(data);
-            }
-            if (!optionsNonNull.silent && optionsNonNull.errStream && optionsNonNull.outStream) {
-              const s = optionsNonNull.failOnStdErr ? optionsNonNull.errStream : optionsNonNull.outStream;
-              s.write(data);
-            }
-            errbuffer = this._processLineBuffer(data, errbuffer, (line) => {
-              if (this.options.listeners && this.options.listeners.errline) {
-                this.options.listeners.errline(line);
-              }
-            });
-          });
-        }
-        cp.on("error", (err) => {
-          state.processError = err.message;
-          state.processExited = true;
-          state.processClosed = true;
-          state.CheckComplete();
-        });
-        cp.on("exit", (code) => {
-          state.processExitCode = code;
-          state.processExited = true;
-          this._debug(`Exit code ${code} received from tool '${this.toolPath}'`);
-          state.CheckComplete();
-        });
-        cp.on("close", (code) => {
-          state.processExitCode = code;
-          state.processExited = true;
-          state.processClosed = true;
-          this._debug(`STDIO streams have closed for tool '${this.toolPath}'`);
-          state.CheckComplete();
-        });
-        state.on("done", (error2, exitCode) => {
-          if (stdbuffer.length > 0) {
-            this.emit("stdline", stdbuffer);
-          }
-          if (errbuffer.length > 0) {
-            this.emit("errline", errbuffer);
-          }
-          cp.removeAllListeners();
-          if (error2) {
-            reject(error2);
-          } else {
-            resolve4(exitCode);
-          }
-        });
-        if (this.options.input) {
-          if (!cp.stdin) {
-            throw new Error("child process missing stdin");
-          }
-          cp.stdin.end(this.options.input);
-        }
-      }));
-    });
-  }
-};
-function argStringToArray(argString) {
-  const args = [];
-  let inQuotes = false;
-  let escaped = false;
-  let arg = "";
-  function append(c) {
-    if (escaped && c !== '"') {
-      arg += "\\";
-    }
-    arg += c;
-    escaped = false;
-  }
-  for (let i = 0; i < argString.length; i++) {
-    const c = argString.charAt(i);
-    if (c === '"') {
-      if (!escaped) {
-        inQuotes = !inQuotes;
-      } else {
-        append(c);
-      }
-      continue;
-    }
-    if (c === "\\" && escaped) {
-      append(c);
-      continue;
-    }
-    if (c === "\\" && inQuotes) {
-      escaped = true;
-      continue;
-    }
-    if (c === " " && !inQuotes) {
-      if (arg.length > 0) {
-        args.push(arg);
-        arg = "";
-      }
-      continue;
-    }
-    append(c);
-  }
-  if (arg.length > 0) {
-    args.push(arg.trim());
-  }
-  return args;
-}
-var ExecState = class _ExecState extends events.EventEmitter {
-  constructor(options, toolPath) {
-    super();
-    this.processClosed = false;
-    this.processError = "";
-    this.processExitCode = 0;
-    this.processExited = false;
-    this.processStderr = false;
-    this.delay = 1e4;
-    this.done = false;
-    this.timeout = null;
-    if (!toolPath) {
-      throw new Error("toolPath must not be empty");
-    }
-    this.options = options;
-    this.toolPath = toolPath;
-    if (options.delay) {
-      this.delay = options.delay;
-    }
-  }
-  CheckComplete() {
-    if (this.done) {
-      return;
-    }
-    if (this.processClosed) {
-      this._setResult();
-    } else if (this.processExited) {
-      this.timeout = setTimeout2(_ExecState.HandleTimeout, this.delay, this);
-    }
-  }
-  _debug(message) {
-    this.emit("debug", message);
-  }
-  _setResult() {
-    let error2;
-    if (this.processExited) {
-      if (this.processError) {
-        error2 = new Error(`There was an error when attempting to execute the process '${this.toolPath}'. This may indicate the process failed to start. Error: ${this.processError}`);
-      } else if (this.processExitCode !== 0 && !this.options.ignoreReturnCode) {
-        error2 = new Error(`The process '${this.toolPath}' failed with exit code ${this.processExitCode}`);
-      } else if (this.processStderr && this.options.failOnStdErr) {
-        error2 = new Error(`The process '${this.toolPath}' failed because one or more lines were written to the STDERR stream`);
-      }
-    }
-    if (this.timeout) {
-      clearTimeout(this.timeout);
-      this.timeout = null;
-    }
-    this.done = true;
-    this.emit("done", error2, this.processExitCode);
-  }
-  static HandleTimeout(state) {
-    if (state.done) {
-      return;
-    }
-    if (!state.processClosed && state.processExited) {
-      const message = `The STDIO streams did not close within ${state.delay / 1e3} seconds of the exit event from process '${state.toolPath}'. This may indicate a child process inherited the STDIO streams and has not yet exited.`;
-      state._debug(message);
-    }
-    state._setResult();
-  }
-};
-
-// node_modules/@actions/exec/lib/exec.js
-var __awaiter5 = function(thisArg, _arguments, P, generator) {
-  function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve4) {
-      resolve4(value);
-    });
-  }
-  return new (P || (P = Promise))(function(resolve4, reject) {
-    function fulfilled(value) {
-      try {
-        step(generator.next(value));
-      } catch (e) {
-        reject(e);
-      }
-    }
-    function rejected(value) {
-      try {
-        step(generator["throw"](value));
-      } catch (e) {
-        reject(e);
-      }
-    }
-    function step(result) {
-      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
-    }
-    step((generator = generator.apply(thisArg, _arguments || [])).next());
-  });
-};
-function exec(commandLine, args, options) {
-  return __awaiter5(this, void 0, void 0, function* () {
-    const commandArgs = argStringToArray(commandLine);
-    if (commandArgs.length === 0) {
-      throw new Error(`Parameter 'commandLine' cannot be null or empty.`);
-    }
-    const toolPath = commandArgs[0];
-    args = commandArgs.slice(1).concat(args || []);
-    const runner = new ToolRunner(toolPath, args, options);
-    return runner.exec();
-  });
-}
 
 // node_modules/@actions/core/lib/platform.js
-var platform = os4.platform();
-var arch = os4.arch();
+var platform = os3.platform();
+var arch = os3.arch();
 
 // node_modules/@actions/core/lib/core.js
 var ExitCode;
@@ -29480,7 +28774,7 @@ function setOutput(name, value) {
   if (filePath) {
     return issueFileCommand("OUTPUT", prepareKeyValueMessage(name, value));
   }
-  process.stdout.write(os5.EOL);
+  process.stdout.write(os4.EOL);
   issueCommand("set-output", { name }, toCommandValue(value));
 }
 function setFailed(message) {
@@ -29493,15 +28787,52 @@ function error(message, properties = {}) {
 function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
+function info(message) {
+  process.stdout.write(message + os4.EOL);
+}
 
 // src/action/main.ts
+import { spawn } from "node:child_process";
 import { readFile as readFile4 } from "node:fs/promises";
-import { join as join6, resolve as resolve3 } from "node:path";
+import { join as join4, resolve as resolve4 } from "node:path";
 import { fileURLToPath } from "node:url";
+
+// src/config/errors.ts
+import { relative, resolve, sep } from "node:path";
+function formatIssue(i) {
+  const where = i.line > 0 ? `${i.file}:${i.line}:${i.col}` : i.file;
+  return `${where}: ${i.path ? `${i.path}: ` : ""}${i.message}`;
+}
+function issueAnnotation(i, root) {
+  const data = (v) => v.replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
+  const prop = (v) => data(v).replace(/:/g, "%3A").replace(/,/g, "%2C");
+  const file = relative(root, resolve(i.file)).split(sep).join("/");
+  const where = [`file=${prop(file)}`, ...i.line > 0 ? [`line=${i.line}`, `col=${i.col}`] : []];
+  return `::error ${where.join(",")},title=dist-build config::${data(i.path ? `${i.path}: ${i.message}` : i.message)}`;
+}
+var ConfigError = class extends Error {
+  issues;
+  constructor(issues) {
+    const sorted = [...issues].sort((a, b) => a.line - b.line || a.col - b.col);
+    const n = sorted.length;
+    super(
+      `${n} problem${n === 1 ? "" : "s"} in ${sorted[0]?.file ?? "config"}:
+` + sorted.map((i) => `  ${formatIssue(i)}`).join("\n")
+    );
+    this.name = "ConfigError";
+    this.issues = sorted;
+  }
+};
+function annotate(err) {
+  if (process.env.GITHUB_ACTIONS !== "true") return;
+  const root = process.env.GITHUB_WORKSPACE || process.cwd();
+  for (const issue2 of err.issues) process.stdout.write(`${issueAnnotation(issue2, root)}
+`);
+}
 
 // src/config/load.ts
 import { readFile } from "node:fs/promises";
-import { basename as basename3, dirname as dirname3, relative as relative2, resolve as resolve2, posix, sep as sep2 } from "node:path";
+import { basename, dirname, relative as relative2, resolve as resolve2, posix, sep as sep2 } from "node:path";
 
 // src/config/schema-validator.generated.ts
 var import_ucs2length = __toESM(require_ucs2length(), 1);
@@ -30874,25 +30205,6 @@ var configSchema = {
   }
 };
 
-// src/config/errors.ts
-function formatIssue(i) {
-  const where = i.line > 0 ? `${i.file}:${i.line}:${i.col}` : i.file;
-  return `${where}: ${i.path ? `${i.path}: ` : ""}${i.message}`;
-}
-var ConfigError = class extends Error {
-  issues;
-  constructor(issues) {
-    const sorted = [...issues].sort((a, b) => a.line - b.line || a.col - b.col);
-    const n = sorted.length;
-    super(
-      `${n} problem${n === 1 ? "" : "s"} in ${sorted[0]?.file ?? "config"}:
-` + sorted.map((i) => `  ${formatIssue(i)}`).join("\n")
-    );
-    this.name = "ConfigError";
-    this.issues = sorted;
-  }
-};
-
 // src/config/duration.ts
 var UNITS2 = { ms: 1e-3, s: 1, m: 60, h: 3600 };
 function parseDuration(value) {
@@ -30934,31 +30246,31 @@ var Locator = class {
     return this.lines.linePos(offset);
   }
   /** The value node at `path`, or the deepest existing ancestor. */
-  node(path4) {
-    for (let n = path4.length; n >= 0; n--) {
-      const found = n === 0 ? this.doc.contents : this.doc.getIn(path4.slice(0, n), true);
+  node(path) {
+    for (let n = path.length; n >= 0; n--) {
+      const found = n === 0 ? this.doc.contents : this.doc.getIn(path.slice(0, n), true);
       if (found && typeof found === "object" && "range" in found)
         return found;
     }
     return void 0;
   }
   /** Position of the key `key` inside the map at `path` (for unknown keys), else of the map. */
-  issueAtKey(path4, key, message) {
-    const map = this.node(path4);
+  issueAtKey(path, key, message) {
+    const map = this.node(path);
     if (map && (0, import_yaml.isMap)(map)) {
       const pair = map.items.find(
         (p) => (0, import_yaml.isPair)(p) && (0, import_yaml.isScalar)(p.key) && String(p.key.value) === key
       );
       const keyNode = pair?.key;
-      if (keyNode?.range) return this.issue([...path4, key], message, keyNode.range[0]);
+      if (keyNode?.range) return this.issue([...path, key], message, keyNode.range[0]);
     }
-    return this.issueAt([...path4, key], message);
+    return this.issueAt([...path, key], message);
   }
-  issueAt(path4, message) {
-    return this.issue(path4, message, this.node(path4)?.range?.[0]);
+  issueAt(path, message) {
+    return this.issue(path, message, this.node(path)?.range?.[0]);
   }
-  issue(path4, message, offset) {
-    return { file: this.file, ...this.pos(offset), path: formatPath(path4), message };
+  issue(path, message, offset) {
+    return { file: this.file, ...this.pos(offset), path: formatPath(path), message };
   }
   yamlErrors() {
     return this.doc.errors.map((e) => ({
@@ -30969,8 +30281,8 @@ var Locator = class {
     }));
   }
 };
-function formatPath(path4) {
-  return path4.map(
+function formatPath(path) {
+  return path.map(
     (s, i) => typeof s === "number" ? `[${s}]` : /^[A-Za-z0-9_-]+$/.test(s) ? `${i ? "." : ""}${s}` : `[${JSON.stringify(s)}]`
   ).join("");
 }
@@ -30993,9 +30305,9 @@ function typeName(v) {
   if (typeof v === "string") return `string ${JSON.stringify(v)}`;
   return `${typeof v} ${String(v)}`;
 }
-function schemaAt(path4) {
+function schemaAt(path) {
   let s = configSchema;
-  for (const seg of path4) {
+  for (const seg of path) {
     if (!s) return void 0;
     const props = s.properties;
     if (typeof seg === "number") s = s.items;
@@ -31006,57 +30318,57 @@ function schemaAt(path4) {
   return s;
 }
 function describeSchemaError(e, value, loc, data) {
-  const path4 = pointerToPath(e.instancePath, data);
+  const path = pointerToPath(e.instancePath, data);
   const p = e.params;
   if (e.propertyName !== void 0) {
     const what = e.keyword === "pattern" ? `: expected ${PATTERN_TEXT[String(p.pattern)] ?? String(p.pattern)}` : "";
-    return loc.issueAtKey(path4, e.propertyName, `invalid name "${e.propertyName}"${what}`);
+    return loc.issueAtKey(path, e.propertyName, `invalid name "${e.propertyName}"${what}`);
   }
   switch (e.keyword) {
     case "additionalProperties": {
       const key = String(p.additionalProperty);
-      const known = Object.keys(schemaAt(path4)?.properties ?? {});
+      const known = Object.keys(schemaAt(path)?.properties ?? {});
       const hint = known.length ? `; expected one of: ${known.join(", ")}` : "";
-      return loc.issueAtKey(path4, key, `unknown key "${key}"${didYouMean(key, known)}${hint}`);
+      return loc.issueAtKey(path, key, `unknown key "${key}"${didYouMean(key, known)}${hint}`);
     }
     case "required":
-      return loc.issueAt(path4, `missing required key "${String(p.missingProperty)}"`);
+      return loc.issueAt(path, `missing required key "${String(p.missingProperty)}"`);
     case "type": {
       const types = (Array.isArray(p.type) ? p.type : String(p.type).split(",")).map(
         (t) => t === "object" ? "a mapping" : t === "array" ? "a list" : String(t)
       );
       const expected = types.length > 1 ? `${types.slice(0, -1).join(", ")} or ${types.at(-1)}` : types[0];
-      return loc.issueAt(path4, `expected ${expected}, got ${typeName(value)}`);
+      return loc.issueAt(path, `expected ${expected}, got ${typeName(value)}`);
     }
     case "minLength":
-      return loc.issueAt(path4, "expected a non-empty string");
+      return loc.issueAt(path, "expected a non-empty string");
     case "const":
       return loc.issueAt(
-        path4,
+        path,
         `expected ${JSON.stringify(p.allowedValue)}, got ${typeName(value)}`
       );
     case "enum": {
       const allowed = p.allowedValues.map(String);
       const hint = typeof value === "string" ? didYouMean(value, allowed) : "";
       return loc.issueAt(
-        path4,
+        path,
         `got ${typeName(value)}${hint}; expected one of: ${allowed.join(", ")}`
       );
     }
     case "pattern": {
       const what = PATTERN_TEXT[String(p.pattern)] ?? `a string matching ${String(p.pattern)}`;
-      return loc.issueAt(path4, `got ${typeName(value)}; expected ${what}`);
+      return loc.issueAt(path, `got ${typeName(value)}; expected ${what}`);
     }
     case "uniqueItems":
       return loc.issueAt(
-        path4,
+        path,
         `items must be unique (items ${String(p.j)} and ${String(p.i)} are equal)`
       );
     case "minProperties":
-      return loc.issueAt(path4, "expected at least one entry");
+      return loc.issueAt(path, "expected at least one entry");
     default:
       return loc.issueAt(
-        path4,
+        path,
         `${e.message ?? "invalid"}${value === void 0 ? "" : `, got ${typeName(value)}`}`
       );
   }
@@ -31117,14 +30429,14 @@ function normalizeKeys(loc) {
   const issues = [];
   (0, import_yaml.visit)(loc.doc, {
     Map(_, map, ancestors) {
-      const path4 = keyPath(ancestors, map);
+      const path = keyPath(ancestors, map);
       const seen = /* @__PURE__ */ new Map();
       for (const pair of map.items) {
         const key = pair.key;
         if (!(0, import_yaml.isScalar)(key)) {
           const at = key?.range?.[0] ?? map.range?.[0];
           issues.push(
-            loc.issue(path4, "a key must be a plain name, not a list, mapping or alias", at)
+            loc.issue(path, "a key must be a plain name, not a list, mapping or alias", at)
           );
           continue;
         }
@@ -31137,7 +30449,7 @@ function normalizeKeys(loc) {
         const first = loc.pos(seen.get(name)).line;
         issues.push(
           loc.issue(
-            [...path4, name],
+            [...path, name],
             `duplicate key "${name}" (first at line ${first})`,
             key.range?.[0]
           )
@@ -31148,15 +30460,15 @@ function normalizeKeys(loc) {
   return issues;
 }
 function keyPath(ancestors, node) {
-  const path4 = [];
+  const path = [];
   const chain = [...ancestors, node];
   for (let i = 0; i < chain.length - 1; i++) {
     const a = chain[i];
     const next = chain[i + 1];
-    if ((0, import_yaml.isPair)(a) && (0, import_yaml.isScalar)(a.key)) path4.push(String(a.key.value));
-    else if ((0, import_yaml.isSeq)(a)) path4.push(a.items.indexOf(next));
+    if ((0, import_yaml.isPair)(a) && (0, import_yaml.isScalar)(a.key)) path.push(String(a.key.value));
+    else if ((0, import_yaml.isSeq)(a)) path.push(a.items.indexOf(next));
   }
-  return path4;
+  return path;
 }
 function keepEnvSource(loc) {
   const entry = (map, key) => (0, import_yaml.isMap)(map) ? map.items.find((p) => (0, import_yaml.isScalar)(p.key) && p.key.value === key)?.value : void 0;
@@ -31245,12 +30557,12 @@ function buildConfig(raw, file, loc) {
   const names = Object.keys(rawInvocations);
   const lower = /* @__PURE__ */ new Map();
   const invocations = [];
-  const duration2 = (path4, v) => {
+  const duration2 = (path, v) => {
     if (v === void 0) return void 0;
     try {
       return parseDuration(v);
     } catch (err) {
-      issues.push(loc.issueAt(path4, err.message));
+      issues.push(loc.issueAt(path, err.message));
       return void 0;
     }
   };
@@ -31266,12 +30578,12 @@ function buildConfig(raw, file, loc) {
     }
     return clean;
   };
-  const indexedPaths = (path4, list, allowNegation) => (list ?? []).flatMap((p, index) => {
+  const indexedPaths = (path, list, allowNegation) => (list ?? []).flatMap((p, index) => {
     const neg = allowNegation && p.startsWith("!");
-    const clean = relPath([...path4, index], neg ? p.slice(1) : p);
+    const clean = relPath([...path, index], neg ? p.slice(1) : p);
     return clean === void 0 ? [] : [{ path: neg ? `!${clean}` : clean, index }];
   });
-  const relPaths = (path4, list, allowNegation) => indexedPaths(path4, list, allowNegation).map((p) => p.path);
+  const relPaths = (path, list, allowNegation) => indexedPaths(path, list, allowNegation).map((p) => p.path);
   const outputAt = [];
   for (const name of names) {
     const r = rawInvocations[name];
@@ -31377,27 +30689,27 @@ function buildConfig(raw, file, loc) {
   }
   const exact = /* @__PURE__ */ new Map();
   const below = /* @__PURE__ */ new Map();
-  for (const [name, path4, index] of outputAt) {
-    const parts = path4.split("/");
+  for (const [name, path, index] of outputAt) {
+    const parts = path.split("/");
     let clash;
     for (let k = 1; k <= parts.length && !clash; k++) {
       const e = exact.get(parts.slice(0, k).join("/"));
       if (e && e.name !== name) clash = e;
     }
-    const under = below.get(path4);
+    const under = below.get(path);
     if (!clash && under && under.name !== name) clash = under;
     if (clash) {
       issues.push(
         loc.issueAt(
           ["invocations", name, "outputs", index],
-          `output "${path4}" overlaps output "${clash.path}" of invocation "${clash.name}"`
+          `output "${path}" overlaps output "${clash.path}" of invocation "${clash.name}"`
         )
       );
     }
-    if (!exact.has(path4)) exact.set(path4, { name, path: path4 });
+    if (!exact.has(path)) exact.set(path, { name, path });
     for (let k = 1; k < parts.length; k++) {
       const parent = parts.slice(0, k).join("/");
-      if (!below.has(parent)) below.set(parent, { name, path: path4 });
+      if (!below.has(parent)) below.set(parent, { name, path });
     }
   }
   const cycles = findCycles(new Map(invocations.map((i) => [i.name, i.needs])));
@@ -31411,17 +30723,17 @@ function buildConfig(raw, file, loc) {
   const cache2 = buildCache(raw.cache, loc, issues);
   const own = [
     { path: ".dist-build", what: "dist-build's own directory (its cache, index and run state)" },
-    { path: basename3(file), what: "the config file" },
+    { path: basename(file), what: "the config file" },
     { path: ".git", what: "the repository's .git directory" },
     ...cache2.stores.flatMap((store) => {
       const dir = typeof store.dir === "string" ? cleanRelative(
-        relative2(dirname3(file), resolve2(dirname3(file), store.dir)).split(sep2).join("/")
+        relative2(dirname(file), resolve2(dirname(file), store.dir)).split(sep2).join("/")
       ) : void 0;
       return dir && dir !== "." ? [{ path: dir, what: `the local store's directory "${dir}"` }] : [];
     })
   ];
-  for (const [name, path4, index] of outputAt) {
-    if (path4 === ".") {
+  for (const [name, path, index] of outputAt) {
+    if (path === ".") {
       issues.push(
         loc.issueAt(
           ["invocations", name, "outputs", index],
@@ -31431,13 +30743,13 @@ function buildConfig(raw, file, loc) {
       continue;
     }
     const clash = own.find(
-      (o) => path4 === o.path || path4.startsWith(`${o.path}/`) || o.path.startsWith(`${path4}/`)
+      (o) => path === o.path || path.startsWith(`${o.path}/`) || o.path.startsWith(`${path}/`)
     );
     if (clash) {
       issues.push(
         loc.issueAt(
           ["invocations", name, "outputs", index],
-          `output "${path4}" ${path4 === clash.path ? "is" : path4.startsWith(`${clash.path}/`) ? "is in" : "holds"} ${clash.what}`
+          `output "${path}" ${path === clash.path ? "is" : path.startsWith(`${clash.path}/`) ? "is in" : "holds"} ${clash.what}`
         )
       );
     }
@@ -31446,7 +30758,7 @@ function buildConfig(raw, file, loc) {
   const defaultDuration = placementRaw["default-duration"] === void 0 ? 60 : parseDuration(placementRaw["default-duration"]);
   return {
     file,
-    root: dirname3(file),
+    root: dirname(file),
     version: 1,
     workers,
     placement: { balance: placementRaw.balance ?? 1.1, defaultDuration },
@@ -31504,8 +30816,8 @@ function buildCache(raw, loc, issues) {
   }
   return cache2;
 }
-async function loadConfig(path4) {
-  const file = resolve2(path4);
+async function loadConfig(path) {
+  const file = resolve2(path);
   let text;
   try {
     text = await readFile(file, "utf8");
@@ -31513,14 +30825,15 @@ async function loadConfig(path4) {
     const code = err.code;
     const why = code === "ENOENT" ? "file not found" : code === "EISDIR" ? "is a directory" : err.message;
     throw new ConfigError([
-      { file: path4, line: 0, col: 0, path: "", message: `cannot read config: ${why}` }
+      { file: path, line: 0, col: 0, path: "", message: `cannot read config: ${why}` }
     ]);
   }
-  return parseConfig(text, file, path4);
+  return parseConfig(text, file, path);
 }
 
 // src/plan/plan.ts
 import { readFile as readFile3 } from "node:fs/promises";
+import { isAbsolute, relative as relative3, resolve as resolve3, sep as sep4 } from "node:path";
 
 // src/plan/units.ts
 function expandUnits(config) {
@@ -31733,7 +31046,7 @@ function simulateMakespan(items, assignments, graph = needsGraph(items)) {
   const ready = Array.from({ length: nw }, () => new Heap(before));
   const busy = new Uint8Array(nw);
   const finish = new Float64Array(n);
-  const events2 = new Heap(
+  const events = new Heap(
     (x, y) => finish[x] !== finish[y] ? finish[x] < finish[y] : idRank[x] < idRank[y]
   );
   const waiting = new Int32Array(n);
@@ -31752,13 +31065,13 @@ function simulateMakespan(items, assignments, graph = needsGraph(items)) {
       finish[i] = now + items[i].duration;
       if (finish[i] > makespan) makespan = finish[i];
       busy[w] = 1;
-      events2.push(i);
+      events.push(i);
     }
     dirty.length = 0;
-    if (events2.size === 0) break;
-    now = finish[events2.peek()];
-    while (events2.size > 0 && finish[events2.peek()] === now) {
-      const i = events2.pop();
+    if (events.size === 0) break;
+    now = finish[events.peek()];
+    while (events.size > 0 && finish[events.peek()] === now) {
+      const i = events.pop();
       busy[workerOf[i]] = 0;
       dirty.push(workerOf[i]);
       for (const j of graph.dependents[i]) {
@@ -31775,13 +31088,13 @@ function simulateMakespan(items, assignments, graph = needsGraph(items)) {
 // src/plan/placement.ts
 var ARCH_ALIASES = { x86_64: "amd64", aarch64: "arm64" };
 function parsePlatform(text) {
-  const [os6 = "", arch2 = "", variant = ""] = text.trim().toLowerCase().split("/");
-  return normalizePlatform(os6.trim(), arch2.trim(), variant.trim());
+  const [os5 = "", arch2 = "", variant = ""] = text.trim().toLowerCase().split("/");
+  return normalizePlatform(os5.trim(), arch2.trim(), variant.trim());
 }
-function normalizePlatform(os6, arch2, variant) {
+function normalizePlatform(os5, arch2, variant) {
   const a = ARCH_ALIASES[arch2] ?? arch2;
   const defaultVariant = a === "arm64" && variant === "v8" || a === "amd64" && variant === "v1";
-  return { os: os6, arch: a, variant: defaultVariant ? "" : variant };
+  return { os: os5, arch: a, variant: defaultVariant ? "" : variant };
 }
 function formatPlatform(p) {
   const s = `${p.os || "*"}/${p.arch || "*"}`;
@@ -31803,11 +31116,11 @@ function parseWorker(worker) {
   return caps;
 }
 function parseAnnotations(ann) {
-  const os6 = (ann.os ?? "").trim().toLowerCase();
+  const os5 = (ann.os ?? "").trim().toLowerCase();
   const arch2 = (ann.arch ?? "").trim().toLowerCase();
   const extra = splitList(ann.platforms);
   const platforms = [];
-  if (os6 || arch2) platforms.push(normalizePlatform(os6, arch2, ""));
+  if (os5 || arch2) platforms.push(normalizePlatform(os5, arch2, ""));
   for (const p of extra) platforms.push(parsePlatform(p));
   return { any: platforms.length === 0, platforms, labels: new Set(splitList(ann.labels)) };
 }
@@ -32115,19 +31428,19 @@ import { posix as posix3 } from "node:path";
 
 // src/plan/dockerignore.ts
 import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join as join5, posix as posix2 } from "node:path";
+import { join as join3, posix as posix2 } from "node:path";
 
 // src/plan/inputs.ts
 var import_picomatch = __toESM(require_picomatch2(), 1);
 import { lstatSync } from "node:fs";
-import { join as join4 } from "node:path";
+import { join as join2 } from "node:path";
 
 // src/plan/file-index.ts
 import crypto2 from "node:crypto";
 import fs3 from "node:fs";
 import { mkdir as mkdir2, readFile as readFile2, rename as rename2, unlink as unlink2, writeFile as writeFile2 } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { dirname as dirname4, join as join3, sep as sep3 } from "node:path";
+import { dirname as dirname2, join, sep as sep3 } from "node:path";
 import { Worker } from "node:worker_threads";
 import zlib from "node:zlib";
 function readDirListing(abs) {
@@ -32249,9 +31562,9 @@ var StoredIndex = class _StoredIndex {
     return this.ptext.slice(this.foff[i], this.foff[i + 1]);
   }
   /** Whether file entry i is `path`, without making a string. */
-  isPath(i, path4) {
+  isPath(i, path) {
     const start = this.foff[i];
-    return this.foff[i + 1] - start === path4.length && this.ptext.startsWith(path4, start);
+    return this.foff[i + 1] - start === path.length && this.ptext.startsWith(path, start);
   }
   /** All digests as one hex string, made on first use (slicing it beats a conversion each). */
   hex;
@@ -32415,7 +31728,7 @@ function hashLocal(abs, marginMs, startMs) {
     return { error: String(err.message), ...err.code ? { code: err.code } : {} };
   }
 }
-var yieldToEventLoop = () => new Promise((resolve4) => setImmediate(resolve4));
+var yieldToEventLoop = () => new Promise((resolve5) => setImmediate(resolve5));
 var HashPool = class {
   constructor(size2, marginMs) {
     this.size = size2;
@@ -32437,7 +31750,7 @@ var HashPool = class {
     const size2 = Math.max(16, Math.min(256, Math.ceil(paths.length / 64)));
     let open2 = 0;
     let resolveAll;
-    const all = new Promise((resolve4) => resolveAll = resolve4);
+    const all = new Promise((resolve5) => resolveAll = resolve5);
     for (let i = 0; i < paths.length; i += size2) {
       const offset = i;
       open2++;
@@ -32536,7 +31849,7 @@ var FileIndex = class _FileIndex {
   constructor(root, opts) {
     this.root = root;
     this.opts = opts;
-    this.file = join3(opts.cacheDir ?? join3(root, ".dist-build", "index"), INDEX_FILE);
+    this.file = join(opts.cacheDir ?? join(root, ".dist-build", "index"), INDEX_FILE);
     this.prefix = root.endsWith(sep3) ? root : root + sep3;
     this.threads = opts.threads ?? defaultThreads();
     this.poolMinFiles = opts.poolMinFiles ?? 64;
@@ -32607,15 +31920,15 @@ var FileIndex = class _FileIndex {
     return n;
   }
   /** The live stored entry number of `path` (-1: none); `hint` is where a sorted merge stands. */
-  findStored(path4, hint) {
+  findStored(path, hint) {
     const s = this.stored;
     if (!s) return -1;
-    if (hint < s.files && s.isPath(hint, path4)) return this.dead[hint] ? -1 : hint;
+    if (hint < s.files && s.isPath(hint, path)) return this.dead[hint] ? -1 : hint;
     if (!this.storedMap) {
       this.storedMap = /* @__PURE__ */ new Map();
       for (let i2 = 0; i2 < s.files; i2++) this.storedMap.set(s.path(i2), i2);
     }
-    const i = this.storedMap.get(path4);
+    const i = this.storedMap.get(path);
     return i === void 0 || this.dead[i] ? -1 : i;
   }
   /**
@@ -32665,8 +31978,8 @@ var FileIndex = class _FileIndex {
     }
   }
   /** Forgets `path` (a file that is gone, or changed too recently to be stored). */
-  forget(path4, storedAt) {
-    if (this.added.delete(path4)) this.dirty = true;
+  forget(path, storedAt) {
+    if (this.added.delete(path)) this.dirty = true;
     if (storedAt >= 0 && !this.dead[storedAt]) {
       this.dead[storedAt] = 1;
       this.dirty = true;
@@ -32734,12 +32047,12 @@ var FileIndex = class _FileIndex {
     const split = n >= PARALLEL_LSTAT_MIN && parallelism() > 1 ? Math.ceil(n * SYNC_LSTAT_SHARE) : n;
     let pending;
     if (split < n) {
-      pending = new Promise((resolve4) => {
+      pending = new Promise((resolve5) => {
         let left = n - split;
         for (let j = split; j < n; j++) {
           fs3.lstat(pathOf(j), (err, st) => {
             fn(j, err ? void 0 : st);
-            if (--left === 0) resolve4();
+            if (--left === 0) resolve5();
           });
         }
       });
@@ -32762,12 +32075,12 @@ var FileIndex = class _FileIndex {
     }
   }
   /** SHA-256 (hex) of the contents of `path` (relative to the root). */
-  async digest(path4) {
-    return (await this.get(path4)).digest;
+  async digest(path) {
+    return (await this.get(path)).digest;
   }
   /** Digest and metadata of one file. */
-  async get(path4) {
-    return (await this.getMany([path4]))[0];
+  async get(path) {
+    return (await this.getMany([path]))[0];
   }
   /**
    * Digests and metadata of `paths` (relative to the root, in the same order). Throws when a path
@@ -32784,14 +32097,14 @@ var FileIndex = class _FileIndex {
     const miss = new Uint8Array(paths.length);
     let cursor = 0;
     for (let i = 0; i < paths.length; i++) {
-      const path4 = paths[i];
-      const entry = hasAdded ? this.added.get(path4) : void 0;
+      const path = paths[i];
+      const entry = hasAdded ? this.added.get(path) : void 0;
       if (entry) {
         entries[i] = entry;
         check.push(i);
         continue;
       }
-      const k = this.findStored(path4, cursor);
+      const k = this.findStored(path, cursor);
       stored[i] = k;
       if (k < 0) {
         miss[i] = 1;
@@ -32847,28 +32160,28 @@ var FileIndex = class _FileIndex {
     }
     const errors = [];
     missIdx.forEach((i, j) => {
-      const path4 = paths[i];
+      const path = paths[i];
       const r = results[j];
       const k = missStored[j];
       if ("error" in r) {
-        this.forget(path4, k);
-        errors.push(r.code === "ENOENT" ? `input file "${path4}" does not exist` : r.error);
+        this.forget(path, k);
+        errors.push(r.code === "ENOENT" ? `input file "${path}" does not exist` : r.error);
         return;
       }
       const size2 = r.size;
       this.stats.hashed++;
       this.stats.bytesHashed += size2;
       this.stats.retries += r.retries;
-      this.opts.onHash?.(path4);
+      this.opts.onHash?.(path);
       if (r.trusted) {
         const { mtimeMs, ctimeMs, ino, mode, digest } = r;
-        this.added.set(path4, { size: size2, mtimeMs, ctimeMs, ino, mode, digest, day: today });
+        this.added.set(path, { size: size2, mtimeMs, ctimeMs, ino, mode, digest, day: today });
         if (k >= 0) this.dead[k] = 1;
         this.dirty = true;
       } else {
-        this.forget(path4, k);
+        this.forget(path, k);
       }
-      out[i] = toDigest(path4, r.mode, size2, r.digest);
+      out[i] = toDigest(path, r.mode, size2, r.digest);
     });
     if (errors.length > 0) {
       throw new Error(
@@ -32893,19 +32206,19 @@ var FileIndex = class _FileIndex {
           files.push({ path: s.path(i), i });
         }
       }
-      for (const [path4, k] of this.storedDirs) {
-        if (!this.deadDirs[k] && s.dmeta[4 * k] >= minDay && !this.addedDirs.has(path4)) {
-          if (s.dirListing(k)) dirs.push({ path: path4, k });
+      for (const [path, k] of this.storedDirs) {
+        if (!this.deadDirs[k] && s.dmeta[4 * k] >= minDay && !this.addedDirs.has(path)) {
+          if (s.dirListing(k)) dirs.push({ path, k });
         }
       }
     }
-    for (const [path4, e] of this.added) if (e.day >= minDay) files.push({ path: path4, i: -1, e });
-    for (const [path4, e] of this.addedDirs) if (e.day >= minDay) dirs.push({ path: path4, k: -1, e });
+    for (const [path, e] of this.added) if (e.day >= minDay) files.push({ path, i: -1, e });
+    for (const [path, e] of this.addedDirs) if (e.day >= minDay) dirs.push({ path, k: -1, e });
     files.sort(byPath);
     const data = encodeIndex(s, files, dirs);
     const tmp = `${this.file}.${process.pid}.${crypto2.randomBytes(6).toString("hex")}.tmp`;
     try {
-      await mkdir2(dirname4(this.file), { recursive: true });
+      await mkdir2(dirname2(this.file), { recursive: true });
       await writeFile2(tmp, data);
       await rename2(tmp, this.file);
       this.dirty = false;
@@ -32913,7 +32226,7 @@ var FileIndex = class _FileIndex {
       await unlink2(tmp).catch(() => void 0);
       return false;
     }
-    await unlink2(join3(dirname4(this.file), LEGACY_INDEX_FILE)).catch(() => void 0);
+    await unlink2(join(dirname2(this.file), LEGACY_INDEX_FILE)).catch(() => void 0);
     return true;
   }
   /** Stops the worker threads (idle ones never keep the process alive, but tests like it). */
@@ -32923,10 +32236,10 @@ var FileIndex = class _FileIndex {
     await pool?.close();
   }
 };
-function toDigest(path4, mode, size2, digest) {
+function toDigest(path, mode, size2, digest) {
   const symlink2 = (mode & S_IFMT) === S_IFLNK;
   return {
-    path: path4,
+    path,
     kind: symlink2 ? "symlink" : "file",
     digest,
     size: size2,
@@ -32949,7 +32262,7 @@ var DirCache = class {
     let listing = this.map.get(key);
     if (!listing) {
       if (this.store && this.store.root === root) listing = this.store.listDir(rel);
-      else listing = readDirListing(rel === "" ? root : join4(root, rel));
+      else listing = readDirListing(rel === "" ? root : join2(root, rel));
       this.map.set(key, listing);
     }
     return listing;
@@ -32996,7 +32309,7 @@ function expandInputs(root, patterns, opts = {}) {
     if (p.startsWith("!")) negatives.push(compile(p, p.slice(1)));
     else positives.push(compile(p, p));
   }
-  const literal = new Set(opts.exclude ?? []);
+  const literal = opts.exclude instanceof Set ? opts.exclude : new Set(opts.exclude ?? []);
   const excluded = (rel) => literal.has(rel) || negatives.some((n) => n.test(rel));
   const found = positives.length === 1 ? [] : /* @__PURE__ */ new Set();
   const unmatched = [];
@@ -33026,13 +32339,13 @@ function expandInputs(root, patterns, opts = {}) {
       const prefix = rel === "" ? "" : rel + "/";
       for (let i = 0; i < names.length; i++) {
         const name = names[i];
-        const child2 = prefix + name;
+        const child = prefix + name;
         if (types.charCodeAt(i) === TYPE_DIR) {
           if (skipDir(name)) continue;
-          if (pat.test(child2)) addAll(child2);
-          else walk(child2);
-        } else if (!skipFile(name) && pat.test(child2)) {
-          hit(child2);
+          if (pat.test(child)) addAll(child);
+          else walk(child);
+        } else if (!skipFile(name) && pat.test(child)) {
+          hit(child);
         }
       }
     };
@@ -33067,7 +32380,7 @@ function startingPoint(root, base) {
   const parts = base.split("/");
   let abs = root;
   for (let i = 0; i < parts.length; i++) {
-    abs = join4(abs, parts[i]);
+    abs = join2(abs, parts[i]);
     let st;
     try {
       st = lstatSync(abs);
@@ -33149,21 +32462,21 @@ var Pattern = class {
   exclusion;
   matchType;
   regexp;
-  test(path4) {
+  test(path) {
     const p = this.pattern;
     switch (this.matchType) {
       case "exact":
-        return path4 === p;
+        return path === p;
       case "prefix":
-        return path4.startsWith(p.slice(0, -2));
+        return path.startsWith(p.slice(0, -2));
       // strip the trailing `**`
       case "suffix": {
         const suffix = p.slice(2);
-        if (path4.endsWith(suffix)) return true;
-        return suffix.startsWith("/") && path4 === suffix.slice(1);
+        if (path.endsWith(suffix)) return true;
+        return suffix.startsWith("/") && path === suffix.slice(1);
       }
       case "regexp":
-        return this.regexp.test(path4);
+        return this.regexp.test(path);
     }
   }
 };
@@ -33281,8 +32594,8 @@ var DockerignoreMatcher = class _DockerignoreMatcher {
    * directory as well (moby `MatchesOrParentMatches`). For a walk, prefer
    * {@link matchesUsingParentResults}, which is what BuildKit does.
    */
-  matches(path4) {
-    const file = cleanPath(path4);
+  matches(path) {
+    const file = cleanPath(path);
     if (file === ".") return false;
     const parent = posix2.dirname(file);
     const parentDirs = parent === "." ? [] : parent.split("/");
@@ -33303,9 +32616,9 @@ var DockerignoreMatcher = class _DockerignoreMatcher {
    * pattern skipped for the parent is only tested against `path` itself. Without `parent`, parent
    * directories are tested as in {@link matches}.
    */
-  matchesUsingParentResults(path4, parent) {
-    const file = cleanPath(path4);
-    const info = new Array(this.patterns.length).fill(false);
+  matchesUsingParentResults(path, parent) {
+    const file = cleanPath(path);
+    const info2 = new Array(this.patterns.length).fill(false);
     let matched = false;
     this.patterns.forEach((pattern, i) => {
       let match = parent !== void 0 && parent.length > 0 ? parent[i] : false;
@@ -33322,10 +32635,10 @@ var DockerignoreMatcher = class _DockerignoreMatcher {
           }
         }
       }
-      info[i] = match;
+      info2[i] = match;
       if (match) matched = !pattern.exclusion;
     });
-    return { excluded: matched, info };
+    return { excluded: matched, info: info2 };
   }
   /**
    * fsutil's shortcut: an excluded directory is entered only if an exception might re-include
@@ -33350,7 +32663,7 @@ function findDockerignore(root, context, dockerfile) {
   const candidates = [dockerfile + ".dockerignore", posix2.join(context, ".dockerignore")];
   for (const c of candidates) {
     try {
-      if (statSync(join5(root, c)).isFile()) return posix2.normalize(c);
+      if (statSync(join3(root, c)).isFile()) return posix2.normalize(c);
     } catch {
     }
   }
@@ -33360,31 +32673,31 @@ function listDockerContext(root, spec, opts = {}) {
   const skip = new Set(opts.skipDirs ?? [".dist-build"]);
   const context = posix2.normalize(spec.context);
   const dockerfile = posix2.normalize(spec.file);
-  const ctxAbs = join5(root, context);
+  const ctxAbs = join3(root, context);
   const missing = [];
   const contextOk = statSync(ctxAbs, { throwIfNoEntry: false })?.isDirectory() ?? false;
   if (!contextOk) missing.push(spec.context);
-  const dockerfileOk = statSync(join5(root, dockerfile), { throwIfNoEntry: false })?.isFile() ?? false;
+  const dockerfileOk = statSync(join3(root, dockerfile), { throwIfNoEntry: false })?.isFile() ?? false;
   if (!dockerfileOk) missing.push(spec.file);
   const ignoreFile = findDockerignore(root, context, dockerfile);
-  const matcher = ignoreFile ? DockerignoreMatcher.fromText(readFileSync(join5(root, ignoreFile), "utf8")) : void 0;
+  const matcher = ignoreFile ? DockerignoreMatcher.fromText(readFileSync(join3(root, ignoreFile), "utf8")) : void 0;
   const prefix = context === "." ? "" : context + "/";
   const out = [];
   const walk = (relDir, parentInfo) => {
-    const abs = relDir === "" ? ctxAbs : join5(ctxAbs, relDir);
+    const abs = relDir === "" ? ctxAbs : join3(ctxAbs, relDir);
     for (const entry of readdirSync(abs, { withFileTypes: true })) {
       const rel = relDir === "" ? entry.name : relDir + "/" + entry.name;
       const isDir = entry.isDirectory();
       if (isDir && skip.has(entry.name)) continue;
-      let info;
+      let info2;
       let excluded = false;
       if (matcher) {
         const r = matcher.matchesUsingParentResults(rel, parentInfo);
-        info = r.info;
+        info2 = r.info;
         excluded = r.excluded;
         if (excluded && isDir && !matcher.mustEnterExcludedDir(rel)) continue;
       }
-      if (isDir) walk(rel, info);
+      if (isDir) walk(rel, info2);
       else if (!excluded && (entry.isFile() || entry.isSymbolicLink())) out.push(prefix + rel);
     }
   };
@@ -33417,17 +32730,17 @@ function canonicalJson(value) {
 function sortedPairs(record) {
   return Object.keys(record).sort(compareByteOrder).map((k) => [k, record[k]]);
 }
+function excludedPaths(config, extra = []) {
+  return /* @__PURE__ */ new Set([...config.invocations.flatMap((i) => i.outputs), ...extra]);
+}
 function unitFiles(config, inv, dirCache, exclude) {
-  const globs = expandInputs(config.root, inv.inputs, {
-    dirCache,
-    exclude: [...inv.outputs, ...exclude]
-  });
+  const globs = expandInputs(config.root, inv.inputs, { dirCache, exclude });
   if (!inv.docker) return globs;
   const ctx = listDockerContext(config.root, inv.docker);
   const all = /* @__PURE__ */ new Set([...ctx.files, ...globs.files]);
   return { files: sortByteOrder([...all]), unmatched: [...ctx.missing, ...globs.unmatched] };
 }
-function dependencyOrder(units) {
+function dependencyOrder(units, outside) {
   const byId = /* @__PURE__ */ new Map();
   for (const u of units) {
     if (byId.has(u.id)) throw new Error(`unit "${u.id}" is listed twice`);
@@ -33435,18 +32748,19 @@ function dependencyOrder(units) {
   }
   const state = /* @__PURE__ */ new Map();
   const order = [];
-  const visit2 = (u, path4) => {
+  const visit2 = (u, path) => {
     const s = state.get(u.id);
     if (s === "done") return;
     if (s === "visiting") {
-      const cycle = [...path4.slice(path4.indexOf(u.id)), u.id];
+      const cycle = [...path.slice(path.indexOf(u.id)), u.id];
       throw new Error(`needs cycle: ${cycle.join(" -> ")}`);
     }
     state.set(u.id, "visiting");
     for (const n of u.needs) {
       const dep = byId.get(n);
+      if (!dep && outside?.has(n)) continue;
       if (!dep) throw new Error(`unit "${u.id}" needs unknown unit "${n}"`);
-      visit2(dep, [...path4, u.id]);
+      visit2(dep, [...path, u.id]);
     }
     state.set(u.id, "done");
     order.push(u);
@@ -33499,7 +32813,7 @@ function relativePosix(from, to) {
 }
 async function computeCacheKeys(config, units, opts = {}) {
   const invocations = new Map(config.invocations.map((i) => [i.name, i]));
-  const order = dependencyOrder(units);
+  const order = dependencyOrder(units, opts.needKeys);
   for (const u of order) {
     if (!invocations.has(u.invocation)) {
       throw new Error(`unit "${u.id}" belongs to unknown invocation "${u.invocation}"`);
@@ -33512,10 +32826,11 @@ async function computeCacheKeys(config, units, opts = {}) {
   try {
     await index.verify();
     const dirCache = new DirCache(index);
+    const exclude = excludedPaths(config, opts.exclude);
     for (const u of order) {
       const inv = invocations.get(u.invocation);
       if (!filesByInvocation.has(inv.name)) {
-        filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache, opts.exclude ?? []));
+        filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache, exclude));
       }
     }
     const lists = [...filesByInvocation.values()];
@@ -33540,7 +32855,7 @@ async function computeCacheKeys(config, units, opts = {}) {
       digests ??= new Map(list.map((p, i) => [p, got[i]]));
       inputs = files.map((f) => digests.get(f));
     }
-    const needs = [...new Set(u.needs)].sort(compareByteOrder).map((id) => [id, result.get(id).cacheKey]);
+    const needs = [...new Set(u.needs)].sort(compareByteOrder).map((id) => [id, result.get(id)?.cacheKey ?? opts.needKeys.get(id)]);
     const doc = canonicalJson(keyDocument(inv, u, inputs, needs));
     const cacheKey = "sha256:" + crypto3.createHash("sha256").update(doc, "utf8").digest("hex");
     result.set(u.id, {
@@ -33554,6 +32869,14 @@ async function computeCacheKeys(config, units, opts = {}) {
 }
 
 // src/plan/plan.ts
+function pathBelow(base, path) {
+  const rel = relative3(base, path);
+  return rel && rel !== ".." && !rel.startsWith(`..${sep4}`) && !isAbsolute(rel) ? rel : void 0;
+}
+function outExclusion(root, out) {
+  const rel = pathBelow(root, resolve3(out));
+  return rel ? [rel.split(sep4).join("/")] : [];
+}
 var PlanInputError = class extends Error {
   name = "PlanInputError";
 };
@@ -33592,7 +32915,10 @@ async function planBuild(config, opts = {}) {
     balance: config.placement.balance,
     ...opts.previous ? { previous: opts.previous.assignments } : {}
   });
-  const keys = opts.keys === false ? void 0 : await computeCacheKeys(config, units, opts.cacheDir ? { cacheDir: opts.cacheDir } : {});
+  const keys = opts.keys === false ? void 0 : await computeCacheKeys(config, units, {
+    ...opts.cacheDir ? { cacheDir: opts.cacheDir } : {},
+    exclude: opts.exclude ?? []
+  });
   if (keys && opts.onWarning) {
     const warned = /* @__PURE__ */ new Set();
     for (const u of units) {
@@ -33701,14 +33027,17 @@ async function plan() {
   if (count && ids) throw new Error('give only one of the inputs "workers" and "worker-ids"');
   if (count && !/^[1-9][0-9]*$/.test(count))
     throw new Error(`input "workers": expected a whole number >= 1, got "${count}"`);
+  const idList = ids ? ids.split(",").map((id) => id.trim()) : [];
+  if (idList.some((id) => !id)) throw new Error(`input "worker-ids": empty id in "${ids}"`);
   const history = getInput("history");
   const previous = getInput("previous");
   const result = await planBuild(config, {
     ...count ? { workers: numberedWorkers(Number(count)) } : {},
-    ...ids ? { workers: ids.split(",").map((id) => ({ id: id.trim() })) } : {},
+    ...ids ? { workers: idList.map((id) => ({ id })) } : {},
     ...history ? { history: await readHistory(history) } : {},
     ...previous ? { previous: await readPrevious(previous) } : {},
     keys: getBooleanInput("keys"),
+    exclude: outExclusion(config.root, getInput("out") || "dist-build-out"),
     onWarning: (m) => warning(m)
   });
   setOutput("matrix", JSON.stringify(result.matrix));
@@ -33740,17 +33069,32 @@ async function summary2(result) {
 function cliFile() {
   return fileURLToPath(new URL("./cli.js", import.meta.url));
 }
+function runCli(args, env2 = process.env) {
+  const argv = [cliFile(), ...args];
+  info(`[command]${process.execPath} ${argv.join(" ")}`);
+  const child = spawn(process.execPath, argv, { stdio: "inherit", env: env2 });
+  const pass = (signal) => child.kill(signal);
+  process.on("SIGINT", pass);
+  process.on("SIGTERM", pass);
+  return new Promise((resolve5, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      process.off("SIGINT", pass);
+      process.off("SIGTERM", pass);
+      resolve5(code ?? (signal === "SIGINT" ? 130 : 1));
+    });
+  });
+}
 async function runBuild() {
-  const cli = cliFile();
-  const out = resolve3(getInput("out") || "dist-build-out");
+  const out = resolve4(getInput("out") || "dist-build-out");
   const count = getInput("workers");
   const args = ["run", "--config", getInput("config") || "dist-build.yml", "--out", out];
   if (count) args.push("--workers", count);
-  const code = await exec(process.execPath, [cli, ...args], { ignoreReturnCode: true });
+  const code = await runCli(args);
   setOutput("out", out);
-  setOutput("report", join6(out, "dist-build-report.json"));
+  setOutput("report", join4(out, "dist-build-report.json"));
   if (process.env.GITHUB_STEP_SUMMARY) {
-    const md = await readFile4(join6(out, "dist-build-report.md"), "utf8").catch(() => "");
+    const md = await readFile4(join4(out, "dist-build-report.md"), "utf8").catch(() => "");
     if (md) await summary.addRaw(md, true).write();
   }
   if (code !== 0) setFailed(`dist-build run exited with code ${code}`);
@@ -33772,20 +33116,32 @@ async function cache() {
   }
   const named = args.some((a) => /^(-c|--config(=|$))/.test(a));
   const config = named ? [] : ["--config", getInput("config") || "dist-build.yml"];
-  const code = await exec(process.execPath, [cliFile(), "cache", ...args, ...config], {
-    ignoreReturnCode: true,
-    env: env2
-  });
+  const code = await runCli(["cache", ...args, ...config], env2);
   if (code !== 0) setFailed(`dist-build cache ${args[0]} exited with code ${code}`);
 }
+var INPUT_USERS = {
+  workers: ["plan", "run"],
+  "worker-ids": ["plan"],
+  history: ["plan"],
+  previous: ["plan"],
+  args: ["cache"]
+};
 async function run() {
   try {
     const command = getInput("command") || "plan";
+    for (const [input, users] of Object.entries(INPUT_USERS)) {
+      if (getInput(input) && !users.includes(command)) {
+        warning(
+          `input "${input}" is not used by command "${command}" (only by ${users.map((u) => `"${u}"`).join(" and ")}): ignored`
+        );
+      }
+    }
     if (command === "run") await runBuild();
     else if (command === "plan") await plan();
     else if (command === "cache") await cache();
     else throw new Error(`input "command": expected "plan", "run" or "cache", got "${command}"`);
   } catch (err) {
+    if (err instanceof ConfigError) annotate(err);
     setFailed(err instanceof Error ? err.message : String(err));
   }
 }

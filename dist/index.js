@@ -310,7 +310,7 @@ parentPort.on('message', (m) => {
         for (; ; ) {
           if (this.error) throw this.error;
           if (this.out.size < SLOTS_PER_PIPE) break;
-          await new Promise((resolve4) => this.waiters.push(resolve4));
+          await new Promise((resolve5) => this.waiters.push(resolve5));
         }
         const slot = takeSlot();
         this.out.set(this.nextSlot++, { slot, length: -1, hashed: false, held: false });
@@ -384,8 +384,8 @@ parentPort.on('message', (m) => {
           }
           return `sha256:${hash.digest("hex")}`;
         }
-        const hex = await new Promise((resolve4, reject) => {
-          this.digestWaiter = { resolve: resolve4, reject };
+        const hex = await new Promise((resolve5, reject) => {
+          this.digestWaiter = { resolve: resolve5, reject };
           this.thread.post({ op: "digest", id: this.id });
         });
         return `sha256:${hex}`;
@@ -541,7 +541,7 @@ var init_errors = __esm({
 });
 
 // src/store/fsutil.ts
-import { writevSync } from "node:fs";
+import { readFileSync as readFileSync2, writevSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 function isNotFound(err) {
   const code = err?.code;
@@ -580,6 +580,14 @@ function processAlive(pid) {
     return true;
   } catch (err) {
     return err.code !== "ESRCH";
+  }
+}
+function processStartTime(pid) {
+  try {
+    const stat5 = readFileSync2(`/proc/${pid}/stat`, "latin1");
+    return stat5.slice(stat5.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return void 0;
   }
 }
 var init_fsutil = __esm({
@@ -1261,13 +1269,14 @@ __export(gha_exports, {
   ghaNewKey: () => ghaNewKey,
   ghaSaveScope: () => ghaSaveScope,
   ghaScopePrefix: () => ghaScopePrefix,
-  ghaSuperseded: () => ghaSuperseded
+  ghaSuperseded: () => ghaSuperseded,
+  preloadActionsCache: () => preloadActionsCache
 });
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash as createHash3, randomBytes as randomBytes4 } from "node:crypto";
 import { createReadStream as createReadStream2 } from "node:fs";
 import { copyFile, link, lstat as lstat3, mkdir as mkdir5, mkdtemp, readFile as readFile5, rename as rename5, rm as rm3 } from "node:fs/promises";
-import { join as join6, resolve as resolve2 } from "node:path";
+import { join as join6, resolve as resolve3 } from "node:path";
 function ghaSuperseded(entries) {
   const newest = /* @__PURE__ */ new Map();
   const superseded = [];
@@ -1328,6 +1337,10 @@ function ghaNewKey(scope, slot, now = /* @__PURE__ */ new Date()) {
 function newKeyUnder(prefix, now = /* @__PURE__ */ new Date()) {
   const stamp = now.toISOString().replace(/[-:.]/g, "");
   return `${prefix}${stamp}-${randomBytes4(4).toString("hex")}`;
+}
+async function preloadActionsCache() {
+  await loadCacheModule().catch(() => {
+  });
 }
 function loadCacheModule() {
   cacheModule ??= import("@actions/cache").catch((err) => {
@@ -1564,7 +1577,7 @@ function createGhaStore(options, ctx) {
   const others = [...new Set(slotList)].filter((s) => s !== "" && s !== ctx.slot);
   return new GhaStore(
     {
-      dir: dir ? resolve2(ctx.root, dir) : join6(resolve2(ctx.root), ".dist-build", "gha", fsName(ctx.slot)),
+      dir: dir ? resolve3(ctx.root, dir) : join6(resolve3(ctx.root), ".dist-build", "gha", fsName(ctx.slot)),
       scope,
       slots: others,
       retainDays
@@ -1642,6 +1655,10 @@ var init_gha = __esm({
         this.scope = options.scope;
         this.slot = ctx.slot;
         this.location = `gha:${ghaKeyPrefix(options.scope, ctx.slot)}* (${options.dir})`;
+      }
+      /** Loads `@actions/cache` (see `preloadActionsCache`). */
+      prepare() {
+        return preloadActionsCache();
       }
       stats() {
         return { ...this.counters };
@@ -2047,7 +2064,8 @@ var init_gha = __esm({
       }
       /** Undefined when a save went through (or the key already existed), else why it did not. */
       async notSaved(outcome, key, stage) {
-        if (outcome.ok && outcome.value !== -1) return void 0;
+        const failed = outcome.ok && [...outcome.log.warnings, ...outcome.log.errors].some((l) => l.startsWith("Failed to save"));
+        if (outcome.ok && outcome.value !== -1 && !failed) return void 0;
         const detail = outcome.ok ? failureDetail(outcome.log) : errorText(outcome.error);
         const all = outcome.ok ? [
           ...outcome.log.info,
@@ -2262,7 +2280,7 @@ function fetchTransport(fetchImpl) {
     const controller = new AbortController();
     const timer = spec.afterBodyTimeoutMs === 0 ? void 0 : setTimeout(
       () => controller.abort(Object.assign(new Error("timed out"), { name: "TimeoutError" })),
-      spec.timeoutMs
+      spec.timeoutMs + (spec.afterBodyTimeoutMs ?? 0)
     );
     let res;
     try {
@@ -2308,10 +2326,10 @@ function discard(res) {
     body.destroy();
     return Promise.resolve();
   }
-  return new Promise((resolve4) => {
-    body.once("end", resolve4);
-    body.once("close", resolve4);
-    body.once("error", () => resolve4());
+  return new Promise((resolve5) => {
+    body.once("end", resolve5);
+    body.once("close", resolve5);
+    body.once("error", () => resolve5());
     body.resume();
   });
 }
@@ -2351,7 +2369,7 @@ var init_registry_http = __esm({
       http: new HttpAgent({ keepAlive: true, scheduling: "lifo" }),
       https: new HttpsAgent({ keepAlive: true, scheduling: "lifo" })
     };
-    nodeTransport = (spec) => new Promise((resolve4, reject) => {
+    nodeTransport = (spec) => new Promise((resolve5, reject) => {
       const https = spec.url.protocol === "https:";
       const request = https ? httpsRequest : httpRequest;
       const req = request(spec.url, {
@@ -2392,7 +2410,7 @@ var init_registry_http = __esm({
           res.once("end", close);
           res.once("close", close);
         }
-        resolve4(answerOf(res, spec));
+        resolve5(answerOf(res, spec));
       });
       req.on("finish", () => {
         sent = true;
@@ -2548,7 +2566,7 @@ async function loadCredentials(host, env2, warn) {
   return fromHelper(credsStore, "credsStore");
 }
 function runHelper(name, server, env2) {
-  return new Promise((resolve4) => {
+  return new Promise((resolve5) => {
     const child = execFile(
       `docker-credential-${name}`,
       ["get"],
@@ -2557,16 +2575,16 @@ function runHelper(name, server, env2) {
         if (err) {
           const code = err.code;
           const why = code === "ENOENT" ? `docker-credential-${name} is not on the PATH` : (stdout || stderr || err.message).trim().split("\n")[0];
-          resolve4({ ok: false, why });
+          resolve5({ ok: false, why });
           return;
         }
         try {
           const out = JSON.parse(stdout);
           if (typeof out.Username === "string" && typeof out.Secret === "string") {
-            resolve4({ ok: true, username: out.Username, secret: out.Secret });
-          } else resolve4({ ok: false, why: "its answer has no Username and Secret" });
+            resolve5({ ok: true, username: out.Username, secret: out.Secret });
+          } else resolve5({ ok: false, why: "its answer has no Username and Secret" });
         } catch {
-          resolve4({ ok: false, why: "its answer is not JSON" });
+          resolve5({ ok: false, why: "its answer is not JSON" });
         }
       }
     );
@@ -2727,6 +2745,9 @@ import { mkdir as mkdir6, stat as stat3 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join as join8 } from "node:path";
 import { Readable as Readable3 } from "node:stream";
+function looksLikeHost(component) {
+  return component.includes(".") || component.includes(":") || component === "localhost";
+}
 function parseRegistryRef(ref, option = "ref") {
   const fail = (why) => {
     throw new RegistryOptionError(option, `${JSON.stringify(ref)} ${why}`);
@@ -2743,6 +2764,11 @@ function parseRegistryRef(ref, option = "ref") {
     host
   );
   if (!hostMatch) fail(`has an invalid host ${JSON.stringify(host)}`);
+  if (!looksLikeHost(host)) {
+    fail(
+      `starts with ${JSON.stringify(host)}, which is not a registry host (a host has a dot or a port, or is localhost): write host[:port]/repository, e.g. ghcr.io/${ref}`
+    );
+  }
   const port = hostMatch[2];
   if (port !== void 0 && (Number(port) < 1 || Number(port) > 65535)) {
     fail(`has an invalid port ${port}`);
@@ -2761,7 +2787,7 @@ function parseRegistryRef(ref, option = "ref") {
 function createRegistryStore(options, ctx) {
   const known = ["ref", "insecure", "mount-from", "chunk-size", "concurrency"];
   for (const key of Object.keys(options)) {
-    if (known.includes(key) || key === "type" || key === "kind") continue;
+    if (known.includes(key) || key === "type") continue;
     throw new RegistryOptionError(
       key,
       `unknown option (the registry store takes ${known.join(", ")})`
@@ -2787,6 +2813,13 @@ function createRegistryStore(options, ctx) {
       throw new RegistryOptionError("mount-from", "must be a repository path of the same registry");
     }
     mountFrom = mf.startsWith(`${parsed.host}/`) ? mf.slice(parsed.host.length + 1) : mf;
+    const first = mountFrom.slice(0, mountFrom.indexOf("/"));
+    if (mountFrom.includes("/") && looksLikeHost(first)) {
+      throw new RegistryOptionError(
+        "mount-from",
+        `${JSON.stringify(mf)} is on another registry (${first}): blobs can only be mounted from a repository of ${parsed.host}`
+      );
+    }
     if (!REPO_RE.test(mountFrom)) {
       throw new RegistryOptionError(
         "mount-from",
@@ -2942,7 +2975,7 @@ function nextLink(header, base) {
   }
   return void 0;
 }
-var RESULT_ARTIFACT_TYPE, RESULT_CONFIG_TYPE, OUTPUT_LAYER_TYPE, OCI_MANIFEST_TYPE, OCI_CONFIG_TYPE, TITLE_ANNOTATION, CREATED_ANNOTATION, UNIT_ANNOTATION, KEY_ANNOTATION, DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_CONCURRENCY, FILE_READ, MAX_DOCUMENT, TIMEOUT_MS2, LARGE_BODY, BACKOFF_MS, TAGS_PAGE, MAX_REDIRECTS, TAG_RE, REPO_RE, StoreUnavailableError, RegistryOptionError, RegistryStore;
+var RESULT_ARTIFACT_TYPE, RESULT_CONFIG_TYPE, OUTPUT_LAYER_TYPE, OCI_MANIFEST_TYPE, OCI_CONFIG_TYPE, TITLE_ANNOTATION, CREATED_ANNOTATION, UNIT_ANNOTATION, KEY_ANNOTATION, DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_CONCURRENCY, FILE_READ, MAX_DOCUMENT, TIMEOUT_MS2, LARGE_BODY, AFTER_BODY_TIMEOUTS, AFTER_BODY_BYTES_PER_MS, BACKOFF_MS, TAGS_PAGE, MAX_REDIRECTS, TAG_RE, REPO_RE, StoreUnavailableError, RegistryOptionError, RegistryStore;
 var init_registry = __esm({
   "src/store/registry.ts"() {
     "use strict";
@@ -2971,6 +3004,8 @@ var init_registry = __esm({
     MAX_DOCUMENT = 4 * 1024 * 1024;
     TIMEOUT_MS2 = 6e4;
     LARGE_BODY = 1024 * 1024;
+    AFTER_BODY_TIMEOUTS = 5;
+    AFTER_BODY_BYTES_PER_MS = 1e3;
     BACKOFF_MS = 3e4;
     TAGS_PAGE = 1e3;
     MAX_REDIRECTS = 5;
@@ -3249,18 +3284,24 @@ var init_registry = __esm({
       }
       async openBlob(digest) {
         assertDigest(digest);
-        if (this.corrupt.has(digest)) return null;
-        let res;
         try {
-          res = await this.getFollowing(`${this.repoPath}/blobs/${digest}`, `GET blob ${digest}`);
-          if (res.status === 404) {
-            await discard(res);
-            return null;
-          }
-          if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
+          return await this.readBlob(digest);
         } catch (err) {
           return this.miss(err, null);
         }
+      }
+      /**
+       * `openBlob`, except that a registry that cannot answer throws (`StoreUnavailableError`): `null`
+       * is a blob the repository does not hold (or one found corrupt).
+       */
+      async readBlob(digest) {
+        if (this.corrupt.has(digest)) return null;
+        const res = await this.getFollowing(`${this.repoPath}/blobs/${digest}`, `GET blob ${digest}`);
+        if (res.status === 404) {
+          await discard(res);
+          return null;
+        }
+        if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
         return verifiedStream(this.received(res, `GET blob ${digest}`), digest, async (err) => {
           this.corrupt.add(digest);
           const removed = await this.deleteBlob(digest);
@@ -3315,41 +3356,48 @@ var init_registry = __esm({
       async getResult(cacheKey) {
         const tag = _RegistryStore.tagFor(cacheKey);
         try {
-          const doc = await this.fetchManifest(tag);
-          if (doc === null) return null;
-          const problem = ociManifestProblem(doc);
-          if (problem) return this.warnResult(cacheKey, `has an unusable OCI manifest: ${problem}`);
-          const config = doc.config;
-          const text = await this.fetchSmallBlob(config.digest, config.size);
-          if (text === null)
-            return this.warnResult(cacheKey, `names a config blob ${config.digest} that is gone`);
-          if (typeof text !== "string")
-            return this.warnResult(cacheKey, `has a corrupt config blob ${config.digest}`);
-          let value;
-          try {
-            value = JSON.parse(text);
-          } catch (err) {
-            return this.warnResult(cacheKey, `does not parse (${err.message})`);
-          }
-          const problems = manifestProblems(value);
-          if (problems.length > 0)
-            return this.warnResult(cacheKey, `is not valid: ${problems.join("; ")}`);
-          const manifest = value;
-          if (manifest.cacheKey !== cacheKey) {
-            return this.warnResult(cacheKey, `is for another cache key (${manifest.cacheKey})`);
-          }
-          const layers = new Set(doc.layers.map((l) => l.digest));
-          const unlisted = manifest.outputs.map((o) => o.digest).filter((d) => !layers.has(d));
-          const bad = manifest.outputs.map((o) => o.digest).filter((d) => this.corrupt.has(d));
-          const present = unlisted.length > 0 ? await this.existingBlobs(unlisted) : /* @__PURE__ */ new Set();
-          const missing = [.../* @__PURE__ */ new Set([...bad, ...unlisted.filter((d) => !present.has(d))])];
-          if (missing.length > 0) {
-            return this.warnResult(cacheKey, `names missing or corrupt blobs: ${missing.join(", ")}`);
-          }
-          return manifest;
+          return await this.readResult(tag, cacheKey);
         } catch (err) {
           return this.miss(err, null);
         }
+      }
+      /**
+       * `getResult`, except that a registry that cannot answer throws (`StoreUnavailableError`): `null`
+       * is a result the repository does not hold or that cannot be used (warned about).
+       */
+      async readResult(tag, cacheKey) {
+        const doc = await this.fetchManifest(tag);
+        if (doc === null) return null;
+        const problem = ociManifestProblem(doc);
+        if (problem) return this.warnResult(cacheKey, `has an unusable OCI manifest: ${problem}`);
+        const config = doc.config;
+        const text = await this.fetchSmallBlob(config.digest, config.size);
+        if (text === null)
+          return this.warnResult(cacheKey, `names a config blob ${config.digest} that is gone`);
+        if (typeof text !== "string")
+          return this.warnResult(cacheKey, `has a corrupt config blob ${config.digest}`);
+        let value;
+        try {
+          value = JSON.parse(text);
+        } catch (err) {
+          return this.warnResult(cacheKey, `does not parse (${err.message})`);
+        }
+        const problems = manifestProblems(value);
+        if (problems.length > 0)
+          return this.warnResult(cacheKey, `is not valid: ${problems.join("; ")}`);
+        const manifest = value;
+        if (manifest.cacheKey !== cacheKey) {
+          return this.warnResult(cacheKey, `is for another cache key (${manifest.cacheKey})`);
+        }
+        const layers = new Set(doc.layers.map((l) => l.digest));
+        const unlisted = manifest.outputs.map((o) => o.digest).filter((d) => !layers.has(d));
+        const bad = manifest.outputs.map((o) => o.digest).filter((d) => this.corrupt.has(d));
+        const present = unlisted.length > 0 ? await this.existingBlobs(unlisted) : /* @__PURE__ */ new Set();
+        const missing = [.../* @__PURE__ */ new Set([...bad, ...unlisted.filter((d) => !present.has(d))])];
+        if (missing.length > 0) {
+          return this.warnResult(cacheKey, `names missing or corrupt blobs: ${missing.join(", ")}`);
+        }
+        return manifest;
       }
       async putResult(manifest) {
         const problems = manifestProblems(manifest);
@@ -3416,12 +3464,13 @@ var init_registry = __esm({
       }
       /**
        * Every result the repository lists whose manifest can be read (`prune`, `verify`), with the
-       * created time its listing gives.
+       * created time its listing gives. A registry that cannot answer throws: a result it could not
+       * read now is not left out (its blobs would pass for named by none).
        */
       async readableResults() {
         const out = [];
         for await (const r of this.listResults()) {
-          const manifest = await this.getResult(r.cacheKey);
+          const manifest = await this.readResult(_RegistryStore.tagFor(r.cacheKey), r.cacheKey);
           if (manifest) out.push({ ...manifest, createdAt: r.createdAt });
         }
         return out;
@@ -3464,7 +3513,7 @@ var init_registry = __esm({
         const corrupt = [];
         const missing = [];
         await mapLimit([...digests], this.concurrency, async (digest) => {
-          const stream = await this.openBlob(digest);
+          const stream = await this.readBlob(digest);
           if (!stream) {
             missing.push(digest);
             return;
@@ -3673,8 +3722,10 @@ var init_registry = __esm({
         if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
         let text;
         try {
-          text = await readText(res, Math.max(size2, 0) + 1);
-        } catch {
+          const body = this.received(res, `GET blob ${digest}`);
+          text = await readCappedText(body, Math.max(size2, 0) + 1, () => body.destroy());
+        } catch (err) {
+          if (err instanceof StoreUnavailableError) throw err;
           text = "";
         }
         const actual = sha256Digest(text);
@@ -3805,8 +3856,11 @@ var init_registry = __esm({
         );
         return this.credentials;
       }
-      /** Answers a 401: gets what the challenge asks for, or throws an `auth` error. */
-      async authenticate(header, scopeKey, scopes) {
+      /**
+       * Answers a 401 to a request sent with `sentWith` (its Authorization header, if any): gets what
+       * the challenge asks for, or throws an `auth` error.
+       */
+      async authenticate(header, scopeKey, scopes, sentWith) {
         const challenges = parseChallenges(header);
         const bearer = challenges.find((c) => c.scheme === "bearer");
         const basic = challenges.find((c) => c.scheme === "basic");
@@ -3834,18 +3888,20 @@ var init_registry = __esm({
             );
           }
           const header2 = basicHeader(creds);
-          if (this.basicAuth === header2) {
-            throw new StoreUnavailableError(
-              "auth",
-              `${this.location}: the registry refused the credentials from ${creds.source}`
-            );
-          }
+          if (sentWith === header2) throw this.refused(creds);
           this.basicAuth = header2;
           return;
         }
         throw new StoreUnavailableError(
           "auth",
           `${this.location}: the registry answered 401 without a usable challenge`
+        );
+      }
+      refused(creds) {
+        return new StoreUnavailableError(
+          "auth",
+          `${this.location}: the registry refused the credentials from ${creds.source}`,
+          { status: 401 }
         );
       }
       /**
@@ -3885,7 +3941,7 @@ var init_registry = __esm({
               body: spec.body?.(),
               timeoutMs: this.timeoutMs,
               // Storing a large blob may take the registry a while once it has all of it.
-              afterBodyTimeoutMs: (spec.bodyLength ?? 0) >= LARGE_BODY ? 0 : void 0
+              afterBodyTimeoutMs: (spec.bodyLength ?? 0) >= LARGE_BODY ? this.timeoutMs * AFTER_BODY_TIMEOUTS + Math.ceil(spec.bodyLength / AFTER_BODY_BYTES_PER_MS) : void 0
             });
           } catch (err) {
             if (!(err instanceof HttpError)) throw err;
@@ -3904,11 +3960,15 @@ var init_registry = __esm({
           if (res.status === 401 && ours && attempt === 0) {
             await discard(res);
             this.challenge = res.headers.get("www-authenticate");
-            await this.authenticate(this.challenge, scopeKey, scopes);
+            await this.authenticate(this.challenge, scopeKey, scopes, auth);
             continue;
           }
           if (res.status === 401 || res.status === 403) {
             const summary = await errorSummary(res);
+            if (res.status === 401 && ours && auth !== void 0 && auth === this.basicAuth) {
+              const creds = await this.loadCredentials();
+              if (creds) throw this.refused(creds);
+            }
             throw new StoreUnavailableError(
               "auth",
               `${this.location}: access denied (${spec.what}: HTTP ${res.status}${summary ? ` ${summary}` : ""})`,
@@ -3927,7 +3987,7 @@ var init_registry = __esm({
       async freshAuthorization(scopeKey, scopes) {
         if (this.challenge === null || this.authorization(scopeKey) !== void 0) return;
         if (!parseChallenges(this.challenge).some((c) => c.scheme === "bearer")) return;
-        await this.authenticate(this.challenge, scopeKey, scopes);
+        await this.authenticate(this.challenge, scopeKey, scopes, void 0);
       }
       unexpected(res, what) {
         void discard(res);
@@ -5999,6 +6059,7 @@ function workerCount(config, units) {
 
 // src/plan/plan.ts
 import { readFile as readFile3 } from "node:fs/promises";
+import { isAbsolute, relative as relative2, resolve as resolve2, sep as sep3 } from "node:path";
 
 // src/plan/hash.ts
 var C1 = 3432918353;
@@ -6858,7 +6919,7 @@ function hashLocal(abs, marginMs, startMs) {
     return { error: String(err.message), ...err.code ? { code: err.code } : {} };
   }
 }
-var yieldToEventLoop = () => new Promise((resolve4) => setImmediate(resolve4));
+var yieldToEventLoop = () => new Promise((resolve5) => setImmediate(resolve5));
 var HashPool = class {
   constructor(size2, marginMs) {
     this.size = size2;
@@ -6880,7 +6941,7 @@ var HashPool = class {
     const size2 = Math.max(16, Math.min(256, Math.ceil(paths.length / 64)));
     let open4 = 0;
     let resolveAll;
-    const all = new Promise((resolve4) => resolveAll = resolve4);
+    const all = new Promise((resolve5) => resolveAll = resolve5);
     for (let i = 0; i < paths.length; i += size2) {
       const offset = i;
       open4++;
@@ -7177,12 +7238,12 @@ var FileIndex = class _FileIndex {
     const split = n >= PARALLEL_LSTAT_MIN && parallelism() > 1 ? Math.ceil(n * SYNC_LSTAT_SHARE) : n;
     let pending;
     if (split < n) {
-      pending = new Promise((resolve4) => {
+      pending = new Promise((resolve5) => {
         let left = n - split;
         for (let j = split; j < n; j++) {
           fs.lstat(pathOf(j), (err, st) => {
             fn(j, err ? void 0 : st);
-            if (--left === 0) resolve4();
+            if (--left === 0) resolve5();
           });
         }
       });
@@ -7439,7 +7500,7 @@ function expandInputs(root, patterns, opts = {}) {
     if (p.startsWith("!")) negatives.push(compile(p, p.slice(1)));
     else positives.push(compile(p, p));
   }
-  const literal = new Set(opts.exclude ?? []);
+  const literal = opts.exclude instanceof Set ? opts.exclude : new Set(opts.exclude ?? []);
   const excluded = (rel2) => literal.has(rel2) || negatives.some((n) => n.test(rel2));
   const found = positives.length === 1 ? [] : /* @__PURE__ */ new Set();
   const unmatched = [];
@@ -7860,17 +7921,17 @@ function canonicalJson(value) {
 function sortedPairs(record) {
   return Object.keys(record).sort(compareByteOrder).map((k) => [k, record[k]]);
 }
+function excludedPaths(config, extra = []) {
+  return /* @__PURE__ */ new Set([...config.invocations.flatMap((i) => i.outputs), ...extra]);
+}
 function unitFiles(config, inv, dirCache, exclude) {
-  const globs = expandInputs(config.root, inv.inputs, {
-    dirCache,
-    exclude: [...inv.outputs, ...exclude]
-  });
+  const globs = expandInputs(config.root, inv.inputs, { dirCache, exclude });
   if (!inv.docker) return globs;
   const ctx = listDockerContext(config.root, inv.docker);
   const all = /* @__PURE__ */ new Set([...ctx.files, ...globs.files]);
   return { files: sortByteOrder([...all]), unmatched: [...ctx.missing, ...globs.unmatched] };
 }
-function dependencyOrder(units) {
+function dependencyOrder(units, outside) {
   const byId = /* @__PURE__ */ new Map();
   for (const u of units) {
     if (byId.has(u.id)) throw new Error(`unit "${u.id}" is listed twice`);
@@ -7888,6 +7949,7 @@ function dependencyOrder(units) {
     state.set(u.id, "visiting");
     for (const n of u.needs) {
       const dep = byId.get(n);
+      if (!dep && outside?.has(n)) continue;
       if (!dep) throw new Error(`unit "${u.id}" needs unknown unit "${n}"`);
       visit3(dep, [...path, u.id]);
     }
@@ -7942,7 +8004,7 @@ function relativePosix(from, to) {
 }
 async function computeCacheKeys(config, units, opts = {}) {
   const invocations = new Map(config.invocations.map((i) => [i.name, i]));
-  const order = dependencyOrder(units);
+  const order = dependencyOrder(units, opts.needKeys);
   for (const u of order) {
     if (!invocations.has(u.invocation)) {
       throw new Error(`unit "${u.id}" belongs to unknown invocation "${u.invocation}"`);
@@ -7955,10 +8017,11 @@ async function computeCacheKeys(config, units, opts = {}) {
   try {
     await index.verify();
     const dirCache = new DirCache(index);
+    const exclude = excludedPaths(config, opts.exclude);
     for (const u of order) {
       const inv = invocations.get(u.invocation);
       if (!filesByInvocation.has(inv.name)) {
-        filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache, opts.exclude ?? []));
+        filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache, exclude));
       }
     }
     const lists = [...filesByInvocation.values()];
@@ -7983,7 +8046,7 @@ async function computeCacheKeys(config, units, opts = {}) {
       digests ??= new Map(list.map((p, i) => [p, got[i]]));
       inputs = files.map((f) => digests.get(f));
     }
-    const needs = [...new Set(u.needs)].sort(compareByteOrder).map((id) => [id, result.get(id).cacheKey]);
+    const needs = [...new Set(u.needs)].sort(compareByteOrder).map((id) => [id, result.get(id)?.cacheKey ?? opts.needKeys.get(id)]);
     const doc = canonicalJson(keyDocument(inv, u, inputs, needs));
     const cacheKey = "sha256:" + crypto2.createHash("sha256").update(doc, "utf8").digest("hex");
     result.set(u.id, {
@@ -7997,6 +8060,10 @@ async function computeCacheKeys(config, units, opts = {}) {
 }
 
 // src/plan/plan.ts
+function pathBelow(base, path) {
+  const rel2 = relative2(base, path);
+  return rel2 && rel2 !== ".." && !rel2.startsWith(`..${sep3}`) && !isAbsolute(rel2) ? rel2 : void 0;
+}
 var PlanInputError = class extends Error {
   name = "PlanInputError";
 };
@@ -8035,7 +8102,10 @@ async function planBuild(config, opts = {}) {
     balance: config.placement.balance,
     ...opts.previous ? { previous: opts.previous.assignments } : {}
   });
-  const keys = opts.keys === false ? void 0 : await computeCacheKeys(config, units, opts.cacheDir ? { cacheDir: opts.cacheDir } : {});
+  const keys = opts.keys === false ? void 0 : await computeCacheKeys(config, units, {
+    ...opts.cacheDir ? { cacheDir: opts.cacheDir } : {},
+    exclude: opts.exclude ?? []
+  });
   if (keys && opts.onWarning) {
     const warned = /* @__PURE__ */ new Set();
     for (const u of units) {
@@ -8162,7 +8232,7 @@ import {
   writeSync
 } from "node:fs";
 import { lstat as lstat2, mkdir as mkdir3, readdir as readdir2, readlink, realpath, rename as rename3, rm as rm2 } from "node:fs/promises";
-import { dirname as dirname3, join as join5, posix as posix4, sep as sep3 } from "node:path";
+import { dirname as dirname3, join as join5, posix as posix4, sep as sep4 } from "node:path";
 
 // src/store/tar.ts
 var BLOCK = 512;
@@ -8843,7 +8913,7 @@ async function place2(root, out, staged, aside) {
   let existing = dirname3(dest);
   while (!await lstat2(existing).catch(() => null)) existing = dirname3(existing);
   const realExisting = await realpath(existing);
-  if (realExisting !== realRoot && !realExisting.startsWith(realRoot + sep3)) {
+  if (realExisting !== realRoot && !realExisting.startsWith(realRoot + sep4)) {
     throw new UnsafeArchiveError(out, `its parent directory resolves outside the work root`);
   }
   await mkdir3(dirname3(dest), { recursive: true });
@@ -8949,22 +9019,18 @@ var LayeredStore = class {
   since;
   statsWrite = Promise.resolve();
   async hasBlobs(digests) {
-    return this.union(digests, (store, keys) => store.hasBlobs(keys), "check blobs in");
+    return this.union(digests, (store, keys) => store.hasBlobs(keys), "blobs");
   }
   async storedEverywhere(digests) {
     let held = new Set(digests);
     for (let i = 0; i < this.layers.length && held.size > 0; i++) {
-      const have = await this.tryRead(
-        i,
-        "check blobs in",
-        () => this.layers[i].hasBlobs([...held])
-      );
+      const have = await this.tryRead(i, "blobs", () => this.layers[i].hasBlobs([...held]));
       held = new Set([...held].filter((d) => have?.has(d)));
     }
     return held;
   }
   async hasResults(cacheKeys) {
-    return this.union(cacheKeys, (store, keys) => store.hasResults(keys), "check results in");
+    return this.union(cacheKeys, (store, keys) => store.hasResults(keys), "results");
   }
   async putBlob(data, expectedDigest) {
     const info = await this.layers[0].putBlob(data, expectedDigest);
@@ -9047,7 +9113,7 @@ var LayeredStore = class {
     for (let i = 0; i < this.layers.length && rest.length > 0; i++) {
       if (i > 0 && late()) break;
       const layer = this.layers[i];
-      const have = await read(i, "check results in", () => layer.hasResults(rest));
+      const have = await read(i, "results", () => layer.hasResults(rest));
       const candidates = rest.filter((k) => have?.has(k));
       this.counters[i].results.misses += rest.length - candidates.length;
       await mapLimit(candidates, PEEK_CONCURRENCY, async (key) => {
@@ -9188,7 +9254,7 @@ var LayeredStore = class {
             `names blob ${err.digest}, which is corrupt in ${this.layers[from].location}; a miss there`
           );
         }
-        this.warn(to, `copy of result ${manifest.cacheKey}`, err.message);
+        this.warnFailed(to, `copy of result ${manifest.cacheKey}`, err);
       }
     }
   }
@@ -9199,17 +9265,16 @@ var LayeredStore = class {
     let missing = digests.filter((d) => !held.has(d));
     for (let from = 0; from < this.layers.length && missing.length > 0; from++) {
       if (from === to) continue;
-      const there = await this.tryRead(
-        from,
-        "check blobs in",
-        () => this.layers[from].hasBlobs(missing)
-      );
+      const there = await this.tryRead(from, "blobs", () => this.layers[from].hasBlobs(missing));
       if (!there) continue;
       for (const d of missing) if (there.has(d)) await this.copyBlob(d, from, to);
       missing = missing.filter((d) => !there.has(d));
     }
   }
-  /** Streams blob `digest` from layer `from` into layer `to` (verified by `putBlob`). */
+  /**
+   * Streams blob `digest` from layer `from` into layer `to` (verified by `putBlob`). A read of the
+   * source that fails on the way throws a `LayerReadError`, so the failure is layer `from`'s.
+   */
   async copyBlob(digest, from, to) {
     const target = this.layers[to];
     if ((await target.hasBlobs([digest])).has(digest)) return;
@@ -9219,9 +9284,14 @@ var LayeredStore = class {
         `names blob ${digest}, which is gone from ${this.layers[from].location}; a miss there`
       );
     }
+    let readError;
+    source.once("error", (err) => readError = err);
     try {
       await target.putBlob(source, digest);
     } catch (err) {
+      if (readError !== void 0 && err === readError && !(err instanceof CorruptBlobError)) {
+        throw new LayerReadError(from, err);
+      }
       if (err instanceof CorruptBlobError) {
         const origin = this.layers[from];
         throw new CorruptBlobError(
@@ -9275,8 +9345,16 @@ var LayeredStore = class {
     try {
       await write();
     } catch (err) {
-      this.warn(i, `write of ${what}`, err.message);
+      this.warnFailed(i, what, err, "write of ");
     }
+  }
+  /**
+   * Warns about a failed write to layer `i` (`${verb}${what}` failed), or about the read of the
+   * layer it was copying from when that is what failed.
+   */
+  warnFailed(i, what, err, verb = "") {
+    if (err instanceof LayerReadError) this.warn(err.layer, `read for ${what}`, err.message);
+    else this.warn(i, `${verb}${what}`, err.message);
   }
   /** Whether layer `i` is left alone now (counted as an error, reported once). */
   isResting(i) {
@@ -9305,6 +9383,13 @@ function blobsOf(manifest) {
 var REST_MS = 6e4;
 var PEEK_CONCURRENCY = 8;
 var DeadlineError = class extends Error {
+};
+var LayerReadError = class extends Error {
+  constructor(layer, cause) {
+    super(cause.message, { cause });
+    this.layer = layer;
+  }
+  layer;
 };
 function beforeDeadline(work, deadline, budgetMs) {
   let timer;
@@ -9458,7 +9543,7 @@ var SignedStore = class {
 };
 
 // src/store/open.ts
-import { join as join9, resolve as resolve3 } from "node:path";
+import { join as join9, resolve as resolve4 } from "node:path";
 init_size();
 init_errors();
 init_local();
@@ -9472,7 +9557,7 @@ var STORE_BACKENDS = {
 var DEFAULT_LOCAL_DIR = join9(".dist-build", "cache");
 async function createLocalStore(options, ctx) {
   const { dir, maxBytes } = localStoreOptions(options);
-  return LocalStore.open(resolve3(ctx.root, dir), {
+  return LocalStore.open(resolve4(ctx.root, dir), {
     onWarning: ctx.onWarning,
     ...maxBytes !== void 0 ? { maxBytes } : {}
   });
@@ -9508,14 +9593,14 @@ function effectiveStores(config, cacheDir) {
     first = Object.defineProperty({ type: "local" }, IMPLICIT, { value: true });
     stores.unshift(first);
   }
-  if (cacheDir !== void 0) first.dir = resolve3(cacheDir);
+  if (cacheDir !== void 0) first.dir = resolve4(cacheDir);
   return stores;
 }
 function workerCacheDir(config, cacheDir) {
-  if (cacheDir !== void 0) return resolve3(cacheDir);
+  if (cacheDir !== void 0) return resolve4(cacheDir);
   const local = effectiveStores(config).find((s) => s.type === "local");
   const dir = typeof local?.dir === "string" ? local.dir : DEFAULT_LOCAL_DIR;
-  return resolve3(config.root, dir);
+  return resolve4(config.root, dir);
 }
 function statsFileFor(cacheDir, slot) {
   return join9(cacheDir, "stats", `${slot.replace(/[^A-Za-z0-9._-]/g, "_")}.json`);
@@ -9565,6 +9650,7 @@ async function openStores(config, opts) {
       }
       store = await factory(options, ctx);
       if (opts.checkOnly) continue;
+      await store.prepare?.();
     } catch (err) {
       if (err instanceof StoreOptionsError || err instanceof TypeError) {
         problem(err.message, err instanceof StoreOptionsError ? err.option : void 0);
@@ -9676,7 +9762,9 @@ message JobReport {
   string unit = 2;
   string invocation = 3;
   string cache_key = 4;
-  string state = 5; // succeeded | failed | timed-out | stopped | rejected
+  // succeeded | failed | timed-out | stopped | rejected (the worker will not run it: its own
+  // tree gives the unit another cache key; another worker may)
+  string state = 5;
   bool has_exit_code = 6;
   int32 exit_code = 7;
   string signal = 8;
@@ -9835,6 +9923,9 @@ message StartJobRequest {
   string definition_digest = 5; // must equal the digest of the worker's own copy of the invocation
   string cache_key = 6;
   repeated Dependency deps = 7;
+  // Root-relative paths the master left out of every unit's inputs (its --out directory): the
+  // worker computes cache_key again in its own tree, with the same exclusions, before running.
+  repeated string exclude_inputs = 8;
 }
 
 message StartJobResponse {
@@ -9951,10 +10042,10 @@ function protocol() {
   return loaded;
 }
 function call2(client, method, req, metadata, timeoutMs) {
-  return new Promise((resolve4, reject) => {
+  return new Promise((resolve5, reject) => {
     method.call(client, req, metadata, { deadline: Date.now() + timeoutMs }, (err, res) => {
       if (err) reject(err);
-      else resolve4(res);
+      else resolve5(res);
     });
   });
 }
@@ -10125,6 +10216,13 @@ function authorize(callLike, sec, roles, method) {
   }
   return null;
 }
+function refusedCall(callLike, reason) {
+  const { name } = peerRole(callLike);
+  const peer = callLike.getPeer?.();
+  const who = [peer && peer !== "unknown" && `from ${peer}`, name && `certificate ${name}`];
+  const from = who.filter(Boolean).join(", ");
+  return `refused ${reason}${from ? ` (${from})` : ""}`;
+}
 var serverCredentialCache = /* @__PURE__ */ new WeakMap();
 function serverCredentials(sec) {
   if (!sec.tls) return grpc2.ServerCredentials.createInsecure();
@@ -10153,7 +10251,7 @@ async function startServer(addresses, services, sec, log) {
     }
     const creds = serverCredentials(sec);
     const port = await new Promise(
-      (resolve4, reject) => server.bindAsync(grpcTarget(a), creds, (err, p) => err ? reject(err) : resolve4(p))
+      (resolve5, reject) => server.bindAsync(grpcTarget(a), creds, (err, p) => err ? reject(err) : resolve5(p))
     ).catch((err) => {
       server.forceShutdown();
       throw new AddressError(`cannot listen on ${formatAddress(a)}: ${err.message}`);
@@ -10172,14 +10270,14 @@ async function startServer(addresses, services, sec, log) {
   return {
     server,
     addresses: bound,
-    close: () => new Promise((resolve4) => {
+    close: () => new Promise((resolve5) => {
       const timer = setTimeout(() => {
         server.forceShutdown();
-        resolve4();
+        resolve5();
       }, 1e3);
       server.tryShutdown(() => {
         clearTimeout(timer);
-        resolve4();
+        resolve5();
       });
     })
   };
@@ -10279,7 +10377,7 @@ var Master = class extends EventEmitter {
   /** Resolves when at least `n` workers are registered; rejects after `timeoutMs`. */
   waitForWorkers(n, timeoutMs) {
     if (this.members.size >= n) return Promise.resolve();
-    return new Promise((resolve4, reject) => {
+    return new Promise((resolve5, reject) => {
       const timer = setTimeout(() => {
         this.off("joined", onJoin);
         reject(
@@ -10293,7 +10391,7 @@ var Master = class extends EventEmitter {
         if (this.members.size < n) return;
         clearTimeout(timer);
         this.off("joined", onJoin);
-        resolve4();
+        resolve5();
       };
       this.on("joined", onJoin);
     });
@@ -10333,7 +10431,7 @@ var Master = class extends EventEmitter {
     const sec = this.opts.security;
     const guard = (c, method, roles) => {
       const err = authorize(c, sec, roles, method);
-      if (err) this.log(`master: refused ${method}: ${err.reason}`);
+      if (err) this.log(`master: ${refusedCall(c, err.reason)}`);
       return err;
     };
     return {
@@ -10560,7 +10658,7 @@ var Master = class extends EventEmitter {
         timeoutMs
       );
     }
-    return new Promise((resolve4, reject) => {
+    return new Promise((resolve5, reject) => {
       const timer = setTimeout(
         () => settle(new Error(`${m.id} did not answer StartJob within ${timeoutMs} ms`)),
         timeoutMs
@@ -10569,7 +10667,7 @@ var Master = class extends EventEmitter {
         clearTimeout(timer);
         this.pendingStarts.delete(req.job_id);
         if (r instanceof Error) reject(r);
-        else resolve4(r);
+        else resolve5(r);
       };
       this.pendingStarts.set(req.job_id, { member: m, settle });
       stream.write({ ...this.answer("NONE"), start_jobs: [req] });
@@ -10610,7 +10708,7 @@ import {
   mkdirSync as mkdirSync3,
   openSync as openSync3,
   readdirSync as readdirSync3,
-  readFileSync as readFileSync3,
+  readFileSync as readFileSync4,
   rmSync,
   writeSync as writeSync2
 } from "node:fs";
@@ -10628,7 +10726,7 @@ import {
   mkdirSync as mkdirSync2,
   openSync as openSync2,
   readdirSync as readdirSync2,
-  readFileSync as readFileSync2,
+  readFileSync as readFileSync3,
   statSync as statSync2
 } from "node:fs";
 import { open as open2, unlink as unlink3 } from "node:fs/promises";
@@ -10729,7 +10827,7 @@ var CommandJob = class {
     this.id = spec.id;
     this.logPath = join10(logDir, `${spec.id}.log`);
     this.graceMs = Math.max(0, options.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
-    this.result = new Promise((resolve4) => this.resolveResult = resolve4);
+    this.result = new Promise((resolve5) => this.resolveResult = resolve5);
   }
   spec;
   options;
@@ -10811,7 +10909,7 @@ var CommandJob = class {
     try {
       child = spawn(shell, ["-c", this.spec.command], {
         cwd,
-        env: buildEnv(this.spec.env, this.options),
+        env: buildEnv(this.spec.env, this.options, this.options.parentEnv ?? process.env),
         detached: true,
         stdio: ["ignore", "pipe", "pipe"]
       });
@@ -10917,7 +11015,7 @@ var CommandJob = class {
           continue;
         }
         if (!follow || this._final) return;
-        await new Promise((resolve4) => this.waiters.add(resolve4));
+        await new Promise((resolve5) => this.waiters.add(resolve5));
       }
     } finally {
       await fh?.close();
@@ -10990,7 +11088,7 @@ var CommandJob = class {
     if (this.waiters.size === 0) return;
     const waiters = [...this.waiters];
     this.waiters.clear();
-    for (const resolve4 of waiters) resolve4();
+    for (const resolve5 of waiters) resolve5();
   }
   // --- process lifecycle ----------------------------------------------------------------------
   terminate(state, reason) {
@@ -11063,7 +11161,7 @@ var CommandJob = class {
       if (this.killSentAt !== void 0 && performance.now() - this.killSentAt > AFTER_KILL_WAIT_MS) {
         return;
       }
-      await new Promise((resolve4) => setTimeout(resolve4, delay));
+      await new Promise((resolve5) => setTimeout(resolve5, delay));
       delay = Math.min(delay * 2, GROUP_POLL_MAX_MS);
     }
   }
@@ -11086,11 +11184,11 @@ var CommandJob = class {
     }
     const log = this.log;
     if (log && !log.destroyed) {
-      await new Promise((resolve4) => {
+      await new Promise((resolve5) => {
         const done = () => {
           log.off("finish", done);
           log.off("close", done);
-          resolve4();
+          resolve5();
         };
         log.once("finish", done);
         log.once("close", done);
@@ -11132,7 +11230,7 @@ function groupAlive(pgid) {
     if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue;
     let stat5;
     try {
-      stat5 = readFileSync2(`/proc/${entry}/stat`, "latin1");
+      stat5 = readFileSync3(`/proc/${entry}/stat`, "latin1");
     } catch {
       continue;
     }
@@ -11183,6 +11281,9 @@ function configDigest(config) {
 }
 
 // src/cluster/local.ts
+init_fsutil();
+
+// src/cluster/worker.ts
 init_fsutil();
 
 // src/cluster/stats.ts
@@ -11297,7 +11398,7 @@ var MAX_SOCKET_PATH = 100;
 var PULL_GRACE_MS = 1e3;
 var STATS_DELAY_MS = 2e3;
 var TMP_SOCKET_PREFIX = "dist-build-worker-";
-var PGID_WIDTH = 12;
+var PGID_WIDTH = 40;
 var agentInstances = 0;
 var WorkerAgent = class {
   constructor(opts) {
@@ -11310,6 +11411,7 @@ var WorkerAgent = class {
       opts.config.invocations.map((inv) => [inv.name, { inv, digest: definitionDigest(inv) }])
     );
     this.workspace = new Workspace(opts.config.root);
+    this.units = new Map(expandUnits(opts.config).map((u) => [u.id, u]));
     if (!opts.logDir) {
       this.ownLogDir = join12(
         os2.tmpdir(),
@@ -11318,6 +11420,8 @@ var WorkerAgent = class {
     }
     this.executor = new CommandExecutor({
       logDir: opts.logDir ?? this.ownLogDir,
+      // As this worker started: not what a gha store call has in process.env for a while.
+      parentEnv: { ...process.env },
       ...opts.killGraceMs !== void 0 ? { killGraceMs: opts.killGraceMs } : {},
       // Recorded the moment the command exists (see recordJob).
       onSpawn: (jobId, pid) => {
@@ -11325,7 +11429,7 @@ var WorkerAgent = class {
         if (f) this.spawnedPgids.set(jobId, f);
       }
     });
-    this.registered = new Promise((resolve4) => this.registeredOnce = resolve4);
+    this.registered = new Promise((resolve5) => this.registeredOnce = resolve5);
   }
   opts;
   executor;
@@ -11370,6 +11474,10 @@ var WorkerAgent = class {
   spawnedPgids = /* @__PURE__ */ new Map();
   /** The job log directory this worker made (none with `logDir`). */
   ownLogDir;
+  /** Units of this worker's config, by id. */
+  units;
+  /** The last key check (see `checkKey`): they run one after the other. */
+  keyChecks = Promise.resolve();
   get id() {
     return this.workerId;
   }
@@ -11638,7 +11746,9 @@ var WorkerAgent = class {
    * named `<worker pid>.<agent>.<n>`. A worker killed with SIGKILL cannot stop its commands; the
    * other workers sharing this cache dir (and this one when it starts again) end the groups whose
    * worker is gone, so a command never keeps writing into a tree where its invocation is being
-   * run again.
+   * run again. The group leader's start time is recorded with the pgid: a group whose leader's
+   * pid has since been taken by another process is over and never signalled (a pgid is not
+   * reused while its group has a member).
    * The files are kept open and reused, one per job running at once, and written in place (a
    * file created and removed per job cost 0.2-0.5 ms on this kind of disk, on every job's path).
    */
@@ -11653,7 +11763,8 @@ var WorkerAgent = class {
         f = { path, fd: openSync3(path, "w", 384) };
         this.pgidFiles.push(f);
       }
-      writeSync2(f.fd, String(pgid).padEnd(PGID_WIDTH), 0);
+      const started = processStartTime(pgid) ?? "";
+      writeSync2(f.fd, `${pgid} ${started}`.padEnd(PGID_WIDTH), 0);
       return f;
     } catch {
       return void 0;
@@ -11697,7 +11808,7 @@ var WorkerAgent = class {
         masterOnly ? ["master"] : ["master", "worker"],
         method
       );
-      if (err) this.log(`worker: refused ${method}: ${err.reason}`);
+      if (err) this.log(`worker: ${refusedCall(callLike, err.reason)}`);
       return err;
     };
     return {
@@ -11787,6 +11898,7 @@ var WorkerAgent = class {
       invocation: known.inv,
       cacheKey: req.cache_key,
       deps: req.deps,
+      excludeInputs: req.exclude_inputs ?? [],
       phase: "preparing",
       startedAt: Date.now()
     };
@@ -11813,6 +11925,7 @@ var WorkerAgent = class {
     let report;
     let result;
     try {
+      if (this.opts.checkKeys ?? true) await this.checkKey(job);
       await this.prepare(job);
       if (job.stopped) throw new StoppedError(job.stopped);
       job.phase = "running";
@@ -11865,11 +11978,12 @@ var WorkerAgent = class {
       }
     } catch (err) {
       const stopped = err instanceof StoppedError;
+      const rejected = err instanceof KeyMismatchError;
       const badOutput = err.name === "MissingOutputError" || job.phase === "saving" && err instanceof UnsafeArchiveError;
       report = {
         ...base,
-        state: stopped ? "stopped" : "failed",
-        reason: stopped ? `stopped: ${err.message}` : `${job.phase === "preparing" ? "cannot prepare" : job.phase === "saving" ? "cannot save outputs" : "failed"}: ${err.message}`,
+        state: stopped ? "stopped" : rejected ? "rejected" : "failed",
+        reason: stopped ? `stopped: ${err.message}` : rejected ? err.message : `${job.phase === "preparing" ? "cannot prepare" : job.phase === "saving" ? "cannot save outputs" : "failed"}: ${err.message}`,
         ended_at: Date.now(),
         duration_ms: Date.now() - job.startedAt,
         output_bytes: job.command?.outputBytes ?? 0,
@@ -11900,6 +12014,33 @@ var WorkerAgent = class {
       await written;
     }
     await reported;
+  }
+  /**
+   * Computes the job's cache key in this worker's own tree (its input files, the master's keys
+   * of its dependencies) and throws a `KeyMismatchError` when it is not the key the master sent:
+   * a checkout at another commit, or files changed since the master computed the keys. Run
+   * anyway, the command would build from other files than the key says, and the result would be
+   * stored under that key for every later run to take. Checks run one at a time (they share the
+   * file index in the work tree, `.dist-build/index`, which makes them cheap when nothing changed).
+   */
+  checkKey(job) {
+    const check = this.keyChecks.then(async () => {
+      const config = this.opts.config;
+      const unit = this.units.get(job.unit);
+      if (!unit) throw new KeyMismatchError(`unit "${job.unit}" is not in this worker's config`);
+      const keys = await computeCacheKeys(config, [unit], {
+        exclude: job.excludeInputs,
+        needKeys: new Map(job.deps.map((d) => [d.unit, d.cache_key]))
+      });
+      const mine = keys.get(unit.id).cacheKey;
+      if (mine === job.cacheKey) return;
+      throw new KeyMismatchError(
+        `the inputs of ${job.unit} in this worker's tree (${config.root}) give cache key ${mine.slice(0, 19)}, the master's is ${job.cacheKey.slice(0, 19)}: this checkout differs from the one the master computed the keys in (another commit, or files changed since the run started)`
+      );
+    });
+    this.keyChecks = check.catch(() => {
+    });
+    return check;
   }
   /** Brings every dependency output into the work tree; clears this job's own outputs. */
   async prepare(job) {
@@ -11991,12 +12132,12 @@ var WorkerAgent = class {
     if (!stream || this.registering || this.reportAcks.has(report.job_id)) {
       return Promise.resolve(false);
     }
-    return new Promise((resolve4) => {
+    return new Promise((resolve5) => {
       const timer = setTimeout(() => settle(false), REPORT_ACK_MS);
       const settle = (acked) => {
         clearTimeout(timer);
         this.reportAcks.delete(report.job_id);
-        resolve4(acked);
+        resolve5(acked);
       };
       this.reportAcks.set(report.job_id, settle);
       stream.write(this.streamMessage({ reports: [report] }));
@@ -12142,6 +12283,8 @@ async function drain(stream) {
   } catch {
   }
 }
+var KeyMismatchError = class extends Error {
+};
 var LostDependencyError = class extends Error {
   constructor(unit, why) {
     super(`the outputs of ${unit} cannot be had: ${why}`);
@@ -12183,8 +12326,10 @@ function pgidFileOwner(name) {
 function endGroupOf(file) {
   let ended;
   try {
-    const pgid = Number(readFileSync3(file, "utf8"));
-    if (Number.isInteger(pgid) && pgid > 1) {
+    const [pgidText = "", started] = readFileSync4(file, "utf8").trim().split(/\s+/);
+    const pgid = Number(pgidText);
+    const now = started ? processStartTime(pgid) : void 0;
+    if (Number.isInteger(pgid) && pgid > 1 && (now ?? started) === started) {
       process.kill(-pgid, "SIGKILL");
       ended = pgid;
     }
@@ -12226,13 +12371,13 @@ function leftByDead(dir, ownerOf) {
   return left;
 }
 function answers(path) {
-  return new Promise((resolve4) => {
+  return new Promise((resolve5) => {
     const socket = net.connect(path);
     socket.once("connect", () => {
       socket.destroy();
-      resolve4(true);
+      resolve5(true);
     });
-    socket.once("error", () => resolve4(false));
+    socket.once("error", () => resolve5(false));
   });
 }
 
@@ -12312,7 +12457,7 @@ var Run = class {
       }
     }
     for (const u of this.units) if (this.ready(u)) this.addReady(u);
-    this.done = new Promise((resolve4) => this.finished = resolve4);
+    this.done = new Promise((resolve5) => this.finished = resolve5);
   }
   master;
   opts;
@@ -12396,7 +12541,7 @@ var Run = class {
       if (this.fatal) throw this.fatal;
       let { exports, lost } = await this.exportAll();
       if (lost.length && !this.cancelled) {
-        this.done = new Promise((resolve4) => this.finished = resolve4);
+        this.done = new Promise((resolve5) => this.finished = resolve5);
         for (const { unit, why } of lost) {
           if (!this.rebuild(unit, `cannot export it: ${why}`))
             this.fail(unit, `cannot export: ${why}`);
@@ -12718,7 +12863,8 @@ var Run = class {
       invocation: u.inv.name,
       definition_digest: u.digest,
       cache_key: u.cacheKey,
-      deps: this.depsOf(u)
+      deps: this.depsOf(u),
+      exclude_inputs: this.opts.excludeInputs ?? []
     }).then(
       (res) => {
         if (u.job !== job || u.state !== "running") return;
@@ -12896,6 +13042,17 @@ var Run = class {
         this.replan();
       } else {
         this.fail(u, r.reason);
+      }
+    } else if (r.state === "rejected" && current && !this.cancelled) {
+      u.job = void 0;
+      u.attempts = Math.max(0, u.attempts - 1);
+      u.excluded.add(workerId);
+      this.warn(`worker ${workerId} refused ${u.unit.id}: ${r.reason}`);
+      if (this.anotherTaker(u)) {
+        this.setState(u, "waiting");
+        this.replan();
+      } else {
+        this.fail(u, `worker ${workerId} refused it: ${r.reason}; no other worker can take it`);
       }
     } else if (r.state === "succeeded") {
       u.outputs = r.outputs;
@@ -13229,6 +13386,10 @@ function parseCert(pem, what) {
   }
 }
 function parseKey(pem, what) {
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|^Proc-Type: *4, *ENCRYPTED/m.test(pem))
+    throw new CertError(
+      `${what}: the private key is protected by a passphrase, which dist-build cannot ask for: keep it unencrypted and private (mode 0600), e.g. \`openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.plain\``
+    );
   let key;
   try {
     key = createPrivateKey(pem);
@@ -13330,8 +13491,32 @@ async function readPem(file, hint) {
     throw new CertError(`cannot read ${file}: ${err.message}`);
   }
 }
+async function readKeyPem(file, hint) {
+  let fh;
+  try {
+    fh = await open3(file, "r");
+  } catch (err) {
+    if (err.code === "ENOENT")
+      throw new CertError(`${file} not found: ${hint}`);
+    throw new CertError(`cannot read ${file}: ${err.message}`);
+  }
+  try {
+    const mode = (await fh.stat()).mode & 511;
+    if (process.platform !== "win32" && mode & 7)
+      throw new CertError(
+        `${file} is a private key open to every user of this machine (mode 0${mode.toString(8)}): make it private with \`chmod 600 ${shellWord(file)}\``
+      );
+    return await fh.readFile("utf8");
+  } catch (err) {
+    if (err instanceof CertError) throw err;
+    throw new CertError(`cannot read ${file}: ${err.message}`);
+  } finally {
+    await fh.close();
+  }
+}
+var shellWord = (path) => /^[\w./-]+$/.test(path) ? path : JSON.stringify(path);
 function dirFlag(dir) {
-  return dir === DEFAULT_CERT_DIR ? "" : ` --dir ${/^[\w./-]+$/.test(dir) ? dir : JSON.stringify(dir)}`;
+  return dir === DEFAULT_CERT_DIR ? "" : ` --dir ${shellWord(dir)}`;
 }
 function initHint(dir) {
   return `create the cluster CA with \`dist-build certs init${dirFlag(dir)}\``;
@@ -13354,7 +13539,7 @@ async function loadTls(dir, name) {
   const certFile = join14(dir, `${name}.pem`);
   const keyFile = join14(dir, `${name}-key.pem`);
   const cert = await readPem(certFile, issueHint);
-  const key = await readPem(keyFile, issueHint);
+  const key = await readKeyPem(keyFile, issueHint);
   const parsed = parseCert(cert, certFile);
   checkKeyMatches(parsed, parseKey(key, keyFile), `${certFile} / ${keyFile}`);
   if (!await issuedBy(cert, ca))
@@ -13394,9 +13579,6 @@ async function ephemeralTls(names) {
 // src/report/index.ts
 import { mkdir as mkdir10, writeFile as writeFile5 } from "node:fs/promises";
 import { join as join15 } from "node:path";
-
-// src/report/render.ts
-import { isAbsolute, relative as relative2 } from "node:path";
 
 // src/cli/table.ts
 function table(rows, right = []) {
@@ -13553,8 +13735,8 @@ function mermaidAxisFormat(spanMs) {
   return "%H:%M";
 }
 function mdTable(header, rows, right = []) {
-  const sep4 = header.map((_, i) => right[i] ? "---:" : "---");
-  return [header, sep4, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
+  const sep5 = header.map((_, i) => right[i] ? "---:" : "---");
+  return [header, sep5, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
 }
 function renderMarkdown(report) {
   const out = [];
@@ -13972,10 +14154,6 @@ ${body.join("\n")}
 </body>
 </html>
 `;
-}
-function pathBelow(base, path) {
-  const rel2 = relative2(base, path);
-  return rel2 && !rel2.startsWith("..") && !isAbsolute(rel2) ? rel2 : void 0;
 }
 function shownPath(path) {
   return pathBelow(process.cwd(), path) ?? path;

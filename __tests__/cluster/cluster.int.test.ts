@@ -18,6 +18,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.js';
+import { computeCacheKeys } from '../../src/plan/keys.js';
+import { expandUnits } from '../../src/plan/units.js';
 import { createCA, ephemeralTls, issueCert } from '../../src/cluster/certs.js';
 import type { TlsFiles } from '../../src/cluster/certs.js';
 import { definitionDigest } from '../../src/cluster/definition.js';
@@ -50,8 +52,15 @@ invocations:
     outputs: [out.txt]
 `;
 
+/** hello's cache key: it has no inputs, so it is the same in every tree (workers check it). */
+let helloKey: string;
+
 beforeAll(async () => {
   ({ tls } = await ephemeralTls(['master', 'client', 'w1', 'w2']));
+  const root = mkdtempSync(join(tmpdir(), 'dist-build-cluster-key-'));
+  const config = parseConfig(CONFIG, join(root, 'dist-build.yml'));
+  helloKey = (await computeCacheKeys(config, expandUnits(config))).get('hello')!.cacheKey;
+  rmSync(root, { recursive: true, force: true });
 });
 
 beforeEach(() => {
@@ -195,8 +204,9 @@ test('a long-lived worker writes its cache lookup counters while it runs, not on
     definition_digest: definitionDigest(
       parseConfig(CONFIG, join(dir, 'x/dist-build.yml')).invocations[0]!,
     ),
-    cache_key: 'sha256:' + '3'.repeat(64),
+    cache_key: helloKey,
     deps: [],
+    exclude_inputs: [],
   });
   expect(ok.accepted).toBe(true);
   await until(() => existsSync(statsFile), 'the stats file', 15_000);
@@ -297,8 +307,9 @@ test(
           unit: invocation,
           invocation,
           definition_digest: digest,
-          cache_key: 'sha256:' + '0'.repeat(64),
+          cache_key: helloKey,
           deps: [],
+          exclude_inputs: [],
         },
         new grpc.Metadata(),
         T,
@@ -538,8 +549,9 @@ test(
       unit: 'hello',
       invocation: 'hello',
       definition_digest: digest,
-      cache_key: 'sha256:' + '0'.repeat(64),
+      cache_key: helloKey,
       deps: [],
+      exclude_inputs: [],
     });
     // The same checks as a StartJob call.
     const refused = await master.startJob(m, job('j0', 'sha256:' + '2'.repeat(64)));

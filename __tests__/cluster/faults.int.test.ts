@@ -212,6 +212,65 @@ test(
 );
 
 test(
+  "a worker whose checkout differs from the master's (another commit) never builds under the master's keys",
+  () =>
+    explained(async () => {
+      const names = ['a', 'b', 'c', 'd'];
+      const cfg = `version: 1
+invocations:
+${names.map((n) => `  ${n}: {run: "mkdir -p out/${n} && cat src.txt > out/${n}/x", inputs: [src.txt], outputs: [out/${n}], export: true}`).join('\n')}
+`;
+      const checkout = (name: string, src: string) => {
+        const config = tree(name, cfg);
+        writeFileSync(join(dir, name, 'src.txt'), src);
+        return config;
+      };
+      const master = startMaster(checkout('m', 'v2\n'));
+      startWorker('w1', checkout('t1', 'v2\n'));
+      // w2's checkout is behind: built there, the artifacts would hold v1 under v2's keys.
+      startWorker('w2', checkout('t2', 'v1\n'));
+      const exit = await master.exited;
+      expect(exit.code).toBe(0);
+      expect(master.stderr).toMatch(
+        /warning: worker w2 refused [a-d]: the inputs of [a-d] in this worker's tree \(.*t2\) give cache key sha256:\w+, the master's is sha256:\w+: this checkout differs/,
+      );
+      expect(report().invocations.map((i) => [i.unit, i.status, i.worker])).toEqual(
+        names.map((n) => [n, 'built', 'w1']),
+      );
+      for (const n of names) {
+        expect(readFileSync(join(dir, `artifacts/out/${n}/x`), 'utf8')).toBe('v2\n');
+      }
+    }),
+  90_000,
+);
+
+test(
+  'with every worker behind the master, the invocations fail with why; nothing is built',
+  () =>
+    explained(async () => {
+      const cfg = `version: 1
+invocations:
+  a: {run: "mkdir -p out && cat src.txt > out/a", inputs: [src.txt], outputs: [out/a]}
+`;
+      for (const name of ['m', 't1', 't2']) {
+        tree(name, cfg);
+        writeFileSync(join(dir, name, 'src.txt'), name === 'm' ? 'v2\n' : 'v1\n');
+      }
+      const master = startMaster(join(dir, 'm', 'dist-build.yml'));
+      startWorker('w1', join(dir, 't1', 'dist-build.yml'));
+      startWorker('w2', join(dir, 't2', 'dist-build.yml'));
+      const exit = await master.exited;
+      expect(exit.code).toBe(1);
+      expect(master.stderr).toMatch(
+        /worker w\d refused it: the inputs of a in this worker's tree .* this checkout differs .*; no other worker can take it/,
+      );
+      expect(report().invocations.map((i) => [i.unit, i.status])).toEqual([['a', 'failed']]);
+      for (const t of ['t1', 't2']) expect(existsSync(join(dir, t, 'out/a'))).toBe(false);
+    }),
+  90_000,
+);
+
+test(
   'a worker whose service the master cannot dial back is named at once; the run still completes',
   () =>
     explained(async () => {

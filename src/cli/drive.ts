@@ -77,9 +77,8 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
   const previous = await readJson<{ assignments: Record<string, string> }>(planFile);
 
   const units = expandUnits(config);
-  const keyInfo = await computeCacheKeys(config, units, {
-    exclude: outExclusion(config.root, opts.out),
-  });
+  const excludeInputs = outExclusion(config.root, opts.out);
+  const keyInfo = await computeCacheKeys(config, units, { exclude: excludeInputs });
   const warned = new Set<string>();
   for (const u of units) {
     for (const p of keyInfo.get(u.id)?.unmatched ?? []) {
@@ -109,6 +108,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
     config,
     configPath: opts.configPath,
     keys,
+    excludeInputs,
     ...(history?.durations ? { history } : {}),
     ...(previous?.assignments ? { previous: previous.assignments } : {}),
     failFast: opts.failFast ?? false,

@@ -160,6 +160,7 @@ export interface StartJobRequest {
   definition_digest: string;
   cache_key: string;
   deps: DependencyMsg[];
+  exclude_inputs: string[];
 }
 export interface StartJobResponse {
   accepted: boolean;

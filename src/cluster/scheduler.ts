@@ -101,6 +101,11 @@ export interface RunOptions {
   onWorkerLost?: (workerId: string, why: string) => void;
   /** Bytes of a failed job's log tail to fetch for the failure message (default 4 KiB). */
   tailBytes?: number;
+  /**
+   * Root-relative paths left out of every unit's inputs when `keys` were computed (`--out`):
+   * sent with each job, for the worker's own check of its key.
+   */
+  excludeInputs?: string[];
 }
 
 interface UnitRun {
@@ -665,6 +670,7 @@ export class Run {
         definition_digest: u.digest,
         cache_key: u.cacheKey,
         deps: this.depsOf(u),
+        exclude_inputs: this.opts.excludeInputs ?? [],
       })
       .then(
         (res) => {
@@ -877,6 +883,19 @@ export class Run {
         this.replan();
       } else {
         this.fail(u, r.reason);
+      }
+    } else if (r.state === 'rejected' && current && !this.cancelled) {
+      // That worker will not run it: its tree gives the unit another key (a checkout at another
+      // commit). The user's to fix, so said loudly; another worker may run it.
+      u.job = undefined;
+      u.attempts = Math.max(0, u.attempts - 1);
+      u.excluded.add(workerId);
+      this.warn(`worker ${workerId} refused ${u.unit.id}: ${r.reason}`);
+      if (this.anotherTaker(u)) {
+        this.setState(u, 'waiting');
+        this.replan();
+      } else {
+        this.fail(u, `worker ${workerId} refused it: ${r.reason}; no other worker can take it`);
       }
     } else if (r.state === 'succeeded') {
       u.outputs = r.outputs as OutputEntry[];

@@ -35,6 +35,9 @@ import { CorruptBlobError, UnsafeArchiveError } from '../store/types.js';
 import type { OutputEntry, ResultManifest, Store } from '../store/types.js';
 import { RESULT_FORMAT } from '../store/types.js';
 import { blobOpenerFor, restoreOutputs, saveOutputs } from '../store/pack.js';
+import { computeCacheKeys } from '../plan/keys.js';
+import type { Unit } from '../plan/types.js';
+import { expandUnits } from '../plan/units.js';
 import { configDigest, definitionDigest } from './definition.js';
 import { processAlive } from './local.js';
 import { processStartTime } from '../store/fsutil.js';
@@ -79,6 +82,11 @@ import { Workspace } from './workspace.js';
 export interface WorkerOptions {
   /** This worker's own copy of the config (its `root` is the work tree). */
   config: Config;
+  /**
+   * Compute each job's cache key in this worker's tree and refuse a job whose key is not the
+   * master's (see `checkKey`). Default true; off for workers sharing the master's tree.
+   */
+  checkKeys?: boolean;
   /** The master's address. */
   join: Address;
   /** Where the Worker service listens (default tcp://127.0.0.1:0). */
@@ -116,6 +124,8 @@ interface WorkerJob {
   invocation: InvocationConfig;
   cacheKey: string;
   deps: DependencyMsg[];
+  /** Paths the master left out of the inputs (see `checkKey`). */
+  excludeInputs: string[];
   phase: Phase;
   startedAt: number;
   command?: CommandJob;
@@ -193,6 +203,10 @@ export class WorkerAgent {
   private readonly spawnedPgids = new Map<string, PgidFile>();
   /** The job log directory this worker made (none with `logDir`). */
   private readonly ownLogDir: string | undefined;
+  /** Units of this worker's config, by id. */
+  private readonly units: Map<string, Unit>;
+  /** The last key check (see `checkKey`): they run one after the other. */
+  private keyChecks: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: WorkerOptions) {
     this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
@@ -202,6 +216,7 @@ export class WorkerAgent {
       opts.config.invocations.map((inv) => [inv.name, { inv, digest: definitionDigest(inv) }]),
     );
     this.workspace = new Workspace(opts.config.root);
+    this.units = new Map(expandUnits(opts.config).map((u) => [u.id, u]));
     // Job logs serve StreamOutput while this worker lives: in a directory of its own, removed
     // when it stops (and, when it was killed, by the next worker's listen()).
     if (!opts.logDir) {
@@ -688,6 +703,7 @@ export class WorkerAgent {
       invocation: known.inv,
       cacheKey: req.cache_key,
       deps: req.deps,
+      excludeInputs: req.exclude_inputs ?? [],
       phase: 'preparing',
       startedAt: Date.now(),
     };
@@ -715,6 +731,7 @@ export class WorkerAgent {
     let report: JobReport;
     let result: ResultManifest | undefined;
     try {
+      if (this.opts.checkKeys ?? true) await this.checkKey(job);
       await this.prepare(job);
       if (job.stopped) throw new StoppedError(job.stopped);
       job.phase = 'running';
@@ -768,6 +785,7 @@ export class WorkerAgent {
       }
     } catch (err) {
       const stopped = err instanceof StoppedError;
+      const rejected = err instanceof KeyMismatchError;
       // Outputs missing, or that cannot be packed (a symlink out of the tree, a FIFO): the same
       // on any worker.
       const badOutput =
@@ -775,10 +793,12 @@ export class WorkerAgent {
         (job.phase === 'saving' && err instanceof UnsafeArchiveError);
       report = {
         ...base,
-        state: stopped ? 'stopped' : 'failed',
+        state: stopped ? 'stopped' : rejected ? 'rejected' : 'failed',
         reason: stopped
           ? `stopped: ${(err as Error).message}`
-          : `${job.phase === 'preparing' ? 'cannot prepare' : job.phase === 'saving' ? 'cannot save outputs' : 'failed'}: ${(err as Error).message}`,
+          : rejected
+            ? (err as Error).message
+            : `${job.phase === 'preparing' ? 'cannot prepare' : job.phase === 'saving' ? 'cannot save outputs' : 'failed'}: ${(err as Error).message}`,
         ended_at: Date.now(),
         duration_ms: Date.now() - job.startedAt,
         output_bytes: job.command?.outputBytes ?? 0,
@@ -817,6 +837,36 @@ export class WorkerAgent {
       await written;
     }
     await reported;
+  }
+
+  /**
+   * Computes the job's cache key in this worker's own tree (its input files, the master's keys
+   * of its dependencies) and throws a `KeyMismatchError` when it is not the key the master sent:
+   * a checkout at another commit, or files changed since the master computed the keys. Run
+   * anyway, the command would build from other files than the key says, and the result would be
+   * stored under that key for every later run to take. Checks run one at a time (they share the
+   * file index in the work tree, `.dist-build/index`, which makes them cheap when nothing changed).
+   */
+  private checkKey(job: WorkerJob): Promise<void> {
+    const check = this.keyChecks.then(async () => {
+      const config = this.opts.config;
+      const unit = this.units.get(job.unit);
+      if (!unit) throw new KeyMismatchError(`unit "${job.unit}" is not in this worker's config`);
+      const keys = await computeCacheKeys(config, [unit], {
+        exclude: job.excludeInputs,
+        needKeys: new Map(job.deps.map((d) => [d.unit, d.cache_key])),
+      });
+      const mine = keys.get(unit.id)!.cacheKey;
+      if (mine === job.cacheKey) return;
+      throw new KeyMismatchError(
+        `the inputs of ${job.unit} in this worker's tree (${config.root}) give cache key ` +
+          `${mine.slice(0, 19)}, the master's is ${job.cacheKey.slice(0, 19)}: this checkout ` +
+          'differs from the one the master computed the keys in (another commit, or files ' +
+          'changed since the run started)',
+      );
+    });
+    this.keyChecks = check.catch(() => {});
+    return check;
   }
 
   /** Brings every dependency output into the work tree; clears this job's own outputs. */
@@ -1093,6 +1143,9 @@ async function drain(stream: Readable | null): Promise<void> {
     // a corrupt blob ends with an error: that is the point
   }
 }
+
+/** The unit's inputs in this worker's tree give another cache key than the master's. */
+class KeyMismatchError extends Error {}
 
 class LostDependencyError extends Error {
   constructor(

@@ -30,6 +30,7 @@ interface WorkerFlags extends SecurityFlags {
   killGrace: string;
   parentPid?: string;
   logDir?: string;
+  keyCheck: boolean;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -72,6 +73,10 @@ export function registerWorker(program: Command): void {
       '10s',
     )
     .option('--log-dir <dir>', 'where job logs are kept (default: a temp dir)')
+    .option(
+      '--no-key-check',
+      "run jobs without computing their cache key in this worker's tree first (a worker sharing the master's tree, as `dist-build run`'s do)",
+    )
     .option('--parent-pid <pid>', 'exit when this process is gone (used by `dist-build run`)');
   addSecurityOptions(cmd, 'worker').addHelpText(
     'after',
@@ -127,6 +132,7 @@ Examples:
       log,
       ...(flags.logDir ? { logDir: flags.logDir } : {}),
       killGraceMs: killGrace * 1000,
+      checkKeys: flags.keyCheck,
       onShutdown: () => void stop('the run is over'),
       // A refusal does not go away by asking again: exit 2 (the reason is logged).
       onRefused: () => {

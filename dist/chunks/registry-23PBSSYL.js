@@ -132,7 +132,7 @@ function fetchTransport(fetchImpl) {
     const controller = new AbortController();
     const timer = spec.afterBodyTimeoutMs === 0 ? void 0 : setTimeout(
       () => controller.abort(Object.assign(new Error("timed out"), { name: "TimeoutError" })),
-      spec.timeoutMs
+      spec.timeoutMs + (spec.afterBodyTimeoutMs ?? 0)
     );
     let res;
     try {
@@ -502,6 +502,8 @@ var FILE_READ = 1024 * 1024;
 var MAX_DOCUMENT = 4 * 1024 * 1024;
 var TIMEOUT_MS = 6e4;
 var LARGE_BODY = 1024 * 1024;
+var AFTER_BODY_TIMEOUTS = 5;
+var AFTER_BODY_BYTES_PER_MS = 1e3;
 var BACKOFF_MS = 3e4;
 var TAGS_PAGE = 1e3;
 var MAX_REDIRECTS = 5;
@@ -525,6 +527,9 @@ var RegistryOptionError = class extends StoreOptionsError {
     this.name = "RegistryOptionError";
   }
 };
+function looksLikeHost(component) {
+  return component.includes(".") || component.includes(":") || component === "localhost";
+}
 function parseRegistryRef(ref, option = "ref") {
   const fail = (why) => {
     throw new RegistryOptionError(option, `${JSON.stringify(ref)} ${why}`);
@@ -541,6 +546,11 @@ function parseRegistryRef(ref, option = "ref") {
     host
   );
   if (!hostMatch) fail(`has an invalid host ${JSON.stringify(host)}`);
+  if (!looksLikeHost(host)) {
+    fail(
+      `starts with ${JSON.stringify(host)}, which is not a registry host (a host has a dot or a port, or is localhost): write host[:port]/repository, e.g. ghcr.io/${ref}`
+    );
+  }
   const port = hostMatch[2];
   if (port !== void 0 && (Number(port) < 1 || Number(port) > 65535)) {
     fail(`has an invalid port ${port}`);
@@ -559,7 +569,7 @@ function parseRegistryRef(ref, option = "ref") {
 function createRegistryStore(options, ctx) {
   const known = ["ref", "insecure", "mount-from", "chunk-size", "concurrency"];
   for (const key of Object.keys(options)) {
-    if (known.includes(key) || key === "type" || key === "kind") continue;
+    if (known.includes(key) || key === "type") continue;
     throw new RegistryOptionError(
       key,
       `unknown option (the registry store takes ${known.join(", ")})`
@@ -585,6 +595,13 @@ function createRegistryStore(options, ctx) {
       throw new RegistryOptionError("mount-from", "must be a repository path of the same registry");
     }
     mountFrom = mf.startsWith(`${parsed.host}/`) ? mf.slice(parsed.host.length + 1) : mf;
+    const first = mountFrom.slice(0, mountFrom.indexOf("/"));
+    if (mountFrom.includes("/") && looksLikeHost(first)) {
+      throw new RegistryOptionError(
+        "mount-from",
+        `${JSON.stringify(mf)} is on another registry (${first}): blobs can only be mounted from a repository of ${parsed.host}`
+      );
+    }
     if (!REPO_RE.test(mountFrom)) {
       throw new RegistryOptionError(
         "mount-from",
@@ -884,18 +901,24 @@ var RegistryStore = class _RegistryStore {
   }
   async openBlob(digest) {
     assertDigest(digest);
-    if (this.corrupt.has(digest)) return null;
-    let res;
     try {
-      res = await this.getFollowing(`${this.repoPath}/blobs/${digest}`, `GET blob ${digest}`);
-      if (res.status === 404) {
-        await discard(res);
-        return null;
-      }
-      if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
+      return await this.readBlob(digest);
     } catch (err) {
       return this.miss(err, null);
     }
+  }
+  /**
+   * `openBlob`, except that a registry that cannot answer throws (`StoreUnavailableError`): `null`
+   * is a blob the repository does not hold (or one found corrupt).
+   */
+  async readBlob(digest) {
+    if (this.corrupt.has(digest)) return null;
+    const res = await this.getFollowing(`${this.repoPath}/blobs/${digest}`, `GET blob ${digest}`);
+    if (res.status === 404) {
+      await discard(res);
+      return null;
+    }
+    if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
     return verifiedStream(this.received(res, `GET blob ${digest}`), digest, async (err) => {
       this.corrupt.add(digest);
       const removed = await this.deleteBlob(digest);
@@ -950,41 +973,48 @@ var RegistryStore = class _RegistryStore {
   async getResult(cacheKey) {
     const tag = _RegistryStore.tagFor(cacheKey);
     try {
-      const doc = await this.fetchManifest(tag);
-      if (doc === null) return null;
-      const problem = ociManifestProblem(doc);
-      if (problem) return this.warnResult(cacheKey, `has an unusable OCI manifest: ${problem}`);
-      const config = doc.config;
-      const text = await this.fetchSmallBlob(config.digest, config.size);
-      if (text === null)
-        return this.warnResult(cacheKey, `names a config blob ${config.digest} that is gone`);
-      if (typeof text !== "string")
-        return this.warnResult(cacheKey, `has a corrupt config blob ${config.digest}`);
-      let value;
-      try {
-        value = JSON.parse(text);
-      } catch (err) {
-        return this.warnResult(cacheKey, `does not parse (${err.message})`);
-      }
-      const problems = manifestProblems(value);
-      if (problems.length > 0)
-        return this.warnResult(cacheKey, `is not valid: ${problems.join("; ")}`);
-      const manifest = value;
-      if (manifest.cacheKey !== cacheKey) {
-        return this.warnResult(cacheKey, `is for another cache key (${manifest.cacheKey})`);
-      }
-      const layers = new Set(doc.layers.map((l) => l.digest));
-      const unlisted = manifest.outputs.map((o) => o.digest).filter((d) => !layers.has(d));
-      const bad = manifest.outputs.map((o) => o.digest).filter((d) => this.corrupt.has(d));
-      const present = unlisted.length > 0 ? await this.existingBlobs(unlisted) : /* @__PURE__ */ new Set();
-      const missing = [.../* @__PURE__ */ new Set([...bad, ...unlisted.filter((d) => !present.has(d))])];
-      if (missing.length > 0) {
-        return this.warnResult(cacheKey, `names missing or corrupt blobs: ${missing.join(", ")}`);
-      }
-      return manifest;
+      return await this.readResult(tag, cacheKey);
     } catch (err) {
       return this.miss(err, null);
     }
+  }
+  /**
+   * `getResult`, except that a registry that cannot answer throws (`StoreUnavailableError`): `null`
+   * is a result the repository does not hold or that cannot be used (warned about).
+   */
+  async readResult(tag, cacheKey) {
+    const doc = await this.fetchManifest(tag);
+    if (doc === null) return null;
+    const problem = ociManifestProblem(doc);
+    if (problem) return this.warnResult(cacheKey, `has an unusable OCI manifest: ${problem}`);
+    const config = doc.config;
+    const text = await this.fetchSmallBlob(config.digest, config.size);
+    if (text === null)
+      return this.warnResult(cacheKey, `names a config blob ${config.digest} that is gone`);
+    if (typeof text !== "string")
+      return this.warnResult(cacheKey, `has a corrupt config blob ${config.digest}`);
+    let value;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      return this.warnResult(cacheKey, `does not parse (${err.message})`);
+    }
+    const problems = manifestProblems(value);
+    if (problems.length > 0)
+      return this.warnResult(cacheKey, `is not valid: ${problems.join("; ")}`);
+    const manifest = value;
+    if (manifest.cacheKey !== cacheKey) {
+      return this.warnResult(cacheKey, `is for another cache key (${manifest.cacheKey})`);
+    }
+    const layers = new Set(doc.layers.map((l) => l.digest));
+    const unlisted = manifest.outputs.map((o) => o.digest).filter((d) => !layers.has(d));
+    const bad = manifest.outputs.map((o) => o.digest).filter((d) => this.corrupt.has(d));
+    const present = unlisted.length > 0 ? await this.existingBlobs(unlisted) : /* @__PURE__ */ new Set();
+    const missing = [.../* @__PURE__ */ new Set([...bad, ...unlisted.filter((d) => !present.has(d))])];
+    if (missing.length > 0) {
+      return this.warnResult(cacheKey, `names missing or corrupt blobs: ${missing.join(", ")}`);
+    }
+    return manifest;
   }
   async putResult(manifest) {
     const problems = manifestProblems(manifest);
@@ -1051,12 +1081,13 @@ var RegistryStore = class _RegistryStore {
   }
   /**
    * Every result the repository lists whose manifest can be read (`prune`, `verify`), with the
-   * created time its listing gives.
+   * created time its listing gives. A registry that cannot answer throws: a result it could not
+   * read now is not left out (its blobs would pass for named by none).
    */
   async readableResults() {
     const out = [];
     for await (const r of this.listResults()) {
-      const manifest = await this.getResult(r.cacheKey);
+      const manifest = await this.readResult(_RegistryStore.tagFor(r.cacheKey), r.cacheKey);
       if (manifest) out.push({ ...manifest, createdAt: r.createdAt });
     }
     return out;
@@ -1099,7 +1130,7 @@ var RegistryStore = class _RegistryStore {
     const corrupt = [];
     const missing = [];
     await mapLimit([...digests], this.concurrency, async (digest) => {
-      const stream = await this.openBlob(digest);
+      const stream = await this.readBlob(digest);
       if (!stream) {
         missing.push(digest);
         return;
@@ -1308,8 +1339,10 @@ var RegistryStore = class _RegistryStore {
     if (!res.ok) throw this.unexpected(res, `GET blob ${digest}`);
     let text;
     try {
-      text = await readText(res, Math.max(size, 0) + 1);
-    } catch {
+      const body = this.received(res, `GET blob ${digest}`);
+      text = await readCappedText(body, Math.max(size, 0) + 1, () => body.destroy());
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) throw err;
       text = "";
     }
     const actual = sha256Digest(text);
@@ -1440,8 +1473,11 @@ var RegistryStore = class _RegistryStore {
     );
     return this.credentials;
   }
-  /** Answers a 401: gets what the challenge asks for, or throws an `auth` error. */
-  async authenticate(header, scopeKey, scopes) {
+  /**
+   * Answers a 401 to a request sent with `sentWith` (its Authorization header, if any): gets what
+   * the challenge asks for, or throws an `auth` error.
+   */
+  async authenticate(header, scopeKey, scopes, sentWith) {
     const challenges = parseChallenges(header);
     const bearer = challenges.find((c) => c.scheme === "bearer");
     const basic = challenges.find((c) => c.scheme === "basic");
@@ -1469,18 +1505,20 @@ var RegistryStore = class _RegistryStore {
         );
       }
       const header2 = basicHeader(creds);
-      if (this.basicAuth === header2) {
-        throw new StoreUnavailableError(
-          "auth",
-          `${this.location}: the registry refused the credentials from ${creds.source}`
-        );
-      }
+      if (sentWith === header2) throw this.refused(creds);
       this.basicAuth = header2;
       return;
     }
     throw new StoreUnavailableError(
       "auth",
       `${this.location}: the registry answered 401 without a usable challenge`
+    );
+  }
+  refused(creds) {
+    return new StoreUnavailableError(
+      "auth",
+      `${this.location}: the registry refused the credentials from ${creds.source}`,
+      { status: 401 }
     );
   }
   /**
@@ -1520,7 +1558,7 @@ var RegistryStore = class _RegistryStore {
           body: spec.body?.(),
           timeoutMs: this.timeoutMs,
           // Storing a large blob may take the registry a while once it has all of it.
-          afterBodyTimeoutMs: (spec.bodyLength ?? 0) >= LARGE_BODY ? 0 : void 0
+          afterBodyTimeoutMs: (spec.bodyLength ?? 0) >= LARGE_BODY ? this.timeoutMs * AFTER_BODY_TIMEOUTS + Math.ceil(spec.bodyLength / AFTER_BODY_BYTES_PER_MS) : void 0
         });
       } catch (err) {
         if (!(err instanceof HttpError)) throw err;
@@ -1539,11 +1577,15 @@ var RegistryStore = class _RegistryStore {
       if (res.status === 401 && ours && attempt === 0) {
         await discard(res);
         this.challenge = res.headers.get("www-authenticate");
-        await this.authenticate(this.challenge, scopeKey, scopes);
+        await this.authenticate(this.challenge, scopeKey, scopes, auth);
         continue;
       }
       if (res.status === 401 || res.status === 403) {
         const summary = await errorSummary(res);
+        if (res.status === 401 && ours && auth !== void 0 && auth === this.basicAuth) {
+          const creds = await this.loadCredentials();
+          if (creds) throw this.refused(creds);
+        }
         throw new StoreUnavailableError(
           "auth",
           `${this.location}: access denied (${spec.what}: HTTP ${res.status}${summary ? ` ${summary}` : ""})`,
@@ -1562,7 +1604,7 @@ var RegistryStore = class _RegistryStore {
   async freshAuthorization(scopeKey, scopes) {
     if (this.challenge === null || this.authorization(scopeKey) !== void 0) return;
     if (!parseChallenges(this.challenge).some((c) => c.scheme === "bearer")) return;
-    await this.authenticate(this.challenge, scopeKey, scopes);
+    await this.authenticate(this.challenge, scopeKey, scopes, void 0);
   }
   unexpected(res, what) {
     void discard(res);

@@ -10,8 +10,9 @@ import {
   ghaNewKey,
   ghaSaveScope,
   ghaScopePrefix,
-  ghaSuperseded
-} from "./chunk-VRN7SIGS.js";
+  ghaSuperseded,
+  preloadActionsCache
+} from "./chunk-YYL6UGR4.js";
 import "./chunk-ZSLHDOSL.js";
 import "./chunk-7FDW4MNB.js";
 export {
@@ -25,5 +26,6 @@ export {
   ghaNewKey,
   ghaSaveScope,
   ghaScopePrefix,
-  ghaSuperseded
+  ghaSuperseded,
+  preloadActionsCache
 };

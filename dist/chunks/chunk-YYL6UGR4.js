@@ -136,7 +136,7 @@ import {
 import { join } from "node:path";
 
 // src/store/fsutil.ts
-import { writevSync } from "node:fs";
+import { readFileSync, writevSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 function isNotFound(err) {
   const code = err?.code;
@@ -175,6 +175,14 @@ function processAlive(pid) {
     return true;
   } catch (err) {
     return err.code !== "ESRCH";
+  }
+}
+function processStartTime(pid) {
+  try {
+    const stat3 = readFileSync(`/proc/${pid}/stat`, "latin1");
+    return stat3.slice(stat3.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return void 0;
   }
 }
 
@@ -768,6 +776,10 @@ var queue = Promise.resolve();
 var hooks = 0;
 var restoreWrites;
 var cacheModule;
+async function preloadActionsCache() {
+  await loadCacheModule().catch(() => {
+  });
+}
 function loadCacheModule() {
   cacheModule ??= import("./cache-XROXA5KX.js").catch((err) => {
     cacheModule = void 0;
@@ -913,6 +925,10 @@ var GhaStore = class {
     this.scope = options.scope;
     this.slot = ctx.slot;
     this.location = `gha:${ghaKeyPrefix(options.scope, ctx.slot)}* (${options.dir})`;
+  }
+  /** Loads `@actions/cache` (see `preloadActionsCache`). */
+  prepare() {
+    return preloadActionsCache();
   }
   stats() {
     return { ...this.counters };
@@ -1318,7 +1334,8 @@ var GhaStore = class {
   }
   /** Undefined when a save went through (or the key already existed), else why it did not. */
   async notSaved(outcome, key, stage) {
-    if (outcome.ok && outcome.value !== -1) return void 0;
+    const failed = outcome.ok && [...outcome.log.warnings, ...outcome.log.errors].some((l) => l.startsWith("Failed to save"));
+    if (outcome.ok && outcome.value !== -1 && !failed) return void 0;
     const detail = outcome.ok ? failureDetail(outcome.log) : errorText(outcome.error);
     const all = outcome.ok ? [
       ...outcome.log.info,
@@ -1641,6 +1658,7 @@ function createGhaStore(options, ctx) {
 export {
   isNotFound,
   processAlive,
+  processStartTime,
   LocalStore,
   GHA_KEY_FORMAT,
   GHA_CACHE_PATH,
@@ -1651,6 +1669,7 @@ export {
   ghaKeyPrefix,
   ghaKeySlotPart,
   ghaNewKey,
+  preloadActionsCache,
   GhaStore,
   createGhaStore
 };
