@@ -28,6 +28,9 @@
  *          --profile-worker DIR (a --cpu-prof of worker-1 of part 1)
  *          --skip-overhead / --skip-membership (run one half only)
  *          --no-diagnostic (skip 1b: 200 invocations on 1 worker, overhead without contention).
+ *          --key-check (workers compute each job's cache key in their tree first, as pool workers
+ *          do; by default they skip it, as the local workers of `dist-build run`, which share
+ *          the master's tree like these)
  * Every child process is stopped by PID (SIGTERM, SIGKILL after 5 s), also on failure, and the
  * temp dir is removed.
  */
@@ -90,6 +93,8 @@ const PROFILE_DIR = optStr('profile-master');
 const PROFILE_WORKERS = optStr('profile-worker');
 const SKIP_OVERHEAD = args.includes('--skip-overhead');
 const SKIP_MEMBERSHIP = args.includes('--skip-membership');
+/** Workers check each job's cache key in their tree (a pool's workers do; `run`'s do not). */
+const KEY_CHECK = args.includes('--key-check');
 /** 0: the agents run in this process; N: spread over N child processes. */
 const AGENT_PROCS = opt('agent-procs', 0);
 const GRACE_MS = 5000;
@@ -234,6 +239,7 @@ async function overhead(
         name,
         '--parent-pid',
         String(process.pid),
+        ...(KEY_CHECK ? [] : ['--no-key-check']),
       ]);
       workers.push(c);
       children.push(c);

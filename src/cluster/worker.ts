@@ -681,7 +681,7 @@ export class WorkerAgent {
     if (!known) return refuse(`invocation "${req.invocation}" is not in this worker's config`);
     if (known.digest !== req.definition_digest)
       return refuse(
-        `invocation "${req.invocation}" differs from this worker's config (definition ${known.digest.slice(0, 19)}, master sent ${req.definition_digest.slice(0, 19)})`,
+        `invocation "${req.invocation}" differs from this worker's config (definition ${known.digest.slice(0, 19)}, master sent ${req.definition_digest.slice(0, 19)}; a worker reads ${this.opts.config.file} when it starts: restart it after changing it)`,
       );
     if (known.inv.run === undefined)
       return refuse(

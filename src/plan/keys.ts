@@ -238,34 +238,47 @@ export async function computeCacheKeys(
       throw new Error(`unit "${u.id}" belongs to unknown invocation "${u.invocation}"`);
     }
   }
-  // open() never rejects (a bad index is a cold one)
-  const index = opts.index ?? (await FileIndex.open(config.root, { cacheDir: opts.cacheDir }));
   const filesByInvocation = new Map<string, { files: string[]; unmatched: string[] }>();
-  let list: string[];
-  let got: FileDigest[];
-  try {
-    // Check every stored directory at once (in parallel where possible); then the walk takes
-    // listings from the index for unchanged directories.
-    await index.verify();
-    const dirCache = new DirCache(index);
-    const exclude = excludedPaths(config, opts.exclude);
-    for (const u of order) {
-      const inv = invocations.get(u.invocation)!;
-      if (!filesByInvocation.has(inv.name)) {
-        filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache, exclude));
+  let list: string[] = [];
+  let got: FileDigest[] = [];
+  // Units without input files (no patterns, no docker context) need no index: a worker checks
+  // the key of each job, and a no-op's check should cost nothing.
+  const withFiles = order.some((u) => {
+    const inv = invocations.get(u.invocation)!;
+    return inv.inputs.length > 0 || inv.docker !== undefined;
+  });
+  if (!withFiles) {
+    for (const u of order) filesByInvocation.set(u.invocation, { files: list, unmatched: [] });
+  }
+  // open() never rejects (a bad index is a cold one)
+  const index = !withFiles
+    ? undefined
+    : (opts.index ?? (await FileIndex.open(config.root, { cacheDir: opts.cacheDir })));
+  if (index) {
+    try {
+      // Check every stored directory at once (in parallel where possible); then the walk takes
+      // listings from the index for unchanged directories.
+      await index.verify();
+      const dirCache = new DirCache(index);
+      const exclude = excludedPaths(config, opts.exclude);
+      for (const u of order) {
+        const inv = invocations.get(u.invocation)!;
+        if (!filesByInvocation.has(inv.name)) {
+          filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache, exclude));
+        }
       }
+      const lists = [...filesByInvocation.values()];
+      if (lists.length === 1) list = lists[0]!.files;
+      else {
+        const allPaths = new Set<string>();
+        for (const { files } of lists) for (const f of files) allPaths.add(f);
+        list = [...allPaths];
+      }
+      got = await index.getMany(list);
+      if (!opts.index) await index.save();
+    } finally {
+      if (!opts.index) await index.close();
     }
-    const lists = [...filesByInvocation.values()];
-    if (lists.length === 1) list = lists[0]!.files;
-    else {
-      const allPaths = new Set<string>();
-      for (const { files } of lists) for (const f of files) allPaths.add(f);
-      list = [...allPaths];
-    }
-    got = await index.getMany(list);
-    if (!opts.index) await index.save();
-  } finally {
-    if (!opts.index) await index.close();
   }
 
   let digests: Map<string, FileDigest> | undefined;
