@@ -8010,31 +8010,40 @@ async function computeCacheKeys(config, units, opts = {}) {
       throw new Error(`unit "${u.id}" belongs to unknown invocation "${u.invocation}"`);
     }
   }
-  const index = opts.index ?? await FileIndex.open(config.root, { cacheDir: opts.cacheDir });
   const filesByInvocation = /* @__PURE__ */ new Map();
-  let list;
-  let got;
-  try {
-    await index.verify();
-    const dirCache = new DirCache(index);
-    const exclude = excludedPaths(config, opts.exclude);
-    for (const u of order) {
-      const inv = invocations.get(u.invocation);
-      if (!filesByInvocation.has(inv.name)) {
-        filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache, exclude));
+  let list = [];
+  let got = [];
+  const withFiles = order.some((u) => {
+    const inv = invocations.get(u.invocation);
+    return inv.inputs.length > 0 || inv.docker !== void 0;
+  });
+  if (!withFiles) {
+    for (const u of order) filesByInvocation.set(u.invocation, { files: list, unmatched: [] });
+  }
+  const index = !withFiles ? void 0 : opts.index ?? await FileIndex.open(config.root, { cacheDir: opts.cacheDir });
+  if (index) {
+    try {
+      await index.verify();
+      const dirCache = new DirCache(index);
+      const exclude = excludedPaths(config, opts.exclude);
+      for (const u of order) {
+        const inv = invocations.get(u.invocation);
+        if (!filesByInvocation.has(inv.name)) {
+          filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache, exclude));
+        }
       }
+      const lists = [...filesByInvocation.values()];
+      if (lists.length === 1) list = lists[0].files;
+      else {
+        const allPaths = /* @__PURE__ */ new Set();
+        for (const { files } of lists) for (const f of files) allPaths.add(f);
+        list = [...allPaths];
+      }
+      got = await index.getMany(list);
+      if (!opts.index) await index.save();
+    } finally {
+      if (!opts.index) await index.close();
     }
-    const lists = [...filesByInvocation.values()];
-    if (lists.length === 1) list = lists[0].files;
-    else {
-      const allPaths = /* @__PURE__ */ new Set();
-      for (const { files } of lists) for (const f of files) allPaths.add(f);
-      list = [...allPaths];
-    }
-    got = await index.getMany(list);
-    if (!opts.index) await index.save();
-  } finally {
-    if (!opts.index) await index.close();
   }
   let digests;
   const result = /* @__PURE__ */ new Map();
@@ -11877,7 +11886,7 @@ var WorkerAgent = class {
     if (!known) return refuse(`invocation "${req.invocation}" is not in this worker's config`);
     if (known.digest !== req.definition_digest)
       return refuse(
-        `invocation "${req.invocation}" differs from this worker's config (definition ${known.digest.slice(0, 19)}, master sent ${req.definition_digest.slice(0, 19)})`
+        `invocation "${req.invocation}" differs from this worker's config (definition ${known.digest.slice(0, 19)}, master sent ${req.definition_digest.slice(0, 19)}; a worker reads ${this.opts.config.file} when it starts: restart it after changing it)`
       );
     if (known.inv.run === void 0)
       return refuse(
