@@ -219,6 +219,32 @@ describe.each(['v2', 'v1'] as const)('GhaStore over protocol %s', (version) => {
     expect(b.warnings[0]).toMatch(/restoring .* failed/);
   });
 
+  it("does not hide a slot's older results behind an entry saved after its restore failed", async () => {
+    const srv = await start();
+    await seed(srv, version); // key(1) in worker-1's entry
+    const work = join(tmp, 'work-b');
+    await writeTree(work, { 'out/y.txt': 'y' });
+    // The restore fails (500) whenever it is tried: nothing is saved over the older entry.
+    srv.setFault('download', { status: 501 });
+    const b = makeStore(srv.env(version));
+    await buildResult(b.store, work, key(2), ['out/y.txt']);
+    await b.store.flush();
+    expect(committed(srv)).toHaveLength(1);
+    expect(b.warnings.join('\n')).toMatch(
+      /not saving the shard: restoring this slot's entry failed/,
+    );
+    // It fails once only: the save restores the entry first and keeps both results.
+    srv.clearFaults();
+    srv.setFault('download', { status: 501, times: 1 });
+    const c = makeStore(srv.env(version));
+    await buildResult(c.store, work, key(3), ['out/y.txt']);
+    await c.store.flush();
+    expect(committed(srv)).toHaveLength(2);
+    const d = makeStore(srv.env(version));
+    expect(await d.store.getResult(key(1))).not.toBeNull();
+    expect(await d.store.getResult(key(3))).not.toBeNull();
+  });
+
   it('warns when the upload fails after the reservation, and counts nothing as saved', async () => {
     const srv = await start();
     // A signed upload URL refused (v2), a chunk refused (v1): @actions/cache v1 still returns

@@ -431,6 +431,8 @@ export class GhaStore implements Store {
   /** Whether the service can be used at all (set by `open`). */
   private available = false;
   private dirty = false;
+  /** Restoring this slot's own entry failed (not a miss): see `flush`. */
+  private ownRestoreFailed = false;
   /** Bumped by every write, so a flush only clears `dirty` for what it saved. */
   private generation = 0;
 
@@ -620,6 +622,22 @@ export class GhaStore implements Store {
       );
       this.dirty = false;
       return;
+    }
+    if (this.ownRestoreFailed) {
+      // The slot's entry could not be restored (429, 5xx): a new one holding only what this
+      // machine has would become the slot's newest and hide the older results from every later
+      // run. Try once more; save only over what it brings.
+      const again = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore!, {
+        quiet: true,
+      });
+      if (!('key' in again) && again.failed !== undefined) {
+        this.warn(
+          `not saving the shard: restoring this slot's entry failed (${again.failed}), and an entry with only this run's results would hide the older ones from later runs; results of this run stay local`,
+        );
+        return;
+      }
+      this.ownRestoreFailed = false;
+      if ('key' in again) for (const d of again.verified) this.verified.add(d);
     }
     const generation = this.generation;
     let stage: string | undefined;
@@ -858,6 +876,7 @@ export class GhaStore implements Store {
     }
     const own = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore);
     if ('key' in own) for (const d of own.verified) this.verified.add(d);
+    else if (own.failed !== undefined) this.ownRestoreFailed = true;
   }
 
   private async serviceAvailable(): Promise<boolean> {
