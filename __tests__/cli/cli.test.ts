@@ -307,6 +307,34 @@ describe('certificates of the wrong role', () => {
   );
 });
 
+describe('worker flags', () => {
+  it.each([
+    ['os=windows', /"os" is set by the worker itself/],
+    ['labels=evil', /"labels" is set by the worker itself \(give labels with --label\)/],
+    ['Bad Key=1', /expected a key of lower-case letters/],
+    ['=x', /expected key=value/],
+  ])('--annotation %s is refused before the worker joins', async (annotation, message) => {
+    const r = await cli(
+      'worker',
+      '--join',
+      'tcp://127.0.0.1:1',
+      '--config',
+      configFile,
+      '--insecure',
+      '--annotation',
+      annotation,
+    );
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(message);
+  });
+
+  it('--join needs a port a master can listen on', async () => {
+    const r = await cli('worker', '--join', 'tcp://127.0.0.1:0', '--config', configFile);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--join tcp:\/\/127\.0\.0\.1:0: .*port/);
+  });
+});
+
 describe('the committed bundle', () => {
   it('dist/cli.js runs', () => {
     const out = execFileSync(process.execPath, [join(process.cwd(), 'dist/cli.js'), '--version'], {

@@ -38,6 +38,10 @@ const collect = (v: string, prev: string[]): string[] => [...prev, v];
 /** How long a stopped worker waits for what is still pending before it exits. */
 const EXIT_GRACE_MS = 2000;
 
+/** Annotations every worker sets from what it is (placement relies on os and arch). */
+const BUILT_IN_ANNOTATIONS = ['os', 'arch', 'executor', 'store', 'host', 'labels'];
+const ANNOTATION_KEY = /^[a-z0-9](?:[a-z0-9._/-]{0,126}[a-z0-9])?$/;
+
 export function registerWorker(program: Command): void {
   const cmd = program
     .command('worker')
@@ -92,7 +96,25 @@ Examples:
     for (const a of flags.annotation) {
       const eq = a.indexOf('=');
       if (eq <= 0) throw new UsageError(`--annotation ${a}: expected key=value`);
-      annotations[a.slice(0, eq)] = a.slice(eq + 1);
+      const key = a.slice(0, eq);
+      if (BUILT_IN_ANNOTATIONS.includes(key)) {
+        throw new UsageError(
+          `--annotation ${a}: "${key}" is set by the worker itself${key === 'labels' ? ' (give labels with --label)' : ''}`,
+        );
+      }
+      if (!ANNOTATION_KEY.test(key)) {
+        throw new UsageError(
+          `--annotation ${a}: expected a key of lower-case letters, digits and . _ - / (such as com.example.rack)`,
+        );
+      }
+      if (key in annotations) throw new UsageError(`--annotation ${key} is given twice`);
+      annotations[key] = a.slice(eq + 1);
+    }
+    const join = parseAddress(flags.join);
+    if (join.kind === 'tcp' && join.port === 0) {
+      throw new UsageError(
+        `--join ${flags.join}: port 0 is no master's port (a master given port 0 prints the port it took)`,
+      );
     }
     const killGrace = durationFlag(flags.killGrace, '--kill-grace');
     const cacheDir = workerCacheDir(config, flags.cacheDir);
@@ -119,7 +141,7 @@ Examples:
     const stop = (why: string): Promise<void> => (stopping ??= agent.stop(why));
     const agent: WorkerAgent = new WorkerAgent({
       config,
-      join: parseAddress(flags.join),
+      join,
       ...(flags.listen.length ? { listen: flags.listen.map(parseAddress) } : {}),
       ...(flags.advertise ? { advertise: flags.advertise } : {}),
       security,
