@@ -433,6 +433,20 @@ test(
       'no-cert refusal',
     );
 
+    // A worker whose CA is another one cannot verify the master: it says so, readably.
+    const blindLogs: string[] = [];
+    await startWorker('w1', { tls: { ...tls.w1!, ca: otherCA.cert } }, blindLogs);
+    await until(
+      () =>
+        blindLogs.some((l) =>
+          /cannot reach the master at .* \(the master's certificate is not from this worker's CA \(--certs: a master set up with another `dist-build certs init`\?\): .*\); retrying/.test(
+            l,
+          ),
+        ),
+      "the worker's readable CA problem",
+    );
+    expect(blindLogs.join('\n')).not.toMatch(/Resolution note/);
+
     expect(master.live()).toHaveLength(0);
     // The master still serves good workers.
     const good = await startWorker('w2', { tls: tls.w2! });

@@ -276,6 +276,34 @@ export function refusedCall(
   return `refused ${reason}${from ? ` (${from})` : ''}`;
 }
 
+/**
+ * Why a call to the master did not connect, readable: grpc-js wraps OpenSSL's words ("self-signed
+ * certificate in certificate chain", "wrong version number") in its own, with a "Resolution note"
+ * tail. The problems an operator makes (certificates of another CA, TLS on one side only, an
+ * expired or misnamed certificate) are said as such; anything else is the error's own text.
+ */
+export function connectProblem(detail: string, tls: boolean): string {
+  const text = detail.replace(/\s*Resolution note:.*$/s, '').trim();
+  if (
+    tls &&
+    /self[- ]signed certificate|unable to verify|unable to get local issuer|certificate signature failure/i.test(
+      text,
+    )
+  ) {
+    return `the master's certificate is not from this worker's CA (--certs: a master set up with another \`dist-build certs init\`?): ${text}`;
+  }
+  if (tls && /wrong version number|packet length too long|http request/i.test(text)) {
+    return `the master does not speak TLS (started with --insecure?): give both sides --certs, or both --insecure: ${text}`;
+  }
+  if (tls && /certificate has expired/i.test(text)) {
+    return `the master's certificate has expired: issue it again with \`dist-build certs issue\`: ${text}`;
+  }
+  if (tls && /altname|does not match certificate|hostname\/ip does not match/i.test(text)) {
+    return `the master's certificate does not name the host this worker dials (issue it with \`--host\`): ${text}`;
+  }
+  return text;
+}
+
 const serverCredentialCache = new WeakMap<TlsFiles, grpc.ServerCredentials>();
 
 /** Requires a client certificate from the CA; one credentials object per TLS material. */

@@ -72,6 +72,7 @@ import {
   grpcTarget,
   parseAddress,
   refusedCall,
+  connectProblem,
   startServer,
   type Address,
   type Security,
@@ -448,7 +449,7 @@ export class WorkerAgent {
             }
           } else if (++failures === 1 || failures % 20 === 0) {
             this.log(
-              `worker: cannot reach the master at ${formatAddress(this.opts.join)} (${e.details || e.message}); retrying`,
+              `worker: cannot reach the master at ${formatAddress(this.opts.join)} (${connectProblem(e.details || e.message, this.security.tls !== undefined)}); retrying`,
             );
           }
           await new Promise((r) => setTimeout(r, delay));
