@@ -271,6 +271,24 @@ invocations:
 );
 
 test(
+  'a worker stopped with Ctrl-C exits 130 (interrupted), with SIGTERM 0 (asked to stop)',
+  () =>
+    explained(async () => {
+      const cfg = 'version: 1\ninvocations:\n  a: {run: "sleep 30"}\n';
+      const master = startMaster(tree('m', cfg));
+      const w1 = startWorker('w1', tree('t1', cfg));
+      const w2 = startWorker('w2', tree('t2', cfg));
+      await master.waitFor(/worker w2 joined/);
+      await master.waitFor(/worker w1 joined/);
+      w1.kill('SIGINT');
+      w2.kill('SIGTERM');
+      expect((await w1.exited).code).toBe(130);
+      expect((await w2.exited).code).toBe(0);
+    }),
+  90_000,
+);
+
+test(
   'a worker whose service the master cannot dial back is named at once; the run still completes',
   () =>
     explained(async () => {

@@ -163,8 +163,13 @@ Examples:
       },
     });
     await agent.start();
+    // SIGTERM is a supervisor's way to stop it (exit 0 once stopped); Ctrl-C is an interruption
+    // (130, as everywhere in this CLI).
     process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => void stop('SIGINT'));
+    process.once('SIGINT', () => {
+      process.exitCode ??= 130;
+      void stop('SIGINT');
+    });
     if (flags.parentPid) {
       watchParent(positiveInt(flags.parentPid, '--parent-pid'), () => void stop('parent exited'));
     }
