@@ -161,6 +161,8 @@ export interface StartJobRequest {
   cache_key: string;
   deps: DependencyMsg[];
   exclude_inputs: string[];
+  /** Absent or empty from a master that predates it. */
+  excluded_outputs?: string[];
 }
 export interface StartJobResponse {
   accepted: boolean;

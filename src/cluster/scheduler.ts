@@ -29,6 +29,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Config, InvocationConfig } from '../config/types.js';
 import { expandUnits } from '../plan/units.js';
+import { declaredOutputs } from '../plan/keys.js';
 import { expectedDuration, type History } from '../plan/plan.js';
 import { eligible, place } from '../plan/placement.js';
 import { needsGraph, tailLengths } from '../plan/simulate.js';
@@ -202,12 +203,15 @@ export class Run {
   private lastReplanAt = 0;
   private replanTimer: NodeJS.Timeout | undefined;
   private readonly listeners: [string, (...args: never[]) => void][] = [];
+  /** Every invocation's outputs (sent with each job, for the worker's key check). */
+  private readonly excludedOutputs: string[];
 
   constructor(
     private readonly master: Master,
     private readonly opts: RunOptions,
   ) {
     this.config = opts.configPath;
+    this.excludedOutputs = declaredOutputs(opts.config);
     const invs = new Map(opts.config.invocations.map((i) => [i.name, i]));
     const units = expandUnits(opts.config);
     const items = units.map((u) => ({
@@ -671,6 +675,7 @@ export class Run {
         cache_key: u.cacheKey,
         deps: this.depsOf(u),
         exclude_inputs: this.opts.excludeInputs ?? [],
+        excluded_outputs: this.excludedOutputs,
       })
       .then(
         (res) => {

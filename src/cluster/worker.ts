@@ -127,6 +127,8 @@ interface WorkerJob {
   deps: DependencyMsg[];
   /** Paths the master left out of the inputs (see `checkKey`). */
   excludeInputs: string[];
+  /** The master's config's declared outputs (empty from an older master; see `checkKey`). */
+  excludedOutputs: string[];
   phase: Phase;
   startedAt: number;
   command?: CommandJob;
@@ -705,6 +707,7 @@ export class WorkerAgent {
       cacheKey: req.cache_key,
       deps: req.deps,
       excludeInputs: req.exclude_inputs ?? [],
+      excludedOutputs: req.excluded_outputs ?? [],
       phase: 'preparing',
       startedAt: Date.now(),
     };
@@ -855,6 +858,7 @@ export class WorkerAgent {
       if (!unit) throw new KeyMismatchError(`unit "${job.unit}" is not in this worker's config`);
       const keys = await computeCacheKeys(config, [unit], {
         exclude: job.excludeInputs,
+        ...(job.excludedOutputs.length ? { outputs: job.excludedOutputs } : {}),
         needKeys: new Map(job.deps.map((d) => [d.unit, d.cache_key])),
       });
       const mine = keys.get(unit.id)!.cacheKey;

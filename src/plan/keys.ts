@@ -74,6 +74,12 @@ export interface ComputeCacheKeysOptions {
    * key, given its dependencies' keys by the master).
    */
   needKeys?: ReadonlyMap<string, string>;
+  /**
+   * The declared outputs left out of every unit's inputs, instead of those of `config`'s
+   * invocations: a worker checking a key uses the master's (its own config's other invocations
+   * may differ from the master's).
+   */
+  outputs?: readonly string[];
 }
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json } | RawJson;
@@ -114,8 +120,17 @@ function sortedPairs(record: Record<string, string>): [string, string][] {
  * a worker checking the key in its tree, where other jobs write, would see other files than the
  * master did) and `extra` (`run`'s `--out`). Literal paths: an output name is no glob.
  */
-function excludedPaths(config: Config, extra: readonly string[] = []): Set<string> {
-  return new Set([...config.invocations.flatMap((i) => i.outputs), ...extra]);
+function excludedPaths(
+  config: Config,
+  extra: readonly string[] = [],
+  outputs: readonly string[] = config.invocations.flatMap((i) => i.outputs),
+): Set<string> {
+  return new Set([...outputs, ...extra]);
+}
+
+/** Every invocation's declared outputs (what `computeCacheKeys` leaves out of all inputs). */
+export function declaredOutputs(config: Config): string[] {
+  return [...new Set(config.invocations.flatMap((i) => i.outputs))];
 }
 
 /** The files a unit's key covers (relative to the root, sorted) and its unmatched patterns. */
@@ -260,7 +275,7 @@ export async function computeCacheKeys(
       // listings from the index for unchanged directories.
       await index.verify();
       const dirCache = new DirCache(index);
-      const exclude = excludedPaths(config, opts.exclude);
+      const exclude = excludedPaths(config, opts.exclude, opts.outputs);
       for (const u of order) {
         const inv = invocations.get(u.invocation)!;
         if (!filesByInvocation.has(inv.name)) {
