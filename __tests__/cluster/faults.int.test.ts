@@ -104,7 +104,7 @@ function startMaster(config: string): Proc {
   ]);
 }
 
-function startWorker(name: string, config: string): Proc {
+function startWorker(name: string, config: string, ...extra: string[]): Proc {
   return startCli([
     'worker',
     '--join',
@@ -121,6 +121,7 @@ function startWorker(name: string, config: string): Proc {
     name,
     '--kill-grace',
     '1s',
+    ...extra,
   ]);
 }
 
@@ -228,7 +229,7 @@ ${names.map((n) => `  ${n}: {run: "mkdir -p out/${n} && cat src.txt > out/${n}/x
       const master = startMaster(checkout('m', 'v2\n'));
       startWorker('w1', checkout('t1', 'v2\n'));
       // w2's checkout is behind: built there, the artifacts would hold v1 under v2's keys.
-      startWorker('w2', checkout('t2', 'v1\n'));
+      startWorker('w2', checkout('t2', 'v1\n'), '--key-check', 'refuse');
       const exit = await master.exited;
       expect(exit.code).toBe(0);
       expect(master.stderr).toMatch(
@@ -257,8 +258,8 @@ invocations:
         writeFileSync(join(dir, name, 'src.txt'), name === 'm' ? 'v2\n' : 'v1\n');
       }
       const master = startMaster(join(dir, 'm', 'dist-build.yml'));
-      startWorker('w1', join(dir, 't1', 'dist-build.yml'));
-      startWorker('w2', join(dir, 't2', 'dist-build.yml'));
+      startWorker('w1', join(dir, 't1', 'dist-build.yml'), '--key-check', 'refuse');
+      startWorker('w2', join(dir, 't2', 'dist-build.yml'), '--key-check', 'refuse');
       const exit = await master.exited;
       expect(exit.code).toBe(1);
       expect(master.stderr).toMatch(
@@ -266,6 +267,34 @@ invocations:
       );
       expect(report().invocations.map((i) => [i.unit, i.status])).toEqual([['a', 'failed']]);
       for (const t of ['t1', 't2']) expect(existsSync(join(dir, t, 'out/a'))).toBe(false);
+    }),
+  90_000,
+);
+
+test(
+  'by default a worker behind the master builds, warns, and keeps the result out of the cache',
+  () =>
+    explained(async () => {
+      const cfg = `version: 1
+invocations:
+  a: {run: "mkdir -p out && cat src.txt > out/a", inputs: [src.txt], outputs: [out/a], export: true}
+`;
+      for (const name of ['m', 't1', 't2']) {
+        tree(name, cfg);
+        writeFileSync(join(dir, name, 'src.txt'), name === 'm' ? 'v2\n' : 'v1\n');
+      }
+      const master = startMaster(join(dir, 'm', 'dist-build.yml'));
+      startWorker('w1', join(dir, 't1', 'dist-build.yml'));
+      startWorker('w2', join(dir, 't2', 'dist-build.yml'));
+      expect((await master.exited).code).toBe(0);
+      expect(master.stderr).toMatch(
+        /warning: worker w\d built a, not cached: the inputs of a in this worker's tree .* this checkout differs .*declaring them as outputs/,
+      );
+      const worker = report().invocations[0]!.worker!;
+      // Its result is not under the master's key: nothing a later run could take for v2.
+      const results = join(dir, `cache-${worker}`, 'results');
+      const stored = existsSync(results) ? readdirSync(results, { recursive: true }) : [];
+      expect(stored.filter((f) => String(f).endsWith('.json'))).toEqual([]);
     }),
   90_000,
 );

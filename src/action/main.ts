@@ -87,7 +87,14 @@ function runCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<n
   const argv = [cliFile(), ...args];
   core.info(`[command]${process.execPath} ${argv.join(' ')}`);
   const child = spawn(process.execPath, argv, { stdio: 'inherit', env });
-  const pass = (signal: NodeJS.Signals) => child.kill(signal);
+  // The first signal only: a cancelled workflow's SIGTERM follows its SIGINT, and a second
+  // signal makes `run` kill its workers at once, while they still flush their stores.
+  let passed = false;
+  const pass = (signal: NodeJS.Signals) => {
+    if (passed) return;
+    passed = true;
+    child.kill(signal);
+  };
   process.on('SIGINT', pass);
   process.on('SIGTERM', pass);
   return new Promise((resolve, reject) => {

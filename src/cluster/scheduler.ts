@@ -903,6 +903,9 @@ export class Run {
         this.fail(u, `worker ${workerId} refused it: ${r.reason}; no other worker can take it`);
       }
     } else if (r.state === 'succeeded') {
+      // A worker whose tree gives the unit another key built it but kept it out of the cache.
+      if (r.reason.startsWith('not cached: '))
+        this.warn(`worker ${workerId} built ${u.unit.id}, ${r.reason}`);
       u.outputs = r.outputs as OutputEntry[];
       if (member) u.holders.add(member.uuid);
       u.builtBy = workerId;

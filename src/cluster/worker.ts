@@ -84,10 +84,12 @@ export interface WorkerOptions {
   /** This worker's own copy of the config (its `root` is the work tree). */
   config: Config;
   /**
-   * Compute each job's cache key in this worker's tree and refuse a job whose key is not the
-   * master's (see `checkKey`). Default true; off for workers sharing the master's tree.
+   * Each job's cache key computed again in this worker's tree (see `checkKey`): when it is not
+   * the master's, `warn` (the default) runs the job but does not cache its result (a warning
+   * goes with the report), `refuse` leaves the job to another worker; `off` skips the check
+   * (workers sharing the master's tree).
    */
-  checkKeys?: boolean;
+  keyCheck?: KeyCheckMode;
   /** The master's address. */
   join: Address;
   /** Where the Worker service listens (default tcp://127.0.0.1:0). */
@@ -734,8 +736,20 @@ export class WorkerAgent {
     };
     let report: JobReport;
     let result: ResultManifest | undefined;
+    /** Why the result is not cached (see `checkKey`). */
+    let keyProblem: string | undefined;
     try {
-      if (this.opts.checkKeys ?? true) await this.checkKey(job);
+      const mode = this.opts.keyCheck ?? 'warn';
+      if (mode !== 'off') {
+        try {
+          await this.checkKey(job);
+        } catch (err) {
+          if (!(err instanceof KeyMismatchError) || mode === 'refuse') throw err;
+          // Run, but its result is not this key's result: it stays out of the cache.
+          keyProblem = err.message;
+          this.log(`worker ${this.workerId}: warning: ${job.unit}: ${keyProblem}`);
+        }
+      }
       await this.prepare(job);
       if (job.stopped) throw new StoppedError(job.stopped);
       job.phase = 'running';
@@ -784,7 +798,8 @@ export class WorkerAgent {
           createdAt: new Date().toISOString(),
           outputs,
         };
-        result = manifest;
+        if (keyProblem) report.reason = `not cached: ${keyProblem}`;
+        else result = manifest;
         report.outputs = outputs;
       }
     } catch (err) {
@@ -866,8 +881,9 @@ export class WorkerAgent {
       throw new KeyMismatchError(
         `the inputs of ${job.unit} in this worker's tree (${config.root}) give cache key ` +
           `${mine.slice(0, 19)}, the master's is ${job.cacheKey.slice(0, 19)}: this checkout ` +
-          'differs from the one the master computed the keys in (another commit, or files ' +
-          'changed since the run started)',
+          'differs from the one the master computed the keys in (another commit, files changed ' +
+          'since the run started, or files commands wrote into these inputs without declaring ' +
+          'them as outputs, such as __pycache__ or other by-products)',
       );
     });
     this.keyChecks = check.catch(() => {});
@@ -1151,6 +1167,9 @@ async function drain(stream: Readable | null): Promise<void> {
 
 /** The unit's inputs in this worker's tree give another cache key than the master's. */
 class KeyMismatchError extends Error {}
+
+export type KeyCheckMode = 'warn' | 'refuse' | 'off';
+export const KEY_CHECK_MODES: readonly KeyCheckMode[] = ['warn', 'refuse', 'off'];
 
 class LostDependencyError extends Error {
   constructor(

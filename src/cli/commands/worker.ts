@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import os from 'node:os';
 import { loadConfig } from '../../config/load.js';
-import { WorkerAgent } from '../../cluster/worker.js';
+import { KEY_CHECK_MODES, WorkerAgent, type KeyCheckMode } from '../../cluster/worker.js';
 import { parseAddress } from '../../cluster/transport.js';
 import { openStore, storeKinds, workerCacheDir } from '../../store/open.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
@@ -30,7 +30,7 @@ interface WorkerFlags extends SecurityFlags {
   killGrace: string;
   parentPid?: string;
   logDir?: string;
-  keyCheck: boolean;
+  keyCheck: KeyCheckMode | false;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -78,9 +78,11 @@ export function registerWorker(program: Command): void {
     )
     .option('--log-dir <dir>', 'where job logs are kept (default: a temp dir)')
     .option(
-      '--no-key-check',
-      "run jobs without computing their cache key in this worker's tree first (a worker sharing the master's tree, as `dist-build run`'s do)",
+      '--key-check <mode>',
+      "when a job's inputs in this worker's tree give another cache key than the master's: warn (run it, do not cache its result), refuse (leave it to another worker) or off (no check: a worker sharing the master's tree)",
+      'warn',
     )
+    .option('--no-key-check', 'the same as --key-check off')
     .option('--parent-pid <pid>', 'exit when this process is gone (used by `dist-build run`)');
   addSecurityOptions(cmd, 'worker').addHelpText(
     'after',
@@ -114,6 +116,12 @@ Examples:
     if (join.kind === 'tcp' && join.port === 0) {
       throw new UsageError(
         `--join ${flags.join}: port 0 is no master's port (a master given port 0 prints the port it took)`,
+      );
+    }
+    const keyCheck: KeyCheckMode = flags.keyCheck === false ? 'off' : flags.keyCheck;
+    if (!KEY_CHECK_MODES.includes(keyCheck)) {
+      throw new UsageError(
+        `--key-check ${String(flags.keyCheck)}: expected ${KEY_CHECK_MODES.join(', ')}`,
       );
     }
     const killGrace = durationFlag(flags.killGrace, '--kill-grace');
@@ -154,7 +162,7 @@ Examples:
       log,
       ...(flags.logDir ? { logDir: flags.logDir } : {}),
       killGraceMs: killGrace * 1000,
-      checkKeys: flags.keyCheck,
+      keyCheck,
       onShutdown: () => void stop('the run is over'),
       // A refusal does not go away by asking again: exit 2 (the reason is logged).
       onRefused: () => {
