@@ -32730,8 +32730,8 @@ function canonicalJson(value) {
 function sortedPairs(record) {
   return Object.keys(record).sort(compareByteOrder).map((k) => [k, record[k]]);
 }
-function excludedPaths(config, extra = []) {
-  return /* @__PURE__ */ new Set([...config.invocations.flatMap((i) => i.outputs), ...extra]);
+function excludedPaths(config, extra = [], outputs = config.invocations.flatMap((i) => i.outputs)) {
+  return /* @__PURE__ */ new Set([...outputs, ...extra]);
 }
 function unitFiles(config, inv, dirCache, exclude) {
   const globs = expandInputs(config.root, inv.inputs, { dirCache, exclude });
@@ -32834,7 +32834,7 @@ async function computeCacheKeys(config, units, opts = {}) {
     try {
       await index.verify();
       const dirCache = new DirCache(index);
-      const exclude = excludedPaths(config, opts.exclude);
+      const exclude = excludedPaths(config, opts.exclude, opts.outputs);
       for (const u of order) {
         const inv = invocations.get(u.invocation);
         if (!filesByInvocation.has(inv.name)) {
@@ -33082,7 +33082,12 @@ function runCli(args, env2 = process.env) {
   const argv = [cliFile(), ...args];
   info(`[command]${process.execPath} ${argv.join(" ")}`);
   const child = spawn(process.execPath, argv, { stdio: "inherit", env: env2 });
-  const pass = (signal) => child.kill(signal);
+  let passed = false;
+  const pass = (signal) => {
+    if (passed) return;
+    passed = true;
+    child.kill(signal);
+  };
   process.on("SIGINT", pass);
   process.on("SIGTERM", pass);
   return new Promise((resolve5, reject) => {

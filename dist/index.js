@@ -1646,6 +1646,8 @@ var init_gha = __esm({
       /** Whether the service can be used at all (set by `open`). */
       available = false;
       dirty = false;
+      /** Restoring this slot's own entry failed (not a miss): see `flush`. */
+      ownRestoreFailed = false;
       /** Bumped by every write, so a flush only clears `dirty` for what it saved. */
       generation = 0;
       constructor(options, ctx) {
@@ -1815,6 +1817,19 @@ var init_gha = __esm({
           );
           this.dirty = false;
           return;
+        }
+        if (this.ownRestoreFailed) {
+          const again = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore, {
+            quiet: true
+          });
+          if (!("key" in again) && again.failed !== void 0) {
+            this.warn(
+              `not saving the shard: restoring this slot's entry failed (${again.failed}), and an entry with only this run's results would hide the older ones from later runs; results of this run stay local`
+            );
+            return;
+          }
+          this.ownRestoreFailed = false;
+          if ("key" in again) for (const d of again.verified) this.verified.add(d);
         }
         const generation = this.generation;
         let stage;
@@ -2038,6 +2053,7 @@ var init_gha = __esm({
         }
         const own = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore);
         if ("key" in own) for (const d of own.verified) this.verified.add(d);
+        else if (own.failed !== void 0) this.ownRestoreFailed = true;
       }
       async serviceAvailable() {
         const env2 = this.ctx.env;
@@ -7921,8 +7937,11 @@ function canonicalJson(value) {
 function sortedPairs(record) {
   return Object.keys(record).sort(compareByteOrder).map((k) => [k, record[k]]);
 }
-function excludedPaths(config, extra = []) {
-  return /* @__PURE__ */ new Set([...config.invocations.flatMap((i) => i.outputs), ...extra]);
+function excludedPaths(config, extra = [], outputs = config.invocations.flatMap((i) => i.outputs)) {
+  return /* @__PURE__ */ new Set([...outputs, ...extra]);
+}
+function declaredOutputs(config) {
+  return [...new Set(config.invocations.flatMap((i) => i.outputs))];
 }
 function unitFiles(config, inv, dirCache, exclude) {
   const globs = expandInputs(config.root, inv.inputs, { dirCache, exclude });
@@ -8025,7 +8044,7 @@ async function computeCacheKeys(config, units, opts = {}) {
     try {
       await index.verify();
       const dirCache = new DirCache(index);
-      const exclude = excludedPaths(config, opts.exclude);
+      const exclude = excludedPaths(config, opts.exclude, opts.outputs);
       for (const u of order) {
         const inv = invocations.get(u.invocation);
         if (!filesByInvocation.has(inv.name)) {
@@ -9935,6 +9954,10 @@ message StartJobRequest {
   // Root-relative paths the master left out of every unit's inputs (its --out directory): the
   // worker computes cache_key again in its own tree, with the same exclusions, before running.
   repeated string exclude_inputs = 8;
+  // Every invocation's declared outputs in the master's config (nobody's inputs): the worker
+  // leaves out these, not its own config's, whose other invocations may differ. Empty from a
+  // master that does not send them: the worker's own config's are used.
+  repeated string excluded_outputs = 9;
 }
 
 message StartJobResponse {
@@ -10231,6 +10254,24 @@ function refusedCall(callLike, reason) {
   const who = [peer && peer !== "unknown" && `from ${peer}`, name && `certificate ${name}`];
   const from = who.filter(Boolean).join(", ");
   return `refused ${reason}${from ? ` (${from})` : ""}`;
+}
+function connectProblem(detail, tls) {
+  const text = detail.replace(/\s*Resolution note:.*$/s, "").trim();
+  if (tls && /self[- ]signed certificate|unable to verify|unable to get local issuer|certificate signature failure/i.test(
+    text
+  )) {
+    return `the master's certificate is not from this worker's CA (--certs: a master set up with another \`dist-build certs init\`?): ${text}`;
+  }
+  if (tls && /wrong version number|packet length too long|http request/i.test(text)) {
+    return `the master does not speak TLS (started with --insecure?): give both sides --certs, or both --insecure: ${text}`;
+  }
+  if (tls && /certificate has expired/i.test(text)) {
+    return `the master's certificate has expired: issue it again with \`dist-build certs issue\`: ${text}`;
+  }
+  if (tls && /altname|does not match certificate|hostname\/ip does not match/i.test(text)) {
+    return `the master's certificate does not name the host this worker dials (issue it with \`--host\`): ${text}`;
+  }
+  return text;
 }
 var serverCredentialCache = /* @__PURE__ */ new WeakMap();
 function serverCredentials(sec) {
@@ -11676,7 +11717,7 @@ var WorkerAgent = class {
             }
           } else if (++failures === 1 || failures % 20 === 0) {
             this.log(
-              `worker: cannot reach the master at ${formatAddress(this.opts.join)} (${e.details || e.message}); retrying`
+              `worker: cannot reach the master at ${formatAddress(this.opts.join)} (${connectProblem(e.details || e.message, this.security.tls !== void 0)}); retrying`
             );
           }
           await new Promise((r) => setTimeout(r, delay));
@@ -11908,6 +11949,7 @@ var WorkerAgent = class {
       cacheKey: req.cache_key,
       deps: req.deps,
       excludeInputs: req.exclude_inputs ?? [],
+      excludedOutputs: req.excluded_outputs ?? [],
       phase: "preparing",
       startedAt: Date.now()
     };
@@ -11933,8 +11975,18 @@ var WorkerAgent = class {
     };
     let report;
     let result;
+    let keyProblem;
     try {
-      if (this.opts.checkKeys ?? true) await this.checkKey(job);
+      const mode = this.opts.keyCheck ?? "warn";
+      if (mode !== "off") {
+        try {
+          await this.checkKey(job);
+        } catch (err) {
+          if (!(err instanceof KeyMismatchError) || mode === "refuse") throw err;
+          keyProblem = err.message;
+          this.log(`worker ${this.workerId}: warning: ${job.unit}: ${keyProblem}`);
+        }
+      }
       await this.prepare(job);
       if (job.stopped) throw new StoppedError(job.stopped);
       job.phase = "running";
@@ -11982,7 +12034,8 @@ var WorkerAgent = class {
           createdAt: (/* @__PURE__ */ new Date()).toISOString(),
           outputs
         };
-        result = manifest;
+        if (keyProblem) report.reason = `not cached: ${keyProblem}`;
+        else result = manifest;
         report.outputs = outputs;
       }
     } catch (err) {
@@ -12039,12 +12092,13 @@ var WorkerAgent = class {
       if (!unit) throw new KeyMismatchError(`unit "${job.unit}" is not in this worker's config`);
       const keys = await computeCacheKeys(config, [unit], {
         exclude: job.excludeInputs,
+        ...job.excludedOutputs.length ? { outputs: job.excludedOutputs } : {},
         needKeys: new Map(job.deps.map((d) => [d.unit, d.cache_key]))
       });
       const mine = keys.get(unit.id).cacheKey;
       if (mine === job.cacheKey) return;
       throw new KeyMismatchError(
-        `the inputs of ${job.unit} in this worker's tree (${config.root}) give cache key ${mine.slice(0, 19)}, the master's is ${job.cacheKey.slice(0, 19)}: this checkout differs from the one the master computed the keys in (another commit, or files changed since the run started)`
+        `the inputs of ${job.unit} in this worker's tree (${config.root}) give cache key ${mine.slice(0, 19)}, the master's is ${job.cacheKey.slice(0, 19)}: this checkout differs from the one the master computed the keys in (another commit, files changed since the run started, or files commands wrote into these inputs without declaring them as outputs, such as __pycache__ or other by-products)`
       );
     });
     this.keyChecks = check.catch(() => {
@@ -12427,6 +12481,7 @@ var Run = class {
     this.master = master;
     this.opts = opts;
     this.config = opts.configPath;
+    this.excludedOutputs = declaredOutputs(opts.config);
     const invs = new Map(opts.config.invocations.map((i) => [i.name, i]));
     const units = expandUnits(opts.config);
     const items = units.map((u) => ({
@@ -12507,6 +12562,8 @@ var Run = class {
   lastReplanAt = 0;
   replanTimer;
   listeners = [];
+  /** Every invocation's outputs (sent with each job, for the worker's key check). */
+  excludedOutputs;
   // --- RunView (status, logs) -------------------------------------------------------------------
   unitStatus() {
     return this.units.map((u) => ({
@@ -12873,7 +12930,8 @@ var Run = class {
       definition_digest: u.digest,
       cache_key: u.cacheKey,
       deps: this.depsOf(u),
-      exclude_inputs: this.opts.excludeInputs ?? []
+      exclude_inputs: this.opts.excludeInputs ?? [],
+      excluded_outputs: this.excludedOutputs
     }).then(
       (res) => {
         if (u.job !== job || u.state !== "running") return;
@@ -13064,6 +13122,8 @@ var Run = class {
         this.fail(u, `worker ${workerId} refused it: ${r.reason}; no other worker can take it`);
       }
     } else if (r.state === "succeeded") {
+      if (r.reason.startsWith("not cached: "))
+        this.warn(`worker ${workerId} built ${u.unit.id}, ${r.reason}`);
       u.outputs = r.outputs;
       if (member) u.holders.add(member.uuid);
       u.builtBy = workerId;

@@ -916,6 +916,8 @@ var GhaStore = class {
   /** Whether the service can be used at all (set by `open`). */
   available = false;
   dirty = false;
+  /** Restoring this slot's own entry failed (not a miss): see `flush`. */
+  ownRestoreFailed = false;
   /** Bumped by every write, so a flush only clears `dirty` for what it saved. */
   generation = 0;
   constructor(options, ctx) {
@@ -1085,6 +1087,19 @@ var GhaStore = class {
       );
       this.dirty = false;
       return;
+    }
+    if (this.ownRestoreFailed) {
+      const again = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore, {
+        quiet: true
+      });
+      if (!("key" in again) && again.failed !== void 0) {
+        this.warn(
+          `not saving the shard: restoring this slot's entry failed (${again.failed}), and an entry with only this run's results would hide the older ones from later runs; results of this run stay local`
+        );
+        return;
+      }
+      this.ownRestoreFailed = false;
+      if ("key" in again) for (const d of again.verified) this.verified.add(d);
     }
     const generation = this.generation;
     let stage;
@@ -1308,6 +1323,7 @@ var GhaStore = class {
     }
     const own = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore);
     if ("key" in own) for (const d of own.verified) this.verified.add(d);
+    else if (own.failed !== void 0) this.ownRestoreFailed = true;
   }
   async serviceAvailable() {
     const env = this.ctx.env;
