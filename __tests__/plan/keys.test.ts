@@ -295,6 +295,38 @@ describe('computeCacheKeys', () => {
     expect(after.gen).toBe(base.gen);
   });
 
+  it('warns about inputs that match files under outputs of an invocation not needed', async () => {
+    const shadowedOf = async (files: Record<string, string>, test: Partial<InvocationConfig>) => {
+      const root = checkout({ ...TREE, ...files });
+      const config = makeConfig(root, [
+        invocation('codegen', { run: 'gen', outputs: ['packages/lib/src/gen'] }),
+        invocation('test', { run: 'test', inputs: ['packages/lib/src/**'], ...test }),
+        invocation('docs', { run: 'docs', inputs: ['docs/**'], outputs: ['docs/out'] }),
+      ]);
+      const keys = await computeCacheKeys(config, expandUnits(config), {
+        cacheDir: path.join(tempDir('dist-build-cache-'), 'index'),
+      });
+      return Object.fromEntries([...keys].map(([id, k]) => [id, k.shadowed]));
+    };
+    const generated = {
+      'packages/lib/src/gen/api.ts': 'export {}',
+      'docs/index.md': '#',
+      'docs/out/index.html': '<p>',
+    };
+    const w = await shadowedOf(generated, {});
+    expect(w.test).toEqual([
+      'invocations.test.inputs: "packages/lib/src/**" matches packages/lib/src/gen/api.ts, an output of codegen, which test does not need: no invocation\'s outputs are inputs, so changing it would not rebuild test (add needs: [codegen], or narrow the pattern)',
+    ]);
+    // Its own outputs, an invocation it needs, patterns that miss, outputs not there: no warning.
+    expect(w.docs).toEqual([]);
+    expect((await shadowedOf(generated, { needs: ['codegen'] })).test).toEqual([]);
+    expect((await shadowedOf(generated, { inputs: ['packages/lib/src/*.ts'] })).test).toEqual([]);
+    expect(
+      (await shadowedOf(generated, { inputs: ['packages/lib/src/**', '!**/gen'] })).test,
+    ).toEqual([]);
+    expect((await shadowedOf({}, {})).test).toEqual([]);
+  });
+
   it("computes one unit's key alone from its dependencies' keys, as for the whole graph", async () => {
     const config = makeConfig(root, invocations());
     const units = expandUnits(config);

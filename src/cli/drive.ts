@@ -81,8 +81,12 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
   const keyInfo = await computeCacheKeys(config, units, { exclude: excludeInputs });
   const warned = new Set<string>();
   for (const u of units) {
-    for (const p of keyInfo.get(u.id)?.unmatched ?? []) {
-      const m = `invocations.${u.invocation}: "${p}" matches no file`;
+    const info = keyInfo.get(u.id);
+    const messages = [
+      ...(info?.unmatched ?? []).map((p) => `invocations.${u.invocation}: "${p}" matches no file`),
+      ...(info?.shadowed ?? []),
+    ];
+    for (const m of messages) {
       if (!warned.has(m)) err.write(`dist-build: warning: ${m}\n`);
       warned.add(m);
     }

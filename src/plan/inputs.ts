@@ -225,6 +225,31 @@ export function expandInputs(
   return { files: sortByteOrder(files), unmatched };
 }
 
+/**
+ * The positive pattern of `patterns` that takes the file `rel` as an input, as `expandInputs`
+ * does (a pattern that matches a directory takes everything below it; negations leave out
+ * matches and everything below them), or undefined. Directories skipped unless named are not
+ * considered (callers test paths that exist outside them).
+ */
+export function inputMatcher(patterns: readonly string[]): (rel: string) => string | undefined {
+  const positives: Compiled[] = [];
+  const negatives: Compiled[] = [];
+  for (const p of patterns) {
+    if (p.startsWith('!')) negatives.push(compile(p, p.slice(1)));
+    else positives.push(compile(p, p));
+  }
+  const negated = (rel: string): boolean => negatives.some((n) => n.test(rel));
+  return (rel) => {
+    if (isExcluded(rel, negated)) return undefined;
+    return positives.find((p) => isExcluded(rel, p.test))?.source;
+  };
+}
+
+/** The literal directory each of `patterns`' positive patterns starts at (`''`: the root). */
+export function patternBases(patterns: readonly string[]): string[] {
+  return patterns.filter((p) => !p.startsWith('!')).map((p) => compile(p, p).base);
+}
+
 /** Whether `rel` or one of its parent directories is matched by a negation. */
 function isExcluded(rel: string, excluded: (rel: string) => boolean): boolean {
   if (excluded(rel)) return true;

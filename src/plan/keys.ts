@@ -45,7 +45,14 @@ import type { Config, InvocationConfig } from '../config/types.js';
 import { listDockerContext } from './dockerignore.js';
 import type { FileDigest } from './file-index.js';
 import { FileIndex } from './file-index.js';
-import { DirCache, compareByteOrder, expandInputs, sortByteOrder } from './inputs.js';
+import {
+  DirCache,
+  compareByteOrder,
+  expandInputs,
+  inputMatcher,
+  patternBases,
+  sortByteOrder,
+} from './inputs.js';
 import type { CacheKeyInfo, Unit } from './types.js';
 
 export const KEY_FORMAT = 'dist-build/key/v1';
@@ -56,6 +63,11 @@ export interface UnitCacheKey extends CacheKeyInfo {
    * docker units, a docker context directory or Dockerfile that does not exist (as configured).
    */
   unmatched: string[];
+  /**
+   * Warnings: input patterns of the unit's invocation that match files under the outputs of an
+   * invocation it does not need (see `shadowedInputs`). Computed for whole graphs only.
+   */
+  shadowed: string[];
 }
 
 export interface ComputeCacheKeysOptions {
@@ -131,6 +143,75 @@ function excludedPaths(
 /** Every invocation's declared outputs (what `computeCacheKeys` leaves out of all inputs). */
 export function declaredOutputs(config: Config): string[] {
   return [...new Set(config.invocations.flatMap((i) => i.outputs))];
+}
+
+/**
+ * Checks `shadowedInputs` makes at most (pairs of an invocation and another's output, and
+ * pattern tests): it is a warning, and a config of thousands of invocations is not worth more.
+ */
+const SHADOW_TESTS = 200_000;
+
+/**
+ * Invocation name -> warnings about its input patterns that match files (as the tree is now)
+ * under the outputs of an invocation it does not need, directly or through its needs. Those files
+ * are nobody's input (see `excludedPaths`), so a change to them does not change its key: it reads
+ * them (generated code, say) without saying so with `needs`, and its cached result would be
+ * taken after they change.
+ */
+function shadowedInputs(config: Config, dirCache: DirCache): Map<string, string[]> {
+  const invocations = new Map(config.invocations.map((i) => [i.name, i]));
+  const closures = new Map<string, Set<string>>();
+  const needed = (name: string): Set<string> => {
+    let all = closures.get(name);
+    if (all) return all;
+    all = new Set();
+    closures.set(name, all);
+    for (const n of invocations.get(name)?.needs ?? []) {
+      all.add(n);
+      for (const m of needed(n)) all.add(m);
+    }
+    return all;
+  };
+  const filesUnder = new Map<string, string[]>();
+  const under = (out: string): string[] => {
+    let files = filesUnder.get(out);
+    if (!files) filesUnder.set(out, (files = expandInputs(config.root, [out], { dirCache }).files));
+    return files;
+  };
+  const warnings = new Map<string, string[]>();
+  let budget = SHADOW_TESTS;
+  for (const inv of config.invocations) {
+    if (inv.inputs.length === 0) continue;
+    const bases = patternBases(inv.inputs);
+    const reaches = (out: string) =>
+      bases.some(
+        (b) => b === '' || b === out || out.startsWith(`${b}/`) || b.startsWith(`${out}/`),
+      );
+    let match: ((rel: string) => string | undefined) | undefined;
+    for (const other of config.invocations) {
+      if (other === inv || needed(inv.name).has(other.name)) continue;
+      for (const out of other.outputs) {
+        if (--budget < 0) return warnings;
+        if (!reaches(out)) continue;
+        match ??= inputMatcher(inv.inputs);
+        for (const file of under(out)) {
+          if (--budget < 0) return warnings;
+          const pattern = match(file);
+          if (pattern === undefined) continue;
+          const list = warnings.get(inv.name) ?? [];
+          list.push(
+            `invocations.${inv.name}.inputs: "${pattern}" matches ${file}, an output of ` +
+              `${other.name}, which ${inv.name} does not need: no invocation's outputs are ` +
+              `inputs, so changing it would not rebuild ${inv.name} (add needs: [${other.name}], ` +
+              'or narrow the pattern)',
+          );
+          warnings.set(inv.name, list);
+          break;
+        }
+      }
+    }
+  }
+  return warnings;
 }
 
 /** The files a unit's key covers (relative to the root, sorted) and its unmatched patterns. */
@@ -254,6 +335,7 @@ export async function computeCacheKeys(
     }
   }
   const filesByInvocation = new Map<string, { files: string[]; unmatched: string[] }>();
+  let shadowed = new Map<string, string[]>();
   let list: string[] = [];
   let got: FileDigest[] = [];
   // Units without input files (no patterns, no docker context) need no index: a worker checks
@@ -282,6 +364,8 @@ export async function computeCacheKeys(
           filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache, exclude));
         }
       }
+      // Its own listings: output directories change every run, the index need not keep them.
+      if (!opts.needKeys) shadowed = shadowedInputs(config, new DirCache());
       const lists = [...filesByInvocation.values()];
       if (lists.length === 1) list = lists[0]!.files;
       else {
@@ -316,6 +400,7 @@ export async function computeCacheKeys(
       files: inputs.length,
       bytes: inputs.reduce((n, f) => n + f.size, 0),
       unmatched: [...unmatched],
+      shadowed: shadowed.get(inv.name) ?? [],
     });
   }
   return result;

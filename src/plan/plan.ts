@@ -108,8 +108,14 @@ export async function planBuild(config: Config, opts: PlanOptions = {}): Promise
   if (keys && opts.onWarning) {
     const warned = new Set<string>();
     for (const u of units) {
-      for (const pattern of keys.get(u.id)?.unmatched ?? []) {
-        const message = `invocations.${u.invocation}: "${pattern}" matches no file`;
+      const info = keys.get(u.id);
+      const messages = [
+        ...(info?.unmatched ?? []).map(
+          (p) => `invocations.${u.invocation}: "${p}" matches no file`,
+        ),
+        ...(info?.shadowed ?? []),
+      ];
+      for (const message of messages) {
         if (!warned.has(message)) opts.onWarning(message);
         warned.add(message);
       }
