@@ -32368,6 +32368,22 @@ function expandInputs(root, patterns, opts = {}) {
   }
   return { files: sortByteOrder(files), unmatched };
 }
+function inputMatcher(patterns) {
+  const positives = [];
+  const negatives = [];
+  for (const p of patterns) {
+    if (p.startsWith("!")) negatives.push(compile(p, p.slice(1)));
+    else positives.push(compile(p, p));
+  }
+  const negated = (rel) => negatives.some((n) => n.test(rel));
+  return (rel) => {
+    if (isExcluded(rel, negated)) return void 0;
+    return positives.find((p) => isExcluded(rel, p.test))?.source;
+  };
+}
+function patternBases(patterns) {
+  return patterns.filter((p) => !p.startsWith("!")).map((p) => compile(p, p).base);
+}
 function isExcluded(rel, excluded) {
   if (excluded(rel)) return true;
   for (let i = rel.indexOf("/"); i !== -1; i = rel.indexOf("/", i + 1)) {
@@ -32733,6 +32749,58 @@ function sortedPairs(record) {
 function excludedPaths(config, extra = [], outputs = config.invocations.flatMap((i) => i.outputs)) {
   return /* @__PURE__ */ new Set([...outputs, ...extra]);
 }
+var SHADOW_TESTS = 2e5;
+function shadowedInputs(config, dirCache) {
+  const invocations = new Map(config.invocations.map((i) => [i.name, i]));
+  const closures = /* @__PURE__ */ new Map();
+  const needed = (name) => {
+    let all = closures.get(name);
+    if (all) return all;
+    all = /* @__PURE__ */ new Set();
+    closures.set(name, all);
+    for (const n of invocations.get(name)?.needs ?? []) {
+      all.add(n);
+      for (const m of needed(n)) all.add(m);
+    }
+    return all;
+  };
+  const filesUnder = /* @__PURE__ */ new Map();
+  const under = (out) => {
+    let files = filesUnder.get(out);
+    if (!files) filesUnder.set(out, files = expandInputs(config.root, [out], { dirCache }).files);
+    return files;
+  };
+  const warnings = /* @__PURE__ */ new Map();
+  let budget = SHADOW_TESTS;
+  for (const inv of config.invocations) {
+    if (inv.inputs.length === 0) continue;
+    const bases = patternBases(inv.inputs);
+    const reaches = (out) => bases.some(
+      (b) => b === "" || b === out || out.startsWith(`${b}/`) || b.startsWith(`${out}/`)
+    );
+    let match;
+    for (const other of config.invocations) {
+      if (other === inv || needed(inv.name).has(other.name)) continue;
+      for (const out of other.outputs) {
+        if (--budget < 0) return warnings;
+        if (!reaches(out)) continue;
+        match ??= inputMatcher(inv.inputs);
+        for (const file of under(out)) {
+          if (--budget < 0) return warnings;
+          const pattern = match(file);
+          if (pattern === void 0) continue;
+          const list = warnings.get(inv.name) ?? [];
+          list.push(
+            `invocations.${inv.name}.inputs: "${pattern}" matches ${file}, an output of ${other.name}, which ${inv.name} does not need: no invocation's outputs are inputs, so changing it would not rebuild ${inv.name} (add needs: [${other.name}], or narrow the pattern)`
+          );
+          warnings.set(inv.name, list);
+          break;
+        }
+      }
+    }
+  }
+  return warnings;
+}
 function unitFiles(config, inv, dirCache, exclude) {
   const globs = expandInputs(config.root, inv.inputs, { dirCache, exclude });
   if (!inv.docker) return globs;
@@ -32820,6 +32888,7 @@ async function computeCacheKeys(config, units, opts = {}) {
     }
   }
   const filesByInvocation = /* @__PURE__ */ new Map();
+  let shadowed = /* @__PURE__ */ new Map();
   let list = [];
   let got = [];
   const withFiles = order.some((u) => {
@@ -32841,6 +32910,7 @@ async function computeCacheKeys(config, units, opts = {}) {
           filesByInvocation.set(inv.name, unitFiles(config, inv, dirCache, exclude));
         }
       }
+      if (!opts.needKeys) shadowed = shadowedInputs(config, new DirCache());
       const lists = [...filesByInvocation.values()];
       if (lists.length === 1) list = lists[0].files;
       else {
@@ -32871,7 +32941,8 @@ async function computeCacheKeys(config, units, opts = {}) {
       cacheKey,
       files: inputs.length,
       bytes: inputs.reduce((n, f) => n + f.size, 0),
-      unmatched: [...unmatched]
+      unmatched: [...unmatched],
+      shadowed: shadowed.get(inv.name) ?? []
     });
   }
   return result;
@@ -32931,8 +33002,14 @@ async function planBuild(config, opts = {}) {
   if (keys && opts.onWarning) {
     const warned = /* @__PURE__ */ new Set();
     for (const u of units) {
-      for (const pattern of keys.get(u.id)?.unmatched ?? []) {
-        const message = `invocations.${u.invocation}: "${pattern}" matches no file`;
+      const info2 = keys.get(u.id);
+      const messages = [
+        ...(info2?.unmatched ?? []).map(
+          (p) => `invocations.${u.invocation}: "${p}" matches no file`
+        ),
+        ...info2?.shadowed ?? []
+      ];
+      for (const message of messages) {
         if (!warned.has(message)) opts.onWarning(message);
         warned.add(message);
       }
