@@ -10,7 +10,7 @@ import type { Config } from '../config/types.js';
 import type { Master } from '../cluster/master.js';
 import type { OutputChunkMsg } from '../cluster/protocol.js';
 import { Run } from '../cluster/scheduler.js';
-import { computeCacheKeys } from '../plan/keys.js';
+import { computeCacheKeys, keyWarnings } from '../plan/keys.js';
 import { expandUnits } from '../plan/units.js';
 import { outExclusion, type History } from '../plan/plan.js';
 import { shownPath, summaryTable, writeReport, type RunReport } from '../report/index.js';
@@ -79,18 +79,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
   const units = expandUnits(config);
   const excludeInputs = outExclusion(config.root, opts.out);
   const keyInfo = await computeCacheKeys(config, units, { exclude: excludeInputs });
-  const warned = new Set<string>();
-  for (const u of units) {
-    const info = keyInfo.get(u.id);
-    const messages = [
-      ...(info?.unmatched ?? []).map((p) => `invocations.${u.invocation}: "${p}" matches no file`),
-      ...(info?.shadowed ?? []),
-    ];
-    for (const m of messages) {
-      if (!warned.has(m)) err.write(`dist-build: warning: ${m}\n`);
-      warned.add(m);
-    }
-  }
+  for (const m of keyWarnings(units, keyInfo)) err.write(`dist-build: warning: ${m}\n`);
   const keys = new Map([...keyInfo].map(([id, k]) => [id, k.cacheKey]));
 
   const onActions = process.env.GITHUB_ACTIONS === 'true';

@@ -137,6 +137,20 @@ function compile(source: string, text: string): Compiled {
   return { source, pattern, base, isGlob, test, named };
 }
 
+/** `patterns` compiled: positive ones, and negations (`!pattern`) without their `!`. */
+function compilePatterns(patterns: readonly string[]): {
+  positives: Compiled[];
+  negatives: Compiled[];
+} {
+  const positives: Compiled[] = [];
+  const negatives: Compiled[] = [];
+  for (const p of patterns) {
+    if (p.startsWith('!')) negatives.push(compile(p, p.slice(1)));
+    else positives.push(compile(p, p));
+  }
+  return { positives, negatives };
+}
+
 /**
  * Expands `patterns` (relative to `root`) into the sorted list of matching files and symlinks.
  * See the module comment for the pattern rules.
@@ -147,12 +161,7 @@ export function expandInputs(
   opts: ExpandOptions = {},
 ): ExpandResult {
   const dirs = opts.dirCache ?? new DirCache();
-  const positives: Compiled[] = [];
-  const negatives: Compiled[] = [];
-  for (const p of patterns) {
-    if (p.startsWith('!')) negatives.push(compile(p, p.slice(1)));
-    else positives.push(compile(p, p));
-  }
+  const { positives, negatives } = compilePatterns(patterns);
   const literal: ReadonlySet<string> =
     opts.exclude instanceof Set ? opts.exclude : new Set(opts.exclude ?? []);
   const excluded = (rel: string): boolean => literal.has(rel) || negatives.some((n) => n.test(rel));
@@ -232,12 +241,7 @@ export function expandInputs(
  * considered (callers test paths that exist outside them).
  */
 export function inputMatcher(patterns: readonly string[]): (rel: string) => string | undefined {
-  const positives: Compiled[] = [];
-  const negatives: Compiled[] = [];
-  for (const p of patterns) {
-    if (p.startsWith('!')) negatives.push(compile(p, p.slice(1)));
-    else positives.push(compile(p, p));
-  }
+  const { positives, negatives } = compilePatterns(patterns);
   const negated = (rel: string): boolean => negatives.some((n) => n.test(rel));
   return (rel) => {
     if (isExcluded(rel, negated)) return undefined;
@@ -247,7 +251,7 @@ export function inputMatcher(patterns: readonly string[]): (rel: string) => stri
 
 /** The literal directory each of `patterns`' positive patterns starts at (`''`: the root). */
 export function patternBases(patterns: readonly string[]): string[] {
-  return patterns.filter((p) => !p.startsWith('!')).map((p) => compile(p, p).base);
+  return compilePatterns(patterns).positives.map((p) => p.base);
 }
 
 /** Whether `rel` or one of its parent directories is matched by a negation. */

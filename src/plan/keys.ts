@@ -135,9 +135,28 @@ function sortedPairs(record: Record<string, string>): [string, string][] {
 function excludedPaths(
   config: Config,
   extra: readonly string[] = [],
-  outputs: readonly string[] = config.invocations.flatMap((i) => i.outputs),
+  outputs: readonly string[] = declaredOutputs(config),
 ): Set<string> {
   return new Set([...outputs, ...extra]);
+}
+
+/**
+ * The warnings of computed keys, each once: input patterns that match no file, and those that
+ * match files under the outputs of an invocation not needed (`UnitCacheKey.shadowed`).
+ */
+export function keyWarnings(
+  units: readonly Unit[],
+  keys: ReadonlyMap<string, UnitCacheKey>,
+): string[] {
+  const messages = new Set<string>();
+  for (const u of units) {
+    const info = keys.get(u.id);
+    for (const p of info?.unmatched ?? []) {
+      messages.add(`invocations.${u.invocation}: "${p}" matches no file`);
+    }
+    for (const m of info?.shadowed ?? []) messages.add(m);
+  }
+  return [...messages];
 }
 
 /** Every invocation's declared outputs (what `computeCacheKeys` leaves out of all inputs). */

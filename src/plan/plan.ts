@@ -3,7 +3,7 @@ import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Config } from '../config/types.js';
 import { expandUnits, workerCount } from './units.js';
 import { place } from './placement.js';
-import { computeCacheKeys } from './keys.js';
+import { computeCacheKeys, keyWarnings } from './keys.js';
 import type { PlacementItem, Unit, WorkerInfo } from './types.js';
 
 /** `{"durations": {"<invocation or unit id>": seconds}}`, from earlier runs. */
@@ -105,22 +105,7 @@ export async function planBuild(config: Config, opts: PlanOptions = {}): Promise
           ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
           exclude: opts.exclude ?? [],
         });
-  if (keys && opts.onWarning) {
-    const warned = new Set<string>();
-    for (const u of units) {
-      const info = keys.get(u.id);
-      const messages = [
-        ...(info?.unmatched ?? []).map(
-          (p) => `invocations.${u.invocation}: "${p}" matches no file`,
-        ),
-        ...(info?.shadowed ?? []),
-      ];
-      for (const message of messages) {
-        if (!warned.has(message)) opts.onWarning(message);
-        warned.add(message);
-      }
-    }
-  }
+  if (keys && opts.onWarning) for (const m of keyWarnings(units, keys)) opts.onWarning(m);
   const unitsOut: PlanJson['units'] = {};
   for (const u of units) {
     const cacheKey = keys?.get(u.id)?.cacheKey;
