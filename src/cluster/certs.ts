@@ -10,7 +10,7 @@
 import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import type { AltName, CAPlan, LeafPlan } from './x509-gen.js';
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 
@@ -317,22 +317,12 @@ export async function writeCA(
   return { certFile, keyFile };
 }
 
-async function readPem(file: string, hint: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new CertError(`${file} not found: ${hint}`);
-    throw new CertError(`cannot read ${file}: ${(err as Error).message}`);
-  }
-}
-
 /**
- * Reads a private key file like readPem, refusing one that every user of the machine may read or
- * change (`certs` writes keys 0600; a copy made with `cp` or a wide umask may not be). The mode is
- * that of the file read (fstat of the open handle). Windows has no such mode bits: not checked.
+ * Reads a PEM file. A private key (`privateKey`) that every user of the machine may read or change
+ * is refused (`certs` writes keys 0600; a copy made with `cp` or a wide umask may not be); the
+ * mode is that of the file read (fstat of the open handle). Windows has no such mode bits.
  */
-async function readKeyPem(file: string, hint: string): Promise<string> {
+async function readPem(file: string, hint: string, privateKey = false): Promise<string> {
   let fh;
   try {
     fh = await open(file, 'r');
@@ -342,7 +332,7 @@ async function readKeyPem(file: string, hint: string): Promise<string> {
     throw new CertError(`cannot read ${file}: ${(err as Error).message}`);
   }
   try {
-    const mode = (await fh.stat()).mode & 0o777;
+    const mode = privateKey ? (await fh.stat()).mode & 0o777 : 0;
     if (process.platform !== 'win32' && mode & 0o007)
       throw new CertError(
         `${file} is a private key open to every user of this machine (mode 0${mode.toString(8)}): make it private with \`chmod 600 ${shellWord(file)}\``,
@@ -371,7 +361,7 @@ function initHint(dir: string): string {
 /** Reads the CA written by writeCA, checking that the key belongs to the certificate. */
 export async function readCA(dir: string): Promise<KeyPair> {
   const cert = await readPem(join(dir, CA_CERT_FILE), initHint(dir));
-  const key = await readKeyPem(join(dir, CA_KEY_FILE), initHint(dir));
+  const key = await readPem(join(dir, CA_KEY_FILE), initHint(dir), true);
   checkCA({ cert, key });
   return { cert, key };
 }
@@ -417,7 +407,7 @@ export async function loadTls(dir: string, name: string): Promise<TlsFiles> {
   const certFile = join(dir, `${name}.pem`);
   const keyFile = join(dir, `${name}-key.pem`);
   const cert = await readPem(certFile, issueHint);
-  const key = await readKeyPem(keyFile, issueHint);
+  const key = await readPem(keyFile, issueHint, true);
   const parsed = parseCert(cert, certFile);
   checkKeyMatches(parsed, parseKey(key, keyFile), `${certFile} / ${keyFile}`);
   if (!(await issuedBy(cert, ca)))
