@@ -14,6 +14,7 @@ import { computeCacheKeys, keyWarnings } from '../plan/keys.js';
 import { expandUnits } from '../plan/units.js';
 import { outExclusion, type History } from '../plan/plan.js';
 import { shownPath, summaryTable, writeReport, type RunReport } from '../report/index.js';
+import { onGithubActions } from './github.js';
 import { Progress } from './progress.js';
 
 export interface DriveOptions {
@@ -82,7 +83,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
   for (const m of keyWarnings(units, keyInfo)) err.write(`dist-build: warning: ${m}\n`);
   const keys = new Map([...keyInfo].map(([id, k]) => [id, k.cacheKey]));
 
-  const onActions = process.env.GITHUB_ACTIONS === 'true';
+  const onActions = onGithubActions();
   const progress = new Progress({
     out: err,
     total: units.length,

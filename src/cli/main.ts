@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
-import { annotate, ConfigError } from '../config/errors.js';
+import { ConfigError } from '../config/errors.js';
+import { annotate } from './github.js';
 import { PlanInputError } from '../plan/plan.js';
 import { NoEligibleWorkerError } from '../plan/placement.js';
 import { RunFailure, UsageError } from './errors.js';

@@ -1,5 +1,3 @@
-import { relative, resolve, sep } from 'node:path';
-
 /** A problem in a config file, with where it is and what was expected. */
 export interface ConfigIssue {
   file: string;
@@ -16,18 +14,6 @@ export function formatIssue(i: ConfigIssue): string {
   return `${where}: ${i.path ? `${i.path}: ` : ''}${i.message}`;
 }
 
-/**
- * `i` as a GitHub Actions error annotation (`::error file=...,line=...,col=...::...`), the file
- * relative to `root` (the workspace), so that GitHub shows it on that line of the config.
- */
-export function issueAnnotation(i: ConfigIssue, root: string): string {
-  const data = (v: string) => v.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
-  const prop = (v: string) => data(v).replace(/:/g, '%3A').replace(/,/g, '%2C');
-  const file = relative(root, resolve(i.file)).split(sep).join('/');
-  const where = [`file=${prop(file)}`, ...(i.line > 0 ? [`line=${i.line}`, `col=${i.col}`] : [])];
-  return `::error ${where.join(',')},title=dist-build config::${data(i.path ? `${i.path}: ${i.message}` : i.message)}`;
-}
-
 /** Thrown by the loader with every problem found, sorted by position. */
 export class ConfigError extends Error {
   readonly issues: ConfigIssue[];
@@ -41,11 +27,4 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
     this.issues = sorted;
   }
-}
-
-/** On GitHub Actions (`GITHUB_ACTIONS=true`), `err`'s problems as annotations, on stdout. */
-export function annotate(err: ConfigError): void {
-  if (process.env.GITHUB_ACTIONS !== 'true') return;
-  const root = process.env.GITHUB_WORKSPACE || process.cwd();
-  for (const issue of err.issues) process.stdout.write(`${issueAnnotation(issue, root)}\n`);
 }

@@ -21,6 +21,7 @@ import {
   positiveInt,
 } from '../util.js';
 import { RunFailure, UsageError } from '../errors.js';
+import { onGithubActions, workflowCommand } from '../github.js';
 
 interface RunFlags {
   config: string;
@@ -112,9 +113,8 @@ async function runLocal(flags: RunFlags): Promise<number> {
   };
   // On GitHub Actions a warning is an annotation, shown on the run's page, not only in the log.
   const warn = (text: string) => {
-    if (process.env.GITHUB_ACTIONS === 'true') {
-      err.write(`::warning::dist-build: ${text.replace(/%/g, '%25').replace(/\r?\n/g, '%0A')}\n`);
-    } else if (print) print(`warning: ${text}`);
+    if (onGithubActions()) err.write(`${workflowCommand('warning', `dist-build: ${text}`)}\n`);
+    else if (print) print(`warning: ${text}`);
     else err.write(`dist-build: warning: ${text}\n`);
   };
   const master = new Master({
