@@ -627,17 +627,13 @@ export class GhaStore implements Store {
       // The slot's entry could not be restored (429, 5xx): a new one holding only what this
       // machine has would become the slot's newest and hide the older results from every later
       // run. Try once more; save only over what it brings.
-      const again = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore!, {
-        quiet: true,
-      });
-      if (!('key' in again) && again.failed !== undefined) {
+      const failed = await this.restoreOwn({ quiet: true });
+      if (failed !== undefined) {
         this.warn(
-          `not saving the shard: restoring this slot's entry failed (${again.failed}), and an entry with only this run's results would hide the older ones from later runs; results of this run stay local`,
+          `not saving the shard: restoring this slot's entry failed (${failed}), and an entry with only this run's results would hide the older ones from later runs; results of this run stay local`,
         );
         return;
       }
-      this.ownRestoreFailed = false;
-      if ('key' in again) for (const d of again.verified) this.verified.add(d);
     }
     const generation = this.generation;
     let stage: string | undefined;
@@ -874,9 +870,19 @@ export class GhaStore implements Store {
       );
       return;
     }
-    const own = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore);
+    await this.restoreOwn();
+  }
+
+  /**
+   * Restores this slot's own entry into the shard; why it failed (not a miss), else undefined.
+   * `ownRestoreFailed` says whether the last attempt failed.
+   */
+  private async restoreOwn(opts: { quiet?: boolean } = {}): Promise<string | undefined> {
+    const own = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore!, opts);
     if ('key' in own) for (const d of own.verified) this.verified.add(d);
-    else if (own.failed !== undefined) this.ownRestoreFailed = true;
+    const failed = 'key' in own ? undefined : own.failed;
+    this.ownRestoreFailed = failed !== undefined;
+    return failed;
   }
 
   private async serviceAvailable(): Promise<boolean> {
