@@ -79,6 +79,13 @@ function tree(name: string, config: string): string {
   return join(root, 'dist-build.yml');
 }
 
+/** A checkout `name` of `config` whose `src.txt` holds `src`; its config file. */
+function checkout(name: string, config: string, src: string): string {
+  const file = tree(name, config);
+  writeFileSync(join(dir, name, 'src.txt'), src);
+  return file;
+}
+
 const sock = (): string => `unix://${join(dir, 'master.sock')}`;
 
 function startMaster(config: string): Proc {
@@ -221,15 +228,10 @@ test(
 invocations:
 ${names.map((n) => `  ${n}: {run: "mkdir -p out/${n} && cat src.txt > out/${n}/x", inputs: [src.txt], outputs: [out/${n}], export: true}`).join('\n')}
 `;
-      const checkout = (name: string, src: string) => {
-        const config = tree(name, cfg);
-        writeFileSync(join(dir, name, 'src.txt'), src);
-        return config;
-      };
-      const master = startMaster(checkout('m', 'v2\n'));
-      startWorker('w1', checkout('t1', 'v2\n'));
+      const master = startMaster(checkout('m', cfg, 'v2\n'));
+      startWorker('w1', checkout('t1', cfg, 'v2\n'));
       // w2's checkout is behind: built there, the artifacts would hold v1 under v2's keys.
-      startWorker('w2', checkout('t2', 'v1\n'), '--key-check', 'refuse');
+      startWorker('w2', checkout('t2', cfg, 'v1\n'), '--key-check', 'refuse');
       const exit = await master.exited;
       expect(exit.code).toBe(0);
       expect(master.stderr).toMatch(
@@ -253,13 +255,9 @@ test(
 invocations:
   a: {run: "mkdir -p out && cat src.txt > out/a", inputs: [src.txt], outputs: [out/a]}
 `;
-      for (const name of ['m', 't1', 't2']) {
-        tree(name, cfg);
-        writeFileSync(join(dir, name, 'src.txt'), name === 'm' ? 'v2\n' : 'v1\n');
-      }
-      const master = startMaster(join(dir, 'm', 'dist-build.yml'));
-      startWorker('w1', join(dir, 't1', 'dist-build.yml'), '--key-check', 'refuse');
-      startWorker('w2', join(dir, 't2', 'dist-build.yml'), '--key-check', 'refuse');
+      const master = startMaster(checkout('m', cfg, 'v2\n'));
+      startWorker('w1', checkout('t1', cfg, 'v1\n'), '--key-check', 'refuse');
+      startWorker('w2', checkout('t2', cfg, 'v1\n'), '--key-check', 'refuse');
       const exit = await master.exited;
       expect(exit.code).toBe(1);
       expect(master.stderr).toMatch(
@@ -279,13 +277,9 @@ test(
 invocations:
   a: {run: "mkdir -p out && cat src.txt > out/a", inputs: [src.txt], outputs: [out/a], export: true}
 `;
-      for (const name of ['m', 't1', 't2']) {
-        tree(name, cfg);
-        writeFileSync(join(dir, name, 'src.txt'), name === 'm' ? 'v2\n' : 'v1\n');
-      }
-      const master = startMaster(join(dir, 'm', 'dist-build.yml'));
-      startWorker('w1', join(dir, 't1', 'dist-build.yml'));
-      startWorker('w2', join(dir, 't2', 'dist-build.yml'));
+      const master = startMaster(checkout('m', cfg, 'v2\n'));
+      startWorker('w1', checkout('t1', cfg, 'v1\n'));
+      startWorker('w2', checkout('t2', cfg, 'v1\n'));
       expect((await master.exited).code).toBe(0);
       expect(master.stderr).toMatch(
         /warning: worker w\d built a, not cached: the inputs of a in this worker's tree .* this checkout differs .*declaring them as outputs/,
