@@ -589,11 +589,11 @@ var require_errors = __commonJS({
     };
     var kHTTPParserError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_HTTP_PARSER");
     var HTTPParserError = class extends Error {
-      constructor(message, code, data) {
+      constructor(message, code, data2) {
         super(message);
         this.name = "HTTPParserError";
         this.code = code ? `HPE_${code}` : void 0;
-        this.data = data ? data.toString() : void 0;
+        this.data = data2 ? data2.toString() : void 0;
       }
       static [Symbol.hasInstance](instance) {
         return instance && instance[kHTTPParserError] === true;
@@ -615,13 +615,13 @@ var require_errors = __commonJS({
     };
     var kRequestRetryError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_REQ_RETRY");
     var RequestRetryError = class extends UndiciError {
-      constructor(message, code, { headers, data }) {
+      constructor(message, code, { headers, data: data2 }) {
         super(message);
         this.name = "RequestRetryError";
         this.message = message || "Request retry error";
         this.code = "UND_ERR_REQ_RETRY";
         this.statusCode = code;
-        this.data = data;
+        this.data = data2;
         this.headers = headers;
       }
       static [Symbol.hasInstance](instance) {
@@ -631,13 +631,13 @@ var require_errors = __commonJS({
     };
     var kResponseError = /* @__PURE__ */ Symbol.for("undici.error.UND_ERR_RESPONSE");
     var ResponseError = class extends UndiciError {
-      constructor(message, code, { headers, data }) {
+      constructor(message, code, { headers, data: data2 }) {
         super(message);
         this.name = "ResponseError";
         this.message = message || "Response error";
         this.code = "UND_ERR_RESPONSE";
         this.statusCode = code;
-        this.data = data;
+        this.data = data2;
         this.headers = headers;
       }
       static [Symbol.hasInstance](instance) {
@@ -2161,8 +2161,8 @@ var require_dispatcher_base = __commonJS({
       close(callback) {
         if (callback === void 0) {
           return new Promise((resolve5, reject) => {
-            this.close((err, data) => {
-              return err ? reject(err) : resolve5(data);
+            this.close((err, data2) => {
+              return err ? reject(err) : resolve5(data2);
             });
           });
         }
@@ -2201,11 +2201,11 @@ var require_dispatcher_base = __commonJS({
         }
         if (callback === void 0) {
           return new Promise((resolve5, reject) => {
-            this.destroy(err, (err2, data) => {
+            this.destroy(err, (err2, data2) => {
               return err2 ? (
                 /* istanbul ignore next: should never error */
                 reject(err2)
-              ) : resolve5(data);
+              ) : resolve5(data2);
             });
           });
         }
@@ -3490,13 +3490,13 @@ var require_data_url = __commonJS({
       }
       return mimeType;
     }
-    function forgivingBase64(data) {
-      data = data.replace(ASCII_WHITESPACE_REPLACE_REGEX, "");
-      let dataLength = data.length;
+    function forgivingBase64(data2) {
+      data2 = data2.replace(ASCII_WHITESPACE_REPLACE_REGEX, "");
+      let dataLength = data2.length;
       if (dataLength % 4 === 0) {
-        if (data.charCodeAt(dataLength - 1) === 61) {
+        if (data2.charCodeAt(dataLength - 1) === 61) {
           --dataLength;
-          if (data.charCodeAt(dataLength - 1) === 61) {
+          if (data2.charCodeAt(dataLength - 1) === 61) {
             --dataLength;
           }
         }
@@ -3504,10 +3504,10 @@ var require_data_url = __commonJS({
       if (dataLength % 4 === 1) {
         return "failure";
       }
-      if (/[^+/0-9A-Za-z]/.test(data.length === dataLength ? data : data.substring(0, dataLength))) {
+      if (/[^+/0-9A-Za-z]/.test(data2.length === dataLength ? data2 : data2.substring(0, dataLength))) {
         return "failure";
       }
-      const buffer = Buffer.from(data, "base64");
+      const buffer = Buffer.from(data2, "base64");
       return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
     }
     function collectAnHTTPQuotedString(input, position, extractValue) {
@@ -4685,26 +4685,26 @@ var require_util2 = __commonJS({
       return protocol === "http:" || protocol === "https:";
     }
     function simpleRangeHeaderValue(value, allowWhitespace) {
-      const data = value;
-      if (!data.startsWith("bytes")) {
+      const data2 = value;
+      if (!data2.startsWith("bytes")) {
         return "failure";
       }
       const position = { position: 5 };
       if (allowWhitespace) {
         collectASequenceOfCodePoints(
           (char) => char === "	" || char === " ",
-          data,
+          data2,
           position
         );
       }
-      if (data.charCodeAt(position.position) !== 61) {
+      if (data2.charCodeAt(position.position) !== 61) {
         return "failure";
       }
       position.position++;
       if (allowWhitespace) {
         collectASequenceOfCodePoints(
           (char) => char === "	" || char === " ",
-          data,
+          data2,
           position
         );
       }
@@ -4713,25 +4713,25 @@ var require_util2 = __commonJS({
           const code = char.charCodeAt(0);
           return code >= 48 && code <= 57;
         },
-        data,
+        data2,
         position
       );
       const rangeStartValue = rangeStart.length ? Number(rangeStart) : null;
       if (allowWhitespace) {
         collectASequenceOfCodePoints(
           (char) => char === "	" || char === " ",
-          data,
+          data2,
           position
         );
       }
-      if (data.charCodeAt(position.position) !== 45) {
+      if (data2.charCodeAt(position.position) !== 45) {
         return "failure";
       }
       position.position++;
       if (allowWhitespace) {
         collectASequenceOfCodePoints(
           (char) => char === "	" || char === " ",
-          data,
+          data2,
           position
         );
       }
@@ -4740,11 +4740,11 @@ var require_util2 = __commonJS({
           const code = char.charCodeAt(0);
           return code >= 48 && code <= 57;
         },
-        data,
+        data2,
         position
       );
       const rangeEndValue = rangeEnd.length ? Number(rangeEnd) : null;
-      if (position.position < data.length) {
+      if (position.position < data2.length) {
         return "failure";
       }
       if (rangeEndValue === null && rangeStartValue === null) {
@@ -5690,9 +5690,9 @@ Content-Type: ${value.type || "application/octet-stream"}\r
       throwIfAborted(object[kState]);
       const promise = createDeferredPromise();
       const errorSteps = (error2) => promise.reject(error2);
-      const successSteps = (data) => {
+      const successSteps = (data2) => {
         try {
-          promise.resolve(convertBytesToJSValue(data));
+          promise.resolve(convertBytesToJSValue(data2));
         } catch (e) {
           errorSteps(e);
         }
@@ -5929,25 +5929,25 @@ var require_client_h1 = __commonJS({
           this.execute(chunk);
         }
       }
-      execute(data) {
+      execute(data2) {
         assert(this.ptr != null);
         assert(currentParser == null);
         assert(!this.paused);
         const { socket, llhttp } = this;
-        if (data.length > currentBufferSize) {
+        if (data2.length > currentBufferSize) {
           if (currentBufferPtr) {
             llhttp.free(currentBufferPtr);
           }
-          currentBufferSize = Math.ceil(data.length / 4096) * 4096;
+          currentBufferSize = Math.ceil(data2.length / 4096) * 4096;
           currentBufferPtr = llhttp.malloc(currentBufferSize);
         }
-        new Uint8Array(llhttp.memory.buffer, currentBufferPtr, currentBufferSize).set(data);
+        new Uint8Array(llhttp.memory.buffer, currentBufferPtr, currentBufferSize).set(data2);
         try {
           let ret;
           try {
-            currentBufferRef = data;
+            currentBufferRef = data2;
             currentParser = this;
-            ret = llhttp.llhttp_execute(this.ptr, currentBufferPtr, data.length);
+            ret = llhttp.llhttp_execute(this.ptr, currentBufferPtr, data2.length);
           } catch (err) {
             throw err;
           } finally {
@@ -5956,7 +5956,7 @@ var require_client_h1 = __commonJS({
           }
           const offset = llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr;
           if (ret !== constants3.ERROR.OK) {
-            const body = data.subarray(offset);
+            const body = data2.subarray(offset);
             if (ret === constants3.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(body);
             } else if (ret === constants3.ERROR.PAUSED) {
@@ -5991,7 +5991,7 @@ var require_client_h1 = __commonJS({
         }
         return this.createError(ret, EMPTY_BUF);
       }
-      createError(ret, data) {
+      createError(ret, data2) {
         const { llhttp, contentLength, bytesRead } = this;
         if (contentLength && bytesRead !== parseInt(contentLength, 10)) {
           return new ResponseContentLengthMismatchError();
@@ -6002,7 +6002,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants3.ERROR[ret], data);
+        return new HTTPParserError(message, constants3.ERROR[ret], data2);
       }
       destroy() {
         assert(this.ptr != null);
@@ -8137,8 +8137,8 @@ var require_fixed_queue = __commonJS({
       isFull() {
         return (this.top + 1 & kMask) === this.bottom;
       }
-      push(data) {
-        this.list[this.top] = data;
+      push(data2) {
+        this.list[this.top] = data2;
         this.top = this.top + 1 & kMask;
       }
       shift() {
@@ -8157,11 +8157,11 @@ var require_fixed_queue = __commonJS({
       isEmpty() {
         return this.head.isEmpty();
       }
-      push(data) {
+      push(data2) {
         if (this.head.isFull()) {
           this.head = this.head.next = new FixedCircularBuffer();
         }
-        this.head.push(data);
+        this.head.push(data2);
       }
       shift() {
         const tail = this.tail;
@@ -8746,14 +8746,14 @@ var require_proxy_agent = __commonJS({
       }
       [kDispatch](opts, handler) {
         const onHeaders = handler.onHeaders;
-        handler.onHeaders = function(statusCode, data, resume) {
+        handler.onHeaders = function(statusCode, data2, resume) {
           if (statusCode === 407) {
             if (typeof handler.onError === "function") {
               handler.onError(new InvalidArgumentError("Proxy Authentication Required (407)"));
             }
             return;
           }
-          if (onHeaders) onHeaders.call(this, statusCode, data, resume);
+          if (onHeaders) onHeaders.call(this, statusCode, data2, resume);
         };
         const {
           origin,
@@ -9960,8 +9960,8 @@ var require_api_request = __commonJS({
     function request(opts, callback) {
       if (callback === void 0) {
         return new Promise((resolve5, reject) => {
-          request.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve5(data);
+          request.call(this, opts, (err, data2) => {
+            return err ? reject(err) : resolve5(data2);
           });
         });
       }
@@ -10185,8 +10185,8 @@ var require_api_stream = __commonJS({
     function stream(opts, factory, callback) {
       if (callback === void 0) {
         return new Promise((resolve5, reject) => {
-          stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve5(data);
+          stream.call(this, opts, factory, (err, data2) => {
+            return err ? reject(err) : resolve5(data2);
           });
         });
       }
@@ -10472,8 +10472,8 @@ var require_api_upgrade = __commonJS({
     function upgrade(opts, callback) {
       if (callback === void 0) {
         return new Promise((resolve5, reject) => {
-          upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve5(data);
+          upgrade.call(this, opts, (err, data2) => {
+            return err ? reject(err) : resolve5(data2);
           });
         });
       }
@@ -10566,8 +10566,8 @@ var require_api_connect = __commonJS({
     function connect(opts, callback) {
       if (callback === void 0) {
         return new Promise((resolve5, reject) => {
-          connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve5(data);
+          connect.call(this, opts, (err, data2) => {
+            return err ? reject(err) : resolve5(data2);
           });
         });
       }
@@ -10751,17 +10751,17 @@ var require_mock_utils = __commonJS({
       const headersMatch = matchHeaders(mockDispatch2, headers);
       return pathMatch && methodMatch && bodyMatch && headersMatch;
     }
-    function getResponseData(data) {
-      if (Buffer.isBuffer(data)) {
-        return data;
-      } else if (data instanceof Uint8Array) {
-        return data;
-      } else if (data instanceof ArrayBuffer) {
-        return data;
-      } else if (typeof data === "object") {
-        return JSON.stringify(data);
+    function getResponseData(data2) {
+      if (Buffer.isBuffer(data2)) {
+        return data2;
+      } else if (data2 instanceof Uint8Array) {
+        return data2;
+      } else if (data2 instanceof ArrayBuffer) {
+        return data2;
+      } else if (typeof data2 === "object") {
+        return JSON.stringify(data2);
       } else {
-        return data.toString();
+        return data2.toString();
       }
     }
     function getMockDispatch(mockDispatches, key) {
@@ -10786,9 +10786,9 @@ var require_mock_utils = __commonJS({
       }
       return matchedMockDispatches[0];
     }
-    function addMockDispatch(mockDispatches, key, data) {
+    function addMockDispatch(mockDispatches, key, data2) {
       const baseData = { timesInvoked: 0, times: 1, persist: false, consumed: false };
-      const replyData = typeof data === "function" ? { callback: data } : { ...data };
+      const replyData = typeof data2 === "function" ? { callback: data2 } : { ...data2 };
       const newMockDispatch = { ...baseData, ...key, pending: true, data: { error: null, ...replyData } };
       mockDispatches.push(newMockDispatch);
       return newMockDispatch;
@@ -10814,12 +10814,12 @@ var require_mock_utils = __commonJS({
         query
       };
     }
-    function generateKeyValues(data) {
-      const keys = Object.keys(data);
+    function generateKeyValues(data2) {
+      const keys = Object.keys(data2);
       const result = [];
       for (let i = 0; i < keys.length; ++i) {
         const key = keys[i];
-        const value = data[key];
+        const value = data2[key];
         const name = Buffer.from(`${key}`);
         if (Array.isArray(value)) {
           for (let j = 0; j < value.length; ++j) {
@@ -10836,8 +10836,8 @@ var require_mock_utils = __commonJS({
     }
     async function getResponse(body) {
       const buffers = [];
-      for await (const data of body) {
-        buffers.push(data);
+      for await (const data2 of body) {
+        buffers.push(data2);
       }
       return Buffer.concat(buffers).toString("utf8");
     }
@@ -10848,7 +10848,7 @@ var require_mock_utils = __commonJS({
       if (mockDispatch2.data.callback) {
         mockDispatch2.data = { ...mockDispatch2.data, ...mockDispatch2.data.callback(opts) };
       }
-      const { data: { statusCode, data, headers, trailers, error: error2 }, delay, persist } = mockDispatch2;
+      const { data: { statusCode, data: data2, headers, trailers, error: error2 }, delay, persist } = mockDispatch2;
       const { timesInvoked, times } = mockDispatch2;
       mockDispatch2.consumed = !persist && timesInvoked >= times;
       mockDispatch2.pending = timesInvoked < times;
@@ -10864,7 +10864,7 @@ var require_mock_utils = __commonJS({
       } else {
         handleReply(this[kDispatches]);
       }
-      function handleReply(mockDispatches, _data = data) {
+      function handleReply(mockDispatches, _data = data2) {
         const optsHeaders = Array.isArray(opts.headers) ? buildHeadersFromArray(opts.headers) : opts.headers;
         const body = typeof _data === "function" ? _data({ ...opts, headers: optsHeaders }) : _data;
         if (isPromise(body)) {
@@ -11022,12 +11022,12 @@ var require_mock_interceptor = __commonJS({
         this[kDefaultTrailers] = {};
         this[kContentLength] = false;
       }
-      createMockScopeDispatchData({ statusCode, data, responseOptions }) {
-        const responseData = getResponseData(data);
+      createMockScopeDispatchData({ statusCode, data: data2, responseOptions }) {
+        const responseData = getResponseData(data2);
         const contentLength = this[kContentLength] ? { "content-length": responseData.length } : {};
         const headers = { ...this[kDefaultHeaders], ...contentLength, ...responseOptions.headers };
         const trailers = { ...this[kDefaultTrailers], ...responseOptions.trailers };
-        return { statusCode, data, headers, trailers };
+        return { statusCode, data: data2, headers, trailers };
       }
       validateReplyParameters(replyParameters) {
         if (typeof replyParameters.statusCode === "undefined") {
@@ -12407,13 +12407,13 @@ var require_response = __commonJS({
         return responseObject;
       }
       // https://fetch.spec.whatwg.org/#dom-response-json
-      static json(data, init = {}) {
+      static json(data2, init = {}) {
         webidl.argumentLengthCheck(arguments, 1, "Response.json");
         if (init !== null) {
           init = webidl.converters.ResponseInit(init);
         }
         const bytes = textEncoder.encode(
-          serializeJavascriptValueToJSONString(data)
+          serializeJavascriptValueToJSONString(data2)
         );
         const body = extractBody(bytes);
         const responseObject = fromInnerResponse(makeResponse({}), "response");
@@ -16611,13 +16611,13 @@ var require_events = __commonJS({
         }
         return this.#eventInit.ports;
       }
-      initMessageEvent(type, bubbles = false, cancelable = false, data = null, origin = "", lastEventId = "", source = null, ports = []) {
+      initMessageEvent(type, bubbles = false, cancelable = false, data2 = null, origin = "", lastEventId = "", source = null, ports = []) {
         webidl.brandCheck(this, _MessageEvent);
         webidl.argumentLengthCheck(arguments, 1, "MessageEvent.initMessageEvent");
         return new _MessageEvent(type, {
           bubbles,
           cancelable,
-          data,
+          data: data2,
           origin,
           lastEventId,
           source,
@@ -16929,23 +16929,23 @@ var require_util7 = __commonJS({
       const event = eventFactory(e, eventInitDict);
       target.dispatchEvent(event);
     }
-    function websocketMessageReceived(ws, type, data) {
+    function websocketMessageReceived(ws, type, data2) {
       if (ws[kReadyState] !== states.OPEN) {
         return;
       }
       let dataForEvent;
       if (type === opcodes.TEXT) {
         try {
-          dataForEvent = utf8Decode(data);
+          dataForEvent = utf8Decode(data2);
         } catch {
           failWebsocketConnection(ws, "Received invalid UTF-8 in text frame.");
           return;
         }
       } else if (type === opcodes.BINARY) {
         if (ws[kBinaryType] === "blob") {
-          dataForEvent = new Blob([data]);
+          dataForEvent = new Blob([data2]);
         } else {
-          dataForEvent = toArrayBuffer(data);
+          dataForEvent = toArrayBuffer(data2);
         }
       }
       fireEvent("message", ws, createFastMessageEvent, {
@@ -17110,8 +17110,8 @@ var require_frame = __commonJS({
       /**
        * @param {Buffer|undefined} data
        */
-      constructor(data) {
-        this.frameData = data;
+      constructor(data2) {
+        this.frameData = data2;
       }
       createFrame(opcode) {
         const frameData = this.frameData;
@@ -17386,8 +17386,8 @@ var require_permessage_deflate = __commonJS({
           }
           this.#inflate[kBuffer] = [];
           this.#inflate[kLength] = 0;
-          this.#inflate.on("data", (data) => {
-            this.#inflate[kLength] += data.length;
+          this.#inflate.on("data", (data2) => {
+            this.#inflate[kLength] += data2.length;
             if (this.#maxPayloadSize > 0 && this.#inflate[kLength] > this.#maxPayloadSize) {
               callback(new MessageSizeExceededError());
               this.#inflate.removeAllListeners();
@@ -17395,7 +17395,7 @@ var require_permessage_deflate = __commonJS({
               this.#inflate = null;
               return;
             }
-            this.#inflate[kBuffer].push(data);
+            this.#inflate[kBuffer].push(data2);
           });
           this.#inflate.on("error", (err) => {
             this.#inflate = null;
@@ -17630,13 +17630,13 @@ var require_receiver = __commonJS({
                 this.#extensions.get("permessage-deflate").decompress(
                   body,
                   this.#info.fin,
-                  (error2, data) => {
+                  (error2, data2) => {
                     if (error2) {
                       const code = error2 instanceof MessageSizeExceededError ? 1009 : 1007;
                       failWebsocketConnectionWithCode(this.ws, code, error2.message);
                       return;
                     }
-                    if (!this.writeFragments(data)) {
+                    if (!this.writeFragments(data2)) {
                       return;
                     }
                     if (this.#maxPayloadSize > 0 && this.#fragmentsBytes > this.#maxPayloadSize) {
@@ -17717,16 +17717,16 @@ var require_receiver = __commonJS({
         this.#fragmentsBytes = 0;
         return output;
       }
-      parseCloseBody(data) {
-        assert(data.length !== 1);
+      parseCloseBody(data2) {
+        assert(data2.length !== 1);
         let code;
-        if (data.length >= 2) {
-          code = data.readUInt16BE(0);
+        if (data2.length >= 2) {
+          code = data2.readUInt16BE(0);
         }
         if (code !== void 0 && !isValidStatusCode(code)) {
           return { code: 1002, reason: "Invalid status code", error: true };
         }
-        let reason = data.subarray(2);
+        let reason = data2.subarray(2);
         if (reason[0] === 239 && reason[1] === 187 && reason[2] === 191) {
           reason = reason.subarray(3);
         }
@@ -17867,18 +17867,18 @@ var require_sender = __commonJS({
         this.#running = false;
       }
     };
-    function createFrame(data, hint) {
-      return new WebsocketFrameSend(toBuffer(data, hint)).createFrame(hint === sendHints.string ? opcodes.TEXT : opcodes.BINARY);
+    function createFrame(data2, hint) {
+      return new WebsocketFrameSend(toBuffer(data2, hint)).createFrame(hint === sendHints.string ? opcodes.TEXT : opcodes.BINARY);
     }
-    function toBuffer(data, hint) {
+    function toBuffer(data2, hint) {
       switch (hint) {
         case sendHints.string:
-          return Buffer.from(data);
+          return Buffer.from(data2);
         case sendHints.arrayBuffer:
         case sendHints.blob:
-          return new FastBuffer(data);
+          return new FastBuffer(data2);
         case sendHints.typedArray:
-          return new FastBuffer(data.buffer, data.byteOffset, data.byteLength);
+          return new FastBuffer(data2.buffer, data2.byteOffset, data2.byteLength);
       }
     }
     module.exports = { SendQueue };
@@ -18019,37 +18019,37 @@ var require_websocket = __commonJS({
        * @see https://websockets.spec.whatwg.org/#dom-websocket-send
        * @param {NodeJS.TypedArray|ArrayBuffer|Blob|string} data
        */
-      send(data) {
+      send(data2) {
         webidl.brandCheck(this, _WebSocket);
         const prefix = "WebSocket.send";
         webidl.argumentLengthCheck(arguments, 1, prefix);
-        data = webidl.converters.WebSocketSendData(data, prefix, "data");
+        data2 = webidl.converters.WebSocketSendData(data2, prefix, "data");
         if (isConnecting(this)) {
           throw new DOMException("Sent before connected.", "InvalidStateError");
         }
         if (!isEstablished(this) || isClosing(this)) {
           return;
         }
-        if (typeof data === "string") {
-          const length = Buffer.byteLength(data);
+        if (typeof data2 === "string") {
+          const length = Buffer.byteLength(data2);
           this.#bufferedAmount += length;
-          this.#sendQueue.add(data, () => {
+          this.#sendQueue.add(data2, () => {
             this.#bufferedAmount -= length;
           }, sendHints.string);
-        } else if (types.isArrayBuffer(data)) {
-          this.#bufferedAmount += data.byteLength;
-          this.#sendQueue.add(data, () => {
-            this.#bufferedAmount -= data.byteLength;
+        } else if (types.isArrayBuffer(data2)) {
+          this.#bufferedAmount += data2.byteLength;
+          this.#sendQueue.add(data2, () => {
+            this.#bufferedAmount -= data2.byteLength;
           }, sendHints.arrayBuffer);
-        } else if (ArrayBuffer.isView(data)) {
-          this.#bufferedAmount += data.byteLength;
-          this.#sendQueue.add(data, () => {
-            this.#bufferedAmount -= data.byteLength;
+        } else if (ArrayBuffer.isView(data2)) {
+          this.#bufferedAmount += data2.byteLength;
+          this.#sendQueue.add(data2, () => {
+            this.#bufferedAmount -= data2.byteLength;
           }, sendHints.typedArray);
-        } else if (isBlobLike(data)) {
-          this.#bufferedAmount += data.size;
-          this.#sendQueue.add(data, () => {
-            this.#bufferedAmount -= data.size;
+        } else if (isBlobLike(data2)) {
+          this.#bufferedAmount += data2.size;
+          this.#sendQueue.add(data2, () => {
+            this.#bufferedAmount -= data2.size;
           }, sendHints.blob);
         }
       }
@@ -19692,10 +19692,10 @@ var require_toJS = __commonJS({
       if (value && typeof value.toJSON === "function") {
         if (!ctx || !identity.hasAnchor(value))
           return value.toJSON(arg, ctx);
-        const data = { aliasCount: 0, count: 1, res: void 0 };
-        ctx.anchors.set(value, data);
+        const data2 = { aliasCount: 0, count: 1, res: void 0 };
+        ctx.anchors.set(value, data2);
         ctx.onCreate = (res2) => {
-          data.res = res2;
+          data2.res = res2;
           delete ctx.onCreate;
         };
         const res = value.toJSON(arg, ctx);
@@ -19801,20 +19801,20 @@ var require_Alias = __commonJS({
         }
         if (found && ctx) {
           const { anchors: anchors2, doc: doc2, maxAliasCount } = ctx;
-          let data = anchors2.get(found);
-          if (!data) {
+          let data2 = anchors2.get(found);
+          if (!data2) {
             toJS.toJS(found, null, ctx);
-            data = anchors2.get(found);
+            data2 = anchors2.get(found);
           }
-          if (data?.res === void 0) {
+          if (data2?.res === void 0) {
             const msg = "This should not happen: Alias anchor was not resolved?";
             throw new ReferenceError(msg);
           }
           if (maxAliasCount >= 0) {
-            data.count += 1;
-            if (data.aliasCount === 0)
-              data.aliasCount = getAliasCount(doc2, found, anchors2);
-            if (data.count * data.aliasCount > maxAliasCount) {
+            data2.count += 1;
+            if (data2.aliasCount === 0)
+              data2.aliasCount = getAliasCount(doc2, found, anchors2);
+            if (data2.count * data2.aliasCount > maxAliasCount) {
               const msg = "Excessive alias count indicates a resource exhaustion attack";
               throw new ReferenceError(msg);
             }
@@ -28625,10 +28625,10 @@ var Summary = class {
         if (typeof cell === "string") {
           return this.wrap("td", cell);
         }
-        const { header, data, colspan, rowspan } = cell;
+        const { header, data: data2, colspan, rowspan } = cell;
         const tag = header ? "th" : "td";
         const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
-        return this.wrap(tag, data, attrs);
+        return this.wrap(tag, data2, attrs);
       }).join("");
       return this.wrap("tr", cells);
     }).join("");
@@ -28797,18 +28797,36 @@ import { readFile as readFile4 } from "node:fs/promises";
 import { join as join4, resolve as resolve4 } from "node:path";
 import { fileURLToPath } from "node:url";
 
-// src/config/errors.ts
+// src/cli/github.ts
 import { relative, resolve, sep } from "node:path";
+function onGithubActions() {
+  return process.env.GITHUB_ACTIONS === "true";
+}
+var data = (v) => v.replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
+var prop = (v) => data(v).replace(/:/g, "%3A").replace(/,/g, "%2C");
+function workflowCommand(name, message, props = {}) {
+  const list = Object.entries(props).map(([k, v]) => `${k}=${prop(String(v))}`);
+  return `::${name}${list.length ? ` ${list.join(",")}` : ""}::${data(message)}`;
+}
+function issueAnnotation(i, root) {
+  const file = relative(root, resolve(i.file)).split(sep).join("/");
+  return workflowCommand("error", i.path ? `${i.path}: ${i.message}` : i.message, {
+    file,
+    ...i.line > 0 ? { line: i.line, col: i.col } : {},
+    title: "dist-build config"
+  });
+}
+function annotate(err) {
+  if (!onGithubActions()) return;
+  const root = process.env.GITHUB_WORKSPACE || process.cwd();
+  for (const issue2 of err.issues) process.stdout.write(`${issueAnnotation(issue2, root)}
+`);
+}
+
+// src/config/errors.ts
 function formatIssue(i) {
   const where = i.line > 0 ? `${i.file}:${i.line}:${i.col}` : i.file;
   return `${where}: ${i.path ? `${i.path}: ` : ""}${i.message}`;
-}
-function issueAnnotation(i, root) {
-  const data = (v) => v.replace(/%/g, "%25").replace(/\r/g, "%0D").replace(/\n/g, "%0A");
-  const prop = (v) => data(v).replace(/:/g, "%3A").replace(/,/g, "%2C");
-  const file = relative(root, resolve(i.file)).split(sep).join("/");
-  const where = [`file=${prop(file)}`, ...i.line > 0 ? [`line=${i.line}`, `col=${i.col}`] : []];
-  return `::error ${where.join(",")},title=dist-build config::${data(i.path ? `${i.path}: ${i.message}` : i.message)}`;
 }
 var ConfigError = class extends Error {
   issues;
@@ -28823,12 +28841,6 @@ var ConfigError = class extends Error {
     this.issues = sorted;
   }
 };
-function annotate(err) {
-  if (process.env.GITHUB_ACTIONS !== "true") return;
-  const root = process.env.GITHUB_WORKSPACE || process.cwd();
-  for (const issue2 of err.issues) process.stdout.write(`${issueAnnotation(issue2, root)}
-`);
-}
 
 // src/config/load.ts
 import { readFile } from "node:fs/promises";
@@ -28844,12 +28856,12 @@ var pattern2 = new RegExp("^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?
 var pattern4 = new RegExp("^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "u");
 var func0 = import_ucs2length.default.default;
 var func1 = Object.prototype.hasOwnProperty;
-function validate0(data, { instancePath = "", parentData, parentDataProperty, rootData = data } = {}) {
+function validate0(data2, { instancePath = "", parentData, parentDataProperty, rootData = data2 } = {}) {
   ;
   let vErrors = null;
   let errors = 0;
-  if (data && typeof data == "object" && !Array.isArray(data)) {
-    if (data.version === void 0) {
+  if (data2 && typeof data2 == "object" && !Array.isArray(data2)) {
+    if (data2.version === void 0) {
       const err0 = { instancePath, schemaPath: "#/required", keyword: "required", params: { missingProperty: "version" }, message: "must have required property 'version'" };
       if (vErrors === null) {
         vErrors = [err0];
@@ -28858,7 +28870,7 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
       }
       errors++;
     }
-    if (data.invocations === void 0) {
+    if (data2.invocations === void 0) {
       const err1 = { instancePath, schemaPath: "#/required", keyword: "required", params: { missingProperty: "invocations" }, message: "must have required property 'invocations'" };
       if (vErrors === null) {
         vErrors = [err1];
@@ -28867,7 +28879,7 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
       }
       errors++;
     }
-    for (const key0 in data) {
+    for (const key0 in data2) {
       if (!(key0 === "version" || key0 === "workers" || key0 === "placement" || key0 === "env" || key0 === "cache" || key0 === "invocations")) {
         const err2 = { instancePath, schemaPath: "#/additionalProperties", keyword: "additionalProperties", params: { additionalProperty: key0 }, message: "must NOT have additional properties" };
         if (vErrors === null) {
@@ -28878,8 +28890,8 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
         errors++;
       }
     }
-    if (data.version !== void 0) {
-      if (1 !== data.version) {
+    if (data2.version !== void 0) {
+      if (1 !== data2.version) {
         const err3 = { instancePath: instancePath + "/version", schemaPath: "#/properties/version/const", keyword: "const", params: { allowedValue: 1 }, message: "must be equal to constant" };
         if (vErrors === null) {
           vErrors = [err3];
@@ -28889,8 +28901,8 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
         errors++;
       }
     }
-    if (data.workers !== void 0) {
-      let data1 = data.workers;
+    if (data2.workers !== void 0) {
+      let data1 = data2.workers;
       if (data1 && typeof data1 == "object" && !Array.isArray(data1)) {
         for (const key1 in data1) {
           if (!(key1 === "min" || key1 === "max" || key1 === "max-per-worker")) {
@@ -28904,8 +28916,8 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
           }
         }
         if (data1.min !== void 0) {
-          let data2 = data1.min;
-          if (!(typeof data2 == "number" && (!(data2 % 1) && !isNaN(data2)) && isFinite(data2))) {
+          let data22 = data1.min;
+          if (!(typeof data22 == "number" && (!(data22 % 1) && !isNaN(data22)) && isFinite(data22))) {
             const err5 = { instancePath: instancePath + "/workers/min", schemaPath: "#/properties/workers/properties/min/type", keyword: "type", params: { type: "integer" }, message: "must be integer" };
             if (vErrors === null) {
               vErrors = [err5];
@@ -28914,8 +28926,8 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
             }
             errors++;
           }
-          if (typeof data2 == "number" && isFinite(data2)) {
-            if (data2 < 1 || isNaN(data2)) {
+          if (typeof data22 == "number" && isFinite(data22)) {
+            if (data22 < 1 || isNaN(data22)) {
               const err6 = { instancePath: instancePath + "/workers/min", schemaPath: "#/properties/workers/properties/min/minimum", keyword: "minimum", params: { comparison: ">=", limit: 1 }, message: "must be >= 1" };
               if (vErrors === null) {
                 vErrors = [err6];
@@ -28991,8 +29003,8 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
         errors++;
       }
     }
-    if (data.placement !== void 0) {
-      let data5 = data.placement;
+    if (data2.placement !== void 0) {
+      let data5 = data2.placement;
       if (data5 && typeof data5 == "object" && !Array.isArray(data5)) {
         for (const key2 in data5) {
           if (!(key2 === "balance" || key2 === "default-duration")) {
@@ -29080,8 +29092,8 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
         errors++;
       }
     }
-    if (data.env !== void 0) {
-      let data8 = data.env;
+    if (data2.env !== void 0) {
+      let data8 = data2.env;
       if (data8 && typeof data8 == "object" && !Array.isArray(data8)) {
         for (const key3 in data8) {
           const _errs21 = errors;
@@ -29129,8 +29141,8 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
         errors++;
       }
     }
-    if (data.cache !== void 0) {
-      let data10 = data.cache;
+    if (data2.cache !== void 0) {
+      let data10 = data2.cache;
       if (data10 && typeof data10 == "object" && !Array.isArray(data10)) {
         for (const key5 in data10) {
           if (!(key5 === "stores" || key5 === "sign")) {
@@ -29323,8 +29335,8 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
         errors++;
       }
     }
-    if (data.invocations !== void 0) {
-      let data19 = data.invocations;
+    if (data2.invocations !== void 0) {
+      let data19 = data2.invocations;
       if (data19 && typeof data19 == "object" && !Array.isArray(data19)) {
         if (Object.keys(data19).length < 1) {
           const err42 = { instancePath: instancePath + "/invocations", schemaPath: "#/properties/invocations/minProperties", keyword: "minProperties", params: { limit: 1 }, message: "must NOT have fewer than 1 properties" };
@@ -30317,8 +30329,8 @@ function schemaAt(path) {
   }
   return s;
 }
-function describeSchemaError(e, value, loc, data) {
-  const path = pointerToPath(e.instancePath, data);
+function describeSchemaError(e, value, loc, data2) {
+  const path = pointerToPath(e.instancePath, data2);
   const p = e.params;
   if (e.propertyName !== void 0) {
     const what = e.keyword === "pattern" ? `: expected ${PATTERN_TEXT[String(p.pattern)] ?? String(p.pattern)}` : "";
@@ -30507,8 +30519,8 @@ function parseConfig(text, file, display = file) {
   const keyIssues = normalizeKeys(loc);
   if (keyIssues.length) throw new ConfigError(keyIssues);
   keepEnvSource(loc);
-  const data = toData(loc);
-  if (data === null || data === void 0) {
+  const data2 = toData(loc);
+  if (data2 === null || data2 === void 0) {
     throw new ConfigError([
       {
         file: display,
@@ -30519,16 +30531,16 @@ function parseConfig(text, file, display = file) {
       }
     ]);
   }
-  const schemaErrors = validateSchema(data);
+  const schemaErrors = validateSchema(data2);
   if (schemaErrors.length) {
     const seen = /* @__PURE__ */ new Set();
     const issues = [];
     for (const e of schemaErrors.filter((x) => x.keyword !== "propertyNames")) {
-      const value = pointerToPath(e.instancePath, data).reduce(
+      const value = pointerToPath(e.instancePath, data2).reduce(
         (v, s) => v && typeof v === "object" ? v[String(s)] : void 0,
-        data
+        data2
       );
-      const issue2 = describeSchemaError(e, value, loc, data);
+      const issue2 = describeSchemaError(e, value, loc, data2);
       const id = `${issue2.path}|${issue2.message}`;
       if (seen.has(id)) continue;
       seen.add(id);
@@ -30536,7 +30548,7 @@ function parseConfig(text, file, display = file) {
     }
     throw new ConfigError(issues);
   }
-  return buildConfig(data, resolve2(file), loc);
+  return buildConfig(data2, resolve2(file), loc);
 }
 function buildConfig(raw, file, loc) {
   const issues = [];
@@ -31464,7 +31476,7 @@ var BOM = 16909060;
 var HEADER_BYTES = 32;
 var align8 = (n) => n + 7 & ~7;
 var crcTable;
-var crc32 = typeof zlib.crc32 === "function" ? (data) => zlib.crc32(data) : (data) => {
+var crc32 = typeof zlib.crc32 === "function" ? (data2) => zlib.crc32(data2) : (data2) => {
   if (!crcTable) {
     crcTable = new Uint32Array(256);
     for (let n = 0; n < 256; n++) {
@@ -31474,7 +31486,7 @@ var crc32 = typeof zlib.crc32 === "function" ? (data) => zlib.crc32(data) : (dat
     }
   }
   let c = 4294967295;
-  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]) & 255] ^ c >>> 8;
+  for (let i = 0; i < data2.length; i++) c = crcTable[(c ^ data2[i]) & 255] ^ c >>> 8;
   return (c ^ 4294967295) >>> 0;
 };
 function layout(f, d, pathBytes, dirBytes) {
@@ -31512,12 +31524,12 @@ var StoredIndex = class _StoredIndex {
   dmeta;
   dtext;
   /** Parses `data`; undefined when it is not a well-formed index of this version. */
-  static parse(data) {
-    if (data.length < HEADER_BYTES) return void 0;
-    let buf = data;
+  static parse(data2) {
+    if (data2.length < HEADER_BYTES) return void 0;
+    let buf = data2;
     if (buf.byteOffset % 8 !== 0) {
-      buf = Buffer.alloc(data.length);
-      data.copy(buf);
+      buf = Buffer.alloc(data2.length);
+      data2.copy(buf);
     }
     const head = new Uint32Array(buf.buffer, buf.byteOffset, HEADER_BYTES / 4);
     if (head[0] !== MAGIC || head[1] !== VERSION || head[2] !== BOM) return void 0;
@@ -32215,11 +32227,11 @@ var FileIndex = class _FileIndex {
     for (const [path, e] of this.added) if (e.day >= minDay) files.push({ path, i: -1, e });
     for (const [path, e] of this.addedDirs) if (e.day >= minDay) dirs.push({ path, k: -1, e });
     files.sort(byPath);
-    const data = encodeIndex(s, files, dirs);
+    const data2 = encodeIndex(s, files, dirs);
     const tmp = `${this.file}.${process.pid}.${crypto2.randomBytes(6).toString("hex")}.tmp`;
     try {
       await mkdir2(dirname2(this.file), { recursive: true });
-      await writeFile2(tmp, data);
+      await writeFile2(tmp, data2);
       await rename2(tmp, this.file);
       this.dirty = false;
     } catch {
@@ -32301,14 +32313,18 @@ function compile(source, text) {
   const named = new Set(SKIPPED_UNLESS_NAMED.filter((n) => segments.includes(n)));
   return { source, pattern, base, isGlob, test, named };
 }
-function expandInputs(root, patterns, opts = {}) {
-  const dirs = opts.dirCache ?? new DirCache();
+function compilePatterns(patterns) {
   const positives = [];
   const negatives = [];
   for (const p of patterns) {
     if (p.startsWith("!")) negatives.push(compile(p, p.slice(1)));
     else positives.push(compile(p, p));
   }
+  return { positives, negatives };
+}
+function expandInputs(root, patterns, opts = {}) {
+  const dirs = opts.dirCache ?? new DirCache();
+  const { positives, negatives } = compilePatterns(patterns);
   const literal = opts.exclude instanceof Set ? opts.exclude : new Set(opts.exclude ?? []);
   const excluded = (rel) => literal.has(rel) || negatives.some((n) => n.test(rel));
   const found = positives.length === 1 ? [] : /* @__PURE__ */ new Set();
@@ -32369,12 +32385,7 @@ function expandInputs(root, patterns, opts = {}) {
   return { files: sortByteOrder(files), unmatched };
 }
 function inputMatcher(patterns) {
-  const positives = [];
-  const negatives = [];
-  for (const p of patterns) {
-    if (p.startsWith("!")) negatives.push(compile(p, p.slice(1)));
-    else positives.push(compile(p, p));
-  }
+  const { positives, negatives } = compilePatterns(patterns);
   const negated = (rel) => negatives.some((n) => n.test(rel));
   return (rel) => {
     if (isExcluded(rel, negated)) return void 0;
@@ -32382,7 +32393,7 @@ function inputMatcher(patterns) {
   };
 }
 function patternBases(patterns) {
-  return patterns.filter((p) => !p.startsWith("!")).map((p) => compile(p, p).base);
+  return compilePatterns(patterns).positives.map((p) => p.base);
 }
 function isExcluded(rel, excluded) {
   if (excluded(rel)) return true;
@@ -32746,8 +32757,22 @@ function canonicalJson(value) {
 function sortedPairs(record) {
   return Object.keys(record).sort(compareByteOrder).map((k) => [k, record[k]]);
 }
-function excludedPaths(config, extra = [], outputs = config.invocations.flatMap((i) => i.outputs)) {
+function excludedPaths(config, extra = [], outputs = declaredOutputs(config)) {
   return /* @__PURE__ */ new Set([...outputs, ...extra]);
+}
+function keyWarnings(units, keys) {
+  const messages = /* @__PURE__ */ new Set();
+  for (const u of units) {
+    const info2 = keys.get(u.id);
+    for (const p of info2?.unmatched ?? []) {
+      messages.add(`invocations.${u.invocation}: "${p}" matches no file`);
+    }
+    for (const m of info2?.shadowed ?? []) messages.add(m);
+  }
+  return [...messages];
+}
+function declaredOutputs(config) {
+  return [...new Set(config.invocations.flatMap((i) => i.outputs))];
 }
 var SHADOW_TESTS = 2e5;
 function shadowedInputs(config, dirCache) {
@@ -32999,22 +33024,7 @@ async function planBuild(config, opts = {}) {
     ...opts.cacheDir ? { cacheDir: opts.cacheDir } : {},
     exclude: opts.exclude ?? []
   });
-  if (keys && opts.onWarning) {
-    const warned = /* @__PURE__ */ new Set();
-    for (const u of units) {
-      const info2 = keys.get(u.id);
-      const messages = [
-        ...(info2?.unmatched ?? []).map(
-          (p) => `invocations.${u.invocation}: "${p}" matches no file`
-        ),
-        ...info2?.shadowed ?? []
-      ];
-      for (const message of messages) {
-        if (!warned.has(message)) opts.onWarning(message);
-        warned.add(message);
-      }
-    }
-  }
+  if (keys && opts.onWarning) for (const m of keyWarnings(units, keys)) opts.onWarning(m);
   const unitsOut = {};
   for (const u of units) {
     const cacheKey = keys?.get(u.id)?.cacheKey;
@@ -33054,31 +33064,31 @@ async function readJson(file, what) {
 }
 var isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
 async function readHistory(file) {
-  const data = await readJson(file, "history");
-  if (!isObject(data) || !isObject(data.durations)) {
+  const data2 = await readJson(file, "history");
+  if (!isObject(data2) || !isObject(data2.durations)) {
     throw new PlanInputError(`${file}: expected {"durations": {"<invocation>": <seconds>}}`);
   }
-  for (const [k, v] of Object.entries(data.durations)) {
+  for (const [k, v] of Object.entries(data2.durations)) {
     if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
       throw new PlanInputError(
         `${file}: durations.${k}: expected a number of seconds >= 0, got ${JSON.stringify(v)}`
       );
     }
   }
-  return { durations: data.durations };
+  return { durations: data2.durations };
 }
 async function readPrevious(file) {
-  const data = await readJson(file, "previous plan");
-  if (!isObject(data) || !isObject(data.assignments)) {
+  const data2 = await readJson(file, "previous plan");
+  if (!isObject(data2) || !isObject(data2.assignments)) {
     throw new PlanInputError(
       `${file}: expected the JSON printed by \`dist-build plan --json\` (an "assignments" object)`
     );
   }
-  for (const [k, v] of Object.entries(data.assignments)) {
+  for (const [k, v] of Object.entries(data2.assignments)) {
     if (typeof v !== "string")
       throw new PlanInputError(`${file}: assignments.${k}: expected a worker id string`);
   }
-  return { assignments: data.assignments };
+  return { assignments: data2.assignments };
 }
 
 // src/action/args.ts

@@ -1819,17 +1819,13 @@ var init_gha = __esm({
           return;
         }
         if (this.ownRestoreFailed) {
-          const again = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore, {
-            quiet: true
-          });
-          if (!("key" in again) && again.failed !== void 0) {
+          const failed = await this.restoreOwn({ quiet: true });
+          if (failed !== void 0) {
             this.warn(
-              `not saving the shard: restoring this slot's entry failed (${again.failed}), and an entry with only this run's results would hide the older ones from later runs; results of this run stay local`
+              `not saving the shard: restoring this slot's entry failed (${failed}), and an entry with only this run's results would hide the older ones from later runs; results of this run stay local`
             );
             return;
           }
-          this.ownRestoreFailed = false;
-          if ("key" in again) for (const d of again.verified) this.verified.add(d);
         }
         const generation = this.generation;
         let stage;
@@ -2051,9 +2047,18 @@ var init_gha = __esm({
           );
           return;
         }
-        const own = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore);
+        await this.restoreOwn();
+      }
+      /**
+       * Restores this slot's own entry into the shard; why it failed (not a miss), else undefined.
+       * `ownRestoreFailed` says whether the last attempt failed.
+       */
+      async restoreOwn(opts = {}) {
+        const own = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore, opts);
         if ("key" in own) for (const d of own.verified) this.verified.add(d);
-        else if (own.failed !== void 0) this.ownRestoreFailed = true;
+        const failed = "key" in own ? void 0 : own.failed;
+        this.ownRestoreFailed = failed !== void 0;
+        return failed;
       }
       async serviceAvailable() {
         const env2 = this.ctx.env;
@@ -7508,14 +7513,18 @@ function compile(source, text) {
   const named = new Set(SKIPPED_UNLESS_NAMED.filter((n) => segments.includes(n)));
   return { source, pattern, base, isGlob, test, named };
 }
-function expandInputs(root, patterns, opts = {}) {
-  const dirs = opts.dirCache ?? new DirCache();
+function compilePatterns(patterns) {
   const positives = [];
   const negatives = [];
   for (const p of patterns) {
     if (p.startsWith("!")) negatives.push(compile(p, p.slice(1)));
     else positives.push(compile(p, p));
   }
+  return { positives, negatives };
+}
+function expandInputs(root, patterns, opts = {}) {
+  const dirs = opts.dirCache ?? new DirCache();
+  const { positives, negatives } = compilePatterns(patterns);
   const literal = opts.exclude instanceof Set ? opts.exclude : new Set(opts.exclude ?? []);
   const excluded = (rel2) => literal.has(rel2) || negatives.some((n) => n.test(rel2));
   const found = positives.length === 1 ? [] : /* @__PURE__ */ new Set();
@@ -7576,12 +7585,7 @@ function expandInputs(root, patterns, opts = {}) {
   return { files: sortByteOrder(files), unmatched };
 }
 function inputMatcher(patterns) {
-  const positives = [];
-  const negatives = [];
-  for (const p of patterns) {
-    if (p.startsWith("!")) negatives.push(compile(p, p.slice(1)));
-    else positives.push(compile(p, p));
-  }
+  const { positives, negatives } = compilePatterns(patterns);
   const negated = (rel2) => negatives.some((n) => n.test(rel2));
   return (rel2) => {
     if (isExcluded(rel2, negated)) return void 0;
@@ -7589,7 +7593,7 @@ function inputMatcher(patterns) {
   };
 }
 function patternBases(patterns) {
-  return patterns.filter((p) => !p.startsWith("!")).map((p) => compile(p, p).base);
+  return compilePatterns(patterns).positives.map((p) => p.base);
 }
 function isExcluded(rel2, excluded) {
   if (excluded(rel2)) return true;
@@ -7953,8 +7957,19 @@ function canonicalJson(value) {
 function sortedPairs(record) {
   return Object.keys(record).sort(compareByteOrder).map((k) => [k, record[k]]);
 }
-function excludedPaths(config, extra = [], outputs = config.invocations.flatMap((i) => i.outputs)) {
+function excludedPaths(config, extra = [], outputs = declaredOutputs(config)) {
   return /* @__PURE__ */ new Set([...outputs, ...extra]);
+}
+function keyWarnings(units, keys) {
+  const messages = /* @__PURE__ */ new Set();
+  for (const u of units) {
+    const info = keys.get(u.id);
+    for (const p of info?.unmatched ?? []) {
+      messages.add(`invocations.${u.invocation}: "${p}" matches no file`);
+    }
+    for (const m of info?.shadowed ?? []) messages.add(m);
+  }
+  return [...messages];
 }
 function declaredOutputs(config) {
   return [...new Set(config.invocations.flatMap((i) => i.outputs))];
@@ -8205,22 +8220,7 @@ async function planBuild(config, opts = {}) {
     ...opts.cacheDir ? { cacheDir: opts.cacheDir } : {},
     exclude: opts.exclude ?? []
   });
-  if (keys && opts.onWarning) {
-    const warned = /* @__PURE__ */ new Set();
-    for (const u of units) {
-      const info = keys.get(u.id);
-      const messages = [
-        ...(info?.unmatched ?? []).map(
-          (p) => `invocations.${u.invocation}: "${p}" matches no file`
-        ),
-        ...info?.shadowed ?? []
-      ];
-      for (const message2 of messages) {
-        if (!warned.has(message2)) opts.onWarning(message2);
-        warned.add(message2);
-      }
-    }
-  }
+  if (keys && opts.onWarning) for (const m of keyWarnings(units, keys)) opts.onWarning(m);
   const unitsOut = {};
   for (const u of units) {
     const cacheKey = keys?.get(u.id)?.cacheKey;
@@ -13447,7 +13447,7 @@ function unreachable(m, err) {
 
 // src/cluster/certs.ts
 import { createPrivateKey, randomBytes as randomBytes7, X509Certificate } from "node:crypto";
-import { mkdir as mkdir9, open as open3, readdir as readdir3, readFile as readFile8, rename as rename7, stat as stat4, unlink as unlink4 } from "node:fs/promises";
+import { mkdir as mkdir9, open as open3, readdir as readdir3, rename as rename7, stat as stat4, unlink as unlink4 } from "node:fs/promises";
 import { isIP as isIP2 } from "node:net";
 import { join as join14 } from "node:path";
 var CertError = class extends Error {
@@ -13628,16 +13628,7 @@ async function issueCert(ca, opts) {
   const gen = await import("./x509-gen.js");
   return gen.issueLeaf(await gen.signingCA(ca.cert, key), plan);
 }
-async function readPem(file, hint) {
-  try {
-    return await readFile8(file, "utf8");
-  } catch (err) {
-    if (err.code === "ENOENT")
-      throw new CertError(`${file} not found: ${hint}`);
-    throw new CertError(`cannot read ${file}: ${err.message}`);
-  }
-}
-async function readKeyPem(file, hint) {
+async function readPem(file, hint, privateKey = false) {
   let fh;
   try {
     fh = await open3(file, "r");
@@ -13647,7 +13638,7 @@ async function readKeyPem(file, hint) {
     throw new CertError(`cannot read ${file}: ${err.message}`);
   }
   try {
-    const mode = (await fh.stat()).mode & 511;
+    const mode = privateKey ? (await fh.stat()).mode & 511 : 0;
     if (process.platform !== "win32" && mode & 7)
       throw new CertError(
         `${file} is a private key open to every user of this machine (mode 0${mode.toString(8)}): make it private with \`chmod 600 ${shellWord(file)}\``
@@ -13685,7 +13676,7 @@ async function loadTls(dir, name) {
   const certFile = join14(dir, `${name}.pem`);
   const keyFile = join14(dir, `${name}-key.pem`);
   const cert = await readPem(certFile, issueHint);
-  const key = await readKeyPem(keyFile, issueHint);
+  const key = await readPem(keyFile, issueHint, true);
   const parsed = parseCert(cert, certFile);
   checkKeyMatches(parsed, parseKey(key, keyFile), `${certFile} / ${keyFile}`);
   if (!await issuedBy(cert, ca))

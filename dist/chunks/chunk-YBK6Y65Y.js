@@ -1089,17 +1089,13 @@ var GhaStore = class {
       return;
     }
     if (this.ownRestoreFailed) {
-      const again = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore, {
-        quiet: true
-      });
-      if (!("key" in again) && again.failed !== void 0) {
+      const failed = await this.restoreOwn({ quiet: true });
+      if (failed !== void 0) {
         this.warn(
-          `not saving the shard: restoring this slot's entry failed (${again.failed}), and an entry with only this run's results would hide the older ones from later runs; results of this run stay local`
+          `not saving the shard: restoring this slot's entry failed (${failed}), and an entry with only this run's results would hide the older ones from later runs; results of this run stay local`
         );
         return;
       }
-      this.ownRestoreFailed = false;
-      if ("key" in again) for (const d of again.verified) this.verified.add(d);
     }
     const generation = this.generation;
     let stage;
@@ -1321,9 +1317,18 @@ var GhaStore = class {
       );
       return;
     }
-    const own = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore);
+    await this.restoreOwn();
+  }
+  /**
+   * Restores this slot's own entry into the shard; why it failed (not a miss), else undefined.
+   * `ownRestoreFailed` says whether the last attempt failed.
+   */
+  async restoreOwn(opts = {}) {
+    const own = await this.restoreInto(ghaKeyPrefix(this.scope, this.slot), this.shardStore, opts);
     if ("key" in own) for (const d of own.verified) this.verified.add(d);
-    else if (own.failed !== void 0) this.ownRestoreFailed = true;
+    const failed = "key" in own ? void 0 : own.failed;
+    this.ownRestoreFailed = failed !== void 0;
+    return failed;
   }
   async serviceAvailable() {
     const env = this.ctx.env;

@@ -12,7 +12,7 @@ import {
   ghaScopePrefix,
   ghaSuperseded,
   preloadActionsCache
-} from "./chunk-2U7VLWA2.js";
+} from "./chunk-YBK6Y65Y.js";
 import "./chunk-ZSLHDOSL.js";
 import "./chunk-7FDW4MNB.js";
 export {
