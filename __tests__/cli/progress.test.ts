@@ -115,6 +115,19 @@ describe('Progress (plain)', () => {
     ).toBe(true);
   });
 
+  it('grouped: a unit its worker found in the cache after all ends like a job, as cached', () => {
+    const { p, out } = progress({ logOrder: 'grouped' });
+    p.event({ type: 'cached', unit: 'a', worker: 'w1' });
+    p.event({ type: 'started', unit: 'b', worker: 'w2', attempt: 1 });
+    p.output('b', chunk('b1\n'));
+    p.outputEnd('b');
+    p.event({ type: 'cached', unit: 'b', worker: 'w2' });
+    expect(out.text).toBe(
+      'dist-build: a: cached (held by w1)\n[b] b1\ndist-build: b: cached (held by w2)\n',
+    );
+    p.stop();
+  });
+
   it('grouped: what is still held when the run stops is printed', () => {
     const { p, out } = progress({ logOrder: 'grouped' });
     p.event({ type: 'started', unit: 'a', worker: 'w1', attempt: 1 });

@@ -328,6 +328,60 @@ test(
 );
 
 test(
+  'a worker reads its config file again when it changed: a job of the new version runs, a broken file keeps the old one',
+  async () => {
+    const master = await startMaster({ tls: tls.master! });
+    const reports: string[] = [];
+    master.on('report', (_m, r) => reports.push(r.job_id));
+    const root = join(dir, 'tree-w1');
+    mkdirSync(root, { recursive: true });
+    writeFileSync(join(root, 'dist-build.yml'), CONFIG);
+    const logs: string[] = [];
+    const w = await startWorker('w1', { tls: tls.w1! }, logs);
+    await w.registered;
+    const uuid = master.live()[0]!.uuid;
+    const client = workerClient('w1', { tls: tls.master! });
+    const start = (invocation: string, config: string, n: number) =>
+      call<Parameters<typeof client.StartJob>[0], StartJobResponse>(
+        client,
+        client.StartJob,
+        {
+          worker_uuid: uuid,
+          job_id: `j-${n}`,
+          unit: invocation,
+          invocation,
+          definition_digest: definitionDigest(
+            parseConfig(config, join(root, 'dist-build.yml')).invocations.find(
+              (i) => i.name === invocation,
+            )!,
+          ),
+          cache_key: helloKey,
+          deps: [],
+          exclude_inputs: [],
+        },
+        new grpc.Metadata(),
+        T,
+      );
+    // The checkout moves on: hello changed, greet is new.
+    const next = CONFIG.replace('echo hello', 'echo hello again') + '  greet:\n    run: "true"\n';
+    expect((await start('hello', next, 1)).reason).toMatch(/differs from this worker's config/);
+    writeFileSync(join(root, 'dist-build.yml'), next);
+    expect(await start('hello', next, 2)).toEqual({ accepted: true, reason: '' });
+    expect(logs).toContainEqual(expect.stringMatching(/dist-build.yml changed: read it again$/));
+    await until(() => reports.includes('j-2'), 'the report of j-2');
+    // A file that does not load (a checkout half-way): the config read last stays.
+    writeFileSync(join(root, 'dist-build.yml'), 'version: 1\ninvocations: [\n');
+    const refused = await start('other', CONFIG + '  other:\n    run: "true"\n', 3);
+    expect(refused.reason).toMatch(/"other" is not in this worker's config/);
+    expect(logs).toContainEqual(
+      expect.stringMatching(/dist-build.yml changed and cannot be read now .*keeping the config/),
+    );
+    expect(await start('greet', next, 4)).toEqual({ accepted: true, reason: '' });
+  },
+  T,
+);
+
+test(
   'only a master certificate may start jobs on a worker; a wrong token is refused',
   async () => {
     const logs: string[] = [];

@@ -143,6 +143,19 @@ describe.each(['v2', 'v1'] as const)('GhaStore over protocol %s', (version) => {
     expect(committed(srv)).toHaveLength(1);
   });
 
+  it("warm restores the slot's entry before any lookup, once", async () => {
+    const srv = await start();
+    await seed(srv, version);
+    const downloads = () => srv.requests().filter((r) => r.op === 'download').length;
+    const before = downloads();
+    const b = makeStore(srv.env(version));
+    await b.store.warm();
+    expect(downloads()).toBe(before + 1);
+    expect(b.store.stats()).toMatchObject({ restoredEntries: 1 });
+    expect(await b.store.hasResults([key(1)])).toEqual(new Set([key(1)]));
+    expect(downloads()).toBe(before + 1);
+  });
+
   it('uploads nothing on a second flush without new results', async () => {
     const srv = await start();
     const work = join(tmp, 'work');

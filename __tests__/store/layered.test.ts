@@ -292,6 +292,46 @@ describe('LayeredStore', () => {
     expect(await slow.getResult(sha('new'))).not.toBeNull();
   });
 
+  it('peekResults names the keys a slow layer could not settle, and a layer warming up is not left alone', async () => {
+    const b = await slow.putBlob(bytes('output b'));
+    const [there, none, inFast] = [sha('there'), sha('none'), sha('in fast')];
+    await slow.putResult(manifest(there, [b.digest]));
+    const f = await fast.putBlob(bytes('output f'));
+    await fast.putResult(manifest(inFast, [f.digest]));
+    let warmed!: () => void;
+    const ready = new Promise<void>((r) => (warmed = r));
+    const after =
+      <A extends unknown[], R>(fn: (...a: A) => Promise<R>) =>
+      async (...a: A) => {
+        await ready;
+        return fn(...a);
+      };
+    const warming = Object.assign(Object.create(slow) as Store, {
+      kind: 'gha',
+      warm: () => ready,
+      hasResults: after((k: readonly string[]) => slow.hasResults(k)),
+      getResult: after((k: string) => slow.getResult(k)),
+      hasBlobs: after((d: readonly string[]) => slow.hasBlobs(d)),
+      putResult: after((m: ResultManifest) => slow.putResult(m)),
+    });
+    const store = new LayeredStore([fast, warming], { onWarning: (m) => warnings.push(m) });
+    void store.warm();
+    const unsettled = new Set<string>();
+    const found = await store.peekResults([there, none, inFast], { slowLayersMs: 100, unsettled });
+    expect([...found.keys()]).toEqual([inFast]);
+    expect(unsettled).toEqual(new Set([there, none]));
+    // Not left alone: once warm, it answers and takes writes.
+    warmed();
+    expect(await store.getResult(there)).toEqual(manifest(there, [b.digest]));
+    await store.putResult(manifest(sha('new'), [b.digest]));
+    expect(await slow.getResult(sha('new'))).not.toBeNull();
+    expect(warnings).toEqual([]);
+    // Settled now: nothing left unsettled.
+    const again = new Set<string>();
+    await store.peekResults([there, none], { slowLayersMs: 100, unsettled: again });
+    expect(again).toEqual(new Set());
+  });
+
   it('pullBlob brings a blob from the first layer that has it into the first layer, verified', async () => {
     const a = await slow.putBlob(bytes('pulled'));
     const store = new LayeredStore([fast, slow], { onWarning: (m) => warnings.push(m) });

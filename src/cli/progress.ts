@@ -95,10 +95,16 @@ export class Progress {
             ended: false,
           });
         break;
-      case 'cached':
+      case 'cached': {
         this.counts.cached++;
-        if (!this.live) this.print(`${e.unit}: cached (held by ${e.worker})`);
+        const line = `${e.unit}: cached (held by ${e.worker})`;
+        // Found by the worker it was sent to (after the cache query), or by the query itself.
+        const sent = this.running.delete(e.worker + '\0' + e.unit);
+        if (this.live) break;
+        if (sent) this.jobEnded(e.unit, `cached on ${e.worker}`, line);
+        else this.print(line);
         break;
+      }
       case 'built': {
         this.counts.built++;
         this.done(e.worker, e.unit);

@@ -21,6 +21,12 @@ export const CACHE_QUERY_TIMEOUT_MS = 30_000;
  * then (its local hits), so a store that hangs costs a miss there, not every hit.
  */
 export const CACHE_QUERY_REMOTE_BUDGET_MS = 20_000;
+/**
+ * How long a worker waits, before building a unit the cache query could not settle in time (see
+ * `PeekOptions.unsettled`), for its stores to find the result after all: an Actions cache shard
+ * still being restored, a registry that answered too slowly. Past it, the unit is built.
+ */
+export const LATE_HIT_WAIT_MS = 60_000;
 
 export interface Connection {
   type: string;
@@ -64,6 +70,8 @@ export interface JobReport {
   worker_fault: boolean;
   lost_deps: string[];
   command_ms: number;
+  /** Succeeded without running: found in the worker's stores after the cache query. */
+  from_cache?: boolean;
 }
 export interface RunningJob {
   job_id: string;

@@ -902,6 +902,13 @@ export class Run {
       } else {
         this.fail(u, `worker ${workerId} refused it: ${r.reason}; no other worker can take it`);
       }
+    } else if (r.state === 'succeeded' && r.from_cache) {
+      // The worker found it in its stores after all (the cache query could not settle it).
+      u.outputs = r.outputs as OutputEntry[];
+      if (member) u.holders.add(member.uuid);
+      u.workerId = workerId;
+      this.finish(u, 'cached');
+      this.opts.onEvent?.({ type: 'cached', unit: u.unit.id, worker: workerId });
     } else if (r.state === 'succeeded') {
       // A worker whose tree gives the unit another key built it but kept it out of the cache.
       if (r.reason.startsWith('not cached: '))

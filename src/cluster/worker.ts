@@ -21,6 +21,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeSync,
 } from 'node:fs';
 import net from 'node:net';
@@ -28,6 +29,8 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
+import { ConfigError, formatIssue } from '../config/errors.js';
+import { parseConfig } from '../config/load.js';
 import type { Config, InvocationConfig } from '../config/types.js';
 import { CommandExecutor, commandJobSpec } from '../executors/command.js';
 import type { CommandJob } from '../executors/command.js';
@@ -44,6 +47,7 @@ import { processStartTime } from '../store/fsutil.js';
 import {
   CACHE_QUERY_REMOTE_BUDGET_MS,
   call,
+  LATE_HIT_WAIT_MS,
   protocol,
   PROTOCOL,
   type BlobChunk,
@@ -117,6 +121,10 @@ export interface WorkerOptions {
    * set, the worker stops trying to register and calls it; without it, it keeps trying.
    */
   onRefused?: (reason: string) => void;
+  /** What the cache query gives the slower stores (default `CACHE_QUERY_REMOTE_BUDGET_MS`). */
+  cacheQueryBudgetMs?: number;
+  /** How long a job waits for a late cache hit (default `LATE_HIT_WAIT_MS`; see `lateHit`). */
+  lateHitWaitMs?: number;
 }
 
 type Phase = 'preparing' | 'running' | 'saving' | 'done';
@@ -169,7 +177,11 @@ export class WorkerAgent {
   readonly executor: CommandExecutor;
   private readonly log: (m: string) => void;
   private readonly security: Security;
-  private readonly invocations: Map<string, { inv: InvocationConfig; digest: string }>;
+  /** This worker's config: `opts.config`, or the file read again since (see `reloadConfig`). */
+  private config: Config;
+  /** The config file's inode, size and mtime when it was read (see `reloadConfig`). */
+  private configStamp: string;
+  private invocations!: Map<string, { inv: InvocationConfig; digest: string }>;
   private readonly workspace: Workspace;
   private readonly jobs = new Map<string, WorkerJob>();
   private readonly finishedOrder: string[] = [];
@@ -209,7 +221,12 @@ export class WorkerAgent {
   /** The job log directory this worker made (none with `logDir`). */
   private readonly ownLogDir: string | undefined;
   /** Units of this worker's config, by id. */
-  private readonly units: Map<string, Unit>;
+  private units!: Map<string, Unit>;
+  /**
+   * Cache keys the last cache query could not settle in time (a slow store, an Actions cache
+   * shard still being restored): a job for one looks in the stores again first (`lateHit`).
+   */
+  private readonly unsettled = new Set<string>();
   /** The last key check (see `checkKey`): they run one after the other. */
   private keyChecks: Promise<void> = Promise.resolve();
 
@@ -217,11 +234,10 @@ export class WorkerAgent {
     this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
     this.security = opts.security;
     this.slots = Math.max(1, opts.slots ?? 1);
-    this.invocations = new Map(
-      opts.config.invocations.map((inv) => [inv.name, { inv, digest: definitionDigest(inv) }]),
-    );
+    this.config = opts.config;
+    this.configStamp = fileStamp(opts.config.file);
+    this.useConfig(opts.config);
     this.workspace = new Workspace(opts.config.root);
-    this.units = new Map(expandUnits(opts.config).map((u) => [u.id, u]));
     // Job logs serve StreamOutput while this worker lives: in a directory of its own, removed
     // when it stops (and, when it was killed, by the next worker's listen()).
     if (!opts.logDir) {
@@ -255,6 +271,9 @@ export class WorkerAgent {
 
   /** `listen()`, then `join()`. */
   async start(): Promise<void> {
+    // The store's own start-up (an Actions cache shard's download) runs while this worker
+    // registers, not in its first cache query.
+    void this.opts.store.warm?.();
     await this.listen();
     this.join();
   }
@@ -391,7 +410,7 @@ export class WorkerAgent {
   private stats() {
     return collectStats(
       [
-        { name: 'work', path: this.opts.config.root },
+        { name: 'work', path: this.config.root },
         { name: 'cache', path: this.opts.cacheDir },
       ],
       this.runningCount(),
@@ -423,7 +442,7 @@ export class WorkerAgent {
             this.master!.Register,
             {
               member: this.member(),
-              config_digest: configDigest(this.opts.config),
+              config_digest: configDigest(this.config),
               running: this.running(),
               unreported,
             },
@@ -682,11 +701,18 @@ export class WorkerAgent {
       return refuse(
         `addressed to worker ${req.worker_uuid}, this is ${this.uuid || 'unregistered'}`,
       );
-    const known = this.invocations.get(req.invocation);
-    if (!known) return refuse(`invocation "${req.invocation}" is not in this worker's config`);
+    let known = this.invocations.get(req.invocation);
+    // Not as the master has it: the file may have changed since (a pool worker's checkout
+    // updated under it).
+    if (known?.digest !== req.definition_digest && this.reloadConfig())
+      known = this.invocations.get(req.invocation);
+    if (!known)
+      return refuse(
+        `invocation "${req.invocation}" is not in this worker's config (${this.config.file})`,
+      );
     if (known.digest !== req.definition_digest)
       return refuse(
-        `invocation "${req.invocation}" differs from this worker's config (definition ${known.digest.slice(0, 19)}, master sent ${req.definition_digest.slice(0, 19)}; a worker reads ${this.opts.config.file} when it starts: restart it after changing it)`,
+        `invocation "${req.invocation}" differs from this worker's config (definition ${known.digest.slice(0, 19)} in ${this.config.file}, master sent ${req.definition_digest.slice(0, 19)}): the master's config is another version`,
       );
     if (known.inv.run === undefined)
       return refuse(
@@ -739,6 +765,21 @@ export class WorkerAgent {
     /** Why the result is not cached (see `checkKey`). */
     let keyProblem: string | undefined;
     try {
+      const late = await this.lateHit(job);
+      if (late) {
+        report = {
+          ...base,
+          state: 'succeeded',
+          reason: 'found in the cache after the cache query',
+          ended_at: Date.now(),
+          duration_ms: Date.now() - job.startedAt,
+          outputs: late.outputs,
+          from_cache: true,
+        };
+        this.finishJob(job, report);
+        await this.report(report);
+        return;
+      }
       const mode = this.opts.keyCheck ?? 'warn';
       if (mode !== 'off') {
         try {
@@ -753,7 +794,7 @@ export class WorkerAgent {
       await this.prepare(job);
       if (job.stopped) throw new StoppedError(job.stopped);
       job.phase = 'running';
-      const spec = commandJobSpec(job.invocation, { id: job.id, cwd: this.opts.config.root });
+      const spec = commandJobSpec(job.invocation, { id: job.id, cwd: this.config.root });
       // Where and what it runs, for the command's own logs (not part of the cache key).
       Object.assign(spec.env, {
         DIST_BUILD_WORKER: this.workerId,
@@ -783,7 +824,7 @@ export class WorkerAgent {
         job.phase = 'saving';
         const outputs = await saveOutputs(
           this.opts.store,
-          this.opts.config.root,
+          this.config.root,
           job.invocation.outputs,
         );
         await Promise.all(outputs.map((o) => this.workspace.mark(o.path, o.digest)));
@@ -831,10 +872,7 @@ export class WorkerAgent {
       if (!stopped)
         this.log(`worker ${this.workerId}: job ${job.id} (${job.unit}): ${report.reason}`);
     }
-    job.report = report;
-    job.phase = 'done';
-    this.finishedOrder.push(job.id);
-    void this.pruneFinished();
+    this.finishJob(job, report);
     // The outputs' blobs are stored already. The report goes out first (its message leaves in this
     // turn of the event loop); the manifest that makes the result findable by later runs is
     // written right after, and `stop` waits for it before flushing the store. If that write
@@ -858,6 +896,72 @@ export class WorkerAgent {
     await reported;
   }
 
+  private useConfig(config: Config): void {
+    this.config = config;
+    this.invocations = new Map(
+      config.invocations.map((inv) => [inv.name, { inv, digest: definitionDigest(inv) }]),
+    );
+    this.units = new Map(expandUnits(config).map((u) => [u.id, u]));
+  }
+
+  /**
+   * Reads the config file again when it changed since it was read (a long-lived pool worker
+   * whose checkout was updated); whether it did. Its invocations and units are what later jobs
+   * are checked against; the rest (stores, the work tree) stays as the worker started. A file
+   * that does not load now leaves the config as it was (a warning).
+   */
+  private reloadConfig(): boolean {
+    const file = this.config.file;
+    const stamp = fileStamp(file);
+    if (stamp === this.configStamp) return false;
+    this.configStamp = stamp;
+    try {
+      this.useConfig(parseConfig(readFileSync(file, 'utf8'), file));
+      this.log(`worker ${this.workerId}: ${file} changed: read it again`);
+      return true;
+    } catch (err) {
+      const why =
+        err instanceof ConfigError
+          ? err.issues.map(formatIssue).join('; ')
+          : `${file}: ${(err as Error).message}`;
+      this.log(
+        `worker ${this.workerId}: warning: ${file} changed and cannot be read now (${why}): keeping the config it had`,
+      );
+      return false;
+    }
+  }
+
+  private finishJob(job: WorkerJob, report: JobReport): void {
+    job.report = report;
+    job.phase = 'done';
+    this.finishedOrder.push(job.id);
+    void this.pruneFinished();
+  }
+
+  /**
+   * A job whose key the last cache query could not settle in time (see `unsettled`): its result
+   * looked up in the stores again, waiting up to `lateHitWaitMs` for them (a result found in a
+   * slower store is copied into the local one, blobs first). The result, or undefined: build it.
+   */
+  private async lateHit(job: WorkerJob): Promise<ResultManifest | undefined> {
+    if (!this.unsettled.delete(job.cacheKey)) return undefined;
+    const wait = this.opts.lateHitWaitMs ?? LATE_HIT_WAIT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const manifest = await Promise.race([
+      this.opts.store.getResult(job.cacheKey).catch((err: unknown) => {
+        this.log(`warning: ${job.unit}: cache lookup failed: ${(err as Error).message}`);
+        return null;
+      }),
+      new Promise<null>((done) => (timer = setTimeout(() => done(null), wait))),
+    ]).finally(() => clearTimeout(timer));
+    if (!manifest) return undefined;
+    const paths = (list: readonly string[]) => [...new Set(list)].sort().join('\n');
+    if (paths(manifest.outputs.map((o) => o.path)) !== paths(job.invocation.outputs))
+      return undefined;
+    this.log(`worker ${this.workerId}: ${job.unit}: found in the cache after the cache query`);
+    return manifest;
+  }
+
   /**
    * Computes the job's cache key in this worker's own tree (its input files, the master's keys
    * of its dependencies) and throws a `KeyMismatchError` when it is not the key the master sent:
@@ -868,7 +972,7 @@ export class WorkerAgent {
    */
   private checkKey(job: WorkerJob): Promise<void> {
     const check = this.keyChecks.then(async () => {
-      const config = this.opts.config;
+      const config = this.config;
       const unit = this.units.get(job.unit);
       if (!unit) throw new KeyMismatchError(`unit "${job.unit}" is not in this worker's config`);
       const keys = await computeCacheKeys(config, [unit], {
@@ -892,7 +996,7 @@ export class WorkerAgent {
 
   /** Brings every dependency output into the work tree; clears this job's own outputs. */
   private async prepare(job: WorkerJob): Promise<void> {
-    const root = this.opts.config.root;
+    const root = this.config.root;
     for (const dep of job.deps) {
       for (const out of dep.outputs) {
         if ((await this.workspace.held(out.path)) === out.digest) continue;
@@ -1053,7 +1157,15 @@ export class WorkerAgent {
     const store = this.opts.store;
     let found: Map<string, ResultManifest>;
     if (store.peekResults) {
-      found = await store.peekResults(keys, { slowLayersMs: CACHE_QUERY_REMOTE_BUDGET_MS });
+      const unsettled = new Set<string>();
+      found = await store.peekResults(keys, {
+        slowLayersMs: this.opts.cacheQueryBudgetMs ?? CACHE_QUERY_REMOTE_BUDGET_MS,
+        unsettled,
+      });
+      for (const key of keys) {
+        if (unsettled.has(key)) this.unsettled.add(key);
+        else this.unsettled.delete(key);
+      }
     } else {
       found = new Map();
       for (const key of await store.hasResults(keys)) {
@@ -1324,4 +1436,14 @@ function answers(path: string): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/** A file's inode, size and modification time, to tell whether it changed; '' when it is gone. */
+function fileStamp(file: string): string {
+  try {
+    const st = statSync(file);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return '';
+  }
 }

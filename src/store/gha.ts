@@ -450,6 +450,15 @@ export class GhaStore implements Store {
     return preloadActionsCache();
   }
 
+  /**
+   * Restores this slot's shard now (see `Store.warm`), so that a worker's first cache query does
+   * not wait for the whole download. A failure is reported as `open` reports it, and the next
+   * lookup tries again.
+   */
+  async warm(): Promise<void> {
+    await this.open().catch(() => undefined);
+  }
+
   stats(): GhaStoreStats {
     return { ...this.counters };
   }

@@ -26,7 +26,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { mapLimit } from './limit.js';
-import type { BlobInfo, ResultListing, ResultManifest, Store } from './types.js';
+import type { BlobInfo, PeekOptions, ResultListing, ResultManifest, Store } from './types.js';
 import { CorruptBlobError } from './types.js';
 
 export interface LayeredStoreOptions {
@@ -92,6 +92,8 @@ export class LayeredStore implements Store {
   private readonly warned = new Set<string>();
   /** Per layer: until when it is left alone after it let the cache query's deadline pass. */
   private readonly resting: number[];
+  /** Per layer: whether its warm-up (`warm`) is still going on. */
+  private readonly warming: boolean[];
   private readonly since: string;
   private statsWrite: Promise<void> = Promise.resolve();
 
@@ -105,6 +107,7 @@ export class LayeredStore implements Store {
     this.location = layers.map((l) => l.location).join(', ');
     this.onWarning = opts.onWarning ?? (() => {});
     this.resting = layers.map(() => 0);
+    this.warming = layers.map(() => false);
     this.since = new Date().toISOString();
     this.counters = layers.map((l) => ({
       kind: l.kind,
@@ -216,16 +219,19 @@ export class LayeredStore implements Store {
    */
   async peekResults(
     cacheKeys: readonly string[],
-    { slowLayersMs }: { slowLayersMs?: number } = {},
+    { slowLayersMs, unsettled }: PeekOptions = {},
   ): Promise<Map<string, ResultManifest>> {
     const found = new Map<string, ResultManifest>();
     let rest = [...new Set(cacheKeys)];
     // The layers after the first share one deadline: past it, what is found so far is the answer
     // (a slow store is a miss there, not a lost answer). Their requests are left to end. A layer
-    // with one request unanswered for most of the budget hangs: it is left alone for a while.
+    // with one request unanswered for most of the budget hangs: it is left alone for a while;
+    // not one still warming up (an Actions cache shard being restored), which is only slow once.
     const deadline = slowLayersMs === undefined ? undefined : Date.now() + slowLayersMs;
     const late = () => deadline !== undefined && Date.now() >= deadline;
-    const read = <T>(i: number, what: string, fn: () => Promise<T>): Promise<T | null> =>
+    /** Keys a layer was not asked about in time: unsettled, unless a later layer has them. */
+    const cut = new Set<string>();
+    const read = <T>(i: number, what: string, keys: readonly string[], fn: () => Promise<T>) =>
       i === 0 || deadline === undefined
         ? this.tryRead(i, what, fn)
         : this.tryRead(i, what, async () => {
@@ -233,7 +239,10 @@ export class LayeredStore implements Store {
             try {
               return await beforeDeadline(fn(), deadline, slowLayersMs!);
             } catch (err) {
-              if (err instanceof DeadlineError && Date.now() - started >= slowLayersMs! / 2) {
+              if (!(err instanceof DeadlineError)) throw err;
+              for (const k of keys) cut.add(k);
+              if (this.warming[i]) return null;
+              if (Date.now() - started >= slowLayersMs! / 2) {
                 this.resting[i] = Date.now() + REST_MS;
                 throw new DeadlineError(`${err.message}; left alone for ${REST_MS / 1000} s`);
               }
@@ -241,19 +250,26 @@ export class LayeredStore implements Store {
             }
           });
     for (let i = 0; i < this.layers.length && rest.length > 0; i++) {
-      if (i > 0 && late()) break;
+      if (i > 0 && late()) {
+        if (!this.isResting(i, true)) for (const k of rest) cut.add(k);
+        continue;
+      }
       const layer = this.layers[i]!;
-      const have = await read(i, 'results', () => layer.hasResults(rest));
+      const have = await read(i, 'results', rest, () => layer.hasResults(rest));
       const candidates = rest.filter((k) => have?.has(k));
       this.counters[i]!.results.misses += rest.length - candidates.length;
       await mapLimit(candidates, PEEK_CONCURRENCY, async (key) => {
-        let manifest =
-          i > 0 && late() ? null : await read(i, `result ${key}`, () => layer.getResult(key));
+        if (i > 0 && late()) {
+          cut.add(key);
+          this.counters[i]!.results.misses++;
+          return;
+        }
+        let manifest = await read(i, `result ${key}`, [key], () => layer.getResult(key));
         if (manifest && i > 0) {
           const digests = blobsOf(manifest);
           const held = late()
-            ? null
-            : await read(i, `blobs of result ${key}`, () => layer.hasBlobs(digests));
+            ? (cut.add(key), null)
+            : await read(i, `blobs of result ${key}`, [key], () => layer.hasBlobs(digests));
           if (!held || digests.some((d) => !held.has(d))) manifest = null;
         }
         if (manifest) {
@@ -265,7 +281,28 @@ export class LayeredStore implements Store {
       });
       rest = rest.filter((k) => !found.has(k));
     }
+    if (unsettled) for (const k of cut) if (!found.has(k)) unsettled.add(k);
     return found;
+  }
+
+  /**
+   * Starts every layer's warm-up (see `Store.warm`); a layer warming up is not left alone for
+   * missing the cache query's deadline. Resolves when all are done.
+   */
+  async warm(): Promise<void> {
+    await Promise.all(
+      this.layers.map(async (layer, i) => {
+        if (!layer.warm) return;
+        this.warming[i] = true;
+        try {
+          await layer.warm();
+        } catch {
+          // warm never throws; a store that does anyway is only not warmed up
+        } finally {
+          this.warming[i] = false;
+        }
+      }),
+    );
   }
 
   /**
@@ -508,8 +545,9 @@ export class LayeredStore implements Store {
   }
 
   /** Whether layer `i` is left alone now (counted as an error, reported once). */
-  private isResting(i: number): boolean {
+  private isResting(i: number, quiet = false): boolean {
     if (i === 0 || Date.now() >= this.resting[i]!) return false;
+    if (quiet) return true;
     this.warn(
       i,
       'use',

@@ -113,6 +113,7 @@ export class SignedStore implements Store {
   readonly location: string;
   readonly listResults?: (prefix?: string) => AsyncIterable<ResultListing>;
   readonly flush?: () => Promise<void>;
+  readonly warm?: () => Promise<void>;
   readonly tempDir?: () => Promise<string>;
   readonly adoptBlobFile?: (file: string, digest: string) => Promise<BlobInfo>;
   readonly adoptReadsOnly?: boolean;
@@ -133,6 +134,7 @@ export class SignedStore implements Store {
     this.onWarning = opts.onWarning ?? (() => {});
     if (inner.listResults) this.listResults = (prefix) => inner.listResults!(prefix);
     if (inner.flush) this.flush = () => inner.flush!();
+    if (inner.warm) this.warm = () => inner.warm!();
     // Blobs are not signed: the single-pass save (pack into tempDir, then adopt) passes through.
     if (inner.tempDir && inner.adoptBlobFile) {
       this.tempDir = () => inner.tempDir!();

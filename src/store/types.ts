@@ -72,6 +72,20 @@ export interface ResultManifest {
 /** Opens a blob by digest; `null` when it does not exist. */
 export type BlobOpener = (digest: string) => Promise<NodeJS.ReadableStream | Readable | null>;
 
+/** Options of `Store.peekResults`. */
+export interface PeekOptions {
+  /**
+   * What the layers after the first get, in all: past it, what was found so far is the answer (a
+   * slow store is a miss there, not a lost answer).
+   */
+  slowLayersMs?: number;
+  /**
+   * Filled with the keys found nowhere that a layer could not be asked about in time (the
+   * deadline passed, or the layer was still warming up): a later `getResult` may still find them.
+   */
+  unsettled?: Set<string>;
+}
+
 export interface Store {
   /** Backend name: `'local'`. */
   readonly kind: string;
@@ -114,6 +128,12 @@ export interface Store {
    */
   prepare?(): Promise<void>;
   /**
+   * Starts what the store needs before its first lookup can be answered (the Actions cache
+   * restores this slot's shard), and resolves when that is done. A worker calls it as it starts,
+   * without waiting, so the restore runs while it registers. Never throws.
+   */
+  warm?(): Promise<void>;
+  /**
    * Sends out what a backend buffers (the Actions cache packs a worker's blobs into one entry);
    * called when a worker leaves. Optional: stores that write through have nothing to do.
    */
@@ -128,7 +148,7 @@ export interface Store {
    */
   peekResults?(
     cacheKeys: readonly string[],
-    opts?: { slowLayersMs?: number },
+    opts?: PeekOptions,
   ): Promise<Map<string, ResultManifest>>;
   /**
    * Layered stores: brings blob `digest` into the first (local) layer from the first layer that
