@@ -1662,6 +1662,14 @@ var init_gha = __esm({
       prepare() {
         return preloadActionsCache();
       }
+      /**
+       * Restores this slot's shard now (see `Store.warm`), so that a worker's first cache query does
+       * not wait for the whole download. A failure is reported as `open` reports it, and the next
+       * lookup tries again.
+       */
+      async warm() {
+        await this.open().catch(() => void 0);
+      }
       stats() {
         return { ...this.counters };
       }
@@ -9083,6 +9091,7 @@ var LayeredStore = class {
     this.onWarning = opts.onWarning ?? (() => {
     });
     this.resting = layers.map(() => 0);
+    this.warming = layers.map(() => false);
     this.since = (/* @__PURE__ */ new Date()).toISOString();
     this.counters = layers.map((l) => ({
       kind: l.kind,
@@ -9121,6 +9130,8 @@ var LayeredStore = class {
   warned = /* @__PURE__ */ new Set();
   /** Per layer: until when it is left alone after it let the cache query's deadline pass. */
   resting;
+  /** Per layer: whether its warm-up (`warm`) is still going on. */
+  warming;
   since;
   statsWrite = Promise.resolve();
   async hasBlobs(digests) {
@@ -9198,17 +9209,21 @@ var LayeredStore = class {
    * manifests found. A result whose layer does not hold all its blobs is a miss there. Counted as
    * `getResult` is: a hit in the layer that answers, a miss in each layer before.
    */
-  async peekResults(cacheKeys, { slowLayersMs } = {}) {
+  async peekResults(cacheKeys, { slowLayersMs, unsettled } = {}) {
     const found = /* @__PURE__ */ new Map();
     let rest = [...new Set(cacheKeys)];
     const deadline = slowLayersMs === void 0 ? void 0 : Date.now() + slowLayersMs;
     const late = () => deadline !== void 0 && Date.now() >= deadline;
-    const read = (i, what, fn) => i === 0 || deadline === void 0 ? this.tryRead(i, what, fn) : this.tryRead(i, what, async () => {
+    const cut = /* @__PURE__ */ new Set();
+    const read = (i, what, keys, fn) => i === 0 || deadline === void 0 ? this.tryRead(i, what, fn) : this.tryRead(i, what, async () => {
       const started = Date.now();
       try {
         return await beforeDeadline(fn(), deadline, slowLayersMs);
       } catch (err) {
-        if (err instanceof DeadlineError && Date.now() - started >= slowLayersMs / 2) {
+        if (!(err instanceof DeadlineError)) throw err;
+        for (const k of keys) cut.add(k);
+        if (this.warming[i]) return null;
+        if (Date.now() - started >= slowLayersMs / 2) {
           this.resting[i] = Date.now() + REST_MS;
           throw new DeadlineError(`${err.message}; left alone for ${REST_MS / 1e3} s`);
         }
@@ -9216,16 +9231,24 @@ var LayeredStore = class {
       }
     });
     for (let i = 0; i < this.layers.length && rest.length > 0; i++) {
-      if (i > 0 && late()) break;
+      if (i > 0 && late()) {
+        if (!this.isResting(i, true)) for (const k of rest) cut.add(k);
+        continue;
+      }
       const layer = this.layers[i];
-      const have = await read(i, "results", () => layer.hasResults(rest));
+      const have = await read(i, "results", rest, () => layer.hasResults(rest));
       const candidates = rest.filter((k) => have?.has(k));
       this.counters[i].results.misses += rest.length - candidates.length;
       await mapLimit(candidates, PEEK_CONCURRENCY, async (key) => {
-        let manifest = i > 0 && late() ? null : await read(i, `result ${key}`, () => layer.getResult(key));
+        if (i > 0 && late()) {
+          cut.add(key);
+          this.counters[i].results.misses++;
+          return;
+        }
+        let manifest = await read(i, `result ${key}`, [key], () => layer.getResult(key));
         if (manifest && i > 0) {
           const digests = blobsOf(manifest);
-          const held = late() ? null : await read(i, `blobs of result ${key}`, () => layer.hasBlobs(digests));
+          const held = late() ? (cut.add(key), null) : await read(i, `blobs of result ${key}`, [key], () => layer.hasBlobs(digests));
           if (!held || digests.some((d) => !held.has(d))) manifest = null;
         }
         if (manifest) {
@@ -9237,7 +9260,28 @@ var LayeredStore = class {
       });
       rest = rest.filter((k) => !found.has(k));
     }
+    if (unsettled) {
+      for (const k of cut) if (!found.has(k)) unsettled.add(k);
+    }
     return found;
+  }
+  /**
+   * Starts every layer's warm-up (see `Store.warm`); a layer warming up is not left alone for
+   * missing the cache query's deadline. Resolves when all are done.
+   */
+  async warm() {
+    await Promise.all(
+      this.layers.map(async (layer, i) => {
+        if (!layer.warm) return;
+        this.warming[i] = true;
+        try {
+          await layer.warm();
+        } catch {
+        } finally {
+          this.warming[i] = false;
+        }
+      })
+    );
   }
   /**
    * Copies blob `digest` into the faster layers from the first layer that has it (verified on the
@@ -9462,8 +9506,9 @@ var LayeredStore = class {
     else this.warn(i, `${verb}${what}`, err.message);
   }
   /** Whether layer `i` is left alone now (counted as an error, reported once). */
-  isResting(i) {
+  isResting(i, quiet = false) {
     if (i === 0 || Date.now() >= this.resting[i]) return false;
+    if (quiet) return true;
     this.warn(
       i,
       "use",
@@ -9582,6 +9627,7 @@ var SignedStore = class {
     });
     if (inner.listResults) this.listResults = (prefix) => inner.listResults(prefix);
     if (inner.flush) this.flush = () => inner.flush();
+    if (inner.warm) this.warm = () => inner.warm();
     if (inner.tempDir && inner.adoptBlobFile) {
       this.tempDir = () => inner.tempDir();
       this.adoptBlobFile = (file, digest) => inner.adoptBlobFile(file, digest);
@@ -9593,6 +9639,7 @@ var SignedStore = class {
   location;
   listResults;
   flush;
+  warm;
   tempDir;
   adoptBlobFile;
   adoptReadsOnly;
@@ -9888,6 +9935,10 @@ message JobReport {
   // The command's own time (spawn to exit), fractional ms; 0 when it did not run. duration_ms
   // also counts the worker's work around it.
   double command_ms = 17;
+  // Succeeded without running: the worker found the result in its stores after all (one the
+  // master's cache query could not settle in time, such as an Actions cache shard still being
+  // restored). The unit is cached, not built.
+  bool from_cache = 18;
 }
 
 message RunningJob {
@@ -10128,6 +10179,7 @@ var PROTOCOL = "grpc.v1";
 var MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 var CACHE_QUERY_TIMEOUT_MS = 3e4;
 var CACHE_QUERY_REMOTE_BUDGET_MS = 2e4;
+var LATE_HIT_WAIT_MS = 6e4;
 var loaded;
 function protocol() {
   if (loaded) return loaded;
@@ -10837,6 +10889,7 @@ import {
   readdirSync as readdirSync3,
   readFileSync as readFileSync4,
   rmSync,
+  statSync as statSync3,
   writeSync as writeSync2
 } from "node:fs";
 import net from "node:net";
@@ -11534,11 +11587,10 @@ var WorkerAgent = class {
 `));
     this.security = opts.security;
     this.slots = Math.max(1, opts.slots ?? 1);
-    this.invocations = new Map(
-      opts.config.invocations.map((inv) => [inv.name, { inv, digest: definitionDigest(inv) }])
-    );
+    this.config = opts.config;
+    this.configStamp = fileStamp(opts.config.file);
+    this.useConfig(opts.config);
     this.workspace = new Workspace(opts.config.root);
-    this.units = new Map(expandUnits(opts.config).map((u) => [u.id, u]));
     if (!opts.logDir) {
       this.ownLogDir = join12(
         os2.tmpdir(),
@@ -11562,6 +11614,10 @@ var WorkerAgent = class {
   executor;
   log;
   security;
+  /** This worker's config: `opts.config`, or the file read again since (see `reloadConfig`). */
+  config;
+  /** The config file's inode, size and mtime when it was read (see `reloadConfig`). */
+  configStamp;
   invocations;
   workspace;
   jobs = /* @__PURE__ */ new Map();
@@ -11603,6 +11659,11 @@ var WorkerAgent = class {
   ownLogDir;
   /** Units of this worker's config, by id. */
   units;
+  /**
+   * Cache keys the last cache query could not settle in time (a slow store, an Actions cache
+   * shard still being restored): a job for one looks in the stores again first (`lateHit`).
+   */
+  unsettled = /* @__PURE__ */ new Set();
   /** The last key check (see `checkKey`): they run one after the other. */
   keyChecks = Promise.resolve();
   get id() {
@@ -11614,6 +11675,7 @@ var WorkerAgent = class {
   }
   /** `listen()`, then `join()`. */
   async start() {
+    void this.opts.store.warm?.();
     await this.listen();
     this.join();
   }
@@ -11737,7 +11799,7 @@ var WorkerAgent = class {
   stats() {
     return collectStats(
       [
-        { name: "work", path: this.opts.config.root },
+        { name: "work", path: this.config.root },
         { name: "cache", path: this.opts.cacheDir }
       ],
       this.runningCount(),
@@ -11764,7 +11826,7 @@ var WorkerAgent = class {
             this.master.Register,
             {
               member: this.member(),
-              config_digest: configDigest(this.opts.config),
+              config_digest: configDigest(this.config),
               running: this.running(),
               unreported
             },
@@ -12000,11 +12062,16 @@ var WorkerAgent = class {
       return refuse(
         `addressed to worker ${req.worker_uuid}, this is ${this.uuid || "unregistered"}`
       );
-    const known = this.invocations.get(req.invocation);
-    if (!known) return refuse(`invocation "${req.invocation}" is not in this worker's config`);
+    let known = this.invocations.get(req.invocation);
+    if (known?.digest !== req.definition_digest && this.reloadConfig())
+      known = this.invocations.get(req.invocation);
+    if (!known)
+      return refuse(
+        `invocation "${req.invocation}" is not in this worker's config (${this.config.file})`
+      );
     if (known.digest !== req.definition_digest)
       return refuse(
-        `invocation "${req.invocation}" differs from this worker's config (definition ${known.digest.slice(0, 19)}, master sent ${req.definition_digest.slice(0, 19)}; a worker reads ${this.opts.config.file} when it starts: restart it after changing it)`
+        `invocation "${req.invocation}" differs from this worker's config (definition ${known.digest.slice(0, 19)} in ${this.config.file}, master sent ${req.definition_digest.slice(0, 19)}): the master's config is another version`
       );
     if (known.inv.run === void 0)
       return refuse(
@@ -12054,6 +12121,21 @@ var WorkerAgent = class {
     let result;
     let keyProblem;
     try {
+      const late = await this.lateHit(job);
+      if (late) {
+        report = {
+          ...base,
+          state: "succeeded",
+          reason: "found in the cache after the cache query",
+          ended_at: Date.now(),
+          duration_ms: Date.now() - job.startedAt,
+          outputs: late.outputs,
+          from_cache: true
+        };
+        this.finishJob(job, report);
+        await this.report(report);
+        return;
+      }
       const mode = this.opts.keyCheck ?? "warn";
       if (mode !== "off") {
         try {
@@ -12067,7 +12149,7 @@ var WorkerAgent = class {
       await this.prepare(job);
       if (job.stopped) throw new StoppedError(job.stopped);
       job.phase = "running";
-      const spec = commandJobSpec(job.invocation, { id: job.id, cwd: this.opts.config.root });
+      const spec = commandJobSpec(job.invocation, { id: job.id, cwd: this.config.root });
       Object.assign(spec.env, {
         DIST_BUILD_WORKER: this.workerId,
         DIST_BUILD_UNIT: job.unit,
@@ -12096,7 +12178,7 @@ var WorkerAgent = class {
         job.phase = "saving";
         const outputs = await saveOutputs(
           this.opts.store,
-          this.opts.config.root,
+          this.config.root,
           job.invocation.outputs
         );
         await Promise.all(outputs.map((o) => this.workspace.mark(o.path, o.digest)));
@@ -12136,10 +12218,7 @@ var WorkerAgent = class {
       if (!stopped)
         this.log(`worker ${this.workerId}: job ${job.id} (${job.unit}): ${report.reason}`);
     }
-    job.report = report;
-    job.phase = "done";
-    this.finishedOrder.push(job.id);
-    void this.pruneFinished();
+    this.finishJob(job, report);
     const reported = this.report(report);
     if (result) {
       const manifest = result;
@@ -12154,6 +12233,65 @@ var WorkerAgent = class {
     }
     await reported;
   }
+  useConfig(config) {
+    this.config = config;
+    this.invocations = new Map(
+      config.invocations.map((inv) => [inv.name, { inv, digest: definitionDigest(inv) }])
+    );
+    this.units = new Map(expandUnits(config).map((u) => [u.id, u]));
+  }
+  /**
+   * Reads the config file again when it changed since it was read (a long-lived pool worker
+   * whose checkout was updated); whether it did. Its invocations and units are what later jobs
+   * are checked against; the rest (stores, the work tree) stays as the worker started. A file
+   * that does not load now leaves the config as it was (a warning).
+   */
+  reloadConfig() {
+    const file = this.config.file;
+    const stamp = fileStamp(file);
+    if (stamp === this.configStamp) return false;
+    this.configStamp = stamp;
+    try {
+      this.useConfig(parseConfig(readFileSync4(file, "utf8"), file));
+      this.log(`worker ${this.workerId}: ${file} changed: read it again`);
+      return true;
+    } catch (err) {
+      const why = err instanceof ConfigError ? err.issues.map(formatIssue).join("; ") : `${file}: ${err.message}`;
+      this.log(
+        `worker ${this.workerId}: warning: ${file} changed and cannot be read now (${why}): keeping the config it had`
+      );
+      return false;
+    }
+  }
+  finishJob(job, report) {
+    job.report = report;
+    job.phase = "done";
+    this.finishedOrder.push(job.id);
+    void this.pruneFinished();
+  }
+  /**
+   * A job whose key the last cache query could not settle in time (see `unsettled`): its result
+   * looked up in the stores again, waiting up to `lateHitWaitMs` for them (a result found in a
+   * slower store is copied into the local one, blobs first). The result, or undefined: build it.
+   */
+  async lateHit(job) {
+    if (!this.unsettled.delete(job.cacheKey)) return void 0;
+    const wait = this.opts.lateHitWaitMs ?? LATE_HIT_WAIT_MS;
+    let timer;
+    const manifest = await Promise.race([
+      this.opts.store.getResult(job.cacheKey).catch((err) => {
+        this.log(`warning: ${job.unit}: cache lookup failed: ${err.message}`);
+        return null;
+      }),
+      new Promise((done) => timer = setTimeout(() => done(null), wait))
+    ]).finally(() => clearTimeout(timer));
+    if (!manifest) return void 0;
+    const paths = (list) => [...new Set(list)].sort().join("\n");
+    if (paths(manifest.outputs.map((o) => o.path)) !== paths(job.invocation.outputs))
+      return void 0;
+    this.log(`worker ${this.workerId}: ${job.unit}: found in the cache after the cache query`);
+    return manifest;
+  }
   /**
    * Computes the job's cache key in this worker's own tree (its input files, the master's keys
    * of its dependencies) and throws a `KeyMismatchError` when it is not the key the master sent:
@@ -12164,7 +12302,7 @@ var WorkerAgent = class {
    */
   checkKey(job) {
     const check = this.keyChecks.then(async () => {
-      const config = this.opts.config;
+      const config = this.config;
       const unit = this.units.get(job.unit);
       if (!unit) throw new KeyMismatchError(`unit "${job.unit}" is not in this worker's config`);
       const keys = await computeCacheKeys(config, [unit], {
@@ -12184,7 +12322,7 @@ var WorkerAgent = class {
   }
   /** Brings every dependency output into the work tree; clears this job's own outputs. */
   async prepare(job) {
-    const root = this.opts.config.root;
+    const root = this.config.root;
     for (const dep of job.deps) {
       for (const out of dep.outputs) {
         if (await this.workspace.held(out.path) === out.digest) continue;
@@ -12328,7 +12466,15 @@ var WorkerAgent = class {
     const store = this.opts.store;
     let found;
     if (store.peekResults) {
-      found = await store.peekResults(keys, { slowLayersMs: CACHE_QUERY_REMOTE_BUDGET_MS });
+      const unsettled = /* @__PURE__ */ new Set();
+      found = await store.peekResults(keys, {
+        slowLayersMs: this.opts.cacheQueryBudgetMs ?? CACHE_QUERY_REMOTE_BUDGET_MS,
+        unsettled
+      });
+      for (const key of keys) {
+        if (unsettled.has(key)) this.unsettled.add(key);
+        else this.unsettled.delete(key);
+      }
     } else {
       found = /* @__PURE__ */ new Map();
       for (const key of await store.hasResults(keys)) {
@@ -12519,6 +12665,14 @@ function answers(path) {
     });
     socket.once("error", () => resolve5(false));
   });
+}
+function fileStamp(file) {
+  try {
+    const st = statSync3(file);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return "";
+  }
 }
 
 // src/cluster/scheduler.ts
@@ -13198,6 +13352,12 @@ var Run = class {
       } else {
         this.fail(u, `worker ${workerId} refused it: ${r.reason}; no other worker can take it`);
       }
+    } else if (r.state === "succeeded" && r.from_cache) {
+      u.outputs = r.outputs;
+      if (member) u.holders.add(member.uuid);
+      u.workerId = workerId;
+      this.finish(u, "cached");
+      this.opts.onEvent?.({ type: "cached", unit: u.unit.id, worker: workerId });
     } else if (r.state === "succeeded") {
       if (r.reason.startsWith("not cached: "))
         this.warn(`worker ${workerId} built ${u.unit.id}, ${r.reason}`);

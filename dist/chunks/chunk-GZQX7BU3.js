@@ -932,6 +932,14 @@ var GhaStore = class {
   prepare() {
     return preloadActionsCache();
   }
+  /**
+   * Restores this slot's shard now (see `Store.warm`), so that a worker's first cache query does
+   * not wait for the whole download. A failure is reported as `open` reports it, and the next
+   * lookup tries again.
+   */
+  async warm() {
+    await this.open().catch(() => void 0);
+  }
   stats() {
     return { ...this.counters };
   }

@@ -12,7 +12,7 @@ import {
   ghaScopePrefix,
   ghaSuperseded,
   preloadActionsCache
-} from "./chunk-YBK6Y65Y.js";
+} from "./chunk-GZQX7BU3.js";
 import "./chunk-ZSLHDOSL.js";
 import "./chunk-7FDW4MNB.js";
 export {
