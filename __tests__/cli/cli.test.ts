@@ -54,6 +54,13 @@ describe('dist-build CLI', () => {
     }
   });
 
+  it("worker --help gives the default id as the worker computes it (every store kind, not 'local')", async () => {
+    const r = await cli('worker', '--help');
+    expect(r.code).toBe(0);
+    expect(r.out.replace(/\s+/g, ' ')).toMatch(/default <host>-command-<stores>/);
+    expect(r.out).not.toMatch(/default <host>-command-local\)/);
+  });
+
   it('rejects an unknown command or option with exit code 2', async () => {
     expect((await cli('frobnicate')).code).toBe(2);
     const r = await cli('plan', '--bogus');

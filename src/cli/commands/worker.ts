@@ -62,7 +62,10 @@ export function registerWorker(program: Command): void {
       "local cache store (default: the config's first local store, else <config dir>/.dist-build/cache)",
     )
     .option('--no-remote-cache', NO_REMOTE_CACHE_HELP)
-    .option('--id <id>', 'worker id (default <host>-command-local)')
+    .option(
+      '--id <id>',
+      'worker id (default <host>-command-<stores>, the kinds of store it uses joined by +: build-7-command-local, or build-7-command-local+gha with a gha store)',
+    )
     .option('--slots <n>', 'invocations run at once', '1')
     .option('--label <label>', 'a label invocations can require (repeatable)', collect, [])
     .option(
