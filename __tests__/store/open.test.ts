@@ -108,6 +108,18 @@ describe('openStore', () => {
     expect(JSON.stringify(c.cache)).not.toContain('line');
   });
 
+  it('names the config file as the loader does (the path given, not the absolute one)', async () => {
+    const c = parseConfig(
+      'version: 1\ninvocations:\n  lib: {run: make}\ncache:\n  stores:\n    - type: registry\n      ref: localhost:5000/x\n      chunk-size: 1KB\n',
+      join(dir, 'dist-build.yml'),
+      'dist-build.yml',
+    );
+    const err = (await checkStores(c).catch((e: unknown) => e)) as ConfigError;
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.issues).toEqual([expect.objectContaining({ file: 'dist-build.yml', line: 8 })]);
+    expect(err.message).toMatch(/^1 problem in dist-build\.yml:\n {2}dist-build\.yml:8:/);
+  });
+
   it("reports every store's problems at once, each prefixed once", async () => {
     const c = config(
       'cache:\n  stores:\n    - type: registry\n      chunk-size: 1KB\n    - type: gha\n      scope: ""\n',

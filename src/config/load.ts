@@ -716,7 +716,7 @@ function buildCache(raw: Raw | undefined, loc: Locator, issues: ConfigIssue[]): 
         return [key, { line: p.line, col: p.col }];
       }),
     );
-    return { line, col, options };
+    return { file: loc.file, line, col, options };
   });
   Object.defineProperty(cache, 'locations', { value: locations, enumerable: false });
   const sign = raw?.sign as Raw | undefined;

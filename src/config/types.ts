@@ -92,6 +92,8 @@ export interface FilePosition {
 }
 
 export interface StoreLocation extends FilePosition {
+  /** The config file as its problems name it: the path the user gave, like the loader's own. */
+  file: string;
   options: Record<string, FilePosition>;
 }
 

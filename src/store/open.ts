@@ -166,7 +166,8 @@ export async function openStores(
       const optionAt = option !== undefined ? where?.options[option] : undefined;
       const at = optionAt ?? where;
       problems.push({
-        file: config.file,
+        // As the loader names it (the path given, not the absolute one).
+        file: where?.file ?? config.file,
         line: at?.line ?? 0,
         col: at?.col ?? 0,
         path: index < 0 ? 'cache' : `cache.stores[${index}]${optionAt ? `.${option}` : ''}`,
