@@ -15,6 +15,7 @@ import {
   ghaNewKey,
   ghaSuperseded,
 } from '../../src/store/gha.js';
+import { StoreOptionsError } from '../../src/store/errors.js';
 import type { GhaCacheEntry } from '../../src/store/gha-api.js';
 import { RESULT_FORMAT } from '../../src/store/types.js';
 import { startActionsCacheServer } from '../fixtures/actions-cache-server.js';
@@ -105,10 +106,10 @@ describe('createGhaStore', () => {
   });
 
   it('rejects options of the wrong type', () => {
-    expect(() => createGhaStore({ scope: 3 }, ctx())).toThrow(TypeError);
-    expect(() => createGhaStore({ slots: [1] }, ctx())).toThrow(TypeError);
-    expect(() => createGhaStore({ retainDays: -1 }, ctx())).toThrow(TypeError);
-    expect(() => createGhaStore({ dir: '' }, ctx())).toThrow(TypeError);
+    expect(() => createGhaStore({ scope: 3 }, ctx())).toThrow(StoreOptionsError);
+    expect(() => createGhaStore({ slots: [1] }, ctx())).toThrow(StoreOptionsError);
+    expect(() => createGhaStore({ retainDays: -1 }, ctx())).toThrow(StoreOptionsError);
+    expect(() => createGhaStore({ dir: '' }, ctx())).toThrow(StoreOptionsError);
   });
 });
 

@@ -120,6 +120,26 @@ describe('openStore', () => {
     expect(err.message).toMatch(/^1 problem in dist-build\.yml:\n {2}dist-build\.yml:8:/);
   });
 
+  it("points at a gha option's own line, and names the config file as the loader does", async () => {
+    const c = parseConfig(
+      'version: 1\ninvocations:\n  lib: {run: make}\ncache:\n  stores:\n    - type: gha\n      scope: main\n      retain-days: -1\n',
+      join(dir, 'dist-build.yml'),
+      'dist-build.yml',
+    );
+    const err = (await checkStores(c).catch((e: unknown) => e)) as ConfigError;
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.issues).toEqual([
+      expect.objectContaining({
+        file: 'dist-build.yml',
+        line: 8,
+        path: 'cache.stores[0].retain-days',
+      }),
+    ]);
+    expect(err.message).toMatch(
+      /^1 problem in dist-build\.yml:\n {2}dist-build\.yml:8:\d+: cache\.stores\[0\]\.retain-days: gha store: retain-days: must be a non-negative number$/,
+    );
+  });
+
   it("reports every store's problems at once, each prefixed once", async () => {
     const c = config(
       'cache:\n  stores:\n    - type: registry\n      chunk-size: 1KB\n    - type: gha\n      scope: ""\n',

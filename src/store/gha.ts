@@ -1273,8 +1273,8 @@ async function linkOrCopy(src: string, dest: string): Promise<void> {
  * Options (all optional): `dir` (shard directory, relative to the config root; default
  * `.dist-build/gha/<slot>`), `scope` (key namespace, default `default`), `slots` (other worker
  * ids whose shards may be read on a miss: an array or a comma-separated string), `retain-days`
- * (default 7; `retainDays` is accepted too). Unknown options are a `StoreOptionsError`, wrong
- * types a `TypeError`.
+ * (default 7; `retainDays` is accepted too). Unknown options and wrong values are a
+ * `StoreOptionsError` naming the option, so that the config error points at its line.
  */
 export function createGhaStore(options: Record<string, unknown>, ctx: StoreContext): GhaStore {
   if (typeof ctx.slot !== 'string' || ctx.slot === '') {
@@ -1294,18 +1294,19 @@ export function createGhaStore(options: Record<string, unknown>, ctx: StoreConte
     throw new StoreOptionsError('give retain-days or retainDays, not both', 'retainDays');
   const retainDays = options['retain-days'] ?? options.retainDays ?? 7;
   if (dir !== undefined && (typeof dir !== 'string' || dir === '')) {
-    throw new TypeError('option dir must be a non-empty string');
+    throw new StoreOptionsError('dir: must be a non-empty string', 'dir');
   }
   if (typeof scope !== 'string' || scope === '') {
-    throw new TypeError('option scope must be a non-empty string');
+    throw new StoreOptionsError('scope: must be a non-empty string', 'scope');
   }
   const slotList =
     typeof slots === 'string' ? slots.split(',').map((s) => s.trim()) : (slots as unknown[]);
   if (!Array.isArray(slotList) || slotList.some((s) => typeof s !== 'string')) {
-    throw new TypeError('option slots must be a list of worker ids');
+    throw new StoreOptionsError('slots: must be a list of worker ids', 'slots');
   }
   if (typeof retainDays !== 'number' || !(retainDays >= 0)) {
-    throw new TypeError('option retain-days must be a non-negative number');
+    const option = options['retain-days'] !== undefined ? 'retain-days' : 'retainDays';
+    throw new StoreOptionsError(`${option}: must be a non-negative number`, option);
   }
   const others = [...new Set(slotList as string[])].filter((s) => s !== '' && s !== ctx.slot);
   return new GhaStore(
