@@ -281,6 +281,37 @@ describe('computeCacheKeys', () => {
     expect(globChanged.gen).not.toBe(glob.gen);
   });
 
+  it("never takes the config's own store directories in the tree as inputs", async () => {
+    // A local store (and a gha shard) kept in the tree, outside .dist-build: each result saved
+    // writes there, so a tools/** that took them would never give the same key twice.
+    const keyed = async (files: Record<string, string>) => {
+      const dir = checkout({ ...TREE, ...files });
+      const config: Config = {
+        ...makeConfig(dir, invocations()),
+        cache: {
+          stores: [
+            { type: 'local', dir: 'tools/cache' },
+            { type: 'gha', dir: './tools/gha/' },
+            { type: 'local', dir: path.join(dir, 'tools/abs') },
+          ],
+        },
+      };
+      return (
+        await computeCacheKeys(config, expandUnits(config), {
+          cacheDir: path.join(tempDir('dist-build-cache-'), 'index'),
+        })
+      ).get('gen')!.cacheKey;
+    };
+    expect(await keyed({})).toBe(base.gen);
+    expect(
+      await keyed({
+        'tools/cache/blobs/sha256/ab/ab12': 'blob',
+        'tools/gha/results/x.json': '{}',
+        'tools/abs/blobs/x': 'blob',
+      }),
+    ).toBe(base.gen);
+  });
+
   it("never takes another invocation's outputs as inputs either (they come in through needs)", async () => {
     // gen globs all of tools/**; a build writing into tools/out (another invocation's output)
     // must not change gen's key, whether it ran before the keys were computed or not.

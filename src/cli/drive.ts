@@ -23,6 +23,8 @@ export interface DriveOptions {
   configPath: string;
   /** Where exported artifacts and the report go. */
   out: string;
+  /** `run --cache-dir`: like `out`, left out of every invocation's inputs when in the tree. */
+  cacheDir?: string;
   failFast?: boolean;
   /** Print each job's output (plain mode). */
   showOutput?: boolean;
@@ -78,7 +80,10 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
   const previous = await readJson<{ assignments: Record<string, string> }>(planFile);
 
   const units = expandUnits(config);
-  const excludeInputs = outExclusion(config.root, opts.out);
+  const excludeInputs = [
+    ...outExclusion(config.root, opts.out),
+    ...(opts.cacheDir !== undefined ? outExclusion(config.root, opts.cacheDir) : []),
+  ];
   const keyInfo = await computeCacheKeys(config, units, { exclude: excludeInputs });
   for (const m of keyWarnings(units, keyInfo)) err.write(`dist-build: warning: ${m}\n`);
   const keys = new Map([...keyInfo].map(([id, k]) => [id, k.cacheKey]));

@@ -39,6 +39,7 @@ import type { OutputEntry, ResultManifest, Store } from '../store/types.js';
 import { RESULT_FORMAT } from '../store/types.js';
 import { blobOpenerFor, restoreOutputs, saveOutputs } from '../store/pack.js';
 import { computeCacheKeys } from '../plan/keys.js';
+import { outExclusion } from '../plan/plan.js';
 import type { Unit } from '../plan/types.js';
 import { expandUnits } from '../plan/units.js';
 import { configDigest, definitionDigest } from './definition.js';
@@ -976,7 +977,8 @@ export class WorkerAgent {
       const unit = this.units.get(job.unit);
       if (!unit) throw new KeyMismatchError(`unit "${job.unit}" is not in this worker's config`);
       const keys = await computeCacheKeys(config, [unit], {
-        exclude: job.excludeInputs,
+        // Its own cache directory too (`--cache-dir` in its tree), which the master cannot know.
+        exclude: [...job.excludeInputs, ...outExclusion(config.root, this.opts.cacheDir)],
         ...(job.excludedOutputs.length ? { outputs: job.excludedOutputs } : {}),
         needKeys: new Map(job.deps.map((d) => [d.unit, d.cache_key])),
       });

@@ -40,7 +40,7 @@
  * say which.
  */
 import crypto from 'node:crypto';
-import { posix } from 'node:path';
+import { isAbsolute, posix, relative, resolve, sep } from 'node:path';
 import type { Config, InvocationConfig } from '../config/types.js';
 import { listDockerContext } from './dockerignore.js';
 import type { FileDigest } from './file-index.js';
@@ -130,14 +130,33 @@ function sortedPairs(record: Record<string, string>): [string, string][] {
  * Paths that are nobody's input: every invocation's outputs (an `inputs: ["**"]` would otherwise
  * take what ran last, its own outputs or another's, and the key would change once they exist;
  * a worker checking the key in its tree, where other jobs write, would see other files than the
- * master did) and `extra` (`run`'s `--out`). Literal paths: an output name is no glob.
+ * master did), the config's own store directories in the tree (`storeDirs`) and `extra`
+ * (`run`'s `--out` and `--cache-dir`). Literal paths: an output name is no glob.
  */
 function excludedPaths(
   config: Config,
   extra: readonly string[] = [],
   outputs: readonly string[] = declaredOutputs(config),
 ): Set<string> {
-  return new Set([...outputs, ...extra]);
+  return new Set([...outputs, ...storeDirs(config), ...extra]);
+}
+
+/**
+ * The directories of the config's stores (a local store's or a gha shard's `dir`, relative to
+ * the config directory as the stores resolve it) that lie in the tree, root-relative: every
+ * result saved changes them, so an `inputs: ["**"]` that took them would never be cached. The
+ * default ones are in `.dist-build`, which no walk enters.
+ */
+export function storeDirs(config: Config): string[] {
+  const dirs: string[] = [];
+  for (const store of config.cache?.stores ?? []) {
+    if (store.type !== 'local' && store.type !== 'gha') continue;
+    if (typeof store.dir !== 'string' || store.dir === '') continue;
+    const rel = relative(config.root, resolve(config.root, store.dir));
+    if (rel && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel))
+      dirs.push(rel.split(sep).join('/'));
+  }
+  return dirs;
 }
 
 /**

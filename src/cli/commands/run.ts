@@ -219,6 +219,7 @@ async function runLocal(flags: RunFlags): Promise<number> {
       config,
       configPath: flags.config,
       out: flags.out,
+      ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}),
       failFast: flags.failFast ?? false,
       showOutput: flags.output,
       plain: flags.plain ?? false,
