@@ -310,7 +310,7 @@ parentPort.on('message', (m) => {
         for (; ; ) {
           if (this.error) throw this.error;
           if (this.out.size < SLOTS_PER_PIPE) break;
-          await new Promise((resolve5) => this.waiters.push(resolve5));
+          await new Promise((resolve6) => this.waiters.push(resolve6));
         }
         const slot = takeSlot();
         this.out.set(this.nextSlot++, { slot, length: -1, hashed: false, held: false });
@@ -384,8 +384,8 @@ parentPort.on('message', (m) => {
           }
           return `sha256:${hash.digest("hex")}`;
         }
-        const hex = await new Promise((resolve5, reject) => {
-          this.digestWaiter = { resolve: resolve5, reject };
+        const hex = await new Promise((resolve6, reject) => {
+          this.digestWaiter = { resolve: resolve6, reject };
           this.thread.post({ op: "digest", id: this.id });
         });
         return `sha256:${hex}`;
@@ -1276,7 +1276,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash as createHash3, randomBytes as randomBytes4 } from "node:crypto";
 import { createReadStream as createReadStream2 } from "node:fs";
 import { copyFile, link, lstat as lstat3, mkdir as mkdir5, mkdtemp, readFile as readFile5, rename as rename5, rm as rm3 } from "node:fs/promises";
-import { join as join6, resolve as resolve3 } from "node:path";
+import { join as join6, resolve as resolve4 } from "node:path";
 function ghaSuperseded(entries) {
   const newest = /* @__PURE__ */ new Map();
   const superseded = [];
@@ -1562,22 +1562,23 @@ function createGhaStore(options, ctx) {
     throw new StoreOptionsError("give retain-days or retainDays, not both", "retainDays");
   const retainDays = options["retain-days"] ?? options.retainDays ?? 7;
   if (dir !== void 0 && (typeof dir !== "string" || dir === "")) {
-    throw new TypeError("option dir must be a non-empty string");
+    throw new StoreOptionsError("dir: must be a non-empty string", "dir");
   }
   if (typeof scope !== "string" || scope === "") {
-    throw new TypeError("option scope must be a non-empty string");
+    throw new StoreOptionsError("scope: must be a non-empty string", "scope");
   }
   const slotList = typeof slots === "string" ? slots.split(",").map((s) => s.trim()) : slots;
   if (!Array.isArray(slotList) || slotList.some((s) => typeof s !== "string")) {
-    throw new TypeError("option slots must be a list of worker ids");
+    throw new StoreOptionsError("slots: must be a list of worker ids", "slots");
   }
   if (typeof retainDays !== "number" || !(retainDays >= 0)) {
-    throw new TypeError("option retain-days must be a non-negative number");
+    const option = options["retain-days"] !== void 0 ? "retain-days" : "retainDays";
+    throw new StoreOptionsError(`${option}: must be a non-negative number`, option);
   }
   const others = [...new Set(slotList)].filter((s) => s !== "" && s !== ctx.slot);
   return new GhaStore(
     {
-      dir: dir ? resolve3(ctx.root, dir) : join6(resolve3(ctx.root), ".dist-build", "gha", fsName(ctx.slot)),
+      dir: dir ? resolve4(ctx.root, dir) : join6(resolve4(ctx.root), ".dist-build", "gha", fsName(ctx.slot)),
       scope,
       slots: others,
       retainDays
@@ -2355,10 +2356,10 @@ function discard(res) {
     body.destroy();
     return Promise.resolve();
   }
-  return new Promise((resolve5) => {
-    body.once("end", resolve5);
-    body.once("close", resolve5);
-    body.once("error", () => resolve5());
+  return new Promise((resolve6) => {
+    body.once("end", resolve6);
+    body.once("close", resolve6);
+    body.once("error", () => resolve6());
     body.resume();
   });
 }
@@ -2398,7 +2399,7 @@ var init_registry_http = __esm({
       http: new HttpAgent({ keepAlive: true, scheduling: "lifo" }),
       https: new HttpsAgent({ keepAlive: true, scheduling: "lifo" })
     };
-    nodeTransport = (spec) => new Promise((resolve5, reject) => {
+    nodeTransport = (spec) => new Promise((resolve6, reject) => {
       const https = spec.url.protocol === "https:";
       const request = https ? httpsRequest : httpRequest;
       const req = request(spec.url, {
@@ -2439,7 +2440,7 @@ var init_registry_http = __esm({
           res.once("end", close);
           res.once("close", close);
         }
-        resolve5(answerOf(res, spec));
+        resolve6(answerOf(res, spec));
       });
       req.on("finish", () => {
         sent = true;
@@ -2595,7 +2596,7 @@ async function loadCredentials(host, env2, warn) {
   return fromHelper(credsStore, "credsStore");
 }
 function runHelper(name, server, env2) {
-  return new Promise((resolve5) => {
+  return new Promise((resolve6) => {
     const child = execFile(
       `docker-credential-${name}`,
       ["get"],
@@ -2604,16 +2605,16 @@ function runHelper(name, server, env2) {
         if (err) {
           const code = err.code;
           const why = code === "ENOENT" ? `docker-credential-${name} is not on the PATH` : (stdout || stderr || err.message).trim().split("\n")[0];
-          resolve5({ ok: false, why });
+          resolve6({ ok: false, why });
           return;
         }
         try {
           const out = JSON.parse(stdout);
           if (typeof out.Username === "string" && typeof out.Secret === "string") {
-            resolve5({ ok: true, username: out.Username, secret: out.Secret });
-          } else resolve5({ ok: false, why: "its answer has no Username and Secret" });
+            resolve6({ ok: true, username: out.Username, secret: out.Secret });
+          } else resolve6({ ok: false, why: "its answer has no Username and Secret" });
         } catch {
-          resolve5({ ok: false, why: "its answer is not JSON" });
+          resolve6({ ok: false, why: "its answer is not JSON" });
         }
       }
     );
@@ -6021,7 +6022,7 @@ function buildCache(raw, loc, issues) {
         return [key, { line: p.line, col: p.col }];
       })
     );
-    return { line, col, options };
+    return { file: loc.file, line, col, options };
   });
   Object.defineProperty(cache, "locations", { value: locations, enumerable: false });
   const sign = raw?.sign;
@@ -6088,7 +6089,7 @@ function workerCount(config, units) {
 
 // src/plan/plan.ts
 import { readFile as readFile3 } from "node:fs/promises";
-import { isAbsolute, relative as relative2, resolve as resolve2, sep as sep3 } from "node:path";
+import { isAbsolute as isAbsolute2, relative as relative3, resolve as resolve3, sep as sep4 } from "node:path";
 
 // src/plan/hash.ts
 var C1 = 3432918353;
@@ -6644,7 +6645,7 @@ function place(input) {
 
 // src/plan/keys.ts
 import crypto2 from "node:crypto";
-import { posix as posix3 } from "node:path";
+import { isAbsolute, posix as posix3, relative as relative2, resolve as resolve2, sep as sep3 } from "node:path";
 
 // src/plan/dockerignore.ts
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -6948,7 +6949,7 @@ function hashLocal(abs, marginMs, startMs) {
     return { error: String(err.message), ...err.code ? { code: err.code } : {} };
   }
 }
-var yieldToEventLoop = () => new Promise((resolve5) => setImmediate(resolve5));
+var yieldToEventLoop = () => new Promise((resolve6) => setImmediate(resolve6));
 var HashPool = class {
   constructor(size2, marginMs) {
     this.size = size2;
@@ -6970,7 +6971,7 @@ var HashPool = class {
     const size2 = Math.max(16, Math.min(256, Math.ceil(paths.length / 64)));
     let open4 = 0;
     let resolveAll;
-    const all = new Promise((resolve5) => resolveAll = resolve5);
+    const all = new Promise((resolve6) => resolveAll = resolve6);
     for (let i = 0; i < paths.length; i += size2) {
       const offset = i;
       open4++;
@@ -7267,12 +7268,12 @@ var FileIndex = class _FileIndex {
     const split = n >= PARALLEL_LSTAT_MIN && parallelism() > 1 ? Math.ceil(n * SYNC_LSTAT_SHARE) : n;
     let pending;
     if (split < n) {
-      pending = new Promise((resolve5) => {
+      pending = new Promise((resolve6) => {
         let left = n - split;
         for (let j = split; j < n; j++) {
           fs.lstat(pathOf(j), (err, st) => {
             fn(j, err ? void 0 : st);
-            if (--left === 0) resolve5();
+            if (--left === 0) resolve6();
           });
         }
       });
@@ -7966,7 +7967,18 @@ function sortedPairs(record) {
   return Object.keys(record).sort(compareByteOrder).map((k) => [k, record[k]]);
 }
 function excludedPaths(config, extra = [], outputs = declaredOutputs(config)) {
-  return /* @__PURE__ */ new Set([...outputs, ...extra]);
+  return /* @__PURE__ */ new Set([...outputs, ...storeDirs(config), ...extra]);
+}
+function storeDirs(config) {
+  const dirs = [];
+  for (const store of config.cache?.stores ?? []) {
+    if (store.type !== "local" && store.type !== "gha") continue;
+    if (typeof store.dir !== "string" || store.dir === "") continue;
+    const rel2 = relative2(config.root, resolve2(config.root, store.dir));
+    if (rel2 && rel2 !== ".." && !rel2.startsWith(`..${sep3}`) && !isAbsolute(rel2))
+      dirs.push(rel2.split(sep3).join("/"));
+  }
+  return dirs;
 }
 function keyWarnings(units, keys) {
   const messages = /* @__PURE__ */ new Set();
@@ -8183,8 +8195,12 @@ async function computeCacheKeys(config, units, opts = {}) {
 
 // src/plan/plan.ts
 function pathBelow(base, path) {
-  const rel2 = relative2(base, path);
-  return rel2 && rel2 !== ".." && !rel2.startsWith(`..${sep3}`) && !isAbsolute(rel2) ? rel2 : void 0;
+  const rel2 = relative3(base, path);
+  return rel2 && rel2 !== ".." && !rel2.startsWith(`..${sep4}`) && !isAbsolute2(rel2) ? rel2 : void 0;
+}
+function outExclusion(root, out) {
+  const rel2 = pathBelow(root, resolve3(out));
+  return rel2 ? [rel2.split(sep4).join("/")] : [];
 }
 var PlanInputError = class extends Error {
   name = "PlanInputError";
@@ -8345,7 +8361,7 @@ import {
   writeSync
 } from "node:fs";
 import { lstat as lstat2, mkdir as mkdir3, readdir as readdir2, readlink, realpath, rename as rename3, rm as rm2 } from "node:fs/promises";
-import { dirname as dirname3, join as join5, posix as posix4, sep as sep4 } from "node:path";
+import { dirname as dirname3, join as join5, posix as posix4, sep as sep5 } from "node:path";
 
 // src/store/tar.ts
 var BLOCK = 512;
@@ -9026,7 +9042,7 @@ async function place2(root, out, staged, aside) {
   let existing = dirname3(dest);
   while (!await lstat2(existing).catch(() => null)) existing = dirname3(existing);
   const realExisting = await realpath(existing);
-  if (realExisting !== realRoot && !realExisting.startsWith(realRoot + sep4)) {
+  if (realExisting !== realRoot && !realExisting.startsWith(realRoot + sep5)) {
     throw new UnsafeArchiveError(out, `its parent directory resolves outside the work root`);
   }
   await mkdir3(dirname3(dest), { recursive: true });
@@ -9695,7 +9711,7 @@ var SignedStore = class {
 };
 
 // src/store/open.ts
-import { join as join9, resolve as resolve4 } from "node:path";
+import { join as join9, resolve as resolve5 } from "node:path";
 init_size();
 init_errors();
 init_local();
@@ -9709,7 +9725,7 @@ var STORE_BACKENDS = {
 var DEFAULT_LOCAL_DIR = join9(".dist-build", "cache");
 async function createLocalStore(options, ctx) {
   const { dir, maxBytes } = localStoreOptions(options);
-  return LocalStore.open(resolve4(ctx.root, dir), {
+  return LocalStore.open(resolve5(ctx.root, dir), {
     onWarning: ctx.onWarning,
     ...maxBytes !== void 0 ? { maxBytes } : {}
   });
@@ -9745,14 +9761,14 @@ function effectiveStores(config, cacheDir) {
     first = Object.defineProperty({ type: "local" }, IMPLICIT, { value: true });
     stores.unshift(first);
   }
-  if (cacheDir !== void 0) first.dir = resolve4(cacheDir);
+  if (cacheDir !== void 0) first.dir = resolve5(cacheDir);
   return stores;
 }
 function workerCacheDir(config, cacheDir) {
-  if (cacheDir !== void 0) return resolve4(cacheDir);
+  if (cacheDir !== void 0) return resolve5(cacheDir);
   const local = effectiveStores(config).find((s) => s.type === "local");
   const dir = typeof local?.dir === "string" ? local.dir : DEFAULT_LOCAL_DIR;
-  return resolve4(config.root, dir);
+  return resolve5(config.root, dir);
 }
 function statsFileFor(cacheDir, slot) {
   return join9(cacheDir, "stats", `${slot.replace(/[^A-Za-z0-9._-]/g, "_")}.json`);
@@ -9781,7 +9797,8 @@ async function openStores(config, opts) {
       const optionAt = option !== void 0 ? where?.options[option] : void 0;
       const at = optionAt ?? where;
       problems.push({
-        file: config.file,
+        // As the loader names it (the path given, not the absolute one).
+        file: where?.file ?? config.file,
         line: at?.line ?? 0,
         col: at?.col ?? 0,
         path: index < 0 ? "cache" : `cache.stores[${index}]${optionAt ? `.${option}` : ""}`,
@@ -10203,10 +10220,10 @@ function protocol() {
   return loaded;
 }
 function call2(client, method, req, metadata, timeoutMs) {
-  return new Promise((resolve5, reject) => {
+  return new Promise((resolve6, reject) => {
     method.call(client, req, metadata, { deadline: Date.now() + timeoutMs }, (err, res) => {
       if (err) reject(err);
-      else resolve5(res);
+      else resolve6(res);
     });
   });
 }
@@ -10430,7 +10447,7 @@ async function startServer(addresses, services, sec, log) {
     }
     const creds = serverCredentials(sec);
     const port = await new Promise(
-      (resolve5, reject) => server.bindAsync(grpcTarget(a), creds, (err, p) => err ? reject(err) : resolve5(p))
+      (resolve6, reject) => server.bindAsync(grpcTarget(a), creds, (err, p) => err ? reject(err) : resolve6(p))
     ).catch((err) => {
       server.forceShutdown();
       throw new AddressError(`cannot listen on ${formatAddress(a)}: ${err.message}`);
@@ -10449,14 +10466,14 @@ async function startServer(addresses, services, sec, log) {
   return {
     server,
     addresses: bound,
-    close: () => new Promise((resolve5) => {
+    close: () => new Promise((resolve6) => {
       const timer = setTimeout(() => {
         server.forceShutdown();
-        resolve5();
+        resolve6();
       }, 1e3);
       server.tryShutdown(() => {
         clearTimeout(timer);
-        resolve5();
+        resolve6();
       });
     })
   };
@@ -10556,7 +10573,7 @@ var Master = class extends EventEmitter {
   /** Resolves when at least `n` workers are registered; rejects after `timeoutMs`. */
   waitForWorkers(n, timeoutMs) {
     if (this.members.size >= n) return Promise.resolve();
-    return new Promise((resolve5, reject) => {
+    return new Promise((resolve6, reject) => {
       const timer = setTimeout(() => {
         this.off("joined", onJoin);
         reject(
@@ -10570,7 +10587,7 @@ var Master = class extends EventEmitter {
         if (this.members.size < n) return;
         clearTimeout(timer);
         this.off("joined", onJoin);
-        resolve5();
+        resolve6();
       };
       this.on("joined", onJoin);
     });
@@ -10837,7 +10854,7 @@ var Master = class extends EventEmitter {
         timeoutMs
       );
     }
-    return new Promise((resolve5, reject) => {
+    return new Promise((resolve6, reject) => {
       const timer = setTimeout(
         () => settle(new Error(`${m.id} did not answer StartJob within ${timeoutMs} ms`)),
         timeoutMs
@@ -10846,7 +10863,7 @@ var Master = class extends EventEmitter {
         clearTimeout(timer);
         this.pendingStarts.delete(req.job_id);
         if (r instanceof Error) reject(r);
-        else resolve5(r);
+        else resolve6(r);
       };
       this.pendingStarts.set(req.job_id, { member: m, settle });
       stream.write({ ...this.answer("NONE"), start_jobs: [req] });
@@ -11007,7 +11024,7 @@ var CommandJob = class {
     this.id = spec.id;
     this.logPath = join10(logDir, `${spec.id}.log`);
     this.graceMs = Math.max(0, options.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
-    this.result = new Promise((resolve5) => this.resolveResult = resolve5);
+    this.result = new Promise((resolve6) => this.resolveResult = resolve6);
   }
   spec;
   options;
@@ -11195,7 +11212,7 @@ var CommandJob = class {
           continue;
         }
         if (!follow || this._final) return;
-        await new Promise((resolve5) => this.waiters.add(resolve5));
+        await new Promise((resolve6) => this.waiters.add(resolve6));
       }
     } finally {
       await fh?.close();
@@ -11268,7 +11285,7 @@ var CommandJob = class {
     if (this.waiters.size === 0) return;
     const waiters = [...this.waiters];
     this.waiters.clear();
-    for (const resolve5 of waiters) resolve5();
+    for (const resolve6 of waiters) resolve6();
   }
   // --- process lifecycle ----------------------------------------------------------------------
   terminate(state, reason) {
@@ -11341,7 +11358,7 @@ var CommandJob = class {
       if (this.killSentAt !== void 0 && performance.now() - this.killSentAt > AFTER_KILL_WAIT_MS) {
         return;
       }
-      await new Promise((resolve5) => setTimeout(resolve5, delay));
+      await new Promise((resolve6) => setTimeout(resolve6, delay));
       delay = Math.min(delay * 2, GROUP_POLL_MAX_MS);
     }
   }
@@ -11364,11 +11381,11 @@ var CommandJob = class {
     }
     const log = this.log;
     if (log && !log.destroyed) {
-      await new Promise((resolve5) => {
+      await new Promise((resolve6) => {
         const done = () => {
           log.off("finish", done);
           log.off("close", done);
-          resolve5();
+          resolve6();
         };
         log.once("finish", done);
         log.once("close", done);
@@ -11608,7 +11625,7 @@ var WorkerAgent = class {
         if (f) this.spawnedPgids.set(jobId, f);
       }
     });
-    this.registered = new Promise((resolve5) => this.registeredOnce = resolve5);
+    this.registered = new Promise((resolve6) => this.registeredOnce = resolve6);
   }
   opts;
   executor;
@@ -12306,7 +12323,8 @@ var WorkerAgent = class {
       const unit = this.units.get(job.unit);
       if (!unit) throw new KeyMismatchError(`unit "${job.unit}" is not in this worker's config`);
       const keys = await computeCacheKeys(config, [unit], {
-        exclude: job.excludeInputs,
+        // Its own cache directory too (`--cache-dir` in its tree), which the master cannot know.
+        exclude: [...job.excludeInputs, ...outExclusion(config.root, this.opts.cacheDir)],
         ...job.excludedOutputs.length ? { outputs: job.excludedOutputs } : {},
         needKeys: new Map(job.deps.map((d) => [d.unit, d.cache_key]))
       });
@@ -12410,12 +12428,12 @@ var WorkerAgent = class {
     if (!stream || this.registering || this.reportAcks.has(report.job_id)) {
       return Promise.resolve(false);
     }
-    return new Promise((resolve5) => {
+    return new Promise((resolve6) => {
       const timer = setTimeout(() => settle(false), REPORT_ACK_MS);
       const settle = (acked) => {
         clearTimeout(timer);
         this.reportAcks.delete(report.job_id);
-        resolve5(acked);
+        resolve6(acked);
       };
       this.reportAcks.set(report.job_id, settle);
       stream.write(this.streamMessage({ reports: [report] }));
@@ -12657,13 +12675,13 @@ function leftByDead(dir, ownerOf) {
   return left;
 }
 function answers(path) {
-  return new Promise((resolve5) => {
+  return new Promise((resolve6) => {
     const socket = net.connect(path);
     socket.once("connect", () => {
       socket.destroy();
-      resolve5(true);
+      resolve6(true);
     });
-    socket.once("error", () => resolve5(false));
+    socket.once("error", () => resolve6(false));
   });
 }
 function fileStamp(file) {
@@ -12752,7 +12770,7 @@ var Run = class {
       }
     }
     for (const u of this.units) if (this.ready(u)) this.addReady(u);
-    this.done = new Promise((resolve5) => this.finished = resolve5);
+    this.done = new Promise((resolve6) => this.finished = resolve6);
   }
   master;
   opts;
@@ -12838,7 +12856,7 @@ var Run = class {
       if (this.fatal) throw this.fatal;
       let { exports, lost } = await this.exportAll();
       if (lost.length && !this.cancelled) {
-        this.done = new Promise((resolve5) => this.finished = resolve5);
+        this.done = new Promise((resolve6) => this.finished = resolve6);
         for (const { unit, why } of lost) {
           if (!this.rebuild(unit, `cannot export it: ${why}`))
             this.fail(unit, `cannot export: ${why}`);
@@ -14032,8 +14050,8 @@ function mermaidAxisFormat(spanMs) {
   return "%H:%M";
 }
 function mdTable(header, rows, right = []) {
-  const sep5 = header.map((_, i) => right[i] ? "---:" : "---");
-  return [header, sep5, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
+  const sep6 = header.map((_, i) => right[i] ? "---:" : "---");
+  return [header, sep6, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
 }
 function renderMarkdown(report) {
   const out = [];

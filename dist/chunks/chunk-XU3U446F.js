@@ -1660,17 +1660,18 @@ function createGhaStore(options, ctx) {
     throw new StoreOptionsError("give retain-days or retainDays, not both", "retainDays");
   const retainDays = options["retain-days"] ?? options.retainDays ?? 7;
   if (dir !== void 0 && (typeof dir !== "string" || dir === "")) {
-    throw new TypeError("option dir must be a non-empty string");
+    throw new StoreOptionsError("dir: must be a non-empty string", "dir");
   }
   if (typeof scope !== "string" || scope === "") {
-    throw new TypeError("option scope must be a non-empty string");
+    throw new StoreOptionsError("scope: must be a non-empty string", "scope");
   }
   const slotList = typeof slots === "string" ? slots.split(",").map((s) => s.trim()) : slots;
   if (!Array.isArray(slotList) || slotList.some((s) => typeof s !== "string")) {
-    throw new TypeError("option slots must be a list of worker ids");
+    throw new StoreOptionsError("slots: must be a list of worker ids", "slots");
   }
   if (typeof retainDays !== "number" || !(retainDays >= 0)) {
-    throw new TypeError("option retain-days must be a non-negative number");
+    const option = options["retain-days"] !== void 0 ? "retain-days" : "retainDays";
+    throw new StoreOptionsError(`${option}: must be a non-negative number`, option);
   }
   const others = [...new Set(slotList)].filter((s) => s !== "" && s !== ctx.slot);
   return new GhaStore(

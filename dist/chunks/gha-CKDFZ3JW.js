@@ -12,7 +12,7 @@ import {
   ghaScopePrefix,
   ghaSuperseded,
   preloadActionsCache
-} from "./chunk-GZQX7BU3.js";
+} from "./chunk-XU3U446F.js";
 import "./chunk-ZSLHDOSL.js";
 import "./chunk-7FDW4MNB.js";
 export {
