@@ -144,8 +144,24 @@ describe('Progress (plain)', () => {
     p.output('a', chunk('a1\n'));
     p.output('b', chunk('b1\n'));
     p.event({ type: 'failed', unit: 'a', worker: 'w1', reason: 'exited with code 1', tail: 'a1' });
+    p.outputEnd('a');
     expect(out.text).toBe(
       '[a] a1\n[b] b1\ndist-build: a: FAILED on w1: exited with code 1\n--- last lines of a ---\na1\n---\n',
     );
+  });
+
+  it("stream: a job's end line comes after the last of its output, which may arrive after the result", () => {
+    const { p, out } = progress({ logOrder: 'stream' });
+    p.event({ type: 'started', unit: 'a', worker: 'w1', attempt: 1 });
+    p.event({ type: 'started', unit: 'b', worker: 'w2', attempt: 1 });
+    p.output('a', chunk('a1\n'));
+    p.event({ type: 'built', unit: 'a', worker: 'w1', durationMs: 20 });
+    p.output('b', chunk('b1\n'));
+    p.output('a', chunk('a2 without newline'));
+    p.outputEnd('a');
+    expect(out.text).toBe(
+      '[a] a1\n[b] b1\n[a] a2 without newline\ndist-build: a: built on w1 in 20ms\n',
+    );
+    p.stop();
   });
 });

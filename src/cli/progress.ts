@@ -11,7 +11,8 @@
  *   job printing more than GROUP_LIMIT bytes has its output printed in parts of about that size,
  *   each a whole block (groups cannot nest, so no block stays open while others print). Output
  *   of an earlier attempt that arrives late is printed as it comes, outside the new attempt's
- *   block. With 'stream', lines are printed as they arrive, interleaved between jobs.
+ *   block. With 'stream', lines are printed as they arrive, interleaved between jobs, and a job's
+ *   line comes after the last of its output (which can arrive after its result).
  */
 import { formatDuration } from '../config/duration.js';
 import { LinePrefixer } from '../executors/output.js';
@@ -43,6 +44,11 @@ const GROUP_WAIT_MS = 10_000;
 interface Group {
   /** The attempt whose output this is (its 'started' event's number). */
   attempt: number;
+  /**
+   * `--log-order stream`: output goes out as it comes, nothing is held; the group only keeps the
+   * job's end line until its output is all out.
+   */
+  passThrough: boolean;
   held: string[];
   bytes: number;
   /** Parts printed so far (a job printing more than GROUP_LIMIT). */
@@ -86,9 +92,10 @@ export class Progress {
         this.closeGroup(e.unit);
         if (!this.live && e.attempt > 1)
           this.print(`${e.unit}: attempt ${e.attempt} on ${e.worker}`);
-        if (this.grouping)
+        if (this.showingOutput)
           this.groups.set(e.unit, {
             attempt: e.attempt,
+            passThrough: this.opts.logOrder !== 'grouped',
             held: [],
             bytes: 0,
             parts: 0,
@@ -117,7 +124,7 @@ export class Progress {
         if (e.worker) this.done(e.worker, e.unit);
         const how = `FAILED${e.worker ? ` on ${e.worker}` : ''}`;
         // Grouped, the whole output is in the block just above: no tail.
-        const tail = this.groups.has(e.unit) ? undefined : e.tail?.trimEnd();
+        const tail = this.groups.get(e.unit)?.passThrough === false ? undefined : e.tail?.trimEnd();
         this.jobEnded(
           e.unit,
           how,
@@ -169,7 +176,7 @@ export class Progress {
       data: chunk.data,
     });
     if (!text) return;
-    if (!g || late) {
+    if (!g || late || g.passThrough) {
       this.opts.out.write(text);
       return;
     }
@@ -192,11 +199,15 @@ export class Progress {
     if (g.end) this.closeGroup(unit);
   }
 
-  private get grouping(): boolean {
-    return !this.live && this.opts.showOutput !== false && this.opts.logOrder === 'grouped';
+  /** Plain mode with jobs' output shown: a job's end line waits for its output (`jobEnded`). */
+  private get showingOutput(): boolean {
+    return !this.live && this.opts.showOutput !== false;
   }
 
-  /** A job of `unit` ended: its block (once its output is all in, or after a wait), then `line`. */
+  /**
+   * A job of `unit` ended: its block (once its output is all in, or after a wait), then `line`;
+   * streamed, the rest of its output, then `line`.
+   */
   private jobEnded(unit: string, how: string, line: string): void {
     const g = this.groups.get(unit);
     if (!g) return this.print(line);
@@ -213,7 +224,9 @@ export class Progress {
     if (g.timer) clearTimeout(g.timer);
     const text = g.held.join('') + (this.prefixers.get(unit)?.flush() ?? '');
     this.prefixers.delete(unit);
-    if (text) {
+    if (text && g.passThrough) {
+      this.opts.out.write(text);
+    } else if (text) {
       const part = g.parts ? `part ${g.parts + 1}, ` : '';
       this.opts.out.write(this.block(g.end ? `${unit} (${part}${g.end.how})` : unit, text));
     }
