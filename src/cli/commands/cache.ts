@@ -336,8 +336,13 @@ async function pruneCommand(flags: CacheFlags & { maxSize: string; grace: string
       );
       continue;
     }
+    // Still over: what is left was used within --grace (the oldest first would have gone).
+    const over =
+      r.bytes > maxBytes
+        ? `; over the limit: the rest was used in the last ${flags.grace} (--grace), which a run going on may still need`
+        : '';
     process.stdout.write(
-      `${describe(s)}: removed ${count(r.removedBlobs, 'blob')} (${formatSize(r.freedBytes)}) and ${count(r.removedResults, 'result')}; ${formatSize(r.bytes)} left (limit ${formatSize(maxBytes)})\n`,
+      `${describe(s)}: removed ${count(r.removedBlobs, 'blob')} (${formatSize(r.freedBytes)}) and ${count(r.removedResults, 'result')}; ${formatSize(r.bytes)} left (limit ${formatSize(maxBytes)})${over}\n`,
     );
   }
 }
