@@ -335,6 +335,24 @@ describe('worker flags', () => {
     expect(r.err).toMatch(message);
   });
 
+  it.each(['', 'gpu,big', 'big gpu'])(
+    '--label %j is refused before the worker joins',
+    async (label) => {
+      const r = await cli(
+        'worker',
+        '--join',
+        'tcp://127.0.0.1:1',
+        '--config',
+        configFile,
+        '--insecure',
+        '--label',
+        label,
+      );
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(/--label .*: expected a label without spaces or commas/);
+    },
+  );
+
   it('--join needs a port a master can listen on', async () => {
     const r = await cli('worker', '--join', 'tcp://127.0.0.1:0', '--config', configFile);
     expect(r.code).toBe(2);

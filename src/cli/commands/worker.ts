@@ -97,6 +97,13 @@ Examples:
   cmd.action(async (flags: WorkerFlags) => {
     const config = await loadConfig(flags.config);
     checkCacheDir(flags.cacheDir);
+    for (const label of flags.label) {
+      // Labels travel joined by commas (the `labels` annotation); an empty one matches nothing.
+      if (!/^[^\s,]+$/.test(label))
+        throw new UsageError(
+          `--label ${JSON.stringify(label)}: expected a label without spaces or commas (one --label per label)`,
+        );
+    }
     const annotations: Record<string, string> = {};
     for (const a of flags.annotation) {
       const eq = a.indexOf('=');
