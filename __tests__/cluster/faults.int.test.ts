@@ -175,6 +175,17 @@ test(
       expect(unknown.stderr).toMatch(/no invocation nope in this run/);
       // --follow waits for the job to start, then follows it to its end.
       const follow = startCli(['logs', 'after', '--follow', '--master', sock(), '--certs', certs]);
+      // Following the job that is about to lose its worker goes on with its next attempt.
+      const followSlow = startCli([
+        'logs',
+        'slow',
+        '--follow',
+        '--master',
+        sock(),
+        '--certs',
+        certs,
+      ]);
+      await followSlow.waitFor(/slow on w\d/);
 
       workers[victim as 'w1' | 'w2'].kill('SIGKILL');
       const survivor = victim === 'w1' ? 'w2' : 'w1';
@@ -192,6 +203,10 @@ test(
       expect(readFileSync(join(dir, 'artifacts/final/after.txt'), 'utf8')).toBe('done\nq\n');
       expect((await follow.exited).code).toBe(0);
       expect(follow.stdout).toContain('after-done');
+      expect((await followSlow.exited).code).toBe(0);
+      expect(followSlow.stdout).toContain(`slow on ${victim}\n`);
+      expect(followSlow.stdout).toContain(`slow on ${survivor}\n`);
+      expect(followSlow.stderr).toContain(`dist-build: slow: next attempt, on ${survivor}\n`);
     }),
   90_000,
 );

@@ -391,58 +391,81 @@ export class Master extends EventEmitter<MasterEvents> {
     c: grpc.ServerWritableStream<LogsRequest, OutputChunkMsg>,
   ): Promise<void> {
     const name = c.request.invocation;
+    const follow = c.request.follow;
     const unitsOf = () =>
       (this.run?.units() ?? []).filter((u) => u.unit === name || u.unit.startsWith(`${name}@`));
     if (this.run && unitsOf().length === 0) {
       failStream(c, grpc.status.NOT_FOUND, `no invocation ${name} in this run`);
       return;
     }
-    let where = this.run?.jobOf(name);
-    // --follow waits for a job that has not started yet, while its unit may still get one.
+    const live = () =>
+      unitsOf().some((u) => u.state === 'waiting' || u.state === 'ready' || u.state === 'running');
     let gone = false;
     c.on('cancelled', () => (gone = true));
-    while (!where && c.request.follow && !gone) {
-      const states = unitsOf().map((u) => u.state);
-      if (!states.some((st) => st === 'waiting' || st === 'ready' || st === 'running')) {
-        if (states.length) {
-          failStream(
-            c,
-            grpc.status.NOT_FOUND,
-            `${name} ran no job in this run (${states.join(', ')})`,
-          );
+    const notice = (text: string) =>
+      c.write({ offset: 0, stream: 'stderr', data: Buffer.from(`dist-build: ${text}\n`) });
+    /** The job followed last: --follow goes on with the unit's next attempt, if it gets one. */
+    let last: string | undefined;
+    let from = c.request.from;
+    for (;;) {
+      let where = this.run?.jobOf(name);
+      // --follow waits for a job that has not started yet (or for the next attempt), while its
+      // unit may still get one.
+      while (follow && !gone && (!where || where.jobId === last)) {
+        if (!live()) {
+          if (last !== undefined) return void c.end();
+          const states = unitsOf().map((u) => u.state);
+          if (states.length) {
+            failStream(
+              c,
+              grpc.status.NOT_FOUND,
+              `${name} ran no job in this run (${states.join(', ')})`,
+            );
+            return;
+          }
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+        where = this.run?.jobOf(name);
+      }
+      if (gone) return;
+      const m = where && this.members.get(where.uuid);
+      if (!where || !m) {
+        failStream(
+          c,
+          grpc.status.NOT_FOUND,
+          where
+            ? `the worker that ran ${name} has left`
+            : `no job of ${name} has started in this run`,
+        );
+        return;
+      }
+      if (last !== undefined) notice(`${name}: next attempt, on ${m.id}`);
+      last = where.jobId;
+      const upstream = m.client.StreamOutput(
+        { worker_uuid: m.uuid, job_id: where.jobId, from, follow },
+        this.metadata(),
+      );
+      from = 0;
+      const cancel = () => upstream.cancel();
+      c.on('cancelled', cancel);
+      try {
+        for await (const chunk of upstream as AsyncIterable<OutputChunkMsg>) {
+          if (!c.write(chunk)) await new Promise((r) => c.once('drain', r));
+        }
+        if (!follow) return void c.end();
+      } catch (err) {
+        const e = err as grpc.ServiceError;
+        if (e.code === grpc.status.CANCELLED) return;
+        if (!follow || !live()) {
+          failStream(c, e.code ?? grpc.status.UNAVAILABLE, e.details ?? e.message);
           return;
         }
-        break;
+        // Its worker is gone (killed, unreachable): the unit runs again elsewhere.
+        notice(`${name}: lost the output of ${m.id} (${e.details ?? e.message})`);
+      } finally {
+        c.off('cancelled', cancel);
       }
-      await new Promise((r) => setTimeout(r, 250));
-      where = this.run?.jobOf(name);
-    }
-    if (gone) return;
-    const m = where && this.members.get(where.uuid);
-    if (!where || !m) {
-      failStream(
-        c,
-        grpc.status.NOT_FOUND,
-        where
-          ? `the worker that ran ${name} has left`
-          : `no job of ${name} has started in this run`,
-      );
-      return;
-    }
-    const upstream = m.client.StreamOutput(
-      { worker_uuid: m.uuid, job_id: where.jobId, from: c.request.from, follow: c.request.follow },
-      this.metadata(),
-    );
-    c.on('cancelled', () => upstream.cancel());
-    try {
-      for await (const chunk of upstream as AsyncIterable<OutputChunkMsg>) {
-        if (!c.write(chunk)) await new Promise((r) => c.once('drain', r));
-      }
-      c.end();
-    } catch (err) {
-      const e = err as grpc.ServiceError;
-      if (e.code === grpc.status.CANCELLED) return;
-      failStream(c, e.code ?? grpc.status.UNAVAILABLE, e.details ?? e.message);
     }
   }
 
