@@ -10789,54 +10789,73 @@ var Master = class extends EventEmitter {
   }
   async relayLogs(c) {
     const name = c.request.invocation;
+    const follow = c.request.follow;
     const unitsOf = () => (this.run?.units() ?? []).filter((u) => u.unit === name || u.unit.startsWith(`${name}@`));
     if (this.run && unitsOf().length === 0) {
       failStream(c, grpc3.status.NOT_FOUND, `no invocation ${name} in this run`);
       return;
     }
-    let where = this.run?.jobOf(name);
+    const live = () => unitsOf().some((u) => u.state === "waiting" || u.state === "ready" || u.state === "running");
     let gone = false;
     c.on("cancelled", () => gone = true);
-    while (!where && c.request.follow && !gone) {
-      const states = unitsOf().map((u) => u.state);
-      if (!states.some((st) => st === "waiting" || st === "ready" || st === "running")) {
-        if (states.length) {
-          failStream(
-            c,
-            grpc3.status.NOT_FOUND,
-            `${name} ran no job in this run (${states.join(", ")})`
-          );
+    const notice = (text) => c.write({ offset: 0, stream: "stderr", data: Buffer.from(`dist-build: ${text}
+`) });
+    let last;
+    let from = c.request.from;
+    for (; ; ) {
+      let where = this.run?.jobOf(name);
+      while (follow && !gone && (!where || where.jobId === last)) {
+        if (!live()) {
+          if (last !== void 0) return void c.end();
+          const states = unitsOf().map((u) => u.state);
+          if (states.length) {
+            failStream(
+              c,
+              grpc3.status.NOT_FOUND,
+              `${name} ran no job in this run (${states.join(", ")})`
+            );
+            return;
+          }
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+        where = this.run?.jobOf(name);
+      }
+      if (gone) return;
+      const m = where && this.members.get(where.uuid);
+      if (!where || !m) {
+        failStream(
+          c,
+          grpc3.status.NOT_FOUND,
+          where ? `the worker that ran ${name} has left` : `no job of ${name} has started in this run`
+        );
+        return;
+      }
+      if (last !== void 0) notice(`${name}: next attempt, on ${m.id}`);
+      last = where.jobId;
+      const upstream = m.client.StreamOutput(
+        { worker_uuid: m.uuid, job_id: where.jobId, from, follow },
+        this.metadata()
+      );
+      from = 0;
+      const cancel = () => upstream.cancel();
+      c.on("cancelled", cancel);
+      try {
+        for await (const chunk of upstream) {
+          if (!c.write(chunk)) await new Promise((r) => c.once("drain", r));
+        }
+        if (!follow) return void c.end();
+      } catch (err) {
+        const e = err;
+        if (e.code === grpc3.status.CANCELLED) return;
+        if (!follow || !live()) {
+          failStream(c, e.code ?? grpc3.status.UNAVAILABLE, e.details ?? e.message);
           return;
         }
-        break;
+        notice(`${name}: lost the output of ${m.id} (${e.details ?? e.message})`);
+      } finally {
+        c.off("cancelled", cancel);
       }
-      await new Promise((r) => setTimeout(r, 250));
-      where = this.run?.jobOf(name);
-    }
-    if (gone) return;
-    const m = where && this.members.get(where.uuid);
-    if (!where || !m) {
-      failStream(
-        c,
-        grpc3.status.NOT_FOUND,
-        where ? `the worker that ran ${name} has left` : `no job of ${name} has started in this run`
-      );
-      return;
-    }
-    const upstream = m.client.StreamOutput(
-      { worker_uuid: m.uuid, job_id: where.jobId, from: c.request.from, follow: c.request.follow },
-      this.metadata()
-    );
-    c.on("cancelled", () => upstream.cancel());
-    try {
-      for await (const chunk of upstream) {
-        if (!c.write(chunk)) await new Promise((r) => c.once("drain", r));
-      }
-      c.end();
-    } catch (err) {
-      const e = err;
-      if (e.code === grpc3.status.CANCELLED) return;
-      failStream(c, e.code ?? grpc3.status.UNAVAILABLE, e.details ?? e.message);
     }
   }
   /**
