@@ -739,6 +739,9 @@ invocations:
     docker: {context: .}
   fine:
     run: echo fine
+  missing:
+    run: echo made nothing
+    outputs: [nothing]
 `,
   );
   const r = await runCli(
@@ -755,6 +758,14 @@ invocations:
   // A docker build the worker refuses fails, and the run goes on (it used to wait for ever).
   expect(r.stderr).toMatch(/img: FAILED.*refused it/);
   expect(r.stdout).toMatch(/fine +worker-1 +built/);
+  // The commands exited 0: their exit code is kept (it used to be "failed (no exit code)").
+  expect(r.stdout).toMatch(
+    /missing +worker-1 +failed \(exit 0\) .*declared output nothing was not produced/,
+  );
+  expect(r.stdout).toMatch(/link +worker-1 +failed \(exit 0\)/);
+  const byUnit = Object.fromEntries(report().invocations.map((i) => [i.unit, i]));
+  expect(byUnit.missing!.exitCode).toBe(0);
+  expect(byUnit.link!.exitCode).toBe(0);
 }, 90_000);
 
 test(

@@ -765,6 +765,8 @@ export class WorkerAgent {
     let result: ResultManifest | undefined;
     /** Why the result is not cached (see `checkKey`). */
     let keyProblem: string | undefined;
+    /** How the command ended, once it has (kept when saving its outputs fails). */
+    let ended: Pick<JobReport, 'has_exit_code' | 'exit_code' | 'signal' | 'command_ms'> | undefined;
     try {
       const late = await this.lateHit(job);
       if (late) {
@@ -809,16 +811,19 @@ export class WorkerAgent {
       const r = await command.result;
       if (pidFile) this.forgetJob(pidFile);
       if (job.stopped && r.state === 'stopped') throw new StoppedError(job.stopped);
-      report = {
-        ...base,
-        state: r.state,
+      ended = {
         has_exit_code: r.exitCode !== null,
         exit_code: r.exitCode ?? 0,
         signal: r.signal ?? '',
+        command_ms: r.commandMs ?? 0,
+      };
+      report = {
+        ...base,
+        ...ended,
+        state: r.state,
         reason: r.reason,
         ended_at: r.endedAt,
         duration_ms: r.durationMs,
-        command_ms: r.commandMs ?? 0,
         output_bytes: r.outputBytes,
       };
       if (r.state === 'succeeded') {
@@ -854,6 +859,8 @@ export class WorkerAgent {
         (job.phase === 'saving' && err instanceof UnsafeArchiveError);
       report = {
         ...base,
+        // A command that exited 0 without its declared outputs: its exit code, not "no exit code".
+        ...ended,
         state: stopped ? 'stopped' : rejected ? 'rejected' : 'failed',
         reason: stopped
           ? `stopped: ${(err as Error).message}`
