@@ -318,3 +318,59 @@ test('a run whose summary goes into a reader that stops early keeps its exit cod
   const runDir = join(dir, 'repo/.dist-build/run');
   expect(readdirSync(runDir)).toEqual([]); // current.json and the certificates are gone
 }, 120_000);
+
+/** The lines a terminal shows after `text` (cursor up `ESC[nA`, erase down `ESC[0J`, colours). */
+function screen(text: string): string[] {
+  const lines: string[] = [''];
+  let row = 0;
+  // eslint-disable-next-line no-control-regex
+  for (const token of text.split(/(\x1b\[[0-9;]*[A-Za-z]|\r|\n)/)) {
+    // eslint-disable-next-line no-control-regex
+    const up = /^\u001b\[(\d*)A$/.exec(token);
+    if (token === '\n') lines[++row] ??= '';
+    else if (up) row = Math.max(0, row - Number(up[1] || 1));
+    else if (token === '\u001b[0J') {
+      lines.splice(row + 1);
+      lines[row] = '';
+    } else if (token !== '\r' && !token.startsWith('\u001b[')) lines[row] += token;
+  }
+  return lines;
+}
+
+test('Ctrl-C in a terminal: the live progress is cleared before the "stopping" line, which stays on the screen', async () => {
+  const config = repo(SLOW);
+  // A terminal (a pty through script(1)); a Ctrl-C typed into it reaches the run and its workers.
+  const child = spawn(
+    'script',
+    [
+      '-qfec',
+      `'${process.execPath}' '${cliPath()}' run --config '${config}' --workers 2 --out '${join(dir, 'out')}'`,
+      '/dev/null',
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'ignore'],
+      env: { ...process.env, CI: undefined, GITHUB_ACTIONS: undefined, TERM: 'xterm' },
+    },
+  );
+  let tty = '';
+  child.stdout.on('data', (d: Buffer) => (tty += d.toString()));
+  const closed = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+  const runFile = join(dir, 'repo/.dist-build/run/current.json');
+  try {
+    const pidFile = join(dir, 'repo/slow.pid');
+    await until('the slow command', () => existsSync(pidFile));
+    groups.push(Number(readFileSync(pidFile, 'utf8')));
+    // The run leads the terminal's foreground process group (ended after the test if need be).
+    groups.push((JSON.parse(readFileSync(runFile, 'utf8')) as { pid: number }).pid);
+    await until('the live progress', () => /slow \d/.test(tty));
+    child.stdin.write('\x03');
+    expect(await closed).toBe(130);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+  const shown = screen(tty);
+  // It used to be written past the progress block, which the next redraw then half erased.
+  expect(shown).toContain('SIGINT: stopping the run and its workers...');
+  expect(shown.filter((l) => /^\[\d+\/\d+\]|^ {2}worker-\d/.test(l))).toEqual([]);
+  expect(shown.join('\n')).toMatch(/slow +worker-\d +cancelled/);
+}, 60_000);

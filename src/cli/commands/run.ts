@@ -111,11 +111,13 @@ async function runLocal(flags: RunFlags): Promise<number> {
     warned.add(kind!);
     warn(`worker-${i}: ${warning}`);
   };
+  // A line that stays: above the live progress in a terminal (written past it, the next redraw
+  // erased the line and left part of the old block on the screen).
+  const say = (text: string) => (print ? print(text) : err.write(`dist-build: ${text}\n`));
   // On GitHub Actions a warning is an annotation, shown on the run's page, not only in the log.
   const warn = (text: string) => {
     if (onGithubActions()) err.write(`${workflowCommand('warning', `dist-build: ${text}`)}\n`);
-    else if (print) print(`warning: ${text}`);
-    else err.write(`dist-build: warning: ${text}\n`);
+    else say(`warning: ${text}`);
   };
   const master = new Master({
     listen: [{ kind: 'tcp', host: '127.0.0.1', port: 0 }],
@@ -158,7 +160,7 @@ async function runLocal(flags: RunFlags): Promise<number> {
       // config) ends the run at once instead of after the join timeout.
       if (!joined) workerDied(new RunFailure(why, code === 2 ? 2 : 1));
       // A Ctrl-C in a terminal reaches the workers too (one process group): their exit is no news.
-      else if (!interrupted) err.write(`dist-build: ${why}\n`);
+      else if (!interrupted) say(why);
     },
   });
   const current = currentRunFile(config.root);
@@ -183,7 +185,7 @@ async function runLocal(flags: RunFlags): Promise<number> {
       return;
     }
     interrupted = `interrupted (${sig})`;
-    err.write(`\ndist-build: ${sig}: stopping the run and its workers...\n`);
+    say(`${sig}: stopping the run and its workers...`);
     if (run) run.cancel(interrupted);
     else abortJoin(new RunFailure(`${interrupted} while the workers were joining`, 130));
   };
