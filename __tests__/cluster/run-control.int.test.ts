@@ -122,6 +122,35 @@ test('status and logs reach a running `dist-build run` with --config alone', asy
   expect((await run.exited).code).toBe(130);
 }, 60_000);
 
+test('a second `dist-build run` in the same tree is refused while one is in progress, which it leaves alone', async () => {
+  const { config, run } = await startSlowRun();
+  writeFileSync(
+    join(dir, 'repo/other.yml'),
+    'version: 1\ninvocations:\n  o: { run: touch o.txt }\n',
+  );
+  const second = await runCli(
+    ['run', '--config', join(dir, 'repo/other.yml'), '--workers', '1', '--out', join(dir, 'out2')],
+    { timeoutMs: 60_000 },
+  );
+  expect(second.stderr).toMatch(
+    new RegExp(
+      `another dist-build run \\(pid ${run.pid}\\) is in progress in ${join(dir, 'repo')}`,
+    ),
+  );
+  expect(second.code).toBe(2);
+  expect(existsSync(join(dir, 'repo/o.txt'))).toBe(false);
+  // The first run's file is still there (the second used to overwrite it, and the first of the
+  // two to end removed it): status finds the run.
+  const status = await runCli(['status', '--config', config, '--json'], { timeoutMs: 20_000 });
+  expect(status.code).toBe(0);
+  expect(readdirSync(join(dir, 'repo/.dist-build/run')).sort()).toEqual([
+    `certs-${run.pid}`,
+    'current.json',
+  ]);
+  run.kill('SIGINT');
+  expect((await run.exited).code).toBe(130);
+}, 90_000);
+
 test('Ctrl-C while the workers are joining stops the run at once; nothing runs', async () => {
   const config = repo(`version: 1
 invocations:

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { link, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { loadConfig } from '../../config/load.js';
 import { ephemeralTls, writeCert } from '../../cluster/certs.js';
 import { writeCA } from '../../cluster/certs.js';
@@ -177,7 +177,7 @@ async function runLocal(flags: RunFlags): Promise<number> {
         .stop(0)
         .then(() =>
           Promise.all([
-            rm(current, { force: true }),
+            claimed ? rm(current, { force: true }) : undefined,
             rm(certDir, { recursive: true, force: true }),
           ]),
         )
@@ -191,16 +191,18 @@ async function runLocal(flags: RunFlags): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Whether the run file is this run's (removed at the end): a run refused for another one in
+  // progress in the same tree leaves that one's file alone.
+  let claimed = false;
   try {
+    await claimRunFile(current, {
+      pid: process.pid,
+      master: address,
+      certs: certDir,
+      config: config.file,
+    });
+    claimed = true;
     workers.start();
-    await writeFile(
-      current,
-      JSON.stringify(
-        { pid: process.pid, master: address, certs: certDir, config: config.file },
-        null,
-        2,
-      ),
-    );
     await Promise.race([
       early,
       aborted,
@@ -258,10 +260,46 @@ async function runLocal(flags: RunFlags): Promise<number> {
       );
     }
     await master.stop();
-    await rm(current, { force: true });
+    if (claimed) await rm(current, { force: true });
     await rm(certDir, { recursive: true, force: true });
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+  }
+}
+
+/**
+ * Writes the run file (`current.json`) for this run, unless another `dist-build run` in progress
+ * holds it: two runs in one tree would run the same commands on the same outputs at once (a
+ * result packed while the other run's command rewrites its files), and the first to end would
+ * remove the other's run file. The file appears whole or not at all (a link of a complete temp
+ * file), so two runs starting together cannot both take it. One whose process is gone (a killed
+ * run) is taken over.
+ */
+async function claimRunFile(file: string, run: { pid: number } & Record<string, unknown>) {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(run, null, 2));
+  try {
+    for (;;) {
+      try {
+        return await link(tmp, file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      let pid: unknown;
+      try {
+        pid = (JSON.parse(await readFile(file, 'utf8')) as { pid?: unknown }).pid;
+      } catch {
+        // removed meanwhile, or not a run file: taken over
+      }
+      if (typeof pid === 'number' && pid !== process.pid && processAlive(pid)) {
+        throw new UsageError(
+          `another dist-build run (pid ${pid}) is in progress in ${dirname(dirname(dirname(file)))}: wait for it to end (or stop it); runs of one tree share its outputs and .dist-build`,
+        );
+      }
+      await rm(file, { force: true });
+    }
+  } finally {
+    await rm(tmp, { force: true });
   }
 }
 
