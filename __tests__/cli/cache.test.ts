@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -160,6 +160,19 @@ describe('dist-build cache', () => {
     const d = await cli('cache', 'verify', '-c', configFile);
     expect(d.out).toMatch(/0 blobs checked, 0 corrupt/);
     expect(await store.hasResults([keys.lib])).toEqual(new Set());
+  });
+
+  it('verify reports and drops a truncated result file, exit 1', async () => {
+    const text = await readFile(store.resultPath(keys.app), 'utf8');
+    await writeFile(store.resultPath(keys.app), text.slice(0, 40));
+    const r = await cli('cache', 'verify', '-c', configFile);
+    expect(r.out).toMatch(
+      /2 blobs checked, 0 corrupt\n.*: 1 result that cannot be read \(removed\):/,
+    );
+    expect(r.out).toContain(keys.app);
+    expect(r.code).toBe(1);
+    expect(await store.hasResults([keys.app, keys.lib])).toEqual(new Set([keys.lib]));
+    expect((await cli('cache', 'verify', '-c', configFile)).code).toBe(0);
   });
 
   it('prune --max-size evicts least recently used entries; a bad size is exit 2', async () => {

@@ -459,11 +459,54 @@ describe('LocalStore size cap, LRU eviction, verify and listing', () => {
     await store.putResult(manifest(sha('bad'), [bad.digest, good.digest]));
     await writeFile(store.blobPath(bad.digest), 'flipped bytes');
     const r = await store.verify();
-    expect(r).toEqual({ checked: 2, corrupt: [bad.digest], removedResults: 1 });
+    expect(r).toEqual({ checked: 2, corrupt: [bad.digest], removedResults: 1, badResults: [] });
     expect(await store.hasBlobs([good.digest, bad.digest])).toEqual(new Set([good.digest]));
     expect(await store.hasResults([sha('good'), sha('bad')])).toEqual(new Set([sha('good')]));
     expect(warnings.join('\n')).toContain(bad.digest);
-    expect(await store.verify()).toEqual({ checked: 1, corrupt: [], removedResults: 0 });
+    expect(await store.verify()).toEqual({
+      checked: 1,
+      corrupt: [],
+      removedResults: 0,
+      badResults: [],
+    });
+  });
+
+  it("verify() drops a directory in a blob's place and result files that do not parse or validate", async () => {
+    const good = await store.putBlob(chunked(Buffer.from('good bytes')));
+    const gone = await store.putBlob(chunked(Buffer.from('replaced by a directory')));
+    await store.putResult(manifest(sha('good'), [good.digest]));
+    await store.putResult(manifest(sha('dir'), [gone.digest]));
+    await store.putResult(manifest(sha('truncated'), [good.digest]));
+    await store.putResult(manifest(sha('edited'), [good.digest]));
+    await store.putResult(manifest(sha('other'), [good.digest]));
+    await rm(store.blobPath(gone.digest));
+    await mkdir(join(store.blobPath(gone.digest), 'x'), { recursive: true });
+    const truncated = await readFile(store.resultPath(sha('truncated')), 'utf8');
+    await writeFile(store.resultPath(sha('truncated')), truncated.slice(0, 50));
+    await writeFile(store.resultPath(sha('edited')), '{"format": "something else"}\n');
+    await writeFile(
+      store.resultPath(sha('other')),
+      JSON.stringify(manifest(sha('good'), [good.digest])),
+    );
+    // They used to pass as clean: the directory was not a blob to check, a manifest that did
+    // not parse was skipped, and every later run met them as misses (with a warning) again.
+    const r = await store.verify();
+    expect(r).toEqual({
+      checked: 2,
+      corrupt: [gone.digest],
+      removedResults: 1,
+      badResults: [sha('edited'), sha('other'), sha('truncated')].sort(),
+    });
+    expect(
+      await store.hasResults([sha('good'), sha('dir'), sha('truncated'), sha('edited')]),
+    ).toEqual(new Set([sha('good')]));
+    expect(await store.hasBlobs([gone.digest])).toEqual(new Set());
+    expect(await store.verify()).toEqual({
+      checked: 1,
+      corrupt: [],
+      removedResults: 0,
+      badResults: [],
+    });
   });
 
   it('listResults(prefix) lists valid results in key order with their sizes', async () => {

@@ -91,6 +91,8 @@ export interface VerifyResult {
   corrupt: string[];
   /** Results deleted because they named a corrupt blob (or, for a registry, a missing one). */
   removedResults: number;
+  /** Local: cache keys of result files that do not parse or validate (deleted). */
+  badResults?: string[];
   /** Registry: blobs that results name and the registry no longer holds. */
   missing?: string[];
 }
@@ -412,13 +414,21 @@ export class LocalStore implements Store {
   }
 
   /**
-   * Rehashes every blob; deletes those whose bytes do not match their name, and the results that
-   * name them.
+   * Rehashes every blob; deletes those whose bytes do not match their name (or that are not files,
+   * such as a directory in a blob's place), the results that name them, and result files that do
+   * not parse or validate.
    */
   async verify(): Promise<VerifyResult> {
     const corrupt: string[] = [];
     const blobs = await this.scanBlobs();
     let checked = 0;
+    for (const path of await this.nonFileBlobs()) {
+      checked++;
+      await rm(path, { recursive: true, force: true }).catch(() => {});
+      const digest = `sha256:${path.slice(-64)}`;
+      corrupt.push(digest);
+      this.warnOnce(`blob:${digest}`, `${this.location}: removed blob ${digest}: not a file`);
+    }
     // Two blobs at a time: each hash is sequential, two use two cores.
     await mapLimit(blobs, 2, async (b) => {
       let actual: string;
@@ -445,8 +455,9 @@ export class LocalStore implements Store {
       );
     });
     corrupt.sort();
-    const removedResults = await this.removeResultsNaming(new Set(corrupt));
-    return { checked, corrupt, removedResults };
+    const badResults: string[] = [];
+    const removedResults = await this.removeResultsNaming(new Set(corrupt), badResults);
+    return { checked, corrupt, removedResults, badResults };
   }
 
   /**
@@ -514,6 +525,20 @@ export class LocalStore implements Store {
     return out;
   }
 
+  /** Paths in the blob directories named as blobs that are not regular files. */
+  private async nonFileBlobs(): Promise<string[]> {
+    const out: string[] = [];
+    const root = join(this.dir, 'blobs', 'sha256');
+    for (const shard of await listDir(root)) {
+      for (const name of await listDir(join(root, shard))) {
+        if (!/^[0-9a-f]{64}$/.test(name)) continue;
+        const st = await lstat(join(root, shard, name)).catch(() => null);
+        if (st && !st.isFile()) out.push(join(root, shard, name));
+      }
+    }
+    return out;
+  }
+
   /** Result files whose key's hex starts with `hexPrefix`, sorted by key. */
   private async resultFiles(hexPrefix = ''): Promise<{ cacheKey: string; path: string }[]> {
     const root = join(this.dir, 'results', 'sha256');
@@ -534,17 +559,26 @@ export class LocalStore implements Store {
     return out;
   }
 
-  /** Deletes the results that name any of `digests`; returns how many. */
   /**
    * Removes the results that name any of `digests`, or a blob that is not there (left by a
-   * writer that raced an eviction, or by hand): no result is kept that could only miss.
+   * writer that raced an eviction, or by hand): no result is kept that could only miss. Returns
+   * how many. With `bad`, result files that do not parse or validate (results are written
+   * whole, by rename: a truncated or edited one) are removed too, their keys pushed there.
    */
-  private async removeResultsNaming(digests: ReadonlySet<string>): Promise<number> {
+  private async removeResultsNaming(digests: ReadonlySet<string>, bad?: string[]): Promise<number> {
     let removed = 0;
     for (const r of await this.resultFiles()) {
       const before = await stat(r.path).catch(() => null);
       const manifest = await readManifest(r.path);
-      if (!before || !manifest) continue;
+      if (!before) continue;
+      if (!manifest || manifest.cacheKey !== r.cacheKey) {
+        if (!bad) continue;
+        const now = await stat(r.path).catch(() => null);
+        if (!now || now.ino !== before.ino || now.mtimeMs !== before.mtimeMs) continue;
+        await rm(r.path, { recursive: true, force: true }).catch(() => {});
+        bad.push(r.cacheKey);
+        continue;
+      }
       const named = manifest.outputs.map((o) => o.digest);
       if (!named.some((d) => digests.has(d))) {
         const present = await this.hasBlobs(named);

@@ -257,6 +257,8 @@ async function verifyCommand(flags: CacheFlags): Promise<void> {
     }
     const missing = r.missing ?? [];
     if (missing.length) failed++;
+    const bad = r.badResults ?? [];
+    corrupt += bad.length;
     const removed = count(r.removedResults, 'result');
     process.stdout.write(
       `${describe(s)}: ${count(r.checked, 'blob')} checked, ${r.corrupt.length} corrupt` +
@@ -265,7 +267,10 @@ async function verifyCommand(flags: CacheFlags): Promise<void> {
           ? ` (${s.config.type === 'local' ? `removed, with ${removed} naming them` : `corrupt ones removed where the registry allows it; ${removed} naming them removed`}):\n` +
             [...r.corrupt, ...missing.map((d) => `${d} (missing)`)].map((d) => `  ${d}`).join('\n')
           : '') +
-        '\n',
+        '\n' +
+        (bad.length
+          ? `${describe(s)}: ${count(bad.length, 'result')} that cannot be read (removed):\n${bad.map((k) => `  ${k}`).join('\n')}\n`
+          : ''),
     );
   }
   if (corrupt > 0 || failed > 0) process.exitCode = 1;
