@@ -403,3 +403,44 @@ test('Ctrl-C in a terminal: the live progress is cleared before the "stopping" l
   expect(shown.filter((l) => /^\[\d+\/\d+\]|^ {2}worker-\d/.test(l))).toEqual([]);
   expect(shown.join('\n')).toMatch(/slow +worker-\d +cancelled/);
 }, 60_000);
+
+test('`dist-build master` in a terminal: its log lines (a worker leaving) go above the live progress, which leaves nothing behind', async () => {
+  const config = repo(SLOW);
+  const sock = `unix://${join(dir, 'm.sock')}`;
+  const child = spawn(
+    'script',
+    [
+      '-qfec',
+      `'${process.execPath}' '${cliPath()}' master --listen '${sock}' --config '${config}' --workers 1 --wait 60s --heartbeat 500ms --out '${join(dir, 'out')}'`,
+      '/dev/null',
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'ignore'],
+      env: { ...process.env, CI: undefined, GITHUB_ACTIONS: undefined, TERM: 'xterm' },
+    },
+  );
+  let tty = '';
+  child.stdout.on('data', (d: Buffer) => (tty += d.toString()));
+  const closed = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+  try {
+    await until('the master to listen', () => tty.includes('listening on'));
+    const worker = startCli(
+      ['worker', '--join', sock, '--config', config, '--cache-dir', join(dir, 'cache')],
+      { cwd: join(dir, 'repo') },
+    );
+    const pidFile = join(dir, 'repo/slow.pid');
+    await until('the slow command', () => existsSync(pidFile));
+    groups.push(Number(readFileSync(pidFile, 'utf8')));
+    await until('the live progress', () => /slow \d/.test(tty));
+    worker.kill('SIGTERM');
+    expect(await closed).toBe(1);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+  const shown = screen(tty);
+  expect(shown.some((l) => / master: worker \S+ left: deregistered \(SIGTERM\)$/.test(l))).toBe(
+    true,
+  );
+  expect(shown.filter((l) => /^\[\d+\/\d+\]|^ {2}\S+ +(idle|slow)/.test(l))).toEqual([]);
+  expect(shown.join('\n')).toMatch(/slow +- +failed/);
+}, 60_000);

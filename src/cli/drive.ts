@@ -40,10 +40,11 @@ export interface DriveOptions {
   /** Called with the run once it exists (Ctrl-C handlers cancel it). */
   onRun?: (run: Run) => void;
   /**
-   * Called with a function that prints a line that stays (above the live progress in a terminal)
-   * while the progress display is on, and with `undefined` when it is off again.
+   * Called with a function that prints a line that stays (above the live progress in a terminal;
+   * `live`, where it is printed as is, else as `dist-build: <line>`) while the progress display
+   * is on, and with `undefined` when it is off again.
    */
-  onPrinter?: (print: ((line: string) => void) | undefined) => void;
+  onPrinter?: (print: ((line: string) => void) | undefined, live?: boolean) => void;
   noWorkerTimeoutMs?: number;
   /** See `RunOptions.onWorkerLost`. */
   onWorkerLost?: (workerId: string, why: string) => void;
@@ -101,7 +102,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
     groupMarkers: onActions,
   });
   for (const m of opts.master.live()) progress.event({ type: 'worker-joined', worker: m.id });
-  opts.onPrinter?.((line) => progress.print(line));
+  opts.onPrinter?.((line) => progress.print(line), progress.live);
   const out = resolve(opts.out);
   const run = new Run(opts.master, {
     config,

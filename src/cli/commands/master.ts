@@ -71,11 +71,15 @@ Examples (a pool on two shells):
     if (config) makeDirFlag('--out', flags.out);
     const security = await securityFrom(flags, { command: 'master', roles: ['master'] });
     const err = process.stderr;
+    // While the run's live progress is on (a terminal), lines go above it (written past it, the
+    // next redraw erased them and left part of the old block on the screen).
+    let print: ((line: string) => void) | undefined;
+    const say = (line: string) => (print ? print(line) : err.write(`${line}\n`));
     const master = new Master({
       listen: flags.listen.map(parseAddress),
       security,
       heartbeatMs,
-      log: (m) => err.write(`${new Date().toISOString()} ${m}\n`),
+      log: (m) => say(`${new Date().toISOString()} ${m}`),
     });
     await master.start();
     err.write(
@@ -86,7 +90,7 @@ Examples (a pool on two shells):
     const onSignal = (sig: NodeJS.Signals) => {
       if (stopped) process.exit(130);
       stopped = true;
-      err.write(`dist-build master: ${sig}\n`);
+      say(`dist-build master: ${sig}`);
       if (run) run.cancel(`master interrupted (${sig})`);
       else void master.stop().then(() => process.exit(130));
     };
@@ -111,6 +115,7 @@ Examples (a pool on two shells):
         logOrder: flags.logOrder,
         err,
         onRun: (r) => (run = r),
+        onPrinter: (p, live) => (print = live ? p : undefined),
       });
       process.exitCode = stopped ? 130 : code;
     } finally {
