@@ -591,6 +591,42 @@ invocations:
   expect(by.b).toBe('cancelled');
 }, 90_000);
 
+test('an artifact this run does not export (failed, skipped) is not left in --out from an earlier run', async () => {
+  const good = `version: 1
+invocations:
+  lib:
+    run: mkdir -p out && echo "lib v1" > out/lib.txt
+    outputs: [out/lib.txt]
+    export: true
+  app:
+    run: mkdir -p app && echo app > app/app.txt
+    needs: [lib]
+    outputs: [app]
+    export: true
+`;
+  const config = tree('repo', good);
+  const artifacts = join(dir, 'artifacts');
+  const run = () =>
+    runCli(['run', '--config', config, '--workers', '1', '--out', artifacts], {
+      timeoutMs: 60_000,
+    });
+  expect((await run()).code).toBe(0);
+  expect(readFileSync(join(artifacts, 'out/lib.txt'), 'utf8')).toBe('lib v1\n');
+  expect(existsSync(join(artifacts, 'app/app.txt'))).toBe(true);
+  // lib now fails, so app is skipped: neither is this run's artifact.
+  writeFileSync(config, good.replace('echo "lib v1" > out/lib.txt', 'exit 4'));
+  const second = await run();
+  expect(second.code).toBe(1);
+  expect(Object.fromEntries(report().invocations.map((i) => [i.unit, i.status]))).toEqual({
+    lib: 'failed',
+    app: 'skipped',
+  });
+  // They used to stay there from the first run, next to a report saying they failed.
+  expect(existsSync(join(artifacts, 'out/lib.txt'))).toBe(false);
+  expect(existsSync(join(artifacts, 'app'))).toBe(false);
+  expect(existsSync(join(artifacts, 'dist-build-report.json'))).toBe(true);
+}, 90_000);
+
 const CORRUPTIBLE = `version: 1
 invocations:
   a:

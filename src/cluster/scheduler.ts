@@ -25,7 +25,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Config, InvocationConfig } from '../config/types.js';
 import { expandUnits } from '../plan/units.js';
@@ -1069,7 +1069,15 @@ export class Run {
     const lost: { unit: UnitRun; why: string }[] = [];
     const done0 = new Set(already.map((e) => e.unit));
     for (const u of this.units) {
-      if (!u.inv.export || (u.state !== 'built' && u.state !== 'cached')) continue;
+      if (!u.inv.export) continue;
+      if (u.state !== 'built' && u.state !== 'cached') {
+        // Not exported by this run (failed, skipped, cancelled): an earlier run's copy in `dir`
+        // would pass for this run's artifact next to a report that says it failed. (With
+        // `--out .` they are the work tree's own outputs, left as they are.)
+        if (resolve(dir) !== resolve(this.opts.config.root))
+          for (const p of u.inv.outputs) await rm(join(dir, p), { recursive: true, force: true });
+        continue;
+      }
       if (done0.has(u.unit.id)) continue;
       const candidates = [
         ...this.master.live().filter((m) => m.id === u.builtBy),
