@@ -1,4 +1,5 @@
-import { mkdtempSync } from 'node:fs';
+import { jest } from '@jest/globals';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +33,39 @@ const config = (cache = '') =>
 const opts = { slot: 'worker-1', onWarning: () => {}, env: {} };
 
 describe('openStore', () => {
+  it('a first local store that cannot be written is read, behind a temporary store of its own (a warning, not failed builds)', async () => {
+    // A read-only cache dir (as root, modes do not stop writes: the probe says what it met).
+    const probe = jest
+      .spyOn(LocalStore.prototype, 'writeProblem')
+      .mockResolvedValueOnce("EACCES: permission denied, open '<cache>/tmp/probe'");
+    const warnings: string[] = [];
+    try {
+      const store = await openStore(config(), { ...opts, onWarning: (m) => warnings.push(m) });
+      expect(store.layers).toHaveLength(2);
+      const [own, shared] = store.layers as LocalStore[];
+      expect(shared!.location).toBe(join(dir, '.dist-build', 'cache'));
+      expect(own!.location.startsWith(join(tmpdir(), 'dist-build-store-'))).toBe(true);
+      expect(warnings).toEqual([
+        `${join(dir, '.dist-build', 'cache')}: cannot write there (EACCES: permission denied, open '<cache>/tmp/probe'): what this worker builds is kept in ${own!.location} for this run only`,
+      ]);
+      // Builds land in the temporary store; the shared one is still read.
+      const blob = await store.putBlob(
+        (async function* () {
+          yield Buffer.from('built here');
+        })(),
+      );
+      expect(existsSync(own!.blobPath(blob.digest))).toBe(true);
+      await rm(own!.location, { recursive: true, force: true });
+    } finally {
+      probe.mockRestore();
+    }
+  });
+
+  it('writeProblem() is undefined for a store that can be written', async () => {
+    const store = await LocalStore.open(join(dir, 'cache'));
+    expect(await store.writeProblem()).toBeUndefined();
+  });
+
   it('opens the default local store at <config dir>/.dist-build/cache', async () => {
     const store = await openStore(config(), opts);
     expect(store.kind).toBe('local');

@@ -237,6 +237,24 @@ export class LocalStore implements Store {
     return this.putBlob(createReadStream(file, { highWaterMark: READ_CHUNK }), info.digest);
   }
 
+  /**
+   * Why nothing can be written here (a read-only directory or file system: EACCES, EROFS,
+   * EPERM), or undefined when a file can be made in its temp directory.
+   */
+  async writeProblem(): Promise<string | undefined> {
+    const probe = this.tempPath();
+    try {
+      await this.ensureDirs();
+      await writeFile(probe, '', { flag: 'wx' });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') return errorText(err);
+      throw err;
+    }
+    await rm(probe, { force: true });
+    return undefined;
+  }
+
   async tempDir(): Promise<string> {
     await this.ensureDirs();
     return join(this.dir, 'tmp');

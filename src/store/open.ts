@@ -6,6 +6,9 @@
  * `--cache-dir` replaces the directory of the first local store, or puts a local store in front
  * when the config has none.
  */
+import { rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { CacheConfig, Config, StoreConfig } from '../config/types.js';
 import { ConfigError, type ConfigIssue } from '../config/errors.js';
@@ -220,7 +223,21 @@ export async function openStore(config: Config, opts: OpenStoreOptions): Promise
   const env = opts.env ?? process.env;
   const secret = signingSecret(config.cache?.sign, env, opts.onWarning);
   const opened = await openStores(config, { ...opts, env });
-  const layers = opened.map(({ store }) =>
+  const stores = opened.map((o) => o.store);
+  // A worker packs and restores through its first local store: one it cannot write (a read-only
+  // cache dir or mount) would fail every job it builds. It is read (its hits count), and a store
+  // of this process's own in the temp dir goes in front, removed when the process exits.
+  const first = stores[0];
+  const problem = first instanceof LocalStore ? await first.writeProblem() : undefined;
+  if (problem) {
+    const dir = await mkdtemp(join(tmpdir(), 'dist-build-store-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    opts.onWarning(
+      `${first!.location}: cannot write there (${problem}): what this worker builds is kept in ${dir} for this run only`,
+    );
+    stores.unshift(await LocalStore.open(dir, { onWarning: opts.onWarning }));
+  }
+  const layers = stores.map((store) =>
     secret === null ? store : new SignedStore(store, { secret, onWarning: opts.onWarning }),
   );
   return new LayeredStore(layers, {
