@@ -165,3 +165,39 @@ describe('Progress (plain)', () => {
     p.stop();
   });
 });
+
+describe('Progress (terminal)', () => {
+  it('keeps the live block within the terminal height: busy workers first, the rest counted', () => {
+    const ci = process.env.CI;
+    delete process.env.CI;
+    const out = {
+      text: '',
+      isTTY: true,
+      columns: 80,
+      rows: 6,
+      write: (t: string) => ((out.text += t), true),
+    };
+    let p: Progress;
+    try {
+      p = new Progress({ out: out as unknown as ProgressOptions['out'], total: 12 });
+    } finally {
+      if (ci !== undefined) process.env.CI = ci;
+    }
+    expect(p.live).toBe(true);
+    for (let i = 1; i <= 12; i++)
+      p.event({ type: 'worker-joined', worker: `w${String(i).padStart(2, '0')}` });
+    p.event({ type: 'started', unit: 'a', worker: 'w07', attempt: 1 });
+    p.event({ type: 'started', unit: 'b', worker: 'w11', attempt: 1 });
+    p.print('note');
+    // A 13-line block in 6 rows could not be moved up over: every redraw scrolled more of it away.
+    const block = out.text.split('note\n')[1]!.split('\n').filter(Boolean);
+    expect(block).toHaveLength(5);
+    expect(block[0]).toBe('[0/12] 0 built, 0 cached');
+    // The busy ones, then idle ones while there is room; in worker order (lines do not jump).
+    expect(block[1]).toMatch(/^ {2}w01 +idle$/);
+    expect(block[2]).toMatch(/^ {2}w07 +a \d/);
+    expect(block[3]).toMatch(/^ {2}w11 +b \d/);
+    expect(block[4]).toBe('  ... 9 more workers (9 idle)');
+    p.stop();
+  });
+});

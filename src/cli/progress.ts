@@ -21,7 +21,7 @@ import type { RunEvent } from '../cluster/scheduler.js';
 import { shownPath } from '../report/render.js';
 
 export interface ProgressOptions {
-  out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number; rows?: number };
   total: number;
   /** Force plain output (default: plain unless `out` is a TTY and CI is unset). */
   plain?: boolean;
@@ -281,13 +281,33 @@ export class Progress {
         (c.skipped ? `, ${c.skipped} skipped` : ''),
     ];
     const now = Date.now();
+    const rows: { busy: boolean; line: string }[] = [];
     for (const w of [...this.workers].sort()) {
       const jobs = [...this.running.entries()].filter(([k]) => k.startsWith(w + '\0'));
       const what = jobs.length
         ? jobs.map(([, j]) => `${j.unit} ${secs(now - j.since)}`).join(', ')
         : 'idle';
-      lines.push(`  ${w.padEnd(12)} ${what}`.slice(0, width));
+      rows.push({ busy: jobs.length > 0, line: `  ${w.padEnd(12)} ${what}`.slice(0, width) });
     }
+    // The block must fit the terminal: the cursor cannot move up past its top line, so a taller
+    // block was redrawn below its scrolled-off part 10 times a second, filling the scrollback.
+    // Busy workers first (shown in worker order); the rest are counted on a last line.
+    const room = this.opts.out.rows ? Math.max(1, this.opts.out.rows - 2) : Infinity;
+    if (rows.length > room) {
+      const shown = [...rows.filter((r) => r.busy), ...rows.filter((r) => !r.busy)].slice(
+        0,
+        Math.max(0, room - 1),
+      );
+      const rest = rows.filter((r) => !shown.includes(r));
+      const idle = rest.filter((r) => !r.busy).length;
+      lines.push(
+        ...rows.filter((r) => shown.includes(r)).map((r) => r.line),
+        `  ... ${rest.length} more worker${rest.length === 1 ? '' : 's'}${idle ? ` (${idle} idle)` : ''}`.slice(
+          0,
+          width,
+        ),
+      );
+    } else lines.push(...rows.map((r) => r.line));
     this.clear();
     this.opts.out.write(lines.join('\n') + '\n');
     this.drawn = lines.length;
