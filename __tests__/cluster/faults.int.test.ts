@@ -12,11 +12,13 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCA, issueCert, writeCA, writeCert } from '../../src/cluster/certs.js';
 import type { RunReport } from '../../src/report/types.js';
-import { explained, runCli, startCli, stopAll, type Proc } from '../helpers/processes.js';
+import { cliPath, explained, runCli, startCli, stopAll, type Proc } from '../helpers/processes.js';
 
 let dir: string;
 let certs: string;
@@ -625,6 +627,79 @@ invocations:
   expect(existsSync(join(artifacts, 'out/lib.txt'))).toBe(false);
   expect(existsSync(join(artifacts, 'app'))).toBe(false);
   expect(existsSync(join(artifacts, 'dist-build-report.json'))).toBe(true);
+}, 90_000);
+
+test('a command that leaves read-only directories in its output: built again over them, and restored over them', () => {
+  // As root, modes stop nothing: the runs then go as an unprivileged user (setpriv), as a
+  // developer's or a CI runner's would.
+  const asUser =
+    process.getuid?.() === 0
+      ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'env', 'HOME=/tmp']
+      : [];
+  if (asUser.length && spawnSync('setpriv', ['--version']).status !== 0) return; // no way to drop root
+  const config = tree(
+    'repo',
+    `version: 1
+invocations:
+  ro:
+    run: mkdir -p out/ro/sub && cat src.txt > out/ro/sub/f && chmod 555 out/ro/sub
+    inputs: [src.txt]
+    outputs: [out/ro]
+  use:
+    run: cat out/ro/sub/f use.txt
+    inputs: [use.txt]
+    needs: [ro]
+`,
+  );
+  const repo = join(dir, 'repo');
+  const write = (name: string, text: string) => writeFileSync(join(repo, name), text);
+  write('src.txt', 'one\n');
+  write('use.txt', 'u1\n');
+  const everyone = (path: string) => {
+    chmodSync(path, 0o777);
+    for (const e of readdirSync(path, { withFileTypes: true }))
+      if (e.isDirectory()) everyone(join(path, e.name));
+      else chmodSync(join(path, e.name), 0o666);
+  };
+  // The tree is the user's (what the runs make is theirs already).
+  everyone(dir);
+  const run = () => {
+    const [cmd, ...args] = [
+      ...asUser,
+      process.execPath,
+      cliPath(),
+      'run',
+      '-c',
+      config,
+      '-w',
+      '1',
+      '--no-output',
+      '--out',
+      join(dir, 'artifacts'),
+    ];
+    const r = spawnSync(cmd!, args, { encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' });
+    return { code: r.status, out: `${r.stdout}${r.stderr}` };
+  };
+  try {
+    expect(run().code).toBe(0);
+    write('src.txt', 'two\n');
+    // ro is built again: clearing its output used to fail (EACCES on out/ro/sub/f), every run.
+    const second = run();
+    expect(second.out).toMatch(/ro +worker-1 +built/);
+    expect(second.code).toBe(0);
+    // Back to the first result (cached), under a changed dependent: restored over the tree's
+    // read-only one (the old one moved aside and removed), not built again.
+    write('src.txt', 'one\n');
+    write('use.txt', 'u2\n');
+    const third = run();
+    expect(third.out).toMatch(/ro +worker-1 +cached/);
+    expect(third.out).toMatch(/use +worker-1 +built/);
+    expect(third.code).toBe(0);
+    expect(readFileSync(join(repo, 'out/ro/sub/f'), 'utf8')).toBe('one\n');
+    expect(readdirSync(join(repo, '.dist-build/staging'))).toEqual([]);
+  } finally {
+    spawnSync('chmod', ['-R', 'u+w', dir]);
+  }
 }, 90_000);
 
 const CORRUPTIBLE = `version: 1

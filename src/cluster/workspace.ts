@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { removeTree } from '../store/fsutil.js';
 import { processAlive } from './local.js';
 
 const hashPath = (p: string): string =>
@@ -48,7 +49,8 @@ export class Workspace {
   /** Removes a declared output (before the invocation that produces it runs). */
   async clear(path: string): Promise<void> {
     await this.unmark(path);
-    await rm(join(this.root, path), { recursive: true, force: true });
+    // A command may leave read-only directories in its output: cleared all the same.
+    await removeTree(join(this.root, path));
   }
 
   /** Runs `fn` holding the lock of output `path` (exclusive across processes on this tree). */

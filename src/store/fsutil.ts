@@ -1,6 +1,7 @@
 /** Small file-system helpers shared by the stores: "not there" is an answer, not an error. */
 import { readFileSync, writevSync } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { chmod, lstat, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 
 export function isNotFound(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | null)?.code;
@@ -25,6 +26,35 @@ export async function listDir(dir: string): Promise<string[]> {
     if (isNotFound(err)) return [];
     throw err;
   }
+}
+
+/** Whether `err` is a permission error (EACCES, EPERM). */
+export function isPermissionError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'EACCES' || code === 'EPERM';
+}
+
+/**
+ * Removes `path` and everything under it, as `rm -rf` does for its owner: also when it holds
+ * read-only directories (a command's output made 0555, as Go's module cache is), whose write bit
+ * is added first. Symlinks are never followed.
+ */
+export async function removeTree(path: string): Promise<void> {
+  try {
+    await rm(path, { recursive: true, force: true });
+  } catch (err) {
+    if (!isPermissionError(err)) throw err;
+    await addWriteBits(path);
+    await rm(path, { recursive: true, force: true });
+  }
+}
+
+/** Gives the owner rwx on `dir` and every directory under it (a directory's entries need w+x). */
+export async function addWriteBits(dir: string): Promise<void> {
+  const st = await lstat(dir).catch(() => null);
+  if (!st?.isDirectory()) return;
+  if ((st.mode & 0o700) !== 0o700) await chmod(dir, (st.mode & 0o7777) | 0o700).catch(() => {});
+  for (const name of await readdir(dir).catch(() => [])) await addWriteBits(join(dir, name));
 }
 
 /** Writes all of `chunks` at the file's position, in as few system calls as it takes. */

@@ -59,7 +59,7 @@ import { lstat, mkdir, readdir, readlink, realpath, rename, rm } from 'node:fs/p
 import { dirname, join, posix, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isVerifiedFor, verifiedStream } from './digest.js';
-import { isNotFound } from './fsutil.js';
+import { addWriteBits, isNotFound, isPermissionError, removeTree } from './fsutil.js';
 import { HashPipe, SLOT } from './hash-pipe.js';
 import { mapLimit } from './limit.js';
 import { END_OF_ARCHIVE, padding, TarReader, writeHeader } from './tar.js';
@@ -191,7 +191,8 @@ export async function restoreOutputs(
     } finally {
       destroyQuietly(source);
       await rm(stage, { recursive: true, force: true });
-      await rm(`${stage}.old`, { recursive: true, force: true });
+      // What the output held before: a command's own output may hold read-only directories.
+      await removeTree(`${stage}.old`);
     }
   }
 }
@@ -615,7 +616,13 @@ async function place(root: string, out: string, staged: string, aside: string): 
     await rename(dest, aside);
     moved = true;
   } catch (err) {
-    if (!isNotFound(err)) throw err;
+    if (!isNotFound(err) && !isPermissionError(err)) throw err;
+    if (isPermissionError(err)) {
+      // A read-only directory cannot move to another parent (its `..` changes): made writable.
+      await addWriteBits(dest);
+      await rename(dest, aside);
+      moved = true;
+    }
   }
   try {
     await rename(staged, dest);
