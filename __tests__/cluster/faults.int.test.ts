@@ -702,6 +702,30 @@ invocations:
   }
 }, 90_000);
 
+test('a run killed while it exported leaves a staging directory in --out: the next run removes it', async () => {
+  const config = tree(
+    'repo',
+    `version: 1\ninvocations:\n  a: { run: "mkdir -p o && echo a > o/a", outputs: [o], export: true }\n`,
+  );
+  const artifacts = join(dir, 'artifacts');
+  // As a run killed with SIGKILL mid-export leaves it: named by its process, which is gone.
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+  const stale = join(artifacts, `.dist-build-export-${dead}-Ab12Cd`);
+  mkdirSync(join(stale, 'o'), { recursive: true });
+  writeFileSync(join(stale, 'o/half-written'), 'x');
+  // One of a live process (another run exporting into the same directory) is left alone.
+  const live = join(artifacts, `.dist-build-export-${process.pid}-Ef34Gh`);
+  mkdirSync(live);
+  const r = await runCli(['run', '--config', config, '--workers', '1', '--out', artifacts], {
+    timeoutMs: 60_000,
+  });
+  expect(r.code).toBe(0);
+  expect(readFileSync(join(artifacts, 'o/a'), 'utf8')).toBe('a\n');
+  expect(readdirSync(artifacts).filter((n) => n.startsWith('.dist-build-export-'))).toEqual([
+    `.dist-build-export-${process.pid}-Ef34Gh`,
+  ]);
+}, 60_000);
+
 const CORRUPTIBLE = `version: 1
 invocations:
   a:

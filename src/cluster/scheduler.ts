@@ -24,7 +24,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Config, InvocationConfig } from '../config/types.js';
@@ -34,6 +34,7 @@ import { expectedDuration, type History } from '../plan/plan.js';
 import { eligible, place } from '../plan/placement.js';
 import { needsGraph, tailLengths } from '../plan/simulate.js';
 import type { PlacementItem, Unit, WorkerInfo } from '../plan/types.js';
+import { processAlive, removeTree } from '../store/fsutil.js';
 import { restoreOutputs } from '../store/pack.js';
 import type { OutputEntry } from '../store/types.js';
 import { REPORT_FORMAT } from '../report/types.js';
@@ -1052,7 +1053,13 @@ export class Run {
     // Artifacts are staged in a directory of this export's own: `dir` may be the config's
     // directory (`--out .`), whose .dist-build holds the cache.
     await mkdir(dir, { recursive: true });
-    const staging = await mkdtemp(join(dir, '.dist-build-export-'));
+    // One left by a run that was killed while it exported (named by its process) goes now: it
+    // would stay in `dir` for ever, a partial copy of an artifact.
+    for (const name of await readdir(dir)) {
+      const pid = Number(/^\.dist-build-export-(\d+)-/.exec(name)?.[1]);
+      if (pid && pid !== process.pid && !processAlive(pid)) await removeTree(join(dir, name));
+    }
+    const staging = await mkdtemp(join(dir, `.dist-build-export-${process.pid}-`));
     try {
       return await this.exportInto(dir, staging, already);
     } finally {
