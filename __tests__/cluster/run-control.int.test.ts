@@ -151,6 +151,26 @@ test('a second `dist-build run` in the same tree is refused while one is in prog
   expect((await run.exited).code).toBe(130);
 }, 90_000);
 
+test("a run file left by a killed run whose pid is now another process's does not hold up the next run", async () => {
+  const config = repo(`version: 1\ninvocations:\n  quick: { run: "true" }\n`);
+  mkdirSync(join(dir, 'repo/.dist-build/run'), { recursive: true });
+  // The pid is alive (this test's own process), but it is not the process that wrote the file.
+  writeFileSync(
+    join(dir, 'repo/.dist-build/run/current.json'),
+    JSON.stringify({ pid: process.pid, started: '1', master: 'tcp://127.0.0.1:9', certs: dir }),
+  );
+  // status knows it for a run that is gone, not a master that does not answer.
+  const status = await runCli(['status', '--config', config], { timeoutMs: 20_000 });
+  expect(status.stderr).toMatch(/no local run in progress .*is gone/);
+  expect(status.code).toBe(2);
+  const r = await runCli(['run', '--config', config, '--workers', '1', '--out', join(dir, 'out')], {
+    timeoutMs: 60_000,
+  });
+  expect(r.stderr).not.toMatch(/another dist-build run/);
+  expect(r.code).toBe(0);
+  expect(readdirSync(join(dir, 'repo/.dist-build/run'))).toEqual([]);
+}, 60_000);
+
 test('Ctrl-C while the workers are joining stops the run at once; nothing runs', async () => {
   const config = repo(`version: 1
 invocations:

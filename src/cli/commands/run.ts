@@ -9,6 +9,7 @@ import { Master } from '../../cluster/master.js';
 import type { Run } from '../../cluster/scheduler.js';
 import { formatAddress } from '../../cluster/transport.js';
 import { endJobsLeftBy } from '../../cluster/worker.js';
+import { processStartTime } from '../../store/fsutil.js';
 import { workerCacheDir } from '../../store/open.js';
 import { expandUnits, workerCount } from '../../plan/units.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
@@ -194,9 +195,11 @@ async function runLocal(flags: RunFlags): Promise<number> {
   // Whether the run file is this run's (removed at the end): a run refused for another one in
   // progress in the same tree leaves that one's file alone.
   let claimed = false;
+  const started = processStartTime(process.pid);
   try {
     await claimRunFile(current, {
       pid: process.pid,
+      ...(started ? { started } : {}),
       master: address,
       certs: certDir,
       config: config.file,
@@ -273,7 +276,8 @@ async function runLocal(flags: RunFlags): Promise<number> {
  * result packed while the other run's command rewrites its files), and the first to end would
  * remove the other's run file. The file appears whole or not at all (a link of a complete temp
  * file), so two runs starting together cannot both take it. One whose process is gone (a killed
- * run) is taken over.
+ * run) is taken over, also when its pid is now another process's (a pid reused after the run was
+ * killed, as in containers, where pids are small: told apart by the process's start time).
  */
 async function claimRunFile(file: string, run: { pid: number } & Record<string, unknown>) {
   const tmp = `${file}.${process.pid}.tmp`;
@@ -285,13 +289,16 @@ async function claimRunFile(file: string, run: { pid: number } & Record<string, 
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
-      let pid: unknown;
+      let other: { pid?: unknown; started?: unknown } = {};
       try {
-        pid = (JSON.parse(await readFile(file, 'utf8')) as { pid?: unknown }).pid;
+        other = JSON.parse(await readFile(file, 'utf8')) as typeof other;
       } catch {
         // removed meanwhile, or not a run file: taken over
       }
-      if (typeof pid === 'number' && pid !== process.pid && processAlive(pid)) {
+      const { pid } = other;
+      const same =
+        typeof other.started !== 'string' || processStartTime(Number(pid)) === other.started;
+      if (typeof pid === 'number' && pid !== process.pid && processAlive(pid) && same) {
         throw new UsageError(
           `another dist-build run (pid ${pid}) is in progress in ${dirname(dirname(dirname(file)))}: wait for it to end (or stop it); runs of one tree share its outputs and .dist-build`,
         );
