@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdtempSync } from 'node:fs';
 import {
@@ -322,6 +323,26 @@ describe('restoreOutputs', () => {
 
     // Saving the restored tree gives the same blobs.
     expect(await saveOutputs(store, dst, ['out', 'single.txt'])).toEqual(entries);
+  });
+
+  it('removes what a process killed while it restored left in the staging directory', async () => {
+    const src = join(dir, 'src');
+    const dst = join(dir, 'dst');
+    await put(src, 'out/a.txt', 'a');
+    const entries = await saveOutputs(store, src, ['out']);
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+    const staging = join(dst, '.dist-build', 'staging');
+    await put(staging, `${dead}-0123456789ab/out/half.txt`, 'half');
+    await put(staging, `${dead}-0123456789ab.old/out/old.txt`, 'old');
+    await mkdir(join(staging, `${process.pid}-live`)); // a restore of this process: in use
+    await put(staging, `${dead}-recent/out/x.txt`, 'x'); // may be another PID namespace's
+    const old = new Date(Date.now() - 2 * 3600_000);
+    for (const name of [`${dead}-0123456789ab`, `${dead}-0123456789ab.old`])
+      await utimes(join(staging, name), old, old);
+    await restoreOutputs(blobOpenerFor(store), dst, entries);
+    expect((await readdir(staging)).sort()).toEqual(
+      [`${dead}-recent`, `${process.pid}-live`].sort(),
+    );
   });
 
   it('replaces whatever was at the output path', async () => {

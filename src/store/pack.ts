@@ -59,7 +59,14 @@ import { lstat, mkdir, readdir, readlink, realpath, rename, rm } from 'node:fs/p
 import { dirname, join, posix, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isVerifiedFor, verifiedStream } from './digest.js';
-import { addWriteBits, isNotFound, isPermissionError, removeTree } from './fsutil.js';
+import {
+  addWriteBits,
+  isNotFound,
+  isPermissionError,
+  listDir,
+  processAlive,
+  removeTree,
+} from './fsutil.js';
 import { HashPipe, SLOT } from './hash-pipe.js';
 import { mapLimit } from './limit.js';
 import { END_OF_ARCHIVE, padding, TarReader, writeHeader } from './tar.js';
@@ -86,6 +93,8 @@ export interface RestoreOptions {
 const O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
 /** Outputs packed at once. */
 const PACKERS = 2;
+/** A staging directory of a process that is gone is removed once it is this old (see restoreOutputs). */
+const STALE_STAGING_MS = 3600_000;
 
 type Kind = 'dir' | 'file' | 'symlink';
 
@@ -177,6 +186,15 @@ export async function restoreOutputs(
 ): Promise<void> {
   const maxEntryBytes = opts.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
   const stagingRoot = opts.stagingDir ?? join(root, '.dist-build', 'staging');
+  // What a process killed while it restored left there (named by its pid) would stay for ever.
+  // Only after an hour: a pid that looks gone may be a live restore in another PID namespace
+  // sharing the tree (a container).
+  for (const name of await listDir(stagingRoot)) {
+    const pid = Number(/^(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || processAlive(pid)) continue;
+    const st = await lstat(join(stagingRoot, name)).catch(() => null);
+    if (st && Date.now() - st.mtimeMs > STALE_STAGING_MS) await removeTree(join(stagingRoot, name));
+  }
   for (const entry of entries) {
     const problem = outputPathProblem(entry.path);
     if (problem) throw new UnsafeArchiveError(entry.path, `the output path ${problem}`);
