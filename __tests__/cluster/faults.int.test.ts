@@ -726,6 +726,25 @@ test('a run killed while it exported leaves a staging directory in --out: the ne
   ]);
 }, 60_000);
 
+test('a run that ends in an error leaves no report of an earlier run in --out', async () => {
+  const good = `version: 1\ninvocations:\n  a: { run: "true" }\n`;
+  const config = tree('repo', good);
+  const artifacts = join(dir, 'artifacts');
+  const run = () =>
+    runCli(['run', '--config', config, '--workers', '1', '--out', artifacts], {
+      timeoutMs: 60_000,
+    });
+  expect((await run()).code).toBe(0);
+  expect(report().status).toBe('succeeded');
+  // No worker can take it: the run ends in an error, without a report of its own.
+  writeFileSync(config, `${good}  arm: { run: "true", platform: linux/arm64 }\n`);
+  const second = await run();
+  expect(second.stderr).toMatch(/no worker can take "arm"/);
+  expect(second.code).toBe(2);
+  // The first run's 'succeeded' report used to stay (and the action's step summary showed it).
+  expect(readdirSync(artifacts).filter((n) => n.startsWith('dist-build-report'))).toEqual([]);
+}, 60_000);
+
 const CORRUPTIBLE = `version: 1
 invocations:
   a:

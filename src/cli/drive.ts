@@ -4,7 +4,7 @@
  * `<root>/.dist-build/`). Shared by `dist-build run` (embedded master, local workers) and
  * `dist-build master` (a self-hosted pool).
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config/types.js';
 import type { Master } from '../cluster/master.js';
@@ -13,7 +13,13 @@ import { Run } from '../cluster/scheduler.js';
 import { computeCacheKeys, keyWarnings } from '../plan/keys.js';
 import { expandUnits } from '../plan/units.js';
 import { outExclusion, type History } from '../plan/plan.js';
-import { shownPath, summaryTable, writeReport, type RunReport } from '../report/index.js';
+import {
+  REPORT_FILES,
+  shownPath,
+  summaryTable,
+  writeReport,
+  type RunReport,
+} from '../report/index.js';
 import { onGithubActions } from './github.js';
 import { Progress } from './progress.js';
 
@@ -125,6 +131,9 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
     ...(opts.onWorkerLost ? { onWorkerLost: opts.onWorkerLost } : {}),
   });
   opts.onRun?.(run);
+  // An earlier run's report must not pass for this one's when this one ends in an error (no
+  // worker can take an invocation, an artifact that cannot be exported): it goes now.
+  await Promise.all(Object.values(REPORT_FILES).map((f) => rm(join(out, f), { force: true })));
   let report: RunReport;
   try {
     report = await run.execute();
