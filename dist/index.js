@@ -310,7 +310,7 @@ parentPort.on('message', (m) => {
         for (; ; ) {
           if (this.error) throw this.error;
           if (this.out.size < SLOTS_PER_PIPE) break;
-          await new Promise((resolve6) => this.waiters.push(resolve6));
+          await new Promise((resolve7) => this.waiters.push(resolve7));
         }
         const slot = takeSlot();
         this.out.set(this.nextSlot++, { slot, length: -1, hashed: false, held: false });
@@ -384,8 +384,8 @@ parentPort.on('message', (m) => {
           }
           return `sha256:${hash.digest("hex")}`;
         }
-        const hex = await new Promise((resolve6, reject) => {
-          this.digestWaiter = { resolve: resolve6, reject };
+        const hex = await new Promise((resolve7, reject) => {
+          this.digestWaiter = { resolve: resolve7, reject };
           this.thread.post({ op: "digest", id: this.id });
         });
         return `sha256:${hex}`;
@@ -542,7 +542,8 @@ var init_errors = __esm({
 
 // src/store/fsutil.ts
 import { readFileSync as readFileSync2, writevSync } from "node:fs";
-import { readdir, stat } from "node:fs/promises";
+import { chmod, lstat, readdir, rm, stat } from "node:fs/promises";
+import { join as join4 } from "node:path";
 function isNotFound(err) {
   const code = err?.code;
   return code === "ENOENT" || code === "ENOTDIR";
@@ -563,6 +564,26 @@ async function listDir(dir) {
     if (isNotFound(err)) return [];
     throw err;
   }
+}
+function isPermissionError(err) {
+  const code = err?.code;
+  return code === "EACCES" || code === "EPERM";
+}
+async function removeTree(path) {
+  try {
+    await rm(path, { recursive: true, force: true });
+  } catch (err) {
+    if (!isPermissionError(err)) throw err;
+    await addWriteBits(path);
+    await rm(path, { recursive: true, force: true });
+  }
+}
+async function addWriteBits(dir) {
+  const st = await lstat(dir).catch(() => null);
+  if (!st?.isDirectory()) return;
+  if ((st.mode & 448) !== 448) await chmod(dir, st.mode & 4095 | 448).catch(() => {
+  });
+  for (const name of await readdir(dir).catch(() => [])) await addWriteBits(join4(dir, name));
 }
 function writevAllSync(fd, chunks) {
   let rest = chunks.filter((c) => c.length > 0);
@@ -625,18 +646,18 @@ var init_limit = __esm({
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import {
-  lstat,
+  lstat as lstat2,
   mkdir as mkdir2,
   open,
   readFile as readFile4,
   rename as rename2,
-  rm,
+  rm as rm2,
   stat as stat2,
   unlink as unlink2,
   utimes,
   writeFile as writeFile2
 } from "node:fs/promises";
-import { join as join4 } from "node:path";
+import { join as join5 } from "node:path";
 async function touch(paths) {
   const now = /* @__PURE__ */ new Date();
   await Promise.all(paths.map((p) => utimes(p, now, now).catch(() => {
@@ -706,12 +727,12 @@ var init_local = __esm({
       blobPath(digest) {
         assertDigest(digest);
         const hex = digest.slice("sha256:".length);
-        return join4(this.dir, "blobs", "sha256", hex.slice(0, 2), hex);
+        return join5(this.dir, "blobs", "sha256", hex.slice(0, 2), hex);
       }
       resultPath(cacheKey) {
         assertDigest(cacheKey, "cache key");
         const hex = cacheKey.slice("sha256:".length);
-        return join4(this.dir, "results", "sha256", hex.slice(0, 2), `${hex}.json`);
+        return join5(this.dir, "results", "sha256", hex.slice(0, 2), `${hex}.json`);
       }
       async hasBlobs(digests) {
         for (const d of digests) assertDigest(d);
@@ -761,7 +782,7 @@ var init_local = __esm({
           return { digest, size: size2 };
         } finally {
           pipe?.dispose();
-          if (!moved) await rm(tmp, { force: true });
+          if (!moved) await rm2(tmp, { force: true });
         }
       }
       async putBlobFile(file) {
@@ -769,9 +790,26 @@ var init_local = __esm({
         if ((await this.hasBlobs([info.digest])).size > 0) return info;
         return this.putBlob(createReadStream(file, { highWaterMark: READ_CHUNK }), info.digest);
       }
+      /**
+       * Why nothing can be written here (a read-only directory or file system: EACCES, EROFS,
+       * EPERM), or undefined when a file can be made in its temp directory.
+       */
+      async writeProblem() {
+        const probe = this.tempPath();
+        try {
+          await this.ensureDirs();
+          await writeFile2(probe, "", { flag: "wx" });
+        } catch (err) {
+          const code = err.code;
+          if (code === "EACCES" || code === "EROFS" || code === "EPERM") return errorText(err);
+          throw err;
+        }
+        await rm2(probe, { force: true });
+        return void 0;
+      }
       async tempDir() {
         await this.ensureDirs();
-        return join4(this.dir, "tmp");
+        return join5(this.dir, "tmp");
       }
       async adoptBlobFile(file, digest) {
         assertDigest(digest);
@@ -796,7 +834,7 @@ var init_local = __esm({
           const st = await handle.stat();
           if (!st.isFile()) {
             await handle.close();
-            await rm(path, { recursive: true, force: true }).catch(() => {
+            await rm2(path, { recursive: true, force: true }).catch(() => {
             });
             this.warnOnce(`blob:${digest}`, `${this.location}: removed blob ${digest}: not a file`);
             return null;
@@ -826,7 +864,7 @@ var init_local = __esm({
         } catch (err) {
           if (isNotFound(err)) return null;
           if (err.code === "EISDIR") {
-            await rm(path, { recursive: true, force: true }).catch(() => {
+            await rm2(path, { recursive: true, force: true }).catch(() => {
             });
           }
           this.warnResult(cacheKey, `cannot be read (${errorText(err)})`);
@@ -880,7 +918,7 @@ var init_local = __esm({
 `, { flag: "wx" });
           await this.commit(tmp, this.resultPath(manifest.cacheKey), false);
         } catch (err) {
-          await rm(tmp, { force: true });
+          await rm2(tmp, { force: true });
           throw err;
         }
       }
@@ -894,8 +932,8 @@ var init_local = __esm({
           newest = Math.max(newest, b.mtimeMs);
         }
         let results = 0;
-        for (const shard of await listDir(join4(this.dir, "results", "sha256"))) {
-          const names = await listDir(join4(this.dir, "results", "sha256", shard));
+        for (const shard of await listDir(join5(this.dir, "results", "sha256"))) {
+          const names = await listDir(join5(this.dir, "results", "sha256", shard));
           results += names.filter((n) => n.endsWith(".json")).length;
         }
         const out = { blobs: blobs.length, bytes, results };
@@ -935,13 +973,22 @@ var init_local = __esm({
         return result;
       }
       /**
-       * Rehashes every blob; deletes those whose bytes do not match their name, and the results that
-       * name them.
+       * Rehashes every blob; deletes those whose bytes do not match their name (or that are not files,
+       * such as a directory in a blob's place), the results that name them, and result files that do
+       * not parse or validate.
        */
       async verify() {
         const corrupt = [];
         const blobs = await this.scanBlobs();
         let checked = 0;
+        for (const path of await this.nonFileBlobs()) {
+          checked++;
+          await rm2(path, { recursive: true, force: true }).catch(() => {
+          });
+          const digest = `sha256:${path.slice(-64)}`;
+          corrupt.push(digest);
+          this.warnOnce(`blob:${digest}`, `${this.location}: removed blob ${digest}: not a file`);
+        }
         await mapLimit(blobs, 2, async (b) => {
           let actual;
           try {
@@ -949,7 +996,7 @@ var init_local = __esm({
           } catch (err) {
             if (isNotFound(err)) return;
             checked++;
-            await rm(b.path, { recursive: true, force: true }).catch(() => {
+            await rm2(b.path, { recursive: true, force: true }).catch(() => {
             });
             corrupt.push(b.digest);
             this.warnUnreadable(b.digest, err);
@@ -967,8 +1014,9 @@ var init_local = __esm({
           );
         });
         corrupt.sort();
-        const removedResults = await this.removeResultsNaming(new Set(corrupt));
-        return { checked, corrupt, removedResults };
+        const badResults = [];
+        const removedResults = await this.removeResultsNaming(new Set(corrupt), badResults);
+        return { checked, corrupt, removedResults, badResults };
       }
       /**
        * Results whose cache key starts with `prefix` (`sha256:ab12` or `ab12`), in key order; entries
@@ -1009,13 +1057,13 @@ var init_local = __esm({
       /** Every blob file with its size and last use. */
       async scanBlobs() {
         const out = [];
-        const root = join4(this.dir, "blobs", "sha256");
+        const root = join5(this.dir, "blobs", "sha256");
         for (const shard of await listDir(root)) {
-          const shardDir = join4(root, shard);
+          const shardDir = join5(root, shard);
           for (const name of await listDir(shardDir)) {
             if (!/^[0-9a-f]{64}$/.test(name)) continue;
-            const path = join4(shardDir, name);
-            const st = await lstat(path).catch(() => null);
+            const path = join5(shardDir, name);
+            const st = await lstat2(path).catch(() => null);
             if (!st?.isFile()) continue;
             out.push({
               digest: `sha256:${name}`,
@@ -1028,33 +1076,56 @@ var init_local = __esm({
         }
         return out;
       }
-      /** Result files whose key's hex starts with `hexPrefix`, sorted by key. */
-      async resultFiles(hexPrefix = "") {
-        const root = join4(this.dir, "results", "sha256");
-        const shards = hexPrefix.length >= 2 ? [hexPrefix.slice(0, 2)] : (await listDir(root)).filter((s) => s.startsWith(hexPrefix)).sort();
+      /** Paths in the blob directories named as blobs that are not regular files. */
+      async nonFileBlobs() {
         const out = [];
-        for (const shard of shards) {
-          const names = (await listDir(join4(root, shard))).sort();
-          for (const name of names) {
-            const hex = name.slice(0, -".json".length);
-            if (!name.endsWith(".json") || !/^[0-9a-f]{64}$/.test(hex) || !hex.startsWith(hexPrefix))
-              continue;
-            out.push({ cacheKey: `sha256:${hex}`, path: join4(root, shard, name) });
+        const root = join5(this.dir, "blobs", "sha256");
+        for (const shard of await listDir(root)) {
+          for (const name of await listDir(join5(root, shard))) {
+            if (!/^[0-9a-f]{64}$/.test(name)) continue;
+            const st = await lstat2(join5(root, shard, name)).catch(() => null);
+            if (st && !st.isFile()) out.push(join5(root, shard, name));
           }
         }
         return out;
       }
-      /** Deletes the results that name any of `digests`; returns how many. */
+      /** Result files whose key's hex starts with `hexPrefix`, sorted by key. */
+      async resultFiles(hexPrefix = "") {
+        const root = join5(this.dir, "results", "sha256");
+        const shards = hexPrefix.length >= 2 ? [hexPrefix.slice(0, 2)] : (await listDir(root)).filter((s) => s.startsWith(hexPrefix)).sort();
+        const out = [];
+        for (const shard of shards) {
+          const names = (await listDir(join5(root, shard))).sort();
+          for (const name of names) {
+            const hex = name.slice(0, -".json".length);
+            if (!name.endsWith(".json") || !/^[0-9a-f]{64}$/.test(hex) || !hex.startsWith(hexPrefix))
+              continue;
+            out.push({ cacheKey: `sha256:${hex}`, path: join5(root, shard, name) });
+          }
+        }
+        return out;
+      }
       /**
        * Removes the results that name any of `digests`, or a blob that is not there (left by a
-       * writer that raced an eviction, or by hand): no result is kept that could only miss.
+       * writer that raced an eviction, or by hand): no result is kept that could only miss. Returns
+       * how many. With `bad`, result files that do not parse or validate (results are written
+       * whole, by rename: a truncated or edited one) are removed too, their keys pushed there.
        */
-      async removeResultsNaming(digests) {
+      async removeResultsNaming(digests, bad) {
         let removed = 0;
         for (const r of await this.resultFiles()) {
           const before = await stat2(r.path).catch(() => null);
           const manifest = await readManifest(r.path);
-          if (!before || !manifest) continue;
+          if (!before) continue;
+          if (!manifest || manifest.cacheKey !== r.cacheKey) {
+            if (!bad) continue;
+            const now2 = await stat2(r.path).catch(() => null);
+            if (!now2 || now2.ino !== before.ino || now2.mtimeMs !== before.mtimeMs) continue;
+            await rm2(r.path, { recursive: true, force: true }).catch(() => {
+            });
+            bad.push(r.cacheKey);
+            continue;
+          }
           const named = manifest.outputs.map((o) => o.digest);
           if (!named.some((d) => digests.has(d))) {
             const present = await this.hasBlobs(named);
@@ -1071,7 +1142,7 @@ var init_local = __esm({
       ensureDirs() {
         this.dirsReady ??= (async () => {
           for (const sub of [["blobs", "sha256"], ["results", "sha256"], ["tmp"]]) {
-            await mkdir2(join4(this.dir, ...sub), { recursive: true });
+            await mkdir2(join5(this.dir, ...sub), { recursive: true });
           }
         })().catch((err) => {
           this.dirsReady = void 0;
@@ -1080,7 +1151,7 @@ var init_local = __esm({
         return this.dirsReady;
       }
       tempPath() {
-        return join4(this.dir, "tmp", `${process.pid}-${randomBytes(8).toString("hex")}`);
+        return join5(this.dir, "tmp", `${process.pid}-${randomBytes(8).toString("hex")}`);
       }
       /**
        * Moves a finished temp file into place (true), making its directory when it is the first there.
@@ -1090,7 +1161,7 @@ var init_local = __esm({
       async commit(tmp, dest, keepExisting) {
         if (keepExisting) {
           const [now, fresh] = await Promise.all([
-            lstat(dest).catch(() => null),
+            lstat2(dest).catch(() => null),
             stat2(tmp).catch(() => null)
           ]);
           if (now && now.isFile() && (!fresh || now.size === fresh.size)) return false;
@@ -1100,9 +1171,9 @@ var init_local = __esm({
         } catch (err) {
           const code = err.code;
           if (code === "EISDIR" || code === "ENOTEMPTY" || code === "EEXIST") {
-            await rm(dest, { recursive: true, force: true });
+            await rm2(dest, { recursive: true, force: true });
           } else if (isNotFound(err)) {
-            await mkdir2(join4(dest, ".."), { recursive: true });
+            await mkdir2(join5(dest, ".."), { recursive: true });
           } else throw err;
           await rename2(tmp, dest);
         }
@@ -1115,16 +1186,16 @@ var init_local = __esm({
         );
       }
       async removeStaleTemp() {
-        const dir = join4(this.dir, "tmp");
+        const dir = join5(this.dir, "tmp");
         const now = Date.now();
         for (const name of await listDir(dir)) {
-          const st = await lstat(join4(dir, name)).catch(() => null);
+          const st = await lstat2(join5(dir, name)).catch(() => null);
           if (!st) continue;
           const owner = Number(/^(\d+)-/.exec(name)?.[1]);
           const orphan = owner > 0 && owner !== process.pid && !processAlive(owner);
           const age = now - st.mtimeMs;
           if (age > STALE_TMP_MS || orphan && age > ORPHAN_TMP_MS) {
-            await rm(join4(dir, name), { force: true, recursive: true });
+            await rm2(join5(dir, name), { force: true, recursive: true });
           }
         }
       }
@@ -1275,8 +1346,8 @@ __export(gha_exports, {
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash as createHash3, randomBytes as randomBytes4 } from "node:crypto";
 import { createReadStream as createReadStream2 } from "node:fs";
-import { copyFile, link, lstat as lstat3, mkdir as mkdir5, mkdtemp, readFile as readFile5, rename as rename5, rm as rm3 } from "node:fs/promises";
-import { join as join6, resolve as resolve4 } from "node:path";
+import { copyFile, link, lstat as lstat4, mkdir as mkdir5, mkdtemp, readFile as readFile5, rename as rename5, rm as rm4 } from "node:fs/promises";
+import { join as join7, resolve as resolve4 } from "node:path";
 function ghaSuperseded(entries) {
   const newest = /* @__PURE__ */ new Map();
   const superseded = [];
@@ -1457,10 +1528,10 @@ async function listLayout(root, name) {
   const out = [];
   for (const shard of await listDir(root)) {
     if (!/^[0-9a-f]{2}$/.test(shard)) continue;
-    for (const n of await listDir(join6(root, shard))) {
+    for (const n of await listDir(join7(root, shard))) {
       if (!name.test(n) || !n.startsWith(shard)) continue;
-      const file = join6(root, shard, n);
-      const st = await lstat3(file).catch(() => null);
+      const file = join7(root, shard, n);
+      const st = await lstat4(file).catch(() => null);
       if (st?.isFile()) out.push([file, n]);
     }
   }
@@ -1470,7 +1541,7 @@ async function importShard(src, target) {
   const corrupt = [];
   const verified = [];
   let checked = 0;
-  for (const [file, hex] of await listLayout(join6(src, "blobs", "sha256"), /^[0-9a-f]{64}$/)) {
+  for (const [file, hex] of await listLayout(join7(src, "blobs", "sha256"), /^[0-9a-f]{64}$/)) {
     const digest = `sha256:${hex}`;
     const dest = target.blobPath(digest);
     if (await exists(dest)) continue;
@@ -1484,7 +1555,7 @@ async function importShard(src, target) {
     verified.push(digest);
   }
   for (const [file, hex] of await listLayout(
-    join6(src, "results", "sha256"),
+    join7(src, "results", "sha256"),
     /^[0-9a-f]{64}\.json$/
   )) {
     const dest = target.resultPath(`sha256:${hex.slice(0, 64)}`);
@@ -1505,19 +1576,19 @@ async function stageShard(source, dest, keep, sound = async () => true) {
     for (const d of new Set(digests)) if (!await sound(d)) usable = false;
     if (!usable) continue;
     const hex = manifest.cacheKey.slice("sha256:".length);
-    await linkOrCopy(file, join6(dest, "results", "sha256", hex.slice(0, 2), `${hex}.json`));
+    await linkOrCopy(file, join7(dest, "results", "sha256", hex.slice(0, 2), `${hex}.json`));
     for (const d of digests) {
       if (blobs.has(d)) continue;
       blobs.add(d);
       const bhex = d.slice("sha256:".length);
-      await linkOrCopy(source.blobPath(d), join6(dest, "blobs", "sha256", bhex.slice(0, 2), bhex));
+      await linkOrCopy(source.blobPath(d), join7(dest, "blobs", "sha256", bhex.slice(0, 2), bhex));
     }
     count2++;
   }
   return count2;
 }
 async function resultFiles(dir) {
-  const files = await listLayout(join6(dir, "results", "sha256"), /^[0-9a-f]{64}\.json$/);
+  const files = await listLayout(join7(dir, "results", "sha256"), /^[0-9a-f]{64}\.json$/);
   return files.map(([f]) => f);
 }
 async function readManifest2(file) {
@@ -1529,7 +1600,7 @@ async function readManifest2(file) {
   }
 }
 async function moveInto(src, dest) {
-  await mkdir5(join6(dest, ".."), { recursive: true });
+  await mkdir5(join7(dest, ".."), { recursive: true });
   try {
     await rename5(src, dest);
   } catch (err) {
@@ -1538,7 +1609,7 @@ async function moveInto(src, dest) {
   }
 }
 async function linkOrCopy(src, dest) {
-  await mkdir5(join6(dest, ".."), { recursive: true });
+  await mkdir5(join7(dest, ".."), { recursive: true });
   try {
     await link(src, dest);
   } catch {
@@ -1578,7 +1649,7 @@ function createGhaStore(options, ctx) {
   const others = [...new Set(slotList)].filter((s) => s !== "" && s !== ctx.slot);
   return new GhaStore(
     {
-      dir: dir ? resolve4(ctx.root, dir) : join6(resolve4(ctx.root), ".dist-build", "gha", fsName(ctx.slot)),
+      dir: dir ? resolve4(ctx.root, dir) : join7(resolve4(ctx.root), ".dist-build", "gha", fsName(ctx.slot)),
       scope,
       slots: others,
       retainDays
@@ -1839,11 +1910,11 @@ var init_gha = __esm({
         const generation = this.generation;
         let stage;
         try {
-          stage = await mkdtemp(join6(this.dir, "tmp", "gha-save-"));
+          stage = await mkdtemp(join7(this.dir, "tmp", "gha-save-"));
           const cutoff = Date.now() - this.options.retainDays * DAY_MS2;
           const count2 = await stageShard(
             this.shardStore,
-            join6(stage, SHARD_NAME),
+            join7(stage, SHARD_NAME),
             (m) => Date.parse(m.createdAt) >= cutoff || this.touched.has(m.cacheKey),
             (d) => this.sound(d)
           );
@@ -1857,7 +1928,7 @@ var init_gha = __esm({
         } catch (err) {
           this.warn(`saving the shard failed (${errorText(err)}); results of this run stay local`);
         } finally {
-          if (stage) await rm3(stage, { recursive: true, force: true }).catch(() => {
+          if (stage) await rm4(stage, { recursive: true, force: true }).catch(() => {
           });
         }
       }
@@ -1938,9 +2009,9 @@ var init_gha = __esm({
       // -------------------------------------------------------------------------------------------
       /** `verify` for one slot: null when the slot has no entry this ref can restore. */
       async verifyEntry(part, listing) {
-        const work = await mkdtemp(join6(this.dir, "tmp", "gha-verify-"));
+        const work = await mkdtemp(join7(this.dir, "tmp", "gha-verify-"));
         try {
-          const copy = await LocalStore.open(join6(work, "shard"), { onWarning: () => {
+          const copy = await LocalStore.open(join7(work, "shard"), { onWarning: () => {
           } });
           const restored = await this.restoreInto(this.slotPrefix(part), copy, {
             quiet: true
@@ -1974,8 +2045,8 @@ var init_gha = __esm({
           }
           const why = this.cannotReplace(entry, listing);
           if (why) return { ...check, outcome: "reported", detail: why };
-          const stage = join6(work, "stage");
-          const kept = await stageShard(copy, join6(stage, SHARD_NAME), () => true);
+          const stage = join7(work, "stage");
+          const kept = await stageShard(copy, join7(stage, SHARD_NAME), () => true);
           const key = newKeyUnder(this.slotPrefix(part));
           if (kept > 0) {
             const notSaved = await this.upload(stage, key);
@@ -1989,7 +2060,7 @@ var init_gha = __esm({
           }
           return { ...check, ...replaced, outcome: "repaired" };
         } finally {
-          await rm3(work, { recursive: true, force: true }).catch(() => {
+          await rm4(work, { recursive: true, force: true }).catch(() => {
           });
         }
       }
@@ -2084,7 +2155,7 @@ var init_gha = __esm({
       }
       /** Runs one `@actions/cache` call with the staging directory as workspace and home. */
       async run(stage, fn) {
-        const runnerTemp = join6(stage, "runner-temp");
+        const runnerTemp = join7(stage, "runner-temp");
         await mkdir5(runnerTemp, { recursive: true });
         return runActions(
           this.ctx.env,
@@ -2131,7 +2202,7 @@ var init_gha = __esm({
         };
         let stage;
         try {
-          stage = await mkdtemp(join6(this.dir, "tmp", "gha-restore-"));
+          stage = await mkdtemp(join7(this.dir, "tmp", "gha-restore-"));
           const outcome = await this.run(
             stage,
             (cache) => cache.restoreCache([GHA_CACHE_PATH], prefix, [prefix])
@@ -2150,7 +2221,7 @@ var init_gha = __esm({
             );
           }
           const key = outcome.value;
-          const found = await importShard(join6(stage, SHARD_NAME), target);
+          const found = await importShard(join7(stage, SHARD_NAME), target);
           if (found.corrupt.length > 0 && !quiet) {
             this.warn(
               `${found.corrupt.length} corrupt blob(s) in Actions cache entry ${key} were dropped`
@@ -2163,7 +2234,7 @@ var init_gha = __esm({
           const why = errorText(err);
           return fail(why, `restoring ${prefix}* failed (${why}): going on without it`);
         } finally {
-          if (stage) await rm3(stage, { recursive: true, force: true }).catch(() => {
+          if (stage) await rm4(stage, { recursive: true, force: true }).catch(() => {
           });
         }
       }
@@ -2201,8 +2272,8 @@ var init_gha = __esm({
       }
       async loadPeer(part) {
         if (!this.readable()) return null;
-        const dir = join6(this.dir, "peers", fsName(part));
-        await rm3(dir, { recursive: true, force: true }).catch(() => {
+        const dir = join7(this.dir, "peers", fsName(part));
+        await rm4(dir, { recursive: true, force: true }).catch(() => {
         });
         const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
         if (!("key" in await this.restoreInto(this.slotPrefix(part), peer))) return null;
@@ -2356,10 +2427,10 @@ function discard(res) {
     body.destroy();
     return Promise.resolve();
   }
-  return new Promise((resolve6) => {
-    body.once("end", resolve6);
-    body.once("close", resolve6);
-    body.once("error", () => resolve6());
+  return new Promise((resolve7) => {
+    body.once("end", resolve7);
+    body.once("close", resolve7);
+    body.once("error", () => resolve7());
     body.resume();
   });
 }
@@ -2399,7 +2470,7 @@ var init_registry_http = __esm({
       http: new HttpAgent({ keepAlive: true, scheduling: "lifo" }),
       https: new HttpsAgent({ keepAlive: true, scheduling: "lifo" })
     };
-    nodeTransport = (spec) => new Promise((resolve6, reject) => {
+    nodeTransport = (spec) => new Promise((resolve7, reject) => {
       const https = spec.url.protocol === "https:";
       const request = https ? httpsRequest : httpRequest;
       const req = request(spec.url, {
@@ -2440,7 +2511,7 @@ var init_registry_http = __esm({
           res.once("end", close);
           res.once("close", close);
         }
-        resolve6(answerOf(res, spec));
+        resolve7(answerOf(res, spec));
       });
       req.on("finish", () => {
         sent = true;
@@ -2465,7 +2536,7 @@ var init_registry_http = __esm({
 import { execFile } from "node:child_process";
 import { readFile as readFile6 } from "node:fs/promises";
 import { homedir } from "node:os";
-import { join as join7 } from "node:path";
+import { join as join8 } from "node:path";
 function parseChallenges(header) {
   if (!header) return [];
   const out = [];
@@ -2511,8 +2582,8 @@ async function loadCredentials(host, env2, warn) {
       "only one of DIST_BUILD_REGISTRY_USERNAME and DIST_BUILD_REGISTRY_PASSWORD is set; ignoring it and looking in the Docker config"
     );
   }
-  const dir = env2.DOCKER_CONFIG || join7(env2.HOME || homedir(), ".docker");
-  const file = join7(dir, "config.json");
+  const dir = env2.DOCKER_CONFIG || join8(env2.HOME || homedir(), ".docker");
+  const file = join8(dir, "config.json");
   let text;
   try {
     text = await readFile6(file, "utf8");
@@ -2596,7 +2667,7 @@ async function loadCredentials(host, env2, warn) {
   return fromHelper(credsStore, "credsStore");
 }
 function runHelper(name, server, env2) {
-  return new Promise((resolve6) => {
+  return new Promise((resolve7) => {
     const child = execFile(
       `docker-credential-${name}`,
       ["get"],
@@ -2605,16 +2676,16 @@ function runHelper(name, server, env2) {
         if (err) {
           const code = err.code;
           const why = code === "ENOENT" ? `docker-credential-${name} is not on the PATH` : (stdout || stderr || err.message).trim().split("\n")[0];
-          resolve6({ ok: false, why });
+          resolve7({ ok: false, why });
           return;
         }
         try {
           const out = JSON.parse(stdout);
           if (typeof out.Username === "string" && typeof out.Secret === "string") {
-            resolve6({ ok: true, username: out.Username, secret: out.Secret });
-          } else resolve6({ ok: false, why: "its answer has no Username and Secret" });
+            resolve7({ ok: true, username: out.Username, secret: out.Secret });
+          } else resolve7({ ok: false, why: "its answer has no Username and Secret" });
         } catch {
-          resolve6({ ok: false, why: "its answer is not JSON" });
+          resolve7({ ok: false, why: "its answer is not JSON" });
         }
       }
     );
@@ -2773,7 +2844,7 @@ import { createHash as createHash4 } from "node:crypto";
 import { createReadStream as createReadStream3 } from "node:fs";
 import { mkdir as mkdir6, stat as stat3 } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join as join8 } from "node:path";
+import { join as join9 } from "node:path";
 import { Readable as Readable3 } from "node:stream";
 function looksLikeHost(component) {
   return component.includes(".") || component.includes(":") || component === "localhost";
@@ -2877,7 +2948,7 @@ function createRegistryStore(options, ctx) {
     concurrency,
     env: ctx.env,
     onWarning: ctx.onWarning,
-    tempDir: ctx.root ? join8(ctx.root, ".dist-build", "tmp") : void 0
+    tempDir: ctx.root ? join9(ctx.root, ".dist-build", "tmp") : void 0
   });
 }
 function sizeOption(value, option) {
@@ -3106,7 +3177,7 @@ var init_registry = __esm({
         this.transport = opts.fetch ? fetchTransport(opts.fetch) : nodeTransport;
         this.onRequest = opts.onRequest;
         this.timeoutMs = opts.timeoutMs ?? TIMEOUT_MS2;
-        this.tempPath = opts.tempDir ?? join8(tmpdir(), `dist-build-registry-${process.getuid?.() ?? "user"}`);
+        this.tempPath = opts.tempDir ?? join9(tmpdir(), `dist-build-registry-${process.getuid?.() ?? "user"}`);
         this.env = opts.env ?? process.env;
         this.onWarning = opts.onWarning ?? (() => {
         });
@@ -6949,7 +7020,7 @@ function hashLocal(abs, marginMs, startMs) {
     return { error: String(err.message), ...err.code ? { code: err.code } : {} };
   }
 }
-var yieldToEventLoop = () => new Promise((resolve6) => setImmediate(resolve6));
+var yieldToEventLoop = () => new Promise((resolve7) => setImmediate(resolve7));
 var HashPool = class {
   constructor(size2, marginMs) {
     this.size = size2;
@@ -6971,7 +7042,7 @@ var HashPool = class {
     const size2 = Math.max(16, Math.min(256, Math.ceil(paths.length / 64)));
     let open4 = 0;
     let resolveAll;
-    const all = new Promise((resolve6) => resolveAll = resolve6);
+    const all = new Promise((resolve7) => resolveAll = resolve7);
     for (let i = 0; i < paths.length; i += size2) {
       const offset = i;
       open4++;
@@ -7268,12 +7339,12 @@ var FileIndex = class _FileIndex {
     const split = n >= PARALLEL_LSTAT_MIN && parallelism() > 1 ? Math.ceil(n * SYNC_LSTAT_SHARE) : n;
     let pending;
     if (split < n) {
-      pending = new Promise((resolve6) => {
+      pending = new Promise((resolve7) => {
         let left = n - split;
         for (let j = split; j < n; j++) {
           fs.lstat(pathOf(j), (err, st) => {
             fn(j, err ? void 0 : st);
-            if (--left === 0) resolve6();
+            if (--left === 0) resolve7();
           });
         }
       });
@@ -8360,8 +8431,8 @@ import {
   write as fsWrite,
   writeSync
 } from "node:fs";
-import { lstat as lstat2, mkdir as mkdir3, readdir as readdir2, readlink, realpath, rename as rename3, rm as rm2 } from "node:fs/promises";
-import { dirname as dirname3, join as join5, posix as posix4, sep as sep5 } from "node:path";
+import { lstat as lstat3, mkdir as mkdir3, readdir as readdir2, readlink, realpath, rename as rename3, rm as rm3 } from "node:fs/promises";
+import { dirname as dirname3, join as join6, posix as posix4, sep as sep5 } from "node:path";
 
 // src/store/tar.ts
 var BLOCK = 512;
@@ -8641,17 +8712,18 @@ init_types();
 var DEFAULT_MAX_ENTRY_BYTES = 8 * 1024 ** 3;
 var O_NOFOLLOW = fsConstants.O_NOFOLLOW ?? 0;
 var PACKERS = 2;
+var STALE_STAGING_MS = 36e5;
 async function saveOutputs(store, root, outputs) {
   const paths = [...new Set(outputs.map(normalizeOutputPath))];
   if (paths.length === 0) return [];
   const adopt = store.tempDir && store.adoptBlobFile ? store.adoptBlobFile.bind(store) : void 0;
-  const tempDir = adopt && store.tempDir ? await store.tempDir() : join5(root, ".dist-build", "tmp");
+  const tempDir = adopt && store.tempDir ? await store.tempDir() : join6(root, ".dist-build", "tmp");
   await mkdir3(tempDir, { recursive: true });
   const temps = [];
   try {
     const packed = await mapLimit(paths, PACKERS, async (path) => {
       const { type, items } = await collect(root, path);
-      const file = join5(tempDir, `${process.pid}-${randomBytes2(8).toString("hex")}.tar`);
+      const file = join6(tempDir, `${process.pid}-${randomBytes2(8).toString("hex")}.tar`);
       temps.push(file);
       const { digest, size: size2 } = await packToFile(items, file);
       const entry = { path, type, digest, size: size2, files: items.length };
@@ -8673,7 +8745,7 @@ async function saveOutputs(store, root, outputs) {
     }
     return packed.map((p) => p.entry);
   } finally {
-    await Promise.all(temps.map((t) => rm2(t, { force: true })));
+    await Promise.all(temps.map((t) => rm3(t, { force: true })));
   }
 }
 function blobOpenerFor(store) {
@@ -8682,28 +8754,34 @@ function blobOpenerFor(store) {
 async function outputsPresent(root, entries) {
   for (const e of entries) {
     if (outputPathProblem(e.path) !== null) return false;
-    if (!await lstat2(join5(root, ...e.path.split("/"))).catch(() => null)) return false;
+    if (!await lstat3(join6(root, ...e.path.split("/"))).catch(() => null)) return false;
   }
   return true;
 }
 async function restoreOutputs(open4, root, entries, opts = {}) {
   const maxEntryBytes = opts.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
-  const stagingRoot = opts.stagingDir ?? join5(root, ".dist-build", "staging");
+  const stagingRoot = opts.stagingDir ?? join6(root, ".dist-build", "staging");
+  for (const name of await listDir(stagingRoot)) {
+    const pid = Number(/^(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || processAlive(pid)) continue;
+    const st = await lstat3(join6(stagingRoot, name)).catch(() => null);
+    if (st && Date.now() - st.mtimeMs > STALE_STAGING_MS) await removeTree(join6(stagingRoot, name));
+  }
   for (const entry of entries) {
     const problem = outputPathProblem(entry.path);
     if (problem) throw new UnsafeArchiveError(entry.path, `the output path ${problem}`);
     assertDigest(entry.digest);
     const source = await open4(entry.digest);
     if (!source) throw new Error(`blob ${entry.digest} of output ${entry.path} is missing`);
-    const stage = join5(stagingRoot, `${process.pid}-${randomBytes2(6).toString("hex")}`);
+    const stage = join6(stagingRoot, `${process.pid}-${randomBytes2(6).toString("hex")}`);
     try {
       await mkdir3(stage, { recursive: true });
       await extractInto(source, entry, stage, maxEntryBytes);
-      await place2(root, entry.path, join5(stage, ...entry.path.split("/")), `${stage}.old`);
+      await place2(root, entry.path, join6(stage, ...entry.path.split("/")), `${stage}.old`);
     } finally {
       destroyQuietly(source);
-      await rm2(stage, { recursive: true, force: true });
-      await rm2(`${stage}.old`, { recursive: true, force: true });
+      await rm3(stage, { recursive: true, force: true });
+      await removeTree(`${stage}.old`);
     }
   }
 }
@@ -8715,10 +8793,10 @@ function normalizeOutputPath(path) {
   return p;
 }
 async function collect(root, out) {
-  const abs = join5(root, ...out.split("/"));
+  const abs = join6(root, ...out.split("/"));
   let st;
   try {
-    st = await lstat2(abs);
+    st = await lstat3(abs);
   } catch (err) {
     if (isNotFound(err)) throw new MissingOutputError(out);
     throw err;
@@ -8755,7 +8833,7 @@ async function visit2(items, out, name, abs, kind) {
     items.push({ name: `${name}/`, abs, kind });
     for (const d of await readdir2(abs, { withFileTypes: true })) {
       const childName = `${name}/${d.name}`;
-      await visit2(items, out, childName, join5(abs, d.name), kindOf(d, childName));
+      await visit2(items, out, childName, join6(abs, d.name), kindOf(d, childName));
     }
   }
 }
@@ -8888,8 +8966,8 @@ function changed(name, what) {
 async function extractInto(source, entry, stage, maxEntryBytes) {
   const out = entry.path;
   const input = isVerifiedFor(source, entry.digest) ? source : verifiedStream(source, entry.digest);
-  await mkdir3(join5(stage, ...posix4.dirname(out).split("/")), { recursive: true });
-  const extractor = new Extractor(out, stage, maxEntryBytes, (await lstat2(stage)).mode & 511);
+  await mkdir3(join6(stage, ...posix4.dirname(out).split("/")), { recursive: true });
+  const extractor = new Extractor(out, stage, maxEntryBytes, (await lstat3(stage)).mode & 511);
   const reader = new TarReader(extractor);
   try {
     for await (const chunk of input) reader.write(chunk);
@@ -8980,7 +9058,7 @@ var Extractor = class {
           const parent = segs.slice(0, i).join("/");
           const t = seen.get(parent);
           if (t === void 0) {
-            this.mkdir(join5(stage, parent));
+            this.mkdir(join6(stage, parent));
             seen.set(parent, "dir");
           } else if (t !== "dir") {
             throw unsafe(`is inside ${parent}, which is a ${t === "file" ? "file" : "symlink"}`);
@@ -8989,7 +9067,7 @@ var Extractor = class {
         this.lastParent = parentOf;
       }
     }
-    const dest = join5(stage, name);
+    const dest = join6(stage, name);
     seen.set(name, kind);
     if (kind === "file") {
       const mode = header.mode & 73 ? 493 : 420;
@@ -9037,10 +9115,10 @@ var Extractor = class {
   }
 };
 async function place2(root, out, staged, aside) {
-  const dest = join5(root, ...out.split("/"));
+  const dest = join6(root, ...out.split("/"));
   const realRoot = await realpath(root);
   let existing = dirname3(dest);
-  while (!await lstat2(existing).catch(() => null)) existing = dirname3(existing);
+  while (!await lstat3(existing).catch(() => null)) existing = dirname3(existing);
   const realExisting = await realpath(existing);
   if (realExisting !== realRoot && !realExisting.startsWith(realRoot + sep5)) {
     throw new UnsafeArchiveError(out, `its parent directory resolves outside the work root`);
@@ -9051,7 +9129,12 @@ async function place2(root, out, staged, aside) {
     await rename3(dest, aside);
     moved = true;
   } catch (err) {
-    if (!isNotFound(err)) throw err;
+    if (!isNotFound(err) && !isPermissionError(err)) throw err;
+    if (isPermissionError(err)) {
+      await addWriteBits(dest);
+      await rename3(dest, aside);
+      moved = true;
+    }
   }
   try {
     await rename3(staged, dest);
@@ -9711,7 +9794,10 @@ var SignedStore = class {
 };
 
 // src/store/open.ts
-import { join as join9, resolve as resolve5 } from "node:path";
+import { rmSync } from "node:fs";
+import { mkdtemp as mkdtemp2 } from "node:fs/promises";
+import { tmpdir as tmpdir2 } from "node:os";
+import { join as join10, resolve as resolve5 } from "node:path";
 init_size();
 init_errors();
 init_local();
@@ -9722,7 +9808,7 @@ var STORE_BACKENDS = {
   gha: async (options, ctx) => (await Promise.resolve().then(() => (init_gha(), gha_exports))).createGhaStore(options, ctx),
   registry: async (options, ctx) => (await Promise.resolve().then(() => (init_registry(), registry_exports))).createRegistryStore(options, ctx)
 };
-var DEFAULT_LOCAL_DIR = join9(".dist-build", "cache");
+var DEFAULT_LOCAL_DIR = join10(".dist-build", "cache");
 async function createLocalStore(options, ctx) {
   const { dir, maxBytes } = localStoreOptions(options);
   return LocalStore.open(resolve5(ctx.root, dir), {
@@ -9771,7 +9857,7 @@ function workerCacheDir(config, cacheDir) {
   return resolve5(config.root, dir);
 }
 function statsFileFor(cacheDir, slot) {
-  return join9(cacheDir, "stats", `${slot.replace(/[^A-Za-z0-9._-]/g, "_")}.json`);
+  return join10(cacheDir, "stats", `${slot.replace(/[^A-Za-z0-9._-]/g, "_")}.json`);
 }
 function usedWhen(localOnly, type) {
   return !localOnly || type === "local";
@@ -9836,8 +9922,19 @@ async function openStore(config, opts) {
   const env2 = opts.env ?? process.env;
   const secret = signingSecret(config.cache?.sign, env2, opts.onWarning);
   const opened = await openStores(config, { ...opts, env: env2 });
-  const layers = opened.map(
-    ({ store }) => secret === null ? store : new SignedStore(store, { secret, onWarning: opts.onWarning })
+  const stores = opened.map((o) => o.store);
+  const first = stores[0];
+  const problem = first instanceof LocalStore ? await first.writeProblem() : void 0;
+  if (problem) {
+    const dir = await mkdtemp2(join10(tmpdir2(), "dist-build-store-"));
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+    opts.onWarning(
+      `${first.location}: cannot write there (${problem}): what this worker builds is kept in ${dir} for this run only`
+    );
+    stores.unshift(await LocalStore.open(dir, { onWarning: opts.onWarning }));
+  }
+  const layers = stores.map(
+    (store) => secret === null ? store : new SignedStore(store, { secret, onWarning: opts.onWarning })
   );
   return new LayeredStore(layers, {
     onWarning: opts.onWarning,
@@ -10220,10 +10317,10 @@ function protocol() {
   return loaded;
 }
 function call2(client, method, req, metadata, timeoutMs) {
-  return new Promise((resolve6, reject) => {
+  return new Promise((resolve7, reject) => {
     method.call(client, req, metadata, { deadline: Date.now() + timeoutMs }, (err, res) => {
       if (err) reject(err);
-      else resolve6(res);
+      else resolve7(res);
     });
   });
 }
@@ -10447,7 +10544,7 @@ async function startServer(addresses, services, sec, log) {
     }
     const creds = serverCredentials(sec);
     const port = await new Promise(
-      (resolve6, reject) => server.bindAsync(grpcTarget(a), creds, (err, p) => err ? reject(err) : resolve6(p))
+      (resolve7, reject) => server.bindAsync(grpcTarget(a), creds, (err, p) => err ? reject(err) : resolve7(p))
     ).catch((err) => {
       server.forceShutdown();
       throw new AddressError(`cannot listen on ${formatAddress(a)}: ${err.message}`);
@@ -10466,14 +10563,14 @@ async function startServer(addresses, services, sec, log) {
   return {
     server,
     addresses: bound,
-    close: () => new Promise((resolve6) => {
+    close: () => new Promise((resolve7) => {
       const timer = setTimeout(() => {
         server.forceShutdown();
-        resolve6();
+        resolve7();
       }, 1e3);
       server.tryShutdown(() => {
         clearTimeout(timer);
-        resolve6();
+        resolve7();
       });
     })
   };
@@ -10573,7 +10670,7 @@ var Master = class extends EventEmitter {
   /** Resolves when at least `n` workers are registered; rejects after `timeoutMs`. */
   waitForWorkers(n, timeoutMs) {
     if (this.members.size >= n) return Promise.resolve();
-    return new Promise((resolve6, reject) => {
+    return new Promise((resolve7, reject) => {
       const timer = setTimeout(() => {
         this.off("joined", onJoin);
         reject(
@@ -10587,7 +10684,7 @@ var Master = class extends EventEmitter {
         if (this.members.size < n) return;
         clearTimeout(timer);
         this.off("joined", onJoin);
-        resolve6();
+        resolve7();
       };
       this.on("joined", onJoin);
     });
@@ -10873,7 +10970,7 @@ var Master = class extends EventEmitter {
         timeoutMs
       );
     }
-    return new Promise((resolve6, reject) => {
+    return new Promise((resolve7, reject) => {
       const timer = setTimeout(
         () => settle(new Error(`${m.id} did not answer StartJob within ${timeoutMs} ms`)),
         timeoutMs
@@ -10882,7 +10979,7 @@ var Master = class extends EventEmitter {
         clearTimeout(timer);
         this.pendingStarts.delete(req.job_id);
         if (r instanceof Error) reject(r);
-        else resolve6(r);
+        else resolve7(r);
       };
       this.pendingStarts.set(req.job_id, { member: m, settle });
       stream.write({ ...this.answer("NONE"), start_jobs: [req] });
@@ -10924,14 +11021,14 @@ import {
   openSync as openSync3,
   readdirSync as readdirSync3,
   readFileSync as readFileSync4,
-  rmSync,
+  rmSync as rmSync2,
   statSync as statSync3,
   writeSync as writeSync2
 } from "node:fs";
 import net from "node:net";
 import { randomBytes as randomBytes5 } from "node:crypto";
 import os2 from "node:os";
-import { dirname as dirname6, join as join12 } from "node:path";
+import { dirname as dirname6, join as join13 } from "node:path";
 import { Readable as Readable4 } from "node:stream";
 
 // src/executors/command.ts
@@ -10946,13 +11043,13 @@ import {
   statSync as statSync2
 } from "node:fs";
 import { open as open2, unlink as unlink3 } from "node:fs/promises";
-import { tmpdir as tmpdir2 } from "node:os";
-import { dirname as dirname5, join as join10 } from "node:path";
+import { tmpdir as tmpdir3 } from "node:os";
+import { dirname as dirname5, join as join11 } from "node:path";
 import { performance } from "node:perf_hooks";
 var DEFAULT_BASE_ENV = ["PATH", "HOME", "TMPDIR", "LANG"];
 var DEFAULT_KILL_GRACE_MS = 1e4;
 function defaultLogDir() {
-  return join10(tmpdir2(), "dist-build-jobs");
+  return join11(tmpdir3(), "dist-build-jobs");
 }
 function buildEnv(declared, opts = {}, parent = process.env) {
   const env2 = {};
@@ -11041,9 +11138,9 @@ var CommandJob = class {
     this.options = options;
     this.onDispose = onDispose;
     this.id = spec.id;
-    this.logPath = join10(logDir, `${spec.id}.log`);
+    this.logPath = join11(logDir, `${spec.id}.log`);
     this.graceMs = Math.max(0, options.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
-    this.result = new Promise((resolve6) => this.resolveResult = resolve6);
+    this.result = new Promise((resolve7) => this.resolveResult = resolve7);
   }
   spec;
   options;
@@ -11231,7 +11328,7 @@ var CommandJob = class {
           continue;
         }
         if (!follow || this._final) return;
-        await new Promise((resolve6) => this.waiters.add(resolve6));
+        await new Promise((resolve7) => this.waiters.add(resolve7));
       }
     } finally {
       await fh?.close();
@@ -11304,7 +11401,7 @@ var CommandJob = class {
     if (this.waiters.size === 0) return;
     const waiters = [...this.waiters];
     this.waiters.clear();
-    for (const resolve6 of waiters) resolve6();
+    for (const resolve7 of waiters) resolve7();
   }
   // --- process lifecycle ----------------------------------------------------------------------
   terminate(state, reason) {
@@ -11377,7 +11474,7 @@ var CommandJob = class {
       if (this.killSentAt !== void 0 && performance.now() - this.killSentAt > AFTER_KILL_WAIT_MS) {
         return;
       }
-      await new Promise((resolve6) => setTimeout(resolve6, delay));
+      await new Promise((resolve7) => setTimeout(resolve7, delay));
       delay = Math.min(delay * 2, GROUP_POLL_MAX_MS);
     }
   }
@@ -11400,11 +11497,11 @@ var CommandJob = class {
     }
     const log = this.log;
     if (log && !log.destroyed) {
-      await new Promise((resolve6) => {
+      await new Promise((resolve7) => {
         const done = () => {
           log.off("finish", done);
           log.off("close", done);
-          resolve6();
+          resolve7();
         };
         log.once("finish", done);
         log.once("close", done);
@@ -11529,58 +11626,59 @@ function collectStats(dirs, running, slots) {
 }
 
 // src/cluster/workspace.ts
+init_fsutil();
 import crypto4 from "node:crypto";
 import { existsSync as existsSync2 } from "node:fs";
-import { mkdir as mkdir7, readFile as readFile7, rm as rm4, writeFile as writeFile4, rename as rename6 } from "node:fs/promises";
-import { join as join11 } from "node:path";
+import { mkdir as mkdir7, readFile as readFile7, rm as rm5, writeFile as writeFile4, rename as rename6 } from "node:fs/promises";
+import { join as join12 } from "node:path";
 var hashPath = (p) => crypto4.createHash("sha256").update(p).digest("hex").slice(0, 32);
 var Workspace = class {
   constructor(root) {
     this.root = root;
-    this.stateDir = join11(root, ".dist-build", "outputs");
-    this.lockDir = join11(root, ".dist-build", "locks");
+    this.stateDir = join12(root, ".dist-build", "outputs");
+    this.lockDir = join12(root, ".dist-build", "locks");
   }
   root;
   stateDir;
   lockDir;
   /** Digest of the packed output that `path` holds now, if known and the path exists. */
   async held(path) {
-    if (!existsSync2(join11(this.root, path))) return null;
+    if (!existsSync2(join12(this.root, path))) return null;
     try {
-      return (await readFile7(join11(this.stateDir, hashPath(path)), "utf8")).trim() || null;
+      return (await readFile7(join12(this.stateDir, hashPath(path)), "utf8")).trim() || null;
     } catch {
       return null;
     }
   }
   async mark(path, digest) {
     await mkdir7(this.stateDir, { recursive: true });
-    const file = join11(this.stateDir, hashPath(path));
+    const file = join12(this.stateDir, hashPath(path));
     const tmp = `${file}.${process.pid}.${crypto4.randomBytes(4).toString("hex")}`;
     await writeFile4(tmp, digest + "\n");
     await rename6(tmp, file);
   }
   async unmark(path) {
-    await rm4(join11(this.stateDir, hashPath(path)), { force: true });
+    await rm5(join12(this.stateDir, hashPath(path)), { force: true });
   }
   /** Removes a declared output (before the invocation that produces it runs). */
   async clear(path) {
     await this.unmark(path);
-    await rm4(join11(this.root, path), { recursive: true, force: true });
+    await removeTree(join12(this.root, path));
   }
   /** Runs `fn` holding the lock of output `path` (exclusive across processes on this tree). */
   async withLock(path, fn) {
     await mkdir7(this.lockDir, { recursive: true });
-    const lock = join11(this.lockDir, hashPath(path));
+    const lock = join12(this.lockDir, hashPath(path));
     let delay = 5;
     for (; ; ) {
       try {
         await mkdir7(lock);
-        await writeFile4(join11(lock, "pid"), String(process.pid));
+        await writeFile4(join12(lock, "pid"), String(process.pid));
         break;
       } catch (err) {
         if (err.code !== "EEXIST") throw err;
         if (await stale(lock)) {
-          await rm4(lock, { recursive: true, force: true });
+          await rm5(lock, { recursive: true, force: true });
           continue;
         }
         await new Promise((r) => setTimeout(r, delay));
@@ -11590,14 +11688,14 @@ var Workspace = class {
     try {
       return await fn();
     } finally {
-      await rm4(lock, { recursive: true, force: true });
+      await rm5(lock, { recursive: true, force: true });
     }
   }
 };
 async function stale(lock) {
   let pid;
   try {
-    pid = Number(await readFile7(join11(lock, "pid"), "utf8"));
+    pid = Number(await readFile7(join12(lock, "pid"), "utf8"));
   } catch {
     return false;
   }
@@ -11628,7 +11726,7 @@ var WorkerAgent = class {
     this.useConfig(opts.config);
     this.workspace = new Workspace(opts.config.root);
     if (!opts.logDir) {
-      this.ownLogDir = join12(
+      this.ownLogDir = join13(
         os2.tmpdir(),
         `${JOB_LOG_PREFIX}${process.pid}-${randomBytes5(4).toString("hex")}`
       );
@@ -11644,7 +11742,7 @@ var WorkerAgent = class {
         if (f) this.spawnedPgids.set(jobId, f);
       }
     });
-    this.registered = new Promise((resolve6) => this.registeredOnce = resolve6);
+    this.registered = new Promise((resolve7) => this.registeredOnce = resolve7);
   }
   opts;
   executor;
@@ -11753,10 +11851,10 @@ var WorkerAgent = class {
   defaultListen() {
     if (this.opts.join.kind !== "unix") return { kind: "tcp", host: "127.0.0.1", port: 0 };
     const name = `${process.pid}.${this.instance}.sock`;
-    const path = join12(this.opts.cacheDir, "running", name);
+    const path = join13(this.opts.cacheDir, "running", name);
     return {
       kind: "unix",
-      path: path.length <= MAX_SOCKET_PATH ? path : join12(os2.tmpdir(), `${TMP_SOCKET_PREFIX}${name}`)
+      path: path.length <= MAX_SOCKET_PATH ? path : join13(os2.tmpdir(), `${TMP_SOCKET_PREFIX}${name}`)
     };
   }
   /**
@@ -11804,8 +11902,8 @@ var WorkerAgent = class {
     for (const c of this.peers.values()) c.close();
     this.closePgidFiles();
     await this.server?.close();
-    if (this.ownSocket) rmSync(this.ownSocket, { force: true });
-    if (this.ownLogDir) rmSync(this.ownLogDir, { recursive: true, force: true });
+    if (this.ownSocket) rmSync2(this.ownSocket, { force: true });
+    if (this.ownLogDir) rmSync2(this.ownLogDir, { recursive: true, force: true });
   }
   // --- membership -------------------------------------------------------------------------------
   member() {
@@ -11982,9 +12080,9 @@ var WorkerAgent = class {
     try {
       let f = this.freePgidFiles.pop();
       if (!f) {
-        const dir = join12(this.opts.cacheDir, "running");
+        const dir = join13(this.opts.cacheDir, "running");
         if (this.pgidFiles.length === 0) mkdirSync3(dir, { recursive: true });
-        const path = join12(dir, `${process.pid}.${this.instance}.${this.pgidFiles.length}`);
+        const path = join13(dir, `${process.pid}.${this.instance}.${this.pgidFiles.length}`);
         f = { path, fd: openSync3(path, "w", 384) };
         this.pgidFiles.push(f);
       }
@@ -12009,14 +12107,14 @@ var WorkerAgent = class {
         closeSync2(f.fd);
       } catch {
       }
-      rmSync(f.path, { force: true });
+      rmSync2(f.path, { force: true });
     }
     this.freePgidFiles.length = 0;
   }
   reapOrphans() {
-    const dir = join12(this.opts.cacheDir, "running");
+    const dir = join13(this.opts.cacheDir, "running");
     for (const { name, owner } of leftByDead(dir, pgidFileOwner)) {
-      const pgid = endGroupOf(join12(dir, name));
+      const pgid = endGroupOf(join13(dir, name));
       if (pgid !== void 0) {
         this.log(
           `worker ${this.workerId}: ended process group ${pgid} left by dead worker ${owner}`
@@ -12156,6 +12254,7 @@ var WorkerAgent = class {
     let report;
     let result;
     let keyProblem;
+    let ended;
     try {
       const late = await this.lateHit(job);
       if (late) {
@@ -12198,16 +12297,19 @@ var WorkerAgent = class {
       const r = await command.result;
       if (pidFile) this.forgetJob(pidFile);
       if (job.stopped && r.state === "stopped") throw new StoppedError(job.stopped);
-      report = {
-        ...base,
-        state: r.state,
+      ended = {
         has_exit_code: r.exitCode !== null,
         exit_code: r.exitCode ?? 0,
         signal: r.signal ?? "",
+        command_ms: r.commandMs ?? 0
+      };
+      report = {
+        ...base,
+        ...ended,
+        state: r.state,
         reason: r.reason,
         ended_at: r.endedAt,
         duration_ms: r.durationMs,
-        command_ms: r.commandMs ?? 0,
         output_bytes: r.outputBytes
       };
       if (r.state === "succeeded") {
@@ -12239,6 +12341,8 @@ var WorkerAgent = class {
       const badOutput = err.name === "MissingOutputError" || job.phase === "saving" && err instanceof UnsafeArchiveError;
       report = {
         ...base,
+        // A command that exited 0 without its declared outputs: its exit code, not "no exit code".
+        ...ended,
         state: stopped ? "stopped" : rejected ? "rejected" : "failed",
         reason: stopped ? `stopped: ${err.message}` : rejected ? err.message : `${job.phase === "preparing" ? "cannot prepare" : job.phase === "saving" ? "cannot save outputs" : "failed"}: ${err.message}`,
         ended_at: Date.now(),
@@ -12447,12 +12551,12 @@ var WorkerAgent = class {
     if (!stream || this.registering || this.reportAcks.has(report.job_id)) {
       return Promise.resolve(false);
     }
-    return new Promise((resolve6) => {
+    return new Promise((resolve7) => {
       const timer = setTimeout(() => settle(false), REPORT_ACK_MS);
       const settle = (acked) => {
         clearTimeout(timer);
         this.reportAcks.delete(report.job_id);
-        resolve6(acked);
+        resolve7(acked);
       };
       this.reportAcks.set(report.job_id, settle);
       stream.write(this.streamMessage({ reports: [report] }));
@@ -12635,10 +12739,10 @@ async function reapTmpSockets() {
     return m ? Number(m[1]) : void 0;
   };
   for (const { name } of leftByDead(dir, ownerOf)) {
-    const path = join12(dir, name);
+    const path = join13(dir, name);
     try {
       if (!lstatSync3(path).isSocket() || await answers(path)) continue;
-      rmSync(path, { force: true });
+      rmSync2(path, { force: true });
     } catch {
     }
   }
@@ -12659,7 +12763,7 @@ function endGroupOf(file) {
   } catch {
   }
   try {
-    rmSync(file, { force: true });
+    rmSync2(file, { force: true });
   } catch {
   }
   return ended;
@@ -12669,11 +12773,11 @@ function reapJobLogs() {
   const ownerOf = (name) => name.startsWith(JOB_LOG_PREFIX) ? Number(name.slice(JOB_LOG_PREFIX.length).split("-")[0]) : void 0;
   const uid = process.getuid?.();
   for (const { name } of leftByDead(dir, ownerOf)) {
-    const path = join12(dir, name);
+    const path = join13(dir, name);
     try {
       const st = lstatSync3(path);
       if (!st.isDirectory() || uid !== void 0 && st.uid !== uid) continue;
-      rmSync(path, { recursive: true, force: true });
+      rmSync2(path, { recursive: true, force: true });
     } catch {
     }
   }
@@ -12694,13 +12798,13 @@ function leftByDead(dir, ownerOf) {
   return left;
 }
 function answers(path) {
-  return new Promise((resolve6) => {
+  return new Promise((resolve7) => {
     const socket = net.connect(path);
     socket.once("connect", () => {
       socket.destroy();
-      resolve6(true);
+      resolve7(true);
     });
-    socket.once("error", () => resolve6(false));
+    socket.once("error", () => resolve7(false));
   });
 }
 function fileStamp(file) {
@@ -12715,9 +12819,10 @@ function fileStamp(file) {
 // src/cluster/scheduler.ts
 import * as grpc5 from "@grpc/grpc-js";
 import { randomBytes as randomBytes6 } from "node:crypto";
-import { mkdir as mkdir8, mkdtemp as mkdtemp2, rm as rm5 } from "node:fs/promises";
-import { join as join13 } from "node:path";
+import { mkdir as mkdir8, mkdtemp as mkdtemp3, readdir as readdir3, rm as rm6 } from "node:fs/promises";
+import { join as join14, resolve as resolve6 } from "node:path";
 import { performance as performance2 } from "node:perf_hooks";
+init_fsutil();
 
 // src/report/types.ts
 var REPORT_FORMAT = "dist-build/report/v1";
@@ -12789,7 +12894,7 @@ var Run = class {
       }
     }
     for (const u of this.units) if (this.ready(u)) this.addReady(u);
-    this.done = new Promise((resolve6) => this.finished = resolve6);
+    this.done = new Promise((resolve7) => this.finished = resolve7);
   }
   master;
   opts;
@@ -12875,7 +12980,7 @@ var Run = class {
       if (this.fatal) throw this.fatal;
       let { exports, lost } = await this.exportAll();
       if (lost.length && !this.cancelled) {
-        this.done = new Promise((resolve6) => this.finished = resolve6);
+        this.done = new Promise((resolve7) => this.finished = resolve7);
         for (const { unit, why } of lost) {
           if (!this.rebuild(unit, `cannot export it: ${why}`))
             this.fail(unit, `cannot export: ${why}`);
@@ -13523,11 +13628,15 @@ var Run = class {
     const dir = this.opts.exportTo;
     if (!dir) return { exports: [], lost: [] };
     await mkdir8(dir, { recursive: true });
-    const staging = await mkdtemp2(join13(dir, ".dist-build-export-"));
+    for (const name of await readdir3(dir)) {
+      const pid = Number(/^\.dist-build-export-(\d+)-/.exec(name)?.[1]);
+      if (pid && pid !== process.pid && !processAlive(pid)) await removeTree(join14(dir, name));
+    }
+    const staging = await mkdtemp3(join14(dir, `.dist-build-export-${process.pid}-`));
     try {
       return await this.exportInto(dir, staging, already);
     } finally {
-      await rm5(staging, { recursive: true, force: true });
+      await rm6(staging, { recursive: true, force: true });
     }
   }
   async exportInto(dir, staging, already) {
@@ -13535,7 +13644,12 @@ var Run = class {
     const lost = [];
     const done0 = new Set(already.map((e) => e.unit));
     for (const u of this.units) {
-      if (!u.inv.export || u.state !== "built" && u.state !== "cached") continue;
+      if (!u.inv.export) continue;
+      if (u.state !== "built" && u.state !== "cached") {
+        if (resolve6(dir) !== resolve6(this.opts.config.root))
+          for (const p of u.inv.outputs) await rm6(join14(dir, p), { recursive: true, force: true });
+        continue;
+      }
       if (done0.has(u.unit.id)) continue;
       const candidates = [
         ...this.master.live().filter((m) => m.id === u.builtBy),
@@ -13559,7 +13673,7 @@ var Run = class {
             );
             const bytes = chunksOf(stream);
             await restoreOutputs(async () => bytes, dir, [o], { stagingDir: staging });
-            const dest = join13(dir, o.path);
+            const dest = join14(dir, o.path);
             outputs.push({ path: o.path, dest, digest: o.digest, size: o.size, files: o.files });
             this.opts.onEvent?.({
               type: "exported",
@@ -13644,9 +13758,9 @@ function unreachable(m, err) {
 
 // src/cluster/certs.ts
 import { createPrivateKey, randomBytes as randomBytes7, X509Certificate } from "node:crypto";
-import { mkdir as mkdir9, open as open3, readdir as readdir3, rename as rename7, stat as stat4, unlink as unlink4 } from "node:fs/promises";
+import { mkdir as mkdir9, open as open3, readdir as readdir4, rename as rename7, stat as stat4, unlink as unlink4 } from "node:fs/promises";
 import { isIP as isIP2 } from "node:net";
-import { join as join14 } from "node:path";
+import { join as join15 } from "node:path";
 var CertError = class extends Error {
   name = "CertError";
 };
@@ -13869,16 +13983,16 @@ async function loadTls(dir, name) {
   checkCertName(name);
   const issueCmd = `\`dist-build certs issue --name ${name}${dirFlag(dir)}\``;
   const issueHint = `issue it with ${issueCmd}`;
-  const ca = await readPem(join14(dir, CA_CERT_FILE), initHint(dir));
-  const certFile = join14(dir, `${name}.pem`);
-  const keyFile = join14(dir, `${name}-key.pem`);
+  const ca = await readPem(join15(dir, CA_CERT_FILE), initHint(dir));
+  const certFile = join15(dir, `${name}.pem`);
+  const keyFile = join15(dir, `${name}-key.pem`);
   const cert = await readPem(certFile, issueHint);
   const key = await readPem(keyFile, issueHint, true);
   const parsed = parseCert(cert, certFile);
   checkKeyMatches(parsed, parseKey(key, keyFile), `${certFile} / ${keyFile}`);
   if (!await issuedBy(cert, ca))
     throw new CertError(
-      `${certFile} was not issued by the CA in ${join14(dir, CA_CERT_FILE)}: ${issueHint}`
+      `${certFile} was not issued by the CA in ${join15(dir, CA_CERT_FILE)}: ${issueHint}`
     );
   const now = Date.now();
   const notAfter = notAfterOf(parsed);
@@ -13912,7 +14026,7 @@ async function ephemeralTls(names) {
 
 // src/report/index.ts
 import { mkdir as mkdir10, writeFile as writeFile5 } from "node:fs/promises";
-import { join as join15 } from "node:path";
+import { join as join16 } from "node:path";
 
 // src/cli/table.ts
 function table(rows, right = []) {
@@ -14238,8 +14352,8 @@ function tickLabel(t, step) {
   const m = Math.floor(t / 6e4);
   const s = Math.round(t % 6e4 / 1e3);
   if (m < 60) return s ? `${m}m${String(s).padStart(2, "0")}s` : `${m}m`;
-  const rm6 = m % 60;
-  return `${Math.floor(m / 60)}h${rm6 ? String(rm6).padStart(2, "0") + "m" : ""}`;
+  const rm7 = m % 60;
+  return `${Math.floor(m / 60)}h${rm7 ? String(rm7).padStart(2, "0") + "m" : ""}`;
 }
 function fit(text, px) {
   const max = Math.floor(px / 6.4);
@@ -14502,9 +14616,9 @@ var REPORT_FILES = {
 async function writeReport(dir, report) {
   await mkdir10(dir, { recursive: true });
   const paths = {
-    json: join15(dir, REPORT_FILES.json),
-    markdown: join15(dir, REPORT_FILES.markdown),
-    html: join15(dir, REPORT_FILES.html)
+    json: join16(dir, REPORT_FILES.json),
+    markdown: join16(dir, REPORT_FILES.markdown),
+    html: join16(dir, REPORT_FILES.html)
   };
   await Promise.all([
     writeFile5(paths.json, JSON.stringify(report, null, 2) + "\n"),

@@ -12,7 +12,7 @@ import {
   ghaScopePrefix,
   ghaSuperseded,
   preloadActionsCache
-} from "./chunk-XU3U446F.js";
+} from "./chunk-URP6OE4W.js";
 import "./chunk-ZSLHDOSL.js";
 import "./chunk-7FDW4MNB.js";
 export {

@@ -115,29 +115,30 @@ async function deleteGhaCache(id, env, fetchImpl = fetch) {
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash, randomBytes as randomBytes2 } from "node:crypto";
 import { createReadStream as createReadStream2 } from "node:fs";
-import { copyFile, link, lstat as lstat2, mkdir as mkdir2, mkdtemp, readFile as readFile2, rename as rename2, rm as rm2 } from "node:fs/promises";
-import { join as join2, resolve } from "node:path";
+import { copyFile, link, lstat as lstat3, mkdir as mkdir2, mkdtemp, readFile as readFile2, rename as rename2, rm as rm3 } from "node:fs/promises";
+import { join as join3, resolve } from "node:path";
 
 // src/store/local.ts
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import {
-  lstat,
+  lstat as lstat2,
   mkdir,
   open,
   readFile,
   rename,
-  rm,
+  rm as rm2,
   stat as stat2,
   unlink,
   utimes,
   writeFile
 } from "node:fs/promises";
-import { join } from "node:path";
+import { join as join2 } from "node:path";
 
 // src/store/fsutil.ts
 import { readFileSync, writevSync } from "node:fs";
-import { readdir, stat } from "node:fs/promises";
+import { chmod, lstat, readdir, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
 function isNotFound(err) {
   const code = err?.code;
   return code === "ENOENT" || code === "ENOTDIR";
@@ -158,6 +159,26 @@ async function listDir(dir) {
     if (isNotFound(err)) return [];
     throw err;
   }
+}
+function isPermissionError(err) {
+  const code = err?.code;
+  return code === "EACCES" || code === "EPERM";
+}
+async function removeTree(path) {
+  try {
+    await rm(path, { recursive: true, force: true });
+  } catch (err) {
+    if (!isPermissionError(err)) throw err;
+    await addWriteBits(path);
+    await rm(path, { recursive: true, force: true });
+  }
+}
+async function addWriteBits(dir) {
+  const st = await lstat(dir).catch(() => null);
+  if (!st?.isDirectory()) return;
+  if ((st.mode & 448) !== 448) await chmod(dir, st.mode & 4095 | 448).catch(() => {
+  });
+  for (const name of await readdir(dir).catch(() => [])) await addWriteBits(join(dir, name));
 }
 function writevAllSync(fd, chunks) {
   let rest = chunks.filter((c) => c.length > 0);
@@ -233,12 +254,12 @@ var LocalStore = class _LocalStore {
   blobPath(digest) {
     assertDigest(digest);
     const hex = digest.slice("sha256:".length);
-    return join(this.dir, "blobs", "sha256", hex.slice(0, 2), hex);
+    return join2(this.dir, "blobs", "sha256", hex.slice(0, 2), hex);
   }
   resultPath(cacheKey) {
     assertDigest(cacheKey, "cache key");
     const hex = cacheKey.slice("sha256:".length);
-    return join(this.dir, "results", "sha256", hex.slice(0, 2), `${hex}.json`);
+    return join2(this.dir, "results", "sha256", hex.slice(0, 2), `${hex}.json`);
   }
   async hasBlobs(digests) {
     for (const d of digests) assertDigest(d);
@@ -288,7 +309,7 @@ var LocalStore = class _LocalStore {
       return { digest, size };
     } finally {
       pipe?.dispose();
-      if (!moved) await rm(tmp, { force: true });
+      if (!moved) await rm2(tmp, { force: true });
     }
   }
   async putBlobFile(file) {
@@ -296,9 +317,26 @@ var LocalStore = class _LocalStore {
     if ((await this.hasBlobs([info.digest])).size > 0) return info;
     return this.putBlob(createReadStream(file, { highWaterMark: READ_CHUNK }), info.digest);
   }
+  /**
+   * Why nothing can be written here (a read-only directory or file system: EACCES, EROFS,
+   * EPERM), or undefined when a file can be made in its temp directory.
+   */
+  async writeProblem() {
+    const probe = this.tempPath();
+    try {
+      await this.ensureDirs();
+      await writeFile(probe, "", { flag: "wx" });
+    } catch (err) {
+      const code = err.code;
+      if (code === "EACCES" || code === "EROFS" || code === "EPERM") return errorText(err);
+      throw err;
+    }
+    await rm2(probe, { force: true });
+    return void 0;
+  }
   async tempDir() {
     await this.ensureDirs();
-    return join(this.dir, "tmp");
+    return join2(this.dir, "tmp");
   }
   async adoptBlobFile(file, digest) {
     assertDigest(digest);
@@ -323,7 +361,7 @@ var LocalStore = class _LocalStore {
       const st = await handle.stat();
       if (!st.isFile()) {
         await handle.close();
-        await rm(path, { recursive: true, force: true }).catch(() => {
+        await rm2(path, { recursive: true, force: true }).catch(() => {
         });
         this.warnOnce(`blob:${digest}`, `${this.location}: removed blob ${digest}: not a file`);
         return null;
@@ -353,7 +391,7 @@ var LocalStore = class _LocalStore {
     } catch (err) {
       if (isNotFound(err)) return null;
       if (err.code === "EISDIR") {
-        await rm(path, { recursive: true, force: true }).catch(() => {
+        await rm2(path, { recursive: true, force: true }).catch(() => {
         });
       }
       this.warnResult(cacheKey, `cannot be read (${errorText(err)})`);
@@ -407,7 +445,7 @@ var LocalStore = class _LocalStore {
 `, { flag: "wx" });
       await this.commit(tmp, this.resultPath(manifest.cacheKey), false);
     } catch (err) {
-      await rm(tmp, { force: true });
+      await rm2(tmp, { force: true });
       throw err;
     }
   }
@@ -421,8 +459,8 @@ var LocalStore = class _LocalStore {
       newest = Math.max(newest, b.mtimeMs);
     }
     let results = 0;
-    for (const shard of await listDir(join(this.dir, "results", "sha256"))) {
-      const names = await listDir(join(this.dir, "results", "sha256", shard));
+    for (const shard of await listDir(join2(this.dir, "results", "sha256"))) {
+      const names = await listDir(join2(this.dir, "results", "sha256", shard));
       results += names.filter((n) => n.endsWith(".json")).length;
     }
     const out = { blobs: blobs.length, bytes, results };
@@ -462,13 +500,22 @@ var LocalStore = class _LocalStore {
     return result;
   }
   /**
-   * Rehashes every blob; deletes those whose bytes do not match their name, and the results that
-   * name them.
+   * Rehashes every blob; deletes those whose bytes do not match their name (or that are not files,
+   * such as a directory in a blob's place), the results that name them, and result files that do
+   * not parse or validate.
    */
   async verify() {
     const corrupt = [];
     const blobs = await this.scanBlobs();
     let checked = 0;
+    for (const path of await this.nonFileBlobs()) {
+      checked++;
+      await rm2(path, { recursive: true, force: true }).catch(() => {
+      });
+      const digest = `sha256:${path.slice(-64)}`;
+      corrupt.push(digest);
+      this.warnOnce(`blob:${digest}`, `${this.location}: removed blob ${digest}: not a file`);
+    }
     await mapLimit(blobs, 2, async (b) => {
       let actual;
       try {
@@ -476,7 +523,7 @@ var LocalStore = class _LocalStore {
       } catch (err) {
         if (isNotFound(err)) return;
         checked++;
-        await rm(b.path, { recursive: true, force: true }).catch(() => {
+        await rm2(b.path, { recursive: true, force: true }).catch(() => {
         });
         corrupt.push(b.digest);
         this.warnUnreadable(b.digest, err);
@@ -494,8 +541,9 @@ var LocalStore = class _LocalStore {
       );
     });
     corrupt.sort();
-    const removedResults = await this.removeResultsNaming(new Set(corrupt));
-    return { checked, corrupt, removedResults };
+    const badResults = [];
+    const removedResults = await this.removeResultsNaming(new Set(corrupt), badResults);
+    return { checked, corrupt, removedResults, badResults };
   }
   /**
    * Results whose cache key starts with `prefix` (`sha256:ab12` or `ab12`), in key order; entries
@@ -536,13 +584,13 @@ var LocalStore = class _LocalStore {
   /** Every blob file with its size and last use. */
   async scanBlobs() {
     const out = [];
-    const root = join(this.dir, "blobs", "sha256");
+    const root = join2(this.dir, "blobs", "sha256");
     for (const shard of await listDir(root)) {
-      const shardDir = join(root, shard);
+      const shardDir = join2(root, shard);
       for (const name of await listDir(shardDir)) {
         if (!/^[0-9a-f]{64}$/.test(name)) continue;
-        const path = join(shardDir, name);
-        const st = await lstat(path).catch(() => null);
+        const path = join2(shardDir, name);
+        const st = await lstat2(path).catch(() => null);
         if (!st?.isFile()) continue;
         out.push({
           digest: `sha256:${name}`,
@@ -555,33 +603,56 @@ var LocalStore = class _LocalStore {
     }
     return out;
   }
-  /** Result files whose key's hex starts with `hexPrefix`, sorted by key. */
-  async resultFiles(hexPrefix = "") {
-    const root = join(this.dir, "results", "sha256");
-    const shards = hexPrefix.length >= 2 ? [hexPrefix.slice(0, 2)] : (await listDir(root)).filter((s) => s.startsWith(hexPrefix)).sort();
+  /** Paths in the blob directories named as blobs that are not regular files. */
+  async nonFileBlobs() {
     const out = [];
-    for (const shard of shards) {
-      const names = (await listDir(join(root, shard))).sort();
-      for (const name of names) {
-        const hex = name.slice(0, -".json".length);
-        if (!name.endsWith(".json") || !/^[0-9a-f]{64}$/.test(hex) || !hex.startsWith(hexPrefix))
-          continue;
-        out.push({ cacheKey: `sha256:${hex}`, path: join(root, shard, name) });
+    const root = join2(this.dir, "blobs", "sha256");
+    for (const shard of await listDir(root)) {
+      for (const name of await listDir(join2(root, shard))) {
+        if (!/^[0-9a-f]{64}$/.test(name)) continue;
+        const st = await lstat2(join2(root, shard, name)).catch(() => null);
+        if (st && !st.isFile()) out.push(join2(root, shard, name));
       }
     }
     return out;
   }
-  /** Deletes the results that name any of `digests`; returns how many. */
+  /** Result files whose key's hex starts with `hexPrefix`, sorted by key. */
+  async resultFiles(hexPrefix = "") {
+    const root = join2(this.dir, "results", "sha256");
+    const shards = hexPrefix.length >= 2 ? [hexPrefix.slice(0, 2)] : (await listDir(root)).filter((s) => s.startsWith(hexPrefix)).sort();
+    const out = [];
+    for (const shard of shards) {
+      const names = (await listDir(join2(root, shard))).sort();
+      for (const name of names) {
+        const hex = name.slice(0, -".json".length);
+        if (!name.endsWith(".json") || !/^[0-9a-f]{64}$/.test(hex) || !hex.startsWith(hexPrefix))
+          continue;
+        out.push({ cacheKey: `sha256:${hex}`, path: join2(root, shard, name) });
+      }
+    }
+    return out;
+  }
   /**
    * Removes the results that name any of `digests`, or a blob that is not there (left by a
-   * writer that raced an eviction, or by hand): no result is kept that could only miss.
+   * writer that raced an eviction, or by hand): no result is kept that could only miss. Returns
+   * how many. With `bad`, result files that do not parse or validate (results are written
+   * whole, by rename: a truncated or edited one) are removed too, their keys pushed there.
    */
-  async removeResultsNaming(digests) {
+  async removeResultsNaming(digests, bad) {
     let removed = 0;
     for (const r of await this.resultFiles()) {
       const before = await stat2(r.path).catch(() => null);
       const manifest = await readManifest(r.path);
-      if (!before || !manifest) continue;
+      if (!before) continue;
+      if (!manifest || manifest.cacheKey !== r.cacheKey) {
+        if (!bad) continue;
+        const now2 = await stat2(r.path).catch(() => null);
+        if (!now2 || now2.ino !== before.ino || now2.mtimeMs !== before.mtimeMs) continue;
+        await rm2(r.path, { recursive: true, force: true }).catch(() => {
+        });
+        bad.push(r.cacheKey);
+        continue;
+      }
       const named = manifest.outputs.map((o) => o.digest);
       if (!named.some((d) => digests.has(d))) {
         const present = await this.hasBlobs(named);
@@ -598,7 +669,7 @@ var LocalStore = class _LocalStore {
   ensureDirs() {
     this.dirsReady ??= (async () => {
       for (const sub of [["blobs", "sha256"], ["results", "sha256"], ["tmp"]]) {
-        await mkdir(join(this.dir, ...sub), { recursive: true });
+        await mkdir(join2(this.dir, ...sub), { recursive: true });
       }
     })().catch((err) => {
       this.dirsReady = void 0;
@@ -607,7 +678,7 @@ var LocalStore = class _LocalStore {
     return this.dirsReady;
   }
   tempPath() {
-    return join(this.dir, "tmp", `${process.pid}-${randomBytes(8).toString("hex")}`);
+    return join2(this.dir, "tmp", `${process.pid}-${randomBytes(8).toString("hex")}`);
   }
   /**
    * Moves a finished temp file into place (true), making its directory when it is the first there.
@@ -617,7 +688,7 @@ var LocalStore = class _LocalStore {
   async commit(tmp, dest, keepExisting) {
     if (keepExisting) {
       const [now, fresh] = await Promise.all([
-        lstat(dest).catch(() => null),
+        lstat2(dest).catch(() => null),
         stat2(tmp).catch(() => null)
       ]);
       if (now && now.isFile() && (!fresh || now.size === fresh.size)) return false;
@@ -627,9 +698,9 @@ var LocalStore = class _LocalStore {
     } catch (err) {
       const code = err.code;
       if (code === "EISDIR" || code === "ENOTEMPTY" || code === "EEXIST") {
-        await rm(dest, { recursive: true, force: true });
+        await rm2(dest, { recursive: true, force: true });
       } else if (isNotFound(err)) {
-        await mkdir(join(dest, ".."), { recursive: true });
+        await mkdir(join2(dest, ".."), { recursive: true });
       } else throw err;
       await rename(tmp, dest);
     }
@@ -642,16 +713,16 @@ var LocalStore = class _LocalStore {
     );
   }
   async removeStaleTemp() {
-    const dir = join(this.dir, "tmp");
+    const dir = join2(this.dir, "tmp");
     const now = Date.now();
     for (const name of await listDir(dir)) {
-      const st = await lstat(join(dir, name)).catch(() => null);
+      const st = await lstat2(join2(dir, name)).catch(() => null);
       if (!st) continue;
       const owner = Number(/^(\d+)-/.exec(name)?.[1]);
       const orphan = owner > 0 && owner !== process.pid && !processAlive(owner);
       const age = now - st.mtimeMs;
       if (age > STALE_TMP_MS || orphan && age > ORPHAN_TMP_MS) {
-        await rm(join(dir, name), { force: true, recursive: true });
+        await rm2(join2(dir, name), { force: true, recursive: true });
       }
     }
   }
@@ -1108,11 +1179,11 @@ var GhaStore = class {
     const generation = this.generation;
     let stage;
     try {
-      stage = await mkdtemp(join2(this.dir, "tmp", "gha-save-"));
+      stage = await mkdtemp(join3(this.dir, "tmp", "gha-save-"));
       const cutoff = Date.now() - this.options.retainDays * DAY_MS;
       const count = await stageShard(
         this.shardStore,
-        join2(stage, SHARD_NAME),
+        join3(stage, SHARD_NAME),
         (m) => Date.parse(m.createdAt) >= cutoff || this.touched.has(m.cacheKey),
         (d) => this.sound(d)
       );
@@ -1126,7 +1197,7 @@ var GhaStore = class {
     } catch (err) {
       this.warn(`saving the shard failed (${errorText(err)}); results of this run stay local`);
     } finally {
-      if (stage) await rm2(stage, { recursive: true, force: true }).catch(() => {
+      if (stage) await rm3(stage, { recursive: true, force: true }).catch(() => {
       });
     }
   }
@@ -1207,9 +1278,9 @@ var GhaStore = class {
   // -------------------------------------------------------------------------------------------
   /** `verify` for one slot: null when the slot has no entry this ref can restore. */
   async verifyEntry(part, listing) {
-    const work = await mkdtemp(join2(this.dir, "tmp", "gha-verify-"));
+    const work = await mkdtemp(join3(this.dir, "tmp", "gha-verify-"));
     try {
-      const copy = await LocalStore.open(join2(work, "shard"), { onWarning: () => {
+      const copy = await LocalStore.open(join3(work, "shard"), { onWarning: () => {
       } });
       const restored = await this.restoreInto(this.slotPrefix(part), copy, {
         quiet: true
@@ -1243,8 +1314,8 @@ var GhaStore = class {
       }
       const why = this.cannotReplace(entry, listing);
       if (why) return { ...check, outcome: "reported", detail: why };
-      const stage = join2(work, "stage");
-      const kept = await stageShard(copy, join2(stage, SHARD_NAME), () => true);
+      const stage = join3(work, "stage");
+      const kept = await stageShard(copy, join3(stage, SHARD_NAME), () => true);
       const key = newKeyUnder(this.slotPrefix(part));
       if (kept > 0) {
         const notSaved = await this.upload(stage, key);
@@ -1258,7 +1329,7 @@ var GhaStore = class {
       }
       return { ...check, ...replaced, outcome: "repaired" };
     } finally {
-      await rm2(work, { recursive: true, force: true }).catch(() => {
+      await rm3(work, { recursive: true, force: true }).catch(() => {
       });
     }
   }
@@ -1353,7 +1424,7 @@ var GhaStore = class {
   }
   /** Runs one `@actions/cache` call with the staging directory as workspace and home. */
   async run(stage, fn) {
-    const runnerTemp = join2(stage, "runner-temp");
+    const runnerTemp = join3(stage, "runner-temp");
     await mkdir2(runnerTemp, { recursive: true });
     return runActions(
       this.ctx.env,
@@ -1400,7 +1471,7 @@ var GhaStore = class {
     };
     let stage;
     try {
-      stage = await mkdtemp(join2(this.dir, "tmp", "gha-restore-"));
+      stage = await mkdtemp(join3(this.dir, "tmp", "gha-restore-"));
       const outcome = await this.run(
         stage,
         (cache) => cache.restoreCache([GHA_CACHE_PATH], prefix, [prefix])
@@ -1419,7 +1490,7 @@ var GhaStore = class {
         );
       }
       const key = outcome.value;
-      const found = await importShard(join2(stage, SHARD_NAME), target);
+      const found = await importShard(join3(stage, SHARD_NAME), target);
       if (found.corrupt.length > 0 && !quiet) {
         this.warn(
           `${found.corrupt.length} corrupt blob(s) in Actions cache entry ${key} were dropped`
@@ -1432,7 +1503,7 @@ var GhaStore = class {
       const why = errorText(err);
       return fail(why, `restoring ${prefix}* failed (${why}): going on without it`);
     } finally {
-      if (stage) await rm2(stage, { recursive: true, force: true }).catch(() => {
+      if (stage) await rm3(stage, { recursive: true, force: true }).catch(() => {
       });
     }
   }
@@ -1470,8 +1541,8 @@ var GhaStore = class {
   }
   async loadPeer(part) {
     if (!this.readable()) return null;
-    const dir = join2(this.dir, "peers", fsName(part));
-    await rm2(dir, { recursive: true, force: true }).catch(() => {
+    const dir = join3(this.dir, "peers", fsName(part));
+    await rm3(dir, { recursive: true, force: true }).catch(() => {
     });
     const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
     if (!("key" in await this.restoreInto(this.slotPrefix(part), peer))) return null;
@@ -1555,10 +1626,10 @@ async function listLayout(root, name) {
   const out = [];
   for (const shard of await listDir(root)) {
     if (!/^[0-9a-f]{2}$/.test(shard)) continue;
-    for (const n of await listDir(join2(root, shard))) {
+    for (const n of await listDir(join3(root, shard))) {
       if (!name.test(n) || !n.startsWith(shard)) continue;
-      const file = join2(root, shard, n);
-      const st = await lstat2(file).catch(() => null);
+      const file = join3(root, shard, n);
+      const st = await lstat3(file).catch(() => null);
       if (st?.isFile()) out.push([file, n]);
     }
   }
@@ -1568,7 +1639,7 @@ async function importShard(src, target) {
   const corrupt = [];
   const verified = [];
   let checked = 0;
-  for (const [file, hex] of await listLayout(join2(src, "blobs", "sha256"), /^[0-9a-f]{64}$/)) {
+  for (const [file, hex] of await listLayout(join3(src, "blobs", "sha256"), /^[0-9a-f]{64}$/)) {
     const digest = `sha256:${hex}`;
     const dest = target.blobPath(digest);
     if (await exists(dest)) continue;
@@ -1582,7 +1653,7 @@ async function importShard(src, target) {
     verified.push(digest);
   }
   for (const [file, hex] of await listLayout(
-    join2(src, "results", "sha256"),
+    join3(src, "results", "sha256"),
     /^[0-9a-f]{64}\.json$/
   )) {
     const dest = target.resultPath(`sha256:${hex.slice(0, 64)}`);
@@ -1603,19 +1674,19 @@ async function stageShard(source, dest, keep, sound = async () => true) {
     for (const d of new Set(digests)) if (!await sound(d)) usable = false;
     if (!usable) continue;
     const hex = manifest.cacheKey.slice("sha256:".length);
-    await linkOrCopy(file, join2(dest, "results", "sha256", hex.slice(0, 2), `${hex}.json`));
+    await linkOrCopy(file, join3(dest, "results", "sha256", hex.slice(0, 2), `${hex}.json`));
     for (const d of digests) {
       if (blobs.has(d)) continue;
       blobs.add(d);
       const bhex = d.slice("sha256:".length);
-      await linkOrCopy(source.blobPath(d), join2(dest, "blobs", "sha256", bhex.slice(0, 2), bhex));
+      await linkOrCopy(source.blobPath(d), join3(dest, "blobs", "sha256", bhex.slice(0, 2), bhex));
     }
     count++;
   }
   return count;
 }
 async function resultFiles(dir) {
-  const files = await listLayout(join2(dir, "results", "sha256"), /^[0-9a-f]{64}\.json$/);
+  const files = await listLayout(join3(dir, "results", "sha256"), /^[0-9a-f]{64}\.json$/);
   return files.map(([f]) => f);
 }
 async function readManifest2(file) {
@@ -1627,7 +1698,7 @@ async function readManifest2(file) {
   }
 }
 async function moveInto(src, dest) {
-  await mkdir2(join2(dest, ".."), { recursive: true });
+  await mkdir2(join3(dest, ".."), { recursive: true });
   try {
     await rename2(src, dest);
   } catch (err) {
@@ -1636,7 +1707,7 @@ async function moveInto(src, dest) {
   }
 }
 async function linkOrCopy(src, dest) {
-  await mkdir2(join2(dest, ".."), { recursive: true });
+  await mkdir2(join3(dest, ".."), { recursive: true });
   try {
     await link(src, dest);
   } catch {
@@ -1676,7 +1747,7 @@ function createGhaStore(options, ctx) {
   const others = [...new Set(slotList)].filter((s) => s !== "" && s !== ctx.slot);
   return new GhaStore(
     {
-      dir: dir ? resolve(ctx.root, dir) : join2(resolve(ctx.root), ".dist-build", "gha", fsName(ctx.slot)),
+      dir: dir ? resolve(ctx.root, dir) : join3(resolve(ctx.root), ".dist-build", "gha", fsName(ctx.slot)),
       scope,
       slots: others,
       retainDays
@@ -1687,6 +1758,10 @@ function createGhaStore(options, ctx) {
 
 export {
   isNotFound,
+  listDir,
+  isPermissionError,
+  removeTree,
+  addWriteBits,
   processAlive,
   processStartTime,
   LocalStore,
