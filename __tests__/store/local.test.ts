@@ -185,6 +185,50 @@ describe('LocalStore blobs', () => {
     expect(warnings).toHaveLength(1);
   });
 
+  it('openBlobChunks reads a blob in slot-sized chunks, verified: a corrupt one is an error after its last chunk, deleted, warned once', async () => {
+    // Three slots and a bit: hashed on the hashing thread, chunks reused as they are consumed.
+    const data = Buffer.alloc(3 * 1024 * 1024 + 777);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 31) % 251;
+    const { digest } = await store.putBlob(chunked(data, 65536));
+    const copies: Buffer[] = [];
+    for await (const chunk of (await store.openBlobChunks(digest))!)
+      copies.push(Buffer.from(chunk));
+    expect(copies.map((c) => c.length)).toEqual([1048576, 1048576, 1048576, 777]);
+    expect(Buffer.concat(copies).equals(data)).toBe(true);
+    expect(await store.openBlobChunks(sha('absent'))).toBeNull();
+
+    const path = store.blobPath(digest);
+    const bytes = await readFile(path);
+    bytes[2 * 1024 * 1024 + 5] ^= 0xff;
+    await writeFile(path, bytes);
+    const seen: number[] = [];
+    const read = async () => {
+      for await (const chunk of (await store.openBlobChunks(digest))!) seen.push(chunk.length);
+    };
+    await expect(read()).rejects.toThrow(CorruptBlobError);
+    expect(seen).toHaveLength(4); // known to be corrupt only at the end
+    await expect(stat(path)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(warnings).toEqual([expect.stringContaining(`removed corrupt blob ${digest}`)]);
+  });
+
+  it('openBlobChunks closes the file when it is not read, read only in part, or read twice', async () => {
+    const { digest } = await store.putBlob(chunked(Buffer.alloc(2 * 1024 * 1024 + 1, 7)));
+    const fds = async () => (await readdir('/proc/self/fd')).length;
+    const before = await fds();
+    const unread = (await store.openBlobChunks(digest))!;
+    expect(await fds()).toBe(before + 1);
+    unread.destroy();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await fds()).toBe(before);
+    const partly = (await store.openBlobChunks(digest))!;
+    for await (const chunk of partly) {
+      expect(chunk.length).toBe(1024 * 1024);
+      break;
+    }
+    expect(await fds()).toBe(before);
+    expect(() => (partly as AsyncIterable<Buffer>)[Symbol.asyncIterator]()).toThrow(/read once/);
+  });
+
   it('rejects malformed digests', async () => {
     await expect(store.openBlob('sha256:xyz')).rejects.toThrow(TypeError);
     await expect(store.hasBlobs(['md5:abc'])).rejects.toThrow(TypeError);

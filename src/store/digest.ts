@@ -4,8 +4,10 @@
  * when the bytes do not hash to the digest they were asked for.
  */
 import { createHash } from 'node:crypto';
+import { readSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { HashPipe } from './hash-pipe.js';
+import { HashPipe, SLOT } from './hash-pipe.js';
 import { CorruptBlobError } from './types.js';
 
 /** Marks a stream made by `verifiedStream`, with the digest it verifies. */
@@ -79,9 +81,86 @@ export function verifiedStream(
 
 /** Whether `stream` came from `verifiedStream(..., digest)` (so hashing it again is wasted). */
 export function isVerifiedFor(stream: unknown, digest: string): boolean {
+  if (stream instanceof VerifiedFileChunks) return stream.digest === digest;
   return (
     typeof stream === 'object' &&
     stream !== null &&
     (stream as Record<symbol, unknown>)[VERIFIED] === digest
   );
 }
+
+/**
+ * A blob file's bytes read straight into hashing slots, verified against `digest`: chunks that
+ * are valid only until the next one is asked for, for a consumer that is done with each chunk
+ * when it asks for the next (extraction writes it out at once). Saves the copy and the stream
+ * machinery of `verifiedStream` over a file stream. The file is read with plain `read` calls; the
+ * event loop gets a turn every `YIELD_MS`. At the end, bytes that do not hash to `digest` run
+ * `onCorrupt` and throw a `CorruptBlobError`. `destroy()` closes the file when the chunks are not
+ * read to the end (the iteration's own end closes it otherwise).
+ */
+export class VerifiedFileChunks implements AsyncIterable<Buffer> {
+  private started = false;
+  private closed = false;
+
+  constructor(
+    private readonly handle: FileHandle,
+    readonly digest: string,
+    private readonly onCorrupt?: (err: CorruptBlobError) => void | Promise<void>,
+  ) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    if (this.started) throw new Error("a blob's chunks are read once");
+    this.started = true;
+    return this.chunks();
+  }
+
+  destroy(): void {
+    if (!this.started) void this.close();
+  }
+
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close().catch(() => undefined);
+  }
+
+  private async *chunks(): AsyncGenerator<Buffer> {
+    const pipe = new HashPipe();
+    const fd = this.handle.fd;
+    let actual: string;
+    try {
+      let turn = Date.now();
+      for (;;) {
+        const buf = await pipe.acquire();
+        let n = 0;
+        for (let r = 1; n < SLOT && r > 0; n += r) r = readSync(fd, buf, n, SLOT - n, null);
+        let consumed!: () => void;
+        pipe.submit(buf, n, n ? new Promise<void>((r) => (consumed = r)) : undefined);
+        if (n === 0) break;
+        try {
+          yield buf.subarray(0, n);
+        } finally {
+          consumed();
+        }
+        if (n < SLOT) break;
+        if (Date.now() - turn >= YIELD_MS) {
+          await new Promise((r) => setImmediate(r));
+          turn = Date.now();
+        }
+      }
+      actual = await pipe.digest();
+    } finally {
+      pipe.dispose();
+      await this.close();
+    }
+    if (actual === this.digest) return;
+    const err = new CorruptBlobError(this.digest, actual);
+    await Promise.resolve()
+      .then(() => this.onCorrupt?.(err))
+      .catch(() => {});
+    throw err;
+  }
+}
+
+/** How long reading a blob's chunks runs before the event loop gets a turn (heartbeats). */
+const YIELD_MS = 20;

@@ -26,7 +26,14 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { mapLimit } from './limit.js';
-import type { BlobInfo, PeekOptions, ResultListing, ResultManifest, Store } from './types.js';
+import type {
+  BlobInfo,
+  BlobSource,
+  PeekOptions,
+  ResultListing,
+  ResultManifest,
+  Store,
+} from './types.js';
 import { CorruptBlobError } from './types.js';
 
 export interface LayeredStoreOptions {
@@ -184,6 +191,19 @@ export class LayeredStore implements Store {
       this.counters[i]!.blobs.misses++;
     }
     return null;
+  }
+
+  /** The first layer's chunks when it holds the blob and can (see `Store.openBlobChunks`). */
+  async openBlobChunks(digest: string): Promise<BlobSource | null> {
+    const first = this.layers[0]!;
+    if (first.openBlobChunks) {
+      const chunks = await first.openBlobChunks(digest);
+      if (chunks) {
+        this.counters[0]!.blobs.hits++;
+        return chunks;
+      }
+    }
+    return this.openBlob(digest);
   }
 
   async getResult(cacheKey: string): Promise<ResultManifest | null> {

@@ -44,10 +44,17 @@ import {
   unlink,
   utimes,
   writeFile,
+  type FileHandle,
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { digestStream, hashedChunks, isVerifiedFor, verifiedStream } from './digest.js';
+import {
+  digestStream,
+  hashedChunks,
+  isVerifiedFor,
+  verifiedStream,
+  VerifiedFileChunks,
+} from './digest.js';
 import { HashPipe } from './hash-pipe.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store } from './types.js';
 import { assertDigest, CorruptBlobError, manifestProblems } from './types.js';
@@ -272,6 +279,28 @@ export class LocalStore implements Store {
   }
 
   async openBlob(digest: string): Promise<Readable | null> {
+    const opened = await this.openBlobFile(digest);
+    if (!opened) return null;
+    return verifiedStream(
+      opened.handle.createReadStream({ highWaterMark: READ_CHUNK }),
+      digest,
+      opened.onCorrupt,
+    );
+  }
+
+  /** The blob's verified bytes, read straight into hashing slots (see `Store.openBlobChunks`). */
+  async openBlobChunks(digest: string): Promise<VerifiedFileChunks | null> {
+    const opened = await this.openBlobFile(digest);
+    return opened && new VerifiedFileChunks(opened.handle, digest, opened.onCorrupt);
+  }
+
+  /**
+   * Opens blob `digest` for a verified read (a miss when it is gone or unreadable), marks it
+   * used, and says what to do when its bytes turn out not to match.
+   */
+  private async openBlobFile(
+    digest: string,
+  ): Promise<{ handle: FileHandle; onCorrupt: (err: CorruptBlobError) => Promise<void> } | null> {
     const path = this.blobPath(digest);
     let handle;
     try {
@@ -298,16 +327,18 @@ export class LocalStore implements Store {
       throw err;
     }
     await touch([path]);
-    const source = handle.createReadStream({ highWaterMark: READ_CHUNK });
-    return verifiedStream(source, digest, async (err) => {
-      // Delete only the file we read: a concurrent writer may have renamed a good copy over it.
-      const now = await stat(path).catch(() => null);
-      if (now && now.ino === ino) await unlink(path).catch(() => {});
-      this.warnOnce(
-        `blob:${digest}`,
-        `${this.location}: removed corrupt blob ${digest} (its bytes hash to ${err.actual})`,
-      );
-    });
+    return {
+      handle,
+      onCorrupt: async (err) => {
+        // Delete only the file we read: a concurrent writer may have renamed a good copy over it.
+        const now = await stat(path).catch(() => null);
+        if (now && now.ino === ino) await unlink(path).catch(() => {});
+        this.warnOnce(
+          `blob:${digest}`,
+          `${this.location}: removed corrupt blob ${digest} (its bytes hash to ${err.actual})`,
+        );
+      },
+    };
   }
 
   async getResult(cacheKey: string): Promise<ResultManifest | null> {

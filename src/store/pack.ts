@@ -71,7 +71,7 @@ import { HashPipe, SLOT } from './hash-pipe.js';
 import { mapLimit } from './limit.js';
 import { END_OF_ARCHIVE, padding, TarReader, writeHeader } from './tar.js';
 import type { TarHandler, TarReadHeader, TarWriteHeader } from './tar.js';
-import type { BlobOpener, OutputEntry, Store } from './types.js';
+import type { BlobOpener, BlobSource, OutputEntry, Store } from './types.js';
 import {
   assertDigest,
   CorruptBlobError,
@@ -158,7 +158,9 @@ export async function saveOutputs(
 
 /** Opens blobs from a store (its streams are verified). */
 export function blobOpenerFor(store: Store): BlobOpener {
-  return (digest) => store.openBlob(digest);
+  return store.openBlobChunks
+    ? (digest) => store.openBlobChunks!(digest)
+    : (digest) => store.openBlob(digest);
 }
 
 /** Whether every output path exists under `root` (no hashing, no content check). */
@@ -449,15 +451,15 @@ function changed(name: string, what: string): Error {
  * blob's digest) settles whether the staged tree may be placed.
  */
 async function extractInto(
-  source: NodeJS.ReadableStream | Readable,
+  source: BlobSource,
   entry: OutputEntry,
   stage: string,
   maxEntryBytes: number,
 ): Promise<void> {
   const out = entry.path;
-  const input = isVerifiedFor(source, entry.digest)
-    ? (source as Readable)
-    : verifiedStream(source, entry.digest);
+  const input: BlobSource = isVerifiedFor(source, entry.digest)
+    ? source
+    : verifiedStream(source as Readable, entry.digest);
   await mkdir(join(stage, ...posix.dirname(out).split('/')), { recursive: true });
   const extractor = new Extractor(out, stage, maxEntryBytes, (await lstat(stage)).mode & 0o777);
   const reader = new TarReader(extractor);
@@ -678,7 +680,7 @@ function symlinkProblem(name: string, target: string, scope: string): string | n
   return null;
 }
 
-function destroyQuietly(stream: NodeJS.ReadableStream | Readable): void {
+function destroyQuietly(stream: BlobSource): void {
   const s = stream as Partial<Readable>;
   if (typeof s.destroy === 'function' && !s.destroyed) s.destroy();
 }

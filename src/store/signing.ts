@@ -18,7 +18,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { SignConfig } from '../config/types.js';
 import { sha256Digest } from './digest.js';
-import type { BlobInfo, ResultListing, ResultManifest, Store } from './types.js';
+import type { BlobInfo, BlobSource, ResultListing, ResultManifest, Store } from './types.js';
 import type { ReadOnlyAdopter } from './layered.js';
 
 export const DEFAULT_SECRET_ENV = 'DIST_BUILD_CACHE_SECRET';
@@ -114,6 +114,7 @@ export class SignedStore implements Store {
   readonly listResults?: (prefix?: string) => AsyncIterable<ResultListing>;
   readonly flush?: () => Promise<void>;
   readonly warm?: () => Promise<void>;
+  readonly openBlobChunks?: (digest: string) => Promise<BlobSource | null>;
   readonly tempDir?: () => Promise<string>;
   readonly adoptBlobFile?: (file: string, digest: string) => Promise<BlobInfo>;
   readonly adoptReadsOnly?: boolean;
@@ -135,6 +136,7 @@ export class SignedStore implements Store {
     if (inner.listResults) this.listResults = (prefix) => inner.listResults!(prefix);
     if (inner.flush) this.flush = () => inner.flush!();
     if (inner.warm) this.warm = () => inner.warm!();
+    if (inner.openBlobChunks) this.openBlobChunks = (d) => inner.openBlobChunks!(d);
     // Blobs are not signed: the single-pass save (pack into tempDir, then adopt) passes through.
     if (inner.tempDir && inner.adoptBlobFile) {
       this.tempDir = () => inner.tempDir!();

@@ -70,7 +70,15 @@ export interface ResultManifest {
 }
 
 /** Opens a blob by digest; `null` when it does not exist. */
-export type BlobOpener = (digest: string) => Promise<NodeJS.ReadableStream | Readable | null>;
+export type BlobOpener = (digest: string) => Promise<BlobSource | null>;
+
+/**
+ * A blob's bytes: a stream, or chunks each valid only until the next is asked for (`openBlobChunks`),
+ * which a consumer must be done with when it asks for the next. `destroy()` releases a source
+ * that is not read to its end.
+ */
+export type BlobSource =
+  NodeJS.ReadableStream | Readable | (AsyncIterable<Buffer> & { destroy(): void });
 
 /** Options of `Store.peekResults`. */
 export interface PeekOptions {
@@ -127,6 +135,12 @@ export interface Store {
    * that it does not stall the process later, in the middle of a worker's run. Never throws.
    */
   prepare?(): Promise<void>;
+  /**
+   * Like `openBlob`, for a consumer done with each chunk when it asks for the next (extraction):
+   * the blob's verified bytes as chunks read straight into the hashing buffers, without a stream
+   * (local stores). Optional: callers use `openBlob` without it.
+   */
+  openBlobChunks?(digest: string): Promise<BlobSource | null>;
   /**
    * Starts what the store needs before its first lookup can be answered (the Actions cache
    * restores this slot's shard), and resolves when that is done. A worker calls it as it starts,
