@@ -564,8 +564,9 @@ class Extractor implements TarHandler {
         this.lastParent = parentOf;
       }
     }
-    // The name is in normal form (checked above): joining it whole is joining its segments.
-    const dest = join(stage, name);
+    // The name is in normal form (checked above) and `stage` is a normalized absolute path:
+    // plain concatenation is what `join` would give, without its normalizing pass per entry.
+    const dest = `${stage}/${name}`;
     seen.set(name, kind);
     if (kind === 'file') {
       const mode = header.mode & 0o111 ? 0o755 : 0o644;
