@@ -93,6 +93,34 @@ describe('dist-build cache', () => {
         location: cacheDir,
       },
     ]);
+    // Either case, with or without sha256:; anything but hex digits is a usage error.
+    const upper = await cli(
+      'cache',
+      'ls',
+      '-c',
+      configFile,
+      '--key',
+      keys.app.slice(0, 14).toUpperCase(),
+      '--json',
+    );
+    expect((JSON.parse(upper.out) as { cacheKey: string }[]).map((e) => e.cacheKey)).toEqual([
+      keys.app,
+    ]);
+    const bare = await cli(
+      'cache',
+      'ls',
+      '-c',
+      configFile,
+      '--key',
+      keys.app.slice(7, 14),
+      '--json',
+    );
+    expect((JSON.parse(bare.out) as { cacheKey: string }[]).map((e) => e.cacheKey)).toEqual([
+      keys.app,
+    ]);
+    const bad = await cli('cache', 'ls', '-c', configFile, '--key', 'xyz');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--key xyz: expected the start of a cache key/);
   });
 
   it("stats counts entries and bytes, and the last run's lookups (those of the worker that made the most)", async () => {

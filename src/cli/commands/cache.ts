@@ -352,7 +352,19 @@ async function pruneCommand(flags: CacheFlags & { maxSize: string; grace: string
   }
 }
 
+/** `--key`: `sha256:` and hex digits in either case, as `sha256:<lower-case hex>`. */
+function keyPrefix(given: string): string {
+  const hex = /^sha256:/i.test(given) ? given.slice(7) : given;
+  if (!/^[0-9a-f]{0,64}$/i.test(hex)) {
+    throw new UsageError(
+      `--key ${given}: expected the start of a cache key, such as sha256:ab12 or ab12 (hex digits)`,
+    );
+  }
+  return `sha256:${hex.toLowerCase()}`;
+}
+
 async function lsCommand(flags: CacheFlags & { key?: string; json?: boolean }): Promise<void> {
+  if (flags.key !== undefined) flags = { ...flags, key: keyPrefix(flags.key) };
   const { stores } = await openAll(flags);
   const entries: (ResultListing & { store: string; location: string })[] = [];
   for (const s of stores) {
