@@ -200,4 +200,31 @@ describe('Progress (terminal)', () => {
     expect(block[4]).toBe('  ... 9 more workers (9 idle)');
     p.stop();
   });
+
+  it('lists workers in natural order: worker-2 before worker-10', () => {
+    const ci = process.env.CI;
+    delete process.env.CI;
+    const out = {
+      text: '',
+      isTTY: true,
+      columns: 80,
+      rows: 40,
+      write: (t: string) => ((out.text += t), true),
+    };
+    let p: Progress;
+    try {
+      p = new Progress({ out: out as unknown as ProgressOptions['out'], total: 1 });
+    } finally {
+      if (ci !== undefined) process.env.CI = ci;
+    }
+    for (const i of [10, 2, 1]) p.event({ type: 'worker-joined', worker: `worker-${i}` });
+    p.print('note');
+    const block = out.text.split('note\n')[1]!.split('\n').filter(Boolean);
+    expect(block.slice(1).map((l) => l.trim().split(/\s+/)[0])).toEqual([
+      'worker-1',
+      'worker-2',
+      'worker-10',
+    ]);
+    p.stop();
+  });
 });

@@ -60,6 +60,8 @@ interface Group {
   timer?: NodeJS.Timeout;
 }
 
+const NATURAL = new Intl.Collator('en', { numeric: true });
+
 const secs = (ms: number): string => formatDuration(Math.round(ms / 10) / 100);
 
 export class Progress {
@@ -282,7 +284,8 @@ export class Progress {
     ];
     const now = Date.now();
     const rows: { busy: boolean; line: string }[] = [];
-    for (const w of [...this.workers].sort()) {
+    // worker-2 before worker-10.
+    for (const w of [...this.workers].sort((a, b) => NATURAL.compare(a, b))) {
       const jobs = [...this.running.entries()].filter(([k]) => k.startsWith(w + '\0'));
       const what = jobs.length
         ? jobs.map(([, j]) => `${j.unit} ${secs(now - j.since)}`).join(', ')
