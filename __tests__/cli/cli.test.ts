@@ -70,6 +70,14 @@ describe('dist-build CLI', () => {
     const many = await cli('run', '--config', configFile, '--workers', '300');
     expect(many.code).toBe(2);
     expect(many.err).toMatch(/--workers 300: at most 256 local worker processes/);
+    // --out inside a declared output: what is exported there would go with the next build.
+    for (const out of [join(dir, 'out/lib'), join(dir, 'out/lib/dist')]) {
+      const inside = await cli('run', '--config', configFile, '--out', out);
+      expect(inside.code).toBe(2);
+      expect(inside.err).toContain(
+        `--out ${out}: inside out/lib, a declared output of lib, which is replaced whenever lib is built or restored`,
+      );
+    }
   });
 
   it('plan --json prints one object with workers, matrix, assignments and estimate', async () => {

@@ -3,6 +3,8 @@ import { Option } from 'commander';
 import { mkdirSync, statSync } from 'node:fs';
 import { processAlive } from '../cluster/local.js';
 import { parseDuration } from '../config/duration.js';
+import type { Config } from '../config/types.js';
+import { outExclusion } from '../plan/plan.js';
 import { UsageError } from './errors.js';
 
 export function positiveInt(text: string, flag: string): number {
@@ -67,6 +69,22 @@ export function makeDirFlag(flag: string, dir: string): void {
     }
   }
   throw new UsageError(`${flag} ${dir}: not a directory (a file is in the way)`);
+}
+
+/**
+ * `--out` of `run` and `master`: made if missing, and never inside a declared output, where the
+ * artifacts and the report would be removed whenever that invocation is built or restored.
+ */
+export function outDirFlag(config: Config, out: string): void {
+  const [rel] = outExclusion(config.root, out);
+  for (const inv of rel === undefined ? [] : config.invocations) {
+    const o = inv.outputs.find((p) => rel === p || rel!.startsWith(`${p}/`));
+    if (o === undefined) continue;
+    throw new UsageError(
+      `--out ${out}: inside ${o}, a declared output of ${inv.name}, which is replaced whenever ${inv.name} is built or restored; give a directory outside the outputs`,
+    );
+  }
+  makeDirFlag('--out', out);
 }
 
 /** `--log-order` of `run` and `master`. */

@@ -7,7 +7,7 @@ import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
 import { RunFailure, UsageError } from '../errors.js';
 import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
-import { durationFlag, logOrderOption, makeDirFlag, positiveInt } from '../util.js';
+import { durationFlag, logOrderOption, outDirFlag, positiveInt } from '../util.js';
 
 interface MasterFlags extends SecurityFlags {
   listen: string[];
@@ -68,7 +68,7 @@ Examples (a pool on two shells):
     if (heartbeatMs < 100) {
       throw new UsageError(`--heartbeat ${flags.heartbeat}: expected at least 100ms`);
     }
-    if (config) makeDirFlag('--out', flags.out);
+    if (config) outDirFlag(config, flags.out);
     const security = await securityFrom(flags, { command: 'master', roles: ['master'] });
     const err = process.stderr;
     // While the run's live progress is on (a terminal), lines go above it (written past it, the

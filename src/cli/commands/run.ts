@@ -17,7 +17,7 @@ import { driveAndPrint } from '../drive.js';
 import {
   checkCacheDir,
   logOrderOption,
-  makeDirFlag,
+  outDirFlag,
   NO_REMOTE_CACHE_HELP,
   positiveInt,
 } from '../util.js';
@@ -76,7 +76,7 @@ Exit code 0 when every invocation succeeded, 1 when one failed, 2 on bad input.`
 async function runLocal(flags: RunFlags): Promise<number> {
   const config = await loadConfig(flags.config);
   checkCacheDir(flags.cacheDir);
-  makeDirFlag('--out', flags.out);
+  outDirFlag(config, flags.out);
   const units = expandUnits(config);
   const n = flags.workers ? localWorkerCount(flags.workers) : workerCount(config, units.length);
   // Without --cache-dir the workers use the config's stores (default <config dir>/.dist-build/cache).
