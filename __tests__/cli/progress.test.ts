@@ -150,6 +150,19 @@ describe('Progress (plain)', () => {
     );
   });
 
+  it('a dependent skipped because a job failed is printed after that failure, which waits for its output', () => {
+    const { p, out } = progress({ logOrder: 'stream' });
+    p.event({ type: 'started', unit: 'a', worker: 'w1', attempt: 1 });
+    p.event({ type: 'failed', unit: 'a', worker: 'w1', reason: 'exited with code 1' });
+    p.event({ type: 'skipped', unit: 'b', reason: 'a failed' });
+    p.output('a', chunk('oops\n'));
+    p.outputEnd('a');
+    expect(out.text).toBe(
+      '[a] oops\ndist-build: a: FAILED on w1: exited with code 1\ndist-build: b: skipped: a failed\n',
+    );
+    p.stop();
+  });
+
   it("stream: a job's end line comes after the last of its output, which may arrive after the result", () => {
     const { p, out } = progress({ logOrder: 'stream' });
     p.event({ type: 'started', unit: 'a', worker: 'w1', attempt: 1 });

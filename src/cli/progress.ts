@@ -72,6 +72,8 @@ export class Progress {
   private readonly groups = new Map<string, Group>();
   private counts = { built: 0, cached: 0, failed: 0, skipped: 0 };
   private drawn = 0;
+  /** Lines held until the job lines waiting for their output are out (see 'skipped'). */
+  private readonly afterEnds: string[] = [];
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: ProgressOptions) {
@@ -135,10 +137,14 @@ export class Progress {
         );
         break;
       }
-      case 'skipped':
+      case 'skipped': {
         this.counts.skipped++;
-        this.print(`${e.unit}: skipped: ${e.reason}`);
+        const line = `${e.unit}: skipped: ${e.reason}`;
+        // After the line of the failure it follows from, which may still wait for its output.
+        if ([...this.groups.values()].some((g) => g.end)) this.afterEnds.push(line);
+        else this.print(line);
         break;
+      }
       case 'retry':
         this.done(e.worker, e.unit);
         this.jobEnded(
@@ -233,6 +239,8 @@ export class Progress {
       this.opts.out.write(this.block(g.end ? `${unit} (${part}${g.end.how})` : unit, text));
     }
     if (g.end) this.print(g.end.line);
+    if ([...this.groups.values()].some((x) => x.end)) return;
+    for (const line of this.afterEnds.splice(0)) this.print(line);
   }
 
   /** `text` as one block: a `::group::` on GitHub Actions. */
