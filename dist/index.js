@@ -462,6 +462,7 @@ parentPort.on('message', (m) => {
 
 // src/store/digest.ts
 import { createHash as createHash2 } from "node:crypto";
+import { readSync } from "node:fs";
 import { Readable } from "node:stream";
 function sha256Digest(data) {
   return `sha256:${createHash2("sha256").update(data).digest("hex")}`;
@@ -505,15 +506,77 @@ function verifiedStream(source, digest, onCorrupt) {
   return stream;
 }
 function isVerifiedFor(stream, digest) {
+  if (stream instanceof VerifiedFileChunks) return stream.digest === digest;
   return typeof stream === "object" && stream !== null && stream[VERIFIED] === digest;
 }
-var VERIFIED;
+var VERIFIED, VerifiedFileChunks, YIELD_MS;
 var init_digest = __esm({
   "src/store/digest.ts"() {
     "use strict";
     init_hash_pipe();
     init_types();
     VERIFIED = /* @__PURE__ */ Symbol.for("dist-build.store.verified-digest");
+    VerifiedFileChunks = class {
+      constructor(handle, digest, onCorrupt) {
+        this.handle = handle;
+        this.digest = digest;
+        this.onCorrupt = onCorrupt;
+      }
+      handle;
+      digest;
+      onCorrupt;
+      started = false;
+      closed = false;
+      [Symbol.asyncIterator]() {
+        if (this.started) throw new Error("a blob's chunks are read once");
+        this.started = true;
+        return this.chunks();
+      }
+      destroy() {
+        if (!this.started) void this.close();
+      }
+      async close() {
+        if (this.closed) return;
+        this.closed = true;
+        await this.handle.close().catch(() => void 0);
+      }
+      async *chunks() {
+        const pipe = new HashPipe();
+        const fd = this.handle.fd;
+        let actual;
+        try {
+          let turn = Date.now();
+          for (; ; ) {
+            const buf = await pipe.acquire();
+            let n = 0;
+            for (let r = 1; n < SLOT && r > 0; n += r) r = readSync(fd, buf, n, SLOT - n, null);
+            let consumed;
+            pipe.submit(buf, n, n ? new Promise((r) => consumed = r) : void 0);
+            if (n === 0) break;
+            try {
+              yield buf.subarray(0, n);
+            } finally {
+              consumed();
+            }
+            if (n < SLOT) break;
+            if (Date.now() - turn >= YIELD_MS) {
+              await new Promise((r) => setImmediate(r));
+              turn = Date.now();
+            }
+          }
+          actual = await pipe.digest();
+        } finally {
+          pipe.dispose();
+          await this.close();
+        }
+        if (actual === this.digest) return;
+        const err = new CorruptBlobError(this.digest, actual);
+        await Promise.resolve().then(() => this.onCorrupt?.(err)).catch(() => {
+        });
+        throw err;
+      }
+    };
+    YIELD_MS = 20;
   }
 });
 
@@ -820,6 +883,24 @@ var init_local = __esm({
         return { digest, size: size2 };
       }
       async openBlob(digest) {
+        const opened = await this.openBlobFile(digest);
+        if (!opened) return null;
+        return verifiedStream(
+          opened.handle.createReadStream({ highWaterMark: READ_CHUNK }),
+          digest,
+          opened.onCorrupt
+        );
+      }
+      /** The blob's verified bytes, read straight into hashing slots (see `Store.openBlobChunks`). */
+      async openBlobChunks(digest) {
+        const opened = await this.openBlobFile(digest);
+        return opened && new VerifiedFileChunks(opened.handle, digest, opened.onCorrupt);
+      }
+      /**
+       * Opens blob `digest` for a verified read (a miss when it is gone or unreadable), marks it
+       * used, and says what to do when its bytes turn out not to match.
+       */
+      async openBlobFile(digest) {
         const path = this.blobPath(digest);
         let handle;
         try {
@@ -845,16 +926,18 @@ var init_local = __esm({
           throw err;
         }
         await touch([path]);
-        const source = handle.createReadStream({ highWaterMark: READ_CHUNK });
-        return verifiedStream(source, digest, async (err) => {
-          const now = await stat2(path).catch(() => null);
-          if (now && now.ino === ino) await unlink2(path).catch(() => {
-          });
-          this.warnOnce(
-            `blob:${digest}`,
-            `${this.location}: removed corrupt blob ${digest} (its bytes hash to ${err.actual})`
-          );
-        });
+        return {
+          handle,
+          onCorrupt: async (err) => {
+            const now = await stat2(path).catch(() => null);
+            if (now && now.ino === ino) await unlink2(path).catch(() => {
+            });
+            this.warnOnce(
+              `blob:${digest}`,
+              `${this.location}: removed corrupt blob ${digest} (its bytes hash to ${err.actual})`
+            );
+          }
+        };
       }
       async getResult(cacheKey) {
         const path = this.resultPath(cacheKey);
@@ -8426,7 +8509,7 @@ import {
   mkdirSync,
   open as fsOpen,
   openSync,
-  readSync,
+  readSync as readSync2,
   symlinkSync,
   write as fsWrite,
   writeSync
@@ -8749,7 +8832,7 @@ async function saveOutputs(store, root, outputs) {
   }
 }
 function blobOpenerFor(store) {
-  return (digest) => store.openBlob(digest);
+  return store.openBlobChunks ? (digest) => store.openBlobChunks(digest) : (digest) => store.openBlob(digest);
 }
 async function outputsPresent(root, entries) {
   for (const e of entries) {
@@ -8913,7 +8996,7 @@ async function packToFile(items, file) {
         if (fd !== void 0) {
           for (let left = header.size, at = 0; left > 0; ) {
             if (pos === SLOT) await flush();
-            const bytesRead = readSync(fd, buf, pos, Math.min(SLOT - pos, left), at);
+            const bytesRead = readSync2(fd, buf, pos, Math.min(SLOT - pos, left), at);
             if (bytesRead === 0) throw changed(item.name, "shrank");
             pos += bytesRead;
             at += bytesRead;
@@ -9067,7 +9150,7 @@ var Extractor = class {
         this.lastParent = parentOf;
       }
     }
-    const dest = join6(stage, name);
+    const dest = `${stage}/${name}`;
     seen.set(name, kind);
     if (kind === "file") {
       const mode = header.mode & 73 ? 493 : 420;
@@ -9275,6 +9358,18 @@ var LayeredStore = class {
       this.counters[i].blobs.misses++;
     }
     return null;
+  }
+  /** The first layer's chunks when it holds the blob and can (see `Store.openBlobChunks`). */
+  async openBlobChunks(digest) {
+    const first = this.layers[0];
+    if (first.openBlobChunks) {
+      const chunks = await first.openBlobChunks(digest);
+      if (chunks) {
+        this.counters[0].blobs.hits++;
+        return chunks;
+      }
+    }
+    return this.openBlob(digest);
   }
   async getResult(cacheKey) {
     for (let i = 0; i < this.layers.length; i++) {
@@ -9727,6 +9822,7 @@ var SignedStore = class {
     if (inner.listResults) this.listResults = (prefix) => inner.listResults(prefix);
     if (inner.flush) this.flush = () => inner.flush();
     if (inner.warm) this.warm = () => inner.warm();
+    if (inner.openBlobChunks) this.openBlobChunks = (d) => inner.openBlobChunks(d);
     if (inner.tempDir && inner.adoptBlobFile) {
       this.tempDir = () => inner.tempDir();
       this.adoptBlobFile = (file, digest) => inner.adoptBlobFile(file, digest);
@@ -9739,6 +9835,7 @@ var SignedStore = class {
   listResults;
   flush;
   warm;
+  openBlobChunks;
   tempDir;
   adoptBlobFile;
   adoptReadsOnly;

@@ -3,6 +3,7 @@ import {
   CorruptBlobError,
   HashPipe,
   StoreOptionsError,
+  VerifiedFileChunks,
   assertDigest,
   digestStream,
   errorText,
@@ -11,7 +12,7 @@ import {
   manifestProblems,
   mapLimit,
   verifiedStream
-} from "./chunk-ZSLHDOSL.js";
+} from "./chunk-TO7YD2V7.js";
 
 // src/store/gha-api.ts
 var MAX_PAGES = 1e3;
@@ -347,6 +348,24 @@ var LocalStore = class _LocalStore {
     return { digest, size };
   }
   async openBlob(digest) {
+    const opened = await this.openBlobFile(digest);
+    if (!opened) return null;
+    return verifiedStream(
+      opened.handle.createReadStream({ highWaterMark: READ_CHUNK }),
+      digest,
+      opened.onCorrupt
+    );
+  }
+  /** The blob's verified bytes, read straight into hashing slots (see `Store.openBlobChunks`). */
+  async openBlobChunks(digest) {
+    const opened = await this.openBlobFile(digest);
+    return opened && new VerifiedFileChunks(opened.handle, digest, opened.onCorrupt);
+  }
+  /**
+   * Opens blob `digest` for a verified read (a miss when it is gone or unreadable), marks it
+   * used, and says what to do when its bytes turn out not to match.
+   */
+  async openBlobFile(digest) {
     const path = this.blobPath(digest);
     let handle;
     try {
@@ -372,16 +391,18 @@ var LocalStore = class _LocalStore {
       throw err;
     }
     await touch([path]);
-    const source = handle.createReadStream({ highWaterMark: READ_CHUNK });
-    return verifiedStream(source, digest, async (err) => {
-      const now = await stat2(path).catch(() => null);
-      if (now && now.ino === ino) await unlink(path).catch(() => {
-      });
-      this.warnOnce(
-        `blob:${digest}`,
-        `${this.location}: removed corrupt blob ${digest} (its bytes hash to ${err.actual})`
-      );
-    });
+    return {
+      handle,
+      onCorrupt: async (err) => {
+        const now = await stat2(path).catch(() => null);
+        if (now && now.ino === ino) await unlink(path).catch(() => {
+        });
+        this.warnOnce(
+          `blob:${digest}`,
+          `${this.location}: removed corrupt blob ${digest} (its bytes hash to ${err.actual})`
+        );
+      }
+    };
   }
   async getResult(cacheKey) {
     const path = this.resultPath(cacheKey);

@@ -96,6 +96,7 @@ function manifestProblems(value) {
 
 // src/store/digest.ts
 import { createHash as createHash2 } from "node:crypto";
+import { readSync } from "node:fs";
 import { Readable } from "node:stream";
 
 // src/store/hash-pipe.ts
@@ -428,8 +429,70 @@ function verifiedStream(source, digest, onCorrupt) {
   return stream;
 }
 function isVerifiedFor(stream, digest) {
+  if (stream instanceof VerifiedFileChunks) return stream.digest === digest;
   return typeof stream === "object" && stream !== null && stream[VERIFIED] === digest;
 }
+var VerifiedFileChunks = class {
+  constructor(handle, digest, onCorrupt) {
+    this.handle = handle;
+    this.digest = digest;
+    this.onCorrupt = onCorrupt;
+  }
+  handle;
+  digest;
+  onCorrupt;
+  started = false;
+  closed = false;
+  [Symbol.asyncIterator]() {
+    if (this.started) throw new Error("a blob's chunks are read once");
+    this.started = true;
+    return this.chunks();
+  }
+  destroy() {
+    if (!this.started) void this.close();
+  }
+  async close() {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close().catch(() => void 0);
+  }
+  async *chunks() {
+    const pipe = new HashPipe();
+    const fd = this.handle.fd;
+    let actual;
+    try {
+      let turn = Date.now();
+      for (; ; ) {
+        const buf = await pipe.acquire();
+        let n = 0;
+        for (let r = 1; n < SLOT && r > 0; n += r) r = readSync(fd, buf, n, SLOT - n, null);
+        let consumed;
+        pipe.submit(buf, n, n ? new Promise((r) => consumed = r) : void 0);
+        if (n === 0) break;
+        try {
+          yield buf.subarray(0, n);
+        } finally {
+          consumed();
+        }
+        if (n < SLOT) break;
+        if (Date.now() - turn >= YIELD_MS) {
+          await new Promise((r) => setImmediate(r));
+          turn = Date.now();
+        }
+      }
+      actual = await pipe.digest();
+    } finally {
+      pipe.dispose();
+      await this.close();
+    }
+    if (actual === this.digest) return;
+    const err = new CorruptBlobError(this.digest, actual);
+    await Promise.resolve().then(() => this.onCorrupt?.(err)).catch(() => {
+    });
+    throw err;
+  }
+};
+var YIELD_MS = 20;
 
 // src/store/limit.ts
 async function mapLimit(items, limit, fn) {
@@ -484,6 +547,7 @@ export {
   digestStream,
   verifiedStream,
   isVerifiedFor,
+  VerifiedFileChunks,
   mapLimit,
   StoreOptionsError,
   errorText

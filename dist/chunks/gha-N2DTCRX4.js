@@ -12,8 +12,8 @@ import {
   ghaScopePrefix,
   ghaSuperseded,
   preloadActionsCache
-} from "./chunk-URP6OE4W.js";
-import "./chunk-ZSLHDOSL.js";
+} from "./chunk-TORZUAHS.js";
+import "./chunk-TO7YD2V7.js";
 import "./chunk-7FDW4MNB.js";
 export {
   GHA_CACHE_PATH,
