@@ -13,7 +13,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCA, issueCert, writeCA, writeCert } from '../../src/cluster/certs.js';
@@ -630,13 +629,14 @@ invocations:
 }, 90_000);
 
 test('a command that leaves read-only directories in its output: built again over them, and restored over them', () => {
-  // As root, modes stop nothing: the runs then go as an unprivileged user (setpriv), as a
-  // developer's or a CI runner's would.
+  // As root, modes stop nothing: the runs then go without the capabilities that override them
+  // (still root, so the checkout, node_modules and the CLI stay readable wherever they are; as
+  // the owner of the tree, modes stop it as they stop a developer or a CI runner).
   const asUser =
     process.getuid?.() === 0
-      ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'env', 'HOME=/tmp']
+      ? ['setpriv', '--bounding-set=-dac_override,-dac_read_search', '--']
       : [];
-  if (asUser.length && spawnSync('setpriv', ['--version']).status !== 0) return; // no way to drop root
+  if (asUser.length && spawnSync('setpriv', ['--version']).status !== 0) return; // no way to drop them
   const config = tree(
     'repo',
     `version: 1
@@ -655,14 +655,6 @@ invocations:
   const write = (name: string, text: string) => writeFileSync(join(repo, name), text);
   write('src.txt', 'one\n');
   write('use.txt', 'u1\n');
-  const everyone = (path: string) => {
-    chmodSync(path, 0o777);
-    for (const e of readdirSync(path, { withFileTypes: true }))
-      if (e.isDirectory()) everyone(join(path, e.name));
-      else chmodSync(join(path, e.name), 0o666);
-  };
-  // The tree is the user's (what the runs make is theirs already).
-  everyone(dir);
   const run = () => {
     const [cmd, ...args] = [
       ...asUser,
