@@ -142,6 +142,19 @@ describe('summaryTable', () => {
     expect(renderHtml(withLost)).toContain('w3 (left: lease expired)');
   });
 
+  test('a failure without an exit code says why when it timed out', () => {
+    const report: RunReport = {
+      ...sample,
+      invocations: [
+        inv({ unit: 'slow', status: 'failed', exitCode: null, reason: 'timed out after 5s' }),
+        inv({ unit: 'gone', status: 'failed', exitCode: null, reason: 'killed by SIGKILL' }),
+      ],
+    };
+    const table = summaryTable(report);
+    expect(table).toMatch(/slow +w1 +failed \(timed out\)/);
+    expect(table).toMatch(/gone +w1 +failed \(no exit code\)/);
+  });
+
   test('colour only adds escape codes, columns stay aligned', () => {
     const colored = summaryTable(sample, { color: true });
     // eslint-disable-next-line no-control-regex

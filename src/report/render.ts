@@ -54,11 +54,20 @@ function durationMs(i: InvocationReport): number | undefined {
   return t ? t.end - t.start : undefined;
 }
 
-/** "built", "built (attempt 2)", "failed (exit 2)", "failed (no exit code, attempt 3)". */
+/**
+ * "built", "built (attempt 2)", "failed (exit 2)", "failed (timed out)", "failed (no exit code,
+ * attempt 3)".
+ */
 function resultText(i: InvocationReport): string {
   const details: string[] = [];
   if (i.status === 'failed' && i.exitCode !== undefined)
-    details.push(i.exitCode === null ? 'no exit code' : `exit ${i.exitCode}`);
+    details.push(
+      i.exitCode !== null
+        ? `exit ${i.exitCode}`
+        : i.reason?.startsWith('timed out')
+          ? 'timed out'
+          : 'no exit code',
+    );
   if (i.attempts > 1) details.push(`attempt ${i.attempts}`);
   return details.length ? `${i.status} (${details.join(', ')})` : i.status;
 }
