@@ -1,4 +1,5 @@
 import { GROUP_LIMIT, Progress, type ProgressOptions } from '../../src/cli/progress.js';
+import { useColor } from '../../src/cli/drive.js';
 
 /** A Progress writing into a string (plain mode: not a TTY). */
 function progress(opts: Partial<ProgressOptions> = {}) {
@@ -239,5 +240,15 @@ describe('Progress (terminal)', () => {
       'worker-10',
     ]);
     p.stop();
+  });
+});
+
+describe('useColor', () => {
+  it('colours a terminal, not a pipe, not CI, never with NO_COLOR set', () => {
+    expect(useColor({ isTTY: true }, {})).toBe(true);
+    expect(useColor({ isTTY: false }, {})).toBe(false);
+    expect(useColor({ isTTY: true }, { CI: 'true' })).toBe(false);
+    expect(useColor({ isTTY: true }, { NO_COLOR: '1' })).toBe(false);
+    expect(useColor({ isTTY: true }, { NO_COLOR: '' })).toBe(true); // set but empty: no effect
   });
 });

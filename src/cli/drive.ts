@@ -155,6 +155,11 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
 }
 
 /** The end-of-run text: the table, the exports and where the report is. */
+/** Colour in a terminal only, not on CI, and never with NO_COLOR set (no-color.org). */
+export function useColor(out: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
+  return !!out.isTTY && !env.CI && !env.NO_COLOR;
+}
+
 export function finalText(result: DriveResult, color: boolean): string {
   return `${summaryTable(result.report, { color })}\nreport: ${shownPath(result.files.html)} (also .md, .json)\n`;
 }
@@ -162,6 +167,6 @@ export function finalText(result: DriveResult, color: boolean): string {
 /** `drive`, then the end-of-run text on stdout; returns the run's exit code. */
 export async function driveAndPrint(opts: DriveOptions): Promise<number> {
   const result = await drive(opts);
-  process.stdout.write(finalText(result, !!process.stdout.isTTY && !process.env.CI));
+  process.stdout.write(finalText(result, useColor(process.stdout)));
   return result.exitCode;
 }
