@@ -14170,7 +14170,9 @@ function durationMs(i) {
 function resultText(i) {
   const details = [];
   if (i.status === "failed" && i.exitCode !== void 0)
-    details.push(i.exitCode === null ? "no exit code" : `exit ${i.exitCode}`);
+    details.push(
+      i.exitCode !== null ? `exit ${i.exitCode}` : i.reason?.startsWith("timed out") ? "timed out" : "no exit code"
+    );
   if (i.attempts > 1) details.push(`attempt ${i.attempts}`);
   return details.length ? `${i.status} (${details.join(", ")})` : i.status;
 }
