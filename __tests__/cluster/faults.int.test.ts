@@ -17,7 +17,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCA, issueCert, writeCA, writeCert } from '../../src/cluster/certs.js';
 import type { RunReport } from '../../src/report/types.js';
-import { cliPath, explained, runCli, startCli, stopAll, type Proc } from '../helpers/processes.js';
+import {
+  cliPath,
+  explained,
+  killGroup,
+  runCli,
+  startCli,
+  stopAll,
+  type Proc,
+} from '../helpers/processes.js';
 
 let dir: string;
 let certs: string;
@@ -42,13 +50,7 @@ afterEach(async () => {
   // Commands record their PIDs: end any a killed worker left behind.
   const pids = join(dir, 'pids');
   if (existsSync(pids)) {
-    for (const pid of readFileSync(pids, 'utf8').split('\n').filter(Boolean)) {
-      try {
-        process.kill(-Number(pid), 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
+    for (const pid of readFileSync(pids, 'utf8').split('\n')) killGroup(Number(pid));
   }
   rmSync(dir, { recursive: true, force: true });
 });

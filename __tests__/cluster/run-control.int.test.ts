@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliPath, runCli, startCli, stopAll } from '../helpers/processes.js';
+import { cliPath, killGroup, pidFrom, runCli, startCli, stopAll } from '../helpers/processes.js';
 
 let dir: string;
 /** Process groups of commands started by the runs here, ended by PID after each test. */
@@ -29,13 +29,7 @@ beforeEach(() => {
 
 afterEach(async () => {
   await stopAll();
-  for (const pgid of groups.splice(0)) {
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {
-      // gone, as it should be
-    }
-  }
+  for (const pgid of groups.splice(0)) killGroup(pgid);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -407,8 +401,7 @@ test('Ctrl-C in a terminal: the live progress is cleared before the "stopping" l
   const runFile = join(dir, 'repo/.dist-build/run/current.json');
   try {
     const pidFile = join(dir, 'repo/slow.pid');
-    await until('the slow command', () => existsSync(pidFile));
-    groups.push(Number(readFileSync(pidFile, 'utf8')));
+    groups.push(await pidFrom(pidFile));
     // The run leads the terminal's foreground process group (ended after the test if need be).
     groups.push((JSON.parse(readFileSync(runFile, 'utf8')) as { pid: number }).pid);
     await until('the live progress', () => /slow \d/.test(tty));
@@ -449,8 +442,7 @@ test('`dist-build master` in a terminal: its log lines (a worker leaving) go abo
       { cwd: join(dir, 'repo') },
     );
     const pidFile = join(dir, 'repo/slow.pid');
-    await until('the slow command', () => existsSync(pidFile));
-    groups.push(Number(readFileSync(pidFile, 'utf8')));
+    groups.push(await pidFrom(pidFile));
     await until('the live progress', () => /slow \d/.test(tty));
     worker.kill('SIGTERM');
     expect(await closed).toBe(1);

@@ -5,7 +5,7 @@
  * whatever happened in the test. Waits are on output lines or exits, never on fixed sleeps.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 
 export function cliPath(): string {
@@ -187,6 +187,32 @@ export async function stopAll(graceMs = 3000): Promise<void> {
 }
 
 /** Whether a process exists (not a zombie check: enough for "is it gone"). */
+/**
+ * Sends `signal` to process group `pgid` (a command's, read from a file it wrote), if there is
+ * such a group. Anything but a whole number above 1 is refused: `kill(-0)` is this process's
+ * own group (jest and everything CI started with it) and `kill(-1)` every process there is, which
+ * a pid file read before its writer got to write it would give.
+ */
+export function killGroup(pgid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
+  if (!Number.isInteger(pgid) || pgid <= 1) return;
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // gone
+  }
+}
+
+/** The pid a command writes into `file` (`echo $$ > file`), once the whole line is there. */
+export async function pidFrom(file: string, timeoutMs = 20_000): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    if (/^[0-9]+\n/.test(text)) return Number(text.split('\n')[0]);
+    if (Date.now() - t0 > timeoutMs) throw new Error(`no pid in ${file} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
