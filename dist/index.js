@@ -9570,6 +9570,7 @@ var LayeredStore = class {
   stats() {
     return {
       ...this.opts.slot !== void 0 ? { slot: this.opts.slot } : {},
+      ...this.opts.run !== void 0 ? { run: this.opts.run } : {},
       since: this.since,
       updatedAt: (/* @__PURE__ */ new Date()).toISOString(),
       layers: this.counters.map((c) => ({
@@ -10036,6 +10037,7 @@ async function openStore(config, opts) {
   return new LayeredStore(layers, {
     onWarning: opts.onWarning,
     slot: opts.slot,
+    ...opts.run !== void 0 ? { run: opts.run } : {},
     ...opts.writeStats === false ? {} : { statsFile: statsFileFor(workerCacheDir(config, opts.cacheDir), opts.slot) }
   });
 }

@@ -171,6 +171,22 @@ describe('dist-build cache', () => {
     const t = await cli('cache', 'stats', '-c', configFile);
     expect(t.out).toMatch(/STORE\s+LOCATION\s+RESULTS\s+BLOBS\s+BYTES\s+HITS\s+MISSES/);
     expect(t.out).toMatch(/last run in each store \(2 workers/);
+
+    // A `dist-build run` names its run: a later run with one worker is that worker alone, though
+    // the two files of the run before are from the same minutes.
+    const later = new Date(Date.now() + 1000).toISOString();
+    for (const [name, run, at, hits] of [
+      ['worker-1', 'r1', now, 7],
+      ['worker-2', 'r1', now, 8],
+      ['worker-3', 'r2', later, 1],
+    ] as const)
+      await writeFile(
+        join(cacheDir, 'stats', `${name}.json`),
+        JSON.stringify({ slot: name, run, updatedAt: at, layers: [layer(hits, 0)] }),
+      );
+    const r2 = JSON.parse((await cli('cache', 'stats', '-c', configFile, '--json')).out);
+    expect(r2.lastRun.workers).toBe(1);
+    expect(r2.stores[0]).toMatchObject({ hits: 1, misses: 0 });
   });
 
   it('verify reports and drops corrupt blobs, exit 1; clean is exit 0', async () => {

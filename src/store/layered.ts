@@ -42,6 +42,8 @@ export interface LayeredStoreOptions {
   statsFile?: string;
   /** Written into the stats file (the worker id). */
   slot?: string;
+  /** Written into the stats file: the run the worker serves, when it serves one run only. */
+  run?: string;
 }
 
 export interface HitMiss {
@@ -65,6 +67,8 @@ export interface LayerCounters {
 /** What `stats()` returns and `flush` writes. */
 export interface LayeredStats {
   slot?: string;
+  /** The run these counters are of (`dist-build run`'s workers; a pool worker has none). */
+  run?: string;
   /** ISO 8601: when the counting started (the store was made: the worker started). */
   since?: string;
   /** ISO 8601. */
@@ -420,6 +424,7 @@ export class LayeredStore implements Store {
   stats(): LayeredStats {
     return {
       ...(this.opts.slot !== undefined ? { slot: this.opts.slot } : {}),
+      ...(this.opts.run !== undefined ? { run: this.opts.run } : {}),
       since: this.since,
       updatedAt: new Date().toISOString(),
       layers: this.counters.map((c) => ({

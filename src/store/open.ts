@@ -87,6 +87,8 @@ export interface OpenStoreOptions {
   env?: NodeJS.ProcessEnv;
   /** Only the config's local stores: its gha and registry stores are left out (`--no-remote-cache`). */
   localOnly?: boolean;
+  /** The run the worker serves, written with its counters (see `LayeredStats.run`). */
+  run?: string;
   /** Write the layered store's counters to `<worker cache dir>/stats/<slot>.json` on flush (true). */
   writeStats?: boolean;
 }
@@ -243,6 +245,7 @@ export async function openStore(config: Config, opts: OpenStoreOptions): Promise
   return new LayeredStore(layers, {
     onWarning: opts.onWarning,
     slot: opts.slot,
+    ...(opts.run !== undefined ? { run: opts.run } : {}),
     ...(opts.writeStats === false
       ? {}
       : { statsFile: statsFileFor(workerCacheDir(config, opts.cacheDir), opts.slot) }),

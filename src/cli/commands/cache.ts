@@ -102,8 +102,12 @@ async function lastRun(dir: string): Promise<LastRun> {
   if (files.length === 0) return run;
   const newest = Math.max(...files.map((f) => Date.parse(f.updatedAt)));
   run.at = new Date(newest).toISOString();
+  // The last `dist-build run` names its run in its workers' files: those alone. Without a run
+  // (pool workers serve many), the files written close to the newest.
+  const last = files.find((f) => Date.parse(f.updatedAt) === newest)!.run;
   for (const f of files) {
-    if (Date.parse(f.updatedAt) < newest - LAST_RUN_WINDOW_MS) continue;
+    if (last !== undefined ? f.run !== last : Date.parse(f.updatedAt) < newest - LAST_RUN_WINDOW_MS)
+      continue;
     run.workers++;
     if (f.since && (!run.since || f.since < run.since)) run.since = f.since;
     f.layers.forEach((l, i) => {

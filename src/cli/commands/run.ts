@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { randomBytes } from 'node:crypto';
 import { link, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { loadConfig } from '../../config/load.js';
@@ -132,12 +133,16 @@ async function runLocal(flags: RunFlags): Promise<number> {
   let workerDied!: (e: Error) => void;
   const early = new Promise<never>((_, reject) => (workerDied = reject));
   early.catch(() => undefined);
+  // Written with each worker's cache counters: `cache stats` shows this run's alone.
+  const runId = randomBytes(6).toString('hex');
   const workers = new LocalWorkers({
     command: selfCommand(),
     count: n,
     args: (i) => [
       '--join',
       address,
+      '--run-id',
+      runId,
       '--config',
       config.file,
       ...cacheDirArgs,

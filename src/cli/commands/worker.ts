@@ -29,6 +29,7 @@ interface WorkerFlags extends SecurityFlags {
   annotation: string[];
   killGrace: string;
   parentPid?: string;
+  runId?: string;
   logDir?: string;
   keyCheck: KeyCheckMode | false;
 }
@@ -86,7 +87,11 @@ export function registerWorker(program: Command): void {
       'warn',
     )
     .option('--no-key-check', 'the same as --key-check off')
-    .option('--parent-pid <pid>', 'exit when this process is gone (used by `dist-build run`)');
+    .option('--parent-pid <pid>', 'exit when this process is gone (used by `dist-build run`)')
+    .option(
+      '--run-id <id>',
+      'the one run this worker serves, written with its cache counters so that `cache stats` shows that run alone (used by `dist-build run`)',
+    );
   addSecurityOptions(cmd, 'worker').addHelpText(
     'after',
     `
@@ -149,6 +154,7 @@ Examples:
     const store = await openStore(config, {
       ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}),
       slot,
+      ...(flags.runId ? { run: flags.runId } : {}),
       localOnly,
       onWarning: (m) => log(`warning: ${m}`),
       // A copy: a gha store call changes process.env (HOME) for a while, which another store
