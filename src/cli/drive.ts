@@ -154,12 +154,12 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
   return { report, exitCode: report.status === 'succeeded' ? 0 : 1, files };
 }
 
-/** The end-of-run text: the table, the exports and where the report is. */
 /** Colour in a terminal only, not on CI, and never with NO_COLOR set (no-color.org). */
 export function useColor(out: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
   return !!out.isTTY && !env.CI && !env.NO_COLOR;
 }
 
+/** The end-of-run text: the table, the exports and where the report is. */
 export function finalText(result: DriveResult, color: boolean): string {
   return `${summaryTable(result.report, { color })}\nreport: ${shownPath(result.files.html)} (also .md, .json)\n`;
 }

@@ -110,7 +110,7 @@ export class Progress {
         this.counts.cached++;
         const line = `${e.unit}: cached (held by ${e.worker})`;
         // Found by the worker it was sent to (after the cache query), or by the query itself.
-        const sent = this.running.delete(e.worker + '\0' + e.unit);
+        const sent = this.done(e.worker, e.unit);
         if (this.live) break;
         if (sent) this.jobEnded(e.unit, `cached on ${e.worker}`, line);
         else this.print(line);
@@ -141,7 +141,7 @@ export class Progress {
         this.counts.skipped++;
         const line = `${e.unit}: skipped: ${e.reason}`;
         // After the line of the failure it follows from, which may still wait for its output.
-        if ([...this.groups.values()].some((g) => g.end)) this.afterEnds.push(line);
+        if (this.endsPending()) this.afterEnds.push(line);
         else this.print(line);
         break;
       }
@@ -239,7 +239,7 @@ export class Progress {
       this.opts.out.write(this.block(g.end ? `${unit} (${part}${g.end.how})` : unit, text));
     }
     if (g.end) this.print(g.end.line);
-    if ([...this.groups.values()].some((x) => x.end)) return;
+    if (this.endsPending()) return;
     for (const line of this.afterEnds.splice(0)) this.print(line);
   }
 
@@ -270,8 +270,14 @@ export class Progress {
     }
   }
 
-  private done(worker: string, unit: string): void {
-    this.running.delete(worker + '\0' + unit);
+  /** `unit` no longer runs on `worker`; whether it was running there. */
+  private done(worker: string, unit: string): boolean {
+    return this.running.delete(worker + '\0' + unit);
+  }
+
+  /** Whether a job's end line waits for the rest of its output (see `jobEnded`). */
+  private endsPending(): boolean {
+    return [...this.groups.values()].some((g) => g.end);
   }
 
   private clear(): void {

@@ -24,7 +24,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Config, InvocationConfig } from '../config/types.js';
@@ -34,9 +34,9 @@ import { expectedDuration, type History } from '../plan/plan.js';
 import { eligible, place } from '../plan/placement.js';
 import { needsGraph, tailLengths } from '../plan/simulate.js';
 import type { PlacementItem, Unit, WorkerInfo } from '../plan/types.js';
-import { processAlive, removeTree } from '../store/fsutil.js';
+import { leftByDead, removeTree } from '../store/fsutil.js';
 import { restoreOutputs } from '../store/pack.js';
-import type { OutputEntry } from '../store/types.js';
+import { holdsDeclaredOutputs, type OutputEntry } from '../store/types.js';
 import { REPORT_FORMAT } from '../report/types.js';
 import type { ExportReport, InvocationReport, RunReport, WorkerReport } from '../report/types.js';
 import { definitionDigest } from './definition.js';
@@ -441,8 +441,7 @@ export class Run {
     for (const u of pending) {
       const hit = byKey.get(u.cacheKey);
       if (!hit) continue;
-      const paths = (list: readonly string[]) => [...new Set(list)].sort().join('\n');
-      if (paths(hit.outputs.map((o) => o.path)) !== paths(u.inv.outputs)) {
+      if (!holdsDeclaredOutputs(hit.outputs, u.inv.outputs)) {
         // A result must hold exactly the declared outputs: anything else is not this result.
         this.warn(
           `the cached result of ${u.unit.id} on ${hit.by} holds other outputs than declared: built again`,
@@ -1055,10 +1054,8 @@ export class Run {
     await mkdir(dir, { recursive: true });
     // One left by a run that was killed while it exported (named by its process) goes now: it
     // would stay in `dir` for ever, a partial copy of an artifact.
-    for (const name of await readdir(dir)) {
-      const pid = Number(/^\.dist-build-export-(\d+)-/.exec(name)?.[1]);
-      if (pid && pid !== process.pid && !processAlive(pid)) await removeTree(join(dir, name));
-    }
+    const exporter = (n: string) => Number(/^\.dist-build-export-(\d+)-/.exec(n)?.[1]);
+    for (const { name } of leftByDead(dir, exporter)) await removeTree(join(dir, name));
     const staging = await mkdtemp(join(dir, `.dist-build-export-${process.pid}-`));
     try {
       return await this.exportInto(dir, staging, already);

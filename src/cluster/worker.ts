@@ -34,7 +34,7 @@ import { parseConfig } from '../config/load.js';
 import type { Config, InvocationConfig } from '../config/types.js';
 import { CommandExecutor, commandJobSpec } from '../executors/command.js';
 import type { CommandJob } from '../executors/command.js';
-import { CorruptBlobError, UnsafeArchiveError } from '../store/types.js';
+import { CorruptBlobError, holdsDeclaredOutputs, UnsafeArchiveError } from '../store/types.js';
 import type { OutputEntry, ResultManifest, Store } from '../store/types.js';
 import { RESULT_FORMAT } from '../store/types.js';
 import { blobOpenerFor, restoreOutputs, saveOutputs } from '../store/pack.js';
@@ -43,8 +43,7 @@ import { outExclusion } from '../plan/plan.js';
 import type { Unit } from '../plan/types.js';
 import { expandUnits } from '../plan/units.js';
 import { configDigest, definitionDigest } from './definition.js';
-import { processAlive } from './local.js';
-import { processStartTime } from '../store/fsutil.js';
+import { leftByDead, processStartTime } from '../store/fsutil.js';
 import {
   CACHE_QUERY_REMOTE_BUDGET_MS,
   call,
@@ -963,9 +962,7 @@ export class WorkerAgent {
       new Promise<null>((done) => (timer = setTimeout(() => done(null), wait))),
     ]).finally(() => clearTimeout(timer));
     if (!manifest) return undefined;
-    const paths = (list: readonly string[]) => [...new Set(list)].sort().join('\n');
-    if (paths(manifest.outputs.map((o) => o.path)) !== paths(job.invocation.outputs))
-      return undefined;
+    if (!holdsDeclaredOutputs(manifest.outputs, job.invocation.outputs)) return undefined;
     this.log(`worker ${this.workerId}: ${job.unit}: found in the cache after the cache query`);
     return manifest;
   }
@@ -1410,29 +1407,6 @@ function reapJobLogs(): void {
       // left for its owner
     }
   }
-}
-
-/**
- * The entries of `dir` (none when it cannot be read) whose name `ownerOf` reads a process id
- * from, and whose process is gone (never this one's): what dead workers left there.
- */
-function leftByDead(
-  dir: string,
-  ownerOf: (name: string) => number | undefined,
-): { name: string; owner: number }[] {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  const left: { name: string; owner: number }[] = [];
-  for (const name of names) {
-    const owner = ownerOf(name);
-    if (owner === undefined || !Number.isInteger(owner) || owner === process.pid) continue;
-    if (!processAlive(owner)) left.push({ name, owner });
-  }
-  return left;
 }
 
 /** Whether something accepts connections on unix socket `path`. */

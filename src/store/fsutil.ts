@@ -1,5 +1,5 @@
 /** Small file-system helpers shared by the stores: "not there" is an answer, not an error. */
-import { readFileSync, writevSync } from 'node:fs';
+import { readdirSync, readFileSync, writevSync } from 'node:fs';
 import { chmod, lstat, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -69,6 +69,30 @@ export function writevAllSync(fd: number, chunks: readonly Uint8Array[]): void {
   }
 }
 
+/**
+ * The entries of `dir` (none when it cannot be read) whose name `ownerOf` reads a process id
+ * from, and whose process is gone (never this one's): what dead processes left there (a worker's
+ * records, a killed restore's or export's staging directory).
+ */
+export function leftByDead(
+  dir: string,
+  ownerOf: (name: string) => number | undefined,
+): { name: string; owner: number }[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const left: { name: string; owner: number }[] = [];
+  for (const name of names) {
+    const owner = ownerOf(name);
+    if (owner === undefined || !Number.isInteger(owner) || owner === process.pid) continue;
+    if (!processAlive(owner)) left.push({ name, owner });
+  }
+  return left;
+}
+
 /** Whether process `pid` exists on this host (one we may not signal counts: EPERM). */
 export function processAlive(pid: number): boolean {
   try {
@@ -77,6 +101,14 @@ export function processAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code !== 'ESRCH';
   }
+}
+
+/**
+ * Whether process `pid` is alive and, with `started` (its `processStartTime` when it was
+ * recorded), still that process: not a later one that was given the same pid.
+ */
+export function processStillAlive(pid: number, started?: string): boolean {
+  return processAlive(pid) && (started === undefined || processStartTime(pid) === started);
 }
 
 /**

@@ -59,7 +59,14 @@ import { HashPipe } from './hash-pipe.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store } from './types.js';
 import { assertDigest, CorruptBlobError, manifestProblems } from './types.js';
 import { errorText } from './errors.js';
-import { exists, isNotFound, listDir, processAlive, writevAllSync } from './fsutil.js';
+import {
+  exists,
+  isNotFound,
+  isPermissionError,
+  listDir,
+  processAlive,
+  writevAllSync,
+} from './fsutil.js';
 import { mapLimit } from './limit.js';
 
 export interface LocalStoreOptions {
@@ -254,8 +261,8 @@ export class LocalStore implements Store {
       await this.ensureDirs();
       await writeFile(probe, '', { flag: 'wx' });
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') return errorText(err);
+      if (isPermissionError(err) || (err as NodeJS.ErrnoException).code === 'EROFS')
+        return errorText(err);
       throw err;
     }
     await rm(probe, { force: true });

@@ -59,14 +59,7 @@ import { lstat, mkdir, readdir, readlink, realpath, rename, rm } from 'node:fs/p
 import { dirname, join, posix, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isVerifiedFor, verifiedStream } from './digest.js';
-import {
-  addWriteBits,
-  isNotFound,
-  isPermissionError,
-  listDir,
-  processAlive,
-  removeTree,
-} from './fsutil.js';
+import { addWriteBits, isNotFound, isPermissionError, leftByDead, removeTree } from './fsutil.js';
 import { HashPipe, SLOT } from './hash-pipe.js';
 import { mapLimit } from './limit.js';
 import { END_OF_ARCHIVE, padding, TarReader, writeHeader } from './tar.js';
@@ -191,9 +184,7 @@ export async function restoreOutputs(
   // What a process killed while it restored left there (named by its pid) would stay for ever.
   // Only after an hour: a pid that looks gone may be a live restore in another PID namespace
   // sharing the tree (a container).
-  for (const name of await listDir(stagingRoot)) {
-    const pid = Number(/^(\d+)-/.exec(name)?.[1]);
-    if (!pid || pid === process.pid || processAlive(pid)) continue;
+  for (const { name } of leftByDead(stagingRoot, (n) => Number(/^(\d+)-/.exec(n)?.[1]))) {
     const st = await lstat(join(stagingRoot, name)).catch(() => null);
     if (st && Date.now() - st.mtimeMs > STALE_STAGING_MS) await removeTree(join(stagingRoot, name));
   }

@@ -264,6 +264,18 @@ export function outputPathProblem(path: string): string | null {
   return null;
 }
 
+/**
+ * Whether a result's outputs are exactly the declared `outputs` (paths, each once, in any order):
+ * a result holding anything else is not the result of that definition.
+ */
+export function holdsDeclaredOutputs(
+  entries: readonly Pick<OutputEntry, 'path'>[],
+  outputs: readonly string[],
+): boolean {
+  const paths = (list: readonly string[]) => [...new Set(list)].sort().join('\n');
+  return paths(entries.map((e) => e.path)) === paths(outputs);
+}
+
 /** Problems with a manifest (empty when it is valid). */
 export function manifestProblems(value: unknown): string[] {
   const problems: string[] = [];

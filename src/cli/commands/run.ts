@@ -10,7 +10,7 @@ import { Master } from '../../cluster/master.js';
 import type { Run } from '../../cluster/scheduler.js';
 import { formatAddress } from '../../cluster/transport.js';
 import { endJobsLeftBy } from '../../cluster/worker.js';
-import { processStartTime } from '../../store/fsutil.js';
+import { processStartTime, processStillAlive } from '../../store/fsutil.js';
 import { workerCacheDir } from '../../store/open.js';
 import { expandUnits, workerCount } from '../../plan/units.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
@@ -300,10 +300,9 @@ async function claimRunFile(file: string, run: { pid: number } & Record<string, 
       } catch {
         // removed meanwhile, or not a run file: taken over
       }
-      const { pid } = other;
-      const same =
-        typeof other.started !== 'string' || processStartTime(Number(pid)) === other.started;
-      if (typeof pid === 'number' && pid !== process.pid && processAlive(pid) && same) {
+      const { pid, started } = other;
+      const recorded = typeof started === 'string' ? started : undefined;
+      if (typeof pid === 'number' && pid !== process.pid && processStillAlive(pid, recorded)) {
         throw new UsageError(
           `another dist-build run (pid ${pid}) is in progress in ${dirname(dirname(dirname(file)))}: wait for it to end (or stop it); runs of one tree share its outputs and .dist-build`,
         );

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import * as grpc from '@grpc/grpc-js';
 import { readFile } from 'node:fs/promises';
-import { processAlive } from '../../cluster/local.js';
-import { processStartTime } from '../../store/fsutil.js';
+import { processStillAlive } from '../../store/fsutil.js';
 import { dirname, resolve } from 'node:path';
 import { loadTls, type CertRole } from '../../cluster/certs.js';
 import { call, protocol, type MasterClient, type OutputChunkMsg } from '../../cluster/protocol.js';
@@ -45,11 +44,7 @@ async function connect(
         `no --master given and no local run in progress (${file} not found); start one with \`dist-build run\` or give --master tcp://host:port`,
       );
     }
-    if (
-      typeof current.pid === 'number' &&
-      (!processAlive(current.pid) ||
-        (current.started !== undefined && processStartTime(current.pid) !== current.started))
-    ) {
+    if (typeof current.pid === 'number' && !processStillAlive(current.pid, current.started)) {
       // A run that was killed left it: not a master that does not answer. (Not removed: a run
       // in another PID namespace sharing this directory looks the same from here.)
       throw new UsageError(
