@@ -86,6 +86,10 @@ function outputPathProblem(path) {
   }
   return null;
 }
+function holdsDeclaredOutputs(entries, outputs) {
+  const paths = (list) => [...new Set(list)].sort().join("\n");
+  return paths(entries.map((e) => e.path)) === paths(outputs);
+}
 function manifestProblems(value) {
   const problems = [];
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -604,7 +608,7 @@ var init_errors = __esm({
 });
 
 // src/store/fsutil.ts
-import { readFileSync as readFileSync2, writevSync } from "node:fs";
+import { readdirSync as readdirSync2, readFileSync as readFileSync2, writevSync } from "node:fs";
 import { chmod, lstat, readdir, rm, stat } from "node:fs/promises";
 import { join as join4 } from "node:path";
 function isNotFound(err) {
@@ -657,6 +661,21 @@ function writevAllSync(fd, chunks) {
     rest = rest.slice(i);
     if (n > 0) rest[0] = rest[0].subarray(n);
   }
+}
+function leftByDead(dir, ownerOf) {
+  let names;
+  try {
+    names = readdirSync2(dir);
+  } catch {
+    return [];
+  }
+  const left = [];
+  for (const name of names) {
+    const owner = ownerOf(name);
+    if (owner === void 0 || !Number.isInteger(owner) || owner === process.pid) continue;
+    if (!processAlive(owner)) left.push({ name, owner });
+  }
+  return left;
 }
 function processAlive(pid) {
   try {
@@ -863,8 +882,8 @@ var init_local = __esm({
           await this.ensureDirs();
           await writeFile2(probe, "", { flag: "wx" });
         } catch (err) {
-          const code = err.code;
-          if (code === "EACCES" || code === "EROFS" || code === "EPERM") return errorText(err);
+          if (isPermissionError(err) || err.code === "EROFS")
+            return errorText(err);
           throw err;
         }
         await rm2(probe, { force: true });
@@ -8844,9 +8863,7 @@ async function outputsPresent(root, entries) {
 async function restoreOutputs(open4, root, entries, opts = {}) {
   const maxEntryBytes = opts.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
   const stagingRoot = opts.stagingDir ?? join6(root, ".dist-build", "staging");
-  for (const name of await listDir(stagingRoot)) {
-    const pid = Number(/^(\d+)-/.exec(name)?.[1]);
-    if (!pid || pid === process.pid || processAlive(pid)) continue;
+  for (const { name } of leftByDead(stagingRoot, (n) => Number(/^(\d+)-/.exec(n)?.[1]))) {
     const st = await lstat3(join6(stagingRoot, name)).catch(() => null);
     if (st && Date.now() - st.mtimeMs > STALE_STAGING_MS) await removeTree(join6(stagingRoot, name));
   }
@@ -11118,7 +11135,7 @@ import {
   lstatSync as lstatSync3,
   mkdirSync as mkdirSync3,
   openSync as openSync3,
-  readdirSync as readdirSync3,
+  readdirSync as readdirSync4,
   readFileSync as readFileSync4,
   rmSync as rmSync2,
   statSync as statSync3,
@@ -11137,7 +11154,7 @@ import {
   createWriteStream,
   mkdirSync as mkdirSync2,
   openSync as openSync2,
-  readdirSync as readdirSync2,
+  readdirSync as readdirSync3,
   readFileSync as readFileSync3,
   statSync as statSync2
 } from "node:fs";
@@ -11634,7 +11651,7 @@ function groupAlive(pgid) {
   }
   let entries;
   try {
-    entries = readdirSync2("/proc");
+    entries = readdirSync3("/proc");
   } catch {
     return true;
   }
@@ -11692,9 +11709,6 @@ function configDigest(config) {
   return "sha256:" + h2.digest("hex");
 }
 
-// src/cluster/local.ts
-init_fsutil();
-
 // src/cluster/worker.ts
 init_fsutil();
 
@@ -11730,6 +11744,11 @@ import crypto4 from "node:crypto";
 import { existsSync as existsSync2 } from "node:fs";
 import { mkdir as mkdir7, readFile as readFile7, rm as rm5, writeFile as writeFile4, rename as rename6 } from "node:fs/promises";
 import { join as join12 } from "node:path";
+
+// src/cluster/local.ts
+init_fsutil();
+
+// src/cluster/workspace.ts
 var hashPath = (p) => crypto4.createHash("sha256").update(p).digest("hex").slice(0, 32);
 var Workspace = class {
   constructor(root) {
@@ -12525,9 +12544,7 @@ var WorkerAgent = class {
       new Promise((done) => timer = setTimeout(() => done(null), wait))
     ]).finally(() => clearTimeout(timer));
     if (!manifest) return void 0;
-    const paths = (list) => [...new Set(list)].sort().join("\n");
-    if (paths(manifest.outputs.map((o) => o.path)) !== paths(job.invocation.outputs))
-      return void 0;
+    if (!holdsDeclaredOutputs(manifest.outputs, job.invocation.outputs)) return void 0;
     this.log(`worker ${this.workerId}: ${job.unit}: found in the cache after the cache query`);
     return manifest;
   }
@@ -12881,21 +12898,6 @@ function reapJobLogs() {
     }
   }
 }
-function leftByDead(dir, ownerOf) {
-  let names;
-  try {
-    names = readdirSync3(dir);
-  } catch {
-    return [];
-  }
-  const left = [];
-  for (const name of names) {
-    const owner = ownerOf(name);
-    if (owner === void 0 || !Number.isInteger(owner) || owner === process.pid) continue;
-    if (!processAlive(owner)) left.push({ name, owner });
-  }
-  return left;
-}
 function answers(path) {
   return new Promise((resolve7) => {
     const socket = net.connect(path);
@@ -12918,10 +12920,11 @@ function fileStamp(file) {
 // src/cluster/scheduler.ts
 import * as grpc5 from "@grpc/grpc-js";
 import { randomBytes as randomBytes6 } from "node:crypto";
-import { mkdir as mkdir8, mkdtemp as mkdtemp3, readdir as readdir3, rm as rm6 } from "node:fs/promises";
+import { mkdir as mkdir8, mkdtemp as mkdtemp3, rm as rm6 } from "node:fs/promises";
 import { join as join14, resolve as resolve6 } from "node:path";
 import { performance as performance2 } from "node:perf_hooks";
 init_fsutil();
+init_types();
 
 // src/report/types.ts
 var REPORT_FORMAT = "dist-build/report/v1";
@@ -13198,8 +13201,7 @@ var Run = class {
     for (const u of pending) {
       const hit = byKey.get(u.cacheKey);
       if (!hit) continue;
-      const paths = (list) => [...new Set(list)].sort().join("\n");
-      if (paths(hit.outputs.map((o) => o.path)) !== paths(u.inv.outputs)) {
+      if (!holdsDeclaredOutputs(hit.outputs, u.inv.outputs)) {
         this.warn(
           `the cached result of ${u.unit.id} on ${hit.by} holds other outputs than declared: built again`
         );
@@ -13727,10 +13729,8 @@ var Run = class {
     const dir = this.opts.exportTo;
     if (!dir) return { exports: [], lost: [] };
     await mkdir8(dir, { recursive: true });
-    for (const name of await readdir3(dir)) {
-      const pid = Number(/^\.dist-build-export-(\d+)-/.exec(name)?.[1]);
-      if (pid && pid !== process.pid && !processAlive(pid)) await removeTree(join14(dir, name));
-    }
+    const exporter = (n) => Number(/^\.dist-build-export-(\d+)-/.exec(n)?.[1]);
+    for (const { name } of leftByDead(dir, exporter)) await removeTree(join14(dir, name));
     const staging = await mkdtemp3(join14(dir, `.dist-build-export-${process.pid}-`));
     try {
       return await this.exportInto(dir, staging, already);
@@ -13857,7 +13857,7 @@ function unreachable(m, err) {
 
 // src/cluster/certs.ts
 import { createPrivateKey, randomBytes as randomBytes7, X509Certificate } from "node:crypto";
-import { mkdir as mkdir9, open as open3, readdir as readdir4, rename as rename7, stat as stat4, unlink as unlink4 } from "node:fs/promises";
+import { mkdir as mkdir9, open as open3, readdir as readdir3, rename as rename7, stat as stat4, unlink as unlink4 } from "node:fs/promises";
 import { isIP as isIP2 } from "node:net";
 import { join as join15 } from "node:path";
 var CertError = class extends Error {

@@ -48,6 +48,10 @@ function outputPathProblem(path) {
   }
   return null;
 }
+function holdsDeclaredOutputs(entries, outputs) {
+  const paths = (list) => [...new Set(list)].sort().join("\n");
+  return paths(entries.map((e) => e.path)) === paths(outputs);
+}
 function manifestProblems(value) {
   const problems = [];
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -541,6 +545,7 @@ export {
   isDigest,
   assertDigest,
   outputPathProblem,
+  holdsDeclaredOutputs,
   manifestProblems,
   sha256Digest,
   hashedChunks,

@@ -12,7 +12,7 @@ import {
   mapLimit,
   sha256Digest,
   verifiedStream
-} from "./chunk-TO7YD2V7.js";
+} from "./chunk-MLQIMKUV.js";
 import "./chunk-7FDW4MNB.js";
 
 // src/store/registry.ts

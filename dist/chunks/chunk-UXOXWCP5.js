@@ -12,7 +12,7 @@ import {
   manifestProblems,
   mapLimit,
   verifiedStream
-} from "./chunk-TO7YD2V7.js";
+} from "./chunk-MLQIMKUV.js";
 
 // src/store/gha-api.ts
 var MAX_PAGES = 1e3;
@@ -137,7 +137,7 @@ import {
 import { join as join2 } from "node:path";
 
 // src/store/fsutil.ts
-import { readFileSync, writevSync } from "node:fs";
+import { readdirSync, readFileSync, writevSync } from "node:fs";
 import { chmod, lstat, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 function isNotFound(err) {
@@ -191,6 +191,21 @@ function writevAllSync(fd, chunks) {
     if (n > 0) rest[0] = rest[0].subarray(n);
   }
 }
+function leftByDead(dir, ownerOf) {
+  let names;
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const left = [];
+  for (const name of names) {
+    const owner = ownerOf(name);
+    if (owner === void 0 || !Number.isInteger(owner) || owner === process.pid) continue;
+    if (!processAlive(owner)) left.push({ name, owner });
+  }
+  return left;
+}
 function processAlive(pid) {
   try {
     process.kill(pid, 0);
@@ -198,6 +213,9 @@ function processAlive(pid) {
   } catch (err) {
     return err.code !== "ESRCH";
   }
+}
+function processStillAlive(pid, started) {
+  return processAlive(pid) && (started === void 0 || processStartTime(pid) === started);
 }
 function processStartTime(pid) {
   try {
@@ -328,8 +346,8 @@ var LocalStore = class _LocalStore {
       await this.ensureDirs();
       await writeFile(probe, "", { flag: "wx" });
     } catch (err) {
-      const code = err.code;
-      if (code === "EACCES" || code === "EROFS" || code === "EPERM") return errorText(err);
+      if (isPermissionError(err) || err.code === "EROFS")
+        return errorText(err);
       throw err;
     }
     await rm2(probe, { force: true });
@@ -1779,11 +1797,12 @@ function createGhaStore(options, ctx) {
 
 export {
   isNotFound,
-  listDir,
   isPermissionError,
   removeTree,
   addWriteBits,
+  leftByDead,
   processAlive,
+  processStillAlive,
   processStartTime,
   LocalStore,
   GHA_KEY_FORMAT,

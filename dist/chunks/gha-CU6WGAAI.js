@@ -12,8 +12,8 @@ import {
   ghaScopePrefix,
   ghaSuperseded,
   preloadActionsCache
-} from "./chunk-TORZUAHS.js";
-import "./chunk-TO7YD2V7.js";
+} from "./chunk-UXOXWCP5.js";
+import "./chunk-MLQIMKUV.js";
 import "./chunk-7FDW4MNB.js";
 export {
   GHA_CACHE_PATH,
