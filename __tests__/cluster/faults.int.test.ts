@@ -12,7 +12,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCA, issueCert, writeCA, writeCert } from '../../src/cluster/certs.js';
@@ -1059,3 +1059,107 @@ invocations:
   expect(existsSync(join(dir, 'repo/my-cache/results'))).toBe(true);
   expect(existsSync(join(dir, 'repo/.dist-build/cache/results'))).toBe(false);
 }, 60_000);
+
+test('a full disk under the cache: the store evicts what was used least recently, or the build goes on uncached', async () => {
+  // The cache dir is a 4 MiB tmpfs mounted in a mount namespace of its own, held by a process
+  // (killed by PID below: the mount goes with it); the runs enter that namespace (nsenter).
+  const cache = join(dir, 'cache');
+  const up = join(dir, 'ns-up');
+  mkdirSync(cache);
+  const holder = spawn(
+    'unshare',
+    [
+      '--mount',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      `mount -t tmpfs -o size=4m tmpfs '${cache}' && touch '${up}' && exec sleep 600`,
+    ],
+    { stdio: 'ignore', detached: true },
+  );
+  const gone = new Promise<void>((r) => holder.once('exit', () => r()));
+  try {
+    const mounted = await Promise.race([
+      until(() => existsSync(up), 10_000).then(() => true),
+      gone.then(() => false),
+    ]);
+    if (!mounted) {
+      console.warn('skipped: this machine does not let the test mount a tmpfs (unshare --mount)');
+      return;
+    }
+    const config = tree(
+      'repo',
+      `version: 1
+invocations:
+  big:
+    run: mkdir -p out && head -c 2500000 /dev/urandom > out/big.bin && cat big.txt >> out/big.bin
+    inputs: [big.txt]
+    outputs: [out/big.bin]
+  use:
+    run: mkdir -p use && wc -c < out/big.bin > use/n.txt
+    needs: [big]
+    outputs: [use]
+    export: true
+`,
+    );
+    const repo = join(dir, 'repo');
+    const run = (src: string) => {
+      writeFileSync(join(repo, 'big.txt'), src);
+      const r = spawnSync(
+        'nsenter',
+        [
+          `--target=${holder.pid}`,
+          '--mount',
+          '--',
+          process.execPath,
+          cliPath(),
+          'run',
+          '-c',
+          config,
+          '-w',
+          '1',
+          '--no-output',
+          '--cache-dir',
+          cache,
+          '--out',
+          join(dir, 'artifacts'),
+        ],
+        { encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' },
+      );
+      return { code: r.status, out: `${r.stdout}${r.stderr}` };
+    };
+    const first = run('one\n');
+    expect(first.code).toBe(0);
+    // 2.5 MB more does not fit beside the first result, which was used a moment ago (and so is
+    // kept): built all the same, not cached, and its dependent still finds it in the tree.
+    const second = run('two\n');
+    expect(second.out).toMatch(/the disk is full, and nothing in this store can be evicted/);
+    expect(second.out).toMatch(/built big, not cached: no room in the cache for its outputs/);
+    expect(second.out).toMatch(/big +worker-1 +built/);
+    expect(second.out).toMatch(/use +worker-1 +built/);
+    expect(second.code).toBe(0);
+    expect(readFileSync(join(dir, 'artifacts/use/n.txt'), 'utf8').trim()).toBe('2500004');
+    // Once the first result has not been used for a while, it makes room for the next one.
+    // (The cache is only there inside the namespace.)
+    const aged = spawnSync('nsenter', [
+      `--target=${holder.pid}`,
+      '--mount',
+      '--',
+      'sh',
+      '-c',
+      `find '${cache}' -type f -exec touch -d '1 hour ago' {} +`,
+    ]);
+    expect(aged.status).toBe(0);
+    const third = run('three\n');
+    expect(third.out).toMatch(/the disk is full: evicted the 1 least recently used blob/);
+    expect(third.out).not.toMatch(/not cached/);
+    expect(third.code).toBe(0);
+    const fourth = run('three\n');
+    expect(fourth.out).toMatch(/big +worker-1 +cached/);
+    expect(fourth.code).toBe(0);
+  } finally {
+    killGroup(holder.pid!);
+    await gone;
+  }
+}, 120_000);

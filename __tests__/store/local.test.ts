@@ -496,6 +496,32 @@ describe('LocalStore size cap, LRU eviction, verify and listing', () => {
     expect((await store.prune(4 * KB)).removedBlobs).toBe(0);
   });
 
+  it('makeRoom() (a full disk) evicts the least recently used half of the blob bytes, never what is in use', async () => {
+    const digests: string[] = [];
+    for (const [i, name] of ['r1', 'r2', 'r3', 'r4'].entries()) {
+      const info = await store.putBlob(chunked(bytesOf(name, 2 * KB)));
+      digests.push(info.digest);
+      if (i < 3) await age(store, info.digest, 400 - i * 100);
+    }
+    await store.putResult(manifest(sha('k-r1'), [digests[0]!]));
+    await age(store, digests[0]!, 400);
+    // 8 KiB -> at most 4 KiB: r1 and r2 go (the oldest), with the result naming r1.
+    const together = await Promise.all([store.makeRoom(), store.makeRoom()]);
+    expect(together).toEqual([4 * KB, 4 * KB]); // one eviction for both callers
+    expect(await store.hasBlobs(digests)).toEqual(new Set(digests.slice(2)));
+    expect(await store.hasResults([sha('k-r1')])).toEqual(new Set());
+    expect(warnings).toEqual([
+      `${store.location}: the disk is full: evicted the 2 least recently used blob(s) (4.00 KiB) to make room`,
+    ]);
+    // r3 is old, r4 was just used: r3 goes; then only r4 is left, within the grace period.
+    expect(await store.makeRoom()).toBe(2 * KB);
+    expect(await store.makeRoom()).toBe(0);
+    expect(warnings.at(-1)).toMatch(
+      /the disk is full, and nothing in this store can be evicted \(2.00 KiB, all of it used in the last 60 s\)/,
+    );
+    expect(await store.hasBlobs(digests)).toEqual(new Set([digests[3]]));
+  });
+
   it('verify() rehashes every blob, drops corrupt ones and the results naming them', async () => {
     const good = await store.putBlob(chunked(Buffer.from('good bytes')));
     const bad = await store.putBlob(chunked(Buffer.from('bad bytes')));

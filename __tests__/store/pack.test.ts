@@ -24,6 +24,7 @@ import tar from 'tar-stream';
 import { LocalStore } from '../../src/store/local.js';
 import {
   blobOpenerFor,
+  digestOutputs,
   outputsPresent,
   restoreOutputs,
   saveOutputs,
@@ -149,6 +150,14 @@ describe('saveOutputs', () => {
     expect(ea[0]!.files).toBe(17);
     expect(ea[1]!.files).toBe(1);
     expect(await store.stats()).toMatchObject({ blobs: 3 });
+  });
+
+  it('digestOutputs describes the outputs as saveOutputs does, storing nothing', async () => {
+    const a = join(dir, 'a');
+    await makeTree(a, 0);
+    const described = await digestOutputs(a, ['out', 'single.txt', 'out/link']);
+    expect(await store.stats()).toMatchObject({ blobs: 0 });
+    expect(described).toEqual(await saveOutputs(store, a, ['out', 'single.txt', 'out/link']));
   });
 
   it('writes sorted, root-relative, normalized tar entries', async () => {

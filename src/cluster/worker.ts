@@ -37,13 +37,13 @@ import type { CommandJob } from '../executors/command.js';
 import { CorruptBlobError, holdsDeclaredOutputs, UnsafeArchiveError } from '../store/types.js';
 import type { OutputEntry, ResultManifest, Store } from '../store/types.js';
 import { RESULT_FORMAT } from '../store/types.js';
-import { blobOpenerFor, restoreOutputs, saveOutputs } from '../store/pack.js';
+import { blobOpenerFor, digestOutputs, restoreOutputs, saveOutputs } from '../store/pack.js';
 import { computeCacheKeys } from '../plan/keys.js';
 import { outExclusion } from '../plan/plan.js';
 import type { Unit } from '../plan/types.js';
 import { expandUnits } from '../plan/units.js';
 import { configDigest, definitionDigest } from './definition.js';
-import { leftByDead, processStartTime } from '../store/fsutil.js';
+import { isNoSpace, leftByDead, processStartTime } from '../store/fsutil.js';
 import {
   CACHE_QUERY_REMOTE_BUDGET_MS,
   call,
@@ -827,11 +827,18 @@ export class WorkerAgent {
       };
       if (r.state === 'succeeded') {
         job.phase = 'saving';
-        const outputs = await saveOutputs(
-          this.opts.store,
-          this.config.root,
-          job.invocation.outputs,
-        );
+        let outputs: OutputEntry[];
+        let notStored: string | undefined;
+        try {
+          outputs = await saveOutputs(this.opts.store, this.config.root, job.invocation.outputs);
+        } catch (err) {
+          if (!isNoSpace(err)) throw err;
+          // The disk under the store is full with nothing left to evict: the outputs are built
+          // and in the tree; only the cache goes without them.
+          notStored = `no room in the cache for its outputs (${(err as Error).message})`;
+          this.log(`worker ${this.workerId}: warning: ${job.unit}: ${notStored}`);
+          outputs = await digestOutputs(this.config.root, job.invocation.outputs);
+        }
         await Promise.all(outputs.map((o) => this.workspace.mark(o.path, o.digest)));
         const manifest: ResultManifest = {
           format: RESULT_FORMAT,
@@ -844,7 +851,7 @@ export class WorkerAgent {
           createdAt: new Date().toISOString(),
           outputs,
         };
-        if (keyProblem) report.reason = `not cached: ${keyProblem}`;
+        if (keyProblem || notStored) report.reason = `not cached: ${keyProblem ?? notStored}`;
         else result = manifest;
         report.outputs = outputs;
       }

@@ -34,6 +34,12 @@ export function isPermissionError(err: unknown): boolean {
   return code === 'EACCES' || code === 'EPERM';
 }
 
+/** Whether `err` says the file system is full (ENOSPC) or the user's quota is used up (EDQUOT). */
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
 /**
  * Removes `path` and everything under it, as `rm -rf` does for its owner: also when it holds
  * read-only directories (a command's output made 0555, as Go's module cache is), whose write bit

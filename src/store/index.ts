@@ -15,6 +15,7 @@ export { LocalStore } from './local.js';
 export type { LocalStoreOptions } from './local.js';
 export {
   saveOutputs,
+  digestOutputs,
   restoreOutputs,
   blobOpenerFor,
   outputsPresent,

@@ -98,6 +98,7 @@ export class LayeredStore implements Store {
   readonly listResults?: (prefix?: string) => AsyncIterable<ResultListing>;
   readonly tempDir?: () => Promise<string>;
   readonly adoptBlobFile?: (file: string, digest: string) => Promise<BlobInfo>;
+  readonly makeRoom?: () => Promise<number>;
   private readonly counters: LayerCounters[];
   private readonly onWarning: (message: string) => void;
   private readonly warned = new Set<string>();
@@ -145,6 +146,8 @@ export class LayeredStore implements Store {
         return first.adoptBlobFile!(file, digest);
       };
     }
+    // Saves pack into the first layer and write there first: its disk is the one that fills.
+    if (first.makeRoom) this.makeRoom = () => first.makeRoom!();
   }
 
   async hasBlobs(digests: readonly string[]): Promise<Set<string>> {

@@ -27,7 +27,9 @@
  * within `evictGraceMs` are left alone, so work in flight in another process sharing the directory
  * keeps its blobs; a blob deleted under a reader that has not opened it yet is a miss, and a reader
  * that has opened it keeps reading it (POSIX unlink semantics). `prune(bytes)` does the same on
- * demand, `verify()` rehashes every blob.
+ * demand, `verify()` rehashes every blob. With or without a cap, a write that finds the disk full
+ * (ENOSPC, EDQUOT) gets `makeRoom()`: the least recently used half of the blob bytes is evicted
+ * (outside the grace period, as above), with a warning, and the write is tried once more.
  *
  * Memory stays bounded whatever the blob size: blobs only pass as streams.
  */
@@ -55,12 +57,14 @@ import {
   verifiedStream,
   VerifiedFileChunks,
 } from './digest.js';
+import { formatSize } from '../config/size.js';
 import { HashPipe } from './hash-pipe.js';
 import type { BlobInfo, ResultListing, ResultManifest, Store } from './types.js';
 import { assertDigest, CorruptBlobError, manifestProblems } from './types.js';
 import { errorText } from './errors.js';
 import {
   exists,
+  isNoSpace,
   isNotFound,
   isPermissionError,
   listDir,
@@ -141,6 +145,7 @@ export class LocalStore implements Store {
   private approxBytes: number | undefined;
   private putsSinceScan = 0;
   private evicting: Promise<void> | undefined;
+  private freeing: Promise<number> | undefined;
 
   constructor(
     readonly dir: string,
@@ -406,13 +411,21 @@ export class LocalStore implements Store {
     }
     await touch(digests.map((d) => this.blobPath(d)));
     await this.ensureDirs();
-    const tmp = this.tempPath();
+    const write = async (): Promise<void> => {
+      const tmp = this.tempPath();
+      try {
+        await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`, { flag: 'wx' });
+        await this.commit(tmp, this.resultPath(manifest.cacheKey), false);
+      } catch (err) {
+        await rm(tmp, { force: true });
+        throw err;
+      }
+    };
     try {
-      await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`, { flag: 'wx' });
-      await this.commit(tmp, this.resultPath(manifest.cacheKey), false);
+      await write();
     } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
+      if (!isNoSpace(err) || (await this.makeRoom()) === 0) throw err;
+      await write();
     }
   }
 
@@ -550,6 +563,32 @@ export class LocalStore implements Store {
       )
       .finally(() => (this.evicting = undefined));
     await this.evicting;
+  }
+
+  /**
+   * The disk is full: evicts the least recently used half of the blob bytes (blobs used within
+   * the grace period stay), and the results naming them. Bytes freed. Callers at the same time
+   * share one eviction.
+   */
+  makeRoom(): Promise<number> {
+    this.freeing ??= (async () => {
+      const bytes = (await this.scanBlobs()).reduce((sum, b) => sum + b.size, 0);
+      const r = await this.prune(Math.floor(bytes / 2), { graceMs: this.evictGraceMs });
+      this.onWarning(
+        r.freedBytes > 0
+          ? `${this.location}: the disk is full: evicted the ${r.removedBlobs} least recently used blob(s) (${formatSize(r.freedBytes)}) to make room`
+          : bytes === 0
+            ? `${this.location}: the disk is full, and this store holds nothing to evict`
+            : `${this.location}: the disk is full, and nothing in this store can be evicted (${formatSize(bytes)}, all of it used in the last ${Math.round(this.evictGraceMs / 1000)} s)`,
+      );
+      return r.freedBytes;
+    })()
+      .catch((err: unknown) => {
+        this.onWarning(`${this.location}: evicting failed: ${(err as Error).message}`);
+        return 0;
+      })
+      .finally(() => (this.freeing = undefined));
+    return this.freeing;
   }
 
   /** Refreshes the size estimate from the directory (other processes write to it too). */

@@ -59,7 +59,14 @@ import { lstat, mkdir, readdir, readlink, realpath, rename, rm } from 'node:fs/p
 import { dirname, join, posix, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isVerifiedFor, verifiedStream } from './digest.js';
-import { addWriteBits, isNotFound, isPermissionError, leftByDead, removeTree } from './fsutil.js';
+import {
+  addWriteBits,
+  isNoSpace,
+  isNotFound,
+  isPermissionError,
+  leftByDead,
+  removeTree,
+} from './fsutil.js';
 import { HashPipe, SLOT } from './hash-pipe.js';
 import { mapLimit } from './limit.js';
 import { END_OF_ARCHIVE, padding, TarReader, writeHeader } from './tar.js';
@@ -117,12 +124,26 @@ export async function saveOutputs(
   await mkdir(tempDir, { recursive: true });
   const temps: string[] = [];
   try {
+    // The disk under the store is full: the store makes room (evicting), and the write is tried
+    // once more.
+    const roomy = async <T>(write: () => Promise<T>): Promise<T> => {
+      try {
+        return await write();
+      } catch (err) {
+        if (!isNoSpace(err) || !store.makeRoom || (await store.makeRoom()) === 0) throw err;
+        return write();
+      }
+    };
     // Two outputs are packed side by side: each hash is sequential, so that uses two cores.
     const packed = await mapLimit(paths, PACKERS, async (path) => {
       const { type, items } = await collect(root, path);
-      const file = join(tempDir, `${process.pid}-${randomBytes(8).toString('hex')}.tar`);
-      temps.push(file);
-      const { digest, size } = await packToFile(items, file);
+      let file = '';
+      const { digest, size } = await roomy(async () => {
+        if (file) await rm(file, { force: true });
+        file = join(tempDir, `${process.pid}-${randomBytes(8).toString('hex')}.tar`);
+        temps.push(file);
+        return packToFile(items, file);
+      });
       const entry: OutputEntry = { path, type, digest, size, files: items.length };
       return { entry, file };
     });
@@ -134,7 +155,9 @@ export async function saveOutputs(
     for (const { entry, file } of packed) {
       if (present.has(entry.digest)) continue;
       present.add(entry.digest); // two outputs with identical trees share a blob
-      const stored = adopt ? await adopt(file, entry.digest) : await store.putBlobFile(file);
+      const stored = await roomy(() =>
+        adopt ? adopt(file, entry.digest) : store.putBlobFile(file),
+      );
       if (stored.digest !== entry.digest) {
         throw new CorruptBlobError(
           entry.digest,
@@ -147,6 +170,22 @@ export async function saveOutputs(
   } finally {
     await Promise.all(temps.map((t) => rm(t, { force: true })));
   }
+}
+
+/**
+ * What `saveOutputs` would describe, without storing anything: each output packed as it would be
+ * and hashed, the bytes thrown away (the outputs of a build whose store has no room left).
+ */
+export async function digestOutputs(
+  root: string,
+  outputs: readonly string[],
+): Promise<OutputEntry[]> {
+  const paths = [...new Set(outputs.map(normalizeOutputPath))];
+  return mapLimit(paths, PACKERS, async (path) => {
+    const { type, items } = await collect(root, path);
+    const { digest, size } = await packToFile(items, null);
+    return { path, type, digest, size, files: items.length };
+  });
 }
 
 /** Opens blobs from a store (its streams are verified). */
@@ -298,14 +337,18 @@ function kindOf(st: Stats | Dirent, name: string): Kind {
  * outputs) while the next one fills. At most `SLOTS_PER_PIPE` slots are in flight, so memory is
  * bounded whatever the output size, and the event loop gets a turn at least every few slots.
  */
+/** Packs `items` into a new `file` (null: nowhere, only hashed). */
 async function packToFile(
   items: readonly Item[],
-  file: string,
+  file: string | null,
 ): Promise<{ digest: string; size: number }> {
-  const out = await fdOpen(
-    file,
-    fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_NOFOLLOW,
-  );
+  const out =
+    file === null
+      ? await fdOpen('/dev/null', fsConstants.O_WRONLY)
+      : await fdOpen(
+          file,
+          fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_NOFOLLOW,
+        );
   const pipe = new HashPipe();
   const writes = new Set<Promise<void>>();
   let writeError: unknown;

@@ -118,6 +118,7 @@ export class SignedStore implements Store {
   readonly tempDir?: () => Promise<string>;
   readonly adoptBlobFile?: (file: string, digest: string) => Promise<BlobInfo>;
   readonly adoptReadsOnly?: boolean;
+  readonly makeRoom?: () => Promise<number>;
   private readonly secret: string | Buffer;
   private readonly onWarning: (message: string) => void;
   private readonly warned = new Set<string>();
@@ -137,6 +138,7 @@ export class SignedStore implements Store {
     if (inner.flush) this.flush = () => inner.flush!();
     if (inner.warm) this.warm = () => inner.warm!();
     if (inner.openBlobChunks) this.openBlobChunks = (d) => inner.openBlobChunks!(d);
+    if (inner.makeRoom) this.makeRoom = () => inner.makeRoom!();
     // Blobs are not signed: the single-pass save (pack into tempDir, then adopt) passes through.
     if (inner.tempDir && inner.adoptBlobFile) {
       this.tempDir = () => inner.tempDir!();

@@ -122,6 +122,12 @@ export interface Store {
    * written again. Optional: without it, callers use `putBlobFile`.
    */
   adoptBlobFile?(file: string, digest: string): Promise<BlobInfo>;
+  /**
+   * The disk under the store is full (a write into it or its `tempDir` failed with ENOSPC or
+   * EDQUOT): frees room by evicting what was used least recently. Bytes freed (0: nothing could
+   * go). Optional: without it, a full disk is an error.
+   */
+  makeRoom?(): Promise<number>;
   /** A verified stream of the blob (see the module comment), or `null` if it is not stored. */
   openBlob(digest: string): Promise<Readable | null>;
   /** The result stored under a cache key; `null` for a miss (including an unusable manifest). */
