@@ -34,7 +34,8 @@ import {
   type Address,
   type Security,
 } from '../../src/cluster/transport.js';
-import { WorkerAgent } from '../../src/cluster/worker.js';
+import { WorkerAgent, type WorkerOptions } from '../../src/cluster/worker.js';
+import { VERSION } from '../../src/version.js';
 import { LayeredStore } from '../../src/store/layered.js';
 import type { LayeredStats } from '../../src/store/layered.js';
 import { LocalStore } from '../../src/store/local.js';
@@ -93,6 +94,7 @@ async function startWorker(
   security: Security,
   logs: string[] = [],
   start = true,
+  extra: Partial<WorkerOptions> = {},
 ): Promise<WorkerAgent> {
   const root = join(dir, `tree-${name}`);
   mkdirSync(root, { recursive: true });
@@ -108,6 +110,7 @@ async function startWorker(
     id: name,
     logDir: join(dir, `logs-${name}`),
     log: (l) => logs.push(l),
+    ...extra,
   });
   if (start) await agent.start();
   cleanups.push(() => agent.stop());
@@ -261,11 +264,40 @@ test(
     expect(m.member.connections).toEqual([
       { type: 'grpc.v1', socket: `unix://${join(dir, 'w1.sock')}` },
     ]);
-    expect(m.member.annotations).toMatchObject({ executor: 'command', store: 'local' });
+    expect(m.member.annotations).toMatchObject({
+      executor: 'command',
+      store: 'local',
+      version: VERSION,
+    });
     expect(m.member.stats?.cpu?.cpus).toBeGreaterThan(0);
     expect(m.member.stats?.disk.map((d) => d.name).sort()).toEqual(['cache', 'work']);
     const first = master.live()[0]!.lastHeartbeatAt;
     await until(() => master.live()[0]!.lastHeartbeatAt > first, 'a heartbeat');
+  },
+  T,
+);
+
+test(
+  'a worker of another release is named when it joins',
+  async () => {
+    const logs: string[] = [];
+    const master = await startMaster({ tls: tls.master! }, logs);
+    await (
+      await startWorker('w1', { tls: tls.w1! })
+    ).registered;
+    const old = await startWorker('w2', { tls: tls.w2! }, [], true, {
+      annotations: { version: '0.0.9' },
+    });
+    await old.registered;
+    expect(
+      master
+        .live()
+        .map((m) => m.id)
+        .sort(),
+    ).toEqual(['w1', 'w2']);
+    expect(logs.filter((l) => /warning/.test(l))).toEqual([
+      `master: warning: worker w2 runs dist-build 0.0.9, this master ${VERSION}: where their releases compute cache keys differently, it refuses (or builds without caching) every job; run one release on every machine`,
+    ]);
   },
   T,
 );

@@ -46,6 +46,7 @@ import {
   type Security,
   type ServerHandle,
 } from './transport.js';
+import { VERSION } from '../version.js';
 
 export interface MasterOptions {
   listen: Address[];
@@ -273,6 +274,13 @@ export class Master extends EventEmitter<MasterEvents> {
         this.log(
           `master: worker ${state.id} joined from ${conn.socket}${req.running.length ? ` with ${req.running.length} running job(s)` : ''}`,
         );
+        const version = req.member.annotations?.version;
+        if (version !== VERSION) {
+          this.log(
+            `master: warning: worker ${state.id} runs ${version ? `dist-build ${version}` : 'an older release of dist-build'}, this master ${VERSION}: ` +
+              'where their releases compute cache keys differently, it refuses (or builds without caching) every job; run one release on every machine',
+          );
+        }
         cb(null, {
           worker_uuid: state.uuid,
           worker_id: state.id,

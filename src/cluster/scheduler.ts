@@ -52,6 +52,7 @@ import type {
   UnitStatus,
 } from './protocol.js';
 import { chunksOf } from './worker.js';
+import { VERSION } from '../version.js';
 
 export type UnitState =
   'waiting' | 'running' | 'built' | 'cached' | 'failed' | 'skipped' | 'cancelled';
@@ -535,6 +536,13 @@ export class Run {
     this.queues = undefined;
   }
 
+  /** Said with a worker's key problems: that it runs another release than this master. */
+  private otherRelease(m: MemberState | undefined): string {
+    const v = m?.member.annotations?.version;
+    if (!m || v === VERSION) return '';
+    return ` (${m.id} runs ${v ? `dist-build ${v}` : 'an older release of dist-build'}, the master ${VERSION})`;
+  }
+
   private info(m: MemberState): WorkerInfo {
     return { id: m.id, annotations: m.member.annotations };
   }
@@ -895,7 +903,7 @@ export class Run {
       u.job = undefined;
       u.attempts = Math.max(0, u.attempts - 1);
       u.excluded.add(workerId);
-      this.warn(`worker ${workerId} refused ${u.unit.id}: ${r.reason}`);
+      this.warn(`worker ${workerId} refused ${u.unit.id}: ${r.reason}${this.otherRelease(member)}`);
       if (this.anotherTaker(u)) {
         this.setState(u, 'waiting');
         this.replan();
@@ -912,7 +920,9 @@ export class Run {
     } else if (r.state === 'succeeded') {
       // A worker whose tree gives the unit another key built it but kept it out of the cache.
       if (r.reason.startsWith('not cached: '))
-        this.warn(`worker ${workerId} built ${u.unit.id}, ${r.reason}`);
+        this.warn(
+          `worker ${workerId} built ${u.unit.id}, ${r.reason}${/ give cache key /.test(r.reason) ? this.otherRelease(member) : ''}`,
+        );
       u.outputs = r.outputs as OutputEntry[];
       if (member) u.holders.add(member.uuid);
       u.builtBy = workerId;

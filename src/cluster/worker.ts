@@ -83,6 +83,7 @@ import {
   type ServerHandle,
 } from './transport.js';
 import { Workspace } from './workspace.js';
+import { VERSION } from '../version.js';
 
 export interface WorkerOptions {
   /** This worker's own copy of the config (its `root` is the work tree). */
@@ -389,6 +390,8 @@ export class WorkerAgent {
       executor: 'command',
       store,
       host: os.hostname(),
+      // Which release it runs: a pool mixing releases is named by the master.
+      version: VERSION,
       ...(this.opts.labels?.length ? { labels: this.opts.labels.join(',') } : {}),
       ...this.opts.annotations,
     };

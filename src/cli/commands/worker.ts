@@ -40,7 +40,7 @@ const collect = (v: string, prev: string[]): string[] => [...prev, v];
 const EXIT_GRACE_MS = 2000;
 
 /** Annotations every worker sets from what it is (placement relies on os and arch). */
-const BUILT_IN_ANNOTATIONS = ['os', 'arch', 'executor', 'store', 'host', 'labels'];
+const BUILT_IN_ANNOTATIONS = ['os', 'arch', 'executor', 'store', 'host', 'labels', 'version'];
 const ANNOTATION_KEY = /^[a-z0-9](?:[a-z0-9._/-]{0,126}[a-z0-9])?$/;
 
 export function registerWorker(program: Command): void {
