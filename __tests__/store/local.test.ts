@@ -522,6 +522,31 @@ describe('LocalStore size cap, LRU eviction, verify and listing', () => {
     expect(await store.hasBlobs(digests)).toEqual(new Set([digests[3]]));
   });
 
+  it('results without outputs are evicted with the blobs used less recently than they were', async () => {
+    const a = await store.putBlob(chunked(bytesOf('ra', 2 * KB)));
+    const b = await store.putBlob(chunked(bytesOf('rb', 2 * KB)));
+    await age(store, a.digest, 300);
+    await age(store, b.digest, 100);
+    const setAge = async (key: string, secondsAgo: number) => {
+      const t = new Date(Date.now() - secondsAgo * 1000);
+      await utimes(store.resultPath(key), t, t);
+    };
+    for (const [key, secondsAgo] of [
+      ['none-old', 400],
+      ['none-recent', 200],
+      ['none-new', 10],
+    ] as const) {
+      await store.putResult(manifest(sha(key), []));
+      await setAge(sha(key), secondsAgo);
+    }
+    // a (300 s) goes: of the results without outputs, the one last used before it goes too.
+    const r = await store.prune(2 * KB);
+    expect(r).toMatchObject({ removedBlobs: 1, removedResults: 1 });
+    expect(await store.hasResults(['none-old', 'none-recent', 'none-new'].map(sha))).toEqual(
+      new Set([sha('none-recent'), sha('none-new')]),
+    );
+  });
+
   it('verify() rehashes every blob, drops corrupt ones and the results naming them', async () => {
     const good = await store.putBlob(chunked(Buffer.from('good bytes')));
     const bad = await store.putBlob(chunked(Buffer.from('bad bytes')));

@@ -23,7 +23,8 @@
  * entry's mtime to now (atime is unreliable under `noatime`), so mtime orders blobs by last use.
  * The store keeps an estimate of its blob bytes (a scan at `open` and every `rescanEvery` blob
  * puts, plus what this process wrote); when a put takes it over the cap, the least recently used
- * blobs, and the results naming them, are evicted until the blobs fit in 90% of the cap. Blobs used
+ * blobs, and the results naming them, are evicted until the blobs fit in 90% of the cap (results
+ * that name no blob go when they were last used before the last blob evicted). Blobs used
  * within `evictGraceMs` are left alone, so work in flight in another process sharing the directory
  * keeps its blobs; a blob deleted under a reader that has not opened it yet is a miss, and a reader
  * that has opened it keeps reading it (POSIX unlink semantics). `prune(bytes)` does the same on
@@ -464,6 +465,7 @@ export class LocalStore implements Store {
     blobs.sort((a, b) => a.mtimeMs - b.mtimeMs);
     const cutoff = Date.now() - (opts.graceMs ?? 0);
     const evicted = new Set<string>();
+    let newestEvicted = 0;
     for (const b of blobs) {
       if (bytes <= maxBytes || b.mtimeMs > cutoff) break;
       // Used since the scan (its mtime moved): keep it.
@@ -472,11 +474,14 @@ export class LocalStore implements Store {
       if (now) await unlink(b.path).catch(() => {});
       bytes -= b.size;
       evicted.add(b.digest);
+      newestEvicted = b.mtimeMs;
       result.removedBlobs++;
       result.freedBytes += b.size;
     }
     // Only after an eviction (afterPut calls this on writes over the cap): a scan of every result.
-    if (evicted.size > 0) result.removedResults = await this.removeResultsNaming(evicted);
+    // Results without outputs go too when they were last used before the last blob evicted.
+    if (evicted.size > 0)
+      result.removedResults = await this.removeResultsNaming(evicted, undefined, newestEvicted);
     result.bytes = bytes;
     this.approxBytes = bytes;
     return result;
@@ -660,7 +665,11 @@ export class LocalStore implements Store {
    * how many. With `bad`, result files that do not parse or validate (results are written
    * whole, by rename: a truncated or edited one) are removed too, their keys pushed there.
    */
-  private async removeResultsNaming(digests: ReadonlySet<string>, bad?: string[]): Promise<number> {
+  private async removeResultsNaming(
+    digests: ReadonlySet<string>,
+    bad?: string[],
+    unusedSinceMs?: number,
+  ): Promise<number> {
     let removed = 0;
     for (const r of await this.resultFiles()) {
       const before = await stat(r.path).catch(() => null);
@@ -675,7 +684,10 @@ export class LocalStore implements Store {
         continue;
       }
       const named = manifest.outputs.map((o) => o.digest);
-      if (!named.some((d) => digests.has(d))) {
+      // A result without outputs names no blob: evicted with the blobs used less recently.
+      const unused =
+        named.length === 0 && unusedSinceMs !== undefined && before.mtimeMs <= unusedSinceMs;
+      if (!unused && !named.some((d) => digests.has(d))) {
         const present = await this.hasBlobs(named);
         if (named.every((d) => present.has(d))) continue;
       }
