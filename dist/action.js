@@ -32978,7 +32978,8 @@ async function computeCacheKeys(config, units, opts = {}) {
       files: inputs.length,
       bytes: inputs.reduce((n, f) => n + f.size, 0),
       unmatched: [...unmatched],
-      shadowed: shadowed.get(inv.name) ?? []
+      shadowed: shadowed.get(inv.name) ?? [],
+      ...opts.documents ? { document: doc } : {}
     });
   }
   return result;

@@ -636,6 +636,10 @@ function isPermissionError(err) {
   const code = err?.code;
   return code === "EACCES" || code === "EPERM";
 }
+function isNoSpace(err) {
+  const code = err?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
 async function removeTree(path) {
   try {
     await rm(path, { recursive: true, force: true });
@@ -758,6 +762,7 @@ var init_local = __esm({
   "src/store/local.ts"() {
     "use strict";
     init_digest();
+    init_size();
     init_hash_pipe();
     init_types();
     init_errors();
@@ -798,6 +803,7 @@ var init_local = __esm({
       approxBytes;
       putsSinceScan = 0;
       evicting;
+      freeing;
       /** Creates the directory layout and clears stale temporary files (and measures it, with a cap). */
       static async open(dir, opts = {}) {
         const store = new _LocalStore(dir, opts);
@@ -1014,14 +1020,22 @@ var init_local = __esm({
         }
         await touch(digests.map((d) => this.blobPath(d)));
         await this.ensureDirs();
-        const tmp = this.tempPath();
-        try {
-          await writeFile2(tmp, `${JSON.stringify(manifest, null, 2)}
+        const write = async () => {
+          const tmp = this.tempPath();
+          try {
+            await writeFile2(tmp, `${JSON.stringify(manifest, null, 2)}
 `, { flag: "wx" });
-          await this.commit(tmp, this.resultPath(manifest.cacheKey), false);
+            await this.commit(tmp, this.resultPath(manifest.cacheKey), false);
+          } catch (err) {
+            await rm2(tmp, { force: true });
+            throw err;
+          }
+        };
+        try {
+          await write();
         } catch (err) {
-          await rm2(tmp, { force: true });
-          throw err;
+          if (!isNoSpace(err) || await this.makeRoom() === 0) throw err;
+          await write();
         }
       }
       /** Counts what is stored (walks the whole store). */
@@ -1058,6 +1072,7 @@ var init_local = __esm({
         blobs.sort((a, b) => a.mtimeMs - b.mtimeMs);
         const cutoff = Date.now() - (opts.graceMs ?? 0);
         const evicted = /* @__PURE__ */ new Set();
+        let newestEvicted = 0;
         for (const b of blobs) {
           if (bytes <= maxBytes || b.mtimeMs > cutoff) break;
           const now = await stat2(b.path).catch(() => null);
@@ -1066,10 +1081,12 @@ var init_local = __esm({
           });
           bytes -= b.size;
           evicted.add(b.digest);
+          newestEvicted = b.mtimeMs;
           result.removedBlobs++;
           result.freedBytes += b.size;
         }
-        if (evicted.size > 0) result.removedResults = await this.removeResultsNaming(evicted);
+        if (evicted.size > 0)
+          result.removedResults = await this.removeResultsNaming(evicted, void 0, newestEvicted);
         result.bytes = bytes;
         this.approxBytes = bytes;
         return result;
@@ -1151,6 +1168,25 @@ var init_local = __esm({
         ).finally(() => this.evicting = void 0);
         await this.evicting;
       }
+      /**
+       * The disk is full: evicts the least recently used half of the blob bytes (blobs used within
+       * the grace period stay), and the results naming them. Bytes freed. Callers at the same time
+       * share one eviction.
+       */
+      makeRoom() {
+        this.freeing ??= (async () => {
+          const bytes = (await this.scanBlobs()).reduce((sum, b) => sum + b.size, 0);
+          const r = await this.prune(Math.floor(bytes / 2), { graceMs: this.evictGraceMs });
+          this.onWarning(
+            r.freedBytes > 0 ? `${this.location}: the disk is full: evicted the ${r.removedBlobs} least recently used blob(s) (${formatSize(r.freedBytes)}) to make room` : bytes === 0 ? `${this.location}: the disk is full, and this store holds nothing to evict` : `${this.location}: the disk is full, and nothing in this store can be evicted (${formatSize(bytes)}, all of it used in the last ${Math.round(this.evictGraceMs / 1e3)} s)`
+          );
+          return r.freedBytes;
+        })().catch((err) => {
+          this.onWarning(`${this.location}: evicting failed: ${err.message}`);
+          return 0;
+        }).finally(() => this.freeing = void 0);
+        return this.freeing;
+      }
       /** Refreshes the size estimate from the directory (other processes write to it too). */
       async rescan() {
         this.putsSinceScan = 0;
@@ -1213,7 +1249,7 @@ var init_local = __esm({
        * how many. With `bad`, result files that do not parse or validate (results are written
        * whole, by rename: a truncated or edited one) are removed too, their keys pushed there.
        */
-      async removeResultsNaming(digests, bad) {
+      async removeResultsNaming(digests, bad, unusedSinceMs) {
         let removed = 0;
         for (const r of await this.resultFiles()) {
           const before = await stat2(r.path).catch(() => null);
@@ -1229,7 +1265,8 @@ var init_local = __esm({
             continue;
           }
           const named = manifest.outputs.map((o) => o.digest);
-          if (!named.some((d) => digests.has(d))) {
+          const unused = named.length === 0 && unusedSinceMs !== void 0 && before.mtimeMs <= unusedSinceMs;
+          if (!unused && !named.some((d) => digests.has(d))) {
             const present = await this.hasBlobs(named);
             if (named.every((d) => present.has(d))) continue;
           }
@@ -8360,7 +8397,8 @@ async function computeCacheKeys(config, units, opts = {}) {
       files: inputs.length,
       bytes: inputs.reduce((n, f) => n + f.size, 0),
       unmatched: [...unmatched],
-      shadowed: shadowed.get(inv.name) ?? []
+      shadowed: shadowed.get(inv.name) ?? [],
+      ...opts.documents ? { document: doc } : {}
     });
   }
   return result;
@@ -8823,11 +8861,23 @@ async function saveOutputs(store, root, outputs) {
   await mkdir3(tempDir, { recursive: true });
   const temps = [];
   try {
+    const roomy = async (write) => {
+      try {
+        return await write();
+      } catch (err) {
+        if (!isNoSpace(err) || !store.makeRoom || await store.makeRoom() === 0) throw err;
+        return write();
+      }
+    };
     const packed = await mapLimit(paths, PACKERS, async (path) => {
       const { type, items } = await collect(root, path);
-      const file = join6(tempDir, `${process.pid}-${randomBytes2(8).toString("hex")}.tar`);
-      temps.push(file);
-      const { digest, size: size2 } = await packToFile(items, file);
+      let file = "";
+      const { digest, size: size2 } = await roomy(async () => {
+        if (file) await rm3(file, { force: true });
+        file = join6(tempDir, `${process.pid}-${randomBytes2(8).toString("hex")}.tar`);
+        temps.push(file);
+        return packToFile(items, file);
+      });
       const entry = { path, type, digest, size: size2, files: items.length };
       return { entry, file };
     });
@@ -8836,7 +8886,9 @@ async function saveOutputs(store, root, outputs) {
     for (const { entry, file } of packed) {
       if (present.has(entry.digest)) continue;
       present.add(entry.digest);
-      const stored = adopt ? await adopt(file, entry.digest) : await store.putBlobFile(file);
+      const stored = await roomy(
+        () => adopt ? adopt(file, entry.digest) : store.putBlobFile(file)
+      );
       if (stored.digest !== entry.digest) {
         throw new CorruptBlobError(
           entry.digest,
@@ -8849,6 +8901,14 @@ async function saveOutputs(store, root, outputs) {
   } finally {
     await Promise.all(temps.map((t) => rm3(t, { force: true })));
   }
+}
+async function digestOutputs(root, outputs) {
+  const paths = [...new Set(outputs.map(normalizeOutputPath))];
+  return mapLimit(paths, PACKERS, async (path) => {
+    const { type, items } = await collect(root, path);
+    const { digest, size: size2 } = await packToFile(items, null);
+    return { path, type, digest, size: size2, files: items.length };
+  });
 }
 function blobOpenerFor(store) {
   return store.openBlobChunks ? (digest) => store.openBlobChunks(digest) : (digest) => store.openBlob(digest);
@@ -8945,7 +9005,7 @@ function kindOf(st, name) {
   throw new UnsafeArchiveError(name, `is ${what}; only files, directories and symlinks are packed`);
 }
 async function packToFile(items, file) {
-  const out = await fdOpen(
+  const out = file === null ? await fdOpen("/dev/null", fsConstants.O_WRONLY) : await fdOpen(
     file,
     fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_NOFOLLOW
   );
@@ -9316,6 +9376,7 @@ var LayeredStore = class {
         return first.adoptBlobFile(file, digest);
       };
     }
+    if (first.makeRoom) this.makeRoom = () => first.makeRoom();
   }
   opts;
   kind;
@@ -9324,6 +9385,7 @@ var LayeredStore = class {
   listResults;
   tempDir;
   adoptBlobFile;
+  makeRoom;
   counters;
   onWarning;
   warned = /* @__PURE__ */ new Set();
@@ -9841,6 +9903,7 @@ var SignedStore = class {
     if (inner.flush) this.flush = () => inner.flush();
     if (inner.warm) this.warm = () => inner.warm();
     if (inner.openBlobChunks) this.openBlobChunks = (d) => inner.openBlobChunks(d);
+    if (inner.makeRoom) this.makeRoom = () => inner.makeRoom();
     if (inner.tempDir && inner.adoptBlobFile) {
       this.tempDir = () => inner.tempDir();
       this.adoptBlobFile = (file, digest) => inner.adoptBlobFile(file, digest);
@@ -9857,6 +9920,7 @@ var SignedStore = class {
   tempDir;
   adoptBlobFile;
   adoptReadsOnly;
+  makeRoom;
   secret;
   onWarning;
   warned = /* @__PURE__ */ new Set();
@@ -10889,6 +10953,12 @@ var Master = class extends EventEmitter {
         this.log(
           `master: worker ${state.id} joined from ${conn.socket}${req.running.length ? ` with ${req.running.length} running job(s)` : ""}`
         );
+        const version = req.member.annotations?.version;
+        if (version !== VERSION2) {
+          this.log(
+            `master: warning: worker ${state.id} runs ${version ? `dist-build ${version}` : "an older release of dist-build"}, this master ${VERSION2}: where their releases compute cache keys differently, it refuses (or builds without caching) every job; run one release on every machine`
+          );
+        }
         cb(null, {
           worker_uuid: state.uuid,
           worker_id: state.id,
@@ -12033,6 +12103,8 @@ var WorkerAgent = class {
       executor: "command",
       store,
       host: os2.hostname(),
+      // Which release it runs: a pool mixing releases is named by the master.
+      version: VERSION2,
       ...this.opts.labels?.length ? { labels: this.opts.labels.join(",") } : {},
       ...this.opts.annotations
     };
@@ -12432,11 +12504,16 @@ var WorkerAgent = class {
       };
       if (r.state === "succeeded") {
         job.phase = "saving";
-        const outputs = await saveOutputs(
-          this.opts.store,
-          this.config.root,
-          job.invocation.outputs
-        );
+        let outputs;
+        let notStored;
+        try {
+          outputs = await saveOutputs(this.opts.store, this.config.root, job.invocation.outputs);
+        } catch (err) {
+          if (!isNoSpace(err)) throw err;
+          notStored = `no room in the cache for its outputs (${err.message})`;
+          this.log(`worker ${this.workerId}: warning: ${job.unit}: ${notStored}`);
+          outputs = await digestOutputs(this.config.root, job.invocation.outputs);
+        }
         await Promise.all(outputs.map((o) => this.workspace.mark(o.path, o.digest)));
         const manifest = {
           format: RESULT_FORMAT,
@@ -12449,7 +12526,7 @@ var WorkerAgent = class {
           createdAt: (/* @__PURE__ */ new Date()).toISOString(),
           outputs
         };
-        if (keyProblem) report.reason = `not cached: ${keyProblem}`;
+        if (keyProblem || notStored) report.reason = `not cached: ${keyProblem ?? notStored}`;
         else result = manifest;
         report.outputs = outputs;
       }
@@ -13286,6 +13363,12 @@ var Run = class {
     }
     this.queues = void 0;
   }
+  /** Said with a worker's key problems: that it runs another release than this master. */
+  otherRelease(m) {
+    const v = m?.member.annotations?.version;
+    if (!m || v === VERSION2) return "";
+    return ` (${m.id} runs ${v ? `dist-build ${v}` : "an older release of dist-build"}, the master ${VERSION2})`;
+  }
   info(m) {
     return { id: m.id, annotations: m.member.annotations };
   }
@@ -13588,7 +13671,7 @@ var Run = class {
       u.job = void 0;
       u.attempts = Math.max(0, u.attempts - 1);
       u.excluded.add(workerId);
-      this.warn(`worker ${workerId} refused ${u.unit.id}: ${r.reason}`);
+      this.warn(`worker ${workerId} refused ${u.unit.id}: ${r.reason}${this.otherRelease(member)}`);
       if (this.anotherTaker(u)) {
         this.setState(u, "waiting");
         this.replan();
@@ -13603,7 +13686,9 @@ var Run = class {
       this.opts.onEvent?.({ type: "cached", unit: u.unit.id, worker: workerId });
     } else if (r.state === "succeeded") {
       if (r.reason.startsWith("not cached: "))
-        this.warn(`worker ${workerId} built ${u.unit.id}, ${r.reason}`);
+        this.warn(
+          `worker ${workerId} built ${u.unit.id}, ${r.reason}${/ give cache key /.test(r.reason) ? this.otherRelease(member) : ""}`
+        );
       u.outputs = r.outputs;
       if (member) u.holders.add(member.uuid);
       u.builtBy = workerId;
@@ -14754,6 +14839,7 @@ export {
   computeCacheKeys,
   configSchema,
   createCA,
+  digestOutputs,
   digestStream,
   effectiveStores,
   ephemeralTls,

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
@@ -374,5 +374,80 @@ describe('the committed bundle', () => {
       encoding: 'utf8',
     });
     expect(out.trim()).toBe(VERSION);
+  });
+});
+
+describe('keys', () => {
+  let tree: string;
+  let config: string;
+  beforeEach(() => {
+    tree = mkdtempSync(join(tmpdir(), 'dist-build-keys-'));
+    mkdirSync(join(tree, 'src'));
+    writeFileSync(join(tree, 'src/a.txt'), 'a');
+    writeFileSync(join(tree, 'src/b.txt'), 'b');
+    config = join(tree, 'dist-build.yml');
+    writeFileSync(
+      config,
+      `version: 1
+invocations:
+  gen: {run: 'true', inputs: [src/a.txt], outputs: [out/gen], env: {MODE: fast}}
+  lib: {run: 'true', inputs: ['src/**'], outputs: [out/lib], needs: [gen]}
+  docs: {run: 'true', outputs: [out/docs]}
+`,
+    );
+  });
+  afterEach(() => rmSync(tree, { recursive: true, force: true }));
+
+  it('prints every unit with its cache key and affinity key, as run and plan compute them', async () => {
+    const r = await cli('keys', '-c', config);
+    expect(r.code).toBe(0);
+    const planned = JSON.parse((await cli('plan', '-c', config, '--json')).out) as {
+      units: Record<string, { cacheKey: string }>;
+    };
+    expect(r.out.split('\n')[0]).toMatch(/^UNIT +CACHE KEY +AFFINITY KEY +FILES +SIZE$/);
+    expect(r.out).toMatch(
+      new RegExp(`^lib +${planned.units.lib!.cacheKey.slice(0, 19)} +lib +2 +2 B$`, 'm'),
+    );
+    const json = JSON.parse((await cli('keys', '-c', config, '--json', 'lib')).out) as {
+      units: Record<string, { cacheKey: string; key: { inputs: string[][] } }>;
+    };
+    expect(Object.keys(json.units)).toEqual(['lib']);
+    expect(json.units.lib!.cacheKey).toBe(planned.units.lib!.cacheKey);
+    expect(json.units.lib!.key.inputs.map((i) => i[0])).toEqual(['src/a.txt', 'src/b.txt']);
+    const explained = await cli('keys', '-c', config, '--explain', 'gen');
+    expect(explained.out).toMatch(/^gen: cache key sha256:[0-9a-f]{64}$/m);
+    expect(explained.out).toMatch(/^ {2}env +MODE=fast$/m);
+    expect(explained.out).toMatch(/^ {4}f [0-9a-f]{12} src\/a\.txt$/m);
+  });
+
+  it('--diff names the files, env and dependencies that make keys differ, and exits 1', async () => {
+    const before = join(tree, 'keys.json');
+    writeFileSync(before, (await cli('keys', '-c', config, '--json')).out);
+    const same = await cli('keys', '-c', config, '--diff', before);
+    expect(same.code).toBe(0);
+    expect(same.out).toBe('3 units: 3 with the same cache key, 0 differ\n');
+    writeFileSync(join(tree, 'src/a.txt'), 'A');
+    writeFileSync(join(tree, 'src/c.txt'), 'c');
+    writeFileSync(config, readFileSync(config, 'utf8').replace('MODE: fast', 'MODE: slow'));
+    const r = await cli('keys', '-c', config, '--diff', before);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(
+      /^gen: cache key sha256:[0-9a-f]{12} -> sha256:[0-9a-f]{12}\n {2}env MODE: changed\n {2}input changed: src\/a\.txt\nlib: cache key .*\n {2}needs, whose cache keys changed \(see them\): gen\n {2}input changed: src\/a\.txt\n {2}input added: src\/c\.txt\n3 units: 1 with the same cache key, 2 differ\n$/,
+    );
+  });
+
+  it('refuses an unknown unit, a file that is not keys --json, and two modes at once', async () => {
+    const unknown = await cli('keys', '-c', config, 'nope');
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toMatch(
+      /no unit or invocation "nope" in the config \(there are: gen, lib, docs\)/,
+    );
+    writeFileSync(join(tree, 'plan.json'), (await cli('plan', '-c', config, '--json')).out);
+    const wrong = await cli('keys', '-c', config, '--diff', join(tree, 'plan.json'));
+    expect(wrong.code).toBe(2);
+    expect(wrong.err).toMatch(/expected the output of `dist-build keys --json`/);
+    const both = await cli('keys', '-c', config, '--json', '--explain');
+    expect(both.code).toBe(2);
+    expect(both.err).toMatch(/give only one of --json, --explain and --diff/);
   });
 });

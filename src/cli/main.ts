@@ -14,6 +14,7 @@ import { registerWorker } from './commands/worker.js';
 import { registerLogs, registerStatus } from './commands/status.js';
 import { registerCerts } from './commands/certs.js';
 import { registerCache } from './commands/cache.js';
+import { registerKeys } from './commands/keys.js';
 import { SigningConfigError } from '../store/signing.js';
 import { CertError } from '../cluster/certs.js';
 import { AddressError, SecurityError } from '../cluster/transport.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerPlan(program);
   registerValidate(program);
+  registerKeys(program);
   registerMaster(program);
   registerWorker(program);
   registerStatus(program);

@@ -1003,7 +1003,9 @@ export class WorkerAgent {
           `${mine.slice(0, 19)}, the master's is ${job.cacheKey.slice(0, 19)}: this checkout ` +
           'differs from the one the master computed the keys in (another commit, files changed ' +
           'since the run started, or files commands wrote into these inputs without declaring ' +
-          'them as outputs, such as __pycache__ or other by-products)',
+          'them as outputs, such as __pycache__ or other by-products); ' +
+          `\`dist-build keys ${job.unit} --json > keys.json\` in the master's tree, then ` +
+          `\`dist-build keys ${job.unit} --diff keys.json\` in this one, names the files`,
       );
     });
     this.keyChecks = check.catch(() => {});

@@ -68,6 +68,8 @@ export interface UnitCacheKey extends CacheKeyInfo {
    * invocation it does not need (see `shadowedInputs`). Computed for whole graphs only.
    */
   shadowed: string[];
+  /** The canonical JSON whose SHA-256 is the key (with `ComputeCacheKeysOptions.documents`). */
+  document?: string;
 }
 
 export interface ComputeCacheKeysOptions {
@@ -92,6 +94,8 @@ export interface ComputeCacheKeysOptions {
    * may differ from the master's).
    */
   outputs?: readonly string[];
+  /** Keep each key's document (`UnitCacheKey.document`), for `dist-build keys`. */
+  documents?: boolean;
 }
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json } | RawJson;
@@ -439,6 +443,7 @@ export async function computeCacheKeys(
       bytes: inputs.reduce((n, f) => n + f.size, 0),
       unmatched: [...unmatched],
       shadowed: shadowed.get(inv.name) ?? [],
+      ...(opts.documents ? { document: doc } : {}),
     });
   }
   return result;

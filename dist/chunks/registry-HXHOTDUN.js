@@ -1,8 +1,5 @@
 import { createRequire as __dbCreateRequire } from 'node:module'; const require = __dbCreateRequire(import.meta.url);
 import {
-  parseSize
-} from "./chunk-P43OVJNL.js";
-import {
   CorruptBlobError,
   StoreOptionsError,
   assertDigest,
@@ -10,9 +7,10 @@ import {
   isDigest,
   manifestProblems,
   mapLimit,
+  parseSize,
   sha256Digest,
   verifiedStream
-} from "./chunk-MLQIMKUV.js";
+} from "./chunk-QPI3LQR2.js";
 import "./chunk-7FDW4MNB.js";
 
 // src/store/registry.ts

@@ -7,12 +7,13 @@ import {
   assertDigest,
   digestStream,
   errorText,
+  formatSize,
   hashedChunks,
   isVerifiedFor,
   manifestProblems,
   mapLimit,
   verifiedStream
-} from "./chunk-MLQIMKUV.js";
+} from "./chunk-QPI3LQR2.js";
 
 // src/store/gha-api.ts
 var MAX_PAGES = 1e3;
@@ -165,6 +166,10 @@ function isPermissionError(err) {
   const code = err?.code;
   return code === "EACCES" || code === "EPERM";
 }
+function isNoSpace(err) {
+  const code = err?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
 async function removeTree(path) {
   try {
     await rm(path, { recursive: true, force: true });
@@ -262,6 +267,7 @@ var LocalStore = class _LocalStore {
   approxBytes;
   putsSinceScan = 0;
   evicting;
+  freeing;
   /** Creates the directory layout and clears stale temporary files (and measures it, with a cap). */
   static async open(dir, opts = {}) {
     const store = new _LocalStore(dir, opts);
@@ -478,14 +484,22 @@ var LocalStore = class _LocalStore {
     }
     await touch(digests.map((d) => this.blobPath(d)));
     await this.ensureDirs();
-    const tmp = this.tempPath();
-    try {
-      await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}
+    const write = async () => {
+      const tmp = this.tempPath();
+      try {
+        await writeFile(tmp, `${JSON.stringify(manifest, null, 2)}
 `, { flag: "wx" });
-      await this.commit(tmp, this.resultPath(manifest.cacheKey), false);
+        await this.commit(tmp, this.resultPath(manifest.cacheKey), false);
+      } catch (err) {
+        await rm2(tmp, { force: true });
+        throw err;
+      }
+    };
+    try {
+      await write();
     } catch (err) {
-      await rm2(tmp, { force: true });
-      throw err;
+      if (!isNoSpace(err) || await this.makeRoom() === 0) throw err;
+      await write();
     }
   }
   /** Counts what is stored (walks the whole store). */
@@ -522,6 +536,7 @@ var LocalStore = class _LocalStore {
     blobs.sort((a, b) => a.mtimeMs - b.mtimeMs);
     const cutoff = Date.now() - (opts.graceMs ?? 0);
     const evicted = /* @__PURE__ */ new Set();
+    let newestEvicted = 0;
     for (const b of blobs) {
       if (bytes <= maxBytes || b.mtimeMs > cutoff) break;
       const now = await stat2(b.path).catch(() => null);
@@ -530,10 +545,12 @@ var LocalStore = class _LocalStore {
       });
       bytes -= b.size;
       evicted.add(b.digest);
+      newestEvicted = b.mtimeMs;
       result.removedBlobs++;
       result.freedBytes += b.size;
     }
-    if (evicted.size > 0) result.removedResults = await this.removeResultsNaming(evicted);
+    if (evicted.size > 0)
+      result.removedResults = await this.removeResultsNaming(evicted, void 0, newestEvicted);
     result.bytes = bytes;
     this.approxBytes = bytes;
     return result;
@@ -615,6 +632,25 @@ var LocalStore = class _LocalStore {
     ).finally(() => this.evicting = void 0);
     await this.evicting;
   }
+  /**
+   * The disk is full: evicts the least recently used half of the blob bytes (blobs used within
+   * the grace period stay), and the results naming them. Bytes freed. Callers at the same time
+   * share one eviction.
+   */
+  makeRoom() {
+    this.freeing ??= (async () => {
+      const bytes = (await this.scanBlobs()).reduce((sum, b) => sum + b.size, 0);
+      const r = await this.prune(Math.floor(bytes / 2), { graceMs: this.evictGraceMs });
+      this.onWarning(
+        r.freedBytes > 0 ? `${this.location}: the disk is full: evicted the ${r.removedBlobs} least recently used blob(s) (${formatSize(r.freedBytes)}) to make room` : bytes === 0 ? `${this.location}: the disk is full, and this store holds nothing to evict` : `${this.location}: the disk is full, and nothing in this store can be evicted (${formatSize(bytes)}, all of it used in the last ${Math.round(this.evictGraceMs / 1e3)} s)`
+      );
+      return r.freedBytes;
+    })().catch((err) => {
+      this.onWarning(`${this.location}: evicting failed: ${err.message}`);
+      return 0;
+    }).finally(() => this.freeing = void 0);
+    return this.freeing;
+  }
   /** Refreshes the size estimate from the directory (other processes write to it too). */
   async rescan() {
     this.putsSinceScan = 0;
@@ -677,7 +713,7 @@ var LocalStore = class _LocalStore {
    * how many. With `bad`, result files that do not parse or validate (results are written
    * whole, by rename: a truncated or edited one) are removed too, their keys pushed there.
    */
-  async removeResultsNaming(digests, bad) {
+  async removeResultsNaming(digests, bad, unusedSinceMs) {
     let removed = 0;
     for (const r of await this.resultFiles()) {
       const before = await stat2(r.path).catch(() => null);
@@ -693,7 +729,8 @@ var LocalStore = class _LocalStore {
         continue;
       }
       const named = manifest.outputs.map((o) => o.digest);
-      if (!named.some((d) => digests.has(d))) {
+      const unused = named.length === 0 && unusedSinceMs !== void 0 && before.mtimeMs <= unusedSinceMs;
+      if (!unused && !named.some((d) => digests.has(d))) {
         const present = await this.hasBlobs(named);
         if (named.every((d) => present.has(d))) continue;
       }
@@ -1798,6 +1835,7 @@ function createGhaStore(options, ctx) {
 export {
   isNotFound,
   isPermissionError,
+  isNoSpace,
   removeTree,
   addWriteBits,
   leftByDead,

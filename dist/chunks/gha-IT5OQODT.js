@@ -12,8 +12,8 @@ import {
   ghaScopePrefix,
   ghaSuperseded,
   preloadActionsCache
-} from "./chunk-UXOXWCP5.js";
-import "./chunk-MLQIMKUV.js";
+} from "./chunk-HHS35H5C.js";
+import "./chunk-QPI3LQR2.js";
 import "./chunk-7FDW4MNB.js";
 export {
   GHA_CACHE_PATH,
