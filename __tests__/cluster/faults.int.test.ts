@@ -1152,7 +1152,9 @@ invocations:
     ]);
     expect(aged.status).toBe(0);
     const third = run('three\n');
-    expect(third.out).toMatch(/the disk is full: evicted the 1 least recently used blob/);
+    expect(third.out).toMatch(
+      /the disk is full: evicted the [12] least recently used blob\(s\) \(2\.\d+ MiB\) to make room/,
+    );
     expect(third.out).not.toMatch(/not cached/);
     expect(third.code).toBe(0);
     const fourth = run('three\n');
