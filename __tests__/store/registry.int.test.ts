@@ -856,6 +856,47 @@ describeRegistry('registry store on a real registry', () => {
     expect(d.warnings.join('\n')).toMatch(/corrupt/);
   });
 
+  it('stores the result of an invocation built again after its blob was found corrupt', async () => {
+    const repo = newRepo('corrupt-rebuilt');
+    const root = join(tmp, 'corrupt-rebuilt-src');
+    await mkdir(join(root, 'out'), { recursive: true });
+    await writeFile(join(root, 'out', 'data.txt'), 'rebuilt data\n'.repeat(1000));
+    const a = makeStore(reg.host, repo);
+    const entries = await saveOutputs(a.store, root, ['out']);
+    const key = cacheKey('corrupt-rebuilt');
+    await a.store.putResult(result(key, entries));
+
+    const file = reg.blobDataPath(entries[0]!.digest);
+    const good = await readFile(file);
+    const bad = Buffer.from(good);
+    bad[bad.length - 3000] ^= 0xff;
+    await writeFile(file, bad);
+
+    // A worker finds it corrupt (removed from the repository)...
+    const b = makeStore(reg.host, repo);
+    const got = await b.store.getResult(key);
+    await expect(
+      restoreOutputs(blobOpenerFor(b.store), join(tmp, 'corrupt-rebuilt-dest'), got!.outputs),
+    ).rejects.toBeInstanceOf(CorruptBlobError);
+    // ...the registry's garbage collection drops its bytes, and the worker builds it again: the
+    // same outputs go up again, and so does their result.
+    await rm(file);
+    const again = await saveOutputs(b.store, root, ['out']);
+    expect(again.map((e) => e.digest)).toEqual(entries.map((e) => e.digest));
+    await b.store.putResult(result(key, again));
+    expect(b.warnings).toHaveLength(1); // the corrupt blob only
+
+    const c = makeStore(reg.host, repo);
+    const back = await c.store.getResult(key);
+    expect(back).not.toBeNull();
+    const dest = join(tmp, 'corrupt-rebuilt-dest2');
+    await restoreOutputs(blobOpenerFor(c.store), dest, back!.outputs);
+    expect(await readFile(join(dest, 'out', 'data.txt'), 'utf8')).toBe(
+      'rebuilt data\n'.repeat(1000),
+    );
+    expect(c.warnings).toEqual([]);
+  });
+
   it('verify rehashes every blob the results name: a corrupt one is reported and removed, its result then misses', async () => {
     const repo = newRepo('verify');
     const a = makeStore(reg.host, repo);

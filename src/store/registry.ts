@@ -493,7 +493,7 @@ export class RegistryStore implements Store {
         const opened = await this.openSession(expectedDigest);
         if (opened.mounted) {
           destroySource(data);
-          return opened.mounted;
+          return this.stored(opened.mounted);
         }
         session = opened.session;
       }
@@ -511,12 +511,12 @@ export class RegistryStore implements Store {
           const known = await this.knownBlob(digest);
           if (known) return known;
           const opened = await this.openSession(digest);
-          if (opened.mounted) return opened.mounted;
+          if (opened.mounted) return this.stored(opened.mounted);
           session = opened.session;
         }
         await this.finishUpload(session, digest, firstChunk);
         session = undefined;
-        return { digest, size: firstChunk.length };
+        return this.stored({ digest, size: firstChunk.length });
       }
       session ??= (await this.openSession(undefined)).session!;
       const up: Session = session;
@@ -542,7 +542,7 @@ export class RegistryStore implements Store {
       checkExpected(expectedDigest, digest);
       await this.finishUpload(up, digest, undefined);
       session = undefined;
-      return { digest, size: offset };
+      return this.stored({ digest, size: offset });
     } catch (err) {
       destroySource(data);
       throw this.forPut(err);
@@ -561,6 +561,15 @@ export class RegistryStore implements Store {
       throw this.forPut(err);
     }
     return this.uploadFile(file, info);
+  }
+
+  /**
+   * A blob just uploaded (or mounted) whole: no longer the corrupt copy this process found, so a
+   * result naming it (an invocation built again after its blob was found corrupt) can be stored.
+   */
+  private stored(info: BlobInfo): BlobInfo {
+    this.corrupt.delete(info.digest);
+    return info;
   }
 
   /** Where `saveOutputs` packs blobs for `adoptBlobFile`. */
@@ -595,7 +604,7 @@ export class RegistryStore implements Store {
       const known = await this.knownBlob(info.digest);
       if (known) return info;
       const opened = await this.openSession(info.digest);
-      if (opened.mounted) return info;
+      if (opened.mounted) return this.stored(info);
       session = opened.session;
       const fileBody = (start: number, end: number) => () =>
         createReadStream(file, { start, end: end - 1, highWaterMark: FILE_READ });
@@ -640,7 +649,7 @@ export class RegistryStore implements Store {
         throw err;
       }
       session = undefined;
-      return info;
+      return this.stored(info);
     } catch (err) {
       throw this.forPut(err);
     } finally {
