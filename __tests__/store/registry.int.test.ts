@@ -949,6 +949,39 @@ describeRegistry('registry store on a real registry', () => {
     expect([...(await layered.peekResults(keys)).keys()].sort()).toEqual([keys[0], keys[2]].sort());
   });
 
+  it('verify reports and removes a result whose config blob is corrupt or gone', async () => {
+    const repo = newRepo('verify-config');
+    const a = makeStore(reg.host, repo);
+    const good = cacheKey('verify-config-good');
+    const spoilt = cacheKey('verify-config-spoilt');
+    await a.store.putResult(result(good, []));
+    await a.store.putResult(result(spoilt, []));
+    const file = reg.blobDataPath(sha(JSON.stringify(result(spoilt, []))));
+    const bytes = await readFile(file);
+    bytes[10] ^= 0x01;
+    await writeFile(file, bytes);
+
+    const b = makeStore(reg.host, repo);
+    expect(await b.store.verify()).toEqual({
+      checked: 0,
+      corrupt: [],
+      missing: [],
+      removedResults: 0,
+      badResults: [spoilt],
+    });
+    expect(b.warnings.join('\n')).toMatch(/corrupt config blob/);
+    // Removed: listings stop counting it, and the next verify is clean.
+    const listed: string[] = [];
+    for await (const r of b.store.listResults()) listed.push(r.cacheKey);
+    expect(listed).toEqual([good]);
+    expect(await makeStore(reg.host, repo).store.verify()).toEqual({
+      checked: 0,
+      corrupt: [],
+      missing: [],
+      removedResults: 0,
+    });
+  });
+
   it('verify and prune fail, removing nothing, when the registry does not serve a blob or result now', async () => {
     const repo = newRepo('verify-503');
     const a = makeStore(reg.host, repo);

@@ -749,29 +749,38 @@ export class RegistryStore implements Store {
    * `getResult`, except that a registry that cannot answer throws (`StoreUnavailableError`): `null`
    * is a result the repository does not hold or that cannot be used (warned about).
    */
-  private async readResult(tag: string, cacheKey: string): Promise<ResultManifest | null> {
+  private async readResult(
+    tag: string,
+    cacheKey: string,
+    unusable?: string[],
+  ): Promise<ResultManifest | null> {
     const doc = await this.fetchManifest(tag);
     if (doc === null) return null;
     const problem = ociManifestProblem(doc);
-    if (problem) return this.warnResult(cacheKey, `has an unusable OCI manifest: ${problem}`);
+    if (problem)
+      return this.warnResult(cacheKey, unusable, `has an unusable OCI manifest: ${problem}`);
     const config = (doc as OciManifest).config;
     const text = await this.fetchSmallBlob(config.digest, config.size);
     if (text === null)
-      return this.warnResult(cacheKey, `names a config blob ${config.digest} that is gone`);
+      return this.warnResult(
+        cacheKey,
+        unusable,
+        `names a config blob ${config.digest} that is gone`,
+      );
     if (typeof text !== 'string')
-      return this.warnResult(cacheKey, `has a corrupt config blob ${config.digest}`);
+      return this.warnResult(cacheKey, unusable, `has a corrupt config blob ${config.digest}`);
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (err) {
-      return this.warnResult(cacheKey, `does not parse (${(err as Error).message})`);
+      return this.warnResult(cacheKey, unusable, `does not parse (${(err as Error).message})`);
     }
     const problems = manifestProblems(value);
     if (problems.length > 0)
-      return this.warnResult(cacheKey, `is not valid: ${problems.join('; ')}`);
+      return this.warnResult(cacheKey, unusable, `is not valid: ${problems.join('; ')}`);
     const manifest = value as ResultManifest;
     if (manifest.cacheKey !== cacheKey) {
-      return this.warnResult(cacheKey, `is for another cache key (${manifest.cacheKey})`);
+      return this.warnResult(cacheKey, unusable, `is for another cache key (${manifest.cacheKey})`);
     }
     // The registry keeps the layers of a manifest it holds; anything else must be checked.
     const layers = new Set((doc as OciManifest).layers.map((l) => l.digest));
@@ -780,7 +789,11 @@ export class RegistryStore implements Store {
     const present = unlisted.length > 0 ? await this.existingBlobs(unlisted) : new Set<string>();
     const missing = [...new Set([...bad, ...unlisted.filter((d) => !present.has(d))])];
     if (missing.length > 0) {
-      return this.warnResult(cacheKey, `names missing or corrupt blobs: ${missing.join(', ')}`);
+      return this.warnResult(
+        cacheKey,
+        unusable,
+        `names missing or corrupt blobs: ${missing.join(', ')}`,
+      );
     }
     return manifest;
   }
@@ -858,12 +871,17 @@ export class RegistryStore implements Store {
   /**
    * Every result the repository lists whose manifest can be read (`prune`, `verify`), with the
    * created time its listing gives. A registry that cannot answer throws: a result it could not
-   * read now is not left out (its blobs would pass for named by none).
+   * read now is not left out (its blobs would pass for named by none). The cache keys of listed
+   * results that cannot be used (config blob gone or corrupt, invalid) go to `unusable`.
    */
-  private async readableResults(): Promise<ResultManifest[]> {
+  private async readableResults(unusable?: string[]): Promise<ResultManifest[]> {
     const out: ResultManifest[] = [];
     for await (const r of this.listResults()) {
-      const manifest = await this.readResult(RegistryStore.tagFor(r.cacheKey), r.cacheKey);
+      const manifest = await this.readResult(
+        RegistryStore.tagFor(r.cacheKey),
+        r.cacheKey,
+        unusable,
+      );
       if (manifest) out.push({ ...manifest, createdAt: r.createdAt });
     }
     return out;
@@ -899,16 +917,19 @@ export class RegistryStore implements Store {
    * `dist-build cache verify`: downloads and rehashes every blob the repository's results name,
    * each once. A corrupt blob is removed when the registry allows deletes (`openBlob` does it);
    * the results naming it then miss, since a result counts only with all its blobs. Results
-   * themselves are small manifests, checked on every read. A registry that cannot be reached is
-   * an error (`StoreUnavailableError`), not a clean bill of health.
+   * themselves are small manifests, checked on every read: one that cannot be used (its config
+   * blob gone or corrupt, not valid) is in `badResults`, and removed too. A registry that cannot
+   * be reached is an error (`StoreUnavailableError`), not a clean bill of health.
    */
   async verify(): Promise<{
     checked: number;
     corrupt: string[];
     missing: string[];
     removedResults: number;
+    badResults?: string[];
   }> {
-    const results = await this.readableResults();
+    const badResults: string[] = [];
+    const results = await this.readableResults(badResults);
     const digests = new Set(results.flatMap((r) => r.outputs.map((o) => o.digest)));
     const corrupt: string[] = [];
     const missing: string[] = [];
@@ -931,21 +952,27 @@ export class RegistryStore implements Store {
     // registry allows deletes, so that ls, stats and prune stop counting it.
     const unusable = new Set([...corrupt, ...missing]);
     let removedResults = 0;
-    for (const r of results) {
-      if (!r.outputs.some((o) => unusable.has(o.digest))) continue;
+    const remove = async (cacheKey: string): Promise<boolean> => {
       try {
-        await this.deleteResult(r.cacheKey);
-        removedResults++;
+        await this.deleteResult(cacheKey);
+        return true;
       } catch (err) {
         // Deletes disabled (405) or refused: the result stays, and misses. Not reachable: an error.
         if (!(err instanceof StoreUnavailableError) || err.kind === 'network') throw err;
+        return false;
       }
+    };
+    for (const r of results) {
+      if (!r.outputs.some((o) => unusable.has(o.digest))) continue;
+      if (await remove(r.cacheKey)) removedResults++;
     }
+    for (const key of badResults) await remove(key);
     return {
       checked: digests.size,
       corrupt: corrupt.sort(),
       missing: missing.sort(),
       removedResults,
+      ...(badResults.length > 0 ? { badResults: badResults.sort() } : {}),
     };
   }
 
@@ -1502,7 +1529,9 @@ export class RegistryStore implements Store {
     return err;
   }
 
-  private warnResult(cacheKey: string, problem: string): null {
+  /** A result that cannot be used: a warning (once), listed in `unusable` when given. */
+  private warnResult(cacheKey: string, unusable: string[] | undefined, problem: string): null {
+    unusable?.push(cacheKey);
     this.warnOnce(`result:${cacheKey}`, `${this.location}: result ${cacheKey} ${problem}; a miss`);
     return null;
   }

@@ -273,7 +273,7 @@ async function verifyCommand(flags: CacheFlags): Promise<void> {
           : '') +
         '\n' +
         (bad.length
-          ? `${describe(s)}: ${count(bad.length, 'result')} that cannot be read (removed):\n${bad.map((k) => `  ${k}`).join('\n')}\n`
+          ? `${describe(s)}: ${count(bad.length, 'result')} that cannot be read (${s.config.type === 'local' ? 'removed' : 'removed where the registry allows it'}):\n${bad.map((k) => `  ${k}`).join('\n')}\n`
           : ''),
     );
   }
