@@ -182,11 +182,15 @@ describe('dist-build cache', () => {
     ] as const)
       await writeFile(
         join(cacheDir, 'stats', `${name}.json`),
-        JSON.stringify({ slot: name, run, updatedAt: at, layers: [layer(hits, 0)] }),
+        JSON.stringify({ slot: name, run, since: now, updatedAt: at, layers: [layer(hits, 0)] }),
       );
     const r2 = JSON.parse((await cli('cache', 'stats', '-c', configFile, '--json')).out);
     expect(r2.lastRun.workers).toBe(1);
     expect(r2.stores[0]).toMatchObject({ hits: 1, misses: 0 });
+    // Its workers counted that run alone: no note about long-lived workers counting many runs.
+    const t2 = await cli('cache', 'stats', '-c', configFile);
+    expect(t2.out).toMatch(/last run in each store \(1 worker, last at /);
+    expect(t2.out).not.toMatch(/counting since|long-lived/);
   });
 
   it('verify reports and drops corrupt blobs, exit 1; clean is exit 0', async () => {

@@ -109,7 +109,8 @@ async function lastRun(dir: string): Promise<LastRun> {
     if (last !== undefined ? f.run !== last : Date.parse(f.updatedAt) < newest - LAST_RUN_WINDOW_MS)
       continue;
     run.workers++;
-    if (f.since && (!run.since || f.since < run.since)) run.since = f.since;
+    // Only pool workers count many runs: a `dist-build run`'s workers counted that run alone.
+    if (last === undefined && f.since && (!run.since || f.since < run.since)) run.since = f.since;
     f.layers.forEach((l, i) => {
       const most = (run.layers[i] ??= { kind: l.kind, hits: 0, misses: 0 });
       if (most.kind !== l.kind) return; // written with another config
