@@ -1515,6 +1515,68 @@ invocations:
 describe('a registry that accepts connections and never answers', () => {
   afterEach(() => stopAll());
 
+  it('is asked less and less while it keeps timing out, and as before once it answers', async () => {
+    const sockets = new Set<Socket>();
+    let answer = false;
+    const hung = createNetServer((s) => {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('data', () => {
+        if (answer) s.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+      });
+    });
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    const port = (hung.address() as AddressInfo).port;
+    let now = Date.now();
+    const clock = jest.spyOn(Date, 'now').mockImplementation(() => now);
+    try {
+      const requests: string[] = [];
+      const store = new RegistryStore({
+        ref: `127.0.0.1:${port}/team/cache`,
+        timeoutMs: 200,
+        onRequest: (method) => requests.push(method),
+      });
+      const key = cacheKey('hung');
+      const asked = async (): Promise<boolean> => {
+        const before = requests.length;
+        expect(await store.hasResults([key])).toEqual(new Set());
+        return requests.length > before;
+      };
+      // The timeouts themselves run on real timers; the back-off is read from the mocked clock.
+      const tick = setInterval(() => (now += 10), 10);
+      try {
+        expect(await asked()).toBe(true); // times out: left alone for 30 s
+        const down = Date.now();
+        now = down + 29_000;
+        expect(await asked()).toBe(false);
+        now = down + 31_000;
+        expect(await asked()).toBe(true); // times out again: 60 s
+        const again = Date.now();
+        now = again + 59_000;
+        expect(await asked()).toBe(false);
+        now = again + 61_000;
+        expect(await asked()).toBe(true); // and again: 120 s
+        now = Date.now() + 119_000;
+        expect(await asked()).toBe(false);
+        // It answers: 30 s after the next failure, not more.
+        now += 2_000;
+        answer = true;
+        expect(await asked()).toBe(true);
+        answer = false;
+        expect(await asked()).toBe(true);
+        const last = Date.now();
+        now = last + 31_000;
+        expect(await asked()).toBe(true);
+      } finally {
+        clearInterval(tick);
+      }
+    } finally {
+      clock.mockRestore();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => hung.close(() => r()));
+    }
+  });
+
   it('costs the cache query its 20 s, not the local hits, and no worker waits for its timeouts', async () => {
     const sockets = new Set<Socket>();
     const hung = createNetServer((s) => {

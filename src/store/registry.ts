@@ -42,7 +42,8 @@
  * warn once per kind of problem (unreachable, authentication, unexpected answers) and miss;
  * `putBlob`, `putBlobFile` and `putResult` throw `StoreUnavailableError`, which callers turn into a
  * warning. After a network failure the registry is left alone for a short while (every call
- * misses at once) rather than waiting for timeouts over and over.
+ * misses at once; 30 s, twice as long after each further failure, up to 10 minutes) rather than
+ * waiting for timeouts over and over.
  *
  * Authentication: anonymous until the registry answers 401, then what its `WWW-Authenticate`
  * asks for (see `registry-auth.ts`): bearer tokens for `repository:<repo>:pull,push` (plus pull
@@ -111,8 +112,13 @@ const LARGE_BODY = 1024 * 1024;
  */
 const AFTER_BODY_TIMEOUTS = 5;
 const AFTER_BODY_BYTES_PER_MS = 1000;
-/** How long the registry is left alone after a network failure. */
+/**
+ * How long the registry is left alone after a network failure; twice as long after each further
+ * one with no answer in between, up to `MAX_BACKOFF_MS`: a registry that hangs costs every
+ * request sent to it a whole timeout (a job's save waits for it), so it is asked less and less.
+ */
 const BACKOFF_MS = 30_000;
+const MAX_BACKOFF_MS = 10 * 60_000;
 const TAGS_PAGE = 1000;
 const MAX_REDIRECTS = 5;
 const TAG_RE = /^r-([0-9a-f]{64})$/;
@@ -403,6 +409,8 @@ export class RegistryStore implements Store {
   /** The registry answered 413 to a whole file: chunks from now on. */
   private largeBodiesRefused = false;
   private downUntil = 0;
+  /** Network failures since the registry last answered (each one doubles the backoff). */
+  private downCount = 0;
   private downError: StoreUnavailableError | undefined;
   /** The registry's last `WWW-Authenticate` challenge (`null` until it asks). */
   private challenge: string | null = null;
@@ -1454,10 +1462,15 @@ export class RegistryStore implements Store {
           `${this.location}: registry ${this.origin} unreachable (${spec.what}: ${(err as Error).message})`,
           { cause: err },
         );
-        this.downUntil = Date.now() + BACKOFF_MS;
+        // Requests that were in flight together fail together: one failure.
+        if (Date.now() >= this.downUntil) {
+          this.downUntil = Date.now() + Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** this.downCount);
+          this.downCount = Math.min(this.downCount + 1, 16);
+        }
         this.downError = e;
         throw e;
       }
+      this.downCount = 0;
       if (res.status === 401 && ours && attempt === 0) {
         await discard(res);
         this.challenge = res.headers.get('www-authenticate');
