@@ -104,6 +104,34 @@ describe('openStore', () => {
     expect(workerCacheDir(c)).toBe(join(dir, '.dist-build', 'cache'));
   });
 
+  it('a local store listed after a registry goes in front of it (a registry down must not fail builds)', async () => {
+    const c = config(
+      'cache:\n  stores:\n    - type: registry\n      ref: 127.0.0.1:9/x\n    - type: local\n      dir: c1\n',
+    );
+    expect(effectiveStores(c)).toEqual([
+      { type: 'local', dir: 'c1' },
+      { type: 'registry', ref: '127.0.0.1:9/x' },
+    ]);
+    const store = await openStore(c, { ...opts, writeStats: false });
+    expect(store.layers.map((l) => l.kind)).toEqual(['local', 'registry']);
+    expect((store.layers[0] as LocalStore).dir).toBe(join(dir, 'c1'));
+    // Nothing listens on port 9: the save still succeeds, into the local store.
+    const blob = await store.putBlob(
+      (async function* () {
+        yield Buffer.from('built here');
+      })(),
+    );
+    expect((await store.layers[0]!.hasBlobs([blob.digest])).has(blob.digest)).toBe(true);
+    // The worker id still names the kinds in config order; problems name the store as written.
+    expect(storeKinds(c)).toEqual(['registry', 'local']);
+    const bad = config(
+      'cache:\n  stores:\n    - type: registry\n      ref: 127.0.0.1:9/x\n      chunk-size: 1KB\n    - type: local\n',
+    );
+    const err = (await openStores(bad, opts).catch((e: unknown) => e)) as ConfigError;
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.issues[0]).toMatchObject({ line: 8, path: 'cache.stores[0].chunk-size' });
+  });
+
   it('storeKinds: the kinds a worker uses, each once; --no-remote-cache keeps local ones', () => {
     const c = config(
       'cache: {stores: [{type: local}, {type: gha}, {type: local, dir: b}, {type: registry, ref: r/x}]}\n',

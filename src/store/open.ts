@@ -93,19 +93,29 @@ export interface OpenStoreOptions {
   writeStats?: boolean;
 }
 
-/** Marks the local store `effectiveStores` adds in front of a config that lists none. */
-const IMPLICIT = Symbol('implicit local store');
+/**
+ * A store's position in `cache.stores` as written (-1: the local store `effectiveStores` adds in
+ * front of a config that lists none).
+ */
+const POSITION = Symbol('position in cache.stores');
 
-/** The configured stores, with `--cache-dir` applied. */
+function positionOf(store: StoreConfig): number {
+  return (store as { [POSITION]?: number })[POSITION] ?? -1;
+}
+
+/** The configured stores, with `--cache-dir` applied, in the order a worker layers them. */
 export function effectiveStores(config: Config, cacheDir?: string): StoreConfig[] {
-  const stores = (config.cache ?? defaultCache()).stores.map((s) => ({ ...s }));
-  // A worker restores and packs through a local store: there is always one, first when the
-  // config lists none (remote stores then sit behind it).
+  const stores = (config.cache ?? defaultCache()).stores.map((s, i) =>
+    Object.defineProperty({ ...s }, POSITION, { value: i }),
+  );
+  // A worker restores and packs through a local store, and its first store's failures are the
+  // build's: there is always one, and first (remote stores then sit behind it): put in front when
+  // the config lists none, moved in front of the stores listed before it otherwise (a registry
+  // listed first would fail every build while it is down).
   let first = stores.find((s) => s.type === 'local');
-  if (!first) {
-    first = Object.defineProperty({ type: 'local' } as StoreConfig, IMPLICIT, { value: true });
-    stores.unshift(first);
-  }
+  if (!first) first = { type: 'local' } as StoreConfig;
+  else stores.splice(stores.indexOf(first), 1);
+  stores.unshift(first);
   if (cacheDir !== undefined) first.dir = resolve(cacheDir);
   return stores;
 }
@@ -141,7 +151,9 @@ function usedWhen(localOnly: boolean | undefined, type: string): boolean {
 
 /** The kinds of store a worker uses (config order, each once): what its default id names. */
 export function storeKinds(config: Config, cacheDir?: string, localOnly?: boolean): string[] {
-  const types = effectiveStores(config, cacheDir).map((s) => s.type);
+  const types = effectiveStores(config, cacheDir)
+    .sort((a, b) => positionOf(a) - positionOf(b))
+    .map((s) => s.type);
   return [...new Set(types.filter((t) => usedWhen(localOnly, t)))];
 }
 
@@ -160,9 +172,8 @@ export async function openStores(
   const opened: OpenedStore[] = [];
   // Every store's problems at once (one ConfigError), as the loader reports the rest of the file.
   const problems: ConfigIssue[] = [];
-  const shift = stores[0] && IMPLICIT in stores[0] ? 1 : 0;
-  for (const [position, storeConfig] of stores.entries()) {
-    const index = position - shift; // as written in the config (-1: the implicit local store)
+  for (const storeConfig of stores) {
+    const index = positionOf(storeConfig); // as written in the config (-1: the implicit local store)
     const { type, ...options } = storeConfig;
     if (!usedWhen(opts.localOnly, type)) continue;
     const factory = Object.hasOwn(STORE_BACKENDS, type) ? STORE_BACKENDS[type] : undefined;
