@@ -856,7 +856,7 @@ describeRegistry('registry store on a real registry', () => {
     expect(d.warnings.join('\n')).toMatch(/corrupt/);
   });
 
-  it('stores the result of an invocation built again after its blob was found corrupt', async () => {
+  it('stores the result of an invocation built again after its blob was found corrupt, once the registry serves it intact', async () => {
     const repo = newRepo('corrupt-rebuilt');
     const root = join(tmp, 'corrupt-rebuilt-src');
     await mkdir(join(root, 'out'), { recursive: true });
@@ -878,13 +878,22 @@ describeRegistry('registry store on a real registry', () => {
     await expect(
       restoreOutputs(blobOpenerFor(b.store), join(tmp, 'corrupt-rebuilt-dest'), got!.outputs),
     ).rejects.toBeInstanceOf(CorruptBlobError);
-    // ...the registry's garbage collection drops its bytes, and the worker builds it again: the
-    // same outputs go up again, and so does their result.
+    // ...and builds it again: the registry takes the upload but keeps its corrupt bytes (it
+    // stores a digest once), so the result is not stored, and the warning says why.
+    const first = await saveOutputs(b.store, root, ['out']);
+    expect(first.map((e) => e.digest)).toEqual(entries.map((e) => e.digest));
+    await expect(b.store.putResult(result(key, first))).rejects.toThrow(
+      /found corrupt in the registry/,
+    );
+    expect(b.warnings).toHaveLength(2);
+    expect(b.warnings[1]).toMatch(/still serves its corrupt copy.*garbage collection/);
+    // Once the registry's garbage collection has dropped those bytes, the same outputs go up
+    // again, and so does their result.
     await rm(file);
     const again = await saveOutputs(b.store, root, ['out']);
     expect(again.map((e) => e.digest)).toEqual(entries.map((e) => e.digest));
     await b.store.putResult(result(key, again));
-    expect(b.warnings).toHaveLength(1); // the corrupt blob only
+    expect(b.warnings).toHaveLength(2);
 
     const c = makeStore(reg.host, repo);
     const back = await c.store.getResult(key);

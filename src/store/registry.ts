@@ -501,7 +501,7 @@ export class RegistryStore implements Store {
         const opened = await this.openSession(expectedDigest);
         if (opened.mounted) {
           destroySource(data);
-          return this.stored(opened.mounted);
+          return await this.stored(opened.mounted);
         }
         session = opened.session;
       }
@@ -519,12 +519,12 @@ export class RegistryStore implements Store {
           const known = await this.knownBlob(digest);
           if (known) return known;
           const opened = await this.openSession(digest);
-          if (opened.mounted) return this.stored(opened.mounted);
+          if (opened.mounted) return await this.stored(opened.mounted);
           session = opened.session;
         }
         await this.finishUpload(session, digest, firstChunk);
         session = undefined;
-        return this.stored({ digest, size: firstChunk.length });
+        return await this.stored({ digest, size: firstChunk.length });
       }
       session ??= (await this.openSession(undefined)).session!;
       const up: Session = session;
@@ -550,7 +550,7 @@ export class RegistryStore implements Store {
       checkExpected(expectedDigest, digest);
       await this.finishUpload(up, digest, undefined);
       session = undefined;
-      return this.stored({ digest, size: offset });
+      return await this.stored({ digest, size: offset });
     } catch (err) {
       destroySource(data);
       throw this.forPut(err);
@@ -572,11 +572,29 @@ export class RegistryStore implements Store {
   }
 
   /**
-   * A blob just uploaded (or mounted) whole: no longer the corrupt copy this process found, so a
-   * result naming it (an invocation built again after its blob was found corrupt) can be stored.
+   * A blob just uploaded (or mounted) whole. One this process found corrupt (an invocation built
+   * again after its blob was) is read back: a registry keeps the bytes it holds for a digest until
+   * its garbage collection removes them, and takes an upload of the same digest without storing
+   * it again. Served intact, it is no longer corrupt, and a result naming it can be stored.
    */
-  private stored(info: BlobInfo): BlobInfo {
-    this.corrupt.delete(info.digest);
+  private async stored(info: BlobInfo): Promise<BlobInfo> {
+    if (!this.corrupt.has(info.digest)) return info;
+    const what = `GET blob ${info.digest}`;
+    const res = await this.getFollowing(`${this.repoPath}/blobs/${info.digest}`, what);
+    if (!res.ok) throw this.unexpected(res, what);
+    const served = await digestStream(this.received(res, what));
+    if (served.digest === info.digest) {
+      this.corrupt.delete(info.digest);
+    } else {
+      await this.deleteBlob(info.digest);
+      this.warnOnce(
+        `still-corrupt:${info.digest}`,
+        `${this.location}: blob ${info.digest} was uploaded again, but the registry still serves ` +
+          'its corrupt copy (a registry keeps the bytes it has for a digest until its garbage ' +
+          "collection removes them): results naming it are not stored; run the registry's " +
+          'garbage collection',
+      );
+    }
     return info;
   }
 
@@ -612,7 +630,7 @@ export class RegistryStore implements Store {
       const known = await this.knownBlob(info.digest);
       if (known) return info;
       const opened = await this.openSession(info.digest);
-      if (opened.mounted) return this.stored(info);
+      if (opened.mounted) return await this.stored(info);
       session = opened.session;
       const fileBody = (start: number, end: number) => () =>
         createReadStream(file, { start, end: end - 1, highWaterMark: FILE_READ });
@@ -657,7 +675,7 @@ export class RegistryStore implements Store {
         throw err;
       }
       session = undefined;
-      return this.stored(info);
+      return await this.stored(info);
     } catch (err) {
       throw this.forPut(err);
     } finally {
@@ -814,8 +832,10 @@ export class RegistryStore implements Store {
       const present = await this.existingBlobs(digests);
       const missing = [...new Set(digests.filter((d) => !present.has(d)))];
       if (missing.length > 0) {
+        const corrupt = missing.filter((d) => this.corrupt.has(d));
         throw new Error(
-          `result ${manifest.cacheKey} names blobs that are not stored: ${missing.join(', ')}`,
+          `result ${manifest.cacheKey} names blobs that are not stored: ${missing.join(', ')}` +
+            (corrupt.length > 0 ? ` (found corrupt in the registry: ${corrupt.join(', ')})` : ''),
         );
       }
       const config = Buffer.from(JSON.stringify(manifest));
