@@ -223,6 +223,29 @@ describe('registry store options', () => {
     expect(RegistryStore.tagFor(`sha256:${'ab'.repeat(32)}`)).toBe(`r-${'ab'.repeat(32)}`);
   });
 
+  it('says so when a registry told to speak https answers in plain http', async () => {
+    const plain = createServer((_req, res) => res.writeHead(404).end());
+    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+    const { port } = plain.address() as AddressInfo;
+    try {
+      const warnings: string[] = [];
+      const s = new RegistryStore({
+        ref: `127.0.0.1:${port}/a/b`,
+        insecure: false,
+        onWarning: (m) => warnings.push(m),
+      });
+      expect(await s.hasResults([cacheKey('tls')])).toEqual(new Set());
+      expect(warnings).toEqual([
+        expect.stringMatching(
+          /unreachable \(HEAD result .*: the server does not speak TLS \(a plain-http registry needs insecure: true\)\); cache misses$/,
+        ),
+      ]);
+    } finally {
+      plain.closeAllConnections();
+      await new Promise<void>((r) => plain.close(() => r()));
+    }
+  });
+
   it('speaks https except to loopback hosts, unless told otherwise', async () => {
     const urls: string[] = [];
     const fake: typeof fetch = async (input) => {

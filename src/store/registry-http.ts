@@ -94,9 +94,15 @@ export const nodeTransport: Transport = (spec) =>
       // The body could not be read (a file gone): that error as it is, not a network one.
       if (sourceError) return reject(sourceError);
       const code = err.code;
+      // OpenSSL's words for a server that answered the TLS hello in plain HTTP.
+      const plain = https && /wrong version number/i.test(err.message);
       reject(
         new HttpError(
-          err.message === 'socket hang up' && code ? `${code} (socket hang up)` : err.message,
+          plain
+            ? 'the server does not speak TLS (a plain-http registry needs insecure: true)'
+            : err.message === 'socket hang up' && code
+              ? `${code} (socket hang up)`
+              : err.message.trim(),
           code,
           req.reusedSocket,
           err,
