@@ -455,3 +455,85 @@ test('a slower layer whose adopting only reads the file gets it with its digest,
   expect((await slow.hasBlobs([entry!.digest])).has(entry!.digest)).toBe(true);
   expect(warnings).toEqual([]);
 });
+
+test('writeBehind: a save returns once the first layer has it; the slower layer gets blobs, then the result, by flush', async () => {
+  const { saveOutputs } = await import('../../src/store/pack.js');
+  const { mkdir } = await import('node:fs/promises');
+  /** Holds every write until released, recording the order writes reach it; at most 4 at once. */
+  class Gated implements Store {
+    readonly kind = 'gated';
+    readonly location = 'behind a gate';
+    readonly adoptReadsOnly = true;
+    readonly order: string[] = [];
+    inFlight = 0;
+    most = 0;
+    private gate: Promise<void>;
+    release!: () => void;
+    constructor(private readonly target: LocalStore) {
+      this.gate = new Promise((r) => (this.release = r));
+    }
+    hasBlobs(d: readonly string[]): Promise<Set<string>> {
+      return this.target.hasBlobs(d);
+    }
+    hasResults(k: readonly string[]): Promise<Set<string>> {
+      return this.target.hasResults(k);
+    }
+    openBlob(d: string) {
+      return this.target.openBlob(d);
+    }
+    getResult(k: string) {
+      return this.target.getResult(k);
+    }
+    putBlob(): Promise<BlobInfo> {
+      throw new Error('not used');
+    }
+    putBlobFile(): Promise<BlobInfo> {
+      throw new Error('not used');
+    }
+    private async held<T>(what: string, write: () => Promise<T>): Promise<T> {
+      this.most = Math.max(this.most, ++this.inFlight);
+      await this.gate;
+      this.inFlight--;
+      this.order.push(what);
+      return write();
+    }
+    async adoptBlobFile(file: string, digest: string): Promise<BlobInfo> {
+      return this.held('blob', () =>
+        this.target.putBlobFile(file).then(() => ({ digest, size: 0 })),
+      );
+    }
+    async putResult(m: ResultManifest): Promise<void> {
+      return this.held('result', () => this.target.putResult(m));
+    }
+  }
+  const root = join(dir, 'tree');
+  for (let i = 0; i < 6; i++) {
+    await mkdir(join(root, `out${i}`), { recursive: true });
+    await writeFile(join(root, `out${i}/f.txt`), `file ${i}\n`);
+  }
+  const gated = new Gated(slow);
+  const store = new LayeredStore([fast, gated], {
+    onWarning: (m) => warnings.push(m),
+    writeBehind: true,
+  });
+  const paths = Array.from({ length: 6 }, (_, i) => `out${i}`);
+  // Returns while every write to the slower layer is still held.
+  const entries = await saveOutputs(store, root, paths);
+  const m = manifest(sha('behind'), []);
+  m.outputs = entries;
+  await store.putResult(m);
+  expect(await fast.getResult(sha('behind'))).not.toBeNull();
+  expect(gated.order).toEqual([]);
+  expect(await slow.hasResults([sha('behind')])).toEqual(new Set());
+  let flushed = false;
+  const flushing = store.flush().then(() => (flushed = true));
+  await new Promise((r) => setTimeout(r, 50));
+  expect(flushed).toBe(false); // flush waits for the writes behind
+  gated.release();
+  await flushing;
+  // Blobs first (4 at a time), then the result naming them, which the slower layer accepted.
+  expect(gated.order).toEqual([...paths.map(() => 'blob'), 'result']);
+  expect(gated.most).toBe(4);
+  expect(await slow.getResult(sha('behind'))).not.toBeNull();
+  expect(warnings).toEqual([]);
+});

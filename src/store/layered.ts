@@ -9,7 +9,11 @@
  *   on to the next layer; a copy that fails for another reason is a warning and the result is
  *   still returned (later blob reads fall through too).
  * - Writes go to every layer. The first layer must succeed (its error is the caller's error); a
- *   failure in another layer is a warning (once per layer; later ones are counted).
+ *   failure in another layer is a warning (once per layer; later ones are counted). With
+ *   `writeBehind` (workers), a write returns once the first layer has it: the slower layers get
+ *   it in the background (blobs before the results naming them, a few at a time per layer), and
+ *   `flush` waits for them. A job then does not wait for its uploads, nor for a remote store that
+ *   hangs.
  * - `peekResults` (the master's cache query, which every worker answers for every unit) reads
  *   the same way but copies nothing: a result counts where its layer holds it and all its blobs.
  *   `pullBlob` copies one blob into the faster layers when it is about to be used (a dependency
@@ -44,7 +48,12 @@ export interface LayeredStoreOptions {
   slot?: string;
   /** Written into the stats file: the run the worker serves, when it serves one run only. */
   run?: string;
+  /** Writes to the layers after the first go on in the background (see the module comment). */
+  writeBehind?: boolean;
 }
+
+/** Writes in flight per slower layer, with `writeBehind`. */
+const BEHIND_PER_LAYER = 4;
 
 export interface HitMiss {
   hits: number;
@@ -108,6 +117,13 @@ export class LayeredStore implements Store {
   private readonly warming: boolean[];
   private readonly since: string;
   private statsWrite: Promise<void> = Promise.resolve();
+  /** `writeBehind`: every background write not yet done. */
+  private readonly behind = new Set<Promise<void>>();
+  /** `writeBehind`, per layer: blobs queued or being written there, by digest. */
+  private readonly blobsBehind: Map<string, Promise<void>>[];
+  /** `writeBehind`, per layer: writes running, and those waiting for a turn. */
+  private readonly running: number[];
+  private readonly waiting: (() => void)[][];
 
   constructor(
     layers: readonly Store[],
@@ -121,6 +137,9 @@ export class LayeredStore implements Store {
     this.resting = layers.map(() => 0);
     this.warming = layers.map(() => false);
     this.since = new Date().toISOString();
+    this.blobsBehind = layers.map(() => new Map());
+    this.running = layers.map(() => 0);
+    this.waiting = layers.map(() => []);
     this.counters = layers.map((l) => ({
       kind: l.kind,
       location: l.location,
@@ -137,6 +156,11 @@ export class LayeredStore implements Store {
     if (first.tempDir && first.adoptBlobFile) {
       this.tempDir = () => first.tempDir!();
       this.adoptBlobFile = async (file, digest) => {
+        if (opts.writeBehind) {
+          const info = await first.adoptBlobFile!(file, digest);
+          for (let i = 1; i < this.layers.length; i++) this.blobBehind(i, digest);
+          return info;
+        }
         for (let i = 1; i < this.layers.length; i++) {
           const layer = this.layers[i]!;
           await this.tryWrite(i, `blob ${digest}`, () =>
@@ -173,13 +197,18 @@ export class LayeredStore implements Store {
   ): Promise<BlobInfo> {
     const info = await this.layers[0]!.putBlob(data, expectedDigest);
     for (let i = 1; i < this.layers.length; i++) {
-      await this.tryWrite(i, `blob ${info.digest}`, () => this.copyBlob(info.digest, 0, i));
+      if (this.opts.writeBehind) this.blobBehind(i, info.digest);
+      else await this.tryWrite(i, `blob ${info.digest}`, () => this.copyBlob(info.digest, 0, i));
     }
     return info;
   }
 
   async putBlobFile(file: string): Promise<BlobInfo> {
     const info = await this.layers[0]!.putBlobFile(file);
+    if (this.opts.writeBehind) {
+      for (let i = 1; i < this.layers.length; i++) this.blobBehind(i, info.digest);
+      return info;
+    }
     for (let i = 1; i < this.layers.length; i++) {
       await this.tryWrite(i, `blob ${info.digest}`, () => this.layers[i]!.putBlobFile(file));
     }
@@ -387,15 +416,23 @@ export class LayeredStore implements Store {
     );
     await this.layers[0]!.putResult(manifest);
     for (let i = 1; i < this.layers.length; i++) {
-      await this.tryWrite(i, `result ${manifest.cacheKey}`, async () => {
+      const write = async () => {
         await this.fillBlobs(i, digests);
         await this.layers[i]!.putResult(manifest);
-      });
+      };
+      const what = `result ${manifest.cacheKey}`;
+      if (!this.opts.writeBehind) await this.tryWrite(i, what, write);
+      else {
+        // After its blobs' writes there (whatever became of them: fillBlobs copies what is missing).
+        const blobs = digests.map((d) => this.blobsBehind[i]!.get(d));
+        this.later(i, what, write, blobs);
+      }
     }
   }
 
   /** Flushes every layer, then writes the counters to `statsFile`. The first layer's error throws. */
   async flush(): Promise<void> {
+    while (this.behind.size > 0) await Promise.all(this.behind);
     let firstError: unknown;
     for (let i = 0; i < this.layers.length; i++) {
       const layer = this.layers[i]!;
@@ -554,6 +591,50 @@ export class LayeredStore implements Store {
   }
 
   /** A write to layer `i` > 0: an error is a warning. */
+  /** `writeBehind`: blob `digest`, now in the first layer, goes to layer `i` in the background. */
+  private blobBehind(i: number, digest: string): void {
+    const queued = this.blobsBehind[i]!;
+    if (queued.has(digest)) return;
+    const layer = this.layers[i]!;
+    const first = this.layers[0]!;
+    const done = this.later(i, `blob ${digest}`, async () => {
+      if (!first.blobPath) return this.copyBlob(digest, 0, i);
+      // From the first layer's file, as a save from its temp file would (a digest known).
+      const file = first.blobPath(digest);
+      return adoptReadsOnly(layer) ? layer.adoptBlobFile!(file, digest) : layer.putBlobFile(file);
+    });
+    queued.set(digest, done);
+    void done.then(() => queued.delete(digest));
+  }
+
+  /**
+   * `writeBehind`: runs `write` to layer `i` in the background once `after` have settled, at most
+   * `BEHIND_PER_LAYER` at a time there; its failure is a warning, as `tryWrite` makes it.
+   */
+  private later(
+    i: number,
+    what: string,
+    write: () => Promise<unknown>,
+    after: (Promise<void> | undefined)[] = [],
+  ): Promise<void> {
+    const done = Promise.all(after)
+      .then(async () => {
+        // A write that ends hands its turn to the next one waiting.
+        if (this.running[i]! < BEHIND_PER_LAYER) this.running[i]!++;
+        else await new Promise<void>((r) => this.waiting[i]!.push(r));
+        try {
+          await this.tryWrite(i, what, write);
+        } finally {
+          const next = this.waiting[i]!.shift();
+          if (next) next();
+          else this.running[i]!--;
+        }
+      })
+      .finally(() => this.behind.delete(done));
+    this.behind.add(done);
+    return done;
+  }
+
   private async tryWrite(i: number, what: string, write: () => Promise<unknown>): Promise<void> {
     if (this.isResting(i)) return;
     try {

@@ -255,6 +255,8 @@ export async function openStore(config: Config, opts: OpenStoreOptions): Promise
   );
   return new LayeredStore(layers, {
     onWarning: opts.onWarning,
+    // A job waits for the local store only; remote stores get its outputs in the background.
+    writeBehind: true,
     slot: opts.slot,
     ...(opts.run !== undefined ? { run: opts.run } : {}),
     ...(opts.writeStats === false

@@ -119,6 +119,7 @@ export class SignedStore implements Store {
   readonly adoptBlobFile?: (file: string, digest: string) => Promise<BlobInfo>;
   readonly adoptReadsOnly?: boolean;
   readonly makeRoom?: () => Promise<number>;
+  readonly blobPath?: (digest: string) => string;
   private readonly secret: string | Buffer;
   private readonly onWarning: (message: string) => void;
   private readonly warned = new Set<string>();
@@ -139,6 +140,7 @@ export class SignedStore implements Store {
     if (inner.warm) this.warm = () => inner.warm!();
     if (inner.openBlobChunks) this.openBlobChunks = (d) => inner.openBlobChunks!(d);
     if (inner.makeRoom) this.makeRoom = () => inner.makeRoom!();
+    if (inner.blobPath) this.blobPath = (d) => inner.blobPath!(d);
     // Blobs are not signed: the single-pass save (pack into tempDir, then adopt) passes through.
     if (inner.tempDir && inner.adoptBlobFile) {
       this.tempDir = () => inner.tempDir!();

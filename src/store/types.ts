@@ -128,6 +128,11 @@ export interface Store {
    * go). Optional: without it, a full disk is an error.
    */
   makeRoom?(): Promise<number>;
+  /**
+   * Where the store keeps blob `digest` as a plain file (whether or not it holds it), for a
+   * reader that only reads it. Optional: local stores.
+   */
+  blobPath?(digest: string): string;
   /** A verified stream of the blob (see the module comment), or `null` if it is not stored. */
   openBlob(digest: string): Promise<Readable | null>;
   /** The result stored under a cache key; `null` for a miss (including an unusable manifest). */
