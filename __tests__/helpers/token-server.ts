@@ -30,9 +30,12 @@ const b64url = (data: Buffer | string): string => Buffer.from(data).toString('ba
 
 /**
  * A token server for `users` (name -> password): basic credentials required (anonymous and wrong
- * ones get 401); grants whatever repository actions are asked for.
+ * ones get 401); grants whatever repository actions are asked for (`pullOnly` users: pull only).
  */
-export async function startTokenServer(users: Record<string, string>): Promise<TokenServer> {
+export async function startTokenServer(
+  users: Record<string, string>,
+  opts: { pullOnly?: readonly string[] } = {},
+): Promise<TokenServer> {
   const dir = mkdtempSync(join(tmpdir(), 'dist-build-token-'));
   const ca = await createCA({ name: 'dist-build test token signer', days: 2 });
   const bundle = join(dir, 'bundle.pem');
@@ -62,7 +65,12 @@ export async function startTokenServer(users: Record<string, string>): Promise<T
     const access = scopes
       .map((s) => /^repository:(.+):([a-z,*]+)$/.exec(s))
       .filter((x): x is RegExpExecArray => x !== null)
-      .map((x) => ({ type: 'repository', name: x[1]!, actions: x[2]!.split(',') }));
+      .map((x) => ({
+        type: 'repository',
+        name: x[1]!,
+        // A read-only account: pull, whatever it asks for.
+        actions: x[2]!.split(',').filter((a) => a === 'pull' || !opts.pullOnly?.includes(user!)),
+      }));
     const now = Math.floor(Date.now() / 1000);
     const header = { typ: 'JWT', alg: 'ES256', x5c: [der] };
     const claims = {

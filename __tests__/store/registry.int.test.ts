@@ -1235,7 +1235,7 @@ describeRegistry('registry store with token auth', () => {
   const password = 'pa55-w0rd:with-colon';
 
   beforeAll(async () => {
-    tokens = await startTokenServer({ [user]: password });
+    tokens = await startTokenServer({ [user]: password, reader: 'r' }, { pullOnly: ['reader'] });
     reg = await startRegistry({ tokenAuth: tokens });
   });
 
@@ -1284,6 +1284,36 @@ describeRegistry('registry store with token auth', () => {
     });
     expect(c.store.stats().mountedBlobs).toBe(1);
     expect([...a.warnings, ...b.warnings, ...c.warnings]).toEqual([]);
+  });
+
+  it('a read-only account: reads work, and after one refused write the next fail at once, with no token asked for', async () => {
+    const repo = newRepo('auth-ro');
+    const env = { DIST_BUILD_REGISTRY_USERNAME: user, DIST_BUILD_REGISTRY_PASSWORD: password };
+    const root = await makeTree('auth-ro');
+    const writer = makeStore(reg.host, repo, {}, env);
+    const [entry] = await saveOutputs(writer.store, root, ['out']);
+    const key = cacheKey('auth-ro');
+    await writer.store.putResult(result(key, [entry!]));
+    const reader = makeStore(
+      reg.host,
+      repo,
+      {},
+      {
+        DIST_BUILD_REGISTRY_USERNAME: 'reader',
+        DIST_BUILD_REGISTRY_PASSWORD: 'r',
+      },
+    );
+    expect(await reader.store.getResult(key)).toEqual(result(key, [entry!]));
+    await expect(saveOutputs(reader.store, root, ['single.txt'])).rejects.toThrow(/access denied/);
+    const issued = tokens.issued;
+    await writeFile(join(root, 'single.txt'), 'changed\n');
+    await expect(saveOutputs(reader.store, root, ['single.txt'])).rejects.toThrow(/access denied/);
+    await expect(reader.store.putResult(result(cacheKey('auth-ro-2'), [entry!]))).rejects.toThrow(
+      /access denied/,
+    );
+    expect(tokens.issued).toBe(issued);
+    // Reads still work.
+    expect(await reader.store.getResult(key)).toEqual(result(key, [entry!]));
   });
 
   it('sends a large body again, from the file, after a 401 in the middle of it', async () => {

@@ -119,6 +119,8 @@ const AFTER_BODY_BYTES_PER_MS = 1000;
  */
 const BACKOFF_MS = 30_000;
 const MAX_BACKOFF_MS = 10 * 60_000;
+/** How long writes are not tried again after the registry refused one (`writesDenied`). */
+const WRITES_DENIED_MS = 10 * 60_000;
 const TAGS_PAGE = 1000;
 const MAX_REDIRECTS = 5;
 const TAG_RE = /^r-([0-9a-f]{64})$/;
@@ -412,6 +414,12 @@ export class RegistryStore implements Store {
   /** Network failures since the registry last answered (each one doubles the backoff). */
   private downCount = 0;
   private downError: StoreUnavailableError | undefined;
+  /**
+   * The registry refused a write (a pull-only token, a read-only account): writes fail at once
+   * with that error until then, without asking for a token and being refused again each time.
+   */
+  private writesDeniedUntil = 0;
+  private writesDenied: StoreUnavailableError | undefined;
   /** The registry's last `WWW-Authenticate` challenge (`null` until it asks). */
   private challenge: string | null = null;
   private counters = { uploadedBytes: 0, requests: 0, mountedBlobs: 0 };
@@ -828,6 +836,7 @@ export class RegistryStore implements Store {
     const problems = manifestProblems(manifest);
     if (problems.length > 0) throw new TypeError(`invalid result manifest: ${problems.join('; ')}`);
     try {
+      this.checkWritesAllowed();
       const digests = manifest.outputs.map((o) => o.digest);
       const present = await this.existingBlobs(digests);
       const missing = [...new Set(digests.filter((d) => !present.has(d)))];
@@ -1070,6 +1079,7 @@ export class RegistryStore implements Store {
   ): Promise<
     { session: Session; mounted?: undefined } | { mounted: BlobInfo; session?: undefined }
   > {
+    this.checkWritesAllowed();
     const base = `${this.repoPath}/blobs/uploads/`;
     if (digest !== undefined && this.mountFrom !== undefined && !this.mountRefused) {
       const from = this.mountFrom;
@@ -1552,7 +1562,15 @@ export class RegistryStore implements Store {
   }
 
   /** Errors of the `put*` methods: registry problems as `StoreUnavailableError`, others as is. */
+  private checkWritesAllowed(): void {
+    if (this.writesDenied && Date.now() < this.writesDeniedUntil) throw this.writesDenied;
+  }
+
   private forPut(err: unknown): unknown {
+    if (err instanceof StoreUnavailableError && err.kind === 'auth' && err !== this.writesDenied) {
+      this.writesDenied = err;
+      this.writesDeniedUntil = Date.now() + WRITES_DENIED_MS;
+    }
     if (err instanceof StoreUnavailableError || err instanceof CorruptBlobError) return err;
     if (err instanceof Error && err.name === 'AbortError') {
       return new StoreUnavailableError('network', `${this.location}: ${err.message}`, {
