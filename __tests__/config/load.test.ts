@@ -213,6 +213,23 @@ invocations:
     ]);
   });
 
+  it('names a missing needs target that is also a name every object has (toString)', () => {
+    const found = issues(`version: 1
+invocations:
+  a: {run: x, needs: [toString, constructor]}
+`);
+    expect(found.map((i) => [i.line, i.path, i.message])).toEqual([
+      [3, 'invocations.a.needs[0]', 'unknown invocation "toString"'],
+      [3, 'invocations.a.needs[1]', 'unknown invocation "constructor"'],
+    ]);
+    // ...and such names are ordinary invocation names
+    const c = parseConfig(
+      'version: 1\ninvocations:\n  constructor: {run: x}\n  b: {run: x, needs: [constructor]}\n',
+      FILE,
+    );
+    expect(c.invocations[1]!.needs).toEqual(['constructor']);
+  });
+
   it('reports needs cycles with the cycle', () => {
     const found = issues(`version: 1
 invocations:

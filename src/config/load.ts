@@ -528,7 +528,7 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
     const needs = (r.needs as string[] | undefined) ?? [];
     needs.forEach((n, i) => {
       if (n === name) issues.push(loc.issueAt(at('needs', i), `"${name}" cannot need itself`));
-      else if (!(n in rawInvocations)) {
+      else if (!Object.hasOwn(rawInvocations, n)) {
         issues.push(
           loc.issueAt(at('needs', i), `unknown invocation "${n}"${didYouMean(n, names)}`),
         );
