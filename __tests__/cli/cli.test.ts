@@ -189,6 +189,12 @@ describe('dist-build CLI', () => {
     expect(
       (await cli('plan', '-c', configFile, '--workers', '2', '--worker-ids', 'a')).err,
     ).toMatch(/only one of/);
+    // a count no pool has is a usage error, not a RangeError (or minutes of work)
+    for (const n of ['99999999999', '10001']) {
+      const huge = await cli('plan', '-c', configFile, '--workers', n, '--no-keys');
+      expect(huge.code).toBe(2);
+      expect(huge.err).toContain(`worker count ${n}: at most 10000 workers can be planned for`);
+    }
     expect((await cli('plan', '-c', configFile, '--history', join(dir, 'nope.json'))).err).toMatch(
       /nope\.json: cannot read history: ENOENT/,
     );

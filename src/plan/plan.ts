@@ -59,9 +59,19 @@ export class PlanInputError extends Error {
   override name = 'PlanInputError';
 }
 
+/**
+ * Most workers `numberedWorkers` plans for: placement ranks every worker for every unit, and a
+ * count beyond this is a typo (99999999999 threw a RangeError; 10,000,000 ran for minutes and GBs).
+ */
+export const MAX_PLANNED_WORKERS = 10_000;
+
 export function numberedWorkers(n: number): WorkerInfo[] {
   if (!Number.isInteger(n) || n < 1)
     throw new PlanInputError(`worker count must be a whole number >= 1, got ${n}`);
+  if (n > MAX_PLANNED_WORKERS)
+    throw new PlanInputError(
+      `worker count ${n}: at most ${MAX_PLANNED_WORKERS} workers can be planned for`,
+    );
   return Array.from({ length: n }, (_, i) => ({ id: `worker-${i + 1}` }));
 }
 
