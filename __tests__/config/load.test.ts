@@ -195,6 +195,21 @@ invocations:
     expect(bomb[0]!.message).toMatch(/alias/i);
   });
 
+  it('refuses zero durations written as strings, as it does numbers', () => {
+    const found = issues(`version: 1
+placement: {default-duration: 0s}
+invocations:
+  a: {run: x, estimate: 0ms, timeout: 0.0h}
+  b: {run: x, estimate: 0.0s}
+`);
+    expect(found.map((i) => [i.line, i.path, i.message])).toEqual([
+      [2, 'placement.default-duration', 'expected a duration longer than 0 s'],
+      [4, 'invocations.a.estimate', 'expected an estimate longer than 0 s'],
+      [4, 'invocations.a.timeout', 'expected a timeout longer than 0 s'],
+      [5, 'invocations.b.estimate', 'expected an estimate longer than 0 s'],
+    ]);
+  });
+
   it('reports an empty file', () => {
     expect(issues('')[0]!.message).toMatch(/empty/);
   });

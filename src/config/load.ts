@@ -569,6 +569,11 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
     if (docker) inv.docker = docker;
     if (r.platform !== undefined) inv.platform = r.platform as string;
     const estimate = duration(at('estimate'), r.estimate);
+    // `estimate: 0` is refused by the schema; "0s" must be too (a unit of no length takes no
+    // room on any worker, and the ones placed after it lose their balance).
+    if (estimate === 0) {
+      issues.push(loc.issueAt(at('estimate'), 'expected an estimate longer than 0 s'));
+    }
     if (estimate !== undefined) inv.estimate = estimate;
     invocations.push(inv);
   }
@@ -659,11 +664,15 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
     }
   }
 
-  if (issues.length) throw new ConfigError(issues);
   const defaultDuration =
-    placementRaw['default-duration'] === undefined
-      ? 60
-      : parseDuration(placementRaw['default-duration'] as number | string);
+    duration(['placement', 'default-duration'], placementRaw['default-duration']) ?? 60;
+  if (defaultDuration === 0) {
+    issues.push(
+      loc.issueAt(['placement', 'default-duration'], 'expected a duration longer than 0 s'),
+    );
+  }
+
+  if (issues.length) throw new ConfigError(issues);
   return {
     file,
     root: dirname(file),
