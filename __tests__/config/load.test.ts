@@ -210,6 +210,27 @@ invocations:
     ]);
   });
 
+  it('says that YAML merge keys are not supported, wherever one is', () => {
+    const found = issues(`version: 1
+env: &env {A: a}
+invocations:
+  base: &base {run: x, timeout: 10m}
+  <<: {other: {run: y}}
+  a:
+    <<: *base
+    env:
+      <<: *env
+      B: b
+`);
+    const why = /^YAML merge keys \("<<"\) are not supported: write the keys out/;
+    expect(found.map((i) => [i.line, i.col, i.path])).toEqual([
+      [5, 3, 'invocations'],
+      [7, 5, 'invocations.a'],
+      [9, 7, 'invocations.a.env'],
+    ]);
+    for (const i of found) expect(i.message).toMatch(why);
+  });
+
   it('reports an empty file', () => {
     expect(issues('')[0]!.message).toMatch(/empty/);
   });

@@ -296,6 +296,17 @@ function normalizeKeys(loc: Locator): ConfigIssue[] {
           );
           continue;
         }
+        if (key.type === 'PLAIN' && key.value === '<<') {
+          // YAML 1.1's merge key: without this, "unknown key" or "invalid name" with no word of why.
+          issues.push(
+            loc.issue(
+              path,
+              'YAML merge keys ("<<") are not supported: write the keys out (an alias such as *name can stand for a whole value)',
+              key.range?.[0],
+            ),
+          );
+          continue;
+        }
         if (typeof key.value !== 'string') key.value = key.source ?? String(key.value);
         const name = key.value as string;
         if (!seen.has(name)) {
