@@ -352,6 +352,30 @@ invocations:
     ]);
   });
 
+  it('rejects outputs written as patterns, which no build produces', () => {
+    const found = issues(`version: 1
+invocations:
+  a: {run: x, outputs: [out/*.js, "dist/**", "?", "lib/[ab]"]}
+`);
+    expect(found.map((i) => [i.line, i.path, i.message])).toEqual([
+      [
+        3,
+        'invocations.a.outputs[0]',
+        'output "out/*.js" is a pattern; an output is the path of a file or directory (such as "out")',
+      ],
+      [
+        3,
+        'invocations.a.outputs[1]',
+        'output "dist/**" is a pattern; an output is the path of a file or directory (such as "dist")',
+      ],
+      [
+        3,
+        'invocations.a.outputs[2]',
+        'output "?" is a pattern; an output is the path of a file or directory',
+      ],
+    ]);
+  });
+
   it('rejects overlapping outputs of different invocations', () => {
     const found = issues(`version: 1
 invocations:

@@ -548,6 +548,23 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
     const outputs = indexedPaths(at('outputs'), r.outputs, false);
     const listed = new Map<string, number>();
     for (const o of outputs) {
+      if (/[*?]/.test(o.path)) {
+        // Taken literally, it is never produced: the run would fail after the build.
+        const parts = o.path.split('/');
+        const dir = parts
+          .slice(
+            0,
+            parts.findIndex((s) => /[*?]/.test(s)),
+          )
+          .join('/');
+        issues.push(
+          loc.issueAt(
+            at('outputs', o.index),
+            `output "${o.path}" is a pattern; an output is the path of a file or directory${dir ? ` (such as "${dir}")` : ''}`,
+          ),
+        );
+        continue;
+      }
       if (listed.has(o.path)) {
         issues.push(
           loc.issueAt(
