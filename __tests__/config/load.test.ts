@@ -133,6 +133,10 @@ invocations:
     const dup = issues('version: 1\ninvocations:\n  a: {run: x}\n  a: {run: y}\n');
     expect(dup[0]).toMatchObject({ line: 4, path: 'invocations.a' });
     expect(dup[0]!.message).toBe('duplicate key "a" (first at line 3)');
+    const two = issues('---\nversion: 1\ninvocations:\n  a: {run: x}\n---\nversion: 1\n');
+    expect(two.map((i) => [i.line, i.col, i.message])).toEqual([
+      [5, 1, 'a second YAML document starts here ("---"); expected one document'],
+    ]);
   });
 
   it('keeps keys as written: 1 and "1" are one name, 007 stays 007', () => {

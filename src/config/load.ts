@@ -89,7 +89,11 @@ class Locator {
       file: this.file,
       ...this.pos(e.pos[0]),
       path: '',
-      message: e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''),
+      message:
+        e.code === 'MULTIPLE_DOCS'
+          ? // the parser's text tells a programmer to call parseAllDocuments()
+            'a second YAML document starts here ("---"); expected one document'
+          : e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''),
     }));
   }
 }
