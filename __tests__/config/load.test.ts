@@ -425,6 +425,26 @@ describe('loadConfig', () => {
     expect(c.file).toBe(file);
   });
 
+  it('refuses a file that is not UTF-8, at the first bad byte', async () => {
+    const latin1 = join(dir, 'latin1.yml');
+    writeFileSync(
+      latin1,
+      Buffer.from('version: 1\ninvocations:\n  a: {run: "echo caf\xe9"}\n', 'latin1'),
+    );
+    await expect(loadConfig(latin1)).rejects.toThrow(
+      `${latin1}:3:21: bytes that are not UTF-8: save the file as UTF-8`,
+    );
+    const utf16 = join(dir, 'utf16.yml');
+    writeFileSync(utf16, Buffer.from('\ufeffversion: 1\ninvocations:\n  a: {run: x}\n', 'utf16le'));
+    await expect(loadConfig(utf16)).rejects.toThrow(
+      `${utf16}:1:1: the file is UTF-16 (or binary), not UTF-8 text: save it as UTF-8`,
+    );
+    // UTF-8, with or without a byte order mark, and a U+FFFD written on purpose, load
+    const ok = join(dir, 'utf8.yml');
+    writeFileSync(ok, '\ufeffversion: 1\ninvocations:\n  a: {run: "echo café \ufffd"}\n');
+    expect((await loadConfig(ok)).invocations[0]!.run).toBe('echo café \ufffd');
+  });
+
   it('names a missing file', async () => {
     await expect(loadConfig(join(dir, 'nope.yml'))).rejects.toThrow(
       /nope\.yml: cannot read config: file not found/,

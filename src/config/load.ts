@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, relative, resolve, posix, sep } from 'node:path';
 import type { ErrorObject } from 'ajv';
@@ -770,13 +771,40 @@ function buildCache(raw: Raw | undefined, loc: Locator, issues: ConfigIssue[]): 
   return cache;
 }
 
+/**
+ * The file's text. UTF-16 (what Windows PowerShell 5 writes with `>`) and bytes that are not
+ * UTF-8 (a Latin-1 file) are problems: decoded anyway, the first gave "expected a mapping, got
+ * string" with the whole file in it, the second silently put U+FFFD into commands and env values.
+ */
+function decodeConfig(bytes: Buffer, display: string): string {
+  const problem = (line: number, col: number, message: string): ConfigError =>
+    new ConfigError([{ file: display, line, col, path: '', message }]);
+  const bom = bytes.subarray(0, 2).toString('hex');
+  if (bom === 'fffe' || bom === 'feff' || bytes.includes(0)) {
+    throw problem(1, 1, 'the file is UTF-16 (or binary), not UTF-8 text: save it as UTF-8');
+  }
+  if (isUtf8(bytes)) return bytes.toString('utf8');
+  // A newline byte is never part of a longer UTF-8 sequence: find the line, then the column.
+  let line = 1;
+  let start = 0;
+  let end = bytes.indexOf(0x0a);
+  for (;;) {
+    if (end === -1) end = bytes.length;
+    if (!isUtf8(bytes.subarray(start, end)) || end === bytes.length) break;
+    [line, start, end] = [line + 1, end + 1, bytes.indexOf(0x0a, end + 1)];
+  }
+  const col = bytes.subarray(start, end).toString('utf8').indexOf('\uFFFD') + 1;
+  throw problem(line, Math.max(col, 1), 'bytes that are not UTF-8: save the file as UTF-8');
+}
+
 /** Reads, parses and validates a dist-build.yml file. */
 export async function loadConfig(path: string): Promise<Config> {
   const file = resolve(path);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = decodeConfig(await readFile(file), path);
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT'
