@@ -235,6 +235,15 @@ invocations:
     for (const i of found) expect(i.message).toMatch(why);
   });
 
+  it('shows long texts in messages cut short', () => {
+    const prose = `This project builds things.\n${'It goes on and on. '.repeat(20)}\n`;
+    expect(issues(prose)[0]!.message).toBe(
+      'expected a mapping, got string "This project builds things. It goes on and on. It goes on..."',
+    );
+    const markdown = issues(`# Title\n\n\`\`\`sh\nnpm ci\n\`\`\`\n\n${'Prose, '.repeat(30)}\n`);
+    for (const i of markdown) expect(i.message.length).toBeLessThan(140);
+  });
+
   it('reports an empty file', () => {
     expect(issues('')[0]!.message).toMatch(/empty/);
   });

@@ -94,7 +94,7 @@ class Locator {
         e.code === 'MULTIPLE_DOCS'
           ? // the parser's text tells a programmer to call parseAllDocuments()
             'a second YAML document starts here ("---"); expected one document'
-          : e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''),
+          : shortenQuotes(e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')),
     }));
   }
 }
@@ -125,11 +125,27 @@ function pointerToPath(pointer: string, value: unknown): Segment[] {
   return out;
 }
 
+/** A text quoted (JSON), cut to 60 characters: a message shows what it is, not all of it. */
+function quoteShort(text: string): string {
+  return JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text);
+}
+
+/** The quoted texts (JSON) in a parser's message, each cut short (`quoteShort`). */
+function shortenQuotes(message: string): string {
+  return message.replace(/"(?:[^"\\]|\\.)*"/g, (q) => {
+    try {
+      return quoteShort(JSON.parse(q) as string);
+    } catch {
+      return q;
+    }
+  });
+}
+
 function typeName(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
-  if (typeof v === 'string') return `string ${JSON.stringify(v)}`;
+  if (typeof v === 'string') return `string ${quoteShort(v)}`;
   return `${typeof v} ${String(v)}`;
 }
 
