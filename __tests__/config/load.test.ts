@@ -416,6 +416,19 @@ invocations:
     expect(
       issues('version: 1\ninvocations: {a: {run: x, labels: [gpu, gpu]}}\n')[0]!.message,
     ).toMatch(/unique/);
+    const labels = issues(
+      'version: 1\ninvocations: {a: {run: x, labels: [ok, "gpu,big", "a b"]}}\n',
+    );
+    expect(labels.map((i) => [i.path, i.message])).toEqual([
+      [
+        'invocations.a.labels[1]',
+        'label "gpu,big" can never match: a worker\'s labels have no spaces or commas (one label per item)',
+      ],
+      [
+        'invocations.a.labels[2]',
+        'label "a b" can never match: a worker\'s labels have no spaces or commas (one label per item)',
+      ],
+    ]);
   });
 });
 

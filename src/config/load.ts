@@ -606,6 +606,17 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
       labels: (r.labels as string[] | undefined) ?? [],
       timeout: duration(at('timeout'), r.timeout) ?? 3600,
     };
+    inv.labels.forEach((label, i) => {
+      // A worker's labels travel joined by commas (`--label` refuses spaces and commas too).
+      if (!/^[^\s,]+$/.test(label)) {
+        issues.push(
+          loc.issueAt(
+            at('labels', i),
+            `label ${JSON.stringify(label)} can never match: a worker's labels have no spaces or commas (one label per item)`,
+          ),
+        );
+      }
+    });
     if (r.run !== undefined) {
       inv.run = r.run as string;
       if (inv.run.includes('\0')) {
