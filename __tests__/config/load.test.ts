@@ -338,7 +338,9 @@ cache:
   stores: [{type: local, dir: build/cache}]
 invocations:
   a: {run: x, outputs: [out, /etc/passwd, ./, out/./, .dist-build/x, build, dist-build.yml, .git/hooks], timeout: 0s}
-  b: {run: "echo a\\0b"}
+  b: {run: "echo a\\0b", env: {OK: x, V: "x\\0y"}}
+  c: {docker: {context: ., build-args: {V: "\\0"}}}
+env: {G: "\\0"}
 `);
     expect(found.map((i) => `${i.path}: ${i.message}`)).toEqual([
       'invocations.a.outputs[1]: "/etc/passwd" must be a relative path inside the config directory (not absolute, no "..", separated by "/")',
@@ -350,6 +352,9 @@ invocations:
       'invocations.a.outputs[7]: output ".git/hooks" is in the repository\'s .git directory',
       'invocations.a.timeout: expected a timeout longer than 0 s',
       'invocations.b.run: a command cannot contain a NUL character',
+      'invocations.b.env.V: a value cannot contain a NUL character',
+      'invocations.c.docker.build-args.V: a value cannot contain a NUL character',
+      'env.G: a value cannot contain a NUL character',
     ]);
   });
 

@@ -454,6 +454,14 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
       loc.issueAt(['workers', 'min'], `min (${workers.min}) is larger than max (${workers.max})`),
     );
   }
+  /** No process takes a NUL in its environment (the run failed: "string without null bytes"). */
+  const checkNul = (path: Segment[], map: unknown): void => {
+    for (const [k, v] of Object.entries((map as Raw | undefined) ?? {})) {
+      if (typeof v === 'string' && v.includes('\0'))
+        issues.push(loc.issueAt([...path, k], 'a value cannot contain a NUL character'));
+    }
+  };
+  checkNul(['env'], raw.env);
   const globalEnv = toEnv(raw.env);
   const rawInvocations = raw.invocations as Record<string, Raw>;
   const names = Object.keys(rawInvocations);
@@ -617,6 +625,8 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
         );
       }
     });
+    checkNul(at('env'), r.env);
+    checkNul(at('docker', 'build-args'), (r.docker as Raw | undefined)?.['build-args']);
     if (r.run !== undefined) {
       inv.run = r.run as string;
       if (inv.run.includes('\0')) {
