@@ -370,6 +370,23 @@ invocations:
     ]);
   });
 
+  it('rejects input lists that can match nothing: "!" alone, or only exclusions', () => {
+    const found = issues(`version: 1
+invocations:
+  a: {run: x, inputs: [src/**, "!"]}
+  b: {run: x, inputs: ["!src/gen/**", "!*.md"]}
+  c: {run: x, inputs: ["**", "!*.md"]}
+`);
+    expect(found.map((i) => [i.line, i.path, i.message])).toEqual([
+      [3, 'invocations.a.inputs[1]', 'expected a pattern after "!"'],
+      [
+        4,
+        'invocations.b.inputs',
+        'only exclusions: a "!pattern" leaves files out of what the other patterns match, and there are none (add one, such as "**")',
+      ],
+    ]);
+  });
+
   it('rejects outputs written as patterns, which no build produces', () => {
     const found = issues(`version: 1
 invocations:

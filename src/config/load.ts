@@ -604,6 +604,19 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
       } else listed.set(o.path, o.index);
       outputAt.push([name, o.path, o.index]);
     }
+    const rawInputs = (r.inputs as string[] | undefined) ?? [];
+    rawInputs.forEach((p, i) => {
+      // "!" alone is "!." to the matcher: it would leave out every file, silently.
+      if (p === '!') issues.push(loc.issueAt(at('inputs', i), 'expected a pattern after "!"'));
+    });
+    if (rawInputs.length > 0 && rawInputs.every((p) => p.startsWith('!') && p !== '!')) {
+      issues.push(
+        loc.issueAt(
+          at('inputs'),
+          'only exclusions: a "!pattern" leaves files out of what the other patterns match, and there are none (add one, such as "**")',
+        ),
+      );
+    }
     const inv: InvocationConfig = {
       name,
       inputs: relPaths(at('inputs'), r.inputs, true),
