@@ -139,6 +139,19 @@ invocations:
     ]);
   });
 
+  it('reports YAML tags it cannot resolve instead of taking the text', () => {
+    const found = issues('version: 1\ninvocations:\n  a: {run: !Ref build, estimate: !!float 5}\n');
+    expect(found.map((i) => [i.line, i.col, i.message])).toEqual([
+      [3, 12, 'unresolved YAML tag !Ref: dist-build.yml takes plain values'],
+      [3, 34, 'unresolved YAML tag !!float: dist-build.yml takes plain values'],
+    ]);
+    // tags the parser knows are fine
+    expect(
+      parseConfig('version: 1\ninvocations:\n  a: {run: !!str 5, estimate: !!float 1.5}\n', FILE)
+        .invocations[0],
+    ).toMatchObject({ run: '5', estimate: 1.5 });
+  });
+
   it('keeps keys as written: 1 and "1" are one name, 007 stays 007', () => {
     const dup = issues('version: 1\ninvocations:\n  1: {run: x}\n  "1": {run: y}\n');
     expect(dup.map((i) => [i.line, i.col, i.message])).toEqual([

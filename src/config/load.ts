@@ -86,7 +86,10 @@ class Locator {
   }
 
   yamlErrors(): ConfigIssue[] {
-    return this.doc.errors.map((e) => ({
+    // A tag the parser does not know (`!Ref x`, `!reference`) is only a warning to it, and the
+    // value stays plain text: the command would be "x", silently.
+    const tags = this.doc.warnings.filter((w) => w.code === 'TAG_RESOLVE_FAILED');
+    return [...this.doc.errors, ...tags].map((e) => ({
       file: this.file,
       ...this.pos(e.pos[0]),
       path: '',
@@ -94,7 +97,12 @@ class Locator {
         e.code === 'MULTIPLE_DOCS'
           ? // the parser's text tells a programmer to call parseAllDocuments()
             'a second YAML document starts here ("---"); expected one document'
-          : shortenQuotes(e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')),
+          : e.code === 'TAG_RESOLVE_FAILED'
+            ? `${e.message
+                .split('\n')[0]!
+                .replace(/^Unresolved tag: (\S+).*$/, 'unresolved YAML tag $1')
+                .replace('tag:yaml.org,2002:', '!!')}: dist-build.yml takes plain values`
+            : shortenQuotes(e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')),
     }));
   }
 }
