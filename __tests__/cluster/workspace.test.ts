@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Workspace } from '../../src/cluster/workspace.js';
@@ -18,6 +18,27 @@ test('remembers which blob an output path holds, only while the path exists', as
   await ws.clear('out/a');
   expect(existsSync(join(root, 'out/a'))).toBe(false);
   expect(await ws.held('out/a')).toBeNull();
+});
+
+test('does not clear an output whose parent is a symlink out of the tree', async () => {
+  const outside = mkdtempSync(join(tmpdir(), 'dist-build-ws-outside-'));
+  try {
+    mkdirSync(join(outside, 'out'));
+    writeFileSync(join(outside, 'out/keep.txt'), 'precious');
+    symlinkSync(outside, join(root, 'linkdir'));
+    const ws = new Workspace(root);
+    await expect(ws.clear('linkdir/out')).rejects.toThrow(
+      /declared output linkdir\/out: its parent directory resolves outside the work tree/,
+    );
+    expect(existsSync(join(outside, 'out/keep.txt'))).toBe(true);
+    // one that stays inside is cleared as before
+    mkdirSync(join(root, 'real/out'), { recursive: true });
+    symlinkSync('real', join(root, 'inside'));
+    await ws.clear('inside/out');
+    expect(existsSync(join(root, 'real/out'))).toBe(false);
+  } finally {
+    rmSync(outside, { recursive: true, force: true });
+  }
 });
 
 test('locks are exclusive per path and taken over from a dead holder', async () => {

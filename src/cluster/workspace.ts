@@ -7,8 +7,8 @@
  */
 import crypto from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, mkdir, readFile, realpath, rm, writeFile, rename } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
 import { removeTree } from '../store/fsutil.js';
 import { processAlive } from './local.js';
 
@@ -46,8 +46,21 @@ export class Workspace {
     await rm(join(this.stateDir, hashPath(path)), { force: true });
   }
 
-  /** Removes a declared output (before the invocation that produces it runs). */
+  /**
+   * Removes a declared output (before the invocation that produces it runs). Refused when its
+   * parent directory resolves outside the tree (a symlink on the way): that would remove files
+   * elsewhere, as restoring an output (`place` in pack.ts) refuses to write there.
+   */
   async clear(path: string): Promise<void> {
+    const realRoot = await realpath(this.root);
+    let existing = dirname(join(this.root, path));
+    while (!(await lstat(existing).catch(() => null))) existing = dirname(existing);
+    const real = await realpath(existing);
+    if (real !== realRoot && !real.startsWith(realRoot + sep)) {
+      throw new Error(
+        `declared output ${path}: its parent directory resolves outside the work tree (to ${real}, through a symlink); not removed`,
+      );
+    }
     await this.unmark(path);
     // A command may leave read-only directories in its output: cleared all the same.
     await removeTree(join(this.root, path));
