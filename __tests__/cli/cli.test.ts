@@ -252,6 +252,19 @@ describe('dist-build CLI', () => {
     }
   });
 
+  it('plan refuses --members without workers or with an empty id', async () => {
+    for (const [records, message] of [
+      [[], /expected a list of \{"worker_id", "annotations"\} records, got an empty one/],
+      [[{ worker_id: 'a' }, { worker_id: '' }], /\[1\]: expected \{"worker_id": "<id>"/],
+    ] as const) {
+      const members = join(dir, 'members-bad.json');
+      writeFileSync(members, JSON.stringify(records));
+      const r = await cli('plan', '-c', configFile, '--members', members, '--no-keys');
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(message);
+    }
+  });
+
   it('plan fails with both sides named when no worker can take a unit', async () => {
     const members = join(dir, 'members.json');
     writeFileSync(

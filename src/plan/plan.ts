@@ -191,10 +191,13 @@ export async function readPrevious(file: string): Promise<Pick<PlanJson, 'assign
 export async function readMembers(file: string): Promise<WorkerInfo[]> {
   const data = await readJson(file, 'members');
   const list = isObject(data) && Array.isArray(data.workers) ? data.workers : data;
-  if (!Array.isArray(list))
-    throw new PlanInputError(`${file}: expected a list of {"worker_id", "annotations"} records`);
+  if (!Array.isArray(list) || list.length === 0)
+    throw new PlanInputError(
+      `${file}: expected a list of {"worker_id", "annotations"} records${Array.isArray(list) ? ', got an empty one' : ''}`,
+    );
   return list.map((r: unknown, i) => {
-    if (!isObject(r) || typeof (r.worker_id ?? r.id) !== 'string') {
+    // An empty id would be a matrix entry `worker: ""` (as --worker-ids refuses "a,,b").
+    if (!isObject(r) || typeof (r.worker_id ?? r.id) !== 'string' || (r.worker_id ?? r.id) === '') {
       throw new PlanInputError(
         `${file}: [${i}]: expected {"worker_id": "<id>", "annotations": {...}}`,
       );
