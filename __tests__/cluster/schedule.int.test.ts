@@ -49,3 +49,41 @@ test('one worker runs the critical path first, and a unit that becomes ready goe
   expect(order.slice(0, 2)).toEqual(['c1', 'c2']);
   expect(order.slice(2).sort()).toEqual([...shorts, 'c3'].sort());
 }, 90_000);
+
+test('invocations named like Object members keep their worker in last-plan.json after a cached run', async () => {
+  const repo = join(dir, 'repo');
+  mkdirSync(repo);
+  writeFileSync(
+    join(repo, 'dist-build.yml'),
+    [
+      'version: 1',
+      'invocations:',
+      '  constructor: { run: "mkdir -p out && echo c > out/c", outputs: [out/c] }',
+      '  toString: { run: "cat out/c", needs: [constructor] }',
+      '',
+    ].join('\n'),
+  );
+  const run = () =>
+    runCli(
+      [
+        'run',
+        '--config',
+        join(repo, 'dist-build.yml'),
+        '--workers',
+        '1',
+        '--out',
+        join(dir, 'out'),
+      ],
+      {
+        timeoutMs: 60_000,
+      },
+    );
+  const lastPlan = (): unknown =>
+    JSON.parse(readFileSync(join(repo, '.dist-build/last-plan.json'), 'utf8'));
+  expect((await run()).code).toBe(0);
+  const expected = { assignments: { constructor: 'worker-1', toString: 'worker-1' } };
+  expect(lastPlan()).toEqual(expected);
+  const cached = await run();
+  expect(cached.stdout).toMatch(/2 invocations: 0 built, 2 cached/);
+  expect(lastPlan()).toEqual(expected);
+}, 150_000);

@@ -190,7 +190,8 @@ export class Run {
   private readonly cooling = new Map<string, number>();
   private readonly events: { at: number; message: string }[] = [];
   private readonly startedAt = Date.now();
-  private assignments: Record<string, string> = {};
+  /** Unit id -> worker id. No prototype: a unit named "constructor" is not assigned already. */
+  private assignments: Record<string, string> = Object.create(null) as Record<string, string>;
   private finished!: () => void;
   private done: Promise<void>;
   private cancelled = false;
