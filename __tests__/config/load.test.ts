@@ -371,6 +371,18 @@ env: {G: "\\0"}
     ]);
   });
 
+  it('refuses env entries the worker sets for each command', () => {
+    const found = issues(`version: 1
+env: {DIST_BUILD_UNIT: x}
+invocations:
+  a: {run: x, env: {DIST_BUILD_CACHE_KEY: y, DIST_BUILD_OTHER: z}}
+`);
+    expect(found.map((i) => `${i.line}:${i.col}: ${i.message}`)).toEqual([
+      '2:7: DIST_BUILD_UNIT is set by the worker for each command (DIST_BUILD_WORKER, DIST_BUILD_UNIT, DIST_BUILD_CACHE_KEY)',
+      '4:21: DIST_BUILD_CACHE_KEY is set by the worker for each command (DIST_BUILD_WORKER, DIST_BUILD_UNIT, DIST_BUILD_CACHE_KEY)',
+    ]);
+  });
+
   it("checks outputs against a local store's directory given as an absolute path in the tree", () => {
     const found = issues(`version: 1
 cache:

@@ -800,7 +800,8 @@ export class WorkerAgent {
       if (job.stopped) throw new StoppedError(job.stopped);
       job.phase = 'running';
       const spec = commandJobSpec(job.invocation, { id: job.id, cwd: this.config.root });
-      // Where and what it runs, for the command's own logs (not part of the cache key).
+      // Where and what it runs, for the command's own logs (not part of the cache key); the
+      // config may not set these (WORKER_ENV in src/config/types.ts).
       Object.assign(spec.env, {
         DIST_BUILD_WORKER: this.workerId,
         DIST_BUILD_UNIT: job.unit,

@@ -18,6 +18,7 @@ import type {
   StoreConfig,
   StoreLocation,
 } from './types.js';
+import { WORKER_ENV } from './types.js';
 
 type Segment = string | number;
 type Raw = Record<string, unknown>;
@@ -467,6 +468,15 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
     for (const [k, v] of Object.entries((map as Raw | undefined) ?? {})) {
       if (typeof v === 'string' && v.includes('\0'))
         issues.push(loc.issueAt([...path, k], 'a value cannot contain a NUL character'));
+      // The worker sets these for the command: a value given here would be replaced, silently.
+      if (path.at(-1) === 'env' && WORKER_ENV.includes(k))
+        issues.push(
+          loc.issueAtKey(
+            [...path],
+            k,
+            `${k} is set by the worker for each command (${WORKER_ENV.join(', ')})`,
+          ),
+        );
     }
   };
   checkNul(['env'], raw.env);

@@ -112,3 +112,10 @@ export interface Config {
   /** Cache stores (the loader always sets it; absent means one local store). */
   cache?: CacheConfig;
 }
+
+/** Environment variables the worker sets for each command (see src/cluster/worker.ts). */
+export const WORKER_ENV: readonly string[] = [
+  'DIST_BUILD_WORKER',
+  'DIST_BUILD_UNIT',
+  'DIST_BUILD_CACHE_KEY',
+];
