@@ -371,6 +371,19 @@ env: {G: "\\0"}
     ]);
   });
 
+  it('refuses durations a timer cannot wait for (over 24 days)', () => {
+    const found = issues(`version: 1
+invocations:
+  a: {run: x, estimate: 1e308}
+  b: {run: x, timeout: 600h}
+  c: {run: x, timeout: 576h, estimate: 2073600}
+`);
+    expect(found.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      'invocations.a.estimate: invalid duration 1e+308: expected at most 576h (24 days)',
+      'invocations.b.timeout: invalid duration "600h": expected at most 576h (24 days)',
+    ]);
+  });
+
   it('refuses env entries the worker sets for each command', () => {
     const found = issues(`version: 1
 env: {DIST_BUILD_UNIT: x}

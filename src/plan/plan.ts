@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Config } from '../config/types.js';
+import { MAX_DURATION_S } from '../config/duration.js';
 import { expandUnits, workerCount } from './units.js';
 import { place } from './placement.js';
 import { computeCacheKeys, keyWarnings } from './keys.js';
@@ -164,9 +165,9 @@ export async function readHistory(file: string): Promise<History> {
     throw new PlanInputError(`${file}: expected {"durations": {"<invocation>": <seconds>}}`);
   }
   for (const [k, v] of Object.entries(data.durations)) {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_DURATION_S) {
       throw new PlanInputError(
-        `${file}: durations.${k}: expected a number of seconds >= 0, got ${JSON.stringify(v)}`,
+        `${file}: durations.${k}: expected a number of seconds from 0 to ${MAX_DURATION_S} (24 days), got ${JSON.stringify(v)}`,
       );
     }
   }
