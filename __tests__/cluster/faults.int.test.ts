@@ -10,6 +10,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
@@ -914,6 +915,33 @@ invocations:
   const byUnit = Object.fromEntries(report().invocations.map((i) => [i.unit, i]));
   expect(byUnit.missing!.exitCode).toBe(0);
   expect(byUnit.link!.exitCode).toBe(0);
+}, 90_000);
+
+test('an output behind a symlink out of the tree fails at once, is not retried elsewhere, and nothing outside is removed', async () => {
+  const config = tree(
+    'repo',
+    `version: 1
+invocations:
+  escape:
+    run: mkdir -p linkdir/out && echo x > linkdir/out/f
+    outputs: [linkdir/out]
+`,
+  );
+  const outside = join(dir, 'elsewhere');
+  mkdirSync(join(outside, 'out'), { recursive: true });
+  writeFileSync(join(outside, 'out/keep.txt'), 'keep\n');
+  symlinkSync(outside, join(dir, 'repo/linkdir'));
+  const r = await runCli(
+    ['run', '-c', config, '-w', '2', '-o', join(dir, 'artifacts'), '--plain'],
+    {
+      timeoutMs: 60_000,
+    },
+  );
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/escape: FAILED .*its parent directory resolves outside the work tree/);
+  expect(r.stderr).not.toMatch(/will run again|ran twice/);
+  expect(report().invocations.find((i) => i.unit === 'escape')!.attempts).toBe(1);
+  expect(readFileSync(join(outside, 'out/keep.txt'), 'utf8')).toBe('keep\n');
 }, 90_000);
 
 test(

@@ -82,7 +82,7 @@ import {
   type Security,
   type ServerHandle,
 } from './transport.js';
-import { Workspace } from './workspace.js';
+import { OutputOutsideTreeError, Workspace } from './workspace.js';
 import { VERSION } from '../version.js';
 
 export interface WorkerOptions {
@@ -866,6 +866,7 @@ export class WorkerAgent {
       // on any worker.
       const badOutput =
         (err as Error).name === 'MissingOutputError' ||
+        err instanceof OutputOutsideTreeError ||
         (job.phase === 'saving' && err instanceof UnsafeArchiveError);
       report = {
         ...base,

@@ -15,6 +15,11 @@ import { processAlive } from './local.js';
 const hashPath = (p: string): string =>
   crypto.createHash('sha256').update(p).digest('hex').slice(0, 32);
 
+/** A declared output that leads out of the tree: the config's (or the tree's) problem, anywhere. */
+export class OutputOutsideTreeError extends Error {
+  override name = 'OutputOutsideTreeError';
+}
+
 export class Workspace {
   private readonly stateDir: string;
   private readonly lockDir: string;
@@ -57,7 +62,7 @@ export class Workspace {
     while (!(await lstat(existing).catch(() => null))) existing = dirname(existing);
     const real = await realpath(existing);
     if (real !== realRoot && !real.startsWith(realRoot + sep)) {
-      throw new Error(
+      throw new OutputOutsideTreeError(
         `declared output ${path}: its parent directory resolves outside the work tree (to ${real}, through a symlink); not removed`,
       );
     }
