@@ -30,7 +30,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ConfigError, formatIssue } from '../config/errors.js';
-import { parseConfig } from '../config/load.js';
+import { decodeConfig, parseConfig } from '../config/load.js';
 import type { Config, InvocationConfig } from '../config/types.js';
 import { CommandExecutor, commandJobSpec } from '../executors/command.js';
 import type { CommandJob } from '../executors/command.js';
@@ -935,7 +935,7 @@ export class WorkerAgent {
     if (stamp === this.configStamp) return false;
     this.configStamp = stamp;
     try {
-      this.useConfig(parseConfig(readFileSync(file, 'utf8'), file));
+      this.useConfig(parseConfig(decodeConfig(readFileSync(file), file), file));
       this.log(`worker ${this.workerId}: ${file} changed: read it again`);
       return true;
     } catch (err) {

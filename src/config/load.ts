@@ -844,7 +844,7 @@ function buildCache(raw: Raw | undefined, loc: Locator, issues: ConfigIssue[]): 
  * UTF-8 (a Latin-1 file) are problems: decoded anyway, the first gave "expected a mapping, got
  * string" with the whole file in it, the second silently put U+FFFD into commands and env values.
  */
-function decodeConfig(bytes: Buffer, display: string): string {
+export function decodeConfig(bytes: Buffer, display: string): string {
   const problem = (line: number, col: number, message: string): ConfigError =>
     new ConfigError([{ file: display, line, col, path: '', message }]);
   const bom = bytes.subarray(0, 2).toString('hex');
