@@ -16911,7 +16911,7 @@ var require_util7 = __commonJS({
     var { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = require_symbols5();
     var { states, opcodes } = require_constants5();
     var { ErrorEvent, createFastMessageEvent } = require_events();
-    var { isUtf8 } = __require("node:buffer");
+    var { isUtf8: isUtf82 } = __require("node:buffer");
     var { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = require_data_url();
     function isConnecting(ws) {
       return ws[kReadyState] === states.CONNECTING;
@@ -17051,7 +17051,7 @@ var require_util7 = __commonJS({
     var hasIntl = typeof process.versions.icu === "string";
     var fatalDecoder = hasIntl ? new TextDecoder("utf-8", { fatal: true }) : void 0;
     var utf8Decode = hasIntl ? fatalDecoder.decode.bind(fatalDecoder) : function(buffer) {
-      if (isUtf8(buffer)) {
+      if (isUtf82(buffer)) {
         return buffer.toString("utf-8");
       }
       throw new TypeError("Invalid utf-8 received.");
@@ -28843,6 +28843,7 @@ var ConfigError = class extends Error {
 };
 
 // src/config/load.ts
+import { isUtf8 } from "node:buffer";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, relative as relative2, resolve as resolve2, posix, sep as sep2 } from "node:path";
 
@@ -30219,12 +30220,23 @@ var configSchema = {
 
 // src/config/duration.ts
 var UNITS2 = { ms: 1e-3, s: 1, m: 60, h: 3600 };
+var MAX_DURATION_S = 576 * 3600;
 function parseDuration(value) {
-  if (typeof value === "number") return value;
-  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$/.exec(value);
-  if (!m)
-    throw new Error(`invalid duration "${value}": expected seconds or a number with ms, s, m or h`);
-  return Number(m[1]) * UNITS2[m[2]];
+  let seconds;
+  if (typeof value === "number") seconds = value;
+  else {
+    const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$/.exec(value);
+    if (!m)
+      throw new Error(
+        `invalid duration "${value}": expected seconds or a number with ms, s, m or h`
+      );
+    seconds = Number(m[1]) * UNITS2[m[2]];
+  }
+  if (!(seconds <= MAX_DURATION_S))
+    throw new Error(
+      `invalid duration ${typeof value === "number" ? value : `"${value}"`}: expected at most 576h (24 days)`
+    );
+  return seconds;
 }
 function formatDuration(seconds) {
   if (seconds < 1) return `${Math.round(seconds * 1e3)}ms`;
@@ -30233,6 +30245,13 @@ function formatDuration(seconds) {
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor(s % 3600 / 60)).padStart(2, "0")}m`;
 }
+
+// src/config/types.ts
+var WORKER_ENV = [
+  "DIST_BUILD_WORKER",
+  "DIST_BUILD_UNIT",
+  "DIST_BUILD_CACHE_KEY"
+];
 
 // src/config/load.ts
 var validator = schema_validator_generated_default;
@@ -30285,11 +30304,15 @@ var Locator = class {
     return { file: this.file, ...this.pos(offset), path: formatPath(path), message };
   }
   yamlErrors() {
-    return this.doc.errors.map((e) => ({
+    const tags = this.doc.warnings.filter((w) => w.code === "TAG_RESOLVE_FAILED");
+    return [...this.doc.errors, ...tags].map((e) => ({
       file: this.file,
       ...this.pos(e.pos[0]),
       path: "",
-      message: e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "")
+      message: e.code === "MULTIPLE_DOCS" ? (
+        // the parser's text tells a programmer to call parseAllDocuments()
+        'a second YAML document starts here ("---"); expected one document'
+      ) : e.code === "TAG_RESOLVE_FAILED" ? `${e.message.split("\n")[0].replace(/^Unresolved tag: (\S+).*$/, "unresolved YAML tag $1").replace("tag:yaml.org,2002:", "!!")}: dist-build.yml takes plain values` : shortenQuotes(e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, ""))
     }));
   }
 };
@@ -30310,11 +30333,23 @@ function pointerToPath(pointer, value) {
   }
   return out;
 }
+function quoteShort(text) {
+  return JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text);
+}
+function shortenQuotes(message) {
+  return message.replace(/"(?:[^"\\]|\\.)*"/g, (q) => {
+    try {
+      return quoteShort(JSON.parse(q));
+    } catch {
+      return q;
+    }
+  });
+}
 function typeName(v) {
   if (v === null) return "null";
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
-  if (typeof v === "string") return `string ${JSON.stringify(v)}`;
+  if (typeof v === "string") return `string ${quoteShort(v)}`;
   return `${typeof v} ${String(v)}`;
 }
 function schemaAt(path) {
@@ -30452,6 +30487,16 @@ function normalizeKeys(loc) {
           );
           continue;
         }
+        if (key.type === "PLAIN" && key.value === "<<") {
+          issues.push(
+            loc.issue(
+              path,
+              'YAML merge keys ("<<") are not supported: write the keys out (an alias such as *name can stand for a whole value)',
+              key.range?.[0]
+            )
+          );
+          continue;
+        }
         if (typeof key.value !== "string") key.value = key.source ?? String(key.value);
         const name = key.value;
         if (!seen.has(name)) {
@@ -30564,6 +30609,21 @@ function buildConfig(raw, file, loc) {
       loc.issueAt(["workers", "min"], `min (${workers.min}) is larger than max (${workers.max})`)
     );
   }
+  const checkNul = (path, map) => {
+    for (const [k, v] of Object.entries(map ?? {})) {
+      if (typeof v === "string" && v.includes("\0"))
+        issues.push(loc.issueAt([...path, k], "a value cannot contain a NUL character"));
+      if (path.at(-1) === "env" && WORKER_ENV.includes(k))
+        issues.push(
+          loc.issueAtKey(
+            [...path],
+            k,
+            `${k} is set by the worker for each command (${WORKER_ENV.join(", ")})`
+          )
+        );
+    }
+  };
+  checkNul(["env"], raw.env);
   const globalEnv = toEnv(raw.env);
   const rawInvocations = raw.invocations;
   const names = Object.keys(rawInvocations);
@@ -30655,7 +30715,7 @@ function buildConfig(raw, file, loc) {
     const needs = r.needs ?? [];
     needs.forEach((n, i) => {
       if (n === name) issues.push(loc.issueAt(at("needs", i), `"${name}" cannot need itself`));
-      else if (!(n in rawInvocations)) {
+      else if (!Object.hasOwn(rawInvocations, n)) {
         issues.push(
           loc.issueAt(at("needs", i), `unknown invocation "${n}"${didYouMean(n, names)}`)
         );
@@ -30664,6 +30724,20 @@ function buildConfig(raw, file, loc) {
     const outputs = indexedPaths(at("outputs"), r.outputs, false);
     const listed = /* @__PURE__ */ new Map();
     for (const o of outputs) {
+      if (/[*?]/.test(o.path)) {
+        const parts = o.path.split("/");
+        const dir = parts.slice(
+          0,
+          parts.findIndex((s) => /[*?]/.test(s))
+        ).join("/");
+        issues.push(
+          loc.issueAt(
+            at("outputs", o.index),
+            `output "${o.path}" is a pattern; an output is the path of a file or directory${dir ? ` (such as "${dir}")` : ""}`
+          )
+        );
+        continue;
+      }
       if (listed.has(o.path)) {
         issues.push(
           loc.issueAt(
@@ -30673,6 +30747,18 @@ function buildConfig(raw, file, loc) {
         );
       } else listed.set(o.path, o.index);
       outputAt.push([name, o.path, o.index]);
+    }
+    const rawInputs = r.inputs ?? [];
+    rawInputs.forEach((p, i) => {
+      if (p === "!") issues.push(loc.issueAt(at("inputs", i), 'expected a pattern after "!"'));
+    });
+    if (rawInputs.length > 0 && rawInputs.every((p) => p.startsWith("!") && p !== "!")) {
+      issues.push(
+        loc.issueAt(
+          at("inputs"),
+          'only exclusions: a "!pattern" leaves files out of what the other patterns match, and there are none (add one, such as "**")'
+        )
+      );
     }
     const inv = {
       name,
@@ -30684,6 +30770,18 @@ function buildConfig(raw, file, loc) {
       labels: r.labels ?? [],
       timeout: duration2(at("timeout"), r.timeout) ?? 3600
     };
+    inv.labels.forEach((label, i) => {
+      if (!/^[^\s,]+$/.test(label)) {
+        issues.push(
+          loc.issueAt(
+            at("labels", i),
+            `label ${JSON.stringify(label)} can never match: a worker's labels have no spaces or commas (one label per item)`
+          )
+        );
+      }
+    });
+    checkNul(at("env"), r.env);
+    checkNul(at("docker", "build-args"), r.docker?.["build-args"]);
     if (r.run !== void 0) {
       inv.run = r.run;
       if (inv.run.includes("\0")) {
@@ -30696,6 +30794,9 @@ function buildConfig(raw, file, loc) {
     if (docker) inv.docker = docker;
     if (r.platform !== void 0) inv.platform = r.platform;
     const estimate = duration2(at("estimate"), r.estimate);
+    if (estimate === 0) {
+      issues.push(loc.issueAt(at("estimate"), "expected an estimate longer than 0 s"));
+    }
     if (estimate !== void 0) inv.estimate = estimate;
     invocations.push(inv);
   }
@@ -30766,8 +30867,13 @@ function buildConfig(raw, file, loc) {
       );
     }
   }
+  const defaultDuration = duration2(["placement", "default-duration"], placementRaw["default-duration"]) ?? 60;
+  if (defaultDuration === 0) {
+    issues.push(
+      loc.issueAt(["placement", "default-duration"], "expected a duration longer than 0 s")
+    );
+  }
   if (issues.length) throw new ConfigError(issues);
-  const defaultDuration = placementRaw["default-duration"] === void 0 ? 60 : parseDuration(placementRaw["default-duration"]);
   return {
     file,
     root: dirname(file),
@@ -30828,12 +30934,31 @@ function buildCache(raw, loc, issues) {
   }
   return cache2;
 }
+function decodeConfig(bytes, display) {
+  const problem = (line2, col2, message) => new ConfigError([{ file: display, line: line2, col: col2, path: "", message }]);
+  const bom = bytes.subarray(0, 2).toString("hex");
+  if (bom === "fffe" || bom === "feff" || bytes.includes(0)) {
+    throw problem(1, 1, "the file is UTF-16 (or binary), not UTF-8 text: save it as UTF-8");
+  }
+  if (isUtf8(bytes)) return bytes.toString("utf8");
+  let line = 1;
+  let start = 0;
+  let end = bytes.indexOf(10);
+  for (; ; ) {
+    if (end === -1) end = bytes.length;
+    if (!isUtf8(bytes.subarray(start, end)) || end === bytes.length) break;
+    [line, start, end] = [line + 1, end + 1, bytes.indexOf(10, end + 1)];
+  }
+  const col = bytes.subarray(start, end).toString("utf8").indexOf("\uFFFD") + 1;
+  throw problem(line, Math.max(col, 1), "bytes that are not UTF-8: save the file as UTF-8");
+}
 async function loadConfig(path) {
   const file = resolve2(path);
   let text;
   try {
-    text = await readFile(file, "utf8");
+    text = decodeConfig(await readFile(file), path);
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const code = err.code;
     const why = code === "ENOENT" ? "file not found" : code === "EISDIR" ? "is a directory" : err.message;
     throw new ConfigError([
@@ -32997,9 +33122,14 @@ function outExclusion(root, out) {
 var PlanInputError = class extends Error {
   name = "PlanInputError";
 };
+var MAX_PLANNED_WORKERS = 1e4;
 function numberedWorkers(n) {
   if (!Number.isInteger(n) || n < 1)
     throw new PlanInputError(`worker count must be a whole number >= 1, got ${n}`);
+  if (n > MAX_PLANNED_WORKERS)
+    throw new PlanInputError(
+      `worker count ${n}: at most ${MAX_PLANNED_WORKERS} workers can be planned for`
+    );
   return Array.from({ length: n }, (_, i) => ({ id: `worker-${i + 1}` }));
 }
 function expectedDuration(config, unit, history) {
@@ -33081,9 +33211,9 @@ async function readHistory(file) {
     throw new PlanInputError(`${file}: expected {"durations": {"<invocation>": <seconds>}}`);
   }
   for (const [k, v] of Object.entries(data2.durations)) {
-    if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > MAX_DURATION_S) {
       throw new PlanInputError(
-        `${file}: durations.${k}: expected a number of seconds >= 0, got ${JSON.stringify(v)}`
+        `${file}: durations.${k}: expected a number of seconds from 0 to ${MAX_DURATION_S} (24 days), got ${JSON.stringify(v)}`
       );
     }
   }

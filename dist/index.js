@@ -2627,9 +2627,10 @@ var init_registry_http = __esm({
         answered = true;
         if (sourceError) return reject(sourceError);
         const code = err.code;
+        const plain = https && /wrong version number/i.test(err.message);
         reject(
           new HttpError(
-            err.message === "socket hang up" && code ? `${code} (socket hang up)` : err.message,
+            plain ? "the server does not speak TLS (a plain-http registry needs insecure: true)" : err.message === "socket hang up" && code ? `${code} (socket hang up)` : err.message.trim(),
             code,
             req.reusedSocket,
             err
@@ -3215,7 +3216,7 @@ function nextLink(header, base) {
   }
   return void 0;
 }
-var RESULT_ARTIFACT_TYPE, RESULT_CONFIG_TYPE, OUTPUT_LAYER_TYPE, OCI_MANIFEST_TYPE, OCI_CONFIG_TYPE, TITLE_ANNOTATION, CREATED_ANNOTATION, UNIT_ANNOTATION, KEY_ANNOTATION, DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_CONCURRENCY, FILE_READ, MAX_DOCUMENT, TIMEOUT_MS2, LARGE_BODY, AFTER_BODY_TIMEOUTS, AFTER_BODY_BYTES_PER_MS, BACKOFF_MS, TAGS_PAGE, MAX_REDIRECTS, TAG_RE, REPO_RE, StoreUnavailableError, RegistryOptionError, RegistryStore;
+var RESULT_ARTIFACT_TYPE, RESULT_CONFIG_TYPE, OUTPUT_LAYER_TYPE, OCI_MANIFEST_TYPE, OCI_CONFIG_TYPE, TITLE_ANNOTATION, CREATED_ANNOTATION, UNIT_ANNOTATION, KEY_ANNOTATION, DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY, MIN_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_CONCURRENCY, FILE_READ, MAX_DOCUMENT, TIMEOUT_MS2, LARGE_BODY, AFTER_BODY_TIMEOUTS, AFTER_BODY_BYTES_PER_MS, BACKOFF_MS, MAX_BACKOFF_MS, WRITES_DENIED_MS, TAGS_PAGE, MAX_REDIRECTS, TAG_RE, REPO_RE, StoreUnavailableError, RegistryOptionError, RegistryStore;
 var init_registry = __esm({
   "src/store/registry.ts"() {
     "use strict";
@@ -3247,6 +3248,8 @@ var init_registry = __esm({
     AFTER_BODY_TIMEOUTS = 5;
     AFTER_BODY_BYTES_PER_MS = 1e3;
     BACKOFF_MS = 3e4;
+    MAX_BACKOFF_MS = 10 * 6e4;
+    WRITES_DENIED_MS = 10 * 6e4;
     TAGS_PAGE = 1e3;
     MAX_REDIRECTS = 5;
     TAG_RE = /^r-([0-9a-f]{64})$/;
@@ -3299,7 +3302,15 @@ var init_registry = __esm({
       /** The registry answered 413 to a whole file: chunks from now on. */
       largeBodiesRefused = false;
       downUntil = 0;
+      /** Network failures since the registry last answered (each one doubles the backoff). */
+      downCount = 0;
       downError;
+      /**
+       * The registry refused a write (a pull-only token, a read-only account): writes fail at once
+       * with that error until then, without asking for a token and being refused again each time.
+       */
+      writesDeniedUntil = 0;
+      writesDenied;
       /** The registry's last `WWW-Authenticate` challenge (`null` until it asks). */
       challenge = null;
       counters = { uploadedBytes: 0, requests: 0, mountedBlobs: 0 };
@@ -3379,7 +3390,7 @@ var init_registry = __esm({
             const opened = await this.openSession(expectedDigest);
             if (opened.mounted) {
               destroySource(data);
-              return opened.mounted;
+              return await this.stored(opened.mounted);
             }
             session = opened.session;
           }
@@ -3395,12 +3406,12 @@ var init_registry = __esm({
               const known = await this.knownBlob(digest2);
               if (known) return known;
               const opened = await this.openSession(digest2);
-              if (opened.mounted) return opened.mounted;
+              if (opened.mounted) return await this.stored(opened.mounted);
               session = opened.session;
             }
             await this.finishUpload(session, digest2, firstChunk);
             session = void 0;
-            return { digest: digest2, size: firstChunk.length };
+            return await this.stored({ digest: digest2, size: firstChunk.length });
           }
           session ??= (await this.openSession(void 0)).session;
           const up = session;
@@ -3426,7 +3437,7 @@ var init_registry = __esm({
           checkExpected(expectedDigest, digest);
           await this.finishUpload(up, digest, void 0);
           session = void 0;
-          return { digest, size: offset };
+          return await this.stored({ digest, size: offset });
         } catch (err) {
           destroySource(data);
           throw this.forPut(err);
@@ -3442,6 +3453,29 @@ var init_registry = __esm({
           throw this.forPut(err);
         }
         return this.uploadFile(file, info);
+      }
+      /**
+       * A blob just uploaded (or mounted) whole. One this process found corrupt (an invocation built
+       * again after its blob was) is read back: a registry keeps the bytes it holds for a digest until
+       * its garbage collection removes them, and takes an upload of the same digest without storing
+       * it again. Served intact, it is no longer corrupt, and a result naming it can be stored.
+       */
+      async stored(info) {
+        if (!this.corrupt.has(info.digest)) return info;
+        const what = `GET blob ${info.digest}`;
+        const res = await this.getFollowing(`${this.repoPath}/blobs/${info.digest}`, what);
+        if (!res.ok) throw this.unexpected(res, what);
+        const served = await digestStream(this.received(res, what));
+        if (served.digest === info.digest) {
+          this.corrupt.delete(info.digest);
+        } else {
+          await this.deleteBlob(info.digest);
+          this.warnOnce(
+            `still-corrupt:${info.digest}`,
+            `${this.location}: blob ${info.digest} was uploaded again, but the registry still serves its corrupt copy (a registry keeps the bytes it has for a digest until its garbage collection removes them): results naming it are not stored; run the registry's garbage collection`
+          );
+        }
+        return info;
       }
       /** Where `saveOutputs` packs blobs for `adoptBlobFile`. */
       async tempDir() {
@@ -3473,7 +3507,7 @@ var init_registry = __esm({
           const known = await this.knownBlob(info.digest);
           if (known) return info;
           const opened = await this.openSession(info.digest);
-          if (opened.mounted) return info;
+          if (opened.mounted) return await this.stored(info);
           session = opened.session;
           const fileBody = (start, end) => () => createReadStream3(file, { start, end: end - 1, highWaterMark: FILE_READ });
           try {
@@ -3515,7 +3549,7 @@ var init_registry = __esm({
             throw err;
           }
           session = void 0;
-          return info;
+          return await this.stored(info);
         } catch (err) {
           throw this.forPut(err);
         } finally {
@@ -3605,29 +3639,34 @@ var init_registry = __esm({
        * `getResult`, except that a registry that cannot answer throws (`StoreUnavailableError`): `null`
        * is a result the repository does not hold or that cannot be used (warned about).
        */
-      async readResult(tag, cacheKey) {
+      async readResult(tag, cacheKey, unusable) {
         const doc = await this.fetchManifest(tag);
         if (doc === null) return null;
         const problem = ociManifestProblem(doc);
-        if (problem) return this.warnResult(cacheKey, `has an unusable OCI manifest: ${problem}`);
+        if (problem)
+          return this.warnResult(cacheKey, unusable, `has an unusable OCI manifest: ${problem}`);
         const config = doc.config;
         const text = await this.fetchSmallBlob(config.digest, config.size);
         if (text === null)
-          return this.warnResult(cacheKey, `names a config blob ${config.digest} that is gone`);
+          return this.warnResult(
+            cacheKey,
+            unusable,
+            `names a config blob ${config.digest} that is gone`
+          );
         if (typeof text !== "string")
-          return this.warnResult(cacheKey, `has a corrupt config blob ${config.digest}`);
+          return this.warnResult(cacheKey, unusable, `has a corrupt config blob ${config.digest}`);
         let value;
         try {
           value = JSON.parse(text);
         } catch (err) {
-          return this.warnResult(cacheKey, `does not parse (${err.message})`);
+          return this.warnResult(cacheKey, unusable, `does not parse (${err.message})`);
         }
         const problems = manifestProblems(value);
         if (problems.length > 0)
-          return this.warnResult(cacheKey, `is not valid: ${problems.join("; ")}`);
+          return this.warnResult(cacheKey, unusable, `is not valid: ${problems.join("; ")}`);
         const manifest = value;
         if (manifest.cacheKey !== cacheKey) {
-          return this.warnResult(cacheKey, `is for another cache key (${manifest.cacheKey})`);
+          return this.warnResult(cacheKey, unusable, `is for another cache key (${manifest.cacheKey})`);
         }
         const layers = new Set(doc.layers.map((l) => l.digest));
         const unlisted = manifest.outputs.map((o) => o.digest).filter((d) => !layers.has(d));
@@ -3635,7 +3674,11 @@ var init_registry = __esm({
         const present = unlisted.length > 0 ? await this.existingBlobs(unlisted) : /* @__PURE__ */ new Set();
         const missing = [.../* @__PURE__ */ new Set([...bad, ...unlisted.filter((d) => !present.has(d))])];
         if (missing.length > 0) {
-          return this.warnResult(cacheKey, `names missing or corrupt blobs: ${missing.join(", ")}`);
+          return this.warnResult(
+            cacheKey,
+            unusable,
+            `names missing or corrupt blobs: ${missing.join(", ")}`
+          );
         }
         return manifest;
       }
@@ -3643,12 +3686,14 @@ var init_registry = __esm({
         const problems = manifestProblems(manifest);
         if (problems.length > 0) throw new TypeError(`invalid result manifest: ${problems.join("; ")}`);
         try {
+          this.checkWritesAllowed();
           const digests = manifest.outputs.map((o) => o.digest);
           const present = await this.existingBlobs(digests);
           const missing = [...new Set(digests.filter((d) => !present.has(d)))];
           if (missing.length > 0) {
+            const corrupt = missing.filter((d) => this.corrupt.has(d));
             throw new Error(
-              `result ${manifest.cacheKey} names blobs that are not stored: ${missing.join(", ")}`
+              `result ${manifest.cacheKey} names blobs that are not stored: ${missing.join(", ")}` + (corrupt.length > 0 ? ` (found corrupt in the registry: ${corrupt.join(", ")})` : "")
             );
           }
           const config = Buffer.from(JSON.stringify(manifest));
@@ -3705,12 +3750,17 @@ var init_registry = __esm({
       /**
        * Every result the repository lists whose manifest can be read (`prune`, `verify`), with the
        * created time its listing gives. A registry that cannot answer throws: a result it could not
-       * read now is not left out (its blobs would pass for named by none).
+       * read now is not left out (its blobs would pass for named by none). The cache keys of listed
+       * results that cannot be used (config blob gone or corrupt, invalid) go to `unusable`.
        */
-      async readableResults() {
+      async readableResults(unusable) {
         const out = [];
         for await (const r of this.listResults()) {
-          const manifest = await this.readResult(_RegistryStore.tagFor(r.cacheKey), r.cacheKey);
+          const manifest = await this.readResult(
+            _RegistryStore.tagFor(r.cacheKey),
+            r.cacheKey,
+            unusable
+          );
           if (manifest) out.push({ ...manifest, createdAt: r.createdAt });
         }
         return out;
@@ -3744,11 +3794,13 @@ var init_registry = __esm({
        * `dist-build cache verify`: downloads and rehashes every blob the repository's results name,
        * each once. A corrupt blob is removed when the registry allows deletes (`openBlob` does it);
        * the results naming it then miss, since a result counts only with all its blobs. Results
-       * themselves are small manifests, checked on every read. A registry that cannot be reached is
-       * an error (`StoreUnavailableError`), not a clean bill of health.
+       * themselves are small manifests, checked on every read: one that cannot be used (its config
+       * blob gone or corrupt, not valid) is in `badResults`, and removed too. A registry that cannot
+       * be reached is an error (`StoreUnavailableError`), not a clean bill of health.
        */
       async verify() {
-        const results = await this.readableResults();
+        const badResults = [];
+        const results = await this.readableResults(badResults);
         const digests = new Set(results.flatMap((r) => r.outputs.map((o) => o.digest)));
         const corrupt = [];
         const missing = [];
@@ -3767,20 +3819,26 @@ var init_registry = __esm({
         });
         const unusable = /* @__PURE__ */ new Set([...corrupt, ...missing]);
         let removedResults = 0;
-        for (const r of results) {
-          if (!r.outputs.some((o) => unusable.has(o.digest))) continue;
+        const remove = async (cacheKey) => {
           try {
-            await this.deleteResult(r.cacheKey);
-            removedResults++;
+            await this.deleteResult(cacheKey);
+            return true;
           } catch (err) {
             if (!(err instanceof StoreUnavailableError) || err.kind === "network") throw err;
+            return false;
           }
+        };
+        for (const r of results) {
+          if (!r.outputs.some((o) => unusable.has(o.digest))) continue;
+          if (await remove(r.cacheKey)) removedResults++;
         }
+        for (const key of badResults) await remove(key);
         return {
           checked: digests.size,
           corrupt: corrupt.sort(),
           missing: missing.sort(),
-          removedResults
+          removedResults,
+          ...badResults.length > 0 ? { badResults: badResults.sort() } : {}
         };
       }
       /** Results in the repository (tags `r-<hex>`), optionally only cache keys starting `prefix`. */
@@ -3834,6 +3892,7 @@ var init_registry = __esm({
       }
       /** Starts an upload; with a digest and `mount-from`, tries a cross-repository mount first. */
       async openSession(digest) {
+        this.checkWritesAllowed();
         const base = `${this.repoPath}/blobs/uploads/`;
         if (digest !== void 0 && this.mountFrom !== void 0 && !this.mountRefused) {
           const from = this.mountFrom;
@@ -4193,10 +4252,14 @@ var init_registry = __esm({
               `${this.location}: registry ${this.origin} unreachable (${spec.what}: ${err.message})`,
               { cause: err }
             );
-            this.downUntil = Date.now() + BACKOFF_MS;
+            if (Date.now() >= this.downUntil) {
+              this.downUntil = Date.now() + Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** this.downCount);
+              this.downCount = Math.min(this.downCount + 1, 16);
+            }
             this.downError = e;
             throw e;
           }
+          this.downCount = 0;
           if (res.status === 401 && ours && attempt === 0) {
             await discard(res);
             this.challenge = res.headers.get("www-authenticate");
@@ -4253,7 +4316,14 @@ var init_registry = __esm({
         return value;
       }
       /** Errors of the `put*` methods: registry problems as `StoreUnavailableError`, others as is. */
+      checkWritesAllowed() {
+        if (this.writesDenied && Date.now() < this.writesDeniedUntil) throw this.writesDenied;
+      }
       forPut(err) {
+        if (err instanceof StoreUnavailableError && err.kind === "auth" && err !== this.writesDenied) {
+          this.writesDenied = err;
+          this.writesDeniedUntil = Date.now() + WRITES_DENIED_MS;
+        }
         if (err instanceof StoreUnavailableError || err instanceof CorruptBlobError) return err;
         if (err instanceof Error && err.name === "AbortError") {
           return new StoreUnavailableError("network", `${this.location}: ${err.message}`, {
@@ -4262,7 +4332,9 @@ var init_registry = __esm({
         }
         return err;
       }
-      warnResult(cacheKey, problem) {
+      /** A result that cannot be used: a warning (once), listed in `unusable` when given. */
+      warnResult(cacheKey, unusable, problem) {
+        unusable?.push(cacheKey);
         this.warnOnce(`result:${cacheKey}`, `${this.location}: result ${cacheKey} ${problem}; a miss`);
         return null;
       }
@@ -4276,6 +4348,7 @@ var init_registry = __esm({
 });
 
 // src/config/load.ts
+import { isUtf8 } from "node:buffer";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, relative, resolve, posix, sep } from "node:path";
 
@@ -5634,12 +5707,23 @@ var ConfigError = class extends Error {
 
 // src/config/duration.ts
 var UNITS2 = { ms: 1e-3, s: 1, m: 60, h: 3600 };
+var MAX_DURATION_S = 576 * 3600;
 function parseDuration(value) {
-  if (typeof value === "number") return value;
-  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$/.exec(value);
-  if (!m)
-    throw new Error(`invalid duration "${value}": expected seconds or a number with ms, s, m or h`);
-  return Number(m[1]) * UNITS2[m[2]];
+  let seconds;
+  if (typeof value === "number") seconds = value;
+  else {
+    const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)$/.exec(value);
+    if (!m)
+      throw new Error(
+        `invalid duration "${value}": expected seconds or a number with ms, s, m or h`
+      );
+    seconds = Number(m[1]) * UNITS2[m[2]];
+  }
+  if (!(seconds <= MAX_DURATION_S))
+    throw new Error(
+      `invalid duration ${typeof value === "number" ? value : `"${value}"`}: expected at most 576h (24 days)`
+    );
+  return seconds;
 }
 function formatDuration(seconds) {
   if (seconds < 1) return `${Math.round(seconds * 1e3)}ms`;
@@ -5651,6 +5735,15 @@ function formatDuration(seconds) {
 
 // src/config/load.ts
 init_size();
+
+// src/config/types.ts
+var WORKER_ENV = [
+  "DIST_BUILD_WORKER",
+  "DIST_BUILD_UNIT",
+  "DIST_BUILD_CACHE_KEY"
+];
+
+// src/config/load.ts
 var validator = schema_validator_generated_default;
 function validateSchema(value) {
   return validator(value) ? [] : validator.errors ?? [];
@@ -5701,11 +5794,15 @@ var Locator = class {
     return { file: this.file, ...this.pos(offset), path: formatPath(path), message: message2 };
   }
   yamlErrors() {
-    return this.doc.errors.map((e) => ({
+    const tags = this.doc.warnings.filter((w) => w.code === "TAG_RESOLVE_FAILED");
+    return [...this.doc.errors, ...tags].map((e) => ({
       file: this.file,
       ...this.pos(e.pos[0]),
       path: "",
-      message: e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "")
+      message: e.code === "MULTIPLE_DOCS" ? (
+        // the parser's text tells a programmer to call parseAllDocuments()
+        'a second YAML document starts here ("---"); expected one document'
+      ) : e.code === "TAG_RESOLVE_FAILED" ? `${e.message.split("\n")[0].replace(/^Unresolved tag: (\S+).*$/, "unresolved YAML tag $1").replace("tag:yaml.org,2002:", "!!")}: dist-build.yml takes plain values` : shortenQuotes(e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, ""))
     }));
   }
 };
@@ -5726,11 +5823,23 @@ function pointerToPath(pointer, value) {
   }
   return out;
 }
+function quoteShort(text) {
+  return JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text);
+}
+function shortenQuotes(message2) {
+  return message2.replace(/"(?:[^"\\]|\\.)*"/g, (q) => {
+    try {
+      return quoteShort(JSON.parse(q));
+    } catch {
+      return q;
+    }
+  });
+}
 function typeName(v) {
   if (v === null) return "null";
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
-  if (typeof v === "string") return `string ${JSON.stringify(v)}`;
+  if (typeof v === "string") return `string ${quoteShort(v)}`;
   return `${typeof v} ${String(v)}`;
 }
 function schemaAt(path) {
@@ -5868,6 +5977,16 @@ function normalizeKeys(loc) {
           );
           continue;
         }
+        if (key.type === "PLAIN" && key.value === "<<") {
+          issues.push(
+            loc.issue(
+              path,
+              'YAML merge keys ("<<") are not supported: write the keys out (an alias such as *name can stand for a whole value)',
+              key.range?.[0]
+            )
+          );
+          continue;
+        }
         if (typeof key.value !== "string") key.value = key.source ?? String(key.value);
         const name = key.value;
         if (!seen.has(name)) {
@@ -5980,6 +6099,21 @@ function buildConfig(raw, file, loc) {
       loc.issueAt(["workers", "min"], `min (${workers.min}) is larger than max (${workers.max})`)
     );
   }
+  const checkNul = (path, map) => {
+    for (const [k, v] of Object.entries(map ?? {})) {
+      if (typeof v === "string" && v.includes("\0"))
+        issues.push(loc.issueAt([...path, k], "a value cannot contain a NUL character"));
+      if (path.at(-1) === "env" && WORKER_ENV.includes(k))
+        issues.push(
+          loc.issueAtKey(
+            [...path],
+            k,
+            `${k} is set by the worker for each command (${WORKER_ENV.join(", ")})`
+          )
+        );
+    }
+  };
+  checkNul(["env"], raw.env);
   const globalEnv = toEnv(raw.env);
   const rawInvocations = raw.invocations;
   const names = Object.keys(rawInvocations);
@@ -6071,7 +6205,7 @@ function buildConfig(raw, file, loc) {
     const needs = r.needs ?? [];
     needs.forEach((n, i) => {
       if (n === name) issues.push(loc.issueAt(at("needs", i), `"${name}" cannot need itself`));
-      else if (!(n in rawInvocations)) {
+      else if (!Object.hasOwn(rawInvocations, n)) {
         issues.push(
           loc.issueAt(at("needs", i), `unknown invocation "${n}"${didYouMean(n, names)}`)
         );
@@ -6080,6 +6214,20 @@ function buildConfig(raw, file, loc) {
     const outputs = indexedPaths(at("outputs"), r.outputs, false);
     const listed = /* @__PURE__ */ new Map();
     for (const o of outputs) {
+      if (/[*?]/.test(o.path)) {
+        const parts = o.path.split("/");
+        const dir = parts.slice(
+          0,
+          parts.findIndex((s) => /[*?]/.test(s))
+        ).join("/");
+        issues.push(
+          loc.issueAt(
+            at("outputs", o.index),
+            `output "${o.path}" is a pattern; an output is the path of a file or directory${dir ? ` (such as "${dir}")` : ""}`
+          )
+        );
+        continue;
+      }
       if (listed.has(o.path)) {
         issues.push(
           loc.issueAt(
@@ -6089,6 +6237,18 @@ function buildConfig(raw, file, loc) {
         );
       } else listed.set(o.path, o.index);
       outputAt.push([name, o.path, o.index]);
+    }
+    const rawInputs = r.inputs ?? [];
+    rawInputs.forEach((p, i) => {
+      if (p === "!") issues.push(loc.issueAt(at("inputs", i), 'expected a pattern after "!"'));
+    });
+    if (rawInputs.length > 0 && rawInputs.every((p) => p.startsWith("!") && p !== "!")) {
+      issues.push(
+        loc.issueAt(
+          at("inputs"),
+          'only exclusions: a "!pattern" leaves files out of what the other patterns match, and there are none (add one, such as "**")'
+        )
+      );
     }
     const inv = {
       name,
@@ -6100,6 +6260,18 @@ function buildConfig(raw, file, loc) {
       labels: r.labels ?? [],
       timeout: duration2(at("timeout"), r.timeout) ?? 3600
     };
+    inv.labels.forEach((label, i) => {
+      if (!/^[^\s,]+$/.test(label)) {
+        issues.push(
+          loc.issueAt(
+            at("labels", i),
+            `label ${JSON.stringify(label)} can never match: a worker's labels have no spaces or commas (one label per item)`
+          )
+        );
+      }
+    });
+    checkNul(at("env"), r.env);
+    checkNul(at("docker", "build-args"), r.docker?.["build-args"]);
     if (r.run !== void 0) {
       inv.run = r.run;
       if (inv.run.includes("\0")) {
@@ -6112,6 +6284,9 @@ function buildConfig(raw, file, loc) {
     if (docker) inv.docker = docker;
     if (r.platform !== void 0) inv.platform = r.platform;
     const estimate = duration2(at("estimate"), r.estimate);
+    if (estimate === 0) {
+      issues.push(loc.issueAt(at("estimate"), "expected an estimate longer than 0 s"));
+    }
     if (estimate !== void 0) inv.estimate = estimate;
     invocations.push(inv);
   }
@@ -6182,8 +6357,13 @@ function buildConfig(raw, file, loc) {
       );
     }
   }
+  const defaultDuration = duration2(["placement", "default-duration"], placementRaw["default-duration"]) ?? 60;
+  if (defaultDuration === 0) {
+    issues.push(
+      loc.issueAt(["placement", "default-duration"], "expected a duration longer than 0 s")
+    );
+  }
   if (issues.length) throw new ConfigError(issues);
-  const defaultDuration = placementRaw["default-duration"] === void 0 ? 60 : parseDuration(placementRaw["default-duration"]);
   return {
     file,
     root: dirname(file),
@@ -6244,12 +6424,31 @@ function buildCache(raw, loc, issues) {
   }
   return cache;
 }
+function decodeConfig(bytes, display) {
+  const problem = (line2, col2, message2) => new ConfigError([{ file: display, line: line2, col: col2, path: "", message: message2 }]);
+  const bom = bytes.subarray(0, 2).toString("hex");
+  if (bom === "fffe" || bom === "feff" || bytes.includes(0)) {
+    throw problem(1, 1, "the file is UTF-16 (or binary), not UTF-8 text: save it as UTF-8");
+  }
+  if (isUtf8(bytes)) return bytes.toString("utf8");
+  let line = 1;
+  let start = 0;
+  let end = bytes.indexOf(10);
+  for (; ; ) {
+    if (end === -1) end = bytes.length;
+    if (!isUtf8(bytes.subarray(start, end)) || end === bytes.length) break;
+    [line, start, end] = [line + 1, end + 1, bytes.indexOf(10, end + 1)];
+  }
+  const col = bytes.subarray(start, end).toString("utf8").indexOf("\uFFFD") + 1;
+  throw problem(line, Math.max(col, 1), "bytes that are not UTF-8: save the file as UTF-8");
+}
 async function loadConfig(path) {
   const file = resolve(path);
   let text;
   try {
-    text = await readFile(file, "utf8");
+    text = decodeConfig(await readFile(file), path);
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const code = err.code;
     const why = code === "ENOENT" ? "file not found" : code === "EISDIR" ? "is a directory" : err.message;
     throw new ConfigError([
@@ -8416,9 +8615,14 @@ function outExclusion(root, out) {
 var PlanInputError = class extends Error {
   name = "PlanInputError";
 };
+var MAX_PLANNED_WORKERS = 1e4;
 function numberedWorkers(n) {
   if (!Number.isInteger(n) || n < 1)
     throw new PlanInputError(`worker count must be a whole number >= 1, got ${n}`);
+  if (n > MAX_PLANNED_WORKERS)
+    throw new PlanInputError(
+      `worker count ${n}: at most ${MAX_PLANNED_WORKERS} workers can be planned for`
+    );
   return Array.from({ length: n }, (_, i) => ({ id: `worker-${i + 1}` }));
 }
 function expectedDuration(config, unit, history) {
@@ -8500,9 +8704,9 @@ async function readHistory(file) {
     throw new PlanInputError(`${file}: expected {"durations": {"<invocation>": <seconds>}}`);
   }
   for (const [k, v] of Object.entries(data.durations)) {
-    if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > MAX_DURATION_S) {
       throw new PlanInputError(
-        `${file}: durations.${k}: expected a number of seconds >= 0, got ${JSON.stringify(v)}`
+        `${file}: durations.${k}: expected a number of seconds from 0 to ${MAX_DURATION_S} (24 days), got ${JSON.stringify(v)}`
       );
     }
   }
@@ -8524,10 +8728,12 @@ async function readPrevious(file) {
 async function readMembers(file) {
   const data = await readJson(file, "members");
   const list = isObject(data) && Array.isArray(data.workers) ? data.workers : data;
-  if (!Array.isArray(list))
-    throw new PlanInputError(`${file}: expected a list of {"worker_id", "annotations"} records`);
+  if (!Array.isArray(list) || list.length === 0)
+    throw new PlanInputError(
+      `${file}: expected a list of {"worker_id", "annotations"} records${Array.isArray(list) ? ", got an empty one" : ""}`
+    );
   return list.map((r, i) => {
-    if (!isObject(r) || typeof (r.worker_id ?? r.id) !== "string") {
+    if (!isObject(r) || typeof (r.worker_id ?? r.id) !== "string" || (r.worker_id ?? r.id) === "") {
       throw new PlanInputError(
         `${file}: [${i}]: expected {"worker_id": "<id>", "annotations": {...}}`
       );
@@ -9335,6 +9541,7 @@ init_types();
 import { randomBytes as randomBytes3 } from "node:crypto";
 import { mkdir as mkdir4, rename as rename4, writeFile as writeFile3 } from "node:fs/promises";
 import { dirname as dirname4 } from "node:path";
+var BEHIND_PER_LAYER = 4;
 function adoptReadsOnly(store) {
   return store.adoptReadsOnly === true && store.adoptBlobFile !== void 0;
 }
@@ -9352,6 +9559,9 @@ var LayeredStore = class {
     this.resting = layers.map(() => 0);
     this.warming = layers.map(() => false);
     this.since = (/* @__PURE__ */ new Date()).toISOString();
+    this.blobsBehind = layers.map(() => /* @__PURE__ */ new Map());
+    this.running = layers.map(() => 0);
+    this.waiting = layers.map(() => []);
     this.counters = layers.map((l) => ({
       kind: l.kind,
       location: l.location,
@@ -9365,6 +9575,11 @@ var LayeredStore = class {
     if (first.tempDir && first.adoptBlobFile) {
       this.tempDir = () => first.tempDir();
       this.adoptBlobFile = async (file, digest) => {
+        if (opts.writeBehind) {
+          const info = await first.adoptBlobFile(file, digest);
+          for (let i = 1; i < this.layers.length; i++) this.blobBehind(i, digest);
+          return info;
+        }
         for (let i = 1; i < this.layers.length; i++) {
           const layer = this.layers[i];
           await this.tryWrite(
@@ -9395,6 +9610,13 @@ var LayeredStore = class {
   warming;
   since;
   statsWrite = Promise.resolve();
+  /** `writeBehind`: every background write not yet done. */
+  behind = /* @__PURE__ */ new Set();
+  /** `writeBehind`, per layer: blobs queued or being written there, by digest. */
+  blobsBehind;
+  /** `writeBehind`, per layer: writes running, and those waiting for a turn. */
+  running;
+  waiting;
   async hasBlobs(digests) {
     return this.union(digests, (store, keys) => store.hasBlobs(keys), "blobs");
   }
@@ -9412,12 +9634,17 @@ var LayeredStore = class {
   async putBlob(data, expectedDigest) {
     const info = await this.layers[0].putBlob(data, expectedDigest);
     for (let i = 1; i < this.layers.length; i++) {
-      await this.tryWrite(i, `blob ${info.digest}`, () => this.copyBlob(info.digest, 0, i));
+      if (this.opts.writeBehind) this.blobBehind(i, info.digest);
+      else await this.tryWrite(i, `blob ${info.digest}`, () => this.copyBlob(info.digest, 0, i));
     }
     return info;
   }
   async putBlobFile(file) {
     const info = await this.layers[0].putBlobFile(file);
+    if (this.opts.writeBehind) {
+      for (let i = 1; i < this.layers.length; i++) this.blobBehind(i, info.digest);
+      return info;
+    }
     for (let i = 1; i < this.layers.length; i++) {
       await this.tryWrite(i, `blob ${info.digest}`, () => this.layers[i].putBlobFile(file));
     }
@@ -9612,14 +9839,21 @@ var LayeredStore = class {
     );
     await this.layers[0].putResult(manifest);
     for (let i = 1; i < this.layers.length; i++) {
-      await this.tryWrite(i, `result ${manifest.cacheKey}`, async () => {
+      const write = async () => {
         await this.fillBlobs(i, digests);
         await this.layers[i].putResult(manifest);
-      });
+      };
+      const what = `result ${manifest.cacheKey}`;
+      if (!this.opts.writeBehind) await this.tryWrite(i, what, write);
+      else {
+        const blobs = digests.map((d) => this.blobsBehind[i].get(d));
+        this.later(i, what, write, blobs);
+      }
     }
   }
   /** Flushes every layer, then writes the counters to `statsFile`. The first layer's error throws. */
   async flush() {
+    while (this.behind.size > 0) await Promise.all(this.behind);
     let firstError;
     for (let i = 0; i < this.layers.length; i++) {
       const layer = this.layers[i];
@@ -9763,6 +9997,39 @@ var LayeredStore = class {
     }
   }
   /** A write to layer `i` > 0: an error is a warning. */
+  /** `writeBehind`: blob `digest`, now in the first layer, goes to layer `i` in the background. */
+  blobBehind(i, digest) {
+    const queued = this.blobsBehind[i];
+    if (queued.has(digest)) return;
+    const layer = this.layers[i];
+    const first = this.layers[0];
+    const done = this.later(i, `blob ${digest}`, async () => {
+      if (!first.blobPath) return this.copyBlob(digest, 0, i);
+      const file = first.blobPath(digest);
+      return adoptReadsOnly(layer) ? layer.adoptBlobFile(file, digest) : layer.putBlobFile(file);
+    });
+    queued.set(digest, done);
+    void done.then(() => queued.delete(digest));
+  }
+  /**
+   * `writeBehind`: runs `write` to layer `i` in the background once `after` have settled, at most
+   * `BEHIND_PER_LAYER` at a time there; its failure is a warning, as `tryWrite` makes it.
+   */
+  later(i, what, write, after = []) {
+    const done = Promise.all(after).then(async () => {
+      if (this.running[i] < BEHIND_PER_LAYER) this.running[i]++;
+      else await new Promise((r) => this.waiting[i].push(r));
+      try {
+        await this.tryWrite(i, what, write);
+      } finally {
+        const next = this.waiting[i].shift();
+        if (next) next();
+        else this.running[i]--;
+      }
+    }).finally(() => this.behind.delete(done));
+    this.behind.add(done);
+    return done;
+  }
   async tryWrite(i, what, write) {
     if (this.isResting(i)) return;
     try {
@@ -9904,6 +10171,7 @@ var SignedStore = class {
     if (inner.warm) this.warm = () => inner.warm();
     if (inner.openBlobChunks) this.openBlobChunks = (d) => inner.openBlobChunks(d);
     if (inner.makeRoom) this.makeRoom = () => inner.makeRoom();
+    if (inner.blobPath) this.blobPath = (d) => inner.blobPath(d);
     if (inner.tempDir && inner.adoptBlobFile) {
       this.tempDir = () => inner.tempDir();
       this.adoptBlobFile = (file, digest) => inner.adoptBlobFile(file, digest);
@@ -9921,6 +10189,7 @@ var SignedStore = class {
   adoptBlobFile;
   adoptReadsOnly;
   makeRoom;
+  blobPath;
   secret;
   onWarning;
   warned = /* @__PURE__ */ new Set();
@@ -10018,14 +10287,18 @@ function localStoreOptions(options) {
   }
   return { dir, ...maxBytes !== void 0 ? { maxBytes } : {} };
 }
-var IMPLICIT = /* @__PURE__ */ Symbol("implicit local store");
+var POSITION = /* @__PURE__ */ Symbol("position in cache.stores");
+function positionOf(store) {
+  return store[POSITION] ?? -1;
+}
 function effectiveStores(config, cacheDir) {
-  const stores = (config.cache ?? defaultCache()).stores.map((s) => ({ ...s }));
+  const stores = (config.cache ?? defaultCache()).stores.map(
+    (s, i) => Object.defineProperty({ ...s }, POSITION, { value: i })
+  );
   let first = stores.find((s) => s.type === "local");
-  if (!first) {
-    first = Object.defineProperty({ type: "local" }, IMPLICIT, { value: true });
-    stores.unshift(first);
-  }
+  if (!first) first = { type: "local" };
+  else stores.splice(stores.indexOf(first), 1);
+  stores.unshift(first);
   if (cacheDir !== void 0) first.dir = resolve5(cacheDir);
   return stores;
 }
@@ -10051,9 +10324,8 @@ async function openStores(config, opts) {
   const stores = effectiveStores(config, opts.cacheDir);
   const opened = [];
   const problems = [];
-  const shift = stores[0] && IMPLICIT in stores[0] ? 1 : 0;
-  for (const [position, storeConfig] of stores.entries()) {
-    const index = position - shift;
+  for (const storeConfig of stores) {
+    const index = positionOf(storeConfig);
     const { type, ...options } = storeConfig;
     if (!usedWhen(opts.localOnly, type)) continue;
     const factory = Object.hasOwn(STORE_BACKENDS, type) ? STORE_BACKENDS[type] : void 0;
@@ -10117,6 +10389,8 @@ async function openStore(config, opts) {
   );
   return new LayeredStore(layers, {
     onWarning: opts.onWarning,
+    // A job waits for the local store only; remote stores get its outputs in the background.
+    writeBehind: true,
     slot: opts.slot,
     ...opts.run !== void 0 ? { run: opts.run } : {},
     ...opts.writeStats === false ? {} : { statsFile: statsFileFor(workerCacheDir(config, opts.cacheDir), opts.slot) }
@@ -11214,7 +11488,7 @@ import {
 import net from "node:net";
 import { randomBytes as randomBytes5 } from "node:crypto";
 import os2 from "node:os";
-import { dirname as dirname6, join as join13 } from "node:path";
+import { dirname as dirname7, join as join13 } from "node:path";
 import { Readable as Readable4 } from "node:stream";
 
 // src/executors/command.ts
@@ -11812,14 +12086,17 @@ function collectStats(dirs, running, slots) {
 init_fsutil();
 import crypto4 from "node:crypto";
 import { existsSync as existsSync2 } from "node:fs";
-import { mkdir as mkdir7, readFile as readFile7, rm as rm5, writeFile as writeFile4, rename as rename6 } from "node:fs/promises";
-import { join as join12 } from "node:path";
+import { lstat as lstat5, mkdir as mkdir7, readFile as readFile7, realpath as realpath2, rm as rm5, writeFile as writeFile4, rename as rename6 } from "node:fs/promises";
+import { dirname as dirname6, join as join12, sep as sep6 } from "node:path";
 
 // src/cluster/local.ts
 init_fsutil();
 
 // src/cluster/workspace.ts
 var hashPath = (p) => crypto4.createHash("sha256").update(p).digest("hex").slice(0, 32);
+var OutputOutsideTreeError = class extends Error {
+  name = "OutputOutsideTreeError";
+};
 var Workspace = class {
   constructor(root) {
     this.root = root;
@@ -11848,8 +12125,21 @@ var Workspace = class {
   async unmark(path) {
     await rm5(join12(this.stateDir, hashPath(path)), { force: true });
   }
-  /** Removes a declared output (before the invocation that produces it runs). */
+  /**
+   * Removes a declared output (before the invocation that produces it runs). Refused when its
+   * parent directory resolves outside the tree (a symlink on the way): that would remove files
+   * elsewhere, as restoring an output (`place` in pack.ts) refuses to write there.
+   */
   async clear(path) {
+    const realRoot = await realpath2(this.root);
+    let existing = dirname6(join12(this.root, path));
+    while (!await lstat5(existing).catch(() => null)) existing = dirname6(existing);
+    const real = await realpath2(existing);
+    if (real !== realRoot && !real.startsWith(realRoot + sep6)) {
+      throw new OutputOutsideTreeError(
+        `declared output ${path}: its parent directory resolves outside the work tree (to ${real}, through a symlink); not removed`
+      );
+    }
     await this.unmark(path);
     await removeTree(join12(this.root, path));
   }
@@ -12014,7 +12304,7 @@ var WorkerAgent = class {
       if (!listen) {
         const own = this.defaultListen();
         if (own.kind === "unix") {
-          mkdirSync3(dirname6(own.path), { recursive: true });
+          mkdirSync3(dirname7(own.path), { recursive: true });
           this.ownSocket = own.path;
         }
         listen = [own];
@@ -12533,7 +12823,7 @@ var WorkerAgent = class {
     } catch (err) {
       const stopped = err instanceof StoppedError;
       const rejected = err instanceof KeyMismatchError;
-      const badOutput = err.name === "MissingOutputError" || job.phase === "saving" && err instanceof UnsafeArchiveError;
+      const badOutput = err.name === "MissingOutputError" || err instanceof OutputOutsideTreeError || job.phase === "saving" && err instanceof UnsafeArchiveError;
       report = {
         ...base,
         // A command that exited 0 without its declared outputs: its exit code, not "no exit code".
@@ -12587,7 +12877,7 @@ var WorkerAgent = class {
     if (stamp === this.configStamp) return false;
     this.configStamp = stamp;
     try {
-      this.useConfig(parseConfig(readFileSync4(file, "utf8"), file));
+      this.useConfig(parseConfig(decodeConfig(readFileSync4(file), file), file));
       this.log(`worker ${this.workerId}: ${file} changed: read it again`);
       return true;
     } catch (err) {
@@ -12647,7 +12937,7 @@ var WorkerAgent = class {
       const mine = keys.get(unit.id).cacheKey;
       if (mine === job.cacheKey) return;
       throw new KeyMismatchError(
-        `the inputs of ${job.unit} in this worker's tree (${config.root}) give cache key ${mine.slice(0, 19)}, the master's is ${job.cacheKey.slice(0, 19)}: this checkout differs from the one the master computed the keys in (another commit, files changed since the run started, or files commands wrote into these inputs without declaring them as outputs, such as __pycache__ or other by-products)`
+        `the inputs of ${job.unit} in this worker's tree (${config.root}) give cache key ${mine.slice(0, 19)}, the master's is ${job.cacheKey.slice(0, 19)}: this checkout differs from the one the master computed the keys in (another commit, files changed since the run started, or files commands wrote into these inputs without declaring them as outputs, such as __pycache__ or other by-products); \`dist-build keys ${job.unit} --json > keys.json\` in the master's tree, then \`dist-build keys ${job.unit} --diff keys.json\` in this one, names the files`
       );
     });
     this.keyChecks = check.catch(() => {
@@ -13035,7 +13325,7 @@ var Run = class {
     this.config = opts.configPath;
     this.excludedOutputs = declaredOutputs(opts.config);
     const invs = new Map(opts.config.invocations.map((i) => [i.name, i]));
-    const units = expandUnits(opts.config);
+    const units = expandUnits(opts.config).filter((u) => !opts.only || opts.only.has(u.id));
     const items = units.map((u) => ({
       id: u.id,
       duration: expectedDuration(opts.config, u, opts.history),
@@ -13099,7 +13389,8 @@ var Run = class {
   cooling = /* @__PURE__ */ new Map();
   events = [];
   startedAt = Date.now();
-  assignments = {};
+  /** Unit id -> worker id. No prototype: a unit named "constructor" is not assigned already. */
+  assignments = /* @__PURE__ */ Object.create(null);
   finished;
   done;
   cancelled = false;
@@ -14369,8 +14660,8 @@ function mermaidAxisFormat(spanMs) {
   return "%H:%M";
 }
 function mdTable(header, rows, right = []) {
-  const sep6 = header.map((_, i) => right[i] ? "---:" : "---");
-  return [header, sep6, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
+  const sep7 = header.map((_, i) => right[i] ? "---:" : "---");
+  return [header, sep7, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
 }
 function renderMarkdown(report) {
   const out = [];

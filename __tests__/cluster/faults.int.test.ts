@@ -1193,3 +1193,45 @@ invocations:
     await gone;
   }
 }, 120_000);
+
+test('run NAME... runs those invocations and what they need; the next full run finds them cached', async () => {
+  const config = tree(
+    'repo',
+    `version: 1
+invocations:
+  base: {run: 'mkdir -p o && echo base > o/base', outputs: [o/base]}
+  app: {run: 'mkdir -p a && cat o/base > a/app', needs: [base], outputs: [a], export: true}
+  other: {run: 'mkdir -p x && echo other > x/other', outputs: [x], export: true}
+`,
+  );
+  const out = join(dir, 'artifacts');
+  const run = (...names: string[]) =>
+    runCli(['run', '-c', config, '-w', '2', '-o', out, '--plain', '--no-output', ...names], {
+      timeoutMs: 60_000,
+    });
+  const some = await run('app');
+  expect(some.code).toBe(0);
+  expect(Object.fromEntries(report().invocations.map((i) => [i.unit, i.status]))).toEqual({
+    base: 'built',
+    app: 'built',
+  });
+  expect(report().exports.map((e) => e.unit)).toEqual(['app']);
+  expect(some.stdout).toMatch(/2 invocations: 2 built/);
+  const all = await run();
+  expect(all.code).toBe(0);
+  expect(Object.fromEntries(report().invocations.map((i) => [i.unit, i.status]))).toEqual({
+    base: 'cached',
+    app: 'cached',
+    other: 'built',
+  });
+  // Where each went is kept for the next runs, also for what a partial run left out.
+  const plan = JSON.parse(readFileSync(join(dir, 'repo/.dist-build/last-plan.json'), 'utf8')) as {
+    assignments: Record<string, string>;
+  };
+  expect(Object.keys(plan.assignments).sort()).toEqual(['app', 'base', 'other']);
+  const bad = await run('ap');
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toMatch(
+    /no unit or invocation "ap" in the config \(there are: base, app, other\)/,
+  );
+}, 90_000);

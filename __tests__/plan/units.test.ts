@@ -1,5 +1,5 @@
 import { parseConfig } from '../../src/config/load.js';
-import { expandUnits, workerCount } from '../../src/plan/units.js';
+import { expandUnits, selectUnits, workerCount } from '../../src/plan/units.js';
 
 const config = (body: string, workers = '') =>
   parseConfig(`version: 1\n${workers}invocations:\n${body}`, '/repo/dist-build.yml');
@@ -59,5 +59,33 @@ describe('workerCount', () => {
     expect(workerCount(c, 30)).toBe(3);
     expect(workerCount(c, 31)).toBe(4);
     expect(workerCount(c, 1000)).toBe(5);
+  });
+});
+
+describe('selectUnits', () => {
+  const all = expandUnits(
+    config(`  lib: {run: x}
+  base: {docker: {context: base, platforms: [linux/amd64, linux/arm64]}}
+  api: {docker: {context: api, platforms: [linux/amd64, linux/arm64]}, needs: [lib, base]}
+  docs: {run: d}
+`),
+  );
+  const ids = (names: string[], withNeeds: boolean) =>
+    selectUnits(all, names, withNeeds).map((u) => u.id);
+
+  it('takes invocation names (all their units) and unit ids, in config order', () => {
+    expect(ids(['docs', 'base'], false)).toEqual(['base@linux/amd64', 'base@linux/arm64', 'docs']);
+    expect(ids(['api@linux/arm64'], false)).toEqual(['api@linux/arm64']);
+    expect(ids([], false)).toEqual(all.map((u) => u.id));
+  });
+
+  it('with needs, also what they need, directly or not', () => {
+    expect(ids(['api@linux/arm64'], true)).toEqual(['lib', 'base@linux/arm64', 'api@linux/arm64']);
+  });
+
+  it('names what it does not know, with what there is', () => {
+    expect(() => ids(['lib', 'nope'], true)).toThrow(
+      'no unit or invocation "nope" in the config (there are: lib, base@linux/amd64, base@linux/arm64, api@linux/amd64, api@linux/arm64, docs)',
+    );
   });
 });

@@ -11,7 +11,7 @@ import type { Master } from '../cluster/master.js';
 import type { OutputChunkMsg } from '../cluster/protocol.js';
 import { Run } from '../cluster/scheduler.js';
 import { computeCacheKeys, keyWarnings } from '../plan/keys.js';
-import { expandUnits } from '../plan/units.js';
+import { expandUnits, selectUnits } from '../plan/units.js';
 import { outExclusion, type History } from '../plan/plan.js';
 import {
   REPORT_FILES,
@@ -52,6 +52,11 @@ export interface DriveOptions {
    */
   onPrinter?: (print: ((line: string) => void) | undefined, live?: boolean) => void;
   noWorkerTimeoutMs?: number;
+  /**
+   * Run only these invocations (or unit ids) and what they need; checked by the caller (see
+   * `selectUnits`). Default: every invocation.
+   */
+  targets?: readonly string[];
   /** See `RunOptions.onWorkerLost`. */
   onWorkerLost?: (workerId: string, why: string) => void;
 }
@@ -86,7 +91,8 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
   const history = await readJson<History>(historyFile);
   const previous = await readJson<{ assignments: Record<string, string> }>(planFile);
 
-  const units = expandUnits(config);
+  const targeted = (opts.targets?.length ?? 0) > 0;
+  const units = selectUnits(expandUnits(config), opts.targets ?? [], true);
   const excludeInputs = [
     ...outExclusion(config.root, opts.out),
     ...(opts.cacheDir !== undefined ? outExclusion(config.root, opts.cacheDir) : []),
@@ -129,6 +135,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
         }),
     ...(opts.noWorkerTimeoutMs ? { noWorkerTimeoutMs: opts.noWorkerTimeoutMs } : {}),
     ...(opts.onWorkerLost ? { onWorkerLost: opts.onWorkerLost } : {}),
+    ...(targeted ? { only: new Set(units.map((u) => u.id)) } : {}),
   });
   opts.onRun?.(run);
   // An earlier run's report must not pass for this one's when this one ends in an error (no
@@ -148,7 +155,10 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
     if (i.status === 'built' && i.durationMs !== undefined) durations[i.unit] = i.durationMs / 1000;
   }
   await writeJsonAtomic(historyFile, { durations });
-  await writeJsonAtomic(planFile, { assignments: run.plan() });
+  // A run of some invocations keeps where the others went.
+  await writeJsonAtomic(planFile, {
+    assignments: { ...(targeted ? previous?.assignments : {}), ...run.plan() },
+  });
 
   const files = await writeReport(out, report);
   return { report, exitCode: report.status === 'succeeded' ? 0 : 1, files };

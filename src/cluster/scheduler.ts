@@ -109,6 +109,8 @@ export interface RunOptions {
    * sent with each job, for the worker's own check of its key.
    */
   excludeInputs?: string[];
+  /** Run only these units (ids; every unit they need must be among them). Default: all. */
+  only?: ReadonlySet<string>;
 }
 
 interface UnitRun {
@@ -216,7 +218,7 @@ export class Run {
     this.config = opts.configPath;
     this.excludedOutputs = declaredOutputs(opts.config);
     const invs = new Map(opts.config.invocations.map((i) => [i.name, i]));
-    const units = expandUnits(opts.config);
+    const units = expandUnits(opts.config).filter((u) => !opts.only || opts.only.has(u.id));
     const items = units.map((u) => ({
       id: u.id,
       duration: expectedDuration(opts.config, u, opts.history),

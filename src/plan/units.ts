@@ -50,3 +50,29 @@ export function workerCount(config: Config, units: number): number {
   const { min, max, maxPerWorker } = config.workers;
   return Math.min(max, Math.max(min, Math.ceil(units / maxPerWorker)));
 }
+
+/**
+ * The units `names` stand for (a unit id, or an invocation name for all its units), in config
+ * order; with `withNeeds`, also every unit they need, directly or not. Throws for a name that is
+ * neither, listing the units there are.
+ */
+export function selectUnits(all: Unit[], names: readonly string[], withNeeds: boolean): Unit[] {
+  if (names.length === 0) return all;
+  const byId = new Map(all.map((u) => [u.id, u]));
+  const wanted = new Set<string>();
+  const add = (u: Unit): void => {
+    if (wanted.has(u.id)) return;
+    wanted.add(u.id);
+    if (withNeeds) for (const n of u.needs) add(byId.get(n)!);
+  };
+  for (const n of names) {
+    const hits = all.filter((u) => u.id === n || u.invocation === n);
+    if (hits.length === 0) {
+      throw new Error(
+        `no unit or invocation "${n}" in the config (there are: ${all.map((u) => u.id).join(', ')})`,
+      );
+    }
+    hits.forEach(add);
+  }
+  return all.filter((u) => wanted.has(u.id));
+}

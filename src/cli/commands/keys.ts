@@ -10,7 +10,7 @@ import { loadConfig } from '../../config/load.js';
 import { formatSize } from '../../config/size.js';
 import { computeCacheKeys, keyWarnings } from '../../plan/keys.js';
 import { outExclusion } from '../../plan/plan.js';
-import { expandUnits } from '../../plan/units.js';
+import { expandUnits, selectUnits } from '../../plan/units.js';
 import type { Unit } from '../../plan/types.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { UsageError } from '../errors.js';
@@ -95,7 +95,12 @@ Examples:
       const before = flags.diff === undefined ? undefined : await readKeysJson(flags.diff);
       const config = await loadConfig(flags.config);
       const all = expandUnits(config);
-      const units = select(all, names);
+      let units: Unit[];
+      try {
+        units = selectUnits(all, names, false);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
       const keys = await computeCacheKeys(config, all, {
         exclude: [
           ...outExclusion(config.root, flags.out),
@@ -135,22 +140,6 @@ Examples:
         process.stdout.write(`${table(rows, [false, false, false, true, true])}\n`);
       }
     });
-}
-
-/** The units named (a unit id, or an invocation name for all its units), in config order. */
-function select(all: Unit[], names: string[]): Unit[] {
-  if (names.length === 0) return all;
-  const wanted = new Set<string>();
-  for (const n of names) {
-    const hits = all.filter((u) => u.id === n || u.invocation === n);
-    if (hits.length === 0) {
-      throw new UsageError(
-        `no unit or invocation "${n}" in the config (there are: ${all.map((u) => u.id).join(', ')})`,
-      );
-    }
-    for (const u of hits) wanted.add(u.id);
-  }
-  return all.filter((u) => wanted.has(u.id));
 }
 
 async function readKeysJson(file: string): Promise<{ file: string; json: KeysJson }> {

@@ -12,7 +12,8 @@ import { formatAddress } from '../../cluster/transport.js';
 import { endJobsLeftBy } from '../../cluster/worker.js';
 import { processStartTime, processStillAlive } from '../../store/fsutil.js';
 import { workerCacheDir } from '../../store/open.js';
-import { expandUnits, workerCount } from '../../plan/units.js';
+import { expandUnits, selectUnits, workerCount } from '../../plan/units.js';
+import type { Unit } from '../../plan/types.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
 import {
@@ -50,6 +51,10 @@ export function registerRun(program: Command): void {
     .description(
       'Run every invocation of a config on N local worker processes (an embedded master on loopback with mutual TLS), export the final artifacts and write a report.',
     )
+    .argument(
+      '[invocations...]',
+      'run only these invocations (or unit ids) and what they need (default: all)',
+    )
     .option('-c, --config <file>', 'the dist-build.yml to run', DEFAULT_CONFIG)
     .option('-w, --workers <n>', "number of local workers (default: the config's workers rule)")
     .option('-o, --out <dir>', 'where exported artifacts and the report go', 'dist-build-out')
@@ -66,19 +71,25 @@ export function registerRun(program: Command): void {
 Examples:
   $ dist-build run --config examples/monorepo/dist-build.yml
   $ dist-build run --workers 8 --out artifacts --fail-fast
+  $ dist-build run site test      # site and test, and what they need
 
 Exit code 0 when every invocation succeeded, 1 when one failed, 2 on bad input.`,
     )
-    .action(async (flags: RunFlags) => {
-      process.exitCode = await runLocal(flags);
+    .action(async (targets: string[], flags: RunFlags) => {
+      process.exitCode = await runLocal(flags, targets);
     });
 }
 
-async function runLocal(flags: RunFlags): Promise<number> {
+async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
   const config = await loadConfig(flags.config);
   checkCacheDir(flags.cacheDir);
   outDirFlag(config, flags.out);
-  const units = expandUnits(config);
+  let units: Unit[];
+  try {
+    units = selectUnits(expandUnits(config), targets, true);
+  } catch (err) {
+    throw new UsageError(`${flags.config}: ${(err as Error).message}`);
+  }
   const n = flags.workers ? localWorkerCount(flags.workers) : workerCount(config, units.length);
   // Without --cache-dir the workers use the config's stores (default <config dir>/.dist-build/cache).
   const cacheDirArgs = [
@@ -231,6 +242,7 @@ async function runLocal(flags: RunFlags): Promise<number> {
       config,
       configPath: flags.config,
       out: flags.out,
+      targets,
       ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}),
       failFast: flags.failFast ?? false,
       showOutput: flags.output,

@@ -64,9 +64,10 @@ var nodeTransport = (spec) => new Promise((resolve, reject) => {
     answered = true;
     if (sourceError) return reject(sourceError);
     const code = err.code;
+    const plain = https && /wrong version number/i.test(err.message);
     reject(
       new HttpError(
-        err.message === "socket hang up" && code ? `${code} (socket hang up)` : err.message,
+        plain ? "the server does not speak TLS (a plain-http registry needs insecure: true)" : err.message === "socket hang up" && code ? `${code} (socket hang up)` : err.message.trim(),
         code,
         req.reusedSocket,
         err
@@ -503,6 +504,8 @@ var LARGE_BODY = 1024 * 1024;
 var AFTER_BODY_TIMEOUTS = 5;
 var AFTER_BODY_BYTES_PER_MS = 1e3;
 var BACKOFF_MS = 3e4;
+var MAX_BACKOFF_MS = 10 * 6e4;
+var WRITES_DENIED_MS = 10 * 6e4;
 var TAGS_PAGE = 1e3;
 var MAX_REDIRECTS = 5;
 var TAG_RE = /^r-([0-9a-f]{64})$/;
@@ -674,7 +677,15 @@ var RegistryStore = class _RegistryStore {
   /** The registry answered 413 to a whole file: chunks from now on. */
   largeBodiesRefused = false;
   downUntil = 0;
+  /** Network failures since the registry last answered (each one doubles the backoff). */
+  downCount = 0;
   downError;
+  /**
+   * The registry refused a write (a pull-only token, a read-only account): writes fail at once
+   * with that error until then, without asking for a token and being refused again each time.
+   */
+  writesDeniedUntil = 0;
+  writesDenied;
   /** The registry's last `WWW-Authenticate` challenge (`null` until it asks). */
   challenge = null;
   counters = { uploadedBytes: 0, requests: 0, mountedBlobs: 0 };
@@ -754,7 +765,7 @@ var RegistryStore = class _RegistryStore {
         const opened = await this.openSession(expectedDigest);
         if (opened.mounted) {
           destroySource(data);
-          return opened.mounted;
+          return await this.stored(opened.mounted);
         }
         session = opened.session;
       }
@@ -770,12 +781,12 @@ var RegistryStore = class _RegistryStore {
           const known = await this.knownBlob(digest2);
           if (known) return known;
           const opened = await this.openSession(digest2);
-          if (opened.mounted) return opened.mounted;
+          if (opened.mounted) return await this.stored(opened.mounted);
           session = opened.session;
         }
         await this.finishUpload(session, digest2, firstChunk);
         session = void 0;
-        return { digest: digest2, size: firstChunk.length };
+        return await this.stored({ digest: digest2, size: firstChunk.length });
       }
       session ??= (await this.openSession(void 0)).session;
       const up = session;
@@ -801,7 +812,7 @@ var RegistryStore = class _RegistryStore {
       checkExpected(expectedDigest, digest);
       await this.finishUpload(up, digest, void 0);
       session = void 0;
-      return { digest, size: offset };
+      return await this.stored({ digest, size: offset });
     } catch (err) {
       destroySource(data);
       throw this.forPut(err);
@@ -817,6 +828,29 @@ var RegistryStore = class _RegistryStore {
       throw this.forPut(err);
     }
     return this.uploadFile(file, info);
+  }
+  /**
+   * A blob just uploaded (or mounted) whole. One this process found corrupt (an invocation built
+   * again after its blob was) is read back: a registry keeps the bytes it holds for a digest until
+   * its garbage collection removes them, and takes an upload of the same digest without storing
+   * it again. Served intact, it is no longer corrupt, and a result naming it can be stored.
+   */
+  async stored(info) {
+    if (!this.corrupt.has(info.digest)) return info;
+    const what = `GET blob ${info.digest}`;
+    const res = await this.getFollowing(`${this.repoPath}/blobs/${info.digest}`, what);
+    if (!res.ok) throw this.unexpected(res, what);
+    const served = await digestStream(this.received(res, what));
+    if (served.digest === info.digest) {
+      this.corrupt.delete(info.digest);
+    } else {
+      await this.deleteBlob(info.digest);
+      this.warnOnce(
+        `still-corrupt:${info.digest}`,
+        `${this.location}: blob ${info.digest} was uploaded again, but the registry still serves its corrupt copy (a registry keeps the bytes it has for a digest until its garbage collection removes them): results naming it are not stored; run the registry's garbage collection`
+      );
+    }
+    return info;
   }
   /** Where `saveOutputs` packs blobs for `adoptBlobFile`. */
   async tempDir() {
@@ -848,7 +882,7 @@ var RegistryStore = class _RegistryStore {
       const known = await this.knownBlob(info.digest);
       if (known) return info;
       const opened = await this.openSession(info.digest);
-      if (opened.mounted) return info;
+      if (opened.mounted) return await this.stored(info);
       session = opened.session;
       const fileBody = (start, end) => () => createReadStream(file, { start, end: end - 1, highWaterMark: FILE_READ });
       try {
@@ -890,7 +924,7 @@ var RegistryStore = class _RegistryStore {
         throw err;
       }
       session = void 0;
-      return info;
+      return await this.stored(info);
     } catch (err) {
       throw this.forPut(err);
     } finally {
@@ -980,29 +1014,34 @@ var RegistryStore = class _RegistryStore {
    * `getResult`, except that a registry that cannot answer throws (`StoreUnavailableError`): `null`
    * is a result the repository does not hold or that cannot be used (warned about).
    */
-  async readResult(tag, cacheKey) {
+  async readResult(tag, cacheKey, unusable) {
     const doc = await this.fetchManifest(tag);
     if (doc === null) return null;
     const problem = ociManifestProblem(doc);
-    if (problem) return this.warnResult(cacheKey, `has an unusable OCI manifest: ${problem}`);
+    if (problem)
+      return this.warnResult(cacheKey, unusable, `has an unusable OCI manifest: ${problem}`);
     const config = doc.config;
     const text = await this.fetchSmallBlob(config.digest, config.size);
     if (text === null)
-      return this.warnResult(cacheKey, `names a config blob ${config.digest} that is gone`);
+      return this.warnResult(
+        cacheKey,
+        unusable,
+        `names a config blob ${config.digest} that is gone`
+      );
     if (typeof text !== "string")
-      return this.warnResult(cacheKey, `has a corrupt config blob ${config.digest}`);
+      return this.warnResult(cacheKey, unusable, `has a corrupt config blob ${config.digest}`);
     let value;
     try {
       value = JSON.parse(text);
     } catch (err) {
-      return this.warnResult(cacheKey, `does not parse (${err.message})`);
+      return this.warnResult(cacheKey, unusable, `does not parse (${err.message})`);
     }
     const problems = manifestProblems(value);
     if (problems.length > 0)
-      return this.warnResult(cacheKey, `is not valid: ${problems.join("; ")}`);
+      return this.warnResult(cacheKey, unusable, `is not valid: ${problems.join("; ")}`);
     const manifest = value;
     if (manifest.cacheKey !== cacheKey) {
-      return this.warnResult(cacheKey, `is for another cache key (${manifest.cacheKey})`);
+      return this.warnResult(cacheKey, unusable, `is for another cache key (${manifest.cacheKey})`);
     }
     const layers = new Set(doc.layers.map((l) => l.digest));
     const unlisted = manifest.outputs.map((o) => o.digest).filter((d) => !layers.has(d));
@@ -1010,7 +1049,11 @@ var RegistryStore = class _RegistryStore {
     const present = unlisted.length > 0 ? await this.existingBlobs(unlisted) : /* @__PURE__ */ new Set();
     const missing = [.../* @__PURE__ */ new Set([...bad, ...unlisted.filter((d) => !present.has(d))])];
     if (missing.length > 0) {
-      return this.warnResult(cacheKey, `names missing or corrupt blobs: ${missing.join(", ")}`);
+      return this.warnResult(
+        cacheKey,
+        unusable,
+        `names missing or corrupt blobs: ${missing.join(", ")}`
+      );
     }
     return manifest;
   }
@@ -1018,12 +1061,14 @@ var RegistryStore = class _RegistryStore {
     const problems = manifestProblems(manifest);
     if (problems.length > 0) throw new TypeError(`invalid result manifest: ${problems.join("; ")}`);
     try {
+      this.checkWritesAllowed();
       const digests = manifest.outputs.map((o) => o.digest);
       const present = await this.existingBlobs(digests);
       const missing = [...new Set(digests.filter((d) => !present.has(d)))];
       if (missing.length > 0) {
+        const corrupt = missing.filter((d) => this.corrupt.has(d));
         throw new Error(
-          `result ${manifest.cacheKey} names blobs that are not stored: ${missing.join(", ")}`
+          `result ${manifest.cacheKey} names blobs that are not stored: ${missing.join(", ")}` + (corrupt.length > 0 ? ` (found corrupt in the registry: ${corrupt.join(", ")})` : "")
         );
       }
       const config = Buffer.from(JSON.stringify(manifest));
@@ -1080,12 +1125,17 @@ var RegistryStore = class _RegistryStore {
   /**
    * Every result the repository lists whose manifest can be read (`prune`, `verify`), with the
    * created time its listing gives. A registry that cannot answer throws: a result it could not
-   * read now is not left out (its blobs would pass for named by none).
+   * read now is not left out (its blobs would pass for named by none). The cache keys of listed
+   * results that cannot be used (config blob gone or corrupt, invalid) go to `unusable`.
    */
-  async readableResults() {
+  async readableResults(unusable) {
     const out = [];
     for await (const r of this.listResults()) {
-      const manifest = await this.readResult(_RegistryStore.tagFor(r.cacheKey), r.cacheKey);
+      const manifest = await this.readResult(
+        _RegistryStore.tagFor(r.cacheKey),
+        r.cacheKey,
+        unusable
+      );
       if (manifest) out.push({ ...manifest, createdAt: r.createdAt });
     }
     return out;
@@ -1119,11 +1169,13 @@ var RegistryStore = class _RegistryStore {
    * `dist-build cache verify`: downloads and rehashes every blob the repository's results name,
    * each once. A corrupt blob is removed when the registry allows deletes (`openBlob` does it);
    * the results naming it then miss, since a result counts only with all its blobs. Results
-   * themselves are small manifests, checked on every read. A registry that cannot be reached is
-   * an error (`StoreUnavailableError`), not a clean bill of health.
+   * themselves are small manifests, checked on every read: one that cannot be used (its config
+   * blob gone or corrupt, not valid) is in `badResults`, and removed too. A registry that cannot
+   * be reached is an error (`StoreUnavailableError`), not a clean bill of health.
    */
   async verify() {
-    const results = await this.readableResults();
+    const badResults = [];
+    const results = await this.readableResults(badResults);
     const digests = new Set(results.flatMap((r) => r.outputs.map((o) => o.digest)));
     const corrupt = [];
     const missing = [];
@@ -1142,20 +1194,26 @@ var RegistryStore = class _RegistryStore {
     });
     const unusable = /* @__PURE__ */ new Set([...corrupt, ...missing]);
     let removedResults = 0;
-    for (const r of results) {
-      if (!r.outputs.some((o) => unusable.has(o.digest))) continue;
+    const remove = async (cacheKey) => {
       try {
-        await this.deleteResult(r.cacheKey);
-        removedResults++;
+        await this.deleteResult(cacheKey);
+        return true;
       } catch (err) {
         if (!(err instanceof StoreUnavailableError) || err.kind === "network") throw err;
+        return false;
       }
+    };
+    for (const r of results) {
+      if (!r.outputs.some((o) => unusable.has(o.digest))) continue;
+      if (await remove(r.cacheKey)) removedResults++;
     }
+    for (const key of badResults) await remove(key);
     return {
       checked: digests.size,
       corrupt: corrupt.sort(),
       missing: missing.sort(),
-      removedResults
+      removedResults,
+      ...badResults.length > 0 ? { badResults: badResults.sort() } : {}
     };
   }
   /** Results in the repository (tags `r-<hex>`), optionally only cache keys starting `prefix`. */
@@ -1209,6 +1267,7 @@ var RegistryStore = class _RegistryStore {
   }
   /** Starts an upload; with a digest and `mount-from`, tries a cross-repository mount first. */
   async openSession(digest) {
+    this.checkWritesAllowed();
     const base = `${this.repoPath}/blobs/uploads/`;
     if (digest !== void 0 && this.mountFrom !== void 0 && !this.mountRefused) {
       const from = this.mountFrom;
@@ -1568,10 +1627,14 @@ var RegistryStore = class _RegistryStore {
           `${this.location}: registry ${this.origin} unreachable (${spec.what}: ${err.message})`,
           { cause: err }
         );
-        this.downUntil = Date.now() + BACKOFF_MS;
+        if (Date.now() >= this.downUntil) {
+          this.downUntil = Date.now() + Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** this.downCount);
+          this.downCount = Math.min(this.downCount + 1, 16);
+        }
         this.downError = e;
         throw e;
       }
+      this.downCount = 0;
       if (res.status === 401 && ours && attempt === 0) {
         await discard(res);
         this.challenge = res.headers.get("www-authenticate");
@@ -1628,7 +1691,14 @@ var RegistryStore = class _RegistryStore {
     return value;
   }
   /** Errors of the `put*` methods: registry problems as `StoreUnavailableError`, others as is. */
+  checkWritesAllowed() {
+    if (this.writesDenied && Date.now() < this.writesDeniedUntil) throw this.writesDenied;
+  }
   forPut(err) {
+    if (err instanceof StoreUnavailableError && err.kind === "auth" && err !== this.writesDenied) {
+      this.writesDenied = err;
+      this.writesDeniedUntil = Date.now() + WRITES_DENIED_MS;
+    }
     if (err instanceof StoreUnavailableError || err instanceof CorruptBlobError) return err;
     if (err instanceof Error && err.name === "AbortError") {
       return new StoreUnavailableError("network", `${this.location}: ${err.message}`, {
@@ -1637,7 +1707,9 @@ var RegistryStore = class _RegistryStore {
     }
     return err;
   }
-  warnResult(cacheKey, problem) {
+  /** A result that cannot be used: a warning (once), listed in `unusable` when given. */
+  warnResult(cacheKey, unusable, problem) {
+    unusable?.push(cacheKey);
     this.warnOnce(`result:${cacheKey}`, `${this.location}: result ${cacheKey} ${problem}; a miss`);
     return null;
   }
