@@ -519,6 +519,26 @@ test(
       'no-cert refusal',
     );
 
+    // A plaintext client (a worker started with --insecure) on the TLS port: said as such, not
+    // as OpenSSL's record-layer error with its source file and a blank line.
+    const plain = new (protocol().MasterClient)(
+      grpcTarget(tcp),
+      grpc.credentials.createInsecure(),
+      channelOptions(tcp),
+    );
+    cleanups.push(() => plain.close());
+    await call(plain, plain.Status, {}, new grpc.Metadata(), 5000).catch(() => null);
+    await until(
+      () =>
+        logs.some((l) =>
+          /refused connection from 127\.0\.0\.1:\d+: not TLS: a plaintext client \(started with --insecure\?\)/.test(
+            l,
+          ),
+        ),
+      'plaintext refusal',
+    );
+    expect(logs.join('\n')).not.toMatch(/ssl3_get_record|\n$/);
+
     // A worker whose CA is another one cannot verify the master: it says so, readably.
     const blindLogs: string[] = [];
     await startWorker('w1', { tls: { ...tls.w1!, ca: otherCA.cert } }, blindLogs);

@@ -431,7 +431,12 @@ function tlsReason(err: Error): string {
     )
   )
     return `client certificate not from the cluster CA (${msg})`;
-  return msg || code || 'TLS handshake failed';
+  // OpenSSL's words for bytes that are no TLS record: a client that speaks plaintext.
+  if (
+    /wrong[_ ]version[_ ]number|http[_ ]request|packet[_ ]length[_ ]too[_ ]long/i.test(code + msg)
+  )
+    return 'not TLS: a plaintext client (started with --insecure?); give both sides --certs, or both --insecure';
+  return msg.trim() || code || 'TLS handshake failed';
 }
 
 /**
