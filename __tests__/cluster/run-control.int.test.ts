@@ -116,6 +116,17 @@ test('status and logs reach a running `dist-build run` with --config alone', asy
   expect((await run.exited).code).toBe(130);
 }, 60_000);
 
+test('`logs --follow` stopped with Ctrl-C exits 130, not 0 as if the job had ended', async () => {
+  const { config, run } = await startSlowRun();
+  const logs = startCli(['logs', 'slow', '--follow', '--config', config]);
+  await logs.waitFor(/slow is running/);
+  logs.kill('SIGINT');
+  expect(await logs.exited).toEqual({ code: 130, signal: null });
+  expect(logs.stderr).toBe('');
+  run.kill('SIGINT');
+  expect((await run.exited).code).toBe(130);
+}, 60_000);
+
 test('a second `dist-build run` in the same tree is refused while one is in progress, which it leaves alone', async () => {
   const { config, run } = await startSlowRun();
   writeFileSync(

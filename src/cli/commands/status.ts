@@ -191,7 +191,13 @@ export function registerLogs(program: Command): void {
         { invocation, follow: !!flags.follow, from: 0 },
         callMetadata(security),
       );
-      process.once('SIGINT', () => stream.cancel());
+      // Ctrl-C ends the stream: an interruption (130, as everywhere in this CLI), not the end of
+      // the job's output (0).
+      let interrupted = false;
+      process.once('SIGINT', () => {
+        interrupted = true;
+        stream.cancel();
+      });
       // The stream has no deadline (--follow may wait long for a job), but the connection must
       // come up: a master that accepts it and never answers would hold this command forever.
       let unanswered = false;
@@ -208,7 +214,10 @@ export function registerLogs(program: Command): void {
       } catch (e) {
         const err = e as grpc.ServiceError;
         if (unanswered) throw new RunFailure(`logs ${invocation}: ${noAnswer(address)}`);
-        if (err.code === grpc.status.CANCELLED) return;
+        if (err.code === grpc.status.CANCELLED) {
+          if (interrupted) process.exitCode = 130;
+          return;
+        }
         throw masterFailure(`logs ${invocation}`, address, err);
       } finally {
         clearTimeout(connecting);
