@@ -173,6 +173,39 @@ function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<v
   });
 }
 
+test('two workers asking for the same id: the second gets <id>-2, and both sides say so', async () => {
+  const mlogs: string[] = [];
+  const master = await startMaster({}, mlogs);
+  const wlogs: string[][] = [[], []];
+  for (const i of [0, 1]) {
+    const root = join(dir, `tree-same-${i}`);
+    mkdirSync(root, { recursive: true });
+    const cacheDir = join(dir, `cache-same-${i}`);
+    const agent = new WorkerAgent({
+      config: parseConfig(CONFIG, join(root, 'dist-build.yml')),
+      join: sock('master'),
+      listen: [sock(`same-${i}`)],
+      security: {},
+      store: await LocalStore.open(cacheDir),
+      cacheDir,
+      id: 'build-7',
+      log: (l) => wlogs[i]!.push(l),
+    });
+    cleanups.push(() => agent.stop());
+    await agent.start();
+    await agent.registered;
+  }
+  expect(master.live().map((m) => m.id)).toEqual(['build-7', 'build-7-2']);
+  expect(mlogs).toContainEqual(
+    `master: warning: worker id build-7 is taken by the worker at unix://${join(dir, 'same-0.sock')}: the worker from unix://${join(dir, 'same-1.sock')} is build-7-2; give each worker its own --id`,
+  );
+  expect(mlogs.filter((l) => /warning/.test(l))).toHaveLength(1);
+  expect(wlogs[0]!.join('\n')).not.toMatch(/warning/);
+  expect(wlogs[1]).toContainEqual(
+    'worker build-7-2: warning: another worker of this master has the id build-7: give each worker its own --id',
+  );
+});
+
 test('a worker joining over a unix socket listens on one of its own by default (no TLS needed), removed when it stops', async () => {
   const master = await startMaster({});
   const cacheDir = join(dir, 'cache-plain');

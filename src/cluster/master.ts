@@ -270,6 +270,13 @@ export class Master extends EventEmitter<MasterEvents> {
           closeClient: () => client?.close(),
           shutdown: this.shutdownAll,
         };
+        // Another live worker has this id: this one gets `<id>-2`. Said, since the id is the
+        // worker's placement slot, and which of the two gets the plain id can change every time
+        // they join (a master restart), moving their invocations away from their warm caches.
+        const holder =
+          state.id !== req.member.worker_id
+            ? [...this.members.values()].find((m) => m.id === req.member!.worker_id)
+            : undefined;
         this.members.set(state.uuid, state);
         this.log(
           `master: worker ${state.id} joined from ${conn.socket}${req.running.length ? ` with ${req.running.length} running job(s)` : ''}`,
@@ -279,6 +286,11 @@ export class Master extends EventEmitter<MasterEvents> {
           this.log(
             `master: warning: worker ${state.id} runs ${version ? `dist-build ${version}` : 'an older release of dist-build'}, this master ${VERSION}: ` +
               'where their releases compute cache keys differently, it refuses (or builds without caching) every job; run one release on every machine',
+          );
+        }
+        if (state.id !== req.member.worker_id) {
+          this.log(
+            `master: warning: worker id ${req.member.worker_id} is taken${holder ? ` by the worker at ${holder.member.connections[0]?.socket ?? '?'}` : ''}: the worker from ${conn.socket} is ${state.id}; give each worker its own --id`,
           );
         }
         cb(null, {

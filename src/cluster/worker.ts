@@ -440,11 +440,12 @@ export class WorkerAgent {
       while (!this.stopping) {
         try {
           const unreported = this.unreported.splice(0);
+          const member = this.member();
           const res = await call(
             this.master!,
             this.master!.Register,
             {
-              member: this.member(),
+              member,
               config_digest: configDigest(this.config),
               running: this.running(),
               unreported,
@@ -462,6 +463,11 @@ export class WorkerAgent {
           this.log(
             `worker ${this.workerId}: ${first ? 'registered' : 're-registered'} with ${formatAddress(this.opts.join)} (master ${res.master_id.slice(0, 8)}, lease ${res.lease_ttl_ms} ms)`,
           );
+          if (res.worker_id !== member.worker_id) {
+            this.log(
+              `worker ${this.workerId}: warning: another worker of this master has the id ${member.worker_id}: give each worker its own --id`,
+            );
+          }
           this.registeredOnce?.();
           this.openHeartbeats(res.lease_ttl_ms);
           return;
