@@ -3,6 +3,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCA, issueCert, writeCA, writeCert } from '../../src/cluster/certs.js';
+import { Master } from '../../src/cluster/master.js';
 import { runCli, stopAll } from '../helpers/processes.js';
 
 // A master that accepts connections and never answers (stopped with SIGSTOP, or hung): the
@@ -48,4 +49,33 @@ test.each([
     expect(Date.now() - started).toBeLessThan(20_000);
   },
   60_000,
+);
+
+test.each([['status'], ['logs']])(
+  '%s against a master of another CA says so, not OpenSSL\'s "self-signed certificate in certificate chain" alone',
+  async (cmd) => {
+    const other = await createCA({ name: 'other CA' });
+    const m = await issueCert(other, { name: 'master', role: 'master' });
+    const master = new Master({
+      listen: [{ kind: 'tcp', host: '127.0.0.1', port: 0 }],
+      security: { tls: { ca: other.cert, ...m } },
+      log: () => undefined,
+    });
+    await master.start();
+    try {
+      const port = (master.addresses[0] as { port: number }).port;
+      const at = `tcp://127.0.0.1:${port}`;
+      const r = await runCli(
+        [cmd, ...(cmd === 'logs' ? ['gen'] : []), '--master', at, '--certs', certs],
+        { timeoutMs: 30_000 },
+      );
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `dist-build: ${cmd}${cmd === 'logs' ? ' gen' : ''}: cannot reach the master at ${at}: the master's certificate is not from this client's CA (--certs: a master set up with another \`dist-build certs init\`?): self-signed certificate in certificate chain\n`,
+      );
+    } finally {
+      await master.stop();
+    }
+  },
+  40_000,
 );

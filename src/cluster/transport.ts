@@ -282,7 +282,7 @@ export function refusedCall(
  * tail. The problems an operator makes (certificates of another CA, TLS on one side only, an
  * expired or misnamed certificate) are said as such; anything else is the error's own text.
  */
-export function connectProblem(detail: string, tls: boolean): string {
+export function connectProblem(detail: string, tls: boolean, who = 'this worker'): string {
   const text = detail.replace(/\s*Resolution note:.*$/s, '').trim();
   if (
     tls &&
@@ -290,7 +290,7 @@ export function connectProblem(detail: string, tls: boolean): string {
       text,
     )
   ) {
-    return `the master's certificate is not from this worker's CA (--certs: a master set up with another \`dist-build certs init\`?): ${text}`;
+    return `the master's certificate is not from ${who}'s CA (--certs: a master set up with another \`dist-build certs init\`?): ${text}`;
   }
   if (tls && /wrong version number|packet length too long|http request/i.test(text)) {
     return `the master does not speak TLS (started with --insecure?): give both sides --certs, or both --insecure: ${text}`;
@@ -299,7 +299,7 @@ export function connectProblem(detail: string, tls: boolean): string {
     return `the master's certificate has expired: issue it again with \`dist-build certs issue\`: ${text}`;
   }
   if (tls && /altname|does not match certificate|hostname\/ip does not match/i.test(text)) {
-    return `the master's certificate does not name the host this worker dials (issue it with \`--host\`): ${text}`;
+    return `the master's certificate does not name the host ${who} dials (issue it with \`--host\`): ${text}`;
   }
   return text;
 }

@@ -10,6 +10,7 @@ import {
   callMetadata,
   channelCredentials,
   channelOptions,
+  connectProblem,
   grpcTarget,
   parseAddress,
   type Security,
@@ -69,13 +70,20 @@ async function connect(
  * A failed call to the master as one line: exit 1 when the master cannot be reached (with the
  * connection's own error, not grpc-js's wrapping), 2 when it refused the request.
  */
-function masterFailure(what: string, address: string, e: grpc.ServiceError): RunFailure {
+function masterFailure(
+  what: string,
+  address: string,
+  e: grpc.ServiceError,
+  security: Security,
+): RunFailure {
   if (e.code === grpc.status.DEADLINE_EXCEEDED)
     return new RunFailure(`${what}: ${noAnswer(address)}`);
   if (e.code === grpc.status.UNAVAILABLE) {
     const text = e.details || e.message;
     const last = /Last error: (?:Error: )?(.*?)\.?(?: Resolution note:.*)?$/s.exec(text)?.[1];
-    return new RunFailure(`${what}: cannot reach the master at ${address}: ${last || text}`);
+    // Certificates of another CA, TLS on one side only...: said as such, as a worker says them.
+    const why = connectProblem(last || text, security.tls !== undefined, 'this client');
+    return new RunFailure(`${what}: cannot reach the master at ${address}: ${why}`);
   }
   return new RunFailure(`${what}: ${e.details || e.message}`, 2);
 }
@@ -111,7 +119,7 @@ export function registerStatus(program: Command): void {
     try {
       const s = await call(client, client.Status, {}, callMetadata(security), ANSWER_MS).catch(
         (e: grpc.ServiceError) => {
-          throw masterFailure('status', address, e);
+          throw masterFailure('status', address, e, security);
         },
       );
       if (flags.json) {
@@ -218,7 +226,7 @@ export function registerLogs(program: Command): void {
           if (interrupted) process.exitCode = 130;
           return;
         }
-        throw masterFailure(`logs ${invocation}`, address, err);
+        throw masterFailure(`logs ${invocation}`, address, err, security);
       } finally {
         clearTimeout(connecting);
       }
