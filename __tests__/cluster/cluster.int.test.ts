@@ -173,6 +173,36 @@ function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<v
   });
 }
 
+test('a master that stops closes its workers\' heartbeat streams: they do not hear "the master does not know this worker"', async () => {
+  const master = await startMaster({});
+  const logs: string[] = [];
+  const root = join(dir, 'tree-stop');
+  mkdirSync(root, { recursive: true });
+  const cacheDir = join(dir, 'cache-stop');
+  const agent = new WorkerAgent({
+    config: parseConfig(CONFIG, join(root, 'dist-build.yml')),
+    join: sock('master'),
+    listen: [sock('stop')],
+    security: {},
+    store: await LocalStore.open(cacheDir),
+    cacheDir,
+    id: 'w-stop',
+    log: (l) => logs.push(l),
+  });
+  cleanups.push(() => agent.stop());
+  await agent.start();
+  await agent.registered;
+  // A few beats, so that one is likely in flight while the master stops.
+  await new Promise((r) => setTimeout(r, 500));
+  await master.stop();
+  await until(
+    () => logs.some((l) => /the master closed the heartbeat stream; registering again/.test(l)),
+    'the closed stream',
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  expect(logs.join('\n')).not.toMatch(/does not know this worker/);
+});
+
 test('two workers asking for the same id: the second gets <id>-2, and both sides say so', async () => {
   const mlogs: string[] = [];
   const master = await startMaster({}, mlogs);

@@ -104,6 +104,7 @@ export class Master extends EventEmitter<MasterEvents> {
   private server: ServerHandle | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private shutdownAll = false;
+  private stopping = false;
   /** Jobs started on a heartbeat stream, waiting for the worker's answer. */
   private readonly pendingStarts = new Map<
     string,
@@ -141,7 +142,14 @@ export class Master extends EventEmitter<MasterEvents> {
 
   async stop(): Promise<void> {
     if (this.leaseTimer) clearInterval(this.leaseTimer);
-    for (const m of this.members.values()) m.closeClient();
+    // The workers' heartbeat streams end (each worker hears that the master closed it), rather
+    // than having their next beat answered REREGISTER, "the master does not know this worker",
+    // while the server closes.
+    this.stopping = true;
+    for (const m of this.members.values()) {
+      m.closeClient();
+      m.stream?.end();
+    }
     this.members.clear();
     await this.server?.close();
   }
@@ -313,7 +321,7 @@ export class Master extends EventEmitter<MasterEvents> {
         stream.on('data', (req: HeartbeatRequest) => {
           const m = this.members.get(req.worker_uuid);
           if (!m) {
-            stream.write(this.answer('REREGISTER'));
+            if (!this.stopping) stream.write(this.answer('REREGISTER'));
             stream.end();
             return;
           }
