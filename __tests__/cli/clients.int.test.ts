@@ -79,3 +79,26 @@ test.each([['status'], ['logs']])(
   },
   40_000,
 );
+
+test('status --insecure against a master with TLS: a hint at --certs, not only "Failed to connect (date)"', async () => {
+  const ca = await createCA();
+  const m = await issueCert(ca, { name: 'master', role: 'master' });
+  const master = new Master({
+    listen: [{ kind: 'tcp', host: '127.0.0.1', port: 0 }],
+    security: { tls: { ca: ca.cert, ...m } },
+    log: () => undefined,
+  });
+  await master.start();
+  try {
+    const at = `tcp://127.0.0.1:${(master.addresses[0] as { port: number }).port}`;
+    const r = await runCli(['status', '--master', at, '--insecure'], { timeoutMs: 30_000 });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^dist-build: status: cannot reach the master at ${at}: the connection was closed before it was set up \\(a master that uses TLS\\? then give --certs too\\): Failed to connect \\(.*\\)\\n$`,
+      ),
+    );
+  } finally {
+    await master.stop();
+  }
+}, 40_000);

@@ -301,6 +301,11 @@ export function connectProblem(detail: string, tls: boolean, who = 'this worker'
   if (tls && /altname|does not match certificate|hostname\/ip does not match/i.test(text)) {
     return `the master's certificate does not name the host ${who} dials (issue it with \`--host\`): ${text}`;
   }
+  // grpc-js's words for a connection closed before HTTP/2 started, with no error of its own: a
+  // TLS server (the master) given a plaintext client (--insecure) ends it so.
+  if (!tls && /Failed to connect \(/.test(text)) {
+    return `the connection was closed before it was set up (a master that uses TLS? then give --certs too): ${text}`;
+  }
   return text;
 }
 
