@@ -371,6 +371,62 @@ ${['a', 'b', 'c', 'd'].map((n) => `  ${n}: {run: "mkdir -p ${n} && echo ${n} > $
   90_000,
 );
 
+test(
+  'the only worker holding an artifact cannot be dialled back: it fails at once with the reason in the table, not built again for nothing',
+  () =>
+    explained(async () => {
+      const cfg = `version: 1
+invocations:
+  a: {run: "echo start >> ../starts-a; mkdir -p a && echo a > a/x", outputs: [a], export: true}
+`;
+      const master = startCli([
+        'master',
+        '--listen',
+        sock(),
+        '--config',
+        tree('m', cfg),
+        '--workers',
+        '1',
+        '--out',
+        join(dir, 'artifacts'),
+        '--certs',
+        certs,
+        '--heartbeat',
+        '500ms',
+        '--plain',
+      ]);
+      // Its certificate names 127.0.0.1, not 127.0.0.2: the master's TLS check refuses the dial.
+      const w2 = startCli([
+        'worker',
+        '--join',
+        sock(),
+        '--config',
+        tree('t2', cfg),
+        '--cache-dir',
+        join(dir, 'cache-w2'),
+        '--certs',
+        certs,
+        '--name',
+        'w2',
+        '--id',
+        'w2',
+        '--listen',
+        'tcp://127.0.0.2:0',
+      ]);
+      const exit = await master.exited;
+      expect(master.stderr).toMatch(
+        /a: FAILED on w2: cannot export: the master cannot reach worker w2's service at tcp:\/\/127\.0\.0\.2:\d+ \(.*\): check its --listen \/ --advertise address/,
+      );
+      expect(exit.code).toBe(1);
+      expect(readFileSync(join(dir, 'starts-a'), 'utf8')).toBe('start\n');
+      expect(master.stdout).toMatch(/^a +w2 +failed +\S+ +cannot export: /m);
+      expect(master.stdout).not.toMatch(/exit 0/);
+      expect(master.stdout).toMatch(/1 invocation: 0 built, 0 cached, 1 failed/);
+      w2.kill('SIGTERM');
+    }),
+  90_000,
+);
+
 /** `quick` waits for `../go`, so a test can kill slow's worker after slow is built. */
 const HANDOFF_CONFIG = `version: 1
 invocations:

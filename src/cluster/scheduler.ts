@@ -308,9 +308,11 @@ export class Run {
       // An artifact whose bytes turned out corrupt (or gone) on every holder is built again, once.
       if (lost.length && !this.cancelled) {
         this.done = new Promise((resolve) => (this.finished = resolve));
-        for (const { unit, why } of lost) {
-          if (!this.rebuild(unit, `cannot export it: ${why}`))
-            this.fail(unit, `cannot export: ${why}`);
+        for (const { unit, why, rebuild } of lost) {
+          if (rebuild && this.rebuild(unit, `cannot export it: ${why}`)) continue;
+          // Its command succeeded ("failed (exit 0)" would say otherwise): the export failed.
+          unit.exitCode = undefined;
+          this.fail(unit, `cannot export: ${why}`);
         }
         this.replan();
         this.pump();
@@ -1059,7 +1061,7 @@ export class Run {
   /** Exports every final artifact not exported yet; `lost` are those no holder could send. */
   private async exportAll(
     already: ExportReport[] = [],
-  ): Promise<{ exports: ExportReport[]; lost: { unit: UnitRun; why: string }[] }> {
+  ): Promise<{ exports: ExportReport[]; lost: LostExport[] }> {
     const dir = this.opts.exportTo;
     if (!dir) return { exports: [], lost: [] };
     // Artifacts are staged in a directory of this export's own: `dir` may be the config's
@@ -1081,9 +1083,9 @@ export class Run {
     dir: string,
     staging: string,
     already: ExportReport[],
-  ): Promise<{ exports: ExportReport[]; lost: { unit: UnitRun; why: string }[] }> {
+  ): Promise<{ exports: ExportReport[]; lost: LostExport[] }> {
     const out: ExportReport[] = [...already];
-    const lost: { unit: UnitRun; why: string }[] = [];
+    const lost: LostExport[] = [];
     const done0 = new Set(already.map((e) => e.unit));
     for (const u of this.units) {
       if (!u.inv.export) continue;
@@ -1102,6 +1104,9 @@ export class Run {
       ];
       let lastError: Error | undefined;
       let done: ExportReport | undefined;
+      // Whether building it again can help: not when every holder's service could not be
+      // reached and it would go back to one of them (the export would fail the same way).
+      let rebuild = candidates.length === 0;
       for (const m of new Set(candidates)) {
         try {
           const outputs: ExportReport['outputs'] = [];
@@ -1131,14 +1136,22 @@ export class Run {
           done = { unit: u.unit.id, invocation: u.inv.name, worker: m.id, outputs };
           break;
         } catch (err) {
-          lastError = err as Error;
+          const e = err as grpc.ServiceError;
+          lastError = e.code === grpc.status.UNAVAILABLE ? new Error(unreachable(m, e)) : e;
           this.note(`export of ${u.unit.id} from ${m.id} failed: ${lastError.message}`);
           // Built again, it goes elsewhere if it can (the same worker may fail the same way).
-          if (this.anotherTaker(u, m.id)) u.excluded.add(m.id);
+          if (this.anotherTaker(u, m.id)) {
+            u.excluded.add(m.id);
+            rebuild = true;
+          } else if (e.code !== grpc.status.UNAVAILABLE) rebuild = true;
         }
       }
       if (!done) {
-        lost.push({ unit: u, why: lastError ? lastError.message : 'no live worker holds it' });
+        lost.push({
+          unit: u,
+          why: lastError ? lastError.message : 'no live worker holds it',
+          rebuild,
+        });
         continue;
       }
       out.push(done);
@@ -1199,6 +1212,13 @@ export class Run {
       events: this.events,
     };
   }
+}
+
+/** An artifact the export could not get; `rebuild`: whether building it again may help. */
+interface LostExport {
+  unit: UnitRun;
+  why: string;
+  rebuild: boolean;
 }
 
 /** Why the master cannot use a worker's Worker service, with where to look. */
