@@ -331,6 +331,48 @@ test(
 );
 
 test(
+  'a second Ctrl-C stops a worker at once and kills its command, which would otherwise run on orphaned',
+  () =>
+    explained(async () => {
+      const cfg = `version: 1
+invocations:
+  a: {run: "trap '' TERM; echo $$ >> ../pids; echo $DIST_BUILD_WORKER $$ > ../a.run; sleep 60"}
+`;
+      startMaster(tree('m', cfg));
+      const workers: Record<string, Proc> = {
+        w1: startWorker('w1', tree('t1', cfg), '--kill-grace', '60s'),
+        w2: startWorker('w2', tree('t2', cfg), '--kill-grace', '60s'),
+      };
+      const runFile = join(dir, 'a.run');
+      const deadline = Date.now() + 30_000;
+      while (!(existsSync(runFile) && readFileSync(runFile, 'utf8').endsWith('\n'))) {
+        if (Date.now() > deadline) throw new Error('a never started');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const [name, pgid] = readFileSync(runFile, 'utf8').trim().split(' ');
+      const w = workers[name!]!;
+      w.kill('SIGINT');
+      // The first one is handled (the command got its SIGTERM, which it ignores).
+      await new Promise((r) => setTimeout(r, 500));
+      const t0 = Date.now();
+      w.kill('SIGINT');
+      expect((await w.exited).code).toBe(130);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      let gone = false;
+      for (let i = 0; i < 100 && !gone; i++) {
+        try {
+          process.kill(-Number(pgid), 0);
+          await new Promise((r) => setTimeout(r, 50));
+        } catch {
+          gone = true;
+        }
+      }
+      expect(gone).toBe(true);
+    }),
+  90_000,
+);
+
+test(
   'a worker whose service the master cannot dial back is named at once; the run still completes',
   () =>
     explained(async () => {

@@ -341,6 +341,23 @@ export class WorkerAgent {
     void this.register();
   }
 
+  /**
+   * Ends every running command's process group with SIGKILL now, without `--kill-grace`: for a
+   * worker about to exit at once (a second Ctrl-C), whose commands would otherwise go on writing
+   * into the tree with no worker left to stop them.
+   */
+  killJobsNow(): void {
+    for (const job of this.executor.list()) {
+      const pgid = job.pid;
+      if (pgid === undefined || pgid <= 1) continue;
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+
   /** Leaves the cluster: stops running jobs (they are reported as the worker's fault), deregisters. */
   async stop(reason = 'worker stopping'): Promise<void> {
     if (this.stopping) return;

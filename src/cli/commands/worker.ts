@@ -188,12 +188,21 @@ Examples:
     });
     await agent.start();
     // SIGTERM is a supervisor's way to stop it (exit 0 once stopped); Ctrl-C is an interruption
-    // (130, as everywhere in this CLI).
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => {
-      process.exitCode ??= 130;
-      void stop('SIGINT');
-    });
+    // (130, as everywhere in this CLI). A second signal stops without waiting: the commands'
+    // process groups are killed now (left to the default handler, the worker died and they ran
+    // on, orphaned, in the tree), and the worker exits.
+    let signalled = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (signalled) {
+        agent.killJobsNow();
+        process.exit(sig === 'SIGINT' ? 130 : (process.exitCode ?? 143));
+      }
+      signalled = true;
+      if (sig === 'SIGINT') process.exitCode ??= 130;
+      void stop(sig);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
     if (flags.parentPid) {
       watchParent(positiveInt(flags.parentPid, '--parent-pid'), () => void stop('parent exited'));
     }
