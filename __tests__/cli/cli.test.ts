@@ -1,5 +1,7 @@
+import { jest } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
@@ -302,6 +304,25 @@ describe('cluster clients', () => {
     },
     20_000,
   );
+});
+
+test('master on a port in use: one line naming the address and why, without grpc-js\'s own "E No address added" line', async () => {
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  const port = (busy.address() as AddressInfo).port;
+  const grpcLines: unknown[] = [];
+  const spy = jest.spyOn(console, 'error').mockImplementation((m) => void grpcLines.push(m));
+  try {
+    const r = await cli('master', '--listen', `tcp://127.0.0.1:${port}`, '--insecure', '--serve');
+    expect(grpcLines).toEqual([]);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe(
+      `dist-build: cannot listen on tcp://127.0.0.1:${port}: EADDRINUSE: address already in use 127.0.0.1:${port}\n`,
+    );
+  } finally {
+    spy.mockRestore();
+    await new Promise((resolve) => busy.close(resolve));
+  }
 });
 
 describe('certificates of the wrong role', () => {

@@ -326,6 +326,26 @@ function serverCredentials(sec: Security): grpc.ServerCredentials {
   return creds;
 }
 
+let bindErrorsQuiet = false;
+
+/**
+ * grpc-js prints "E No address added out of total 1 resolved" on stderr by itself when a bind
+ * fails (a port in use), before the error that startServer reports: that line is dropped; every
+ * other grpc-js message is printed as its default logger does.
+ */
+function quietBindErrors(): void {
+  if (bindErrorsQuiet) return;
+  bindErrorsQuiet = true;
+  const print =
+    (prefix: string) =>
+    (message?: unknown, ...rest: unknown[]): void => {
+      if (typeof message === 'string' && message.startsWith('No address added out of total'))
+        return;
+      console.error(`${prefix}${String(message)}`, ...rest);
+    };
+  grpc.setLogger({ error: print('E '), info: print('I '), debug: print('D ') });
+}
+
 export interface ServerHandle {
   server: grpc.Server;
   /** Bound addresses, with the real port for `:0`. */
@@ -355,11 +375,14 @@ export async function startServer(
       unlinkSync(a.path);
     }
     const creds = serverCredentials(sec);
+    quietBindErrors();
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(grpcTarget(a), creds, (err, p) => (err ? reject(err) : resolve(p))),
     ).catch((err: Error) => {
       server.forceShutdown();
-      throw new AddressError(`cannot listen on ${formatAddress(a)}: ${err.message}`);
+      // grpc-js: "No address added out of total 1 resolved errors: [listen EADDRINUSE: ...]".
+      const why = /errors: \[(?:listen )?(.*)\]$/s.exec(err.message)?.[1] || err.message;
+      throw new AddressError(`cannot listen on ${formatAddress(a)}: ${why}`);
     });
     if (a.kind === 'unix') {
       try {
