@@ -331,6 +331,25 @@ test(
 );
 
 test(
+  '`logs --follow` started while the master waits for its workers waits for the job, not "no job has started"',
+  () =>
+    explained(async () => {
+      const master = startMaster(tree('m', POOL_CONFIG));
+      await master.waitFor(/listening on/);
+      const logs = startCli(['logs', 'slow', '--follow', '--master', sock(), '--certs', certs]);
+      // It is waiting (it used to end at once, exit 2).
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(logs.child.exitCode).toBeNull();
+      startWorker('w1', tree('t1', POOL_CONFIG));
+      startWorker('w2', tree('t2', POOL_CONFIG));
+      expect(await logs.exited).toEqual({ code: 0, signal: null });
+      expect(logs.stdout).toMatch(/^slow on w[12]$/m);
+      expect((await master.exited).code).toBe(0);
+    }),
+  90_000,
+);
+
+test(
   'a second Ctrl-C stops a worker at once and kills its command, which would otherwise run on orphaned',
   () =>
     explained(async () => {

@@ -114,7 +114,22 @@ export class Master extends EventEmitter<MasterEvents> {
   private lastLeaseCheck = 0;
   /** Reports that came while no run was attached (a worker back after a restart): kept for it. */
   private unclaimed: { m: MemberState | undefined; r: JobReport }[] = [];
-  run: RunView | undefined;
+  private attached: RunView | undefined;
+  /**
+   * A run is coming (a `dist-build master` or `run` waiting for its workers): `logs --follow`
+   * waits for it rather than answering that nothing has started. Cleared when a run attaches.
+   */
+  runExpected = false;
+
+  /** The run in progress, for Status and Logs. */
+  get run(): RunView | undefined {
+    return this.attached;
+  }
+
+  set run(view: RunView | undefined) {
+    this.attached = view;
+    if (view) this.runExpected = false;
+  }
 
   constructor(private readonly opts: MasterOptions) {
     super();
@@ -146,6 +161,7 @@ export class Master extends EventEmitter<MasterEvents> {
     // than having their next beat answered REREGISTER, "the master does not know this worker",
     // while the server closes.
     this.stopping = true;
+    this.runExpected = false;
     for (const m of this.members.values()) {
       m.closeClient();
       m.stream?.end();
@@ -420,6 +436,13 @@ export class Master extends EventEmitter<MasterEvents> {
   ): Promise<void> {
     const name = c.request.invocation;
     const follow = c.request.follow;
+    let waiting = false;
+    c.on('cancelled', () => (waiting = false));
+    if (follow && !this.run && this.runExpected) {
+      waiting = true;
+      while (waiting && !this.run && this.runExpected) await new Promise((r) => setTimeout(r, 250));
+      if (!waiting) return; // the client went away
+    }
     const unitsOf = () =>
       (this.run?.units() ?? []).filter((u) => u.unit === name || u.unit.startsWith(`${name}@`));
     if (this.run && unitsOf().length === 0) {
@@ -464,7 +487,9 @@ export class Master extends EventEmitter<MasterEvents> {
           grpc.status.NOT_FOUND,
           where
             ? `the worker that ran ${name} has left`
-            : `no job of ${name} has started in this run`,
+            : this.run
+              ? `no job of ${name} has started in this run`
+              : 'no run in progress on this master',
         );
         return;
       }

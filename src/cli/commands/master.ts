@@ -81,6 +81,8 @@ Examples (a pool on two shells):
       heartbeatMs,
       log: (m) => say(`${new Date().toISOString()} ${m}`),
     });
+    // `logs --follow` from now on waits for the run rather than saying nothing has started.
+    master.runExpected = !!config;
     await master.start();
     err.write(
       `dist-build master ${master.id.slice(0, 8)} listening on ${master.addresses.map(formatAddress).join(', ')}\n`,

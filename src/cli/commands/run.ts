@@ -138,6 +138,8 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
     heartbeatMs: 500,
     log,
   });
+  // `logs --follow` while the workers join waits for the run rather than saying nothing started.
+  master.runExpected = true;
   await master.start();
   const address = formatAddress(master.addresses[0]!);
   let joined = false;
