@@ -350,6 +350,47 @@ test(
 );
 
 test(
+  'a master restarted with another config stops the jobs of the earlier run that are none of its own',
+  () =>
+    explained(async () => {
+      const v1 = `version: 1
+invocations:
+  a: {run: "echo $$ >> ../pids; echo $$ > ../a1.pid; sleep 60"}
+`;
+      const v2 = 'version: 1\ninvocations:\n  a: {run: "echo v2"}\n';
+      const first = startMaster(tree('m', v1));
+      startWorker('w1', tree('t1', v1));
+      startWorker('w2', tree('t2', v1));
+      const pidFile = join(dir, 'a1.pid');
+      const deadline = Date.now() + 30_000;
+      while (!(existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n'))) {
+        if (Date.now() > deadline) throw new Error('a never started');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const pgid = Number(readFileSync(pidFile, 'utf8'));
+      first.kill('SIGKILL');
+      await first.exited;
+      for (const t of ['m', 't1', 't2']) tree(t, v2);
+      const second = startMaster(join(dir, 'm/dist-build.yml'));
+      expect((await second.exited).code).toBe(0);
+      expect(second.stderr).toMatch(
+        /warning: stopping a on w[12]: a job of an earlier run with another cache key/,
+      );
+      let gone = false;
+      for (let i = 0; i < 200 && !gone; i++) {
+        try {
+          process.kill(-pgid, 0);
+          await new Promise((r) => setTimeout(r, 50));
+        } catch {
+          gone = true;
+        }
+      }
+      expect(gone).toBe(true);
+    }),
+  90_000,
+);
+
+test(
   'a second Ctrl-C stops a worker at once and kills its command, which would otherwise run on orphaned',
   () =>
     explained(async () => {

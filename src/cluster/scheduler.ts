@@ -469,7 +469,23 @@ export class Run {
   private adopt(member: MemberState, running: RunningJob[]): void {
     for (const r of running) {
       const u = this.byId.get(r.unit);
-      if (!u || u.cacheKey !== r.cache_key) continue;
+      if (!u || u.cacheKey !== r.cache_key) {
+        // A job of an earlier master's run that is none of this run's (its config or inputs
+        // have changed since): left running, it held the worker's slot while this run's jobs
+        // were refused as busy, and wrote into outputs this run builds.
+        const why = u
+          ? `a job of an earlier run with another cache key (its definition or inputs changed)`
+          : `a job of an earlier run, not in this run's config`;
+        this.warn(`stopping ${r.unit} on ${member.id}: ${why}`);
+        void this.master
+          .callWorker(member, (c) => c.StopJob, {
+            worker_uuid: member.uuid,
+            job_id: r.job_id,
+            reason: `not part of the master's run (${why})`,
+          })
+          .catch(() => undefined);
+        continue;
+      }
       if (u.state !== 'waiting') continue;
       this.setState(u, 'running');
       u.attempts = Math.max(1, u.attempts);
