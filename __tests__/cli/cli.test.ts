@@ -1,4 +1,5 @@
 import { jest } from '@jest/globals';
+import * as grpc from '@grpc/grpc-js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -324,6 +325,28 @@ test('master on a port in use: one line naming the address and why, without grpc
     await new Promise((resolve) => busy.close(resolve));
   }
 });
+
+test.each(['status', 'logs'])(
+  "%s --master at a gRPC server that is no master (a worker's address): said so, exit 2",
+  async (cmd) => {
+    const server = new grpc.Server();
+    const sock = join(dir, `not-a-master-${cmd}.sock`);
+    await new Promise<void>((resolve, reject) =>
+      server.bindAsync(`unix://${sock}`, grpc.ServerCredentials.createInsecure(), (e) =>
+        e ? reject(e) : resolve(),
+      ),
+    );
+    try {
+      const r = await cli(cmd, ...(cmd === 'logs' ? ['gen'] : []), '--master', `unix://${sock}`);
+      expect(r.code).toBe(2);
+      expect(r.err).toBe(
+        `dist-build: ${cmd}${cmd === 'logs' ? ' gen' : ''}: unix://${sock}: no dist-build master there (the server has no Master service: the address of a worker's --listen?): The server does not implement the method /dist_build.v1.Master/${cmd === 'logs' ? 'Logs' : 'Status'}\n`,
+      );
+    } finally {
+      server.forceShutdown();
+    }
+  },
+);
 
 describe('certificates of the wrong role', () => {
   let certs: string;

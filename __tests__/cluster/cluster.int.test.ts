@@ -203,6 +203,37 @@ test('a master that stops closes its workers\' heartbeat streams: they do not he
   expect(logs.join('\n')).not.toMatch(/does not know this worker/);
 });
 
+test("a worker told to join another worker's address says there is no master there", async () => {
+  const server = new grpc.Server();
+  const target = join(dir, 'not-a-master.sock');
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix://${target}`, grpc.ServerCredentials.createInsecure(), (e) =>
+      e ? reject(e) : resolve(),
+    ),
+  );
+  cleanups.push(() => void server.forceShutdown());
+  const logs: string[] = [];
+  const root = join(dir, 'tree-lost');
+  mkdirSync(root, { recursive: true });
+  const cacheDir = join(dir, 'cache-lost');
+  const agent = new WorkerAgent({
+    config: parseConfig(CONFIG, join(root, 'dist-build.yml')),
+    join: { kind: 'unix', path: target },
+    listen: [sock('lost')],
+    security: {},
+    store: await LocalStore.open(cacheDir),
+    cacheDir,
+    id: 'lost',
+    log: (l) => logs.push(l),
+  });
+  cleanups.push(() => agent.stop());
+  await agent.start();
+  await until(() => logs.some((l) => /cannot reach the master/.test(l)), 'the first failure');
+  expect(logs.join('\n')).toMatch(
+    /cannot reach the master at unix:\S+not-a-master\.sock \(no dist-build master there \(the server has no Master service: the address of a worker's --listen\?\): The server does not implement the method \/dist_build\.v1\.Master\/Register\); retrying/,
+  );
+});
+
 test('two workers asking for the same id: the second gets <id>-2, and both sides say so', async () => {
   const mlogs: string[] = [];
   const master = await startMaster({}, mlogs);

@@ -284,6 +284,10 @@ export function refusedCall(
  */
 export function connectProblem(detail: string, tls: boolean, who = 'this worker'): string {
   const text = detail.replace(/\s*Resolution note:.*$/s, '').trim();
+  // A gRPC server without the Master service: a worker's own service, say.
+  if (/does not implement the method \/dist_build\.v1\.Master\//.test(text)) {
+    return `no dist-build master there (the server has no Master service: the address of a worker's --listen?): ${text}`;
+  }
   if (
     tls &&
     /self[- ]signed certificate|unable to verify|unable to get local issuer|certificate signature failure/i.test(

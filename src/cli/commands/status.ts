@@ -85,6 +85,10 @@ function masterFailure(
     const why = connectProblem(last || text, security.tls !== undefined, 'this client');
     return new RunFailure(`${what}: cannot reach the master at ${address}: ${why}`);
   }
+  if (e.code === grpc.status.UNIMPLEMENTED) {
+    const why = connectProblem(e.details || e.message, security.tls !== undefined, 'this client');
+    return new RunFailure(`${what}: ${address}: ${why}`, 2);
+  }
   return new RunFailure(`${what}: ${e.details || e.message}`, 2);
 }
 
