@@ -391,6 +391,37 @@ invocations:
 );
 
 test(
+  "`logs --follow` of the run's last job, a quick one, prints its output even though the run ends right after",
+  () =>
+    explained(async () => {
+      const cfg = `version: 1
+invocations:
+  slow: {run: "sleep 2"}
+  quick: {run: "echo quick says hi", needs: [slow]}
+`;
+      const master = startMaster(tree('m', cfg));
+      await master.waitFor(/listening on/);
+      // Five of them, 50 ms apart: the master looks for the job every 250 ms, so whatever the
+      // timing, most of them look only after the run has ended.
+      const clients: Proc[] = [];
+      for (let i = 0; i < 5; i++) {
+        clients.push(startCli(['logs', 'quick', '-f', '--master', sock(), '--certs', certs]));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      startWorker('w1', tree('t1', cfg));
+      startWorker('w2', tree('t2', cfg));
+      expect((await master.exited).code).toBe(0);
+      for (const logs of clients) {
+        const exit = await logs.exited;
+        expect(logs.stderr).toBe('');
+        expect(logs.stdout).toBe('quick says hi\n');
+        expect(exit.code).toBe(0);
+      }
+    }),
+  90_000,
+);
+
+test(
   'a second Ctrl-C stops a worker at once and kills its command, which would otherwise run on orphaned',
   () =>
     explained(async () => {

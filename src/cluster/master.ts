@@ -79,6 +79,8 @@ type HeartbeatStream = grpc.ServerDuplexStream<HeartbeatRequest, HeartbeatRespon
 
 /** Job ids of reports already handled, kept so a report sent twice (its ack lost) counts once. */
 const SEEN_REPORTS = 10_000;
+/** How long a stopping master waits for the `logs` calls it is answering. */
+const LOG_RELAY_GRACE_MS = 1000;
 
 export interface MasterEvents {
   joined: [MemberState, { running: RunningJob[]; unreported: JobReport[] }];
@@ -105,6 +107,8 @@ export class Master extends EventEmitter<MasterEvents> {
   private leaseTimer: NodeJS.Timeout | undefined;
   private shutdownAll = false;
   private stopping = false;
+  /** `logs` calls being answered: a stopping master lets them finish (briefly). */
+  private readonly relays = new Set<Promise<void>>();
   /** Jobs started on a heartbeat stream, waiting for the worker's answer. */
   private readonly pendingStarts = new Map<
     string,
@@ -162,6 +166,14 @@ export class Master extends EventEmitter<MasterEvents> {
     // while the server closes.
     this.stopping = true;
     this.runExpected = false;
+    // A `logs --follow` of the run's last job (a quick one, done just before the run ended)
+    // still has that job's output to relay from its worker.
+    if (this.relays.size) {
+      await Promise.race([
+        Promise.allSettled([...this.relays]),
+        new Promise((r) => setTimeout(r, LOG_RELAY_GRACE_MS).unref()),
+      ]);
+    }
     for (const m of this.members.values()) {
       m.closeClient();
       m.stream?.end();
@@ -408,7 +420,8 @@ export class Master extends EventEmitter<MasterEvents> {
       Logs: (c) => {
         const err = guard(c, 'Logs', ['client', 'master']);
         if (err) return failStream(c, err.code, err.details);
-        void this.relayLogs(c);
+        const relay = this.relayLogs(c).finally(() => this.relays.delete(relay));
+        this.relays.add(relay);
       },
     };
   }
@@ -436,30 +449,29 @@ export class Master extends EventEmitter<MasterEvents> {
   ): Promise<void> {
     const name = c.request.invocation;
     const follow = c.request.follow;
-    let waiting = false;
-    c.on('cancelled', () => (waiting = false));
-    if (follow && !this.run && this.runExpected) {
-      waiting = true;
-      while (waiting && !this.run && this.runExpected) await new Promise((r) => setTimeout(r, 250));
-      if (!waiting) return; // the client went away
-    }
+    let gone = false;
+    c.on('cancelled', () => (gone = true));
+    while (follow && !gone && !this.run && this.runExpected)
+      await new Promise((r) => setTimeout(r, 250));
+    if (gone) return;
+    // The run in progress now (the one waited for, if any), kept: one that ends meanwhile (its
+    // last job a quick one, done between two looks) still has that job's output to give.
+    const run = this.run;
     const unitsOf = () =>
-      (this.run?.units() ?? []).filter((u) => u.unit === name || u.unit.startsWith(`${name}@`));
-    if (this.run && unitsOf().length === 0) {
+      (run?.units() ?? []).filter((u) => u.unit === name || u.unit.startsWith(`${name}@`));
+    if (run && unitsOf().length === 0) {
       failStream(c, grpc.status.NOT_FOUND, `no invocation ${name} in this run`);
       return;
     }
     const live = () =>
       unitsOf().some((u) => u.state === 'waiting' || u.state === 'ready' || u.state === 'running');
-    let gone = false;
-    c.on('cancelled', () => (gone = true));
     const notice = (text: string) =>
       c.write({ offset: 0, stream: 'stderr', data: Buffer.from(`dist-build: ${text}\n`) });
     /** The job followed last: --follow goes on with the unit's next attempt, if it gets one. */
     let last: string | undefined;
     let from = c.request.from;
     for (;;) {
-      let where = this.run?.jobOf(name);
+      let where = run?.jobOf(name);
       // --follow waits for a job that has not started yet (or for the next attempt), while its
       // unit may still get one.
       while (follow && !gone && (!where || where.jobId === last)) {
@@ -477,7 +489,7 @@ export class Master extends EventEmitter<MasterEvents> {
           break;
         }
         await new Promise((r) => setTimeout(r, 250));
-        where = this.run?.jobOf(name);
+        where = run?.jobOf(name);
       }
       if (gone) return;
       const m = where && this.members.get(where.uuid);
@@ -487,7 +499,7 @@ export class Master extends EventEmitter<MasterEvents> {
           grpc.status.NOT_FOUND,
           where
             ? `the worker that ran ${name} has left`
-            : this.run
+            : run
               ? `no job of ${name} has started in this run`
               : 'no run in progress on this master',
         );
