@@ -646,6 +646,17 @@ test(
       "the worker's readable CA problem",
     );
     expect(blindLogs.join('\n')).not.toMatch(/Resolution note/);
+    // The master's side of it: the worker hung up, which is not the master refusing anything.
+    await until(
+      () =>
+        logs.some((l) =>
+          /refused connection from .*: the client hung up during the TLS handshake \(it did not accept this side's certificate/.test(
+            l,
+          ),
+        ),
+      "the master's log of the worker hanging up",
+    );
+    expect(logs.join('\n')).not.toMatch(/socket hang up/);
 
     expect(master.live()).toHaveLength(0);
     // The master still serves good workers.

@@ -463,6 +463,10 @@ function tlsReason(err: Error): string {
     )
   )
     return `client certificate not from the cluster CA (${msg})`;
+  // The client closed the connection in the handshake: typically it did not accept this side's
+  // certificate (not "refused" by this side, as a bare "socket hang up" made it look).
+  if (/socket hang up|ECONNRESET/i.test(code + msg))
+    return "the client hung up during the TLS handshake (it did not accept this side's certificate: its --certs has another CA, or it dials a host the certificate does not name?)";
   // OpenSSL's words for bytes that are no TLS record: a client that speaks plaintext.
   if (
     /wrong[_ ]version[_ ]number|http[_ ]request|packet[_ ]length[_ ]too[_ ]long/i.test(code + msg)
