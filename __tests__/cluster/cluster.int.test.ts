@@ -234,6 +234,17 @@ test("a worker told to join another worker's address says there is no master the
   );
 });
 
+test('a master whose workers were refused (a wrong token) says so when it gives up waiting for them', async () => {
+  const master = await startMaster({ token: 'right' });
+  const wlogs: string[] = [];
+  await startWorker('w1', { token: 'wrong' }, wlogs);
+  await until(() => wlogs.some((l) => /the master refused this worker/.test(l)), 'the refusal');
+  // (This agent, unlike `dist-build worker`, asks again after a refusal: counted each time.)
+  await expect(master.waitForWorkers(1, 300)).rejects.toThrow(
+    /^only 0 of 1 workers registered within 0s \(refused: \d+x Register: wrong token\)$/,
+  );
+});
+
 test('two workers asking for the same id: the second gets <id>-2, and both sides say so', async () => {
   const mlogs: string[] = [];
   const master = await startMaster({}, mlogs);

@@ -107,6 +107,8 @@ export class Master extends EventEmitter<MasterEvents> {
   private leaseTimer: NodeJS.Timeout | undefined;
   private shutdownAll = false;
   private stopping = false;
+  /** Registrations refused (wrong token, a certificate of another role), by reason. */
+  private readonly refusedJoins = new Map<string, number>();
   /** `logs` calls being answered: a stopping master lets them finish (briefly). */
   private readonly relays = new Set<Promise<void>>();
   /** Jobs started on a heartbeat stream, waiting for the worker's answer. */
@@ -197,9 +199,11 @@ export class Master extends EventEmitter<MasterEvents> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.off('joined', onJoin);
+        // Workers that tried and were refused are why, often: said here, not only in the log.
+        const refused = [...this.refusedJoins].map(([why, k]) => `${k}x ${why}`).join(', ');
         reject(
           new Error(
-            `only ${this.members.size} of ${n} workers registered within ${Math.round(timeoutMs / 1000)}s`,
+            `only ${this.members.size} of ${n} workers registered within ${Math.round(timeoutMs / 1000)}s${refused ? ` (refused: ${refused})` : ''}`,
           ),
         );
       }, timeoutMs);
@@ -266,7 +270,10 @@ export class Master extends EventEmitter<MasterEvents> {
     return {
       Register: (c, cb) => {
         const err = guard(c, 'Register', ['worker']);
-        if (err) return cb(err);
+        if (err) {
+          this.refusedJoins.set(err.reason, (this.refusedJoins.get(err.reason) ?? 0) + 1);
+          return cb(err);
+        }
         const req = c.request;
         const conn = req.member?.connections?.[0];
         if (!req.member?.worker_id || !conn) {
