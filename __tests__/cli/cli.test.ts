@@ -1,7 +1,15 @@
 import { jest } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  mkdirSync,
+} from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -386,6 +394,45 @@ describe('certificates of the wrong role', () => {
 });
 
 describe('worker flags', () => {
+  it('--token-file must be a private, non-empty file', async () => {
+    const tok = join(dir, 'token');
+    const worker = () =>
+      cli(
+        'worker',
+        '--join',
+        'tcp://127.0.0.1:1',
+        '--config',
+        configFile,
+        '--insecure',
+        '--token-file',
+        tok,
+      );
+    const missing = await worker();
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/--token-file .*token: no such file/);
+    writeFileSync(tok, 's3cret\n', { mode: 0o644 });
+    chmodSync(tok, 0o644);
+    const open = await worker();
+    expect(open.code).toBe(2);
+    expect(open.err).toMatch(
+      /--token-file .*token can be read by every user of this machine \(mode 0644\): make it private with `chmod 600 /,
+    );
+    writeFileSync(tok, '\n');
+    chmodSync(tok, 0o600);
+    expect((await worker()).err).toMatch(/--token-file .*token is empty/);
+    mkdirSync(join(dir, 'tokdir'));
+    const d = await cli(
+      'status',
+      '--master',
+      'tcp://127.0.0.1:1',
+      '--insecure',
+      '--token-file',
+      join(dir, 'tokdir'),
+    );
+    expect(d.code).toBe(2);
+    expect(d.err).toMatch(/--token-file .*tokdir: a directory, not a file/);
+  });
+
   it.each([
     ['os=windows', /"os" is set by the worker itself/],
     ['labels=evil', /"labels" is set by the worker itself \(give labels with --label\)/],

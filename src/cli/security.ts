@@ -1,8 +1,8 @@
 /** Security flags shared by `master`, `worker`, `status` and `logs`. */
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CertError, certSummary, dirFlag, loadTls } from '../cluster/certs.js';
+import { CertError, certSummary, dirFlag, loadTls, shellWord } from '../cluster/certs.js';
 import type { CertRole } from '../cluster/certs.js';
 import type { Security } from '../cluster/transport.js';
 import { UsageError } from './errors.js';
@@ -36,14 +36,26 @@ export async function securityFrom(
 ): Promise<Security> {
   let token = process.env.DIST_BUILD_TOKEN || undefined;
   if (flags.tokenFile) {
+    const file = flags.tokenFile;
+    let mode: number;
     try {
-      token = (await readFile(flags.tokenFile, 'utf8')).trim();
+      const st = await stat(file);
+      if (st.isDirectory()) throw new UsageError(`--token-file ${file}: a directory, not a file`);
+      mode = st.mode & 0o777;
+      token = (await readFile(file, 'utf8')).trim();
     } catch (err) {
+      if (err instanceof UsageError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
       throw new UsageError(
-        `--token-file ${flags.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        `--token-file ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (code ?? (err as Error).message)}`,
       );
     }
-    if (!token) throw new UsageError(`--token-file ${flags.tokenFile} is empty`);
+    // A secret every user of the machine can read is no secret (as with certificate keys).
+    if (process.platform !== 'win32' && mode & 0o007)
+      throw new UsageError(
+        `--token-file ${file} can be read by every user of this machine (mode 0${mode.toString(8)}): make it private with \`chmod 600 ${shellWord(file)}\``,
+      );
+    if (!token) throw new UsageError(`--token-file ${file} is empty`);
   }
   if (flags.certs && flags.insecure) throw new UsageError('give either --certs or --insecure');
   const tls = flags.certs ? await loadTls(flags.certs, flags.name ?? 'worker') : undefined;
