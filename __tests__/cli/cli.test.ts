@@ -393,6 +393,28 @@ describe('certificates of the wrong role', () => {
   );
 });
 
+describe('master flags', () => {
+  it('refuses an invocation the config does not have before it listens, and names with --serve', async () => {
+    const r = await cli(
+      'master',
+      '-l',
+      'tcp://127.0.0.1:0',
+      '--insecure',
+      '-c',
+      configFile,
+      'nope',
+    );
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(
+      /no unit or invocation "nope" in the config \(there are: gen, lib, app, docs, img@linux\/amd64, img@linux\/arm64\)/,
+    );
+    expect(r.err).not.toMatch(/listening/);
+    const serve = await cli('master', '-l', 'tcp://127.0.0.1:0', '--insecure', '--serve', 'app');
+    expect(serve.code).toBe(2);
+    expect(serve.err).toMatch(/--serve runs nothing: leave out app/);
+  });
+});
+
 describe('worker flags', () => {
   it('--token-file must be a private, non-empty file', async () => {
     const tok = join(dir, 'token');

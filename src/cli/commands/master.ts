@@ -3,6 +3,7 @@ import { loadConfig } from '../../config/load.js';
 import { Master } from '../../cluster/master.js';
 import type { Run } from '../../cluster/scheduler.js';
 import { formatAddress, parseAddress } from '../../cluster/transport.js';
+import { expandUnits, selectUnits } from '../../plan/units.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
 import { RunFailure, UsageError } from '../errors.js';
@@ -38,6 +39,10 @@ export function registerMaster(program: Command): void {
       collect,
       [],
     )
+    .argument(
+      '[invocations...]',
+      'run only these invocations (or unit ids) and what they need (default: all)',
+    )
     .option('-c, --config <file>', 'the dist-build.yml to run', DEFAULT_CONFIG)
     .option('-w, --workers <n>', 'start when this many workers have joined', '1')
     .option('--wait <duration>', 'give up when they have not joined after this long', '120s')
@@ -58,9 +63,18 @@ Examples (a pool on two shells):
   $ dist-build master --listen tcp://127.0.0.1:12345 --certs .dist-build/certs --workers 1
   $ dist-build worker --join tcp://127.0.0.1:12345 --certs .dist-build/certs --name w1`,
   );
-  cmd.action(async (flags: MasterFlags) => {
+  cmd.action(async (targets: string[], flags: MasterFlags) => {
     if (!flags.listen.length) throw new UsageError('give at least one --listen address');
+    if (flags.serve && targets.length)
+      throw new UsageError(`--serve runs nothing: leave out ${targets.join(' ')}`);
     const config = flags.serve ? undefined : await loadConfig(flags.config);
+    if (config) {
+      try {
+        selectUnits(expandUnits(config), targets, true);
+      } catch (err) {
+        throw new UsageError(`${flags.config}: ${(err as Error).message}`);
+      }
+    }
     // Every flag is checked before the master listens.
     const workers = config ? positiveInt(flags.workers, '--workers') : 0;
     const waitMs = durationFlag(flags.wait, '--wait') * 1000;
@@ -111,6 +125,7 @@ Examples (a pool on two shells):
         config,
         configPath: flags.config,
         out: flags.out,
+        targets,
         failFast: flags.failFast ?? false,
         showOutput: flags.output,
         plain: flags.plain ?? false,
