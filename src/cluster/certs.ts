@@ -347,7 +347,8 @@ async function readPem(file: string, hint: string, privateKey = false): Promise<
 }
 
 /** A path as one word of a printed command. */
-export const shellWord = (path: string): string => (/^[\w./-]+$/.test(path) ? path : JSON.stringify(path));
+export const shellWord = (path: string): string =>
+  /^[\w./-]+$/.test(path) ? path : JSON.stringify(path);
 
 /** ` --dir <dir>` for printed commands; empty for the default directory. */
 export function dirFlag(dir: string): string {
