@@ -132,6 +132,19 @@ describe('the action', () => {
     expect(r.stdout).toContain(join(tmp, 'other dir', 'elsewhere'));
   });
 
+  it('command cache: a flag given without its value is reported as such', async () => {
+    writeFileSync(join(tmp, 'dist-build.yml'), CONFIG);
+    for (const [args, flag] of [
+      ['prune --max-size', '--max-size <size>'],
+      ['stats --cache-dir', '--cache-dir <dir>'],
+    ]) {
+      const r = await runAction({ command: 'cache', args: args! }, { cwd: tmp, env: runnerEnv() });
+      expect(r.code).toBe(1);
+      // Not "too many arguments": the --config the action adds is not taken for its value.
+      expect(r.stderr).toContain(`option '${flag}' argument missing`);
+    }
+  });
+
   it('annotates the config file on the lines of its problems, for plan and for run', async () => {
     mkdirSync(join(tmp, 'ci'));
     writeFileSync(

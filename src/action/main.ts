@@ -153,7 +153,9 @@ async function cache(): Promise<void> {
   }
   const named = args.some((a) => /^(-c|--config(=|$))/.test(a));
   const config = named ? [] : ['--config', core.getInput('config') || 'dist-build.yml'];
-  const code = await runCli(['cache', ...args, ...config], env);
+  // Right after the subcommand: at the end, a flag whose value was left out ("prune
+  // --max-size") would take "--config" as its value, and the error be about an extra argument.
+  const code = await runCli(['cache', args[0]!, ...config, ...args.slice(1)], env);
   if (code !== 0) core.setFailed(`dist-build cache ${args[0]} exited with code ${code}`);
 }
 
