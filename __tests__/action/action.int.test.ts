@@ -145,6 +145,32 @@ describe('the action', () => {
     }
   });
 
+  it("command run: a run that fails before it starts does not pass an earlier run's report off as its own", async () => {
+    writeFileSync(join(tmp, 'dist-build.yml'), CONFIG.replace(/^cache:[\s\S]*$/m, ''));
+    const summary = join(tmp, 'step-summary');
+    const env = runnerEnv({ GITHUB_STEP_SUMMARY: summary });
+    writeFileSync(summary, '');
+    const ok = await runAction({ command: 'run' }, { cwd: tmp, env });
+    expect(ok.code).toBe(0);
+    expect(readFileSync(summary, 'utf8')).toMatch(/^# dist-build run succeeded/m);
+    expect(outputs(env.GITHUB_OUTPUT!).report).toBe(
+      join(tmp, 'dist-build-out', 'dist-build-report.json'),
+    );
+
+    // The same workspace (a self-hosted runner's), a config with a mistake: the earlier report
+    // is still in dist-build-out, and is neither the summary nor the report output of this run.
+    writeFileSync(join(tmp, 'dist-build.yml'), `${CONFIG}  bogus: 1\n`);
+    writeFileSync(summary, '');
+    writeFileSync(env.GITHUB_OUTPUT!, '');
+    const bad = await runAction({ command: 'run' }, { cwd: tmp, env });
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/::error::dist-build run exited with code 2/);
+    expect(readFileSync(summary, 'utf8')).not.toMatch(/succeeded/);
+    const o = outputs(env.GITHUB_OUTPUT!);
+    expect(o.out).toBe(join(tmp, 'dist-build-out'));
+    expect(o.report).toBeUndefined();
+  });
+
   it('annotates the config file on the lines of its problems, for plan and for run', async () => {
     mkdirSync(join(tmp, 'ci'));
     writeFileSync(

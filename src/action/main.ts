@@ -2,7 +2,7 @@
 // outputs and the step summary; the work itself is the same code the CLI runs.
 import * as core from '@actions/core';
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { annotate } from '../cli/github.js';
@@ -17,6 +17,7 @@ import {
   readPrevious,
 } from '../plan/plan.js';
 import type { PlanJson } from '../plan/plan.js';
+import { REPORT_FILES } from '../report/index.js';
 import { splitArgs } from './args.js';
 
 async function plan(): Promise<void> {
@@ -117,14 +118,29 @@ async function runBuild(): Promise<void> {
   const count = core.getInput('workers');
   const args = ['run', '--config', core.getInput('config') || 'dist-build.yml', '--out', out];
   if (count) args.push('--workers', count);
+  // A run that ends before it gets going (a config error) leaves the report of an earlier run
+  // in `out` (a self-hosted runner's workspace, a second run step): that one is not this run's.
+  const json = join(out, REPORT_FILES.json);
+  const markdown = join(out, REPORT_FILES.markdown);
+  const before = await Promise.all([fileVersion(json), fileVersion(markdown)]);
   const code = await runCli(args);
+  const written = async (file: string, i: number) => {
+    const now = await fileVersion(file);
+    return now !== undefined && now !== before[i];
+  };
   core.setOutput('out', out);
-  core.setOutput('report', join(out, 'dist-build-report.json'));
-  if (process.env.GITHUB_STEP_SUMMARY) {
-    const md = await readFile(join(out, 'dist-build-report.md'), 'utf8').catch(() => '');
+  if (await written(json, 0)) core.setOutput('report', json);
+  if (process.env.GITHUB_STEP_SUMMARY && (await written(markdown, 1))) {
+    const md = await readFile(markdown, 'utf8').catch(() => '');
     if (md) await core.summary.addRaw(md, true).write();
   }
   if (code !== 0) core.setFailed(`dist-build run exited with code ${code}`);
+}
+
+/** Which version of a file is there (inode, time and size), or undefined when there is none. */
+async function fileVersion(file: string): Promise<string | undefined> {
+  const s = await stat(file).catch(() => undefined);
+  return s && `${s.ino}:${s.mtimeMs}:${s.size}`;
 }
 
 const CACHE_COMMANDS = ['stats', 'verify', 'prune', 'ls'];
