@@ -171,6 +171,18 @@ describe('the action', () => {
     expect(o.report).toBeUndefined();
   });
 
+  it('command run: the error annotation of a failed run names the invocations that failed', async () => {
+    writeFileSync(
+      join(tmp, 'dist-build.yml'),
+      CONFIG.replace(/^cache:[\s\S]*$/m, '').replace('cat out/lib.txt > out/app.txt', 'exit 3'),
+    );
+    const r = await runAction({ command: 'run' }, { cwd: tmp, env: runnerEnv() });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(
+      /^::error::dist-build run exited with code 1: 2 invocations: 1 built, 0 cached, 1 failed in \S+ on 1 worker; failed: app \(exited with code 3\)$/m,
+    );
+  });
+
   it('annotates the config file on the lines of its problems, for plan and for run', async () => {
     mkdirSync(join(tmp, 'ci'));
     writeFileSync(

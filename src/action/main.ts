@@ -17,7 +17,8 @@ import {
   readPrevious,
 } from '../plan/plan.js';
 import type { PlanJson } from '../plan/plan.js';
-import { REPORT_FILES } from '../report/index.js';
+import { REPORT_FILES, totalsLine } from '../report/index.js';
+import type { RunReport } from '../report/index.js';
 import { splitArgs } from './args.js';
 
 async function plan(): Promise<void> {
@@ -128,13 +129,35 @@ async function runBuild(): Promise<void> {
     const now = await fileVersion(file);
     return now !== undefined && now !== before[i];
   };
+  const report = (await written(json, 0)) ? json : undefined;
   core.setOutput('out', out);
-  if (await written(json, 0)) core.setOutput('report', json);
+  if (report) core.setOutput('report', report);
   if (process.env.GITHUB_STEP_SUMMARY && (await written(markdown, 1))) {
     const md = await readFile(markdown, 'utf8').catch(() => '');
     if (md) await core.summary.addRaw(md, true).write();
   }
-  if (code !== 0) core.setFailed(`dist-build run exited with code ${code}`);
+  if (code !== 0) core.setFailed(await runFailure(code, report));
+}
+
+/**
+ * Why the run failed, for the step's error annotation: which invocations failed and why, from
+ * the report this run wrote (the exit code alone says nothing about them).
+ */
+async function runFailure(code: number, reportFile: string | undefined): Promise<string> {
+  const exited = `dist-build run exited with code ${code}`;
+  if (!reportFile) return exited;
+  try {
+    const report = JSON.parse(await readFile(reportFile, 'utf8')) as RunReport;
+    const failed = report.invocations.filter((i) => i.status === 'failed');
+    const shown = failed
+      .slice(0, 10)
+      .map((i) => (i.reason ? `${i.unit} (${i.reason})` : i.unit))
+      .join(', ');
+    const more = failed.length > 10 ? ` and ${failed.length - 10} more` : '';
+    return `${exited}: ${totalsLine(report)}${failed.length ? `; failed: ${shown}${more}` : ''}`;
+  } catch {
+    return exited;
+  }
 }
 
 /** Which version of a file is there (inode, time and size), or undefined when there is none. */
