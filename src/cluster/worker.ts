@@ -228,6 +228,11 @@ export class WorkerAgent {
    * shard still being restored): a job for one looks in the stores again first (`lateHit`).
    */
   private readonly unsettled = new Set<string>();
+  /**
+   * A late hit's lookup that outlasted its wait and has not ended: the stores are stuck (an
+   * Actions cache service that does not answer), and later late hits do not wait for them again.
+   */
+  private stuckLookup: Promise<unknown> | undefined;
   /** The last key check (see `checkKey`): they run one after the other. */
   private keyChecks: Promise<void> = Promise.resolve();
 
@@ -987,15 +992,32 @@ export class WorkerAgent {
    */
   private async lateHit(job: WorkerJob): Promise<ResultManifest | undefined> {
     if (!this.unsettled.delete(job.cacheKey)) return undefined;
+    // The wait is for the stores to come up, once: when an earlier job waited in vain and its
+    // lookup still hangs, a chain of jobs would otherwise each wait the whole time again.
+    if (this.stuckLookup) return undefined;
     const wait = this.opts.lateHitWaitMs ?? LATE_HIT_WAIT_MS;
     let timer: NodeJS.Timeout | undefined;
+    let waitedInVain = false;
+    const lookup = this.opts.store.getResult(job.cacheKey).catch((err: unknown) => {
+      this.log(`warning: ${job.unit}: cache lookup failed: ${(err as Error).message}`);
+      return null;
+    });
     const manifest = await Promise.race([
-      this.opts.store.getResult(job.cacheKey).catch((err: unknown) => {
-        this.log(`warning: ${job.unit}: cache lookup failed: ${(err as Error).message}`);
-        return null;
-      }),
-      new Promise<null>((done) => (timer = setTimeout(() => done(null), wait))),
+      lookup,
+      new Promise<null>(
+        (done) =>
+          (timer = setTimeout(() => {
+            waitedInVain = true;
+            done(null);
+          }, wait)),
+      ),
     ]).finally(() => clearTimeout(timer));
+    if (waitedInVain) {
+      const stuck: Promise<unknown> = lookup.finally(() => {
+        if (this.stuckLookup === stuck) this.stuckLookup = undefined;
+      });
+      this.stuckLookup = stuck;
+    }
     if (!manifest) return undefined;
     if (!holdsDeclaredOutputs(manifest.outputs, job.invocation.outputs)) return undefined;
     this.log(`worker ${this.workerId}: ${job.unit}: found in the cache after the cache query`);
