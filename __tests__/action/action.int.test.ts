@@ -183,6 +183,16 @@ describe('the action', () => {
     );
   });
 
+  it("command cache: the stores' warnings are warning annotations, as with command run", async () => {
+    writeFileSync(join(tmp, 'dist-build.yml'), CONFIG);
+    const r = await runAction({ command: 'cache', args: 'ls' }, { cwd: tmp, env: runnerEnv() });
+    expect(r.code).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(
+      /^::warning::dist-build: gha store: the GitHub Actions cache service is not available/m,
+    );
+    expect(r.stdout + r.stderr).not.toMatch(/^dist-build: warning:/m);
+  });
+
   it('annotates the config file on the lines of its problems, for plan and for run', async () => {
     mkdirSync(join(tmp, 'ci'));
     writeFileSync(

@@ -14,6 +14,7 @@ import type { OpenedStore } from '../../store/open.js';
 import type { ResultListing, Store } from '../../store/types.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { UsageError } from '../errors.js';
+import { onGithubActions, workflowCommand } from '../github.js';
 import { count, table } from '../table.js';
 import { checkCacheDir, durationFlag, NO_REMOTE_CACHE_HELP } from '../util.js';
 
@@ -59,7 +60,13 @@ async function openAll(flags: CacheFlags): Promise<{ config: Config; stores: Ope
     ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}),
     slot: 'cli',
     localOnly: flags.remoteCache === false,
-    onWarning: (m) => process.stderr.write(`dist-build: warning: ${m}\n`),
+    // On GitHub Actions (the action's `command: cache`) a warning is an annotation, as in `run`.
+    onWarning: (m) =>
+      process.stderr.write(
+        onGithubActions()
+          ? `${workflowCommand('warning', `dist-build: ${m}`)}\n`
+          : `dist-build: warning: ${m}\n`,
+      ),
     env: process.env,
   });
   return { config, stores };
