@@ -273,6 +273,13 @@ describe('the action', () => {
     expect(empty.code).toBe(1);
     expect(empty.stdout).toMatch(/::error::input "worker-ids": empty id in "a,b,"/);
     expect(readFileSync(join(tmp, 'github-output'), 'utf8')).not.toMatch(/^matrix/m);
+    for (const command of ['plan', 'run']) {
+      const workers = await runAction({ command, workers: '4x' }, { cwd: tmp, env: runnerEnv() });
+      expect(workers.code).toBe(1);
+      expect(workers.stdout).toMatch(
+        /^::error::input "workers": expected a whole number >= 1, got "4x"$/m,
+      );
+    }
     const sub = await runAction(
       { command: 'cache', args: 'rm -rf /' },
       { cwd: tmp, env: runnerEnv() },

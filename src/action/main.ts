@@ -23,11 +23,9 @@ import { splitArgs } from './args.js';
 
 async function plan(): Promise<void> {
   const config = await loadConfig(core.getInput('config') || 'dist-build.yml');
-  const count = core.getInput('workers');
+  const count = workersInput();
   const ids = core.getInput('worker-ids');
   if (count && ids) throw new Error('give only one of the inputs "workers" and "worker-ids"');
-  if (count && !/^[1-9][0-9]*$/.test(count))
-    throw new Error(`input "workers": expected a whole number >= 1, got "${count}"`);
   const idList = ids ? ids.split(',').map((id) => id.trim()) : [];
   // As `plan --worker-ids`: "a,b," is a mistake, not a worker with an empty id in the matrix.
   if (idList.some((id) => !id)) throw new Error(`input "worker-ids": empty id in "${ids}"`);
@@ -46,6 +44,14 @@ async function plan(): Promise<void> {
   core.setOutput('plan', JSON.stringify(result));
   core.setOutput('workers', String(result.workers.length));
   await summary(result);
+}
+
+/** The `workers` input ('' when not given), checked. */
+function workersInput(): string {
+  const count = core.getInput('workers');
+  if (count && !/^[1-9][0-9]*$/.test(count))
+    throw new Error(`input "workers": expected a whole number >= 1, got "${count}"`);
+  return count;
 }
 
 async function summary(result: PlanJson): Promise<void> {
@@ -116,7 +122,8 @@ function runCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<n
  */
 async function runBuild(): Promise<void> {
   const out = resolve(core.getInput('out') || 'dist-build-out');
-  const count = core.getInput('workers');
+  // Checked here, so that the error names the input, not the CLI's --workers.
+  const count = workersInput();
   const args = ['run', '--config', core.getInput('config') || 'dist-build.yml', '--out', out];
   if (count) args.push('--workers', count);
   // A run that ends before it gets going (a config error) leaves the report of an earlier run
