@@ -709,6 +709,23 @@ describe('GhaStore verify and prune (v2, with the GitHub API)', () => {
     expect(ours()).toHaveLength(1);
   });
 
+  it('dist-build cache ls --json on GitHub Actions prints only the JSON on stdout', async () => {
+    const srv = await start();
+    const manifest = await seed(srv, 'v2');
+    const config = join(tmp, 'dist-build.yml');
+    await writeFile(
+      config,
+      "version: 1\ninvocations:\n  lib: {run: 'true'}\ncache:\n  stores: [{type: gha}]\n",
+    );
+    const env = { ...srv.env('v2'), ...api(srv), GITHUB_ACTIONS: 'true' };
+    const r = await runCli(['cache', 'ls', '--json', '--config', config], { env });
+    expect(r.code).toBe(0);
+    // The masks of the signed download URLs still reach the runner, on stderr.
+    expect(r.stderr).toMatch(/^::add-mask::/m);
+    const listed = JSON.parse(r.stdout) as { cacheKey: string }[];
+    expect(listed.map((l) => l.cacheKey)).toEqual([manifest.cacheKey]);
+  });
+
   it('dist-build cache verify and cache prune work on a gha store', async () => {
     const srv = await start();
     const digest = await seedCorrupt(srv);

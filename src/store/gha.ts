@@ -300,9 +300,10 @@ function hookWrites(): () => void {
           typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString('utf8');
         sink.push(text);
         if (process.env.GITHUB_ACTIONS === 'true') {
-          // Masks keep signed URLs out of the job log even though the rest is swallowed.
+          // Masks keep signed URLs out of the job log even though the rest is swallowed. On
+          // stderr (the runner reads commands there too): stdout may be `cache ls --json`'s.
           for (const line of text.split(/\r?\n/)) {
-            if (line.startsWith('::add-mask::')) original.call(process.stdout, `${line}\n`);
+            if (line.startsWith('::add-mask::')) originals[1]!.call(process.stderr, `${line}\n`);
           }
         }
         const done = typeof encOrCb === 'function' ? encOrCb : cb;
