@@ -180,7 +180,11 @@ export class LayeredStore implements Store {
 
   async storedEverywhere(digests: readonly string[]): Promise<Set<string>> {
     let held = new Set(digests);
-    for (let i = 0; i < this.layers.length && held.size > 0; i++) {
+    // With `writeBehind` a save asks the first layer only: the slower ones are written in the
+    // background, where each skips what it holds (a result's write brings over what it lacks),
+    // and asking them first would make the save wait for them (a gha shard still restoring).
+    const layers = this.opts.writeBehind ? 1 : this.layers.length;
+    for (let i = 0; i < layers && held.size > 0; i++) {
       const have = await this.tryRead(i, 'blobs', () => this.layers[i]!.hasBlobs([...held]));
       held = new Set([...held].filter((d) => have?.has(d)));
     }
