@@ -280,6 +280,15 @@ describe('the action', () => {
         /^::error::input "workers": expected a whole number >= 1, got "4x"$/m,
       );
     }
+    // More workers than a matrix runs.
+    const many = await runAction(
+      { command: 'plan', workers: '300' },
+      { cwd: tmp, env: runnerEnv() },
+    );
+    expect(many.code).toBe(1);
+    expect(many.stdout).toMatch(
+      /::error::input "workers": 300 workers, but a GitHub Actions matrix runs at most 256 jobs/,
+    );
     const sub = await runAction(
       { command: 'cache', args: 'rm -rf /' },
       { cwd: tmp, env: runnerEnv() },

@@ -21,6 +21,9 @@ import { REPORT_FILES, totalsLine } from '../report/index.js';
 import type { RunReport } from '../report/index.js';
 import { splitArgs } from './args.js';
 
+/** Most jobs GitHub Actions runs from one matrix. */
+const MAX_MATRIX_JOBS = 256;
+
 async function plan(): Promise<void> {
   const config = await loadConfig(core.getInput('config') || 'dist-build.yml');
   const count = workersInput();
@@ -29,6 +32,13 @@ async function plan(): Promise<void> {
   const idList = ids ? ids.split(',').map((id) => id.trim()) : [];
   // As `plan --worker-ids`: "a,b," is a mistake, not a worker with an empty id in the matrix.
   if (idList.some((id) => !id)) throw new Error(`input "worker-ids": empty id in "${ids}"`);
+  // The matrix is the plan's workers: GitHub refuses a matrix of more jobs, later and less clearly.
+  const jobs = count ? Number(count) : idList.length;
+  if (jobs > MAX_MATRIX_JOBS) {
+    throw new Error(
+      `input "${count ? 'workers' : 'worker-ids'}": ${jobs} workers, but a GitHub Actions matrix runs at most ${MAX_MATRIX_JOBS} jobs`,
+    );
+  }
   const history = core.getInput('history');
   const previous = core.getInput('previous');
   const result = await planBuild(config, {
