@@ -11236,11 +11236,11 @@ var require_pluralizer = __commonJS({
         this.singular = singular;
         this.plural = plural;
       }
-      pluralize(count) {
-        const one = count === 1;
+      pluralize(count2) {
+        const one = count2 === 1;
         const keys = one ? singulars : plurals;
         const noun = one ? this.singular : this.plural;
-        return { ...keys, count, noun };
+        return { ...keys, count: count2, noun };
       }
     };
   }
@@ -18659,15 +18659,15 @@ ${value}`;
           pos = 0;
         }
       }
-      discardLeadingBytes(count) {
-        while (count > 0 && this.lineChunkIndex < this.chunks.length) {
+      discardLeadingBytes(count2) {
+        while (count2 > 0 && this.lineChunkIndex < this.chunks.length) {
           const chunk = this.chunks[this.lineChunkIndex];
           const remaining = chunk.length - this.linePos;
-          if (count < remaining) {
-            this.linePos += count;
-            count = 0;
+          if (count2 < remaining) {
+            this.linePos += count2;
+            count2 = 0;
           } else {
-            count -= remaining;
+            count2 -= remaining;
             this.lineChunkIndex++;
             this.linePos = 0;
           }
@@ -19743,8 +19743,8 @@ var require_Node = __commonJS({
         };
         const res = toJS.toJS(this, "", ctx);
         if (typeof onAnchor === "function")
-          for (const { count, res: res2 } of ctx.anchors.values())
-            onAnchor(res2, count);
+          for (const { count: count2, res: res2 } of ctx.anchors.values())
+            onAnchor(res2, count2);
         return typeof reviver === "function" ? applyReviver.applyReviver(reviver, { "": res }, "", res) : res;
       }
     };
@@ -19852,13 +19852,13 @@ var require_Alias = __commonJS({
         const anchor = anchors2 && source && anchors2.get(source);
         return anchor ? anchor.count * anchor.aliasCount : 0;
       } else if (identity.isCollection(node)) {
-        let count = 0;
+        let count2 = 0;
         for (const item of node.items) {
           const c = getAliasCount(doc, item, anchors2);
-          if (c > count)
-            count = c;
+          if (c > count2)
+            count2 = c;
         }
-        return count;
+        return count2;
       } else if (identity.isPair(node)) {
         const kc = getAliasCount(doc, node.key, anchors2);
         const vc = getAliasCount(doc, node.value, anchors2);
@@ -22811,8 +22811,8 @@ var require_Document = __commonJS({
         };
         const res = toJS.toJS(this.contents, jsonArg ?? "", ctx);
         if (typeof onAnchor === "function")
-          for (const { count, res: res2 } of ctx.anchors.values())
-            onAnchor(res2, count);
+          for (const { count: count2, res: res2 } of ctx.anchors.values())
+            onAnchor(res2, count2);
         return typeof reviver === "function" ? applyReviver.applyReviver(reviver, { "": res }, "", res) : res;
       }
       /**
@@ -22889,12 +22889,12 @@ var require_errors2 = __commonJS({
         lineStr = prev + lineStr;
       }
       if (/[^ ]/.test(lineStr)) {
-        let count = 1;
+        let count2 = 1;
         const end = error2.linePos[1];
         if (end?.line === line && end.col > col) {
-          count = Math.max(1, Math.min(end.col - col, 80 - ci));
+          count2 = Math.max(1, Math.min(end.col - col, 80 - ci));
         }
-        const pointer = " ".repeat(ci) + "^".repeat(count);
+        const pointer = " ".repeat(ci) + "^".repeat(count2);
         error2.message += `:
 
 ${lineStr}
@@ -27441,13 +27441,13 @@ var require_parse2 = __commonJS({
         consume(token.value);
       };
       const negate = () => {
-        let count = 1;
+        let count2 = 1;
         while (peek() === "!" && (peek(2) !== "(" || peek(3) === "?")) {
           advance();
           state.start++;
-          count++;
+          count2++;
         }
-        if (count % 2 === 0) {
+        if (count2 % 2 === 0) {
           return false;
         }
         state.negated = true;
@@ -28793,7 +28793,7 @@ function info(message) {
 
 // src/action/main.ts
 import { spawn } from "node:child_process";
-import { readFile as readFile4 } from "node:fs/promises";
+import { readFile as readFile4, stat as stat2 } from "node:fs/promises";
 import { join as join4, resolve as resolve5 } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -33233,6 +33233,32 @@ async function readPrevious(file) {
   return { assignments: data2.assignments };
 }
 
+// src/cli/table.ts
+function count(n, one, many = `${one}s`) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+// src/report/render.ts
+function countByStatus(report) {
+  const counts = { built: 0, cached: 0, failed: 0, skipped: 0, cancelled: 0 };
+  for (const i of report.invocations) counts[i.status]++;
+  return counts;
+}
+var fmtMs = (ms) => formatDuration(Math.max(0, ms) / 1e3);
+function totalsLine(report) {
+  const c = countByStatus(report);
+  const extra = ["skipped", "cancelled"].filter((s) => c[s] > 0).map((s) => `, ${c[s]} ${s}`).join("");
+  const left = report.workers.filter((w) => w.left !== void 0).length;
+  return `${count(report.invocations.length, "invocation")}: ${c.built} built, ${c.cached} cached, ${c.failed} failed${extra} in ${fmtMs(report.durationMs)} on ${count(report.workers.length, "worker")}` + (left ? ` (${left} left during the run)` : "");
+}
+
+// src/report/index.ts
+var REPORT_FILES = {
+  json: "dist-build-report.json",
+  markdown: "dist-build-report.md",
+  html: "dist-build-report.html"
+};
+
 // src/action/args.ts
 function splitArgs(text) {
   const args = [];
@@ -33258,19 +33284,24 @@ function splitArgs(text) {
 }
 
 // src/action/main.ts
+var MAX_MATRIX_JOBS = 256;
 async function plan() {
   const config = await loadConfig(getInput("config") || "dist-build.yml");
-  const count = getInput("workers");
+  const count2 = workersInput();
   const ids = getInput("worker-ids");
-  if (count && ids) throw new Error('give only one of the inputs "workers" and "worker-ids"');
-  if (count && !/^[1-9][0-9]*$/.test(count))
-    throw new Error(`input "workers": expected a whole number >= 1, got "${count}"`);
+  if (count2 && ids) throw new Error('give only one of the inputs "workers" and "worker-ids"');
   const idList = ids ? ids.split(",").map((id) => id.trim()) : [];
   if (idList.some((id) => !id)) throw new Error(`input "worker-ids": empty id in "${ids}"`);
+  const jobs = count2 ? Number(count2) : idList.length;
+  if (jobs > MAX_MATRIX_JOBS) {
+    throw new Error(
+      `input "${count2 ? "workers" : "worker-ids"}": ${jobs} workers, but a GitHub Actions matrix runs at most ${MAX_MATRIX_JOBS} jobs`
+    );
+  }
   const history = getInput("history");
   const previous = getInput("previous");
   const result = await planBuild(config, {
-    ...count ? { workers: numberedWorkers(Number(count)) } : {},
+    ...count2 ? { workers: numberedWorkers(Number(count2)) } : {},
     ...ids ? { workers: idList.map((id) => ({ id })) } : {},
     ...history ? { history: await readHistory(history) } : {},
     ...previous ? { previous: await readPrevious(previous) } : {},
@@ -33282,6 +33313,12 @@ async function plan() {
   setOutput("plan", JSON.stringify(result));
   setOutput("workers", String(result.workers.length));
   await summary2(result);
+}
+function workersInput() {
+  const count2 = getInput("workers");
+  if (count2 && !/^[1-9][0-9]*$/.test(count2))
+    throw new Error(`input "workers": expected a whole number >= 1, got "${count2}"`);
+  return count2;
 }
 async function summary2(result) {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
@@ -33330,17 +33367,42 @@ function runCli(args, env2 = process.env) {
 }
 async function runBuild() {
   const out = resolve5(getInput("out") || "dist-build-out");
-  const count = getInput("workers");
+  const count2 = workersInput();
   const args = ["run", "--config", getInput("config") || "dist-build.yml", "--out", out];
-  if (count) args.push("--workers", count);
+  if (count2) args.push("--workers", count2);
+  const json = join4(out, REPORT_FILES.json);
+  const markdown = join4(out, REPORT_FILES.markdown);
+  const before = await Promise.all([fileVersion(json), fileVersion(markdown)]);
   const code = await runCli(args);
+  const written = async (file, i) => {
+    const now = await fileVersion(file);
+    return now !== void 0 && now !== before[i];
+  };
+  const report = await written(json, 0) ? json : void 0;
   setOutput("out", out);
-  setOutput("report", join4(out, "dist-build-report.json"));
-  if (process.env.GITHUB_STEP_SUMMARY) {
-    const md = await readFile4(join4(out, "dist-build-report.md"), "utf8").catch(() => "");
+  if (report) setOutput("report", report);
+  if (process.env.GITHUB_STEP_SUMMARY && await written(markdown, 1)) {
+    const md = await readFile4(markdown, "utf8").catch(() => "");
     if (md) await summary.addRaw(md, true).write();
   }
-  if (code !== 0) setFailed(`dist-build run exited with code ${code}`);
+  if (code !== 0) setFailed(await runFailure(code, report));
+}
+async function runFailure(code, reportFile) {
+  const exited = `dist-build run exited with code ${code}`;
+  if (!reportFile) return exited;
+  try {
+    const report = JSON.parse(await readFile4(reportFile, "utf8"));
+    const failed = report.invocations.filter((i) => i.status === "failed");
+    const shown = failed.slice(0, 10).map((i) => i.reason ? `${i.unit} (${i.reason})` : i.unit).join(", ");
+    const more = failed.length > 10 ? ` and ${failed.length - 10} more` : "";
+    return `${exited}: ${totalsLine(report)}${failed.length ? `; failed: ${shown}${more}` : ""}`;
+  } catch {
+    return exited;
+  }
+}
+async function fileVersion(file) {
+  const s = await stat2(file).catch(() => void 0);
+  return s && `${s.ino}:${s.mtimeMs}:${s.size}`;
 }
 var CACHE_COMMANDS = ["stats", "verify", "prune", "ls"];
 async function cache() {
@@ -33359,7 +33421,7 @@ async function cache() {
   }
   const named = args.some((a) => /^(-c|--config(=|$))/.test(a));
   const config = named ? [] : ["--config", getInput("config") || "dist-build.yml"];
-  const code = await runCli(["cache", ...args, ...config], env2);
+  const code = await runCli(["cache", args[0], ...config, ...args.slice(1)], env2);
   if (code !== 0) setFailed(`dist-build cache ${args[0]} exited with code ${code}`);
 }
 var INPUT_USERS = {

@@ -1579,7 +1579,7 @@ function hookWrites() {
         sink.push(text);
         if (process.env.GITHUB_ACTIONS === "true") {
           for (const line of text.split(/\r?\n/)) {
-            if (line.startsWith("::add-mask::")) original.call(process.stdout, `${line}
+            if (line.startsWith("::add-mask::")) originals[1].call(process.stderr, `${line}
 `);
           }
         }
@@ -9622,7 +9622,8 @@ var LayeredStore = class {
   }
   async storedEverywhere(digests) {
     let held = new Set(digests);
-    for (let i = 0; i < this.layers.length && held.size > 0; i++) {
+    const layers = this.opts.writeBehind ? 1 : this.layers.length;
+    for (let i = 0; i < layers && held.size > 0; i++) {
       const have = await this.tryRead(i, "blobs", () => this.layers[i].hasBlobs([...held]));
       held = new Set([...held].filter((d) => have?.has(d)));
     }
@@ -10952,12 +10953,15 @@ function refusedCall(callLike, reason) {
   const from = who.filter(Boolean).join(", ");
   return `refused ${reason}${from ? ` (${from})` : ""}`;
 }
-function connectProblem(detail, tls) {
+function connectProblem(detail, tls, who = "this worker") {
   const text = detail.replace(/\s*Resolution note:.*$/s, "").trim();
+  if (/does not implement the method \/dist_build\.v1\.Master\//.test(text)) {
+    return `no dist-build master there (the server has no Master service: the address of a worker's --listen?): ${text}`;
+  }
   if (tls && /self[- ]signed certificate|unable to verify|unable to get local issuer|certificate signature failure/i.test(
     text
   )) {
-    return `the master's certificate is not from this worker's CA (--certs: a master set up with another \`dist-build certs init\`?): ${text}`;
+    return `the master's certificate is not from ${who}'s CA (--certs: a master set up with another \`dist-build certs init\`?): ${text}`;
   }
   if (tls && /wrong version number|packet length too long|http request/i.test(text)) {
     return `the master does not speak TLS (started with --insecure?): give both sides --certs, or both --insecure: ${text}`;
@@ -10966,7 +10970,10 @@ function connectProblem(detail, tls) {
     return `the master's certificate has expired: issue it again with \`dist-build certs issue\`: ${text}`;
   }
   if (tls && /altname|does not match certificate|hostname\/ip does not match/i.test(text)) {
-    return `the master's certificate does not name the host this worker dials (issue it with \`--host\`): ${text}`;
+    return `the master's certificate does not name the host ${who} dials (issue it with \`--host\`): ${text}`;
+  }
+  if (!tls && /Failed to connect \(/.test(text)) {
+    return `the connection was closed before it was set up (a master that uses TLS? then give --certs too): ${text}`;
   }
   return text;
 }
@@ -10984,6 +10991,17 @@ function serverCredentials(sec) {
   }
   return creds;
 }
+var bindErrorsQuiet = false;
+function quietBindErrors() {
+  if (bindErrorsQuiet) return;
+  bindErrorsQuiet = true;
+  const print = (prefix) => (message2, ...rest) => {
+    if (typeof message2 === "string" && message2.startsWith("No address added out of total"))
+      return;
+    console.error(`${prefix}${String(message2)}`, ...rest);
+  };
+  grpc2.setLogger({ error: print("E "), info: print("I "), debug: print("D ") });
+}
 async function startServer(addresses, services, sec, log) {
   const server = new grpc2.Server(COMMON_OPTIONS);
   for (const s of services) server.addService(s.definition, s.handlers);
@@ -10997,11 +11015,13 @@ async function startServer(addresses, services, sec, log) {
       unlinkSync(a.path);
     }
     const creds = serverCredentials(sec);
+    quietBindErrors();
     const port = await new Promise(
       (resolve7, reject) => server.bindAsync(grpcTarget(a), creds, (err, p) => err ? reject(err) : resolve7(p))
     ).catch((err) => {
       server.forceShutdown();
-      throw new AddressError(`cannot listen on ${formatAddress(a)}: ${err.message}`);
+      const why = /errors: \[(?:listen )?(.*)\]$/s.exec(err.message)?.[1] || err.message;
+      throw new AddressError(`cannot listen on ${formatAddress(a)}: ${why}`);
     });
     if (a.kind === "unix") {
       try {
@@ -11059,7 +11079,11 @@ function tlsReason(err) {
     code + msg
   ))
     return `client certificate not from the cluster CA (${msg})`;
-  return msg || code || "TLS handshake failed";
+  if (/socket hang up|ECONNRESET/i.test(code + msg))
+    return "the client hung up during the TLS handshake (it did not accept this side's certificate: its --certs has another CA, or it dials a host the certificate does not name?)";
+  if (/wrong[_ ]version[_ ]number|http[_ ]request|packet[_ ]length[_ ]too[_ ]long/i.test(code + msg))
+    return "not TLS: a plaintext client (started with --insecure?); give both sides --certs, or both --insecure";
+  return msg.trim() || code || "TLS handshake failed";
 }
 function failStream(call3, code, details) {
   call3.emit("error", { code, details, metadata: new grpc2.Metadata() });
@@ -11067,6 +11091,7 @@ function failStream(call3, code, details) {
 
 // src/cluster/master.ts
 var SEEN_REPORTS = 1e4;
+var LOG_RELAY_GRACE_MS = 1e3;
 var Master = class extends EventEmitter {
   constructor(opts) {
     super();
@@ -11086,13 +11111,31 @@ var Master = class extends EventEmitter {
   server;
   leaseTimer;
   shutdownAll = false;
+  stopping = false;
+  /** Registrations refused (wrong token, a certificate of another role), by reason. */
+  refusedJoins = /* @__PURE__ */ new Map();
+  /** `logs` calls being answered: a stopping master lets them finish (briefly). */
+  relays = /* @__PURE__ */ new Set();
   /** Jobs started on a heartbeat stream, waiting for the worker's answer. */
   pendingStarts = /* @__PURE__ */ new Map();
   seenReports = /* @__PURE__ */ new Set();
   lastLeaseCheck = 0;
   /** Reports that came while no run was attached (a worker back after a restart): kept for it. */
   unclaimed = [];
-  run;
+  attached;
+  /**
+   * A run is coming (a `dist-build master` or `run` waiting for its workers): `logs --follow`
+   * waits for it rather than answering that nothing has started. Cleared when a run attaches.
+   */
+  runExpected = false;
+  /** The run in progress, for Status and Logs. */
+  get run() {
+    return this.attached;
+  }
+  set run(view) {
+    this.attached = view;
+    if (view) this.runExpected = false;
+  }
   get addresses() {
     return this.server?.addresses ?? [];
   }
@@ -11110,7 +11153,18 @@ var Master = class extends EventEmitter {
   }
   async stop() {
     if (this.leaseTimer) clearInterval(this.leaseTimer);
-    for (const m of this.members.values()) m.closeClient();
+    this.stopping = true;
+    this.runExpected = false;
+    if (this.relays.size) {
+      await Promise.race([
+        Promise.allSettled([...this.relays]),
+        new Promise((r) => setTimeout(r, LOG_RELAY_GRACE_MS).unref())
+      ]);
+    }
+    for (const m of this.members.values()) {
+      m.closeClient();
+      m.stream?.end();
+    }
     this.members.clear();
     await this.server?.close();
   }
@@ -11127,9 +11181,10 @@ var Master = class extends EventEmitter {
     return new Promise((resolve7, reject) => {
       const timer = setTimeout(() => {
         this.off("joined", onJoin);
+        const refused = [...this.refusedJoins].map(([why, k]) => `${k}x ${why}`).join(", ");
         reject(
           new Error(
-            `only ${this.members.size} of ${n} workers registered within ${Math.round(timeoutMs / 1e3)}s`
+            `only ${this.members.size} of ${n} workers registered within ${Math.round(timeoutMs / 1e3)}s${refused ? ` (refused: ${refused})` : ""}`
           )
         );
       }, timeoutMs);
@@ -11184,7 +11239,10 @@ var Master = class extends EventEmitter {
     return {
       Register: (c, cb) => {
         const err = guard(c, "Register", ["worker"]);
-        if (err) return cb(err);
+        if (err) {
+          this.refusedJoins.set(err.reason, (this.refusedJoins.get(err.reason) ?? 0) + 1);
+          return cb(err);
+        }
         const req = c.request;
         const conn = req.member?.connections?.[0];
         if (!req.member?.worker_id || !conn) {
@@ -11223,6 +11281,7 @@ var Master = class extends EventEmitter {
           closeClient: () => client?.close(),
           shutdown: this.shutdownAll
         };
+        const holder = state.id !== req.member.worker_id ? [...this.members.values()].find((m) => m.id === req.member.worker_id) : void 0;
         this.members.set(state.uuid, state);
         this.log(
           `master: worker ${state.id} joined from ${conn.socket}${req.running.length ? ` with ${req.running.length} running job(s)` : ""}`
@@ -11231,6 +11290,11 @@ var Master = class extends EventEmitter {
         if (version !== VERSION2) {
           this.log(
             `master: warning: worker ${state.id} runs ${version ? `dist-build ${version}` : "an older release of dist-build"}, this master ${VERSION2}: where their releases compute cache keys differently, it refuses (or builds without caching) every job; run one release on every machine`
+          );
+        }
+        if (state.id !== req.member.worker_id) {
+          this.log(
+            `master: warning: worker id ${req.member.worker_id} is taken${holder ? ` by the worker at ${holder.member.connections[0]?.socket ?? "?"}` : ""}: the worker from ${conn.socket} is ${state.id}; give each worker its own --id`
           );
         }
         cb(null, {
@@ -11253,7 +11317,7 @@ var Master = class extends EventEmitter {
         stream.on("data", (req) => {
           const m = this.members.get(req.worker_uuid);
           if (!m) {
-            stream.write(this.answer("REREGISTER"));
+            if (!this.stopping) stream.write(this.answer("REREGISTER"));
             stream.end();
             return;
           }
@@ -11323,7 +11387,8 @@ var Master = class extends EventEmitter {
       Logs: (c) => {
         const err = guard(c, "Logs", ["client", "master"]);
         if (err) return failStream(c, err.code, err.details);
-        void this.relayLogs(c);
+        const relay = this.relayLogs(c).finally(() => this.relays.delete(relay));
+        this.relays.add(relay);
       }
     };
   }
@@ -11347,20 +11412,24 @@ var Master = class extends EventEmitter {
   async relayLogs(c) {
     const name = c.request.invocation;
     const follow = c.request.follow;
-    const unitsOf = () => (this.run?.units() ?? []).filter((u) => u.unit === name || u.unit.startsWith(`${name}@`));
-    if (this.run && unitsOf().length === 0) {
+    let gone = false;
+    c.on("cancelled", () => gone = true);
+    while (follow && !gone && !this.run && this.runExpected)
+      await new Promise((r) => setTimeout(r, 250));
+    if (gone) return;
+    const run = this.run;
+    const unitsOf = () => (run?.units() ?? []).filter((u) => u.unit === name || u.unit.startsWith(`${name}@`));
+    if (run && unitsOf().length === 0) {
       failStream(c, grpc3.status.NOT_FOUND, `no invocation ${name} in this run`);
       return;
     }
     const live = () => unitsOf().some((u) => u.state === "waiting" || u.state === "ready" || u.state === "running");
-    let gone = false;
-    c.on("cancelled", () => gone = true);
     const notice = (text) => c.write({ offset: 0, stream: "stderr", data: Buffer.from(`dist-build: ${text}
 `) });
     let last;
     let from = c.request.from;
     for (; ; ) {
-      let where = this.run?.jobOf(name);
+      let where = run?.jobOf(name);
       while (follow && !gone && (!where || where.jobId === last)) {
         if (!live()) {
           if (last !== void 0) return void c.end();
@@ -11376,7 +11445,7 @@ var Master = class extends EventEmitter {
           break;
         }
         await new Promise((r) => setTimeout(r, 250));
-        where = this.run?.jobOf(name);
+        where = run?.jobOf(name);
       }
       if (gone) return;
       const m = where && this.members.get(where.uuid);
@@ -11384,7 +11453,7 @@ var Master = class extends EventEmitter {
         failStream(
           c,
           grpc3.status.NOT_FOUND,
-          where ? `the worker that ran ${name} has left` : `no job of ${name} has started in this run`
+          where ? `the worker that ran ${name} has left` : run ? `no job of ${name} has started in this run` : "no run in progress on this master"
         );
         return;
       }
@@ -12276,6 +12345,11 @@ var WorkerAgent = class {
    * shard still being restored): a job for one looks in the stores again first (`lateHit`).
    */
   unsettled = /* @__PURE__ */ new Set();
+  /**
+   * A late hit's lookup that outlasted its wait and has not ended: the stores are stuck (an
+   * Actions cache service that does not answer), and later late hits do not wait for them again.
+   */
+  stuckLookup;
   /** The last key check (see `checkKey`): they run one after the other. */
   keyChecks = Promise.resolve();
   get id() {
@@ -12348,6 +12422,21 @@ var WorkerAgent = class {
       channelOptions(this.opts.join)
     );
     void this.register();
+  }
+  /**
+   * Ends every running command's process group with SIGKILL now, without `--kill-grace`: for a
+   * worker about to exit at once (a second Ctrl-C), whose commands would otherwise go on writing
+   * into the tree with no worker left to stop them.
+   */
+  killJobsNow() {
+    for (const job of this.executor.list()) {
+      const pgid = job.pid;
+      if (pgid === void 0 || pgid <= 1) continue;
+      try {
+        process.kill(-pgid, "SIGKILL");
+      } catch {
+      }
+    }
   }
   /** Leaves the cluster: stops running jobs (they are reported as the worker's fault), deregisters. */
   async stop(reason = "worker stopping") {
@@ -12435,11 +12524,12 @@ var WorkerAgent = class {
       while (!this.stopping) {
         try {
           const unreported = this.unreported.splice(0);
+          const member = this.member();
           const res = await call2(
             this.master,
             this.master.Register,
             {
-              member: this.member(),
+              member,
               config_digest: configDigest(this.config),
               running: this.running(),
               unreported
@@ -12457,6 +12547,11 @@ var WorkerAgent = class {
           this.log(
             `worker ${this.workerId}: ${first ? "registered" : "re-registered"} with ${formatAddress(this.opts.join)} (master ${res.master_id.slice(0, 8)}, lease ${res.lease_ttl_ms} ms)`
           );
+          if (res.worker_id !== member.worker_id) {
+            this.log(
+              `worker ${this.workerId}: warning: another worker of this master has the id ${member.worker_id}: give each worker its own --id`
+            );
+          }
           this.registeredOnce?.();
           this.openHeartbeats(res.lease_ttl_ms);
           return;
@@ -12901,15 +12996,29 @@ var WorkerAgent = class {
    */
   async lateHit(job) {
     if (!this.unsettled.delete(job.cacheKey)) return void 0;
+    if (this.stuckLookup) return void 0;
     const wait = this.opts.lateHitWaitMs ?? LATE_HIT_WAIT_MS;
     let timer;
+    let waitedInVain = false;
+    const lookup = this.opts.store.getResult(job.cacheKey).catch((err) => {
+      this.log(`warning: ${job.unit}: cache lookup failed: ${err.message}`);
+      return null;
+    });
     const manifest = await Promise.race([
-      this.opts.store.getResult(job.cacheKey).catch((err) => {
-        this.log(`warning: ${job.unit}: cache lookup failed: ${err.message}`);
-        return null;
-      }),
-      new Promise((done) => timer = setTimeout(() => done(null), wait))
+      lookup,
+      new Promise(
+        (done) => timer = setTimeout(() => {
+          waitedInVain = true;
+          done(null);
+        }, wait)
+      )
     ]).finally(() => clearTimeout(timer));
+    if (waitedInVain) {
+      const stuck = lookup.finally(() => {
+        if (this.stuckLookup === stuck) this.stuckLookup = void 0;
+      });
+      this.stuckLookup = stuck;
+    }
     if (!manifest) return void 0;
     if (!holdsDeclaredOutputs(manifest.outputs, job.invocation.outputs)) return void 0;
     this.log(`worker ${this.workerId}: ${job.unit}: found in the cache after the cache query`);
@@ -13451,9 +13560,10 @@ var Run = class {
       let { exports, lost } = await this.exportAll();
       if (lost.length && !this.cancelled) {
         this.done = new Promise((resolve7) => this.finished = resolve7);
-        for (const { unit, why } of lost) {
-          if (!this.rebuild(unit, `cannot export it: ${why}`))
-            this.fail(unit, `cannot export: ${why}`);
+        for (const { unit, why, rebuild } of lost) {
+          if (rebuild && this.rebuild(unit, `cannot export it: ${why}`)) continue;
+          unit.exitCode = void 0;
+          this.fail(unit, `cannot export: ${why}`);
         }
         this.replan();
         this.pump();
@@ -13587,7 +13697,16 @@ var Run = class {
   adopt(member, running) {
     for (const r of running) {
       const u = this.byId.get(r.unit);
-      if (!u || u.cacheKey !== r.cache_key) continue;
+      if (!u || u.cacheKey !== r.cache_key) {
+        const why = u ? `a job of an earlier run with another cache key (its definition or inputs changed)` : `a job of an earlier run, not in this run's config`;
+        this.warn(`stopping ${r.unit} on ${member.id}: ${why}`);
+        void this.master.callWorker(member, (c) => c.StopJob, {
+          worker_uuid: member.uuid,
+          job_id: r.job_id,
+          reason: `not part of the master's run (${why})`
+        }).catch(() => void 0);
+        continue;
+      }
       if (u.state !== "waiting") continue;
       this.setState(u, "running");
       u.attempts = Math.max(1, u.attempts);
@@ -14132,6 +14251,7 @@ var Run = class {
       ];
       let lastError;
       let done;
+      let rebuild = candidates.length === 0;
       for (const m of new Set(candidates)) {
         try {
           const outputs = [];
@@ -14161,13 +14281,21 @@ var Run = class {
           done = { unit: u.unit.id, invocation: u.inv.name, worker: m.id, outputs };
           break;
         } catch (err) {
-          lastError = err;
+          const e = err;
+          lastError = e.code === grpc5.status.UNAVAILABLE ? new Error(unreachable(m, e)) : e;
           this.note(`export of ${u.unit.id} from ${m.id} failed: ${lastError.message}`);
-          if (this.anotherTaker(u, m.id)) u.excluded.add(m.id);
+          if (this.anotherTaker(u, m.id)) {
+            u.excluded.add(m.id);
+            rebuild = true;
+          } else if (e.code !== grpc5.status.UNAVAILABLE) rebuild = true;
         }
       }
       if (!done) {
-        lost.push({ unit: u, why: lastError ? lastError.message : "no live worker holds it" });
+        lost.push({
+          unit: u,
+          why: lastError ? lastError.message : "no live worker holds it",
+          rebuild
+        });
         continue;
       }
       out.push(done);

@@ -954,7 +954,7 @@ function hookWrites() {
         sink.push(text);
         if (process.env.GITHUB_ACTIONS === "true") {
           for (const line of text.split(/\r?\n/)) {
-            if (line.startsWith("::add-mask::")) original.call(process.stdout, `${line}
+            if (line.startsWith("::add-mask::")) originals[1].call(process.stderr, `${line}
 `);
           }
         }

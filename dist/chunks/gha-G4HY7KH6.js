@@ -12,7 +12,7 @@ import {
   ghaScopePrefix,
   ghaSuperseded,
   preloadActionsCache
-} from "./chunk-HHS35H5C.js";
+} from "./chunk-XRFGZDUH.js";
 import "./chunk-QPI3LQR2.js";
 import "./chunk-7FDW4MNB.js";
 export {
