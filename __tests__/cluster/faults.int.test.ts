@@ -331,11 +331,18 @@ test(
 );
 
 test(
-  '`logs --follow` started while the master waits for its workers waits for the job, not "no job has started"',
+  '`logs --follow` started while the master waits for its workers waits for the job, not "no job has started"; status says what it waits for',
   () =>
     explained(async () => {
       const master = startMaster(tree('m', POOL_CONFIG));
       await master.waitFor(/listening on/);
+      // status says what the master waits for.
+      const status = await runCli(['status', '--master', sock(), '--certs', certs]);
+      expect(status.stdout).toMatch(
+        /, 0 workers \(waiting for 2 before it runs, [0-9.ms]+ left\)$/m,
+      );
+      const json = await runCli(['status', '--master', sock(), '--certs', certs, '--json']);
+      expect(JSON.parse(json.stdout)).toMatchObject({ waiting: { workers: 2 } });
       const logs = startCli(['logs', 'slow', '--follow', '--master', sock(), '--certs', certs]);
       // It is waiting (it used to end at once, exit 2).
       await new Promise((r) => setTimeout(r, 1000));

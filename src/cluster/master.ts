@@ -107,6 +107,8 @@ export class Master extends EventEmitter<MasterEvents> {
   private leaseTimer: NodeJS.Timeout | undefined;
   private shutdownAll = false;
   private stopping = false;
+  /** `waitForWorkers` in progress: how many, and until when (for Status). */
+  private waiting: { n: number; until: number } | undefined;
   /** Registrations refused (wrong token, a certificate of another role), by reason. */
   private readonly refusedJoins = new Map<string, number>();
   /** `logs` calls being answered: a stopping master lets them finish (briefly). */
@@ -196,8 +198,10 @@ export class Master extends EventEmitter<MasterEvents> {
   /** Resolves when at least `n` workers are registered; rejects after `timeoutMs`. */
   waitForWorkers(n: number, timeoutMs: number): Promise<void> {
     if (this.members.size >= n) return Promise.resolve();
+    this.waiting = { n, until: Date.now() + timeoutMs };
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
+        this.waiting = undefined;
         this.off('joined', onJoin);
         // Workers that tried and were refused are why, often: said here, not only in the log.
         const refused = [...this.refusedJoins].map(([why, k]) => `${k}x ${why}`).join(', ');
@@ -210,6 +214,7 @@ export class Master extends EventEmitter<MasterEvents> {
       timer.unref();
       const onJoin = () => {
         if (this.members.size < n) return;
+        this.waiting = undefined;
         clearTimeout(timer);
         this.off('joined', onJoin);
         resolve();
@@ -448,6 +453,8 @@ export class Master extends EventEmitter<MasterEvents> {
       members,
       config: this.run?.config ?? '',
       units: this.run?.units() ?? [],
+      waiting_for: this.waiting?.n ?? 0,
+      waiting_until: this.waiting?.until ?? 0,
     };
   }
 

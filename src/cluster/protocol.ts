@@ -144,6 +144,9 @@ export interface StatusResponse {
   members: MemberStatus[];
   config: string;
   units: UnitStatus[];
+  /** While the master waits for its workers before a run: how many, and until when (epoch ms). */
+  waiting_for: number;
+  waiting_until: number;
 }
 export interface LogsRequest {
   invocation: string;

@@ -138,6 +138,14 @@ export function registerStatus(program: Command): void {
                 done: m.done,
               })),
               units: s.units,
+              ...(s.waiting_for
+                ? {
+                    waiting: {
+                      workers: s.waiting_for,
+                      until: new Date(s.waiting_until).toISOString(),
+                    },
+                  }
+                : {}),
             },
             null,
             2,
@@ -170,7 +178,10 @@ export function registerStatus(program: Command): void {
         ]);
       }
       const lines = [
-        `master ${s.master_id.slice(0, 8)}, up ${formatDuration((now - s.started_at) / 1000)}, ${s.members.length} worker${s.members.length === 1 ? '' : 's'}`,
+        `master ${s.master_id.slice(0, 8)}, up ${formatDuration((now - s.started_at) / 1000)}, ${s.members.length} worker${s.members.length === 1 ? '' : 's'}` +
+          (s.waiting_for
+            ? ` (waiting for ${s.waiting_for} before it runs${s.waiting_until ? `, ${formatDuration(Math.max(0, s.waiting_until - now) / 1000)} left` : ''})`
+            : ''),
         '',
         table(rows, [false, false, true, false, false, false, true]),
       ];
