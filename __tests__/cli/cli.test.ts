@@ -583,3 +583,22 @@ invocations:
     expect(both.err).toMatch(/give only one of --json, --explain and --diff/);
   });
 });
+
+describe('plaintextWarning', () => {
+  it('warns of --insecure where other machines can reach the server, not on loopback or with TLS', async () => {
+    const { plaintextWarning } = await import('../../src/cli/security.js');
+    const { parseAddress } = await import('../../src/cluster/transport.js');
+    const at = (...a: string[]) => a.map(parseAddress);
+    expect(
+      plaintextWarning(at('tcp://127.0.0.1:1', 'unix:///tmp/x.sock'), { insecure: true }),
+    ).toBeUndefined();
+    expect(
+      plaintextWarning(at('tcp://0.0.0.0:7000', 'tcp://127.0.0.1:1'), { insecure: true }),
+    ).toBe(
+      'warning: listening in plaintext (--insecure) on tcp://0.0.0.0:7000, which other machines can reach: anyone who can connect can read what goes over it and, without --token-file, take part; use --certs off loopback',
+    );
+    expect(plaintextWarning(at('tcp://10.0.0.5:7000'), { insecure: true, token: 't' })).toMatch(
+      /can read what goes over it; use --certs off loopback$/,
+    );
+  });
+});

@@ -4,7 +4,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CertError, certSummary, dirFlag, loadTls, shellWord } from '../cluster/certs.js';
 import type { CertRole } from '../cluster/certs.js';
-import type { Security } from '../cluster/transport.js';
+import { formatAddress, isLoopback, type Address, type Security } from '../cluster/transport.js';
 import { UsageError } from './errors.js';
 
 export interface SecurityFlags {
@@ -73,4 +73,18 @@ export async function securityFrom(
     ...(flags.insecure ? { insecure: true } : {}),
     ...(token ? { token } : {}),
   };
+}
+
+/**
+ * A warning for a server that listens in plaintext (`--insecure`) where other machines can reach
+ * it, or undefined: the help says never to, and nothing else would say it was done.
+ */
+export function plaintextWarning(
+  addresses: readonly Address[],
+  security: Security,
+): string | undefined {
+  if (security.tls) return undefined;
+  const open = addresses.filter((a) => a.kind === 'tcp' && !isLoopback(a)).map(formatAddress);
+  if (open.length === 0) return undefined;
+  return `warning: listening in plaintext (--insecure) on ${open.join(', ')}, which other machines can reach: anyone who can connect can read what goes over it${security.token ? '' : ' and, without --token-file, take part'}; use --certs off loopback`;
 }

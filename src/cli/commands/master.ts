@@ -7,7 +7,12 @@ import { expandUnits, selectUnits } from '../../plan/units.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
 import { RunFailure, UsageError } from '../errors.js';
-import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
+import {
+  addSecurityOptions,
+  plaintextWarning,
+  securityFrom,
+  type SecurityFlags,
+} from '../security.js';
 import { durationFlag, logOrderOption, outDirFlag, positiveInt } from '../util.js';
 
 interface MasterFlags extends SecurityFlags {
@@ -89,6 +94,8 @@ Examples (a pool on two shells):
     // next redraw erased them and left part of the old block on the screen).
     let print: ((line: string) => void) | undefined;
     const say = (line: string) => (print ? print(line) : err.write(`${line}\n`));
+    const plaintext = plaintextWarning(flags.listen.map(parseAddress), security);
+    if (plaintext) say(`dist-build master: ${plaintext}`);
     const master = new Master({
       listen: flags.listen.map(parseAddress),
       security,

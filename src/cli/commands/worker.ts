@@ -6,7 +6,12 @@ import { parseAddress } from '../../cluster/transport.js';
 import { openStore, storeKinds, workerCacheDir } from '../../store/open.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { UsageError } from '../errors.js';
-import { addSecurityOptions, securityFrom, type SecurityFlags } from '../security.js';
+import {
+  addSecurityOptions,
+  plaintextWarning,
+  securityFrom,
+  type SecurityFlags,
+} from '../security.js';
 import {
   checkCacheDir,
   durationFlag,
@@ -146,6 +151,8 @@ Examples:
     // fails with EPIPE, which must not end this worker before it has stopped its jobs.
     process.stderr.on('error', () => undefined);
     const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+    const plaintext = plaintextWarning(flags.listen.map(parseAddress), security);
+    if (plaintext) log(`worker: ${plaintext}`);
     // The slot is the worker id: the agent's default id, `<host>-command-<store kind>`, spelled
     // out here because the store needs it before the agent exists.
     const localOnly = flags.remoteCache === false;
