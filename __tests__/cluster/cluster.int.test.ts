@@ -323,6 +323,32 @@ test('a long-lived worker writes its cache lookup counters while it runs, not on
   expect(Date.parse(stats.since!)).toBeLessThanOrEqual(Date.parse(stats.updatedAt));
 });
 
+test('a worker logs a refusal the master keeps retrying once in a while, not every time', async () => {
+  const master = await startMaster({ tls: tls.master! });
+  const logs: string[] = [];
+  const w = await startWorker('w1', { tls: tls.w1! }, logs);
+  await w.registered;
+  const m = master.live()[0]!;
+  for (let i = 0; i < 5; i++) {
+    const r = await master.startJob(m, {
+      worker_uuid: m.uuid,
+      job_id: `j${i}`,
+      unit: 'nope',
+      invocation: 'nope',
+      definition_digest: 'sha256:' + '1'.repeat(64),
+      cache_key: helloKey,
+      deps: [],
+      exclude_inputs: [],
+    });
+    expect(r.accepted).toBe(false);
+  }
+  expect(logs.filter((l) => /refused job/.test(l))).toEqual([
+    expect.stringMatching(
+      /refused job j0 \(nope\): invocation "nope" is not in this worker's config/,
+    ),
+  ]);
+});
+
 test('with a cache dir too long for a socket path the socket goes to the temp dir, and stale ones there are removed', async () => {
   const master = await startMaster({});
   const cacheDir = join(dir, 'c'.repeat(120));

@@ -233,6 +233,8 @@ export class WorkerAgent {
    * Actions cache service that does not answer), and later late hits do not wait for them again.
    */
   private stuckLookup: Promise<unknown> | undefined;
+  /** Refusals logged lately, by unit and reason (see `startJob`'s `refuse`). */
+  private readonly refusals = new Map<string, { at: number; more: number }>();
   /** The last key check (see `checkKey`): they run one after the other. */
   private keyChecks: Promise<void> = Promise.resolve();
 
@@ -724,7 +726,19 @@ export class WorkerAgent {
     reason: string;
   } {
     const refuse = (reason: string) => {
-      this.log(`worker ${this.workerId}: refused job ${req.job_id} (${req.unit}): ${reason}`);
+      // The master tries again a few times a second (a busy worker): said once in a while.
+      const kind = `${req.unit}\0${reason.replace(/^busy: .*/, 'busy')}`;
+      const last = this.refusals.get(kind);
+      const now = Date.now();
+      if (last && now - last.at < REFUSAL_LOG_MS) last.more++;
+      else {
+        const more = last?.more ? ` (refused ${last.more} more time(s) since)` : '';
+        this.log(
+          `worker ${this.workerId}: refused job ${req.job_id} (${req.unit}): ${reason}${more}`,
+        );
+        this.refusals.set(kind, { at: now, more: 0 });
+        if (this.refusals.size > 1000) this.refusals.delete(this.refusals.keys().next().value!);
+      }
       return { accepted: false, reason };
     };
     if (this.stopping) return refuse('the worker is stopping');
@@ -1343,6 +1357,9 @@ async function drain(stream: Readable | null): Promise<void> {
 }
 
 /** The unit's inputs in this worker's tree give another cache key than the master's. */
+/** A refusal of the same unit for the same reason is logged once per this long. */
+const REFUSAL_LOG_MS = 30_000;
+
 class KeyMismatchError extends Error {}
 
 export type KeyCheckMode = 'warn' | 'refuse' | 'off';
