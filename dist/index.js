@@ -10606,6 +10606,9 @@ message StatusResponse {
   repeated MemberStatus members = 3;
   string config = 4;
   repeated UnitStatus units = 5;
+  // While the master waits for its workers before a run: how many, and until when (epoch ms).
+  uint32 waiting_for = 6;
+  uint64 waiting_until = 7;
 }
 
 message LogsRequest {
@@ -11112,6 +11115,8 @@ var Master = class extends EventEmitter {
   leaseTimer;
   shutdownAll = false;
   stopping = false;
+  /** `waitForWorkers` in progress: how many, and until when (for Status). */
+  waiting;
   /** Registrations refused (wrong token, a certificate of another role), by reason. */
   refusedJoins = /* @__PURE__ */ new Map();
   /** `logs` calls being answered: a stopping master lets them finish (briefly). */
@@ -11178,8 +11183,10 @@ var Master = class extends EventEmitter {
   /** Resolves when at least `n` workers are registered; rejects after `timeoutMs`. */
   waitForWorkers(n, timeoutMs) {
     if (this.members.size >= n) return Promise.resolve();
+    this.waiting = { n, until: Date.now() + timeoutMs };
     return new Promise((resolve7, reject) => {
       const timer = setTimeout(() => {
+        this.waiting = void 0;
         this.off("joined", onJoin);
         const refused = [...this.refusedJoins].map(([why, k]) => `${k}x ${why}`).join(", ");
         reject(
@@ -11191,6 +11198,7 @@ var Master = class extends EventEmitter {
       timer.unref();
       const onJoin = () => {
         if (this.members.size < n) return;
+        this.waiting = void 0;
         clearTimeout(timer);
         this.off("joined", onJoin);
         resolve7();
@@ -11406,7 +11414,9 @@ var Master = class extends EventEmitter {
       started_at: this.startedAt,
       members,
       config: this.run?.config ?? "",
-      units: this.run?.units() ?? []
+      units: this.run?.units() ?? [],
+      waiting_for: this.waiting?.n ?? 0,
+      waiting_until: this.waiting?.until ?? 0
     };
   }
   async relayLogs(c) {
@@ -12350,6 +12360,8 @@ var WorkerAgent = class {
    * Actions cache service that does not answer), and later late hits do not wait for them again.
    */
   stuckLookup;
+  /** Refusals logged lately, by unit and reason (see `startJob`'s `refuse`). */
+  refusals = /* @__PURE__ */ new Map();
   /** The last key check (see `checkKey`): they run one after the other. */
   keyChecks = Promise.resolve();
   get id() {
@@ -12585,13 +12597,19 @@ var WorkerAgent = class {
     const stream = this.master.Heartbeat(callMetadata(this.security));
     this.heartbeats = stream;
     let answeredAt = Date.now();
+    let beatAt = Date.now();
+    let stall;
+    const limit = Math.max(leaseTtlMs, this.heartbeatMs * 3);
     let over = false;
     const again = (why) => {
       if (over || this.heartbeats !== stream) return;
       over = true;
       this.closeHeartbeats();
       if (this.stopping) return;
-      this.log(`worker ${this.workerId}: ${why}; registering again`);
+      const now = Date.now();
+      const stalledMs = now - beatAt > limit ? now - beatAt : stall && now - stall.at < limit ? stall.ms : 0;
+      const reason = stalledMs > 0 ? `this worker did not run for ${Math.round(stalledMs / 1e3)} s (stopped or starved), longer than its lease (${why})` : why;
+      this.log(`worker ${this.workerId}: ${reason}; registering again DEBUG ${JSON.stringify(stall)} ${now - beatAt}`);
       void this.register();
     };
     stream.on("data", (res) => {
@@ -12612,10 +12630,14 @@ var WorkerAgent = class {
     stream.on("end", () => again("the master closed the heartbeat stream"));
     const beat = () => {
       if (this.stopping || over) return;
-      if (Date.now() - answeredAt > Math.max(leaseTtlMs, this.heartbeatMs * 3)) {
+      const now = Date.now();
+      if (now - beatAt > limit) stall = { ms: now - beatAt, at: now };
+      if (now - beatAt > 500) this.log(`DEBUG beat gap ${now - beatAt} answered ${now - answeredAt}`);
+      if (now - answeredAt > limit) {
         again("the master stopped answering heartbeats");
         return;
       }
+      beatAt = now;
       this.reapOrphans();
       stream.write(this.streamMessage({ stats: this.stats(), running: this.running() }));
     };
@@ -12763,7 +12785,18 @@ var WorkerAgent = class {
   }
   startJob(req) {
     const refuse = (reason) => {
-      this.log(`worker ${this.workerId}: refused job ${req.job_id} (${req.unit}): ${reason}`);
+      const kind = `${req.unit}\0${reason.replace(/^busy: .*/, "busy")}`;
+      const last = this.refusals.get(kind);
+      const now = Date.now();
+      if (last && now - last.at < REFUSAL_LOG_MS) last.more++;
+      else {
+        const more = last?.more ? ` (refused ${last.more} more time(s) since)` : "";
+        this.log(
+          `worker ${this.workerId}: refused job ${req.job_id} (${req.unit}): ${reason}${more}`
+        );
+        this.refusals.set(kind, { at: now, more: 0 });
+        if (this.refusals.size > 1e3) this.refusals.delete(this.refusals.keys().next().value);
+      }
       return { accepted: false, reason };
     };
     if (this.stopping) return refuse("the worker is stopping");
@@ -13302,6 +13335,7 @@ async function drain(stream) {
   } catch {
   }
 }
+var REFUSAL_LOG_MS = 3e4;
 var KeyMismatchError = class extends Error {
 };
 var LostDependencyError = class extends Error {

@@ -1431,3 +1431,36 @@ invocations:
     /no unit or invocation "ap" in the config \(there are: base, app, other\)/,
   );
 }, 90_000);
+
+test(
+  'a worker that was stopped past its lease says so when it runs again, not that the master stopped answering',
+  () =>
+    explained(async () => {
+      const master = startCli([
+        'master',
+        '--serve',
+        '--listen',
+        sock(),
+        '--certs',
+        certs,
+        '--name',
+        'master',
+        '--heartbeat',
+        '300ms',
+      ]);
+      await master.waitFor(/listening on/);
+      const worker = startWorker('w1', tree('t1', POOL_CONFIG));
+      await worker.waitFor(/registered with/);
+      process.kill(worker.pid, 'SIGSTOP');
+      try {
+        await new Promise((r) => setTimeout(r, 2500));
+      } finally {
+        process.kill(worker.pid, 'SIGCONT');
+      }
+      await worker.waitFor(/re-registered with/);
+      expect(worker.stderr).toMatch(
+        /this worker did not run for \d+ s \(stopped or starved\), longer than its lease \(.*\); registering again/,
+      );
+    }),
+  60_000,
+);

@@ -480,6 +480,7 @@ export class WorkerAgent {
             this.unreported.unshift(...unreported);
             throw err;
           });
+          const answeredAt = Date.now();
           const first = !this.uuid;
           this.uuid = res.worker_uuid;
           this.workerId = res.worker_id;
@@ -493,7 +494,7 @@ export class WorkerAgent {
             );
           }
           this.registeredOnce?.();
-          this.openHeartbeats(res.lease_ttl_ms);
+          this.openHeartbeats(res.lease_ttl_ms, answeredAt);
           return;
         } catch (err) {
           const e = err as grpc.ServiceError;
@@ -521,19 +522,34 @@ export class WorkerAgent {
    * each. A broken stream, an unanswered beat for longer than the lease, or REREGISTER: register
    * again (the jobs keep running meanwhile).
    */
-  private openHeartbeats(leaseTtlMs: number): void {
+  private openHeartbeats(leaseTtlMs: number, registeredAt = Date.now()): void {
     this.closeHeartbeats();
     const stream = this.master!.Heartbeat(callMetadata(this.security));
     this.heartbeats = stream;
-    let answeredAt = Date.now();
+    let answeredAt = registeredAt;
+    /** When the last beat was sent (one is due every `heartbeatMs`); the last long gap between two. */
+    let beatAt = registeredAt;
+    let stall: { ms: number; at: number } | undefined;
+    const limit = Math.max(leaseTtlMs, this.heartbeatMs * 3);
     let over = false;
     const again = (why: string) => {
       if (over || this.heartbeats !== stream) return;
       over = true;
       this.closeHeartbeats();
       if (this.stopping) return;
-      this.log(`worker ${this.workerId}: ${why}; registering again`);
-      void this.register();
+      // This process did not run for a while (stopped, suspended, starved): its beats did not go
+      // out, and the master took it for gone. Its own doing, whatever the master then answered.
+      const now = Date.now();
+      const stalledMs =
+        now - beatAt > limit ? now - beatAt : stall && now - stall.at < limit ? stall.ms : 0;
+      const reason =
+        stalledMs > 0
+          ? `this worker did not run for ${Math.round(stalledMs / 1000)} s (stopped or starved), longer than its lease (${why})`
+          : why;
+      this.log(`worker ${this.workerId}: ${reason}; registering again`);
+      // Not from within `register` (this stream's first beat runs in it), whose promise is the
+      // one `register` would hand back: after it has settled.
+      setImmediate(() => void this.register());
     };
     stream.on('data', (res: HeartbeatResponse) => {
       answeredAt = Date.now();
@@ -555,10 +571,14 @@ export class WorkerAgent {
     stream.on('end', () => again('the master closed the heartbeat stream'));
     const beat = () => {
       if (this.stopping || over) return;
-      if (Date.now() - answeredAt > Math.max(leaseTtlMs, this.heartbeatMs * 3)) {
+      const now = Date.now();
+      // (A stalled process's timer fires late, then at once again: the long gap is kept.)
+      if (now - beatAt > limit) stall = { ms: now - beatAt, at: now };
+      if (now - answeredAt > limit) {
         again('the master stopped answering heartbeats');
         return;
       }
+      beatAt = now;
       this.reapOrphans();
       stream.write(this.streamMessage({ stats: this.stats(), running: this.running() }));
     };
