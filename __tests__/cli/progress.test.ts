@@ -215,6 +215,40 @@ describe('Progress (terminal)', () => {
     p.stop();
   });
 
+  it('keeps every line of the live block within a narrow terminal (a wrapped line was left behind)', () => {
+    const ci = process.env.CI;
+    delete process.env.CI;
+    const out = {
+      text: '',
+      isTTY: true,
+      columns: 30,
+      rows: 10,
+      write: (t: string) => ((out.text += t), true),
+    };
+    let p: Progress;
+    try {
+      p = new Progress({ out: out as unknown as ProgressOptions['out'], total: 1234 });
+    } finally {
+      if (ci !== undefined) process.env.CI = ci;
+    }
+    p.event({ type: 'worker-joined', worker: 'worker-1' });
+    p.event({
+      type: 'started',
+      unit: 'fractal-zoom-with-a-long-name',
+      worker: 'worker-1',
+      attempt: 1,
+    });
+    p.event({ type: 'failed', unit: 'x', worker: null, reason: 'exited with code 1' });
+    p.event({ type: 'skipped', unit: 'y', reason: 'needs x' });
+    p.print('note');
+    const block = out.text.split('note\n')[1]!.split('\n').filter(Boolean);
+    expect(block).toHaveLength(2);
+    expect(block[0]).toBe('[2/1234] 0 built, 0 cached, 1');
+    expect(block[1]).toMatch(/^ {2}worker-1 +fractal-zoom-/);
+    for (const line of block) expect(line.length).toBeLessThanOrEqual(29);
+    p.stop();
+  });
+
   it('lists workers in natural order: worker-2 before worker-10', () => {
     const ci = process.env.CI;
     delete process.env.CI;

@@ -288,13 +288,17 @@ export class Progress {
 
   private draw(): void {
     if (!this.live) return;
-    const width = Math.max(40, (this.opts.out.columns ?? 100) - 1);
+    // Every line must fit the terminal's width: a wrapped line takes two rows, the cursor went
+    // up fewer rows than were drawn, and every redraw left part of the block behind.
+    const width = Math.max(1, (this.opts.out.columns || 100) - 1);
     const c = this.counts;
     const finished = c.built + c.cached + c.failed + c.skipped;
     const lines = [
-      `[${finished}/${this.opts.total}] ${c.built} built, ${c.cached} cached` +
+      (
+        `[${finished}/${this.opts.total}] ${c.built} built, ${c.cached} cached` +
         (c.failed ? `, ${c.failed} failed` : '') +
-        (c.skipped ? `, ${c.skipped} skipped` : ''),
+        (c.skipped ? `, ${c.skipped} skipped` : '')
+      ).slice(0, width),
     ];
     const now = Date.now();
     const rows: { busy: boolean; line: string }[] = [];
