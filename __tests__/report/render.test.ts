@@ -206,6 +206,37 @@ describe('renderMarkdown', () => {
   });
 });
 
+describe('renderMarkdown of a run of many invocations', () => {
+  const many = (n: number): RunReport => ({
+    ...sample,
+    status: 'succeeded',
+    events: [],
+    invocations: Array.from({ length: n }, (_, k) =>
+      inv({
+        unit: `package-${String(k).padStart(4, '0')}-with-a-fairly-long-descriptive-name-for-testing`,
+        status: 'built',
+        ...timed(k, k + 20),
+      }),
+    ),
+  });
+
+  test("a timeline over mermaid's 50,000 characters is not a chart that fails to draw: a note", () => {
+    const md = renderMarkdown(many(700));
+    expect(md).not.toContain('```mermaid');
+    expect(md).toContain(
+      'The timeline has 700 bars, more than a mermaid chart draws (50,000 characters of text): see the HTML report, dist-build-report.html.',
+    );
+    expect(md).toContain('| package-0699-with-a-fairly-long-descriptive-name-for-testing | w1 |');
+  });
+
+  test('below the limit, the chart is there', () => {
+    const md = renderMarkdown(many(300));
+    const block = /```mermaid\n([\s\S]*?)\n```/.exec(md)?.[1];
+    expect(block!.length).toBeLessThan(50_000);
+    expect(block!.match(/ :t\d+, /g)).toHaveLength(300);
+  });
+});
+
 describe('renderHtml', () => {
   const html = renderHtml(sample);
 

@@ -220,6 +220,11 @@ function mermaidAxisFormat(spanMs: number): string {
   return '%H:%M';
 }
 
+/** Mermaid's default `maxTextSize`: a longer diagram is not drawn. */
+const MERMAID_MAX_TEXT = 50_000;
+/** The HTML report, written next to the Markdown one (see `REPORT_FILES`). */
+const REPORT_HTML = 'dist-build-report.html';
+
 function mdTable(header: string[], rows: string[][], right: boolean[] = []): string {
   const sep = header.map((_, i) => (right[i] ? '---:' : '---'));
   return [header, sep, ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
@@ -334,8 +339,16 @@ export function renderMarkdown(report: RunReport): string {
         g.push(`    ${mermaidText(label)} :${[...tags, `t${n++}`, b.start, end].join(', ')}`);
       }
     }
+    const diagram = g.slice(1).join('\n');
     g.push('```');
-    out.push(g.join('\n'));
+    // Mermaid refuses a larger diagram ("Maximum text size in diagram exceeded", on GitHub too):
+    // a run of many hundred invocations showed that error instead of its timeline.
+    if (diagram.length <= MERMAID_MAX_TEXT) out.push(g.join('\n'));
+    else
+      out.push(
+        `The timeline has ${count(drawn, 'bar')}, more than a mermaid chart draws ` +
+          `(${MERMAID_MAX_TEXT.toLocaleString('en')} characters of text): see the HTML report, ${REPORT_HTML}.`,
+      );
   }
   const notDrawn = report.invocations.filter((i) => !interval(i));
   if (notDrawn.length) {
