@@ -467,3 +467,21 @@ test('`dist-build master` in a terminal: its log lines (a worker leaving) go abo
   expect(shown.filter((l) => /^\[\d+\/\d+\]|^ {2}\S+ +(idle|slow)/.test(l))).toEqual([]);
   expect(shown.join('\n')).toMatch(/slow +- +failed/);
 }, 60_000);
+
+test("a worker's busy time in the report counts its failed jobs too", async () => {
+  const config = repo(`version: 1
+invocations:
+  ok: { run: "sleep 0.3" }
+  broken: { run: "sleep 0.6; exit 3" }
+`);
+  const res = await runCli(runArgs(config, 1, '--no-output'), { timeoutMs: 60_000 });
+  expect(res.code).toBe(1);
+  const report = JSON.parse(readFileSync(join(dir, 'out/dist-build-report.json'), 'utf8')) as {
+    workers: { id: string; busyMs: number }[];
+    invocations: { unit: string; durationMs: number }[];
+  };
+  const ran = report.invocations.reduce((ms, i) => ms + i.durationMs, 0);
+  expect(ran).toBeGreaterThanOrEqual(900);
+  expect(report.workers).toHaveLength(1);
+  expect(report.workers[0]!.busyMs).toBe(ran);
+}, 90_000);

@@ -1192,10 +1192,10 @@ export class Run {
       const worker = u.workerId ?? u.job?.workerId ?? null;
       if (worker) {
         const w = workers.get(worker) ?? row(worker);
-        if (u.state === 'built') {
-          w.built++;
-          w.busyMs += u.durationMs ?? 0;
-        } else if (u.state === 'cached') w.cached++;
+        if (u.state === 'built') w.built++;
+        else if (u.state === 'cached') w.cached++;
+        // A failed job kept its worker busy too (the report's timeline draws it in its lane).
+        if (u.state === 'built' || u.state === 'failed') w.busyMs += u.durationMs ?? 0;
       }
       const timed = u.state === 'built' || u.state === 'failed';
       return {

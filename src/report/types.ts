@@ -41,6 +41,7 @@ export interface WorkerReport {
   annotations: Record<string, string>;
   built: number;
   cached: number;
+  /** Time its built and failed jobs ran. */
   busyMs: number;
   /** Why it left during the run (lease expired, deregistered...); absent for a worker still there. */
   left?: string;
