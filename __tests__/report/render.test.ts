@@ -206,6 +206,32 @@ describe('renderMarkdown', () => {
   });
 });
 
+describe('the mermaid axis', () => {
+  const long = (ms: number): RunReport => ({
+    ...sample,
+    endedAt: T0 + ms,
+    durationMs: ms,
+    events: [],
+    invocations: [inv({ unit: 'slow', status: 'built', ...timed(1000, ms - 1000) })],
+  });
+  const chart = (r: RunReport): string =>
+    /```mermaid\n([\s\S]*?)\n```/.exec(renderMarkdown(r))![1]!;
+
+  test('a run of hours is drawn at its real times: the axis is clock time in any time zone', () => {
+    // Drawn from the epoch, "%H:%M" showed the viewer's UTC offset: a run starting at 01:00 in Paris.
+    const g = chart(long(2 * 3_600_000));
+    expect(g).toContain('axisFormat %H:%M\n');
+    expect(g).toContain(`slow :t0, ${T0 + 1000}, ${T0 + 2 * 3_600_000 - 1000}`);
+  });
+
+  test('minutes too (half-hour time zones); seconds are drawn from the start', () => {
+    expect(chart(long(5 * 60_000))).toContain('axisFormat %H:%M:%S\n');
+    expect(chart(long(5 * 60_000))).toContain(`slow :t0, ${T0 + 1000}, `);
+    expect(chart(long(30_000))).toContain('axisFormat %Ss\n');
+    expect(chart(long(30_000))).toContain('slow :t0, 1000, 29000');
+  });
+});
+
 describe('renderMarkdown of a run of many invocations', () => {
   const many = (n: number): RunReport => ({
     ...sample,

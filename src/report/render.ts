@@ -212,12 +212,17 @@ function mermaidText(s: string): string {
     : t || '-';
 }
 
-/** d3 time format for the mermaid axis (times are ms since the epoch, i.e. since the run start). */
-function mermaidAxisFormat(spanMs: number): string {
-  if (spanMs < 10_000) return '%S.%L';
-  if (spanMs < 60_000) return '%Ss';
-  if (spanMs < 3_600_000) return '%M:%S';
-  return '%H:%M';
+/**
+ * The mermaid axis: d3 time format, and the epoch ms the bars' times (ms since the run start) are
+ * drawn from. Mermaid formats the axis in the viewer's time zone: times since the epoch read as
+ * hours (`%H`) showed the viewer's UTC offset (a run starting at "01:00" in Paris), and as minutes
+ * were off by 30 in half-hour zones. Under a minute they are seconds since the start (offsets
+ * are whole minutes); longer runs are drawn at their real times, so that the axis is clock time.
+ */
+function mermaidAxis(report: RunReport, spanMs: number): { format: string; base: number } {
+  if (spanMs < 10_000) return { format: '%S.%L', base: 0 };
+  if (spanMs < 60_000) return { format: '%Ss', base: 0 };
+  return { format: spanMs < 3_600_000 ? '%H:%M:%S' : '%H:%M', base: report.startedAt };
 }
 
 /** Mermaid's default `maxTextSize`: a longer diagram is not drawn. */
@@ -310,12 +315,13 @@ export function renderMarkdown(report: RunReport): string {
   if (drawn === 0) out.push('Nothing was built.');
   else {
     const span = Math.max(report.durationMs, ...[...lanes.values()].flat().map((b) => b.end));
+    const axis = mermaidAxis(report, span);
     const g = [
       '```mermaid',
       'gantt',
       `    title ${mermaidText(`${report.config} (${report.status}, ${fmtMs(report.durationMs)})`)}`,
       '    dateFormat x',
-      `    axisFormat ${mermaidAxisFormat(span)}`,
+      `    axisFormat ${axis.format}`,
       '    todayMarker off',
     ];
     let n = 0;
@@ -336,7 +342,8 @@ export function renderMarkdown(report: RunReport): string {
         const label = notes.length ? `${b.inv.unit} (${notes.join(', ')})` : b.inv.unit;
         // Mermaid draws zero-length tasks invisibly: give every bar at least 1 ms.
         const end = Math.max(b.end, b.start + 1);
-        g.push(`    ${mermaidText(label)} :${[...tags, `t${n++}`, b.start, end].join(', ')}`);
+        const times = [axis.base + b.start, axis.base + end];
+        g.push(`    ${mermaidText(label)} :${[...tags, `t${n++}`, ...times].join(', ')}`);
       }
     }
     const diagram = g.slice(1).join('\n');
