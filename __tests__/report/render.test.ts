@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  cutMarkdown,
   REPORT_FORMAT,
   renderHtml,
   renderMarkdown,
@@ -260,6 +261,51 @@ describe('renderMarkdown of a run of many invocations', () => {
     const block = /```mermaid\n([\s\S]*?)\n```/.exec(md)?.[1];
     expect(block!.length).toBeLessThan(50_000);
     expect(block!.match(/ :t\d+, /g)).toHaveLength(300);
+  });
+});
+
+describe('cutMarkdown (the step summary of GitHub Actions holds at most 1 MiB)', () => {
+  const MiB = 1024 * 1024;
+  const root = 'root-of-everything-with-a-long-name-so-that-the-reasons-are-long-too';
+  const big: RunReport = {
+    ...sample,
+    events: [],
+    invocations: [
+      inv({
+        unit: root,
+        status: 'failed',
+        exitCode: 1,
+        reason: 'exited with code 1',
+        ...timed(0, 5),
+      }),
+      ...Array.from({ length: 5000 }, (_, k) =>
+        inv({
+          unit: `package-${String(k).padStart(4, '0')}-with-a-fairly-long-descriptive-name`,
+          worker: null,
+          status: 'skipped' as const,
+          reason: `needs ${root}, which failed`,
+        }),
+      ),
+    ],
+  };
+
+  test('a report over the limit is cut at a line, with the note, and its code blocks closed', () => {
+    const md = renderMarkdown(big);
+    expect(Buffer.byteLength(md)).toBeGreaterThan(MiB);
+    const cut = cutMarkdown(md, MiB - 1024, 'NOTE: cut');
+    expect(Buffer.byteLength(cut)).toBeLessThanOrEqual(MiB - 1024);
+    expect(cut.startsWith('# dist-build run failed\n')).toBe(true);
+    expect(cut.endsWith('\n\nNOTE: cut\n')).toBe(true);
+    expect(md.startsWith(cut.slice(0, -'\n\nNOTE: cut\n'.length))).toBe(true);
+    // Cut inside a code block: it is closed before the note.
+    const fenced = cutMarkdown('a\n\n```mermaid\n' + 'x\n'.repeat(100) + '```\n', 60, 'N');
+    expect(fenced).toMatch(/^a\n\n```mermaid\n(x\n)+```\n\nN\n$/);
+    expect(Buffer.byteLength(fenced)).toBeLessThanOrEqual(60);
+  });
+
+  test('a report within the limit is as it was', () => {
+    const md = renderMarkdown(sample);
+    expect(cutMarkdown(md, MiB, 'NOTE')).toBe(md);
   });
 });
 

@@ -17,9 +17,12 @@ import {
   readPrevious,
 } from '../plan/plan.js';
 import type { PlanJson } from '../plan/plan.js';
-import { REPORT_FILES, totalsLine } from '../report/index.js';
+import { cutMarkdown, REPORT_FILES, totalsLine } from '../report/index.js';
 import type { RunReport } from '../report/index.js';
 import { splitArgs } from './args.js';
+
+/** The largest step summary GitHub Actions shows (less a margin for what @actions/core adds). */
+const SUMMARY_MAX_BYTES = 1024 * 1024 - 1024;
 
 /** Most jobs GitHub Actions runs from one matrix. */
 const MAX_MATRIX_JOBS = 256;
@@ -151,7 +154,12 @@ async function runBuild(): Promise<void> {
   if (report) core.setOutput('report', report);
   if (process.env.GITHUB_STEP_SUMMARY && (await written(markdown, 1))) {
     const md = await readFile(markdown, 'utf8').catch(() => '');
-    if (md) await core.summary.addRaw(md, true).write();
+    // GitHub drops a step summary over 1 MiB (an error annotation instead): a run of some
+    // thousand invocations had none. The rest is cut, with where the whole report is.
+    const note =
+      `**The report is cut here**: the step summary holds at most 1 MiB. ` +
+      `The whole report: \`${markdown}\` (also .html, .json).`;
+    if (md) await core.summary.addRaw(cutMarkdown(md, SUMMARY_MAX_BYTES, note), true).write();
   }
   if (code !== 0) core.setFailed(await runFailure(code, report));
 }

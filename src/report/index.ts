@@ -12,6 +12,7 @@ export {
   countByStatus,
   escapeHtml,
   shownPath,
+  cutMarkdown,
 } from './render.js';
 
 export const REPORT_FILES = {

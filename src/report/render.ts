@@ -382,6 +382,28 @@ export function renderMarkdown(report: RunReport): string {
   return out.join('\n\n') + '\n';
 }
 
+/**
+ * `markdown` cut at a line so that it and a closing note take at most `maxBytes` (UTF-8), a code
+ * block left open closed; as is when it fits. For GitHub's step summary, which refuses (drops,
+ * with an error annotation) one over 1 MiB.
+ */
+export function cutMarkdown(markdown: string, maxBytes: number, note: string): string {
+  if (Buffer.byteLength(markdown) <= maxBytes) return markdown;
+  const tail = `\n\n${note}\n`;
+  const room = maxBytes - Buffer.byteLength(tail) - 4; // 4: a closing fence
+  const lines = markdown.split('\n');
+  const kept: string[] = [];
+  let bytes = 0;
+  for (const line of lines) {
+    const n = Buffer.byteLength(line) + 1;
+    if (bytes + n > room) break;
+    kept.push(line);
+    bytes += n;
+  }
+  const fences = kept.filter((l) => l.startsWith('```')).length;
+  return kept.join('\n').trimEnd() + (fences % 2 ? '\n```' : '') + tail;
+}
+
 // ---------------------------------------------------------------------------------------------
 // html
 
