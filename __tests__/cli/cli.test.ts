@@ -442,6 +442,28 @@ describe('worker flags', () => {
     writeFileSync(tok, '\n');
     chmodSync(tok, 0o600);
     expect((await worker()).err).toMatch(/--token-file .*token is empty/);
+    // A token is a gRPC metadata value: one line of printable ASCII. Asked by status: a worker
+    // given such a token retried forever.
+    const status = () =>
+      cli('status', '--master', 'tcp://127.0.0.1:1', '--insecure', '--token-file', tok);
+    writeFileSync(tok, 'abc\ndef\n');
+    const twoLines = await status();
+    expect(twoLines.code).toBe(2);
+    expect(twoLines.err).toMatch(
+      /--token-file .*token: the token has a line break; a token is one line/,
+    );
+    writeFileSync(tok, 's\u00e9cret\n');
+    expect((await status()).err).toMatch(
+      /--token-file .*token: the token has "\u00e9" \(U\+00E9\), at character 2; a token is printable ASCII/,
+    );
+    process.env.DIST_BUILD_TOKEN = 'a\tb';
+    try {
+      const env = await cli('status', '--master', 'tcp://127.0.0.1:1', '--insecure');
+      expect(env.code).toBe(2);
+      expect(env.err).toMatch(/DIST_BUILD_TOKEN: the token has "\\t" \(U\+0009\)/);
+    } finally {
+      delete process.env.DIST_BUILD_TOKEN;
+    }
     mkdirSync(join(dir, 'tokdir'));
     const d = await cli(
       'status',

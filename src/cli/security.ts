@@ -56,6 +56,9 @@ export async function securityFrom(
         `--token-file ${file} can be read by every user of this machine (mode 0${mode.toString(8)}): make it private with \`chmod 600 ${shellWord(file)}\``,
       );
     if (!token) throw new UsageError(`--token-file ${file} is empty`);
+    checkToken(token, `--token-file ${file}`);
+  } else if (token !== undefined) {
+    checkToken(token, 'DIST_BUILD_TOKEN');
   }
   if (flags.certs && flags.insecure) throw new UsageError('give either --certs or --insecure');
   const tls = flags.certs ? await loadTls(flags.certs, flags.name ?? 'worker') : undefined;
@@ -87,4 +90,21 @@ export function plaintextWarning(
   const open = addresses.filter((a) => a.kind === 'tcp' && !isLoopback(a)).map(formatAddress);
   if (open.length === 0) return undefined;
   return `warning: listening in plaintext (--insecure) on ${open.join(', ')}, which other machines can reach: anyone who can connect can read what goes over it${security.token ? '' : ' and, without --token-file, take part'}; use --certs off loopback`;
+}
+
+/**
+ * A token travels as a gRPC metadata value, which holds printable ASCII only: one with a line
+ * break (a file of two lines) or another character was taken, and every call then failed on the
+ * client with grpc-js's 'Metadata string value "..." contains illegal characters' (a worker
+ * retried forever on it).
+ */
+function checkToken(token: string, source: string): void {
+  const bad = /[^\x20-\x7e]/u.exec(token);
+  if (!bad) return;
+  const c = bad[0];
+  throw new UsageError(
+    c === '\n' || c === '\r'
+      ? `${source}: the token has a line break; a token is one line`
+      : `${source}: the token has ${JSON.stringify(c)} (U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}), at character ${bad.index + 1}; a token is printable ASCII (letters, digits, punctuation), as gRPC metadata carries it`,
+  );
 }
