@@ -590,6 +590,22 @@ invocations:
     );
   });
 
+  it('--diff warns when the keys file is in the tree, an input of units that match it', async () => {
+    writeFileSync(
+      config,
+      readFileSync(config, 'utf8').replace("inputs: ['src/**']", "inputs: ['**']"),
+    );
+    const saved = join(tree, 'keys.json');
+    // As `keys --json > keys.json` does: the shell makes the file (empty) before keys reads the tree.
+    writeFileSync(saved, '');
+    writeFileSync(saved, (await cli('keys', '-c', config, '--json')).out);
+    const r = await cli('keys', '-c', config, '--diff', saved);
+    expect(r.out).toMatch(/^lib: .*\n {2}input changed: keys\.json$/m);
+    expect(r.err).toMatch(
+      /warning: .*keys\.json is an input of lib \(their inputs match it\): it changes their cache keys \(and a run's\); keep keys files out of the tree/,
+    );
+  });
+
   it('refuses an unknown unit, a file that is not keys --json, and two modes at once', async () => {
     const unknown = await cli('keys', '-c', config, 'nope');
     expect(unknown.code).toBe(2);

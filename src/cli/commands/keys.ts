@@ -86,8 +86,8 @@ export function registerKeys(program: Command): void {
 Examples:
   $ dist-build keys
   $ dist-build keys web --explain
-  $ dist-build keys --json > keys.json     # on one machine (or before a change)
-  $ dist-build keys --diff keys.json       # on another: which files make the keys differ`,
+  $ dist-build keys --json > /tmp/keys.json   # on one machine (or before a change)
+  $ dist-build keys --diff /tmp/keys.json     # on another: which files make the keys differ`,
     )
     .action(async (names: string[], flags: KeysFlags) => {
       if ([flags.json, flags.explain, flags.diff !== undefined].filter(Boolean).length > 1)
@@ -128,6 +128,16 @@ Examples:
       } else if (flags.explain) {
         process.stdout.write(units.map((u) => explain(u.id, now.units[u.id]!)).join('\n'));
       } else if (before) {
+        // A keys file saved in the tree (`keys --json > keys.json`, as one does) is an input of
+        // every unit whose patterns match it (`**`): it alone makes their keys differ.
+        const rel = outExclusion(config.root, before.file)[0];
+        const holders = units.filter((u) =>
+          now.units[u.id]!.key.inputs?.some(([path]) => path === rel),
+        );
+        if (holders.length > 0)
+          process.stderr.write(
+            `dist-build: warning: ${before.file} is an input of ${holders.map((u) => u.id).join(', ')} (their inputs match it): it changes their cache keys (and a run's); keep keys files out of the tree (such as > /tmp/keys.json)\n`,
+          );
         const { text, differ } = diffKeys(before.json, now, names.length > 0, before.file);
         process.stdout.write(text);
         if (differ) process.exitCode = 1;
