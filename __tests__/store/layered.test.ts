@@ -542,3 +542,59 @@ test('writeBehind: a save returns once the first layer has it; the slower layer 
   expect(await slow.getResult(sha('behind'))).not.toBeNull();
   expect(warnings).toEqual([]);
 });
+
+test('writeBehind: a blob evicted from the first layer before its upload is skipped, with its result, and warns nothing', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let refuse = false;
+  /** A slower store (one that adopts by reading, as the registry) whose writes wait for a gate. */
+  const gated: Store & { adoptReadsOnly: boolean } = {
+    kind: 'registry',
+    location: 'example.test/cache',
+    adoptReadsOnly: true,
+    hasBlobs: (d) => slow.hasBlobs(d),
+    hasResults: (k) => slow.hasResults(k),
+    openBlob: (d) => slow.openBlob(d),
+    getResult: (k) => slow.getResult(k),
+    putBlob: (s, d) => slow.putBlob(s, d),
+    putBlobFile: (f) => slow.putBlobFile(f),
+    adoptBlobFile: async (file: string, digest: string): Promise<BlobInfo> => {
+      await gate;
+      if (refuse) throw new Error('denied: requested access to the resource is denied');
+      return { ...(await slow.putBlobFile(file)), digest };
+    },
+    putResult: async (m) => {
+      await gate;
+      return slow.putResult(m);
+    },
+  };
+  const store = new LayeredStore([fast, gated], {
+    onWarning: (m) => warnings.push(m),
+    writeBehind: true,
+  });
+  const root = join(dir, 'tree');
+  await mkdir(join(root, 'out'), { recursive: true });
+  const save = async (text: string) => {
+    await writeFile(join(root, 'out/f.txt'), text);
+    const m = manifest(sha(text), []);
+    m.outputs = await saveOutputs(store, root, ['out']);
+    await store.putResult(m);
+    return m;
+  };
+  const evicted = await save('evicted');
+  // The local store makes room (a full disk, a prune) while the uploads wait.
+  expect((await fast.prune(0, { graceMs: 0 })).removedBlobs).toBe(1);
+  release();
+  await store.flush();
+  expect(await slow.hasResults([evicted.cacheKey])).toEqual(new Set());
+  expect(warnings).toEqual([]);
+  // The layer's one warning is still there for a real failure of it.
+  refuse = true;
+  await save('refused');
+  await store.flush();
+  expect(warnings).toEqual([
+    expect.stringMatching(
+      /^cache store registry \(example\.test\/cache\): write of blob sha256:[0-9a-f]{64} failed: denied: requested access/,
+    ),
+  ]);
+});

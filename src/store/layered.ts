@@ -13,7 +13,7 @@
  *   `writeBehind` (workers), a write returns once the first layer has it: the slower layers get
  *   it in the background (blobs before the results naming them, a few at a time per layer), and
  *   `flush` waits for them. A job then does not wait for its uploads, nor for a remote store that
- *   hangs.
+ *   hangs. What the first layer evicts before its turn (a full disk) is skipped, not a failure.
  * - `peekResults` (the master's cache query, which every worker answers for every unit) reads
  *   the same way but copies nothing: a result counts where its layer holds it and all its blobs.
  *   `pullBlob` copies one blob into the faster layers when it is about to be used (a dependency
@@ -429,7 +429,17 @@ export class LayeredStore implements Store {
       else {
         // After its blobs' writes there (whatever became of them: fillBlobs copies what is missing).
         const blobs = digests.map((d) => this.blobsBehind[i]!.get(d));
-        this.later(i, what, write, blobs);
+        const first = this.layers[0]!;
+        this.later(
+          i,
+          what,
+          async () => {
+            // Evicted from the first layer meanwhile (see blobBehind): its blobs may be gone.
+            if (!(await first.hasResults([manifest.cacheKey])).has(manifest.cacheKey)) return;
+            await write();
+          },
+          blobs,
+        );
       }
     }
   }
@@ -605,7 +615,21 @@ export class LayeredStore implements Store {
       if (!first.blobPath) return this.copyBlob(digest, 0, i);
       // From the first layer's file, as a save from its temp file would (a digest known).
       const file = first.blobPath(digest);
-      return adoptReadsOnly(layer) ? layer.adoptBlobFile!(file, digest) : layer.putBlobFile(file);
+      try {
+        return await (adoptReadsOnly(layer)
+          ? layer.adoptBlobFile!(file, digest)
+          : layer.putBlobFile(file));
+      } catch (err) {
+        // Evicted from the first layer while queued (a full disk, a prune): nothing to upload,
+        // and no failure of this layer (its one warning would hide a real one). The results
+        // naming it went with it, and their writes are skipped too.
+        if (
+          (err as NodeJS.ErrnoException).code === 'ENOENT' &&
+          !(await first.hasBlobs([digest])).has(digest)
+        )
+          return;
+        throw err;
+      }
     });
     queued.set(digest, done);
     void done.then(() => queued.delete(digest));
