@@ -606,6 +606,16 @@ invocations:
     );
   });
 
+  it('--diff and --explain print a file name with a line break quoted, on one line', async () => {
+    const before = join(tree, 'keys.json');
+    writeFileSync(before, (await cli('keys', '-c', config, '--json', 'lib')).out);
+    writeFileSync(join(tree, 'src/odd\nname.txt'), 'x');
+    const r = await cli('keys', '-c', config, '--diff', before, 'lib');
+    expect(r.out).toMatch(/^ {2}input added: "src\/odd\\nname\.txt"$/m);
+    const explained = await cli('keys', '-c', config, '--explain', 'lib');
+    expect(explained.out).toMatch(/^ {4}f [0-9a-f]{12} "src\/odd\\nname\.txt"$/m);
+  });
+
   it('refuses an unknown unit, a file that is not keys --json, and two modes at once', async () => {
     const unknown = await cli('keys', '-c', config, 'nope');
     expect(unknown.code).toBe(2);

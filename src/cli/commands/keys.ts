@@ -189,7 +189,7 @@ function explain(id: string, e: KeysJson['units'][string]): string {
   for (const [unit, key] of doc.needs ?? []) lines.push(`  needs         ${unit} ${key}`);
   lines.push(`  inputs        ${count(e.files, 'file')}, ${formatSize(e.bytes)}`);
   for (const [path, type, digest] of doc.inputs ?? [])
-    lines.push(`    ${type} ${digest.slice(0, 12)} ${path}`);
+    lines.push(`    ${type} ${digest.slice(0, 12)} ${shown(path)}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -258,7 +258,7 @@ function docChanges(a: KeyDocument, b: KeyDocument): string[] {
     ['added', files.added],
     ['removed', files.removed],
   ] as const) {
-    for (const p of list.slice(0, LIST_AT_MOST)) lines.push(`input ${what}: ${p}`);
+    for (const p of list.slice(0, LIST_AT_MOST)) lines.push(`input ${what}: ${shown(p)}`);
     if (list.length > LIST_AT_MOST)
       lines.push(`input ${what}: ... and ${list.length - LIST_AT_MOST} more`);
   }
@@ -280,6 +280,12 @@ function pairsDiff(
   }
   const removed = [...before.keys()].filter((k) => !after.has(k));
   return { changed, added, removed };
+}
+
+/** A path as one line: quoted (JSON) when it has a line break or another control character. */
+function shown(path: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /[\u0000-\u001f\u007f]/.test(path) ? JSON.stringify(path) : path;
 }
 
 function clip(s: string): string {
