@@ -626,6 +626,20 @@ invocations:
     const wrong = await cli('keys', '-c', config, '--diff', join(tree, 'plan.json'));
     expect(wrong.code).toBe(2);
     expect(wrong.err).toMatch(/expected the output of `dist-build keys --json`/);
+    // An edited or truncated keys file: said, not a stack trace.
+    const edited = join(tree, 'edited.json');
+    writeFileSync(
+      edited,
+      JSON.stringify({
+        format: 'dist-build/keys/v1',
+        units: { gen: { cacheKey: 'x', key: { inputs: 'str' } } },
+      }),
+    );
+    const broken = await cli('keys', '-c', config, '--diff', edited, 'gen');
+    expect(broken.code).toBe(2);
+    expect(broken.err).toMatch(
+      /edited\.json: units\.gen: key\.inputs: expected \[path, type, digest\] lists/,
+    );
     const both = await cli('keys', '-c', config, '--json', '--explain');
     expect(both.code).toBe(2);
     expect(both.err).toMatch(/give only one of --json, --explain and --diff/);

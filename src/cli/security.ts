@@ -53,7 +53,7 @@ export async function securityFrom(
     // A secret every user of the machine can read is no secret (as with certificate keys).
     if (process.platform !== 'win32' && mode & 0o007)
       throw new UsageError(
-        `--token-file ${file} can be read by every user of this machine (mode 0${mode.toString(8)}): make it private with \`chmod 600 ${shellWord(file)}\``,
+        `--token-file ${file} ${mode & 0o004 ? 'can be read by' : mode & 0o002 ? 'can be changed by' : 'is open to'} every user of this machine (mode 0${mode.toString(8)}): make it private with \`chmod 600 ${shellWord(file)}\``,
       );
     if (!token) throw new UsageError(`--token-file ${file} is empty`);
     checkToken(token, `--token-file ${file}`);

@@ -170,7 +170,28 @@ async function readKeysJson(file: string): Promise<{ file: string; json: KeysJso
     throw new UsageError(
       `--diff ${file}: expected the output of \`dist-build keys --json\` (format "${KEYS_FORMAT}")`,
     );
+  for (const [id, u] of Object.entries(j.units as Record<string, unknown>)) {
+    const problem = unitProblem(u);
+    if (problem) throw new UsageError(`--diff ${file}: units.${id}: ${problem}`);
+  }
   return { file, json: j as KeysJson };
+}
+
+/** What is wrong with a unit of a `keys --json` output, if anything (an edited or truncated file). */
+function unitProblem(u: unknown): string | undefined {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  const tuples = (v: unknown, n: number) =>
+    v === undefined ||
+    (Array.isArray(v) &&
+      v.every((t) => Array.isArray(t) && t.length === n && t.every((x) => typeof x === 'string')));
+  if (!isObject(u)) return 'expected an object';
+  if (typeof u.cacheKey !== 'string') return 'expected a "cacheKey" string';
+  if (!isObject(u.key)) return 'expected a "key" object (the key document)';
+  if (!tuples(u.key.inputs, 3)) return 'key.inputs: expected [path, type, digest] lists';
+  if (!tuples(u.key.env, 2)) return 'key.env: expected [name, value] lists';
+  if (!tuples(u.key.needs, 2)) return 'key.needs: expected [unit, cache key] lists';
+  return undefined;
 }
 
 const short = (key: string): string => key.slice(0, 19);

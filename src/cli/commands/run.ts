@@ -278,7 +278,7 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
     const killed = await workers.stop(STOP_GRACE_MS);
     if (killed.length > 0) {
       warn(
-        `${killed.map((i) => `worker-${i}`).join(', ')} ${killed.length === 1 ? 'was' : 'were'} still saving to the cache stores ${STOP_GRACE_MS / 1000} s after the run and ${killed.length === 1 ? 'was' : 'were'} killed: what ${killed.length === 1 ? 'it' : 'they'} had not saved (an Actions cache upload) is not in the cache`,
+        `${killed.map((i) => `worker-${i}`).join(', ')} ${killed.length === 1 ? 'was' : 'were'} still saving to the cache stores ${STOP_GRACE_MS / 1000} s after the run and ${killed.length === 1 ? 'was' : 'were'} killed: what ${killed.length === 1 ? 'it' : 'they'} had not saved (an upload to a remote store: the Actions cache, a registry) is not there`,
       );
     }
     await master.stop();
