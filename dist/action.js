@@ -33251,6 +33251,25 @@ function totalsLine(report) {
   const left = report.workers.filter((w) => w.left !== void 0).length;
   return `${count(report.invocations.length, "invocation")}: ${c.built} built, ${c.cached} cached, ${c.failed} failed${extra} in ${fmtMs(report.durationMs)} on ${count(report.workers.length, "worker")}` + (left ? ` (${left} left during the run)` : "");
 }
+function cutMarkdown(markdown, maxBytes, note) {
+  if (Buffer.byteLength(markdown) <= maxBytes) return markdown;
+  const tail = `
+
+${note}
+`;
+  const room = maxBytes - Buffer.byteLength(tail) - 4;
+  const lines = markdown.split("\n");
+  const kept = [];
+  let bytes = 0;
+  for (const line of lines) {
+    const n = Buffer.byteLength(line) + 1;
+    if (bytes + n > room) break;
+    kept.push(line);
+    bytes += n;
+  }
+  const fences = kept.filter((l) => l.startsWith("```")).length;
+  return kept.join("\n").trimEnd() + (fences % 2 ? "\n```" : "") + tail;
+}
 
 // src/report/index.ts
 var REPORT_FILES = {
@@ -33284,6 +33303,7 @@ function splitArgs(text) {
 }
 
 // src/action/main.ts
+var SUMMARY_MAX_BYTES = 1024 * 1024 - 1024;
 var MAX_MATRIX_JOBS = 256;
 async function plan() {
   const config = await loadConfig(getInput("config") || "dist-build.yml");
@@ -33383,7 +33403,8 @@ async function runBuild() {
   if (report) setOutput("report", report);
   if (process.env.GITHUB_STEP_SUMMARY && await written(markdown, 1)) {
     const md = await readFile4(markdown, "utf8").catch(() => "");
-    if (md) await summary.addRaw(md, true).write();
+    const note = `**The report is cut here**: the step summary holds at most 1 MiB. The whole report: \`${markdown}\` (also .html, .json).`;
+    if (md) await summary.addRaw(cutMarkdown(md, SUMMARY_MAX_BYTES, note), true).write();
   }
   if (code !== 0) setFailed(await runFailure(code, report));
 }

@@ -9848,7 +9848,16 @@ var LayeredStore = class {
       if (!this.opts.writeBehind) await this.tryWrite(i, what, write);
       else {
         const blobs = digests.map((d) => this.blobsBehind[i].get(d));
-        this.later(i, what, write, blobs);
+        const first = this.layers[0];
+        this.later(
+          i,
+          what,
+          async () => {
+            if (!(await first.hasResults([manifest.cacheKey])).has(manifest.cacheKey)) return;
+            await write();
+          },
+          blobs
+        );
       }
     }
   }
@@ -10007,7 +10016,13 @@ var LayeredStore = class {
     const done = this.later(i, `blob ${digest}`, async () => {
       if (!first.blobPath) return this.copyBlob(digest, 0, i);
       const file = first.blobPath(digest);
-      return adoptReadsOnly(layer) ? layer.adoptBlobFile(file, digest) : layer.putBlobFile(file);
+      try {
+        return await (adoptReadsOnly(layer) ? layer.adoptBlobFile(file, digest) : layer.putBlobFile(file));
+      } catch (err) {
+        if (err.code === "ENOENT" && !(await first.hasBlobs([digest])).has(digest))
+          return;
+        throw err;
+      }
     });
     queued.set(digest, done);
     void done.then(() => queued.delete(digest));
@@ -12552,6 +12567,7 @@ var WorkerAgent = class {
             this.unreported.unshift(...unreported);
             throw err;
           });
+          const answeredAt = Date.now();
           const first = !this.uuid;
           this.uuid = res.worker_uuid;
           this.workerId = res.worker_id;
@@ -12565,7 +12581,7 @@ var WorkerAgent = class {
             );
           }
           this.registeredOnce?.();
-          this.openHeartbeats(res.lease_ttl_ms);
+          this.openHeartbeats(res.lease_ttl_ms, answeredAt);
           return;
         } catch (err) {
           const e = err;
@@ -12592,12 +12608,12 @@ var WorkerAgent = class {
    * each. A broken stream, an unanswered beat for longer than the lease, or REREGISTER: register
    * again (the jobs keep running meanwhile).
    */
-  openHeartbeats(leaseTtlMs) {
+  openHeartbeats(leaseTtlMs, registeredAt = Date.now()) {
     this.closeHeartbeats();
     const stream = this.master.Heartbeat(callMetadata(this.security));
     this.heartbeats = stream;
-    let answeredAt = Date.now();
-    let beatAt = Date.now();
+    let answeredAt = registeredAt;
+    let beatAt = registeredAt;
     let stall;
     const limit = Math.max(leaseTtlMs, this.heartbeatMs * 3);
     let over = false;
@@ -12609,8 +12625,8 @@ var WorkerAgent = class {
       const now = Date.now();
       const stalledMs = now - beatAt > limit ? now - beatAt : stall && now - stall.at < limit ? stall.ms : 0;
       const reason = stalledMs > 0 ? `this worker did not run for ${Math.round(stalledMs / 1e3)} s (stopped or starved), longer than its lease (${why})` : why;
-      this.log(`worker ${this.workerId}: ${reason}; registering again DEBUG ${JSON.stringify(stall)} ${now - beatAt}`);
-      void this.register();
+      this.log(`worker ${this.workerId}: ${reason}; registering again`);
+      setImmediate(() => void this.register());
     };
     stream.on("data", (res) => {
       answeredAt = Date.now();
@@ -12632,7 +12648,6 @@ var WorkerAgent = class {
       if (this.stopping || over) return;
       const now = Date.now();
       if (now - beatAt > limit) stall = { ms: now - beatAt, at: now };
-      if (now - beatAt > 500) this.log(`DEBUG beat gap ${now - beatAt} answered ${now - answeredAt}`);
       if (now - answeredAt > limit) {
         again("the master stopped answering heartbeats");
         return;
@@ -14351,10 +14366,9 @@ var Run = class {
       const worker = u.workerId ?? u.job?.workerId ?? null;
       if (worker) {
         const w = workers.get(worker) ?? row(worker);
-        if (u.state === "built") {
-          w.built++;
-          w.busyMs += u.durationMs ?? 0;
-        } else if (u.state === "cached") w.cached++;
+        if (u.state === "built") w.built++;
+        else if (u.state === "cached") w.cached++;
+        if (u.state === "built" || u.state === "failed") w.busyMs += u.durationMs ?? 0;
       }
       const timed = u.state === "built" || u.state === "failed";
       return {
@@ -14815,12 +14829,13 @@ function mermaidText(s) {
     t
   ) ? `\u25B8 ${t}` : t || "-";
 }
-function mermaidAxisFormat(spanMs) {
-  if (spanMs < 1e4) return "%S.%L";
-  if (spanMs < 6e4) return "%Ss";
-  if (spanMs < 36e5) return "%M:%S";
-  return "%H:%M";
+function mermaidAxis(report, spanMs) {
+  if (spanMs < 1e4) return { format: "%S.%L", base: 0 };
+  if (spanMs < 6e4) return { format: "%Ss", base: 0 };
+  return { format: spanMs < 36e5 ? "%H:%M:%S" : "%H:%M", base: report.startedAt };
 }
+var MERMAID_MAX_TEXT = 5e4;
+var REPORT_HTML = "dist-build-report.html";
 function mdTable(header, rows, right = []) {
   const sep7 = header.map((_, i) => right[i] ? "---:" : "---");
   return [header, sep7, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
@@ -14897,12 +14912,13 @@ function renderMarkdown(report) {
   if (drawn === 0) out.push("Nothing was built.");
   else {
     const span = Math.max(report.durationMs, ...[...lanes.values()].flat().map((b) => b.end));
+    const axis = mermaidAxis(report, span);
     const g = [
       "```mermaid",
       "gantt",
       `    title ${mermaidText(`${report.config} (${report.status}, ${fmtMs(report.durationMs)})`)}`,
       "    dateFormat x",
-      `    axisFormat ${mermaidAxisFormat(span)}`,
+      `    axisFormat ${axis.format}`,
       "    todayMarker off"
     ];
     let n = 0;
@@ -14922,11 +14938,17 @@ function renderMarkdown(report) {
         }
         const label = notes.length ? `${b.inv.unit} (${notes.join(", ")})` : b.inv.unit;
         const end = Math.max(b.end, b.start + 1);
-        g.push(`    ${mermaidText(label)} :${[...tags, `t${n++}`, b.start, end].join(", ")}`);
+        const times = [axis.base + b.start, axis.base + end];
+        g.push(`    ${mermaidText(label)} :${[...tags, `t${n++}`, ...times].join(", ")}`);
       }
     }
+    const diagram = g.slice(1).join("\n");
     g.push("```");
-    out.push(g.join("\n"));
+    if (diagram.length <= MERMAID_MAX_TEXT) out.push(g.join("\n"));
+    else
+      out.push(
+        `The timeline has ${count(drawn, "bar")}, more than a mermaid chart draws (${MERMAID_MAX_TEXT.toLocaleString("en")} characters of text): see the HTML report, ${REPORT_HTML}.`
+      );
   }
   const notDrawn = report.invocations.filter((i) => !interval(i));
   if (notDrawn.length) {
