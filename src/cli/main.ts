@@ -44,6 +44,9 @@ export function buildProgram(): Command {
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 bad input or usage). */
 export async function main(argv: string[]): Promise<number> {
+  // This command's status only: one an earlier call in this process set (main run twice in one
+  // process, as tests and library users do) is not this one's.
+  process.exitCode = undefined;
   try {
     await buildProgram().parseAsync(argv, { from: 'user' });
     // Commands that end with a status of their own (run: 1 when an invocation failed) set it.
