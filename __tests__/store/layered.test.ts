@@ -598,3 +598,41 @@ test('writeBehind: a blob evicted from the first layer before its upload is skip
     ),
   ]);
 });
+
+test('writeBehind: what a killed worker left for the slower layer goes there when the next store on its directory warms up', async () => {
+  const { saveOutputs } = await import('../../src/store/pack.js');
+  const { mkdir, readdir, rename } = await import('node:fs/promises');
+  const { spawnSync } = await import('node:child_process');
+  const root = join(dir, 'tree');
+  await mkdir(join(root, 'out'), { recursive: true });
+  await writeFile(join(root, 'out/a.txt'), 'a\n');
+  const pendingDir = join(dir, 'fast', 'pending');
+  /** A slower layer that never answers a write: the worker is killed before it is done. */
+  const hung: Store = Object.assign(Object.create(slow) as Store, {
+    adoptReadsOnly: false,
+    putBlobFile: () => new Promise<BlobInfo>(() => undefined),
+    putResult: () => new Promise<void>(() => undefined),
+  });
+  const killed = new LayeredStore([fast, hung], { writeBehind: true, pendingDir });
+  const entries = await saveOutputs(killed, root, ['out']);
+  const m = manifest(sha('pending'), []);
+  m.outputs = entries;
+  await killed.putResult(m);
+  const [marker] = await readdir(pendingDir);
+  expect(marker).toBe(`${process.pid}-${sha('pending').slice(7)}`);
+  // As if its process had died with it: a pid that is gone.
+  const dead = spawnSync('true').pid;
+  await rename(join(pendingDir, marker!), join(pendingDir, `${dead}-${sha('pending').slice(7)}`));
+  expect(await slow.hasResults([sha('pending')])).toEqual(new Set());
+
+  const next = new LayeredStore([fast, slow], {
+    writeBehind: true,
+    pendingDir,
+    onWarning: (w) => warnings.push(w),
+  });
+  await next.warm();
+  await next.flush();
+  expect(await slow.getResult(sha('pending'))).toEqual(m);
+  expect(await readdir(pendingDir)).toEqual([]);
+  expect(warnings).toEqual([]);
+});

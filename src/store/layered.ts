@@ -26,8 +26,9 @@
  * `flush`, for `dist-build cache stats`.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { leftByDead } from './fsutil.js';
 import type { Readable } from 'node:stream';
 import { mapLimit } from './limit.js';
 import type {
@@ -50,6 +51,12 @@ export interface LayeredStoreOptions {
   run?: string;
   /** Writes to the layers after the first go on in the background (see the module comment). */
   writeBehind?: boolean;
+  /**
+   * With `writeBehind`: a directory on the first layer's disk where each result waiting for the
+   * slower layers has a file (`<pid>-<key hex>`), removed once they have it. What a process
+   * killed meanwhile left there goes to them when a store on this directory warms up (`warm`).
+   */
+  pendingDir?: string;
 }
 
 /** Writes in flight per slower layer, with `writeBehind`. */
@@ -350,6 +357,7 @@ export class LayeredStore implements Store {
    * missing the cache query's deadline. Resolves when all are done.
    */
   async warm(): Promise<void> {
+    this.resumePending();
     await Promise.all(
       this.layers.map(async (layer, i) => {
         if (!layer.warm) return;
@@ -419,28 +427,73 @@ export class LayeredStore implements Store {
       this.warn(0, `copy of the blobs of result ${manifest.cacheKey}`, (err as Error).message),
     );
     await this.layers[0]!.putResult(manifest);
+    if (this.opts.writeBehind && this.layers.length > 1) {
+      const marker = await this.markPending(manifest.cacheKey);
+      const done = this.resultBehind(manifest);
+      if (marker) void done.then(() => rm(marker, { force: true }).catch(() => undefined));
+      return;
+    }
     for (let i = 1; i < this.layers.length; i++) {
+      await this.tryWrite(i, `result ${manifest.cacheKey}`, async () => {
+        await this.fillBlobs(i, digests);
+        await this.layers[i]!.putResult(manifest);
+      });
+    }
+  }
+
+  /**
+   * `writeBehind`: result `manifest`, in the first layer, goes to every slower layer in the
+   * background, each after its blobs' writes there (whatever became of them: `fillBlobs` copies
+   * what is missing). Resolves when every layer is done with it.
+   */
+  private resultBehind(manifest: ResultManifest): Promise<unknown> {
+    const digests = blobsOf(manifest);
+    const first = this.layers[0]!;
+    const writes: Promise<void>[] = [];
+    for (let i = 1; i < this.layers.length; i++) {
+      const blobs = digests.map((d) => this.blobsBehind[i]!.get(d));
       const write = async () => {
+        // Evicted from the first layer meanwhile (see blobBehind): its blobs may be gone.
+        if (!(await first.hasResults([manifest.cacheKey])).has(manifest.cacheKey)) return;
         await this.fillBlobs(i, digests);
         await this.layers[i]!.putResult(manifest);
       };
-      const what = `result ${manifest.cacheKey}`;
-      if (!this.opts.writeBehind) await this.tryWrite(i, what, write);
-      else {
-        // After its blobs' writes there (whatever became of them: fillBlobs copies what is missing).
-        const blobs = digests.map((d) => this.blobsBehind[i]!.get(d));
-        const first = this.layers[0]!;
-        this.later(
-          i,
-          what,
-          async () => {
-            // Evicted from the first layer meanwhile (see blobBehind): its blobs may be gone.
-            if (!(await first.hasResults([manifest.cacheKey])).has(manifest.cacheKey)) return;
-            await write();
-          },
-          blobs,
-        );
-      }
+      writes.push(this.later(i, `result ${manifest.cacheKey}`, write, blobs));
+    }
+    return Promise.all(writes);
+  }
+
+  /** The file saying result `cacheKey` waits for the slower layers (see `pendingDir`), if any. */
+  private async markPending(cacheKey: string): Promise<string | undefined> {
+    const dir = this.opts.pendingDir;
+    if (!dir) return undefined;
+    const file = join(dir, `${process.pid}-${cacheKey.replace(/^sha256:/, '')}`);
+    try {
+      await mkdir(dir, { recursive: true });
+      await writeFile(file, '');
+      return file;
+    } catch {
+      return undefined; // only a process killed meanwhile would need it
+    }
+  }
+
+  /**
+   * The results a process killed with writes behind left for the slower layers (`pendingDir`):
+   * sent to them now, from the first layer (one it no longer holds is dropped); `flush` waits.
+   */
+  private resumePending(): void {
+    const dir = this.opts.pendingDir;
+    if (!dir || !this.opts.writeBehind || this.layers.length < 2) return;
+    for (const { name } of leftByDead(dir, (n) => Number(/^(\d+)-[0-9a-f]{64}$/.exec(n)?.[1]))) {
+      const cacheKey = `sha256:${name.slice(name.indexOf('-') + 1)}`;
+      const resumed: Promise<void> = (async () => {
+        const manifest = await this.layers[0]!.getResult(cacheKey).catch(() => null);
+        if (manifest) await this.resultBehind(manifest);
+        await rm(join(dir, name), { force: true });
+      })()
+        .catch(() => undefined)
+        .finally(() => this.behind.delete(resumed));
+      this.behind.add(resumed);
     }
   }
 

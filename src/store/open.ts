@@ -255,8 +255,10 @@ export async function openStore(config: Config, opts: OpenStoreOptions): Promise
   );
   return new LayeredStore(layers, {
     onWarning: opts.onWarning,
-    // A job waits for the local store only; remote stores get its outputs in the background.
+    // A job waits for the local store only; remote stores get its outputs in the background,
+    // and what a worker killed meanwhile did not send, the next one on this cache dir sends.
     writeBehind: true,
+    pendingDir: join(workerCacheDir(config, opts.cacheDir), 'pending'),
     slot: opts.slot,
     ...(opts.run !== undefined ? { run: opts.run } : {}),
     ...(opts.writeStats === false
