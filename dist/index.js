@@ -1485,8 +1485,8 @@ __export(gha_exports, {
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash as createHash3, randomBytes as randomBytes4 } from "node:crypto";
 import { createReadStream as createReadStream2 } from "node:fs";
-import { copyFile, link, lstat as lstat4, mkdir as mkdir5, mkdtemp, readFile as readFile5, rename as rename5, rm as rm4 } from "node:fs/promises";
-import { join as join7, resolve as resolve4 } from "node:path";
+import { copyFile, link, lstat as lstat4, mkdir as mkdir5, mkdtemp, readFile as readFile5, rename as rename5, rm as rm5 } from "node:fs/promises";
+import { join as join8, resolve as resolve4 } from "node:path";
 function ghaSuperseded(entries) {
   const newest = /* @__PURE__ */ new Map();
   const superseded = [];
@@ -1667,9 +1667,9 @@ async function listLayout(root, name) {
   const out = [];
   for (const shard of await listDir(root)) {
     if (!/^[0-9a-f]{2}$/.test(shard)) continue;
-    for (const n of await listDir(join7(root, shard))) {
+    for (const n of await listDir(join8(root, shard))) {
       if (!name.test(n) || !n.startsWith(shard)) continue;
-      const file = join7(root, shard, n);
+      const file = join8(root, shard, n);
       const st = await lstat4(file).catch(() => null);
       if (st?.isFile()) out.push([file, n]);
     }
@@ -1680,7 +1680,7 @@ async function importShard(src, target) {
   const corrupt = [];
   const verified = [];
   let checked = 0;
-  for (const [file, hex] of await listLayout(join7(src, "blobs", "sha256"), /^[0-9a-f]{64}$/)) {
+  for (const [file, hex] of await listLayout(join8(src, "blobs", "sha256"), /^[0-9a-f]{64}$/)) {
     const digest = `sha256:${hex}`;
     const dest = target.blobPath(digest);
     if (await exists(dest)) continue;
@@ -1694,7 +1694,7 @@ async function importShard(src, target) {
     verified.push(digest);
   }
   for (const [file, hex] of await listLayout(
-    join7(src, "results", "sha256"),
+    join8(src, "results", "sha256"),
     /^[0-9a-f]{64}\.json$/
   )) {
     const dest = target.resultPath(`sha256:${hex.slice(0, 64)}`);
@@ -1715,19 +1715,19 @@ async function stageShard(source, dest, keep, sound = async () => true) {
     for (const d of new Set(digests)) if (!await sound(d)) usable = false;
     if (!usable) continue;
     const hex = manifest.cacheKey.slice("sha256:".length);
-    await linkOrCopy(file, join7(dest, "results", "sha256", hex.slice(0, 2), `${hex}.json`));
+    await linkOrCopy(file, join8(dest, "results", "sha256", hex.slice(0, 2), `${hex}.json`));
     for (const d of digests) {
       if (blobs.has(d)) continue;
       blobs.add(d);
       const bhex = d.slice("sha256:".length);
-      await linkOrCopy(source.blobPath(d), join7(dest, "blobs", "sha256", bhex.slice(0, 2), bhex));
+      await linkOrCopy(source.blobPath(d), join8(dest, "blobs", "sha256", bhex.slice(0, 2), bhex));
     }
     count2++;
   }
   return count2;
 }
 async function resultFiles(dir) {
-  const files = await listLayout(join7(dir, "results", "sha256"), /^[0-9a-f]{64}\.json$/);
+  const files = await listLayout(join8(dir, "results", "sha256"), /^[0-9a-f]{64}\.json$/);
   return files.map(([f]) => f);
 }
 async function readManifest2(file) {
@@ -1739,7 +1739,7 @@ async function readManifest2(file) {
   }
 }
 async function moveInto(src, dest) {
-  await mkdir5(join7(dest, ".."), { recursive: true });
+  await mkdir5(join8(dest, ".."), { recursive: true });
   try {
     await rename5(src, dest);
   } catch (err) {
@@ -1748,7 +1748,7 @@ async function moveInto(src, dest) {
   }
 }
 async function linkOrCopy(src, dest) {
-  await mkdir5(join7(dest, ".."), { recursive: true });
+  await mkdir5(join8(dest, ".."), { recursive: true });
   try {
     await link(src, dest);
   } catch {
@@ -1788,7 +1788,7 @@ function createGhaStore(options, ctx) {
   const others = [...new Set(slotList)].filter((s) => s !== "" && s !== ctx.slot);
   return new GhaStore(
     {
-      dir: dir ? resolve4(ctx.root, dir) : join7(resolve4(ctx.root), ".dist-build", "gha", fsName(ctx.slot)),
+      dir: dir ? resolve4(ctx.root, dir) : join8(resolve4(ctx.root), ".dist-build", "gha", fsName(ctx.slot)),
       scope,
       slots: others,
       retainDays
@@ -2049,11 +2049,11 @@ var init_gha = __esm({
         const generation = this.generation;
         let stage;
         try {
-          stage = await mkdtemp(join7(this.dir, "tmp", "gha-save-"));
+          stage = await mkdtemp(join8(this.dir, "tmp", "gha-save-"));
           const cutoff = Date.now() - this.options.retainDays * DAY_MS2;
           const count2 = await stageShard(
             this.shardStore,
-            join7(stage, SHARD_NAME),
+            join8(stage, SHARD_NAME),
             (m) => Date.parse(m.createdAt) >= cutoff || this.touched.has(m.cacheKey),
             (d) => this.sound(d)
           );
@@ -2067,7 +2067,7 @@ var init_gha = __esm({
         } catch (err) {
           this.warn(`saving the shard failed (${errorText(err)}); results of this run stay local`);
         } finally {
-          if (stage) await rm4(stage, { recursive: true, force: true }).catch(() => {
+          if (stage) await rm5(stage, { recursive: true, force: true }).catch(() => {
           });
         }
       }
@@ -2148,9 +2148,9 @@ var init_gha = __esm({
       // -------------------------------------------------------------------------------------------
       /** `verify` for one slot: null when the slot has no entry this ref can restore. */
       async verifyEntry(part, listing) {
-        const work = await mkdtemp(join7(this.dir, "tmp", "gha-verify-"));
+        const work = await mkdtemp(join8(this.dir, "tmp", "gha-verify-"));
         try {
-          const copy = await LocalStore.open(join7(work, "shard"), { onWarning: () => {
+          const copy = await LocalStore.open(join8(work, "shard"), { onWarning: () => {
           } });
           const restored = await this.restoreInto(this.slotPrefix(part), copy, {
             quiet: true
@@ -2184,8 +2184,8 @@ var init_gha = __esm({
           }
           const why = this.cannotReplace(entry, listing);
           if (why) return { ...check, outcome: "reported", detail: why };
-          const stage = join7(work, "stage");
-          const kept = await stageShard(copy, join7(stage, SHARD_NAME), () => true);
+          const stage = join8(work, "stage");
+          const kept = await stageShard(copy, join8(stage, SHARD_NAME), () => true);
           const key = newKeyUnder(this.slotPrefix(part));
           if (kept > 0) {
             const notSaved = await this.upload(stage, key);
@@ -2199,7 +2199,7 @@ var init_gha = __esm({
           }
           return { ...check, ...replaced, outcome: "repaired" };
         } finally {
-          await rm4(work, { recursive: true, force: true }).catch(() => {
+          await rm5(work, { recursive: true, force: true }).catch(() => {
           });
         }
       }
@@ -2294,7 +2294,7 @@ var init_gha = __esm({
       }
       /** Runs one `@actions/cache` call with the staging directory as workspace and home. */
       async run(stage, fn) {
-        const runnerTemp = join7(stage, "runner-temp");
+        const runnerTemp = join8(stage, "runner-temp");
         await mkdir5(runnerTemp, { recursive: true });
         return runActions(
           this.ctx.env,
@@ -2341,7 +2341,7 @@ var init_gha = __esm({
         };
         let stage;
         try {
-          stage = await mkdtemp(join7(this.dir, "tmp", "gha-restore-"));
+          stage = await mkdtemp(join8(this.dir, "tmp", "gha-restore-"));
           const outcome = await this.run(
             stage,
             (cache) => cache.restoreCache([GHA_CACHE_PATH], prefix, [prefix])
@@ -2360,7 +2360,7 @@ var init_gha = __esm({
             );
           }
           const key = outcome.value;
-          const found = await importShard(join7(stage, SHARD_NAME), target);
+          const found = await importShard(join8(stage, SHARD_NAME), target);
           if (found.corrupt.length > 0 && !quiet) {
             this.warn(
               `${found.corrupt.length} corrupt blob(s) in Actions cache entry ${key} were dropped`
@@ -2373,7 +2373,7 @@ var init_gha = __esm({
           const why = errorText(err);
           return fail(why, `restoring ${prefix}* failed (${why}): going on without it`);
         } finally {
-          if (stage) await rm4(stage, { recursive: true, force: true }).catch(() => {
+          if (stage) await rm5(stage, { recursive: true, force: true }).catch(() => {
           });
         }
       }
@@ -2411,8 +2411,8 @@ var init_gha = __esm({
       }
       async loadPeer(part) {
         if (!this.readable()) return null;
-        const dir = join7(this.dir, "peers", fsName(part));
-        await rm4(dir, { recursive: true, force: true }).catch(() => {
+        const dir = join8(this.dir, "peers", fsName(part));
+        await rm5(dir, { recursive: true, force: true }).catch(() => {
         });
         const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
         if (!("key" in await this.restoreInto(this.slotPrefix(part), peer))) return null;
@@ -2676,7 +2676,7 @@ var init_registry_http = __esm({
 import { execFile } from "node:child_process";
 import { readFile as readFile6 } from "node:fs/promises";
 import { homedir } from "node:os";
-import { join as join8 } from "node:path";
+import { join as join9 } from "node:path";
 function parseChallenges(header) {
   if (!header) return [];
   const out = [];
@@ -2722,8 +2722,8 @@ async function loadCredentials(host, env2, warn) {
       "only one of DIST_BUILD_REGISTRY_USERNAME and DIST_BUILD_REGISTRY_PASSWORD is set; ignoring it and looking in the Docker config"
     );
   }
-  const dir = env2.DOCKER_CONFIG || join8(env2.HOME || homedir(), ".docker");
-  const file = join8(dir, "config.json");
+  const dir = env2.DOCKER_CONFIG || join9(env2.HOME || homedir(), ".docker");
+  const file = join9(dir, "config.json");
   let text;
   try {
     text = await readFile6(file, "utf8");
@@ -2984,7 +2984,7 @@ import { createHash as createHash4 } from "node:crypto";
 import { createReadStream as createReadStream3 } from "node:fs";
 import { mkdir as mkdir6, stat as stat3 } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join as join9 } from "node:path";
+import { join as join10 } from "node:path";
 import { Readable as Readable3 } from "node:stream";
 function looksLikeHost(component) {
   return component.includes(".") || component.includes(":") || component === "localhost";
@@ -3088,7 +3088,7 @@ function createRegistryStore(options, ctx) {
     concurrency,
     env: ctx.env,
     onWarning: ctx.onWarning,
-    tempDir: ctx.root ? join9(ctx.root, ".dist-build", "tmp") : void 0
+    tempDir: ctx.root ? join10(ctx.root, ".dist-build", "tmp") : void 0
   });
 }
 function sizeOption(value, option) {
@@ -3327,7 +3327,7 @@ var init_registry = __esm({
         this.transport = opts.fetch ? fetchTransport(opts.fetch) : nodeTransport;
         this.onRequest = opts.onRequest;
         this.timeoutMs = opts.timeoutMs ?? TIMEOUT_MS2;
-        this.tempPath = opts.tempDir ?? join9(tmpdir(), `dist-build-registry-${process.getuid?.() ?? "user"}`);
+        this.tempPath = opts.tempDir ?? join10(tmpdir(), `dist-build-registry-${process.getuid?.() ?? "user"}`);
         this.env = opts.env ?? process.env;
         this.onWarning = opts.onWarning ?? (() => {
         });
@@ -9536,11 +9536,12 @@ function destroyQuietly(stream) {
 init_digest();
 
 // src/store/layered.ts
+init_fsutil();
 init_limit();
 init_types();
 import { randomBytes as randomBytes3 } from "node:crypto";
-import { mkdir as mkdir4, rename as rename4, writeFile as writeFile3 } from "node:fs/promises";
-import { dirname as dirname4 } from "node:path";
+import { mkdir as mkdir4, rename as rename4, rm as rm4, writeFile as writeFile3 } from "node:fs/promises";
+import { dirname as dirname4, join as join7 } from "node:path";
 var BEHIND_PER_LAYER = 4;
 function adoptReadsOnly(store) {
   return store.adoptReadsOnly === true && store.adoptBlobFile !== void 0;
@@ -9771,6 +9772,7 @@ var LayeredStore = class {
    * missing the cache query's deadline. Resolves when all are done.
    */
   async warm() {
+    this.resumePending();
     await Promise.all(
       this.layers.map(async (layer, i) => {
         if (!layer.warm) return;
@@ -9839,26 +9841,67 @@ var LayeredStore = class {
       (err) => this.warn(0, `copy of the blobs of result ${manifest.cacheKey}`, err.message)
     );
     await this.layers[0].putResult(manifest);
+    if (this.opts.writeBehind && this.layers.length > 1) {
+      const marker = await this.markPending(manifest.cacheKey);
+      const done = this.resultBehind(manifest);
+      if (marker) void done.then(() => rm4(marker, { force: true }).catch(() => void 0));
+      return;
+    }
     for (let i = 1; i < this.layers.length; i++) {
+      await this.tryWrite(i, `result ${manifest.cacheKey}`, async () => {
+        await this.fillBlobs(i, digests);
+        await this.layers[i].putResult(manifest);
+      });
+    }
+  }
+  /**
+   * `writeBehind`: result `manifest`, in the first layer, goes to every slower layer in the
+   * background, each after its blobs' writes there (whatever became of them: `fillBlobs` copies
+   * what is missing). Resolves when every layer is done with it.
+   */
+  resultBehind(manifest) {
+    const digests = blobsOf(manifest);
+    const first = this.layers[0];
+    const writes = [];
+    for (let i = 1; i < this.layers.length; i++) {
+      const blobs = digests.map((d) => this.blobsBehind[i].get(d));
       const write = async () => {
+        if (!(await first.hasResults([manifest.cacheKey])).has(manifest.cacheKey)) return;
         await this.fillBlobs(i, digests);
         await this.layers[i].putResult(manifest);
       };
-      const what = `result ${manifest.cacheKey}`;
-      if (!this.opts.writeBehind) await this.tryWrite(i, what, write);
-      else {
-        const blobs = digests.map((d) => this.blobsBehind[i].get(d));
-        const first = this.layers[0];
-        this.later(
-          i,
-          what,
-          async () => {
-            if (!(await first.hasResults([manifest.cacheKey])).has(manifest.cacheKey)) return;
-            await write();
-          },
-          blobs
-        );
-      }
+      writes.push(this.later(i, `result ${manifest.cacheKey}`, write, blobs));
+    }
+    return Promise.all(writes);
+  }
+  /** The file saying result `cacheKey` waits for the slower layers (see `pendingDir`), if any. */
+  async markPending(cacheKey) {
+    const dir = this.opts.pendingDir;
+    if (!dir) return void 0;
+    const file = join7(dir, `${process.pid}-${cacheKey.replace(/^sha256:/, "")}`);
+    try {
+      await mkdir4(dir, { recursive: true });
+      await writeFile3(file, "");
+      return file;
+    } catch {
+      return void 0;
+    }
+  }
+  /**
+   * The results a process killed with writes behind left for the slower layers (`pendingDir`):
+   * sent to them now, from the first layer (one it no longer holds is dropped); `flush` waits.
+   */
+  resumePending() {
+    const dir = this.opts.pendingDir;
+    if (!dir || !this.opts.writeBehind || this.layers.length < 2) return;
+    for (const { name } of leftByDead(dir, (n) => Number(/^(\d+)-[0-9a-f]{64}$/.exec(n)?.[1]))) {
+      const cacheKey = `sha256:${name.slice(name.indexOf("-") + 1)}`;
+      const resumed = (async () => {
+        const manifest = await this.layers[0].getResult(cacheKey).catch(() => null);
+        if (manifest) await this.resultBehind(manifest);
+        await rm4(join7(dir, name), { force: true });
+      })().catch(() => void 0).finally(() => this.behind.delete(resumed));
+      this.behind.add(resumed);
     }
   }
   /** Flushes every layer, then writes the counters to `statsFile`. The first layer's error throws. */
@@ -10261,7 +10304,7 @@ var SignedStore = class {
 import { rmSync } from "node:fs";
 import { mkdtemp as mkdtemp2 } from "node:fs/promises";
 import { tmpdir as tmpdir2 } from "node:os";
-import { join as join10, resolve as resolve5 } from "node:path";
+import { join as join11, resolve as resolve5 } from "node:path";
 init_size();
 init_errors();
 init_local();
@@ -10272,7 +10315,7 @@ var STORE_BACKENDS = {
   gha: async (options, ctx) => (await Promise.resolve().then(() => (init_gha(), gha_exports))).createGhaStore(options, ctx),
   registry: async (options, ctx) => (await Promise.resolve().then(() => (init_registry(), registry_exports))).createRegistryStore(options, ctx)
 };
-var DEFAULT_LOCAL_DIR = join10(".dist-build", "cache");
+var DEFAULT_LOCAL_DIR = join11(".dist-build", "cache");
 async function createLocalStore(options, ctx) {
   const { dir, maxBytes } = localStoreOptions(options);
   return LocalStore.open(resolve5(ctx.root, dir), {
@@ -10325,7 +10368,7 @@ function workerCacheDir(config, cacheDir) {
   return resolve5(config.root, dir);
 }
 function statsFileFor(cacheDir, slot) {
-  return join10(cacheDir, "stats", `${slot.replace(/[^A-Za-z0-9._-]/g, "_")}.json`);
+  return join11(cacheDir, "stats", `${slot.replace(/[^A-Za-z0-9._-]/g, "_")}.json`);
 }
 function usedWhen(localOnly, type) {
   return !localOnly || type === "local";
@@ -10393,7 +10436,7 @@ async function openStore(config, opts) {
   const first = stores[0];
   const problem = first instanceof LocalStore ? await first.writeProblem() : void 0;
   if (problem) {
-    const dir = await mkdtemp2(join10(tmpdir2(), "dist-build-store-"));
+    const dir = await mkdtemp2(join11(tmpdir2(), "dist-build-store-"));
     process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
     opts.onWarning(
       `${first.location}: cannot write there (${problem}): what this worker builds is kept in ${dir} for this run only`
@@ -10405,8 +10448,10 @@ async function openStore(config, opts) {
   );
   return new LayeredStore(layers, {
     onWarning: opts.onWarning,
-    // A job waits for the local store only; remote stores get its outputs in the background.
+    // A job waits for the local store only; remote stores get its outputs in the background,
+    // and what a worker killed meanwhile did not send, the next one on this cache dir sends.
     writeBehind: true,
+    pendingDir: join11(workerCacheDir(config, opts.cacheDir), "pending"),
     slot: opts.slot,
     ...opts.run !== void 0 ? { run: opts.run } : {},
     ...opts.writeStats === false ? {} : { statsFile: statsFileFor(workerCacheDir(config, opts.cacheDir), opts.slot) }
@@ -11582,7 +11627,7 @@ import {
 import net from "node:net";
 import { randomBytes as randomBytes5 } from "node:crypto";
 import os2 from "node:os";
-import { dirname as dirname7, join as join13 } from "node:path";
+import { dirname as dirname7, join as join14 } from "node:path";
 import { Readable as Readable4 } from "node:stream";
 
 // src/executors/command.ts
@@ -11598,12 +11643,12 @@ import {
 } from "node:fs";
 import { open as open2, unlink as unlink3 } from "node:fs/promises";
 import { tmpdir as tmpdir3 } from "node:os";
-import { dirname as dirname5, join as join11 } from "node:path";
+import { dirname as dirname5, join as join12 } from "node:path";
 import { performance } from "node:perf_hooks";
 var DEFAULT_BASE_ENV = ["PATH", "HOME", "TMPDIR", "LANG"];
 var DEFAULT_KILL_GRACE_MS = 1e4;
 function defaultLogDir() {
-  return join11(tmpdir3(), "dist-build-jobs");
+  return join12(tmpdir3(), "dist-build-jobs");
 }
 function buildEnv(declared, opts = {}, parent = process.env) {
   const env2 = {};
@@ -11692,7 +11737,7 @@ var CommandJob = class {
     this.options = options;
     this.onDispose = onDispose;
     this.id = spec.id;
-    this.logPath = join11(logDir, `${spec.id}.log`);
+    this.logPath = join12(logDir, `${spec.id}.log`);
     this.graceMs = Math.max(0, options.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
     this.result = new Promise((resolve7) => this.resolveResult = resolve7);
   }
@@ -12180,8 +12225,8 @@ function collectStats(dirs, running, slots) {
 init_fsutil();
 import crypto4 from "node:crypto";
 import { existsSync as existsSync2 } from "node:fs";
-import { lstat as lstat5, mkdir as mkdir7, readFile as readFile7, realpath as realpath2, rm as rm5, writeFile as writeFile4, rename as rename6 } from "node:fs/promises";
-import { dirname as dirname6, join as join12, sep as sep6 } from "node:path";
+import { lstat as lstat5, mkdir as mkdir7, readFile as readFile7, realpath as realpath2, rm as rm6, writeFile as writeFile4, rename as rename6 } from "node:fs/promises";
+import { dirname as dirname6, join as join13, sep as sep6 } from "node:path";
 
 // src/cluster/local.ts
 init_fsutil();
@@ -12194,30 +12239,30 @@ var OutputOutsideTreeError = class extends Error {
 var Workspace = class {
   constructor(root) {
     this.root = root;
-    this.stateDir = join12(root, ".dist-build", "outputs");
-    this.lockDir = join12(root, ".dist-build", "locks");
+    this.stateDir = join13(root, ".dist-build", "outputs");
+    this.lockDir = join13(root, ".dist-build", "locks");
   }
   root;
   stateDir;
   lockDir;
   /** Digest of the packed output that `path` holds now, if known and the path exists. */
   async held(path) {
-    if (!existsSync2(join12(this.root, path))) return null;
+    if (!existsSync2(join13(this.root, path))) return null;
     try {
-      return (await readFile7(join12(this.stateDir, hashPath(path)), "utf8")).trim() || null;
+      return (await readFile7(join13(this.stateDir, hashPath(path)), "utf8")).trim() || null;
     } catch {
       return null;
     }
   }
   async mark(path, digest) {
     await mkdir7(this.stateDir, { recursive: true });
-    const file = join12(this.stateDir, hashPath(path));
+    const file = join13(this.stateDir, hashPath(path));
     const tmp = `${file}.${process.pid}.${crypto4.randomBytes(4).toString("hex")}`;
     await writeFile4(tmp, digest + "\n");
     await rename6(tmp, file);
   }
   async unmark(path) {
-    await rm5(join12(this.stateDir, hashPath(path)), { force: true });
+    await rm6(join13(this.stateDir, hashPath(path)), { force: true });
   }
   /**
    * Removes a declared output (before the invocation that produces it runs). Refused when its
@@ -12226,7 +12271,7 @@ var Workspace = class {
    */
   async clear(path) {
     const realRoot = await realpath2(this.root);
-    let existing = dirname6(join12(this.root, path));
+    let existing = dirname6(join13(this.root, path));
     while (!await lstat5(existing).catch(() => null)) existing = dirname6(existing);
     const real = await realpath2(existing);
     if (real !== realRoot && !real.startsWith(realRoot + sep6)) {
@@ -12235,22 +12280,22 @@ var Workspace = class {
       );
     }
     await this.unmark(path);
-    await removeTree(join12(this.root, path));
+    await removeTree(join13(this.root, path));
   }
   /** Runs `fn` holding the lock of output `path` (exclusive across processes on this tree). */
   async withLock(path, fn) {
     await mkdir7(this.lockDir, { recursive: true });
-    const lock = join12(this.lockDir, hashPath(path));
+    const lock = join13(this.lockDir, hashPath(path));
     let delay = 5;
     for (; ; ) {
       try {
         await mkdir7(lock);
-        await writeFile4(join12(lock, "pid"), String(process.pid));
+        await writeFile4(join13(lock, "pid"), String(process.pid));
         break;
       } catch (err) {
         if (err.code !== "EEXIST") throw err;
         if (await stale(lock)) {
-          await rm5(lock, { recursive: true, force: true });
+          await rm6(lock, { recursive: true, force: true });
           continue;
         }
         await new Promise((r) => setTimeout(r, delay));
@@ -12260,14 +12305,14 @@ var Workspace = class {
     try {
       return await fn();
     } finally {
-      await rm5(lock, { recursive: true, force: true });
+      await rm6(lock, { recursive: true, force: true });
     }
   }
 };
 async function stale(lock) {
   let pid;
   try {
-    pid = Number(await readFile7(join12(lock, "pid"), "utf8"));
+    pid = Number(await readFile7(join13(lock, "pid"), "utf8"));
   } catch {
     return false;
   }
@@ -12298,7 +12343,7 @@ var WorkerAgent = class {
     this.useConfig(opts.config);
     this.workspace = new Workspace(opts.config.root);
     if (!opts.logDir) {
-      this.ownLogDir = join13(
+      this.ownLogDir = join14(
         os2.tmpdir(),
         `${JOB_LOG_PREFIX}${process.pid}-${randomBytes5(4).toString("hex")}`
       );
@@ -12430,10 +12475,10 @@ var WorkerAgent = class {
   defaultListen() {
     if (this.opts.join.kind !== "unix") return { kind: "tcp", host: "127.0.0.1", port: 0 };
     const name = `${process.pid}.${this.instance}.sock`;
-    const path = join13(this.opts.cacheDir, "running", name);
+    const path = join14(this.opts.cacheDir, "running", name);
     return {
       kind: "unix",
-      path: path.length <= MAX_SOCKET_PATH ? path : join13(os2.tmpdir(), `${TMP_SOCKET_PREFIX}${name}`)
+      path: path.length <= MAX_SOCKET_PATH ? path : join14(os2.tmpdir(), `${TMP_SOCKET_PREFIX}${name}`)
     };
   }
   /**
@@ -12692,9 +12737,9 @@ var WorkerAgent = class {
     try {
       let f = this.freePgidFiles.pop();
       if (!f) {
-        const dir = join13(this.opts.cacheDir, "running");
+        const dir = join14(this.opts.cacheDir, "running");
         if (this.pgidFiles.length === 0) mkdirSync3(dir, { recursive: true });
-        const path = join13(dir, `${process.pid}.${this.instance}.${this.pgidFiles.length}`);
+        const path = join14(dir, `${process.pid}.${this.instance}.${this.pgidFiles.length}`);
         f = { path, fd: openSync3(path, "w", 384) };
         this.pgidFiles.push(f);
       }
@@ -12724,9 +12769,9 @@ var WorkerAgent = class {
     this.freePgidFiles.length = 0;
   }
   reapOrphans() {
-    const dir = join13(this.opts.cacheDir, "running");
+    const dir = join14(this.opts.cacheDir, "running");
     for (const { name, owner } of leftByDead(dir, pgidFileOwner)) {
-      const pgid = endGroupOf(join13(dir, name));
+      const pgid = endGroupOf(join14(dir, name));
       if (pgid !== void 0) {
         this.log(
           `worker ${this.workerId}: ended process group ${pgid} left by dead worker ${owner}`
@@ -13380,7 +13425,7 @@ async function reapTmpSockets() {
     return m ? Number(m[1]) : void 0;
   };
   for (const { name } of leftByDead(dir, ownerOf)) {
-    const path = join13(dir, name);
+    const path = join14(dir, name);
     try {
       if (!lstatSync3(path).isSocket() || await answers(path)) continue;
       rmSync2(path, { force: true });
@@ -13414,7 +13459,7 @@ function reapJobLogs() {
   const ownerOf = (name) => name.startsWith(JOB_LOG_PREFIX) ? Number(name.slice(JOB_LOG_PREFIX.length).split("-")[0]) : void 0;
   const uid = process.getuid?.();
   for (const { name } of leftByDead(dir, ownerOf)) {
-    const path = join13(dir, name);
+    const path = join14(dir, name);
     try {
       const st = lstatSync3(path);
       if (!st.isDirectory() || uid !== void 0 && st.uid !== uid) continue;
@@ -13445,8 +13490,8 @@ function fileStamp(file) {
 // src/cluster/scheduler.ts
 import * as grpc5 from "@grpc/grpc-js";
 import { randomBytes as randomBytes6 } from "node:crypto";
-import { mkdir as mkdir8, mkdtemp as mkdtemp3, rm as rm6 } from "node:fs/promises";
-import { join as join14, resolve as resolve6 } from "node:path";
+import { mkdir as mkdir8, mkdtemp as mkdtemp3, rm as rm7 } from "node:fs/promises";
+import { join as join15, resolve as resolve6 } from "node:path";
 import { performance as performance2 } from "node:perf_hooks";
 init_fsutil();
 init_types();
@@ -14274,12 +14319,12 @@ var Run = class {
     if (!dir) return { exports: [], lost: [] };
     await mkdir8(dir, { recursive: true });
     const exporter = (n) => Number(/^\.dist-build-export-(\d+)-/.exec(n)?.[1]);
-    for (const { name } of leftByDead(dir, exporter)) await removeTree(join14(dir, name));
-    const staging = await mkdtemp3(join14(dir, `.dist-build-export-${process.pid}-`));
+    for (const { name } of leftByDead(dir, exporter)) await removeTree(join15(dir, name));
+    const staging = await mkdtemp3(join15(dir, `.dist-build-export-${process.pid}-`));
     try {
       return await this.exportInto(dir, staging, already);
     } finally {
-      await rm6(staging, { recursive: true, force: true });
+      await rm7(staging, { recursive: true, force: true });
     }
   }
   async exportInto(dir, staging, already) {
@@ -14290,7 +14335,7 @@ var Run = class {
       if (!u.inv.export) continue;
       if (u.state !== "built" && u.state !== "cached") {
         if (resolve6(dir) !== resolve6(this.opts.config.root))
-          for (const p of u.inv.outputs) await rm6(join14(dir, p), { recursive: true, force: true });
+          for (const p of u.inv.outputs) await rm7(join15(dir, p), { recursive: true, force: true });
         continue;
       }
       if (done0.has(u.unit.id)) continue;
@@ -14317,7 +14362,7 @@ var Run = class {
             );
             const bytes = chunksOf(stream);
             await restoreOutputs(async () => bytes, dir, [o], { stagingDir: staging });
-            const dest = join14(dir, o.path);
+            const dest = join15(dir, o.path);
             outputs.push({ path: o.path, dest, digest: o.digest, size: o.size, files: o.files });
             this.opts.onEvent?.({
               type: "exported",
@@ -14411,7 +14456,7 @@ function unreachable(m, err) {
 import { createPrivateKey, randomBytes as randomBytes7, X509Certificate } from "node:crypto";
 import { mkdir as mkdir9, open as open3, readdir as readdir3, rename as rename7, stat as stat4, unlink as unlink4 } from "node:fs/promises";
 import { isIP as isIP2 } from "node:net";
-import { join as join15 } from "node:path";
+import { join as join16 } from "node:path";
 var CertError = class extends Error {
   name = "CertError";
 };
@@ -14634,16 +14679,16 @@ async function loadTls(dir, name) {
   checkCertName(name);
   const issueCmd = `\`dist-build certs issue --name ${name}${dirFlag(dir)}\``;
   const issueHint = `issue it with ${issueCmd}`;
-  const ca = await readPem(join15(dir, CA_CERT_FILE), initHint(dir));
-  const certFile = join15(dir, `${name}.pem`);
-  const keyFile = join15(dir, `${name}-key.pem`);
+  const ca = await readPem(join16(dir, CA_CERT_FILE), initHint(dir));
+  const certFile = join16(dir, `${name}.pem`);
+  const keyFile = join16(dir, `${name}-key.pem`);
   const cert = await readPem(certFile, issueHint);
   const key = await readPem(keyFile, issueHint, true);
   const parsed = parseCert(cert, certFile);
   checkKeyMatches(parsed, parseKey(key, keyFile), `${certFile} / ${keyFile}`);
   if (!await issuedBy(cert, ca))
     throw new CertError(
-      `${certFile} was not issued by the CA in ${join15(dir, CA_CERT_FILE)}: ${issueHint}`
+      `${certFile} was not issued by the CA in ${join16(dir, CA_CERT_FILE)}: ${issueHint}`
     );
   const now = Date.now();
   const notAfter = notAfterOf(parsed);
@@ -14677,7 +14722,7 @@ async function ephemeralTls(names) {
 
 // src/report/index.ts
 import { mkdir as mkdir10, writeFile as writeFile5 } from "node:fs/promises";
-import { join as join16 } from "node:path";
+import { join as join17 } from "node:path";
 
 // src/cli/table.ts
 function table(rows, right = []) {
@@ -15013,8 +15058,8 @@ function tickLabel(t, step) {
   const m = Math.floor(t / 6e4);
   const s = Math.round(t % 6e4 / 1e3);
   if (m < 60) return s ? `${m}m${String(s).padStart(2, "0")}s` : `${m}m`;
-  const rm7 = m % 60;
-  return `${Math.floor(m / 60)}h${rm7 ? String(rm7).padStart(2, "0") + "m" : ""}`;
+  const rm8 = m % 60;
+  return `${Math.floor(m / 60)}h${rm8 ? String(rm8).padStart(2, "0") + "m" : ""}`;
 }
 function fit(text, px) {
   const max = Math.floor(px / 6.4);
@@ -15277,9 +15322,9 @@ var REPORT_FILES = {
 async function writeReport(dir, report) {
   await mkdir10(dir, { recursive: true });
   const paths = {
-    json: join16(dir, REPORT_FILES.json),
-    markdown: join16(dir, REPORT_FILES.markdown),
-    html: join16(dir, REPORT_FILES.html)
+    json: join17(dir, REPORT_FILES.json),
+    markdown: join17(dir, REPORT_FILES.markdown),
+    html: join17(dir, REPORT_FILES.html)
   };
   await Promise.all([
     writeFile5(paths.json, JSON.stringify(report, null, 2) + "\n"),
