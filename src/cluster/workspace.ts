@@ -7,9 +7,9 @@
  */
 import crypto from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readFile, realpath, rm, writeFile, rename } from 'node:fs/promises';
-import { dirname, join, sep } from 'node:path';
-import { removeTree } from '../store/fsutil.js';
+import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parentOutside, removeTree } from '../store/fsutil.js';
 import { processAlive } from './local.js';
 
 const hashPath = (p: string): string =>
@@ -57,11 +57,8 @@ export class Workspace {
    * elsewhere, as restoring an output (`place` in pack.ts) refuses to write there.
    */
   async clear(path: string): Promise<void> {
-    const realRoot = await realpath(this.root);
-    let existing = dirname(join(this.root, path));
-    while (!(await lstat(existing).catch(() => null))) existing = dirname(existing);
-    const real = await realpath(existing);
-    if (real !== realRoot && !real.startsWith(realRoot + sep)) {
+    const real = await parentOutside(this.root, join(this.root, path));
+    if (real !== undefined) {
       throw new OutputOutsideTreeError(
         `declared output ${path}: its parent directory resolves outside the work tree (to ${real}, through a symlink); not removed`,
       );

@@ -1,7 +1,7 @@
 /** Small file-system helpers shared by the stores: "not there" is an answer, not an error. */
 import { readdirSync, readFileSync, writevSync } from 'node:fs';
-import { chmod, lstat, readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, lstat, readdir, realpath, rm, stat } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
 
 export function isNotFound(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | null)?.code;
@@ -38,6 +38,19 @@ export function isPermissionError(err: unknown): boolean {
 export function isNoSpace(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/**
+ * Where the parent directory of `path` (under `root`) really is, when that is outside `root`: a
+ * symlink on the way leads elsewhere, so writing or removing `path` would touch files there.
+ * Undefined when it is inside. The nearest existing ancestor is what is resolved.
+ */
+export async function parentOutside(root: string, path: string): Promise<string | undefined> {
+  const realRoot = await realpath(root);
+  let existing = dirname(path);
+  while (!(await lstat(existing).catch(() => null))) existing = dirname(existing);
+  const real = await realpath(existing);
+  return real === realRoot || real.startsWith(realRoot + sep) ? undefined : real;
 }
 
 /**

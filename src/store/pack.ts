@@ -55,8 +55,8 @@ import {
   writeSync,
 } from 'node:fs';
 import type { Dirent, Stats } from 'node:fs';
-import { lstat, mkdir, readdir, readlink, realpath, rename, rm } from 'node:fs/promises';
-import { dirname, join, posix, sep } from 'node:path';
+import { lstat, mkdir, readdir, readlink, rename, rm } from 'node:fs/promises';
+import { dirname, join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { isVerifiedFor, verifiedStream } from './digest.js';
 import {
@@ -65,6 +65,7 @@ import {
   isNotFound,
   isPermissionError,
   leftByDead,
+  parentOutside,
   removeTree,
 } from './fsutil.js';
 import { HashPipe, SLOT } from './hash-pipe.js';
@@ -658,11 +659,7 @@ async function place(root: string, out: string, staged: string, aside: string): 
   const dest = join(root, ...out.split('/'));
   // The parent must really be inside the root (a symlinked parent pointing elsewhere would make
   // the rename write outside the work tree). Check before creating anything.
-  const realRoot = await realpath(root);
-  let existing = dirname(dest);
-  while (!(await lstat(existing).catch(() => null))) existing = dirname(existing);
-  const realExisting = await realpath(existing);
-  if (realExisting !== realRoot && !realExisting.startsWith(realRoot + sep)) {
+  if (await parentOutside(root, dest)) {
     throw new UnsafeArchiveError(out, `its parent directory resolves outside the work root`);
   }
   await mkdir(dirname(dest), { recursive: true });
