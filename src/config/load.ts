@@ -18,7 +18,7 @@ import type {
   StoreConfig,
   StoreLocation,
 } from './types.js';
-import { WORKER_ENV } from './types.js';
+import { LABEL, WORKER_ENV } from './types.js';
 
 type Segment = string | number;
 type Raw = Record<string, unknown>;
@@ -646,8 +646,7 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
       timeout: duration(at('timeout'), r.timeout) ?? 3600,
     };
     inv.labels.forEach((label, i) => {
-      // A worker's labels travel joined by commas (`--label` refuses spaces and commas too).
-      if (!/^[^\s,]+$/.test(label)) {
+      if (!LABEL.test(label)) {
         issues.push(
           loc.issueAt(
             at('labels', i),

@@ -119,3 +119,9 @@ export const WORKER_ENV: readonly string[] = [
   'DIST_BUILD_UNIT',
   'DIST_BUILD_CACHE_KEY',
 ];
+
+/**
+ * A label as workers carry them: labels travel joined by commas (the `labels` annotation), so one
+ * with a comma or a space (or an empty one) can never match.
+ */
+export const LABEL = /^[^\s,]+$/;

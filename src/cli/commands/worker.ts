@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import os from 'node:os';
 import { loadConfig } from '../../config/load.js';
+import { LABEL } from '../../config/types.js';
 import { KEY_CHECK_MODES, WorkerAgent, type KeyCheckMode } from '../../cluster/worker.js';
 import { parseAddress } from '../../cluster/transport.js';
 import { openStore, storeKinds, workerCacheDir } from '../../store/open.js';
@@ -108,8 +109,7 @@ Examples:
     const config = await loadConfig(flags.config);
     checkCacheDir(flags.cacheDir);
     for (const label of flags.label) {
-      // Labels travel joined by commas (the `labels` annotation); an empty one matches nothing.
-      if (!/^[^\s,]+$/.test(label))
+      if (!LABEL.test(label))
         throw new UsageError(
           `--label ${JSON.stringify(label)}: expected a label without spaces or commas (one --label per label)`,
         );
