@@ -82,6 +82,16 @@ const SEEN_REPORTS = 10_000;
 /** How long a stopping master waits for the `logs` calls it is answering. */
 const LOG_RELAY_GRACE_MS = 1000;
 
+/**
+ * The dist-build release a worker runs (its `version` annotation), when it is not this one's:
+ * `dist-build 0.0.9`, or `an older release of dist-build` for one that does not say.
+ */
+export function otherRelease(member: Member): string | undefined {
+  const v = member.annotations?.version;
+  if (v === VERSION) return undefined;
+  return v ? `dist-build ${v}` : 'an older release of dist-build';
+}
+
 export interface MasterEvents {
   joined: [MemberState, { running: RunningJob[]; unreported: JobReport[] }];
   left: [MemberState, string];
@@ -329,10 +339,10 @@ export class Master extends EventEmitter<MasterEvents> {
         this.log(
           `master: worker ${state.id} joined from ${conn.socket}${req.running.length ? ` with ${req.running.length} running job(s)` : ''}`,
         );
-        const version = req.member.annotations?.version;
-        if (version !== VERSION) {
+        const release = otherRelease(req.member);
+        if (release) {
           this.log(
-            `master: warning: worker ${state.id} runs ${version ? `dist-build ${version}` : 'an older release of dist-build'}, this master ${VERSION}: ` +
+            `master: warning: worker ${state.id} runs ${release}, this master ${VERSION}: ` +
               'where their releases compute cache keys differently, it refuses (or builds without caching) every job; run one release on every machine',
           );
         }

@@ -40,7 +40,7 @@ import { holdsDeclaredOutputs, type OutputEntry } from '../store/types.js';
 import { REPORT_FORMAT } from '../report/types.js';
 import type { ExportReport, InvocationReport, RunReport, WorkerReport } from '../report/types.js';
 import { definitionDigest } from './definition.js';
-import type { Master, MemberState, RunView } from './master.js';
+import { otherRelease, type Master, type MemberState, type RunView } from './master.js';
 import { CACHE_QUERY_TIMEOUT_MS } from './protocol.js';
 import type {
   BlobChunk,
@@ -559,9 +559,8 @@ export class Run {
 
   /** Said with a worker's key problems: that it runs another release than this master. */
   private otherRelease(m: MemberState | undefined): string {
-    const v = m?.member.annotations?.version;
-    if (!m || v === VERSION) return '';
-    return ` (${m.id} runs ${v ? `dist-build ${v}` : 'an older release of dist-build'}, the master ${VERSION})`;
+    const release = m && otherRelease(m.member);
+    return release ? ` (${m.id} runs ${release}, the master ${VERSION})` : '';
   }
 
   private info(m: MemberState): WorkerInfo {
