@@ -5,6 +5,8 @@ import { processAlive } from '../cluster/local.js';
 import { parseDuration } from '../config/duration.js';
 import type { Config } from '../config/types.js';
 import { outExclusion } from '../plan/plan.js';
+import type { Unit } from '../plan/types.js';
+import { expandUnits, selectUnits } from '../plan/units.js';
 import { UsageError } from './errors.js';
 
 export function positiveInt(text: string, flag: string): number {
@@ -85,6 +87,18 @@ export function outDirFlag(config: Config, out: string): void {
     );
   }
   makeDirFlag('--out', out);
+}
+
+/**
+ * The units `run` and `master` run for the invocation (or unit) names given: those and all they
+ * need; every unit when none is given. A name the config does not have is a usage error.
+ */
+export function targetUnits(config: Config, configPath: string, names: readonly string[]): Unit[] {
+  try {
+    return selectUnits(expandUnits(config), names, true);
+  } catch (err) {
+    throw new UsageError(`${configPath}: ${(err as Error).message}`);
+  }
 }
 
 /** `--log-order` of `run` and `master`. */

@@ -3,7 +3,6 @@ import { loadConfig } from '../../config/load.js';
 import { Master } from '../../cluster/master.js';
 import type { Run } from '../../cluster/scheduler.js';
 import { formatAddress, parseAddress } from '../../cluster/transport.js';
-import { expandUnits, selectUnits } from '../../plan/units.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
 import { RunFailure, UsageError } from '../errors.js';
@@ -13,7 +12,7 @@ import {
   securityFrom,
   type SecurityFlags,
 } from '../security.js';
-import { durationFlag, logOrderOption, outDirFlag, positiveInt } from '../util.js';
+import { durationFlag, logOrderOption, outDirFlag, positiveInt, targetUnits } from '../util.js';
 
 interface MasterFlags extends SecurityFlags {
   listen: string[];
@@ -73,13 +72,7 @@ Examples (a pool on two shells):
     if (flags.serve && targets.length)
       throw new UsageError(`--serve runs nothing: leave out ${targets.join(' ')}`);
     const config = flags.serve ? undefined : await loadConfig(flags.config);
-    if (config) {
-      try {
-        selectUnits(expandUnits(config), targets, true);
-      } catch (err) {
-        throw new UsageError(`${flags.config}: ${(err as Error).message}`);
-      }
-    }
+    if (config) targetUnits(config, flags.config, targets);
     // Every flag is checked before the master listens.
     const workers = config ? positiveInt(flags.workers, '--workers') : 0;
     const waitMs = durationFlag(flags.wait, '--wait') * 1000;

@@ -12,8 +12,7 @@ import { formatAddress } from '../../cluster/transport.js';
 import { endJobsLeftBy } from '../../cluster/worker.js';
 import { processStartTime, processStillAlive } from '../../store/fsutil.js';
 import { workerCacheDir } from '../../store/open.js';
-import { expandUnits, selectUnits, workerCount } from '../../plan/units.js';
-import type { Unit } from '../../plan/types.js';
+import { workerCount } from '../../plan/units.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
 import {
@@ -22,6 +21,7 @@ import {
   outDirFlag,
   NO_REMOTE_CACHE_HELP,
   positiveInt,
+  targetUnits,
 } from '../util.js';
 import { RunFailure, UsageError } from '../errors.js';
 import { onGithubActions, workflowCommand } from '../github.js';
@@ -84,12 +84,7 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
   const config = await loadConfig(flags.config);
   checkCacheDir(flags.cacheDir);
   outDirFlag(config, flags.out);
-  let units: Unit[];
-  try {
-    units = selectUnits(expandUnits(config), targets, true);
-  } catch (err) {
-    throw new UsageError(`${flags.config}: ${(err as Error).message}`);
-  }
+  const units = targetUnits(config, flags.config, targets);
   const n = flags.workers ? localWorkerCount(flags.workers) : workerCount(config, units.length);
   // Without --cache-dir the workers use the config's stores (default <config dir>/.dist-build/cache).
   const cacheDirArgs = [
