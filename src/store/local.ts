@@ -454,16 +454,22 @@ export class LocalStore implements Store {
    * `maxBytes`. Blobs used within `graceMs` (default 0: none) are kept even if that leaves the
    * store over the limit.
    */
-  async prune(maxBytes: number, opts: { graceMs?: number } = {}): Promise<PruneResult> {
+  prune(maxBytes: number, opts: { graceMs?: number } = {}): Promise<PruneResult> {
+    return this.evictTo(() => maxBytes, opts.graceMs ?? 0);
+  }
+
+  /** `prune` to a limit computed from the blob bytes found (one scan of the store). */
+  private async evictTo(limit: (bytes: number) => number, graceMs: number): Promise<PruneResult> {
     const blobs = await this.scanBlobs();
     let bytes = blobs.reduce((sum, b) => sum + b.size, 0);
+    const maxBytes = limit(bytes);
     const result: PruneResult = { removedBlobs: 0, removedResults: 0, freedBytes: 0, bytes };
     if (bytes <= maxBytes) {
       this.approxBytes = bytes;
       return result;
     }
     blobs.sort((a, b) => a.mtimeMs - b.mtimeMs);
-    const cutoff = Date.now() - (opts.graceMs ?? 0);
+    const cutoff = Date.now() - graceMs;
     const evicted = new Set<string>();
     let newestEvicted = 0;
     for (const b of blobs) {
@@ -577,8 +583,8 @@ export class LocalStore implements Store {
    */
   makeRoom(): Promise<number> {
     this.freeing ??= (async () => {
-      const bytes = (await this.scanBlobs()).reduce((sum, b) => sum + b.size, 0);
-      const r = await this.prune(Math.floor(bytes / 2), { graceMs: this.evictGraceMs });
+      const r = await this.evictTo((all) => Math.floor(all / 2), this.evictGraceMs);
+      const bytes = r.bytes + r.freedBytes;
       this.onWarning(
         r.freedBytes > 0
           ? `${this.location}: the disk is full: evicted the ${r.removedBlobs} least recently used blob(s) (${formatSize(r.freedBytes)}) to make room`
