@@ -1376,10 +1376,10 @@ async function drain(stream: Readable | null): Promise<void> {
   }
 }
 
-/** The unit's inputs in this worker's tree give another cache key than the master's. */
 /** A refusal of the same unit for the same reason is logged once per this long. */
 const REFUSAL_LOG_MS = 30_000;
 
+/** The unit's inputs in this worker's tree give another cache key than the master's. */
 class KeyMismatchError extends Error {}
 
 export type KeyCheckMode = 'warn' | 'refuse' | 'off';

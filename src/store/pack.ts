@@ -330,7 +330,8 @@ function kindOf(st: Stats | Dirent, name: string): Kind {
 }
 
 /**
- * Packs `items` (already sorted) into a new file and returns the tar's digest and size.
+ * Packs `items` (already sorted) into a new file and returns the tar's digest and size. With
+ * `file` null, the tar goes nowhere: only its digest and size are made (`digestOutputs`).
  *
  * Like `tar -c`, with plain system calls: headers and file contents go straight into slot
  * buffers (file contents by `read` into the slot, no copy), and each full slot is written to the
@@ -338,7 +339,6 @@ function kindOf(st: Stats | Dirent, name: string): Kind {
  * outputs) while the next one fills. At most `SLOTS_PER_PIPE` slots are in flight, so memory is
  * bounded whatever the output size, and the event loop gets a turn at least every few slots.
  */
-/** Packs `items` into a new `file` (null: nowhere, only hashed). */
 async function packToFile(
   items: readonly Item[],
   file: string | null,
