@@ -481,23 +481,7 @@ ${['a', 'b', 'c', 'd'].map((n) => `  ${n}: {run: "mkdir -p ${n} && echo ${n} > $
       const master = startMaster(tree('m', cfg));
       startWorker('w1', tree('t1', cfg));
       // Its certificate names 127.0.0.1, not 127.0.0.2: the master's TLS check refuses the dial.
-      const w2 = startCli([
-        'worker',
-        '--join',
-        sock(),
-        '--config',
-        tree('t2', cfg),
-        '--cache-dir',
-        join(dir, 'cache-w2'),
-        '--certs',
-        certs,
-        '--name',
-        'w2',
-        '--id',
-        'w2',
-        '--listen',
-        'tcp://127.0.0.2:0',
-      ]);
+      const w2 = startWorker('w2', tree('t2', cfg), '--listen', 'tcp://127.0.0.2:0');
       const exit = await master.exited;
       expect(exit.code).toBe(0);
       expect(master.stderr).toMatch(
@@ -536,23 +520,7 @@ invocations:
         '--plain',
       ]);
       // Its certificate names 127.0.0.1, not 127.0.0.2: the master's TLS check refuses the dial.
-      const w2 = startCli([
-        'worker',
-        '--join',
-        sock(),
-        '--config',
-        tree('t2', cfg),
-        '--cache-dir',
-        join(dir, 'cache-w2'),
-        '--certs',
-        certs,
-        '--name',
-        'w2',
-        '--id',
-        'w2',
-        '--listen',
-        'tcp://127.0.0.2:0',
-      ]);
+      const w2 = startWorker('w2', tree('t2', cfg), '--listen', 'tcp://127.0.0.2:0');
       const exit = await master.exited;
       expect(master.stderr).toMatch(
         /a: FAILED on w2: cannot export: the master cannot reach worker w2's service at tcp:\/\/127\.0\.0\.2:\d+ \(.*\): check its --listen \/ --advertise address/,
