@@ -30252,6 +30252,7 @@ var WORKER_ENV = [
   "DIST_BUILD_UNIT",
   "DIST_BUILD_CACHE_KEY"
 ];
+var LABEL = /^[^\s,]+$/;
 
 // src/config/load.ts
 var validator = schema_validator_generated_default;
@@ -30771,7 +30772,7 @@ function buildConfig(raw, file, loc) {
       timeout: duration2(at("timeout"), r.timeout) ?? 3600
     };
     inv.labels.forEach((label, i) => {
-      if (!/^[^\s,]+$/.test(label)) {
+      if (!LABEL.test(label)) {
         issues.push(
           loc.issueAt(
             at("labels", i),

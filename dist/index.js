@@ -609,8 +609,8 @@ var init_errors = __esm({
 
 // src/store/fsutil.ts
 import { readdirSync as readdirSync2, readFileSync as readFileSync2, writevSync } from "node:fs";
-import { chmod, lstat, readdir, rm, stat } from "node:fs/promises";
-import { join as join4 } from "node:path";
+import { chmod, lstat, readdir, realpath, rm, stat } from "node:fs/promises";
+import { dirname as dirname3, join as join4, sep as sep5 } from "node:path";
 function isNotFound(err) {
   const code = err?.code;
   return code === "ENOENT" || code === "ENOTDIR";
@@ -639,6 +639,13 @@ function isPermissionError(err) {
 function isNoSpace(err) {
   const code = err?.code;
   return code === "ENOSPC" || code === "EDQUOT";
+}
+async function parentOutside(root, path) {
+  const realRoot = await realpath(root);
+  let existing = dirname3(path);
+  while (!await lstat(existing).catch(() => null)) existing = dirname3(existing);
+  const real = await realpath(existing);
+  return real === realRoot || real.startsWith(realRoot + sep5) ? void 0 : real;
 }
 async function removeTree(path) {
   try {
@@ -1061,16 +1068,21 @@ var init_local = __esm({
        * `maxBytes`. Blobs used within `graceMs` (default 0: none) are kept even if that leaves the
        * store over the limit.
        */
-      async prune(maxBytes, opts = {}) {
+      prune(maxBytes, opts = {}) {
+        return this.evictTo(() => maxBytes, opts.graceMs ?? 0);
+      }
+      /** `prune` to a limit computed from the blob bytes found (one scan of the store). */
+      async evictTo(limit, graceMs) {
         const blobs = await this.scanBlobs();
         let bytes = blobs.reduce((sum, b) => sum + b.size, 0);
+        const maxBytes = limit(bytes);
         const result = { removedBlobs: 0, removedResults: 0, freedBytes: 0, bytes };
         if (bytes <= maxBytes) {
           this.approxBytes = bytes;
           return result;
         }
         blobs.sort((a, b) => a.mtimeMs - b.mtimeMs);
-        const cutoff = Date.now() - (opts.graceMs ?? 0);
+        const cutoff = Date.now() - graceMs;
         const evicted = /* @__PURE__ */ new Set();
         let newestEvicted = 0;
         for (const b of blobs) {
@@ -1175,8 +1187,8 @@ var init_local = __esm({
        */
       makeRoom() {
         this.freeing ??= (async () => {
-          const bytes = (await this.scanBlobs()).reduce((sum, b) => sum + b.size, 0);
-          const r = await this.prune(Math.floor(bytes / 2), { graceMs: this.evictGraceMs });
+          const r = await this.evictTo((all) => Math.floor(all / 2), this.evictGraceMs);
+          const bytes = r.bytes + r.freedBytes;
           this.onWarning(
             r.freedBytes > 0 ? `${this.location}: the disk is full: evicted the ${r.removedBlobs} least recently used blob(s) (${formatSize(r.freedBytes)}) to make room` : bytes === 0 ? `${this.location}: the disk is full, and this store holds nothing to evict` : `${this.location}: the disk is full, and nothing in this store can be evicted (${formatSize(bytes)}, all of it used in the last ${Math.round(this.evictGraceMs / 1e3)} s)`
           );
@@ -5742,6 +5754,7 @@ var WORKER_ENV = [
   "DIST_BUILD_UNIT",
   "DIST_BUILD_CACHE_KEY"
 ];
+var LABEL = /^[^\s,]+$/;
 
 // src/config/load.ts
 var validator = schema_validator_generated_default;
@@ -6261,7 +6274,7 @@ function buildConfig(raw, file, loc) {
       timeout: duration2(at("timeout"), r.timeout) ?? 3600
     };
     inv.labels.forEach((label, i) => {
-      if (!/^[^\s,]+$/.test(label)) {
+      if (!LABEL.test(label)) {
         issues.push(
           loc.issueAt(
             at("labels", i),
@@ -8777,8 +8790,8 @@ import {
   write as fsWrite,
   writeSync
 } from "node:fs";
-import { lstat as lstat3, mkdir as mkdir3, readdir as readdir2, readlink, realpath, rename as rename3, rm as rm3 } from "node:fs/promises";
-import { dirname as dirname3, join as join6, posix as posix4, sep as sep5 } from "node:path";
+import { lstat as lstat3, mkdir as mkdir3, readdir as readdir2, readlink, rename as rename3, rm as rm3 } from "node:fs/promises";
+import { dirname as dirname4, join as join6, posix as posix4 } from "node:path";
 
 // src/store/tar.ts
 var BLOCK = 512;
@@ -9482,14 +9495,10 @@ var Extractor = class {
 };
 async function place2(root, out, staged, aside) {
   const dest = join6(root, ...out.split("/"));
-  const realRoot = await realpath(root);
-  let existing = dirname3(dest);
-  while (!await lstat3(existing).catch(() => null)) existing = dirname3(existing);
-  const realExisting = await realpath(existing);
-  if (realExisting !== realRoot && !realExisting.startsWith(realRoot + sep5)) {
+  if (await parentOutside(root, dest)) {
     throw new UnsafeArchiveError(out, `its parent directory resolves outside the work root`);
   }
-  await mkdir3(dirname3(dest), { recursive: true });
+  await mkdir3(dirname4(dest), { recursive: true });
   let moved = false;
   try {
     await rename3(dest, aside);
@@ -9541,7 +9550,7 @@ init_limit();
 init_types();
 import { randomBytes as randomBytes3 } from "node:crypto";
 import { mkdir as mkdir4, rename as rename4, rm as rm4, writeFile as writeFile3 } from "node:fs/promises";
-import { dirname as dirname4, join as join7 } from "node:path";
+import { dirname as dirname5, join as join7 } from "node:path";
 var BEHIND_PER_LAYER = 4;
 function adoptReadsOnly(store) {
   return store.adoptReadsOnly === true && store.adoptBlobFile !== void 0;
@@ -10154,7 +10163,7 @@ function beforeDeadline(work, deadline, budgetMs) {
   return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
 async function writeJsonAtomic(file, value) {
-  await mkdir4(dirname4(file), { recursive: true });
+  await mkdir4(dirname5(file), { recursive: true });
   const tmp = `${file}.${process.pid}.${randomBytes3(4).toString("hex")}.tmp`;
   await writeFile3(tmp, `${JSON.stringify(value, null, 2)}
 `);
@@ -11155,6 +11164,11 @@ function failStream(call3, code, details) {
 // src/cluster/master.ts
 var SEEN_REPORTS = 1e4;
 var LOG_RELAY_GRACE_MS = 1e3;
+function otherRelease(member) {
+  const v = member.annotations?.version;
+  if (v === VERSION2) return void 0;
+  return v ? `dist-build ${v}` : "an older release of dist-build";
+}
 var Master = class extends EventEmitter {
   constructor(opts) {
     super();
@@ -11354,10 +11368,10 @@ var Master = class extends EventEmitter {
         this.log(
           `master: worker ${state.id} joined from ${conn.socket}${req.running.length ? ` with ${req.running.length} running job(s)` : ""}`
         );
-        const version = req.member.annotations?.version;
-        if (version !== VERSION2) {
+        const release = otherRelease(req.member);
+        if (release) {
           this.log(
-            `master: warning: worker ${state.id} runs ${version ? `dist-build ${version}` : "an older release of dist-build"}, this master ${VERSION2}: where their releases compute cache keys differently, it refuses (or builds without caching) every job; run one release on every machine`
+            `master: warning: worker ${state.id} runs ${release}, this master ${VERSION2}: where their releases compute cache keys differently, it refuses (or builds without caching) every job; run one release on every machine`
           );
         }
         if (state.id !== req.member.worker_id) {
@@ -11643,7 +11657,7 @@ import {
 } from "node:fs";
 import { open as open2, unlink as unlink3 } from "node:fs/promises";
 import { tmpdir as tmpdir3 } from "node:os";
-import { dirname as dirname5, join as join12 } from "node:path";
+import { dirname as dirname6, join as join12 } from "node:path";
 import { performance } from "node:perf_hooks";
 var DEFAULT_BASE_ENV = ["PATH", "HOME", "TMPDIR", "LANG"];
 var DEFAULT_KILL_GRACE_MS = 1e4;
@@ -11866,7 +11880,7 @@ var CommandJob = class {
   }
   /** Creates the log (its directory too, once per process); the problem if it cannot. */
   openLog() {
-    const dir = dirname5(this.logPath);
+    const dir = dirname6(this.logPath);
     const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW: O_NOFOLLOW2 } = fsConstants2;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -12225,8 +12239,8 @@ function collectStats(dirs, running, slots) {
 init_fsutil();
 import crypto4 from "node:crypto";
 import { existsSync as existsSync2 } from "node:fs";
-import { lstat as lstat5, mkdir as mkdir7, readFile as readFile7, realpath as realpath2, rm as rm6, writeFile as writeFile4, rename as rename6 } from "node:fs/promises";
-import { dirname as dirname6, join as join13, sep as sep6 } from "node:path";
+import { mkdir as mkdir7, readFile as readFile7, rm as rm6, writeFile as writeFile4, rename as rename6 } from "node:fs/promises";
+import { join as join13 } from "node:path";
 
 // src/cluster/local.ts
 init_fsutil();
@@ -12270,11 +12284,8 @@ var Workspace = class {
    * elsewhere, as restoring an output (`place` in pack.ts) refuses to write there.
    */
   async clear(path) {
-    const realRoot = await realpath2(this.root);
-    let existing = dirname6(join13(this.root, path));
-    while (!await lstat5(existing).catch(() => null)) existing = dirname6(existing);
-    const real = await realpath2(existing);
-    if (real !== realRoot && !real.startsWith(realRoot + sep6)) {
+    const real = await parentOutside(this.root, join13(this.root, path));
+    if (real !== void 0) {
       throw new OutputOutsideTreeError(
         `declared output ${path}: its parent directory resolves outside the work tree (to ${real}, through a symlink); not removed`
       );
@@ -13869,9 +13880,8 @@ var Run = class {
   }
   /** Said with a worker's key problems: that it runs another release than this master. */
   otherRelease(m) {
-    const v = m?.member.annotations?.version;
-    if (!m || v === VERSION2) return "";
-    return ` (${m.id} runs ${v ? `dist-build ${v}` : "an older release of dist-build"}, the master ${VERSION2})`;
+    const release = m && otherRelease(m.member);
+    return release ? ` (${m.id} runs ${release}, the master ${VERSION2})` : "";
   }
   info(m) {
     return { id: m.id, annotations: m.member.annotations };
@@ -14882,8 +14892,8 @@ function mermaidAxis(report, spanMs) {
 var MERMAID_MAX_TEXT = 5e4;
 var REPORT_HTML = "dist-build-report.html";
 function mdTable(header, rows, right = []) {
-  const sep7 = header.map((_, i) => right[i] ? "---:" : "---");
-  return [header, sep7, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
+  const sep6 = header.map((_, i) => right[i] ? "---:" : "---");
+  return [header, sep6, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
 }
 function renderMarkdown(report) {
   const out = [];

@@ -12,7 +12,7 @@ import {
   ghaScopePrefix,
   ghaSuperseded,
   preloadActionsCache
-} from "./chunk-XRFGZDUH.js";
+} from "./chunk-34W2VQ4R.js";
 import "./chunk-QPI3LQR2.js";
 import "./chunk-7FDW4MNB.js";
 export {

@@ -139,8 +139,8 @@ import { join as join2 } from "node:path";
 
 // src/store/fsutil.ts
 import { readdirSync, readFileSync, writevSync } from "node:fs";
-import { chmod, lstat, readdir, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { chmod, lstat, readdir, realpath, rm, stat } from "node:fs/promises";
+import { dirname, join, sep } from "node:path";
 function isNotFound(err) {
   const code = err?.code;
   return code === "ENOENT" || code === "ENOTDIR";
@@ -169,6 +169,13 @@ function isPermissionError(err) {
 function isNoSpace(err) {
   const code = err?.code;
   return code === "ENOSPC" || code === "EDQUOT";
+}
+async function parentOutside(root, path) {
+  const realRoot = await realpath(root);
+  let existing = dirname(path);
+  while (!await lstat(existing).catch(() => null)) existing = dirname(existing);
+  const real = await realpath(existing);
+  return real === realRoot || real.startsWith(realRoot + sep) ? void 0 : real;
 }
 async function removeTree(path) {
   try {
@@ -525,16 +532,21 @@ var LocalStore = class _LocalStore {
    * `maxBytes`. Blobs used within `graceMs` (default 0: none) are kept even if that leaves the
    * store over the limit.
    */
-  async prune(maxBytes, opts = {}) {
+  prune(maxBytes, opts = {}) {
+    return this.evictTo(() => maxBytes, opts.graceMs ?? 0);
+  }
+  /** `prune` to a limit computed from the blob bytes found (one scan of the store). */
+  async evictTo(limit, graceMs) {
     const blobs = await this.scanBlobs();
     let bytes = blobs.reduce((sum, b) => sum + b.size, 0);
+    const maxBytes = limit(bytes);
     const result = { removedBlobs: 0, removedResults: 0, freedBytes: 0, bytes };
     if (bytes <= maxBytes) {
       this.approxBytes = bytes;
       return result;
     }
     blobs.sort((a, b) => a.mtimeMs - b.mtimeMs);
-    const cutoff = Date.now() - (opts.graceMs ?? 0);
+    const cutoff = Date.now() - graceMs;
     const evicted = /* @__PURE__ */ new Set();
     let newestEvicted = 0;
     for (const b of blobs) {
@@ -639,8 +651,8 @@ var LocalStore = class _LocalStore {
    */
   makeRoom() {
     this.freeing ??= (async () => {
-      const bytes = (await this.scanBlobs()).reduce((sum, b) => sum + b.size, 0);
-      const r = await this.prune(Math.floor(bytes / 2), { graceMs: this.evictGraceMs });
+      const r = await this.evictTo((all) => Math.floor(all / 2), this.evictGraceMs);
+      const bytes = r.bytes + r.freedBytes;
       this.onWarning(
         r.freedBytes > 0 ? `${this.location}: the disk is full: evicted the ${r.removedBlobs} least recently used blob(s) (${formatSize(r.freedBytes)}) to make room` : bytes === 0 ? `${this.location}: the disk is full, and this store holds nothing to evict` : `${this.location}: the disk is full, and nothing in this store can be evicted (${formatSize(bytes)}, all of it used in the last ${Math.round(this.evictGraceMs / 1e3)} s)`
       );
@@ -1836,6 +1848,7 @@ export {
   isNotFound,
   isPermissionError,
   isNoSpace,
+  parentOutside,
   removeTree,
   addWriteBits,
   leftByDead,
