@@ -1572,10 +1572,10 @@ function loadCacheModule() {
   return cacheModule;
 }
 function serialized(fn) {
-  const run = queue.then(fn, fn);
-  queue = run.catch(() => {
+  const run2 = queue.then(fn, fn);
+  queue = run2.catch(() => {
   });
-  return run;
+  return run2;
 }
 function hookWrites() {
   if (hooks++ === 0) {
@@ -4367,7 +4367,7 @@ import { basename, dirname, relative, resolve, posix, sep } from "node:path";
 // src/config/schema-validator.generated.ts
 import runtime0 from "ajv/dist/runtime/ucs2length.js";
 var schema_validator_generated_default = validate0;
-var schema0 = { "$schema": "http://json-schema.org/draft-07/schema#", "$id": "https://github.com/dist-build/dist-build/schema/dist-build.schema.json", "title": "dist-build.yml", "description": "Build invocations that dist-build places on workers with consistent hashing.", "type": "object", "additionalProperties": false, "required": ["version", "invocations"], "properties": { "version": { "const": 1, "description": "Format version; always 1." }, "workers": { "type": "object", "additionalProperties": false, "description": "Matrix size rule: clamp(ceil(invocations / max-per-worker), min, max) workers when none are given.", "properties": { "min": { "type": "integer", "minimum": 1, "default": 1 }, "max": { "type": "integer", "minimum": 1, "maximum": 256, "default": 16 }, "max-per-worker": { "type": "integer", "minimum": 1, "default": 20 } } }, "placement": { "type": "object", "additionalProperties": false, "properties": { "balance": { "type": "number", "minimum": 1, "maximum": 10, "default": 1.1, "description": "Capacity factor: a worker takes at most balance x max(total / workers, longest) seconds of expected work." }, "default-duration": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": "Expected duration of an invocation with neither history nor estimate.", "default": 60 } } }, "env": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "cache": { "type": "object", "additionalProperties": false, "description": "Where workers keep build results.", "properties": { "stores": { "type": "array", "minItems": 1, "default": [{ "type": "local" }], "description": "Cache stores, fastest first: reads fall through in this order and copy hits into the faster stores; writes go to all.", "items": { "type": "object", "required": ["type"], "description": "One store; options other than type belong to its backend and are checked by it.", "properties": { "type": { "enum": ["local", "gha", "registry"], "description": "The backend." }, "dir": { "type": "string", "minLength": 1, "description": "local: the store directory, relative to the config directory (default .dist-build/cache)." }, "max-size": { "type": ["integer", "string"], "minimum": 1, "pattern": "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?$", "description": "local: cap on the bytes of blobs; least recently used entries are evicted beyond it." } }, "additionalProperties": true } }, "sign": { "type": "object", "additionalProperties": false, "description": "Sign results with HMAC-SHA256; when the secret is set, unsigned or badly signed results are misses.", "properties": { "secret-env": { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "default": "DIST_BUILD_CACHE_SECRET", "description": "Environment variable holding the secret." }, "required": { "type": "boolean", "default": false, "description": "Fail instead of running unsigned when the secret variable is not set." } } } } }, "invocations": { "type": "object", "minProperties": 1, "description": "Build invocations by name.", "additionalProperties": { "type": "object", "additionalProperties": false, "properties": { "run": { "type": "string", "minLength": 1, "description": "Shell command, run in the config directory." }, "docker": { "type": "object", "additionalProperties": false, "required": ["context"], "description": "A Docker/BuildKit image build.", "properties": { "context": { "type": "string", "minLength": 1 }, "file": { "type": "string", "minLength": 1, "description": "Dockerfile (default: <context>/Dockerfile)." }, "target": { "type": "string", "minLength": 1 }, "platforms": { "type": "array", "items": { "type": "string", "pattern": "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "description": "a platform os/arch[/variant], e.g. linux/amd64 or linux/arm/v7" }, "uniqueItems": true }, "tags": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Image references to tag and push." }, "build-args": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } } } }, "inputs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Globs (relative to the config directory) whose contents make up the cache key." }, "outputs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Files or directories saved to the cache and exported." }, "needs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Invocations whose outputs this one needs.", "uniqueItems": true }, "export": { "type": "boolean", "default": false, "description": "A final artifact of the run." }, "env": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "platform": { "type": "string", "pattern": "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "description": "Only workers of this platform may take the invocation." }, "labels": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Only workers with all these labels may take the invocation.", "uniqueItems": true }, "timeout": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": 'seconds as a number, or a string such as "90s", "10m", "1.5h"', "default": 3600 }, "estimate": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": "Expected duration, used until history exists." } } } } } };
+var schema0 = { "$schema": "http://json-schema.org/draft-07/schema#", "$id": "https://github.com/dist-build/dist-build/schema/dist-build.schema.json", "title": "dist-build.yml", "description": "Build invocations that dist-build places on workers with consistent hashing.", "type": "object", "additionalProperties": false, "required": ["version", "invocations"], "properties": { "version": { "const": 1, "description": "Format version; always 1." }, "workers": { "type": "object", "additionalProperties": false, "description": "Matrix size rule: clamp(ceil(invocations / max-per-worker), min, max) workers when none are given.", "properties": { "min": { "type": "integer", "minimum": 1, "default": 1 }, "max": { "type": "integer", "minimum": 1, "maximum": 256, "default": 16 }, "max-per-worker": { "type": "integer", "minimum": 1, "default": 20 } } }, "placement": { "type": "object", "additionalProperties": false, "properties": { "balance": { "type": "number", "minimum": 1, "maximum": 10, "default": 1.1, "description": "Capacity factor: a worker takes at most balance x max(total / workers, longest) seconds of expected work." }, "default-duration": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": "Expected duration of an invocation with neither history nor estimate.", "default": 60 } } }, "env": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "cache": { "type": "object", "additionalProperties": false, "description": "Where workers keep build results.", "properties": { "stores": { "type": "array", "minItems": 1, "default": [{ "type": "local" }], "description": "Cache stores, fastest first: reads fall through in this order and copy hits into the faster stores; writes go to all.", "items": { "type": "object", "required": ["type"], "description": "One store; options other than type belong to its backend and are checked by it.", "properties": { "type": { "enum": ["local", "gha", "registry"], "description": "The backend." }, "dir": { "type": "string", "minLength": 1, "description": "local: the store directory, relative to the config directory (default .dist-build/cache)." }, "max-size": { "type": ["integer", "string"], "minimum": 1, "pattern": "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?$", "description": "local: cap on the bytes of blobs; least recently used entries are evicted beyond it." } }, "additionalProperties": true } }, "sign": { "type": "object", "additionalProperties": false, "description": "Sign results with HMAC-SHA256; when the secret is set, unsigned or badly signed results are misses.", "properties": { "secret-env": { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "default": "DIST_BUILD_CACHE_SECRET", "description": "Environment variable holding the secret." }, "required": { "type": "boolean", "default": false, "description": "Fail instead of running unsigned when the secret variable is not set." } } } } }, "invocations": { "type": "object", "minProperties": 1, "description": "Build invocations by name.", "additionalProperties": { "type": "object", "additionalProperties": false, "properties": { "run": { "type": "string", "minLength": 1, "description": "Shell command, run in the config directory." }, "docker": { "type": "object", "additionalProperties": false, "required": ["context"], "description": "A Docker/BuildKit image build.", "properties": { "context": { "type": "string", "minLength": 1 }, "file": { "type": "string", "minLength": 1, "description": "Dockerfile (default: <context>/Dockerfile)." }, "target": { "type": "string", "minLength": 1 }, "platforms": { "type": "array", "items": { "type": "string", "pattern": "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "description": "a platform os/arch[/variant], e.g. linux/amd64 or linux/arm/v7" }, "uniqueItems": true }, "tags": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Image references the built image is tagged with." }, "build-args": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "network": { "enum": ["default", "host", "none"], "description": "Network of RUN steps (docker build --network): default, host or none. Not part of the cache key." } } }, "inputs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Globs (relative to the config directory) whose contents make up the cache key." }, "outputs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Files or directories saved to the cache and exported." }, "needs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Invocations whose outputs this one needs.", "uniqueItems": true }, "export": { "type": "boolean", "default": false, "description": "A final artifact of the run." }, "env": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "platform": { "type": "string", "pattern": "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "description": "Only workers of this platform may take the invocation." }, "labels": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Only workers with all these labels may take the invocation.", "uniqueItems": true }, "timeout": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": 'seconds as a number, or a string such as "90s", "10m", "1.5h"', "default": 3600 }, "estimate": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": "Expected duration, used until history exists." } } } } } };
 var pattern0 = new RegExp("^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "u");
 var pattern1 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 var pattern2 = new RegExp("^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?$", "u");
@@ -4914,7 +4914,7 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                   errors++;
                 }
                 for (const key9 in data22) {
-                  if (!(key9 === "context" || key9 === "file" || key9 === "target" || key9 === "platforms" || key9 === "tags" || key9 === "build-args")) {
+                  if (!(key9 === "context" || key9 === "file" || key9 === "target" || key9 === "platforms" || key9 === "tags" || key9 === "build-args" || key9 === "network")) {
                     const err47 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/additionalProperties", keyword: "additionalProperties", params: { additionalProperty: key9 }, message: "must NOT have additional properties" };
                     if (vErrors === null) {
                       vErrors = [err47];
@@ -5134,130 +5134,142 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                     errors++;
                   }
                 }
+                if (data22.network !== void 0) {
+                  let data32 = data22.network;
+                  if (!(data32 === "default" || data32 === "host" || data32 === "none")) {
+                    const err65 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/network", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/network/enum", keyword: "enum", params: { allowedValues: schema0.properties.invocations.additionalProperties.properties.docker.properties.network.enum }, message: "must be equal to one of the allowed values" };
+                    if (vErrors === null) {
+                      vErrors = [err65];
+                    } else {
+                      vErrors.push(err65);
+                    }
+                    errors++;
+                  }
+                }
               } else {
-                const err65 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+                const err66 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/type", keyword: "type", params: { type: "object" }, message: "must be object" };
                 if (vErrors === null) {
-                  vErrors = [err65];
+                  vErrors = [err66];
                 } else {
-                  vErrors.push(err65);
+                  vErrors.push(err66);
                 }
                 errors++;
               }
             }
             if (data20.inputs !== void 0) {
-              let data32 = data20.inputs;
-              if (Array.isArray(data32)) {
-                const len3 = data32.length;
+              let data33 = data20.inputs;
+              if (Array.isArray(data33)) {
+                const len3 = data33.length;
                 for (let i4 = 0; i4 < len3; i4++) {
-                  let data33 = data32[i4];
-                  if (typeof data33 === "string") {
-                    if (func0(data33) < 1) {
-                      const err66 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs/" + i4, schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                  let data34 = data33[i4];
+                  if (typeof data34 === "string") {
+                    if (func0(data34) < 1) {
+                      const err67 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs/" + i4, schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
                       if (vErrors === null) {
-                        vErrors = [err66];
+                        vErrors = [err67];
                       } else {
-                        vErrors.push(err66);
+                        vErrors.push(err67);
                       }
                       errors++;
                     }
                   } else {
-                    const err67 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs/" + i4, schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    const err68 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs/" + i4, schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
                     if (vErrors === null) {
-                      vErrors = [err67];
+                      vErrors = [err68];
                     } else {
-                      vErrors.push(err67);
+                      vErrors.push(err68);
                     }
                     errors++;
                   }
                 }
               } else {
-                const err68 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs", schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
+                const err69 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs", schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
                 if (vErrors === null) {
-                  vErrors = [err68];
+                  vErrors = [err69];
                 } else {
-                  vErrors.push(err68);
+                  vErrors.push(err69);
                 }
                 errors++;
               }
             }
             if (data20.outputs !== void 0) {
-              let data34 = data20.outputs;
-              if (Array.isArray(data34)) {
-                const len4 = data34.length;
+              let data35 = data20.outputs;
+              if (Array.isArray(data35)) {
+                const len4 = data35.length;
                 for (let i5 = 0; i5 < len4; i5++) {
-                  let data35 = data34[i5];
-                  if (typeof data35 === "string") {
-                    if (func0(data35) < 1) {
-                      const err69 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs/" + i5, schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                  let data36 = data35[i5];
+                  if (typeof data36 === "string") {
+                    if (func0(data36) < 1) {
+                      const err70 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs/" + i5, schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
                       if (vErrors === null) {
-                        vErrors = [err69];
+                        vErrors = [err70];
                       } else {
-                        vErrors.push(err69);
+                        vErrors.push(err70);
                       }
                       errors++;
                     }
                   } else {
-                    const err70 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs/" + i5, schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    const err71 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs/" + i5, schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
                     if (vErrors === null) {
-                      vErrors = [err70];
+                      vErrors = [err71];
                     } else {
-                      vErrors.push(err70);
+                      vErrors.push(err71);
                     }
                     errors++;
                   }
                 }
               } else {
-                const err71 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs", schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
+                const err72 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs", schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
                 if (vErrors === null) {
-                  vErrors = [err71];
+                  vErrors = [err72];
                 } else {
-                  vErrors.push(err71);
+                  vErrors.push(err72);
                 }
                 errors++;
               }
             }
             if (data20.needs !== void 0) {
-              let data36 = data20.needs;
-              if (Array.isArray(data36)) {
-                const len5 = data36.length;
+              let data37 = data20.needs;
+              if (Array.isArray(data37)) {
+                const len5 = data37.length;
                 for (let i6 = 0; i6 < len5; i6++) {
-                  let data37 = data36[i6];
-                  if (typeof data37 === "string") {
-                    if (func0(data37) < 1) {
-                      const err72 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs/" + i6, schemaPath: "#/properties/invocations/additionalProperties/properties/needs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                  let data38 = data37[i6];
+                  if (typeof data38 === "string") {
+                    if (func0(data38) < 1) {
+                      const err73 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs/" + i6, schemaPath: "#/properties/invocations/additionalProperties/properties/needs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
                       if (vErrors === null) {
-                        vErrors = [err72];
+                        vErrors = [err73];
                       } else {
-                        vErrors.push(err72);
+                        vErrors.push(err73);
                       }
                       errors++;
                     }
                   } else {
-                    const err73 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs/" + i6, schemaPath: "#/properties/invocations/additionalProperties/properties/needs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    const err74 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs/" + i6, schemaPath: "#/properties/invocations/additionalProperties/properties/needs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
                     if (vErrors === null) {
-                      vErrors = [err73];
+                      vErrors = [err74];
                     } else {
-                      vErrors.push(err73);
+                      vErrors.push(err74);
                     }
                     errors++;
                   }
                 }
-                let i7 = data36.length;
+                let i7 = data37.length;
                 let j1;
                 if (i7 > 1) {
                   const indices1 = {};
                   for (; i7--; ) {
-                    let item1 = data36[i7];
+                    let item1 = data37[i7];
                     if (typeof item1 !== "string") {
                       continue;
                     }
                     if (typeof indices1[item1] == "number") {
                       j1 = indices1[item1];
-                      const err74 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs", schemaPath: "#/properties/invocations/additionalProperties/properties/needs/uniqueItems", keyword: "uniqueItems", params: { i: i7, j: j1 }, message: "must NOT have duplicate items (items ## " + j1 + " and " + i7 + " are identical)" };
+                      const err75 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs", schemaPath: "#/properties/invocations/additionalProperties/properties/needs/uniqueItems", keyword: "uniqueItems", params: { i: i7, j: j1 }, message: "must NOT have duplicate items (items ## " + j1 + " and " + i7 + " are identical)" };
                       if (vErrors === null) {
-                        vErrors = [err74];
+                        vErrors = [err75];
                       } else {
-                        vErrors.push(err74);
+                        vErrors.push(err75);
                       }
                       errors++;
                       break;
@@ -5266,18 +5278,7 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                   }
                 }
               } else {
-                const err75 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs", schemaPath: "#/properties/invocations/additionalProperties/properties/needs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
-                if (vErrors === null) {
-                  vErrors = [err75];
-                } else {
-                  vErrors.push(err75);
-                }
-                errors++;
-              }
-            }
-            if (data20.export !== void 0) {
-              if (typeof data20.export !== "boolean") {
-                const err76 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/export", schemaPath: "#/properties/invocations/additionalProperties/properties/export/type", keyword: "type", params: { type: "boolean" }, message: "must be boolean" };
+                const err76 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs", schemaPath: "#/properties/invocations/additionalProperties/properties/needs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
                 if (vErrors === null) {
                   vErrors = [err76];
                 } else {
@@ -5286,37 +5287,36 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                 errors++;
               }
             }
+            if (data20.export !== void 0) {
+              if (typeof data20.export !== "boolean") {
+                const err77 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/export", schemaPath: "#/properties/invocations/additionalProperties/properties/export/type", keyword: "type", params: { type: "boolean" }, message: "must be boolean" };
+                if (vErrors === null) {
+                  vErrors = [err77];
+                } else {
+                  vErrors.push(err77);
+                }
+                errors++;
+              }
+            }
             if (data20.env !== void 0) {
-              let data39 = data20.env;
-              if (data39 && typeof data39 == "object" && !Array.isArray(data39)) {
-                for (const key12 in data39) {
-                  const _errs92 = errors;
+              let data40 = data20.env;
+              if (data40 && typeof data40 == "object" && !Array.isArray(data40)) {
+                for (const key12 in data40) {
+                  const _errs93 = errors;
                   if (typeof key12 === "string") {
                     if (!pattern1.test(key12)) {
-                      const err77 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/propertyNames/pattern", keyword: "pattern", params: { pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }, message: 'must match pattern "^[A-Za-z_][A-Za-z0-9_]*$"', propertyName: key12 };
+                      const err78 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/propertyNames/pattern", keyword: "pattern", params: { pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }, message: 'must match pattern "^[A-Za-z_][A-Za-z0-9_]*$"', propertyName: key12 };
                       if (vErrors === null) {
-                        vErrors = [err77];
+                        vErrors = [err78];
                       } else {
-                        vErrors.push(err77);
+                        vErrors.push(err78);
                       }
                       errors++;
                     }
                   }
-                  var valid27 = _errs92 === errors;
+                  var valid27 = _errs93 === errors;
                   if (!valid27) {
-                    const err78 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/propertyNames", keyword: "propertyNames", params: { propertyName: key12 }, message: "property name must be valid" };
-                    if (vErrors === null) {
-                      vErrors = [err78];
-                    } else {
-                      vErrors.push(err78);
-                    }
-                    errors++;
-                  }
-                }
-                for (const key13 in data39) {
-                  let data40 = data39[key13];
-                  if (typeof data40 !== "string" && !(typeof data40 == "number" && isFinite(data40)) && typeof data40 !== "boolean") {
-                    const err79 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/invocations/additionalProperties/properties/env/additionalProperties/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.env.additionalProperties.type }, message: "must be string,number,boolean" };
+                    const err79 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/propertyNames", keyword: "propertyNames", params: { propertyName: key12 }, message: "property name must be valid" };
                     if (vErrors === null) {
                       vErrors = [err79];
                     } else {
@@ -5325,80 +5325,92 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                     errors++;
                   }
                 }
+                for (const key13 in data40) {
+                  let data41 = data40[key13];
+                  if (typeof data41 !== "string" && !(typeof data41 == "number" && isFinite(data41)) && typeof data41 !== "boolean") {
+                    const err80 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/invocations/additionalProperties/properties/env/additionalProperties/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.env.additionalProperties.type }, message: "must be string,number,boolean" };
+                    if (vErrors === null) {
+                      vErrors = [err80];
+                    } else {
+                      vErrors.push(err80);
+                    }
+                    errors++;
+                  }
+                }
               } else {
-                const err80 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+                const err81 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/type", keyword: "type", params: { type: "object" }, message: "must be object" };
                 if (vErrors === null) {
-                  vErrors = [err80];
+                  vErrors = [err81];
                 } else {
-                  vErrors.push(err80);
+                  vErrors.push(err81);
                 }
                 errors++;
               }
             }
             if (data20.platform !== void 0) {
-              let data41 = data20.platform;
-              if (typeof data41 === "string") {
-                if (!pattern4.test(data41)) {
-                  const err81 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/platform", schemaPath: "#/properties/invocations/additionalProperties/properties/platform/pattern", keyword: "pattern", params: { pattern: "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$" }, message: 'must match pattern "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"' };
+              let data42 = data20.platform;
+              if (typeof data42 === "string") {
+                if (!pattern4.test(data42)) {
+                  const err82 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/platform", schemaPath: "#/properties/invocations/additionalProperties/properties/platform/pattern", keyword: "pattern", params: { pattern: "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$" }, message: 'must match pattern "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"' };
                   if (vErrors === null) {
-                    vErrors = [err81];
+                    vErrors = [err82];
                   } else {
-                    vErrors.push(err81);
+                    vErrors.push(err82);
                   }
                   errors++;
                 }
               } else {
-                const err82 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/platform", schemaPath: "#/properties/invocations/additionalProperties/properties/platform/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                const err83 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/platform", schemaPath: "#/properties/invocations/additionalProperties/properties/platform/type", keyword: "type", params: { type: "string" }, message: "must be string" };
                 if (vErrors === null) {
-                  vErrors = [err82];
+                  vErrors = [err83];
                 } else {
-                  vErrors.push(err82);
+                  vErrors.push(err83);
                 }
                 errors++;
               }
             }
             if (data20.labels !== void 0) {
-              let data42 = data20.labels;
-              if (Array.isArray(data42)) {
-                const len6 = data42.length;
+              let data43 = data20.labels;
+              if (Array.isArray(data43)) {
+                const len6 = data43.length;
                 for (let i8 = 0; i8 < len6; i8++) {
-                  let data43 = data42[i8];
-                  if (typeof data43 === "string") {
-                    if (func0(data43) < 1) {
-                      const err83 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels/" + i8, schemaPath: "#/properties/invocations/additionalProperties/properties/labels/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                  let data44 = data43[i8];
+                  if (typeof data44 === "string") {
+                    if (func0(data44) < 1) {
+                      const err84 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels/" + i8, schemaPath: "#/properties/invocations/additionalProperties/properties/labels/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
                       if (vErrors === null) {
-                        vErrors = [err83];
+                        vErrors = [err84];
                       } else {
-                        vErrors.push(err83);
+                        vErrors.push(err84);
                       }
                       errors++;
                     }
                   } else {
-                    const err84 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels/" + i8, schemaPath: "#/properties/invocations/additionalProperties/properties/labels/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    const err85 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels/" + i8, schemaPath: "#/properties/invocations/additionalProperties/properties/labels/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
                     if (vErrors === null) {
-                      vErrors = [err84];
+                      vErrors = [err85];
                     } else {
-                      vErrors.push(err84);
+                      vErrors.push(err85);
                     }
                     errors++;
                   }
                 }
-                let i9 = data42.length;
+                let i9 = data43.length;
                 let j2;
                 if (i9 > 1) {
                   const indices2 = {};
                   for (; i9--; ) {
-                    let item2 = data42[i9];
+                    let item2 = data43[i9];
                     if (typeof item2 !== "string") {
                       continue;
                     }
                     if (typeof indices2[item2] == "number") {
                       j2 = indices2[item2];
-                      const err85 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels", schemaPath: "#/properties/invocations/additionalProperties/properties/labels/uniqueItems", keyword: "uniqueItems", params: { i: i9, j: j2 }, message: "must NOT have duplicate items (items ## " + j2 + " and " + i9 + " are identical)" };
+                      const err86 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels", schemaPath: "#/properties/invocations/additionalProperties/properties/labels/uniqueItems", keyword: "uniqueItems", params: { i: i9, j: j2 }, message: "must NOT have duplicate items (items ## " + j2 + " and " + i9 + " are identical)" };
                       if (vErrors === null) {
-                        vErrors = [err85];
+                        vErrors = [err86];
                       } else {
-                        vErrors.push(err85);
+                        vErrors.push(err86);
                       }
                       errors++;
                       break;
@@ -5407,19 +5419,7 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                   }
                 }
               } else {
-                const err86 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels", schemaPath: "#/properties/invocations/additionalProperties/properties/labels/type", keyword: "type", params: { type: "array" }, message: "must be array" };
-                if (vErrors === null) {
-                  vErrors = [err86];
-                } else {
-                  vErrors.push(err86);
-                }
-                errors++;
-              }
-            }
-            if (data20.timeout !== void 0) {
-              let data44 = data20.timeout;
-              if (!(typeof data44 == "number" && isFinite(data44)) && typeof data44 !== "string") {
-                const err87 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.timeout.type }, message: "must be number,string" };
+                const err87 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels", schemaPath: "#/properties/invocations/additionalProperties/properties/labels/type", keyword: "type", params: { type: "array" }, message: "must be array" };
                 if (vErrors === null) {
                   vErrors = [err87];
                 } else {
@@ -5427,20 +5427,21 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                 }
                 errors++;
               }
-              if (typeof data44 == "number" && isFinite(data44)) {
-                if (data44 <= 0 || isNaN(data44)) {
-                  const err88 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/exclusiveMinimum", keyword: "exclusiveMinimum", params: { comparison: ">", limit: 0 }, message: "must be > 0" };
-                  if (vErrors === null) {
-                    vErrors = [err88];
-                  } else {
-                    vErrors.push(err88);
-                  }
-                  errors++;
+            }
+            if (data20.timeout !== void 0) {
+              let data45 = data20.timeout;
+              if (!(typeof data45 == "number" && isFinite(data45)) && typeof data45 !== "string") {
+                const err88 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.timeout.type }, message: "must be number,string" };
+                if (vErrors === null) {
+                  vErrors = [err88];
+                } else {
+                  vErrors.push(err88);
                 }
+                errors++;
               }
-              if (typeof data44 === "string") {
-                if (!pattern0.test(data44)) {
-                  const err89 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/pattern", keyword: "pattern", params: { pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$" }, message: 'must match pattern "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$"' };
+              if (typeof data45 == "number" && isFinite(data45)) {
+                if (data45 <= 0 || isNaN(data45)) {
+                  const err89 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/exclusiveMinimum", keyword: "exclusiveMinimum", params: { comparison: ">", limit: 0 }, message: "must be > 0" };
                   if (vErrors === null) {
                     vErrors = [err89];
                   } else {
@@ -5449,32 +5450,32 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                   errors++;
                 }
               }
-            }
-            if (data20.estimate !== void 0) {
-              let data45 = data20.estimate;
-              if (!(typeof data45 == "number" && isFinite(data45)) && typeof data45 !== "string") {
-                const err90 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.estimate.type }, message: "must be number,string" };
-                if (vErrors === null) {
-                  vErrors = [err90];
-                } else {
-                  vErrors.push(err90);
-                }
-                errors++;
-              }
-              if (typeof data45 == "number" && isFinite(data45)) {
-                if (data45 <= 0 || isNaN(data45)) {
-                  const err91 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/exclusiveMinimum", keyword: "exclusiveMinimum", params: { comparison: ">", limit: 0 }, message: "must be > 0" };
+              if (typeof data45 === "string") {
+                if (!pattern0.test(data45)) {
+                  const err90 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/pattern", keyword: "pattern", params: { pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$" }, message: 'must match pattern "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$"' };
                   if (vErrors === null) {
-                    vErrors = [err91];
+                    vErrors = [err90];
                   } else {
-                    vErrors.push(err91);
+                    vErrors.push(err90);
                   }
                   errors++;
                 }
               }
-              if (typeof data45 === "string") {
-                if (!pattern0.test(data45)) {
-                  const err92 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/pattern", keyword: "pattern", params: { pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$" }, message: 'must match pattern "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$"' };
+            }
+            if (data20.estimate !== void 0) {
+              let data46 = data20.estimate;
+              if (!(typeof data46 == "number" && isFinite(data46)) && typeof data46 !== "string") {
+                const err91 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.estimate.type }, message: "must be number,string" };
+                if (vErrors === null) {
+                  vErrors = [err91];
+                } else {
+                  vErrors.push(err91);
+                }
+                errors++;
+              }
+              if (typeof data46 == "number" && isFinite(data46)) {
+                if (data46 <= 0 || isNaN(data46)) {
+                  const err92 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/exclusiveMinimum", keyword: "exclusiveMinimum", params: { comparison: ">", limit: 0 }, message: "must be > 0" };
                   if (vErrors === null) {
                     vErrors = [err92];
                   } else {
@@ -5483,33 +5484,44 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                   errors++;
                 }
               }
+              if (typeof data46 === "string") {
+                if (!pattern0.test(data46)) {
+                  const err93 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/pattern", keyword: "pattern", params: { pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$" }, message: 'must match pattern "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$"' };
+                  if (vErrors === null) {
+                    vErrors = [err93];
+                  } else {
+                    vErrors.push(err93);
+                  }
+                  errors++;
+                }
+              }
             }
           } else {
-            const err93 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/invocations/additionalProperties/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+            const err94 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/invocations/additionalProperties/type", keyword: "type", params: { type: "object" }, message: "must be object" };
             if (vErrors === null) {
-              vErrors = [err93];
+              vErrors = [err94];
             } else {
-              vErrors.push(err93);
+              vErrors.push(err94);
             }
             errors++;
           }
         }
       } else {
-        const err94 = { instancePath: instancePath + "/invocations", schemaPath: "#/properties/invocations/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+        const err95 = { instancePath: instancePath + "/invocations", schemaPath: "#/properties/invocations/type", keyword: "type", params: { type: "object" }, message: "must be object" };
         if (vErrors === null) {
-          vErrors = [err94];
+          vErrors = [err95];
         } else {
-          vErrors.push(err94);
+          vErrors.push(err95);
         }
         errors++;
       }
     }
   } else {
-    const err95 = { instancePath, schemaPath: "#/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+    const err96 = { instancePath, schemaPath: "#/type", keyword: "type", params: { type: "object" }, message: "must be object" };
     if (vErrors === null) {
-      vErrors = [err95];
+      vErrors = [err96];
     } else {
-      vErrors.push(err95);
+      vErrors.push(err96);
     }
     errors++;
   }
@@ -5671,8 +5683,12 @@ var configSchema = {
               },
               target: { type: "string", minLength: 1 },
               platforms: { type: "array", items: platform, uniqueItems: true },
-              tags: stringList("Image references to tag and push."),
-              "build-args": env
+              tags: stringList("Image references the built image is tagged with."),
+              "build-args": env,
+              network: {
+                enum: ["default", "host", "none"],
+                description: "Network of RUN steps (docker build --network): default, host or none. Not part of the cache key."
+              }
             }
           },
           inputs: stringList(
@@ -6203,7 +6219,8 @@ function buildConfig(raw, file, loc) {
           platforms: d.platforms ?? [],
           tags: d.tags ?? [],
           buildArgs: toEnv(d["build-args"]),
-          ...d.target === void 0 ? {} : { target: d.target }
+          ...d.target === void 0 ? {} : { target: d.target },
+          ...d.network === void 0 ? {} : { network: d.network }
         };
       }
       if (r.platform !== void 0) {
@@ -6498,7 +6515,8 @@ function expandUnits(config) {
         ...platform2 === void 0 ? {} : { platform: platform2 },
         affinityKey: keyed,
         needs,
-        labels: inv.labels
+        labels: inv.labels,
+        ...inv.docker ? { executor: "docker" } : {}
       });
     }
   }
@@ -6762,10 +6780,16 @@ function parseAnnotations(ann) {
   const platforms = [];
   if (os3 || arch) platforms.push(normalizePlatform(os3, arch, ""));
   for (const p of extra) platforms.push(parsePlatform(p));
-  return { any: platforms.length === 0, platforms, labels: new Set(splitList(ann.labels)) };
+  return {
+    any: platforms.length === 0,
+    platforms,
+    labels: new Set(splitList(ann.labels)),
+    executors: ann.executor === void 0 ? void 0 : new Set(splitList(ann.executor))
+  };
 }
 function accepts(caps, item) {
   for (const label of item.labels) if (!caps.labels.has(label)) return false;
+  if (item.executor && caps.executors && !caps.executors.has(item.executor)) return false;
   if (!item.platform || caps.any) return true;
   const want = parsePlatform(item.platform);
   return caps.platforms.some((offer) => matches(want, offer));
@@ -6773,18 +6797,20 @@ function accepts(caps, item) {
 function eligible(item, worker) {
   return accepts(parseWorker(worker), item);
 }
-function describeWorker(worker) {
+function describeWorker(worker, item) {
   const caps = parseWorker(worker);
   const platforms = caps.any ? "any platform" : caps.platforms.map(formatPlatform).join(", ");
-  return `${worker.id} (${platforms}, labels [${[...caps.labels].join(", ")}])`;
+  const why = item.executor && caps.executors && !caps.executors.has(item.executor) ? worker.annotations?.[item.executor] : void 0;
+  const executors = item.executor && caps.executors ? `, executors [${[...caps.executors].join(", ")}]${why ? `, ${item.executor}: ${why}` : ""}` : "";
+  return `${worker.id} (${platforms}, labels [${[...caps.labels].join(", ")}]${executors})`;
 }
 var NoEligibleWorkerError = class extends Error {
   name = "NoEligibleWorkerError";
   /** The item that cannot be placed. */
   item;
   constructor(item, workers) {
-    const needs = `needs ${item.platform ? `platform ${item.platform}` : "any platform"}, labels [${item.labels.join(", ")}]`;
-    const shown = workers.slice(0, 20).map(describeWorker);
+    const needs = `needs ${item.platform ? `platform ${item.platform}` : "any platform"}, labels [${item.labels.join(", ")}]${item.executor ? `, a worker with ${item.executor}` : ""}`;
+    const shown = workers.slice(0, 20).map((w) => describeWorker(w, item));
     if (workers.length > 20) shown.push(`... and ${workers.length - 20} more`);
     const offered = workers.length === 0 ? "none" : shown.join(", ");
     super(`no worker can take "${item.id}" (${needs}); workers: ${offered}`);
@@ -6827,7 +6853,7 @@ function prepare(items, inputWorkers) {
   let failed;
   for (let i = 0; i < items.length; i++) {
     const item = items[i];
-    const signature = `${item.platform ?? ""}\0${[...new Set(item.labels)].sort().join("\0")}`;
+    const signature = `${item.executor ?? ""}\0${item.platform ?? ""}\0${[...new Set(item.labels)].sort().join("\0")}`;
     let s = bySignature.get(signature);
     if (s === void 0) {
       const list = [];
@@ -8660,7 +8686,8 @@ async function planBuild(config, opts = {}) {
     duration: durations.get(u.id),
     needs: u.needs,
     labels: u.labels,
-    ...u.platform === void 0 ? {} : { platform: u.platform }
+    ...u.platform === void 0 ? {} : { platform: u.platform },
+    ...u.executor === void 0 ? {} : { executor: u.executor }
   }));
   const result = place({
     items,
@@ -11501,9 +11528,9 @@ var Master = class extends EventEmitter {
     while (follow && !gone && !this.run && this.runExpected)
       await new Promise((r) => setTimeout(r, 250));
     if (gone) return;
-    const run = this.run;
-    const unitsOf = () => (run?.units() ?? []).filter((u) => u.unit === name || u.unit.startsWith(`${name}@`));
-    if (run && unitsOf().length === 0) {
+    const run2 = this.run;
+    const unitsOf = () => (run2?.units() ?? []).filter((u) => u.unit === name || u.unit.startsWith(`${name}@`));
+    if (run2 && unitsOf().length === 0) {
       failStream(c, grpc3.status.NOT_FOUND, `no invocation ${name} in this run`);
       return;
     }
@@ -11513,7 +11540,7 @@ var Master = class extends EventEmitter {
     let last;
     let from = c.request.from;
     for (; ; ) {
-      let where = run?.jobOf(name);
+      let where = run2?.jobOf(name);
       while (follow && !gone && (!where || where.jobId === last)) {
         if (!live()) {
           if (last !== void 0) return void c.end();
@@ -11529,7 +11556,7 @@ var Master = class extends EventEmitter {
           break;
         }
         await new Promise((r) => setTimeout(r, 250));
-        where = run?.jobOf(name);
+        where = run2?.jobOf(name);
       }
       if (gone) return;
       const m = where && this.members.get(where.uuid);
@@ -11537,7 +11564,7 @@ var Master = class extends EventEmitter {
         failStream(
           c,
           grpc3.status.NOT_FOUND,
-          where ? `the worker that ran ${name} has left` : run ? `no job of ${name} has started in this run` : "no run in progress on this master"
+          where ? `the worker that ran ${name} has left` : run2 ? `no job of ${name} has started in this run` : "no run in progress on this master"
         );
         return;
       }
@@ -11641,7 +11668,7 @@ import {
 import net from "node:net";
 import { randomBytes as randomBytes5 } from "node:crypto";
 import os2 from "node:os";
-import { dirname as dirname7, join as join14 } from "node:path";
+import { dirname as dirname7, join as join15 } from "node:path";
 import { Readable as Readable4 } from "node:stream";
 
 // src/executors/command.ts
@@ -12169,6 +12196,152 @@ function message(err) {
   return err instanceof Error ? err.message : String(err);
 }
 
+// src/executors/docker.ts
+import { execFile as execFile2 } from "node:child_process";
+import { accessSync, constants as fsConstants3, realpathSync } from "node:fs";
+import { delimiter, join as join13 } from "node:path";
+var IMAGES_DIR = ".dist-build/images";
+var DOCKER_ENV = [
+  "DOCKER_HOST",
+  "DOCKER_CONTEXT",
+  "DOCKER_CONFIG",
+  "DOCKER_CERT_PATH",
+  "DOCKER_TLS_VERIFY",
+  "DOCKER_API_VERSION"
+];
+function unitFile(unitId) {
+  return unitId.replace(/\//g, "-");
+}
+function imageArchivePath(unitId) {
+  return `${IMAGES_DIR}/${unitFile(unitId)}.tar`;
+}
+function isImageArchive(path) {
+  return path.startsWith(`${IMAGES_DIR}/`) && path.endsWith(".tar");
+}
+function exportedImagePath(path) {
+  return `images/${path.slice(IMAGES_DIR.length + 1)}`;
+}
+function unitOutputs(inv, unitId) {
+  return inv.docker ? [...inv.outputs, imageArchivePath(unitId)] : inv.outputs;
+}
+function shellQuote(s) {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+function dockerJobSpec(inv, opts) {
+  const d = inv.docker;
+  if (!d) throw new TypeError(`invocation ${inv.name} has no docker: build`);
+  const docker = shellQuote(opts.docker);
+  const archive = imageArchivePath(opts.unit);
+  const iid = `${IMAGES_DIR}/${unitFile(opts.unit)}.iid`;
+  const partial = `${archive}.partial`;
+  const build = ["build", "--progress=plain", "-f", d.file];
+  if (d.target) build.push("--target", d.target);
+  if (opts.platform) build.push("--platform", opts.platform);
+  if (d.network) build.push("--network", d.network);
+  for (const [k, v] of Object.entries(d.buildArgs).sort(([a], [b]) => a < b ? -1 : 1))
+    build.push("--build-arg", `${k}=${v}`);
+  for (const t of d.tags) build.push("-t", t);
+  build.push("--iidfile", iid, d.context);
+  const lines = [
+    "set -e",
+    `mkdir -p ${shellQuote(IMAGES_DIR)}`,
+    `rm -f ${shellQuote(iid)} ${shellQuote(partial)}`,
+    ...opts.load.map((a) => `${docker} load -i ${shellQuote(a)}`),
+    `${docker} ${build.map(shellQuote).join(" ")}`,
+    // By its tags, so that loading the archive tags the image again; by id when it has none.
+    d.tags.length ? `${docker} save -o ${shellQuote(partial)} ${d.tags.map(shellQuote).join(" ")}` : `${docker} save -o ${shellQuote(partial)} "$(cat ${shellQuote(iid)})"`,
+    `mv -f ${shellQuote(partial)} ${shellQuote(archive)}`,
+    `rm -f ${shellQuote(iid)}`
+  ];
+  const env2 = {};
+  const parent = opts.parentEnv ?? process.env;
+  for (const k of DOCKER_ENV) if (parent[k] !== void 0) env2[k] = parent[k];
+  return {
+    id: opts.id,
+    invocation: inv.name,
+    command: lines.join("\n"),
+    cwd: opts.cwd,
+    env: { ...env2, ...inv.env, DOCKER_BUILDKIT: "1" },
+    timeoutSeconds: inv.timeout
+  };
+}
+function run(file, args, env2, timeoutMs) {
+  return new Promise((resolve7) => {
+    execFile2(file, args, { env: env2, timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      const e = err;
+      resolve7({
+        ok: !e,
+        stdout: String(stdout),
+        stderr: String(stderr),
+        ...e ? {
+          error: e.killed ? `no answer in ${timeoutMs / 1e3}s` : e.code === "ENOENT" || e.code === "EACCES" ? `cannot run it (${e.code})` : (String(stderr).trim().split("\n")[0] ?? "") || e.message
+        } : {}
+      });
+    });
+  });
+}
+function onPath(env2) {
+  const seen = /* @__PURE__ */ new Set();
+  const out = [];
+  for (const dir of (env2.PATH ?? "").split(delimiter)) {
+    if (!dir) continue;
+    const file = join13(dir, "docker");
+    try {
+      accessSync(file, fsConstants3.X_OK);
+      const real = realpathSync(file);
+      if (seen.has(real)) continue;
+      seen.add(real);
+      out.push(file);
+    } catch {
+    }
+  }
+  return out;
+}
+async function findDocker(opts = {}) {
+  const env2 = opts.env ?? process.env;
+  const timeout = opts.timeoutMs ?? 15e3;
+  const candidates = opts.docker ? [opts.docker] : onPath(env2);
+  const problems = [];
+  if (candidates.length === 0) problems.push("no docker command on PATH");
+  for (const path of candidates) {
+    const v = await run(path, ["version", "--format", "{{json .}}"], env2, timeout);
+    let info = {};
+    try {
+      info = JSON.parse(v.stdout.trim().split("\n")[0] || "{}");
+    } catch {
+    }
+    const client = info.Client?.Version;
+    if (!client) {
+      problems.push(`${path}: ${v.error ?? "not a Docker CLI (no client version)"}`);
+      continue;
+    }
+    const server = info.Server;
+    if (!server?.Version) {
+      problems.push(`${path}: cannot reach a Docker daemon (${v.error ?? "no server version"})`);
+      continue;
+    }
+    if (Number(client.split(".")[0]) >= 23) {
+      const bx = await run(path, ["buildx", "version"], env2, timeout);
+      if (!bx.ok) {
+        problems.push(
+          `${path}: client ${client} builds with BuildKit only through the buildx plugin, which it does not have`
+        );
+        continue;
+      }
+    }
+    return {
+      docker: {
+        path,
+        client,
+        server: server.Version,
+        platform: `${server.Os ?? "linux"}/${server.Arch ?? ""}`
+      },
+      problems
+    };
+  }
+  return { problems };
+}
+
 // src/cluster/worker.ts
 init_types();
 init_types();
@@ -12188,7 +12361,9 @@ function definitionDigest(inv) {
       target: inv.docker.target ?? null,
       platforms: inv.docker.platforms,
       tags: inv.docker.tags,
-      buildArgs: pairs(inv.docker.buildArgs)
+      buildArgs: pairs(inv.docker.buildArgs),
+      // Only when set, so that the digests of definitions without it stay as they were.
+      ...inv.docker.network ? { network: inv.docker.network } : {}
     } : null,
     inputs: inv.inputs,
     outputs: inv.outputs,
@@ -12240,7 +12415,7 @@ init_fsutil();
 import crypto4 from "node:crypto";
 import { existsSync as existsSync2 } from "node:fs";
 import { mkdir as mkdir7, readFile as readFile7, rm as rm6, writeFile as writeFile4, rename as rename6 } from "node:fs/promises";
-import { join as join13 } from "node:path";
+import { join as join14 } from "node:path";
 
 // src/cluster/local.ts
 init_fsutil();
@@ -12253,30 +12428,30 @@ var OutputOutsideTreeError = class extends Error {
 var Workspace = class {
   constructor(root) {
     this.root = root;
-    this.stateDir = join13(root, ".dist-build", "outputs");
-    this.lockDir = join13(root, ".dist-build", "locks");
+    this.stateDir = join14(root, ".dist-build", "outputs");
+    this.lockDir = join14(root, ".dist-build", "locks");
   }
   root;
   stateDir;
   lockDir;
   /** Digest of the packed output that `path` holds now, if known and the path exists. */
   async held(path) {
-    if (!existsSync2(join13(this.root, path))) return null;
+    if (!existsSync2(join14(this.root, path))) return null;
     try {
-      return (await readFile7(join13(this.stateDir, hashPath(path)), "utf8")).trim() || null;
+      return (await readFile7(join14(this.stateDir, hashPath(path)), "utf8")).trim() || null;
     } catch {
       return null;
     }
   }
   async mark(path, digest) {
     await mkdir7(this.stateDir, { recursive: true });
-    const file = join13(this.stateDir, hashPath(path));
+    const file = join14(this.stateDir, hashPath(path));
     const tmp = `${file}.${process.pid}.${crypto4.randomBytes(4).toString("hex")}`;
     await writeFile4(tmp, digest + "\n");
     await rename6(tmp, file);
   }
   async unmark(path) {
-    await rm6(join13(this.stateDir, hashPath(path)), { force: true });
+    await rm6(join14(this.stateDir, hashPath(path)), { force: true });
   }
   /**
    * Removes a declared output (before the invocation that produces it runs). Refused when its
@@ -12284,24 +12459,24 @@ var Workspace = class {
    * elsewhere, as restoring an output (`place` in pack.ts) refuses to write there.
    */
   async clear(path) {
-    const real = await parentOutside(this.root, join13(this.root, path));
+    const real = await parentOutside(this.root, join14(this.root, path));
     if (real !== void 0) {
       throw new OutputOutsideTreeError(
         `declared output ${path}: its parent directory resolves outside the work tree (to ${real}, through a symlink); not removed`
       );
     }
     await this.unmark(path);
-    await removeTree(join13(this.root, path));
+    await removeTree(join14(this.root, path));
   }
   /** Runs `fn` holding the lock of output `path` (exclusive across processes on this tree). */
   async withLock(path, fn) {
     await mkdir7(this.lockDir, { recursive: true });
-    const lock = join13(this.lockDir, hashPath(path));
+    const lock = join14(this.lockDir, hashPath(path));
     let delay = 5;
     for (; ; ) {
       try {
         await mkdir7(lock);
-        await writeFile4(join13(lock, "pid"), String(process.pid));
+        await writeFile4(join14(lock, "pid"), String(process.pid));
         break;
       } catch (err) {
         if (err.code !== "EEXIST") throw err;
@@ -12323,7 +12498,7 @@ var Workspace = class {
 async function stale(lock) {
   let pid;
   try {
-    pid = Number(await readFile7(join13(lock, "pid"), "utf8"));
+    pid = Number(await readFile7(join14(lock, "pid"), "utf8"));
   } catch {
     return false;
   }
@@ -12354,7 +12529,7 @@ var WorkerAgent = class {
     this.useConfig(opts.config);
     this.workspace = new Workspace(opts.config.root);
     if (!opts.logDir) {
-      this.ownLogDir = join14(
+      this.ownLogDir = join15(
         os2.tmpdir(),
         `${JOB_LOG_PREFIX}${process.pid}-${randomBytes5(4).toString("hex")}`
       );
@@ -12362,7 +12537,7 @@ var WorkerAgent = class {
     this.executor = new CommandExecutor({
       logDir: opts.logDir ?? this.ownLogDir,
       // As this worker started: not what a gha store call has in process.env for a while.
-      parentEnv: { ...process.env },
+      parentEnv: this.executorEnv,
       ...opts.killGraceMs !== void 0 ? { killGraceMs: opts.killGraceMs } : {},
       // Recorded the moment the command exists (see recordJob).
       onSpawn: (jobId, pid) => {
@@ -12374,6 +12549,12 @@ var WorkerAgent = class {
   }
   opts;
   executor;
+  /** The environment as this worker started (commands and the Docker CLI get theirs from it). */
+  executorEnv = { ...process.env };
+  /** The Docker CLI docker builds use (`probeDocker`); undefined when there is none. */
+  docker;
+  /** Why there is no Docker, when the config has docker invocations. */
+  dockerProblem;
   log;
   security;
   /** This worker's config: `opts.config`, or the file read again since (see `reloadConfig`). */
@@ -12455,6 +12636,7 @@ var WorkerAgent = class {
   listen() {
     this.listening ??= (async () => {
       this.reapOrphans();
+      const docker = this.probeDocker();
       await reapTmpSockets();
       reapJobLogs();
       let listen = this.opts.listen;
@@ -12472,8 +12654,32 @@ var WorkerAgent = class {
         this.security,
         (m) => this.log(`worker: ${m}`)
       );
+      await docker;
     })();
     return this.listening;
+  }
+  /**
+   * Finds the Docker CLI this worker builds docker invocations with, when its config has any (its
+   * `executor` annotation says `docker` then). Without one, those invocations go to other workers.
+   */
+  async probeDocker() {
+    if (!this.opts.docker && !this.config.invocations.some((i) => i.docker)) return;
+    const probe = await findDocker({
+      ...this.opts.docker ? { docker: this.opts.docker } : {},
+      env: this.executorEnv
+    });
+    this.docker = probe.docker;
+    if (probe.docker) {
+      const d = probe.docker;
+      this.log(
+        `worker: docker builds with ${d.path} (client ${d.client}, daemon ${d.server} ${d.platform})`
+      );
+    } else {
+      this.dockerProblem = probe.problems.join("; ");
+      this.log(
+        `worker: warning: no usable Docker (${this.dockerProblem}): docker invocations go to other workers`
+      );
+    }
   }
   /**
    * Where the Worker service listens without `listen`: like the master is reached. A free TCP
@@ -12486,10 +12692,10 @@ var WorkerAgent = class {
   defaultListen() {
     if (this.opts.join.kind !== "unix") return { kind: "tcp", host: "127.0.0.1", port: 0 };
     const name = `${process.pid}.${this.instance}.sock`;
-    const path = join14(this.opts.cacheDir, "running", name);
+    const path = join15(this.opts.cacheDir, "running", name);
     return {
       kind: "unix",
-      path: path.length <= MAX_SOCKET_PATH ? path : join14(os2.tmpdir(), `${TMP_SOCKET_PREFIX}${name}`)
+      path: path.length <= MAX_SOCKET_PATH ? path : join15(os2.tmpdir(), `${TMP_SOCKET_PREFIX}${name}`)
     };
   }
   /**
@@ -12562,7 +12768,9 @@ var WorkerAgent = class {
     const annotations = {
       os: process.platform === "win32" ? "windows" : process.platform,
       arch: process.arch === "x64" ? "amd64" : process.arch,
-      executor: "command",
+      executor: this.docker ? "command,docker" : "command",
+      // The daemon's version, or why docker builds cannot run here (shown when one is not placed).
+      ...this.docker ? { docker: this.docker.server } : this.dockerProblem ? { docker: `none: ${this.dockerProblem}` } : {},
       store,
       host: os2.hostname(),
       // Which release it runs: a pool mixing releases is named by the master.
@@ -12748,9 +12956,9 @@ var WorkerAgent = class {
     try {
       let f = this.freePgidFiles.pop();
       if (!f) {
-        const dir = join14(this.opts.cacheDir, "running");
+        const dir = join15(this.opts.cacheDir, "running");
         if (this.pgidFiles.length === 0) mkdirSync3(dir, { recursive: true });
-        const path = join14(dir, `${process.pid}.${this.instance}.${this.pgidFiles.length}`);
+        const path = join15(dir, `${process.pid}.${this.instance}.${this.pgidFiles.length}`);
         f = { path, fd: openSync3(path, "w", 384) };
         this.pgidFiles.push(f);
       }
@@ -12780,9 +12988,9 @@ var WorkerAgent = class {
     this.freePgidFiles.length = 0;
   }
   reapOrphans() {
-    const dir = join14(this.opts.cacheDir, "running");
+    const dir = join15(this.opts.cacheDir, "running");
     for (const { name, owner } of leftByDead(dir, pgidFileOwner)) {
-      const pgid = endGroupOf(join14(dir, name));
+      const pgid = endGroupOf(join15(dir, name));
       if (pgid !== void 0) {
         this.log(
           `worker ${this.workerId}: ended process group ${pgid} left by dead worker ${owner}`
@@ -12886,9 +13094,9 @@ var WorkerAgent = class {
       return refuse(
         `invocation "${req.invocation}" differs from this worker's config (definition ${known.digest.slice(0, 19)} in ${this.config.file}, master sent ${req.definition_digest.slice(0, 19)}): the master's config is another version`
       );
-    if (known.inv.run === void 0)
+    if (known.inv.docker && !this.docker)
       return refuse(
-        `invocation "${req.invocation}" is a docker build; this worker runs commands only`
+        `invocation "${req.invocation}" is a docker build and this worker has no usable Docker (${this.dockerProblem ?? "not looked for"})`
       );
     if (!/^[A-Za-z0-9._-]{1,128}$/.test(req.job_id)) return refuse("invalid job id");
     const existing = this.jobs.get(req.job_id);
@@ -12963,7 +13171,16 @@ var WorkerAgent = class {
       await this.prepare(job);
       if (job.stopped) throw new StoppedError(job.stopped);
       job.phase = "running";
-      const spec = commandJobSpec(job.invocation, { id: job.id, cwd: this.config.root });
+      const spec = job.invocation.docker ? dockerJobSpec(job.invocation, {
+        id: job.id,
+        cwd: this.config.root,
+        unit: job.unit,
+        ...this.units.get(job.unit)?.platform ? { platform: this.units.get(job.unit).platform } : {},
+        docker: this.docker.path,
+        // The images of the docker builds it needs (restored by `prepare`), for its FROM.
+        load: job.deps.flatMap((d) => d.outputs.map((o) => o.path).filter(isImageArchive)),
+        parentEnv: this.executorEnv
+      }) : commandJobSpec(job.invocation, { id: job.id, cwd: this.config.root });
       Object.assign(spec.env, {
         DIST_BUILD_WORKER: this.workerId,
         DIST_BUILD_UNIT: job.unit,
@@ -12996,12 +13213,12 @@ var WorkerAgent = class {
         let outputs;
         let notStored;
         try {
-          outputs = await saveOutputs(this.opts.store, this.config.root, job.invocation.outputs);
+          outputs = await saveOutputs(this.opts.store, this.config.root, this.outputsOf(job));
         } catch (err) {
           if (!isNoSpace(err)) throw err;
           notStored = `no room in the cache for its outputs (${err.message})`;
           this.log(`worker ${this.workerId}: warning: ${job.unit}: ${notStored}`);
-          outputs = await digestOutputs(this.config.root, job.invocation.outputs);
+          outputs = await digestOutputs(this.config.root, this.outputsOf(job));
         }
         await Promise.all(outputs.map((o) => this.workspace.mark(o.path, o.digest)));
         const manifest = {
@@ -13157,6 +13374,10 @@ var WorkerAgent = class {
     });
     return check;
   }
+  /** The paths a job saves: its declared outputs, and a docker build's image archive. */
+  outputsOf(job) {
+    return unitOutputs(job.invocation, job.unit);
+  }
   /** Brings every dependency output into the work tree; clears this job's own outputs. */
   async prepare(job) {
     const root = this.config.root;
@@ -13177,7 +13398,7 @@ var WorkerAgent = class {
       }
       this.pullResult(dep.cache_key);
     }
-    for (const path of job.invocation.outputs) {
+    for (const path of this.outputsOf(job)) {
       await this.workspace.withLock(path, () => this.workspace.clear(path));
     }
   }
@@ -13436,7 +13657,7 @@ async function reapTmpSockets() {
     return m ? Number(m[1]) : void 0;
   };
   for (const { name } of leftByDead(dir, ownerOf)) {
-    const path = join14(dir, name);
+    const path = join15(dir, name);
     try {
       if (!lstatSync3(path).isSocket() || await answers(path)) continue;
       rmSync2(path, { force: true });
@@ -13470,7 +13691,7 @@ function reapJobLogs() {
   const ownerOf = (name) => name.startsWith(JOB_LOG_PREFIX) ? Number(name.slice(JOB_LOG_PREFIX.length).split("-")[0]) : void 0;
   const uid = process.getuid?.();
   for (const { name } of leftByDead(dir, ownerOf)) {
-    const path = join14(dir, name);
+    const path = join15(dir, name);
     try {
       const st = lstatSync3(path);
       if (!st.isDirectory() || uid !== void 0 && st.uid !== uid) continue;
@@ -13501,8 +13722,8 @@ function fileStamp(file) {
 // src/cluster/scheduler.ts
 import * as grpc5 from "@grpc/grpc-js";
 import { randomBytes as randomBytes6 } from "node:crypto";
-import { mkdir as mkdir8, mkdtemp as mkdtemp3, rm as rm7 } from "node:fs/promises";
-import { join as join15, resolve as resolve6 } from "node:path";
+import { mkdir as mkdir8, mkdtemp as mkdtemp3, rename as rename7, rm as rm7 } from "node:fs/promises";
+import { dirname as dirname8, join as join16, resolve as resolve6 } from "node:path";
 import { performance as performance2 } from "node:perf_hooks";
 init_fsutil();
 init_types();
@@ -13784,7 +14005,7 @@ var Run = class {
     for (const u of pending) {
       const hit = byKey.get(u.cacheKey);
       if (!hit) continue;
-      if (!holdsDeclaredOutputs(hit.outputs, u.inv.outputs)) {
+      if (!holdsDeclaredOutputs(hit.outputs, unitOutputs(u.inv, u.unit.id))) {
         this.warn(
           `the cached result of ${u.unit.id} on ${hit.by} holds other outputs than declared: built again`
         );
@@ -13848,7 +14069,8 @@ var Run = class {
       duration: u.duration,
       needs: u.unit.needs.filter((n) => ids.has(n)),
       labels: u.unit.labels,
-      ...u.unit.platform ? { platform: u.unit.platform } : {}
+      ...u.unit.platform ? { platform: u.unit.platform } : {},
+      ...u.unit.executor ? { executor: u.unit.executor } : {}
     }));
     const prev = { ...previous, ...this.assignments };
     for (const u of waiting)
@@ -14329,8 +14551,8 @@ var Run = class {
     if (!dir) return { exports: [], lost: [] };
     await mkdir8(dir, { recursive: true });
     const exporter = (n) => Number(/^\.dist-build-export-(\d+)-/.exec(n)?.[1]);
-    for (const { name } of leftByDead(dir, exporter)) await removeTree(join15(dir, name));
-    const staging = await mkdtemp3(join15(dir, `.dist-build-export-${process.pid}-`));
+    for (const { name } of leftByDead(dir, exporter)) await removeTree(join16(dir, name));
+    const staging = await mkdtemp3(join16(dir, `.dist-build-export-${process.pid}-`));
     try {
       return await this.exportInto(dir, staging, already);
     } finally {
@@ -14345,7 +14567,11 @@ var Run = class {
       if (!u.inv.export) continue;
       if (u.state !== "built" && u.state !== "cached") {
         if (resolve6(dir) !== resolve6(this.opts.config.root))
-          for (const p of u.inv.outputs) await rm7(join15(dir, p), { recursive: true, force: true });
+          for (const p of unitOutputs(u.inv, u.unit.id))
+            await rm7(join16(dir, isImageArchive(p) ? exportedImagePath(p) : p), {
+              recursive: true,
+              force: true
+            });
         continue;
       }
       if (done0.has(u.unit.id)) continue;
@@ -14371,8 +14597,14 @@ var Run = class {
               this.master.metadata()
             );
             const bytes = chunksOf(stream);
-            await restoreOutputs(async () => bytes, dir, [o], { stagingDir: staging });
-            const dest = join15(dir, o.path);
+            let dest = join16(dir, o.path);
+            if (isImageArchive(o.path)) {
+              const scratch2 = await mkdtemp3(join16(staging, "image-"));
+              await restoreOutputs(async () => bytes, scratch2, [o], { stagingDir: staging });
+              dest = join16(dir, exportedImagePath(o.path));
+              await mkdir8(dirname8(dest), { recursive: true });
+              await rename7(join16(scratch2, o.path), dest);
+            } else await restoreOutputs(async () => bytes, dir, [o], { stagingDir: staging });
             outputs.push({ path: o.path, dest, digest: o.digest, size: o.size, files: o.files });
             this.opts.onEvent?.({
               type: "exported",
@@ -14464,9 +14696,9 @@ function unreachable(m, err) {
 
 // src/cluster/certs.ts
 import { createPrivateKey, randomBytes as randomBytes7, X509Certificate } from "node:crypto";
-import { mkdir as mkdir9, open as open3, readdir as readdir3, rename as rename7, stat as stat4, unlink as unlink4 } from "node:fs/promises";
+import { mkdir as mkdir9, open as open3, readdir as readdir3, rename as rename8, stat as stat4, unlink as unlink4 } from "node:fs/promises";
 import { isIP as isIP2 } from "node:net";
-import { join as join16 } from "node:path";
+import { join as join17 } from "node:path";
 var CertError = class extends Error {
   name = "CertError";
 };
@@ -14689,16 +14921,16 @@ async function loadTls(dir, name) {
   checkCertName(name);
   const issueCmd = `\`dist-build certs issue --name ${name}${dirFlag(dir)}\``;
   const issueHint = `issue it with ${issueCmd}`;
-  const ca = await readPem(join16(dir, CA_CERT_FILE), initHint(dir));
-  const certFile = join16(dir, `${name}.pem`);
-  const keyFile = join16(dir, `${name}-key.pem`);
+  const ca = await readPem(join17(dir, CA_CERT_FILE), initHint(dir));
+  const certFile = join17(dir, `${name}.pem`);
+  const keyFile = join17(dir, `${name}-key.pem`);
   const cert = await readPem(certFile, issueHint);
   const key = await readPem(keyFile, issueHint, true);
   const parsed = parseCert(cert, certFile);
   checkKeyMatches(parsed, parseKey(key, keyFile), `${certFile} / ${keyFile}`);
   if (!await issuedBy(cert, ca))
     throw new CertError(
-      `${certFile} was not issued by the CA in ${join16(dir, CA_CERT_FILE)}: ${issueHint}`
+      `${certFile} was not issued by the CA in ${join17(dir, CA_CERT_FILE)}: ${issueHint}`
     );
   const now = Date.now();
   const notAfter = notAfterOf(parsed);
@@ -14732,7 +14964,7 @@ async function ephemeralTls(names) {
 
 // src/report/index.ts
 import { mkdir as mkdir10, writeFile as writeFile5 } from "node:fs/promises";
-import { join as join17 } from "node:path";
+import { join as join18 } from "node:path";
 
 // src/cli/table.ts
 function table(rows, right = []) {
@@ -15332,9 +15564,9 @@ var REPORT_FILES = {
 async function writeReport(dir, report) {
   await mkdir10(dir, { recursive: true });
   const paths = {
-    json: join17(dir, REPORT_FILES.json),
-    markdown: join17(dir, REPORT_FILES.markdown),
-    html: join17(dir, REPORT_FILES.html)
+    json: join18(dir, REPORT_FILES.json),
+    markdown: join18(dir, REPORT_FILES.markdown),
+    html: join18(dir, REPORT_FILES.html)
   };
   await Promise.all([
     writeFile5(paths.json, JSON.stringify(report, null, 2) + "\n"),

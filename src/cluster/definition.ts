@@ -27,6 +27,8 @@ export function definitionDigest(inv: InvocationConfig): string {
           platforms: inv.docker.platforms,
           tags: inv.docker.tags,
           buildArgs: pairs(inv.docker.buildArgs),
+          // Only when set, so that the digests of definitions without it stay as they were.
+          ...(inv.docker.network ? { network: inv.docker.network } : {}),
         }
       : null,
     inputs: inv.inputs,

@@ -24,10 +24,11 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Config, InvocationConfig } from '../config/types.js';
+import { exportedImagePath, isImageArchive, unitOutputs } from '../executors/docker.js';
 import { expandUnits } from '../plan/units.js';
 import { declaredOutputs } from '../plan/keys.js';
 import { expectedDuration, type History } from '../plan/plan.js';
@@ -447,7 +448,7 @@ export class Run {
     for (const u of pending) {
       const hit = byKey.get(u.cacheKey);
       if (!hit) continue;
-      if (!holdsDeclaredOutputs(hit.outputs, u.inv.outputs)) {
+      if (!holdsDeclaredOutputs(hit.outputs, unitOutputs(u.inv, u.unit.id))) {
         // A result must hold exactly the declared outputs: anything else is not this result.
         this.warn(
           `the cached result of ${u.unit.id} on ${hit.by} holds other outputs than declared: built again`,
@@ -525,6 +526,7 @@ export class Run {
       needs: u.unit.needs.filter((n) => ids.has(n)),
       labels: u.unit.labels,
       ...(u.unit.platform ? { platform: u.unit.platform } : {}),
+      ...(u.unit.executor ? { executor: u.unit.executor } : {}),
     }));
     const prev: Record<string, string> = { ...previous, ...this.assignments };
     // A unit goes back to a worker that lost it only if nothing else can take it.
@@ -1109,7 +1111,11 @@ export class Run {
         // would pass for this run's artifact next to a report that says it failed. (With
         // `--out .` they are the work tree's own outputs, left as they are.)
         if (resolve(dir) !== resolve(this.opts.config.root))
-          for (const p of u.inv.outputs) await rm(join(dir, p), { recursive: true, force: true });
+          for (const p of unitOutputs(u.inv, u.unit.id))
+            await rm(join(dir, isImageArchive(p) ? exportedImagePath(p) : p), {
+              recursive: true,
+              force: true,
+            });
         continue;
       }
       if (done0.has(u.unit.id)) continue;
@@ -1137,8 +1143,16 @@ export class Run {
               this.master.metadata(),
             );
             const bytes = chunksOf(stream as grpc.ClientReadableStream<BlobChunk>);
-            await restoreOutputs(async () => bytes, dir, [o], { stagingDir: staging });
-            const dest = join(dir, o.path);
+            let dest = join(dir, o.path);
+            if (isImageArchive(o.path)) {
+              // A docker build's image: `images/<unit>.tar` in the out dir (it is kept under
+              // `.dist-build/` in work trees).
+              const scratch = await mkdtemp(join(staging, 'image-'));
+              await restoreOutputs(async () => bytes, scratch, [o], { stagingDir: staging });
+              dest = join(dir, exportedImagePath(o.path));
+              await mkdir(dirname(dest), { recursive: true });
+              await rename(join(scratch, o.path), dest);
+            } else await restoreOutputs(async () => bytes, dir, [o], { stagingDir: staging });
             outputs.push({ path: o.path, dest, digest: o.digest, size: o.size, files: o.files });
             this.opts.onEvent?.({
               type: 'exported',

@@ -33,6 +33,13 @@ import { ConfigError, formatIssue } from '../config/errors.js';
 import { decodeConfig, parseConfig } from '../config/load.js';
 import type { Config, InvocationConfig } from '../config/types.js';
 import { CommandExecutor, commandJobSpec } from '../executors/command.js';
+import {
+  dockerJobSpec,
+  findDocker,
+  isImageArchive,
+  unitOutputs,
+  type DockerInfo,
+} from '../executors/docker.js';
 import type { CommandJob } from '../executors/command.js';
 import { CorruptBlobError, holdsDeclaredOutputs, UnsafeArchiveError } from '../store/types.js';
 import type { OutputEntry, ResultManifest, Store } from '../store/types.js';
@@ -126,6 +133,11 @@ export interface WorkerOptions {
   cacheQueryBudgetMs?: number;
   /** How long a job waits for a late cache hit (default `LATE_HIT_WAIT_MS`; see `lateHit`). */
   lateHitWaitMs?: number;
+  /**
+   * The Docker CLI for docker builds (default: the first `docker` on PATH that works; see
+   * `findDocker`). A worker looks for one only when its config has docker invocations.
+   */
+  docker?: string;
 }
 
 type Phase = 'preparing' | 'running' | 'saving' | 'done';
@@ -176,6 +188,12 @@ interface PgidFile {
 
 export class WorkerAgent {
   readonly executor: CommandExecutor;
+  /** The environment as this worker started (commands and the Docker CLI get theirs from it). */
+  private readonly executorEnv: NodeJS.ProcessEnv = { ...process.env };
+  /** The Docker CLI docker builds use (`probeDocker`); undefined when there is none. */
+  private docker: DockerInfo | undefined;
+  /** Why there is no Docker, when the config has docker invocations. */
+  private dockerProblem: string | undefined;
   private readonly log: (m: string) => void;
   private readonly security: Security;
   /** This worker's config: `opts.config`, or the file read again since (see `reloadConfig`). */
@@ -257,7 +275,7 @@ export class WorkerAgent {
     this.executor = new CommandExecutor({
       logDir: opts.logDir ?? this.ownLogDir!,
       // As this worker started: not what a gha store call has in process.env for a while.
-      parentEnv: { ...process.env },
+      parentEnv: this.executorEnv,
       ...(opts.killGraceMs !== undefined ? { killGraceMs: opts.killGraceMs } : {}),
       // Recorded the moment the command exists (see recordJob).
       onSpawn: (jobId, pid) => {
@@ -293,6 +311,7 @@ export class WorkerAgent {
   listen(): Promise<void> {
     this.listening ??= (async () => {
       this.reapOrphans();
+      const docker = this.probeDocker();
       await reapTmpSockets();
       reapJobLogs();
       let listen = this.opts.listen;
@@ -310,8 +329,33 @@ export class WorkerAgent {
         this.security,
         (m) => this.log(`worker: ${m}`),
       );
+      await docker;
     })();
     return this.listening;
+  }
+
+  /**
+   * Finds the Docker CLI this worker builds docker invocations with, when its config has any (its
+   * `executor` annotation says `docker` then). Without one, those invocations go to other workers.
+   */
+  private async probeDocker(): Promise<void> {
+    if (!this.opts.docker && !this.config.invocations.some((i) => i.docker)) return;
+    const probe = await findDocker({
+      ...(this.opts.docker ? { docker: this.opts.docker } : {}),
+      env: this.executorEnv,
+    });
+    this.docker = probe.docker;
+    if (probe.docker) {
+      const d = probe.docker;
+      this.log(
+        `worker: docker builds with ${d.path} (client ${d.client}, daemon ${d.server} ${d.platform})`,
+      );
+    } else {
+      this.dockerProblem = probe.problems.join('; ');
+      this.log(
+        `worker: warning: no usable Docker (${this.dockerProblem}): docker invocations go to other workers`,
+      );
+    }
   }
 
   /**
@@ -411,7 +455,13 @@ export class WorkerAgent {
     const annotations: Record<string, string> = {
       os: process.platform === 'win32' ? 'windows' : process.platform,
       arch: process.arch === 'x64' ? 'amd64' : process.arch,
-      executor: 'command',
+      executor: this.docker ? 'command,docker' : 'command',
+      // The daemon's version, or why docker builds cannot run here (shown when one is not placed).
+      ...(this.docker
+        ? { docker: this.docker.server }
+        : this.dockerProblem
+          ? { docker: `none: ${this.dockerProblem}` }
+          : {}),
       store,
       host: os.hostname(),
       // Which release it runs: a pool mixing releases is named by the master.
@@ -779,9 +829,9 @@ export class WorkerAgent {
       return refuse(
         `invocation "${req.invocation}" differs from this worker's config (definition ${known.digest.slice(0, 19)} in ${this.config.file}, master sent ${req.definition_digest.slice(0, 19)}): the master's config is another version`,
       );
-    if (known.inv.run === undefined)
+    if (known.inv.docker && !this.docker)
       return refuse(
-        `invocation "${req.invocation}" is a docker build; this worker runs commands only`,
+        `invocation "${req.invocation}" is a docker build and this worker has no usable Docker (${this.dockerProblem ?? 'not looked for'})`,
       );
     if (!/^[A-Za-z0-9._-]{1,128}$/.test(req.job_id)) return refuse('invalid job id');
     const existing = this.jobs.get(req.job_id);
@@ -861,7 +911,20 @@ export class WorkerAgent {
       await this.prepare(job);
       if (job.stopped) throw new StoppedError(job.stopped);
       job.phase = 'running';
-      const spec = commandJobSpec(job.invocation, { id: job.id, cwd: this.config.root });
+      const spec = job.invocation.docker
+        ? dockerJobSpec(job.invocation, {
+            id: job.id,
+            cwd: this.config.root,
+            unit: job.unit,
+            ...(this.units.get(job.unit)?.platform
+              ? { platform: this.units.get(job.unit)!.platform! }
+              : {}),
+            docker: this.docker!.path,
+            // The images of the docker builds it needs (restored by `prepare`), for its FROM.
+            load: job.deps.flatMap((d) => d.outputs.map((o) => o.path).filter(isImageArchive)),
+            parentEnv: this.executorEnv,
+          })
+        : commandJobSpec(job.invocation, { id: job.id, cwd: this.config.root });
       // Where and what it runs, for the command's own logs (not part of the cache key); the
       // config may not set these (WORKER_ENV in src/config/types.ts).
       Object.assign(spec.env, {
@@ -896,14 +959,14 @@ export class WorkerAgent {
         let outputs: OutputEntry[];
         let notStored: string | undefined;
         try {
-          outputs = await saveOutputs(this.opts.store, this.config.root, job.invocation.outputs);
+          outputs = await saveOutputs(this.opts.store, this.config.root, this.outputsOf(job));
         } catch (err) {
           if (!isNoSpace(err)) throw err;
           // The disk under the store is full with nothing left to evict: the outputs are built
           // and in the tree; only the cache goes without them.
           notStored = `no room in the cache for its outputs (${(err as Error).message})`;
           this.log(`worker ${this.workerId}: warning: ${job.unit}: ${notStored}`);
-          outputs = await digestOutputs(this.config.root, job.invocation.outputs);
+          outputs = await digestOutputs(this.config.root, this.outputsOf(job));
         }
         await Promise.all(outputs.map((o) => this.workspace.mark(o.path, o.digest)));
         const manifest: ResultManifest = {
@@ -1093,6 +1156,11 @@ export class WorkerAgent {
     return check;
   }
 
+  /** The paths a job saves: its declared outputs, and a docker build's image archive. */
+  private outputsOf(job: WorkerJob): string[] {
+    return unitOutputs(job.invocation, job.unit);
+  }
+
   /** Brings every dependency output into the work tree; clears this job's own outputs. */
   private async prepare(job: WorkerJob): Promise<void> {
     const root = this.config.root;
@@ -1117,7 +1185,7 @@ export class WorkerAgent {
       // Used, so kept: the dependency's result comes into the local store (its blobs are there).
       this.pullResult(dep.cache_key);
     }
-    for (const path of job.invocation.outputs) {
+    for (const path of this.outputsOf(job)) {
       await this.workspace.withLock(path, () => this.workspace.clear(path));
     }
   }

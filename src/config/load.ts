@@ -572,6 +572,7 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
           tags: (d.tags as string[] | undefined) ?? [],
           buildArgs: toEnv(d['build-args']),
           ...(d.target === undefined ? {} : { target: d.target as string }),
+          ...(d.network === undefined ? {} : { network: d.network as string }),
         };
       }
       if (r.platform !== undefined) {

@@ -175,8 +175,13 @@ export const configSchema = {
               },
               target: { type: 'string', minLength: 1 },
               platforms: { type: 'array', items: platform, uniqueItems: true },
-              tags: stringList('Image references to tag and push.'),
+              tags: stringList('Image references the built image is tagged with.'),
               'build-args': env,
+              network: {
+                enum: ['default', 'host', 'none'],
+                description:
+                  'Network of RUN steps (docker build --network): default, host or none. Not part of the cache key.',
+              },
             },
           },
           inputs: stringList(

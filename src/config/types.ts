@@ -29,6 +29,8 @@ export interface DockerSpec {
   platforms: string[];
   tags: string[];
   buildArgs: Record<string, string>;
+  /** `docker build --network` for RUN steps: `default`, `host` or `none` (not in the cache key). */
+  network?: string;
 }
 
 export interface InvocationConfig {

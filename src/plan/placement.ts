@@ -48,7 +48,9 @@
  * any of the three accepts every platform. Platforms compare os and arch (`x86_64` = `amd64`,
  * `aarch64` = `arm64`; the default variants `arm64/v8` and `amd64/v1` are dropped); a variant only
  * has to match when both sides name one, and a missing os or arch (e.g. annotation `os` alone)
- * matches any. Every item label must be in the worker's `labels` annotation (comma list).
+ * matches any. Every item label must be in the worker's `labels` annotation (comma list). An item
+ * with an `executor` (docker builds) needs a worker whose `executor` annotation (comma list) names
+ * it; a worker without that annotation accepts every item.
  */
 
 import { hashString, mixKey, mixScore, mixWorker } from './hash.js';
@@ -57,7 +59,7 @@ import type { NeedsGraph } from './simulate.js';
 import type { PlacementInput, PlacementItem, PlacementResult, WorkerInfo } from './types.js';
 
 /** The fields of an item that constrain where it can go. */
-export type Constraints = Pick<PlacementItem, 'id' | 'platform' | 'labels'>;
+export type Constraints = Pick<PlacementItem, 'id' | 'platform' | 'labels' | 'executor'>;
 
 interface Platform {
   os: string;
@@ -70,6 +72,8 @@ interface WorkerCaps {
   any: boolean;
   platforms: Platform[];
   labels: Set<string>;
+  /** The executors it names; `undefined`: no `executor` annotation (takes anything). */
+  executors: Set<string> | undefined;
 }
 
 const ARCH_ALIASES: Record<string, string> = { x86_64: 'amd64', aarch64: 'arm64' };
@@ -125,28 +129,43 @@ function parseAnnotations(ann: Record<string, string>): WorkerCaps {
   const platforms: Platform[] = [];
   if (os || arch) platforms.push(normalizePlatform(os, arch, ''));
   for (const p of extra) platforms.push(parsePlatform(p));
-  return { any: platforms.length === 0, platforms, labels: new Set(splitList(ann.labels)) };
+  return {
+    any: platforms.length === 0,
+    platforms,
+    labels: new Set(splitList(ann.labels)),
+    executors: ann.executor === undefined ? undefined : new Set(splitList(ann.executor)),
+  };
 }
 
-function accepts(caps: WorkerCaps, item: Pick<PlacementItem, 'platform' | 'labels'>): boolean {
+type Constrained = Pick<PlacementItem, 'platform' | 'labels' | 'executor'>;
+
+function accepts(caps: WorkerCaps, item: Constrained): boolean {
   for (const label of item.labels) if (!caps.labels.has(label)) return false;
+  if (item.executor && caps.executors && !caps.executors.has(item.executor)) return false;
   if (!item.platform || caps.any) return true;
   const want = parsePlatform(item.platform);
   return caps.platforms.some((offer) => matches(want, offer));
 }
 
-/** Whether `worker` may take `item` (platform and labels; see the module comment). */
-export function eligible(
-  item: Pick<PlacementItem, 'platform' | 'labels'>,
-  worker: WorkerInfo,
-): boolean {
+/** Whether `worker` may take `item` (platform, labels, executor; see the module comment). */
+export function eligible(item: Constrained, worker: WorkerInfo): boolean {
   return accepts(parseWorker(worker), item);
 }
 
-function describeWorker(worker: WorkerInfo): string {
+function describeWorker(worker: WorkerInfo, item: Constraints): string {
   const caps = parseWorker(worker);
   const platforms = caps.any ? 'any platform' : caps.platforms.map(formatPlatform).join(', ');
-  return `${worker.id} (${platforms}, labels [${[...caps.labels].join(', ')}])`;
+  // A worker without the executor says why in the annotation of that name (`docker: none: ...`).
+  const why =
+    item.executor && caps.executors && !caps.executors.has(item.executor)
+      ? worker.annotations?.[item.executor]
+      : undefined;
+  // Its executors only where the item needs one.
+  const executors =
+    item.executor && caps.executors
+      ? `, executors [${[...caps.executors].join(', ')}]${why ? `, ${item.executor}: ${why}` : ''}`
+      : '';
+  return `${worker.id} (${platforms}, labels [${[...caps.labels].join(', ')}]${executors})`;
 }
 
 /** No worker satisfies an item's platform and label constraints. */
@@ -156,8 +175,8 @@ export class NoEligibleWorkerError extends Error {
   readonly item: string;
 
   constructor(item: Constraints, workers: readonly WorkerInfo[]) {
-    const needs = `needs ${item.platform ? `platform ${item.platform}` : 'any platform'}, labels [${item.labels.join(', ')}]`;
-    const shown = workers.slice(0, 20).map(describeWorker);
+    const needs = `needs ${item.platform ? `platform ${item.platform}` : 'any platform'}, labels [${item.labels.join(', ')}]${item.executor ? `, a worker with ${item.executor}` : ''}`;
+    const shown = workers.slice(0, 20).map((w) => describeWorker(w, item));
     if (workers.length > 20) shown.push(`... and ${workers.length - 20} more`);
     const offered = workers.length === 0 ? 'none' : shown.join(', ');
     super(`no worker can take "${item.id}" (${needs}); workers: ${offered}`);
@@ -224,7 +243,7 @@ function prepare(items: readonly PlacementItem[], inputWorkers: readonly WorkerI
   let failed: PlacementItem | undefined;
   for (let i = 0; i < items.length; i++) {
     const item = items[i];
-    const signature = `${item.platform ?? ''}\0${[...new Set(item.labels)].sort().join('\0')}`;
+    const signature = `${item.executor ?? ''}\0${item.platform ?? ''}\0${[...new Set(item.labels)].sort().join('\0')}`;
     let s = bySignature.get(signature);
     if (s === undefined) {
       const list: number[] = [];

@@ -102,6 +102,7 @@ export async function planBuild(config: Config, opts: PlanOptions = {}): Promise
     needs: u.needs,
     labels: u.labels,
     ...(u.platform === undefined ? {} : { platform: u.platform }),
+    ...(u.executor === undefined ? {} : { executor: u.executor }),
   }));
   const result = place({
     items,

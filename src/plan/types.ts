@@ -18,11 +18,16 @@ export interface Unit {
   needs: string[];
   /** Labels the worker must carry. */
   labels: string[];
+  /** The executor the worker must have, beyond commands: `docker` for docker builds. */
+  executor?: string;
 }
 
 export interface WorkerInfo {
   id: string;
-  /** Membership annotations (seed 000): `os`, `arch`, `platforms` (comma list), `labels` (comma list), user keys. */
+  /**
+   * Membership annotations (seed 000): `os`, `arch`, `platforms` (comma list), `labels` (comma
+   * list), `executor` (comma list: `command`, `docker`), user keys.
+   */
   annotations?: Record<string, string>;
 }
 
@@ -34,6 +39,8 @@ export interface PlacementItem {
   needs: string[];
   platform?: string;
   labels: string[];
+  /** An executor the worker must list in its `executor` annotation (`docker`). */
+  executor?: string;
 }
 
 export interface PlacementInput {

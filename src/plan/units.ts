@@ -39,6 +39,7 @@ export function expandUnits(config: Config): Unit[] {
         affinityKey: keyed,
         needs,
         labels: inv.labels,
+        ...(inv.docker ? { executor: 'docker' } : {}),
       });
     }
   }

@@ -38,6 +38,7 @@ interface WorkerFlags extends SecurityFlags {
   runId?: string;
   logDir?: string;
   keyCheck: KeyCheckMode | false;
+  docker?: string;
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -46,7 +47,16 @@ const collect = (v: string, prev: string[]): string[] => [...prev, v];
 const EXIT_GRACE_MS = 2000;
 
 /** Annotations every worker sets from what it is (placement relies on os and arch). */
-const BUILT_IN_ANNOTATIONS = ['os', 'arch', 'executor', 'store', 'host', 'labels', 'version'];
+const BUILT_IN_ANNOTATIONS = [
+  'os',
+  'arch',
+  'executor',
+  'docker',
+  'store',
+  'host',
+  'labels',
+  'version',
+];
 const ANNOTATION_KEY = /^[a-z0-9](?:[a-z0-9._/-]{0,126}[a-z0-9])?$/;
 
 export function registerWorker(program: Command): void {
@@ -93,6 +103,10 @@ export function registerWorker(program: Command): void {
       'warn',
     )
     .option('--no-key-check', 'the same as --key-check off')
+    .option(
+      '--docker <path>',
+      'the Docker CLI for docker invocations (default: $DIST_BUILD_DOCKER, else the first docker on PATH that reaches a daemon and builds with BuildKit)',
+    )
     .option('--parent-pid <pid>', 'exit when this process is gone (used by `dist-build run`)')
     .option(
       '--run-id <id>',
@@ -185,6 +199,9 @@ Examples:
       log,
       ...(flags.logDir ? { logDir: flags.logDir } : {}),
       killGraceMs: killGrace * 1000,
+      ...(flags.docker || process.env.DIST_BUILD_DOCKER
+        ? { docker: flags.docker || process.env.DIST_BUILD_DOCKER }
+        : {}),
       keyCheck,
       onShutdown: () => void stop('the run is over'),
       // A refusal does not go away by asking again: exit 2 (the reason is logged).

@@ -1,0 +1,262 @@
+/**
+ * The docker executor with real Docker daemons (Debian's docker.io, dockerd 20.10 + BuildKit):
+ * `dist-build run` builds images, finds them cached, rebuilds what changed and exports a
+ * loadable archive; in a pool, a worker whose daemon never built a base image gets it from the
+ * worker that did (through the cache) and builds FROM it; a worker without Docker says why.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RunReport } from '../../src/report/types.js';
+import {
+  dockerAvailable,
+  startDockerd,
+  stopAllDockerd,
+  type DockerDaemon,
+} from '../helpers/docker.js';
+import { explained, runCli, startCli, stopAll } from '../helpers/processes.js';
+
+const available = dockerAvailable();
+const maybe = available ? describe : describe.skip;
+
+const CONFIG = `version: 1
+invocations:
+  base:
+    docker:
+      context: base
+      tags: [dist-build-test/base:1]
+  app:
+    needs: [base]
+    export: true
+    docker:
+      context: app
+      network: host
+      tags: [dist-build-test/app:1]
+      build-args:
+        GREETING: hello
+  notes:
+    run: mkdir -p out && echo notes > out/notes.txt
+    outputs: [out]
+    export: true
+`;
+
+let dir: string;
+let root: string;
+
+/** A tree whose base image is FROM busybox:test (imported into each daemon by the test). */
+function makeTree(at: string): string {
+  mkdirSync(join(at, 'base'), { recursive: true });
+  mkdirSync(join(at, 'app'), { recursive: true });
+  writeFileSync(join(at, 'dist-build.yml'), CONFIG);
+  writeFileSync(join(at, 'base/Dockerfile'), 'FROM busybox:test\nCOPY motd /etc/motd\n');
+  writeFileSync(join(at, 'base/motd'), 'base image\n');
+  writeFileSync(
+    join(at, 'app/Dockerfile'),
+    'FROM dist-build-test/base:1\nARG GREETING\nCOPY hello.txt /hello.txt\n' +
+      'RUN cat /etc/motd /hello.txt > /copy.txt && echo "$GREETING" >> /copy.txt\n',
+  );
+  writeFileSync(join(at, 'app/hello.txt'), 'hi\n');
+  return at;
+}
+
+function report(out: string): RunReport {
+  return JSON.parse(readFileSync(join(out, 'dist-build-report.json'), 'utf8')) as RunReport;
+}
+
+const statuses = (r: RunReport): Record<string, string> =>
+  Object.fromEntries(r.invocations.map((i) => [i.unit, i.status]));
+
+maybe('docker executor (real dockerd)', () => {
+  let daemon: DockerDaemon;
+
+  beforeAll(async () => {
+    daemon = await startDockerd();
+    await daemon.importBusybox();
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopAll();
+    await stopAllDockerd();
+  }, 60_000);
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'dist-build-docker-'));
+    root = makeTree(join(dir, 'tree'));
+  });
+
+  afterEach(async () => {
+    await stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('run builds the images, then finds them cached, rebuilds what changed, exports an archive docker loads', async () => {
+    const out = join(dir, 'out');
+    const run = () =>
+      runCli(['run', '--workers', '2', '--out', out, '--plain'], { cwd: root, env: daemon.env });
+
+    const first = await run();
+    expect(first.code).toBe(0);
+    expect(statuses(report(out))).toEqual({ base: 'built', app: 'built', notes: 'built' });
+    // The build ran in BuildKit with the build arg, FROM the base image built by the run.
+    const appId = await daemon.imageId('dist-build-test/app:1');
+    expect(appId).toMatch(/^sha256:/);
+    const shown = await daemon.docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      'dist-build-test/app:1',
+      'cat',
+      '/copy.txt',
+    ]);
+    expect(shown.stdout).toBe('base image\nhi\nhello\n');
+
+    // The export: images/app.tar in --out, loadable into another daemon (another machine).
+    const archive = join(out, 'images/app.tar');
+    const other = await startDockerd();
+    try {
+      const loaded = await other.docker(['load', '-i', archive]);
+      expect(loaded.stdout).toMatch(/Loaded image: dist-build-test\/app:1/);
+      expect(await other.imageId('dist-build-test/app:1')).toBe(appId);
+    } finally {
+      await other.stop();
+    }
+
+    // Nothing changed: every invocation cached, no build.
+    await daemon.docker(['image', 'rm', 'dist-build-test/app:1']);
+    const second = await run();
+    expect(second.code).toBe(0);
+    expect(statuses(report(out))).toEqual({ base: 'cached', app: 'cached', notes: 'cached' });
+    expect(await daemon.imageId('dist-build-test/app:1')).toBeNull();
+
+    // One input of app changed: app alone is built again, FROM the cached base.
+    writeFileSync(join(root, 'app/hello.txt'), 'changed\n');
+    const third = await run();
+    expect(third.code).toBe(0);
+    expect(statuses(report(out))).toEqual({ base: 'cached', app: 'built', notes: 'cached' });
+    const again = await daemon.docker([
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      'dist-build-test/app:1',
+      'cat',
+      '/copy.txt',
+    ]);
+    expect(again.stdout).toBe('base image\nchanged\nhello\n');
+  }, 240_000);
+
+  test('a failed docker build fails its invocation with the build log, and the rest still runs', async () => {
+    writeFileSync(join(root, 'app/Dockerfile'), 'FROM dist-build-test/base:1\nRUN exit 7\n');
+    const out = join(dir, 'out');
+    const r = await runCli(['run', '--workers', '1', '--out', out, '--plain'], {
+      cwd: root,
+      env: daemon.env,
+    });
+    expect(r.code).toBe(1);
+    expect(statuses(report(out))).toEqual({ base: 'built', app: 'failed', notes: 'built' });
+    expect(r.stdout + r.stderr).toMatch(/RUN exit 7/);
+  }, 120_000);
+
+  test('a docker build past its timeout is stopped: timed out, the CLI gone, the run over', async () => {
+    writeFileSync(
+      join(root, 'dist-build.yml'),
+      CONFIG.replace('  app:\n    needs: [base]', '  app:\n    timeout: 3s\n    needs: [base]'),
+    );
+    writeFileSync(
+      join(root, 'app/Dockerfile'),
+      'FROM dist-build-test/base:1\nRUN echo started && sleep 120\n',
+    );
+    const out = join(dir, 'out');
+    const t0 = Date.now();
+    const r = await runCli(['run', '--workers', '1', '--out', out, '--plain'], {
+      cwd: root,
+      env: daemon.env,
+    });
+    expect(r.code).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+    const app = report(out).invocations.find((i) => i.unit === 'app')!;
+    expect(app.status).toBe('failed');
+    expect(app.reason).toMatch(/timed out after 3s/);
+  }, 120_000);
+
+  test('without a usable Docker the workers say why and the docker invocations are not placed', async () => {
+    const out = join(dir, 'out');
+    const r = await runCli(['run', '--workers', '1', '--out', out, '--plain'], {
+      cwd: root,
+      env: { ...daemon.env, DIST_BUILD_DOCKER: join(dir, 'no-such-docker') },
+    });
+    expect(r.code).not.toBe(0);
+    const text = r.stdout + r.stderr;
+    // Placement names the worker and why it has no Docker.
+    expect(text).toMatch(
+      /no worker can take "app" \(.*a worker with docker\); workers: worker-1 \(.*executors \[command\], docker: none: .*no-such-docker: cannot run it \(ENOENT\)\)/,
+    );
+  }, 120_000);
+
+  test('pool: a worker whose daemon never built the base image loads it from the cache and builds FROM it', async () => {
+    await explained(async () => {
+      // Two machines: each worker has its own daemon, tree and cache; base must go to A, app to B.
+      const b = await startDockerd();
+      try {
+        await b.importBusybox();
+        const pinned = CONFIG.replace(
+          '  base:\n    docker:',
+          '  base:\n    labels: [a]\n    docker:',
+        ).replace('  app:\n    needs: [base]', '  app:\n    labels: [b]\n    needs: [base]');
+        const trees = ['m', 'a', 'b'].map((n) => {
+          const t = makeTree(join(dir, n));
+          writeFileSync(join(t, 'dist-build.yml'), pinned);
+          return t;
+        });
+        const sock = `unix://${join(dir, 'master.sock')}`;
+        const out = join(dir, 'out');
+        const master = startCli(
+          ['master', '--listen', sock, '--workers', '2', '--out', out, '--plain', '--wait', '60s'],
+          { cwd: trees[0] },
+        );
+        await master.waitFor(/listening/i);
+        const worker = (name: string, tree: string, d: DockerDaemon) =>
+          startCli(
+            [
+              'worker',
+              '--join',
+              sock,
+              '--id',
+              name,
+              '--label',
+              name,
+              '--cache-dir',
+              join(dir, `cache-${name}`),
+            ],
+            { cwd: tree, env: d.env },
+          );
+        worker('a', trees[1]!, daemon);
+        worker('b', trees[2]!, b);
+        const exit = await master.exited;
+        expect({ code: exit.code, out: master.output.slice(-3000) }).toMatchObject({ code: 0 });
+        const r = report(out);
+        expect(statuses(r)).toEqual({ base: 'built', app: 'built', notes: 'built' });
+        const by = Object.fromEntries(r.invocations.map((i) => [i.unit, i.worker]));
+        expect(by).toMatchObject({ base: 'a', app: 'b' });
+        // B's daemon has base now: loaded from the archive A built, not built there.
+        expect(await b.imageId('dist-build-test/base:1')).toBe(
+          await daemon.imageId('dist-build-test/base:1'),
+        );
+        const shown = await b.docker([
+          'run',
+          '--rm',
+          '--network',
+          'none',
+          'dist-build-test/app:1',
+          'cat',
+          '/copy.txt',
+        ]);
+        expect(shown.stdout).toBe('base image\nhi\nhello\n');
+      } finally {
+        await stopAll();
+        await b.stop();
+      }
+    });
+  }, 240_000);
+});

@@ -1,0 +1,255 @@
+/**
+ * The docker executor: how a worker builds a `docker:` invocation (an image build with the
+ * Docker CLI and BuildKit), and how it finds a Docker it can use.
+ *
+ * A docker job is the Docker CLI run by the command executor's process machinery (its own process
+ * group, the invocation's timeout, `StopJob`, the job log): `dockerJobSpec` turns the invocation
+ * into a short `sh` script, so stopping the job stops the CLI, which cancels the build in the
+ * daemon. The script, in the config's root:
+ * 1. `docker load -i` the image archive of each docker invocation it `needs` (restored into the
+ *    tree like any dependency output), so that `FROM <their tag>` finds the image this run built
+ *    or found cached, whichever worker built it;
+ * 2. `docker build` (BuildKit: `DOCKER_BUILDKIT=1`, `--progress=plain`) with the context,
+ *    Dockerfile, target, platform (the unit's), build args and tags of the config;
+ * 3. `docker save` of the image (by its tags, so a later `docker load` tags it again; by id when it
+ *    has none) to the unit's image archive, `.dist-build/images/<unit>.tar` (`imageArchivePath`).
+ *
+ * That archive is the unit's output (with any `outputs` the invocation declares): stored, found
+ * by later runs under the unit's cache key, restored for dependents and exported (`--out`
+ * gets `images/<unit>.tar`, which `docker load -i` takes). The daemon's own build cache is what
+ * consistent hashing keeps warm: the same unit goes back to the same worker, and so to the same
+ * daemon, run after run.
+ *
+ * `findDocker` picks the client: `--docker PATH` / `DIST_BUILD_DOCKER` when given, else the first
+ * `docker` on `PATH` that reaches a daemon and can build with BuildKit (clients 23 and later need
+ * the buildx plugin for that; 20.10 has it built in).
+ */
+import { execFile } from 'node:child_process';
+import { accessSync, constants as fsConstants, realpathSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import type { InvocationConfig } from '../config/types.js';
+import type { JobSpec } from './types.js';
+
+/** Where a docker unit's image archive goes, relative to the config's root. */
+export const IMAGES_DIR = '.dist-build/images';
+
+/** Variables of the worker's environment that tell the Docker CLI which daemon to use and how. */
+export const DOCKER_ENV: readonly string[] = [
+  'DOCKER_HOST',
+  'DOCKER_CONTEXT',
+  'DOCKER_CONFIG',
+  'DOCKER_CERT_PATH',
+  'DOCKER_TLS_VERIFY',
+  'DOCKER_API_VERSION',
+];
+
+/** The unit id as a file name: `api@linux/arm64` -> `api@linux-arm64`. */
+function unitFile(unitId: string): string {
+  return unitId.replace(/\//g, '-');
+}
+
+/** A docker unit's image archive (relative to the root, posix). */
+export function imageArchivePath(unitId: string): string {
+  return `${IMAGES_DIR}/${unitFile(unitId)}.tar`;
+}
+
+/** Whether an output path is a docker unit's image archive. */
+export function isImageArchive(path: string): boolean {
+  return path.startsWith(`${IMAGES_DIR}/`) && path.endsWith('.tar');
+}
+
+/** Where `--out DIR` puts an image archive: `images/<unit>.tar`. */
+export function exportedImagePath(path: string): string {
+  return `images/${path.slice(IMAGES_DIR.length + 1)}`;
+}
+
+/** A unit's outputs: the declared ones, and for a docker unit its image archive. */
+export function unitOutputs(inv: InvocationConfig, unitId: string): string[] {
+  return inv.docker ? [...inv.outputs, imageArchivePath(unitId)] : inv.outputs;
+}
+
+/** Single-quoted for `sh`. */
+export function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+export interface DockerJobOptions {
+  id: string;
+  /** The config's root: the job's working directory; context and file are relative to it. */
+  cwd: string;
+  /** The unit (its id names the archive). */
+  unit: string;
+  /** The unit's platform (`--platform`), when the invocation names platforms. */
+  platform?: string;
+  /** The Docker CLI to run. */
+  docker: string;
+  /** Image archives (root-relative) to load first: those of the docker invocations it needs. */
+  load: readonly string[];
+  /** The worker's environment, for `DOCKER_ENV`. */
+  parentEnv?: NodeJS.ProcessEnv;
+}
+
+/** The `JobSpec` for a `docker:` invocation (see the module comment). */
+export function dockerJobSpec(inv: InvocationConfig, opts: DockerJobOptions): JobSpec {
+  const d = inv.docker;
+  if (!d) throw new TypeError(`invocation ${inv.name} has no docker: build`);
+  const docker = shellQuote(opts.docker);
+  const archive = imageArchivePath(opts.unit);
+  const iid = `${IMAGES_DIR}/${unitFile(opts.unit)}.iid`;
+  const partial = `${archive}.partial`;
+  const build = ['build', '--progress=plain', '-f', d.file];
+  if (d.target) build.push('--target', d.target);
+  if (opts.platform) build.push('--platform', opts.platform);
+  if (d.network) build.push('--network', d.network);
+  for (const [k, v] of Object.entries(d.buildArgs).sort(([a], [b]) => (a < b ? -1 : 1)))
+    build.push('--build-arg', `${k}=${v}`);
+  for (const t of d.tags) build.push('-t', t);
+  build.push('--iidfile', iid, d.context);
+  const lines = [
+    'set -e',
+    `mkdir -p ${shellQuote(IMAGES_DIR)}`,
+    `rm -f ${shellQuote(iid)} ${shellQuote(partial)}`,
+    ...opts.load.map((a) => `${docker} load -i ${shellQuote(a)}`),
+    `${docker} ${build.map(shellQuote).join(' ')}`,
+    // By its tags, so that loading the archive tags the image again; by id when it has none.
+    d.tags.length
+      ? `${docker} save -o ${shellQuote(partial)} ${d.tags.map(shellQuote).join(' ')}`
+      : `${docker} save -o ${shellQuote(partial)} "$(cat ${shellQuote(iid)})"`,
+    `mv -f ${shellQuote(partial)} ${shellQuote(archive)}`,
+    `rm -f ${shellQuote(iid)}`,
+  ];
+  const env: Record<string, string> = {};
+  const parent = opts.parentEnv ?? process.env;
+  for (const k of DOCKER_ENV) if (parent[k] !== undefined) env[k] = parent[k]!;
+  return {
+    id: opts.id,
+    invocation: inv.name,
+    command: lines.join('\n'),
+    cwd: opts.cwd,
+    env: { ...env, ...inv.env, DOCKER_BUILDKIT: '1' },
+    timeoutSeconds: inv.timeout,
+  };
+}
+
+/** A Docker CLI that reaches a daemon and builds with BuildKit. */
+export interface DockerInfo {
+  /** The CLI's path. */
+  path: string;
+  /** Client version. */
+  client: string;
+  /** Daemon version. */
+  server: string;
+  /** The daemon's platform, `os/arch`. */
+  platform: string;
+}
+
+export interface DockerProbe {
+  docker?: DockerInfo;
+  /** Why each candidate was not taken (empty when the first one was). */
+  problems: string[];
+}
+
+export interface FindDockerOptions {
+  /** The CLI to use (`--docker`, `DIST_BUILD_DOCKER`); else every `docker` on `PATH` is tried. */
+  docker?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Per command (default 15 s: a daemon that is starting may be slow to answer). */
+  timeoutMs?: number;
+}
+
+function run(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+): Promise<{ ok: boolean; stdout: string; stderr: string; error?: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { env, timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      const e = err as (NodeJS.ErrnoException & { killed?: boolean }) | null;
+      resolve({
+        ok: !e,
+        stdout: String(stdout),
+        stderr: String(stderr),
+        ...(e
+          ? {
+              error: e.killed
+                ? `no answer in ${timeoutMs / 1000}s`
+                : e.code === 'ENOENT' || e.code === 'EACCES'
+                  ? `cannot run it (${e.code})`
+                  : (String(stderr).trim().split('\n')[0] ?? '') || e.message,
+            }
+          : {}),
+      });
+    });
+  });
+}
+
+/** Every `docker` on PATH, in order, each file once. */
+function onPath(env: NodeJS.ProcessEnv): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const file = join(dir, 'docker');
+    try {
+      accessSync(file, fsConstants.X_OK);
+      const real = realpathSync(file);
+      if (seen.has(real)) continue;
+      seen.add(real);
+      out.push(file);
+    } catch {
+      // not there
+    }
+  }
+  return out;
+}
+
+/** Finds a Docker CLI this worker can build with (see the module comment). */
+export async function findDocker(opts: FindDockerOptions = {}): Promise<DockerProbe> {
+  const env = opts.env ?? process.env;
+  const timeout = opts.timeoutMs ?? 15_000;
+  const candidates = opts.docker ? [opts.docker] : onPath(env);
+  const problems: string[] = [];
+  if (candidates.length === 0) problems.push('no docker command on PATH');
+  for (const path of candidates) {
+    const v = await run(path, ['version', '--format', '{{json .}}'], env, timeout);
+    let info: {
+      Client?: { Version?: string };
+      Server?: { Version?: string; Os?: string; Arch?: string } | null;
+    } = {};
+    try {
+      info = JSON.parse(v.stdout.trim().split('\n')[0] || '{}') as typeof info;
+    } catch {
+      // an old client, or not docker at all
+    }
+    const client = info.Client?.Version;
+    if (!client) {
+      problems.push(`${path}: ${v.error ?? 'not a Docker CLI (no client version)'}`);
+      continue;
+    }
+    const server = info.Server;
+    if (!server?.Version) {
+      problems.push(`${path}: cannot reach a Docker daemon (${v.error ?? 'no server version'})`);
+      continue;
+    }
+    if (Number(client.split('.')[0]) >= 23) {
+      const bx = await run(path, ['buildx', 'version'], env, timeout);
+      if (!bx.ok) {
+        problems.push(
+          `${path}: client ${client} builds with BuildKit only through the buildx plugin, which it does not have`,
+        );
+        continue;
+      }
+    }
+    return {
+      docker: {
+        path,
+        client,
+        server: server.Version,
+        platform: `${server.Os ?? 'linux'}/${server.Arch ?? ''}`,
+      },
+      problems,
+    };
+  }
+  return { problems };
+}
