@@ -63,6 +63,12 @@ function report(out: string): RunReport {
   return JSON.parse(readFileSync(join(out, 'dist-build-report.json'), 'utf8')) as RunReport;
 }
 
+/** /copy.txt of a container of the app image, run on daemon `d` (what its RUN step wrote). */
+async function copyTxt(d: DockerDaemon): Promise<string> {
+  const args = ['run', '--rm', '--network', 'none', 'dist-build-test/app:1', 'cat', '/copy.txt'];
+  return (await d.docker(args)).stdout;
+}
+
 const statuses = (r: RunReport): Record<string, string> =>
   Object.fromEntries(r.invocations.map((i) => [i.unit, i.status]));
 
@@ -100,16 +106,7 @@ maybe('docker executor (real dockerd)', () => {
     // The build ran in BuildKit with the build arg, FROM the base image built by the run.
     const appId = await daemon.imageId('dist-build-test/app:1');
     expect(appId).toMatch(/^sha256:/);
-    const shown = await daemon.docker([
-      'run',
-      '--rm',
-      '--network',
-      'none',
-      'dist-build-test/app:1',
-      'cat',
-      '/copy.txt',
-    ]);
-    expect(shown.stdout).toBe('base image\nhi\nhello\n');
+    expect(await copyTxt(daemon)).toBe('base image\nhi\nhello\n');
 
     // The export: images/app.tar in --out, loadable into another daemon (another machine).
     const archive = join(out, 'images/app.tar');
@@ -134,16 +131,7 @@ maybe('docker executor (real dockerd)', () => {
     const third = await run();
     expect(third.code).toBe(0);
     expect(statuses(report(out))).toEqual({ base: 'cached', app: 'built', notes: 'cached' });
-    const again = await daemon.docker([
-      'run',
-      '--rm',
-      '--network',
-      'none',
-      'dist-build-test/app:1',
-      'cat',
-      '/copy.txt',
-    ]);
-    expect(again.stdout).toBe('base image\nchanged\nhello\n');
+    expect(await copyTxt(daemon)).toBe('base image\nchanged\nhello\n');
   }, 240_000);
 
   test('a failed docker build fails its invocation with the build log, and the rest still runs', async () => {
@@ -243,16 +231,7 @@ maybe('docker executor (real dockerd)', () => {
         expect(await b.imageId('dist-build-test/base:1')).toBe(
           await daemon.imageId('dist-build-test/base:1'),
         );
-        const shown = await b.docker([
-          'run',
-          '--rm',
-          '--network',
-          'none',
-          'dist-build-test/app:1',
-          'cat',
-          '/copy.txt',
-        ]);
-        expect(shown.stdout).toBe('base image\nhi\nhello\n');
+        expect(await copyTxt(b)).toBe('base image\nhi\nhello\n');
       } finally {
         await stopAll();
         await b.stop();
