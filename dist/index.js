@@ -8353,16 +8353,25 @@ function findDockerignore(root, context, dockerfile) {
   }
   return null;
 }
+function underExcluded(rel2, exclude) {
+  if (!exclude?.size) return false;
+  for (let i = rel2.length; i > 0; i = rel2.lastIndexOf("/", i - 1))
+    if (exclude.has(rel2.slice(0, i))) return true;
+  return false;
+}
 function listDockerContext(root, spec, opts = {}) {
   const skip = new Set(opts.skipDirs ?? [".dist-build"]);
   const context = posix2.normalize(spec.context);
   const dockerfile = posix2.normalize(spec.file);
   const ctxAbs = join3(root, context);
   const missing = [];
-  const contextOk = statSync(ctxAbs, { throwIfNoEntry: false })?.isDirectory() ?? false;
-  if (!contextOk) missing.push(spec.context);
-  const dockerfileOk = statSync(join3(root, dockerfile), { throwIfNoEntry: false })?.isFile() ?? false;
-  if (!dockerfileOk) missing.push(spec.file);
+  const exclude = opts.exclude;
+  const contextOut = context !== "." && underExcluded(context, exclude);
+  const contextOk = !contextOut && (statSync(ctxAbs, { throwIfNoEntry: false })?.isDirectory() ?? false);
+  if (!contextOk && !contextOut) missing.push(spec.context);
+  const dockerfileOut = underExcluded(dockerfile, exclude);
+  const dockerfileOk = !dockerfileOut && (statSync(join3(root, dockerfile), { throwIfNoEntry: false })?.isFile() ?? false);
+  if (!dockerfileOk && !dockerfileOut) missing.push(spec.file);
   const ignoreFile = findDockerignore(root, context, dockerfile);
   const matcher = ignoreFile ? DockerignoreMatcher.fromText(readFileSync(join3(root, ignoreFile), "utf8")) : void 0;
   const prefix = context === "." ? "" : context + "/";
@@ -8373,6 +8382,7 @@ function listDockerContext(root, spec, opts = {}) {
       const rel2 = relDir === "" ? entry.name : relDir + "/" + entry.name;
       const isDir = entry.isDirectory();
       if (isDir && skip.has(entry.name)) continue;
+      if (exclude?.has(prefix + rel2)) continue;
       let info;
       let excluded = false;
       if (matcher) {
@@ -8497,7 +8507,7 @@ function shadowedInputs(config, dirCache) {
 function unitFiles(config, inv, dirCache, exclude) {
   const globs = expandInputs(config.root, inv.inputs, { dirCache, exclude });
   if (!inv.docker) return globs;
-  const ctx = listDockerContext(config.root, inv.docker);
+  const ctx = listDockerContext(config.root, inv.docker, { exclude });
   const all = /* @__PURE__ */ new Set([...ctx.files, ...globs.files]);
   return { files: sortByteOrder([...all]), unmatched: [...ctx.missing, ...globs.unmatched] };
 }

@@ -4,9 +4,10 @@
  * loadable archive; in a pool, a worker whose daemon never built a base image gets it from the
  * worker that did (through the cache) and builds FROM it; a worker without Docker says why.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { RunReport } from '../../src/report/types.js';
 import {
   dockerAvailable,
@@ -133,6 +134,29 @@ maybe('docker executor (real dockerd)', () => {
     expect(statuses(report(out))).toEqual({ base: 'cached', app: 'built', notes: 'cached' });
     expect(await copyTxt(daemon)).toBe('base image\nchanged\nhello\n');
   }, 240_000);
+
+  test('examples/docker: renders, builds two images FROM scratch, then finds all three cached', async () => {
+    const example = join(dir, 'example');
+    cpSync(fileURLToPath(new URL('../../examples/docker', import.meta.url)), example, {
+      recursive: true,
+    });
+    const out = join(dir, 'out');
+    const run = () => runCli(['run', '--out', out, '--plain'], { cwd: example, env: daemon.env });
+    const first = await run();
+    expect(first.code).toBe(0);
+    const built = { site: 'built', 'site-image': 'built', 'release-image': 'built' };
+    expect(statuses(report(out))).toEqual(built);
+    expect(await daemon.imageId('dist-build-example/release:latest')).toMatch(/^sha256:/);
+    const second = await run();
+    expect(second.code).toBe(0);
+    expect(statuses(report(out))).toEqual({
+      site: 'cached',
+      'site-image': 'cached',
+      'release-image': 'cached',
+    });
+    const loaded = await daemon.docker(['load', '-i', join(out, 'images/release-image.tar')]);
+    expect(loaded.stdout).toMatch(/dist-build-example\/release:latest/);
+  }, 120_000);
 
   test('a failed docker build fails its invocation with the build log, and the rest still runs', async () => {
     writeFileSync(join(root, 'app/Dockerfile'), 'FROM dist-build-test/base:1\nRUN exit 7\n');

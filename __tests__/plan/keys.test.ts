@@ -326,6 +326,27 @@ describe('computeCacheKeys', () => {
     expect(after.gen).toBe(base.gen);
   });
 
+  it("leaves other invocations' outputs out of a docker context too, and a context that is one is not missing", async () => {
+    // api's context holds app's output: written by app in the run, it must not change api's key
+    // between the run that builds app and the next (api gets it through needs).
+    const inContext = (invs: InvocationConfig[]) => (invs[1]!.outputs = ['services/api/dist']);
+    const before = await keysOf(root, inContext);
+    const after = await keysOf(
+      checkout({ ...TREE, 'services/api/dist/app.js': 'built\n' }),
+      inContext,
+    );
+    expect(after['api@linux/amd64']).toBe(before['api@linux/amd64']);
+    const config = makeConfig(root, [
+      invocation('site', { run: 'true', outputs: ['out/site'] }),
+      invocation('img', {
+        docker: { context: 'out/site', file: 'services/api/Dockerfile' },
+        needs: ['site'],
+      }),
+    ]);
+    const info = (await computeCacheKeys(config, simpleUnits(config))).get('img')!;
+    expect(info.unmatched).toEqual([]);
+  });
+
   it('warns about inputs that match files under outputs of an invocation not needed', async () => {
     const shadowedOf = async (files: Record<string, string>, test: Partial<InvocationConfig>) => {
       const root = checkout({ ...TREE, ...files });

@@ -366,6 +366,20 @@ export function findDockerignore(root: string, context: string, dockerfile: stri
 export interface DockerContextOptions {
   /** Directory names never descended into (default: `.dist-build`, dist-build's own cache). */
   skipDirs?: readonly string[];
+  /**
+   * Root-relative paths left out with everything below them: invocations' outputs and stores
+   * (which come in through `needs`, or not at all, as for `inputs`). A context or Dockerfile in
+   * one of them is not `missing` either: before the run that makes it, it does not exist.
+   */
+  exclude?: ReadonlySet<string>;
+}
+
+/** Whether `rel` or one of its parent directories is in `exclude`. */
+function underExcluded(rel: string, exclude: ReadonlySet<string> | undefined): boolean {
+  if (!exclude?.size) return false;
+  for (let i = rel.length; i > 0; i = rel.lastIndexOf('/', i - 1))
+    if (exclude.has(rel.slice(0, i))) return true;
+  return false;
 }
 
 export interface DockerContextFiles {
@@ -399,11 +413,16 @@ export function listDockerContext(
   const dockerfile = posix.normalize(spec.file);
   const ctxAbs = join(root, context);
   const missing: string[] = [];
-  const contextOk = statSync(ctxAbs, { throwIfNoEntry: false })?.isDirectory() ?? false;
-  if (!contextOk) missing.push(spec.context);
+  const exclude = opts.exclude;
+  const contextOut = context !== '.' && underExcluded(context, exclude);
+  const contextOk =
+    !contextOut && (statSync(ctxAbs, { throwIfNoEntry: false })?.isDirectory() ?? false);
+  if (!contextOk && !contextOut) missing.push(spec.context);
+  const dockerfileOut = underExcluded(dockerfile, exclude);
   const dockerfileOk =
-    statSync(join(root, dockerfile), { throwIfNoEntry: false })?.isFile() ?? false;
-  if (!dockerfileOk) missing.push(spec.file);
+    !dockerfileOut &&
+    (statSync(join(root, dockerfile), { throwIfNoEntry: false })?.isFile() ?? false);
+  if (!dockerfileOk && !dockerfileOut) missing.push(spec.file);
 
   const ignoreFile = findDockerignore(root, context, dockerfile);
   const matcher = ignoreFile
@@ -418,6 +437,7 @@ export function listDockerContext(
       const rel = relDir === '' ? entry.name : relDir + '/' + entry.name;
       const isDir = entry.isDirectory();
       if (isDir && skip.has(entry.name)) continue;
+      if (exclude?.has(prefix + rel)) continue;
       let info: ParentMatchInfo | undefined;
       let excluded = false;
       if (matcher) {

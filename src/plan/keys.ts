@@ -265,7 +265,8 @@ function unitFiles(
 ): { files: string[]; unmatched: string[] } {
   const globs = expandInputs(config.root, inv.inputs, { dirCache, exclude });
   if (!inv.docker) return globs;
-  const ctx = listDockerContext(config.root, inv.docker);
+  // Other invocations' outputs in the context come in through `needs`, as for `inputs`.
+  const ctx = listDockerContext(config.root, inv.docker, { exclude });
   const all = new Set([...ctx.files, ...globs.files]);
   return { files: sortByteOrder([...all]), unmatched: [...ctx.missing, ...globs.unmatched] };
 }
