@@ -20,6 +20,35 @@ test('remembers which blob an output path holds, only while the path exists', as
   expect(await ws.held('out/a')).toBeNull();
 });
 
+test('an output changed in the tree since it was marked is no longer held as that blob', async () => {
+  // A dependency's output edited by hand (or written by another command) between runs: used as
+  // the blob, a dependent was built from it and its result cached under a key that says otherwise.
+  const ws = new Workspace(root);
+  const digest = 'sha256:' + 'a'.repeat(64);
+  mkdirSync(join(root, 'out/a/sub'), { recursive: true });
+  writeFileSync(join(root, 'out/a/sub/f'), 'A');
+  writeFileSync(join(root, 'out/a/g'), 'X');
+  await ws.mark('out/a', digest);
+  expect(await ws.held('out/a')).toBe(digest);
+  writeFileSync(join(root, 'out/a/sub/f'), 'B'); // same size
+  expect(await ws.held('out/a')).toBeNull();
+
+  await ws.mark('out/a', digest);
+  rmSync(join(root, 'out/a/g'));
+  expect(await ws.held('out/a')).toBeNull();
+
+  await ws.mark('out/a', digest);
+  writeFileSync(join(root, 'out/a/sub/new'), '');
+  expect(await ws.held('out/a')).toBeNull();
+
+  // A file output too.
+  writeFileSync(join(root, 'out/file'), 'one');
+  await ws.mark('out/file', digest);
+  expect(await ws.held('out/file')).toBe(digest);
+  writeFileSync(join(root, 'out/file'), 'two');
+  expect(await ws.held('out/file')).toBeNull();
+});
+
 test('does not clear an output whose parent is a symlink out of the tree', async () => {
   const outside = mkdtempSync(join(tmpdir(), 'dist-build-ws-outside-'));
   try {

@@ -1,12 +1,13 @@
 /**
  * What a worker knows about its work tree: which output paths hold which packed result
- * (`<root>/.dist-build/outputs/<hash of path>` holds the blob digest), so a dependency's outputs
- * are restored only when the tree does not already hold them, and a lock per output path, so
+ * (`<root>/.dist-build/outputs/<hash of path>` holds the blob digest, and a fingerprint of what
+ * the path held then), so a dependency's outputs are restored only when the tree still holds them
+ * as they were restored or built, and a lock per output path, so
  * several workers sharing one tree (`dist-build run` on one machine) never restore the same path
  * at the same time. A lock left by a killed process is taken over once its PID is gone.
  */
 import crypto from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parentOutside, removeTree } from '../store/fsutil.js';
@@ -29,21 +30,30 @@ export class Workspace {
     this.lockDir = join(root, '.dist-build', 'locks');
   }
 
-  /** Digest of the packed output that `path` holds now, if known and the path exists. */
+  /**
+   * Digest of the packed output that `path` holds now, if known and the path is as it was marked:
+   * a file changed, added or removed there since (edited by hand, written by another command)
+   * makes it unknown, so the output is restored again rather than used as that blob.
+   */
   async held(path: string): Promise<string | null> {
     if (!existsSync(join(this.root, path))) return null;
+    let marked: string;
     try {
-      return (await readFile(join(this.stateDir, hashPath(path)), 'utf8')).trim() || null;
+      marked = await readFile(join(this.stateDir, hashPath(path)), 'utf8');
     } catch {
       return null;
     }
+    const [digest, print] = marked.trim().split(' ');
+    if (!digest || !print) return null;
+    return fingerprint(join(this.root, path)) === print ? digest : null;
   }
 
   async mark(path: string, digest: string): Promise<void> {
     await mkdir(this.stateDir, { recursive: true });
     const file = join(this.stateDir, hashPath(path));
     const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`;
-    await writeFile(tmp, digest + '\n');
+    const print = fingerprint(join(this.root, path));
+    await writeFile(tmp, print ? `${digest} ${print}\n` : '\n');
     await rename(tmp, file);
   }
 
@@ -94,6 +104,28 @@ export class Workspace {
       await rm(lock, { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * What the tree at `abs` looks like: every entry's name, mode, size, inode and modification and
+ * change times (an lstat each, nothing read; plain system calls, as packing does), hashed; null
+ * when it cannot be walked. A write to a file changes its change time, so any change since is
+ * seen (as finely as the file system's timestamps tell writes apart).
+ */
+function fingerprint(abs: string): string | null {
+  const hash = crypto.createHash('sha256');
+  const walk = (p: string, rel: string): void => {
+    const st = lstatSync(p, { bigint: true });
+    hash.update(`${rel}\0${st.mode}\0${st.size}\0${st.ino}\0${st.mtimeNs}\0${st.ctimeNs}\0`);
+    if (!st.isDirectory()) return;
+    for (const name of readdirSync(p).sort()) walk(join(p, name), `${rel}/${name}`);
+  };
+  try {
+    walk(abs, '.');
+  } catch {
+    return null;
+  }
+  return hash.digest('hex').slice(0, 32);
 }
 
 async function stale(lock: string): Promise<boolean> {
