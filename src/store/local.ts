@@ -477,7 +477,8 @@ export class LocalStore implements Store {
       // Used since the scan (its mtime moved): keep it.
       const now = await stat(b.path).catch(() => null);
       if (now && (now.ino !== b.ino || now.mtimeMs !== b.mtimeMs)) continue;
-      if (now) await unlink(b.path).catch(() => {});
+      // One that cannot be removed (a read-only store) stops the prune: it did not free anything.
+      if (now) await unlinkIfThere(b.path);
       bytes -= b.size;
       evicted.add(b.digest);
       newestEvicted = b.mtimeMs;
@@ -502,10 +503,19 @@ export class LocalStore implements Store {
     const corrupt: string[] = [];
     const blobs = await this.scanBlobs();
     let checked = 0;
+    // A corrupt blob that cannot be removed (a read-only store) ends the verify with an error
+    // naming it, rather than be reported as removed.
+    const remove = async (digest: string, removal: Promise<unknown>): Promise<void> => {
+      try {
+        await removal;
+      } catch (err) {
+        throw new Error(`cannot remove corrupt blob ${digest}: ${errorText(err)}`, { cause: err });
+      }
+    };
     for (const path of await this.nonFileBlobs()) {
       checked++;
-      await rm(path, { recursive: true, force: true }).catch(() => {});
       const digest = `sha256:${path.slice(-64)}`;
+      await remove(digest, rm(path, { recursive: true, force: true }));
       corrupt.push(digest);
       this.warnOnce(`blob:${digest}`, `${this.location}: removed blob ${digest}: not a file`);
     }
@@ -519,7 +529,7 @@ export class LocalStore implements Store {
         if (isNotFound(err)) return; // evicted meanwhile
         // Unreadable: as good as corrupt for every reader (reported; removed if it can be).
         checked++;
-        await rm(b.path, { recursive: true, force: true }).catch(() => {});
+        await remove(b.digest, rm(b.path, { recursive: true, force: true }));
         corrupt.push(b.digest);
         this.warnUnreadable(b.digest, err);
         return;
@@ -527,7 +537,7 @@ export class LocalStore implements Store {
       checked++;
       if (actual === b.digest) return;
       const now = await stat(b.path).catch(() => null);
-      if (now && now.ino === b.ino) await unlink(b.path).catch(() => {});
+      if (now && now.ino === b.ino) await remove(b.digest, unlinkIfThere(b.path));
       corrupt.push(b.digest);
       this.warnOnce(
         `blob:${b.digest}`,
@@ -685,7 +695,7 @@ export class LocalStore implements Store {
         if (!bad) continue;
         const now = await stat(r.path).catch(() => null);
         if (!now || now.ino !== before.ino || now.mtimeMs !== before.mtimeMs) continue;
-        await rm(r.path, { recursive: true, force: true }).catch(() => {});
+        await rm(r.path, { recursive: true, force: true });
         bad.push(r.cacheKey);
         continue;
       }
@@ -700,7 +710,7 @@ export class LocalStore implements Store {
       // A writer may have put a new result (with its blobs) there since it was read: kept.
       const now = await stat(r.path).catch(() => null);
       if (!now || now.ino !== before.ino || now.mtimeMs !== before.mtimeMs) continue;
-      await unlink(r.path).catch(() => {});
+      await unlinkIfThere(r.path);
       removed++;
     }
     return removed;
@@ -824,5 +834,14 @@ async function readManifest(path: string): Promise<ResultManifest | null> {
     return manifestProblems(value).length === 0 ? (value as ResultManifest) : null;
   } catch {
     return null;
+  }
+}
+
+/** Removes a file; one already gone is removed, any other failure (a read-only store) is thrown. */
+async function unlinkIfThere(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
   }
 }
