@@ -308,7 +308,13 @@ async function visit(items: Item[], out: string, name: string, abs: string, kind
     items.push({ name, abs, kind, target });
   } else {
     items.push({ name: `${name}/`, abs, kind });
-    for (const d of await readdir(abs, { withFileTypes: true })) {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(abs, { withFileTypes: true });
+    } catch (err) {
+      throw isPermissionError(err) ? unreadable(name, err) : err;
+    }
+    for (const d of entries) {
       const childName = `${name}/${d.name}`;
       await visit(items, out, childName, join(abs, d.name), kindOf(d, childName));
     }
@@ -452,8 +458,17 @@ function openForPacking(item: Item): number {
     return openSync(item.abs, fsConstants.O_RDONLY | O_NOFOLLOW);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
+    if (isPermissionError(err)) throw unreadable(item.name, err);
     throw isNotFound(err) || code === 'ELOOP' ? changed(item.name, 'disappeared') : err;
   }
+}
+
+/**
+ * An output entry the worker may not read (a file or directory the command left without read
+ * permission): it cannot be packed, on any worker, as a FIFO cannot.
+ */
+function unreadable(name: string, err: unknown): UnsafeArchiveError {
+  return new UnsafeArchiveError(name, `cannot be read (${(err as Error).message})`);
 }
 
 async function writeFully(fd: number, buf: Buffer, length: number, position: number) {
