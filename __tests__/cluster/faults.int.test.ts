@@ -1077,6 +1077,30 @@ invocations:
   expect(byUnit.link!.exitCode).toBe(0);
 }, 90_000);
 
+test('a failed export whose output path has a file of an earlier run in place of a parent in --out: the run goes on to its report', async () => {
+  // None of its copy can be there to remove: that ended the run with a bare ENOTDIR, no report.
+  const config = tree(
+    'repo',
+    `version: 1
+invocations:
+  broken:
+    run: exit 3
+    outputs: [old/b]
+    export: true
+`,
+  );
+  const out = join(dir, 'artifacts');
+  mkdirSync(out);
+  writeFileSync(join(out, 'old'), "an earlier run's artifact\n");
+  const r = await runCli(['run', '-c', config, '-w', '1', '-o', out, '--plain'], {
+    timeoutMs: 60_000,
+  });
+  expect(r.code).toBe(1);
+  expect(r.stderr).not.toMatch(/ENOTDIR/);
+  expect(report().invocations[0]).toMatchObject({ unit: 'broken', status: 'failed', exitCode: 3 });
+  expect(readFileSync(join(out, 'old'), 'utf8')).toBe("an earlier run's artifact\n");
+}, 90_000);
+
 test('an output behind a symlink out of the tree fails at once, is not retried elsewhere, and nothing outside is removed', async () => {
   const config = tree(
     'repo',

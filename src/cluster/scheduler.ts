@@ -35,7 +35,7 @@ import { expectedDuration, type History } from '../plan/plan.js';
 import { eligible, place } from '../plan/placement.js';
 import { needsGraph, tailLengths } from '../plan/simulate.js';
 import type { PlacementItem, Unit, WorkerInfo } from '../plan/types.js';
-import { leftByDead, removeTree } from '../store/fsutil.js';
+import { isNotFound, leftByDead, removeTree } from '../store/fsutil.js';
 import { restoreOutputs } from '../store/pack.js';
 import { holdsDeclaredOutputs, type OutputEntry } from '../store/types.js';
 import { REPORT_FORMAT } from '../report/types.js';
@@ -1109,12 +1109,15 @@ export class Run {
       if (u.state !== 'built' && u.state !== 'cached') {
         // Not exported by this run (failed, skipped, cancelled): an earlier run's copy in `dir`
         // would pass for this run's artifact next to a report that says it failed. (With
-        // `--out .` they are the work tree's own outputs, left as they are.)
+        // `--out .` they are the work tree's own outputs, left as they are.) None can be there
+        // when a file is in the place of one of its parent directories (ENOTDIR).
         if (resolve(dir) !== resolve(this.opts.config.root))
           for (const p of unitOutputs(u.inv, u.unit.id))
             await rm(join(dir, isImageArchive(p) ? exportedImagePath(p) : p), {
               recursive: true,
               force: true,
+            }).catch((err: unknown) => {
+              if (!isNotFound(err)) throw err;
             });
         continue;
       }
