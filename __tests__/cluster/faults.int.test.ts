@@ -1101,6 +1101,35 @@ invocations:
   expect(readFileSync(join(out, 'old'), 'utf8')).toBe("an earlier run's artifact\n");
 }, 90_000);
 
+test('an export that cannot be written into --out (a file of an earlier run in the way) fails with a report, without building it again', async () => {
+  // An earlier config exported `gen` (a file); now the outputs are below gen/.
+  const config = tree(
+    'repo',
+    `version: 1
+invocations:
+  made:
+    run: echo made >> ../count-made; mkdir -p gen && echo x > gen/a
+    outputs: [gen/a]
+    export: true
+`,
+  );
+  const out = join(dir, 'artifacts');
+  mkdirSync(out);
+  writeFileSync(join(out, 'gen'), "an earlier run's artifact\n");
+  const r = await runCli(['run', '-c', config, '-w', '1', '-o', out, '--plain'], {
+    timeoutMs: 60_000,
+  });
+  expect(r.code).toBe(1);
+  // It was built again, then the export failed the same way and the run ended with no report.
+  expect(r.stderr).not.toMatch(/will run again/);
+  expect(r.stderr).toMatch(/made: FAILED on worker-1: cannot export: EEXIST: .*artifacts\/gen'/);
+  expect(readFileSync(join(dir, 'count-made'), 'utf8')).toBe('made\n');
+  const made = report().invocations[0]!;
+  expect(made).toMatchObject({ unit: 'made', status: 'failed', attempts: 1 });
+  expect(made.reason).toMatch(/^cannot export: EEXIST/);
+  expect(readFileSync(join(out, 'gen'), 'utf8')).toBe("an earlier run's artifact\n");
+}, 90_000);
+
 test('an output behind a symlink out of the tree fails at once, is not retried elsewhere, and nothing outside is removed', async () => {
   const config = tree(
     'repo',

@@ -1171,6 +1171,12 @@ export class Run {
           const e = err as grpc.ServiceError;
           lastError = e.code === grpc.status.UNAVAILABLE ? new Error(unreachable(m, e)) : e;
           this.note(`export of ${u.unit.id} from ${m.id} failed: ${lastError.message}`);
+          // Writing into the export directory failed (a file of an earlier run in the way, no
+          // room, no permission): the same from any holder and after a rebuild.
+          if ((err as NodeJS.ErrnoException).syscall !== undefined) {
+            rebuild = false;
+            break;
+          }
           // Built again, it goes elsewhere if it can (the same worker may fail the same way).
           if (this.anotherTaker(u, m.id)) {
             u.excluded.add(m.id);
