@@ -49,6 +49,14 @@ test('an output changed in the tree since it was marked is no longer held as tha
   expect(await ws.held('out/file')).toBeNull();
 });
 
+test('clears an output whose parent directory is a file (left by an earlier config): nothing is there', async () => {
+  // It failed the job as the worker's fault (ENOTDIR), which ran it again elsewhere, and again.
+  const ws = new Workspace(root);
+  writeFileSync(join(root, 'gen'), 'an earlier output');
+  await ws.clear('gen/a');
+  expect(existsSync(join(root, 'gen'))).toBe(true);
+});
+
 test('does not clear an output whose parent is a symlink out of the tree', async () => {
   const outside = mkdtempSync(join(tmpdir(), 'dist-build-ws-outside-'));
   try {

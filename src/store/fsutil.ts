@@ -62,6 +62,8 @@ export async function removeTree(path: string): Promise<void> {
   try {
     await rm(path, { recursive: true, force: true });
   } catch (err) {
+    // A file in the place of one of its parent directories: nothing is there (as for `rm -rf`).
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
     if (!isPermissionError(err)) throw err;
     await addWriteBits(path);
     await rm(path, { recursive: true, force: true });
