@@ -651,6 +651,7 @@ async function removeTree(path) {
   try {
     await rm(path, { recursive: true, force: true });
   } catch (err) {
+    if (err.code === "ENOTDIR") return;
     if (!isPermissionError(err)) throw err;
     await addWriteBits(path);
     await rm(path, { recursive: true, force: true });
@@ -762,6 +763,13 @@ async function readManifest(path) {
     return manifestProblems(value).length === 0 ? value : null;
   } catch {
     return null;
+  }
+}
+async function unlinkIfThere(path) {
+  try {
+    await unlink2(path);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
   }
 }
 var EVICT_TO, DEFAULT_EVICT_GRACE_MS, DEFAULT_RESCAN_EVERY, READ_CHUNK, WRITE_BUFFER, STALE_TMP_MS, ORPHAN_TMP_MS, STAT_CONCURRENCY, LocalStore;
@@ -1089,8 +1097,7 @@ var init_local = __esm({
           if (bytes <= maxBytes || b.mtimeMs > cutoff) break;
           const now = await stat2(b.path).catch(() => null);
           if (now && (now.ino !== b.ino || now.mtimeMs !== b.mtimeMs)) continue;
-          if (now) await unlink2(b.path).catch(() => {
-          });
+          if (now) await unlinkIfThere(b.path);
           bytes -= b.size;
           evicted.add(b.digest);
           newestEvicted = b.mtimeMs;
@@ -1112,11 +1119,17 @@ var init_local = __esm({
         const corrupt = [];
         const blobs = await this.scanBlobs();
         let checked = 0;
+        const remove = async (digest, removal) => {
+          try {
+            await removal;
+          } catch (err) {
+            throw new Error(`cannot remove corrupt blob ${digest}: ${errorText(err)}`, { cause: err });
+          }
+        };
         for (const path of await this.nonFileBlobs()) {
           checked++;
-          await rm2(path, { recursive: true, force: true }).catch(() => {
-          });
           const digest = `sha256:${path.slice(-64)}`;
+          await remove(digest, rm2(path, { recursive: true, force: true }));
           corrupt.push(digest);
           this.warnOnce(`blob:${digest}`, `${this.location}: removed blob ${digest}: not a file`);
         }
@@ -1127,8 +1140,7 @@ var init_local = __esm({
           } catch (err) {
             if (isNotFound(err)) return;
             checked++;
-            await rm2(b.path, { recursive: true, force: true }).catch(() => {
-            });
+            await remove(b.digest, rm2(b.path, { recursive: true, force: true }));
             corrupt.push(b.digest);
             this.warnUnreadable(b.digest, err);
             return;
@@ -1136,8 +1148,7 @@ var init_local = __esm({
           checked++;
           if (actual === b.digest) return;
           const now = await stat2(b.path).catch(() => null);
-          if (now && now.ino === b.ino) await unlink2(b.path).catch(() => {
-          });
+          if (now && now.ino === b.ino) await remove(b.digest, unlinkIfThere(b.path));
           corrupt.push(b.digest);
           this.warnOnce(
             `blob:${b.digest}`,
@@ -1271,8 +1282,7 @@ var init_local = __esm({
             if (!bad) continue;
             const now2 = await stat2(r.path).catch(() => null);
             if (!now2 || now2.ino !== before.ino || now2.mtimeMs !== before.mtimeMs) continue;
-            await rm2(r.path, { recursive: true, force: true }).catch(() => {
-            });
+            await rm2(r.path, { recursive: true, force: true });
             bad.push(r.cacheKey);
             continue;
           }
@@ -1284,8 +1294,7 @@ var init_local = __esm({
           }
           const now = await stat2(r.path).catch(() => null);
           if (!now || now.ino !== before.ino || now.mtimeMs !== before.mtimeMs) continue;
-          await unlink2(r.path).catch(() => {
-          });
+          await unlinkIfThere(r.path);
           removed++;
         }
         return removed;
@@ -9247,7 +9256,13 @@ async function visit2(items, out, name, abs, kind) {
     items.push({ name, abs, kind, target });
   } else {
     items.push({ name: `${name}/`, abs, kind });
-    for (const d of await readdir2(abs, { withFileTypes: true })) {
+    let entries;
+    try {
+      entries = await readdir2(abs, { withFileTypes: true });
+    } catch (err) {
+      throw isPermissionError(err) ? unreadable(name, err) : err;
+    }
+    for (const d of entries) {
       const childName = `${name}/${d.name}`;
       await visit2(items, out, childName, join6(abs, d.name), kindOf(d, childName));
     }
@@ -9363,8 +9378,12 @@ function openForPacking(item) {
     return openSync(item.abs, fsConstants.O_RDONLY | O_NOFOLLOW);
   } catch (err) {
     const code = err.code;
+    if (isPermissionError(err)) throw unreadable(item.name, err);
     throw isNotFound(err) || code === "ELOOP" ? changed(item.name, "disappeared") : err;
   }
+}
+function unreadable(name, err) {
+  return new UnsafeArchiveError(name, `cannot be read (${err.message})`);
 }
 async function writeFully(fd, buf, length, position) {
   for (let done = 0; done < length; ) {
@@ -11666,10 +11685,10 @@ var Master = class extends EventEmitter {
 import * as grpc4 from "@grpc/grpc-js";
 import {
   closeSync as closeSync2,
-  lstatSync as lstatSync3,
+  lstatSync as lstatSync4,
   mkdirSync as mkdirSync3,
   openSync as openSync3,
-  readdirSync as readdirSync4,
+  readdirSync as readdirSync5,
   readFileSync as readFileSync4,
   rmSync as rmSync2,
   statSync as statSync3,
@@ -12423,7 +12442,7 @@ function collectStats(dirs, running, slots) {
 // src/cluster/workspace.ts
 init_fsutil();
 import crypto4 from "node:crypto";
-import { existsSync as existsSync2 } from "node:fs";
+import { existsSync as existsSync2, lstatSync as lstatSync3, readdirSync as readdirSync4 } from "node:fs";
 import { mkdir as mkdir7, readFile as readFile7, rm as rm6, writeFile as writeFile4, rename as rename6 } from "node:fs/promises";
 import { join as join14 } from "node:path";
 
@@ -12444,20 +12463,30 @@ var Workspace = class {
   root;
   stateDir;
   lockDir;
-  /** Digest of the packed output that `path` holds now, if known and the path exists. */
+  /**
+   * Digest of the packed output that `path` holds now, if known and the path is as it was marked:
+   * a file changed, added or removed there since (edited by hand, written by another command)
+   * makes it unknown, so the output is restored again rather than used as that blob.
+   */
   async held(path) {
     if (!existsSync2(join14(this.root, path))) return null;
+    let marked;
     try {
-      return (await readFile7(join14(this.stateDir, hashPath(path)), "utf8")).trim() || null;
+      marked = await readFile7(join14(this.stateDir, hashPath(path)), "utf8");
     } catch {
       return null;
     }
+    const [digest, print] = marked.trim().split(" ");
+    if (!digest || !print) return null;
+    return fingerprint(join14(this.root, path)) === print ? digest : null;
   }
   async mark(path, digest) {
     await mkdir7(this.stateDir, { recursive: true });
     const file = join14(this.stateDir, hashPath(path));
     const tmp = `${file}.${process.pid}.${crypto4.randomBytes(4).toString("hex")}`;
-    await writeFile4(tmp, digest + "\n");
+    const print = fingerprint(join14(this.root, path));
+    await writeFile4(tmp, print ? `${digest} ${print}
+` : "\n");
     await rename6(tmp, file);
   }
   async unmark(path) {
@@ -12505,6 +12534,21 @@ var Workspace = class {
     }
   }
 };
+function fingerprint(abs) {
+  const hash = crypto4.createHash("sha256");
+  const walk = (p, rel2) => {
+    const st = lstatSync3(p, { bigint: true });
+    hash.update(`${rel2}\0${st.mode}\0${st.size}\0${st.ino}\0${st.mtimeNs}\0${st.ctimeNs}\0`);
+    if (!st.isDirectory()) return;
+    for (const name of readdirSync4(p).sort()) walk(join14(p, name), `${rel2}/${name}`);
+  };
+  try {
+    walk(abs, ".");
+  } catch {
+    return null;
+  }
+  return hash.digest("hex").slice(0, 32);
+}
 async function stale(lock) {
   let pid;
   try {
@@ -13669,7 +13713,7 @@ async function reapTmpSockets() {
   for (const { name } of leftByDead(dir, ownerOf)) {
     const path = join15(dir, name);
     try {
-      if (!lstatSync3(path).isSocket() || await answers(path)) continue;
+      if (!lstatSync4(path).isSocket() || await answers(path)) continue;
       rmSync2(path, { force: true });
     } catch {
     }
@@ -13703,7 +13747,7 @@ function reapJobLogs() {
   for (const { name } of leftByDead(dir, ownerOf)) {
     const path = join15(dir, name);
     try {
-      const st = lstatSync3(path);
+      const st = lstatSync4(path);
       if (!st.isDirectory() || uid !== void 0 && st.uid !== uid) continue;
       rmSync2(path, { recursive: true, force: true });
     } catch {
@@ -14581,6 +14625,8 @@ var Run = class {
             await rm7(join16(dir, isImageArchive(p) ? exportedImagePath(p) : p), {
               recursive: true,
               force: true
+            }).catch((err) => {
+              if (!isNotFound(err)) throw err;
             });
         continue;
       }
@@ -14630,6 +14676,10 @@ var Run = class {
           const e = err;
           lastError = e.code === grpc5.status.UNAVAILABLE ? new Error(unreachable(m, e)) : e;
           this.note(`export of ${u.unit.id} from ${m.id} failed: ${lastError.message}`);
+          if (err.syscall !== void 0) {
+            rebuild = false;
+            break;
+          }
           if (this.anotherTaker(u, m.id)) {
             u.excluded.add(m.id);
             rebuild = true;

@@ -12,7 +12,7 @@ import {
   ghaScopePrefix,
   ghaSuperseded,
   preloadActionsCache
-} from "./chunk-34W2VQ4R.js";
+} from "./chunk-QZVAY32K.js";
 import "./chunk-QPI3LQR2.js";
 import "./chunk-7FDW4MNB.js";
 export {

@@ -181,6 +181,7 @@ async function removeTree(path) {
   try {
     await rm(path, { recursive: true, force: true });
   } catch (err) {
+    if (err.code === "ENOTDIR") return;
     if (!isPermissionError(err)) throw err;
     await addWriteBits(path);
     await rm(path, { recursive: true, force: true });
@@ -553,8 +554,7 @@ var LocalStore = class _LocalStore {
       if (bytes <= maxBytes || b.mtimeMs > cutoff) break;
       const now = await stat2(b.path).catch(() => null);
       if (now && (now.ino !== b.ino || now.mtimeMs !== b.mtimeMs)) continue;
-      if (now) await unlink(b.path).catch(() => {
-      });
+      if (now) await unlinkIfThere(b.path);
       bytes -= b.size;
       evicted.add(b.digest);
       newestEvicted = b.mtimeMs;
@@ -576,11 +576,17 @@ var LocalStore = class _LocalStore {
     const corrupt = [];
     const blobs = await this.scanBlobs();
     let checked = 0;
+    const remove = async (digest, removal) => {
+      try {
+        await removal;
+      } catch (err) {
+        throw new Error(`cannot remove corrupt blob ${digest}: ${errorText(err)}`, { cause: err });
+      }
+    };
     for (const path of await this.nonFileBlobs()) {
       checked++;
-      await rm2(path, { recursive: true, force: true }).catch(() => {
-      });
       const digest = `sha256:${path.slice(-64)}`;
+      await remove(digest, rm2(path, { recursive: true, force: true }));
       corrupt.push(digest);
       this.warnOnce(`blob:${digest}`, `${this.location}: removed blob ${digest}: not a file`);
     }
@@ -591,8 +597,7 @@ var LocalStore = class _LocalStore {
       } catch (err) {
         if (isNotFound(err)) return;
         checked++;
-        await rm2(b.path, { recursive: true, force: true }).catch(() => {
-        });
+        await remove(b.digest, rm2(b.path, { recursive: true, force: true }));
         corrupt.push(b.digest);
         this.warnUnreadable(b.digest, err);
         return;
@@ -600,8 +605,7 @@ var LocalStore = class _LocalStore {
       checked++;
       if (actual === b.digest) return;
       const now = await stat2(b.path).catch(() => null);
-      if (now && now.ino === b.ino) await unlink(b.path).catch(() => {
-      });
+      if (now && now.ino === b.ino) await remove(b.digest, unlinkIfThere(b.path));
       corrupt.push(b.digest);
       this.warnOnce(
         `blob:${b.digest}`,
@@ -735,8 +739,7 @@ var LocalStore = class _LocalStore {
         if (!bad) continue;
         const now2 = await stat2(r.path).catch(() => null);
         if (!now2 || now2.ino !== before.ino || now2.mtimeMs !== before.mtimeMs) continue;
-        await rm2(r.path, { recursive: true, force: true }).catch(() => {
-        });
+        await rm2(r.path, { recursive: true, force: true });
         bad.push(r.cacheKey);
         continue;
       }
@@ -748,8 +751,7 @@ var LocalStore = class _LocalStore {
       }
       const now = await stat2(r.path).catch(() => null);
       if (!now || now.ino !== before.ino || now.mtimeMs !== before.mtimeMs) continue;
-      await unlink(r.path).catch(() => {
-      });
+      await unlinkIfThere(r.path);
       removed++;
     }
     return removed;
@@ -846,6 +848,13 @@ async function readManifest(path) {
     return manifestProblems(value).length === 0 ? value : null;
   } catch {
     return null;
+  }
+}
+async function unlinkIfThere(path) {
+  try {
+    await unlink(path);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
   }
 }
 
