@@ -28850,7 +28850,7 @@ import { basename, dirname, relative as relative2, resolve as resolve2, posix, s
 // src/config/schema-validator.generated.ts
 var import_ucs2length = __toESM(require_ucs2length(), 1);
 var schema_validator_generated_default = validate0;
-var schema0 = { "$schema": "http://json-schema.org/draft-07/schema#", "$id": "https://github.com/dist-build/dist-build/schema/dist-build.schema.json", "title": "dist-build.yml", "description": "Build invocations that dist-build places on workers with consistent hashing.", "type": "object", "additionalProperties": false, "required": ["version", "invocations"], "properties": { "version": { "const": 1, "description": "Format version; always 1." }, "workers": { "type": "object", "additionalProperties": false, "description": "Matrix size rule: clamp(ceil(invocations / max-per-worker), min, max) workers when none are given.", "properties": { "min": { "type": "integer", "minimum": 1, "default": 1 }, "max": { "type": "integer", "minimum": 1, "maximum": 256, "default": 16 }, "max-per-worker": { "type": "integer", "minimum": 1, "default": 20 } } }, "placement": { "type": "object", "additionalProperties": false, "properties": { "balance": { "type": "number", "minimum": 1, "maximum": 10, "default": 1.1, "description": "Capacity factor: a worker takes at most balance x max(total / workers, longest) seconds of expected work." }, "default-duration": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": "Expected duration of an invocation with neither history nor estimate.", "default": 60 } } }, "env": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "cache": { "type": "object", "additionalProperties": false, "description": "Where workers keep build results.", "properties": { "stores": { "type": "array", "minItems": 1, "default": [{ "type": "local" }], "description": "Cache stores, fastest first: reads fall through in this order and copy hits into the faster stores; writes go to all.", "items": { "type": "object", "required": ["type"], "description": "One store; options other than type belong to its backend and are checked by it.", "properties": { "type": { "enum": ["local", "gha", "registry"], "description": "The backend." }, "dir": { "type": "string", "minLength": 1, "description": "local: the store directory, relative to the config directory (default .dist-build/cache)." }, "max-size": { "type": ["integer", "string"], "minimum": 1, "pattern": "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?$", "description": "local: cap on the bytes of blobs; least recently used entries are evicted beyond it." } }, "additionalProperties": true } }, "sign": { "type": "object", "additionalProperties": false, "description": "Sign results with HMAC-SHA256; when the secret is set, unsigned or badly signed results are misses.", "properties": { "secret-env": { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "default": "DIST_BUILD_CACHE_SECRET", "description": "Environment variable holding the secret." }, "required": { "type": "boolean", "default": false, "description": "Fail instead of running unsigned when the secret variable is not set." } } } } }, "invocations": { "type": "object", "minProperties": 1, "description": "Build invocations by name.", "additionalProperties": { "type": "object", "additionalProperties": false, "properties": { "run": { "type": "string", "minLength": 1, "description": "Shell command, run in the config directory." }, "docker": { "type": "object", "additionalProperties": false, "required": ["context"], "description": "A Docker/BuildKit image build.", "properties": { "context": { "type": "string", "minLength": 1 }, "file": { "type": "string", "minLength": 1, "description": "Dockerfile (default: <context>/Dockerfile)." }, "target": { "type": "string", "minLength": 1 }, "platforms": { "type": "array", "items": { "type": "string", "pattern": "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "description": "a platform os/arch[/variant], e.g. linux/amd64 or linux/arm/v7" }, "uniqueItems": true }, "tags": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Image references the built image is tagged with." }, "build-args": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "network": { "enum": ["default", "host", "none"], "description": "Network of RUN steps (docker build --network): default, host or none. Not part of the cache key." } } }, "inputs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Globs (relative to the config directory) whose contents make up the cache key." }, "outputs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Files or directories saved to the cache and exported." }, "needs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Invocations whose outputs this one needs.", "uniqueItems": true }, "export": { "type": "boolean", "default": false, "description": "A final artifact of the run." }, "env": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "platform": { "type": "string", "pattern": "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "description": "Only workers of this platform may take the invocation." }, "labels": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Only workers with all these labels may take the invocation.", "uniqueItems": true }, "timeout": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": 'seconds as a number, or a string such as "90s", "10m", "1.5h"', "default": 3600 }, "estimate": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": "Expected duration, used until history exists." } } } } } };
+var schema0 = { "$schema": "http://json-schema.org/draft-07/schema#", "$id": "https://github.com/dist-build/dist-build/schema/dist-build.schema.json", "title": "dist-build.yml", "description": "Build invocations that dist-build places on workers with consistent hashing.", "type": "object", "additionalProperties": false, "required": ["version", "invocations"], "properties": { "version": { "const": 1, "description": "Format version; always 1." }, "workers": { "type": "object", "additionalProperties": false, "description": "Matrix size rule: clamp(ceil(invocations / max-per-worker), min, max) workers when none are given.", "properties": { "min": { "type": "integer", "minimum": 1, "default": 1 }, "max": { "type": "integer", "minimum": 1, "maximum": 256, "default": 16 }, "max-per-worker": { "type": "integer", "minimum": 1, "default": 20 } } }, "placement": { "type": "object", "additionalProperties": false, "properties": { "balance": { "type": "number", "minimum": 1, "maximum": 10, "default": 1.1, "description": "Capacity factor: a worker takes at most balance x max(total / workers, longest) seconds of expected work." }, "default-duration": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": "Expected duration of an invocation with neither history nor estimate.", "default": 60 } } }, "env": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "cache": { "type": "object", "additionalProperties": false, "description": "Where workers keep build results.", "properties": { "stores": { "type": "array", "minItems": 1, "default": [{ "type": "local" }], "description": "Cache stores, fastest first: reads fall through in this order and copy hits into the faster stores; writes go to all.", "items": { "type": "object", "required": ["type"], "description": "One store; options other than type belong to its backend and are checked by it.", "properties": { "type": { "enum": ["local", "gha", "registry"], "description": "The backend." }, "dir": { "type": "string", "minLength": 1, "description": "local: the store directory, relative to the config directory (default .dist-build/cache)." }, "max-size": { "type": ["integer", "string"], "minimum": 1, "pattern": "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?$", "description": "local: cap on the bytes of blobs; least recently used entries are evicted beyond it." } }, "additionalProperties": true } }, "sign": { "type": "object", "additionalProperties": false, "description": "Sign results with HMAC-SHA256; when the secret is set, unsigned or badly signed results are misses.", "properties": { "secret-env": { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "default": "DIST_BUILD_CACHE_SECRET", "description": "Environment variable holding the secret." }, "required": { "type": "boolean", "default": false, "description": "Fail instead of running unsigned when the secret variable is not set." } } } } }, "invocations": { "type": "object", "minProperties": 1, "description": "Build invocations by name.", "additionalProperties": { "type": "object", "additionalProperties": false, "properties": { "run": { "type": "string", "minLength": 1, "description": "Shell command, run in the config directory." }, "docker": { "type": "object", "additionalProperties": false, "required": ["context"], "description": "A Docker/BuildKit image build.", "properties": { "context": { "type": "string", "minLength": 1 }, "file": { "type": "string", "minLength": 1, "description": "Dockerfile (default: <context>/Dockerfile)." }, "target": { "type": "string", "minLength": 1 }, "platforms": { "type": "array", "items": { "type": "string", "pattern": "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "description": "a platform os/arch[/variant], e.g. linux/amd64 or linux/arm/v7" }, "uniqueItems": true }, "tags": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Image references the built image is tagged with." }, "build-args": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "push": { "type": "boolean", "default": false, "description": "Push the image to its tags at the end of the run, from the worker that holds it. Not part of the cache key." }, "network": { "enum": ["default", "host", "none"], "description": "Network of RUN steps (docker build --network): default, host or none. Not part of the cache key." } } }, "inputs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Globs (relative to the config directory) whose contents make up the cache key." }, "outputs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Files or directories saved to the cache and exported." }, "needs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Invocations whose outputs this one needs.", "uniqueItems": true }, "export": { "type": "boolean", "default": false, "description": "A final artifact of the run." }, "env": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "platform": { "type": "string", "pattern": "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "description": "Only workers of this platform may take the invocation." }, "labels": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Only workers with all these labels may take the invocation.", "uniqueItems": true }, "timeout": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": 'seconds as a number, or a string such as "90s", "10m", "1.5h"', "default": 3600 }, "estimate": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": "Expected duration, used until history exists." } } } } } };
 var pattern0 = new RegExp("^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "u");
 var pattern1 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 var pattern2 = new RegExp("^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?$", "u");
@@ -29397,7 +29397,7 @@ function validate0(data2, { instancePath = "", parentData, parentDataProperty, r
                   errors++;
                 }
                 for (const key9 in data22) {
-                  if (!(key9 === "context" || key9 === "file" || key9 === "target" || key9 === "platforms" || key9 === "tags" || key9 === "build-args" || key9 === "network")) {
+                  if (!(key9 === "context" || key9 === "file" || key9 === "target" || key9 === "platforms" || key9 === "tags" || key9 === "build-args" || key9 === "push" || key9 === "network")) {
                     const err47 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/additionalProperties", keyword: "additionalProperties", params: { additionalProperty: key9 }, message: "must NOT have additional properties" };
                     if (vErrors === null) {
                       vErrors = [err47];
@@ -29617,10 +29617,9 @@ function validate0(data2, { instancePath = "", parentData, parentDataProperty, r
                     errors++;
                   }
                 }
-                if (data22.network !== void 0) {
-                  let data32 = data22.network;
-                  if (!(data32 === "default" || data32 === "host" || data32 === "none")) {
-                    const err65 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/network", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/network/enum", keyword: "enum", params: { allowedValues: schema0.properties.invocations.additionalProperties.properties.docker.properties.network.enum }, message: "must be equal to one of the allowed values" };
+                if (data22.push !== void 0) {
+                  if (typeof data22.push !== "boolean") {
+                    const err65 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/push", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/push/type", keyword: "type", params: { type: "boolean" }, message: "must be boolean" };
                     if (vErrors === null) {
                       vErrors = [err65];
                     } else {
@@ -29629,130 +29628,142 @@ function validate0(data2, { instancePath = "", parentData, parentDataProperty, r
                     errors++;
                   }
                 }
+                if (data22.network !== void 0) {
+                  let data33 = data22.network;
+                  if (!(data33 === "default" || data33 === "host" || data33 === "none")) {
+                    const err66 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/network", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/network/enum", keyword: "enum", params: { allowedValues: schema0.properties.invocations.additionalProperties.properties.docker.properties.network.enum }, message: "must be equal to one of the allowed values" };
+                    if (vErrors === null) {
+                      vErrors = [err66];
+                    } else {
+                      vErrors.push(err66);
+                    }
+                    errors++;
+                  }
+                }
               } else {
-                const err66 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+                const err67 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/type", keyword: "type", params: { type: "object" }, message: "must be object" };
                 if (vErrors === null) {
-                  vErrors = [err66];
+                  vErrors = [err67];
                 } else {
-                  vErrors.push(err66);
+                  vErrors.push(err67);
                 }
                 errors++;
               }
             }
             if (data20.inputs !== void 0) {
-              let data33 = data20.inputs;
-              if (Array.isArray(data33)) {
-                const len3 = data33.length;
+              let data34 = data20.inputs;
+              if (Array.isArray(data34)) {
+                const len3 = data34.length;
                 for (let i4 = 0; i4 < len3; i4++) {
-                  let data34 = data33[i4];
-                  if (typeof data34 === "string") {
-                    if (func0(data34) < 1) {
-                      const err67 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs/" + i4, schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                  let data35 = data34[i4];
+                  if (typeof data35 === "string") {
+                    if (func0(data35) < 1) {
+                      const err68 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs/" + i4, schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
                       if (vErrors === null) {
-                        vErrors = [err67];
+                        vErrors = [err68];
                       } else {
-                        vErrors.push(err67);
+                        vErrors.push(err68);
                       }
                       errors++;
                     }
                   } else {
-                    const err68 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs/" + i4, schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    const err69 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs/" + i4, schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
                     if (vErrors === null) {
-                      vErrors = [err68];
+                      vErrors = [err69];
                     } else {
-                      vErrors.push(err68);
+                      vErrors.push(err69);
                     }
                     errors++;
                   }
                 }
               } else {
-                const err69 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs", schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
+                const err70 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs", schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
                 if (vErrors === null) {
-                  vErrors = [err69];
+                  vErrors = [err70];
                 } else {
-                  vErrors.push(err69);
+                  vErrors.push(err70);
                 }
                 errors++;
               }
             }
             if (data20.outputs !== void 0) {
-              let data35 = data20.outputs;
-              if (Array.isArray(data35)) {
-                const len4 = data35.length;
+              let data36 = data20.outputs;
+              if (Array.isArray(data36)) {
+                const len4 = data36.length;
                 for (let i5 = 0; i5 < len4; i5++) {
-                  let data36 = data35[i5];
-                  if (typeof data36 === "string") {
-                    if (func0(data36) < 1) {
-                      const err70 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs/" + i5, schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                  let data37 = data36[i5];
+                  if (typeof data37 === "string") {
+                    if (func0(data37) < 1) {
+                      const err71 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs/" + i5, schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
                       if (vErrors === null) {
-                        vErrors = [err70];
+                        vErrors = [err71];
                       } else {
-                        vErrors.push(err70);
+                        vErrors.push(err71);
                       }
                       errors++;
                     }
                   } else {
-                    const err71 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs/" + i5, schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    const err72 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs/" + i5, schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
                     if (vErrors === null) {
-                      vErrors = [err71];
+                      vErrors = [err72];
                     } else {
-                      vErrors.push(err71);
+                      vErrors.push(err72);
                     }
                     errors++;
                   }
                 }
               } else {
-                const err72 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs", schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
+                const err73 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs", schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
                 if (vErrors === null) {
-                  vErrors = [err72];
+                  vErrors = [err73];
                 } else {
-                  vErrors.push(err72);
+                  vErrors.push(err73);
                 }
                 errors++;
               }
             }
             if (data20.needs !== void 0) {
-              let data37 = data20.needs;
-              if (Array.isArray(data37)) {
-                const len5 = data37.length;
+              let data38 = data20.needs;
+              if (Array.isArray(data38)) {
+                const len5 = data38.length;
                 for (let i6 = 0; i6 < len5; i6++) {
-                  let data38 = data37[i6];
-                  if (typeof data38 === "string") {
-                    if (func0(data38) < 1) {
-                      const err73 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs/" + i6, schemaPath: "#/properties/invocations/additionalProperties/properties/needs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                  let data39 = data38[i6];
+                  if (typeof data39 === "string") {
+                    if (func0(data39) < 1) {
+                      const err74 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs/" + i6, schemaPath: "#/properties/invocations/additionalProperties/properties/needs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
                       if (vErrors === null) {
-                        vErrors = [err73];
+                        vErrors = [err74];
                       } else {
-                        vErrors.push(err73);
+                        vErrors.push(err74);
                       }
                       errors++;
                     }
                   } else {
-                    const err74 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs/" + i6, schemaPath: "#/properties/invocations/additionalProperties/properties/needs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    const err75 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs/" + i6, schemaPath: "#/properties/invocations/additionalProperties/properties/needs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
                     if (vErrors === null) {
-                      vErrors = [err74];
+                      vErrors = [err75];
                     } else {
-                      vErrors.push(err74);
+                      vErrors.push(err75);
                     }
                     errors++;
                   }
                 }
-                let i7 = data37.length;
+                let i7 = data38.length;
                 let j1;
                 if (i7 > 1) {
                   const indices1 = {};
                   for (; i7--; ) {
-                    let item1 = data37[i7];
+                    let item1 = data38[i7];
                     if (typeof item1 !== "string") {
                       continue;
                     }
                     if (typeof indices1[item1] == "number") {
                       j1 = indices1[item1];
-                      const err75 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs", schemaPath: "#/properties/invocations/additionalProperties/properties/needs/uniqueItems", keyword: "uniqueItems", params: { i: i7, j: j1 }, message: "must NOT have duplicate items (items ## " + j1 + " and " + i7 + " are identical)" };
+                      const err76 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs", schemaPath: "#/properties/invocations/additionalProperties/properties/needs/uniqueItems", keyword: "uniqueItems", params: { i: i7, j: j1 }, message: "must NOT have duplicate items (items ## " + j1 + " and " + i7 + " are identical)" };
                       if (vErrors === null) {
-                        vErrors = [err75];
+                        vErrors = [err76];
                       } else {
-                        vErrors.push(err75);
+                        vErrors.push(err76);
                       }
                       errors++;
                       break;
@@ -29761,18 +29772,7 @@ function validate0(data2, { instancePath = "", parentData, parentDataProperty, r
                   }
                 }
               } else {
-                const err76 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs", schemaPath: "#/properties/invocations/additionalProperties/properties/needs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
-                if (vErrors === null) {
-                  vErrors = [err76];
-                } else {
-                  vErrors.push(err76);
-                }
-                errors++;
-              }
-            }
-            if (data20.export !== void 0) {
-              if (typeof data20.export !== "boolean") {
-                const err77 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/export", schemaPath: "#/properties/invocations/additionalProperties/properties/export/type", keyword: "type", params: { type: "boolean" }, message: "must be boolean" };
+                const err77 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs", schemaPath: "#/properties/invocations/additionalProperties/properties/needs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
                 if (vErrors === null) {
                   vErrors = [err77];
                 } else {
@@ -29781,37 +29781,36 @@ function validate0(data2, { instancePath = "", parentData, parentDataProperty, r
                 errors++;
               }
             }
+            if (data20.export !== void 0) {
+              if (typeof data20.export !== "boolean") {
+                const err78 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/export", schemaPath: "#/properties/invocations/additionalProperties/properties/export/type", keyword: "type", params: { type: "boolean" }, message: "must be boolean" };
+                if (vErrors === null) {
+                  vErrors = [err78];
+                } else {
+                  vErrors.push(err78);
+                }
+                errors++;
+              }
+            }
             if (data20.env !== void 0) {
-              let data40 = data20.env;
-              if (data40 && typeof data40 == "object" && !Array.isArray(data40)) {
-                for (const key12 in data40) {
-                  const _errs93 = errors;
+              let data41 = data20.env;
+              if (data41 && typeof data41 == "object" && !Array.isArray(data41)) {
+                for (const key12 in data41) {
+                  const _errs95 = errors;
                   if (typeof key12 === "string") {
                     if (!pattern1.test(key12)) {
-                      const err78 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/propertyNames/pattern", keyword: "pattern", params: { pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }, message: 'must match pattern "^[A-Za-z_][A-Za-z0-9_]*$"', propertyName: key12 };
+                      const err79 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/propertyNames/pattern", keyword: "pattern", params: { pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }, message: 'must match pattern "^[A-Za-z_][A-Za-z0-9_]*$"', propertyName: key12 };
                       if (vErrors === null) {
-                        vErrors = [err78];
+                        vErrors = [err79];
                       } else {
-                        vErrors.push(err78);
+                        vErrors.push(err79);
                       }
                       errors++;
                     }
                   }
-                  var valid27 = _errs93 === errors;
+                  var valid27 = _errs95 === errors;
                   if (!valid27) {
-                    const err79 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/propertyNames", keyword: "propertyNames", params: { propertyName: key12 }, message: "property name must be valid" };
-                    if (vErrors === null) {
-                      vErrors = [err79];
-                    } else {
-                      vErrors.push(err79);
-                    }
-                    errors++;
-                  }
-                }
-                for (const key13 in data40) {
-                  let data41 = data40[key13];
-                  if (typeof data41 !== "string" && !(typeof data41 == "number" && isFinite(data41)) && typeof data41 !== "boolean") {
-                    const err80 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/invocations/additionalProperties/properties/env/additionalProperties/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.env.additionalProperties.type }, message: "must be string,number,boolean" };
+                    const err80 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/propertyNames", keyword: "propertyNames", params: { propertyName: key12 }, message: "property name must be valid" };
                     if (vErrors === null) {
                       vErrors = [err80];
                     } else {
@@ -29820,80 +29819,92 @@ function validate0(data2, { instancePath = "", parentData, parentDataProperty, r
                     errors++;
                   }
                 }
+                for (const key13 in data41) {
+                  let data42 = data41[key13];
+                  if (typeof data42 !== "string" && !(typeof data42 == "number" && isFinite(data42)) && typeof data42 !== "boolean") {
+                    const err81 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/invocations/additionalProperties/properties/env/additionalProperties/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.env.additionalProperties.type }, message: "must be string,number,boolean" };
+                    if (vErrors === null) {
+                      vErrors = [err81];
+                    } else {
+                      vErrors.push(err81);
+                    }
+                    errors++;
+                  }
+                }
               } else {
-                const err81 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+                const err82 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/type", keyword: "type", params: { type: "object" }, message: "must be object" };
                 if (vErrors === null) {
-                  vErrors = [err81];
+                  vErrors = [err82];
                 } else {
-                  vErrors.push(err81);
+                  vErrors.push(err82);
                 }
                 errors++;
               }
             }
             if (data20.platform !== void 0) {
-              let data42 = data20.platform;
-              if (typeof data42 === "string") {
-                if (!pattern4.test(data42)) {
-                  const err82 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/platform", schemaPath: "#/properties/invocations/additionalProperties/properties/platform/pattern", keyword: "pattern", params: { pattern: "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$" }, message: 'must match pattern "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"' };
+              let data43 = data20.platform;
+              if (typeof data43 === "string") {
+                if (!pattern4.test(data43)) {
+                  const err83 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/platform", schemaPath: "#/properties/invocations/additionalProperties/properties/platform/pattern", keyword: "pattern", params: { pattern: "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$" }, message: 'must match pattern "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"' };
                   if (vErrors === null) {
-                    vErrors = [err82];
+                    vErrors = [err83];
                   } else {
-                    vErrors.push(err82);
+                    vErrors.push(err83);
                   }
                   errors++;
                 }
               } else {
-                const err83 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/platform", schemaPath: "#/properties/invocations/additionalProperties/properties/platform/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                const err84 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/platform", schemaPath: "#/properties/invocations/additionalProperties/properties/platform/type", keyword: "type", params: { type: "string" }, message: "must be string" };
                 if (vErrors === null) {
-                  vErrors = [err83];
+                  vErrors = [err84];
                 } else {
-                  vErrors.push(err83);
+                  vErrors.push(err84);
                 }
                 errors++;
               }
             }
             if (data20.labels !== void 0) {
-              let data43 = data20.labels;
-              if (Array.isArray(data43)) {
-                const len6 = data43.length;
+              let data44 = data20.labels;
+              if (Array.isArray(data44)) {
+                const len6 = data44.length;
                 for (let i8 = 0; i8 < len6; i8++) {
-                  let data44 = data43[i8];
-                  if (typeof data44 === "string") {
-                    if (func0(data44) < 1) {
-                      const err84 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels/" + i8, schemaPath: "#/properties/invocations/additionalProperties/properties/labels/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                  let data45 = data44[i8];
+                  if (typeof data45 === "string") {
+                    if (func0(data45) < 1) {
+                      const err85 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels/" + i8, schemaPath: "#/properties/invocations/additionalProperties/properties/labels/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
                       if (vErrors === null) {
-                        vErrors = [err84];
+                        vErrors = [err85];
                       } else {
-                        vErrors.push(err84);
+                        vErrors.push(err85);
                       }
                       errors++;
                     }
                   } else {
-                    const err85 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels/" + i8, schemaPath: "#/properties/invocations/additionalProperties/properties/labels/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    const err86 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels/" + i8, schemaPath: "#/properties/invocations/additionalProperties/properties/labels/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
                     if (vErrors === null) {
-                      vErrors = [err85];
+                      vErrors = [err86];
                     } else {
-                      vErrors.push(err85);
+                      vErrors.push(err86);
                     }
                     errors++;
                   }
                 }
-                let i9 = data43.length;
+                let i9 = data44.length;
                 let j2;
                 if (i9 > 1) {
                   const indices2 = {};
                   for (; i9--; ) {
-                    let item2 = data43[i9];
+                    let item2 = data44[i9];
                     if (typeof item2 !== "string") {
                       continue;
                     }
                     if (typeof indices2[item2] == "number") {
                       j2 = indices2[item2];
-                      const err86 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels", schemaPath: "#/properties/invocations/additionalProperties/properties/labels/uniqueItems", keyword: "uniqueItems", params: { i: i9, j: j2 }, message: "must NOT have duplicate items (items ## " + j2 + " and " + i9 + " are identical)" };
+                      const err87 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels", schemaPath: "#/properties/invocations/additionalProperties/properties/labels/uniqueItems", keyword: "uniqueItems", params: { i: i9, j: j2 }, message: "must NOT have duplicate items (items ## " + j2 + " and " + i9 + " are identical)" };
                       if (vErrors === null) {
-                        vErrors = [err86];
+                        vErrors = [err87];
                       } else {
-                        vErrors.push(err86);
+                        vErrors.push(err87);
                       }
                       errors++;
                       break;
@@ -29902,19 +29913,7 @@ function validate0(data2, { instancePath = "", parentData, parentDataProperty, r
                   }
                 }
               } else {
-                const err87 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels", schemaPath: "#/properties/invocations/additionalProperties/properties/labels/type", keyword: "type", params: { type: "array" }, message: "must be array" };
-                if (vErrors === null) {
-                  vErrors = [err87];
-                } else {
-                  vErrors.push(err87);
-                }
-                errors++;
-              }
-            }
-            if (data20.timeout !== void 0) {
-              let data45 = data20.timeout;
-              if (!(typeof data45 == "number" && isFinite(data45)) && typeof data45 !== "string") {
-                const err88 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.timeout.type }, message: "must be number,string" };
+                const err88 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels", schemaPath: "#/properties/invocations/additionalProperties/properties/labels/type", keyword: "type", params: { type: "array" }, message: "must be array" };
                 if (vErrors === null) {
                   vErrors = [err88];
                 } else {
@@ -29922,20 +29921,21 @@ function validate0(data2, { instancePath = "", parentData, parentDataProperty, r
                 }
                 errors++;
               }
-              if (typeof data45 == "number" && isFinite(data45)) {
-                if (data45 <= 0 || isNaN(data45)) {
-                  const err89 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/exclusiveMinimum", keyword: "exclusiveMinimum", params: { comparison: ">", limit: 0 }, message: "must be > 0" };
-                  if (vErrors === null) {
-                    vErrors = [err89];
-                  } else {
-                    vErrors.push(err89);
-                  }
-                  errors++;
+            }
+            if (data20.timeout !== void 0) {
+              let data46 = data20.timeout;
+              if (!(typeof data46 == "number" && isFinite(data46)) && typeof data46 !== "string") {
+                const err89 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.timeout.type }, message: "must be number,string" };
+                if (vErrors === null) {
+                  vErrors = [err89];
+                } else {
+                  vErrors.push(err89);
                 }
+                errors++;
               }
-              if (typeof data45 === "string") {
-                if (!pattern0.test(data45)) {
-                  const err90 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/pattern", keyword: "pattern", params: { pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$" }, message: 'must match pattern "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$"' };
+              if (typeof data46 == "number" && isFinite(data46)) {
+                if (data46 <= 0 || isNaN(data46)) {
+                  const err90 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/exclusiveMinimum", keyword: "exclusiveMinimum", params: { comparison: ">", limit: 0 }, message: "must be > 0" };
                   if (vErrors === null) {
                     vErrors = [err90];
                   } else {
@@ -29944,32 +29944,32 @@ function validate0(data2, { instancePath = "", parentData, parentDataProperty, r
                   errors++;
                 }
               }
-            }
-            if (data20.estimate !== void 0) {
-              let data46 = data20.estimate;
-              if (!(typeof data46 == "number" && isFinite(data46)) && typeof data46 !== "string") {
-                const err91 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.estimate.type }, message: "must be number,string" };
-                if (vErrors === null) {
-                  vErrors = [err91];
-                } else {
-                  vErrors.push(err91);
-                }
-                errors++;
-              }
-              if (typeof data46 == "number" && isFinite(data46)) {
-                if (data46 <= 0 || isNaN(data46)) {
-                  const err92 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/exclusiveMinimum", keyword: "exclusiveMinimum", params: { comparison: ">", limit: 0 }, message: "must be > 0" };
+              if (typeof data46 === "string") {
+                if (!pattern0.test(data46)) {
+                  const err91 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/pattern", keyword: "pattern", params: { pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$" }, message: 'must match pattern "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$"' };
                   if (vErrors === null) {
-                    vErrors = [err92];
+                    vErrors = [err91];
                   } else {
-                    vErrors.push(err92);
+                    vErrors.push(err91);
                   }
                   errors++;
                 }
               }
-              if (typeof data46 === "string") {
-                if (!pattern0.test(data46)) {
-                  const err93 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/pattern", keyword: "pattern", params: { pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$" }, message: 'must match pattern "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$"' };
+            }
+            if (data20.estimate !== void 0) {
+              let data47 = data20.estimate;
+              if (!(typeof data47 == "number" && isFinite(data47)) && typeof data47 !== "string") {
+                const err92 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.estimate.type }, message: "must be number,string" };
+                if (vErrors === null) {
+                  vErrors = [err92];
+                } else {
+                  vErrors.push(err92);
+                }
+                errors++;
+              }
+              if (typeof data47 == "number" && isFinite(data47)) {
+                if (data47 <= 0 || isNaN(data47)) {
+                  const err93 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/exclusiveMinimum", keyword: "exclusiveMinimum", params: { comparison: ">", limit: 0 }, message: "must be > 0" };
                   if (vErrors === null) {
                     vErrors = [err93];
                   } else {
@@ -29978,33 +29978,44 @@ function validate0(data2, { instancePath = "", parentData, parentDataProperty, r
                   errors++;
                 }
               }
+              if (typeof data47 === "string") {
+                if (!pattern0.test(data47)) {
+                  const err94 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/pattern", keyword: "pattern", params: { pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$" }, message: 'must match pattern "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$"' };
+                  if (vErrors === null) {
+                    vErrors = [err94];
+                  } else {
+                    vErrors.push(err94);
+                  }
+                  errors++;
+                }
+              }
             }
           } else {
-            const err94 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/invocations/additionalProperties/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+            const err95 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/invocations/additionalProperties/type", keyword: "type", params: { type: "object" }, message: "must be object" };
             if (vErrors === null) {
-              vErrors = [err94];
+              vErrors = [err95];
             } else {
-              vErrors.push(err94);
+              vErrors.push(err95);
             }
             errors++;
           }
         }
       } else {
-        const err95 = { instancePath: instancePath + "/invocations", schemaPath: "#/properties/invocations/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+        const err96 = { instancePath: instancePath + "/invocations", schemaPath: "#/properties/invocations/type", keyword: "type", params: { type: "object" }, message: "must be object" };
         if (vErrors === null) {
-          vErrors = [err95];
+          vErrors = [err96];
         } else {
-          vErrors.push(err95);
+          vErrors.push(err96);
         }
         errors++;
       }
     }
   } else {
-    const err96 = { instancePath, schemaPath: "#/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+    const err97 = { instancePath, schemaPath: "#/type", keyword: "type", params: { type: "object" }, message: "must be object" };
     if (vErrors === null) {
-      vErrors = [err96];
+      vErrors = [err97];
     } else {
-      vErrors.push(err96);
+      vErrors.push(err97);
     }
     errors++;
   }
@@ -30205,6 +30216,11 @@ var configSchema = {
               platforms: { type: "array", items: platform2, uniqueItems: true },
               tags: stringList("Image references the built image is tagged with."),
               "build-args": env,
+              push: {
+                type: "boolean",
+                default: false,
+                description: "Push the image to its tags at the end of the run, from the worker that holds it. Not part of the cache key."
+              },
               network: {
                 enum: ["default", "host", "none"],
                 description: "Network of RUN steps (docker build --network): default, host or none. Not part of the cache key."
@@ -30718,8 +30734,16 @@ function buildConfig(raw, file, loc) {
           tags: d.tags ?? [],
           buildArgs: toEnv(d["build-args"]),
           ...d.target === void 0 ? {} : { target: d.target },
-          ...d.network === void 0 ? {} : { network: d.network }
+          ...d.network === void 0 ? {} : { network: d.network },
+          ...d.push === true ? { push: true } : {}
         };
+        if (d.push === true && !(d.tags ?? []).length)
+          issues.push(
+            loc.issueAt(
+              at("docker", "push"),
+              "push: true needs tags (the references the image is pushed to)"
+            )
+          );
       }
       if (r.platform !== void 0) {
         issues.push(

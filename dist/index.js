@@ -4376,7 +4376,7 @@ import { basename, dirname, relative, resolve, posix, sep } from "node:path";
 // src/config/schema-validator.generated.ts
 import runtime0 from "ajv/dist/runtime/ucs2length.js";
 var schema_validator_generated_default = validate0;
-var schema0 = { "$schema": "http://json-schema.org/draft-07/schema#", "$id": "https://github.com/dist-build/dist-build/schema/dist-build.schema.json", "title": "dist-build.yml", "description": "Build invocations that dist-build places on workers with consistent hashing.", "type": "object", "additionalProperties": false, "required": ["version", "invocations"], "properties": { "version": { "const": 1, "description": "Format version; always 1." }, "workers": { "type": "object", "additionalProperties": false, "description": "Matrix size rule: clamp(ceil(invocations / max-per-worker), min, max) workers when none are given.", "properties": { "min": { "type": "integer", "minimum": 1, "default": 1 }, "max": { "type": "integer", "minimum": 1, "maximum": 256, "default": 16 }, "max-per-worker": { "type": "integer", "minimum": 1, "default": 20 } } }, "placement": { "type": "object", "additionalProperties": false, "properties": { "balance": { "type": "number", "minimum": 1, "maximum": 10, "default": 1.1, "description": "Capacity factor: a worker takes at most balance x max(total / workers, longest) seconds of expected work." }, "default-duration": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": "Expected duration of an invocation with neither history nor estimate.", "default": 60 } } }, "env": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "cache": { "type": "object", "additionalProperties": false, "description": "Where workers keep build results.", "properties": { "stores": { "type": "array", "minItems": 1, "default": [{ "type": "local" }], "description": "Cache stores, fastest first: reads fall through in this order and copy hits into the faster stores; writes go to all.", "items": { "type": "object", "required": ["type"], "description": "One store; options other than type belong to its backend and are checked by it.", "properties": { "type": { "enum": ["local", "gha", "registry"], "description": "The backend." }, "dir": { "type": "string", "minLength": 1, "description": "local: the store directory, relative to the config directory (default .dist-build/cache)." }, "max-size": { "type": ["integer", "string"], "minimum": 1, "pattern": "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?$", "description": "local: cap on the bytes of blobs; least recently used entries are evicted beyond it." } }, "additionalProperties": true } }, "sign": { "type": "object", "additionalProperties": false, "description": "Sign results with HMAC-SHA256; when the secret is set, unsigned or badly signed results are misses.", "properties": { "secret-env": { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "default": "DIST_BUILD_CACHE_SECRET", "description": "Environment variable holding the secret." }, "required": { "type": "boolean", "default": false, "description": "Fail instead of running unsigned when the secret variable is not set." } } } } }, "invocations": { "type": "object", "minProperties": 1, "description": "Build invocations by name.", "additionalProperties": { "type": "object", "additionalProperties": false, "properties": { "run": { "type": "string", "minLength": 1, "description": "Shell command, run in the config directory." }, "docker": { "type": "object", "additionalProperties": false, "required": ["context"], "description": "A Docker/BuildKit image build.", "properties": { "context": { "type": "string", "minLength": 1 }, "file": { "type": "string", "minLength": 1, "description": "Dockerfile (default: <context>/Dockerfile)." }, "target": { "type": "string", "minLength": 1 }, "platforms": { "type": "array", "items": { "type": "string", "pattern": "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "description": "a platform os/arch[/variant], e.g. linux/amd64 or linux/arm/v7" }, "uniqueItems": true }, "tags": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Image references the built image is tagged with." }, "build-args": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "network": { "enum": ["default", "host", "none"], "description": "Network of RUN steps (docker build --network): default, host or none. Not part of the cache key." } } }, "inputs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Globs (relative to the config directory) whose contents make up the cache key." }, "outputs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Files or directories saved to the cache and exported." }, "needs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Invocations whose outputs this one needs.", "uniqueItems": true }, "export": { "type": "boolean", "default": false, "description": "A final artifact of the run." }, "env": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "platform": { "type": "string", "pattern": "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "description": "Only workers of this platform may take the invocation." }, "labels": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Only workers with all these labels may take the invocation.", "uniqueItems": true }, "timeout": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": 'seconds as a number, or a string such as "90s", "10m", "1.5h"', "default": 3600 }, "estimate": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": "Expected duration, used until history exists." } } } } } };
+var schema0 = { "$schema": "http://json-schema.org/draft-07/schema#", "$id": "https://github.com/dist-build/dist-build/schema/dist-build.schema.json", "title": "dist-build.yml", "description": "Build invocations that dist-build places on workers with consistent hashing.", "type": "object", "additionalProperties": false, "required": ["version", "invocations"], "properties": { "version": { "const": 1, "description": "Format version; always 1." }, "workers": { "type": "object", "additionalProperties": false, "description": "Matrix size rule: clamp(ceil(invocations / max-per-worker), min, max) workers when none are given.", "properties": { "min": { "type": "integer", "minimum": 1, "default": 1 }, "max": { "type": "integer", "minimum": 1, "maximum": 256, "default": 16 }, "max-per-worker": { "type": "integer", "minimum": 1, "default": 20 } } }, "placement": { "type": "object", "additionalProperties": false, "properties": { "balance": { "type": "number", "minimum": 1, "maximum": 10, "default": 1.1, "description": "Capacity factor: a worker takes at most balance x max(total / workers, longest) seconds of expected work." }, "default-duration": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": "Expected duration of an invocation with neither history nor estimate.", "default": 60 } } }, "env": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "cache": { "type": "object", "additionalProperties": false, "description": "Where workers keep build results.", "properties": { "stores": { "type": "array", "minItems": 1, "default": [{ "type": "local" }], "description": "Cache stores, fastest first: reads fall through in this order and copy hits into the faster stores; writes go to all.", "items": { "type": "object", "required": ["type"], "description": "One store; options other than type belong to its backend and are checked by it.", "properties": { "type": { "enum": ["local", "gha", "registry"], "description": "The backend." }, "dir": { "type": "string", "minLength": 1, "description": "local: the store directory, relative to the config directory (default .dist-build/cache)." }, "max-size": { "type": ["integer", "string"], "minimum": 1, "pattern": "^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?$", "description": "local: cap on the bytes of blobs; least recently used entries are evicted beyond it." } }, "additionalProperties": true } }, "sign": { "type": "object", "additionalProperties": false, "description": "Sign results with HMAC-SHA256; when the secret is set, unsigned or badly signed results are misses.", "properties": { "secret-env": { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "default": "DIST_BUILD_CACHE_SECRET", "description": "Environment variable holding the secret." }, "required": { "type": "boolean", "default": false, "description": "Fail instead of running unsigned when the secret variable is not set." } } } } }, "invocations": { "type": "object", "minProperties": 1, "description": "Build invocations by name.", "additionalProperties": { "type": "object", "additionalProperties": false, "properties": { "run": { "type": "string", "minLength": 1, "description": "Shell command, run in the config directory." }, "docker": { "type": "object", "additionalProperties": false, "required": ["context"], "description": "A Docker/BuildKit image build.", "properties": { "context": { "type": "string", "minLength": 1 }, "file": { "type": "string", "minLength": 1, "description": "Dockerfile (default: <context>/Dockerfile)." }, "target": { "type": "string", "minLength": 1 }, "platforms": { "type": "array", "items": { "type": "string", "pattern": "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "description": "a platform os/arch[/variant], e.g. linux/amd64 or linux/arm/v7" }, "uniqueItems": true }, "tags": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Image references the built image is tagged with." }, "build-args": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "push": { "type": "boolean", "default": false, "description": "Push the image to its tags at the end of the run, from the worker that holds it. Not part of the cache key." }, "network": { "enum": ["default", "host", "none"], "description": "Network of RUN steps (docker build --network): default, host or none. Not part of the cache key." } } }, "inputs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Globs (relative to the config directory) whose contents make up the cache key." }, "outputs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Files or directories saved to the cache and exported." }, "needs": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Invocations whose outputs this one needs.", "uniqueItems": true }, "export": { "type": "boolean", "default": false, "description": "A final artifact of the run." }, "env": { "type": "object", "description": "Environment variables; values are strings (numbers and booleans are converted).", "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }, "additionalProperties": { "type": ["string", "number", "boolean"] } }, "platform": { "type": "string", "pattern": "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$", "description": "Only workers of this platform may take the invocation." }, "labels": { "type": "array", "items": { "type": "string", "minLength": 1 }, "description": "Only workers with all these labels may take the invocation.", "uniqueItems": true }, "timeout": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": 'seconds as a number, or a string such as "90s", "10m", "1.5h"', "default": 3600 }, "estimate": { "type": ["number", "string"], "exclusiveMinimum": 0, "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "description": "Expected duration, used until history exists." } } } } } };
 var pattern0 = new RegExp("^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$", "u");
 var pattern1 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 var pattern2 = new RegExp("^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]([iI]?[bB])?|[bB])?$", "u");
@@ -4923,7 +4923,7 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                   errors++;
                 }
                 for (const key9 in data22) {
-                  if (!(key9 === "context" || key9 === "file" || key9 === "target" || key9 === "platforms" || key9 === "tags" || key9 === "build-args" || key9 === "network")) {
+                  if (!(key9 === "context" || key9 === "file" || key9 === "target" || key9 === "platforms" || key9 === "tags" || key9 === "build-args" || key9 === "push" || key9 === "network")) {
                     const err47 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/additionalProperties", keyword: "additionalProperties", params: { additionalProperty: key9 }, message: "must NOT have additional properties" };
                     if (vErrors === null) {
                       vErrors = [err47];
@@ -5143,10 +5143,9 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                     errors++;
                   }
                 }
-                if (data22.network !== void 0) {
-                  let data32 = data22.network;
-                  if (!(data32 === "default" || data32 === "host" || data32 === "none")) {
-                    const err65 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/network", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/network/enum", keyword: "enum", params: { allowedValues: schema0.properties.invocations.additionalProperties.properties.docker.properties.network.enum }, message: "must be equal to one of the allowed values" };
+                if (data22.push !== void 0) {
+                  if (typeof data22.push !== "boolean") {
+                    const err65 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/push", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/push/type", keyword: "type", params: { type: "boolean" }, message: "must be boolean" };
                     if (vErrors === null) {
                       vErrors = [err65];
                     } else {
@@ -5155,130 +5154,142 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                     errors++;
                   }
                 }
+                if (data22.network !== void 0) {
+                  let data33 = data22.network;
+                  if (!(data33 === "default" || data33 === "host" || data33 === "none")) {
+                    const err66 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker/network", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/properties/network/enum", keyword: "enum", params: { allowedValues: schema0.properties.invocations.additionalProperties.properties.docker.properties.network.enum }, message: "must be equal to one of the allowed values" };
+                    if (vErrors === null) {
+                      vErrors = [err66];
+                    } else {
+                      vErrors.push(err66);
+                    }
+                    errors++;
+                  }
+                }
               } else {
-                const err66 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+                const err67 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/docker", schemaPath: "#/properties/invocations/additionalProperties/properties/docker/type", keyword: "type", params: { type: "object" }, message: "must be object" };
                 if (vErrors === null) {
-                  vErrors = [err66];
+                  vErrors = [err67];
                 } else {
-                  vErrors.push(err66);
+                  vErrors.push(err67);
                 }
                 errors++;
               }
             }
             if (data20.inputs !== void 0) {
-              let data33 = data20.inputs;
-              if (Array.isArray(data33)) {
-                const len3 = data33.length;
+              let data34 = data20.inputs;
+              if (Array.isArray(data34)) {
+                const len3 = data34.length;
                 for (let i4 = 0; i4 < len3; i4++) {
-                  let data34 = data33[i4];
-                  if (typeof data34 === "string") {
-                    if (func0(data34) < 1) {
-                      const err67 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs/" + i4, schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                  let data35 = data34[i4];
+                  if (typeof data35 === "string") {
+                    if (func0(data35) < 1) {
+                      const err68 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs/" + i4, schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
                       if (vErrors === null) {
-                        vErrors = [err67];
+                        vErrors = [err68];
                       } else {
-                        vErrors.push(err67);
+                        vErrors.push(err68);
                       }
                       errors++;
                     }
                   } else {
-                    const err68 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs/" + i4, schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    const err69 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs/" + i4, schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
                     if (vErrors === null) {
-                      vErrors = [err68];
+                      vErrors = [err69];
                     } else {
-                      vErrors.push(err68);
+                      vErrors.push(err69);
                     }
                     errors++;
                   }
                 }
               } else {
-                const err69 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs", schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
+                const err70 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/inputs", schemaPath: "#/properties/invocations/additionalProperties/properties/inputs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
                 if (vErrors === null) {
-                  vErrors = [err69];
+                  vErrors = [err70];
                 } else {
-                  vErrors.push(err69);
+                  vErrors.push(err70);
                 }
                 errors++;
               }
             }
             if (data20.outputs !== void 0) {
-              let data35 = data20.outputs;
-              if (Array.isArray(data35)) {
-                const len4 = data35.length;
+              let data36 = data20.outputs;
+              if (Array.isArray(data36)) {
+                const len4 = data36.length;
                 for (let i5 = 0; i5 < len4; i5++) {
-                  let data36 = data35[i5];
-                  if (typeof data36 === "string") {
-                    if (func0(data36) < 1) {
-                      const err70 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs/" + i5, schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                  let data37 = data36[i5];
+                  if (typeof data37 === "string") {
+                    if (func0(data37) < 1) {
+                      const err71 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs/" + i5, schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
                       if (vErrors === null) {
-                        vErrors = [err70];
+                        vErrors = [err71];
                       } else {
-                        vErrors.push(err70);
+                        vErrors.push(err71);
                       }
                       errors++;
                     }
                   } else {
-                    const err71 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs/" + i5, schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    const err72 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs/" + i5, schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
                     if (vErrors === null) {
-                      vErrors = [err71];
+                      vErrors = [err72];
                     } else {
-                      vErrors.push(err71);
+                      vErrors.push(err72);
                     }
                     errors++;
                   }
                 }
               } else {
-                const err72 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs", schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
+                const err73 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/outputs", schemaPath: "#/properties/invocations/additionalProperties/properties/outputs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
                 if (vErrors === null) {
-                  vErrors = [err72];
+                  vErrors = [err73];
                 } else {
-                  vErrors.push(err72);
+                  vErrors.push(err73);
                 }
                 errors++;
               }
             }
             if (data20.needs !== void 0) {
-              let data37 = data20.needs;
-              if (Array.isArray(data37)) {
-                const len5 = data37.length;
+              let data38 = data20.needs;
+              if (Array.isArray(data38)) {
+                const len5 = data38.length;
                 for (let i6 = 0; i6 < len5; i6++) {
-                  let data38 = data37[i6];
-                  if (typeof data38 === "string") {
-                    if (func0(data38) < 1) {
-                      const err73 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs/" + i6, schemaPath: "#/properties/invocations/additionalProperties/properties/needs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                  let data39 = data38[i6];
+                  if (typeof data39 === "string") {
+                    if (func0(data39) < 1) {
+                      const err74 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs/" + i6, schemaPath: "#/properties/invocations/additionalProperties/properties/needs/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
                       if (vErrors === null) {
-                        vErrors = [err73];
+                        vErrors = [err74];
                       } else {
-                        vErrors.push(err73);
+                        vErrors.push(err74);
                       }
                       errors++;
                     }
                   } else {
-                    const err74 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs/" + i6, schemaPath: "#/properties/invocations/additionalProperties/properties/needs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    const err75 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs/" + i6, schemaPath: "#/properties/invocations/additionalProperties/properties/needs/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
                     if (vErrors === null) {
-                      vErrors = [err74];
+                      vErrors = [err75];
                     } else {
-                      vErrors.push(err74);
+                      vErrors.push(err75);
                     }
                     errors++;
                   }
                 }
-                let i7 = data37.length;
+                let i7 = data38.length;
                 let j1;
                 if (i7 > 1) {
                   const indices1 = {};
                   for (; i7--; ) {
-                    let item1 = data37[i7];
+                    let item1 = data38[i7];
                     if (typeof item1 !== "string") {
                       continue;
                     }
                     if (typeof indices1[item1] == "number") {
                       j1 = indices1[item1];
-                      const err75 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs", schemaPath: "#/properties/invocations/additionalProperties/properties/needs/uniqueItems", keyword: "uniqueItems", params: { i: i7, j: j1 }, message: "must NOT have duplicate items (items ## " + j1 + " and " + i7 + " are identical)" };
+                      const err76 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs", schemaPath: "#/properties/invocations/additionalProperties/properties/needs/uniqueItems", keyword: "uniqueItems", params: { i: i7, j: j1 }, message: "must NOT have duplicate items (items ## " + j1 + " and " + i7 + " are identical)" };
                       if (vErrors === null) {
-                        vErrors = [err75];
+                        vErrors = [err76];
                       } else {
-                        vErrors.push(err75);
+                        vErrors.push(err76);
                       }
                       errors++;
                       break;
@@ -5287,18 +5298,7 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                   }
                 }
               } else {
-                const err76 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs", schemaPath: "#/properties/invocations/additionalProperties/properties/needs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
-                if (vErrors === null) {
-                  vErrors = [err76];
-                } else {
-                  vErrors.push(err76);
-                }
-                errors++;
-              }
-            }
-            if (data20.export !== void 0) {
-              if (typeof data20.export !== "boolean") {
-                const err77 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/export", schemaPath: "#/properties/invocations/additionalProperties/properties/export/type", keyword: "type", params: { type: "boolean" }, message: "must be boolean" };
+                const err77 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/needs", schemaPath: "#/properties/invocations/additionalProperties/properties/needs/type", keyword: "type", params: { type: "array" }, message: "must be array" };
                 if (vErrors === null) {
                   vErrors = [err77];
                 } else {
@@ -5307,37 +5307,36 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                 errors++;
               }
             }
+            if (data20.export !== void 0) {
+              if (typeof data20.export !== "boolean") {
+                const err78 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/export", schemaPath: "#/properties/invocations/additionalProperties/properties/export/type", keyword: "type", params: { type: "boolean" }, message: "must be boolean" };
+                if (vErrors === null) {
+                  vErrors = [err78];
+                } else {
+                  vErrors.push(err78);
+                }
+                errors++;
+              }
+            }
             if (data20.env !== void 0) {
-              let data40 = data20.env;
-              if (data40 && typeof data40 == "object" && !Array.isArray(data40)) {
-                for (const key12 in data40) {
-                  const _errs93 = errors;
+              let data41 = data20.env;
+              if (data41 && typeof data41 == "object" && !Array.isArray(data41)) {
+                for (const key12 in data41) {
+                  const _errs95 = errors;
                   if (typeof key12 === "string") {
                     if (!pattern1.test(key12)) {
-                      const err78 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/propertyNames/pattern", keyword: "pattern", params: { pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }, message: 'must match pattern "^[A-Za-z_][A-Za-z0-9_]*$"', propertyName: key12 };
+                      const err79 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/propertyNames/pattern", keyword: "pattern", params: { pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }, message: 'must match pattern "^[A-Za-z_][A-Za-z0-9_]*$"', propertyName: key12 };
                       if (vErrors === null) {
-                        vErrors = [err78];
+                        vErrors = [err79];
                       } else {
-                        vErrors.push(err78);
+                        vErrors.push(err79);
                       }
                       errors++;
                     }
                   }
-                  var valid27 = _errs93 === errors;
+                  var valid27 = _errs95 === errors;
                   if (!valid27) {
-                    const err79 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/propertyNames", keyword: "propertyNames", params: { propertyName: key12 }, message: "property name must be valid" };
-                    if (vErrors === null) {
-                      vErrors = [err79];
-                    } else {
-                      vErrors.push(err79);
-                    }
-                    errors++;
-                  }
-                }
-                for (const key13 in data40) {
-                  let data41 = data40[key13];
-                  if (typeof data41 !== "string" && !(typeof data41 == "number" && isFinite(data41)) && typeof data41 !== "boolean") {
-                    const err80 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/invocations/additionalProperties/properties/env/additionalProperties/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.env.additionalProperties.type }, message: "must be string,number,boolean" };
+                    const err80 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/propertyNames", keyword: "propertyNames", params: { propertyName: key12 }, message: "property name must be valid" };
                     if (vErrors === null) {
                       vErrors = [err80];
                     } else {
@@ -5346,80 +5345,92 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                     errors++;
                   }
                 }
+                for (const key13 in data41) {
+                  let data42 = data41[key13];
+                  if (typeof data42 !== "string" && !(typeof data42 == "number" && isFinite(data42)) && typeof data42 !== "boolean") {
+                    const err81 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env/" + key13.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/invocations/additionalProperties/properties/env/additionalProperties/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.env.additionalProperties.type }, message: "must be string,number,boolean" };
+                    if (vErrors === null) {
+                      vErrors = [err81];
+                    } else {
+                      vErrors.push(err81);
+                    }
+                    errors++;
+                  }
+                }
               } else {
-                const err81 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+                const err82 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/env", schemaPath: "#/properties/invocations/additionalProperties/properties/env/type", keyword: "type", params: { type: "object" }, message: "must be object" };
                 if (vErrors === null) {
-                  vErrors = [err81];
+                  vErrors = [err82];
                 } else {
-                  vErrors.push(err81);
+                  vErrors.push(err82);
                 }
                 errors++;
               }
             }
             if (data20.platform !== void 0) {
-              let data42 = data20.platform;
-              if (typeof data42 === "string") {
-                if (!pattern4.test(data42)) {
-                  const err82 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/platform", schemaPath: "#/properties/invocations/additionalProperties/properties/platform/pattern", keyword: "pattern", params: { pattern: "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$" }, message: 'must match pattern "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"' };
+              let data43 = data20.platform;
+              if (typeof data43 === "string") {
+                if (!pattern4.test(data43)) {
+                  const err83 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/platform", schemaPath: "#/properties/invocations/additionalProperties/properties/platform/pattern", keyword: "pattern", params: { pattern: "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$" }, message: 'must match pattern "^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"' };
                   if (vErrors === null) {
-                    vErrors = [err82];
+                    vErrors = [err83];
                   } else {
-                    vErrors.push(err82);
+                    vErrors.push(err83);
                   }
                   errors++;
                 }
               } else {
-                const err83 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/platform", schemaPath: "#/properties/invocations/additionalProperties/properties/platform/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                const err84 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/platform", schemaPath: "#/properties/invocations/additionalProperties/properties/platform/type", keyword: "type", params: { type: "string" }, message: "must be string" };
                 if (vErrors === null) {
-                  vErrors = [err83];
+                  vErrors = [err84];
                 } else {
-                  vErrors.push(err83);
+                  vErrors.push(err84);
                 }
                 errors++;
               }
             }
             if (data20.labels !== void 0) {
-              let data43 = data20.labels;
-              if (Array.isArray(data43)) {
-                const len6 = data43.length;
+              let data44 = data20.labels;
+              if (Array.isArray(data44)) {
+                const len6 = data44.length;
                 for (let i8 = 0; i8 < len6; i8++) {
-                  let data44 = data43[i8];
-                  if (typeof data44 === "string") {
-                    if (func0(data44) < 1) {
-                      const err84 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels/" + i8, schemaPath: "#/properties/invocations/additionalProperties/properties/labels/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
+                  let data45 = data44[i8];
+                  if (typeof data45 === "string") {
+                    if (func0(data45) < 1) {
+                      const err85 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels/" + i8, schemaPath: "#/properties/invocations/additionalProperties/properties/labels/items/minLength", keyword: "minLength", params: { limit: 1 }, message: "must NOT have fewer than 1 characters" };
                       if (vErrors === null) {
-                        vErrors = [err84];
+                        vErrors = [err85];
                       } else {
-                        vErrors.push(err84);
+                        vErrors.push(err85);
                       }
                       errors++;
                     }
                   } else {
-                    const err85 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels/" + i8, schemaPath: "#/properties/invocations/additionalProperties/properties/labels/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
+                    const err86 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels/" + i8, schemaPath: "#/properties/invocations/additionalProperties/properties/labels/items/type", keyword: "type", params: { type: "string" }, message: "must be string" };
                     if (vErrors === null) {
-                      vErrors = [err85];
+                      vErrors = [err86];
                     } else {
-                      vErrors.push(err85);
+                      vErrors.push(err86);
                     }
                     errors++;
                   }
                 }
-                let i9 = data43.length;
+                let i9 = data44.length;
                 let j2;
                 if (i9 > 1) {
                   const indices2 = {};
                   for (; i9--; ) {
-                    let item2 = data43[i9];
+                    let item2 = data44[i9];
                     if (typeof item2 !== "string") {
                       continue;
                     }
                     if (typeof indices2[item2] == "number") {
                       j2 = indices2[item2];
-                      const err86 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels", schemaPath: "#/properties/invocations/additionalProperties/properties/labels/uniqueItems", keyword: "uniqueItems", params: { i: i9, j: j2 }, message: "must NOT have duplicate items (items ## " + j2 + " and " + i9 + " are identical)" };
+                      const err87 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels", schemaPath: "#/properties/invocations/additionalProperties/properties/labels/uniqueItems", keyword: "uniqueItems", params: { i: i9, j: j2 }, message: "must NOT have duplicate items (items ## " + j2 + " and " + i9 + " are identical)" };
                       if (vErrors === null) {
-                        vErrors = [err86];
+                        vErrors = [err87];
                       } else {
-                        vErrors.push(err86);
+                        vErrors.push(err87);
                       }
                       errors++;
                       break;
@@ -5428,19 +5439,7 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                   }
                 }
               } else {
-                const err87 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels", schemaPath: "#/properties/invocations/additionalProperties/properties/labels/type", keyword: "type", params: { type: "array" }, message: "must be array" };
-                if (vErrors === null) {
-                  vErrors = [err87];
-                } else {
-                  vErrors.push(err87);
-                }
-                errors++;
-              }
-            }
-            if (data20.timeout !== void 0) {
-              let data45 = data20.timeout;
-              if (!(typeof data45 == "number" && isFinite(data45)) && typeof data45 !== "string") {
-                const err88 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.timeout.type }, message: "must be number,string" };
+                const err88 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/labels", schemaPath: "#/properties/invocations/additionalProperties/properties/labels/type", keyword: "type", params: { type: "array" }, message: "must be array" };
                 if (vErrors === null) {
                   vErrors = [err88];
                 } else {
@@ -5448,20 +5447,21 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                 }
                 errors++;
               }
-              if (typeof data45 == "number" && isFinite(data45)) {
-                if (data45 <= 0 || isNaN(data45)) {
-                  const err89 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/exclusiveMinimum", keyword: "exclusiveMinimum", params: { comparison: ">", limit: 0 }, message: "must be > 0" };
-                  if (vErrors === null) {
-                    vErrors = [err89];
-                  } else {
-                    vErrors.push(err89);
-                  }
-                  errors++;
+            }
+            if (data20.timeout !== void 0) {
+              let data46 = data20.timeout;
+              if (!(typeof data46 == "number" && isFinite(data46)) && typeof data46 !== "string") {
+                const err89 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.timeout.type }, message: "must be number,string" };
+                if (vErrors === null) {
+                  vErrors = [err89];
+                } else {
+                  vErrors.push(err89);
                 }
+                errors++;
               }
-              if (typeof data45 === "string") {
-                if (!pattern0.test(data45)) {
-                  const err90 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/pattern", keyword: "pattern", params: { pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$" }, message: 'must match pattern "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$"' };
+              if (typeof data46 == "number" && isFinite(data46)) {
+                if (data46 <= 0 || isNaN(data46)) {
+                  const err90 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/exclusiveMinimum", keyword: "exclusiveMinimum", params: { comparison: ">", limit: 0 }, message: "must be > 0" };
                   if (vErrors === null) {
                     vErrors = [err90];
                   } else {
@@ -5470,32 +5470,32 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                   errors++;
                 }
               }
-            }
-            if (data20.estimate !== void 0) {
-              let data46 = data20.estimate;
-              if (!(typeof data46 == "number" && isFinite(data46)) && typeof data46 !== "string") {
-                const err91 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.estimate.type }, message: "must be number,string" };
-                if (vErrors === null) {
-                  vErrors = [err91];
-                } else {
-                  vErrors.push(err91);
-                }
-                errors++;
-              }
-              if (typeof data46 == "number" && isFinite(data46)) {
-                if (data46 <= 0 || isNaN(data46)) {
-                  const err92 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/exclusiveMinimum", keyword: "exclusiveMinimum", params: { comparison: ">", limit: 0 }, message: "must be > 0" };
+              if (typeof data46 === "string") {
+                if (!pattern0.test(data46)) {
+                  const err91 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/timeout", schemaPath: "#/properties/invocations/additionalProperties/properties/timeout/pattern", keyword: "pattern", params: { pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$" }, message: 'must match pattern "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$"' };
                   if (vErrors === null) {
-                    vErrors = [err92];
+                    vErrors = [err91];
                   } else {
-                    vErrors.push(err92);
+                    vErrors.push(err91);
                   }
                   errors++;
                 }
               }
-              if (typeof data46 === "string") {
-                if (!pattern0.test(data46)) {
-                  const err93 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/pattern", keyword: "pattern", params: { pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$" }, message: 'must match pattern "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$"' };
+            }
+            if (data20.estimate !== void 0) {
+              let data47 = data20.estimate;
+              if (!(typeof data47 == "number" && isFinite(data47)) && typeof data47 !== "string") {
+                const err92 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/type", keyword: "type", params: { type: schema0.properties.invocations.additionalProperties.properties.estimate.type }, message: "must be number,string" };
+                if (vErrors === null) {
+                  vErrors = [err92];
+                } else {
+                  vErrors.push(err92);
+                }
+                errors++;
+              }
+              if (typeof data47 == "number" && isFinite(data47)) {
+                if (data47 <= 0 || isNaN(data47)) {
+                  const err93 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/exclusiveMinimum", keyword: "exclusiveMinimum", params: { comparison: ">", limit: 0 }, message: "must be > 0" };
                   if (vErrors === null) {
                     vErrors = [err93];
                   } else {
@@ -5504,33 +5504,44 @@ function validate0(data, { instancePath = "", parentData, parentDataProperty, ro
                   errors++;
                 }
               }
+              if (typeof data47 === "string") {
+                if (!pattern0.test(data47)) {
+                  const err94 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1") + "/estimate", schemaPath: "#/properties/invocations/additionalProperties/properties/estimate/pattern", keyword: "pattern", params: { pattern: "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$" }, message: 'must match pattern "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$"' };
+                  if (vErrors === null) {
+                    vErrors = [err94];
+                  } else {
+                    vErrors.push(err94);
+                  }
+                  errors++;
+                }
+              }
             }
           } else {
-            const err94 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/invocations/additionalProperties/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+            const err95 = { instancePath: instancePath + "/invocations/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"), schemaPath: "#/properties/invocations/additionalProperties/type", keyword: "type", params: { type: "object" }, message: "must be object" };
             if (vErrors === null) {
-              vErrors = [err94];
+              vErrors = [err95];
             } else {
-              vErrors.push(err94);
+              vErrors.push(err95);
             }
             errors++;
           }
         }
       } else {
-        const err95 = { instancePath: instancePath + "/invocations", schemaPath: "#/properties/invocations/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+        const err96 = { instancePath: instancePath + "/invocations", schemaPath: "#/properties/invocations/type", keyword: "type", params: { type: "object" }, message: "must be object" };
         if (vErrors === null) {
-          vErrors = [err95];
+          vErrors = [err96];
         } else {
-          vErrors.push(err95);
+          vErrors.push(err96);
         }
         errors++;
       }
     }
   } else {
-    const err96 = { instancePath, schemaPath: "#/type", keyword: "type", params: { type: "object" }, message: "must be object" };
+    const err97 = { instancePath, schemaPath: "#/type", keyword: "type", params: { type: "object" }, message: "must be object" };
     if (vErrors === null) {
-      vErrors = [err96];
+      vErrors = [err97];
     } else {
-      vErrors.push(err96);
+      vErrors.push(err97);
     }
     errors++;
   }
@@ -5694,6 +5705,11 @@ var configSchema = {
               platforms: { type: "array", items: platform, uniqueItems: true },
               tags: stringList("Image references the built image is tagged with."),
               "build-args": env,
+              push: {
+                type: "boolean",
+                default: false,
+                description: "Push the image to its tags at the end of the run, from the worker that holds it. Not part of the cache key."
+              },
               network: {
                 enum: ["default", "host", "none"],
                 description: "Network of RUN steps (docker build --network): default, host or none. Not part of the cache key."
@@ -6229,8 +6245,16 @@ function buildConfig(raw, file, loc) {
           tags: d.tags ?? [],
           buildArgs: toEnv(d["build-args"]),
           ...d.target === void 0 ? {} : { target: d.target },
-          ...d.network === void 0 ? {} : { network: d.network }
+          ...d.network === void 0 ? {} : { network: d.network },
+          ...d.push === true ? { push: true } : {}
         };
+        if (d.push === true && !(d.tags ?? []).length)
+          issues.push(
+            loc.issueAt(
+              at("docker", "push"),
+              "push: true needs tags (the references the image is pushed to)"
+            )
+          );
       }
       if (r.platform !== void 0) {
         issues.push(
@@ -10860,6 +10884,26 @@ message ExportRequest {
   string digest = 5; // its blob, when the master knows it (else looked up in the worker's result)
 }
 
+// Pushes a docker unit's image to the references its invocation is tagged with (\`docker.push\`),
+// from the image archive this worker holds. The tags come from the worker's own config: a master
+// cannot make it push anything else.
+message PushImageRequest {
+  string worker_uuid = 1;
+  string unit = 2;
+  string cache_key = 3;
+  string path = 4;   // the image archive's output path
+  string digest = 5; // its blob, when the master knows it (else looked up in the worker's result)
+}
+
+message PushedImage {
+  string ref = 1;    // as tagged: registry/repository:tag
+  string digest = 2; // the manifest digest the registry answered
+}
+
+message PushImageResponse {
+  repeated PushedImage pushed = 1;
+}
+
 service Worker {
   rpc StartJob(StartJobRequest) returns (StartJobResponse);
   rpc StopJob(StopJobRequest) returns (StopJobResponse);
@@ -10868,6 +10912,7 @@ service Worker {
   rpc HasCache(HasCacheRequest) returns (HasCacheResponse);
   rpc FetchBlob(FetchBlobRequest) returns (stream BlobChunk);
   rpc Export(ExportRequest) returns (stream BlobChunk);
+  rpc PushImage(PushImageRequest) returns (PushImageResponse);
 }
 `;
 
@@ -11694,6 +11739,7 @@ import {
   statSync as statSync3,
   writeSync as writeSync2
 } from "node:fs";
+import { mkdir as mkdir8, mkdtemp as mkdtemp3, rm as rm7 } from "node:fs/promises";
 import net from "node:net";
 import { randomBytes as randomBytes5 } from "node:crypto";
 import os2 from "node:os";
@@ -12370,6 +12416,26 @@ async function findDocker(opts = {}) {
   }
   return { problems };
 }
+async function pushImage(docker, archive, tags, opts) {
+  const env2 = { ...opts.env ?? process.env, DOCKER_BUILDKIT: "1" };
+  const step = async (args) => {
+    const r = await run(docker.path, args, env2, opts.timeoutMs);
+    if (!r.ok) {
+      const said = `${r.stdout}
+${r.stderr}`.trim().split("\n").slice(-3).join(" / ");
+      throw new Error(`docker ${args[0]} ${args.at(-1)}: ${said || r.error}`);
+    }
+    return r.stdout;
+  };
+  await step(["load", "-i", archive]);
+  const pushed = [];
+  for (const ref of tags) {
+    const out = await step(["push", ref]);
+    const digest = /digest: (sha256:[0-9a-f]{64})/.exec(out)?.[1] ?? "";
+    pushed.push({ ref, digest });
+  }
+  return pushed;
+}
 
 // src/cluster/worker.ts
 init_types();
@@ -12392,7 +12458,8 @@ function definitionDigest(inv) {
       tags: inv.docker.tags,
       buildArgs: pairs(inv.docker.buildArgs),
       // Only when set, so that the digests of definitions without it stay as they were.
-      ...inv.docker.network ? { network: inv.docker.network } : {}
+      ...inv.docker.network ? { network: inv.docker.network } : {},
+      ...inv.docker.push ? { push: "true" } : {}
     } : null,
     inputs: inv.inputs,
     outputs: inv.outputs,
@@ -13113,8 +13180,69 @@ var WorkerAgent = class {
         const err = guard(c, "Export");
         if (err) return failStream(c, err.code, err.details);
         void this.exportOutput(c);
+      },
+      PushImage: (c, cb) => {
+        const err = guard(c, "PushImage");
+        if (err) return cb(err);
+        this.pushImage(c.request).then(
+          (res) => cb(null, res),
+          (e) => cb({
+            code: typeof e.code === "number" ? e.code : grpc4.status.INTERNAL,
+            details: e.message
+          })
+        );
       }
     };
+  }
+  /**
+   * Pushes a docker unit's image to its tags (see `PushImageRequest`): from the work tree's copy
+   * of the archive when it holds that blob, else from one restored into a temp dir.
+   */
+  async pushImage(req) {
+    const refuse = (code, message2) => Object.assign(new Error(message2), { code });
+    const unit = this.units.get(req.unit);
+    const inv = unit ? this.invocations.get(unit.invocation)?.inv : void 0;
+    if (req.worker_uuid !== this.uuid)
+      throw refuse(grpc4.status.FAILED_PRECONDITION, `addressed to worker ${req.worker_uuid}`);
+    if (!inv?.docker?.push)
+      throw refuse(
+        grpc4.status.FAILED_PRECONDITION,
+        `${req.unit} pushes no image in this worker's config (${this.config.file})`
+      );
+    if (!this.docker)
+      throw refuse(
+        grpc4.status.FAILED_PRECONDITION,
+        `this worker has no usable Docker (${this.dockerProblem ?? "not looked for"})`
+      );
+    if (req.path !== imageArchivePath(req.unit))
+      throw refuse(grpc4.status.INVALID_ARGUMENT, `${req.path} is not the image of ${req.unit}`);
+    let blob = req.digest;
+    if (!blob) {
+      const m = await this.opts.store.getResult(req.cache_key).catch(() => null);
+      blob = m?.outputs.find((o) => o.path === req.path)?.digest ?? "";
+    }
+    if (!blob) throw refuse(grpc4.status.NOT_FOUND, `this worker holds no image of ${req.unit}`);
+    const root = this.config.root;
+    const push = (archive) => pushImage(this.docker, archive, inv.docker.tags, {
+      env: this.executorEnv,
+      timeoutMs: inv.timeout * 1e3
+    });
+    const pushed = await this.workspace.withLock(req.path, async () => {
+      if (await this.workspace.held(req.path) === blob) return push(join15(root, req.path));
+      await mkdir8(join15(root, ".dist-build", "tmp"), { recursive: true });
+      const scratch2 = await mkdtemp3(join15(root, ".dist-build", "tmp", "push-"));
+      try {
+        const entry = { path: req.path, type: "file", digest: blob, size: 0, files: 1 };
+        await restoreOutputs(blobOpenerFor(this.opts.store), scratch2, [entry], {
+          stagingDir: scratch2
+        });
+        return await push(join15(scratch2, req.path));
+      } finally {
+        await rm7(scratch2, { recursive: true, force: true });
+      }
+    });
+    for (const p of pushed) this.log(`worker ${this.workerId}: pushed ${p.ref} (${p.digest})`);
+    return { pushed };
   }
   startJob(req) {
     const refuse = (reason) => {
@@ -13776,7 +13904,7 @@ function fileStamp(file) {
 // src/cluster/scheduler.ts
 import * as grpc5 from "@grpc/grpc-js";
 import { randomBytes as randomBytes6 } from "node:crypto";
-import { mkdir as mkdir8, mkdtemp as mkdtemp3, rename as rename7, rm as rm7 } from "node:fs/promises";
+import { mkdir as mkdir9, mkdtemp as mkdtemp4, rename as rename7, rm as rm8 } from "node:fs/promises";
 import { dirname as dirname8, join as join16, resolve as resolve6 } from "node:path";
 import { performance as performance2 } from "node:perf_hooks";
 init_fsutil();
@@ -13955,7 +14083,7 @@ var Run = class {
       if (lost.length) {
         throw new SchedulerError(`cannot export ${lost[0].unit.unit.id}: ${lost[0].why}`);
       }
-      return this.report(exports);
+      return this.report(exports, await this.pushAll());
     } finally {
       for (const [ev, fn] of this.listeners) m.off(ev, fn);
       if (this.noWorkerTimer) clearTimeout(this.noWorkerTimer);
@@ -14603,14 +14731,14 @@ var Run = class {
   async exportAll(already = []) {
     const dir = this.opts.exportTo;
     if (!dir) return { exports: [], lost: [] };
-    await mkdir8(dir, { recursive: true });
+    await mkdir9(dir, { recursive: true });
     const exporter = (n) => Number(/^\.dist-build-export-(\d+)-/.exec(n)?.[1]);
     for (const { name } of leftByDead(dir, exporter)) await removeTree(join16(dir, name));
-    const staging = await mkdtemp3(join16(dir, `.dist-build-export-${process.pid}-`));
+    const staging = await mkdtemp4(join16(dir, `.dist-build-export-${process.pid}-`));
     try {
       return await this.exportInto(dir, staging, already);
     } finally {
-      await rm7(staging, { recursive: true, force: true });
+      await rm8(staging, { recursive: true, force: true });
     }
   }
   async exportInto(dir, staging, already) {
@@ -14622,7 +14750,7 @@ var Run = class {
       if (u.state !== "built" && u.state !== "cached") {
         if (resolve6(dir) !== resolve6(this.opts.config.root))
           for (const p of unitOutputs(u.inv, u.unit.id))
-            await rm7(join16(dir, isImageArchive(p) ? exportedImagePath(p) : p), {
+            await rm8(join16(dir, isImageArchive(p) ? exportedImagePath(p) : p), {
               recursive: true,
               force: true
             }).catch((err) => {
@@ -14655,10 +14783,10 @@ var Run = class {
             const bytes = chunksOf(stream);
             let dest = join16(dir, o.path);
             if (isImageArchive(o.path)) {
-              const scratch2 = await mkdtemp3(join16(staging, "image-"));
+              const scratch2 = await mkdtemp4(join16(staging, "image-"));
               await restoreOutputs(async () => bytes, scratch2, [o], { stagingDir: staging });
               dest = join16(dir, exportedImagePath(o.path));
-              await mkdir8(dirname8(dest), { recursive: true });
+              await mkdir9(dirname8(dest), { recursive: true });
               await rename7(join16(scratch2, o.path), dest);
             } else await restoreOutputs(async () => bytes, dir, [o], { stagingDir: staging });
             outputs.push({ path: o.path, dest, digest: o.digest, size: o.size, files: o.files });
@@ -14698,8 +14826,58 @@ var Run = class {
     }
     return { exports: out, lost };
   }
+  /**
+   * Pushes the image of every `docker.push` unit built or found cached, from a worker that holds
+   * it (its builder first): every run, so that its tags name this run's images. A push that no
+   * holder can make fails its unit (`cannot push: ...`).
+   */
+  async pushAll() {
+    const done = [];
+    for (const u of this.units) {
+      if (!u.inv.docker?.push || this.cancelled) continue;
+      if (u.state !== "built" && u.state !== "cached") continue;
+      const image = u.outputs.find((o) => isImageArchive(o.path));
+      const candidates = [
+        ...this.master.live().filter((m) => m.id === u.builtBy),
+        ...[...u.holders].map((h2) => this.master.member(h2)).filter((m) => !!m)
+      ];
+      let why = image ? "no live worker holds it" : "its result holds no image";
+      let pushed;
+      for (const m of image ? new Set(candidates) : []) {
+        try {
+          const res = await call2(
+            m.client,
+            m.client.PushImage,
+            {
+              worker_uuid: m.uuid,
+              unit: u.unit.id,
+              cache_key: u.cacheKey,
+              path: image.path,
+              digest: image.digest
+            },
+            this.master.metadata(),
+            u.inv.timeout * 1e3
+          );
+          pushed = { unit: u.unit.id, invocation: u.inv.name, worker: m.id, images: res.pushed };
+          for (const p of res.pushed)
+            this.opts.onEvent?.({ type: "pushed", unit: u.unit.id, worker: m.id, ...p });
+          break;
+        } catch (err) {
+          const e = err;
+          why = e.code === grpc5.status.UNAVAILABLE ? unreachable(m, e) : e.details ?? e.message;
+          this.note(`push of ${u.unit.id} from ${m.id} failed: ${why}`);
+        }
+      }
+      if (pushed) done.push(pushed);
+      else {
+        u.exitCode = void 0;
+        this.fail(u, `cannot push: ${why}`);
+      }
+    }
+    return done;
+  }
   // --- report -----------------------------------------------------------------------------------
-  report(exports) {
+  report(exports, pushes = []) {
     const endedAt = Date.now();
     const workers = /* @__PURE__ */ new Map();
     const row = (id, annotations = {}) => {
@@ -14744,6 +14922,7 @@ var Run = class {
       workers: [...workers.values()],
       invocations,
       exports,
+      ...pushes.length ? { pushes } : {},
       events: this.events
     };
   }
@@ -14756,7 +14935,7 @@ function unreachable(m, err) {
 
 // src/cluster/certs.ts
 import { createPrivateKey, randomBytes as randomBytes7, X509Certificate } from "node:crypto";
-import { mkdir as mkdir9, open as open3, readdir as readdir3, rename as rename8, stat as stat4, unlink as unlink4 } from "node:fs/promises";
+import { mkdir as mkdir10, open as open3, readdir as readdir3, rename as rename8, stat as stat4, unlink as unlink4 } from "node:fs/promises";
 import { isIP as isIP2 } from "node:net";
 import { join as join17 } from "node:path";
 var CertError = class extends Error {
@@ -15023,7 +15202,7 @@ async function ephemeralTls(names) {
 }
 
 // src/report/index.ts
-import { mkdir as mkdir10, writeFile as writeFile5 } from "node:fs/promises";
+import { mkdir as mkdir11, writeFile as writeFile5 } from "node:fs/promises";
 import { join as join18 } from "node:path";
 
 // src/cli/table.ts
@@ -15159,6 +15338,17 @@ function summaryTable(report, opts = {}) {
         shortDigest(o.digest)
       ]);
   }
+  for (const p of report.pushes ?? [])
+    for (const i of p.images)
+      exportRows.push([
+        "push",
+        p.unit,
+        p.worker,
+        i.ref,
+        "",
+        "",
+        i.digest ? shortDigest(i.digest) : ""
+      ]);
   if (exportRows.length) out.push(table(exportRows, [false, false, false, false, true, true]));
   out.push(totalsLine(report));
   return out.join("\n\n") + "\n";
@@ -15250,6 +15440,18 @@ function renderMarkdown(report) {
           ])
         ),
         [false, false, false, false, true, true]
+      )
+    );
+  }
+  if (report.pushes?.length) {
+    out.push("## Images pushed");
+    out.push(
+      mdTable(
+        ["Invocation", "Worker", "Reference", "Digest"],
+        report.pushes.flatMap(
+          (p) => p.images.map((i) => [md(p.unit), md(p.worker), mdCode(i.ref), mdCode(i.digest)])
+        ),
+        [false, false, false, false]
       )
     );
   }
@@ -15360,8 +15562,8 @@ function tickLabel(t, step) {
   const m = Math.floor(t / 6e4);
   const s = Math.round(t % 6e4 / 1e3);
   if (m < 60) return s ? `${m}m${String(s).padStart(2, "0")}s` : `${m}m`;
-  const rm8 = m % 60;
-  return `${Math.floor(m / 60)}h${rm8 ? String(rm8).padStart(2, "0") + "m" : ""}`;
+  const rm9 = m % 60;
+  return `${Math.floor(m / 60)}h${rm9 ? String(rm9).padStart(2, "0") + "m" : ""}`;
 }
 function fit(text, px) {
   const max = Math.floor(px / 6.4);
@@ -15587,6 +15789,23 @@ ${ganttSvg(report)}
       )
     );
   }
+  if (report.pushes?.length) {
+    body.push(`<h2>Images pushed</h2>`);
+    body.push(
+      htmlTable(
+        ["Invocation", "Worker", "Reference", "Digest"],
+        report.pushes.flatMap(
+          (p) => p.images.map((i) => [
+            h(p.unit),
+            h(p.worker),
+            `<code>${h(i.ref)}</code>`,
+            `<code>${h(i.digest)}</code>`
+          ])
+        ),
+        [false, false, false, false]
+      )
+    );
+  }
   if (report.events?.length) {
     body.push(`<h2>Events</h2>`);
     body.push(
@@ -15622,7 +15841,7 @@ var REPORT_FILES = {
   html: "dist-build-report.html"
 };
 async function writeReport(dir, report) {
-  await mkdir10(dir, { recursive: true });
+  await mkdir11(dir, { recursive: true });
   const paths = {
     json: join18(dir, REPORT_FILES.json),
     markdown: join18(dir, REPORT_FILES.markdown),

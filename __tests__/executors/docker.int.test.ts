@@ -16,6 +16,7 @@ import {
   type DockerDaemon,
 } from '../helpers/docker.js';
 import { explained, runCli, startCli, stopAll } from '../helpers/processes.js';
+import { startRegistry, stopAllRegistries } from '../helpers/registry.js';
 
 const available = dockerAvailable();
 const maybe = available ? describe : describe.skip;
@@ -84,6 +85,7 @@ maybe('docker executor (real dockerd)', () => {
   afterAll(async () => {
     await stopAll();
     await stopAllDockerd();
+    await stopAllRegistries();
   }, 60_000);
 
   beforeEach(() => {
@@ -156,6 +158,80 @@ maybe('docker executor (real dockerd)', () => {
     });
     const loaded = await daemon.docker(['load', '-i', join(out, 'images/release-image.tar')]);
     expect(loaded.stdout).toMatch(/dist-build-example\/release:latest/);
+  }, 120_000);
+
+  test("push: every run pushes the image it built or found cached, so the tag names this run's image", async () => {
+    const registry = await startRegistry();
+    const ref = `${registry.host}/dist-build-test/app:1`;
+    writeFileSync(
+      join(root, 'dist-build.yml'),
+      CONFIG.replace('tags: [dist-build-test/app:1]', `tags: ["${ref}"]\n      push: true`),
+    );
+    const out = join(dir, 'out');
+    const run = async () => {
+      const r = await runCli(['run', '--workers', '1', '--out', out, '--plain'], {
+        cwd: root,
+        env: daemon.env,
+      });
+      if (r.code !== 0) throw new Error(`exit ${r.code}:\n${(r.stdout + r.stderr).slice(-3000)}`);
+      return { r, report: report(out) };
+    };
+    /** The manifest digest the registry has under the tag. */
+    const tagged = async () => {
+      const res = await fetch(`${registry.url}/v2/dist-build-test/app/manifests/1`, {
+        method: 'HEAD',
+        headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+      });
+      return res.headers.get('docker-content-digest');
+    };
+
+    const first = await run();
+    const pushed = first.report.pushes!.find((p) => p.unit === 'app')!;
+    expect(pushed.images.map((i) => i.ref)).toEqual([ref]);
+    const d1 = pushed.images[0]!.digest;
+    expect(d1).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(await tagged()).toBe(d1);
+    expect(first.r.stderr).toContain(`app: pushed ${ref} (${d1}) from worker-1`);
+    expect(readFileSync(join(out, 'dist-build-report.md'), 'utf8')).toContain(`\`${ref}\``);
+
+    // Another input: another image under the tag.
+    writeFileSync(join(root, 'app/hello.txt'), 'changed\n');
+    const second = await run();
+    expect(statuses(second.report).app).toBe('built');
+    const d2 = second.report.pushes!.find((p) => p.unit === 'app')!.images[0]!.digest;
+    expect(d2).not.toBe(d1);
+    expect(await tagged()).toBe(d2);
+
+    // Back to the first input: cached, not built, yet pushed again (from the archive: the
+    // daemon no longer has the image), so the tag is the first image again.
+    writeFileSync(join(root, 'app/hello.txt'), 'hi\n');
+    await daemon.docker(['image', 'rm', '-f', ref]);
+    const third = await run();
+    expect(statuses(third.report).app).toBe('cached');
+    expect(await tagged()).toBe(d1);
+    await registry.stop();
+  }, 240_000);
+
+  test('push: a registry that cannot be reached fails the invocation, not the build, with the reason', async () => {
+    writeFileSync(
+      join(root, 'dist-build.yml'),
+      CONFIG.replace(
+        'tags: [dist-build-test/app:1]',
+        'tags: ["127.0.0.1:9/dist-build-test/app:1"]\n      push: true',
+      ),
+    );
+    const out = join(dir, 'out');
+    const r = await runCli(['run', '--workers', '1', '--out', out, '--plain'], {
+      cwd: root,
+      env: daemon.env,
+    });
+    expect(r.code).toBe(1);
+    const app = report(out).invocations.find((i) => i.unit === 'app')!;
+    expect(app.status).toBe('failed');
+    expect(app.reason).toMatch(
+      /^cannot push: docker push 127\.0\.0\.1:9\/dist-build-test\/app:1: .*connection refused/,
+    );
+    expect(statuses(report(out)).base).toBe('built');
   }, 120_000);
 
   test('a failed docker build fails its invocation with the build log, and the rest still runs', async () => {

@@ -169,6 +169,19 @@ describe('image archives as outputs', () => {
     expect(definitionDigest(withNet)).not.toBe(definitionDigest(without));
   });
 
+  test('push needs tags, is part of the definition only when set, and not of the cache key', () => {
+    expect(() =>
+      config('version: 1\ninvocations:\n  img:\n    docker: { context: ., push: true }\n'),
+    ).toThrow(/dist-build\.yml:4:\d+: invocations\.img\.docker\.push: push: true needs tags/);
+    const text = 'version: 1\ninvocations:\n  img:\n    docker: { context: ., tags: [r/i:1] }\n';
+    const plain = config(text).invocations[0]!;
+    const pushing = config(text.replace('tags: [r/i:1]', 'tags: [r/i:1], push: true'))
+      .invocations[0]!;
+    expect(pushing.docker!.push).toBe(true);
+    expect(plain.docker!.push).toBeUndefined();
+    expect(definitionDigest(pushing)).not.toBe(definitionDigest(plain));
+  });
+
   test('network takes default, host or none', () => {
     expect(() =>
       config('version: 1\ninvocations:\n  img:\n    docker: { context: ., network: bridge }\n'),

@@ -399,3 +399,29 @@ describe('writeReport', () => {
     expect(readFileSync(paths.html, 'utf8')).toBe(renderHtml(sample));
   });
 });
+
+describe('pushed images', () => {
+  const pushes = [
+    {
+      unit: 'api-image',
+      invocation: 'api-image',
+      worker: 'w2',
+      images: [{ ref: `reg.example/${WEIRD}:1`, digest: `sha256:${'ef'.repeat(32)}` }],
+    },
+  ];
+  const withPushes: RunReport = { ...sample, pushes };
+
+  test('the terminal table, Markdown and HTML name each reference pushed, its worker and digest', () => {
+    expect(summaryTable(withPushes, { color: false })).toMatch(
+      /push +api-image +w2 +reg\.example\/a<b>&"c":1 .*sha256:efefefefefef/,
+    );
+    expect(renderMarkdown(withPushes)).toContain(
+      `## Images pushed\n\n| Invocation | Worker | Reference | Digest |\n| --- | --- | --- | --- |\n| api-image | w2 | \`reg.example/a<b>&"c":1\` | \`sha256:${'ef'.repeat(32)}\` |`,
+    );
+    const html = renderHtml(withPushes);
+    expect(html).toContain('<h2>Images pushed</h2>');
+    expect(html).toContain('<code>reg.example/a&lt;b&gt;&amp;&quot;c&quot;:1</code>');
+    // A report without pushes has no such section.
+    expect(renderMarkdown(sample)).not.toContain('Images pushed');
+  });
+});

@@ -163,6 +163,11 @@ export class Progress {
         if (!this.live)
           this.print(`${e.unit}: exported ${e.path} from ${e.worker} to ${shownPath(e.dest)}`);
         break;
+      case 'pushed':
+        this.print(
+          `${e.unit}: pushed ${e.ref} (${e.digest || 'no digest given'}) from ${e.worker}`,
+        );
+        break;
       case 'warning':
         this.print(`warning: ${e.message}`);
         break;

@@ -29,6 +29,7 @@ export function definitionDigest(inv: InvocationConfig): string {
           buildArgs: pairs(inv.docker.buildArgs),
           // Only when set, so that the digests of definitions without it stay as they were.
           ...(inv.docker.network ? { network: inv.docker.network } : {}),
+          ...(inv.docker.push ? { push: 'true' } : {}),
         }
       : null,
     inputs: inv.inputs,

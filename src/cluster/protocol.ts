@@ -234,6 +234,10 @@ export interface ExportRequest {
   path: string;
   digest: string;
 }
+export type PushImageRequest = ExportRequest;
+export interface PushImageResponse {
+  pushed: { ref: string; digest: string }[];
+}
 
 /** Unary handler shape used by the service implementations. */
 export type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
@@ -256,6 +260,7 @@ export interface WorkerHandlers extends grpc.UntypedServiceImplementation {
   HasCache: Unary<HasCacheRequest, HasCacheResponse>;
   FetchBlob: ServerStream<FetchBlobRequest, BlobChunk>;
   Export: ServerStream<ExportRequest, BlobChunk>;
+  PushImage: Unary<PushImageRequest, PushImageResponse>;
 }
 
 type UnaryMethod<Req, Res> = (
@@ -290,6 +295,7 @@ export interface WorkerClient extends grpc.Client {
   HasCache: UnaryMethod<HasCacheRequest, HasCacheResponse>;
   FetchBlob: StreamMethod<FetchBlobRequest, BlobChunk>;
   Export: StreamMethod<ExportRequest, BlobChunk>;
+  PushImage: UnaryMethod<PushImageRequest, PushImageResponse>;
 }
 
 type ClientCtor<C> = new (

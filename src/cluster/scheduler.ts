@@ -39,16 +39,24 @@ import { isNotFound, leftByDead, removeTree } from '../store/fsutil.js';
 import { restoreOutputs } from '../store/pack.js';
 import { holdsDeclaredOutputs, type OutputEntry } from '../store/types.js';
 import { REPORT_FORMAT } from '../report/types.js';
-import type { ExportReport, InvocationReport, RunReport, WorkerReport } from '../report/types.js';
+import type {
+  ExportReport,
+  InvocationReport,
+  PushReport,
+  RunReport,
+  WorkerReport,
+} from '../report/types.js';
 import { definitionDigest } from './definition.js';
 import { otherRelease, type Master, type MemberState, type RunView } from './master.js';
-import { CACHE_QUERY_TIMEOUT_MS } from './protocol.js';
+import { CACHE_QUERY_TIMEOUT_MS, call } from './protocol.js';
 import type {
   BlobChunk,
   DependencyMsg,
   HasCacheResponse,
   JobReport,
   OutputChunkMsg,
+  PushImageRequest,
+  PushImageResponse,
   RunningJob,
   UnitStatus,
 } from './protocol.js';
@@ -76,7 +84,8 @@ export type RunEvent =
   | { type: 'worker-lost'; worker: string; reason: string }
   | { type: 'worker-joined'; worker: string }
   | { type: 'warning'; message: string }
-  | { type: 'exported'; unit: string; worker: string; path: string; dest: string };
+  | { type: 'exported'; unit: string; worker: string; path: string; dest: string }
+  | { type: 'pushed'; unit: string; worker: string; ref: string; digest: string };
 
 export interface RunOptions {
   config: Config;
@@ -325,7 +334,7 @@ export class Run {
       if (lost.length) {
         throw new SchedulerError(`cannot export ${lost[0]!.unit.unit.id}: ${lost[0]!.why}`);
       }
-      return this.report(exports);
+      return this.report(exports, await this.pushAll());
     } finally {
       for (const [ev, fn] of this.listeners) m.off(ev as 'joined', fn as never);
       if (this.noWorkerTimer) clearTimeout(this.noWorkerTimer);
@@ -1197,9 +1206,61 @@ export class Run {
     return { exports: out, lost };
   }
 
+  /**
+   * Pushes the image of every `docker.push` unit built or found cached, from a worker that holds
+   * it (its builder first): every run, so that its tags name this run's images. A push that no
+   * holder can make fails its unit (`cannot push: ...`).
+   */
+  private async pushAll(): Promise<PushReport[]> {
+    const done: PushReport[] = [];
+    for (const u of this.units) {
+      if (!u.inv.docker?.push || this.cancelled) continue;
+      if (u.state !== 'built' && u.state !== 'cached') continue;
+      const image = u.outputs.find((o) => isImageArchive(o.path));
+      const candidates = [
+        ...this.master.live().filter((m) => m.id === u.builtBy),
+        ...[...u.holders].map((h) => this.master.member(h)).filter((m): m is MemberState => !!m),
+      ];
+      let why = image ? 'no live worker holds it' : 'its result holds no image';
+      let pushed: PushReport | undefined;
+      for (const m of image ? new Set(candidates) : []) {
+        try {
+          const res = await call<PushImageRequest, PushImageResponse>(
+            m.client,
+            m.client.PushImage,
+            {
+              worker_uuid: m.uuid,
+              unit: u.unit.id,
+              cache_key: u.cacheKey,
+              path: image!.path,
+              digest: image!.digest,
+            },
+            this.master.metadata(),
+            u.inv.timeout * 1000,
+          );
+          pushed = { unit: u.unit.id, invocation: u.inv.name, worker: m.id, images: res.pushed };
+          for (const p of res.pushed)
+            this.opts.onEvent?.({ type: 'pushed', unit: u.unit.id, worker: m.id, ...p });
+          break;
+        } catch (err) {
+          const e = err as grpc.ServiceError;
+          why = e.code === grpc.status.UNAVAILABLE ? unreachable(m, e) : (e.details ?? e.message);
+          this.note(`push of ${u.unit.id} from ${m.id} failed: ${why}`);
+        }
+      }
+      if (pushed) done.push(pushed);
+      else {
+        // Its build succeeded ("failed (exit 0)" would say otherwise): the push failed.
+        u.exitCode = undefined;
+        this.fail(u, `cannot push: ${why}`);
+      }
+    }
+    return done;
+  }
+
   // --- report -----------------------------------------------------------------------------------
 
-  private report(exports: ExportReport[]): RunReport {
+  private report(exports: ExportReport[], pushes: PushReport[] = []): RunReport {
     const endedAt = Date.now();
     const workers = new Map<string, WorkerReport>();
     const row = (id: string, annotations: Record<string, string> = {}): WorkerReport => {
@@ -1247,6 +1308,7 @@ export class Run {
       workers: [...workers.values()],
       invocations,
       exports,
+      ...(pushes.length ? { pushes } : {}),
       events: this.events,
     };
   }

@@ -24,6 +24,7 @@ import {
   statSync,
   writeSync,
 } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -36,7 +37,9 @@ import { CommandExecutor, commandJobSpec } from '../executors/command.js';
 import {
   dockerJobSpec,
   findDocker,
+  imageArchivePath,
   isImageArchive,
+  pushImage,
   unitOutputs,
   type DockerInfo,
 } from '../executors/docker.js';
@@ -66,6 +69,8 @@ import {
   type JobReport,
   type MasterClient,
   type OutputChunkMsg,
+  type PushImageRequest,
+  type PushImageResponse,
   type RunningJob,
   type StartJobRequest,
   type StreamOutputRequest,
@@ -788,7 +793,72 @@ export class WorkerAgent {
         if (err) return failStream(c, err.code, err.details);
         void this.exportOutput(c);
       },
+      PushImage: (c, cb) => {
+        const err = guard(c, 'PushImage');
+        if (err) return cb(err);
+        this.pushImage(c.request).then(
+          (res) => cb(null, res),
+          (e: Error & { code?: number }) =>
+            cb({
+              code: typeof e.code === 'number' ? e.code : grpc.status.INTERNAL,
+              details: e.message,
+            } as grpc.ServiceError),
+        );
+      },
     };
+  }
+
+  /**
+   * Pushes a docker unit's image to its tags (see `PushImageRequest`): from the work tree's copy
+   * of the archive when it holds that blob, else from one restored into a temp dir.
+   */
+  private async pushImage(req: PushImageRequest): Promise<PushImageResponse> {
+    const refuse = (code: grpc.status, message: string) =>
+      Object.assign(new Error(message), { code });
+    const unit = this.units.get(req.unit);
+    const inv = unit ? this.invocations.get(unit.invocation)?.inv : undefined;
+    if (req.worker_uuid !== this.uuid)
+      throw refuse(grpc.status.FAILED_PRECONDITION, `addressed to worker ${req.worker_uuid}`);
+    if (!inv?.docker?.push)
+      throw refuse(
+        grpc.status.FAILED_PRECONDITION,
+        `${req.unit} pushes no image in this worker's config (${this.config.file})`,
+      );
+    if (!this.docker)
+      throw refuse(
+        grpc.status.FAILED_PRECONDITION,
+        `this worker has no usable Docker (${this.dockerProblem ?? 'not looked for'})`,
+      );
+    if (req.path !== imageArchivePath(req.unit))
+      throw refuse(grpc.status.INVALID_ARGUMENT, `${req.path} is not the image of ${req.unit}`);
+    let blob = req.digest;
+    if (!blob) {
+      const m = await this.opts.store.getResult(req.cache_key).catch(() => null);
+      blob = m?.outputs.find((o) => o.path === req.path)?.digest ?? '';
+    }
+    if (!blob) throw refuse(grpc.status.NOT_FOUND, `this worker holds no image of ${req.unit}`);
+    const root = this.config.root;
+    const push = (archive: string) =>
+      pushImage(this.docker!, archive, inv.docker!.tags, {
+        env: this.executorEnv,
+        timeoutMs: inv.timeout * 1000,
+      });
+    const pushed = await this.workspace.withLock(req.path, async () => {
+      if ((await this.workspace.held(req.path)) === blob) return push(join(root, req.path));
+      await mkdir(join(root, '.dist-build', 'tmp'), { recursive: true });
+      const scratch = await mkdtemp(join(root, '.dist-build', 'tmp', 'push-'));
+      try {
+        const entry = { path: req.path, type: 'file', digest: blob, size: 0, files: 1 } as const;
+        await restoreOutputs(blobOpenerFor(this.opts.store), scratch, [entry], {
+          stagingDir: scratch,
+        });
+        return await push(join(scratch, req.path));
+      } finally {
+        await rm(scratch, { recursive: true, force: true });
+      }
+    });
+    for (const p of pushed) this.log(`worker ${this.workerId}: pushed ${p.ref} (${p.digest})`);
+    return { pushed };
   }
 
   private startJob(req: StartJobRequest): {

@@ -573,7 +573,15 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
           buildArgs: toEnv(d['build-args']),
           ...(d.target === undefined ? {} : { target: d.target as string }),
           ...(d.network === undefined ? {} : { network: d.network as string }),
+          ...(d.push === true ? { push: true } : {}),
         };
+        if (d.push === true && !((d.tags as string[] | undefined) ?? []).length)
+          issues.push(
+            loc.issueAt(
+              at('docker', 'push'),
+              'push: true needs tags (the references the image is pushed to)',
+            ),
+          );
       }
       if (r.platform !== undefined) {
         issues.push(

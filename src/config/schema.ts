@@ -177,6 +177,12 @@ export const configSchema = {
               platforms: { type: 'array', items: platform, uniqueItems: true },
               tags: stringList('Image references the built image is tagged with.'),
               'build-args': env,
+              push: {
+                type: 'boolean',
+                default: false,
+                description:
+                  'Push the image to its tags at the end of the run, from the worker that holds it. Not part of the cache key.',
+              },
               network: {
                 enum: ['default', 'host', 'none'],
                 description:

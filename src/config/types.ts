@@ -31,6 +31,8 @@ export interface DockerSpec {
   buildArgs: Record<string, string>;
   /** `docker build --network` for RUN steps: `default`, `host` or `none` (not in the cache key). */
   network?: string;
+  /** Push the image to its tags at the end of a run (not in the cache key). */
+  push?: boolean;
 }
 
 export interface InvocationConfig {

@@ -253,3 +253,39 @@ export async function findDocker(opts: FindDockerOptions = {}): Promise<DockerPr
   }
   return { problems };
 }
+
+/** A reference pushed, and the manifest digest the registry answered. */
+export interface PushedImage {
+  ref: string;
+  digest: string;
+}
+
+/**
+ * Loads an image archive into the daemon (`docker load`: it is tagged as saved) and pushes each
+ * of `tags`, one after the other. Throws with the CLI's own message when a step fails (a
+ * registry that refuses the credentials, a name it does not take).
+ */
+export async function pushImage(
+  docker: DockerInfo,
+  archive: string,
+  tags: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs: number },
+): Promise<PushedImage[]> {
+  const env = { ...(opts.env ?? process.env), DOCKER_BUILDKIT: '1' };
+  const step = async (args: string[]): Promise<string> => {
+    const r = await run(docker.path, args, env, opts.timeoutMs);
+    if (!r.ok) {
+      const said = `${r.stdout}\n${r.stderr}`.trim().split('\n').slice(-3).join(' / ');
+      throw new Error(`docker ${args[0]} ${args.at(-1)}: ${said || r.error}`);
+    }
+    return r.stdout;
+  };
+  await step(['load', '-i', archive]);
+  const pushed: PushedImage[] = [];
+  for (const ref of tags) {
+    const out = await step(['push', ref]);
+    const digest = /digest: (sha256:[0-9a-f]{64})/.exec(out)?.[1] ?? '';
+    pushed.push({ ref, digest });
+  }
+  return pushed;
+}

@@ -181,6 +181,17 @@ export function summaryTable(report: RunReport, opts: { color?: boolean } = {}):
         shortDigest(o.digest),
       ]);
   }
+  for (const p of report.pushes ?? [])
+    for (const i of p.images)
+      exportRows.push([
+        'push',
+        p.unit,
+        p.worker,
+        i.ref,
+        '',
+        '',
+        i.digest ? shortDigest(i.digest) : '',
+      ]);
   if (exportRows.length) out.push(table(exportRows, [false, false, false, false, true, true]));
   out.push(totalsLine(report));
   return out.join('\n\n') + '\n';
@@ -305,6 +316,19 @@ export function renderMarkdown(report: RunReport): string {
           ]),
         ),
         [false, false, false, false, true, true],
+      ),
+    );
+  }
+
+  if (report.pushes?.length) {
+    out.push('## Images pushed');
+    out.push(
+      mdTable(
+        ['Invocation', 'Worker', 'Reference', 'Digest'],
+        report.pushes.flatMap((p) =>
+          p.images.map((i) => [md(p.unit), md(p.worker), mdCode(i.ref), mdCode(i.digest)]),
+        ),
+        [false, false, false, false],
       ),
     );
   }
@@ -692,6 +716,24 @@ export function renderHtml(report: RunReport): string {
           ]),
         ),
         [false, false, false, false, true, true],
+      ),
+    );
+  }
+
+  if (report.pushes?.length) {
+    body.push(`<h2>Images pushed</h2>`);
+    body.push(
+      htmlTable(
+        ['Invocation', 'Worker', 'Reference', 'Digest'],
+        report.pushes.flatMap((p) =>
+          p.images.map((i) => [
+            h(p.unit),
+            h(p.worker),
+            `<code>${h(i.ref)}</code>`,
+            `<code>${h(i.digest)}</code>`,
+          ]),
+        ),
+        [false, false, false, false],
       ),
     );
   }

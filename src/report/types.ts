@@ -36,6 +36,15 @@ export interface ExportReport {
   outputs: { path: string; dest: string; digest: string; size: number; files: number }[];
 }
 
+/** A docker unit's image pushed to its tags (`docker.push`), by the worker that held it. */
+export interface PushReport {
+  unit: string;
+  invocation: string;
+  worker: string;
+  /** Each reference pushed and the manifest digest the registry answered. */
+  images: { ref: string; digest: string }[];
+}
+
 export interface WorkerReport {
   id: string;
   annotations: Record<string, string>;
@@ -59,6 +68,8 @@ export interface RunReport {
   workers: WorkerReport[];
   invocations: InvocationReport[];
   exports: ExportReport[];
+  /** Images pushed (`docker.push`); absent when none was. */
+  pushes?: PushReport[];
   /** Notable events: worker lost, retry, master restarted. */
   events?: { at: number; message: string }[];
 }
