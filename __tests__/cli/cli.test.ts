@@ -91,6 +91,16 @@ describe('dist-build CLI', () => {
         `--out ${out}: inside out/lib, a declared output of lib, which is replaced whenever lib is built or restored`,
       );
     }
+    // --cache-dir there too: the cache would go (and be packed into out/lib) whenever lib is built.
+    for (const args of [['run'], ['worker', '--join', 'tcp://127.0.0.1:1', '--insecure']]) {
+      const cacheDir = join(dir, 'out/lib/cache');
+      const inside = await cli(...args, '--config', configFile, '--cache-dir', cacheDir);
+      expect(inside.code).toBe(2);
+      expect(inside.err).toContain(
+        `--cache-dir ${cacheDir}: inside out/lib, a declared output of lib, which is replaced whenever lib is built or restored`,
+      );
+      expect(existsSync(cacheDir)).toBe(false);
+    }
   });
 
   it('plan --json prints one object with workers, matrix, assignments and estimate', async () => {

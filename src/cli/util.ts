@@ -78,15 +78,28 @@ export function makeDirFlag(flag: string, dir: string): void {
  * artifacts and the report would be removed whenever that invocation is built or restored.
  */
 export function outDirFlag(config: Config, out: string): void {
-  const [rel] = outExclusion(config.root, out);
+  notInOutput(config, '--out', out);
+  makeDirFlag('--out', out);
+}
+
+/**
+ * `--cache-dir` of `run` and `worker`: as `checkCacheDir`, and never inside a declared output,
+ * where the cache would be removed (and packed into that output) whenever it is built.
+ */
+export function cacheDirFlag(config: Config, dir: string | undefined): void {
+  if (dir !== undefined) notInOutput(config, '--cache-dir', dir);
+  checkCacheDir(dir);
+}
+
+function notInOutput(config: Config, flag: string, dir: string): void {
+  const [rel] = outExclusion(config.root, dir);
   for (const inv of rel === undefined ? [] : config.invocations) {
     const o = inv.outputs.find((p) => rel === p || rel!.startsWith(`${p}/`));
     if (o === undefined) continue;
     throw new UsageError(
-      `--out ${out}: inside ${o}, a declared output of ${inv.name}, which is replaced whenever ${inv.name} is built or restored; give a directory outside the outputs`,
+      `${flag} ${dir}: inside ${o}, a declared output of ${inv.name}, which is replaced whenever ${inv.name} is built or restored; give a directory outside the outputs`,
     );
   }
-  makeDirFlag('--out', out);
 }
 
 /**

@@ -16,7 +16,7 @@ import { workerCount } from '../../plan/units.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
 import {
-  checkCacheDir,
+  cacheDirFlag,
   logOrderOption,
   outDirFlag,
   NO_REMOTE_CACHE_HELP,
@@ -82,7 +82,7 @@ Exit code 0 when every invocation succeeded, 1 when one failed, 2 on bad input.`
 
 async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
   const config = await loadConfig(flags.config);
-  checkCacheDir(flags.cacheDir);
+  cacheDirFlag(config, flags.cacheDir);
   outDirFlag(config, flags.out);
   const units = targetUnits(config, flags.config, targets);
   const n = flags.workers ? localWorkerCount(flags.workers) : workerCount(config, units.length);

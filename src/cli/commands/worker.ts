@@ -14,7 +14,7 @@ import {
   type SecurityFlags,
 } from '../security.js';
 import {
-  checkCacheDir,
+  cacheDirFlag,
   durationFlag,
   NO_REMOTE_CACHE_HELP,
   positiveInt,
@@ -121,7 +121,7 @@ Examples:
   );
   cmd.action(async (flags: WorkerFlags) => {
     const config = await loadConfig(flags.config);
-    checkCacheDir(flags.cacheDir);
+    cacheDirFlag(config, flags.cacheDir);
     for (const label of flags.label) {
       if (!LABEL.test(label))
         throw new UsageError(
