@@ -601,6 +601,11 @@ invocations:
     expect(issues(`${base}cache:\n  stores:\n    - dir: x\n`)[0]!.message).toBe(
       'missing required key "type"',
     );
+    // No store at all: said in words, not as the schema library's "must NOT have fewer than 1 items".
+    const none = issues(`${base}cache:\n  stores: []\n`);
+    expect(none.map((i) => `${i.line}:${i.col} ${i.path}: ${i.message}`)).toEqual([
+      '5:11 cache.stores: expected at least 1 entry, got an empty list',
+    ]);
   });
 
   it('rejects a bad size and unknown local options with their positions', () => {

@@ -233,6 +233,14 @@ function describeSchemaError(
       );
     case 'minProperties':
       return loc.issueAt(path, 'expected at least one entry');
+    case 'minItems': {
+      const n = (value as unknown[]).length;
+      const limit = Number(p.limit);
+      return loc.issueAt(
+        path,
+        `expected at least ${limit} ${limit === 1 ? 'entry' : 'entries'}, got ${n === 0 ? 'an empty list' : n}`,
+      );
+    }
     default:
       return loc.issueAt(
         path,
