@@ -74,6 +74,14 @@ describe('dist-build CLI', () => {
     expect(r.out).not.toMatch(/default <host>-command-local\)/);
   });
 
+  it("run --help gives the cache dir the workers use: the config's first local store", async () => {
+    const r = await cli('run', '--help');
+    expect(r.code).toBe(0);
+    expect(r.out.replace(/\s+/g, ' ')).toMatch(
+      /--cache-dir <dir> local cache store \(default: the config's first local store, else <config dir>\/.dist-build\/cache\)/,
+    );
+  });
+
   it('rejects an unknown command or option with exit code 2', async () => {
     expect((await cli('frobnicate')).code).toBe(2);
     const r = await cli('plan', '--bogus');

@@ -58,7 +58,10 @@ export function registerRun(program: Command): void {
     .option('-c, --config <file>', 'the dist-build.yml to run', DEFAULT_CONFIG)
     .option('-w, --workers <n>', "number of local workers (default: the config's workers rule)")
     .option('-o, --out <dir>', 'where exported artifacts and the report go', 'dist-build-out')
-    .option('--cache-dir <dir>', 'local cache store (default <config dir>/.dist-build/cache)')
+    .option(
+      '--cache-dir <dir>',
+      "local cache store (default: the config's first local store, else <config dir>/.dist-build/cache)",
+    )
     .option('--no-remote-cache', NO_REMOTE_CACHE_HELP)
     .option('--fail-fast', 'stop everything at the first failed invocation')
     .option('--no-output', "do not print the jobs' output (plain mode)")
