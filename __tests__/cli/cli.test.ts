@@ -535,6 +535,20 @@ describe('worker flags', () => {
     },
   );
 
+  it.each(['', ' '])('--id %j is refused before the worker joins', async (id) => {
+    const r = await cli(
+      'worker',
+      '--join',
+      'tcp://127.0.0.1:0',
+      '--config',
+      configFile,
+      '--id',
+      id,
+    );
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--id: expected a worker id, got an empty one/);
+  });
+
   it('--join needs a port a master can listen on', async () => {
     const r = await cli('worker', '--join', 'tcp://127.0.0.1:0', '--config', configFile);
     expect(r.code).toBe(2);

@@ -122,6 +122,12 @@ Examples:
   cmd.action(async (flags: WorkerFlags) => {
     const config = await loadConfig(flags.config);
     cacheDirFlag(config, flags.cacheDir);
+    // The id is also the worker's store slot (its cache counters, its Actions cache shard): an
+    // empty one was the slot while the worker joined with the default id.
+    if (flags.id !== undefined && flags.id.trim() === '')
+      throw new UsageError(
+        '--id: expected a worker id, got an empty one (leave --id out for the default)',
+      );
     for (const label of flags.label) {
       if (!LABEL.test(label))
         throw new UsageError(
