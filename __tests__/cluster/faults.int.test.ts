@@ -303,6 +303,10 @@ invocations:
       expect(master.stderr).toMatch(
         /warning: worker w\d built a, not cached: the inputs of a in this worker's tree .* this checkout differs .*declaring them as outputs/,
       );
+      // The way to find out, with the keys file out of the tree (an input where "**" matches it).
+      expect(master.stderr).toContain(
+        "`dist-build keys a --json > /tmp/keys.json` in the master's tree",
+      );
       const worker = report().invocations[0]!.worker!;
       // Its result is not under the master's key: nothing a later run could take for v2.
       const results = join(dir, `cache-${worker}`, 'results');

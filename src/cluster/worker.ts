@@ -1218,8 +1218,8 @@ export class WorkerAgent {
           'differs from the one the master computed the keys in (another commit, files changed ' +
           'since the run started, or files commands wrote into these inputs without declaring ' +
           'them as outputs, such as __pycache__ or other by-products); ' +
-          `\`dist-build keys ${job.unit} --json > keys.json\` in the master's tree, then ` +
-          `\`dist-build keys ${job.unit} --diff keys.json\` in this one, names the files`,
+          `\`dist-build keys ${job.unit} --json > /tmp/keys.json\` in the master's tree, then ` +
+          `\`dist-build keys ${job.unit} --diff /tmp/keys.json\` in this one, names the files`,
       );
     });
     this.keyChecks = check.catch(() => {});
