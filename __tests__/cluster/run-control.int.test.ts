@@ -127,6 +127,30 @@ test('`logs --follow` stopped with Ctrl-C exits 130, not 0 as if the job had end
   expect((await run.exited).code).toBe(130);
 }, 60_000);
 
+test("`logs --follow` of a `dist-build run`'s last job, a quick one, prints its output though the run ends right after", async () => {
+  const config = repo(`version: 1
+invocations:
+  slow: {run: 'echo "slow started"; sleep 2'}
+  quick: {run: echo quick says hi, needs: [slow]}
+`);
+  const run = startCli(runArgs(config, 1, '--plain'));
+  await run.waitFor(/slow started/);
+  // Five of them, 50 ms apart: the master looks for the job every 250 ms, so whatever the
+  // timing, most of them look only after the job has ended (and the run's workers are leaving).
+  const clients = [];
+  for (let i = 0; i < 5; i++) {
+    clients.push(startCli(['logs', 'quick', '--follow', '--config', config]));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  expect((await run.exited).code).toBe(0);
+  for (const logs of clients) {
+    const exit = await logs.exited;
+    expect(logs.stderr).toBe('');
+    expect(logs.stdout).toBe('quick says hi\n');
+    expect(exit.code).toBe(0);
+  }
+}, 60_000);
+
 test('a second `dist-build run` in the same tree is refused while one is in progress, which it leaves alone', async () => {
   const { config, run } = await startSlowRun();
   writeFileSync(

@@ -180,20 +180,27 @@ export class Master extends EventEmitter<MasterEvents> {
     // while the server closes.
     this.stopping = true;
     this.runExpected = false;
-    // A `logs --follow` of the run's last job (a quick one, done just before the run ended)
-    // still has that job's output to relay from its worker.
-    if (this.relays.size) {
-      await Promise.race([
-        Promise.allSettled([...this.relays]),
-        new Promise((r) => setTimeout(r, LOG_RELAY_GRACE_MS).unref()),
-      ]);
-    }
+    await this.settleLogRelays();
     for (const m of this.members.values()) {
       m.closeClient();
       m.stream?.end();
     }
     this.members.clear();
     await this.server?.close();
+  }
+
+  /**
+   * A `logs --follow` of the run's last job (a quick one, done just before the run ended) still
+   * has that job's output to relay from its worker: waits for the relays in progress (at most
+   * LOG_RELAY_GRACE_MS). Call it before telling the workers to go, which takes the output away.
+   */
+  async settleLogRelays(): Promise<void> {
+    if (this.relays.size) {
+      await Promise.race([
+        Promise.allSettled([...this.relays]),
+        new Promise((r) => setTimeout(r, LOG_RELAY_GRACE_MS).unref()),
+      ]);
+    }
   }
 
   /** Live members, in registration order. */

@@ -271,6 +271,8 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
     // The signal handlers stay until the workers are gone: a Ctrl-C while they stop ends them
     // at once (with Node's default action it left them, the run file and the keys behind).
     interrupted ??= 'stopping';
+    // A `logs --follow` of the last job gets its output from the job's worker before it goes.
+    await master.settleLogRelays();
     master.shutdownWorkers();
     // Workers flush their stores as they leave (an Actions cache upload can take a while).
     const killed = await workers.stop(STOP_GRACE_MS);
