@@ -30446,6 +30446,14 @@ function describeSchemaError(e, value, loc, data2) {
       );
     case "minProperties":
       return loc.issueAt(path, "expected at least one entry");
+    case "minItems": {
+      const n = value.length;
+      const limit = Number(p.limit);
+      return loc.issueAt(
+        path,
+        `expected at least ${limit} ${limit === 1 ? "entry" : "entries"}, got ${n === 0 ? "an empty list" : n}`
+      );
+    }
     default:
       return loc.issueAt(
         path,

@@ -5957,6 +5957,14 @@ function describeSchemaError(e, value, loc, data) {
       );
     case "minProperties":
       return loc.issueAt(path, "expected at least one entry");
+    case "minItems": {
+      const n = value.length;
+      const limit = Number(p.limit);
+      return loc.issueAt(
+        path,
+        `expected at least ${limit} ${limit === 1 ? "entry" : "entries"}, got ${n === 0 ? "an empty list" : n}`
+      );
+    }
     default:
       return loc.issueAt(
         path,
@@ -11335,18 +11343,26 @@ var Master = class extends EventEmitter {
     if (this.leaseTimer) clearInterval(this.leaseTimer);
     this.stopping = true;
     this.runExpected = false;
-    if (this.relays.size) {
-      await Promise.race([
-        Promise.allSettled([...this.relays]),
-        new Promise((r) => setTimeout(r, LOG_RELAY_GRACE_MS).unref())
-      ]);
-    }
+    await this.settleLogRelays();
     for (const m of this.members.values()) {
       m.closeClient();
       m.stream?.end();
     }
     this.members.clear();
     await this.server?.close();
+  }
+  /**
+   * A `logs --follow` of the run's last job (a quick one, done just before the run ended) still
+   * has that job's output to relay from its worker: waits for the relays in progress (at most
+   * LOG_RELAY_GRACE_MS). Call it before telling the workers to go, which takes the output away.
+   */
+  async settleLogRelays() {
+    if (this.relays.size) {
+      await Promise.race([
+        Promise.allSettled([...this.relays]),
+        new Promise((r) => setTimeout(r, LOG_RELAY_GRACE_MS).unref())
+      ]);
+    }
   }
   /** Live members, in registration order. */
   live() {
@@ -13549,7 +13565,7 @@ var WorkerAgent = class {
       const mine = keys.get(unit.id).cacheKey;
       if (mine === job.cacheKey) return;
       throw new KeyMismatchError(
-        `the inputs of ${job.unit} in this worker's tree (${config.root}) give cache key ${mine.slice(0, 19)}, the master's is ${job.cacheKey.slice(0, 19)}: this checkout differs from the one the master computed the keys in (another commit, files changed since the run started, or files commands wrote into these inputs without declaring them as outputs, such as __pycache__ or other by-products); \`dist-build keys ${job.unit} --json > keys.json\` in the master's tree, then \`dist-build keys ${job.unit} --diff keys.json\` in this one, names the files`
+        `the inputs of ${job.unit} in this worker's tree (${config.root}) give cache key ${mine.slice(0, 19)}, the master's is ${job.cacheKey.slice(0, 19)}: this checkout differs from the one the master computed the keys in (another commit, files changed since the run started, or files commands wrote into these inputs without declaring them as outputs, such as __pycache__ or other by-products); \`dist-build keys ${job.unit} --json > /tmp/keys.json\` in the master's tree, then \`dist-build keys ${job.unit} --diff /tmp/keys.json\` in this one, names the files`
       );
     });
     this.keyChecks = check.catch(() => {
