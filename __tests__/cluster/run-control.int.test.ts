@@ -509,3 +509,40 @@ invocations:
   expect(report.workers).toHaveLength(1);
   expect(report.workers[0]!.busyMs).toBe(ran);
 }, 90_000);
+
+test('Ctrl-C in a terminal (the run and its workers get it): the command still has its --kill-grace, and the worker leaves nothing behind', async () => {
+  const config = repo(`version: 1
+invocations:
+  tidy:
+    run: trap 'sleep 1; echo cleaned > cleaned.txt; exit 1' TERM; echo $$ > tidy.pid; sleep 60 & wait
+`);
+  const tmp = join(dir, 'tmp');
+  mkdirSync(tmp);
+  const run = startCli(runArgs(config, 1), { env: { TMPDIR: tmp } });
+  groups.push(await pidFrom(join(dir, 'repo/tidy.pid')));
+  // To the run's process group, as a terminal sends it: the worker used to take the run's own
+  // SIGTERM that followed for a second Ctrl-C, kill the command at once and exit on the spot.
+  run.kill('SIGINT');
+  expect((await run.exited).code).toBe(130);
+  expect(readFileSync(join(dir, 'repo/cleaned.txt'), 'utf8')).toBe('cleaned\n');
+  expect(readdirSync(tmp)).toEqual([]); // the worker's job logs
+}, 60_000);
+
+test('a second Ctrl-C in a terminal stops the run at once and kills a command that ignores SIGTERM', async () => {
+  const config = repo(`version: 1
+invocations:
+  stubborn:
+    run: trap '' TERM; echo $$ > stubborn.pid; sleep 60
+`);
+  const run = startCli(runArgs(config, 1));
+  const pgid = await pidFrom(join(dir, 'repo/stubborn.pid'));
+  groups.push(pgid);
+  run.kill('SIGINT');
+  await run.waitFor(/stopping the run/);
+  const t0 = Date.now();
+  run.kill('SIGINT');
+  expect((await run.exited).code).toBe(130);
+  expect(Date.now() - t0).toBeLessThan(4000); // the workers' --kill-grace is 5 s
+  await until('the command to end', () => !groupAlive(pgid), 2000);
+  expect(readdirSync(join(dir, 'repo/.dist-build/run'))).toEqual([]);
+}, 60_000);

@@ -176,7 +176,7 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
       // Before every worker has joined, a worker that exits (bad cache config, unreadable
       // config) ends the run at once instead of after the join timeout.
       if (!joined) workerDied(new RunFailure(why, code === 2 ? 2 : 1));
-      // A Ctrl-C in a terminal reaches the workers too (one process group): their exit is no news.
+      // Once the run is interrupted, the workers are stopped (or killed): their exit is no news.
       else if (!interrupted) say(why);
     },
   });
@@ -189,7 +189,10 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
   aborted.catch(() => undefined);
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupted) {
-      // Second Ctrl-C (also while stopping): stop waiting for anything, but leave nothing behind.
+      // Second Ctrl-C (also while stopping): stop waiting for anything, but leave nothing behind:
+      // each worker is killed with the commands it runs (a worker told to stop and killed right
+      // after could not end them).
+      for (let i = 1; i <= n; i++) workers.kill(i);
       void workers
         .stop(0)
         .then(() =>

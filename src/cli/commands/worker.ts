@@ -232,7 +232,12 @@ Examples:
       void stop(sig);
     };
     process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    // A worker of `dist-build run` (--parent-pid) is in the run's process group: a Ctrl-C in a
+    // terminal reaches it too, and the run, which gets the same Ctrl-C, stops its workers itself
+    // (SIGTERM; a second Ctrl-C kills them and their commands). Taken here as well, the run's
+    // SIGTERM was this worker's second signal: its commands were killed without their
+    // --kill-grace, and it exited without flushing its stores or removing its job logs.
+    process.on('SIGINT', flags.parentPid ? () => undefined : onSignal);
     if (flags.parentPid) {
       watchParent(positiveInt(flags.parentPid, '--parent-pid'), () => void stop('parent exited'));
     }
