@@ -475,6 +475,43 @@ invocations:
 );
 
 test(
+  'SIGHUP (its terminal closed) stops a worker as SIGTERM does: its command is stopped, not left running orphaned',
+  () =>
+    explained(async () => {
+      const cfg = `version: 1
+invocations:
+  a: {run: "echo $$ >> ../pids; echo $DIST_BUILD_WORKER $$ > ../a.run; sleep 60"}
+`;
+      startMaster(tree('m', cfg));
+      const workers: Record<string, Proc> = {
+        w1: startWorker('w1', tree('t1', cfg)),
+        w2: startWorker('w2', tree('t2', cfg)),
+      };
+      const runFile = join(dir, 'a.run');
+      const deadline = Date.now() + 30_000;
+      while (!(existsSync(runFile) && readFileSync(runFile, 'utf8').endsWith('\n'))) {
+        if (Date.now() > deadline) throw new Error('a never started');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const [name, pgid] = readFileSync(runFile, 'utf8').trim().split(' ');
+      const w = workers[name!]!;
+      w.kill('SIGHUP');
+      expect((await w.exited).code).toBe(129);
+      let gone = false;
+      for (let i = 0; i < 100 && !gone; i++) {
+        try {
+          process.kill(-Number(pgid), 0);
+          await new Promise((r) => setTimeout(r, 50));
+        } catch {
+          gone = true;
+        }
+      }
+      expect(gone).toBe(true);
+    }),
+  90_000,
+);
+
+test(
   'a worker whose service the master cannot dial back is named at once; the run still completes',
   () =>
     explained(async () => {

@@ -546,3 +546,21 @@ invocations:
   await until('the command to end', () => !groupAlive(pgid), 2000);
   expect(readdirSync(join(dir, 'repo/.dist-build/run'))).toEqual([]);
 }, 60_000);
+
+test('SIGHUP (its terminal closed) stops a run as Ctrl-C does: commands stopped, a report, nothing left in .dist-build/run', async () => {
+  const { run, pgid } = await startSlowRun();
+  run.kill('SIGHUP'); // the process group, as a shell whose terminal closes sends it
+  expect((await run.exited).code).toBe(130);
+  expect(run.stderr).toMatch(/SIGHUP: stopping the run and its workers/);
+  await until('the command to end', () => !groupAlive(pgid), 5000);
+  expect(readdirSync(join(dir, 'repo/.dist-build/run'))).toEqual([]);
+  expect(readFileSync(join(dir, 'out/dist-build-report.md'), 'utf8')).toMatch(/cancelled/);
+}, 60_000);
+
+test('SIGHUP stops `dist-build master` as Ctrl-C does (exit 130)', async () => {
+  const master = startCli(['master', '--serve', '--listen', `unix://${join(dir, 'm.sock')}`]);
+  await master.waitFor(/listening on/);
+  master.kill('SIGHUP');
+  expect(await master.exited).toEqual({ code: 130, signal: null });
+  expect(master.stderr).toMatch(/dist-build master: SIGHUP/);
+}, 30_000);

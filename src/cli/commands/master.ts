@@ -98,9 +98,6 @@ Examples (a pool on two shells):
     // `logs --follow` from now on waits for the run rather than saying nothing has started.
     master.runExpected = !!config;
     await master.start();
-    err.write(
-      `dist-build master ${master.id.slice(0, 8)} listening on ${master.addresses.map(formatAddress).join(', ')}\n`,
-    );
     let run: Run | undefined;
     let stopped = false;
     const onSignal = (sig: NodeJS.Signals) => {
@@ -112,6 +109,12 @@ Examples (a pool on two shells):
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    process.on('SIGHUP', onSignal); // its terminal closed
+    // Once a signal is handled: one sent the moment this line is read (a supervisor, a test)
+    // killed the master outright.
+    err.write(
+      `dist-build master ${master.id.slice(0, 8)} listening on ${master.addresses.map(formatAddress).join(', ')}\n`,
+    );
     try {
       if (!config) {
         await new Promise<void>(() => undefined); // until a signal
@@ -138,6 +141,7 @@ Examples (a pool on two shells):
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onSignal);
       // Also when the run ended in an error (a placement error, say): the workers were told to go.
       if (config && flags.stopWorkers) {
         master.shutdownWorkers();

@@ -211,6 +211,9 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // The terminal closed (or an ssh session dropped): stopped as on Ctrl-C (killed on the spot by
+  // Node's default action, the run left its run file and certificates behind, and no report).
+  process.on('SIGHUP', onSignal);
   // Whether the run file is this run's (removed at the end): a run refused for another one in
   // progress in the same tree leaves that one's file alone.
   let claimed = false;
@@ -289,6 +292,7 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
     await rm(certDir, { recursive: true, force: true });
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
   }
 }
 

@@ -218,9 +218,10 @@ Examples:
     });
     await agent.start();
     // SIGTERM is a supervisor's way to stop it (exit 0 once stopped); Ctrl-C is an interruption
-    // (130, as everywhere in this CLI). A second signal stops without waiting: the commands'
-    // process groups are killed now (left to the default handler, the worker died and they ran
-    // on, orphaned, in the tree), and the worker exits.
+    // (130, as everywhere in this CLI); SIGHUP, its terminal closing, stops it the same way
+    // (129). A second signal stops without waiting: the commands' process groups are killed now
+    // (left to the default handler, the worker died and they ran on, orphaned, in the tree), and
+    // the worker exits.
     let signalled = false;
     const onSignal = (sig: NodeJS.Signals) => {
       if (signalled) {
@@ -229,6 +230,7 @@ Examples:
       }
       signalled = true;
       if (sig === 'SIGINT') process.exitCode ??= 130;
+      if (sig === 'SIGHUP') process.exitCode ??= 129;
       void stop(sig);
     };
     process.on('SIGTERM', onSignal);
@@ -238,6 +240,8 @@ Examples:
     // SIGTERM was this worker's second signal: its commands were killed without their
     // --kill-grace, and it exited without flushing its stores or removing its job logs.
     process.on('SIGINT', flags.parentPid ? () => undefined : onSignal);
+    // The same for a closing terminal, which hangs up on the run and its workers alike.
+    process.on('SIGHUP', flags.parentPid ? () => undefined : onSignal);
     if (flags.parentPid) {
       watchParent(positiveInt(flags.parentPid, '--parent-pid'), () => void stop('parent exited'));
     }
