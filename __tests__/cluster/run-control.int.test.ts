@@ -17,7 +17,15 @@ import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliPath, killGroup, pidFrom, runCli, startCli, stopAll } from '../helpers/processes.js';
+import {
+  alive,
+  cliPath,
+  killGroup,
+  pidFrom,
+  runCli,
+  startCli,
+  stopAll,
+} from '../helpers/processes.js';
 
 let dir: string;
 /** Process groups of commands started by the runs here, ended by PID after each test. */
@@ -450,6 +458,41 @@ test('Ctrl-C in a terminal: the live progress is cleared before the "stopping" l
   expect(shown).toContain('SIGINT: stopping the run and its workers...');
   expect(shown.filter((l) => /^\[\d+\/\d+\]|^ {2}worker-\d/.test(l))).toEqual([]);
   expect(shown.join('\n')).toMatch(/slow +worker-\d +cancelled/);
+}, 60_000);
+
+test('a run whose terminal is closed (SIGHUP, then EIO on every write to it) stops as on Ctrl-C and cleans up', async () => {
+  const config = repo(SLOW);
+  const child = spawn(
+    'script',
+    [
+      '-qfec',
+      `'${process.execPath}' '${cliPath()}' run --config '${config}' --workers 1 --out '${join(dir, 'out')}'`,
+      '/dev/null',
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'ignore'],
+      env: { ...process.env, CI: undefined, GITHUB_ACTIONS: undefined, TERM: 'xterm' },
+    },
+  );
+  let tty = '';
+  child.stdout.on('data', (d: Buffer) => (tty += d.toString()));
+  const closed = new Promise((r) => child.on('close', r));
+  const pgid = await pidFrom(join(dir, 'repo/slow.pid'));
+  groups.push(pgid);
+  const runPid = (
+    JSON.parse(readFileSync(join(dir, 'repo/.dist-build/run/current.json'), 'utf8')) as {
+      pid: number;
+    }
+  ).pid;
+  groups.push(runPid);
+  await until('the live progress', () => /slow \d/.test(tty));
+  child.kill('SIGKILL'); // the terminal goes away
+  await closed;
+  await until('the run to end', () => !alive(runPid));
+  await until('the command to end', () => !groupAlive(pgid), 5000);
+  // It used to die of the EIO writing its table to the terminal, leaving these behind.
+  expect(readdirSync(join(dir, 'repo/.dist-build/run'))).toEqual([]);
+  expect(readFileSync(join(dir, 'out/dist-build-report.md'), 'utf8')).toMatch(/cancelled/);
 }, 60_000);
 
 test('`dist-build master` in a terminal: its log lines (a worker leaving) go above the live progress, which leaves nothing behind', async () => {
