@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { GROUP_LIMIT, Progress, type ProgressOptions } from '../../src/cli/progress.js';
 import { useColor } from '../../src/cli/drive.js';
 
@@ -177,6 +178,35 @@ describe('Progress (plain)', () => {
       '[a] a1\n[b] b1\n[a] a2 without newline\ndist-build: a: built on w1 in 20ms\n',
     );
     p.stop();
+  });
+
+  it('a job whose output keeps coming long after its result (a huge log): its end line still waits for the last of it, in both orders', () => {
+    jest.useFakeTimers();
+    try {
+      for (const logOrder of ['stream', 'grouped'] as const) {
+        const { p, out } = progress({ logOrder, groupMarkers: logOrder === 'grouped' });
+        p.event({ type: 'started', unit: 'a', worker: 'w1', attempt: 1 });
+        p.output('a', chunk('a1\n'));
+        p.event({ type: 'built', unit: 'a', worker: 'w1', durationMs: 20 });
+        // Each chunk comes well within the wait, the last long after the result.
+        for (let i = 2; i <= 4; i++) {
+          jest.advanceTimersByTime(6_000);
+          p.output('a', chunk(`a${i} `));
+          p.output('a', chunk('cont\n'));
+        }
+        jest.advanceTimersByTime(6_000);
+        p.outputEnd('a');
+        expect(out.text).toBe(
+          (logOrder === 'grouped' ? '::group::a (built on w1 in 20ms)\n' : '') +
+            '[a] a1\n[a] a2 cont\n[a] a3 cont\n[a] a4 cont\n' +
+            (logOrder === 'grouped' ? '::endgroup::\n' : '') +
+            'dist-build: a: built on w1 in 20ms\n',
+        );
+        p.stop();
+      }
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });
 

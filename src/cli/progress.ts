@@ -36,8 +36,9 @@ export interface ProgressOptions {
 /** Bytes of a job's output held for its block; beyond that, what is held goes out as a part. */
 export const GROUP_LIMIT = 1024 * 1024;
 /**
- * After a job ended, how long its block waits for the rest of its output to arrive (the end of
- * its output stream normally closes it sooner; on a loaded machine that took over 2 s).
+ * After a job ended, how long its block waits for more of its output to arrive (the end of its
+ * output stream normally closes it sooner; on a loaded machine that took over 2 s). Each piece
+ * that arrives starts the wait again.
  */
 const GROUP_WAIT_MS = 10_000;
 
@@ -188,6 +189,10 @@ export class Progress {
       stream: chunk.stream === 'stderr' ? 'stderr' : 'stdout',
       data: chunk.data,
     });
+    // Output still coming after the job's result (a huge log streams for a while): the end
+    // line waits for the rest of it, not a fixed time from the result (which put it, and on
+    // GitHub Actions the end of the block, in the middle of the output, splitting a line).
+    if (!late) g?.timer?.refresh();
     if (!text) return;
     if (!g || late || g.passThrough) {
       this.opts.out.write(text);
