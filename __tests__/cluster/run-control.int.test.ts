@@ -607,3 +607,35 @@ test('SIGHUP stops `dist-build master` as Ctrl-C does (exit 130)', async () => {
   expect(await master.exited).toEqual({ code: 130, signal: null });
   expect(master.stderr).toMatch(/dist-build master: SIGHUP/);
 }, 30_000);
+
+test("a job's output still coming in when the run is over is printed in full before the summary", async () => {
+  // 30 MB of output: the job ends well before the master has streamed it all from the worker.
+  const config = repo(`version: 1
+invocations:
+  loud:
+    run: "yes $(printf %099d 0) | head -n 300000; echo LAST"
+`);
+  const log = join(dir, 'log.txt');
+  const child = spawn(
+    'bash',
+    [
+      '-c',
+      '"$0" "$1" run --config "$2" --workers 1 --out "$3" > "$4" 2>&1',
+      process.execPath,
+      cliPath(),
+      config,
+      join(dir, 'out'),
+      log,
+    ],
+    { stdio: 'ignore', env: { ...process.env, CI: 'true', GITHUB_ACTIONS: undefined } },
+  );
+  const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+  expect(code).toBe(0);
+  const text = readFileSync(log, 'utf8');
+  const last = text.indexOf('\n[loud] LAST\n');
+  expect(last).toBeGreaterThan(0);
+  // The end line and the table used to come in the middle of it, the rest of it after them.
+  expect(text.indexOf('dist-build: loud: built on')).toBeGreaterThan(last);
+  expect(text.indexOf('\nINVOCATION ')).toBeGreaterThan(last);
+  expect(text.match(/^\[loud\] 0{99}$/gm)).toHaveLength(300_000);
+}, 90_000);

@@ -144,6 +144,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
   let report: RunReport;
   try {
     report = await run.execute();
+    await progress.drained();
   } finally {
     progress.stop();
     opts.onPrinter?.(undefined);

@@ -75,6 +75,8 @@ export class Progress {
   private drawn = 0;
   /** Lines held until the job lines waiting for their output are out (see 'skipped'). */
   private readonly afterEnds: string[] = [];
+  /** Called once no job line waits for its output any more (see `drained`). */
+  private readonly drainWaiters: (() => void)[] = [];
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: ProgressOptions) {
@@ -251,6 +253,16 @@ export class Progress {
     if (g.end) this.print(g.end.line);
     if (this.endsPending()) return;
     for (const line of this.afterEnds.splice(0)) this.print(line);
+    for (const done of this.drainWaiters.splice(0)) done();
+  }
+
+  /**
+   * Resolves once every ended job's output is out, with its end line (see `jobEnded`): a run
+   * that is over waits for it before its summary, which came in the middle of a long log.
+   */
+  drained(): Promise<void> {
+    if (!this.endsPending()) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   /** `text` as one block: a `::group::` on GitHub Actions. */
