@@ -512,6 +512,41 @@ invocations:
 );
 
 test(
+  'Ctrl-C on a master whose only holder of a built artifact is gone: exit 130 and a report naming it cancelled, not a "cannot export" error',
+  () =>
+    explained(async () => {
+      const cfg = `version: 1
+invocations:
+  a: {run: "mkdir -p a && echo a > a/x", outputs: [a], export: true}
+  b: {run: "echo $$ >> ../pids; sleep 60"}
+`;
+      const master = startMaster(tree('m', cfg));
+      const workers: Record<string, Proc> = {
+        w1: startWorker('w1', tree('t1', cfg)),
+        w2: startWorker('w2', tree('t2', cfg)),
+      };
+      const [, holder] = await master.waitFor(/a: built on (w\d)/);
+      workers[holder!]!.kill('SIGKILL');
+      await master.waitFor(new RegExp(`worker ${holder} lost`));
+      master.kill('SIGINT');
+      const exit = await master.exited;
+      expect(master.stderr).not.toMatch(/cannot export a:/);
+      expect(exit.code).toBe(130);
+      const report = JSON.parse(
+        readFileSync(join(dir, 'artifacts/dist-build-report.json'), 'utf8'),
+      ) as RunReport;
+      expect(report.status).toBe('cancelled');
+      expect(report.invocations.find((i) => i.unit === 'a')).toMatchObject({
+        status: 'cancelled',
+        reason: expect.stringMatching(
+          /master interrupted \(SIGINT\).*not exported: no live worker holds it/,
+        ),
+      });
+    }),
+  90_000,
+);
+
+test(
   'a worker whose service the master cannot dial back is named at once; the run still completes',
   () =>
     explained(async () => {

@@ -207,6 +207,8 @@ export class Run {
   private finished!: () => void;
   private done: Promise<void>;
   private cancelled = false;
+  /** Why the run was cancelled (see `cancel`). */
+  private cancelReason = '';
   private fatal: Error | undefined;
   private noWorkerTimer: NodeJS.Timeout | undefined;
   private pumping = false;
@@ -331,6 +333,16 @@ export class Run {
         if (this.fatal) throw this.fatal;
         ({ exports, lost } = await this.exportAll(exports));
       }
+      if (lost.length && this.cancelled) {
+        // Interrupted (a Ctrl-C on a master whose worker holding an artifact is gone): nothing is
+        // built again, and that is the run's status, not an error that hid it (exit 1, no
+        // report). An earlier run's copy goes, as for any invocation the run cancelled.
+        for (const { unit, why } of lost) {
+          this.finish(unit, 'cancelled', `${this.cancelReason}; not exported: ${why}`);
+          await this.removeEarlierExport(unit);
+        }
+        lost = [];
+      }
       if (lost.length) {
         throw new SchedulerError(`cannot export ${lost[0]!.unit.unit.id}: ${lost[0]!.why}`);
       }
@@ -347,6 +359,7 @@ export class Run {
   cancel(reason = 'cancelled'): void {
     if (this.cancelled) return;
     this.cancelled = true;
+    this.cancelReason = reason;
     this.note(`run cancelled: ${reason}`);
     for (const u of this.units) {
       if (u.state === 'waiting') this.finish(u, 'cancelled', reason);
@@ -1105,6 +1118,24 @@ export class Run {
     }
   }
 
+  /**
+   * An invocation this run does not export (failed, skipped, cancelled): an earlier run's copy in
+   * the export directory would pass for this run's artifact next to a report that says it failed.
+   * (With `--out .` they are the work tree's own outputs, left as they are.) None can be there
+   * when a file is in the place of one of its parent directories (ENOTDIR).
+   */
+  private async removeEarlierExport(u: UnitRun): Promise<void> {
+    const dir = this.opts.exportTo;
+    if (!dir || resolve(dir) === resolve(this.opts.config.root)) return;
+    for (const p of unitOutputs(u.inv, u.unit.id))
+      await rm(join(dir, isImageArchive(p) ? exportedImagePath(p) : p), {
+        recursive: true,
+        force: true,
+      }).catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
+  }
+
   private async exportInto(
     dir: string,
     staging: string,
@@ -1116,18 +1147,7 @@ export class Run {
     for (const u of this.units) {
       if (!u.inv.export) continue;
       if (u.state !== 'built' && u.state !== 'cached') {
-        // Not exported by this run (failed, skipped, cancelled): an earlier run's copy in `dir`
-        // would pass for this run's artifact next to a report that says it failed. (With
-        // `--out .` they are the work tree's own outputs, left as they are.) None can be there
-        // when a file is in the place of one of its parent directories (ENOTDIR).
-        if (resolve(dir) !== resolve(this.opts.config.root))
-          for (const p of unitOutputs(u.inv, u.unit.id))
-            await rm(join(dir, isImageArchive(p) ? exportedImagePath(p) : p), {
-              recursive: true,
-              force: true,
-            }).catch((err: unknown) => {
-              if (!isNotFound(err)) throw err;
-            });
+        await this.removeEarlierExport(u);
         continue;
       }
       if (done0.has(u.unit.id)) continue;
