@@ -14027,6 +14027,8 @@ var Run = class {
   finished;
   done;
   cancelled = false;
+  /** Why the run was cancelled (see `cancel`). */
+  cancelReason = "";
   fatal;
   noWorkerTimer;
   pumping = false;
@@ -14096,6 +14098,13 @@ var Run = class {
         if (this.fatal) throw this.fatal;
         ({ exports, lost } = await this.exportAll(exports));
       }
+      if (lost.length && this.cancelled) {
+        for (const { unit, why } of lost) {
+          this.finish(unit, "cancelled", `${this.cancelReason}; not exported: ${why}`);
+          await this.removeEarlierExport(unit);
+        }
+        lost = [];
+      }
       if (lost.length) {
         throw new SchedulerError(`cannot export ${lost[0].unit.unit.id}: ${lost[0].why}`);
       }
@@ -14111,6 +14120,7 @@ var Run = class {
   cancel(reason = "cancelled") {
     if (this.cancelled) return;
     this.cancelled = true;
+    this.cancelReason = reason;
     this.note(`run cancelled: ${reason}`);
     for (const u of this.units) {
       if (u.state === "waiting") this.finish(u, "cancelled", reason);
@@ -14757,6 +14767,23 @@ var Run = class {
       await rm8(staging, { recursive: true, force: true });
     }
   }
+  /**
+   * An invocation this run does not export (failed, skipped, cancelled): an earlier run's copy in
+   * the export directory would pass for this run's artifact next to a report that says it failed.
+   * (With `--out .` they are the work tree's own outputs, left as they are.) None can be there
+   * when a file is in the place of one of its parent directories (ENOTDIR).
+   */
+  async removeEarlierExport(u) {
+    const dir = this.opts.exportTo;
+    if (!dir || resolve6(dir) === resolve6(this.opts.config.root)) return;
+    for (const p of unitOutputs(u.inv, u.unit.id))
+      await rm8(join16(dir, isImageArchive(p) ? exportedImagePath(p) : p), {
+        recursive: true,
+        force: true
+      }).catch((err) => {
+        if (!isNotFound(err)) throw err;
+      });
+  }
   async exportInto(dir, staging, already) {
     const out = [...already];
     const lost = [];
@@ -14764,14 +14791,7 @@ var Run = class {
     for (const u of this.units) {
       if (!u.inv.export) continue;
       if (u.state !== "built" && u.state !== "cached") {
-        if (resolve6(dir) !== resolve6(this.opts.config.root))
-          for (const p of unitOutputs(u.inv, u.unit.id))
-            await rm8(join16(dir, isImageArchive(p) ? exportedImagePath(p) : p), {
-              recursive: true,
-              force: true
-            }).catch((err) => {
-              if (!isNotFound(err)) throw err;
-            });
+        await this.removeEarlierExport(u);
         continue;
       }
       if (done0.has(u.unit.id)) continue;
