@@ -419,7 +419,7 @@ describe('computeCacheKeys', () => {
     expect((await keysOf(b)).lib).not.toBe(ka.lib);
   });
 
-  it('changes on env, command, outputs, build args, target and platform changes', async () => {
+  it('changes on env, command, outputs, build args, target, tags and platform changes', async () => {
     const variants: [string, (invs: InvocationConfig[]) => void, string][] = [
       ['env value', (i) => (i[0]!.env.NODE_ENV = 'development'), 'lib'],
       ['env added', (i) => (i[0]!.env.EXTRA = ''), 'lib'],
@@ -427,6 +427,8 @@ describe('computeCacheKeys', () => {
       ['outputs', (i) => i[0]!.outputs.push('packages/lib/types'), 'lib'],
       ['build arg', (i) => (i[3]!.docker!.buildArgs.VERSION = '2'), 'api@linux/amd64'],
       ['target', (i) => (i[3]!.docker!.target = 'prod'), 'api@linux/amd64'],
+      // The image archive is saved by its tags, and `docker load` tags the image with them.
+      ['tags', (i) => (i[3]!.docker!.tags = ['registry/api:2']), 'api@linux/amd64'],
       ['platform', (i) => (i[2]!.platform = 'linux/arm64'), 'gen'],
       ['Dockerfile', (i) => (i[3]!.docker!.file = 'services/api/server.js'), 'api@linux/amd64'],
     ];
@@ -436,9 +438,10 @@ describe('computeCacheKeys', () => {
     }
   });
 
-  it('ignores tags, timeout, estimate, labels, export and the order of env/outputs/inputs', async () => {
+  it('ignores timeout, estimate, labels, export, push and the order of env/outputs/inputs/tags', async () => {
     const same = await keysOf(root, (i) => {
-      i[3]!.docker!.tags = ['other:tag'];
+      i[3]!.docker!.tags = ['registry/api:latest', 'registry/api:latest'];
+      i[3]!.docker!.push = true;
       i[0]!.timeout = 5;
       i[0]!.estimate = 99;
       i[0]!.labels = ['gpu'];

@@ -17,7 +17,9 @@
  *       "docker":   { "context":    <context dir, relative to the root>,   (docker units only)
  *                     "dockerfile": <Dockerfile path relative to the context>,
  *                     "target":     <target stage> | null,
- *                     "buildArgs":  [[name, value], ...] sorted by name },
+ *                     "buildArgs":  [[name, value], ...] sorted by name,
+ *                     "tags":       [reference, ...] sorted, duplicates removed (the image
+ *                                   archive is saved by its tags: a load tags the image) },
  *       "platform": <the unit's platform, e.g. "linux/arm64"> | null,
  *       "env":      [[name, value], ...] sorted by name,
  *       "outputs":  [path, ...] sorted, duplicates removed,
@@ -30,9 +32,9 @@
  *     }
  *
  * Left out on purpose, because they do not change what is built: the invocation name (two
- * identical definitions may share results), docker tags (applied to the finished image), timeout,
- * estimate, labels, `export` and the affinity key. The full file mode is reduced to the executable
- * bit (umask differs between machines; git keeps only that bit too).
+ * identical definitions may share results), timeout, estimate, labels, `export`, docker `push` and
+ * the affinity key. The full file mode is reduced to the executable bit (umask differs between
+ * machines; git keeps only that bit too).
  *
  * Inputs of a docker unit: the build context as BuildKit sends it (see dockerignore.ts) plus the
  * Dockerfile, plus whatever the invocation's own `inputs` globs match. All paths are relative to
@@ -338,6 +340,8 @@ function keyDocument(
       dockerfile: relativePosix(context, normRel(d.file)),
       target: d.target ?? null,
       buildArgs: sortedPairs(d.buildArgs),
+      // The image archive is saved by its tags (`docker load` tags the image with them).
+      tags: sortByteOrder([...new Set(d.tags)]),
     };
   } else {
     doc.run = inv.run ?? '';
