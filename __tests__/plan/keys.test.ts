@@ -479,6 +479,16 @@ describe('computeCacheKeys', () => {
     expect(keys.get('one')!.cacheKey).toBe(keys.get('two')!.cacheKey);
   });
 
+  it("does not share keys of identical docker definitions: the image archive's path names the unit", async () => {
+    // A result holds `.dist-build/images/<unit>.tar`: one unit's result is not the other's.
+    const config = makeConfig(root, [
+      invocation('one', { docker: { context: 'services/api' } }),
+      invocation('two', { docker: { context: 'services/api' } }),
+    ]);
+    const keys = await computeCacheKeys(config, simpleUnits(config));
+    expect(keys.get('one')!.cacheKey).not.toBe(keys.get('two')!.cacheKey);
+  });
+
   it('accepts an open index and leaves saving to the caller', async () => {
     const index = await FileIndex.open(root, { cacheDir: path.join(tempDir(), 'idx') });
     const config = makeConfig(root, invocations());

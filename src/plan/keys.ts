@@ -22,7 +22,8 @@
  *                                   archive is saved by its tags: a load tags the image) },
  *       "platform": <the unit's platform, e.g. "linux/arm64"> | null,
  *       "env":      [[name, value], ...] sorted by name,
- *       "outputs":  [path, ...] sorted, duplicates removed,
+ *       "outputs":  [path, ...] sorted, duplicates removed; a docker unit's image archive
+ *                   `.dist-build/images/<unit>.tar` among them,
  *       "inputs":   [[path, type, sha256-hex], ...] sorted by path (byte order),
  *                   type "f" = file, "x" = executable file (any x bit), "l" = symlink (the digest
  *                   is of its target path); never a path in or under any invocation's declared
@@ -32,9 +33,9 @@
  *     }
  *
  * Left out on purpose, because they do not change what is built: the invocation name (two
- * identical definitions may share results), timeout, estimate, labels, `export`, docker `push` and
- * the affinity key. The full file mode is reduced to the executable bit (umask differs between
- * machines; git keeps only that bit too).
+ * identical run definitions may share results; docker ones do not, their archives' paths differ),
+ * timeout, estimate, labels, `export`, docker `push` and the affinity key. The full file mode is
+ * reduced to the executable bit (umask differs between machines; git keeps only that bit too).
  *
  * Inputs of a docker unit: the build context as BuildKit sends it (see dockerignore.ts) plus the
  * Dockerfile, plus whatever the invocation's own `inputs` globs match. All paths are relative to
@@ -44,6 +45,7 @@
 import crypto from 'node:crypto';
 import { isAbsolute, posix, relative, resolve, sep } from 'node:path';
 import type { Config, InvocationConfig } from '../config/types.js';
+import { unitOutputs } from '../executors/docker.js';
 import { listDockerContext } from './dockerignore.js';
 import type { FileDigest } from './file-index.js';
 import { FileIndex } from './file-index.js';
@@ -319,7 +321,8 @@ function keyDocument(
     kind: inv.docker ? 'docker' : 'run',
     platform: unit.platform ?? null,
     env: sortedPairs(inv.env),
-    outputs: sortByteOrder([...new Set(inv.outputs)]),
+    // With a docker unit's image archive, whose path names the unit (`unitOutputs`).
+    outputs: sortByteOrder([...new Set(unitOutputs(inv, unit.id))]),
     // arrays of strings only: JSON.stringify output is canonical
     inputs: new RawJson(
       JSON.stringify(
