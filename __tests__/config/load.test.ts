@@ -462,6 +462,26 @@ invocations:
     ]);
   });
 
+  it('rejects a docker tag of two invocations (each saves the image its tags name)', () => {
+    const found = issues(`version: 1
+invocations:
+  a: {docker: {context: a, tags: [example/a:1, "127.0.0.1:5000/x"]}}
+  b: {docker: {context: b, tags: [example/b:1, docker.io/example/a:1]}}
+  c: {docker: {context: c, tags: ["127.0.0.1:5000/x:latest"], platforms: [linux/amd64, linux/arm64]}}
+  d: {docker: {context: d, tags: [d, d]}}
+`);
+    expect(found.map((i) => [i.path, i.message])).toEqual([
+      [
+        'invocations.b.docker.tags[1]',
+        'tag "docker.io/example/a:1" is also a tag of invocation "a" (each build saves the image its tags name)',
+      ],
+      [
+        'invocations.c.docker.tags[0]',
+        'tag "127.0.0.1:5000/x:latest" is also a tag of invocation "a" (each build saves the image its tags name)',
+      ],
+    ]);
+  });
+
   it('checks workers.min <= workers.max, platforms and label lists', () => {
     expect(
       issues('version: 1\nworkers: {min: 5, max: 2}\ninvocations: {a: {run: x}}\n')[0]!.message,

@@ -457,6 +457,13 @@ export function parseConfig(text: string, file: string, display: string = file):
   return buildConfig(data as Raw, resolve(file), loc);
 }
 
+/** An image reference as Docker reads it: `api` is `docker.io/library/api:latest`. */
+function tagReference(tag: string): string {
+  let ref = tag.replace(/^docker\.io\//, '').replace(/^library\//, '');
+  if (!ref.includes('@') && !ref.slice(ref.lastIndexOf('/') + 1).includes(':')) ref += ':latest';
+  return ref;
+}
+
 function buildConfig(raw: Raw, file: string, loc: Locator): Config {
   const issues: ConfigIssue[] = [];
   const workersRaw = (raw.workers as Raw | undefined) ?? {};
@@ -531,6 +538,8 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
     indexedPaths(path, list, allowNegation).map((p) => p.path);
   /** Where each output was written: [invocation, output path, its index in the list]. */
   const outputAt: [string, string, number][] = [];
+  /** Each docker tag: [invocation, tag, its index in the list]. */
+  const tagAt: [string, string, number][] = [];
 
   for (const name of names) {
     const r = rawInvocations[name]!;
@@ -583,6 +592,7 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
           ...(d.network === undefined ? {} : { network: d.network as string }),
           ...(d.push === true ? { push: true } : {}),
         };
+        docker.tags.forEach((t, i) => tagAt.push([name, t, i]));
         if (d.push === true && !((d.tags as string[] | undefined) ?? []).length)
           issues.push(
             loc.issueAt(
@@ -722,6 +732,22 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
       const parent = parts.slice(0, k).join('/');
       if (!below.has(parent)) below.set(parent, { name, path });
     }
+  }
+
+  // Each docker build saves its image by its tags: two builds tagging the same reference (in the
+  // one daemon `dist-build run` workers share) would each save whichever image was tagged last.
+  const tagged = new Map<string, string>();
+  for (const [name, tag, index] of tagAt) {
+    const ref = tagReference(tag);
+    const other = tagged.get(ref);
+    if (other !== undefined && other !== name)
+      issues.push(
+        loc.issueAt(
+          ['invocations', name, 'docker', 'tags', index],
+          `tag "${tag}" is also a tag of invocation "${other}" (each build saves the image its tags name)`,
+        ),
+      );
+    else tagged.set(ref, name);
   }
 
   const cycles = findCycles(new Map(invocations.map((i) => [i.name, i.needs])));
