@@ -379,6 +379,30 @@ describe('computeCacheKeys', () => {
     expect((await shadowedOf({}, {})).test).toEqual([]);
   });
 
+  it('warns about a docker context that holds outputs of an invocation not needed (what Docker sends)', async () => {
+    const shadowedOf = async (files: Record<string, string>, img: Partial<InvocationConfig>) => {
+      const root = checkout({ ...TREE, ...files });
+      const config = makeConfig(root, [
+        invocation('gen', { run: 'gen', outputs: ['services/api/gen'] }),
+        invocation('img', { docker: { context: 'services/api' }, ...img }),
+      ]);
+      const keys = await computeCacheKeys(config, expandUnits(config), {
+        cacheDir: path.join(tempDir('dist-build-cache-'), 'index'),
+      });
+      return keys.get('img')!.shadowed;
+    };
+    const generated = { 'services/api/gen/client.js': 'x' };
+    expect(await shadowedOf(generated, {})).toEqual([
+      'invocations.img.docker.context: "services/api" holds services/api/gen/client.js, an output of gen, which img does not need: no invocation\'s outputs are inputs, so changing it would not rebuild img (add needs: [gen], or leave it out with .dockerignore)',
+    ]);
+    // Needed, left out by .dockerignore, not there: no warning.
+    expect(await shadowedOf(generated, { needs: ['gen'] })).toEqual([]);
+    expect(await shadowedOf({ ...generated, 'services/api/.dockerignore': 'gen\n' }, {})).toEqual(
+      [],
+    );
+    expect(await shadowedOf({}, {})).toEqual([]);
+  });
+
   it("computes one unit's key alone from its dependencies' keys, as for the whole graph", async () => {
     const config = makeConfig(root, invocations());
     const units = expandUnits(config);

@@ -43,10 +43,11 @@
  * say which.
  */
 import crypto from 'node:crypto';
-import { isAbsolute, posix, relative, resolve, sep } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import type { Config, InvocationConfig } from '../config/types.js';
 import { unitOutputs } from '../executors/docker.js';
-import { listDockerContext } from './dockerignore.js';
+import { DockerignoreMatcher, findDockerignore, listDockerContext } from './dockerignore.js';
 import type { FileDigest } from './file-index.js';
 import { FileIndex } from './file-index.js';
 import {
@@ -227,29 +228,38 @@ function shadowedInputs(config: Config, dirCache: DirCache): Map<string, string[
   const warnings = new Map<string, string[]>();
   let budget = SHADOW_TESTS;
   for (const inv of config.invocations) {
-    if (inv.inputs.length === 0) continue;
-    const bases = patternBases(inv.inputs);
+    if (inv.inputs.length === 0 && !inv.docker) continue;
+    // A docker build's context is an input too: what of it Docker sends (`.dockerignore`).
+    const context = inv.docker ? normRel(inv.docker.context) : undefined;
+    const bases = [
+      ...patternBases(inv.inputs),
+      ...(context ? [context === '.' ? '' : context] : []),
+    ];
     const reaches = (out: string) =>
       bases.some(
         (b) => b === '' || b === out || out.startsWith(`${b}/`) || b.startsWith(`${out}/`),
       );
     let match: ((rel: string) => string | undefined) | undefined;
+    let sent: ((rel: string) => boolean) | undefined;
     for (const other of config.invocations) {
       if (other === inv || needed(inv.name).has(other.name)) continue;
       for (const out of other.outputs) {
         if (--budget < 0) return warnings;
         if (!reaches(out)) continue;
         match ??= inputMatcher(inv.inputs);
+        sent ??= context ? contextSends(config.root, inv.docker!) : () => false;
         for (const file of under(out)) {
           if (--budget < 0) return warnings;
           const pattern = match(file);
-          if (pattern === undefined) continue;
+          if (pattern === undefined && !sent(file)) continue;
           const list = warnings.get(inv.name) ?? [];
           list.push(
-            `invocations.${inv.name}.inputs: "${pattern}" matches ${file}, an output of ` +
-              `${other.name}, which ${inv.name} does not need: no invocation's outputs are ` +
-              `inputs, so changing it would not rebuild ${inv.name} (add needs: [${other.name}], ` +
-              'or narrow the pattern)',
+            (pattern !== undefined
+              ? `invocations.${inv.name}.inputs: "${pattern}" matches ${file}`
+              : `invocations.${inv.name}.docker.context: "${context}" holds ${file}`) +
+              `, an output of ${other.name}, which ${inv.name} does not need: no invocation's ` +
+              `outputs are inputs, so changing it would not rebuild ${inv.name} (add needs: ` +
+              `[${other.name}], or ${pattern !== undefined ? 'narrow the pattern' : 'leave it out with .dockerignore'})`,
           );
           warnings.set(inv.name, list);
           break;
@@ -273,6 +283,27 @@ function unitFiles(
   const ctx = listDockerContext(config.root, inv.docker, { exclude });
   const all = new Set([...ctx.files, ...globs.files]);
   return { files: sortByteOrder([...all]), unmatched: [...ctx.missing, ...globs.unmatched] };
+}
+
+/**
+ * Whether Docker sends a file (root-relative) of the tree as part of a build's context: it is in
+ * the context directory and the build's `.dockerignore` does not exclude it.
+ */
+function contextSends(
+  root: string,
+  spec: { context: string; file: string },
+): (rel: string) => boolean {
+  const context = normRel(spec.context);
+  const prefix = context === '.' ? '' : `${context}/`;
+  let matcher: DockerignoreMatcher | undefined;
+  try {
+    const ignore = findDockerignore(root, context, normRel(spec.file));
+    if (ignore) matcher = DockerignoreMatcher.fromText(readFileSync(join(root, ignore), 'utf8'));
+  } catch {
+    // unreadable, or an invalid pattern: the key computation says so
+    return () => false;
+  }
+  return (rel) => rel.startsWith(prefix) && !matcher?.matches(rel.slice(prefix.length));
 }
 
 /** Unit ids in dependency order (needs first; otherwise in the given order). Throws on cycles. */
