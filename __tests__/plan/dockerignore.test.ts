@@ -7,6 +7,7 @@ import {
   isDockerignored,
   listDockerContext,
   parseDockerignore,
+  sentOwnFile,
 } from '../../src/plan/dockerignore.js';
 import { cleanupTempDirs, tempDir, writeTree } from './helpers.js';
 
@@ -354,5 +355,33 @@ describe('listDockerContext', () => {
       ignoreFile: null,
       missing: ['ctx/Dockerfile'],
     });
+  });
+});
+
+describe('sentOwnFile', () => {
+  const make = (files: Record<string, string>): string => {
+    const root = tempDir('dist-build-own-');
+    writeTree(root, files);
+    return root;
+  };
+  const spec = { context: '.', file: 'Dockerfile' };
+  const state = { Dockerfile: 'FROM scratch', '.dist-build/run/certs-1/master-key.pem': 'k' };
+
+  it('names a file of .dist-build Docker sends (the key leaves it out), or null when it sends none', () => {
+    expect(sentOwnFile(make(state), spec)).toBe('.dist-build/run/certs-1/master-key.pem');
+    expect(sentOwnFile(make({ ...state, '.dockerignore': '.dist-build\n' }), spec)).toBeNull();
+    expect(sentOwnFile(make({ ...state, '.dockerignore': '*\n!Dockerfile\n' }), spec)).toBeNull();
+    expect(sentOwnFile(make({ ...state, '.dockerignore': '**/*.pem\n' }), spec)).toBeNull();
+    expect(
+      sentOwnFile(make({ ...state, '.dockerignore': '.dist-build\n!.dist-build/run\n' }), spec),
+    ).toBe('.dist-build/run/certs-1/master-key.pem');
+    // In a context below the root, the context's own .dist-build (another config's).
+    expect(
+      sentOwnFile(make({ 'svc/Dockerfile': 'FROM scratch', 'svc/.dist-build/index/x': '{}' }), {
+        context: 'svc',
+        file: 'svc/Dockerfile',
+      }),
+    ).toBe('svc/.dist-build/index/x');
+    expect(sentOwnFile(make({ Dockerfile: 'FROM scratch' }), spec)).toBeNull();
   });
 });

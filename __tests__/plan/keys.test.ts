@@ -403,6 +403,22 @@ describe('computeCacheKeys', () => {
     expect(await shadowedOf({}, {})).toEqual([]);
   });
 
+  it('warns about a docker context that sends .dist-build (Docker does, the key leaves it out)', async () => {
+    const warned = async (files: Record<string, string>) => {
+      const root = checkout({ ...TREE, Dockerfile: 'FROM scratch\nCOPY . .\n', ...files });
+      const config = makeConfig(root, [invocation('img', { docker: { context: '.' } })]);
+      const keys = await computeCacheKeys(config, expandUnits(config), {
+        cacheDir: path.join(tempDir('dist-build-cache-'), 'index'),
+      });
+      return keys.get('img')!.shadowed;
+    };
+    const own = { '.dist-build/run/certs-1/master-key.pem': 'key' };
+    expect(await warned(own)).toEqual([
+      'invocations.img.docker.context: "." holds .dist-build, dist-build\'s own directory (cache, run state, the run\'s keys), and no .dockerignore leaves it out: Docker sends it (.dist-build/run/certs-1/master-key.pem, for one), so a COPY of the whole context puts it in the image, and the cache key does not cover it (add .dist-build to .dockerignore)',
+    ]);
+    expect(await warned({ ...own, '.dockerignore': '.dist-build\n' })).toEqual([]);
+  });
+
   it("computes one unit's key alone from its dependencies' keys, as for the whole graph", async () => {
     const config = makeConfig(root, invocations());
     const units = expandUnits(config);

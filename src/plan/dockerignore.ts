@@ -363,6 +363,39 @@ export function findDockerignore(root: string, context: string, dockerfile: stri
   return null;
 }
 
+/**
+ * A file of dist-build's own directory (`.dist-build`: its cache, index and run state) that Docker
+ * would send with a build's context (relative to `root`), or null: none there, or `.dockerignore`
+ * leaves it out. `listDockerContext`, and so the cache key, skips that directory; BuildKit does
+ * not, and `COPY . .` puts it in the image.
+ */
+export function sentOwnFile(root: string, spec: { context: string; file: string }): string | null {
+  const context = posix.normalize(spec.context);
+  const prefix = context === '.' ? '' : context + '/';
+  if (!statSync(join(root, prefix + '.dist-build'), { throwIfNoEntry: false })?.isDirectory())
+    return null;
+  const ignoreFile = findDockerignore(root, context, posix.normalize(spec.file));
+  const matcher = ignoreFile
+    ? DockerignoreMatcher.fromText(readFileSync(join(root, ignoreFile), 'utf8'))
+    : undefined;
+  // As `listDockerContext` walks: the first file or symlink found that is not excluded.
+  const first = (rel: string, parentInfo: ParentMatchInfo | undefined): string | null => {
+    for (const entry of readdirSync(join(root, prefix + rel), { withFileTypes: true })) {
+      const child = `${rel}/${entry.name}`;
+      const r = matcher?.matchesUsingParentResults(child, parentInfo);
+      if (entry.isDirectory()) {
+        if (r?.excluded && !matcher!.mustEnterExcludedDir(child)) continue;
+        const found = first(child, r?.info);
+        if (found) return found;
+      } else if (!r?.excluded && (entry.isFile() || entry.isSymbolicLink())) return prefix + child;
+    }
+    return null;
+  };
+  const top = matcher?.matchesUsingParentResults('.dist-build');
+  if (top?.excluded && !matcher!.mustEnterExcludedDir('.dist-build')) return null;
+  return first('.dist-build', top?.info);
+}
+
 export interface DockerContextOptions {
   /** Directory names never descended into (default: `.dist-build`, dist-build's own cache). */
   skipDirs?: readonly string[];

@@ -47,7 +47,12 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import type { Config, InvocationConfig } from '../config/types.js';
 import { unitOutputs } from '../executors/docker.js';
-import { DockerignoreMatcher, findDockerignore, listDockerContext } from './dockerignore.js';
+import {
+  DockerignoreMatcher,
+  findDockerignore,
+  listDockerContext,
+  sentOwnFile,
+} from './dockerignore.js';
 import type { FileDigest } from './file-index.js';
 import { FileIndex } from './file-index.js';
 import {
@@ -228,6 +233,22 @@ function shadowedInputs(config: Config, dirCache: DirCache): Map<string, string[
   const warnings = new Map<string, string[]>();
   let budget = SHADOW_TESTS;
   for (const inv of config.invocations) {
+    if (inv.docker) {
+      let own: string | null = null;
+      try {
+        own = sentOwnFile(config.root, inv.docker);
+      } catch {
+        // unreadable, or an invalid pattern: the key computation says so
+      }
+      if (own)
+        warnings.set(inv.name, [
+          `invocations.${inv.name}.docker.context: "${normRel(inv.docker.context)}" holds ` +
+            `.dist-build, dist-build's own directory (cache, run state, the run's keys), and no ` +
+            `.dockerignore leaves it out: Docker sends it (${own}, for one), so a ` +
+            'COPY of the whole context puts it in the image, and the cache key does not cover ' +
+            'it (add .dist-build to .dockerignore)',
+        ]);
+    }
     if (inv.inputs.length === 0 && !inv.docker) continue;
     // A docker build's context is an input too: what of it Docker sends (`.dockerignore`).
     const context = inv.docker ? normRel(inv.docker.context) : undefined;
