@@ -92,7 +92,7 @@ function checkout(name: string, config: string, src: string): string {
 
 const sock = (): string => `unix://${join(dir, 'master.sock')}`;
 
-function startMaster(config: string): Proc {
+function startMaster(config: string, workers = 2): Proc {
   return startCli([
     'master',
     '--listen',
@@ -100,7 +100,7 @@ function startMaster(config: string): Proc {
     '--config',
     config,
     '--workers',
-    '2',
+    String(workers),
     '--out',
     join(dir, 'artifacts'),
     '--certs',
@@ -211,6 +211,35 @@ test(
       expect(followSlow.stdout).toContain(`slow on ${victim}\n`);
       expect(followSlow.stdout).toContain(`slow on ${survivor}\n`);
       expect(followSlow.stderr).toContain(`dist-build: slow: next attempt, on ${survivor}\n`);
+    }),
+  90_000,
+);
+
+test(
+  'SIGKILL the one worker of a pool while it runs a job, start it again: it runs the job again',
+  () =>
+    explained(async () => {
+      const config = POOL_CONFIG.replace(
+        'sleep 3;',
+        'if [ "$(wc -l < ../starts-slow)" -eq 1 ]; then sleep 60; fi;',
+      );
+      const master = startMaster(tree('m', config), 1);
+      const t1 = tree('t1', config);
+      const first = startWorker('w1', t1);
+      await master.waitFor(/\[slow\] slow on w1/);
+      first.kill('SIGKILL');
+      await master.waitFor(/worker w1 lost/);
+      // Restarted (by systemd, say) under its id: the unit it lost is its again, not shunned.
+      startWorker('w1', t1);
+      const exit = await Promise.race([
+        master.exited,
+        new Promise<null>((r) => setTimeout(() => r(null), 40_000)),
+      ]);
+      expect(exit?.code).toBe(0);
+      const slow = report().invocations.find((i) => i.unit === 'slow')!;
+      expect(slow).toMatchObject({ status: 'built', worker: 'w1', attempts: 2 });
+      expect(starts()).toBe(2);
+      expect(readFileSync(join(dir, 'artifacts/final/after.txt'), 'utf8')).toBe('done\nq\n');
     }),
   90_000,
 );

@@ -638,6 +638,9 @@ export class Run {
     if (!available.length) return;
     const { all: ready, byOwner } = this.readyQueues();
     const isReady = (u: UnitRun) => u.state === 'waiting' && this.readyUnits.has(u);
+    // A worker that lost or failed a unit takes it again only when no other one can (the one
+    // worker of a pool, restarted after it was killed, under its id).
+    const shuns = (u: UnitRun, m: MemberState) => u.excluded.has(m.id) && this.anotherTaker(u);
     // Own queue first.
     for (const m of available) {
       let free = this.freeSlots(m);
@@ -645,7 +648,7 @@ export class Run {
       if (!own) continue;
       for (let i = 0; i < own.length && free > 0; i++) {
         const u = own[i]!;
-        if (!isReady(u) || u.excluded.has(m.id)) continue;
+        if (!isReady(u) || shuns(u, m)) continue;
         free--;
         this.dispatch(u, m);
       }
@@ -661,7 +664,7 @@ export class Run {
       if (free <= 0) continue;
       for (const u of ready) {
         if (free <= 0) break;
-        if (!isReady(u) || u.excluded.has(m.id)) continue;
+        if (!isReady(u) || shuns(u, m)) continue;
         const owner = u.owner ? this.master.member(u.owner) : undefined;
         if (owner && this.freeSlots(owner) > 0 && (this.cooling.get(owner.uuid) ?? 0) <= now)
           continue;
