@@ -28794,7 +28794,7 @@ function info(message) {
 // src/action/main.ts
 import { spawn } from "node:child_process";
 import { readFile as readFile4, stat as stat2 } from "node:fs/promises";
-import { join as join4, resolve as resolve5 } from "node:path";
+import { join as join5, resolve as resolve5 } from "node:path";
 import { fileURLToPath } from "node:url";
 
 // src/cli/github.ts
@@ -30636,6 +30636,11 @@ function parseConfig(text, file, display = file) {
   }
   return buildConfig(data2, resolve2(file), loc);
 }
+function tagReference(tag) {
+  let ref = tag.replace(/^docker\.io\//, "").replace(/^library\//, "");
+  if (!ref.includes("@") && !ref.slice(ref.lastIndexOf("/") + 1).includes(":")) ref += ":latest";
+  return ref;
+}
 function buildConfig(raw, file, loc) {
   const issues = [];
   const workersRaw = raw.workers ?? {};
@@ -30698,6 +30703,7 @@ function buildConfig(raw, file, loc) {
   });
   const relPaths = (path, list, allowNegation) => indexedPaths(path, list, allowNegation).map((p) => p.path);
   const outputAt = [];
+  const tagAt = [];
   for (const name of names) {
     const r = rawInvocations[name];
     const at = (...rest) => ["invocations", name, ...rest];
@@ -30745,6 +30751,7 @@ function buildConfig(raw, file, loc) {
           ...d.network === void 0 ? {} : { network: d.network },
           ...d.push === true ? { push: true } : {}
         };
+        docker.tags.forEach((t, i) => tagAt.push([name, t, i]));
         if (d.push === true && !(d.tags ?? []).length)
           issues.push(
             loc.issueAt(
@@ -30874,6 +30881,19 @@ function buildConfig(raw, file, loc) {
       const parent = parts.slice(0, k).join("/");
       if (!below.has(parent)) below.set(parent, { name, path });
     }
+  }
+  const tagged = /* @__PURE__ */ new Map();
+  for (const [name, tag, index] of tagAt) {
+    const ref = tagReference(tag);
+    const other = tagged.get(ref);
+    if (other !== void 0 && other !== name)
+      issues.push(
+        loc.issueAt(
+          ["invocations", name, "docker", "tags", index],
+          `tag "${tag}" is also a tag of invocation "${other}" (each build saves the image its tags name)`
+        )
+      );
+    else tagged.set(ref, name);
   }
   const cycles = findCycles(new Map(invocations.map((i) => [i.name, i.needs])));
   for (const cycle of cycles) {
@@ -31059,6 +31079,16 @@ function expandUnits(config) {
 function workerCount(config, units) {
   const { min, max, maxPerWorker } = config.workers;
   return Math.min(max, Math.max(min, Math.ceil(units / maxPerWorker)));
+}
+var IMAGES_DIR = ".dist-build/images";
+function unitFile(unitId) {
+  return unitId.replace(/\//g, "-");
+}
+function imageArchivePath(unitId) {
+  return `${IMAGES_DIR}/${unitFile(unitId)}.tar`;
+}
+function unitOutputs(inv, unitId) {
+  return inv.docker ? [...inv.outputs, imageArchivePath(unitId)] : inv.outputs;
 }
 
 // src/plan/hash.ts
@@ -31620,7 +31650,8 @@ function place(input) {
 
 // src/plan/keys.ts
 import crypto3 from "node:crypto";
-import { isAbsolute, posix as posix3, relative as relative3, resolve as resolve3, sep as sep4 } from "node:path";
+import { readFileSync as readFileSync2 } from "node:fs";
+import { isAbsolute, join as join4, posix as posix3, relative as relative3, resolve as resolve3, sep as sep4 } from "node:path";
 
 // src/plan/dockerignore.ts
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -32880,6 +32911,29 @@ function findDockerignore(root, context, dockerfile) {
   }
   return null;
 }
+function sentOwnFile(root, spec) {
+  const context = posix2.normalize(spec.context);
+  const prefix = context === "." ? "" : context + "/";
+  if (!statSync(join3(root, prefix + ".dist-build"), { throwIfNoEntry: false })?.isDirectory())
+    return null;
+  const ignoreFile = findDockerignore(root, context, posix2.normalize(spec.file));
+  const matcher = ignoreFile ? DockerignoreMatcher.fromText(readFileSync(join3(root, ignoreFile), "utf8")) : void 0;
+  const first = (rel, parentInfo) => {
+    for (const entry of readdirSync(join3(root, prefix + rel), { withFileTypes: true })) {
+      const child = `${rel}/${entry.name}`;
+      const r = matcher?.matchesUsingParentResults(child, parentInfo);
+      if (entry.isDirectory()) {
+        if (r?.excluded && !matcher.mustEnterExcludedDir(child)) continue;
+        const found = first(child, r?.info);
+        if (found) return found;
+      } else if (!r?.excluded && (entry.isFile() || entry.isSymbolicLink())) return prefix + child;
+    }
+    return null;
+  };
+  const top = matcher?.matchesUsingParentResults(".dist-build");
+  if (top?.excluded && !matcher.mustEnterExcludedDir(".dist-build")) return null;
+  return first(".dist-build", top?.info);
+}
 function underExcluded(rel, exclude) {
   if (!exclude?.size) return false;
   for (let i = rel.length; i > 0; i = rel.lastIndexOf("/", i - 1))
@@ -33003,25 +33057,42 @@ function shadowedInputs(config, dirCache) {
   const warnings = /* @__PURE__ */ new Map();
   let budget = SHADOW_TESTS;
   for (const inv of config.invocations) {
-    if (inv.inputs.length === 0) continue;
-    const bases = patternBases(inv.inputs);
+    if (inv.docker) {
+      let own = null;
+      try {
+        own = sentOwnFile(config.root, inv.docker);
+      } catch {
+      }
+      if (own)
+        warnings.set(inv.name, [
+          `invocations.${inv.name}.docker.context: "${normRel(inv.docker.context)}" holds .dist-build, dist-build's own directory (cache, run state, the run's keys), and no .dockerignore leaves it out: Docker sends it (${own}, for one), so a COPY of the whole context puts it in the image, and the cache key does not cover it (add .dist-build to .dockerignore)`
+        ]);
+    }
+    if (inv.inputs.length === 0 && !inv.docker) continue;
+    const context = inv.docker ? normRel(inv.docker.context) : void 0;
+    const bases = [
+      ...patternBases(inv.inputs),
+      ...context ? [context === "." ? "" : context] : []
+    ];
     const reaches = (out) => bases.some(
       (b) => b === "" || b === out || out.startsWith(`${b}/`) || b.startsWith(`${out}/`)
     );
     let match;
+    let sent;
     for (const other of config.invocations) {
       if (other === inv || needed(inv.name).has(other.name)) continue;
       for (const out of other.outputs) {
         if (--budget < 0) return warnings;
         if (!reaches(out)) continue;
         match ??= inputMatcher(inv.inputs);
+        sent ??= context ? contextSends(config.root, inv.docker) : () => false;
         for (const file of under(out)) {
           if (--budget < 0) return warnings;
           const pattern = match(file);
-          if (pattern === void 0) continue;
+          if (pattern === void 0 && !sent(file)) continue;
           const list = warnings.get(inv.name) ?? [];
           list.push(
-            `invocations.${inv.name}.inputs: "${pattern}" matches ${file}, an output of ${other.name}, which ${inv.name} does not need: no invocation's outputs are inputs, so changing it would not rebuild ${inv.name} (add needs: [${other.name}], or narrow the pattern)`
+            (pattern !== void 0 ? `invocations.${inv.name}.inputs: "${pattern}" matches ${file}` : `invocations.${inv.name}.docker.context: "${context}" holds ${file}`) + `, an output of ${other.name}, which ${inv.name} does not need: no invocation's outputs are inputs, so changing it would not rebuild ${inv.name} (add needs: [${other.name}], or ${pattern !== void 0 ? "narrow the pattern" : "leave it out with .dockerignore"})`
           );
           warnings.set(inv.name, list);
           break;
@@ -33037,6 +33108,18 @@ function unitFiles(config, inv, dirCache, exclude) {
   const ctx = listDockerContext(config.root, inv.docker, { exclude });
   const all = /* @__PURE__ */ new Set([...ctx.files, ...globs.files]);
   return { files: sortByteOrder([...all]), unmatched: [...ctx.missing, ...globs.unmatched] };
+}
+function contextSends(root, spec) {
+  const context = normRel(spec.context);
+  const prefix = context === "." ? "" : `${context}/`;
+  let matcher;
+  try {
+    const ignore = findDockerignore(root, context, normRel(spec.file));
+    if (ignore) matcher = DockerignoreMatcher.fromText(readFileSync2(join4(root, ignore), "utf8"));
+  } catch {
+    return () => false;
+  }
+  return (rel) => rel.startsWith(prefix) && !matcher?.matches(rel.slice(prefix.length));
 }
 function dependencyOrder(units, outside) {
   const byId = /* @__PURE__ */ new Map();
@@ -33072,7 +33155,8 @@ function keyDocument(inv, unit, inputs, needs) {
     kind: inv.docker ? "docker" : "run",
     platform: unit.platform ?? null,
     env: sortedPairs(inv.env),
-    outputs: sortByteOrder([...new Set(inv.outputs)]),
+    // With a docker unit's image archive, whose path names the unit (`unitOutputs`).
+    outputs: sortByteOrder([...new Set(unitOutputs(inv, unit.id))]),
     // arrays of strings only: JSON.stringify output is canonical
     inputs: new RawJson(
       JSON.stringify(
@@ -33092,7 +33176,9 @@ function keyDocument(inv, unit, inputs, needs) {
       context,
       dockerfile: relativePosix(context, normRel(d.file)),
       target: d.target ?? null,
-      buildArgs: sortedPairs(d.buildArgs)
+      buildArgs: sortedPairs(d.buildArgs),
+      // The image archive is saved by its tags (`docker load` tags the image with them).
+      tags: sortByteOrder([...new Set(d.tags)])
     };
   } else {
     doc.run = inv.run ?? "";
@@ -33460,8 +33546,8 @@ async function runBuild() {
   const count2 = workersInput();
   const args = ["run", "--config", getInput("config") || "dist-build.yml", "--out", out];
   if (count2) args.push("--workers", count2);
-  const json = join4(out, REPORT_FILES.json);
-  const markdown = join4(out, REPORT_FILES.markdown);
+  const json = join5(out, REPORT_FILES.json);
+  const markdown = join5(out, REPORT_FILES.markdown);
   const before = await Promise.all([fileVersion(json), fileVersion(markdown)]);
   const code = await runCli(args);
   const written = async (file, i) => {

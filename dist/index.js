@@ -608,9 +608,9 @@ var init_errors = __esm({
 });
 
 // src/store/fsutil.ts
-import { readdirSync as readdirSync2, readFileSync as readFileSync2, writevSync } from "node:fs";
+import { readdirSync as readdirSync2, readFileSync as readFileSync3, writevSync } from "node:fs";
 import { chmod, lstat, readdir, realpath, rm, stat } from "node:fs/promises";
-import { dirname as dirname3, join as join4, sep as sep5 } from "node:path";
+import { dirname as dirname3, join as join5, sep as sep5 } from "node:path";
 function isNotFound(err) {
   const code = err?.code;
   return code === "ENOENT" || code === "ENOTDIR";
@@ -662,7 +662,7 @@ async function addWriteBits(dir) {
   if (!st?.isDirectory()) return;
   if ((st.mode & 448) !== 448) await chmod(dir, st.mode & 4095 | 448).catch(() => {
   });
-  for (const name of await readdir(dir).catch(() => [])) await addWriteBits(join4(dir, name));
+  for (const name of await readdir(dir).catch(() => [])) await addWriteBits(join5(dir, name));
 }
 function writevAllSync(fd, chunks) {
   let rest = chunks.filter((c) => c.length > 0);
@@ -699,7 +699,7 @@ function processAlive(pid) {
 }
 function processStartTime(pid) {
   try {
-    const stat5 = readFileSync2(`/proc/${pid}/stat`, "latin1");
+    const stat5 = readFileSync3(`/proc/${pid}/stat`, "latin1");
     return stat5.slice(stat5.lastIndexOf(")") + 2).split(" ")[19];
   } catch {
     return void 0;
@@ -751,7 +751,7 @@ import {
   utimes,
   writeFile as writeFile2
 } from "node:fs/promises";
-import { join as join5 } from "node:path";
+import { join as join6 } from "node:path";
 async function touch(paths) {
   const now = /* @__PURE__ */ new Date();
   await Promise.all(paths.map((p) => utimes(p, now, now).catch(() => {
@@ -830,12 +830,12 @@ var init_local = __esm({
       blobPath(digest) {
         assertDigest(digest);
         const hex = digest.slice("sha256:".length);
-        return join5(this.dir, "blobs", "sha256", hex.slice(0, 2), hex);
+        return join6(this.dir, "blobs", "sha256", hex.slice(0, 2), hex);
       }
       resultPath(cacheKey) {
         assertDigest(cacheKey, "cache key");
         const hex = cacheKey.slice("sha256:".length);
-        return join5(this.dir, "results", "sha256", hex.slice(0, 2), `${hex}.json`);
+        return join6(this.dir, "results", "sha256", hex.slice(0, 2), `${hex}.json`);
       }
       async hasBlobs(digests) {
         for (const d of digests) assertDigest(d);
@@ -912,7 +912,7 @@ var init_local = __esm({
       }
       async tempDir() {
         await this.ensureDirs();
-        return join5(this.dir, "tmp");
+        return join6(this.dir, "tmp");
       }
       async adoptBlobFile(file, digest) {
         assertDigest(digest);
@@ -1063,8 +1063,8 @@ var init_local = __esm({
           newest = Math.max(newest, b.mtimeMs);
         }
         let results = 0;
-        for (const shard of await listDir(join5(this.dir, "results", "sha256"))) {
-          const names = await listDir(join5(this.dir, "results", "sha256", shard));
+        for (const shard of await listDir(join6(this.dir, "results", "sha256"))) {
+          const names = await listDir(join6(this.dir, "results", "sha256", shard));
           results += names.filter((n) => n.endsWith(".json")).length;
         }
         const out = { blobs: blobs.length, bytes, results };
@@ -1218,12 +1218,12 @@ var init_local = __esm({
       /** Every blob file with its size and last use. */
       async scanBlobs() {
         const out = [];
-        const root = join5(this.dir, "blobs", "sha256");
+        const root = join6(this.dir, "blobs", "sha256");
         for (const shard of await listDir(root)) {
-          const shardDir = join5(root, shard);
+          const shardDir = join6(root, shard);
           for (const name of await listDir(shardDir)) {
             if (!/^[0-9a-f]{64}$/.test(name)) continue;
-            const path = join5(shardDir, name);
+            const path = join6(shardDir, name);
             const st = await lstat2(path).catch(() => null);
             if (!st?.isFile()) continue;
             out.push({
@@ -1240,28 +1240,28 @@ var init_local = __esm({
       /** Paths in the blob directories named as blobs that are not regular files. */
       async nonFileBlobs() {
         const out = [];
-        const root = join5(this.dir, "blobs", "sha256");
+        const root = join6(this.dir, "blobs", "sha256");
         for (const shard of await listDir(root)) {
-          for (const name of await listDir(join5(root, shard))) {
+          for (const name of await listDir(join6(root, shard))) {
             if (!/^[0-9a-f]{64}$/.test(name)) continue;
-            const st = await lstat2(join5(root, shard, name)).catch(() => null);
-            if (st && !st.isFile()) out.push(join5(root, shard, name));
+            const st = await lstat2(join6(root, shard, name)).catch(() => null);
+            if (st && !st.isFile()) out.push(join6(root, shard, name));
           }
         }
         return out;
       }
       /** Result files whose key's hex starts with `hexPrefix`, sorted by key. */
       async resultFiles(hexPrefix = "") {
-        const root = join5(this.dir, "results", "sha256");
+        const root = join6(this.dir, "results", "sha256");
         const shards = hexPrefix.length >= 2 ? [hexPrefix.slice(0, 2)] : (await listDir(root)).filter((s) => s.startsWith(hexPrefix)).sort();
         const out = [];
         for (const shard of shards) {
-          const names = (await listDir(join5(root, shard))).sort();
+          const names = (await listDir(join6(root, shard))).sort();
           for (const name of names) {
             const hex = name.slice(0, -".json".length);
             if (!name.endsWith(".json") || !/^[0-9a-f]{64}$/.test(hex) || !hex.startsWith(hexPrefix))
               continue;
-            out.push({ cacheKey: `sha256:${hex}`, path: join5(root, shard, name) });
+            out.push({ cacheKey: `sha256:${hex}`, path: join6(root, shard, name) });
           }
         }
         return out;
@@ -1302,7 +1302,7 @@ var init_local = __esm({
       ensureDirs() {
         this.dirsReady ??= (async () => {
           for (const sub of [["blobs", "sha256"], ["results", "sha256"], ["tmp"]]) {
-            await mkdir2(join5(this.dir, ...sub), { recursive: true });
+            await mkdir2(join6(this.dir, ...sub), { recursive: true });
           }
         })().catch((err) => {
           this.dirsReady = void 0;
@@ -1311,7 +1311,7 @@ var init_local = __esm({
         return this.dirsReady;
       }
       tempPath() {
-        return join5(this.dir, "tmp", `${process.pid}-${randomBytes(8).toString("hex")}`);
+        return join6(this.dir, "tmp", `${process.pid}-${randomBytes(8).toString("hex")}`);
       }
       /**
        * Moves a finished temp file into place (true), making its directory when it is the first there.
@@ -1333,7 +1333,7 @@ var init_local = __esm({
           if (code === "EISDIR" || code === "ENOTEMPTY" || code === "EEXIST") {
             await rm2(dest, { recursive: true, force: true });
           } else if (isNotFound(err)) {
-            await mkdir2(join5(dest, ".."), { recursive: true });
+            await mkdir2(join6(dest, ".."), { recursive: true });
           } else throw err;
           await rename2(tmp, dest);
         }
@@ -1346,16 +1346,16 @@ var init_local = __esm({
         );
       }
       async removeStaleTemp() {
-        const dir = join5(this.dir, "tmp");
+        const dir = join6(this.dir, "tmp");
         const now = Date.now();
         for (const name of await listDir(dir)) {
-          const st = await lstat2(join5(dir, name)).catch(() => null);
+          const st = await lstat2(join6(dir, name)).catch(() => null);
           if (!st) continue;
           const owner = Number(/^(\d+)-/.exec(name)?.[1]);
           const orphan = owner > 0 && owner !== process.pid && !processAlive(owner);
           const age = now - st.mtimeMs;
           if (age > STALE_TMP_MS || orphan && age > ORPHAN_TMP_MS) {
-            await rm2(join5(dir, name), { force: true, recursive: true });
+            await rm2(join6(dir, name), { force: true, recursive: true });
           }
         }
       }
@@ -1507,7 +1507,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash as createHash3, randomBytes as randomBytes4 } from "node:crypto";
 import { createReadStream as createReadStream2 } from "node:fs";
 import { copyFile, link, lstat as lstat4, mkdir as mkdir5, mkdtemp, readFile as readFile5, rename as rename5, rm as rm5 } from "node:fs/promises";
-import { join as join8, resolve as resolve4 } from "node:path";
+import { join as join9, resolve as resolve4 } from "node:path";
 function ghaSuperseded(entries) {
   const newest = /* @__PURE__ */ new Map();
   const superseded = [];
@@ -1688,9 +1688,9 @@ async function listLayout(root, name) {
   const out = [];
   for (const shard of await listDir(root)) {
     if (!/^[0-9a-f]{2}$/.test(shard)) continue;
-    for (const n of await listDir(join8(root, shard))) {
+    for (const n of await listDir(join9(root, shard))) {
       if (!name.test(n) || !n.startsWith(shard)) continue;
-      const file = join8(root, shard, n);
+      const file = join9(root, shard, n);
       const st = await lstat4(file).catch(() => null);
       if (st?.isFile()) out.push([file, n]);
     }
@@ -1701,7 +1701,7 @@ async function importShard(src, target) {
   const corrupt = [];
   const verified = [];
   let checked = 0;
-  for (const [file, hex] of await listLayout(join8(src, "blobs", "sha256"), /^[0-9a-f]{64}$/)) {
+  for (const [file, hex] of await listLayout(join9(src, "blobs", "sha256"), /^[0-9a-f]{64}$/)) {
     const digest = `sha256:${hex}`;
     const dest = target.blobPath(digest);
     if (await exists(dest)) continue;
@@ -1715,7 +1715,7 @@ async function importShard(src, target) {
     verified.push(digest);
   }
   for (const [file, hex] of await listLayout(
-    join8(src, "results", "sha256"),
+    join9(src, "results", "sha256"),
     /^[0-9a-f]{64}\.json$/
   )) {
     const dest = target.resultPath(`sha256:${hex.slice(0, 64)}`);
@@ -1736,19 +1736,19 @@ async function stageShard(source, dest, keep, sound = async () => true) {
     for (const d of new Set(digests)) if (!await sound(d)) usable = false;
     if (!usable) continue;
     const hex = manifest.cacheKey.slice("sha256:".length);
-    await linkOrCopy(file, join8(dest, "results", "sha256", hex.slice(0, 2), `${hex}.json`));
+    await linkOrCopy(file, join9(dest, "results", "sha256", hex.slice(0, 2), `${hex}.json`));
     for (const d of digests) {
       if (blobs.has(d)) continue;
       blobs.add(d);
       const bhex = d.slice("sha256:".length);
-      await linkOrCopy(source.blobPath(d), join8(dest, "blobs", "sha256", bhex.slice(0, 2), bhex));
+      await linkOrCopy(source.blobPath(d), join9(dest, "blobs", "sha256", bhex.slice(0, 2), bhex));
     }
     count2++;
   }
   return count2;
 }
 async function resultFiles(dir) {
-  const files = await listLayout(join8(dir, "results", "sha256"), /^[0-9a-f]{64}\.json$/);
+  const files = await listLayout(join9(dir, "results", "sha256"), /^[0-9a-f]{64}\.json$/);
   return files.map(([f]) => f);
 }
 async function readManifest2(file) {
@@ -1760,7 +1760,7 @@ async function readManifest2(file) {
   }
 }
 async function moveInto(src, dest) {
-  await mkdir5(join8(dest, ".."), { recursive: true });
+  await mkdir5(join9(dest, ".."), { recursive: true });
   try {
     await rename5(src, dest);
   } catch (err) {
@@ -1769,7 +1769,7 @@ async function moveInto(src, dest) {
   }
 }
 async function linkOrCopy(src, dest) {
-  await mkdir5(join8(dest, ".."), { recursive: true });
+  await mkdir5(join9(dest, ".."), { recursive: true });
   try {
     await link(src, dest);
   } catch {
@@ -1809,7 +1809,7 @@ function createGhaStore(options, ctx) {
   const others = [...new Set(slotList)].filter((s) => s !== "" && s !== ctx.slot);
   return new GhaStore(
     {
-      dir: dir ? resolve4(ctx.root, dir) : join8(resolve4(ctx.root), ".dist-build", "gha", fsName(ctx.slot)),
+      dir: dir ? resolve4(ctx.root, dir) : join9(resolve4(ctx.root), ".dist-build", "gha", fsName(ctx.slot)),
       scope,
       slots: others,
       retainDays
@@ -2070,11 +2070,11 @@ var init_gha = __esm({
         const generation = this.generation;
         let stage;
         try {
-          stage = await mkdtemp(join8(this.dir, "tmp", "gha-save-"));
+          stage = await mkdtemp(join9(this.dir, "tmp", "gha-save-"));
           const cutoff = Date.now() - this.options.retainDays * DAY_MS2;
           const count2 = await stageShard(
             this.shardStore,
-            join8(stage, SHARD_NAME),
+            join9(stage, SHARD_NAME),
             (m) => Date.parse(m.createdAt) >= cutoff || this.touched.has(m.cacheKey),
             (d) => this.sound(d)
           );
@@ -2169,9 +2169,9 @@ var init_gha = __esm({
       // -------------------------------------------------------------------------------------------
       /** `verify` for one slot: null when the slot has no entry this ref can restore. */
       async verifyEntry(part, listing) {
-        const work = await mkdtemp(join8(this.dir, "tmp", "gha-verify-"));
+        const work = await mkdtemp(join9(this.dir, "tmp", "gha-verify-"));
         try {
-          const copy = await LocalStore.open(join8(work, "shard"), { onWarning: () => {
+          const copy = await LocalStore.open(join9(work, "shard"), { onWarning: () => {
           } });
           const restored = await this.restoreInto(this.slotPrefix(part), copy, {
             quiet: true
@@ -2205,8 +2205,8 @@ var init_gha = __esm({
           }
           const why = this.cannotReplace(entry, listing);
           if (why) return { ...check, outcome: "reported", detail: why };
-          const stage = join8(work, "stage");
-          const kept = await stageShard(copy, join8(stage, SHARD_NAME), () => true);
+          const stage = join9(work, "stage");
+          const kept = await stageShard(copy, join9(stage, SHARD_NAME), () => true);
           const key = newKeyUnder(this.slotPrefix(part));
           if (kept > 0) {
             const notSaved = await this.upload(stage, key);
@@ -2315,7 +2315,7 @@ var init_gha = __esm({
       }
       /** Runs one `@actions/cache` call with the staging directory as workspace and home. */
       async run(stage, fn) {
-        const runnerTemp = join8(stage, "runner-temp");
+        const runnerTemp = join9(stage, "runner-temp");
         await mkdir5(runnerTemp, { recursive: true });
         return runActions(
           this.ctx.env,
@@ -2362,7 +2362,7 @@ var init_gha = __esm({
         };
         let stage;
         try {
-          stage = await mkdtemp(join8(this.dir, "tmp", "gha-restore-"));
+          stage = await mkdtemp(join9(this.dir, "tmp", "gha-restore-"));
           const outcome = await this.run(
             stage,
             (cache) => cache.restoreCache([GHA_CACHE_PATH], prefix, [prefix])
@@ -2381,7 +2381,7 @@ var init_gha = __esm({
             );
           }
           const key = outcome.value;
-          const found = await importShard(join8(stage, SHARD_NAME), target);
+          const found = await importShard(join9(stage, SHARD_NAME), target);
           if (found.corrupt.length > 0 && !quiet) {
             this.warn(
               `${found.corrupt.length} corrupt blob(s) in Actions cache entry ${key} were dropped`
@@ -2432,7 +2432,7 @@ var init_gha = __esm({
       }
       async loadPeer(part) {
         if (!this.readable()) return null;
-        const dir = join8(this.dir, "peers", fsName(part));
+        const dir = join9(this.dir, "peers", fsName(part));
         await rm5(dir, { recursive: true, force: true }).catch(() => {
         });
         const peer = await LocalStore.open(dir, { onWarning: (m) => this.warn(m) });
@@ -2697,7 +2697,7 @@ var init_registry_http = __esm({
 import { execFile } from "node:child_process";
 import { readFile as readFile6 } from "node:fs/promises";
 import { homedir } from "node:os";
-import { join as join9 } from "node:path";
+import { join as join10 } from "node:path";
 function parseChallenges(header) {
   if (!header) return [];
   const out = [];
@@ -2743,8 +2743,8 @@ async function loadCredentials(host, env2, warn) {
       "only one of DIST_BUILD_REGISTRY_USERNAME and DIST_BUILD_REGISTRY_PASSWORD is set; ignoring it and looking in the Docker config"
     );
   }
-  const dir = env2.DOCKER_CONFIG || join9(env2.HOME || homedir(), ".docker");
-  const file = join9(dir, "config.json");
+  const dir = env2.DOCKER_CONFIG || join10(env2.HOME || homedir(), ".docker");
+  const file = join10(dir, "config.json");
   let text;
   try {
     text = await readFile6(file, "utf8");
@@ -3005,7 +3005,7 @@ import { createHash as createHash4 } from "node:crypto";
 import { createReadStream as createReadStream3 } from "node:fs";
 import { mkdir as mkdir6, stat as stat3 } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join as join10 } from "node:path";
+import { join as join11 } from "node:path";
 import { Readable as Readable3 } from "node:stream";
 function looksLikeHost(component) {
   return component.includes(".") || component.includes(":") || component === "localhost";
@@ -3109,7 +3109,7 @@ function createRegistryStore(options, ctx) {
     concurrency,
     env: ctx.env,
     onWarning: ctx.onWarning,
-    tempDir: ctx.root ? join10(ctx.root, ".dist-build", "tmp") : void 0
+    tempDir: ctx.root ? join11(ctx.root, ".dist-build", "tmp") : void 0
   });
 }
 function sizeOption(value, option) {
@@ -3348,7 +3348,7 @@ var init_registry = __esm({
         this.transport = opts.fetch ? fetchTransport(opts.fetch) : nodeTransport;
         this.onRequest = opts.onRequest;
         this.timeoutMs = opts.timeoutMs ?? TIMEOUT_MS2;
-        this.tempPath = opts.tempDir ?? join10(tmpdir(), `dist-build-registry-${process.getuid?.() ?? "user"}`);
+        this.tempPath = opts.tempDir ?? join11(tmpdir(), `dist-build-registry-${process.getuid?.() ?? "user"}`);
         this.env = opts.env ?? process.env;
         this.onWarning = opts.onWarning ?? (() => {
         });
@@ -6147,6 +6147,11 @@ function parseConfig(text, file, display = file) {
   }
   return buildConfig(data, resolve(file), loc);
 }
+function tagReference(tag) {
+  let ref = tag.replace(/^docker\.io\//, "").replace(/^library\//, "");
+  if (!ref.includes("@") && !ref.slice(ref.lastIndexOf("/") + 1).includes(":")) ref += ":latest";
+  return ref;
+}
 function buildConfig(raw, file, loc) {
   const issues = [];
   const workersRaw = raw.workers ?? {};
@@ -6209,6 +6214,7 @@ function buildConfig(raw, file, loc) {
   });
   const relPaths = (path, list, allowNegation) => indexedPaths(path, list, allowNegation).map((p) => p.path);
   const outputAt = [];
+  const tagAt = [];
   for (const name of names) {
     const r = rawInvocations[name];
     const at = (...rest) => ["invocations", name, ...rest];
@@ -6256,6 +6262,7 @@ function buildConfig(raw, file, loc) {
           ...d.network === void 0 ? {} : { network: d.network },
           ...d.push === true ? { push: true } : {}
         };
+        docker.tags.forEach((t, i) => tagAt.push([name, t, i]));
         if (d.push === true && !(d.tags ?? []).length)
           issues.push(
             loc.issueAt(
@@ -6385,6 +6392,19 @@ function buildConfig(raw, file, loc) {
       const parent = parts.slice(0, k).join("/");
       if (!below.has(parent)) below.set(parent, { name, path });
     }
+  }
+  const tagged = /* @__PURE__ */ new Map();
+  for (const [name, tag, index] of tagAt) {
+    const ref = tagReference(tag);
+    const other = tagged.get(ref);
+    if (other !== void 0 && other !== name)
+      issues.push(
+        loc.issueAt(
+          ["invocations", name, "docker", "tags", index],
+          `tag "${tag}" is also a tag of invocation "${other}" (each build saves the image its tags name)`
+        )
+      );
+    else tagged.set(ref, name);
   }
   const cycles = findCycles(new Map(invocations.map((i) => [i.name, i.needs])));
   for (const cycle of cycles) {
@@ -6566,6 +6586,22 @@ function expandUnits(config) {
 function workerCount(config, units) {
   const { min, max, maxPerWorker } = config.workers;
   return Math.min(max, Math.max(min, Math.ceil(units / maxPerWorker)));
+}
+var IMAGES_DIR = ".dist-build/images";
+function unitFile(unitId) {
+  return unitId.replace(/\//g, "-");
+}
+function imageArchivePath(unitId) {
+  return `${IMAGES_DIR}/${unitFile(unitId)}.tar`;
+}
+function isImageArchive(path) {
+  return path.startsWith(`${IMAGES_DIR}/`) && path.endsWith(".tar");
+}
+function exportedImagePath(path) {
+  return `images/${path.slice(IMAGES_DIR.length + 1)}`;
+}
+function unitOutputs(inv, unitId) {
+  return inv.docker ? [...inv.outputs, imageArchivePath(unitId)] : inv.outputs;
 }
 
 // src/plan/plan.ts
@@ -7134,7 +7170,8 @@ function place(input) {
 
 // src/plan/keys.ts
 import crypto2 from "node:crypto";
-import { isAbsolute, posix as posix3, relative as relative2, resolve as resolve2, sep as sep3 } from "node:path";
+import { readFileSync as readFileSync2 } from "node:fs";
+import { isAbsolute, join as join4, posix as posix3, relative as relative2, resolve as resolve2, sep as sep3 } from "node:path";
 
 // src/plan/dockerignore.ts
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -8394,6 +8431,29 @@ function findDockerignore(root, context, dockerfile) {
   }
   return null;
 }
+function sentOwnFile(root, spec) {
+  const context = posix2.normalize(spec.context);
+  const prefix = context === "." ? "" : context + "/";
+  if (!statSync(join3(root, prefix + ".dist-build"), { throwIfNoEntry: false })?.isDirectory())
+    return null;
+  const ignoreFile = findDockerignore(root, context, posix2.normalize(spec.file));
+  const matcher = ignoreFile ? DockerignoreMatcher.fromText(readFileSync(join3(root, ignoreFile), "utf8")) : void 0;
+  const first = (rel2, parentInfo) => {
+    for (const entry of readdirSync(join3(root, prefix + rel2), { withFileTypes: true })) {
+      const child = `${rel2}/${entry.name}`;
+      const r = matcher?.matchesUsingParentResults(child, parentInfo);
+      if (entry.isDirectory()) {
+        if (r?.excluded && !matcher.mustEnterExcludedDir(child)) continue;
+        const found = first(child, r?.info);
+        if (found) return found;
+      } else if (!r?.excluded && (entry.isFile() || entry.isSymbolicLink())) return prefix + child;
+    }
+    return null;
+  };
+  const top = matcher?.matchesUsingParentResults(".dist-build");
+  if (top?.excluded && !matcher.mustEnterExcludedDir(".dist-build")) return null;
+  return first(".dist-build", top?.info);
+}
 function underExcluded(rel2, exclude) {
   if (!exclude?.size) return false;
   for (let i = rel2.length; i > 0; i = rel2.lastIndexOf("/", i - 1))
@@ -8517,25 +8577,42 @@ function shadowedInputs(config, dirCache) {
   const warnings = /* @__PURE__ */ new Map();
   let budget = SHADOW_TESTS;
   for (const inv of config.invocations) {
-    if (inv.inputs.length === 0) continue;
-    const bases = patternBases(inv.inputs);
+    if (inv.docker) {
+      let own = null;
+      try {
+        own = sentOwnFile(config.root, inv.docker);
+      } catch {
+      }
+      if (own)
+        warnings.set(inv.name, [
+          `invocations.${inv.name}.docker.context: "${normRel(inv.docker.context)}" holds .dist-build, dist-build's own directory (cache, run state, the run's keys), and no .dockerignore leaves it out: Docker sends it (${own}, for one), so a COPY of the whole context puts it in the image, and the cache key does not cover it (add .dist-build to .dockerignore)`
+        ]);
+    }
+    if (inv.inputs.length === 0 && !inv.docker) continue;
+    const context = inv.docker ? normRel(inv.docker.context) : void 0;
+    const bases = [
+      ...patternBases(inv.inputs),
+      ...context ? [context === "." ? "" : context] : []
+    ];
     const reaches = (out) => bases.some(
       (b) => b === "" || b === out || out.startsWith(`${b}/`) || b.startsWith(`${out}/`)
     );
     let match;
+    let sent;
     for (const other of config.invocations) {
       if (other === inv || needed(inv.name).has(other.name)) continue;
       for (const out of other.outputs) {
         if (--budget < 0) return warnings;
         if (!reaches(out)) continue;
         match ??= inputMatcher(inv.inputs);
+        sent ??= context ? contextSends(config.root, inv.docker) : () => false;
         for (const file of under(out)) {
           if (--budget < 0) return warnings;
           const pattern = match(file);
-          if (pattern === void 0) continue;
+          if (pattern === void 0 && !sent(file)) continue;
           const list = warnings.get(inv.name) ?? [];
           list.push(
-            `invocations.${inv.name}.inputs: "${pattern}" matches ${file}, an output of ${other.name}, which ${inv.name} does not need: no invocation's outputs are inputs, so changing it would not rebuild ${inv.name} (add needs: [${other.name}], or narrow the pattern)`
+            (pattern !== void 0 ? `invocations.${inv.name}.inputs: "${pattern}" matches ${file}` : `invocations.${inv.name}.docker.context: "${context}" holds ${file}`) + `, an output of ${other.name}, which ${inv.name} does not need: no invocation's outputs are inputs, so changing it would not rebuild ${inv.name} (add needs: [${other.name}], or ${pattern !== void 0 ? "narrow the pattern" : "leave it out with .dockerignore"})`
           );
           warnings.set(inv.name, list);
           break;
@@ -8551,6 +8628,18 @@ function unitFiles(config, inv, dirCache, exclude) {
   const ctx = listDockerContext(config.root, inv.docker, { exclude });
   const all = /* @__PURE__ */ new Set([...ctx.files, ...globs.files]);
   return { files: sortByteOrder([...all]), unmatched: [...ctx.missing, ...globs.unmatched] };
+}
+function contextSends(root, spec) {
+  const context = normRel(spec.context);
+  const prefix = context === "." ? "" : `${context}/`;
+  let matcher;
+  try {
+    const ignore = findDockerignore(root, context, normRel(spec.file));
+    if (ignore) matcher = DockerignoreMatcher.fromText(readFileSync2(join4(root, ignore), "utf8"));
+  } catch {
+    return () => false;
+  }
+  return (rel2) => rel2.startsWith(prefix) && !matcher?.matches(rel2.slice(prefix.length));
 }
 function dependencyOrder(units, outside) {
   const byId = /* @__PURE__ */ new Map();
@@ -8586,7 +8675,8 @@ function keyDocument(inv, unit, inputs, needs) {
     kind: inv.docker ? "docker" : "run",
     platform: unit.platform ?? null,
     env: sortedPairs(inv.env),
-    outputs: sortByteOrder([...new Set(inv.outputs)]),
+    // With a docker unit's image archive, whose path names the unit (`unitOutputs`).
+    outputs: sortByteOrder([...new Set(unitOutputs(inv, unit.id))]),
     // arrays of strings only: JSON.stringify output is canonical
     inputs: new RawJson(
       JSON.stringify(
@@ -8606,7 +8696,9 @@ function keyDocument(inv, unit, inputs, needs) {
       context,
       dockerfile: relativePosix(context, normRel(d.file)),
       target: d.target ?? null,
-      buildArgs: sortedPairs(d.buildArgs)
+      buildArgs: sortedPairs(d.buildArgs),
+      // The image archive is saved by its tags (`docker load` tags the image with them).
+      tags: sortByteOrder([...new Set(d.tags)])
     };
   } else {
     doc.run = inv.run ?? "";
@@ -8869,7 +8961,7 @@ import {
   writeSync
 } from "node:fs";
 import { lstat as lstat3, mkdir as mkdir3, readdir as readdir2, readlink, rename as rename3, rm as rm3 } from "node:fs/promises";
-import { dirname as dirname4, join as join6, posix as posix4 } from "node:path";
+import { dirname as dirname4, join as join7, posix as posix4 } from "node:path";
 
 // src/store/tar.ts
 var BLOCK = 512;
@@ -9154,7 +9246,7 @@ async function saveOutputs(store, root, outputs) {
   const paths = [...new Set(outputs.map(normalizeOutputPath))];
   if (paths.length === 0) return [];
   const adopt = store.tempDir && store.adoptBlobFile ? store.adoptBlobFile.bind(store) : void 0;
-  const tempDir = adopt && store.tempDir ? await store.tempDir() : join6(root, ".dist-build", "tmp");
+  const tempDir = adopt && store.tempDir ? await store.tempDir() : join7(root, ".dist-build", "tmp");
   await mkdir3(tempDir, { recursive: true });
   const temps = [];
   try {
@@ -9171,7 +9263,7 @@ async function saveOutputs(store, root, outputs) {
       let file = "";
       const { digest, size: size2 } = await roomy(async () => {
         if (file) await rm3(file, { force: true });
-        file = join6(tempDir, `${process.pid}-${randomBytes2(8).toString("hex")}.tar`);
+        file = join7(tempDir, `${process.pid}-${randomBytes2(8).toString("hex")}.tar`);
         temps.push(file);
         return packToFile(items, file);
       });
@@ -9213,16 +9305,16 @@ function blobOpenerFor(store) {
 async function outputsPresent(root, entries) {
   for (const e of entries) {
     if (outputPathProblem(e.path) !== null) return false;
-    if (!await lstat3(join6(root, ...e.path.split("/"))).catch(() => null)) return false;
+    if (!await lstat3(join7(root, ...e.path.split("/"))).catch(() => null)) return false;
   }
   return true;
 }
 async function restoreOutputs(open4, root, entries, opts = {}) {
   const maxEntryBytes = opts.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
-  const stagingRoot = opts.stagingDir ?? join6(root, ".dist-build", "staging");
+  const stagingRoot = opts.stagingDir ?? join7(root, ".dist-build", "staging");
   for (const { name } of leftByDead(stagingRoot, (n) => Number(/^(\d+)-/.exec(n)?.[1]))) {
-    const st = await lstat3(join6(stagingRoot, name)).catch(() => null);
-    if (st && Date.now() - st.mtimeMs > STALE_STAGING_MS) await removeTree(join6(stagingRoot, name));
+    const st = await lstat3(join7(stagingRoot, name)).catch(() => null);
+    if (st && Date.now() - st.mtimeMs > STALE_STAGING_MS) await removeTree(join7(stagingRoot, name));
   }
   for (const entry of entries) {
     const problem = outputPathProblem(entry.path);
@@ -9230,11 +9322,11 @@ async function restoreOutputs(open4, root, entries, opts = {}) {
     assertDigest(entry.digest);
     const source = await open4(entry.digest);
     if (!source) throw new Error(`blob ${entry.digest} of output ${entry.path} is missing`);
-    const stage = join6(stagingRoot, `${process.pid}-${randomBytes2(6).toString("hex")}`);
+    const stage = join7(stagingRoot, `${process.pid}-${randomBytes2(6).toString("hex")}`);
     try {
       await mkdir3(stage, { recursive: true });
       await extractInto(source, entry, stage, maxEntryBytes);
-      await place2(root, entry.path, join6(stage, ...entry.path.split("/")), `${stage}.old`);
+      await place2(root, entry.path, join7(stage, ...entry.path.split("/")), `${stage}.old`);
     } finally {
       destroyQuietly(source);
       await rm3(stage, { recursive: true, force: true });
@@ -9250,7 +9342,7 @@ function normalizeOutputPath(path) {
   return p;
 }
 async function collect(root, out) {
-  const abs = join6(root, ...out.split("/"));
+  const abs = join7(root, ...out.split("/"));
   let st;
   try {
     st = await lstat3(abs);
@@ -9296,7 +9388,7 @@ async function visit2(items, out, name, abs, kind) {
     }
     for (const d of entries) {
       const childName = `${name}/${d.name}`;
-      await visit2(items, out, childName, join6(abs, d.name), kindOf(d, childName));
+      await visit2(items, out, childName, join7(abs, d.name), kindOf(d, childName));
     }
   }
 }
@@ -9433,7 +9525,7 @@ function changed(name, what) {
 async function extractInto(source, entry, stage, maxEntryBytes) {
   const out = entry.path;
   const input = isVerifiedFor(source, entry.digest) ? source : verifiedStream(source, entry.digest);
-  await mkdir3(join6(stage, ...posix4.dirname(out).split("/")), { recursive: true });
+  await mkdir3(join7(stage, ...posix4.dirname(out).split("/")), { recursive: true });
   const extractor = new Extractor(out, stage, maxEntryBytes, (await lstat3(stage)).mode & 511);
   const reader = new TarReader(extractor);
   try {
@@ -9525,7 +9617,7 @@ var Extractor = class {
           const parent = segs.slice(0, i).join("/");
           const t = seen.get(parent);
           if (t === void 0) {
-            this.mkdir(join6(stage, parent));
+            this.mkdir(join7(stage, parent));
             seen.set(parent, "dir");
           } else if (t !== "dir") {
             throw unsafe(`is inside ${parent}, which is a ${t === "file" ? "file" : "symlink"}`);
@@ -9582,7 +9674,7 @@ var Extractor = class {
   }
 };
 async function place2(root, out, staged, aside) {
-  const dest = join6(root, ...out.split("/"));
+  const dest = join7(root, ...out.split("/"));
   if (await parentOutside(root, dest)) {
     throw new UnsafeArchiveError(out, `its parent directory resolves outside the work root`);
   }
@@ -9638,7 +9730,7 @@ init_limit();
 init_types();
 import { randomBytes as randomBytes3 } from "node:crypto";
 import { mkdir as mkdir4, rename as rename4, rm as rm4, writeFile as writeFile3 } from "node:fs/promises";
-import { dirname as dirname5, join as join7 } from "node:path";
+import { dirname as dirname5, join as join8 } from "node:path";
 var BEHIND_PER_LAYER = 4;
 function adoptReadsOnly(store) {
   return store.adoptReadsOnly === true && store.adoptBlobFile !== void 0;
@@ -9975,7 +10067,7 @@ var LayeredStore = class {
   async markPending(cacheKey) {
     const dir = this.opts.pendingDir;
     if (!dir) return void 0;
-    const file = join7(dir, `${process.pid}-${cacheKey.replace(/^sha256:/, "")}`);
+    const file = join8(dir, `${process.pid}-${cacheKey.replace(/^sha256:/, "")}`);
     try {
       await mkdir4(dir, { recursive: true });
       await writeFile3(file, "");
@@ -9996,7 +10088,7 @@ var LayeredStore = class {
       const resumed = (async () => {
         const manifest = await this.layers[0].getResult(cacheKey).catch(() => null);
         if (manifest) await this.resultBehind(manifest);
-        await rm4(join7(dir, name), { force: true });
+        await rm4(join8(dir, name), { force: true });
       })().catch(() => void 0).finally(() => this.behind.delete(resumed));
       this.behind.add(resumed);
     }
@@ -10401,7 +10493,7 @@ var SignedStore = class {
 import { rmSync } from "node:fs";
 import { mkdtemp as mkdtemp2 } from "node:fs/promises";
 import { tmpdir as tmpdir2 } from "node:os";
-import { join as join11, resolve as resolve5 } from "node:path";
+import { join as join12, resolve as resolve5 } from "node:path";
 init_size();
 init_errors();
 init_local();
@@ -10412,7 +10504,7 @@ var STORE_BACKENDS = {
   gha: async (options, ctx) => (await Promise.resolve().then(() => (init_gha(), gha_exports))).createGhaStore(options, ctx),
   registry: async (options, ctx) => (await Promise.resolve().then(() => (init_registry(), registry_exports))).createRegistryStore(options, ctx)
 };
-var DEFAULT_LOCAL_DIR = join11(".dist-build", "cache");
+var DEFAULT_LOCAL_DIR = join12(".dist-build", "cache");
 async function createLocalStore(options, ctx) {
   const { dir, maxBytes } = localStoreOptions(options);
   return LocalStore.open(resolve5(ctx.root, dir), {
@@ -10465,7 +10557,7 @@ function workerCacheDir(config, cacheDir) {
   return resolve5(config.root, dir);
 }
 function statsFileFor(cacheDir, slot) {
-  return join11(cacheDir, "stats", `${slot.replace(/[^A-Za-z0-9._-]/g, "_")}.json`);
+  return join12(cacheDir, "stats", `${slot.replace(/[^A-Za-z0-9._-]/g, "_")}.json`);
 }
 function usedWhen(localOnly, type) {
   return !localOnly || type === "local";
@@ -10533,7 +10625,7 @@ async function openStore(config, opts) {
   const first = stores[0];
   const problem = first instanceof LocalStore ? await first.writeProblem() : void 0;
   if (problem) {
-    const dir = await mkdtemp2(join11(tmpdir2(), "dist-build-store-"));
+    const dir = await mkdtemp2(join12(tmpdir2(), "dist-build-store-"));
     process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
     opts.onWarning(
       `${first.location}: cannot write there (${problem}): what this worker builds is kept in ${dir} for this run only`
@@ -10548,7 +10640,7 @@ async function openStore(config, opts) {
     // A job waits for the local store only; remote stores get its outputs in the background,
     // and what a worker killed meanwhile did not send, the next one on this cache dir sends.
     writeBehind: true,
-    pendingDir: join11(workerCacheDir(config, opts.cacheDir), "pending"),
+    pendingDir: join12(workerCacheDir(config, opts.cacheDir), "pending"),
     slot: opts.slot,
     ...opts.run !== void 0 ? { run: opts.run } : {},
     ...opts.writeStats === false ? {} : { statsFile: statsFileFor(workerCacheDir(config, opts.cacheDir), opts.slot) }
@@ -11750,7 +11842,7 @@ import {
   mkdirSync as mkdirSync3,
   openSync as openSync3,
   readdirSync as readdirSync5,
-  readFileSync as readFileSync4,
+  readFileSync as readFileSync5,
   rmSync as rmSync2,
   statSync as statSync3,
   writeSync as writeSync2
@@ -11759,7 +11851,7 @@ import { mkdir as mkdir8, mkdtemp as mkdtemp3, rm as rm7 } from "node:fs/promise
 import net from "node:net";
 import { randomBytes as randomBytes5 } from "node:crypto";
 import os2 from "node:os";
-import { dirname as dirname7, join as join15 } from "node:path";
+import { dirname as dirname7, join as join16 } from "node:path";
 import { Readable as Readable4 } from "node:stream";
 
 // src/executors/command.ts
@@ -11770,17 +11862,17 @@ import {
   mkdirSync as mkdirSync2,
   openSync as openSync2,
   readdirSync as readdirSync3,
-  readFileSync as readFileSync3,
+  readFileSync as readFileSync4,
   statSync as statSync2
 } from "node:fs";
 import { open as open2, unlink as unlink3 } from "node:fs/promises";
 import { tmpdir as tmpdir3 } from "node:os";
-import { dirname as dirname6, join as join12 } from "node:path";
+import { dirname as dirname6, join as join13 } from "node:path";
 import { performance } from "node:perf_hooks";
 var DEFAULT_BASE_ENV = ["PATH", "HOME", "TMPDIR", "LANG"];
 var DEFAULT_KILL_GRACE_MS = 1e4;
 function defaultLogDir() {
-  return join12(tmpdir3(), "dist-build-jobs");
+  return join13(tmpdir3(), "dist-build-jobs");
 }
 function buildEnv(declared, opts = {}, parent = process.env) {
   const env2 = {};
@@ -11869,7 +11961,7 @@ var CommandJob = class {
     this.options = options;
     this.onDispose = onDispose;
     this.id = spec.id;
-    this.logPath = join12(logDir, `${spec.id}.log`);
+    this.logPath = join13(logDir, `${spec.id}.log`);
     this.graceMs = Math.max(0, options.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
     this.result = new Promise((resolve7) => this.resolveResult = resolve7);
   }
@@ -12274,7 +12366,7 @@ function groupAlive(pgid) {
     if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue;
     let stat5;
     try {
-      stat5 = readFileSync3(`/proc/${entry}/stat`, "latin1");
+      stat5 = readFileSync4(`/proc/${entry}/stat`, "latin1");
     } catch {
       continue;
     }
@@ -12290,8 +12382,7 @@ function message(err) {
 // src/executors/docker.ts
 import { execFile as execFile2 } from "node:child_process";
 import { accessSync, constants as fsConstants3, realpathSync } from "node:fs";
-import { delimiter, join as join13 } from "node:path";
-var IMAGES_DIR = ".dist-build/images";
+import { delimiter, join as join14 } from "node:path";
 var DOCKER_ENV = [
   "DOCKER_HOST",
   "DOCKER_CONTEXT",
@@ -12300,21 +12391,6 @@ var DOCKER_ENV = [
   "DOCKER_TLS_VERIFY",
   "DOCKER_API_VERSION"
 ];
-function unitFile(unitId) {
-  return unitId.replace(/\//g, "-");
-}
-function imageArchivePath(unitId) {
-  return `${IMAGES_DIR}/${unitFile(unitId)}.tar`;
-}
-function isImageArchive(path) {
-  return path.startsWith(`${IMAGES_DIR}/`) && path.endsWith(".tar");
-}
-function exportedImagePath(path) {
-  return `images/${path.slice(IMAGES_DIR.length + 1)}`;
-}
-function unitOutputs(inv, unitId) {
-  return inv.docker ? [...inv.outputs, imageArchivePath(unitId)] : inv.outputs;
-}
 function shellQuote(s) {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
@@ -12376,7 +12452,7 @@ function onPath(env2) {
   const out = [];
   for (const dir of (env2.PATH ?? "").split(delimiter)) {
     if (!dir) continue;
-    const file = join13(dir, "docker");
+    const file = join14(dir, "docker");
     try {
       accessSync(file, fsConstants3.X_OK);
       const real = realpathSync(file);
@@ -12527,7 +12603,7 @@ init_fsutil();
 import crypto4 from "node:crypto";
 import { existsSync as existsSync2, lstatSync as lstatSync3, readdirSync as readdirSync4 } from "node:fs";
 import { mkdir as mkdir7, readFile as readFile7, rm as rm6, writeFile as writeFile4, rename as rename6 } from "node:fs/promises";
-import { join as join14 } from "node:path";
+import { join as join15 } from "node:path";
 
 // src/cluster/local.ts
 init_fsutil();
@@ -12540,8 +12616,8 @@ var OutputOutsideTreeError = class extends Error {
 var Workspace = class {
   constructor(root) {
     this.root = root;
-    this.stateDir = join14(root, ".dist-build", "outputs");
-    this.lockDir = join14(root, ".dist-build", "locks");
+    this.stateDir = join15(root, ".dist-build", "outputs");
+    this.lockDir = join15(root, ".dist-build", "locks");
   }
   root;
   stateDir;
@@ -12552,28 +12628,28 @@ var Workspace = class {
    * makes it unknown, so the output is restored again rather than used as that blob.
    */
   async held(path) {
-    if (!existsSync2(join14(this.root, path))) return null;
+    if (!existsSync2(join15(this.root, path))) return null;
     let marked;
     try {
-      marked = await readFile7(join14(this.stateDir, hashPath(path)), "utf8");
+      marked = await readFile7(join15(this.stateDir, hashPath(path)), "utf8");
     } catch {
       return null;
     }
     const [digest, print] = marked.trim().split(" ");
     if (!digest || !print) return null;
-    return fingerprint(join14(this.root, path)) === print ? digest : null;
+    return fingerprint(join15(this.root, path)) === print ? digest : null;
   }
   async mark(path, digest) {
     await mkdir7(this.stateDir, { recursive: true });
-    const file = join14(this.stateDir, hashPath(path));
+    const file = join15(this.stateDir, hashPath(path));
     const tmp = `${file}.${process.pid}.${crypto4.randomBytes(4).toString("hex")}`;
-    const print = fingerprint(join14(this.root, path));
+    const print = fingerprint(join15(this.root, path));
     await writeFile4(tmp, print ? `${digest} ${print}
 ` : "\n");
     await rename6(tmp, file);
   }
   async unmark(path) {
-    await rm6(join14(this.stateDir, hashPath(path)), { force: true });
+    await rm6(join15(this.stateDir, hashPath(path)), { force: true });
   }
   /**
    * Removes a declared output (before the invocation that produces it runs). Refused when its
@@ -12581,24 +12657,24 @@ var Workspace = class {
    * elsewhere, as restoring an output (`place` in pack.ts) refuses to write there.
    */
   async clear(path) {
-    const real = await parentOutside(this.root, join14(this.root, path));
+    const real = await parentOutside(this.root, join15(this.root, path));
     if (real !== void 0) {
       throw new OutputOutsideTreeError(
         `declared output ${path}: its parent directory resolves outside the work tree (to ${real}, through a symlink); not removed`
       );
     }
     await this.unmark(path);
-    await removeTree(join14(this.root, path));
+    await removeTree(join15(this.root, path));
   }
   /** Runs `fn` holding the lock of output `path` (exclusive across processes on this tree). */
   async withLock(path, fn) {
     await mkdir7(this.lockDir, { recursive: true });
-    const lock = join14(this.lockDir, hashPath(path));
+    const lock = join15(this.lockDir, hashPath(path));
     let delay = 5;
     for (; ; ) {
       try {
         await mkdir7(lock);
-        await writeFile4(join14(lock, "pid"), String(process.pid));
+        await writeFile4(join15(lock, "pid"), String(process.pid));
         break;
       } catch (err) {
         if (err.code !== "EEXIST") throw err;
@@ -12623,7 +12699,7 @@ function fingerprint(abs) {
     const st = lstatSync3(p, { bigint: true });
     hash.update(`${rel2}\0${st.mode}\0${st.size}\0${st.ino}\0${st.mtimeNs}\0${st.ctimeNs}\0`);
     if (!st.isDirectory()) return;
-    for (const name of readdirSync4(p).sort()) walk(join14(p, name), `${rel2}/${name}`);
+    for (const name of readdirSync4(p).sort()) walk(join15(p, name), `${rel2}/${name}`);
   };
   try {
     walk(abs, ".");
@@ -12635,7 +12711,7 @@ function fingerprint(abs) {
 async function stale(lock) {
   let pid;
   try {
-    pid = Number(await readFile7(join14(lock, "pid"), "utf8"));
+    pid = Number(await readFile7(join15(lock, "pid"), "utf8"));
   } catch {
     return false;
   }
@@ -12666,7 +12742,7 @@ var WorkerAgent = class {
     this.useConfig(opts.config);
     this.workspace = new Workspace(opts.config.root);
     if (!opts.logDir) {
-      this.ownLogDir = join15(
+      this.ownLogDir = join16(
         os2.tmpdir(),
         `${JOB_LOG_PREFIX}${process.pid}-${randomBytes5(4).toString("hex")}`
       );
@@ -12829,10 +12905,10 @@ var WorkerAgent = class {
   defaultListen() {
     if (this.opts.join.kind !== "unix") return { kind: "tcp", host: "127.0.0.1", port: 0 };
     const name = `${process.pid}.${this.instance}.sock`;
-    const path = join15(this.opts.cacheDir, "running", name);
+    const path = join16(this.opts.cacheDir, "running", name);
     return {
       kind: "unix",
-      path: path.length <= MAX_SOCKET_PATH ? path : join15(os2.tmpdir(), `${TMP_SOCKET_PREFIX}${name}`)
+      path: path.length <= MAX_SOCKET_PATH ? path : join16(os2.tmpdir(), `${TMP_SOCKET_PREFIX}${name}`)
     };
   }
   /**
@@ -13093,9 +13169,9 @@ var WorkerAgent = class {
     try {
       let f = this.freePgidFiles.pop();
       if (!f) {
-        const dir = join15(this.opts.cacheDir, "running");
+        const dir = join16(this.opts.cacheDir, "running");
         if (this.pgidFiles.length === 0) mkdirSync3(dir, { recursive: true });
-        const path = join15(dir, `${process.pid}.${this.instance}.${this.pgidFiles.length}`);
+        const path = join16(dir, `${process.pid}.${this.instance}.${this.pgidFiles.length}`);
         f = { path, fd: openSync3(path, "w", 384) };
         this.pgidFiles.push(f);
       }
@@ -13125,9 +13201,9 @@ var WorkerAgent = class {
     this.freePgidFiles.length = 0;
   }
   reapOrphans() {
-    const dir = join15(this.opts.cacheDir, "running");
+    const dir = join16(this.opts.cacheDir, "running");
     for (const { name, owner } of leftByDead(dir, pgidFileOwner)) {
-      const pgid = endGroupOf(join15(dir, name));
+      const pgid = endGroupOf(join16(dir, name));
       if (pgid !== void 0) {
         this.log(
           `worker ${this.workerId}: ended process group ${pgid} left by dead worker ${owner}`
@@ -13244,15 +13320,15 @@ var WorkerAgent = class {
       timeoutMs: inv.timeout * 1e3
     });
     const pushed = await this.workspace.withLock(req.path, async () => {
-      if (await this.workspace.held(req.path) === blob) return push(join15(root, req.path));
-      await mkdir8(join15(root, ".dist-build", "tmp"), { recursive: true });
-      const scratch2 = await mkdtemp3(join15(root, ".dist-build", "tmp", "push-"));
+      if (await this.workspace.held(req.path) === blob) return push(join16(root, req.path));
+      await mkdir8(join16(root, ".dist-build", "tmp"), { recursive: true });
+      const scratch2 = await mkdtemp3(join16(root, ".dist-build", "tmp", "push-"));
       try {
         const entry = { path: req.path, type: "file", digest: blob, size: 0, files: 1 };
         await restoreOutputs(blobOpenerFor(this.opts.store), scratch2, [entry], {
           stagingDir: scratch2
         });
-        return await push(join15(scratch2, req.path));
+        return await push(join16(scratch2, req.path));
       } finally {
         await rm7(scratch2, { recursive: true, force: true });
       }
@@ -13491,7 +13567,7 @@ var WorkerAgent = class {
     if (stamp === this.configStamp) return false;
     this.configStamp = stamp;
     try {
-      this.useConfig(parseConfig(decodeConfig(readFileSync4(file), file), file));
+      this.useConfig(parseConfig(decodeConfig(readFileSync5(file), file), file));
       this.log(`worker ${this.workerId}: ${file} changed: read it again`);
       return true;
     } catch (err) {
@@ -13855,7 +13931,7 @@ async function reapTmpSockets() {
     return m ? Number(m[1]) : void 0;
   };
   for (const { name } of leftByDead(dir, ownerOf)) {
-    const path = join15(dir, name);
+    const path = join16(dir, name);
     try {
       if (!lstatSync4(path).isSocket() || await answers(path)) continue;
       rmSync2(path, { force: true });
@@ -13869,7 +13945,7 @@ function pgidFileOwner(name) {
 function endGroupOf(file) {
   let ended;
   try {
-    const [pgidText = "", started] = readFileSync4(file, "utf8").trim().split(/\s+/);
+    const [pgidText = "", started] = readFileSync5(file, "utf8").trim().split(/\s+/);
     const pgid = Number(pgidText);
     const now = started ? processStartTime(pgid) : void 0;
     if (Number.isInteger(pgid) && pgid > 1 && (now ?? started) === started) {
@@ -13889,7 +13965,7 @@ function reapJobLogs() {
   const ownerOf = (name) => name.startsWith(JOB_LOG_PREFIX) ? Number(name.slice(JOB_LOG_PREFIX.length).split("-")[0]) : void 0;
   const uid = process.getuid?.();
   for (const { name } of leftByDead(dir, ownerOf)) {
-    const path = join15(dir, name);
+    const path = join16(dir, name);
     try {
       const st = lstatSync4(path);
       if (!st.isDirectory() || uid !== void 0 && st.uid !== uid) continue;
@@ -13921,7 +13997,7 @@ function fileStamp(file) {
 import * as grpc5 from "@grpc/grpc-js";
 import { randomBytes as randomBytes6 } from "node:crypto";
 import { mkdir as mkdir9, mkdtemp as mkdtemp4, rename as rename7, rm as rm8 } from "node:fs/promises";
-import { dirname as dirname8, join as join16, resolve as resolve6 } from "node:path";
+import { dirname as dirname8, join as join17, resolve as resolve6 } from "node:path";
 import { performance as performance2 } from "node:perf_hooks";
 init_fsutil();
 init_types();
@@ -14356,13 +14432,14 @@ var Run = class {
     if (!available.length) return;
     const { all: ready, byOwner } = this.readyQueues();
     const isReady = (u) => u.state === "waiting" && this.readyUnits.has(u);
+    const shuns = (u, m) => u.excluded.has(m.id) && this.anotherTaker(u);
     for (const m of available) {
       let free = this.freeSlots(m);
       const own = byOwner.get(m.uuid);
       if (!own) continue;
       for (let i = 0; i < own.length && free > 0; i++) {
         const u = own[i];
-        if (!isReady(u) || u.excluded.has(m.id)) continue;
+        if (!isReady(u) || shuns(u, m)) continue;
         free--;
         this.dispatch(u, m);
       }
@@ -14375,7 +14452,7 @@ var Run = class {
       if (free <= 0) continue;
       for (const u of ready) {
         if (free <= 0) break;
-        if (!isReady(u) || u.excluded.has(m.id)) continue;
+        if (!isReady(u) || shuns(u, m)) continue;
         const owner = u.owner ? this.master.member(u.owner) : void 0;
         if (owner && this.freeSlots(owner) > 0 && (this.cooling.get(owner.uuid) ?? 0) <= now)
           continue;
@@ -14759,8 +14836,8 @@ var Run = class {
     if (!dir) return { exports: [], lost: [] };
     await mkdir9(dir, { recursive: true });
     const exporter = (n) => Number(/^\.dist-build-export-(\d+)-/.exec(n)?.[1]);
-    for (const { name } of leftByDead(dir, exporter)) await removeTree(join16(dir, name));
-    const staging = await mkdtemp4(join16(dir, `.dist-build-export-${process.pid}-`));
+    for (const { name } of leftByDead(dir, exporter)) await removeTree(join17(dir, name));
+    const staging = await mkdtemp4(join17(dir, `.dist-build-export-${process.pid}-`));
     try {
       return await this.exportInto(dir, staging, already);
     } finally {
@@ -14777,7 +14854,7 @@ var Run = class {
     const dir = this.opts.exportTo;
     if (!dir || resolve6(dir) === resolve6(this.opts.config.root)) return;
     for (const p of unitOutputs(u.inv, u.unit.id))
-      await rm8(join16(dir, isImageArchive(p) ? exportedImagePath(p) : p), {
+      await rm8(join17(dir, isImageArchive(p) ? exportedImagePath(p) : p), {
         recursive: true,
         force: true
       }).catch((err) => {
@@ -14817,13 +14894,13 @@ var Run = class {
               this.master.metadata()
             );
             const bytes = chunksOf(stream);
-            let dest = join16(dir, o.path);
+            let dest = join17(dir, o.path);
             if (isImageArchive(o.path)) {
-              const scratch2 = await mkdtemp4(join16(staging, "image-"));
+              const scratch2 = await mkdtemp4(join17(staging, "image-"));
               await restoreOutputs(async () => bytes, scratch2, [o], { stagingDir: staging });
-              dest = join16(dir, exportedImagePath(o.path));
+              dest = join17(dir, exportedImagePath(o.path));
               await mkdir9(dirname8(dest), { recursive: true });
-              await rename7(join16(scratch2, o.path), dest);
+              await rename7(join17(scratch2, o.path), dest);
             } else await restoreOutputs(async () => bytes, dir, [o], { stagingDir: staging });
             outputs.push({ path: o.path, dest, digest: o.digest, size: o.size, files: o.files });
             this.opts.onEvent?.({
@@ -14973,7 +15050,7 @@ function unreachable(m, err) {
 import { createPrivateKey, randomBytes as randomBytes7, X509Certificate } from "node:crypto";
 import { mkdir as mkdir10, open as open3, readdir as readdir3, rename as rename8, stat as stat4, unlink as unlink4 } from "node:fs/promises";
 import { isIP as isIP2 } from "node:net";
-import { join as join17 } from "node:path";
+import { join as join18 } from "node:path";
 var CertError = class extends Error {
   name = "CertError";
 };
@@ -15196,16 +15273,16 @@ async function loadTls(dir, name) {
   checkCertName(name);
   const issueCmd = `\`dist-build certs issue --name ${name}${dirFlag(dir)}\``;
   const issueHint = `issue it with ${issueCmd}`;
-  const ca = await readPem(join17(dir, CA_CERT_FILE), initHint(dir));
-  const certFile = join17(dir, `${name}.pem`);
-  const keyFile = join17(dir, `${name}-key.pem`);
+  const ca = await readPem(join18(dir, CA_CERT_FILE), initHint(dir));
+  const certFile = join18(dir, `${name}.pem`);
+  const keyFile = join18(dir, `${name}-key.pem`);
   const cert = await readPem(certFile, issueHint);
   const key = await readPem(keyFile, issueHint, true);
   const parsed = parseCert(cert, certFile);
   checkKeyMatches(parsed, parseKey(key, keyFile), `${certFile} / ${keyFile}`);
   if (!await issuedBy(cert, ca))
     throw new CertError(
-      `${certFile} was not issued by the CA in ${join17(dir, CA_CERT_FILE)}: ${issueHint}`
+      `${certFile} was not issued by the CA in ${join18(dir, CA_CERT_FILE)}: ${issueHint}`
     );
   const now = Date.now();
   const notAfter = notAfterOf(parsed);
@@ -15239,7 +15316,7 @@ async function ephemeralTls(names) {
 
 // src/report/index.ts
 import { mkdir as mkdir11, writeFile as writeFile5 } from "node:fs/promises";
-import { join as join18 } from "node:path";
+import { join as join19 } from "node:path";
 
 // src/cli/table.ts
 function table(rows, right = []) {
@@ -15879,9 +15956,9 @@ var REPORT_FILES = {
 async function writeReport(dir, report) {
   await mkdir11(dir, { recursive: true });
   const paths = {
-    json: join18(dir, REPORT_FILES.json),
-    markdown: join18(dir, REPORT_FILES.markdown),
-    html: join18(dir, REPORT_FILES.html)
+    json: join19(dir, REPORT_FILES.json),
+    markdown: join19(dir, REPORT_FILES.markdown),
+    html: join19(dir, REPORT_FILES.html)
   };
   await Promise.all([
     writeFile5(paths.json, JSON.stringify(report, null, 2) + "\n"),

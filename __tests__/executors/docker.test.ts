@@ -9,15 +9,13 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { parseConfig } from '../../src/config/load.js';
 import { definitionDigest } from '../../src/cluster/definition.js';
+import { dockerJobSpec, findDocker, shellQuote } from '../../src/executors/docker.js';
 import {
-  dockerJobSpec,
   exportedImagePath,
-  findDocker,
   imageArchivePath,
   isImageArchive,
-  shellQuote,
   unitOutputs,
-} from '../../src/executors/docker.js';
+} from '../../src/plan/units.js';
 import { NoEligibleWorkerError, eligible, place } from '../../src/plan/placement.js';
 import { expandUnits } from '../../src/plan/units.js';
 

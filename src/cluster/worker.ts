@@ -34,15 +34,7 @@ import { ConfigError, formatIssue } from '../config/errors.js';
 import { decodeConfig, parseConfig } from '../config/load.js';
 import type { Config, InvocationConfig } from '../config/types.js';
 import { CommandExecutor, commandJobSpec } from '../executors/command.js';
-import {
-  dockerJobSpec,
-  findDocker,
-  imageArchivePath,
-  isImageArchive,
-  pushImage,
-  unitOutputs,
-  type DockerInfo,
-} from '../executors/docker.js';
+import { dockerJobSpec, findDocker, pushImage, type DockerInfo } from '../executors/docker.js';
 import type { CommandJob } from '../executors/command.js';
 import { CorruptBlobError, holdsDeclaredOutputs, UnsafeArchiveError } from '../store/types.js';
 import type { OutputEntry, ResultManifest, Store } from '../store/types.js';
@@ -51,7 +43,7 @@ import { blobOpenerFor, digestOutputs, restoreOutputs, saveOutputs } from '../st
 import { computeCacheKeys } from '../plan/keys.js';
 import { outExclusion } from '../plan/plan.js';
 import type { Unit } from '../plan/types.js';
-import { expandUnits } from '../plan/units.js';
+import { expandUnits, imageArchivePath, isImageArchive, unitOutputs } from '../plan/units.js';
 import { configDigest, definitionDigest } from './definition.js';
 import { isNoSpace, leftByDead, processStartTime } from '../store/fsutil.js';
 import {

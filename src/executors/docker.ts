@@ -28,10 +28,8 @@ import { execFile } from 'node:child_process';
 import { accessSync, constants as fsConstants, realpathSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { InvocationConfig } from '../config/types.js';
+import { IMAGES_DIR, imageArchivePath, unitFile } from '../plan/units.js';
 import type { JobSpec } from './types.js';
-
-/** Where a docker unit's image archive goes, relative to the config's root. */
-export const IMAGES_DIR = '.dist-build/images';
 
 /** Variables of the worker's environment that tell the Docker CLI which daemon to use and how. */
 export const DOCKER_ENV: readonly string[] = [
@@ -42,31 +40,6 @@ export const DOCKER_ENV: readonly string[] = [
   'DOCKER_TLS_VERIFY',
   'DOCKER_API_VERSION',
 ];
-
-/** The unit id as a file name: `api@linux/arm64` -> `api@linux-arm64`. */
-function unitFile(unitId: string): string {
-  return unitId.replace(/\//g, '-');
-}
-
-/** A docker unit's image archive (relative to the root, posix). */
-export function imageArchivePath(unitId: string): string {
-  return `${IMAGES_DIR}/${unitFile(unitId)}.tar`;
-}
-
-/** Whether an output path is a docker unit's image archive. */
-export function isImageArchive(path: string): boolean {
-  return path.startsWith(`${IMAGES_DIR}/`) && path.endsWith('.tar');
-}
-
-/** Where `--out DIR` puts an image archive: `images/<unit>.tar`. */
-export function exportedImagePath(path: string): string {
-  return `images/${path.slice(IMAGES_DIR.length + 1)}`;
-}
-
-/** A unit's outputs: the declared ones, and for a docker unit its image archive. */
-export function unitOutputs(inv: InvocationConfig, unitId: string): string[] {
-  return inv.docker ? [...inv.outputs, imageArchivePath(unitId)] : inv.outputs;
-}
 
 /** Single-quoted for `sh`. */
 export function shellQuote(s: string): string {

@@ -46,7 +46,6 @@ import crypto from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import type { Config, InvocationConfig } from '../config/types.js';
-import { unitOutputs } from '../executors/docker.js';
 import {
   DockerignoreMatcher,
   findDockerignore,
@@ -64,6 +63,7 @@ import {
   sortByteOrder,
 } from './inputs.js';
 import type { CacheKeyInfo, Unit } from './types.js';
+import { unitOutputs } from './units.js';
 
 export const KEY_FORMAT = 'dist-build/key/v1';
 

@@ -77,3 +77,33 @@ export function selectUnits(all: Unit[], names: readonly string[], withNeeds: bo
   }
   return all.filter((u) => wanted.has(u.id));
 }
+
+// --- a docker unit's image archive (see src/executors/docker.ts) ----------------------------
+
+/** Where a docker unit's image archive goes, relative to the config's root. */
+export const IMAGES_DIR = '.dist-build/images';
+
+/** The unit id as a file name: `api@linux/arm64` -> `api@linux-arm64`. */
+export function unitFile(unitId: string): string {
+  return unitId.replace(/\//g, '-');
+}
+
+/** A docker unit's image archive (relative to the root, posix). */
+export function imageArchivePath(unitId: string): string {
+  return `${IMAGES_DIR}/${unitFile(unitId)}.tar`;
+}
+
+/** Whether an output path is a docker unit's image archive. */
+export function isImageArchive(path: string): boolean {
+  return path.startsWith(`${IMAGES_DIR}/`) && path.endsWith('.tar');
+}
+
+/** Where `--out DIR` puts an image archive: `images/<unit>.tar`. */
+export function exportedImagePath(path: string): string {
+  return `images/${path.slice(IMAGES_DIR.length + 1)}`;
+}
+
+/** A unit's outputs: the declared ones, and for a docker unit its image archive. */
+export function unitOutputs(inv: InvocationConfig, unitId: string): string[] {
+  return inv.docker ? [...inv.outputs, imageArchivePath(unitId)] : inv.outputs;
+}
