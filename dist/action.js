@@ -30768,6 +30768,13 @@ function buildConfig(raw, file, loc) {
           )
         );
       }
+      if (Array.isArray(r.outputs) && r.outputs.length)
+        issues.push(
+          loc.issueAt(
+            at("outputs"),
+            "a docker build writes no files into the work tree: its result is its image (saved as .dist-build/images/<unit>.tar, exported as images/<unit>.tar); files from it come out through a run invocation that needs it"
+          )
+        );
     }
     const needs = r.needs ?? [];
     needs.forEach((n, i) => {

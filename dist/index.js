@@ -6279,6 +6279,13 @@ function buildConfig(raw, file, loc) {
           )
         );
       }
+      if (Array.isArray(r.outputs) && r.outputs.length)
+        issues.push(
+          loc.issueAt(
+            at("outputs"),
+            "a docker build writes no files into the work tree: its result is its image (saved as .dist-build/images/<unit>.tar, exported as images/<unit>.tar); files from it come out through a run invocation that needs it"
+          )
+        );
     }
     const needs = r.needs ?? [];
     needs.forEach((n, i) => {
@@ -12389,7 +12396,10 @@ var DOCKER_ENV = [
   "DOCKER_CONFIG",
   "DOCKER_CERT_PATH",
   "DOCKER_TLS_VERIFY",
-  "DOCKER_API_VERSION"
+  "DOCKER_API_VERSION",
+  // A daemon reached over ssh (DOCKER_HOST=ssh://...) needs the agent; a rootless one its dir.
+  "SSH_AUTH_SOCK",
+  "XDG_RUNTIME_DIR"
 ];
 function shellQuote(s) {
   return `'${s.replace(/'/g, `'\\''`)}'`;
@@ -12527,6 +12537,20 @@ ${r.stderr}`.trim().split("\n").slice(-3).join(" / ");
     pushed.push({ ref, digest });
   }
   return pushed;
+}
+function imagesToLoad(deps, platform2) {
+  const platformOf = (unit) => unit.slice(unit.indexOf("@") + 1).toLowerCase();
+  const byInvocation = /* @__PURE__ */ new Map();
+  for (const d of deps) {
+    const name = d.unit.includes("@") ? d.unit.slice(0, d.unit.indexOf("@")) : d.unit;
+    byInvocation.set(name, [...byInvocation.get(name) ?? [], d]);
+  }
+  const out = [];
+  for (const units of byInvocation.values()) {
+    const own = units.filter((d) => d.unit.includes("@") && platformOf(d.unit) === platform2);
+    for (const d of own.length ? own : units) out.push(...d.paths.filter(isImageArchive));
+  }
+  return out;
 }
 
 // src/cluster/worker.ts
@@ -13452,7 +13476,10 @@ var WorkerAgent = class {
         ...this.units.get(job.unit)?.platform ? { platform: this.units.get(job.unit).platform } : {},
         docker: this.docker.path,
         // The images of the docker builds it needs (restored by `prepare`), for its FROM.
-        load: job.deps.flatMap((d) => d.outputs.map((o) => o.path).filter(isImageArchive)),
+        load: imagesToLoad(
+          job.deps.map((d) => ({ unit: d.unit, paths: d.outputs.map((o) => o.path) })),
+          (this.units.get(job.unit)?.platform ?? this.docker.platform).toLowerCase()
+        ),
         parentEnv: this.executorEnv
       }) : commandJobSpec(job.invocation, { id: job.id, cwd: this.config.root });
       Object.assign(spec.env, {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { parseConfig } from '../../src/config/load.js';
 import { definitionDigest } from '../../src/cluster/definition.js';
-import { dockerJobSpec, findDocker, shellQuote } from '../../src/executors/docker.js';
+import { dockerJobSpec, findDocker, imagesToLoad, shellQuote } from '../../src/executors/docker.js';
 import {
   exportedImagePath,
   imageArchivePath,
@@ -30,7 +30,6 @@ invocations:
       tags: ["reg.example/api:1", "it's:quoted"]
       network: host
       build-args: { B: "2", A: "x y" }
-    outputs: [dist]
   tool:
     run: make tool
 `;
@@ -146,10 +145,7 @@ describe('image archives as outputs', () => {
   test("a docker unit's outputs are its declared outputs and its image archive", () => {
     const c = config();
     const api = c.invocations.find((i) => i.name === 'api')!;
-    expect(unitOutputs(api, 'api@linux/arm64')).toEqual([
-      'dist',
-      '.dist-build/images/api@linux-arm64.tar',
-    ]);
+    expect(unitOutputs(api, 'api@linux/arm64')).toEqual(['.dist-build/images/api@linux-arm64.tar']);
     const tool = c.invocations.find((i) => i.name === 'tool')!;
     expect(unitOutputs(tool, 'tool')).toEqual([]);
     expect(imageArchivePath('api')).toBe('.dist-build/images/api.tar');
@@ -158,6 +154,33 @@ describe('image archives as outputs', () => {
     expect(exportedImagePath('.dist-build/images/api@linux-arm64.tar')).toBe(
       'images/api@linux-arm64.tar',
     );
+  });
+
+  test('a docker invocation may not declare outputs: a build writes none into the tree', () => {
+    expect(() =>
+      config('version: 1\ninvocations:\n  img:\n    docker: { context: . }\n    outputs: [dist]\n'),
+    ).toThrow(
+      /dist-build\.yml:5:\d+: invocations\.img\.outputs: a docker build writes no files into the work tree/,
+    );
+  });
+
+  test("of a multi-platform dependency, only the image of the build's own platform is loaded", () => {
+    const deps = [
+      { unit: 'base@linux/amd64', paths: ['.dist-build/images/base@linux-amd64.tar'] },
+      { unit: 'base@linux/arm64', paths: ['.dist-build/images/base@linux-arm64.tar'] },
+      { unit: 'tools', paths: ['.dist-build/images/tools.tar'] },
+      { unit: 'lib', paths: ['out/lib'] },
+    ];
+    expect(imagesToLoad(deps, 'linux/arm64')).toEqual([
+      '.dist-build/images/base@linux-arm64.tar',
+      '.dist-build/images/tools.tar',
+    ]);
+    // No unit of that platform: all of them, as before (the build says what is wrong).
+    expect(imagesToLoad(deps, 'linux/s390x')).toEqual([
+      '.dist-build/images/base@linux-amd64.tar',
+      '.dist-build/images/base@linux-arm64.tar',
+      '.dist-build/images/tools.tar',
+    ]);
   });
 
   test('network is part of the definition (workers must agree) only when set', () => {

@@ -34,7 +34,13 @@ import { ConfigError, formatIssue } from '../config/errors.js';
 import { decodeConfig, parseConfig } from '../config/load.js';
 import type { Config, InvocationConfig } from '../config/types.js';
 import { CommandExecutor, commandJobSpec } from '../executors/command.js';
-import { dockerJobSpec, findDocker, pushImage, type DockerInfo } from '../executors/docker.js';
+import {
+  dockerJobSpec,
+  findDocker,
+  imagesToLoad,
+  pushImage,
+  type DockerInfo,
+} from '../executors/docker.js';
 import type { CommandJob } from '../executors/command.js';
 import { CorruptBlobError, holdsDeclaredOutputs, UnsafeArchiveError } from '../store/types.js';
 import type { OutputEntry, ResultManifest, Store } from '../store/types.js';
@@ -43,7 +49,7 @@ import { blobOpenerFor, digestOutputs, restoreOutputs, saveOutputs } from '../st
 import { computeCacheKeys } from '../plan/keys.js';
 import { outExclusion } from '../plan/plan.js';
 import type { Unit } from '../plan/types.js';
-import { expandUnits, imageArchivePath, isImageArchive, unitOutputs } from '../plan/units.js';
+import { expandUnits, imageArchivePath, unitOutputs } from '../plan/units.js';
 import { configDigest, definitionDigest } from './definition.js';
 import { isNoSpace, leftByDead, processStartTime } from '../store/fsutil.js';
 import {
@@ -983,7 +989,10 @@ export class WorkerAgent {
               : {}),
             docker: this.docker!.path,
             // The images of the docker builds it needs (restored by `prepare`), for its FROM.
-            load: job.deps.flatMap((d) => d.outputs.map((o) => o.path).filter(isImageArchive)),
+            load: imagesToLoad(
+              job.deps.map((d) => ({ unit: d.unit, paths: d.outputs.map((o) => o.path) })),
+              (this.units.get(job.unit)?.platform ?? this.docker!.platform).toLowerCase(),
+            ),
             parentEnv: this.executorEnv,
           })
         : commandJobSpec(job.invocation, { id: job.id, cwd: this.config.root });

@@ -609,6 +609,14 @@ function buildConfig(raw: Raw, file: string, loc: Locator): Config {
           ),
         );
       }
+      // A build writes nothing into the tree: such an output would never be produced.
+      if (Array.isArray(r.outputs) && r.outputs.length)
+        issues.push(
+          loc.issueAt(
+            at('outputs'),
+            'a docker build writes no files into the work tree: its result is its image (saved as .dist-build/images/<unit>.tar, exported as images/<unit>.tar); files from it come out through a run invocation that needs it',
+          ),
+        );
     }
     const needs = (r.needs as string[] | undefined) ?? [];
     needs.forEach((n, i) => {

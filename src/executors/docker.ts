@@ -28,7 +28,7 @@ import { execFile } from 'node:child_process';
 import { accessSync, constants as fsConstants, realpathSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { InvocationConfig } from '../config/types.js';
-import { IMAGES_DIR, imageArchivePath, unitFile } from '../plan/units.js';
+import { IMAGES_DIR, imageArchivePath, isImageArchive, unitFile } from '../plan/units.js';
 import type { JobSpec } from './types.js';
 
 /** Variables of the worker's environment that tell the Docker CLI which daemon to use and how. */
@@ -39,6 +39,9 @@ export const DOCKER_ENV: readonly string[] = [
   'DOCKER_CERT_PATH',
   'DOCKER_TLS_VERIFY',
   'DOCKER_API_VERSION',
+  // A daemon reached over ssh (DOCKER_HOST=ssh://...) needs the agent; a rootless one its dir.
+  'SSH_AUTH_SOCK',
+  'XDG_RUNTIME_DIR',
 ];
 
 /** Single-quoted for `sh`. */
@@ -261,4 +264,28 @@ export async function pushImage(
     pushed.push({ ref, digest });
   }
   return pushed;
+}
+
+/**
+ * The image archives a docker build loads before it builds: those of the docker units it needs.
+ * Of a multi-platform dependency (`base@linux/amd64`, `base@linux/arm64`, which share tags) only
+ * the unit of the build's own platform (`platform`: the unit's, else the daemon's), when there is
+ * one: loaded after it, another platform's image would take the tags its FROM names.
+ */
+export function imagesToLoad(
+  deps: readonly { unit: string; paths: readonly string[] }[],
+  platform: string,
+): string[] {
+  const platformOf = (unit: string) => unit.slice(unit.indexOf('@') + 1).toLowerCase();
+  const byInvocation = new Map<string, { unit: string; paths: readonly string[] }[]>();
+  for (const d of deps) {
+    const name = d.unit.includes('@') ? d.unit.slice(0, d.unit.indexOf('@')) : d.unit;
+    byInvocation.set(name, [...(byInvocation.get(name) ?? []), d]);
+  }
+  const out: string[] = [];
+  for (const units of byInvocation.values()) {
+    const own = units.filter((d) => d.unit.includes('@') && platformOf(d.unit) === platform);
+    for (const d of own.length ? own : units) out.push(...d.paths.filter(isImageArchive));
+  }
+  return out;
 }
