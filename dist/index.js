@@ -10914,6 +10914,10 @@ message StartJobRequest {
   // leaves out these, not its own config's, whose other invocations may differ. Empty from a
   // master that does not send them: the worker's own config's are used.
   repeated string excluded_outputs = 9;
+  // The cache key of the unit's last result the master knows of (another key: its inputs
+  // changed since), when there is one: a docker build uses that result's image as a cache
+  // source (--cache-from) when its daemon has no image of the unit, on a worker new to it.
+  string previous_cache_key = 10;
 }
 
 message StartJobResponse {
@@ -12418,6 +12422,8 @@ function dockerJobSpec(inv, opts) {
   for (const [k, v] of Object.entries(d.buildArgs).sort(([a], [b]) => a < b ? -1 : 1))
     build.push("--build-arg", `${k}=${v}`);
   for (const t of d.tags) build.push("-t", t);
+  build.push("--build-arg", "BUILDKIT_INLINE_CACHE=1");
+  for (const c of opts.cacheFrom ?? []) build.push("--cache-from", c);
   build.push("--iidfile", iid, d.context);
   const lines = [
     "set -e",
@@ -12551,6 +12557,14 @@ function imagesToLoad(deps, platform2) {
     for (const d of own.length ? own : units) out.push(...d.paths.filter(isImageArchive));
   }
   return out;
+}
+async function hasImage(docker, ref, env2) {
+  return (await run(docker.path, ["image", "inspect", "--format", "{{.Id}}", ref], env2, 3e4)).ok;
+}
+async function loadImage(docker, archive, env2, timeoutMs) {
+  const r = await run(docker.path, ["load", "-i", archive], env2, timeoutMs);
+  if (!r.ok) throw new Error(`docker load: ${r.error}`);
+  return [...r.stdout.matchAll(/^Loaded image(?: ID)?: (\S+)$/gm)].map((m) => m[1]);
 }
 
 // src/cluster/worker.ts
@@ -13413,6 +13427,7 @@ var WorkerAgent = class {
       deps: req.deps,
       excludeInputs: req.exclude_inputs ?? [],
       excludedOutputs: req.excluded_outputs ?? [],
+      ...req.previous_cache_key ? { previousKey: req.previous_cache_key } : {},
       phase: "preparing",
       startedAt: Date.now()
     };
@@ -13469,7 +13484,10 @@ var WorkerAgent = class {
       await this.prepare(job);
       if (job.stopped) throw new StoppedError(job.stopped);
       job.phase = "running";
+      const cacheFrom = job.invocation.docker ? await this.dockerCacheSource(job) : [];
+      if (job.stopped) throw new StoppedError(job.stopped);
       const spec = job.invocation.docker ? dockerJobSpec(job.invocation, {
+        cacheFrom,
         id: job.id,
         cwd: this.config.root,
         unit: job.unit,
@@ -13674,6 +13692,51 @@ var WorkerAgent = class {
     this.keyChecks = check.catch(() => {
     });
     return check;
+  }
+  /**
+   * What a docker build takes cached layers from (`--cache-from`): the unit's image when this
+   * daemon has one under its tags (built here before: its own layer cache has the layers, and the
+   * image names them), else the image of the unit's previous result
+   * (the master's `previous_cache_key`), loaded from the store into the daemon: a worker new to
+   * the unit (another took it before, or it is new to the pool) builds with that result's layers
+   * instead of from scratch. Best effort: nothing, with a warning, when that image cannot be had.
+   */
+  async dockerCacheSource(job) {
+    const docker = this.docker;
+    const env2 = this.executorEnv;
+    for (const tag of job.invocation.docker.tags)
+      if (await hasImage(docker, tag, env2)) return [tag];
+    if (!job.previousKey) return [];
+    const root = this.config.root;
+    try {
+      const m = await this.opts.store.getResult(job.previousKey);
+      const image = m?.outputs.find((o) => isImageArchive(o.path));
+      if (!m || !image) return [];
+      await mkdir8(join16(root, ".dist-build", "tmp"), { recursive: true });
+      const scratch2 = await mkdtemp3(join16(root, ".dist-build", "tmp", "cache-from-"));
+      try {
+        await restoreOutputs(blobOpenerFor(this.opts.store), scratch2, [image], {
+          stagingDir: scratch2
+        });
+        const refs = await loadImage(
+          docker,
+          join16(scratch2, image.path),
+          env2,
+          job.invocation.timeout * 1e3
+        );
+        this.log(
+          `worker ${this.workerId}: ${job.unit}: cached layers from its previous image (built by ${m.worker}, ${job.previousKey.slice(0, 19)})`
+        );
+        return refs;
+      } finally {
+        await rm7(scratch2, { recursive: true, force: true });
+      }
+    } catch (err) {
+      this.log(
+        `worker ${this.workerId}: warning: ${job.unit}: no cached layers from its previous image: ${err.message}`
+      );
+      return [];
+    }
   }
   /** The paths a job saves: its declared outputs, and a docker build's image archive. */
   outputsOf(job) {
@@ -14536,7 +14599,8 @@ var Run = class {
       cache_key: u.cacheKey,
       deps: this.depsOf(u),
       exclude_inputs: this.opts.excludeInputs ?? [],
-      excluded_outputs: this.excludedOutputs
+      excluded_outputs: this.excludedOutputs,
+      ...this.previousKey(u)
     }).then(
       (res) => {
         if (u.job !== job || u.state !== "running") return;
@@ -14574,6 +14638,11 @@ var Run = class {
         this.undo(u, m, `StartJob on ${m.id} failed: ${err.details ?? err.message}`);
       }
     );
+  }
+  /** The unit's last result's key (see `StartJobRequest.previous_cache_key`), for docker builds. */
+  previousKey(u) {
+    const key = u.inv.docker ? this.opts.history?.keys?.[u.unit.id] : void 0;
+    return key && key !== u.cacheKey ? { previous_cache_key: key } : {};
   }
   /** A StartJob that did not take: the unit waits again; the member cools off briefly. */
   undo(u, m, why) {

@@ -234,6 +234,50 @@ maybe('docker executor (real dockerd)', () => {
     expect(statuses(report(out)).base).toBe('built');
   }, 120_000);
 
+  test("a daemon that never built an image takes its layers from the unit's previous image in the cache", async () => {
+    // The expensive step depends on deps.txt only; hello.txt changes between the runs.
+    writeFileSync(
+      join(root, 'app/Dockerfile'),
+      'FROM dist-build-test/base:1\nCOPY deps.txt /deps.txt\n' +
+        'RUN echo installing && cat /deps.txt > /installed\n' +
+        'COPY hello.txt /hello.txt\nRUN cat /installed /hello.txt > /copy.txt\n',
+    );
+    writeFileSync(join(root, 'app/deps.txt'), 'deps\n');
+    const out = join(dir, 'out');
+    const run = (d: DockerDaemon) =>
+      runCli(['run', '--workers', '1', '--out', out, '--plain'], { cwd: root, env: d.env });
+    expect((await run(daemon)).code).toBe(0);
+    // Another machine: a fresh daemon, the same tree and cache (as a shared store would give).
+    const other = await startDockerd();
+    try {
+      await other.importBusybox();
+      writeFileSync(join(root, 'app/hello.txt'), 'moved\n');
+      const r = await run(other);
+      expect(r.code).toBe(0);
+      expect(statuses(report(out)).app).toBe('built');
+      const text = r.stdout + r.stderr;
+      expect(text).toMatch(/\[app\] #\d+ importing cache manifest from dist-build-test\/app:1/);
+      const step = /\[app\] #(\d+) \[\d\/\d\] RUN echo installing/.exec(text);
+      expect(step).not.toBeNull();
+      expect(text).toMatch(new RegExp(`\\[app\\] #${step![1]} CACHED`));
+      expect(
+        (
+          await other.docker([
+            'run',
+            '--rm',
+            '--network',
+            'none',
+            'dist-build-test/app:1',
+            'cat',
+            '/copy.txt',
+          ])
+        ).stdout,
+      ).toBe('deps\nmoved\n');
+    } finally {
+      await other.stop();
+    }
+  }, 180_000);
+
   test('a failed docker build fails its invocation with the build log, and the rest still runs', async () => {
     writeFileSync(join(root, 'app/Dockerfile'), 'FROM dist-build-test/base:1\nRUN exit 7\n');
     const out = join(dir, 'out');

@@ -50,6 +50,7 @@ describe('dockerJobSpec', () => {
       docker: '/usr/bin/docker',
       load: ['.dist-build/images/base.tar'],
       parentEnv: { DOCKER_HOST: 'unix:///d.sock', SECRET: 'no', PATH: '/bin' },
+      cacheFrom: ['reg.example/api:0'],
     });
     expect(spec.cwd).toBe('/work/tree');
     expect(spec.env).toEqual({ DOCKER_HOST: 'unix:///d.sock', DOCKER_BUILDKIT: '1' });
@@ -62,6 +63,7 @@ describe('dockerJobSpec', () => {
       "'/usr/bin/docker' 'build' '--progress=plain' '-f' 'services/api/Dockerfile.prod' " +
         "'--target' 'release' '--platform' 'linux/arm64' '--network' 'host' " +
         "'--build-arg' 'A=x y' '--build-arg' 'B=2' '-t' 'reg.example/api:1' '-t' 'it'\\''s:quoted' " +
+        "'--build-arg' 'BUILDKIT_INLINE_CACHE=1' '--cache-from' 'reg.example/api:0' " +
         "'--iidfile' '.dist-build/images/api@linux-arm64.iid' 'services/api'",
     );
     expect(lines).toContain(

@@ -152,10 +152,12 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
 
   // What the next run learns: measured durations and where everything ran.
   const durations: Record<string, number> = { ...history?.durations };
+  const lastKeys: Record<string, string> = { ...history?.keys };
   for (const i of report.invocations) {
     if (i.status === 'built' && i.durationMs !== undefined) durations[i.unit] = i.durationMs / 1000;
+    if (i.status === 'built' || i.status === 'cached') lastKeys[i.unit] = i.cacheKey;
   }
-  await writeJsonAtomic(historyFile, { durations });
+  await writeJsonAtomic(historyFile, { durations, keys: lastKeys });
   // A run of some invocations keeps where the others went.
   await writeJsonAtomic(planFile, {
     assignments: { ...(targeted ? previous?.assignments : {}), ...run.plan() },

@@ -174,6 +174,8 @@ export interface StartJobRequest {
   exclude_inputs: string[];
   /** Absent or empty from a master that predates it. */
   excluded_outputs?: string[];
+  /** The unit's last result's cache key, when the master knows one other than `cache_key`. */
+  previous_cache_key?: string;
 }
 export interface StartJobResponse {
   accepted: boolean;

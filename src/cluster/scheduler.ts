@@ -730,6 +730,7 @@ export class Run {
         deps: this.depsOf(u),
         exclude_inputs: this.opts.excludeInputs ?? [],
         excluded_outputs: this.excludedOutputs,
+        ...this.previousKey(u),
       })
       .then(
         (res) => {
@@ -771,6 +772,12 @@ export class Run {
           this.undo(u, m, `StartJob on ${m.id} failed: ${err.details ?? err.message}`);
         },
       );
+  }
+
+  /** The unit's last result's key (see `StartJobRequest.previous_cache_key`), for docker builds. */
+  private previousKey(u: UnitRun): { previous_cache_key?: string } {
+    const key = u.inv.docker ? this.opts.history?.keys?.[u.unit.id] : undefined;
+    return key && key !== u.cacheKey ? { previous_cache_key: key } : {};
   }
 
   /** A StartJob that did not take: the unit waits again; the member cools off briefly. */

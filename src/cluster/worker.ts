@@ -37,7 +37,9 @@ import { CommandExecutor, commandJobSpec } from '../executors/command.js';
 import {
   dockerJobSpec,
   findDocker,
+  hasImage,
   imagesToLoad,
+  loadImage,
   pushImage,
   type DockerInfo,
 } from '../executors/docker.js';
@@ -49,7 +51,7 @@ import { blobOpenerFor, digestOutputs, restoreOutputs, saveOutputs } from '../st
 import { computeCacheKeys } from '../plan/keys.js';
 import { outExclusion } from '../plan/plan.js';
 import type { Unit } from '../plan/types.js';
-import { expandUnits, imageArchivePath, unitOutputs } from '../plan/units.js';
+import { expandUnits, imageArchivePath, isImageArchive, unitOutputs } from '../plan/units.js';
 import { configDigest, definitionDigest } from './definition.js';
 import { isNoSpace, leftByDead, processStartTime } from '../store/fsutil.js';
 import {
@@ -155,6 +157,8 @@ interface WorkerJob {
   excludeInputs: string[];
   /** The master's config's declared outputs (empty from an older master; see `checkKey`). */
   excludedOutputs: string[];
+  /** The unit's last result's key, from the master (a docker build's cache source). */
+  previousKey?: string;
   phase: Phase;
   startedAt: number;
   command?: CommandJob;
@@ -919,6 +923,7 @@ export class WorkerAgent {
       deps: req.deps,
       excludeInputs: req.exclude_inputs ?? [],
       excludedOutputs: req.excluded_outputs ?? [],
+      ...(req.previous_cache_key ? { previousKey: req.previous_cache_key } : {}),
       phase: 'preparing',
       startedAt: Date.now(),
     };
@@ -979,8 +984,11 @@ export class WorkerAgent {
       await this.prepare(job);
       if (job.stopped) throw new StoppedError(job.stopped);
       job.phase = 'running';
+      const cacheFrom = job.invocation.docker ? await this.dockerCacheSource(job) : [];
+      if (job.stopped) throw new StoppedError(job.stopped);
       const spec = job.invocation.docker
         ? dockerJobSpec(job.invocation, {
+            cacheFrom,
             id: job.id,
             cwd: this.config.root,
             unit: job.unit,
@@ -1225,6 +1233,52 @@ export class WorkerAgent {
     });
     this.keyChecks = check.catch(() => {});
     return check;
+  }
+
+  /**
+   * What a docker build takes cached layers from (`--cache-from`): the unit's image when this
+   * daemon has one under its tags (built here before: its own layer cache has the layers, and the
+   * image names them), else the image of the unit's previous result
+   * (the master's `previous_cache_key`), loaded from the store into the daemon: a worker new to
+   * the unit (another took it before, or it is new to the pool) builds with that result's layers
+   * instead of from scratch. Best effort: nothing, with a warning, when that image cannot be had.
+   */
+  private async dockerCacheSource(job: WorkerJob): Promise<string[]> {
+    const docker = this.docker!;
+    const env = this.executorEnv;
+    for (const tag of job.invocation.docker!.tags)
+      if (await hasImage(docker, tag, env)) return [tag];
+    if (!job.previousKey) return [];
+    const root = this.config.root;
+    try {
+      const m = await this.opts.store.getResult(job.previousKey);
+      const image = m?.outputs.find((o) => isImageArchive(o.path));
+      if (!m || !image) return [];
+      await mkdir(join(root, '.dist-build', 'tmp'), { recursive: true });
+      const scratch = await mkdtemp(join(root, '.dist-build', 'tmp', 'cache-from-'));
+      try {
+        await restoreOutputs(blobOpenerFor(this.opts.store), scratch, [image], {
+          stagingDir: scratch,
+        });
+        const refs = await loadImage(
+          docker,
+          join(scratch, image.path),
+          env,
+          job.invocation.timeout * 1000,
+        );
+        this.log(
+          `worker ${this.workerId}: ${job.unit}: cached layers from its previous image (built by ${m.worker}, ${job.previousKey.slice(0, 19)})`,
+        );
+        return refs;
+      } finally {
+        await rm(scratch, { recursive: true, force: true });
+      }
+    } catch (err) {
+      this.log(
+        `worker ${this.workerId}: warning: ${job.unit}: no cached layers from its previous image: ${(err as Error).message}`,
+      );
+      return [];
+    }
   }
 
   /** The paths a job saves: its declared outputs, and a docker build's image archive. */

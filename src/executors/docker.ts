@@ -63,6 +63,8 @@ export interface DockerJobOptions {
   load: readonly string[];
   /** The worker's environment, for `DOCKER_ENV`. */
   parentEnv?: NodeJS.ProcessEnv;
+  /** Images in the daemon to take cached layers from (`--cache-from`; see `cacheSource`). */
+  cacheFrom?: readonly string[];
 }
 
 /** The `JobSpec` for a `docker:` invocation (see the module comment). */
@@ -80,6 +82,10 @@ export function dockerJobSpec(inv: InvocationConfig, opts: DockerJobOptions): Jo
   for (const [k, v] of Object.entries(d.buildArgs).sort(([a], [b]) => (a < b ? -1 : 1)))
     build.push('--build-arg', `${k}=${v}`);
   for (const t of d.tags) build.push('-t', t);
+  // The image carries its layers' cache keys (inline cache), so that a daemon that never built it
+  // can take its layers as a cache (--cache-from) once it has the image (loaded from the store).
+  build.push('--build-arg', 'BUILDKIT_INLINE_CACHE=1');
+  for (const c of opts.cacheFrom ?? []) build.push('--cache-from', c);
   build.push('--iidfile', iid, d.context);
   const lines = [
     'set -e',
@@ -288,4 +294,28 @@ export function imagesToLoad(
     for (const d of own.length ? own : units) out.push(...d.paths.filter(isImageArchive));
   }
   return out;
+}
+
+/** Whether the daemon has an image `ref`. */
+export async function hasImage(
+  docker: DockerInfo,
+  ref: string,
+  env: NodeJS.ProcessEnv,
+): Promise<boolean> {
+  return (await run(docker.path, ['image', 'inspect', '--format', '{{.Id}}', ref], env, 30_000)).ok;
+}
+
+/**
+ * `docker load -i archive`; the references it loaded (its tags, or the image id of an untagged
+ * image), as `docker load` names them.
+ */
+export async function loadImage(
+  docker: DockerInfo,
+  archive: string,
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+): Promise<string[]> {
+  const r = await run(docker.path, ['load', '-i', archive], env, timeoutMs);
+  if (!r.ok) throw new Error(`docker load: ${r.error}`);
+  return [...r.stdout.matchAll(/^Loaded image(?: ID)?: (\S+)$/gm)].map((m) => m[1]!);
 }

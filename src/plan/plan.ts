@@ -10,6 +10,8 @@ import type { PlacementItem, Unit, WorkerInfo } from './types.js';
 /** `{"durations": {"<invocation or unit id>": seconds}}`, from earlier runs. */
 export interface History {
   durations: Record<string, number>;
+  /** Per unit, the cache key of its last result (built or cached): a docker build's cache source. */
+  keys?: Record<string, string>;
 }
 
 /** What `dist-build plan --json` prints; also accepted back as `--previous`. */
