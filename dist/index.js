@@ -14155,6 +14155,7 @@ var Run = class {
     });
     this.byId = new Map(this.units.map((u) => [u.unit.id, u]));
     for (const u of this.units) {
+      if (this.isExternal(u)) continue;
       for (const n of new Set(u.unit.needs)) {
         const dep = this.byId.get(n);
         u.needs.push(dep);
@@ -14208,6 +14209,44 @@ var Run = class {
   listeners = [];
   /** Every invocation's outputs (sent with each job, for the worker's key check). */
   excludedOutputs;
+  /** Built by another run (see `RunOptions.external`): never placed or dispatched here. */
+  isExternal(u) {
+    return this.opts.external?.has(u.unit.id) ?? false;
+  }
+  /**
+   * Asks the workers' stores for the external units still waiting until all are there (cached)
+   * or `externalWaitMs` is up (those fail); resolves then.
+   */
+  async awaitExternal() {
+    const waiting = () => this.units.filter((u) => this.isExternal(u) && u.state === "waiting");
+    if (!waiting().length) return;
+    const waitMs = this.opts.externalWaitMs ?? 36e5;
+    const deadline = Date.now() + waitMs;
+    const pollMs = Math.min(this.opts.externalPollMs ?? 5e3, Math.max(200, waitMs / 4));
+    const names = waiting().map((u) => u.unit.id);
+    this.note(`waiting for ${names.join(", ")} from the other runners' shares`);
+    this.opts.onEvent?.({ type: "waiting-external", units: names, waitMs });
+    while (waiting().length && !this.cancelled && !this.fatal) {
+      if (Date.now() >= deadline) {
+        for (const u of waiting())
+          this.fail(
+            u,
+            `not in the cache within ${Math.round(waitMs / 1e3)}s: another runner's share of the plan builds it (did its job fail, or does it use other cache stores?)`
+          );
+        break;
+      }
+      await new Promise((r) => setTimeout(r, pollMs).unref());
+      if (this.cancelled || this.fatal) break;
+      try {
+        await this.checkCache(this.master.live());
+      } catch (err) {
+        this.note(`cache query for the other shares' units failed: ${err.message}`);
+      }
+      this.pump();
+      this.checkDone();
+    }
+    this.checkDone();
+  }
   // --- RunView (status, logs) -------------------------------------------------------------------
   unitStatus() {
     return this.units.map((u) => ({
@@ -14247,7 +14286,9 @@ var Run = class {
       this.replan(this.opts.previous);
       this.pump();
       this.checkDone();
+      const external = this.awaitExternal();
       await this.done;
+      await external;
       if (this.fatal) throw this.fatal;
       let { exports, lost } = await this.exportAll();
       if (lost.length && !this.cancelled) {
@@ -14424,7 +14465,7 @@ var Run = class {
     if (!this.dispatching) return;
     this.lastReplanAt = Date.now();
     const members = this.master.live();
-    const waiting = this.units.filter((u) => u.state === "waiting");
+    const waiting = this.units.filter((u) => u.state === "waiting" && !this.isExternal(u));
     if (!waiting.length) return;
     if (!members.length) {
       for (const u of waiting) u.owner = void 0;
@@ -14914,7 +14955,7 @@ var Run = class {
     }
   }
   addReady(u) {
-    if (this.readyUnits.has(u)) return;
+    if (this.readyUnits.has(u) || this.isExternal(u)) return;
     this.readyUnits.add(u);
     const q = this.queues;
     if (!q) return;

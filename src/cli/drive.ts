@@ -57,6 +57,11 @@ export interface DriveOptions {
    * `selectUnits`). Default: every invocation.
    */
   targets?: readonly string[];
+  /**
+   * One runner's share of a plan (`run --share`): the units it runs (`only`), among them those
+   * another runner builds (`external`, taken from the cache; see `RunOptions.external`).
+   */
+  share?: { only: ReadonlySet<string>; external: ReadonlySet<string>; waitMs: number };
   /** See `RunOptions.onWorkerLost`. */
   onWorkerLost?: (workerId: string, why: string) => void;
 }
@@ -91,13 +96,18 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
   const history = await readJson<History>(historyFile);
   const previous = await readJson<{ assignments: Record<string, string> }>(planFile);
 
-  const targeted = (opts.targets?.length ?? 0) > 0;
-  const units = selectUnits(expandUnits(config), opts.targets ?? [], true);
+  const share = opts.share;
+  const targeted = (opts.targets?.length ?? 0) > 0 || !!share;
+  const all = expandUnits(config);
+  const units = share
+    ? all.filter((u) => share.only.has(u.id))
+    : selectUnits(all, opts.targets ?? [], true);
   const excludeInputs = [
     ...outExclusion(config.root, opts.out),
     ...(opts.cacheDir !== undefined ? outExclusion(config.root, opts.cacheDir) : []),
   ];
-  const keyInfo = await computeCacheKeys(config, units, { exclude: excludeInputs });
+  // A share's units from other shares are keyed with their own needs: the whole graph's keys.
+  const keyInfo = await computeCacheKeys(config, share ? all : units, { exclude: excludeInputs });
   for (const m of keyWarnings(units, keyInfo)) err.write(`dist-build: warning: ${m}\n`);
   const keys = new Map([...keyInfo].map(([id, k]) => [id, k.cacheKey]));
 
@@ -136,6 +146,7 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
     ...(opts.noWorkerTimeoutMs ? { noWorkerTimeoutMs: opts.noWorkerTimeoutMs } : {}),
     ...(opts.onWorkerLost ? { onWorkerLost: opts.onWorkerLost } : {}),
     ...(targeted ? { only: new Set(units.map((u) => u.id)) } : {}),
+    ...(share ? { external: share.external, externalWaitMs: share.waitMs } : {}),
   });
   opts.onRun?.(run);
   // An earlier run's report must not pass for this one's when this one ends in an error (no

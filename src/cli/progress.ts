@@ -166,6 +166,11 @@ export class Progress {
         if (!this.live)
           this.print(`${e.unit}: exported ${e.path} from ${e.worker} to ${shownPath(e.dest)}`);
         break;
+      case 'waiting-external':
+        this.print(
+          `waiting for ${e.units.join(', ')} (other runners' shares of the plan) to be in the cache stores, for up to ${Math.round(e.waitMs / 1000)}s`,
+        );
+        break;
       case 'pushed':
         this.print(
           `${e.unit}: pushed ${e.ref} (${e.digest || 'no digest given'}) from ${e.worker}`,

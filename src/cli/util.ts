@@ -1,6 +1,6 @@
 /** Small helpers shared by the cluster commands. */
 import { Option } from 'commander';
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { processAlive } from '../cluster/local.js';
 import { parseDuration } from '../config/duration.js';
 import type { Config } from '../config/types.js';
@@ -112,6 +112,54 @@ export function targetUnits(config: Config, configPath: string, names: readonly 
   } catch (err) {
     throw new UsageError(`${configPath}: ${(err as Error).message}`);
   }
+}
+
+/**
+ * `run --share WORKER --plan FILE`: the units the plan (`dist-build plan --json`) gives WORKER,
+ * and those they need that it gives other workers (`external`: built by the runners of those
+ * shares, taken from the cache here). The plan must be of this config: a unit it does not place
+ * is a usage error, as is a worker it does not name.
+ */
+export function planShare(
+  config: Config,
+  planFile: string,
+  worker: string,
+): { own: Unit[]; only: Set<string>; external: Set<string> } {
+  let plan: { workers?: unknown; assignments?: unknown };
+  try {
+    plan = JSON.parse(readFileSync(planFile, 'utf8')) as typeof plan;
+  } catch (err) {
+    throw new UsageError(
+      `--plan ${planFile}: cannot read a plan (the JSON of dist-build plan --json): ${(err as Error).message}`,
+    );
+  }
+  const assignments = plan.assignments as Record<string, unknown> | undefined;
+  const workers = Array.isArray(plan.workers) ? plan.workers.map(String) : undefined;
+  if (!assignments || typeof assignments !== 'object' || !workers)
+    throw new UsageError(
+      `--plan ${planFile}: expected the JSON of dist-build plan --json (with workers and assignments)`,
+    );
+  if (!workers.includes(worker))
+    throw new UsageError(
+      `--share ${worker}: not a worker of the plan ${planFile} (its workers: ${workers.join(', ')})`,
+    );
+  const units = expandUnits(config);
+  const unplaced = units.filter((u) => typeof assignments[u.id] !== 'string');
+  if (unplaced.length)
+    throw new UsageError(
+      `--plan ${planFile} places no worker for ${unplaced
+        .slice(0, 5)
+        .map((u) => u.id)
+        .join(
+          ', ',
+        )}${unplaced.length > 5 ? ', ...' : ''}: it was made from another config than ${config.file}`,
+    );
+  const own = units.filter((u) => assignments[u.id] === worker);
+  const only = new Set(own.map((u) => u.id));
+  const external = new Set<string>();
+  for (const u of own) for (const n of u.needs) if (!only.has(n)) external.add(n);
+  for (const e of external) only.add(e);
+  return { own, only, external };
 }
 
 /** `--log-order` of `run` and `master`. */

@@ -84,7 +84,8 @@ export type RunEvent =
   | { type: 'worker-joined'; worker: string }
   | { type: 'warning'; message: string }
   | { type: 'exported'; unit: string; worker: string; path: string; dest: string }
-  | { type: 'pushed'; unit: string; worker: string; ref: string; digest: string };
+  | { type: 'pushed'; unit: string; worker: string; ref: string; digest: string }
+  | { type: 'waiting-external'; units: string[]; waitMs: number };
 
 export interface RunOptions {
   config: Config;
@@ -120,6 +121,15 @@ export interface RunOptions {
   excludeInputs?: string[];
   /** Run only these units (ids; every unit they need must be among them). Default: all. */
   only?: ReadonlySet<string>;
+  /**
+   * Units (among `only`) this run does not build: another run builds them (another runner's
+   * share of a plan, `run --share`). They are taken from the cache once there, asked for every
+   * `externalPollMs` (default 5 s); one not there within `externalWaitMs` (default 1 h) fails,
+   * and what needs it is skipped. Their own needs are not this run's business.
+   */
+  external?: ReadonlySet<string>;
+  externalWaitMs?: number;
+  externalPollMs?: number;
 }
 
 interface UnitRun {
@@ -260,6 +270,7 @@ export class Run {
     });
     this.byId = new Map(this.units.map((u) => [u.unit.id, u]));
     for (const u of this.units) {
+      if (this.isExternal(u)) continue;
       for (const n of new Set(u.unit.needs)) {
         const dep = this.byId.get(n)!;
         u.needs.push(dep);
@@ -268,6 +279,47 @@ export class Run {
     }
     for (const u of this.units) if (this.ready(u)) this.addReady(u);
     this.done = new Promise((resolve) => (this.finished = resolve));
+  }
+
+  /** Built by another run (see `RunOptions.external`): never placed or dispatched here. */
+  private isExternal(u: UnitRun): boolean {
+    return this.opts.external?.has(u.unit.id) ?? false;
+  }
+
+  /**
+   * Asks the workers' stores for the external units still waiting until all are there (cached)
+   * or `externalWaitMs` is up (those fail); resolves then.
+   */
+  private async awaitExternal(): Promise<void> {
+    const waiting = () => this.units.filter((u) => this.isExternal(u) && u.state === 'waiting');
+    if (!waiting().length) return;
+    const waitMs = this.opts.externalWaitMs ?? 3_600_000;
+    const deadline = Date.now() + waitMs;
+    // A short wait is asked about a few times in it.
+    const pollMs = Math.min(this.opts.externalPollMs ?? 5000, Math.max(200, waitMs / 4));
+    const names = waiting().map((u) => u.unit.id);
+    this.note(`waiting for ${names.join(', ')} from the other runners' shares`);
+    this.opts.onEvent?.({ type: 'waiting-external', units: names, waitMs });
+    while (waiting().length && !this.cancelled && !this.fatal) {
+      if (Date.now() >= deadline) {
+        for (const u of waiting())
+          this.fail(
+            u,
+            `not in the cache within ${Math.round(waitMs / 1000)}s: another runner's share of the plan builds it (did its job fail, or does it use other cache stores?)`,
+          );
+        break;
+      }
+      await new Promise((r) => setTimeout(r, pollMs).unref());
+      if (this.cancelled || this.fatal) break;
+      try {
+        await this.checkCache(this.master.live());
+      } catch (err) {
+        this.note(`cache query for the other shares' units failed: ${(err as Error).message}`);
+      }
+      this.pump();
+      this.checkDone();
+    }
+    this.checkDone();
   }
 
   // --- RunView (status, logs) -------------------------------------------------------------------
@@ -313,7 +365,9 @@ export class Run {
       this.replan(this.opts.previous);
       this.pump();
       this.checkDone();
+      const external = this.awaitExternal();
       await this.done;
+      await external;
       if (this.fatal) throw this.fatal;
       let { exports, lost } = await this.exportAll();
       // An artifact whose bytes turned out corrupt (or gone) on every holder is built again, once.
@@ -527,7 +581,7 @@ export class Run {
     if (!this.dispatching) return;
     this.lastReplanAt = Date.now();
     const members = this.master.live();
-    const waiting = this.units.filter((u) => u.state === 'waiting');
+    const waiting = this.units.filter((u) => u.state === 'waiting' && !this.isExternal(u));
     if (!waiting.length) return;
     if (!members.length) {
       for (const u of waiting) u.owner = undefined;
@@ -1091,7 +1145,7 @@ export class Run {
   }
 
   private addReady(u: UnitRun): void {
-    if (this.readyUnits.has(u)) return;
+    if (this.readyUnits.has(u) || this.isExternal(u)) return;
     this.readyUnits.add(u);
     const q = this.queues;
     if (!q) return;

@@ -17,9 +17,11 @@ import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
 import {
   cacheDirFlag,
+  durationFlag,
   logOrderOption,
   outDirFlag,
   NO_REMOTE_CACHE_HELP,
+  planShare,
   positiveInt,
   targetUnits,
 } from '../util.js';
@@ -38,6 +40,9 @@ interface RunFlags {
   plain?: boolean;
   logOrder?: 'grouped' | 'stream' | 'auto';
   verbose?: boolean;
+  share?: string;
+  plan?: string;
+  shareTimeout: string;
 }
 
 /** Where `dist-build status` and `logs` find a local run in progress. */
@@ -68,6 +73,16 @@ export function registerRun(program: Command): void {
     .option('--plain', 'plain log lines even in a terminal')
     .addOption(logOrderOption())
     .option('--verbose', "print the workers' own log lines")
+    .option(
+      '--share <worker>',
+      "run only this worker's share of a plan (--plan): the invocations the plan gives it; what they need from other shares comes from the cache stores, once the runners of those shares put it there (one matrix job each)",
+    )
+    .option('--plan <file>', 'the plan of --share: the JSON of dist-build plan --json')
+    .option(
+      '--share-timeout <duration>',
+      'how long --share waits for what it needs from other shares, at most',
+      '1h',
+    )
     .addHelpText(
       'after',
       `
@@ -75,6 +90,8 @@ Examples:
   $ dist-build run --config examples/monorepo/dist-build.yml
   $ dist-build run --workers 8 --out artifacts --fail-fast
   $ dist-build run site test      # site and test, and what they need
+  $ dist-build plan --json --workers 4 > plan.json
+  $ dist-build run --share worker-2 --plan plan.json   # on one of 4 runners
 
 Exit code 0 when every invocation succeeded, 1 when one failed, 2 on bad input.`,
     )
@@ -87,7 +104,19 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
   const config = await loadConfig(flags.config);
   cacheDirFlag(config, flags.cacheDir);
   outDirFlag(config, flags.out);
-  const units = targetUnits(config, flags.config, targets);
+  if ((flags.share === undefined) !== (flags.plan === undefined))
+    throw new UsageError(flags.share ? '--share needs --plan' : '--plan goes with --share');
+  if (flags.share && targets.length)
+    throw new UsageError('--share runs the invocations the plan gives it: name none');
+  const share = flags.share ? planShare(config, flags.plan!, flags.share) : undefined;
+  const shareWaitMs = share ? durationFlag(flags.shareTimeout, '--share-timeout') * 1000 : 0;
+  const units = share ? share.own : targetUnits(config, flags.config, targets);
+  if (share && !units.length) {
+    process.stderr.write(
+      `dist-build: the plan gives ${flags.share} no invocation: nothing to do\n`,
+    );
+    return 0;
+  }
   const n = flags.workers ? localWorkerCount(flags.workers) : workerCount(config, units.length);
   // Without --cache-dir the workers use the config's stores (default <config dir>/.dist-build/cache).
   const cacheDirArgs = [
@@ -162,7 +191,8 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
       '--name',
       `worker-${i}`,
       '--id',
-      `worker-${i}`,
+      // A share's workers go by its name (a gha store keeps a shard per worker id).
+      share ? (n === 1 ? flags.share! : `${flags.share!}.${i}`) : `worker-${i}`,
       '--kill-grace',
       '5s',
       // The master's keys come from this very tree (a check would only see what jobs write).
@@ -249,6 +279,7 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
       configPath: flags.config,
       out: flags.out,
       targets,
+      ...(share ? { share: { ...share, waitMs: shareWaitMs } } : {}),
       ...(flags.cacheDir !== undefined ? { cacheDir: flags.cacheDir } : {}),
       failFast: flags.failFast ?? false,
       showOutput: flags.output,

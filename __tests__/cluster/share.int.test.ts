@@ -1,0 +1,108 @@
+/**
+ * `dist-build run --share WORKER --plan FILE`: each runner of a matrix runs its share of one plan;
+ * what a share needs from another comes from the cache stores once the other runner put it there
+ * (here: two trees and one local store directory both runs use, as a shared store would be).
+ */
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RunReport } from '../../src/report/types.js';
+import { runCli, startCli, stopAll } from '../helpers/processes.js';
+
+const CONFIG = `version: 1
+invocations:
+  a:
+    run: sleep 3 && mkdir -p out && echo A > out/a.txt && echo ran >> ../count-a
+    outputs: [out]
+  b:
+    needs: [a]
+    run: mkdir -p outb && cat out/a.txt > outb/b.txt && echo B >> outb/b.txt
+    outputs: [outb]
+    export: true
+  c:
+    run: echo c >> ../count-c
+`;
+const PLAN = { workers: ['w1', 'w2'], assignments: { a: 'w1', b: 'w2', c: 'w1' } };
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dist-build-share-'));
+  mkdirSync(join(dir, 't1'));
+  writeFileSync(join(dir, 't1/dist-build.yml'), CONFIG);
+  cpSync(join(dir, 't1'), join(dir, 't2'), { recursive: true });
+  writeFileSync(join(dir, 'plan.json'), JSON.stringify(PLAN));
+});
+afterEach(async () => {
+  await stopAll();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const share = (w: string, ...extra: string[]) => [
+  'run',
+  '--share',
+  w,
+  '--plan',
+  join(dir, 'plan.json'),
+  '--cache-dir',
+  join(dir, 'cache'),
+  '--plain',
+  ...extra,
+];
+const report = (tree: string) =>
+  JSON.parse(
+    readFileSync(join(dir, tree, 'dist-build-out/dist-build-report.json'), 'utf8'),
+  ) as RunReport;
+const statuses = (r: RunReport) => Object.fromEntries(r.invocations.map((i) => [i.unit, i.status]));
+
+test("two shares of a plan: each runs its own invocations, and one waits for what it needs from the other's", async () => {
+  // w2 starts first: b needs a, which is w1's.
+  const w2 = startCli(share('w2'), { cwd: join(dir, 't2') });
+  await w2.waitFor(/waiting for a \(other runners' shares of the plan\) to be in the cache stores/);
+  const w1 = await runCli(share('w1'), { cwd: join(dir, 't1') });
+  expect(w1.code).toBe(0);
+  expect(statuses(report('t1'))).toEqual({ a: 'built', c: 'built' });
+  const w2exit = await w2.exited;
+  expect({ code: w2exit.code, out: w2.output.slice(-2000) }).toMatchObject({ code: 0 });
+  // w2 took a from the cache, built b only, and exported it.
+  expect(statuses(report('t2'))).toEqual({ a: 'cached', b: 'built' });
+  expect(readFileSync(join(dir, 't2/dist-build-out/outb/b.txt'), 'utf8')).toBe('A\nB\n');
+  expect(readFileSync(join(dir, 'count-a'), 'utf8')).toBe('ran\n');
+  expect(readFileSync(join(dir, 'count-c'), 'utf8')).toBe('c\n');
+}, 90_000);
+
+test("a share whose dependency never comes fails it after --share-timeout, naming it another runner's", async () => {
+  const r = await runCli(share('w2', '--share-timeout', '2s'), { cwd: join(dir, 't2') });
+  expect(r.code).toBe(1);
+  const rep = report('t2');
+  expect(statuses(rep)).toEqual({ a: 'failed', b: 'skipped' });
+  expect(rep.invocations.find((i) => i.unit === 'a')!.reason).toMatch(
+    /^not in the cache within 2s: another runner's share of the plan builds it/,
+  );
+}, 60_000);
+
+test('--share checks its plan: a worker not in it, a plan of another config, --plan missing', async () => {
+  const bad = async (args: string[], re: RegExp) => {
+    const r = await runCli(args, { cwd: join(dir, 't1') });
+    expect({ code: r.code, err: r.stderr }).toMatchObject({
+      code: 2,
+      err: expect.stringMatching(re),
+    });
+  };
+  await bad(
+    share('w9'),
+    /--share w9: not a worker of the plan .*plan\.json \(its workers: w1, w2\)/,
+  );
+  writeFileSync(
+    join(dir, 'plan.json'),
+    JSON.stringify({ workers: ['w1'], assignments: { a: 'w1' } }),
+  );
+  await bad(
+    share('w1'),
+    /--plan .*plan\.json places no worker for b, c: it was made from another config/,
+  );
+  await bad(['run', '--share', 'w1'], /--share needs --plan/);
+  await bad(
+    ['run', '--share', 'w1', '--plan', join(dir, 'plan.json'), 'a'],
+    /--share runs the invocations the plan gives it: name none/,
+  );
+}, 60_000);
