@@ -1817,7 +1817,7 @@ function createGhaStore(options, ctx) {
     ctx
   );
 }
-var GHA_KEY_FORMAT, GHA_CACHE_PATH, SHARD_NAME, ACTIONS_ENV_KEYS, KNOWN_MODES, DAY_MS2, MAX_KEY_PART, capture, queue, hooks, restoreWrites, cacheModule, GhaStore;
+var GHA_KEY_FORMAT, GHA_CACHE_PATH, SHARD_NAME, ACTIONS_ENV_KEYS, KNOWN_MODES, DAY_MS2, MAX_KEY_PART, capture, queue, hooks, restoreWrites, cacheModule, PEER_REFRESH_MS, GhaStore;
 var init_gha = __esm({
   "src/store/gha.ts"() {
     "use strict";
@@ -1849,6 +1849,7 @@ var init_gha = __esm({
     capture = new AsyncLocalStorage();
     queue = Promise.resolve();
     hooks = 0;
+    PEER_REFRESH_MS = 6e4;
     GhaStore = class {
       kind = "gha";
       location;
@@ -1871,8 +1872,10 @@ var init_gha = __esm({
       /** Blobs of the shard this process has hashed (written, restored or checked). */
       verified = /* @__PURE__ */ new Set();
       peers = /* @__PURE__ */ new Map();
-      /** Each slot's shard restore, at most once (concurrent lookups wait for the same one). */
+      /** Each slot's shard restore (concurrent lookups wait for the same one). */
       peerLoads = /* @__PURE__ */ new Map();
+      /** When each slot's shard was last restored (or found missing). */
+      peerLoadedAt = /* @__PURE__ */ new Map();
       opening;
       shardStore;
       /** Whether the service can be used at all (set by `open`). */
@@ -2398,7 +2401,10 @@ var init_gha = __esm({
           });
         }
       }
-      /** Looks for a result in other slots' shards, restoring each at most once, lazily. */
+      /**
+       * Looks for a result in other slots' shards, restoring each lazily, and again (on a miss) when
+       * its last restore is `PEER_REFRESH_MS` old: the slot may have saved a newer entry since.
+       */
       async fromPeers(cacheKey) {
         if (this.options.slots.length === 0) return null;
         for (const peer of this.peers.values()) {
@@ -2407,7 +2413,11 @@ var init_gha = __esm({
         }
         for (const slot of this.options.slots) {
           const part = ghaKeyPart(slot);
-          if (this.peers.has(part)) continue;
+          const at = this.peerLoadedAt.get(part);
+          if (at !== void 0 && Date.now() - at >= (this.ctx.peerRefreshMs ?? PEER_REFRESH_MS)) {
+            this.peers.delete(part);
+            this.peerLoads.delete(part);
+          } else if (this.peers.has(part)) continue;
           const peer = await this.peer(part);
           const m = await peer?.getResult(cacheKey);
           if (m) return this.adopt(m, peer);
@@ -2431,6 +2441,7 @@ var init_gha = __esm({
         return load;
       }
       async loadPeer(part) {
+        this.peerLoadedAt.set(part, Date.now());
         if (!this.readable()) return null;
         const dir = join9(this.dir, "peers", fsName(part));
         await rm5(dir, { recursive: true, force: true }).catch(() => {

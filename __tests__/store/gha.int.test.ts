@@ -61,11 +61,12 @@ function makeStore(
   env: NodeJS.ProcessEnv,
   slot = 'worker-1',
   extra: Record<string, unknown> = {},
+  ctx: { peerRefreshMs?: number } = {},
 ): TestStore {
   const warnings: string[] = [];
   const store = createGhaStore(
     { dir: join(tmp, `shard-${dirs++}`), ...extra },
-    { root: tmp, slot, onWarning: (m) => warnings.push(m), env },
+    { root: tmp, slot, onWarning: (m) => warnings.push(m), env, ...ctx },
   );
   return { store, warnings };
 }
@@ -393,6 +394,33 @@ describe('GhaStore shards and slots (v2)', () => {
     await w2.store.flush();
     const w2again = makeStore(srv.env('v2'), 'worker-2');
     expect(await w2again.store.getResult(key(1))).not.toBeNull();
+    expect(w2.warnings).toEqual([]);
+  });
+
+  it("restores another slot's shard again on a miss once it is old enough (a share waiting for another's result)", async () => {
+    const srv = await start();
+    const work = join(tmp, 'work-refresh');
+    await writeTree(work, { 'out/a.txt': 'a\n' });
+    const w2 = makeStore(
+      srv.env('v2'),
+      'worker-2',
+      { slots: ['worker-1'] },
+      { peerRefreshMs: 300 },
+    );
+    // worker-1 has saved nothing yet: a miss.
+    expect(await w2.store.getResult(key(1))).toBeNull();
+    const w1 = makeStore(srv.env('v2'), 'worker-1');
+    await buildResult(w1.store, work, key(1), ['out/a.txt']);
+    await w1.store.flush();
+    // Asked again at once: the shard restored a moment ago is not restored again.
+    const lookups = () => srv.requests().filter((r) => r.op === 'lookup').length;
+    const before = lookups();
+    expect(await w2.store.getResult(key(1))).toBeNull();
+    expect(lookups()).toBe(before);
+    // Later: restored again, and worker-1's new entry has the result.
+    await new Promise((r) => setTimeout(r, 350));
+    expect((await w2.store.getResult(key(1)))?.cacheKey).toBe(key(1));
+    expect(lookups()).toBe(before + 1);
     expect(w2.warnings).toEqual([]);
   });
 

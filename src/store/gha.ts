@@ -21,8 +21,9 @@
  *   in the last `retainDays` days (default 7, the service's own idle expiry), and the blobs they
  *   name; older untouched results are dropped so a shard does not grow forever.
  * - On a result miss the store may look in other slots' newest shards (option `slots`: the other
- *   worker ids, which the plan knows), restoring each at most once, lazily, one after the other
- *   until the result is found. A hit is copied into this slot's shard (the unit now lives here).
+ *   worker ids, which the plan knows), restoring each lazily, one after the other until the
+ *   result is found; a slot's shard is restored again, on a miss, once a minute at most (a share
+ *   of a plan waiting for another's result, `run --share`, sees that share's saved shard). A hit is copied into this slot's shard (the unit now lives here).
  *   No index entry: it would cost an upload per run and could only be as fresh as its last
  *   writer; the plan already names the slots.
  *
@@ -402,6 +403,9 @@ function failureDetail(log: CapturedLog): string {
 // ---------------------------------------------------------------------------------------------
 // The store
 
+/** A miss restores another slot's shard again once its last restore is this old. */
+const PEER_REFRESH_MS = 60_000;
+
 export class GhaStore implements Store {
   readonly kind = 'gha';
   readonly location: string;
@@ -425,8 +429,10 @@ export class GhaStore implements Store {
   /** Blobs of the shard this process has hashed (written, restored or checked). */
   private readonly verified = new Set<string>();
   private readonly peers = new Map<string, LocalStore>();
-  /** Each slot's shard restore, at most once (concurrent lookups wait for the same one). */
+  /** Each slot's shard restore (concurrent lookups wait for the same one). */
   private readonly peerLoads = new Map<string, Promise<LocalStore | null>>();
+  /** When each slot's shard was last restored (or found missing). */
+  private readonly peerLoadedAt = new Map<string, number>();
   private opening: Promise<void> | undefined;
   private shardStore: LocalStore | undefined;
   /** Whether the service can be used at all (set by `open`). */
@@ -1018,7 +1024,10 @@ export class GhaStore implements Store {
     }
   }
 
-  /** Looks for a result in other slots' shards, restoring each at most once, lazily. */
+  /**
+   * Looks for a result in other slots' shards, restoring each lazily, and again (on a miss) when
+   * its last restore is `PEER_REFRESH_MS` old: the slot may have saved a newer entry since.
+   */
   private async fromPeers(cacheKey: string): Promise<ResultManifest | null> {
     if (this.options.slots.length === 0) return null;
     for (const peer of this.peers.values()) {
@@ -1027,7 +1036,13 @@ export class GhaStore implements Store {
     }
     for (const slot of this.options.slots) {
       const part = ghaKeyPart(slot);
-      if (this.peers.has(part)) continue; // looked in above
+      const at = this.peerLoadedAt.get(part);
+      if (at !== undefined && Date.now() - at >= (this.ctx.peerRefreshMs ?? PEER_REFRESH_MS)) {
+        this.peers.delete(part);
+        this.peerLoads.delete(part);
+      } else if (this.peers.has(part)) continue; // looked in above
+      // A restore in progress (another lookup's) is waited for; one done a moment ago that found
+      // no entry is not made again.
       const peer = await this.peer(part);
       const m = await peer?.getResult(cacheKey);
       if (m) return this.adopt(m, peer!);
@@ -1054,6 +1069,7 @@ export class GhaStore implements Store {
   }
 
   private async loadPeer(part: string): Promise<LocalStore | null> {
+    this.peerLoadedAt.set(part, Date.now());
     if (!this.readable()) return null;
     // A fresh copy: what an earlier process restored may hold results the slot has dropped since.
     const dir = join(this.dir, 'peers', fsName(part));

@@ -214,6 +214,8 @@ export interface StoreContext {
   /** Warnings: a backend that cannot be used never fails a build, it warns and misses. */
   onWarning: (message: string) => void;
   env: NodeJS.ProcessEnv;
+  /** gha: how old another slot's restored shard gets before a miss restores it again (tests). */
+  peerRefreshMs?: number;
 }
 
 /** Bytes that do not hash to the digest they were stored or requested under. */

@@ -12,7 +12,7 @@ import {
   ghaScopePrefix,
   ghaSuperseded,
   preloadActionsCache
-} from "./chunk-QZVAY32K.js";
+} from "./chunk-KVMFMC3H.js";
 import "./chunk-QPI3LQR2.js";
 import "./chunk-7FDW4MNB.js";
 export {

@@ -1055,6 +1055,7 @@ function failureDetail(log) {
   const lines = [.../* @__PURE__ */ new Set([...log.errors, ...log.warnings, ...reserve, ...failed])];
   return lines.join("; ").replace(/\s+/g, " ").slice(0, 1e3) || "no details";
 }
+var PEER_REFRESH_MS = 6e4;
 var GhaStore = class {
   kind = "gha";
   location;
@@ -1077,8 +1078,10 @@ var GhaStore = class {
   /** Blobs of the shard this process has hashed (written, restored or checked). */
   verified = /* @__PURE__ */ new Set();
   peers = /* @__PURE__ */ new Map();
-  /** Each slot's shard restore, at most once (concurrent lookups wait for the same one). */
+  /** Each slot's shard restore (concurrent lookups wait for the same one). */
   peerLoads = /* @__PURE__ */ new Map();
+  /** When each slot's shard was last restored (or found missing). */
+  peerLoadedAt = /* @__PURE__ */ new Map();
   opening;
   shardStore;
   /** Whether the service can be used at all (set by `open`). */
@@ -1604,7 +1607,10 @@ var GhaStore = class {
       });
     }
   }
-  /** Looks for a result in other slots' shards, restoring each at most once, lazily. */
+  /**
+   * Looks for a result in other slots' shards, restoring each lazily, and again (on a miss) when
+   * its last restore is `PEER_REFRESH_MS` old: the slot may have saved a newer entry since.
+   */
   async fromPeers(cacheKey) {
     if (this.options.slots.length === 0) return null;
     for (const peer of this.peers.values()) {
@@ -1613,7 +1619,11 @@ var GhaStore = class {
     }
     for (const slot of this.options.slots) {
       const part = ghaKeyPart(slot);
-      if (this.peers.has(part)) continue;
+      const at = this.peerLoadedAt.get(part);
+      if (at !== void 0 && Date.now() - at >= (this.ctx.peerRefreshMs ?? PEER_REFRESH_MS)) {
+        this.peers.delete(part);
+        this.peerLoads.delete(part);
+      } else if (this.peers.has(part)) continue;
       const peer = await this.peer(part);
       const m = await peer?.getResult(cacheKey);
       if (m) return this.adopt(m, peer);
@@ -1637,6 +1647,7 @@ var GhaStore = class {
     return load;
   }
   async loadPeer(part) {
+    this.peerLoadedAt.set(part, Date.now());
     if (!this.readable()) return null;
     const dir = join3(this.dir, "peers", fsName(part));
     await rm3(dir, { recursive: true, force: true }).catch(() => {
