@@ -28793,7 +28793,8 @@ function info(message) {
 
 // src/action/main.ts
 import { spawn } from "node:child_process";
-import { readFile as readFile4, stat as stat2 } from "node:fs/promises";
+import { mkdir as mkdir3, mkdtemp, readFile as readFile4, stat as stat2, writeFile as writeFile3 } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join as join5, resolve as resolve5 } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -33553,6 +33554,13 @@ async function runBuild() {
   const count2 = workersInput();
   const args = ["run", "--config", getInput("config") || "dist-build.yml", "--out", out];
   if (count2) args.push("--workers", count2);
+  const share = getInput("share");
+  const plan2 = getInput("plan");
+  if (!share !== !plan2)
+    throw new Error(
+      share ? 'input "share" needs input "plan"' : 'input "plan" goes with input "share"'
+    );
+  if (share) args.push("--share", share, "--plan", await planFile(plan2));
   const json = join5(out, REPORT_FILES.json);
   const markdown = join5(out, REPORT_FILES.markdown);
   const before = await Promise.all([fileVersion(json), fileVersion(markdown)]);
@@ -33608,11 +33616,22 @@ async function cache() {
   const code = await runCli(["cache", args[0], ...config, ...args.slice(1)], env2);
   if (code !== 0) setFailed(`dist-build cache ${args[0]} exited with code ${code}`);
 }
+async function planFile(plan2) {
+  if (!plan2.trimStart().startsWith("{")) return plan2;
+  const parent = process.env.RUNNER_TEMP || tmpdir();
+  await mkdir3(parent, { recursive: true });
+  const dir = await mkdtemp(join5(parent, "dist-build-plan-"));
+  const file = join5(dir, "plan.json");
+  await writeFile3(file, plan2);
+  return file;
+}
 var INPUT_USERS = {
   workers: ["plan", "run"],
   "worker-ids": ["plan"],
   history: ["plan"],
   previous: ["plan"],
+  share: ["run"],
+  plan: ["run"],
   args: ["cache"]
 };
 async function run() {

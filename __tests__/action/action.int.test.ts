@@ -3,6 +3,7 @@
  * `GITHUB_OUTPUT` file), bundled from the sources under test next to the CLI it runs. The gha
  * store talks to the local fake of the Actions cache service and of the GitHub REST API.
  */
+import type { RunReport } from '../../src/report/types.js';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -72,6 +73,46 @@ describe('the action', () => {
     });
     expect(Object.keys(JSON.parse(o.plan!).units).sort()).toEqual(['app', 'lib']);
     expect(o.workers).toBe('2');
+  });
+
+  it("command run with share and plan: each matrix job runs its worker's share of the plan output", async () => {
+    writeFileSync(join(tmp, 'dist-build.yml'), CONFIG);
+    const env = runnerEnv();
+    expect((await runAction({ command: 'plan', workers: '2' }, { cwd: tmp, env })).code).toBe(0);
+    const plan = outputs(env.GITHUB_OUTPUT!).plan!;
+    const assignments = (JSON.parse(plan) as { assignments: Record<string, string> }).assignments;
+    const ran: Record<string, string[]> = {};
+    for (const worker of ['worker-1', 'worker-2']) {
+      const file = join(tmp, `github-output-${worker}`);
+      writeFileSync(file, '');
+      const shareEnv = runnerEnv({ GITHUB_OUTPUT: file });
+      const r = await runAction(
+        { command: 'run', share: worker, plan, out: `out-${worker}` },
+        { cwd: tmp, env: shareEnv },
+      );
+      expect({ code: r.code, out: r.stdout.slice(-1500) }).toMatchObject({ code: 0 });
+      const report = outputs(shareEnv.GITHUB_OUTPUT!).report;
+      ran[worker] = report
+        ? (JSON.parse(readFileSync(report, 'utf8')) as RunReport).invocations
+            .filter((i) => i.status === 'built')
+            .map((i) => i.unit)
+            .sort()
+        : [];
+    }
+    // Each share built what the plan gave it, and nothing else.
+    for (const worker of ['worker-1', 'worker-2'])
+      expect(ran[worker]).toEqual(
+        Object.keys(assignments)
+          .filter((u) => assignments[u] === worker)
+          .sort(),
+      );
+    // share without plan is refused, naming the inputs.
+    const bad = await runAction(
+      { command: 'run', share: 'worker-1' },
+      { cwd: tmp, env: runnerEnv() },
+    );
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/::error::input "share" needs input "plan"/);
   });
 
   it('command run saves to the Actions cache; command cache prunes it with the github-token input', async () => {

@@ -2,7 +2,8 @@
 // outputs and the step summary; the work itself is the same code the CLI runs.
 import * as core from '@actions/core';
 import { spawn } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { annotate } from '../cli/github.js';
@@ -139,6 +140,13 @@ async function runBuild(): Promise<void> {
   const count = workersInput();
   const args = ['run', '--config', core.getInput('config') || 'dist-build.yml', '--out', out];
   if (count) args.push('--workers', count);
+  const share = core.getInput('share');
+  const plan = core.getInput('plan');
+  if (!share !== !plan)
+    throw new Error(
+      share ? 'input "share" needs input "plan"' : 'input "plan" goes with input "share"',
+    );
+  if (share) args.push('--share', share, '--plan', await planFile(plan));
   // A run that ends before it gets going (a config error) leaves the report of an earlier run
   // in `out` (a self-hosted runner's workspace, a second run step): that one is not this run's.
   const json = join(out, REPORT_FILES.json);
@@ -223,12 +231,28 @@ async function cache(): Promise<void> {
   if (code !== 0) core.setFailed(`dist-build cache ${args[0]} exited with code ${code}`);
 }
 
+/**
+ * The `plan` input as a file for `run --plan`: a path as it is, the JSON (the plan job's output)
+ * written to a file in the runner's temp dir.
+ */
+async function planFile(plan: string): Promise<string> {
+  if (!plan.trimStart().startsWith('{')) return plan;
+  const parent = process.env.RUNNER_TEMP || tmpdir();
+  await mkdir(parent, { recursive: true });
+  const dir = await mkdtemp(join(parent, 'dist-build-plan-'));
+  const file = join(dir, 'plan.json');
+  await writeFile(file, plan);
+  return file;
+}
+
 /** The inputs without a default, by the commands that use them. */
 const INPUT_USERS: Record<string, string[]> = {
   workers: ['plan', 'run'],
   'worker-ids': ['plan'],
   history: ['plan'],
   previous: ['plan'],
+  share: ['run'],
+  plan: ['run'],
   args: ['cache'],
 };
 
