@@ -7,16 +7,20 @@
  * into a short `sh` script, so stopping the job stops the CLI, which cancels the build in the
  * daemon. The script, in the config's root:
  * 1. `docker load -i` the image archive of each docker invocation it `needs` (restored into the
- *    tree like any dependency output), so that `FROM <their tag>` finds the image this run built
- *    or found cached, whichever worker built it;
+ *    tree like any dependency output; `imagesToLoad`), so that `FROM <their tag>` finds the image
+ *    this run built or found cached, whichever worker built it;
  * 2. `docker build` (BuildKit: `DOCKER_BUILDKIT=1`, `--progress=plain`) with the context,
- *    Dockerfile, target, platform (the unit's), build args and tags of the config;
+ *    Dockerfile, target, platform (the unit's), network, build args and tags of the config, with
+ *    inline cache (`BUILDKIT_INLINE_CACHE=1`) and `--cache-from` the images the worker chose
+ *    (its previous image of the unit, loaded from the stores when its daemon has none: see
+ *    `dockerCacheSource` in src/cluster/worker.ts);
  * 3. `docker save` of the image (by its tags, so a later `docker load` tags it again; by id when it
  *    has none) to the unit's image archive, `.dist-build/images/<unit>.tar` (`imageArchivePath`).
  *
- * That archive is the unit's output (with any `outputs` the invocation declares): stored, found
- * by later runs under the unit's cache key, restored for dependents and exported (`--out`
- * gets `images/<unit>.tar`, which `docker load -i` takes). The daemon's own build cache is what
+ * That archive is the unit's output (a docker invocation declares no other): stored, found by
+ * later runs under the unit's cache key, restored for dependents, exported (`--out` gets
+ * `images/<unit>.tar`, which `docker load -i` takes) and pushed (`docker.push`: `pushImage`, by
+ * the worker that holds it). The daemon's own build cache is what
  * consistent hashing keeps warm: the same unit goes back to the same worker, and so to the same
  * daemon, run after run.
  *
@@ -63,7 +67,7 @@ export interface DockerJobOptions {
   load: readonly string[];
   /** The worker's environment, for `DOCKER_ENV`. */
   parentEnv?: NodeJS.ProcessEnv;
-  /** Images in the daemon to take cached layers from (`--cache-from`; see `cacheSource`). */
+  /** Images in the daemon to take cached layers from (`--cache-from`). */
   cacheFrom?: readonly string[];
 }
 
