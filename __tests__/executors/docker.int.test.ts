@@ -278,6 +278,43 @@ maybe('docker executor (real dockerd)', () => {
     }
   }, 180_000);
 
+  test('an image without tags that moves takes its layers too (named for the build, not looked up on Docker Hub)', async () => {
+    writeFileSync(
+      join(root, 'dist-build.yml'),
+      CONFIG.replace('      tags: [dist-build-test/app:1]\n', ''),
+    );
+    writeFileSync(
+      join(root, 'app/Dockerfile'),
+      'FROM dist-build-test/base:1\nCOPY deps.txt /deps.txt\n' +
+        'RUN echo installing && cat /deps.txt > /installed\n' +
+        'COPY hello.txt /hello.txt\nRUN cat /installed /hello.txt > /copy.txt\n',
+    );
+    writeFileSync(join(root, 'app/deps.txt'), 'deps\n');
+    const out = join(dir, 'out');
+    const run = (d: DockerDaemon) =>
+      runCli(['run', '--workers', '1', '--out', out, '--plain'], { cwd: root, env: d.env });
+    expect((await run(daemon)).code).toBe(0);
+    const other = await startDockerd();
+    try {
+      await other.importBusybox();
+      writeFileSync(join(root, 'app/hello.txt'), 'moved\n');
+      const r = await run(other);
+      expect(r.code).toBe(0);
+      expect(statuses(report(out)).app).toBe('built');
+      const text = r.stdout + r.stderr;
+      expect(text).toMatch(/\[app\] #\d+ importing cache manifest from dist-build-cache-from:/);
+      expect(text).not.toMatch(/registry-1\.docker\.io/);
+      const step = /\[app\] #(\d+) \[\d\/\d\] RUN echo installing/.exec(text);
+      expect(step).not.toBeNull();
+      expect(text).toMatch(new RegExp(`\\[app\\] #${step![1]} CACHED`));
+      // The name was for the build only.
+      const images = await other.docker(['images', '--format', '{{.Repository}}']);
+      expect(images.stdout).not.toContain('dist-build-cache-from');
+    } finally {
+      await other.stop();
+    }
+  }, 180_000);
+
   test('a failed docker build fails its invocation with the build log, and the rest still runs', async () => {
     writeFileSync(join(root, 'app/Dockerfile'), 'FROM dist-build-test/base:1\nRUN exit 7\n');
     const out = join(dir, 'out');

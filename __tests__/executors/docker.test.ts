@@ -126,6 +126,48 @@ describe('dockerJobSpec', () => {
     }
   });
 
+  test('an untagged previous image (an id) is named for --cache-from, and the name goes after', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dist-build-docker-sh-'));
+    try {
+      const plain = config('version: 1\ninvocations:\n  img:\n    docker: { context: . }\n')
+        .invocations[0]!;
+      const prev = `sha256:${'a'.repeat(64)}`;
+      // A fake docker that logs its calls; its build writes BUILT as the image id.
+      const fake = join(dir, 'docker');
+      writeFileSync(
+        fake,
+        '#!/bin/sh\necho "$*" >> calls\n' +
+          'case "$1" in build) while [ $# -gt 1 ]; do [ "$1" = --iidfile ] && echo "$BUILT" > "$2"; shift; done;;\n' +
+          'save) echo image > "$3";; esac\n',
+      );
+      chmodSync(fake, 0o755);
+      const spec = dockerJobSpec(plain, {
+        id: 'j4',
+        cwd: dir,
+        unit: 'img',
+        docker: fake,
+        load: [],
+        parentEnv: {},
+        cacheFrom: [prev],
+      });
+      const name = `dist-build-cache-from:${'a'.repeat(64)}`;
+      const calls = (built: string) => {
+        rmSync(join(dir, 'calls'), { force: true });
+        execFileSync('/bin/sh', ['-c', spec.command], { cwd: dir, env: { BUILT: built } });
+        return execFileSync('cat', [join(dir, 'calls')], { encoding: 'utf8' }).split('\n');
+      };
+      const other = calls(`sha256:${'b'.repeat(64)}`);
+      expect(other[0]).toBe(`tag ${prev} ${name}`);
+      expect(other[1]).toContain(` --cache-from ${name} `);
+      expect(other).not.toContain(expect.stringContaining(`--cache-from ${prev}`));
+      expect(other.at(-2)).toBe(`rmi ${name}`);
+      // The build made that very image: it stays.
+      expect(calls(prev)).not.toContain(`rmi ${name}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('shellQuote', () => {
     expect(shellQuote("a'b c")).toBe(`'a'\\''b c'`);
     expect(

@@ -89,14 +89,28 @@ export function dockerJobSpec(inv: InvocationConfig, opts: DockerJobOptions): Jo
   // The image carries its layers' cache keys (inline cache), so that a daemon that never built it
   // can take its layers as a cache (--cache-from) once it has the image (loaded from the store).
   build.push('--build-arg', 'BUILDKIT_INLINE_CACHE=1');
-  for (const c of opts.cacheFrom ?? []) build.push('--cache-from', c);
+  // BuildKit takes a cache source by name only (an image id, the previous image of a build
+  // without tags, is looked up on Docker Hub): such an image is named for the build, and the name
+  // goes when the script ends (with the image, unless the build made that very image).
+  const ids = (opts.cacheFrom ?? []).filter((c) => /^sha256:[0-9a-f]{64}$/.test(c));
+  const nameOf = (c: string) => (ids.includes(c) ? `dist-build-cache-from:${c.slice(7)}` : c);
+  for (const c of opts.cacheFrom ?? []) build.push('--cache-from', nameOf(c));
+  const untag = ids.map((c) => `[ "$built" = ${c} ] || ${docker} rmi ${nameOf(c)};`);
+  const naming = ids.length
+    ? [
+        `trap ${shellQuote(`{ ${untag.join(' ')} } >/dev/null 2>&1 || true`)} EXIT`,
+        ...ids.map((c) => `${docker} tag ${c} ${nameOf(c)}`),
+      ]
+    : [];
   build.push('--iidfile', iid, d.context);
   const lines = [
     'set -e',
     `mkdir -p ${shellQuote(IMAGES_DIR)}`,
     `rm -f ${shellQuote(iid)} ${shellQuote(partial)}`,
     ...opts.load.map((a) => `${docker} load -i ${shellQuote(a)}`),
+    ...naming,
     `${docker} ${build.map(shellQuote).join(' ')}`,
+    ...(naming.length ? [`built="$(cat ${shellQuote(iid)})"`] : []),
     // By its tags, so that loading the archive tags the image again; by id when it has none.
     d.tags.length
       ? `${docker} save -o ${shellQuote(partial)} ${d.tags.map(shellQuote).join(' ')}`
