@@ -4,7 +4,15 @@
  * loadable archive; in a pool, a worker whose daemon never built a base image gets it from the
  * worker that did (through the cache) and builds FROM it; a worker without Docker says why.
  */
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -314,6 +322,34 @@ maybe('docker executor (real dockerd)', () => {
       await other.stop();
     }
   }, 180_000);
+
+  test('a previous image that cannot be had is a warning the run shows, and a build without it', async () => {
+    const out = join(dir, 'out');
+    const run = () =>
+      runCli(['run', '--workers', '1', '--out', out, '--plain'], { cwd: root, env: daemon.env });
+    expect((await run()).code).toBe(0);
+    // The daemon no longer has the image; its previous result's archive is corrupt in the store.
+    await daemon.docker(['image', 'rm', '-f', 'dist-build-test/app:1']);
+    const cache = join(root, '.dist-build/cache');
+    const history = JSON.parse(readFileSync(join(root, '.dist-build/history.json'), 'utf8')) as {
+      keys: Record<string, string>;
+    };
+    const key = history.keys.app!.slice('sha256:'.length);
+    const result = JSON.parse(
+      readFileSync(join(cache, 'results/sha256', key.slice(0, 2), `${key}.json`), 'utf8'),
+    ) as { outputs: { digest: string }[] };
+    const blob = result.outputs[0]!.digest.slice('sha256:'.length);
+    const file = join(cache, 'blobs/sha256', blob.slice(0, 2), blob);
+    chmodSync(file, 0o644);
+    writeFileSync(file, 'not an image');
+    writeFileSync(join(root, 'app/hello.txt'), 'changed\n');
+    const r = await run();
+    expect(r.code).toBe(0);
+    expect(statuses(report(out)).app).toBe('built');
+    expect(r.stderr).toMatch(
+      /warning: worker-1: app: no cached layers from its previous image: blob sha256:[0-9a-f]{64} is corrupt/,
+    );
+  }, 120_000);
 
   test('a failed docker build fails its invocation with the build log, and the rest still runs', async () => {
     writeFileSync(join(root, 'app/Dockerfile'), 'FROM dist-build-test/base:1\nRUN exit 7\n');

@@ -144,7 +144,8 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
   const warned = new Set<string>();
   const workerLine = (i: number, line: string) => {
     if (flags.verbose) return void err.write(`[worker-${i}] ${line}\n`);
-    const warning = /^\S+ warning: (.*)$/.exec(line)?.[1];
+    // `<time> warning: ...`, or `<time> worker <id>: warning: ...` (one about a job or the worker).
+    const warning = /^\S+ (?:worker(?: \S+)?: )?warning: (.*)$/.exec(line)?.[1];
     // The same problem met with other blobs is the same warning.
     const kind = warning?.replace(/sha256:[0-9a-f]{64}/g, 'sha256:*');
     if (warning === undefined || warned.has(kind!)) return;
