@@ -13,6 +13,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -241,6 +242,47 @@ maybe('docker executor (real dockerd)', () => {
     );
     expect(statuses(report(out)).base).toBe('built');
   }, 120_000);
+
+  test('push: Ctrl-C while it pushes stops the push: the run ends at once, the image not pushed', async () => {
+    // A registry that accepts connections and never answers: the push hangs.
+    const sockets = new Set<Socket>();
+    const hang = createServer((c) => {
+      sockets.add(c);
+      c.on('close', () => sockets.delete(c));
+    });
+    await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
+    const { port } = hang.address() as AddressInfo;
+    try {
+      writeFileSync(
+        join(root, 'dist-build.yml'),
+        CONFIG.replace(
+          'tags: [dist-build-test/app:1]',
+          `tags: ["127.0.0.1:${port}/dist-build-test/app:1"]\n      push: true`,
+        ),
+      );
+      const out = join(dir, 'out');
+      const run = startCli(['run', '--workers', '1', '--out', out, '--plain'], {
+        cwd: root,
+        env: daemon.env,
+      });
+      await run.waitFor(/app: built on worker-1/, 90_000);
+      for (let i = 0; i < 200 && sockets.size === 0; i++)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(sockets.size).toBeGreaterThan(0);
+      // To the CLI alone, as a cancelled workflow's runner (and the action) sends it.
+      const t0 = Date.now();
+      process.kill(run.pid, 'SIGINT');
+      expect((await run.exited).code).toBe(130);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      const app = report(out).invocations.find((i) => i.unit === 'app')!;
+      expect(app.status).toBe('cancelled');
+      expect(app.reason).toBe('interrupted (SIGINT); not pushed');
+      expect(report(out).pushes).toBeUndefined();
+    } finally {
+      for (const c of sockets) c.destroy();
+      hang.close();
+    }
+  }, 180_000);
 
   test("a daemon that never built an image takes its layers from the unit's previous image in the cache", async () => {
     // The expensive step depends on deps.txt only; hello.txt changes between the runs.

@@ -47,14 +47,13 @@ import type {
 } from '../report/types.js';
 import { definitionDigest } from './definition.js';
 import { otherRelease, type Master, type MemberState, type RunView } from './master.js';
-import { CACHE_QUERY_TIMEOUT_MS, call } from './protocol.js';
+import { CACHE_QUERY_TIMEOUT_MS } from './protocol.js';
 import type {
   BlobChunk,
   DependencyMsg,
   HasCacheResponse,
   JobReport,
   OutputChunkMsg,
-  PushImageRequest,
   PushImageResponse,
   RunningJob,
   UnitStatus,
@@ -218,6 +217,8 @@ export class Run {
   private cancelled = false;
   /** Why the run was cancelled (see `cancel`). */
   private cancelReason = '';
+  /** The push in flight (`pushAll`): cancelling the run cancels it. */
+  private pushing: grpc.ClientUnaryCall | undefined;
   private fatal: Error | undefined;
   private noWorkerTimer: NodeJS.Timeout | undefined;
   private pumping = false;
@@ -414,6 +415,8 @@ export class Run {
     this.cancelled = true;
     this.cancelReason = reason;
     this.note(`run cancelled: ${reason}`);
+    // A push can take long (a big image, a slow registry): it is stopped, not waited for.
+    this.pushing?.cancel();
     for (const u of this.units) {
       if (u.state === 'waiting') this.finish(u, 'cancelled', reason);
       else if (u.state === 'running' && u.job) {
@@ -1308,19 +1311,21 @@ export class Run {
       let pushed: PushReport | undefined;
       for (const m of image ? new Set(candidates) : []) {
         try {
-          const res = await call<PushImageRequest, PushImageResponse>(
-            m.client,
-            m.client.PushImage,
-            {
-              worker_uuid: m.uuid,
-              unit: u.unit.id,
-              cache_key: u.cacheKey,
-              path: image!.path,
-              digest: image!.digest,
-            },
-            this.master.metadata(),
-            u.inv.timeout * 1000,
-          );
+          const res = await new Promise<PushImageResponse>((resolve, reject) => {
+            this.pushing = m.client.PushImage(
+              {
+                worker_uuid: m.uuid,
+                unit: u.unit.id,
+                cache_key: u.cacheKey,
+                path: image!.path,
+                digest: image!.digest,
+              },
+              this.master.metadata(),
+              { deadline: Date.now() + u.inv.timeout * 1000 },
+              (err: grpc.ServiceError | null, r?: PushImageResponse) =>
+                err ? reject(err) : resolve(r!),
+            );
+          }).finally(() => (this.pushing = undefined));
           pushed = { unit: u.unit.id, invocation: u.inv.name, worker: m.id, images: res.pushed };
           for (const p of res.pushed)
             this.opts.onEvent?.({ type: 'pushed', unit: u.unit.id, worker: m.id, ...p });
@@ -1329,9 +1334,12 @@ export class Run {
           const e = err as grpc.ServiceError;
           why = e.code === grpc.status.UNAVAILABLE ? unreachable(m, e) : (e.details ?? e.message);
           this.note(`push of ${u.unit.id} from ${m.id} failed: ${why}`);
+          if (this.cancelled) break;
         }
       }
       if (pushed) done.push(pushed);
+      // Interrupted while it pushed: the run's status, not a push that failed.
+      else if (this.cancelled) this.finish(u, 'cancelled', `${this.cancelReason}; not pushed`);
       else {
         // Its build succeeded ("failed (exit 0)" would say otherwise): the push failed.
         u.exitCode = undefined;

@@ -798,7 +798,10 @@ export class WorkerAgent {
       PushImage: (c, cb) => {
         const err = guard(c, 'PushImage');
         if (err) return cb(err);
-        this.pushImage(c.request).then(
+        // The master cancels the call when its run is cancelled: the Docker CLI is stopped.
+        const cancelled = new AbortController();
+        c.on('cancelled', () => cancelled.abort());
+        this.pushImage(c.request, cancelled.signal).then(
           (res) => cb(null, res),
           (e: Error & { code?: number }) =>
             cb({
@@ -814,7 +817,7 @@ export class WorkerAgent {
    * Pushes a docker unit's image to its tags (see `PushImageRequest`): from the work tree's copy
    * of the archive when it holds that blob, else from one restored into a temp dir.
    */
-  private async pushImage(req: PushImageRequest): Promise<PushImageResponse> {
+  private async pushImage(req: PushImageRequest, signal: AbortSignal): Promise<PushImageResponse> {
     const refuse = (code: grpc.status, message: string) =>
       Object.assign(new Error(message), { code });
     const unit = this.units.get(req.unit);
@@ -844,6 +847,7 @@ export class WorkerAgent {
       pushImage(this.docker!, archive, inv.docker!.tags, {
         env: this.executorEnv,
         timeoutMs: inv.timeout * 1000,
+        signal,
       });
     const pushed = await this.workspace.withLock(req.path, async () => {
       if ((await this.workspace.held(req.path)) === blob) return push(join(root, req.path));

@@ -162,9 +162,11 @@ function run(
   args: string[],
   env: NodeJS.ProcessEnv,
   timeoutMs: number,
+  signal?: AbortSignal,
 ): Promise<{ ok: boolean; stdout: string; stderr: string; error?: string }> {
   return new Promise((resolve) => {
-    execFile(file, args, { env, timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+    const opts = { env, timeout: timeoutMs, maxBuffer: 1 << 20, ...(signal ? { signal } : {}) };
+    execFile(file, args, opts, (err, stdout, stderr) => {
       const e = err as (NodeJS.ErrnoException & { killed?: boolean }) | null;
       resolve({
         ok: !e,
@@ -172,11 +174,13 @@ function run(
         stderr: String(stderr),
         ...(e
           ? {
-              error: e.killed
-                ? `no answer in ${timeoutMs / 1000}s`
-                : e.code === 'ENOENT' || e.code === 'EACCES'
-                  ? `cannot run it (${e.code})`
-                  : (String(stderr).trim().split('\n')[0] ?? '') || e.message,
+              error: signal?.aborted
+                ? 'stopped'
+                : e.killed
+                  ? `no answer in ${timeoutMs / 1000}s`
+                  : e.code === 'ENOENT' || e.code === 'EACCES'
+                    ? `cannot run it (${e.code})`
+                    : (String(stderr).trim().split('\n')[0] ?? '') || e.message,
             }
           : {}),
       });
@@ -269,11 +273,11 @@ export async function pushImage(
   docker: DockerInfo,
   archive: string,
   tags: readonly string[],
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs: number },
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs: number; signal?: AbortSignal },
 ): Promise<PushedImage[]> {
   const env = { ...(opts.env ?? process.env), DOCKER_BUILDKIT: '1' };
   const step = async (args: string[]): Promise<string> => {
-    const r = await run(docker.path, args, env, opts.timeoutMs);
+    const r = await run(docker.path, args, env, opts.timeoutMs, opts.signal);
     if (!r.ok) {
       const said = `${r.stdout}\n${r.stderr}`.trim().split('\n').slice(-3).join(' / ');
       throw new Error(`docker ${args[0]} ${args.at(-1)}: ${said || r.error}`);
