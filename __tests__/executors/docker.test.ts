@@ -9,7 +9,13 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { parseConfig } from '../../src/config/load.js';
 import { definitionDigest } from '../../src/cluster/definition.js';
-import { dockerJobSpec, findDocker, imagesToLoad, shellQuote } from '../../src/executors/docker.js';
+import {
+  dockerJobSpec,
+  findDocker,
+  imagesToLoad,
+  pushImage,
+  shellQuote,
+} from '../../src/executors/docker.js';
 import {
   exportedImagePath,
   imageArchivePath,
@@ -361,5 +367,34 @@ describe('findDocker', () => {
     expect(
       (await findDocker({ docker: join(ok, 'docker'), env: { PATH: down } })).docker?.path,
     ).toBe(join(ok, 'docker'));
+  });
+});
+
+describe('pushImage', () => {
+  test('a tag that cannot be pushed names the tags pushed before it (the report lists none)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dist-build-push-'));
+    try {
+      const digest = `sha256:${'d'.repeat(64)}`;
+      // A fake client: pushes to 127.0.0.1:9 fail as a registry that is down does.
+      writeFileSync(
+        join(dir, 'docker'),
+        '#!/bin/sh\ncase "$1" in\nload) echo "Loaded image: x";;\n' +
+          'push) case "$2" in 127.0.0.1:9/*) echo "The push refers to repository [127.0.0.1:9/a]"; ' +
+          `echo 'Get "http://127.0.0.1:9/v2/": connection refused' >&2; exit 1;;\n` +
+          `*) echo "1: digest: ${digest} size: 528";; esac;;\nesac\n`,
+      );
+      chmodSync(join(dir, 'docker'), 0o755);
+      const docker = { path: join(dir, 'docker'), client: '20.10', server: '20.10', platform: '' };
+      const push = (tags: string[]) =>
+        pushImage(docker, join(dir, 'a.tar'), tags, { env: {}, timeoutMs: 10_000 });
+      expect(await push(['reg.example/a:1'])).toEqual([{ ref: 'reg.example/a:1', digest }]);
+      await expect(push(['reg.example/a:1', '127.0.0.1:9/a:1'])).rejects.toThrow(
+        new RegExp(
+          `^docker push 127\\.0\\.0\\.1:9/a:1: .*connection refused \\(pushed before it: reg\\.example/a:1 ${digest}\\)$`,
+        ),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -267,7 +267,7 @@ export interface PushedImage {
 /**
  * Loads an image archive into the daemon (`docker load`: it is tagged as saved) and pushes each
  * of `tags`, one after the other. Throws with the CLI's own message when a step fails (a
- * registry that refuses the credentials, a name it does not take).
+ * registry that refuses the credentials, a name it does not take), naming the tags pushed before.
  */
 export async function pushImage(
   docker: DockerInfo,
@@ -287,7 +287,12 @@ export async function pushImage(
   await step(['load', '-i', archive]);
   const pushed: PushedImage[] = [];
   for (const ref of tags) {
-    const out = await step(['push', ref]);
+    const out = await step(['push', ref]).catch((err: Error) => {
+      // The tags pushed before it name this run's image already: said, as the report lists none.
+      if (pushed.length)
+        err.message += ` (pushed before it: ${pushed.map((p) => `${p.ref} ${p.digest}`).join(', ')})`;
+      throw err;
+    });
     const digest = /digest: (sha256:[0-9a-f]{64})/.exec(out)?.[1] ?? '';
     pushed.push({ ref, digest });
   }
