@@ -371,6 +371,29 @@ describe('findDocker', () => {
 });
 
 describe('pushImage', () => {
+  test("the CLI's last lines make the message, without blank ones", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dist-build-push-'));
+    try {
+      // As docker push to a registry that is down: stdout ends with a newline, then stderr.
+      writeFileSync(
+        join(dir, 'docker'),
+        '#!/bin/sh\n[ "$1" = load ] && exit 0\necho "The push refers to repository [127.0.0.1:9/a]"\n' +
+          `echo 'Get "http://127.0.0.1:9/v2/": connection refused' >&2; exit 1\n`,
+      );
+      chmodSync(join(dir, 'docker'), 0o755);
+      const docker = { path: join(dir, 'docker'), client: '20.10', server: '20.10', platform: '' };
+      await expect(
+        pushImage(docker, join(dir, 'a.tar'), ['127.0.0.1:9/a:1'], { env: {}, timeoutMs: 10_000 }),
+      ).rejects.toThrow(
+        new Error(
+          'docker push 127.0.0.1:9/a:1: The push refers to repository [127.0.0.1:9/a] / Get "http://127.0.0.1:9/v2/": connection refused',
+        ),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a tag that cannot be pushed names the tags pushed before it (the report lists none)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'dist-build-push-'));
     try {

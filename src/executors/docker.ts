@@ -279,7 +279,8 @@ export async function pushImage(
   const step = async (args: string[]): Promise<string> => {
     const r = await run(docker.path, args, env, opts.timeoutMs, opts.signal);
     if (!r.ok) {
-      const said = `${r.stdout}\n${r.stderr}`.trim().split('\n').slice(-3).join(' / ');
+      const lines = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => l.trim());
+      const said = lines.slice(-3).join(' / ');
       throw new Error(`docker ${args[0]} ${args.at(-1)}: ${said || r.error}`);
     }
     return r.stdout;
