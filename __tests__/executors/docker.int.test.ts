@@ -288,6 +288,26 @@ maybe('docker executor (real dockerd)', () => {
     }
   }, 180_000);
 
+  test('push: --fail-fast after the image was built: not pushed, and the report says so', async () => {
+    writeFileSync(
+      join(root, 'dist-build.yml'),
+      CONFIG.replace(
+        'tags: [dist-build-test/app:1]',
+        'tags: ["127.0.0.1:9/dist-build-test/app:1"]\n      push: true',
+      ).replace('run: mkdir -p out && echo notes > out/notes.txt', 'needs: [app]\n    run: exit 3'),
+    );
+    const out = join(dir, 'out');
+    const r = await runCli(['run', '--workers', '1', '--out', out, '--plain', '--fail-fast'], {
+      cwd: root,
+      env: daemon.env,
+    });
+    expect(r.code).toBe(1);
+    const app = report(out).invocations.find((i) => i.unit === 'app')!;
+    expect(app.status).toBe('cancelled');
+    expect(app.reason).toBe('--fail-fast: notes failed; not pushed');
+    expect(statuses(report(out)).notes).toBe('failed');
+  }, 120_000);
+
   test("a daemon that never built an image takes its layers from the unit's previous image in the cache", async () => {
     // The expensive step depends on deps.txt only; hello.txt changes between the runs.
     writeFileSync(

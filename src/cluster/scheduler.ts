@@ -1300,8 +1300,13 @@ export class Run {
   private async pushAll(): Promise<PushReport[]> {
     const done: PushReport[] = [];
     for (const u of this.units) {
-      if (!u.inv.docker?.push || this.cancelled) continue;
+      if (!u.inv.docker?.push) continue;
       if (u.state !== 'built' && u.state !== 'cached') continue;
+      // The run was cancelled (Ctrl-C, --fail-fast): no push, and the report says so.
+      if (this.cancelled) {
+        this.finish(u, 'cancelled', `${this.cancelReason}; not pushed`);
+        continue;
+      }
       const image = u.outputs.find((o) => isImageArchive(o.path));
       const candidates = [
         ...this.master.live().filter((m) => m.id === u.builtBy),
