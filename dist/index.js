@@ -12434,14 +12434,23 @@ function dockerJobSpec(inv, opts) {
     build.push("--build-arg", `${k}=${v}`);
   for (const t of d.tags) build.push("-t", t);
   build.push("--build-arg", "BUILDKIT_INLINE_CACHE=1");
-  for (const c of opts.cacheFrom ?? []) build.push("--cache-from", c);
+  const ids = (opts.cacheFrom ?? []).filter((c) => /^sha256:[0-9a-f]{64}$/.test(c));
+  const nameOf = (c) => ids.includes(c) ? `dist-build-cache-from:${c.slice(7)}` : c;
+  for (const c of opts.cacheFrom ?? []) build.push("--cache-from", nameOf(c));
+  const untag = ids.map((c) => `[ "$built" = ${c} ] || ${docker} rmi ${nameOf(c)};`);
+  const naming = ids.length ? [
+    `trap ${shellQuote(`{ ${untag.join(" ")} } >/dev/null 2>&1 || true`)} EXIT`,
+    ...ids.map((c) => `${docker} tag ${c} ${nameOf(c)}`)
+  ] : [];
   build.push("--iidfile", iid, d.context);
   const lines = [
     "set -e",
     `mkdir -p ${shellQuote(IMAGES_DIR)}`,
     `rm -f ${shellQuote(iid)} ${shellQuote(partial)}`,
     ...opts.load.map((a) => `${docker} load -i ${shellQuote(a)}`),
+    ...naming,
     `${docker} ${build.map(shellQuote).join(" ")}`,
+    ...naming.length ? [`built="$(cat ${shellQuote(iid)})"`] : [],
     // By its tags, so that loading the archive tags the image again; by id when it has none.
     d.tags.length ? `${docker} save -o ${shellQuote(partial)} ${d.tags.map(shellQuote).join(" ")}` : `${docker} save -o ${shellQuote(partial)} "$(cat ${shellQuote(iid)})"`,
     `mv -f ${shellQuote(partial)} ${shellQuote(archive)}`,
@@ -12459,16 +12468,17 @@ function dockerJobSpec(inv, opts) {
     timeoutSeconds: inv.timeout
   };
 }
-function run(file, args, env2, timeoutMs) {
+function run(file, args, env2, timeoutMs, signal) {
   return new Promise((resolve7) => {
-    execFile2(file, args, { env: env2, timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+    const opts = { env: env2, timeout: timeoutMs, maxBuffer: 1 << 20, ...signal ? { signal } : {} };
+    execFile2(file, args, opts, (err, stdout, stderr) => {
       const e = err;
       resolve7({
         ok: !e,
         stdout: String(stdout),
         stderr: String(stderr),
         ...e ? {
-          error: e.killed ? `no answer in ${timeoutMs / 1e3}s` : e.code === "ENOENT" || e.code === "EACCES" ? `cannot run it (${e.code})` : (String(stderr).trim().split("\n")[0] ?? "") || e.message
+          error: signal?.aborted ? "stopped" : e.killed ? `no answer in ${timeoutMs / 1e3}s` : e.code === "ENOENT" || e.code === "EACCES" ? `cannot run it (${e.code})` : (String(stderr).trim().split("\n")[0] ?? "") || e.message
         } : {}
       });
     });
@@ -12538,10 +12548,11 @@ async function findDocker(opts = {}) {
 async function pushImage(docker, archive, tags, opts) {
   const env2 = { ...opts.env ?? process.env, DOCKER_BUILDKIT: "1" };
   const step = async (args) => {
-    const r = await run(docker.path, args, env2, opts.timeoutMs);
+    const r = await run(docker.path, args, env2, opts.timeoutMs, opts.signal);
     if (!r.ok) {
-      const said = `${r.stdout}
-${r.stderr}`.trim().split("\n").slice(-3).join(" / ");
+      const lines = `${r.stdout}
+${r.stderr}`.split("\n").filter((l) => l.trim());
+      const said = lines.slice(-3).join(" / ");
       throw new Error(`docker ${args[0]} ${args.at(-1)}: ${said || r.error}`);
     }
     return r.stdout;
@@ -12549,7 +12560,11 @@ ${r.stderr}`.trim().split("\n").slice(-3).join(" / ");
   await step(["load", "-i", archive]);
   const pushed = [];
   for (const ref of tags) {
-    const out = await step(["push", ref]);
+    const out = await step(["push", ref]).catch((err) => {
+      if (pushed.length)
+        err.message += ` (pushed before it: ${pushed.map((p) => `${p.ref} ${p.digest}`).join(", ")})`;
+      throw err;
+    });
     const digest = /digest: (sha256:[0-9a-f]{64})/.exec(out)?.[1] ?? "";
     pushed.push({ ref, digest });
   }
@@ -13325,7 +13340,9 @@ var WorkerAgent = class {
       PushImage: (c, cb) => {
         const err = guard(c, "PushImage");
         if (err) return cb(err);
-        this.pushImage(c.request).then(
+        const cancelled = new AbortController();
+        c.on("cancelled", () => cancelled.abort());
+        this.pushImage(c.request, cancelled.signal).then(
           (res) => cb(null, res),
           (e) => cb({
             code: typeof e.code === "number" ? e.code : grpc4.status.INTERNAL,
@@ -13339,7 +13356,7 @@ var WorkerAgent = class {
    * Pushes a docker unit's image to its tags (see `PushImageRequest`): from the work tree's copy
    * of the archive when it holds that blob, else from one restored into a temp dir.
    */
-  async pushImage(req) {
+  async pushImage(req, signal) {
     const refuse = (code, message2) => Object.assign(new Error(message2), { code });
     const unit = this.units.get(req.unit);
     const inv = unit ? this.invocations.get(unit.invocation)?.inv : void 0;
@@ -13366,7 +13383,8 @@ var WorkerAgent = class {
     const root = this.config.root;
     const push = (archive) => pushImage(this.docker, archive, inv.docker.tags, {
       env: this.executorEnv,
-      timeoutMs: inv.timeout * 1e3
+      timeoutMs: inv.timeout * 1e3,
+      signal
     });
     const pushed = await this.workspace.withLock(req.path, async () => {
       if (await this.workspace.held(req.path) === blob) return push(join16(root, req.path));
@@ -14207,6 +14225,8 @@ var Run = class {
   cancelled = false;
   /** Why the run was cancelled (see `cancel`). */
   cancelReason = "";
+  /** The push in flight (`pushAll`): cancelling the run cancels it. */
+  pushing;
   fatal;
   noWorkerTimer;
   pumping = false;
@@ -14340,6 +14360,7 @@ var Run = class {
     this.cancelled = true;
     this.cancelReason = reason;
     this.note(`run cancelled: ${reason}`);
+    this.pushing?.cancel();
     for (const u of this.units) {
       if (u.state === "waiting") this.finish(u, "cancelled", reason);
       else if (u.state === "running" && u.job) {
@@ -15095,8 +15116,12 @@ var Run = class {
   async pushAll() {
     const done = [];
     for (const u of this.units) {
-      if (!u.inv.docker?.push || this.cancelled) continue;
+      if (!u.inv.docker?.push) continue;
       if (u.state !== "built" && u.state !== "cached") continue;
+      if (this.cancelled) {
+        this.finish(u, "cancelled", `${this.cancelReason}; not pushed`);
+        continue;
+      }
       const image = u.outputs.find((o) => isImageArchive(o.path));
       const candidates = [
         ...this.master.live().filter((m) => m.id === u.builtBy),
@@ -15106,19 +15131,20 @@ var Run = class {
       let pushed;
       for (const m of image ? new Set(candidates) : []) {
         try {
-          const res = await call2(
-            m.client,
-            m.client.PushImage,
-            {
-              worker_uuid: m.uuid,
-              unit: u.unit.id,
-              cache_key: u.cacheKey,
-              path: image.path,
-              digest: image.digest
-            },
-            this.master.metadata(),
-            u.inv.timeout * 1e3
-          );
+          const res = await new Promise((resolve7, reject) => {
+            this.pushing = m.client.PushImage(
+              {
+                worker_uuid: m.uuid,
+                unit: u.unit.id,
+                cache_key: u.cacheKey,
+                path: image.path,
+                digest: image.digest
+              },
+              this.master.metadata(),
+              { deadline: Date.now() + u.inv.timeout * 1e3 },
+              (err, r) => err ? reject(err) : resolve7(r)
+            );
+          }).finally(() => this.pushing = void 0);
           pushed = { unit: u.unit.id, invocation: u.inv.name, worker: m.id, images: res.pushed };
           for (const p of res.pushed)
             this.opts.onEvent?.({ type: "pushed", unit: u.unit.id, worker: m.id, ...p });
@@ -15127,9 +15153,11 @@ var Run = class {
           const e = err;
           why = e.code === grpc5.status.UNAVAILABLE ? unreachable(m, e) : e.details ?? e.message;
           this.note(`push of ${u.unit.id} from ${m.id} failed: ${why}`);
+          if (this.cancelled) break;
         }
       }
       if (pushed) done.push(pushed);
+      else if (this.cancelled) this.finish(u, "cancelled", `${this.cancelReason}; not pushed`);
       else {
         u.exitCode = void 0;
         this.fail(u, `cannot push: ${why}`);

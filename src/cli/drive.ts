@@ -131,7 +131,10 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
     configPath: opts.configPath,
     keys,
     excludeInputs,
-    ...(history?.durations ? { history } : {}),
+    // A hand-written history may hold keys without durations (its keys are still used).
+    ...(history?.durations || history?.keys
+      ? { history: { ...history, durations: history.durations ?? {} } }
+      : {}),
     ...(previous?.assignments ? { previous: previous.assignments } : {}),
     failFast: opts.failFast ?? false,
     exportTo: out,
