@@ -176,6 +176,9 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
   early.catch(() => undefined);
   // Written with each worker's cache counters: `cache stats` shows this run's alone.
   const runId = randomBytes(6).toString('hex');
+  // A share's workers go by its name (a gha store keeps a shard per worker id).
+  const workerId = (i: number) =>
+    share ? (n === 1 ? flags.share! : `${flags.share!}.${i}`) : `worker-${i}`;
   const workers = new LocalWorkers({
     command: selfCommand(),
     count: n,
@@ -192,8 +195,7 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
       '--name',
       `worker-${i}`,
       '--id',
-      // A share's workers go by its name (a gha store keeps a shard per worker id).
-      share ? (n === 1 ? flags.share! : `${flags.share!}.${i}`) : `worker-${i}`,
+      workerId(i),
       '--kill-grace',
       '5s',
       // The master's keys come from this very tree (a check would only see what jobs write).
@@ -298,7 +300,8 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
       onWorkerLost: (id, why) => {
         // One that left by itself stopped its commands first.
         if (why.startsWith('deregistered')) return;
-        const i = Number(/^worker-(\d+)$/.exec(id)?.[1]);
+        // By its id: a share's workers are named after the share, not worker-<i>.
+        const i = Array.from({ length: n }, (_, k) => k + 1).find((k) => workerId(k) === id);
         const pid = i ? workers.kill(i) : undefined;
         if (pid !== undefined) endJobsLeftBy(workerCacheDir(config, flags.cacheDir), pid);
       },
