@@ -16,6 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunReport } from '../../src/report/types.js';
+import { startActionsCacheServer } from '../fixtures/actions-cache-server.js';
 import { runCli, startCli, stopAll } from '../helpers/processes.js';
 
 const CONFIG = `version: 1
@@ -168,4 +169,54 @@ invocations:
   const lines = readFileSync(join(dir, 'repo/dist-build-out/out/b.txt'), 'utf8').trim().split('\n');
   expect(lines).toHaveLength(20);
   expect(new Set(lines.map((l) => l.split(' ')[0])).size).toBe(1);
+}, 90_000);
+
+test("with a gha store, a share's results are one shard under its name, which the other shares (the plan's workers as slots) read", async () => {
+  const srv = await startActionsCacheServer();
+  try {
+    const config = `version: 1
+workers: { min: 2 }
+invocations:
+  a:
+    run: mkdir -p oa && echo A > oa/a.txt
+    outputs: [oa]
+  d:
+    run: sleep 1
+  b:
+    needs: [a]
+    run: cat oa/a.txt
+cache:
+  stores: [{type: local}, {type: gha, slots: [x, y]}]
+`;
+    for (const t of ['gx', 'gy']) {
+      mkdirSync(join(dir, t));
+      writeFileSync(join(dir, t, 'dist-build.yml'), config);
+    }
+    writeFileSync(
+      join(dir, 'plan.json'),
+      JSON.stringify({ workers: ['x', 'y'], assignments: { a: 'x', d: 'x', b: 'y' } }),
+    );
+    const env = { ...srv.env('v2'), GITHUB_REF: 'refs/heads/main' };
+    const run = (w: string, tree: string, ...extra: string[]) =>
+      runCli(['run', '--share', w, '--plan', join(dir, 'plan.json'), '--plain', ...extra], {
+        cwd: join(dir, tree),
+        env,
+      });
+    // Its workers rule would give two local workers, each saving a shard of its own.
+    const x = await run('x', 'gx');
+    expect({ code: x.code, out: x.stderr.slice(-2000) }).toMatchObject({ code: 0 });
+    expect(srv.entries().map((e) => e.key)).toEqual([
+      expect.stringMatching(/^dist-build-v1-default-x-/),
+    ]);
+    const y = await run('y', 'gy', '--share-timeout', '5s');
+    expect({ code: y.code, out: y.stderr.slice(-2000) }).toMatchObject({ code: 0 });
+    expect(statuses(report('gy'))).toEqual({ a: 'cached', b: 'built' });
+    const two = await run('x', 'gx', '--workers', '2');
+    expect({ code: two.code, err: two.stderr }).toMatchObject({
+      code: 2,
+      err: expect.stringMatching(/--workers 2: a share with a gha store runs one local worker/),
+    });
+  } finally {
+    await srv.close();
+  }
 }, 90_000);

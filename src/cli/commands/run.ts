@@ -11,7 +11,7 @@ import type { Run } from '../../cluster/scheduler.js';
 import { formatAddress } from '../../cluster/transport.js';
 import { endJobsLeftBy } from '../../cluster/worker.js';
 import { processStartTime, processStillAlive } from '../../store/fsutil.js';
-import { workerCacheDir } from '../../store/open.js';
+import { storeKinds, workerCacheDir } from '../../store/open.js';
 import { workerCount } from '../../plan/units.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
@@ -117,7 +117,20 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
     );
     return 0;
   }
-  const n = flags.workers ? localWorkerCount(flags.workers) : workerCount(config, units.length);
+  // A gha store keeps a shard per worker id, and the other shares look in the shards of the plan's
+  // workers (its `slots`): a share's results are one shard under its name, from one local worker
+  // (with two, they went to <share>.1 and <share>.2, which no other share ever read).
+  const oneShard =
+    !!share && storeKinds(config, flags.cacheDir, flags.remoteCache === false).includes('gha');
+  const n = flags.workers
+    ? localWorkerCount(flags.workers)
+    : oneShard
+      ? 1
+      : workerCount(config, units.length);
+  if (oneShard && n > 1)
+    throw new UsageError(
+      `--workers ${n}: a share with a gha store runs one local worker, whose shard is the share's (${flags.share}), as the other shares read it`,
+    );
   // Without --cache-dir the workers use the config's stores (default <config dir>/.dist-build/cache).
   const cacheDirArgs = [
     ...(flags.cacheDir ? ['--cache-dir', resolve(flags.cacheDir)] : []),
