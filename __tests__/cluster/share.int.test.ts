@@ -220,3 +220,33 @@ cache:
     await srv.close();
   }
 }, 90_000);
+
+test("a share does not wait for another share's invocation that nothing left in it needs (what needed it failed or was skipped)", async () => {
+  writeFileSync(
+    join(dir, 't2/dist-build.yml'),
+    `version: 1
+invocations:
+  a:
+    run: echo a
+  d:
+    run: exit 3
+  b:
+    needs: [a, d]
+    run: echo b
+`,
+  );
+  writeFileSync(
+    join(dir, 'plan.json'),
+    JSON.stringify({ workers: ['w1', 'w2'], assignments: { a: 'w1', d: 'w2', b: 'w2' } }),
+  );
+  const started = Date.now();
+  const r = await runCli(share('w2', '--share-timeout', '60s'), { cwd: join(dir, 't2') });
+  expect(r.code).toBe(1);
+  // Without waiting the minute (or, by default, the hour) for a, which b can no longer use.
+  expect(Date.now() - started).toBeLessThan(20_000);
+  const rep = report('t2');
+  expect(statuses(rep)).toEqual({ a: 'skipped', d: 'failed', b: 'skipped' });
+  expect(rep.invocations.find((i) => i.unit === 'a')!.reason).toBe(
+    'not waited for: b, which needs it, did not run',
+  );
+}, 90_000);

@@ -213,6 +213,8 @@ export class Run {
   /** Unit id -> worker id. No prototype: a unit named "constructor" is not assigned already. */
   private assignments: Record<string, string> = Object.create(null) as Record<string, string>;
   private finished!: () => void;
+  /** Ends `awaitExternal`'s wait before its next poll. */
+  private wakeExternal: (() => void) | undefined;
   private done: Promise<void>;
   private cancelled = false;
   /** Why the run was cancelled (see `cancel`). */
@@ -310,7 +312,10 @@ export class Run {
           );
         break;
       }
-      await new Promise((r) => setTimeout(r, pollMs).unref());
+      await new Promise<void>((r) => {
+        this.wakeExternal = r;
+        setTimeout(r, pollMs).unref();
+      });
       if (this.cancelled || this.fatal) break;
       try {
         await this.checkCache(this.master.live());
@@ -1104,6 +1109,15 @@ export class Run {
       for (const e of d.dependents) skip(e, d);
     };
     for (const d of u.dependents) skip(d, u);
+    // A unit of another share that nothing here can use any more is not waited for (up to
+    // `externalWaitMs`, an hour by default, for nothing).
+    for (const e of this.units) {
+      if (!this.isExternal(e) || e.state !== 'waiting') continue;
+      if (e.dependents.some((d) => d.state === 'waiting')) continue;
+      const why = `not waited for: ${e.dependents.map((d) => d.unit.id).join(', ')}, which need${e.dependents.length === 1 ? 's' : ''} it, did not run`;
+      this.finish(e, 'skipped', why);
+      this.opts.onEvent?.({ type: 'skipped', unit: e.unit.id, reason: why });
+    }
     if (this.opts.failFast) this.cancel(`--fail-fast: ${u.unit.id} failed`);
   }
 
@@ -1158,7 +1172,10 @@ export class Run {
   }
 
   private checkDone(): void {
-    if (this.finalUnits === this.units.length) this.finished();
+    if (this.finalUnits !== this.units.length) return;
+    this.finished();
+    // Nothing is waiting for another share's units any more: their poll ends now, not in 5 s.
+    this.wakeExternal?.();
   }
 
   // --- export -----------------------------------------------------------------------------------
