@@ -68,6 +68,17 @@ test("two shares of a plan: each runs its own invocations, and one waits for wha
   // w2 starts first: b needs a, which is w1's.
   const w2 = startCli(share('w2'), { cwd: join(dir, 't2') });
   await w2.waitFor(/waiting for a \(other runners' shares of the plan\) to be in the cache stores/);
+  // `status` does not call a ready: it waits for w1's share, and no worker here will run it.
+  const st = await runCli(['status', '--json'], { cwd: join(dir, 't2') });
+  expect(st.code).toBe(0);
+  expect(
+    Object.fromEntries(
+      (JSON.parse(st.stdout) as { units: { unit: string; state: string }[] }).units.map((u) => [
+        u.unit,
+        u.state,
+      ]),
+    ),
+  ).toEqual({ a: 'waiting', b: 'waiting' });
   const w1 = await runCli(share('w1'), { cwd: join(dir, 't1') });
   expect(w1.code).toBe(0);
   expect(statuses(report('t1'))).toEqual({ a: 'built', c: 'built' });

@@ -333,7 +333,8 @@ export class Run {
   unitStatus(): UnitStatus[] {
     return this.units.map((u) => ({
       unit: u.unit.id,
-      state: u.state === 'waiting' && this.ready(u) ? 'ready' : u.state,
+      // Another share's unit is not ready here: it waits for that share to put it in the cache.
+      state: u.state === 'waiting' && this.ready(u) && !this.isExternal(u) ? 'ready' : u.state,
       worker: u.job?.workerId ?? u.workerId ?? this.memberId(u.owner) ?? '',
       attempts: u.attempts,
     }));
