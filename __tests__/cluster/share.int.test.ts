@@ -92,12 +92,14 @@ test("two shares of a plan: each runs its own invocations, and one waits for wha
 }, 90_000);
 
 test("a share whose dependency never comes fails it after --share-timeout, naming it another runner's", async () => {
-  const r = await runCli(share('w2', '--share-timeout', '2s'), { cwd: join(dir, 't2') });
+  // 1.5 s, said as such (not rounded to 2s; 500ms was "1s", 0.4 "0s").
+  const r = await runCli(share('w2', '--share-timeout', '1.5'), { cwd: join(dir, 't2') });
   expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/to be in the cache stores, for up to 1\.5s\n/);
   const rep = report('t2');
   expect(statuses(rep)).toEqual({ a: 'failed', b: 'skipped' });
   expect(rep.invocations.find((i) => i.unit === 'a')!.reason).toMatch(
-    /^not in the cache within 2s: another runner's share of the plan builds it/,
+    /^not in the cache within 1\.5s: another runner's share of the plan builds it/,
   );
 }, 60_000);
 

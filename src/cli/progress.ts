@@ -168,7 +168,7 @@ export class Progress {
         break;
       case 'waiting-external':
         this.print(
-          `waiting for ${e.units.join(', ')} (other runners' shares of the plan) to be in the cache stores, for up to ${Math.round(e.waitMs / 1000)}s`,
+          `waiting for ${e.units.join(', ')} (other runners' shares of the plan) to be in the cache stores, for up to ${+(e.waitMs / 1000).toFixed(3)}s`,
         );
         break;
       case 'pushed':

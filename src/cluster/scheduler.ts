@@ -308,7 +308,7 @@ export class Run {
         for (const u of waiting())
           this.fail(
             u,
-            `not in the cache within ${Math.round(waitMs / 1000)}s: another runner's share of the plan builds it (did its job fail, or does it use other cache stores?)`,
+            `not in the cache within ${+(waitMs / 1000).toFixed(3)}s: another runner's share of the plan builds it (did its job fail, or does it use other cache stores?)`,
           );
         break;
       }
