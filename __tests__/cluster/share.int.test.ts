@@ -263,3 +263,23 @@ invocations:
     'not waited for: b, which needs it, did not run',
   );
 }, 90_000);
+
+test("another share's invocation whose outputs turn out corrupt fails what needs it instead of waiting for ever to be built here", async () => {
+  expect((await runCli(share('w1'), { cwd: join(dir, 't1') })).code).toBe(0);
+  const digest = report('t1')
+    .invocations.find((i) => i.unit === 'a')!
+    .outputs[0]!.digest.slice('sha256:'.length);
+  const blob = join(dir, 'cache/blobs/sha256', digest.slice(0, 2), digest);
+  const bytes = readFileSync(blob);
+  bytes[bytes.length >> 1] ^= 0xff;
+  writeFileSync(blob, bytes);
+  // a is w1's: this share cannot build it again (it said "a: will run again" and hung).
+  const r = await runCli(share('w2'), { cwd: join(dir, 't2'), timeoutMs: 30_000 });
+  expect({ code: r.code, err: r.stderr.slice(-2000) }).toMatchObject({ code: 1 });
+  expect(r.stderr).not.toMatch(/a: will run again/);
+  const rep = report('t2');
+  expect(statuses(rep)).toEqual({ a: 'cached', b: 'failed' });
+  expect(rep.invocations.find((i) => i.unit === 'b')!.reason).toMatch(
+    /the outputs of a cannot be had: blob sha256:[0-9a-f]{64} is corrupt/,
+  );
+}, 90_000);

@@ -1129,9 +1129,11 @@ export class Run {
 
   /**
    * A built or cached unit whose outputs were lost goes back to waiting, once; true when it will
-   * be (or already is being) built again.
+   * be (or already is being) built again (never another share's, `RunOptions.external`).
    */
   private rebuild(d: UnitRun, why: string): boolean {
+    // Another share's unit is never built here (the run waited for ever for it).
+    if (this.isExternal(d)) return false;
     if (d.state === 'waiting' || d.state === 'running') return true;
     if ((d.state !== 'built' && d.state !== 'cached') || d.rebuilds >= 1) return false;
     d.rebuilds++;
