@@ -124,6 +124,9 @@ test('--share checks its plan: a worker not in it, a plan of another config, --p
     /--plan .*plan\.json places no worker for b, c: it was made from another config/,
   );
   await bad(['run', '--share', 'w1'], /--share needs --plan/);
+  // An empty worker (a matrix value that is not set) ran the whole config, exit 0.
+  await bad(share(''), /--share: an empty worker id/);
+  await bad(['run', '--share', ''], /--share needs --plan/);
   await bad(
     ['run', '--share', 'w1', '--plan', join(dir, 'plan.json'), 'a'],
     /--share runs the invocations the plan gives it: name none/,

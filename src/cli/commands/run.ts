@@ -105,10 +105,15 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
   cacheDirFlag(config, flags.cacheDir);
   outDirFlag(config, flags.out);
   if ((flags.share === undefined) !== (flags.plan === undefined))
-    throw new UsageError(flags.share ? '--share needs --plan' : '--plan goes with --share');
-  if (flags.share && targets.length)
+    throw new UsageError(
+      flags.share !== undefined ? '--share needs --plan' : '--plan goes with --share',
+    );
+  // An empty one (`--share "${{ matrix.worker }}"` with no such matrix key) ran the whole config.
+  if (flags.share === '')
+    throw new UsageError('--share: an empty worker id (give one of the workers of the plan)');
+  if (flags.share !== undefined && targets.length)
     throw new UsageError('--share runs the invocations the plan gives it: name none');
-  const share = flags.share ? planShare(config, flags.plan!, flags.share) : undefined;
+  const share = flags.share !== undefined ? planShare(config, flags.plan!, flags.share) : undefined;
   const shareWaitMs = share ? durationFlag(flags.shareTimeout, '--share-timeout') * 1000 : 0;
   const units = share ? share.own : targetUnits(config, flags.config, targets);
   if (share && !units.length) {
