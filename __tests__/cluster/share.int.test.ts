@@ -13,6 +13,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunReport } from '../../src/report/types.js';
@@ -285,4 +286,38 @@ test("another share's invocation whose outputs turn out corrupt fails what needs
   expect(rep.invocations.find((i) => i.unit === 'b')!.reason).toMatch(
     /the outputs of a cannot be had: blob sha256:[0-9a-f]{64} is corrupt/,
   );
+}, 90_000);
+
+test("a share's warnings name its worker as the run's table does (y), not worker-1", async () => {
+  // A port nothing listens on: the registry store is unreachable, a warning.
+  const port = await new Promise<number>((resolve) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+  });
+  writeFileSync(
+    join(dir, 't2/dist-build.yml'),
+    `version: 1
+cache:
+  stores:
+    - type: local
+    - type: registry
+      ref: 127.0.0.1:${port}/team/cache
+      insecure: true
+invocations:
+  a: { run: mkdir -p out && echo a > out/a.txt, outputs: [out/a.txt] }
+`,
+  );
+  writeFileSync(
+    join(dir, 'plan.json'),
+    JSON.stringify({ workers: ['y'], assignments: { a: 'y' } }),
+  );
+  const r = await runCli(share('y'), { cwd: join(dir, 't2'), timeoutMs: 60_000 });
+  expect({ code: r.code, err: r.stderr.slice(-2000) }).toMatchObject({ code: 0 });
+  expect(r.stderr).toMatch(
+    new RegExp(`dist-build: warning: y: .*registry http://127\\.0\\.0\\.1:${port} unreachable`),
+  );
+  expect(r.stderr).not.toMatch(/worker-1/);
 }, 90_000);

@@ -156,19 +156,23 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
     await writeCert(certDir, name, { cert: tls[name]!.cert, key: tls[name]!.key });
 
   const log = flags.verbose ? (m: string) => err.write(`${m}\n`) : () => undefined;
+  // A share's workers go by its name (a gha store keeps a shard per worker id), also in what the
+  // run says about them (its "worker-1: ..." read as another share's worker).
+  const workerId = (i: number) =>
+    share ? (n === 1 ? flags.share! : `${flags.share!}.${i}`) : `worker-${i}`;
   // Workers' warnings (a cache store that cannot be used, a corrupt blob) are shown without
   // --verbose too, each text once (every worker of a run shares the stores).
   let print: ((line: string) => void) | undefined;
   const warned = new Set<string>();
   const workerLine = (i: number, line: string) => {
-    if (flags.verbose) return void err.write(`[worker-${i}] ${line}\n`);
+    if (flags.verbose) return void err.write(`[${workerId(i)}] ${line}\n`);
     // `<time> warning: ...`, or `<time> worker <id>: warning: ...` (one about a job or the worker).
     const warning = /^\S+ (?:worker(?: \S+)?: )?warning: (.*)$/.exec(line)?.[1];
     // The same problem met with other blobs is the same warning.
     const kind = warning?.replace(/sha256:[0-9a-f]{64}/g, 'sha256:*');
     if (warning === undefined || warned.has(kind!)) return;
     warned.add(kind!);
-    warn(`worker-${i}: ${warning}`);
+    warn(`${workerId(i)}: ${warning}`);
   };
   // A line that stays: above the live progress in a terminal (written past it, the next redraw
   // erased the line and left part of the old block on the screen).
@@ -194,9 +198,6 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
   early.catch(() => undefined);
   // Written with each worker's cache counters: `cache stats` shows this run's alone.
   const runId = randomBytes(6).toString('hex');
-  // A share's workers go by its name (a gha store keeps a shard per worker id).
-  const workerId = (i: number) =>
-    share ? (n === 1 ? flags.share! : `${flags.share!}.${i}`) : `worker-${i}`;
   const workers = new LocalWorkers({
     command: selfCommand(),
     count: n,
@@ -221,7 +222,7 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
     ],
     onLine: workerLine,
     onExit: (i, code, signal) => {
-      const why = `worker-${i} exited (${signal ?? `code ${code}`})${
+      const why = `${workerId(i)} exited (${signal ?? `code ${code}`})${
         workers.tail(i).length ? `:\n  ${workers.tail(i).slice(-5).join('\n  ')}` : ''
       }`;
       // Before every worker has joined, a worker that exits (bad cache config, unreadable
@@ -337,7 +338,7 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
     const killed = await workers.stop(STOP_GRACE_MS);
     if (killed.length > 0) {
       warn(
-        `${killed.map((i) => `worker-${i}`).join(', ')} ${killed.length === 1 ? 'was' : 'were'} still saving to the cache stores ${STOP_GRACE_MS / 1000} s after the run and ${killed.length === 1 ? 'was' : 'were'} killed: what ${killed.length === 1 ? 'it' : 'they'} had not saved (an upload to a remote store: the Actions cache, a registry) is not there`,
+        `${killed.map(workerId).join(', ')} ${killed.length === 1 ? 'was' : 'were'} still saving to the cache stores ${STOP_GRACE_MS / 1000} s after the run and ${killed.length === 1 ? 'was' : 'were'} killed: what ${killed.length === 1 ? 'it' : 'they'} had not saved (an upload to a remote store: the Actions cache, a registry) is not there`,
       );
     }
     await master.stop();
