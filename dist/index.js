@@ -14221,6 +14221,8 @@ var Run = class {
   /** Unit id -> worker id. No prototype: a unit named "constructor" is not assigned already. */
   assignments = /* @__PURE__ */ Object.create(null);
   finished;
+  /** Ends `awaitExternal`'s wait before its next poll. */
+  wakeExternal;
   done;
   cancelled = false;
   /** Why the run was cancelled (see `cancel`). */
@@ -14262,11 +14264,14 @@ var Run = class {
         for (const u of waiting())
           this.fail(
             u,
-            `not in the cache within ${Math.round(waitMs / 1e3)}s: another runner's share of the plan builds it (did its job fail, or does it use other cache stores?)`
+            `not in the cache within ${+(waitMs / 1e3).toFixed(3)}s: another runner's share of the plan builds it (did its job fail, or does it use other cache stores?)`
           );
         break;
       }
-      await new Promise((r) => setTimeout(r, pollMs).unref());
+      await new Promise((r) => {
+        this.wakeExternal = r;
+        setTimeout(r, pollMs).unref();
+      });
       if (this.cancelled || this.fatal) break;
       try {
         await this.checkCache(this.master.live());
@@ -14282,7 +14287,8 @@ var Run = class {
   unitStatus() {
     return this.units.map((u) => ({
       unit: u.unit.id,
-      state: u.state === "waiting" && this.ready(u) ? "ready" : u.state,
+      // Another share's unit is not ready here: it waits for that share to put it in the cache.
+      state: u.state === "waiting" && this.ready(u) && !this.isExternal(u) ? "ready" : u.state,
       worker: u.job?.workerId ?? u.workerId ?? this.memberId(u.owner) ?? "",
       attempts: u.attempts
     }));
@@ -14947,6 +14953,13 @@ var Run = class {
       for (const e of d.dependents) skip(e, d);
     };
     for (const d of u.dependents) skip(d, u);
+    for (const e of this.units) {
+      if (!this.isExternal(e) || e.state !== "waiting") continue;
+      if (e.dependents.some((d) => d.state === "waiting")) continue;
+      const why = `not waited for: ${e.dependents.map((d) => d.unit.id).join(", ")}, which need${e.dependents.length === 1 ? "s" : ""} it, did not run`;
+      this.finish(e, "skipped", why);
+      this.opts.onEvent?.({ type: "skipped", unit: e.unit.id, reason: why });
+    }
     if (this.opts.failFast) this.cancel(`--fail-fast: ${u.unit.id} failed`);
   }
   finish(u, state, reason) {
@@ -14955,9 +14968,10 @@ var Run = class {
   }
   /**
    * A built or cached unit whose outputs were lost goes back to waiting, once; true when it will
-   * be (or already is being) built again.
+   * be (or already is being) built again (never another share's, `RunOptions.external`).
    */
   rebuild(d, why) {
+    if (this.isExternal(d)) return false;
     if (d.state === "waiting" || d.state === "running") return true;
     if (d.state !== "built" && d.state !== "cached" || d.rebuilds >= 1) return false;
     d.rebuilds++;
@@ -14996,7 +15010,9 @@ var Run = class {
     if (own) insertByPriority(own, u);
   }
   checkDone() {
-    if (this.finalUnits === this.units.length) this.finished();
+    if (this.finalUnits !== this.units.length) return;
+    this.finished();
+    this.wakeExternal?.();
   }
   // --- export -----------------------------------------------------------------------------------
   /** Exports every final artifact not exported yet; `lost` are those no holder could send. */
