@@ -321,3 +321,17 @@ invocations:
   );
   expect(r.stderr).not.toMatch(/worker-1/);
 }, 90_000);
+
+test("a share the plan gives nothing removes an earlier report from --out: it is not this run's", async () => {
+  writeFileSync(
+    join(dir, 'plan.json'),
+    JSON.stringify({ workers: ['w1', 'w2', 'w3'], assignments: PLAN.assignments }),
+  );
+  const t1 = join(dir, 't1');
+  expect((await runCli(share('w1'), { cwd: t1 })).code).toBe(0);
+  expect(existsSync(join(t1, 'dist-build-out/dist-build-report.json'))).toBe(true);
+  const r = await runCli(share('w3'), { cwd: t1 });
+  expect(r.code).toBe(0);
+  expect(r.stderr).toMatch(/the plan gives w3 no invocation: nothing to do/);
+  expect(existsSync(join(t1, 'dist-build-out/dist-build-report.json'))).toBe(false);
+}, 60_000);

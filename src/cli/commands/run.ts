@@ -13,6 +13,7 @@ import { endJobsLeftBy } from '../../cluster/worker.js';
 import { processStartTime, processStillAlive } from '../../store/fsutil.js';
 import { storeKinds, workerCacheDir } from '../../store/open.js';
 import { workerCount } from '../../plan/units.js';
+import { REPORT_FILES } from '../../report/index.js';
 import { DEFAULT_CONFIG } from '../defaults.js';
 import { driveAndPrint } from '../drive.js';
 import {
@@ -117,6 +118,10 @@ async function runLocal(flags: RunFlags, targets: string[]): Promise<number> {
   const shareWaitMs = share ? durationFlag(flags.shareTimeout, '--share-timeout') * 1000 : 0;
   const units = share ? share.own : targetUnits(config, flags.config, targets);
   if (share && !units.length) {
+    // An earlier run's report in --out is not this one's (as when a run starts).
+    await Promise.all(
+      Object.values(REPORT_FILES).map((f) => rm(join(resolve(flags.out), f), { force: true })),
+    );
     process.stderr.write(
       `dist-build: the plan gives ${flags.share} no invocation: nothing to do\n`,
     );
