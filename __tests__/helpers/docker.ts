@@ -166,7 +166,8 @@ export async function startDockerd(): Promise<DockerDaemon> {
       '--bridge=none',
       '--storage-driver=vfs',
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    // Its temp files (containerd's stack dumps among them) go into its own dir, removed by stop.
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TMPDIR: dir } },
   );
   const d = new DockerDaemon(child, dir);
   for (let i = 0; i < 300; i++) {
