@@ -13388,17 +13388,8 @@ var WorkerAgent = class {
     });
     const pushed = await this.workspace.withLock(req.path, async () => {
       if (await this.workspace.held(req.path) === blob) return push(join16(root, req.path));
-      await mkdir8(join16(root, ".dist-build", "tmp"), { recursive: true });
-      const scratch2 = await mkdtemp3(join16(root, ".dist-build", "tmp", "push-"));
-      try {
-        const entry = { path: req.path, type: "file", digest: blob, size: 0, files: 1 };
-        await restoreOutputs(blobOpenerFor(this.opts.store), scratch2, [entry], {
-          stagingDir: scratch2
-        });
-        return await push(join16(scratch2, req.path));
-      } finally {
-        await rm7(scratch2, { recursive: true, force: true });
-      }
+      const entry = { path: req.path, type: "file", digest: blob, size: 0, files: 1 };
+      return this.withRestored(entry, "push-", push);
     });
     for (const p of pushed) this.log(`worker ${this.workerId}: pushed ${p.ref} (${p.digest})`);
     return { pushed };
@@ -13736,35 +13727,41 @@ var WorkerAgent = class {
     for (const tag of job.invocation.docker.tags)
       if (await hasImage(docker, tag, env2)) return [tag];
     if (!job.previousKey) return [];
-    const root = this.config.root;
     try {
       const m = await this.opts.store.getResult(job.previousKey);
       const image = m?.outputs.find((o) => isImageArchive(o.path));
       if (!m || !image) return [];
-      await mkdir8(join16(root, ".dist-build", "tmp"), { recursive: true });
-      const scratch2 = await mkdtemp3(join16(root, ".dist-build", "tmp", "cache-from-"));
-      try {
-        await restoreOutputs(blobOpenerFor(this.opts.store), scratch2, [image], {
-          stagingDir: scratch2
-        });
-        const refs = await loadImage(
-          docker,
-          join16(scratch2, image.path),
-          env2,
-          job.invocation.timeout * 1e3
-        );
-        this.log(
-          `worker ${this.workerId}: ${job.unit}: cached layers from its previous image (built by ${m.worker}, ${job.previousKey.slice(0, 19)})`
-        );
-        return refs;
-      } finally {
-        await rm7(scratch2, { recursive: true, force: true });
-      }
+      const refs = await this.withRestored(
+        image,
+        "cache-from-",
+        (archive) => loadImage(docker, archive, env2, job.invocation.timeout * 1e3)
+      );
+      this.log(
+        `worker ${this.workerId}: ${job.unit}: cached layers from its previous image (built by ${m.worker}, ${job.previousKey.slice(0, 19)})`
+      );
+      return refs;
     } catch (err) {
       this.log(
         `worker ${this.workerId}: warning: ${job.unit}: no cached layers from its previous image: ${err.message}`
       );
       return [];
+    }
+  }
+  /**
+   * Restores one output from the store into a temp dir of its own (under `.dist-build/tmp`),
+   * calls `fn` with its path there, and removes the dir.
+   */
+  async withRestored(entry, prefix, fn) {
+    const tmp = join16(this.config.root, ".dist-build", "tmp");
+    await mkdir8(tmp, { recursive: true });
+    const scratch2 = await mkdtemp3(join16(tmp, prefix));
+    try {
+      await restoreOutputs(blobOpenerFor(this.opts.store), scratch2, [entry], {
+        stagingDir: scratch2
+      });
+      return await fn(join16(scratch2, entry.path));
+    } finally {
+      await rm7(scratch2, { recursive: true, force: true });
     }
   }
   /** The paths a job saves: its declared outputs, and a docker build's image archive. */
@@ -15046,6 +15043,15 @@ var Run = class {
         if (!isNotFound(err)) throw err;
       });
   }
+  /** The live workers that hold a unit's outputs, the one that built it first; each once. */
+  holdersOf(u) {
+    return [
+      .../* @__PURE__ */ new Set([
+        ...this.master.live().filter((m) => m.id === u.builtBy),
+        ...[...u.holders].map((h2) => this.master.member(h2)).filter((m) => !!m)
+      ])
+    ];
+  }
   async exportInto(dir, staging, already) {
     const out = [...already];
     const lost = [];
@@ -15057,14 +15063,11 @@ var Run = class {
         continue;
       }
       if (done0.has(u.unit.id)) continue;
-      const candidates = [
-        ...this.master.live().filter((m) => m.id === u.builtBy),
-        ...[...u.holders].map((h2) => this.master.member(h2)).filter((m) => !!m)
-      ];
+      const candidates = this.holdersOf(u);
       let lastError;
       let done;
       let rebuild = candidates.length === 0;
-      for (const m of new Set(candidates)) {
+      for (const m of candidates) {
         try {
           const outputs = [];
           for (const o of u.outputs) {
@@ -15139,13 +15142,10 @@ var Run = class {
         continue;
       }
       const image = u.outputs.find((o) => isImageArchive(o.path));
-      const candidates = [
-        ...this.master.live().filter((m) => m.id === u.builtBy),
-        ...[...u.holders].map((h2) => this.master.member(h2)).filter((m) => !!m)
-      ];
+      const candidates = this.holdersOf(u);
       let why = image ? "no live worker holds it" : "its result holds no image";
       let pushed;
-      for (const m of image ? new Set(candidates) : []) {
+      for (const m of image ? candidates : []) {
         try {
           const res = await new Promise((resolve7, reject) => {
             this.pushing = m.client.PushImage(

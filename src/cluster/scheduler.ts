@@ -1222,6 +1222,16 @@ export class Run {
       });
   }
 
+  /** The live workers that hold a unit's outputs, the one that built it first; each once. */
+  private holdersOf(u: UnitRun): MemberState[] {
+    return [
+      ...new Set([
+        ...this.master.live().filter((m) => m.id === u.builtBy),
+        ...[...u.holders].map((h) => this.master.member(h)).filter((m): m is MemberState => !!m),
+      ]),
+    ];
+  }
+
   private async exportInto(
     dir: string,
     staging: string,
@@ -1237,16 +1247,13 @@ export class Run {
         continue;
       }
       if (done0.has(u.unit.id)) continue;
-      const candidates = [
-        ...this.master.live().filter((m) => m.id === u.builtBy),
-        ...[...u.holders].map((h) => this.master.member(h)).filter((m): m is MemberState => !!m),
-      ];
+      const candidates = this.holdersOf(u);
       let lastError: Error | undefined;
       let done: ExportReport | undefined;
       // Whether building it again can help: not when every holder's service could not be
       // reached and it would go back to one of them (the export would fail the same way).
       let rebuild = candidates.length === 0;
-      for (const m of new Set(candidates)) {
+      for (const m of candidates) {
         try {
           const outputs: ExportReport['outputs'] = [];
           for (const o of u.outputs) {
@@ -1328,13 +1335,10 @@ export class Run {
         continue;
       }
       const image = u.outputs.find((o) => isImageArchive(o.path));
-      const candidates = [
-        ...this.master.live().filter((m) => m.id === u.builtBy),
-        ...[...u.holders].map((h) => this.master.member(h)).filter((m): m is MemberState => !!m),
-      ];
+      const candidates = this.holdersOf(u);
       let why = image ? 'no live worker holds it' : 'its result holds no image';
       let pushed: PushReport | undefined;
-      for (const m of image ? new Set(candidates) : []) {
+      for (const m of image ? candidates : []) {
         try {
           const res = await new Promise<PushImageResponse>((resolve, reject) => {
             this.pushing = m.client.PushImage(

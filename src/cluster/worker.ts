@@ -851,17 +851,8 @@ export class WorkerAgent {
       });
     const pushed = await this.workspace.withLock(req.path, async () => {
       if ((await this.workspace.held(req.path)) === blob) return push(join(root, req.path));
-      await mkdir(join(root, '.dist-build', 'tmp'), { recursive: true });
-      const scratch = await mkdtemp(join(root, '.dist-build', 'tmp', 'push-'));
-      try {
-        const entry = { path: req.path, type: 'file', digest: blob, size: 0, files: 1 } as const;
-        await restoreOutputs(blobOpenerFor(this.opts.store), scratch, [entry], {
-          stagingDir: scratch,
-        });
-        return await push(join(scratch, req.path));
-      } finally {
-        await rm(scratch, { recursive: true, force: true });
-      }
+      const entry = { path: req.path, type: 'file', digest: blob, size: 0, files: 1 } as const;
+      return this.withRestored(entry, 'push-', push);
     });
     for (const p of pushed) this.log(`worker ${this.workerId}: pushed ${p.ref} (${p.digest})`);
     return { pushed };
@@ -1253,35 +1244,44 @@ export class WorkerAgent {
     for (const tag of job.invocation.docker!.tags)
       if (await hasImage(docker, tag, env)) return [tag];
     if (!job.previousKey) return [];
-    const root = this.config.root;
     try {
       const m = await this.opts.store.getResult(job.previousKey);
       const image = m?.outputs.find((o) => isImageArchive(o.path));
       if (!m || !image) return [];
-      await mkdir(join(root, '.dist-build', 'tmp'), { recursive: true });
-      const scratch = await mkdtemp(join(root, '.dist-build', 'tmp', 'cache-from-'));
-      try {
-        await restoreOutputs(blobOpenerFor(this.opts.store), scratch, [image], {
-          stagingDir: scratch,
-        });
-        const refs = await loadImage(
-          docker,
-          join(scratch, image.path),
-          env,
-          job.invocation.timeout * 1000,
-        );
-        this.log(
-          `worker ${this.workerId}: ${job.unit}: cached layers from its previous image (built by ${m.worker}, ${job.previousKey.slice(0, 19)})`,
-        );
-        return refs;
-      } finally {
-        await rm(scratch, { recursive: true, force: true });
-      }
+      const refs = await this.withRestored(image, 'cache-from-', (archive) =>
+        loadImage(docker, archive, env, job.invocation.timeout * 1000),
+      );
+      this.log(
+        `worker ${this.workerId}: ${job.unit}: cached layers from its previous image (built by ${m.worker}, ${job.previousKey.slice(0, 19)})`,
+      );
+      return refs;
     } catch (err) {
       this.log(
         `worker ${this.workerId}: warning: ${job.unit}: no cached layers from its previous image: ${(err as Error).message}`,
       );
       return [];
+    }
+  }
+
+  /**
+   * Restores one output from the store into a temp dir of its own (under `.dist-build/tmp`),
+   * calls `fn` with its path there, and removes the dir.
+   */
+  private async withRestored<T>(
+    entry: OutputEntry,
+    prefix: string,
+    fn: (path: string) => Promise<T>,
+  ): Promise<T> {
+    const tmp = join(this.config.root, '.dist-build', 'tmp');
+    await mkdir(tmp, { recursive: true });
+    const scratch = await mkdtemp(join(tmp, prefix));
+    try {
+      await restoreOutputs(blobOpenerFor(this.opts.store), scratch, [entry], {
+        stagingDir: scratch,
+      });
+      return await fn(join(scratch, entry.path));
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
     }
   }
 
