@@ -436,32 +436,26 @@ describe('master flags', () => {
 });
 
 describe('worker flags', () => {
+  /** `dist-build worker` with a master nobody runs: what its flags are refused for. */
+  const worker = (...flags: string[]) =>
+    cli('worker', '--join', 'tcp://127.0.0.1:1', '--config', configFile, '--insecure', ...flags);
+
   it('--token-file must be a private, non-empty file', async () => {
     const tok = join(dir, 'token');
-    const worker = () =>
-      cli(
-        'worker',
-        '--join',
-        'tcp://127.0.0.1:1',
-        '--config',
-        configFile,
-        '--insecure',
-        '--token-file',
-        tok,
-      );
-    const missing = await worker();
+    const tokenWorker = () => worker('--token-file', tok);
+    const missing = await tokenWorker();
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/--token-file .*token: no such file/);
     writeFileSync(tok, 's3cret\n', { mode: 0o644 });
     chmodSync(tok, 0o644);
-    const open = await worker();
+    const open = await tokenWorker();
     expect(open.code).toBe(2);
     expect(open.err).toMatch(
       /--token-file .*token can be read by every user of this machine \(mode 0644\): make it private with `chmod 600 /,
     );
     writeFileSync(tok, '\n');
     chmodSync(tok, 0o600);
-    expect((await worker()).err).toMatch(/--token-file .*token is empty/);
+    expect((await tokenWorker()).err).toMatch(/--token-file .*token is empty/);
     // A token is a gRPC metadata value: one line of printable ASCII. Asked by status: a worker
     // given such a token retried forever.
     const status = () =>
@@ -503,16 +497,7 @@ describe('worker flags', () => {
     ['Bad Key=1', /expected a key of lower-case letters/],
     ['=x', /expected key=value/],
   ])('--annotation %s is refused before the worker joins', async (annotation, message) => {
-    const r = await cli(
-      'worker',
-      '--join',
-      'tcp://127.0.0.1:1',
-      '--config',
-      configFile,
-      '--insecure',
-      '--annotation',
-      annotation,
-    );
+    const r = await worker('--annotation', annotation);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(message);
   });
@@ -520,16 +505,7 @@ describe('worker flags', () => {
   it.each(['', 'gpu,big', 'big gpu'])(
     '--label %j is refused before the worker joins',
     async (label) => {
-      const r = await cli(
-        'worker',
-        '--join',
-        'tcp://127.0.0.1:1',
-        '--config',
-        configFile,
-        '--insecure',
-        '--label',
-        label,
-      );
+      const r = await worker('--label', label);
       expect(r.code).toBe(2);
       expect(r.err).toMatch(/--label .*: expected a label without spaces or commas/);
     },

@@ -23,10 +23,13 @@ import {
   explained,
   killGroup,
   runCli,
+  groupAlive,
+  groupGone,
   startCli,
   stopAll,
   type Proc,
 } from '../helpers/processes.js';
+import { stallTheWorkerOfB, STALL_CONFIG } from '../helpers/stall.js';
 
 let dir: string;
 let certs: string;
@@ -134,6 +137,17 @@ function startWorker(name: string, config: string, ...extra: string[]): Proc {
     '1s',
     ...extra,
   ]);
+}
+
+/** The worker and process group a command wrote (`echo $DIST_BUILD_WORKER $$ > FILE`). */
+async function startedAs(file: string): Promise<[string, string]> {
+  const deadline = Date.now() + 30_000;
+  while (!(existsSync(file) && readFileSync(file, 'utf8').endsWith('\n'))) {
+    if (Date.now() > deadline) throw new Error(`${file}: the command never started`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const [name, pgid] = readFileSync(file, 'utf8').trim().split(' ');
+  return [name!, pgid!];
 }
 
 function report(): RunReport {
@@ -416,16 +430,7 @@ invocations:
       expect(second.stderr).toMatch(
         /warning: stopping a on w[12]: a job of an earlier run with another cache key/,
       );
-      let gone = false;
-      for (let i = 0; i < 200 && !gone; i++) {
-        try {
-          process.kill(-pgid, 0);
-          await new Promise((r) => setTimeout(r, 50));
-        } catch {
-          gone = true;
-        }
-      }
-      expect(gone).toBe(true);
+      expect(await groupGone(pgid, 10000)).toBe(true);
     }),
   90_000,
 );
@@ -474,13 +479,7 @@ invocations:
         w1: startWorker('w1', tree('t1', cfg), '--kill-grace', '60s'),
         w2: startWorker('w2', tree('t2', cfg), '--kill-grace', '60s'),
       };
-      const runFile = join(dir, 'a.run');
-      const deadline = Date.now() + 30_000;
-      while (!(existsSync(runFile) && readFileSync(runFile, 'utf8').endsWith('\n'))) {
-        if (Date.now() > deadline) throw new Error('a never started');
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      const [name, pgid] = readFileSync(runFile, 'utf8').trim().split(' ');
+      const [name, pgid] = await startedAs(join(dir, 'a.run'));
       const w = workers[name!]!;
       w.kill('SIGINT');
       // The first one is handled (the command got its SIGTERM, which it ignores).
@@ -489,16 +488,7 @@ invocations:
       w.kill('SIGINT');
       expect((await w.exited).code).toBe(130);
       expect(Date.now() - t0).toBeLessThan(10_000);
-      let gone = false;
-      for (let i = 0; i < 100 && !gone; i++) {
-        try {
-          process.kill(-Number(pgid), 0);
-          await new Promise((r) => setTimeout(r, 50));
-        } catch {
-          gone = true;
-        }
-      }
-      expect(gone).toBe(true);
+      expect(await groupGone(Number(pgid), 5000)).toBe(true);
     }),
   90_000,
 );
@@ -516,26 +506,11 @@ invocations:
         w1: startWorker('w1', tree('t1', cfg)),
         w2: startWorker('w2', tree('t2', cfg)),
       };
-      const runFile = join(dir, 'a.run');
-      const deadline = Date.now() + 30_000;
-      while (!(existsSync(runFile) && readFileSync(runFile, 'utf8').endsWith('\n'))) {
-        if (Date.now() > deadline) throw new Error('a never started');
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      const [name, pgid] = readFileSync(runFile, 'utf8').trim().split(' ');
+      const [name, pgid] = await startedAs(join(dir, 'a.run'));
       const w = workers[name!]!;
       w.kill('SIGHUP');
       expect((await w.exited).code).toBe(129);
-      let gone = false;
-      for (let i = 0; i < 100 && !gone; i++) {
-        try {
-          process.kill(-Number(pgid), 0);
-          await new Promise((r) => setTimeout(r, 50));
-        } catch {
-          gone = true;
-        }
-      }
-      expect(gone).toBe(true);
+      expect(await groupGone(Number(pgid), 5000)).toBe(true);
     }),
   90_000,
 );
@@ -710,14 +685,7 @@ invocations:
         'w1' | 'w2',
         string,
       ];
-      const alive = () => {
-        try {
-          process.kill(-Number(pgid), 0);
-          return true;
-        } catch {
-          return false;
-        }
-      };
+      const alive = () => groupAlive(Number(pgid));
       // The worker keeps its running command's process group in a file of its cache dir.
       const running = join(dir, `cache-${victim}`, 'running');
       const recorded = readdirSync(running)
@@ -1266,21 +1234,7 @@ test(
   'run: a worker stalled past its lease (SIGSTOP) is killed with its command before the job runs again in the shared tree',
   () =>
     explained(async () => {
-      const config = tree(
-        'repo',
-        `version: 1
-invocations:
-  b:
-    run: >-
-      echo $$ $PPID >> ../b-workers; rm -rf out; mkdir -p out;
-      for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20;
-      do echo "$DIST_BUILD_WORKER $i" >> out/b.txt; sleep 0.2; done
-    outputs: [out/b.txt]
-    export: true
-  c:
-    run: sleep 1
-`,
-      );
+      const config = tree('repo', STALL_CONFIG);
       const run = startCli([
         'run',
         '-c',
@@ -1291,30 +1245,12 @@ invocations:
         join(dir, 'artifacts'),
         '--plain',
       ]);
-      const workers = join(dir, 'b-workers');
-      await until(() => existsSync(workers) && readFileSync(workers, 'utf8').includes('\n'));
-      const [shell, stalled] = readFileSync(workers, 'utf8').trim().split(' ').map(Number);
-      // Once the worker has recorded the command's process group (as it does when it spawns it).
-      const running = join(dir, 'repo/.dist-build/cache/running');
-      await until(() =>
-        readdirSync(running).some(
-          (n) =>
-            n.startsWith(`${stalled}.`) &&
-            readFileSync(join(running, n), 'utf8').trim().split(' ')[0] === String(shell),
-        ),
+      await stallTheWorkerOfB(
+        run,
+        dir,
+        join(dir, 'repo/.dist-build/cache/running'),
+        join(dir, 'artifacts/out/b.txt'),
       );
-      process.kill(stalled!, 'SIGSTOP');
-      const exit = await run.exited;
-      expect(exit.code).toBe(0);
-      expect(run.stderr).toMatch(/lease expired/);
-      // The stalled worker and its command were killed, not left to write into the retry's outputs.
-      expect(
-        existsSync(`/proc/${stalled}`) &&
-          !readFileSync(`/proc/${stalled}/stat`, 'utf8').includes(') Z'),
-      ).toBe(false);
-      const lines = readFileSync(join(dir, 'artifacts/out/b.txt'), 'utf8').trim().split('\n');
-      expect(lines).toHaveLength(20);
-      expect(new Set(lines.map((l) => l.split(' ')[0])).size).toBe(1);
     }),
   90_000,
 );

@@ -14,13 +14,14 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
+import { freePort } from '../helpers/registry.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   alive,
   cliPath,
   killGroup,
+  groupAlive,
   pidFrom,
   runCli,
   startCli,
@@ -46,15 +47,6 @@ function repo(config: string): string {
   mkdirSync(root, { recursive: true });
   writeFileSync(join(root, 'dist-build.yml'), config);
   return join(root, 'dist-build.yml');
-}
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Polls `check` every 20 ms until it holds; fails after `ms`. */
@@ -256,13 +248,7 @@ test('a `dist-build run` killed with SIGKILL: its workers end their commands and
 
 test('a cache store that cannot be used is a warning the run shows once (without --verbose), and the run succeeds', async () => {
   // A port nobody listens on: the registry store is unreachable.
-  const port = await new Promise<number>((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-  });
+  const port = await freePort();
   const config = repo(`version: 1
 cache:
   stores:
@@ -423,16 +409,14 @@ function screen(text: string): string[] {
   return lines;
 }
 
-test('Ctrl-C in a terminal: the live progress is cleared before the "stopping" line, which stays on the screen', async () => {
-  const config = repo(SLOW);
-  // A terminal (a pty through script(1)); a Ctrl-C typed into it reaches the run and its workers.
+/**
+ * The CLI with `args` (a shell command line after the CLI's path) in a terminal: a pty through
+ * script(1). `tty()` is what it printed so far; `closed` its exit code.
+ */
+function inTerminal(args: string) {
   const child = spawn(
     'script',
-    [
-      '-qfec',
-      `'${process.execPath}' '${cliPath()}' run --config '${config}' --workers 2 --out '${join(dir, 'out')}'`,
-      '/dev/null',
-    ],
+    ['-qfec', `'${process.execPath}' '${cliPath()}' ${args}`, '/dev/null'],
     {
       stdio: ['pipe', 'pipe', 'ignore'],
       env: { ...process.env, CI: undefined, GITHUB_ACTIONS: undefined, TERM: 'xterm' },
@@ -441,19 +425,28 @@ test('Ctrl-C in a terminal: the live progress is cleared before the "stopping" l
   let tty = '';
   child.stdout.on('data', (d: Buffer) => (tty += d.toString()));
   const closed = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+  return { child, tty: () => tty, closed };
+}
+
+test('Ctrl-C in a terminal: the live progress is cleared before the "stopping" line, which stays on the screen', async () => {
+  const config = repo(SLOW);
+  // A terminal (a pty through script(1)); a Ctrl-C typed into it reaches the run and its workers.
+  const { child, tty, closed } = inTerminal(
+    `run --config '${config}' --workers 2 --out '${join(dir, 'out')}'`,
+  );
   const runFile = join(dir, 'repo/.dist-build/run/current.json');
   try {
     const pidFile = join(dir, 'repo/slow.pid');
     groups.push(await pidFrom(pidFile));
     // The run leads the terminal's foreground process group (ended after the test if need be).
     groups.push((JSON.parse(readFileSync(runFile, 'utf8')) as { pid: number }).pid);
-    await until('the live progress', () => /slow \d/.test(tty));
+    await until('the live progress', () => /slow \d/.test(tty()));
     child.stdin.write('\x03');
     expect(await closed).toBe(130);
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
   }
-  const shown = screen(tty);
+  const shown = screen(tty());
   // It used to be written past the progress block, which the next redraw then half erased.
   expect(shown).toContain('SIGINT: stopping the run and its workers...');
   expect(shown.filter((l) => /^\[\d+\/\d+\]|^ {2}worker-\d/.test(l))).toEqual([]);
@@ -462,21 +455,9 @@ test('Ctrl-C in a terminal: the live progress is cleared before the "stopping" l
 
 test('a run whose terminal is closed (SIGHUP, then EIO on every write to it) stops as on Ctrl-C and cleans up', async () => {
   const config = repo(SLOW);
-  const child = spawn(
-    'script',
-    [
-      '-qfec',
-      `'${process.execPath}' '${cliPath()}' run --config '${config}' --workers 1 --out '${join(dir, 'out')}'`,
-      '/dev/null',
-    ],
-    {
-      stdio: ['pipe', 'pipe', 'ignore'],
-      env: { ...process.env, CI: undefined, GITHUB_ACTIONS: undefined, TERM: 'xterm' },
-    },
+  const { child, tty, closed } = inTerminal(
+    `run --config '${config}' --workers 1 --out '${join(dir, 'out')}'`,
   );
-  let tty = '';
-  child.stdout.on('data', (d: Buffer) => (tty += d.toString()));
-  const closed = new Promise((r) => child.on('close', r));
   const pgid = await pidFrom(join(dir, 'repo/slow.pid'));
   groups.push(pgid);
   const runPid = (
@@ -485,7 +466,7 @@ test('a run whose terminal is closed (SIGHUP, then EIO on every write to it) sto
     }
   ).pid;
   groups.push(runPid);
-  await until('the live progress', () => /slow \d/.test(tty));
+  await until('the live progress', () => /slow \d/.test(tty()));
   child.kill('SIGKILL'); // the terminal goes away
   await closed;
   await until('the run to end', () => !alive(runPid));
@@ -498,36 +479,24 @@ test('a run whose terminal is closed (SIGHUP, then EIO on every write to it) sto
 test('`dist-build master` in a terminal: its log lines (a worker leaving) go above the live progress, which leaves nothing behind', async () => {
   const config = repo(SLOW);
   const sock = `unix://${join(dir, 'm.sock')}`;
-  const child = spawn(
-    'script',
-    [
-      '-qfec',
-      `'${process.execPath}' '${cliPath()}' master --listen '${sock}' --config '${config}' --workers 1 --wait 60s --heartbeat 500ms --out '${join(dir, 'out')}'`,
-      '/dev/null',
-    ],
-    {
-      stdio: ['pipe', 'pipe', 'ignore'],
-      env: { ...process.env, CI: undefined, GITHUB_ACTIONS: undefined, TERM: 'xterm' },
-    },
+  const { child, tty, closed } = inTerminal(
+    `master --listen '${sock}' --config '${config}' --workers 1 --wait 60s --heartbeat 500ms --out '${join(dir, 'out')}'`,
   );
-  let tty = '';
-  child.stdout.on('data', (d: Buffer) => (tty += d.toString()));
-  const closed = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
   try {
-    await until('the master to listen', () => tty.includes('listening on'));
+    await until('the master to listen', () => tty().includes('listening on'));
     const worker = startCli(
       ['worker', '--join', sock, '--config', config, '--cache-dir', join(dir, 'cache')],
       { cwd: join(dir, 'repo') },
     );
     const pidFile = join(dir, 'repo/slow.pid');
     groups.push(await pidFrom(pidFile));
-    await until('the live progress', () => /slow \d/.test(tty));
+    await until('the live progress', () => /slow \d/.test(tty()));
     worker.kill('SIGTERM');
     expect(await closed).toBe(1);
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
   }
-  const shown = screen(tty);
+  const shown = screen(tty());
   expect(shown.some((l) => / master: worker \S+ left: deregistered \(SIGTERM\)$/.test(l))).toBe(
     true,
   );

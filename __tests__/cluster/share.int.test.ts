@@ -8,17 +8,17 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { freePort } from '../helpers/registry.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunReport } from '../../src/report/types.js';
 import { startActionsCacheServer } from '../fixtures/actions-cache-server.js';
 import { runCli, startCli, stopAll } from '../helpers/processes.js';
+import { stallTheWorkerOfB, STALL_CONFIG } from '../helpers/stall.js';
 
 const CONFIG = `version: 1
 invocations:
@@ -136,56 +136,18 @@ test('--share checks its plan: a worker not in it, a plan of another config, --p
 
 test("a share's local worker stalled past its lease (SIGSTOP) is killed with its command before the job runs again in the tree", async () => {
   mkdirSync(join(dir, 'repo'));
-  writeFileSync(
-    join(dir, 'repo/dist-build.yml'),
-    `version: 1
-invocations:
-  b:
-    run: >-
-      echo $$ $PPID >> ../b-workers; rm -rf out; mkdir -p out;
-      for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20;
-      do echo "$DIST_BUILD_WORKER $i" >> out/b.txt; sleep 0.2; done
-    outputs: [out/b.txt]
-    export: true
-  c:
-    run: sleep 1
-`,
-  );
+  writeFileSync(join(dir, 'repo/dist-build.yml'), STALL_CONFIG);
   writeFileSync(
     join(dir, 'plan.json'),
     JSON.stringify({ workers: ['x', 'y'], assignments: { b: 'x', c: 'x' } }),
   );
   const run = startCli(share('x', '--workers', '2'), { cwd: join(dir, 'repo') });
-  const workers = join(dir, 'b-workers');
-  const started = Date.now();
-  while (!(existsSync(workers) && readFileSync(workers, 'utf8').includes('\n'))) {
-    if (Date.now() - started > 30_000) throw new Error(`b never started:\n${run.output}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const [shell, stalled] = readFileSync(workers, 'utf8').trim().split(' ').map(Number);
-  // Once the worker has recorded the command's process group (as it does when it spawns it).
-  const running = join(dir, 'cache/running');
-  while (!(
-    existsSync(running) &&
-    readdirSync(running).some(
-      (n) =>
-        n.startsWith(`${stalled}.`) &&
-        readFileSync(join(running, n), 'utf8').trim().split(' ')[0] === String(shell),
-    )
-  ))
-    await new Promise((r) => setTimeout(r, 50));
-  process.kill(stalled!, 'SIGSTOP');
-  const exit = await run.exited;
-  expect({ code: exit.code, out: run.output.slice(-2000) }).toMatchObject({ code: 0 });
-  expect(run.stderr).toMatch(/lease expired/);
-  // The stalled worker and its command were killed, not left to write into the retry's outputs.
-  expect(
-    existsSync(`/proc/${stalled}`) &&
-      !readFileSync(`/proc/${stalled}/stat`, 'utf8').includes(') Z'),
-  ).toBe(false);
-  const lines = readFileSync(join(dir, 'repo/dist-build-out/out/b.txt'), 'utf8').trim().split('\n');
-  expect(lines).toHaveLength(20);
-  expect(new Set(lines.map((l) => l.split(' ')[0])).size).toBe(1);
+  await stallTheWorkerOfB(
+    run,
+    dir,
+    join(dir, 'cache/running'),
+    join(dir, 'repo/dist-build-out/out/b.txt'),
+  );
 }, 90_000);
 
 test("with a gha store, a share's results are one shard under its name, which the other shares (the plan's workers as slots) read", async () => {
@@ -290,13 +252,7 @@ test("another share's invocation whose outputs turn out corrupt fails what needs
 
 test("a share's warnings name its worker as the run's table does (y), not worker-1", async () => {
   // A port nothing listens on: the registry store is unreachable, a warning.
-  const port = await new Promise<number>((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-  });
+  const port = await freePort();
   writeFileSync(
     join(dir, 't2/dist-build.yml'),
     `version: 1

@@ -80,6 +80,42 @@ async function copyTxt(d: DockerDaemon): Promise<string> {
   return (await d.docker(args)).stdout;
 }
 
+/**
+ * app with an expensive step that depends on its deps.txt only (hello.txt comes after it): `run`
+ * runs the tree on daemon `d`, exporting into `out`; `moved` changes hello.txt and runs it on a
+ * fresh daemon (another machine, the same tree and cache), checks that app was built there with
+ * the expensive step cached, and hands the run's output and that daemon to `check`.
+ */
+function appWithDeps(out: string) {
+  writeFileSync(
+    join(root, 'app/Dockerfile'),
+    'FROM dist-build-test/base:1\nCOPY deps.txt /deps.txt\n' +
+      'RUN echo installing && cat /deps.txt > /installed\n' +
+      'COPY hello.txt /hello.txt\nRUN cat /installed /hello.txt > /copy.txt\n',
+  );
+  writeFileSync(join(root, 'app/deps.txt'), 'deps\n');
+  const run = (d: DockerDaemon) =>
+    runCli(['run', '--workers', '1', '--out', out, '--plain'], { cwd: root, env: d.env });
+  const moved = async (check: (text: string, other: DockerDaemon) => Promise<void>) => {
+    const other = await startDockerd();
+    try {
+      await other.importBusybox();
+      writeFileSync(join(root, 'app/hello.txt'), 'moved\n');
+      const r = await run(other);
+      expect(r.code).toBe(0);
+      expect(statuses(report(out)).app).toBe('built');
+      const text = r.stdout + r.stderr;
+      const step = /\[app\] #(\d+) \[\d\/\d\] RUN echo installing/.exec(text);
+      expect(step).not.toBeNull();
+      expect(text).toMatch(new RegExp(`\\[app\\] #${step![1]} CACHED`));
+      await check(text, other);
+    } finally {
+      await other.stop();
+    }
+  };
+  return { run, moved };
+}
+
 const statuses = (r: RunReport): Record<string, string> =>
   Object.fromEntries(r.invocations.map((i) => [i.unit, i.status]));
 
@@ -310,50 +346,18 @@ maybe('docker executor (real dockerd)', () => {
 
   test("a daemon that never built an image takes its layers from the unit's previous image in the cache", async () => {
     // The expensive step depends on deps.txt only; hello.txt changes between the runs.
-    writeFileSync(
-      join(root, 'app/Dockerfile'),
-      'FROM dist-build-test/base:1\nCOPY deps.txt /deps.txt\n' +
-        'RUN echo installing && cat /deps.txt > /installed\n' +
-        'COPY hello.txt /hello.txt\nRUN cat /installed /hello.txt > /copy.txt\n',
-    );
-    writeFileSync(join(root, 'app/deps.txt'), 'deps\n');
     const out = join(dir, 'out');
-    const run = (d: DockerDaemon) =>
-      runCli(['run', '--workers', '1', '--out', out, '--plain'], { cwd: root, env: d.env });
+    const { run, moved } = appWithDeps(out);
     expect((await run(daemon)).code).toBe(0);
     // The history as a hand-written one may be: keys without durations (they are still used).
     const historyFile = join(root, '.dist-build/history.json');
     const { keys } = JSON.parse(readFileSync(historyFile, 'utf8')) as { keys: unknown };
     writeFileSync(historyFile, JSON.stringify({ keys }));
     // Another machine: a fresh daemon, the same tree and cache (as a shared store would give).
-    const other = await startDockerd();
-    try {
-      await other.importBusybox();
-      writeFileSync(join(root, 'app/hello.txt'), 'moved\n');
-      const r = await run(other);
-      expect(r.code).toBe(0);
-      expect(statuses(report(out)).app).toBe('built');
-      const text = r.stdout + r.stderr;
+    await moved(async (text, other) => {
       expect(text).toMatch(/\[app\] #\d+ importing cache manifest from dist-build-test\/app:1/);
-      const step = /\[app\] #(\d+) \[\d\/\d\] RUN echo installing/.exec(text);
-      expect(step).not.toBeNull();
-      expect(text).toMatch(new RegExp(`\\[app\\] #${step![1]} CACHED`));
-      expect(
-        (
-          await other.docker([
-            'run',
-            '--rm',
-            '--network',
-            'none',
-            'dist-build-test/app:1',
-            'cat',
-            '/copy.txt',
-          ])
-        ).stdout,
-      ).toBe('deps\nmoved\n');
-    } finally {
-      await other.stop();
-    }
+      expect(await copyTxt(other)).toBe('deps\nmoved\n');
+    });
   }, 180_000);
 
   test('an image without tags that moves takes its layers too (named for the build, not looked up on Docker Hub)', async () => {
@@ -361,36 +365,16 @@ maybe('docker executor (real dockerd)', () => {
       join(root, 'dist-build.yml'),
       CONFIG.replace('      tags: [dist-build-test/app:1]\n', ''),
     );
-    writeFileSync(
-      join(root, 'app/Dockerfile'),
-      'FROM dist-build-test/base:1\nCOPY deps.txt /deps.txt\n' +
-        'RUN echo installing && cat /deps.txt > /installed\n' +
-        'COPY hello.txt /hello.txt\nRUN cat /installed /hello.txt > /copy.txt\n',
-    );
-    writeFileSync(join(root, 'app/deps.txt'), 'deps\n');
     const out = join(dir, 'out');
-    const run = (d: DockerDaemon) =>
-      runCli(['run', '--workers', '1', '--out', out, '--plain'], { cwd: root, env: d.env });
+    const { run, moved } = appWithDeps(out);
     expect((await run(daemon)).code).toBe(0);
-    const other = await startDockerd();
-    try {
-      await other.importBusybox();
-      writeFileSync(join(root, 'app/hello.txt'), 'moved\n');
-      const r = await run(other);
-      expect(r.code).toBe(0);
-      expect(statuses(report(out)).app).toBe('built');
-      const text = r.stdout + r.stderr;
+    await moved(async (text, other) => {
       expect(text).toMatch(/\[app\] #\d+ importing cache manifest from dist-build-cache-from:/);
       expect(text).not.toMatch(/registry-1\.docker\.io/);
-      const step = /\[app\] #(\d+) \[\d\/\d\] RUN echo installing/.exec(text);
-      expect(step).not.toBeNull();
-      expect(text).toMatch(new RegExp(`\\[app\\] #${step![1]} CACHED`));
       // The name was for the build only.
       const images = await other.docker(['images', '--format', '{{.Repository}}']);
       expect(images.stdout).not.toContain('dist-build-cache-from');
-    } finally {
-      await other.stop();
-    }
+    });
   }, 180_000);
 
   test('a previous image that cannot be had is a warning the run shows, and a build without it', async () => {

@@ -213,6 +213,26 @@ export async function pidFrom(file: string, timeoutMs = 20_000): Promise<number>
   }
 }
 
+/** Whether process group `pgid` has a member left. */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether process group `pgid` is gone within `timeoutMs` (checked every 50 ms). */
+export async function groupGone(pgid: number, timeoutMs: number): Promise<boolean> {
+  const t0 = Date.now();
+  while (groupAlive(pgid)) {
+    if (Date.now() - t0 >= timeoutMs) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
+}
+
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
