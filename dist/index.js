@@ -12547,24 +12547,16 @@ async function findDocker(opts = {}) {
 }
 async function pushImage(docker, archive, tags, opts) {
   const env2 = { ...opts.env ?? process.env, DOCKER_BUILDKIT: "1" };
-  const step = async (args) => {
-    const r = await run(docker.path, args, env2, opts.timeoutMs, opts.signal);
-    if (!r.ok) {
-      const lines = `${r.stdout}
-${r.stderr}`.split("\n").filter((l) => l.trim());
-      const said = lines.slice(-3).join(" / ");
-      throw new Error(`docker ${args[0]} ${args.at(-1)}: ${said || r.error}`);
-    }
-    return r.stdout;
-  };
-  await step(["load", "-i", archive]);
+  await loadImage(docker, archive, env2, opts.timeoutMs, opts.signal);
   const pushed = [];
   for (const ref of tags) {
-    const out = await step(["push", ref]).catch((err) => {
-      if (pushed.length)
-        err.message += ` (pushed before it: ${pushed.map((p) => `${p.ref} ${p.digest}`).join(", ")})`;
-      throw err;
-    });
+    const out = await step(docker, ["push", ref], env2, opts.timeoutMs, opts.signal).catch(
+      (err) => {
+        if (pushed.length)
+          err.message += ` (pushed before it: ${pushed.map((p) => `${p.ref} ${p.digest}`).join(", ")})`;
+        throw err;
+      }
+    );
     const digest = /digest: (sha256:[0-9a-f]{64})/.exec(out)?.[1] ?? "";
     pushed.push({ ref, digest });
   }
@@ -12587,10 +12579,18 @@ function imagesToLoad(deps, platform2) {
 async function hasImage(docker, ref, env2) {
   return (await run(docker.path, ["image", "inspect", "--format", "{{.Id}}", ref], env2, 3e4)).ok;
 }
-async function loadImage(docker, archive, env2, timeoutMs) {
-  const r = await run(docker.path, ["load", "-i", archive], env2, timeoutMs);
-  if (!r.ok) throw new Error(`docker load: ${r.error}`);
-  return [...r.stdout.matchAll(/^Loaded image(?: ID)?: (\S+)$/gm)].map((m) => m[1]);
+async function loadImage(docker, archive, env2, timeoutMs, signal) {
+  const out = await step(docker, ["load", "-i", archive], env2, timeoutMs, signal);
+  return [...out.matchAll(/^Loaded image(?: ID)?: (\S+)$/gm)].map((m) => m[1]);
+}
+async function step(docker, args, env2, timeoutMs, signal) {
+  const r = await run(docker.path, args, env2, timeoutMs, signal);
+  if (!r.ok) {
+    const lines = `${r.stdout}
+${r.stderr}`.split("\n").filter((l) => l.trim());
+    throw new Error(`docker ${args[0]} ${args.at(-1)}: ${lines.slice(-3).join(" / ") || r.error}`);
+  }
+  return r.stdout;
 }
 
 // src/cluster/worker.ts
@@ -15861,9 +15861,9 @@ function tickStep(span) {
   ];
   return steps.find((s) => span / s <= 10) ?? 864e5;
 }
-function tickLabel(t, step) {
-  if (step < 1e3) return `${Number((t / 1e3).toFixed(3))}s`;
-  if (t < 12e4 || step < 6e4) return `${t / 1e3}s`;
+function tickLabel(t, step2) {
+  if (step2 < 1e3) return `${Number((t / 1e3).toFixed(3))}s`;
+  if (t < 12e4 || step2 < 6e4) return `${t / 1e3}s`;
   const m = Math.floor(t / 6e4);
   const s = Math.round(t % 6e4 / 1e3);
   if (m < 60) return s ? `${m}m${String(s).padStart(2, "0")}s` : `${m}m`;
@@ -15944,15 +15944,15 @@ function ganttSvg(report) {
     y += 40;
   }
   const plotBottom = y;
-  const step = tickStep(span);
+  const step2 = tickStep(span);
   const axis = [`<g class="axis">`];
   axis.push(`<line x1="${LEFT}" y1="${plotBottom}" x2="${LEFT + plotW}" y2="${plotBottom}"/>`);
-  for (let t = 0; t <= span + 1e-9; t += step) {
+  for (let t = 0; t <= span + 1e-9; t += step2) {
     const tx = num(x(t));
     axis.push(
       `<line class="grid" x1="${tx}" y1="${TOP}" x2="${tx}" y2="${plotBottom}"/>`,
       `<line x1="${tx}" y1="${plotBottom}" x2="${tx}" y2="${plotBottom + 5}"/>`,
-      `<text x="${tx}" y="${plotBottom + 18}" text-anchor="middle">${h(tickLabel(t, step))}</text>`
+      `<text x="${tx}" y="${plotBottom + 18}" text-anchor="middle">${h(tickLabel(t, step2))}</text>`
     );
   }
   axis.push(`</g>`);

@@ -276,24 +276,17 @@ export async function pushImage(
   opts: { env?: NodeJS.ProcessEnv; timeoutMs: number; signal?: AbortSignal },
 ): Promise<PushedImage[]> {
   const env = { ...(opts.env ?? process.env), DOCKER_BUILDKIT: '1' };
-  const step = async (args: string[]): Promise<string> => {
-    const r = await run(docker.path, args, env, opts.timeoutMs, opts.signal);
-    if (!r.ok) {
-      const lines = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => l.trim());
-      const said = lines.slice(-3).join(' / ');
-      throw new Error(`docker ${args[0]} ${args.at(-1)}: ${said || r.error}`);
-    }
-    return r.stdout;
-  };
-  await step(['load', '-i', archive]);
+  await loadImage(docker, archive, env, opts.timeoutMs, opts.signal);
   const pushed: PushedImage[] = [];
   for (const ref of tags) {
-    const out = await step(['push', ref]).catch((err: Error) => {
-      // The tags pushed before it name this run's image already: said, as the report lists none.
-      if (pushed.length)
-        err.message += ` (pushed before it: ${pushed.map((p) => `${p.ref} ${p.digest}`).join(', ')})`;
-      throw err;
-    });
+    const out = await step(docker, ['push', ref], env, opts.timeoutMs, opts.signal).catch(
+      (err: Error) => {
+        // The tags pushed before it name this run's image already: said, as the report lists none.
+        if (pushed.length)
+          err.message += ` (pushed before it: ${pushed.map((p) => `${p.ref} ${p.digest}`).join(', ')})`;
+        throw err;
+      },
+    );
     const digest = /digest: (sha256:[0-9a-f]{64})/.exec(out)?.[1] ?? '';
     pushed.push({ ref, digest });
   }
@@ -342,8 +335,27 @@ export async function loadImage(
   archive: string,
   env: NodeJS.ProcessEnv,
   timeoutMs: number,
+  signal?: AbortSignal,
 ): Promise<string[]> {
-  const r = await run(docker.path, ['load', '-i', archive], env, timeoutMs);
-  if (!r.ok) throw new Error(`docker load: ${r.error}`);
-  return [...r.stdout.matchAll(/^Loaded image(?: ID)?: (\S+)$/gm)].map((m) => m[1]!);
+  const out = await step(docker, ['load', '-i', archive], env, timeoutMs, signal);
+  return [...out.matchAll(/^Loaded image(?: ID)?: (\S+)$/gm)].map((m) => m[1]!);
+}
+
+/**
+ * Runs the Docker CLI; its stdout, or an error with the CLI's last lines (`docker push REF: ...`,
+ * blank lines left out).
+ */
+async function step(
+  docker: DockerInfo,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<string> {
+  const r = await run(docker.path, args, env, timeoutMs, signal);
+  if (!r.ok) {
+    const lines = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => l.trim());
+    throw new Error(`docker ${args[0]} ${args.at(-1)}: ${lines.slice(-3).join(' / ') || r.error}`);
+  }
+  return r.stdout;
 }
