@@ -106,8 +106,13 @@ export async function drive(opts: DriveOptions): Promise<DriveResult> {
     ...outExclusion(config.root, opts.out),
     ...(opts.cacheDir !== undefined ? outExclusion(config.root, opts.cacheDir) : []),
   ];
-  // A share's units from other shares are keyed with their own needs: the whole graph's keys.
-  const keyInfo = await computeCacheKeys(config, share ? all : units, { exclude: excludeInputs });
+  // A share's units from other shares are keyed with their own needs, and theirs: those, not
+  // the whole graph, are hashed.
+  const keyInfo = await computeCacheKeys(
+    config,
+    share ? selectUnits(all, [...share.only], true) : units,
+    { exclude: excludeInputs },
+  );
   for (const m of keyWarnings(units, keyInfo)) err.write(`dist-build: warning: ${m}\n`);
   const keys = new Map([...keyInfo].map(([id, k]) => [id, k.cacheKey]));
 
